@@ -1,0 +1,37 @@
+// common.h: small shared helpers: error-buffer convention, checked allocation, timing.
+//
+// Convention used across cuvae: a function that can fail on bad input takes
+// (char *err, size_t errlen), writes ONE line (no trailing newline) describing
+// the problem, naming the file / key / byte offset, and returns -1. It returns 0
+// on success. main() prints "cuvae: <err>" and exits non-zero.
+#ifndef CUVAE_COMMON_H
+#define CUVAE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define CUVAE_VERSION "0.1.0"
+
+// printf-style write into an error buffer; always returns -1 so callers can
+// `return set_error(err, errlen, "...")`.
+int set_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// malloc/calloc that abort with a message naming the caller's file:line on OOM.
+void *checked_malloc(size_t bytes, const char *file, int line);
+void *checked_calloc(size_t count, size_t size, const char *file, int line);
+#define xmalloc(bytes) checked_malloc((bytes), __FILE__, __LINE__)
+#define xcalloc(count, size) checked_calloc((count), (size), __FILE__, __LINE__)
+
+// Monotonic wall clock in seconds.
+double wall_seconds(void);
+
+// Reads a whole file into a malloc'd, NUL-terminated buffer. Returns NULL and
+// fills err on failure. *size_out (if non-NULL) gets the byte count.
+char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen);
+
+// mkdir -p. Returns 0 or -1 with err.
+int make_dirs(const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,82 @@
+// config.h: the validated run configuration (JSON via cJSON), --set overrides,
+// and the effective-config dump saved with every run and checkpoint.
+#ifndef CUVAE_CONFIG_H
+#define CUVAE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define CUVAE_MAX_HIDDEN 16
+
+typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU } Activation;
+typedef enum { MODEL_VAE = 0, MODEL_AE } ModelKind;
+typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
+typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
+typedef enum { REDUCTION_SUM = 0, REDUCTION_MEAN } Reduction;
+typedef enum { BINARIZE_NONE = 0, BINARIZE_DYNAMIC, BINARIZE_STATIC } Binarize;
+typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } DeviceChoice;
+
+typedef struct {
+    char name[128];            // "name"
+    char description[512];     // "description" (optional, one line)
+    char source[512];          // where it came from: config path, or "CKPT (metadata)"
+
+    struct {
+        char dataset[32];      // "mnist" | "fashion-mnist"
+        char dir[512];         // directory holding the four IDX(.gz) files
+        Binarize binarize;     // none | dynamic | static
+        int train_limit;       // 0 = all; else first N training examples
+        int test_limit;        // 0 = all; else first N test examples
+    } data;
+
+    struct {
+        ModelKind kind;        // vae | ae
+        int input_dim;
+        int n_encoder;                   // number of trunk layers
+        int encoder[CUVAE_MAX_HIDDEN];   // trunk widths
+        int latent_dim;
+        int n_decoder;                   // number of hidden decoder layers
+        int decoder[CUVAE_MAX_HIDDEN];   // hidden decoder widths (output layer is implicit)
+        Activation activation;           // relu | tanh | leaky_relu (slope 0.01)
+        OutputKind output;               // bernoulli (logits) | gaussian (identity)
+    } model;
+
+    struct {
+        ReconstructionKind reconstruction;  // bce | mse
+        Reduction reduction;                // sum | mean (over pixels)
+        double w_rec;
+        double w_kl;
+    } loss;
+
+    struct {
+        int epochs;
+        int batch_size;
+        char optimizer[16];    // "adam"
+        double lr;
+        double beta1, beta2, adam_eps;   // defaults 0.9, 0.999, 1e-8
+        uint64_t seed;
+        int log_interval;      // steps between progress reads of the device loss (default 100)
+    } train;
+
+    DeviceChoice device;       // "auto" | "cpu" | "cuda"
+} Config;
+
+// Loads and validates a config file, applying "key.path=value" overrides
+// (values parsed as JSON when they parse, else taken as strings).
+// On error writes "<path>: <key.path>: <problem>" and returns -1.
+int config_load(Config *cfg, const char *path, const char *const *overrides,
+                int n_overrides, char *err, size_t errlen);
+
+// Same from a JSON string; `source` names it in error messages.
+int config_from_string(Config *cfg, const char *json, const char *source,
+                       const char *const *overrides, int n_overrides,
+                       char *err, size_t errlen);
+
+// The effective configuration as pretty JSON (malloc'd; caller frees).
+// Feeding it back to config_from_string yields an identical Config.
+char *config_to_json(const Config *cfg);
+
+const char *activation_name(Activation a);
+
+#endif

@@ -1,0 +1,18 @@
+// image.h: PNG output (libpng) and image grids.
+#ifndef CUVAE_IMAGE_H
+#define CUVAE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// channels: 1 (gray) or 3 (RGB); pixels (height, width, channels) row-major.
+int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,
+              char *err, size_t errlen);
+
+// Tiles n images (n, rows*cols) with values in [0, 1] (clamped) into a grid of
+// `grid_cols` columns with `pad` pixels of padding (value pad_value).
+// Returns a malloc'd gray image and its size.
+uint8_t *image_grid(const float *images, int n, int rows, int cols, int grid_cols, int pad,
+                    uint8_t pad_value, int *width_out, int *height_out);
+
+#endif

@@ -1,0 +1,101 @@
+// model.h: the MLP VAE / AE: layer list, one flat parameter arena
+// [params | grads | adam m | adam v], forward and backward written once as
+// calls on the backend.
+#ifndef CUVAE_MODEL_H
+#define CUVAE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "cuvae/config.h"
+#include "cuvae/backend.h"
+
+#define CUVAE_MAX_LAYERS (2 * CUVAE_MAX_HIDDEN + 2)
+
+typedef struct {
+    int in, out;             // W is (out, in) row-major like torch.nn.Linear; b is (out)
+    Activation act;          // applied after the bias (ACT_NONE for heads and output)
+    size_t weight_offset;    // in floats, into the params region of the arena
+    size_t bias_offset;
+} Layer;
+
+typedef enum {
+    EPS_SAMPLE = 0,   // draw eps from the backend RNG (training, ELBO estimate)
+    EPS_GIVEN,        // use model->eps as it is (parity tests, importance sampling)
+    EPS_ZERO,         // z = mu (deterministic decode)
+} EpsMode;
+
+typedef struct {
+    Config cfg;
+    Backend *be;
+
+    // Layers in order: encoder trunk [0, n_trunk), head (index head),
+    // decoder [head + 1, n_layers). The head emits [mu | logvar] (2L) for a VAE
+    // and mu (L) for an AE. The last decoder layer emits input_dim logits/outputs.
+    int n_layers;
+    int n_trunk;
+    int head;
+    Layer layers[CUVAE_MAX_LAYERS];
+    int latent_dim;
+    int input_dim;
+    bool variational;        // vae: sample z; ae: z = mu, no KL
+    RecLoss rec_loss;
+    float pixel_weight;      // 1 or 1/D
+
+    size_t n_params;
+    float *arena;            // (4 * n_params) on the device
+    float *params, *grads, *adam_m, *adam_v;   // views into arena
+    int adam_step;
+
+    int max_batch;
+    float *x;                // (B, D) input batch
+    float *acts[CUVAE_MAX_LAYERS];   // acts[i] (B, layers[i].out): output of layer i
+    float *z;                // (B, L) latent sample (aliases the head output for an AE)
+    float *eps;              // (B, L)
+    float *uniform;          // (B, D) for dynamic binarization, NULL otherwise
+    float *grad_a, *grad_b;  // (B, max width) ping-pong buffers for backward
+    float *grad_h;           // (B, 2L) gradient of the head output
+    float *rec_row;          // (B)
+    float *kl_row;           // (B)
+    double *loss_acc;        // (3) device: sum rec, sum kl, examples
+
+    uint64_t rng_seed;       // seed of the epsilon stream
+    uint64_t rng_offset;     // next unused draw of the epsilon stream
+} Model;
+
+// Builds the layer list from cfg, allocates the arena and activations for up to
+// max_batch rows. Parameters are zero until model_init_params / checkpoint load.
+int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen);
+void model_destroy(Model *m);
+
+// PyTorch-default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), seeded.
+void model_init_params(Model *m, uint64_t seed);
+
+// Forward from m->x (B rows): trunk, head, reparametrize, decoder -> logits in
+// model_output(m). Writes rec_row / kl_row per example (unweighted nats).
+void model_forward(Model *m, int B, EpsMode eps_mode);
+
+// Backward of the training loss mean_b (w_rec * rec + w_kl * KL) after
+// model_forward; fills m->grads. loss_weights override cfg (w_kl warmup etc.).
+void model_backward(Model *m, int B, float w_rec, float w_kl);
+
+// Adds this batch's rec_row / kl_row to m->loss_acc (on the device).
+void model_accumulate_loss(Model *m, int B);
+// Reads and clears the accumulator: the only host<->device read of a log interval.
+void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count);
+
+void model_adam_step(Model *m, float lr);
+
+// The decoder's output (B, D): logits (bernoulli) or values (gaussian).
+float *model_output(Model *m);
+// The head output (B, 2L) [mu | logvar] for a VAE, (B, L) for an AE.
+float *model_head(Model *m);
+
+// Decodes z (B, L) already in m->z through the decoder only.
+void model_decode(Model *m, int B);
+
+// Host <-> device of the parameter region (n_params floats).
+void model_get_params(Model *m, float *host);
+void model_set_params(Model *m, const float *host);
+
+#endif

@@ -1,0 +1,44 @@
+// safetensors.h: minimal safetensors reader/writer (F32 tensors, __metadata__
+// string map). Writes are atomic: temp file in the same directory, fsync, rename.
+#ifndef CUVAE_SAFETENSORS_H
+#define CUVAE_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_MAX_RANK 4
+#define ST_MAX_NAME 128
+
+typedef struct {
+    char name[ST_MAX_NAME];
+    int rank;
+    int64_t shape[ST_MAX_RANK];
+    const float *data;       // writer: caller-owned; reader: points into the file buffer
+} StTensor;
+
+typedef struct {
+    char key[64];
+    char *value;             // malloc'd (reader) / caller-owned (writer)
+} StMeta;
+
+// Writes tensors (dtype F32, in the given order) and metadata pairs.
+int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
+                      const StMeta *meta, int n_meta, char *err, size_t errlen);
+
+typedef struct {
+    uint8_t *buffer;         // whole file
+    size_t size;
+    StTensor *tensors;
+    int n_tensors;
+    StMeta *meta;
+    int n_meta;
+} StFile;
+
+// Reads and validates (header JSON, F32 only, offsets inside the file and
+// consistent with shapes). Errors name the file and what is wrong.
+int safetensors_read(const char *path, StFile *f, char *err, size_t errlen);
+const StTensor *safetensors_find(const StFile *f, const char *name);
+const char *safetensors_meta(const StFile *f, const char *key);   // NULL if absent
+void safetensors_free(StFile *f);
+
+#endif

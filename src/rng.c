@@ -1,0 +1,111 @@
+// rng.c: Philox4x32-10 (Salmon et al. 2011) on the host: seeded streams for
+// init, shuffling and binarization, and the CPU backend's epsilon.
+#include "cuvae/rng.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+static void mul_hi_lo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo) {
+    uint64_t product = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(product >> 32);
+    *lo = (uint32_t)product;
+}
+
+void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+    uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint32_t hi0, lo0, hi1, lo1;
+        mul_hi_lo(PHILOX_M0, c0, &hi0, &lo0);
+        mul_hi_lo(PHILOX_M1, c2, &hi1, &lo1);
+        uint32_t n0 = hi1 ^ c1 ^ k0;
+        uint32_t n1 = lo1;
+        uint32_t n2 = hi0 ^ c3 ^ k1;
+        uint32_t n3 = lo0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+static void philox_block(const uint32_t key[2], uint64_t block, uint64_t stream, uint32_t out[4]) {
+    uint32_t counter[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
+                           (uint32_t)(stream >> 32)};
+    philox4x32_10(counter, key, out);
+}
+
+void rng_init(Rng *rng, uint64_t seed, uint64_t stream) {
+    // the stream id goes in the key's mix so distinct streams never overlap
+    uint64_t mixed = seed ^ (stream * 0x9E3779B97F4A7C15ull);
+    rng->key[0] = (uint32_t)mixed;
+    rng->key[1] = (uint32_t)(mixed >> 32);
+    rng->counter = 0;
+    rng->used = 4;
+}
+
+uint32_t rng_u32(Rng *rng) {
+    if (rng->used == 4) {
+        philox_block(rng->key, rng->counter++, 0, rng->buffer);
+        rng->used = 0;
+    }
+    return rng->buffer[rng->used++];
+}
+
+static float u32_to_unit_open_low(uint32_t x) {
+    // (x + 1) / 2^32 in (0, 1], rounded to float; 24 high bits keep it exact.
+    return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f);
+}
+
+float rng_uniform(Rng *rng) { return u32_to_unit_open_low(rng_u32(rng)); }
+
+float rng_uniform_range(Rng *rng, float lo, float hi) {
+    // [lo, hi): uniform in [0, 1) scaled
+    float u = (float)(rng_u32(rng) >> 8) * (1.0f / 16777216.0f);
+    return lo + (hi - lo) * u;
+}
+
+float rng_normal(Rng *rng) {
+    float u1 = rng_uniform(rng);
+    float u2 = rng_uniform(rng);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+}
+
+void rng_permutation(Rng *rng, int32_t *perm, int n) {
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(((uint64_t)rng_u32(rng) * (uint64_t)(i + 1)) >> 32);
+        int32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+// Element i of a stateless stream: block i / 2 of key(seed), two normals per
+// block via Box-Muller on (u0, u1) and (u2, u3)... we use one normal per pair.
+void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset) {
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t index = offset + i;
+        uint32_t r[4];
+        philox_block(key, index / 2, 1, r);
+        int half = (int)(index & 1);
+        float u1 = u32_to_unit_open_low(r[2 * half]);
+        float u2 = u32_to_unit_open_low(r[2 * half + 1]);
+        out[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    }
+}
+
+void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset) {
+    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t index = offset + i;
+        uint32_t r[4];
+        philox_block(key, index / 4, 2, r);
+        out[i] = u32_to_unit_open_low(r[index & 3]);
+    }
+}

@@ -1,0 +1,60 @@
+// test.h: the tiny test harness every tests/test_*.c uses. Each binary ends by
+// printing "NAME: N passed, N failed, N skipped"; tests/run_tests.sh sums them.
+#ifndef CUVAE_TEST_H
+#define CUVAE_TEST_H
+
+#include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+#include <math.h>
+
+static int test_passed_count, test_failed_count, test_skipped_count;
+static int test_current_failures;
+static const char *test_current_name;
+
+// Records a failed check (with file:line and a message) unless cond holds.
+static void test_check(int cond, const char *file, int line, const char *fmt, ...) {
+    if (cond) return;
+    test_current_failures++;
+    fprintf(stderr, "  FAIL %s (%s:%d): ", test_current_name ? test_current_name : "?", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+#define CHECK(cond, ...) test_check((cond) ? 1 : 0, __FILE__, __LINE__, __VA_ARGS__)
+
+// |a - b| <= atol + rtol * |b|
+static int test_close(double a, double b, double rtol, double atol) {
+    if (isnan(a) || isnan(b)) return 0;
+    return fabs(a - b) <= atol + rtol * fabs(b);
+}
+
+static void test_run(const char *name, void (*fn)(void)) {
+    test_current_name = name;
+    test_current_failures = 0;
+    fn();
+    if (test_current_failures == 0) {
+        test_passed_count++;
+        fprintf(stderr, "  ok   %s\n", name);
+    } else {
+        test_failed_count++;
+    }
+    test_current_name = NULL;
+}
+
+static void test_skip(const char *name, const char *why) {
+    test_skipped_count++;
+    fprintf(stderr, "  skip %s: %s\n", name, why);
+}
+
+// Prints the summary line; returns the process exit code.
+static int test_finish(const char *binary_name) {
+    printf("%s: %d passed, %d failed, %d skipped\n", binary_name, test_passed_count,
+           test_failed_count, test_skipped_count);
+    fflush(stdout);
+    return test_failed_count ? 1 : 0;
+}
+
+#endif
