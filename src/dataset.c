@@ -1,0 +1,155 @@
+// dataset.c: loads the named datasets (mnist, fashion-mnist) from their four
+// IDX(.gz) files into host memory as uint8 images + labels, applies the
+// train/test limits, checks shapes against the config, and does static
+// binarization.
+#include "cuvae/dataset.h"
+#include "cuvae/common.h"
+#include "cuvae/idx.h"
+#include "cuvae/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DATASET_CLASSES 10
+#define TRAIN_BINARIZE_STREAM 101
+#define TEST_BINARIZE_STREAM 102
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// Finds DIR/NAME.gz, else DIR/NAME. Writes the found path into `path`.
+static int find_data_file(const char *dir, const char *name, char *path, size_t path_size,
+                          char *err, size_t errlen) {
+    if (dir[0] == '\0') dir = ".";
+    size_t dir_len = strlen(dir);
+    const char *slash = (dir_len > 0 && dir[dir_len - 1] == '/') ? "" : "/";
+    int n = snprintf(path, path_size, "%s%s%s.gz", dir, slash, name);
+    if (n < 0 || (size_t)n >= path_size)
+        return set_error(err, errlen, "%s%s%s: path too long", dir, slash, name);
+    if (file_exists(path)) return 0;
+    snprintf(path, path_size, "%s%s%s", dir, slash, name);
+    if (file_exists(path)) return 0;
+    return set_error(err, errlen, "%s%s%s(.gz): not found (run `make data`)", dir, slash, name);
+}
+
+// Loads one split (images + labels files) into `d`, keeping the first `limit`
+// examples (0 = all).
+static int load_split(const Config *cfg, const char *images_name, const char *labels_name,
+                      int limit, Dataset *d, char *err, size_t errlen) {
+    char images_path[1024], labels_path[1024];
+    if (find_data_file(cfg->data.dir, images_name, images_path, sizeof images_path, err, errlen) != 0)
+        return -1;
+    if (find_data_file(cfg->data.dir, labels_name, labels_path, sizeof labels_path, err, errlen) != 0)
+        return -1;
+
+    IdxArray images, labels;
+    if (idx_read(images_path, &images, err, errlen) != 0) return -1;
+    if (idx_read(labels_path, &labels, err, errlen) != 0) {
+        idx_free(&images);
+        return -1;
+    }
+
+    int status = -1;
+    if (images.rank != 3) {
+        set_error(err, errlen, "%s: expected rank-3 images (count, rows, cols), found rank %d",
+                  images_path, images.rank);
+        goto done;
+    }
+    if (labels.rank != 1) {
+        set_error(err, errlen, "%s: expected rank-1 labels, found rank %d", labels_path, labels.rank);
+        goto done;
+    }
+    int available = images.dims[0];
+    if (labels.dims[0] != available) {
+        set_error(err, errlen, "%s: has %d labels but %s has %d images", labels_path,
+                  labels.dims[0], images_path, available);
+        goto done;
+    }
+    int rows = images.dims[1], cols = images.dims[2];
+    size_t pixels = (size_t)rows * (size_t)cols;
+    if (pixels != (size_t)cfg->model.input_dim) {
+        set_error(err, errlen, "%s: images are %dx%d = %zu pixels but model.input_dim is %d",
+                  images_path, rows, cols, pixels, cfg->model.input_dim);
+        goto done;
+    }
+    for (int i = 0; i < available; i++) {
+        if (labels.data[i] >= DATASET_CLASSES) {
+            set_error(err, errlen, "%s: label %d of example %d at byte %d is out of range 0..%d",
+                      labels_path, labels.data[i], i, 8 + i, DATASET_CLASSES - 1);
+            goto done;
+        }
+    }
+
+    int n = available;
+    if (limit > 0 && limit < n) n = limit;
+
+    // hand the buffers over to the dataset, shrinking them when limited
+    uint8_t *image_data = images.data;
+    uint8_t *label_data = labels.data;
+    if (n < available) {
+        uint8_t *smaller = realloc(image_data, (size_t)n * pixels);
+        if (smaller) image_data = smaller;
+        smaller = realloc(label_data, (size_t)n);
+        if (smaller) label_data = smaller;
+    }
+    images.data = NULL;
+    labels.data = NULL;
+
+    d->n = n;
+    d->rows = rows;
+    d->cols = cols;
+    d->dim = (int)pixels;
+    d->images = image_data;
+    d->labels = label_data;
+    d->n_classes = DATASET_CLASSES;
+    status = 0;
+
+done:
+    idx_free(&images);
+    idx_free(&labels);
+    return status;
+}
+
+int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
+        return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
+                         cfg->data.dataset);
+    // both datasets ship under the same four standard file names
+    if (load_split(cfg, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", cfg->data.train_limit,
+                   train, err, errlen) != 0)
+        return -1;
+    if (load_split(cfg, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->data.test_limit,
+                   test, err, errlen) != 0) {
+        dataset_free(train);
+        return -1;
+    }
+    if (cfg->data.binarize == BINARIZE_STATIC) {
+        dataset_binarize_static(train, cfg->train.seed, TRAIN_BINARIZE_STREAM);
+        dataset_binarize_static(test, cfg->train.seed, TEST_BINARIZE_STREAM);
+    }
+    return 0;
+}
+
+void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream) {
+    Rng rng;
+    rng_init(&rng, seed, stream);
+    size_t total = (size_t)d->n * (size_t)d->dim;
+    for (size_t i = 0; i < total; i++) {
+        // u is uniform in (0, 1], so P(u * 255 <= p) = p / 255: 0 stays 0, 255 stays 255
+        float u = rng_uniform(&rng);
+        d->images[i] = (u * 255.0f <= (float)d->images[i]) ? 255 : 0;
+    }
+}
+
+void dataset_free(Dataset *d) {
+    if (!d) return;
+    free(d->images);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
