@@ -1,0 +1,661 @@
+// config.c: implements config.h. Parses a JSON run config with cJSON, applies
+// "key.path=value" overrides to the parsed tree, validates every key (unknown
+// keys, types, enumerations, ranges), fills a Config, and writes the effective
+// config back out as pretty JSON that parses to the identical Config.
+#include "cuvae/config.h"
+#include "cuvae/common.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// name tables, indexed by the enum values in config.h
+
+static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
+static const char *const kind_names[] = {"vae", "ae"};
+static const char *const output_names[] = {"bernoulli", "gaussian"};
+static const char *const reconstruction_names[] = {"bce", "mse"};
+static const char *const reduction_names[] = {"sum", "mean"};
+static const char *const binarize_names[] = {"none", "dynamic", "static"};
+static const char *const device_names[] = {"auto", "cpu", "cuda"};
+static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
+static const char *const optimizer_names[] = {"adam"};
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#define MAX_WIDTH 65536
+// the largest integer a JSON number (an IEEE double) holds exactly
+#define MAX_SEED 9007199254740992.0
+
+const char *activation_name(Activation a) {
+    if ((int)a < 0 || (int)a >= COUNT(activation_names)) return "invalid";
+    return activation_names[a];
+}
+
+static const char *name_of(const char *const *names, int n, int value) {
+    if (value < 0 || value >= n) return "invalid";
+    return names[value];
+}
+
+// ----------------------------------------------------------------------------
+// error reporting: every message is "<source>: <key.path>: <problem>"
+
+typedef struct {
+    const char *source;
+    char *err;
+    size_t errlen;
+} Ctx;
+
+static int fail(const Ctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const Ctx *c, const char *path, const char *fmt, ...) {
+    char problem[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    return set_error(c->err, c->errlen, "%s: %s: %s", c->source, path, problem);
+}
+
+// "parent.key", or just "key" at the top level
+static void join_path(char *out, size_t outlen, const char *parent, const char *key) {
+    if (parent[0] == '\0') snprintf(out, outlen, "%s", key);
+    else snprintf(out, outlen, "%s.%s", parent, key);
+}
+
+static const char *type_name(const cJSON *item) {
+    if (cJSON_IsNumber(item)) return "a number";
+    if (cJSON_IsString(item)) return "a string";
+    if (cJSON_IsBool(item)) return "a boolean";
+    if (cJSON_IsNull(item)) return "null";
+    if (cJSON_IsArray(item)) return "an array";
+    if (cJSON_IsObject(item)) return "an object";
+    return "an invalid value";
+}
+
+// Text that reads back as exactly v: whole numbers below 1e16 as plain
+// integers, else the shortest "%.*g" that round trips (17 digits always do).
+static void format_double(char *out, size_t outlen, double v) {
+    if (v == floor(v) && fabs(v) < 1e16) {
+        snprintf(out, outlen, "%.0f", v);
+        return;
+    }
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(out, outlen, "%.*g", precision, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
+static void copy_string(char *dst, size_t dstlen, const char *src) {
+    size_t n = strlen(src);
+    if (n >= dstlen) n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+// ----------------------------------------------------------------------------
+// typed getters. Each looks up obj[key] (case-sensitive); when the key is
+// absent it leaves the output untouched (the caller set the default) or, if
+// required, reports "missing required key". Return 0 or -1.
+
+static int check_keys(const Ctx *c, const cJSON *obj, const char *path,
+                      const char *const *allowed, int n_allowed) {
+    for (const cJSON *child = obj->child; child; child = child->next) {
+        char child_path[256];
+        join_path(child_path, sizeof child_path, path, child->string);
+        int known = 0;
+        for (int i = 0; i < n_allowed; i++)
+            if (strcmp(child->string, allowed[i]) == 0) known = 1;
+        if (!known) {
+            char list[512] = "";
+            size_t len = 0;
+            for (int i = 0; i < n_allowed && len < sizeof list; i++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", allowed[i]);
+            return fail(c, child_path, "unknown key (allowed here: %s)", list);
+        }
+        for (const cJSON *prev = obj->child; prev != child; prev = prev->next)
+            if (strcmp(prev->string, child->string) == 0)
+                return fail(c, child_path, "duplicate key");
+    }
+    return 0;
+}
+
+static int find(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                int required, const cJSON **out) {
+    *out = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (*out == NULL && required) {
+        char full[256];
+        join_path(full, sizeof full, path, key);
+        return fail(c, full, "missing required key");
+    }
+    return 0;
+}
+
+static int get_section(const Ctx *c, const cJSON *root, const char *key, int required,
+                       const cJSON **out) {
+    if (find(c, root, "", key, required, out)) return -1;
+    if (*out && !cJSON_IsObject(*out))
+        return fail(c, key, "must be an object, got %s", type_name(*out));
+    return 0;
+}
+
+static int get_string(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                      int required, char *dst, size_t dstlen) {
+    const cJSON *item;
+    if (find(c, obj, path, key, required, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    if (!cJSON_IsString(item)) return fail(c, full, "must be a string, got %s", type_name(item));
+    size_t n = strlen(item->valuestring);
+    if (n >= dstlen)
+        return fail(c, full, "too long (%zu bytes, at most %zu)", n, dstlen - 1);
+    memcpy(dst, item->valuestring, n + 1);
+    return 0;
+}
+
+// One of names[0..n); *index gets the position.
+static int get_choice(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                      const char *const *names, int n, int *index) {
+    const cJSON *item;
+    if (find(c, obj, path, key, 0, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    char list[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", names[i]);
+    if (!cJSON_IsString(item))
+        return fail(c, full, "must be a string, one of %s; got %s", list, type_name(item));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(item->valuestring, names[i]) == 0) {
+            *index = i;
+            return 0;
+        }
+    }
+    return fail(c, full, "must be one of %s; got \"%.64s\"", list, item->valuestring);
+}
+
+// item must be a number with an integral value in [lo, hi].
+static int check_integer(const Ctx *c, const cJSON *item, const char *full, double lo, double hi,
+                         double *out) {
+    if (!cJSON_IsNumber(item)) return fail(c, full, "must be an integer, got %s", type_name(item));
+    double v = item->valuedouble;
+    char text[64];
+    format_double(text, sizeof text, v);
+    if (!isfinite(v) || v != floor(v)) return fail(c, full, "must be an integer, got %s", text);
+    if (v < lo) return fail(c, full, "must be >= %.0f, got %s", lo, text);
+    if (v > hi) return fail(c, full, "must be <= %.0f, got %s", hi, text);
+    *out = v;
+    return 0;
+}
+
+static int get_int(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                   int required, int lo, int hi, int *out) {
+    const cJSON *item;
+    if (find(c, obj, path, key, required, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    double v;
+    if (check_integer(c, item, full, lo, hi, &v)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+// A finite number; the caller checks its range.
+static int get_number(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                      int required, double *out) {
+    const cJSON *item;
+    if (find(c, obj, path, key, required, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    if (!cJSON_IsNumber(item)) return fail(c, full, "must be a number, got %s", type_name(item));
+    if (!isfinite(item->valuedouble)) return fail(c, full, "must be a finite number");
+    *out = item->valuedouble;
+    return 0;
+}
+
+// An array of layer widths, each 1..MAX_WIDTH, at most CUVAE_MAX_HIDDEN.
+static int get_widths(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                      int allow_empty, int *widths, int *n_out) {
+    const cJSON *item;
+    if (find(c, obj, path, key, 1, &item)) return -1;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    if (!cJSON_IsArray(item))
+        return fail(c, full, "must be an array of integers (layer widths), got %s", type_name(item));
+    int n = cJSON_GetArraySize(item);
+    if (n == 0 && !allow_empty) return fail(c, full, "must not be empty (at least one hidden layer)");
+    if (n > CUVAE_MAX_HIDDEN)
+        return fail(c, full, "at most %d hidden layers, got %d", CUVAE_MAX_HIDDEN, n);
+    int i = 0;
+    for (const cJSON *w = item->child; w; w = w->next, i++) {
+        char item_path[280];
+        snprintf(item_path, sizeof item_path, "%s[%d]", full, i);
+        double v;
+        if (check_integer(c, w, item_path, 1, MAX_WIDTH, &v)) return -1;
+        widths[i] = (int)v;
+    }
+    *n_out = n;
+    return 0;
+}
+
+static int check_one_line(const Ctx *c, const char *path, const char *s) {
+    if (strchr(s, '\n') || strchr(s, '\r')) return fail(c, path, "must be a single line");
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the schema
+
+static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
+    static const char *const top_keys[] = {"name", "description", "data", "model",
+                                           "loss", "train", "device"};
+    static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
+                                            "test_limit"};
+    static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
+                                             "decoder", "activation", "output"};
+    static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl"};
+    static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
+                                             "beta1", "beta2", "adam_eps", "log_interval"};
+    const cJSON *data, *model, *loss, *train, *item;
+    int choice;
+
+    if (check_keys(c, root, "", top_keys, COUNT(top_keys))) return -1;
+    if (get_section(c, root, "data", 1, &data)) return -1;
+    if (check_keys(c, data, "data", data_keys, COUNT(data_keys))) return -1;
+    if (get_section(c, root, "model", 1, &model)) return -1;
+    if (check_keys(c, model, "model", model_keys, COUNT(model_keys))) return -1;
+    if (get_section(c, root, "loss", 0, &loss)) return -1;
+    if (loss && check_keys(c, loss, "loss", loss_keys, COUNT(loss_keys))) return -1;
+    if (get_section(c, root, "train", 1, &train)) return -1;
+    if (check_keys(c, train, "train", train_keys, COUNT(train_keys))) return -1;
+
+    // top level
+    if (get_string(c, root, "", "name", 1, cfg->name, sizeof cfg->name)) return -1;
+    if (cfg->name[0] == '\0') return fail(c, "name", "must not be empty");
+    if (check_one_line(c, "name", cfg->name)) return -1;
+    if (get_string(c, root, "", "description", 0, cfg->description, sizeof cfg->description))
+        return -1;
+    if (check_one_line(c, "description", cfg->description)) return -1;
+
+    // data
+    choice = 0;
+    if (find(c, data, "data", "dataset", 1, &item)) return -1;
+    if (get_choice(c, data, "data", "dataset", dataset_names, COUNT(dataset_names), &choice))
+        return -1;
+    copy_string(cfg->data.dataset, sizeof cfg->data.dataset, dataset_names[choice]);
+    if (get_string(c, data, "data", "dir", 1, cfg->data.dir, sizeof cfg->data.dir)) return -1;
+    if (cfg->data.dir[0] == '\0') return fail(c, "data.dir", "must not be empty");
+    choice = BINARIZE_NONE;
+    if (get_choice(c, data, "data", "binarize", binarize_names, COUNT(binarize_names), &choice))
+        return -1;
+    cfg->data.binarize = (Binarize)choice;
+    cfg->data.train_limit = 0;
+    if (get_int(c, data, "data", "train_limit", 0, 0, INT_MAX, &cfg->data.train_limit)) return -1;
+    cfg->data.test_limit = 0;
+    if (get_int(c, data, "data", "test_limit", 0, 0, INT_MAX, &cfg->data.test_limit)) return -1;
+
+    // model
+    if (find(c, model, "model", "kind", 1, &item)) return -1;
+    choice = MODEL_VAE;
+    if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
+    cfg->model.kind = (ModelKind)choice;
+    if (get_int(c, model, "model", "input_dim", 1, 1, INT_MAX, &cfg->model.input_dim)) return -1;
+    if (get_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder))
+        return -1;
+    if (get_int(c, model, "model", "latent_dim", 1, 1, MAX_WIDTH, &cfg->model.latent_dim))
+        return -1;
+    if (get_widths(c, model, "model", "decoder", 1, cfg->model.decoder, &cfg->model.n_decoder))
+        return -1;
+    choice = 0;  // "relu" in the list below
+    if (get_choice(c, model, "model", "activation", activation_names + 1,
+                   COUNT(activation_names) - 1, &choice))
+        return -1;
+    cfg->model.activation = (Activation)(ACT_RELU + choice);
+    choice = OUTPUT_BERNOULLI;
+    if (get_choice(c, model, "model", "output", output_names, COUNT(output_names), &choice))
+        return -1;
+    cfg->model.output = (OutputKind)choice;
+
+    // loss (the whole section is optional)
+    cfg->loss.reconstruction = REC_BCE;
+    cfg->loss.reduction = REDUCTION_SUM;
+    cfg->loss.w_rec = 1.0;
+    cfg->loss.w_kl = 1.0;
+    if (loss) {
+        choice = REC_BCE;
+        if (get_choice(c, loss, "loss", "reconstruction", reconstruction_names,
+                       COUNT(reconstruction_names), &choice))
+            return -1;
+        cfg->loss.reconstruction = (ReconstructionKind)choice;
+        choice = REDUCTION_SUM;
+        if (get_choice(c, loss, "loss", "reduction", reduction_names, COUNT(reduction_names),
+                       &choice))
+            return -1;
+        cfg->loss.reduction = (Reduction)choice;
+        if (get_number(c, loss, "loss", "w_rec", 0, &cfg->loss.w_rec)) return -1;
+        if (get_number(c, loss, "loss", "w_kl", 0, &cfg->loss.w_kl)) return -1;
+    }
+    char text[64];
+    if (cfg->loss.w_rec < 0) {
+        format_double(text, sizeof text, cfg->loss.w_rec);
+        return fail(c, "loss.w_rec", "must be >= 0, got %s", text);
+    }
+    if (cfg->loss.w_kl < 0) {
+        format_double(text, sizeof text, cfg->loss.w_kl);
+        return fail(c, "loss.w_kl", "must be >= 0, got %s", text);
+    }
+    if (cfg->loss.reconstruction == REC_BCE && cfg->model.output != OUTPUT_BERNOULLI)
+        return fail(c, "loss.reconstruction",
+                    "\"bce\" needs model.output \"bernoulli\" (got \"%s\"); use \"mse\" with "
+                    "a gaussian output",
+                    output_names[cfg->model.output]);
+
+    // train
+    if (get_int(c, train, "train", "epochs", 1, 0, INT_MAX, &cfg->train.epochs)) return -1;
+    if (get_int(c, train, "train", "batch_size", 1, 1, INT_MAX, &cfg->train.batch_size))
+        return -1;
+    choice = 0;
+    if (get_choice(c, train, "train", "optimizer", optimizer_names, COUNT(optimizer_names),
+                   &choice))
+        return -1;
+    copy_string(cfg->train.optimizer, sizeof cfg->train.optimizer, optimizer_names[choice]);
+    if (get_number(c, train, "train", "lr", 1, &cfg->train.lr)) return -1;
+    if (!(cfg->train.lr > 0)) {
+        format_double(text, sizeof text, cfg->train.lr);
+        return fail(c, "train.lr", "must be > 0, got %s", text);
+    }
+    cfg->train.seed = 1;
+    if (find(c, train, "train", "seed", 0, &item)) return -1;
+    if (item) {
+        double v;
+        if (check_integer(c, item, "train.seed", 0, MAX_SEED, &v)) return -1;
+        cfg->train.seed = (uint64_t)v;
+    }
+    cfg->train.beta1 = 0.9;
+    if (get_number(c, train, "train", "beta1", 0, &cfg->train.beta1)) return -1;
+    if (!(cfg->train.beta1 >= 0 && cfg->train.beta1 < 1)) {
+        format_double(text, sizeof text, cfg->train.beta1);
+        return fail(c, "train.beta1", "must be in [0, 1), got %s", text);
+    }
+    cfg->train.beta2 = 0.999;
+    if (get_number(c, train, "train", "beta2", 0, &cfg->train.beta2)) return -1;
+    if (!(cfg->train.beta2 >= 0 && cfg->train.beta2 < 1)) {
+        format_double(text, sizeof text, cfg->train.beta2);
+        return fail(c, "train.beta2", "must be in [0, 1), got %s", text);
+    }
+    cfg->train.adam_eps = 1e-8;
+    if (get_number(c, train, "train", "adam_eps", 0, &cfg->train.adam_eps)) return -1;
+    if (!(cfg->train.adam_eps > 0)) {
+        format_double(text, sizeof text, cfg->train.adam_eps);
+        return fail(c, "train.adam_eps", "must be > 0, got %s", text);
+    }
+    cfg->train.log_interval = 100;
+    if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
+        return -1;
+
+    // device
+    choice = DEVICE_AUTO;
+    if (get_choice(c, root, "", "device", device_names, COUNT(device_names), &choice)) return -1;
+    cfg->device = (DeviceChoice)choice;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// --set overrides, applied to the parsed tree before validation
+
+static int apply_override(cJSON *root, const char *text, char *err, size_t errlen) {
+    const char *eq = strchr(text, '=');
+    if (!eq) return set_error(err, errlen, "--set %s: expected key.path=value", text);
+    size_t path_len = (size_t)(eq - text);
+    if (path_len == 0) return set_error(err, errlen, "--set %s: empty key path", text);
+    char path[256];
+    if (path_len >= sizeof path) return set_error(err, errlen, "--set %s: key path too long", text);
+    memcpy(path, text, path_len);
+    path[path_len] = '\0';
+
+    // check every segment of the path is non-empty before touching the tree
+    for (size_t i = 0; i <= path_len; i++) {
+        int at_end = (i == path_len || path[i] == '.');
+        int empty = (i == 0 || path[i - 1] == '.');
+        if (at_end && empty)
+            return set_error(err, errlen, "--set %s: empty key in path \"%s\"", text, path);
+    }
+
+    // the value: JSON when it parses as JSON, otherwise the plain string
+    const char *value_text = eq + 1;
+    cJSON *value = cJSON_ParseWithOpts(value_text, NULL, 1);
+    if (!value) value = cJSON_CreateString(value_text);
+    if (!value) return set_error(err, errlen, "--set %s: out of memory", text);
+
+    // walk (creating missing objects) to the parent of the last segment
+    cJSON *obj = root;
+    char *segment = path;
+    for (;;) {
+        char *dot = strchr(segment, '.');
+        if (!dot) break;
+        *dot = '\0';
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(obj, segment);
+        if (!next) {
+            next = cJSON_CreateObject();
+            if (!next || !cJSON_AddItemToObject(obj, segment, next)) {
+                cJSON_Delete(next);
+                cJSON_Delete(value);
+                return set_error(err, errlen, "--set %s: out of memory", text);
+            }
+        } else if (!cJSON_IsObject(next)) {
+            cJSON_Delete(value);
+            return set_error(err, errlen, "--set %s: \"%s\" is %s, not an object", text, path,
+                             type_name(next));
+        }
+        *dot = '.';
+        obj = next;
+        segment = dot + 1;
+    }
+    int ok;
+    if (cJSON_GetObjectItemCaseSensitive(obj, segment))
+        ok = cJSON_ReplaceItemInObjectCaseSensitive(obj, segment, value);
+    else
+        ok = cJSON_AddItemToObject(obj, segment, value);
+    if (!ok) {
+        cJSON_Delete(value);
+        return set_error(err, errlen, "--set %s: out of memory", text);
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// public API
+
+static int syntax_error(const Ctx *c, const char *json, const char *where) {
+    if (!where) where = json;
+    int line = 1, column = 1;
+    for (const char *p = json; p < where; p++) {
+        if (*p == '\n') {
+            line++;
+            column = 1;
+        } else {
+            column++;
+        }
+    }
+    size_t offset = (size_t)(where - json);
+    if (*where == '\0')
+        return set_error(c->err, c->errlen,
+                         "%s: line %d, column %d (byte %zu): invalid JSON near end of input",
+                         c->source, line, column, offset);
+    int n = 0;
+    while (n < 24 && where[n] && where[n] != '\n' && where[n] != '\r') n++;
+    return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): invalid JSON near '%.*s'",
+                     c->source, line, column, offset, n, where);
+}
+
+int config_from_string(Config *cfg, const char *json, const char *source,
+                       const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    Ctx c = {source ? source : "<string>", err, errlen};
+    if (!json) return set_error(err, errlen, "%s: no JSON text", c.source);
+
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
+    if (!root) return syntax_error(&c, json, end);
+
+    int rc = 0;
+    if (!cJSON_IsObject(root)) {
+        rc = fail(&c, "top level", "must be a JSON object, got %s", type_name(root));
+    }
+    for (int i = 0; rc == 0 && i < n_overrides; i++) {
+        rc = apply_override(root, overrides[i], err, errlen);
+    }
+    if (rc == 0) rc = parse_config(cfg, root, &c);
+    cJSON_Delete(root);
+
+    if (rc != 0) {
+        memset(cfg, 0, sizeof *cfg);
+        return -1;
+    }
+    copy_string(cfg->source, sizeof cfg->source, c.source);
+    return 0;
+}
+
+int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
+                char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    char *text = read_text_file(path, NULL, err, errlen);
+    if (!text) return -1;
+    int rc = config_from_string(cfg, text, path, overrides, n_overrides, err, errlen);
+    free(text);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// config_to_json: a small growable text buffer and a JSON string escaper
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Text;
+
+static void text_printf(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_printf(Text *t, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap * 2;
+        while (cap - t->len <= (size_t)n) cap *= 2;
+        char *bigger = xmalloc(cap);
+        memcpy(bigger, t->buf, t->len + 1);
+        free(t->buf);
+        t->buf = bigger;
+        t->cap = cap;
+    }
+}
+
+static void text_string(Text *t, const char *s) {
+    text_printf(t, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"') text_printf(t, "\\\"");
+        else if (*p == '\\') text_printf(t, "\\\\");
+        else if (*p == '\n') text_printf(t, "\\n");
+        else if (*p == '\r') text_printf(t, "\\r");
+        else if (*p == '\t') text_printf(t, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) text_printf(t, "\\u%04x", *p);
+        else text_printf(t, "%c", *p);
+    }
+    text_printf(t, "\"");
+}
+
+static void text_double(Text *t, double v) {
+    if (!isfinite(v)) {  // not valid JSON; only an unvalidated Config gets here
+        text_printf(t, "null");
+        return;
+    }
+    char s[64];
+    format_double(s, sizeof s, v);
+    text_printf(t, "%s", s);
+}
+
+static void text_widths(Text *t, const int *widths, int n) {
+    text_printf(t, "[");
+    for (int i = 0; i < n; i++) text_printf(t, "%s%d", i ? ", " : "", widths[i]);
+    text_printf(t, "]");
+}
+
+char *config_to_json(const Config *cfg) {
+    Text t = {xmalloc(1024), 0, 1024};
+    t.buf[0] = '\0';
+
+    text_printf(&t, "{\n  \"name\": ");
+    text_string(&t, cfg->name);
+    text_printf(&t, ",\n  \"description\": ");
+    text_string(&t, cfg->description);
+
+    text_printf(&t, ",\n  \"data\": {\n    \"dataset\": ");
+    text_string(&t, cfg->data.dataset);
+    text_printf(&t, ",\n    \"dir\": ");
+    text_string(&t, cfg->data.dir);
+    text_printf(&t, ",\n    \"binarize\": \"%s\"",
+                name_of(binarize_names, COUNT(binarize_names), cfg->data.binarize));
+    text_printf(&t, ",\n    \"train_limit\": %d", cfg->data.train_limit);
+    text_printf(&t, ",\n    \"test_limit\": %d\n  }", cfg->data.test_limit);
+
+    text_printf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
+                name_of(kind_names, COUNT(kind_names), cfg->model.kind));
+    text_printf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
+    text_printf(&t, ",\n    \"encoder\": ");
+    text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
+    text_printf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
+    text_printf(&t, ",\n    \"decoder\": ");
+    text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
+    text_printf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
+    text_printf(&t, ",\n    \"output\": \"%s\"\n  }",
+                name_of(output_names, COUNT(output_names), cfg->model.output));
+
+    text_printf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
+                name_of(reconstruction_names, COUNT(reconstruction_names),
+                        cfg->loss.reconstruction));
+    text_printf(&t, ",\n    \"reduction\": \"%s\"",
+                name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
+    text_printf(&t, ",\n    \"w_rec\": ");
+    text_double(&t, cfg->loss.w_rec);
+    text_printf(&t, ",\n    \"w_kl\": ");
+    text_double(&t, cfg->loss.w_kl);
+    text_printf(&t, "\n  }");
+
+    text_printf(&t, ",\n  \"train\": {\n    \"epochs\": %d", cfg->train.epochs);
+    text_printf(&t, ",\n    \"batch_size\": %d", cfg->train.batch_size);
+    text_printf(&t, ",\n    \"optimizer\": ");
+    text_string(&t, cfg->train.optimizer);
+    text_printf(&t, ",\n    \"lr\": ");
+    text_double(&t, cfg->train.lr);
+    text_printf(&t, ",\n    \"seed\": %" PRIu64, cfg->train.seed);
+    text_printf(&t, ",\n    \"beta1\": ");
+    text_double(&t, cfg->train.beta1);
+    text_printf(&t, ",\n    \"beta2\": ");
+    text_double(&t, cfg->train.beta2);
+    text_printf(&t, ",\n    \"adam_eps\": ");
+    text_double(&t, cfg->train.adam_eps);
+    text_printf(&t, ",\n    \"log_interval\": %d\n  }", cfg->train.log_interval);
+
+    text_printf(&t, ",\n  \"device\": \"%s\"\n}\n",
+                name_of(device_names, COUNT(device_names), cfg->device));
+    return t.buf;
+}

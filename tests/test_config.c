@@ -1,0 +1,669 @@
+// test_config.c: tests for src/config.c: the full schema, defaults, the
+// config_to_json round trip, --set overrides, the shipped configs/*.json, and
+// every validation error (table-driven: one edit of a valid config per row).
+#include "cuvae/config.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// the schema example, every key present
+static const char *FULL_EXAMPLE =
+    "{ \"name\": \"mnist_vae\",\n"
+    "  \"description\": \"optional one-line text\",\n"
+    "  \"data\":  { \"dataset\": \"mnist\", \"dir\": \"data/mnist\", \"binarize\": \"none\",\n"
+    "             \"train_limit\": 0, \"test_limit\": 0 },\n"
+    "  \"model\": { \"kind\": \"vae\", \"input_dim\": 784, \"encoder\": [512, 256],\n"
+    "             \"latent_dim\": 2, \"decoder\": [256, 512], \"activation\": \"relu\",\n"
+    "             \"output\": \"bernoulli\" },\n"
+    "  \"loss\":  { \"reconstruction\": \"bce\", \"reduction\": \"sum\", \"w_rec\": 1.0,\n"
+    "             \"w_kl\": 1.0 },\n"
+    "  \"train\": { \"epochs\": 10, \"batch_size\": 128, \"optimizer\": \"adam\", \"lr\": 0.001,\n"
+    "             \"seed\": 1, \"beta1\": 0.9, \"beta2\": 0.999, \"adam_eps\": 1e-8,\n"
+    "             \"log_interval\": 100 },\n"
+    "  \"device\": \"auto\" }\n";
+
+// only the required keys
+static const char *MINIMAL =
+    "{\"name\": \"tiny\",\n"
+    " \"data\": {\"dataset\": \"fashion-mnist\", \"dir\": \"/tmp/fmnist\"},\n"
+    " \"model\": {\"kind\": \"ae\", \"input_dim\": 784, \"encoder\": [64], \"latent_dim\": 8,\n"
+    "           \"decoder\": []},\n"
+    " \"train\": {\"epochs\": 0, \"batch_size\": 32, \"lr\": 0.5}}";
+
+// unusual but valid values for the round trip
+static const char *UNUSUAL =
+    "{\"name\": \"odd/name \\\"quoted\\\"\",\n"
+    " \"description\": \"tab\\there, backslash \\\\, unicode \\u00e9 \\u2713, ctrl \\u0001\",\n"
+    " \"data\": {\"dataset\": \"fashion-mnist\", \"dir\": \"some dir/with space\",\n"
+    "          \"binarize\": \"static\", \"train_limit\": 100, \"test_limit\": 50},\n"
+    " \"model\": {\"kind\": \"ae\", \"input_dim\": 1,\n"
+    "           \"encoder\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,65536],\n"
+    "           \"latent_dim\": 65536, \"decoder\": [], \"activation\": \"leaky_relu\",\n"
+    "           \"output\": \"gaussian\"},\n"
+    " \"loss\": {\"reconstruction\": \"mse\", \"reduction\": \"mean\",\n"
+    "          \"w_rec\": 1234567.891e10, \"w_kl\": 1e-300},\n"
+    " \"train\": {\"epochs\": 0, \"batch_size\": 1, \"lr\": 0.30000000000000004,\n"
+    "           \"seed\": 9007199254740992, \"beta1\": 0, \"beta2\": 0.9999999999999999,\n"
+    "           \"adam_eps\": 5e-324, \"log_interval\": 1},\n"
+    " \"device\": \"cuda\"}";
+
+// ----------------------------------------------------------------------------
+// helpers
+
+// Returns json with the key at `path` (dotted; missing objects created) set to
+// the JSON text `value`, or deleted when value is NULL. Caller frees.
+static char *edit_json(const char *json, const char *path, const char *value) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root) return NULL;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    cJSON *obj = root;
+    char *key = buf;
+    char *dot;
+    while ((dot = strchr(key, '.')) != NULL) {
+        *dot = '\0';
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (!next) next = cJSON_AddObjectToObject(obj, key);
+        obj = next;
+        key = dot + 1;
+    }
+    if (value == NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    } else {
+        cJSON *item = cJSON_Parse(value);
+        if (!item) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(obj, key))
+            cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+        else
+            cJSON_AddItemToObject(obj, key, item);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+// Replaces the first `from` in json with `to`. Caller frees.
+static char *replace_text(const char *json, const char *from, const char *to) {
+    const char *at = strstr(json, from);
+    if (!at) return NULL;
+    size_t head = (size_t)(at - json), n = strlen(json) - strlen(from) + strlen(to);
+    char *out = malloc(n + 1);
+    memcpy(out, json, head);
+    strcpy(out + head, to);
+    strcat(out, at + strlen(from));
+    return out;
+}
+
+static int is_zero(const Config *cfg) {
+    const unsigned char *p = (const unsigned char *)cfg;
+    for (size_t i = 0; i < sizeof *cfg; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+// Checks config_to_json -> config_from_string reproduces cfg byte for byte,
+// and that printing again gives the same text.
+static void check_round_trip(const Config *cfg, const char *what) {
+    char *json = config_to_json(cfg);
+    Config back;
+    char err[1024] = "";
+    int rc = config_from_string(&back, json, cfg->source, NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "%s: re-parse failed: %s\n%s", what, err, json);
+    if (rc == 0) {
+        CHECK(memcmp(cfg, &back, sizeof back) == 0, "%s: struct differs after round trip", what);
+        char *again = config_to_json(&back);
+        CHECK(strcmp(json, again) == 0, "%s: text differs:\n%s\n---\n%s", what, json, again);
+        free(again);
+    }
+    free(json);
+}
+
+// ----------------------------------------------------------------------------
+// parsing and defaults
+
+static void test_full_example(void) {
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, FULL_EXAMPLE, "example.json", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "parse failed: %s", err);
+    CHECK(strcmp(cfg.name, "mnist_vae") == 0, "name %s", cfg.name);
+    CHECK(strcmp(cfg.description, "optional one-line text") == 0, "description %s", cfg.description);
+    CHECK(strcmp(cfg.source, "example.json") == 0, "source %s", cfg.source);
+    CHECK(strcmp(cfg.data.dataset, "mnist") == 0, "dataset %s", cfg.data.dataset);
+    CHECK(strcmp(cfg.data.dir, "data/mnist") == 0, "dir %s", cfg.data.dir);
+    CHECK(cfg.data.binarize == BINARIZE_NONE, "binarize");
+    CHECK(cfg.data.train_limit == 0 && cfg.data.test_limit == 0, "limits");
+    CHECK(cfg.model.kind == MODEL_VAE, "kind");
+    CHECK(cfg.model.input_dim == 784, "input_dim %d", cfg.model.input_dim);
+    CHECK(cfg.model.n_encoder == 2 && cfg.model.encoder[0] == 512 && cfg.model.encoder[1] == 256,
+          "encoder");
+    CHECK(cfg.model.latent_dim == 2, "latent_dim %d", cfg.model.latent_dim);
+    CHECK(cfg.model.n_decoder == 2 && cfg.model.decoder[0] == 256 && cfg.model.decoder[1] == 512,
+          "decoder");
+    CHECK(cfg.model.activation == ACT_RELU, "activation");
+    CHECK(cfg.model.output == OUTPUT_BERNOULLI, "output");
+    CHECK(cfg.loss.reconstruction == REC_BCE, "reconstruction");
+    CHECK(cfg.loss.reduction == REDUCTION_SUM, "reduction");
+    CHECK(cfg.loss.w_rec == 1.0 && cfg.loss.w_kl == 1.0, "weights");
+    CHECK(cfg.train.epochs == 10 && cfg.train.batch_size == 128, "epochs/batch");
+    CHECK(strcmp(cfg.train.optimizer, "adam") == 0, "optimizer %s", cfg.train.optimizer);
+    CHECK(cfg.train.lr == 0.001, "lr %.17g", cfg.train.lr);
+    CHECK(cfg.train.seed == 1, "seed");
+    CHECK(cfg.train.beta1 == 0.9 && cfg.train.beta2 == 0.999 && cfg.train.adam_eps == 1e-8,
+          "adam constants");
+    CHECK(cfg.train.log_interval == 100, "log_interval");
+    CHECK(cfg.device == DEVICE_AUTO, "device");
+}
+
+static void test_defaults(void) {
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, MINIMAL, "minimal.json", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "parse failed: %s", err);
+    CHECK(strcmp(cfg.name, "tiny") == 0, "name");
+    CHECK(cfg.description[0] == '\0', "description default");
+    CHECK(strcmp(cfg.data.dataset, "fashion-mnist") == 0, "dataset");
+    CHECK(cfg.data.binarize == BINARIZE_NONE, "binarize default");
+    CHECK(cfg.data.train_limit == 0 && cfg.data.test_limit == 0, "limit defaults");
+    CHECK(cfg.model.kind == MODEL_AE, "kind");
+    CHECK(cfg.model.n_encoder == 1 && cfg.model.encoder[0] == 64, "encoder");
+    CHECK(cfg.model.n_decoder == 0, "empty decoder allowed");
+    CHECK(cfg.model.activation == ACT_RELU, "activation default");
+    CHECK(cfg.model.output == OUTPUT_BERNOULLI, "output default");
+    CHECK(cfg.loss.reconstruction == REC_BCE, "reconstruction default");
+    CHECK(cfg.loss.reduction == REDUCTION_SUM, "reduction default");
+    CHECK(cfg.loss.w_rec == 1.0 && cfg.loss.w_kl == 1.0, "weight defaults");
+    CHECK(cfg.train.epochs == 0, "epochs 0 allowed");
+    CHECK(strcmp(cfg.train.optimizer, "adam") == 0, "optimizer default");
+    CHECK(cfg.train.lr == 0.5, "lr");
+    CHECK(cfg.train.seed == 1, "seed default");
+    CHECK(cfg.train.beta1 == 0.9 && cfg.train.beta2 == 0.999 && cfg.train.adam_eps == 1e-8,
+          "adam defaults");
+    CHECK(cfg.train.log_interval == 100, "log_interval default");
+    CHECK(cfg.device == DEVICE_AUTO, "device default");
+    // NULL source gets a placeholder name
+    rc = config_from_string(&cfg, MINIMAL, NULL, NULL, 0, err, sizeof err);
+    CHECK(rc == 0 && strcmp(cfg.source, "<string>") == 0, "NULL source -> <string>: %s",
+          cfg.source);
+}
+
+static void test_enum_values(void) {
+    // every accepted enumeration value lands on the right enum
+    static const struct {
+        const char *path, *value;
+        int field, want;
+    } rows[] = {
+        {"data.binarize", "\"dynamic\"", 0, BINARIZE_DYNAMIC},
+        {"data.binarize", "\"static\"", 0, BINARIZE_STATIC},
+        {"model.activation", "\"tanh\"", 1, ACT_TANH},
+        {"model.activation", "\"leaky_relu\"", 1, ACT_LEAKY_RELU},
+        {"loss.reconstruction", "\"mse\"", 2, REC_MSE},
+        {"loss.reduction", "\"mean\"", 3, REDUCTION_MEAN},
+        {"device", "\"cpu\"", 4, DEVICE_CPU},
+        {"device", "\"cuda\"", 4, DEVICE_CUDA},
+        {"model.kind", "\"ae\"", 5, MODEL_AE},
+    };
+    for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
+        char *json = edit_json(FULL_EXAMPLE, rows[i].path, rows[i].value);
+        Config cfg;
+        char err[1024] = "";
+        int rc = config_from_string(&cfg, json, "enum.json", NULL, 0, err, sizeof err);
+        CHECK(rc == 0, "%s=%s: %s", rows[i].path, rows[i].value, err);
+        int got = -1;
+        switch (rows[i].field) {
+        case 0: got = (int)cfg.data.binarize; break;
+        case 1: got = (int)cfg.model.activation; break;
+        case 2: got = (int)cfg.loss.reconstruction; break;
+        case 3: got = (int)cfg.loss.reduction; break;
+        case 4: got = (int)cfg.device; break;
+        case 5: got = (int)cfg.model.kind; break;
+        }
+        CHECK(got == rows[i].want, "%s=%s: got %d want %d", rows[i].path, rows[i].value, got,
+              rows[i].want);
+        free(json);
+    }
+    // gaussian output with mse is a valid combination
+    char *json = edit_json(FULL_EXAMPLE, "loss.reconstruction", "\"mse\"");
+    char *json2 = edit_json(json, "model.output", "\"gaussian\"");
+    Config cfg;
+    char err[1024] = "";
+    CHECK(config_from_string(&cfg, json2, "g.json", NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.model.output == OUTPUT_GAUSSIAN && cfg.loss.reconstruction == REC_MSE, "gaussian+mse");
+    free(json);
+    free(json2);
+}
+
+static void test_activation_name(void) {
+    CHECK(strcmp(activation_name(ACT_NONE), "none") == 0, "none");
+    CHECK(strcmp(activation_name(ACT_RELU), "relu") == 0, "relu");
+    CHECK(strcmp(activation_name(ACT_TANH), "tanh") == 0, "tanh");
+    CHECK(strcmp(activation_name(ACT_LEAKY_RELU), "leaky_relu") == 0, "leaky_relu");
+}
+
+static void test_shipped_configs(void) {
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_load(&cfg, "configs/mnist_vae.json", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "configs/mnist_vae.json: %s", err);
+    CHECK(strcmp(cfg.source, "configs/mnist_vae.json") == 0, "source %s", cfg.source);
+    CHECK(strcmp(cfg.name, "mnist_vae") == 0, "name %s", cfg.name);
+    CHECK(cfg.model.input_dim == 784 && cfg.model.latent_dim == 2, "mnist_vae dims");
+    CHECK(cfg.model.n_encoder == 2 && cfg.model.encoder[0] == 512 && cfg.model.encoder[1] == 256,
+          "mnist_vae encoder");
+    CHECK(cfg.model.n_decoder == 2 && cfg.model.decoder[0] == 256 && cfg.model.decoder[1] == 512,
+          "mnist_vae decoder");
+    CHECK(cfg.train.epochs == 10 && cfg.train.batch_size == 128 && cfg.train.lr == 1e-3,
+          "mnist_vae train");
+    CHECK(cfg.loss.reconstruction == REC_BCE && cfg.loss.reduction == REDUCTION_SUM,
+          "mnist_vae loss");
+    if (rc == 0) check_round_trip(&cfg, "configs/mnist_vae.json");
+
+    rc = config_load(&cfg, "configs/examples_vae.json", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "configs/examples_vae.json: %s", err);
+    CHECK(cfg.model.n_encoder == 1 && cfg.model.encoder[0] == 400, "examples encoder");
+    CHECK(cfg.model.latent_dim == 20, "examples latent");
+    CHECK(cfg.model.n_decoder == 1 && cfg.model.decoder[0] == 400, "examples decoder");
+    CHECK(cfg.train.epochs == 10 && cfg.train.batch_size == 128 && cfg.train.lr == 1e-3,
+          "examples train");
+    if (rc == 0) check_round_trip(&cfg, "configs/examples_vae.json");
+}
+
+// ----------------------------------------------------------------------------
+// config_to_json round trip
+
+static void test_round_trip(void) {
+    const char *texts[] = {FULL_EXAMPLE, MINIMAL, UNUSUAL};
+    const char *names[] = {"full example", "minimal", "unusual"};
+    for (int i = 0; i < 3; i++) {
+        Config cfg;
+        char err[1024] = "";
+        int rc = config_from_string(&cfg, texts[i], names[i], NULL, 0, err, sizeof err);
+        CHECK(rc == 0, "%s: %s", names[i], err);
+        if (rc == 0) check_round_trip(&cfg, names[i]);
+    }
+    // the unusual values survive exactly
+    Config cfg;
+    char err[1024] = "";
+    config_from_string(&cfg, UNUSUAL, "unusual", NULL, 0, err, sizeof err);
+    CHECK(cfg.train.seed == UINT64_C(9007199254740992), "seed 2^53");
+    CHECK(cfg.train.lr == 0.1 + 0.2, "lr 0.1+0.2");
+    CHECK(cfg.train.adam_eps == 5e-324, "smallest denormal");
+    CHECK(cfg.model.n_encoder == CUVAE_MAX_HIDDEN, "16 encoder layers");
+    CHECK(strcmp(cfg.description, "tab\there, backslash \\, unicode \xc3\xa9 \xe2\x9c\x93, ctrl \x01") == 0,
+          "description escapes: %s", cfg.description);
+}
+
+static void test_round_trip_random_doubles(void) {
+    // doubles written by config_to_json must read back bit-exact
+    Config cfg;
+    char err[1024] = "";
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "rt", NULL, 0, err, sizeof err) == 0, "%s", err);
+    uint64_t state = 88172645463325252ULL;
+    for (int i = 0; i < 2000; i++) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        double u = (double)(state >> 11) / 9007199254740992.0;  // [0, 1)
+        int e = (int)(state % 40) - 30;
+        cfg.train.lr = (u + 1e-300) * pow(10.0, e);
+        cfg.train.beta1 = u;
+        cfg.loss.w_kl = u * 1e6;
+        cfg.train.seed = state >> 11;  // < 2^53
+        char name[32];
+        snprintf(name, sizeof name, "random %d", i);
+        check_round_trip(&cfg, name);
+        if (test_current_failures) break;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// --set overrides
+
+static void test_override_values(void) {
+    const char *sets[] = {
+        "train.lr=0.01",              // number
+        "train.epochs=3",             // integer
+        "train.optimizer=adam",       // not JSON: plain string
+        "data.dir=/tmp/my mnist",     // plain string with a space
+        "name=\"quoted run\"",        // JSON string
+        "description=\"true\"",       // JSON string that looks like a boolean
+        "model.encoder=[400]",        // array
+        "model.decoder=[]",           // empty array
+        "loss.w_kl=0.5",              // nested number
+        "train.seed=7",
+        "train.seed=8",               // later wins
+    };
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, FULL_EXAMPLE, "ovr.json", sets,
+                                (int)(sizeof sets / sizeof sets[0]), err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    CHECK(cfg.train.lr == 0.01, "lr %g", cfg.train.lr);
+    CHECK(cfg.train.epochs == 3, "epochs %d", cfg.train.epochs);
+    CHECK(strcmp(cfg.train.optimizer, "adam") == 0, "optimizer %s", cfg.train.optimizer);
+    CHECK(strcmp(cfg.data.dir, "/tmp/my mnist") == 0, "dir %s", cfg.data.dir);
+    CHECK(strcmp(cfg.name, "quoted run") == 0, "name %s", cfg.name);
+    CHECK(strcmp(cfg.description, "true") == 0, "description %s", cfg.description);
+    CHECK(cfg.model.n_encoder == 1 && cfg.model.encoder[0] == 400, "encoder");
+    CHECK(cfg.model.n_decoder == 0, "decoder");
+    CHECK(cfg.loss.w_kl == 0.5, "w_kl %g", cfg.loss.w_kl);
+    CHECK(cfg.train.seed == 8, "seed %llu", (unsigned long long)cfg.train.seed);
+    CHECK(strcmp(cfg.source, "ovr.json") == 0, "source %s", cfg.source);
+}
+
+static void test_override_creates_section(void) {
+    // MINIMAL has no "loss" object: the override creates it, the rest default
+    const char *sets[] = {"loss.w_kl=0.25", "device=cpu"};
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, MINIMAL, "min.json", sets, 2, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    CHECK(cfg.loss.w_kl == 0.25 && cfg.loss.w_rec == 1.0, "loss weights");
+    CHECK(cfg.loss.reconstruction == REC_BCE, "reconstruction default kept");
+    CHECK(cfg.device == DEVICE_CPU, "device");
+}
+
+static void test_override_with_config_load(void) {
+    const char *sets[] = {"model.latent_dim=16"};
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_load(&cfg, "configs/mnist_vae.json", sets, 1, err, sizeof err);
+    CHECK(rc == 0, "%s", err);
+    CHECK(cfg.model.latent_dim == 16, "latent_dim %d", cfg.model.latent_dim);
+}
+
+static void test_override_errors_in_values(void) {
+    // overrides that parse but fail validation report the config source and key
+    static const struct {
+        const char *set, *want;
+    } rows[] = {
+        {"model.latnt_dim=3", "ovr.json: model.latnt_dim: unknown key"},
+        {"extra.key=1", "ovr.json: extra: unknown key"},
+        {"train.lr=fast", "ovr.json: train.lr: must be a number, got a string"},
+        {"model.latent_dim=0", "ovr.json: model.latent_dim: must be >= 1, got 0"},
+        {"model.encoder=[400", "ovr.json: model.encoder: must be an array"},
+        {"name=true", "ovr.json: name: must be a string, got a boolean"},
+    };
+    for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
+        Config cfg;
+        char err[1024] = "";
+        int rc = config_from_string(&cfg, FULL_EXAMPLE, "ovr.json", &rows[i].set, 1, err,
+                                    sizeof err);
+        CHECK(rc == -1, "--set %s: accepted", rows[i].set);
+        CHECK(strstr(err, rows[i].want) != NULL, "--set %s: got \"%s\", want \"%s\"", rows[i].set,
+              err, rows[i].want);
+        CHECK(is_zero(&cfg), "--set %s: cfg not zeroed on error", rows[i].set);
+    }
+}
+
+static void test_override_malformed(void) {
+    static const struct {
+        const char *set, *want;
+    } rows[] = {
+        {"train.lr", "expected key.path=value"},
+        {"=3", "empty key path"},
+        {"train..lr=1", "empty key"},
+        {".lr=1", "empty key"},
+        {"train.=1", "empty key"},
+        {"name.first=x", "\"name\" is a string, not an object"},
+        {"model.encoder.x=1", "\"model.encoder\" is an array, not an object"},
+    };
+    for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
+        Config cfg;
+        char err[1024] = "";
+        int rc = config_from_string(&cfg, FULL_EXAMPLE, "ovr.json", &rows[i].set, 1, err,
+                                    sizeof err);
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "--set %s: ", rows[i].set);
+        CHECK(rc == -1, "--set %s: accepted", rows[i].set);
+        CHECK(strncmp(err, prefix, strlen(prefix)) == 0, "--set %s: message \"%s\" lacks prefix",
+              rows[i].set, err);
+        CHECK(strstr(err, rows[i].want) != NULL, "--set %s: got \"%s\", want \"%s\"", rows[i].set,
+              err, rows[i].want);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// validation errors: each row edits FULL_EXAMPLE (value is JSON text; NULL
+// deletes the key) and names the key path and the problem the message must hold
+
+typedef struct {
+    const char *path;
+    const char *value;
+    const char *want_path;
+    const char *want_problem;
+} ErrorCase;
+
+#define SEVENTEEN "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]"
+
+static const ErrorCase error_cases[] = {
+    // unknown keys at each level (and keys are case-sensitive)
+    {"extra", "1", "extra", "unknown key"},
+    {"Name", "\"x\"", "Name", "unknown key"},
+    {"data.dirr", "\"x\"", "data.dirr", "unknown key"},
+    {"model.latnt_dim", "2", "model.latnt_dim", "unknown key"},
+    {"loss.kl_weight", "1", "loss.kl_weight", "unknown key"},
+    {"train.momentum", "0.9", "train.momentum", "unknown key"},
+    // missing required keys
+    {"name", NULL, "name", "missing required key"},
+    {"data", NULL, "data", "missing required key"},
+    {"model", NULL, "model", "missing required key"},
+    {"train", NULL, "train", "missing required key"},
+    {"data.dataset", NULL, "data.dataset", "missing required key"},
+    {"data.dir", NULL, "data.dir", "missing required key"},
+    {"model.kind", NULL, "model.kind", "missing required key"},
+    {"model.input_dim", NULL, "model.input_dim", "missing required key"},
+    {"model.encoder", NULL, "model.encoder", "missing required key"},
+    {"model.latent_dim", NULL, "model.latent_dim", "missing required key"},
+    {"model.decoder", NULL, "model.decoder", "missing required key"},
+    {"train.epochs", NULL, "train.epochs", "missing required key"},
+    {"train.batch_size", NULL, "train.batch_size", "missing required key"},
+    {"train.lr", NULL, "train.lr", "missing required key"},
+    // wrong types, one of each kind of field
+    {"name", "5", "name", "must be a string, got a number"},
+    {"description", "[]", "description", "must be a string, got an array"},
+    {"data", "\"x\"", "data", "must be an object, got a string"},
+    {"model", "[]", "model", "must be an object, got an array"},
+    {"loss", "1", "loss", "must be an object, got a number"},
+    {"train", "null", "train", "must be an object, got null"},
+    {"data.dir", "true", "data.dir", "must be a string, got a boolean"},
+    {"data.dataset", "1", "data.dataset", "must be a string"},
+    {"data.train_limit", "\"5\"", "data.train_limit", "must be an integer, got a string"},
+    {"model.input_dim", "\"784\"", "model.input_dim", "must be an integer, got a string"},
+    {"model.encoder", "512", "model.encoder", "must be an array of integers"},
+    {"model.decoder", "{}", "model.decoder", "must be an array of integers"},
+    {"model.encoder", "[\"512\"]", "model.encoder[0]", "must be an integer, got a string"},
+    {"model.activation", "1", "model.activation", "must be a string"},
+    {"loss.w_kl", "true", "loss.w_kl", "must be a number, got a boolean"},
+    {"train.lr", "\"0.001\"", "train.lr", "must be a number, got a string"},
+    {"train.seed", "\"1\"", "train.seed", "must be an integer, got a string"},
+    {"device", "0", "device", "must be a string"},
+    // enumerations
+    {"data.dataset", "\"cifar10\"", "data.dataset", "must be one of \"mnist\", \"fashion-mnist\"; got \"cifar10\""},
+    {"data.binarize", "\"yes\"", "data.binarize", "must be one of \"none\", \"dynamic\", \"static\""},
+    {"model.kind", "\"gan\"", "model.kind", "must be one of \"vae\", \"ae\""},
+    {"model.activation", "\"sigmoid\"", "model.activation", "must be one of \"relu\", \"tanh\", \"leaky_relu\""},
+    {"model.activation", "\"none\"", "model.activation", "must be one of"},
+    {"model.output", "\"categorical\"", "model.output", "must be one of \"bernoulli\", \"gaussian\""},
+    {"loss.reconstruction", "\"l1\"", "loss.reconstruction", "must be one of \"bce\", \"mse\""},
+    {"loss.reduction", "\"batchmean\"", "loss.reduction", "must be one of \"sum\", \"mean\""},
+    {"train.optimizer", "\"sgd\"", "train.optimizer", "must be one of \"adam\"; got \"sgd\""},
+    {"device", "\"tpu\"", "device", "must be one of \"auto\", \"cpu\", \"cuda\""},
+    {"device", "\"CPU\"", "device", "got \"CPU\""},
+    // ranges
+    {"model.latent_dim", "0", "model.latent_dim", "must be >= 1, got 0"},
+    {"model.latent_dim", "65537", "model.latent_dim", "must be <= 65536, got 65537"},
+    {"model.input_dim", "0", "model.input_dim", "must be >= 1, got 0"},
+    {"model.input_dim", "-5", "model.input_dim", "must be >= 1, got -5"},
+    {"model.encoder", "[512, 0]", "model.encoder[1]", "must be >= 1, got 0"},
+    {"model.decoder", "[256, 70000]", "model.decoder[1]", "must be <= 65536, got 70000"},
+    {"data.train_limit", "-1", "data.train_limit", "must be >= 0, got -1"},
+    {"data.test_limit", "-1", "data.test_limit", "must be >= 0, got -1"},
+    {"train.epochs", "-1", "train.epochs", "must be >= 0, got -1"},
+    {"train.epochs", "3e9", "train.epochs", "must be <= 2147483647"},
+    {"train.batch_size", "0", "train.batch_size", "must be >= 1, got 0"},
+    {"train.lr", "0", "train.lr", "must be > 0, got 0"},
+    {"train.lr", "-0.001", "train.lr", "must be > 0, got -0.001"},
+    {"loss.w_rec", "-1", "loss.w_rec", "must be >= 0, got -1"},
+    {"loss.w_kl", "-0.5", "loss.w_kl", "must be >= 0, got -0.5"},
+    {"train.beta1", "1", "train.beta1", "must be in [0, 1), got 1"},
+    {"train.beta1", "-0.1", "train.beta1", "must be in [0, 1), got -0.1"},
+    {"train.beta2", "1.5", "train.beta2", "must be in [0, 1), got 1.5"},
+    {"train.adam_eps", "0", "train.adam_eps", "must be > 0, got 0"},
+    {"train.log_interval", "0", "train.log_interval", "must be >= 1, got 0"},
+    {"train.seed", "-1", "train.seed", "must be >= 0, got -1"},
+    {"train.seed", "9007199254740994", "train.seed", "must be <= 9007199254740992"},
+    // integers must be integral
+    {"model.latent_dim", "2.5", "model.latent_dim", "must be an integer, got 2.5"},
+    {"train.epochs", "1.5", "train.epochs", "must be an integer, got 1.5"},
+    {"model.encoder", "[512.5]", "model.encoder[0]", "must be an integer, got 512.5"},
+    {"train.seed", "1.5", "train.seed", "must be an integer, got 1.5"},
+    // combination: bce needs a bernoulli output
+    {"model.output", "\"gaussian\"", "loss.reconstruction", "\"bce\" needs model.output \"bernoulli\""},
+    // hidden layer lists
+    {"model.encoder", "[]", "model.encoder", "must not be empty"},
+    {"model.encoder", SEVENTEEN, "model.encoder", "at most 16 hidden layers, got 17"},
+    {"model.decoder", SEVENTEEN, "model.decoder", "at most 16 hidden layers, got 17"},
+    // strings
+    {"name", "\"\"", "name", "must not be empty"},
+    {"data.dir", "\"\"", "data.dir", "must not be empty"},
+    {"description", "\"two\\nlines\"", "description", "must be a single line"},
+    {"name", "\"0123456789012345678901234567890123456789012345678901234567890123456789"
+             "0123456789012345678901234567890123456789012345678901234567890123456789\"",
+     "name", "too long (140 bytes, at most 127)"},
+};
+
+static int current_row;
+
+static void check_error_message(const char *err, const char *source, const char *want_path,
+                                const char *want_problem) {
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%s: %s: ", source, want_path);
+    CHECK(strncmp(err, prefix, strlen(prefix)) == 0, "message \"%s\" should start with \"%s\"",
+          err, prefix);
+    CHECK(strstr(err, want_problem) != NULL, "message \"%s\" should contain \"%s\"", err,
+          want_problem);
+    CHECK(strchr(err, '\n') == NULL, "message \"%s\" has a newline", err);
+}
+
+static void run_error_case(void) {
+    const ErrorCase *ec = &error_cases[current_row];
+    char *json = edit_json(FULL_EXAMPLE, ec->path, ec->value);
+    CHECK(json != NULL, "bad test row");
+    if (!json) return;
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, json, "configs/case.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1, "accepted: %s", json);
+    check_error_message(err, "configs/case.json", ec->want_path, ec->want_problem);
+    CHECK(is_zero(&cfg), "cfg not zeroed on error");
+    free(json);
+}
+
+// whole-text cases: syntax, top level, duplicates, values cJSON can't print
+typedef struct {
+    const char *json;
+    const char *want_where;  // what follows "<source>: "
+    const char *want_problem;
+} TextCase;
+
+static const TextCase text_cases[] = {
+    {"{\"name\": \"x\",\n  \"data\": }", "line 2, column 11 (byte 24)", "invalid JSON near '}'"},
+    {"{\"name\": \"x\" \"data\": 1}", "line 1, column 14 (byte 13)", "invalid JSON near '\"data\": 1}'"},
+    {"", "line 1, column 1 (byte 0)", "invalid JSON"},
+    {"{} trailing", "line 1, column 4 (byte 3)", "invalid JSON near 'trailing'"},
+    {"[1, 2]", "top level", "must be a JSON object, got an array"},
+    {"\"just a string\"", "top level", "must be a JSON object, got a string"},
+    {"42", "top level", "must be a JSON object, got a number"},
+    {"{\"name\": \"a\", \"name\": \"b\"}", "name", "duplicate key"},
+    {"{\"name\": \"a\", \"data\": {\"dir\": \"x\", \"dir\": \"y\"}}", "data.dir", "duplicate key"},
+};
+
+static void run_text_case(void) {
+    const TextCase *tc = &text_cases[current_row];
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, tc->json, "bad.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1, "accepted: %s", tc->json);
+    check_error_message(err, "bad.json", tc->want_where, tc->want_problem);
+}
+
+static void test_error_infinite_number(void) {
+    // 1e999 parses to infinity, which no field accepts
+    char *json = replace_text(FULL_EXAMPLE, "\"lr\": 0.001", "\"lr\": 1e999");
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_from_string(&cfg, json, "inf.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1, "accepted lr 1e999");
+    check_error_message(err, "inf.json", "train.lr", "must be a finite number");
+    free(json);
+    json = replace_text(FULL_EXAMPLE, "\"latent_dim\": 2", "\"latent_dim\": 1e999");
+    rc = config_from_string(&cfg, json, "inf.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1, "accepted latent_dim 1e999");
+    check_error_message(err, "inf.json", "model.latent_dim", "must be an integer");
+    free(json);
+}
+
+static void test_error_exact_message(void) {
+    // the documented message shape, byte for byte
+    const char *set = "model.latent_dim=0";
+    Config cfg;
+    char err[1024] = "";
+    config_from_string(&cfg, FULL_EXAMPLE, "configs/x.json", &set, 1, err, sizeof err);
+    CHECK(strcmp(err, "configs/x.json: model.latent_dim: must be >= 1, got 0") == 0, "got \"%s\"",
+          err);
+    // a small error buffer truncates instead of overflowing
+    char small[16];
+    config_from_string(&cfg, FULL_EXAMPLE, "configs/x.json", &set, 1, small, sizeof small);
+    CHECK(strcmp(small, "configs/x.json:") == 0, "got \"%s\"", small);
+}
+
+static void test_error_missing_file(void) {
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_load(&cfg, "tests/fixtures/no_such_config.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1, "missing file accepted");
+    CHECK(strstr(err, "tests/fixtures/no_such_config.json") != NULL, "message names the file: %s",
+          err);
+    CHECK(strstr(err, "cannot open") != NULL, "message says why: %s", err);
+    CHECK(is_zero(&cfg), "cfg not zeroed on error");
+}
+
+int main(void) {
+    test_run("full example", test_full_example);
+    test_run("defaults", test_defaults);
+    test_run("enum values", test_enum_values);
+    test_run("activation_name", test_activation_name);
+    test_run("shipped configs", test_shipped_configs);
+    test_run("round trip", test_round_trip);
+    test_run("round trip random doubles", test_round_trip_random_doubles);
+    test_run("override values", test_override_values);
+    test_run("override creates section", test_override_creates_section);
+    test_run("override with config_load", test_override_with_config_load);
+    test_run("override values rejected", test_override_errors_in_values);
+    test_run("override malformed", test_override_malformed);
+
+    char name[160];
+    for (current_row = 0; current_row < (int)(sizeof error_cases / sizeof error_cases[0]);
+         current_row++) {
+        const ErrorCase *ec = &error_cases[current_row];
+        snprintf(name, sizeof name, "error %s=%.40s", ec->path, ec->value ? ec->value : "(deleted)");
+        test_run(name, run_error_case);
+    }
+    for (current_row = 0; current_row < (int)(sizeof text_cases / sizeof text_cases[0]);
+         current_row++) {
+        snprintf(name, sizeof name, "error text case %d", current_row);
+        test_run(name, run_text_case);
+    }
+    test_run("error infinite number", test_error_infinite_number);
+    test_run("error exact message", test_error_exact_message);
+    test_run("error missing file", test_error_missing_file);
+    return test_finish("test_config");
+}
