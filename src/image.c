@@ -1,0 +1,148 @@
+// image.c: PNG writing with libpng (8-bit gray or RGB, written atomically via a
+// temp file and rename) and image_grid, which tiles [0, 1] float images into
+// one gray image with padding.
+#include "cuvae/image.h"
+#include "cuvae/common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// libpng reports errors through a callback that must not return; we keep the
+// message and jump back to the setjmp point in png_write.
+typedef struct {
+    char message[256];
+} PngErrorState;
+
+static void png_error_callback(png_structp png, png_const_charp message) {
+    PngErrorState *state = png_get_error_ptr(png);
+    snprintf(state->message, sizeof state->message, "%s", message ? message : "unknown error");
+    png_longjmp(png, 1);
+}
+
+static void png_warning_callback(png_structp png, png_const_charp message) {
+    (void)png;
+    (void)message;   // warnings are not actionable for our fixed-format output
+}
+
+// Encodes the image into the already-open fp. Returns 0, or -1 with the libpng
+// message in state. Kept separate so the setjmp frame holds no changing locals.
+static int encode_png(FILE *fp, const uint8_t *pixels, int width, int height, int channels,
+                      PngErrorState *state) {
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, state, png_error_callback,
+                                              png_warning_callback);
+    if (!png) {
+        snprintf(state->message, sizeof state->message, "cannot create libpng write struct");
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        snprintf(state->message, sizeof state->message, "cannot create libpng info struct");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_init_io(png, fp);
+    int color_type = channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB;
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, color_type,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t row_bytes = (size_t)width * (size_t)channels;
+    for (int y = 0; y < height; y++) png_write_row(png, pixels + (size_t)y * row_bytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,
+              char *err, size_t errlen) {
+    if (!path || !path[0]) return set_error(err, errlen, "png_write: empty path");
+    if (channels != 1 && channels != 3)
+        return set_error(err, errlen, "%s: unsupported channel count %d (need 1 or 3)", path, channels);
+    if (width <= 0 || height <= 0)
+        return set_error(err, errlen, "%s: invalid image size %dx%d", path, width, height);
+    if (!pixels) return set_error(err, errlen, "%s: NULL pixel buffer", path);
+
+    size_t tmp_size = strlen(path) + 32;
+    char *tmp_path = xmalloc(tmp_size);
+    snprintf(tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp_path, "wb");
+    if (!fp) {
+        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, tmp_path, strerror(errno));
+        free(tmp_path);
+        return -1;
+    }
+
+    PngErrorState state = {""};
+    if (encode_png(fp, pixels, width, height, channels, &state) != 0) {
+        fclose(fp);
+        unlink(tmp_path);
+        free(tmp_path);
+        return set_error(err, errlen, "%s: PNG encoding failed: %s", path, state.message);
+    }
+    const char *failed_step = NULL;
+    if (fflush(fp) != 0) failed_step = "write";
+    else if (fsync(fileno(fp)) != 0) failed_step = "fsync";
+    int saved_errno = errno;
+    if (fclose(fp) != 0 && !failed_step) {
+        failed_step = "close";
+        saved_errno = errno;
+    }
+    if (!failed_step && rename(tmp_path, path) != 0) {
+        failed_step = "rename";
+        saved_errno = errno;
+    }
+    if (failed_step) {
+        unlink(tmp_path);
+        free(tmp_path);
+        return set_error(err, errlen, "%s: %s failed: %s", path, failed_step, strerror(saved_errno));
+    }
+    free(tmp_path);
+    return 0;
+}
+
+// Maps a value to 0..255: clamps to [0, 1] (NaN -> 0), scales, rounds to nearest.
+static uint8_t unit_to_byte(float v) {
+    if (!(v > 0.0f)) return 0;    // also catches NaN
+    if (v >= 1.0f) return 255;
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
+// Layout (like torchvision's make_grid): tiles of rows x cols in min(grid_cols, n)
+// columns and ceil(n / columns) rows, `pad` pixels of pad_value around and
+// between tiles; unused trailing tiles stay pad_value. Returns NULL (sizes 0)
+// for invalid arguments.
+uint8_t *image_grid(const float *images, int n, int rows, int cols, int grid_cols, int pad,
+                    uint8_t pad_value, int *width_out, int *height_out) {
+    *width_out = 0;
+    *height_out = 0;
+    if (!images || n <= 0 || rows <= 0 || cols <= 0 || grid_cols <= 0 || pad < 0) return NULL;
+    int tiles_across = grid_cols < n ? grid_cols : n;
+    int tiles_down = (n + tiles_across - 1) / tiles_across;
+    int64_t width = (int64_t)tiles_across * (cols + (int64_t)pad) + pad;
+    int64_t height = (int64_t)tiles_down * (rows + (int64_t)pad) + pad;
+    if (width > INT_MAX || height > INT_MAX || width * height > (int64_t)1 << 40) return NULL;
+
+    uint8_t *grid = xmalloc((size_t)(width * height));
+    memset(grid, pad_value, (size_t)(width * height));
+    for (int i = 0; i < n; i++) {
+        int64_t top = (int64_t)(i / tiles_across) * (rows + pad) + pad;
+        int64_t left = (int64_t)(i % tiles_across) * (cols + pad) + pad;
+        const float *image = images + (size_t)i * (size_t)rows * (size_t)cols;
+        for (int y = 0; y < rows; y++) {
+            uint8_t *out_row = grid + (size_t)((top + y) * width + left);
+            for (int x = 0; x < cols; x++) out_row[x] = unit_to_byte(image[(size_t)y * cols + x]);
+        }
+    }
+    *width_out = (int)width;
+    *height_out = (int)height;
+    return grid;
+}

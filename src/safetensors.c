@@ -1,0 +1,645 @@
+// safetensors.c: reader and writer for the safetensors format (F32 tensors and
+// a __metadata__ map of strings).
+//
+// File layout: an 8-byte little-endian u64 N, then N bytes of JSON header, then
+// the data buffer. The header maps each tensor name to
+//   {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}
+// with offsets relative to the start of the data buffer, plus an optional
+// "__metadata__" object whose values are strings.
+//
+// The writer builds the header JSON by hand (so integers are printed exactly),
+// pads it with spaces so the data starts 8-byte aligned, and replaces the
+// destination atomically (temp file in the same directory, fsync, rename).
+// The reader loads the whole file, parses the header with cJSON and validates
+// every entry (F32 only, rank <= ST_MAX_RANK, offsets inside the data and
+// consistent with the shape, no overlaps, no duplicate keys) before handing out
+// pointers into the buffer.
+#include "cuvae/safetensors.h"
+#include "cuvae/common.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Tensor bytes are written and read as host floats; the format is little-endian.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c assumes a little-endian host"
+#endif
+
+#define METADATA_KEY "__metadata__"
+#define META_KEY_SIZE 64      // sizeof(StMeta.key)
+#define MAX_EXACT_JSON_INT 9007199254740992.0   // 2^53: largest exact double integer
+
+// ----------------------------------------------------------------------------
+// small helpers
+
+// Copies s into out for use in a one-line error message: control bytes become
+// '?' and long names are cut with "...".
+static const char *printable(const char *s, char *out, size_t outlen) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < outlen; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    out[i] = '\0';
+    if (s[i] && outlen > 4) strcpy(out + outlen - 4, "...");
+    return out;
+}
+
+static char *copy_string(const char *s) {
+    size_t n = strlen(s);
+    char *copy = xmalloc(n + 1);
+    memcpy(copy, s, n + 1);
+    return copy;
+}
+
+// True when s is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF). JSON text must be UTF-8, so the writer checks this.
+static bool is_valid_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = p[0];
+        if (c < 0x80) {
+            p += 1;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            if ((p[1] & 0xc0) != 0x80) return false;
+            p += 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return false;
+            if (c == 0xe0 && p[1] < 0xa0) return false;    // overlong
+            if (c == 0xed && p[1] >= 0xa0) return false;   // UTF-16 surrogate
+            p += 3;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+                return false;
+            if (c == 0xf0 && p[1] < 0x90) return false;    // overlong
+            if (c == 0xf4 && p[1] >= 0x90) return false;   // above U+10FFFF
+            p += 4;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+// Returns a name that occurs twice in names[0..n), or NULL. Sorts the array.
+static const char *find_duplicate(const char **names, int n) {
+    qsort(names, (size_t)n, sizeof names[0], compare_strings);
+    for (int i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) return names[i];
+    return NULL;
+}
+
+// Element count of a shape, or -1 if negative dims or the byte size
+// (4 * count) would not fit in an int64.
+static int64_t element_count(const int64_t *shape, int rank) {
+    int64_t count = 1;
+    for (int d = 0; d < rank; d++) {
+        if (shape[d] < 0) return -1;
+        if (shape[d] == 0) count = 0;
+    }
+    if (count == 0) return 0;
+    for (int d = 0; d < rank; d++) {
+        if (count > INT64_MAX / 4 / shape[d]) return -1;
+        count *= shape[d];
+    }
+    return count;
+}
+
+// ----------------------------------------------------------------------------
+// header text builder
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} TextBuffer;
+
+static void text_append_bytes(TextBuffer *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (t->len + n + 1 > cap) cap *= 2;
+        char *bigger = xmalloc(cap);
+        if (t->len) memcpy(bigger, t->data, t->len);
+        free(t->data);
+        t->data = bigger;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void text_append(TextBuffer *t, const char *s) {
+    text_append_bytes(t, s, strlen(s));
+}
+
+static void text_append_int(TextBuffer *t, int64_t value) {
+    char number[32];
+    snprintf(number, sizeof number, "%" PRId64, value);
+    text_append(t, number);
+}
+
+// Appends s as a quoted JSON string. Bytes >= 0x80 pass through (s is UTF-8).
+static void text_append_json_string(TextBuffer *t, const char *s) {
+    text_append(t, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char escaped[8];
+        switch (*p) {
+        case '"':  text_append(t, "\\\""); break;
+        case '\\': text_append(t, "\\\\"); break;
+        case '\n': text_append(t, "\\n"); break;
+        case '\r': text_append(t, "\\r"); break;
+        case '\t': text_append(t, "\\t"); break;
+        case '\b': text_append(t, "\\b"); break;
+        case '\f': text_append(t, "\\f"); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) {
+                snprintf(escaped, sizeof escaped, "\\u%04x", *p);
+                text_append(t, escaped);
+            } else {
+                text_append_bytes(t, (const char *)p, 1);
+            }
+        }
+    }
+    text_append(t, "\"");
+}
+
+// ----------------------------------------------------------------------------
+// writer
+
+// Checks the caller's tensors and metadata before anything touches the disk.
+static int validate_write_args(const char *path, const StTensor *tensors, int n_tensors,
+                               const StMeta *meta, int n_meta, char *err, size_t errlen) {
+    char shown[80];
+    if (n_tensors < 0 || n_meta < 0)
+        return set_error(err, errlen, "%s: negative tensor or metadata count", path);
+    if ((n_tensors > 0 && !tensors) || (n_meta > 0 && !meta))
+        return set_error(err, errlen, "%s: NULL tensor or metadata array", path);
+
+    for (int i = 0; i < n_tensors; i++) {
+        const StTensor *t = &tensors[i];
+        if (!memchr(t->name, '\0', ST_MAX_NAME))
+            return set_error(err, errlen, "%s: tensor %d: name is not NUL-terminated within %d bytes",
+                             path, i, ST_MAX_NAME);
+        printable(t->name, shown, sizeof shown);
+        if (t->name[0] == '\0')
+            return set_error(err, errlen, "%s: tensor %d: empty name", path, i);
+        if (strcmp(t->name, METADATA_KEY) == 0 || !is_valid_utf8(t->name))
+            return set_error(err, errlen, "%s: tensor '%s': invalid name", path, shown);
+        if (t->rank < 0 || t->rank > ST_MAX_RANK)
+            return set_error(err, errlen, "%s: tensor '%s': rank %d outside 0..%d", path, shown,
+                             t->rank, ST_MAX_RANK);
+        int64_t count = element_count(t->shape, t->rank);
+        if (count < 0)
+            return set_error(err, errlen, "%s: tensor '%s': negative or too large shape", path, shown);
+        if (count > 0 && !t->data)
+            return set_error(err, errlen, "%s: tensor '%s': NULL data", path, shown);
+    }
+    for (int i = 0; i < n_meta; i++) {
+        if (!memchr(meta[i].key, '\0', META_KEY_SIZE))
+            return set_error(err, errlen, "%s: metadata %d: key is not NUL-terminated within %d bytes",
+                             path, i, META_KEY_SIZE);
+        printable(meta[i].key, shown, sizeof shown);
+        if (meta[i].key[0] == '\0' || !is_valid_utf8(meta[i].key))
+            return set_error(err, errlen, "%s: metadata %d: empty or invalid key", path, i);
+        if (!meta[i].value)
+            return set_error(err, errlen, "%s: metadata '%s': NULL value", path, shown);
+        if (!is_valid_utf8(meta[i].value))
+            return set_error(err, errlen, "%s: metadata '%s': value is not valid UTF-8", path, shown);
+    }
+
+    int most = n_tensors > n_meta ? n_tensors : n_meta;
+    const char **names = xmalloc(sizeof(char *) * (size_t)(most > 0 ? most : 1));
+    for (int i = 0; i < n_tensors; i++) names[i] = tensors[i].name;
+    const char *duplicate = find_duplicate(names, n_tensors);
+    if (duplicate) {
+        set_error(err, errlen, "%s: duplicate tensor name '%s'", path,
+                  printable(duplicate, shown, sizeof shown));
+        free(names);
+        return -1;
+    }
+    for (int i = 0; i < n_meta; i++) names[i] = meta[i].key;
+    duplicate = find_duplicate(names, n_meta);
+    if (duplicate) {
+        set_error(err, errlen, "%s: duplicate metadata key '%s'", path,
+                  printable(duplicate, shown, sizeof shown));
+        free(names);
+        return -1;
+    }
+    free(names);
+    return 0;
+}
+
+// Builds the header JSON, padded with spaces so that 8 + length is a multiple of 8.
+static void build_header(TextBuffer *header, const StTensor *tensors, int n_tensors,
+                         const StMeta *meta, int n_meta) {
+    text_append(header, "{");
+    bool first_entry = true;
+    if (n_meta > 0) {
+        text_append(header, "\"" METADATA_KEY "\":{");
+        for (int i = 0; i < n_meta; i++) {
+            if (i > 0) text_append(header, ",");
+            text_append_json_string(header, meta[i].key);
+            text_append(header, ":");
+            text_append_json_string(header, meta[i].value);
+        }
+        text_append(header, "}");
+        first_entry = false;
+    }
+    int64_t offset = 0;
+    for (int i = 0; i < n_tensors; i++) {
+        const StTensor *t = &tensors[i];
+        int64_t bytes = 4 * element_count(t->shape, t->rank);
+        if (!first_entry) text_append(header, ",");
+        first_entry = false;
+        text_append_json_string(header, t->name);
+        text_append(header, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < t->rank; d++) {
+            if (d > 0) text_append(header, ",");
+            text_append_int(header, t->shape[d]);
+        }
+        text_append(header, "],\"data_offsets\":[");
+        text_append_int(header, offset);
+        text_append(header, ",");
+        text_append_int(header, offset + bytes);
+        text_append(header, "]}");
+        offset += bytes;
+    }
+    text_append(header, "}");
+    while ((8 + header->len) % 8 != 0) text_append(header, " ");
+}
+
+// Best effort: makes the rename itself durable. Errors are ignored.
+static void fsync_parent_directory(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) {
+        dir = copy_string(".");
+    } else if (slash == path) {
+        dir = copy_string("/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        dir = xmalloc(n + 1);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
+                      const StMeta *meta, int n_meta, char *err, size_t errlen) {
+    if (!path || !path[0]) return set_error(err, errlen, "safetensors_write: empty path");
+    if (validate_write_args(path, tensors, n_tensors, meta, n_meta, err, errlen) != 0) return -1;
+
+    TextBuffer header = {0};
+    build_header(&header, tensors, n_tensors, meta, n_meta);
+    uint8_t length_bytes[8];
+    uint64_t header_len = header.len;
+    for (int i = 0; i < 8; i++) length_bytes[i] = (uint8_t)(header_len >> (8 * i));
+
+    size_t tmp_size = strlen(path) + 32;
+    char *tmp_path = xmalloc(tmp_size);
+    snprintf(tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+
+    FILE *fp = fopen(tmp_path, "wb");
+    if (!fp) {
+        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, tmp_path, strerror(errno));
+        free(header.data);
+        free(tmp_path);
+        return -1;
+    }
+    bool ok = fwrite(length_bytes, 1, 8, fp) == 8 &&
+              fwrite(header.data, 1, header.len, fp) == header.len;
+    for (int i = 0; ok && i < n_tensors; i++) {
+        size_t count = (size_t)element_count(tensors[i].shape, tensors[i].rank);
+        if (count > 0) ok = fwrite(tensors[i].data, sizeof(float), count, fp) == count;
+    }
+    free(header.data);
+    const char *failed_step = "write";
+    if (ok && fflush(fp) != 0) ok = false;
+    if (ok && fsync(fileno(fp)) != 0) {
+        ok = false;
+        failed_step = "fsync";
+    }
+    int saved_errno = errno;
+    if (fclose(fp) != 0 && ok) {
+        ok = false;
+        failed_step = "close";
+        saved_errno = errno;
+    }
+    if (ok && rename(tmp_path, path) != 0) {
+        ok = false;
+        failed_step = "rename";
+        saved_errno = errno;
+    }
+    if (!ok) {
+        unlink(tmp_path);
+        free(tmp_path);
+        return set_error(err, errlen, "%s: %s failed: %s", path, failed_step, strerror(saved_errno));
+    }
+    free(tmp_path);
+    fsync_parent_directory(path);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// reader
+
+// Reads a JSON number that must be a non-negative integer exactly representable
+// as a double. Returns false otherwise.
+static bool json_to_offset(const cJSON *item, int64_t *out) {
+    if (!cJSON_IsNumber(item)) return false;
+    double v = item->valuedouble;
+    if (!isfinite(v) || v < 0 || v > MAX_EXACT_JSON_INT || floor(v) != v) return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static int parse_metadata(const char *path, const cJSON *object, StFile *f, char *err, size_t errlen) {
+    char shown[80];
+    if (cJSON_IsNull(object)) return 0;
+    if (!cJSON_IsObject(object))
+        return set_error(err, errlen, "%s: header: " METADATA_KEY " is not an object", path);
+    int n = cJSON_GetArraySize(object);
+    f->meta = xcalloc((size_t)(n > 0 ? n : 1), sizeof(StMeta));
+    const cJSON *item;
+    cJSON_ArrayForEach(item, object) {
+        printable(item->string, shown, sizeof shown);
+        if (strlen(item->string) >= META_KEY_SIZE)
+            return set_error(err, errlen, "%s: metadata key '%s' is longer than %d bytes", path,
+                             shown, META_KEY_SIZE - 1);
+        if (!cJSON_IsString(item))
+            return set_error(err, errlen, "%s: metadata '%s': value is not a string", path, shown);
+        StMeta *m = &f->meta[f->n_meta++];
+        strcpy(m->key, item->string);
+        m->value = copy_string(item->valuestring);
+    }
+    const char **keys = xmalloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < f->n_meta; i++) keys[i] = f->meta[i].key;
+    const char *duplicate = find_duplicate(keys, f->n_meta);
+    if (duplicate) set_error(err, errlen, "%s: duplicate metadata key '%s'", path,
+                             printable(duplicate, shown, sizeof shown));
+    free(keys);
+    return duplicate ? -1 : 0;
+}
+
+// Validates one tensor entry and fills t (without the data pointer) and *begin.
+static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size, StTensor *t,
+                        int64_t *begin, char *err, size_t errlen) {
+    char shown[80];
+    const char *name = entry->string;
+    printable(name, shown, sizeof shown);
+    if (name[0] == '\0') return set_error(err, errlen, "%s: header: empty tensor name", path);
+    if (strlen(name) >= ST_MAX_NAME)
+        return set_error(err, errlen, "%s: tensor name '%s' is longer than %d bytes", path, shown,
+                         ST_MAX_NAME - 1);
+    if (!cJSON_IsObject(entry))
+        return set_error(err, errlen, "%s: tensor '%s': entry is not an object", path, shown);
+    strcpy(t->name, name);
+
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    if (!cJSON_IsString(dtype))
+        return set_error(err, errlen, "%s: tensor '%s': missing or non-string dtype", path, shown);
+    if (strcmp(dtype->valuestring, "F32") != 0) {
+        char dtype_shown[32];
+        return set_error(err, errlen, "%s: tensor '%s': unsupported dtype %s (only F32)", path,
+                         shown, printable(dtype->valuestring, dtype_shown, sizeof dtype_shown));
+    }
+
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    if (!cJSON_IsArray(shape))
+        return set_error(err, errlen, "%s: tensor '%s': missing or non-array shape", path, shown);
+    int rank = cJSON_GetArraySize(shape);
+    if (rank > ST_MAX_RANK)
+        return set_error(err, errlen, "%s: tensor '%s': rank %d exceeds the maximum %d", path, shown,
+                         rank, ST_MAX_RANK);
+    t->rank = rank;
+    for (int d = 0; d < rank; d++) {
+        if (!json_to_offset(cJSON_GetArrayItem(shape, d), &t->shape[d]))
+            return set_error(err, errlen, "%s: tensor '%s': shape[%d] is not a non-negative integer",
+                             path, shown, d);
+    }
+    int64_t count = element_count(t->shape, rank);
+    if (count < 0)
+        return set_error(err, errlen, "%s: tensor '%s': shape is too large", path, shown);
+
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    int64_t start, end;
+    if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
+        !json_to_offset(cJSON_GetArrayItem(offsets, 0), &start) ||
+        !json_to_offset(cJSON_GetArrayItem(offsets, 1), &end))
+        return set_error(err, errlen,
+                         "%s: tensor '%s': data_offsets must be two non-negative integers", path, shown);
+    if (start > end || (uint64_t)end > data_size)
+        return set_error(err, errlen,
+                         "%s: tensor '%s': data_offsets [%" PRId64 ", %" PRId64
+                         "] out of range (data size %" PRIu64 " bytes)",
+                         path, shown, start, end, data_size);
+    if (end - start != 4 * count)
+        return set_error(err, errlen,
+                         "%s: tensor '%s': data_offsets span %" PRId64 " bytes but shape needs %" PRId64,
+                         path, shown, end - start, 4 * count);
+    *begin = start;
+    return 0;
+}
+
+typedef struct {
+    int64_t begin, end;   // byte range in the data buffer
+    int index;            // tensor index
+} ByteRange;
+
+static int compare_ranges(const void *a, const void *b) {
+    const ByteRange *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+// Parses and validates the header of the file already loaded in f->buffer, then
+// points each tensor at its data (copying misaligned tensors to an aligned tail).
+static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
+    if (f->size < 8)
+        return set_error(err, errlen, "%s: file is %zu bytes, too short for a safetensors header",
+                         path, f->size);
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++) header_len |= (uint64_t)f->buffer[i] << (8 * i);
+    if (header_len > f->size - 8)
+        return set_error(err, errlen, "%s: header length %" PRIu64 " exceeds the file size (%zu bytes)",
+                         path, header_len, f->size);
+    if (header_len == 0) return set_error(err, errlen, "%s: empty header", path);
+    if (memchr(f->buffer + 8, '\0', header_len))
+        return set_error(err, errlen, "%s: header contains a NUL byte", path);
+
+    char *text = xmalloc(header_len + 1);
+    memcpy(text, f->buffer + 8, header_len);
+    text[header_len] = '\0';
+    const char *parse_end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &parse_end, 1);
+    if (!root) {
+        size_t at = parse_end ? (size_t)(parse_end - text) : 0;
+        free(text);
+        return set_error(err, errlen, "%s: header is not valid JSON (error near header byte %zu)",
+                         path, at);
+    }
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return set_error(err, errlen, "%s: header is not a JSON object", path);
+    }
+
+    uint64_t data_start = 8 + header_len;
+    uint64_t data_size = f->size - data_start;
+    int n_entries = cJSON_GetArraySize(root);
+    const char **keys = xmalloc(sizeof(char *) * (size_t)(n_entries > 0 ? n_entries : 1));
+    int64_t *begins = xmalloc(sizeof(int64_t) * (size_t)(n_entries > 0 ? n_entries : 1));
+    f->tensors = xcalloc((size_t)(n_entries > 0 ? n_entries : 1), sizeof(StTensor));
+    int status = 0;
+    int n_keys = 0;
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, root) keys[n_keys++] = entry->string;
+    const char *duplicate = find_duplicate(keys, n_keys);
+    if (duplicate) {
+        char shown[80];
+        status = set_error(err, errlen, "%s: duplicate key '%s' in header", path,
+                           printable(duplicate, shown, sizeof shown));
+    }
+    free(keys);
+    cJSON_ArrayForEach(entry, root) {
+        if (status != 0) break;
+        if (strcmp(entry->string, METADATA_KEY) == 0) {
+            status = parse_metadata(path, entry, f, err, errlen);
+        } else {
+            int i = f->n_tensors;
+            status = parse_tensor(path, entry, data_size, &f->tensors[i], &begins[i], err, errlen);
+            if (status == 0) f->n_tensors++;
+        }
+    }
+    cJSON_Delete(root);
+
+    // Tensor byte ranges must not overlap (as in the reference implementation);
+    // this also bounds the aligned copies below by the data size.
+    if (status == 0 && f->n_tensors > 1) {
+        ByteRange *ranges = xmalloc(sizeof(ByteRange) * (size_t)f->n_tensors);
+        for (int i = 0; i < f->n_tensors; i++) {
+            ranges[i].begin = begins[i];
+            ranges[i].end = begins[i] + 4 * element_count(f->tensors[i].shape, f->tensors[i].rank);
+            ranges[i].index = i;
+        }
+        qsort(ranges, (size_t)f->n_tensors, sizeof ranges[0], compare_ranges);
+        for (int i = 1; i < f->n_tensors; i++) {
+            if (ranges[i].begin < ranges[i - 1].end) {
+                char shown_a[80], shown_b[80];
+                printable(f->tensors[ranges[i - 1].index].name, shown_a, sizeof shown_a);
+                printable(f->tensors[ranges[i].index].name, shown_b, sizeof shown_b);
+                status = set_error(err, errlen,
+                                   "%s: tensors '%s' and '%s' have overlapping data_offsets", path,
+                                   shown_a, shown_b);
+                break;
+            }
+        }
+        free(ranges);
+    }
+
+    // Tensors whose data does not start 4-byte aligned (e.g. a header length that
+    // is not a multiple of 4) are copied to an aligned area after the file bytes.
+    size_t misaligned_bytes = 0;
+    for (int i = 0; status == 0 && i < f->n_tensors; i++) {
+        size_t bytes = 4 * (size_t)element_count(f->tensors[i].shape, f->tensors[i].rank);
+        if ((data_start + (uint64_t)begins[i]) % 4 != 0) misaligned_bytes += bytes;
+    }
+    size_t tail_start = (f->size + 15) / 16 * 16;
+    if (status == 0 && misaligned_bytes > 0) {
+        uint8_t *bigger = realloc(f->buffer, tail_start + misaligned_bytes);
+        if (!bigger) {
+            status = set_error(err, errlen, "%s: out of memory aligning tensor data", path);
+        } else {
+            f->buffer = bigger;
+        }
+    }
+    size_t tail_used = 0;
+    for (int i = 0; status == 0 && i < f->n_tensors; i++) {
+        StTensor *t = &f->tensors[i];
+        const uint8_t *source = f->buffer + data_start + begins[i];
+        if ((data_start + (uint64_t)begins[i]) % 4 == 0) {
+            t->data = (const float *)source;
+        } else {
+            size_t bytes = 4 * (size_t)element_count(t->shape, t->rank);
+            uint8_t *aligned = f->buffer + tail_start + tail_used;
+            memcpy(aligned, source, bytes);
+            tail_used += bytes;
+            t->data = (const float *)aligned;
+        }
+    }
+    free(begins);
+    return status;
+}
+
+int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
+    memset(f, 0, sizeof *f);
+    if (!path) return set_error(err, errlen, "safetensors_read: NULL path");
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return set_error(err, errlen, "%s: not a regular file", path);
+    }
+    f->size = (size_t)st.st_size;
+    f->buffer = malloc(f->size > 0 ? f->size : 1);
+    if (!f->buffer) {
+        fclose(fp);
+        set_error(err, errlen, "%s: out of memory reading %zu bytes", path, f->size);
+        f->size = 0;
+        return -1;
+    }
+    size_t got = fread(f->buffer, 1, f->size, fp);
+    fclose(fp);
+    if (got != f->size) {
+        safetensors_free(f);
+        return set_error(err, errlen, "%s: read error (got %zu of %zu bytes)", path, got,
+                         (size_t)st.st_size);
+    }
+    if (parse_file(path, f, err, errlen) != 0) {
+        safetensors_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+const StTensor *safetensors_find(const StFile *f, const char *name) {
+    for (int i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    return NULL;
+}
+
+const char *safetensors_meta(const StFile *f, const char *key) {
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[i].key, key) == 0) return f->meta[i].value;
+    return NULL;
+}
+
+void safetensors_free(StFile *f) {
+    if (!f) return;
+    for (int i = 0; i < f->n_meta; i++) free(f->meta[i].value);
+    free(f->meta);
+    free(f->tensors);
+    free(f->buffer);
+    memset(f, 0, sizeof *f);
+}

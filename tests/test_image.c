@@ -1,0 +1,325 @@
+// test_image.c: tests for src/image.c: PNG files (gray and RGB) decoded back with
+// libpng's simplified reader match exactly, writes are atomic, bad arguments and
+// unwritable paths fail cleanly, and image_grid lays tiles out as documented.
+#include "cuvae/image.h"
+#include "cuvae/common.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <png.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char test_dir[256];
+
+static void test_path(char *out, size_t n, const char *name) {
+    snprintf(out, n, "%s/%s", test_dir, name);
+}
+
+// Number of entries in dir whose name contains ".tmp." (leftover temp files).
+static int count_temp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL)
+        if (strstr(entry->d_name, ".tmp.")) count++;
+    closedir(d);
+    return count;
+}
+
+// Decodes a PNG with libpng's simplified API into 8-bit gray (channels 1) or
+// RGB (channels 3). Returns a malloc'd buffer or NULL; *file_format gets the
+// format flags stored in the file.
+static uint8_t *read_png(const char *path, int channels, int *width, int *height,
+                         png_uint_32 *file_format) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&image, path)) return NULL;
+    *file_format = image.format;
+    image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    uint8_t *pixels = malloc(PNG_IMAGE_SIZE(image));
+    if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
+        png_image_free(&image);
+        free(pixels);
+        return NULL;
+    }
+    *width = (int)image.width;
+    *height = (int)image.height;
+    return pixels;
+}
+
+// ----------------------------------------------------------------------------
+// png_write
+
+static void test_gray_png_round_trip(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "gray.png");
+    int width = 37, height = 23;
+    uint8_t *pixels = malloc((size_t)width * height);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) pixels[y * width + x] = (uint8_t)(x * 7 + y * 13);
+    pixels[0] = 0;
+    pixels[1] = 255;
+    CHECK(png_write(path, pixels, width, height, 1, err, sizeof err) == 0, "write: %s", err);
+
+    FILE *fp = fopen(path, "rb");
+    uint8_t signature[8] = {0};
+    if (fp) {
+        CHECK(fread(signature, 1, 8, fp) == 8, "short file");
+        fclose(fp);
+    }
+    CHECK(png_sig_cmp(signature, 0, 8) == 0, "missing PNG signature");
+
+    int w = 0, h = 0;
+    png_uint_32 format = 0;
+    uint8_t *decoded = read_png(path, 1, &w, &h, &format);
+    CHECK(decoded != NULL, "libpng could not read %s", path);
+    if (decoded) {
+        CHECK(w == width && h == height, "size %dx%d", w, h);
+        CHECK((format & PNG_FORMAT_FLAG_COLOR) == 0 && (format & PNG_FORMAT_FLAG_ALPHA) == 0,
+              "file should be plain gray, format 0x%x", (unsigned)format);
+        CHECK(memcmp(decoded, pixels, (size_t)width * height) == 0, "gray pixels differ");
+    }
+    free(decoded);
+    free(pixels);
+}
+
+static void test_rgb_png_round_trip(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "rgb.png");
+    int width = 19, height = 11;
+    uint8_t *pixels = malloc((size_t)width * height * 3);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            uint8_t *p = pixels + (y * width + x) * 3;
+            p[0] = (uint8_t)(x * 13);
+            p[1] = (uint8_t)(y * 23);
+            p[2] = (uint8_t)(255 - x * y);
+        }
+    CHECK(png_write(path, pixels, width, height, 3, err, sizeof err) == 0, "write: %s", err);
+    int w = 0, h = 0;
+    png_uint_32 format = 0;
+    uint8_t *decoded = read_png(path, 3, &w, &h, &format);
+    CHECK(decoded != NULL, "libpng could not read %s", path);
+    if (decoded) {
+        CHECK(w == width && h == height, "size %dx%d", w, h);
+        CHECK((format & PNG_FORMAT_FLAG_COLOR) != 0 && (format & PNG_FORMAT_FLAG_ALPHA) == 0,
+              "file should be RGB without alpha, format 0x%x", (unsigned)format);
+        CHECK(memcmp(decoded, pixels, (size_t)width * height * 3) == 0, "RGB pixels differ");
+    }
+    free(decoded);
+    free(pixels);
+}
+
+static void test_png_overwrite(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "overwrite.png");
+    uint8_t big[64 * 64];
+    memset(big, 100, sizeof big);
+    uint8_t small[2 * 3] = {1, 2, 3, 4, 5, 6};
+    CHECK(png_write(path, big, 64, 64, 1, err, sizeof err) == 0, "first write: %s", err);
+    CHECK(png_write(path, small, 3, 2, 1, err, sizeof err) == 0, "second write: %s", err);
+    CHECK(count_temp_files(test_dir) == 0, "no temp files should be left");
+    int w = 0, h = 0;
+    png_uint_32 format = 0;
+    uint8_t *decoded = read_png(path, 1, &w, &h, &format);
+    CHECK(decoded && w == 3 && h == 2 && memcmp(decoded, small, 6) == 0,
+          "the file should hold the second image");
+    free(decoded);
+}
+
+static void test_png_errors(void) {
+    char dir[400], path[512], err[512];
+    uint8_t pixels[12] = {0};
+
+    test_path(dir, sizeof dir, "no_such_dir");
+    snprintf(path, sizeof path, "%s/out.png", dir);
+    strcpy(err, "");
+    CHECK(png_write(path, pixels, 2, 2, 3, err, sizeof err) == -1, "missing directory should fail");
+    CHECK(strstr(err, path) != NULL, "error should name the path: '%s'", err);
+    CHECK(strchr(err, '\n') == NULL, "error should be one line");
+    CHECK(access(dir, F_OK) != 0, "directory should not be created");
+
+    // destination is a directory: encoding succeeds, the rename fails
+    test_path(path, sizeof path, "a_directory.png");
+    mkdir(path, 0755);
+    strcpy(err, "");
+    CHECK(png_write(path, pixels, 2, 2, 1, err, sizeof err) == -1, "writing over a directory should fail");
+    CHECK(strstr(err, path) != NULL, "error should name the path: '%s'", err);
+    CHECK(count_temp_files(test_dir) == 0, "no temp file should be left after a failed rename");
+    rmdir(path);
+
+    test_path(path, sizeof path, "bad_args.png");
+    strcpy(err, "");
+    CHECK(png_write(path, pixels, 2, 2, 2, err, sizeof err) == -1, "2 channels should be rejected");
+    CHECK(strstr(err, path) && strstr(err, "channel"), "channel error: '%s'", err);
+    CHECK(png_write(path, pixels, 0, 2, 1, err, sizeof err) == -1, "zero width should be rejected");
+    CHECK(png_write(path, pixels, 2, -1, 1, err, sizeof err) == -1, "negative height should be rejected");
+    CHECK(png_write(path, NULL, 2, 2, 1, err, sizeof err) == -1, "NULL pixels should be rejected");
+    CHECK(access(path, F_OK) != 0, "rejected writes should create no file");
+
+    // libpng itself refuses widths above its default limit of 1,000,000: the
+    // error comes through the setjmp path and the temp file is removed
+    int wide = 1100000;
+    uint8_t *row = calloc((size_t)wide, 1);
+    test_path(path, sizeof path, "too_wide.png");
+    strcpy(err, "");
+    CHECK(png_write(path, row, wide, 1, 1, err, sizeof err) == -1, "libpng should reject the width");
+    CHECK(strstr(err, path) && strstr(err, "PNG"), "libpng error: '%s'", err);
+    CHECK(access(path, F_OK) != 0 && count_temp_files(test_dir) == 0,
+          "a failed encode should leave no file");
+    free(row);
+}
+
+// ----------------------------------------------------------------------------
+// image_grid
+
+static int pixel_at(const uint8_t *grid, int width, int x, int y) {
+    return grid[y * width + x];
+}
+
+static float byte_to_unit(int b) {
+    return (float)b / 255.0f;
+}
+
+// 5 images of 2x3 in 3 columns, pad 1 of value 200:
+//   width  = 3 * 3 + 4 * 1 = 13, height = 2 * 2 + 3 * 1 = 7
+//   image i, pixel (y, x) has byte value i * 6 + y * 3 + x + 1 (1..30)
+static void test_grid_layout(void) {
+    int n = 5, rows = 2, cols = 3;
+    float images[5 * 6];
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < rows; y++)
+            for (int x = 0; x < cols; x++)
+                images[i * 6 + y * 3 + x] = byte_to_unit(i * 6 + y * 3 + x + 1);
+    int width = 0, height = 0;
+    uint8_t *grid = image_grid(images, n, rows, cols, 3, 1, 200, &width, &height);
+    CHECK(grid != NULL, "grid is NULL");
+    if (!grid) return;
+    CHECK(width == 13 && height == 7, "grid size %dx%d, want 13x7", width, height);
+    if (width != 13 || height != 7) {
+        free(grid);
+        return;
+    }
+    CHECK(pixel_at(grid, width, 0, 0) == 200, "top-left corner is padding");
+    CHECK(pixel_at(grid, width, 1, 1) == 1, "image 0 top-left at (1,1)");
+    CHECK(pixel_at(grid, width, 3, 2) == 6, "image 0 bottom-right at (3,2)");
+    CHECK(pixel_at(grid, width, 4, 1) == 200, "column gap at x=4");
+    CHECK(pixel_at(grid, width, 5, 1) == 7, "image 1 top-left at (5,1)");
+    CHECK(pixel_at(grid, width, 9, 1) == 13, "image 2 top-left at (9,1)");
+    CHECK(pixel_at(grid, width, 11, 2) == 18, "image 2 bottom-right at (11,2)");
+    CHECK(pixel_at(grid, width, 1, 3) == 200, "row gap at y=3");
+    CHECK(pixel_at(grid, width, 1, 4) == 19, "image 3 top-left at (1,4)");
+    CHECK(pixel_at(grid, width, 7, 5) == 30, "image 4 bottom-right at (7,5)");
+    for (int y = 4; y <= 5; y++)
+        for (int x = 9; x <= 11; x++)
+            CHECK(pixel_at(grid, width, x, y) == 200, "unused tile at (%d,%d) is padding", x, y);
+    for (int x = 0; x < width; x++)
+        CHECK(pixel_at(grid, width, x, 0) == 200 && pixel_at(grid, width, x, height - 1) == 200,
+              "top/bottom border at x=%d", x);
+    for (int y = 0; y < height; y++)
+        CHECK(pixel_at(grid, width, 0, y) == 200 && pixel_at(grid, width, width - 1, y) == 200,
+              "left/right border at y=%d", y);
+    // every pixel: padding exactly where no image lands
+    int image_pixels = 0, pad_pixels = 0;
+    for (int i = 0; i < width * height; i++) {
+        if (grid[i] == 200) pad_pixels++;
+        else if (grid[i] >= 1 && grid[i] <= 30) image_pixels++;
+    }
+    CHECK(image_pixels == 30 && pad_pixels == 13 * 7 - 30, "%d image and %d padding pixels",
+          image_pixels, pad_pixels);
+    free(grid);
+}
+
+static void test_grid_clamping_and_rounding(void) {
+    float values[8] = {-0.5f, 0.0f, 0.25f, 0.5f, 1.0f, 1.5f, NAN, 0.1f};
+    uint8_t expected[8] = {0, 0, 64, 128, 255, 255, 0, 26};   // 63.75->64, 127.5->128, 25.5->26
+    int width = 0, height = 0;
+    uint8_t *grid = image_grid(values, 1, 1, 8, 4, 0, 9, &width, &height);
+    CHECK(grid && width == 8 && height == 1, "grid size %dx%d", width, height);
+    if (grid && width == 8 && height == 1)
+        for (int i = 0; i < 8; i++)
+            CHECK(grid[i] == expected[i], "value %g -> %d, want %d", values[i], grid[i], expected[i]);
+    free(grid);
+}
+
+static void test_grid_fewer_images_than_columns(void) {
+    float images[2] = {0.0f, 1.0f};
+    int width = 0, height = 0;
+    uint8_t *grid = image_grid(images, 2, 1, 1, 8, 2, 50, &width, &height);
+    // two 1x1 tiles in min(8, 2) = 2 columns: width 2 * (1 + 2) + 2 = 8, height 1 * 3 + 2 = 5
+    CHECK(grid && width == 8 && height == 5, "grid size %dx%d, want 8x5", width, height);
+    if (grid && width == 8 && height == 5) {
+        CHECK(grid[2 * 8 + 2] == 0 && grid[2 * 8 + 5] == 255, "tile values");
+        CHECK(grid[2 * 8 + 3] == 50 && grid[0] == 50 && grid[4 * 8 + 7] == 50, "padding values");
+    }
+    free(grid);
+}
+
+static void test_grid_invalid_arguments(void) {
+    float images[4] = {0};
+    int width = 5, height = 5;
+    CHECK(image_grid(images, 0, 2, 2, 1, 0, 0, &width, &height) == NULL, "n = 0");
+    CHECK(width == 0 && height == 0, "sizes should be 0 on failure");
+    CHECK(image_grid(images, 1, 2, 2, 0, 0, 0, &width, &height) == NULL, "grid_cols = 0");
+    CHECK(image_grid(images, 1, 2, 2, 1, -1, 0, &width, &height) == NULL, "negative pad");
+    CHECK(image_grid(NULL, 1, 2, 2, 1, 0, 0, &width, &height) == NULL, "NULL images");
+}
+
+static void test_grid_to_png(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "grid.png");
+    float images[4 * 9];
+    for (int i = 0; i < 4 * 9; i++) images[i] = (float)(i % 9) / 8.0f;
+    int width = 0, height = 0;
+    uint8_t *grid = image_grid(images, 4, 3, 3, 2, 1, 128, &width, &height);
+    CHECK(grid && width == 9 && height == 9, "grid size %dx%d", width, height);
+    if (!grid) return;
+    CHECK(png_write(path, grid, width, height, 1, err, sizeof err) == 0, "write: %s", err);
+    int w = 0, h = 0;
+    png_uint_32 format = 0;
+    uint8_t *decoded = read_png(path, 1, &w, &h, &format);
+    CHECK(decoded && w == width && h == height && memcmp(decoded, grid, (size_t)w * h) == 0,
+          "grid PNG should decode to the grid");
+    free(decoded);
+    free(grid);
+}
+
+// ----------------------------------------------------------------------------
+
+static void remove_test_dir(void) {
+    DIR *d = opendir(test_dir);
+    if (!d) return;
+    struct dirent *entry;
+    char path[512];
+    while ((entry = readdir(d)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", test_dir, entry->d_name);
+        if (unlink(path) != 0) rmdir(path);
+    }
+    closedir(d);
+    rmdir(test_dir);
+}
+
+int main(void) {
+    snprintf(test_dir, sizeof test_dir, "/tmp/cuvae_test_image_XXXXXX");
+    if (!mkdtemp(test_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_run("gray_png_round_trip", test_gray_png_round_trip);
+    test_run("rgb_png_round_trip", test_rgb_png_round_trip);
+    test_run("png_overwrite", test_png_overwrite);
+    test_run("png_errors", test_png_errors);
+    test_run("grid_layout", test_grid_layout);
+    test_run("grid_clamping_and_rounding", test_grid_clamping_and_rounding);
+    test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);
+    test_run("grid_invalid_arguments", test_grid_invalid_arguments);
+    test_run("grid_to_png", test_grid_to_png);
+    remove_test_dir();
+    return test_finish("test_image");
+}
