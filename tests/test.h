@@ -13,7 +13,7 @@ static int test_current_failures;
 static const char *test_current_name;
 
 // Records a failed check (with file:line and a message) unless cond holds.
-static void test_check(int cond, const char *file, int line, const char *fmt, ...) {
+__attribute__((unused)) static void test_check(int cond, const char *file, int line, const char *fmt, ...) {
     if (cond) return;
     test_current_failures++;
     fprintf(stderr, "  FAIL %s (%s:%d): ", test_current_name ? test_current_name : "?", file, line);
@@ -26,12 +26,12 @@ static void test_check(int cond, const char *file, int line, const char *fmt, ..
 #define CHECK(cond, ...) test_check((cond) ? 1 : 0, __FILE__, __LINE__, __VA_ARGS__)
 
 // |a - b| <= atol + rtol * |b|
-static int test_close(double a, double b, double rtol, double atol) {
+__attribute__((unused)) static int test_close(double a, double b, double rtol, double atol) {
     if (isnan(a) || isnan(b)) return 0;
     return fabs(a - b) <= atol + rtol * fabs(b);
 }
 
-static void test_run(const char *name, void (*fn)(void)) {
+__attribute__((unused)) static void test_run(const char *name, void (*fn)(void)) {
     test_current_name = name;
     test_current_failures = 0;
     fn();
@@ -44,13 +44,13 @@ static void test_run(const char *name, void (*fn)(void)) {
     test_current_name = NULL;
 }
 
-static void test_skip(const char *name, const char *why) {
+__attribute__((unused)) static void test_skip(const char *name, const char *why) {
     test_skipped_count++;
     fprintf(stderr, "  skip %s: %s\n", name, why);
 }
 
 // Prints the summary line; returns the process exit code.
-static int test_finish(const char *binary_name) {
+__attribute__((unused)) static int test_finish(const char *binary_name) {
     printf("%s: %d passed, %d failed, %d skipped\n", binary_name, test_passed_count,
            test_failed_count, test_skipped_count);
     fflush(stdout);

@@ -54,7 +54,7 @@ struct Backend {
     void (*fill_uniform)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset);  // in (0, 1]
 
     // ---- fused ops (one kernel each on CUDA) ------------------------------
-    // x (B, D) = data[row] / 255 with row = perm ? perm[start + b] : start + b.
+    // x (B, D) = data[row] / 255.0f (an IEEE division) with row = perm ? perm[start + b] : start + b.
     // data (N, D) uint8 resident on the device; perm (N) int32.
     // If uniform (B, D) != NULL the pixel is binarized: x = (uniform < p) ? 1 : 0.
     void (*gather_batch)(Backend *be, float *x, const uint8_t *data, const int32_t *perm,

@@ -72,11 +72,16 @@ void model_destroy(Model *m);
 void model_init_params(Model *m, uint64_t seed);
 
 // Forward from m->x (B rows): trunk, head, reparametrize, decoder -> logits in
-// model_output(m). Writes rec_row / kl_row per example (unweighted nats).
+// model_output(m). Computes no loss.
 void model_forward(Model *m, int B, EpsMode eps_mode);
 
-// Backward of the training loss mean_b (w_rec * rec + w_kl * KL) after
-// model_forward; fills m->grads. loss_weights override cfg (w_kl warmup etc.).
+// After model_forward: per-example unweighted losses into rec_row / kl_row
+// (nats; kl_row is 0 for an AE). Forward only (evaluation).
+void model_loss(Model *m, int B);
+
+// After model_forward: the fused loss + gradient pass and the backward of the
+// training loss mean_b (w_rec * rec + w_kl * KL). Writes rec_row / kl_row like
+// model_loss and fills m->grads. The weights are arguments (warmup schedules).
 void model_backward(Model *m, int B, float w_rec, float w_kl);
 
 // Adds this batch's rec_row / kl_row to m->loss_acc (on the device).

@@ -1,0 +1,28 @@
+// backend.c: backend selection (device: auto | cpu | cuda), and the CUDA
+// entry points' stand-ins when the binary is built without CUDA.
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+
+#include <stdio.h>
+
+#ifndef CUVAE_WITH_CUDA
+bool backend_cuda_compiled(void) { return false; }
+
+Backend *backend_cuda_create(char *err, size_t errlen) {
+    set_error(err, errlen, "this cuvae was built without CUDA (rebuild with nvcc on PATH, or make CUDA=1)");
+    return NULL;
+}
+#endif
+
+Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
+    if (choice == DEVICE_CPU) return backend_cpu_create();
+    char why[512] = "";
+    Backend *cuda = backend_cuda_create(why, sizeof why);
+    if (cuda) return cuda;
+    if (choice == DEVICE_CUDA) {
+        set_error(err, errlen, "device \"cuda\" requested but unusable: %s", why);
+        return NULL;
+    }
+    fprintf(stderr, "cuvae: device auto: using the CPU (%s)\n", why);
+    return backend_cpu_create();
+}

@@ -1,0 +1,304 @@
+// backend_cpu.c: the CPU backend: OpenBLAS sgemm plus plain C loops. This is
+// the readable reference: every CUDA kernel in kernels/ is tested against the
+// function of the same name here.
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t current_bytes;
+    size_t peak_bytes;
+} CpuState;
+
+// Each allocation carries its size in a 64-byte header so free() can account
+// for it and the payload stays 64-byte aligned.
+#define CPU_ALLOC_HEADER 64
+
+static void *cpu_alloc(Backend *be, size_t bytes) {
+    CpuState *st = be->impl;
+    void *raw = NULL;
+    if (posix_memalign(&raw, 64, CPU_ALLOC_HEADER + (bytes ? bytes : 1)) != 0) {
+        fprintf(stderr, "cuvae: out of host memory allocating %zu bytes for the CPU backend\n", bytes);
+        exit(1);
+    }
+    memset(raw, 0, CPU_ALLOC_HEADER + bytes);
+    *(size_t *)raw = bytes;
+    st->current_bytes += bytes;
+    if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
+    return (char *)raw + CPU_ALLOC_HEADER;
+}
+
+static void cpu_free(Backend *be, void *ptr) {
+    if (!ptr) return;
+    CpuState *st = be->impl;
+    char *raw = (char *)ptr - CPU_ALLOC_HEADER;
+    st->current_bytes -= *(size_t *)raw;
+    free(raw);
+}
+
+static void cpu_upload(Backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memcpy(dst, src, bytes);
+}
+static void cpu_download(Backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memcpy(dst, src, bytes);
+}
+static void cpu_copy(Backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memmove(dst, src, bytes);
+}
+static void cpu_zero(Backend *be, void *ptr, size_t bytes) {
+    (void)be;
+    if (bytes) memset(ptr, 0, bytes);
+}
+static void cpu_synchronize(Backend *be) { (void)be; }
+static size_t cpu_peak_memory(Backend *be) { return ((CpuState *)be->impl)->peak_bytes; }
+
+static void cpu_destroy(Backend *be) {
+    free(be->impl);
+    free(be);
+}
+
+static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc) {
+    (void)be;
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
+    (void)be;
+    rng_fill_normal(out, n, seed, offset);
+}
+
+static void cpu_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
+    (void)be;
+    rng_fill_uniform(out, n, seed, offset);
+}
+
+static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
+                             int start, int B, int D, const float *uniform) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        size_t row = perm ? (size_t)perm[start + b] : (size_t)(start + b);
+        const uint8_t *src = data + row * (size_t)D;
+        float *dst = x + (size_t)b * D;
+        if (uniform) {
+            const float *u = uniform + (size_t)b * D;
+            for (int d = 0; d < D; d++) dst[d] = (u[d] < src[d] / 255.0f) ? 1.0f : 0.0f;
+        } else {
+            for (int d = 0; d < D; d++) dst[d] = src[d] / 255.0f;
+        }
+    }
+}
+
+#define LEAKY_RELU_SLOPE 0.01f
+
+static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias, int B, int N,
+                                        Activation act) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        float *row = y + (size_t)b * N;
+        switch (act) {
+        case ACT_NONE:
+            for (int n = 0; n < N; n++) row[n] += bias[n];
+            break;
+        case ACT_RELU:
+            for (int n = 0; n < N; n++) {
+                float v = row[n] + bias[n];
+                row[n] = v > 0.0f ? v : 0.0f;
+            }
+            break;
+        case ACT_TANH:
+            for (int n = 0; n < N; n++) row[n] = tanhf(row[n] + bias[n]);
+            break;
+        case ACT_LEAKY_RELU:
+            for (int n = 0; n < N; n++) {
+                float v = row[n] + bias[n];
+                row[n] = v > 0.0f ? v : LEAKY_RELU_SLOPE * v;
+            }
+            break;
+        }
+    }
+}
+
+static void cpu_activation_backward(Backend *be, float *dy, const float *y, int B, int N,
+                                    Activation act) {
+    (void)be;
+    size_t count = (size_t)B * N;
+    switch (act) {
+    case ACT_NONE:
+        break;
+    case ACT_RELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case ACT_TANH:
+        for (size_t i = 0; i < count; i++) dy[i] *= 1.0f - y[i] * y[i];
+        break;
+    case ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : LEAKY_RELU_SLOPE * dy[i];
+        break;
+    }
+}
+
+static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int N) {
+    (void)be;
+    memset(dbias, 0, sizeof(float) * (size_t)N);
+    for (int b = 0; b < B; b++) {
+        const float *row = dy + (size_t)b * N;
+        for (int n = 0; n < N; n++) dbias[n] += row[n];
+    }
+}
+
+static void cpu_reparam_forward(Backend *be, float *z, const float *h, const float *eps, int B,
+                                int L) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        const float *mu = h + (size_t)b * 2 * L;
+        const float *logvar = mu + L;
+        const float *e = eps + (size_t)b * L;
+        float *zb = z + (size_t)b * L;
+        for (int j = 0; j < L; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j];
+    }
+}
+
+static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
+                                    const float *eps, const float *dz, int B, int L,
+                                    float kl_scale) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        const float *mu = h + (size_t)b * 2 * L;
+        const float *logvar = mu + L;
+        double kl = 0.0;
+        for (int j = 0; j < L; j++) {
+            float var = expf(logvar[j]);
+            kl += (double)(mu[j] * mu[j] + var - 1.0f - logvar[j]);
+        }
+        kl_row[b] = (float)(0.5 * kl);
+        if (!dh) continue;
+        float *dmu = dh + (size_t)b * 2 * L;
+        float *dlogvar = dmu + L;
+        for (int j = 0; j < L; j++) {
+            float var = expf(logvar[j]);
+            float sigma = expf(0.5f * logvar[j]);
+            float g = dz ? dz[(size_t)b * L + j] : 0.0f;
+            float e = eps ? eps[(size_t)b * L + j] : 0.0f;
+            dmu[j] = g + kl_scale * mu[j];
+            dlogvar[j] = g * e * 0.5f * sigma + kl_scale * 0.5f * (var - 1.0f);
+        }
+    }
+}
+
+static float sigmoidf(float a) {
+    // stable for large |a|
+    if (a >= 0.0f) return 1.0f / (1.0f + expf(-a));
+    float e = expf(a);
+    return e / (1.0f + e);
+}
+
+static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, const float *out,
+                                    const float *x, int B, int D, RecLoss kind,
+                                    float pixel_weight, float grad_scale) {
+    (void)be;
+    float g_scale = grad_scale * pixel_weight;
+    for (int b = 0; b < B; b++) {
+        const float *o = out + (size_t)b * D;
+        const float *t = x + (size_t)b * D;
+        float *g = d_out ? d_out + (size_t)b * D : NULL;
+        double sum = 0.0;
+        for (int d = 0; d < D; d++) {
+            float a = o[d];
+            float loss, grad;
+            switch (kind) {
+            case RECLOSS_BCE_LOGITS:
+                loss = fmaxf(a, 0.0f) - a * t[d] + log1pf(expf(-fabsf(a)));
+                grad = sigmoidf(a) - t[d];
+                break;
+            case RECLOSS_MSE_SIGMOID: {
+                float s = sigmoidf(a);
+                float diff = s - t[d];
+                loss = diff * diff;
+                grad = 2.0f * diff * s * (1.0f - s);
+                break;
+            }
+            case RECLOSS_MSE_IDENTITY:
+            default: {
+                float diff = a - t[d];
+                loss = diff * diff;
+                grad = 2.0f * diff;
+                break;
+            }
+            }
+            sum += loss;
+            if (g) g[d] = g_scale * grad;
+        }
+        rec_row[b] = (float)(pixel_weight * sum);
+    }
+}
+
+static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
+                                const float *kl_row, int B) {
+    (void)be;
+    double rec = 0.0, kl = 0.0;
+    for (int b = 0; b < B; b++) {
+        rec += rec_row[b];
+        if (kl_row) kl += kl_row[b];
+    }
+    acc[0] += rec;
+    acc[1] += kl;
+    acc[2] += B;
+}
+
+static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
+                            size_t n, float lr, float beta1, float beta2, float eps, int step) {
+    (void)be;
+    // bias corrections in double on the host, then fp32 like the CUDA kernel
+    float step_size = (float)(lr / (1.0 - pow(beta1, step)));
+    float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
+        params[i] -= step_size * m[i] / denom;
+    }
+}
+
+Backend *backend_cpu_create(void) {
+    Backend *be = xcalloc(1, sizeof(Backend));
+    be->name = "cpu";
+    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS, %d threads)",
+             openblas_get_num_threads());
+    be->impl = xcalloc(1, sizeof(CpuState));
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_upload;
+    be->download = cpu_download;
+    be->copy = cpu_copy;
+    be->zero = cpu_zero;
+    be->synchronize = cpu_synchronize;
+    be->peak_memory = cpu_peak_memory;
+    be->destroy = cpu_destroy;
+    be->gemm = cpu_gemm;
+    be->fill_normal = cpu_fill_normal;
+    be->fill_uniform = cpu_fill_uniform;
+    be->gather_batch = cpu_gather_batch;
+    be->bias_activation_forward = cpu_bias_activation_forward;
+    be->activation_backward = cpu_activation_backward;
+    be->bias_grad = cpu_bias_grad;
+    be->reparam_forward = cpu_reparam_forward;
+    be->kl_reparam_backward = cpu_kl_reparam_backward;
+    be->reconstruction_loss = cpu_reconstruction_loss;
+    be->accumulate_loss = cpu_accumulate_loss;
+    be->adam_update = cpu_adam_update;
+    return be;
+}

@@ -1,0 +1,276 @@
+// model.c: the MLP VAE / AE on top of the backend interface: layer list, the
+// flat parameter arena [params | grads | adam m | adam v], forward, the fused
+// loss + backward, Adam. Knows nothing about the hardware.
+#include "cuvae/model.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RNG_STREAM_INIT 7
+
+static void add_layer(Model *m, int in, int out, Activation act) {
+    Layer *layer = &m->layers[m->n_layers++];
+    layer->in = in;
+    layer->out = out;
+    layer->act = act;
+    layer->weight_offset = m->n_params;
+    m->n_params += (size_t)in * out;
+    layer->bias_offset = m->n_params;
+    m->n_params += (size_t)out;
+}
+
+static RecLoss choose_rec_loss(const Config *cfg) {
+    if (cfg->loss.reconstruction == REC_BCE) return RECLOSS_BCE_LOGITS;
+    return cfg->model.output == OUTPUT_BERNOULLI ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY;
+}
+
+int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->be = be;
+    m->max_batch = max_batch;
+    m->latent_dim = cfg->model.latent_dim;
+    m->input_dim = cfg->model.input_dim;
+    m->variational = cfg->model.kind == MODEL_VAE;
+    m->rec_loss = choose_rec_loss(cfg);
+    m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
+    if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
+    if (cfg->model.n_encoder < 1) return set_error(err, errlen, "model.encoder: needs at least one layer");
+
+    const int L = m->latent_dim;
+    int width = m->input_dim;
+    for (int i = 0; i < cfg->model.n_encoder; i++) {
+        add_layer(m, width, cfg->model.encoder[i], cfg->model.activation);
+        width = cfg->model.encoder[i];
+    }
+    m->n_trunk = m->n_layers;
+    m->head = m->n_layers;
+    add_layer(m, width, m->variational ? 2 * L : L, ACT_NONE);
+    width = L;
+    for (int i = 0; i < cfg->model.n_decoder; i++) {
+        add_layer(m, width, cfg->model.decoder[i], cfg->model.activation);
+        width = cfg->model.decoder[i];
+    }
+    add_layer(m, width, m->input_dim, ACT_NONE);
+
+    size_t max_width = (size_t)m->input_dim;
+    for (int i = 0; i < m->n_layers; i++) {
+        if ((size_t)m->layers[i].out > max_width) max_width = m->layers[i].out;
+        if ((size_t)m->layers[i].in > max_width) max_width = m->layers[i].in;
+    }
+
+    // parameter arena: one allocation, so Adam is one launch and zeroing one memset
+    size_t P = m->n_params;
+    m->arena = be->alloc(be, 4 * P * sizeof(float));
+    m->params = m->arena;
+    m->grads = m->arena + P;
+    m->adam_m = m->arena + 2 * P;
+    m->adam_v = m->arena + 3 * P;
+
+    size_t B = (size_t)max_batch;
+    m->x = be->alloc(be, B * m->input_dim * sizeof(float));
+    for (int i = 0; i < m->n_layers; i++)
+        m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
+    if (m->variational) {
+        m->z = be->alloc(be, B * L * sizeof(float));
+        m->eps = be->alloc(be, B * L * sizeof(float));
+    } else {
+        m->z = m->acts[m->head];   // AE: the code is the mu head itself
+        m->eps = NULL;
+    }
+    if (cfg->data.binarize == BINARIZE_DYNAMIC)
+        m->uniform = be->alloc(be, B * m->input_dim * sizeof(float));
+    m->grad_a = be->alloc(be, B * max_width * sizeof(float));
+    m->grad_b = be->alloc(be, B * max_width * sizeof(float));
+    m->grad_h = be->alloc(be, B * m->layers[m->head].out * sizeof(float));
+    m->rec_row = be->alloc(be, B * sizeof(float));
+    m->kl_row = be->alloc(be, B * sizeof(float));
+    m->loss_acc = be->alloc(be, 3 * sizeof(double));
+    m->rng_seed = cfg->train.seed * 1000003ull + 11;
+    m->rng_offset = 0;
+    return 0;
+}
+
+void model_destroy(Model *m) {
+    Backend *be = m->be;
+    if (!be) return;
+    be->free(be, m->arena);
+    be->free(be, m->x);
+    for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
+    if (m->variational) {
+        be->free(be, m->z);
+        be->free(be, m->eps);
+    }
+    be->free(be, m->uniform);
+    be->free(be, m->grad_a);
+    be->free(be, m->grad_b);
+    be->free(be, m->grad_h);
+    be->free(be, m->rec_row);
+    be->free(be, m->kl_row);
+    be->free(be, m->loss_acc);
+    memset(m, 0, sizeof *m);
+}
+
+void model_init_params(Model *m, uint64_t seed) {
+    float *host = xmalloc(m->n_params * sizeof(float));
+    Rng rng;
+    rng_init(&rng, seed, RNG_STREAM_INIT);
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
+        // bias U(-1/sqrt(in), 1/sqrt(in))
+        float bound = 1.0f / sqrtf((float)layer->in);
+        for (size_t k = 0; k < (size_t)layer->in * layer->out; k++)
+            host[layer->weight_offset + k] = rng_uniform_range(&rng, -bound, bound);
+        for (int k = 0; k < layer->out; k++)
+            host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
+    }
+    model_set_params(m, host);
+    free(host);
+    m->be->zero(m->be, m->adam_m, 2 * m->n_params * sizeof(float));
+    m->adam_step = 0;
+}
+
+float *model_output(Model *m) { return m->acts[m->n_layers - 1]; }
+float *model_head(Model *m) { return m->acts[m->head]; }
+
+// Y (B, out) = act(X (B, in) W^T + b)
+static void linear_forward(Model *m, int i, const float *X, int B) {
+    Backend *be = m->be;
+    const Layer *layer = &m->layers[i];
+    const float *W = m->params + layer->weight_offset;   // (out, in)
+    be->gemm(be, false, true, B, layer->out, layer->in, 1.0f, X, layer->in, W, layer->in, 0.0f,
+             m->acts[i], layer->out);
+    be->bias_activation_forward(be, m->acts[i], m->params + layer->bias_offset, B, layer->out,
+                                layer->act);
+}
+
+// Given dY (B, out) (already through this layer's activation): dW, db, and,
+// if dX != NULL, dX (B, in) = dY W.
+static void linear_backward(Model *m, int i, const float *X, const float *dY, float *dX, int B) {
+    Backend *be = m->be;
+    const Layer *layer = &m->layers[i];
+    const float *W = m->params + layer->weight_offset;
+    float *dW = m->grads + layer->weight_offset;             // (out, in) = dY^T X
+    be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, X, layer->in, 0.0f,
+             dW, layer->in);
+    be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
+    if (dX)
+        be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, layer->in,
+                 0.0f, dX, layer->in);
+}
+
+static void decoder_forward(Model *m, int B) {
+    const float *X = m->z;
+    for (int i = m->head + 1; i < m->n_layers; i++) {
+        linear_forward(m, i, X, B);
+        X = m->acts[i];
+    }
+}
+
+void model_forward(Model *m, int B, EpsMode eps_mode) {
+    Backend *be = m->be;
+    const int L = m->latent_dim;
+    const float *X = m->x;
+    for (int i = 0; i <= m->head; i++) {
+        linear_forward(m, i, X, B);
+        X = m->acts[i];
+    }
+    if (m->variational) {
+        if (eps_mode == EPS_SAMPLE) {
+            // the offset advances on the host: no device read, graph-capturable
+            be->fill_normal(be, m->eps, (size_t)B * L, m->rng_seed, m->rng_offset);
+            m->rng_offset += (size_t)B * L;
+        } else if (eps_mode == EPS_ZERO) {
+            be->zero(be, m->eps, (size_t)B * L * sizeof(float));
+        }
+        be->reparam_forward(be, m->z, m->acts[m->head], m->eps, B, L);
+    }
+    decoder_forward(m, B);
+}
+
+void model_decode(Model *m, int B) { decoder_forward(m, B); }
+
+void model_loss(Model *m, int B) {
+    Backend *be = m->be;
+    be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                            m->rec_loss, m->pixel_weight, 0.0f);
+    if (m->variational)
+        be->kl_reparam_backward(be, NULL, m->kl_row, m->acts[m->head], NULL, NULL, B,
+                                m->latent_dim, 0.0f);
+}
+
+void model_backward(Model *m, int B, float w_rec, float w_kl) {
+    Backend *be = m->be;
+    const int last = m->n_layers - 1;
+    const float inv_batch = 1.0f / (float)B;
+
+    // fused reconstruction loss + d(loss)/d(output), already scaled by w_rec / B
+    float *dY = m->grad_a;
+    float *spare = m->grad_b;
+    be->reconstruction_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                            m->rec_loss, m->pixel_weight, w_rec * inv_batch);
+
+    // decoder, last layer first; the first decoder layer's input gradient is dz
+    for (int i = last; i > m->head; i--) {
+        const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
+        float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
+        linear_backward(m, i, X, dY, dX, B);
+        if (i - 1 > m->head) be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
+        spare = (float *)dY;
+        dY = dX;
+    }
+
+    // reparametrization backward fused with the KL term and its gradient
+    if (m->variational) {
+        be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps, dY, B,
+                                m->latent_dim, w_kl * inv_batch);
+    }
+
+    // head and encoder trunk
+    dY = m->grad_h;
+    spare = m->grad_a;
+    float *other = m->grad_b;
+    for (int i = m->head; i >= 0; i--) {
+        const float *X = (i == 0) ? m->x : m->acts[i - 1];
+        float *dX = (i == 0) ? NULL : spare;
+        linear_backward(m, i, X, dY, dX, B);
+        if (i == 0) break;
+        be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
+        dY = dX;
+        float *t = spare;
+        spare = other;
+        other = t;
+    }
+}
+
+void model_accumulate_loss(Model *m, int B) {
+    m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, m->variational ? m->kl_row : NULL, B);
+}
+
+void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
+    double acc[3];
+    m->be->download(m->be, acc, m->loss_acc, sizeof acc);
+    m->be->zero(m->be, m->loss_acc, sizeof acc);
+    *rec_sum = acc[0];
+    *kl_sum = acc[1];
+    *count = acc[2];
+}
+
+void model_adam_step(Model *m, float lr) {
+    m->adam_step++;
+    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, lr,
+                       (float)m->cfg.train.beta1, (float)m->cfg.train.beta2,
+                       (float)m->cfg.train.adam_eps, m->adam_step);
+}
+
+void model_get_params(Model *m, float *host) {
+    m->be->download(m->be, host, m->params, m->n_params * sizeof(float));
+}
+
+void model_set_params(Model *m, const float *host) {
+    m->be->upload(m->be, m->params, host, m->n_params * sizeof(float));
+}

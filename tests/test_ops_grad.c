@@ -1,0 +1,306 @@
+// test_ops_grad.c: every CPU backend op against a double-precision reference
+// written here, and every op's gradient against central finite differences of
+// that reference.
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static Backend *cpu;
+static Rng test_rng;
+
+static float *random_floats(size_t n, float lo, float hi) {
+    float *p = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform_range(&test_rng, lo, hi);
+    return p;
+}
+
+// ---- reference formulas in double ------------------------------------------
+
+static double ref_act(double v, Activation act) {
+    switch (act) {
+    case ACT_RELU: return v > 0 ? v : 0;
+    case ACT_TANH: return tanh(v);
+    case ACT_LEAKY_RELU: return v > 0 ? v : 0.01 * v;
+    default: return v;
+    }
+}
+
+static double ref_rec_pixel(double a, double x, RecLoss kind) {
+    switch (kind) {
+    case RECLOSS_BCE_LOGITS: {
+        double s = 1.0 / (1.0 + exp(-a));
+        return -(x * log(s) + (1 - x) * log(1 - s));   // textbook form, fine for |a| < 10
+    }
+    case RECLOSS_MSE_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-a));
+        return (s - x) * (s - x);
+    }
+    default:
+        return (a - x) * (a - x);
+    }
+}
+
+// ---- tests -----------------------------------------------------------------
+
+static void test_gemm_all_transposes(void) {
+    const int M = 7, N = 5, K = 6;
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N + 3;
+            float *A = random_floats((size_t)(ta ? K : M) * lda, -1, 1);
+            float *B = random_floats((size_t)(tb ? N : K) * ldb, -1, 1);
+            float *C = random_floats((size_t)M * ldc, -1, 1);
+            float *C0 = xmalloc((size_t)M * ldc * sizeof(float));
+            memcpy(C0, C, (size_t)M * ldc * sizeof(float));
+            float alpha = 0.7f, beta = 0.3f;
+            cpu->gemm(cpu, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            for (int i = 0; i < M; i++) {
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int k = 0; k < K; k++) {
+                        double a = ta ? A[k * lda + i] : A[i * lda + k];
+                        double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                        s += a * b;
+                    }
+                    double want = alpha * s + beta * C0[i * ldc + j];
+                    CHECK(test_close(C[i * ldc + j], want, 1e-5, 1e-6), "gemm ta=%d tb=%d C[%d,%d]=%g want %g",
+                          ta, tb, i, j, C[i * ldc + j], want);
+                }
+            }
+            free(A); free(B); free(C); free(C0);
+        }
+    }
+}
+
+static void test_bias_activation_gradients(void) {
+    const int B = 4, N = 9;
+    Activation acts[4] = {ACT_NONE, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU};
+    for (int a = 0; a < 4; a++) {
+        Activation act = acts[a];
+        float *pre = random_floats((size_t)B * N, -2, 2);
+        float *bias = random_floats(N, -1, 1);
+        float *G = random_floats((size_t)B * N, -1, 1);     // upstream gradient
+        // keep relu / leaky inputs away from the kink so differences are clean
+        for (int i = 0; i < B * N; i++)
+            if (fabsf(pre[i] + bias[i % N]) < 0.05f) pre[i] += 0.2f;
+        float *y = xmalloc((size_t)B * N * sizeof(float));
+        memcpy(y, pre, (size_t)B * N * sizeof(float));
+        cpu->bias_activation_forward(cpu, y, bias, B, N, act);
+        for (int i = 0; i < B * N; i++) {
+            double want = ref_act((double)pre[i] + bias[i % N], act);
+            CHECK(test_close(y[i], want, 1e-6, 1e-7), "act %d forward [%d]: %g vs %g", act, i, y[i], want);
+        }
+        // F = sum G * act(pre + bias): dF/dpre = activation_backward(G), dF/dbias = bias_grad
+        float *dpre = xmalloc((size_t)B * N * sizeof(float));
+        memcpy(dpre, G, (size_t)B * N * sizeof(float));
+        cpu->activation_backward(cpu, dpre, y, B, N, act);
+        float dbias[9];
+        cpu->bias_grad(cpu, dbias, dpre, B, N);
+        const double h = 1e-6;
+        for (int i = 0; i < B * N; i++) {
+            double v = (double)pre[i] + bias[i % N];
+            double fd = G[i] * (ref_act(v + h, act) - ref_act(v - h, act)) / (2 * h);
+            CHECK(test_close(dpre[i], fd, 1e-5, 1e-6), "act %d backward [%d]: %g vs fd %g", act, i, dpre[i], fd);
+        }
+        for (int n = 0; n < N; n++) {
+            double fd = 0;
+            for (int b = 0; b < B; b++) {
+                double v = (double)pre[b * N + n] + bias[n];
+                fd += G[b * N + n] * (ref_act(v + h, act) - ref_act(v - h, act)) / (2 * h);
+            }
+            CHECK(test_close(dbias[n], fd, 1e-5, 1e-6), "act %d bias grad [%d]: %g vs fd %g", act, n, dbias[n], fd);
+        }
+        free(pre); free(bias); free(G); free(y); free(dpre);
+    }
+}
+
+// F(h) = sum_bj dz[b,j] * z[b,j](h) + kl_scale * sum_b KL_b(h)
+static double reparam_kl_objective(const double *h, const float *eps, const float *dz, int B, int L,
+                                   double kl_scale, double *kl_rows) {
+    double F = 0;
+    for (int b = 0; b < B; b++) {
+        double kl = 0;
+        for (int j = 0; j < L; j++) {
+            double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
+            double z = mu + exp(0.5 * lv) * eps[b * L + j];
+            F += dz[b * L + j] * z;
+            kl += 0.5 * (mu * mu + exp(lv) - 1 - lv);
+        }
+        if (kl_rows) kl_rows[b] = kl;
+        F += kl_scale * kl;
+    }
+    return F;
+}
+
+static void test_reparam_and_kl_gradients(void) {
+    const int B = 3, L = 5;
+    float *h = random_floats((size_t)B * 2 * L, -1.5f, 1.5f);
+    float *eps = random_floats((size_t)B * L, -2, 2);
+    float *dz = random_floats((size_t)B * L, -1, 1);
+    float z[15], dh[30], kl_row[3];
+    cpu->reparam_forward(cpu, z, h, eps, B, L);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) {
+            double want = h[b * 2 * L + j] + exp(0.5 * h[b * 2 * L + L + j]) * eps[b * L + j];
+            CHECK(test_close(z[b * L + j], want, 1e-6, 1e-6), "reparam z[%d,%d]", b, j);
+        }
+    const float kl_scale = 0.37f;
+    cpu->kl_reparam_backward(cpu, dh, kl_row, h, eps, dz, B, L, kl_scale);
+    double hd[30], kl_ref[3];
+    for (int i = 0; i < B * 2 * L; i++) hd[i] = h[i];
+    reparam_kl_objective(hd, eps, dz, B, L, kl_scale, kl_ref);
+    for (int b = 0; b < B; b++)
+        CHECK(test_close(kl_row[b], kl_ref[b], 1e-5, 1e-6), "kl_row[%d] %g vs %g", b, kl_row[b], kl_ref[b]);
+    for (int i = 0; i < B * 2 * L; i++) {
+        const double step = 1e-6;
+        double saved = hd[i];
+        hd[i] = saved + step;
+        double fp = reparam_kl_objective(hd, eps, dz, B, L, kl_scale, NULL);
+        hd[i] = saved - step;
+        double fm = reparam_kl_objective(hd, eps, dz, B, L, kl_scale, NULL);
+        hd[i] = saved;
+        double fd = (fp - fm) / (2 * step);
+        CHECK(test_close(dh[i], fd, 1e-4, 1e-6), "dh[%d] %g vs fd %g", i, dh[i], fd);
+    }
+    // KL-only (dz, eps NULL) and forward-only (dh NULL) forms
+    float dh2[30], kl2[3];
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, NULL, NULL, B, L, 1.0f);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) {
+            double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
+            CHECK(test_close(dh2[b * 2 * L + j], mu, 1e-6, 1e-7), "KL-only dmu");
+            CHECK(test_close(dh2[b * 2 * L + L + j], 0.5 * (exp(lv) - 1), 1e-5, 1e-7), "KL-only dlogvar");
+        }
+    cpu->kl_reparam_backward(cpu, NULL, kl2, h, NULL, NULL, B, L, 0.0f);
+    for (int b = 0; b < B; b++) CHECK(test_close(kl2[b], kl_ref[b], 1e-5, 1e-6), "forward-only kl");
+    free(h); free(eps); free(dz);
+}
+
+static void test_reconstruction_loss_gradients(void) {
+    const int B = 3, D = 11;
+    RecLoss kinds[3] = {RECLOSS_BCE_LOGITS, RECLOSS_MSE_SIGMOID, RECLOSS_MSE_IDENTITY};
+    float pixel_weights[2] = {1.0f, 1.0f / D};
+    for (int k = 0; k < 3; k++) {
+        for (int p = 0; p < 2; p++) {
+            float *out = random_floats((size_t)B * D, -4, 4);
+            float *x = random_floats((size_t)B * D, 0, 1);
+            x[0] = 0.0f; x[1] = 1.0f;   // binary targets too
+            float d_out[33], rec_row[3];
+            const float grad_scale = 0.25f;
+            cpu->reconstruction_loss(cpu, d_out, rec_row, out, x, B, D, kinds[k], pixel_weights[p], grad_scale);
+            for (int b = 0; b < B; b++) {
+                double want = 0;
+                for (int d = 0; d < D; d++) want += ref_rec_pixel(out[b * D + d], x[b * D + d], kinds[k]);
+                want *= pixel_weights[p];
+                CHECK(test_close(rec_row[b], want, 1e-5, 1e-6), "kind %d pw %d rec_row[%d] %g vs %g", k, p, b, rec_row[b], want);
+            }
+            for (int i = 0; i < B * D; i++) {
+                const double step = 1e-6;
+                double fd = pixel_weights[p] * grad_scale *
+                            (ref_rec_pixel((double)out[i] + step, x[i], kinds[k]) -
+                             ref_rec_pixel((double)out[i] - step, x[i], kinds[k])) / (2 * step);
+                CHECK(test_close(d_out[i], fd, 1e-4, 1e-7), "kind %d d_out[%d] %g vs fd %g", k, i, d_out[i], fd);
+            }
+            // loss only: same rows, no gradient written
+            float rec2[3];
+            cpu->reconstruction_loss(cpu, NULL, rec2, out, x, B, D, kinds[k], pixel_weights[p], 0.0f);
+            for (int b = 0; b < B; b++) CHECK(rec2[b] == rec_row[b], "loss-only rows differ");
+            free(out); free(x);
+        }
+    }
+    // extreme logits stay finite (stable BCE form)
+    float big[2] = {80.0f, -80.0f}, tgt[2] = {0.0f, 1.0f}, g[2], r[1];
+    cpu->reconstruction_loss(cpu, g, r, big, tgt, 1, 2, RECLOSS_BCE_LOGITS, 1.0f, 1.0f);
+    CHECK(isfinite(r[0]) && test_close(r[0], 160.0, 1e-5, 0), "BCE at |a| = 80: %g", r[0]);
+    CHECK(test_close(g[0], 1.0, 1e-6, 0) && test_close(g[1], -1.0, 1e-6, 0), "BCE grad at extremes");
+}
+
+static void test_gather_batch(void) {
+    const int N = 6, D = 5, B = 3;
+    uint8_t data[30];
+    for (int i = 0; i < N * D; i++) data[i] = (uint8_t)(i * 8);
+    int32_t perm[6] = {4, 1, 5, 0, 2, 3};
+    float x[15];
+    cpu->gather_batch(cpu, x, data, perm, 2, B, D, NULL);
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < D; d++)
+            CHECK(x[b * D + d] == data[perm[2 + b] * D + d] / 255.0f, "gather perm [%d,%d]", b, d);
+    cpu->gather_batch(cpu, x, data, NULL, 1, B, D, NULL);
+    CHECK(x[0] == data[5] / 255.0f, "gather identity");
+    float u[15];
+    for (int i = 0; i < 15; i++) u[i] = 0.5f;
+    cpu->gather_batch(cpu, x, data, perm, 0, B, D, u);
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < D; d++) {
+            float p = data[perm[b] * D + d] / 255.0f;
+            CHECK(x[b * D + d] == (0.5f < p ? 1.0f : 0.0f), "binarized gather");
+        }
+}
+
+static void test_accumulate_loss(void) {
+    double *acc = cpu->alloc(cpu, 3 * sizeof(double));
+    float rec[4] = {1, 2, 3, 4}, kl[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    cpu->accumulate_loss(cpu, acc, rec, kl, 4);
+    cpu->accumulate_loss(cpu, acc, rec, NULL, 2);
+    CHECK(acc[0] == 13.0 && acc[1] == 2.0 && acc[2] == 6.0, "acc = %g %g %g", acc[0], acc[1], acc[2]);
+    cpu->free(cpu, acc);
+}
+
+static void test_adam_matches_pytorch_formula(void) {
+    const int n = 7, steps = 5;
+    float *p = random_floats(n, -1, 1), *m = xcalloc(n, sizeof(float)), *v = xcalloc(n, sizeof(float));
+    double pd[7], md[7] = {0}, vd[7] = {0};
+    for (int i = 0; i < n; i++) pd[i] = p[i];
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    for (int t = 1; t <= steps; t++) {
+        float *g = random_floats(n, -1, 1);
+        cpu->adam_update(cpu, p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, t);
+        for (int i = 0; i < n; i++) {
+            md[i] = b1 * md[i] + (1 - b1) * g[i];
+            vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+            double denom = sqrt(vd[i]) / sqrt(1 - pow(b2, t)) + eps;
+            pd[i] -= lr / (1 - pow(b1, t)) * md[i] / denom;
+        }
+        free(g);
+    }
+    for (int i = 0; i < n; i++) CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "adam p[%d] %g vs %g", i, p[i], pd[i]);
+    free(p); free(m); free(v);
+}
+
+static void test_rng_streams(void) {
+    float a[1000], b[1000], c[10];
+    cpu->fill_normal(cpu, a, 1000, 42, 0);
+    cpu->fill_normal(cpu, b, 1000, 42, 0);
+    cpu->fill_normal(cpu, c, 10, 42, 500);
+    CHECK(memcmp(a, b, sizeof a) == 0, "same seed, same draws");
+    CHECK(memcmp(a + 500, c, sizeof c) == 0, "offset continues the stream");
+    double mean = 0, var = 0;
+    for (int i = 0; i < 1000; i++) mean += a[i];
+    mean /= 1000;
+    for (int i = 0; i < 1000; i++) var += (a[i] - mean) * (a[i] - mean);
+    var /= 999;
+    CHECK(fabs(mean) < 0.12 && fabs(var - 1) < 0.15, "normal moments: mean %g var %g", mean, var);
+    float u[1000];
+    cpu->fill_uniform(cpu, u, 1000, 7, 0);
+    double umin = 1, umax = 0;
+    for (int i = 0; i < 1000; i++) { if (u[i] < umin) umin = u[i]; if (u[i] > umax) umax = u[i]; }
+    CHECK(umin > 0 && umax <= 1 && umin < 0.01 && umax > 0.99, "uniform range %g..%g", umin, umax);
+}
+
+int main(void) {
+    cpu = backend_cpu_create();
+    rng_init(&test_rng, 1234, 99);
+    test_run("gemm_all_transposes", test_gemm_all_transposes);
+    test_run("bias_activation_gradients", test_bias_activation_gradients);
+    test_run("reparam_and_kl_gradients", test_reparam_and_kl_gradients);
+    test_run("reconstruction_loss_gradients", test_reconstruction_loss_gradients);
+    test_run("gather_batch", test_gather_batch);
+    test_run("accumulate_loss", test_accumulate_loss);
+    test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
+    test_run("rng_streams", test_rng_streams);
+    cpu->destroy(cpu);
+    return test_finish("test_ops_grad");
+}
