@@ -25,7 +25,7 @@ run_one() {
         echo "  FAIL $name: exit code $rc"; failed=$((failed + 1))
     fi
 }
-for t in build/tests/test_*; do
+for t in "${BUILD:-build}"/tests/test_*; do
     [ -x "$t" ] || continue
     case "$t" in *.d) continue;; esac
     run_one "$(basename "$t")" "$t"

@@ -1,0 +1,153 @@
+// checkpoint.c: model parameters <-> safetensors with PyTorch nn.Linear names
+// (encoder.{i}, mu, logvar, decoder.{i}); the effective config rides in
+// __metadata__ so eval / sample rebuild the model from the checkpoint alone.
+#include "cuvae/checkpoint.h"
+#include "cuvae/common.h"
+#include "cuvae/safetensors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECKPOINT_FORMAT "cuvae-1"
+
+// One named slice of the arena: rows [row_begin, row_begin + rows) of a layer's
+// weight (rows, in) or bias.
+typedef struct {
+    char name[ST_MAX_NAME];
+    size_t offset;      // floats into params
+    int rank;
+    int64_t shape[2];
+} NamedSlice;
+
+// Fills names for every tensor; returns the count. The VAE head (2L, in) is
+// split into mu (rows 0..L-1) and logvar (rows L..2L-1), contiguous slices.
+static int list_slices(const Model *m, NamedSlice *out) {
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        if (i == m->head) {
+            int L = m->latent_dim;
+            const char *heads[2] = {"mu", "logvar"};
+            int n_heads = m->variational ? 2 : 1;
+            for (int h = 0; h < n_heads; h++) {
+                snprintf(out[n].name, ST_MAX_NAME, "%s.weight", heads[h]);
+                out[n].offset = layer->weight_offset + (size_t)h * L * layer->in;
+                out[n].rank = 2;
+                out[n].shape[0] = L;
+                out[n].shape[1] = layer->in;
+                n++;
+                snprintf(out[n].name, ST_MAX_NAME, "%s.bias", heads[h]);
+                out[n].offset = layer->bias_offset + (size_t)h * L;
+                out[n].rank = 1;
+                out[n].shape[0] = L;
+                n++;
+            }
+            continue;
+        }
+        const char *part = i < m->head ? "encoder" : "decoder";
+        int index = i < m->head ? i : i - m->head - 1;
+        snprintf(out[n].name, ST_MAX_NAME, "%s.%d.weight", part, index);
+        out[n].offset = layer->weight_offset;
+        out[n].rank = 2;
+        out[n].shape[0] = layer->out;
+        out[n].shape[1] = layer->in;
+        n++;
+        snprintf(out[n].name, ST_MAX_NAME, "%s.%d.bias", part, index);
+        out[n].offset = layer->bias_offset;
+        out[n].rank = 1;
+        out[n].shape[0] = layer->out;
+        n++;
+    }
+    return n;
+}
+
+int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
+    float *host = xmalloc(m->n_params * sizeof(float));
+    model_get_params(m, host);
+    NamedSlice slices[2 * CUVAE_MAX_LAYERS + 2];
+    int n = list_slices(m, slices);
+    StTensor tensors[2 * CUVAE_MAX_LAYERS + 2];
+    for (int k = 0; k < n; k++) {
+        memset(&tensors[k], 0, sizeof tensors[k]);
+        memcpy(tensors[k].name, slices[k].name, ST_MAX_NAME);
+        tensors[k].rank = slices[k].rank;
+        tensors[k].shape[0] = slices[k].shape[0];
+        tensors[k].shape[1] = slices[k].shape[1];
+        tensors[k].data = host + slices[k].offset;
+    }
+    char *config_json = config_to_json(&m->cfg);
+    StMeta meta[2];
+    snprintf(meta[0].key, sizeof meta[0].key, "config");
+    meta[0].value = config_json;
+    snprintf(meta[1].key, sizeof meta[1].key, "format");
+    meta[1].value = CHECKPOINT_FORMAT;
+    int rc = safetensors_write(path, tensors, n, meta, 2, err, errlen);
+    free(config_json);
+    free(host);
+    return rc;
+}
+
+int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
+                           int n_overrides, char *err, size_t errlen) {
+    StFile f;
+    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    const char *format = safetensors_meta(&f, "format");
+    const char *config_json = safetensors_meta(&f, "config");
+    int rc = 0;
+    if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0) {
+        rc = set_error(err, errlen, "%s: __metadata__.format: expected \"%s\", got %s%s%s", path,
+                       CHECKPOINT_FORMAT, format ? "\"" : "", format ? format : "nothing",
+                       format ? "\"" : "");
+    } else if (!config_json) {
+        rc = set_error(err, errlen, "%s: __metadata__.config: missing", path);
+    } else {
+        char source[600];
+        snprintf(source, sizeof source, "%s (__metadata__.config)", path);
+        rc = config_from_string(cfg, config_json, source, overrides, n_overrides, err, errlen);
+    }
+    safetensors_free(&f);
+    return rc;
+}
+
+int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen) {
+    StFile f;
+    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    float *host = xcalloc(m->n_params, sizeof(float));
+    NamedSlice slices[2 * CUVAE_MAX_LAYERS + 2];
+    int n = list_slices(m, slices);
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        const StTensor *t = safetensors_find(&f, slices[k].name);
+        if (!t) {
+            rc = set_error(err, errlen, "%s: tensor %s: missing", path, slices[k].name);
+            break;
+        }
+        bool same = t->rank == slices[k].rank;
+        for (int d = 0; same && d < t->rank; d++) same = t->shape[d] == slices[k].shape[d];
+        if (!same) {
+            char want[64], got[64];
+            if (slices[k].rank == 2)
+                snprintf(want, sizeof want, "[%lld, %lld]", (long long)slices[k].shape[0], (long long)slices[k].shape[1]);
+            else
+                snprintf(want, sizeof want, "[%lld]", (long long)slices[k].shape[0]);
+            if (t->rank == 2)
+                snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+            else if (t->rank == 1)
+                snprintf(got, sizeof got, "[%lld]", (long long)t->shape[0]);
+            else
+                snprintf(got, sizeof got, "rank %d", t->rank);
+            rc = set_error(err, errlen, "%s: tensor %s: shape %s, model needs %s", path,
+                           slices[k].name, got, want);
+            break;
+        }
+        size_t count = (size_t)slices[k].shape[0] * (slices[k].rank == 2 ? (size_t)slices[k].shape[1] : 1);
+        memcpy(host + slices[k].offset, t->data, count * sizeof(float));
+    }
+    if (rc == 0 && f.n_tensors != n)
+        rc = set_error(err, errlen, "%s: holds %d tensors, model has %d", path, f.n_tensors, n);
+    if (rc == 0) model_set_params(m, host);
+    free(host);
+    safetensors_free(&f);
+    return rc;
+}

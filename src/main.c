@@ -1,0 +1,274 @@
+// main.c: command-line dispatch only: train, eval, sample, --help, --version.
+#include "cuvae/backend.h"
+#include "cuvae/checkpoint.h"
+#include "cuvae/common.h"
+#include "cuvae/config.h"
+#include "cuvae/dataset.h"
+#include "cuvae/eval.h"
+#include "cuvae/image.h"
+#include "cuvae/model.h"
+#include "cuvae/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OVERRIDES 64
+#define EXIT_BAD_INPUT 2
+
+static const char *USAGE_MAIN =
+    "usage: cuvae <command> [options]\n"
+    "\n"
+    "Trains variational autoencoders on a CUDA GPU when one is usable, else on the CPU.\n"
+    "Losses are reported in nats per example (summed over pixels and latent dims).\n"
+    "\n"
+    "commands:\n"
+    "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
+    "  eval CKPT [--set key.path=value]... [--z sample|mean] test negative ELBO as one JSON line\n"
+    "  sample CKPT [-n N] [-o FILE.png] [--seed S]           PNG grid of decoded z ~ N(0, I)\n"
+    "\n"
+    "  cuvae <command> --help   options of one command\n"
+    "  cuvae --version\n"
+    "\n"
+    "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
+
+static const char *USAGE_TRAIN =
+    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR]\n"
+    "\n"
+    "  CONFIG            JSON config (see configs/ and README.md for every key)\n"
+    "  --set k=v         override a config key, e.g. --set train.epochs=3 --set model.encoder=[400]\n"
+    "                    (value parsed as JSON when it parses, else taken as a string)\n"
+    "  --out DIR         output directory (default runs/<name>)\n"
+    "\n"
+    "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
+    "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
+    "test_rec, test_kl, seconds, samples_per_s; nats per example) and DIR/model.safetensors\n"
+    "(written atomically after every epoch).\n";
+
+static const char *USAGE_EVAL =
+    "usage: cuvae eval CKPT [--set key.path=value]... [--z sample|mean]\n"
+    "\n"
+    "Rebuilds the model from the config stored in the checkpoint (keys may be overridden,\n"
+    "e.g. --set data.dir=elsewhere --set device=cpu) and prints one JSON line:\n"
+    "  {\"test_loss\", \"rec\", \"kl\", \"examples\", \"units\": \"nats/example\", ...}\n"
+    "test_loss = rec + KL (unweighted negative ELBO) over the whole test set.\n"
+    "  --z sample   one z ~ q(z|x) per example (default; the ELBO estimate)\n"
+    "  --z mean     decode z = mu (deterministic reconstruction term)\n";
+
+static const char *USAGE_SAMPLE =
+    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--set key.path=value]...\n"
+    "\n"
+    "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
+    "(default samples.png). Bernoulli decoders show sigmoid(logits).\n";
+
+static int fail(const char *message) {
+    fprintf(stderr, "cuvae: %s\n", message);
+    return EXIT_BAD_INPUT;
+}
+
+static bool wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    return false;
+}
+
+// Common options: --set k=v (repeatable). Unknown options are errors.
+typedef struct {
+    const char *positional;
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    const char *out_dir;
+    const char *z_mode;
+    const char *output_png;
+    int n_samples;
+    long long seed;
+} Args;
+
+static int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->n_samples = 64;
+    a->seed = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--set") == 0) {
+            if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);
+            if (a->n_overrides == MAX_OVERRIDES) return set_error(err, errlen, "%s: too many --set", command);
+            a->overrides[a->n_overrides++] = argv[++i];
+        } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {
+            if (!has_value) return set_error(err, errlen, "train: --out needs a directory");
+            a->out_dir = argv[++i];
+        } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
+            if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
+            a->z_mode = argv[++i];
+            if (strcmp(a->z_mode, "sample") != 0 && strcmp(a->z_mode, "mean") != 0)
+                return set_error(err, errlen, "eval: --z: expected sample or mean, got \"%s\"", a->z_mode);
+        } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: -n needs a count");
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 10000)
+                return set_error(err, errlen, "sample: -n: expected 1..10000, got \"%s\"", argv[i]);
+            a->n_samples = (int)n;
+        } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
+            if (!has_value) return set_error(err, errlen, "sample: -o needs a file name");
+            a->output_png = argv[++i];
+        } else if (strcmp(arg, "--seed") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: --seed needs an integer");
+            long long s = strtoll(argv[++i], &end, 10);
+            if (*end || s < 0) return set_error(err, errlen, "sample: --seed: expected an integer >= 0, got \"%s\"", argv[i]);
+            a->seed = s;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return set_error(err, errlen, "%s: unknown option %s (see cuvae %s --help)", command, arg, command);
+        } else if (!a->positional) {
+            a->positional = arg;
+        } else {
+            return set_error(err, errlen, "%s: unexpected argument %s", command, arg);
+        }
+    }
+    if (!a->positional)
+        return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
+                         strcmp(command, "train") == 0 ? "CONFIG" : "CKPT", command);
+    return 0;
+}
+
+static int command_train(int argc, char **argv) {
+    char err[1024];
+    Args a;
+    if (parse_args(argc, argv, "train", &a, err, sizeof err) != 0) return fail(err);
+    Config cfg;
+    if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    char out_dir[700];
+    if (a.out_dir) snprintf(out_dir, sizeof out_dir, "%s", a.out_dir);
+    else snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
+    if (train_run(&cfg, out_dir, err, sizeof err) != 0) return fail(err);
+    return 0;
+}
+
+// Loads config + params from a checkpoint onto a fresh backend.
+static int load_checkpoint_model(const Args *a, int max_batch, Config *cfg, Backend **be_out,
+                                 Model *m, char *err, size_t errlen) {
+    if (checkpoint_read_config(a->positional, cfg, a->overrides, a->n_overrides, err, errlen) != 0) return -1;
+    Backend *be = backend_create(cfg->device, err, errlen);
+    if (!be) return -1;
+    if (model_create(m, cfg, be, max_batch, err, errlen) != 0 ||
+        checkpoint_load_params(m, a->positional, err, errlen) != 0) {
+        be->destroy(be);
+        return -1;
+    }
+    *be_out = be;
+    return 0;
+}
+
+static int command_eval(int argc, char **argv) {
+    char err[1024];
+    Args a;
+    if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
+    Config cfg;
+    if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    Dataset train_set, test_set;
+    cfg.data.train_limit = 1;   // eval needs only the test split
+    if (dataset_load(&cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
+    dataset_free(&train_set);
+    Backend *be;
+    Model m;
+    int batch = cfg.train.batch_size < 1000 ? 1000 : cfg.train.batch_size;
+    if (load_checkpoint_model(&a, batch, &cfg, &be, &m, err, sizeof err) != 0) {
+        dataset_free(&test_set);
+        return fail(err);
+    }
+    DeviceDataset test_dev;
+    device_dataset_upload(be, &test_set, &test_dev);
+    bool mean = a.z_mode && strcmp(a.z_mode, "mean") == 0;
+    ElboResult r;
+    eval_elbo(&m, &test_dev, mean ? EPS_ZERO : EPS_SAMPLE, &r);
+    printf("{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
+           "\"units\": \"nats/example\", \"z\": \"%s\", \"binarize\": \"%s\", \"device\": \"%s\"}\n",
+           r.loss, r.rec, r.kl, r.examples, mean ? "mean" : "sample",
+           cfg.data.binarize == BINARIZE_NONE ? "none" : cfg.data.binarize == BINARIZE_STATIC ? "static" : "dynamic",
+           be->name);
+    device_dataset_free(be, &test_dev);
+    model_destroy(&m);
+    be->destroy(be);
+    dataset_free(&test_set);
+    return 0;
+}
+
+static int command_sample(int argc, char **argv) {
+    char err[1024];
+    Args a;
+    if (parse_args(argc, argv, "sample", &a, err, sizeof err) != 0) return fail(err);
+    Config cfg;
+    Backend *be;
+    Model m;
+    if (load_checkpoint_model(&a, a.n_samples, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
+    int D = m.input_dim;
+    int side = (int)lround(sqrt((double)D));
+    if (side * side != D) {
+        model_destroy(&m);
+        be->destroy(be);
+        snprintf(err, sizeof err, "sample: model.input_dim %d is not a square image", D);
+        return fail(err);
+    }
+    uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
+    be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0);
+    model_decode(&m, a.n_samples);
+    float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
+    be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
+    if (cfg.model.output == OUTPUT_BERNOULLI)
+        for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+    int grid_cols = (int)ceil(sqrt((double)a.n_samples));
+    int width, height;
+    uint8_t *grid = image_grid(pixels, a.n_samples, side, side, grid_cols, 2, 128, &width, &height);
+    const char *out = a.output_png ? a.output_png : "samples.png";
+    int rc = png_write(out, grid, width, height, 1, err, sizeof err);
+    free(grid);
+    free(pixels);
+    model_destroy(&m);
+    be->destroy(be);
+    if (rc != 0) return fail(err);
+    fprintf(stderr, "cuvae: wrote %s (%d samples from z ~ N(0, I))\n", out, a.n_samples);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");
+        return EXIT_BAD_INPUT;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+            const char *c = argv[2];
+            if (strcmp(c, "train") == 0) { fputs(USAGE_TRAIN, stdout); return 0; }
+            if (strcmp(c, "eval") == 0) { fputs(USAGE_EVAL, stdout); return 0; }
+            if (strcmp(c, "sample") == 0) { fputs(USAGE_SAMPLE, stdout); return 0; }
+        }
+        fputs(USAGE_MAIN, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("cuvae %s (%s backend%s)\n", CUVAE_VERSION, backend_cuda_compiled() ? "cpu + cuda" : "cpu",
+               backend_cuda_compiled() ? "s" : "");
+        return 0;
+    }
+    const char *command = argv[1];
+    int sub_argc = argc - 2;
+    char **sub_argv = argv + 2;
+    if (strcmp(command, "train") == 0) {
+        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }
+        return command_train(sub_argc, sub_argv);
+    }
+    if (strcmp(command, "eval") == 0) {
+        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_EVAL, stdout); return 0; }
+        return command_eval(sub_argc, sub_argv);
+    }
+    if (strcmp(command, "sample") == 0) {
+        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_SAMPLE, stdout); return 0; }
+        return command_sample(sub_argc, sub_argv);
+    }
+    fprintf(stderr, "cuvae: unknown command \"%s\" (see cuvae --help)\n", command);
+    return EXIT_BAD_INPUT;
+}

@@ -1,0 +1,216 @@
+// train.c: the training loop. Each step is a fixed sequence of backend ops
+// (gather, forward, fused loss + backward, Adam, loss accumulation) with no
+// device -> host read; the loss is read once per log interval.
+#include "cuvae/train.h"
+#include "cuvae/backend.h"
+#include "cuvae/checkpoint.h"
+#include "cuvae/common.h"
+#include "cuvae/dataset.h"
+#include "cuvae/eval.h"
+#include "cuvae/model.h"
+#include "cuvae/rng.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RNG_STREAM_SHUFFLE 1000
+#define BINARIZE_SEED_SALT 0xD1CEull
+
+static void format_duration(double seconds, char *buf, size_t len) {
+    if (seconds < 0 || seconds > 1e7) seconds = 0;
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+    else
+        snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
+}
+
+static int write_text(const char *path, const char *text, char *err, size_t errlen) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return set_error(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+    fputs(text, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+// Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise.
+static void print_progress(bool tty, int epoch, int epochs, long done, long total,
+                           double samples_per_s, double eta_s, double loss) {
+    char eta[32];
+    format_duration(eta_s, eta, sizeof eta);
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    if (tty) {
+        char bar[31];
+        int filled = (int)(pct / 100.0 * 30.0);
+        for (int i = 0; i < 30; i++) bar[i] = i < filled ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\repoch %d/%d [%s] %5.1f%%  %8.0f samples/s  ETA %s  loss %.3f   ", epoch,
+                epochs, bar, pct, samples_per_s, eta, loss);
+    } else {
+        fprintf(stderr, "epoch %d/%d %5.1f%%  %.0f samples/s  ETA %s  train loss %.3f nats/example\n",
+                epoch, epochs, pct, samples_per_s, eta, loss);
+    }
+    fflush(stderr);
+}
+
+int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) {
+    // validate everything that can fail on bad input before touching out_dir
+    Dataset train_set, test_set;
+    if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    Backend *be = backend_create(cfg->device, err, errlen);
+    if (!be) {
+        dataset_free(&train_set);
+        dataset_free(&test_set);
+        return -1;
+    }
+    char path[1024];
+    char *config_json = config_to_json(cfg);
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    int rc = make_dirs(out_dir, err, errlen);
+    if (rc == 0) rc = write_text(path, config_json, err, errlen);
+    if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", path, config_json);
+    free(config_json);
+    if (rc != 0) {
+        be->destroy(be);
+        dataset_free(&train_set);
+        dataset_free(&test_set);
+        return -1;
+    }
+    fprintf(stderr, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
+            be->device_name, train_set.n, test_set.n, train_set.dim);
+
+    Model model;
+    int batch = cfg->train.batch_size < train_set.n ? cfg->train.batch_size : train_set.n;
+    if (batch < 1) batch = 1;
+    if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
+        be->destroy(be);
+        return -1;
+    }
+    model_init_params(&model, cfg->train.seed);
+    fprintf(stderr, "cuvae: model %s, %zu parameters; losses are nats per example (summed over pixels and latent dims)\n",
+            cfg->model.kind == MODEL_VAE ? "vae" : "ae", model.n_params);
+
+    DeviceDataset train_dev, test_dev;
+    device_dataset_upload(be, &train_set, &train_dev);
+    device_dataset_upload(be, &test_set, &test_dev);
+    int32_t *perm_host = xmalloc((size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
+    int32_t *perm_dev = be->alloc(be, (size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
+
+    snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+    FILE *log = fopen(path, "w");
+    if (!log) {
+        rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        goto done;
+    }
+    char ckpt_path[1100];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/model.safetensors", out_dir);
+
+    bool tty = isatty(2);
+    const int epochs = cfg->train.epochs;
+    const int D = train_set.dim;
+    const long steps_per_epoch = (train_set.n + batch - 1) / batch;
+    const long total_steps = steps_per_epoch * epochs;
+    const float w_rec = (float)cfg->loss.w_rec, w_kl = (float)cfg->loss.w_kl;
+    const float lr = (float)cfg->train.lr;
+    const uint64_t binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
+    uint64_t uniform_offset = 0;
+    long global_step = 0;
+    double train_start = wall_seconds();
+
+    for (int epoch = 1; epoch <= epochs; epoch++) {
+        double epoch_start = wall_seconds();
+        Rng shuffle;
+        rng_init(&shuffle, cfg->train.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
+        rng_permutation(&shuffle, perm_host, train_set.n);
+        be->upload(be, perm_dev, perm_host, (size_t)train_set.n * sizeof(int32_t));
+
+        double epoch_weighted = 0.0, epoch_count = 0.0;
+        double interval_start = wall_seconds();
+        long interval_examples = 0;
+        for (long step = 0; step < steps_per_epoch; step++) {
+            int start = (int)(step * batch);
+            int B = train_set.n - start < batch ? train_set.n - start : batch;
+            if (model.uniform) {
+                be->fill_uniform(be, model.uniform, (size_t)B * D, binarize_seed, uniform_offset);
+                uniform_offset += (uint64_t)B * D;
+            }
+            be->gather_batch(be, model.x, train_dev.images, perm_dev, start, B, D, model.uniform);
+            model_forward(&model, B, EPS_SAMPLE);
+            model_backward(&model, B, w_rec, w_kl);
+            model_accumulate_loss(&model, B);
+            model_adam_step(&model, lr);
+            global_step++;
+            interval_examples += B;
+
+            bool last_step = step == steps_per_epoch - 1;
+            if (global_step % cfg->train.log_interval == 0 || last_step) {
+                // the one device -> host read of a log interval
+                double rec, kl, count;
+                model_read_loss(&model, &rec, &kl, &count);
+                epoch_weighted += w_rec * rec + w_kl * kl;
+                epoch_count += count;
+                double now = wall_seconds();
+                double rate = interval_examples / (now - interval_start + 1e-12);
+                double elapsed = now - train_start;
+                double eta = elapsed / (double)global_step * (double)(total_steps - global_step);
+                if (!last_step || tty)
+                    print_progress(tty, epoch, epochs, step + 1, steps_per_epoch, rate, eta,
+                                   count > 0 ? (w_rec * rec + w_kl * kl) / count : 0.0);
+                interval_start = now;
+                interval_examples = 0;
+            }
+        }
+        be->synchronize(be);
+        double train_seconds = wall_seconds() - epoch_start;
+        ElboResult test;
+        eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
+        double seconds = wall_seconds() - epoch_start;
+        double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
+        double samples_per_s = train_set.n / (train_seconds + 1e-12);
+        if (tty) fputc('\n', stderr);
+        fprintf(stderr,
+                "epoch %d/%d: train loss %.4f | test loss %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
+                epoch, epochs, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
+        fprintf(log,
+                "{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, \"test_rec\": %.6f, "
+                "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f}\n",
+                epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
+        fflush(log);
+        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    if (epochs == 0) {
+        ElboResult test;
+        eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
+        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f + KL %.4f) nats/example at init\n",
+                test.loss, test.rec, test.kl);
+        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, model.safetensors)\n",
+            wall_seconds() - train_start, out_dir);
+
+done:
+    if (log) fclose(log);
+    free(perm_host);
+    be->free(be, perm_dev);
+    device_dataset_free(be, &train_dev);
+    device_dataset_free(be, &test_dev);
+    model_destroy(&model);
+    be->destroy(be);
+    dataset_free(&train_set);
+    dataset_free(&test_set);
+    return rc;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# cli_torch.sh: a cuvae checkpoint loaded into a PyTorch model of the same shape
+# (tests/torch_check.py) gives the same KL and reconstruction (z = mu) to 1e-4
+# relative, and a sampled test loss within 5 standard errors of the Monte-Carlo
+# difference of two one-sample ELBO estimates (the epsilon draws differ), plus 0.05 nats.
+# Skipped, and counted so, when Debian's python3-torch is not installed.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+PY=/usr/bin/python3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if ! $PY -c "import torch, numpy" 2>/dev/null; then
+    skip "pytorch checkpoint parity" "python3-torch not installed (apt-get install python3-torch)"
+    cli_finish cli_torch; exit
+fi
+if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
+    skip "pytorch checkpoint parity" "data/mnist missing (run make data)"; cli_finish cli_torch; exit
+fi
+field() { echo "$1" | sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/"; }
+close() { awk -v a="$1" -v b="$2" -v r="$3" -v t="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t + r * m) }'; }
+for variant in "vae relu" "vae tanh" "ae relu"; do
+    set -- $variant
+    "$CUVAE" train configs/examples_vae.json --set model.kind=$1 --set model.activation=$2 \
+        --set data.train_limit=2000 --set data.test_limit=2000 --set device=cpu --set train.epochs=1 \
+        --out "$tmp/$1_$2" 2>/dev/null || { bad "$variant: training failed"; continue; }
+    ckpt="$tmp/$1_$2/model.safetensors"
+    mean=$("$CUVAE" eval "$ckpt" --z mean --set data.test_limit=2000)
+    sample=$("$CUVAE" eval "$ckpt" --set data.test_limit=2000)
+    torch_out=$($PY tests/torch_check.py "$ckpt" data/mnist 2000) || { bad "$variant: torch_check.py failed"; continue; }
+    echo "  $variant: cuvae kl $(field "$mean" kl) rec@mu $(field "$mean" rec) loss $(field "$sample" test_loss) | torch $torch_out" >&2
+    close "$(field "$mean" kl)" "$(field "$torch_out" kl)" 1e-4 1e-5 && ok "$variant: same KL" || bad "$variant: KL differs"
+    close "$(field "$mean" rec)" "$(field "$torch_out" rec_at_mean)" 1e-4 1e-4 && ok "$variant: same rec at z = mu" || bad "$variant: rec differs"
+    tol=$(awk -v s="$(field "$torch_out" diff_std_error)" 'BEGIN { print 5 * s + 0.05 }')
+    close "$(field "$sample" test_loss)" "$(field "$torch_out" test_loss)" 0 "$tol" \
+        && ok "$variant: sampled test loss within $tol nats (5 MC std errors)" || bad "$variant: test loss differs by more than $tol"
+done
+cli_finish cli_torch
