@@ -269,7 +269,7 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
         m[i] = beta1 * m[i] + (1.0f - beta1) * g;
         v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
         float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
-        params[i] -= step_size * m[i] / denom;
+        params[i] -= step_size * (m[i] / denom);   // PyTorch addcdiv order
     }
 }
 

@@ -183,7 +183,8 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         if (eps_mode == EPS_SAMPLE) {
             // the offset advances on the host: no device read, graph-capturable
             be->fill_normal(be, m->eps, (size_t)B * L, m->rng_seed, m->rng_offset);
-            m->rng_offset += (size_t)B * L;
+            // rounded up to even: cuRAND makes normals in pairs, so no draw is shared
+            m->rng_offset += ((uint64_t)B * L + 1) & ~(uint64_t)1;
         } else if (eps_mode == EPS_ZERO) {
             be->zero(be, m->eps, (size_t)B * L * sizeof(float));
         }

@@ -1,0 +1,67 @@
+// kernels.h: the extern "C" launchers of kernels/*.cu, one fused op each, called
+// by src/backend_cuda.c. Plain C types only, so gcc can include this with
+// -I$(CUDA_HOME)/include. Every launcher enqueues its kernel(s) on `stream`,
+// checks the launch with CUDA_CHECK(cudaGetLastError()) and never synchronises.
+// All pointers are device pointers; matrices are row-major; shapes in comments.
+// The exact semantics of each op are those of include/cuvae/backend.h.
+#ifndef CUVAE_KERNELS_H
+#define CUVAE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// x (B, D) = data[row] / 255.0f, row = perm ? perm[start + b] : start + b.
+// data (N, D) uint8, perm (N) int32 or NULL, uniform (B, D) or NULL
+// (when given: x = uniform < p ? 1 : 0).
+void launch_gather_batch(float *x, const uint8_t *data, const int32_t *perm, int start,
+                         int B, int D, const float *uniform, cudaStream_t stream);
+
+// y (B, N) = act(y + bias (N)), in place. act is an Activation (config.h).
+void launch_bias_activation_forward(float *y, const float *bias, int B, int N, int act,
+                                    cudaStream_t stream);
+
+// dy (B, N) *= act'(.) written through the activation output y (B, N). act: Activation.
+void launch_activation_backward(float *dy, const float *y, int B, int N, int act,
+                                cudaStream_t stream);
+
+// dbias (N) = sum over rows of dy (B, N). Fixed summation order (deterministic).
+void launch_bias_grad(float *dbias, const float *dy, int B, int N, cudaStream_t stream);
+
+// z (B, L) = mu + expf(0.5f * logvar) * eps, with h (B, 2L) = [mu | logvar], eps (B, L).
+void launch_reparam_forward(float *z, const float *h, const float *eps, int B, int L,
+                            cudaStream_t stream);
+
+// kl_row (B) always; dh (B, 2L) if not NULL; eps (B, L) and dz (B, L) may be NULL.
+void launch_kl_reparam_backward(float *dh, float *kl_row, const float *h, const float *eps,
+                                const float *dz, int B, int L, float kl_scale,
+                                cudaStream_t stream);
+
+// rec_row (B) always; d_out (B, D) if not NULL. kind is a RecLoss (backend.h).
+void launch_reconstruction_loss(float *d_out, float *rec_row, const float *out,
+                                const float *x, int B, int D, int kind, float pixel_weight,
+                                float grad_scale, cudaStream_t stream);
+
+// acc (3) double: acc[0] += sum rec_row (B), acc[1] += sum kl_row (B) (if not NULL),
+// acc[2] += B. One block, fixed order.
+void launch_accumulate_loss(double *acc, const float *rec_row, const float *kl_row, int B,
+                            cudaStream_t stream);
+
+// Adam over n floats. step_size = (float)(lr / (1 - beta1^step)) and
+// sqrt_bc2 = (float)sqrt(1 - beta2^step) are computed by the caller in double.
+// Per element:  m = beta1 * m + (1.0f - beta1) * g
+//               v = beta2 * v + (1.0f - beta2) * g * g
+//               p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
+void launch_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
+                        float beta1, float beta2, float eps, float step_size, float sqrt_bc2,
+                        cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# gpu_run.sh: runs the test suite ON the GPU machine, from the repository root,
+# with binaries built elsewhere and bundled by scripts/gpu_bundle.sh.
+#
+# Usage, through the device tool (after `make && bash scripts/gpu_bundle.sh` here):
+#   command: bash scripts/gpu_run.sh
+#   carry:   [".device", "build", "data"]
+# It unpacks .device/lib.tar.xz, puts those libraries and the CUDA 13 libraries
+# it finds there (the toolkit next to nvcc, /usr/local/cuda*, or PyTorch's
+# nvidia-* wheels) on LD_LIBRARY_PATH, prints nvidia-smi, runs
+# tests/run_tests.sh, then compute-sanitizer (memcheck and racecheck; override
+# with CUVAE_SANITIZERS="memcheck") on build/tests/test_cuda_parity when
+# available. With $OUT set (the device tool sets it) every log is also written
+# there and comes back. Exits non-zero when a test or a sanitizer check fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+LOG_DIR=${OUT:-}
+log_path() { if [ -n "$LOG_DIR" ]; then echo "$LOG_DIR/$1"; else echo /dev/null; fi; }
+[ -n "$LOG_DIR" ] && mkdir -p "$LOG_DIR"
+
+# ---- libraries ---------------------------------------------------------------
+LIB_DIR=$PWD/.device/lib
+if [ -f .device/lib.tar.xz ]; then
+    rm -rf "$LIB_DIR"
+    if ! tar -C .device -xJf .device/lib.tar.xz 2>/dev/null; then
+        # no xz binary: Python's tarfile reads it too
+        python3 -c 'import tarfile, sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            .device/lib.tar.xz .device || { echo "gpu_run: cannot unpack .device/lib.tar.xz" >&2; exit 1; }
+    fi
+elif [ ! -d "$LIB_DIR" ]; then
+    echo "gpu_run: warning: no .device bundle (run scripts/gpu_bundle.sh here and carry .device)" >&2
+fi
+lib_path=$LIB_DIR
+
+# CUDA 13 libraries: every directory holding one of them, toolkit first
+candidates=()
+if command -v nvcc >/dev/null 2>&1; then
+    cuda_root=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+    candidates+=("$cuda_root/lib64" "$cuda_root/targets/x86_64-linux/lib")
+fi
+for d in /usr/local/cuda/lib64 /usr/local/cuda-*/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    candidates+=("$d")
+done
+if command -v python3 >/dev/null 2>&1; then
+    site=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
+    for s in $site; do
+        for d in "$s"/nvidia/*/lib "$s"/nvidia/cu13/lib; do candidates+=("$d"); done
+    done
+fi
+for d in "${candidates[@]}"; do
+    [ -d "$d" ] || continue
+    for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libcudart.so.13; do
+        if [ -e "$d/$lib" ]; then
+            case ":$lib_path:" in *":$d:"*) ;; *) lib_path=$lib_path:$d ;; esac
+            break
+        fi
+    done
+done
+export LD_LIBRARY_PATH=$lib_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+{
+    echo "== gpu_run: $(date -u +%FT%TZ) on $(hostname)"
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    nvidia-smi || echo "gpu_run: nvidia-smi failed"
+    command -v nvcc >/dev/null 2>&1 && nvcc --version | tail -2
+    missing=$(ldd build/tests/test_cuda_parity 2>/dev/null | grep "not found" || true)
+    if [ -n "$missing" ]; then echo "gpu_run: missing libraries:"; echo "$missing"; fi
+} 2>&1 | tee "$(log_path environment.log)"
+
+status=0
+
+# ---- tests -------------------------------------------------------------------
+echo "== tests/run_tests.sh"
+bash tests/run_tests.sh 2>&1 | tee "$(log_path tests.log)"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# ---- compute-sanitizer -------------------------------------------------------
+sanitizer=$(command -v compute-sanitizer || true)
+if [ -z "$sanitizer" ]; then
+    for d in "${candidates[@]}"; do
+        for c in "$d/../bin/compute-sanitizer" "$d/../compute-sanitizer/compute-sanitizer"; do
+            if [ -z "$sanitizer" ] && [ -x "$c" ]; then sanitizer=$c; fi
+        done
+    done
+fi
+if [ -n "$sanitizer" ] && [ -x build/tests/test_cuda_parity ]; then
+    for tool in ${CUVAE_SANITIZERS:-memcheck racecheck}; do
+        echo "== compute-sanitizer --tool $tool build/tests/test_cuda_parity"
+        "$sanitizer" --tool "$tool" --error-exitcode 99 build/tests/test_cuda_parity 2>&1 \
+            | tee "$(log_path "sanitizer_$tool.log")"
+        rc=${PIPESTATUS[0]}
+        if [ "$rc" -ne 0 ]; then echo "gpu_run: compute-sanitizer $tool: exit $rc"; status=1; fi
+    done
+else
+    echo "gpu_run: compute-sanitizer not found (or no build/tests/test_cuda_parity): skipped"
+fi
+
+echo "gpu_run: exit $status"
+exit $status

@@ -1,0 +1,789 @@
+// test_cuda_parity.c: the CUDA backend against the CPU reference, op by op and
+// for whole training steps. Both backends get identical inputs (made on the
+// host with the cuvae Philox, uploaded to each) and the results are downloaded
+// and compared. Also checks that the CUDA reductions are bitwise reproducible,
+// and sanity of the cuRAND fills. Without a usable GPU (or without the CUDA
+// backend compiled in) every test is reported as skipped with the reason.
+#include "test.h"
+
+#include "cuvae/backend.h"
+#include "cuvae/config.h"
+#include "cuvae/model.h"
+#include "cuvae/rng.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+static Backend *cpu;
+static Backend *gpu;
+static Rng input_rng;
+
+// ---- helpers --------------------------------------------------------------
+
+static float *host_floats(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void fill_normal_host(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(&input_rng);
+}
+
+static void fill_uniform_host(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_uniform_range(&input_rng, lo, hi);
+}
+
+// The same buffer on both backends.
+typedef struct {
+    float *cpu, *gpu;
+    size_t n;
+} Pair;
+
+static Pair pair_alloc(size_t n) {
+    Pair p = {cpu->alloc(cpu, n * sizeof(float)), gpu->alloc(gpu, n * sizeof(float)), n};
+    return p;
+}
+
+static Pair pair_upload(const float *host, size_t n) {
+    Pair p = pair_alloc(n);
+    cpu->upload(cpu, p.cpu, host, n * sizeof(float));
+    gpu->upload(gpu, p.gpu, host, n * sizeof(float));
+    return p;
+}
+
+static void pair_free(Pair *p) {
+    cpu->free(cpu, p->cpu);
+    gpu->free(gpu, p->gpu);
+    p->cpu = p->gpu = NULL;
+}
+
+// Compares CUDA (got) with CPU (ref) host arrays elementwise:
+// |got - ref| <= atol + rtol |ref|. Reports the first offender and the worst error.
+static int expect_close(const char *what, const float *got, const float *ref, size_t n,
+                        double rtol, double atol) {
+    size_t bad = 0, first_bad = 0;
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - (double)ref[i]);
+        if (isnan(err) || err > worst) worst = err;
+        if (!test_close(got[i], ref[i], rtol, atol)) {
+            if (bad == 0) first_bad = i;
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%s: %zu of %zu differ (first [%zu]: cuda %.9g vs cpu %.9g; worst |diff| %.3g; "
+          "rtol %g atol %g)", what, bad, n, first_bad, bad ? got[first_bad] : 0.0,
+          bad ? ref[first_bad] : 0.0, worst, rtol, atol);
+    return bad == 0;
+}
+
+// Downloads both sides of a pair and compares them.
+static int pair_expect_close(const char *what, Pair p, double rtol, double atol) {
+    float *got = host_floats(p.n), *ref = host_floats(p.n);
+    gpu->download(gpu, got, p.gpu, p.n * sizeof(float));
+    cpu->download(cpu, ref, p.cpu, p.n * sizeof(float));
+    int ok = expect_close(what, got, ref, p.n, rtol, atol);
+    free(got);
+    free(ref);
+    return ok;
+}
+
+static float max_abs(const float *x, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+    return m;
+}
+
+static const char *activation_label(Activation act) {
+    switch (act) {
+    case ACT_NONE: return "none";
+    case ACT_RELU: return "relu";
+    case ACT_TANH: return "tanh";
+    case ACT_LEAKY_RELU: return "leaky_relu";
+    }
+    return "?";
+}
+
+static const char *recloss_label(RecLoss kind) {
+    switch (kind) {
+    case RECLOSS_BCE_LOGITS: return "bce_logits";
+    case RECLOSS_MSE_SIGMOID: return "mse_sigmoid";
+    case RECLOSS_MSE_IDENTITY: return "mse_identity";
+    }
+    return "?";
+}
+
+// ---- memory and random numbers (CUDA only) ----------------------------------
+
+static void test_cuda_memory(void) {
+    size_t peak_before = gpu->peak_memory(gpu);
+    size_t n = 1 << 18;
+    float *buf = gpu->alloc(gpu, n * sizeof(float));
+    float *host = host_floats(n);
+    for (size_t i = 0; i < n; i++) host[i] = 1.0f;
+    gpu->download(gpu, host, buf, n * sizeof(float));
+    CHECK(max_abs(host, n) == 0.0f, "alloc did not zero-fill");
+    CHECK(gpu->peak_memory(gpu) >= peak_before + n * sizeof(float), "peak_memory did not grow");
+
+    for (size_t i = 0; i < n; i++) host[i] = (float)i;
+    gpu->upload(gpu, buf, host, n * sizeof(float));
+    float *copy = gpu->alloc(gpu, n * sizeof(float));
+    gpu->copy(gpu, copy, buf, n * sizeof(float));
+    gpu->zero(gpu, buf, n / 2 * sizeof(float));
+    float *back = host_floats(n);
+    gpu->download(gpu, back, copy, n * sizeof(float));
+    CHECK(memcmp(back, host, n * sizeof(float)) == 0, "upload/copy/download round trip changed data");
+    gpu->download(gpu, back, buf, n * sizeof(float));
+    CHECK(max_abs(back, n / 2) == 0.0f && back[n / 2] == (float)(n / 2), "zero() wrong range");
+    gpu->synchronize(gpu);
+    gpu->free(gpu, buf);
+    gpu->free(gpu, copy);
+    free(host);
+    free(back);
+}
+
+static void test_cuda_random_fills(void) {
+    const size_t n = 100001;   // odd: exercises the last-draw path of fill_normal
+    const float sentinel = 7777.0f;
+    float *host = host_floats(n + 1);
+    for (size_t i = 0; i <= n; i++) host[i] = sentinel;
+    float *buf = gpu->alloc(gpu, (n + 1) * sizeof(float));
+
+    for (int kind = 0; kind < 2; kind++) {
+        const char *label = kind == 0 ? "fill_normal" : "fill_uniform";
+        gpu->upload(gpu, buf, host, (n + 1) * sizeof(float));
+        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 1000);
+        else gpu->fill_uniform(gpu, buf, n, 42, 1000);
+        float *a = host_floats(n + 1);
+        gpu->download(gpu, a, buf, (n + 1) * sizeof(float));
+        CHECK(a[n] == sentinel, "%s wrote past n", label);
+        double sum = 0.0, sum_sq = 0.0;
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!isfinite(a[i]) || (kind == 1 && !(a[i] > 0.0f && a[i] <= 1.0f))) bad++;
+            sum += a[i];
+            sum_sq += (double)a[i] * a[i];
+        }
+        double mean = sum / n, var = sum_sq / n - mean * mean;
+        CHECK(bad == 0, "%s: %zu values out of range", label, bad);
+        if (kind == 0) {
+            CHECK(fabs(mean) < 0.02 && fabs(var - 1.0) < 0.03, "%s: mean %g var %g", label, mean, var);
+        } else {
+            CHECK(fabs(mean - 0.5) < 0.01 && fabs(var - 1.0 / 12) < 0.01, "%s: mean %g var %g",
+                  label, mean, var);
+        }
+        // same (seed, offset) -> same numbers; another offset -> other numbers
+        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 1000);
+        else gpu->fill_uniform(gpu, buf, n, 42, 1000);
+        float *b = host_floats(n + 1);
+        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
+        CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s not reproducible", label);
+        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 2000000);
+        else gpu->fill_uniform(gpu, buf, n, 42, 2000000);
+        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
+        CHECK(memcmp(a, b, n * sizeof(float)) != 0, "%s ignores the offset", label);
+        if (kind == 0) gpu->fill_normal(gpu, buf, n, 43, 1000);
+        else gpu->fill_uniform(gpu, buf, n, 43, 1000);
+        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
+        CHECK(memcmp(a, b, n * sizeof(float)) != 0, "%s ignores the seed", label);
+        free(a);
+        free(b);
+    }
+
+    // a short odd fill agrees with a longer one on its even part
+    float small_a[8], small_b[8];
+    gpu->fill_normal(gpu, buf, 5, 9, 64);
+    gpu->download(gpu, small_a, buf, 5 * sizeof(float));
+    gpu->fill_normal(gpu, buf, 8, 9, 64);
+    gpu->download(gpu, small_b, buf, 8 * sizeof(float));
+    CHECK(memcmp(small_a, small_b, 4 * sizeof(float)) == 0, "fill_normal: n=5 and n=8 disagree");
+    CHECK(isfinite(small_a[4]), "fill_normal: odd last value not finite");
+    gpu->free(gpu, buf);
+    free(host);
+}
+
+// ---- GEMM -----------------------------------------------------------------
+
+static void test_gemm(void) {
+    const int shapes[][3] = {{37, 129, 65}, {1, 1, 1}, {16, 784, 64}, {64, 33, 1000}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int trans = 0; trans < 4; trans++) {
+            bool ta = trans & 1, tb = (trans >> 1) & 1;
+            for (int with_beta = 0; with_beta < 2; with_beta++) {
+                // leading dims larger than minimal; the padding must stay untouched
+                int a_rows = ta ? K : M, a_cols = ta ? M : K;
+                int b_rows = tb ? N : K, b_cols = tb ? K : N;
+                int lda = a_cols + 3, ldb = b_cols + 5, ldc = N + 7;
+                size_t a_n = (size_t)a_rows * lda, b_n = (size_t)b_rows * ldb, c_n = (size_t)M * ldc;
+                float *a = host_floats(a_n), *b = host_floats(b_n), *c = host_floats(c_n);
+                fill_normal_host(a, a_n, 1.0f);
+                fill_normal_host(b, b_n, 1.0f);
+                fill_normal_host(c, c_n, 1.0f);
+                Pair A = pair_upload(a, a_n), B = pair_upload(b, b_n), C = pair_upload(c, c_n);
+                float alpha = 0.75f, beta = with_beta ? 1.0f : 0.0f;
+                cpu->gemm(cpu, ta, tb, M, N, K, alpha, A.cpu, lda, B.cpu, ldb, beta, C.cpu, ldc);
+                gpu->gemm(gpu, ta, tb, M, N, K, alpha, A.gpu, lda, B.gpu, ldb, beta, C.gpu, ldc);
+                char what[128];
+                snprintf(what, sizeof what, "gemm %dx%dx%d trans_a=%d trans_b=%d beta=%g", M, N, K,
+                         ta, tb, beta);
+                pair_expect_close(what, C, 1e-4, 1e-4 * sqrt((double)K));
+                pair_free(&A);
+                pair_free(&B);
+                pair_free(&C);
+                free(a);
+                free(b);
+                free(c);
+            }
+        }
+    }
+}
+
+// ---- fused ops ---------------------------------------------------------------
+
+static void test_gather_batch(void) {
+    const int N = 40, D = 784, B = 25;
+    uint8_t *data = malloc((size_t)N * D);
+    for (size_t i = 0; i < (size_t)N * D; i++) data[i] = (uint8_t)(rng_u32(&input_rng) & 255);
+    int32_t perm[40];
+    rng_permutation(&input_rng, perm, N);
+    float *uniform = host_floats((size_t)B * D);
+    fill_uniform_host(uniform, (size_t)B * D, 0.0f, 1.0f);
+
+    uint8_t *data_cpu = cpu->alloc(cpu, (size_t)N * D), *data_gpu = gpu->alloc(gpu, (size_t)N * D);
+    cpu->upload(cpu, data_cpu, data, (size_t)N * D);
+    gpu->upload(gpu, data_gpu, data, (size_t)N * D);
+    int32_t *perm_cpu = cpu->alloc(cpu, sizeof perm), *perm_gpu = gpu->alloc(gpu, sizeof perm);
+    cpu->upload(cpu, perm_cpu, perm, sizeof perm);
+    gpu->upload(gpu, perm_gpu, perm, sizeof perm);
+    Pair U = pair_upload(uniform, (size_t)B * D);
+    Pair X = pair_alloc((size_t)B * D);
+
+    // no permutation, start 3
+    cpu->gather_batch(cpu, X.cpu, data_cpu, NULL, 3, B, D, NULL);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, NULL, 3, B, D, NULL);
+    pair_expect_close("gather_batch without perm", X, 0.0, 0.0);
+    // through the permutation, start 7
+    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 7, B, D, NULL);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 7, B, D, NULL);
+    pair_expect_close("gather_batch with perm", X, 0.0, 0.0);
+    // binarized
+    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 7, B, D, U.cpu);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 7, B, D, U.gpu);
+    pair_expect_close("gather_batch binarized", X, 0.0, 0.0);
+
+    cpu->free(cpu, data_cpu);
+    gpu->free(gpu, data_gpu);
+    cpu->free(cpu, perm_cpu);
+    gpu->free(gpu, perm_gpu);
+    pair_free(&U);
+    pair_free(&X);
+    free(data);
+    free(uniform);
+}
+
+static void test_bias_activation(void) {
+    const int B = 37, N = 129;
+    const Activation acts[] = {ACT_NONE, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU};
+    float *y = host_floats((size_t)B * N), *bias = host_floats(N), *dy = host_floats((size_t)B * N);
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        Activation act = acts[k];
+        fill_normal_host(y, (size_t)B * N, 2.0f);
+        fill_normal_host(bias, N, 1.0f);
+        fill_normal_host(dy, (size_t)B * N, 1.0f);
+        Pair Y = pair_upload(y, (size_t)B * N), Bias = pair_upload(bias, N);
+        cpu->bias_activation_forward(cpu, Y.cpu, Bias.cpu, B, N, act);
+        gpu->bias_activation_forward(gpu, Y.gpu, Bias.gpu, B, N, act);
+        char what[96];
+        snprintf(what, sizeof what, "bias_activation_forward %s", activation_label(act));
+        pair_expect_close(what, Y, 1e-5, 1e-6);
+
+        // backward through the CPU forward's output, fed to both
+        float *y_out = host_floats((size_t)B * N);
+        cpu->download(cpu, y_out, Y.cpu, (size_t)B * N * sizeof(float));
+        Pair Yout = pair_upload(y_out, (size_t)B * N), DY = pair_upload(dy, (size_t)B * N);
+        cpu->activation_backward(cpu, DY.cpu, Yout.cpu, B, N, act);
+        gpu->activation_backward(gpu, DY.gpu, Yout.gpu, B, N, act);
+        snprintf(what, sizeof what, "activation_backward %s", activation_label(act));
+        pair_expect_close(what, DY, 1e-5, 1e-6);
+        pair_free(&Y);
+        pair_free(&Bias);
+        pair_free(&Yout);
+        pair_free(&DY);
+        free(y_out);
+    }
+    free(y);
+    free(bias);
+    free(dy);
+}
+
+static void test_bias_grad(void) {
+    const int batches[] = {1, 16, 1000};
+    const int widths[] = {1, 33, 300};
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            int B = batches[i], N = widths[j];
+            float *dy = host_floats((size_t)B * N);
+            fill_normal_host(dy, (size_t)B * N, 1.0f);
+            Pair DY = pair_upload(dy, (size_t)B * N);
+            // start from garbage: bias_grad overwrites
+            float *junk = host_floats(N);
+            fill_normal_host(junk, N, 100.0f);
+            Pair DB = pair_upload(junk, N);
+            cpu->bias_grad(cpu, DB.cpu, DY.cpu, B, N);
+            gpu->bias_grad(gpu, DB.gpu, DY.gpu, B, N);
+            char what[64];
+            snprintf(what, sizeof what, "bias_grad B=%d N=%d", B, N);
+            pair_expect_close(what, DB, 1e-4, 1e-6 * B);
+            pair_free(&DY);
+            pair_free(&DB);
+            free(dy);
+            free(junk);
+        }
+    }
+}
+
+static void test_reparam_forward(void) {
+    const int B = 13;
+    const int latents[] = {1, 20, 4097};
+    for (int k = 0; k < 3; k++) {
+        int L = latents[k];
+        float *h = host_floats((size_t)B * 2 * L), *eps = host_floats((size_t)B * L);
+        fill_normal_host(h, (size_t)B * 2 * L, 1.0f);
+        fill_normal_host(eps, (size_t)B * L, 1.0f);
+        Pair H = pair_upload(h, (size_t)B * 2 * L), E = pair_upload(eps, (size_t)B * L);
+        Pair Z = pair_alloc((size_t)B * L);
+        cpu->reparam_forward(cpu, Z.cpu, H.cpu, E.cpu, B, L);
+        gpu->reparam_forward(gpu, Z.gpu, H.gpu, E.gpu, B, L);
+        char what[64];
+        snprintf(what, sizeof what, "reparam_forward L=%d", L);
+        pair_expect_close(what, Z, 1e-5, 1e-6);
+        pair_free(&H);
+        pair_free(&E);
+        pair_free(&Z);
+        free(h);
+        free(eps);
+    }
+}
+
+static void test_kl_reparam_backward(void) {
+    const int B = 37;
+    const int latents[] = {1, 20, 4097};
+    const float kl_scale = 0.3f;
+    for (int k = 0; k < 3; k++) {
+        int L = latents[k];
+        size_t nh = (size_t)B * 2 * L, nl = (size_t)B * L;
+        float *h = host_floats(nh), *eps = host_floats(nl), *dz = host_floats(nl);
+        fill_normal_host(h, nh, 1.0f);
+        fill_normal_host(eps, nl, 1.0f);
+        fill_normal_host(dz, nl, 0.1f);
+        Pair H = pair_upload(h, nh), E = pair_upload(eps, nl), DZ = pair_upload(dz, nl);
+        Pair DH = pair_alloc(nh), KL = pair_alloc(B);
+        char what[96];
+        for (int variant = 0; variant < 3; variant++) {
+            // 0: full (dz, eps); 1: KL-only gradient (dz = eps = NULL); 2: KL only (dh = NULL)
+            cpu->zero(cpu, DH.cpu, nh * sizeof(float));
+            gpu->zero(gpu, DH.gpu, nh * sizeof(float));
+            bool full = variant == 0, with_dh = variant != 2;
+            cpu->kl_reparam_backward(cpu, with_dh ? DH.cpu : NULL, KL.cpu, H.cpu,
+                                     full ? E.cpu : NULL, full ? DZ.cpu : NULL, B, L, kl_scale);
+            gpu->kl_reparam_backward(gpu, with_dh ? DH.gpu : NULL, KL.gpu, H.gpu,
+                                     full ? E.gpu : NULL, full ? DZ.gpu : NULL, B, L, kl_scale);
+            snprintf(what, sizeof what, "kl_row L=%d variant %d", L, variant);
+            pair_expect_close(what, KL, 1e-5, 1e-5);
+            snprintf(what, sizeof what, "kl dh L=%d variant %d", L, variant);
+            pair_expect_close(what, DH, 1e-5, 1e-6);
+        }
+        pair_free(&H);
+        pair_free(&E);
+        pair_free(&DZ);
+        pair_free(&DH);
+        pair_free(&KL);
+        free(h);
+        free(eps);
+        free(dz);
+    }
+}
+
+static void test_reconstruction_loss(void) {
+    const int B = 13;
+    const int dims[] = {784, 1};
+    const RecLoss kinds[] = {RECLOSS_BCE_LOGITS, RECLOSS_MSE_SIGMOID, RECLOSS_MSE_IDENTITY};
+    const float grad_scale = 1.0f / 13.0f;
+    for (int di = 0; di < 2; di++) {
+        int D = dims[di];
+        size_t n = (size_t)B * D;
+        float *out = host_floats(n), *x = host_floats(n);
+        fill_normal_host(out, n, 3.0f);
+        fill_uniform_host(x, n, 0.0f, 1.0f);
+        Pair O = pair_upload(out, n), X = pair_upload(x, n);
+        Pair G = pair_alloc(n), R = pair_alloc(B);
+        for (int ki = 0; ki < 3; ki++) {
+            for (int wi = 0; wi < 2; wi++) {
+                RecLoss kind = kinds[ki];
+                float pixel_weight = wi == 0 ? 1.0f : 1.0f / (float)D;
+                float scale = grad_scale * pixel_weight;
+                char what[128];
+                cpu->reconstruction_loss(cpu, G.cpu, R.cpu, O.cpu, X.cpu, B, D, kind, pixel_weight,
+                                         grad_scale);
+                gpu->reconstruction_loss(gpu, G.gpu, R.gpu, O.gpu, X.gpu, B, D, kind, pixel_weight,
+                                         grad_scale);
+                snprintf(what, sizeof what, "rec_row %s D=%d pixel_weight=%g", recloss_label(kind),
+                         D, pixel_weight);
+                pair_expect_close(what, R, 1e-5, 1e-6);
+                snprintf(what, sizeof what, "d_out %s D=%d pixel_weight=%g", recloss_label(kind), D,
+                         pixel_weight);
+                pair_expect_close(what, G, 1e-5, 1e-6 * scale);
+                // loss only (evaluation)
+                cpu->reconstruction_loss(cpu, NULL, R.cpu, O.cpu, X.cpu, B, D, kind, pixel_weight,
+                                         0.0f);
+                gpu->reconstruction_loss(gpu, NULL, R.gpu, O.gpu, X.gpu, B, D, kind, pixel_weight,
+                                         0.0f);
+                snprintf(what, sizeof what, "rec_row (no grad) %s D=%d", recloss_label(kind), D);
+                pair_expect_close(what, R, 1e-5, 1e-6);
+            }
+        }
+        pair_free(&O);
+        pair_free(&X);
+        pair_free(&G);
+        pair_free(&R);
+        free(out);
+        free(x);
+    }
+}
+
+static void test_accumulate_loss(void) {
+    const int B = 1000;
+    float *rec = host_floats(B), *kl = host_floats(B);
+    fill_uniform_host(rec, B, 0.0f, 200.0f);
+    fill_uniform_host(kl, B, 0.0f, 30.0f);
+    Pair R = pair_upload(rec, B), K = pair_upload(kl, B);
+    double *acc_cpu = cpu->alloc(cpu, 3 * sizeof(double));
+    double *acc_gpu = gpu->alloc(gpu, 3 * sizeof(double));
+    cpu->accumulate_loss(cpu, acc_cpu, R.cpu, K.cpu, B);
+    gpu->accumulate_loss(gpu, acc_gpu, R.gpu, K.gpu, B);
+    cpu->accumulate_loss(cpu, acc_cpu, R.cpu, NULL, 77);
+    gpu->accumulate_loss(gpu, acc_gpu, R.gpu, NULL, 77);
+    cpu->accumulate_loss(cpu, acc_cpu, K.cpu, R.cpu, 1);
+    gpu->accumulate_loss(gpu, acc_gpu, K.gpu, R.gpu, 1);
+    double got[3], ref[3];
+    gpu->download(gpu, got, acc_gpu, sizeof got);
+    cpu->download(cpu, ref, acc_cpu, sizeof ref);
+    for (int i = 0; i < 3; i++) {
+        CHECK(test_close(got[i], ref[i], 1e-12, 0.0), "acc[%d]: cuda %.17g vs cpu %.17g", i, got[i],
+              ref[i]);
+    }
+    CHECK(got[2] == 1078.0, "acc[2] = %g, expected 1078", got[2]);
+    cpu->free(cpu, acc_cpu);
+    gpu->free(gpu, acc_gpu);
+    pair_free(&R);
+    pair_free(&K);
+    free(rec);
+    free(kl);
+}
+
+static void test_adam_update(void) {
+    const size_t n = 1001;
+    float *p = host_floats(n), *g = host_floats(n);
+    fill_normal_host(p, n, 0.1f);
+    Pair P = pair_upload(p, n), G = pair_alloc(n), M = pair_alloc(n), V = pair_alloc(n);
+    for (int step = 1; step <= 5; step++) {
+        fill_normal_host(g, n, 0.01f);
+        if (step == 1) {
+            for (size_t i = 0; i < n; i += 10) g[i] = 0.0f;   // 0 / (0 + eps)
+        }
+        cpu->upload(cpu, G.cpu, g, n * sizeof(float));
+        gpu->upload(gpu, G.gpu, g, n * sizeof(float));
+        cpu->adam_update(cpu, P.cpu, G.cpu, M.cpu, V.cpu, n, 1e-3f, 0.9f, 0.999f, 1e-8f, step);
+        gpu->adam_update(gpu, P.gpu, G.gpu, M.gpu, V.gpu, n, 1e-3f, 0.9f, 0.999f, 1e-8f, step);
+    }
+    pair_expect_close("adam params", P, 1e-6, 1e-8);
+    // m can cancel to near 0 (mixed-sign grads of scale 0.01): absolute floors
+    pair_expect_close("adam m", M, 1e-5, 1e-9);
+    pair_expect_close("adam v", V, 1e-5, 1e-13);
+    pair_free(&P);
+    pair_free(&G);
+    pair_free(&M);
+    pair_free(&V);
+    free(p);
+    free(g);
+}
+
+// ---- determinism (CUDA only) ------------------------------------------------
+
+// Runs the reductions twice on the GPU and requires bitwise-identical results.
+static void test_cuda_determinism(void) {
+    const int B = 1000, N = 300, L = 4097, BL = 37, D = 784, BR = 64;
+    size_t n_dy = (size_t)B * N, n_h = (size_t)BL * 2 * L, n_l = (size_t)BL * L, n_o = (size_t)BR * D;
+    float *host = host_floats(n_dy > n_h ? n_dy : n_h);
+    float *dy = gpu->alloc(gpu, n_dy * sizeof(float));
+    float *h = gpu->alloc(gpu, n_h * sizeof(float));
+    float *eps = gpu->alloc(gpu, n_l * sizeof(float));
+    float *dz = gpu->alloc(gpu, n_l * sizeof(float));
+    float *out = gpu->alloc(gpu, n_o * sizeof(float));
+    float *x = gpu->alloc(gpu, n_o * sizeof(float));
+    fill_normal_host(host, n_dy, 1.0f);
+    gpu->upload(gpu, dy, host, n_dy * sizeof(float));
+    fill_normal_host(host, n_h, 1.0f);
+    gpu->upload(gpu, h, host, n_h * sizeof(float));
+    fill_normal_host(host, n_l, 1.0f);
+    gpu->upload(gpu, eps, host, n_l * sizeof(float));
+    fill_normal_host(host, n_l, 0.1f);
+    gpu->upload(gpu, dz, host, n_l * sizeof(float));
+    fill_normal_host(host, n_o, 3.0f);
+    gpu->upload(gpu, out, host, n_o * sizeof(float));
+    fill_uniform_host(host, n_o, 0.0f, 1.0f);
+    gpu->upload(gpu, x, host, n_o * sizeof(float));
+
+    float *dbias = gpu->alloc(gpu, N * sizeof(float));
+    float *dh = gpu->alloc(gpu, n_h * sizeof(float));
+    float *kl = gpu->alloc(gpu, BL * sizeof(float));
+    float *d_out = gpu->alloc(gpu, n_o * sizeof(float));
+    float *rec = gpu->alloc(gpu, BR * sizeof(float));
+    size_t sizes[5] = {N, n_h, BL, n_o, BR};
+    float *outputs[5] = {dbias, dh, kl, d_out, rec};
+    const char *names[5] = {"bias_grad", "kl dh", "kl_row", "rec d_out", "rec_row"};
+    float *first[5], *second[5];
+    for (int run = 0; run < 2; run++) {
+        gpu->bias_grad(gpu, dbias, dy, B, N);
+        gpu->kl_reparam_backward(gpu, dh, kl, h, eps, dz, BL, L, 0.5f);
+        gpu->reconstruction_loss(gpu, d_out, rec, out, x, BR, D, RECLOSS_BCE_LOGITS, 1.0f, 0.25f);
+        for (int k = 0; k < 5; k++) {
+            float *dst = host_floats(sizes[k]);
+            gpu->download(gpu, dst, outputs[k], sizes[k] * sizeof(float));
+            if (run == 0) first[k] = dst;
+            else second[k] = dst;
+            gpu->zero(gpu, outputs[k], sizes[k] * sizeof(float));
+        }
+    }
+    for (int k = 0; k < 5; k++) {
+        CHECK(memcmp(first[k], second[k], sizes[k] * sizeof(float)) == 0,
+              "%s differs between two identical runs", names[k]);
+        free(first[k]);
+        free(second[k]);
+    }
+    float *all[] = {dy, h, eps, dz, out, x, dbias, dh, kl, d_out, rec};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) gpu->free(gpu, all[k]);
+    free(host);
+}
+
+// ---- full training steps through the model API -----------------------------
+
+static void make_config(Config *cfg, ModelKind kind, Activation act, OutputKind output,
+                        ReconstructionKind rec, Reduction reduction) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->name, sizeof cfg->name, "parity");
+    snprintf(cfg->data.dataset, sizeof cfg->data.dataset, "mnist");
+    cfg->data.binarize = BINARIZE_NONE;
+    cfg->model.kind = kind;
+    cfg->model.input_dim = 784;
+    cfg->model.n_encoder = 2;
+    cfg->model.encoder[0] = 64;
+    cfg->model.encoder[1] = 32;
+    cfg->model.latent_dim = 8;
+    cfg->model.n_decoder = 2;
+    cfg->model.decoder[0] = 32;
+    cfg->model.decoder[1] = 64;
+    cfg->model.activation = act;
+    cfg->model.output = output;
+    cfg->loss.reconstruction = rec;
+    cfg->loss.reduction = reduction;
+    cfg->loss.w_rec = 1.0;
+    cfg->loss.w_kl = 1.0;
+    cfg->train.epochs = 1;
+    cfg->train.batch_size = 16;
+    snprintf(cfg->train.optimizer, sizeof cfg->train.optimizer, "adam");
+    cfg->train.lr = 1e-3;
+    cfg->train.beta1 = 0.9;
+    cfg->train.beta2 = 0.999;
+    cfg->train.adam_eps = 1e-8;
+    cfg->train.seed = 1;
+    cfg->train.log_interval = 100;
+}
+
+// Compares one model array (downloaded) layer by layer: each layer's weights and
+// bias with rtol and an atol relative to that tensor's largest magnitude.
+static void expect_close_by_layer(const char *what, const Model *m, const float *got,
+                                  const float *ref, double rtol, double atol_fraction) {
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        size_t nw = (size_t)layer->in * layer->out;
+        char label[96];
+        snprintf(label, sizeof label, "%s layer %d weight", what, i);
+        expect_close(label, got + layer->weight_offset, ref + layer->weight_offset, nw, rtol,
+                     atol_fraction * max_abs(ref + layer->weight_offset, nw) + 1e-9);
+        snprintf(label, sizeof label, "%s layer %d bias", what, i);
+        expect_close(label, got + layer->bias_offset, ref + layer->bias_offset, layer->out, rtol,
+                     atol_fraction * max_abs(ref + layer->bias_offset, layer->out) + 1e-9);
+    }
+}
+
+static void model_parity(ModelKind kind, Activation act, OutputKind output, ReconstructionKind rec,
+                         Reduction reduction) {
+    const int B = 16, steps = 5;
+    const float lr = 1e-3f;
+    Config cfg;
+    make_config(&cfg, kind, act, output, rec, reduction);
+    Model mc, mg;
+    char err[256];
+    if (model_create(&mc, &cfg, cpu, B, err, sizeof err) != 0) {
+        CHECK(0, "model_create (cpu): %s", err);
+        return;
+    }
+    if (model_create(&mg, &cfg, gpu, B, err, sizeof err) != 0) {
+        CHECK(0, "model_create (cuda): %s", err);
+        model_destroy(&mc);
+        return;
+    }
+    CHECK(mc.n_params == mg.n_params, "n_params %zu vs %zu", mc.n_params, mg.n_params);
+    size_t P = mc.n_params;
+    const int D = mc.input_dim, L = mc.latent_dim;
+
+    model_init_params(&mc, 1);
+    float *params = host_floats(P), *params_gpu = host_floats(P);
+    model_get_params(&mc, params);
+    model_set_params(&mg, params);
+
+    float *x = host_floats((size_t)B * D), *eps = host_floats((size_t)B * L);
+    float *got = host_floats(P), *ref = host_floats(P);
+    float *out_got = host_floats((size_t)B * D), *out_ref = host_floats((size_t)B * D);
+    float row_got[16], row_ref[16];
+    for (int step = 0; step < steps; step++) {
+        for (size_t i = 0; i < (size_t)B * D; i++) {
+            float u = rng_uniform(&input_rng);
+            x[i] = output == OUTPUT_BERNOULLI ? (u < 0.3f ? 1.0f : 0.0f) : u;
+        }
+        fill_normal_host(eps, (size_t)B * L, 1.0f);
+        cpu->upload(cpu, mc.x, x, (size_t)B * D * sizeof(float));
+        gpu->upload(gpu, mg.x, x, (size_t)B * D * sizeof(float));
+        if (mc.eps) cpu->upload(cpu, mc.eps, eps, (size_t)B * L * sizeof(float));
+        if (mg.eps) gpu->upload(gpu, mg.eps, eps, (size_t)B * L * sizeof(float));
+        model_forward(&mc, B, EPS_GIVEN);
+        model_forward(&mg, B, EPS_GIVEN);
+        model_backward(&mc, B, 1.0f, 1.0f);
+        model_backward(&mg, B, 1.0f, 1.0f);
+        if (step == 0) {
+            cpu->download(cpu, out_ref, model_output(&mc), (size_t)B * D * sizeof(float));
+            gpu->download(gpu, out_got, model_output(&mg), (size_t)B * D * sizeof(float));
+            expect_close("output", out_got, out_ref, (size_t)B * D, 1e-4, 1e-4);
+            cpu->download(cpu, row_ref, mc.rec_row, B * sizeof(float));
+            gpu->download(gpu, row_got, mg.rec_row, B * sizeof(float));
+            expect_close("rec_row", row_got, row_ref, B, 1e-4, 1e-5);
+            if (mc.variational) {
+                cpu->download(cpu, row_ref, mc.kl_row, B * sizeof(float));
+                gpu->download(gpu, row_got, mg.kl_row, B * sizeof(float));
+                expect_close("kl_row", row_got, row_ref, B, 1e-4, 1e-5);
+            }
+            cpu->download(cpu, ref, mc.grads, P * sizeof(float));
+            gpu->download(gpu, got, mg.grads, P * sizeof(float));
+            expect_close_by_layer("grads", &mc, got, ref, 1e-3, 1e-4);
+        }
+        model_adam_step(&mc, lr);
+        model_adam_step(&mg, lr);
+    }
+
+    // Parameters after `steps` Adam steps. Adam normalises each gradient, so an
+    // entry whose gradient is ~0 (below the fp32 rounding of the two backends)
+    // can move by up to lr per step in different directions: allow a handful of
+    // such entries, each still within 2 * steps * lr.
+    model_get_params(&mc, params);
+    model_get_params(&mg, params_gpu);
+    size_t loose = 0, wrong = 0, first_wrong = 0;
+    double worst = 0.0;
+    for (size_t i = 0; i < P; i++) {
+        double diff = fabs((double)params_gpu[i] - params[i]);
+        if (isnan(diff) || diff > worst) worst = diff;
+        if (!test_close(params_gpu[i], params[i], 1e-4, 1e-5)) loose++;
+        if (!test_close(params_gpu[i], params[i], 0.0, 2.0 * steps * lr + 1e-5)) {
+            if (wrong == 0) first_wrong = i;
+            wrong++;
+        }
+    }
+    size_t allowed = P / 10000 > 5 ? P / 10000 : 5;
+    CHECK(loose <= allowed, "params after %d steps: %zu of %zu entries beyond rtol 1e-4 atol 1e-5 "
+          "(allowed %zu; worst |diff| %.3g)", steps, loose, P, allowed, worst);
+    CHECK(wrong == 0, "params after %d steps: %zu entries beyond 2*steps*lr (first [%zu]: cuda %.9g "
+          "vs cpu %.9g)", steps, wrong, first_wrong, wrong ? params_gpu[first_wrong] : 0.0,
+          wrong ? params[first_wrong] : 0.0);
+
+    model_destroy(&mc);
+    model_destroy(&mg);
+    free(params);
+    free(params_gpu);
+    free(x);
+    free(eps);
+    free(got);
+    free(ref);
+    free(out_got);
+    free(out_ref);
+}
+
+static void test_model_vae_relu_bce(void) {
+    model_parity(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+}
+static void test_model_ae_relu_bce(void) {
+    model_parity(MODEL_AE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+}
+static void test_model_vae_tanh_bce(void) {
+    model_parity(MODEL_VAE, ACT_TANH, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+}
+static void test_model_vae_leaky_relu_bce(void) {
+    model_parity(MODEL_VAE, ACT_LEAKY_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+}
+static void test_model_vae_bernoulli_mse_mean(void) {
+    model_parity(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_MSE, REDUCTION_MEAN);
+}
+static void test_model_vae_gaussian_mse(void) {
+    model_parity(MODEL_VAE, ACT_RELU, OUTPUT_GAUSSIAN, REC_MSE, REDUCTION_SUM);
+}
+
+// ---- main -------------------------------------------------------------------
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} TestCase;
+
+static const TestCase test_cases[] = {
+    {"cuda_memory", test_cuda_memory},
+    {"cuda_random_fills", test_cuda_random_fills},
+    {"parity_gemm", test_gemm},
+    {"parity_gather_batch", test_gather_batch},
+    {"parity_bias_activation", test_bias_activation},
+    {"parity_bias_grad", test_bias_grad},
+    {"parity_reparam_forward", test_reparam_forward},
+    {"parity_kl_reparam_backward", test_kl_reparam_backward},
+    {"parity_reconstruction_loss", test_reconstruction_loss},
+    {"parity_accumulate_loss", test_accumulate_loss},
+    {"parity_adam_update", test_adam_update},
+    {"cuda_determinism", test_cuda_determinism},
+    {"parity_model_vae_relu_bce", test_model_vae_relu_bce},
+    {"parity_model_ae_relu_bce", test_model_ae_relu_bce},
+    {"parity_model_vae_tanh_bce", test_model_vae_tanh_bce},
+    {"parity_model_vae_leaky_relu_bce", test_model_vae_leaky_relu_bce},
+    {"parity_model_vae_bernoulli_mse_mean", test_model_vae_bernoulli_mse_mean},
+    {"parity_model_vae_gaussian_mse", test_model_vae_gaussian_mse},
+};
+
+int main(void) {
+    char reason[512] = "";
+    cpu = backend_cpu_create();
+    gpu = backend_cuda_create(reason, sizeof reason);
+    if (!backend_cuda_compiled() && reason[0] == '\0') {
+        snprintf(reason, sizeof reason, "the CUDA backend is not compiled in");
+    }
+    if (gpu) fprintf(stderr, "  cuda device: %s\n", gpu->device_name);
+    rng_init(&input_rng, 12345, 3);
+    size_t n_cases = sizeof test_cases / sizeof test_cases[0];
+    for (size_t i = 0; i < n_cases; i++) {
+        if (gpu) test_run(test_cases[i].name, test_cases[i].fn);
+        else test_skip(test_cases[i].name, reason);
+    }
+    if (gpu) gpu->destroy(gpu);
+    cpu->destroy(cpu);
+    return test_finish("test_cuda_parity");
+}
