@@ -13,7 +13,7 @@ LDLIBS  := -lcjson -lopenblas -lpng -lz -lm -lpthread
 
 # real code for sm_80 and sm_90 plus PTX for newer GPUs
 NVCCFLAGS ?= -O3 -g -lineinfo
-NVCCFLAGS += -Iinclude -std=c++17 -Xcompiler -Wall,-Wextra \
+NVCCFLAGS += -Iinclude -std=c++17 -MMD -MP -Xcompiler -Wall,-Wextra \
              -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
@@ -59,7 +59,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcuvae.a -o $@ $(LDLIBS)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/tests/*.d)
 
 deps:
 	@bash scripts/deps.sh
@@ -74,6 +74,9 @@ run: deps data all
 
 test: deps data all
 	@bash tests/run_tests.sh
+
+lectures: deps data all
+	FULL=$(FULL) bash scripts/lectures.sh
 
 # tests without the install steps (for a machine already set up)
 test-only: all

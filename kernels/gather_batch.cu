@@ -1,6 +1,7 @@
 // gather_batch.cu: builds the input batch on the device. Each element is one
 // uint8 pixel of the resident data set, picked through the epoch permutation,
 // scaled to [0, 1] by /255, and optionally binarized against a uniform draw.
+// gather_onehot does the same for the labels (the CVAE condition): one-hot rows.
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
@@ -22,6 +23,20 @@ __global__ void gather_batch_kernel(float *x,               // (B, D)
     }
 }
 
+__global__ void gather_onehot_kernel(float *onehot,            // (B, C)
+                                     const uint8_t *labels,    // (N)
+                                     const int32_t *perm,      // (N) or NULL
+                                     int start, int B, int C) {
+    size_t total = (size_t)B * C;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        int b = (int)(i / C);
+        int c = (int)(i % C);
+        int row = perm ? perm[start + b] : start + b;
+        onehot[i] = labels[row] == c ? 1.0f : 0.0f;
+    }
+}
+
 extern "C" void launch_gather_batch(float *x, const uint8_t *data, const int32_t *perm,
                                     int start, int B, int D, const float *uniform,
                                     cudaStream_t stream) {
@@ -32,5 +47,17 @@ extern "C" void launch_gather_batch(float *x, const uint8_t *data, const int32_t
     if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
     gather_batch_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(x, data, perm, start, B,
                                                                      D, uniform);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void launch_gather_onehot(float *onehot, const uint8_t *labels, const int32_t *perm,
+                                     int start, int B, int C, cudaStream_t stream) {
+    if (B <= 0 || C <= 0) return;
+    size_t total = (size_t)B * C;
+    const int block_size = 256;
+    size_t blocks = (total + block_size - 1) / block_size;
+    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+    gather_onehot_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(onehot, labels, perm, start,
+                                                                      B, C);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -173,7 +173,7 @@ static void cpu_reparam_forward(Backend *be, float *z, const float *h, const flo
 
 static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
                                     const float *eps, const float *dz, int B, int L,
-                                    float kl_scale) {
+                                    const float *kl_coef) {
     (void)be;
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
@@ -192,9 +192,64 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
             float sigma = expf(0.5f * logvar[j]);
             float g = dz ? dz[(size_t)b * L + j] : 0.0f;
             float e = eps ? eps[(size_t)b * L + j] : 0.0f;
-            dmu[j] = g + kl_scale * mu[j];
-            dlogvar[j] = g * e * 0.5f * sigma + kl_scale * 0.5f * (var - 1.0f);
+            dmu[j] = g + kl_coef[j] * mu[j];
+            dlogvar[j] = g * e * 0.5f * sigma + kl_coef[j] * 0.5f * (var - 1.0f);
         }
+    }
+}
+
+static void cpu_kl_statistics(Backend *be, float *kl_dim_sum, const float *h, int B, int L) {
+    (void)be;
+    for (int j = 0; j < L; j++) kl_dim_sum[j] = 0.0f;
+    for (int b = 0; b < B; b++) {
+        const float *mu = h + (size_t)b * 2 * L;
+        const float *logvar = mu + L;
+        for (int j = 0; j < L; j++)
+            kl_dim_sum[j] += 0.5f * (mu[j] * mu[j] + expf(logvar[j]) - 1.0f - logvar[j]);
+    }
+}
+
+static void cpu_kl_coefficients(Backend *be, float *kl_coef, const float *kl_dim_sum, int B,
+                                int L, KlSchedule s) {
+    (void)be;
+    float inv_batch = 1.0f / (float)B;
+    if (s.capacity) {
+        double total = 0.0;
+        for (int j = 0; j < L; j++) total += kl_dim_sum[j];
+        float kl_mean = (float)(total / B);
+        float sign = kl_mean > s.capacity_target ? 1.0f : (kl_mean < s.capacity_target ? -1.0f : 0.0f);
+        for (int j = 0; j < L; j++) kl_coef[j] = s.capacity_gamma * sign * inv_batch;
+        return;
+    }
+    for (int j = 0; j < L; j++) {
+        bool above_floor = s.free_bits <= 0.0f || kl_dim_sum[j] * inv_batch > s.free_bits;
+        kl_coef[j] = above_floor ? s.weight * inv_batch : 0.0f;
+    }
+}
+
+static void cpu_gather_onehot(Backend *be, float *onehot, const uint8_t *labels,
+                              const int32_t *perm, int start, int B, int C) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        size_t row = perm ? (size_t)perm[start + b] : (size_t)(start + b);
+        for (int c = 0; c < C; c++) onehot[(size_t)b * C + c] = labels[row] == c ? 1.0f : 0.0f;
+    }
+}
+
+static void cpu_importance_log_weight(Backend *be, float *logw, const float *rec_row,
+                                      const float *h, const float *eps, int B, int L,
+                                      float rec_scale, float rec_const) {
+    (void)be;
+    for (int b = 0; b < B; b++) {
+        const float *mu = h + (size_t)b * 2 * L;
+        const float *logvar = mu + L;
+        const float *e = eps + (size_t)b * L;
+        double sum = 0.0;
+        for (int j = 0; j < L; j++) {
+            float z = mu[j] + expf(0.5f * logvar[j]) * e[j];
+            sum += -0.5 * (double)z * z + 0.5 * (double)e[j] * e[j] + 0.5 * (double)logvar[j];
+        }
+        logw[b] = (float)((double)rec_scale * rec_row[b] + rec_const + sum);
     }
 }
 
@@ -297,6 +352,10 @@ Backend *backend_cpu_create(void) {
     be->bias_grad = cpu_bias_grad;
     be->reparam_forward = cpu_reparam_forward;
     be->kl_reparam_backward = cpu_kl_reparam_backward;
+    be->kl_statistics = cpu_kl_statistics;
+    be->kl_coefficients = cpu_kl_coefficients;
+    be->gather_onehot = cpu_gather_onehot;
+    be->importance_log_weight = cpu_importance_log_weight;
     be->reconstruction_loss = cpu_reconstruction_loss;
     be->accumulate_loss = cpu_accumulate_loss;
     be->adam_update = cpu_adam_update;

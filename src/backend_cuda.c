@@ -217,8 +217,31 @@ static void cuda_reparam_forward(Backend *be, float *z, const float *h, const fl
 
 static void cuda_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
                                      const float *eps, const float *dz, int B, int L,
-                                     float kl_scale) {
-    launch_kl_reparam_backward(dh, kl_row, h, eps, dz, B, L, kl_scale, impl_of(be)->stream);
+                                     const float *kl_coef) {
+    launch_kl_reparam_backward(dh, kl_row, h, eps, dz, B, L, kl_coef, impl_of(be)->stream);
+}
+
+static void cuda_kl_statistics(Backend *be, float *kl_dim_sum, const float *h, int B, int L) {
+    launch_kl_statistics(kl_dim_sum, h, B, L, impl_of(be)->stream);
+}
+
+static void cuda_kl_coefficients(Backend *be, float *kl_coef, const float *kl_dim_sum, int B,
+                                 int L, KlSchedule schedule) {
+    launch_kl_coefficients(kl_coef, kl_dim_sum, B, L, schedule.weight, schedule.free_bits,
+                           schedule.capacity, schedule.capacity_target, schedule.capacity_gamma,
+                           impl_of(be)->stream);
+}
+
+static void cuda_gather_onehot(Backend *be, float *onehot, const uint8_t *labels,
+                               const int32_t *perm, int start, int B, int C) {
+    launch_gather_onehot(onehot, labels, perm, start, B, C, impl_of(be)->stream);
+}
+
+static void cuda_importance_log_weight(Backend *be, float *logw, const float *rec_row,
+                                       const float *h, const float *eps, int B, int L,
+                                       float rec_scale, float rec_const) {
+    launch_importance_log_weight(logw, rec_row, h, eps, B, L, rec_scale, rec_const,
+                                 impl_of(be)->stream);
 }
 
 static void cuda_reconstruction_loss(Backend *be, float *d_out, float *rec_row, const float *out,
@@ -308,6 +331,15 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         return creation_failed(be, err, errlen, "cudaGetDeviceProperties",
                                cudaGetErrorString(status));
     }
+    // kernels/*.cu are built for sm_80, sm_90 and compute_90 PTX (Makefile): on an
+    // older GPU every launch would fail with "no kernel image", so device auto
+    // must fall back to the CPU here rather than abort at the first op
+    if (props.major < 8) {
+        char why[384];
+        snprintf(why, sizeof why, "%s has compute capability %d.%d; cuvae's kernels need 8.0 or newer",
+                 props.name, props.major, props.minor);
+        return creation_failed(be, err, errlen, "compute capability", why);
+    }
     status = cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking);
     if (status != cudaSuccess) {
         return creation_failed(be, err, errlen, "cudaStreamCreate", cudaGetErrorString(status));
@@ -374,6 +406,10 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->bias_grad = cuda_bias_grad;
     be->reparam_forward = cuda_reparam_forward;
     be->kl_reparam_backward = cuda_kl_reparam_backward;
+    be->kl_statistics = cuda_kl_statistics;
+    be->kl_coefficients = cuda_kl_coefficients;
+    be->gather_onehot = cuda_gather_onehot;
+    be->importance_log_weight = cuda_importance_log_weight;
     be->reconstruction_loss = cuda_reconstruction_loss;
     be->accumulate_loss = cuda_accumulate_loss;
     be->adam_update = cuda_adam_update;

@@ -51,7 +51,7 @@ static int list_slices(const Model *m, NamedSlice *out) {
         out[n].offset = layer->weight_offset;
         out[n].rank = 2;
         out[n].shape[0] = layer->out;
-        out[n].shape[1] = layer->in;
+        out[n].shape[1] = layer->in + layer->cond;   // cvae: [input ; one-hot label] columns
         n++;
         snprintf(out[n].name, ST_MAX_NAME, "%s.%d.bias", part, index);
         out[n].offset = layer->bias_offset;

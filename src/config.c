@@ -18,7 +18,8 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae"};
+static const char *const kind_names[] = {"vae", "ae", "cvae"};
+static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
 static const char *const reduction_names[] = {"sum", "mean"};
@@ -260,15 +261,19 @@ static int check_one_line(const Ctx *c, const char *path, const char *s) {
 
 static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const top_keys[] = {"name", "description", "data", "model",
-                                           "loss", "train", "device"};
+                                           "loss", "train", "eval", "device"};
     static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
                                             "test_limit"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
-                                             "decoder", "activation", "output"};
-    static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl"};
+                                             "decoder", "activation", "output", "condition"};
+    static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
+                                            "kl_warmup_epochs", "capacity", "free_bits"};
+    static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
-                                             "beta1", "beta2", "adam_eps", "log_interval"};
-    const cJSON *data, *model, *loss, *train, *item;
+                                             "beta1", "beta2", "adam_eps", "log_interval",
+                                             "full_epochs"};
+    static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
+    const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
 
     if (check_keys(c, root, "", top_keys, COUNT(top_keys))) return -1;
@@ -280,6 +285,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (loss && check_keys(c, loss, "loss", loss_keys, COUNT(loss_keys))) return -1;
     if (get_section(c, root, "train", 1, &train)) return -1;
     if (check_keys(c, train, "train", train_keys, COUNT(train_keys))) return -1;
+    if (get_section(c, root, "eval", 0, &eval)) return -1;
+    if (eval && check_keys(c, eval, "eval", eval_keys, COUNT(eval_keys))) return -1;
 
     // top level
     if (get_string(c, root, "", "name", 1, cfg->name, sizeof cfg->name)) return -1;
@@ -327,6 +334,17 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_choice(c, model, "model", "output", output_names, COUNT(output_names), &choice))
         return -1;
     cfg->model.output = (OutputKind)choice;
+    choice = cfg->model.kind == MODEL_CVAE ? CONDITION_LABEL : CONDITION_NONE;
+    if (get_choice(c, model, "model", "condition", condition_names, COUNT(condition_names),
+                   &choice))
+        return -1;
+    cfg->model.condition = (Condition)choice;
+    if (cfg->model.kind == MODEL_CVAE && cfg->model.condition != CONDITION_LABEL)
+        return fail(c, "model.condition", "kind \"cvae\" needs condition \"label\"");
+    if (cfg->model.kind != MODEL_CVAE && cfg->model.condition != CONDITION_NONE)
+        return fail(c, "model.condition", "\"label\" needs model.kind \"cvae\" (got \"%s\")",
+                    kind_names[cfg->model.kind]);
+    cfg->model.n_classes = cfg->model.condition == CONDITION_LABEL ? 10 : 0;
 
     // loss (the whole section is optional)
     cfg->loss.reconstruction = REC_BCE;
@@ -346,8 +364,52 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         cfg->loss.reduction = (Reduction)choice;
         if (get_number(c, loss, "loss", "w_rec", 0, &cfg->loss.w_rec)) return -1;
         if (get_number(c, loss, "loss", "w_kl", 0, &cfg->loss.w_kl)) return -1;
+        if (get_number(c, loss, "loss", "kl_warmup_epochs", 0, &cfg->loss.kl_warmup_epochs))
+            return -1;
+        if (get_number(c, loss, "loss", "free_bits", 0, &cfg->loss.free_bits)) return -1;
+        const cJSON *capacity;
+        if (get_section(c, loss, "capacity", 0, &capacity)) return -1;
+        if (capacity) {
+            if (check_keys(c, capacity, "loss.capacity", capacity_keys, COUNT(capacity_keys)))
+                return -1;
+            cfg->loss.has_capacity = true;
+            if (get_number(c, capacity, "loss.capacity", "max_nats", 1, &cfg->loss.capacity_max_nats))
+                return -1;
+            if (get_number(c, capacity, "loss.capacity", "epochs", 1, &cfg->loss.capacity_epochs))
+                return -1;
+            if (get_number(c, capacity, "loss.capacity", "gamma", 1, &cfg->loss.capacity_gamma))
+                return -1;
+        }
     }
     char text[64];
+    if (cfg->loss.kl_warmup_epochs < 0) {
+        format_double(text, sizeof text, cfg->loss.kl_warmup_epochs);
+        return fail(c, "loss.kl_warmup_epochs", "must be >= 0, got %s", text);
+    }
+    if (cfg->loss.free_bits < 0) {
+        format_double(text, sizeof text, cfg->loss.free_bits);
+        return fail(c, "loss.free_bits", "must be >= 0, got %s", text);
+    }
+    if (cfg->loss.has_capacity) {
+        if (cfg->loss.capacity_max_nats < 0) {
+            format_double(text, sizeof text, cfg->loss.capacity_max_nats);
+            return fail(c, "loss.capacity.max_nats", "must be >= 0, got %s", text);
+        }
+        if (!(cfg->loss.capacity_epochs > 0)) {
+            format_double(text, sizeof text, cfg->loss.capacity_epochs);
+            return fail(c, "loss.capacity.epochs", "must be > 0, got %s", text);
+        }
+        if (cfg->loss.capacity_gamma < 0) {
+            format_double(text, sizeof text, cfg->loss.capacity_gamma);
+            return fail(c, "loss.capacity.gamma", "must be >= 0, got %s", text);
+        }
+        if (cfg->loss.free_bits > 0)
+            return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
+    }
+    if (cfg->model.kind == MODEL_AE &&
+        (cfg->loss.has_capacity || cfg->loss.free_bits > 0 || cfg->loss.kl_warmup_epochs > 0))
+        return fail(c, "loss", "KL schedules (kl_warmup_epochs, capacity, free_bits) need a "
+                               "variational model, got kind \"ae\"");
     if (cfg->loss.w_rec < 0) {
         format_double(text, sizeof text, cfg->loss.w_rec);
         return fail(c, "loss.w_rec", "must be >= 0, got %s", text);
@@ -404,6 +466,19 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;
+    cfg->train.full_epochs = 0;
+    if (get_int(c, train, "train", "full_epochs", 0, 0, INT_MAX, &cfg->train.full_epochs))
+        return -1;
+
+    // eval (optional section)
+    cfg->eval.iw_samples = 0;
+    cfg->eval.iw_examples = 0;
+    cfg->eval.iw_batch = 4096;
+    if (eval) {
+        if (get_int(c, eval, "eval", "iw_samples", 0, 0, 1000000, &cfg->eval.iw_samples)) return -1;
+        if (get_int(c, eval, "eval", "iw_examples", 0, 0, INT_MAX, &cfg->eval.iw_examples)) return -1;
+        if (get_int(c, eval, "eval", "iw_batch", 0, 1, INT_MAX, &cfg->eval.iw_batch)) return -1;
+    }
 
     // device
     choice = DEVICE_AUTO;
@@ -626,8 +701,10 @@ char *config_to_json(const Config *cfg) {
     text_printf(&t, ",\n    \"decoder\": ");
     text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
     text_printf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
-    text_printf(&t, ",\n    \"output\": \"%s\"\n  }",
+    text_printf(&t, ",\n    \"output\": \"%s\"",
                 name_of(output_names, COUNT(output_names), cfg->model.output));
+    text_printf(&t, ",\n    \"condition\": \"%s\"\n  }",
+                name_of(condition_names, COUNT(condition_names), cfg->model.condition));
 
     text_printf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
                 name_of(reconstruction_names, COUNT(reconstruction_names),
@@ -638,6 +715,19 @@ char *config_to_json(const Config *cfg) {
     text_double(&t, cfg->loss.w_rec);
     text_printf(&t, ",\n    \"w_kl\": ");
     text_double(&t, cfg->loss.w_kl);
+    text_printf(&t, ",\n    \"kl_warmup_epochs\": ");
+    text_double(&t, cfg->loss.kl_warmup_epochs);
+    text_printf(&t, ",\n    \"free_bits\": ");
+    text_double(&t, cfg->loss.free_bits);
+    if (cfg->loss.has_capacity) {
+        text_printf(&t, ",\n    \"capacity\": {\"max_nats\": ");
+        text_double(&t, cfg->loss.capacity_max_nats);
+        text_printf(&t, ", \"epochs\": ");
+        text_double(&t, cfg->loss.capacity_epochs);
+        text_printf(&t, ", \"gamma\": ");
+        text_double(&t, cfg->loss.capacity_gamma);
+        text_printf(&t, "}");
+    }
     text_printf(&t, "\n  }");
 
     text_printf(&t, ",\n  \"train\": {\n    \"epochs\": %d", cfg->train.epochs);
@@ -653,7 +743,11 @@ char *config_to_json(const Config *cfg) {
     text_double(&t, cfg->train.beta2);
     text_printf(&t, ",\n    \"adam_eps\": ");
     text_double(&t, cfg->train.adam_eps);
-    text_printf(&t, ",\n    \"log_interval\": %d\n  }", cfg->train.log_interval);
+    text_printf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
+    text_printf(&t, ",\n    \"full_epochs\": %d\n  }", cfg->train.full_epochs);
+    text_printf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
+    text_printf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
+    text_printf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);
 
     text_printf(&t, ",\n  \"device\": \"%s\"\n}\n",
                 name_of(device_names, COUNT(device_names), cfg->device));

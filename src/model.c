@@ -11,13 +11,14 @@
 
 #define RNG_STREAM_INIT 7
 
-static void add_layer(Model *m, int in, int out, Activation act) {
+static void add_layer(Model *m, int in, int cond, int out, Activation act) {
     Layer *layer = &m->layers[m->n_layers++];
     layer->in = in;
+    layer->cond = cond;
     layer->out = out;
     layer->act = act;
     layer->weight_offset = m->n_params;
-    m->n_params += (size_t)in * out;
+    m->n_params += (size_t)(in + cond) * out;
     layer->bias_offset = m->n_params;
     m->n_params += (size_t)out;
 }
@@ -34,7 +35,8 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->max_batch = max_batch;
     m->latent_dim = cfg->model.latent_dim;
     m->input_dim = cfg->model.input_dim;
-    m->variational = cfg->model.kind == MODEL_VAE;
+    m->variational = cfg->model.kind != MODEL_AE;
+    m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
     m->rec_loss = choose_rec_loss(cfg);
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
     if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
@@ -42,19 +44,21 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 
     const int L = m->latent_dim;
     int width = m->input_dim;
+    // the condition joins the first encoder layer's input and the first decoder layer's input
+    const int C = m->n_classes;
     for (int i = 0; i < cfg->model.n_encoder; i++) {
-        add_layer(m, width, cfg->model.encoder[i], cfg->model.activation);
+        add_layer(m, width, i == 0 ? C : 0, cfg->model.encoder[i], cfg->model.activation);
         width = cfg->model.encoder[i];
     }
     m->n_trunk = m->n_layers;
     m->head = m->n_layers;
-    add_layer(m, width, m->variational ? 2 * L : L, ACT_NONE);
+    add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
     width = L;
     for (int i = 0; i < cfg->model.n_decoder; i++) {
-        add_layer(m, width, cfg->model.decoder[i], cfg->model.activation);
+        add_layer(m, width, i == 0 ? C : 0, cfg->model.decoder[i], cfg->model.activation);
         width = cfg->model.decoder[i];
     }
-    add_layer(m, width, m->input_dim, ACT_NONE);
+    add_layer(m, width, cfg->model.n_decoder == 0 ? C : 0, m->input_dim, ACT_NONE);
 
     size_t max_width = (size_t)m->input_dim;
     for (int i = 0; i < m->n_layers; i++) {
@@ -86,6 +90,9 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
     m->grad_h = be->alloc(be, B * m->layers[m->head].out * sizeof(float));
+    if (C > 0) m->onehot = be->alloc(be, B * C * sizeof(float));
+    m->kl_coef = be->alloc(be, (size_t)L * sizeof(float));
+    m->kl_dim_sum = be->alloc(be, (size_t)L * sizeof(float));
     m->rec_row = be->alloc(be, B * sizeof(float));
     m->kl_row = be->alloc(be, B * sizeof(float));
     m->loss_acc = be->alloc(be, 3 * sizeof(double));
@@ -108,6 +115,9 @@ void model_destroy(Model *m) {
     be->free(be, m->grad_a);
     be->free(be, m->grad_b);
     be->free(be, m->grad_h);
+    be->free(be, m->onehot);
+    be->free(be, m->kl_coef);
+    be->free(be, m->kl_dim_sum);
     be->free(be, m->rec_row);
     be->free(be, m->kl_row);
     be->free(be, m->loss_acc);
@@ -122,8 +132,8 @@ void model_init_params(Model *m, uint64_t seed) {
         const Layer *layer = &m->layers[i];
         // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
         // bias U(-1/sqrt(in), 1/sqrt(in))
-        float bound = 1.0f / sqrtf((float)layer->in);
-        for (size_t k = 0; k < (size_t)layer->in * layer->out; k++)
+        float bound = 1.0f / sqrtf((float)(layer->in + layer->cond));
+        for (size_t k = 0; k < (size_t)(layer->in + layer->cond) * layer->out; k++)
             host[layer->weight_offset + k] = rng_uniform_range(&rng, -bound, bound);
         for (int k = 0; k < layer->out; k++)
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
@@ -137,30 +147,38 @@ void model_init_params(Model *m, uint64_t seed) {
 float *model_output(Model *m) { return m->acts[m->n_layers - 1]; }
 float *model_head(Model *m) { return m->acts[m->head]; }
 
-// Y (B, out) = act(X (B, in) W^T + b)
+// Y (B, out) = act(X (B, in) W[:, :in]^T + onehot (B, C) W[:, in:]^T + b)
 static void linear_forward(Model *m, int i, const float *X, int B) {
     Backend *be = m->be;
     const Layer *layer = &m->layers[i];
-    const float *W = m->params + layer->weight_offset;   // (out, in)
-    be->gemm(be, false, true, B, layer->out, layer->in, 1.0f, X, layer->in, W, layer->in, 0.0f,
+    const int row = layer->in + layer->cond;             // W is (out, in + cond)
+    const float *W = m->params + layer->weight_offset;
+    be->gemm(be, false, true, B, layer->out, layer->in, 1.0f, X, layer->in, W, row, 0.0f,
              m->acts[i], layer->out);
+    if (layer->cond)
+        be->gemm(be, false, true, B, layer->out, layer->cond, 1.0f, m->onehot, layer->cond,
+                 W + layer->in, row, 1.0f, m->acts[i], layer->out);
     be->bias_activation_forward(be, m->acts[i], m->params + layer->bias_offset, B, layer->out,
                                 layer->act);
 }
 
 // Given dY (B, out) (already through this layer's activation): dW, db, and,
-// if dX != NULL, dX (B, in) = dY W.
+// if dX != NULL, dX (B, in) = dY W[:, :in].
 static void linear_backward(Model *m, int i, const float *X, const float *dY, float *dX, int B) {
     Backend *be = m->be;
     const Layer *layer = &m->layers[i];
+    const int row = layer->in + layer->cond;
     const float *W = m->params + layer->weight_offset;
-    float *dW = m->grads + layer->weight_offset;             // (out, in) = dY^T X
+    float *dW = m->grads + layer->weight_offset;             // (out, in + cond)
     be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, X, layer->in, 0.0f,
-             dW, layer->in);
+             dW, row);
+    if (layer->cond)
+        be->gemm(be, true, false, layer->out, layer->cond, B, 1.0f, dY, layer->out, m->onehot,
+                 layer->cond, 0.0f, dW + layer->in, row);
     be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
     if (dX)
-        be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, layer->in,
-                 0.0f, dX, layer->in);
+        be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, row, 0.0f,
+                 dX, layer->in);
 }
 
 static void decoder_forward(Model *m, int B) {
@@ -201,10 +219,34 @@ void model_loss(Model *m, int B) {
                             m->rec_loss, m->pixel_weight, 0.0f);
     if (m->variational)
         be->kl_reparam_backward(be, NULL, m->kl_row, m->acts[m->head], NULL, NULL, B,
-                                m->latent_dim, 0.0f);
+                                m->latent_dim, NULL);
+}
+
+KlSchedule model_kl_schedule(const Config *cfg, double epoch_position) {
+    KlSchedule s;
+    memset(&s, 0, sizeof s);
+    double weight = cfg->loss.w_kl;
+    if (cfg->loss.kl_warmup_epochs > 0 && epoch_position < cfg->loss.kl_warmup_epochs)
+        weight *= epoch_position / cfg->loss.kl_warmup_epochs;
+    s.weight = (float)weight;
+    s.free_bits = (float)cfg->loss.free_bits;
+    if (cfg->loss.has_capacity) {
+        double ramp = epoch_position / cfg->loss.capacity_epochs;
+        s.capacity = 1;
+        s.capacity_target = (float)(cfg->loss.capacity_max_nats * (ramp < 1.0 ? ramp : 1.0));
+        s.capacity_gamma = (float)cfg->loss.capacity_gamma;
+    }
+    return s;
 }
 
 void model_backward(Model *m, int B, float w_rec, float w_kl) {
+    KlSchedule s;
+    memset(&s, 0, sizeof s);
+    s.weight = w_kl;
+    model_backward_scheduled(m, B, w_rec, s);
+}
+
+void model_backward_scheduled(Model *m, int B, float w_rec, KlSchedule kl) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
     const float inv_batch = 1.0f / (float)B;
@@ -225,10 +267,14 @@ void model_backward(Model *m, int B, float w_rec, float w_kl) {
         dY = dX;
     }
 
-    // reparametrization backward fused with the KL term and its gradient
+    // reparametrization backward fused with the KL term and its gradient; the
+    // per-dimension coefficients come from batch statistics kept on the device
     if (m->variational) {
+        bool needs_stats = kl.capacity || kl.free_bits > 0.0f;
+        if (needs_stats) be->kl_statistics(be, m->kl_dim_sum, m->acts[m->head], B, m->latent_dim);
+        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, B, m->latent_dim, kl);
         be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps, dY, B,
-                                m->latent_dim, w_kl * inv_batch);
+                                m->latent_dim, m->kl_coef);
     }
 
     // head and encoder trunk

@@ -11,6 +11,7 @@
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -117,6 +118,24 @@ static const char *recloss_label(RecLoss kind) {
     return "?";
 }
 
+// ---- interface coverage ------------------------------------------------------
+
+// Every member of Backend from alloc on is a function pointer: a backend.h op
+// that one backend does not set would crash only on the machine that uses it.
+static void test_ops_complete(void) {
+    const Backend *backends[2] = {cpu, gpu};
+    for (int k = 0; k < 2; k++) {
+        const unsigned char *base = (const unsigned char *)backends[k];
+        for (size_t off = offsetof(Backend, alloc); off + sizeof(void (*)(void)) <= sizeof(Backend);
+             off += sizeof(void (*)(void))) {
+            void (*fn)(void);
+            memcpy(&fn, base + off, sizeof fn);
+            CHECK(fn != NULL, "%s backend: the op at byte offset %zu of Backend is not set",
+                  backends[k]->name, off);
+        }
+    }
+}
+
 // ---- memory and random numbers (CUDA only) ----------------------------------
 
 static void test_cuda_memory(void) {
@@ -201,7 +220,10 @@ static void test_cuda_random_fills(void) {
     gpu->fill_normal(gpu, buf, 8, 9, 64);
     gpu->download(gpu, small_b, buf, 8 * sizeof(float));
     CHECK(memcmp(small_a, small_b, 4 * sizeof(float)) == 0, "fill_normal: n=5 and n=8 disagree");
-    CHECK(isfinite(small_a[4]), "fill_normal: odd last value not finite");
+    // the odd last value is drawn alone (backend_cuda.c) but must still be draw
+    // number offset + 4 of the stream, as backend.h promises
+    CHECK(isfinite(small_a[4]) && small_a[4] == small_b[4],
+          "fill_normal: odd last value %.9g is not draw offset + 4 (%.9g)", small_a[4], small_b[4]);
     gpu->free(gpu, buf);
     free(host);
 }
@@ -284,6 +306,32 @@ static void test_gather_batch(void) {
     pair_free(&X);
     free(data);
     free(uniform);
+}
+
+static void test_gather_onehot(void) {
+    const int N = 40, B = 25, C = 10;
+    uint8_t labels[40];
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)(rng_u32(&input_rng) % C);
+    int32_t perm[40];
+    rng_permutation(&input_rng, perm, N);
+    uint8_t *labels_cpu = cpu->alloc(cpu, sizeof labels), *labels_gpu = gpu->alloc(gpu, sizeof labels);
+    cpu->upload(cpu, labels_cpu, labels, sizeof labels);
+    gpu->upload(gpu, labels_gpu, labels, sizeof labels);
+    int32_t *perm_cpu = cpu->alloc(cpu, sizeof perm), *perm_gpu = gpu->alloc(gpu, sizeof perm);
+    cpu->upload(cpu, perm_cpu, perm, sizeof perm);
+    gpu->upload(gpu, perm_gpu, perm, sizeof perm);
+    Pair X = pair_alloc((size_t)B * C);
+    cpu->gather_onehot(cpu, X.cpu, labels_cpu, NULL, 3, B, C);
+    gpu->gather_onehot(gpu, X.gpu, labels_gpu, NULL, 3, B, C);
+    pair_expect_close("gather_onehot without perm", X, 0.0, 0.0);
+    cpu->gather_onehot(cpu, X.cpu, labels_cpu, perm_cpu, 7, B, C);
+    gpu->gather_onehot(gpu, X.gpu, labels_gpu, perm_gpu, 7, B, C);
+    pair_expect_close("gather_onehot with perm", X, 0.0, 0.0);
+    cpu->free(cpu, labels_cpu);
+    gpu->free(gpu, labels_gpu);
+    cpu->free(cpu, perm_cpu);
+    gpu->free(gpu, perm_gpu);
+    pair_free(&X);
 }
 
 static void test_bias_activation(void) {
@@ -373,26 +421,34 @@ static void test_reparam_forward(void) {
 static void test_kl_reparam_backward(void) {
     const int B = 37;
     const int latents[] = {1, 20, 4097};
-    const float kl_scale = 0.3f;
     for (int k = 0; k < 3; k++) {
         int L = latents[k];
         size_t nh = (size_t)B * 2 * L, nl = (size_t)B * L;
         float *h = host_floats(nh), *eps = host_floats(nl), *dz = host_floats(nl);
+        float *coef = host_floats(L);
         fill_normal_host(h, nh, 1.0f);
         fill_normal_host(eps, nl, 1.0f);
         fill_normal_host(dz, nl, 0.1f);
+        // per-dimension coefficients as free bits makes them: some 0, the others differ
+        for (int j = 0; j < L; j++) coef[j] = j % 3 == 1 ? 0.0f : 0.3f + 0.01f * (float)(j % 7);
         Pair H = pair_upload(h, nh), E = pair_upload(eps, nl), DZ = pair_upload(dz, nl);
+        Pair C = pair_upload(coef, L);
         Pair DH = pair_alloc(nh), KL = pair_alloc(B);
         char what[96];
         for (int variant = 0; variant < 3; variant++) {
-            // 0: full (dz, eps); 1: KL-only gradient (dz = eps = NULL); 2: KL only (dh = NULL)
+            // 0: full (dz, eps); 1: KL-only gradient (dz = eps = NULL);
+            // 2: KL only (dh = NULL and kl_coef = NULL, as model_loss calls it)
             cpu->zero(cpu, DH.cpu, nh * sizeof(float));
             gpu->zero(gpu, DH.gpu, nh * sizeof(float));
+            cpu->zero(cpu, KL.cpu, B * sizeof(float));
+            gpu->zero(gpu, KL.gpu, B * sizeof(float));
             bool full = variant == 0, with_dh = variant != 2;
             cpu->kl_reparam_backward(cpu, with_dh ? DH.cpu : NULL, KL.cpu, H.cpu,
-                                     full ? E.cpu : NULL, full ? DZ.cpu : NULL, B, L, kl_scale);
+                                     full ? E.cpu : NULL, full ? DZ.cpu : NULL, B, L,
+                                     with_dh ? C.cpu : NULL);
             gpu->kl_reparam_backward(gpu, with_dh ? DH.gpu : NULL, KL.gpu, H.gpu,
-                                     full ? E.gpu : NULL, full ? DZ.gpu : NULL, B, L, kl_scale);
+                                     full ? E.gpu : NULL, full ? DZ.gpu : NULL, B, L,
+                                     with_dh ? C.gpu : NULL);
             snprintf(what, sizeof what, "kl_row L=%d variant %d", L, variant);
             pair_expect_close(what, KL, 1e-5, 1e-5);
             snprintf(what, sizeof what, "kl dh L=%d variant %d", L, variant);
@@ -401,11 +457,109 @@ static void test_kl_reparam_backward(void) {
         pair_free(&H);
         pair_free(&E);
         pair_free(&DZ);
+        pair_free(&C);
         pair_free(&DH);
         pair_free(&KL);
         free(h);
         free(eps);
         free(dz);
+        free(coef);
+    }
+}
+
+static void test_kl_statistics(void) {
+    const int batches[] = {1, 37, 1000};
+    const int latents[] = {1, 20, 33, 4097};
+    for (int bi = 0; bi < 3; bi++) {
+        for (int li = 0; li < 4; li++) {
+            int B = batches[bi], L = latents[li];
+            size_t nh = (size_t)B * 2 * L;
+            if (B == 1000 && L == 4097) continue;   // 33 MB for nothing new
+            float *h = host_floats(nh), *junk = host_floats(L);
+            fill_normal_host(h, nh, 1.0f);
+            fill_normal_host(junk, L, 100.0f);   // kl_statistics overwrites
+            Pair H = pair_upload(h, nh), S = pair_upload(junk, L);
+            cpu->kl_statistics(cpu, S.cpu, H.cpu, B, L);
+            gpu->kl_statistics(gpu, S.gpu, H.gpu, B, L);
+            char what[64];
+            snprintf(what, sizeof what, "kl_statistics B=%d L=%d", B, L);
+            pair_expect_close(what, S, 1e-4, 1e-6 * B);
+            pair_free(&H);
+            pair_free(&S);
+            free(h);
+            free(junk);
+        }
+    }
+}
+
+static void test_kl_coefficients(void) {
+    const int B = 37;
+    const int latents[] = {1, 20, 300};
+    for (int li = 0; li < 3; li++) {
+        int L = latents[li];
+        // per-dimension batch sums whose means straddle the free-bits floor 0.25 by a margin
+        float *sums = host_floats(L);
+        double total = 0.0;
+        for (int j = 0; j < L; j++) {
+            sums[j] = (float)B * (j % 2 ? 0.1f + 0.01f * (float)(j % 5) : 0.4f + 0.02f * (float)(j % 3));
+            total += sums[j];
+        }
+        Pair S = pair_upload(sums, L);
+        float *junk = host_floats(L);
+        fill_normal_host(junk, L, 100.0f);
+        Pair C = pair_upload(junk, L);
+        for (int mode = 0; mode < 4; mode++) {
+            // 0 plain (no sums), 1 free bits, 2 capacity below target, 3 capacity above target
+            KlSchedule s;
+            memset(&s, 0, sizeof s);
+            s.weight = 0.7f;
+            if (mode == 1) s.free_bits = 0.25f;
+            if (mode >= 2) {
+                s.capacity = 1;
+                s.capacity_gamma = 10.0f;
+                s.capacity_target = (float)(total / B + (mode == 2 ? 0.5 : -0.5));
+            }
+            bool needs_sums = mode != 0;
+            cpu->upload(cpu, C.cpu, junk, (size_t)L * sizeof(float));
+            gpu->upload(gpu, C.gpu, junk, (size_t)L * sizeof(float));
+            cpu->kl_coefficients(cpu, C.cpu, needs_sums ? S.cpu : NULL, B, L, s);
+            gpu->kl_coefficients(gpu, C.gpu, needs_sums ? S.gpu : NULL, B, L, s);
+            char what[64];
+            snprintf(what, sizeof what, "kl_coefficients L=%d mode %d", L, mode);
+            // the same fp32 operations on both sides, and no threshold within rounding
+            pair_expect_close(what, C, 0.0, 0.0);
+        }
+        pair_free(&S);
+        pair_free(&C);
+        free(sums);
+        free(junk);
+    }
+}
+
+static void test_importance_log_weight(void) {
+    const int B = 37;
+    const int latents[] = {1, 20, 4097};
+    for (int k = 0; k < 3; k++) {
+        int L = latents[k];
+        size_t nh = (size_t)B * 2 * L, nl = (size_t)B * L;
+        float *h = host_floats(nh), *eps = host_floats(nl), *rec = host_floats(B);
+        fill_normal_host(h, nh, 1.0f);
+        fill_normal_host(eps, nl, 1.0f);
+        fill_uniform_host(rec, B, 50.0f, 150.0f);
+        Pair H = pair_upload(h, nh), E = pair_upload(eps, nl), R = pair_upload(rec, B);
+        Pair W = pair_alloc(B);
+        cpu->importance_log_weight(cpu, W.cpu, R.cpu, H.cpu, E.cpu, B, L, -1.0f, -3.25f);
+        gpu->importance_log_weight(gpu, W.gpu, R.gpu, H.gpu, E.gpu, B, L, -1.0f, -3.25f);
+        char what[64];
+        snprintf(what, sizeof what, "importance_log_weight L=%d", L);
+        pair_expect_close(what, W, 1e-5, 2e-6 * L);
+        pair_free(&H);
+        pair_free(&E);
+        pair_free(&R);
+        pair_free(&W);
+        free(h);
+        free(eps);
+        free(rec);
     }
 }
 
@@ -438,7 +592,10 @@ static void test_reconstruction_loss(void) {
                 snprintf(what, sizeof what, "d_out %s D=%d pixel_weight=%g", recloss_label(kind), D,
                          pixel_weight);
                 pair_expect_close(what, G, 1e-5, 1e-6 * scale);
-                // loss only (evaluation)
+                // loss only (evaluation); rec_row cleared first so a kernel that skips
+                // writing it on this path cannot pass on the values left above
+                cpu->zero(cpu, R.cpu, B * sizeof(float));
+                gpu->zero(gpu, R.gpu, B * sizeof(float));
                 cpu->reconstruction_loss(cpu, NULL, R.cpu, O.cpu, X.cpu, B, D, kind, pixel_weight,
                                          0.0f);
                 gpu->reconstruction_loss(gpu, NULL, R.gpu, O.gpu, X.gpu, B, D, kind, pixel_weight,
@@ -539,20 +696,28 @@ static void test_cuda_determinism(void) {
     fill_uniform_host(host, n_o, 0.0f, 1.0f);
     gpu->upload(gpu, x, host, n_o * sizeof(float));
 
+    for (int j = 0; j < L; j++) host[j] = 0.5f;
+    float *kl_coef = gpu->alloc(gpu, L * sizeof(float));
+    gpu->upload(gpu, kl_coef, host, L * sizeof(float));
+
     float *dbias = gpu->alloc(gpu, N * sizeof(float));
     float *dh = gpu->alloc(gpu, n_h * sizeof(float));
     float *kl = gpu->alloc(gpu, BL * sizeof(float));
     float *d_out = gpu->alloc(gpu, n_o * sizeof(float));
     float *rec = gpu->alloc(gpu, BR * sizeof(float));
-    size_t sizes[5] = {N, n_h, BL, n_o, BR};
-    float *outputs[5] = {dbias, dh, kl, d_out, rec};
-    const char *names[5] = {"bias_grad", "kl dh", "kl_row", "rec d_out", "rec_row"};
-    float *first[5], *second[5];
+    float *kl_dim = gpu->alloc(gpu, L * sizeof(float));
+    enum { N_OUT = 6 };
+    size_t sizes[N_OUT] = {N, n_h, BL, n_o, BR, L};
+    float *outputs[N_OUT] = {dbias, dh, kl, d_out, rec, kl_dim};
+    const char *names[N_OUT] = {"bias_grad", "kl dh", "kl_row", "rec d_out", "rec_row",
+                                "kl_statistics"};
+    float *first[N_OUT], *second[N_OUT];
     for (int run = 0; run < 2; run++) {
         gpu->bias_grad(gpu, dbias, dy, B, N);
-        gpu->kl_reparam_backward(gpu, dh, kl, h, eps, dz, BL, L, 0.5f);
+        gpu->kl_reparam_backward(gpu, dh, kl, h, eps, dz, BL, L, kl_coef);
         gpu->reconstruction_loss(gpu, d_out, rec, out, x, BR, D, RECLOSS_BCE_LOGITS, 1.0f, 0.25f);
-        for (int k = 0; k < 5; k++) {
+        gpu->kl_statistics(gpu, kl_dim, h, BL, L);
+        for (int k = 0; k < N_OUT; k++) {
             float *dst = host_floats(sizes[k]);
             gpu->download(gpu, dst, outputs[k], sizes[k] * sizeof(float));
             if (run == 0) first[k] = dst;
@@ -560,13 +725,13 @@ static void test_cuda_determinism(void) {
             gpu->zero(gpu, outputs[k], sizes[k] * sizeof(float));
         }
     }
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_OUT; k++) {
         CHECK(memcmp(first[k], second[k], sizes[k] * sizeof(float)) == 0,
               "%s differs between two identical runs", names[k]);
         free(first[k]);
         free(second[k]);
     }
-    float *all[] = {dy, h, eps, dz, out, x, dbias, dh, kl, d_out, rec};
+    float *all[] = {dy, h, eps, dz, out, x, kl_coef, dbias, dh, kl, d_out, rec, kl_dim};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) gpu->free(gpu, all[k]);
     free(host);
 }
@@ -622,12 +787,18 @@ static void expect_close_by_layer(const char *what, const Model *m, const float 
     }
 }
 
-static void model_parity(ModelKind kind, Activation act, OutputKind output, ReconstructionKind rec,
-                         Reduction reduction) {
+// kl: the KL schedule for model_backward_scheduled (NULL: plain model_backward).
+static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind output,
+                                   ReconstructionKind rec, Reduction reduction,
+                                   const KlSchedule *kl) {
     const int B = 16, steps = 5;
     const float lr = 1e-3f;
     Config cfg;
     make_config(&cfg, kind, act, output, rec, reduction);
+    if (kind == MODEL_CVAE) {
+        cfg.model.condition = CONDITION_LABEL;
+        cfg.model.n_classes = 10;
+    }
     Model mc, mg;
     char err[256];
     if (model_create(&mc, &cfg, cpu, B, err, sizeof err) != 0) {
@@ -660,12 +831,25 @@ static void model_parity(ModelKind kind, Activation act, OutputKind output, Reco
         fill_normal_host(eps, (size_t)B * L, 1.0f);
         cpu->upload(cpu, mc.x, x, (size_t)B * D * sizeof(float));
         gpu->upload(gpu, mg.x, x, (size_t)B * D * sizeof(float));
+        if (mc.onehot && mg.onehot) {
+            const int C = mc.n_classes;
+            float onehot[16 * 10];
+            memset(onehot, 0, sizeof onehot);
+            for (int b = 0; b < B; b++) onehot[b * C + (int)(rng_u32(&input_rng) % (uint32_t)C)] = 1.0f;
+            cpu->upload(cpu, mc.onehot, onehot, (size_t)B * C * sizeof(float));
+            gpu->upload(gpu, mg.onehot, onehot, (size_t)B * C * sizeof(float));
+        }
         if (mc.eps) cpu->upload(cpu, mc.eps, eps, (size_t)B * L * sizeof(float));
         if (mg.eps) gpu->upload(gpu, mg.eps, eps, (size_t)B * L * sizeof(float));
         model_forward(&mc, B, EPS_GIVEN);
         model_forward(&mg, B, EPS_GIVEN);
-        model_backward(&mc, B, 1.0f, 1.0f);
-        model_backward(&mg, B, 1.0f, 1.0f);
+        if (kl) {
+            model_backward_scheduled(&mc, B, 1.0f, *kl);
+            model_backward_scheduled(&mg, B, 1.0f, *kl);
+        } else {
+            model_backward(&mc, B, 1.0f, 1.0f);
+            model_backward(&mg, B, 1.0f, 1.0f);
+        }
         if (step == 0) {
             cpu->download(cpu, out_ref, model_output(&mc), (size_t)B * D * sizeof(float));
             gpu->download(gpu, out_got, model_output(&mg), (size_t)B * D * sizeof(float));
@@ -722,6 +906,11 @@ static void model_parity(ModelKind kind, Activation act, OutputKind output, Reco
     free(out_ref);
 }
 
+static void model_parity(ModelKind kind, Activation act, OutputKind output, ReconstructionKind rec,
+                         Reduction reduction) {
+    model_parity_scheduled(kind, act, output, rec, reduction, NULL);
+}
+
 static void test_model_vae_relu_bce(void) {
     model_parity(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
 }
@@ -740,6 +929,27 @@ static void test_model_vae_bernoulli_mse_mean(void) {
 static void test_model_vae_gaussian_mse(void) {
     model_parity(MODEL_VAE, ACT_RELU, OUTPUT_GAUSSIAN, REC_MSE, REDUCTION_SUM);
 }
+static void test_model_cvae_relu_bce(void) {
+    model_parity(MODEL_CVAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+}
+// free bits and capacity go through kl_statistics + kl_coefficients on the device.
+// Thresholds are compared against batch statistics that differ by rounding between
+// the backends; the values below keep them far from a tie at this init.
+static void test_model_vae_free_bits(void) {
+    KlSchedule kl;
+    memset(&kl, 0, sizeof kl);
+    kl.weight = 1.0f;
+    kl.free_bits = 0.03f;   // per-dimension KL means at init about 0.005 to 0.05: some on each side
+    model_parity_scheduled(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM, &kl);
+}
+static void test_model_vae_capacity(void) {
+    KlSchedule kl;
+    memset(&kl, 0, sizeof kl);
+    kl.capacity = 1;
+    kl.capacity_gamma = 10.0f;
+    kl.capacity_target = 25.0f;
+    model_parity_scheduled(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM, &kl);
+}
 
 // ---- main -------------------------------------------------------------------
 
@@ -748,15 +958,28 @@ typedef struct {
     void (*fn)(void);
 } TestCase;
 
+// With CUVAE_REQUIRE_CUDA=1 (scripts/gpu_run.sh sets it) an unusable CUDA
+// backend fails the run instead of skipping every test: on the GPU machine a
+// skipped parity suite would otherwise pass unnoticed.
+static const char *unavailable_reason;
+static void test_cuda_required(void) {
+    CHECK(0, "CUVAE_REQUIRE_CUDA=1 but the CUDA backend is unusable: %s", unavailable_reason);
+}
+
 static const TestCase test_cases[] = {
+    {"cuda_ops_complete", test_ops_complete},
     {"cuda_memory", test_cuda_memory},
     {"cuda_random_fills", test_cuda_random_fills},
     {"parity_gemm", test_gemm},
     {"parity_gather_batch", test_gather_batch},
+    {"parity_gather_onehot", test_gather_onehot},
     {"parity_bias_activation", test_bias_activation},
     {"parity_bias_grad", test_bias_grad},
     {"parity_reparam_forward", test_reparam_forward},
     {"parity_kl_reparam_backward", test_kl_reparam_backward},
+    {"parity_kl_statistics", test_kl_statistics},
+    {"parity_kl_coefficients", test_kl_coefficients},
+    {"parity_importance_log_weight", test_importance_log_weight},
     {"parity_reconstruction_loss", test_reconstruction_loss},
     {"parity_accumulate_loss", test_accumulate_loss},
     {"parity_adam_update", test_adam_update},
@@ -767,6 +990,9 @@ static const TestCase test_cases[] = {
     {"parity_model_vae_leaky_relu_bce", test_model_vae_leaky_relu_bce},
     {"parity_model_vae_bernoulli_mse_mean", test_model_vae_bernoulli_mse_mean},
     {"parity_model_vae_gaussian_mse", test_model_vae_gaussian_mse},
+    {"parity_model_cvae_relu_bce", test_model_cvae_relu_bce},
+    {"parity_model_vae_free_bits", test_model_vae_free_bits},
+    {"parity_model_vae_capacity", test_model_vae_capacity},
 };
 
 int main(void) {
@@ -778,6 +1004,11 @@ int main(void) {
     }
     if (gpu) fprintf(stderr, "  cuda device: %s\n", gpu->device_name);
     rng_init(&input_rng, 12345, 3);
+    const char *require = getenv("CUVAE_REQUIRE_CUDA");
+    if (!gpu && require && strcmp(require, "1") == 0) {
+        unavailable_reason = reason;
+        test_run("cuda_required", test_cuda_required);
+    }
     size_t n_cases = sizeof test_cases / sizeof test_cases[0];
     for (size_t i = 0; i < n_cases; i++) {
         if (gpu) test_run(test_cases[i].name, test_cases[i].fn);

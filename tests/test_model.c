@@ -40,19 +40,39 @@ static Config small_config(ModelKind kind, Activation act, ReconstructionKind re
     return c;
 }
 
-// mean_b (w_rec rec_b + w_kl kl_b) at the current parameters, fixed eps and x
-static double full_loss(Model *m, int B) {
+// The scheduled training loss at the current parameters, fixed eps, x, labels:
+// mean_b w_rec rec_b + KL term, where the KL term is
+//   plain:     w * mean_b KL_b
+//   free bits: w * sum_j max(free_bits, mean_b KL_bj)
+//   capacity:  gamma * |mean_b KL_b - C|
+static double full_loss(Model *m, int B, KlSchedule kl) {
     model_forward(m, B, EPS_GIVEN);
     model_loss(m, B);
-    float rec[8], kl[8];
+    float rec[8], h[64];
+    int L = m->latent_dim;
     cpu->download(cpu, rec, m->rec_row, B * sizeof(float));
-    cpu->download(cpu, kl, m->kl_row, B * sizeof(float));
     double total = 0;
-    for (int b = 0; b < B; b++) total += m->cfg.loss.w_rec * rec[b] + (m->variational ? m->cfg.loss.w_kl * kl[b] : 0.0);
-    return total / B;
+    for (int b = 0; b < B; b++) total += m->cfg.loss.w_rec * rec[b];
+    total /= B;
+    if (!m->variational) return total;
+    cpu->download(cpu, h, model_head(m), (size_t)B * 2 * L * sizeof(float));
+    double dim_mean[8] = {0}, kl_mean = 0;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) {
+            double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
+            double v = 0.5 * (mu * mu + exp(lv) - 1 - lv) / B;
+            dim_mean[j] += v;
+            kl_mean += v;
+        }
+    if (kl.capacity) return total + kl.capacity_gamma * fabs(kl_mean - kl.capacity_target);
+    if (kl.free_bits > 0) {
+        for (int j = 0; j < L; j++) total += kl.weight * fmax(kl.free_bits, dim_mean[j]);
+        return total;
+    }
+    return total + kl.weight * kl_mean;
 }
 
-static void gradient_check(Config cfg, const char *label) {
+static void gradient_check_scheduled(Config cfg, KlSchedule kl, const char *label) {
     const int B = 3;
     Model m;
     char err[256];
@@ -66,9 +86,13 @@ static void gradient_check(Config cfg, const char *label) {
     for (int i = 0; i < 9; i++) eps[i] = rng_normal(&rng);
     cpu->upload(cpu, m.x, x, sizeof x);
     if (m.variational) cpu->upload(cpu, m.eps, eps, sizeof eps);
+    if (m.onehot) {
+        uint8_t labels[3] = {2, 0, 2};
+        cpu->gather_onehot(cpu, m.onehot, labels, NULL, 0, B, m.n_classes);
+    }
 
     model_forward(&m, B, EPS_GIVEN);
-    model_backward(&m, B, (float)cfg.loss.w_rec, (float)cfg.loss.w_kl);
+    model_backward_scheduled(&m, B, (float)cfg.loss.w_rec, kl);
     float *grads = xmalloc(m.n_params * sizeof(float));
     float *params = xmalloc(m.n_params * sizeof(float));
     cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
@@ -82,10 +106,10 @@ static void gradient_check(Config cfg, const char *label) {
         float saved = params[k];
         params[k] = saved + h;
         model_set_params(&m, params);
-        double fp = full_loss(&m, B);
+        double fp = full_loss(&m, B, kl);
         params[k] = saved - h;
         model_set_params(&m, params);
-        double fm = full_loss(&m, B);
+        double fm = full_loss(&m, B, kl);
         params[k] = saved;
         double fd = (fp - fm) / (2.0 * h);
         double e = fabs(fd - grads[k]) / (1e-2 + fabs(fd));
@@ -99,6 +123,13 @@ static void gradient_check(Config cfg, const char *label) {
     free(grads);
     free(params);
     model_destroy(&m);
+}
+
+static void gradient_check(Config cfg, const char *label) {
+    KlSchedule kl;
+    memset(&kl, 0, sizeof kl);
+    kl.weight = (float)cfg.loss.w_kl;
+    gradient_check_scheduled(cfg, kl, label);
 }
 
 static void test_vae_tanh_bce_sum(void) {
@@ -115,6 +146,54 @@ static void test_ae_tanh_gaussian(void) {
 }
 static void test_ae_bce_one_hidden(void) {
     gradient_check(small_config(MODEL_AE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 1), "ae bce one hidden");
+}
+
+static void test_cvae_label_condition(void) {
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    cfg.model.kind = MODEL_CVAE;
+    cfg.model.condition = CONDITION_LABEL;
+    cfg.model.n_classes = 4;
+    gradient_check(cfg, "cvae tanh bce");
+    cfg.model.n_decoder = 0;   // condition joins the output layer's input directly
+    gradient_check(cfg, "cvae, no hidden decoder");
+}
+
+static void test_free_bits_gradient(void) {
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    KlSchedule kl;
+    memset(&kl, 0, sizeof kl);
+    kl.weight = 0.9f;
+    kl.free_bits = 0.05f;   // some dimensions above, some below the floor at init
+    gradient_check_scheduled(cfg, kl, "free bits");
+}
+
+static void test_capacity_gradient(void) {
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    KlSchedule kl;
+    memset(&kl, 0, sizeof kl);
+    kl.capacity = 1;
+    kl.capacity_gamma = 10.0f;
+    kl.capacity_target = 5.0f;    // above the KL at init: pushes KL up
+    gradient_check_scheduled(cfg, kl, "capacity below target");
+    kl.capacity_target = 0.0f;    // below: pushes KL down
+    gradient_check_scheduled(cfg, kl, "capacity above target");
+}
+
+static void test_kl_schedule_values(void) {
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    cfg.loss.w_kl = 4.0;
+    cfg.loss.kl_warmup_epochs = 2.0;
+    CHECK(model_kl_schedule(&cfg, 0.0).weight == 0.0f, "warmup starts at 0");
+    CHECK(model_kl_schedule(&cfg, 1.0).weight == 2.0f, "warmup half way");
+    CHECK(model_kl_schedule(&cfg, 5.0).weight == 4.0f, "warmup done");
+    cfg.loss.kl_warmup_epochs = 0;
+    cfg.loss.has_capacity = true;
+    cfg.loss.capacity_max_nats = 25;
+    cfg.loss.capacity_epochs = 10;
+    cfg.loss.capacity_gamma = 10;
+    KlSchedule s = model_kl_schedule(&cfg, 4.0);
+    CHECK(s.capacity == 1 && s.capacity_target == 10.0f && s.capacity_gamma == 10.0f, "capacity ramp");
+    CHECK(model_kl_schedule(&cfg, 30.0).capacity_target == 25.0f, "capacity saturates");
 }
 
 static void test_layout_and_init(void) {
@@ -159,14 +238,17 @@ static void test_adam_steps_lower_loss(void) {
     for (int i = 0; i < 18; i++) x[i] = (i % 3 == 0) ? 1.0f : 0.0f;
     cpu->upload(cpu, m.x, x, sizeof x);
     cpu->zero(cpu, m.eps, 9 * sizeof(float));
-    double first = full_loss(&m, 3);
+    KlSchedule plain;
+    memset(&plain, 0, sizeof plain);
+    plain.weight = 0.7f;
+    double first = full_loss(&m, 3, plain);
     for (int step = 0; step < 200; step++) {
         model_forward(&m, 3, EPS_GIVEN);
         model_backward(&m, 3, 1.3f, 0.7f);
         model_accumulate_loss(&m, 3);
         model_adam_step(&m, 1e-2f);
     }
-    double last = full_loss(&m, 3);
+    double last = full_loss(&m, 3, plain);
     double rec, kl, count;
     model_read_loss(&m, &rec, &kl, &count);
     CHECK(count == 600, "accumulated %g examples", count);
@@ -181,6 +263,10 @@ int main(void) {
     test_run("vae_no_hidden_decoder", test_vae_no_hidden_decoder);
     test_run("ae_tanh_gaussian", test_ae_tanh_gaussian);
     test_run("ae_bce_one_hidden", test_ae_bce_one_hidden);
+    test_run("cvae_label_condition", test_cvae_label_condition);
+    test_run("free_bits_gradient", test_free_bits_gradient);
+    test_run("capacity_gradient", test_capacity_gradient);
+    test_run("kl_schedule_values", test_kl_schedule_values);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     cpu->destroy(cpu);

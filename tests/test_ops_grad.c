@@ -148,7 +148,9 @@ static void test_reparam_and_kl_gradients(void) {
             CHECK(test_close(z[b * L + j], want, 1e-6, 1e-6), "reparam z[%d,%d]", b, j);
         }
     const float kl_scale = 0.37f;
-    cpu->kl_reparam_backward(cpu, dh, kl_row, h, eps, dz, B, L, kl_scale);
+    float kl_coef[5], ones[5];
+    for (int j = 0; j < L; j++) { kl_coef[j] = kl_scale; ones[j] = 1.0f; }
+    cpu->kl_reparam_backward(cpu, dh, kl_row, h, eps, dz, B, L, kl_coef);
     double hd[30], kl_ref[3];
     for (int i = 0; i < B * 2 * L; i++) hd[i] = h[i];
     reparam_kl_objective(hd, eps, dz, B, L, kl_scale, kl_ref);
@@ -167,15 +169,30 @@ static void test_reparam_and_kl_gradients(void) {
     }
     // KL-only (dz, eps NULL) and forward-only (dh NULL) forms
     float dh2[30], kl2[3];
-    cpu->kl_reparam_backward(cpu, dh2, kl2, h, NULL, NULL, B, L, 1.0f);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, NULL, NULL, B, L, ones);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < L; j++) {
             double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
             CHECK(test_close(dh2[b * 2 * L + j], mu, 1e-6, 1e-7), "KL-only dmu");
             CHECK(test_close(dh2[b * 2 * L + L + j], 0.5 * (exp(lv) - 1), 1e-5, 1e-7), "KL-only dlogvar");
         }
-    cpu->kl_reparam_backward(cpu, NULL, kl2, h, NULL, NULL, B, L, 0.0f);
+    cpu->kl_reparam_backward(cpu, NULL, kl2, h, NULL, NULL, B, L, NULL);
     for (int b = 0; b < B; b++) CHECK(test_close(kl2[b], kl_ref[b], 1e-5, 1e-6), "forward-only kl");
+    // per-dimension statistics add up to the per-row KL
+    float dim_sum[5];
+    cpu->kl_statistics(cpu, dim_sum, h, B, L);
+    double total_dims = 0, total_rows = 0;
+    for (int j = 0; j < L; j++) {
+        double want = 0;
+        for (int b = 0; b < B; b++) {
+            double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
+            want += 0.5 * (mu * mu + exp(lv) - 1 - lv);
+        }
+        CHECK(test_close(dim_sum[j], want, 1e-5, 1e-6), "kl_statistics[%d] %g vs %g", j, dim_sum[j], want);
+        total_dims += dim_sum[j];
+    }
+    for (int b = 0; b < B; b++) total_rows += kl_ref[b];
+    CHECK(test_close(total_dims, total_rows, 1e-5, 1e-6), "dims and rows agree");
     free(h); free(eps); free(dz);
 }
 
@@ -216,6 +233,73 @@ static void test_reconstruction_loss_gradients(void) {
     cpu->reconstruction_loss(cpu, g, r, big, tgt, 1, 2, RECLOSS_BCE_LOGITS, 1.0f, 1.0f);
     CHECK(isfinite(r[0]) && test_close(r[0], 160.0, 1e-5, 0), "BCE at |a| = 80: %g", r[0]);
     CHECK(test_close(g[0], 1.0, 1e-6, 0) && test_close(g[1], -1.0, 1e-6, 0), "BCE grad at extremes");
+}
+
+// F(KL) = w * sum_j max(free_bits, mean_b KL_bj)  or  gamma * |mean_b sum_j KL_bj - C|:
+// kl_coefficients must be dF/dKL_bj.
+static void test_kl_coefficients_are_derivatives(void) {
+    const int B = 4, L = 6;
+    float dim_sum[6] = {0.4f, 2.0f, 0.05f, 1.2f, 0.0f, 3.0f};   // batch sums
+    float coef[6];
+    KlSchedule s;
+    memset(&s, 0, sizeof s);
+    s.weight = 0.8f;
+    cpu->kl_coefficients(cpu, coef, NULL, B, L, s);
+    for (int j = 0; j < L; j++) CHECK(coef[j] == 0.8f / B, "plain coefficient");
+    s.free_bits = 0.25f;   // per-dim means: .1 .5 .0125 .3 0 .75
+    cpu->kl_coefficients(cpu, coef, dim_sum, B, L, s);
+    for (int j = 0; j < L; j++) {
+        // d/dKL_bj of w * max(fb, sum_b KL_bj / B), by a one-sided difference into the active side
+        double mean = dim_sum[j] / B, step = 1e-4;
+        double fd = s.weight * ((fmax(s.free_bits, mean + step / B) - fmax(s.free_bits, mean)) / step);
+        CHECK(test_close(coef[j], fd, 1e-3, 1e-6), "free bits coef[%d] %g vs %g", j, coef[j], fd);
+    }
+    memset(&s, 0, sizeof s);
+    s.capacity = 1;
+    s.capacity_gamma = 10.0f;
+    double total = 0;
+    for (int j = 0; j < L; j++) total += dim_sum[j];
+    for (int side = 0; side < 2; side++) {
+        s.capacity_target = (float)(total / B + (side ? 0.5 : -0.5));
+        cpu->kl_coefficients(cpu, coef, dim_sum, B, L, s);
+        double step = 1e-4;
+        double f0 = s.capacity_gamma * fabs(total / B - s.capacity_target);
+        double f1 = s.capacity_gamma * fabs((total + step) / B - s.capacity_target);
+        double fd = (f1 - f0) / step;
+        for (int j = 0; j < L; j++)
+            CHECK(test_close(coef[j], fd, 1e-3, 1e-6), "capacity coef side %d: %g vs %g", side, coef[j], fd);
+    }
+}
+
+static void test_gather_onehot(void) {
+    uint8_t labels[5] = {3, 0, 9, 1, 3};
+    int32_t perm[5] = {2, 4, 0, 1, 3};
+    float onehot[30];
+    cpu->gather_onehot(cpu, onehot, labels, perm, 1, 3, 10);
+    for (int b = 0; b < 3; b++)
+        for (int c = 0; c < 10; c++)
+            CHECK(onehot[b * 10 + c] == (labels[perm[1 + b]] == c ? 1.0f : 0.0f), "onehot[%d,%d]", b, c);
+}
+
+static void test_importance_log_weight(void) {
+    const int B = 3, L = 4;
+    float *h = random_floats((size_t)B * 2 * L, -1, 1);
+    float *eps = random_floats((size_t)B * L, -2, 2);
+    float rec[3] = {100.0f, 50.5f, 3.0f}, logw[3];
+    cpu->importance_log_weight(cpu, logw, rec, h, eps, B, L, -1.0f, 0.0f);
+    for (int b = 0; b < B; b++) {
+        // log p(x|z) + log N(z; 0, I) - log N(z; mu, sigma^2), all terms written out
+        double lp = -rec[b], lpz = 0, lq = 0;
+        for (int j = 0; j < L; j++) {
+            double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j], sd = exp(0.5 * lv);
+            double z = mu + sd * eps[b * L + j];
+            lpz += -0.5 * z * z - 0.5 * log(2 * M_PI);
+            lq += -0.5 * ((z - mu) / sd) * ((z - mu) / sd) - log(sd) - 0.5 * log(2 * M_PI);
+        }
+        double want = lp + lpz - lq;
+        CHECK(test_close(logw[b], want, 1e-5, 1e-4), "logw[%d] %g vs %g", b, logw[b], want);
+    }
+    free(h); free(eps);
 }
 
 static void test_gather_batch(void) {
@@ -297,6 +381,9 @@ int main(void) {
     test_run("bias_activation_gradients", test_bias_activation_gradients);
     test_run("reparam_and_kl_gradients", test_reparam_and_kl_gradients);
     test_run("reconstruction_loss_gradients", test_reconstruction_loss_gradients);
+    test_run("kl_coefficients_are_derivatives", test_kl_coefficients_are_derivatives);
+    test_run("gather_onehot", test_gather_onehot);
+    test_run("importance_log_weight", test_importance_log_weight);
     test_run("gather_batch", test_gather_batch);
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);

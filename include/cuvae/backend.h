@@ -22,6 +22,16 @@ typedef enum {
     RECLOSS_MSE_IDENTITY,     // out = y: l = (y - x)^2; dl/dy = 2(y - x)
 } RecLoss;
 
+// How the KL term enters the loss this step (values computed on the host from
+// the step counter; the batch statistics they need stay on the device).
+typedef struct {
+    float weight;             // w_kl (after warmup) when capacity is off
+    float free_bits;          // per-dimension floor in nats (0 = off)
+    int capacity;             // 1: gamma * |KL_batch_mean - target| replaces weight * KL
+    float capacity_target;    // C at this step, nats
+    float capacity_gamma;
+} KlSchedule;
+
 typedef struct Backend Backend;
 struct Backend {
     const char *name;          // "cpu" | "cuda"
@@ -75,12 +85,24 @@ struct Backend {
 
     // KL reduction fused with its gradient and the reparametrization backward.
     // kl_row (B)  = 0.5 * sum_j (mu^2 + exp(lv) - 1 - lv)             (always written)
-    // if dh (B, 2L) != NULL:
-    //   dh[b, j]     = dz[b, j]                              + kl_scale * mu
-    //   dh[b, L + j] = dz[b, j] * eps[b, j] * 0.5 * exp(0.5 lv) + kl_scale * 0.5 * (exp(lv) - 1)
+    // if dh (B, 2L) != NULL, with c = kl_coef (L) = d(loss)/d(KL_bj) per dimension:
+    //   dh[b, j]     = dz[b, j]                                + c[j] * mu
+    //   dh[b, L + j] = dz[b, j] * eps[b, j] * 0.5 * exp(0.5 lv) + c[j] * 0.5 * (exp(lv) - 1)
     // dz (B, L) and eps may be NULL (treated as 0: KL-only gradient).
     void (*kl_reparam_backward)(Backend *be, float *dh, float *kl_row, const float *h,
-                                const float *eps, const float *dz, int B, int L, float kl_scale);
+                                const float *eps, const float *dz, int B, int L,
+                                const float *kl_coef);
+
+    // kl_dim_sum (L) = sum over b of 0.5 * (mu^2 + exp(lv) - 1 - lv). Overwrites. Fixed order.
+    void (*kl_statistics)(Backend *be, float *kl_dim_sum, const float *h, int B, int L);
+
+    // kl_coef (L) from the schedule, all on the device (kl_dim_sum may be NULL
+    // when neither free bits nor capacity is on):
+    //   capacity:  c_j = gamma * sign(sum_j kl_dim_sum_j / B - target) / B
+    //   free bits: c_j = (kl_dim_sum_j / B > free_bits) ? weight / B : 0
+    //   plain:     c_j = weight / B
+    void (*kl_coefficients)(Backend *be, float *kl_coef, const float *kl_dim_sum, int B, int L,
+                            KlSchedule schedule);
 
     // Reconstruction loss and its gradient in one pass over out (B, D) and x (B, D):
     // rec_row (B)   = pixel_weight * sum_d l(out[b, d], x[b, d])          (always written)
@@ -89,6 +111,17 @@ struct Backend {
     void (*reconstruction_loss)(Backend *be, float *d_out, float *rec_row, const float *out,
                                 const float *x, int B, int D, RecLoss kind,
                                 float pixel_weight, float grad_scale);
+
+    // onehot (B, C) = one-hot of labels[row], row = perm ? perm[start + b] : start + b.
+    void (*gather_onehot)(Backend *be, float *onehot, const uint8_t *labels, const int32_t *perm,
+                          int start, int B, int C);
+
+    // Importance log-weight per row: log p(x|z) + log p(z) - log q(z|x) with
+    // log p(x|z) = rec_scale * rec_row + rec_const and z = mu + exp(lv / 2) eps:
+    // logw[b] = rec_scale * rec_row[b] + rec_const
+    //           + sum_j (-0.5 z^2 + 0.5 eps^2 + 0.5 lv)        (the log 2 pi terms cancel)
+    void (*importance_log_weight)(Backend *be, float *logw, const float *rec_row, const float *h,
+                                  const float *eps, int B, int L, float rec_scale, float rec_const);
 
     // acc[0] += sum rec_row, acc[1] += sum kl_row (skipped if NULL), acc[2] += B.
     // acc (3) is double, on the device; deterministic summation order.

@@ -10,7 +10,8 @@
 #define CUVAE_MAX_HIDDEN 16
 
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE } ModelKind;
+typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
 typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
 typedef enum { REDUCTION_SUM = 0, REDUCTION_MEAN } Reduction;
@@ -31,7 +32,9 @@ typedef struct {
     } data;
 
     struct {
-        ModelKind kind;        // vae | ae
+        ModelKind kind;        // vae | ae | cvae
+        Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
+        int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
         int n_encoder;                   // number of trunk layers
         int encoder[CUVAE_MAX_HIDDEN];   // trunk widths
@@ -46,7 +49,13 @@ typedef struct {
         ReconstructionKind reconstruction;  // bce | mse
         Reduction reduction;                // sum | mean (over pixels)
         double w_rec;
-        double w_kl;
+        double w_kl;               // beta of a beta-VAE
+        double kl_warmup_epochs;   // KL weight ramps linearly 0 -> w_kl over these epochs (0 = off)
+        bool has_capacity;         // capacity annealing (Burgess et al. 2018):
+        double capacity_max_nats;  //   loss = w_rec rec + gamma |KL - C|, C ramps 0 -> max_nats
+        double capacity_epochs;    //   over these epochs; replaces w_kl * KL
+        double capacity_gamma;
+        double free_bits;          // per-dimension KL floor in nats (Kingma et al. 2016), 0 = off
     } loss;
 
     struct {
@@ -57,7 +66,14 @@ typedef struct {
         double beta1, beta2, adam_eps;   // defaults 0.9, 0.999, 1e-8
         uint64_t seed;
         int log_interval;      // steps between progress reads of the device loss (default 100)
+        int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
     } train;
+
+    struct {
+        int iw_samples;        // K of the importance-weighted -log p(x) after training (0 = off)
+        int iw_examples;       // test examples it uses (0 = all)
+        int iw_batch;          // rows (examples x samples) per batch (default 4096)
+    } eval;
 
     DeviceChoice device;       // "auto" | "cpu" | "cuda"
 } Config;

@@ -37,9 +37,29 @@ void launch_reparam_forward(float *z, const float *h, const float *eps, int B, i
                             cudaStream_t stream);
 
 // kl_row (B) always; dh (B, 2L) if not NULL; eps (B, L) and dz (B, L) may be NULL.
+// kl_coef (L) = d(loss)/d(KL_bj) per dimension, read only when dh is not NULL.
 void launch_kl_reparam_backward(float *dh, float *kl_row, const float *h, const float *eps,
-                                const float *dz, int B, int L, float kl_scale,
+                                const float *dz, int B, int L, const float *kl_coef,
                                 cudaStream_t stream);
+
+// kl_dim_sum (L) = sum over rows of 0.5 (mu^2 + exp(lv) - 1 - lv), h (B, 2L). Fixed order.
+void launch_kl_statistics(float *kl_dim_sum, const float *h, int B, int L, cudaStream_t stream);
+
+// kl_coef (L) from a KlSchedule (backend.h), its fields passed one by one; kl_dim_sum (L)
+// may be NULL when neither capacity nor free_bits > 0. One block.
+void launch_kl_coefficients(float *kl_coef, const float *kl_dim_sum, int B, int L, float weight,
+                            float free_bits, int capacity, float capacity_target,
+                            float capacity_gamma, cudaStream_t stream);
+
+// logw (B) = rec_scale * rec_row + rec_const + sum_j (-0.5 z^2 + 0.5 eps^2 + 0.5 lv),
+// z = mu + exp(0.5 lv) eps; h (B, 2L), eps (B, L).
+void launch_importance_log_weight(float *logw, const float *rec_row, const float *h,
+                                  const float *eps, int B, int L, float rec_scale,
+                                  float rec_const, cudaStream_t stream);
+
+// onehot (B, C) = one-hot of labels[row] (uint8, N), row = perm ? perm[start + b] : start + b.
+void launch_gather_onehot(float *onehot, const uint8_t *labels, const int32_t *perm, int start,
+                          int B, int C, cudaStream_t stream);
 
 // rec_row (B) always; d_out (B, D) if not NULL. kind is a RecLoss (backend.h).
 void launch_reconstruction_loss(float *d_out, float *rec_row, const float *out,

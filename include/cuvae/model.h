@@ -13,7 +13,9 @@
 #define CUVAE_MAX_LAYERS (2 * CUVAE_MAX_HIDDEN + 2)
 
 typedef struct {
-    int in, out;             // W is (out, in) row-major like torch.nn.Linear; b is (out)
+    int in, out;             // W is (out, in + cond) row-major like torch.nn.Linear; b is (out)
+    int cond;                // CVAE: extra input columns for the one-hot label (0 otherwise);
+                             // the layer computes W [x ; onehot] + b as two GEMMs
     Activation act;          // applied after the bias (ACT_NONE for heads and output)
     size_t weight_offset;    // in floats, into the params region of the arena
     size_t bias_offset;
@@ -38,7 +40,8 @@ typedef struct {
     Layer layers[CUVAE_MAX_LAYERS];
     int latent_dim;
     int input_dim;
-    bool variational;        // vae: sample z; ae: z = mu, no KL
+    bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
+    int n_classes;           // cvae: size of the one-hot condition, else 0
     RecLoss rec_loss;
     float pixel_weight;      // 1 or 1/D
 
@@ -55,6 +58,9 @@ typedef struct {
     float *uniform;          // (B, D) for dynamic binarization, NULL otherwise
     float *grad_a, *grad_b;  // (B, max width) ping-pong buffers for backward
     float *grad_h;           // (B, 2L) gradient of the head output
+    float *onehot;           // (B, C) cvae condition, NULL otherwise
+    float *kl_coef;          // (L) d(loss)/d(KL_bj) per dimension for this step
+    float *kl_dim_sum;       // (L) batch sums of the per-dimension KL
     float *rec_row;          // (B)
     float *kl_row;           // (B)
     double *loss_acc;        // (3) device: sum rec, sum kl, examples
@@ -83,6 +89,12 @@ void model_loss(Model *m, int B);
 // training loss mean_b (w_rec * rec + w_kl * KL). Writes rec_row / kl_row like
 // model_loss and fills m->grads. The weights are arguments (warmup schedules).
 void model_backward(Model *m, int B, float w_rec, float w_kl);
+// The same with a KL schedule (warmup weight, capacity, free bits).
+void model_backward_scheduled(Model *m, int B, float w_rec, KlSchedule kl);
+
+// The schedule of cfg at a (fractional) epoch position: warmup ramps w_kl,
+// capacity ramps C. epoch_position = completed steps / steps per epoch.
+KlSchedule model_kl_schedule(const Config *cfg, double epoch_position);
 
 // Adds this batch's rec_row / kl_row to m->loss_acc (on the device).
 void model_accumulate_loss(Model *m, int B);
