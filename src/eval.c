@@ -1,11 +1,20 @@
-// eval.c: the dataset upload and the ELBO evaluation (test loss, rec, KL in
-// nats per example) used after every epoch and by `cuvae eval`.
+// eval.c: the dataset upload and every evaluation number: the ELBO (test loss,
+// rec, KL in nats per example) used after each epoch and by `cuvae eval`, active
+// units, KL per dimension, reconstruction errors, and the importance-weighted
+// -log p(x) (Burda et al. 2015).
 #include "cuvae/eval.h"
+#include "cuvae/common.h"
 
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EVAL_SEED_SALT 0x5EEDE7A1ull
+#define EVAL_IW_SEED_SALT 0x1A7E5EEDull
 #define EVAL_BINARIZE_SEED_SALT 0xB1A7ull
+#define EVAL_BINARIZE_STREAM 103
 
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out) {
     out->n = host->n;
@@ -23,20 +32,25 @@ void device_dataset_free(Backend *be, DeviceDataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
+void eval_prepare_test_set(const Config *cfg, Dataset *test) {
+    if (cfg->data.binarize == BINARIZE_DYNAMIC)
+        dataset_binarize_static(test, cfg->train.seed ^ EVAL_BINARIZE_SEED_SALT, EVAL_BINARIZE_STREAM);
+}
+
+// Loads rows [start, start + B) of data (through perm if given) into m->x and the condition.
+static void load_batch(Model *m, const DeviceDataset *data, const int32_t *perm, int start, int B) {
     Backend *be = m->be;
+    be->gather_batch(be, m->x, data->images, perm, start, B, data->dim, NULL);
+    if (m->onehot) be->gather_onehot(be, m->onehot, data->labels, perm, start, B, m->n_classes);
+}
+
+void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
     uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
     m->rng_seed = m->cfg.train.seed ^ EVAL_SEED_SALT;
     m->rng_offset = 0;
-    uint64_t binarize_seed = m->cfg.train.seed ^ EVAL_BINARIZE_SEED_SALT;
-    bool dynamic = m->cfg.data.binarize == BINARIZE_DYNAMIC && m->uniform;
     for (int start = 0; start < data->n; start += m->max_batch) {
         int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
-        if (dynamic)
-            be->fill_uniform(be, m->uniform, (size_t)B * data->dim, binarize_seed,
-                             (uint64_t)start * data->dim);
-        be->gather_batch(be, m->x, data->images, NULL, start, B, data->dim,
-                         dynamic ? m->uniform : NULL);
+        load_batch(m, data, NULL, start, B);
         model_forward(m, B, eps_mode);
         model_loss(m, B);
         model_accumulate_loss(m, B);
@@ -49,4 +63,241 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
     out->rec = count > 0 ? rec / count : 0.0;
     out->kl = count > 0 ? kl / count : 0.0;
     out->loss = out->rec + out->kl;
+}
+
+void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {
+    Backend *be = m->be;
+    const int L = m->latent_dim;
+    const int head_width = m->layers[m->head].out;   // 2L (vae) or L (ae)
+    float *head = xmalloc((size_t)m->max_batch * head_width * sizeof(float));
+    if (n > data->n) n = data->n;
+    for (int start = 0; start < n; start += m->max_batch) {
+        int B = n - start < m->max_batch ? n - start : m->max_batch;
+        load_batch(m, data, NULL, start, B);
+        model_forward(m, B, EPS_ZERO);
+        be->download(be, head, model_head(m), (size_t)B * head_width * sizeof(float));
+        for (int b = 0; b < B; b++)
+            memcpy(mu + (size_t)(start + b) * L, head + (size_t)b * head_width, L * sizeof(float));
+    }
+    free(head);
+}
+
+// log p(x|z) = rec_scale * rec_row + rec_const, or -1 when the decoder has no likelihood.
+static int likelihood_form(const Model *m, float *rec_scale, float *rec_const) {
+    if (m->rec_loss == RECLOSS_BCE_LOGITS) {
+        *rec_scale = -1.0f / m->pixel_weight;
+        *rec_const = 0.0f;
+        return 0;
+    }
+    if (m->rec_loss == RECLOSS_MSE_IDENTITY) {   // unit-variance Gaussian; rec_row = pw * sum (x-g)^2
+        *rec_scale = -0.5f / m->pixel_weight;
+        *rec_const = (float)(-0.5 * m->input_dim * log(2.0 * M_PI));
+        return 0;
+    }
+    return -1;
+}
+
+static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n_examples,
+                               EvalReport *r, char *err, size_t errlen) {
+    Backend *be = m->be;
+    float rec_scale, rec_const;
+    if (!m->variational)
+        return set_error(err, errlen, "eval.iw_samples: needs a variational model (kind vae or cvae)");
+    if (likelihood_form(m, &rec_scale, &rec_const) != 0)
+        return set_error(err, errlen, "eval.iw_samples: needs a decoder likelihood: loss.reconstruction "
+                                      "\"bce\", or \"mse\" with model.output \"gaussian\"");
+    double start_time = wall_seconds();
+    long N = n_examples > 0 && n_examples < data->n ? n_examples : data->n;
+    long total_rows = N * (long)K;
+    int rows_per_batch = m->max_batch;
+    int32_t *perm_host = xmalloc((size_t)rows_per_batch * sizeof(int32_t));
+    int32_t *perm_dev = be->alloc(be, (size_t)rows_per_batch * sizeof(int32_t));
+    float *logw_dev = be->alloc(be, (size_t)rows_per_batch * sizeof(float));
+    float *logw = xmalloc((size_t)rows_per_batch * sizeof(float));
+    double *lse_max = xmalloc((size_t)N * sizeof(double));
+    double *lse_sum = xcalloc((size_t)N, sizeof(double));
+    for (long i = 0; i < N; i++) lse_max[i] = -INFINITY;
+
+    uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
+    m->rng_seed = m->cfg.train.seed ^ EVAL_IW_SEED_SALT;
+    m->rng_offset = 0;
+    for (long row0 = 0; row0 < total_rows; row0 += rows_per_batch) {
+        int B = total_rows - row0 < rows_per_batch ? (int)(total_rows - row0) : rows_per_batch;
+        for (int b = 0; b < B; b++) perm_host[b] = (int32_t)((row0 + b) / K);
+        be->upload(be, perm_dev, perm_host, (size_t)B * sizeof(int32_t));
+        load_batch(m, data, perm_dev, 0, B);
+        model_forward(m, B, EPS_SAMPLE);
+        model_loss(m, B);
+        be->importance_log_weight(be, logw_dev, m->rec_row, model_head(m), m->eps, B,
+                                  m->latent_dim, rec_scale, rec_const);
+        be->download(be, logw, logw_dev, (size_t)B * sizeof(float));
+        // streaming log-sum-exp per example, in double
+        for (int b = 0; b < B; b++) {
+            long ex = (row0 + b) / K;
+            double v = logw[b];
+            if (v > lse_max[ex]) {
+                lse_sum[ex] = lse_sum[ex] * exp(lse_max[ex] - v) + 1.0;
+                lse_max[ex] = v;
+            } else {
+                lse_sum[ex] += exp(v - lse_max[ex]);
+            }
+        }
+    }
+    m->rng_seed = saved_seed;
+    m->rng_offset = saved_offset;
+    double total = 0.0;
+    for (long i = 0; i < N; i++) total += lse_max[i] + log(lse_sum[i]) - log((double)K);
+    r->iw_k = K;
+    r->iw_examples = N;
+    r->iw_nll = -total / (double)N;
+    r->iw_bits_per_dim = r->iw_nll / (m->input_dim * log(2.0));
+    r->iw_is_nll = r->binarized && m->rec_loss == RECLOSS_BCE_LOGITS;
+    r->iw_seconds = wall_seconds() - start_time;
+    free(perm_host);
+    free(logw);
+    free(lse_max);
+    free(lse_sum);
+    be->free(be, perm_dev);
+    be->free(be, logw_dev);
+    return 0;
+}
+
+int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
+                EvalReport *r, char *err, size_t errlen) {
+    Backend *be = m->be;
+    memset(r, 0, sizeof *r);
+    const int L = m->latent_dim;
+    r->latent_dim = L;
+    r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+    eval_elbo(m, data, EPS_SAMPLE, &r->elbo);
+
+    // deterministic pass (z = mu): codes, KL per dimension, reconstruction errors
+    const int head_width = m->layers[m->head].out;
+    float *head = xmalloc((size_t)m->max_batch * head_width * sizeof(float));
+    float *rows = xmalloc((size_t)m->max_batch * sizeof(float));
+    double *mu_sum = xcalloc((size_t)L, sizeof(double));
+    double *mu_sq = xcalloc((size_t)L, sizeof(double));
+    r->kl_per_dim = xcalloc((size_t)L, sizeof(double));
+    r->mu_variance = xcalloc((size_t)L, sizeof(double));
+    double bce = 0.0, mse = 0.0;
+    bool bernoulli = m->cfg.model.output == OUTPUT_BERNOULLI;
+    for (int start = 0; start < data->n; start += m->max_batch) {
+        int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
+        load_batch(m, data, NULL, start, B);
+        model_forward(m, B, EPS_ZERO);
+        be->download(be, head, model_head(m), (size_t)B * head_width * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            const float *mu = head + (size_t)b * head_width;
+            for (int j = 0; j < L; j++) {
+                mu_sum[j] += mu[j];
+                mu_sq[j] += (double)mu[j] * mu[j];
+                if (m->variational) {
+                    double lv = mu[L + j];
+                    r->kl_per_dim[j] += 0.5 * ((double)mu[j] * mu[j] + exp(lv) - 1.0 - lv);
+                }
+            }
+        }
+        if (bernoulli) {
+            be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                                    RECLOSS_BCE_LOGITS, 1.0f, 0.0f);
+            be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+            for (int b = 0; b < B; b++) bce += rows[b];
+        }
+        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                                bernoulli ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY, 1.0f, 0.0f);
+        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+        for (int b = 0; b < B; b++) mse += rows[b];
+    }
+    double n = data->n > 0 ? data->n : 1;
+    for (int j = 0; j < L; j++) {
+        double mean = mu_sum[j] / n;
+        r->mu_variance[j] = mu_sq[j] / n - mean * mean;
+        if (r->mu_variance[j] < 0) r->mu_variance[j] = 0;
+        r->kl_per_dim[j] /= n;
+        if (r->mu_variance[j] > ACTIVE_UNIT_THRESHOLD) r->active_units++;
+    }
+    r->rec_bce = bernoulli ? bce / n : NAN;
+    r->rec_mse = mse / n;
+    free(head);
+    free(rows);
+    free(mu_sum);
+    free(mu_sq);
+    if (iw_k > 0) return importance_weighted(m, data, iw_k, iw_examples, r, err, errlen);
+    return 0;
+}
+
+void eval_report_free(EvalReport *r) {
+    free(r->kl_per_dim);
+    free(r->mu_variance);
+    memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Json;
+
+static void json_printf(Json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void json_printf(Json *j, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int need = vsnprintf(j->buf + j->len, j->cap - j->len, fmt, ap);
+        va_end(ap);
+        if (need >= 0 && (size_t)need < j->cap - j->len) {
+            j->len += (size_t)need;
+            return;
+        }
+        j->cap = j->cap * 2 + (size_t)(need > 0 ? need : 0);
+        j->buf = realloc(j->buf, j->cap);
+        if (!j->buf) {
+            fprintf(stderr, "cuvae: out of memory writing JSON\n");
+            exit(1);
+        }
+    }
+}
+
+static void json_number(Json *j, double v) {
+    if (isfinite(v)) json_printf(j, "%.6f", v);
+    else json_printf(j, "null");
+}
+
+char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device) {
+    Json j = {xmalloc(1024), 0, 1024};
+    j.buf[0] = '\0';
+    json_printf(&j, "{\"name\": \"%s\", \"test_loss\": ", cfg->name);
+    json_number(&j, r->elbo.loss);
+    json_printf(&j, ", \"rec\": ");
+    json_number(&j, r->elbo.rec);
+    json_printf(&j, ", \"kl\": ");
+    json_number(&j, r->elbo.kl);
+    json_printf(&j, ", \"examples\": %ld, \"units\": \"nats/example\", \"binarized\": %s",
+                r->elbo.examples, r->binarized ? "true" : "false");
+    json_printf(&j, ", \"rec_bce_at_mean\": ");
+    json_number(&j, r->rec_bce);
+    json_printf(&j, ", \"rec_mse_at_mean\": ");
+    json_number(&j, r->rec_mse);
+    json_printf(&j, ", \"latent_dim\": %d, \"active_units\": %d, \"active_threshold\": %g",
+                r->latent_dim, r->active_units, ACTIVE_UNIT_THRESHOLD);
+    json_printf(&j, ", \"kl_per_dim\": [");
+    for (int d = 0; d < r->latent_dim; d++) {
+        if (d) json_printf(&j, ", ");
+        json_printf(&j, "%.5f", r->kl_per_dim[d]);
+    }
+    json_printf(&j, "], \"mu_variance\": [");
+    for (int d = 0; d < r->latent_dim; d++) {
+        if (d) json_printf(&j, ", ");
+        json_printf(&j, "%.5f", r->mu_variance[d]);
+    }
+    json_printf(&j, "]");
+    if (r->iw_k > 0) {
+        json_printf(&j, ", \"iw\": {\"k\": %d, \"examples\": %ld, \"neg_log_px\": ", r->iw_k, r->iw_examples);
+        json_number(&j, r->iw_nll);
+        json_printf(&j, ", \"bits_per_dim\": ");
+        json_number(&j, r->iw_bits_per_dim);
+        json_printf(&j, ", \"is_nll_of_binary_data\": %s, \"seconds\": %.1f}",
+                    r->iw_is_nll ? "true" : "false", r->iw_seconds);
+    }
+    json_printf(&j, ", \"device\": \"%s\"}", device);
+    return j.buf;
 }

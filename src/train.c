@@ -11,6 +11,7 @@
 #include "cuvae/rng.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     // validate everything that can fail on bad input before touching out_dir
     Dataset train_set, test_set;
     if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    eval_prepare_test_set(cfg, &test_set);
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) {
         dataset_free(&train_set);
@@ -96,7 +98,8 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     }
     model_init_params(&model, cfg->train.seed);
     fprintf(stderr, "cuvae: model %s, %zu parameters; losses are nats per example (summed over pixels and latent dims)\n",
-            cfg->model.kind == MODEL_VAE ? "vae" : "ae", model.n_params);
+            cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" : "cvae",
+            model.n_params);
 
     DeviceDataset train_dev, test_dev;
     device_dataset_upload(be, &train_set, &train_dev);
@@ -118,7 +121,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     const int D = train_set.dim;
     const long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const long total_steps = steps_per_epoch * epochs;
-    const float w_rec = (float)cfg->loss.w_rec, w_kl = (float)cfg->loss.w_kl;
+    const float w_rec = (float)cfg->loss.w_rec;
     const float lr = (float)cfg->train.lr;
     const uint64_t binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     uint64_t uniform_offset = 0;
@@ -132,7 +135,8 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
         rng_permutation(&shuffle, perm_host, train_set.n);
         be->upload(be, perm_dev, perm_host, (size_t)train_set.n * sizeof(int32_t));
 
-        double epoch_weighted = 0.0, epoch_count = 0.0;
+        double epoch_weighted = 0.0, epoch_rec = 0.0, epoch_kl = 0.0, epoch_count = 0.0;
+        KlSchedule kl = model_kl_schedule(cfg, epoch - 1);
         double interval_start = wall_seconds();
         long interval_examples = 0;
         for (long step = 0; step < steps_per_epoch; step++) {
@@ -143,8 +147,11 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 uniform_offset += (uint64_t)B * D;
             }
             be->gather_batch(be, model.x, train_dev.images, perm_dev, start, B, D, model.uniform);
+            if (model.onehot)
+                be->gather_onehot(be, model.onehot, train_dev.labels, perm_dev, start, B, model.n_classes);
+            kl = model_kl_schedule(cfg, (double)global_step / (double)steps_per_epoch);
             model_forward(&model, B, EPS_SAMPLE);
-            model_backward(&model, B, w_rec, w_kl);
+            model_backward_scheduled(&model, B, w_rec, kl);
             model_accumulate_loss(&model, B);
             model_adam_step(&model, lr);
             global_step++;
@@ -153,9 +160,15 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
             bool last_step = step == steps_per_epoch - 1;
             if (global_step % cfg->train.log_interval == 0 || last_step) {
                 // the one device -> host read of a log interval
-                double rec, kl, count;
-                model_read_loss(&model, &rec, &kl, &count);
-                epoch_weighted += w_rec * rec + w_kl * kl;
+                double rec, kl_sum, count;
+                model_read_loss(&model, &rec, &kl_sum, &count);
+                // the objective at this step's schedule (free bits shown without the floor)
+                double weighted = w_rec * rec + kl.weight * kl_sum;
+                if (kl.capacity && count > 0)
+                    weighted = w_rec * rec + kl.capacity_gamma * fabs(kl_sum / count - kl.capacity_target) * count;
+                epoch_weighted += weighted;
+                epoch_rec += rec;
+                epoch_kl += kl_sum;
                 epoch_count += count;
                 double now = wall_seconds();
                 double rate = interval_examples / (now - interval_start + 1e-12);
@@ -163,7 +176,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 double eta = elapsed / (double)global_step * (double)(total_steps - global_step);
                 if (!last_step || tty)
                     print_progress(tty, epoch, epochs, step + 1, steps_per_epoch, rate, eta,
-                                   count > 0 ? (w_rec * rec + w_kl * kl) / count : 0.0);
+                                   count > 0 ? weighted / count : 0.0);
                 interval_start = now;
                 interval_examples = 0;
             }
@@ -181,8 +194,12 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 epoch, epochs, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
         fprintf(log,
                 "{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, \"test_rec\": %.6f, "
-                "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f}\n",
-                epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
+                "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
+                "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g}\n",
+                epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s,
+                epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
+                epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
+                kl.capacity ? 0.0 : (double)kl.weight, kl.capacity ? (double)kl.capacity_target : 0.0);
         fflush(log);
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
@@ -199,7 +216,48 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
             goto done;
         }
     }
-    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, model.safetensors)\n",
+    // the full evaluation of the final model, on a model with a larger batch
+    {
+        int eval_batch = cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000;
+        if (eval_batch < 1000) eval_batch = 1000;
+        Model eval_model;
+        if (model_create(&eval_model, cfg, be, eval_batch, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
+        float *params = xmalloc(model.n_params * sizeof(float));
+        model_get_params(&model, params);
+        model_set_params(&eval_model, params);
+        free(params);
+        EvalReport report;
+        if (cfg->eval.iw_samples > 0)
+            fprintf(stderr, "cuvae: importance-weighted -log p(x) with K = %d on %d test examples...\n",
+                    cfg->eval.iw_samples, cfg->eval.iw_examples > 0 && cfg->eval.iw_examples < test_set.n ? cfg->eval.iw_examples : test_set.n);
+        if (eval_report(&eval_model, &test_dev, cfg->eval.iw_samples, cfg->eval.iw_examples, &report,
+                        err, errlen) != 0) {
+            model_destroy(&eval_model);
+            rc = -1;
+            goto done;
+        }
+        char *json = eval_report_json(&report, cfg, be->name);
+        snprintf(path, sizeof path, "%s/eval.json", out_dir);
+        size_t len = strlen(json);
+        json = realloc(json, len + 2);
+        strcat(json, "\n");
+        rc = write_text(path, json, err, errlen);
+        fprintf(stderr, "cuvae: eval: test loss %.4f nats/example, %d of %d active units%s\n",
+                report.elbo.loss, report.active_units, report.latent_dim, "");
+        if (report.iw_k > 0)
+            fprintf(stderr, "cuvae: eval: -log p(x) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
+                    report.iw_nll, report.iw_k, report.iw_examples,
+                    report.iw_is_nll ? "binarized data: an NLL" : "not binary data: not an NLL",
+                    report.iw_bits_per_dim);
+        free(json);
+        eval_report_free(&report);
+        model_destroy(&eval_model);
+        if (rc != 0) goto done;
+    }
+    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors)\n",
             wall_seconds() - train_start, out_dir);
 
 done:

@@ -1,8 +1,11 @@
-// eval.h: a dataset resident on the backend, and the ELBO evaluation over it
-// (unweighted rec + KL, nats per example).
+// eval.h: a dataset resident on the backend, and evaluation over it: the
+// negative ELBO (unweighted rec + KL, nats per example), active units, KL per
+// dimension, reconstruction errors, and the importance-weighted estimate of
+// -log p(x).
 #ifndef CUVAE_EVAL_H
 #define CUVAE_EVAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
@@ -16,6 +19,11 @@ typedef struct {
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out);
 void device_dataset_free(Backend *be, DeviceDataset *d);
 
+// Evaluation data are fixed: a model trained with dynamic binarization is
+// evaluated on a test set binarized once with a fixed seed (static binarization
+// already happened at load). Call on the host test set before uploading it.
+void eval_prepare_test_set(const Config *cfg, Dataset *test);
+
 typedef struct {
     double loss;        // rec + kl, unweighted, nats per example
     double rec;
@@ -24,11 +32,41 @@ typedef struct {
 } ElboResult;
 
 // Negative ELBO over the whole dataset in batches of m->max_batch. eps_mode:
-// EPS_SAMPLE (one z sample per example; a fixed evaluation stream, so repeated
-// evaluations use the same draws) or EPS_ZERO (z = mu). When the model trains on
-// dynamically binarized data, the evaluation data are binarized once with a
-// fixed seed. Leaves the training RNG state and loss accumulator untouched
-// (the accumulator must be empty on entry).
+// EPS_SAMPLE (one z sample per example from a fixed evaluation stream, so
+// repeated evaluations use the same draws) or EPS_ZERO (z = mu). Leaves the
+// training RNG state untouched; the loss accumulator must be empty on entry.
 void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out);
+
+#define ACTIVE_UNIT_THRESHOLD 0.01
+
+typedef struct {
+    ElboResult elbo;           // as eval_elbo(EPS_SAMPLE)
+    int latent_dim;
+    double *kl_per_dim;        // (L) mean over examples of KL_j, nats
+    double *mu_variance;       // (L) Var_x(E_q[z_j])
+    int active_units;          // dims with mu_variance > ACTIVE_UNIT_THRESHOLD (Burda et al.)
+    double rec_bce;            // at z = mu, nats per example (NAN for a gaussian decoder)
+    double rec_mse;            // at z = mu, sum of squared errors per example
+    bool binarized;            // evaluation data are binary
+    // importance-weighted estimate (iw_k = 0: not computed)
+    int iw_k;
+    long iw_examples;
+    double iw_nll;             // -mean log p(x), nats per example
+    double iw_bits_per_dim;
+    bool iw_is_nll;            // a likelihood of binary data (bce on binarized data)
+    double iw_seconds;
+} EvalReport;
+
+// Everything above. iw_k > 0 runs the importance-weighted bound with K samples
+// on the first iw_examples examples (0 = all), in batches of at most
+// m->max_batch rows. Fails (with err) when the model has no likelihood for it.
+int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
+                EvalReport *r, char *err, size_t errlen);
+void eval_report_free(EvalReport *r);
+// One JSON object (malloc'd, no trailing newline).
+char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device);
+
+// Means of q(z|x) (or the AE code) of the first n examples: mu (n, L) on the host.
+void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu);
 
 #endif

@@ -1,0 +1,183 @@
+// test_eval.c: the evaluation numbers against exact answers: the
+// importance-weighted -log p(x) of a VAE with a linear Gaussian decoder
+// (p(x) = N(b, W W^T + I) in closed form), the ELBO bound, active units,
+// KL per dimension, and eval_elbo's reproducibility.
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+#include "cuvae/eval.h"
+#include "cuvae/model.h"
+#include "cuvae/rng.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static Backend *cpu;
+
+#define D 5
+#define L 2
+#define N_EXAMPLES 6
+
+static Config linear_gaussian_config(void) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "linear-gaussian");
+    c.model.kind = MODEL_VAE;
+    c.model.input_dim = D;
+    c.model.n_encoder = 1;
+    c.model.encoder[0] = 4;
+    c.model.latent_dim = L;
+    c.model.n_decoder = 0;          // decoder: x = W z + b, unit-variance Gaussian
+    c.model.activation = ACT_TANH;
+    c.model.output = OUTPUT_GAUSSIAN;
+    c.loss.reconstruction = REC_MSE;
+    c.loss.reduction = REDUCTION_SUM;
+    c.loss.w_rec = 1;
+    c.loss.w_kl = 1;
+    c.train.batch_size = 64;
+    c.train.seed = 3;
+    c.eval.iw_batch = 4096;
+    return c;
+}
+
+// log N(x; b, W W^T + I) by Cholesky, in double
+static double exact_log_px(const double *x, const double *W /* (D, L) */, const double *b) {
+    double S[D][D], Lc[D][D] = {{0}};
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double s = i == j ? 1.0 : 0.0;
+            for (int k = 0; k < L; k++) s += W[i * L + k] * W[j * L + k];
+            S[i][j] = s;
+        }
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j <= i; j++) {
+            double s = S[i][j];
+            for (int k = 0; k < j; k++) s -= Lc[i][k] * Lc[j][k];
+            Lc[i][j] = i == j ? sqrt(s) : s / Lc[j][j];
+        }
+    double y[D], logdet = 0, quad = 0;
+    for (int i = 0; i < D; i++) {
+        double s = x[i] - b[i];
+        for (int k = 0; k < i; k++) s -= Lc[i][k] * y[k];
+        y[i] = s / Lc[i][i];
+        quad += y[i] * y[i];
+        logdet += 2 * log(Lc[i][i]);
+    }
+    return -0.5 * (quad + logdet + D * log(2 * M_PI));
+}
+
+static void make_data(DeviceDataset *dev, uint8_t *images) {
+    Rng rng;
+    rng_init(&rng, 5, 5);
+    for (int i = 0; i < N_EXAMPLES * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 255);
+    uint8_t labels[N_EXAMPLES] = {0};
+    Dataset host = {N_EXAMPLES, 1, D, D, images, labels, 10};
+    device_dataset_upload(cpu, &host, dev);
+}
+
+static void test_iw_matches_exact_log_likelihood(void) {
+    Config cfg = linear_gaussian_config();
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 4096, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 9);
+    uint8_t images[N_EXAMPLES * D];
+    DeviceDataset dev;
+    make_data(&dev, images);
+
+    // the decoder's W (D, L) and b (D) straight from the arena
+    float *p = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, p);
+    const Layer *out = &m.layers[m.n_layers - 1];
+    double W[D * L], b[D];
+    for (int i = 0; i < D * L; i++) W[i] = p[out->weight_offset + i];
+    for (int i = 0; i < D; i++) b[i] = p[out->bias_offset + i];
+    double exact = 0;
+    for (int e = 0; e < N_EXAMPLES; e++) {
+        double x[D];
+        for (int i = 0; i < D; i++) x[i] = images[e * D + i] / 255.0;
+        exact += exact_log_px(x, W, b);
+    }
+    double exact_nll = -exact / N_EXAMPLES;
+
+    EvalReport r1, rk;
+    CHECK(eval_report(&m, &dev, 1, 0, &r1, err, sizeof err) == 0, "iw K=1: %s", err);
+    CHECK(eval_report(&m, &dev, 20000, 0, &rk, err, sizeof err) == 0, "iw K=20000: %s", err);
+    fprintf(stderr, "    exact -log p(x) %.4f | IW K=20000 %.4f | K=1 %.4f | ELBO %.4f\n", exact_nll,
+            rk.iw_nll, r1.iw_nll, rk.elbo.loss);
+    CHECK(test_close(rk.iw_nll, exact_nll, 0, 0.02), "IW(K=20000) %g vs exact %g", rk.iw_nll, exact_nll);
+    CHECK(r1.iw_nll > exact_nll && rk.elbo.loss > exact_nll, "K=1 and ELBO are upper bounds on -log p(x)");
+    CHECK(rk.iw_k == 20000 && rk.iw_examples == N_EXAMPLES, "iw counts");
+    CHECK(!rk.iw_is_nll, "gaussian decoder on non-binary data is not reported as an NLL of binary data");
+    CHECK(test_close(rk.iw_bits_per_dim, rk.iw_nll / (D * log(2.0)), 1e-12, 0), "bits/dim");
+    eval_report_free(&r1);
+    eval_report_free(&rk);
+    free(p);
+    device_dataset_free(cpu, &dev);
+    model_destroy(&m);
+}
+
+static void test_iw_refuses_non_likelihood(void) {
+    Config cfg = linear_gaussian_config();
+    cfg.model.output = OUTPUT_BERNOULLI;   // mse on sigmoid: no likelihood
+    Model m;
+    char err[256] = "";
+    model_create(&m, &cfg, cpu, 64, err, sizeof err);
+    model_init_params(&m, 1);
+    uint8_t images[N_EXAMPLES * D];
+    DeviceDataset dev;
+    make_data(&dev, images);
+    EvalReport r;
+    CHECK(eval_report(&m, &dev, 10, 0, &r, err, sizeof err) == -1, "refused");
+    CHECK(strstr(err, "eval.iw_samples") != NULL, "error names the key: %s", err);
+    eval_report_free(&r);
+    device_dataset_free(cpu, &dev);
+    model_destroy(&m);
+}
+
+static void test_active_units_and_kl_per_dim(void) {
+    Config cfg = linear_gaussian_config();
+    Model m;
+    char err[256];
+    model_create(&m, &cfg, cpu, 4, err, sizeof err);   // several batches
+    model_init_params(&m, 2);
+    // make latent dimension 1 dead: zero the rows of the mu head that produce it
+    float *p = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, p);
+    const Layer *head = &m.layers[m.head];
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 1 * head->in + k] = 0.0f;
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 0 * head->in + k] *= 20.0f;
+    model_set_params(&m, p);
+    uint8_t images[N_EXAMPLES * D];
+    DeviceDataset dev;
+    make_data(&dev, images);
+    EvalReport r;
+    CHECK(eval_report(&m, &dev, 0, 0, &r, err, sizeof err) == 0, "report: %s", err);
+    CHECK(r.mu_variance[1] < 1e-10 && r.mu_variance[0] > ACTIVE_UNIT_THRESHOLD, "variances %g %g",
+          r.mu_variance[0], r.mu_variance[1]);
+    CHECK(r.active_units == 1, "one active unit, got %d", r.active_units);
+    double kl_sum = r.kl_per_dim[0] + r.kl_per_dim[1];
+    CHECK(test_close(kl_sum, r.elbo.kl, 1e-4, 1e-6), "KL per dim sums to the KL: %g vs %g", kl_sum, r.elbo.kl);
+    CHECK(isnan(r.rec_bce) && r.rec_mse > 0, "gaussian decoder: no BCE, some MSE");
+    // the same numbers twice (fixed evaluation stream)
+    ElboResult a, b2;
+    eval_elbo(&m, &dev, EPS_SAMPLE, &a);
+    eval_elbo(&m, &dev, EPS_SAMPLE, &b2);
+    CHECK(a.loss == b2.loss && a.loss == r.elbo.loss, "eval_elbo is reproducible");
+    char *json = eval_report_json(&r, &cfg, "cpu");
+    CHECK(strstr(json, "\"active_units\": 1") && strstr(json, "\"kl_per_dim\": [") &&
+          strstr(json, "\"rec_bce_at_mean\": null"), "json: %s", json);
+    free(json);
+    eval_report_free(&r);
+    free(p);
+    device_dataset_free(cpu, &dev);
+    model_destroy(&m);
+}
+
+int main(void) {
+    cpu = backend_cpu_create();
+    test_run("iw_matches_exact_log_likelihood", test_iw_matches_exact_log_likelihood);
+    test_run("iw_refuses_non_likelihood", test_iw_refuses_non_likelihood);
+    test_run("active_units_and_kl_per_dim", test_active_units_and_kl_per_dim);
+    cpu->destroy(cpu);
+    return test_finish("test_eval");
+}
