@@ -5,8 +5,10 @@
 #include "cuvae/config.h"
 #include "cuvae/dataset.h"
 #include "cuvae/eval.h"
+#include "cuvae/figures.h"
 #include "cuvae/image.h"
 #include "cuvae/model.h"
+#include "cuvae/report.h"
 #include "cuvae/train.h"
 
 #include <math.h>
@@ -25,8 +27,10 @@ static const char *USAGE_MAIN =
     "\n"
     "commands:\n"
     "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
-    "  eval CKPT [--set key.path=value]... [--z sample|mean] test negative ELBO as one JSON line\n"
-    "  sample CKPT [-n N] [-o FILE.png] [--seed S]           PNG grid of decoded z ~ N(0, I)\n"
+    "  eval CKPT [--iw K] [--set key.path=value]...          test metrics as one JSON line\n"
+    "  sample CKPT [-n N] [-o FILE.png] [--class C]          PNG grid of decoded z ~ N(0, I)\n"
+    "  plot RUN_DIR [--tsne-points N] [--set key.path=value]... every figure of a run (PNG)\n"
+    "  report INDEX.json RUNS_DIR                             one HTML page over several runs\n"
     "\n"
     "  cuvae <command> --help   options of one command\n"
     "  cuvae --version\n"
@@ -34,12 +38,13 @@ static const char *USAGE_MAIN =
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
 
 static const char *USAGE_TRAIN =
-    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR]\n"
+    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR] [--full]\n"
     "\n"
     "  CONFIG            JSON config (see configs/ and README.md for every key)\n"
     "  --set k=v         override a config key, e.g. --set train.epochs=3 --set model.encoder=[400]\n"
     "                    (value parsed as JSON when it parses, else taken as a string)\n"
     "  --out DIR         output directory (default runs/<name>)\n"
+    "  --full            train for train.full_epochs (the lecture-length run) when set\n"
     "\n"
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
@@ -47,20 +52,45 @@ static const char *USAGE_TRAIN =
     "(written atomically after every epoch).\n";
 
 static const char *USAGE_EVAL =
-    "usage: cuvae eval CKPT [--set key.path=value]... [--z sample|mean]\n"
+    "usage: cuvae eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean]\n"
+    "                       [--set key.path=value]...\n"
     "\n"
     "Rebuilds the model from the config stored in the checkpoint (keys may be overridden,\n"
     "e.g. --set data.dir=elsewhere --set device=cpu) and prints one JSON line:\n"
-    "  {\"test_loss\", \"rec\", \"kl\", \"examples\", \"units\": \"nats/example\", ...}\n"
-    "test_loss = rec + KL (unweighted negative ELBO) over the whole test set.\n"
-    "  --z sample   one z ~ q(z|x) per example (default; the ELBO estimate)\n"
-    "  --z mean     decode z = mu (deterministic reconstruction term)\n";
+    "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
+    "  whole test set, in nats per example; rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
+    "  active_units (Var_x E_q[z_j] > 0.01), kl_per_dim, mu_variance; binarized;\n"
+    "  with --iw K: iw = {k, examples, neg_log_px, bits_per_dim, is_nll_of_binary_data}:\n"
+    "  the importance-weighted estimate of -log p(x) with K samples per example\n"
+    "  (log-mean-exp of log p(x|z) + log p(z) - log q(z|x); an NLL only for binary data).\n"
+    "  --iw-examples N   use the first N test examples for --iw (default all)\n"
+    "  -o FILE.json      also write the JSON there\n"
+    "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n";
 
 static const char *USAGE_SAMPLE =
-    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--set key.path=value]...\n"
+    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--set key.path=value]...\n"
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
-    "(default samples.png). Bernoulli decoders show sigmoid(logits).\n";
+    "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
+    "--class C generates that class; without it sample i gets class i mod 10.\n";
+
+static const char *USAGE_PLOT =
+    "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--set key.path=value]...\n"
+    "\n"
+    "Writes RUN_DIR/figures/: samples.png (z ~ N(0, I)), reconstructions.png (test images\n"
+    "above their reconstructions), latent_scatter.png (encoded test set coloured by label:\n"
+    "directly for latent dim 2, t-SNE of --tsne-points codes (default 2000) otherwise),\n"
+    "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
+    "a uniform grid through the inverse normal CDF), interpolation.png, class_rows.png (cvae),\n"
+    "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n";
+
+static const char *USAGE_REPORT =
+    "usage: cuvae report INDEX.json RUNS_DIR\n"
+    "\n"
+    "Writes RUNS_DIR/index.html: one section per entry of INDEX.json ({\"title\", \"intro\",\n"
+    "\"sections\": [{\"title\", \"text\", \"runs\": [run names], \"figures\": [figure names]}]}),\n"
+    "each with the runs' numbers (from RUNS_DIR/<run>/eval.json) and their figures side by side\n"
+    "(RUNS_DIR/<run>/figures/<figure>.png). Relative links only: it opens from disk.\n";
 
 static int fail(const char *message) {
     fprintf(stderr, "cuvae: %s\n", message);
@@ -83,12 +113,21 @@ typedef struct {
     const char *output_png;
     int n_samples;
     long long seed;
+    int iw_k;
+    int iw_examples;
+    const char *json_out;
+    int sample_class;
+    int tsne_points;
+    int tsne_iterations;
+    bool full;
 } Args;
 
 static int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
     a->n_samples = 64;
     a->seed = -1;
+    a->sample_class = -1;
+    a->iw_k = -1;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
@@ -99,11 +138,41 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
         } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {
             if (!has_value) return set_error(err, errlen, "train: --out needs a directory");
             a->out_dir = argv[++i];
+        } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
+            a->full = true;
         } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
             if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
             a->z_mode = argv[++i];
             if (strcmp(a->z_mode, "sample") != 0 && strcmp(a->z_mode, "mean") != 0)
                 return set_error(err, errlen, "eval: --z: expected sample or mean, got \"%s\"", a->z_mode);
+        } else if ((strcmp(arg, "--iw") == 0 || strcmp(arg, "--iw-examples") == 0) &&
+                   strcmp(command, "eval") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 10000000)
+                return set_error(err, errlen, "eval: %s: expected a count >= 0, got \"%s\"", arg, argv[i]);
+            if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
+            else a->iw_examples = (int)v;
+        } else if (strcmp(arg, "-o") == 0 && strcmp(command, "eval") == 0) {
+            if (!has_value) return set_error(err, errlen, "eval: -o needs a file name");
+            a->json_out = argv[++i];
+        } else if (strcmp(arg, "--class") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 255)
+                return set_error(err, errlen, "sample: --class: expected a label 0..9, got \"%s\"", argv[i]);
+            a->sample_class = (int)v;
+        } else if ((strcmp(arg, "--tsne-points") == 0 || strcmp(arg, "--tsne-iterations") == 0) &&
+                   strcmp(command, "plot") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "plot: %s needs a count", arg);
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 10 || v > 100000)
+                return set_error(err, errlen, "plot: %s: expected 10..100000, got \"%s\"", arg, argv[i]);
+            if (strcmp(arg, "--tsne-points") == 0) a->tsne_points = (int)v;
+            else a->tsne_iterations = (int)v;
         } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: -n needs a count");
@@ -130,7 +199,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
     }
     if (!a->positional)
         return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
-                         strcmp(command, "train") == 0 ? "CONFIG" : "CKPT", command);
+                         strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT", command);
     return 0;
 }
 
@@ -140,6 +209,7 @@ static int command_train(int argc, char **argv) {
     if (parse_args(argc, argv, "train", &a, err, sizeof err) != 0) return fail(err);
     Config cfg;
     if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    if (a.full && cfg.train.full_epochs > 0) cfg.train.epochs = cfg.train.full_epochs;
     char out_dir[700];
     if (a.out_dir) snprintf(out_dir, sizeof out_dir, "%s", a.out_dir);
     else snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
@@ -169,31 +239,52 @@ static int command_eval(int argc, char **argv) {
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     Dataset train_set, test_set;
-    cfg.data.train_limit = 1;   // eval needs only the test split
-    if (dataset_load(&cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
+    Config data_cfg = cfg;
+    data_cfg.data.train_limit = 1;   // eval needs only the test split
+    if (dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
     dataset_free(&train_set);
+    eval_prepare_test_set(&cfg, &test_set);
+    int iw_k = a.iw_k >= 0 ? a.iw_k : 0;
+    int batch = iw_k > 0 ? cfg.eval.iw_batch : 1000;
+    if (batch < 1000) batch = 1000;
     Backend *be;
     Model m;
-    int batch = cfg.train.batch_size < 1000 ? 1000 : cfg.train.batch_size;
     if (load_checkpoint_model(&a, batch, &cfg, &be, &m, err, sizeof err) != 0) {
         dataset_free(&test_set);
         return fail(err);
     }
     DeviceDataset test_dev;
     device_dataset_upload(be, &test_set, &test_dev);
-    bool mean = a.z_mode && strcmp(a.z_mode, "mean") == 0;
-    ElboResult r;
-    eval_elbo(&m, &test_dev, mean ? EPS_ZERO : EPS_SAMPLE, &r);
-    printf("{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
-           "\"units\": \"nats/example\", \"z\": \"%s\", \"binarize\": \"%s\", \"device\": \"%s\"}\n",
-           r.loss, r.rec, r.kl, r.examples, mean ? "mean" : "sample",
-           cfg.data.binarize == BINARIZE_NONE ? "none" : cfg.data.binarize == BINARIZE_STATIC ? "static" : "dynamic",
-           be->name);
+    int rc = 0;
+    if (a.z_mode && strcmp(a.z_mode, "mean") == 0) {
+        ElboResult r;
+        eval_elbo(&m, &test_dev, EPS_ZERO, &r);
+        printf("{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
+               "\"units\": \"nats/example\", \"z\": \"mean\", \"device\": \"%s\"}\n",
+               r.loss, r.rec, r.kl, r.examples, be->name);
+    } else {
+        EvalReport report;
+        if (eval_report(&m, &test_dev, iw_k, a.iw_examples, &report, err, sizeof err) != 0) {
+            rc = fail(err);
+        } else {
+            char *json = eval_report_json(&report, &cfg, be->name);
+            printf("%s\n", json);
+            if (a.json_out) {
+                FILE *f = fopen(a.json_out, "w");
+                if (!f || fprintf(f, "%s\n", json) < 0 || fclose(f) != 0) {
+                    snprintf(err, sizeof err, "%s: cannot write", a.json_out);
+                    rc = fail(err);
+                }
+            }
+            free(json);
+            eval_report_free(&report);
+        }
+    }
     device_dataset_free(be, &test_dev);
     model_destroy(&m);
     be->destroy(be);
     dataset_free(&test_set);
-    return 0;
+    return rc;
 }
 
 static int command_sample(int argc, char **argv) {
@@ -213,6 +304,27 @@ static int command_sample(int argc, char **argv) {
         return fail(err);
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
+    if (a.sample_class >= 0 && m.n_classes == 0) {
+        model_destroy(&m);
+        be->destroy(be);
+        return fail("sample: --class needs a cvae checkpoint (model.kind \"cvae\")");
+    }
+    if (a.sample_class >= m.n_classes && m.n_classes > 0) {
+        model_destroy(&m);
+        be->destroy(be);
+        snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, m.n_classes - 1);
+        return fail(err);
+    }
+    if (m.n_classes > 0) {
+        uint8_t *labels = xmalloc((size_t)a.n_samples);
+        for (int i = 0; i < a.n_samples; i++)
+            labels[i] = (uint8_t)(a.sample_class >= 0 ? a.sample_class : i % m.n_classes);
+        uint8_t *labels_dev = be->alloc(be, (size_t)a.n_samples);
+        be->upload(be, labels_dev, labels, (size_t)a.n_samples);
+        be->gather_onehot(be, m.onehot, labels_dev, NULL, 0, a.n_samples, m.n_classes);
+        be->free(be, labels_dev);
+        free(labels);
+    }
     be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0);
     model_decode(&m, a.n_samples);
     float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
@@ -233,6 +345,26 @@ static int command_sample(int argc, char **argv) {
     return 0;
 }
 
+static int command_plot(int argc, char **argv) {
+    char err[1024];
+    Args a;
+    if (parse_args(argc, argv, "plot", &a, err, sizeof err) != 0) return fail(err);
+    FigureOptions o;
+    figures_default_options(&o);
+    if (a.tsne_points) o.tsne_points = a.tsne_points;
+    if (a.tsne_iterations) o.tsne_iterations = a.tsne_iterations;
+    if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);
+    return 0;
+}
+
+static int command_report(int argc, char **argv) {
+    char err[1024];
+    if (argc != 2) return fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
+    if (report_write(argv[0], argv[1], err, sizeof err) != 0) return fail(err);
+    fprintf(stderr, "cuvae: wrote %s/index.html\n", argv[1]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");
@@ -245,6 +377,8 @@ int main(int argc, char **argv) {
             if (strcmp(c, "train") == 0) { fputs(USAGE_TRAIN, stdout); return 0; }
             if (strcmp(c, "eval") == 0) { fputs(USAGE_EVAL, stdout); return 0; }
             if (strcmp(c, "sample") == 0) { fputs(USAGE_SAMPLE, stdout); return 0; }
+            if (strcmp(c, "plot") == 0) { fputs(USAGE_PLOT, stdout); return 0; }
+            if (strcmp(c, "report") == 0) { fputs(USAGE_REPORT, stdout); return 0; }
         }
         fputs(USAGE_MAIN, stdout);
         return 0;
@@ -268,6 +402,14 @@ int main(int argc, char **argv) {
     if (strcmp(command, "sample") == 0) {
         if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_SAMPLE, stdout); return 0; }
         return command_sample(sub_argc, sub_argv);
+    }
+    if (strcmp(command, "plot") == 0) {
+        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_PLOT, stdout); return 0; }
+        return command_plot(sub_argc, sub_argv);
+    }
+    if (strcmp(command, "report") == 0) {
+        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_REPORT, stdout); return 0; }
+        return command_report(sub_argc, sub_argv);
     }
     fprintf(stderr, "cuvae: unknown command \"%s\" (see cuvae --help)\n", command);
     return EXIT_BAD_INPUT;

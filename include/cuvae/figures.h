@@ -1,0 +1,22 @@
+// figures.h: every figure of a training run (`cuvae plot RUN_DIR`): samples,
+// reconstructions, latent scatter (direct or t-SNE), per-dimension histograms,
+// 2-D manifold, interpolations, class-conditional rows, loss curves.
+#ifndef CUVAE_FIGURES_H
+#define CUVAE_FIGURES_H
+
+#include <stddef.h>
+
+typedef struct {
+    int tsne_points;        // codes embedded by t-SNE when latent_dim > 2 (default 2000)
+    int tsne_iterations;    // default 1000
+    int scatter_points;     // points in a direct 2-D scatter (default: the whole test set)
+} FigureOptions;
+
+void figures_default_options(FigureOptions *o);
+
+// Reads RUN_DIR/model.safetensors (+ log.jsonl) and writes RUN_DIR/figures/*.png.
+// overrides apply to the stored config (e.g. data.dir, device). Prints each file written.
+int figures_write_all(const char *run_dir, const char *const *overrides, int n_overrides,
+                      const FigureOptions *o, char *err, size_t errlen);
+
+#endif

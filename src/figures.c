@@ -1,0 +1,401 @@
+// figures.c: the figures of one run, from its checkpoint, its test set and its
+// log.jsonl: image grids go through plot_image (title, optional axes), charts
+// through plot_scatter / plot_histograms / plot_lines, t-SNE through tsne_embed.
+#include "cuvae/figures.h"
+#include "cuvae/backend.h"
+#include "cuvae/checkpoint.h"
+#include "cuvae/common.h"
+#include "cuvae/dataset.h"
+#include "cuvae/eval.h"
+#include "cuvae/image.h"
+#include "cuvae/model.h"
+#include "cuvae/plot.h"
+#include "cuvae/rng.h"
+#include "cuvae/tsne.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIGURE_SEED_SALT 0xF16ull
+#define MANIFOLD_STEPS 20
+#define INTERPOLATION_STEPS 10
+#define INTERPOLATION_ROWS 5
+#define SAMPLE_GRID 8
+#define RECONSTRUCTION_COLUMNS 12
+
+void figures_default_options(FigureOptions *o) {
+    o->tsne_points = 2000;
+    o->tsne_iterations = 1000;
+    o->scatter_points = 0;
+}
+
+typedef struct {
+    const char *dir;          // RUN_DIR/figures
+    Model *m;
+    int side;                 // image side (input_dim = side * side)
+    char *err;
+    size_t errlen;
+} Figures;
+
+// Phi^-1(p) by bisection on Phi(x) = erfc(-x / sqrt 2) / 2: plain and exact enough.
+static double inverse_normal_cdf(double p) {
+    double lo = -10.0, hi = 10.0;
+    for (int i = 0; i < 100; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (0.5 * erfc(-mid / sqrt(2.0)) < p) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+// Decodes n latent points z (n, L) with labels (n) or NULL into pixels (n, D) in [0, 1].
+static void decode_points(Figures *f, const float *z, const uint8_t *labels, int n, float *pixels) {
+    Model *m = f->m;
+    Backend *be = m->be;
+    const int L = m->latent_dim, D = m->input_dim;
+    uint8_t *labels_dev = m->n_classes ? be->alloc(be, (size_t)m->max_batch) : NULL;
+    for (int start = 0; start < n; start += m->max_batch) {
+        int B = n - start < m->max_batch ? n - start : m->max_batch;
+        be->upload(be, m->z, z + (size_t)start * L, (size_t)B * L * sizeof(float));
+        if (m->n_classes) {
+            be->upload(be, labels_dev, labels + start, (size_t)B);
+            be->gather_onehot(be, m->onehot, labels_dev, NULL, 0, B, m->n_classes);
+        }
+        model_decode(m, B);
+        be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));
+    }
+    if (labels_dev) be->free(be, labels_dev);
+    for (size_t i = 0; i < (size_t)n * D; i++) {
+        float v = pixels[i];
+        pixels[i] = m->cfg.model.output == OUTPUT_BERNOULLI ? 1.0f / (1.0f + expf(-v)) : v;
+    }
+}
+
+static int write_grid(Figures *f, const char *name, const char *title, const float *pixels, int n,
+                      int columns, const char *xlabel, double x_min, double x_max,
+                      const char *ylabel, double y_min, double y_max, int pad) {
+    int width, height;
+    uint8_t *grid = image_grid(pixels, n, f->side, f->side, columns, pad, 255, &width, &height);
+    if (!grid) return set_error(f->err, f->errlen, "%s: cannot tile %d images", name, n);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    int rc = plot_image(path, title, grid, width, height, xlabel, x_min, x_max, ylabel, y_min,
+                        y_max, f->err, f->errlen);
+    free(grid);
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    return rc;
+}
+
+static int figure_samples(Figures *f) {
+    Model *m = f->m;
+    const int n = SAMPLE_GRID * SAMPLE_GRID, L = m->latent_dim;
+    float *z = xmalloc((size_t)n * L * sizeof(float));
+    uint8_t labels[SAMPLE_GRID * SAMPLE_GRID];
+    rng_fill_normal(z, (size_t)n * L, m->cfg.train.seed ^ FIGURE_SEED_SALT, 0);
+    for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % 10);
+    float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
+    decode_points(f, z, labels, n, pixels);
+    const char *title = m->n_classes ? "Samples: z ~ N(0, I), class = column index"
+                                     : "Samples decoded from z ~ N(0, I)";
+    int rc = write_grid(f, "samples.png", title, pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
+    free(z);
+    free(pixels);
+    return rc;
+}
+
+// Test images on odd rows, their reconstructions (z = mu) on the row below.
+static int figure_reconstructions(Figures *f, const DeviceDataset *test, const float *codes,
+                                  const uint8_t *labels) {
+    Model *m = f->m;
+    const int cols = RECONSTRUCTION_COLUMNS, pairs = 3, D = m->input_dim;
+    int n = cols * pairs;
+    if (n > test->n) n = test->n;
+    float *recon = xmalloc((size_t)n * D * sizeof(float));
+    decode_points(f, codes, labels, n, recon);
+    uint8_t *images = xmalloc((size_t)n * D);
+    m->be->download(m->be, images, test->images, (size_t)n * D);
+    float *tiles = xcalloc((size_t)2 * pairs * cols * D, sizeof(float));
+    for (int i = 0; i < n; i++) {
+        int row = i / cols, col = i % cols;
+        for (int d = 0; d < D; d++) {
+            tiles[((size_t)(2 * row) * cols + col) * D + d] = images[(size_t)i * D + d] / 255.0f;
+            tiles[((size_t)(2 * row + 1) * cols + col) * D + d] = recon[(size_t)i * D + d];
+        }
+    }
+    int rc = write_grid(f, "reconstructions.png",
+                        "Test images (odd rows) and their reconstructions at z = mu (row below)",
+                        tiles, 2 * pairs * cols, cols, NULL, 0, 0, NULL, 0, 0, 2);
+    free(recon);
+    free(images);
+    free(tiles);
+    return rc;
+}
+
+static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels, int n,
+                          const FigureOptions *o) {
+    const int L = f->m->latent_dim;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/latent_scatter.png", f->dir);
+    int rc;
+    if (L == 2) {
+        int points = o->scatter_points > 0 && o->scatter_points < n ? o->scatter_points : n;
+        char title[128];
+        snprintf(title, sizeof title, "Encoded test set (mean of q(z|x)), %d points", points);
+        rc = plot_scatter(path, title, "z1", "z2", codes, labels, points, 10, NULL, f->err, f->errlen);
+    } else {
+        int points = o->tsne_points < n ? o->tsne_points : n;
+        TsneOptions t;
+        tsne_default_options(&t);
+        t.iterations = o->tsne_iterations;
+        if (points - 1 <= 3 * t.perplexity) t.perplexity = (points - 2) / 3.0;
+        float *xy = xmalloc((size_t)points * 2 * sizeof(float));
+        double start = wall_seconds();
+        rc = tsne_embed(codes, points, L, &t, xy, f->err, f->errlen);
+        if (rc == 0) {
+            char title[160];
+            snprintf(title, sizeof title, "t-SNE of %d encoded test images (latent dim %d, perplexity %.0f)",
+                     points, L, t.perplexity);
+            fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
+            rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, labels, points, 10, NULL,
+                              f->err, f->errlen);
+        }
+        free(xy);
+    }
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    return rc;
+}
+
+static int figure_histograms(Figures *f, const float *codes, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/latent_histograms.png", f->dir);
+    const char *title = f->m->variational
+                            ? "Per-dimension distribution of encoded test data (mean of q(z|x)) vs N(0, 1)"
+                            : "Per-dimension distribution of encoded test data (AE codes) vs N(0, 1)";
+    int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, 16, true, f->err, f->errlen);
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    return rc;
+}
+
+// A uniform grid of probabilities mapped through Phi^-1 and decoded (deck 003).
+static int figure_manifold(Figures *f) {
+    Model *m = f->m;
+    const int steps = MANIFOLD_STEPS, n = steps * steps;
+    const double p_lo = 0.05, p_hi = 0.95;
+    float *z = xmalloc((size_t)n * 2 * sizeof(float));
+    uint8_t *labels = xcalloc((size_t)n, 1);
+    for (int row = 0; row < steps; row++) {
+        double z2 = inverse_normal_cdf(p_hi - (p_hi - p_lo) * row / (steps - 1));   // top row: high z2
+        for (int col = 0; col < steps; col++) {
+            double z1 = inverse_normal_cdf(p_lo + (p_hi - p_lo) * col / (steps - 1));
+            z[(size_t)(row * steps + col) * 2] = (float)z1;
+            z[(size_t)(row * steps + col) * 2 + 1] = (float)z2;
+        }
+    }
+    float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
+    decode_points(f, z, labels, n, pixels);
+    double lo = inverse_normal_cdf(p_lo), hi = inverse_normal_cdf(p_hi);
+    int rc = write_grid(f, "manifold.png", "Decoded 2-D latent grid (uniform in probability, z = Phi^-1(p))",
+                        pixels, n, steps, "z1", lo, hi, "z2", lo, hi, 0);
+    free(z);
+    free(labels);
+    free(pixels);
+    return rc;
+}
+
+// Rows: linear paths in latent space between the codes of two test images of
+// different classes; first and last columns are the reconstructions.
+static int figure_interpolation(Figures *f, const float *codes, const uint8_t *labels, int n) {
+    Model *m = f->m;
+    const int L = m->latent_dim, steps = INTERPOLATION_STEPS;
+    int first_of_class[10];
+    for (int c = 0; c < 10; c++) first_of_class[c] = -1;
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 10 && first_of_class[labels[i]] < 0) first_of_class[labels[i]] = i;
+    int pairs[INTERPOLATION_ROWS][2], rows = 0;
+    for (int c = 0; c + 1 < 10 && rows < INTERPOLATION_ROWS; c += 2)
+        if (first_of_class[c] >= 0 && first_of_class[c + 1] >= 0) {
+            pairs[rows][0] = first_of_class[c];
+            pairs[rows][1] = first_of_class[c + 1];
+            rows++;
+        }
+    if (rows == 0) return 0;
+    float *z = xmalloc((size_t)rows * steps * L * sizeof(float));
+    uint8_t *row_labels = xmalloc((size_t)rows * steps);
+    for (int r = 0; r < rows; r++)
+        for (int s = 0; s < steps; s++) {
+            float t = (float)s / (steps - 1);
+            for (int j = 0; j < L; j++)
+                z[((size_t)r * steps + s) * L + j] = (1 - t) * codes[(size_t)pairs[r][0] * L + j] +
+                                                      t * codes[(size_t)pairs[r][1] * L + j];
+            row_labels[r * steps + s] = labels[pairs[r][t < 0.5f ? 0 : 1]];
+        }
+    float *pixels = xmalloc((size_t)rows * steps * m->input_dim * sizeof(float));
+    decode_points(f, z, row_labels, rows * steps, pixels);
+    int rc = write_grid(f, "interpolation.png",
+                        m->n_classes ? "Latent interpolation between test images (label switches half way)"
+                                     : "Latent interpolation between two test images per row",
+                        pixels, rows * steps, steps, NULL, 0, 0, NULL, 0, 0, 2);
+    free(z);
+    free(row_labels);
+    free(pixels);
+    return rc;
+}
+
+// CVAE: row c generates class c; each column shares one z ~ N(0, I).
+static int figure_class_rows(Figures *f) {
+    Model *m = f->m;
+    const int L = m->latent_dim, classes = m->n_classes, cols = 10, n = classes * cols;
+    float *column_z = xmalloc((size_t)cols * L * sizeof(float));
+    rng_fill_normal(column_z, (size_t)cols * L, m->cfg.train.seed ^ FIGURE_SEED_SALT, 1000);
+    float *z = xmalloc((size_t)n * L * sizeof(float));
+    uint8_t *labels = xmalloc((size_t)n);
+    for (int c = 0; c < classes; c++)
+        for (int k = 0; k < cols; k++) {
+            memcpy(z + ((size_t)c * cols + k) * L, column_z + (size_t)k * L, L * sizeof(float));
+            labels[c * cols + k] = (uint8_t)c;
+        }
+    float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
+    decode_points(f, z, labels, n, pixels);
+    int rc = write_grid(f, "class_rows.png",
+                        "Class-conditional generation: row = class 0..9, column = one shared z ~ N(0, I)",
+                        pixels, n, cols, NULL, 0, 0, NULL, 0, 0, 2);
+    free(column_z);
+    free(z);
+    free(labels);
+    free(pixels);
+    return rc;
+}
+
+static int figure_loss_curves(Figures *f, const char *run_dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+    char *text = read_text_file(path, NULL, f->err, f->errlen);
+    if (!text) return -1;
+    int cap = 64, n = 0;
+    double *epoch = xmalloc(cap * sizeof(double)), *train = xmalloc(cap * sizeof(double));
+    double *test = xmalloc(cap * sizeof(double)), *rec = xmalloc(cap * sizeof(double));
+    double *kl = xmalloc(cap * sizeof(double));
+    int rc = 0, line_number = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        line_number++;
+        cJSON *j = cJSON_Parse(line);
+        const char *keys[5] = {"epoch", "train_loss", "test_loss", "test_rec", "test_kl"};
+        double values[5];
+        for (int k = 0; k < 5 && rc == 0; k++) {
+            cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
+            if (!cJSON_IsNumber(item))
+                rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
+            else
+                values[k] = item->valuedouble;
+        }
+        cJSON_Delete(j);
+        if (rc) break;
+        if (n == cap) {
+            cap *= 2;
+            epoch = realloc(epoch, cap * sizeof(double));
+            train = realloc(train, cap * sizeof(double));
+            test = realloc(test, cap * sizeof(double));
+            rec = realloc(rec, cap * sizeof(double));
+            kl = realloc(kl, cap * sizeof(double));
+            if (!epoch || !train || !test || !rec || !kl) {
+                fprintf(stderr, "cuvae: out of memory reading %s\n", path);
+                exit(1);
+            }
+        }
+        epoch[n] = values[0];
+        train[n] = values[1];
+        test[n] = values[2];
+        rec[n] = values[3];
+        kl[n] = values[4];
+        n++;
+    }
+    free(text);
+    if (rc == 0 && n > 0) {
+        char out[1200];
+        snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
+        const double *losses[2] = {train, test};
+        const char *names[2] = {"train (weighted objective)", "test (rec + KL)"};
+        rc = plot_lines(out, "Loss per epoch, nats per example", "epoch", "nats / example", epoch,
+                        losses, names, 2, n, false, f->err, f->errlen);
+        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+        if (rc == 0) {
+            snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
+            const double *terms[2] = {rec, kl};
+            const char *term_names[2] = {"test reconstruction", "test KL"};
+            bool positive = true;
+            for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
+            rc = plot_lines(out, "Test loss terms per epoch, nats per example", "epoch",
+                            "nats / example", epoch, terms, term_names, 2, n, positive, f->err, f->errlen);
+            if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+        }
+    }
+    free(epoch);
+    free(train);
+    free(test);
+    free(rec);
+    free(kl);
+    return rc;
+}
+
+int figures_write_all(const char *run_dir, const char *const *overrides, int n_overrides,
+                      const FigureOptions *o, char *err, size_t errlen) {
+    if (!plot_available())
+        return set_error(err, errlen, "plot: gnuplot with the pngcairo terminal is needed "
+                                      "(apt-get install gnuplot-nox, or make deps)");
+    char ckpt[1100], dir[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", run_dir);
+    snprintf(dir, sizeof dir, "%s/figures", run_dir);
+    Config cfg;
+    if (checkpoint_read_config(ckpt, &cfg, overrides, n_overrides, err, errlen) != 0) return -1;
+    int side = (int)lround(sqrt((double)cfg.model.input_dim));
+    if (side * side != cfg.model.input_dim)
+        return set_error(err, errlen, "plot: model.input_dim %d is not a square image", cfg.model.input_dim);
+    Dataset train_set, test_set;
+    Config data_cfg = cfg;
+    data_cfg.data.train_limit = 1;
+    if (dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    dataset_free(&train_set);
+    eval_prepare_test_set(&cfg, &test_set);
+    if (make_dirs(dir, err, errlen) != 0) {
+        dataset_free(&test_set);
+        return -1;
+    }
+    Backend *be = backend_create(cfg.device, err, errlen);
+    if (!be) {
+        dataset_free(&test_set);
+        return -1;
+    }
+    Model m;
+    int rc = model_create(&m, &cfg, be, 1000, err, errlen);
+    if (rc == 0) rc = checkpoint_load_params(&m, ckpt, err, errlen);
+    if (rc != 0) {
+        be->destroy(be);
+        dataset_free(&test_set);
+        return -1;
+    }
+    DeviceDataset test;
+    device_dataset_upload(be, &test_set, &test);
+    Figures f = {dir, &m, side, err, errlen};
+    const int n = test.n, L = m.latent_dim;
+    float *codes = xmalloc((size_t)n * L * sizeof(float));
+    eval_encode(&m, &test, n, codes);
+
+    rc = figure_samples(&f);
+    if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
+    if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
+    if (rc == 0) rc = figure_histograms(&f, codes, n);
+    if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f);
+    if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
+    if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
+    if (rc == 0) rc = figure_loss_curves(&f, run_dir);
+
+    free(codes);
+    device_dataset_free(be, &test);
+    model_destroy(&m);
+    be->destroy(be);
+    dataset_free(&test_set);
+    return rc;
+}

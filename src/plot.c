@@ -1,0 +1,768 @@
+// plot.c: figures drawn by gnuplot (pngcairo terminal) run as a child process. Each figure
+// writes its data to temporary files, generates a gnuplot script, runs `gnuplot script` with
+// stderr captured to a temporary file, and has gnuplot draw into a temporary file beside the
+// destination PNG that is renamed into place on success. See include/cuvae/plot.h.
+#include "cuvae/plot.h"
+#include "cuvae/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// matplotlib's tab10: blue, orange, green, red, purple, brown, pink, gray, olive, cyan.
+const uint8_t plot_palette[10][3] = {
+    {0x1f, 0x77, 0xb4}, {0xff, 0x7f, 0x0e}, {0x2c, 0xa0, 0x2c}, {0xd6, 0x27, 0x28}, {0x94, 0x67, 0xbd},
+    {0x8c, 0x56, 0x4b}, {0xe3, 0x77, 0xc2}, {0x7f, 0x7f, 0x7f}, {0xbc, 0xbd, 0x22}, {0x17, 0xbe, 0xcf},
+};
+
+#define PATH_LEN 1024
+#define MAX_TEMPS 4
+
+// Histogram grid geometry (pixels): a band on top for the title (and the N(0,1) key); panels
+// are 280 x 220 in grids of 3 or more columns, larger when there are only one or two columns.
+#define HIST_TITLE_H 50
+
+// ----------------------------------------------------------------------------
+// running gnuplot
+
+// Runs `gnuplot argv[1..]` with stdin and stdout on /dev/null and stderr into stderr_path
+// (or /dev/null when NULL). Returns the raw wait status, or -1 if fork/wait failed.
+static int run_gnuplot(char *const argv[], const char *stderr_path) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDWR);
+        int err_fd = stderr_path ? open(stderr_path, O_WRONLY | O_TRUNC) : null_fd;
+        if (null_fd < 0 || err_fd < 0) _exit(126);
+        dup2(null_fd, 0);
+        dup2(null_fd, 1);
+        dup2(err_fd, 2);
+        execvp("gnuplot", argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return status;
+}
+
+bool plot_available(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        char *argv[] = {"gnuplot", "-e", "set terminal pngcairo", NULL};
+        int status = run_gnuplot(argv, NULL);
+        cached = (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 1 : 0;
+    }
+    return cached == 1;
+}
+
+// True if s (within a line) has "line <digits>:" at position p, as in gnuplot's
+// '"script" line 3: undefined variable: foo'.
+static bool is_line_marker(const char *p) {
+    if (strncmp(p, "line ", 5) != 0) return false;
+    p += 5;
+    if (*p < '0' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9') p++;
+    return *p == ':';
+}
+
+// Picks gnuplot's error message out of its stderr text: the first line that names a script
+// line ("... line N: message", with the temporary script's path shortened to "script"),
+// else the first line with a letter in it. Writes one line into out.
+static void first_error_line(const char *text, char *out, size_t outlen) {
+    const char *fallback = NULL;
+    size_t fallback_len = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        for (size_t i = 0; i < len; i++) {
+            if ((i == 0 || line[i - 1] == ' ') && is_line_marker(line + i)) {
+                snprintf(out, outlen, "script %.*s", (int)(len - i), line + i);
+                return;
+            }
+        }
+        if (!fallback) {
+            for (size_t i = 0; i < len; i++) {
+                char c = line[i];
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+                    fallback = line;
+                    fallback_len = len;
+                    break;
+                }
+            }
+        }
+        if (!end) break;
+        line = end + 1;
+    }
+    if (fallback) snprintf(out, outlen, "%.*s", (int)fallback_len, fallback);
+    else snprintf(out, outlen, "no message on stderr");
+}
+
+// ----------------------------------------------------------------------------
+// one figure: temporary files, the script, the atomic rename
+
+typedef struct {
+    const char *png_path;             // final destination
+    char out_tmp[PATH_LEN];           // gnuplot's output beside png_path ("" when none)
+    char temps[MAX_TEMPS][PATH_LEN];  // script, data and stderr files in $TMPDIR
+    int n_temps;
+    FILE *script;
+} PlotJob;
+
+static const char *temp_dir(void) {
+    const char *dir = getenv("TMPDIR");
+    return (dir && dir[0]) ? dir : "/tmp";
+}
+
+// Creates $TMPDIR/cuvae_plot_<what>_XXXXXX, records it for deletion and returns it opened
+// for writing (its path in *path_out), or NULL with err.
+static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, char *err, size_t errlen) {
+    if (job->n_temps == MAX_TEMPS) {
+        set_error(err, errlen, "plot: too many temporary files");
+        return NULL;
+    }
+    char *path = job->temps[job->n_temps];
+    int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%s_XXXXXX", temp_dir(), what);
+    if (len < 0 || len >= PATH_LEN) {
+        path[0] = '\0';
+        set_error(err, errlen, "%s: temporary directory path too long", temp_dir());
+        return NULL;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        set_error(err, errlen, "%s: cannot create temporary file: %s", temp_dir(), strerror(errno));
+        path[0] = '\0';
+        return NULL;
+    }
+    job->n_temps++;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        set_error(err, errlen, "%s: cannot open temporary file: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (path_out) *path_out = path;
+    return f;
+}
+
+// Closes the script and deletes every temporary file (and gnuplot's output if not renamed).
+static void job_cleanup(PlotJob *job) {
+    if (job->script) fclose(job->script);
+    job->script = NULL;
+    for (int i = 0; i < job->n_temps; i++) unlink(job->temps[i]);
+    job->n_temps = 0;
+    if (job->out_tmp[0]) unlink(job->out_tmp);
+    job->out_tmp[0] = '\0';
+}
+
+// Writes s as a double-quoted gnuplot string: backslash and double quote are escaped, a
+// backquote becomes the octal escape \140 (gnuplot would otherwise run `...` as a shell
+// command), control characters become spaces so the script stays one command per line.
+// (Single-quoted strings are no way out: gnuplot 5.4 rejects one that starts with a doubled quote.)
+static void put_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            fputc('\\', f);
+            fputc(*s, f);
+        } else if (*s == '`') {
+            fputs("\\140", f);
+        } else if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            fputc(' ', f);
+        } else {
+            fputc(*s, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void put_rgb(FILE *f, int k) {
+    const uint8_t *c = plot_palette[k % 10];
+    fprintf(f, "'#%02x%02x%02x'", c[0], c[1], c[2]);
+}
+
+// Starts a figure of width x height pixels: creates gnuplot's output file beside png_path
+// (which also checks the directory is writable) and the script with the terminal settings.
+static int job_begin(PlotJob *job, const char *png_path, int width, int height, char *err, size_t errlen) {
+    memset(job, 0, sizeof *job);
+    job->png_path = png_path;
+    if (!png_path || !png_path[0]) return set_error(err, errlen, "plot: empty output path");
+    int len = snprintf(job->out_tmp, PATH_LEN, "%s.tmp.XXXXXX", png_path);
+    if (len < 0 || len >= PATH_LEN) {
+        job->out_tmp[0] = '\0';
+        return set_error(err, errlen, "%s: path too long", png_path);
+    }
+    int fd = mkstemp(job->out_tmp);
+    if (fd < 0) {
+        int e = errno;
+        job->out_tmp[0] = '\0';
+        return set_error(err, errlen, "%s: cannot write: %s", png_path, strerror(e));
+    }
+    fchmod(fd, 0644);
+    close(fd);
+    job->script = job_temp(job, "script", NULL, err, errlen);
+    if (!job->script) {
+        job_cleanup(job);
+        return -1;
+    }
+    FILE *f = job->script;
+    fprintf(f, "set encoding utf8\n");
+    fprintf(f, "set terminal pngcairo size %d,%d enhanced font 'Sans,12' background '#ffffff'\n", width, height);
+    fprintf(f, "set output ");
+    put_string(f, job->out_tmp);
+    fprintf(f, "\n");
+    return 0;
+}
+
+// Title, axis labels and the common look of a single-panel figure.
+static void put_axes_style(FILE *f, const char *title, const char *xlabel, const char *ylabel) {
+    if (title) {
+        fprintf(f, "set title ");
+        put_string(f, title);
+        fprintf(f, " noenhanced font ',15'\n");
+    }
+    if (xlabel) {
+        fprintf(f, "set xlabel ");
+        put_string(f, xlabel);
+        fprintf(f, " noenhanced font ',13'\n");
+    }
+    if (ylabel) {
+        fprintf(f, "set ylabel ");
+        put_string(f, ylabel);
+        fprintf(f, " noenhanced font ',13'\n");
+    }
+    fprintf(f, "set border 3 lw 1.2\n");
+    fprintf(f, "set tics out nomirror scale 0.7\n");
+    fprintf(f, "set grid back lt 1 lc rgb '#e0e0e0' lw 1\n");
+}
+
+// Finishes the script, runs gnuplot and renames its output onto png_path. Always cleans up.
+static int job_finish(PlotJob *job, char *err, size_t errlen) {
+    fprintf(job->script, "unset output\n");
+    int write_failed = ferror(job->script);
+    if (fclose(job->script) != 0) write_failed = 1;
+    job->script = NULL;
+    if (write_failed) {
+        set_error(err, errlen, "%s: cannot write gnuplot script to %s", job->png_path, temp_dir());
+        job_cleanup(job);
+        return -1;
+    }
+    const char *stderr_path = NULL;
+    FILE *ef = job_temp(job, "stderr", &stderr_path, err, errlen);
+    if (!ef) {
+        job_cleanup(job);
+        return -1;
+    }
+    fclose(ef);
+
+    char *argv[] = {"gnuplot", job->temps[0], NULL};
+    int status = run_gnuplot(argv, stderr_path);
+    if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char line[400];
+        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+            snprintf(line, sizeof line, "gnuplot not found on PATH (install gnuplot-nox)");
+        } else if (status >= 0 && WIFSIGNALED(status)) {
+            snprintf(line, sizeof line, "gnuplot killed by signal %d", WTERMSIG(status));
+        } else if (status < 0) {
+            snprintf(line, sizeof line, "cannot run gnuplot: %s", strerror(errno));
+        } else {
+            char *text = read_text_file(stderr_path, NULL, NULL, 0);
+            first_error_line(text ? text : "", line, sizeof line);
+            free(text);
+        }
+        set_error(err, errlen, "%s: gnuplot failed: %s", job->png_path, line);
+        job_cleanup(job);
+        return -1;
+    }
+    struct stat st;
+    if (stat(job->out_tmp, &st) != 0 || st.st_size == 0) {
+        set_error(err, errlen, "%s: gnuplot wrote no image", job->png_path);
+        job_cleanup(job);
+        return -1;
+    }
+    if (rename(job->out_tmp, job->png_path) != 0) {
+        set_error(err, errlen, "%s: cannot rename %s into place: %s", job->png_path, job->out_tmp,
+                  strerror(errno));
+        job_cleanup(job);
+        return -1;
+    }
+    job->out_tmp[0] = '\0';
+    job_cleanup(job);
+    return 0;
+}
+
+// Closes a data file; -1 with err if anything failed to be written.
+static int close_data(FILE *f, const char *png_path, char *err, size_t errlen) {
+    int failed = ferror(f);
+    if (fclose(f) != 0) failed = 1;
+    if (failed) return set_error(err, errlen, "%s: cannot write plot data to %s", png_path, temp_dir());
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// scatter
+
+int plot_scatter(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
+                 const float *xy, const uint8_t *labels, int n, int n_classes,
+                 const char *const *class_names, char *err, size_t errlen) {
+    if (!xy || n <= 0) return set_error(err, errlen, "%s: scatter needs at least one point", png_path);
+    if (labels && (n_classes < 1 || n_classes > 10))
+        return set_error(err, errlen, "%s: scatter supports 1..10 classes, got %d", png_path, n_classes);
+    if (labels) {
+        for (int i = 0; i < n; i++) {
+            if (labels[i] >= n_classes)
+                return set_error(err, errlen, "%s: label %d of point %d is outside 0..%d", png_path,
+                                 labels[i], i, n_classes - 1);
+        }
+    }
+    PlotJob job;
+    if (job_begin(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, err, errlen) != 0) return -1;
+    const char *data_path = NULL;
+    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
+    if (!data) {
+        job_cleanup(&job);
+        return -1;
+    }
+    // Draw in a fixed shuffled order (Fisher-Yates with a small LCG) so that a class that
+    // comes last in the input does not paint over all the others.
+    int *order = xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) order[i] = i;
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+    for (int i = n - 1; i > 0; i--) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        int j = (int)((state >> 33) % (uint64_t)(i + 1));
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int written = 0;
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        float x = xy[2 * i], y = xy[2 * i + 1];
+        if (!isfinite(x) || !isfinite(y)) continue;
+        const uint8_t *c = plot_palette[labels ? labels[i] : 0];
+        // ARGB with A = transparency (0 opaque): about 30% see-through.
+        unsigned long argb = (0x50UL << 24) | ((unsigned long)c[0] << 16) | ((unsigned long)c[1] << 8) | c[2];
+        fprintf(data, "%.7g %.7g %lu\n", x, y, argb);
+        written++;
+    }
+    free(order);
+    if (close_data(data, png_path, err, errlen) != 0) {
+        job_cleanup(&job);
+        return -1;
+    }
+    if (written == 0) {
+        job_cleanup(&job);
+        return set_error(err, errlen, "%s: scatter has no finite points", png_path);
+    }
+
+    FILE *f = job.script;
+    put_axes_style(f, title, xlabel, ylabel);
+    double point_size = written > 5000 ? 0.35 : (written > 1000 ? 0.5 : 0.7);
+    if (labels) fprintf(f, "set key outside right top vertical Left reverse samplen 0.5 spacing 1.3 font ',12'\n");
+    else fprintf(f, "unset key\n");
+    fprintf(f, "plot ");
+    put_string(f, data_path);
+    fprintf(f, " using 1:2:3 with points pt 7 ps %.2f lc rgb variable notitle", point_size);
+    if (labels) {
+        // legend entries: invisible NaN plots with large opaque markers in each class colour
+        for (int k = 0; k < n_classes; k++) {
+            char fallback[16];
+            snprintf(fallback, sizeof fallback, "%d", k);
+            const char *name = (class_names && class_names[k]) ? class_names[k] : fallback;
+            fprintf(f, ", \\\n  NaN with points pt 7 ps 1.6 lc rgb ");
+            put_rgb(f, k);
+            fprintf(f, " title ");
+            put_string(f, name);
+            fprintf(f, " noenhanced");
+        }
+    }
+    fprintf(f, "\n");
+    return job_finish(&job, err, errlen);
+}
+
+// ----------------------------------------------------------------------------
+// histograms
+
+// Grid of panels for `panels` histograms: columns, rows and the size of one panel in pixels.
+static void hist_layout(int panels, int *cols, int *rows, int *panel_w, int *panel_h) {
+    if (panels < 1) panels = 1;
+    *cols = (int)ceil(sqrt((double)panels));
+    *rows = (panels + *cols - 1) / *cols;
+    *panel_w = *cols == 1 ? 560 : (*cols == 2 ? 420 : 280);
+    *panel_h = *cols == 1 ? 420 : (*cols == 2 ? 320 : 220);
+}
+
+void plot_histograms_size(int panels, int *width, int *height) {
+    int cols, rows, panel_w, panel_h;
+    hist_layout(panels, &cols, &rows, &panel_w, &panel_h);
+    *width = cols * panel_w;
+    *height = rows * panel_h + HIST_TITLE_H;
+}
+
+static int compare_floats(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+int plot_histograms(const char *png_path, const char *title, const float *values, int n, int dims,
+                    int max_panels, bool overlay_normal, char *err, size_t errlen) {
+    if (!values || n <= 0 || dims <= 0)
+        return set_error(err, errlen, "%s: histograms need values (n %d, dims %d)", png_path, n, dims);
+    if (max_panels <= 0) return set_error(err, errlen, "%s: max_panels must be positive", png_path);
+    int panels = dims < max_panels ? dims : max_panels;
+    int width, height, cols, rows, panel_px_w, panel_px_h;
+    plot_histograms_size(panels, &width, &height);
+    hist_layout(panels, &cols, &rows, &panel_px_w, &panel_px_h);
+
+    PlotJob job;
+    if (job_begin(&job, png_path, width, height, err, errlen) != 0) return -1;
+    const char *data_path = NULL;
+    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
+    if (!data) {
+        job_cleanup(&job);
+        return -1;
+    }
+    // One block per panel (separated by two blank lines, gnuplot's "index"): bin centre, density.
+    float *sorted = xmalloc((size_t)n * sizeof(float));
+    int *counts = xmalloc(64 * sizeof(int));
+    double *lo = xmalloc((size_t)panels * sizeof(double));
+    double *hi = xmalloc((size_t)panels * sizeof(double));
+    double *ymax = xmalloc((size_t)panels * sizeof(double));
+    double *binw = xmalloc((size_t)panels * sizeof(double));
+    for (int j = 0; j < panels; j++) {
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            float v = values[(size_t)i * (size_t)dims + (size_t)j];
+            if (isfinite(v)) sorted[m++] = v;
+        }
+        if (m > 0) {
+            qsort(sorted, (size_t)m, sizeof(float), compare_floats);
+            lo[j] = sorted[(size_t)floor(0.001 * (m - 1))];
+            hi[j] = sorted[(size_t)ceil(0.999 * (m - 1))];
+        } else {
+            lo[j] = -1.0;
+            hi[j] = 1.0;
+        }
+        if (overlay_normal) {
+            if (lo[j] > -4.0) lo[j] = -4.0;
+            if (hi[j] < 4.0) hi[j] = 4.0;
+        }
+        if (hi[j] - lo[j] < 1e-6 * (1.0 + fabs(lo[j]))) {
+            lo[j] -= 0.5;
+            hi[j] += 0.5;
+        }
+        int bins = (int)sqrt((double)m);
+        if (bins < 10) bins = 10;
+        if (bins > 60) bins = 60;
+        binw[j] = (hi[j] - lo[j]) / bins;
+        memset(counts, 0, 64 * sizeof(int));
+        for (int i = 0; i < m; i++) {
+            double v = sorted[i];
+            if (v < lo[j] || v > hi[j]) continue;  // the far tails beyond the shown range
+            int b = (int)((v - lo[j]) / binw[j]);
+            if (b >= bins) b = bins - 1;
+            counts[b]++;
+        }
+        ymax[j] = overlay_normal ? 0.3989 : 0.0;
+        for (int b = 0; b < bins; b++) {
+            double density = m > 0 ? counts[b] / ((double)m * binw[j]) : 0.0;
+            if (density > ymax[j]) ymax[j] = density;
+            fprintf(data, "%.7g %.7g\n", lo[j] + (b + 0.5) * binw[j], density);
+        }
+        if (ymax[j] <= 0.0) ymax[j] = 1.0;
+        fprintf(data, "\n\n");
+    }
+    free(sorted);
+    free(counts);
+    if (close_data(data, png_path, err, errlen) != 0) {
+        free(lo); free(hi); free(ymax); free(binw);
+        job_cleanup(&job);
+        return -1;
+    }
+
+    FILE *f = job.script;
+    fprintf(f, "set multiplot title ");
+    put_string(f, title ? title : "");
+    fprintf(f, " noenhanced font ',15'\n");
+    fprintf(f, "set border 3 lw 1\n");
+    fprintf(f, "set tics out nomirror scale 0.6 font ',11'\n");
+    fprintf(f, "set grid back lt 1 lc rgb '#e0e0e0' lw 1\n");
+    fprintf(f, "set style fill solid 0.65 noborder\n");
+    fprintf(f, "set samples 300\n");
+    fprintf(f, "set lmargin 6\nset rmargin 2\nset tmargin 2\nset bmargin 2\n");
+    fprintf(f, "unset key\n");
+    double panel_w = (double)panel_px_w / width, panel_h = (double)panel_px_h / height;
+    for (int j = 0; j < panels; j++) {
+        int r = j / cols, c = j % cols;
+        double origin_y = (double)(rows - 1 - r) * panel_px_h / height;
+        fprintf(f, "set origin %.6f,%.6f\nset size %.6f,%.6f\n", c * panel_w, origin_y, panel_w, panel_h);
+        fprintf(f, "set title 'z_{%d}' font ',13' offset 0,-0.6\n", j + 1);
+        fprintf(f, "set xrange [%.9g:%.9g]\nset yrange [0:%.9g]\n", lo[j], hi[j], ymax[j] * 1.1);
+        fprintf(f, "set boxwidth %.9g absolute\n", binw[j]);
+        if (overlay_normal && j == 0)
+            fprintf(f, "set key at screen 0.99,0.985 right top font ',12' samplen 2\n");  // in the title band
+        else if (overlay_normal && j == 1)
+            fprintf(f, "unset key\n");
+        fprintf(f, "plot ");
+        put_string(f, data_path);
+        fprintf(f, " index %d using 1:2 with boxes lc rgb ", j);
+        put_rgb(f, 0);
+        fprintf(f, " notitle");
+        if (overlay_normal) {
+            fprintf(f, ", exp(-x*x/2)/sqrt(2*pi) with lines lw 2 lc rgb ");
+            put_rgb(f, 3);
+            fprintf(f, " title 'N(0,1)'");
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "unset multiplot\n");
+    free(lo); free(hi); free(ymax); free(binw);
+    return job_finish(&job, err, errlen);
+}
+
+// ----------------------------------------------------------------------------
+// line chart
+
+// 1, 2, 5 or 10 times a power of ten, near raw.
+static double nice_step(double raw) {
+    double p = pow(10.0, floor(log10(raw)));
+    double r = raw / p;
+    if (r < 1.5) return p;
+    if (r < 3.0) return 2.0 * p;
+    if (r < 7.0) return 5.0 * p;
+    return 10.0 * p;
+}
+
+// Log-scale y with a range just around the positive values and enough labelled ticks: gnuplot
+// labels only powers of ten, which leaves a loss curve spanning less than a decade with one or
+// no label. Under one decade: evenly spaced round values; one to three decades: 1, 2, 5 x 10^k;
+// more: gnuplot's powers of ten.
+static void put_log_ticks(FILE *f, const double *const *y, int n_series, int n_points) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int s = 0; s < n_series; s++) {
+        for (int i = 0; i < n_points; i++) {
+            double v = y[s][i];
+            if (!isfinite(v) || v <= 0.0) continue;
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+    }
+    fprintf(f, "set logscale y 10\n");
+    if (!(hi > lo)) {
+        fprintf(f, "set mytics 10\n");
+        return;
+    }
+    double decades = log10(hi / lo);
+    double pad = pow(10.0, 0.04 * decades);
+    fprintf(f, "set yrange [%.10g:%.10g]\n", lo / pad, hi * pad);
+    lo /= pad;
+    hi *= pad;
+    if (decades >= 3.0) {
+        fprintf(f, "set mytics 10\n");
+        return;
+    }
+    fprintf(f, "set format y '%%g'\nset mytics 1\nset ytics (");
+    int count = 0;
+    if (decades < 1.0) {
+        double step = nice_step((hi - lo) / 5.0);
+        for (double v = ceil(lo / step) * step; v <= hi; v += step) {
+            fprintf(f, "%s%.10g", count ? ", " : "", v);
+            count++;
+        }
+    } else {
+        static const double mantissas[3] = {1.0, 2.0, 5.0};
+        for (double p = pow(10.0, floor(log10(lo))); p <= hi; p *= 10.0) {
+            for (int m = 0; m < 3; m++) {
+                double v = mantissas[m] * p;
+                if (v < lo || v > hi) continue;
+                fprintf(f, "%s%.10g", count ? ", " : "", v);
+                count++;
+            }
+        }
+    }
+    fprintf(f, ")\n");
+}
+
+int plot_lines(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
+               const double *x, const double *const *y, const char *const *names, int n_series, int n_points,
+               bool log_y, char *err, size_t errlen) {
+    if (!x || !y || n_points <= 0)
+        return set_error(err, errlen, "%s: line chart needs at least one point", png_path);
+    if (n_series < 1 || n_series > 10)
+        return set_error(err, errlen, "%s: line chart supports 1..10 series, got %d", png_path, n_series);
+    for (int s = 0; s < n_series; s++)
+        if (!y[s]) return set_error(err, errlen, "%s: series %d has no values", png_path, s);
+    PlotJob job;
+    if (job_begin(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, err, errlen) != 0) return -1;
+    const char *data_path = NULL;
+    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
+    if (!data) {
+        job_cleanup(&job);
+        return -1;
+    }
+    // columns: x y_0 y_1 ...; NaN leaves a gap in the curve
+    int finite = 0;
+    for (int i = 0; i < n_points; i++) {
+        if (!isfinite(x[i])) continue;
+        fprintf(data, "%.10g", x[i]);
+        for (int s = 0; s < n_series; s++) {
+            double v = y[s][i];
+            if (!isfinite(v) || (log_y && v <= 0.0)) {
+                fprintf(data, " NaN");
+            } else {
+                fprintf(data, " %.10g", v);
+                finite++;
+            }
+        }
+        fprintf(data, "\n");
+    }
+    if (close_data(data, png_path, err, errlen) != 0) {
+        job_cleanup(&job);
+        return -1;
+    }
+    if (finite == 0) {
+        job_cleanup(&job);
+        return set_error(err, errlen, "%s: line chart has no finite%s values", png_path,
+                         log_y ? " positive" : "");
+    }
+
+    FILE *f = job.script;
+    put_axes_style(f, title, xlabel, ylabel);
+    if (log_y) put_log_ticks(f, y, n_series, n_points);
+    // x spans the data exactly, plus a sliver so end points and markers are not cut by the border;
+    // y keeps gnuplot's extension to round ticks, with a little room above and below the curves
+    fprintf(f, "set autoscale xfix\n");
+    fprintf(f, "set offsets graph 0.01, graph 0.01, graph 0.03, graph 0.03\n");
+    if (!names && n_series == 1) fprintf(f, "unset key\n");  // nothing to tell apart
+    else fprintf(f, "set key outside right top vertical Left reverse samplen 2 spacing 1.3 font ',12'\n");
+    const char *style = n_points <= 30 ? "linespoints pt 7 ps 0.8" : "lines";
+    fprintf(f, "plot ");
+    for (int s = 0; s < n_series; s++) {
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "series %d", s + 1);
+        const char *name = (names && names[s]) ? names[s] : fallback;
+        if (s > 0) fprintf(f, ", \\\n  ");
+        put_string(f, data_path);
+        fprintf(f, " using 1:%d with %s lw 2 lc rgb ", s + 2, style);
+        put_rgb(f, s);
+        fprintf(f, " title ");
+        put_string(f, name);
+        fprintf(f, " noenhanced");
+    }
+    fprintf(f, "\n");
+    return job_finish(&job, err, errlen);
+}
+
+// ----------------------------------------------------------------------------
+// image
+
+// Margins around the image area, in pixels: with axes (tick labels, axis labels) or without.
+static void image_margins(bool axes, int *left, int *right, int *bottom, int *top) {
+    *left = axes ? 80 : 20;
+    *right = axes ? 40 : 20;
+    *bottom = axes ? 70 : 20;
+    *top = 50;
+}
+
+// Integer enlargement so that small images come out at least ~512 px on their long side.
+static int image_scale(int width, int height) {
+    int longest = width > height ? width : height;
+    int scale = longest > 0 ? 512 / longest : 1;
+    return scale < 1 ? 1 : scale;
+}
+
+void plot_image_size(int width, int height, bool axes, int *canvas_width, int *canvas_height) {
+    int left, right, bottom, top;
+    image_margins(axes, &left, &right, &bottom, &top);
+    int scale = image_scale(width, height);
+    *canvas_width = width * scale + left + right;
+    *canvas_height = height * scale + bottom + top;
+}
+
+int plot_image(const char *png_path, const char *title, const uint8_t *gray, int width, int height,
+               const char *xlabel, double x_min, double x_max, const char *ylabel, double y_min, double y_max,
+               char *err, size_t errlen) {
+    if (!gray || width <= 0 || height <= 0)
+        return set_error(err, errlen, "%s: image needs pixels (width %d, height %d)", png_path, width, height);
+    bool axes = xlabel || ylabel;
+    if (axes && !(isfinite(x_min) && isfinite(x_max) && x_max > x_min && isfinite(y_min) &&
+                  isfinite(y_max) && y_max > y_min))
+        return set_error(err, errlen, "%s: bad axis ranges x [%g, %g], y [%g, %g]", png_path, x_min, x_max,
+                         y_min, y_max);
+    if (!axes) {
+        x_min = 0.0;
+        x_max = width;
+        y_min = 0.0;
+        y_max = height;
+    }
+    int canvas_w, canvas_h, left, right, bottom, top;
+    plot_image_size(width, height, axes, &canvas_w, &canvas_h);
+    image_margins(axes, &left, &right, &bottom, &top);
+    int scale = image_scale(width, height);
+    // a title wider than the image widens the canvas (image stays centred) instead of being clipped
+    int title_width = title ? (int)strlen(title) * 10 + 40 : 0;
+    if (title_width > canvas_w) {
+        int extra = title_width - canvas_w;
+        left += extra / 2;
+        canvas_w = title_width;
+    }
+
+    PlotJob job;
+    if (job_begin(&job, png_path, canvas_w, canvas_h, err, errlen) != 0) return -1;
+    const char *data_path = NULL;
+    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
+    if (!data) {
+        job_cleanup(&job);
+        return -1;
+    }
+    fwrite(gray, 1, (size_t)width * (size_t)height, data);
+    if (close_data(data, png_path, err, errlen) != 0) {
+        job_cleanup(&job);
+        return -1;
+    }
+
+    FILE *f = job.script;
+    if (title) {
+        fprintf(f, "set title ");
+        put_string(f, title);
+        fprintf(f, " noenhanced font ',15'\n");
+    }
+    // the image area is placed exactly (in screen fractions) so each pixel covers scale x scale
+    fprintf(f, "set lmargin at screen %.6f\n", (double)left / canvas_w);
+    fprintf(f, "set rmargin at screen %.6f\n", (double)(left + width * scale) / canvas_w);
+    fprintf(f, "set bmargin at screen %.6f\n", (double)bottom / canvas_h);
+    fprintf(f, "set tmargin at screen %.6f\n", (double)(bottom + height * scale) / canvas_h);
+    fprintf(f, "set palette gray\nset cbrange [0:255]\nunset colorbox\nunset key\n");
+    fprintf(f, "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\n", x_min, x_max, y_min, y_max);
+    if (axes) {
+        if (xlabel) {
+            fprintf(f, "set xlabel ");
+            put_string(f, xlabel);
+            fprintf(f, " noenhanced font ',13'\n");
+        }
+        if (ylabel) {
+            fprintf(f, "set ylabel ");
+            put_string(f, ylabel);
+            fprintf(f, " noenhanced font ',13'\n");
+        }
+        fprintf(f, "set border 15 lw 1 front\nset tics out scale 0.7 nomirror\n");
+    } else {
+        fprintf(f, "unset border\nunset tics\n");
+    }
+    double dx = (x_max - x_min) / width, dy = (y_max - y_min) / height;
+    fprintf(f, "plot ");
+    put_string(f, data_path);
+    // flipy: the first row of the file is drawn at the top
+    fprintf(f, " binary array=(%d,%d) format='%%uchar' flipy dx=%.9g dy=%.9g origin=(%.9g,%.9g) with image notitle\n",
+            width, height, dx, dy, x_min + 0.5 * dx, y_min + 0.5 * dy);
+    return job_finish(&job, err, errlen);
+}

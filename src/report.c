@@ -1,0 +1,221 @@
+// report.c: the lectures page: reads the index JSON and each run's
+// config.json / eval.json, and writes one HTML file with relative image links
+// and inline CSS (opens from disk, no network).
+#include "cuvae/report.h"
+#include "cuvae/common.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *FIGURE_CAPTIONS[][2] = {
+    {"samples", "samples from z ~ N(0, I)"},
+    {"reconstructions", "test images (odd rows) and reconstructions"},
+    {"latent_scatter", "encoded test set by digit"},
+    {"latent_histograms", "per-dimension distribution of codes"},
+    {"manifold", "decoded 2-D latent grid"},
+    {"interpolation", "latent interpolation"},
+    {"class_rows", "class-conditional generation"},
+    {"loss_curves", "loss per epoch"},
+    {"loss_terms", "test rec and KL per epoch"},
+};
+
+static const char *caption_of(const char *figure) {
+    for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
+        if (strcmp(FIGURE_CAPTIONS[i][0], figure) == 0) return FIGURE_CAPTIONS[i][1];
+    return figure;
+}
+
+static void html_text(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static cJSON *read_json(const char *path, char *err, size_t errlen) {
+    char *text = read_text_file(path, NULL, err, errlen);
+    if (!text) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!j) set_error(err, errlen, "%s: not valid JSON", path);
+    return j;
+}
+
+static const char *json_string(const cJSON *obj, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static double json_number(const cJSON *obj, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(item) ? item->valuedouble : NAN;
+}
+
+static void cell_number(FILE *f, double v, int decimals) {
+    if (isfinite(v)) fprintf(f, "<td>%.*f</td>", decimals, v);
+    else fputs("<td>–</td>", f);
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The numbers row of one run, from its eval.json.
+static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
+    char path[1200], err[512];
+    snprintf(path, sizeof path, "%s/%s/eval.json", runs_dir, run);
+    cJSON *ev = read_json(path, err, sizeof err);
+    snprintf(path, sizeof path, "%s/%s/config.json", runs_dir, run);
+    cJSON *cfg = read_json(path, err, sizeof err);
+    fprintf(f, "<tr><td><a href=\"%s/config.json\"><code>", run);
+    html_text(f, run);
+    fputs("</code></a></td>", f);
+    if (!ev) {
+        fputs("<td colspan=\"8\">not evaluated (eval.json missing)</td></tr>\n", f);
+        cJSON_Delete(cfg);
+        return;
+    }
+    const cJSON *model = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "model") : NULL;
+    const cJSON *loss = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "loss") : NULL;
+    fprintf(f, "<td>%s</td>", model && json_string(model, "kind") ? json_string(model, "kind") : "?");
+    if (loss)
+        fprintf(f, "<td>%s, %g / %g</td>", json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?",
+                json_number(loss, "w_rec"), json_number(loss, "w_kl"));
+    else
+        fputs("<td>?</td>", f);
+    cell_number(f, json_number(ev, "test_loss"), 2);
+    cell_number(f, json_number(ev, "rec"), 2);
+    cell_number(f, json_number(ev, "kl"), 2);
+    cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
+    fprintf(f, "<td>%d / %d</td>", (int)json_number(ev, "active_units"), (int)json_number(ev, "latent_dim"));
+    const cJSON *iw = cJSON_GetObjectItemCaseSensitive(ev, "iw");
+    if (cJSON_IsObject(iw))
+        fprintf(f, "<td>%.2f (K = %d, %d ex.)</td>", json_number(iw, "neg_log_px"),
+                (int)json_number(iw, "k"), (int)json_number(iw, "examples"));
+    else
+        fputs("<td>–</td>", f);
+    fputs("</tr>\n", f);
+    cJSON_Delete(ev);
+    cJSON_Delete(cfg);
+}
+
+static const char *STYLE =
+    "body{font-family:sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2.2em;border-bottom:1px solid #ccc}"
+    "table.numbers{border-collapse:collapse;margin:.8em 0;font-size:.92em}"
+    "table.numbers td,table.numbers th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "table.numbers td:first-child,table.numbers th:first-child{text-align:left}"
+    "table.figures{border-collapse:collapse;table-layout:fixed;width:100%}"
+    "table.figures td{vertical-align:top;padding:.3em;text-align:center}"
+    "table.figures img{max-width:100%;height:auto;border:1px solid #eee}"
+    "th.run{font-weight:normal;font-family:monospace;font-size:1em}"
+    ".desc{color:#555;font-size:.9em}.missing{color:#999;font-style:italic;padding:2em 0}"
+    ".caption{font-size:.85em;color:#555;text-align:left;padding-top:.8em}";
+
+int report_write(const char *index_path, const char *runs_dir, char *err, size_t errlen) {
+    cJSON *index = read_json(index_path, err, errlen);
+    if (!index) return -1;
+    const cJSON *sections = cJSON_GetObjectItemCaseSensitive(index, "sections");
+    if (!cJSON_IsArray(sections)) {
+        cJSON_Delete(index);
+        return set_error(err, errlen, "%s: sections: expected an array", index_path);
+    }
+    char path[1200], tmp[1300];
+    snprintf(path, sizeof path, "%s/index.html", runs_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cJSON_Delete(index);
+        return set_error(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    const char *title = json_string(index, "title");
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
+    html_text(f, title ? title : "cuvae report");
+    fprintf(f, "</title><style>%s</style></head><body>\n<h1>", STYLE);
+    html_text(f, title ? title : "cuvae report");
+    fputs("</h1>\n<p>", f);
+    html_text(f, json_string(index, "intro"));
+    time_t now = time(NULL);
+    char date[64];
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    fprintf(f, "</p>\n<p class=\"desc\">Generated by <code>cuvae report</code> (cuvae %s) on %s.</p>\n",
+            CUVAE_VERSION, date);
+
+    int rc = 0;
+    const cJSON *section;
+    cJSON_ArrayForEach(section, sections) {
+        const cJSON *runs = cJSON_GetObjectItemCaseSensitive(section, "runs");
+        const cJSON *figures = cJSON_GetObjectItemCaseSensitive(section, "figures");
+        if (!cJSON_IsArray(runs) || !cJSON_IsArray(figures)) {
+            rc = set_error(err, errlen, "%s: each section needs \"runs\" and \"figures\" arrays", index_path);
+            break;
+        }
+        fputs("<h2>", f);
+        html_text(f, json_string(section, "title"));
+        fputs("</h2>\n<p>", f);
+        html_text(f, json_string(section, "text"));
+        fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
+              "<th>test loss</th><th>rec</th><th>KL</th><th>MSE at z = μ</th><th>active units</th>"
+              "<th>−log p(x) (IW)</th></tr>\n", f);
+        const cJSON *run;
+        cJSON_ArrayForEach(run, runs) {
+            if (cJSON_IsString(run)) write_numbers_row(f, runs_dir, run->valuestring);
+        }
+        fputs("</table>\n<table class=\"figures\"><tr>", f);
+        cJSON_ArrayForEach(run, runs) {
+            if (!cJSON_IsString(run)) continue;
+            char cfg_path[1200], e2[256];
+            snprintf(cfg_path, sizeof cfg_path, "%s/%s/config.json", runs_dir, run->valuestring);
+            cJSON *cfg = read_json(cfg_path, e2, sizeof e2);
+            fputs("<th class=\"run\">", f);
+            html_text(f, run->valuestring);
+            fputs("<div class=\"desc\">", f);
+            html_text(f, cfg ? json_string(cfg, "description") : "(config.json missing)");
+            fputs("</div></th>", f);
+            cJSON_Delete(cfg);
+        }
+        fputs("</tr>\n", f);
+        const cJSON *figure;
+        cJSON_ArrayForEach(figure, figures) {
+            if (!cJSON_IsString(figure)) continue;
+            fprintf(f, "<tr><td colspan=\"%d\" class=\"caption\">", cJSON_GetArraySize(runs));
+            html_text(f, caption_of(figure->valuestring));
+            fputs("</td></tr>\n<tr>", f);
+            cJSON_ArrayForEach(run, runs) {
+                if (!cJSON_IsString(run)) continue;
+                char image[1400];
+                snprintf(image, sizeof image, "%s/%s/figures/%s.png", runs_dir, run->valuestring,
+                         figure->valuestring);
+                if (file_exists(image)) {
+                    fprintf(f, "<td><a href=\"%s/figures/%s.png\"><img src=\"%s/figures/%s.png\" alt=\"",
+                            run->valuestring, figure->valuestring, run->valuestring, figure->valuestring);
+                    html_text(f, caption_of(figure->valuestring));
+                    fputs("\"></a></td>", f);
+                } else {
+                    fputs("<td class=\"missing\">not produced for this run</td>", f);
+                }
+            }
+            fputs("</tr>\n", f);
+        }
+        fputs("</table>\n", f);
+    }
+    fputs("</body></html>\n", f);
+    cJSON_Delete(index);
+    if (fclose(f) != 0 && rc == 0) rc = set_error(err, errlen, "%s: write failed", tmp);
+    if (rc == 0 && rename(tmp, path) != 0) rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    return rc;
+}

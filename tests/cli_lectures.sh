@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# cli_lectures.sh: the lecture pipeline at a small scale (1,000 training images,
+# 1 epoch per config): every config trains, every run gets its figures, the page
+# exists, every image it references is a valid PNG, it has one section per
+# experiment, and its numbers agree with `cuvae eval` on the same checkpoints.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
+    skip "lectures page" "data/mnist missing (run make data)"; cli_finish cli_lectures; exit
+fi
+if ! command -v gnuplot >/dev/null; then
+    skip "lectures page" "gnuplot not installed (make deps)"; cli_finish cli_lectures; exit
+fi
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+CUVAE="$CUVAE" LECTURES_OUT="$tmp/lectures" \
+    LECTURES_SET="--set data.train_limit=1000 --set data.test_limit=500 --set train.epochs=1 --set device=cpu" \
+    bash scripts/lectures.sh > "$tmp/log" 2>&1 && ok "make lectures pipeline (small)" || { bad "lectures.sh: $(tail -3 "$tmp/log")"; cli_finish cli_lectures; exit; }
+page="$tmp/lectures/index.html"
+check=$(python3 tests/check_page.py "$page") && ok "page images valid: $check" || bad "page: $check"
+n_configs=$(ls configs/lectures/*.json | grep -vc index.json)
+n_runs=$(ls -d "$tmp"/lectures/*/ | wc -l)
+[ "$n_runs" -eq "$n_configs" ] && ok "one run per config ($n_runs)" || bad "$n_runs runs for $n_configs configs"
+sections=$(grep -c "<h2>" "$page")
+[ "$sections" -eq 7 ] && ok "7 experiment sections" || bad "$sections sections"
+for run in vae_dim2 cvae_dim2 ae_dim10; do
+    ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
+    loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+    shown=$(printf "%.2f" "$loss")
+    grep -A0 "<code>$run</code>" "$page" | grep -q "<td>$shown</td>" \
+        && ok "$run: page shows cuvae eval's test loss $shown" || bad "$run: page lacks test loss $shown"
+done
+for fig in samples latent_histograms; do
+    [ -s "$tmp/lectures/ae_dim2/figures/$fig.png" ] || bad "ae_dim2 lacks $fig"
+done
+[ -s "$tmp/lectures/vae_dim2/figures/manifold.png" ] && [ ! -e "$tmp/lectures/vae_dim10/figures/manifold.png" ] \
+    && ok "manifold only for latent dim 2" || bad "manifold figures"
+[ -s "$tmp/lectures/cvae_dim2/figures/class_rows.png" ] && ok "cvae class rows" || bad "cvae class rows missing"
+cli_finish cli_lectures

@@ -1,0 +1,475 @@
+// test_plot.c: tests for src/plot.c: every figure (scatter, histograms, lines, image) comes out as a
+// PNG of the documented size that is not blank; the scatter paints each class in its own palette
+// colour; the image is drawn upright; quotes in titles are harmless; failures (missing directory,
+// gnuplot errors, gnuplot missing) return -1 with a useful message and leave no temporary files.
+// Skipped when gnuplot (gnuplot-nox) is not installed.
+#include "cuvae/plot.h"
+#include "cuvae/common.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <png.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char test_dir[256];  // root of this run's files
+static char tmp_dir[512];   // $TMPDIR for the plot functions (must stay empty)
+static char out_dir[512];   // where the PNGs go
+
+static void out_path(char *out, size_t n, const char *name) {
+    snprintf(out, n, "%s/%s", out_dir, name);
+}
+
+// Number of directory entries other than . and .., skipping names ending in ".png".
+static int count_non_png(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL) {
+        const char *name = entry->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+        size_t len = strlen(name);
+        if (len > 4 && strcmp(name + len - 4, ".png") == 0) continue;
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+static bool has_png_signature(const char *path) {
+    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    uint8_t head[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t got = fread(head, 1, 8, f);
+    fclose(f);
+    return got == 8 && memcmp(head, signature, 8) == 0;
+}
+
+// A decoded PNG as 8-bit RGB.
+typedef struct {
+    int width, height;
+    uint8_t *rgb;
+} Picture;
+
+static bool read_picture(const char *path, Picture *pic) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    pic->rgb = NULL;
+    if (!png_image_begin_read_from_file(&image, path)) return false;
+    image.format = PNG_FORMAT_RGB;
+    pic->rgb = malloc(PNG_IMAGE_SIZE(image));
+    if (!png_image_finish_read(&image, NULL, pic->rgb, 0, NULL)) {
+        png_image_free(&image);
+        free(pic->rgb);
+        pic->rgb = NULL;
+        return false;
+    }
+    pic->width = (int)image.width;
+    pic->height = (int)image.height;
+    return true;
+}
+
+static const uint8_t *pixel(const Picture *pic, int x, int y) {
+    return pic->rgb + 3 * ((size_t)y * pic->width + x);
+}
+
+static int count_distinct_colours(const Picture *pic) {
+    uint8_t *seen = calloc(1 << 21, 1);  // one bit per 24-bit colour
+    int count = 0;
+    for (int i = 0; i < pic->width * pic->height; i++) {
+        const uint8_t *p = pic->rgb + 3 * (size_t)i;
+        uint32_t key = ((uint32_t)p[0] << 16) | ((uint32_t)p[1] << 8) | p[2];
+        if (!(seen[key >> 3] & (1 << (key & 7)))) {
+            seen[key >> 3] |= (uint8_t)(1 << (key & 7));
+            count++;
+        }
+    }
+    free(seen);
+    return count;
+}
+
+// Pixels in the box [x0, x1) x [y0, y1) (fractions of the size) with some channel below 200.
+static int count_dark(const Picture *pic, double x0, double x1, double y0, double y1) {
+    int count = 0;
+    for (int y = (int)(y0 * pic->height); y < (int)(y1 * pic->height); y++)
+        for (int x = (int)(x0 * pic->width); x < (int)(x1 * pic->width); x++) {
+            const uint8_t *p = pixel(pic, x, y);
+            if (p[0] < 200 || p[1] < 200 || p[2] < 200) count++;
+        }
+    return count;
+}
+
+// Pixels in the box that look like palette colour k laid over white with some opacity:
+// p = 255 - t * (255 - c) for one t in [0.3, 1.05], within a few levels per channel.
+static int count_palette(const Picture *pic, int k, double x0, double x1, double y0, double y1) {
+    const uint8_t *c = plot_palette[k];
+    double cc = 0.0;
+    for (int ch = 0; ch < 3; ch++) cc += (255.0 - c[ch]) * (255.0 - c[ch]);
+    int count = 0;
+    for (int y = (int)(y0 * pic->height); y < (int)(y1 * pic->height); y++)
+        for (int x = (int)(x0 * pic->width); x < (int)(x1 * pic->width); x++) {
+            const uint8_t *p = pixel(pic, x, y);
+            double pc = 0.0;
+            for (int ch = 0; ch < 3; ch++) pc += (255.0 - p[ch]) * (255.0 - c[ch]);
+            double t = pc / cc;
+            if (t < 0.3 || t > 1.05) continue;
+            int ok = 1;
+            for (int ch = 0; ch < 3; ch++)
+                if (fabs(p[ch] - (255.0 - t * (255.0 - c[ch]))) > 14.0) ok = 0;
+            count += ok;
+        }
+    return count;
+}
+
+// Checks a written figure: PNG signature, the expected size, not blank (many colours, dark
+// pixels in the plot area), no temporary files left. Returns the decoded picture (caller frees).
+static Picture check_figure(const char *path, int width, int height) {
+    Picture pic = {0, 0, NULL};
+    CHECK(has_png_signature(path), "%s: no PNG signature", path);
+    CHECK(read_picture(path, &pic), "%s: libpng cannot read it", path);
+    if (!pic.rgb) return pic;
+    CHECK(pic.width == width && pic.height == height, "%s: size %dx%d, expected %dx%d", path, pic.width,
+          pic.height, width, height);
+    int distinct = count_distinct_colours(&pic);
+    CHECK(distinct > 10, "%s: only %d distinct colours", path, distinct);
+    int dark = count_dark(&pic, 0.25, 0.75, 0.25, 0.75);
+    CHECK(dark > 50, "%s: plot area nearly blank (%d non-white pixels)", path, dark);
+    CHECK(count_non_png(tmp_dir) == 0, "temporary files left in %s", tmp_dir);
+    CHECK(count_non_png(out_dir) == 0, "temporary files left in %s", out_dir);
+    return pic;
+}
+
+// Deterministic 2-D blobs: point i belongs to class i % n_classes, centred at (class, class).
+static void make_blobs(float *xy, uint8_t *labels, int n, int n_classes) {
+    uint32_t state = 12345;
+    for (int i = 0; i < n; i++) {
+        int k = i % n_classes;
+        labels[i] = (uint8_t)k;
+        for (int d = 0; d < 2; d++) {
+            state = state * 1664525u + 1013904223u;
+            float u = (float)(state >> 8) / (float)(1 << 24) - 0.5f;
+            xy[2 * i + d] = 3.0f * (float)k + 1.2f * u;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+
+static void test_scatter_three_classes(void) {
+    char path[600], err[512] = "";
+    out_path(path, sizeof path, "scatter.png");
+    enum { N = 600 };
+    float xy[2 * N];
+    uint8_t labels[N];
+    make_blobs(xy, labels, N, 3);
+    const char *names[3] = {"zero", "one", "two"};
+    int rc = plot_scatter(path, "three blobs", "z1", "z2", xy, labels, N, 3, names, err, sizeof err);
+    CHECK(rc == 0, "plot_scatter failed: %s", err);
+    if (rc != 0) return;
+    Picture pic = check_figure(path, PLOT_WIDTH, PLOT_HEIGHT);
+    if (!pic.rgb) return;
+    // data area (left of the legend): each class colour present, an unused one absent
+    for (int k = 0; k < 3; k++) {
+        int count = count_palette(&pic, k, 0.0, 0.8, 0.0, 1.0);
+        CHECK(count > 100, "class %d colour: only %d pixels in the data area", k, count);
+    }
+    int unused = count_palette(&pic, 3, 0.0, 1.0, 0.0, 1.0);
+    CHECK(unused == 0, "unused palette colour 3 found on %d pixels", unused);
+    // legend on the right, outside the data: a marker of each colour there
+    for (int k = 0; k < 3; k++) {
+        int count = count_palette(&pic, k, 0.85, 1.0, 0.0, 1.0);
+        CHECK(count > 10, "class %d: no legend marker on the right (%d pixels)", k, count);
+    }
+    free(pic.rgb);
+}
+
+static void test_scatter_without_labels(void) {
+    char path[600], err[512] = "";
+    out_path(path, sizeof path, "scatter_plain.png");
+    enum { N = 300 };
+    float xy[2 * N];
+    uint8_t labels[N];
+    make_blobs(xy, labels, N, 2);
+    xy[0] = NAN;  // skipped, not an error
+    int rc = plot_scatter(path, NULL, NULL, NULL, xy, NULL, N, 0, NULL, err, sizeof err);
+    CHECK(rc == 0, "plot_scatter without labels failed: %s", err);
+    if (rc != 0) return;
+    Picture pic = check_figure(path, PLOT_WIDTH, PLOT_HEIGHT);
+    if (!pic.rgb) return;
+    CHECK(count_palette(&pic, 0, 0.0, 1.0, 0.0, 1.0) > 100, "points not drawn in palette colour 0");
+    CHECK(count_palette(&pic, 1, 0.0, 1.0, 0.0, 1.0) == 0, "a second colour without labels");
+    free(pic.rgb);
+}
+
+static void test_histograms(void) {
+    char path[600], err[512] = "";
+    out_path(path, sizeof path, "hist.png");
+    enum { N = 2000, DIMS = 7 };
+    float *values = malloc(sizeof(float) * N * DIMS);
+    uint32_t state = 99;
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < DIMS; j++) {
+            // sum of 4 uniforms: roughly normal, scaled per dimension
+            float s = 0.0f;
+            for (int r = 0; r < 4; r++) {
+                state = state * 1664525u + 1013904223u;
+                s += (float)(state >> 8) / (float)(1 << 24) - 0.5f;
+            }
+            values[i * DIMS + j] = s * (float)(j + 1) * 0.8f;
+        }
+    }
+    int rc = plot_histograms(path, "latent \"means\"", values, N, DIMS, 5, true, err, sizeof err);
+    CHECK(rc == 0, "plot_histograms failed: %s", err);
+    if (rc == 0) {
+        int w, h;
+        plot_histograms_size(5, &w, &h);
+        CHECK(w >= 400 && h >= 300, "histogram canvas %dx%d too small for 5 panels", w, h);
+        Picture pic = check_figure(path, w, h);
+        if (pic.rgb) {
+            CHECK(count_palette(&pic, 0, 0.0, 1.0, 0.0, 1.0) > 500, "no histogram bars in palette colour 0");
+            CHECK(count_palette(&pic, 3, 0.0, 1.0, 0.0, 1.0) > 100, "no N(0,1) curve in palette colour 3");
+            free(pic.rgb);
+        }
+    }
+    // one panel, no overlay: the curve's colour must not appear
+    out_path(path, sizeof path, "hist1.png");
+    rc = plot_histograms(path, NULL, values, N, DIMS, 1, false, err, sizeof err);
+    CHECK(rc == 0, "plot_histograms (1 panel) failed: %s", err);
+    if (rc == 0) {
+        int w, h;
+        plot_histograms_size(1, &w, &h);
+        Picture pic = check_figure(path, w, h);
+        if (pic.rgb) {
+            CHECK(count_palette(&pic, 3, 0.0, 1.0, 0.0, 1.0) == 0, "N(0,1) curve drawn without overlay");
+            free(pic.rgb);
+        }
+    }
+    free(values);
+}
+
+static void test_lines(void) {
+    char path[600], err[512] = "";
+    enum { P = 60 };
+    double x[P], train[P], test[P];
+    for (int i = 0; i < P; i++) {
+        x[i] = i + 1;
+        train[i] = 100.0 + 120.0 * exp(-i / 8.0);
+        test[i] = 105.0 + 110.0 * exp(-i / 9.0);
+    }
+    test[30] = NAN;  // a gap, not an error
+    const double *ys[2] = {train, test};
+    const char *names[2] = {"train", "test"};
+    for (int log_y = 0; log_y <= 1; log_y++) {
+        out_path(path, sizeof path, log_y ? "lines_log.png" : "lines.png");
+        int rc = plot_lines(path, "loss", "epoch", "nats", x, ys, names, 2, P, log_y, err, sizeof err);
+        CHECK(rc == 0, "plot_lines (log_y %d) failed: %s", log_y, err);
+        if (rc != 0) continue;
+        Picture pic = check_figure(path, PLOT_WIDTH, PLOT_HEIGHT);
+        if (!pic.rgb) continue;
+        CHECK(count_palette(&pic, 0, 0.0, 0.85, 0.0, 1.0) > 100, "series 0 not drawn (log_y %d)", log_y);
+        CHECK(count_palette(&pic, 1, 0.0, 0.85, 0.0, 1.0) > 100, "series 1 not drawn (log_y %d)", log_y);
+        free(pic.rgb);
+    }
+}
+
+static void test_image(void) {
+    char path[600], err[512] = "";
+    // 28 x 20 gray: top half white, bottom half black, so the orientation can be checked
+    enum { W = 28, H = 20 };
+    uint8_t gray[W * H];
+    for (int r = 0; r < H; r++)
+        for (int c = 0; c < W; c++) gray[r * W + c] = r < H / 2 ? 255 : (uint8_t)(c * 4);
+    for (int axes = 0; axes <= 1; axes++) {
+        out_path(path, sizeof path, axes ? "image_axes.png" : "image_plain.png");
+        int rc = plot_image(path, "manifold", gray, W, H, axes ? "z1" : NULL, -3, 3, axes ? "z2" : NULL, -2, 2,
+                            err, sizeof err);
+        CHECK(rc == 0, "plot_image (axes %d) failed: %s", axes, err);
+        if (rc != 0) continue;
+        int cw, ch;
+        plot_image_size(W, H, axes, &cw, &ch);
+        CHECK(cw >= W * 10 && ch >= H * 10, "small image not enlarged: %dx%d", cw, ch);
+        Picture pic = check_figure(path, cw, ch);
+        if (!pic.rgb) continue;
+        // upright: a point in the image's upper half is white, one in its lower half is dark
+        const uint8_t *top = pixel(&pic, cw / 2, (int)(ch * 0.35));
+        const uint8_t *bottom = pixel(&pic, cw / 2, (int)(ch * 0.65));
+        CHECK(top[0] > 240 && top[1] > 240 && top[2] > 240, "upper half not white (axes %d): %d", axes, top[0]);
+        CHECK(bottom[0] < 100, "lower half not dark (axes %d): %d", axes, bottom[0]);
+        // gray stays gray
+        CHECK(bottom[0] == bottom[1] && bottom[1] == bottom[2], "image pixel not gray");
+        free(pic.rgb);
+    }
+}
+
+static void test_quotes_in_titles(void) {
+    char path[600], err[512] = "";
+    out_path(path, sizeof path, "quotes.png");
+    enum { N = 90 };
+    float xy[2 * N];
+    uint8_t labels[N];
+    make_blobs(xy, labels, N, 3);
+    const char *names[3] = {"it's", "\"two\"", "back\\slash"};
+    int rc = plot_scatter(path, "it's a \"quoted\" title\\ with 'marks' & {braces} _x^2",
+                          "x'label\"", "y\nlabel", xy, labels, N, 3, names, err, sizeof err);
+    CHECK(rc == 0, "quotes in titles broke the script: %s", err);
+    if (rc == 0) free(check_figure(path, PLOT_WIDTH, PLOT_HEIGHT).rgb);
+    double x[3] = {1, 2, 3}, y0[3] = {3, 2, 1};
+    const double *ys[1] = {y0};
+    const char *line_names[1] = {"''\\'"};
+    out_path(path, sizeof path, "quotes_lines.png");
+    rc = plot_lines(path, "'", "\"", "\\", x, ys, line_names, 1, 3, false, err, sizeof err);
+    CHECK(rc == 0, "quotes in line chart labels: %s", err);
+    // a backquoted command in a title is text, not run by gnuplot
+    char title[800], marker[700];
+    snprintf(marker, sizeof marker, "%s/ran", test_dir);
+    snprintf(title, sizeof title, "`touch %s` $HOME @x %%s", marker);
+    out_path(path, sizeof path, "backquote.png");
+    rc = plot_lines(path, title, "x", "y", x, ys, NULL, 1, 3, false, err, sizeof err);
+    CHECK(rc == 0, "backquotes in a title: %s", err);
+    CHECK(access(marker, F_OK) != 0, "the backquoted command in the title was run");
+}
+
+static void test_missing_directory(void) {
+    char path[600], err[512] = "";
+    snprintf(path, sizeof path, "%s/no/such/dir/figure.png", test_dir);
+    enum { N = 30 };
+    float xy[2 * N];
+    uint8_t labels[N];
+    make_blobs(xy, labels, N, 2);
+    int rc = plot_scatter(path, "t", "x", "y", xy, labels, N, 2, NULL, err, sizeof err);
+    CHECK(rc == -1, "writing into a missing directory returned %d", rc);
+    CHECK(strstr(err, path) != NULL, "error does not name the path: %s", err);
+    CHECK(strchr(err, '\n') == NULL, "error is not one line: %s", err);
+    uint8_t gray[4] = {0, 64, 128, 255};
+    err[0] = '\0';
+    rc = plot_image(path, "t", gray, 2, 2, NULL, 0, 0, NULL, 0, 0, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, path) != NULL, "plot_image into a missing directory: %d %s", rc, err);
+    CHECK(count_non_png(tmp_dir) == 0, "temporary files left in %s", tmp_dir);
+    CHECK(count_non_png(test_dir) == 2, "unexpected files in %s", test_dir);  // tmp/ and out/
+}
+
+static void test_bad_arguments(void) {
+    char path[600], err[512] = "";
+    out_path(path, sizeof path, "bad.png");
+    float xy[4] = {0, 0, 1, 1};
+    uint8_t labels[2] = {0, 5};
+    CHECK(plot_scatter(path, "t", "x", "y", xy, labels, 2, 3, NULL, err, sizeof err) == -1 &&
+              strstr(err, "label 5") != NULL,
+          "out-of-range label accepted: %s", err);
+    CHECK(plot_scatter(path, "t", "x", "y", xy, labels, 0, 3, NULL, err, sizeof err) == -1, "n = 0 accepted");
+    double x[2] = {0, 1}, y0[2] = {-1, 0};
+    const double *ys[1] = {y0};
+    CHECK(plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, true, err, sizeof err) == -1 &&
+              strstr(err, "positive") != NULL,
+          "log chart of non-positive values accepted: %s", err);
+    uint8_t gray[4] = {0};
+    CHECK(plot_image(path, "t", gray, 2, 2, "z1", 1, 1, "z2", 0, 1, err, sizeof err) == -1,
+          "empty x range accepted");
+    struct stat st;
+    CHECK(stat(path, &st) != 0, "a failed call left %s behind", path);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+}
+
+// A fake gnuplot that fails like the real one: the error names the script line, the call
+// returns -1, nothing is left behind. Then no gnuplot on PATH at all.
+static void test_gnuplot_failure(void) {
+    char fake_dir[600], fake[700], path[600], err[512] = "";
+    snprintf(fake_dir, sizeof fake_dir, "%s/fakebin", test_dir);
+    mkdir(fake_dir, 0755);
+    snprintf(fake, sizeof fake, "%s/gnuplot", fake_dir);
+    FILE *f = fopen(fake, "w");
+    CHECK(f != NULL, "cannot write %s", fake);
+    if (!f) return;
+    fprintf(f, "#!/bin/sh\necho ' plot foo(x)' >&2\necho '         ^' >&2\n"
+               "echo \"\\\"$1\\\" line 7: undefined function: foo\" >&2\nexit 1\n");
+    fclose(f);
+    chmod(fake, 0755);
+    const char *old = getenv("PATH");
+    char *saved = strdup(old ? old : "/usr/bin:/bin");
+    setenv("PATH", fake_dir, 1);
+
+    out_path(path, sizeof path, "fail.png");
+    double x[2] = {0, 1}, y0[2] = {1, 2};
+    const double *ys[1] = {y0};
+    int rc = plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, false, err, sizeof err);
+    CHECK(rc == -1, "failing gnuplot: returned %d", rc);
+    CHECK(strstr(err, path) && strstr(err, "line 7: undefined function: foo"), "error line not reported: %s",
+          err);
+    CHECK(strstr(err, tmp_dir) == NULL, "error shows the temporary script path: %s", err);
+    struct stat st;
+    CHECK(stat(path, &st) != 0, "failed plot left %s", path);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    unlink(fake);
+    rc = plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, false, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "not found"), "missing gnuplot: %d %s", rc, err);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    setenv("PATH", saved, 1);
+    free(saved);
+    rmdir(fake_dir);
+}
+
+// ----------------------------------------------------------------------------
+
+static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *entry;
+    char path[1024];
+    while ((entry = readdir(d)) != NULL) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(path);
+        else unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int main(void) {
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"scatter_three_classes", test_scatter_three_classes},
+        {"scatter_without_labels", test_scatter_without_labels},
+        {"histograms", test_histograms},
+        {"lines", test_lines},
+        {"image", test_image},
+        {"quotes_in_titles", test_quotes_in_titles},
+        {"missing_directory", test_missing_directory},
+        {"bad_arguments", test_bad_arguments},
+        {"gnuplot_failure", test_gnuplot_failure},
+    };
+    int n_tests = (int)(sizeof tests / sizeof tests[0]);
+    if (!plot_available()) {
+        for (int i = 0; i < n_tests; i++) test_skip(tests[i].name, "gnuplot-nox not installed");
+        return test_finish("test_plot");
+    }
+    const char *base = getenv("TMPDIR");
+    snprintf(test_dir, sizeof test_dir, "%s/cuvae_test_plot_XXXXXX", (base && base[0]) ? base : "/tmp");
+    if (!mkdtemp(test_dir)) {
+        fprintf(stderr, "test_plot: cannot create %s\n", test_dir);
+        return 1;
+    }
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", test_dir);
+    snprintf(out_dir, sizeof out_dir, "%s/out", test_dir);
+    mkdir(tmp_dir, 0755);
+    mkdir(out_dir, 0755);
+    setenv("TMPDIR", tmp_dir, 1);
+
+    for (int i = 0; i < n_tests; i++) test_run(tests[i].name, tests[i].fn);
+
+    // CUVAE_KEEP_PLOTS=1 keeps the PNGs for looking at them
+    const char *keep = getenv("CUVAE_KEEP_PLOTS");
+    if (keep && keep[0] == '1') fprintf(stderr, "  figures kept in %s\n", out_dir);
+    else remove_tree(test_dir);
+    return test_finish("test_plot");
+}
