@@ -27,12 +27,25 @@ static const char *const binarize_names[] = {"none", "dynamic", "static"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
 static const char *const optimizer_names[] = {"adam"};
+static const char *const lr_schedule_names[] = {"constant", "burda"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #define MAX_WIDTH 65536
 // the largest integer a JSON number (an IEEE double) holds exactly
 #define MAX_SEED 9007199254740992.0
+
+double config_learning_rate(const Config *cfg, int epoch) {
+    if (cfg->train.lr_schedule == LR_CONSTANT) return cfg->train.lr;
+    // Burda et al. 2015: stage i (0..7) lasts 3^i epochs at lr * 10^(-i/7); later epochs stay at stage 7
+    long end = 0, stage_length = 1;
+    for (int i = 0; i < 8; i++) {
+        end += stage_length;
+        if (epoch <= end) return cfg->train.lr * pow(10.0, -i / 7.0);
+        stage_length *= 3;
+    }
+    return cfg->train.lr * pow(10.0, -1.0);
+}
 
 const char *activation_name(Activation a) {
     if ((int)a < 0 || (int)a >= COUNT(activation_names)) return "invalid";
@@ -139,12 +152,20 @@ static int find(const Ctx *c, const cJSON *obj, const char *path, const char *ke
     return 0;
 }
 
+static int get_section_at(const Ctx *c, const cJSON *parent, const char *parent_path,
+                          const char *key, int required, const cJSON **out) {
+    if (find(c, parent, parent_path, key, required, out)) return -1;
+    if (*out && !cJSON_IsObject(*out)) {
+        char full[256];
+        join_path(full, sizeof full, parent_path, key);
+        return fail(c, full, "must be an object, got %s", type_name(*out));
+    }
+    return 0;
+}
+
 static int get_section(const Ctx *c, const cJSON *root, const char *key, int required,
                        const cJSON **out) {
-    if (find(c, root, "", key, required, out)) return -1;
-    if (*out && !cJSON_IsObject(*out))
-        return fail(c, key, "must be an object, got %s", type_name(*out));
-    return 0;
+    return get_section_at(c, root, "", key, required, out);
 }
 
 static int get_string(const Ctx *c, const cJSON *obj, const char *path, const char *key,
@@ -271,7 +292,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval",
-                                             "full_epochs"};
+                                             "full_epochs", "lr_schedule"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
@@ -368,7 +389,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
             return -1;
         if (get_number(c, loss, "loss", "free_bits", 0, &cfg->loss.free_bits)) return -1;
         const cJSON *capacity;
-        if (get_section(c, loss, "capacity", 0, &capacity)) return -1;
+        if (get_section_at(c, loss, "loss", "capacity", 0, &capacity)) return -1;
         if (capacity) {
             if (check_keys(c, capacity, "loss.capacity", capacity_keys, COUNT(capacity_keys)))
                 return -1;
@@ -466,6 +487,11 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;
+    choice = LR_CONSTANT;
+    if (get_choice(c, train, "train", "lr_schedule", lr_schedule_names, COUNT(lr_schedule_names),
+                   &choice))
+        return -1;
+    cfg->train.lr_schedule = (LrSchedule)choice;
     cfg->train.full_epochs = 0;
     if (get_int(c, train, "train", "full_epochs", 0, 0, INT_MAX, &cfg->train.full_epochs))
         return -1;
@@ -744,7 +770,9 @@ char *config_to_json(const Config *cfg) {
     text_printf(&t, ",\n    \"adam_eps\": ");
     text_double(&t, cfg->train.adam_eps);
     text_printf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
-    text_printf(&t, ",\n    \"full_epochs\": %d\n  }", cfg->train.full_epochs);
+    text_printf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
+    text_printf(&t, ",\n    \"lr_schedule\": \"%s\"\n  }",
+                name_of(lr_schedule_names, COUNT(lr_schedule_names), cfg->train.lr_schedule));
     text_printf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_printf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_printf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);

@@ -172,8 +172,8 @@ static int figure_histograms(Figures *f, const float *codes, int n) {
     char path[1200];
     snprintf(path, sizeof path, "%s/latent_histograms.png", f->dir);
     const char *title = f->m->variational
-                            ? "Per-dimension distribution of encoded test data (mean of q(z|x)) vs N(0, 1)"
-                            : "Per-dimension distribution of encoded test data (AE codes) vs N(0, 1)";
+                            ? "Encoded test data per dimension (mean of q(z|x))"
+                            : "Encoded test data per dimension (AE codes)";
     int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, 16, true, f->err, f->errlen);
     if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
     return rc;

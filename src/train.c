@@ -122,7 +122,6 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     const long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const long total_steps = steps_per_epoch * epochs;
     const float w_rec = (float)cfg->loss.w_rec;
-    const float lr = (float)cfg->train.lr;
     const uint64_t binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     uint64_t uniform_offset = 0;
     long global_step = 0;
@@ -137,6 +136,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
 
         double epoch_weighted = 0.0, epoch_rec = 0.0, epoch_kl = 0.0, epoch_count = 0.0;
         KlSchedule kl = model_kl_schedule(cfg, epoch - 1);
+        const float lr = (float)config_learning_rate(cfg, epoch);
         double interval_start = wall_seconds();
         long interval_examples = 0;
         for (long step = 0; step < steps_per_epoch; step++) {

@@ -4,6 +4,8 @@
 #include "cuvae/config.h"
 #include "test.h"
 
+#include <math.h>
+
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -444,6 +446,21 @@ typedef struct {
 #define SEVENTEEN "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]"
 
 static const ErrorCase error_cases[] = {
+    // issue-3 keys: cvae condition, KL schedules, eval section, lr schedule
+    {"model.condition", "\"label\"", "model.condition", "needs model.kind \"cvae\""},
+    {"model.condition", "\"pixels\"", "model.condition", "must be one of"},
+    {"loss.kl_warmup_epochs", "-1", "loss.kl_warmup_epochs", "must be >= 0"},
+    {"loss.free_bits", "-0.5", "loss.free_bits", "must be >= 0"},
+    {"loss.capacity", "5", "loss.capacity", "must be an object"},
+    {"loss.capacity", "{\"max_nats\": 25, \"epochs\": 10}", "loss.capacity.gamma", "missing required key"},
+    {"loss.capacity", "{\"max_nats\": 25, \"epochs\": 0, \"gamma\": 10}", "loss.capacity.epochs", "must be > 0"},
+    {"loss.capacity", "{\"max_nats\": -1, \"epochs\": 5, \"gamma\": 10}", "loss.capacity.max_nats", "must be >= 0"},
+    {"loss.capacity", "{\"max_nats\": 5, \"epochs\": 5, \"gamma\": 10, \"c\": 1}", "loss.capacity.c", "unknown key"},
+    {"eval.iw_samples", "-1", "eval.iw_samples", ">= 0"},
+    {"eval.iw_batch", "0", "eval.iw_batch", ">= 1"},
+    {"eval.k", "5", "eval.k", "unknown key"},
+    {"train.lr_schedule", "\"cosine\"", "train.lr_schedule", "must be one of"},
+    {"train.full_epochs", "-2", "train.full_epochs", ">= 0"},
     // unknown keys at each level (and keys are case-sensitive)
     {"extra", "1", "extra", "unknown key"},
     {"Name", "\"x\"", "Name", "unknown key"},
@@ -636,8 +653,51 @@ static void test_error_missing_file(void) {
     CHECK(is_zero(&cfg), "cfg not zeroed on error");
 }
 
+// the keys added for the lecture experiments, accepted and combined
+static void test_lecture_keys(void) {
+    Config cfg;
+    char err[1024] = "";
+    const char *cvae_overrides[] = {"model.kind=cvae"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cvae_overrides, 1, err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.model.kind == MODEL_CVAE && cfg.model.condition == CONDITION_LABEL && cfg.model.n_classes == 10,
+          "cvae defaults to the label condition");
+    const char *sched[] = {"loss.kl_warmup_epochs=2.5", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}",
+                           "eval.iw_samples=5000", "eval.iw_examples=1000", "train.lr_schedule=burda",
+                           "train.full_epochs=3280"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", sched, 6, err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.loss.kl_warmup_epochs == 2.5 && cfg.loss.has_capacity && cfg.loss.capacity_max_nats == 25 &&
+          cfg.loss.capacity_epochs == 10 && cfg.loss.capacity_gamma == 10, "schedule values");
+    CHECK(cfg.eval.iw_samples == 5000 && cfg.eval.iw_examples == 1000 && cfg.eval.iw_batch == 4096, "eval values");
+    CHECK(cfg.train.lr_schedule == LR_BURDA && cfg.train.full_epochs == 3280, "train values");
+    // round trip with every new key set
+    char *json = config_to_json(&cfg);
+    Config again;
+    CHECK(config_from_string(&again, json, "dump", NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&cfg, &again, sizeof cfg) == 0 || strcmp(cfg.source, again.source) != 0, "round trip");
+    snprintf(again.source, sizeof again.source, "%s", cfg.source);
+    CHECK(memcmp(&cfg, &again, sizeof cfg) == 0, "round trip with every new key");
+    free(json);
+    // Burda et al.'s schedule: stage i lasts 3^i epochs at lr 10^(-i/7)
+    CHECK(config_learning_rate(&cfg, 1) == cfg.train.lr, "stage 0");
+    CHECK(fabs(config_learning_rate(&cfg, 2) - cfg.train.lr * pow(10, -1.0 / 7)) < 1e-15, "stage 1 starts at epoch 2");
+    CHECK(fabs(config_learning_rate(&cfg, 4) - cfg.train.lr * pow(10, -1.0 / 7)) < 1e-15, "stage 1 ends at epoch 4");
+    CHECK(fabs(config_learning_rate(&cfg, 5) - cfg.train.lr * pow(10, -2.0 / 7)) < 1e-15, "stage 2 at epoch 5");
+    CHECK(fabs(config_learning_rate(&cfg, 3280) - cfg.train.lr * pow(10, -1.0)) < 1e-15, "last epoch 3280");
+    // combinations that make no sense
+    const char *both[] = {"loss.free_bits=0.5", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", both, 2, err, sizeof err) == -1 &&
+          strstr(err, "x.json: loss.free_bits: cannot be combined"), "free bits + capacity: %s", err);
+    const char *ae_sched[] = {"model.kind=ae", "loss.kl_warmup_epochs=1"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", ae_sched, 2, err, sizeof err) == -1 &&
+          strstr(err, "x.json: loss: KL schedules"), "ae + warmup: %s", err);
+    const char *cvae_none[] = {"model.kind=cvae", "model.condition=none"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cvae_none, 2, err, sizeof err) == -1 &&
+          strstr(err, "x.json: model.condition: kind \"cvae\" needs"), "cvae without label: %s", err);
+}
+
 int main(void) {
     test_run("full example", test_full_example);
+    test_run("lecture keys", test_lecture_keys);
     test_run("defaults", test_defaults);
     test_run("enum values", test_enum_values);
     test_run("activation_name", test_activation_name);

@@ -17,6 +17,7 @@ typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
 typedef enum { REDUCTION_SUM = 0, REDUCTION_MEAN } Reduction;
 typedef enum { BINARIZE_NONE = 0, BINARIZE_DYNAMIC, BINARIZE_STATIC } Binarize;
 typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } DeviceChoice;
+typedef enum { LR_CONSTANT = 0, LR_BURDA } LrSchedule;
 
 typedef struct {
     char name[128];            // "name"
@@ -67,6 +68,7 @@ typedef struct {
         uint64_t seed;
         int log_interval;      // steps between progress reads of the device loss (default 100)
         int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
+        LrSchedule lr_schedule;  // constant | burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7)
     } train;
 
     struct {
@@ -94,5 +96,8 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 char *config_to_json(const Config *cfg);
 
 const char *activation_name(Activation a);
+
+// The learning rate of an epoch (1-based) under cfg's schedule.
+double config_learning_rate(const Config *cfg, int epoch);
 
 #endif
