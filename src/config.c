@@ -640,144 +640,101 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
 }
 
 // ----------------------------------------------------------------------------
-// config_to_json: a small growable text buffer and a JSON string escaper
+// config_to_json, on common.c's TextBuffer
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Text;
-
-static void text_printf(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_printf(Text *t, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) return;
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2;
-        while (cap - t->len <= (size_t)n) cap *= 2;
-        char *bigger = xmalloc(cap);
-        memcpy(bigger, t->buf, t->len + 1);
-        free(t->buf);
-        t->buf = bigger;
-        t->cap = cap;
-    }
-}
-
-static void text_string(Text *t, const char *s) {
-    text_printf(t, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"') text_printf(t, "\\\"");
-        else if (*p == '\\') text_printf(t, "\\\\");
-        else if (*p == '\n') text_printf(t, "\\n");
-        else if (*p == '\r') text_printf(t, "\\r");
-        else if (*p == '\t') text_printf(t, "\\t");
-        else if (*p < 0x20 || *p == 0x7f) text_printf(t, "\\u%04x", *p);
-        else text_printf(t, "%c", *p);
-    }
-    text_printf(t, "\"");
-}
-
-static void text_double(Text *t, double v) {
+static void text_double(TextBuffer *t, double v) {
     if (!isfinite(v)) {  // not valid JSON; only an unvalidated Config gets here
-        text_printf(t, "null");
+        text_appendf(t, "null");
         return;
     }
     char s[64];
     format_double(s, sizeof s, v);
-    text_printf(t, "%s", s);
+    text_appendf(t, "%s", s);
 }
 
-static void text_widths(Text *t, const int *widths, int n) {
-    text_printf(t, "[");
-    for (int i = 0; i < n; i++) text_printf(t, "%s%d", i ? ", " : "", widths[i]);
-    text_printf(t, "]");
+static void text_widths(TextBuffer *t, const int *widths, int n) {
+    text_appendf(t, "[");
+    for (int i = 0; i < n; i++) text_appendf(t, "%s%d", i ? ", " : "", widths[i]);
+    text_appendf(t, "]");
 }
 
 char *config_to_json(const Config *cfg) {
-    Text t = {xmalloc(1024), 0, 1024};
-    t.buf[0] = '\0';
+    TextBuffer t = {0};
 
-    text_printf(&t, "{\n  \"name\": ");
-    text_string(&t, cfg->name);
-    text_printf(&t, ",\n  \"description\": ");
-    text_string(&t, cfg->description);
+    text_appendf(&t, "{\n  \"name\": ");
+    text_append_json_string(&t, cfg->name);
+    text_appendf(&t, ",\n  \"description\": ");
+    text_append_json_string(&t, cfg->description);
 
-    text_printf(&t, ",\n  \"data\": {\n    \"dataset\": ");
-    text_string(&t, cfg->data.dataset);
-    text_printf(&t, ",\n    \"dir\": ");
-    text_string(&t, cfg->data.dir);
-    text_printf(&t, ",\n    \"binarize\": \"%s\"",
+    text_appendf(&t, ",\n  \"data\": {\n    \"dataset\": ");
+    text_append_json_string(&t, cfg->data.dataset);
+    text_appendf(&t, ",\n    \"dir\": ");
+    text_append_json_string(&t, cfg->data.dir);
+    text_appendf(&t, ",\n    \"binarize\": \"%s\"",
                 name_of(binarize_names, COUNT(binarize_names), cfg->data.binarize));
-    text_printf(&t, ",\n    \"train_limit\": %d", cfg->data.train_limit);
-    text_printf(&t, ",\n    \"test_limit\": %d\n  }", cfg->data.test_limit);
+    text_appendf(&t, ",\n    \"train_limit\": %d", cfg->data.train_limit);
+    text_appendf(&t, ",\n    \"test_limit\": %d\n  }", cfg->data.test_limit);
 
-    text_printf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
+    text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
-    text_printf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
-    text_printf(&t, ",\n    \"encoder\": ");
+    text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
+    text_appendf(&t, ",\n    \"encoder\": ");
     text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
-    text_printf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
-    text_printf(&t, ",\n    \"decoder\": ");
+    text_appendf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
+    text_appendf(&t, ",\n    \"decoder\": ");
     text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
-    text_printf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
-    text_printf(&t, ",\n    \"output\": \"%s\"",
+    text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
+    text_appendf(&t, ",\n    \"output\": \"%s\"",
                 name_of(output_names, COUNT(output_names), cfg->model.output));
-    text_printf(&t, ",\n    \"condition\": \"%s\"\n  }",
+    text_appendf(&t, ",\n    \"condition\": \"%s\"\n  }",
                 name_of(condition_names, COUNT(condition_names), cfg->model.condition));
 
-    text_printf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
+    text_appendf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
                 name_of(reconstruction_names, COUNT(reconstruction_names),
                         cfg->loss.reconstruction));
-    text_printf(&t, ",\n    \"reduction\": \"%s\"",
+    text_appendf(&t, ",\n    \"reduction\": \"%s\"",
                 name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
-    text_printf(&t, ",\n    \"w_rec\": ");
+    text_appendf(&t, ",\n    \"w_rec\": ");
     text_double(&t, cfg->loss.w_rec);
-    text_printf(&t, ",\n    \"w_kl\": ");
+    text_appendf(&t, ",\n    \"w_kl\": ");
     text_double(&t, cfg->loss.w_kl);
-    text_printf(&t, ",\n    \"kl_warmup_epochs\": ");
+    text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");
     text_double(&t, cfg->loss.kl_warmup_epochs);
-    text_printf(&t, ",\n    \"free_bits\": ");
+    text_appendf(&t, ",\n    \"free_bits\": ");
     text_double(&t, cfg->loss.free_bits);
     if (cfg->loss.has_capacity) {
-        text_printf(&t, ",\n    \"capacity\": {\"max_nats\": ");
+        text_appendf(&t, ",\n    \"capacity\": {\"max_nats\": ");
         text_double(&t, cfg->loss.capacity_max_nats);
-        text_printf(&t, ", \"epochs\": ");
+        text_appendf(&t, ", \"epochs\": ");
         text_double(&t, cfg->loss.capacity_epochs);
-        text_printf(&t, ", \"gamma\": ");
+        text_appendf(&t, ", \"gamma\": ");
         text_double(&t, cfg->loss.capacity_gamma);
-        text_printf(&t, "}");
+        text_appendf(&t, "}");
     }
-    text_printf(&t, "\n  }");
+    text_appendf(&t, "\n  }");
 
-    text_printf(&t, ",\n  \"train\": {\n    \"epochs\": %d", cfg->train.epochs);
-    text_printf(&t, ",\n    \"batch_size\": %d", cfg->train.batch_size);
-    text_printf(&t, ",\n    \"optimizer\": ");
-    text_string(&t, cfg->train.optimizer);
-    text_printf(&t, ",\n    \"lr\": ");
+    text_appendf(&t, ",\n  \"train\": {\n    \"epochs\": %d", cfg->train.epochs);
+    text_appendf(&t, ",\n    \"batch_size\": %d", cfg->train.batch_size);
+    text_appendf(&t, ",\n    \"optimizer\": ");
+    text_append_json_string(&t, cfg->train.optimizer);
+    text_appendf(&t, ",\n    \"lr\": ");
     text_double(&t, cfg->train.lr);
-    text_printf(&t, ",\n    \"seed\": %" PRIu64, cfg->train.seed);
-    text_printf(&t, ",\n    \"beta1\": ");
+    text_appendf(&t, ",\n    \"seed\": %" PRIu64, cfg->train.seed);
+    text_appendf(&t, ",\n    \"beta1\": ");
     text_double(&t, cfg->train.beta1);
-    text_printf(&t, ",\n    \"beta2\": ");
+    text_appendf(&t, ",\n    \"beta2\": ");
     text_double(&t, cfg->train.beta2);
-    text_printf(&t, ",\n    \"adam_eps\": ");
+    text_appendf(&t, ",\n    \"adam_eps\": ");
     text_double(&t, cfg->train.adam_eps);
-    text_printf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
-    text_printf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
-    text_printf(&t, ",\n    \"lr_schedule\": \"%s\"\n  }",
+    text_appendf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
+    text_appendf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
+    text_appendf(&t, ",\n    \"lr_schedule\": \"%s\"\n  }",
                 name_of(lr_schedule_names, COUNT(lr_schedule_names), cfg->train.lr_schedule));
-    text_printf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
-    text_printf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
-    text_printf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);
+    text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
+    text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
+    text_appendf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);
 
-    text_printf(&t, ",\n  \"device\": \"%s\"\n}\n",
+    text_appendf(&t, ",\n  \"device\": \"%s\"\n}\n",
                 name_of(device_names, COUNT(device_names), cfg->device));
-    return t.buf;
+    return t.data;
 }

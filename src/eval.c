@@ -232,72 +232,50 @@ void eval_report_free(EvalReport *r) {
     memset(r, 0, sizeof *r);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Json;
-
-static void json_printf(Json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void json_printf(Json *j, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int need = vsnprintf(j->buf + j->len, j->cap - j->len, fmt, ap);
-        va_end(ap);
-        if (need >= 0 && (size_t)need < j->cap - j->len) {
-            j->len += (size_t)need;
-            return;
-        }
-        j->cap = j->cap * 2 + (size_t)(need > 0 ? need : 0);
-        j->buf = realloc(j->buf, j->cap);
-        if (!j->buf) {
-            fprintf(stderr, "cuvae: out of memory writing JSON\n");
-            exit(1);
-        }
-    }
-}
-
-static void json_number(Json *j, double v) {
-    if (isfinite(v)) json_printf(j, "%.6f", v);
-    else json_printf(j, "null");
+static void json_number(TextBuffer *j, double v) {
+    if (isfinite(v)) text_appendf(j, "%.6f", v);
+    else text_appendf(j, "null");
 }
 
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device) {
-    Json j = {xmalloc(1024), 0, 1024};
-    j.buf[0] = '\0';
-    json_printf(&j, "{\"name\": \"%s\", \"test_loss\": ", cfg->name);
+    TextBuffer j = {0};
+    text_appendf(&j, "{\"name\": ");
+    text_append_json_string(&j, cfg->name);
+    text_appendf(&j, ", \"test_loss\": ");
     json_number(&j, r->elbo.loss);
-    json_printf(&j, ", \"rec\": ");
+    text_appendf(&j, ", \"rec\": ");
     json_number(&j, r->elbo.rec);
-    json_printf(&j, ", \"kl\": ");
+    text_appendf(&j, ", \"kl\": ");
     json_number(&j, r->elbo.kl);
-    json_printf(&j, ", \"examples\": %ld, \"units\": \"nats/example\", \"binarized\": %s",
+    text_appendf(&j, ", \"examples\": %ld, \"units\": \"nats/example\", \"binarized\": %s",
                 r->elbo.examples, r->binarized ? "true" : "false");
-    json_printf(&j, ", \"rec_bce_at_mean\": ");
+    text_appendf(&j, ", \"rec_bce_at_mean\": ");
     json_number(&j, r->rec_bce);
-    json_printf(&j, ", \"rec_mse_at_mean\": ");
+    text_appendf(&j, ", \"rec_mse_at_mean\": ");
     json_number(&j, r->rec_mse);
-    json_printf(&j, ", \"latent_dim\": %d, \"active_units\": %d, \"active_threshold\": %g",
+    text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": %d, \"active_threshold\": %g",
                 r->latent_dim, r->active_units, ACTIVE_UNIT_THRESHOLD);
-    json_printf(&j, ", \"kl_per_dim\": [");
+    text_appendf(&j, ", \"kl_per_dim\": [");
     for (int d = 0; d < r->latent_dim; d++) {
-        if (d) json_printf(&j, ", ");
-        json_printf(&j, "%.5f", r->kl_per_dim[d]);
+        if (d) text_appendf(&j, ", ");
+        text_appendf(&j, "%.5f", r->kl_per_dim[d]);
     }
-    json_printf(&j, "], \"mu_variance\": [");
+    text_appendf(&j, "], \"mu_variance\": [");
     for (int d = 0; d < r->latent_dim; d++) {
-        if (d) json_printf(&j, ", ");
-        json_printf(&j, "%.5f", r->mu_variance[d]);
+        if (d) text_appendf(&j, ", ");
+        text_appendf(&j, "%.5f", r->mu_variance[d]);
     }
-    json_printf(&j, "]");
+    text_appendf(&j, "]");
     if (r->iw_k > 0) {
-        json_printf(&j, ", \"iw\": {\"k\": %d, \"examples\": %ld, \"neg_log_px\": ", r->iw_k, r->iw_examples);
+        text_appendf(&j, ", \"iw\": {\"k\": %d, \"examples\": %ld, \"neg_log_px\": ", r->iw_k, r->iw_examples);
         json_number(&j, r->iw_nll);
-        json_printf(&j, ", \"bits_per_dim\": ");
+        text_appendf(&j, ", \"bits_per_dim\": ");
         json_number(&j, r->iw_bits_per_dim);
-        json_printf(&j, ", \"is_nll_of_binary_data\": %s, \"seconds\": %.1f}",
+        text_appendf(&j, ", \"is_nll_of_binary_data\": %s, \"seconds\": %.1f}",
                     r->iw_is_nll ? "true" : "false", r->iw_seconds);
     }
-    json_printf(&j, ", \"device\": \"%s\"}", device);
-    return j.buf;
+    text_appendf(&j, ", \"device\": ");
+    text_append_json_string(&j, device);
+    text_appendf(&j, "}");
+    return j.data;
 }

@@ -71,42 +71,14 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
         return set_error(err, errlen, "%s: invalid image size %dx%d", path, width, height);
     if (!pixels) return set_error(err, errlen, "%s: NULL pixel buffer", path);
 
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp_path = xmalloc(tmp_size);
-    snprintf(tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp_path, "wb");
-    if (!fp) {
-        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, tmp_path, strerror(errno));
-        free(tmp_path);
-        return -1;
-    }
-
+    AtomicFile out;
+    if (atomic_file_open(&out, path, err, errlen) != 0) return -1;
     PngErrorState state = {""};
-    if (encode_png(fp, pixels, width, height, channels, &state) != 0) {
-        fclose(fp);
-        unlink(tmp_path);
-        free(tmp_path);
+    if (encode_png(out.fp, pixels, width, height, channels, &state) != 0) {
+        atomic_file_abort(&out);
         return set_error(err, errlen, "%s: PNG encoding failed: %s", path, state.message);
     }
-    const char *failed_step = NULL;
-    if (fflush(fp) != 0) failed_step = "write";
-    else if (fsync(fileno(fp)) != 0) failed_step = "fsync";
-    int saved_errno = errno;
-    if (fclose(fp) != 0 && !failed_step) {
-        failed_step = "close";
-        saved_errno = errno;
-    }
-    if (!failed_step && rename(tmp_path, path) != 0) {
-        failed_step = "rename";
-        saved_errno = errno;
-    }
-    if (failed_step) {
-        unlink(tmp_path);
-        free(tmp_path);
-        return set_error(err, errlen, "%s: %s failed: %s", path, failed_step, strerror(saved_errno));
-    }
-    free(tmp_path);
-    return 0;
+    return atomic_file_commit(&out, err, errlen);
 }
 
 // Maps a value to 0..255: clamps to [0, 1] (NaN -> 0), scales, rounds to nearest.

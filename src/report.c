@@ -133,14 +133,14 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         cJSON_Delete(index);
         return set_error(err, errlen, "%s: sections: expected an array", index_path);
     }
-    char path[1200], tmp[1300];
+    char path[1200];
     snprintf(path, sizeof path, "%s/index.html", runs_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
+    AtomicFile out;
+    if (atomic_file_open(&out, path, err, errlen) != 0) {
         cJSON_Delete(index);
-        return set_error(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+        return -1;
     }
+    FILE *f = out.fp;
     const char *title = json_string(index, "title");
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
     html_text(f, title ? title : "cuvae report");
@@ -214,8 +214,9 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
     }
     fputs("</body></html>\n", f);
     cJSON_Delete(index);
-    if (fclose(f) != 0 && rc == 0) rc = set_error(err, errlen, "%s: write failed", tmp);
-    if (rc == 0 && rename(tmp, path) != 0) rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-    if (rc != 0) unlink(tmp);
-    return rc;
+    if (rc != 0) {
+        atomic_file_abort(&out);
+        return rc;
+    }
+    return atomic_file_commit(&out, err, errlen);
 }

@@ -120,61 +120,12 @@ static int64_t element_count(const int64_t *shape, int rank) {
 // ----------------------------------------------------------------------------
 // header text builder
 
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} TextBuffer;
-
-static void text_append_bytes(TextBuffer *t, const char *s, size_t n) {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (t->len + n + 1 > cap) cap *= 2;
-        char *bigger = xmalloc(cap);
-        if (t->len) memcpy(bigger, t->data, t->len);
-        free(t->data);
-        t->data = bigger;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
-
-static void text_append(TextBuffer *t, const char *s) {
-    text_append_bytes(t, s, strlen(s));
-}
-
 static void text_append_int(TextBuffer *t, int64_t value) {
     char number[32];
     snprintf(number, sizeof number, "%" PRId64, value);
     text_append(t, number);
 }
 
-// Appends s as a quoted JSON string. Bytes >= 0x80 pass through (s is UTF-8).
-static void text_append_json_string(TextBuffer *t, const char *s) {
-    text_append(t, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char escaped[8];
-        switch (*p) {
-        case '"':  text_append(t, "\\\""); break;
-        case '\\': text_append(t, "\\\\"); break;
-        case '\n': text_append(t, "\\n"); break;
-        case '\r': text_append(t, "\\r"); break;
-        case '\t': text_append(t, "\\t"); break;
-        case '\b': text_append(t, "\\b"); break;
-        case '\f': text_append(t, "\\f"); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                snprintf(escaped, sizeof escaped, "\\u%04x", *p);
-                text_append(t, escaped);
-            } else {
-                text_append_bytes(t, (const char *)p, 1);
-            }
-        }
-    }
-    text_append(t, "\"");
-}
 
 // ----------------------------------------------------------------------------
 // writer
@@ -281,27 +232,6 @@ static void build_header(TextBuffer *header, const StTensor *tensors, int n_tens
     while ((8 + header->len) % 8 != 0) text_append(header, " ");
 }
 
-// Best effort: makes the rename itself durable. Errors are ignored.
-static void fsync_parent_directory(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = copy_string(".");
-    } else if (slash == path) {
-        dir = copy_string("/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        dir = xmalloc(n + 1);
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
 
 int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
                       const StMeta *meta, int n_meta, char *err, size_t errlen) {
@@ -314,49 +244,24 @@ int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
     uint64_t header_len = header.len;
     for (int i = 0; i < 8; i++) length_bytes[i] = (uint8_t)(header_len >> (8 * i));
 
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp_path = xmalloc(tmp_size);
-    snprintf(tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-
-    FILE *fp = fopen(tmp_path, "wb");
-    if (!fp) {
-        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, tmp_path, strerror(errno));
+    AtomicFile out;
+    if (atomic_file_open(&out, path, err, errlen) != 0) {
         free(header.data);
-        free(tmp_path);
         return -1;
     }
-    bool ok = fwrite(length_bytes, 1, 8, fp) == 8 &&
-              fwrite(header.data, 1, header.len, fp) == header.len;
+    bool ok = fwrite(length_bytes, 1, 8, out.fp) == 8 &&
+              fwrite(header.data, 1, header.len, out.fp) == header.len;
     for (int i = 0; ok && i < n_tensors; i++) {
         size_t count = (size_t)element_count(tensors[i].shape, tensors[i].rank);
-        if (count > 0) ok = fwrite(tensors[i].data, sizeof(float), count, fp) == count;
+        if (count > 0) ok = fwrite(tensors[i].data, sizeof(float), count, out.fp) == count;
     }
     free(header.data);
-    const char *failed_step = "write";
-    if (ok && fflush(fp) != 0) ok = false;
-    if (ok && fsync(fileno(fp)) != 0) {
-        ok = false;
-        failed_step = "fsync";
-    }
-    int saved_errno = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = false;
-        failed_step = "close";
-        saved_errno = errno;
-    }
-    if (ok && rename(tmp_path, path) != 0) {
-        ok = false;
-        failed_step = "rename";
-        saved_errno = errno;
-    }
     if (!ok) {
-        unlink(tmp_path);
-        free(tmp_path);
-        return set_error(err, errlen, "%s: %s failed: %s", path, failed_step, strerror(saved_errno));
+        int saved_errno = errno;
+        atomic_file_abort(&out);
+        return set_error(err, errlen, "%s: write failed: %s", path, strerror(saved_errno));
     }
-    free(tmp_path);
-    fsync_parent_directory(path);
-    return 0;
+    return atomic_file_commit(&out, err, errlen);
 }
 
 // ----------------------------------------------------------------------------

@@ -29,18 +29,6 @@ static void format_duration(double seconds, char *buf, size_t len) {
         snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
 }
 
-static int write_text(const char *path, const char *text, char *err, size_t errlen) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return set_error(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
-    fputs(text, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return 0;
-}
 
 // Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise.
 static void print_progress(bool tty, int epoch, int epochs, long done, long total,
@@ -77,7 +65,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     char *config_json = config_to_json(cfg);
     snprintf(path, sizeof path, "%s/config.json", out_dir);
     int rc = make_dirs(out_dir, err, errlen);
-    if (rc == 0) rc = write_text(path, config_json, err, errlen);
+    if (rc == 0) rc = write_file_atomic(path, config_json, err, errlen);
     if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", path, config_json);
     free(config_json);
     if (rc != 0) {
@@ -244,7 +232,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
         size_t len = strlen(json);
         json = realloc(json, len + 2);
         strcat(json, "\n");
-        rc = write_text(path, json, err, errlen);
+        rc = write_file_atomic(path, json, err, errlen);
         fprintf(stderr, "cuvae: eval: test loss %.4f nats/example, %d of %d active units%s\n",
                 report.elbo.loss, report.active_units, report.latent_dim, "");
         if (report.iw_k > 0)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #define CUVAE_VERSION "0.1.0"
 
@@ -33,5 +34,32 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 
 // mkdir -p. Returns 0 or -1 with err.
 int make_dirs(const char *path, char *err, size_t errlen);
+
+// Growable NUL-terminated text (JSON and config dumps). Start with {0}.
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} TextBuffer;
+void text_append_bytes(TextBuffer *t, const char *s, size_t n);
+void text_append(TextBuffer *t, const char *s);
+void text_appendf(TextBuffer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// s as a quoted JSON string (control characters escaped; UTF-8 passes through)
+void text_append_json_string(TextBuffer *t, const char *s);
+
+// Atomic file output: data goes to "<path>.tmp.<pid>" in the same directory;
+// atomic_file_commit flushes, fsyncs, closes and renames it over path (then
+// fsyncs the directory), so readers see the old file or the new one, whole.
+// On any failure the temp file is removed and err names path and the step.
+typedef struct {
+    FILE *fp;
+    char *tmp_path;
+    const char *path;
+} AtomicFile;
+int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen);
+int atomic_file_commit(AtomicFile *a, char *err, size_t errlen);
+void atomic_file_abort(AtomicFile *a);
+// The whole of text, atomically.
+int write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
 
 #endif
