@@ -1,5 +1,6 @@
 // main.c: command-line dispatch only: train, eval, sample, --help, --version.
 #include "cuvae/backend.h"
+#include "cuvae/bench.h"
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/config.h"
@@ -31,6 +32,7 @@ static const char *USAGE_MAIN =
     "  sample CKPT [-n N] [-o FILE.png] [--class C]          PNG grid of decoded z ~ N(0, I)\n"
     "  plot RUN_DIR [--tsne-points N] [--set key.path=value]... every figure of a run (PNG)\n"
     "  report INDEX.json RUNS_DIR                             one HTML page over several runs\n"
+    "  bench CONFIG [--steps N] [--warmup N] [--gemm-only]   training throughput as one JSON line\n"
     "\n"
     "  cuvae <command> --help   options of one command\n"
     "  cuvae --version\n"
@@ -366,6 +368,7 @@ static int command_report(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    backend_cpu_select_blas_kernels(argv);
     if (argc < 2) {
         fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");
         return EXIT_BAD_INPUT;
@@ -407,6 +410,7 @@ int main(int argc, char **argv) {
         if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_PLOT, stdout); return 0; }
         return command_plot(sub_argc, sub_argv);
     }
+    if (strcmp(command, "bench") == 0) return bench_command(sub_argc, sub_argv);
     if (strcmp(command, "report") == 0) {
         if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_REPORT, stdout); return 0; }
         return command_report(sub_argc, sub_argv);

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""torch_vae.py: the PyTorch peer of `cuvae bench`. Builds the same model from a
+cuvae config JSON the natural PyTorch way (nn.Linear trunk, separate mu and
+logvar heads like pytorch/examples, nn.Linear decoder; default nn.Linear init),
+the same loss (reconstruction summed over pixels + KL, mean over the batch,
+w_rec / w_kl), torch.optim.Adam(lr, betas, eps) with its default
+implementation, and times steady-state training steps on a random uint8
+dataset resident on the device (batches gathered through a random permutation
+and divided by 255 inside the step).
+
+Modes: eager, compile (torch.compile default), max-autotune
+(torch.compile(mode="max-autotune")); compiled modes compile the loss
+function (forward + loss; backward through AOTAutograd), the optimizer step
+stays eager. Precisions on CUDA: fp32 (TF32 off), tf32, bf16 (autocast);
+on the CPU only fp32.
+
+Prints one JSON line per (mode, precision) with the keys of `cuvae bench` plus
+"framework", "torch_version", "mode", "precision"; a mode that cannot run
+prints a line with "skipped": reason instead of timings.
+
+usage: torch_vae.py CONFIG [--steps N] [--warmup N] [--device auto|cpu|cuda]
+                    [--modes eager,compile,max-autotune] [--precisions fp32,tf32,bf16]
+                    [--threads N] [--set key.path=value]...
+"""
+import argparse
+import ctypes
+import gc
+import json
+import os
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ALL_MODES = ["eager", "compile", "max-autotune"]
+ALL_PRECISIONS = ["fp32", "tf32", "bf16"]
+
+
+def apply_override(cfg, assignment):
+    """--set a.b=value, the value parsed as JSON when it parses (like cuvae)."""
+    key, sep, text = assignment.partition("=")
+    if not sep:
+        raise SystemExit(f"torch_vae.py: --set expects key.path=value, got {assignment!r}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    node = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+class VAE(nn.Module):
+    """cuvae's MLP: trunk -> mu, logvar heads -> decoder (logits or values)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.variational = m["kind"] == "vae"
+        self.act = {"relu": nn.ReLU(), "tanh": nn.Tanh(),
+                    "leaky_relu": nn.LeakyReLU(0.01)}[m.get("activation", "relu")]
+        widths = [m["input_dim"]] + list(m["encoder"])
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.mu = nn.Linear(widths[-1], m["latent_dim"])
+        self.logvar = nn.Linear(widths[-1], m["latent_dim"]) if self.variational else None
+        dec = [m["latent_dim"]] + list(m.get("decoder", [])) + [m["input_dim"]]
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:]))
+
+    def forward(self, x):
+        h = x
+        for layer in self.encoder:
+            h = self.act(layer(h))
+        mu = self.mu(h)
+        if self.variational:
+            logvar = self.logvar(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        else:
+            logvar, z = None, mu
+        for i, layer in enumerate(self.decoder):
+            z = layer(z)
+            if i < len(self.decoder) - 1:
+                z = self.act(z)
+        return z, mu, logvar
+
+
+def make_loss_fn(model, cfg, autocast_device=None):
+    """loss(x_uint8) = mean over the batch of w_rec * rec + w_kl * KL. With
+    autocast_device the model runs under bf16 autocast; the losses in fp32."""
+    loss_cfg, m = cfg["loss"], cfg["model"]
+    rec_kind = (loss_cfg.get("reconstruction", "bce"), m.get("output", "bernoulli"))
+    mean_pixels = loss_cfg.get("reduction", "sum") == "mean"
+    w_rec, w_kl = float(loss_cfg.get("w_rec", 1.0)), float(loss_cfg.get("w_kl", 1.0))
+
+    def loss_fn(x_u8):
+        x = x_u8.float() / 255.0
+        if autocast_device is not None:
+            with torch.autocast(device_type=autocast_device, dtype=torch.bfloat16):
+                out, mu, logvar = model(x)
+        else:
+            out, mu, logvar = model(x)
+        out = out.float()
+        if rec_kind == ("bce", "bernoulli"):
+            rec = F.binary_cross_entropy_with_logits(out, x, reduction="sum")
+        elif rec_kind == ("mse", "bernoulli"):
+            rec = F.mse_loss(torch.sigmoid(out), x, reduction="sum")
+        else:
+            rec = F.mse_loss(out, x, reduction="sum")
+        if mean_pixels:
+            rec = rec / x.shape[1]
+        loss = w_rec * rec
+        if logvar is not None:
+            mu, logvar = mu.float(), logvar.float()
+            kl = 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar)
+            loss = loss + w_kl * kl
+        return loss / x.shape[0]
+
+    return loss_fn
+
+
+def gemm_flops_per_step(m, batch):
+    """Same count as cuvae: 2*B*in*out per forward GEMM, per weight gradient, and
+    per input gradient except the first layer's. The two heads count as cuvae's
+    one fused (2L, H) head."""
+    latent = m["latent_dim"]
+    widths = [m["input_dim"]] + list(m["encoder"])
+    layers = list(zip(widths[:-1], widths[1:]))
+    layers.append((widths[-1], 2 * latent if m["kind"] == "vae" else latent))
+    dec = [latent] + list(m.get("decoder", [])) + [m["input_dim"]]
+    layers += list(zip(dec[:-1], dec[1:]))
+    flops = 0
+    for i, (a, b) in enumerate(layers):
+        flops += 2 * 2 * batch * a * b + (2 * batch * a * b if i > 0 else 0)
+    return flops
+
+
+def blas_core():
+    """The OpenBLAS kernel family torch's BLAS calls run on (Debian's torch links
+    the system libopenblas), or None when it is not OpenBLAS."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return None
+
+
+def set_precision(device, precision):
+    if device.type == "cuda":
+        tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        if hasattr(torch, "set_float32_matmul_precision"):
+            torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_one(cfg, device, mode, precision, args):
+    m, t = cfg["model"], cfg["train"]
+    batch = int(t["batch_size"])
+    torch.manual_seed(int(t.get("seed", 1)))
+    gc.collect()   # the previous mode's model and compiled graphs
+    if hasattr(torch, "_dynamo"):
+        torch._dynamo.reset()
+    set_precision(device, precision)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+    model = VAE(m).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(t["lr"]),
+                                 betas=(float(t.get("beta1", 0.9)), float(t.get("beta2", 0.999))),
+                                 eps=float(t.get("adam_eps", 1e-8)))
+    # random resident dataset, a whole number of batches: max(4 * batch, 1024) like cuvae bench
+    passes = max(4, -(-1024 // batch))
+    n = passes * batch
+    data = torch.randint(0, 256, (n, m["input_dim"]), dtype=torch.uint8, device=device)
+    perm = torch.randperm(n, device=device)
+    loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+
+    loss_fn = make_loss_fn(model, cfg, device.type if precision == "bf16" else None)
+    if mode != "eager":
+        loss_fn = torch.compile(loss_fn, mode=None if mode == "compile" else "max-autotune")
+
+    def step(i):
+        start = (i % passes) * batch
+        x_u8 = data[perm[start:start + batch]]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(x_u8)
+        loss.backward()
+        optimizer.step()
+        loss_acc.add_(loss.detach())
+
+    compile_start = time.perf_counter()
+    for i in range(args.warmup):
+        step(i)
+    synchronize(device)
+    warmup_s = time.perf_counter() - compile_start
+    loss_acc.zero_()
+    start = time.perf_counter()
+    for i in range(args.warmup, args.warmup + args.steps):
+        step(i)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    mean_loss = loss_acc.item() / args.steps
+
+    flops = gemm_flops_per_step(m, batch)
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        device_name = f"CPU (PyTorch, {torch.get_num_threads()} threads)"
+        peak = None
+    return {
+        "config": cfg["name"], "framework": "pytorch", "torch_version": torch.__version__,
+        "mode": mode, "precision": precision, "device": device_name, "backend": device.type,
+        "batch": batch, "steps": args.steps, "warmup": args.warmup,
+        "ms_per_step": 1000.0 * seconds / args.steps,
+        "samples_per_s": batch * args.steps / seconds,
+        "tflops": flops * args.steps / seconds / 1e12,
+        "gemm_flops_per_step": flops, "peak_memory_bytes": peak,
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "blas_core": blas_core() if device.type == "cpu" else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") if device.type == "cpu" else None,
+        "train_loss": mean_loss, "warmup_seconds": round(warmup_s, 3),
+        "cuda_version": torch.version.cuda, "dataset_examples": n,
+    }
+
+
+def skipped(cfg, device, mode, precision, why):
+    return {"config": cfg["name"], "framework": "pytorch", "torch_version": torch.__version__,
+            "mode": mode, "precision": precision, "backend": device.type, "skipped": why}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("config")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the config's)")
+    p.add_argument("--modes", default=",".join(ALL_MODES))
+    p.add_argument("--precisions", default=None, help="default: fp32,tf32,bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave as is)")
+    p.add_argument("--set", action="append", default=[], dest="overrides")
+    args = p.parse_args()
+    if args.steps < 1 or args.warmup < 0:
+        p.error("--steps must be >= 1 and --warmup >= 0")
+
+    with open(args.config) as f:
+        cfg = json.load(f)
+    for assignment in args.overrides:
+        apply_override(cfg, assignment)
+    if cfg["model"].get("kind", "vae") not in ("vae", "ae"):
+        p.error(f"model.kind {cfg['model']['kind']!r} is not benchmarked")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+    choice = args.device or cfg.get("device", "auto")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        p.error("device cuda requested but torch.cuda.is_available() is False")
+    device = torch.device(choice)
+
+    modes = [s for s in args.modes.split(",") if s]
+    precisions = args.precisions.split(",") if args.precisions else (
+        ALL_PRECISIONS if device.type == "cuda" else ["fp32"])
+    for mode in modes:
+        if mode not in ALL_MODES:
+            p.error(f"unknown mode {mode!r} (expected {', '.join(ALL_MODES)})")
+    for precision in precisions:
+        if precision not in ALL_PRECISIONS:
+            p.error(f"unknown precision {precision!r} (expected {', '.join(ALL_PRECISIONS)})")
+
+    for mode in modes:
+        for precision in precisions:
+            if device.type == "cpu" and precision != "fp32":
+                line = skipped(cfg, device, mode, precision, "CPU runs fp32 only")
+            elif mode != "eager" and not hasattr(torch, "compile"):
+                line = skipped(cfg, device, mode, precision,
+                               f"torch.compile does not exist in torch {torch.__version__}")
+            else:
+                try:
+                    line = run_one(cfg, device, mode, precision, args)
+                except Exception as e:  # a compile failure must not hide the other modes
+                    if mode == "eager":
+                        raise
+                    first = (str(e).strip().splitlines() or [""])[0][:300]
+                    line = skipped(cfg, device, mode, precision, f"{type(e).__name__}: {first}")
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench.sh: the throughput suite behind `make bench`. Detects the device the
+# cuvae binary uses (CUDA when usable, else the CPU), runs the matching suite
+# (bench/configs/*.json on a GPU, bench/configs/cpu/*.json on the CPU): for each
+# config `cuvae bench` (training steps and --gemm-only) and bench/torch_vae.py
+# (eager and, where torch.compile exists, compile and max-autotune; fp32 / tf32
+# / bf16 on CUDA, fp32 on the CPU). Raw JSON lines go to
+# bench/results/<date>-<device>.jsonl and a new section is APPENDED to
+# bench/RESULTS.md (earlier sections are never touched).
+#
+# Threads: OPENBLAS_NUM_THREADS = nproc for both cuvae and PyTorch (which uses
+# the same Debian OpenBLAS), torch.set_num_threads(nproc); on the CPU PyTorch
+# also runs with 1 intra-op thread (OpenBLAS still nproc), because its OpenMP
+# pool and OpenBLAS's threads contend on a small machine.
+#
+# Environment knobs (all optional):
+#   CUVAE=build/cuvae          the binary
+#   PYTHON=...                 a python3 that imports torch (default: first of python3, /usr/bin/python3)
+#   BENCH_REPEATS=N            repeats of every run, best one tabulated (default 3 on CPU, 1 on GPU)
+#   BENCH_TORCH_MODES=eager,compile,max-autotune
+#   BENCH_TORCH_PRECISIONS=fp32,tf32,bf16   (CUDA; the CPU runs fp32 only)
+#   BENCH_CONFIGS="a.json b.json"            override the suite
+#   BENCH_RESULTS_MD=bench/RESULTS.md BENCH_RESULTS_DIR=bench/results
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CUVAE=${CUVAE:-build/cuvae}
+RESULTS_MD=${BENCH_RESULTS_MD:-bench/RESULTS.md}
+RESULTS_DIR=${BENCH_RESULTS_DIR:-bench/results}
+NPROC=$(nproc)
+export OPENBLAS_NUM_THREADS=$NPROC
+
+if [ ! -x "$CUVAE" ]; then
+    echo "bench: $CUVAE not found (run make first)" >&2
+    exit 2
+fi
+
+# ---- which device does cuvae use? ---------------------------------------------
+probe=$("$CUVAE" bench bench/configs/examples_b128.json --steps 1 --warmup 0 2>/dev/null) || {
+    echo "bench: $CUVAE bench failed on bench/configs/examples_b128.json" >&2
+    "$CUVAE" bench bench/configs/examples_b128.json --steps 1 --warmup 0 >/dev/null || true
+    exit 2
+}
+backend=$(echo "$probe" | sed -E 's/.*"backend": "([a-z]+)".*/\1/')
+device=$(echo "$probe" | sed -E 's/.*"device": "([^"]*)".*/\1/')
+
+if [ "$backend" = cuda ]; then
+    suite=$(ls bench/configs/*.json)
+    repeats=${BENCH_REPEATS:-1}
+    torch_device=cuda
+    torch_env=""
+    precisions=${BENCH_TORCH_PRECISIONS:-fp32,tf32,bf16}
+else
+    suite=$(ls bench/configs/cpu/*.json)
+    repeats=${BENCH_REPEATS:-3}
+    torch_device=cpu
+    precisions=fp32
+    # PyTorch's OpenMP threads spin-wait between ops and starve OpenBLAS's own
+    # threads on a small machine (10x slower at b128 here): let them sleep.
+    # PyTorch loads the same OpenBLAS: give it the kernel family cuvae chose
+    # (cuvae sets OPENBLAS_CORETYPE itself when OpenBLAS does not recognise the CPU)
+    probe_core=$(echo "$probe" | sed -nE 's/.*"blas_core": "([^"]*)".*/\1/p')
+    torch_env="OMP_WAIT_POLICY=PASSIVE${probe_core:+ OPENBLAS_CORETYPE=$probe_core}"
+    device="CPU: $(lscpu | sed -nE 's/^Model name: +//p' | head -1), $NPROC cores"
+fi
+suite=${BENCH_CONFIGS:-$suite}
+modes=${BENCH_TORCH_MODES:-eager,compile,max-autotune}
+
+# steps per config: each run a few seconds here, enough to be steady
+steps_for() {
+    local name
+    name=$(basename "$1" .json)
+    case "$backend:$name" in
+        cuda:lecture_b128|cuda:examples_b128) echo "500 50" ;;
+        cuda:large_b8192) echo "40 5" ;;
+        cuda:latent4096_b8192) echo "25 5" ;;
+        cpu:large_b1024) echo "6 2" ;;
+        cpu:*) echo "100 10" ;;
+        *) echo "20 3" ;;
+    esac
+}
+
+# ---- python with torch --------------------------------------------------------
+if [ -z "${PYTHON:-}" ]; then
+    for p in python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then
+            PYTHON=$p
+            break
+        fi
+    done
+fi
+torch_version=""
+if [ -n "${PYTHON:-}" ]; then
+    torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__ + (" (CUDA " + torch.version.cuda + ")" if torch.version.cuda else " (CPU build)"))')
+else
+    echo "bench: no python3 with torch found: PyTorch columns will be missing" >&2
+fi
+
+# ---- metadata -----------------------------------------------------------------
+date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+slug=$(echo "$device" | tr 'A-Z' 'a-z' | sed -E 's/[^a-z0-9]+/-/g; s/^-+//; s/-+$//' | cut -c1-60)
+mkdir -p "$RESULTS_DIR"
+jsonl="$RESULTS_DIR/$(date -u +%Y%m%dT%H%M%SZ)-$slug.jsonl"
+driver=""; cuda=""
+if [ "$backend" = cuda ]; then
+    driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1 || true)
+    cuda_driver=$(nvidia-smi 2>/dev/null | sed -nE 's/.*CUDA Version: ([0-9.]+).*/\1/p' | head -1 || true)
+    nvcc_version=$(nvcc --version 2>/dev/null | sed -nE 's/.*release ([0-9.]+).*/\1/p' | head -1 || true)
+    cuda="driver supports ${cuda_driver:-?}; toolkit (nvcc) ${nvcc_version:-not found}"
+fi
+openblas=$(dpkg-query -W -f='${Package} ${Version}' 'libopenblas0-pthread' 2>/dev/null || true)
+git_rev=$(git rev-parse --short HEAD 2>/dev/null || true)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then git_rev="$git_rev (+ uncommitted changes)"; fi
+if [ -n "${MAKELEVEL:-}" ]; then command_line="make bench  # scripts/bench.sh"; else command_line="bash scripts/bench.sh"; fi
+for v in OPENBLAS_CORETYPE BENCH_REPEATS BENCH_TORCH_MODES BENCH_TORCH_PRECISIONS BENCH_CONFIGS CUVAE PYTHON; do
+    if [ -n "${!v:-}" ]; then command_line="$v=\"${!v}\" $command_line"; fi
+done
+if [ "$backend" = cpu ]; then
+    blas_core=$(echo "$probe" | sed -nE 's/.*"blas_core": "([^"]*)".*/\1/p')
+    threads_note="OPENBLAS_NUM_THREADS=$NPROC for both (same system OpenBLAS, kernel family ${blas_core:-?}${OPENBLAS_CORETYPE:+, forced by OPENBLAS_CORETYPE}, the same for both); cuvae: OpenBLAS $NPROC threads; PyTorch: torch.set_num_threads($NPROC) with OMP_WAIT_POLICY=PASSIVE, and a second run with torch.set_num_threads(1) (OpenBLAS still $NPROC)"
+else
+    threads_note="GPU runs (host OPENBLAS_NUM_THREADS=$NPROC, unused by the timed loop)"
+fi
+timing_note="steady state after warmup, data resident on the device, synchronized only around the timed loop; best of $repeats repeat(s) per row; steps per config: $(for c in $suite; do echo -n "$(basename "$c" .json) $(steps_for "$c" | cut -d' ' -f1), "; done | sed 's/, $//')"
+
+PY=${PYTHON:-python3}
+"$PY" - "$jsonl" "$device" "$backend" "$date_utc" "$(lscpu | sed -nE 's/^Model name: +//p' | head -1)" \
+    "$NPROC" "$threads_note" "$driver" "$cuda" "$torch_version" "$openblas" "$git_rev" \
+    "$command_line" "$timing_note" <<'EOF'
+import json, sys
+keys = ["jsonl", "device", "backend", "date", "cpu_model", "nproc", "threads_note", "driver",
+        "cuda", "torch", "openblas", "git", "command", "timing_note"]
+meta = {"kind": "meta", **dict(zip(keys, sys.argv[1:]))}
+meta["nproc"] = int(meta["nproc"])
+with open(meta["jsonl"], "w") as f:
+    f.write(json.dumps(meta) + "\n")
+EOF
+
+echo "bench: $device ($backend); $(echo $suite | wc -w) configs, $repeats repeat(s); raw lines -> $jsonl" >&2
+
+# ---- the suite ----------------------------------------------------------------
+# run_json CONFIG FRAMEWORK MODE COMMAND...: appends the command's JSON lines;
+# a failing run is recorded as a "skipped" line carrying its last stderr line.
+run_json() {
+    local config=$1 framework=$2 mode=$3
+    shift 3
+    local out err_file rc=0 why name
+    err_file=$(mktemp)
+    out=$("$@" 2>"$err_file") || rc=$?
+    if [ -n "$out" ]; then echo "$out" | tee -a "$jsonl"; fi
+    if [ "$rc" -ne 0 ]; then
+        why="exit status $rc: $(grep -v '^[[:space:]]*$' "$err_file" | tail -1 | cut -c1-300)"
+        echo "bench: $framework $mode on $config failed: $why" >&2
+        name=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$config")
+        "$PY" -c 'import json, sys; print(json.dumps({"config": sys.argv[1], "framework": sys.argv[2], "mode": sys.argv[3], "precision": "fp32", "skipped": sys.argv[4]}))' \
+            "$name" "$framework" "$mode" "$why" | tee -a "$jsonl"
+    fi
+    rm -f "$err_file"
+}
+
+for config in $suite; do
+    read -r steps warmup <<<"$(steps_for "$config")"
+    echo "bench: $config ($steps steps after $warmup warmup)" >&2
+    for r in $(seq 1 "$repeats"); do
+        run_json "$config" cuvae train "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup"
+        run_json "$config" cuvae gemm-only "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup" --gemm-only
+        if [ -n "${PYTHON:-}" ]; then
+            torch_modes=$modes
+            # compiled modes are timed in the first repeat only (compiling is slow)
+            if [ "$r" -gt 1 ]; then torch_modes=eager; fi
+            run_json "$config" pytorch "$torch_modes" env $torch_env "$PYTHON" bench/torch_vae.py "$config" \
+                --steps "$steps" --warmup "$warmup" --device "$torch_device" --modes "$torch_modes" \
+                --precisions "$precisions" --threads "$NPROC"
+            if [ "$backend" = cpu ] && [ "$NPROC" -gt 1 ]; then
+                run_json "$config" pytorch eager "$PYTHON" bench/torch_vae.py "$config" \
+                    --steps "$steps" --warmup "$warmup" --device cpu --modes eager --precisions fp32 --threads 1
+            fi
+        fi
+    done
+done
+
+# ---- append the section -------------------------------------------------------
+if [ ! -f "$RESULTS_MD" ]; then
+    cat >"$RESULTS_MD" <<'EOF'
+# cuvae throughput benchmarks
+
+Written by `make bench` (scripts/bench.sh): each run APPENDS one section (device, date,
+versions, the command) with tables generated by bench/report.py from the raw JSON lines kept
+in bench/results/. Sections are never edited by hand. Columns: samples/s of steady-state
+training steps (gather, forward, backward, loss, Adam) with the data resident on the device;
+GEMM TFLOP/s counts the forward + backward GEMMs (2·B·in·out each; the first layer has no
+input gradient); "cuvae GEMM-only" runs the same GEMMs back to back with the BLAS alone, the
+practical limit of a step, and GEMM share = its time ÷ cuvae's step time.
+EOF
+fi
+{
+    echo
+    "$PY" bench/report.py "$jsonl" $suite
+} >>"$RESULTS_MD"
+echo "bench: appended a section to $RESULTS_MD" >&2

@@ -1,0 +1,326 @@
+// bench.c: `cuvae bench CONFIG`: times steady-state training steps (the same
+// fixed sequence of backend ops as train.c: gather, forward, fused loss +
+// backward, loss accumulation, Adam) on a random uint8 dataset already resident
+// on the device, or with --gemm-only the GEMMs of a step alone, back to back
+// (the practical limit of a step). Prints one JSON line on stdout.
+#include "cuvae/bench.h"
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+#include "cuvae/config.h"
+#include "cuvae/model.h"
+#include "cuvae/rng.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BENCH_MAX_OVERRIDES 64
+#define BENCH_DEFAULT_STEPS 100
+#define BENCH_DEFAULT_WARMUP 10
+#define BENCH_MIN_EXAMPLES 1024
+#define RNG_STREAM_BENCH_DATA 2000
+#define RNG_STREAM_BENCH_PERM 2001
+#define BINARIZE_SEED_SALT 0xD1CEull
+
+static const char *USAGE_BENCH =
+    "usage: cuvae bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only]\n"
+    "\n"
+    "Times N steady-state training steps (gather, forward, backward, loss, Adam) after\n"
+    "the warmup steps, on random uint8 images (a whole number of batches, at least 4 and at\n"
+    "least 1024 examples) already resident on the device: no dataset files are read. The\n"
+    "device synchronizes only before and after the timed loop. Prints one JSON line:\n"
+    "  {\"config\", \"mode\", \"device\", \"backend\", \"batch\", \"steps\", \"ms_per_step\",\n"
+    "   \"samples_per_s\", \"tflops\", \"gemm_flops_per_step\", \"peak_memory_bytes\", \"threads\", ...}\n"
+    "tflops counts the GEMM FLOPs of forward + backward (2*B*in*out per GEMM; the first\n"
+    "layer computes no input gradient).\n"
+    "\n"
+    "  --steps N      timed steps (default 100)\n"
+    "  --warmup N     untimed steps first (default 10)\n"
+    "  --set k=v      override a config key, e.g. --set train.batch_size=1024 --set device=cpu\n"
+    "  --gemm-only    run only the step's GEMMs (forward Y = X W^T, backward dW = dY^T X and\n"
+    "                 dX = dY W) back to back: the practical limit of a training step\n";
+
+typedef struct {
+    const char *config_path;
+    const char *overrides[BENCH_MAX_OVERRIDES];
+    int n_overrides;
+    long steps;
+    long warmup;
+    bool gemm_only;
+} BenchArgs;
+
+static int bench_fail(const char *message) {
+    fprintf(stderr, "cuvae: %s\n", message);
+    return 2;
+}
+
+static int parse_count(const char *text, long min, long *out) {
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || v < min || v > 100000000L) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->steps = BENCH_DEFAULT_STEPS;
+    a->warmup = BENCH_DEFAULT_WARMUP;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--steps") == 0) {
+            if (!has_value || parse_count(argv[++i], 1, &a->steps) != 0)
+                return set_error(err, errlen, "bench: --steps: expected an integer >= 1, got \"%s\"",
+                                 has_value ? argv[i] : "");
+        } else if (strcmp(arg, "--warmup") == 0) {
+            if (!has_value || parse_count(argv[++i], 0, &a->warmup) != 0)
+                return set_error(err, errlen, "bench: --warmup: expected an integer >= 0, got \"%s\"",
+                                 has_value ? argv[i] : "");
+        } else if (strcmp(arg, "--set") == 0) {
+            if (!has_value) return set_error(err, errlen, "bench: --set needs key.path=value");
+            if (a->n_overrides == BENCH_MAX_OVERRIDES) return set_error(err, errlen, "bench: too many --set");
+            a->overrides[a->n_overrides++] = argv[++i];
+        } else if (strcmp(arg, "--gemm-only") == 0) {
+            a->gemm_only = true;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return set_error(err, errlen, "bench: unknown option %s (see cuvae bench --help)", arg);
+        } else if (!a->config_path) {
+            a->config_path = arg;
+        } else {
+            return set_error(err, errlen, "bench: unexpected argument %s", arg);
+        }
+    }
+    if (!a->config_path) return set_error(err, errlen, "bench: missing CONFIG (see cuvae bench --help)");
+    return 0;
+}
+
+uint64_t bench_gemm_flops_per_step(const Model *m, int B) {
+    uint64_t flops = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        uint64_t one = 2ull * (uint64_t)B * (uint64_t)layer->in * (uint64_t)layer->out;
+        flops += one;             // forward: Y = X W^T
+        flops += one;             // backward: dW = dY^T X
+        if (i > 0) flops += one;  // backward: dX = dY W (none for the data)
+        // a CVAE layer's one-hot columns: one more forward GEMM and one more dW GEMM
+        flops += 2ull * 2ull * (uint64_t)B * (uint64_t)layer->cond * (uint64_t)layer->out;
+    }
+    return flops;
+}
+
+// The input of layer i in a training step: the batch, z for the first decoder
+// layer, else the previous layer's output.
+static const float *layer_input(const Model *m, int i) {
+    if (i == 0) return m->x;
+    if (i == m->head + 1) return m->z;
+    return m->acts[i - 1];
+}
+
+// The GEMMs of one training step with the shapes and transposes model.c uses,
+// and nothing else. Every backward GEMM reads its dY from grad_a (filled once
+// with normals) and writes dX to grad_b: chaining dX into the next dY across
+// steps would shrink the values into denormals, which are slow on a CPU.
+static void gemm_only_step(Model *m, int B) {
+    Backend *be = m->be;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        const int row = layer->in + layer->cond;   // W is (out, in + cond)
+        const float *W = m->params + layer->weight_offset;
+        be->gemm(be, false, true, B, layer->out, layer->in, 1.0f, layer_input(m, i), layer->in, W,
+                 row, 0.0f, m->acts[i], layer->out);
+        if (layer->cond)
+            be->gemm(be, false, true, B, layer->out, layer->cond, 1.0f, m->onehot, layer->cond,
+                     W + layer->in, row, 1.0f, m->acts[i], layer->out);
+    }
+    const float *dY = m->grad_a;
+    float *dX = m->grad_b;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        const Layer *layer = &m->layers[i];
+        const int row = layer->in + layer->cond;
+        const float *W = m->params + layer->weight_offset;
+        float *dW = m->grads + layer->weight_offset;
+        be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, layer_input(m, i),
+                 layer->in, 0.0f, dW, row);
+        if (layer->cond)
+            be->gemm(be, true, false, layer->out, layer->cond, B, 1.0f, dY, layer->out, m->onehot,
+                     layer->cond, 0.0f, dW + layer->in, row);
+        if (i > 0)
+            be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, row, 0.0f,
+                     dX, layer->in);
+    }
+}
+
+// Floats in grad_a / grad_b: B times the widest layer input or output (as model.c sizes them).
+static size_t grad_buffer_floats(const Model *m, int B) {
+    size_t width = (size_t)m->input_dim;
+    for (int i = 0; i < m->n_layers; i++) {
+        if ((size_t)m->layers[i].in > width) width = (size_t)m->layers[i].in;
+        if ((size_t)m->layers[i].out > width) width = (size_t)m->layers[i].out;
+    }
+    return (size_t)B * width;
+}
+
+typedef struct {
+    Model *model;
+    const uint8_t *data;       // (n, D) on the device
+    const uint8_t *labels;     // (n) on the device (used by a CVAE)
+    const int32_t *perm;       // (n) on the device
+    int n;
+    int batch;
+    long steps_per_pass;       // n / batch
+    long step;                 // global step counter (which slice of perm to gather)
+    uint64_t binarize_seed;
+    uint64_t uniform_offset;
+    float w_rec, lr;
+} TrainLoop;
+
+// One training step, exactly the sequence of train.c (the loss is accumulated
+// on the device and never read inside the loop).
+static void train_step(TrainLoop *t) {
+    Model *m = t->model;
+    Backend *be = m->be;
+    const int B = t->batch, D = m->input_dim;
+    int start = (int)((t->step % t->steps_per_pass) * B);
+    if (m->uniform) {
+        be->fill_uniform(be, m->uniform, (size_t)B * D, t->binarize_seed, t->uniform_offset);
+        t->uniform_offset += (uint64_t)B * D;
+    }
+    be->gather_batch(be, m->x, t->data, t->perm, start, B, D, m->uniform);
+    if (m->onehot) be->gather_onehot(be, m->onehot, t->labels, t->perm, start, B, m->n_classes);
+    KlSchedule kl = model_kl_schedule(&m->cfg, (double)t->step / (double)t->steps_per_pass);
+    model_forward(m, B, EPS_SAMPLE);
+    model_backward_scheduled(m, B, t->w_rec, kl);
+    model_accumulate_loss(m, B);
+    model_adam_step(m, t->lr);
+    t->step++;
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+int bench_command(int argc, char **argv) {
+    char err[1024];
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE_BENCH, stdout);
+            return 0;
+        }
+    BenchArgs a;
+    if (parse_bench_args(argc, argv, &a, err, sizeof err) != 0) return bench_fail(err);
+    Config cfg;
+    if (config_load(&cfg, a.config_path, a.overrides, a.n_overrides, err, sizeof err) != 0)
+        return bench_fail(err);
+    Backend *be = backend_create(cfg.device, err, sizeof err);
+    if (!be) return bench_fail(err);
+
+    const int B = cfg.train.batch_size;
+    Model model;
+    if (model_create(&model, &cfg, be, B, err, sizeof err) != 0) {
+        be->destroy(be);
+        return bench_fail(err);
+    }
+    model_init_params(&model, cfg.train.seed);
+
+    // a random resident dataset: a whole number of batches, at least 4 and at least 1024 examples
+    const int D = model.input_dim;
+    long passes = (BENCH_MIN_EXAMPLES + B - 1) / B;
+    if (passes < 4) passes = 4;
+    const int n = (int)(passes * B);
+    const int n_classes = model.n_classes > 0 ? model.n_classes : 10;
+    uint8_t *host_data = xmalloc((size_t)n * D);
+    uint8_t *host_labels = xmalloc((size_t)n);
+    int32_t *host_perm = xmalloc((size_t)n * sizeof(int32_t));
+    Rng rng;
+    rng_init(&rng, cfg.train.seed, RNG_STREAM_BENCH_DATA);
+    for (size_t k = 0; k < (size_t)n * D; k++) host_data[k] = (uint8_t)(rng_u32(&rng) & 0xff);
+    for (int k = 0; k < n; k++) host_labels[k] = (uint8_t)(rng_u32(&rng) % (uint32_t)n_classes);
+    rng_init(&rng, cfg.train.seed, RNG_STREAM_BENCH_PERM);
+    rng_permutation(&rng, host_perm, n);
+    uint8_t *data = be->alloc(be, (size_t)n * D);
+    uint8_t *labels = be->alloc(be, (size_t)n);
+    int32_t *perm = be->alloc(be, (size_t)n * sizeof(int32_t));
+    be->upload(be, data, host_data, (size_t)n * D);
+    be->upload(be, labels, host_labels, (size_t)n);
+    be->upload(be, perm, host_perm, (size_t)n * sizeof(int32_t));
+    free(host_data);
+    free(host_labels);
+    free(host_perm);
+
+    TrainLoop loop = {
+        .model = &model, .data = data, .labels = labels, .perm = perm, .n = n, .batch = B,
+        .steps_per_pass = n / B, .step = 0,
+        .binarize_seed = cfg.train.seed ^ BINARIZE_SEED_SALT, .uniform_offset = 0,
+        .w_rec = (float)cfg.loss.w_rec, .lr = (float)config_learning_rate(&cfg, 1),
+    };
+
+    double seconds;
+    double loss = 0.0;
+    if (a.gemm_only) {
+        // one real step first so the forward operands hold realistic values; dY: unit normals
+        train_step(&loop);
+        be->fill_normal(be, model.grad_a, grad_buffer_floats(&model, B), cfg.train.seed, 0);
+        for (long s = 0; s < a.warmup; s++) gemm_only_step(&model, B);
+        be->synchronize(be);
+        double t0 = wall_seconds();
+        for (long s = 0; s < a.steps; s++) gemm_only_step(&model, B);
+        be->synchronize(be);
+        seconds = wall_seconds() - t0;
+    } else {
+        for (long s = 0; s < a.warmup; s++) train_step(&loop);
+        double rec, kl, count;
+        model_read_loss(&model, &rec, &kl, &count);   // clears the accumulator; synchronizes
+        be->synchronize(be);
+        double t0 = wall_seconds();
+        for (long s = 0; s < a.steps; s++) train_step(&loop);
+        be->synchronize(be);
+        seconds = wall_seconds() - t0;
+        model_read_loss(&model, &rec, &kl, &count);
+        loss = count > 0 ? (cfg.loss.w_rec * rec + cfg.loss.w_kl * kl) / count : 0.0;
+    }
+
+    const uint64_t flops = bench_gemm_flops_per_step(&model, B);
+    const double ms_per_step = 1000.0 * seconds / (double)a.steps;
+    const double samples_per_s = (double)B * (double)a.steps / seconds;
+    const double tflops = (double)flops * (double)a.steps / seconds / 1e12;
+    const bool is_cpu = strcmp(be->name, "cpu") == 0;
+
+    printf("{\"config\": ");
+    print_json_string(cfg.name);
+    printf(", \"mode\": \"%s\", \"device\": ", a.gemm_only ? "gemm-only" : "train");
+    print_json_string(be->device_name);
+    printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"fp32\", "
+           "\"batch\": %d, \"steps\": %ld, \"warmup\": %ld, \"ms_per_step\": %.6f, "
+           "\"samples_per_s\": %.2f, \"tflops\": %.6f, \"gemm_flops_per_step\": %llu, "
+           "\"peak_memory_bytes\": %zu, ",
+           be->name, B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
+           (unsigned long long)flops, be->peak_memory(be));
+    if (is_cpu) {
+        // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
+        printf("\"threads\": %d, \"blas_core\": ", openblas_get_num_threads());
+        print_json_string(openblas_get_corename());
+        printf(", ");
+    } else {
+        printf("\"threads\": null, \"blas_core\": null, ");
+    }
+    if (a.gemm_only) printf("\"train_loss\": null, ");
+    else printf("\"train_loss\": %.4f, ", loss);
+    printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model.n_params);
+    fflush(stdout);
+
+    be->free(be, data);
+    be->free(be, labels);
+    be->free(be, perm);
+    model_destroy(&model);
+    be->destroy(be);
+    return 0;
+}
