@@ -7,8 +7,10 @@ NVCC    ?= $(CUDA_HOME)/bin/nvcc
 CUDA    ?= $(shell test -x $(NVCC) && echo 1 || echo 0)
 
 BUILD   := build
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
+# x86-64-v3 = AVX2 + FMA (any x86 server since 2015); `make ARCH=x86-64` for older CPUs
+ARCH    ?= x86-64-v3
+CFLAGS  ?= -O3 -g
+CFLAGS  += -march=$(ARCH) -fno-math-errno -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
 LDLIBS  := -lcjson -lopenblas -lpng -lz -lm -lpthread
 
 # real code for sm_80 and sm_90 plus PTX for newer GPUs
@@ -40,11 +42,11 @@ $(FLAVOUR):
 	@rm -f $(BUILD)/.flavour-cuda* $(BUILD)/obj/*.o $(BUILD)/obj/kernels/*.o
 	@touch $@
 
-$(BUILD)/obj/%.o: src/%.c $(FLAVOUR)
+$(BUILD)/obj/%.o: src/%.c $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/kernels/%.o: kernels/%.cu $(FLAVOUR)
+$(BUILD)/obj/kernels/%.o: kernels/%.cu $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -77,6 +79,9 @@ test: deps data all
 
 lectures: deps data all
 	FULL=$(FULL) bash scripts/lectures.sh
+
+bench: deps all
+	bash scripts/bench.sh
 
 # tests without the install steps (for a machine already set up)
 test-only: all

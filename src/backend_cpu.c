@@ -6,6 +6,7 @@
 #include "cuvae/rng.h"
 
 #include <cblas.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ static void cpu_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, u
 static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
                              int start, int B, int D, const float *uniform) {
     (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
     for (int b = 0; b < B; b++) {
         size_t row = perm ? (size_t)perm[start + b] : (size_t)(start + b);
         const uint8_t *src = data + row * (size_t)D;
@@ -106,6 +108,7 @@ static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const i
 static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias, int B, int N,
                                         Activation act) {
     (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)B * N >= 32768)
     for (int b = 0; b < B; b++) {
         float *row = y + (size_t)b * N;
         switch (act) {
@@ -135,18 +138,12 @@ static void cpu_activation_backward(Backend *be, float *dy, const float *y, int 
                                     Activation act) {
     (void)be;
     size_t count = (size_t)B * N;
-    switch (act) {
-    case ACT_NONE:
-        break;
-    case ACT_RELU:
-        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-        break;
-    case ACT_TANH:
-        for (size_t i = 0; i < count; i++) dy[i] *= 1.0f - y[i] * y[i];
-        break;
-    case ACT_LEAKY_RELU:
-        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : LEAKY_RELU_SLOPE * dy[i];
-        break;
+    if (act == ACT_NONE) return;
+    #pragma omp parallel for schedule(static) if (count >= 32768)
+    for (size_t i = 0; i < count; i++) {
+        if (act == ACT_RELU) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        else if (act == ACT_TANH) dy[i] *= 1.0f - y[i] * y[i];
+        else dy[i] = y[i] > 0.0f ? dy[i] : LEAKY_RELU_SLOPE * dy[i];
     }
 }
 
@@ -253,11 +250,9 @@ static void cpu_importance_log_weight(Backend *be, float *logw, const float *rec
     }
 }
 
-static float sigmoidf(float a) {
-    // stable for large |a|
-    if (a >= 0.0f) return 1.0f / (1.0f + expf(-a));
-    float e = expf(a);
-    return e / (1.0f + e);
+// sigmoid(a) given e = exp(-|a|) (one exp per element, stable for any a)
+static inline float sigmoid_from_exp(float a, float e) {
+    return a >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
 static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, const float *out,
@@ -265,6 +260,8 @@ static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, c
                                     float pixel_weight, float grad_scale) {
     (void)be;
     float g_scale = grad_scale * pixel_weight;
+    // rows are independent: split them over the cores (each row's sum stays in one thread)
+    #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
     for (int b = 0; b < B; b++) {
         const float *o = out + (size_t)b * D;
         const float *t = x + (size_t)b * D;
@@ -274,12 +271,16 @@ static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, c
             float a = o[d];
             float loss, grad;
             switch (kind) {
-            case RECLOSS_BCE_LOGITS:
-                loss = fmaxf(a, 0.0f) - a * t[d] + log1pf(expf(-fabsf(a)));
-                grad = sigmoidf(a) - t[d];
+            case RECLOSS_BCE_LOGITS: {
+                // softplus(-|a|) = log(1 + e), e in (0, 1]: logf(1 + e) is within 6e-8 of
+                // log1pf(e) here and several times faster in glibc
+                float e = expf(-fabsf(a));
+                loss = (a > 0.0f ? a : 0.0f) - a * t[d] + logf(1.0f + e);
+                grad = sigmoid_from_exp(a, e) - t[d];
                 break;
+            }
             case RECLOSS_MSE_SIGMOID: {
-                float s = sigmoidf(a);
+                float s = sigmoid_from_exp(a, expf(-fabsf(a)));
                 float diff = s - t[d];
                 loss = diff * diff;
                 grad = 2.0f * diff * s * (1.0f - s);
@@ -319,6 +320,7 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
     // bias corrections in double on the host, then fp32 like the CUDA kernel
     float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
+    #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         m[i] = beta1 * m[i] + (1.0f - beta1) * g;
@@ -328,11 +330,38 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
     }
 }
 
+char *openblas_get_corename(void);   // OpenBLAS extension (openblas_config.h)
+
+void backend_cpu_select_blas_kernels(char **argv) {
+    bool changed = false;
+    // OpenMP loops (loss, Adam) share the cores with OpenBLAS's threads: idle
+    // OpenMP threads must sleep, not spin, or every GEMM after them slows down
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        changed = true;
+    }
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core &&
+        (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0)) {
+        __builtin_cpu_init();
+        const char *better = NULL;
+        if (__builtin_cpu_supports("avx512f")) better = "SkylakeX";
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) better = "Haswell";
+        if (better) {
+            setenv("OPENBLAS_CORETYPE", better, 1);
+            changed = true;
+        }
+    }
+    // both are read when the libraries load: start again with them set (once:
+    // the variables are set now)
+    if (changed) execv("/proc/self/exe", argv);   // returns only on failure: keep going as is
+}
+
 Backend *backend_cpu_create(void) {
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
-    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS, %d threads)",
-             openblas_get_num_threads());
+    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %d threads)",
+             openblas_get_corename(), openblas_get_num_threads());
     be->impl = xcalloc(1, sizeof(CpuState));
     be->alloc = cpu_alloc;
     be->free = cpu_free;

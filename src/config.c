@@ -227,7 +227,7 @@ static int get_int(const Ctx *c, const cJSON *obj, const char *path, const char 
     if (!item) return 0;
     char full[256];
     join_path(full, sizeof full, path, key);
-    double v;
+    double v = 0.0;
     if (check_integer(c, item, full, lo, hi, &v)) return -1;
     *out = (int)v;
     return 0;
@@ -264,7 +264,7 @@ static int get_widths(const Ctx *c, const cJSON *obj, const char *path, const ch
     for (const cJSON *w = item->child; w; w = w->next, i++) {
         char item_path[280];
         snprintf(item_path, sizeof item_path, "%s[%d]", full, i);
-        double v;
+        double v = 0.0;
         if (check_integer(c, w, item_path, 1, MAX_WIDTH, &v)) return -1;
         widths[i] = (int)v;
     }
@@ -462,7 +462,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.seed = 1;
     if (find(c, train, "train", "seed", 0, &item)) return -1;
     if (item) {
-        double v;
+        double v = 0.0;
         if (check_integer(c, item, "train.seed", 0, MAX_SEED, &v)) return -1;
         cfg->train.seed = (uint64_t)v;
     }

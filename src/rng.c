@@ -89,6 +89,7 @@ void rng_permutation(Rng *rng, int32_t *perm, int n) {
 // block via Box-Muller on (u0, u1) and (u2, u3)... we use one normal per pair.
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset) {
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    #pragma omp parallel for schedule(static) if (n >= 16384)
     for (size_t i = 0; i < n; i++) {
         uint64_t index = offset + i;
         uint32_t r[4];
@@ -102,6 +103,7 @@ void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset) {
 
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset) {
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    #pragma omp parallel for schedule(static) if (n >= 16384)
     for (size_t i = 0; i < n; i++) {
         uint64_t index = offset + i;
         uint32_t r[4];

@@ -136,6 +136,15 @@ struct Backend {
 
 Backend *backend_cpu_create(void);
 
+// Threading set-up read by the libraries when they load, so call it first thing
+// in main(): OpenBLAS picks its kernels from the CPU model and falls back to its
+// slowest generic ones on CPUs it does not recognise (virtual machines report a
+// generic model): then OPENBLAS_CORETYPE is set from the CPU's features
+// (AVX-512 -> SkylakeX, AVX2 -> Haswell). OMP_WAIT_POLICY=PASSIVE keeps idle
+// OpenMP threads from spinning against OpenBLAS's. Variables the user set are
+// kept. If anything was set, the program re-executes itself once.
+void backend_cpu_select_blas_kernels(char **argv);
+
 // True when this binary was built with the CUDA backend.
 bool backend_cuda_compiled(void);
 // NULL (and err filled) when not compiled in or no usable GPU.
