@@ -172,7 +172,7 @@ for config in $suite; do
                 --steps "$steps" --warmup "$warmup" --device "$torch_device" --modes "$torch_modes" \
                 --precisions "$precisions" --threads "$NPROC"
             if [ "$backend" = cpu ] && [ "$NPROC" -gt 1 ]; then
-                run_json "$config" pytorch eager "$PYTHON" bench/torch_vae.py "$config" \
+                run_json "$config" pytorch eager env $torch_env "$PYTHON" bench/torch_vae.py "$config" \
                     --steps "$steps" --warmup "$warmup" --device cpu --modes eager --precisions fp32 --threads 1
             fi
         fi
