@@ -91,9 +91,13 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     const cJSON *model = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "model") : NULL;
     const cJSON *loss = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "loss") : NULL;
     fprintf(f, "<td>%s</td>", model && json_string(model, "kind") ? json_string(model, "kind") : "?");
-    if (loss)
-        fprintf(f, "<td>%s, %g / %g</td>", json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?",
+    if (loss) {
+        const char *reduction = json_string(loss, "reduction");
+        fprintf(f, "<td>%s (%s over pixels), %g / %g</td>",
+                json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?",
+                reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                 json_number(loss, "w_rec"), json_number(loss, "w_kl"));
+    }
     else
         fputs("<td>?</td>", f);
     cell_number(f, json_number(ev, "test_loss"), 2);
@@ -168,7 +172,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fputs("</h2>\n<p>", f);
         html_text(f, json_string(section, "text"));
         fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
-              "<th>test loss</th><th>rec</th><th>KL</th><th>MSE at z = μ</th><th>active units</th>"
+              "<th>test loss</th><th>rec</th><th>KL</th><th>summed MSE at z = μ</th><th>active units</th>"
               "<th>−log p(x) (IW)</th></tr>\n", f);
         const cJSON *run;
         cJSON_ArrayForEach(run, runs) {

@@ -7,7 +7,16 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
-    skip "mnist training run" "data/mnist missing (run make data)"; cli_finish cli_train; exit
+    skip "mnist training run" "data/mnist missing (run make data)"; # sizes: latent 4097 (odd, > 4096), a hidden layer of 8192, batch 50 over 130 examples (partial last batch of 30)
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
+    --set model.latent_dim=4097 --set model.encoder=[1024] --set model.decoder=[64] --set train.batch_size=50 \
+    --set train.epochs=1 --out "$tmp/big_latent" 2>"$tmp/bl.err" && grep -q '"test_loss"' "$tmp/big_latent/eval.json" \
+    && ok "latent 4097, partial last batch" || bad "latent 4097: $(tail -1 "$tmp/bl.err")"
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
+    --set model.latent_dim=1 --set model.encoder=[8192] --set model.decoder=[8192] --set train.batch_size=64 \
+    --set train.epochs=1 --out "$tmp/wide" 2>"$tmp/w.err" && grep -q '"latent_dim": 1' "$tmp/wide/eval.json" \
+    && ok "hidden 8192, latent 1" || bad "hidden 8192: $(tail -1 "$tmp/w.err")"
+cli_finish cli_train; exit
 fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=0 --out "$tmp/init" 2>"$tmp/init.err" \
@@ -45,4 +54,13 @@ cmp -s "$tmp/b1/model.safetensors" "$tmp/b3/model.safetensors" && bad "different
     && grep -q '"test_kl": 0.000000' "$tmp/ae/log.jsonl" && ok "ae trains, KL is 0" || bad "ae run: $(tail -1 "$tmp/ae.err")"
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.binarize=dynamic --set train.epochs=1 --out "$tmp/dyn" 2>"$tmp/dyn.err" \
     && ok "dynamic binarization trains" || bad "dynamic run: $(tail -1 "$tmp/dyn.err")"
+# sizes: latent 4097 (odd, > 4096), a hidden layer of 8192, batch 50 over 130 examples (partial last batch of 30)
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
+    --set model.latent_dim=4097 --set model.encoder=[1024] --set model.decoder=[64] --set train.batch_size=50 \
+    --set train.epochs=1 --out "$tmp/big_latent" 2>"$tmp/bl.err" && grep -q '"test_loss"' "$tmp/big_latent/eval.json" \
+    && ok "latent 4097, partial last batch" || bad "latent 4097: $(tail -1 "$tmp/bl.err")"
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
+    --set model.latent_dim=1 --set model.encoder=[8192] --set model.decoder=[8192] --set train.batch_size=64 \
+    --set train.epochs=1 --out "$tmp/wide" 2>"$tmp/w.err" && grep -q '"latent_dim": 1' "$tmp/wide/eval.json" \
+    && ok "hidden 8192, latent 1" || bad "hidden 8192: $(tail -1 "$tmp/w.err")"
 cli_finish cli_train
