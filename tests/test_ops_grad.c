@@ -374,6 +374,24 @@ static void test_rng_streams(void) {
     CHECK(umin > 0 && umax <= 1 && umin < 0.01 && umax > 0.99, "uniform range %g..%g", umin, umax);
 }
 
+// backend_cpu_create turns subnormals into zero on every thread doing our loops
+static void test_subnormals_flushed(void) {
+    volatile float tiny = 1e-20f;
+    float product = tiny * tiny;                       // 1e-40: subnormal unless flushed
+    CHECK(product == 0.0f, "main thread: 1e-20 * 1e-20 = %g, want 0 (flush-to-zero)", product);
+    int flushed_everywhere = 1;
+    #pragma omp parallel reduction(&& : flushed_everywhere)
+    {
+        volatile float t = 1e-20f;
+        flushed_everywhere = flushed_everywhere && (t * t == 0.0f);
+    }
+    CHECK(flushed_everywhere, "an OpenMP thread keeps subnormals");
+    // the loss on a saturated logit then gives an exact 0 gradient, not a subnormal
+    float a = -95.0f, x = 0.0f, g, r;
+    cpu->reconstruction_loss(cpu, &g, &r, &a, &x, 1, 1, RECLOSS_BCE_LOGITS, 1.0f, 1.0f);
+    CHECK(g == 0.0f || fabsf(g) >= 1.17549435e-38f, "gradient %g is subnormal", g);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 1234, 99);
@@ -388,6 +406,7 @@ int main(void) {
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
     test_run("rng_streams", test_rng_streams);
+    test_run("subnormals_flushed", test_subnormals_flushed);
     cpu->destroy(cpu);
     return test_finish("test_ops_grad");
 }
