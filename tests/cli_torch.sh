@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cli_torch.sh: a cuvae checkpoint loaded into a PyTorch model of the same shape
+# cli_torch.sh: a cuvae checkpoint (VAE, AE, CVAE) loaded into a PyTorch model of the same shape
 # (tests/torch_check.py) gives the same KL and reconstruction (z = mu) to 1e-4
 # relative, and a sampled test loss within 5 standard errors of the Monte-Carlo
 # difference of two one-sample ELBO estimates (the epsilon draws differ), plus 0.05 nats.
@@ -17,7 +17,7 @@ if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
 fi
 field() { echo "$1" | sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/"; }
 close() { awk -v a="$1" -v b="$2" -v r="$3" -v t="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t + r * m) }'; }
-for variant in "vae relu" "vae tanh" "ae relu"; do
+for variant in "vae relu" "vae tanh" "ae relu" "cvae leaky_relu"; do
     set -- $variant
     "$CUVAE" train configs/examples_vae.json --set model.kind=$1 --set model.activation=$2 \
         --set data.train_limit=2000 --set data.test_limit=2000 --set device=cpu --set train.epochs=1 \

@@ -49,23 +49,29 @@ class TorchVAE(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         m = cfg["model"]
-        self.variational = m["kind"] == "vae"
+        self.variational = m["kind"] in ("vae", "cvae")
+        # cvae: the one-hot label joins the encoder input and z ([x ; y], [z ; y])
+        self.classes = 10 if m["kind"] == "cvae" else 0
         act = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.01)}[m["activation"]]
         self.act = act
-        widths = [m["input_dim"]] + m["encoder"]
+        widths = [m["input_dim"] + self.classes] + m["encoder"]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.mu = nn.Linear(widths[-1], m["latent_dim"])
         if self.variational:
             self.logvar = nn.Linear(widths[-1], m["latent_dim"])
-        dec = [m["latent_dim"]] + m["decoder"] + [m["input_dim"]]
+        dec = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
         self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:]))
 
-    def encode(self, x):
+    def encode(self, x, y=None):
+        if self.classes:
+            x = torch.cat([x, y], dim=1)
         for layer in self.encoder:
             x = self.act(layer(x))
         return self.mu(x), (self.logvar(x) if self.variational else None)
 
-    def decode(self, z):
+    def decode(self, z, y=None):
+        if self.classes:
+            z = torch.cat([z, y], dim=1)
         for i, layer in enumerate(self.decoder):
             z = layer(z)
             if i < len(self.decoder) - 1:
@@ -94,25 +100,27 @@ def main():
     assert set(state) == set(tensors), (sorted(state), sorted(tensors))
     model.load_state_dict(tensors, strict=True)
     images = read_idx_images(f"{data_dir}/t10k-images-idx3-ubyte.gz")
+    labels = read_idx_images(f"{data_dir}/t10k-labels-idx1-ubyte.gz")
     if limit:
-        images = images[:limit]
+        images, labels = images[:limit], labels[:limit]
     x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)) / 255.0
+    y = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
     with torch.no_grad():
-        mu, logvar = model.encode(x)
+        mu, logvar = model.encode(x, y)
         if logvar is not None:
             kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         else:
             kl = torch.zeros(len(x))
             z = mu
-        rec_mean = reconstruction(model.decode(mu), x, cfg)
-        rec_sample = reconstruction(model.decode(z), x, cfg)
+        rec_mean = reconstruction(model.decode(mu, y), x, cfg)
+        rec_sample = reconstruction(model.decode(z, y), x, cfg)
         # Monte-Carlo noise of a one-sample ELBO: two more independent draws per
         # example estimate Var_eps(loss | x); the difference of two independent
         # one-sample estimates (cuvae's and this one) has variance 2 E[Var] / N.
         if logvar is not None:
             z2 = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            rec_2 = reconstruction(model.decode(z2), x, cfg)
+            rec_2 = reconstruction(model.decode(z2, y), x, cfg)
             var_per_example = 0.5 * (rec_2 - rec_sample).double() ** 2
             diff_std_error = (2.0 * var_per_example.mean().item() / len(x)) ** 0.5
         else:
