@@ -374,6 +374,38 @@ static void test_rng_streams(void) {
     CHECK(umin > 0 && umax <= 1 && umin < 0.01 && umax > 0.99, "uniform range %g..%g", umin, umax);
 }
 
+// The BCE loss over the whole useful range of logits, one pixel per row so each
+// element is compared on its own, against double precision.
+static void test_bce_accuracy_dense(void) {
+    const int n = 18001;
+    float *a = xmalloc(n * sizeof(float)), *g = xmalloc(n * sizeof(float)), *r = xmalloc(n * sizeof(float));
+    float *t = xmalloc(n * sizeof(float));
+    const float targets[3] = {0.0f, 0.3f, 1.0f};
+    double worst_loss = 0, worst_grad = 0;
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < n; i++) {
+            a[i] = -90.0f + 0.01f * i;
+            t[i] = targets[k];
+        }
+        cpu->reconstruction_loss(cpu, g, r, a, t, n, 1, RECLOSS_BCE_LOGITS, 1.0f, 1.0f);
+        for (int i = 0; i < n; i++) {
+            double ad = a[i], td = t[i];
+            double softplus = log1p(exp(-fabs(ad)));
+            double loss = (ad > 0 ? ad : 0) - ad * td + softplus;
+            double sig = ad >= 0 ? 1 / (1 + exp(-ad)) : exp(ad) / (1 + exp(ad));
+            double grad = sig - td;
+            double el = fabs(r[i] - loss) / (fabs(loss) + 1e-30);
+            double eg = fabs(g[i] - grad);
+            // float resolution: 2 ulp relative on the loss (absolute 1e-38 near 0), 1e-7 on the gradient
+            if (fabs(r[i] - loss) > 2.4e-7 * fabs(loss) + 1e-37 && el > worst_loss) worst_loss = el;
+            if (eg > worst_grad) worst_grad = eg;
+        }
+    }
+    CHECK(worst_loss == 0, "BCE loss beyond 2 ulp: worst relative error %g", worst_loss);
+    CHECK(worst_grad <= 1.2e-7, "BCE gradient: worst absolute error %g", worst_grad);
+    free(a); free(g); free(r); free(t);
+}
+
 // backend_cpu_create turns subnormals into zero on every thread doing our loops
 static void test_subnormals_flushed(void) {
     volatile float tiny = 1e-20f;
@@ -407,6 +439,7 @@ int main(void) {
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
     test_run("rng_streams", test_rng_streams);
     test_run("subnormals_flushed", test_subnormals_flushed);
+    test_run("bce_accuracy_dense", test_bce_accuracy_dense);
     cpu->destroy(cpu);
     return test_finish("test_ops_grad");
 }
