@@ -32,6 +32,8 @@ static const char *const lr_schedule_names[] = {"constant", "burda"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #define MAX_WIDTH 65536
+#define MAX_INPUT_DIM (1 << 24)   // pixels per example: keeps every size product in range
+#define MAX_IW_BATCH (1 << 22)    // rows of one importance-sampling batch
 // the largest integer a JSON number (an IEEE double) holds exactly
 #define MAX_SEED 9007199254740992.0
 
@@ -339,7 +341,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     choice = MODEL_VAE;
     if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
     cfg->model.kind = (ModelKind)choice;
-    if (get_int(c, model, "model", "input_dim", 1, 1, INT_MAX, &cfg->model.input_dim)) return -1;
+    if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder))
         return -1;
     if (get_int(c, model, "model", "latent_dim", 1, 1, MAX_WIDTH, &cfg->model.latent_dim))
@@ -503,8 +505,15 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (eval) {
         if (get_int(c, eval, "eval", "iw_samples", 0, 0, 1000000, &cfg->eval.iw_samples)) return -1;
         if (get_int(c, eval, "eval", "iw_examples", 0, 0, INT_MAX, &cfg->eval.iw_examples)) return -1;
-        if (get_int(c, eval, "eval", "iw_batch", 0, 1, INT_MAX, &cfg->eval.iw_batch)) return -1;
+        if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
     }
+    // the importance-weighted bound needs a likelihood: refuse now, not after training
+    if (cfg->eval.iw_samples > 0 && cfg->model.kind == MODEL_AE)
+        return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"ae\"");
+    if (cfg->eval.iw_samples > 0 && cfg->loss.reconstruction == REC_MSE &&
+        cfg->model.output == OUTPUT_BERNOULLI)
+        return fail(c, "eval.iw_samples", "needs a decoder likelihood: loss.reconstruction \"bce\", "
+                                          "or \"mse\" with model.output \"gaussian\"");
 
     // device
     choice = DEVICE_AUTO;

@@ -51,6 +51,8 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
     for (int start = 0; start < data->n; start += m->max_batch) {
         int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
         load_batch(m, data, NULL, start, B);
+        // example i always gets draws i*L .. i*L + L - 1, whatever the batch size
+        m->rng_offset = (uint64_t)start * (uint64_t)m->latent_dim;
         model_forward(m, B, eps_mode);
         model_loss(m, B);
         model_accumulate_loss(m, B);
@@ -135,6 +137,7 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
         for (int b = 0; b < B; b++) {
             long ex = (row0 + b) / K;
             double v = logw[b];
+            if (v == -INFINITY) continue;             // a zero weight adds nothing
             if (v > lse_max[ex]) {
                 lse_sum[ex] = lse_sum[ex] * exp(lse_max[ex] - v) + 1.0;
                 lse_max[ex] = v;
@@ -222,7 +225,10 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     free(rows);
     free(mu_sum);
     free(mu_sq);
-    if (iw_k > 0) return importance_weighted(m, data, iw_k, iw_examples, r, err, errlen);
+    if (iw_k > 0 && importance_weighted(m, data, iw_k, iw_examples, r, err, errlen) != 0) {
+        eval_report_free(r);
+        return -1;
+    }
     return 0;
 }
 
@@ -258,12 +264,12 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     text_appendf(&j, ", \"kl_per_dim\": [");
     for (int d = 0; d < r->latent_dim; d++) {
         if (d) text_appendf(&j, ", ");
-        text_appendf(&j, "%.5f", r->kl_per_dim[d]);
+        json_number(&j, r->kl_per_dim[d]);
     }
     text_appendf(&j, "], \"mu_variance\": [");
     for (int d = 0; d < r->latent_dim; d++) {
         if (d) text_appendf(&j, ", ");
-        text_appendf(&j, "%.5f", r->mu_variance[d]);
+        json_number(&j, r->mu_variance[d]);
     }
     text_appendf(&j, "]");
     if (r->iw_k > 0) {

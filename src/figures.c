@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FIGURE_SEED_SALT 0xF16ull
 #define MANIFOLD_STEPS 20
@@ -272,6 +273,10 @@ static int figure_class_rows(Figures *f) {
 static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+    if (access(path, F_OK) != 0) {   // a run given only as a checkpoint: no curves to draw
+        fprintf(stderr, "cuvae: %s not found: loss curves skipped\n", path);
+        return 0;
+    }
     char *text = read_text_file(path, NULL, f->err, f->errlen);
     if (!text) return -1;
     int cap = 64, n = 0;
@@ -369,9 +374,14 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         return -1;
     }
     Model m;
-    int rc = model_create(&m, &cfg, be, 1000, err, errlen);
-    if (rc == 0) rc = checkpoint_load_params(&m, ckpt, err, errlen);
+    if (model_create(&m, &cfg, be, 1000, err, errlen) != 0) {
+        be->destroy(be);
+        dataset_free(&test_set);
+        return -1;
+    }
+    int rc = checkpoint_load_params(&m, ckpt, err, errlen);
     if (rc != 0) {
+        model_destroy(&m);
         be->destroy(be);
         dataset_free(&test_set);
         return -1;

@@ -152,7 +152,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             char *end;
             if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 10000000)
+            if (end == argv[i] || *end || v < 0 || v > 10000000)
                 return set_error(err, errlen, "eval: %s: expected a count >= 0, got \"%s\"", arg, argv[i]);
             if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
             else a->iw_examples = (int)v;
@@ -163,7 +163,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 255)
+            if (end == argv[i] || *end || v < 0 || v > 255)
                 return set_error(err, errlen, "sample: --class: expected a label 0..9, got \"%s\"", argv[i]);
             a->sample_class = (int)v;
         } else if ((strcmp(arg, "--tsne-points") == 0 || strcmp(arg, "--tsne-iterations") == 0) &&
@@ -171,7 +171,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             char *end;
             if (!has_value) return set_error(err, errlen, "plot: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 10 || v > 100000)
+            if (end == argv[i] || *end || v < 10 || v > 100000)
                 return set_error(err, errlen, "plot: %s: expected 10..100000, got \"%s\"", arg, argv[i]);
             if (strcmp(arg, "--tsne-points") == 0) a->tsne_points = (int)v;
             else a->tsne_iterations = (int)v;
@@ -179,7 +179,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: -n needs a count");
             long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 10000)
+            if (end == argv[i] || *end || n < 1 || n > 10000)
                 return set_error(err, errlen, "sample: -n: expected 1..10000, got \"%s\"", argv[i]);
             a->n_samples = (int)n;
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
@@ -189,7 +189,7 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --seed needs an integer");
             long long s = strtoll(argv[++i], &end, 10);
-            if (*end || s < 0) return set_error(err, errlen, "sample: --seed: expected an integer >= 0, got \"%s\"", argv[i]);
+            if (end == argv[i] || *end || s < 0) return set_error(err, errlen, "sample: --seed: expected an integer >= 0, got \"%s\"", argv[i]);
             a->seed = s;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return set_error(err, errlen, "%s: unknown option %s (see cuvae %s --help)", command, arg, command);
@@ -213,8 +213,12 @@ static int command_train(int argc, char **argv) {
     if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     if (a.full && cfg.train.full_epochs > 0) cfg.train.epochs = cfg.train.full_epochs;
     char out_dir[700];
-    if (a.out_dir) snprintf(out_dir, sizeof out_dir, "%s", a.out_dir);
-    else snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
+    int len = a.out_dir ? snprintf(out_dir, sizeof out_dir, "%s", a.out_dir)
+                        : snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
+    if (len < 0 || (size_t)len >= sizeof out_dir) {
+        snprintf(err, sizeof err, "train: --out: path too long (%d bytes, at most %zu)", len, sizeof out_dir - 1);
+        return fail(err);
+    }
     if (train_run(&cfg, out_dir, err, sizeof err) != 0) return fail(err);
     return 0;
 }
@@ -225,8 +229,12 @@ static int load_checkpoint_model(const Args *a, int max_batch, Config *cfg, Back
     if (checkpoint_read_config(a->positional, cfg, a->overrides, a->n_overrides, err, errlen) != 0) return -1;
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) return -1;
-    if (model_create(m, cfg, be, max_batch, err, errlen) != 0 ||
-        checkpoint_load_params(m, a->positional, err, errlen) != 0) {
+    if (model_create(m, cfg, be, max_batch, err, errlen) != 0) {
+        be->destroy(be);
+        return -1;
+    }
+    if (checkpoint_load_params(m, a->positional, err, errlen) != 0) {
+        model_destroy(m);
         be->destroy(be);
         return -1;
     }
@@ -247,8 +255,11 @@ static int command_eval(int argc, char **argv) {
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);
     int iw_k = a.iw_k >= 0 ? a.iw_k : 0;
+    if (a.iw_examples > 0 && iw_k == 0) {
+        dataset_free(&test_set);
+        return fail("eval: --iw-examples needs --iw K");
+    }
     int batch = iw_k > 0 ? cfg.eval.iw_batch : 1000;
-    if (batch < 1000) batch = 1000;
     Backend *be;
     Model m;
     if (load_checkpoint_model(&a, batch, &cfg, &be, &m, err, sizeof err) != 0) {
@@ -258,29 +269,33 @@ static int command_eval(int argc, char **argv) {
     DeviceDataset test_dev;
     device_dataset_upload(be, &test_set, &test_dev);
     int rc = 0;
+    char *json = NULL;
     if (a.z_mode && strcmp(a.z_mode, "mean") == 0) {
         ElboResult r;
         eval_elbo(&m, &test_dev, EPS_ZERO, &r);
-        printf("{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
-               "\"units\": \"nats/example\", \"z\": \"mean\", \"device\": \"%s\"}\n",
-               r.loss, r.rec, r.kl, r.examples, be->name);
+        TextBuffer t = {0};
+        text_appendf(&t, "{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
+                     "\"units\": \"nats/example\", \"z\": \"mean\", \"device\": \"%s\"}",
+                     r.loss, r.rec, r.kl, r.examples, be->name);
+        json = t.data;
     } else {
         EvalReport report;
         if (eval_report(&m, &test_dev, iw_k, a.iw_examples, &report, err, sizeof err) != 0) {
             rc = fail(err);
         } else {
-            char *json = eval_report_json(&report, &cfg, be->name);
-            printf("%s\n", json);
-            if (a.json_out) {
-                FILE *f = fopen(a.json_out, "w");
-                if (!f || fprintf(f, "%s\n", json) < 0 || fclose(f) != 0) {
-                    snprintf(err, sizeof err, "%s: cannot write", a.json_out);
-                    rc = fail(err);
-                }
-            }
-            free(json);
+            json = eval_report_json(&report, &cfg, be->name);
             eval_report_free(&report);
         }
+    }
+    if (json) {
+        printf("%s\n", json);
+        if (a.json_out) {
+            TextBuffer line = {0};
+            text_appendf(&line, "%s\n", json);
+            if (write_file_atomic(a.json_out, line.data, err, sizeof err) != 0) rc = fail(err);
+            free(line.data);
+        }
+        free(json);
     }
     device_dataset_free(be, &test_dev);
     model_destroy(&m);

@@ -18,7 +18,7 @@ static void add_layer(Model *m, int in, int cond, int out, Activation act) {
     layer->out = out;
     layer->act = act;
     layer->weight_offset = m->n_params;
-    m->n_params += (size_t)(in + cond) * out;
+    m->n_params += ((size_t)in + (size_t)cond) * (size_t)out;
     layer->bias_offset = m->n_params;
     m->n_params += (size_t)out;
 }
@@ -133,7 +133,7 @@ void model_init_params(Model *m, uint64_t seed) {
         // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
         // bias U(-1/sqrt(in), 1/sqrt(in))
         float bound = 1.0f / sqrtf((float)(layer->in + layer->cond));
-        for (size_t k = 0; k < (size_t)(layer->in + layer->cond) * layer->out; k++)
+        for (size_t k = 0; k < ((size_t)layer->in + (size_t)layer->cond) * (size_t)layer->out; k++)
             host[layer->weight_offset + k] = rng_uniform_range(&rng, -bound, bound);
         for (int k = 0; k < layer->out; k++)
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);

@@ -104,11 +104,13 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     cell_number(f, json_number(ev, "rec"), 2);
     cell_number(f, json_number(ev, "kl"), 2);
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
-    fprintf(f, "<td>%d / %d</td>", (int)json_number(ev, "active_units"), (int)json_number(ev, "latent_dim"));
+    double active = json_number(ev, "active_units"), latent = json_number(ev, "latent_dim");
+    if (isfinite(active) && isfinite(latent)) fprintf(f, "<td>%.0f / %.0f</td>", active, latent);
+    else fputs("<td>–</td>", f);
     const cJSON *iw = cJSON_GetObjectItemCaseSensitive(ev, "iw");
-    if (cJSON_IsObject(iw))
-        fprintf(f, "<td>%.2f (K = %d, %d ex.)</td>", json_number(iw, "neg_log_px"),
-                (int)json_number(iw, "k"), (int)json_number(iw, "examples"));
+    double nll = cJSON_IsObject(iw) ? json_number(iw, "neg_log_px") : NAN;
+    if (isfinite(nll))
+        fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"));
     else
         fputs("<td>–</td>", f);
     fputs("</tr>\n", f);
@@ -195,7 +197,9 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         const cJSON *figure;
         cJSON_ArrayForEach(figure, figures) {
             if (!cJSON_IsString(figure)) continue;
-            fprintf(f, "<tr><td colspan=\"%d\" class=\"caption\">", cJSON_GetArraySize(runs));
+            int n_runs = 0;
+            cJSON_ArrayForEach(run, runs) n_runs += cJSON_IsString(run) ? 1 : 0;
+            fprintf(f, "<tr><td colspan=\"%d\" class=\"caption\">", n_runs);
             html_text(f, caption_of(figure->valuestring));
             fputs("</td></tr>\n<tr>", f);
             cJSON_ArrayForEach(run, runs) {

@@ -65,6 +65,11 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     char *config_json = config_to_json(cfg);
     snprintf(path, sizeof path, "%s/config.json", out_dir);
     int rc = make_dirs(out_dir, err, errlen);
+    // a failed run must not leave an earlier run's evaluation beside its new config
+    snprintf(path, sizeof path, "%s/eval.json", out_dir);
+    if (rc == 0 && unlink(path) != 0 && errno != ENOENT)
+        rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
     if (rc == 0) rc = write_file_atomic(path, config_json, err, errlen);
     if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", path, config_json);
     free(config_json);
@@ -150,6 +155,13 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 // the one device -> host read of a log interval
                 double rec, kl_sum, count;
                 model_read_loss(&model, &rec, &kl_sum, &count);
+                if (!isfinite(rec) || !isfinite(kl_sum)) {
+                    rc = set_error(err, errlen,
+                                   "training diverged at epoch %d, step %ld: the loss is not finite "
+                                   "(rec %g, KL %g); %s, if written, holds the last finished epoch; try a lower train.lr",
+                                   epoch, step + 1, rec, kl_sum, ckpt_path);
+                    goto done;
+                }
                 // the objective at this step's schedule (free bits shown without the floor)
                 double weighted = w_rec * rec + kl.weight * kl_sum;
                 if (kl.capacity && count > 0)
@@ -175,6 +187,12 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
         eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
         double seconds = wall_seconds() - epoch_start;
         double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
+        KlSchedule epoch_end = model_kl_schedule(cfg, epoch);   // the schedule where this epoch ends
+        if (!isfinite(test.loss)) {
+            rc = set_error(err, errlen, "epoch %d: the test loss is not finite (%g); %s, if written, holds "
+                           "the last finished epoch; try a lower train.lr", epoch, test.loss, ckpt_path);
+            goto done;
+        }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         fprintf(stderr,
@@ -187,7 +205,8 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s,
                 epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
                 epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
-                kl.capacity ? 0.0 : (double)kl.weight, kl.capacity ? (double)kl.capacity_target : 0.0);
+                epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
+                epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0);
         fflush(log);
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
@@ -207,7 +226,6 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     // the full evaluation of the final model, on a model with a larger batch
     {
         int eval_batch = cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000;
-        if (eval_batch < 1000) eval_batch = 1000;
         Model eval_model;
         if (model_create(&eval_model, cfg, be, eval_batch, err, errlen) != 0) {
             rc = -1;

@@ -39,4 +39,42 @@ head -c 100 /dev/urandom > "$tmp/garbage.safetensors"
 expect_error "eval garbage checkpoint" 2 "garbage.safetensors" -- "$CUVAE" eval "$tmp/garbage.safetensors"
 expect_error "sample bad -n" 2 "sample: -n" -- "$CUVAE" sample "$tmp/x.safetensors" -n 0
 
+# found by review: each one a reproducer
+small=(--set data.train_limit=200 --set data.test_limit=100 --set device=cpu --set train.epochs=2)
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/diverge" 2>"$tmp/div.err"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/div.err" | grep -q "^cuvae: training diverged at epoch 1" \
+    && ok "divergence stops training (exit 2, last line says why)" || bad "divergence: exit $rc, $(tail -1 "$tmp/div.err")"
+grep -q "nan" "$tmp/diverge/log.jsonl" 2>/dev/null && bad "log.jsonl holds nan" || ok "no nan written to log.jsonl"
+[ ! -e "$tmp/diverge/eval.json" ] && ok "diverged run leaves no eval.json" || bad "diverged run wrote eval.json"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" 2>/dev/null
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun" 2>/dev/null
+[ ! -e "$tmp/rerun/eval.json" ] && ok "a failed re-run removes the earlier eval.json" || bad "stale eval.json kept"
+expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
+expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set loss.reconstruction=mse --set eval.iw_samples=5 --out "$tmp/r"
+expect_error "iw_batch capped" 2 "eval.iw_batch" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set eval.iw_batch=2000000000 --out "$tmp/r"
+expect_error "input_dim capped" 2 "model.input_dim" -- \
+    "$CUVAE" train configs/examples_vae.json --set model.input_dim=2147483647 --out "$tmp/r"
+long=$(printf 'd%.0s' $(seq 1 720))
+expect_error "--out too long" 2 "train: --out: path too long" -- "$CUVAE" train configs/examples_vae.json --out "$tmp/$long"
+expect_error "empty --seed" 2 "sample: --seed" -- "$CUVAE" sample "$tmp/x.safetensors" --seed ""
+expect_error "empty --iw" 2 "eval: --iw" -- "$CUVAE" eval "$tmp/x.safetensors" --iw ""
+if [ -s "$tmp/rerun/model.safetensors" ]; then
+    expect_error "--iw-examples without --iw" 2 "needs --iw" -- "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw-examples 5
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
+    grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && ok "eval --z mean -o writes the file" || bad "eval --z mean -o"
+    rm -f "$tmp/rerun/log.jsonl"
+    if command -v gnuplot >/dev/null; then
+        "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \
+            && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
+    else
+        skip "plot without log.jsonl" "gnuplot not installed"
+    fi
+else
+    bad "setup: the re-run checkpoint is missing"
+fi
+
 cli_finish cli_errors
