@@ -397,6 +397,10 @@ int main(int argc, char **argv) {
             if (strcmp(c, "sample") == 0) { fputs(USAGE_SAMPLE, stdout); return 0; }
             if (strcmp(c, "plot") == 0) { fputs(USAGE_PLOT, stdout); return 0; }
             if (strcmp(c, "report") == 0) { fputs(USAGE_REPORT, stdout); return 0; }
+            if (strcmp(c, "bench") == 0) {
+                char *help_args[] = {"--help", NULL};
+                return bench_command(1, help_args);
+            }
         }
         fputs(USAGE_MAIN, stdout);
         return 0;

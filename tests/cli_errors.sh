@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 "$CUVAE" --version | grep -qE '^cuvae [0-9]+\.[0-9]+\.[0-9]+' && ok "--version" || bad "--version"
-for c in train eval sample; do
+for c in train eval sample plot report bench; do
     "$CUVAE" $c --help | grep -q "usage: cuvae $c" && ok "$c --help" || bad "$c --help"
+    "$CUVAE" help $c | grep -q "usage: cuvae $c" && ok "help $c" || bad "help $c"
 done
 "$CUVAE" --help | grep -q "nats per example" && ok "--help mentions units" || bad "--help"
 expect_error "no command" 2 "usage: cuvae" -- "$CUVAE"
