@@ -7,23 +7,7 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
-    skip "mnist training run" "data/mnist missing (run make data)"; # eval draws do not depend on the batch size: odd batch and odd latent dimension
-"$CUVAE" train configs/examples_vae.json --set data.train_limit=140 --set data.test_limit=99 --set device=cpu \
-    --set model.latent_dim=3 --set train.batch_size=7 --set train.epochs=1 --out "$tmp/odd" 2>/dev/null
-logged=$(sed -E 's/.*"test_loss": ([0-9.]+).*/\1/' "$tmp/odd/log.jsonl")
-evald=$("$CUVAE" eval "$tmp/odd/model.safetensors" 2>/dev/null | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
-awk -v a="$logged" -v b="$evald" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-3) }' \
-    && ok "eval == logged test loss with batch 7, latent 3 ($evald)" || bad "batch 7 / latent 3: log $logged vs eval $evald"
-# sizes: latent 4097 (odd, > 4096), a hidden layer of 8192, batch 50 over 130 examples (partial last batch of 30)
-"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
-    --set model.latent_dim=4097 --set model.encoder=[1024] --set model.decoder=[64] --set train.batch_size=50 \
-    --set train.epochs=1 --out "$tmp/big_latent" 2>"$tmp/bl.err" && grep -q '"test_loss"' "$tmp/big_latent/eval.json" \
-    && ok "latent 4097, partial last batch" || bad "latent 4097: $(tail -1 "$tmp/bl.err")"
-"$CUVAE" train configs/examples_vae.json --set data.train_limit=130 --set data.test_limit=70 --set device=cpu \
-    --set model.latent_dim=1 --set model.encoder=[8192] --set model.decoder=[8192] --set train.batch_size=64 \
-    --set train.epochs=1 --out "$tmp/wide" 2>"$tmp/w.err" && grep -q '"latent_dim": 1' "$tmp/wide/eval.json" \
-    && ok "hidden 8192, latent 1" || bad "hidden 8192: $(tail -1 "$tmp/w.err")"
-cli_finish cli_train; exit
+    skip "mnist training run" "data/mnist missing (run make data)"; cli_finish cli_train; exit
 fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=0 --out "$tmp/init" 2>"$tmp/init.err" \
