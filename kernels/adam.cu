@@ -1,40 +1,88 @@
 // adam.cu: Adam (PyTorch semantics, no weight decay) over the flat parameter
-// arena, elementwise. The bias corrections are folded on the host in double:
-//   step_size = (float)(lr / (1 - beta1^step)),  sqrt_bc2 = (float)sqrt(1 - beta2^step)
+// arena, elementwise. The bias corrections come folded from the device-resident
+// step state (step_state_begin computed them in double):
+//   step_size = (float)(lr / (1 - beta1^t)),  sqrt_bc2 = (float)sqrt(1 - beta2^t)
 // and each element does, in fp32 and in this order:
 //   m = beta1 * m + (1.0f - beta1) * g
 //   v = beta2 * v + (1.0f - beta2) * g * g
 //   p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
-// backend_cpu.c uses the same expression so the two backends agree closely.
+// backend_cpu.c uses the same expression. When the four arrays are 16-byte
+// aligned, each thread moves 128-bit float4s (same arithmetic per element).
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+
+static __device__ __forceinline__ void adam_element(float *p, float g, float *m, float *v,
+                                                    float beta1, float beta2, float eps,
+                                                    float step_size, float sqrt_bc2) {
+    float m_new = beta1 * *m + (1.0f - beta1) * g;
+    float v_new = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = m_new;
+    *v = v_new;
+    float denom = sqrtf(v_new) / sqrt_bc2 + eps;
+    *p -= step_size * (m_new / denom);
+}
 
 __global__ void adam_update_kernel(float *params,        // (n)
                                    const float *grads,   // (n)
                                    float *m, float *v,   // (n) first and second moments
                                    size_t n, float beta1, float beta2, float eps,
-                                   float step_size, float sqrt_bc2) {
+                                   const StepState *state) {
+    const float step_size = state->adam_step_size;
+    const float sqrt_bc2 = state->adam_sqrt_bc2;
     size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float g = grads[i];
-        float m_new = beta1 * m[i] + (1.0f - beta1) * g;
-        float v_new = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = m_new;
-        v[i] = v_new;
-        float denom = sqrtf(v_new) / sqrt_bc2 + eps;
-        params[i] -= step_size * (m_new / denom);
-    }
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        adam_element(&params[i], grads[i], &m[i], &v[i], beta1, beta2, eps, step_size, sqrt_bc2);
 }
+
+// n4 float4s of the 16-byte aligned arrays, then the n % 4 tail by the first threads.
+__global__ void adam_update_vec4_kernel(float4 *params, const float4 *grads, float4 *m,
+                                        float4 *v, size_t n4, float *params_tail,
+                                        const float *grads_tail, float *m_tail, float *v_tail,
+                                        int tail, float beta1, float beta2, float eps,
+                                        const StepState *state) {
+    const float step_size = state->adam_step_size;
+    const float sqrt_bc2 = state->adam_sqrt_bc2;
+    size_t first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = first; i < n4; i += stride) {
+        float4 p4 = params[i], g4 = grads[i], m4 = m[i], v4 = v[i];
+        adam_element(&p4.x, g4.x, &m4.x, &v4.x, beta1, beta2, eps, step_size, sqrt_bc2);
+        adam_element(&p4.y, g4.y, &m4.y, &v4.y, beta1, beta2, eps, step_size, sqrt_bc2);
+        adam_element(&p4.z, g4.z, &m4.z, &v4.z, beta1, beta2, eps, step_size, sqrt_bc2);
+        adam_element(&p4.w, g4.w, &m4.w, &v4.w, beta1, beta2, eps, step_size, sqrt_bc2);
+        params[i] = p4;
+        m[i] = m4;
+        v[i] = v4;
+    }
+    if (first < (size_t)tail)
+        adam_element(&params_tail[first], grads_tail[first], &m_tail[first], &v_tail[first],
+                     beta1, beta2, eps, step_size, sqrt_bc2);
+}
+
+static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 extern "C" void launch_adam_update(float *params, const float *grads, float *m, float *v,
                                    size_t n, float beta1, float beta2, float eps,
-                                   float step_size, float sqrt_bc2, cudaStream_t stream) {
+                                   const StepState *state, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    size_t blocks = (n + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
-    adam_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
-        params, grads, m, v, n, beta1, beta2, eps, step_size, sqrt_bc2);
+    if (aligned16(params) && aligned16(grads) && aligned16(m) && aligned16(v)) {
+        size_t n4 = n / 4;
+        int tail = (int)(n % 4);
+        size_t blocks = (n4 + block_size - 1) / block_size;
+        if (blocks == 0) blocks = 1;          // the tail alone
+        if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+        size_t done = n4 * 4;
+        adam_update_vec4_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
+            (float4 *)params, (const float4 *)grads, (float4 *)m, (float4 *)v, n4,
+            params + done, grads + done, m + done, v + done, tail, beta1, beta2, eps, state);
+    } else {
+        size_t blocks = (n + block_size - 1) / block_size;
+        if (blocks > 65535) blocks = 65535;
+        adam_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
+            params, grads, m, v, n, beta1, beta2, eps, state);
+    }
     CUDA_CHECK(cudaGetLastError());
 }

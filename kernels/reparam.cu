@@ -13,13 +13,15 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/philox.h"
 
 #define WARP_SIZE 32
 #define KL_WARPS_PER_BLOCK 8
 
+// eps from its source (philox.h): a stored (B, L) buffer, or drawn right here.
 __global__ void reparam_forward_kernel(float *z,            // (B, L)
                                        const float *h,      // (B, 2L) = [mu | logvar]
-                                       const float *eps,    // (B, L)
+                                       EpsSource eps,
                                        int B, int L) {
     size_t total = (size_t)B * L;
     size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -28,7 +30,7 @@ __global__ void reparam_forward_kernel(float *z,            // (B, L)
         size_t j = i % L;
         float mu = h[b * 2 * L + j];
         float logvar = h[b * 2 * L + L + j];
-        z[i] = mu + expf(0.5f * logvar) * eps[i];
+        z[i] = mu + expf(0.5f * logvar) * eps_source_at(eps, i);
     }
 }
 
@@ -42,7 +44,7 @@ static __device__ double warp_sum(double value) {
 __global__ void kl_reparam_backward_kernel(float *dh,          // (B, 2L) or NULL
                                            float *kl_row,      // (B)
                                            const float *h,     // (B, 2L) = [mu | logvar]
-                                           const float *eps,   // (B, L) or NULL
+                                           EpsSource eps,      // regenerated when drawn
                                            const float *dz,    // (B, L) or NULL
                                            int B, int L,
                                            const float *kl_coef) {   // (L); read if dh
@@ -61,7 +63,7 @@ __global__ void kl_reparam_backward_kernel(float *dh,          // (B, 2L) or NUL
             sum += (double)(mu * mu + var - 1.0f - logvar);
             if (dh) {
                 float dz_j = dz ? dz[(size_t)b * L + j] : 0.0f;
-                float eps_j = eps ? eps[(size_t)b * L + j] : 0.0f;
+                float eps_j = eps_source_at(eps, (uint64_t)b * L + j);
                 float std_dev = expf(0.5f * logvar);
                 float coef = kl_coef[j];
                 float *dh_row = dh + (size_t)b * 2 * L;
@@ -116,10 +118,13 @@ __global__ void kl_statistics_kernel(float *kl_dim_sum,   // (L)
 // neither capacity nor free bits is on (it may be NULL then).
 __global__ void kl_coefficients_kernel(float *kl_coef,            // (L)
                                        const float *kl_dim_sum,   // (L) or NULL
-                                       int B, int L, float weight, float free_bits,
-                                       int capacity, float capacity_target,
-                                       float capacity_gamma) {
+                                       int B, int L,
+                                       const StepState *state) {  // (1): the schedule state->kl
     __shared__ double partial[KL_COEF_BLOCK_SIZE];
+    const KlSchedule schedule = state->kl;
+    const float weight = schedule.weight, free_bits = schedule.free_bits;
+    const int capacity = schedule.capacity;
+    const float capacity_target = schedule.capacity_target, capacity_gamma = schedule.capacity_gamma;
     int t = threadIdx.x;
     float inv_batch = 1.0f / (float)B;
     if (capacity) {   // uniform over the block: the __syncthreads below are safe
@@ -170,7 +175,7 @@ __global__ void importance_log_weight_kernel(float *logw,            // (B)
     }
 }
 
-extern "C" void launch_reparam_forward(float *z, const float *h, const float *eps, int B,
+extern "C" void launch_reparam_forward(float *z, const float *h, EpsSource eps, int B,
                                        int L, cudaStream_t stream) {
     if (B <= 0 || L <= 0) return;
     const int block_size = 256;
@@ -182,7 +187,7 @@ extern "C" void launch_reparam_forward(float *z, const float *h, const float *ep
 }
 
 extern "C" void launch_kl_reparam_backward(float *dh, float *kl_row, const float *h,
-                                           const float *eps, const float *dz, int B, int L,
+                                           EpsSource eps, const float *dz, int B, int L,
                                            const float *kl_coef, cudaStream_t stream) {
     if (B <= 0) return;
     int blocks = (B + KL_WARPS_PER_BLOCK - 1) / KL_WARPS_PER_BLOCK;
@@ -203,12 +208,9 @@ extern "C" void launch_kl_statistics(float *kl_dim_sum, const float *h, int B, i
 }
 
 extern "C" void launch_kl_coefficients(float *kl_coef, const float *kl_dim_sum, int B, int L,
-                                       float weight, float free_bits, int capacity,
-                                       float capacity_target, float capacity_gamma,
-                                       cudaStream_t stream) {
+                                       const StepState *state, cudaStream_t stream) {
     if (L <= 0) return;
-    kl_coefficients_kernel<<<1, KL_COEF_BLOCK_SIZE, 0, stream>>>(
-        kl_coef, kl_dim_sum, B, L, weight, free_bits, capacity, capacity_target, capacity_gamma);
+    kl_coefficients_kernel<<<1, KL_COEF_BLOCK_SIZE, 0, stream>>>(kl_coef, kl_dim_sum, B, L, state);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -26,3 +26,10 @@ Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
     fprintf(stderr, "cuvae: device auto: using the CPU (%s)\n", why);
     return backend_cpu_create();
 }
+
+void backend_configure_from(Backend *be, const Config *cfg) {
+    BackendOptions options;
+    options.precision = cfg->train.precision;
+    options.cuda_graphs = cfg->train.cuda_graph;
+    be->configure(be, &options);
+}

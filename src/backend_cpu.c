@@ -3,7 +3,9 @@
 // function of the same name here.
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
+#include "cuvae/philox.h"
 #include "cuvae/rng.h"
+#include "cuvae/step_state.h"
 
 #include <cblas.h>
 #include <unistd.h>
@@ -77,27 +79,62 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
+// ---- settings and the training step ------------------------------------------
+
+// The CPU computes in fp32 whatever the precision (the config loader only
+// accepts fp32 and tf32; TF32 is a GPU tensor-core format). Graphs are a CUDA notion.
+static void cpu_configure(Backend *be, const BackendOptions *options) {
     (void)be;
-    rng_fill_normal(out, n, seed, offset);
+    (void)options;
 }
 
-static void cpu_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
+static void cpu_step_begin(Backend *be, StepState *state, StepPlan plan) {
     (void)be;
-    rng_fill_uniform(out, n, seed, offset);
+    step_state_begin(state, plan);
+}
+
+static void cpu_step_end(Backend *be, StepState *state, StepPlan plan, int rows) {
+    (void)be;
+    step_state_end(state, plan, rows);
+}
+
+static void cpu_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void *ctx) {
+    (void)be;
+    (void)key;
+    enqueue(ctx);
+}
+
+static void cpu_drop_steps(Backend *be, const void *ctx) {
+    (void)be;
+    (void)ctx;
+}
+
+static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                            const uint64_t *device_offset) {
+    (void)be;
+    rng_fill_normal(out, n, seed, offset + (device_offset ? *device_offset : 0));
+}
+
+// eps[b, j] of a source (philox.h)
+static inline float eps_at(EpsSource eps, int L, int b, int j) {
+    return eps_source_at(eps, (uint64_t)b * (uint64_t)L + (uint64_t)j);
 }
 
 static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
-                             int start, int B, int D, const float *uniform) {
+                             int start, const StepState *state, int B, int D, bool binarize,
+                             uint64_t binarize_seed) {
     (void)be;
+    const int base = start + (state ? state->batch_start : 0);
+    const uint64_t draw_base = state ? state->uniform_offset : 0;
     #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
     for (int b = 0; b < B; b++) {
-        size_t row = perm ? (size_t)perm[start + b] : (size_t)(start + b);
+        size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
         const uint8_t *src = data + row * (size_t)D;
         float *dst = x + (size_t)b * D;
-        if (uniform) {
-            const float *u = uniform + (size_t)b * D;
-            for (int d = 0; d < D; d++) dst[d] = (u[d] < src[d] / 255.0f) ? 1.0f : 0.0f;
+        if (binarize) {
+            uint64_t draw = draw_base + (uint64_t)b * (uint64_t)D;
+            for (int d = 0; d < D; d++)
+                dst[d] = (philox_uniform_at(binarize_seed, draw + (uint64_t)d) < src[d] / 255.0f) ? 1.0f : 0.0f;
         } else {
             for (int d = 0; d < D; d++) dst[d] = src[d] / 255.0f;
         }
@@ -157,20 +194,19 @@ static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int
     }
 }
 
-static void cpu_reparam_forward(Backend *be, float *z, const float *h, const float *eps, int B,
+static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                 int L) {
     (void)be;
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
-        const float *e = eps + (size_t)b * L;
         float *zb = z + (size_t)b * L;
-        for (int j = 0; j < L; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j];
+        for (int j = 0; j < L; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * eps_at(eps, L, b, j);
     }
 }
 
 static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
-                                    const float *eps, const float *dz, int B, int L,
+                                    EpsSource eps, const float *dz, int B, int L,
                                     const float *kl_coef) {
     (void)be;
     for (int b = 0; b < B; b++) {
@@ -189,7 +225,7 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
             float var = expf(logvar[j]);
             float sigma = expf(0.5f * logvar[j]);
             float g = dz ? dz[(size_t)b * L + j] : 0.0f;
-            float e = eps ? eps[(size_t)b * L + j] : 0.0f;
+            float e = eps_at(eps, L, b, j);
             dmu[j] = g + kl_coef[j] * mu[j];
             dlogvar[j] = g * e * 0.5f * sigma + kl_coef[j] * 0.5f * (var - 1.0f);
         }
@@ -208,8 +244,9 @@ static void cpu_kl_statistics(Backend *be, float *kl_dim_sum, const float *h, in
 }
 
 static void cpu_kl_coefficients(Backend *be, float *kl_coef, const float *kl_dim_sum, int B,
-                                int L, KlSchedule s) {
+                                int L, const StepState *state) {
     (void)be;
+    const KlSchedule s = state->kl;
     float inv_batch = 1.0f / (float)B;
     if (s.capacity) {
         double total = 0.0;
@@ -226,10 +263,11 @@ static void cpu_kl_coefficients(Backend *be, float *kl_coef, const float *kl_dim
 }
 
 static void cpu_gather_onehot(Backend *be, float *onehot, const uint8_t *labels,
-                              const int32_t *perm, int start, int B, int C) {
+                              const int32_t *perm, int start, const StepState *state, int B, int C) {
     (void)be;
+    const int base = start + (state ? state->batch_start : 0);
     for (int b = 0; b < B; b++) {
-        size_t row = perm ? (size_t)perm[start + b] : (size_t)(start + b);
+        size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
         for (int c = 0; c < C; c++) onehot[(size_t)b * C + c] = labels[row] == c ? 1.0f : 0.0f;
     }
 }
@@ -354,11 +392,12 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 }
 
 static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                            size_t n, float lr, float beta1, float beta2, float eps, int step) {
+                            size_t n, const StepState *state, float beta1, float beta2,
+                            float eps) {
     (void)be;
-    // bias corrections in double on the host, then fp32 like the CUDA kernel
-    float step_size = (float)(lr / (1.0 - pow(beta1, step)));
-    float bias_correction2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
+    // bias corrections folded by step_state_begin (double), then fp32 like the CUDA kernel
+    const float step_size = state->adam_step_size;
+    const float bias_correction2_sqrt = state->adam_sqrt_bc2;
     #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
@@ -425,8 +464,12 @@ Backend *backend_cpu_create(void) {
     be->peak_memory = cpu_peak_memory;
     be->destroy = cpu_destroy;
     be->gemm = cpu_gemm;
+    be->configure = cpu_configure;
+    be->step_begin = cpu_step_begin;
+    be->step_end = cpu_step_end;
+    be->run_step = cpu_run_step;
+    be->drop_steps = cpu_drop_steps;
     be->fill_normal = cpu_fill_normal;
-    be->fill_uniform = cpu_fill_uniform;
     be->gather_batch = cpu_gather_batch;
     be->bias_activation_forward = cpu_bias_activation_forward;
     be->activation_backward = cpu_activation_backward;

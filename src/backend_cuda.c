@@ -1,9 +1,11 @@
 // backend_cuda.c: the CUDA backend. Every op is enqueued on one non-default
-// stream: GEMMs go to cuBLAS (true fp32, no TF32), random numbers to a cuRAND
-// Philox generator, the fused ops to the kernels in kernels/*.cu (through the
-// launchers declared in cuvae/kernels.h). Only download() and synchronize()
-// wait for the device; a CUDA error anywhere aborts with file:line and the
-// error string (cuvae/cuda_check.h).
+// stream: GEMMs go to cuBLAS (true fp32 by default, TF32 tensor cores with
+// train.precision "tf32"), random numbers and the fused ops to the kernels in
+// kernels/*.cu (through the launchers declared in cuvae/kernels.h; the draws
+// use cuRAND's device-API Philox). With train.cuda_graph a training step is
+// captured once per (context, batch size) into a CUDA graph and replayed.
+// Only download() and synchronize() wait for the device; a CUDA error
+// anywhere aborts with file:line and the error string (cuvae/cuda_check.h).
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
 #include "cuvae/cuda_check.h"
@@ -16,7 +18,6 @@
 
 #include <cuda_runtime_api.h>
 #include <cublas_v2.h>
-#include <curand.h>
 
 // cuBLAS workspace set explicitly so that no GEMM allocates memory behind our
 // back (which also keeps a training step capturable in a CUDA graph).
@@ -27,13 +28,22 @@ typedef struct {
     size_t bytes;
 } Allocation;
 
+// A captured training step: replayed for the same (ctx, key).
+typedef struct {
+    const void *ctx;
+    int key;
+    cudaGraphExec_t exec;
+} CapturedStep;
+
 typedef struct {
     int device;
     cudaStream_t stream;
     cublasHandle_t cublas;
     void *cublas_workspace;
-    curandGenerator_t curand;
-    float *normal_scratch;     // (2) for the last draw of an odd-length fill_normal
+    BackendOptions options;
+
+    CapturedStep *steps;
+    size_t n_steps, cap_steps;
 
     // allocations made through alloc(), for peak_memory and destroy
     Allocation *allocations;
@@ -131,8 +141,8 @@ static void cuda_destroy(Backend *be) {
             CUDA_CHECK(cudaFree(impl->allocations[i].ptr));
         }
         free(impl->allocations);
-        if (impl->normal_scratch) CUDA_CHECK(cudaFree(impl->normal_scratch));
-        if (impl->curand) CURAND_CHECK(curandDestroyGenerator(impl->curand));
+        for (size_t i = 0; i < impl->n_steps; i++) CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
+        free(impl->steps);
         if (impl->cublas) CUBLAS_CHECK(cublasDestroy(impl->cublas));
         if (impl->cublas_workspace) CUDA_CHECK(cudaFree(impl->cublas_workspace));
         if (impl->stream) CUDA_CHECK(cudaStreamDestroy(impl->stream));
@@ -157,43 +167,89 @@ static void cuda_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int
                              &beta, C, ldc));
 }
 
-// ---- random numbers -------------------------------------------------------
+// ---- settings and the training step ------------------------------------------
 
-// curandGenerateNormal needs an even count from a pseudo-random generator. For
-// odd n, the first n - 1 draws come straight into out and the last one is drawn
-// (as the first of a pair, starting at offset + n - 1) into a 2-float scratch
-// buffer and copied over, so nothing past out[n - 1] is written.
-static void cuda_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
-    if (n == 0) return;
+// fp32: cuBLAS's default math, which never uses TF32 unless asked (true fp32
+// GEMMs, comparable with the CPU). tf32: tensor-core TF32 for fp32 GEMMs.
+static void cuda_configure(Backend *be, const BackendOptions *options) {
     CudaImpl *impl = impl_of(be);
-    CURAND_CHECK(curandSetPseudoRandomGeneratorSeed(impl->curand, seed));
-    size_t n_even = n - n % 2;
-    if (n_even > 0) {
-        CURAND_CHECK(curandSetGeneratorOffset(impl->curand, offset));
-        CURAND_CHECK(curandGenerateNormal(impl->curand, out, n_even, 0.0f, 1.0f));
-    }
-    if (n_even < n) {
-        CURAND_CHECK(curandSetGeneratorOffset(impl->curand, offset + n_even));
-        CURAND_CHECK(curandGenerateNormal(impl->curand, impl->normal_scratch, 2, 0.0f, 1.0f));
-        CUDA_CHECK(cudaMemcpyAsync(out + n_even, impl->normal_scratch, sizeof(float),
-                                   cudaMemcpyDeviceToDevice, impl->stream));
-    }
+    impl->options = *options;
+    cublasMath_t mode = options->precision == PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                             : CUBLAS_DEFAULT_MATH;
+    CUBLAS_CHECK(cublasSetMathMode(impl->cublas, mode));
 }
 
-// curandGenerateUniform takes any count; its values lie in (0, 1] as backend.h asks.
-static void cuda_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset) {
-    if (n == 0) return;
+static void cuda_step_begin(Backend *be, StepState *state, StepPlan plan) {
+    launch_step_begin(state, plan, impl_of(be)->stream);
+}
+
+static void cuda_step_end(Backend *be, StepState *state, StepPlan plan, int rows) {
+    launch_step_end(state, plan, rows, impl_of(be)->stream);
+}
+
+// First call for (ctx, key): capture what enqueue issues on our stream into a
+// graph (nothing runs while capturing), instantiate it, keep it; then, and on
+// every later call, launch it. Every value that changes between steps is read
+// by the kernels from device memory (StepState), so a replay is an eager step.
+static void cuda_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void *ctx) {
     CudaImpl *impl = impl_of(be);
-    CURAND_CHECK(curandSetPseudoRandomGeneratorSeed(impl->curand, seed));
-    CURAND_CHECK(curandSetGeneratorOffset(impl->curand, offset));
-    CURAND_CHECK(curandGenerateUniform(impl->curand, out, n));
+    if (!impl->options.cuda_graphs) {
+        enqueue(ctx);
+        return;
+    }
+    CapturedStep *found = NULL;
+    for (size_t i = 0; i < impl->n_steps; i++)
+        if (impl->steps[i].ctx == ctx && impl->steps[i].key == key) found = &impl->steps[i];
+    if (!found) {
+        cudaGraph_t graph;
+        CUDA_CHECK(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
+        enqueue(ctx);
+        CUDA_CHECK(cudaStreamEndCapture(impl->stream, &graph));
+        if (impl->n_steps == impl->cap_steps) {
+            impl->cap_steps = impl->cap_steps ? 2 * impl->cap_steps : 4;
+            impl->steps = realloc(impl->steps, impl->cap_steps * sizeof(CapturedStep));
+            if (!impl->steps) {
+                fprintf(stderr, "cuvae: out of host memory (captured steps)\n");
+                exit(1);
+            }
+        }
+        found = &impl->steps[impl->n_steps++];
+        found->ctx = ctx;
+        found->key = key;
+        CUDA_CHECK(cudaGraphInstantiate(&found->exec, graph, 0));
+        CUDA_CHECK(cudaGraphDestroy(graph));
+    }
+    CUDA_CHECK(cudaGraphLaunch(found->exec, impl->stream));
+}
+
+static void cuda_drop_steps(Backend *be, const void *ctx) {
+    CudaImpl *impl = impl_of(be);
+    size_t kept = 0;
+    for (size_t i = 0; i < impl->n_steps; i++) {
+        if (impl->steps[i].ctx == ctx) {
+            CUDA_CHECK(cudaStreamSynchronize(impl->stream));   // it may still be running
+            CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
+        } else {
+            impl->steps[kept++] = impl->steps[i];
+        }
+    }
+    impl->n_steps = kept;
+}
+
+// ---- random numbers -------------------------------------------------------
+
+static void cuda_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                             const uint64_t *device_offset) {
+    launch_fill_normal(out, n, seed, offset, device_offset, impl_of(be)->stream);
 }
 
 // ---- fused ops --------------------------------------------------------------
 
 static void cuda_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
-                              int start, int B, int D, const float *uniform) {
-    launch_gather_batch(x, data, perm, start, B, D, uniform, impl_of(be)->stream);
+                              int start, const StepState *state, int B, int D, bool binarize,
+                              uint64_t binarize_seed) {
+    launch_gather_batch(x, data, perm, start, state, B, D, binarize ? 1 : 0, binarize_seed,
+                        impl_of(be)->stream);
 }
 
 static void cuda_bias_activation_forward(Backend *be, float *y, const float *bias, int B, int N,
@@ -210,13 +266,13 @@ static void cuda_bias_grad(Backend *be, float *dbias, const float *dy, int B, in
     launch_bias_grad(dbias, dy, B, N, impl_of(be)->stream);
 }
 
-static void cuda_reparam_forward(Backend *be, float *z, const float *h, const float *eps, int B,
+static void cuda_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                  int L) {
     launch_reparam_forward(z, h, eps, B, L, impl_of(be)->stream);
 }
 
 static void cuda_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
-                                     const float *eps, const float *dz, int B, int L,
+                                     EpsSource eps, const float *dz, int B, int L,
                                      const float *kl_coef) {
     launch_kl_reparam_backward(dh, kl_row, h, eps, dz, B, L, kl_coef, impl_of(be)->stream);
 }
@@ -226,15 +282,14 @@ static void cuda_kl_statistics(Backend *be, float *kl_dim_sum, const float *h, i
 }
 
 static void cuda_kl_coefficients(Backend *be, float *kl_coef, const float *kl_dim_sum, int B,
-                                 int L, KlSchedule schedule) {
-    launch_kl_coefficients(kl_coef, kl_dim_sum, B, L, schedule.weight, schedule.free_bits,
-                           schedule.capacity, schedule.capacity_target, schedule.capacity_gamma,
-                           impl_of(be)->stream);
+                                 int L, const StepState *state) {
+    launch_kl_coefficients(kl_coef, kl_dim_sum, B, L, state, impl_of(be)->stream);
 }
 
 static void cuda_gather_onehot(Backend *be, float *onehot, const uint8_t *labels,
-                               const int32_t *perm, int start, int B, int C) {
-    launch_gather_onehot(onehot, labels, perm, start, B, C, impl_of(be)->stream);
+                               const int32_t *perm, int start, const StepState *state, int B,
+                               int C) {
+    launch_gather_onehot(onehot, labels, perm, start, state, B, C, impl_of(be)->stream);
 }
 
 static void cuda_importance_log_weight(Backend *be, float *logw, const float *rec_row,
@@ -256,16 +311,10 @@ static void cuda_accumulate_loss(Backend *be, double *acc, const float *rec_row,
     launch_accumulate_loss(acc, rec_row, kl_row, B, impl_of(be)->stream);
 }
 
-// The bias corrections are computed here in double and folded into two floats;
-// backend_cpu.c does the same (see kernels/adam.cu for the per-element order).
 static void cuda_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                             size_t n, float lr, float beta1, float beta2, float eps, int step) {
-    double bias_correction1 = 1.0 - pow((double)beta1, (double)step);
-    double bias_correction2 = 1.0 - pow((double)beta2, (double)step);
-    float step_size = (float)((double)lr / bias_correction1);
-    float sqrt_bc2 = (float)sqrt(bias_correction2);
-    launch_adam_update(params, grads, m, v, n, beta1, beta2, eps, step_size, sqrt_bc2,
-                       impl_of(be)->stream);
+                             size_t n, const StepState *state, float beta1, float beta2,
+                             float eps) {
+    launch_adam_update(params, grads, m, v, n, beta1, beta2, eps, state, impl_of(be)->stream);
 }
 
 // ---- creation -------------------------------------------------------------
@@ -275,20 +324,12 @@ static Backend *creation_failed(Backend *be, char *err, size_t errlen, const cha
                                 const char *why) {
     set_error(err, errlen, "no usable CUDA device: %s: %s", what, why);
     CudaImpl *impl = impl_of(be);
-    if (impl->normal_scratch) cudaFree(impl->normal_scratch);
-    if (impl->curand) curandDestroyGenerator(impl->curand);
     if (impl->cublas) cublasDestroy(impl->cublas);
     if (impl->cublas_workspace) cudaFree(impl->cublas_workspace);
     if (impl->stream) cudaStreamDestroy(impl->stream);
     free(impl);
     free(be);
     return NULL;
-}
-
-static const char *curand_status_name(curandStatus_t status) {
-    static char text[64];
-    snprintf(text, sizeof text, "curand error %d", (int)status);
-    return text;
 }
 
 Backend *backend_cuda_create(char *err, size_t errlen) {
@@ -344,8 +385,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     if (status != cudaSuccess) {
         return creation_failed(be, err, errlen, "cudaStreamCreate", cudaGetErrorString(status));
     }
-    status = cudaMalloc((void **)&impl->normal_scratch, 2 * sizeof(float));
-    if (status == cudaSuccess) status = cudaMalloc(&impl->cublas_workspace, CUBLAS_WORKSPACE_BYTES);
+    status = cudaMalloc(&impl->cublas_workspace, CUBLAS_WORKSPACE_BYTES);
     if (status != cudaSuccess) {
         return creation_failed(be, err, errlen, "cudaMalloc", cudaGetErrorString(status));
     }
@@ -361,27 +401,17 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         blas_status = cublasSetWorkspace(impl->cublas, impl->cublas_workspace,
                                          CUBLAS_WORKSPACE_BYTES);
     }
-    // pedantic: plain fp32 everywhere, no TF32 tensor-op shortcuts
+    // default math: true fp32 (no TF32) until configure() says otherwise
     if (blas_status == CUBLAS_STATUS_SUCCESS) {
-        blas_status = cublasSetMathMode(impl->cublas, CUBLAS_PEDANTIC_MATH);
+        blas_status = cublasSetMathMode(impl->cublas, CUBLAS_DEFAULT_MATH);
     }
     if (blas_status != CUBLAS_STATUS_SUCCESS) {
         return creation_failed(be, err, errlen, "cublas setup",
                                cublasGetStatusString(blas_status));
     }
 
-    curandStatus_t rand_status =
-        curandCreateGenerator(&impl->curand, CURAND_RNG_PSEUDO_PHILOX4_32_10);
-    if (rand_status != CURAND_STATUS_SUCCESS) {
-        impl->curand = NULL;
-        return creation_failed(be, err, errlen, "curandCreateGenerator",
-                               curand_status_name(rand_status));
-    }
-    rand_status = curandSetStream(impl->curand, impl->stream);
-    if (rand_status != CURAND_STATUS_SUCCESS) {
-        return creation_failed(be, err, errlen, "curandSetStream",
-                               curand_status_name(rand_status));
-    }
+    impl->options.precision = PRECISION_FP32;
+    impl->options.cuda_graphs = false;   // eager until configure() (tests, eval)
 
     be->name = "cuda";
     snprintf(be->device_name, sizeof be->device_name, "%s", props.name);
@@ -397,8 +427,12 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->destroy = cuda_destroy;
 
     be->gemm = cuda_gemm;
+    be->configure = cuda_configure;
+    be->step_begin = cuda_step_begin;
+    be->step_end = cuda_step_end;
+    be->run_step = cuda_run_step;
+    be->drop_steps = cuda_drop_steps;
     be->fill_normal = cuda_fill_normal;
-    be->fill_uniform = cuda_fill_uniform;
 
     be->gather_batch = cuda_gather_batch;
     be->bias_activation_forward = cuda_bias_activation_forward;

@@ -9,6 +9,7 @@
 #include "cuvae/config.h"
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
+#include "cuvae/step.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -21,7 +22,6 @@
 #define BENCH_MIN_EXAMPLES 1024
 #define RNG_STREAM_BENCH_DATA 2000
 #define RNG_STREAM_BENCH_PERM 2001
-#define BINARIZE_SEED_SALT 0xD1CEull
 
 static const char *USAGE_BENCH =
     "usage: cuvae bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only]\n"
@@ -162,41 +162,6 @@ static size_t grad_buffer_floats(const Model *m, int B) {
     return (size_t)B * width;
 }
 
-typedef struct {
-    Model *model;
-    const uint8_t *data;       // (n, D) on the device
-    const uint8_t *labels;     // (n) on the device (used by a CVAE)
-    const int32_t *perm;       // (n) on the device
-    int n;
-    int batch;
-    long steps_per_pass;       // n / batch
-    long step;                 // global step counter (which slice of perm to gather)
-    uint64_t binarize_seed;
-    uint64_t uniform_offset;
-    float w_rec, lr;
-} TrainLoop;
-
-// One training step, exactly the sequence of train.c (the loss is accumulated
-// on the device and never read inside the loop).
-static void train_step(TrainLoop *t) {
-    Model *m = t->model;
-    Backend *be = m->be;
-    const int B = t->batch, D = m->input_dim;
-    int start = (int)((t->step % t->steps_per_pass) * B);
-    if (m->uniform) {
-        be->fill_uniform(be, m->uniform, (size_t)B * D, t->binarize_seed, t->uniform_offset);
-        t->uniform_offset += (uint64_t)B * D;
-    }
-    be->gather_batch(be, m->x, t->data, t->perm, start, B, D, m->uniform);
-    if (m->onehot) be->gather_onehot(be, m->onehot, t->labels, t->perm, start, B, m->n_classes);
-    KlSchedule kl = model_kl_schedule(&m->cfg, (double)t->step / (double)t->steps_per_pass);
-    model_forward(m, B, EPS_SAMPLE);
-    model_backward_scheduled(m, B, t->w_rec, kl);
-    model_accumulate_loss(m, B);
-    model_adam_step(m, t->lr);
-    t->step++;
-}
-
 static void print_json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {
@@ -222,6 +187,7 @@ int bench_command(int argc, char **argv) {
         return bench_fail(err);
     Backend *be = backend_create(cfg.device, err, sizeof err);
     if (!be) return bench_fail(err);
+    backend_configure_from(be, &cfg);
 
     const int B = cfg.train.batch_size;
     Model model;
@@ -256,19 +222,17 @@ int bench_command(int argc, char **argv) {
     free(host_labels);
     free(host_perm);
 
-    TrainLoop loop = {
-        .model = &model, .data = data, .labels = labels, .perm = perm, .n = n, .batch = B,
-        .steps_per_pass = n / B, .step = 0,
-        .binarize_seed = cfg.train.seed ^ BINARIZE_SEED_SALT, .uniform_offset = 0,
-        .w_rec = (float)cfg.loss.w_rec, .lr = (float)config_learning_rate(&cfg, 1),
-    };
+    // the dataset is n / B batches: the step state wraps around it like epochs
+    model_begin_training(&model, n / B, (float)config_learning_rate(&cfg, 1));
+    TrainStep loop = {.model = &model, .images = data, .labels = labels, .perm = perm,
+                      .w_rec = (float)cfg.loss.w_rec};
 
     double seconds;
     double loss = 0.0;
     if (a.gemm_only) {
         // one real step first so the forward operands hold realistic values; dY: unit normals
-        train_step(&loop);
-        be->fill_normal(be, model.grad_a, grad_buffer_floats(&model, B), cfg.train.seed, 0);
+        train_step_run(&loop, B);
+        be->fill_normal(be, model.grad_a, grad_buffer_floats(&model, B), cfg.train.seed, 0, NULL);
         for (long s = 0; s < a.warmup; s++) gemm_only_step(&model, B);
         be->synchronize(be);
         double t0 = wall_seconds();
@@ -276,12 +240,12 @@ int bench_command(int argc, char **argv) {
         be->synchronize(be);
         seconds = wall_seconds() - t0;
     } else {
-        for (long s = 0; s < a.warmup; s++) train_step(&loop);
+        for (long s = 0; s < a.warmup; s++) train_step_run(&loop, B);
         double rec, kl, count;
         model_read_loss(&model, &rec, &kl, &count);   // clears the accumulator; synchronizes
         be->synchronize(be);
         double t0 = wall_seconds();
-        for (long s = 0; s < a.steps; s++) train_step(&loop);
+        for (long s = 0; s < a.steps; s++) train_step_run(&loop, B);
         be->synchronize(be);
         seconds = wall_seconds() - t0;
         model_read_loss(&model, &rec, &kl, &count);
@@ -298,11 +262,14 @@ int bench_command(int argc, char **argv) {
     print_json_string(cfg.name);
     printf(", \"mode\": \"%s\", \"device\": ", a.gemm_only ? "gemm-only" : "train");
     print_json_string(be->device_name);
-    printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"fp32\", "
+    printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"%s\", "
+           "\"epsilon\": \"%s\", \"cuda_graph\": %s, "
            "\"batch\": %d, \"steps\": %ld, \"warmup\": %ld, \"ms_per_step\": %.6f, "
            "\"samples_per_s\": %.2f, \"tflops\": %.6f, \"gemm_flops_per_step\": %llu, "
            "\"peak_memory_bytes\": %zu, ",
-           be->name, B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
+           be->name, is_cpu ? "fp32" : (cfg.train.precision == PRECISION_TF32 ? "tf32" : "fp32"),
+           cfg.train.epsilon == EPSILON_FUSED ? "fused" : "stored",
+           !is_cpu && cfg.train.cuda_graph ? "true" : "false", B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
            (unsigned long long)flops, be->peak_memory(be));
     if (is_cpu) {
         // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
@@ -317,6 +284,7 @@ int bench_command(int argc, char **argv) {
     printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model.n_params);
     fflush(stdout);
 
+    train_step_release(&loop);
     be->free(be, data);
     be->free(be, labels);
     be->free(be, perm);

@@ -28,6 +28,8 @@ static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
 static const char *const optimizer_names[] = {"adam"};
 static const char *const lr_schedule_names[] = {"constant", "burda"};
+static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
+static const char *const epsilon_names[] = {"fused", "stored"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -208,6 +210,18 @@ static int get_choice(const Ctx *c, const cJSON *obj, const char *path, const ch
     return fail(c, full, "must be one of %s; got \"%.64s\"", list, item->valuestring);
 }
 
+static int get_bool(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                    bool *out) {
+    const cJSON *item;
+    if (find(c, obj, path, key, 0, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    if (!cJSON_IsBool(item)) return fail(c, full, "must be true or false, got %s", type_name(item));
+    *out = cJSON_IsTrue(item);
+    return 0;
+}
+
 // item must be a number with an integral value in [lo, hi].
 static int check_integer(const Ctx *c, const cJSON *item, const char *full, double lo, double hi,
                          double *out) {
@@ -294,7 +308,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval",
-                                             "full_epochs", "lr_schedule"};
+                                             "full_epochs", "lr_schedule", "precision",
+                                             "epsilon", "cuda_graph"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
@@ -497,6 +512,18 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.full_epochs = 0;
     if (get_int(c, train, "train", "full_epochs", 0, 0, INT_MAX, &cfg->train.full_epochs))
         return -1;
+    choice = PRECISION_FP32;
+    if (get_choice(c, train, "train", "precision", precision_names, COUNT(precision_names), &choice))
+        return -1;
+    cfg->train.precision = (Precision)choice;
+    if (cfg->train.precision == PRECISION_BF16)
+        return fail(c, "train.precision", "\"bf16\" is not implemented yet; use \"fp32\" or \"tf32\"");
+    choice = EPSILON_FUSED;
+    if (get_choice(c, train, "train", "epsilon", epsilon_names, COUNT(epsilon_names), &choice))
+        return -1;
+    cfg->train.epsilon = (EpsilonMode)choice;
+    cfg->train.cuda_graph = true;
+    if (get_bool(c, train, "train", "cuda_graph", &cfg->train.cuda_graph)) return -1;
 
     // eval (optional section)
     cfg->eval.iw_samples = 0;
@@ -737,8 +764,13 @@ char *config_to_json(const Config *cfg) {
     text_double(&t, cfg->train.adam_eps);
     text_appendf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
     text_appendf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
-    text_appendf(&t, ",\n    \"lr_schedule\": \"%s\"\n  }",
+    text_appendf(&t, ",\n    \"lr_schedule\": \"%s\"",
                 name_of(lr_schedule_names, COUNT(lr_schedule_names), cfg->train.lr_schedule));
+    text_appendf(&t, ",\n    \"precision\": \"%s\"",
+                name_of(precision_names, COUNT(precision_names), cfg->train.precision));
+    text_appendf(&t, ",\n    \"epsilon\": \"%s\"",
+                name_of(epsilon_names, COUNT(epsilon_names), cfg->train.epsilon));
+    text_appendf(&t, ",\n    \"cuda_graph\": %s\n  }", cfg->train.cuda_graph ? "true" : "false");
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_appendf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);

@@ -40,8 +40,8 @@ void eval_prepare_test_set(const Config *cfg, Dataset *test) {
 // Loads rows [start, start + B) of data (through perm if given) into m->x and the condition.
 static void load_batch(Model *m, const DeviceDataset *data, const int32_t *perm, int start, int B) {
     Backend *be = m->be;
-    be->gather_batch(be, m->x, data->images, perm, start, B, data->dim, NULL);
-    if (m->onehot) be->gather_onehot(be, m->onehot, data->labels, perm, start, B, m->n_classes);
+    be->gather_batch(be, m->x, data->images, perm, start, NULL, B, data->dim, false, 0);
+    if (m->onehot) be->gather_onehot(be, m->onehot, data->labels, perm, start, NULL, B, m->n_classes);
 }
 
 void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
@@ -53,7 +53,7 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
         load_batch(m, data, NULL, start, B);
         // example i always gets draws i*L .. i*L + L - 1, whatever the batch size
         m->rng_offset = (uint64_t)start * (uint64_t)m->latent_dim;
-        model_forward(m, B, eps_mode);
+        model_forward(m, B, eps_mode == EPS_SAMPLE ? EPS_DRAW : eps_mode);
         model_loss(m, B);
         model_accumulate_loss(m, B);
     }
@@ -128,7 +128,11 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
         for (int b = 0; b < B; b++) perm_host[b] = (int32_t)((row0 + b) / K);
         be->upload(be, perm_dev, perm_host, (size_t)B * sizeof(int32_t));
         load_batch(m, data, perm_dev, 0, B);
-        model_forward(m, B, EPS_SAMPLE);
+        // the draws are stored: the importance weight reads them again
+        be->fill_normal(be, model_eps_buffer(m), (size_t)B * m->latent_dim, m->rng_seed,
+                        m->rng_offset, NULL);
+        m->rng_offset += (uint64_t)B * (uint64_t)m->latent_dim;
+        model_forward(m, B, EPS_GIVEN);
         model_loss(m, B);
         be->importance_log_weight(be, logw_dev, m->rec_row, model_head(m), m->eps, B,
                                   m->latent_dim, rec_scale, rec_const);

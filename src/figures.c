@@ -63,7 +63,7 @@ static void decode_points(Figures *f, const float *z, const uint8_t *labels, int
         be->upload(be, m->z, z + (size_t)start * L, (size_t)B * L * sizeof(float));
         if (m->n_classes) {
             be->upload(be, labels_dev, labels + start, (size_t)B);
-            be->gather_onehot(be, m->onehot, labels_dev, NULL, 0, B, m->n_classes);
+            be->gather_onehot(be, m->onehot, labels_dev, NULL, 0, NULL, B, m->n_classes);
         }
         model_decode(m, B);
         be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));

@@ -338,11 +338,11 @@ static int command_sample(int argc, char **argv) {
             labels[i] = (uint8_t)(a.sample_class >= 0 ? a.sample_class : i % m.n_classes);
         uint8_t *labels_dev = be->alloc(be, (size_t)a.n_samples);
         be->upload(be, labels_dev, labels, (size_t)a.n_samples);
-        be->gather_onehot(be, m.onehot, labels_dev, NULL, 0, a.n_samples, m.n_classes);
+        be->gather_onehot(be, m.onehot, labels_dev, NULL, 0, NULL, a.n_samples, m.n_classes);
         be->free(be, labels_dev);
         free(labels);
     }
-    be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0);
+    be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0, NULL);
     model_decode(&m, a.n_samples);
     float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
     be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define RNG_STREAM_INIT 7
+#define BINARIZE_SEED_SALT 0xD1CEull
 
 static void add_layer(Model *m, int in, int cond, int out, Activation act) {
     Layer *layer = &m->layers[m->n_layers++];
@@ -78,15 +79,13 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->x = be->alloc(be, B * m->input_dim * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
-    if (m->variational) {
+    if (m->variational)
         m->z = be->alloc(be, B * L * sizeof(float));
-        m->eps = be->alloc(be, B * L * sizeof(float));
-    } else {
+    else
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
-        m->eps = NULL;
-    }
-    if (cfg->data.binarize == BINARIZE_DYNAMIC)
-        m->uniform = be->alloc(be, B * m->input_dim * sizeof(float));
+    m->eps = NULL;                 // model_eps_buffer
+    m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
+    m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
     m->grad_h = be->alloc(be, B * m->layers[m->head].out * sizeof(float));
@@ -98,7 +97,49 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->loss_acc = be->alloc(be, 3 * sizeof(double));
     m->rng_seed = cfg->train.seed * 1000003ull + 11;
     m->rng_offset = 0;
+    m->state = be->alloc(be, sizeof(StepState));
+    model_begin_training(m, 1, (float)cfg->train.lr);
     return 0;
+}
+
+float *model_eps_buffer(Model *m) {
+    if (!m->eps) m->eps = m->be->alloc(m->be, (size_t)m->max_batch * m->latent_dim * sizeof(float));
+    return m->eps;
+}
+
+void model_begin_training(Model *m, long steps_per_epoch, float lr) {
+    const Config *cfg = &m->cfg;
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = steps_per_epoch > 0 ? steps_per_epoch : 1;
+    plan.batch = m->max_batch;
+    plan.latent_dim = m->latent_dim;
+    plan.input_dim = m->input_dim;
+    plan.beta1 = cfg->train.beta1;
+    plan.beta2 = cfg->train.beta2;
+    plan.kl = model_kl_plan(cfg);
+    m->plan = plan;
+    // allocated now, not inside a captured step
+    if (m->variational && cfg->train.epsilon == EPSILON_STORED) model_eps_buffer(m);
+    m->kl_needs_stats = plan.kl.capacity || plan.kl.free_bits > 0.0;
+    StepState state;
+    memset(&state, 0, sizeof state);
+    step_state_reset(&state, lr);
+    state.kl = kl_schedule_at(plan.kl, 0.0);
+    m->be->upload(m->be, m->state, &state, sizeof state);
+}
+
+void model_set_learning_rate(Model *m, float lr) {
+    m->be->upload(m->be, &m->state->lr, &lr, sizeof lr);
+}
+
+void model_read_step_state(Model *m, StepState *out) {
+    m->be->download(m->be, out, m->state, sizeof *out);
+}
+
+void model_set_kl_schedule(Model *m, KlSchedule kl) {
+    if (kl.capacity || kl.free_bits > 0.0f) m->kl_needs_stats = true;
+    m->be->upload(m->be, &m->state->kl, &kl, sizeof kl);
 }
 
 void model_destroy(Model *m) {
@@ -107,11 +148,9 @@ void model_destroy(Model *m) {
     be->free(be, m->arena);
     be->free(be, m->x);
     for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
-    if (m->variational) {
-        be->free(be, m->z);
-        be->free(be, m->eps);
-    }
-    be->free(be, m->uniform);
+    if (m->variational) be->free(be, m->z);
+    be->free(be, m->eps);
+    be->free(be, m->state);
     be->free(be, m->grad_a);
     be->free(be, m->grad_b);
     be->free(be, m->grad_h);
@@ -141,7 +180,6 @@ void model_init_params(Model *m, uint64_t seed) {
     model_set_params(m, host);
     free(host);
     m->be->zero(m->be, m->adam_m, 2 * m->n_params * sizeof(float));
-    m->adam_step = 0;
 }
 
 float *model_output(Model *m) { return m->acts[m->n_layers - 1]; }
@@ -198,15 +236,25 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         X = m->acts[i];
     }
     if (m->variational) {
-        if (eps_mode == EPS_SAMPLE) {
-            // the offset advances on the host: no device read, graph-capturable
-            be->fill_normal(be, m->eps, (size_t)B * L, m->rng_seed, m->rng_offset);
-            // rounded up to even: cuRAND makes normals in pairs, so no draw is shared
-            m->rng_offset += ((uint64_t)B * L + 1) & ~(uint64_t)1;
-        } else if (eps_mode == EPS_ZERO) {
-            be->zero(be, m->eps, (size_t)B * L * sizeof(float));
+        EpsSource eps;
+        memset(&eps, 0, sizeof eps);
+        eps.seed = m->rng_seed;
+        if (eps_mode == EPS_SAMPLE && m->cfg.train.epsilon == EPSILON_STORED) {
+            // the draw index base is read on the device: graph-capturable
+            be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed, 0,
+                            &m->state->eps_offset);
+            eps.buffer = m->eps;
+        } else if (eps_mode == EPS_SAMPLE) {
+            eps.draw = true;
+            eps.offset = &m->state->eps_offset;
+        } else if (eps_mode == EPS_DRAW) {
+            eps.draw = true;
+            eps.base = m->rng_offset;
+        } else if (eps_mode == EPS_GIVEN) {
+            eps.buffer = model_eps_buffer(m);
         }
-        be->reparam_forward(be, m->z, m->acts[m->head], m->eps, B, L);
+        m->eps_source = eps;
+        be->reparam_forward(be, m->z, m->acts[m->head], eps, B, L);
     }
     decoder_forward(m, B);
 }
@@ -217,36 +265,40 @@ void model_loss(Model *m, int B) {
     Backend *be = m->be;
     be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
                             m->rec_loss, m->pixel_weight, 0.0f);
-    if (m->variational)
-        be->kl_reparam_backward(be, NULL, m->kl_row, m->acts[m->head], NULL, NULL, B,
+    if (m->variational) {
+        EpsSource none;
+        memset(&none, 0, sizeof none);
+        be->kl_reparam_backward(be, NULL, m->kl_row, m->acts[m->head], none, NULL, B,
                                 m->latent_dim, NULL);
+    }
+}
+
+KlPlan model_kl_plan(const Config *cfg) {
+    KlPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.w_kl = cfg->loss.w_kl;
+    plan.warmup_epochs = cfg->loss.kl_warmup_epochs;
+    plan.free_bits = cfg->loss.free_bits;
+    plan.capacity = cfg->loss.has_capacity ? 1 : 0;
+    plan.capacity_max_nats = cfg->loss.capacity_max_nats;
+    plan.capacity_epochs = cfg->loss.capacity_epochs;
+    plan.capacity_gamma = cfg->loss.capacity_gamma;
+    return plan;
 }
 
 KlSchedule model_kl_schedule(const Config *cfg, double epoch_position) {
-    KlSchedule s;
-    memset(&s, 0, sizeof s);
-    double weight = cfg->loss.w_kl;
-    if (cfg->loss.kl_warmup_epochs > 0 && epoch_position < cfg->loss.kl_warmup_epochs)
-        weight *= epoch_position / cfg->loss.kl_warmup_epochs;
-    s.weight = (float)weight;
-    s.free_bits = (float)cfg->loss.free_bits;
-    if (cfg->loss.has_capacity) {
-        double ramp = epoch_position / cfg->loss.capacity_epochs;
-        s.capacity = 1;
-        s.capacity_target = (float)(cfg->loss.capacity_max_nats * (ramp < 1.0 ? ramp : 1.0));
-        s.capacity_gamma = (float)cfg->loss.capacity_gamma;
-    }
-    return s;
+    return kl_schedule_at(model_kl_plan(cfg), epoch_position);
 }
 
 void model_backward(Model *m, int B, float w_rec, float w_kl) {
     KlSchedule s;
     memset(&s, 0, sizeof s);
     s.weight = w_kl;
-    model_backward_scheduled(m, B, w_rec, s);
+    model_set_kl_schedule(m, s);
+    model_backward_scheduled(m, B, w_rec);
 }
 
-void model_backward_scheduled(Model *m, int B, float w_rec, KlSchedule kl) {
+void model_backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
     const float inv_batch = 1.0f / (float)B;
@@ -270,10 +322,13 @@ void model_backward_scheduled(Model *m, int B, float w_rec, KlSchedule kl) {
     // reparametrization backward fused with the KL term and its gradient; the
     // per-dimension coefficients come from batch statistics kept on the device
     if (m->variational) {
-        bool needs_stats = kl.capacity || kl.free_bits > 0.0f;
+        // which statistics the schedule needs is fixed for a run (free bits and capacity
+        // are on or off), so the op sequence stays the same from step to step
+        bool needs_stats = m->kl_needs_stats;
         if (needs_stats) be->kl_statistics(be, m->kl_dim_sum, m->acts[m->head], B, m->latent_dim);
-        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, B, m->latent_dim, kl);
-        be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps, dY, B,
+        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, B, m->latent_dim,
+                            m->state);
+        be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps_source, dY, B,
                                 m->latent_dim, m->kl_coef);
     }
 
@@ -307,11 +362,10 @@ void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
     *count = acc[2];
 }
 
-void model_adam_step(Model *m, float lr) {
-    m->adam_step++;
-    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, lr,
+void model_adam_step(Model *m) {
+    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->state,
                        (float)m->cfg.train.beta1, (float)m->cfg.train.beta2,
-                       (float)m->cfg.train.adam_eps, m->adam_step);
+                       (float)m->cfg.train.adam_eps);
 }
 
 void model_get_params(Model *m, float *host) {

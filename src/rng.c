@@ -1,6 +1,7 @@
 // rng.c: Philox4x32-10 (Salmon et al. 2011) on the host: seeded streams for
 // init, shuffling and binarization, and the CPU backend's epsilon.
 #include "cuvae/rng.h"
+#include "cuvae/philox.h"
 
 #include <math.h>
 
@@ -33,7 +34,7 @@ void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t ou
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-static void philox_block(const uint32_t key[2], uint64_t block, uint64_t stream, uint32_t out[4]) {
+static void sequential_block(const uint32_t key[2], uint64_t block, uint64_t stream, uint32_t out[4]) {
     uint32_t counter[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
                            (uint32_t)(stream >> 32)};
     philox4x32_10(counter, key, out);
@@ -50,18 +51,13 @@ void rng_init(Rng *rng, uint64_t seed, uint64_t stream) {
 
 uint32_t rng_u32(Rng *rng) {
     if (rng->used == 4) {
-        philox_block(rng->key, rng->counter++, 0, rng->buffer);
+        sequential_block(rng->key, rng->counter++, 0, rng->buffer);
         rng->used = 0;
     }
     return rng->buffer[rng->used++];
 }
 
-static float u32_to_unit_open_low(uint32_t x) {
-    // (x + 1) / 2^32 in (0, 1], rounded to float; 24 high bits keep it exact.
-    return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f);
-}
-
-float rng_uniform(Rng *rng) { return u32_to_unit_open_low(rng_u32(rng)); }
+float rng_uniform(Rng *rng) { return philox_unit_interval(rng_u32(rng)); }
 
 float rng_uniform_range(Rng *rng, float lo, float hi) {
     // [lo, hi): uniform in [0, 1) scaled
@@ -85,29 +81,14 @@ void rng_permutation(Rng *rng, int32_t *perm, int n) {
     }
 }
 
-// Element i of a stateless stream: block i / 2 of key(seed), two normals per
-// block via Box-Muller on (u0, u1) and (u2, u3)... we use one normal per pair.
+// Element i of the stateless streams of philox.h (the same numbers the CUDA
+// kernels draw).
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset) {
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     #pragma omp parallel for schedule(static) if (n >= 16384)
-    for (size_t i = 0; i < n; i++) {
-        uint64_t index = offset + i;
-        uint32_t r[4];
-        philox_block(key, index / 2, 1, r);
-        int half = (int)(index & 1);
-        float u1 = u32_to_unit_open_low(r[2 * half]);
-        float u2 = u32_to_unit_open_low(r[2 * half + 1]);
-        out[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
-    }
+    for (size_t i = 0; i < n; i++) out[i] = philox_normal_at(seed, offset + i);
 }
 
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset) {
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     #pragma omp parallel for schedule(static) if (n >= 16384)
-    for (size_t i = 0; i < n; i++) {
-        uint64_t index = offset + i;
-        uint32_t r[4];
-        philox_block(key, index / 4, 2, r);
-        out[i] = u32_to_unit_open_low(r[index & 3]);
-    }
+    for (size_t i = 0; i < n; i++) out[i] = philox_uniform_at(seed, offset + i);
 }

@@ -9,6 +9,7 @@
 #include "cuvae/eval.h"
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
+#include "cuvae/step.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,7 +19,6 @@
 #include <unistd.h>
 
 #define RNG_STREAM_SHUFFLE 1000
-#define BINARIZE_SEED_SALT 0xD1CEull
 
 static void format_duration(double seconds, char *buf, size_t len) {
     if (seconds < 0 || seconds > 1e7) seconds = 0;
@@ -79,8 +79,11 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
         dataset_free(&test_set);
         return -1;
     }
+    backend_configure_from(be, cfg);
     fprintf(stderr, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
             be->device_name, train_set.n, test_set.n, train_set.dim);
+    if (cfg->train.precision == PRECISION_TF32 && strcmp(be->name, "cpu") == 0)
+        fprintf(stderr, "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n");
 
     Model model;
     int batch = cfg->train.batch_size < train_set.n ? cfg->train.batch_size : train_set.n;
@@ -100,6 +103,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     int32_t *perm_host = xmalloc((size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
     int32_t *perm_dev = be->alloc(be, (size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
 
+    TrainStep train_step = {0};   // set before the first step; released at done
     snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
     FILE *log = fopen(path, "w");
     if (!log) {
@@ -111,13 +115,14 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
 
     bool tty = isatty(2);
     const int epochs = cfg->train.epochs;
-    const int D = train_set.dim;
     const long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const long total_steps = steps_per_epoch * epochs;
     const float w_rec = (float)cfg->loss.w_rec;
-    const uint64_t binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
-    uint64_t uniform_offset = 0;
     long global_step = 0;
+    model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
+    train_step = (TrainStep){.model = &model, .images = train_dev.images,
+                             .labels = train_dev.labels, .perm = perm_dev,
+                             .w_rec = w_rec};
     double train_start = wall_seconds();
 
     for (int epoch = 1; epoch <= epochs; epoch++) {
@@ -128,25 +133,13 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
         be->upload(be, perm_dev, perm_host, (size_t)train_set.n * sizeof(int32_t));
 
         double epoch_weighted = 0.0, epoch_rec = 0.0, epoch_kl = 0.0, epoch_count = 0.0;
-        KlSchedule kl = model_kl_schedule(cfg, epoch - 1);
-        const float lr = (float)config_learning_rate(cfg, epoch);
+        model_set_learning_rate(&model, (float)config_learning_rate(cfg, epoch));
         double interval_start = wall_seconds();
         long interval_examples = 0;
         for (long step = 0; step < steps_per_epoch; step++) {
             int start = (int)(step * batch);
             int B = train_set.n - start < batch ? train_set.n - start : batch;
-            if (model.uniform) {
-                be->fill_uniform(be, model.uniform, (size_t)B * D, binarize_seed, uniform_offset);
-                uniform_offset += (uint64_t)B * D;
-            }
-            be->gather_batch(be, model.x, train_dev.images, perm_dev, start, B, D, model.uniform);
-            if (model.onehot)
-                be->gather_onehot(be, model.onehot, train_dev.labels, perm_dev, start, B, model.n_classes);
-            kl = model_kl_schedule(cfg, (double)global_step / (double)steps_per_epoch);
-            model_forward(&model, B, EPS_SAMPLE);
-            model_backward_scheduled(&model, B, w_rec, kl);
-            model_accumulate_loss(&model, B);
-            model_adam_step(&model, lr);
+            train_step_run(&train_step, B);   // all per-step values live on the device
             global_step++;
             interval_examples += B;
 
@@ -162,7 +155,9 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                                    epoch, step + 1, rec, kl_sum, ckpt_path);
                     goto done;
                 }
-                // the objective at this step's schedule (free bits shown without the floor)
+                // the objective at this step's schedule (free bits shown without the floor);
+                // the host evaluates the same kl_schedule_at as the device did
+                KlSchedule kl = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
                 double weighted = w_rec * rec + kl.weight * kl_sum;
                 if (kl.capacity && count > 0)
                     weighted = w_rec * rec + kl.capacity_gamma * fabs(kl_sum / count - kl.capacity_target) * count;
@@ -267,6 +262,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
             wall_seconds() - train_start, out_dir);
 
 done:
+    train_step_release(&train_step);
     if (log) fclose(log);
     free(perm_host);
     be->free(be, perm_dev);

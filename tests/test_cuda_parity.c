@@ -2,14 +2,17 @@
 // for whole training steps. Both backends get identical inputs (made on the
 // host with the cuvae Philox, uploaded to each) and the results are downloaded
 // and compared. Also checks that the CUDA reductions are bitwise reproducible,
-// and sanity of the cuRAND fills. Without a usable GPU (or without the CUDA
-// backend compiled in) every test is reported as skipped with the reason.
+// that both backends draw the same Philox streams and evolve the step state
+// bit for bit alike, and that a training step replayed from a CUDA graph is
+// bitwise the eager step. Without a usable GPU (or without the CUDA backend
+// compiled in) every test is reported as skipped with the reason.
 #include "test.h"
 
 #include "cuvae/backend.h"
 #include "cuvae/config.h"
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
+#include "cuvae/step.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -165,67 +168,127 @@ static void test_cuda_memory(void) {
     free(back);
 }
 
-static void test_cuda_random_fills(void) {
-    const size_t n = 100001;   // odd: exercises the last-draw path of fill_normal
+static EpsSource eps_buffer(const float *buffer) {
+    EpsSource e;
+    memset(&e, 0, sizeof e);
+    e.buffer = buffer;
+    return e;
+}
+
+// drawn in the kernel at state->eps_offset (seed 4242)
+static EpsSource eps_drawn(const StepState *state) {
+    EpsSource e;
+    memset(&e, 0, sizeof e);
+    e.draw = true;
+    e.seed = 4242;
+    e.offset = &state->eps_offset;
+    return e;
+}
+
+// fill_normal: the same Philox stream on both backends (philox.h): equal to the
+// last bits of logf / cosf; reproducible; offsets (host and device) respected;
+// nothing written past n.
+static void test_random_streams(void) {
+    const size_t n = 100001;
     const float sentinel = 7777.0f;
     float *host = host_floats(n + 1);
     for (size_t i = 0; i <= n; i++) host[i] = sentinel;
     float *buf = gpu->alloc(gpu, (n + 1) * sizeof(float));
+    uint64_t *offset_gpu = gpu->alloc(gpu, sizeof(uint64_t));
+    uint64_t device_offset = 999000;
+    gpu->upload(gpu, offset_gpu, &device_offset, sizeof device_offset);
 
-    for (int kind = 0; kind < 2; kind++) {
-        const char *label = kind == 0 ? "fill_normal" : "fill_uniform";
-        gpu->upload(gpu, buf, host, (n + 1) * sizeof(float));
-        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 1000);
-        else gpu->fill_uniform(gpu, buf, n, 42, 1000);
-        float *a = host_floats(n + 1);
-        gpu->download(gpu, a, buf, (n + 1) * sizeof(float));
-        CHECK(a[n] == sentinel, "%s wrote past n", label);
-        double sum = 0.0, sum_sq = 0.0;
-        size_t bad = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!isfinite(a[i]) || (kind == 1 && !(a[i] > 0.0f && a[i] <= 1.0f))) bad++;
-            sum += a[i];
-            sum_sq += (double)a[i] * a[i];
-        }
-        double mean = sum / n, var = sum_sq / n - mean * mean;
-        CHECK(bad == 0, "%s: %zu values out of range", label, bad);
-        if (kind == 0) {
-            CHECK(fabs(mean) < 0.02 && fabs(var - 1.0) < 0.03, "%s: mean %g var %g", label, mean, var);
-        } else {
-            CHECK(fabs(mean - 0.5) < 0.01 && fabs(var - 1.0 / 12) < 0.01, "%s: mean %g var %g",
-                  label, mean, var);
-        }
-        // same (seed, offset) -> same numbers; another offset -> other numbers
-        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 1000);
-        else gpu->fill_uniform(gpu, buf, n, 42, 1000);
-        float *b = host_floats(n + 1);
-        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
-        CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s not reproducible", label);
-        if (kind == 0) gpu->fill_normal(gpu, buf, n, 42, 2000000);
-        else gpu->fill_uniform(gpu, buf, n, 42, 2000000);
-        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
-        CHECK(memcmp(a, b, n * sizeof(float)) != 0, "%s ignores the offset", label);
-        if (kind == 0) gpu->fill_normal(gpu, buf, n, 43, 1000);
-        else gpu->fill_uniform(gpu, buf, n, 43, 1000);
-        gpu->download(gpu, b, buf, (n + 1) * sizeof(float));
-        CHECK(memcmp(a, b, n * sizeof(float)) != 0, "%s ignores the seed", label);
-        free(a);
-        free(b);
+    gpu->upload(gpu, buf, host, (n + 1) * sizeof(float));
+    gpu->fill_normal(gpu, buf, n, 42, 1000, offset_gpu);
+    float *got = host_floats(n + 1), *ref = host_floats(n);
+    gpu->download(gpu, got, buf, (n + 1) * sizeof(float));
+    CHECK(got[n] == sentinel, "fill_normal wrote past n");
+    cpu->fill_normal(cpu, ref, n, 42, 1000, &device_offset);
+    expect_close("fill_normal cuda vs cpu stream", got, ref, n, 1e-5, 2e-6);
+    double sum = 0.0, sum_sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        sum += got[i];
+        sum_sq += (double)got[i] * got[i];
     }
-
-    // a short odd fill agrees with a longer one on its even part
-    float small_a[8], small_b[8];
-    gpu->fill_normal(gpu, buf, 5, 9, 64);
-    gpu->download(gpu, small_a, buf, 5 * sizeof(float));
-    gpu->fill_normal(gpu, buf, 8, 9, 64);
-    gpu->download(gpu, small_b, buf, 8 * sizeof(float));
-    CHECK(memcmp(small_a, small_b, 4 * sizeof(float)) == 0, "fill_normal: n=5 and n=8 disagree");
-    // the odd last value is drawn alone (backend_cuda.c) but must still be draw
-    // number offset + 4 of the stream, as backend.h promises
-    CHECK(isfinite(small_a[4]) && small_a[4] == small_b[4],
-          "fill_normal: odd last value %.9g is not draw offset + 4 (%.9g)", small_a[4], small_b[4]);
+    double mean = sum / n, var = sum_sq / n - mean * mean;
+    CHECK(fabs(mean) < 0.02 && fabs(var - 1.0) < 0.03, "fill_normal: mean %g var %g", mean, var);
+    // the same draws from the host offset alone
+    float *again = host_floats(n);
+    gpu->fill_normal(gpu, buf, n, 42, 1000 + device_offset, NULL);
+    gpu->download(gpu, again, buf, n * sizeof(float));
+    CHECK(memcmp(again, got, n * sizeof(float)) == 0, "device offset != the same host offset");
+    gpu->fill_normal(gpu, buf, n, 43, 1000 + device_offset, NULL);
+    gpu->download(gpu, again, buf, n * sizeof(float));
+    CHECK(memcmp(again, got, n * sizeof(float)) != 0, "fill_normal ignores the seed");
     gpu->free(gpu, buf);
+    gpu->free(gpu, offset_gpu);
     free(host);
+    free(got);
+    free(ref);
+    free(again);
+}
+
+// The step state (step_state.h) evolves bit for bit alike on both backends.
+static void test_step_state(void) {
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 469;
+    plan.batch = 128;
+    plan.latent_dim = 20;
+    plan.input_dim = 784;
+    plan.beta1 = 0.9;
+    plan.beta2 = 0.999;
+    plan.kl.w_kl = 1.0;
+    plan.kl.warmup_epochs = 3.0;
+    plan.kl.capacity = 1;
+    plan.kl.capacity_max_nats = 25.0;
+    plan.kl.capacity_epochs = 2.5;
+    plan.kl.capacity_gamma = 10.0;
+    StepState host_state;
+    step_state_reset(&host_state, 1e-3f);
+    StepState *cpu_state = cpu->alloc(cpu, sizeof(StepState));
+    StepState *gpu_state = gpu->alloc(gpu, sizeof(StepState));
+    cpu->upload(cpu, cpu_state, &host_state, sizeof host_state);
+    gpu->upload(gpu, gpu_state, &host_state, sizeof host_state);
+    for (int t = 0; t < 2000; t++) {
+        int rows = t % 469 == 468 ? 96 : 128;
+        cpu->step_begin(cpu, cpu_state, plan);
+        gpu->step_begin(gpu, gpu_state, plan);
+        cpu->step_end(cpu, cpu_state, plan, rows);
+        gpu->step_end(gpu, gpu_state, plan, rows);
+    }
+    cpu->step_begin(cpu, cpu_state, plan);
+    gpu->step_begin(gpu, gpu_state, plan);
+    StepState a, b;
+    cpu->download(cpu, &a, cpu_state, sizeof a);
+    gpu->download(gpu, &b, gpu_state, sizeof b);
+    CHECK(memcmp(&a, &b, sizeof a) == 0, "step state after 2000 steps differs (step %lld vs %lld, "
+          "adam step size %.9g vs %.9g, kl target %.9g vs %.9g)", (long long)a.step, (long long)b.step,
+          a.adam_step_size, b.adam_step_size, a.kl.capacity_target, b.kl.capacity_target);
+    cpu->free(cpu, cpu_state);
+    gpu->free(gpu, gpu_state);
+}
+
+// A StepState with the given batch start and draw offsets on both backends.
+typedef struct {
+    StepState *cpu, *gpu;
+} StatePair;
+
+static StatePair state_pair(int batch_start, uint64_t uniform_offset, uint64_t eps_offset) {
+    StepState s;
+    step_state_reset(&s, 1e-3f);
+    s.batch_start = batch_start;
+    s.uniform_offset = uniform_offset;
+    s.eps_offset = eps_offset;
+    StatePair p = {cpu->alloc(cpu, sizeof s), gpu->alloc(gpu, sizeof s)};
+    cpu->upload(cpu, p.cpu, &s, sizeof s);
+    gpu->upload(gpu, p.gpu, &s, sizeof s);
+    return p;
+}
+
+static void state_pair_free(StatePair *p) {
+    cpu->free(cpu, p->cpu);
+    gpu->free(gpu, p->gpu);
 }
 
 // ---- GEMM -----------------------------------------------------------------
@@ -273,8 +336,6 @@ static void test_gather_batch(void) {
     for (size_t i = 0; i < (size_t)N * D; i++) data[i] = (uint8_t)(rng_u32(&input_rng) & 255);
     int32_t perm[40];
     rng_permutation(&input_rng, perm, N);
-    float *uniform = host_floats((size_t)B * D);
-    fill_uniform_host(uniform, (size_t)B * D, 0.0f, 1.0f);
 
     uint8_t *data_cpu = cpu->alloc(cpu, (size_t)N * D), *data_gpu = gpu->alloc(gpu, (size_t)N * D);
     cpu->upload(cpu, data_cpu, data, (size_t)N * D);
@@ -282,30 +343,30 @@ static void test_gather_batch(void) {
     int32_t *perm_cpu = cpu->alloc(cpu, sizeof perm), *perm_gpu = gpu->alloc(gpu, sizeof perm);
     cpu->upload(cpu, perm_cpu, perm, sizeof perm);
     gpu->upload(gpu, perm_gpu, perm, sizeof perm);
-    Pair U = pair_upload(uniform, (size_t)B * D);
     Pair X = pair_alloc((size_t)B * D);
+    StatePair S = state_pair(5, 123456789, 0);
 
     // no permutation, start 3
-    cpu->gather_batch(cpu, X.cpu, data_cpu, NULL, 3, B, D, NULL);
-    gpu->gather_batch(gpu, X.gpu, data_gpu, NULL, 3, B, D, NULL);
+    cpu->gather_batch(cpu, X.cpu, data_cpu, NULL, 3, NULL, B, D, false, 0);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, NULL, 3, NULL, B, D, false, 0);
     pair_expect_close("gather_batch without perm", X, 0.0, 0.0);
-    // through the permutation, start 7
-    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 7, B, D, NULL);
-    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 7, B, D, NULL);
-    pair_expect_close("gather_batch with perm", X, 0.0, 0.0);
-    // binarized
-    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 7, B, D, U.cpu);
-    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 7, B, D, U.gpu);
+    // through the permutation, start 2 + batch_start 5 from the state
+    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 2, S.cpu, B, D, false, 0);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 2, S.gpu, B, D, false, 0);
+    pair_expect_close("gather_batch with perm and state", X, 0.0, 0.0);
+    // binarized against in-kernel uniform draws: the Philox integers must agree
+    // bit for bit (cuRAND device API vs rng.c) for every pixel to agree
+    cpu->gather_batch(cpu, X.cpu, data_cpu, perm_cpu, 2, S.cpu, B, D, true, 777);
+    gpu->gather_batch(gpu, X.gpu, data_gpu, perm_gpu, 2, S.gpu, B, D, true, 777);
     pair_expect_close("gather_batch binarized", X, 0.0, 0.0);
+    state_pair_free(&S);
 
     cpu->free(cpu, data_cpu);
     gpu->free(gpu, data_gpu);
     cpu->free(cpu, perm_cpu);
     gpu->free(gpu, perm_gpu);
-    pair_free(&U);
     pair_free(&X);
     free(data);
-    free(uniform);
 }
 
 static void test_gather_onehot(void) {
@@ -321,12 +382,14 @@ static void test_gather_onehot(void) {
     cpu->upload(cpu, perm_cpu, perm, sizeof perm);
     gpu->upload(gpu, perm_gpu, perm, sizeof perm);
     Pair X = pair_alloc((size_t)B * C);
-    cpu->gather_onehot(cpu, X.cpu, labels_cpu, NULL, 3, B, C);
-    gpu->gather_onehot(gpu, X.gpu, labels_gpu, NULL, 3, B, C);
+    cpu->gather_onehot(cpu, X.cpu, labels_cpu, NULL, 3, NULL, B, C);
+    gpu->gather_onehot(gpu, X.gpu, labels_gpu, NULL, 3, NULL, B, C);
     pair_expect_close("gather_onehot without perm", X, 0.0, 0.0);
-    cpu->gather_onehot(cpu, X.cpu, labels_cpu, perm_cpu, 7, B, C);
-    gpu->gather_onehot(gpu, X.gpu, labels_gpu, perm_gpu, 7, B, C);
-    pair_expect_close("gather_onehot with perm", X, 0.0, 0.0);
+    StatePair S = state_pair(5, 0, 0);
+    cpu->gather_onehot(cpu, X.cpu, labels_cpu, perm_cpu, 2, S.cpu, B, C);
+    gpu->gather_onehot(gpu, X.gpu, labels_gpu, perm_gpu, 2, S.gpu, B, C);
+    pair_expect_close("gather_onehot with perm and state", X, 0.0, 0.0);
+    state_pair_free(&S);
     cpu->free(cpu, labels_cpu);
     gpu->free(gpu, labels_gpu);
     cpu->free(cpu, perm_cpu);
@@ -405,11 +468,18 @@ static void test_reparam_forward(void) {
         fill_normal_host(eps, (size_t)B * L, 1.0f);
         Pair H = pair_upload(h, (size_t)B * 2 * L), E = pair_upload(eps, (size_t)B * L);
         Pair Z = pair_alloc((size_t)B * L);
-        cpu->reparam_forward(cpu, Z.cpu, H.cpu, E.cpu, B, L);
-        gpu->reparam_forward(gpu, Z.gpu, H.gpu, E.gpu, B, L);
+        cpu->reparam_forward(cpu, Z.cpu, H.cpu, eps_buffer(E.cpu), B, L);
+        gpu->reparam_forward(gpu, Z.gpu, H.gpu, eps_buffer(E.gpu), B, L);
         char what[64];
         snprintf(what, sizeof what, "reparam_forward L=%d", L);
         pair_expect_close(what, Z, 1e-5, 1e-6);
+        // epsilon drawn in the kernel at a device-resident offset
+        StatePair S = state_pair(0, 0, 5000000000ull);
+        cpu->reparam_forward(cpu, Z.cpu, H.cpu, eps_drawn(S.cpu), B, L);
+        gpu->reparam_forward(gpu, Z.gpu, H.gpu, eps_drawn(S.gpu), B, L);
+        snprintf(what, sizeof what, "reparam_forward fused eps L=%d", L);
+        pair_expect_close(what, Z, 1e-5, 1e-5);
+        state_pair_free(&S);
         pair_free(&H);
         pair_free(&E);
         pair_free(&Z);
@@ -435,25 +505,28 @@ static void test_kl_reparam_backward(void) {
         Pair C = pair_upload(coef, L);
         Pair DH = pair_alloc(nh), KL = pair_alloc(B);
         char what[96];
-        for (int variant = 0; variant < 3; variant++) {
-            // 0: full (dz, eps); 1: KL-only gradient (dz = eps = NULL);
-            // 2: KL only (dh = NULL and kl_coef = NULL, as model_loss calls it)
+        StatePair S = state_pair(0, 0, 77);
+        for (int variant = 0; variant < 4; variant++) {
+            // 0: full (dz, eps); 1: KL-only gradient (dz = NULL, no eps);
+            // 2: KL only (dh = NULL and kl_coef = NULL, as model_loss calls it);
+            // 3: full with eps regenerated in the kernel
             cpu->zero(cpu, DH.cpu, nh * sizeof(float));
             gpu->zero(gpu, DH.gpu, nh * sizeof(float));
             cpu->zero(cpu, KL.cpu, B * sizeof(float));
             gpu->zero(gpu, KL.gpu, B * sizeof(float));
-            bool full = variant == 0, with_dh = variant != 2;
-            cpu->kl_reparam_backward(cpu, with_dh ? DH.cpu : NULL, KL.cpu, H.cpu,
-                                     full ? E.cpu : NULL, full ? DZ.cpu : NULL, B, L,
-                                     with_dh ? C.cpu : NULL);
-            gpu->kl_reparam_backward(gpu, with_dh ? DH.gpu : NULL, KL.gpu, H.gpu,
-                                     full ? E.gpu : NULL, full ? DZ.gpu : NULL, B, L,
-                                     with_dh ? C.gpu : NULL);
+            bool full = variant == 0 || variant == 3, with_dh = variant != 2;
+            EpsSource eps_cpu = variant == 0 ? eps_buffer(E.cpu) : variant == 3 ? eps_drawn(S.cpu) : eps_buffer(NULL);
+            EpsSource eps_gpu = variant == 0 ? eps_buffer(E.gpu) : variant == 3 ? eps_drawn(S.gpu) : eps_buffer(NULL);
+            cpu->kl_reparam_backward(cpu, with_dh ? DH.cpu : NULL, KL.cpu, H.cpu, eps_cpu,
+                                     full ? DZ.cpu : NULL, B, L, with_dh ? C.cpu : NULL);
+            gpu->kl_reparam_backward(gpu, with_dh ? DH.gpu : NULL, KL.gpu, H.gpu, eps_gpu,
+                                     full ? DZ.gpu : NULL, B, L, with_dh ? C.gpu : NULL);
             snprintf(what, sizeof what, "kl_row L=%d variant %d", L, variant);
             pair_expect_close(what, KL, 1e-5, 1e-5);
             snprintf(what, sizeof what, "kl dh L=%d variant %d", L, variant);
             pair_expect_close(what, DH, 1e-5, 1e-6);
         }
+        state_pair_free(&S);
         pair_free(&H);
         pair_free(&E);
         pair_free(&DZ);
@@ -522,8 +595,12 @@ static void test_kl_coefficients(void) {
             bool needs_sums = mode != 0;
             cpu->upload(cpu, C.cpu, junk, (size_t)L * sizeof(float));
             gpu->upload(gpu, C.gpu, junk, (size_t)L * sizeof(float));
-            cpu->kl_coefficients(cpu, C.cpu, needs_sums ? S.cpu : NULL, B, L, s);
-            gpu->kl_coefficients(gpu, C.gpu, needs_sums ? S.gpu : NULL, B, L, s);
+            StatePair T = state_pair(0, 0, 0);
+            cpu->upload(cpu, &T.cpu->kl, &s, sizeof s);
+            gpu->upload(gpu, &T.gpu->kl, &s, sizeof s);
+            cpu->kl_coefficients(cpu, C.cpu, needs_sums ? S.cpu : NULL, B, L, T.cpu);
+            gpu->kl_coefficients(gpu, C.gpu, needs_sums ? S.gpu : NULL, B, L, T.gpu);
+            state_pair_free(&T);
             char what[64];
             snprintf(what, sizeof what, "kl_coefficients L=%d mode %d", L, mode);
             // the same fp32 operations on both sides, and no threshold within rounding
@@ -643,11 +720,24 @@ static void test_accumulate_loss(void) {
     free(kl);
 }
 
-static void test_adam_update(void) {
-    const size_t n = 1001;
+// n = 1001 and 1003 floats: the float4 path with a tail, at an aligned and at a
+// misaligned (scalar path) start.
+static void adam_parity(size_t n, size_t misalign) {
     float *p = host_floats(n), *g = host_floats(n);
     fill_normal_host(p, n, 0.1f);
-    Pair P = pair_upload(p, n), G = pair_alloc(n), M = pair_alloc(n), V = pair_alloc(n);
+    Pair P0 = pair_alloc(n + misalign), G0 = pair_alloc(n + misalign), M0 = pair_alloc(n + misalign),
+         V0 = pair_alloc(n + misalign);
+    Pair P = {P0.cpu + misalign, P0.gpu + misalign, n}, G = {G0.cpu + misalign, G0.gpu + misalign, n};
+    Pair M = {M0.cpu + misalign, M0.gpu + misalign, n}, V = {V0.cpu + misalign, V0.gpu + misalign, n};
+    cpu->upload(cpu, P.cpu, p, n * sizeof(float));
+    gpu->upload(gpu, P.gpu, p, n * sizeof(float));
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 10;
+    plan.batch = 1;
+    plan.beta1 = 0.9;
+    plan.beta2 = 0.999;
+    StatePair S = state_pair(0, 0, 0);
     for (int step = 1; step <= 5; step++) {
         fill_normal_host(g, n, 0.01f);
         if (step == 1) {
@@ -655,19 +745,29 @@ static void test_adam_update(void) {
         }
         cpu->upload(cpu, G.cpu, g, n * sizeof(float));
         gpu->upload(gpu, G.gpu, g, n * sizeof(float));
-        cpu->adam_update(cpu, P.cpu, G.cpu, M.cpu, V.cpu, n, 1e-3f, 0.9f, 0.999f, 1e-8f, step);
-        gpu->adam_update(gpu, P.gpu, G.gpu, M.gpu, V.gpu, n, 1e-3f, 0.9f, 0.999f, 1e-8f, step);
+        cpu->step_begin(cpu, S.cpu, plan);
+        gpu->step_begin(gpu, S.gpu, plan);
+        cpu->adam_update(cpu, P.cpu, G.cpu, M.cpu, V.cpu, n, S.cpu, 0.9f, 0.999f, 1e-8f);
+        gpu->adam_update(gpu, P.gpu, G.gpu, M.gpu, V.gpu, n, S.gpu, 0.9f, 0.999f, 1e-8f);
+        cpu->step_end(cpu, S.cpu, plan, 1);
+        gpu->step_end(gpu, S.gpu, plan, 1);
     }
     pair_expect_close("adam params", P, 1e-6, 1e-8);
     // m can cancel to near 0 (mixed-sign grads of scale 0.01): absolute floors
     pair_expect_close("adam m", M, 1e-5, 1e-9);
     pair_expect_close("adam v", V, 1e-5, 1e-13);
-    pair_free(&P);
-    pair_free(&G);
-    pair_free(&M);
-    pair_free(&V);
+    state_pair_free(&S);
+    pair_free(&P0);
+    pair_free(&G0);
+    pair_free(&M0);
+    pair_free(&V0);
     free(p);
     free(g);
+}
+
+static void test_adam_update(void) {
+    adam_parity(1001, 0);
+    adam_parity(1003, 1);
 }
 
 // ---- determinism (CUDA only) ------------------------------------------------
@@ -714,7 +814,7 @@ static void test_cuda_determinism(void) {
     float *first[N_OUT], *second[N_OUT];
     for (int run = 0; run < 2; run++) {
         gpu->bias_grad(gpu, dbias, dy, B, N);
-        gpu->kl_reparam_backward(gpu, dh, kl, h, eps, dz, BL, L, kl_coef);
+        gpu->kl_reparam_backward(gpu, dh, kl, h, eps_buffer(eps), dz, BL, L, kl_coef);
         gpu->reconstruction_loss(gpu, d_out, rec, out, x, BR, D, RECLOSS_BCE_LOGITS, 1.0f, 0.25f);
         gpu->kl_statistics(gpu, kl_dim, h, BL, L);
         for (int k = 0; k < N_OUT; k++) {
@@ -839,13 +939,15 @@ static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind ou
             cpu->upload(cpu, mc.onehot, onehot, (size_t)B * C * sizeof(float));
             gpu->upload(gpu, mg.onehot, onehot, (size_t)B * C * sizeof(float));
         }
-        if (mc.eps) cpu->upload(cpu, mc.eps, eps, (size_t)B * L * sizeof(float));
-        if (mg.eps) gpu->upload(gpu, mg.eps, eps, (size_t)B * L * sizeof(float));
+        if (mc.variational) cpu->upload(cpu, model_eps_buffer(&mc), eps, (size_t)B * L * sizeof(float));
+        if (mg.variational) gpu->upload(gpu, model_eps_buffer(&mg), eps, (size_t)B * L * sizeof(float));
         model_forward(&mc, B, EPS_GIVEN);
         model_forward(&mg, B, EPS_GIVEN);
         if (kl) {
-            model_backward_scheduled(&mc, B, 1.0f, *kl);
-            model_backward_scheduled(&mg, B, 1.0f, *kl);
+            model_set_kl_schedule(&mc, *kl);
+            model_set_kl_schedule(&mg, *kl);
+            model_backward_scheduled(&mc, B, 1.0f);
+            model_backward_scheduled(&mg, B, 1.0f);
         } else {
             model_backward(&mc, B, 1.0f, 1.0f);
             model_backward(&mg, B, 1.0f, 1.0f);
@@ -866,8 +968,14 @@ static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind ou
             gpu->download(gpu, got, mg.grads, P * sizeof(float));
             expect_close_by_layer("grads", &mc, got, ref, 1e-3, 1e-4);
         }
-        model_adam_step(&mc, lr);
-        model_adam_step(&mg, lr);
+        model_set_learning_rate(&mc, lr);
+        model_set_learning_rate(&mg, lr);
+        cpu->step_begin(cpu, mc.state, mc.plan);
+        gpu->step_begin(gpu, mg.state, mg.plan);
+        model_adam_step(&mc);
+        model_adam_step(&mg);
+        cpu->step_end(cpu, mc.state, mc.plan, B);
+        gpu->step_end(gpu, mg.state, mg.plan, B);
     }
 
     // Parameters after `steps` Adam steps. Adam normalises each gradient, so an
@@ -951,6 +1059,160 @@ static void test_model_vae_capacity(void) {
     model_parity_scheduled(MODEL_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM, &kl);
 }
 
+// ---- whole training runs through step.c: CUDA graph vs eager, CPU vs CUDA ----
+
+typedef struct {
+    float *params;          // (P)
+    float *moments;         // (2P) Adam m then v
+    StepState state;
+    double loss[3];         // the device accumulator after the run
+    size_t n_params;
+} TrainingResult;
+
+static void training_result_free(TrainingResult *r) {
+    free(r->params);
+    free(r->moments);
+}
+
+// Two epochs of N = 5 B + 3 examples (so each epoch ends with a partial batch:
+// two captured graphs), a new permutation and learning rate per epoch, the
+// loss read (a download) between steps, on backend be with or without graphs.
+static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, EpsilonMode epsilon) {
+    TrainingResult r;
+    memset(&r, 0, sizeof r);
+    Config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.name, sizeof cfg.name, "graph-parity");
+    cfg.model.kind = kind;
+    cfg.model.input_dim = 784;
+    cfg.model.n_encoder = 2;
+    cfg.model.encoder[0] = 300;
+    cfg.model.encoder[1] = 100;
+    cfg.model.latent_dim = 20;
+    cfg.model.n_decoder = 2;
+    cfg.model.decoder[0] = 100;
+    cfg.model.decoder[1] = 300;
+    cfg.model.activation = ACT_RELU;
+    cfg.model.output = OUTPUT_BERNOULLI;
+    if (kind == MODEL_CVAE) {
+        cfg.model.condition = CONDITION_LABEL;
+        cfg.model.n_classes = 10;
+    }
+    cfg.loss.reconstruction = REC_BCE;
+    cfg.loss.reduction = REDUCTION_SUM;
+    cfg.loss.w_rec = 1.0;
+    cfg.loss.w_kl = 1.0;
+    cfg.loss.kl_warmup_epochs = 1.5;
+    cfg.loss.free_bits = 0.02;
+    cfg.data.binarize = BINARIZE_DYNAMIC;
+    cfg.train.batch_size = 64;
+    cfg.train.lr = 1e-3;
+    cfg.train.beta1 = 0.9;
+    cfg.train.beta2 = 0.999;
+    cfg.train.adam_eps = 1e-8;
+    cfg.train.seed = 9;
+    cfg.train.epsilon = epsilon;
+    cfg.train.cuda_graph = graphs;
+    BackendOptions options = {PRECISION_FP32, graphs};
+    be->configure(be, &options);
+
+    const int B = 64, N = 5 * B + 3, D = 784;
+    Model m;
+    char err[256];
+    if (model_create(&m, &cfg, be, B, err, sizeof err) != 0) {
+        CHECK(0, "model_create: %s", err);
+        return r;
+    }
+    model_init_params(&m, 4);
+    uint8_t *images = malloc((size_t)N * D), labels[N];
+    Rng data_rng;
+    rng_init(&data_rng, 31, 5);
+    for (size_t i = 0; i < (size_t)N * D; i++) images[i] = (uint8_t)(rng_u32(&data_rng) & 255);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)(rng_u32(&data_rng) % 10);
+    uint8_t *images_dev = be->alloc(be, (size_t)N * D), *labels_dev = be->alloc(be, N);
+    int32_t *perm_dev = be->alloc(be, N * sizeof(int32_t));
+    be->upload(be, images_dev, images, (size_t)N * D);
+    be->upload(be, labels_dev, labels, N);
+    const long steps_per_epoch = (N + B - 1) / B;
+    model_begin_training(&m, steps_per_epoch, 1e-3f);
+    TrainStep t = {.model = &m, .images = images_dev, .labels = labels_dev, .perm = perm_dev,
+                   .w_rec = 1.0f};
+    double rec, kl, count;
+    for (int epoch = 1; epoch <= 2; epoch++) {
+        int32_t perm[N];
+        Rng shuffle;
+        rng_init(&shuffle, 9, 1000 + (uint64_t)epoch);
+        rng_permutation(&shuffle, perm, N);
+        be->upload(be, perm_dev, perm, sizeof perm);
+        model_set_learning_rate(&m, epoch == 1 ? 1e-3f : 5e-4f);
+        for (long step = 0; step < steps_per_epoch; step++) {
+            int rows = (int)(N - step * B < B ? N - step * B : B);
+            train_step_run(&t, rows);
+            if (step == 2) model_read_loss(&m, &rec, &kl, &count);   // a read between replays
+        }
+    }
+    train_step_release(&t);
+    r.n_params = m.n_params;
+    r.params = host_floats(m.n_params);
+    r.moments = host_floats(2 * m.n_params);
+    model_get_params(&m, r.params);
+    be->download(be, r.moments, m.adam_m, 2 * m.n_params * sizeof(float));
+    model_read_step_state(&m, &r.state);
+    be->download(be, r.loss, m.loss_acc, sizeof r.loss);
+    be->free(be, images_dev);
+    be->free(be, labels_dev);
+    be->free(be, perm_dev);
+    model_destroy(&m);
+    free(images);
+    options.cuda_graphs = false;
+    be->configure(be, &options);
+    return r;
+}
+
+// Issue 4's proof that a graph replay is exactly an eager step: bitwise equal
+// parameters, Adam moments, step state and loss accumulator after 12 steps
+// (two batch sizes, an epoch boundary, a learning-rate change, a loss read).
+static void graph_equals_eager(ModelKind kind, EpsilonMode epsilon) {
+    TrainingResult eager = run_training(gpu, false, kind, epsilon);
+    TrainingResult graph = run_training(gpu, true, kind, epsilon);
+    if (!eager.params || !graph.params) return;
+    size_t P = eager.n_params;
+    CHECK(memcmp(eager.params, graph.params, P * sizeof(float)) == 0, "params: graph != eager");
+    CHECK(memcmp(eager.moments, graph.moments, 2 * P * sizeof(float)) == 0, "adam m, v: graph != eager");
+    CHECK(memcmp(&eager.state, &graph.state, sizeof eager.state) == 0,
+          "step state: graph != eager (steps %lld vs %lld)", (long long)eager.state.step,
+          (long long)graph.state.step);
+    CHECK(memcmp(eager.loss, graph.loss, sizeof eager.loss) == 0, "loss accumulator: graph != eager "
+          "(%.17g vs %.17g)", eager.loss[0], graph.loss[0]);
+    CHECK(graph.state.step == 12, "12 steps ran, the state says %lld", (long long)graph.state.step);
+    training_result_free(&eager);
+    training_result_free(&graph);
+}
+
+static void test_graph_equals_eager_vae(void) { graph_equals_eager(MODEL_VAE, EPSILON_FUSED); }
+static void test_graph_equals_eager_cvae_stored(void) { graph_equals_eager(MODEL_CVAE, EPSILON_STORED); }
+
+// The same training run on both backends (same Philox draws for epsilon and
+// binarization): the parameters agree to the rounding of 12 Adam steps.
+static void test_training_run_parity(void) {
+    TrainingResult ref = run_training(cpu, false, MODEL_VAE, EPSILON_FUSED);
+    TrainingResult got = run_training(gpu, true, MODEL_VAE, EPSILON_FUSED);
+    if (!ref.params || !got.params) return;
+    CHECK(memcmp(&ref.state, &got.state, sizeof ref.state) == 0, "step state cpu != cuda");
+    size_t P = ref.n_params, loose = 0, wrong = 0;
+    const double lr = 1e-3, steps = 12;
+    for (size_t i = 0; i < P; i++) {
+        if (!test_close(got.params[i], ref.params[i], 1e-3, 1e-4)) loose++;
+        if (!test_close(got.params[i], ref.params[i], 0.0, 2.0 * steps * lr + 1e-5)) wrong++;
+    }
+    CHECK(loose <= P / 1000 + 5, "%zu of %zu params beyond rtol 1e-3 atol 1e-4", loose, P);
+    CHECK(wrong == 0, "%zu params beyond 2 * steps * lr", wrong);
+    CHECK(test_close(got.loss[0], ref.loss[0], 1e-4, 1e-3), "accumulated rec %.9g vs %.9g", got.loss[0],
+          ref.loss[0]);
+    training_result_free(&ref);
+    training_result_free(&got);
+}
+
 // ---- main -------------------------------------------------------------------
 
 typedef struct {
@@ -969,7 +1231,8 @@ static void test_cuda_required(void) {
 static const TestCase test_cases[] = {
     {"cuda_ops_complete", test_ops_complete},
     {"cuda_memory", test_cuda_memory},
-    {"cuda_random_fills", test_cuda_random_fills},
+    {"parity_random_streams", test_random_streams},
+    {"parity_step_state", test_step_state},
     {"parity_gemm", test_gemm},
     {"parity_gather_batch", test_gather_batch},
     {"parity_gather_onehot", test_gather_onehot},
@@ -993,6 +1256,9 @@ static const TestCase test_cases[] = {
     {"parity_model_cvae_relu_bce", test_model_cvae_relu_bce},
     {"parity_model_vae_free_bits", test_model_vae_free_bits},
     {"parity_model_vae_capacity", test_model_vae_capacity},
+    {"cuda_graph_equals_eager_vae", test_graph_equals_eager_vae},
+    {"cuda_graph_equals_eager_cvae_stored", test_graph_equals_eager_cvae_stored},
+    {"parity_training_run", test_training_run_parity},
 };
 
 int main(void) {

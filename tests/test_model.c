@@ -4,6 +4,7 @@
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
 #include "cuvae/model.h"
+#include "cuvae/step.h"
 #include "cuvae/rng.h"
 #include "test.h"
 
@@ -85,14 +86,15 @@ static void gradient_check_scheduled(Config cfg, KlSchedule kl, const char *labe
     x[0] = 0.0f; x[1] = 1.0f;
     for (int i = 0; i < 9; i++) eps[i] = rng_normal(&rng);
     cpu->upload(cpu, m.x, x, sizeof x);
-    if (m.variational) cpu->upload(cpu, m.eps, eps, sizeof eps);
+    if (m.variational) cpu->upload(cpu, model_eps_buffer(&m), eps, sizeof eps);
     if (m.onehot) {
         uint8_t labels[3] = {2, 0, 2};
-        cpu->gather_onehot(cpu, m.onehot, labels, NULL, 0, B, m.n_classes);
+        cpu->gather_onehot(cpu, m.onehot, labels, NULL, 0, NULL, B, m.n_classes);
     }
 
     model_forward(&m, B, EPS_GIVEN);
-    model_backward_scheduled(&m, B, (float)cfg.loss.w_rec, kl);
+    model_set_kl_schedule(&m, kl);
+    model_backward_scheduled(&m, B, (float)cfg.loss.w_rec);
     float *grads = xmalloc(m.n_params * sizeof(float));
     float *params = xmalloc(m.n_params * sizeof(float));
     cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
@@ -237,7 +239,8 @@ static void test_adam_steps_lower_loss(void) {
     float x[18];
     for (int i = 0; i < 18; i++) x[i] = (i % 3 == 0) ? 1.0f : 0.0f;
     cpu->upload(cpu, m.x, x, sizeof x);
-    cpu->zero(cpu, m.eps, 9 * sizeof(float));
+    cpu->zero(cpu, model_eps_buffer(&m), 9 * sizeof(float));
+    model_set_learning_rate(&m, 1e-2f);
     KlSchedule plain;
     memset(&plain, 0, sizeof plain);
     plain.weight = 0.7f;
@@ -246,7 +249,9 @@ static void test_adam_steps_lower_loss(void) {
         model_forward(&m, 3, EPS_GIVEN);
         model_backward(&m, 3, 1.3f, 0.7f);
         model_accumulate_loss(&m, 3);
-        model_adam_step(&m, 1e-2f);
+        cpu->step_begin(cpu, m.state, m.plan);
+        model_adam_step(&m);
+        cpu->step_end(cpu, m.state, m.plan, 3);
     }
     double last = full_loss(&m, 3, plain);
     double rec, kl, count;
@@ -254,6 +259,68 @@ static void test_adam_steps_lower_loss(void) {
     CHECK(count == 600, "accumulated %g examples", count);
     CHECK(last < 0.5 * first, "200 Adam steps: loss %g -> %g", first, last);
     model_destroy(&m);
+}
+
+// Runs `steps` training steps of the shared step sequence (step.c) on a tiny
+// data set (10 examples, batches 4, 4, 2 per epoch, dynamic binarization,
+// free bits), returning the parameters and the step state.
+static void run_training_steps(EpsilonMode mode, int steps, float *params, StepState *state,
+                               double *examples) {
+    Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    cfg.train.epsilon = mode;
+    cfg.data.binarize = BINARIZE_DYNAMIC;
+    cfg.loss.free_bits = 0.05;
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 3);
+    enum { N = 10, D = 6 };
+    uint8_t *images = cpu->alloc(cpu, N * D);
+    int32_t *perm = cpu->alloc(cpu, N * sizeof(int32_t));
+    Rng rng;
+    rng_init(&rng, 21, 4);
+    for (int i = 0; i < N * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 0xff);
+    rng_permutation(&rng, perm, N);
+    model_begin_training(&m, 3, 1e-2f);
+    TrainStep t = {.model = &m, .images = images, .labels = NULL, .perm = perm, .w_rec = 1.3f};
+    for (int k = 0; k < steps; k++) train_step_run(&t, k % 3 == 2 ? 2 : 4);
+    train_step_release(&t);
+    model_get_params(&m, params);
+    model_read_step_state(&m, state);
+    double rec, kl;
+    model_read_loss(&m, &rec, &kl, examples);
+    cpu->free(cpu, images);
+    cpu->free(cpu, perm);
+    model_destroy(&m);
+}
+
+// train.epsilon fused (drawn in the kernels, regenerated in backward) and stored
+// (drawn into a buffer) are the same computation: bit-identical after 7 steps.
+static void test_training_step_fused_equals_stored(void) {
+    Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    Model probe;
+    char err[256];
+    model_create(&probe, &cfg, cpu, 4, err, sizeof err);
+    size_t n = probe.n_params;
+    float *init = xmalloc(n * sizeof(float));
+    model_init_params(&probe, 3);
+    model_get_params(&probe, init);
+    model_destroy(&probe);
+    float *fused = xmalloc(n * sizeof(float)), *stored = xmalloc(n * sizeof(float));
+    StepState fused_state, stored_state;
+    double fused_examples, stored_examples;
+    run_training_steps(EPSILON_FUSED, 7, fused, &fused_state, &fused_examples);
+    run_training_steps(EPSILON_STORED, 7, stored, &stored_state, &stored_examples);
+    CHECK(memcmp(fused, stored, n * sizeof(float)) == 0, "parameters: fused == stored");
+    CHECK(memcmp(fused, init, n * sizeof(float)) != 0, "the steps changed the parameters");
+    CHECK(fused_state.step == 7 && stored_state.step == 7, "7 steps counted on the device");
+    CHECK(fused_examples == 4 + 4 + 2 + 4 + 4 + 2 + 4, "examples accumulated: %g", fused_examples);
+    CHECK(fused_state.eps_offset == 24 * 3, "eps draws advanced by rows * L: %llu",
+          (unsigned long long)fused_state.eps_offset);
+    CHECK(fused_state.uniform_offset == 24 * 6, "binarization draws advanced by rows * D");
+    free(init);
+    free(fused);
+    free(stored);
 }
 
 int main(void) {
@@ -269,6 +336,7 @@ int main(void) {
     test_run("kl_schedule_values", test_kl_schedule_values);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
+    test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
     cpu->destroy(cpu);
     return test_finish("test_model");
 }

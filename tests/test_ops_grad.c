@@ -3,7 +3,9 @@
 // that reference.
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
+#include "cuvae/philox.h"
 #include "cuvae/rng.h"
+#include "cuvae/step_state.h"
 #include "test.h"
 
 #include <stdlib.h>
@@ -135,13 +137,20 @@ static double reparam_kl_objective(const double *h, const float *eps, const floa
     return F;
 }
 
+static EpsSource eps_from(const float *buffer) {
+    EpsSource e;
+    memset(&e, 0, sizeof e);
+    e.buffer = buffer;
+    return e;
+}
+
 static void test_reparam_and_kl_gradients(void) {
     const int B = 3, L = 5;
     float *h = random_floats((size_t)B * 2 * L, -1.5f, 1.5f);
     float *eps = random_floats((size_t)B * L, -2, 2);
     float *dz = random_floats((size_t)B * L, -1, 1);
     float z[15], dh[30], kl_row[3];
-    cpu->reparam_forward(cpu, z, h, eps, B, L);
+    cpu->reparam_forward(cpu, z, h, eps_from(eps), B, L);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < L; j++) {
             double want = h[b * 2 * L + j] + exp(0.5 * h[b * 2 * L + L + j]) * eps[b * L + j];
@@ -150,7 +159,7 @@ static void test_reparam_and_kl_gradients(void) {
     const float kl_scale = 0.37f;
     float kl_coef[5], ones[5];
     for (int j = 0; j < L; j++) { kl_coef[j] = kl_scale; ones[j] = 1.0f; }
-    cpu->kl_reparam_backward(cpu, dh, kl_row, h, eps, dz, B, L, kl_coef);
+    cpu->kl_reparam_backward(cpu, dh, kl_row, h, eps_from(eps), dz, B, L, kl_coef);
     double hd[30], kl_ref[3];
     for (int i = 0; i < B * 2 * L; i++) hd[i] = h[i];
     reparam_kl_objective(hd, eps, dz, B, L, kl_scale, kl_ref);
@@ -169,14 +178,14 @@ static void test_reparam_and_kl_gradients(void) {
     }
     // KL-only (dz, eps NULL) and forward-only (dh NULL) forms
     float dh2[30], kl2[3];
-    cpu->kl_reparam_backward(cpu, dh2, kl2, h, NULL, NULL, B, L, ones);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, eps_from(NULL), NULL, B, L, ones);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < L; j++) {
             double mu = h[b * 2 * L + j], lv = h[b * 2 * L + L + j];
             CHECK(test_close(dh2[b * 2 * L + j], mu, 1e-6, 1e-7), "KL-only dmu");
             CHECK(test_close(dh2[b * 2 * L + L + j], 0.5 * (exp(lv) - 1), 1e-5, 1e-7), "KL-only dlogvar");
         }
-    cpu->kl_reparam_backward(cpu, NULL, kl2, h, NULL, NULL, B, L, NULL);
+    cpu->kl_reparam_backward(cpu, NULL, kl2, h, eps_from(NULL), NULL, B, L, NULL);
     for (int b = 0; b < B; b++) CHECK(test_close(kl2[b], kl_ref[b], 1e-5, 1e-6), "forward-only kl");
     // per-dimension statistics add up to the per-row KL
     float dim_sum[5];
@@ -241,13 +250,17 @@ static void test_kl_coefficients_are_derivatives(void) {
     const int B = 4, L = 6;
     float dim_sum[6] = {0.4f, 2.0f, 0.05f, 1.2f, 0.0f, 3.0f};   // batch sums
     float coef[6];
+    StepState state;
+    memset(&state, 0, sizeof state);
     KlSchedule s;
     memset(&s, 0, sizeof s);
     s.weight = 0.8f;
-    cpu->kl_coefficients(cpu, coef, NULL, B, L, s);
+    state.kl = s;
+    cpu->kl_coefficients(cpu, coef, NULL, B, L, &state);
     for (int j = 0; j < L; j++) CHECK(coef[j] == 0.8f / B, "plain coefficient");
     s.free_bits = 0.25f;   // per-dim means: .1 .5 .0125 .3 0 .75
-    cpu->kl_coefficients(cpu, coef, dim_sum, B, L, s);
+    state.kl = s;
+    cpu->kl_coefficients(cpu, coef, dim_sum, B, L, &state);
     for (int j = 0; j < L; j++) {
         // d/dKL_bj of w * max(fb, sum_b KL_bj / B), by a one-sided difference into the active side
         double mean = dim_sum[j] / B, step = 1e-4;
@@ -261,7 +274,8 @@ static void test_kl_coefficients_are_derivatives(void) {
     for (int j = 0; j < L; j++) total += dim_sum[j];
     for (int side = 0; side < 2; side++) {
         s.capacity_target = (float)(total / B + (side ? 0.5 : -0.5));
-        cpu->kl_coefficients(cpu, coef, dim_sum, B, L, s);
+        state.kl = s;
+        cpu->kl_coefficients(cpu, coef, dim_sum, B, L, &state);
         double step = 1e-4;
         double f0 = s.capacity_gamma * fabs(total / B - s.capacity_target);
         double f1 = s.capacity_gamma * fabs((total + step) / B - s.capacity_target);
@@ -275,10 +289,17 @@ static void test_gather_onehot(void) {
     uint8_t labels[5] = {3, 0, 9, 1, 3};
     int32_t perm[5] = {2, 4, 0, 1, 3};
     float onehot[30];
-    cpu->gather_onehot(cpu, onehot, labels, perm, 1, 3, 10);
+    cpu->gather_onehot(cpu, onehot, labels, perm, 1, NULL, 3, 10);
     for (int b = 0; b < 3; b++)
         for (int c = 0; c < 10; c++)
             CHECK(onehot[b * 10 + c] == (labels[perm[1 + b]] == c ? 1.0f : 0.0f), "onehot[%d,%d]", b, c);
+    // the step state's batch start adds to start
+    StepState state;
+    memset(&state, 0, sizeof state);
+    state.batch_start = 1;
+    cpu->gather_onehot(cpu, onehot, labels, perm, 0, &state, 3, 10);
+    for (int b = 0; b < 3; b++)
+        CHECK(onehot[b * 10 + labels[perm[1 + b]]] == 1.0f, "onehot with state row %d", b);
 }
 
 static void test_importance_log_weight(void) {
@@ -308,20 +329,120 @@ static void test_gather_batch(void) {
     for (int i = 0; i < N * D; i++) data[i] = (uint8_t)(i * 8);
     int32_t perm[6] = {4, 1, 5, 0, 2, 3};
     float x[15];
-    cpu->gather_batch(cpu, x, data, perm, 2, B, D, NULL);
+    cpu->gather_batch(cpu, x, data, perm, 2, NULL, B, D, false, 0);
     for (int b = 0; b < B; b++)
         for (int d = 0; d < D; d++)
             CHECK(x[b * D + d] == data[perm[2 + b] * D + d] / 255.0f, "gather perm [%d,%d]", b, d);
-    cpu->gather_batch(cpu, x, data, NULL, 1, B, D, NULL);
+    cpu->gather_batch(cpu, x, data, NULL, 1, NULL, B, D, false, 0);
     CHECK(x[0] == data[5] / 255.0f, "gather identity");
-    float u[15];
-    for (int i = 0; i < 15; i++) u[i] = 0.5f;
-    cpu->gather_batch(cpu, x, data, perm, 0, B, D, u);
+    // rows from the step state; binarized against uniform draws at its offset
+    StepState state;
+    memset(&state, 0, sizeof state);
+    state.batch_start = 2;
+    state.uniform_offset = 1000;
+    cpu->gather_batch(cpu, x, data, perm, 0, &state, B, D, true, 99);
+    int ones = 0;
     for (int b = 0; b < B; b++)
         for (int d = 0; d < D; d++) {
-            float p = data[perm[b] * D + d] / 255.0f;
-            CHECK(x[b * D + d] == (0.5f < p ? 1.0f : 0.0f), "binarized gather");
+            float p = data[perm[2 + b] * D + d] / 255.0f;
+            float u = philox_uniform_at(99, 1000 + (uint64_t)(b * D + d));
+            CHECK(x[b * D + d] == (u < p ? 1.0f : 0.0f), "binarized gather [%d,%d]", b, d);
+            ones += x[b * D + d] == 1.0f;
         }
+    CHECK(ones > 0 && ones < B * D, "binarization mixes 0 and 1 (%d ones)", ones);
+}
+
+// Random123's known-answer vectors for Philox4x32-10 (kat_vectors): the host
+// rounds must be the standard ones, as cuRAND's device rounds are.
+static void test_philox_known_answers(void) {
+    static const uint32_t cases[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+         0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+         0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+    };
+    for (int k = 0; k < 3; k++) {
+        uint32_t out[4];
+        philox4x32_10(cases[k], cases[k] + 4, out);
+        for (int i = 0; i < 4; i++)
+            CHECK(out[i] == cases[k][6 + i], "case %d word %d: %08x vs %08x", k, i, out[i], cases[k][6 + i]);
+    }
+}
+
+// Epsilon drawn inside the kernels (train.epsilon fused) is the very stream a
+// stored buffer holds: forward and backward agree bit for bit, and the device
+// offset moves the draws.
+static void test_fused_epsilon_equals_stored(void) {
+    const int B = 4, L = 7;
+    float *h = random_floats((size_t)B * 2 * L, -1.5f, 1.5f);
+    float *dz = random_floats((size_t)B * L, -1, 1);
+    float coef[7];
+    for (int j = 0; j < L; j++) coef[j] = 0.1f * (float)(j + 1);
+    uint64_t device_offset = 1234;
+    float stored[28];
+    cpu->fill_normal(cpu, stored, (size_t)B * L, 77, 10, &device_offset);
+    EpsSource fused;
+    memset(&fused, 0, sizeof fused);
+    fused.draw = true;
+    fused.seed = 77;
+    fused.base = 10;
+    fused.offset = &device_offset;
+    float z1[28], z2[28], dh1[56], dh2[56], kl1[4], kl2[4];
+    cpu->reparam_forward(cpu, z1, h, eps_from(stored), B, L);
+    cpu->reparam_forward(cpu, z2, h, fused, B, L);
+    CHECK(memcmp(z1, z2, sizeof z1) == 0, "z: fused == stored");
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(stored), dz, B, L, coef);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, fused, dz, B, L, coef);
+    CHECK(memcmp(dh1, dh2, sizeof dh1) == 0, "dh: fused == stored");
+    CHECK(memcmp(kl1, kl2, sizeof kl1) == 0, "kl_row: fused == stored");
+    device_offset += (uint64_t)B * L;
+    cpu->reparam_forward(cpu, z2, h, fused, B, L);
+    CHECK(memcmp(z1, z2, sizeof z1) != 0, "a new device offset draws new numbers");
+    // no source: z = mu
+    cpu->reparam_forward(cpu, z2, h, eps_from(NULL), B, L);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < L; j++) CHECK(z2[b * L + j] == h[b * 2 * L + j], "z = mu without eps");
+    free(h);
+    free(dz);
+}
+
+// step_begin / step_end: batch rows wrap per epoch, draw offsets advance by the
+// rows of each step, the KL schedule is kl_schedule_at of the epoch position,
+// and Adam's folded bias corrections match the pow() formula.
+static void test_step_state_evolution(void) {
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 3;
+    plan.batch = 8;
+    plan.latent_dim = 5;
+    plan.input_dim = 11;
+    plan.beta1 = 0.9;
+    plan.beta2 = 0.999;
+    plan.kl.w_kl = 2.0;
+    plan.kl.warmup_epochs = 2.0;
+    StepState s;
+    step_state_reset(&s, 0.01f);
+    uint64_t eps_drawn = 0, uniforms_drawn = 0;
+    for (int t = 1; t <= 10; t++) {
+        int rows = (t % 3 == 0) ? 4 : 8;   // the last batch of each epoch is partial
+        cpu->step_begin(cpu, &s, plan);
+        CHECK(s.batch_start == ((t - 1) % 3) * 8, "step %d batch_start %d", t, s.batch_start);
+        CHECK(s.eps_offset == eps_drawn && s.uniform_offset == uniforms_drawn, "step %d offsets", t);
+        KlSchedule want = kl_schedule_at(plan.kl, (t - 1) / 3.0);
+        CHECK(s.kl.weight == want.weight, "step %d kl weight %g vs %g", t, s.kl.weight, want.weight);
+        double step_size = 0.01f / (1.0 - pow(0.9, t));
+        double sqrt_bc2 = sqrt(1.0 - pow(0.999, t));
+        CHECK(test_close(s.adam_step_size, step_size, 1e-6, 0), "step %d adam step size %g vs %g", t,
+              s.adam_step_size, step_size);
+        CHECK(test_close(s.adam_sqrt_bc2, sqrt_bc2, 1e-6, 0), "step %d sqrt bc2", t);
+        cpu->step_end(cpu, &s, plan, rows);
+        eps_drawn += (uint64_t)rows * 5;
+        uniforms_drawn += (uint64_t)rows * 11;
+        CHECK(s.step == t, "step counter");
+    }
+    CHECK(kl_schedule_at(plan.kl, 1.0).weight == 1.0f, "warmup half way: %g", kl_schedule_at(plan.kl, 1.0).weight);
+    CHECK(kl_schedule_at(plan.kl, 3.0).weight == 2.0f, "warmup done");
 }
 
 static void test_accumulate_loss(void) {
@@ -339,9 +460,20 @@ static void test_adam_matches_pytorch_formula(void) {
     double pd[7], md[7] = {0}, vd[7] = {0};
     for (int i = 0; i < n; i++) pd[i] = p[i];
     const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    // the bias corrections come from the step state, advanced like a training run
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 3;
+    plan.batch = 1;
+    plan.beta1 = b1;
+    plan.beta2 = b2;
+    StepState state;
+    step_state_reset(&state, (float)lr);
     for (int t = 1; t <= steps; t++) {
         float *g = random_floats(n, -1, 1);
-        cpu->adam_update(cpu, p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, t);
+        cpu->step_begin(cpu, &state, plan);
+        cpu->adam_update(cpu, p, g, m, v, n, &state, (float)b1, (float)b2, (float)eps);
+        cpu->step_end(cpu, &state, plan, 1);
         for (int i = 0; i < n; i++) {
             md[i] = b1 * md[i] + (1 - b1) * g[i];
             vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
@@ -356,11 +488,15 @@ static void test_adam_matches_pytorch_formula(void) {
 
 static void test_rng_streams(void) {
     float a[1000], b[1000], c[10];
-    cpu->fill_normal(cpu, a, 1000, 42, 0);
-    cpu->fill_normal(cpu, b, 1000, 42, 0);
-    cpu->fill_normal(cpu, c, 10, 42, 500);
+    cpu->fill_normal(cpu, a, 1000, 42, 0, NULL);
+    cpu->fill_normal(cpu, b, 1000, 42, 0, NULL);
+    cpu->fill_normal(cpu, c, 10, 42, 500, NULL);
     CHECK(memcmp(a, b, sizeof a) == 0, "same seed, same draws");
     CHECK(memcmp(a + 500, c, sizeof c) == 0, "offset continues the stream");
+    uint64_t device_offset = 400;   // a "device" offset adds to the host one
+    cpu->fill_normal(cpu, c, 10, 42, 100, &device_offset);
+    CHECK(memcmp(a + 500, c, sizeof c) == 0, "device offset adds to the host offset");
+    for (int i = 0; i < 1000; i++) CHECK(a[i] == philox_normal_at(42, (uint64_t)i), "fill_normal is philox_normal_at");
     double mean = 0, var = 0;
     for (int i = 0; i < 1000; i++) mean += a[i];
     mean /= 1000;
@@ -368,7 +504,7 @@ static void test_rng_streams(void) {
     var /= 999;
     CHECK(fabs(mean) < 0.12 && fabs(var - 1) < 0.15, "normal moments: mean %g var %g", mean, var);
     float u[1000];
-    cpu->fill_uniform(cpu, u, 1000, 7, 0);
+    rng_fill_uniform(u, 1000, 7, 0);
     double umin = 1, umax = 0;
     for (int i = 0; i < 1000; i++) { if (u[i] < umin) umin = u[i]; if (u[i] > umax) umax = u[i]; }
     CHECK(umin > 0 && umax <= 1 && umin < 0.01 && umax > 0.99, "uniform range %g..%g", umin, umax);
@@ -438,6 +574,9 @@ int main(void) {
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
     test_run("rng_streams", test_rng_streams);
+    test_run("philox_known_answers", test_philox_known_answers);
+    test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);
+    test_run("step_state_evolution", test_step_state_evolution);
     test_run("subnormals_flushed", test_subnormals_flushed);
     test_run("bce_accuracy_dense", test_bce_accuracy_dense);
     cpu->destroy(cpu);

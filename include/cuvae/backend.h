@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "cuvae/config.h"
+#include "cuvae/philox.h"      // EpsSource
+#include "cuvae/step_state.h"
 
 // Reconstruction loss forms (chosen from model.output + loss.reconstruction).
 typedef enum {
@@ -22,15 +24,11 @@ typedef enum {
     RECLOSS_MSE_IDENTITY,     // out = y: l = (y - x)^2; dl/dy = 2(y - x)
 } RecLoss;
 
-// How the KL term enters the loss this step (values computed on the host from
-// the step counter; the batch statistics they need stay on the device).
+// Backend-wide settings taken from the config (train.*).
 typedef struct {
-    float weight;             // w_kl (after warmup) when capacity is off
-    float free_bits;          // per-dimension floor in nats (0 = off)
-    int capacity;             // 1: gamma * |KL_batch_mean - target| replaces weight * KL
-    float capacity_target;    // C at this step, nats
-    float capacity_gamma;
-} KlSchedule;
+    Precision precision;      // GEMM precision: fp32 (true fp32, the default) | tf32
+    bool cuda_graphs;         // capture each distinct step once and replay it
+} BackendOptions;
 
 typedef struct Backend Backend;
 struct Backend {
@@ -56,19 +54,39 @@ struct Backend {
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
+    // ---- settings and the training step ---------------------------------
+    void (*configure)(Backend *be, const BackendOptions *options);
+
+    // The per-step values (step_state.h), on the device: step_state_begin /
+    // step_state_end run there (one thread on CUDA), never on the host.
+    void (*step_begin)(Backend *be, StepState *state, StepPlan plan);
+    void (*step_end)(Backend *be, StepState *state, StepPlan plan, int rows);
+
+    // Runs the ops enqueue(ctx) issues. With options.cuda_graphs the CUDA
+    // backend captures them into a graph the first time a key is seen and
+    // replays that graph afterwards; so enqueue must issue the same ops with the
+    // same arguments every time for a key, and no host<->device transfer. The
+    // CPU backend just calls enqueue.
+    // Graphs are kept per (ctx, key); drop_steps(ctx) releases those of ctx
+    // (call it before ctx or the buffers its ops use go away).
+    void (*run_step)(Backend *be, int key, void (*enqueue)(void *ctx), void *ctx);
+    void (*drop_steps)(Backend *be, const void *ctx);
+
     // ---- random numbers ---------------------------------------------------
-    // out[i] = draw number (offset + i) of the stream named by seed. The CPU and
-    // CUDA streams differ (CPU: cuvae Philox; CUDA: cuRAND Philox); parity tests
-    // feed both the same uploaded epsilon instead.
-    void (*fill_normal)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset);
-    void (*fill_uniform)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset);  // in (0, 1]
+    // out[i] = philox_normal_at(seed, offset + base + i) (philox.h), with
+    // base = *device_offset when device_offset != NULL, else 0. Both backends
+    // draw the same numbers (to the last bit of logf / cosf).
+    void (*fill_normal)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                        const uint64_t *device_offset);
 
     // ---- fused ops (one kernel each on CUDA) ------------------------------
-    // x (B, D) = data[row] / 255.0f (an IEEE division) with row = perm ? perm[start + b] : start + b.
-    // data (N, D) uint8 resident on the device; perm (N) int32.
-    // If uniform (B, D) != NULL the pixel is binarized: x = (uniform < p) ? 1 : 0.
+    // x (B, D) = data[row] / 255.0f (an IEEE division), row = perm ? perm[r] : r,
+    // r = start + (state ? state->batch_start : 0) + b. data (N, D) uint8 resident on
+    // the device; perm (N) int32. With binarize the pixel is drawn: x = (u < p) ? 1 : 0,
+    // u = philox_uniform_at(binarize_seed, (state ? state->uniform_offset : 0) + b D + d).
     void (*gather_batch)(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
-                         int start, int B, int D, const float *uniform);
+                         int start, const StepState *state, int B, int D, bool binarize,
+                         uint64_t binarize_seed);
 
     // y (B, N) = act(y + bias (N)), in place.
     void (*bias_activation_forward)(Backend *be, float *y, const float *bias, int B, int N,
@@ -79,30 +97,30 @@ struct Backend {
     // dbias (N) = sum over b of dy (B, N). Overwrites. Fixed summation order.
     void (*bias_grad)(Backend *be, float *dbias, const float *dy, int B, int N);
 
-    // h (B, 2L) holds [mu | logvar] per row; eps (B, L).
+    // h (B, 2L) holds [mu | logvar] per row; eps (B, L) from the source.
     // z (B, L) = mu + exp(0.5 * logvar) * eps
-    void (*reparam_forward)(Backend *be, float *z, const float *h, const float *eps, int B, int L);
+    void (*reparam_forward)(Backend *be, float *z, const float *h, EpsSource eps, int B, int L);
 
     // KL reduction fused with its gradient and the reparametrization backward.
     // kl_row (B)  = 0.5 * sum_j (mu^2 + exp(lv) - 1 - lv)             (always written)
     // if dh (B, 2L) != NULL, with c = kl_coef (L) = d(loss)/d(KL_bj) per dimension:
     //   dh[b, j]     = dz[b, j]                                + c[j] * mu
     //   dh[b, L + j] = dz[b, j] * eps[b, j] * 0.5 * exp(0.5 lv) + c[j] * 0.5 * (exp(lv) - 1)
-    // dz (B, L) and eps may be NULL (treated as 0: KL-only gradient).
+    // dz (B, L) may be NULL and eps empty (treated as 0: KL-only gradient).
     void (*kl_reparam_backward)(Backend *be, float *dh, float *kl_row, const float *h,
-                                const float *eps, const float *dz, int B, int L,
+                                EpsSource eps, const float *dz, int B, int L,
                                 const float *kl_coef);
 
     // kl_dim_sum (L) = sum over b of 0.5 * (mu^2 + exp(lv) - 1 - lv). Overwrites. Fixed order.
     void (*kl_statistics)(Backend *be, float *kl_dim_sum, const float *h, int B, int L);
 
-    // kl_coef (L) from the schedule, all on the device (kl_dim_sum may be NULL
-    // when neither free bits nor capacity is on):
+    // kl_coef (L) from the schedule state->kl, all on the device (kl_dim_sum may
+    // be NULL when neither free bits nor capacity is on):
     //   capacity:  c_j = gamma * sign(sum_j kl_dim_sum_j / B - target) / B
     //   free bits: c_j = (kl_dim_sum_j / B > free_bits) ? weight / B : 0
     //   plain:     c_j = weight / B
     void (*kl_coefficients)(Backend *be, float *kl_coef, const float *kl_dim_sum, int B, int L,
-                            KlSchedule schedule);
+                            const StepState *state);
 
     // Reconstruction loss and its gradient in one pass over out (B, D) and x (B, D):
     // rec_row (B)   = pixel_weight * sum_d l(out[b, d], x[b, d])          (always written)
@@ -112,9 +130,9 @@ struct Backend {
                                 const float *x, int B, int D, RecLoss kind,
                                 float pixel_weight, float grad_scale);
 
-    // onehot (B, C) = one-hot of labels[row], row = perm ? perm[start + b] : start + b.
+    // onehot (B, C) = one-hot of labels[row], row as in gather_batch.
     void (*gather_onehot)(Backend *be, float *onehot, const uint8_t *labels, const int32_t *perm,
-                          int start, int B, int C);
+                          int start, const StepState *state, int B, int C);
 
     // Importance log-weight per row: log p(x|z) + log p(z) - log q(z|x) with
     // log p(x|z) = rec_scale * rec_row + rec_const and z = mu + exp(lv / 2) eps:
@@ -127,11 +145,12 @@ struct Backend {
     // acc (3) is double, on the device; deterministic summation order.
     void (*accumulate_loss)(Backend *be, double *acc, const float *rec_row, const float *kl_row, int B);
 
-    // Adam (PyTorch semantics, no weight decay) over n floats of a flat arena, step >= 1:
+    // Adam (PyTorch semantics, no weight decay) over n floats of a flat arena,
+    // the bias corrections from state (step_begin): per element, in fp32,
     // m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
-    // p -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
+    // p -= state->adam_step_size * (m / (sqrt(v) / state->adam_sqrt_bc2 + eps))
     void (*adam_update)(Backend *be, float *params, const float *grads, float *m, float *v,
-                        size_t n, float lr, float beta1, float beta2, float eps, int step);
+                        size_t n, const StepState *state, float beta1, float beta2, float eps);
 };
 
 Backend *backend_cpu_create(void);
@@ -149,6 +168,9 @@ void backend_cpu_select_blas_kernels(char **argv);
 bool backend_cuda_compiled(void);
 // NULL (and err filled) when not compiled in or no usable GPU.
 Backend *backend_cuda_create(char *err, size_t errlen);
+
+// Applies cfg's train.precision and train.cuda_graph to be.
+void backend_configure_from(Backend *be, const Config *cfg);
 
 // device: auto -> CUDA when usable else CPU (printing one line on stderr saying why);
 // cpu -> CPU; cuda -> CUDA or NULL with a clear error.

@@ -18,6 +18,8 @@ typedef enum { REDUCTION_SUM = 0, REDUCTION_MEAN } Reduction;
 typedef enum { BINARIZE_NONE = 0, BINARIZE_DYNAMIC, BINARIZE_STATIC } Binarize;
 typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } DeviceChoice;
 typedef enum { LR_CONSTANT = 0, LR_BURDA } LrSchedule;
+typedef enum { PRECISION_FP32 = 0, PRECISION_TF32, PRECISION_BF16 } Precision;
+typedef enum { EPSILON_FUSED = 0, EPSILON_STORED } EpsilonMode;
 
 typedef struct {
     char name[128];            // "name"
@@ -69,6 +71,11 @@ typedef struct {
         int log_interval;      // steps between progress reads of the device loss (default 100)
         int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
         LrSchedule lr_schedule;  // constant | burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7)
+        Precision precision;   // fp32 (default) | tf32 (CUDA GEMMs on TF32 tensor cores);
+                               // bf16 is recognised but refused: not implemented yet
+        EpsilonMode epsilon;   // fused (default): drawn inside the reparam kernels, regenerated
+                               // in backward | stored: drawn into a (B, L) buffer first
+        bool cuda_graph;       // capture the training step in a CUDA graph (default true)
     } train;
 
     struct {

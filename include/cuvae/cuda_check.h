@@ -1,7 +1,7 @@
-// cuda_check.h: error-checking macros for the CUDA runtime, cuBLAS and cuRAND.
+// cuda_check.h: error-checking macros for the CUDA runtime and cuBLAS.
 // Each prints "file:line: <what failed>: <error string>" on stderr and exits(1).
 // Usable from C (gcc) and CUDA C++ (nvcc). CUBLAS_CHECK needs <cublas_v2.h>
-// and CURAND_CHECK <curand.h> included before it is used.
+// included before it is used.
 #ifndef CUVAE_CUDA_CHECK_H
 #define CUVAE_CUDA_CHECK_H
 
@@ -25,18 +25,6 @@
         if (cublas_check_status_ != CUBLAS_STATUS_SUCCESS) {                          \
             fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,             \
                     cublasGetStatusString(cublas_check_status_));                     \
-            exit(1);                                                                  \
-        }                                                                             \
-    } while (0)
-
-// cuRAND has no status-to-string function: the numeric curandStatus_t is printed
-// (see curand.h, e.g. 105 = CURAND_STATUS_LENGTH_NOT_MULTIPLE).
-#define CURAND_CHECK(call)                                                            \
-    do {                                                                              \
-        curandStatus_t curand_check_status_ = (call);                                 \
-        if (curand_check_status_ != CURAND_STATUS_SUCCESS) {                          \
-            fprintf(stderr, "%s:%d: %s: curand error %d\n", __FILE__, __LINE__, #call, \
-                    (int)curand_check_status_);                                       \
             exit(1);                                                                  \
         }                                                                             \
     } while (0)

@@ -10,16 +10,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cuda_runtime_api.h>
+#include "cuvae/philox.h"       // EpsSource
+#include "cuvae/step_state.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// x (B, D) = data[row] / 255.0f, row = perm ? perm[start + b] : start + b.
-// data (N, D) uint8, perm (N) int32 or NULL, uniform (B, D) or NULL
-// (when given: x = uniform < p ? 1 : 0).
+// step_state_begin / step_state_end (step_state.h) on the device, one thread.
+void launch_step_begin(StepState *state, StepPlan plan, cudaStream_t stream);
+void launch_step_end(StepState *state, StepPlan plan, int rows, cudaStream_t stream);
+
+// out (n) = philox_normal_at(seed, offset + (device_offset ? *device_offset : 0) + i).
+void launch_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset,
+                        const uint64_t *device_offset, cudaStream_t stream);
+
+// x (B, D) = data[row] / 255.0f, row = perm ? perm[r] : r, r = start + state->batch_start + b
+// (state may be NULL: 0). data (N, D) uint8, perm (N) int32 or NULL. binarize: x = u < p ? 1 : 0,
+// u = philox_uniform_at(binarize_seed, state->uniform_offset + b D + d).
 void launch_gather_batch(float *x, const uint8_t *data, const int32_t *perm, int start,
-                         int B, int D, const float *uniform, cudaStream_t stream);
+                         const StepState *state, int B, int D, int binarize,
+                         uint64_t binarize_seed, cudaStream_t stream);
 
 // y (B, N) = act(y + bias (N)), in place. act is an Activation (config.h).
 void launch_bias_activation_forward(float *y, const float *bias, int B, int N, int act,
@@ -32,24 +43,23 @@ void launch_activation_backward(float *dy, const float *y, int B, int N, int act
 // dbias (N) = sum over rows of dy (B, N). Fixed summation order (deterministic).
 void launch_bias_grad(float *dbias, const float *dy, int B, int N, cudaStream_t stream);
 
-// z (B, L) = mu + expf(0.5f * logvar) * eps, with h (B, 2L) = [mu | logvar], eps (B, L).
-void launch_reparam_forward(float *z, const float *h, const float *eps, int B, int L,
+// z (B, L) = mu + expf(0.5f * logvar) * eps, with h (B, 2L) = [mu | logvar], eps from its source.
+void launch_reparam_forward(float *z, const float *h, EpsSource eps, int B, int L,
                             cudaStream_t stream);
 
-// kl_row (B) always; dh (B, 2L) if not NULL; eps (B, L) and dz (B, L) may be NULL.
+// kl_row (B) always; dh (B, 2L) if not NULL; dz (B, L) may be NULL, eps empty.
 // kl_coef (L) = d(loss)/d(KL_bj) per dimension, read only when dh is not NULL.
-void launch_kl_reparam_backward(float *dh, float *kl_row, const float *h, const float *eps,
+void launch_kl_reparam_backward(float *dh, float *kl_row, const float *h, EpsSource eps,
                                 const float *dz, int B, int L, const float *kl_coef,
                                 cudaStream_t stream);
 
 // kl_dim_sum (L) = sum over rows of 0.5 (mu^2 + exp(lv) - 1 - lv), h (B, 2L). Fixed order.
 void launch_kl_statistics(float *kl_dim_sum, const float *h, int B, int L, cudaStream_t stream);
 
-// kl_coef (L) from a KlSchedule (backend.h), its fields passed one by one; kl_dim_sum (L)
+// kl_coef (L) from the schedule state->kl (device memory); kl_dim_sum (L)
 // may be NULL when neither capacity nor free_bits > 0. One block.
-void launch_kl_coefficients(float *kl_coef, const float *kl_dim_sum, int B, int L, float weight,
-                            float free_bits, int capacity, float capacity_target,
-                            float capacity_gamma, cudaStream_t stream);
+void launch_kl_coefficients(float *kl_coef, const float *kl_dim_sum, int B, int L,
+                            const StepState *state, cudaStream_t stream);
 
 // logw (B) = rec_scale * rec_row + rec_const + sum_j (-0.5 z^2 + 0.5 eps^2 + 0.5 lv),
 // z = mu + exp(0.5 lv) eps; h (B, 2L), eps (B, L).
@@ -57,9 +67,9 @@ void launch_importance_log_weight(float *logw, const float *rec_row, const float
                                   const float *eps, int B, int L, float rec_scale,
                                   float rec_const, cudaStream_t stream);
 
-// onehot (B, C) = one-hot of labels[row] (uint8, N), row = perm ? perm[start + b] : start + b.
+// onehot (B, C) = one-hot of labels[row] (uint8, N), row as in launch_gather_batch.
 void launch_gather_onehot(float *onehot, const uint8_t *labels, const int32_t *perm, int start,
-                          int B, int C, cudaStream_t stream);
+                          const StepState *state, int B, int C, cudaStream_t stream);
 
 // rec_row (B) always; d_out (B, D) if not NULL. kind is a RecLoss (backend.h).
 void launch_reconstruction_loss(float *d_out, float *rec_row, const float *out,
@@ -71,13 +81,13 @@ void launch_reconstruction_loss(float *d_out, float *rec_row, const float *out,
 void launch_accumulate_loss(double *acc, const float *rec_row, const float *kl_row, int B,
                             cudaStream_t stream);
 
-// Adam over n floats. step_size = (float)(lr / (1 - beta1^step)) and
-// sqrt_bc2 = (float)sqrt(1 - beta2^step) are computed by the caller in double.
+// Adam over n floats, step_size = state->adam_step_size and sqrt_bc2 =
+// state->adam_sqrt_bc2 read on the device (step_begin folded them in double).
 // Per element:  m = beta1 * m + (1.0f - beta1) * g
 //               v = beta2 * v + (1.0f - beta2) * g * g
 //               p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
 void launch_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
-                        float beta1, float beta2, float eps, float step_size, float sqrt_bc2,
+                        float beta1, float beta2, float eps, const StepState *state,
                         cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -22,7 +22,9 @@ typedef struct {
 } Layer;
 
 typedef enum {
-    EPS_SAMPLE = 0,   // draw eps from the backend RNG (training, ELBO estimate)
+    EPS_SAMPLE = 0,   // training: draws at the device-resident offset (state->eps_offset),
+                      // in the kernels (train.epsilon fused) or into m->eps first (stored)
+    EPS_DRAW,         // draws at the host offset m->rng_offset, in the kernels (evaluation)
     EPS_GIVEN,        // use model->eps as it is (parity tests, importance sampling)
     EPS_ZERO,         // z = mu (deterministic decode)
 } EpsMode;
@@ -48,14 +50,18 @@ typedef struct {
     size_t n_params;
     float *arena;            // (4 * n_params) on the device
     float *params, *grads, *adam_m, *adam_v;   // views into arena
-    int adam_step;
+    StepState *state;        // (1) on the device: the per-step values (step_state.h)
+    StepPlan plan;           // their constants (model_begin_training sets steps_per_epoch)
+    bool kl_needs_stats;     // capacity or free bits: kl_statistics runs every step
+    EpsSource eps_source;    // where the last forward's epsilon came from (backward reuses it)
 
     int max_batch;
     float *x;                // (B, D) input batch
     float *acts[CUVAE_MAX_LAYERS];   // acts[i] (B, layers[i].out): output of layer i
     float *z;                // (B, L) latent sample (aliases the head output for an AE)
-    float *eps;              // (B, L)
-    float *uniform;          // (B, D) for dynamic binarization, NULL otherwise
+    float *eps;              // (B, L) stored epsilon, allocated on first use (model_eps_buffer)
+    bool binarize;           // dynamic binarization of each training batch
+    uint64_t binarize_seed;
     float *grad_a, *grad_b;  // (B, max width) ping-pong buffers for backward
     float *grad_h;           // (B, 2L) gradient of the head output
     float *onehot;           // (B, C) cvae condition, NULL otherwise
@@ -66,7 +72,7 @@ typedef struct {
     double *loss_acc;        // (3) device: sum rec, sum kl, examples
 
     uint64_t rng_seed;       // seed of the epsilon stream
-    uint64_t rng_offset;     // next unused draw of the epsilon stream
+    uint64_t rng_offset;     // draw index base of EPS_DRAW (evaluation)
 } Model;
 
 // Builds the layer list from cfg, allocates the arena and activations for up to
@@ -87,21 +93,38 @@ void model_loss(Model *m, int B);
 
 // After model_forward: the fused loss + gradient pass and the backward of the
 // training loss mean_b (w_rec * rec + w_kl * KL). Writes rec_row / kl_row like
-// model_loss and fills m->grads. The weights are arguments (warmup schedules).
+// model_loss and fills m->grads. Sets state->kl to a plain weight w_kl first
+// (an upload: not for the training loop).
 void model_backward(Model *m, int B, float w_rec, float w_kl);
-// The same with a KL schedule (warmup weight, capacity, free bits).
-void model_backward_scheduled(Model *m, int B, float w_rec, KlSchedule kl);
+// The same with the KL schedule already in state->kl (step_begin wrote it):
+// warmup weight, capacity, free bits. Device ops only.
+void model_backward_scheduled(Model *m, int B, float w_rec);
+// Writes a KL schedule into state->kl (an upload).
+void model_set_kl_schedule(Model *m, KlSchedule kl);
 
-// The schedule of cfg at a (fractional) epoch position: warmup ramps w_kl,
-// capacity ramps C. epoch_position = completed steps / steps per epoch.
+// The KL plan of a config (loss.*) and its schedule at a (fractional) epoch
+// position = completed steps / steps per epoch (kl_schedule_at, step_state.h).
+KlPlan model_kl_plan(const Config *cfg);
 KlSchedule model_kl_schedule(const Config *cfg, double epoch_position);
+
+// Resets the step state for a run of steps_per_epoch steps an epoch at
+// learning rate lr (uploads: call before the loop).
+void model_begin_training(Model *m, long steps_per_epoch, float lr);
+// The learning rate of the epoch starting now (one 4-byte upload, between steps).
+void model_set_learning_rate(Model *m, float lr);
+// Copies the step state to the host (a download).
+void model_read_step_state(Model *m, StepState *out);
+
+// The stored-epsilon buffer (B, L), allocated the first time it is asked for.
+float *model_eps_buffer(Model *m);
 
 // Adds this batch's rec_row / kl_row to m->loss_acc (on the device).
 void model_accumulate_loss(Model *m, int B);
 // Reads and clears the accumulator: the only host<->device read of a log interval.
 void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count);
 
-void model_adam_step(Model *m, float lr);
+// Adam over the arena with the bias corrections and lr of state (step_begin).
+void model_adam_step(Model *m);
 
 // The decoder's output (B, D): logits (bernoulli) or values (gaussian).
 float *model_output(Model *m);

@@ -1,0 +1,128 @@
+// step_state.h: everything about a training step that changes from one step to
+// the next, kept in device memory so a captured CUDA graph replays exactly an
+// eager step. StepPlan holds the constants (fixed when the graph is captured);
+// StepState the per-step values, advanced on the device by step_begin/step_end.
+//
+// The math below is written once and compiled twice: by gcc for the CPU
+// backend and by nvcc for the one-thread kernels of kernels/step_state.cu
+// (CUVAE_HOST_DEVICE), so both backends evolve the state bit for bit alike
+// (double multiplies, divisions and sqrt are correctly rounded on both).
+#ifndef CUVAE_STEP_STATE_H
+#define CUVAE_STEP_STATE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define CUVAE_HOST_DEVICE __host__ __device__
+#else
+#define CUVAE_HOST_DEVICE
+#endif
+
+// How the KL term enters the loss at one step (read by kl_coefficients).
+typedef struct {
+    float weight;             // w_kl (after warmup) when capacity is off
+    float free_bits;          // per-dimension floor in nats (0 = off)
+    int32_t capacity;         // 1: gamma * |KL_batch_mean - target| replaces weight * KL
+    float capacity_target;    // C at this step, nats
+    float capacity_gamma;
+} KlSchedule;
+
+// The KL schedule of a config (loss.*), as a function of the epoch position.
+typedef struct {
+    double w_kl;
+    double warmup_epochs;     // 0 = off
+    int32_t capacity;         // 0 / 1
+    double capacity_max_nats;
+    double capacity_epochs;
+    double capacity_gamma;
+    double free_bits;
+} KlPlan;
+
+// Constants of a training run (passed by value to the step kernels).
+typedef struct {
+    int64_t steps_per_epoch;
+    int32_t batch;            // full batch: a step's rows start at (step % steps_per_epoch) * batch
+    int32_t latent_dim;       // epsilon draws per row
+    int32_t input_dim;        // binarization draws per row
+    double beta1, beta2;      // Adam, for the bias corrections
+    KlPlan kl;
+} StepPlan;
+
+// Device-resident per-step values. Zero-filled (plus beta powers 1 and the
+// learning rate) before the first step; the host writes only `lr`, at epoch starts.
+typedef struct {
+    int64_t step;             // optimizer steps completed before this one
+    uint64_t eps_offset;      // draw index of this step's first epsilon
+    uint64_t uniform_offset;  // draw index of this step's first binarization uniform
+    double beta1_power;       // beta1^step, beta2^step (running products)
+    double beta2_power;
+    float lr;                 // this epoch's learning rate
+    // written by step_begin for the ops of this step:
+    float adam_step_size;     // lr / (1 - beta1^t), t = step + 1
+    float adam_sqrt_bc2;      // sqrt(1 - beta2^t)
+    int32_t batch_start;      // first row of this step's batch in the epoch permutation
+    int32_t pad;
+    KlSchedule kl;
+} StepState;
+
+// The schedule at a (fractional) epoch position = completed steps / steps per epoch:
+// warmup ramps w_kl linearly from 0, capacity ramps C linearly to its maximum.
+static inline CUVAE_HOST_DEVICE KlSchedule kl_schedule_at(KlPlan plan, double epoch_position) {
+    KlSchedule s;
+    double weight = plan.w_kl;
+    if (plan.warmup_epochs > 0 && epoch_position < plan.warmup_epochs)
+        weight *= epoch_position / plan.warmup_epochs;
+    s.weight = (float)weight;
+    s.free_bits = (float)plan.free_bits;
+    s.capacity = plan.capacity;
+    s.capacity_target = 0.0f;
+    s.capacity_gamma = 0.0f;
+    if (plan.capacity) {
+        double ramp = epoch_position / plan.capacity_epochs;
+        s.capacity_target = (float)(plan.capacity_max_nats * (ramp < 1.0 ? ramp : 1.0));
+        s.capacity_gamma = (float)plan.capacity_gamma;
+    }
+    return s;
+}
+
+static inline CUVAE_HOST_DEVICE void step_state_reset(StepState *s, float lr) {
+    s->step = 0;
+    s->eps_offset = 0;
+    s->uniform_offset = 0;
+    s->beta1_power = 1.0;
+    s->beta2_power = 1.0;
+    s->lr = lr;
+    s->adam_step_size = 0.0f;
+    s->adam_sqrt_bc2 = 0.0f;
+    s->batch_start = 0;
+    s->pad = 0;
+    s->kl.weight = 0.0f;
+    s->kl.free_bits = 0.0f;
+    s->kl.capacity = 0;
+    s->kl.capacity_target = 0.0f;
+    s->kl.capacity_gamma = 0.0f;
+}
+
+// Before the ops of a step: the values they read. Adam's bias corrections in
+// double, folded into two floats (PyTorch: step_size = lr / bc1, denom =
+// sqrt(v) / sqrt(bc2) + eps).
+static inline CUVAE_HOST_DEVICE void step_state_begin(StepState *s, StepPlan plan) {
+    double beta1_t = s->beta1_power * plan.beta1;
+    double beta2_t = s->beta2_power * plan.beta2;
+    s->adam_step_size = (float)((double)s->lr / (1.0 - beta1_t));
+    s->adam_sqrt_bc2 = (float)sqrt(1.0 - beta2_t);
+    s->batch_start = (int32_t)((s->step % plan.steps_per_epoch) * plan.batch);
+    s->kl = kl_schedule_at(plan.kl, (double)s->step / (double)plan.steps_per_epoch);
+}
+
+// After the ops of a step of `rows` examples: advance the counters.
+static inline CUVAE_HOST_DEVICE void step_state_end(StepState *s, StepPlan plan, int32_t rows) {
+    s->step += 1;
+    s->beta1_power *= plan.beta1;
+    s->beta2_power *= plan.beta2;
+    s->eps_offset += (uint64_t)rows * (uint64_t)plan.latent_dim;
+    s->uniform_offset += (uint64_t)rows * (uint64_t)plan.input_dim;
+}
+
+#endif
