@@ -40,18 +40,21 @@ static const char *USAGE_MAIN =
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
 
 static const char *USAGE_TRAIN =
-    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR] [--full]\n"
+    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR] [--full] [--resume]\n"
     "\n"
     "  CONFIG            JSON config (see configs/ and README.md for every key)\n"
     "  --set k=v         override a config key, e.g. --set train.epochs=3 --set model.encoder=[400]\n"
     "                    (value parsed as JSON when it parses, else taken as a string)\n"
     "  --out DIR         output directory (default runs/<name>)\n"
     "  --full            train for train.full_epochs (the lecture-length run) when set\n"
+    "  --resume          continue the run in DIR from DIR/resume.safetensors (same config;\n"
+    "                    train.epochs may grow): bit-identical to an uninterrupted run\n"
     "\n"
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
     "test_rec, test_kl, seconds, samples_per_s; nats per example) and DIR/model.safetensors\n"
-    "(written atomically after every epoch).\n";
+    "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
+    "atomically after every epoch.\n";
 
 static const char *USAGE_EVAL =
     "usage: cuvae eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean]\n"
@@ -122,6 +125,7 @@ typedef struct {
     int tsne_points;
     int tsne_iterations;
     bool full;
+    bool resume;
 } Args;
 
 static int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
@@ -142,6 +146,8 @@ static int parse_args(int argc, char **argv, const char *command, Args *a, char 
             a->out_dir = argv[++i];
         } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
             a->full = true;
+        } else if (strcmp(arg, "--resume") == 0 && strcmp(command, "train") == 0) {
+            a->resume = true;
         } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
             if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
             a->z_mode = argv[++i];
@@ -219,7 +225,7 @@ static int command_train(int argc, char **argv) {
         snprintf(err, sizeof err, "train: --out: path too long (%d bytes, at most %zu)", len, sizeof out_dir - 1);
         return fail(err);
     }
-    if (train_run(&cfg, out_dir, err, sizeof err) != 0) return fail(err);
+    if (train_run(&cfg, out_dir, a.resume, err, sizeof err) != 0) return fail(err);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "cuvae/dataset.h"
 #include "cuvae/eval.h"
 #include "cuvae/model.h"
+#include "cuvae/resume.h"
 #include "cuvae/rng.h"
 #include "cuvae/step.h"
 
@@ -50,7 +51,26 @@ static void print_progress(bool tty, int epoch, int epochs, long done, long tota
     fflush(stderr);
 }
 
-int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) {
+// Keeps the first `lines` lines of a log (a resumed run continues it after the
+// epoch its resume file holds), rewritten atomically.
+static int keep_log_lines(const char *path, int lines, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f && errno == ENOENT) return 0;   // no log to continue: it starts again
+    if (!f) return set_error(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    TextBuffer kept = {0};
+    char line[4096];
+    int n = 0;
+    while (n < lines && fgets(line, sizeof line, f)) {
+        text_append(&kept, line);
+        if (strchr(line, '\n')) n++;
+    }
+    fclose(f);
+    int rc = write_file_atomic(path, kept.data ? kept.data : "", err, errlen);
+    free(kept.data);
+    return rc;
+}
+
+int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
     Dataset train_set, test_set;
     if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
@@ -104,8 +124,30 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     int32_t *perm_dev = be->alloc(be, (size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
 
     TrainStep train_step = {0};   // set before the first step; released at done
+    FILE *log = NULL;
+    const int epochs = cfg->train.epochs;
+    const long steps_per_epoch = (train_set.n + batch - 1) / batch;
+    model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
+    char resume_path[1100];
+    snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", out_dir);
     snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
-    FILE *log = fopen(path, "w");
+    int first_epoch = 1;
+    if (resume) {
+        int done_epochs = 0;
+        if (access(resume_path, F_OK) != 0) {
+            rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch; "
+                           "train without --resume to start one)", resume_path);
+            goto done;
+        }
+        if (resume_load(&model, resume_path, &done_epochs, err, errlen) != 0 ||
+            keep_log_lines(path, done_epochs, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
+        first_epoch = done_epochs + 1;
+        fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, done_epochs, epochs);
+    }
+    log = fopen(path, resume ? "a" : "w");
     if (!log) {
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         goto done;
@@ -114,18 +156,16 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
     snprintf(ckpt_path, sizeof ckpt_path, "%s/model.safetensors", out_dir);
 
     bool tty = isatty(2);
-    const int epochs = cfg->train.epochs;
-    const long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const long total_steps = steps_per_epoch * epochs;
     const float w_rec = (float)cfg->loss.w_rec;
-    long global_step = 0;
-    model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
+    long global_step = (long)(first_epoch - 1) * steps_per_epoch;
+    long steps_run = 0;   // by this process (the ETA)
     train_step = (TrainStep){.model = &model, .images = train_dev.images,
                              .labels = train_dev.labels, .perm = perm_dev,
                              .w_rec = w_rec};
     double train_start = wall_seconds();
 
-    for (int epoch = 1; epoch <= epochs; epoch++) {
+    for (int epoch = first_epoch; epoch <= epochs; epoch++) {
         double epoch_start = wall_seconds();
         Rng shuffle;
         rng_init(&shuffle, cfg->train.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
@@ -141,6 +181,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
             int B = train_set.n - start < batch ? train_set.n - start : batch;
             train_step_run(&train_step, B);   // all per-step values live on the device
             global_step++;
+            steps_run++;
             interval_examples += B;
 
             bool last_step = step == steps_per_epoch - 1;
@@ -168,7 +209,7 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 double now = wall_seconds();
                 double rate = interval_examples / (now - interval_start + 1e-12);
                 double elapsed = now - train_start;
-                double eta = elapsed / (double)global_step * (double)(total_steps - global_step);
+                double eta = elapsed / (double)steps_run * (double)(total_steps - global_step);
                 if (!last_step || tty)
                     print_progress(tty, epoch, epochs, step + 1, steps_per_epoch, rate, eta,
                                    count > 0 ? weighted / count : 0.0);
@@ -203,7 +244,8 @@ int train_run(const Config *cfg, const char *out_dir, char *err, size_t errlen) 
                 epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
                 epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0);
         fflush(log);
-        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
+            resume_save(&model, epoch, resume_path, err, errlen) != 0) {
             rc = -1;
             goto done;
         }

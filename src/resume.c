@@ -1,0 +1,159 @@
+// resume.c: the resume file (resume.h): arena tensors "params", "adam.m",
+// "adam.v" and metadata {format, config, epoch, step, eps_offset,
+// uniform_offset, beta1_power, beta2_power, lr}.
+#include "cuvae/resume.h"
+#include "cuvae/common.h"
+#include "cuvae/safetensors.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESUME_FORMAT "cuvae-resume-1"
+#define N_RESUME_META 9
+
+int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen) {
+    const size_t P = m->n_params;
+    float *arena = xmalloc(3 * P * sizeof(float));
+    model_get_params(m, arena);
+    m->be->download(m->be, arena + P, m->adam_m, 2 * P * sizeof(float));
+    StepState state;
+    model_read_step_state(m, &state);
+
+    StTensor tensors[3];
+    const char *names[3] = {"params", "adam.m", "adam.v"};
+    for (int k = 0; k < 3; k++) {
+        memset(&tensors[k], 0, sizeof tensors[k]);
+        snprintf(tensors[k].name, sizeof tensors[k].name, "%s", names[k]);
+        tensors[k].rank = 1;
+        tensors[k].shape[0] = (int64_t)P;
+        tensors[k].data = arena + (size_t)k * P;
+    }
+    char values[N_RESUME_META - 2][64];
+    snprintf(values[0], sizeof values[0], "%d", epoch);
+    snprintf(values[1], sizeof values[1], "%" PRId64, state.step);
+    snprintf(values[2], sizeof values[2], "%" PRIu64, state.eps_offset);
+    snprintf(values[3], sizeof values[3], "%" PRIu64, state.uniform_offset);
+    snprintf(values[4], sizeof values[4], "%a", state.beta1_power);   // hex: exact
+    snprintf(values[5], sizeof values[5], "%a", state.beta2_power);
+    snprintf(values[6], sizeof values[6], "%a", (double)state.lr);
+    const char *keys[N_RESUME_META] = {"format", "config", "epoch", "step", "eps_offset",
+                                       "uniform_offset", "beta1_power", "beta2_power", "lr"};
+    char *config_json = config_to_json(&m->cfg);
+    StMeta meta[N_RESUME_META];
+    for (int k = 0; k < N_RESUME_META; k++) {
+        snprintf(meta[k].key, sizeof meta[k].key, "%s", keys[k]);
+        meta[k].value = k == 0 ? RESUME_FORMAT : k == 1 ? config_json : values[k - 2];
+    }
+    int rc = safetensors_write(path, tensors, 3, meta, N_RESUME_META, err, errlen);
+    free(config_json);
+    free(arena);
+    return rc;
+}
+
+// A metadata number: integer (unsigned) or a C double (hex or decimal).
+static int meta_number(const StFile *f, const char *path, const char *key, bool integer,
+                       double *as_double, uint64_t *as_integer, char *err, size_t errlen) {
+    const char *text = safetensors_meta(f, key);
+    if (!text) return set_error(err, errlen, "%s: __metadata__.%s: missing", path, key);
+    char *end = NULL;
+    errno = 0;
+    if (integer) *as_integer = strtoull(text, &end, 10);
+    else *as_double = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || text[0] == '-')
+        return set_error(err, errlen, "%s: __metadata__.%s: not a %s: \"%.40s\"", path, key,
+                         integer ? "non-negative integer" : "number", text);
+    return 0;
+}
+
+// The config with the keys a resumed run may change (its length) neutralised.
+static char *config_without_length(const Config *cfg) {
+    Config copy = *cfg;
+    copy.train.epochs = 0;
+    copy.train.full_epochs = 0;
+    return config_to_json(&copy);
+}
+
+// Names the first line where two config dumps differ.
+static int config_mismatch(const char *path, const char *stored, const char *current, char *err,
+                           size_t errlen) {
+    int line = 1;
+    const char *a = stored, *b = current, *line_a = stored;
+    while (*a && *a == *b) {
+        if (*a == '\n') {
+            line++;
+            line_a = a + 1;
+        }
+        a++;
+        b++;
+    }
+    size_t n = strcspn(line_a, "\n");
+    return set_error(err, errlen, "%s: written by a run with another config (stored line %d: %.*s); "
+                     "only train.epochs may change on --resume", path, line, (int)(n > 80 ? 80 : n), line_a);
+}
+
+int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen) {
+    StFile f;
+    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    const size_t P = m->n_params;
+    int rc = 0;
+    const char *format = safetensors_meta(&f, "format");
+    const char *config_json = safetensors_meta(&f, "config");
+    if (!format || strcmp(format, RESUME_FORMAT) != 0) {
+        rc = set_error(err, errlen, "%s: __metadata__.format: expected \"%s\"", path, RESUME_FORMAT);
+    } else if (!config_json) {
+        rc = set_error(err, errlen, "%s: __metadata__.config: missing", path);
+    } else {
+        Config stored;
+        char source[600];
+        snprintf(source, sizeof source, "%s (__metadata__.config)", path);
+        rc = config_from_string(&stored, config_json, source, NULL, 0, err, errlen);
+        if (rc == 0) {
+            char *a = config_without_length(&stored), *b = config_without_length(&m->cfg);
+            if (strcmp(a, b) != 0) rc = config_mismatch(path, a, b, err, errlen);
+            free(a);
+            free(b);
+        }
+    }
+    const char *names[3] = {"params", "adam.m", "adam.v"};
+    const StTensor *tensors[3] = {NULL, NULL, NULL};
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        tensors[k] = safetensors_find(&f, names[k]);
+        if (!tensors[k])
+            rc = set_error(err, errlen, "%s: tensor %s: missing", path, names[k]);
+        else if (tensors[k]->rank != 1 || tensors[k]->shape[0] != (int64_t)P)
+            rc = set_error(err, errlen, "%s: tensor %s: expected shape [%zu]", path, names[k], P);
+    }
+    uint64_t epoch_value = 0, step = 0, eps_offset = 0, uniform_offset = 0;
+    double beta1_power = 0, beta2_power = 0, lr = 0;
+    if (rc == 0) rc = meta_number(&f, path, "epoch", true, NULL, &epoch_value, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "step", true, NULL, &step, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "eps_offset", true, NULL, &eps_offset, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "uniform_offset", true, NULL, &uniform_offset, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "beta1_power", false, &beta1_power, NULL, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "beta2_power", false, &beta2_power, NULL, err, errlen);
+    if (rc == 0) rc = meta_number(&f, path, "lr", false, &lr, NULL, err, errlen);
+    if (rc == 0 && (epoch_value > 100000000ull || step != epoch_value * (uint64_t)m->plan.steps_per_epoch))
+        rc = set_error(err, errlen, "%s: __metadata__: epoch %llu and step %llu do not fit %lld steps an epoch",
+                       path, (unsigned long long)epoch_value, (unsigned long long)step,
+                       (long long)m->plan.steps_per_epoch);
+    if (rc == 0) {
+        model_set_params(m, tensors[0]->data);
+        m->be->upload(m->be, m->adam_m, tensors[1]->data, P * sizeof(float));
+        m->be->upload(m->be, m->adam_v, tensors[2]->data, P * sizeof(float));
+        StepState state;
+        memset(&state, 0, sizeof state);
+        step_state_reset(&state, (float)lr);
+        state.step = (int64_t)step;
+        state.eps_offset = eps_offset;
+        state.uniform_offset = uniform_offset;
+        state.beta1_power = beta1_power;
+        state.beta2_power = beta2_power;
+        m->be->upload(m->be, m->state, &state, sizeof state);
+        *epoch = (int)epoch_value;
+    }
+    safetensors_free(&f);
+    return rc;
+}
