@@ -44,7 +44,9 @@ def mib(n):
 def run_label(d, nproc):
     if d.get("framework") == "cuvae":
         if d["mode"] == "train":
-            return "cuvae train"
+            return "cuvae train (CUDA graph)" if d.get("cuda_graph") else "cuvae train"
+        if d["mode"] == "train-eager":
+            return "cuvae train, eager (no CUDA graph)"
         return "cuvae GEMM-only (%s alone)" % ("cuBLAS" if d.get("backend") == "cuda" else "OpenBLAS")
     label = f"PyTorch {d['mode']}"
     threads = d.get("threads")
@@ -127,7 +129,8 @@ def main():
     w("|" + "---|" * len(header))
     for name in order:
         mine = [d for d in runs if d.get("config") == name]
-        train = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "train"), None)
+        train = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "train"
+                      and d.get("precision", "fp32") == "fp32" and "skipped" not in d), None)
         gemm = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "gemm-only"), None)
         if not train:
             continue
@@ -154,11 +157,14 @@ def main():
         mine = [d for d in runs if d.get("config") == name]
         if not mine:
             continue
-        train = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "train"), None)
+        # each run is compared with cuvae's training step at the same precision
+        trains = {d.get("precision", "fp32"): d for d in mine
+                  if d.get("framework") == "cuvae" and d["mode"] == "train" and "skipped" not in d}
+        train = trains.get("fp32")
         cfg = configs[name]
         w(f"### {name}: {describe_model(cfg)}, batch {cfg['train']['batch_size']}")
         w("")
-        w("| run | precision | threads | BLAS kernels | samples/s | ms/step | GEMM TFLOP/s | peak memory | cuvae ÷ run |")
+        w("| run | precision | threads | BLAS kernels | samples/s | ms/step | GEMM TFLOP/s | peak memory | cuvae (same precision) ÷ run |")
         w("|---|---|---|---|---|---|---|---|---|")
         for d in mine:
             label = run_label(d, nproc)
@@ -166,7 +172,8 @@ def main():
             if "skipped" in d:
                 w(f"| {label} | {d.get('precision', '')} | — | — | skipped: {d['skipped']} | | | | |")
                 continue
-            r = ratio(train["samples_per_s"], d["samples_per_s"]) if train and d is not train else "—"
+            same = trains.get(d.get("precision", "fp32"))
+            r = ratio(same["samples_per_s"], d["samples_per_s"]) if same and d is not same else "—"
             if d.get("mode") == "gemm-only":
                 r = f"GEMM share {100.0 * d['ms_per_step'] / train['ms_per_step']:.0f} %" if train else "—"
             core = d.get("blas_core") or ("cuBLAS" if d.get("framework") == "cuvae" and d.get("backend") == "cuda" else "—")

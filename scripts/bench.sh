@@ -2,7 +2,8 @@
 # bench.sh: the throughput suite behind `make bench`. Detects the device the
 # cuvae binary uses (CUDA when usable, else the CPU), runs the matching suite
 # (bench/configs/*.json on a GPU, bench/configs/cpu/*.json on the CPU): for each
-# config `cuvae bench` (training steps and --gemm-only) and bench/torch_vae.py
+# config `cuvae bench` (training steps and --gemm-only; on CUDA also without
+# graph capture and with train.precision tf32) and bench/torch_vae.py
 # (eager and, where torch.compile exists, compile and max-autotune; fp32 / tf32
 # / bf16 on CUDA, fp32 on the CPU). Raw JSON lines go to
 # bench/results/<date>-<device>.jsonl and a new section is APPENDED to
@@ -164,6 +165,13 @@ for config in $suite; do
     for r in $(seq 1 "$repeats"); do
         run_json "$config" cuvae train "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup"
         run_json "$config" cuvae gemm-only "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup" --gemm-only
+        if [ "$backend" = cuda ]; then
+            # the same step without graph capture (what the graph saves), and on TF32 tensor cores
+            run_json "$config" cuvae train-eager "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup" \
+                --set train.cuda_graph=false
+            run_json "$config" cuvae train-tf32 "$CUVAE" bench "$config" --steps "$steps" --warmup "$warmup" \
+                --set train.precision=tf32
+        fi
         if [ -n "${PYTHON:-}" ]; then
             torch_modes=$modes
             # compiled modes are timed in the first repeat only (compiling is slow)

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# gpu_run.sh: runs the test suite ON the GPU machine, from the repository root,
-# with binaries built elsewhere and bundled by scripts/gpu_bundle.sh.
+# gpu_run.sh: runs the test suite, the benchmarks and the long IWAE run ON the
+# GPU machine, from the repository root, with binaries built elsewhere and
+# bundled by scripts/gpu_bundle.sh.
 #
 # Usage, through the device tool (after `make && bash scripts/gpu_bundle.sh` here):
-#   command: bash scripts/gpu_run.sh
-#   carry:   [".device", "build", "data"]
+#   command: bash scripts/gpu_run.sh [STAGE...]     (default: tests sanitizer)
+#   carry:   [".device", "build", "data"]           (13 + 41 + 4 MB of the 64 MiB)
+# Stages, run in the order given (one device call is at most 10 minutes):
+#   tests      tests/run_tests.sh (CPU<->CUDA parity, graph == eager, ...)
+#   sanitizer  compute-sanitizer on build/tests/test_cuda_parity
+#   bench      scripts/bench.sh: the GPU suite, cuvae vs PyTorch; bench/RESULTS.md and the
+#              raw JSON lines are copied to $OUT/bench/ (commit them here afterwards)
+#   iwae       configs/iwae_vae1.json (Burda et al.'s 3,280 epochs), trained for at most
+#              $IWAE_SECONDS (default 540) into runs/iwae, resumed when runs/iwae holds a
+#              resume file; runs/iwae comes back as $OUT/iwae. Next call: copy it back to
+#              runs/iwae here and carry [".device", "build", "data/mnist", "runs/iwae"].
 # It unpacks .device/lib.tar.xz, puts those libraries and the CUDA 13 libraries
 # it finds there (the toolkit next to nvcc, /usr/local/cuda*, or PyTorch's
 # nvidia-* wheels) on LD_LIBRARY_PATH, prints nvidia-smi, runs
@@ -73,13 +83,42 @@ export CUVAE_REQUIRE_CUDA=${CUVAE_REQUIRE_CUDA:-1}
 } 2>&1 | tee "$(log_path environment.log)"
 
 status=0
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(tests sanitizer)
 
-# ---- tests -------------------------------------------------------------------
-echo "== tests/run_tests.sh"
-bash tests/run_tests.sh 2>&1 | tee "$(log_path tests.log)"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+run_tests() {
+    echo "== tests/run_tests.sh"
+    bash tests/run_tests.sh 2>&1 | tee "$(log_path tests.log)"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+}
 
-# ---- compute-sanitizer -------------------------------------------------------
+run_bench() {
+    echo "== scripts/bench.sh"
+    bash scripts/bench.sh 2>&1 | tee "$(log_path bench.log)"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    if [ -n "$LOG_DIR" ]; then
+        mkdir -p "$LOG_DIR/bench/results"
+        cp bench/RESULTS.md "$LOG_DIR/bench/"
+        cp bench/results/*.jsonl "$LOG_DIR/bench/results/" 2>/dev/null || true
+    fi
+}
+
+run_iwae() {
+    local resume=()
+    [ -f runs/iwae/resume.safetensors ] && resume=(--resume)
+    echo "== iwae: build/cuvae train configs/iwae_vae1.json --out runs/iwae ${resume[*]} (at most ${IWAE_SECONDS:-540} s)"
+    local start=$SECONDS rc
+    timeout --signal=TERM "${IWAE_SECONDS:-540}" build/cuvae train configs/iwae_vae1.json --out runs/iwae \
+        "${resume[@]}" 2>&1 | grep --line-buffered -v '%  ' | tee -a "$(log_path iwae.log)"
+    rc=${PIPESTATUS[0]}
+    echo "iwae: exit $rc after $((SECONDS - start)) s (124: time limit; resume next call)" | tee -a "$(log_path iwae.log)"
+    if [ -n "$LOG_DIR" ]; then
+        mkdir -p "$LOG_DIR/iwae"
+        cp runs/iwae/* "$LOG_DIR/iwae/" 2>/dev/null || true
+    fi
+}
+
+run_sanitizer() {
 sanitizer=$(command -v compute-sanitizer || true)
 if [ -z "$sanitizer" ]; then
     for d in "${candidates[@]}"; do
@@ -99,6 +138,17 @@ if [ -n "$sanitizer" ] && [ -x build/tests/test_cuda_parity ]; then
 else
     echo "gpu_run: compute-sanitizer not found (or no build/tests/test_cuda_parity): skipped"
 fi
+}
+
+for stage in "${stages[@]}"; do
+    case "$stage" in
+        tests) run_tests ;;
+        sanitizer) run_sanitizer ;;
+        bench) run_bench ;;
+        iwae) run_iwae ;;
+        *) echo "gpu_run: unknown stage $stage (tests, sanitizer, bench, iwae)"; status=1 ;;
+    esac
+done
 
 echo "gpu_run: exit $status"
 exit $status

@@ -260,7 +260,9 @@ int bench_command(int argc, char **argv) {
 
     printf("{\"config\": ");
     print_json_string(cfg.name);
-    printf(", \"mode\": \"%s\", \"device\": ", a.gemm_only ? "gemm-only" : "train");
+    const bool graphs = strcmp(be->name, "cuda") == 0 && cfg.train.cuda_graph;
+    printf(", \"mode\": \"%s\", \"device\": ",
+           a.gemm_only ? "gemm-only" : (strcmp(be->name, "cuda") == 0 && !graphs ? "train-eager" : "train"));
     print_json_string(be->device_name);
     printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"%s\", "
            "\"epsilon\": \"%s\", \"cuda_graph\": %s, "
@@ -269,7 +271,7 @@ int bench_command(int argc, char **argv) {
            "\"peak_memory_bytes\": %zu, ",
            be->name, is_cpu ? "fp32" : (cfg.train.precision == PRECISION_TF32 ? "tf32" : "fp32"),
            cfg.train.epsilon == EPSILON_FUSED ? "fused" : "stored",
-           !is_cpu && cfg.train.cuda_graph ? "true" : "false", B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
+           graphs ? "true" : "false", B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
            (unsigned long long)flops, be->peak_memory(be));
     if (is_cpu) {
         // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one

@@ -18,7 +18,7 @@
 #include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
 
 #ifdef __CUDACC__
-#include <curand_kernel.h>
+#include <curand_philox4x32_x.h>   // the Philox rounds only (curand_kernel.h would add MBs of tables)
 #endif
 
 #define PHILOX_STREAM_NORMAL 1u
