@@ -73,7 +73,7 @@ run: deps data all
 	./$(BUILD)/cuvae train configs/mnist_vae.json --out runs/mnist_vae
 	./$(BUILD)/cuvae sample runs/mnist_vae/model.safetensors -n 64 -o runs/mnist_vae/samples.png
 	./$(BUILD)/cuvae plot runs/mnist_vae
-	@echo "outputs: runs/mnist_vae/ (config.json, log.jsonl, eval.json, model.safetensors, samples.png, figures/*.png)"
+	@echo "outputs: runs/mnist_vae/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors, samples.png, figures/*.png)"
 
 test: deps data all
 	@bash tests/run_tests.sh

@@ -300,7 +300,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
         model_destroy(&eval_model);
         if (rc != 0) goto done;
     }
-    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors)\n",
+    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors)\n",
             wall_seconds() - train_start, out_dir);
 
 done:
