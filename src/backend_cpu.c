@@ -109,6 +109,11 @@ static void cpu_drop_steps(Backend *be, const void *ctx) {
     (void)ctx;
 }
 
+static int cpu_graph_count(Backend *be) {
+    (void)be;
+    return 0;
+}
+
 static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
                             const uint64_t *device_offset) {
     (void)be;
@@ -469,6 +474,7 @@ Backend *backend_cpu_create(void) {
     be->step_end = cpu_step_end;
     be->run_step = cpu_run_step;
     be->drop_steps = cpu_drop_steps;
+    be->graph_count = cpu_graph_count;
     be->fill_normal = cpu_fill_normal;
     be->gather_batch = cpu_gather_batch;
     be->bias_activation_forward = cpu_bias_activation_forward;

@@ -28,7 +28,8 @@ typedef struct {
     size_t bytes;
 } Allocation;
 
-// A captured training step: replayed for the same (ctx, key).
+// A captured training step: replayed for the same (ctx, key). exec is NULL
+// after the first (eager, warm-up) call until the second call captures it.
 typedef struct {
     const void *ctx;
     int key;
@@ -141,7 +142,8 @@ static void cuda_destroy(Backend *be) {
             CUDA_CHECK(cudaFree(impl->allocations[i].ptr));
         }
         free(impl->allocations);
-        for (size_t i = 0; i < impl->n_steps; i++) CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
+        for (size_t i = 0; i < impl->n_steps; i++)
+            if (impl->steps[i].exec) CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
         free(impl->steps);
         if (impl->cublas) CUBLAS_CHECK(cublasDestroy(impl->cublas));
         if (impl->cublas_workspace) CUDA_CHECK(cudaFree(impl->cublas_workspace));
@@ -169,10 +171,14 @@ static void cuda_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int
 
 // ---- settings and the training step ------------------------------------------
 
+static void cuda_drop_steps(Backend *be, const void *ctx);
+
 // fp32: cuBLAS's default math, which never uses TF32 unless asked (true fp32
 // GEMMs, comparable with the CPU). tf32: tensor-core TF32 for fp32 GEMMs.
+// Captured graphs froze the old math mode: they go.
 static void cuda_configure(Backend *be, const BackendOptions *options) {
     CudaImpl *impl = impl_of(be);
+    cuda_drop_steps(be, NULL);
     impl->options = *options;
     cublasMath_t mode = options->precision == PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                              : CUBLAS_DEFAULT_MATH;
@@ -187,10 +193,11 @@ static void cuda_step_end(Backend *be, StepState *state, StepPlan plan, int rows
     launch_step_end(state, plan, rows, impl_of(be)->stream);
 }
 
-// First call for (ctx, key): capture what enqueue issues on our stream into a
-// graph (nothing runs while capturing), instantiate it, keep it; then, and on
-// every later call, launch it. Every value that changes between steps is read
-// by the kernels from device memory (StepState), so a replay is an eager step.
+// First call for (ctx, key): run enqueue eagerly (warm-up) and remember the
+// key. Second call: capture what enqueue issues on our stream into a graph
+// (nothing runs while capturing), instantiate it, keep it, launch it; later
+// calls launch it. Every value that changes between steps is read by the
+// kernels from device memory (StepState), so a replay is an eager step.
 static void cuda_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void *ctx) {
     CudaImpl *impl = impl_of(be);
     if (!impl->options.cuda_graphs) {
@@ -201,10 +208,6 @@ static void cuda_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void
     for (size_t i = 0; i < impl->n_steps; i++)
         if (impl->steps[i].ctx == ctx && impl->steps[i].key == key) found = &impl->steps[i];
     if (!found) {
-        cudaGraph_t graph;
-        CUDA_CHECK(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
-        enqueue(ctx);
-        CUDA_CHECK(cudaStreamEndCapture(impl->stream, &graph));
         if (impl->n_steps == impl->cap_steps) {
             impl->cap_steps = impl->cap_steps ? 2 * impl->cap_steps : 4;
             impl->steps = realloc(impl->steps, impl->cap_steps * sizeof(CapturedStep));
@@ -216,19 +219,35 @@ static void cuda_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void
         found = &impl->steps[impl->n_steps++];
         found->ctx = ctx;
         found->key = key;
+        found->exec = NULL;
+        enqueue(ctx);
+        return;
+    }
+    if (!found->exec) {
+        cudaGraph_t graph;
+        CUDA_CHECK(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
+        enqueue(ctx);
+        CUDA_CHECK(cudaStreamEndCapture(impl->stream, &graph));
         CUDA_CHECK(cudaGraphInstantiate(&found->exec, graph, 0));
         CUDA_CHECK(cudaGraphDestroy(graph));
     }
     CUDA_CHECK(cudaGraphLaunch(found->exec, impl->stream));
 }
 
+static int cuda_graph_count(Backend *be) {
+    CudaImpl *impl = impl_of(be);
+    int count = 0;
+    for (size_t i = 0; i < impl->n_steps; i++) count += impl->steps[i].exec != NULL;
+    return count;
+}
+
 static void cuda_drop_steps(Backend *be, const void *ctx) {
     CudaImpl *impl = impl_of(be);
     size_t kept = 0;
     for (size_t i = 0; i < impl->n_steps; i++) {
-        if (impl->steps[i].ctx == ctx) {
+        if (ctx == NULL || impl->steps[i].ctx == ctx) {
             CUDA_CHECK(cudaStreamSynchronize(impl->stream));   // it may still be running
-            CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
+            if (impl->steps[i].exec) CUDA_CHECK(cudaGraphExecDestroy(impl->steps[i].exec));
         } else {
             impl->steps[kept++] = impl->steps[i];
         }
@@ -432,6 +451,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->step_end = cuda_step_end;
     be->run_step = cuda_run_step;
     be->drop_steps = cuda_drop_steps;
+    be->graph_count = cuda_graph_count;
     be->fill_normal = cuda_fill_normal;
 
     be->gather_batch = cuda_gather_batch;

@@ -67,13 +67,16 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         if ((size_t)m->layers[i].in > max_width) max_width = m->layers[i].in;
     }
 
-    // parameter arena: one allocation, so Adam is one launch and zeroing one memset
+    // parameter arena: one allocation, so Adam is one launch and zeroing one memset;
+    // each region padded to a multiple of 4 floats so every view is 16-byte aligned
+    // (Adam moves float4s); the padding stays 0 (zero gradient, zero moments)
     size_t P = m->n_params;
-    m->arena = be->alloc(be, 4 * P * sizeof(float));
+    m->arena_stride = (P + 3) & ~(size_t)3;
+    m->arena = be->alloc(be, 4 * m->arena_stride * sizeof(float));
     m->params = m->arena;
-    m->grads = m->arena + P;
-    m->adam_m = m->arena + 2 * P;
-    m->adam_v = m->arena + 3 * P;
+    m->grads = m->arena + m->arena_stride;
+    m->adam_m = m->arena + 2 * m->arena_stride;
+    m->adam_v = m->arena + 3 * m->arena_stride;
 
     size_t B = (size_t)max_batch;
     m->x = be->alloc(be, B * m->input_dim * sizeof(float));
@@ -119,6 +122,7 @@ void model_begin_training(Model *m, long steps_per_epoch, float lr) {
     plan.beta2 = cfg->train.beta2;
     plan.kl = model_kl_plan(cfg);
     m->plan = plan;
+    m->be->drop_steps(m->be, NULL);   // captured steps froze the old plan
     // allocated now, not inside a captured step
     if (m->variational && cfg->train.epsilon == EPSILON_STORED) model_eps_buffer(m);
     m->kl_needs_stats = plan.kl.capacity || plan.kl.free_bits > 0.0;
@@ -138,7 +142,10 @@ void model_read_step_state(Model *m, StepState *out) {
 }
 
 void model_set_kl_schedule(Model *m, KlSchedule kl) {
-    if (kl.capacity || kl.free_bits > 0.0f) m->kl_needs_stats = true;
+    if ((kl.capacity || kl.free_bits > 0.0f) && !m->kl_needs_stats) {
+        m->kl_needs_stats = true;
+        m->be->drop_steps(m->be, NULL);   // captured steps skip the statistics
+    }
     m->be->upload(m->be, &m->state->kl, &kl, sizeof kl);
 }
 
@@ -179,7 +186,7 @@ void model_init_params(Model *m, uint64_t seed) {
     }
     model_set_params(m, host);
     free(host);
-    m->be->zero(m->be, m->adam_m, 2 * m->n_params * sizeof(float));
+    m->be->zero(m->be, m->adam_m, 2 * m->arena_stride * sizeof(float));   // m and v
 }
 
 float *model_output(Model *m) { return m->acts[m->n_layers - 1]; }
@@ -363,7 +370,7 @@ void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
 }
 
 void model_adam_step(Model *m) {
-    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->state,
+    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->arena_stride, m->state,
                        (float)m->cfg.train.beta1, (float)m->cfg.train.beta2,
                        (float)m->cfg.train.adam_eps);
 }

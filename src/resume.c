@@ -18,7 +18,8 @@ int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen)
     const size_t P = m->n_params;
     float *arena = xmalloc(3 * P * sizeof(float));
     model_get_params(m, arena);
-    m->be->download(m->be, arena + P, m->adam_m, 2 * P * sizeof(float));
+    m->be->download(m->be, arena + P, m->adam_m, P * sizeof(float));
+    m->be->download(m->be, arena + 2 * P, m->adam_v, P * sizeof(float));
     StepState state;
     model_read_step_state(m, &state);
 

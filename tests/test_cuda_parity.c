@@ -720,8 +720,8 @@ static void test_accumulate_loss(void) {
     free(kl);
 }
 
-// n = 1001 and 1003 floats: the float4 path with a tail, at an aligned and at a
-// misaligned (scalar path) start.
+// n floats from an aligned start (the float4 path and its tail) or a misaligned
+// one (the scalar path).
 static void adam_parity(size_t n, size_t misalign) {
     float *p = host_floats(n), *g = host_floats(n);
     fill_normal_host(p, n, 0.1f);
@@ -766,8 +766,8 @@ static void adam_parity(size_t n, size_t misalign) {
 }
 
 static void test_adam_update(void) {
-    adam_parity(1001, 0);
-    adam_parity(1003, 1);
+    for (size_t n = 1000; n <= 1003; n++) adam_parity(n, 0);   // float4 path, tails 0..3
+    adam_parity(1003, 1);                                      // misaligned: the scalar path
 }
 
 // ---- determinism (CUDA only) ------------------------------------------------
@@ -1067,6 +1067,7 @@ typedef struct {
     StepState state;
     double loss[3];         // the device accumulator after the run
     size_t n_params;
+    int graphs;             // captured graphs before the release
 } TrainingResult;
 
 static void training_result_free(TrainingResult *r) {
@@ -1080,6 +1081,7 @@ static void training_result_free(TrainingResult *r) {
 static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, EpsilonMode epsilon) {
     TrainingResult r;
     memset(&r, 0, sizeof r);
+    r.graphs = -1;
     Config cfg;
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.name, sizeof cfg.name, "graph-parity");
@@ -1151,12 +1153,14 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
             if (step == 2) model_read_loss(&m, &rec, &kl, &count);   // a read between replays
         }
     }
+    r.graphs = be->graph_count(be);
     train_step_release(&t);
     r.n_params = m.n_params;
     r.params = host_floats(m.n_params);
     r.moments = host_floats(2 * m.n_params);
     model_get_params(&m, r.params);
-    be->download(be, r.moments, m.adam_m, 2 * m.n_params * sizeof(float));
+    be->download(be, r.moments, m.adam_m, m.n_params * sizeof(float));
+    be->download(be, r.moments + m.n_params, m.adam_v, m.n_params * sizeof(float));
     model_read_step_state(&m, &r.state);
     be->download(be, r.loss, m.loss_acc, sizeof r.loss);
     be->free(be, images_dev);
@@ -1185,6 +1189,9 @@ static void graph_equals_eager(ModelKind kind, EpsilonMode epsilon) {
     CHECK(memcmp(eager.loss, graph.loss, sizeof eager.loss) == 0, "loss accumulator: graph != eager "
           "(%.17g vs %.17g)", eager.loss[0], graph.loss[0]);
     CHECK(graph.state.step == 12, "12 steps ran, the state says %lld", (long long)graph.state.step);
+    // two batch sizes (64 and the partial 3) were captured; the eager run captured none
+    CHECK(graph.graphs == 2 && eager.graphs == 0, "captured graphs: %d with graphs on (want 2), %d off",
+          graph.graphs, eager.graphs);
     training_result_free(&eager);
     training_result_free(&graph);
 }

@@ -67,10 +67,14 @@ struct Backend {
     // replays that graph afterwards; so enqueue must issue the same ops with the
     // same arguments every time for a key, and no host<->device transfer. The
     // CPU backend just calls enqueue.
-    // Graphs are kept per (ctx, key); drop_steps(ctx) releases those of ctx
-    // (call it before ctx or the buffers its ops use go away).
+    // The first call for a (ctx, key) runs eagerly (a warm-up: cuBLAS and kernel
+    // loading happen outside any capture); the second captures and launches.
+    // drop_steps(ctx) releases the graphs of ctx, NULL all of them: call it
+    // before ctx or the buffers its ops use go away, and whenever a value frozen
+    // into the graph changes (configure and model_begin_training do).
     void (*run_step)(Backend *be, int key, void (*enqueue)(void *ctx), void *ctx);
     void (*drop_steps)(Backend *be, const void *ctx);
+    int (*graph_count)(Backend *be);   // graphs held now (0 on the CPU)
 
     // ---- random numbers ---------------------------------------------------
     // out[i] = philox_normal_at(seed, offset + base + i) (philox.h), with

@@ -48,7 +48,8 @@ typedef struct {
     float pixel_weight;      // 1 or 1/D
 
     size_t n_params;
-    float *arena;            // (4 * n_params) on the device
+    size_t arena_stride;     // n_params rounded up to a multiple of 4
+    float *arena;            // (4 * arena_stride) on the device
     float *params, *grads, *adam_m, *adam_v;   // views into arena
     StepState *state;        // (1) on the device: the per-step values (step_state.h)
     StepPlan plan;           // their constants (model_begin_training sets steps_per_epoch)

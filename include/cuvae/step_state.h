@@ -107,11 +107,13 @@ static inline CUVAE_HOST_DEVICE void step_state_reset(StepState *s, float lr) {
 // Before the ops of a step: the values they read. Adam's bias corrections in
 // double, folded into two floats (PyTorch: step_size = lr / bc1, denom =
 // sqrt(v) / sqrt(bc2) + eps).
+// 1 - beta^t is one fused multiply-add, written out: left to the compilers,
+// gcc would contract it and nvcc might not, and the backends would differ.
 static inline CUVAE_HOST_DEVICE void step_state_begin(StepState *s, StepPlan plan) {
-    double beta1_t = s->beta1_power * plan.beta1;
-    double beta2_t = s->beta2_power * plan.beta2;
-    s->adam_step_size = (float)((double)s->lr / (1.0 - beta1_t));
-    s->adam_sqrt_bc2 = (float)sqrt(1.0 - beta2_t);
+    double bias_correction1 = fma(-s->beta1_power, plan.beta1, 1.0);   // 1 - beta1^t
+    double bias_correction2 = fma(-s->beta2_power, plan.beta2, 1.0);   // 1 - beta2^t
+    s->adam_step_size = (float)((double)s->lr / bias_correction1);
+    s->adam_sqrt_bc2 = (float)sqrt(bias_correction2);
     s->batch_start = (int32_t)((s->step % plan.steps_per_epoch) * plan.batch);
     s->kl = kl_schedule_at(plan.kl, (double)s->step / (double)plan.steps_per_epoch);
 }
