@@ -537,6 +537,10 @@ static const ErrorCase error_cases[] = {
     {"train.log_interval", "0", "train.log_interval", "must be >= 1, got 0"},
     {"train.seed", "-1", "train.seed", "must be >= 0, got -1"},
     {"train.seed", "9007199254740994", "train.seed", "must be <= 9007199254740992"},
+    {"train.precision", "\"bf16\"", "train.precision", "\"bf16\" is not implemented yet"},
+    {"train.precision", "\"fp16\"", "train.precision", "must be one of \"fp32\", \"tf32\", \"bf16\""},
+    {"train.epsilon", "\"buffer\"", "train.epsilon", "must be one of \"fused\", \"stored\""},
+    {"train.cuda_graph", "1", "train.cuda_graph", "must be true or false, got a number"},
     // integers must be integral
     {"model.latent_dim", "2.5", "model.latent_dim", "must be an integer, got 2.5"},
     {"train.epochs", "1.5", "train.epochs", "must be an integer, got 1.5"},
