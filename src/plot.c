@@ -189,6 +189,15 @@ static void put_rgb(FILE *f, int k) {
     fprintf(f, "'#%02x%02x%02x'", c[0], c[1], c[2]);
 }
 
+// The end of a plot element: palette colour k and a literal legend title.
+static void put_colour_and_title(FILE *f, int k, const char *title) {
+    fprintf(f, " lc rgb ");
+    put_rgb(f, k);
+    fprintf(f, " title ");
+    put_string(f, title);
+    fprintf(f, " noenhanced");
+}
+
 // Starts a figure of width x height pixels: creates gnuplot's output file beside png_path
 // (which also checks the directory is writable) and the script with the terminal settings.
 static int job_begin(PlotJob *job, const char *png_path, int width, int height, char *err, size_t errlen) {
@@ -378,11 +387,8 @@ int plot_scatter(const char *png_path, const char *title, const char *xlabel, co
             char fallback[16];
             snprintf(fallback, sizeof fallback, "%d", k);
             const char *name = (class_names && class_names[k]) ? class_names[k] : fallback;
-            fprintf(f, ", \\\n  NaN with points pt 7 ps 1.6 lc rgb ");
-            put_rgb(f, k);
-            fprintf(f, " title ");
-            put_string(f, name);
-            fprintf(f, " noenhanced");
+            fprintf(f, ", \\\n  NaN with points pt 7 ps 1.6");
+            put_colour_and_title(f, k, name);
         }
     }
     fprintf(f, "\n");
@@ -652,11 +658,8 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
         const char *name = (names && names[s]) ? names[s] : fallback;
         if (s > 0) fprintf(f, ", \\\n  ");
         put_string(f, data_path);
-        fprintf(f, " using 1:%d with %s lw 2 lc rgb ", s + 2, style);
-        put_rgb(f, s);
-        fprintf(f, " title ");
-        put_string(f, name);
-        fprintf(f, " noenhanced");
+        fprintf(f, " using 1:%d with %s lw 2", s + 2, style);
+        put_colour_and_title(f, s, name);
     }
     fprintf(f, "\n");
     return job_finish(&job, err, errlen);
