@@ -1,17 +1,37 @@
 # cuvae Makefile. `make` builds build/cuvae (with the CUDA backend when nvcc is
 # found; `make CUDA=0` for CPU only). See README.md for the targets.
+# `make CUDA_EMU=1` builds build-emu/: the CUDA backend and kernels/*.cu linked
+# against the emulated CUDA device of tests/cuemu (no GPU needed; a test build,
+# never the shipped one). SANITIZE=1 adds ASan + UBSan (folder suffix -san).
 
 CC      ?= gcc
 CUDA_HOME ?= $(shell d=$$(dirname $$(dirname $$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc))); echo $$d)
 NVCC    ?= $(CUDA_HOME)/bin/nvcc
 CUDA    ?= $(shell test -x $(NVCC) && echo 1 || echo 0)
+CUDA_EMU ?= 0
+SANITIZE ?= 0
+CXX     ?= g++
+# the emulator compiles the kernels as host C++ against the real CUDA headers
+CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime_api.h -a -f $(CUDA_HOME)/include/cublas_v2.h && echo 1 || echo 0)
 
 BUILD   := build
+ifeq ($(CUDA_EMU),1)
+  BUILD := build-emu
+  CUDA  := 1
+endif
+ifeq ($(SANITIZE),1)
+  BUILD := $(BUILD)-san
+endif
 # x86-64-v3 = AVX2 + FMA (any x86 server since 2015); `make ARCH=x86-64` for older CPUs
 ARCH    ?= x86-64-v3
-CFLAGS  ?= -O3 -g
-CFLAGS  += -march=$(ARCH) -fno-math-errno -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
-LDLIBS  := -lcjson -lopenblas -lpng -lz -lm -lpthread
+ifeq ($(SANITIZE),1)
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  CFLAGS   ?= -O1 -g
+else
+  CFLAGS   ?= -O3 -g
+endif
+CFLAGS  += $(SANFLAGS) -march=$(ARCH) -fno-math-errno -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
+LDLIBS  := $(SANFLAGS) -lcjson -lopenblas -lpng -lz -lm -lpthread
 
 # real code for sm_80 and sm_90 plus PTX for newer GPUs
 NVCCFLAGS ?= -O3 -g -lineinfo
@@ -25,7 +45,11 @@ ifeq ($(CUDA),1)
   LIB_SRCS += src/backend_cuda.c
   CU_SRCS  := $(wildcard kernels/*.cu)
   CFLAGS   += -DCUVAE_WITH_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  ifeq ($(CUDA_EMU),1)
+    LDLIBS += -lstdc++
+  else
+    LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  endif
 endif
 
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
@@ -34,7 +58,21 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # record the build flavour so switching CUDA=0/1 rebuilds
 FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)
 
-.PHONY: all deps data run test test-only lectures bench clean help
+# ---- the emulated CUDA device (tests/cuemu), CUDA_EMU=1 only ----------------
+CUEMU := tests/cuemu
+EMU_LIB := $(BUILD)/libcuemu.a
+EMU_OBJS := $(patsubst $(CUEMU)/%.cpp,$(BUILD)/obj/cuemu/%.o,$(wildcard $(CUEMU)/cuemu_*.cpp)) \
+            $(BUILD)/obj/cuemu/cuemu_fiber.o
+EMU_CXXFLAGS := $(SANFLAGS) $(if $(filter 1,$(SANITIZE)),-O1,-O2) -g -march=$(ARCH) -std=c++17 \
+                -Wall -Wextra -Iinclude -I$(CUEMU) -I$(CUDA_HOME)/include -MMD -MP
+# kernels/*.cu (and the emulator's own toy kernels) as host C++
+EMU_KERNEL_FLAGS := $(EMU_CXXFLAGS) -include $(CUEMU)/cuemu_device.h
+EMU_LINK := $(EMU_LIB)
+ifeq ($(CUDA_EMU),1)
+  TEST_BINS := $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/test_cuemu
+endif
+
+.PHONY: all deps data run test test-only emu lectures bench clean help
 all: $(BUILD)/cuvae $(TEST_BINS)
 
 $(FLAVOUR):
@@ -46,22 +84,55 @@ $(BUILD)/obj/%.o: src/%.c $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+ifeq ($(CUDA_EMU),1)
+# launches and __shared__ declarations rewritten mechanically, #line keeps kernels/X.cu:LINE
+$(BUILD)/gen/%.cu.cpp: %.cu $(CUEMU)/cuemu_rewrite.py $(FLAVOUR)
+	@mkdir -p $(dir $@)
+	python3 $(CUEMU)/cuemu_rewrite.py $< $@
+
+$(BUILD)/obj/kernels/%.o: $(BUILD)/gen/kernels/%.cu.cpp $(CUEMU)/cuemu_device.h Makefile
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_KERNEL_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/cuemu/%.o: $(CUEMU)/%.cpp $(FLAVOUR) Makefile
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cuemu/cuemu_fiber.o: $(CUEMU)/cuemu_fiber.c $(FLAVOUR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -O2 -g -std=gnu11 -Wall -Wextra -c $< -o $@
+
+$(EMU_LIB): $(EMU_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/cuemu/toy_kernels.o: $(BUILD)/gen/$(CUEMU)/toy_kernels.cu.cpp $(CUEMU)/cuemu_device.h Makefile
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_KERNEL_FLAGS) -c $< -o $@
+
+# the emulator's self-test: planted bugs in toy kernels must each be caught
+$(BUILD)/tests/test_cuemu: $(CUEMU)/test_cuemu.cpp $(BUILD)/obj/cuemu/toy_kernels.o $(EMU_LIB) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -Itests $< $(BUILD)/obj/cuemu/toy_kernels.o $(EMU_LIB) -o $@ $(LDLIBS)
+else
 $(BUILD)/obj/kernels/%.o: kernels/%.cu $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+EMU_LINK :=
+endif
 
 $(BUILD)/libcuvae.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/cuvae: $(BUILD)/obj/main.o $(BUILD)/libcuvae.a
+$(BUILD)/cuvae: $(BUILD)/obj/main.o $(BUILD)/libcuvae.a $(EMU_LINK)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a $(EMU_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcuvae.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcuvae.a $(EMU_LINK) -o $@ $(LDLIBS)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/obj/cuemu/*.d $(BUILD)/tests/*.d)
 
 deps:
 	@bash scripts/deps.sh
@@ -75,8 +146,18 @@ run: deps data all
 	./$(BUILD)/cuvae plot runs/mnist_vae
 	@echo "outputs: runs/mnist_vae/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors, samples.png, figures/*.png)"
 
-test: deps data all
+test: deps data all emu
 	@bash tests/run_tests.sh
+
+# the emulated CUDA device builds (run by tests/run_tests.sh): plain, and under
+# ASan + UBSan. Needs the CUDA headers only (no GPU, no driver).
+emu:
+ifeq ($(CUDA_HEADERS),1)
+	$(MAKE) --no-print-directory CUDA_EMU=1 SANITIZE=0 all
+	$(MAKE) --no-print-directory CUDA_EMU=1 SANITIZE=1 all
+else
+	@echo "emu: no CUDA headers under $(CUDA_HOME)/include: the emulated CUDA tests will be skipped"
+endif
 
 lectures: deps data all
 	FULL=$(FULL) bash scripts/lectures.sh
@@ -85,8 +166,8 @@ bench: deps all
 	bash scripts/bench.sh
 
 # tests without the install steps (for a machine already set up)
-test-only: all
+test-only: all emu
 	@bash tests/run_tests.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf build build-san build-emu build-emu-san

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# run_tests.sh: runs every test binary in build/tests and every tests/cli_*.sh,
-# then prints the closing line "N passed, N failed, N skipped" (sum of all).
+# run_tests.sh: runs every test binary in build/tests, the CUDA parity tests
+# and the emulator's self-test on the emulated CUDA device (build-emu/: streams
+# deferred, then blocks in reverse order, then build-emu-san/ under ASan +
+# UBSan), and every tests/cli_*.sh; then prints the closing line
+# "N passed, N failed, N skipped" (sum of all).
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; skipped=0; crashed=0
@@ -30,6 +33,29 @@ for t in "${BUILD:-build}"/tests/test_*; do
     case "$t" in *.d) continue;; esac
     run_one "$(basename "$t")" "$t"
 done
+# The emulated CUDA device (tests/cuemu; `make emu` builds it). Its results are
+# labelled "(emulated CUDA, ...)" line by line.
+emu="${BUILD_EMU:-build-emu}"
+if [ -x "$emu/tests/test_cuda_parity" ] && [ -x "$emu/tests/test_cuemu" ]; then
+    run_one "test_cuemu (emulated CUDA self-test)" "$emu/tests/test_cuemu"
+    run_one "test_cuda_parity (emulated CUDA, deferred)" env CUEMU_MODE=deferred "$emu/tests/test_cuda_parity"
+    run_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order)" \
+        env CUEMU_MODE=deferred CUEMU_ORDER=reverse "$emu/tests/test_cuda_parity"
+else
+    echo "== emulated CUDA"
+    echo "  skip emulated CUDA tests: $emu/ not built (make emu needs the CUDA headers)"
+    skipped=$((skipped + 1))
+fi
+if [ -x "$emu-san/tests/test_cuda_parity" ] && [ -x "$emu-san/tests/test_cuemu" ]; then
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    run_one "test_cuemu (emulated CUDA self-test, ASan + UBSan)" "$emu-san/tests/test_cuemu"
+    run_one "test_cuda_parity (emulated CUDA, ASan + UBSan)" "$emu-san/tests/test_cuda_parity"
+else
+    echo "== emulated CUDA under sanitizers"
+    echo "  skip emulated CUDA tests under ASan + UBSan: $emu-san/ not built"
+    skipped=$((skipped + 1))
+fi
 for s in tests/cli_*.sh; do
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" bash "$s"

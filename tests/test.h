@@ -11,12 +11,15 @@
 static int test_passed_count, test_failed_count, test_skipped_count;
 static int test_current_failures;
 static const char *test_current_name;
+// appended to every ok / skip / FAIL line, e.g. " (emulated CUDA)"; the summary line is unchanged
+static const char *test_label = "";
 
 // Records a failed check (with file:line and a message) unless cond holds.
 __attribute__((unused)) static void test_check(int cond, const char *file, int line, const char *fmt, ...) {
     if (cond) return;
     test_current_failures++;
-    fprintf(stderr, "  FAIL %s (%s:%d): ", test_current_name ? test_current_name : "?", file, line);
+    fprintf(stderr, "  FAIL %s%s (%s:%d): ", test_current_name ? test_current_name : "?", test_label,
+            file, line);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -37,16 +40,17 @@ __attribute__((unused)) static void test_run(const char *name, void (*fn)(void))
     fn();
     if (test_current_failures == 0) {
         test_passed_count++;
-        fprintf(stderr, "  ok   %s\n", name);
+        fprintf(stderr, "  ok   %s%s\n", name, test_label);
     } else {
         test_failed_count++;
     }
     test_current_name = NULL;
+    (void)test_label;
 }
 
 __attribute__((unused)) static void test_skip(const char *name, const char *why) {
     test_skipped_count++;
-    fprintf(stderr, "  skip %s: %s\n", name, why);
+    fprintf(stderr, "  skip %s%s: %s\n", name, test_label, why);
 }
 
 // Prints the summary line; returns the process exit code.

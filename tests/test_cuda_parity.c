@@ -6,6 +6,8 @@
 // bit for bit alike, and that a training step replayed from a CUDA graph is
 // bitwise the eager step. Without a usable GPU (or without the CUDA backend
 // compiled in) every test is reported as skipped with the reason.
+// Built with `make CUDA_EMU=1` it runs on the emulated CUDA device of
+// tests/cuemu, and every line it prints says "(emulated CUDA, ...)".
 #include "test.h"
 
 #include "cuvae/backend.h"
@@ -1276,6 +1278,20 @@ int main(void) {
         snprintf(reason, sizeof reason, "the CUDA backend is not compiled in");
     }
     if (gpu) fprintf(stderr, "  cuda device: %s\n", gpu->device_name);
+    static char label[160];
+    if (gpu && strncmp(gpu->device_name, "cuemu", 5) == 0) {
+        const char *mode = getenv("CUEMU_MODE"), *order = getenv("CUEMU_ORDER");
+        snprintf(label, sizeof label, " (emulated CUDA, %s%s%s)",
+                 mode && strcmp(mode, "eager") == 0 ? "eager" : "deferred",
+                 order && strcmp(order, "reverse") == 0 ? ", blocks in reverse order" : "",
+#if defined(__SANITIZE_ADDRESS__)
+                 ", ASan + UBSan"
+#else
+                 ""
+#endif
+        );
+        test_label = label;
+    }
     rng_init(&input_rng, 12345, 3);
     const char *require = getenv("CUVAE_REQUIRE_CUDA");
     if (!gpu && require && strcmp(require, "1") == 0) {

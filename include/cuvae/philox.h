@@ -6,7 +6,8 @@
 // device memory. On the GPU the Philox rounds are cuRAND's device API
 // (curand_Philox4x32_10); on the host they are rng.c's, checked against the
 // Random123 known-answer vectors (tests/test_ops_grad.c) and against the GPU
-// bit for bit (tests/test_cuda_parity.c).
+// bit for bit (tests/test_cuda_parity.c). The emulated CUDA device
+// (tests/cuemu, CUEMU_DEVICE_CODE) runs cuRAND's rounds too, on the host.
 //   normal number i:  block i / 2 of counter word 2 = 1; Box-Muller on words (2h, 2h + 1), h = i % 2
 //   uniform number i: block i / 4 of counter word 2 = 2; word i % 4
 #ifndef CUVAE_PHILOX_H
@@ -17,7 +18,7 @@
 #include <stdint.h>
 #include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(CUEMU_DEVICE_CODE)
 #include <curand_philox4x32_x.h>   // the Philox rounds only (curand_kernel.h would add MBs of tables)
 #endif
 
@@ -32,7 +33,7 @@ void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t ou
 
 static inline CUVAE_HOST_DEVICE void philox_block(uint64_t seed, uint64_t block, uint32_t stream,
                                                   uint32_t out[4]) {
-#ifdef __CUDA_ARCH__
+#if defined(__CUDA_ARCH__) || defined(CUEMU_DEVICE_CODE)
     uint4 counter = make_uint4((uint32_t)block, (uint32_t)(block >> 32), stream, 0u);
     uint2 key = make_uint2((uint32_t)seed, (uint32_t)(seed >> 32));
     uint4 r = curand_Philox4x32_10(counter, key);

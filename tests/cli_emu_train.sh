@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# cli_emu_train.sh: the whole host orchestration on the emulated CUDA device
+# (build-emu/cuvae, tests/cuemu): a short `cuvae train` with CUDA graphs on
+# and epsilon fused, dynamic binarization and a KL warm-up (so the step state,
+# graph capture and replay, the in-kernel draws and eval all run), against
+# the same run on the CPU backend: per-epoch losses and the checkpoint agree
+# within tolerance. Then eval and sample on the emulated device, and --resume
+# there: 1 + 1 epochs == 2 epochs, bit for bit. Every line says "(emulated CUDA)".
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+EMU=${BUILD_EMU:-build-emu}/cuvae
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -x "$EMU" ]; then
+    skip "emulated CUDA training run" "$EMU not built (make emu needs the CUDA headers)"; cli_finish cli_emu_train; exit
+fi
+if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
+    skip "emulated CUDA training run" "data/mnist missing (run make data)"; cli_finish cli_emu_train; exit
+fi
+L="(emulated CUDA)"
+common=(--set data.train_limit=1024 --set data.test_limit=256 --set model.latent_dim=8
+        --set data.binarize=dynamic --set loss.kl_warmup_epochs=1 --set train.epsilon=fused)
+CUEMU_STATS=1 "$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda \
+    --set train.cuda_graph=true --set train.epochs=2 --out "$tmp/gpu" 2>"$tmp/gpu.err" \
+    || bad "training on the emulated device $L: $(grep -v '^  ' "$tmp/gpu.err" | tail -2)"
+"$CUVAE" train configs/examples_vae.json "${common[@]}" --set device=cpu --set train.epochs=2 \
+    --out "$tmp/cpu" 2>"$tmp/cpu.err" || bad "training on the CPU: $(tail -1 "$tmp/cpu.err")"
+grep -q "backend cuda: cuemu: emulated CUDA device" "$tmp/gpu.err" && ok "ran on the emulated device $L" \
+    || bad "the run did not use the emulated CUDA backend $L"
+stats=$(grep "cuemu: stats:" "$tmp/gpu.err")
+captured=$(echo "$stats" | sed -E 's/.* ([0-9]+) graphs captured.*/\1/')
+launches=$(echo "$stats" | sed -E 's/.* ([0-9]+) graph launches.*/\1/')
+echo "  $stats" >&2
+[ -n "$captured" ] && [ "$captured" -ge 1 ] && [ -n "$launches" ] && [ "$launches" -ge 10 ] \
+    && ok "training steps were captured and replayed as CUDA graphs $L" || bad "no graph replay $L: $stats"
+for key in train_loss test_loss test_rec test_kl; do
+    paste -d' ' <(sed -E "s/.*\"$key\": ([-0-9.e]+).*/\1/" "$tmp/gpu/log.jsonl") \
+                <(sed -E "s/.*\"$key\": ([-0-9.e]+).*/\1/" "$tmp/cpu/log.jsonl") > "$tmp/$key"
+    if [ "$(wc -l < "$tmp/$key")" -eq 2 ] && awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * ($2 < 0 ? -$2 : $2) + 1e-4) bad = 1 }
+            END { exit bad }' "$tmp/$key"; then
+        ok "$key per epoch matches the CPU backend $L"
+    else
+        bad "$key differs from the CPU backend $L: $(tr '\n' ';' < "$tmp/$key")"
+    fi
+done
+# the checkpoints: same tensors; entries within the rounding of 16 Adam steps
+cmp_out=$(python3 - "$tmp/gpu/model.safetensors" "$tmp/cpu/model.safetensors" <<'PY'
+import json, struct, sys
+from array import array
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__": continue
+        a = array("f"); a.frombytes(data[t["data_offsets"][0]:t["data_offsets"][1]]); out[name] = a
+    return out
+g, c = load(sys.argv[1]), load(sys.argv[2])
+if sorted(g) != sorted(c): print("different tensors"); sys.exit(1)
+total = loose = wrong = 0; worst = 0.0
+for name in g:
+    for x, y in zip(g[name], c[name]):
+        d = abs(x - y); total += 1; worst = max(worst, d)
+        if d > 1e-3 * abs(y) + 1e-4: loose += 1
+        if d > 2 * 16 * 1e-3 + 1e-5: wrong += 1
+print("%d parameters, %d beyond rtol 1e-3 atol 1e-4, worst |diff| %.3g" % (total, loose, worst))
+sys.exit(0 if loose <= total // 1000 + 5 and wrong == 0 else 1)
+PY
+) && ok "checkpoint matches the CPU backend's $L: $cmp_out" || bad "checkpoint differs $L: $cmp_out"
+# eval and sample on the emulated device
+ev=$("$EMU" eval "$tmp/gpu/model.safetensors" --set device=cuda --set data.test_limit=256 2>"$tmp/ev.err")
+ev_loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+logged=$(tail -1 "$tmp/gpu/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+awk -v a="$ev_loss" -v b="$logged" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-3) }' \
+    && ok "eval on the emulated device reproduces the logged test loss $L ($ev_loss)" \
+    || bad "eval $ev_loss vs logged $logged $L: $(tail -1 "$tmp/ev.err")"
+"$EMU" sample "$tmp/gpu/model.safetensors" -n 16 -o "$tmp/s.png" --set device=cuda 2>/dev/null
+head -c 8 "$tmp/s.png" 2>/dev/null | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" \
+    && ok "sample on the emulated device writes a PNG $L" || bad "sample PNG $L"
+# --resume on the emulated device: bit-identical to the uninterrupted run
+"$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.epochs=1 --out "$tmp/res" 2>/dev/null
+"$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.epochs=2 --out "$tmp/res" \
+    --resume 2>"$tmp/res.err" || bad "resume $L: $(tail -1 "$tmp/res.err")"
+cmp -s "$tmp/res/model.safetensors" "$tmp/gpu/model.safetensors" \
+    && ok "1 epoch + --resume to 2 == 2 epochs, bit for bit $L" || bad "resumed checkpoint differs $L"
+cli_finish cli_emu_train

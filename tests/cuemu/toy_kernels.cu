@@ -1,0 +1,117 @@
+// toy_kernels.cu: small kernels for the emulator's self-test
+// (tests/cuemu/test_cuemu.cpp): one correct block reduction as a positive
+// control, and one kernel per class of bug the emulator must catch. Plain
+// CUDA: it compiles with nvcc too; launchers are extern "C" for the test.
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#define TOY_BLOCK 128
+
+// out[blockIdx.x] = sum of in[blockIdx.x * 128 ...] (128 values): a shared-memory
+// step then warp shuffles, as the real kernels reduce.
+__global__ void toy_block_sum(float *out, const float *in) {
+    __shared__ float partial[TOY_BLOCK / 32];
+    int t = threadIdx.x;
+    float v = in[blockIdx.x * TOY_BLOCK + t];
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    if (t % 32 == 0) partial[t / 32] = v;
+    __syncthreads();
+    if (t < 32) {
+        float w = t < TOY_BLOCK / 32 ? partial[t] : 0.0f;
+        for (int offset = 16; offset > 0; offset /= 2) w += __shfl_down_sync(0xffffffffu, w, offset);
+        if (t == 0) out[blockIdx.x] = w;
+    }
+}
+
+// Reads shared memory nobody wrote: must see NaN (new shared memory is NaN).
+__global__ void toy_read_uninitialised_shared(float *out) {
+    __shared__ float never_written[64];
+    out[threadIdx.x] = never_written[threadIdx.x];
+}
+
+// Bug: a barrier in divergent code (half the block returns first).
+__global__ void toy_barrier_after_return(float *out) {
+    if (threadIdx.x >= 16) return;
+    __syncthreads();
+    out[threadIdx.x] = 1.0f;
+}
+
+// Bug: two different barriers for odd and even threads.
+__global__ void toy_barrier_two_sites(float *out) {
+    if (threadIdx.x % 2) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+    out[threadIdx.x] = 1.0f;
+}
+
+// Bug: a full-warp shuffle in a block of 48 threads (warp 1 has 16 lanes).
+__global__ void toy_shuffle_missing_lane(float *out) {
+    float v = (float)threadIdx.x;
+    v += __shfl_xor_sync(0xffffffffu, v, 16);
+    out[threadIdx.x] = v;
+}
+
+// Bug: lanes 8..31 return before a full-warp shuffle.
+__global__ void toy_shuffle_returned_lane(float *out) {
+    int lane = threadIdx.x % 32;
+    if (lane >= 8) return;
+    float v = __shfl_xor_sync(0xffffffffu, (float)lane, 1);
+    out[threadIdx.x] = v;
+}
+
+// Bug: lane 0 waits at a barrier while the rest of its warp waits for it at a shuffle.
+__global__ void toy_deadlock(float *out) {
+    float v = 1.0f;
+    if (threadIdx.x == 0) {
+        __syncthreads();
+    } else {
+        v = __shfl_xor_sync(0xffffffffu, v, 1);
+    }
+    out[threadIdx.x] = v;
+}
+
+// Bug: writes out[n] (one float past the end) -- or much further with `stride`.
+__global__ void toy_out_of_bounds_write(float *out, int n, int stride) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) out[(size_t)i * stride] = 2.0f;
+}
+
+// Bug: each of two threads raises its flag and spins until the other's is up
+// (a hang under the emulator, whose threads take turns without preemption).
+__global__ void toy_spin(volatile int *flags) {
+    flags[threadIdx.x] = 1;
+    while (flags[1 - threadIdx.x] == 0) {
+    }
+}
+
+// data[i] += 1 for i < n
+__global__ void toy_increment(float *data, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) data[i] += 1.0f;
+}
+
+extern "C" {
+void toy_launch_block_sum(float *out, const float *in, int blocks, cudaStream_t s) {
+    toy_block_sum<<<blocks, TOY_BLOCK, 0, s>>>(out, in);
+}
+void toy_launch_read_uninitialised_shared(float *out, cudaStream_t s) {
+    toy_read_uninitialised_shared<<<1, 64, 0, s>>>(out);
+}
+void toy_launch_barrier_after_return(float *out, cudaStream_t s) { toy_barrier_after_return<<<2, 64, 0, s>>>(out); }
+void toy_launch_barrier_two_sites(float *out, cudaStream_t s) { toy_barrier_two_sites<<<1, 64, 0, s>>>(out); }
+void toy_launch_shuffle_missing_lane(float *out, cudaStream_t s) { toy_shuffle_missing_lane<<<1, 48, 0, s>>>(out); }
+void toy_launch_shuffle_returned_lane(float *out, cudaStream_t s) { toy_shuffle_returned_lane<<<1, 32, 0, s>>>(out); }
+void toy_launch_deadlock(float *out, cudaStream_t s) { toy_deadlock<<<1, 32, 0, s>>>(out); }
+void toy_launch_out_of_bounds_write(float *out, int n, int stride, cudaStream_t s) {
+    toy_out_of_bounds_write<<<(n + 1 + 63) / 64, 64, 0, s>>>(out, n, stride);
+}
+void toy_launch_spin(int *flag, cudaStream_t s) { toy_spin<<<1, 2, 0, s>>>(flag); }
+void toy_launch_increment(float *data, int n, cudaStream_t s) {
+    toy_increment<<<(n + 255) / 256, 256, 0, s>>>(data, n);
+}
+void toy_launch_increment_config(float *data, int n, dim3 grid, dim3 block, cudaStream_t s) {
+    toy_increment<<<grid, block, 0, s>>>(data, n);
+}
+}
