@@ -70,6 +70,10 @@ EMU_KERNEL_FLAGS := $(EMU_CXXFLAGS) -include $(CUEMU)/cuemu_device.h
 EMU_LINK := $(EMU_LIB)
 ifeq ($(CUDA_EMU),1)
   TEST_BINS := $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/test_cuemu
+  # the portable ucontext fibers, tested too (not under ASan, which needs the fiber annotations)
+  ifneq ($(SANITIZE),1)
+    TEST_BINS += $(BUILD)/tests/test_cuemu_ucontext
+  endif
 endif
 
 .PHONY: all deps data run test test-only emu lectures bench clean help
@@ -114,6 +118,16 @@ $(BUILD)/obj/cuemu/toy_kernels.o: $(BUILD)/gen/$(CUEMU)/toy_kernels.cu.cpp $(CUE
 $(BUILD)/tests/test_cuemu: $(CUEMU)/test_cuemu.cpp $(BUILD)/obj/cuemu/toy_kernels.o $(EMU_LIB) tests/test.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -Itests $< $(BUILD)/obj/cuemu/toy_kernels.o $(EMU_LIB) -o $@ $(LDLIBS)
+
+$(BUILD)/obj/cuemu/cuemu_fiber_ucontext.o: $(CUEMU)/cuemu_fiber.c $(FLAVOUR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -DCUEMU_UCONTEXT=1 -O2 -g -std=gnu11 -Wall -Wextra -c $< -o $@
+
+$(BUILD)/tests/test_cuemu_ucontext: $(CUEMU)/test_cuemu.cpp $(BUILD)/obj/cuemu/toy_kernels.o $(EMU_OBJS) \
+                                    $(BUILD)/obj/cuemu/cuemu_fiber_ucontext.o tests/test.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -Itests $< $(BUILD)/obj/cuemu/toy_kernels.o \
+	    $(filter-out %/cuemu_fiber.o,$(EMU_OBJS)) $(BUILD)/obj/cuemu/cuemu_fiber_ucontext.o -o $@ $(LDLIBS)
 else
 $(BUILD)/obj/kernels/%.o: kernels/%.cu $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)

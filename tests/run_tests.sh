@@ -38,6 +38,7 @@ done
 emu="${BUILD_EMU:-build-emu}"
 if [ -x "$emu/tests/test_cuda_parity" ] && [ -x "$emu/tests/test_cuemu" ]; then
     run_one "test_cuemu (emulated CUDA self-test)" "$emu/tests/test_cuemu"
+    run_one "test_cuemu (emulated CUDA self-test, ucontext fibers)" "$emu/tests/test_cuemu_ucontext"
     run_one "test_cuda_parity (emulated CUDA, deferred)" env CUEMU_MODE=deferred "$emu/tests/test_cuda_parity"
     run_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order)" \
         env CUEMU_MODE=deferred CUEMU_ORDER=reverse "$emu/tests/test_cuda_parity"

@@ -13,20 +13,17 @@
 #define CUEMU_UCONTEXT 1
 #endif
 
-#ifdef CUEMU_UCONTEXT
 #include <ucontext.h>
-#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+// The same layout whichever switch a build uses (the scheduler may be compiled
+// without -DCUEMU_UCONTEXT and linked with a ucontext cuemu_fiber.o).
 typedef struct {
-#ifdef CUEMU_UCONTEXT
-    ucontext_t context;
-#else
-    void *stack_pointer;   // saved rsp while the fiber is not running
-#endif
+    void *stack_pointer;   // x86-64 switch: saved rsp while the fiber is not running
+    ucontext_t context;    // ucontext switch
 } CuemuFiber;
 
 // Prepares `fiber` to run entry() on [stack, stack + stack_bytes) the first
