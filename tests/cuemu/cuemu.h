@@ -15,6 +15,15 @@
 #include <functional>
 #include <string>
 
+// CUEMU_ASAN: built with AddressSanitizer (SANITIZE=1)
+#if defined(__SANITIZE_ADDRESS__)
+#define CUEMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUEMU_ASAN 1
+#endif
+#endif
+
 namespace cuemu {
 
 // ---- settings (environment, read once) -----------------------------------
