@@ -29,7 +29,7 @@ static void *cpu_alloc(Backend *be, size_t bytes) {
     void *raw = NULL;
     if (posix_memalign(&raw, 64, CPU_ALLOC_HEADER + (bytes ? bytes : 1)) != 0) {
         fprintf(stderr, "cuvae: out of host memory allocating %zu bytes for the CPU backend\n", bytes);
-        exit(1);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
     memset(raw, 0, CPU_ALLOC_HEADER + bytes);
     *(size_t *)raw = bytes;

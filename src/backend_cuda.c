@@ -65,7 +65,7 @@ static void *cuda_alloc(Backend *be, size_t bytes) {
     if (status != cudaSuccess) {
         fprintf(stderr, "cuvae: out of GPU memory allocating %zu bytes (%zu in use): %s\n",
                 bytes, impl->current_bytes, cudaGetErrorString(status));
-        exit(1);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
     CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes ? bytes : 1, impl->stream));
     if (impl->n_allocations == impl->cap_allocations) {
@@ -74,7 +74,7 @@ static void *cuda_alloc(Backend *be, size_t bytes) {
                                     impl->cap_allocations * sizeof(Allocation));
         if (!impl->allocations) {
             fprintf(stderr, "cuvae: out of host memory (allocation table)\n");
-            exit(1);
+            exit(CUVAE_EXIT_BAD_INPUT);
         }
     }
     impl->allocations[impl->n_allocations].ptr = ptr;
@@ -213,7 +213,7 @@ static void cuda_run_step(Backend *be, int key, void (*enqueue)(void *ctx), void
             impl->steps = realloc(impl->steps, impl->cap_steps * sizeof(CapturedStep));
             if (!impl->steps) {
                 fprintf(stderr, "cuvae: out of host memory (captured steps)\n");
-                exit(1);
+                exit(CUVAE_EXIT_BAD_INPUT);
             }
         }
         found = &impl->steps[impl->n_steps++];

@@ -12,13 +12,36 @@
 #include <libgen.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <signal.h>
 
+// An error is one line of plain text whatever it quotes: control characters
+// (a newline or an escape sequence in a key, a value or a file name) are
+// written as \n, \r, \t or \xHH.
 int set_error(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
+        char raw[4096];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        size_t o = 0;
+        for (const unsigned char *c = (const unsigned char *)raw; *c && o + 1 < errlen; c++) {
+            char esc[8] = "";
+            if (*c == '\n') snprintf(esc, sizeof esc, "\\n");
+            else if (*c == '\r') snprintf(esc, sizeof esc, "\\r");
+            else if (*c == '\t') snprintf(esc, sizeof esc, "\\t");
+            else if (*c < 0x20 || *c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *c);
+            if (!esc[0]) {
+                err[o++] = (char)*c;
+                continue;
+            }
+            size_t n = strlen(esc);
+            if (o + n + 1 > errlen) break;
+            memcpy(err + o, esc, n);
+            o += n;
+        }
+        err[o] = '\0';
     }
     return -1;
 }
@@ -27,7 +50,7 @@ void *checked_malloc(size_t bytes, const char *file, int line) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
         fprintf(stderr, "cuvae: out of host memory allocating %zu bytes (%s:%d)\n", bytes, file, line);
-        exit(1);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
     return p;
 }
@@ -37,7 +60,7 @@ void *checked_calloc(size_t count, size_t size, const char *file, int line) {
     if (!p) {
         fprintf(stderr, "cuvae: out of host memory allocating %zu x %zu bytes (%s:%d)\n", count,
                 size, file, line);
-        exit(1);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
     return p;
 }
@@ -154,7 +177,36 @@ void text_append_json_string(TextBuffer *t, const char *s) {
     text_append(t, "\"");
 }
 
+// The file a symbolic link at path points to (malloc'd; the link's own folder
+// for a relative target), or NULL if path is not a link. Writing through the
+// link keeps it a link and updates what it points to.
+static char *link_target(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return NULL;
+    char *real = realpath(path, NULL);   // the target exists
+    if (real) return real;
+    char target[4096];
+    ssize_t n = readlink(path, target, sizeof target - 1);   // a dangling link
+    if (n <= 0) return NULL;
+    target[n] = '\0';
+    if (target[0] == '/') {
+        char *out = xmalloc((size_t)n + 1);
+        memcpy(out, target, (size_t)n + 1);
+        return out;
+    }
+    char *copy = xmalloc(strlen(path) + 1);
+    strcpy(copy, path);
+    const char *dir = dirname(copy);
+    size_t size = strlen(dir) + (size_t)n + 2;
+    char *out = xmalloc(size);
+    snprintf(out, size, "%s/%s", dir, target);
+    free(copy);
+    return out;
+}
+
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
+    a->resolved_path = link_target(path);
+    if (a->resolved_path) path = a->resolved_path;
     a->path = path;
     size_t size = strlen(path) + 32;
     a->tmp_path = xmalloc(size);
@@ -164,6 +216,8 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
         set_error(err, errlen, "%s: cannot create temp file %s: %s", path, a->tmp_path, strerror(errno));
         free(a->tmp_path);
         a->tmp_path = NULL;
+        free(a->resolved_path);
+        a->resolved_path = NULL;
         return -1;
     }
     return 0;
@@ -173,8 +227,10 @@ void atomic_file_abort(AtomicFile *a) {
     if (a->fp) fclose(a->fp);
     if (a->tmp_path) unlink(a->tmp_path);
     free(a->tmp_path);
+    free(a->resolved_path);
     a->fp = NULL;
     a->tmp_path = NULL;
+    a->resolved_path = NULL;
 }
 
 // Best effort: makes the rename itself durable. Errors are ignored.
@@ -205,12 +261,38 @@ int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
         saved_errno = errno;
     }
     if (failed_step) {
+        set_error(err, errlen, "%s: %s failed: %s", a->path, failed_step, strerror(saved_errno));
         atomic_file_abort(a);
-        return set_error(err, errlen, "%s: %s failed: %s", a->path, failed_step, strerror(saved_errno));
+        return -1;
     }
     free(a->tmp_path);
     a->tmp_path = NULL;
     fsync_parent_directory(a->path);
+    free(a->resolved_path);
+    a->resolved_path = NULL;
+    return 0;
+}
+
+int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        return set_error(err, errlen, "%s: cannot list the folder: %s", dir, strerror(errno));
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *mark = strstr(e->d_name, ".tmp.");
+        if (!mark || mark == e->d_name) continue;
+        const char *digits = mark + 5;
+        char *end = NULL;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end != '\0' || pid <= 0) continue;
+        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   // alive
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (unlink(full) == 0) fprintf(stderr, "cuvae: removed %s, left by a write that was killed\n", full);
+    }
+    closedir(d);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -293,6 +294,47 @@ static int check_one_line(const Ctx *c, const char *path, const char *s) {
     return 0;
 }
 
+// Values the arithmetic uses as float32 (learning rate, Adam's betas and eps,
+// the loss weights and schedules) are checked in that type: a nonzero value
+// below the smallest normal float (1.17549435e-38) would become 0 or a
+// flushed subnormal, one above FLT_MAX infinity.
+static int check_float32(const Ctx *c, const char *path, double v) {
+    char text[64];
+    format_double(text, sizeof text, v);
+    if (v != 0.0 && fabs(v) < FLT_MIN)
+        return fail(c, path, "%s rounds to 0 in float32, the type it is computed in (the smallest "
+                    "normal float is 1.17549435e-38)", text);
+    if (fabs(v) > FLT_MAX)
+        return fail(c, path, "%s overflows float32, the type it is computed in (the largest float "
+                    "is 3.40282347e+38)", text);
+    return 0;
+}
+
+// Adam's beta in float32 must stay below 1 (0.9999999999999999 rounds to 1.0f).
+static int check_beta_float32(const Ctx *c, const char *path, double v) {
+    if ((float)v >= 1.0f) {
+        char text[64];
+        format_double(text, sizeof text, v);
+        return fail(c, path, "%s rounds to 1 in float32, the type Adam computes in (at most "
+                    "0.99999994)", text);
+    }
+    return 0;
+}
+
+// The run's name becomes a folder (runs/<name>): letters, digits, '.', '_' and
+// '-' only, not starting with '.' or '-' (no "..", no '/', no absolute path).
+static int check_plain_name(const Ctx *c, const char *path, const char *s) {
+    bool plain = s[0] != '.' && s[0] != '-';
+    for (const char *p = s; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '.' || *p == '_' || *p == '-';
+    if (!plain)
+        return fail(c, path, "must be a plain name (letters, digits, '.', '_', '-'; not starting "
+                    "with '.' or '-'), got \"%s\"; it names the folder runs/<name> (choose another "
+                    "folder with --out DIR)", s);
+    return 0;
+}
+
 // ----------------------------------------------------------------------------
 // the schema
 
@@ -330,6 +372,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_string(c, root, "", "name", 1, cfg->name, sizeof cfg->name)) return -1;
     if (cfg->name[0] == '\0') return fail(c, "name", "must not be empty");
     if (check_one_line(c, "name", cfg->name)) return -1;
+    if (check_plain_name(c, "name", cfg->name)) return -1;
     if (get_string(c, root, "", "description", 0, cfg->description, sizeof cfg->description))
         return -1;
     if (check_one_line(c, "description", cfg->description)) return -1;
@@ -456,6 +499,13 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         format_double(text, sizeof text, cfg->loss.w_kl);
         return fail(c, "loss.w_kl", "must be >= 0, got %s", text);
     }
+    if (check_float32(c, "loss.w_rec", cfg->loss.w_rec) || check_float32(c, "loss.w_kl", cfg->loss.w_kl) ||
+        check_float32(c, "loss.free_bits", cfg->loss.free_bits))
+        return -1;
+    if (cfg->loss.has_capacity &&
+        (check_float32(c, "loss.capacity.max_nats", cfg->loss.capacity_max_nats) ||
+         check_float32(c, "loss.capacity.gamma", cfg->loss.capacity_gamma)))
+        return -1;
     if (cfg->loss.reconstruction == REC_BCE && cfg->model.output != OUTPUT_BERNOULLI)
         return fail(c, "loss.reconstruction",
                     "\"bce\" needs model.output \"bernoulli\" (got \"%s\"); use \"mse\" with "
@@ -476,6 +526,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         format_double(text, sizeof text, cfg->train.lr);
         return fail(c, "train.lr", "must be > 0, got %s", text);
     }
+    if (check_float32(c, "train.lr", cfg->train.lr)) return -1;
     cfg->train.seed = 1;
     if (find(c, train, "train", "seed", 0, &item)) return -1;
     if (item) {
@@ -489,18 +540,25 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         format_double(text, sizeof text, cfg->train.beta1);
         return fail(c, "train.beta1", "must be in [0, 1), got %s", text);
     }
+    if (check_float32(c, "train.beta1", cfg->train.beta1) ||
+        check_beta_float32(c, "train.beta1", cfg->train.beta1))
+        return -1;
     cfg->train.beta2 = 0.999;
     if (get_number(c, train, "train", "beta2", 0, &cfg->train.beta2)) return -1;
     if (!(cfg->train.beta2 >= 0 && cfg->train.beta2 < 1)) {
         format_double(text, sizeof text, cfg->train.beta2);
         return fail(c, "train.beta2", "must be in [0, 1), got %s", text);
     }
+    if (check_float32(c, "train.beta2", cfg->train.beta2) ||
+        check_beta_float32(c, "train.beta2", cfg->train.beta2))
+        return -1;
     cfg->train.adam_eps = 1e-8;
     if (get_number(c, train, "train", "adam_eps", 0, &cfg->train.adam_eps)) return -1;
     if (!(cfg->train.adam_eps > 0)) {
         format_double(text, sizeof text, cfg->train.adam_eps);
         return fail(c, "train.adam_eps", "must be > 0, got %s", text);
     }
+    if (check_float32(c, "train.adam_eps", cfg->train.adam_eps)) return -1;
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;

@@ -307,7 +307,7 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
             kl = realloc(kl, cap * sizeof(double));
             if (!epoch || !train || !test || !rec || !kl) {
                 fprintf(stderr, "cuvae: out of memory reading %s\n", path);
-                exit(1);
+                exit(CUVAE_EXIT_BAD_INPUT);
             }
         }
         epoch[n] = values[0];

@@ -16,9 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 
 #define MAX_OVERRIDES 64
-#define EXIT_BAD_INPUT 2
+#define EXIT_BAD_INPUT CUVAE_EXIT_BAD_INPUT
 
 static const char *USAGE_MAIN =
     "usage: cuvae <command> [options]\n"
@@ -388,7 +389,21 @@ static int command_report(int argc, char **argv) {
     return 0;
 }
 
+static int run_command(int argc, char **argv);
+
+// Whatever a command printed on stdout (eval's JSON, bench's line) must have
+// reached it: a full disk or a closed pipe is an error, not a silent success.
 int main(int argc, char **argv) {
+    int rc = run_command(argc, argv);
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "cuvae: cannot write to standard output: %s\n", strerror(errno ? errno : EIO));
+        return EXIT_BAD_INPUT;
+    }
+    return rc;
+}
+
+static int run_command(int argc, char **argv) {
     backend_cpu_select_blas_kernels(argv);
     if (argc < 2) {
         fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");

@@ -70,6 +70,15 @@ static int keep_log_lines(const char *path, int lines, char *err, size_t errlen)
     return rc;
 }
 
+// Appends one line to the log and flushes it; -1 with err naming the file if
+// the disk refused any of it (full, read-only, I/O error).
+static int log_write_line(FILE *log, const char *path, const char *line, char *err, size_t errlen) {
+    errno = 0;
+    if (fputs(line, log) < 0 || fflush(log) != 0 || ferror(log))
+        return set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    return 0;
+}
+
 int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
     Dataset train_set, test_set;
@@ -77,24 +86,6 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
     eval_prepare_test_set(cfg, &test_set);
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) {
-        dataset_free(&train_set);
-        dataset_free(&test_set);
-        return -1;
-    }
-    char path[1024];
-    char *config_json = config_to_json(cfg);
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    int rc = make_dirs(out_dir, err, errlen);
-    // a failed run must not leave an earlier run's evaluation beside its new config
-    snprintf(path, sizeof path, "%s/eval.json", out_dir);
-    if (rc == 0 && unlink(path) != 0 && errno != ENOENT)
-        rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", path, strerror(errno));
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    if (rc == 0) rc = write_file_atomic(path, config_json, err, errlen);
-    if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", path, config_json);
-    free(config_json);
-    if (rc != 0) {
-        be->destroy(be);
         dataset_free(&train_set);
         dataset_free(&test_set);
         return -1;
@@ -110,6 +101,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
     if (batch < 1) batch = 1;
     if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
         be->destroy(be);
+        dataset_free(&train_set);
+        dataset_free(&test_set);
         return -1;
     }
     model_init_params(&model, cfg->train.seed);
@@ -125,28 +118,58 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
 
     TrainStep train_step = {0};   // set before the first step; released at done
     FILE *log = NULL;
+    char path[1024];
+    int rc = 0;
     const int epochs = cfg->train.epochs;
     const long steps_per_epoch = (train_set.n + batch - 1) / batch;
     model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
     char resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", out_dir);
     snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
-    int first_epoch = 1;
+    int first_epoch = 1, done_epochs = 0;
     if (resume) {
-        int done_epochs = 0;
         if (access(resume_path, F_OK) != 0) {
             rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch; "
                            "train without --resume to start one)", resume_path);
             goto done;
         }
-        if (resume_load(&model, resume_path, &done_epochs, err, errlen) != 0 ||
-            keep_log_lines(path, done_epochs, err, errlen) != 0) {
+        if (resume_load(&model, resume_path, &done_epochs, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
-        first_epoch = done_epochs + 1;
-        fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, done_epochs, epochs);
     }
+    // Everything that can fail on bad input (data, config, sizes, memory, the
+    // resume file) has passed: only now is the output folder touched, so a
+    // failed run leaves an earlier run there as it was.
+    rc = make_dirs(out_dir, err, errlen);
+    if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/figures", out_dir);
+        rc = remove_stale_temp_files(path, err, errlen);
+        snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+    }
+    if (rc == 0 && resume) {
+        rc = keep_log_lines(path, done_epochs, err, errlen);
+        first_epoch = done_epochs + 1;
+        if (rc == 0) fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, done_epochs, epochs);
+    }
+    if (rc == 0) {
+        // a run that fails later must not leave an earlier evaluation beside its config
+        char eval_path[1100];
+        snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
+        if (unlink(eval_path) != 0 && errno != ENOENT)
+            rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", eval_path,
+                           strerror(errno));
+    }
+    if (rc == 0) {
+        char config_path[1100];
+        char *config_json = config_to_json(cfg);
+        snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
+        rc = write_file_atomic(config_path, config_json, err, errlen);
+        if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", config_path, config_json);
+        free(config_json);
+    }
+    if (rc != 0) goto done;
     log = fopen(path, resume ? "a" : "w");
     if (!log) {
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
@@ -234,16 +257,20 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
         fprintf(stderr,
                 "epoch %d/%d: train loss %.4f | test loss %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
                 epoch, epochs, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
-        fprintf(log,
-                "{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, \"test_rec\": %.6f, "
-                "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
-                "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g}\n",
-                epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s,
-                epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
-                epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
-                epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
-                epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0);
-        fflush(log);
+        char line[1024];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, \"test_rec\": %.6f, "
+                 "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
+                 "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g}\n",
+                 epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s,
+                 epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
+                 epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
+                 epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
+                 epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0);
+        if (log_write_line(log, path, line, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
             resume_save(&model, epoch, resume_path, err, errlen) != 0) {
             rc = -1;
@@ -283,11 +310,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
             goto done;
         }
         char *json = eval_report_json(&report, cfg, be->name);
-        snprintf(path, sizeof path, "%s/eval.json", out_dir);
+        char eval_path[1100];
+        snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
         size_t len = strlen(json);
         json = realloc(json, len + 2);
         strcat(json, "\n");
-        rc = write_file_atomic(path, json, err, errlen);
+        rc = write_file_atomic(eval_path, json, err, errlen);
         fprintf(stderr, "cuvae: eval: test loss %.4f nats/example, %d of %d active units%s\n",
                 report.elbo.loss, report.active_units, report.latent_dim, "");
         if (report.iw_k > 0)
@@ -305,7 +333,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
 
 done:
     train_step_release(&train_step);
-    if (log) fclose(log);
+    if (log && fclose(log) != 0 && rc == 0)
+        rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
     free(perm_host);
     be->free(be, perm_dev);
     device_dataset_free(be, &train_dev);

@@ -38,7 +38,7 @@ static const char *MINIMAL =
 
 // unusual but valid values for the round trip
 static const char *UNUSUAL =
-    "{\"name\": \"odd/name \\\"quoted\\\"\",\n"
+    "{\"name\": \"odd.name_-2\",\n"
     " \"description\": \"tab\\there, backslash \\\\, unicode \\u00e9 \\u2713, ctrl \\u0001\",\n"
     " \"data\": {\"dataset\": \"fashion-mnist\", \"dir\": \"some dir/with space\",\n"
     "          \"binarize\": \"static\", \"train_limit\": 100, \"test_limit\": 50},\n"
@@ -47,10 +47,10 @@ static const char *UNUSUAL =
     "           \"latent_dim\": 65536, \"decoder\": [], \"activation\": \"leaky_relu\",\n"
     "           \"output\": \"gaussian\"},\n"
     " \"loss\": {\"reconstruction\": \"mse\", \"reduction\": \"mean\",\n"
-    "          \"w_rec\": 1234567.891e10, \"w_kl\": 1e-300},\n"
+    "          \"w_rec\": 1234567.891e10, \"w_kl\": 1.5e-38},\n"
     " \"train\": {\"epochs\": 0, \"batch_size\": 1, \"lr\": 0.30000000000000004,\n"
-    "           \"seed\": 9007199254740992, \"beta1\": 0, \"beta2\": 0.9999999999999999,\n"
-    "           \"adam_eps\": 5e-324, \"log_interval\": 1},\n"
+    "           \"seed\": 9007199254740992, \"beta1\": 0, \"beta2\": 0.99999994,\n"
+    "           \"adam_eps\": 1.2e-38, \"log_interval\": 1},\n"
     " \"device\": \"cuda\"}";
 
 // ----------------------------------------------------------------------------
@@ -296,7 +296,7 @@ static void test_round_trip(void) {
     config_from_string(&cfg, UNUSUAL, "unusual", NULL, 0, err, sizeof err);
     CHECK(cfg.train.seed == UINT64_C(9007199254740992), "seed 2^53");
     CHECK(cfg.train.lr == 0.1 + 0.2, "lr 0.1+0.2");
-    CHECK(cfg.train.adam_eps == 5e-324, "smallest denormal");
+    CHECK(cfg.train.adam_eps == 1.2e-38, "tiny eps");
     CHECK(cfg.model.n_encoder == CUVAE_MAX_HIDDEN, "16 encoder layers");
     CHECK(strcmp(cfg.description, "tab\there, backslash \\, unicode \xc3\xa9 \xe2\x9c\x93, ctrl \x01") == 0,
           "description escapes: %s", cfg.description);
@@ -334,7 +334,7 @@ static void test_override_values(void) {
         "train.epochs=3",             // integer
         "train.optimizer=adam",       // not JSON: plain string
         "data.dir=/tmp/my mnist",     // plain string with a space
-        "name=\"quoted run\"",        // JSON string
+        "name=\"quoted-run\"",        // JSON string
         "description=\"true\"",       // JSON string that looks like a boolean
         "model.encoder=[400]",        // array
         "model.decoder=[]",           // empty array
@@ -351,7 +351,7 @@ static void test_override_values(void) {
     CHECK(cfg.train.epochs == 3, "epochs %d", cfg.train.epochs);
     CHECK(strcmp(cfg.train.optimizer, "adam") == 0, "optimizer %s", cfg.train.optimizer);
     CHECK(strcmp(cfg.data.dir, "/tmp/my mnist") == 0, "dir %s", cfg.data.dir);
-    CHECK(strcmp(cfg.name, "quoted run") == 0, "name %s", cfg.name);
+    CHECK(strcmp(cfg.name, "quoted-run") == 0, "name %s", cfg.name);
     CHECK(strcmp(cfg.description, "true") == 0, "description %s", cfg.description);
     CHECK(cfg.model.n_encoder == 1 && cfg.model.encoder[0] == 400, "encoder");
     CHECK(cfg.model.n_decoder == 0, "decoder");
@@ -534,6 +534,16 @@ static const ErrorCase error_cases[] = {
     {"train.beta1", "-0.1", "train.beta1", "must be in [0, 1), got -0.1"},
     {"train.beta2", "1.5", "train.beta2", "must be in [0, 1), got 1.5"},
     {"train.adam_eps", "0", "train.adam_eps", "must be > 0, got 0"},
+    {"train.adam_eps", "5e-324", "train.adam_eps", "rounds to 0 in float32"},
+    {"train.lr", "1e-50", "train.lr", "1e-50 rounds to 0 in float32"},
+    {"train.lr", "1e39", "train.lr", "overflows float32"},
+    {"train.beta2", "0.99999998", "train.beta2", "rounds to 1 in float32"},
+    {"train.beta1", "0.99999999", "train.beta1", "rounds to 1 in float32"},
+    {"loss.w_kl", "1e-300", "loss.w_kl", "rounds to 0 in float32"},
+    {"loss.w_rec", "1e300", "loss.w_rec", "overflows float32"},
+    {"name", "\"../../elsewhere/x\"", "name", "must be a plain name"},
+    {"name", "\"/abs/path\"", "name", "must be a plain name"},
+    {"name", "\".hidden\"", "name", "must be a plain name"},
     {"train.log_interval", "0", "train.log_interval", "must be >= 1, got 0"},
     {"train.seed", "-1", "train.seed", "must be >= 0, got -1"},
     {"train.seed", "9007199254740994", "train.seed", "must be <= 9007199254740992"},

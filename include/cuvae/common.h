@@ -14,6 +14,10 @@
 
 #define CUVAE_VERSION "0.1.0"
 
+// Exit status for bad input of any kind -- a config, a file, a size that does
+// not fit in host or GPU memory: one "cuvae: ..." line on stderr, then exit 2.
+#define CUVAE_EXIT_BAD_INPUT 2
+
 // printf-style write into an error buffer; always returns -1 so callers can
 // `return set_error(err, errlen, "...")`.
 int set_error(char *err, size_t errlen, const char *fmt, ...)
@@ -51,15 +55,21 @@ void text_append_json_string(TextBuffer *t, const char *s);
 // atomic_file_commit flushes, fsyncs, closes and renames it over path (then
 // fsyncs the directory), so readers see the old file or the new one, whole.
 // On any failure the temp file is removed and err names path and the step.
+// A symbolic link at path is written through: its target is replaced, the link stays.
 typedef struct {
     FILE *fp;
     char *tmp_path;
     const char *path;
+    char *resolved_path;   // the link's target when path is a symbolic link
 } AtomicFile;
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen);
 int atomic_file_commit(AtomicFile *a, char *err, size_t errlen);
 void atomic_file_abort(AtomicFile *a);
 // The whole of text, atomically.
 int write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
+
+// Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
+// killed before its rename), saying so on stderr. A missing dir is fine.
+int remove_stale_temp_files(const char *dir, char *err, size_t errlen);
 
 #endif
