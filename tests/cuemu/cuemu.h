@@ -84,9 +84,11 @@ enum WarpOpKind { WARP_SHFL_IDX, WARP_SHFL_UP, WARP_SHFL_DOWN, WARP_SHFL_XOR, WA
 uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int width,
                  const char *file, int line);
 
-// The block's storage for the __shared__ declaration at file:line (the first
-// thread to reach it allocates it, NaN-filled; freed when the block ends).
-void *shared_alloc(size_t bytes, size_t align, const char *file, int line);
+// The block's storage for the __shared__ declaration identified by `key` (the
+// address of a static of its own, so each declaration and each template
+// instance has its storage): the first thread to reach it allocates it,
+// NaN-filled; it is freed when the block ends. file:line name it in messages.
+void *shared_alloc(size_t bytes, size_t align, const void *key, const char *file, int line);
 void *dynamic_shared();   // extern __shared__ storage: the launch's dynamic bytes
 
 // The builtin variables of the running thread (set by the scheduler before it
@@ -125,6 +127,8 @@ cudaError_t stream_enqueue(cudaStream_t stream, const char *what, StreamOp op);
 // cudaErrorStreamCaptureUnsupported (and invalidates the capture) if the
 // stream, or with a global-mode capture any stream, is capturing.
 cudaError_t forbid_during_capture(cudaStream_t stream, const char *what);
+// The stream operation being run now ("cudaMemsetAsync", a kernel's name), or NULL.
+const char *current_stream_operation();
 
 }   // namespace cuemu
 

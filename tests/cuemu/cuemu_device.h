@@ -79,9 +79,12 @@ inline T shfl_xor(const char *file, int line, unsigned mask, T var, int lane_mas
                   int width = 32) {
     return warp_exchange(WARP_SHFL_XOR, mask, var, lane_mask, width, file, line);
 }
-inline void syncwarp(const char *file, int line, unsigned mask = 0xffffffffu) {
-    warp_op(WARP_SYNC, mask, 0, 0, 32, file, line);
-}
+// __syncwarp() and __syncwarp(mask): a call site object whose call takes the optional mask
+struct SyncwarpAt {
+    const char *file;
+    int line;
+    void operator()(unsigned mask = 0xffffffffu) const { warp_op(WARP_SYNC, mask, 0, 0, 32, file, line); }
+};
 inline unsigned ballot(const char *file, int line, unsigned mask, int predicate) {
     return (unsigned)warp_op(WARP_BALLOT, mask, predicate != 0, 0, 32, file, line);
 }
@@ -98,7 +101,7 @@ inline int all(const char *file, int line, unsigned mask, int predicate) {
 #define __shfl_up_sync(...) ::cuemu::shfl_up(__FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_down_sync(...) ::cuemu::shfl_down(__FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_xor_sync(...) ::cuemu::shfl_xor(__FILE__, __LINE__, __VA_ARGS__)
-#define __syncwarp(...) ::cuemu::syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
+#define __syncwarp ::cuemu::SyncwarpAt{__FILE__, __LINE__}
 #define __ballot_sync(...) ::cuemu::ballot(__FILE__, __LINE__, __VA_ARGS__)
 #define __any_sync(...) ::cuemu::any(__FILE__, __LINE__, __VA_ARGS__)
 #define __all_sync(...) ::cuemu::all(__FILE__, __LINE__, __VA_ARGS__)
@@ -119,12 +122,16 @@ inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
 inline float __fdividef(float a, float b) { return a / b; }
-inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+inline float __saturatef(float x) { return x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f; }   // NaN, -0 -> +0
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline int __float_as_int(float x) { int i; std::memcpy(&i, &x, 4); return i; }
 inline float __int_as_float(int i) { float x; std::memcpy(&x, &i, 4); return x; }
 inline unsigned __float_as_uint(float x) { unsigned i; std::memcpy(&i, &x, 4); return i; }
 inline float __uint_as_float(unsigned i) { float x; std::memcpy(&x, &i, 4); return x; }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
@@ -173,10 +180,13 @@ private:
 #define CUEMU_LAUNCH(kernel, ...) \
     ::cuemu::Launcher<decltype(&kernel)>(&kernel, #kernel, __FILE__, __LINE__, __VA_ARGS__)
 
-// __shared__ T name[dims]; becomes CUEMU_SHARED(T, name, [dims]);
+// __shared__ T name[dims]; becomes CUEMU_SHARED(T, name, [dims]); the static
+// char is the declaration's identity (distinct per declaration and per template
+// instance, even two on one line).
 #define CUEMU_SHARED(type, name, dims)                                                 \
-    type(&name) dims = *reinterpret_cast<type(*) dims>(                                \
-        ::cuemu::shared_alloc(sizeof(type dims), alignof(type), __FILE__, __LINE__))
+    static char cuemu_shared_key_##name;                                               \
+    type(&name) dims = *reinterpret_cast<type(*) dims>(::cuemu::shared_alloc(           \
+        sizeof(type dims), alignof(type), &cuemu_shared_key_##name, __FILE__, __LINE__))
 // extern __shared__ T name[]; becomes CUEMU_EXTERN_SHARED(T, name);
 #define CUEMU_EXTERN_SHARED(type, name) type *name = reinterpret_cast<type *>(::cuemu::dynamic_shared())
 

@@ -1,5 +1,7 @@
 // cuemu_fiber.c: the context switch behind cuemu_fiber.h.
 //
+// ucontext: makecontext on a fresh getcontext, with the same floating-point
+// state set in the saved context.
 // x86-64 (System V): cuemu_fiber_switch pushes the callee-saved registers
 // rbp, rbx, r12-r15 and an 8-byte slot holding MXCSR and the x87 control
 // word, stores rsp into from->stack_pointer, loads to->stack_pointer and pops
@@ -22,6 +24,11 @@ void cuemu_fiber_prepare(CuemuFiber *fiber, void *stack, size_t stack_bytes, voi
     fiber->context.uc_stack.ss_size = stack_bytes;
     fiber->context.uc_link = NULL;
     makecontext(&fiber->context, entry, 0);
+#if defined(__x86_64__)
+    // the GPU's floating-point state, not the host's (which may flush subnormals)
+    fiber->context.uc_mcontext.fpregs->mxcsr = 0x1F80;
+    fiber->context.uc_mcontext.fpregs->cwd = 0x037F;
+#endif
 }
 
 void cuemu_fiber_switch(CuemuFiber *from, CuemuFiber *to) {

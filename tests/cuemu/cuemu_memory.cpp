@@ -3,11 +3,14 @@
 // checked against. New memory is NaN bytes (0xFF), so a read of something
 // never written shows up as NaN rather than as a lucky zero.
 //   without AddressSanitizer: each allocation has its own mapping
-//     [guard page][... 256-byte canary][data, 256-aligned][canary to the page end][guard page]
+//     [guard page][canary ...][data, 256-aligned][canary to the page end][guard page]
 //     so a kernel reading or writing far out of bounds faults at once (the
 //     SIGSEGV handler names the kernel, block and thread and the allocation),
-//     and a write a few bytes out is caught by the canaries, checked after
-//     every kernel;
+//     and a write into the canaries (the bytes A5 A5 A5 7F by address: each
+//     aligned float there reads as NaN, unlike the 0xFF of new memory) is
+//     reported after the kernel. A freed allocation stays mapped without
+//     access for a while (quarantine), so a use after cudaFree faults even
+//     when a new cudaMalloc would have reused the address;
 //   with AddressSanitizer (SANITIZE=1): an ordinary 256-aligned heap block of
 //     exactly the requested size, which ASan watches byte for byte.
 #include "cuemu.h"
@@ -31,8 +34,16 @@ namespace cuemu {
 namespace {
 
 const size_t kAlignment = 256;        // what cudaMalloc guarantees
-const size_t kFrontCanary = 256;      // checked bytes just before the data
-const unsigned char kCanaryByte = 0xFF;
+const size_t kQuarantineBytes = (size_t)256 << 20;   // freed mappings kept inaccessible
+
+#ifndef CUEMU_ASAN
+// the canary byte at address a
+unsigned char canary_at(uintptr_t a) { return (a & 3) == 3 ? 0x7F : 0xA5; }
+
+void fill_canary(char *from, char *to) {
+    for (char *p = from; p < to; p++) *p = (char)canary_at((uintptr_t)p);
+}
+#endif
 
 struct Allocation {
     char *ptr;
@@ -40,11 +51,16 @@ struct Allocation {
     size_t span;            // bytes rounded up to kAlignment (canary after the data)
     void *mapping;          // NULL under ASan
     size_t mapping_bytes;
+    char *front;            // first canary byte before the data (after the front guard page)
     unsigned long serial;   // the n-th cudaMalloc of the process
 };
 
 std::map<uintptr_t, Allocation> live;   // by ptr
 std::deque<Allocation> recently_freed;  // for messages about use after free
+#ifndef CUEMU_ASAN
+std::deque<Allocation> quarantine;      // freed mappings still reserved, without access
+size_t quarantine_bytes = 0;
+#endif
 unsigned long next_serial = 1;
 size_t page_bytes() { return (size_t)sysconf(_SC_PAGESIZE); }
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -63,21 +79,29 @@ const Allocation *at_or_below(uintptr_t p) {
     return &it->second;
 }
 
-bool canaries_ok(const Allocation &a, size_t *bad_offset) {
+// false with the offset (from ptr; negative before it) of the first damaged canary byte
+bool canaries_ok(const Allocation &a, ptrdiff_t *bad_offset) {
 #ifdef CUEMU_ASAN
     (void)a;
     (void)bad_offset;
     return true;
 #else
-    for (size_t i = a.bytes; i < a.span; i++) {
-        if ((unsigned char)a.ptr[i] != kCanaryByte) {
-            *bad_offset = i;
+    for (char *p = a.ptr + a.bytes; p < a.ptr + a.span; p++) {
+        if ((unsigned char)*p != canary_at((uintptr_t)p)) {
+            *bad_offset = p - a.ptr;
             return false;
         }
     }
-    for (size_t i = 1; i <= kFrontCanary; i++) {
-        if ((unsigned char)a.ptr[-(ptrdiff_t)i] != kCanaryByte) {
-            *bad_offset = (size_t)-(ptrdiff_t)i;
+    // the front region is page- and 256-aligned at both ends: compare 8 bytes at a time
+    const uint64_t word = 0x7FA5A5A57FA5A5A5ull;
+    for (const uint64_t *w = (const uint64_t *)a.front; w < (const uint64_t *)a.ptr; w++) {
+        if (*w != word) {
+            for (const char *p = (const char *)w; p < (const char *)(w + 1); p++) {
+                if ((unsigned char)*p != canary_at((uintptr_t)p)) {
+                    *bad_offset = p - a.ptr;
+                    break;
+                }
+            }
             return false;
         }
     }
@@ -101,7 +125,7 @@ void *device_alloc(size_t bytes) {
     memset(a.ptr, 0xFF, bytes);
 #else
     const size_t page = page_bytes();
-    const size_t body = round_up(a.span + kFrontCanary, page);
+    const size_t body = round_up(a.span, page);
     a.mapping_bytes = body + 2 * page;
     void *m = mmap(NULL, a.mapping_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
@@ -109,7 +133,10 @@ void *device_alloc(size_t bytes) {
     mprotect(m, page, PROT_NONE);
     mprotect((char *)m + page + body, page, PROT_NONE);
     a.ptr = (char *)m + page + body - a.span;
-    memset(a.ptr - kFrontCanary, 0xFF, kFrontCanary + a.span);   // NaN data and canaries
+    a.front = (char *)m + page;
+    fill_canary(a.front, a.ptr);
+    memset(a.ptr, 0xFF, a.bytes);   // NaN
+    fill_canary(a.ptr + a.bytes, a.ptr + a.span);
 #endif
     live[(uintptr_t)a.ptr] = a;
     return a.ptr;
@@ -123,7 +150,14 @@ int device_free(void *ptr) {
 #ifdef CUEMU_ASAN
     free(a.ptr);
 #else
-    munmap(a.mapping, a.mapping_bytes);
+    mprotect(a.mapping, a.mapping_bytes, PROT_NONE);
+    quarantine.push_back(a);
+    quarantine_bytes += a.mapping_bytes;
+    while (quarantine_bytes > kQuarantineBytes || quarantine.size() > 4096) {
+        munmap(quarantine.front().mapping, quarantine.front().mapping_bytes);
+        quarantine_bytes -= quarantine.front().mapping_bytes;
+        quarantine.pop_front();
+    }
 #endif
     recently_freed.push_back(a);
     if (recently_freed.size() > 4096) recently_freed.pop_front();
@@ -140,12 +174,12 @@ bool device_range_ok(const void *ptr, size_t bytes, std::string *why) {
     const Allocation *a = at_or_below(p);
     if (a && p < (uintptr_t)a->ptr + (a->bytes ? a->bytes : 1)) {
         uintptr_t end = (uintptr_t)a->ptr + a->bytes;
-        if (p + bytes <= end) return true;
+        if (bytes <= end - p) return true;   // (p + bytes could wrap around)
         if (why) {
             char buf[320];
             snprintf(buf, sizeof buf, "[%p, +%zu bytes) starts at offset %zu of %s and runs %zu "
                      "bytes past its end", ptr, bytes, (size_t)(p - (uintptr_t)a->ptr),
-                     allocation_text(*a).c_str(), (size_t)(p + bytes - end));
+                     allocation_text(*a).c_str(), bytes - (size_t)(end - p));
             *why = buf;
         }
         return false;
@@ -191,18 +225,20 @@ std::string describe_address(const void *address) {
 
 bool device_canaries_ok(const char *culprit) {
     for (auto &entry : live) {
-        size_t offset = 0;
+        ptrdiff_t offset = 0;
         if (!canaries_ok(entry.second, &offset)) {
-            const Allocation &a = entry.second;
-            if ((ptrdiff_t)offset < 0)
-                report("%s wrote %zd bytes before the start of %s (out of bounds)", culprit,
-                       -(ptrdiff_t)offset, allocation_text(a).c_str());
+            Allocation &a = entry.second;
+            if (offset < 0)
+                report("%s wrote %td bytes before the start of %s (out of bounds)", culprit,
+                       -offset, allocation_text(a).c_str());
             else
-                report("%s wrote at offset %zu of %s, %zu bytes past its end (out of bounds)",
-                       culprit, offset, allocation_text(a).c_str(), offset - a.bytes);
-            // restore the canary so that the next check reports something new
-            memset(a.ptr + a.bytes, kCanaryByte, a.span - a.bytes);
-            memset(a.ptr - kFrontCanary, kCanaryByte, kFrontCanary);
+                report("%s wrote at offset %td of %s, %td bytes past its end (out of bounds)",
+                       culprit, offset, allocation_text(a).c_str(), offset - (ptrdiff_t)a.bytes);
+#ifndef CUEMU_ASAN
+            // restore the canaries so that the next check reports something new
+            fill_canary(a.front, a.ptr);
+            fill_canary(a.ptr + a.bytes, a.ptr + a.span);
+#endif
             return false;
         }
     }
@@ -216,6 +252,8 @@ namespace {
 #ifndef CUEMU_ASAN
 void on_fault(int sig, siginfo_t *info, void *) {
     std::string where = current_kernel_context();
+    if (where.empty() && current_stream_operation())
+        where = std::string("stream operation ") + current_stream_operation();
     fprintf(stderr, "cuemu: invalid memory access (%s) in %s: %s\n",
             sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
             where.empty() ? "host code, outside any kernel" : where.c_str(),

@@ -9,7 +9,8 @@
 // memory) fails here with the same error and invalidates the capture.
 // Errors follow CUDA's rules: launch-configuration errors are returned once by
 // cudaGetLastError; a fault inside a kernel is sticky and every later call
-// returns it.
+// returns it. The legacy default stream synchronises with the blocking streams
+// (those created without cudaStreamNonBlocking), both ways.
 #include "cuemu.h"
 #include "cuemu_fiber.h"
 
@@ -96,10 +97,11 @@ const std::string &last_diagnostic() { return last_message; }
 namespace {
 
 cudaError_t sticky_error = cudaSuccess;   // a fault in a kernel: every call returns it
+const char *running_operation = NULL;     // the stream operation running now (fault messages)
 cudaError_t last_error = cudaSuccess;     // what cudaGetLastError returns next
 
 cudaError_t fail(cudaError_t error) {
-    if (error != cudaSuccess && last_error == cudaSuccess) last_error = error;
+    if (error != cudaSuccess) last_error = error;
     return error;
 }
 
@@ -126,10 +128,25 @@ cudaError_t drain(CUstream_st *s) {
         PendingOp op = std::move(s->queue.front());
         s->queue.pop_front();
         if (sticky_error != cudaSuccess) continue;   // a failed context runs nothing more
+        running_operation = op.what;
         cudaError_t e = op.run();
+        running_operation = NULL;
         if (e != cudaSuccess) become_sticky(e);
     }
     return sticky_error;
+}
+
+bool is_blocking(const CUstream_st *s) { return s != &legacy_stream && !(s->flags & cudaStreamNonBlocking); }
+
+// Work on the legacy default stream waits for the blocking streams, and work on
+// a blocking stream waits for the legacy stream: what must run first runs now.
+void implicit_synchronisation(CUstream_st *s) {
+    if (s == &legacy_stream) {
+        for (CUstream_st *other : live_streams)
+            if (is_blocking(other)) drain(other);
+    } else if (is_blocking(s)) {
+        drain(&legacy_stream);
+    }
 }
 
 cudaError_t drain_all() {
@@ -178,6 +195,8 @@ void print_banner() {
 
 }   // namespace
 
+const char *current_stream_operation() { return running_operation; }
+
 cudaError_t stream_enqueue(cudaStream_t stream, const char *what, StreamOp op) {
     if (sticky_error != cudaSuccess) return fail(sticky_error);
     CUstream_st *s = stream_of(stream);
@@ -190,6 +209,18 @@ cudaError_t stream_enqueue(cudaStream_t stream, const char *what, StreamOp op) {
         s->capture_graph->ops.push_back(PendingOp{what, std::move(op)});
         return cudaSuccess;
     }
+    if (s == &legacy_stream) {
+        // the legacy stream would wait for a capturing blocking stream: CUDA refuses
+        for (CUstream_st *other : live_streams) {
+            if (other->capturing && is_blocking(other)) {
+                report("%s on the legacy default stream while a blocking stream captures a graph "
+                       "(cudaErrorStreamCaptureImplicit; the capture is invalidated)", what);
+                invalidate_capture(other);
+                return fail(cudaErrorStreamCaptureImplicit);
+            }
+        }
+    }
+    implicit_synchronisation(s);
     if (!settings().deferred) {
         cudaError_t e = op();
         if (e != cudaSuccess) become_sticky(e);
@@ -272,6 +303,7 @@ const char *cudaGetErrorString(cudaError_t error) {
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     default: return "unknown error (cuemu has no text for this code)";
     }
 }
@@ -291,6 +323,7 @@ const char *cudaGetErrorName(cudaError_t error) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     default: return "cudaErrorUnknown";
     }
 }
@@ -320,6 +353,7 @@ cudaError_t cudaGetDeviceCount(int *count) {
         return fail(cudaErrorNoDevice);
     }
     print_banner();
+    install_fault_handler();
     static bool stats_registered = false;
     const char *want_stats = getenv("CUEMU_STATS");
     if (!stats_registered && want_stats && strcmp(want_stats, "1") == 0) {
@@ -378,6 +412,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
         *ptr = NULL;
         return cudaSuccess;
     }
+    install_fault_handler();
     void *p = device_alloc(size);
     if (!p) {
         *ptr = NULL;
@@ -469,8 +504,14 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
         if (e != cudaSuccess) return e;
         return fail(drain(stream_of(stream)));
     }
+    if (kind == cudaMemcpyDeviceToDevice && (const char *)dst < (const char *)src + count &&
+        (const char *)src < (const char *)dst + count) {
+        report("cudaMemcpyAsync: device-to-device copy of %zu bytes between overlapping ranges "
+               "(%p and %p): CUDA requires them not to overlap", count, src, dst);
+        return fail(cudaErrorInvalidValue);
+    }
     return stream_enqueue(stream, "cudaMemcpyAsync", [dst, src, count]() {
-        memmove(dst, src, count);
+        memcpy(dst, src, count);
         return cudaSuccess;
     });
 }

@@ -80,8 +80,7 @@ struct Thread {
 };
 
 struct SharedDeclaration {
-    const char *file;
-    int line;
+    const void *key;   // the declaration's own static (one per declaration and template instance)
     void *ptr;
 };
 
@@ -224,7 +223,10 @@ void fiber_entry(void) {
     abort();   // a finished fiber is never resumed
 }
 
+std::atomic<uint64_t> resumes{0};   // progress, for the watchdog
+
 void resume(Block &block, Thread &t) {
+    resumes.fetch_add(1, std::memory_order_relaxed);
     running_thread = &t;
     current_thread_idx = t.idx;
     if (!t.started) {
@@ -251,9 +253,24 @@ void resume(Block &block, Thread &t) {
 }
 
 // ---- completing collectives -----------------------------------------------------
+// CUDA's rule (Programming Guide, warp shuffle and sync functions): the
+// non-exited lanes named in a mask must all execute the same kind of
+// collective with the same mask (on sm_70+ not necessarily at the same line).
+// Lanes that returned, or that do not exist in a partial last warp, are
+// inactive and ignored -- but a shuffle that READS such a lane gets an
+// undefined value, which is reported.
 
-// Lane `lane`'s result of the collective the lanes of `mask` in `warp` wait at.
-// Returns false (after block_error) if it reads a lane outside the mask.
+bool lane_exists(const Block &block, int warp, int lane) {
+    return warp * kWarpSize + lane < block.n_threads;
+}
+
+bool lane_active(const Block &block, int warp, int lane) {
+    return lane_exists(block, warp, lane) &&
+           block.threads[warp * kWarpSize + lane].status != THREAD_FINISHED;
+}
+
+// Lane t's result of the collective the active lanes of `mask` wait at.
+// Returns false (after block_error) if a shuffle reads a lane it may not.
 bool warp_result(Block &block, int warp, unsigned mask, Thread &t, uint64_t *result) {
     const WarpRequest &r = t.warp;
     int lane = t.linear % kWarpSize;
@@ -269,19 +286,27 @@ bool warp_result(Block &block, int warp, unsigned mask, Thread &t, uint64_t *res
     case WARP_BALLOT:
     case WARP_ANY:
     case WARP_ALL: {
-        unsigned ballot = 0;
-        for (int l = 0; l < kWarpSize; l++)
-            if ((mask >> l) & 1u) ballot |= (block.threads[warp * kWarpSize + l].warp.value ? 1u : 0u) << l;
+        unsigned ballot = 0, active = 0;
+        for (int l = 0; l < kWarpSize; l++) {
+            if (!((mask >> l) & 1u) || !lane_active(block, warp, l)) continue;
+            active |= 1u << l;
+            ballot |= (block.threads[warp * kWarpSize + l].warp.value ? 1u : 0u) << l;
+        }
         if (r.kind == WARP_BALLOT) *result = ballot;
         else if (r.kind == WARP_ANY) *result = ballot != 0;
-        else *result = ballot == mask;
+        else *result = ballot == active;
         return true;
     }
     }
-    if (src < 0 || src >= kWarpSize || !((mask >> src) & 1u)) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s (%s): lane %d reads lane %d, which is not in the mask 0x%08x",
-                 warp_op_name(r.kind), where_text(t.wait_file, t.wait_line).c_str(), lane, src, mask);
+    const char *why = NULL;
+    if (src < 0 || src >= kWarpSize || !((mask >> src) & 1u)) why = "is not in the mask";
+    else if (!lane_exists(block, warp, src)) why = "does not exist (a partial last warp)";
+    else if (block.threads[warp * kWarpSize + src].status == THREAD_FINISHED) why = "has returned";
+    if (why) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s (%s) in warp %d, mask 0x%08x: lane %d reads lane %d, which %s "
+                 "(an undefined value)", warp_op_name(r.kind), where_text(t.wait_file, t.wait_line).c_str(),
+                 warp, mask, lane, src, why);
         block_error(block, buf);
         return false;
     }
@@ -289,59 +314,47 @@ bool warp_result(Block &block, int warp, unsigned mask, Thread &t, uint64_t *res
     return true;
 }
 
-// Completes the collective lane `first` of `warp` waits at, if all lanes of its
-// mask wait there too. Returns 1 (released), or -1 after block_error.
-int complete_warp_op(Block &block, int warp, Thread &first) {
+// The collective lane `first` of `warp` waits at: 1 completed (its lanes
+// released), 0 not every active lane of the mask is there yet, -1 error
+// (reported). With `stuck` the block cannot move any more: the reason it
+// cannot complete is reported (and -1 returned).
+int complete_warp_op(Block &block, int warp, Thread &first, bool stuck) {
     const unsigned mask = first.warp.mask;
-    const int lanes_here = block.n_threads - warp * kWarpSize < kWarpSize
-                               ? block.n_threads - warp * kWarpSize : kWarpSize;
     const std::string op = std::string(warp_op_name(first.warp.kind)) + " (" +
                            where_text(first.wait_file, first.wait_line) + ")";
     for (int l = 0; l < kWarpSize; l++) {
-        if (!((mask >> l) & 1u)) continue;
-        char buf[512];
-        if (l >= lanes_here) {
-            snprintf(buf, sizeof buf, "%s in warp %d: mask 0x%08x names lane %d, which does not "
-                     "exist (the block has %d threads)", op.c_str(), warp, mask, l, block.n_threads);
-            block_error(block, buf);
-            return -1;
-        }
+        if (!((mask >> l) & 1u) || !lane_active(block, warp, l)) continue;
         Thread &other = block.threads[warp * kWarpSize + l];
         bool same = other.status == THREAD_AT_WARP_OP && other.warp.kind == first.warp.kind &&
-                    other.warp.mask == mask && other.warp.width == first.warp.width &&
-                    same_site(other.wait_file, other.wait_line, first.wait_file, first.wait_line);
-        if (!same) {
-            const char *what = other.status == THREAD_FINISHED ? "a lane that has returned"
-                               : other.status == THREAD_AT_BARRIER ? "a lane waiting elsewhere (deadlock)"
-                               : "a lane waiting at another collective";
-            snprintf(buf, sizeof buf, "%s in warp %d (mask 0x%08x) waits for %s: lane %d %s",
-                     op.c_str(), warp, mask, what, l, waiting_text(other).c_str());
-            block_error(block, buf);
-            return -1;
-        }
+                    other.warp.mask == mask && other.warp.width == first.warp.width;
+        if (same) continue;
+        if (!stuck) return 0;
+        char buf[768];
+        if (other.status == THREAD_AT_BARRIER)
+            snprintf(buf, sizeof buf, "deadlock: %s in warp %d (mask 0x%08x) waits for lane %d, which %s",
+                     op.c_str(), warp, mask, l, waiting_text(other).c_str());
+        else
+            snprintf(buf, sizeof buf, "the lanes of warp %d disagree: lane %d waits at %s with mask "
+                     "0x%08x, lane %d %s (every active lane of a mask must execute the same collective "
+                     "with the same mask)", warp, first.linear % kWarpSize, op.c_str(), mask, l,
+                     waiting_text(other).c_str());
+        block_error(block, buf);
+        return -1;
     }
     for (int l = 0; l < kWarpSize; l++) {
-        if (!((mask >> l) & 1u)) continue;
+        if (!((mask >> l) & 1u) || !lane_active(block, warp, l)) continue;
         Thread &t = block.threads[warp * kWarpSize + l];
         if (!warp_result(block, warp, mask, t, &t.warp.result)) return -1;
     }
     for (int l = 0; l < kWarpSize; l++)
-        if ((mask >> l) & 1u) block.threads[warp * kWarpSize + l].status = THREAD_READY;
+        if (((mask >> l) & 1u) && lane_active(block, warp, l))
+            block.threads[warp * kWarpSize + l].status = THREAD_READY;
     return 1;
 }
 
-// No thread can run: complete what can be completed. Returns false when the
-// block is stuck (reported).
-bool complete_collectives(Block &block) {
-    bool released = false;
-    for (Thread &t : block.threads) {
-        if (t.status != THREAD_AT_WARP_OP) continue;
-        int r = complete_warp_op(block, t.linear / kWarpSize, t);
-        if (r < 0) return false;
-        released = true;
-    }
-    if (released) return true;
-    // every thread left waits at __syncthreads
+// The whole block waits at __syncthreads (or has finished): release it, or
+// report why the barrier cannot be passed. Returns false when stuck.
+bool complete_barrier(Block &block) {
     const Thread *first = NULL;
     for (const Thread &t : block.threads) {
         if (t.status == THREAD_AT_BARRIER) { first = &t; break; }
@@ -377,6 +390,43 @@ void free_block_memory(Block &block) {
     block.dynamic_shared = NULL;
 }
 
+// Runs warp `warp` until each of its threads has finished or waits at
+// __syncthreads, completing its warp collectives on the way. Warps advance
+// one after another between barriers, so a warp reading shared memory that
+// another warp writes without a __syncthreads between them reads NaN (not yet
+// written) in one of the two orders the tests use, forward and reverse.
+// Returns false when the block failed.
+bool run_warp(Block &block, int warp, bool reverse) {
+    const int first = warp * kWarpSize;
+    const int lanes = block.n_threads - first < kWarpSize ? block.n_threads - first : kWarpSize;
+    for (;;) {
+        for (int k = 0; k < lanes && !block.failed; k++) {
+            Thread &t = block.threads[first + (reverse ? lanes - 1 - k : k)];
+            if (t.status == THREAD_READY) resume(block, t);
+        }
+        if (block.failed) return false;
+        bool waiting = false, released = false;
+        for (int k = 0; k < lanes; k++) {
+            Thread &t = block.threads[first + k];
+            if (t.status != THREAD_AT_WARP_OP) continue;
+            waiting = true;
+            int r = complete_warp_op(block, warp, t, false);
+            if (r < 0) return false;
+            if (r > 0) released = true;
+        }
+        if (released) continue;
+        if (!waiting) return true;
+        // lanes wait at a collective that cannot complete: say why
+        for (int k = 0; k < lanes; k++) {
+            Thread &t = block.threads[first + k];
+            if (t.status == THREAD_AT_WARP_OP) {
+                complete_warp_op(block, warp, t, true);
+                return false;
+            }
+        }
+    }
+}
+
 bool run_block(Block &block) {
     const KernelLaunch &l = *block.launch;
     block.n_threads = (int)(l.block.x * l.block.y * l.block.z);
@@ -402,15 +452,15 @@ bool run_block(Block &block) {
     current_block_idx = block.idx;
     running_block = &block;
     const bool reverse = settings().reverse_order;
+    const int n_warps = (block.n_threads + kWarpSize - 1) / kWarpSize;
     for (;;) {
-        int finished = 0;
-        for (int k = 0; k < block.n_threads && !block.failed; k++) {
-            Thread &t = block.threads[reverse ? block.n_threads - 1 - k : k];
-            if (t.status == THREAD_READY) resume(block, t);
-            if (t.status == THREAD_FINISHED) finished++;
-        }
-        if (block.failed || finished == block.n_threads) break;
-        if (!complete_collectives(block)) break;
+        for (int k = 0; k < n_warps; k++)
+            if (!run_warp(block, reverse ? n_warps - 1 - k : k, reverse)) break;
+        if (block.failed) break;
+        bool all_finished = true;
+        for (const Thread &t : block.threads) all_finished = all_finished && t.status == THREAD_FINISHED;
+        if (all_finished) break;
+        if (!complete_barrier(block)) break;
     }
     if (block.failed) {   // drop the fibers that still wait
         for (Thread &t : block.threads) {
@@ -429,26 +479,28 @@ bool run_block(Block &block) {
 // ---- watchdog -----------------------------------------------------------------
 
 std::atomic<const KernelLaunch *> watched_launch{nullptr};
-std::atomic<uint64_t> watched_serial{0};
 
+// A launch is hung when no thread has been resumed for the timeout: a thread
+// that spins never gives the others a turn. (A long kernel that makes progress
+// is not one.)
 void watchdog_loop(double timeout_seconds) {
-    uint64_t seen_serial = 0;
-    double seen_for = 0.0;
+    uint64_t seen = 0;
+    double still_for = 0.0;
     for (;;) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        uint64_t serial = watched_serial.load();
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
         const KernelLaunch *l = watched_launch.load();
-        if (l == nullptr || serial != seen_serial) {
-            seen_serial = serial;
-            seen_for = 0.0;
+        uint64_t now = resumes.load(std::memory_order_relaxed);
+        if (l == nullptr || now != seen) {
+            seen = now;
+            still_for = 0.0;
             continue;
         }
-        seen_for += 0.5;
-        if (seen_for >= timeout_seconds) {
-            fprintf(stderr, "cuemu: kernel %s (launched at %s:%d) still runs after %.0f s "
-                    "(CUEMU_TIMEOUT): a hang -- the emulated threads of a block take turns, so a "
-                    "thread spinning on another thread's write never ends\n",
-                    l->name, l->file, l->line, seen_for);
+        still_for += 0.25;
+        if (still_for >= timeout_seconds) {
+            fprintf(stderr, "cuemu: kernel %s (launched at %s:%d): no thread has made progress for "
+                    "%.0f s (CUEMU_TIMEOUT): a hang -- the emulated threads of a block take turns, "
+                    "so a thread spinning on another thread's write never ends\n",
+                    l->name, l->file, l->line, still_for);
             fflush(stderr);
             _exit(1);
         }
@@ -472,7 +524,6 @@ void start_watchdog_once() {
 cudaError_t run_kernel(const KernelLaunch &launch) {
     start_watchdog_once();
     install_fault_handler();
-    watched_serial.fetch_add(1);
     watched_launch.store(&launch);
     current_block_dim = launch.block;
     current_grid_dim = launch.grid;
@@ -539,10 +590,10 @@ uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int wi
     return t.warp.result;
 }
 
-void *shared_alloc(size_t bytes, size_t align, const char *file, int line) {
+void *shared_alloc(size_t bytes, size_t align, const void *key, const char *file, int line) {
     Block &block = *running_block;
     for (const SharedDeclaration &s : block.shared)
-        if (same_site(s.file, s.line, file, line)) return s.ptr;
+        if (s.key == key) return s.ptr;
     block.shared_bytes += bytes;
     if (block.shared_bytes > kSharedLimit) {
         char buf[256];
@@ -552,12 +603,13 @@ void *shared_alloc(size_t bytes, size_t align, const char *file, int line) {
         block_error(block, buf);
     }
     void *ptr = NULL;
-    if (posix_memalign(&ptr, align < sizeof(void *) ? sizeof(void *) : align, bytes ? bytes : 1) != 0) {
+    if (align < 16) align = 16;   // what __align__ and vector types may ask for
+    if (posix_memalign(&ptr, align, bytes ? bytes : 1) != 0) {
         report("out of host memory for __shared__ storage");
         abort();
     }
     memset(ptr, 0xFF, bytes);   // NaN: shared memory starts uninitialised
-    SharedDeclaration s = {file, line, ptr};
+    SharedDeclaration s = {key, ptr};
     block.shared.push_back(s);
     return ptr;
 }

@@ -2,12 +2,14 @@
 // give the right answer in every mode; each class of bug planted in a toy
 // kernel (tests/cuemu/toy_kernels.cu) or in a runtime / cuBLAS call must be
 // caught with a clear message naming the kernel and block: a barrier in
-// divergent code, a shuffle with a missing or returned lane, a deadlock, an
-// out-of-bounds write (near and far), use after free, an invalid launch,
+// divergent code, a shuffle reading a missing or returned lane, a deadlock, an
+// out-of-bounds write (near, far, before the start, all-ones bits), use after
+// free, a missing barrier between warps (visible as NaN), an invalid launch,
 // synchronising or allocating during stream capture, a wrong leading
 // dimension or transposition in a GEMM, and a kernel that never ends.
-// Bugs that end the process (faults, hangs) run in a forked child whose
-// stderr is checked.
+// Correct uses CUDA allows (collectives after lanes returned, __syncwarp at two
+// places, shared arrays on one line) must pass. Bugs that end the process
+// (faults, hangs) run in a forked child whose stderr is checked.
 #include "test.h"
 #include "cuemu.h"
 #include "cuemu_fiber.h"
@@ -34,6 +36,11 @@ void toy_launch_out_of_bounds_write(float *out, int n, int stride, cudaStream_t 
 void toy_launch_spin(int *flags, cudaStream_t s);
 void toy_launch_increment(float *data, int n, cudaStream_t s);
 void toy_launch_increment_config(float *data, int n, dim3 grid, dim3 block, cudaStream_t s);
+void toy_launch_collectives_ok(float *out, cudaStream_t s);
+void toy_launch_missing_barrier(float *out, cudaStream_t s);
+void toy_launch_shared_declarations(float *out, cudaStream_t s);
+void toy_launch_underflow_write(float *out, int offset, cudaStream_t s);
+void toy_launch_write_minus_one_past_end(int *out, int n, cudaStream_t s);
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -58,6 +65,12 @@ static bool diagnostic_has(const char *a, const char *b = NULL, const char *c = 
     std::string d = cuemu_last_diagnostic();
     return d.find(a) != std::string::npos && (!b || d.find(b) != std::string::npos) &&
            (!c || d.find(c) != std::string::npos);
+}
+
+// Copies n floats back after the work queued on `stream` (a copy on the legacy
+// stream would not wait for it: the stream is non-blocking).
+static cudaError_t download(float *host, const float *dev, size_t n) {
+    return cudaMemcpyAsync(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost, stream);
 }
 
 // Runs a kernel that must be diagnosed: the sync returns `want`, the message has the parts.
@@ -129,7 +142,7 @@ static void test_new_memory_is_nan(void) {
     cudaMemcpy(host.data(), buf, 64 * sizeof(float), cudaMemcpyDeviceToHost);
     CHECK(std::isnan(host[0]) && std::isnan(host[63]), "cudaMalloc memory is not NaN-filled");
     toy_launch_read_uninitialised_shared(buf, stream);
-    cudaMemcpy(host.data(), buf, 64 * sizeof(float), cudaMemcpyDeviceToHost);
+    download(host.data(), buf, 64);
     CHECK(std::isnan(host[5]), "uninitialised __shared__ read %g, not NaN", host[5]);
     cudaFree(buf);
 }
@@ -195,6 +208,85 @@ static void test_fiber_speed(void) {
     cudaFree(sums);
 }
 
+// Correct uses of warp collectives (CUDA's rules, not stricter ones).
+static void test_collectives_accepted(void) {
+    float *buf = device_floats(96);
+    std::vector<float> out(96);
+    cuemu_clear_diagnostic();
+    toy_launch_collectives_ok(buf, stream);
+    cudaError_t e = download(out.data(), buf, 96);
+    CHECK(e == cudaSuccess, "correct collectives rejected: %s", cuemu_last_diagnostic());
+    if (e != cudaSuccess) {
+        cuemu_reset_sticky_error();
+        cudaFree(buf);
+        return;
+    }
+    float v1[32], v2[32];
+    for (int l = 0; l < 32; l++) v1[l] = l >= 16 ? (float)(l + (l ^ 1)) : (float)l;
+    for (int l = 0; l < 32; l++) v2[l] = v1[l] + v1[l ^ 2];
+    int bad = 0;
+    for (int l = 0; l < 32 && bad < 3; l++) {
+        bool ok = out[l] == v2[l] && out[32 + l] == 105.0f && (l >= 20 || out[64 + l] == 20.0f + 1000.0f * v2[0]);
+        CHECK(ok, "lane %d: shuffled %g (want %g), votes %g (want 105), after the return %g (want %g)", l,
+              out[l], v2[l], out[32 + l], out[64 + l], 20.0f + 1000.0f * v2[0]);
+        bad += !ok;
+    }
+    cuemu_reset_sticky_error();
+    cudaFree(buf);
+}
+
+// Shared storage: per declaration (two on one line, static, template instances).
+static void test_shared_declarations(void) {
+    float *buf = device_floats(64);
+    std::vector<float> out(64);
+    toy_launch_shared_declarations(buf, stream);
+    CHECK(download(out.data(), buf, 64) == cudaSuccess, "%s", cuemu_last_diagnostic());
+    int bad = 0;
+    for (int i = 0; i < 64 && bad < 3; i++) {
+        int t = i % 32;
+        float want = 21.0f + 100.0f * (31 - t) + 10.0f * 1e4f + 136.0f * 1e5f;
+        CHECK(out[i] == want, "[%d] %.1f, want %.1f", i, out[i], want);
+        bad += out[i] != want;
+    }
+    cudaFree(buf);
+}
+
+// A missing __syncthreads between warps shows up as NaN (unwritten shared memory).
+static void test_missing_barrier_visible(void) {
+    float *buf = device_floats(64);
+    std::vector<float> out(64);
+    toy_launch_missing_barrier(buf, stream);
+    download(out.data(), buf, 64);
+    int nan = 0;
+    for (float v : out) nan += std::isnan(v);
+    CHECK(nan == 32, "%d of 64 results NaN, want the 32 of the warp that ran first", nan);
+    cudaFree(buf);
+}
+
+// Runtime rules: the legacy stream waits for blocking streams; cudaGetLastError
+// returns the latest error; overlapping and overflowing ranges are refused.
+static void test_runtime_rules(void) {
+    cudaStream_t blocking;
+    cudaStreamCreate(&blocking);
+    float *buf = device_floats(256);
+    std::vector<float> host(256);
+    cudaMemsetAsync(buf, 0, 256 * sizeof(float), blocking);
+    toy_launch_increment(buf, 256, blocking);
+    cudaMemcpy(host.data(), buf, 256 * sizeof(float), cudaMemcpyDeviceToHost);   // legacy stream
+    CHECK(host[255] == 1.0f, "the legacy stream did not wait for the blocking stream (%g)", host[255]);
+    cudaStreamDestroy(blocking);
+
+    toy_launch_increment_config(buf, 16, dim3(1), dim3(4096), stream);
+    CHECK(cudaMemsetAsync(buf + 8, 0, (size_t)-4, stream) == cudaErrorInvalidValue,
+          "a memset whose size wraps around accepted");
+    CHECK(cudaGetLastError() == cudaErrorInvalidValue, "cudaGetLastError is not the latest error");
+    CHECK(cudaMemcpyAsync(buf + 1, buf, 16, cudaMemcpyDeviceToDevice, stream) == cudaErrorInvalidValue,
+          "an overlapping device-to-device copy accepted");
+    cudaGetLastError();
+    CHECK(cudaStreamSynchronize(stream) == cudaSuccess, "refused calls poisoned the stream");
+    cudaFree(buf);
+}
+
 // ---- planted bugs ------------------------------------------------------------------
 
 static void test_barrier_in_divergent_code(void) {
@@ -206,12 +298,12 @@ static void test_barrier_in_divergent_code(void) {
 
 static void test_shuffle_missing_lane(void) {
     expect_kernel_error(toy_launch_shuffle_missing_lane, cudaErrorLaunchFailure,
-                        "kernel toy_shuffle_missing_lane", "names lane 16, which does not exist", "block (0,0,0)");
+                        "kernel toy_shuffle_missing_lane", "reads lane 16, which does not exist", "block (0,0,0)");
 }
 
 static void test_shuffle_returned_lane(void) {
     expect_kernel_error(toy_launch_shuffle_returned_lane, cudaErrorLaunchFailure,
-                        "kernel toy_shuffle_returned_lane", "lane that has returned", "__shfl_xor_sync");
+                        "kernel toy_shuffle_returned_lane", "reads lane 16, which has returned", "__shfl_xor_sync");
 }
 
 static void test_deadlock(void) {
@@ -260,6 +352,34 @@ static void test_out_of_bounds_write(void) {
               has(err, "block (") && has(err, "thread ("), "fault not reported with kernel, block, thread: %s",
               err.c_str());
     }
+}
+
+static void child_underflow(void) {
+    float *buf = device_floats(100);
+    toy_launch_underflow_write(buf, 100, stream);   // 400 bytes before the start
+    fprintf(stderr, "sync returned %s\n", cudaGetErrorName(cudaStreamSynchronize(stream)));
+}
+
+static void child_minus_one_past_end(void) {
+    int *buf = (int *)device_floats(10);
+    toy_launch_write_minus_one_past_end(buf, 10, stream);
+    fprintf(stderr, "sync returned %s\n", cudaGetErrorName(cudaStreamSynchronize(stream)));
+}
+
+// Without ASan (which watches bounds itself): writes far before the start, and a
+// write of all-ones bits past the end, are caught by the canaries.
+static void test_canaries(void) {
+    if (under_asan) {
+        test_skip("canaries", "ASan checks bounds itself (see out_of_bounds_write)");
+        return;
+    }
+    int status = 0;
+    std::string err = in_child(child_underflow, &status);
+    CHECK(has(err, "kernel toy_underflow_write") && has(err, "400 bytes before the start") &&
+          has(err, "sync returned cudaErrorIllegalAddress"), "underflow not reported: %s", err.c_str());
+    err = in_child(child_minus_one_past_end, &status);
+    CHECK(has(err, "kernel toy_write_minus_one_past_end") && has(err, "past its end") &&
+          has(err, "sync returned cudaErrorIllegalAddress"), "-1 past the end not reported: %s", err.c_str());
 }
 
 static void test_use_after_free(void) {
@@ -364,7 +484,7 @@ static void test_hang_is_reported(void) {
     auto start = std::chrono::steady_clock::now();
     std::string err = in_child(child_spin, &status);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    CHECK(has(err, "kernel toy_spin") && has(err, "still runs after"), "no hang report: %s", err.c_str());
+    CHECK(has(err, "kernel toy_spin") && has(err, "no thread has made progress"), "no hang report: %s", err.c_str());
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0, "the hung child did not exit non-zero");
     CHECK(s < 30.0, "the hang took %.0f s to report", s);
 }
@@ -382,11 +502,16 @@ int main(void) {
     test_run("deferred_until_sync", test_deferred_until_sync);
     test_run("graph_replay", test_graph_replay);
     test_run("fiber_speed", test_fiber_speed);
+    test_run("collectives_accepted", test_collectives_accepted);
+    test_run("shared_declarations", test_shared_declarations);
+    test_run("missing_barrier_visible", test_missing_barrier_visible);
+    test_run("runtime_rules", test_runtime_rules);
     test_run("barrier_in_divergent_code", test_barrier_in_divergent_code);
     test_run("shuffle_missing_lane", test_shuffle_missing_lane);
     test_run("shuffle_returned_lane", test_shuffle_returned_lane);
     test_run("deadlock", test_deadlock);
     test_run("out_of_bounds_write", test_out_of_bounds_write);
+    test_run("canaries", test_canaries);
     test_run("use_after_free", test_use_after_free);
     test_run("invalid_launch", test_invalid_launch);
     test_run("capture_rules", test_capture_rules);

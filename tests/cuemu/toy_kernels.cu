@@ -53,12 +53,79 @@ __global__ void toy_shuffle_missing_lane(float *out) {
     out[threadIdx.x] = v;
 }
 
-// Bug: lanes 8..31 return before a full-warp shuffle.
+// Bug: lanes 8..31 return, then lanes 0..7 read lanes 16..23 (returned: undefined values).
 __global__ void toy_shuffle_returned_lane(float *out) {
     int lane = threadIdx.x % 32;
     if (lane >= 8) return;
-    float v = __shfl_xor_sync(0xffffffffu, (float)lane, 1);
+    float v = __shfl_xor_sync(0xffffffffu, (float)lane, 16);
     out[threadIdx.x] = v;
+}
+
+// Correct CUDA the emulator must accept: a half-warp collective before a
+// whole-warp one, __syncwarp at two places and without arguments, votes and a
+// shuffle after some lanes returned (returned lanes are inactive, not errors).
+// out (96): [0, 32) shuffled sums, [32, 64) ballot counts, [64, 96) after the return.
+__global__ void toy_collectives_ok(float *out) {
+    int lane = threadIdx.x;
+    float v = (float)lane;
+    if (lane >= 16) v += __shfl_xor_sync(0xffff0000u, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (lane % 2) {
+        __syncwarp();
+    } else {
+        __syncwarp(0xffffffffu);
+    }
+    unsigned ballot = __ballot_sync(0xffffffffu, lane < 5);
+    out[lane] = v;
+    out[32 + lane] = (float)__popc(ballot) + (__all_sync(0xffffffffu, lane < 32) ? 100.0f : 0.0f);
+    if (lane >= 20) return;
+    unsigned alive = __ballot_sync(0xffffffffu, 1);
+    float from0 = __shfl_sync(0xffffffffu, v, 0);
+    out[64 + lane] = (float)__popc(alive) + 1000.0f * from0;
+}
+
+// Bug: warp 0 reads what warp 1 wrote to shared memory with no __syncthreads
+// between (64 threads). On the emulator one of the warps reads NaN.
+__global__ void toy_missing_barrier(float *out) {
+    __shared__ float s[64];
+    int t = threadIdx.x;
+    s[t] = (float)t;
+    float x = __shfl_xor_sync(0xffffffffu, 1.0f, 1);   // a warp collective is not a block barrier
+    out[t] = s[t ^ 32] * x;
+}
+
+// Two shared arrays declared on one line, a static one, and one in a template
+// helper instantiated twice: each its own storage.
+template <int N> __device__ float shared_sum_of_first(int t) {
+    __shared__ float s[N];
+    if (t < N) s[t] = (float)(t + 1);
+    __syncthreads();
+    float sum = 0.0f;
+    for (int i = 0; i < N; i++) sum += s[i];
+    __syncthreads();
+    return sum;
+}
+
+__global__ void toy_shared_declarations(float *out) {
+    __shared__ float a[32]; __shared__ float b[32];
+    static __shared__ float c[32];
+    int t = threadIdx.x;
+    a[t] = 1.0f;
+    b[t] = 2.0f;
+    c[t] = (float)t;
+    __syncthreads();
+    out[blockIdx.x * 32 + t] = a[t] + 10.0f * b[t] + 100.0f * c[31 - t] +
+                              shared_sum_of_first<4>(t) * 1e4f + shared_sum_of_first<16>(t) * 1e5f;
+}
+
+// Bug: thread 0 writes `offset` floats before the start of out.
+__global__ void toy_underflow_write(float *out, int offset) {
+    if (threadIdx.x == 0) out[-offset] = 3.0f;
+}
+
+// Bug: writes -1 (all bits set) one int past the end of out (n ints).
+__global__ void toy_write_minus_one_past_end(int *out, int n) {
+    if (threadIdx.x == 0) out[n] = -1;
 }
 
 // Bug: lane 0 waits at a barrier while the rest of its warp waits for it at a shuffle.
@@ -108,6 +175,15 @@ void toy_launch_out_of_bounds_write(float *out, int n, int stride, cudaStream_t 
     toy_out_of_bounds_write<<<(n + 1 + 63) / 64, 64, 0, s>>>(out, n, stride);
 }
 void toy_launch_spin(int *flag, cudaStream_t s) { toy_spin<<<1, 2, 0, s>>>(flag); }
+void toy_launch_collectives_ok(float *out, cudaStream_t s) { toy_collectives_ok<<<1, 32, 0, s>>>(out); }
+void toy_launch_missing_barrier(float *out, cudaStream_t s) { toy_missing_barrier<<<1, 64, 0, s>>>(out); }
+void toy_launch_shared_declarations(float *out, cudaStream_t s) { toy_shared_declarations<<<2, 32, 0, s>>>(out); }
+void toy_launch_underflow_write(float *out, int offset, cudaStream_t s) {
+    toy_underflow_write<<<1, 32, 0, s>>>(out, offset);
+}
+void toy_launch_write_minus_one_past_end(int *out, int n, cudaStream_t s) {
+    toy_write_minus_one_past_end<<<1, 32, 0, s>>>(out, n);
+}
 void toy_launch_increment(float *data, int n, cudaStream_t s) {
     toy_increment<<<(n + 255) / 256, 256, 0, s>>>(data, n);
 }
