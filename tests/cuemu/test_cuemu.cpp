@@ -37,6 +37,7 @@ void toy_launch_spin(int *flags, cudaStream_t s);
 void toy_launch_increment(float *data, int n, cudaStream_t s);
 void toy_launch_increment_config(float *data, int n, dim3 grid, dim3 block, cudaStream_t s);
 void toy_launch_collectives_ok(float *out, cudaStream_t s);
+void toy_launch_scale_by_3(float *x, int n, cudaStream_t s);
 void toy_launch_missing_barrier(float *out, cudaStream_t s);
 void toy_launch_shared_declarations(float *out, cudaStream_t s);
 void toy_launch_underflow_write(float *out, int offset, cudaStream_t s);
@@ -275,6 +276,9 @@ static void test_runtime_rules(void) {
     cudaMemcpy(host.data(), buf, 256 * sizeof(float), cudaMemcpyDeviceToHost);   // legacy stream
     CHECK(host[255] == 1.0f, "the legacy stream did not wait for the blocking stream (%g)", host[255]);
     cudaStreamDestroy(blocking);
+    toy_launch_scale_by_3(buf, 256, stream);   // a template kernel<float, 3>
+    download(host.data(), buf, 256);
+    CHECK(host[7] == 3.0f, "template kernel: %g, want 3", host[7]);
 
     toy_launch_increment_config(buf, 16, dim3(1), dim3(4096), stream);
     CHECK(cudaMemsetAsync(buf + 8, 0, (size_t)-4, stream) == cudaErrorInvalidValue,

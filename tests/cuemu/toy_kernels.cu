@@ -159,7 +159,14 @@ __global__ void toy_increment(float *data, int n) {
     if (i < n) data[i] += 1.0f;
 }
 
+// A template kernel launched with explicit template arguments (a comma inside).
+template <typename T, int K> __global__ void toy_scale(T *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= (T)K;
+}
+
 extern "C" {
+void toy_launch_scale_by_3(float *x, int n, cudaStream_t s) { toy_scale<float, 3><<<(n + 31) / 32, 32, 0, s>>>(x, n); }
 void toy_launch_block_sum(float *out, const float *in, int blocks, cudaStream_t s) {
     toy_block_sum<<<blocks, TOY_BLOCK, 0, s>>>(out, in);
 }
