@@ -11,6 +11,7 @@
 #include "cuvae/common.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +19,22 @@
 #include <zlib.h>
 
 // ----------------------------------------------------------------------------
-// a byte source: either a plain FILE or a zlib gzFile
+// a byte source: a plain FILE, or a gzip file inflated here with zlib's
+// inflate (not gzread, which ignores data after the gzip stream and, when the
+// file ends exactly where the deflate data does, never checks the 8-byte
+// trailer). The gzip stream must end with its trailer (CRC-32 and length,
+// verified by inflate) and nothing may follow it.
+
+#define GZ_CHUNK (1u << 17)
 
 typedef struct {
     const char *path;
-    FILE *file;      // plain file, or NULL
-    gzFile gz;       // gzip file, or NULL
-    size_t offset;   // bytes delivered so far (decompressed for gzip)
+    FILE *file;             // the file (plain data, or the compressed bytes)
+    bool gzip;
+    z_stream z;
+    unsigned char *in;      // GZ_CHUNK compressed bytes
+    bool stream_end;        // inflate reached the end of the gzip stream (trailer verified)
+    size_t offset;          // bytes delivered so far (decompressed for gzip)
 } ByteSource;
 
 // Opens `path`, choosing plain or gzip reading by the first two bytes.
@@ -40,33 +50,79 @@ static int source_open(ByteSource *src, const char *path, char *err, size_t errl
         fclose(f);
         return set_error(err, errlen, "%s: read error at byte 0: %s", path, strerror(saved));
     }
-    int is_gzip = (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b);
-    if (!is_gzip) {
-        rewind(f);
-        src->file = f;
-        return 0;
+    rewind(f);
+    src->file = f;
+    src->gzip = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (!src->gzip) return 0;
+    src->in = malloc(GZ_CHUNK);
+    if (!src->in || inflateInit2(&src->z, 16 + MAX_WBITS) != Z_OK) {   // 16: gzip wrapper only
+        free(src->in);
+        fclose(f);
+        src->file = NULL;
+        return set_error(err, errlen, "%s: out of memory for the gzip decoder", path);
     }
-    fclose(f);
-    src->gz = gzopen(path, "rb");
-    if (!src->gz) return set_error(err, errlen, "%s: cannot open as gzip: %s", path, strerror(errno));
-    gzbuffer(src->gz, 1 << 17);
     return 0;
 }
 
 static void source_close(ByteSource *src) {
+    if (src->gzip) inflateEnd(&src->z);
+    free(src->in);
     if (src->file) fclose(src->file);
-    if (src->gz) gzclose(src->gz);
     src->file = NULL;
-    src->gz = NULL;
+    src->in = NULL;
+}
+
+// Inflates into buf until it is full or the gzip stream ends (then checks that
+// nothing follows it). -1 with err on damage, truncation or trailing bytes.
+static int gzip_read(ByteSource *src, uint8_t *buf, size_t want, size_t *got, char *err,
+                     size_t errlen) {
+    z_stream *z = &src->z;
+    while (*got < want && !src->stream_end) {
+        if (z->avail_in == 0) {
+            size_t n = fread(src->in, 1, GZ_CHUNK, src->file);
+            if (n == 0 && ferror(src->file))
+                return set_error(err, errlen, "%s: read error at byte %lu of the compressed file: %s",
+                                 src->path, z->total_in, strerror(errno));
+            if (n == 0)
+                return set_error(err, errlen,
+                                 "%s: gzip stream truncated at byte %lu of the compressed file "
+                                 "(after %zu decompressed bytes): unexpected end of file",
+                                 src->path, z->total_in, src->offset + *got);
+            z->next_in = src->in;
+            z->avail_in = (uInt)n;
+        }
+        size_t room = want - *got;
+        z->next_out = buf + *got;
+        z->avail_out = room > (1u << 30) ? (1u << 30) : (uInt)room;
+        uInt before = z->avail_out;
+        int rc = inflate(z, Z_NO_FLUSH);
+        *got += before - z->avail_out;
+        if (rc == Z_STREAM_END) {
+            src->stream_end = true;
+            // the trailer checked out; the file must end here
+            unsigned long stream_bytes = z->total_in;
+            bool more = z->avail_in > 0 || fgetc(src->file) != EOF;
+            if (more)
+                return set_error(err, errlen,
+                                 "%s: trailing data at byte %lu of the compressed file: bytes follow "
+                                 "the end of the gzip stream", src->path, stream_bytes);
+        } else if (rc == Z_MEM_ERROR) {
+            return set_error(err, errlen, "%s: out of memory while inflating", src->path);
+        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return set_error(err, errlen, "%s: corrupt gzip stream at byte %lu of the compressed file: %s",
+                             src->path, z->total_in, z->msg ? z->msg : "inflate failed");
+        }
+    }
+    return 0;
 }
 
 // Reads up to `want` bytes into buf; *got gets how many arrived. A short read
 // with return 0 means a clean end of data. Returns -1 (with err) on a read
-// error or a damaged gzip stream.
+// error or a damaged, truncated or over-long gzip stream.
 static int source_read(ByteSource *src, uint8_t *buf, size_t want, size_t *got, char *err,
                        size_t errlen) {
     *got = 0;
-    if (src->file) {
+    if (!src->gzip) {
         size_t n = fread(buf, 1, want, src->file);
         *got = n;
         src->offset += n;
@@ -75,42 +131,9 @@ static int source_read(ByteSource *src, uint8_t *buf, size_t want, size_t *got, 
                              strerror(errno));
         return 0;
     }
-    while (*got < want) {
-        size_t chunk = want - *got;
-        if (chunk > (1u << 30)) chunk = 1u << 30;   // gzread takes an unsigned, returns an int
-        int n = gzread(src->gz, buf + *got, (unsigned)chunk);
-        int read_errno = errno;
-        if (n > 0) {
-            *got += (size_t)n;
-            src->offset += (size_t)n;
-        }
-        if (n < (int)chunk) {
-            // short read: either the clean end of the stream or an error
-            int errnum = Z_OK;
-            const char *message = gzerror(src->gz, &errnum);
-            if (errnum == Z_OK) break;
-            // zlib's message starts with "PATH: "; we name the file ourselves
-            size_t path_len = strlen(src->path);
-            if (message && strncmp(message, src->path, path_len) == 0 &&
-                strncmp(message + path_len, ": ", 2) == 0)
-                message += path_len + 2;
-            if (!message) message = "unknown zlib error";
-            // for gzip damage the useful offset is where inflate stopped in the
-            // compressed file
-            long long compressed_at = (long long)gzoffset(src->gz);
-            if (errnum == Z_ERRNO)
-                return set_error(err, errlen, "%s: read error at byte %lld of the compressed file: %s",
-                                 src->path, compressed_at, strerror(read_errno));
-            if (errnum == Z_BUF_ERROR)
-                return set_error(err, errlen,
-                                 "%s: gzip stream truncated at byte %lld of the compressed file "
-                                 "(after %zu decompressed bytes): %s",
-                                 src->path, compressed_at, src->offset, message);
-            return set_error(err, errlen, "%s: corrupt gzip stream at byte %lld of the compressed file: %s",
-                             src->path, compressed_at, message);
-        }
-    }
-    return 0;
+    int rc = gzip_read(src, buf, want, got, err, errlen);
+    src->offset += *got;
+    return rc;
 }
 
 static uint32_t read_be32(const uint8_t *p) {

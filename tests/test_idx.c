@@ -439,6 +439,43 @@ static void test_truncated_gzip(void) {
     free(gz);
 }
 
+// Regression: a file larger than the decoder's buffer whose 8-byte trailer is
+// cut (all deflate data present), or with bytes after the gzip stream, or a
+// second gzip member, loaded silently with gzread.
+static void test_gzip_trailer_and_trailing_data(void) {
+    char path[512];
+    fixture_path(path, sizeof path, "big-source.idx.gz");
+    uint32_t dims[3] = {1000, 28, 28};
+    size_t n = 1000 * 28 * 28;
+    uint8_t *payload = malloc(n);
+    fill_pseudo_random(payload, n, 9);
+    write_idx(path, 1, 0x08, 3, dims, payload, n);
+    free(payload);
+    size_t gz_size;
+    uint8_t *gz = read_bytes(path, &gz_size);
+    CHECK(gz_size > (1u << 17) + 8, "fixture too small (%zu bytes) to cross the decoder's buffer", gz_size);
+    char where[128];
+    for (size_t cut = 1; cut <= 8; cut++) {
+        fixture_path(path, sizeof path, "big-cut-trailer.idx.gz");
+        write_bytes(path, gz, gz_size - cut);
+        snprintf(where, sizeof where, "at byte %zu of the compressed file", gz_size - cut);
+        EXPECT_IDX_ERROR(path, "gzip stream truncated", where);
+    }
+    uint8_t *longer = malloc(2 * gz_size);
+    memcpy(longer, gz, gz_size);
+    memcpy(longer + gz_size, "junk\n", 5);
+    fixture_path(path, sizeof path, "junk-after-stream.idx.gz");
+    write_bytes(path, longer, gz_size + 5);
+    snprintf(where, sizeof where, "trailing data at byte %zu of the compressed file", gz_size);
+    EXPECT_IDX_ERROR(path, where, "follow the end of the gzip stream");
+    memcpy(longer + gz_size, gz, gz_size);
+    fixture_path(path, sizeof path, "two-members.idx.gz");
+    write_bytes(path, longer, 2 * gz_size);
+    EXPECT_IDX_ERROR(path, where, NULL);
+    free(longer);
+    free(gz);
+}
+
 static void test_corrupt_gzip(void) {
     char path[512];
     fixture_path(path, sizeof path, "source2.idx.gz");
@@ -924,6 +961,7 @@ int main(void) {
     test_run("idx_every_prefix_fails", test_every_prefix_fails);
     test_run("idx_truncated_gzip", test_truncated_gzip);
     test_run("idx_corrupt_gzip", test_corrupt_gzip);
+    test_run("idx_gzip_trailer_and_trailing_data", test_gzip_trailer_and_trailing_data);
     test_run("idx_random_damage_never_crashes", test_random_damage_never_crashes);
     test_run("dataset_load_fake", test_dataset_load_fake);
     test_run("dataset_limits", test_dataset_limits);
