@@ -141,6 +141,10 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
                            slices[k].name, got, want);
             break;
         }
+        if (safetensors_check_finite(path, t, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
         size_t count = (size_t)slices[k].shape[0] * (slices[k].rank == 2 ? (size_t)slices[k].shape[1] : 1);
         memcpy(host + slices[k].offset, t->data, count * sizeof(float));
     }

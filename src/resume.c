@@ -6,6 +6,8 @@
 #include "cuvae/safetensors.h"
 
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +65,10 @@ static int meta_number(const StFile *f, const char *path, const char *key, bool 
     errno = 0;
     if (integer) *as_integer = strtoull(text, &end, 10);
     else *as_double = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || text[0] == '-')
+    if (end == text || *end != '\0' || errno != 0 || text[0] == '-' ||
+        (!integer && !isfinite(*as_double)))
         return set_error(err, errlen, "%s: __metadata__.%s: not a %s: \"%.40s\"", path, key,
-                         integer ? "non-negative integer" : "number", text);
+                         integer ? "non-negative integer" : "finite number", text);
     return 0;
 }
 
@@ -126,6 +129,13 @@ int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen
             rc = set_error(err, errlen, "%s: tensor %s: missing", path, names[k]);
         else if (tensors[k]->rank != 1 || tensors[k]->shape[0] != (int64_t)P)
             rc = set_error(err, errlen, "%s: tensor %s: expected shape [%zu]", path, names[k], P);
+        else
+            rc = safetensors_check_finite(path, tensors[k], err, errlen);
+    }
+    for (size_t i = 0; rc == 0 && i < P; i++) {
+        if (tensors[2]->data[i] < 0.0f)
+            rc = set_error(err, errlen, "%s: tensor adam.v: element %zu is negative (%g): a second "
+                           "moment cannot be", path, i, tensors[2]->data[i]);
     }
     uint64_t epoch_value = 0, step = 0, eps_offset = 0, uniform_offset = 0;
     double beta1_power = 0, beta2_power = 0, lr = 0;
@@ -136,6 +146,11 @@ int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen
     if (rc == 0) rc = meta_number(&f, path, "beta1_power", false, &beta1_power, NULL, err, errlen);
     if (rc == 0) rc = meta_number(&f, path, "beta2_power", false, &beta2_power, NULL, err, errlen);
     if (rc == 0) rc = meta_number(&f, path, "lr", false, &lr, NULL, err, errlen);
+    if (rc == 0 && !(beta1_power >= 0.0 && beta1_power <= 1.0 && beta2_power >= 0.0 && beta2_power <= 1.0))
+        rc = set_error(err, errlen, "%s: __metadata__: beta1_power %g and beta2_power %g must lie in [0, 1]",
+                       path, beta1_power, beta2_power);
+    if (rc == 0 && !(lr > 0.0 && lr <= FLT_MAX))
+        rc = set_error(err, errlen, "%s: __metadata__.lr: %g is not a learning rate (> 0, a float)", path, lr);
     if (rc == 0 && (epoch_value > 100000000ull || step != epoch_value * (uint64_t)m->plan.steps_per_epoch))
         rc = set_error(err, errlen, "%s: __metadata__: epoch %llu and step %llu do not fit %lld steps an epoch",
                        path, (unsigned long long)epoch_value, (unsigned long long)step,

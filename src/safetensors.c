@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@
 #endif
 
 #define METADATA_KEY "__metadata__"
+#define CRC_KEY "data_crc32"   // CRC-32 (zlib) of the data section, 8 lowercase hex digits
 #define META_KEY_SIZE 64      // sizeof(StMeta.key)
 #define MAX_EXACT_JSON_INT 9007199254740992.0   // 2^53: largest exact double integer
 
@@ -237,9 +239,32 @@ int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
                       const StMeta *meta, int n_meta, char *err, size_t errlen) {
     if (!path || !path[0]) return set_error(err, errlen, "safetensors_write: empty path");
     if (validate_write_args(path, tensors, n_tensors, meta, n_meta, err, errlen) != 0) return -1;
+    for (int i = 0; i < n_meta; i++)
+        if (strcmp(meta[i].key, CRC_KEY) == 0)
+            return set_error(err, errlen, "%s: metadata key '%s' is written by safetensors_write", path, CRC_KEY);
+
+    // the CRC-32 of the data section (the tensors' bytes in file order) rides in the metadata
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n_tensors; i++) {
+        size_t bytes = 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank);
+        const Bytef *p = (const Bytef *)tensors[i].data;
+        while (bytes > 0) {
+            uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+            crc = crc32(crc, p, chunk);
+            p += chunk;
+            bytes -= chunk;
+        }
+    }
+    char crc_text[16];
+    snprintf(crc_text, sizeof crc_text, "%08lx", (unsigned long)crc);
+    StMeta *all_meta = xmalloc(sizeof(StMeta) * (size_t)(n_meta + 1));
+    for (int i = 0; i < n_meta; i++) all_meta[i] = meta[i];
+    snprintf(all_meta[n_meta].key, sizeof all_meta[n_meta].key, "%s", CRC_KEY);
+    all_meta[n_meta].value = crc_text;
 
     TextBuffer header = {0};
-    build_header(&header, tensors, n_tensors, meta, n_meta);
+    build_header(&header, tensors, n_tensors, all_meta, n_meta + 1);
+    free(all_meta);
     uint8_t length_bytes[8];
     uint64_t header_len = header.len;
     for (int i = 0; i < 8; i++) length_bytes[i] = (uint8_t)(header_len >> (8 * i));
@@ -496,6 +521,32 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
     return status;
 }
 
+// With __metadata__.data_crc32 (every file cuvae writes): the data section
+// must have that CRC-32. Files without it (from other writers) are accepted.
+static int verify_checksum(const char *path, const StFile *f, char *err, size_t errlen) {
+    const char *stored = safetensors_meta(f, CRC_KEY);
+    if (!stored) return 0;
+    char *end = NULL;
+    unsigned long want = strtoul(stored, &end, 16);
+    if (strlen(stored) != 8 || *end != '\0')
+        return set_error(err, errlen, "%s: __metadata__.%s: expected 8 hex digits", path, CRC_KEY);
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++) header_len |= (uint64_t)f->buffer[i] << (8 * i);
+    size_t start = 8 + (size_t)header_len, bytes = f->size - start;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const Bytef *p = f->buffer + start;
+    while (bytes > 0) {
+        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        bytes -= chunk;
+    }
+    if ((unsigned long)crc != want)
+        return set_error(err, errlen, "%s: checksum mismatch: __metadata__.%s is %s but the tensor "
+                         "data gives %08lx (the file is damaged)", path, CRC_KEY, stored, (unsigned long)crc);
+    return 0;
+}
+
 int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (!path) return set_error(err, errlen, "safetensors_read: NULL path");
@@ -521,9 +572,19 @@ int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
         return set_error(err, errlen, "%s: read error (got %zu of %zu bytes)", path, got,
                          (size_t)st.st_size);
     }
-    if (parse_file(path, f, err, errlen) != 0) {
+    if (parse_file(path, f, err, errlen) != 0 || verify_checksum(path, f, err, errlen) != 0) {
         safetensors_free(f);
         return -1;
+    }
+    return 0;
+}
+
+int safetensors_check_finite(const char *path, const StTensor *t, char *err, size_t errlen) {
+    size_t n = (size_t)element_count(t->shape, t->rank);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(t->data[i]))
+            return set_error(err, errlen, "%s: tensor %s: element %zu is %s (a damaged file, or a "
+                             "run that diverged)", path, t->name, i, isnan(t->data[i]) ? "NaN" : "infinite");
     }
     return 0;
 }

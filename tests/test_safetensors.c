@@ -187,7 +187,9 @@ static void test_round_trip(void) {
     CHECK(rc == 0, "read failed: %s", err);
     if (rc != 0) return;
     CHECK(f.n_tensors == SAMPLE_TENSORS, "n_tensors %d", f.n_tensors);
-    CHECK(f.n_meta == 3, "n_meta %d", f.n_meta);
+    CHECK(f.n_meta == 4, "n_meta %d (3 + data_crc32)", f.n_meta);
+    CHECK(safetensors_meta(&f, "data_crc32") && strlen(safetensors_meta(&f, "data_crc32")) == 8,
+          "no 8-digit data_crc32");
     for (int i = 0; i < SAMPLE_TENSORS && i < f.n_tensors; i++) {
         const StTensor *want = &expected[i];
         const StTensor *got = safetensors_find(&f, want->name);
@@ -263,6 +265,48 @@ static void test_header_layout(void) {
     free(bytes);
 }
 
+// The data section's CRC-32 is written and verified: one flipped bit in the
+// data is an error naming the file; a file from another writer (no
+// data_crc32) still reads; NaN and infinity are found with the tensor's name.
+static void test_checksum_and_finite(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "crc.safetensors");
+    float values[5] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f};
+    StTensor t;
+    memset(&t, 0, sizeof t);
+    strcpy(t.name, "w");
+    t.rank = 1;
+    t.shape[0] = 5;
+    t.data = values;
+    CHECK(safetensors_write(path, &t, 1, NULL, 0, err, sizeof err) == 0, "write: %s", err);
+    size_t n = 0;
+    uint8_t *bytes = read_bytes(path, &n);
+    bytes[n - 3] ^= 0x10;   // inside the last float
+    write_bytes(path, bytes, n);
+    StFile f;
+    CHECK(safetensors_read(path, &f, err, sizeof err) != 0, "a flipped data bit was accepted");
+    CHECK(strstr(err, "crc.safetensors: checksum mismatch") != NULL, "message: %s", err);
+    free(bytes);
+
+    StMeta own = {"data_crc32", "00000000"};
+    CHECK(safetensors_write(path, &t, 1, &own, 1, err, sizeof err) != 0, "a caller's data_crc32 accepted");
+
+    const char *foreign = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    size_t hl = strlen(foreign);
+    uint8_t file[128];
+    for (int i = 0; i < 8; i++) file[i] = (uint8_t)(hl >> (8 * i));
+    memcpy(file + 8, foreign, hl);
+    float nan_value = NAN;
+    memcpy(file + 8 + hl, &nan_value, 4);
+    write_bytes(path, file, 8 + hl + 4);
+    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "a file without data_crc32: %s", err);
+    if (f.n_tensors == 1) {
+        CHECK(safetensors_check_finite(path, &f.tensors[0], err, sizeof err) != 0, "NaN passed");
+        CHECK(strstr(err, "tensor w: element 0 is NaN") != NULL, "message: %s", err);
+        safetensors_free(&f);
+    }
+}
+
 // Zero tensors, scalars (rank 0) and empty tensors.
 static void test_edge_shapes(void) {
     char path[512], err[512] = "";
@@ -270,7 +314,8 @@ static void test_edge_shapes(void) {
     CHECK(safetensors_write(path, NULL, 0, NULL, 0, err, sizeof err) == 0, "empty write: %s", err);
     StFile f;
     CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "empty read: %s", err);
-    CHECK(f.n_tensors == 0 && f.n_meta == 0, "empty file has %d tensors", f.n_tensors);
+    CHECK(f.n_tensors == 0 && f.n_meta == 1, "empty file has %d tensors, %d metadata (want 0, 1: "
+          "data_crc32)", f.n_tensors, f.n_meta);
     safetensors_free(&f);
 
     float scalar = 3.5f;
@@ -719,11 +764,18 @@ static void test_python_decodes_file(void) {
     StTensor t[SAMPLE_TENSORS];
     StMeta meta[3];
     fill_sample(t, meta);
-    for (int i = 0; i < 3; i++) {
+    StFile written;
+    char crc[16] = "";
+    if (safetensors_read(path, &written, err, sizeof err) == 0) {
+        snprintf(crc, sizeof crc, "%s", safetensors_meta(&written, "data_crc32"));
+        safetensors_free(&written);
+    }
+    for (int i = 0; i < 4; i++) {
+        const char *key = i < 3 ? meta[i].key : "data_crc32", *value = i < 3 ? meta[i].value : crc;
         strcat(expected, "meta ");
-        append_hex(expected, sizeof expected, meta[i].key, strlen(meta[i].key));
+        append_hex(expected, sizeof expected, key, strlen(key));
         strcat(expected, " ");
-        append_hex(expected, sizeof expected, meta[i].value, strlen(meta[i].value));
+        append_hex(expected, sizeof expected, value, strlen(value));
         strcat(expected, "\n");
     }
     for (int i = 0; i < SAMPLE_TENSORS; i++) {
@@ -786,6 +838,7 @@ int main(void) {
     test_run("write_to_missing_directory", test_write_to_missing_directory);
     test_run("overwrite_replaces_whole_file", test_overwrite_replaces_whole_file);
     test_run("write_rejects_bad_input", test_write_rejects_bad_input);
+    test_run("checksum_and_finite", test_checksum_and_finite);
     if (have_python())
         test_run("python_decodes_file", test_python_decodes_file);
     else

@@ -21,7 +21,10 @@ typedef struct {
     char *value;             // malloc'd (reader) / caller-owned (writer)
 } StMeta;
 
-// Writes tensors (dtype F32, in the given order) and metadata pairs.
+// Writes tensors (dtype F32, in the given order) and metadata pairs, plus
+// __metadata__.data_crc32: the CRC-32 of the data section, which
+// safetensors_read verifies (a damaged file is an error naming it). Other
+// readers (PyTorch's safetensors) ignore it.
 int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
                       const StMeta *meta, int n_meta, char *err, size_t errlen);
 
@@ -38,6 +41,8 @@ typedef struct {
 // consistent with shapes). Errors name the file and what is wrong.
 int safetensors_read(const char *path, StFile *f, char *err, size_t errlen);
 const StTensor *safetensors_find(const StFile *f, const char *name);
+// -1 with err naming the file, the tensor and the first NaN or infinite element.
+int safetensors_check_finite(const char *path, const StTensor *t, char *err, size_t errlen);
 const char *safetensors_meta(const StFile *f, const char *key);   // NULL if absent
 void safetensors_free(StFile *f);
 
