@@ -205,9 +205,26 @@ static char *link_target(const char *path) {
 }
 
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
+    const char *asked = path;
     a->resolved_path = link_target(path);
     if (a->resolved_path) path = a->resolved_path;
     a->path = path;
+    // replacing anything but a regular file (a device such as /dev/null, a FIFO,
+    // a directory) by renaming over it would destroy it
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (a->resolved_path)
+            set_error(err, errlen, "%s: links to %s, which is not a regular file (outputs are regular "
+                      "files, replaced atomically)", asked, path);
+        else
+            set_error(err, errlen, "%s: not a regular file (outputs are regular files, replaced "
+                      "atomically)", path);
+        free(a->resolved_path);
+        a->resolved_path = NULL;
+        a->tmp_path = NULL;
+        a->fp = NULL;
+        return -1;
+    }
     size_t size = strlen(path) + 32;
     a->tmp_path = xmalloc(size);
     snprintf(a->tmp_path, size, "%s.tmp.%ld", path, (long)getpid());
@@ -301,4 +318,14 @@ int write_file_atomic(const char *path, const char *text, char *err, size_t errl
     if (atomic_file_open(&a, path, err, errlen) != 0) return -1;
     fputs(text, a.fp);
     return atomic_file_commit(&a, err, errlen);
+}
+
+bool is_plain_name(const char *s) {
+    if (!s || !s[0] || s[0] == '.' || s[0] == '-') return false;
+    for (const char *p = s; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                  *p == '.' || *p == '_' || *p == '-';
+        if (!ok) return false;
+    }
+    return true;
 }

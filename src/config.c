@@ -324,11 +324,7 @@ static int check_beta_float32(const Ctx *c, const char *path, double v) {
 // The run's name becomes a folder (runs/<name>): letters, digits, '.', '_' and
 // '-' only, not starting with '.' or '-' (no "..", no '/', no absolute path).
 static int check_plain_name(const Ctx *c, const char *path, const char *s) {
-    bool plain = s[0] != '.' && s[0] != '-';
-    for (const char *p = s; *p && plain; p++)
-        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                *p == '.' || *p == '_' || *p == '-';
-    if (!plain)
+    if (!is_plain_name(s))
         return fail(c, path, "must be a plain name (letters, digits, '.', '_', '-'; not starting "
                     "with '.' or '-'), got \"%s\"; it names the folder runs/<name> (choose another "
                     "folder with --out DIR)", s);

@@ -80,7 +80,9 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     cJSON *ev = read_json(path, err, sizeof err);
     snprintf(path, sizeof path, "%s/%s/config.json", runs_dir, run);
     cJSON *cfg = read_json(path, err, sizeof err);
-    fprintf(f, "<tr><td><a href=\"%s/config.json\"><code>", run);
+    fputs("<tr><td><a href=\"", f);
+    html_text(f, run);
+    fputs("/config.json\"><code>", f);
     html_text(f, run);
     fputs("</code></a></td>", f);
     if (!ev) {
@@ -90,12 +92,14 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     }
     const cJSON *model = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "model") : NULL;
     const cJSON *loss = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "loss") : NULL;
-    fprintf(f, "<td>%s</td>", model && json_string(model, "kind") ? json_string(model, "kind") : "?");
+    fputs("<td>", f);
+    html_text(f, model && json_string(model, "kind") ? json_string(model, "kind") : "?");
+    fputs("</td>", f);
     if (loss) {
         const char *reduction = json_string(loss, "reduction");
-        fprintf(f, "<td>%s (%s over pixels), %g / %g</td>",
-                json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?",
-                reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+        fputs("<td>", f);
+        html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
+        fprintf(f, " (%s over pixels), %g / %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                 json_number(loss, "w_rec"), json_number(loss, "w_kl"));
     }
     else
@@ -138,6 +142,30 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
     if (!cJSON_IsArray(sections)) {
         cJSON_Delete(index);
         return set_error(err, errlen, "%s: sections: expected an array", index_path);
+    }
+    // run and figure names become paths and URLs in the page: plain names only
+    int section_index = 0;
+    const cJSON *checked;
+    cJSON_ArrayForEach(checked, sections) {
+        const char *lists[2] = {"runs", "figures"};
+        for (int l = 0; l < 2; l++) {
+            const cJSON *list = cJSON_GetObjectItemCaseSensitive(checked, lists[l]);
+            const cJSON *item;
+            int item_index = 0;
+            cJSON_ArrayForEach(item, list) {
+                if (!cJSON_IsString(item) || !is_plain_name(item->valuestring)) {
+                    cJSON_Delete(index);
+                    return set_error(err, errlen, "%s: sections[%d].%s[%d]: must be a plain name (letters, "
+                                     "digits, '.', '_', '-'; not starting with '.' or '-'), got %s%s%s",
+                                     index_path, section_index, lists[l], item_index,
+                                     cJSON_IsString(item) ? "\"" : "",
+                                     cJSON_IsString(item) ? item->valuestring : "a non-string",
+                                     cJSON_IsString(item) ? "\"" : "");
+                }
+                item_index++;
+            }
+        }
+        section_index++;
     }
     char path[1200];
     snprintf(path, sizeof path, "%s/index.html", runs_dir);
@@ -208,6 +236,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
                 snprintf(image, sizeof image, "%s/%s/figures/%s.png", runs_dir, run->valuestring,
                          figure->valuestring);
                 if (file_exists(image)) {
+                    // run and figure are plain names (checked above): safe in a URL
                     fprintf(f, "<td><a href=\"%s/figures/%s.png\"><img src=\"%s/figures/%s.png\" alt=\"",
                             run->valuestring, figure->valuestring, run->valuestring, figure->valuestring);
                     html_text(f, caption_of(figure->valuestring));

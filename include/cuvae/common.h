@@ -68,6 +68,10 @@ void atomic_file_abort(AtomicFile *a);
 // The whole of text, atomically.
 int write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
 
+// A name safe to use as one path component and in a URL: letters, digits,
+// '.', '_', '-', not empty, not starting with '.' or '-' (so no "..", no '/').
+bool is_plain_name(const char *s);
+
 // Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
 // killed before its rename), saying so on stderr. A missing dir is fine.
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen);

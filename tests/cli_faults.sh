@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# cli_faults.sh: what a careless or hostile user, a killed process or a full
+# disk can do to a run, through the real binary (CPU backend). Each case must
+# end with one clear error line (exit 2) or a consistent run folder that
+# --resume continues bit-exactly; nothing outside the chosen folder is touched.
+#   kill -9 at random moments (some land mid-checkpoint), then --resume
+#   stale temp files of killed writes cleaned by the next run
+#   a full disk: the log on /dev/full, checkpoints over a file-size limit
+#   a read-only output folder (skipped where it cannot be made)
+#   truncated / corrupted data and checkpoint files, NaN weights, inf in resume metadata
+#   path escape through the config name, symlinked and special-file outputs, HTML in report
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+tmp=$(mktemp -d); trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
+    skip "fault tests" "data/mnist missing (run make data)"; cli_finish cli_faults; exit
+fi
+small=(--set data.train_limit=2000 --set data.test_limit=200 --set device=cpu --set model.latent_dim=8
+       --set data.binarize=dynamic)
+train() { "$CUVAE" train configs/examples_vae.json "${small[@]}" "$@"; }
+# expect_fail NAME EXIT PATTERN -- command...: the command exits EXIT and its last
+# stderr line (after any progress lines) is one "cuvae: ..." line matching PATTERN
+expect_fail() {
+    local name="$1" want="$2" pattern="$3"; shift 4
+    "$@" >/dev/null 2>"$tmp/last.err"; local rc=$?
+    local last; last=$(tail -1 "$tmp/last.err")
+    if [ "$rc" -eq "$want" ] && echo "$last" | grep -q '^cuvae: ' && echo "$last" | grep -qE -- "$pattern"; then
+        ok "$name"
+    else
+        bad "$name: exit $rc (want $want), last line: $last"
+    fi
+}
+
+# ---- kill -9 at random points, then --resume: the same final model as an uninterrupted run
+train --set train.epochs=4 --out "$tmp/ref" 2>/dev/null || bad "reference run failed"
+ref_start=$(date +%s.%N)
+train --set train.epochs=4 --out "$tmp/timing" 2>/dev/null
+run_seconds=$(awk -v a="$ref_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+consistent=0; kills=0
+for trial in 1 2 3 4 5 6 7 8; do
+    out="$tmp/k$trial"
+    delay=$(awk -v s="$run_seconds" -v t="$trial" 'BEGIN { srand(t * 7919); printf "%.3f", rand() * s }')
+    train --set train.epochs=4 --out "$out" 2>/dev/null &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
+    wait "$pid" 2>/dev/null
+    # continue: --resume when an epoch finished, else start again; twice killed is fine too
+    if [ -f "$out/resume.safetensors" ]; then
+        train --set train.epochs=4 --out "$out" --resume 2>"$out.err" || bad "trial $trial: resume failed: $(tail -1 "$out.err")"
+    else
+        train --set train.epochs=4 --out "$out" 2>"$out.err" || bad "trial $trial: restart failed: $(tail -1 "$out.err")"
+    fi
+    if cmp -s "$out/model.safetensors" "$tmp/ref/model.safetensors" && [ -z "$(ls "$out" | grep '\.tmp\.')" ]; then
+        consistent=$((consistent + 1))
+    else
+        bad "trial $trial (killed after ${delay} s): final model differs or temp files remain"
+    fi
+done
+[ "$consistent" -eq 8 ] && ok "kill -9 at 8 random moments ($kills landed), then --resume: bit-identical to an uninterrupted run"
+
+# ---- stale temp files of a killed write are removed by the next run
+cp -r "$tmp/ref" "$tmp/stale"
+head -c 1000 "$tmp/ref/model.safetensors" > "$tmp/stale/model.safetensors.tmp.999999999"
+head -c 10 "$tmp/ref/log.jsonl" > "$tmp/stale/eval.json.tmp.999999998"
+train --set train.epochs=5 --out "$tmp/stale" --resume 2>"$tmp/stale.err" || bad "resume with stale temps: $(tail -1 "$tmp/stale.err")"
+if [ -z "$(ls "$tmp/stale" | grep '\.tmp\.')" ] && grep -q "removed .*model.safetensors.tmp.999999999, left by a write that was killed" "$tmp/stale.err"; then
+    ok "stale temp files of killed writes removed (and said so)"
+else
+    bad "stale temp files: $(ls "$tmp/stale") / $(grep removed "$tmp/stale.err")"
+fi
+
+# ---- a full disk
+cp -r "$tmp/ref" "$tmp/full"
+rm "$tmp/full/log.jsonl"; ln -s /dev/full "$tmp/full/log.jsonl"
+expect_fail "log.jsonl on a full disk: exit 2 naming the file" 2 "log.jsonl: cannot write: No space left on device" -- \
+    train --set train.epochs=1 --out "$tmp/full"
+cp -r "$tmp/ref" "$tmp/fsize"
+before=$(md5sum < "$tmp/fsize/model.safetensors")
+(ulimit -f 1000; trap '' XFSZ; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
+    --out "$tmp/fsize" --resume) 2>"$tmp/fsize.err"; rc=$?
+if [ "$rc" -eq 2 ] && tail -1 "$tmp/fsize.err" | grep -q "model.safetensors: write failed: File too large" &&
+   [ "$(md5sum < "$tmp/fsize/model.safetensors")" = "$before" ] && [ -z "$(ls "$tmp/fsize" | grep '\.tmp\.')" ]; then
+    ok "a checkpoint over the file-size limit: exit 2 naming the file, the previous checkpoint intact, no temp left"
+else
+    bad "file-size limit: exit $rc, $(tail -1 "$tmp/fsize.err")"
+fi
+
+# ---- a read-only output folder
+ro="$tmp/ro"; mkdir -p "$ro"
+made_ro=""
+if [ "$(id -u)" -ne 0 ]; then
+    cp -r "$tmp/ref/." "$ro/"; chmod a-w "$ro"; made_ro=chmod
+elif mount -t tmpfs -o size=64m tmpfs "$ro" 2>/dev/null; then
+    cp -r "$tmp/ref/." "$ro/"; mount -o remount,ro "$ro" 2>/dev/null && made_ro=mount
+fi
+if [ -n "$made_ro" ]; then
+    expect_fail "read-only output folder: exit 2 naming the file" 2 "ro/.*(Read-only file system|Permission denied)" -- \
+        train --set train.epochs=5 --out "$ro" --resume
+    [ "$made_ro" = mount ] && umount "$ro" 2>/dev/null
+else
+    skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
+fi
+
+# ---- damaged data files (a copy of MNIST with one file damaged)
+mkdir -p "$tmp/data"
+cp data/mnist/*.gz "$tmp/data/"
+f="$tmp/data/t10k-labels-idx1-ubyte.gz"
+size=$(stat -c %s "$f")
+cp "$f" "$tmp/labels.gz"
+head -c $((size - 4)) "$tmp/labels.gz" > "$f"
+expect_error "gzip trailer cut: exit 2, names the file and offset" 2 "t10k-labels-idx1-ubyte.gz: gzip stream truncated at byte $((size - 4))" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/data" --set device=cpu --out "$tmp/d1"
+{ cat "$tmp/labels.gz"; printf 'junk'; } > "$f"
+expect_error "bytes after the gzip stream: exit 2" 2 "t10k-labels-idx1-ubyte.gz: trailing data at byte $size" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/data" --set device=cpu --out "$tmp/d1"
+[ ! -e "$tmp/d1" ] && ok "a run refused for bad data creates no folder" || bad "a refused run created $tmp/d1"
+
+# ---- damaged checkpoints and resume files
+ck="$tmp/ck"; cp -r "$tmp/ref" "$ck"
+python3 - "$ck/model.safetensors" "$ck/flipped.safetensors" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read()); data[-5] ^= 0x40
+open(sys.argv[2], "wb").write(data)
+PY
+expect_error "eval: a flipped bit in a checkpoint" 2 "flipped.safetensors: checksum mismatch" -- "$CUVAE" eval "$ck/flipped.safetensors"
+expect_error "sample: a flipped bit in a checkpoint" 2 "flipped.safetensors: checksum mismatch" -- \
+    "$CUVAE" sample "$ck/flipped.safetensors" -o "$tmp/s.png"
+head -c 3000 "$ck/model.safetensors" > "$ck/truncated.safetensors"
+expect_error "eval: a truncated checkpoint" 2 "truncated.safetensors" -- "$CUVAE" eval "$ck/truncated.safetensors"
+cp "$ck/resume.safetensors" "$tmp/resume.orig"
+python3 - "$ck/resume.safetensors" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read()); data[-9] ^= 0x01
+open(sys.argv[1], "wb").write(data)
+PY
+expect_fail "--resume: a flipped bit in resume.safetensors" 2 "resume.safetensors: checksum mismatch" -- \
+    train --set train.epochs=5 --out "$ck" --resume
+# NaN weights and inf metadata, written with a valid checksum (a run that diverged, an edited file)
+python3 - "$ck/model.safetensors" "$ck/nan.safetensors" "$tmp/resume.orig" "$ck/resume.safetensors" <<'PY'
+import json, struct, sys, zlib
+def load(path):
+    raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8:8 + n]), bytearray(raw[8 + n:])
+def save(path, header, data):
+    header["__metadata__"]["data_crc32"] = "%08x" % (zlib.crc32(bytes(data)) & 0xffffffff)
+    text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
+h, d = load(sys.argv[1]); begin = h["decoder.0.weight"]["data_offsets"][0]
+d[begin + 12:begin + 16] = struct.pack("<f", float("nan")); save(sys.argv[2], h, d)
+h, d = load(sys.argv[3]); h["__metadata__"]["lr"] = "inf"; save(sys.argv[4], h, d)
+PY
+expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors: tensor decoder.0.weight: element 3 is NaN" -- \
+    "$CUVAE" eval "$ck/nan.safetensors"
+expect_fail "--resume: inf in the resume metadata" 2 "resume.safetensors: __metadata__.lr: not a finite number" -- \
+    train --set train.epochs=5 --out "$ck" --resume
+cmp -s "$ck/model.safetensors" "$tmp/ref/model.safetensors" && ok "refused resumes left the run's checkpoint untouched" \
+    || bad "a refused resume changed model.safetensors"
+
+# ---- names, links and special files
+mkdir -p "$tmp/cwd/runs"
+bin="$(cd "$(dirname "$CUVAE")" && pwd)/$(basename "$CUVAE")"; top=$PWD
+(cd "$tmp/cwd" && "$bin" train "$top/configs/examples_vae.json" --set name=../../escaped --set device=cpu 2>/dev/null)
+rc=$?
+[ "$rc" -eq 2 ] && [ ! -e "$tmp/escaped" ] && [ -z "$(ls "$tmp/cwd/runs")" ] \
+    && ok "--set name=../../x refused (exit 2), nothing written" || bad "path escape: exit $rc"
+expect_error "a --set key with a newline: one line, escaped" 2 'model\.lat\\nent: unknown key' -- \
+    "$CUVAE" train configs/examples_vae.json --set "$(printf 'model.lat\nent=3')"
+printf 'old' > "$tmp/target.png"; ln -s "$tmp/target.png" "$tmp/link.png"
+"$CUVAE" sample "$tmp/ref/model.safetensors" -n 4 -o "$tmp/link.png" 2>/dev/null
+[ -L "$tmp/link.png" ] && head -c 4 "$tmp/target.png" | od -An -c | grep -q "P   N   G" \
+    && ok "-o through a symlink: the link stays, its target is replaced" || bad "symlink output replaced the link"
+mkfifo "$tmp/fifo"
+expect_fail "-o onto a FIFO (not a regular file) refused" 2 "fifo: not a regular file" -- \
+    "$CUVAE" eval "$tmp/ref/model.safetensors" --set data.test_limit=20 -o "$tmp/fifo"
+
+# ---- HTML in run names and config strings
+mkdir -p "$tmp/page/r1"
+sed 's/"description": "[^"]*"/"description": "<script>alert(1)<\/script> \& more"/' "$tmp/ref/config.json" > "$tmp/page/r1/config.json"
+printf '{"title": "<b>t</b>", "sections": [{"title": "s<i>", "text": "x", "runs": ["r1"], "figures": ["samples"]}]}' > "$tmp/index.json"
+"$CUVAE" report "$tmp/index.json" "$tmp/page" 2>/dev/null
+if ! grep -q "<script>\|<b>t</b>\|s<i>" "$tmp/page/index.html" && grep -q "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" "$tmp/page/index.html"; then
+    ok "report escapes titles, descriptions and config strings"
+else
+    bad "report: unescaped HTML in the page"
+fi
+printf '{"sections": [{"runs": ["javascript:alert(1)"], "figures": []}]}' > "$tmp/index2.json"
+expect_error "report: a run name that is not a plain name" 2 'sections\[0\].runs\[0\]: must be a plain name' -- \
+    "$CUVAE" report "$tmp/index2.json" "$tmp/page"
+cli_finish cli_faults
