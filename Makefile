@@ -160,8 +160,15 @@ run: deps data all
 	./$(BUILD)/cuvae plot runs/mnist_vae
 	@echo "outputs: runs/mnist_vae/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors, samples.png, figures/*.png)"
 
+# `make test SANITIZE=1`: unit tests and the training / error / fault scripts
+# under ASan + UBSan (build-san/); .ci/run runs both.
+ifeq ($(SANITIZE),1)
+test: deps data all
+	@SANITIZE=1 BUILD=$(BUILD) bash tests/run_tests.sh
+else
 test: deps data all emu
 	@bash tests/run_tests.sh
+endif
 
 # the emulated CUDA device builds (run by tests/run_tests.sh): plain, and under
 # ASan + UBSan. Needs the CUDA headers only (no GPU, no driver).

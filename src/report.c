@@ -154,13 +154,14 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
             int item_index = 0;
             cJSON_ArrayForEach(item, list) {
                 if (!cJSON_IsString(item) || !is_plain_name(item->valuestring)) {
-                    cJSON_Delete(index);
-                    return set_error(err, errlen, "%s: sections[%d].%s[%d]: must be a plain name (letters, "
-                                     "digits, '.', '_', '-'; not starting with '.' or '-'), got %s%s%s",
-                                     index_path, section_index, lists[l], item_index,
-                                     cJSON_IsString(item) ? "\"" : "",
-                                     cJSON_IsString(item) ? item->valuestring : "a non-string",
-                                     cJSON_IsString(item) ? "\"" : "");
+                    set_error(err, errlen, "%s: sections[%d].%s[%d]: must be a plain name (letters, "
+                              "digits, '.', '_', '-'; not starting with '.' or '-'), got %s%s%s",
+                              index_path, section_index, lists[l], item_index,
+                              cJSON_IsString(item) ? "\"" : "",
+                              cJSON_IsString(item) ? item->valuestring : "a non-string",
+                              cJSON_IsString(item) ? "\"" : "");
+                    cJSON_Delete(index);   // after the message: it quotes the index's strings
+                    return -1;
                 }
                 item_index++;
             }

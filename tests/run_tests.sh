@@ -28,6 +28,24 @@ run_one() {
         echo "  FAIL $name: exit code $rc"; failed=$((failed + 1))
     fi
 }
+# `make test SANITIZE=1`: the unit tests and the training, error and fault
+# scripts on build-san/ (ASan + UBSan); the rest of the suite is `make test`.
+if [ "${SANITIZE:-0}" = 1 ]; then
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+    export CUVAE="${BUILD:-build-san}/cuvae"
+    for t in "${BUILD:-build-san}"/tests/test_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *.d) continue;; esac
+        run_one "$(basename "$t") (ASan + UBSan)" "$t"
+    done
+    for s in tests/cli_train.sh tests/cli_errors.sh tests/cli_faults.sh; do
+        run_one "$(basename "$s") (ASan + UBSan)" bash "$s"
+    done
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 for t in "${BUILD:-build}"/tests/test_*; do
     [ -x "$t" ] || continue
     case "$t" in *.d) continue;; esac
