@@ -180,6 +180,36 @@ else
 	@echo "emu: no CUDA headers under $(CUDA_HOME)/include: the emulated CUDA tests will be skipped"
 endif
 
+# ---- fuzzing (tests/fuzz, libFuzzer from Debian's clang) ---------------------
+# `make fuzz FUZZ_SECONDS=N` runs every target N seconds (default 300) from its
+# seed corpus (tests/fuzz/corpus/<target>; new inputs go to build-fuzz/, never
+# into the repository); `make fuzz-smoke` is the 30-second run CI does.
+FUZZ_BUILD := build-fuzz
+FUZZ_TARGETS := config cli_args idx safetensors resume
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+               -march=$(ARCH) -std=gnu11 -Wall -Wno-unknown-pragmas -Iinclude -Itests/fuzz
+FUZZ_OBJS := $(patsubst src/%.c,$(FUZZ_BUILD)/obj/%.o,$(filter-out src/main.c src/backend_cuda.c,$(wildcard src/*.c)))
+FUZZ_SECONDS ?= 300
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c Makefile
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ -lcjson -lopenblas -lpng -lz -lm -lpthread
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+fuzz-build:
+	@CUVAE_EXTRA_DEBS="clang libclang-rt-14-dev" bash scripts/deps.sh
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	@bash tests/fuzz/run.sh 30 $(FUZZ_TARGETS)
+
 lectures: deps data all
 	FULL=$(FULL) bash scripts/lectures.sh
 
@@ -191,4 +221,4 @@ test-only: all emu
 	@bash tests/run_tests.sh
 
 clean:
-	rm -rf build build-san build-emu build-emu-san
+	rm -rf build build-san build-emu build-emu-san build-fuzz

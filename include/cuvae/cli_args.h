@@ -1,0 +1,35 @@
+// cli_args.h: the command-line options of cuvae's commands (train, eval,
+// sample, plot), parsed into one struct. Bad options give one error line.
+#ifndef CUVAE_CLI_ARGS_H
+#define CUVAE_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MAX_OVERRIDES 64
+
+// Common options: --set k=v (repeatable); the rest per command. Unknown options are errors.
+typedef struct {
+    const char *positional;
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    const char *out_dir;
+    const char *z_mode;
+    const char *output_png;
+    int n_samples;
+    long long seed;
+    int iw_k;
+    int iw_examples;
+    const char *json_out;
+    int sample_class;
+    int tsne_points;
+    int tsne_iterations;
+    bool full;
+    bool resume;
+} Args;
+
+// Parses argv (the arguments after the command name) for `command`. Returns 0,
+// or -1 with one line in err naming the option.
+int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,90 @@
+// cli_args.c: parse_args (cli_args.h): the options of train, eval, sample
+// and plot, checked one by one (counts in range, known values, one positional).
+#include "cuvae/cli_args.h"
+#include "cuvae/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
+    memset(a, 0, sizeof *a);
+    a->n_samples = 64;
+    a->seed = -1;
+    a->sample_class = -1;
+    a->iw_k = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--set") == 0) {
+            if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);
+            if (a->n_overrides == MAX_OVERRIDES) return set_error(err, errlen, "%s: too many --set", command);
+            a->overrides[a->n_overrides++] = argv[++i];
+        } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {
+            if (!has_value) return set_error(err, errlen, "train: --out needs a directory");
+            a->out_dir = argv[++i];
+        } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
+            a->full = true;
+        } else if (strcmp(arg, "--resume") == 0 && strcmp(command, "train") == 0) {
+            a->resume = true;
+        } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
+            if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
+            a->z_mode = argv[++i];
+            if (strcmp(a->z_mode, "sample") != 0 && strcmp(a->z_mode, "mean") != 0)
+                return set_error(err, errlen, "eval: --z: expected sample or mean, got \"%s\"", a->z_mode);
+        } else if ((strcmp(arg, "--iw") == 0 || strcmp(arg, "--iw-examples") == 0) &&
+                   strcmp(command, "eval") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || v < 0 || v > 10000000)
+                return set_error(err, errlen, "eval: %s: expected a count >= 0, got \"%s\"", arg, argv[i]);
+            if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
+            else a->iw_examples = (int)v;
+        } else if (strcmp(arg, "-o") == 0 && strcmp(command, "eval") == 0) {
+            if (!has_value) return set_error(err, errlen, "eval: -o needs a file name");
+            a->json_out = argv[++i];
+        } else if (strcmp(arg, "--class") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || v < 0 || v > 255)
+                return set_error(err, errlen, "sample: --class: expected a label 0..9, got \"%s\"", argv[i]);
+            a->sample_class = (int)v;
+        } else if ((strcmp(arg, "--tsne-points") == 0 || strcmp(arg, "--tsne-iterations") == 0) &&
+                   strcmp(command, "plot") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "plot: %s needs a count", arg);
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || v < 10 || v > 100000)
+                return set_error(err, errlen, "plot: %s: expected 10..100000, got \"%s\"", arg, argv[i]);
+            if (strcmp(arg, "--tsne-points") == 0) a->tsne_points = (int)v;
+            else a->tsne_iterations = (int)v;
+        } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: -n needs a count");
+            long n = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || n < 1 || n > 10000)
+                return set_error(err, errlen, "sample: -n: expected 1..10000, got \"%s\"", argv[i]);
+            a->n_samples = (int)n;
+        } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
+            if (!has_value) return set_error(err, errlen, "sample: -o needs a file name");
+            a->output_png = argv[++i];
+        } else if (strcmp(arg, "--seed") == 0 && strcmp(command, "sample") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "sample: --seed needs an integer");
+            long long s = strtoll(argv[++i], &end, 10);
+            if (end == argv[i] || *end || s < 0) return set_error(err, errlen, "sample: --seed: expected an integer >= 0, got \"%s\"", argv[i]);
+            a->seed = s;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return set_error(err, errlen, "%s: unknown option %s (see cuvae %s --help)", command, arg, command);
+        } else if (!a->positional) {
+            a->positional = arg;
+        } else {
+            return set_error(err, errlen, "%s: unexpected argument %s", command, arg);
+        }
+    }
+    if (!a->positional)
+        return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
+                         strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT", command);
+    return 0;
+}
