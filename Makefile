@@ -7,9 +7,14 @@
 CC      ?= gcc
 CUDA_HOME ?= $(shell d=$$(dirname $$(dirname $$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc))); echo $$d)
 NVCC    ?= $(CUDA_HOME)/bin/nvcc
-CUDA    ?= $(shell test -x $(NVCC) && echo 1 || echo 0)
 CUDA_EMU ?= 0
 SANITIZE ?= 0
+# the sanitized build checks the host code: CPU only unless CUDA=1 is asked for
+ifeq ($(SANITIZE),1)
+CUDA    ?= 0
+else
+CUDA    ?= $(shell test -x $(NVCC) && echo 1 || echo 0)
+endif
 CXX     ?= g++
 # the emulator compiles the kernels as host C++ against the real CUDA headers
 CUDA_HEADERS := $(shell test -f $(CUDA_HOME)/include/cuda_runtime_api.h -a -f $(CUDA_HOME)/include/cublas_v2.h && echo 1 || echo 0)
