@@ -59,6 +59,44 @@ for trial in 1 2 3 4 5 6 7 8; do
 done
 [ "$consistent" -eq 8 ] && ok "kill -9 at 8 random moments ($kills landed), then --resume: bit-identical to an uninterrupted run"
 
+# ---- kill -9 in the middle of a checkpoint write: the moment its temp file exists
+# (a wide model, so that a checkpoint takes tens of milliseconds to write)
+wide=(--set 'model.encoder=[4096]' --set 'model.decoder=[4096]' --set data.train_limit=256 --set train.epochs=3)
+train "${wide[@]}" --out "$tmp/wide_ref" 2>/dev/null || bad "wide reference run failed"
+for nth in 1 4; do
+    landed=""
+    for attempt in 1 2 3; do
+        out="$tmp/mid$nth.$attempt"
+        train "${wide[@]}" --out "$out" 2>/dev/null &
+        pid=$!
+        seen=0
+        while kill -0 "$pid" 2>/dev/null; do
+            if compgen -G "$out/*.safetensors.tmp.*" >/dev/null; then
+                seen=$((seen + 1))
+                if [ "$seen" -ge "$nth" ]; then kill -9 "$pid"; break; fi
+                while compgen -G "$out/*.safetensors.tmp.*" >/dev/null; do :; done   # that write is done
+            fi
+        done
+        wait "$pid" 2>/dev/null
+        stale=$(ls "$out" | grep -c '\.tmp\.')
+        [ "$stale" -ge 1 ] && { landed=$out; break; }
+    done
+    if [ -z "$landed" ]; then
+        skip "kill -9 during checkpoint write $nth" "3 kills all arrived after the write had finished"
+        continue
+    fi
+    if [ -f "$landed/resume.safetensors" ]; then
+        train "${wide[@]}" --out "$landed" --resume 2>"$landed.err"
+    else
+        train "${wide[@]}" --out "$landed" 2>"$landed.err"
+    fi
+    if cmp -s "$landed/model.safetensors" "$tmp/wide_ref/model.safetensors" && [ -z "$(ls "$landed" | grep '\.tmp\.')" ]; then
+        ok "kill -9 during checkpoint write $nth (its temp file left behind): the next run cleans it and ends bit-identical"
+    else
+        bad "kill during write $nth: final model differs or temp files remain: $(tail -1 "$landed.err")"
+    fi
+done
+
 # ---- stale temp files of a killed write are removed by the next run
 cp -r "$tmp/ref" "$tmp/stale"
 head -c 1000 "$tmp/ref/model.safetensors" > "$tmp/stale/model.safetensors.tmp.999999999"
