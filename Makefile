@@ -160,7 +160,7 @@ data:
 	@bash scripts/data.sh
 
 run: deps data all
-	./$(BUILD)/cuvae train configs/mnist_vae.json --out runs/mnist_vae
+	./$(BUILD)/cuvae train configs/mnist_vae.json --out runs/mnist_vae --overwrite
 	./$(BUILD)/cuvae sample runs/mnist_vae/model.safetensors -n 64 -o runs/mnist_vae/samples.png
 	./$(BUILD)/cuvae plot runs/mnist_vae
 	@echo "outputs: runs/mnist_vae/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors, samples.png, figures/*.png)"

@@ -18,7 +18,7 @@ for cfg in configs/lectures/*.json; do
     name=$(basename "$cfg" .json)
     [ "$name" = "index" ] && continue
     echo "== lectures: $name ($(($(date +%s) - start)) s so far)"
-    "$CUVAE" train "$cfg" --out "$OUT/$name" "${full[@]}" "${extra[@]}" 2> "$OUT/$name.train.log" \
+    "$CUVAE" train "$cfg" --out "$OUT/$name" --overwrite "${full[@]}" "${extra[@]}" 2> "$OUT/$name.train.log" \
         || { tail -3 "$OUT/$name.train.log" >&2; exit 1; }
     grep -E "^epoch [0-9]+/[0-9]+:|eval:" "$OUT/$name.train.log" | tail -2
     "$CUVAE" plot "$OUT/$name" 2> "$OUT/$name.plot.log" || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }

@@ -26,6 +26,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             a->full = true;
         } else if (strcmp(arg, "--resume") == 0 && strcmp(command, "train") == 0) {
             a->resume = true;
+        } else if (strcmp(arg, "--overwrite") == 0 && strcmp(command, "train") == 0) {
+            a->overwrite = true;
         } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
             if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
             a->z_mode = argv[++i];

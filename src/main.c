@@ -41,7 +41,7 @@ static const char *USAGE_MAIN =
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
 
 static const char *USAGE_TRAIN =
-    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR] [--full] [--resume]\n"
+    "usage: cuvae train CONFIG [--set key.path=value]... [--out DIR] [--full] [--resume | --overwrite]\n"
     "\n"
     "  CONFIG            JSON config (see configs/ and README.md for every key)\n"
     "  --set k=v         override a config key, e.g. --set train.epochs=3 --set model.encoder=[400]\n"
@@ -50,6 +50,11 @@ static const char *USAGE_TRAIN =
     "  --full            train for train.full_epochs (the lecture-length run) when set\n"
     "  --resume          continue the run in DIR from DIR/resume.safetensors (same config;\n"
     "                    train.epochs may grow): bit-identical to an uninterrupted run\n"
+    "  --overwrite       replace the run DIR holds (without it, a folder holding a run is refused)\n"
+    "\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops at the next step boundary and saves the state in\n"
+    "DIR/resume.safetensors (exit 130 / 143); the same command with --resume continues it,\n"
+    "bit-identical to an uninterrupted run. A second Ctrl-C quits at once.\n"
     "\n"
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
@@ -123,7 +128,12 @@ static int command_train(int argc, char **argv) {
         snprintf(err, sizeof err, "train: --out: path too long (%d bytes, at most %zu)", len, sizeof out_dir - 1);
         return fail(err);
     }
-    if (train_run(&cfg, out_dir, a.resume, err, sizeof err) != 0) return fail(err);
+    int rc = train_run(&cfg, out_dir, a.resume, a.overwrite, err, sizeof err);
+    if (rc > 0) {   // interrupted: the state is saved; say how to continue
+        fprintf(stderr, "cuvae: %s\n", err);
+        return rc;
+    }
+    if (rc != 0) return fail(err);
     return 0;
 }
 

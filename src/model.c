@@ -360,6 +360,14 @@ void model_accumulate_loss(Model *m, int B) {
     m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, m->variational ? m->kl_row : NULL, B);
 }
 
+void model_peek_loss_accumulator(Model *m, double acc[3]) {
+    m->be->download(m->be, acc, m->loss_acc, 3 * sizeof(double));
+}
+
+void model_set_loss_accumulator(Model *m, const double acc[3]) {
+    m->be->upload(m->be, m->loss_acc, acc, 3 * sizeof(double));
+}
+
 void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
     double acc[3];
     m->be->download(m->be, acc, m->loss_acc, sizeof acc);

@@ -1,6 +1,7 @@
 // resume.c: the resume file (resume.h): arena tensors "params", "adam.m",
 // "adam.v" and metadata {format, config, epoch, step, eps_offset,
-// uniform_offset, beta1_power, beta2_power, lr}.
+// uniform_offset, beta1_power, beta2_power, lr, steps_in_epoch, epoch_sums,
+// loss_acc} (doubles as exact hex floats).
 #include "cuvae/resume.h"
 #include "cuvae/common.h"
 #include "cuvae/safetensors.h"
@@ -14,9 +15,9 @@
 #include <string.h>
 
 #define RESUME_FORMAT "cuvae-resume-1"
-#define N_RESUME_META 9
+#define N_RESUME_META 12
 
-int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen) {
+int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
     const size_t P = m->n_params;
     float *arena = xmalloc(3 * P * sizeof(float));
     model_get_params(m, arena);
@@ -24,6 +25,8 @@ int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen)
     m->be->download(m->be, arena + 2 * P, m->adam_v, P * sizeof(float));
     StepState state;
     model_read_step_state(m, &state);
+    double acc[3];
+    model_peek_loss_accumulator(m, acc);
 
     StTensor tensors[3];
     const char *names[3] = {"params", "adam.m", "adam.v"};
@@ -34,16 +37,21 @@ int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen)
         tensors[k].shape[0] = (int64_t)P;
         tensors[k].data = arena + (size_t)k * P;
     }
-    char values[N_RESUME_META - 2][64];
-    snprintf(values[0], sizeof values[0], "%d", epoch);
+    char values[N_RESUME_META - 2][160];
+    snprintf(values[0], sizeof values[0], "%d", at->epochs_done);
     snprintf(values[1], sizeof values[1], "%" PRId64, state.step);
     snprintf(values[2], sizeof values[2], "%" PRIu64, state.eps_offset);
     snprintf(values[3], sizeof values[3], "%" PRIu64, state.uniform_offset);
     snprintf(values[4], sizeof values[4], "%a", state.beta1_power);   // hex: exact
     snprintf(values[5], sizeof values[5], "%a", state.beta2_power);
     snprintf(values[6], sizeof values[6], "%a", (double)state.lr);
+    snprintf(values[7], sizeof values[7], "%" PRId64, at->steps_in_epoch);
+    snprintf(values[8], sizeof values[8], "%a,%a,%a,%a", at->epoch_weighted, at->epoch_rec,
+             at->epoch_kl, at->epoch_count);
+    snprintf(values[9], sizeof values[9], "%a,%a,%a", acc[0], acc[1], acc[2]);
     const char *keys[N_RESUME_META] = {"format", "config", "epoch", "step", "eps_offset",
-                                       "uniform_offset", "beta1_power", "beta2_power", "lr"};
+                                       "uniform_offset", "beta1_power", "beta2_power", "lr",
+                                       "steps_in_epoch", "epoch_sums", "loss_acc"};
     char *config_json = config_to_json(&m->cfg);
     StMeta meta[N_RESUME_META];
     for (int k = 0; k < N_RESUME_META; k++) {
@@ -69,6 +77,25 @@ static int meta_number(const StFile *f, const char *path, const char *key, bool 
         (!integer && !isfinite(*as_double)))
         return set_error(err, errlen, "%s: __metadata__.%s: not a %s: \"%.40s\"", path, key,
                          integer ? "non-negative integer" : "finite number", text);
+    return 0;
+}
+
+// A metadata list of n finite doubles "a,b,..."; absent -> zeros (older files).
+static int meta_doubles(const StFile *f, const char *path, const char *key, int n, double *out,
+                        char *err, size_t errlen) {
+    const char *text = safetensors_meta(f, key);
+    for (int i = 0; i < n; i++) out[i] = 0.0;
+    if (!text) return 0;
+    const char *p = text;
+    for (int i = 0; i < n; i++) {
+        char *end = NULL;
+        errno = 0;
+        out[i] = strtod(p, &end);
+        if (end == p || errno != 0 || !isfinite(out[i]) || (*end != (i + 1 < n ? ',' : '\0')))
+            return set_error(err, errlen, "%s: __metadata__.%s: expected %d finite numbers, got \"%.60s\"",
+                             path, key, n, text);
+        p = end + 1;
+    }
     return 0;
 }
 
@@ -98,7 +125,7 @@ static int config_mismatch(const char *path, const char *stored, const char *cur
                      "only train.epochs may change on --resume", path, line, (int)(n > 80 ? 80 : n), line_a);
 }
 
-int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen) {
+int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     const size_t P = m->n_params;
@@ -151,9 +178,17 @@ int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen
                        path, beta1_power, beta2_power);
     if (rc == 0 && !(lr > 0.0 && lr <= FLT_MAX))
         rc = set_error(err, errlen, "%s: __metadata__.lr: %g is not a learning rate (> 0, a float)", path, lr);
-    if (rc == 0 && (epoch_value > 100000000ull || step != epoch_value * (uint64_t)m->plan.steps_per_epoch))
-        rc = set_error(err, errlen, "%s: __metadata__: epoch %llu and step %llu do not fit %lld steps an epoch",
-                       path, (unsigned long long)epoch_value, (unsigned long long)step,
+    uint64_t steps_in_epoch = 0;
+    if (rc == 0 && safetensors_meta(&f, "steps_in_epoch"))
+        rc = meta_number(&f, path, "steps_in_epoch", true, NULL, &steps_in_epoch, err, errlen);
+    double sums[4], acc[3];
+    if (rc == 0) rc = meta_doubles(&f, path, "epoch_sums", 4, sums, err, errlen);
+    if (rc == 0) rc = meta_doubles(&f, path, "loss_acc", 3, acc, err, errlen);
+    if (rc == 0 && (epoch_value > 100000000ull || steps_in_epoch >= (uint64_t)m->plan.steps_per_epoch ||
+                    step != epoch_value * (uint64_t)m->plan.steps_per_epoch + steps_in_epoch))
+        rc = set_error(err, errlen, "%s: __metadata__: epoch %llu, step %llu and steps_in_epoch %llu do not "
+                       "fit %lld steps an epoch", path, (unsigned long long)epoch_value,
+                       (unsigned long long)step, (unsigned long long)steps_in_epoch,
                        (long long)m->plan.steps_per_epoch);
     if (rc == 0) {
         model_set_params(m, tensors[0]->data);
@@ -168,7 +203,13 @@ int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen
         state.beta1_power = beta1_power;
         state.beta2_power = beta2_power;
         m->be->upload(m->be, m->state, &state, sizeof state);
-        *epoch = (int)epoch_value;
+        model_set_loss_accumulator(m, acc);
+        at->epochs_done = (int)epoch_value;
+        at->steps_in_epoch = (int64_t)steps_in_epoch;
+        at->epoch_weighted = sums[0];
+        at->epoch_rec = sums[1];
+        at->epoch_kl = sums[2];
+        at->epoch_count = sums[3];
     }
     safetensors_free(&f);
     return rc;

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
 
 #define RNG_STREAM_SHUFFLE 1000
 
@@ -70,6 +73,96 @@ static int keep_log_lines(const char *path, int lines, char *err, size_t errlen)
     return rc;
 }
 
+// ---- interrupts: SIGINT / SIGTERM stop the run at the next step boundary ----
+static volatile sig_atomic_t interrupt_signal;   // the signal that asked to stop, or 0
+
+static void on_interrupt(int sig) {
+    if (interrupt_signal) {   // asked twice: stop now (files are written atomically)
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    interrupt_signal = sig;
+    static const char message[] =
+        "\ncuvae: stopping at the next step boundary to save the run (press Ctrl-C again to quit at once)\n";
+    ssize_t unused = write(2, message, sizeof message - 1);
+    (void)unused;
+}
+
+typedef struct {
+    struct sigaction old_int, old_term;
+} InterruptHandlers;
+
+static void interrupts_catch(InterruptHandlers *saved) {
+    interrupt_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &saved->old_int);
+    sigaction(SIGTERM, &sa, &saved->old_term);
+}
+
+static void interrupts_restore(const InterruptHandlers *saved) {
+    sigaction(SIGINT, &saved->old_int, NULL);
+    sigaction(SIGTERM, &saved->old_term, NULL);
+}
+
+// ---- the run folder -----------------------------------------------------------
+
+// The files that make a folder a run (every run writes config.json first).
+static const char *const RUN_FILES[] = {"config.json", "model.safetensors", "resume.safetensors"};
+// What --overwrite removes before a new run starts (other files are left alone).
+static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.json", "model.safetensors",
+                                             "resume.safetensors"};
+
+// A new run may not silently replace another: -1 with err saying what to do.
+static int check_run_folder(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
+    if (resume && overwrite)
+        return set_error(err, errlen, "train: --resume continues the run in %s and --overwrite replaces it: "
+                         "choose one", out_dir);
+    if (resume || overwrite) return 0;
+    char found[256] = "";
+    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
+        char file[1200];
+        struct stat st;
+        snprintf(file, sizeof file, "%s/%s", out_dir, RUN_FILES[i]);
+        if (lstat(file, &st) == 0) {
+            if (found[0]) strncat(found, ", ", sizeof found - strlen(found) - 1);
+            strncat(found, RUN_FILES[i], sizeof found - strlen(found) - 1);
+        }
+    }
+    if (found[0])
+        return set_error(err, errlen, "%s already holds a run (%s): continue it with --resume, write the "
+                         "new run elsewhere with --out DIR, or replace it with --overwrite", out_dir, found);
+    return 0;
+}
+
+// --overwrite: the earlier run's files and figures go (after everything was validated).
+static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
+    for (size_t i = 0; i < sizeof REPLACED_FILES / sizeof REPLACED_FILES[0]; i++) {
+        char file[1200];
+        snprintf(file, sizeof file, "%s/%s", out_dir, REPLACED_FILES[i]);
+        if (unlink(file) != 0 && errno != ENOENT)
+            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
+    }
+    char figures[1200];
+    snprintf(figures, sizeof figures, "%s/figures", out_dir);
+    DIR *d = opendir(figures);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".png") == 0) {
+            char file[1500];
+            snprintf(file, sizeof file, "%s/%s", figures, e->d_name);
+            unlink(file);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
 // Appends one line to the log and flushes it; -1 with err naming the file if
 // the disk refused any of it (full, read-only, I/O error).
 static int log_write_line(FILE *log, const char *path, const char *line, char *err, size_t errlen) {
@@ -79,8 +172,10 @@ static int log_write_line(FILE *log, const char *path, const char *line, char *e
     return 0;
 }
 
-int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, size_t errlen) {
+int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
+              size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
+    if (check_run_folder(out_dir, resume, overwrite, err, errlen) != 0) return -1;
     Dataset train_set, test_set;
     if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     eval_prepare_test_set(cfg, &test_set);
@@ -126,14 +221,16 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
     char resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", out_dir);
     snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
-    int first_epoch = 1, done_epochs = 0;
+    int first_epoch = 1;
+    ResumePoint at;
+    memset(&at, 0, sizeof at);
     if (resume) {
         if (access(resume_path, F_OK) != 0) {
             rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch; "
                            "train without --resume to start one)", resume_path);
             goto done;
         }
-        if (resume_load(&model, resume_path, &done_epochs, err, errlen) != 0) {
+        if (resume_load(&model, resume_path, &at, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
@@ -142,6 +239,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
     // resume file) has passed: only now is the output folder touched, so a
     // failed run leaves an earlier run there as it was.
     rc = make_dirs(out_dir, err, errlen);
+    if (rc == 0 && overwrite) rc = remove_previous_run(out_dir, err, errlen);
     if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/figures", out_dir);
@@ -149,9 +247,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
         snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
     }
     if (rc == 0 && resume) {
-        rc = keep_log_lines(path, done_epochs, err, errlen);
-        first_epoch = done_epochs + 1;
-        if (rc == 0) fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, done_epochs, epochs);
+        rc = keep_log_lines(path, at.epochs_done, err, errlen);
+        first_epoch = at.epochs_done + 1;
+        if (rc == 0 && at.steps_in_epoch > 0)
+            fprintf(stderr, "cuvae: resuming %s in epoch %d of %d, after step %lld of %ld\n", out_dir,
+                    first_epoch, epochs, (long long)at.steps_in_epoch, steps_per_epoch);
+        else if (rc == 0)
+            fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, at.epochs_done, epochs);
     }
     if (rc == 0) {
         // a run that fails later must not leave an earlier evaluation beside its config
@@ -181,12 +283,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
     bool tty = isatty(2);
     const long total_steps = steps_per_epoch * epochs;
     const float w_rec = (float)cfg->loss.w_rec;
-    long global_step = (long)(first_epoch - 1) * steps_per_epoch;
+    long global_step = (long)(first_epoch - 1) * steps_per_epoch + (long)at.steps_in_epoch;
     long steps_run = 0;   // by this process (the ETA)
     train_step = (TrainStep){.model = &model, .images = train_dev.images,
                              .labels = train_dev.labels, .perm = perm_dev,
                              .w_rec = w_rec};
     double train_start = wall_seconds();
+    InterruptHandlers handlers;
+    interrupts_catch(&handlers);
 
     for (int epoch = first_epoch; epoch <= epochs; epoch++) {
         double epoch_start = wall_seconds();
@@ -195,11 +299,29 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
         rng_permutation(&shuffle, perm_host, train_set.n);
         be->upload(be, perm_dev, perm_host, (size_t)train_set.n * sizeof(int32_t));
 
-        double epoch_weighted = 0.0, epoch_rec = 0.0, epoch_kl = 0.0, epoch_count = 0.0;
+        // a run resumed mid-epoch continues the sums of its first epoch
+        const bool continuing = epoch == first_epoch && at.steps_in_epoch > 0;
+        double epoch_weighted = continuing ? at.epoch_weighted : 0.0;
+        double epoch_rec = continuing ? at.epoch_rec : 0.0;
+        double epoch_kl = continuing ? at.epoch_kl : 0.0;
+        double epoch_count = continuing ? at.epoch_count : 0.0;
         model_set_learning_rate(&model, (float)config_learning_rate(cfg, epoch));
         double interval_start = wall_seconds();
         long interval_examples = 0;
-        for (long step = 0; step < steps_per_epoch; step++) {
+        for (long step = continuing ? (long)at.steps_in_epoch : 0; step < steps_per_epoch; step++) {
+            if (interrupt_signal) {
+                // the step boundary: save where the run is and how to continue
+                ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count};
+                if (resume_save(&model, &here, resume_path, err, errlen) != 0) {
+                    rc = -1;
+                    goto done;
+                }
+                rc = 128 + (int)interrupt_signal;
+                set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
+                          "in %s; continue with the same command and --resume", interrupt_signal == SIGINT ?
+                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, resume_path);
+                goto done;
+            }
             int start = (int)(step * batch);
             int B = train_set.n - start < batch ? train_set.n - start : batch;
             train_step_run(&train_step, B);   // all per-step values live on the device
@@ -271,8 +393,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
             rc = -1;
             goto done;
         }
+        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0};
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
-            resume_save(&model, epoch, resume_path, err, errlen) != 0) {
+            resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
@@ -332,6 +455,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, char *err, si
             wall_seconds() - train_start, out_dir);
 
 done:
+    if (train_step.model) interrupts_restore(&handlers);
     train_step_release(&train_step);
     if (log && fclose(log) != 0 && rc == 0)
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));

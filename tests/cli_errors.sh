@@ -49,8 +49,14 @@ rc=$?
 grep -q "nan" "$tmp/diverge/log.jsonl" 2>/dev/null && bad "log.jsonl holds nan" || ok "no nan written to log.jsonl"
 [ ! -e "$tmp/diverge/eval.json" ] && ok "diverged run leaves no eval.json" || bad "diverged run wrote eval.json"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" 2>/dev/null
-"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun" 2>/dev/null
-[ ! -e "$tmp/rerun/eval.json" ] && ok "a failed re-run removes the earlier eval.json" || bad "stale eval.json kept"
+cp -r "$tmp/rerun" "$tmp/rerun2"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>/dev/null
+[ ! -e "$tmp/rerun2/eval.json" ] && ok "a failed --overwrite re-run removes the earlier eval.json" || bad "stale eval.json kept"
+expect_error "a folder holding a run is refused without --resume or --overwrite" 2 \
+    "rerun already holds a run \(config.json, model.safetensors, resume.safetensors\): continue it with --resume" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"
+expect_error "--resume with --overwrite" 2 "choose one" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" --resume --overwrite
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \

@@ -40,7 +40,7 @@ consistent=0; kills=0
 for trial in 1 2 3 4 5 6 7 8; do
     out="$tmp/k$trial"
     delay=$(awk -v s="$run_seconds" -v t="$trial" 'BEGIN { srand(t * 7919); printf "%.3f", rand() * s }')
-    train --set train.epochs=4 --out "$out" 2>/dev/null &
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --out "$out" 2>/dev/null &   # not the function: $! must be cuvae itself
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
@@ -49,7 +49,7 @@ for trial in 1 2 3 4 5 6 7 8; do
     if [ -f "$out/resume.safetensors" ]; then
         train --set train.epochs=4 --out "$out" --resume 2>"$out.err" || bad "trial $trial: resume failed: $(tail -1 "$out.err")"
     else
-        train --set train.epochs=4 --out "$out" 2>"$out.err" || bad "trial $trial: restart failed: $(tail -1 "$out.err")"
+        train --set train.epochs=4 --out "$out" --overwrite 2>"$out.err" || bad "trial $trial: restart failed: $(tail -1 "$out.err")"
     fi
     if cmp -s "$out/model.safetensors" "$tmp/ref/model.safetensors" && [ -z "$(ls "$out" | grep '\.tmp\.')" ]; then
         consistent=$((consistent + 1))
@@ -67,7 +67,7 @@ for nth in 1 4; do
     landed=""
     for attempt in 1 2 3; do
         out="$tmp/mid$nth.$attempt"
-        train "${wide[@]}" --out "$out" 2>/dev/null &
+        "$CUVAE" train configs/examples_vae.json "${small[@]}" "${wide[@]}" --out "$out" 2>/dev/null &
         pid=$!
         seen=0
         while kill -0 "$pid" 2>/dev/null; do
@@ -88,12 +88,46 @@ for nth in 1 4; do
     if [ -f "$landed/resume.safetensors" ]; then
         train "${wide[@]}" --out "$landed" --resume 2>"$landed.err"
     else
-        train "${wide[@]}" --out "$landed" 2>"$landed.err"
+        train "${wide[@]}" --out "$landed" --overwrite 2>"$landed.err"
     fi
     if cmp -s "$landed/model.safetensors" "$tmp/wide_ref/model.safetensors" && [ -z "$(ls "$landed" | grep '\.tmp\.')" ]; then
         ok "kill -9 during checkpoint write $nth (its temp file left behind): the next run cleans it and ends bit-identical"
     else
         bad "kill during write $nth: final model differs or temp files remain: $(tail -1 "$landed.err")"
+    fi
+done
+
+# ---- Ctrl-C (SIGINT) and SIGTERM: stop at a step boundary, save, say how to continue (exit
+# 128 + signal); --resume then ends bit-identical, log.jsonl too (but for its timings)
+steps=(--set train.batch_size=16 --set train.epochs=3)
+train "${steps[@]}" --out "$tmp/int_ref" 2>/dev/null
+start=$(date +%s.%N); train "${steps[@]}" --out "$tmp/int_timing" 2>/dev/null
+int_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+untimed() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1"; }
+for sig in INT TERM; do
+    want=$([ $sig = INT ] && echo 130 || echo 143)
+    for attempt in 1 2 3; do   # until the signal lands inside an epoch (step > 0)
+        out="$tmp/int_$sig.$attempt"
+        "$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" 2>"$out.err" &
+        pid=$!
+        sleep "$(awk -v s="$int_seconds" -v a="$attempt" -v f="$([ $sig = INT ] && echo 0.45 || echo 0.75)" \
+                 'BEGIN { printf "%.3f", s * (f - 0.13 * (a - 1)) }')"
+        kill -"$sig" "$pid"
+        wait "$pid"; rc=$?
+        grep -q "after step [1-9][0-9]* of 125" "$out.err" && break
+    done
+    last=$(tail -1 "$out.err")
+    if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*resume.safetensors; continue with the same command and --resume$"; then
+        ok "SIG$sig: exit $rc, one line saying where the state is and how to continue"
+    else
+        bad "SIG$sig: exit $rc (want $want), last line: $last"
+    fi
+    train "${steps[@]}" --out "$out" --resume 2>"$out.res.err" || bad "SIG$sig: --resume failed: $(tail -1 "$out.res.err")"
+    if cmp -s "$out/model.safetensors" "$tmp/int_ref/model.safetensors" &&
+       [ "$(untimed "$out/log.jsonl")" = "$(untimed "$tmp/int_ref/log.jsonl")" ]; then
+        ok "SIG$sig $(grep -o 'in epoch [0-9]* after step [0-9]* of 125' "$out.err" | head -1), then --resume: model and log bit-identical to an uninterrupted run"
+    else
+        bad "SIG$sig then --resume: the model or the log differs"
     fi
 done
 
@@ -109,8 +143,7 @@ else
 fi
 
 # ---- a full disk
-cp -r "$tmp/ref" "$tmp/full"
-rm "$tmp/full/log.jsonl"; ln -s /dev/full "$tmp/full/log.jsonl"
+mkdir -p "$tmp/full"; ln -s /dev/full "$tmp/full/log.jsonl"
 expect_fail "log.jsonl on a full disk: exit 2 naming the file" 2 "log.jsonl: cannot write: No space left on device" -- \
     train --set train.epochs=1 --out "$tmp/full"
 cp -r "$tmp/ref" "$tmp/fsize"

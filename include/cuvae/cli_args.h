@@ -26,6 +26,7 @@ typedef struct {
     int tsne_iterations;
     bool full;
     bool resume;
+    bool overwrite;
 } Args;
 
 // Parses argv (the arguments after the command name) for `command`. Returns 0,

@@ -123,6 +123,9 @@ float *model_eps_buffer(Model *m);
 void model_accumulate_loss(Model *m, int B);
 // Reads and clears the accumulator: the only host<->device read of a log interval.
 void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count);
+// The device loss accumulator (3 doubles) without resetting it, and back (resume).
+void model_peek_loss_accumulator(Model *m, double acc[3]);
+void model_set_loss_accumulator(Model *m, const double acc[3]);
 
 // Adam over the arena with the bias corrections and lr of state (step_begin).
 void model_adam_step(Model *m);

@@ -1,19 +1,33 @@
 // resume.h: what a run needs to continue exactly where it stopped, in
 // DIR/resume.safetensors: parameters, Adam moments (flat arena tensors), the
-// device step state and the last finished epoch (metadata, floats in exact hex).
-// `cuvae train --resume` continues from it; the result is bit-identical to an
-// uninterrupted run on the same backend (tests/cli_train.sh).
+// device step state and loss accumulator, and where in the run it stopped
+// (metadata, floats in exact hex). `cuvae train --resume` continues from it;
+// the result is bit-identical to an uninterrupted run on the same backend
+// (tests/cli_train.sh, tests/cli_faults.sh).
 #ifndef CUVAE_RESUME_H
 #define CUVAE_RESUME_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "cuvae/model.h"
 
-// Written atomically (safetensors_write) after the epoch's model checkpoint.
-int resume_save(Model *m, int epoch, const char *path, char *err, size_t errlen);
+// Where a run stopped: after `epochs_done` whole epochs and `steps_in_epoch`
+// steps of the next one (0 at an epoch's end; > 0 when a run was interrupted
+// mid-epoch), with that epoch's host-side loss sums so far. With the device's
+// loss accumulator (saved too), the resumed epoch logs the same line.
+typedef struct {
+    int epochs_done;
+    int64_t steps_in_epoch;
+    double epoch_weighted, epoch_rec, epoch_kl, epoch_count;
+} ResumePoint;
 
-// Loads into m, created from the run's config; *epoch = the last finished epoch.
-// The stored config must equal m's except train.epochs and train.full_epochs.
-int resume_load(Model *m, const char *path, int *epoch, char *err, size_t errlen);
+// Written atomically (safetensors_write): at every epoch's end after the model
+// checkpoint, and when a run is interrupted (SIGINT / SIGTERM) at a step boundary.
+int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen);
+
+// Loads into m, created from the run's config, and fills *at. The stored config
+// must equal m's except train.epochs and train.full_epochs. Files written
+// before mid-epoch points existed read as steps_in_epoch 0.
+int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t errlen);
 
 #endif

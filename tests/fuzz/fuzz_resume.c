@@ -30,10 +30,16 @@ static void setup(void) {
     if (model_create(&model, &cfg, be, 4, err, sizeof err) != 0) abort();
     model_init_params(&model, 1);
     model_begin_training(&model, 10, 1e-3f);
+    // the seed's step counter must fit epoch 2, step 3 of 10 steps an epoch
+    StepState s;
+    model_read_step_state(&model, &s);
+    s.step = 23;
+    model.be->upload(model.be, model.state, &s, sizeof s);
     ready = true;
     const char *seed = getenv("FUZZ_WRITE_SEED");
     if (seed) {
-        if (resume_save(&model, 2, seed, err, sizeof err) != 0) {
+        ResumePoint at = {2, 3, 1.5, 1.25, 0.25, 12.0};   // mid-epoch: every field present
+        if (resume_save(&model, &at, seed, err, sizeof err) != 0) {
             fprintf(stderr, "fuzz_resume: %s\n", err);
             _exit(1);
         }
@@ -44,8 +50,8 @@ static void setup(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!ready) setup();
     const char *path = fuzz_input_file(data, size);
-    int epoch = 0;
+    ResumePoint at;
     char err[1024] = "";
-    if (resume_load(&model, path, &epoch, err, sizeof err) != 0) fuzz_check_error_line(err);
+    if (resume_load(&model, path, &at, err, sizeof err) != 0) fuzz_check_error_line(err);
     return 0;
 }
