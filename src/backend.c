@@ -23,7 +23,7 @@ Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
         set_error(err, errlen, "device \"cuda\" requested but unusable: %s", why);
         return NULL;
     }
-    fprintf(stderr, "cuvae: device auto: using the CPU (%s)\n", why);
+    fprintf(stderr, "cuvae: device auto: %s, using the CPU\n", why);
     return backend_cpu_create();
 }
 

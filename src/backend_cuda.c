@@ -354,12 +354,14 @@ static Backend *creation_failed(Backend *be, char *err, size_t errlen, const cha
 Backend *backend_cuda_create(char *err, size_t errlen) {
     int device_count = 0;
     cudaError_t status = cudaGetDeviceCount(&device_count);
-    if (status != cudaSuccess) {
-        set_error(err, errlen, "no usable CUDA device: %s", cudaGetErrorString(status));
+    if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver ||
+        (status == cudaSuccess && device_count == 0)) {
+        // the common case on a machine without a GPU: say that, not the runtime's words
+        set_error(err, errlen, "no NVIDIA GPU/driver found");
         return NULL;
     }
-    if (device_count == 0) {
-        set_error(err, errlen, "no usable CUDA device: cudaGetDeviceCount found none");
+    if (status != cudaSuccess) {
+        set_error(err, errlen, "no usable CUDA device: %s", cudaGetErrorString(status));
         return NULL;
     }
     int device = 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CHECKPOINT_FORMAT "cuvae-1"
 
@@ -88,14 +89,35 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
+// What the user gave instead of a checkpoint, said plainly: a run folder, a
+// config file. -1 with err, or 0 when path may be a checkpoint.
+static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return set_error(err, errlen, "%s is a folder; give a checkpoint, e.g. %s/model.safetensors", path,
+                         path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;   // safetensors_read says why
+    int first = fgetc(f);
+    fclose(f);
+    if (first == '{')
+        return set_error(err, errlen, "%s looks like a JSON file (a config?); give a checkpoint such as "
+                         "runs/NAME/model.safetensors", path);
+    return 0;
+}
+
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
                            int n_overrides, char *err, size_t errlen) {
+    if (not_a_checkpoint(path, err, errlen) != 0) return -1;
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     const char *format = safetensors_meta(&f, "format");
     const char *config_json = safetensors_meta(&f, "config");
     int rc = 0;
-    if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0) {
+    if (format && strcmp(format, "cuvae-resume-1") == 0) {
+        rc = set_error(err, errlen, "%s is a resume file (for train --resume), not a model checkpoint; "
+                       "give the run's model.safetensors", path);
+    } else if (!format || strcmp(format, CHECKPOINT_FORMAT) != 0) {
         rc = set_error(err, errlen, "%s: __metadata__.format: expected \"%s\", got %s%s%s", path,
                        CHECKPOINT_FORMAT, format ? "\"" : "", format ? format : "nothing",
                        format ? "\"" : "");

@@ -148,6 +148,9 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         rc = plot_scatter(path, title, "z1", "z2", codes, labels, points, 10, NULL, f->err, f->errlen);
     } else {
         int points = o->tsne_points < n ? o->tsne_points : n;
+        if (points < o->tsne_points)
+            fprintf(stderr, "cuvae: t-SNE: %d points asked, the test set has %d: using %d\n", o->tsne_points,
+                    n, points);
         TsneOptions t;
         tsne_default_options(&t);
         t.iterations = o->tsne_iterations;

@@ -121,6 +121,9 @@ static int command_train(int argc, char **argv) {
     Config cfg;
     if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     if (a.full && cfg.train.full_epochs > 0) cfg.train.epochs = cfg.train.full_epochs;
+    else if (a.full)
+        fprintf(stderr, "cuvae: --full: %s sets no train.full_epochs; training train.epochs = %d\n",
+                a.positional, cfg.train.epochs);
     char out_dir[700];
     int len = a.out_dir ? snprintf(out_dir, sizeof out_dir, "%s", a.out_dir)
                         : snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
@@ -241,9 +244,9 @@ static int command_sample(int argc, char **argv) {
         return fail("sample: --class needs a cvae checkpoint (model.kind \"cvae\")");
     }
     if (a.sample_class >= m.n_classes && m.n_classes > 0) {
-        model_destroy(&m);
-        be->destroy(be);
         snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, m.n_classes - 1);
+        model_destroy(&m);   // after the message, which reads m
+        be->destroy(be);
         return fail(err);
     }
     if (m.n_classes > 0) {

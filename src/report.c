@@ -168,6 +168,34 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         }
         section_index++;
     }
+    // the runs the index names, present in runs_dir or not: none is an error, some a note
+    int n_named = 0, n_present = 0;
+    TextBuffer missing = {0};
+    cJSON_ArrayForEach(checked, sections) {
+        const cJSON *run;
+        cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(checked, "runs")) {
+            char config_path[1200];
+            snprintf(config_path, sizeof config_path, "%s/%s/config.json", runs_dir, run->valuestring);
+            n_named++;
+            if (file_exists(config_path)) {
+                n_present++;
+            } else {
+                if (missing.len) text_append(&missing, ", ");
+                text_append(&missing, run->valuestring);
+            }
+        }
+    }
+    if (n_named > 0 && n_present == 0) {
+        set_error(err, errlen, "%s: none of its %d runs is in %s (no RUN/config.json there): train them "
+                  "first (make lectures does)", index_path, n_named, runs_dir);
+        free(missing.data);
+        cJSON_Delete(index);
+        return -1;
+    }
+    if (missing.len)
+        fprintf(stderr, "cuvae: report: %d of %d runs not in %s (shown as missing): %s\n", n_named - n_present,
+                n_named, runs_dir, missing.data);
+    free(missing.data);
     char path[1200];
     snprintf(path, sizeof path, "%s/index.html", runs_dir);
     AtomicFile out;

@@ -194,6 +194,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     Model model;
     int batch = cfg->train.batch_size < train_set.n ? cfg->train.batch_size : train_set.n;
     if (batch < 1) batch = 1;
+    if (batch < cfg->train.batch_size)
+        fprintf(stderr, "cuvae: train.batch_size %d is larger than the %d training examples: batches of %d\n",
+                cfg->train.batch_size, train_set.n, batch);
     if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
         be->destroy(be);
         dataset_free(&train_set);

@@ -91,7 +91,7 @@ out=$(CUVAE_REQUIRE_CUDA=1 "${BUILD_EMU:-build-emu}/tests/test_cuda_parity" 2>&1
     || bad "CUVAE_REQUIRE_CUDA=1 did not fail the emulated parity suite (exit $rc)"
 CUVAE_REQUIRE_CUDA=1 "$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.epochs=1 \
     --out "$tmp/required" 2>"$tmp/required.err"; rc=$?
-[ "$rc" -eq 2 ] && grep -q 'device "cuda" requested but unusable' "$tmp/required.err" \
+[ "$rc" -eq 2 ] && grep -q 'device "cuda" requested but unusable: no NVIDIA GPU/driver found' "$tmp/required.err" \
     && ok "CUVAE_REQUIRE_CUDA=1: device cuda on the emulator is refused (exit 2)" \
     || bad "CUVAE_REQUIRE_CUDA=1 train: exit $rc: $(tail -1 "$tmp/required.err")"
 cli_finish cli_emu_train

@@ -57,6 +57,25 @@ expect_error "a folder holding a run is refused without --resume or --overwrite"
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"
 expect_error "--resume with --overwrite" 2 "choose one" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" --resume --overwrite
+# what users give instead of a checkpoint, and clamped or ignored settings: said plainly
+expect_error "eval on a run folder" 2 "rerun is a folder; give a checkpoint, e.g. .*/rerun/model.safetensors" -- \
+    "$CUVAE" eval "$tmp/rerun"
+expect_error "eval on a resume file" 2 "resume.safetensors is a resume file \\(for train --resume\\), not a model checkpoint" -- \
+    "$CUVAE" eval "$tmp/rerun/resume.safetensors"
+expect_error "sample on a config file" 2 "mnist_vae.json looks like a JSON file \\(a config\\?\\)" -- \
+    "$CUVAE" sample configs/mnist_vae.json
+"$CUVAE" train configs/lectures/cvae_dim2.json "${small[@]}" --set train.epochs=1 --out "$tmp/cvae" 2>/dev/null
+expect_error "sample --class beyond the classes" 2 "sample: --class 10: the model has classes 0..9" -- \
+    "$CUVAE" sample "$tmp/cvae/model.safetensors" --class 10 -o "$tmp/c.png"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --set train.batch_size=500 --full \
+    --out "$tmp/clamped" 2>"$tmp/clamped.err"
+grep -q "^cuvae: --full: configs/examples_vae.json sets no train.full_epochs; training train.epochs = 1$" "$tmp/clamped.err" \
+    && ok "--full without train.full_epochs says so" || bad "--full without full_epochs: silent"
+grep -q "^cuvae: train.batch_size 500 is larger than the 200 training examples: batches of 200$" "$tmp/clamped.err" \
+    && ok "a batch larger than the data says so" || bad "batch clamp: silent"
+mkdir -p "$tmp/noruns"
+expect_error "report on a folder with none of the runs" 2 "index.json: none of its 15 runs is in .*noruns" -- \
+    "$CUVAE" report configs/lectures/index.json "$tmp/noruns"
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
