@@ -691,20 +691,87 @@ static int syntax_error(const Ctx *c, const char *json, const char *where) {
                      c->source, line, column, offset, n, where);
 }
 
-int config_from_string(Config *cfg, const char *json, const char *source,
-                       const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+// ---- "base": config inheritance ------------------------------------------------
+// A config may name another as its base ("base": "vae_dim2.json", relative to
+// its own folder): the base is read (recursively, at most MAX_BASE_DEPTH deep)
+// and this config's keys are merged over it: objects merge key by key, any
+// other value (numbers, strings, arrays) replaces the base's.
+#define MAX_BASE_DEPTH 8
+
+static void merge_over(cJSON *base, const cJSON *over) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, over) {
+        cJSON *existing = cJSON_GetObjectItemCaseSensitive(base, item->string);
+        if (existing && cJSON_IsObject(existing) && cJSON_IsObject(item)) {
+            merge_over(existing, item);
+            continue;
+        }
+        cJSON *copy = cJSON_Duplicate(item, 1);
+        if (existing) cJSON_ReplaceItemInObjectCaseSensitive(base, item->string, copy);
+        else cJSON_AddItemToObject(base, item->string, copy);
+    }
+}
+
+// Parses json (named source, in folder dir) with its bases merged under it.
+// Returns the merged object, or NULL with err.
+static cJSON *parse_with_bases(const char *json, const char *source, const char *dir, int depth,
+                               char *err, size_t errlen) {
+    Ctx c = {source, err, errlen};
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
+    if (!root) {
+        syntax_error(&c, json, end);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        fail(&c, "top level", "must be a JSON object, got %s", type_name(root));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON *base_name = cJSON_DetachItemFromObjectCaseSensitive(root, "base");
+    if (!base_name) return root;
+    cJSON *merged = NULL;
+    if (!cJSON_IsString(base_name) || !base_name->valuestring[0]) {
+        fail(&c, "base", "must be the file name of another config, got %s", type_name(base_name));
+    } else if (depth >= MAX_BASE_DEPTH) {
+        fail(&c, "base", "more than %d levels of base configs (a cycle?)", MAX_BASE_DEPTH);
+    } else {
+        char base_path[1024];
+        if (base_name->valuestring[0] == '/' || !dir)
+            snprintf(base_path, sizeof base_path, "%s", base_name->valuestring);
+        else
+            snprintf(base_path, sizeof base_path, "%s/%s", dir, base_name->valuestring);
+        char why[768];
+        char *text = read_text_file(base_path, NULL, why, sizeof why);
+        if (!text) {
+            fail(&c, "base", "%s", why);
+        } else {
+            char base_dir[1024];
+            snprintf(base_dir, sizeof base_dir, "%s", base_path);
+            char *slash = strrchr(base_dir, '/');
+            if (slash) *slash = '\0';
+            merged = parse_with_bases(text, base_path, slash ? base_dir : NULL, depth + 1, err, errlen);
+            free(text);
+            if (merged) merge_over(merged, root);
+        }
+    }
+    cJSON_Delete(base_name);
+    cJSON_Delete(root);
+    return merged;
+}
+
+// config_from_string with the folder bases are read from (NULL: the working folder).
+static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,
+                            const char *const *overrides, int n_overrides, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     Ctx c = {source ? source : "<string>", err, errlen};
     if (!json) return set_error(err, errlen, "%s: no JSON text", c.source);
-
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-    if (!root) return syntax_error(&c, json, end);
-
-    int rc = 0;
-    if (!cJSON_IsObject(root)) {
-        rc = fail(&c, "top level", "must be a JSON object, got %s", type_name(root));
+    cJSON *root = parse_with_bases(json, c.source, dir, 0, err, errlen);
+    if (!root) {
+        memset(cfg, 0, sizeof *cfg);
+        return -1;
     }
+    int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) {
         rc = apply_override(root, overrides[i], err, errlen);
     }
@@ -719,12 +786,21 @@ int config_from_string(Config *cfg, const char *json, const char *source,
     return 0;
 }
 
+int config_from_string(Config *cfg, const char *json, const char *source,
+                       const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    return config_from_text(cfg, json, source, NULL, overrides, n_overrides, err, errlen);
+}
+
 int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
                 char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     char *text = read_text_file(path, NULL, err, errlen);
     if (!text) return -1;
-    int rc = config_from_string(cfg, text, path, overrides, n_overrides, err, errlen);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int rc = config_from_text(cfg, text, path, slash ? dir : NULL, overrides, n_overrides, err, errlen);
     free(text);
     return rc;
 }

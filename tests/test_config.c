@@ -3,6 +3,8 @@
 // every validation error (table-driven: one edit of a valid config per row).
 #include "cuvae/config.h"
 #include "test.h"
+#include <sys/stat.h>
+#include <stdlib.h>
 
 #include <math.h>
 
@@ -709,6 +711,87 @@ static void test_lecture_keys(void) {
           strstr(err, "x.json: model.condition: kind \"cvae\" needs"), "cvae without label: %s", err);
 }
 
+// ----------------------------------------------------------------------------
+// "base": config inheritance
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_base_configs(void) {
+    char dir[] = "/tmp/cuvae_test_base_XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp failed");
+        return;
+    }
+    char path[1300], sub[700], err[1024] = "";
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    mkdir(sub, 0755);
+    snprintf(path, sizeof path, "%s/base.json", dir);
+    write_text(path, FULL_EXAMPLE);
+    // a child in a subfolder: its base is found relative to its own folder
+    snprintf(path, sizeof path, "%s/child.json", sub);
+    write_text(path, "{\"base\": \"../base.json\", \"name\": \"child\", "
+                     "\"model\": {\"latent_dim\": 7, \"encoder\": [33]}, \"train\": {\"lr\": 0.5}}");
+    Config base, child;
+    CHECK(config_from_string(&base, FULL_EXAMPLE, "full", NULL, 0, err, sizeof err) == 0, "%s", err);
+    const char *override[1] = {"train.epochs=9"};
+    int rc = config_load(&child, path, override, 1, err, sizeof err);
+    CHECK(rc == 0, "child: %s", err);
+    if (rc == 0) {
+        CHECK(strcmp(child.name, "child") == 0, "name %s", child.name);
+        CHECK(child.model.latent_dim == 7, "latent %d (object keys merge)", child.model.latent_dim);
+        CHECK(child.model.n_encoder == 1 && child.model.encoder[0] == 33, "arrays replace");
+        CHECK(child.model.n_decoder == base.model.n_decoder && child.model.decoder[0] == base.model.decoder[0],
+              "untouched keys come from the base");
+        CHECK(child.train.lr == 0.5 && child.train.batch_size == base.train.batch_size, "train merged");
+        CHECK(child.train.epochs == 9, "--set applies after the merge");
+        char *dump = config_to_json(&child);
+        CHECK(strstr(dump, "\"base\"") == NULL, "the effective config holds no base key");
+        free(dump);
+    }
+    // errors: each names the file and the key
+    snprintf(path, sizeof path, "%s/missing.json", dir);
+    write_text(path, "{\"base\": \"nope.json\", \"name\": \"x\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "missing.json: base: ") &&
+          strstr(err, "nope.json: cannot"), "missing base: %s", err);
+    snprintf(path, sizeof path, "%s/number.json", dir);
+    write_text(path, "{\"base\": 3}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "number.json: base: must be the file name"),
+          "base not a string: %s", err);
+    snprintf(path, sizeof path, "%s/a.json", dir);
+    write_text(path, "{\"base\": \"b.json\"}");
+    snprintf(path, sizeof path, "%s/b.json", dir);
+    write_text(path, "{\"base\": \"a.json\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "levels of base configs"),
+          "a cycle: %s", err);
+    snprintf(path, sizeof path, "%s/broken.json", dir);
+    write_text(path, "{\"name\": ");
+    snprintf(path, sizeof path, "%s/uses_broken.json", dir);
+    write_text(path, "{\"base\": \"broken.json\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "broken.json: line 1"),
+          "syntax error in a base names the base: %s", err);
+    char command[700];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+// every lecture config with a base resolves (their effective configs are checked by cli_lectures)
+static void test_lecture_configs_resolve(void) {
+    const char *names[] = {"ae_dim2", "ae_dim10", "vae_dim10", "beta_vae_dim10", "capacity_vae_dim10", "cvae_dim2",
+                           "deck003_dim2", "deck003_dim16", "kl_only_dim2", "mse_only_dim2"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256], err[1024] = "";
+        Config cfg;
+        snprintf(path, sizeof path, "configs/lectures/%s.json", names[i]);
+        CHECK(config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s: %s", path, err);
+        CHECK(strcmp(cfg.name, names[i]) == 0, "%s: name %s", path, cfg.name);
+    }
+}
+
 int main(void) {
     test_run("full example", test_full_example);
     test_run("lecture keys", test_lecture_keys);
@@ -739,5 +822,7 @@ int main(void) {
     test_run("error infinite number", test_error_infinite_number);
     test_run("error exact message", test_error_exact_message);
     test_run("error missing file", test_error_missing_file);
+    test_run("base configs", test_base_configs);
+    test_run("lecture configs resolve their bases", test_lecture_configs_resolve);
     return test_finish("test_config");
 }
