@@ -347,7 +347,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval",
                                              "full_epochs", "lr_schedule", "precision",
-                                             "epsilon", "cuda_graph"};
+                                             "epsilon", "cuda_graph", "epoch_images"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
@@ -578,6 +578,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.epsilon = (EpsilonMode)choice;
     cfg->train.cuda_graph = true;
     if (get_bool(c, train, "train", "cuda_graph", &cfg->train.cuda_graph)) return -1;
+    cfg->train.epoch_images = true;
+    if (get_bool(c, train, "train", "epoch_images", &cfg->train.epoch_images)) return -1;
 
     // eval (optional section)
     cfg->eval.iw_samples = 0;
@@ -900,7 +902,8 @@ char *config_to_json(const Config *cfg) {
                 name_of(precision_names, COUNT(precision_names), cfg->train.precision));
     text_appendf(&t, ",\n    \"epsilon\": \"%s\"",
                 name_of(epsilon_names, COUNT(epsilon_names), cfg->train.epsilon));
-    text_appendf(&t, ",\n    \"cuda_graph\": %s\n  }", cfg->train.cuda_graph ? "true" : "false");
+    text_appendf(&t, ",\n    \"cuda_graph\": %s", cfg->train.cuda_graph ? "true" : "false");
+    text_appendf(&t, ",\n    \"epoch_images\": %s\n  }", cfg->train.epoch_images ? "true" : "false");
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_appendf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);

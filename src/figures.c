@@ -54,25 +54,7 @@ static double inverse_normal_cdf(double p) {
 
 // Decodes n latent points z (n, L) with labels (n) or NULL into pixels (n, D) in [0, 1].
 static void decode_points(Figures *f, const float *z, const uint8_t *labels, int n, float *pixels) {
-    Model *m = f->m;
-    Backend *be = m->be;
-    const int L = m->latent_dim, D = m->input_dim;
-    uint8_t *labels_dev = m->n_classes ? be->alloc(be, (size_t)m->max_batch) : NULL;
-    for (int start = 0; start < n; start += m->max_batch) {
-        int B = n - start < m->max_batch ? n - start : m->max_batch;
-        be->upload(be, m->z, z + (size_t)start * L, (size_t)B * L * sizeof(float));
-        if (m->n_classes) {
-            be->upload(be, labels_dev, labels + start, (size_t)B);
-            be->gather_onehot(be, m->onehot, labels_dev, NULL, 0, NULL, B, m->n_classes);
-        }
-        model_decode(m, B);
-        be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));
-    }
-    if (labels_dev) be->free(be, labels_dev);
-    for (size_t i = 0; i < (size_t)n * D; i++) {
-        float v = pixels[i];
-        pixels[i] = m->cfg.model.output == OUTPUT_BERNOULLI ? 1.0f / (1.0f + expf(-v)) : v;
-    }
+    model_decode_pixels(f->m, z, labels, n, pixels);
 }
 
 static int write_grid(Figures *f, const char *name, const char *title, const float *pixels, int n,

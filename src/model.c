@@ -390,3 +390,22 @@ void model_get_params(Model *m, float *host) {
 void model_set_params(Model *m, const float *host) {
     m->be->upload(m->be, m->params, host, m->n_params * sizeof(float));
 }
+
+void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels) {
+    Backend *be = m->be;
+    const int L = m->latent_dim, D = m->input_dim;
+    uint8_t *labels_dev = m->n_classes ? be->alloc(be, (size_t)m->max_batch) : NULL;
+    for (int start = 0; start < n; start += m->max_batch) {
+        int B = n - start < m->max_batch ? n - start : m->max_batch;
+        be->upload(be, m->z, z + (size_t)start * L, (size_t)B * L * sizeof(float));
+        if (m->n_classes) {
+            be->upload(be, labels_dev, labels + start, (size_t)B);
+            be->gather_onehot(be, m->onehot, labels_dev, NULL, 0, NULL, B, m->n_classes);
+        }
+        model_decode(m, B);
+        be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));
+    }
+    if (labels_dev) be->free(be, labels_dev);
+    if (m->cfg.model.output == OUTPUT_BERNOULLI)
+        for (size_t i = 0; i < (size_t)n * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+}

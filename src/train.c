@@ -6,6 +6,7 @@
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/dataset.h"
+#include "cuvae/epoch_images.h"
 #include "cuvae/eval.h"
 #include "cuvae/model.h"
 #include "cuvae/resume.h"
@@ -138,7 +139,7 @@ static int check_run_folder(const char *out_dir, bool resume, bool overwrite, ch
     return 0;
 }
 
-// --overwrite: the earlier run's files and figures go (after everything was validated).
+// --overwrite: the earlier run's files and images go (after everything was validated).
 static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof REPLACED_FILES / sizeof REPLACED_FILES[0]; i++) {
         char file[1200];
@@ -146,20 +147,23 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
         if (unlink(file) != 0 && errno != ENOENT)
             return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
     }
-    char figures[1200];
-    snprintf(figures, sizeof figures, "%s/figures", out_dir);
-    DIR *d = opendir(figures);
-    if (!d) return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 4 && strcmp(e->d_name + n - 4, ".png") == 0) {
-            char file[1500];
-            snprintf(file, sizeof file, "%s/%s", figures, e->d_name);
-            unlink(file);
+    const char *image_dirs[2] = {"figures", "progress"};
+    for (int k = 0; k < 2; k++) {
+        char images[1200];
+        snprintf(images, sizeof images, "%s/%s", out_dir, image_dirs[k]);
+        DIR *d = opendir(images);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            size_t n = strlen(e->d_name);
+            if (n > 4 && strcmp(e->d_name + n - 4, ".png") == 0) {
+                char file[1500];
+                snprintf(file, sizeof file, "%s/%s", images, e->d_name);
+                unlink(file);
+            }
         }
+        closedir(d);
     }
-    closedir(d);
     return 0;
 }
 
@@ -398,7 +402,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0};
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
-            resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0) {
+            resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||
+            (cfg->train.epoch_images &&
+             epoch_images_write(&model, &test_dev, test_set.labels, epoch, out_dir, err, errlen) != 0)) {
             rc = -1;
             goto done;
         }
@@ -454,8 +460,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         model_destroy(&eval_model);
         if (rc != 0) goto done;
     }
-    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors)\n",
-            wall_seconds() - train_start, out_dir);
+    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors%s)\n",
+            wall_seconds() - train_start, out_dir, cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
     if (train_step.model) interrupts_restore(&handlers);

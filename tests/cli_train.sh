@@ -33,6 +33,15 @@ echo "$ev" | grep -q '"units": "nats/example"' && ok "eval states units" || bad 
 "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 -o "$tmp/s.png" 2>/dev/null
 head -c 8 "$tmp/s.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample writes a PNG" || bad "sample PNG"
 ls "$tmp/a" | grep -q tmp && bad "temp files left in run dir" || ok "no temp files left"
+# the per-epoch grids: one sample and one reconstruction PNG per epoch
+n_png=0
+for e in 001 002 003; do
+    for kind in samples reconstruction; do
+        head -c 8 "$tmp/a/progress/${kind}_epoch_$e.png" 2>/dev/null | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && n_png=$((n_png + 1))
+    done
+done
+[ "$n_png" -eq 6 ] && [ "$(ls "$tmp/a/progress" | wc -l)" -eq 6 ] && ok "progress/: a sample and a reconstruction grid per epoch" \
+    || bad "progress/ holds $(ls "$tmp/a/progress" 2>/dev/null | tr '\n' ' ')"
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=1 --out "$tmp/b1" 2>/dev/null
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=1 --out "$tmp/b2" 2>/dev/null
 cmp -s "$tmp/b1/model.safetensors" "$tmp/b2/model.safetensors" && ok "same seed, bit-identical checkpoint" \
@@ -67,8 +76,12 @@ rc=$?
 # AE and dynamic binarization paths train too
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set model.kind=ae --set train.epochs=1 --out "$tmp/ae" 2>"$tmp/ae.err" \
     && grep -q '"test_kl": 0.000000' "$tmp/ae/log.jsonl" && ok "ae trains, KL is 0" || bad "ae run: $(tail -1 "$tmp/ae.err")"
-"$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.binarize=dynamic --set train.epochs=1 --out "$tmp/dyn" 2>"$tmp/dyn.err" \
+[ "$(ls "$tmp/ae/progress")" = "reconstruction_epoch_001.png" ] && ok "an ae writes reconstructions only (no N(0, I) samples)" \
+    || bad "ae progress/: $(ls "$tmp/ae/progress" | tr '\n' ' ')"
+"$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.binarize=dynamic --set train.epochs=1 \
+    --set train.epoch_images=false --out "$tmp/dyn" 2>"$tmp/dyn.err" \
     && ok "dynamic binarization trains" || bad "dynamic run: $(tail -1 "$tmp/dyn.err")"
+[ ! -e "$tmp/dyn/progress" ] && ok "train.epoch_images=false writes no grids" || bad "epoch_images=false wrote progress/"
 # eval draws do not depend on the batch size: odd batch and odd latent dimension
 "$CUVAE" train configs/examples_vae.json --set data.train_limit=140 --set data.test_limit=99 --set device=cpu \
     --set model.latent_dim=3 --set train.batch_size=7 --set train.epochs=1 --out "$tmp/odd" 2>/dev/null

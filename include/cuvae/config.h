@@ -76,6 +76,7 @@ typedef struct {
         EpsilonMode epsilon;   // fused (default): drawn inside the reparam kernels, regenerated
                                // in backward | stored: drawn into a (B, L) buffer first
         bool cuda_graph;       // capture the training step in a CUDA graph (default true)
+        bool epoch_images;     // write DIR/progress/ sample and reconstruction grids every epoch (default true)
     } train;
 
     struct {

@@ -137,6 +137,10 @@ float *model_head(Model *m);
 
 // Decodes z (B, L) already in m->z through the decoder only.
 void model_decode(Model *m, int B);
+// Decodes n latent points z (n, L) (host), with labels (n) for a cvae or NULL,
+// into pixels (n, D) (host) in the data's range: sigmoid of the logits for a
+// Bernoulli decoder, the values for a Gaussian one. Any n (in batches of max_batch).
+void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels);
 
 // Host <-> device of the parameter region (n_params floats).
 void model_get_params(Model *m, float *host);
