@@ -68,6 +68,11 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (end == argv[i] || *end || n < 1 || n > 10000)
                 return set_error(err, errlen, "sample: -n: expected 1..10000, got \"%s\"", argv[i]);
             a->n_samples = (int)n;
+        } else if (strcmp(arg, "--title") == 0 && strcmp(command, "sample") == 0) {
+            if (!has_value) return set_error(err, errlen, "sample: --title needs a text");
+            a->title = argv[++i];
+            if (!a->title[0] || strchr(a->title, '\n'))
+                return set_error(err, errlen, "sample: --title: expected one non-empty line");
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value) return set_error(err, errlen, "sample: -o needs a file name");
             a->output_png = argv[++i];

@@ -204,27 +204,32 @@ static char *link_target(const char *path) {
     return out;
 }
 
-int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
-    const char *asked = path;
-    a->resolved_path = link_target(path);
-    if (a->resolved_path) path = a->resolved_path;
-    a->path = path;
+int output_path_resolve(const char *path, char **resolved, char *err, size_t errlen) {
+    *resolved = link_target(path);
+    const char *target = *resolved ? *resolved : path;
     // replacing anything but a regular file (a device such as /dev/null, a FIFO,
     // a directory) by renaming over it would destroy it
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if (a->resolved_path)
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (*resolved)
             set_error(err, errlen, "%s: links to %s, which is not a regular file (outputs are regular "
-                      "files, replaced atomically)", asked, path);
+                      "files, replaced atomically)", path, target);
         else
             set_error(err, errlen, "%s: not a regular file (outputs are regular files, replaced "
                       "atomically)", path);
-        free(a->resolved_path);
-        a->resolved_path = NULL;
-        a->tmp_path = NULL;
-        a->fp = NULL;
+        free(*resolved);
+        *resolved = NULL;
         return -1;
     }
+    return 0;
+}
+
+int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
+    a->tmp_path = NULL;
+    a->fp = NULL;
+    if (output_path_resolve(path, &a->resolved_path, err, errlen) != 0) return -1;
+    if (a->resolved_path) path = a->resolved_path;
+    a->path = path;
     size_t size = strlen(path) + 32;
     a->tmp_path = xmalloc(size);
     snprintf(a->tmp_path, size, "%s.tmp.%ld", path, (long)getpid());

@@ -349,7 +349,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);
-    if (make_dirs(dir, err, errlen) != 0) {
+    if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {
         dataset_free(&test_set);
         return -1;
     }

@@ -10,6 +10,7 @@
 #include "cuvae/figures.h"
 #include "cuvae/image.h"
 #include "cuvae/model.h"
+#include "cuvae/plot.h"
 #include "cuvae/report.h"
 #include "cuvae/train.h"
 
@@ -79,7 +80,7 @@ static const char *USAGE_EVAL =
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n";
 
 static const char *USAGE_SAMPLE =
-    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--set key.path=value]...\n"
+    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--title TEXT] [--set key.path=value]...\n"
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
@@ -269,7 +270,14 @@ static int command_sample(int argc, char **argv) {
     int width, height;
     uint8_t *grid = image_grid(pixels, a.n_samples, side, side, grid_cols, 2, 128, &width, &height);
     const char *out = a.output_png ? a.output_png : "samples.png";
-    int rc = png_write(out, grid, width, height, 1, err, sizeof err);
+    int rc;
+    if (a.title && !plot_available())
+        rc = set_error(err, sizeof err, "sample: --title draws the grid through gnuplot, which is not "
+                       "installed (apt-get install gnuplot-nox); without --title the grid is plain PNG");
+    else if (a.title)
+        rc = plot_image(out, a.title, grid, width, height, NULL, 0, 0, NULL, 0, 0, err, sizeof err);
+    else
+        rc = png_write(out, grid, width, height, 1, err, sizeof err);
     free(grid);
     free(pixels);
     model_destroy(&m);

@@ -110,7 +110,8 @@ static void first_error_line(const char *text, char *out, size_t outlen) {
 // one figure: temporary files, the script, the atomic rename
 
 typedef struct {
-    const char *png_path;             // final destination
+    const char *png_path;             // final destination (a symbolic link's target)
+    char *resolved_path;              // that target when the path given is a link, else NULL
     char out_tmp[PATH_LEN];           // gnuplot's output beside png_path ("" when none)
     char temps[MAX_TEMPS][PATH_LEN];  // script, data and stderr files in $TMPDIR
     int n_temps;
@@ -161,6 +162,8 @@ static void job_cleanup(PlotJob *job) {
     job->n_temps = 0;
     if (job->out_tmp[0]) unlink(job->out_tmp);
     job->out_tmp[0] = '\0';
+    free(job->resolved_path);
+    job->resolved_path = NULL;
 }
 
 // Writes s as a double-quoted gnuplot string: backslash and double quote are escaped, a
@@ -202,18 +205,25 @@ static void put_colour_and_title(FILE *f, int k, const char *title) {
 // (which also checks the directory is writable) and the script with the terminal settings.
 static int job_begin(PlotJob *job, const char *png_path, int width, int height, char *err, size_t errlen) {
     memset(job, 0, sizeof *job);
-    job->png_path = png_path;
     if (!png_path || !png_path[0]) return set_error(err, errlen, "plot: empty output path");
-    int len = snprintf(job->out_tmp, PATH_LEN, "%s.tmp.XXXXXX", png_path);
+    if (output_path_resolve(png_path, &job->resolved_path, err, errlen) != 0) return -1;
+    if (job->resolved_path) png_path = job->resolved_path;
+    job->png_path = png_path;
+    // NAME.tmp.PID, like every atomic write: a killed run's leftover is recognised and removed
+    int len = snprintf(job->out_tmp, PATH_LEN, "%s.tmp.%ld", png_path, (long)getpid());
     if (len < 0 || len >= PATH_LEN) {
         job->out_tmp[0] = '\0';
-        return set_error(err, errlen, "%s: path too long", png_path);
+        set_error(err, errlen, "%s: path too long", png_path);
+        job_cleanup(job);
+        return -1;
     }
-    int fd = mkstemp(job->out_tmp);
+    int fd = open(job->out_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         int e = errno;
         job->out_tmp[0] = '\0';
-        return set_error(err, errlen, "%s: cannot write: %s", png_path, strerror(e));
+        set_error(err, errlen, "%s: cannot write: %s", png_path, strerror(e));
+        job_cleanup(job);
+        return -1;
     }
     fchmod(fd, 0644);
     close(fd);

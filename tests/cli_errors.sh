@@ -39,6 +39,8 @@ expect_error "eval missing checkpoint" 2 "$tmp/none.safetensors" -- "$CUVAE" eva
 head -c 100 /dev/urandom > "$tmp/garbage.safetensors"
 expect_error "eval garbage checkpoint" 2 "garbage.safetensors" -- "$CUVAE" eval "$tmp/garbage.safetensors"
 expect_error "sample bad -n" 2 "sample: -n" -- "$CUVAE" sample "$tmp/x.safetensors" -n 0
+expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
+    "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
 
 # found by review: each one a reproducer
 small=(--set data.train_limit=200 --set data.test_limit=100 --set device=cpu --set train.epochs=2)

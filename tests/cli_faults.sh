@@ -242,6 +242,12 @@ printf 'old' > "$tmp/target.png"; ln -s "$tmp/target.png" "$tmp/link.png"
 [ -L "$tmp/link.png" ] && head -c 4 "$tmp/target.png" | od -An -c | grep -q "P   N   G" \
     && ok "-o through a symlink: the link stays, its target is replaced" || bad "symlink output replaced the link"
 mkfifo "$tmp/fifo"
+if command -v gnuplot >/dev/null; then
+    expect_fail "plot: a figure path that is a FIFO is refused, not replaced" 2 "samples.png: not a regular file" -- \
+        sh -c "mkdir -p '$tmp/ref/figures' && mkfifo '$tmp/ref/figures/samples.png' && exec \"$CUVAE\" plot '$tmp/ref'"
+    [ -p "$tmp/ref/figures/samples.png" ] && ok "the FIFO is still there" || bad "plot replaced the FIFO"
+    rm -f "$tmp/ref/figures/samples.png"
+fi
 expect_fail "-o onto a FIFO (not a regular file) refused" 2 "fifo: not a regular file" -- \
     "$CUVAE" eval "$tmp/ref/model.safetensors" --set data.test_limit=20 -o "$tmp/fifo"
 

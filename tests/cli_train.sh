@@ -32,6 +32,13 @@ awk -v a="$ev_loss" -v b="$test_loss" 'BEGIN { d = a - b; if (d < 0) d = -d; exi
 echo "$ev" | grep -q '"units": "nats/example"' && ok "eval states units" || bad "eval units"
 "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 -o "$tmp/s.png" 2>/dev/null
 head -c 8 "$tmp/s.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample writes a PNG" || bad "sample PNG"
+if command -v gnuplot >/dev/null; then
+    "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 --title "After 3 epochs" -o "$tmp/titled.png" 2>/dev/null
+    head -c 8 "$tmp/titled.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample --title writes a titled PNG" \
+        || bad "sample --title"
+else
+    skip "sample --title" "gnuplot not installed"
+fi
 ls "$tmp/a" | grep -q tmp && bad "temp files left in run dir" || ok "no temp files left"
 # the per-epoch grids: one sample and one reconstruction PNG per epoch
 n_png=0

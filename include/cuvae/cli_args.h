@@ -16,6 +16,7 @@ typedef struct {
     const char *out_dir;
     const char *z_mode;
     const char *output_png;
+    const char *title;        // sample --title: the grid drawn with a title (through gnuplot)
     int n_samples;
     long long seed;
     int iw_k;

@@ -55,6 +55,12 @@ void text_append_json_string(TextBuffer *t, const char *s);
 // atomic_file_commit flushes, fsyncs, closes and renames it over path (then
 // fsyncs the directory), so readers see the old file or the new one, whole.
 // On any failure the temp file is removed and err names path and the step.
+// The file a write to `path` replaces: path itself, or the target of a symbolic
+// link at path (*resolved, malloc'd; NULL when path is not a link: the link
+// stays, its target is replaced). -1 with err when that file exists and is not
+// a regular file (a device, a FIFO, a folder), which a rename would destroy.
+int output_path_resolve(const char *path, char **resolved, char *err, size_t errlen);
+
 // A symbolic link at path is written through: its target is replaced, the link stays.
 typedef struct {
     FILE *fp;
