@@ -338,14 +338,14 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const top_keys[] = {"name", "description", "data", "model",
                                            "loss", "train", "eval", "device"};
     static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
-                                            "test_limit"};
+                                            "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
-                                             "beta1", "beta2", "adam_eps", "log_interval",
+                                             "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
                                              "full_epochs", "lr_schedule", "precision",
                                              "epsilon", "cuda_graph", "epoch_images"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
@@ -389,6 +389,13 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_int(c, data, "data", "train_limit", 0, 0, INT_MAX, &cfg->data.train_limit)) return -1;
     cfg->data.test_limit = 0;
     if (get_int(c, data, "data", "test_limit", 0, 0, INT_MAX, &cfg->data.test_limit)) return -1;
+    cfg->data.validation = 0.0;
+    if (get_number(c, data, "data", "validation", 0, &cfg->data.validation)) return -1;
+    if (!(cfg->data.validation >= 0.0 && cfg->data.validation <= 0.5)) {
+        char text[64];
+        format_double(text, sizeof text, cfg->data.validation);
+        return fail(c, "data.validation", "must be a fraction of the training set in [0, 0.5], got %s", text);
+    }
 
     // model
     if (find(c, model, "model", "kind", 1, &item)) return -1;
@@ -558,6 +565,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;
+    cfg->train.early_stopping = 0;
+    if (get_int(c, train, "train", "early_stopping", 0, 0, 1000000, &cfg->train.early_stopping)) return -1;
+    if (cfg->train.early_stopping > 0 && cfg->data.validation <= 0.0)
+        return fail(c, "train.early_stopping", "watches the validation loss: set data.validation (e.g. 0.1)");
     choice = LR_CONSTANT;
     if (get_choice(c, train, "train", "lr_schedule", lr_schedule_names, COUNT(lr_schedule_names),
                    &choice))
@@ -841,7 +852,10 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"binarize\": \"%s\"",
                 name_of(binarize_names, COUNT(binarize_names), cfg->data.binarize));
     text_appendf(&t, ",\n    \"train_limit\": %d", cfg->data.train_limit);
-    text_appendf(&t, ",\n    \"test_limit\": %d\n  }", cfg->data.test_limit);
+    text_appendf(&t, ",\n    \"test_limit\": %d", cfg->data.test_limit);
+    text_appendf(&t, ",\n    \"validation\": ");
+    text_double(&t, cfg->data.validation);
+    text_appendf(&t, "\n  }");
 
     text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
@@ -895,6 +909,7 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"adam_eps\": ");
     text_double(&t, cfg->train.adam_eps);
     text_appendf(&t, ",\n    \"log_interval\": %d", cfg->train.log_interval);
+    text_appendf(&t, ",\n    \"early_stopping\": %d", cfg->train.early_stopping);
     text_appendf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
     text_appendf(&t, ",\n    \"lr_schedule\": \"%s\"",
                 name_of(lr_schedule_names, COUNT(lr_schedule_names), cfg->train.lr_schedule));

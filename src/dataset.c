@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -152,4 +153,43 @@ void dataset_free(Dataset *d) {
     free(d->images);
     free(d->labels);
     memset(d, 0, sizeof *d);
+}
+
+int dataset_split_validation(Dataset *train, Dataset *val, double fraction, uint64_t seed, char *err,
+                             size_t errlen) {
+    memset(val, 0, sizeof *val);
+    const int n = train->n;
+    int n_val = (int)lround(fraction * n);
+    if (n_val < 1) n_val = 1;
+    if (n_val >= n)
+        return set_error(err, errlen, "data.validation %g of %d training examples leaves none to train on",
+                         fraction, n);
+    int32_t *perm = xmalloc((size_t)n * sizeof(int32_t));
+    Rng rng;
+    rng_init(&rng, seed, DATASET_VALIDATION_STREAM);
+    rng_permutation(&rng, perm, n);
+    uint8_t *held = xcalloc((size_t)n, 1);
+    for (int i = 0; i < n_val; i++) held[perm[i]] = 1;
+    const size_t D = (size_t)train->dim;
+    *val = *train;
+    val->n = n_val;
+    val->images = xmalloc((size_t)n_val * D);
+    val->labels = xmalloc((size_t)n_val);
+    uint8_t *kept_images = xmalloc((size_t)(n - n_val) * D);
+    uint8_t *kept_labels = xmalloc((size_t)(n - n_val));
+    int v = 0, k = 0;
+    for (int i = 0; i < n; i++) {   // both parts keep the data's order
+        uint8_t *images = held[i] ? val->images + (size_t)v * D : kept_images + (size_t)k * D;
+        memcpy(images, train->images + (size_t)i * D, D);
+        if (held[i]) val->labels[v++] = train->labels[i];
+        else kept_labels[k++] = train->labels[i];
+    }
+    free(train->images);
+    free(train->labels);
+    train->images = kept_images;
+    train->labels = kept_labels;
+    train->n = n - n_val;
+    free(held);
+    free(perm);
+    return 0;
 }

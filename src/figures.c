@@ -269,10 +269,14 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
     double *test = xmalloc(cap * sizeof(double)), *rec = xmalloc(cap * sizeof(double));
     double *kl = xmalloc(cap * sizeof(double));
     int rc = 0, line_number = 0;
+    // a run with data.validation logs val_* each epoch, one without test_*
+    const bool validation = strstr(text, "\"val_loss\"") != NULL;
+    const char *split = validation ? "validation" : "test";
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         line_number++;
         cJSON *j = cJSON_Parse(line);
-        const char *keys[5] = {"epoch", "train_loss", "test_loss", "test_rec", "test_kl"};
+        const char *keys[5] = {"epoch", "train_loss", validation ? "val_loss" : "test_loss",
+                               validation ? "val_rec" : "test_rec", validation ? "val_kl" : "test_kl"};
         double values[5];
         for (int k = 0; k < 5 && rc == 0; k++) {
             cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
@@ -307,18 +311,25 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
         const double *losses[2] = {train, test};
-        const char *names[2] = {"train (weighted objective)", "test (rec + KL)"};
+        char split_name[64];
+        snprintf(split_name, sizeof split_name, "%s (rec + KL)", split);
+        const char *names[2] = {"train (weighted objective)", split_name};
         rc = plot_lines(out, "Loss per epoch, nats per example", "epoch", "nats / example", epoch,
                         losses, names, 2, n, false, f->err, f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
         if (rc == 0) {
             snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
             const double *terms[2] = {rec, kl};
-            const char *term_names[2] = {"test reconstruction", "test KL"};
+            char rec_name[64], kl_name[64], title[128];
+            snprintf(rec_name, sizeof rec_name, "%s reconstruction", split);
+            snprintf(kl_name, sizeof kl_name, "%s KL", split);
+            snprintf(title, sizeof title, "%s loss terms per epoch, nats per example",
+                     validation ? "Validation" : "Test");
+            const char *term_names[2] = {rec_name, kl_name};
             bool positive = true;
             for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
-            rc = plot_lines(out, "Test loss terms per epoch, nats per example", "epoch",
-                            "nats / example", epoch, terms, term_names, 2, n, positive, f->err, f->errlen);
+            rc = plot_lines(out, title, "epoch", "nats / example", epoch, terms, term_names, 2, n, positive,
+                            f->err, f->errlen);
             if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
         }
     }

@@ -1,7 +1,7 @@
 // resume.c: the resume file (resume.h): arena tensors "params", "adam.m",
 // "adam.v" and metadata {format, config, epoch, step, eps_offset,
 // uniform_offset, beta1_power, beta2_power, lr, steps_in_epoch, epoch_sums,
-// loss_acc} (doubles as exact hex floats).
+// loss_acc, best} (doubles as exact hex floats).
 #include "cuvae/resume.h"
 #include "cuvae/common.h"
 #include "cuvae/safetensors.h"
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define RESUME_FORMAT "cuvae-resume-1"
-#define N_RESUME_META 12
+#define N_RESUME_META 13
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
     const size_t P = m->n_params;
@@ -49,9 +49,10 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
     snprintf(values[8], sizeof values[8], "%a,%a,%a,%a", at->epoch_weighted, at->epoch_rec,
              at->epoch_kl, at->epoch_count);
     snprintf(values[9], sizeof values[9], "%a,%a,%a", acc[0], acc[1], acc[2]);
+    snprintf(values[10], sizeof values[10], "%d,%a", at->best_epoch, at->best_epoch > 0 ? at->best_loss : 0.0);
     const char *keys[N_RESUME_META] = {"format", "config", "epoch", "step", "eps_offset",
                                        "uniform_offset", "beta1_power", "beta2_power", "lr",
-                                       "steps_in_epoch", "epoch_sums", "loss_acc"};
+                                       "steps_in_epoch", "epoch_sums", "loss_acc", "best"};
     char *config_json = config_to_json(&m->cfg);
     StMeta meta[N_RESUME_META];
     for (int k = 0; k < N_RESUME_META; k++) {
@@ -184,6 +185,11 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
     double sums[4], acc[3];
     if (rc == 0) rc = meta_doubles(&f, path, "epoch_sums", 4, sums, err, errlen);
     if (rc == 0) rc = meta_doubles(&f, path, "loss_acc", 3, acc, err, errlen);
+    double best[2];   // epoch, loss
+    if (rc == 0) rc = meta_doubles(&f, path, "best", 2, best, err, errlen);
+    if (rc == 0 && !(best[0] >= 0 && best[0] <= (double)epoch_value && best[0] == floor(best[0])))
+        rc = set_error(err, errlen, "%s: __metadata__.best: epoch %g is not one of the %llu finished",
+                       path, best[0], (unsigned long long)epoch_value);
     if (rc == 0 && (epoch_value > 100000000ull || steps_in_epoch >= (uint64_t)m->plan.steps_per_epoch ||
                     step != epoch_value * (uint64_t)m->plan.steps_per_epoch + steps_in_epoch))
         rc = set_error(err, errlen, "%s: __metadata__: epoch %llu, step %llu and steps_in_epoch %llu do not "
@@ -210,6 +216,8 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         at->epoch_rec = sums[1];
         at->epoch_kl = sums[2];
         at->epoch_count = sums[3];
+        at->best_epoch = (int)best[0];
+        at->best_loss = best[1];
     }
     safetensors_free(&f);
     return rc;

@@ -115,7 +115,7 @@ static void interrupts_restore(const InterruptHandlers *saved) {
 static const char *const RUN_FILES[] = {"config.json", "model.safetensors", "resume.safetensors"};
 // What --overwrite removes before a new run starts (other files are left alone).
 static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.json", "model.safetensors",
-                                             "resume.safetensors"};
+                                             "resume.safetensors", "best.safetensors"};
 
 // A new run may not silently replace another: -1 with err saying what to do.
 static int check_run_folder(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
@@ -180,18 +180,35 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
               size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
     if (check_run_folder(out_dir, resume, overwrite, err, errlen) != 0) return -1;
-    Dataset train_set, test_set;
+    Dataset train_set, test_set, val_set;
+    memset(&val_set, 0, sizeof val_set);
     if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     eval_prepare_test_set(cfg, &test_set);
+    const bool validating = cfg->data.validation > 0.0;
+    if (validating) {
+        if (dataset_split_validation(&train_set, &val_set, cfg->data.validation, cfg->train.seed, err,
+                                     errlen) != 0) {
+            dataset_free(&train_set);
+            dataset_free(&test_set);
+            return -1;
+        }
+        eval_prepare_test_set(cfg, &val_set);   // dynamic binarization: fixed once, like the test set
+    }
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) {
         dataset_free(&train_set);
+        dataset_free(&val_set);
         dataset_free(&test_set);
         return -1;
     }
     backend_configure_from(be, cfg);
-    fprintf(stderr, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
-            be->device_name, train_set.n, test_set.n, train_set.dim);
+    if (validating)
+        fprintf(stderr, "cuvae: backend %s: %s; train %d (%d more held out for validation, seeded), test %d "
+                "examples of %d pixels\n", be->name, be->device_name, train_set.n, val_set.n, test_set.n,
+                train_set.dim);
+    else
+        fprintf(stderr, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
+                be->device_name, train_set.n, test_set.n, train_set.dim);
     if (cfg->train.precision == PRECISION_TF32 && strcmp(be->name, "cpu") == 0)
         fprintf(stderr, "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n");
 
@@ -204,6 +221,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
         be->destroy(be);
         dataset_free(&train_set);
+        dataset_free(&val_set);
         dataset_free(&test_set);
         return -1;
     }
@@ -213,8 +231,15 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             model.n_params);
 
     DeviceDataset train_dev, test_dev;
+    DeviceDataset val_dev;
+    memset(&val_dev, 0, sizeof val_dev);
     device_dataset_upload(be, &train_set, &train_dev);
     device_dataset_upload(be, &test_set, &test_dev);
+    if (validating) device_dataset_upload(be, &val_set, &val_dev);
+    // each epoch is judged on the validation set when there is one, else the test set
+    const DeviceDataset *watched = validating ? &val_dev : &test_dev;
+    const char *watched_key = validating ? "val" : "test";
+    const char *watched_name = validating ? "val loss" : "test loss";
     int32_t *perm_host = xmalloc((size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
     int32_t *perm_dev = be->alloc(be, (size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
 
@@ -284,8 +309,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         goto done;
     }
-    char ckpt_path[1100];
+    char ckpt_path[1100], best_path[1100];
     snprintf(ckpt_path, sizeof ckpt_path, "%s/model.safetensors", out_dir);
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", out_dir);
 
     bool tty = isatty(2);
     const long total_steps = steps_per_epoch * epochs;
@@ -318,7 +344,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         for (long step = continuing ? (long)at.steps_in_epoch : 0; step < steps_per_epoch; step++) {
             if (interrupt_signal) {
                 // the step boundary: save where the run is and how to continue
-                ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count};
+                ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
+                                    at.best_epoch, at.best_loss};
                 if (resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -371,27 +398,29 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         be->synchronize(be);
         double train_seconds = wall_seconds() - epoch_start;
-        ElboResult test;
-        eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
+        ElboResult test;   // on the watched set: validation, or test
+        eval_elbo(&model, watched, EPS_SAMPLE, &test);
         double seconds = wall_seconds() - epoch_start;
         double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
         KlSchedule epoch_end = model_kl_schedule(cfg, epoch);   // the schedule where this epoch ends
         if (!isfinite(test.loss)) {
-            rc = set_error(err, errlen, "epoch %d: the test loss is not finite (%g); %s, if written, holds "
-                           "the last finished epoch; try a lower train.lr", epoch, test.loss, ckpt_path);
+            rc = set_error(err, errlen, "epoch %d: the %s is not finite (%g); %s, if written, holds "
+                           "the last finished epoch; try a lower train.lr", epoch, watched_name, test.loss,
+                           ckpt_path);
             goto done;
         }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         fprintf(stderr,
-                "epoch %d/%d: train loss %.4f | test loss %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
-                epoch, epochs, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s);
+                "epoch %d/%d: train loss %.4f | %s %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
+                epoch, epochs, train_loss, watched_name, test.loss, test.rec, test.kl, seconds, samples_per_s);
         char line[1024];
         snprintf(line, sizeof line,
-                 "{\"epoch\": %d, \"train_loss\": %.6f, \"test_loss\": %.6f, \"test_rec\": %.6f, "
-                 "\"test_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
+                 "{\"epoch\": %d, \"train_loss\": %.6f, \"%s_loss\": %.6f, \"%s_rec\": %.6f, "
+                 "\"%s_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
                  "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g}\n",
-                 epoch, train_loss, test.loss, test.rec, test.kl, seconds, samples_per_s,
+                 epoch, train_loss, watched_key, test.loss, watched_key, test.rec, watched_key, test.kl,
+                 seconds, samples_per_s,
                  epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
                  epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
                  epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
@@ -400,13 +429,26 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             rc = -1;
             goto done;
         }
-        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0};
+        // data.validation: best.safetensors follows the lowest validation loss
+        bool improved = validating && (at.best_epoch == 0 || test.loss < at.best_loss);
+        if (improved) {
+            at.best_epoch = epoch;
+            at.best_loss = test.loss;
+        }
+        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss};
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
+            (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||
             (cfg->train.epoch_images &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, out_dir, err, errlen) != 0)) {
             rc = -1;
             goto done;
+        }
+        if (cfg->train.early_stopping > 0 && epoch - at.best_epoch >= cfg->train.early_stopping && epoch < epochs) {
+            fprintf(stderr, "cuvae: early stopping after epoch %d: the validation loss has not improved for %d "
+                    "epochs (best %.4f at epoch %d, kept in %s)\n", epoch, epoch - at.best_epoch, at.best_loss,
+                    at.best_epoch, best_path);
+            break;
         }
     }
     if (epochs == 0) {
@@ -461,7 +503,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         if (rc != 0) goto done;
     }
     fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors%s)\n",
-            wall_seconds() - train_start, out_dir, cfg->train.epoch_images ? ", progress/*.png" : "");
+            wall_seconds() - train_start, out_dir,
+            validating && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
+            : validating ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
     if (train_step.model) interrupts_restore(&handlers);
@@ -472,9 +516,11 @@ done:
     be->free(be, perm_dev);
     device_dataset_free(be, &train_dev);
     device_dataset_free(be, &test_dev);
+    if (validating) device_dataset_free(be, &val_dev);
     model_destroy(&model);
     be->destroy(be);
     dataset_free(&train_set);
+    dataset_free(&val_set);
     dataset_free(&test_set);
     return rc;
 }

@@ -7,7 +7,35 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
-    skip "mnist training run" "data/mnist missing (run make data)"; cli_finish cli_train; exit
+    skip "mnist training run" "data/mnist missing (run make data)"; # data.validation: a seeded held-out part of the training set is watched each epoch (val_* in
+# the log), best.safetensors follows its lowest loss, the test set is evaluated at the end
+val=(--set data.train_limit=1000 --set data.test_limit=200 --set device=cpu --set model.latent_dim=8
+     --set data.validation=0.1)
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=3 --out "$tmp/val" 2>"$tmp/val.err" \
+    || bad "validation run: $(tail -1 "$tmp/val.err")"
+grep -q "train 900 (100 more held out for validation, seeded)" "$tmp/val.err" && ok "validation: 10% held out, said so" \
+    || bad "validation split not announced"
+[ "$(grep -c '"val_loss"' "$tmp/val/log.jsonl")" -eq 3 ] && ! grep -q '"test_loss"' "$tmp/val/log.jsonl" \
+    && grep -q '"test_loss"' "$tmp/val/eval.json" && ok "validation: val_* per epoch, the test set at the end (eval.json)" \
+    || bad "validation log / eval keys"
+best_epoch=$(sed -E 's/.*"epoch": ([0-9]+), .*"val_loss": ([0-9.]+).*/\2 \1/' "$tmp/val/log.jsonl" | sort -n | head -1 | cut -d' ' -f2)
+if [ "$best_epoch" = 3 ]; then
+    cmp -s "$tmp/val/best.safetensors" "$tmp/val/model.safetensors" && ok "best.safetensors is the epoch with the lowest val_loss (3)" \
+        || bad "best.safetensors differs from the best (last) epoch's model"
+else
+    [ -s "$tmp/val/best.safetensors" ] && ok "best.safetensors written (best epoch $best_epoch)" || bad "no best.safetensors"
+fi
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=1 --out "$tmp/valres" 2>/dev/null
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=3 --out "$tmp/valres" --resume 2>/dev/null
+cmp -s "$tmp/valres/best.safetensors" "$tmp/val/best.safetensors" && cmp -s "$tmp/valres/model.safetensors" "$tmp/val/model.safetensors" \
+    && ok "validation: 1 epoch + --resume to 3 == 3 epochs (model and best), bit for bit" || bad "validation resume differs"
+# early stopping: a learning rate too small to change any weight leaves the validation loss flat
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=6 --set train.lr=1e-30 \
+    --set train.early_stopping=2 --out "$tmp/es" 2>"$tmp/es.err"
+[ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && grep -q "^cuvae: early stopping after epoch 3: the validation loss has not improved for 2 epochs (best .* at epoch 1" "$tmp/es.err" \
+    && [ -s "$tmp/es/eval.json" ] && ok "early stopping after 2 epochs without improvement, said so, test set evaluated" \
+    || bad "early stopping: $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep early "$tmp/es.err")"
+cli_finish cli_train; exit
 fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=0 --out "$tmp/init" 2>"$tmp/init.err" \
@@ -105,4 +133,32 @@ awk -v a="$logged" -v b="$evald" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d
     --set model.latent_dim=1 --set model.encoder=[8192] --set model.decoder=[8192] --set train.batch_size=64 \
     --set train.epochs=1 --out "$tmp/wide" 2>"$tmp/w.err" && grep -q '"latent_dim": 1' "$tmp/wide/eval.json" \
     && ok "hidden 8192, latent 1" || bad "hidden 8192: $(tail -1 "$tmp/w.err")"
+# data.validation: a seeded held-out part of the training set is watched each epoch (val_* in
+# the log), best.safetensors follows its lowest loss, the test set is evaluated at the end
+val=(--set data.train_limit=1000 --set data.test_limit=200 --set device=cpu --set model.latent_dim=8
+     --set data.validation=0.1)
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=3 --out "$tmp/val" 2>"$tmp/val.err" \
+    || bad "validation run: $(tail -1 "$tmp/val.err")"
+grep -q "train 900 (100 more held out for validation, seeded)" "$tmp/val.err" && ok "validation: 10% held out, said so" \
+    || bad "validation split not announced"
+[ "$(grep -c '"val_loss"' "$tmp/val/log.jsonl")" -eq 3 ] && ! grep -q '"test_loss"' "$tmp/val/log.jsonl" \
+    && grep -q '"test_loss"' "$tmp/val/eval.json" && ok "validation: val_* per epoch, the test set at the end (eval.json)" \
+    || bad "validation log / eval keys"
+best_epoch=$(sed -E 's/.*"epoch": ([0-9]+), .*"val_loss": ([0-9.]+).*/\2 \1/' "$tmp/val/log.jsonl" | sort -n | head -1 | cut -d' ' -f2)
+if [ "$best_epoch" = 3 ]; then
+    cmp -s "$tmp/val/best.safetensors" "$tmp/val/model.safetensors" && ok "best.safetensors is the epoch with the lowest val_loss (3)" \
+        || bad "best.safetensors differs from the best (last) epoch's model"
+else
+    [ -s "$tmp/val/best.safetensors" ] && ok "best.safetensors written (best epoch $best_epoch)" || bad "no best.safetensors"
+fi
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=1 --out "$tmp/valres" 2>/dev/null
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=3 --out "$tmp/valres" --resume 2>/dev/null
+cmp -s "$tmp/valres/best.safetensors" "$tmp/val/best.safetensors" && cmp -s "$tmp/valres/model.safetensors" "$tmp/val/model.safetensors" \
+    && ok "validation: 1 epoch + --resume to 3 == 3 epochs (model and best), bit for bit" || bad "validation resume differs"
+# early stopping: a learning rate too small to change any weight leaves the validation loss flat
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=6 --set train.lr=1e-30 \
+    --set train.early_stopping=2 --out "$tmp/es" 2>"$tmp/es.err"
+[ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && grep -q "^cuvae: early stopping after epoch 3: the validation loss has not improved for 2 epochs (best .* at epoch 1" "$tmp/es.err" \
+    && [ -s "$tmp/es/eval.json" ] && ok "early stopping after 2 epochs without improvement, said so, test set evaluated" \
+    || bad "early stopping: $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep early "$tmp/es.err")"
 cli_finish cli_train

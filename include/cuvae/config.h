@@ -32,6 +32,7 @@ typedef struct {
         Binarize binarize;     // none | dynamic | static
         int train_limit;       // 0 = all; else first N training examples
         int test_limit;        // 0 = all; else first N test examples
+        double validation;     // fraction of the training set held out for validation (0 = none)
     } data;
 
     struct {
@@ -69,6 +70,7 @@ typedef struct {
         double beta1, beta2, adam_eps;   // defaults 0.9, 0.999, 1e-8
         uint64_t seed;
         int log_interval;      // steps between progress reads of the device loss (default 100)
+        int early_stopping;    // stop after this many epochs without a better validation loss (0 = off)
         int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
         LrSchedule lr_schedule;  // constant | burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7)
         Precision precision;   // fp32 (default) | tf32 (CUDA GEMMs on TF32 tensor cores);

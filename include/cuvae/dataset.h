@@ -26,6 +26,13 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
 
+// data.validation: moves round(fraction * n) examples (at least 1), chosen by a
+// permutation seeded by seed, from train into val; both keep the data's order.
+// -1 with err if nothing would be left to train on.
+#define DATASET_VALIDATION_STREAM 3001
+int dataset_split_validation(Dataset *train, Dataset *val, double fraction, uint64_t seed, char *err,
+                             size_t errlen);
+
 void dataset_free(Dataset *d);
 
 #endif

@@ -19,6 +19,8 @@ typedef struct {
     int epochs_done;
     int64_t steps_in_epoch;
     double epoch_weighted, epoch_rec, epoch_kl, epoch_count;
+    int best_epoch;           // data.validation: the epoch of best.safetensors (0 = none yet)
+    double best_loss;         // its validation loss
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
