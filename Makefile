@@ -205,6 +205,7 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ -lcjson -lopenblas -lpng -lz -lm -lpthread
 
 .PHONY: fuzz fuzz-smoke fuzz-build
+.SECONDARY: $(FUZZ_OBJS)
 fuzz-build:
 	@CUVAE_EXTRA_DEBS="clang libclang-rt-14-dev" bash scripts/deps.sh
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)

@@ -334,3 +334,28 @@ bool is_plain_name(const char *s) {
     }
     return true;
 }
+
+void progress_begin(Progress *p, const char *what) {
+    p->what = what;
+    p->start = wall_seconds();
+    p->last = p->start;
+    p->shown = false;
+}
+
+void progress_update(Progress *p, long done, long total) {
+    double now = wall_seconds();
+    bool tty = isatty(2);
+    if (now - p->start < 2.0 || now - p->last < (tty ? 0.5 : 10.0) || total <= 0) return;
+    p->last = now;
+    double eta = done > 0 ? (now - p->start) / (double)done * (double)(total - done) : 0.0;
+    long s = (long)(eta + 0.5);
+    fprintf(stderr, "%scuvae: %s: %3.0f%% (%ld of %ld), ETA %ld:%02ld%s", tty ? "\r" : "", p->what,
+            100.0 * (double)done / (double)total, done, total, s / 60, s % 60, tty ? "   " : "\n");
+    fflush(stderr);
+    p->shown = true;
+}
+
+void progress_end(Progress *p) {
+    if (p->shown && isatty(2)) fputc('\n', stderr);
+    p->shown = false;
+}

@@ -123,7 +123,10 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
     uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
     m->rng_seed = m->cfg.train.seed ^ EVAL_IW_SEED_SALT;
     m->rng_offset = 0;
+    Progress progress;
+    progress_begin(&progress, "importance-weighted -log p(x), samples");
     for (long row0 = 0; row0 < total_rows; row0 += rows_per_batch) {
+        progress_update(&progress, row0, total_rows);
         int B = total_rows - row0 < rows_per_batch ? (int)(total_rows - row0) : rows_per_batch;
         for (int b = 0; b < B; b++) perm_host[b] = (int32_t)((row0 + b) / K);
         be->upload(be, perm_dev, perm_host, (size_t)B * sizeof(int32_t));
@@ -150,6 +153,7 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
             }
         }
     }
+    progress_end(&progress);
     m->rng_seed = saved_seed;
     m->rng_offset = saved_offset;
     double total = 0.0;

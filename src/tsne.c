@@ -329,7 +329,10 @@ int tsne_embed(const float *x, int N, int D, const TsneOptions *o, float *out, c
         gains[k] = 1.0;
     }
 
+    Progress progress;
+    progress_begin(&progress, "t-SNE iterations");
     for (int iter = 0; iter < options.iterations; iter++) {
+        progress_update(&progress, iter, options.iterations);
         double exaggeration = iter < TSNE_EXAGGERATION_ITERATIONS ? TSNE_EXAGGERATION : 1.0;
         double momentum =
             iter < TSNE_MOMENTUM_SWITCH_ITERATION ? TSNE_INITIAL_MOMENTUM : TSNE_FINAL_MOMENTUM;
@@ -346,6 +349,7 @@ int tsne_embed(const float *x, int N, int D, const TsneOptions *o, float *out, c
         }
         center_layout(y, N);
     }
+    progress_end(&progress);
 
     int status = 0;
     for (size_t k = 0; k < n2; k++) {

@@ -32,6 +32,18 @@ void *checked_calloc(size_t count, size_t size, const char *file, int line);
 // Monotonic wall clock in seconds.
 double wall_seconds(void);
 
+// Progress of a long loop on stderr ("cuvae: WHAT: 37% (370 of 1000), ETA 1:02"):
+// nothing during its first 2 seconds, then redrawn in place every half second on a
+// terminal, or a line every 10 seconds otherwise. progress_end finishes the line.
+typedef struct {
+    const char *what;
+    double start, last;
+    bool shown;
+} Progress;
+void progress_begin(Progress *p, const char *what);
+void progress_update(Progress *p, long done, long total);
+void progress_end(Progress *p);
+
 // Reads a whole file into a malloc'd, NUL-terminated buffer. Returns NULL and
 // fills err on failure. *size_out (if non-NULL) gets the byte count.
 char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen);
