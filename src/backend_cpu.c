@@ -24,8 +24,35 @@ typedef struct {
 // for it and the payload stays 64-byte aligned.
 #define CPU_ALLOC_HEADER 64
 
+// The host memory the kernel says is available (MemAvailable plus free swap),
+// read once; 0 if unknown. Linux overcommits: malloc of more than this succeeds
+// and the process is killed later, so allocations are checked against it.
+static size_t host_memory_available(void) {
+    static size_t cached = (size_t)-1;
+    if (cached != (size_t)-1) return cached;
+    cached = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return cached;
+    char line[256];
+    unsigned long long kb, total = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1 || sscanf(line, "SwapFree: %llu kB", &kb) == 1)
+            total += kb;
+    }
+    fclose(f);
+    cached = (size_t)(total * 1024ull);
+    return cached;
+}
+
 static void *cpu_alloc(Backend *be, size_t bytes) {
     CpuState *st = be->impl;
+    size_t available = host_memory_available();
+    if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
+        fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu the machine "
+                "has available; use a smaller model (model.encoder / decoder / latent_dim) or batch "
+                "(train.batch_size, eval.iw_batch)\n", bytes, st->current_bytes, available);
+        exit(CUVAE_EXIT_BAD_INPUT);
+    }
     void *raw = NULL;
     if (posix_memalign(&raw, 64, CPU_ALLOC_HEADER + (bytes ? bytes : 1)) != 0) {
         fprintf(stderr, "cuvae: out of host memory allocating %zu bytes for the CPU backend\n", bytes);

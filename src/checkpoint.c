@@ -96,8 +96,8 @@ static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return set_error(err, errlen, "%s is a folder; give a checkpoint, e.g. %s/model.safetensors", path,
                          path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;   // safetensors_read says why
+    FILE *f = open_regular_file(path, err, errlen);   // a FIFO would block a plain fopen
+    if (!f) return -1;
     int first = fgetc(f);
     fclose(f);
     if (first == '{')

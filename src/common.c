@@ -359,3 +359,58 @@ void progress_end(Progress *p) {
     if (p->shown && isatty(2)) fputc('\n', stderr);
     p->shown = false;
 }
+
+bool utf8_valid(const char *s) { return utf8_first_invalid(s) < 0; }
+
+long utf8_first_invalid(const char *s) {
+    const unsigned char *start = (const unsigned char *)s, *p = start;
+    while (*p) {
+        const unsigned char *here = p;
+        unsigned char c = p[0];
+        if (c < 0x80) {
+            p += 1;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            if ((p[1] & 0xc0) != 0x80) return (long)(here - start);
+            p += 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return (long)(here - start);
+            if (c == 0xe0 && p[1] < 0xa0) return (long)(here - start);    // overlong
+            if (c == 0xed && p[1] >= 0xa0) return (long)(here - start);   // UTF-16 surrogate
+            p += 3;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+                return (long)(here - start);
+            if (c == 0xf0 && p[1] < 0x90) return (long)(here - start);    // overlong
+            if (c == 0xf4 && p[1] >= 0x90) return (long)(here - start);   // above U+10FFFF
+            p += 4;
+        } else {
+            return (long)(here - start);
+        }
+    }
+    return -1;
+}
+
+
+FILE *open_regular_file(const char *path, char *err, size_t errlen) {
+    // O_NONBLOCK: opening a FIFO with no writer must not hang; cleared again below
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bool dir = S_ISDIR(st.st_mode);
+        close(fd);
+        set_error(err, errlen, "%s: %s", path, dir ? "is a folder, not a file"
+                  : "not a regular file (a FIFO, a device or a socket; give the file itself)");
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    }
+    return f;
+}

@@ -727,9 +727,26 @@ static void merge_over(cJSON *base, const cJSON *over) {
 
 // Parses json (named source, in folder dir) with its bases merged under it.
 // Returns the merged object, or NULL with err.
+// JSON text is UTF-8, and a \u0000 escape would cut a string short silently.
+static int check_text(const char *json, const char *source, char *err, size_t errlen) {
+    long bad = utf8_first_invalid(json);
+    if (bad >= 0)
+        return set_error(err, errlen, "%s: byte %ld: not valid UTF-8 (JSON text must be UTF-8; "
+                         "save the file as UTF-8)", source, bad);
+    for (const char *p = strstr(json, "\\u0000"); p; p = strstr(p + 1, "\\u0000")) {
+        size_t backslashes = 0;
+        for (const char *q = p; q > json && q[-1] == '\\'; q--) backslashes++;
+        if (backslashes % 2 == 0)   // the backslash at p is not itself escaped
+            return set_error(err, errlen, "%s: byte %ld: \\u0000 (a NUL character) is not allowed in "
+                             "a config string", source, (long)(p - json));
+    }
+    return 0;
+}
+
 static cJSON *parse_with_bases(const char *json, const char *source, const char *dir, int depth,
                                char *err, size_t errlen) {
     Ctx c = {source, err, errlen};
+    if (check_text(json, source, err, errlen) != 0) return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
@@ -786,7 +803,10 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
     }
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) {
-        rc = apply_override(root, overrides[i], err, errlen);
+        char what[64];
+        snprintf(what, sizeof what, "--set %d", i + 1);
+        rc = check_text(overrides[i], what, err, errlen);
+        if (rc == 0) rc = apply_override(root, overrides[i], err, errlen);
     }
     if (rc == 0) rc = parse_config(cfg, root, &c);
     cJSON_Delete(root);
@@ -807,8 +827,14 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
                 char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
-    char *text = read_text_file(path, NULL, err, errlen);
+    size_t size = 0;
+    char *text = read_text_file(path, &size, err, errlen);
     if (!text) return -1;
+    if (strlen(text) != size) {
+        set_error(err, errlen, "%s: byte %zu: a NUL byte (a config is JSON text)", path, strlen(text));
+        free(text);
+        return -1;
+    }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

@@ -41,8 +41,8 @@ typedef struct {
 static int source_open(ByteSource *src, const char *path, char *err, size_t errlen) {
     memset(src, 0, sizeof *src);
     src->path = path;
-    FILE *f = fopen(path, "rb");
-    if (!f) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = open_regular_file(path, err, errlen);
+    if (!f) return -1;
     unsigned char magic[2] = {0, 0};
     size_t got = fread(magic, 1, 2, f);
     if (ferror(f)) {

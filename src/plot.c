@@ -263,6 +263,17 @@ static void put_axes_style(FILE *f, const char *title, const char *xlabel, const
     fprintf(f, "set grid back lt 1 lc rgb '#e0e0e0' lw 1\n");
 }
 
+// True when the file at path ends with a PNG IEND chunk (length 0, "IEND", its CRC).
+static bool png_file_complete(const char *path) {
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char tail[12];
+    bool ok = fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 && memcmp(tail, iend, 12) == 0;
+    fclose(f);
+    return ok;
+}
+
 // Finishes the script, runs gnuplot and renames its output onto png_path. Always cleans up.
 static int job_finish(PlotJob *job, char *err, size_t errlen) {
     fprintf(job->script, "unset output\n");
@@ -304,6 +315,13 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
     struct stat st;
     if (stat(job->out_tmp, &st) != 0 || st.st_size == 0) {
         set_error(err, errlen, "%s: gnuplot wrote no image", job->png_path);
+        job_cleanup(job);
+        return -1;
+    }
+    // gnuplot exits 0 even when its write failed (a full disk): a PNG must end with its IEND chunk
+    if (!png_file_complete(job->out_tmp)) {
+        set_error(err, errlen, "%s: gnuplot's image is incomplete (a full disk?); the previous file is kept",
+                  job->png_path);
         job_cleanup(job);
         return -1;
     }

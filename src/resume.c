@@ -177,6 +177,17 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
     if (rc == 0 && !(beta1_power >= 0.0 && beta1_power <= 1.0 && beta2_power >= 0.0 && beta2_power <= 1.0))
         rc = set_error(err, errlen, "%s: __metadata__: beta1_power %g and beta2_power %g must lie in [0, 1]",
                        path, beta1_power, beta2_power);
+    if (rc == 0 && step <= 100000000ull) {
+        // the running products step_state_end forms, recomputed: they must agree to the bit
+        double p1 = 1.0, p2 = 1.0;
+        for (uint64_t i = 0; i < step; i++) {
+            p1 *= m->plan.beta1;
+            p2 *= m->plan.beta2;
+        }
+        if (p1 != beta1_power || p2 != beta2_power)
+            rc = set_error(err, errlen, "%s: __metadata__: beta1_power / beta2_power do not match %llu steps "
+                           "of train.beta1 / beta2", path, (unsigned long long)step);
+    }
     if (rc == 0 && !(lr > 0.0 && lr <= FLT_MAX))
         rc = set_error(err, errlen, "%s: __metadata__.lr: %g is not a learning rate (> 0, a float)", path, lr);
     uint64_t steps_in_epoch = 0;

@@ -35,7 +35,29 @@
 #endif
 
 #define METADATA_KEY "__metadata__"
-#define CRC_KEY "data_crc32"   // CRC-32 (zlib) of the data section, 8 lowercase hex digits
+#define CRC_KEY "crc32"   // CRC-32 (zlib) of the data section and the other metadata, 8 hex digits
+
+// zlib's crc32 over any length (it takes an unsigned int count)
+static uLong crc_bytes(uLong crc, const void *data, size_t bytes) {
+    const Bytef *p = (const Bytef *)data;
+    while (bytes > 0) {
+        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        bytes -= chunk;
+    }
+    return crc;
+}
+
+// continues crc over the metadata pairs in order (key NUL value NUL), CRC_KEY itself left out
+static uLong crc_metadata(uLong crc, const StMeta *meta, int n_meta) {
+    for (int i = 0; i < n_meta; i++) {
+        if (strcmp(meta[i].key, CRC_KEY) == 0) continue;
+        crc = crc_bytes(crc, meta[i].key, strlen(meta[i].key) + 1);
+        crc = crc_bytes(crc, meta[i].value, strlen(meta[i].value) + 1);
+    }
+    return crc;
+}
 #define META_KEY_SIZE 64      // sizeof(StMeta.key)
 #define MAX_EXACT_JSON_INT 9007199254740992.0   // 2^53: largest exact double integer
 
@@ -60,35 +82,6 @@ static char *copy_string(const char *s) {
     char *copy = xmalloc(n + 1);
     memcpy(copy, s, n + 1);
     return copy;
-}
-
-// True when s is well-formed UTF-8 (no overlong forms, surrogates or code
-// points above U+10FFFF). JSON text must be UTF-8, so the writer checks this.
-static bool is_valid_utf8(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = p[0];
-        if (c < 0x80) {
-            p += 1;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            if ((p[1] & 0xc0) != 0x80) return false;
-            p += 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return false;
-            if (c == 0xe0 && p[1] < 0xa0) return false;    // overlong
-            if (c == 0xed && p[1] >= 0xa0) return false;   // UTF-16 surrogate
-            p += 3;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-                return false;
-            if (c == 0xf0 && p[1] < 0x90) return false;    // overlong
-            if (c == 0xf4 && p[1] >= 0x90) return false;   // above U+10FFFF
-            p += 4;
-        } else {
-            return false;
-        }
-    }
-    return true;
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -149,7 +142,7 @@ static int validate_write_args(const char *path, const StTensor *tensors, int n_
         printable(t->name, shown, sizeof shown);
         if (t->name[0] == '\0')
             return set_error(err, errlen, "%s: tensor %d: empty name", path, i);
-        if (strcmp(t->name, METADATA_KEY) == 0 || !is_valid_utf8(t->name))
+        if (strcmp(t->name, METADATA_KEY) == 0 || !utf8_valid(t->name))
             return set_error(err, errlen, "%s: tensor '%s': invalid name", path, shown);
         if (t->rank < 0 || t->rank > ST_MAX_RANK)
             return set_error(err, errlen, "%s: tensor '%s': rank %d outside 0..%d", path, shown,
@@ -165,11 +158,11 @@ static int validate_write_args(const char *path, const StTensor *tensors, int n_
             return set_error(err, errlen, "%s: metadata %d: key is not NUL-terminated within %d bytes",
                              path, i, META_KEY_SIZE);
         printable(meta[i].key, shown, sizeof shown);
-        if (meta[i].key[0] == '\0' || !is_valid_utf8(meta[i].key))
+        if (meta[i].key[0] == '\0' || !utf8_valid(meta[i].key))
             return set_error(err, errlen, "%s: metadata %d: empty or invalid key", path, i);
         if (!meta[i].value)
             return set_error(err, errlen, "%s: metadata '%s': NULL value", path, shown);
-        if (!is_valid_utf8(meta[i].value))
+        if (!utf8_valid(meta[i].value))
             return set_error(err, errlen, "%s: metadata '%s': value is not valid UTF-8", path, shown);
     }
 
@@ -243,18 +236,12 @@ int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
         if (strcmp(meta[i].key, CRC_KEY) == 0)
             return set_error(err, errlen, "%s: metadata key '%s' is written by safetensors_write", path, CRC_KEY);
 
-    // the CRC-32 of the data section (the tensors' bytes in file order) rides in the metadata
+    // the CRC-32 of the data section (the tensors' bytes in file order) and of the
+    // metadata rides in the metadata
     uLong crc = crc32(0L, Z_NULL, 0);
-    for (int i = 0; i < n_tensors; i++) {
-        size_t bytes = 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank);
-        const Bytef *p = (const Bytef *)tensors[i].data;
-        while (bytes > 0) {
-            uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-            crc = crc32(crc, p, chunk);
-            p += chunk;
-            bytes -= chunk;
-        }
-    }
+    for (int i = 0; i < n_tensors; i++)
+        crc = crc_bytes(crc, tensors[i].data, 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank));
+    crc = crc_metadata(crc, meta, n_meta);
     char crc_text[16];
     snprintf(crc_text, sizeof crc_text, "%08lx", (unsigned long)crc);
     StMeta *all_meta = xmalloc(sizeof(StMeta) * (size_t)(n_meta + 1));
@@ -521,8 +508,8 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
     return status;
 }
 
-// With __metadata__.data_crc32 (every file cuvae writes): the data section
-// must have that CRC-32. Files without it (from other writers) are accepted.
+// With __metadata__.crc32 (every file cuvae writes): the data section and the
+// other metadata must have that CRC-32. Files without it (other writers') are accepted.
 static int verify_checksum(const char *path, const StFile *f, char *err, size_t errlen) {
     const char *stored = safetensors_meta(f, CRC_KEY);
     if (!stored) return 0;
@@ -532,30 +519,25 @@ static int verify_checksum(const char *path, const StFile *f, char *err, size_t 
         return set_error(err, errlen, "%s: __metadata__.%s: expected 8 hex digits", path, CRC_KEY);
     uint64_t header_len = 0;
     for (int i = 0; i < 8; i++) header_len |= (uint64_t)f->buffer[i] << (8 * i);
-    size_t start = 8 + (size_t)header_len, bytes = f->size - start;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const Bytef *p = f->buffer + start;
-    while (bytes > 0) {
-        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        bytes -= chunk;
-    }
+    size_t start = 8 + (size_t)header_len;
+    uLong crc = crc_bytes(crc32(0L, Z_NULL, 0), f->buffer + start, f->size - start);
+    crc = crc_metadata(crc, f->meta, f->n_meta);
     if ((unsigned long)crc != want)
         return set_error(err, errlen, "%s: checksum mismatch: __metadata__.%s is %s but the tensor "
-                         "data gives %08lx (the file is damaged)", path, CRC_KEY, stored, (unsigned long)crc);
+                         "data and metadata give %08lx (the file is damaged or was edited)", path, CRC_KEY,
+                         stored, (unsigned long)crc);
     return 0;
 }
 
 int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (!path) return set_error(err, errlen, "safetensors_read: NULL path");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp = open_regular_file(path, err, errlen);
+    if (!fp) return -1;
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(fp), &st) != 0) {
         fclose(fp);
-        return set_error(err, errlen, "%s: not a regular file", path);
+        return set_error(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
     }
     f->size = (size_t)st.st_size;
     f->buffer = malloc(f->size > 0 ? f->size : 1);

@@ -226,6 +226,18 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         return -1;
     }
     model_init_params(&model, cfg->train.seed);
+    // the model of the final evaluation (a larger batch), allocated now: memory that
+    // does not fit must fail before the output folder is touched, not after training
+    Model eval_model;
+    if (model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
+                     errlen) != 0) {
+        model_destroy(&model);
+        be->destroy(be);
+        dataset_free(&train_set);
+        dataset_free(&val_set);
+        dataset_free(&test_set);
+        return -1;
+    }
     fprintf(stderr, "cuvae: model %s, %zu parameters; losses are nats per example (summed over pixels and latent dims)\n",
             cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" : "cvae",
             model.n_params);
@@ -244,6 +256,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     int32_t *perm_dev = be->alloc(be, (size_t)(train_set.n ? train_set.n : 1) * sizeof(int32_t));
 
     TrainStep train_step = {0};   // set before the first step; released at done
+    InterruptHandlers handlers;
+    bool handlers_caught = false, handlers_restored = false;
     FILE *log = NULL;
     char path[1024];
     int rc = 0;
@@ -258,15 +272,32 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     memset(&at, 0, sizeof at);
     if (resume) {
         if (access(resume_path, F_OK) != 0) {
-            rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch; "
-                           "train without --resume to start one)", resume_path);
+            char config_path[1100];
+            snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
+            bool started = access(config_path, F_OK) == 0;   // a run that stopped in its first epoch
+            rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch and when "
+                           "interrupted); %s", resume_path, started ? "start the run again with --overwrite"
+                           : "train without --resume to start one");
             goto done;
         }
         if (resume_load(&model, resume_path, &at, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
+        if (at.epochs_done > epochs) {
+            rc = set_error(err, errlen, "%s: the run has finished %d epochs; train.epochs %d would end it "
+                           "before them (--set train.epochs=%d or more)", resume_path, at.epochs_done, epochs,
+                           at.epochs_done);
+            goto done;
+        }
     }
+    // the log is appended to: it must be a regular file (or a link to one), not a FIFO or device
+    char *log_target = NULL;
+    if (output_path_resolve(path, &log_target, err, errlen) != 0) {
+        rc = -1;
+        goto done;
+    }
+    free(log_target);
     // Everything that can fail on bad input (data, config, sizes, memory, the
     // resume file) has passed: only now is the output folder touched, so a
     // failed run leaves an earlier run there as it was.
@@ -304,7 +335,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         free(config_json);
     }
     if (rc != 0) goto done;
-    log = fopen(path, resume ? "a" : "w");
+    log = fopen(path, resume ? "a" : "w");   // through a symbolic link to a regular file
     if (!log) {
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         goto done;
@@ -322,8 +353,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                              .labels = train_dev.labels, .perm = perm_dev,
                              .w_rec = w_rec};
     double train_start = wall_seconds();
-    InterruptHandlers handlers;
     interrupts_catch(&handlers);
+    handlers_caught = true;
 
     for (int epoch = first_epoch; epoch <= epochs; epoch++) {
         double epoch_start = wall_seconds();
@@ -461,14 +492,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             goto done;
         }
     }
-    // the full evaluation of the final model, on a model with a larger batch
+    // the full evaluation of the final model, on a model with a larger batch. Training is
+    // over and saved: Ctrl-C now just stops the process (cuvae eval can redo this part).
+    interrupts_restore(&handlers);
+    handlers_restored = true;
     {
-        int eval_batch = cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000;
-        Model eval_model;
-        if (model_create(&eval_model, cfg, be, eval_batch, err, errlen) != 0) {
-            rc = -1;
-            goto done;
-        }
         float *params = xmalloc(model.n_params * sizeof(float));
         model_get_params(&model, params);
         model_set_params(&eval_model, params);
@@ -479,7 +507,6 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                     cfg->eval.iw_samples, cfg->eval.iw_examples > 0 && cfg->eval.iw_examples < test_set.n ? cfg->eval.iw_examples : test_set.n);
         if (eval_report(&eval_model, &test_dev, cfg->eval.iw_samples, cfg->eval.iw_examples, &report,
                         err, errlen) != 0) {
-            model_destroy(&eval_model);
             rc = -1;
             goto done;
         }
@@ -499,7 +526,6 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                     report.iw_bits_per_dim);
         free(json);
         eval_report_free(&report);
-        model_destroy(&eval_model);
         if (rc != 0) goto done;
     }
     fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors%s)\n",
@@ -508,7 +534,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             : validating ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
-    if (train_step.model) interrupts_restore(&handlers);
+    if (handlers_caught && !handlers_restored) interrupts_restore(&handlers);
+    model_destroy(&eval_model);
     train_step_release(&train_step);
     if (log && fclose(log) != 0 && rc == 0)
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));

@@ -59,6 +59,13 @@ expect_error "a folder holding a run is refused without --resume or --overwrite"
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"
 expect_error "--resume with --overwrite" 2 "choose one" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" --resume --overwrite
+# configs must be UTF-8 text without NUL characters (cJSON would cut strings short at one)
+printf '{"name": "x"}\0{"garbage":' > "$tmp/nul.json"
+expect_error "a NUL byte in a config file" 2 "nul.json: byte 13: a NUL byte" -- "$CUVAE" train "$tmp/nul.json"
+expect_error "Latin-1 in a --set value" 2 "byte 16: not valid UTF-8" -- \
+    "$CUVAE" train configs/examples_vae.json --set "$(printf 'description="caf\351"')"
+expect_error "a \\u0000 escape in a config string" 2 'u0000 \(a NUL character\) is not allowed' -- \
+    "$CUVAE" train configs/examples_vae.json --set 'data.dir="data/mnist\u0000/../x"'
 # what users give instead of a checkpoint, and clamped or ignored settings: said plainly
 expect_error "eval on a run folder" 2 "rerun is a folder; give a checkpoint, e.g. .*/rerun/model.safetensors" -- \
     "$CUVAE" eval "$tmp/rerun"

@@ -144,8 +144,23 @@ fi
 
 # ---- a full disk
 mkdir -p "$tmp/full"; ln -s /dev/full "$tmp/full/log.jsonl"
-expect_fail "log.jsonl on a full disk: exit 2 naming the file" 2 "log.jsonl: cannot write: No space left on device" -- \
+expect_fail "log.jsonl linked to a device: refused before anything is written" 2 "log.jsonl: links to /dev/full, which is not a regular file" -- \
     train --set train.epochs=1 --out "$tmp/full"
+[ ! -e "$tmp/full/config.json" ] && ok "... and nothing was written" || bad "config.json written despite the refused log"
+# the log's own write failing (EFBIG under a file-size limit, like a full disk): the resumed
+# run's log is padded to the limit, so the next epoch's line cannot be appended
+cp -r "$tmp/ref" "$tmp/logfull"
+python3 - "$tmp/logfull/log.jsonl" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+pad = 8 * 1024 - sum(len(l) + 1 for l in lines)   # bash counts ulimit -f in KiB
+lines[0] += " " * pad
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+(ulimit -f 8; trap '' XFSZ; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
+    --out "$tmp/logfull" --resume) >/dev/null 2>"$tmp/logfull.err"; rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/logfull.err" | grep -q "log.jsonl: cannot write: File too large" \
+    && ok "a log write that fails (file-size limit): exit 2 naming log.jsonl" || bad "log write failure: exit $rc, $(tail -1 "$tmp/logfull.err")"
 cp -r "$tmp/ref" "$tmp/fsize"
 before=$(md5sum < "$tmp/fsize/model.safetensors")
 (ulimit -f 1000; trap '' XFSZ; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
@@ -171,6 +186,26 @@ if [ -n "$made_ro" ]; then
     [ "$made_ro" = mount ] && umount "$ro" 2>/dev/null
 else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
+fi
+
+# ---- a full disk under cuvae plot: gnuplot's truncated output must not replace a good figure
+small_fs="$tmp/smallfs"; mkdir -p "$small_fs"
+if command -v gnuplot >/dev/null && [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=16m tmpfs "$small_fs" 2>/dev/null; then
+    cp -r "$tmp/ref" "$small_fs/run"
+    "$CUVAE" plot "$small_fs/run" --tsne-points 100 2>/dev/null
+    before=$(md5sum < "$small_fs/run/figures/samples.png")
+    free_kb=$(df -k --output=avail "$small_fs" | tail -1)
+    head -c $(( (free_kb - 40) * 1024 )) /dev/zero > "$small_fs/filler" 2>/dev/null
+    "$CUVAE" plot "$small_fs/run" --tsne-points 100 >/dev/null 2>"$tmp/plotfull.err"; rc=$?
+    if [ "$rc" -eq 2 ] && tail -1 "$tmp/plotfull.err" | grep -qE "(incomplete|write failed|No space left)" &&
+       [ "$(md5sum < "$small_fs/run/figures/samples.png")" = "$before" ]; then
+        ok "plot on a full disk: exit 2, the previous figures kept whole"
+    else
+        bad "plot on a full disk: exit $rc, $(tail -1 "$tmp/plotfull.err")"
+    fi
+    umount "$small_fs"
+else
+    skip "plot on a full disk" "needs gnuplot and root allowed to mount a small tmpfs"
 fi
 
 # ---- damaged data files (a copy of MNIST with one file damaged)
@@ -214,7 +249,11 @@ def load(path):
     raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
     return json.loads(raw[8:8 + n]), bytearray(raw[8 + n:])
 def save(path, header, data):
-    header["__metadata__"]["data_crc32"] = "%08x" % (zlib.crc32(bytes(data)) & 0xffffffff)
+    meta = header["__metadata__"]
+    crc = zlib.crc32(bytes(data))
+    for key, value in meta.items():   # the metadata in file order, the crc itself left out
+        if key != "crc32": crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+    meta["crc32"] = "%08x" % (crc & 0xffffffff)
     text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
     open(path, "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
 h, d = load(sys.argv[1]); begin = h["decoder.0.weight"]["data_offsets"][0]
@@ -225,8 +264,36 @@ expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors:
     "$CUVAE" eval "$ck/nan.safetensors"
 expect_fail "--resume: inf in the resume metadata" 2 "resume.safetensors: __metadata__.lr: not a finite number" -- \
     train --set train.epochs=5 --out "$ck" --resume
+python3 - "$tmp/resume.orig" "$ck/resume.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); header["__metadata__"]["eps_offset"] = "0"   # the old checksum kept
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+expect_fail "--resume: edited resume metadata (the checksum covers it)" 2 "resume.safetensors: checksum mismatch" -- \
+    train --set train.epochs=5 --out "$ck" --resume
 cmp -s "$ck/model.safetensors" "$tmp/ref/model.safetensors" && ok "refused resumes left the run's checkpoint untouched" \
     || bad "a refused resume changed model.safetensors"
+
+# ---- inputs that are not regular files never hang; sizes that do not fit fail before the folder
+mkfifo "$tmp/in.fifo"
+expect_fail "eval of a FIFO: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" eval "$tmp/in.fifo"
+mkdir -p "$tmp/fifodata"; cp data/mnist/*.gz "$tmp/fifodata/"; rm "$tmp/fifodata/t10k-labels-idx1-ubyte.gz"
+mkfifo "$tmp/fifodata/t10k-labels-idx1-ubyte.gz"
+expect_fail "a data file that is a FIFO: refused at once" 2 "t10k-labels-idx1-ubyte.gz: not a regular file" -- \
+    timeout 10 "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/fifodata" --set device=cpu --out "$tmp/fifo_run"
+cp -r "$tmp/ref" "$tmp/bigeval"
+(ulimit -v 4000000; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --overwrite \
+    --set eval.iw_samples=1 --set eval.iw_batch=4194304 --out "$tmp/bigeval") >/dev/null 2>"$tmp/bigeval.err"; rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/bigeval.err" | grep -q "out of host memory" && cmp -s "$tmp/bigeval/model.safetensors" "$tmp/ref/model.safetensors" \
+    && [ -s "$tmp/bigeval/eval.json" ] && ok "an evaluation model too big for memory fails before --overwrite touches the run" \
+    || bad "big eval model: exit $rc, $(tail -1 "$tmp/bigeval.err")"
+expect_fail "--resume with fewer epochs than the run has finished" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
+    train --set train.epochs=2 --out "$tmp/stale" --resume
+mkdir -p "$tmp/first"; cp "$tmp/ref/config.json" "$tmp/first/"
+expect_fail "--resume of a run killed in its first epoch says to use --overwrite" 2 "nothing to resume .*start the run again with --overwrite" -- \
+    train --set train.epochs=4 --out "$tmp/first" --resume
 
 # ---- names, links and special files
 mkdir -p "$tmp/cwd/runs"

@@ -187,9 +187,9 @@ static void test_round_trip(void) {
     CHECK(rc == 0, "read failed: %s", err);
     if (rc != 0) return;
     CHECK(f.n_tensors == SAMPLE_TENSORS, "n_tensors %d", f.n_tensors);
-    CHECK(f.n_meta == 4, "n_meta %d (3 + data_crc32)", f.n_meta);
-    CHECK(safetensors_meta(&f, "data_crc32") && strlen(safetensors_meta(&f, "data_crc32")) == 8,
-          "no 8-digit data_crc32");
+    CHECK(f.n_meta == 4, "n_meta %d (3 + crc32)", f.n_meta);
+    CHECK(safetensors_meta(&f, "crc32") && strlen(safetensors_meta(&f, "crc32")) == 8,
+          "no 8-digit crc32");
     for (int i = 0; i < SAMPLE_TENSORS && i < f.n_tensors; i++) {
         const StTensor *want = &expected[i];
         const StTensor *got = safetensors_find(&f, want->name);
@@ -267,7 +267,7 @@ static void test_header_layout(void) {
 
 // The data section's CRC-32 is written and verified: one flipped bit in the
 // data is an error naming the file; a file from another writer (no
-// data_crc32) still reads; NaN and infinity are found with the tensor's name.
+// crc32) still reads; NaN and infinity are found with the tensor's name.
 static void test_checksum_and_finite(void) {
     char path[512], err[512] = "";
     test_path(path, sizeof path, "crc.safetensors");
@@ -288,8 +288,8 @@ static void test_checksum_and_finite(void) {
     CHECK(strstr(err, "crc.safetensors: checksum mismatch") != NULL, "message: %s", err);
     free(bytes);
 
-    StMeta own = {"data_crc32", "00000000"};
-    CHECK(safetensors_write(path, &t, 1, &own, 1, err, sizeof err) != 0, "a caller's data_crc32 accepted");
+    StMeta own = {"crc32", "00000000"};
+    CHECK(safetensors_write(path, &t, 1, &own, 1, err, sizeof err) != 0, "a caller's crc32 accepted");
 
     const char *foreign = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
     size_t hl = strlen(foreign);
@@ -299,7 +299,7 @@ static void test_checksum_and_finite(void) {
     float nan_value = NAN;
     memcpy(file + 8 + hl, &nan_value, 4);
     write_bytes(path, file, 8 + hl + 4);
-    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "a file without data_crc32: %s", err);
+    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "a file without crc32: %s", err);
     if (f.n_tensors == 1) {
         CHECK(safetensors_check_finite(path, &f.tensors[0], err, sizeof err) != 0, "NaN passed");
         CHECK(strstr(err, "tensor w: element 0 is NaN") != NULL, "message: %s", err);
@@ -315,7 +315,7 @@ static void test_edge_shapes(void) {
     StFile f;
     CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "empty read: %s", err);
     CHECK(f.n_tensors == 0 && f.n_meta == 1, "empty file has %d tensors, %d metadata (want 0, 1: "
-          "data_crc32)", f.n_tensors, f.n_meta);
+          "crc32)", f.n_tensors, f.n_meta);
     safetensors_free(&f);
 
     float scalar = 3.5f;
@@ -767,11 +767,11 @@ static void test_python_decodes_file(void) {
     StFile written;
     char crc[16] = "";
     if (safetensors_read(path, &written, err, sizeof err) == 0) {
-        snprintf(crc, sizeof crc, "%s", safetensors_meta(&written, "data_crc32"));
+        snprintf(crc, sizeof crc, "%s", safetensors_meta(&written, "crc32"));
         safetensors_free(&written);
     }
     for (int i = 0; i < 4; i++) {
-        const char *key = i < 3 ? meta[i].key : "data_crc32", *value = i < 3 ? meta[i].value : crc;
+        const char *key = i < 3 ? meta[i].key : "crc32", *value = i < 3 ? meta[i].value : crc;
         strcat(expected, "meta ");
         append_hex(expected, sizeof expected, key, strlen(key));
         strcat(expected, " ");

@@ -44,6 +44,16 @@ void progress_begin(Progress *p, const char *what);
 void progress_update(Progress *p, long done, long total);
 void progress_end(Progress *p);
 
+// Opens a regular file for reading ("rb"); NULL with err for a missing file, a
+// folder, or a FIFO / device / socket (which could block or never end).
+FILE *open_regular_file(const char *path, char *err, size_t errlen);
+
+// True when s is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF); utf8_first_invalid gives the byte offset of the
+// first bad sequence, or -1.
+bool utf8_valid(const char *s);
+long utf8_first_invalid(const char *s);
+
 // Reads a whole file into a malloc'd, NUL-terminated buffer. Returns NULL and
 // fills err on failure. *size_out (if non-NULL) gets the byte count.
 char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen);

@@ -22,7 +22,7 @@ typedef struct {
 } StMeta;
 
 // Writes tensors (dtype F32, in the given order) and metadata pairs, plus
-// __metadata__.data_crc32: the CRC-32 of the data section, which
+// __metadata__.crc32: the CRC-32 of the data section and the other metadata, which
 // safetensors_read verifies (a damaged file is an error naming it). Other
 // readers (PyTorch's safetensors) ignore it.
 int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
