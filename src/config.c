@@ -28,7 +28,7 @@ static const char *const binarize_names[] = {"none", "dynamic", "static"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
 static const char *const optimizer_names[] = {"adam"};
-static const char *const lr_schedule_names[] = {"constant", "burda"};
+static const char *const lr_schedule_names[] = {"constant", "burda", "step", "cosine"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
 static const char *const epsilon_names[] = {"fused", "stored"};
 
@@ -41,7 +41,13 @@ static const char *const epsilon_names[] = {"fused", "stored"};
 #define MAX_SEED 9007199254740992.0
 
 double config_learning_rate(const Config *cfg, int epoch) {
-    if (cfg->train.lr_schedule == LR_CONSTANT) return cfg->train.lr;
+    // cosine and warm-up are applied per step on the device (step_state.h) over this value
+    if (cfg->train.lr_schedule == LR_CONSTANT || cfg->train.lr_schedule == LR_COSINE) return cfg->train.lr;
+    if (cfg->train.lr_schedule == LR_STEP) {
+        double lr = cfg->train.lr;
+        for (int k = (epoch - 1) / cfg->train.lr_step_epochs; k > 0; k--) lr *= cfg->train.lr_gamma;
+        return lr;
+    }
     // Burda et al. 2015: stage i (0..7) lasts 3^i epochs at lr * 10^(-i/7); later epochs stay at stage 7
     long end = 0, stage_length = 1;
     for (int i = 0; i < 8; i++) {
@@ -346,7 +352,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
-                                             "full_epochs", "lr_schedule", "precision",
+                                             "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
+                                             "lr_min", "warmup_steps", "precision",
                                              "epsilon", "cuda_graph", "epoch_images"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
@@ -574,6 +581,23 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                    &choice))
         return -1;
     cfg->train.lr_schedule = (LrSchedule)choice;
+    cfg->train.lr_step_epochs = 10;
+    if (get_int(c, train, "train", "lr_step_epochs", 0, 1, 1000000, &cfg->train.lr_step_epochs)) return -1;
+    cfg->train.lr_gamma = 0.1;
+    if (get_number(c, train, "train", "lr_gamma", 0, &cfg->train.lr_gamma)) return -1;
+    if (!(cfg->train.lr_gamma > 0.0 && cfg->train.lr_gamma <= 1.0)) {
+        format_double(text, sizeof text, cfg->train.lr_gamma);
+        return fail(c, "train.lr_gamma", "must be in (0, 1], got %s", text);
+    }
+    cfg->train.lr_min = 0.0;
+    if (get_number(c, train, "train", "lr_min", 0, &cfg->train.lr_min)) return -1;
+    if (!(cfg->train.lr_min >= 0.0 && cfg->train.lr_min < cfg->train.lr)) {
+        format_double(text, sizeof text, cfg->train.lr_min);
+        return fail(c, "train.lr_min", "must be in [0, train.lr), got %s", text);
+    }
+    if (check_float32(c, "train.lr_min", cfg->train.lr_min)) return -1;
+    cfg->train.warmup_steps = 0;
+    if (get_int(c, train, "train", "warmup_steps", 0, 0, INT_MAX, &cfg->train.warmup_steps)) return -1;
     cfg->train.full_epochs = 0;
     if (get_int(c, train, "train", "full_epochs", 0, 0, INT_MAX, &cfg->train.full_epochs))
         return -1;
@@ -939,6 +963,12 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"full_epochs\": %d", cfg->train.full_epochs);
     text_appendf(&t, ",\n    \"lr_schedule\": \"%s\"",
                 name_of(lr_schedule_names, COUNT(lr_schedule_names), cfg->train.lr_schedule));
+    text_appendf(&t, ",\n    \"lr_step_epochs\": %d", cfg->train.lr_step_epochs);
+    text_appendf(&t, ",\n    \"lr_gamma\": ");
+    text_double(&t, cfg->train.lr_gamma);
+    text_appendf(&t, ",\n    \"lr_min\": ");
+    text_double(&t, cfg->train.lr_min);
+    text_appendf(&t, ",\n    \"warmup_steps\": %d", cfg->train.warmup_steps);
     text_appendf(&t, ",\n    \"precision\": \"%s\"",
                 name_of(precision_names, COUNT(precision_names), cfg->train.precision));
     text_appendf(&t, ",\n    \"epsilon\": \"%s\"",

@@ -121,6 +121,10 @@ void model_begin_training(Model *m, long steps_per_epoch, float lr) {
     plan.beta1 = cfg->train.beta1;
     plan.beta2 = cfg->train.beta2;
     plan.kl = model_kl_plan(cfg);
+    plan.lr.warmup_steps = cfg->train.warmup_steps;
+    plan.lr.cosine = cfg->train.lr_schedule == LR_COSINE;
+    plan.lr.total_steps = (int64_t)cfg->train.epochs * plan.steps_per_epoch;
+    plan.lr.min_lr = cfg->train.lr_min;
     m->plan = plan;
     m->be->drop_steps(m->be, NULL);   // captured steps froze the old plan
     // allocated now, not inside a captured step

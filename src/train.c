@@ -445,17 +445,20 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         fprintf(stderr,
                 "epoch %d/%d: train loss %.4f | %s %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
                 epoch, epochs, train_loss, watched_name, test.loss, test.rec, test.kl, seconds, samples_per_s);
+        StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
+        model_read_step_state(&model, &last_step);
         char line[1024];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"train_loss\": %.6f, \"%s_loss\": %.6f, \"%s_rec\": %.6f, "
                  "\"%s_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
-                 "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g}\n",
+                 "\"train_rec\": %.6f, \"train_kl\": %.6f, \"kl_weight\": %.6g, \"capacity\": %.6g, "
+                 "\"lr\": %.6g}\n",
                  epoch, train_loss, watched_key, test.loss, watched_key, test.rec, watched_key, test.kl,
                  seconds, samples_per_s,
                  epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
                  epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
                  epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
-                 epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0);
+                 epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0, (double)last_step.lr_now);
         if (log_write_line(log, path, line, err, errlen) != 0) {
             rc = -1;
             goto done;

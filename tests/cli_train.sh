@@ -35,6 +35,19 @@ cmp -s "$tmp/valres/best.safetensors" "$tmp/val/best.safetensors" && cmp -s "$tm
 [ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && grep -q "^cuvae: early stopping after epoch 3: the validation loss has not improved for 2 epochs (best .* at epoch 1" "$tmp/es.err" \
     && [ -s "$tmp/es/eval.json" ] && ok "early stopping after 2 epochs without improvement, said so, test set evaluated" \
     || bad "early stopping: $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep early "$tmp/es.err")"
+# learning-rate schedules: cosine decay with a linear warm-up, computed per step on the device;
+# the log shows the lr of each epoch's last step
+sched=(--set data.train_limit=1000 --set data.test_limit=100 --set device=cpu --set model.latent_dim=8
+       --set train.batch_size=50 --set train.lr_schedule=cosine --set train.warmup_steps=30 --set train.lr_min=0.0001)
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --out "$tmp/cos" 2>"$tmp/cos.err" \
+    || bad "cosine run: $(tail -1 "$tmp/cos.err")"
+lrs=$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/cos/log.jsonl" | tr '\n' ' ')
+awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && a[2] < a[1] && a[3] > 0.0000999 && a[3] < 0.000101) }' \
+    && ok "cosine + warm-up: lr per epoch $lrs (decays to lr_min)" || bad "cosine lr per epoch: $lrs"
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --set train.lr_schedule=step \
+    --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --out "$tmp/steplr" 2>/dev/null
+[ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
+    && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
 cli_finish cli_train; exit
 fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
@@ -161,4 +174,17 @@ cmp -s "$tmp/valres/best.safetensors" "$tmp/val/best.safetensors" && cmp -s "$tm
 [ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && grep -q "^cuvae: early stopping after epoch 3: the validation loss has not improved for 2 epochs (best .* at epoch 1" "$tmp/es.err" \
     && [ -s "$tmp/es/eval.json" ] && ok "early stopping after 2 epochs without improvement, said so, test set evaluated" \
     || bad "early stopping: $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep early "$tmp/es.err")"
+# learning-rate schedules: cosine decay with a linear warm-up, computed per step on the device;
+# the log shows the lr of each epoch's last step
+sched=(--set data.train_limit=1000 --set data.test_limit=100 --set device=cpu --set model.latent_dim=8
+       --set train.batch_size=50 --set train.lr_schedule=cosine --set train.warmup_steps=30 --set train.lr_min=0.0001)
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --out "$tmp/cos" 2>"$tmp/cos.err" \
+    || bad "cosine run: $(tail -1 "$tmp/cos.err")"
+lrs=$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/cos/log.jsonl" | tr '\n' ' ')
+awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && a[2] < a[1] && a[3] > 0.0000999 && a[3] < 0.000101) }' \
+    && ok "cosine + warm-up: lr per epoch $lrs (decays to lr_min)" || bad "cosine lr per epoch: $lrs"
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --set train.lr_schedule=step \
+    --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --out "$tmp/steplr" 2>/dev/null
+[ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
+    && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
 cli_finish cli_train

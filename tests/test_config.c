@@ -461,7 +461,12 @@ static const ErrorCase error_cases[] = {
     {"eval.iw_samples", "-1", "eval.iw_samples", ">= 0"},
     {"eval.iw_batch", "0", "eval.iw_batch", ">= 1"},
     {"eval.k", "5", "eval.k", "unknown key"},
-    {"train.lr_schedule", "\"cosine\"", "train.lr_schedule", "must be one of"},
+    {"train.lr_schedule", "\"linear\"", "train.lr_schedule", "must be one of"},
+    {"train.lr_gamma", "0", "train.lr_gamma", "must be in (0, 1]"},
+    {"train.lr_gamma", "1.5", "train.lr_gamma", "must be in (0, 1]"},
+    {"train.lr_min", "1", "train.lr_min", "must be in [0, train.lr)"},
+    {"train.lr_step_epochs", "0", "train.lr_step_epochs", "must be >= 1"},
+    {"train.warmup_steps", "-5", "train.warmup_steps", "must be >= 0"},
     {"train.full_epochs", "-2", "train.full_epochs", ">= 0"},
     // unknown keys at each level (and keys are case-sensitive)
     {"extra", "1", "extra", "unknown key"},

@@ -246,6 +246,8 @@ static void test_step_state(void) {
     plan.kl.capacity_max_nats = 25.0;
     plan.kl.capacity_epochs = 2.5;
     plan.kl.capacity_gamma = 10.0;
+    LrPlan lr = {50, 1, 1500, 1e-5};   // warm-up and cosine decay: computed on the device each step
+    plan.lr = lr;
     StepState host_state;
     step_state_reset(&host_state, 1e-3f);
     StepState *cpu_state = cpu->alloc(cpu, sizeof(StepState));
@@ -265,8 +267,9 @@ static void test_step_state(void) {
     cpu->download(cpu, &a, cpu_state, sizeof a);
     gpu->download(gpu, &b, gpu_state, sizeof b);
     CHECK(memcmp(&a, &b, sizeof a) == 0, "step state after 2000 steps differs (step %lld vs %lld, "
-          "adam step size %.9g vs %.9g, kl target %.9g vs %.9g)", (long long)a.step, (long long)b.step,
-          a.adam_step_size, b.adam_step_size, a.kl.capacity_target, b.kl.capacity_target);
+          "adam step size %.9g vs %.9g, lr %.9g vs %.9g, kl target %.9g vs %.9g)", (long long)a.step,
+          (long long)b.step, a.adam_step_size, b.adam_step_size, a.lr_now, b.lr_now, a.kl.capacity_target,
+          b.kl.capacity_target);
     cpu->free(cpu, cpu_state);
     gpu->free(gpu, gpu_state);
 }

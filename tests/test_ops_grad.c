@@ -445,6 +445,45 @@ static void test_step_state_evolution(void) {
     CHECK(kl_schedule_at(plan.kl, 3.0).weight == 2.0f, "warmup done");
 }
 
+// The per-step learning rate (step_state.h): cosine decay to min_lr over the run and a
+// linear warm-up, against the formulas in double with libm's cos; the fma-only
+// cos(pi t) against libm; the per-epoch step schedule (config_learning_rate).
+static void test_learning_rate_schedules(void) {
+    double worst = 0.0;
+    for (int i = 0; i <= 1000; i++) {
+        double t = i / 1000.0, e = fabs(schedule_cos_pi(t) - cos(M_PI * t));
+        if (e > worst) worst = e;
+    }
+    CHECK(worst < 4e-16, "cos(pi t): worst error %g", worst);
+    LrPlan plan = {10, 1, 100, 1e-5};
+    StepState s;
+    step_state_reset(&s, 1e-3f);
+    for (int step = 0; step <= 120; step++) {
+        s.step = step;
+        double t = step < 100 ? step / 100.0 : 1.0;
+        double want = 1e-5 + ((double)1e-3f - 1e-5) * 0.5 * (1.0 + cos(M_PI * t));
+        if (step < 10) want *= (step + 1) / 10.0;
+        double got = step_learning_rate(&s, plan);
+        CHECK(test_close(got, want, 1e-14, 0), "step %d: lr %.17g, want %.17g", step, got, want);
+    }
+    LrPlan warm_only = {4, 0, 0, 0.0};
+    s.step = 1;
+    CHECK(step_learning_rate(&s, warm_only) == (double)1e-3f * 0.5, "warm-up alone, step 1");
+    s.step = 4;
+    CHECK(step_learning_rate(&s, warm_only) == (double)1e-3f, "after the warm-up");
+    Config cfg;
+    char err[512];
+    const char *sets[3] = {"train.lr_schedule=step", "train.lr_step_epochs=3", "train.lr_gamma=0.5"};
+    if (config_load(&cfg, "configs/examples_vae.json", sets, 3, err, sizeof err) != 0) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    const double want[8] = {0, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4};
+    for (int epoch = 1; epoch <= 7; epoch++)
+        CHECK(test_close(config_learning_rate(&cfg, epoch), want[epoch], 1e-15, 0), "step schedule, epoch %d: %g",
+              epoch, config_learning_rate(&cfg, epoch));
+}
+
 static void test_accumulate_loss(void) {
     double *acc = cpu->alloc(cpu, 3 * sizeof(double));
     float rec[4] = {1, 2, 3, 4}, kl[4] = {0.5f, 0.5f, 0.5f, 0.5f};
@@ -573,6 +612,7 @@ int main(void) {
     test_run("gather_batch", test_gather_batch);
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
+    test_run("learning_rate_schedules", test_learning_rate_schedules);
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);

@@ -17,7 +17,7 @@ typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
 typedef enum { REDUCTION_SUM = 0, REDUCTION_MEAN } Reduction;
 typedef enum { BINARIZE_NONE = 0, BINARIZE_DYNAMIC, BINARIZE_STATIC } Binarize;
 typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } DeviceChoice;
-typedef enum { LR_CONSTANT = 0, LR_BURDA } LrSchedule;
+typedef enum { LR_CONSTANT = 0, LR_BURDA, LR_STEP, LR_COSINE } LrSchedule;
 typedef enum { PRECISION_FP32 = 0, PRECISION_TF32, PRECISION_BF16 } Precision;
 typedef enum { EPSILON_FUSED = 0, EPSILON_STORED } EpsilonMode;
 
@@ -73,6 +73,11 @@ typedef struct {
         int early_stopping;    // stop after this many epochs without a better validation loss (0 = off)
         int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
         LrSchedule lr_schedule;  // constant | burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7)
+                                 // | step (lr * lr_gamma every lr_step_epochs) | cosine (per step, to lr_min)
+        int lr_step_epochs;      // step: epochs between decays (default 10)
+        double lr_gamma;         // step: the factor (default 0.1)
+        double lr_min;           // cosine: the floor (default 0)
+        int warmup_steps;        // linear warm-up over the first steps (default 0 = off)
         Precision precision;   // fp32 (default) | tf32 (CUDA GEMMs on TF32 tensor cores);
                                // bf16 is recognised but refused: not implemented yet
         EpsilonMode epsilon;   // fused (default): drawn inside the reparam kernels, regenerated
