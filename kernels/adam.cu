@@ -1,8 +1,9 @@
-// adam.cu: Adam (PyTorch semantics, no weight decay) over the flat parameter
-// arena, elementwise. The bias corrections come folded from the device-resident
-// step state (step_state_begin computed them in double):
+// adam.cu: Adam and AdamW (PyTorch semantics) over the flat parameter arena,
+// elementwise. The bias corrections come folded from the device-resident step
+// state (step_state_begin computed them in double):
 //   step_size = (float)(lr / (1 - beta1^t)),  sqrt_bc2 = (float)sqrt(1 - beta2^t)
 // and each element does, in fp32 and in this order:
+//   g += wd * p (adam's L2 weight decay)   or   p *= 1 - lr_now * wd (adamw, decoupled)
 //   m = beta1 * m + (1.0f - beta1) * g
 //   v = beta2 * v + (1.0f - beta2) * g * g
 //   p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
@@ -14,8 +15,11 @@
 #include "cuvae/cuda_check.h"
 
 static __device__ __forceinline__ void adam_element(float *p, float g, float *m, float *v,
-                                                    float beta1, float beta2, float eps,
+                                                    const OptimizerParams &o, float decay,
                                                     float step_size, float sqrt_bc2) {
+    const float beta1 = o.beta1, beta2 = o.beta2, eps = o.eps;
+    if (!o.decoupled && o.weight_decay != 0.0f) g += o.weight_decay * *p;
+    if (decay != 1.0f) *p *= decay;
     float m_new = beta1 * *m + (1.0f - beta1) * g;
     float v_new = beta2 * *v + (1.0f - beta2) * g * g;
     *m = m_new;
@@ -24,48 +28,55 @@ static __device__ __forceinline__ void adam_element(float *p, float g, float *m,
     *p -= step_size * (m_new / denom);
 }
 
+// adamw's decoupled decay factor for this step (1 for adam)
+static __device__ __forceinline__ float decoupled_decay(const OptimizerParams &o, const StepState *state) {
+    return o.decoupled ? 1.0f - state->lr_now * o.weight_decay : 1.0f;
+}
+
 __global__ void adam_update_kernel(float *params,        // (n)
                                    const float *grads,   // (n)
                                    float *m, float *v,   // (n) first and second moments
-                                   size_t n, float beta1, float beta2, float eps,
+                                   size_t n, OptimizerParams o,
                                    const StepState *state) {
     const float step_size = state->adam_step_size;
     const float sqrt_bc2 = state->adam_sqrt_bc2;
+    const float decay = decoupled_decay(o, state);
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        adam_element(&params[i], grads[i], &m[i], &v[i], beta1, beta2, eps, step_size, sqrt_bc2);
+        adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
 }
 
 // n4 float4s of the 16-byte aligned arrays, then the n % 4 tail by the first threads.
 __global__ void adam_update_vec4_kernel(float4 *params, const float4 *grads, float4 *m,
                                         float4 *v, size_t n4, float *params_tail,
                                         const float *grads_tail, float *m_tail, float *v_tail,
-                                        int tail, float beta1, float beta2, float eps,
+                                        int tail, OptimizerParams o,
                                         const StepState *state) {
     const float step_size = state->adam_step_size;
     const float sqrt_bc2 = state->adam_sqrt_bc2;
+    const float decay = decoupled_decay(o, state);
     size_t first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = first; i < n4; i += stride) {
         float4 p4 = params[i], g4 = grads[i], m4 = m[i], v4 = v[i];
-        adam_element(&p4.x, g4.x, &m4.x, &v4.x, beta1, beta2, eps, step_size, sqrt_bc2);
-        adam_element(&p4.y, g4.y, &m4.y, &v4.y, beta1, beta2, eps, step_size, sqrt_bc2);
-        adam_element(&p4.z, g4.z, &m4.z, &v4.z, beta1, beta2, eps, step_size, sqrt_bc2);
-        adam_element(&p4.w, g4.w, &m4.w, &v4.w, beta1, beta2, eps, step_size, sqrt_bc2);
+        adam_element(&p4.x, g4.x, &m4.x, &v4.x, o, decay, step_size, sqrt_bc2);
+        adam_element(&p4.y, g4.y, &m4.y, &v4.y, o, decay, step_size, sqrt_bc2);
+        adam_element(&p4.z, g4.z, &m4.z, &v4.z, o, decay, step_size, sqrt_bc2);
+        adam_element(&p4.w, g4.w, &m4.w, &v4.w, o, decay, step_size, sqrt_bc2);
         params[i] = p4;
         m[i] = m4;
         v[i] = v4;
     }
     if (first < (size_t)tail)
         adam_element(&params_tail[first], grads_tail[first], &m_tail[first], &v_tail[first],
-                     beta1, beta2, eps, step_size, sqrt_bc2);
+                     o, decay, step_size, sqrt_bc2);
 }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 extern "C" void launch_adam_update(float *params, const float *grads, float *m, float *v,
-                                   size_t n, float beta1, float beta2, float eps,
-                                   const StepState *state, cudaStream_t stream) {
+                                   size_t n, OptimizerParams o, const StepState *state,
+                                   cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
     if (aligned16(params) && aligned16(grads) && aligned16(m) && aligned16(v)) {
@@ -77,12 +88,12 @@ extern "C" void launch_adam_update(float *params, const float *grads, float *m, 
         size_t done = n4 * 4;
         adam_update_vec4_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
             (float4 *)params, (const float4 *)grads, (float4 *)m, (float4 *)v, n4,
-            params + done, grads + done, m + done, v + done, tail, beta1, beta2, eps, state);
+            params + done, grads + done, m + done, v + done, tail, o, state);
     } else {
         size_t blocks = (n + block_size - 1) / block_size;
         if (blocks > 65535) blocks = 65535;
         adam_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
-            params, grads, m, v, n, beta1, beta2, eps, state);
+            params, grads, m, v, n, o, state);
     }
     CUDA_CHECK(cudaGetLastError());
 }

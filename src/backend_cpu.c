@@ -424,19 +424,38 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 }
 
 static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                            size_t n, const StepState *state, float beta1, float beta2,
-                            float eps) {
+                            size_t n, const StepState *state, OptimizerParams o) {
     (void)be;
     // bias corrections folded by step_state_begin (double), then fp32 like the CUDA kernel
     const float step_size = state->adam_step_size;
     const float bias_correction2_sqrt = state->adam_sqrt_bc2;
+    const float decay = o.decoupled ? 1.0f - state->lr_now * o.weight_decay : 1.0f;
+    const float l2 = o.decoupled ? 0.0f : o.weight_decay;
     #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-        float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
+        if (l2 != 0.0f) g += l2 * params[i];
+        if (decay != 1.0f) params[i] *= decay;
+        m[i] = o.beta1 * m[i] + (1.0f - o.beta1) * g;
+        v[i] = o.beta2 * v[i] + (1.0f - o.beta2) * g * g;
+        float denom = sqrtf(v[i]) / bias_correction2_sqrt + o.eps;
         params[i] -= step_size * (m[i] / denom);   // PyTorch addcdiv order
+    }
+}
+
+static void cpu_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
+                           const StepState *state, OptimizerParams o) {
+    (void)be;
+    const float lr = state->lr_now;
+    #pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        if (o.weight_decay != 0.0f) g += o.weight_decay * params[i];
+        if (o.momentum != 0.0f) {
+            buf[i] = o.momentum * buf[i] + g;
+            g = buf[i];
+        }
+        params[i] -= lr * g;
     }
 }
 
@@ -516,5 +535,6 @@ Backend *backend_cpu_create(void) {
     be->reconstruction_loss = cpu_reconstruction_loss;
     be->accumulate_loss = cpu_accumulate_loss;
     be->adam_update = cpu_adam_update;
+    be->sgd_update = cpu_sgd_update;
     return be;
 }

@@ -331,9 +331,13 @@ static void cuda_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 }
 
 static void cuda_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                             size_t n, const StepState *state, float beta1, float beta2,
-                             float eps) {
-    launch_adam_update(params, grads, m, v, n, beta1, beta2, eps, state, impl_of(be)->stream);
+                             size_t n, const StepState *state, OptimizerParams o) {
+    launch_adam_update(params, grads, m, v, n, o, state, impl_of(be)->stream);
+}
+
+static void cuda_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
+                            const StepState *state, OptimizerParams o) {
+    launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
 }
 
 // ---- creation -------------------------------------------------------------
@@ -469,5 +473,6 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->reconstruction_loss = cuda_reconstruction_loss;
     be->accumulate_loss = cuda_accumulate_loss;
     be->adam_update = cuda_adam_update;
+    be->sgd_update = cuda_sgd_update;
     return be;
 }

@@ -27,7 +27,7 @@ static const char *const reduction_names[] = {"sum", "mean"};
 static const char *const binarize_names[] = {"none", "dynamic", "static"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
-static const char *const optimizer_names[] = {"adam"};
+static const char *const optimizer_names[] = {"adam", "adamw", "sgd"};
 static const char *const lr_schedule_names[] = {"constant", "burda", "step", "cosine"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
 static const char *const epsilon_names[] = {"fused", "stored"};
@@ -350,7 +350,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
-    static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "lr", "seed",
+    static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "weight_decay", "momentum",
+                                             "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
                                              "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
                                              "lr_min", "warmup_steps", "precision",
@@ -531,6 +532,22 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                    &choice))
         return -1;
     copy_string(cfg->train.optimizer, sizeof cfg->train.optimizer, optimizer_names[choice]);
+    cfg->train.weight_decay = 0.0;
+    if (get_number(c, train, "train", "weight_decay", 0, &cfg->train.weight_decay)) return -1;
+    if (!(cfg->train.weight_decay >= 0.0)) {
+        format_double(text, sizeof text, cfg->train.weight_decay);
+        return fail(c, "train.weight_decay", "must be >= 0, got %s", text);
+    }
+    if (check_float32(c, "train.weight_decay", cfg->train.weight_decay)) return -1;
+    cfg->train.momentum = 0.0;
+    if (get_number(c, train, "train", "momentum", 0, &cfg->train.momentum)) return -1;
+    if (!(cfg->train.momentum >= 0.0 && cfg->train.momentum < 1.0)) {
+        format_double(text, sizeof text, cfg->train.momentum);
+        return fail(c, "train.momentum", "must be in [0, 1), got %s", text);
+    }
+    if (check_float32(c, "train.momentum", cfg->train.momentum)) return -1;
+    if (cfg->train.momentum > 0.0 && strcmp(cfg->train.optimizer, "sgd") != 0)
+        return fail(c, "train.momentum", "is SGD's; optimizer \"%s\" has beta1 instead", cfg->train.optimizer);
     if (get_number(c, train, "train", "lr", 1, &cfg->train.lr)) return -1;
     if (!(cfg->train.lr > 0)) {
         format_double(text, sizeof text, cfg->train.lr);
@@ -949,6 +966,10 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"batch_size\": %d", cfg->train.batch_size);
     text_appendf(&t, ",\n    \"optimizer\": ");
     text_append_json_string(&t, cfg->train.optimizer);
+    text_appendf(&t, ",\n    \"weight_decay\": ");
+    text_double(&t, cfg->train.weight_decay);
+    text_appendf(&t, ",\n    \"momentum\": ");
+    text_double(&t, cfg->train.momentum);
     text_appendf(&t, ",\n    \"lr\": ");
     text_double(&t, cfg->train.lr);
     text_appendf(&t, ",\n    \"seed\": %" PRIu64, cfg->train.seed);

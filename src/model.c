@@ -381,10 +381,20 @@ void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
     *count = acc[2];
 }
 
-void model_adam_step(Model *m) {
-    m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->arena_stride, m->state,
-                       (float)m->cfg.train.beta1, (float)m->cfg.train.beta2,
-                       (float)m->cfg.train.adam_eps);
+void model_optimizer_step(Model *m) {
+    const Config *cfg = &m->cfg;
+    OptimizerParams o;
+    memset(&o, 0, sizeof o);
+    o.beta1 = (float)cfg->train.beta1;
+    o.beta2 = (float)cfg->train.beta2;
+    o.eps = (float)cfg->train.adam_eps;
+    o.momentum = (float)cfg->train.momentum;
+    o.weight_decay = (float)cfg->train.weight_decay;
+    o.decoupled = strcmp(cfg->train.optimizer, "adamw") == 0;
+    if (strcmp(cfg->train.optimizer, "sgd") == 0)   // the momentum buffer is the arena's first-moment region
+        m->be->sgd_update(m->be, m->params, m->grads, m->adam_m, m->arena_stride, m->state, o);
+    else
+        m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->arena_stride, m->state, o);
 }
 
 void model_get_params(Model *m, float *host) {

@@ -48,6 +48,15 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
     --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --out "$tmp/steplr" 2>/dev/null
 [ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
     && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
+# the optimizers users expect: each trains (test loss well below its value at initialisation)
+for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9"; do
+    name=${opt%% *}
+    "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=2 --set train.optimizer=$opt \
+        --out "$tmp/opt_$name" 2>"$tmp/opt.err" || { bad "$name: $(tail -1 "$tmp/opt.err")"; continue; }
+    loss=$(tail -1 "$tmp/opt_$name/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+    awk -v a="$init_loss" -v b="$loss" 'BEGIN { exit !(b < 0.7 * a) }' && ok "$name trains: test loss $init_loss -> $loss" \
+        || bad "$name: test loss $init_loss -> $loss"
+done
 cli_finish cli_train; exit
 fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
@@ -187,4 +196,13 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
     --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --out "$tmp/steplr" 2>/dev/null
 [ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
     && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
+# the optimizers users expect: each trains (test loss well below its value at initialisation)
+for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9"; do
+    name=${opt%% *}
+    "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=2 --set train.optimizer=$opt \
+        --out "$tmp/opt_$name" 2>"$tmp/opt.err" || { bad "$name: $(tail -1 "$tmp/opt.err")"; continue; }
+    loss=$(tail -1 "$tmp/opt_$name/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+    awk -v a="$init_loss" -v b="$loss" 'BEGIN { exit !(b < 0.7 * a) }' && ok "$name trains: test loss $init_loss -> $loss" \
+        || bad "$name: test loss $init_loss -> $loss"
+done
 cli_finish cli_train

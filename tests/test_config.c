@@ -463,6 +463,10 @@ static const ErrorCase error_cases[] = {
     {"eval.k", "5", "eval.k", "unknown key"},
     {"train.lr_schedule", "\"linear\"", "train.lr_schedule", "must be one of"},
     {"train.lr_gamma", "0", "train.lr_gamma", "must be in (0, 1]"},
+    {"train.optimizer", "\"rmsprop\"", "train.optimizer", "must be one of"},
+    {"train.weight_decay", "-0.1", "train.weight_decay", "must be >= 0"},
+    {"train.momentum", "1", "train.momentum", "must be in [0, 1)"},
+    {"train.momentum", "0.9", "train.momentum", "is SGD's"},
     {"train.lr_gamma", "1.5", "train.lr_gamma", "must be in (0, 1]"},
     {"train.lr_min", "1", "train.lr_min", "must be in [0, train.lr)"},
     {"train.lr_step_epochs", "0", "train.lr_step_epochs", "must be >= 1"},
@@ -474,7 +478,6 @@ static const ErrorCase error_cases[] = {
     {"data.dirr", "\"x\"", "data.dirr", "unknown key"},
     {"model.latnt_dim", "2", "model.latnt_dim", "unknown key"},
     {"loss.kl_weight", "1", "loss.kl_weight", "unknown key"},
-    {"train.momentum", "0.9", "train.momentum", "unknown key"},
     // missing required keys
     {"name", NULL, "name", "missing required key"},
     {"data", NULL, "data", "missing required key"},
@@ -518,7 +521,7 @@ static const ErrorCase error_cases[] = {
     {"model.output", "\"categorical\"", "model.output", "must be one of \"bernoulli\", \"gaussian\""},
     {"loss.reconstruction", "\"l1\"", "loss.reconstruction", "must be one of \"bce\", \"mse\""},
     {"loss.reduction", "\"batchmean\"", "loss.reduction", "must be one of \"sum\", \"mean\""},
-    {"train.optimizer", "\"sgd\"", "train.optimizer", "must be one of \"adam\"; got \"sgd\""},
+    {"train.optimizer", "\"lbfgs\"", "train.optimizer", "must be one of \"adam\", \"adamw\", \"sgd\"; got \"lbfgs\""},
     {"device", "\"tpu\"", "device", "must be one of \"auto\", \"cpu\", \"cuda\""},
     {"device", "\"CPU\"", "device", "got \"CPU\""},
     // ranges

@@ -727,7 +727,8 @@ static void test_accumulate_loss(void) {
 
 // n floats from an aligned start (the float4 path and its tail) or a misaligned
 // one (the scalar path).
-static void adam_parity(size_t n, size_t misalign) {
+// 5 steps of adam / adamw (o.decoupled) or sgd (sgd != 0) on both backends.
+static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int sgd) {
     float *p = host_floats(n), *g = host_floats(n);
     fill_normal_host(p, n, 0.1f);
     Pair P0 = pair_alloc(n + misalign), G0 = pair_alloc(n + misalign), M0 = pair_alloc(n + misalign),
@@ -752,15 +753,20 @@ static void adam_parity(size_t n, size_t misalign) {
         gpu->upload(gpu, G.gpu, g, n * sizeof(float));
         cpu->step_begin(cpu, S.cpu, plan);
         gpu->step_begin(gpu, S.gpu, plan);
-        cpu->adam_update(cpu, P.cpu, G.cpu, M.cpu, V.cpu, n, S.cpu, 0.9f, 0.999f, 1e-8f);
-        gpu->adam_update(gpu, P.gpu, G.gpu, M.gpu, V.gpu, n, S.gpu, 0.9f, 0.999f, 1e-8f);
+        if (sgd) {
+            cpu->sgd_update(cpu, P.cpu, G.cpu, M.cpu, n, S.cpu, o);
+            gpu->sgd_update(gpu, P.gpu, G.gpu, M.gpu, n, S.gpu, o);
+        } else {
+            cpu->adam_update(cpu, P.cpu, G.cpu, M.cpu, V.cpu, n, S.cpu, o);
+            gpu->adam_update(gpu, P.gpu, G.gpu, M.gpu, V.gpu, n, S.gpu, o);
+        }
         cpu->step_end(cpu, S.cpu, plan, 1);
         gpu->step_end(gpu, S.gpu, plan, 1);
     }
-    pair_expect_close("adam params", P, 1e-6, 1e-8);
+    pair_expect_close("params", P, 1e-6, 1e-8);
     // m can cancel to near 0 (mixed-sign grads of scale 0.01): absolute floors
-    pair_expect_close("adam m", M, 1e-5, 1e-9);
-    pair_expect_close("adam v", V, 1e-5, 1e-13);
+    pair_expect_close("m (momentum buffer for sgd)", M, 1e-5, 1e-9);
+    pair_expect_close("v", V, 1e-5, 1e-13);
     state_pair_free(&S);
     pair_free(&P0);
     pair_free(&G0);
@@ -771,8 +777,24 @@ static void adam_parity(size_t n, size_t misalign) {
 }
 
 static void test_adam_update(void) {
-    for (size_t n = 1000; n <= 1003; n++) adam_parity(n, 0);   // float4 path, tails 0..3
-    adam_parity(1003, 1);                                      // misaligned: the scalar path
+    OptimizerParams adam = {0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0};
+    for (size_t n = 1000; n <= 1003; n++) optimizer_parity(n, 0, adam, 0);   // float4 path, tails 0..3
+    optimizer_parity(1003, 1, adam, 0);                                      // misaligned: the scalar path
+    OptimizerParams l2 = {0.9f, 0.999f, 1e-8f, 0.0f, 0.05f, 0};              // adam with L2 weight decay
+    optimizer_parity(1002, 0, l2, 0);
+}
+
+static void test_adamw_update(void) {
+    OptimizerParams adamw = {0.9f, 0.999f, 1e-8f, 0.0f, 0.1f, 1};
+    optimizer_parity(1001, 0, adamw, 0);
+    optimizer_parity(1001, 1, adamw, 0);
+}
+
+static void test_sgd_update(void) {
+    OptimizerParams sgd = {0.0f, 0.0f, 0.0f, 0.9f, 0.01f, 0};
+    optimizer_parity(1003, 0, sgd, 1);
+    OptimizerParams plain = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0};
+    optimizer_parity(517, 0, plain, 1);
 }
 
 // ---- determinism (CUDA only) ------------------------------------------------
@@ -977,8 +999,8 @@ static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind ou
         model_set_learning_rate(&mg, lr);
         cpu->step_begin(cpu, mc.state, mc.plan);
         gpu->step_begin(gpu, mg.state, mg.plan);
-        model_adam_step(&mc);
-        model_adam_step(&mg);
+        model_optimizer_step(&mc);
+        model_optimizer_step(&mg);
         cpu->step_end(cpu, mc.state, mc.plan, B);
         gpu->step_end(gpu, mg.state, mg.plan, B);
     }
@@ -1258,6 +1280,8 @@ static const TestCase test_cases[] = {
     {"parity_reconstruction_loss", test_reconstruction_loss},
     {"parity_accumulate_loss", test_accumulate_loss},
     {"parity_adam_update", test_adam_update},
+    {"parity_adamw_update", test_adamw_update},
+    {"parity_sgd_update", test_sgd_update},
     {"cuda_determinism", test_cuda_determinism},
     {"parity_model_vae_relu_bce", test_model_vae_relu_bce},
     {"parity_model_ae_relu_bce", test_model_ae_relu_bce},

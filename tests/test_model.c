@@ -250,7 +250,7 @@ static void test_adam_steps_lower_loss(void) {
         model_backward(&m, 3, 1.3f, 0.7f);
         model_accumulate_loss(&m, 3);
         cpu->step_begin(cpu, m.state, m.plan);
-        model_adam_step(&m);
+        model_optimizer_step(&m);
         cpu->step_end(cpu, m.state, m.plan, 3);
     }
     double last = full_loss(&m, 3, plain);

@@ -445,6 +445,54 @@ static void test_step_state_evolution(void) {
     CHECK(kl_schedule_at(plan.kl, 3.0).weight == 2.0f, "warmup done");
 }
 
+// AdamW (decoupled decay, PyTorch's torch.optim.AdamW) and SGD with momentum
+// and L2 decay (torch.optim.SGD) against their formulas in double.
+static void test_adamw_and_sgd_match_pytorch_formulas(void) {
+    const int n = 9, steps = 6;
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1, mom = 0.9;
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 3;
+    plan.batch = 1;
+    plan.beta1 = b1;
+    plan.beta2 = b2;
+    for (int kind = 0; kind < 2; kind++) {   // 0 adamw, 1 sgd
+        float *p = random_floats(n, -1, 1), *m = xcalloc(n, sizeof(float)), *v = xcalloc(n, sizeof(float));
+        double pd[9], md[9] = {0}, vd[9] = {0};
+        for (int i = 0; i < n; i++) pd[i] = p[i];
+        StepState state;
+        step_state_reset(&state, (float)lr);
+        OptimizerParams o = {(float)b1, (float)b2, (float)eps, kind ? (float)mom : 0.0f, (float)wd, kind ? 0 : 1};
+        for (int t = 1; t <= steps; t++) {
+            float *g = random_floats(n, -1, 1);
+            cpu->step_begin(cpu, &state, plan);
+            if (kind) cpu->sgd_update(cpu, p, g, m, n, &state, o);
+            else cpu->adam_update(cpu, p, g, m, v, n, &state, o);
+            cpu->step_end(cpu, &state, plan, 1);
+            for (int i = 0; i < n; i++) {
+                if (kind) {
+                    double gi = g[i] + wd * pd[i];
+                    md[i] = mom * md[i] + gi;
+                    pd[i] -= (double)(float)lr * md[i];
+                } else {
+                    pd[i] *= 1.0 - (double)(float)lr * wd;
+                    md[i] = b1 * md[i] + (1 - b1) * g[i];
+                    vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+                    double denom = sqrt(vd[i]) / sqrt(1 - pow(b2, t)) + eps;
+                    pd[i] -= (double)(float)lr / (1 - pow(b1, t)) * md[i] / denom;
+                }
+            }
+            free(g);
+        }
+        for (int i = 0; i < n; i++)
+            CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "%s p[%d] %.9g vs %.9g", kind ? "sgd" : "adamw", i,
+                  p[i], pd[i]);
+        free(p);
+        free(m);
+        free(v);
+    }
+}
+
 // The per-step learning rate (step_state.h): cosine decay to min_lr over the run and a
 // linear warm-up, against the formulas in double with libm's cos; the fma-only
 // cos(pi t) against libm; the per-epoch step schedule (config_learning_rate).
@@ -511,7 +559,8 @@ static void test_adam_matches_pytorch_formula(void) {
     for (int t = 1; t <= steps; t++) {
         float *g = random_floats(n, -1, 1);
         cpu->step_begin(cpu, &state, plan);
-        cpu->adam_update(cpu, p, g, m, v, n, &state, (float)b1, (float)b2, (float)eps);
+        OptimizerParams o = {(float)b1, (float)b2, (float)eps, 0.0f, 0.0f, 0};
+        cpu->adam_update(cpu, p, g, m, v, n, &state, o);
         cpu->step_end(cpu, &state, plan, 1);
         for (int i = 0; i < n; i++) {
             md[i] = b1 * md[i] + (1 - b1) * g[i];
@@ -613,6 +662,7 @@ int main(void) {
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
     test_run("learning_rate_schedules", test_learning_rate_schedules);
+    test_run("adamw_and_sgd_match_pytorch_formulas", test_adamw_and_sgd_match_pytorch_formulas);
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);

@@ -24,6 +24,14 @@ typedef enum {
     RECLOSS_MSE_IDENTITY,     // out = y: l = (y - x)^2; dl/dy = 2(y - x)
 } RecLoss;
 
+// An optimizer's constants (train.*), passed by value to the update ops.
+typedef struct {
+    float beta1, beta2, eps;   // adam, adamw
+    float momentum;            // sgd (0: plain SGD)
+    float weight_decay;        // adam, sgd: L2, added to the gradient; adamw: decoupled
+    int32_t decoupled;         // 1: adamw's p *= 1 - lr wd, applied before the Adam step
+} OptimizerParams;
+
 // Backend-wide settings taken from the config (train.*).
 typedef struct {
     Precision precision;      // GEMM precision: fp32 (true fp32, the default) | tf32
@@ -149,12 +157,20 @@ struct Backend {
     // acc (3) is double, on the device; deterministic summation order.
     void (*accumulate_loss)(Backend *be, double *acc, const float *rec_row, const float *kl_row, int B);
 
-    // Adam (PyTorch semantics, no weight decay) over n floats of a flat arena,
-    // the bias corrections from state (step_begin): per element, in fp32,
+    // Adam / AdamW (PyTorch semantics) over n floats of a flat arena, the
+    // learning rate and bias corrections from state (step_begin): per element, in fp32,
+    // adam with weight decay:  g += wd p                        (L2)
+    // adamw:                   p *= 1 - state->lr_now wd        (decoupled, first)
     // m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
     // p -= state->adam_step_size * (m / (sqrt(v) / state->adam_sqrt_bc2 + eps))
     void (*adam_update)(Backend *be, float *params, const float *grads, float *m, float *v,
-                        size_t n, const StepState *state, float beta1, float beta2, float eps);
+                        size_t n, const StepState *state, OptimizerParams o);
+
+    // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
+    // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf
+    // (momentum 0: p -= lr_now g, buf untouched).
+    void (*sgd_update)(Backend *be, float *params, const float *grads, float *buf, size_t n,
+                       const StepState *state, OptimizerParams o);
 };
 
 Backend *backend_cpu_create(void);

@@ -65,7 +65,9 @@ typedef struct {
     struct {
         int epochs;
         int batch_size;
-        char optimizer[16];    // "adam"
+        char optimizer[16];    // "adam" | "adamw" | "sgd"
+        double weight_decay;   // adam, sgd: L2 on the gradient; adamw: decoupled (default 0)
+        double momentum;       // sgd (default 0)
         double lr;
         double beta1, beta2, adam_eps;   // defaults 0.9, 0.999, 1e-8
         uint64_t seed;

@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 #include "cuvae/philox.h"       // EpsSource
 #include "cuvae/step_state.h"
+#include "cuvae/backend.h"      // OptimizerParams
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,14 +82,19 @@ void launch_reconstruction_loss(float *d_out, float *rec_row, const float *out,
 void launch_accumulate_loss(double *acc, const float *rec_row, const float *kl_row, int B,
                             cudaStream_t stream);
 
-// Adam over n floats, step_size = state->adam_step_size and sqrt_bc2 =
-// state->adam_sqrt_bc2 read on the device (step_begin folded them in double).
-// Per element:  m = beta1 * m + (1.0f - beta1) * g
+// Adam / AdamW over n floats, step_size = state->adam_step_size, sqrt_bc2 =
+// state->adam_sqrt_bc2 and lr_now read on the device (step_begin folded them in double).
+// Per element:  g += wd * p (adam's L2)  or  p *= 1 - lr_now * wd (adamw)
+//               m = beta1 * m + (1.0f - beta1) * g
 //               v = beta2 * v + (1.0f - beta2) * g * g
 //               p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
 void launch_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
-                        float beta1, float beta2, float eps, const StepState *state,
-                        cudaStream_t stream);
+                        OptimizerParams o, const StepState *state, cudaStream_t stream);
+
+// SGD with momentum over n floats, lr = state->lr_now read on the device:
+//   g += wd * p;  buf = momentum * buf + g (momentum > 0);  p -= lr * buf (or g)
+void launch_sgd_update(float *params, const float *grads, float *buf, size_t n, OptimizerParams o,
+                       const StepState *state, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -127,8 +127,9 @@ void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count);
 void model_peek_loss_accumulator(Model *m, double acc[3]);
 void model_set_loss_accumulator(Model *m, const double acc[3]);
 
-// Adam over the arena with the bias corrections and lr of state (step_begin).
-void model_adam_step(Model *m);
+// The optimizer step over the arena (train.optimizer: adam, adamw or sgd) with the
+// learning rate and bias corrections of state (step_begin).
+void model_optimizer_step(Model *m);
 
 // The decoder's output (B, D): logits (bernoulli) or values (gaussian).
 float *model_output(Model *m);

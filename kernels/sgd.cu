@@ -1,0 +1,37 @@
+// sgd.cu: SGD with momentum (PyTorch semantics: no dampening, not Nesterov)
+// over the flat parameter arena, elementwise; the learning rate of the step
+// (state->lr_now, after warm-up and cosine decay) is read on the device.
+// Each element does, in fp32 and in this order (backend_cpu.c the same):
+//   g += wd * p                       (L2 weight decay, when wd != 0)
+//   buf = momentum * buf + g; g = buf  (when momentum != 0; buf starts at 0)
+//   p -= lr * g
+#include <cuda_runtime.h>
+#include "cuvae/kernels.h"
+#include "cuvae/cuda_check.h"
+
+__global__ void sgd_update_kernel(float *params,        // (n)
+                                  const float *grads,   // (n)
+                                  float *buf,           // (n) momentum buffer
+                                  size_t n, OptimizerParams o, const StepState *state) {
+    const float lr = state->lr_now;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float g = grads[i];
+        if (o.weight_decay != 0.0f) g += o.weight_decay * params[i];
+        if (o.momentum != 0.0f) {
+            buf[i] = o.momentum * buf[i] + g;
+            g = buf[i];
+        }
+        params[i] -= lr * g;
+    }
+}
+
+extern "C" void launch_sgd_update(float *params, const float *grads, float *buf, size_t n,
+                                  OptimizerParams o, const StepState *state, cudaStream_t stream) {
+    if (n == 0) return;
+    const int block_size = 256;
+    size_t blocks = (n + block_size - 1) / block_size;
+    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+    sgd_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(params, grads, buf, n, o, state);
+    CUDA_CHECK(cudaGetLastError());
+}
