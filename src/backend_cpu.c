@@ -443,6 +443,33 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
     }
 }
 
+// The same partition as kernels/grad_clip.cu: lane l of block b sums elements
+// l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
+static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, double *scratch) {
+    (void)be;
+    const size_t lanes = 256, stride = lanes * GRAD_CLIP_BLOCKS;
+    double total = 0.0;
+    for (size_t b = 0; b < GRAD_CLIP_BLOCKS; b++) {
+        double lane_sums[256];
+        for (size_t l = 0; l < lanes; l++) {
+            double lane_sum = 0.0;
+            for (size_t i = b * lanes + l; i < n; i += stride) lane_sum += (double)grads[i] * grads[i];
+            lane_sums[l] = lane_sum;
+        }
+        for (size_t half = lanes / 2; half > 0; half /= 2)   // the kernel's tree
+            for (size_t l = 0; l < half; l++) lane_sums[l] += lane_sums[l + half];
+        scratch[b + 1] = lane_sums[0];
+        total += lane_sums[0];
+    }
+    double norm = sqrt(total);
+    scratch[0] = norm;
+    double coef = (double)max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+        float c = (float)coef;
+        for (size_t i = 0; i < n; i++) grads[i] *= c;
+    }
+}
+
 static void cpu_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
                            const StepState *state, OptimizerParams o) {
     (void)be;
@@ -536,5 +563,6 @@ Backend *backend_cpu_create(void) {
     be->accumulate_loss = cpu_accumulate_loss;
     be->adam_update = cpu_adam_update;
     be->sgd_update = cpu_sgd_update;
+    be->grad_clip = cpu_grad_clip;
     return be;
 }

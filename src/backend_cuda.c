@@ -335,6 +335,10 @@ static void cuda_adam_update(Backend *be, float *params, const float *grads, flo
     launch_adam_update(params, grads, m, v, n, o, state, impl_of(be)->stream);
 }
 
+static void cuda_grad_clip(Backend *be, float *grads, size_t n, float max_norm, double *scratch) {
+    launch_grad_clip(grads, n, max_norm, scratch, impl_of(be)->stream);
+}
+
 static void cuda_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
                             const StepState *state, OptimizerParams o) {
     launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
@@ -474,5 +478,6 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->accumulate_loss = cuda_accumulate_loss;
     be->adam_update = cuda_adam_update;
     be->sgd_update = cuda_sgd_update;
+    be->grad_clip = cuda_grad_clip;
     return be;
 }

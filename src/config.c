@@ -351,6 +351,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
     static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "weight_decay", "momentum",
+                                             "grad_clip",
                                              "lr", "seed",
                                              "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
                                              "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
@@ -546,6 +547,13 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.momentum", "must be in [0, 1), got %s", text);
     }
     if (check_float32(c, "train.momentum", cfg->train.momentum)) return -1;
+    cfg->train.grad_clip = 0.0;
+    if (get_number(c, train, "train", "grad_clip", 0, &cfg->train.grad_clip)) return -1;
+    if (!(cfg->train.grad_clip >= 0.0)) {
+        format_double(text, sizeof text, cfg->train.grad_clip);
+        return fail(c, "train.grad_clip", "must be >= 0 (a maximum gradient norm; 0 = off), got %s", text);
+    }
+    if (check_float32(c, "train.grad_clip", cfg->train.grad_clip)) return -1;
     if (cfg->train.momentum > 0.0 && strcmp(cfg->train.optimizer, "sgd") != 0)
         return fail(c, "train.momentum", "is SGD's; optimizer \"%s\" has beta1 instead", cfg->train.optimizer);
     if (get_number(c, train, "train", "lr", 1, &cfg->train.lr)) return -1;
@@ -970,6 +978,8 @@ char *config_to_json(const Config *cfg) {
     text_double(&t, cfg->train.weight_decay);
     text_appendf(&t, ",\n    \"momentum\": ");
     text_double(&t, cfg->train.momentum);
+    text_appendf(&t, ",\n    \"grad_clip\": ");
+    text_double(&t, cfg->train.grad_clip);
     text_appendf(&t, ",\n    \"lr\": ");
     text_double(&t, cfg->train.lr);
     text_appendf(&t, ",\n    \"seed\": %" PRIu64, cfg->train.seed);

@@ -98,6 +98,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->rec_row = be->alloc(be, B * sizeof(float));
     m->kl_row = be->alloc(be, B * sizeof(float));
     m->loss_acc = be->alloc(be, 3 * sizeof(double));
+    m->grad_clip_scratch = cfg->train.grad_clip > 0.0 ? be->alloc(be, GRAD_CLIP_SCRATCH * sizeof(double)) : NULL;
     m->rng_seed = cfg->train.seed * 1000003ull + 11;
     m->rng_offset = 0;
     m->state = be->alloc(be, sizeof(StepState));
@@ -171,6 +172,7 @@ void model_destroy(Model *m) {
     be->free(be, m->rec_row);
     be->free(be, m->kl_row);
     be->free(be, m->loss_acc);
+    if (m->grad_clip_scratch) be->free(be, m->grad_clip_scratch);
     memset(m, 0, sizeof *m);
 }
 
@@ -379,6 +381,11 @@ void model_read_loss(Model *m, double *rec_sum, double *kl_sum, double *count) {
     *rec_sum = acc[0];
     *kl_sum = acc[1];
     *count = acc[2];
+}
+
+void model_clip_gradients(Model *m) {
+    if (!m->grad_clip_scratch) return;
+    m->be->grad_clip(m->be, m->grads, m->arena_stride, (float)m->cfg.train.grad_clip, m->grad_clip_scratch);
 }
 
 void model_optimizer_step(Model *m) {

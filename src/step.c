@@ -16,6 +16,7 @@ static void enqueue_train_step(void *ctx) {
     model_forward(m, B, EPS_SAMPLE);
     model_backward_scheduled(m, B, t->w_rec);
     model_accumulate_loss(m, B);
+    model_clip_gradients(m);
     model_optimizer_step(m);
     be->step_end(be, m->state, m->plan, B);
 }

@@ -49,8 +49,9 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
 [ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
     && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
 # the optimizers users expect: each trains (test loss well below its value at initialisation)
-for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9"; do
-    name=${opt%% *}
+for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9" \
+           "adam --set train.grad_clip=50"; do
+    name=${opt%% *}; case "$opt" in *grad_clip*) name="adam+grad_clip";; esac
     "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=2 --set train.optimizer=$opt \
         --out "$tmp/opt_$name" 2>"$tmp/opt.err" || { bad "$name: $(tail -1 "$tmp/opt.err")"; continue; }
     loss=$(tail -1 "$tmp/opt_$name/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
@@ -197,8 +198,9 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
 [ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
     && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
 # the optimizers users expect: each trains (test loss well below its value at initialisation)
-for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9"; do
-    name=${opt%% *}
+for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --set train.momentum=0.9" \
+           "adam --set train.grad_clip=50"; do
+    name=${opt%% *}; case "$opt" in *grad_clip*) name="adam+grad_clip";; esac
     "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=2 --set train.optimizer=$opt \
         --out "$tmp/opt_$name" 2>"$tmp/opt.err" || { bad "$name: $(tail -1 "$tmp/opt.err")"; continue; }
     loss=$(tail -1 "$tmp/opt_$name/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')

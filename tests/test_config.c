@@ -465,6 +465,7 @@ static const ErrorCase error_cases[] = {
     {"train.lr_gamma", "0", "train.lr_gamma", "must be in (0, 1]"},
     {"train.optimizer", "\"rmsprop\"", "train.optimizer", "must be one of"},
     {"train.weight_decay", "-0.1", "train.weight_decay", "must be >= 0"},
+    {"train.grad_clip", "-1", "train.grad_clip", "must be >= 0 (a maximum gradient norm; 0 = off)"},
     {"train.momentum", "1", "train.momentum", "must be in [0, 1)"},
     {"train.momentum", "0.9", "train.momentum", "is SGD's"},
     {"train.lr_gamma", "1.5", "train.lr_gamma", "must be in (0, 1]"},

@@ -790,6 +790,32 @@ static void test_adamw_update(void) {
     optimizer_parity(1001, 1, adamw, 0);
 }
 
+// Gradient clipping: the same norm (the same partition, both in double) and the same scaled gradients.
+static void test_grad_clip(void) {
+    const size_t sizes[3] = {1, 1000, 300007};
+    for (int k = 0; k < 3; k++) {
+        size_t n = sizes[k];
+        float *g = host_floats(n);
+        fill_normal_host(g, n, 1.0f);
+        Pair G = pair_upload(g, n);
+        double *sc = cpu->alloc(cpu, GRAD_CLIP_SCRATCH * sizeof(double));
+        double *sg = gpu->alloc(gpu, GRAD_CLIP_SCRATCH * sizeof(double));
+        cpu->grad_clip(cpu, G.cpu, n, 0.5f, sc);
+        gpu->grad_clip(gpu, G.gpu, n, 0.5f, sg);
+        double norm_cpu, norm_gpu;
+        cpu->download(cpu, &norm_cpu, sc, sizeof(double));
+        gpu->download(gpu, &norm_gpu, sg, sizeof(double));
+        CHECK(test_close(norm_gpu, norm_cpu, 1e-12, 0), "n %zu: norm cuda %.17g vs cpu %.17g", n, norm_gpu, norm_cpu);
+        char what[64];
+        snprintf(what, sizeof what, "clipped gradients, n %zu", n);
+        pair_expect_close(what, G, 1e-6, 1e-9);
+        cpu->free(cpu, sc);
+        gpu->free(gpu, sg);
+        pair_free(&G);
+        free(g);
+    }
+}
+
 static void test_sgd_update(void) {
     OptimizerParams sgd = {0.0f, 0.0f, 0.0f, 0.9f, 0.01f, 0};
     optimizer_parity(1003, 0, sgd, 1);
@@ -1142,6 +1168,14 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
     cfg.train.seed = 9;
     cfg.train.epsilon = epsilon;
     cfg.train.cuda_graph = graphs;
+    cfg.train.epochs = 3;
+    if (kind == MODEL_CVAE) {   // the rest of the step's ops inside the captured graph too
+        snprintf(cfg.train.optimizer, sizeof cfg.train.optimizer, "adamw");
+        cfg.train.weight_decay = 0.01;
+        cfg.train.grad_clip = 5.0;
+        cfg.train.lr_schedule = LR_COSINE;
+        cfg.train.warmup_steps = 4;
+    }
     BackendOptions options = {PRECISION_FP32, graphs};
     be->configure(be, &options);
 
@@ -1282,6 +1316,7 @@ static const TestCase test_cases[] = {
     {"parity_adam_update", test_adam_update},
     {"parity_adamw_update", test_adamw_update},
     {"parity_sgd_update", test_sgd_update},
+    {"parity_grad_clip", test_grad_clip},
     {"cuda_determinism", test_cuda_determinism},
     {"parity_model_vae_relu_bce", test_model_vae_relu_bce},
     {"parity_model_ae_relu_bce", test_model_ae_relu_bce},

@@ -493,6 +493,32 @@ static void test_adamw_and_sgd_match_pytorch_formulas(void) {
     }
 }
 
+// Gradient-norm clipping: the norm in double against a plain sum, the scale of
+// clip_grad_norm_ (max_norm / (norm + 1e-6)), and gradients under the limit untouched.
+static void test_grad_clip(void) {
+    const size_t n = 70001;   // more than one stride of the partition
+    float *g = random_floats(n, -1, 1), *copy = xmalloc(n * sizeof(float));
+    memcpy(copy, g, n * sizeof(float));
+    double *scratch = cpu->alloc(cpu, GRAD_CLIP_SCRATCH * sizeof(double));
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
+    double norm = sqrt(sum);
+    cpu->grad_clip(cpu, g, n, 2.0f, scratch);
+    CHECK(test_close(scratch[0], norm, 1e-12, 0), "norm %.17g vs %.17g", scratch[0], norm);
+    float c = (float)(2.0 / (norm + 1e-6));
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += g[i] != copy[i] * c;
+    CHECK(bad == 0, "%zu of %zu entries not scaled by %g", bad, n, c);
+    cpu->grad_clip(cpu, g, n, 1e6f, scratch);   // the norm is now 2: nothing changes
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += g[i] != copy[i] * c;
+    CHECK(bad == 0 && test_close(scratch[0], 2.0, 1e-6, 0), "under the limit: %zu changed, norm %g", bad,
+          scratch[0]);
+    cpu->free(cpu, scratch);
+    free(g);
+    free(copy);
+}
+
 // The per-step learning rate (step_state.h): cosine decay to min_lr over the run and a
 // linear warm-up, against the formulas in double with libm's cos; the fma-only
 // cos(pi t) against libm; the per-epoch step schedule (config_learning_rate).
@@ -662,6 +688,7 @@ int main(void) {
     test_run("accumulate_loss", test_accumulate_loss);
     test_run("adam_matches_pytorch_formula", test_adam_matches_pytorch_formula);
     test_run("learning_rate_schedules", test_learning_rate_schedules);
+    test_run("grad_clip", test_grad_clip);
     test_run("adamw_and_sgd_match_pytorch_formulas", test_adamw_and_sgd_match_pytorch_formulas);
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);

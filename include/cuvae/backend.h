@@ -24,6 +24,10 @@ typedef enum {
     RECLOSS_MSE_IDENTITY,     // out = y: l = (y - x)^2; dl/dy = 2(y - x)
 } RecLoss;
 
+// Doubles of device scratch grad_clip needs (partial sums of the blocks, then the norm).
+#define GRAD_CLIP_BLOCKS 128
+#define GRAD_CLIP_SCRATCH (GRAD_CLIP_BLOCKS + 2)
+
 // An optimizer's constants (train.*), passed by value to the update ops.
 typedef struct {
     float beta1, beta2, eps;   // adam, adamw
@@ -156,6 +160,12 @@ struct Backend {
     // acc[0] += sum rec_row, acc[1] += sum kl_row (skipped if NULL), acc[2] += B.
     // acc (3) is double, on the device; deterministic summation order.
     void (*accumulate_loss)(Backend *be, double *acc, const float *rec_row, const float *kl_row, int B);
+
+    // Gradient-norm clipping (torch.nn.utils.clip_grad_norm_), all on the device:
+    // norm = sqrt(sum g^2) over the n floats (in double, a fixed order);
+    // if max_norm / (norm + 1e-6) < 1, g *= that. scratch holds GRAD_CLIP_SCRATCH
+    // doubles (partial sums; scratch[0] the norm afterwards).
+    void (*grad_clip)(Backend *be, float *grads, size_t n, float max_norm, double *scratch);
 
     // Adam / AdamW (PyTorch semantics) over n floats of a flat arena, the
     // learning rate and bias corrections from state (step_begin): per element, in fp32,

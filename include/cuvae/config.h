@@ -68,6 +68,7 @@ typedef struct {
         char optimizer[16];    // "adam" | "adamw" | "sgd"
         double weight_decay;   // adam, sgd: L2 on the gradient; adamw: decoupled (default 0)
         double momentum;       // sgd (default 0)
+        double grad_clip;      // clip the gradient's global L2 norm to this (default 0 = off)
         double lr;
         double beta1, beta2, adam_eps;   // defaults 0.9, 0.999, 1e-8
         uint64_t seed;

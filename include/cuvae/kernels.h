@@ -91,6 +91,11 @@ void launch_accumulate_loss(double *acc, const float *rec_row, const float *kl_r
 void launch_adam_update(float *params, const float *grads, float *m, float *v, size_t n,
                         OptimizerParams o, const StepState *state, cudaStream_t stream);
 
+// Gradient-norm clipping (backend.h grad_clip): GRAD_CLIP_BLOCKS blocks of 256
+// threads sum squares in double into scratch[1..], one thread adds them in order
+// into scratch[0] = the norm, and a third kernel scales grads when it is too large.
+void launch_grad_clip(float *grads, size_t n, float max_norm, double *scratch, cudaStream_t stream);
+
 // SGD with momentum over n floats, lr = state->lr_now read on the device:
 //   g += wd * p;  buf = momentum * buf + g (momentum > 0);  p -= lr * buf (or g)
 void launch_sgd_update(float *params, const float *grads, float *buf, size_t n, OptimizerParams o,

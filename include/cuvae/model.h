@@ -71,6 +71,7 @@ typedef struct {
     float *rec_row;          // (B)
     float *kl_row;           // (B)
     double *loss_acc;        // (3) device: sum rec, sum kl, examples
+    double *grad_clip_scratch;   // (GRAD_CLIP_SCRATCH) device, when train.grad_clip > 0
 
     uint64_t rng_seed;       // seed of the epsilon stream
     uint64_t rng_offset;     // draw index base of EPS_DRAW (evaluation)
@@ -130,6 +131,8 @@ void model_set_loss_accumulator(Model *m, const double acc[3]);
 // The optimizer step over the arena (train.optimizer: adam, adamw or sgd) with the
 // learning rate and bias corrections of state (step_begin).
 void model_optimizer_step(Model *m);
+// train.grad_clip > 0: the gradient's global norm clipped to it (on the device), else nothing.
+void model_clip_gradients(Model *m);
 
 // The decoder's output (B, D): logits (bernoulli) or values (gaussian).
 float *model_output(Model *m);
