@@ -7,31 +7,14 @@
 //   m = beta1 * m + (1.0f - beta1) * g
 //   v = beta2 * v + (1.0f - beta2) * g * g
 //   p -= step_size * (m / (sqrtf(v) / sqrt_bc2 + eps))
-// backend_cpu.c uses the same expression. When the four arrays are 16-byte
-// aligned, each thread moves 128-bit float4s (same arithmetic per element).
+// The element's math is optimizer_math.h's adam_element, which backend_cpu.c uses
+// too. When the four arrays are 16-byte aligned, each thread moves 128-bit
+// float4s (same arithmetic per element).
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
-
-static __device__ __forceinline__ void adam_element(float *p, float g, float *m, float *v,
-                                                    const OptimizerParams &o, float decay,
-                                                    float step_size, float sqrt_bc2) {
-    const float beta1 = o.beta1, beta2 = o.beta2, eps = o.eps;
-    if (!o.decoupled && o.weight_decay != 0.0f) g += o.weight_decay * *p;
-    if (decay != 1.0f) *p *= decay;
-    float m_new = beta1 * *m + (1.0f - beta1) * g;
-    float v_new = beta2 * *v + (1.0f - beta2) * g * g;
-    *m = m_new;
-    *v = v_new;
-    float denom = sqrtf(v_new) / sqrt_bc2 + eps;
-    *p -= step_size * (m_new / denom);
-}
-
-// adamw's decoupled decay factor for this step (1 for adam)
-static __device__ __forceinline__ float decoupled_decay(const OptimizerParams &o, const StepState *state) {
-    return o.decoupled ? 1.0f - state->lr_now * o.weight_decay : 1.0f;
-}
+#include "cuvae/optimizer_math.h"   // adam_element, shared with backend_cpu.c
 
 __global__ void adam_update_kernel(float *params,        // (n)
                                    const float *grads,   // (n)
@@ -40,7 +23,7 @@ __global__ void adam_update_kernel(float *params,        // (n)
                                    const StepState *state) {
     const float step_size = state->adam_step_size;
     const float sqrt_bc2 = state->adam_sqrt_bc2;
-    const float decay = decoupled_decay(o, state);
+    const float decay = optimizer_decoupled_decay(o, state->lr_now);
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
@@ -54,7 +37,7 @@ __global__ void adam_update_vec4_kernel(float4 *params, const float4 *grads, flo
                                         const StepState *state) {
     const float step_size = state->adam_step_size;
     const float sqrt_bc2 = state->adam_sqrt_bc2;
-    const float decay = decoupled_decay(o, state);
+    const float decay = optimizer_decoupled_decay(o, state->lr_now);
     size_t first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = first; i < n4; i += stride) {

@@ -1,13 +1,15 @@
 // sgd.cu: SGD with momentum (PyTorch semantics: no dampening, not Nesterov)
 // over the flat parameter arena, elementwise; the learning rate of the step
 // (state->lr_now, after warm-up and cosine decay) is read on the device.
-// Each element does, in fp32 and in this order (backend_cpu.c the same):
+// Each element does, in fp32 and in this order (optimizer_math.h's sgd_element,
+// which backend_cpu.c uses too):
 //   g += wd * p                       (L2 weight decay, when wd != 0)
 //   buf = momentum * buf + g; g = buf  (when momentum != 0; buf starts at 0)
 //   p -= lr * g
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/optimizer_math.h"
 
 __global__ void sgd_update_kernel(float *params,        // (n)
                                   const float *grads,   // (n)
@@ -15,15 +17,8 @@ __global__ void sgd_update_kernel(float *params,        // (n)
                                   size_t n, OptimizerParams o, const StepState *state) {
     const float lr = state->lr_now;
     size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float g = grads[i];
-        if (o.weight_decay != 0.0f) g += o.weight_decay * params[i];
-        if (o.momentum != 0.0f) {
-            buf[i] = o.momentum * buf[i] + g;
-            g = buf[i];
-        }
-        params[i] -= lr * g;
-    }
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        sgd_element(&params[i], grads[i], &buf[i], o, lr);
 }
 
 extern "C" void launch_sgd_update(float *params, const float *grads, float *buf, size_t n,

@@ -2,6 +2,7 @@
 // the readable reference: every CUDA kernel in kernels/ is tested against the
 // function of the same name here.
 #include "cuvae/backend.h"
+#include "cuvae/optimizer_math.h"
 #include "cuvae/common.h"
 #include "cuvae/philox.h"
 #include "cuvae/rng.h"
@@ -426,21 +427,13 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
                             size_t n, const StepState *state, OptimizerParams o) {
     (void)be;
-    // bias corrections folded by step_state_begin (double), then fp32 like the CUDA kernel
-    const float step_size = state->adam_step_size;
-    const float bias_correction2_sqrt = state->adam_sqrt_bc2;
-    const float decay = o.decoupled ? 1.0f - state->lr_now * o.weight_decay : 1.0f;
-    const float l2 = o.decoupled ? 0.0f : o.weight_decay;
+    // bias corrections folded by step_state_begin (double); the element's fp32 math is
+    // the CUDA kernel's (optimizer_math.h)
+    const float step_size = state->adam_step_size, sqrt_bc2 = state->adam_sqrt_bc2;
+    const float decay = optimizer_decoupled_decay(o, state->lr_now);
     #pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        if (l2 != 0.0f) g += l2 * params[i];
-        if (decay != 1.0f) params[i] *= decay;
-        m[i] = o.beta1 * m[i] + (1.0f - o.beta1) * g;
-        v[i] = o.beta2 * v[i] + (1.0f - o.beta2) * g * g;
-        float denom = sqrtf(v[i]) / bias_correction2_sqrt + o.eps;
-        params[i] -= step_size * (m[i] / denom);   // PyTorch addcdiv order
-    }
+    for (size_t i = 0; i < n; i++)
+        adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
 }
 
 // The same partition as kernels/grad_clip.cu: lane l of block b sums elements
@@ -475,15 +468,7 @@ static void cpu_sgd_update(Backend *be, float *params, const float *grads, float
     (void)be;
     const float lr = state->lr_now;
     #pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        if (o.weight_decay != 0.0f) g += o.weight_decay * params[i];
-        if (o.momentum != 0.0f) {
-            buf[i] = o.momentum * buf[i] + g;
-            g = buf[i];
-        }
-        params[i] -= lr * g;
-    }
+    for (size_t i = 0; i < n; i++) sgd_element(&params[i], grads[i], &buf[i], o, lr);
 }
 
 char *openblas_get_corename(void);   // OpenBLAS extension (openblas_config.h)

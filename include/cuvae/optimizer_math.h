@@ -1,0 +1,44 @@
+// optimizer_math.h: one element of each optimizer's update, written once and
+// compiled twice -- by gcc for the CPU backend's loops and by nvcc for
+// kernels/adam.cu and kernels/sgd.cu (CUVAE_HOST_DEVICE) -- so both backends
+// do the same fp32 arithmetic in the same order (PyTorch's semantics).
+#ifndef CUVAE_OPTIMIZER_MATH_H
+#define CUVAE_OPTIMIZER_MATH_H
+
+#include <math.h>
+#include "cuvae/backend.h"      // OptimizerParams
+#include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+
+// adamw's decoupled decay factor for a step of learning rate lr (1 for adam)
+static inline CUVAE_HOST_DEVICE float optimizer_decoupled_decay(OptimizerParams o, float lr) {
+    return o.decoupled ? 1.0f - lr * o.weight_decay : 1.0f;
+}
+
+// Adam / AdamW, in this order:
+//   g += wd * p (adam's L2 weight decay)   or   p *= decay (adamw, decoupled)
+//   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+//   p -= step_size * (m / (sqrt(v) / sqrt_bc2 + eps))      (PyTorch's addcdiv order)
+static inline CUVAE_HOST_DEVICE void adam_element(float *p, float g, float *m, float *v, OptimizerParams o,
+                                                  float decay, float step_size, float sqrt_bc2) {
+    if (!o.decoupled && o.weight_decay != 0.0f) g += o.weight_decay * *p;
+    if (decay != 1.0f) *p *= decay;
+    float m_new = o.beta1 * *m + (1.0f - o.beta1) * g;
+    float v_new = o.beta2 * *v + (1.0f - o.beta2) * g * g;
+    *m = m_new;
+    *v = v_new;
+    float denom = sqrtf(v_new) / sqrt_bc2 + o.eps;
+    *p -= step_size * (m_new / denom);
+}
+
+// SGD (no dampening, not Nesterov):  g += wd * p;  buf = momentum * buf + g, g = buf
+// (when momentum != 0; buf starts at 0);  p -= lr * g
+static inline CUVAE_HOST_DEVICE void sgd_element(float *p, float g, float *buf, OptimizerParams o, float lr) {
+    if (o.weight_decay != 0.0f) g += o.weight_decay * *p;
+    if (o.momentum != 0.0f) {
+        *buf = o.momentum * *buf + g;
+        g = *buf;
+    }
+    *p -= lr * g;
+}
+
+#endif
