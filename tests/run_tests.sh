@@ -34,6 +34,7 @@ if [ "${SANITIZE:-0}" = 1 ]; then
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     export CUVAE="${BUILD:-build-san}/cuvae"
+    export CUVAE_SANITIZED=1   # scripts skip what sanitizers cannot run (ulimit -v)
     for t in "${BUILD:-build-san}"/tests/test_*; do
         [ -x "$t" ] || continue
         case "$t" in *.d) continue;; esac
