@@ -52,6 +52,13 @@ static double inverse_normal_cdf(double p) {
     return 0.5 * (lo + hi);
 }
 
+// Legend names: Fashion-MNIST's ten classes by name, MNIST's digits by the digit (NULL).
+static const char *const *class_names(const Figures *f) {
+    static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    return strcmp(f->m->cfg.data.dataset, "fashion-mnist") == 0 ? fashion : NULL;
+}
+
 // Decodes n latent points z (n, L) with labels (n) or NULL into pixels (n, D) in [0, 1].
 static void decode_points(Figures *f, const float *z, const uint8_t *labels, int n, float *pixels) {
     model_decode_pixels(f->m, z, labels, n, pixels);
@@ -127,7 +134,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         int points = o->scatter_points > 0 && o->scatter_points < n ? o->scatter_points : n;
         char title[128];
         snprintf(title, sizeof title, "Encoded test set (mean of q(z|x)), %d points", points);
-        rc = plot_scatter(path, title, "z1", "z2", codes, labels, points, 10, NULL, f->err, f->errlen);
+        rc = plot_scatter(path, title, "z1", "z2", codes, labels, points, 10, class_names(f), f->err, f->errlen);
     } else {
         int points = o->tsne_points < n ? o->tsne_points : n;
         if (points < o->tsne_points)
@@ -145,7 +152,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
             snprintf(title, sizeof title, "t-SNE of %d encoded test images (latent dim %d, perplexity %.0f)",
                      points, L, t.perplexity);
             fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
-            rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, labels, points, 10, NULL,
+            rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, labels, points, 10, class_names(f),
                               f->err, f->errlen);
         }
         free(xy);
