@@ -251,6 +251,24 @@ static void json_number(TextBuffer *j, double v) {
     else text_appendf(j, "null");
 }
 
+LossUnits loss_units(const Config *cfg) {
+    LossUnits u;
+    const bool mean = cfg->loss.reduction == REDUCTION_MEAN;
+    if (cfg->loss.reconstruction == REC_BCE) {
+        u.nats = !mean;
+        u.rec = mean ? "nats/pixel" : "nats";
+        u.rec_long = mean ? "Bernoulli negative log-likelihood averaged over pixels (nats per pixel)"
+                          : "Bernoulli negative log-likelihood summed over pixels (nats)";
+    } else {
+        u.nats = false;
+        u.rec = mean ? "MSE/pixel" : "SSE";
+        u.rec_long = mean ? "mean squared error per pixel (not nats: a Gaussian likelihood needs its sigma)"
+                          : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
+    }
+    u.total = u.nats ? "nats/example" : "rec + KL in different units (not a log-likelihood)";
+    return u;
+}
+
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device) {
     TextBuffer j = {0};
     text_appendf(&j, "{\"name\": ");
@@ -261,8 +279,18 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->elbo.rec);
     text_appendf(&j, ", \"kl\": ");
     json_number(&j, r->elbo.kl);
-    text_appendf(&j, ", \"examples\": %ld, \"units\": \"nats/example\", \"binarized\": %s",
-                r->elbo.examples, r->binarized ? "true" : "false");
+    LossUnits units = loss_units(cfg);
+    text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
+    if (units.nats) {
+        text_appendf(&j, "\"nats/example\"");
+    } else {
+        text_appendf(&j, "{\"rec\": ");
+        text_append_json_string(&j, units.rec_long);
+        text_appendf(&j, ", \"kl\": \"nats/example\", \"test_loss\": ");
+        text_append_json_string(&j, units.total);
+        text_appendf(&j, "}");
+    }
+    text_appendf(&j, ", \"binarized\": %s", r->binarized ? "true" : "false");
     text_appendf(&j, ", \"rec_bce_at_mean\": ");
     json_number(&j, r->rec_bce);
     text_appendf(&j, ", \"rec_mse_at_mean\": ");

@@ -26,7 +26,9 @@ static const char *USAGE_MAIN =
     "usage: cuvae <command> [options]\n"
     "\n"
     "Trains variational autoencoders on a CUDA GPU when one is usable, else on the CPU.\n"
-    "Losses are reported in nats per example (summed over pixels and latent dims).\n"
+    "Losses are per example. KL is in nats; the reconstruction term is in nats for a\n"
+    "Bernoulli likelihood summed over pixels (bce, sum), else in its own unit (nats per\n"
+    "pixel, squared error), and rec + KL then adds different units.\n"
     "\n"
     "commands:\n"
     "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
@@ -59,7 +61,8 @@ static const char *USAGE_TRAIN =
     "\n"
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
-    "test_rec, test_kl, seconds, samples_per_s; nats per example) and DIR/model.safetensors\n"
+    "test_rec, test_kl, seconds, samples_per_s; per example, in the units train prints) and\n"
+    "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
     "atomically after every epoch.\n";
 
@@ -70,7 +73,7 @@ static const char *USAGE_EVAL =
     "Rebuilds the model from the config stored in the checkpoint (keys may be overridden,\n"
     "e.g. --set data.dir=elsewhere --set device=cpu) and prints one JSON line:\n"
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
-    "  whole test set, in nats per example; rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
+    "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
     "  active_units (Var_x E_q[z_j] > 0.01), kl_per_dim, mu_variance; binarized;\n"
     "  with --iw K: iw = {k, examples, neg_log_px, bits_per_dim, is_nll_of_binary_data}:\n"
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"
@@ -192,9 +195,19 @@ static int command_eval(int argc, char **argv) {
         ElboResult r;
         eval_elbo(&m, &test_dev, EPS_ZERO, &r);
         TextBuffer t = {0};
-        text_appendf(&t, "{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, "
-                     "\"units\": \"nats/example\", \"z\": \"mean\", \"device\": \"%s\"}",
-                     r.loss, r.rec, r.kl, r.examples, be->name);
+        LossUnits units = loss_units(&cfg);
+        text_appendf(&t, "{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, \"units\": ",
+                     r.loss, r.rec, r.kl, r.examples);
+        if (units.nats) {
+            text_appendf(&t, "\"nats/example\"");
+        } else {
+            text_appendf(&t, "{\"rec\": ");
+            text_append_json_string(&t, units.rec_long);
+            text_appendf(&t, ", \"kl\": \"nats/example\", \"test_loss\": ");
+            text_append_json_string(&t, units.total);
+            text_appendf(&t, "}");
+        }
+        text_appendf(&t, ", \"z\": \"mean\", \"device\": \"%s\"}", be->name);
         json = t.data;
     } else {
         EvalReport report;

@@ -49,7 +49,7 @@ static void print_progress(bool tty, int epoch, int epochs, long done, long tota
         fprintf(stderr, "\repoch %d/%d [%s] %5.1f%%  %8.0f samples/s  ETA %s  loss %.3f   ", epoch,
                 epochs, bar, pct, samples_per_s, eta, loss);
     } else {
-        fprintf(stderr, "epoch %d/%d %5.1f%%  %.0f samples/s  ETA %s  train loss %.3f nats/example\n",
+        fprintf(stderr, "epoch %d/%d %5.1f%%  %.0f samples/s  ETA %s  train loss %.3f\n",
                 epoch, epochs, pct, samples_per_s, eta, loss);
     }
     fflush(stderr);
@@ -167,6 +167,18 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
     return 0;
 }
 
+// The objective a step minimises at the KL schedule s, in words: "1 rec + 0.5 KL",
+// "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
+static const char *objective_text(const Config *cfg, KlSchedule s) {
+    static char text[96];
+    if (s.capacity)
+        snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
+                 (double)s.capacity_target);
+    else
+        snprintf(text, sizeof text, "%g rec + %g KL", cfg->loss.w_rec, (double)s.weight);
+    return text;
+}
+
 // Appends one line to the log and flushes it; -1 with err naming the file if
 // the disk refused any of it (full, read-only, I/O error).
 static int log_write_line(FILE *log, const char *path, const char *line, char *err, size_t errlen) {
@@ -238,9 +250,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         dataset_free(&test_set);
         return -1;
     }
-    fprintf(stderr, "cuvae: model %s, %zu parameters; losses are nats per example (summed over pixels and latent dims)\n",
+    const LossUnits units = loss_units(cfg);
+    fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s, KL in nats%s\n",
             cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" : "cvae",
-            model.n_params);
+            model.n_params, units.rec_long, units.nats ? "" : " (so rec + KL adds different units)");
 
     DeviceDataset train_dev, test_dev;
     DeviceDataset val_dev;
@@ -443,8 +456,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         fprintf(stderr,
-                "epoch %d/%d: train loss %.4f | %s %.4f (rec %.4f + KL %.4f) nats/example | %.1f s, %.0f samples/s\n",
-                epoch, epochs, train_loss, watched_name, test.loss, test.rec, test.kl, seconds, samples_per_s);
+                "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + KL %.4f nats)%s | "
+                "%.1f s, %.0f samples/s\n",
+                epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name, test.loss, test.rec,
+                units.rec, test.kl, units.nats ? " nats/example" : "", seconds, samples_per_s);
         StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
         model_read_step_state(&model, &last_step);
         char line[1024];
@@ -488,8 +503,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (epochs == 0) {
         ElboResult test;
         eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
-        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f + KL %.4f) nats/example at init\n",
-                test.loss, test.rec, test.kl);
+        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + KL %.4f nats) at init\n",
+                test.loss, test.rec, units.rec, test.kl);
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
             goto done;
@@ -520,8 +535,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        fprintf(stderr, "cuvae: eval: test loss %.4f nats/example, %d of %d active units%s\n",
-                report.elbo.loss, report.active_units, report.latent_dim, "");
+        fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
+                report.elbo.loss, units.nats ? "nats/example" : "(rec + KL, different units)",
+                report.active_units, report.latent_dim);
         if (report.iw_k > 0)
             fprintf(stderr, "cuvae: eval: -log p(x) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
                     report.iw_nll, report.iw_k, report.iw_examples,

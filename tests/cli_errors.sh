@@ -10,7 +10,14 @@ for c in train eval sample plot report bench; do
     "$CUVAE" $c --help | grep -q "usage: cuvae $c" && ok "$c --help" || bad "$c --help"
     "$CUVAE" help $c | grep -q "usage: cuvae $c" && ok "help $c" || bad "help $c"
 done
-"$CUVAE" --help | grep -q "nats per example" && ok "--help mentions units" || bad "--help"
+"$CUVAE" --help | grep -q "KL is in nats; the reconstruction term is in nats for a" && ok "--help says the units" || bad "--help"
+# units: nats only where the term is a log-likelihood in nats (deck-001's per-pixel mean MSE is not)
+"$CUVAE" train configs/lectures/vae_dim2.json --set data.train_limit=300 --set data.test_limit=50 --set train.epochs=1 \
+    --set device=cpu --out "$tmp/units" 2>"$tmp/units.err"
+grep -q "rec is the mean squared error per pixel (not nats" "$tmp/units.err" && grep -q "MSE/pixel + KL .* nats)" "$tmp/units.err" \
+    && ! grep -q "^epoch 1/1: .*nats/example" "$tmp/units.err" \
+    && grep -q '"units": {"rec": "mean squared error per pixel' "$tmp/units/eval.json" \
+    && ok "a per-pixel MSE run is not labelled nats (stderr and eval.json)" || bad "units of an MSE run: $(grep '^epoch' "$tmp/units.err")"
 expect_error "no command" 2 "usage: cuvae" -- "$CUVAE"
 expect_error "unknown command" 2 'unknown command "frobnicate"' -- "$CUVAE" frobnicate
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus

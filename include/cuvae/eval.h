@@ -66,6 +66,19 @@ void eval_report_free(EvalReport *r);
 // One JSON object (malloc'd, no trailing newline).
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device);
 
+// What a config's losses are measured in. KL is always nats per example. The
+// reconstruction term is nats only for a Bernoulli likelihood summed over the
+// pixels (bce, sum); otherwise it is in its own unit, and rec + KL ("test_loss")
+// adds different units -- a number to compare with runs of the same config, not
+// a negative log-likelihood.
+typedef struct {
+    bool nats;            // rec (and so rec + KL) in nats per example
+    const char *rec;      // short: "nats", "nats/pixel", "SSE", "MSE/pixel"
+    const char *rec_long; // a phrase for messages and eval.json
+    const char *total;    // "nats/example", or a phrase saying the units are mixed
+} LossUnits;
+LossUnits loss_units(const Config *cfg);
+
 // Means of q(z|x) (or the AE code) of the first n examples: mu (n, L) on the host.
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu);
 
