@@ -318,24 +318,29 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
         const double *losses[2] = {train, test};
-        char split_name[64];
-        snprintf(split_name, sizeof split_name, "%s (rec + KL)", split);
+        // nats only where the terms are (loss_units): a per-pixel MSE is not
+        const LossUnits units = loss_units(&f->m->cfg);
+        char split_name[96], curves_title[128], terms_axis[64];
+        snprintf(split_name, sizeof split_name, "%s (rec + KL%s)", split, units.nats ? "" : ", mixed units");
+        snprintf(curves_title, sizeof curves_title, "Loss per epoch, per example%s",
+                 units.nats ? " (nats)" : "");
+        snprintf(terms_axis, sizeof terms_axis, "%s", units.nats ? "nats / example" : "per example");
         const char *names[2] = {"train (weighted objective)", split_name};
-        rc = plot_lines(out, "Loss per epoch, nats per example", "epoch", "nats / example", epoch,
-                        losses, names, 2, n, false, f->err, f->errlen);
+        rc = plot_lines(out, curves_title, "epoch", terms_axis, epoch, losses, names, 2, n, false, f->err,
+                        f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
         if (rc == 0) {
             snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
             const double *terms[2] = {rec, kl};
             char rec_name[64], kl_name[64], title[128];
-            snprintf(rec_name, sizeof rec_name, "%s reconstruction", split);
-            snprintf(kl_name, sizeof kl_name, "%s KL", split);
-            snprintf(title, sizeof title, "%s loss terms per epoch, nats per example",
+            snprintf(rec_name, sizeof rec_name, "%s reconstruction (%s)", split, units.rec);
+            snprintf(kl_name, sizeof kl_name, "%s KL (nats)", split);
+            snprintf(title, sizeof title, "%s loss terms per epoch, per example",
                      validation ? "Validation" : "Test");
             const char *term_names[2] = {rec_name, kl_name};
             bool positive = true;
             for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
-            rc = plot_lines(out, title, "epoch", "nats / example", epoch, terms, term_names, 2, n, positive,
+            rc = plot_lines(out, title, "epoch", terms_axis, epoch, terms, term_names, 2, n, positive,
                             f->err, f->errlen);
             if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
         }

@@ -68,6 +68,17 @@ static void cell_number(FILE *f, double v, int decimals) {
     else fputs("<td>–</td>", f);
 }
 
+// A number with its unit in small type.
+static void cell_number_unit(FILE *f, double v, int decimals, const char *unit) {
+    if (!isfinite(v)) {
+        fputs("<td>–</td>", f);
+        return;
+    }
+    fprintf(f, "<td>%.*f <small>", decimals, v);
+    html_text(f, unit);
+    fputs("</small></td>", f);
+}
+
 static bool file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -104,9 +115,16 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     }
     else
         fputs("<td>?</td>", f);
-    cell_number(f, json_number(ev, "test_loss"), 2);
-    cell_number(f, json_number(ev, "rec"), 2);
-    cell_number(f, json_number(ev, "kl"), 2);
+    // each number with its unit: nats only for a Bernoulli likelihood summed over pixels
+    const char *rec_kind = loss ? json_string(loss, "reconstruction") : NULL;
+    const char *reduction_kind = loss ? json_string(loss, "reduction") : NULL;
+    bool mean_reduction = reduction_kind && strcmp(reduction_kind, "mean") == 0;
+    bool bce = rec_kind && strcmp(rec_kind, "bce") == 0;
+    const char *rec_unit = bce ? (mean_reduction ? "nats/pixel" : "nats") : (mean_reduction ? "MSE/pixel" : "SSE");
+    bool in_nats = bce && !mean_reduction;
+    cell_number_unit(f, json_number(ev, "test_loss"), 2, in_nats ? "nats" : "mixed units");
+    cell_number_unit(f, json_number(ev, "rec"), in_nats ? 2 : 4, rec_unit);
+    cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
     double active = json_number(ev, "active_units"), latent = json_number(ev, "latent_dim");
     if (isfinite(active) && isfinite(latent)) fprintf(f, "<td>%.0f / %.0f</td>", active, latent);
@@ -231,7 +249,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fputs("</h2>\n<p>", f);
         html_text(f, json_string(section, "text"));
         fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
-              "<th>test loss</th><th>rec</th><th>KL</th><th>summed MSE at z = μ</th><th>active units</th>"
+              "<th>test loss (rec + KL)</th><th>rec</th><th>KL</th><th>summed MSE at z = μ</th><th>active units</th>"
               "<th>−log p(x) (IW)</th></tr>\n", f);
         const cJSON *run;
         cJSON_ArrayForEach(run, runs) {

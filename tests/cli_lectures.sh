@@ -26,8 +26,9 @@ for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
     shown=$(printf "%.2f" "$loss")
-    grep -A0 "<code>$run</code>" "$page" | grep -q "<td>$shown</td>" \
-        && ok "$run: page shows cuvae eval's test loss $shown" || bad "$run: page lacks test loss $shown"
+    unit=$(echo "$ev" | grep -q '"units": "nats/example"' && echo "nats" || echo "mixed units")
+    grep -A0 "<code>$run</code>" "$page" | grep -q "<td>$shown <small>$unit</small></td>" \
+        && ok "$run: page shows cuvae eval's test loss $shown ($unit)" || bad "$run: page lacks test loss $shown $unit"
 done
 for fig in samples latent_histograms; do
     [ -s "$tmp/lectures/ae_dim2/figures/$fig.png" ] || bad "ae_dim2 lacks $fig"
