@@ -161,13 +161,19 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
     return rc;
 }
 
+#define HISTOGRAM_PANELS 16   // dimensions drawn at most
+
 static int figure_histograms(Figures *f, const float *codes, int n) {
     char path[1200];
     snprintf(path, sizeof path, "%s/latent_histograms.png", f->dir);
-    const char *title = f->m->variational
-                            ? "Encoded test data per dimension (mean of q(z|x))"
-                            : "Encoded test data per dimension (AE codes)";
-    int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, 16, true, f->err, f->errlen);
+    const int shown = f->m->latent_dim < HISTOGRAM_PANELS ? f->m->latent_dim : HISTOGRAM_PANELS;
+    char title[160];
+    snprintf(title, sizeof title, "Encoded test data per dimension (%s)",
+             f->m->variational ? "the means mu of q(z|x)" : "AE codes");
+    if (shown < f->m->latent_dim)   // say so when only some dimensions are drawn
+        snprintf(title, sizeof title, "Encoded test data, the first %d of %d dimensions (%s)", shown,
+                 f->m->latent_dim, f->m->variational ? "the means mu of q(z|x)" : "AE codes");
+    int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, HISTOGRAM_PANELS, true, f->err, f->errlen);
     if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
     return rc;
 }
