@@ -71,8 +71,9 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         } else if (strcmp(arg, "--title") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value) return set_error(err, errlen, "sample: --title needs a text");
             a->title = argv[++i];
-            if (!a->title[0] || strchr(a->title, '\n'))
-                return set_error(err, errlen, "sample: --title: expected one non-empty line");
+            if (!a->title[0] || strchr(a->title, '\n') || strlen(a->title) > 200)
+                return set_error(err, errlen, "sample: --title: expected one non-empty line of at most 200 "
+                                 "characters");
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value) return set_error(err, errlen, "sample: -o needs a file name");
             a->output_png = argv[++i];

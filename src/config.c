@@ -621,6 +621,18 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.lr_min", "must be in [0, train.lr), got %s", text);
     }
     if (check_float32(c, "train.lr_min", cfg->train.lr_min)) return -1;
+    if (check_float32(c, "train.lr_gamma", cfg->train.lr_gamma)) return -1;
+    // a setting the chosen schedule does not read would be ignored silently
+    const char *schedule_name = lr_schedule_names[cfg->train.lr_schedule];
+    if (cfg->train.lr_schedule != LR_STEP && cfg->train.lr_step_epochs != 10)
+        return fail(c, "train.lr_step_epochs", "is read only by lr_schedule \"step\" (this config's is \"%s\")",
+                    schedule_name);
+    if (cfg->train.lr_schedule != LR_STEP && cfg->train.lr_gamma != 0.1)
+        return fail(c, "train.lr_gamma", "is read only by lr_schedule \"step\" (this config's is \"%s\")",
+                    schedule_name);
+    if (cfg->train.lr_schedule != LR_COSINE && cfg->train.lr_min != 0.0)
+        return fail(c, "train.lr_min", "is read only by lr_schedule \"cosine\" (this config's is \"%s\")",
+                    schedule_name);
     cfg->train.warmup_steps = 0;
     if (get_int(c, train, "train", "warmup_steps", 0, 0, INT_MAX, &cfg->train.warmup_steps)) return -1;
     cfg->train.full_epochs = 0;
@@ -792,8 +804,23 @@ static int check_text(const char *json, const char *source, char *err, size_t er
     return 0;
 }
 
+// A key twice in one object: refused in each file before files are merged
+// (merging would keep one of them silently).
+static int check_duplicates(const Ctx *c, const cJSON *obj, const char *path) {
+    for (const cJSON *child = obj->child; child; child = child->next) {
+        char child_path[256];
+        join_path(child_path, sizeof child_path, path, child->string);
+        for (const cJSON *prev = obj->child; prev != child; prev = prev->next)
+            if (strcmp(prev->string, child->string) == 0)
+                return fail(c, child_path, "duplicate key");
+        if (cJSON_IsObject(child) && check_duplicates(c, child, child_path) != 0) return -1;
+    }
+    return 0;
+}
+
+// bases (out): the base files read, " over a.json over b.json", for error messages.
 static cJSON *parse_with_bases(const char *json, const char *source, const char *dir, int depth,
-                               char *err, size_t errlen) {
+                               char *bases, size_t baseslen, char *err, size_t errlen) {
     Ctx c = {source, err, errlen};
     if (check_text(json, source, err, errlen) != 0) return NULL;
     const char *end = NULL;
@@ -804,6 +831,10 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
     }
     if (!cJSON_IsObject(root)) {
         fail(&c, "top level", "must be a JSON object, got %s", type_name(root));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if (check_duplicates(&c, root, "") != 0) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -821,15 +852,26 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
         else
             snprintf(base_path, sizeof base_path, "%s/%s", dir, base_name->valuestring);
         char why[768];
-        char *text = read_text_file(base_path, NULL, why, sizeof why);
+        size_t size = 0;
+        char *text = read_text_file(base_path, &size, why, sizeof why);
         if (!text) {
             fail(&c, "base", "%s", why);
+        } else if (strlen(text) != size) {
+            set_error(err, errlen, "%s: byte %zu: a NUL byte (a config is JSON text)", base_path, strlen(text));
+            free(text);
         } else {
+            size_t used = strlen(bases);
+            size_t add = strlen(base_path);
+            if (used + 6 + add < baseslen) {   // " over " + the name + NUL; a longer chain is cut
+                memcpy(bases + used, " over ", 6);
+                memcpy(bases + used + 6, base_path, add + 1);
+            }
             char base_dir[1024];
             snprintf(base_dir, sizeof base_dir, "%s", base_path);
             char *slash = strrchr(base_dir, '/');
             if (slash) *slash = '\0';
-            merged = parse_with_bases(text, base_path, slash ? base_dir : NULL, depth + 1, err, errlen);
+            merged = parse_with_bases(text, base_path, slash ? base_dir : NULL, depth + 1, bases, baseslen,
+                                      err, errlen);
             free(text);
             if (merged) merge_over(merged, root);
         }
@@ -845,10 +887,17 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
     memset(cfg, 0, sizeof *cfg);
     Ctx c = {source ? source : "<string>", err, errlen};
     if (!json) return set_error(err, errlen, "%s: no JSON text", c.source);
-    cJSON *root = parse_with_bases(json, c.source, dir, 0, err, errlen);
+    char bases[512] = "";
+    cJSON *root = parse_with_bases(json, c.source, dir, 0, bases, sizeof bases, err, errlen);
     if (!root) {
         memset(cfg, 0, sizeof *cfg);
         return -1;
+    }
+    // a value may come from a base: messages about values name the files merged
+    char label[1600];
+    if (bases[0]) {
+        snprintf(label, sizeof label, "%s (merged%s)", c.source, bases);
+        c.source = label;
     }
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) {
@@ -864,7 +913,7 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
         memset(cfg, 0, sizeof *cfg);
         return -1;
     }
-    copy_string(cfg->source, sizeof cfg->source, c.source);
+    copy_string(cfg->source, sizeof cfg->source, source ? source : "<string>");
     return 0;
 }
 

@@ -198,8 +198,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     eval_prepare_test_set(cfg, &test_set);
     const bool validating = cfg->data.validation > 0.0;
     if (validating) {
-        if (dataset_split_validation(&train_set, &val_set, cfg->data.validation, cfg->train.seed, err,
-                                     errlen) != 0) {
+        char why[512];
+        if (dataset_split_validation(&train_set, &val_set, cfg->data.validation, cfg->train.seed, why,
+                                     sizeof why) != 0) {
+            set_error(err, errlen, "%s: %s", cfg->source, why);
             dataset_free(&train_set);
             dataset_free(&test_set);
             return -1;
@@ -369,7 +371,16 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     interrupts_catch(&handlers);
     handlers_caught = true;
 
-    for (int epoch = first_epoch; epoch <= epochs; epoch++) {
+    // a resumed run that had already stopped early stays stopped
+    bool stopped_early = validating && cfg->train.early_stopping > 0 && at.best_epoch > 0 &&
+                         at.steps_in_epoch == 0 && first_epoch <= epochs &&
+                         at.epochs_done - at.best_epoch >= cfg->train.early_stopping;
+    if (stopped_early)
+        fprintf(stderr, "cuvae: the run stopped early after epoch %d (no improvement for %d epochs since epoch %d); "
+                "not training further (--set train.early_stopping=0 trains on); evaluating the saved model\n", at.epochs_done,
+                at.epochs_done - at.best_epoch, at.best_epoch);
+
+    for (int epoch = first_epoch; epoch <= epochs && !stopped_early; epoch++) {
         double epoch_start = wall_seconds();
         Rng shuffle;
         rng_init(&shuffle, cfg->train.seed, RNG_STREAM_SHUFFLE + (uint64_t)epoch);
@@ -396,8 +407,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 }
                 rc = 128 + (int)interrupt_signal;
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
-                          "in %s; continue with the same command and --resume", interrupt_signal == SIGINT ?
-                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, resume_path);
+                          "in %s; continue with %s", interrupt_signal == SIGINT ?
+                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, resume_path,
+                          overwrite ? "the same command, --resume in place of --overwrite"
+                                    : "the same command and --resume");
                 goto done;
             }
             int start = (int)(step * batch);
@@ -514,6 +527,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // over and saved: Ctrl-C now just stops the process (cuvae eval can redo this part).
     interrupts_restore(&handlers);
     handlers_restored = true;
+    if (interrupt_signal) {   // asked to stop while the last epoch was being saved
+        rc = 128 + (int)interrupt_signal;
+        set_error(err, errlen, "interrupted (%s) after training finished: the model is saved in %s; the final "
+                  "evaluation was skipped (run cuvae eval %s)", interrupt_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                  ckpt_path, ckpt_path);
+        goto done;
+    }
     {
         float *params = xmalloc(model.n_params * sizeof(float));
         model_get_params(&model, params);
@@ -547,10 +567,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         eval_report_free(&report);
         if (rc != 0) goto done;
     }
-    fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, model.safetensors, resume.safetensors%s)\n",
-            wall_seconds() - train_start, out_dir,
-            validating && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
-            : validating ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
+    if (epochs == 0)
+        fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, "
+                "model.safetensors)\n", wall_seconds() - train_start, out_dir);
+    else
+        fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, "
+                "model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
+                validating && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
+                : validating ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
     if (handlers_caught && !handlers_restored) interrupts_restore(&handlers);

@@ -48,6 +48,12 @@ expect_error "eval garbage checkpoint" 2 "garbage.safetensors" -- "$CUVAE" eval 
 expect_error "sample bad -n" 2 "sample: -n" -- "$CUVAE" sample "$tmp/x.safetensors" -n 0
 expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
+expect_error "sample --title too long for a grid" 2 "sample: --title: expected one non-empty line of at most 200" -- \
+    "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'x%.0s' {1..201})"
+expect_error "a validation split that leaves nothing to train on names the config and key" 2 \
+    "configs/examples_vae.json: data.validation 0.5 of 1 training examples leaves none to train on" -- \
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=1 --set data.validation=0.5 \
+    --out "$tmp/valnone"
 
 # found by review: each one a reproducer
 small=(--set data.train_limit=200 --set data.test_limit=100 --set device=cpu --set train.epochs=2)

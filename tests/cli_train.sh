@@ -133,6 +133,14 @@ cmp -s "$tmp/valres/best.safetensors" "$tmp/val/best.safetensors" && cmp -s "$tm
 [ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && grep -q "^cuvae: early stopping after epoch 3: the validation loss has not improved for 2 epochs (best .* at epoch 1" "$tmp/es.err" \
     && [ -s "$tmp/es/eval.json" ] && ok "early stopping after 2 epochs without improvement, said so, test set evaluated" \
     || bad "early stopping: $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep early "$tmp/es.err")"
+# --resume of a run that stopped early stays stopped (evaluates, trains no further epoch)
+cp "$tmp/es/model.safetensors" "$tmp/es.model"
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=6 --set train.lr=1e-30 \
+    --set train.early_stopping=2 --out "$tmp/es" --resume 2>"$tmp/es2.err"; rc=$?
+[ "$rc" -eq 0 ] && [ "$(wc -l < "$tmp/es/log.jsonl")" -eq 3 ] && cmp -s "$tmp/es.model" "$tmp/es/model.safetensors" \
+    && grep -q "^cuvae: the run stopped early after epoch 3 .*not training further" "$tmp/es2.err" && [ -s "$tmp/es/eval.json" ] \
+    && ok "--resume of an early-stopped run: no further epoch, said so, evaluated" \
+    || bad "--resume after early stopping: exit $rc, $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep -i early "$tmp/es2.err")"
 # learning-rate schedules: cosine decay with a linear warm-up, computed per step on the device;
 # the log shows the lr of each epoch's last step
 sched=(--set data.train_limit=1000 --set data.test_limit=100 --set device=cpu --set model.latent_dim=8
@@ -143,7 +151,8 @@ lrs=$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/cos/log.jsonl" | tr '\n' ' ')
 awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && a[2] < a[1] && a[3] > 0.0000999 && a[3] < 0.000101) }' \
     && ok "cosine + warm-up: lr per epoch $lrs (decays to lr_min)" || bad "cosine lr per epoch: $lrs"
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --set train.lr_schedule=step \
-    --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --out "$tmp/steplr" 2>/dev/null
+    --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --set train.lr_min=0 \
+    --out "$tmp/steplr" 2>/dev/null
 [ "$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')" = "0.001 0.0005 0.00025 " ] \
     && ok "step schedule: lr 0.001, 0.0005, 0.00025" || bad "step schedule lr: $(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/steplr/log.jsonl" | tr '\n' ' ')"
 # the optimizers users expect: each trains (test loss well below its value at initialisation)

@@ -471,6 +471,10 @@ static const ErrorCase error_cases[] = {
     {"train.lr_gamma", "1.5", "train.lr_gamma", "must be in (0, 1]"},
     {"train.lr_min", "1", "train.lr_min", "must be in [0, train.lr)"},
     {"train.lr_step_epochs", "0", "train.lr_step_epochs", "must be >= 1"},
+    {"train.lr_step_epochs", "5", "train.lr_step_epochs", "is read only by lr_schedule \"step\""},
+    {"train.lr_gamma", "0.5", "train.lr_gamma", "is read only by lr_schedule \"step\""},
+    {"train.lr_gamma", "1e-50", "train.lr_gamma", "float32"},
+    {"train.lr_min", "0.0001", "train.lr_min", "is read only by lr_schedule \"cosine\""},
     {"train.warmup_steps", "-5", "train.warmup_steps", "must be >= 0"},
     {"train.full_epochs", "-2", "train.full_epochs", ">= 0"},
     // unknown keys at each level (and keys are case-sensitive)
@@ -787,6 +791,33 @@ static void test_base_configs(void) {
     write_text(path, "{\"base\": \"broken.json\"}");
     CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "broken.json: line 1"),
           "syntax error in a base names the base: %s", err);
+    // a duplicate key in either file is refused before the merge (which would keep one silently)
+    snprintf(path, sizeof path, "%s/dup_child.json", dir);
+    write_text(path, "{\"base\": \"base.json\", \"train\": {\"lr\": 0.1, \"lr\": 0.2}}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "dup_child.json: train.lr: duplicate key"),
+          "duplicate key in a config with a base: %s", err);
+    snprintf(path, sizeof path, "%s/dup_base.json", dir);
+    write_text(path, "{\"name\": \"a\", \"name\": \"b\"}");
+    snprintf(path, sizeof path, "%s/uses_dup.json", dir);
+    write_text(path, "{\"base\": \"dup_base.json\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "dup_base.json: name: duplicate key"),
+          "duplicate key in a base names the base: %s", err);
+    // a NUL byte in a base is refused like one in the config itself
+    snprintf(path, sizeof path, "%s/nul_base.json", dir);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite("{\"name\": \"a\0\"}", 1, 15, f);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/uses_nul.json", dir);
+    write_text(path, "{\"base\": \"nul_base.json\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "nul_base.json: byte 11: a NUL byte"),
+          "NUL byte in a base: %s", err);
+    // a bad value may come from a base: the message names the files merged
+    snprintf(path, sizeof path, "%s/bad_value.json", dir);
+    write_text(path, "{\"base\": \"base.json\", \"train\": {\"lr\": -1}}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "bad_value.json (merged over ") &&
+          strstr(err, "base.json): train.lr"), "a value error names the merged files: %s", err);
     char command[700];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
