@@ -12,6 +12,10 @@ fi
 common=(--set data.train_limit=3000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8)
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=0 --out "$tmp/init" 2>"$tmp/init.err" \
     || bad "epochs=0 run: $(tail -1 "$tmp/init.err")"
+# its closing line lists exactly the files it wrote
+listed=$(tail -1 "$tmp/init.err" | sed -E 's/.*\((.*)\)$/\1/' | tr -d ' ' | tr ',' '\n' | sort | tr '\n' ' ')
+[ "$listed" = "$(ls "$tmp/init" | sort | tr '\n' ' ')" ] && ok "epochs=0: the closing line lists the files written ($listed)" \
+    || bad "epochs=0 lists '$listed', wrote '$(ls "$tmp/init" | tr '\n' ' ')'"
 init_loss=$("$CUVAE" eval "$tmp/init/model.safetensors" --set data.test_limit=500 | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=3 --out "$tmp/a" 2>"$tmp/a.err" \
     || bad "training run: $(tail -1 "$tmp/a.err")"
