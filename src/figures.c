@@ -178,26 +178,59 @@ static int figure_histograms(Figures *f, const float *codes, int n) {
     return rc;
 }
 
-// A uniform grid of probabilities mapped through Phi^-1 and decoded (deck 003).
-static int figure_manifold(Figures *f) {
+static int compare_floats(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+// The q-quantile (0..1) of column `column` of codes (n, 2).
+static double code_quantile(const float *codes, int n, int column, double q) {
+    float *values = xmalloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) values[i] = codes[(size_t)i * 2 + column];
+    qsort(values, (size_t)n, sizeof(float), compare_floats);
+    double v = values[(int)lround(q * (n - 1))];
+    free(values);
+    return v;
+}
+
+// A decoded grid over the 2-D latent space. A VAE: uniform in probability under the
+// prior, z = Phi^-1(p) (deck 003). An AE has no prior: the grid spans its test codes'
+// range (1st to 99th percentile on each axis), where its decoder has seen codes.
+static int figure_manifold(Figures *f, const float *codes, int n_codes) {   // codes (n_codes, 2)
     Model *m = f->m;
     const int steps = MANIFOLD_STEPS, n = steps * steps;
+    const bool prior = m->variational;
     const double p_lo = 0.05, p_hi = 0.95;
+    double x_lo = inverse_normal_cdf(p_lo), x_hi = inverse_normal_cdf(p_hi), y_lo = x_lo, y_hi = x_hi;
+    if (!prior) {
+        x_lo = code_quantile(codes, n_codes, 0, 0.01);
+        x_hi = code_quantile(codes, n_codes, 0, 0.99);
+        y_lo = code_quantile(codes, n_codes, 1, 0.01);
+        y_hi = code_quantile(codes, n_codes, 1, 0.99);
+        if (!(x_hi > x_lo)) x_hi = x_lo + 1.0;   // all codes alike: still a grid
+        if (!(y_hi > y_lo)) y_hi = y_lo + 1.0;
+    }
     float *z = xmalloc((size_t)n * 2 * sizeof(float));
     uint8_t *labels = xcalloc((size_t)n, 1);
     for (int row = 0; row < steps; row++) {
-        double z2 = inverse_normal_cdf(p_hi - (p_hi - p_lo) * row / (steps - 1));   // top row: high z2
+        double t_row = 1.0 - (double)row / (steps - 1);   // top row: high z2
         for (int col = 0; col < steps; col++) {
-            double z1 = inverse_normal_cdf(p_lo + (p_hi - p_lo) * col / (steps - 1));
+            double t_col = (double)col / (steps - 1);
+            double z1 = prior ? inverse_normal_cdf(p_lo + (p_hi - p_lo) * t_col) : x_lo + (x_hi - x_lo) * t_col;
+            double z2 = prior ? inverse_normal_cdf(p_lo + (p_hi - p_lo) * t_row) : y_lo + (y_hi - y_lo) * t_row;
             z[(size_t)(row * steps + col) * 2] = (float)z1;
             z[(size_t)(row * steps + col) * 2 + 1] = (float)z2;
         }
     }
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
-    double lo = inverse_normal_cdf(p_lo), hi = inverse_normal_cdf(p_hi);
-    int rc = write_grid(f, "manifold.png", "Decoded 2-D latent grid (uniform in probability, z = Phi^-1(p))",
-                        pixels, n, steps, "z1", lo, hi, "z2", lo, hi, 0);
+    int rc = write_grid(f, "manifold.png",
+                        prior ? "Decoded 2-D latent grid (uniform in probability, z = Phi^-1(p))"
+                              : "Decoded 2-D latent grid over the AE codes' range (1st to 99th percentile)",
+                        pixels, n, steps, "z1", x_lo, x_hi, "z2", y_lo, y_hi, 0);
+    if (rc == 0)
+        fprintf(stderr, "cuvae: manifold grid: z1 in [%.3f, %.3f], z2 in [%.3f, %.3f] (%s)\n", x_lo, x_hi, y_lo,
+                y_hi, prior ? "prior quantiles 5%..95%" : "AE codes, 1st..99th percentile");
     free(z);
     free(labels);
     free(pixels);
@@ -411,7 +444,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
     if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
     if (rc == 0) rc = figure_histograms(&f, codes, n);
-    if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f);
+    if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);
     if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
     if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     if (rc == 0) rc = figure_loss_curves(&f, run_dir);

@@ -96,7 +96,8 @@ static const char *USAGE_PLOT =
     "above their reconstructions), latent_scatter.png (encoded test set coloured by label:\n"
     "directly for latent dim 2, t-SNE of --tsne-points codes (default 2000) otherwise),\n"
     "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
-    "a uniform grid through the inverse normal CDF), interpolation.png, class_rows.png (cvae),\n"
+    "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
+    "interpolation.png, class_rows.png (cvae),\n"
     "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n";
 
 static const char *USAGE_REPORT =

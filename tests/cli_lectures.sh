@@ -35,5 +35,15 @@ for fig in samples latent_histograms; do
 done
 [ -s "$tmp/lectures/vae_dim2/figures/manifold.png" ] && [ ! -e "$tmp/lectures/vae_dim10/figures/manifold.png" ] \
     && ok "manifold only for latent dim 2" || bad "manifold figures"
+# the VAE's manifold spans the prior's 5%..95% quantiles; the AE's (no prior) its codes' range
+grep -q "manifold grid: z1 in \[-1.645, 1.645\], z2 in \[-1.645, 1.645\] (prior quantiles" "$tmp/lectures/vae_dim2.plot.log" \
+    && ok "VAE manifold over the prior's quantiles" || bad "VAE manifold: $(grep manifold "$tmp/lectures/vae_dim2.plot.log")"
+ae_grid=$(grep "manifold grid:" "$tmp/lectures/ae_dim2.plot.log")
+if [ -s "$tmp/lectures/ae_dim2/figures/manifold.png" ] && echo "$ae_grid" | grep -q "(AE codes, 1st..99th percentile)" &&
+   ! echo "$ae_grid" | grep -q "1.645"; then
+    ok "AE manifold over its codes' range: ${ae_grid#*grid: }"
+else
+    bad "AE manifold: $ae_grid"
+fi
 [ -s "$tmp/lectures/cvae_dim2/figures/class_rows.png" ] && ok "cvae class rows" || bad "cvae class rows missing"
 cli_finish cli_lectures
