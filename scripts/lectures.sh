@@ -23,5 +23,19 @@ for cfg in configs/lectures/*.json; do
     grep -E "^epoch [0-9]+/[0-9]+:|eval:" "$OUT/$name.train.log" | tail -2
     "$CUVAE" plot "$OUT/$name" 2> "$OUT/$name.plot.log" || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }
 done
+# The ablation's scatters (KL only, reconstruction only, both) share axes so they can be
+# compared: the union of the codes' extents that plot printed, then those scatters redrawn.
+shared_runs=(kl_only_dim2 mse_only_dim2 vae_dim2)
+range=$(for name in "${shared_runs[@]}"; do grep "latent scatter extent:" "$OUT/$name.plot.log"; done |
+        sed -E 's/.*z1 \[([^,]+), ([^]]+)\], z2 \[([^,]+), ([^]]+)\].*/\1 \2 \3 \4/' |
+        awk 'NR == 1 { lo = $1; hi = $2 } { for (i = 1; i <= 4; i += 2) { if ($i < lo) lo = $i; if ($(i+1) > hi) hi = $(i+1) } }
+             END { if (NR) { pad = 0.05 * (hi - lo); if (pad <= 0) pad = 1; printf "%.4g:%.4g", lo - pad, hi + pad } }')
+if [ -n "$range" ]; then
+    echo "== lectures: ablation scatters share axes [$range]"
+    for name in "${shared_runs[@]}"; do
+        "$CUVAE" plot "$OUT/$name" --latent-range "$range" 2> "$OUT/$name.plot.log" \
+            || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }
+    done
+fi
 "$CUVAE" report configs/lectures/index.json "$OUT"
 echo "lectures: done in $(($(date +%s) - start)) s; open $OUT/index.html"

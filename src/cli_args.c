@@ -3,6 +3,7 @@
 #include "cuvae/cli_args.h"
 #include "cuvae/common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,21 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
                 return set_error(err, errlen, "plot: %s: expected 10..100000, got \"%s\"", arg, argv[i]);
             if (strcmp(arg, "--tsne-points") == 0) a->tsne_points = (int)v;
             else a->tsne_iterations = (int)v;
+        } else if (strcmp(arg, "--latent-range") == 0 && strcmp(command, "plot") == 0) {
+            char *end;
+            if (!has_value) return set_error(err, errlen, "plot: --latent-range needs LO:HI");
+            const char *text = argv[++i];
+            double lo = strtod(text, &end), hi = NAN;
+            if (end != text && *end == ':') {
+                const char *second = end + 1;
+                hi = strtod(second, &end);
+                if (end == second) hi = NAN;
+            }
+            if (*end || !isfinite(lo) || !isfinite(hi) || !(lo < hi) || fabs(lo) > 1e30 || fabs(hi) > 1e30)
+                return set_error(err, errlen, "plot: --latent-range: expected LO:HI with finite LO < HI, got \"%s\"",
+                                 text);
+            a->latent_range[0] = lo;
+            a->latent_range[1] = hi;
         } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: -n needs a count");

@@ -31,6 +31,7 @@ void figures_default_options(FigureOptions *o) {
     o->tsne_points = 2000;
     o->tsne_iterations = 1000;
     o->scatter_points = 0;
+    o->latent_range[0] = o->latent_range[1] = 0.0;
 }
 
 typedef struct {
@@ -124,6 +125,21 @@ static int figure_reconstructions(Figures *f, const DeviceDataset *test, const f
     return rc;
 }
 
+static int compare_floats(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+// The q-quantile (0..1) of column `column` of codes (n, 2).
+static double code_quantile(const float *codes, int n, int column, double q) {
+    float *values = xmalloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) values[i] = codes[(size_t)i * 2 + column];
+    qsort(values, (size_t)n, sizeof(float), compare_floats);
+    double v = values[(int)lround(q * (n - 1))];
+    free(values);
+    return v;
+}
+
 static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels, int n,
                           const FigureOptions *o) {
     const int L = f->m->latent_dim;
@@ -132,9 +148,24 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
     int rc;
     if (L == 2) {
         int points = o->scatter_points > 0 && o->scatter_points < n ? o->scatter_points : n;
-        char title[128];
-        snprintf(title, sizeof title, "Encoded test set (mean of q(z|x)), %d points", points);
-        rc = plot_scatter(path, title, "z1", "z2", codes, labels, points, 10, class_names(f), f->err, f->errlen);
+        // the codes' extent (0.5th..99.5th percentile), which `plot --latent-range` unions share
+        fprintf(stderr, "cuvae: latent scatter extent: z1 [%.4g, %.4g], z2 [%.4g, %.4g]\n",
+                code_quantile(codes, points, 0, 0.005), code_quantile(codes, points, 0, 0.995),
+                code_quantile(codes, points, 1, 0.005), code_quantile(codes, points, 1, 0.995));
+        const bool shared = o->latent_range[0] < o->latent_range[1];
+        const double range[4] = {o->latent_range[0], o->latent_range[1], o->latent_range[0], o->latent_range[1]};
+        char title[160];
+        if (shared) {
+            snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared",
+                     f->m->variational ? "mean of q(z|x)" : "AE codes", points, range[0], range[1]);
+            fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (--latent-range)\n", range[0],
+                    range[1], range[2], range[3]);
+        }
+        else
+            snprintf(title, sizeof title, "Encoded test set (%s), %d points",
+                     f->m->variational ? "mean of q(z|x)" : "AE codes", points);
+        rc = plot_scatter_in_range(path, title, "z1", "z2", codes, labels, points, 10, class_names(f),
+                                   shared ? range : NULL, f->err, f->errlen);
     } else {
         int points = o->tsne_points < n ? o->tsne_points : n;
         if (points < o->tsne_points)
@@ -176,21 +207,6 @@ static int figure_histograms(Figures *f, const float *codes, int n) {
     int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, HISTOGRAM_PANELS, true, f->err, f->errlen);
     if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
     return rc;
-}
-
-static int compare_floats(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-// The q-quantile (0..1) of column `column` of codes (n, 2).
-static double code_quantile(const float *codes, int n, int column, double q) {
-    float *values = xmalloc((size_t)n * sizeof(float));
-    for (int i = 0; i < n; i++) values[i] = codes[(size_t)i * 2 + column];
-    qsort(values, (size_t)n, sizeof(float), compare_floats);
-    double v = values[(int)lround(q * (n - 1))];
-    free(values);
-    return v;
 }
 
 // A decoded grid over the 2-D latent space. A VAE: uniform in probability under the
@@ -440,7 +456,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     float *codes = xmalloc((size_t)n * L * sizeof(float));
     eval_encode(&m, &test, n, codes);
 
-    rc = figure_samples(&f);
+    if (o->latent_range[0] < o->latent_range[1] && L != 2)
+        rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
+                       "latent dim is %d (its scatter is a t-SNE)", L);
+    if (rc == 0) rc = figure_samples(&f);
     if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
     if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
     if (rc == 0) rc = figure_histograms(&f, codes, n);

@@ -90,11 +90,13 @@ static const char *USAGE_SAMPLE =
     "--class C generates that class; without it sample i gets class i mod 10.\n";
 
 static const char *USAGE_PLOT =
-    "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--set key.path=value]...\n"
+    "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
+    "                  [--set key.path=value]...\n"
     "\n"
     "Writes RUN_DIR/figures/: samples.png (z ~ N(0, I)), reconstructions.png (test images\n"
     "above their reconstructions), latent_scatter.png (encoded test set coloured by label:\n"
-    "directly for latent dim 2, t-SNE of --tsne-points codes (default 2000) otherwise),\n"
+    "directly for latent dim 2, t-SNE of --tsne-points codes (default 2000) otherwise;\n"
+    "--latent-range fixes both axes of the direct scatter, so several runs can share them),\n"
     "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
     "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
     "interpolation.png, class_rows.png (cvae),\n"
@@ -309,6 +311,8 @@ static int command_plot(int argc, char **argv) {
     figures_default_options(&o);
     if (a.tsne_points) o.tsne_points = a.tsne_points;
     if (a.tsne_iterations) o.tsne_iterations = a.tsne_iterations;
+    o.latent_range[0] = a.latent_range[0];
+    o.latent_range[1] = a.latent_range[1];
     if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);
     return 0;
 }

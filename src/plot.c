@@ -350,6 +350,17 @@ static int close_data(FILE *f, const char *png_path, char *err, size_t errlen) {
 int plot_scatter(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
                  const float *xy, const uint8_t *labels, int n, int n_classes,
                  const char *const *class_names, char *err, size_t errlen) {
+    return plot_scatter_in_range(png_path, title, xlabel, ylabel, xy, labels, n, n_classes, class_names, NULL,
+                                 err, errlen);
+}
+
+int plot_scatter_in_range(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
+                          const float *xy, const uint8_t *labels, int n, int n_classes,
+                          const char *const *class_names, const double *range, char *err, size_t errlen) {
+    if (range && !(isfinite(range[0]) && isfinite(range[1]) && isfinite(range[2]) && isfinite(range[3]) &&
+                   range[0] < range[1] && range[2] < range[3]))
+        return set_error(err, errlen, "%s: scatter range [%g, %g] x [%g, %g] is not a finite, non-empty box",
+                         png_path, range[0], range[1], range[2], range[3]);
     if (!xy || n <= 0) return set_error(err, errlen, "%s: scatter needs at least one point", png_path);
     if (labels && (n_classes < 1 || n_classes > 10))
         return set_error(err, errlen, "%s: scatter supports 1..10 classes, got %d", png_path, n_classes);
@@ -403,6 +414,7 @@ int plot_scatter(const char *png_path, const char *title, const char *xlabel, co
 
     FILE *f = job.script;
     put_axes_style(f, title, xlabel, ylabel);
+    if (range) fprintf(f, "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\n", range[0], range[1], range[2], range[3]);
     double point_size = written > 5000 ? 0.35 : (written > 1000 ? 0.5 : 0.7);
     if (labels) fprintf(f, "set key outside right top vertical Left reverse samplen 0.5 spacing 1.3 font ',12'\n");
     else fprintf(f, "unset key\n");

@@ -48,6 +48,10 @@ expect_error "eval garbage checkpoint" 2 "garbage.safetensors" -- "$CUVAE" eval 
 expect_error "sample bad -n" 2 "sample: -n" -- "$CUVAE" sample "$tmp/x.safetensors" -n 0
 expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
+for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
+    expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with finite LO < HI" -- \
+        "$CUVAE" plot "$tmp" --latent-range "$bad_range"
+done
 expect_error "sample --title too long for a grid" 2 "sample: --title: expected one non-empty line of at most 200" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'x%.0s' {1..201})"
 expect_error "a validation split that leaves nothing to train on names the config and key" 2 \

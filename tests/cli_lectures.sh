@@ -45,5 +45,12 @@ if [ -s "$tmp/lectures/ae_dim2/figures/manifold.png" ] && echo "$ae_grid" | grep
 else
     bad "AE manifold: $ae_grid"
 fi
+# the ablation's three scatters were drawn on one shared pair of axes
+titles=$(for r in kl_only_dim2 mse_only_dim2 vae_dim2; do grep -h "latent scatter axes" "$tmp/lectures/$r.plot.log"; done)
+if [ "$(echo "$titles" | grep -c "latent scatter axes")" -eq 3 ] && [ "$(echo "$titles" | sort -u | wc -l)" -eq 1 ]; then
+    ok "ablation scatters share axes: $(echo "$titles" | head -1)"
+else
+    bad "ablation scatters: '$titles'"
+fi
 [ -s "$tmp/lectures/cvae_dim2/figures/class_rows.png" ] && ok "cvae class rows" || bad "cvae class rows missing"
 cli_finish cli_lectures

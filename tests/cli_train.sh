@@ -44,6 +44,10 @@ else
     skip "sample --title" "gnuplot not installed"
 fi
 ls "$tmp/a" | grep -q tmp && bad "temp files left in run dir" || ok "no temp files left"
+"$CUVAE" plot "$tmp/a" --latent-range -3:3 2>"$tmp/range.err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "plot: --latent-range sets the axes of a 2-D latent scatter; this model's latent dim is 8" "$tmp/range.err" \
+    && ok "plot --latent-range on a latent-dim-8 run: refused, says why" || bad "--latent-range dim 8: exit $rc, $(tail -1 "$tmp/range.err")"
+[ ! -e "$tmp/a/figures" ] || [ -z "$(ls "$tmp/a/figures")" ] && ok "... and no figure drawn" || bad "figures drawn despite the refusal"
 # the per-epoch grids: one sample and one reconstruction PNG per epoch
 n_png=0
 for e in 001 002 003; do

@@ -25,6 +25,7 @@ typedef struct {
     int sample_class;
     int tsne_points;
     int tsne_iterations;
+    double latent_range[2];   // plot --latent-range LO:HI (0, 0: not given)
     bool full;
     bool resume;
     bool overwrite;

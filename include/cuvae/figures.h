@@ -10,6 +10,8 @@ typedef struct {
     int tsne_points;        // codes embedded by t-SNE when latent_dim > 2 (default 2000)
     int tsne_iterations;    // default 1000
     int scatter_points;     // points in a direct 2-D scatter (default: the whole test set)
+    double latent_range[2]; // plot --latent-range LO:HI: both axes of the direct 2-D scatter
+                            // (shared across runs); LO >= HI: fitted to the codes (default)
 } FigureOptions;
 
 void figures_default_options(FigureOptions *o);

@@ -31,6 +31,12 @@ bool plot_available(void);
 int plot_scatter(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
                  const float *xy /* (N, 2) */, const uint8_t *labels /* (N) or NULL */, int n, int n_classes,
                  const char *const *class_names, char *err, size_t errlen);
+// The same with fixed axes: range = {x_min, x_max, y_min, y_max} (NULL: fitted to the points),
+// so scatters of several runs can share axes; points outside are left out of the view.
+int plot_scatter_in_range(const char *png_path, const char *title, const char *xlabel, const char *ylabel,
+                          const float *xy /* (N, 2) */, const uint8_t *labels /* (N) or NULL */, int n,
+                          int n_classes, const char *const *class_names, const double *range /* (4) */,
+                          char *err, size_t errlen);
 
 // Grid of histograms (densities), one per dimension: values (N, dims) row-major; at most max_panels
 // dims shown (the first ones); panel j is titled z_{j+1} (z_1, z_2, ... as in lecture notation),
