@@ -688,6 +688,22 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
     // y keeps gnuplot's extension to round ticks, with a little room above and below the curves
     fprintf(f, "set autoscale xfix\n");
     fprintf(f, "set offsets graph 0.01, graph 0.01, graph 0.03, graph 0.03\n");
+    // whole-number x (epochs): ticks on whole numbers only, never "0.995"; one point gets a
+    // range of +-1 around it instead of gnuplot's +-1 %
+    bool whole = true;
+    double x_lo = INFINITY, x_hi = -INFINITY;
+    for (int i = 0; i < n_points; i++) {
+        if (!isfinite(x[i])) continue;
+        if (x[i] != floor(x[i])) whole = false;
+        if (x[i] < x_lo) x_lo = x[i];
+        if (x[i] > x_hi) x_hi = x[i];
+    }
+    if (whole && x_hi >= x_lo) {
+        double step = x_hi > x_lo ? nice_step((x_hi - x_lo) / 8.0) : 1.0;
+        if (step < 1.0) step = 1.0;
+        fprintf(f, "set xtics %.10g\nset mxtics 1\nset format x '%%.0f'\n", step);
+        if (x_hi == x_lo) fprintf(f, "set xrange [%.10g:%.10g]\n", x_lo - 1.0, x_hi + 1.0);
+    }
     if (!names && n_series == 1) fprintf(f, "unset key\n");  // nothing to tell apart
     else fprintf(f, "set key outside right top vertical Left reverse samplen 2 spacing 1.3 font ',12'\n");
     const char *style = n_points <= 30 ? "linespoints pt 7 ps 0.8" : "lines";

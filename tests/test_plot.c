@@ -375,6 +375,76 @@ static void test_bad_arguments(void) {
     CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
 }
 
+// The scripts handed to gnuplot, captured by a fake gnuplot that copies its script and fails:
+// epoch axes tick whole numbers only (one epoch: 0..2, not 0.99..1.01), and a scatter with a
+// range fixes both axes to it.
+static char *captured_script(const char *capture) {
+    FILE *f = fopen(capture, "r");
+    if (!f) return NULL;
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void test_axis_ticks_in_scripts(void) {
+    char fake_dir[600], fake[700], capture[700], path[600], err[512] = "";
+    snprintf(fake_dir, sizeof fake_dir, "%s/capturebin", test_dir);
+    mkdir(fake_dir, 0755);
+    snprintf(fake, sizeof fake, "%s/gnuplot", fake_dir);
+    snprintf(capture, sizeof capture, "%s/captured.gp", test_dir);
+    FILE *f = fopen(fake, "w");
+    CHECK(f != NULL, "cannot write %s", fake);
+    if (!f) return;
+    fprintf(f, "#!/bin/sh\n[ \"$1\" = -e ] && exit 0\n/bin/cp \"$1\" '%s'\nexit 1\n", capture);   // -e: the probe
+    fclose(f);
+    chmod(fake, 0755);
+    const char *old = getenv("PATH");
+    char *saved = strdup(old ? old : "/usr/bin:/bin");
+    setenv("PATH", fake_dir, 1);
+    out_path(path, sizeof path, "captured.png");
+
+    double one_x[1] = {1}, one_y[1] = {5};
+    const double *one[1] = {one_y};
+    plot_lines(path, "t", "epoch", "y", one_x, one, NULL, 1, 1, false, err, sizeof err);
+    char *script = captured_script(capture);
+    CHECK(script && strstr(script, "set xtics 1\n") && strstr(script, "set format x '%.0f'") &&
+          strstr(script, "set xrange [0:2]"), "one epoch: whole-number ticks over 0..2:\n%s", script ? script : "(none)");
+    double x[40], y0[40];
+    for (int i = 0; i < 40; i++) {
+        x[i] = i + 1;
+        y0[i] = 100.0 / (i + 1);
+    }
+    const double *ys[1] = {y0};
+    unlink(capture);
+    plot_lines(path, "t", "epoch", "y", x, ys, NULL, 1, 40, true, err, sizeof err);
+    script = captured_script(capture);
+    CHECK(script && strstr(script, "set xtics 5\n") && !strstr(script, "set xrange"),
+          "40 epochs: ticks every 5:\n%s", script ? script : "(none)");
+    double half[2] = {0.5, 1.5};
+    unlink(capture);
+    plot_lines(path, "t", "x", "y", half, ys, NULL, 1, 2, false, err, sizeof err);
+    script = captured_script(capture);
+    CHECK(script && !strstr(script, "set xtics"), "fractional x keeps gnuplot's ticks");
+    float xy[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+    const double range[4] = {-3, 3, -2, 2};
+    unlink(capture);
+    plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, range, err, sizeof err);
+    script = captured_script(capture);
+    CHECK(script && strstr(script, "set xrange [-3:3]\nset yrange [-2:2]"), "scatter range:\n%s",
+          script ? script : "(none)");
+    const double empty[4] = {1, 1, -2, 2};
+    CHECK(plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, empty, err, sizeof err) == -1 &&
+          strstr(err, "not a finite, non-empty box"), "empty range refused: %s", err);
+
+    setenv("PATH", saved, 1);
+    free(saved);
+    unlink(fake);
+    unlink(capture);
+    rmdir(fake_dir);
+}
+
 // A fake gnuplot that fails like the real one: the error names the script line, the call
 // returns -1, nothing is left behind. Then no gnuplot on PATH at all.
 static void test_gnuplot_failure(void) {
@@ -447,6 +517,7 @@ int main(void) {
         {"missing_directory", test_missing_directory},
         {"bad_arguments", test_bad_arguments},
         {"gnuplot_failure", test_gnuplot_failure},
+        {"axis_ticks_in_scripts", test_axis_ticks_in_scripts},
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]);
     if (!plot_available()) {
