@@ -148,7 +148,7 @@ static const char *STYLE =
     "table.numbers td:first-child,table.numbers th:first-child{text-align:left}"
     "table.figures{border-collapse:collapse;table-layout:fixed;width:100%}"
     "table.figures td{vertical-align:top;padding:.3em;text-align:center}"
-    "table.figures img{max-width:100%;height:auto;border:1px solid #eee}"
+    "table.figures img{width:100%;height:auto;border:1px solid #eee}"   // every figure fills its panel
     "th.run{font-weight:normal;font-family:monospace;font-size:1em}"
     ".desc{color:#555;font-size:.9em}.missing{color:#999;font-style:italic;padding:2em 0}"
     ".caption{font-size:.85em;color:#555;text-align:left;padding-top:.8em}";

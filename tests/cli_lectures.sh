@@ -45,6 +45,8 @@ if [ -s "$tmp/lectures/ae_dim2/figures/manifold.png" ] && echo "$ae_grid" | grep
 else
     bad "AE manifold: $ae_grid"
 fi
+# every figure fills its panel (small image grids are scaled up to the panel's width)
+grep -q "table.figures img{width:100%;height:auto" "$page" && ok "figures fill their panels" || bad "figure width rule missing"
 # the ablation's three scatters were drawn on one shared pair of axes
 titles=$(for r in kl_only_dim2 mse_only_dim2 vae_dim2; do grep -h "latent scatter axes" "$tmp/lectures/$r.plot.log"; done)
 if [ "$(echo "$titles" | grep -c "latent scatter axes")" -eq 3 ] && [ "$(echo "$titles" | sort -u | wc -l)" -eq 1 ]; then
