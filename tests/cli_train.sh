@@ -44,6 +44,23 @@ else
     skip "sample --title" "gnuplot not installed"
 fi
 ls "$tmp/a" | grep -q tmp && bad "temp files left in run dir" || ok "no temp files left"
+# Fashion-MNIST scatters name the classes in their legend: a gnuplot wrapper keeps the scripts
+if command -v gnuplot >/dev/null && [ -s data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+    mkdir -p "$tmp/gpwrap" "$tmp/gpscripts"
+    printf '#!/bin/sh\n[ -f "$1" ] && cp "$1" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
+        > "$tmp/gpwrap/gnuplot"
+    chmod +x "$tmp/gpwrap/gnuplot"
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.dataset=fashion-mnist --set data.dir=data/fashion-mnist \
+        --set data.train_limit=300 --set data.test_limit=200 --set model.latent_dim=2 --set train.epochs=1 \
+        --out "$tmp/fashion" 2>/dev/null
+    PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/fashion" 2>"$tmp/fashion.plot.err" || bad "fashion plot: $(tail -1 "$tmp/fashion.plot.err")"
+    legend=$(grep -l "latent_scatter" "$tmp"/gpscripts/script.* 2>/dev/null | head -1)
+    [ -n "$legend" ] && grep -q '"T-shirt/top"' "$legend" && grep -q '"Ankle boot"' "$legend" \
+        && ok "Fashion-MNIST scatter legend names the classes (T-shirt/top ... Ankle boot)" \
+        || bad "Fashion-MNIST legend: $(grep -ho 'title "[^"]*"' $legend 2>/dev/null | head -3 | tr '\n' ' ')"
+else
+    skip "Fashion-MNIST legend" "gnuplot or data/fashion-mnist missing"
+fi
 "$CUVAE" plot "$tmp/a" --latent-range -3:3 2>"$tmp/range.err"; rc=$?
 [ "$rc" -eq 2 ] && grep -q "plot: --latent-range sets the axes of a 2-D latent scatter; this model's latent dim is 8" "$tmp/range.err" \
     && ok "plot --latent-range on a latent-dim-8 run: refused, says why" || bad "--latent-range dim 8: exit $rc, $(tail -1 "$tmp/range.err")"
