@@ -459,6 +459,17 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (its scatter is a t-SNE)", L);
+    if (rc == 0) {   // the plan, so the "wrote" lines read as progress
+        char log_path[1200];
+        snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
+        const bool curves = access(log_path, F_OK) == 0;
+        int count = 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
+        char scatter[96] = "";
+        if (L > 2)
+            snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
+                     o->tsne_points < n ? o->tsne_points : n);
+        fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
+    }
     if (rc == 0) rc = figure_samples(&f);
     if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
     if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);

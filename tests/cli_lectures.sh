@@ -45,6 +45,15 @@ if [ -s "$tmp/lectures/ae_dim2/figures/manifold.png" ] && echo "$ae_grid" | grep
 else
     bad "AE manifold: $ae_grid"
 fi
+# plot announces how many figures it will draw, and draws that many (its progress reads true)
+announced_ok=0; announced_bad=""
+for log in "$tmp"/lectures/*.plot.log; do
+    said=$(sed -nE 's/^cuvae: plot: drawing ([0-9]+) figures.*/\1/p' "$log")
+    drawn=$(grep -c "^cuvae: wrote .*\.png$" "$log")
+    if [ -n "$said" ] && [ "$said" -eq "$drawn" ]; then announced_ok=$((announced_ok + 1)); else announced_bad+=" $(basename "$log"):$said/$drawn"; fi
+done
+[ -z "$announced_bad" ] && ok "plot's announced figure count matches what it drew ($announced_ok runs)" \
+    || bad "plot announced/drawn:$announced_bad"
 # every figure fills its panel (small image grids are scaled up to the panel's width)
 grep -q "table.figures img{width:100%;height:auto" "$page" && ok "figures fill their panels" || bad "figure width rule missing"
 # the ablation's three scatters were drawn on one shared pair of axes
