@@ -265,7 +265,12 @@ LossUnits loss_units(const Config *cfg) {
         u.rec_long = mean ? "mean squared error per pixel (not nats: a Gaussian likelihood needs its sigma)"
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
-    u.total = u.nats ? "nats/example" : "rec + KL in different units (not a log-likelihood)";
+    u.has_kl = cfg->model.kind != MODEL_AE;
+    if (!u.has_kl)
+        u.total = u.nats ? "nats/example" : mean ? (cfg->loss.reconstruction == REC_BCE ? "nats/pixel" : "MSE/pixel")
+                                                 : "SSE (the reconstruction alone)";
+    else
+        u.total = u.nats ? "nats/example" : "rec + KL in different units (not a log-likelihood)";
     return u;
 }
 

@@ -376,7 +376,10 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         // nats only where the terms are (loss_units): a per-pixel MSE is not
         const LossUnits units = loss_units(&f->m->cfg);
         char split_name[96], curves_title[128], terms_axis[64];
-        snprintf(split_name, sizeof split_name, "%s (rec + KL%s)", split, units.nats ? "" : ", mixed units");
+        if (units.has_kl)
+            snprintf(split_name, sizeof split_name, "%s (rec + KL%s)", split, units.nats ? "" : ", mixed units");
+        else   // an AE: the reconstruction alone
+            snprintf(split_name, sizeof split_name, "%s (reconstruction, %s)", split, units.rec);
         snprintf(curves_title, sizeof curves_title, "Loss per epoch, per example%s",
                  units.nats ? " (nats)" : "");
         snprintf(terms_axis, sizeof terms_axis, "%s", units.nats ? "nats / example" : "per example");

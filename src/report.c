@@ -122,7 +122,11 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     bool bce = rec_kind && strcmp(rec_kind, "bce") == 0;
     const char *rec_unit = bce ? (mean_reduction ? "nats/pixel" : "nats") : (mean_reduction ? "MSE/pixel" : "SSE");
     bool in_nats = bce && !mean_reduction;
-    cell_number_unit(f, json_number(ev, "test_loss"), 2, in_nats ? "nats" : "mixed units");
+    // an AE has no KL term: its test loss is the reconstruction alone, in that unit
+    const char *kind = model ? json_string(model, "kind") : NULL;
+    bool autoencoder = kind && strcmp(kind, "ae") == 0;
+    cell_number_unit(f, json_number(ev, "test_loss"), in_nats || !autoencoder ? 2 : 4,
+                     in_nats ? "nats" : autoencoder ? rec_unit : "mixed units");
     cell_number_unit(f, json_number(ev, "rec"), in_nats ? 2 : 4, rec_unit);
     cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);

@@ -253,9 +253,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         return -1;
     }
     const LossUnits units = loss_units(cfg);
-    fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s, KL in nats%s\n",
+    fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
             cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" : "cvae",
-            model.n_params, units.rec_long, units.nats ? "" : " (so rec + KL adds different units)");
+            model.n_params, units.rec_long,
+            !units.has_kl ? " (an AE: no KL term)" : units.nats ? ", KL in nats" : ", KL in nats (so rec + KL adds different units)");
 
     DeviceDataset train_dev, test_dev;
     DeviceDataset val_dev;
@@ -556,7 +557,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
         fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
-                report.elbo.loss, units.nats ? "nats/example" : "(rec + KL, different units)",
+                report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,
                 report.active_units, report.latent_dim);
         if (report.iw_k > 0)
             fprintf(stderr, "cuvae: eval: -log p(x) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",

@@ -26,7 +26,10 @@ for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
     shown=$(printf "%.2f" "$loss")
-    unit=$(echo "$ev" | grep -q '"units": "nats/example"' && echo "nats" || echo "mixed units")
+    # nats for a summed BCE; an AE's loss is its reconstruction alone (MSE/pixel here); else mixed
+    unit=$(echo "$ev" | grep -q '"units": "nats/example"' && echo "nats" ||
+           { [ $run = ae_dim10 ] && echo "MSE/pixel" || echo "mixed units"; })
+    [ $run = ae_dim10 ] && shown=$(printf "%.4f" "$loss")
     grep -A0 "<code>$run</code>" "$page" | grep -q "<td>$shown <small>$unit</small></td>" \
         && ok "$run: page shows cuvae eval's test loss $shown ($unit)" || bad "$run: page lacks test loss $shown $unit"
 done

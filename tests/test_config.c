@@ -2,6 +2,7 @@
 // config_to_json round trip, --set overrides, the shipped configs/*.json, and
 // every validation error (table-driven: one edit of a valid config per row).
 #include "cuvae/config.h"
+#include "cuvae/eval.h"
 #include "test.h"
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -729,6 +730,34 @@ static void test_lecture_keys(void) {
 }
 
 // ----------------------------------------------------------------------------
+// The unit each loss is reported in: nats only for a Bernoulli NLL summed over pixels; an AE's
+// loss is its reconstruction alone (no KL), so its total is in the reconstruction's unit.
+static void test_loss_units(void) {
+    struct { const char *sets[3]; bool nats, has_kl; const char *rec, *total; } cases[] = {
+        {{"model.kind=\"vae\"", "loss.reconstruction=\"bce\"", "loss.reduction=\"sum\""}, true, true, "nats", "nats/example"},
+        {{"model.kind=\"vae\"", "loss.reconstruction=\"mse\"", "loss.reduction=\"mean\""}, false, true, "MSE/pixel",
+         "rec + KL in different units (not a log-likelihood)"},
+        {{"model.kind=\"vae\"", "loss.reconstruction=\"bce\"", "loss.reduction=\"mean\""}, false, true, "nats/pixel",
+         "rec + KL in different units (not a log-likelihood)"},
+        {{"model.kind=\"ae\"", "loss.reconstruction=\"mse\"", "loss.reduction=\"mean\""}, false, false, "MSE/pixel", "MSE/pixel"},
+        {{"model.kind=\"ae\"", "loss.reconstruction=\"bce\"", "loss.reduction=\"sum\""}, true, false, "nats", "nats/example"},
+        {{"model.kind=\"ae\"", "loss.reconstruction=\"mse\"", "loss.reduction=\"sum\""}, false, false, "SSE",
+         "SSE (the reconstruction alone)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Config cfg;
+        char err[512] = "";
+        if (config_from_string(&cfg, FULL_EXAMPLE, "units", cases[i].sets, 3, err, sizeof err) != 0) {
+            CHECK(0, "case %zu: %s", i, err);
+            continue;
+        }
+        LossUnits u = loss_units(&cfg);
+        CHECK(u.nats == cases[i].nats && u.has_kl == cases[i].has_kl && strcmp(u.rec, cases[i].rec) == 0 &&
+              strcmp(u.total, cases[i].total) == 0, "case %zu (%s %s %s): nats %d kl %d rec %s total %s", i,
+              cases[i].sets[0], cases[i].sets[1], cases[i].sets[2], u.nats, u.has_kl, u.rec, u.total);
+    }
+}
+
 // "base": config inheritance
 
 static void write_text(const char *path, const char *text) {
@@ -866,6 +895,7 @@ int main(void) {
     test_run("error infinite number", test_error_infinite_number);
     test_run("error exact message", test_error_exact_message);
     test_run("error missing file", test_error_missing_file);
+    test_run("loss units", test_loss_units);
     test_run("base configs", test_base_configs);
     test_run("lecture configs resolve their bases", test_lecture_configs_resolve);
     return test_finish("test_config");

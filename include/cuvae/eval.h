@@ -75,7 +75,9 @@ typedef struct {
     bool nats;            // rec (and so rec + KL) in nats per example
     const char *rec;      // short: "nats", "nats/pixel", "SSE", "MSE/pixel"
     const char *rec_long; // a phrase for messages and eval.json
-    const char *total;    // "nats/example", or a phrase saying the units are mixed
+    const char *total;    // "nats/example", or a phrase saying the units are mixed; an AE
+                          // (no KL term): the reconstruction's own unit
+    bool has_kl;          // false for an AE: its loss is the reconstruction alone
 } LossUnits;
 LossUnits loss_units(const Config *cfg);
 
