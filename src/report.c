@@ -3,6 +3,8 @@
 // and inline CSS (opens from disk, no network).
 #include "cuvae/report.h"
 #include "cuvae/common.h"
+#include "cuvae/config.h"
+#include "cuvae/eval.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -115,19 +117,18 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     }
     else
         fputs("<td>?</td>", f);
-    // each number with its unit: nats only for a Bernoulli likelihood summed over pixels
-    const char *rec_kind = loss ? json_string(loss, "reconstruction") : NULL;
-    const char *reduction_kind = loss ? json_string(loss, "reduction") : NULL;
-    bool mean_reduction = reduction_kind && strcmp(reduction_kind, "mean") == 0;
-    bool bce = rec_kind && strcmp(rec_kind, "bce") == 0;
-    const char *rec_unit = bce ? (mean_reduction ? "nats/pixel" : "nats") : (mean_reduction ? "MSE/pixel" : "SSE");
-    bool in_nats = bce && !mean_reduction;
-    // an AE has no KL term: its test loss is the reconstruction alone, in that unit
-    const char *kind = model ? json_string(model, "kind") : NULL;
-    bool autoencoder = kind && strcmp(kind, "ae") == 0;
-    cell_number_unit(f, json_number(ev, "test_loss"), in_nats || !autoencoder ? 2 : 4,
-                     in_nats ? "nats" : autoencoder ? rec_unit : "mixed units");
-    cell_number_unit(f, json_number(ev, "rec"), in_nats ? 2 : 4, rec_unit);
+    // each number with its unit (loss_units, as train and eval say them): nats only for a
+    // Bernoulli likelihood summed over pixels; an AE's loss is its reconstruction alone
+    Config run_cfg;
+    char why[512];
+    snprintf(path, sizeof path, "%s/%s/config.json", runs_dir, run);
+    bool known = config_load(&run_cfg, path, NULL, 0, why, sizeof why) == 0;
+    LossUnits units = {0};
+    if (known) units = loss_units(&run_cfg);
+    const char *rec_unit = known ? units.rec : "?";
+    const char *total_unit = !known ? "?" : units.nats ? "nats" : units.has_kl ? "mixed units" : units.rec;
+    cell_number_unit(f, json_number(ev, "test_loss"), units.nats || units.has_kl ? 2 : 4, total_unit);
+    cell_number_unit(f, json_number(ev, "rec"), units.nats ? 2 : 4, rec_unit);
     cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
     double active = json_number(ev, "active_units"), latent = json_number(ev, "latent_dim");
