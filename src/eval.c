@@ -274,6 +274,19 @@ LossUnits loss_units(const Config *cfg) {
     return u;
 }
 
+void loss_units_append_json(TextBuffer *t, const Config *cfg) {
+    LossUnits units = loss_units(cfg);
+    if (units.nats) {
+        text_appendf(t, "\"nats/example\"");
+        return;
+    }
+    text_appendf(t, "{\"rec\": ");
+    text_append_json_string(t, units.rec_long);
+    text_appendf(t, ", \"kl\": \"nats/example\", \"test_loss\": ");
+    text_append_json_string(t, units.total);
+    text_appendf(t, "}");
+}
+
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device) {
     TextBuffer j = {0};
     text_appendf(&j, "{\"name\": ");
@@ -284,17 +297,8 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->elbo.rec);
     text_appendf(&j, ", \"kl\": ");
     json_number(&j, r->elbo.kl);
-    LossUnits units = loss_units(cfg);
     text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
-    if (units.nats) {
-        text_appendf(&j, "\"nats/example\"");
-    } else {
-        text_appendf(&j, "{\"rec\": ");
-        text_append_json_string(&j, units.rec_long);
-        text_appendf(&j, ", \"kl\": \"nats/example\", \"test_loss\": ");
-        text_append_json_string(&j, units.total);
-        text_appendf(&j, "}");
-    }
+    loss_units_append_json(&j, cfg);
     text_appendf(&j, ", \"binarized\": %s", r->binarized ? "true" : "false");
     text_appendf(&j, ", \"rec_bce_at_mean\": ");
     json_number(&j, r->rec_bce);

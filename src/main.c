@@ -198,18 +198,9 @@ static int command_eval(int argc, char **argv) {
         ElboResult r;
         eval_elbo(&m, &test_dev, EPS_ZERO, &r);
         TextBuffer t = {0};
-        LossUnits units = loss_units(&cfg);
         text_appendf(&t, "{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, \"units\": ",
                      r.loss, r.rec, r.kl, r.examples);
-        if (units.nats) {
-            text_appendf(&t, "\"nats/example\"");
-        } else {
-            text_appendf(&t, "{\"rec\": ");
-            text_append_json_string(&t, units.rec_long);
-            text_appendf(&t, ", \"kl\": \"nats/example\", \"test_loss\": ");
-            text_append_json_string(&t, units.total);
-            text_appendf(&t, "}");
-        }
+        loss_units_append_json(&t, &cfg);
         text_appendf(&t, ", \"z\": \"mean\", \"device\": \"%s\"}", be->name);
         json = t.data;
     } else {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "cuvae/common.h"
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
 
@@ -80,6 +81,8 @@ typedef struct {
     bool has_kl;          // false for an AE: its loss is the reconstruction alone
 } LossUnits;
 LossUnits loss_units(const Config *cfg);
+// The "units" value of eval.json: "nats/example", or an object naming each term's unit.
+void loss_units_append_json(TextBuffer *t, const Config *cfg);
 
 // Means of q(z|x) (or the AE code) of the first n examples: mu (n, L) on the host.
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu);
