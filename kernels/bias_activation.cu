@@ -2,7 +2,10 @@
 //   bias_activation_forward: y = act(y + bias), in place (one pass after the GEMM)
 //   activation_backward:     dy *= act'(.) written through the output y, in place
 //   bias_grad:               dbias = column sums of dy, in a fixed order
-// Activations (config.h): none, relu, tanh, leaky_relu (slope 0.01).
+// Activations (config.h): none, relu, tanh, leaky_relu (slope 0.01), sigmoid; the
+// math is layer_math.h's. Also the layer graph's standalone activation ops:
+//   activation_forward:  y = act(x) with any leaky_relu slope (out of place)
+//   activation_gradient: dx = dy act'(.) through the output y
 // bias_grad is deterministic without float atomics: one block owns 32 columns;
 // thread (tx, ty) sums rows ty, ty + 16, ty + 32, ... of column tx in order,
 // then the 16 partial sums of a column are added by a fixed shared-memory tree.
@@ -10,26 +13,16 @@
 #include "cuvae/kernels.h"
 #include "cuvae/config.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/layer_math.h"
 
-#define LEAKY_RELU_SLOPE 0.01f
+#define LEAKY_RELU_SLOPE 0.01f   // model.activation's leaky_relu
 
 static __device__ float activation_forward(float v, int act) {
-    switch (act) {
-    case ACT_RELU: return v > 0.0f ? v : 0.0f;
-    case ACT_TANH: return tanhf(v);
-    case ACT_LEAKY_RELU: return v > 0.0f ? v : LEAKY_RELU_SLOPE * v;
-    default: return v;
-    }
+    return activation_value(v, act, LEAKY_RELU_SLOPE);
 }
 
-// derivative of the activation expressed through its output y, times dy
 static __device__ float activation_backward_one(float dy, float y, int act) {
-    switch (act) {
-    case ACT_RELU: return y > 0.0f ? dy : 0.0f;
-    case ACT_TANH: return dy * (1.0f - y * y);
-    case ACT_LEAKY_RELU: return y > 0.0f ? dy : LEAKY_RELU_SLOPE * dy;
-    default: return dy;
-    }
+    return activation_gradient(dy, y, act, LEAKY_RELU_SLOPE);
 }
 
 __global__ void bias_activation_forward_kernel(float *y,           // (B, N)
@@ -50,6 +43,19 @@ __global__ void activation_backward_kernel(float *dy,        // (B, N)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         dy[i] = activation_backward_one(dy[i], y[i], act);
     }
+}
+
+__global__ void activation_forward_kernel(float *y, const float *x, size_t n, int act, float slope) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = activation_value(x[i], act, slope);
+}
+
+__global__ void activation_gradient_kernel(float *dx, const float *dy, const float *y, size_t n,
+                                           int act, float slope) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        dx[i] = activation_gradient(dy[i], y[i], act, slope);
 }
 
 #define BIAS_GRAD_COLS 32   // columns per block (one warp wide: coalesced row reads)
@@ -112,5 +118,23 @@ extern "C" void launch_bias_grad(float *dbias, const float *dy, int B, int N,
     if (n_chunks > 65535) n_chunks = 65535;   // the chunk loop covers the rest
     dim3 block(BIAS_GRAD_COLS, BIAS_GRAD_ROWS);
     bias_grad_kernel<<<n_chunks, block, 0, stream>>>(dbias, dy, B < 0 ? 0 : B, N);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void launch_activation_forward(float *y, const float *x, size_t n, int act, float slope,
+                                          cudaStream_t stream) {
+    if (n == 0) return;
+    const int block_size = 256;
+    activation_forward_kernel<<<elementwise_blocks(n, block_size), block_size, 0, stream>>>(
+        y, x, n, act, slope);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void launch_activation_gradient(float *dx, const float *dy, const float *y, size_t n,
+                                           int act, float slope, cudaStream_t stream) {
+    if (n == 0) return;
+    const int block_size = 256;
+    activation_gradient_kernel<<<elementwise_blocks(n, block_size), block_size, 0, stream>>>(
+        dx, dy, y, n, act, slope);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -3,6 +3,7 @@
 // function of the same name here.
 #include "cuvae/backend.h"
 #include "cuvae/optimizer_math.h"
+#include "cuvae/layer_math.h"
 #include "cuvae/common.h"
 #include "cuvae/philox.h"
 #include "cuvae/rng.h"
@@ -201,6 +202,9 @@ static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias
                 row[n] = v > 0.0f ? v : LEAKY_RELU_SLOPE * v;
             }
             break;
+        case ACT_SIGMOID:
+            for (int n = 0; n < N; n++) row[n] = activation_value(row[n] + bias[n], ACT_SIGMOID, 0.0f);
+            break;
         }
     }
 }
@@ -214,7 +218,7 @@ static void cpu_activation_backward(Backend *be, float *dy, const float *y, int 
     for (size_t i = 0; i < count; i++) {
         if (act == ACT_RELU) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
         else if (act == ACT_TANH) dy[i] *= 1.0f - y[i] * y[i];
-        else dy[i] = y[i] > 0.0f ? dy[i] : LEAKY_RELU_SLOPE * dy[i];
+        else dy[i] = activation_gradient(dy[i], y[i], (int)act, LEAKY_RELU_SLOPE);
     }
 }
 
@@ -510,6 +514,150 @@ static void flush_subnormals_to_zero(void) {
     _mm_setcsr(_mm_getcsr() | 0x8040);
 }
 
+// ---- layer-graph ops ----------------------------------------------------------
+
+static void cpu_activation_forward(Backend *be, float *y, const float *x, size_t n, Activation act,
+                                   float slope) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], (int)act, slope);
+}
+
+static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, const float *y, size_t n,
+                                    Activation act, float slope) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], (int)act, slope);
+}
+
+static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
+    (void)be;
+    const int rows = g.C * g.kernel * g.kernel;
+    const size_t columns = (size_t)B * g.OH * g.OW;
+    #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
+    for (int r = 0; r < rows; r++) {
+        float *out = col + (size_t)r * columns;
+        for (int b = 0; b < B; b++) {
+            const float *image = x + (size_t)b * g.C * g.H * g.W;   // (C, H, W)
+            for (int oh = 0; oh < g.OH; oh++)
+                for (int ow = 0; ow < g.OW; ow++)
+                    *out++ = im2col_value(image, g, r, oh, ow);
+        }
+    }
+}
+
+static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
+    (void)be;
+    const int planes = B * g.C;
+    #pragma omp parallel for schedule(static) if ((size_t)planes * g.H * g.W >= 32768)
+    for (int p = 0; p < planes; p++) {
+        int b = p / g.C, c = p % g.C;
+        float *plane = x + (size_t)p * g.H * g.W;   // (H, W)
+        for (int h = 0; h < g.H; h++)
+            for (int w = 0; w < g.W; w++) plane[h * g.W + w] = col2im_value(col, g, B, b, c, h, w);
+    }
+}
+
+static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)N0 * N1 * S >= 32768)
+    for (int i1 = 0; i1 < N1; i1++)
+        for (int i0 = 0; i0 < N0; i0++)
+            memcpy(out + ((size_t)i1 * N0 + i0) * S, in + ((size_t)i0 * N1 + i1) * S,
+                   (size_t)S * sizeof(float));
+}
+
+static void cpu_channel_bias_forward(Backend *be, float *y, const float *bias, int B, int C, int S) {
+    (void)be;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float *plane = y + ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) plane[s] += bias[c];
+        }
+}
+
+static void cpu_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
+    (void)be;
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *plane = dy + ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) sum += plane[s];
+        }
+        dbias[c] = (float)sum;
+    }
+}
+
+static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *invstd,
+                                   float *running_mean, float *running_var, const float *x,
+                                   const float *gamma, const float *beta, int B, int C, int S,
+                                   bool training, float momentum, float eps) {
+    (void)be;
+    const double n = (double)B * S;
+    for (int c = 0; c < C; c++) {
+        float channel_mean, channel_var;
+        if (training) {
+            double sum = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *plane = x + ((size_t)b * C + c) * S;
+                for (int s = 0; s < S; s++) sum += plane[s];
+            }
+            double mu = sum / n, squares = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *plane = x + ((size_t)b * C + c) * S;
+                for (int s = 0; s < S; s++) squares += ((double)plane[s] - mu) * ((double)plane[s] - mu);
+            }
+            double var = squares / n;
+            double unbiased = n > 1.0 ? squares / (n - 1.0) : var;
+            channel_mean = (float)mu;
+            channel_var = (float)var;
+            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
+            running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
+        } else {
+            channel_mean = running_mean[c];
+            channel_var = running_var[c];
+        }
+        float istd = 1.0f / sqrtf(channel_var + eps);
+        mean[c] = channel_mean;
+        invstd[c] = istd;
+        for (int b = 0; b < B; b++) {
+            const float *in = x + ((size_t)b * C + c) * S;
+            float *out = y + ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) out[s] = (in[s] - channel_mean) * istd * gamma[c] + beta[c];
+        }
+    }
+}
+
+static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float *dbeta,
+                                    const float *dy, const float *x, const float *gamma,
+                                    const float *mean, const float *invstd, int B, int C, int S) {
+    (void)be;
+    const double n = (double)B * S;
+    for (int c = 0; c < C; c++) {
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *d = dy + ((size_t)b * C + c) * S;
+            const float *in = x + ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) {
+                sum_dy += d[s];
+                sum_dy_xhat += (double)d[s] * (double)((in[s] - mean[c]) * invstd[c]);
+            }
+        }
+        dbeta[c] = (float)sum_dy;
+        dgamma[c] = (float)sum_dy_xhat;
+        // from the rounded sums, as the CUDA kernel does
+        float mean_dy = (float)((double)dbeta[c] / n), mean_dy_xhat = (float)((double)dgamma[c] / n);
+        for (int b = 0; b < B; b++) {
+            const float *d = dy + ((size_t)b * C + c) * S;
+            const float *in = x + ((size_t)b * C + c) * S;
+            float *out = dx + ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++)
+                out[s] = batch_norm_input_gradient(d[s], (in[s] - mean[c]) * invstd[c], gamma[c],
+                                                   invstd[c], mean_dy, mean_dy_xhat);
+        }
+    }
+}
+
 Backend *backend_cpu_create(void) {
     flush_subnormals_to_zero();
     Backend *be = xcalloc(1, sizeof(Backend));
@@ -549,5 +697,14 @@ Backend *backend_cpu_create(void) {
     be->adam_update = cpu_adam_update;
     be->sgd_update = cpu_sgd_update;
     be->grad_clip = cpu_grad_clip;
+    be->activation_forward = cpu_activation_forward;
+    be->activation_gradient = cpu_activation_gradient;
+    be->im2col = cpu_im2col;
+    be->col2im = cpu_col2im;
+    be->swap_leading_axes = cpu_swap_leading_axes;
+    be->channel_bias_forward = cpu_channel_bias_forward;
+    be->channel_bias_grad = cpu_channel_bias_grad;
+    be->batch_norm_forward = cpu_batch_norm_forward;
+    be->batch_norm_backward = cpu_batch_norm_backward;
     return be;
 }

@@ -285,6 +285,51 @@ static void cuda_bias_grad(Backend *be, float *dbias, const float *dy, int B, in
     launch_bias_grad(dbias, dy, B, N, impl_of(be)->stream);
 }
 
+static void cuda_activation_forward(Backend *be, float *y, const float *x, size_t n,
+                                    Activation act, float slope) {
+    launch_activation_forward(y, x, n, (int)act, slope, impl_of(be)->stream);
+}
+
+static void cuda_activation_gradient(Backend *be, float *dx, const float *dy, const float *y,
+                                     size_t n, Activation act, float slope) {
+    launch_activation_gradient(dx, dy, y, n, (int)act, slope, impl_of(be)->stream);
+}
+
+static void cuda_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
+    launch_im2col(col, x, g, B, impl_of(be)->stream);
+}
+
+static void cuda_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
+    launch_col2im(x, col, g, B, impl_of(be)->stream);
+}
+
+static void cuda_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S) {
+    launch_swap_leading_axes(out, in, N0, N1, S, impl_of(be)->stream);
+}
+
+static void cuda_channel_bias_forward(Backend *be, float *y, const float *bias, int B, int C, int S) {
+    launch_channel_bias_forward(y, bias, B, C, S, impl_of(be)->stream);
+}
+
+static void cuda_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
+    launch_channel_bias_grad(dbias, dy, B, C, S, impl_of(be)->stream);
+}
+
+static void cuda_batch_norm_forward(Backend *be, float *y, float *mean, float *invstd,
+                                    float *running_mean, float *running_var, const float *x,
+                                    const float *gamma, const float *beta, int B, int C, int S,
+                                    bool training, float momentum, float eps) {
+    launch_batch_norm_forward(y, mean, invstd, running_mean, running_var, x, gamma, beta, B, C, S,
+                              training ? 1 : 0, momentum, eps, impl_of(be)->stream);
+}
+
+static void cuda_batch_norm_backward(Backend *be, float *dx, float *dgamma, float *dbeta,
+                                     const float *dy, const float *x, const float *gamma,
+                                     const float *mean, const float *invstd, int B, int C, int S) {
+    launch_batch_norm_backward(dx, dgamma, dbeta, dy, x, gamma, mean, invstd, B, C, S,
+                               impl_of(be)->stream);
+}
+
 static void cuda_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                  int L) {
     launch_reparam_forward(z, h, eps, B, L, impl_of(be)->stream);
@@ -479,5 +524,14 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->adam_update = cuda_adam_update;
     be->sgd_update = cuda_sgd_update;
     be->grad_clip = cuda_grad_clip;
+    be->activation_forward = cuda_activation_forward;
+    be->activation_gradient = cuda_activation_gradient;
+    be->im2col = cuda_im2col;
+    be->col2im = cuda_col2im;
+    be->swap_leading_axes = cuda_swap_leading_axes;
+    be->channel_bias_forward = cuda_channel_bias_forward;
+    be->channel_bias_grad = cuda_channel_bias_grad;
+    be->batch_norm_forward = cuda_batch_norm_forward;
+    be->batch_norm_backward = cuda_batch_norm_backward;
     return be;
 }

@@ -59,6 +59,7 @@ double config_learning_rate(const Config *cfg, int epoch) {
 }
 
 const char *activation_name(Activation a) {
+    if (a == ACT_SIGMOID) return "sigmoid";
     if ((int)a < 0 || (int)a >= COUNT(activation_names)) return "invalid";
     return activation_names[a];
 }

@@ -110,6 +110,7 @@ static const char *activation_label(Activation act) {
     case ACT_RELU: return "relu";
     case ACT_TANH: return "tanh";
     case ACT_LEAKY_RELU: return "leaky_relu";
+    case ACT_SIGMOID: return "sigmoid";
     }
     return "?";
 }
@@ -435,6 +436,129 @@ static void test_bias_activation(void) {
     free(y);
     free(bias);
     free(dy);
+}
+
+// ---- layer-graph ops -----------------------------------------------------------
+
+static void test_layer_activations(void) {
+    const size_t n = 1000;
+    const Activation acts[] = {ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID};
+    float *x = host_floats(n), *dy = host_floats(n), *y = host_floats(n);
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        fill_normal_host(x, n, 2.0f);
+        fill_normal_host(dy, n, 1.0f);
+        Pair X = pair_upload(x, n), Y = pair_alloc(n), DY = pair_upload(dy, n), DX = pair_alloc(n);
+        cpu->activation_forward(cpu, Y.cpu, X.cpu, n, acts[k], 0.2f);
+        gpu->activation_forward(gpu, Y.gpu, X.gpu, n, acts[k], 0.2f);
+        char what[96];
+        snprintf(what, sizeof what, "activation_forward %s", activation_label(acts[k]));
+        pair_expect_close(what, Y, 1e-5, 1e-6);
+        cpu->download(cpu, y, Y.cpu, n * sizeof(float));   // both backward from the CPU output
+        Pair Yref = pair_upload(y, n);
+        cpu->activation_gradient(cpu, DX.cpu, DY.cpu, Yref.cpu, n, acts[k], 0.2f);
+        gpu->activation_gradient(gpu, DX.gpu, DY.gpu, Yref.gpu, n, acts[k], 0.2f);
+        snprintf(what, sizeof what, "activation_gradient %s", activation_label(acts[k]));
+        pair_expect_close(what, DX, 1e-5, 1e-6);
+        pair_free(&X); pair_free(&Y); pair_free(&DY); pair_free(&DX); pair_free(&Yref);
+    }
+    free(x); free(dy); free(y);
+}
+
+static void test_conv_ops(void) {
+    const ConvGeometry shapes[] = {
+        {3, 7, 6, 4, 2, 1, (7 + 2 - 4) / 2 + 1, (6 + 2 - 4) / 2 + 1},
+        {2, 5, 5, 3, 1, 1, 5, 5},
+        {1, 9, 9, 2, 3, 0, (9 - 2) / 3 + 1, (9 - 2) / 3 + 1},
+    };
+    const int B = 5;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        ConvGeometry g = shapes[t];
+        size_t image = (size_t)B * g.C * g.H * g.W;
+        size_t cols = (size_t)g.C * g.kernel * g.kernel * B * g.OH * g.OW;
+        float *x = host_floats(image), *c = host_floats(cols);
+        fill_normal_host(x, image, 1.0f);
+        fill_normal_host(c, cols, 1.0f);
+        Pair X = pair_upload(x, image), COL = pair_alloc(cols), C = pair_upload(c, cols), IM = pair_alloc(image);
+        cpu->im2col(cpu, COL.cpu, X.cpu, g, B);
+        gpu->im2col(gpu, COL.gpu, X.gpu, g, B);
+        char what[96];
+        snprintf(what, sizeof what, "im2col geometry %zu", t);
+        pair_expect_close(what, COL, 0.0, 0.0);   // copies: exact
+        cpu->col2im(cpu, IM.cpu, C.cpu, g, B);
+        gpu->col2im(gpu, IM.gpu, C.gpu, g, B);
+        snprintf(what, sizeof what, "col2im geometry %zu", t);
+        pair_expect_close(what, IM, 0.0, 0.0);    // same sums in the same order: exact
+        pair_free(&X); pair_free(&COL); pair_free(&C); pair_free(&IM);
+        free(x); free(c);
+    }
+    // swap_leading_axes and the channel bias on (B, C, S)
+    const int N0 = 6, N1 = 5, S = 37;
+    const size_t n = (size_t)N0 * N1 * S;
+    float *in = host_floats(n), *bias = host_floats(N1);
+    fill_normal_host(in, n, 1.0f);
+    fill_normal_host(bias, N1, 1.0f);
+    Pair IN = pair_upload(in, n), OUT = pair_alloc(n), BIAS = pair_upload(bias, N1), DB = pair_alloc(N1);
+    cpu->swap_leading_axes(cpu, OUT.cpu, IN.cpu, N0, N1, S);
+    gpu->swap_leading_axes(gpu, OUT.gpu, IN.gpu, N0, N1, S);
+    pair_expect_close("swap_leading_axes", OUT, 0.0, 0.0);
+    cpu->channel_bias_forward(cpu, IN.cpu, BIAS.cpu, N0, N1, S);
+    gpu->channel_bias_forward(gpu, IN.gpu, BIAS.gpu, N0, N1, S);
+    pair_expect_close("channel_bias_forward", IN, 0.0, 0.0);
+    cpu->channel_bias_grad(cpu, DB.cpu, IN.cpu, N0, N1, S);
+    gpu->channel_bias_grad(gpu, DB.gpu, IN.gpu, N0, N1, S);
+    pair_expect_close("channel_bias_grad", DB, 1e-6, 1e-6);
+    pair_free(&IN); pair_free(&OUT); pair_free(&BIAS); pair_free(&DB);
+    free(in); free(bias);
+}
+
+static void test_batch_norm_ops(void) {
+    const int shapes[2][3] = {{64, 7, 1}, {9, 4, 49}};   // 1-D (B, C) and 2-D (B, C, H W)
+    for (int t = 0; t < 2; t++) {
+        const int B = shapes[t][0], C = shapes[t][1], S = shapes[t][2];
+        const size_t n = (size_t)B * C * S;
+        float *x = host_floats(n), *dy = host_floats(n), *gamma = host_floats(C), *beta = host_floats(C);
+        float *rvar = host_floats(C);
+        fill_normal_host(x, n, 2.0f);
+        for (size_t i = 0; i < n; i++) x[i] += 1.5f;
+        fill_normal_host(dy, n, 1.0f);
+        fill_uniform_host(gamma, C, 0.5f, 1.5f);
+        fill_normal_host(beta, C, 0.5f);
+        fill_uniform_host(rvar, C, 0.5f, 2.0f);
+        Pair X = pair_upload(x, n), DY = pair_upload(dy, n), G = pair_upload(gamma, C), Be = pair_upload(beta, C);
+        Pair Y = pair_alloc(n), DX = pair_alloc(n), M = pair_alloc(C), IS = pair_alloc(C);
+        Pair RM = pair_upload(beta, C), RV = pair_upload(rvar, C), DG = pair_alloc(C), DBt = pair_alloc(C);
+        char what[96];
+        for (int training = 1; training >= 0; training--) {
+            cpu->batch_norm_forward(cpu, Y.cpu, M.cpu, IS.cpu, RM.cpu, RV.cpu, X.cpu, G.cpu, Be.cpu, B, C, S,
+                                    training, 0.1f, 1e-5f);
+            gpu->batch_norm_forward(gpu, Y.gpu, M.gpu, IS.gpu, RM.gpu, RV.gpu, X.gpu, G.gpu, Be.gpu, B, C, S,
+                                    training, 0.1f, 1e-5f);
+            const char *mode = training ? "training" : "eval";
+            snprintf(what, sizeof what, "batch_norm_forward %s S=%d y", mode, S);
+            pair_expect_close(what, Y, 1e-5, 1e-5);
+            snprintf(what, sizeof what, "batch_norm_forward %s S=%d mean", mode, S);
+            pair_expect_close(what, M, 1e-6, 1e-6);
+            snprintf(what, sizeof what, "batch_norm_forward %s S=%d invstd", mode, S);
+            pair_expect_close(what, IS, 1e-6, 1e-6);
+            snprintf(what, sizeof what, "batch_norm_forward %s S=%d running_mean", mode, S);
+            pair_expect_close(what, RM, 1e-6, 1e-6);
+            snprintf(what, sizeof what, "batch_norm_forward %s S=%d running_var", mode, S);
+            pair_expect_close(what, RV, 1e-6, 1e-6);
+            if (!training) break;
+            // the backward, from the training statistics
+            cpu->batch_norm_backward(cpu, DX.cpu, DG.cpu, DBt.cpu, DY.cpu, X.cpu, G.cpu, M.cpu, IS.cpu, B, C, S);
+            gpu->batch_norm_backward(gpu, DX.gpu, DG.gpu, DBt.gpu, DY.gpu, X.gpu, G.gpu, M.gpu, IS.gpu, B, C, S);
+            snprintf(what, sizeof what, "batch_norm_backward S=%d dx", S);
+            pair_expect_close(what, DX, 1e-4, 1e-5);
+            snprintf(what, sizeof what, "batch_norm_backward S=%d dgamma", S);
+            pair_expect_close(what, DG, 1e-5, 1e-5);
+            snprintf(what, sizeof what, "batch_norm_backward S=%d dbeta", S);
+            pair_expect_close(what, DBt, 1e-5, 1e-5);
+        }
+        pair_free(&X); pair_free(&DY); pair_free(&G); pair_free(&Be); pair_free(&Y); pair_free(&DX);
+        pair_free(&M); pair_free(&IS); pair_free(&RM); pair_free(&RV); pair_free(&DG); pair_free(&DBt);
+        free(x); free(dy); free(gamma); free(beta); free(rvar);
+    }
 }
 
 static void test_bias_grad(void) {
@@ -1317,6 +1441,9 @@ static const TestCase test_cases[] = {
     {"parity_adamw_update", test_adamw_update},
     {"parity_sgd_update", test_sgd_update},
     {"parity_grad_clip", test_grad_clip},
+    {"parity_layer_activations", test_layer_activations},
+    {"parity_conv_ops", test_conv_ops},
+    {"parity_batch_norm_ops", test_batch_norm_ops},
     {"cuda_determinism", test_cuda_determinism},
     {"parity_model_vae_relu_bce", test_model_vae_relu_bce},
     {"parity_model_ae_relu_bce", test_model_ae_relu_bce},

@@ -16,6 +16,7 @@
 #include "cuvae/config.h"
 #include "cuvae/philox.h"      // EpsSource
 #include "cuvae/step_state.h"
+#include "cuvae/layer_math.h"   // ConvGeometry
 
 // Reconstruction loss forms (chosen from model.output + loss.reconstruction).
 typedef enum {
@@ -175,6 +176,44 @@ struct Backend {
     // p -= state->adam_step_size * (m / (sqrt(v) / state->adam_sqrt_bc2 + eps))
     void (*adam_update)(Backend *be, float *params, const float *grads, float *m, float *v,
                         size_t n, const StepState *state, OptimizerParams o);
+
+    // ---- layer-graph ops (layers.c) ----------------------------------------
+    // y (n) = act(x) elementwise (y == x allowed); slope: leaky_relu's negative slope.
+    void (*activation_forward)(Backend *be, float *y, const float *x, size_t n, Activation act,
+                               float slope);
+    // dx (n) = dy * act'(.) written through the output y (n) (dx == dy allowed).
+    void (*activation_gradient)(Backend *be, float *dx, const float *dy, const float *y, size_t n,
+                                Activation act, float slope);
+    // col (C k k, B OH OW) from x (B, C, H, W) (layer_math.h im2col_value): row
+    // (c k + i) k + j, column (b OH + oh) OW + ow holds x[b, c, oh s - p + i, ow s - p + j]
+    // or 0 outside the image.
+    void (*im2col)(Backend *be, float *col, const float *x, ConvGeometry g, int B);
+    // x (B, C, H, W) = the adjoint of im2col: each pixel the sum of the col entries
+    // that read it (col2im_value, fixed order). Overwrites.
+    void (*col2im)(Backend *be, float *x, const float *col, ConvGeometry g, int B);
+    // out (N1, N0, S) = in (N0, N1, S) with its two leading axes swapped.
+    void (*swap_leading_axes)(Backend *be, float *out, const float *in, int N0, int N1, int S);
+    // y (B, C, S) += bias[c], in place.
+    void (*channel_bias_forward)(Backend *be, float *y, const float *bias, int B, int C, int S);
+    // dbias (C) = sum over b and s of dy (B, C, S). Overwrites; fixed order.
+    void (*channel_bias_grad)(Backend *be, float *dbias, const float *dy, int B, int C, int S);
+    // Batch norm over x (B, C, S) per channel c (its n = B S values), y (B, C, S):
+    //   training: mean[c], var[c] (biased) of this batch, sums in double, fixed order;
+    //             running_mean = (1 - momentum) running_mean + momentum mean,
+    //             running_var  = (1 - momentum) running_var + momentum var n / (n - 1)
+    //   eval:     mean = running_mean, var = running_var (running stats untouched)
+    //   invstd[c] = 1 / sqrt(var + eps); y = (x - mean) invstd gamma[c] + beta[c]
+    // mean (C) and invstd (C) are written in both modes (the backward reads them).
+    void (*batch_norm_forward)(Backend *be, float *y, float *mean, float *invstd,
+                               float *running_mean, float *running_var, const float *x,
+                               const float *gamma, const float *beta, int B, int C, int S,
+                               bool training, float momentum, float eps);
+    // The backward of a training-mode batch_norm_forward, xhat = (x - mean) invstd:
+    //   dbeta[c] = sum dy;  dgamma[c] = sum dy xhat   (double sums, fixed order; overwrite)
+    //   dx = gamma invstd (dy - dbeta / n - xhat dgamma / n)   (batch_norm_input_gradient)
+    void (*batch_norm_backward)(Backend *be, float *dx, float *dgamma, float *dbeta,
+                                const float *dy, const float *x, const float *gamma,
+                                const float *mean, const float *invstd, int B, int C, int S);
 
     // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
     // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf

@@ -9,7 +9,8 @@
 
 #define CUVAE_MAX_HIDDEN 16
 
-typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU } Activation;
+// ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
+typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
 typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE } ModelKind;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;

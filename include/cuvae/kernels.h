@@ -101,6 +101,32 @@ void launch_grad_clip(float *grads, size_t n, float max_norm, double *scratch, c
 void launch_sgd_update(float *params, const float *grads, float *buf, size_t n, OptimizerParams o,
                        const StepState *state, cudaStream_t stream);
 
+// ---- layer-graph ops (kernels/bias_activation.cu, conv.cu, batch_norm.cu) ----
+// y (n) = act(x); dx (n) = dy act'(.) through y. act: Activation, slope: leaky_relu's.
+void launch_activation_forward(float *y, const float *x, size_t n, int act, float slope,
+                               cudaStream_t stream);
+void launch_activation_gradient(float *dx, const float *dy, const float *y, size_t n, int act,
+                                float slope, cudaStream_t stream);
+// col (C k k, B OH OW) <-> x (B, C, H, W) (layer_math.h); col2im overwrites x.
+void launch_im2col(float *col, const float *x, ConvGeometry g, int B, cudaStream_t stream);
+void launch_col2im(float *x, const float *col, ConvGeometry g, int B, cudaStream_t stream);
+// out (N1, N0, S) = in (N0, N1, S) with the leading axes swapped.
+void launch_swap_leading_axes(float *out, const float *in, int N0, int N1, int S,
+                              cudaStream_t stream);
+// y (B, C, S) += bias (C); dbias (C) = sum over b, s of dy (B, C, S) (double, fixed tree).
+void launch_channel_bias_forward(float *y, const float *bias, int B, int C, int S,
+                                 cudaStream_t stream);
+void launch_channel_bias_grad(float *dbias, const float *dy, int B, int C, int S,
+                              cudaStream_t stream);
+// Batch norm over (B, C, S) per channel, backend.h's batch_norm_forward / _backward.
+void launch_batch_norm_forward(float *y, float *mean, float *invstd, float *running_mean,
+                               float *running_var, const float *x, const float *gamma,
+                               const float *beta, int B, int C, int S, int training,
+                               float momentum, float eps, cudaStream_t stream);
+void launch_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                const float *x, const float *gamma, const float *mean,
+                                const float *invstd, int B, int C, int S, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,89 @@
+// layer_math.h: the per-element arithmetic of the layer ops -- activations
+// (with a leaky_relu slope), the convolution's im2col index map and batch
+// norm's normalisation -- written once and compiled twice: by gcc for the CPU
+// backend's loops and by nvcc for kernels/activation.cu, kernels/conv.cu and
+// kernels/batch_norm.cu (CUVAE_HOST_DEVICE), so both backends agree.
+#ifndef CUVAE_LAYER_MATH_H
+#define CUVAE_LAYER_MATH_H
+
+#include <math.h>
+#include "cuvae/config.h"       // Activation
+#include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+
+// act(v); slope is leaky_relu's negative slope (ignored by the others)
+static inline CUVAE_HOST_DEVICE float activation_value(float v, int act, float slope) {
+    switch (act) {
+    case ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case ACT_TANH: return tanhf(v);
+    case ACT_LEAKY_RELU: return v > 0.0f ? v : slope * v;
+    case ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
+// dy * act'(.) written through the activation's output y (a positive slope keeps
+// the sign of the input, so y > 0 decides leaky_relu's branch)
+static inline CUVAE_HOST_DEVICE float activation_gradient(float dy, float y, int act, float slope) {
+    switch (act) {
+    case ACT_RELU: return y > 0.0f ? dy : 0.0f;
+    case ACT_TANH: return dy * (1.0f - y * y);
+    case ACT_LEAKY_RELU: return y > 0.0f ? dy : slope * dy;
+    case ACT_SIGMOID: return dy * y * (1.0f - y);
+    default: return dy;
+    }
+}
+
+// The geometry of a 2-D convolution over an image (C, H, W) with a square kernel:
+// output grid (OH, OW) = ((H + 2 padding - kernel) / stride + 1, same for W).
+// A transposed convolution uses the geometry of the convolution it transposes:
+// its output image is (C, H, W) and its input grid is (OH, OW).
+typedef struct {
+    int C, H, W;
+    int kernel, stride, padding;
+    int OH, OW;
+} ConvGeometry;
+
+// im2col's value for column row r = (c kernel + i) kernel + j and output pixel
+// (oh, ow) of one image x (C, H, W): the input pixel it reads, or 0 outside.
+static inline CUVAE_HOST_DEVICE float im2col_value(const float *x, ConvGeometry g, int r, int oh, int ow) {
+    int j = r % g.kernel;
+    int i = (r / g.kernel) % g.kernel;
+    int c = r / (g.kernel * g.kernel);
+    int h = oh * g.stride - g.padding + i;
+    int w = ow * g.stride - g.padding + j;
+    if (h < 0 || h >= g.H || w < 0 || w >= g.W) return 0.0f;
+    return x[((size_t)c * g.H + h) * g.W + w];
+}
+
+// col2im's value at pixel (c, h, w) of image b: the sum, in the fixed order
+// i, j ascending, of the col (C k k, B OH OW) entries im2col copied from it.
+static inline CUVAE_HOST_DEVICE float col2im_value(const float *col, ConvGeometry g, int B, int b,
+                                                   int c, int h, int w) {
+    const size_t columns = (size_t)B * g.OH * g.OW;
+    float sum = 0.0f;
+    for (int i = 0; i < g.kernel; i++) {
+        int hh = h + g.padding - i;   // = oh * stride
+        if (hh < 0 || hh % g.stride != 0) continue;
+        int oh = hh / g.stride;
+        if (oh >= g.OH) continue;
+        for (int j = 0; j < g.kernel; j++) {
+            int ww = w + g.padding - j;
+            if (ww < 0 || ww % g.stride != 0) continue;
+            int ow = ww / g.stride;
+            if (ow >= g.OW) continue;
+            size_t r = ((size_t)c * g.kernel + i) * g.kernel + j;
+            sum += col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
+        }
+    }
+    return sum;
+}
+
+// Batch norm's gradient for one element, from the channel's sums over its n values:
+// dx = gamma invstd (dy - sum_dy / n - xhat sum_dy_xhat / n)
+static inline CUVAE_HOST_DEVICE float batch_norm_input_gradient(float dy, float xhat, float gamma,
+                                                                float invstd, float mean_dy,
+                                                                float mean_dy_xhat) {
+    return gamma * invstd * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
+#endif

@@ -1,0 +1,263 @@
+// test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope,
+// im2col / col2im, swap_leading_axes, channel bias, batch norm) against
+// double-precision references written here, and their gradients against
+// central finite differences of those references (or, for the linear maps,
+// the adjoint identity <A x, c> = <x, A^T c> in double).
+#include "cuvae/backend.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+static Backend *cpu;
+static Rng test_rng;
+
+static float *random_floats(size_t n, float lo, float hi) {
+    float *p = xmalloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform_range(&test_rng, lo, hi);
+    return p;
+}
+
+static double ref_act(double v, Activation act, double slope) {
+    switch (act) {
+    case ACT_RELU: return v > 0 ? v : 0;
+    case ACT_TANH: return tanh(v);
+    case ACT_LEAKY_RELU: return v > 0 ? v : slope * v;
+    case ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    default: return v;
+    }
+}
+
+static void test_activation_with_slope(void) {
+    const size_t n = 257;
+    const Activation acts[] = {ACT_NONE, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID};
+    const float slope = 0.2f;
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        float *x = random_floats(n, -3, 3), *dy = random_floats(n, -1, 1);
+        for (size_t i = 0; i < n; i++)
+            if (fabsf(x[i]) < 0.05f) x[i] += 0.2f;   // away from the kink
+        float *y = xmalloc(n * sizeof(float)), *dx = xmalloc(n * sizeof(float));
+        cpu->activation_forward(cpu, y, x, n, acts[a], slope);
+        cpu->activation_gradient(cpu, dx, dy, y, n, acts[a], slope);
+        const double h = 1e-6;
+        for (size_t i = 0; i < n; i++) {
+            double want = ref_act(x[i], acts[a], slope);
+            CHECK(test_close(y[i], want, 1e-6, 1e-7), "%s forward [%zu]: %g vs %g",
+                  activation_name(acts[a]), i, y[i], want);
+            double fd = dy[i] * (ref_act((double)x[i] + h, acts[a], slope) -
+                                 ref_act((double)x[i] - h, acts[a], slope)) / (2 * h);
+            CHECK(test_close(dx[i], fd, 1e-5, 1e-6), "%s gradient [%zu]: %g vs fd %g",
+                  activation_name(acts[a]), i, dx[i], fd);
+        }
+        // in place (y == x, dx == dy) gives the same
+        cpu->activation_forward(cpu, x, x, n, acts[a], slope);
+        CHECK(memcmp(x, y, n * sizeof(float)) == 0, "%s in place", activation_name(acts[a]));
+        cpu->activation_gradient(cpu, dy, dy, y, n, acts[a], slope);
+        CHECK(memcmp(dy, dx, n * sizeof(float)) == 0, "%s gradient in place", activation_name(acts[a]));
+        free(x); free(dy); free(y); free(dx);
+    }
+}
+
+static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
+    ConvGeometry g = {C, H, W, k, s, p, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1};
+    return g;
+}
+
+// im2col against the definition, and col2im as its adjoint, over geometries with
+// stride > kernel gaps, padding and non-square images
+static void test_im2col_col2im(void) {
+    const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
+                                   geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2)};
+    const int B = 3;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        ConvGeometry g = shapes[t];
+        size_t image = (size_t)B * g.C * g.H * g.W;
+        size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
+        float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
+        float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
+        cpu->im2col(cpu, col, x, g, B);
+        int wrong = 0;
+        for (int ch = 0; ch < g.C; ch++)
+            for (int i = 0; i < g.kernel; i++)
+                for (int j = 0; j < g.kernel; j++)
+                    for (int b = 0; b < B; b++)
+                        for (int oh = 0; oh < g.OH; oh++)
+                            for (int ow = 0; ow < g.OW; ow++) {
+                                int h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
+                                float want = (h < 0 || h >= g.H || w < 0 || w >= g.W)
+                                    ? 0.0f : x[(((size_t)b * g.C + ch) * g.H + h) * g.W + w];
+                                size_t r = ((size_t)ch * g.kernel + i) * g.kernel + j;
+                                size_t column = ((size_t)b * g.OH + oh) * g.OW + ow;
+                                if (col[r * columns + column] != want) wrong++;
+                            }
+        CHECK(wrong == 0, "geometry %zu: %d im2col entries differ from the definition", t, wrong);
+        cpu->col2im(cpu, back, c, g, B);
+        double lhs = 0, rhs = 0;   // <im2col(x), c> = <x, col2im(c)>
+        for (size_t i = 0; i < rows * columns; i++) lhs += (double)col[i] * c[i];
+        for (size_t i = 0; i < image; i++) rhs += (double)x[i] * back[i];
+        CHECK(test_close(lhs, rhs, 1e-5, 1e-6), "geometry %zu: <im2col x, c> %.9g vs <x, col2im c> %.9g",
+              t, lhs, rhs);
+        free(x); free(c); free(col); free(back);
+    }
+}
+
+static void test_swap_leading_axes(void) {
+    const int N0 = 3, N1 = 5, S = 7;
+    float *in = random_floats((size_t)N0 * N1 * S, -1, 1);
+    float *out = xmalloc((size_t)N0 * N1 * S * sizeof(float)), *back = xmalloc((size_t)N0 * N1 * S * sizeof(float));
+    cpu->swap_leading_axes(cpu, out, in, N0, N1, S);
+    int wrong = 0;
+    for (int a = 0; a < N0; a++)
+        for (int b = 0; b < N1; b++)
+            for (int s = 0; s < S; s++)
+                if (out[((size_t)b * N0 + a) * S + s] != in[((size_t)a * N1 + b) * S + s]) wrong++;
+    CHECK(wrong == 0, "%d entries misplaced", wrong);
+    cpu->swap_leading_axes(cpu, back, out, N1, N0, S);
+    CHECK(memcmp(back, in, (size_t)N0 * N1 * S * sizeof(float)) == 0, "swapping twice is not the identity");
+    free(in); free(out); free(back);
+}
+
+static void test_channel_bias(void) {
+    const int B = 3, C = 4, S = 5;
+    const size_t n = (size_t)B * C * S;
+    float *y = random_floats(n, -1, 1), *bias = random_floats(C, -1, 1), *dy = random_floats(n, -1, 1);
+    float *y0 = xmalloc(n * sizeof(float));
+    memcpy(y0, y, n * sizeof(float));
+    cpu->channel_bias_forward(cpu, y, bias, B, C, S);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)((i / S) % C);
+        CHECK(y[i] == y0[i] + bias[c], "forward [%zu]", i);
+    }
+    // F = sum dy * (y0 + bias[c]) is linear in bias: dF/dbias[c] = sum of dy over channel c
+    float dbias[4];
+    cpu->channel_bias_grad(cpu, dbias, dy, B, C, S);
+    for (int c = 0; c < C; c++) {
+        double want = 0;
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) want += dy[((size_t)b * C + c) * S + s];
+        CHECK(test_close(dbias[c], want, 1e-6, 1e-7), "dbias[%d] %g vs %g", c, dbias[c], want);
+    }
+    free(y); free(bias); free(dy); free(y0);
+}
+
+// F(x, gamma, beta) = sum w * BN_train(x) in double
+static double bn_objective(const double *x, const double *gamma, const double *beta, const float *w,
+                           int B, int C, int S, double eps) {
+    double F = 0;
+    const double n = (double)B * S;
+    for (int c = 0; c < C; c++) {
+        double mean = 0, var = 0;
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) mean += x[((size_t)b * C + c) * S + s];
+        mean /= n;
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) {
+                double d = x[((size_t)b * C + c) * S + s] - mean;
+                var += d * d;
+            }
+        var /= n;
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) {
+                size_t i = ((size_t)b * C + c) * S + s;
+                F += w[i] * ((x[i] - mean) / sqrt(var + eps) * gamma[c] + beta[c]);
+            }
+    }
+    return F;
+}
+
+static void test_batch_norm(void) {
+    const int shapes[2][3] = {{6, 3, 1}, {4, 3, 5}};   // 1-D (B, C) and 2-D (B, C, H W)
+    const float momentum = 0.1f, eps = 1e-5f;
+    for (int t = 0; t < 2; t++) {
+        const int B = shapes[t][0], C = shapes[t][1], S = shapes[t][2];
+        const size_t n = (size_t)B * C * S;
+        float *x = random_floats(n, -2, 3), *gamma = random_floats(C, 0.5f, 1.5f);
+        float *beta = random_floats(C, -0.5f, 0.5f), *w = random_floats(n, -1, 1);
+        float *y = xmalloc(n * sizeof(float)), *dx = xmalloc(n * sizeof(float));
+        float mean[3], invstd[3], rmean[3] = {0.5f, -1, 0}, rvar[3] = {1, 2, 0.5f}, dgamma[3], dbeta[3];
+        float rmean0[3], rvar0[3];
+        memcpy(rmean0, rmean, sizeof rmean);
+        memcpy(rvar0, rvar, sizeof rvar);
+        cpu->batch_norm_forward(cpu, y, mean, invstd, rmean, rvar, x, gamma, beta, B, C, S, true,
+                                momentum, eps);
+        for (int c = 0; c < C; c++) {
+            double m = 0, v = 0, cnt = (double)B * S;
+            for (int b = 0; b < B; b++)
+                for (int s = 0; s < S; s++) m += x[((size_t)b * C + c) * S + s];
+            m /= cnt;
+            for (int b = 0; b < B; b++)
+                for (int s = 0; s < S; s++) v += pow(x[((size_t)b * C + c) * S + s] - m, 2);
+            double unbiased = v / (cnt - 1);
+            v /= cnt;
+            CHECK(test_close(mean[c], m, 1e-6, 1e-7), "shape %d mean[%d]", t, c);
+            CHECK(test_close(invstd[c], 1 / sqrt(v + eps), 1e-5, 0), "shape %d invstd[%d]", t, c);
+            CHECK(test_close(rmean[c], 0.9 * rmean0[c] + 0.1 * m, 1e-6, 1e-7), "shape %d running_mean[%d]", t, c);
+            CHECK(test_close(rvar[c], 0.9 * rvar0[c] + 0.1 * unbiased, 1e-6, 1e-7),
+                  "shape %d running_var[%d] %g (unbiased, as PyTorch)", t, c, rvar[c]);
+            for (int b = 0; b < B; b++)
+                for (int s = 0; s < S; s++) {
+                    size_t i = ((size_t)b * C + c) * S + s;
+                    double want = (x[i] - m) / sqrt(v + eps) * gamma[c] + beta[c];
+                    CHECK(test_close(y[i], want, 1e-5, 1e-6), "shape %d y[%zu] %g vs %g", t, i, y[i], want);
+                }
+        }
+        // gradients of F = sum w * y against finite differences of the double reference
+        cpu->batch_norm_backward(cpu, dx, dgamma, dbeta, w, x, gamma, mean, invstd, B, C, S);
+        double *xd = xmalloc(n * sizeof(double)), gd[3], bd[3];
+        for (size_t i = 0; i < n; i++) xd[i] = x[i];
+        for (int c = 0; c < C; c++) { gd[c] = gamma[c]; bd[c] = beta[c]; }
+        const double h = 1e-5;
+        for (size_t i = 0; i < n; i++) {
+            double keep = xd[i];
+            xd[i] = keep + h;
+            double up = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            xd[i] = keep - h;
+            double down = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            xd[i] = keep;
+            double fd = (up - down) / (2 * h);
+            CHECK(test_close(dx[i], fd, 1e-3, 1e-5), "shape %d dx[%zu] %g vs fd %g", t, i, dx[i], fd);
+        }
+        for (int c = 0; c < C; c++) {
+            double keep = gd[c];
+            gd[c] = keep + h;
+            double up = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            gd[c] = keep - h;
+            double down = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            gd[c] = keep;
+            CHECK(test_close(dgamma[c], (up - down) / (2 * h), 1e-4, 1e-5), "shape %d dgamma[%d]", t, c);
+            keep = bd[c];
+            bd[c] = keep + h;
+            up = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            bd[c] = keep - h;
+            down = bn_objective(xd, gd, bd, w, B, C, S, eps);
+            bd[c] = keep;
+            CHECK(test_close(dbeta[c], (up - down) / (2 * h), 1e-4, 1e-5), "shape %d dbeta[%d]", t, c);
+        }
+        // eval mode: the running statistics, untouched
+        memcpy(rmean0, rmean, sizeof rmean);
+        memcpy(rvar0, rvar, sizeof rvar);
+        cpu->batch_norm_forward(cpu, y, mean, invstd, rmean, rvar, x, gamma, beta, B, C, S, false,
+                                momentum, eps);
+        CHECK(memcmp(rmean0, rmean, C * sizeof(float)) == 0 && memcmp(rvar0, rvar, C * sizeof(float)) == 0,
+              "shape %d: eval mode changed the running statistics", t);
+        for (size_t i = 0; i < n; i++) {
+            int c = (int)((i / S) % C);
+            double want = (x[i] - rmean[c]) / sqrt(rvar[c] + eps) * gamma[c] + beta[c];
+            CHECK(test_close(y[i], want, 1e-5, 1e-6), "shape %d eval y[%zu] %g vs %g", t, i, y[i], want);
+        }
+        free(x); free(gamma); free(beta); free(w); free(y); free(dx); free(xd);
+    }
+}
+
+int main(void) {
+    cpu = backend_cpu_create();
+    rng_init(&test_rng, 4321, 17);
+    test_run("activation_with_slope", test_activation_with_slope);
+    test_run("im2col_col2im", test_im2col_col2im);
+    test_run("swap_leading_axes", test_swap_leading_axes);
+    test_run("channel_bias", test_channel_bias);
+    test_run("batch_norm", test_batch_norm);
+    cpu->destroy(cpu);
+    return test_finish("test_layer_ops");
+}
