@@ -1,5 +1,7 @@
-// checkpoint.c: model parameters <-> safetensors with PyTorch nn.Linear names
-// (encoder.{i}, mu, logvar, decoder.{i}); the effective config rides in
+// checkpoint.c: model parameters <-> safetensors with PyTorch names: the
+// shorthand MLP's nn.Linear layers (encoder.{i}, mu, logvar, decoder.{i}, i
+// counting linears), layer-list networks by nn.Sequential index
+// (encoder.3.weight, encoder.4.running_mean, ...); the effective config rides in
 // __metadata__ so eval / sample rebuild the model from the checkpoint alone.
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
@@ -16,15 +18,51 @@
 // weight (rows, in) or bias.
 typedef struct {
     char name[ST_MAX_NAME];
-    size_t offset;      // floats into params
+    bool buffer;        // in the buffer region (running statistics), not the parameters
+    size_t offset;      // floats into params (or buffers)
     int rank;
-    int64_t shape[2];
+    int64_t shape[ST_MAX_RANK];
 } NamedSlice;
+
+#define MAX_SLICES (2 * CUVAE_MAX_LAYERS + 2 + 2 * CUVAE_MAX_NET_LAYERS * 4)
+
+static size_t slice_count(const NamedSlice *s) {
+    size_t n = 1;
+    for (int d = 0; d < s->rank; d++) n *= (size_t)s->shape[d];
+    return n;
+}
+
+// A network's tensors with nn.Sequential names: "<net>.<index>.<tensor>".
+static int list_network_slices(const Network *net, NamedSlice *out) {
+    int n = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        for (int k = 0; k < layer->n_tensors; k++) {
+            const LayerTensor *t = &layer->tensors[k];
+            snprintf(out[n].name, ST_MAX_NAME, "%s.%d.%s", net->name, layer->index, t->name);
+            out[n].buffer = t->buffer;
+            out[n].offset = (t->buffer ? layer->buffer_offset : layer->param_offset) + t->offset;
+            out[n].rank = t->rank;
+            for (int d = 0; d < t->rank; d++) out[n].shape[d] = t->shape[d];
+            n++;
+        }
+    }
+    return n;
+}
+
+static void format_shape(char *out, size_t outlen, int rank, const int64_t *shape) {
+    size_t used = (size_t)snprintf(out, outlen, "[");
+    for (int d = 0; d < rank && used < outlen; d++)
+        used += (size_t)snprintf(out + used, outlen - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (used < outlen) snprintf(out + used, outlen - used, "]");
+}
 
 // Fills names for every tensor; returns the count. The VAE head (2L, in) is
 // split into mu (rows 0..L-1) and logvar (rows L..2L-1), contiguous slices.
 static int list_slices(const Model *m, NamedSlice *out) {
     int n = 0;
+    memset(out, 0, MAX_SLICES * sizeof *out);
+    if (m->encoder_net) n += list_network_slices(m->encoder_net, out + n);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *layer = &m->layers[i];
         if (i == m->head) {
@@ -60,22 +98,24 @@ static int list_slices(const Model *m, NamedSlice *out) {
         out[n].shape[0] = layer->out;
         n++;
     }
+    if (m->decoder_net) n += list_network_slices(m->decoder_net, out + n);
     return n;
 }
 
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     float *host = xmalloc(m->n_params * sizeof(float));
+    float *buffers = xmalloc((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     model_get_params(m, host);
-    NamedSlice slices[2 * CUVAE_MAX_LAYERS + 2];
+    model_get_buffers(m, buffers);
+    static NamedSlice slices[MAX_SLICES];
     int n = list_slices(m, slices);
-    StTensor tensors[2 * CUVAE_MAX_LAYERS + 2];
+    static StTensor tensors[MAX_SLICES];
     for (int k = 0; k < n; k++) {
         memset(&tensors[k], 0, sizeof tensors[k]);
         memcpy(tensors[k].name, slices[k].name, ST_MAX_NAME);
         tensors[k].rank = slices[k].rank;
-        tensors[k].shape[0] = slices[k].shape[0];
-        tensors[k].shape[1] = slices[k].shape[1];
-        tensors[k].data = host + slices[k].offset;
+        for (int d = 0; d < slices[k].rank; d++) tensors[k].shape[d] = slices[k].shape[d];
+        tensors[k].data = (slices[k].buffer ? buffers : host) + slices[k].offset;
     }
     char *config_json = config_to_json(&m->cfg);
     StMeta meta[2];
@@ -86,6 +126,7 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     int rc = safetensors_write(path, tensors, n, meta, 2, err, errlen);
     free(config_json);
     free(host);
+    free(buffers);
     return rc;
 }
 
@@ -136,7 +177,8 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     float *host = xcalloc(m->n_params, sizeof(float));
-    NamedSlice slices[2 * CUVAE_MAX_LAYERS + 2];
+    float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    static NamedSlice slices[MAX_SLICES];
     int n = list_slices(m, slices);
     int rc = 0;
     for (int k = 0; k < n && rc == 0; k++) {
@@ -148,17 +190,9 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
         bool same = t->rank == slices[k].rank;
         for (int d = 0; same && d < t->rank; d++) same = t->shape[d] == slices[k].shape[d];
         if (!same) {
-            char want[64], got[64];
-            if (slices[k].rank == 2)
-                snprintf(want, sizeof want, "[%lld, %lld]", (long long)slices[k].shape[0], (long long)slices[k].shape[1]);
-            else
-                snprintf(want, sizeof want, "[%lld]", (long long)slices[k].shape[0]);
-            if (t->rank == 2)
-                snprintf(got, sizeof got, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
-            else if (t->rank == 1)
-                snprintf(got, sizeof got, "[%lld]", (long long)t->shape[0]);
-            else
-                snprintf(got, sizeof got, "rank %d", t->rank);
+            char want[96], got[96];
+            format_shape(want, sizeof want, slices[k].rank, slices[k].shape);
+            format_shape(got, sizeof got, t->rank, t->shape);
             rc = set_error(err, errlen, "%s: tensor %s: shape %s, model needs %s", path,
                            slices[k].name, got, want);
             break;
@@ -167,13 +201,17 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
             rc = -1;
             break;
         }
-        size_t count = (size_t)slices[k].shape[0] * (slices[k].rank == 2 ? (size_t)slices[k].shape[1] : 1);
-        memcpy(host + slices[k].offset, t->data, count * sizeof(float));
+        memcpy((slices[k].buffer ? buffers : host) + slices[k].offset, t->data,
+               slice_count(&slices[k]) * sizeof(float));
     }
     if (rc == 0 && f.n_tensors != n)
         rc = set_error(err, errlen, "%s: holds %d tensors, model has %d", path, f.n_tensors, n);
-    if (rc == 0) model_set_params(m, host);
+    if (rc == 0) {
+        model_set_params(m, host);
+        model_set_buffers(m, buffers);
+    }
     free(host);
+    free(buffers);
     safetensors_free(&f);
     return rc;
 }

@@ -3,6 +3,7 @@
 // keys, types, enumerations, ranges), fills a Config, and writes the effective
 // config back out as pretty JSON that parses to the identical Config.
 #include "cuvae/config.h"
+#include "cuvae/network.h"
 #include "cuvae/common.h"
 
 #include <cjson/cJSON.h>
@@ -296,6 +297,114 @@ static int get_widths(const Ctx *c, const cJSON *obj, const char *path, const ch
     return 0;
 }
 
+// One layer object of a layer list (network.h): {"kind": value, option: number, ...},
+// {"kind": {option: number, ...}} or a bare "kind". The kind's check fills defaults.
+static int get_layer_spec(const Ctx *c, const cJSON *item, const char *path, LayerSpec *spec) {
+    memset(spec, 0, sizeof *spec);
+    const cJSON *value = NULL;
+    if (cJSON_IsString(item)) {
+        if (!layer_kind_find(item->valuestring))
+            return fail(c, path, "unknown layer \"%s\"; layers: %s", item->valuestring, layer_kind_names());
+        copy_string(spec->kind, sizeof spec->kind, item->valuestring);
+    } else if (cJSON_IsObject(item)) {
+        for (const cJSON *m = item->child; m; m = m->next) {
+            if (!layer_kind_find(m->string)) continue;
+            if (spec->kind[0])
+                return fail(c, path, "names two layers (\"%s\" and \"%s\"); one layer per object",
+                            spec->kind, m->string);
+            copy_string(spec->kind, sizeof spec->kind, m->string);
+            value = m;
+        }
+        if (!spec->kind[0]) {
+            const char *first = item->child ? item->child->string : NULL;
+            if (first)
+                return fail(c, path, "no layer kind among its keys (first key \"%s\"); layers: %s", first,
+                            layer_kind_names());
+            return fail(c, path, "an empty object; a layer is e.g. {\"linear\": 256}; layers: %s",
+                        layer_kind_names());
+        }
+    } else {
+        return fail(c, path, "must be a layer object such as {\"linear\": 256} or a layer name such as "
+                    "\"relu\", got %s", type_name(item));
+    }
+    char key_path[320];
+    snprintf(key_path, sizeof key_path, "%s.%s", path, spec->kind);
+    // the kind's value: a number, a list of numbers, or an object of options
+    const cJSON *options_object = NULL;
+    if (value && cJSON_IsNumber(value)) {
+        spec->n_args = 1;
+        spec->args[0] = value->valuedouble;
+    } else if (value && cJSON_IsArray(value)) {
+        int n = cJSON_GetArraySize(value);
+        if (n < 1 || n > LAYER_MAX_ARGS)
+            return fail(c, key_path, "must list 1 to %d numbers, got %d", LAYER_MAX_ARGS, n);
+        spec->args_list = true;
+        for (const cJSON *a = value->child; a; a = a->next) {
+            if (!cJSON_IsNumber(a)) return fail(c, key_path, "must list numbers, got %s", type_name(a));
+            spec->args[spec->n_args++] = a->valuedouble;
+        }
+    } else if (value && cJSON_IsObject(value)) {
+        options_object = value;
+    } else if (value) {
+        return fail(c, key_path, "must be a number, a list of numbers or an object of options, got %s",
+                    type_name(value));
+    }
+    // options: the keys of an object value, and the sibling keys
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *holder = pass == 0 ? options_object : (cJSON_IsObject(item) ? item : NULL);
+        if (!holder) continue;
+        for (const cJSON *m = holder->child; m; m = m->next) {
+            if (m == value) continue;
+            char option_path[400];
+            snprintf(option_path, sizeof option_path, "%s.%s", pass == 0 ? key_path : path, m->string);
+            if (!cJSON_IsNumber(m)) return fail(c, option_path, "must be a number, got %s", type_name(m));
+            for (int k = 0; k < spec->n_options; k++)
+                if (strcmp(spec->option_keys[k], m->string) == 0)
+                    return fail(c, option_path, "given twice");
+            if (spec->n_options == LAYER_MAX_OPTIONS || strlen(m->string) >= sizeof spec->option_keys[0])
+                return fail(c, option_path, "unknown option of %s", spec->kind);
+            copy_string(spec->option_keys[spec->n_options], sizeof spec->option_keys[0], m->string);
+            spec->option_values[spec->n_options++] = m->valuedouble;
+        }
+    }
+    char key[32] = "", msg[512] = "";
+    if (layer_kind_find(spec->kind)->check(spec, key, sizeof key, msg, sizeof msg) != 0) {
+        if (key[0] == '\0') return fail(c, key_path, "%s", msg);
+        char option_path[400];
+        snprintf(option_path, sizeof option_path, "%s.%s", path, key);
+        return fail(c, option_path, "%s", msg);
+    }
+    return 0;
+}
+
+// model.encoder / model.decoder: a list of widths (the shorthand) or of layers.
+static int get_layers_or_widths(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                                int allow_empty, int *widths, int *n_widths, LayerSpec *specs,
+                                int *n_specs) {
+    const cJSON *item;
+    *n_widths = 0;
+    *n_specs = 0;
+    if (find(c, obj, path, key, 1, &item)) return -1;
+    if (!cJSON_IsArray(item) || !item->child || cJSON_IsNumber(item->child))
+        return get_widths(c, obj, path, key, allow_empty, widths, n_widths);
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    int n = cJSON_GetArraySize(item);
+    if (n > CUVAE_MAX_GRAPH_LAYERS)
+        return fail(c, full, "at most %d layers, got %d", CUVAE_MAX_GRAPH_LAYERS, n);
+    int i = 0;
+    for (const cJSON *layer = item->child; layer; layer = layer->next, i++) {
+        char item_path[280];
+        snprintf(item_path, sizeof item_path, "%s[%d]", full, i);
+        if (cJSON_IsNumber(layer))
+            return fail(c, item_path, "a width among layer objects; write {\"linear\": %g} (or give only "
+                        "widths)", layer->valuedouble);
+        if (get_layer_spec(c, layer, item_path, &specs[i])) return -1;
+    }
+    *n_specs = n;
+    return 0;
+}
+
 static int check_one_line(const Ctx *c, const char *path, const char *s) {
     if (strchr(s, '\n') || strchr(s, '\r')) return fail(c, path, "must be a single line");
     return 0;
@@ -413,12 +522,18 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
     cfg->model.kind = (ModelKind)choice;
     if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
-    if (get_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder))
+    if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,
+                             cfg->model.encoder_layers, &cfg->model.n_encoder_layers))
         return -1;
     if (get_int(c, model, "model", "latent_dim", 1, 1, MAX_WIDTH, &cfg->model.latent_dim))
         return -1;
-    if (get_widths(c, model, "model", "decoder", 1, cfg->model.decoder, &cfg->model.n_decoder))
+    if (get_layers_or_widths(c, model, "model", "decoder", 1, cfg->model.decoder, &cfg->model.n_decoder,
+                             cfg->model.decoder_layers, &cfg->model.n_decoder_layers))
         return -1;
+    if (cfg->model.n_encoder_layers > 0 && cfg->model.n_decoder_layers > 0 &&
+        cJSON_GetObjectItemCaseSensitive(model, "activation"))
+        return fail(c, "model.activation", "unused: encoder and decoder are layer lists, which name "
+                    "their activations as layers (e.g. {\"relu\": {}})");
     choice = 0;  // "relu" in the list below
     if (get_choice(c, model, "model", "activation", activation_names + 1,
                    COUNT(activation_names) - 1, &choice))
@@ -439,6 +554,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "model.condition", "\"label\" needs model.kind \"cvae\" (got \"%s\")",
                     kind_names[cfg->model.kind]);
     cfg->model.n_classes = cfg->model.condition == CONDITION_LABEL ? 10 : 0;
+    if (cfg->model.condition != CONDITION_NONE &&
+        (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0))
+        return fail(c, "model.kind", "\"cvae\" needs encoder and decoder as lists of widths: the label "
+                    "condition is not wired into layer lists yet");
 
     // loss (the whole section is optional)
     cfg->loss.reconstruction = REC_BCE;
@@ -962,6 +1081,37 @@ static void text_widths(TextBuffer *t, const int *widths, int n) {
     text_appendf(t, "]");
 }
 
+// A layer list in the form get_layer_spec reads: [{"conv2d": 32, "kernel": 4, ...}, ...]
+static void text_layers(TextBuffer *t, const LayerSpec *specs, int n) {
+    text_appendf(t, "[");
+    for (int i = 0; i < n; i++) {
+        const LayerSpec *s = &specs[i];
+        text_appendf(t, "%s\n      {\"%s\": ", i ? "," : "", s->kind);
+        if (s->n_args == 0) {
+            // options inside the value: {"batch_norm": {"momentum": 0.1, "eps": 1e-05}}
+            text_appendf(t, "{");
+            for (int k = 0; k < s->n_options; k++) {
+                text_appendf(t, "%s\"%s\": ", k ? ", " : "", s->option_keys[k]);
+                text_double(t, s->option_values[k]);
+            }
+            text_appendf(t, "}}");
+            continue;
+        }
+        if (s->args_list) text_appendf(t, "[");
+        for (int k = 0; k < s->n_args; k++) {
+            if (k) text_appendf(t, ", ");
+            text_double(t, s->args[k]);
+        }
+        if (s->args_list) text_appendf(t, "]");
+        for (int k = 0; k < s->n_options; k++) {
+            text_appendf(t, ", \"%s\": ", s->option_keys[k]);
+            text_double(t, s->option_values[k]);
+        }
+        text_appendf(t, "}");
+    }
+    text_appendf(t, "%s]", n ? "\n    " : "");
+}
+
 char *config_to_json(const Config *cfg) {
     TextBuffer t = {0};
 
@@ -986,11 +1136,14 @@ char *config_to_json(const Config *cfg) {
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
     text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
     text_appendf(&t, ",\n    \"encoder\": ");
-    text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
+    if (cfg->model.n_encoder_layers > 0) text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
+    else text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
     text_appendf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
     text_appendf(&t, ",\n    \"decoder\": ");
-    text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
-    text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
+    if (cfg->model.n_decoder_layers > 0) text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
+    else text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
+    if (cfg->model.n_encoder_layers == 0 || cfg->model.n_decoder_layers == 0)
+        text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
     text_appendf(&t, ",\n    \"output\": \"%s\"",
                 name_of(output_names, COUNT(output_names), cfg->model.output));
     text_appendf(&t, ",\n    \"condition\": \"%s\"\n  }",

@@ -1,6 +1,8 @@
-// model.c: the MLP VAE / AE on top of the backend interface: layer list, the
-// flat parameter arena [params | grads | adam m | adam v], forward, the fused
-// loss + backward, Adam. Knows nothing about the hardware.
+// model.c: the VAE / AE on top of the backend interface: an MLP layer list (the
+// shorthand) or encoder / decoder networks of any layers (network.h) around the
+// mu / logvar heads, the flat parameter arena [params | grads | adam m | adam v]
+// and the buffer region, forward, the fused loss + backward, the optimizer.
+// Knows nothing about the hardware.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
@@ -41,25 +43,85 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->rec_loss = choose_rec_loss(cfg);
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
     if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
-    if (cfg->model.n_encoder < 1) return set_error(err, errlen, "model.encoder: needs at least one layer");
+    if (cfg->model.n_encoder < 1 && cfg->model.n_encoder_layers < 1)
+        return set_error(err, errlen, "model.encoder: needs at least one layer");
 
     const int L = m->latent_dim;
     int width = m->input_dim;
+    int side = 1;
+    while ((long)side * side < m->input_dim) side++;
+    memset(&m->input_shape, 0, sizeof m->input_shape);
+    if ((long)side * side == m->input_dim) {
+        m->input_shape.rank = 3;
+        m->input_shape.dim[0] = 1;
+        m->input_shape.dim[1] = side;
+        m->input_shape.dim[2] = side;
+    } else {
+        m->input_shape.rank = 1;
+        m->input_shape.dim[0] = m->input_dim;
+    }
     // the condition joins the first encoder layer's input and the first decoder layer's input
     const int C = m->n_classes;
-    for (int i = 0; i < cfg->model.n_encoder; i++) {
-        add_layer(m, width, i == 0 ? C : 0, cfg->model.encoder[i], cfg->model.activation);
-        width = cfg->model.encoder[i];
+    if (cfg->model.n_encoder_layers > 0) {
+        m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
+        if (network_build(m->encoder_net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
+                          m->input_shape, 0, 0, err, errlen) != 0) {
+            free(m->encoder_net);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
+        if (m->encoder_net->out.rank != 1) {
+            char out[48];
+            tensor_shape_format(m->encoder_net->out, out, sizeof out);
+            set_error(err, errlen, "model.encoder: ends in %s; end it with {\"flatten\": {}} (or a linear "
+                      "layer) so the mu / logvar heads read a flat vector", out);
+            free(m->encoder_net);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
+        m->n_params = m->encoder_net->n_params;
+        m->n_buffers = m->encoder_net->n_buffers;
+        width = m->encoder_net->out.dim[0];
+    } else {
+        for (int i = 0; i < cfg->model.n_encoder; i++) {
+            add_layer(m, width, i == 0 ? C : 0, cfg->model.encoder[i], cfg->model.activation);
+            width = cfg->model.encoder[i];
+        }
     }
     m->n_trunk = m->n_layers;
     m->head = m->n_layers;
     add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
     width = L;
-    for (int i = 0; i < cfg->model.n_decoder; i++) {
-        add_layer(m, width, i == 0 ? C : 0, cfg->model.decoder[i], cfg->model.activation);
-        width = cfg->model.decoder[i];
+    if (cfg->model.n_decoder_layers > 0) {
+        TensorShape latent = {1, {L, 0, 0}};
+        m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
+        int rc = network_build(m->decoder_net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers,
+                               latent, m->n_params, m->n_buffers, err, errlen);
+        TensorShape out = m->decoder_net->out;
+        bool fits = tensor_shape_size(out) == (size_t)m->input_dim &&
+                    (out.rank == 1 || memcmp(&out, &m->input_shape, sizeof out) == 0);
+        if (rc == 0 && !fits) {
+            char got[48], want[48];
+            tensor_shape_format(out, got, sizeof got);
+            tensor_shape_format(m->input_shape, want, sizeof want);
+            rc = set_error(err, errlen, "model.decoder: its output %s is not the data's shape %s (or %d values)",
+                           got, want, m->input_dim);
+        }
+        if (rc != 0) {
+            free(m->encoder_net);
+            free(m->decoder_net);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
+        m->n_params += m->decoder_net->n_params;
+        m->n_buffers += m->decoder_net->n_buffers;
+    } else {
+        for (int i = 0; i < cfg->model.n_decoder; i++) {
+            add_layer(m, width, i == 0 ? C : 0, cfg->model.decoder[i], cfg->model.activation);
+            width = cfg->model.decoder[i];
+        }
+        add_layer(m, width, cfg->model.n_decoder == 0 ? C : 0, m->input_dim, ACT_NONE);
     }
-    add_layer(m, width, cfg->model.n_decoder == 0 ? C : 0, m->input_dim, ACT_NONE);
 
     size_t max_width = (size_t)m->input_dim;
     for (int i = 0; i < m->n_layers; i++) {
@@ -80,6 +142,9 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 
     size_t B = (size_t)max_batch;
     m->x = be->alloc(be, B * m->input_dim * sizeof(float));
+    if (m->encoder_net) network_alloc(m->encoder_net, be, max_batch);
+    if (m->decoder_net) network_alloc(m->decoder_net, be, max_batch);
+    m->buffers = be->alloc(be, (m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
     if (m->variational)
@@ -173,13 +238,20 @@ void model_destroy(Model *m) {
     be->free(be, m->kl_row);
     be->free(be, m->loss_acc);
     if (m->grad_clip_scratch) be->free(be, m->grad_clip_scratch);
+    be->free(be, m->buffers);
+    if (m->encoder_net) network_free(m->encoder_net, be);
+    if (m->decoder_net) network_free(m->decoder_net, be);
+    free(m->encoder_net);
+    free(m->decoder_net);
     memset(m, 0, sizeof *m);
 }
 
 void model_init_params(Model *m, uint64_t seed) {
     float *host = xmalloc(m->n_params * sizeof(float));
+    float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
     Rng rng;
     rng_init(&rng, seed, RNG_STREAM_INIT);
+    if (m->encoder_net) network_init(m->encoder_net, host, buffers, &rng);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *layer = &m->layers[i];
         // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
@@ -190,12 +262,31 @@ void model_init_params(Model *m, uint64_t seed) {
         for (int k = 0; k < layer->out; k++)
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
     }
+    if (m->decoder_net) network_init(m->decoder_net, host, buffers, &rng);
     model_set_params(m, host);
+    model_set_buffers(m, buffers);
     free(host);
+    free(buffers);
     m->be->zero(m->be, m->adam_m, 2 * m->arena_stride * sizeof(float));   // m and v
 }
 
-float *model_output(Model *m) { return m->acts[m->n_layers - 1]; }
+float *model_output(Model *m) {
+    if (m->decoder_net) return m->decoder_net->outputs[m->decoder_net->n_layers - 1];
+    return m->acts[m->n_layers - 1];
+}
+
+// What the networks' layers run against for B rows.
+static NetRun net_run(Model *m, int B) {
+    NetRun run;
+    memset(&run, 0, sizeof run);
+    run.be = m->be;
+    run.B = B;
+    run.training = m->training_mode;
+    run.params = m->params;
+    run.grads = m->grads;
+    run.buffers = m->buffers;
+    return run;
+}
 float *model_head(Model *m) { return m->acts[m->head]; }
 
 // Y (B, out) = act(X (B, in) W[:, :in]^T + onehot (B, C) W[:, in:]^T + b)
@@ -233,6 +324,11 @@ static void linear_backward(Model *m, int i, const float *X, const float *dY, fl
 }
 
 static void decoder_forward(Model *m, int B) {
+    if (m->decoder_net) {
+        NetRun run = net_run(m, B);
+        network_forward(m->decoder_net, &run, m->z);
+        return;
+    }
     const float *X = m->z;
     for (int i = m->head + 1; i < m->n_layers; i++) {
         linear_forward(m, i, X, B);
@@ -244,6 +340,10 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
     Backend *be = m->be;
     const int L = m->latent_dim;
     const float *X = m->x;
+    if (m->encoder_net) {
+        NetRun run = net_run(m, B);
+        X = network_forward(m->encoder_net, &run, m->x);
+    }
     for (int i = 0; i <= m->head; i++) {
         linear_forward(m, i, X, B);
         X = m->acts[i];
@@ -323,6 +423,13 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
                             m->rec_loss, m->pixel_weight, w_rec * inv_batch);
 
     // decoder, last layer first; the first decoder layer's input gradient is dz
+    if (m->decoder_net) {
+        float *dz = m->variational ? spare : m->grad_h;
+        NetRun run = net_run(m, B);
+        network_backward(m->decoder_net, &run, m->z, dY, dz);
+        spare = dY;
+        dY = dz;
+    }
     for (int i = last; i > m->head; i--) {
         const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
         float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
@@ -349,11 +456,19 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
     dY = m->grad_h;
     spare = m->grad_a;
     float *other = m->grad_b;
+    const float *features = m->encoder_net
+        ? m->encoder_net->outputs[m->encoder_net->n_layers - 1] : m->x;   // the trunk's input to layer 0
     for (int i = m->head; i >= 0; i--) {
-        const float *X = (i == 0) ? m->x : m->acts[i - 1];
-        float *dX = (i == 0) ? NULL : spare;
+        const float *X = (i == 0) ? features : m->acts[i - 1];
+        float *dX = (i == 0) ? (m->encoder_net ? spare : NULL) : spare;
         linear_backward(m, i, X, dY, dX, B);
-        if (i == 0) break;
+        if (i == 0) {
+            if (m->encoder_net) {
+                NetRun run = net_run(m, B);
+                network_backward(m->encoder_net, &run, m->x, dX, NULL);
+            }
+            break;
+        }
         be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
         dY = dX;
         float *t = spare;
@@ -410,6 +525,27 @@ void model_get_params(Model *m, float *host) {
 
 void model_set_params(Model *m, const float *host) {
     m->be->upload(m->be, m->params, host, m->n_params * sizeof(float));
+}
+
+void model_get_buffers(Model *m, float *host) {
+    if (m->n_buffers) m->be->download(m->be, host, m->buffers, m->n_buffers * sizeof(float));
+}
+
+void model_set_buffers(Model *m, const float *host) {
+    if (m->n_buffers) m->be->upload(m->be, m->buffers, host, m->n_buffers * sizeof(float));
+}
+
+void model_copy_weights(Model *dst, Model *src) {
+    float *params = xmalloc(src->n_params * sizeof(float));
+    model_get_params(src, params);
+    model_set_params(dst, params);
+    free(params);
+    if (src->n_buffers) {
+        float *buffers = xmalloc(src->n_buffers * sizeof(float));
+        model_get_buffers(src, buffers);
+        model_set_buffers(dst, buffers);
+        free(buffers);
+    }
 }
 
 void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels) {

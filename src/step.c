@@ -13,8 +13,10 @@ static void enqueue_train_step(void *ctx) {
                      m->binarize_seed);
     if (m->onehot)
         be->gather_onehot(be, m->onehot, t->labels, t->perm, 0, m->state, B, m->n_classes);
+    m->training_mode = true;    // batch norm: batch statistics (a host flag, frozen into a captured graph)
     model_forward(m, B, EPS_SAMPLE);
     model_backward_scheduled(m, B, t->w_rec);
+    m->training_mode = false;
     model_accumulate_loss(m, B);
     model_clip_gradients(m);
     model_optimizer_step(m);

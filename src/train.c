@@ -536,10 +536,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         goto done;
     }
     {
-        float *params = xmalloc(model.n_params * sizeof(float));
-        model_get_params(&model, params);
-        model_set_params(&eval_model, params);
-        free(params);
+        model_copy_weights(&eval_model, &model);
         EvalReport report;
         if (cfg->eval.iw_samples > 0)
             fprintf(stderr, "cuvae: importance-weighted -log p(x) with K = %d on %d test examples...\n",

@@ -8,6 +8,9 @@
 #include <stdbool.h>
 
 #define CUVAE_MAX_HIDDEN 16
+#define CUVAE_MAX_GRAPH_LAYERS 32   // layers of an encoder / decoder given as layer objects
+#define LAYER_MAX_OPTIONS 6
+#define LAYER_MAX_ARGS 3
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
@@ -21,6 +24,24 @@ typedef enum { DEVICE_AUTO = 0, DEVICE_CPU, DEVICE_CUDA } DeviceChoice;
 typedef enum { LR_CONSTANT = 0, LR_BURDA, LR_STEP, LR_COSINE } LrSchedule;
 typedef enum { PRECISION_FP32 = 0, PRECISION_TF32, PRECISION_BF16 } Precision;
 typedef enum { EPSILON_FUSED = 0, EPSILON_STORED } EpsilonMode;
+
+// One layer object of model.encoder / model.decoder, e.g.
+// {"conv2d": 32, "kernel": 4, "stride": 2, "padding": 1}: the kind (its key), the
+// kind's value (a number, a list for reshape, nothing for {} / a bare "relu"),
+// and its options (sibling keys, or the keys of an object value), defaults filled
+// in by the kind's check (network.h) so the effective config says everything.
+typedef struct {
+    char kind[24];
+    int n_args;
+    bool args_list;          // the value was written as a list ([64, 7, 7])
+    double args[LAYER_MAX_ARGS];
+    int n_options;
+    char option_keys[LAYER_MAX_OPTIONS][16];
+    double option_values[LAYER_MAX_OPTIONS];
+} LayerSpec;
+
+// The options of a spec: its value for key, or fallback when absent.
+double layer_spec_option(const LayerSpec *spec, const char *key, double fallback);
 
 typedef struct {
     char name[128];            // "name"
@@ -47,6 +68,13 @@ typedef struct {
         int n_decoder;                   // number of hidden decoder layers
         int decoder[CUVAE_MAX_HIDDEN];   // hidden decoder widths (output layer is implicit)
         Activation activation;           // relu | tanh | leaky_relu (slope 0.01)
+        // encoder / decoder given as lists of layer objects (n_layers > 0; the widths
+        // above are then unused): the encoder ends in a flat feature vector that the
+        // mu / logvar heads read; the decoder maps z to the whole output (the data's shape)
+        int n_encoder_layers;
+        LayerSpec encoder_layers[CUVAE_MAX_GRAPH_LAYERS];
+        int n_decoder_layers;
+        LayerSpec decoder_layers[CUVAE_MAX_GRAPH_LAYERS];
         OutputKind output;               // bernoulli (logits) | gaussian (identity)
     } model;
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "cuvae/config.h"
 #include "cuvae/backend.h"
+#include "cuvae/network.h"
 
 #define CUVAE_MAX_LAYERS (2 * CUVAE_MAX_HIDDEN + 2)
 
@@ -40,6 +41,15 @@ typedef struct {
     int n_trunk;
     int head;
     Layer layers[CUVAE_MAX_LAYERS];
+    // Encoder / decoder given as layer lists (model.encoder / model.decoder of layer
+    // objects): networks around the layers above. With encoder_net the trunk is the
+    // network (n_trunk = 0) and the head reads its output; with decoder_net the
+    // decoder is the network (no layers after the head). NULL: the shorthand MLP.
+    Network *encoder_net, *decoder_net;
+    TensorShape input_shape;  // one example: (1, side, side) for square images, else (input_dim)
+    size_t n_buffers;         // running statistics (batch norm): not trained, saved with the model
+    float *buffers;           // (n_buffers) on the device
+    bool training_mode;       // batch norm uses batch statistics (set by the training step)
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -149,5 +159,10 @@ void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
 // Host <-> device of the parameter region (n_params floats).
 void model_get_params(Model *m, float *host);
 void model_set_params(Model *m, const float *host);
+// Host <-> device of the buffer region (n_buffers floats: running statistics).
+void model_get_buffers(Model *m, float *host);
+void model_set_buffers(Model *m, const float *host);
+// Copies parameters and buffers from one model to another of the same config.
+void model_copy_weights(Model *dst, Model *src);
 
 #endif

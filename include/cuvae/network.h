@@ -1,0 +1,143 @@
+// network.h: a network is an ordered list of layers read from the config
+// (model.encoder / model.decoder as layer objects), with shapes inferred at
+// build time and checked with errors naming the layer index. A layer kind is
+// a small table (LayerKind): its option keys and defaults, its shape rule and
+// parameter shapes with their PyTorch names, PyTorch-default init, forward and
+// backward -- written once as calls on the backend (backend.h). The kinds live
+// one per file (src/layer_*.c) and are registered in src/layers.c.
+#ifndef CUVAE_NETWORK_H
+#define CUVAE_NETWORK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "cuvae/backend.h"
+#include "cuvae/config.h"   // LayerSpec
+#include "cuvae/rng.h"
+
+// The shape of one example: (N) (rank 1) or (C, H, W) (rank 3).
+typedef struct {
+    int rank;
+    int dim[3];
+} TensorShape;
+
+size_t tensor_shape_size(TensorShape s);
+// "(64, 7, 7)" / "(256)"
+void tensor_shape_format(TensorShape s, char *out, size_t outlen);
+
+// One named tensor of a layer, PyTorch's name within the layer ("weight",
+// "running_mean"): in the parameter region (trained) or the buffer region.
+typedef struct {
+    char name[16];
+    bool buffer;
+    size_t offset;          // floats from the layer's param_offset / buffer_offset
+    int rank;
+    int64_t shape[4];
+} LayerTensor;
+
+typedef struct {
+    int in, out;                 // linear: W (out, in), b (out)
+} LinearConf;
+
+typedef struct {
+    int in_channels, out_channels;
+    ConvGeometry geometry;       // conv2d: over its input image; conv_transpose2d: over its output
+    int output_padding;          // conv_transpose2d
+} ConvConf;
+
+typedef struct {
+    int channels, spatial;       // input (C) -> spatial 1, (C, H, W) -> H W
+    float momentum, eps;
+} BatchNormConf;
+
+typedef struct {
+    Activation act;
+    float slope;                 // leaky_relu
+} ActivationConf;
+
+typedef struct LayerKind LayerKind;
+
+typedef struct {
+    const LayerKind *kind;
+    int index;                   // position in its network: the nn.Sequential index
+    TensorShape in, out;
+    size_t param_offset, n_params;     // floats into the model's parameter region
+    size_t buffer_offset, n_buffers;   // floats into the model's buffer region
+    int n_tensors;
+    LayerTensor tensors[4];
+    size_t col_floats, swap_floats;    // workspace per example (shared across layers)
+    size_t state_floats;               // device floats kept from forward to backward (not per example)
+    float *state;                      // (state_floats) on the device, NULL if none
+    union {
+        LinearConf linear;
+        ConvConf conv;
+        BatchNormConf batch_norm;
+        ActivationConf activation;
+    } conf;
+} NetLayer;
+
+// What a layer's forward / backward run against.
+typedef struct {
+    Backend *be;
+    int B;                       // rows (examples) in this call
+    bool training;               // batch norm: batch statistics (and running-stat updates)
+    float *params, *grads;       // the model's parameter and gradient regions
+    float *buffers;              // the model's buffer region (running statistics)
+    float *col, *swap;           // shared workspaces (B * max col_floats, B * max swap_floats)
+} NetRun;
+
+struct LayerKind {
+    const char *name;            // the config key: "conv2d"
+    bool view;                   // flatten / reshape: output aliases the input, gradient passes through
+    // Fills defaults and checks the spec's value and option keys without any shape.
+    // Returns 0, or -1 with key (the option at fault, "" for the kind's own value) and msg.
+    int (*check)(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen);
+    // Output shape, parameter / buffer counts, tensors, workspace from the input shape;
+    // -1 with msg (the network prefixes "model.encoder[i] (kind)").
+    int (*build)(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen);
+    // PyTorch-default initial values into host copies of the two regions.
+    void (*init)(const NetLayer *layer, float *params, float *buffers, Rng *rng);
+    // y (B, out) from x (B, in). NULL for views.
+    void (*forward)(NetLayer *layer, const NetRun *run, const float *x, float *y);
+    // Parameter gradients (overwritten) and, if dx != NULL, dx (B, in), from dy (B, out),
+    // the forward's input x and output y. NULL for views.
+    void (*backward)(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                     const float *dy, float *dx);
+};
+
+// The registered kinds (src/layers.c); NULL if name is not one.
+const LayerKind *layer_kind_find(const char *name);
+// "linear, conv2d, ..." for error messages
+const char *layer_kind_names(void);
+
+#define CUVAE_MAX_NET_LAYERS CUVAE_MAX_GRAPH_LAYERS
+
+typedef struct {
+    char name[16];               // "encoder" | "decoder": the state_dict prefix
+    int n_layers;
+    NetLayer layers[CUVAE_MAX_NET_LAYERS];
+    TensorShape in, out;
+    size_t n_params, n_buffers;  // totals of its layers
+    size_t max_col, max_swap, max_size;   // per-example floats: workspaces, widest tensor
+    int max_batch;
+    float *outputs[CUVAE_MAX_NET_LAYERS];   // (B, layer out) each; views alias their input
+    float *grad_a, *grad_b;      // (B, max_size) ping-pong for backward
+    float *col, *swap;           // workspaces
+} Network;
+
+// Builds the layers of specs over input shape `in`; parameters from param_base and
+// buffers from buffer_base (floats) on. Errors name "model.<name>[i] (kind)" and the shapes.
+int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
+                  TensorShape in, size_t param_base, size_t buffer_base, char *err, size_t errlen);
+// Device memory for up to max_batch rows; network_free releases it.
+void network_alloc(Network *net, Backend *be, int max_batch);
+void network_free(Network *net, Backend *be);
+// PyTorch-default init of every layer into host copies of the regions.
+void network_init(const Network *net, float *params, float *buffers, Rng *rng);
+// Forward from x (B, in); returns the output (B, out).
+const float *network_forward(Network *net, const NetRun *run, const float *x);
+// Backward from dy (B, out): parameter gradients, and dx (B, in) if not NULL.
+// x is the input the forward saw.
+void network_backward(Network *net, const NetRun *run, const float *x, const float *dy, float *dx);
+
+#endif

@@ -1,0 +1,203 @@
+// layer_conv.c: {"conv2d": C_out, "kernel": k, "stride": s, "padding": p} and
+// {"conv_transpose2d": C_out, ..., "output_padding": q} -- torch.nn.Conv2d /
+// ConvTranspose2d with square kernels, as im2col / col2im + one backend GEMM
+// over the whole batch:
+//   conv2d            col (C k k, B S_out) = im2col(x);  y' (C_out, B S_out) = W col;
+//                     y (B, C_out, S_out) = swap(y') + bias
+//   conv_transpose2d  x' (C_in, B S_in) = swap(x);  col (C_out k k, B S_in) = W^T x';
+//                     y (B, C_out, H, W) = col2im(col) + bias
+// Weights (C_out, C_in, k, k) and (C_in, C_out, k, k) as PyTorch stores them;
+// init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with PyTorch's fan_in = size(1) k k.
+#include "cuvae/layer_kind.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const OptionRule conv2d_rules[] = {
+    {"kernel", true, 0, 1, 64, true},
+    {"stride", false, 1, 1, 64, true},
+    {"padding", false, 0, 0, 64, true},
+};
+
+static const OptionRule conv_transpose2d_rules[] = {
+    {"kernel", true, 0, 1, 64, true},
+    {"stride", false, 1, 1, 64, true},
+    {"padding", false, 0, 0, 64, true},
+    {"output_padding", false, 0, 0, 63, true},
+};
+
+static int conv2d_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (layer_check_args(spec, 1, 1, true, 1, 1 << 16, "the output channels", msg, msglen)) return -1;
+    return layer_apply_options(spec, conv2d_rules, 3, key, keylen, msg, msglen);
+}
+
+static int conv_transpose2d_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (layer_check_args(spec, 1, 1, true, 1, 1 << 16, "the output channels", msg, msglen)) return -1;
+    if (layer_apply_options(spec, conv_transpose2d_rules, 4, key, keylen, msg, msglen)) return -1;
+    if (layer_spec_option(spec, "output_padding", 0) >= layer_spec_option(spec, "stride", 1)) {
+        snprintf(key, keylen, "output_padding");
+        snprintf(msg, msglen, "must be smaller than the stride (%g), as in PyTorch",
+                 layer_spec_option(spec, "stride", 1));
+        return -1;
+    }
+    return 0;
+}
+
+static int needs_image(NetLayer *layer, char *msg, size_t msglen) {
+    if (layer->in.rank == 3) return 0;
+    snprintf(msg, msglen, "needs an image input (C, H, W), got (%d); put {\"reshape\": [C, H, W]} before it",
+             layer->in.dim[0]);
+    return -1;
+}
+
+static void add_conv_tensors(NetLayer *layer, int dim0, int dim1, int k, int out_channels) {
+    int64_t weight[4] = {dim0, dim1, k, k}, bias[1] = {out_channels};
+    layer_add_tensor(layer, "weight", false, 4, weight);
+    layer_add_tensor(layer, "bias", false, 1, bias);
+}
+
+static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    if (needs_image(layer, msg, msglen)) return -1;
+    ConvConf *c = &layer->conf.conv;
+    ConvGeometry *g = &c->geometry;
+    c->in_channels = layer->in.dim[0];
+    c->out_channels = (int)spec->args[0];
+    g->C = layer->in.dim[0];
+    g->H = layer->in.dim[1];
+    g->W = layer->in.dim[2];
+    g->kernel = (int)layer_spec_option(spec, "kernel", 1);
+    g->stride = (int)layer_spec_option(spec, "stride", 1);
+    g->padding = (int)layer_spec_option(spec, "padding", 0);
+    if (g->kernel > g->H + 2 * g->padding || g->kernel > g->W + 2 * g->padding) {
+        snprintf(msg, msglen, "kernel %d is larger than its input (%d, %d, %d) with padding %d", g->kernel,
+                 g->C, g->H, g->W, g->padding);
+        return -1;
+    }
+    g->OH = (g->H + 2 * g->padding - g->kernel) / g->stride + 1;
+    g->OW = (g->W + 2 * g->padding - g->kernel) / g->stride + 1;
+    layer->out.rank = 3;
+    layer->out.dim[0] = c->out_channels;
+    layer->out.dim[1] = g->OH;
+    layer->out.dim[2] = g->OW;
+    add_conv_tensors(layer, c->out_channels, c->in_channels, g->kernel, c->out_channels);
+    size_t grid = (size_t)g->OH * g->OW;
+    layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
+    layer->swap_floats = (size_t)c->out_channels * grid;
+    return 0;
+}
+
+static int conv_transpose2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    if (needs_image(layer, msg, msglen)) return -1;
+    ConvConf *c = &layer->conf.conv;
+    ConvGeometry *g = &c->geometry;
+    c->in_channels = layer->in.dim[0];
+    c->out_channels = (int)spec->args[0];
+    c->output_padding = (int)layer_spec_option(spec, "output_padding", 0);
+    g->C = c->out_channels;
+    g->kernel = (int)layer_spec_option(spec, "kernel", 1);
+    g->stride = (int)layer_spec_option(spec, "stride", 1);
+    g->padding = (int)layer_spec_option(spec, "padding", 0);
+    g->OH = layer->in.dim[1];   // the convolution this transposes runs over the output
+    g->OW = layer->in.dim[2];
+    g->H = (g->OH - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
+    g->W = (g->OW - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
+    if (g->H < 1 || g->W < 1) {
+        snprintf(msg, msglen, "output (%d, %d, %d) from input (%d, %d, %d) is empty: padding %d is too large",
+                 g->C, g->H, g->W, c->in_channels, g->OH, g->OW, g->padding);
+        return -1;
+    }
+    layer->out.rank = 3;
+    layer->out.dim[0] = g->C;
+    layer->out.dim[1] = g->H;
+    layer->out.dim[2] = g->W;
+    add_conv_tensors(layer, c->in_channels, c->out_channels, g->kernel, c->out_channels);
+    size_t grid = (size_t)g->OH * g->OW;
+    layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
+    layer->swap_floats = (size_t)c->in_channels * grid;
+    return 0;
+}
+
+static void conv_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    (void)buffers;
+    const LayerTensor *weight = &layer->tensors[0];
+    float fan_in = (float)(weight->shape[1] * weight->shape[2] * weight->shape[3]);
+    float bound = 1.0f / sqrtf(fan_in);
+    for (size_t k = 0; k < layer->n_params; k++) params[k] = rng_uniform_range(rng, -bound, bound);
+}
+
+static void conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    Backend *be = run->be;
+    const ConvConf *c = &layer->conf.conv;
+    const ConvGeometry g = c->geometry;
+    const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
+    const float *W = run->params + layer->param_offset;                // (C_out, C k k)
+    const float *bias = W + (size_t)c->out_channels * rows;             // (C_out)
+    be->im2col(be, run->col, x, g, B);                                  // (C k k, B S)
+    be->gemm(be, false, false, c->out_channels, columns, rows, 1.0f, W, rows, run->col, columns, 0.0f,
+             run->swap, columns);                                       // (C_out, B S)
+    be->swap_leading_axes(be, y, run->swap, c->out_channels, B, S);    // (B, C_out, S)
+    be->channel_bias_forward(be, y, bias, B, c->out_channels, S);
+}
+
+static void conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                            const float *dy, float *dx) {
+    (void)y;
+    Backend *be = run->be;
+    const ConvConf *c = &layer->conf.conv;
+    const ConvGeometry g = c->geometry;
+    const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
+    const float *W = run->params + layer->param_offset;
+    float *dW = run->grads + layer->param_offset;                       // (C_out, C k k)
+    float *dbias = dW + (size_t)c->out_channels * rows;
+    be->swap_leading_axes(be, run->swap, dy, B, c->out_channels, S);   // dy' (C_out, B S)
+    be->im2col(be, run->col, x, g, B);
+    be->gemm(be, false, true, c->out_channels, rows, columns, 1.0f, run->swap, columns, run->col, columns,
+             0.0f, dW, rows);
+    be->channel_bias_grad(be, dbias, dy, B, c->out_channels, S);
+    if (!dx) return;
+    be->gemm(be, true, false, rows, columns, c->out_channels, 1.0f, W, rows, run->swap, columns, 0.0f,
+             run->col, columns);                                        // dcol (C k k, B S)
+    be->col2im(be, dx, run->col, g, B);
+}
+
+static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    Backend *be = run->be;
+    const ConvConf *c = &layer->conf.conv;
+    const ConvGeometry g = c->geometry;
+    const int B = run->B, S_in = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S_in;
+    const float *W = run->params + layer->param_offset;                // (C_in, C_out k k)
+    const float *bias = W + (size_t)c->in_channels * rows;              // (C_out)
+    be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);  // x' (C_in, B S_in)
+    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, run->swap, columns, 0.0f,
+             run->col, columns);                                        // (C_out k k, B S_in)
+    be->col2im(be, y, run->col, g, B);                                  // (B, C_out, H, W)
+    be->channel_bias_forward(be, y, bias, B, g.C, g.H * g.W);
+}
+
+static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                                      const float *dy, float *dx) {
+    (void)y;
+    Backend *be = run->be;
+    const ConvConf *c = &layer->conf.conv;
+    const ConvGeometry g = c->geometry;
+    const int B = run->B, S_in = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S_in;
+    const float *W = run->params + layer->param_offset;
+    float *dW = run->grads + layer->param_offset;                       // (C_in, C_out k k)
+    float *dbias = dW + (size_t)c->in_channels * rows;
+    be->im2col(be, run->col, dy, g, B);                                 // dcol (C_out k k, B S_in)
+    be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);  // x' (C_in, B S_in)
+    be->gemm(be, false, true, c->in_channels, rows, columns, 1.0f, run->swap, columns, run->col, columns,
+             0.0f, dW, rows);
+    be->channel_bias_grad(be, dbias, dy, B, g.C, g.H * g.W);
+    if (!dx) return;
+    be->gemm(be, false, false, c->in_channels, columns, rows, 1.0f, W, rows, run->col, columns, 0.0f,
+             run->swap, columns);                                       // dx' (C_in, B S_in)
+    be->swap_leading_axes(be, dx, run->swap, c->in_channels, B, S_in);
+}
+
+const LayerKind layer_conv2d = {"conv2d", false, conv2d_check, conv2d_build, conv_init, conv2d_forward,
+                                conv2d_backward};
+const LayerKind layer_conv_transpose2d = {"conv_transpose2d", false, conv_transpose2d_check,
+                                          conv_transpose2d_build, conv_init, conv_transpose2d_forward,
+                                          conv_transpose2d_backward};

@@ -1,0 +1,61 @@
+// layer_linear.c: {"linear": N} -- torch.nn.Linear: y (B, N) = x (B, in) W^T + b,
+// W (N, in), b (N); init U(-1/sqrt(in), 1/sqrt(in)) for both (PyTorch's default).
+#include "cuvae/layer_kind.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static int linear_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (layer_check_args(spec, 1, 1, true, 1, 1 << 20, "the output width", msg, msglen)) return -1;
+    return layer_apply_options(spec, NULL, 0, key, keylen, msg, msglen);
+}
+
+static int linear_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    if (layer->in.rank != 1) {
+        char shape[48];
+        tensor_shape_format(layer->in, shape, sizeof shape);
+        snprintf(msg, msglen, "needs a flat input, got %s; put {\"flatten\": {}} before it", shape);
+        return -1;
+    }
+    LinearConf *c = &layer->conf.linear;
+    c->in = layer->in.dim[0];
+    c->out = (int)spec->args[0];
+    layer->out.rank = 1;
+    layer->out.dim[0] = c->out;
+    int64_t weight[2] = {c->out, c->in}, bias[1] = {c->out};
+    layer_add_tensor(layer, "weight", false, 2, weight);
+    layer_add_tensor(layer, "bias", false, 1, bias);
+    return 0;
+}
+
+static void linear_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    (void)buffers;
+    const LinearConf *c = &layer->conf.linear;
+    float bound = 1.0f / sqrtf((float)c->in);
+    for (size_t k = 0; k < layer->n_params; k++) params[k] = rng_uniform_range(rng, -bound, bound);
+}
+
+static void linear_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    Backend *be = run->be;
+    const LinearConf *c = &layer->conf.linear;
+    const float *W = run->params + layer->param_offset;   // (out, in)
+    const float *b = W + (size_t)c->out * c->in;          // (out)
+    be->gemm(be, false, true, run->B, c->out, c->in, 1.0f, x, c->in, W, c->in, 0.0f, y, c->out);
+    be->bias_activation_forward(be, y, b, run->B, c->out, ACT_NONE);
+}
+
+static void linear_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                            const float *dy, float *dx) {
+    (void)y;
+    Backend *be = run->be;
+    const LinearConf *c = &layer->conf.linear;
+    const float *W = run->params + layer->param_offset;
+    float *dW = run->grads + layer->param_offset;          // (out, in)
+    float *db = dW + (size_t)c->out * c->in;               // (out)
+    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, 0.0f, dW, c->in);
+    be->bias_grad(be, db, dy, run->B, c->out);
+    if (dx) be->gemm(be, false, false, run->B, c->in, c->out, 1.0f, dy, c->out, W, c->in, 0.0f, dx, c->in);
+}
+
+const LayerKind layer_linear = {"linear", false, linear_check, linear_build, linear_init, linear_forward,
+                                linear_backward};

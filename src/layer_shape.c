@@ -1,0 +1,55 @@
+// layer_shape.c: the layers that only relabel the shape of each example --
+// {"flatten": {}} (C, H, W) -> (C H W) and {"reshape": [C, H, W]} (or [N]) --
+// views: the output is the input's memory and the gradient passes through.
+#include "cuvae/layer_kind.h"
+
+#include <stdio.h>
+
+static int flatten_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (layer_check_args(spec, 0, 0, false, 0, 0, "", msg, msglen)) return -1;
+    return layer_apply_options(spec, NULL, 0, key, keylen, msg, msglen);
+}
+
+static int flatten_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    (void)spec;
+    (void)msg;
+    (void)msglen;
+    layer->out.rank = 1;
+    layer->out.dim[0] = (int)tensor_shape_size(layer->in);
+    return 0;
+}
+
+static int reshape_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (spec->n_args != 1 && spec->n_args != 3) {
+        snprintf(msg, msglen, "needs the shape of one example, [C, H, W] or [N], got %d number%s",
+                 spec->n_args, spec->n_args == 1 ? "" : "s");
+        return -1;
+    }
+    if (layer_check_args(spec, 1, 3, true, 1, 1 << 24, "the shape's sizes", msg, msglen)) return -1;
+    spec->args_list = true;
+    return layer_apply_options(spec, NULL, 0, key, keylen, msg, msglen);
+}
+
+static int reshape_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    layer->out.rank = spec->n_args;
+    for (int d = 0; d < spec->n_args; d++) layer->out.dim[d] = (int)spec->args[d];
+    if (tensor_shape_size(layer->out) != tensor_shape_size(layer->in)) {
+        char in[48], out[48];
+        tensor_shape_format(layer->in, in, sizeof in);
+        tensor_shape_format(layer->out, out, sizeof out);
+        snprintf(msg, msglen, "cannot reshape %s (%zu values) to %s (%zu values)", in,
+                 tensor_shape_size(layer->in), out, tensor_shape_size(layer->out));
+        return -1;
+    }
+    return 0;
+}
+
+static void view_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    (void)layer;
+    (void)params;
+    (void)buffers;
+    (void)rng;
+}
+
+const LayerKind layer_flatten = {"flatten", true, flatten_check, flatten_build, view_init, NULL, NULL};
+const LayerKind layer_reshape = {"reshape", true, reshape_check, reshape_build, view_init, NULL, NULL};

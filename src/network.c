@@ -1,0 +1,128 @@
+// network.c: a network = an ordered list of layers (network.h): building it
+// from the config's layer specs with shapes inferred and checked, its device
+// memory, init, forward (layer by layer) and backward (in reverse order).
+#include "cuvae/network.h"
+#include "cuvae/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
+                  TensorShape in, size_t param_base, size_t buffer_base, char *err, size_t errlen) {
+    memset(net, 0, sizeof *net);
+    snprintf(net->name, sizeof net->name, "%s", name);
+    if (n_specs < 1 || n_specs > CUVAE_MAX_NET_LAYERS)
+        return set_error(err, errlen, "model.%s: needs 1 to %d layers, got %d", name, CUVAE_MAX_NET_LAYERS,
+                         n_specs);
+    net->in = in;
+    net->n_layers = n_specs;
+    net->max_size = tensor_shape_size(in);
+    TensorShape shape = in;
+    size_t params = param_base, buffers = buffer_base;
+    for (int i = 0; i < n_specs; i++) {
+        NetLayer *layer = &net->layers[i];
+        const LayerKind *kind = layer_kind_find(specs[i].kind);
+        if (!kind) return set_error(err, errlen, "model.%s[%d]: unknown layer \"%s\"", name, i, specs[i].kind);
+        layer->kind = kind;
+        layer->index = i;
+        layer->in = shape;
+        char msg[400] = "";
+        if (kind->build(layer, &specs[i], msg, sizeof msg) != 0)
+            return set_error(err, errlen, "model.%s[%d] (%s): %s", name, i, kind->name, msg);
+        for (int d = 0; d < layer->out.rank; d++)
+            if (layer->out.dim[d] < 1) {
+                char out[48];
+                tensor_shape_format(layer->out, out, sizeof out);
+                return set_error(err, errlen, "model.%s[%d] (%s): output %s is empty", name, i, kind->name, out);
+            }
+        layer->param_offset = params;
+        layer->buffer_offset = buffers;
+        params += layer->n_params;
+        buffers += layer->n_buffers;
+        net->n_params += layer->n_params;
+        net->n_buffers += layer->n_buffers;
+        if (layer->col_floats > net->max_col) net->max_col = layer->col_floats;
+        if (layer->swap_floats > net->max_swap) net->max_swap = layer->swap_floats;
+        if (tensor_shape_size(layer->out) > net->max_size) net->max_size = tensor_shape_size(layer->out);
+        shape = layer->out;
+    }
+    net->out = shape;
+    return 0;
+}
+
+void network_alloc(Network *net, Backend *be, int max_batch) {
+    size_t B = (size_t)max_batch;
+    net->max_batch = max_batch;
+    for (int i = 0; i < net->n_layers; i++) {
+        NetLayer *layer = &net->layers[i];
+        if (!layer->kind->view) net->outputs[i] = be->alloc(be, B * tensor_shape_size(layer->out) * sizeof(float));
+        if (layer->state_floats) layer->state = be->alloc(be, layer->state_floats * sizeof(float));
+    }
+    net->grad_a = be->alloc(be, B * net->max_size * sizeof(float));
+    net->grad_b = be->alloc(be, B * net->max_size * sizeof(float));
+    if (net->max_col) net->col = be->alloc(be, B * net->max_col * sizeof(float));
+    if (net->max_swap) net->swap = be->alloc(be, B * net->max_swap * sizeof(float));
+}
+
+void network_free(Network *net, Backend *be) {
+    for (int i = 0; i < net->n_layers; i++) {
+        NetLayer *layer = &net->layers[i];
+        if (!layer->kind->view && net->outputs[i]) be->free(be, net->outputs[i]);
+        if (layer->state) be->free(be, layer->state);
+        net->outputs[i] = NULL;
+        layer->state = NULL;
+    }
+    if (net->grad_a) be->free(be, net->grad_a);
+    if (net->grad_b) be->free(be, net->grad_b);
+    if (net->col) be->free(be, net->col);
+    if (net->swap) be->free(be, net->swap);
+    net->grad_a = net->grad_b = net->col = net->swap = NULL;
+}
+
+void network_init(const Network *net, float *params, float *buffers, Rng *rng) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        layer->kind->init(layer, params + layer->param_offset, buffers + layer->buffer_offset, rng);
+    }
+}
+
+// The run a layer sees: the caller's, with this network's workspaces.
+static NetRun with_workspaces(const Network *net, const NetRun *run) {
+    NetRun r = *run;
+    r.col = net->col;
+    r.swap = net->swap;
+    return r;
+}
+
+const float *network_forward(Network *net, const NetRun *caller, const float *x) {
+    NetRun run = with_workspaces(net, caller);
+    const float *input = x;
+    for (int i = 0; i < net->n_layers; i++) {
+        NetLayer *layer = &net->layers[i];
+        if (layer->kind->view) {
+            net->outputs[i] = (float *)input;   // the same values, another shape
+        } else {
+            layer->kind->forward(layer, &run, input, net->outputs[i]);
+        }
+        input = net->outputs[i];
+    }
+    return input;
+}
+
+void network_backward(Network *net, const NetRun *caller, const float *x, const float *dy, float *dx) {
+    NetRun run = with_workspaces(net, caller);
+    const float *grad = dy;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        NetLayer *layer = &net->layers[i];
+        const float *input = i == 0 ? x : net->outputs[i - 1];
+        if (layer->kind->view) {
+            if (i == 0 && dx) run.be->copy(run.be, dx, grad, (size_t)run.B * tensor_shape_size(layer->in) * sizeof(float));
+            continue;   // the gradient passes through unchanged
+        }
+        float *target;
+        if (i == 0) target = dx;
+        else target = grad == net->grad_a ? net->grad_b : net->grad_a;
+        layer->kind->backward(layer, &run, input, net->outputs[i], grad, target);
+        grad = target;
+    }
+}
