@@ -81,12 +81,16 @@ static void gradient_check_scheduled(Config cfg, KlSchedule kl, const char *labe
     model_init_params(&m, 11);
     Rng rng;
     rng_init(&rng, 77, 1);
-    float x[18], eps[9];
-    for (int i = 0; i < 18; i++) x[i] = rng_uniform(&rng);
+    const int D = m.input_dim, L = m.latent_dim;
+    float *x = xmalloc((size_t)B * D * sizeof(float)), *eps = xmalloc((size_t)B * L * sizeof(float));
+    for (int i = 0; i < B * D; i++) x[i] = rng_uniform(&rng);
     x[0] = 0.0f; x[1] = 1.0f;
-    for (int i = 0; i < 9; i++) eps[i] = rng_normal(&rng);
-    cpu->upload(cpu, m.x, x, sizeof x);
-    if (m.variational) cpu->upload(cpu, model_eps_buffer(&m), eps, sizeof eps);
+    for (int i = 0; i < B * L; i++) eps[i] = rng_normal(&rng);
+    cpu->upload(cpu, m.x, x, (size_t)B * D * sizeof(float));
+    if (m.variational) cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * L * sizeof(float));
+    free(x);
+    free(eps);
+    m.training_mode = true;   // batch norm (layer lists): the batch statistics, as in training
     if (m.onehot) {
         uint8_t labels[3] = {2, 0, 2};
         cpu->gather_onehot(cpu, m.onehot, labels, NULL, 0, NULL, B, m.n_classes);
@@ -179,6 +183,80 @@ static void test_capacity_gradient(void) {
     gradient_check_scheduled(cfg, kl, "capacity below target");
     kl.capacity_target = 0.0f;    // below: pushes KL down
     gradient_check_scheduled(cfg, kl, "capacity above target");
+}
+
+// A small config with layer-list encoder / decoder over 8x8 images (input_dim 64).
+static Config graph_config(const char *kind, const char *encoder, const char *decoder, const char *output) {
+    char json[4096];
+    snprintf(json, sizeof json,
+             "{\"name\": \"graph\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"},"
+             " \"model\": {\"kind\": \"%s\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": %s,"
+             " \"decoder\": %s, \"output\": \"%s\"},"
+             " \"loss\": {\"reconstruction\": \"%s\", \"w_rec\": 1.3, \"w_kl\": 0.7},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}",
+             kind, encoder, decoder, output, strcmp(output, "gaussian") == 0 ? "mse" : "bce");
+    Config cfg;
+    char err[512];
+    int rc = config_from_string(&cfg, json, "graph test", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "graph config: %s", err);
+    return cfg;
+}
+
+#define CONV_ENCODER "[{\"conv2d\": 3, \"kernel\": 3, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}}," \
+    " \"tanh\", {\"conv2d\": 4, \"kernel\": 2}, \"tanh\", \"flatten\"]"
+#define CONV_DECODER "[{\"linear\": 18}, {\"reshape\": [2, 3, 3]}, {\"batch_norm\": {\"momentum\": 0.3}}, \"tanh\"," \
+    " {\"conv_transpose2d\": 2, \"kernel\": 3, \"stride\": 2, \"padding\": 1, \"output_padding\": 1}," \
+    " \"sigmoid\", {\"conv_transpose2d\": 1, \"kernel\": 3}]"
+
+// every parameter of conv / batch-norm / activation / view layers, by finite differences
+// (smooth activations only: a step of 1e-2 across a relu kink is not a derivative;
+// relu and leaky_relu are checked op by op in test_layer_ops away from the kink)
+static void test_graph_vae_gradients(void) {
+    gradient_check(graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli"), "conv vae bce");
+    gradient_check(graph_config("ae", CONV_ENCODER, CONV_DECODER, "gaussian"), "conv ae gaussian mse");
+    // a layer-list encoder with the shorthand decoder, and the other way round
+    Config mixed = graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
+    mixed.model.activation = ACT_TANH;
+    gradient_check(mixed, "conv encoder, mlp decoder");
+    gradient_check(graph_config("vae", "[9]", "[{\"linear\": 5}, {\"batch_norm\": {}}, \"tanh\", {\"linear\": 64}]",
+                                "bernoulli"), "mlp encoder, layer-list decoder with 1-d batch norm");
+}
+
+static void test_graph_layout(void) {
+    Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "create: %s", err);
+    // conv 1->3 k3 (27 + 3), bn (6), conv 3->4 k2 (48 + 4), heads 36 -> 2x3 (216 + 6),
+    // linear 3->18 (54 + 18), bn (4), convT 2->2 k3 (36 + 2), convT 2->1 k3 (18 + 1)
+    CHECK(m.n_params == 30 + 6 + 52 + 222 + 72 + 4 + 38 + 19, "n_params %zu", m.n_params);
+    CHECK(m.n_buffers == 6 + 4, "n_buffers %zu", m.n_buffers);
+    CHECK(m.encoder_net && m.encoder_net->out.rank == 1 && m.encoder_net->out.dim[0] == 36, "encoder output");
+    CHECK(m.decoder_net && m.decoder_net->out.rank == 3 && m.decoder_net->out.dim[1] == 8, "decoder output");
+    model_init_params(&m, 3);
+    float *buffers = xmalloc(m.n_buffers * sizeof(float)), *params = xmalloc(m.n_params * sizeof(float));
+    model_get_buffers(&m, buffers);
+    model_get_params(&m, params);
+    // batch norm: weight 1, bias 0, running mean 0, running var 1; conv U(+-1/sqrt(fan_in))
+    CHECK(buffers[0] == 0 && buffers[3] == 1 && params[30] == 1 && params[33] == 0, "batch norm init");
+    double maxabs = 0;
+    for (int k = 0; k < 27; k++) maxabs = fmax(maxabs, fabs(params[k]));
+    CHECK(maxabs <= 1 / 3.0 && maxabs > 0.2, "conv2d init bound 1/sqrt(9): max %g", maxabs);
+    // training-mode forward moves the running statistics; eval-mode forward does not
+    float x[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) x[i] = (float)(i % 7) / 7.0f;
+    cpu->upload(cpu, m.x, x, sizeof x);
+    m.training_mode = true;
+    model_forward(&m, 4, EPS_ZERO);
+    float *after = xmalloc(m.n_buffers * sizeof(float));
+    model_get_buffers(&m, after);
+    CHECK(memcmp(after, buffers, m.n_buffers * sizeof(float)) != 0, "training forward updates running stats");
+    m.training_mode = false;
+    model_forward(&m, 4, EPS_ZERO);
+    model_get_buffers(&m, buffers);
+    CHECK(memcmp(after, buffers, m.n_buffers * sizeof(float)) == 0, "eval forward leaves running stats");
+    free(buffers); free(params); free(after);
+    model_destroy(&m);
 }
 
 static void test_kl_schedule_values(void) {
@@ -334,6 +412,8 @@ int main(void) {
     test_run("free_bits_gradient", test_free_bits_gradient);
     test_run("capacity_gradient", test_capacity_gradient);
     test_run("kl_schedule_values", test_kl_schedule_values);
+    test_run("graph_vae_gradients", test_graph_vae_gradients);
+    test_run("graph_layout", test_graph_layout);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
