@@ -4,6 +4,7 @@
 // config back out as pretty JSON that parses to the identical Config.
 #include "cuvae/config.h"
 #include "cuvae/network.h"
+#include "cuvae/model.h"
 #include "cuvae/common.h"
 
 #include <cjson/cJSON.h>
@@ -385,8 +386,11 @@ static int get_layers_or_widths(const Ctx *c, const cJSON *obj, const char *path
     *n_widths = 0;
     *n_specs = 0;
     if (find(c, obj, path, key, 1, &item)) return -1;
-    if (!cJSON_IsArray(item) || !item->child || cJSON_IsNumber(item->child))
-        return get_widths(c, obj, path, key, allow_empty, widths, n_widths);
+    // a layer list starts with a layer object or a layer's name; anything else reads as widths
+    bool layers = cJSON_IsArray(item) && item->child &&
+                  (cJSON_IsObject(item->child) ||
+                   (cJSON_IsString(item->child) && layer_kind_find(item->child->valuestring)));
+    if (!layers) return get_widths(c, obj, path, key, allow_empty, widths, n_widths);
     char full[256];
     join_path(full, sizeof full, path, key);
     int n = cJSON_GetArraySize(item);
@@ -558,6 +562,11 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0))
         return fail(c, "model.kind", "\"cvae\" needs encoder and decoder as lists of widths: the label "
                     "condition is not wired into layer lists yet");
+    if (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0) {
+        char problem[700];   // shapes, before anything is allocated
+        if (model_check_networks(cfg, problem, sizeof problem) != 0)
+            return set_error(c->err, c->errlen, "%s: %s", c->source, problem);
+    }
 
     // loss (the whole section is optional)
     cfg->loss.reconstruction = REC_BCE;

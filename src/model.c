@@ -31,6 +31,66 @@ static RecLoss choose_rec_loss(const Config *cfg) {
     return cfg->model.output == OUTPUT_BERNOULLI ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY;
 }
 
+TensorShape model_input_shape(int input_dim) {
+    TensorShape shape;
+    memset(&shape, 0, sizeof shape);
+    int side = 1;
+    while ((long)side * side < input_dim) side++;
+    if ((long)side * side == input_dim) {   // a square grey image
+        shape.rank = 3;
+        shape.dim[0] = 1;
+        shape.dim[1] = side;
+        shape.dim[2] = side;
+    } else {
+        shape.rank = 1;
+        shape.dim[0] = input_dim;
+    }
+    return shape;
+}
+
+// The encoder's layer list over the data's shape; it must end flat (the heads read it).
+static int build_encoder_network(Network *net, const Config *cfg, char *err, size_t errlen) {
+    if (network_build(net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
+                      model_input_shape(cfg->model.input_dim), 0, 0, err, errlen) != 0)
+        return -1;
+    if (net->out.rank != 1) {
+        char out[48];
+        tensor_shape_format(net->out, out, sizeof out);
+        return set_error(err, errlen, "model.encoder: ends in %s; end it with {\"flatten\": {}} (or a linear "
+                         "layer) so the mu / logvar heads read a flat vector", out);
+    }
+    return 0;
+}
+
+// The decoder's layer list from z (L); its output must be the data's shape.
+static int build_decoder_network(Network *net, const Config *cfg, size_t param_base, size_t buffer_base,
+                                 char *err, size_t errlen) {
+    TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
+    if (network_build(net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, latent,
+                      param_base, buffer_base, err, errlen) != 0)
+        return -1;
+    TensorShape input = model_input_shape(cfg->model.input_dim);
+    bool fits = tensor_shape_size(net->out) == (size_t)cfg->model.input_dim &&
+                (net->out.rank == 1 || memcmp(&net->out, &input, sizeof input) == 0);
+    if (!fits) {
+        char got[48], want[48];
+        tensor_shape_format(net->out, got, sizeof got);
+        tensor_shape_format(input, want, sizeof want);
+        return set_error(err, errlen, "model.decoder: its output %s is not the data's shape %s (or %d values)",
+                         got, want, cfg->model.input_dim);
+    }
+    return 0;
+}
+
+int model_check_networks(const Config *cfg, char *err, size_t errlen) {
+    Network *net = xcalloc(1, sizeof *net);
+    int rc = 0;
+    if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
+    if (rc == 0 && cfg->model.n_decoder_layers > 0) rc = build_decoder_network(net, cfg, 0, 0, err, errlen);
+    free(net);
+    return rc;
+}
+
 int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -48,33 +108,12 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 
     const int L = m->latent_dim;
     int width = m->input_dim;
-    int side = 1;
-    while ((long)side * side < m->input_dim) side++;
-    memset(&m->input_shape, 0, sizeof m->input_shape);
-    if ((long)side * side == m->input_dim) {
-        m->input_shape.rank = 3;
-        m->input_shape.dim[0] = 1;
-        m->input_shape.dim[1] = side;
-        m->input_shape.dim[2] = side;
-    } else {
-        m->input_shape.rank = 1;
-        m->input_shape.dim[0] = m->input_dim;
-    }
+    m->input_shape = model_input_shape(m->input_dim);
     // the condition joins the first encoder layer's input and the first decoder layer's input
     const int C = m->n_classes;
     if (cfg->model.n_encoder_layers > 0) {
         m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
-        if (network_build(m->encoder_net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
-                          m->input_shape, 0, 0, err, errlen) != 0) {
-            free(m->encoder_net);
-            memset(m, 0, sizeof *m);
-            return -1;
-        }
-        if (m->encoder_net->out.rank != 1) {
-            char out[48];
-            tensor_shape_format(m->encoder_net->out, out, sizeof out);
-            set_error(err, errlen, "model.encoder: ends in %s; end it with {\"flatten\": {}} (or a linear "
-                      "layer) so the mu / logvar heads read a flat vector", out);
+        if (build_encoder_network(m->encoder_net, cfg, err, errlen) != 0) {
             free(m->encoder_net);
             memset(m, 0, sizeof *m);
             return -1;
@@ -93,21 +132,8 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
     width = L;
     if (cfg->model.n_decoder_layers > 0) {
-        TensorShape latent = {1, {L, 0, 0}};
         m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
-        int rc = network_build(m->decoder_net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers,
-                               latent, m->n_params, m->n_buffers, err, errlen);
-        TensorShape out = m->decoder_net->out;
-        bool fits = tensor_shape_size(out) == (size_t)m->input_dim &&
-                    (out.rank == 1 || memcmp(&out, &m->input_shape, sizeof out) == 0);
-        if (rc == 0 && !fits) {
-            char got[48], want[48];
-            tensor_shape_format(out, got, sizeof got);
-            tensor_shape_format(m->input_shape, want, sizeof want);
-            rc = set_error(err, errlen, "model.decoder: its output %s is not the data's shape %s (or %d values)",
-                           got, want, m->input_dim);
-        }
-        if (rc != 0) {
+        if (build_decoder_network(m->decoder_net, cfg, m->n_params, m->n_buffers, err, errlen) != 0) {
             free(m->encoder_net);
             free(m->decoder_net);
             memset(m, 0, sizeof *m);

@@ -28,7 +28,7 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
     double acc[3];
     model_peek_loss_accumulator(m, acc);
 
-    StTensor tensors[3];
+    StTensor tensors[4];
     const char *names[3] = {"params", "adam.m", "adam.v"};
     for (int k = 0; k < 3; k++) {
         memset(&tensors[k], 0, sizeof tensors[k]);
@@ -59,9 +59,23 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
         snprintf(meta[k].key, sizeof meta[k].key, "%s", keys[k]);
         meta[k].value = k == 0 ? RESUME_FORMAT : k == 1 ? config_json : values[k - 2];
     }
-    int rc = safetensors_write(path, tensors, 3, meta, N_RESUME_META, err, errlen);
+    // batch norm's running statistics, when the model has any
+    float *buffers = NULL;
+    int n_tensors = 3;
+    if (m->n_buffers) {
+        buffers = xmalloc(m->n_buffers * sizeof(float));
+        model_get_buffers(m, buffers);
+        memset(&tensors[3], 0, sizeof tensors[3]);
+        snprintf(tensors[3].name, sizeof tensors[3].name, "buffers");
+        tensors[3].rank = 1;
+        tensors[3].shape[0] = (int64_t)m->n_buffers;
+        tensors[3].data = buffers;
+        n_tensors = 4;
+    }
+    int rc = safetensors_write(path, tensors, n_tensors, meta, N_RESUME_META, err, errlen);
     free(config_json);
     free(arena);
+    free(buffers);
     return rc;
 }
 
@@ -160,6 +174,16 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         else
             rc = safetensors_check_finite(path, tensors[k], err, errlen);
     }
+    const StTensor *buffers = NULL;
+    if (rc == 0 && m->n_buffers) {
+        buffers = safetensors_find(&f, "buffers");
+        if (!buffers)
+            rc = set_error(err, errlen, "%s: tensor buffers: missing (the model's running statistics)", path);
+        else if (buffers->rank != 1 || buffers->shape[0] != (int64_t)m->n_buffers)
+            rc = set_error(err, errlen, "%s: tensor buffers: expected shape [%zu]", path, m->n_buffers);
+        else
+            rc = safetensors_check_finite(path, buffers, err, errlen);
+    }
     for (size_t i = 0; rc == 0 && i < P; i++) {
         if (tensors[2]->data[i] < 0.0f)
             rc = set_error(err, errlen, "%s: tensor adam.v: element %zu is negative (%g): a second "
@@ -209,6 +233,7 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
                        (long long)m->plan.steps_per_epoch);
     if (rc == 0) {
         model_set_params(m, tensors[0]->data);
+        if (buffers) model_set_buffers(m, buffers->data);
         m->be->upload(m->be, m->adam_m, tensors[1]->data, P * sizeof(float));
         m->be->upload(m->be, m->adam_v, tensors[2]->data, P * sizeof(float));
         StepState state;

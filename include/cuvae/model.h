@@ -87,6 +87,13 @@ typedef struct {
     uint64_t rng_offset;     // draw index base of EPS_DRAW (evaluation)
 } Model;
 
+// One example's shape for input_dim values: (1, side, side) when it is a square
+// (a grey image), else (input_dim).
+TensorShape model_input_shape(int input_dim);
+// Builds the layer-list encoder / decoder of cfg without allocating anything:
+// 0, or -1 with the error naming the layer index and the shapes (config_load calls it).
+int model_check_networks(const Config *cfg, char *err, size_t errlen);
+
 // Builds the layer list from cfg, allocates the arena and activations for up to
 // max_batch rows. Parameters are zero until model_init_params / checkpoint load.
 int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen);
