@@ -33,4 +33,29 @@ for variant in "vae relu" "vae tanh" "ae relu" "cvae leaky_relu"; do
     close "$(field "$sample" test_loss)" "$(field "$torch_out" test_loss)" 0 "$tol" \
         && ok "$variant: sampled test loss within $tol nats (5 MC std errors)" || bad "$variant: test loss differs by more than $tol"
 done
+# A DCGAN-style conv VAE with batch norm (layer lists), loaded by scripts/cuvae_torch.py as
+# nn.Conv2d / nn.BatchNorm2d / nn.ConvTranspose2d modules with strict=True: KL and the
+# reconstruction at z = mu agree to 1e-5 relative (eval mode: running statistics).
+cat > "$tmp/conv.json" <<'JSON'
+{"name": "conv_torch", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 3000, "test_limit": 2000},
+ "model": {"kind": "vae", "input_dim": 784, "latent_dim": 8,
+   "encoder": [{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": 0.2},
+               {"conv2d": 16, "kernel": 3, "stride": 2, "padding": 1}, {"batch_norm": {}}, {"leaky_relu": 0.2}, "flatten"],
+   "decoder": [{"linear": 784}, {"reshape": [16, 7, 7]}, {"batch_norm": {"momentum": 0.3}}, "relu",
+               {"conv_transpose2d": 8, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1},
+               {"batch_norm": {}}, "tanh", {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}],
+   "output": "bernoulli"},
+ "train": {"epochs": 1, "batch_size": 50, "lr": 0.002, "seed": 2, "epoch_images": false}, "device": "cpu"}
+JSON
+if "$CUVAE" train "$tmp/conv.json" --out "$tmp/conv" 2>/dev/null; then
+    ckpt="$tmp/conv/model.safetensors"
+    mean=$("$CUVAE" eval "$ckpt" --z mean)
+    torch_out=$($PY tests/torch_check.py "$ckpt" data/mnist 2000) || bad "conv vae: torch_check.py failed"
+    echo "  conv vae: cuvae kl $(field "$mean" kl) rec@mu $(field "$mean" rec) | torch $torch_out" >&2
+    close "$(field "$mean" kl)" "$(field "$torch_out" kl)" 1e-5 1e-6 && ok "conv vae + batch norm: same KL (1e-5)" || bad "conv vae: KL differs"
+    close "$(field "$mean" rec)" "$(field "$torch_out" rec_at_mean)" 1e-5 1e-6 \
+        && ok "conv vae + batch norm: same rec at z = mu (1e-5)" || bad "conv vae: rec differs"
+else
+    bad "conv vae: training failed"
+fi
 cli_finish cli_torch

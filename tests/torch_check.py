@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""torch_check.py: loads a cuvae checkpoint into a PyTorch model of the same
-shape (plain nn.Linear layers, weights by name) and recomputes, on the MNIST
+"""torch_check.py: loads a cuvae checkpoint into PyTorch with scripts/cuvae_torch.py
+(nn.Linear / nn.Conv2d / nn.BatchNorm2d ... modules, weights by name) and recomputes, on the MNIST
 test set, the KL term and the reconstruction term at z = mu (both
 deterministic) and the sampled negative ELBO. Prints them as one JSON line.
 
@@ -12,26 +12,14 @@ import json
 import struct
 import sys
 
+import os
+
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (header_len,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + header_len])
-    data = blob[8 + header_len:]
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, info in header.items():
-        assert info["dtype"] == "F32", name
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[begin:end], dtype="<f4").reshape(info["shape"])
-        tensors[name] = torch.from_numpy(array.copy())
-    return tensors, meta
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from cuvae_torch import load  # noqa: E402  (the script users run, tested here)
 
 
 def read_idx_images(path):
@@ -41,42 +29,6 @@ def read_idx_images(path):
     rank = raw[3]
     dims = struct.unpack(">" + "I" * rank, raw[4:4 + 4 * rank])
     return np.frombuffer(raw[4 + 4 * rank:], dtype=np.uint8).reshape(dims)
-
-
-class TorchVAE(nn.Module):
-    """The cuvae MLP: trunk -> (mu, logvar) heads -> decoder, nn.Linear layout."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        m = cfg["model"]
-        self.variational = m["kind"] in ("vae", "cvae")
-        # cvae: the one-hot label joins the encoder input and z ([x ; y], [z ; y])
-        self.classes = 10 if m["kind"] == "cvae" else 0
-        act = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.01)}[m["activation"]]
-        self.act = act
-        widths = [m["input_dim"] + self.classes] + m["encoder"]
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.mu = nn.Linear(widths[-1], m["latent_dim"])
-        if self.variational:
-            self.logvar = nn.Linear(widths[-1], m["latent_dim"])
-        dec = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
-        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:]))
-
-    def encode(self, x, y=None):
-        if self.classes:
-            x = torch.cat([x, y], dim=1)
-        for layer in self.encoder:
-            x = self.act(layer(x))
-        return self.mu(x), (self.logvar(x) if self.variational else None)
-
-    def decode(self, z, y=None):
-        if self.classes:
-            z = torch.cat([z, y], dim=1)
-        for i, layer in enumerate(self.decoder):
-            z = layer(z)
-            if i < len(self.decoder) - 1:
-                z = self.act(z)
-        return z
 
 
 def reconstruction(out, x, cfg):
@@ -93,12 +45,8 @@ def main():
     ckpt, data_dir = sys.argv[1], sys.argv[2]
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     torch.manual_seed(0)
-    tensors, meta = read_safetensors(ckpt)
-    cfg = json.loads(meta["config"])
-    model = TorchVAE(cfg)
-    state = model.state_dict()
-    assert set(state) == set(tensors), (sorted(state), sorted(tensors))
-    model.load_state_dict(tensors, strict=True)
+    model = load(ckpt)   # strict=True: every tensor of the checkpoint, and only those
+    cfg = model.cfg
     images = read_idx_images(f"{data_dir}/t10k-images-idx3-ubyte.gz")
     labels = read_idx_images(f"{data_dir}/t10k-labels-idx1-ubyte.gz")
     if limit:

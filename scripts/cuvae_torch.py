@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""cuvae_torch.py: a cuvae checkpoint as a torch.nn.Module, in one line.
+
+    from cuvae_torch import load
+    model = load("runs/conv_vae_dim16/model.safetensors")   # eval mode, weights loaded strict=True
+
+The model is built from the config cuvae stores inside the checkpoint:
+  - layer-list encoder / decoder (model.encoder / model.decoder as layer objects):
+    nn.Sequential of nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm1d/2d, nn.Linear,
+    activations, nn.Flatten and reshapes, so the state_dict names are cuvae's
+    (encoder.3.weight, encoder.3.running_mean, ...);
+  - the width-list shorthand: nn.ModuleList of nn.Linear (encoder.i, decoder.i count
+    linears; the activation in between), as cuvae names them;
+  - heads mu and logvar (nn.Linear) between them.
+model.encode(x) -> (mu, logvar or None); model.decode(z) -> logits or values (N, input_dim);
+x is (N, input_dim) in [0, 1]. cuvae does not store PyTorch's num_batches_tracked
+counters (unused when momentum is set, as here); load() fills them with 0 so the
+state_dict is complete for strict=True.
+
+Run as a script: cuvae_torch.py CKPT prints the module.
+Needs numpy and torch (Debian: python3-numpy, python3-torch); reads safetensors itself.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def read_safetensors(path):
+    """The tensors (name -> torch.Tensor) and __metadata__ of a safetensors file."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + header_len])
+    data = blob[8 + header_len:]
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name}: dtype {info['dtype']}, cuvae writes F32")
+        begin, end = info["data_offsets"]
+        array = np.frombuffer(data[begin:end], dtype="<f4").reshape(info["shape"])
+        tensors[name] = torch.from_numpy(array.copy())
+    return tensors, meta
+
+
+class Reshape(nn.Module):
+    """{"reshape": [C, H, W]}: each example to this shape (no parameters)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def extra_repr(self):
+        return str(self.shape)
+
+
+def layer_kind(spec):
+    """The kind and the spec's options of one layer object of a cuvae config."""
+    for kind in ("linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh",
+                 "sigmoid", "flatten", "reshape"):
+        if kind in spec:
+            return kind
+    raise ValueError(f"unknown layer {spec}")
+
+
+def build_sequential(specs, shape):
+    """nn.Sequential of a cuvae layer list over per-example input `shape`; returns it and
+    the output shape. The effective config cuvae stores spells out every option."""
+    modules = []
+    for spec in specs:
+        kind = layer_kind(spec)
+        value = spec[kind]
+        if kind == "linear":
+            modules.append(nn.Linear(shape[0], value))
+            shape = (value,)
+        elif kind in ("conv2d", "conv_transpose2d"):
+            k, s, p = spec["kernel"], spec["stride"], spec["padding"]
+            c, h, w = shape
+            if kind == "conv2d":
+                modules.append(nn.Conv2d(c, value, k, stride=s, padding=p))
+                shape = (value, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+            else:
+                q = spec["output_padding"]
+                modules.append(nn.ConvTranspose2d(c, value, k, stride=s, padding=p, output_padding=q))
+                shape = (value, (h - 1) * s - 2 * p + k + q, (w - 1) * s - 2 * p + k + q)
+        elif kind == "batch_norm":
+            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            modules.append(norm(shape[0], eps=value["eps"], momentum=value["momentum"]))
+        elif kind == "relu":
+            modules.append(nn.ReLU())
+        elif kind == "leaky_relu":
+            modules.append(nn.LeakyReLU(value))
+        elif kind == "tanh":
+            modules.append(nn.Tanh())
+        elif kind == "sigmoid":
+            modules.append(nn.Sigmoid())
+        elif kind == "flatten":
+            modules.append(nn.Flatten())
+            shape = (math.prod(shape),)
+        elif kind == "reshape":
+            modules.append(Reshape(value))
+            shape = tuple(value)
+    return nn.Sequential(*modules), shape
+
+
+def input_shape(input_dim):
+    """cuvae's shape of one example: (1, side, side) for a square, else (input_dim,)."""
+    side = math.isqrt(input_dim)
+    return (1, side, side) if side * side == input_dim else (input_dim,)
+
+
+def is_layer_list(value):
+    return len(value) > 0 and not isinstance(value[0], (int, float))
+
+
+class CuvaeModel(nn.Module):
+    """encoder -> (mu, logvar) heads -> decoder, with cuvae's tensor names."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        m = cfg["model"]
+        self.cfg = cfg
+        self.variational = m["kind"] in ("vae", "cvae")
+        self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z
+        self.input_dim = m["input_dim"]
+        self.shape = input_shape(m["input_dim"])
+        act = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.01)}.get(m.get("activation"))
+        self.act = act
+        self.encoder_is_list = is_layer_list(m["encoder"])
+        self.decoder_is_list = is_layer_list(m["decoder"])
+        if self.encoder_is_list:
+            self.encoder, out = build_sequential(m["encoder"], self.shape)
+            features = out[0]
+        else:
+            widths = [m["input_dim"] + self.classes] + m["encoder"]
+            self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            features = widths[-1]
+        self.mu = nn.Linear(features, m["latent_dim"])
+        if self.variational:
+            self.logvar = nn.Linear(features, m["latent_dim"])
+        if self.decoder_is_list:
+            self.decoder, _ = build_sequential(m["decoder"], (m["latent_dim"],))
+        else:
+            widths = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
+            self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def encode(self, x, y=None):
+        """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder)."""
+        if self.encoder_is_list:
+            h = self.encoder(x.reshape((x.shape[0],) + self.shape))
+        else:
+            h = torch.cat([x, y], dim=1) if self.classes else x
+            for layer in self.encoder:
+                h = self.act(layer(h))
+        return self.mu(h), (self.logvar(h) if self.variational else None)
+
+    def decode(self, z, y=None):
+        """z (N, L) -> logits (bernoulli) or values (gaussian), (N, input_dim)."""
+        if self.decoder_is_list:
+            return self.decoder(z).reshape(z.shape[0], self.input_dim)
+        h = torch.cat([z, y], dim=1) if self.classes else z
+        for i, layer in enumerate(self.decoder):
+            h = layer(h)
+            if i < len(self.decoder) - 1:
+                h = self.act(h)
+        return h
+
+
+def load(path):
+    """The checkpoint at path as a CuvaeModel in eval mode (weights loaded strict=True)."""
+    tensors, meta = read_safetensors(path)
+    if "config" not in meta:
+        raise ValueError(f"{path}: no __metadata__.config: not a cuvae checkpoint")
+    model = CuvaeModel(json.loads(meta["config"]))
+    for name, value in model.state_dict().items():
+        if name.endswith("num_batches_tracked") and name not in tensors:
+            tensors[name] = torch.zeros_like(value)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: cuvae_torch.py CKPT")
+    print(load(sys.argv[1]))
