@@ -30,10 +30,30 @@ def load(path):
     return meta or {}, lines
 
 
+def describe_layers(layers):
+    """conv32s2-conv64s2-bn ... for a layer list; the widths for the shorthand."""
+    parts = []
+    for spec in layers:
+        if isinstance(spec, (int, float)):
+            parts.append(str(spec))
+            continue
+        kind = spec if isinstance(spec, str) else next(iter(spec))
+        value = None if isinstance(spec, str) else spec[kind]
+        if kind == "conv2d":
+            parts.append(f"conv{value}s{spec.get('stride', 1)}")
+        elif kind == "conv_transpose2d":
+            parts.append(f"convT{value}s{spec.get('stride', 1)}")
+        elif kind == "linear":
+            parts.append(str(value))
+        elif kind == "batch_norm":
+            parts.append("bn")
+    return parts
+
+
 def describe_model(cfg):
     m = cfg["model"]
-    enc = "-".join(str(w) for w in [m["input_dim"]] + list(m["encoder"]))
-    dec = "-".join(str(w) for w in list(m.get("decoder", [])) + [m["input_dim"]])
+    enc = "-".join([str(m["input_dim"])] + describe_layers(m["encoder"]))
+    dec = "-".join(describe_layers(m.get("decoder", [])) + [str(m["input_dim"])])
     return f"{enc}-L{m['latent_dim']}-{dec}"
 
 
@@ -131,7 +151,8 @@ def main():
         mine = [d for d in runs if d.get("config") == name]
         train = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "train"
                       and d.get("precision", "fp32") == "fp32" and "skipped" not in d), None)
-        gemm = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "gemm-only"), None)
+        gemm = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "gemm-only"
+                     and "skipped" not in d), None)
         if not train:
             continue
         row = [name, describe_model(configs[name]), str(train["batch"]), f"{train['samples_per_s']:,.0f}"]

@@ -27,11 +27,15 @@ import ctypes
 import gc
 import json
 import os
+import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import cuvae_torch  # noqa: E402  (builds layer lists as PyTorch modules)
 
 ALL_MODES = ["eager", "compile", "max-autotune"]
 ALL_PRECISIONS = ["fp32", "tf32", "bf16"]
@@ -54,30 +58,50 @@ def apply_override(cfg, assignment):
 
 
 class VAE(nn.Module):
-    """cuvae's MLP: trunk -> mu, logvar heads -> decoder (logits or values)."""
+    """cuvae's MLP: trunk -> mu, logvar heads -> decoder (logits or values); or, for
+    layer lists (model.encoder / model.decoder of layer objects), nn.Sequential of
+    nn.Conv2d, nn.BatchNorm2d ... built by scripts/cuvae_torch.py, the same modules
+    a PyTorch user writes."""
 
     def __init__(self, m):
         super().__init__()
         self.variational = m["kind"] == "vae"
         self.act = {"relu": nn.ReLU(), "tanh": nn.Tanh(),
                     "leaky_relu": nn.LeakyReLU(0.01)}[m.get("activation", "relu")]
-        widths = [m["input_dim"]] + list(m["encoder"])
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.mu = nn.Linear(widths[-1], m["latent_dim"])
-        self.logvar = nn.Linear(widths[-1], m["latent_dim"]) if self.variational else None
-        dec = [m["latent_dim"]] + list(m.get("decoder", [])) + [m["input_dim"]]
-        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:]))
+        self.input_dim = m["input_dim"]
+        self.shape = cuvae_torch.input_shape(m["input_dim"])
+        self.encoder_is_list = cuvae_torch.is_layer_list(m["encoder"])
+        self.decoder_is_list = cuvae_torch.is_layer_list(m["decoder"])
+        if self.encoder_is_list:
+            self.encoder, out = cuvae_torch.build_sequential(m["encoder"], self.shape)
+            features = out[0]
+        else:
+            widths = [m["input_dim"]] + list(m["encoder"])
+            self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            features = widths[-1]
+        self.mu = nn.Linear(features, m["latent_dim"])
+        self.logvar = nn.Linear(features, m["latent_dim"]) if self.variational else None
+        if self.decoder_is_list:
+            self.decoder, _ = cuvae_torch.build_sequential(m["decoder"], (m["latent_dim"],))
+        else:
+            dec = [m["latent_dim"]] + list(m.get("decoder", [])) + [m["input_dim"]]
+            self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dec[:-1], dec[1:]))
 
     def forward(self, x):
-        h = x
-        for layer in self.encoder:
-            h = self.act(layer(h))
+        if self.encoder_is_list:
+            h = self.encoder(x.reshape((x.shape[0],) + self.shape))
+        else:
+            h = x
+            for layer in self.encoder:
+                h = self.act(layer(h))
         mu = self.mu(h)
         if self.variational:
             logvar = self.logvar(h)
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         else:
             logvar, z = None, mu
+        if self.decoder_is_list:
+            return self.decoder(z).reshape(z.shape[0], self.input_dim), mu, logvar
         for i, layer in enumerate(self.decoder):
             z = layer(z)
             if i < len(self.decoder) - 1:
@@ -119,11 +143,51 @@ def make_loss_fn(model, cfg, autocast_device=None):
     return loss_fn
 
 
-def gemm_flops_per_step(m, batch):
+def sequential_gemm_flops(model, shape):
+    """Per-example forward GEMM flops of the Linear / Conv2d / ConvTranspose2d modules
+    of an nn.Sequential, one entry per module (0 for the others; 2 M N K each, as cuvae
+    counts its im2col GEMMs)."""
+    flops = []
+
+    def hook(module, inputs, output):
+        x = inputs[0]
+        if not isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            flops.append(0)   # one entry per module: entry 0 is the first layer's
+        elif isinstance(module, nn.Linear):
+            flops.append(2 * module.in_features * module.out_features)
+        elif isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            flops.append(2 * module.out_channels * module.in_channels * k * output.shape[2] * output.shape[3])
+        elif isinstance(module, nn.ConvTranspose2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            flops.append(2 * module.in_channels * module.out_channels * k * x.shape[2] * x.shape[3])
+
+    handles = [child.register_forward_hook(hook) for child in model]
+    was_training = model.training
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        model.eval()(torch.zeros((2,) + tuple(shape), device=device))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return flops
+
+
+def gemm_flops_per_step(m, batch, model=None):
     """Same count as cuvae: 2*B*in*out per forward GEMM, per weight gradient, and
     per input gradient except the first layer's. The two heads count as cuvae's
-    one fused (2L, H) head."""
+    one fused (2L, H) head. Layer lists: their modules' GEMMs (model given)."""
     latent = m["latent_dim"]
+    if model is not None and (model.encoder_is_list or model.decoder_is_list):
+        heads = 2 * latent if m["kind"] == "vae" else latent
+        enc = (sequential_gemm_flops(model.encoder, model.shape) if model.encoder_is_list
+               else [2 * a * b for a, b in zip([m["input_dim"]] + m["encoder"][:-1], m["encoder"])])
+        dec_widths = [latent] + list(m.get("decoder", [])) + [m["input_dim"]]
+        dec = (sequential_gemm_flops(model.decoder, (latent,)) if model.decoder_is_list
+               else [2 * a * b for a, b in zip(dec_widths[:-1], dec_widths[1:])])
+        per_example = [enc[0] * 2] + [f * 3 for f in enc[1:]] + [3 * 2 * model.mu.in_features * heads]
+        per_example += [f * 3 for f in dec]
+        return batch * sum(per_example)
     widths = [m["input_dim"]] + list(m["encoder"])
     layers = list(zip(widths[:-1], widths[1:]))
     layers.append((widths[-1], 2 * latent if m["kind"] == "vae" else latent))
@@ -209,7 +273,7 @@ def run_one(cfg, device, mode, precision, args):
     seconds = time.perf_counter() - start
     mean_loss = loss_acc.item() / args.steps
 
-    flops = gemm_flops_per_step(m, batch)
+    flops = gemm_flops_per_step(m, batch, model)
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
         peak = torch.cuda.max_memory_allocated(device)

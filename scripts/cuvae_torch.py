@@ -62,22 +62,38 @@ class Reshape(nn.Module):
         return str(self.shape)
 
 
-def layer_kind(spec):
-    """The kind and the spec's options of one layer object of a cuvae config."""
-    for kind in ("linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh",
-                 "sigmoid", "flatten", "reshape"):
-        if kind in spec:
-            return kind
-    raise ValueError(f"unknown layer {spec}")
+KINDS = ("linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh", "sigmoid",
+         "flatten", "reshape")
+# cuvae's defaults (PyTorch's): what a hand-written config may leave out
+DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "momentum": 0.1, "eps": 1e-5}
+
+
+def layer_parts(spec):
+    """(kind, value, options) of one layer of a cuvae layer list: {"conv2d": 32, "kernel": 4},
+    {"batch_norm": {"eps": 1e-5}} or a bare "relu"; options include the defaults."""
+    if isinstance(spec, str):
+        spec = {spec: {}}
+    kinds = [k for k in spec if k in KINDS]
+    if len(kinds) != 1:
+        raise ValueError(f"not one layer: {spec}")
+    kind = kinds[0]
+    value = spec[kind]
+    options = dict(DEFAULTS)
+    if isinstance(value, dict):
+        options.update(value)
+        value = None
+    options.update({k: v for k, v in spec.items() if k != kind})
+    if kind == "leaky_relu" and value is None:
+        value = 0.01
+    return kind, value, options
 
 
 def build_sequential(specs, shape):
     """nn.Sequential of a cuvae layer list over per-example input `shape`; returns it and
-    the output shape. The effective config cuvae stores spells out every option."""
+    the output shape. Options left out take cuvae's (and PyTorch's) defaults."""
     modules = []
     for spec in specs:
-        kind = layer_kind(spec)
-        value = spec[kind]
+        kind, value, spec = layer_parts(spec)
         if kind == "linear":
             modules.append(nn.Linear(shape[0], value))
             shape = (value,)
@@ -93,7 +109,7 @@ def build_sequential(specs, shape):
                 shape = (value, (h - 1) * s - 2 * p + k + q, (w - 1) * s - 2 * p + k + q)
         elif kind == "batch_norm":
             norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-            modules.append(norm(shape[0], eps=value["eps"], momentum=value["momentum"]))
+            modules.append(norm(shape[0], eps=spec["eps"], momentum=spec["momentum"]))
         elif kind == "relu":
             modules.append(nn.ReLU())
         elif kind == "leaky_relu":

@@ -98,12 +98,14 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
 
 uint64_t bench_gemm_flops_per_step(const Model *m, int B) {
     uint64_t flops = 0;
+    if (m->encoder_net) flops += network_gemm_flops(m->encoder_net, B, true);
+    if (m->decoder_net) flops += network_gemm_flops(m->decoder_net, B, false);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *layer = &m->layers[i];
         uint64_t one = 2ull * (uint64_t)B * (uint64_t)layer->in * (uint64_t)layer->out;
         flops += one;             // forward: Y = X W^T
         flops += one;             // backward: dW = dY^T X
-        if (i > 0) flops += one;  // backward: dX = dY W (none for the data)
+        if (i > 0 || m->encoder_net) flops += one;  // backward: dX = dY W (none for the data)
         // a CVAE layer's one-hot columns: one more forward GEMM and one more dW GEMM
         flops += 2ull * 2ull * (uint64_t)B * (uint64_t)layer->cond * (uint64_t)layer->out;
     }
@@ -229,6 +231,16 @@ int bench_command(int argc, char **argv) {
 
     double seconds;
     double loss = 0.0;
+    if (a.gemm_only && (model.encoder_net || model.decoder_net)) {
+        snprintf(err, sizeof err, "bench: --gemm-only times the MLP's GEMMs; %s has layer lists (time full "
+                 "training steps without --gemm-only)", a.config_path);
+        be->free(be, data);
+        be->free(be, labels);
+        be->free(be, perm);
+        model_destroy(&model);
+        be->destroy(be);
+        return bench_fail(err);
+    }
     if (a.gemm_only) {
         // one real step first so the forward operands hold realistic values; dY: unit normals
         train_step_run(&loop, B);

@@ -84,6 +84,7 @@ static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     size_t grid = (size_t)g->OH * g->OW;
     layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
     layer->swap_floats = (size_t)c->out_channels * grid;
+    layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;   // (C_out, C k k) x (C k k, S)
     return 0;
 }
 
@@ -115,6 +116,7 @@ static int conv_transpose2d_build(NetLayer *layer, const LayerSpec *spec, char *
     size_t grid = (size_t)g->OH * g->OW;
     layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
     layer->swap_floats = (size_t)c->in_channels * grid;
+    layer->gemm_flops = 2ull * c->in_channels * layer->col_floats;    // (C_out k k, C_in) x (C_in, S_in)
     return 0;
 }
 

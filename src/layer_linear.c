@@ -25,6 +25,7 @@ static int linear_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     int64_t weight[2] = {c->out, c->in}, bias[1] = {c->out};
     layer_add_tensor(layer, "weight", false, 2, weight);
     layer_add_tensor(layer, "bias", false, 1, bias);
+    layer->gemm_flops = 2ull * (uint64_t)c->in * (uint64_t)c->out;
     return 0;
 }
 

@@ -126,3 +126,12 @@ void network_backward(Network *net, const NetRun *caller, const float *x, const 
         grad = target;
     }
 }
+
+uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx) {
+    uint64_t flops = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        uint64_t one = net->layers[i].gemm_flops * (uint64_t)B;
+        flops += (i == 0 && first_has_no_dx) ? 2 * one : 3 * one;
+    }
+    return flops;
+}

@@ -67,6 +67,7 @@ typedef struct {
     LayerTensor tensors[4];
     size_t col_floats, swap_floats;    // workspace per example (shared across layers)
     size_t state_floats;               // device floats kept from forward to backward (not per example)
+    uint64_t gemm_flops;               // per example, the forward GEMM (2 M N K); 0 for non-GEMM layers
     float *state;                      // (state_floats) on the device, NULL if none
     union {
         LinearConf linear;
@@ -139,5 +140,8 @@ const float *network_forward(Network *net, const NetRun *run, const float *x);
 // Backward from dy (B, out): parameter gradients, and dx (B, in) if not NULL.
 // x is the input the forward saw.
 void network_backward(Network *net, const NetRun *run, const float *x, const float *dy, float *dx);
+// GEMM flops of one training step of B rows: forward, weight gradient, and input
+// gradient (none for the first layer when first_has_no_dx), as bench counts them.
+uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx);
 
 #endif
