@@ -530,31 +530,60 @@ static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, con
     for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], (int)act, slope);
 }
 
+// im2col_value (layer_math.h) row by row: the bounds are checked per output row,
+// not per element.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     (void)be;
     const int rows = g.C * g.kernel * g.kernel;
     const size_t columns = (size_t)B * g.OH * g.OW;
     #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
     for (int r = 0; r < rows; r++) {
+        const int j = r % g.kernel, i = (r / g.kernel) % g.kernel, c = r / (g.kernel * g.kernel);
         float *out = col + (size_t)r * columns;
         for (int b = 0; b < B; b++) {
-            const float *image = x + (size_t)b * g.C * g.H * g.W;   // (C, H, W)
-            for (int oh = 0; oh < g.OH; oh++)
-                for (int ow = 0; ow < g.OW; ow++)
-                    *out++ = im2col_value(image, g, r, oh, ow);
+            const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
+            for (int oh = 0; oh < g.OH; oh++, out += g.OW) {
+                const int h = oh * g.stride - g.padding + i;
+                if (h < 0 || h >= g.H) {
+                    memset(out, 0, (size_t)g.OW * sizeof(float));
+                    continue;
+                }
+                const float *line = plane + (size_t)h * g.W;
+                for (int ow = 0; ow < g.OW; ow++) {
+                    const int w = ow * g.stride - g.padding + j;
+                    out[ow] = (w >= 0 && w < g.W) ? line[w] : 0.0f;
+                }
+            }
         }
     }
 }
 
+// col2im_value (layer_math.h) for every pixel, as a scatter over each image plane:
+// a pixel receives its terms in the order i, j ascending -- the gather's order,
+// so the sums are the CUDA kernel's to the last bit.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
     (void)be;
     const int planes = B * g.C;
+    const size_t columns = (size_t)B * g.OH * g.OW;
     #pragma omp parallel for schedule(static) if ((size_t)planes * g.H * g.W >= 32768)
     for (int p = 0; p < planes; p++) {
-        int b = p / g.C, c = p % g.C;
+        const int b = p / g.C, c = p % g.C;
         float *plane = x + (size_t)p * g.H * g.W;   // (H, W)
-        for (int h = 0; h < g.H; h++)
-            for (int w = 0; w < g.W; w++) plane[h * g.W + w] = col2im_value(col, g, B, b, c, h, w);
+        memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
+        for (int i = 0; i < g.kernel; i++)
+            for (int j = 0; j < g.kernel; j++) {
+                const size_t r = ((size_t)c * g.kernel + i) * g.kernel + j;
+                const float *in = col + r * columns + (size_t)b * g.OH * g.OW;
+                for (int oh = 0; oh < g.OH; oh++, in += g.OW) {
+                    const int h = oh * g.stride - g.padding + i;
+                    if (h < 0 || h >= g.H) continue;
+                    float *line = plane + (size_t)h * g.W;
+                    for (int ow = 0; ow < g.OW; ow++) {
+                        const int w = ow * g.stride - g.padding + j;
+                        if (w >= 0 && w < g.W) line[w] += in[ow];
+                    }
+                }
+            }
     }
 }
 
