@@ -687,6 +687,82 @@ static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float
     }
 }
 
+// ---- vector quantiser --------------------------------------------------------
+
+static void cpu_vq_code_norms(Backend *be, float *norms, const float *codebook, int K, int D) {
+    (void)be;
+    for (int k = 0; k < K; k++) {
+        double sum = 0.0;
+        for (int d = 0; d < D; d++) sum += (double)codebook[(size_t)k * D + d] * codebook[(size_t)k * D + d];
+        norms[k] = (float)sum;
+    }
+}
+
+static void cpu_vq_argmin(Backend *be, int32_t *codes, const float *scores, const float *norms, int N, int K) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)N * K >= 65536)
+    for (int n = 0; n < N; n++) codes[n] = vq_nearest_code(scores + (size_t)n * K, norms, K);
+}
+
+static void cpu_vq_quantize(Backend *be, float *zqt, float *loss_row, const float *zt, const float *codebook,
+                            const int32_t *codes, int B, int S, int D, float weight) {
+    (void)be;
+    const size_t N = (size_t)B * S;
+    for (int d = 0; d < D; d++)
+        for (size_t n = 0; n < N; n++) zqt[(size_t)d * N + n] = codebook[(size_t)codes[n] * D + d];
+    for (int b = 0; b < B; b++) {
+        double sum = 0.0;
+        for (int d = 0; d < D; d++)
+            for (int s = 0; s < S; s++) {
+                size_t i = (size_t)d * N + (size_t)b * S + s;
+                double diff = (double)zt[i] - (double)zqt[i];
+                sum += diff * diff;
+            }
+        loss_row[b] = (float)(weight * sum);
+    }
+}
+
+static void cpu_vq_backward(Backend *be, float *dzt, float *dcodebook, const float *dzqt, const float *zt,
+                            const float *codebook, const int32_t *codes, int N, int K, int D,
+                            float commit_coef, float codebook_coef) {
+    (void)be;
+    for (int d = 0; d < D; d++)
+        for (int n = 0; n < N; n++) {
+            size_t i = (size_t)d * N + n;
+            dzt[i] = dzqt[i] + commit_coef * 2.0f * (zt[i] - codebook[(size_t)codes[n] * D + d]);
+        }
+    if (!dcodebook) return;
+    for (int k = 0; k < K; k++)
+        for (int d = 0; d < D; d++) {
+            float e = codebook[(size_t)k * D + d], sum = 0.0f;
+            for (int n = 0; n < N; n++)
+                if (codes[n] == k) sum += 2.0f * (e - zt[(size_t)d * N + n]);
+            dcodebook[(size_t)k * D + d] = codebook_coef * sum;
+        }
+}
+
+static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                              const int32_t *codes, int N, int K, int D, float decay, float eps) {
+    (void)be;
+    for (int k = 0; k < K; k++) {
+        float used = 0.0f;
+        for (int n = 0; n < N; n++) used += codes[n] == k ? 1.0f : 0.0f;
+        counts[k] = decay * counts[k] + (1.0f - decay) * used;
+        for (int d = 0; d < D; d++) {
+            float sum = 0.0f;
+            for (int n = 0; n < N; n++)
+                if (codes[n] == k) sum += zt[(size_t)d * N + n];
+            sums[(size_t)k * D + d] = decay * sums[(size_t)k * D + d] + (1.0f - decay) * sum;
+        }
+    }
+    double total = 0.0;
+    for (int k = 0; k < K; k++) total += counts[k];
+    for (int k = 0; k < K; k++) {
+        float smoothed = vq_smoothed_count(counts[k], (float)total, K, eps);
+        for (int d = 0; d < D; d++) codebook[(size_t)k * D + d] = sums[(size_t)k * D + d] / smoothed;
+    }
+}
+
 Backend *backend_cpu_create(void) {
     flush_subnormals_to_zero();
     Backend *be = xcalloc(1, sizeof(Backend));
@@ -735,5 +811,10 @@ Backend *backend_cpu_create(void) {
     be->channel_bias_grad = cpu_channel_bias_grad;
     be->batch_norm_forward = cpu_batch_norm_forward;
     be->batch_norm_backward = cpu_batch_norm_backward;
+    be->vq_code_norms = cpu_vq_code_norms;
+    be->vq_argmin = cpu_vq_argmin;
+    be->vq_quantize = cpu_vq_quantize;
+    be->vq_backward = cpu_vq_backward;
+    be->vq_ema_update = cpu_vq_ema_update;
     return be;
 }

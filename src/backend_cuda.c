@@ -330,6 +330,31 @@ static void cuda_batch_norm_backward(Backend *be, float *dx, float *dgamma, floa
                                impl_of(be)->stream);
 }
 
+static void cuda_vq_code_norms(Backend *be, float *norms, const float *codebook, int K, int D) {
+    launch_vq_code_norms(norms, codebook, K, D, impl_of(be)->stream);
+}
+
+static void cuda_vq_argmin(Backend *be, int32_t *codes, const float *scores, const float *norms, int N, int K) {
+    launch_vq_argmin(codes, scores, norms, N, K, impl_of(be)->stream);
+}
+
+static void cuda_vq_quantize(Backend *be, float *zqt, float *loss_row, const float *zt, const float *codebook,
+                             const int32_t *codes, int B, int S, int D, float weight) {
+    launch_vq_quantize(zqt, loss_row, zt, codebook, codes, B, S, D, weight, impl_of(be)->stream);
+}
+
+static void cuda_vq_backward(Backend *be, float *dzt, float *dcodebook, const float *dzqt, const float *zt,
+                             const float *codebook, const int32_t *codes, int N, int K, int D,
+                             float commit_coef, float codebook_coef) {
+    launch_vq_backward(dzt, dcodebook, dzqt, zt, codebook, codes, N, K, D, commit_coef, codebook_coef,
+                       impl_of(be)->stream);
+}
+
+static void cuda_vq_ema_update(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                               const int32_t *codes, int N, int K, int D, float decay, float eps) {
+    launch_vq_ema_update(codebook, counts, sums, zt, codes, N, K, D, decay, eps, impl_of(be)->stream);
+}
+
 static void cuda_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                  int L) {
     launch_reparam_forward(z, h, eps, B, L, impl_of(be)->stream);
@@ -533,5 +558,10 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->channel_bias_grad = cuda_channel_bias_grad;
     be->batch_norm_forward = cuda_batch_norm_forward;
     be->batch_norm_backward = cuda_batch_norm_backward;
+    be->vq_code_norms = cuda_vq_code_norms;
+    be->vq_argmin = cuda_vq_argmin;
+    be->vq_quantize = cuda_vq_quantize;
+    be->vq_backward = cuda_vq_backward;
+    be->vq_ema_update = cuda_vq_ema_update;
     return be;
 }

@@ -561,6 +561,55 @@ static void test_batch_norm_ops(void) {
     }
 }
 
+static void test_vector_quantizer_ops(void) {
+    const int B = 9, S = 49, D = 16, K = 64, N = B * S;
+    float *zt = host_floats((size_t)D * N), *E = host_floats((size_t)K * D), *dzqt = host_floats((size_t)D * N);
+    fill_normal_host(zt, (size_t)D * N, 1.0f);
+    fill_normal_host(E, (size_t)K * D, 1.0f);
+    fill_normal_host(dzqt, (size_t)D * N, 1.0f);
+    Pair Z = pair_upload(zt, (size_t)D * N), Ecb = pair_upload(E, (size_t)K * D), DZQ = pair_upload(dzqt, (size_t)D * N);
+    Pair NORMS = pair_alloc(K), SCORES = pair_alloc((size_t)N * K), ZQ = pair_alloc((size_t)D * N), LOSS = pair_alloc(B);
+    Pair DZ = pair_alloc((size_t)D * N), DE = pair_alloc((size_t)K * D);
+    int32_t *codes_cpu = cpu->alloc(cpu, N * sizeof(int32_t)), *codes_gpu = gpu->alloc(gpu, N * sizeof(int32_t));
+    cpu->vq_code_norms(cpu, NORMS.cpu, Ecb.cpu, K, D);
+    gpu->vq_code_norms(gpu, NORMS.gpu, Ecb.gpu, K, D);
+    pair_expect_close("vq_code_norms", NORMS, 1e-6, 1e-6);
+    // both argmins read the CPU's scores and norms, so the codes must agree exactly
+    cpu->gemm(cpu, true, true, N, K, D, 1.0f, Z.cpu, N, Ecb.cpu, D, 0.0f, SCORES.cpu, K);
+    float *scores = host_floats((size_t)N * K), *norms = host_floats(K);
+    cpu->download(cpu, scores, SCORES.cpu, (size_t)N * K * sizeof(float));
+    cpu->download(cpu, norms, NORMS.cpu, K * sizeof(float));
+    gpu->upload(gpu, SCORES.gpu, scores, (size_t)N * K * sizeof(float));
+    gpu->upload(gpu, NORMS.gpu, norms, K * sizeof(float));
+    cpu->vq_argmin(cpu, codes_cpu, SCORES.cpu, NORMS.cpu, N, K);
+    gpu->vq_argmin(gpu, codes_gpu, SCORES.gpu, NORMS.gpu, N, K);
+    int32_t *got = malloc(N * sizeof(int32_t)), *ref = malloc(N * sizeof(int32_t));
+    gpu->download(gpu, got, codes_gpu, N * sizeof(int32_t));
+    cpu->download(cpu, ref, codes_cpu, N * sizeof(int32_t));
+    CHECK(memcmp(got, ref, N * sizeof(int32_t)) == 0, "vq_argmin: codes differ");
+    cpu->vq_quantize(cpu, ZQ.cpu, LOSS.cpu, Z.cpu, Ecb.cpu, codes_cpu, B, S, D, 1.25f);
+    gpu->vq_quantize(gpu, ZQ.gpu, LOSS.gpu, Z.gpu, Ecb.gpu, codes_gpu, B, S, D, 1.25f);
+    pair_expect_close("vq_quantize zq", ZQ, 0.0, 0.0);
+    pair_expect_close("vq_quantize loss_row", LOSS, 1e-6, 1e-6);
+    cpu->vq_backward(cpu, DZ.cpu, DE.cpu, DZQ.cpu, Z.cpu, Ecb.cpu, codes_cpu, N, K, D, 0.25f / B, 1.0f / B);
+    gpu->vq_backward(gpu, DZ.gpu, DE.gpu, DZQ.gpu, Z.gpu, Ecb.gpu, codes_gpu, N, K, D, 0.25f / B, 1.0f / B);
+    pair_expect_close("vq_backward dz", DZ, 1e-6, 1e-6);
+    pair_expect_close("vq_backward dcodebook", DE, 0.0, 0.0);   // the same float sums in the same order
+    float *counts = host_floats(K);
+    for (int k = 0; k < K; k++) counts[k] = (float)(k % 5);
+    Pair COUNTS = pair_upload(counts, K), SUMS = pair_upload(E, (size_t)K * D);
+    cpu->vq_ema_update(cpu, Ecb.cpu, COUNTS.cpu, SUMS.cpu, Z.cpu, codes_cpu, N, K, D, 0.99f, 1e-5f);
+    gpu->vq_ema_update(gpu, Ecb.gpu, COUNTS.gpu, SUMS.gpu, Z.gpu, codes_gpu, N, K, D, 0.99f, 1e-5f);
+    pair_expect_close("vq_ema_update counts", COUNTS, 0.0, 0.0);
+    pair_expect_close("vq_ema_update sums", SUMS, 0.0, 0.0);
+    pair_expect_close("vq_ema_update codebook", Ecb, 1e-6, 1e-7);
+    cpu->free(cpu, codes_cpu);
+    gpu->free(gpu, codes_gpu);
+    pair_free(&Z); pair_free(&Ecb); pair_free(&DZQ); pair_free(&NORMS); pair_free(&SCORES); pair_free(&ZQ);
+    pair_free(&LOSS); pair_free(&DZ); pair_free(&DE); pair_free(&COUNTS); pair_free(&SUMS);
+    free(zt); free(E); free(dzqt); free(scores); free(norms); free(got); free(ref); free(counts);
+}
+
 static void test_bias_grad(void) {
     const int batches[] = {1, 16, 1000};
     const int widths[] = {1, 33, 300};
@@ -1512,6 +1561,7 @@ static const TestCase test_cases[] = {
     {"parity_layer_activations", test_layer_activations},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
+    {"parity_vector_quantizer_ops", test_vector_quantizer_ops},
     {"cuda_determinism", test_cuda_determinism},
     {"parity_model_vae_relu_bce", test_model_vae_relu_bce},
     {"parity_model_ae_relu_bce", test_model_ae_relu_bce},

@@ -1,5 +1,6 @@
 // test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope,
-// im2col / col2im, swap_leading_axes, channel bias, batch norm) against
+// im2col / col2im, swap_leading_axes, channel bias, batch norm, the vector
+// quantiser) against
 // double-precision references written here, and their gradients against
 // central finite differences of those references (or, for the linear maps,
 // the adjoint identity <A x, c> = <x, A^T c> in double).
@@ -250,6 +251,97 @@ static void test_batch_norm(void) {
     }
 }
 
+// the quantiser: nearest codes, quantized vectors and per-example distances, the
+// straight-through / commitment / codebook gradients against finite differences
+// (codes held fixed), and the EMA update against its formula, in double
+static void test_vector_quantizer(void) {
+    const int B = 3, S = 4, D = 5, K = 7, N = B * S;
+    float *zt = random_floats((size_t)D * N, -1, 1), *E = random_floats((size_t)K * D, -1, 1);
+    float *scores = xmalloc((size_t)N * K * sizeof(float)), norms[7];
+    int32_t codes[12];
+    cpu->vq_code_norms(cpu, norms, E, K, D);
+    // scores (N, K) = zt^T (N, D) E^T (D, K)
+    cpu->gemm(cpu, true, true, N, K, D, 1.0f, zt, N, E, D, 0.0f, scores, K);
+    cpu->vq_argmin(cpu, codes, scores, norms, N, K);
+    for (int n = 0; n < N; n++) {
+        int best = 0;
+        double best_d = 1e300;
+        for (int k = 0; k < K; k++) {
+            double dist = 0;
+            for (int d = 0; d < D; d++) dist += pow((double)zt[(size_t)d * N + n] - E[(size_t)k * D + d], 2);
+            if (dist < best_d) { best_d = dist; best = k; }
+        }
+        CHECK(codes[n] == best, "column %d: code %d, nearest %d", n, codes[n], best);
+    }
+    float *zqt = xmalloc((size_t)D * N * sizeof(float)), loss[3];
+    const float weight = 1.25f;
+    cpu->vq_quantize(cpu, zqt, loss, zt, E, codes, B, S, D, weight);
+    for (int b = 0; b < B; b++) {
+        double want = 0;
+        for (int s = 0; s < S; s++)
+            for (int d = 0; d < D; d++) {
+                int n = b * S + s;
+                CHECK(zqt[(size_t)d * N + n] == E[(size_t)codes[n] * D + d], "zq[%d, %d]", d, n);
+                want += pow((double)zt[(size_t)d * N + n] - E[(size_t)codes[n] * D + d], 2);
+            }
+        CHECK(test_close(loss[b], weight * want, 1e-6, 1e-7), "loss_row[%d] %g vs %g", b, loss[b], weight * want);
+    }
+    // G(z, E) = commit sum_n ||z_n - sg e||^2 + book sum_n ||sg z_n - e||^2 with the codes fixed
+    float *dzqt = random_floats((size_t)D * N, -1, 1), *dzt = xmalloc((size_t)D * N * sizeof(float));
+    float *dE = xmalloc((size_t)K * D * sizeof(float));
+    const float commit = 0.3f, book = 0.7f;
+    cpu->vq_backward(cpu, dzt, dE, dzqt, zt, E, codes, N, K, D, commit, book);
+    const double h = 1e-4;
+    for (int d = 0; d < D; d++)
+        for (int n = 0; n < N; n++) {
+            double e = E[(size_t)codes[n] * D + d], z = zt[(size_t)d * N + n];
+            double fd = commit * (pow(z + h - e, 2) - pow(z - h - e, 2)) / (2 * h);
+            CHECK(test_close(dzt[(size_t)d * N + n], dzqt[(size_t)d * N + n] + fd, 1e-4, 1e-6),
+                  "dz[%d, %d] %g vs %g", d, n, dzt[(size_t)d * N + n], dzqt[(size_t)d * N + n] + fd);
+        }
+    for (int k = 0; k < K; k++)
+        for (int d = 0; d < D; d++) {
+            double fd = 0, e = E[(size_t)k * D + d];
+            for (int n = 0; n < N; n++)
+                if (codes[n] == k) {
+                    double z = zt[(size_t)d * N + n];
+                    fd += book * (pow(z - (e + h), 2) - pow(z - (e - h), 2)) / (2 * h);
+                }
+            CHECK(test_close(dE[(size_t)k * D + d], fd, 1e-4, 1e-6), "dE[%d, %d] %g vs %g", k, d,
+                  dE[(size_t)k * D + d], fd);
+        }
+    // EMA: counts and sums decay toward this batch's assignment, codes = sums / smoothed counts
+    float counts[7], *sums = xmalloc((size_t)K * D * sizeof(float)), *Ema = xmalloc((size_t)K * D * sizeof(float));
+    for (int k = 0; k < K; k++) counts[k] = 0.5f + (float)k;
+    memcpy(sums, E, (size_t)K * D * sizeof(float));
+    memcpy(Ema, E, (size_t)K * D * sizeof(float));
+    float counts0[7], *sums0 = xmalloc((size_t)K * D * sizeof(float));
+    memcpy(counts0, counts, sizeof counts);
+    memcpy(sums0, sums, (size_t)K * D * sizeof(float));
+    const double decay = 0.9, eps = 1e-3;
+    cpu->vq_ema_update(cpu, Ema, counts, sums, zt, codes, N, K, D, (float)decay, (float)eps);
+    double want_counts[7], total = 0;
+    for (int k = 0; k < K; k++) {
+        int used = 0;
+        for (int n = 0; n < N; n++) used += codes[n] == k;
+        want_counts[k] = decay * counts0[k] + (1 - decay) * used;
+        total += want_counts[k];
+        CHECK(test_close(counts[k], want_counts[k], 1e-6, 1e-7), "ema count %d", k);
+    }
+    for (int k = 0; k < K; k++)
+        for (int d = 0; d < D; d++) {
+            double sum = 0;
+            for (int n = 0; n < N; n++)
+                if (codes[n] == k) sum += zt[(size_t)d * N + n];
+            double want_sum = decay * sums0[(size_t)k * D + d] + (1 - decay) * sum;
+            double smoothed = (want_counts[k] + eps) / (total + K * eps) * total;
+            CHECK(test_close(sums[(size_t)k * D + d], want_sum, 1e-5, 1e-6), "ema sum %d %d", k, d);
+            CHECK(test_close(Ema[(size_t)k * D + d], want_sum / smoothed, 1e-5, 1e-6), "ema code %d %d: %g vs %g",
+                  k, d, Ema[(size_t)k * D + d], want_sum / smoothed);
+        }
+    free(zt); free(E); free(scores); free(zqt); free(dzqt); free(dzt); free(dE); free(sums); free(Ema); free(sums0);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
@@ -258,6 +350,7 @@ int main(void) {
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);
     test_run("batch_norm", test_batch_norm);
+    test_run("vector_quantizer", test_vector_quantizer);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }

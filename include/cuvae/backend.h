@@ -215,6 +215,30 @@ struct Backend {
                                 const float *dy, const float *x, const float *gamma,
                                 const float *mean, const float *invstd, int B, int C, int S);
 
+    // ---- vector quantiser (VQ-VAE) -------------------------------------------
+    // The N = B S code vectors are the columns of zt (D, N) (column n = b S + s);
+    // the codebook is (K, D), row k the code e_k.
+    // norms (K) = ||e_k||^2 (in double, rounded).
+    void (*vq_code_norms)(Backend *be, float *norms, const float *codebook, int K, int D);
+    // codes[n] = argmin_k norms[k] - 2 scores[n, k] (the lowest k on ties), scores (N, K) =
+    // z_n . e_k from a GEMM: the nearest code by squared distance.
+    void (*vq_argmin)(Backend *be, int32_t *codes, const float *scores, const float *norms, int N, int K);
+    // zqt (D, N): column n = e_codes[n]; loss_row (B) = weight * sum over the example's S
+    // columns and D rows of (zt - zqt)^2 (double sums, fixed order; always written).
+    void (*vq_quantize)(Backend *be, float *zqt, float *loss_row, const float *zt, const float *codebook,
+                        const int32_t *codes, int B, int S, int D, float weight);
+    // Straight-through backward: dzt (D, N) = dzqt + commit_coef 2 (zt - e_codes[n]);
+    // if dcodebook (K, D) != NULL: dcodebook[k] = codebook_coef sum over n with codes[n] = k
+    // of 2 (e_k - z_n) (n ascending; overwrites; 0 for unused codes).
+    void (*vq_backward)(Backend *be, float *dzt, float *dcodebook, const float *dzqt, const float *zt,
+                        const float *codebook, const int32_t *codes, int N, int K, int D,
+                        float commit_coef, float codebook_coef);
+    // The EMA codebook update (van den Oord et al. 2017, appendix; Laplace-smoothed counts):
+    //   counts_k = decay counts_k + (1 - decay) n_k,  sums_k = decay sums_k + (1 - decay) sum_{codes[n]=k} z_n
+    //   c_k = (counts_k + eps) / (sum_j counts_j + K eps) * sum_j counts_j;  e_k = sums_k / c_k
+    void (*vq_ema_update)(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                          const int32_t *codes, int N, int K, int D, float decay, float eps);
+
     // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
     // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf
     // (momentum 0: p -= lr_now g, buf untouched).

@@ -127,6 +127,19 @@ void launch_batch_norm_backward(float *dx, float *dgamma, float *dbeta, const fl
                                 const float *x, const float *gamma, const float *mean,
                                 const float *invstd, int B, int C, int S, cudaStream_t stream);
 
+// ---- vector quantiser (kernels/vector_quantizer.cu), backend.h's vq_* ----
+void launch_vq_code_norms(float *norms, const float *codebook, int K, int D, cudaStream_t stream);
+void launch_vq_argmin(int32_t *codes, const float *scores, const float *norms, int N, int K,
+                      cudaStream_t stream);
+void launch_vq_quantize(float *zqt, float *loss_row, const float *zt, const float *codebook,
+                        const int32_t *codes, int B, int S, int D, float weight, cudaStream_t stream);
+void launch_vq_backward(float *dzt, float *dcodebook, const float *dzqt, const float *zt,
+                        const float *codebook, const int32_t *codes, int N, int K, int D,
+                        float commit_coef, float codebook_coef, cudaStream_t stream);
+void launch_vq_ema_update(float *codebook, float *counts, float *sums, const float *zt,
+                          const int32_t *codes, int N, int K, int D, float decay, float eps,
+                          cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

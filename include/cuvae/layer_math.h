@@ -86,4 +86,24 @@ static inline CUVAE_HOST_DEVICE float batch_norm_input_gradient(float dy, float 
     return gamma * invstd * (dy - mean_dy - xhat * mean_dy_xhat);
 }
 
+// The vector quantiser's nearest code for one row: argmin_k norms[k] - 2 scores[k]
+// (the squared distance less ||z||^2), the lowest k on ties.
+static inline CUVAE_HOST_DEVICE int vq_nearest_code(const float *scores, const float *norms, int K) {
+    int best = 0;
+    float best_value = norms[0] - 2.0f * scores[0];
+    for (int k = 1; k < K; k++) {
+        float value = norms[k] - 2.0f * scores[k];
+        if (value < best_value) {
+            best_value = value;
+            best = k;
+        }
+    }
+    return best;
+}
+
+// The EMA codebook's Laplace-smoothed count of one code: (count + eps) / (total + K eps) * total.
+static inline CUVAE_HOST_DEVICE float vq_smoothed_count(float count, float total, int K, float eps) {
+    return (count + eps) / (total + (float)K * eps) * total;
+}
+
 #endif
