@@ -6,8 +6,10 @@
 //                its squared distance (double, a fixed tree)
 //   backward:    dzt elementwise (straight-through + commitment); dcodebook one thread
 //                per (k, d) summing its columns in order n = 0..N-1 (no atomics)
-//   ema_update:  one thread per code for its count and sums (n in order), then one
+//   ema_update:  one thread per (k, d) for its sum (and count; n in order), then one
 //                thread per (k, d) for the Laplace-smoothed code (layer_math.h)
+//   restart_dead: codes whose EMA count fell below a threshold take a batch column
+//                chosen by Philox at the device's step counter
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
@@ -115,6 +117,37 @@ __global__ void vq_ema_codebook_kernel(float *codebook, const float *counts, con
     const size_t n = (size_t)K * D;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         codebook[i] = sums[i] / vq_smoothed_count(counts[i / D], total, K, eps);
+}
+
+// dead-code restart: one thread per (k, d) copies the chosen column; the counts are
+// reset by a second kernel, so every thread of a code decides on the same old count.
+__global__ void vq_restart_copy_kernel(float *codebook, float *sums, const float *counts, const float *zt, int N,
+                                       int K, int D, float threshold, uint64_t seed, const StepState *state) {
+    const size_t total = (size_t)K * D;
+    const int64_t step = state->step;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        int k = (int)(i / D), d = (int)(i % D);
+        if (!(counts[k] < threshold)) continue;
+        int n = vq_restart_column(seed, step, K, k, N);
+        codebook[i] = zt[(size_t)d * N + n];
+        sums[i] = zt[(size_t)d * N + n];
+    }
+}
+
+__global__ void vq_restart_counts_kernel(float *counts, int K, float threshold) {
+    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < K; k += gridDim.x * blockDim.x)
+        if (counts[k] < threshold) counts[k] = 1.0f;
+}
+
+extern "C" void launch_vq_restart_dead(float *codebook, float *counts, float *sums, const float *zt, int N, int K,
+                                       int D, float threshold, uint64_t seed, const StepState *state,
+                                       cudaStream_t stream) {
+    if (K <= 0 || N <= 0) return;
+    vq_restart_copy_kernel<<<grid_for((size_t)K * D, 128), 128, 0, stream>>>(codebook, sums, counts, zt, N, K, D,
+                                                                              threshold, seed, state);
+    CUDA_CHECK(cudaGetLastError());
+    vq_restart_counts_kernel<<<grid_for((size_t)K, 128), 128, 0, stream>>>(counts, K, threshold);
+    CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void launch_vq_code_norms(float *norms, const float *codebook, int K, int D, cudaStream_t stream) {

@@ -763,6 +763,20 @@ static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float
     }
 }
 
+static void cpu_vq_restart_dead(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                                int N, int K, int D, float threshold, uint64_t seed, const StepState *state) {
+    (void)be;
+    for (int k = 0; k < K; k++) {
+        if (!(counts[k] < threshold)) continue;
+        int n = vq_restart_column(seed, state->step, K, k, N);
+        for (int d = 0; d < D; d++) {
+            codebook[(size_t)k * D + d] = zt[(size_t)d * N + n];
+            sums[(size_t)k * D + d] = zt[(size_t)d * N + n];
+        }
+        counts[k] = 1.0f;
+    }
+}
+
 Backend *backend_cpu_create(void) {
     flush_subnormals_to_zero();
     Backend *be = xcalloc(1, sizeof(Backend));
@@ -816,5 +830,6 @@ Backend *backend_cpu_create(void) {
     be->vq_quantize = cpu_vq_quantize;
     be->vq_backward = cpu_vq_backward;
     be->vq_ema_update = cpu_vq_ema_update;
+    be->vq_restart_dead = cpu_vq_restart_dead;
     return be;
 }

@@ -350,6 +350,11 @@ static void cuda_vq_backward(Backend *be, float *dzt, float *dcodebook, const fl
                        impl_of(be)->stream);
 }
 
+static void cuda_vq_restart_dead(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                                 int N, int K, int D, float threshold, uint64_t seed, const StepState *state) {
+    launch_vq_restart_dead(codebook, counts, sums, zt, N, K, D, threshold, seed, state, impl_of(be)->stream);
+}
+
 static void cuda_vq_ema_update(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
                                const int32_t *codes, int N, int K, int D, float decay, float eps) {
     launch_vq_ema_update(codebook, counts, sums, zt, codes, N, K, D, decay, eps, impl_of(be)->stream);
@@ -563,5 +568,6 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->vq_quantize = cuda_vq_quantize;
     be->vq_backward = cuda_vq_backward;
     be->vq_ema_update = cuda_vq_ema_update;
+    be->vq_restart_dead = cuda_vq_restart_dead;
     return be;
 }

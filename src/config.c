@@ -21,7 +21,7 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae"};
+static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae"};
 static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
@@ -460,7 +460,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
                                             "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
-                                             "decoder", "activation", "output", "condition"};
+                                             "decoder", "activation", "output", "condition", "codebook"};
+    static const char *const codebook_keys[] = {"size", "beta", "update", "decay", "eps", "restart_dead"};
+    static const char *const codebook_updates[] = {"loss", "ema"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -562,6 +564,55 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0))
         return fail(c, "model.kind", "\"cvae\" needs encoder and decoder as lists of widths: the label "
                     "condition is not wired into layer lists yet");
+    // vq_vae: the codebook
+    const cJSON *codebook;
+    if (get_section_at(c, model, "model", "codebook", 0, &codebook)) return -1;
+    if (cfg->model.kind == MODEL_VQ_VAE) {
+        if (!codebook) return fail(c, "model.codebook", "missing (vq_vae needs e.g. {\"size\": 256})");
+        if (check_keys(c, codebook, "model.codebook", codebook_keys, COUNT(codebook_keys))) return -1;
+        if (get_int(c, codebook, "model.codebook", "size", 1, 2, 65536, &cfg->model.codebook.size)) return -1;
+        cfg->model.codebook.beta = 0.25;
+        if (get_number(c, codebook, "model.codebook", "beta", 0, &cfg->model.codebook.beta)) return -1;
+        choice = 0;
+        if (get_choice(c, codebook, "model.codebook", "update", codebook_updates, COUNT(codebook_updates), &choice))
+            return -1;
+        cfg->model.codebook.ema = choice == 1;
+        cfg->model.codebook.decay = 0.99;
+        if (get_number(c, codebook, "model.codebook", "decay", 0, &cfg->model.codebook.decay)) return -1;
+        cfg->model.codebook.eps = 1e-5;
+        if (get_number(c, codebook, "model.codebook", "eps", 0, &cfg->model.codebook.eps)) return -1;
+        char text[64];
+        if (!(cfg->model.codebook.beta >= 0) || check_float32(c, "model.codebook.beta", cfg->model.codebook.beta)) {
+            format_double(text, sizeof text, cfg->model.codebook.beta);
+            return fail(c, "model.codebook.beta", "must be >= 0, got %s", text);
+        }
+        if (!(cfg->model.codebook.decay > 0 && cfg->model.codebook.decay < 1)) {
+            format_double(text, sizeof text, cfg->model.codebook.decay);
+            return fail(c, "model.codebook.decay", "must be in (0, 1), got %s", text);
+        }
+        if (!(cfg->model.codebook.eps > 0) || check_float32(c, "model.codebook.eps", cfg->model.codebook.eps)) {
+            format_double(text, sizeof text, cfg->model.codebook.eps);
+            return fail(c, "model.codebook.eps", "must be > 0, got %s", text);
+        }
+        cfg->model.codebook.restart_dead = 0.0;
+        if (get_number(c, codebook, "model.codebook", "restart_dead", 0, &cfg->model.codebook.restart_dead))
+            return -1;
+        if (!(cfg->model.codebook.restart_dead >= 0 && cfg->model.codebook.restart_dead < 1)) {
+            format_double(text, sizeof text, cfg->model.codebook.restart_dead);
+            return fail(c, "model.codebook.restart_dead", "must be in [0, 1) (a fraction of the mean code count), got %s",
+                        text);
+        }
+        if (!cfg->model.codebook.ema && (cJSON_GetObjectItemCaseSensitive(codebook, "decay") ||
+                                         cJSON_GetObjectItemCaseSensitive(codebook, "eps") ||
+                                         cJSON_GetObjectItemCaseSensitive(codebook, "restart_dead")))
+            return fail(c, "model.codebook", "decay, eps and restart_dead are the EMA update's; unused with update "
+                        "\"loss\"");
+        if (cfg->model.n_encoder_layers == 0 || cfg->model.n_decoder_layers == 0)
+            return fail(c, "model.kind", "\"vq_vae\" needs encoder and decoder as layer lists (e.g. convolutions "
+                        "down to (latent_dim, 7, 7) and back)");
+    } else if (codebook) {
+        return fail(c, "model.codebook", "only for kind \"vq_vae\" (got \"%s\")", kind_names[cfg->model.kind]);
+    }
     if (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0) {
         char problem[700];   // shapes, before anything is allocated
         if (model_check_networks(cfg, problem, sizeof problem) != 0)
@@ -627,6 +678,16 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         }
         if (cfg->loss.free_bits > 0)
             return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
+    }
+    if (cfg->model.kind == MODEL_VQ_VAE && loss) {
+        static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};
+        for (int k = 0; k < COUNT(kl_keys); k++)
+            if (cJSON_GetObjectItemCaseSensitive(loss, kl_keys[k])) {
+                char path[64];
+                snprintf(path, sizeof path, "loss.%s", kl_keys[k]);
+                return fail(c, path, "a VQ-VAE has no KL term (its loss is rec + ||sg[z_e] - e||^2 + beta "
+                            "||z_e - sg[e]||^2; beta is model.codebook.beta)");
+            }
     }
     if (cfg->model.kind == MODEL_AE &&
         (cfg->loss.has_capacity || cfg->loss.free_bits > 0 || cfg->loss.kl_warmup_epochs > 0))
@@ -792,8 +853,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
     }
     // the importance-weighted bound needs a likelihood: refuse now, not after training
-    if (cfg->eval.iw_samples > 0 && cfg->model.kind == MODEL_AE)
-        return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"ae\"");
+    if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE))
+        return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
+                    kind_names[cfg->model.kind]);
     if (cfg->eval.iw_samples > 0 && cfg->loss.reconstruction == REC_MSE &&
         cfg->model.output == OUTPUT_BERNOULLI)
         return fail(c, "eval.iw_samples", "needs a decoder likelihood: loss.reconstruction \"bce\", "
@@ -1155,8 +1217,23 @@ char *config_to_json(const Config *cfg) {
         text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
     text_appendf(&t, ",\n    \"output\": \"%s\"",
                 name_of(output_names, COUNT(output_names), cfg->model.output));
-    text_appendf(&t, ",\n    \"condition\": \"%s\"\n  }",
+    text_appendf(&t, ",\n    \"condition\": \"%s\"",
                 name_of(condition_names, COUNT(condition_names), cfg->model.condition));
+    if (cfg->model.kind == MODEL_VQ_VAE) {
+        text_appendf(&t, ",\n    \"codebook\": {\"size\": %d, \"beta\": ", cfg->model.codebook.size);
+        text_double(&t, cfg->model.codebook.beta);
+        text_appendf(&t, ", \"update\": \"%s\"", cfg->model.codebook.ema ? "ema" : "loss");
+        if (cfg->model.codebook.ema) {
+            text_appendf(&t, ", \"decay\": ");
+            text_double(&t, cfg->model.codebook.decay);
+            text_appendf(&t, ", \"eps\": ");
+            text_double(&t, cfg->model.codebook.eps);
+            text_appendf(&t, ", \"restart_dead\": ");
+            text_double(&t, cfg->model.codebook.restart_dead);
+        }
+        text_appendf(&t, "}");
+    }
+    text_appendf(&t, "\n  }");
 
     text_appendf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
                 name_of(reconstruction_names, COUNT(reconstruction_names),
@@ -1165,12 +1242,14 @@ char *config_to_json(const Config *cfg) {
                 name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
     text_appendf(&t, ",\n    \"w_rec\": ");
     text_double(&t, cfg->loss.w_rec);
-    text_appendf(&t, ",\n    \"w_kl\": ");
-    text_double(&t, cfg->loss.w_kl);
-    text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");
-    text_double(&t, cfg->loss.kl_warmup_epochs);
-    text_appendf(&t, ",\n    \"free_bits\": ");
-    text_double(&t, cfg->loss.free_bits);
+    if (cfg->model.kind != MODEL_VQ_VAE) {   // a VQ-VAE has no KL term
+        text_appendf(&t, ",\n    \"w_kl\": ");
+        text_double(&t, cfg->loss.w_kl);
+        text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");
+        text_double(&t, cfg->loss.kl_warmup_epochs);
+        text_appendf(&t, ",\n    \"free_bits\": ");
+        text_double(&t, cfg->loss.free_bits);
+    }
     if (cfg->loss.has_capacity) {
         text_appendf(&t, ",\n    \"capacity\": {\"max_nats\": ");
         text_double(&t, cfg->loss.capacity_max_nats);

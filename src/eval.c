@@ -173,10 +173,62 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
     return 0;
 }
 
+// A VQ-VAE's report beyond the losses: which codes the evaluation set uses, and the
+// reconstruction's mean squared error per pixel over the data's variance.
+static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
+    Backend *be = m->be;
+    const int K = m->vq_size, S = m->vq_positions, D = m->input_dim;
+    r->vq_size = K;
+    r->code_counts = xcalloc((size_t)K, sizeof(long));
+    int32_t *codes = xmalloc((size_t)m->max_batch * S * sizeof(int32_t));
+    float *x = xmalloc((size_t)m->max_batch * D * sizeof(float)), *rows = xmalloc((size_t)m->max_batch * sizeof(float));
+    double sum = 0.0, sum_sq = 0.0, sse = 0.0;
+    for (int start = 0; start < data->n; start += m->max_batch) {
+        int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
+        load_batch(m, data, NULL, start, B);
+        model_forward(m, B, EPS_ZERO);
+        model_vq_read_codes(m, B, codes);
+        for (long i = 0; i < (long)B * S; i++) r->code_counts[codes[i]]++;
+        be->download(be, x, m->x, (size_t)B * D * sizeof(float));
+        for (size_t i = 0; i < (size_t)B * D; i++) {
+            sum += x[i];
+            sum_sq += (double)x[i] * x[i];
+        }
+        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, D,
+                                m->cfg.model.output == OUTPUT_BERNOULLI ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY,
+                                1.0f, 0.0f);
+        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+        for (int b = 0; b < B; b++) sse += rows[b];
+    }
+    double total = 0.0, entropy = 0.0, pixels = (double)data->n * D;
+    for (int k = 0; k < K; k++) total += (double)r->code_counts[k];
+    for (int k = 0; k < K; k++) {
+        if (r->code_counts[k] == 0) continue;
+        r->codes_used++;
+        double p = (double)r->code_counts[k] / total;
+        entropy -= p * log(p);
+    }
+    r->perplexity = exp(entropy);
+    double mean = pixels > 0 ? sum / pixels : 0.0;
+    r->data_variance = pixels > 0 ? sum_sq / pixels - mean * mean : 0.0;
+    r->rec_mse = data->n > 0 ? sse / data->n : 0.0;
+    r->rec_mse_normalized = r->data_variance > 0 ? (sse / pixels) / r->data_variance : NAN;
+    r->rec_bce = NAN;
+    free(codes);
+    free(x);
+    free(rows);
+}
+
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
+    if (m->vq) {   // no latent distribution: code usage instead of active units
+        r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+        eval_elbo(m, data, EPS_ZERO, &r->elbo);
+        vq_report(m, data, r);
+        return 0;
+    }
     const int L = m->latent_dim;
     r->latent_dim = L;
     r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
@@ -241,6 +293,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
 }
 
 void eval_report_free(EvalReport *r) {
+    free(r->code_counts);
     free(r->kl_per_dim);
     free(r->mu_variance);
     memset(r, 0, sizeof *r);
@@ -266,9 +319,14 @@ LossUnits loss_units(const Config *cfg) {
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
     u.has_kl = cfg->model.kind != MODEL_AE;
+    if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not
+    u.second = cfg->model.kind == MODEL_AE ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
+    u.second_unit = cfg->model.kind == MODEL_VQ_VAE ? "squared distance" : "nats";
     if (!u.has_kl)
         u.total = u.nats ? "nats/example" : mean ? (cfg->loss.reconstruction == REC_BCE ? "nats/pixel" : "MSE/pixel")
                                                  : "SSE (the reconstruction alone)";
+    else if (cfg->model.kind == MODEL_VQ_VAE)
+        u.total = "rec + VQ term (a training objective, not a log-likelihood)";
     else
         u.total = u.nats ? "nats/example" : "rec + KL in different units (not a log-likelihood)";
     return u;
@@ -282,7 +340,11 @@ void loss_units_append_json(TextBuffer *t, const Config *cfg) {
     }
     text_appendf(t, "{\"rec\": ");
     text_append_json_string(t, units.rec_long);
-    text_appendf(t, ", \"kl\": \"nats/example\", \"test_loss\": ");
+    if (cfg->model.kind == MODEL_VQ_VAE)
+        text_appendf(t, ", \"vq\": \"squared distance per example ((1 + beta) or beta (EMA) times ||z_e - e||^2)\", "
+                     "\"test_loss\": ");
+    else
+        text_appendf(t, ", \"kl\": \"nats/example\", \"test_loss\": ");
     text_append_json_string(t, units.total);
     text_appendf(t, "}");
 }
@@ -295,7 +357,7 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->elbo.loss);
     text_appendf(&j, ", \"rec\": ");
     json_number(&j, r->elbo.rec);
-    text_appendf(&j, ", \"kl\": ");
+    text_appendf(&j, r->vq_size ? ", \"vq\": " : ", \"kl\": ");   // the second term
     json_number(&j, r->elbo.kl);
     text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
     loss_units_append_json(&j, cfg);
@@ -304,6 +366,20 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->rec_bce);
     text_appendf(&j, ", \"rec_mse_at_mean\": ");
     json_number(&j, r->rec_mse);
+    if (r->vq_size) {   // code usage in place of the latent statistics
+        text_appendf(&j, ", \"rec_mse_over_variance\": ");
+        json_number(&j, r->rec_mse_normalized);
+        text_appendf(&j, ", \"data_variance\": ");
+        json_number(&j, r->data_variance);
+        text_appendf(&j, ", \"codebook_size\": %d, \"codes_used\": %d, \"perplexity\": ", r->vq_size, r->codes_used);
+        json_number(&j, r->perplexity);
+        text_appendf(&j, ", \"code_counts\": [");
+        for (int k = 0; k < r->vq_size; k++) text_appendf(&j, "%s%ld", k ? ", " : "", r->code_counts[k]);
+        text_appendf(&j, "], \"device\": ");
+        text_append_json_string(&j, device);
+        text_appendf(&j, "}");
+        return j.data;
+    }
     text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": %d, \"active_threshold\": %g",
                 r->latent_dim, r->active_units, ACTIVE_UNIT_THRESHOLD);
     text_appendf(&j, ", \"kl_per_dim\": [");

@@ -48,11 +48,20 @@ TensorShape model_input_shape(int input_dim) {
     return shape;
 }
 
-// The encoder's layer list over the data's shape; it must end flat (the heads read it).
+// The encoder's layer list over the data's shape; it must end flat (the heads read it),
+// or, for a VQ-VAE, in latent_dim channels (the code vectors).
 static int build_encoder_network(Network *net, const Config *cfg, char *err, size_t errlen) {
     if (network_build(net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
                       model_input_shape(cfg->model.input_dim), 0, 0, err, errlen) != 0)
         return -1;
+    if (cfg->model.kind == MODEL_VQ_VAE) {
+        if (net->out.dim[0] == cfg->model.latent_dim) return 0;
+        char out[48];
+        tensor_shape_format(net->out, out, sizeof out);
+        return set_error(err, errlen, "model.encoder: ends in %s, but the codes have model.latent_dim = %d values: "
+                         "its output must be (%d, H, W) or (%d)", out, cfg->model.latent_dim,
+                         cfg->model.latent_dim, cfg->model.latent_dim);
+    }
     if (net->out.rank != 1) {
         char out[48];
         tensor_shape_format(net->out, out, sizeof out);
@@ -62,10 +71,10 @@ static int build_encoder_network(Network *net, const Config *cfg, char *err, siz
     return 0;
 }
 
-// The decoder's layer list from z (L); its output must be the data's shape.
-static int build_decoder_network(Network *net, const Config *cfg, size_t param_base, size_t buffer_base,
-                                 char *err, size_t errlen) {
-    TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
+// The decoder's layer list from z (latent: (L), or a VQ-VAE's code grid); its output
+// must be the data's shape.
+static int build_decoder_network(Network *net, const Config *cfg, TensorShape latent, size_t param_base,
+                                 size_t buffer_base, char *err, size_t errlen) {
     if (network_build(net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, latent,
                       param_base, buffer_base, err, errlen) != 0)
         return -1;
@@ -85,8 +94,10 @@ static int build_decoder_network(Network *net, const Config *cfg, size_t param_b
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
+    TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
     if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
-    if (rc == 0 && cfg->model.n_decoder_layers > 0) rc = build_decoder_network(net, cfg, 0, 0, err, errlen);
+    if (cfg->model.kind == MODEL_VQ_VAE) latent = net->out;   // the decoder reads the code grid
+    if (rc == 0 && cfg->model.n_decoder_layers > 0) rc = build_decoder_network(net, cfg, latent, 0, 0, err, errlen);
     free(net);
     return rc;
 }
@@ -98,7 +109,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->max_batch = max_batch;
     m->latent_dim = cfg->model.latent_dim;
     m->input_dim = cfg->model.input_dim;
-    m->variational = cfg->model.kind != MODEL_AE;
+    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE;
     m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
     m->rec_loss = choose_rec_loss(cfg);
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
@@ -121,6 +132,11 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         m->n_params = m->encoder_net->n_params;
         m->n_buffers = m->encoder_net->n_buffers;
         width = m->encoder_net->out.dim[0];
+        if (cfg->model.kind == MODEL_VQ_VAE && model_vq_setup(m, err, errlen) != 0) {
+            free(m->encoder_net);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
     } else {
         for (int i = 0; i < cfg->model.n_encoder; i++) {
             add_layer(m, width, i == 0 ? C : 0, cfg->model.encoder[i], cfg->model.activation);
@@ -129,11 +145,16 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     }
     m->n_trunk = m->n_layers;
     m->head = m->n_layers;
-    add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
+    if (m->vq)
+        m->head = -1;   // no heads: the quantiser
+    else
+        add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
     width = L;
     if (cfg->model.n_decoder_layers > 0) {
+        TensorShape latent = {1, {L, 0, 0}};
+        if (m->vq) latent = m->vq_shape;
         m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
-        if (build_decoder_network(m->decoder_net, cfg, m->n_params, m->n_buffers, err, errlen) != 0) {
+        if (build_decoder_network(m->decoder_net, cfg, latent, m->n_params, m->n_buffers, err, errlen) != 0) {
             free(m->encoder_net);
             free(m->decoder_net);
             memset(m, 0, sizeof *m);
@@ -150,6 +171,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     }
 
     size_t max_width = (size_t)m->input_dim;
+    if (m->vq && (size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz_e
     for (int i = 0; i < m->n_layers; i++) {
         if ((size_t)m->layers[i].out > max_width) max_width = m->layers[i].out;
         if ((size_t)m->layers[i].in > max_width) max_width = m->layers[i].in;
@@ -173,19 +195,20 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->buffers = be->alloc(be, (m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
-    if (m->variational)
-        m->z = be->alloc(be, B * L * sizeof(float));
+    if (m->variational || m->vq)
+        m->z = be->alloc(be, B * (size_t)m->latent_dim * sizeof(float));
     else
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
+    if (m->vq) model_vq_alloc(m);
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
-    m->grad_h = be->alloc(be, B * m->layers[m->head].out * sizeof(float));
+    m->grad_h = be->alloc(be, B * (m->vq ? (size_t)m->latent_dim : (size_t)m->layers[m->head].out) * sizeof(float));
     if (C > 0) m->onehot = be->alloc(be, B * C * sizeof(float));
-    m->kl_coef = be->alloc(be, (size_t)L * sizeof(float));
-    m->kl_dim_sum = be->alloc(be, (size_t)L * sizeof(float));
+    m->kl_coef = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
+    m->kl_dim_sum = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
     m->rec_row = be->alloc(be, B * sizeof(float));
     m->kl_row = be->alloc(be, B * sizeof(float));
     m->loss_acc = be->alloc(be, 3 * sizeof(double));
@@ -251,7 +274,8 @@ void model_destroy(Model *m) {
     be->free(be, m->arena);
     be->free(be, m->x);
     for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
-    if (m->variational) be->free(be, m->z);
+    if (m->variational || m->vq) be->free(be, m->z);
+    if (m->vq) model_vq_free(m);
     be->free(be, m->eps);
     be->free(be, m->state);
     be->free(be, m->grad_a);
@@ -278,6 +302,7 @@ void model_init_params(Model *m, uint64_t seed) {
     Rng rng;
     rng_init(&rng, seed, RNG_STREAM_INIT);
     if (m->encoder_net) network_init(m->encoder_net, host, buffers, &rng);
+    if (m->vq) model_vq_init(m, host, buffers, &rng);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *layer = &m->layers[i];
         // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
@@ -370,6 +395,11 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         NetRun run = net_run(m, B);
         X = network_forward(m->encoder_net, &run, m->x);
     }
+    if (m->vq) {   // quantise into m->z (and kl_row = the VQ term), then decode
+        model_vq_forward(m, X, B);
+        decoder_forward(m, B);
+        return;
+    }
     for (int i = 0; i <= m->head; i++) {
         linear_forward(m, i, X, B);
         X = m->acts[i];
@@ -456,6 +486,12 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
         spare = dY;
         dY = dz;
     }
+    if (m->vq) {   // straight through the quantiser into the encoder
+        model_vq_backward(m, dY, spare, B);
+        NetRun run = net_run(m, B);
+        network_backward(m->encoder_net, &run, m->x, spare, NULL);
+        return;
+    }
     for (int i = last; i > m->head; i--) {
         const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
         float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
@@ -504,7 +540,8 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
 }
 
 void model_accumulate_loss(Model *m, int B) {
-    m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, m->variational ? m->kl_row : NULL, B);
+    // the second term: the KL of a VAE, the VQ term of a VQ-VAE; an AE has none
+    m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, m->variational || m->vq ? m->kl_row : NULL, B);
 }
 
 void model_peek_loss_accumulator(Model *m, double acc[3]) {

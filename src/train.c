@@ -175,7 +175,8 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
                  (double)s.capacity_target);
     else
-        snprintf(text, sizeof text, "%g rec + %g KL", cfg->loss.w_rec, (double)s.weight);
+        snprintf(text, sizeof text, "%g rec + %g %s", cfg->loss.w_rec, (double)s.weight,
+                 cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL");
     return text;
 }
 
@@ -254,9 +255,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     }
     const LossUnits units = loss_units(cfg);
     fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
-            cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" : "cvae",
+            cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" :
+            cfg->model.kind == MODEL_CVAE ? "cvae" : "vq_vae",
             model.n_params, units.rec_long,
-            !units.has_kl ? " (an AE: no KL term)" : units.nats ? ", KL in nats" : ", KL in nats (so rec + KL adds different units)");
+            !units.has_kl ? " (an AE: no KL term)" :
+            cfg->model.kind == MODEL_VQ_VAE ? ", VQ the codebook + commitment squared distances (so rec + VQ is a training objective, not a likelihood)" :
+            units.nats ? ", KL in nats" : ", KL in nats (so rec + KL adds different units)");
 
     DeviceDataset train_dev, test_dev;
     DeviceDataset val_dev;
@@ -429,8 +433,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 if (!isfinite(rec) || !isfinite(kl_sum)) {
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
-                                   "(rec %g, KL %g); %s, if written, holds the last finished epoch; try a lower train.lr",
-                                   epoch, step + 1, rec, kl_sum, ckpt_path);
+                                   "(rec %g, %s %g); %s, if written, holds the last finished epoch; try a lower train.lr",
+                                   epoch, step + 1, rec, units.second ? units.second : "KL", kl_sum, ckpt_path);
                     goto done;
                 }
                 // the objective at this step's schedule (free bits shown without the floor);
@@ -470,10 +474,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         fprintf(stderr,
-                "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + KL %.4f nats)%s | "
+                "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + %s %.4f %s)%s | "
                 "%.1f s, %.0f samples/s\n",
                 epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name, test.loss, test.rec,
-                units.rec, test.kl, units.nats ? " nats/example" : "", seconds, samples_per_s);
+                units.rec, units.second ? units.second : "KL", test.kl, units.second_unit,
+                units.nats ? " nats/example" : "", seconds, samples_per_s);
         StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
         model_read_step_state(&model, &last_step);
         char line[1024];
@@ -517,8 +522,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (epochs == 0) {
         ElboResult test;
         eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
-        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + KL %.4f nats) at init\n",
-                test.loss, test.rec, units.rec, test.kl);
+        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
+                test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
             goto done;
@@ -553,9 +558,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
-                report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,
-                report.active_units, report.latent_dim);
+        if (report.vq_size)
+            fprintf(stderr, "cuvae: eval: test loss %.4f (%s), %d of %d codes used, perplexity %.1f, "
+                    "MSE / data variance %.4f\n", report.elbo.loss, units.total, report.codes_used, report.vq_size,
+                    report.perplexity, report.rec_mse_normalized);
+        else
+            fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
+                    report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,
+                    report.active_units, report.latent_dim);
         if (report.iw_k > 0)
             fprintf(stderr, "cuvae: eval: -log p(x) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
                     report.iw_nll, report.iw_k, report.iw_examples,

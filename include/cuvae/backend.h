@@ -238,6 +238,11 @@ struct Backend {
     //   c_k = (counts_k + eps) / (sum_j counts_j + K eps) * sum_j counts_j;  e_k = sums_k / c_k
     void (*vq_ema_update)(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
                           const int32_t *codes, int N, int K, int D, float decay, float eps);
+    // Dead-code restart (EMA codebooks): every code k with counts[k] < threshold becomes
+    // column n = floor(u N) of zt, u = philox_uniform_at(seed, state->step K + k), with
+    // counts[k] = 1 and sums[k] = that column (so the next EMA update keeps it there).
+    void (*vq_restart_dead)(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
+                            int N, int K, int D, float threshold, uint64_t seed, const StepState *state);
 
     // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
     // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf

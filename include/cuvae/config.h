@@ -14,7 +14,7 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE } ModelKind;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
 typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
@@ -76,6 +76,14 @@ typedef struct {
         int n_decoder_layers;
         LayerSpec decoder_layers[CUVAE_MAX_GRAPH_LAYERS];
         OutputKind output;               // bernoulli (logits) | gaussian (identity)
+        struct {                         // vq_vae: model.codebook
+            int size;                    // K codes of latent_dim values each
+            double beta;                 // commitment weight (default 0.25)
+            bool ema;                    // update "ema" (decay, Laplace eps) instead of "loss"
+            double decay;                // default 0.99
+            double eps;                  // default 1e-5
+            double restart_dead;         // EMA: restart codes whose count < this x the mean count (0 = off)
+        } codebook;
     } model;
 
     struct {

@@ -56,6 +56,13 @@ typedef struct {
     double iw_bits_per_dim;
     bool iw_is_nll;            // a likelihood of binary data (bce on binarized data)
     double iw_seconds;
+    // vq_vae: code usage over the evaluation set (vq_size 0 otherwise)
+    int vq_size;               // K
+    long *code_counts;         // (K) how often each code was chosen
+    int codes_used;            // codes chosen at least once
+    double perplexity;         // exp(entropy of the code frequencies): effective codes in use
+    double data_variance;      // of the evaluation pixels
+    double rec_mse_normalized; // mean squared error per pixel / data_variance (VQ-VAE papers' metric)
 } EvalReport;
 
 // Everything above. iw_k > 0 runs the importance-weighted bound with K samples
@@ -79,6 +86,9 @@ typedef struct {
     const char *total;    // "nats/example", or a phrase saying the units are mixed; an AE
                           // (no KL term): the reconstruction's own unit
     bool has_kl;          // false for an AE: its loss is the reconstruction alone
+    const char *second;   // the second term's name: "KL", or "VQ" (a VQ-VAE's codebook +
+                          // commitment squared distances); NULL for an AE
+    const char *second_unit;   // "nats" (KL) or "squared distance" (VQ)
 } LossUnits;
 LossUnits loss_units(const Config *cfg);
 // The "units" value of eval.json: "nats/example", or an object naming each term's unit.

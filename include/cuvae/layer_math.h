@@ -9,6 +9,7 @@
 #include <math.h>
 #include "cuvae/config.h"       // Activation
 #include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+#include "cuvae/philox.h"       // philox_uniform_at
 
 // act(v); slope is leaky_relu's negative slope (ignored by the others)
 static inline CUVAE_HOST_DEVICE float activation_value(float v, int act, float slope) {
@@ -99,6 +100,12 @@ static inline CUVAE_HOST_DEVICE int vq_nearest_code(const float *scores, const f
         }
     }
     return best;
+}
+
+// The column a dead code k restarts from at this step: floor(u N), u uniform in [0, 1).
+static inline CUVAE_HOST_DEVICE int vq_restart_column(uint64_t seed, int64_t step, int K, int k, int N) {
+    int n = (int)(philox_uniform_at(seed, (uint64_t)step * (uint64_t)K + (uint64_t)k) * (float)N);
+    return n < N ? n : N - 1;
 }
 
 // The EMA codebook's Laplace-smoothed count of one code: (count + eps) / (total + K eps) * total.

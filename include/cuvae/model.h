@@ -50,6 +50,19 @@ typedef struct {
     size_t n_buffers;         // running statistics (batch norm): not trained, saved with the model
     float *buffers;           // (n_buffers) on the device
     bool training_mode;       // batch norm uses batch statistics (set by the training step)
+    // vq_vae (model_vq.c): the vector quantiser between the encoder and the decoder, no
+    // heads (n_layers = 0, head = -1). The encoder's output (B, D, S) holds S code vectors of
+    // D = model.latent_dim values per example; latent_dim here is their total D S (z = z_q).
+    bool vq;
+    int vq_dim, vq_size, vq_positions;      // D, K, S
+    TensorShape vq_shape;                   // the encoder's output shape (D, H, W) or (D)
+    float *codebook;                        // (K, D): in params ("loss" update) or buffers (EMA)
+    size_t codebook_offset;                 // floats into params or buffers
+    size_t ema_offset;                      // EMA: counts (K) then sums (K, D), into buffers
+    float *vq_zt, *vq_zqt, *vq_dzt;         // (D, B S) code vectors as columns
+    float *vq_scores;                       // (B S, K) z . e_k
+    float *vq_norms;                        // (K) ||e_k||^2
+    int32_t *vq_codes;                      // (B S) the chosen codes of the last forward
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -155,6 +168,19 @@ void model_clip_gradients(Model *m);
 float *model_output(Model *m);
 // The head output (B, 2L) [mu | logvar] for a VAE, (B, L) for an AE.
 float *model_head(Model *m);
+
+// vq_vae (model_vq.c). Called by model.c: the setup after the encoder is built (params
+// and buffers grow by the codebook), the device memory, init, forward from the encoder's
+// output into m->z (and kl_row = the VQ term per example), backward from dz (B, L) into
+// the encoder's input gradient (and the EMA update in training).
+int model_vq_setup(Model *m, char *err, size_t errlen);
+void model_vq_alloc(Model *m);
+void model_vq_free(Model *m);
+void model_vq_init(Model *m, float *params, float *buffers, Rng *rng);
+void model_vq_forward(Model *m, const float *z_e, int B);
+void model_vq_backward(Model *m, const float *dz, float *dz_e, int B);
+// The codes of the last forward (B S) to the host.
+void model_vq_read_codes(Model *m, int B, int32_t *codes);
 
 // Decodes z (B, L) already in m->z through the decoder only.
 void model_decode(Model *m, int B);

@@ -1,0 +1,119 @@
+// model_vq.c: the VQ-VAE's vector quantiser (van den Oord et al. 2017) between a
+// layer-list encoder and decoder. Per example the encoder emits S code vectors
+// of D values (an image (D, H, W): one per position); each is replaced by its
+// nearest codebook entry (squared distance as ||e||^2 - 2 z.e from one GEMM and
+// an argmin kernel); the decoder reads the quantized vectors. Loss per example:
+// rec + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 (update "loss": the codebook
+// is a trained parameter), or rec + beta ||z_e - sg[e]||^2 with the codebook
+// following exponential moving averages of its assigned vectors (update "ema").
+// The gradient passes straight through the quantiser to the encoder.
+#include "cuvae/model.h"
+#include "cuvae/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define VQ_RESTART_SEED_SALT 0x5EEDC0DEull
+
+int model_vq_setup(Model *m, char *err, size_t errlen) {
+    const Config *cfg = &m->cfg;
+    const TensorShape out = m->encoder_net->out;
+    const int D = cfg->model.latent_dim, K = cfg->model.codebook.size;
+    if (out.dim[0] != D) {
+        char shape[48];
+        tensor_shape_format(out, shape, sizeof shape);
+        return set_error(err, errlen, "model.encoder: ends in %s, but the codes have model.latent_dim = %d values: "
+                         "its output must be (%d, H, W) or (%d)", shape, D, D, D);
+    }
+    m->vq = true;
+    m->vq_dim = D;
+    m->vq_size = K;
+    m->vq_shape = out;
+    m->vq_positions = out.rank == 3 ? out.dim[1] * out.dim[2] : 1;
+    m->latent_dim = D * m->vq_positions;
+    if (cfg->model.codebook.ema) {   // not trained by the optimizer: buffers
+        m->codebook_offset = m->n_buffers;
+        m->ema_offset = m->n_buffers + (size_t)K * D;
+        m->n_buffers += (size_t)K * D + K + (size_t)K * D;
+    } else {
+        m->codebook_offset = m->n_params;
+        m->n_params += (size_t)K * D;
+    }
+    return 0;
+}
+
+void model_vq_alloc(Model *m) {
+    Backend *be = m->be;
+    const size_t N = (size_t)m->max_batch * m->vq_positions, D = (size_t)m->vq_dim, K = (size_t)m->vq_size;
+    m->codebook = (m->cfg.model.codebook.ema ? m->buffers : m->params) + m->codebook_offset;
+    m->vq_zt = be->alloc(be, D * N * sizeof(float));
+    m->vq_zqt = be->alloc(be, D * N * sizeof(float));
+    m->vq_dzt = be->alloc(be, D * N * sizeof(float));
+    m->vq_scores = be->alloc(be, N * K * sizeof(float));
+    m->vq_norms = be->alloc(be, K * sizeof(float));
+    m->vq_codes = be->alloc(be, N * sizeof(int32_t));
+}
+
+void model_vq_free(Model *m) {
+    Backend *be = m->be;
+    be->free(be, m->vq_zt);
+    be->free(be, m->vq_zqt);
+    be->free(be, m->vq_dzt);
+    be->free(be, m->vq_scores);
+    be->free(be, m->vq_norms);
+    be->free(be, m->vq_codes);
+}
+
+// Codebook U(-1/K, 1/K), as the VQ-VAE reference implementations; EMA: sums start at
+// the codebook and counts at 0.
+void model_vq_init(Model *m, float *params, float *buffers, Rng *rng) {
+    const size_t K = (size_t)m->vq_size, D = (size_t)m->vq_dim;
+    float *codebook = (m->cfg.model.codebook.ema ? buffers : params) + m->codebook_offset;
+    const float bound = 1.0f / (float)K;
+    for (size_t i = 0; i < K * D; i++) codebook[i] = rng_uniform_range(rng, -bound, bound);
+    if (m->cfg.model.codebook.ema) {
+        float *counts = buffers + m->ema_offset, *sums = counts + K;
+        memset(counts, 0, K * sizeof(float));
+        memcpy(sums, codebook, K * D * sizeof(float));
+    }
+}
+
+void model_vq_forward(Model *m, const float *z_e, int B) {
+    Backend *be = m->be;
+    const int D = m->vq_dim, K = m->vq_size, S = m->vq_positions, N = B * S;
+    const float beta = (float)m->cfg.model.codebook.beta;
+    be->swap_leading_axes(be, m->vq_zt, z_e, B, D, S);             // (D, B S)
+    be->vq_code_norms(be, m->vq_norms, m->codebook, K, D);
+    be->gemm(be, true, true, N, K, D, 1.0f, m->vq_zt, N, m->codebook, D, 0.0f, m->vq_scores, K);
+    be->vq_argmin(be, m->vq_codes, m->vq_scores, m->vq_norms, N, K);
+    // the VQ term's value: codebook + commitment ((1 + beta) ||z - e||^2), or commitment alone (EMA)
+    const float weight = m->cfg.model.codebook.ema ? beta : 1.0f + beta;
+    be->vq_quantize(be, m->vq_zqt, m->kl_row, m->vq_zt, m->codebook, m->vq_codes, B, S, D, weight);
+    be->swap_leading_axes(be, m->z, m->vq_zqt, D, B, S);           // z_q (B, D, S)
+}
+
+void model_vq_backward(Model *m, const float *dz, float *dz_e, int B) {
+    Backend *be = m->be;
+    const int D = m->vq_dim, K = m->vq_size, S = m->vq_positions, N = B * S;
+    const float inv_batch = 1.0f / (float)B, beta = (float)m->cfg.model.codebook.beta;
+    const bool ema = m->cfg.model.codebook.ema;
+    be->swap_leading_axes(be, m->vq_zqt, dz, B, D, S);             // dz_q as columns (reuses zqt)
+    be->vq_backward(be, m->vq_dzt, ema ? NULL : m->grads + m->codebook_offset, m->vq_zqt, m->vq_zt,
+                    m->codebook, m->vq_codes, N, K, D, beta * inv_batch, inv_batch);
+    be->swap_leading_axes(be, dz_e, m->vq_dzt, D, B, S);           // (B, D, S)
+    if (ema && m->training_mode) {
+        float *counts = m->buffers + m->ema_offset, *sums = counts + K;
+        be->vq_ema_update(be, m->codebook, counts, sums, m->vq_zt, m->vq_codes, N, K, D,
+                          (float)m->cfg.model.codebook.decay, (float)m->cfg.model.codebook.eps);
+        // codes (almost) never chosen restart at a vector of this batch; at the first step
+        // that is every code: the codebook starts from the data
+        if (m->cfg.model.codebook.restart_dead > 0)
+            be->vq_restart_dead(be, m->codebook, counts, sums, m->vq_zt, N, K, D,
+                                (float)(m->cfg.model.codebook.restart_dead * N / K),
+                                m->cfg.train.seed ^ VQ_RESTART_SEED_SALT, m->state);
+    }
+}
+
+void model_vq_read_codes(Model *m, int B, int32_t *codes) {
+    m->be->download(m->be, codes, m->vq_codes, (size_t)B * m->vq_positions * sizeof(int32_t));
+}
