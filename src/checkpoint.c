@@ -98,6 +98,32 @@ static int list_slices(const Model *m, NamedSlice *out) {
         out[n].shape[0] = layer->out;
         n++;
     }
+    if (m->vq) {   // the codebook as nn.Embedding's weight; the EMA statistics as buffers
+        const bool ema = m->cfg.model.codebook.ema;
+        const int64_t K = m->vq_size, D = m->vq_dim;
+        snprintf(out[n].name, ST_MAX_NAME, "quantizer.embedding.weight");
+        out[n].buffer = ema;
+        out[n].offset = m->codebook_offset;
+        out[n].rank = 2;
+        out[n].shape[0] = K;
+        out[n].shape[1] = D;
+        n++;
+        if (ema) {
+            snprintf(out[n].name, ST_MAX_NAME, "quantizer.ema_counts");
+            out[n].buffer = true;
+            out[n].offset = m->ema_offset;
+            out[n].rank = 1;
+            out[n].shape[0] = K;
+            n++;
+            snprintf(out[n].name, ST_MAX_NAME, "quantizer.ema_sums");
+            out[n].buffer = true;
+            out[n].offset = m->ema_offset + (size_t)K;
+            out[n].rank = 2;
+            out[n].shape[0] = K;
+            out[n].shape[1] = D;
+            n++;
+        }
+    }
     if (m->decoder_net) n += list_network_slices(m->decoder_net, out + n);
     return n;
 }

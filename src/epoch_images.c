@@ -34,13 +34,13 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
     if (make_dirs(dir, err, errlen) != 0) return -1;
 
     int rc = 0;
-    if (m->variational) {
+    if (m->variational || m->vq) {
         const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
         float *z = xmalloc((size_t)n * L * sizeof(float));
         float *pixels = xmalloc((size_t)n * D * sizeof(float));
         uint8_t labels[EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID];
         for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % EPOCH_SAMPLE_GRID % 10);
-        rng_fill_normal(z, (size_t)n * L, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, 0);
+        model_draw_latents(m, z, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT);
         model_decode_pixels(m, z, m->n_classes ? labels : NULL, n, pixels);
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
         rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);

@@ -70,6 +70,16 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {
     Backend *be = m->be;
     const int L = m->latent_dim;
+    if (m->vq) {   // the quantized latents z_q (n, D S)
+        if (n > data->n) n = data->n;
+        for (int start = 0; start < n; start += m->max_batch) {
+            int B = n - start < m->max_batch ? n - start : m->max_batch;
+            load_batch(m, data, NULL, start, B);
+            model_forward(m, B, EPS_ZERO);
+            be->download(be, mu + (size_t)start * L, m->z, (size_t)B * L * sizeof(float));
+        }
+        return;
+    }
     const int head_width = m->layers[m->head].out;   // 2L (vae) or L (ae)
     float *head = xmalloc((size_t)m->max_batch * head_width * sizeof(float));
     if (n > data->n) n = data->n;

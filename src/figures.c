@@ -85,11 +85,12 @@ static int figure_samples(Figures *f) {
     const int n = SAMPLE_GRID * SAMPLE_GRID, L = m->latent_dim;
     float *z = xmalloc((size_t)n * L * sizeof(float));
     uint8_t labels[SAMPLE_GRID * SAMPLE_GRID];
-    rng_fill_normal(z, (size_t)n * L, m->cfg.train.seed ^ FIGURE_SEED_SALT, 0);
+    model_draw_latents(m, z, n, m->cfg.train.seed ^ FIGURE_SEED_SALT);
     for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % 10);
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
-    const char *title = m->n_classes ? "Samples: z ~ N(0, I), class = column index"
+    const char *title = m->vq ? "Samples: codes drawn uniformly at every position (no prior over the codes yet)"
+                      : m->n_classes ? "Samples: z ~ N(0, I), class = column index"
                                      : "Samples decoded from z ~ N(0, I)";
     int rc = write_grid(f, "samples.png", title, pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
     free(z);
@@ -117,7 +118,8 @@ static int figure_reconstructions(Figures *f, const DeviceDataset *test, const f
         }
     }
     int rc = write_grid(f, "reconstructions.png",
-                        "Test images (odd rows) and their reconstructions at z = mu (row below)",
+                        m->vq ? "Test images (odd rows) and their reconstructions from their codes (row below)"
+                              : "Test images (odd rows) and their reconstructions at z = mu (row below)",
                         tiles, 2 * pairs * cols, cols, NULL, 0, 0, NULL, 0, 0, 2);
     free(recon);
     free(images);
@@ -317,6 +319,50 @@ static int figure_class_rows(Figures *f) {
     return rc;
 }
 
+// A VQ-VAE's codebook usage on the test set: code frequencies sorted in decreasing order.
+static int figure_codebook_usage(Figures *f, const DeviceDataset *test) {
+    Model *m = f->m;
+    const int K = m->vq_size, S = m->vq_positions;
+    long *counts = xcalloc((size_t)K, sizeof(long));
+    int32_t *codes = xmalloc((size_t)m->max_batch * S * sizeof(int32_t));
+    for (int start = 0; start < test->n; start += m->max_batch) {
+        int B = test->n - start < m->max_batch ? test->n - start : m->max_batch;
+        m->be->gather_batch(m->be, m->x, test->images, NULL, start, NULL, B, test->dim, false, 0);
+        model_forward(m, B, EPS_ZERO);
+        model_vq_read_codes(m, B, codes);
+        for (long i = 0; i < (long)B * S; i++) counts[codes[i]]++;
+    }
+    double total = (double)test->n * S, entropy = 0.0;
+    double *x = xmalloc((size_t)K * sizeof(double)), *y = xmalloc((size_t)K * sizeof(double));
+    int used = 0;
+    for (int k = 0; k < K; k++) {
+        if (counts[k] > 0) used++;
+        double p = counts[k] / total;
+        if (p > 0) entropy -= p * log(p);
+        y[k] = p;
+    }
+    for (int k = 0; k < K; k++) x[k] = k + 1;
+    for (int i = 1; i < K; i++)   // sort y descending (insertion sort: K is small)
+        for (int j = i; j > 0 && y[j] > y[j - 1]; j--) {
+            double t = y[j];
+            y[j] = y[j - 1];
+            y[j - 1] = t;
+        }
+    char path[1200], title[200];
+    snprintf(path, sizeof path, "%s/codebook_usage.png", f->dir);
+    snprintf(title, sizeof title, "Codebook usage on the test set: %d of %d codes used, perplexity %.1f", used, K,
+             exp(entropy));
+    const double *series[1] = {y};
+    int rc = plot_lines(path, title, "code rank (most used first)", "fraction of positions", x, series, NULL, 1, K,
+                        true, f->err, f->errlen);
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    free(counts);
+    free(codes);
+    free(x);
+    free(y);
+    return rc;
+}
+
 static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
@@ -466,15 +512,26 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
         const bool curves = access(log_path, F_OK) == 0;
-        int count = 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
+        int count = m.vq ? 3 + (curves ? 2 : 0)
+                         : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
         char scatter[96] = "";
-        if (L > 2)
+        if (L > 2 && !m.vq)
             snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
                      o->tsne_points < n ? o->tsne_points : n);
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
     }
     if (rc == 0) rc = figure_samples(&f);
     if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
+    if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
+        if (rc == 0) rc = figure_codebook_usage(&f, &test);
+        if (rc == 0) rc = figure_loss_curves(&f, run_dir);
+        free(codes);
+        device_dataset_free(be, &test);
+        model_destroy(&m);
+        be->destroy(be);
+        dataset_free(&test_set);
+        return rc;
+    }
     if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
     if (rc == 0) rc = figure_histograms(&f, codes, n);
     if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);

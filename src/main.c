@@ -267,7 +267,15 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
-    be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0, NULL);
+    const bool m_was_vq = m.vq;   // (m is destroyed before the closing line)
+    if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
+        float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
+        model_vq_uniform_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
+        be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
+        free(z);
+    } else {
+        be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0, NULL);
+    }
     model_decode(&m, a.n_samples);
     float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
     be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
@@ -290,7 +298,8 @@ static int command_sample(int argc, char **argv) {
     model_destroy(&m);
     be->destroy(be);
     if (rc != 0) return fail(err);
-    fprintf(stderr, "cuvae: wrote %s (%d samples from z ~ N(0, I))\n", out, a.n_samples);
+    fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
+            m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" : "z ~ N(0, I)");
     return 0;
 }
 

@@ -629,3 +629,10 @@ void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
     if (m->cfg.model.output == OUTPUT_BERNOULLI)
         for (size_t i = 0; i < (size_t)n * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
 }
+
+void model_draw_latents(Model *m, float *z, int n, uint64_t seed) {
+    if (m->vq)
+        model_vq_uniform_latents(m, z, n, seed);
+    else
+        rng_fill_normal(z, (size_t)n * m->latent_dim, seed, 0);
+}

@@ -9,11 +9,14 @@
 // The gradient passes straight through the quantiser to the encoder.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
+#include "cuvae/rng.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VQ_RESTART_SEED_SALT 0x5EEDC0DEull
+#define VQ_UNIFORM_CODES_STREAM 41
 
 int model_vq_setup(Model *m, char *err, size_t errlen) {
     const Config *cfg = &m->cfg;
@@ -116,4 +119,18 @@ void model_vq_backward(Model *m, const float *dz, float *dz_e, int B) {
 
 void model_vq_read_codes(Model *m, int B, int32_t *codes) {
     m->be->download(m->be, codes, m->vq_codes, (size_t)B * m->vq_positions * sizeof(int32_t));
+}
+
+void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed) {
+    const int D = m->vq_dim, K = m->vq_size, S = m->vq_positions;
+    float *codebook = xmalloc((size_t)K * D * sizeof(float));
+    m->be->download(m->be, codebook, m->codebook, (size_t)K * D * sizeof(float));
+    Rng rng;
+    rng_init(&rng, seed, VQ_UNIFORM_CODES_STREAM);
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < S; s++) {
+            int k = (int)(rng_u32(&rng) % (uint32_t)K);
+            for (int d = 0; d < D; d++) z[((size_t)i * D + d) * S + s] = codebook[(size_t)k * D + d];   // (D, S)
+        }
+    free(codebook);
 }

@@ -26,6 +26,7 @@ static const char *FIGURE_CAPTIONS[][2] = {
     {"class_rows", "class-conditional generation"},
     {"loss_curves", "loss per epoch"},
     {"loss_terms", "test rec and KL per epoch"},
+    {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
 };
 
 static const char *caption_of(const char *figure) {

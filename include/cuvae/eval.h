@@ -94,7 +94,8 @@ LossUnits loss_units(const Config *cfg);
 // The "units" value of eval.json: "nats/example", or an object naming each term's unit.
 void loss_units_append_json(TextBuffer *t, const Config *cfg);
 
-// Means of q(z|x) (or the AE code) of the first n examples: mu (n, L) on the host.
+// Means of q(z|x) (or the AE code; a VQ-VAE's quantized latents) of the first n
+// examples: mu (n, L) on the host.
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu);
 
 #endif

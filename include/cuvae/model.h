@@ -181,6 +181,12 @@ void model_vq_forward(Model *m, const float *z_e, int B);
 void model_vq_backward(Model *m, const float *dz, float *dz_e, int B);
 // The codes of the last forward (B S) to the host.
 void model_vq_read_codes(Model *m, int B, int32_t *codes);
+// n quantized latents z (n, D S) (host) of codes drawn uniformly and independently per
+// position (seeded): a VQ-VAE's samples until a prior over the codes exists.
+void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
+// Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
+// uniformly drawn codes (model_vq_uniform_latents).
+void model_draw_latents(Model *m, float *z, int n, uint64_t seed);
 
 // Decodes z (B, L) already in m->z through the decoder only.
 void model_decode(Model *m, int B);
