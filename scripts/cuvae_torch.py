@@ -11,8 +11,10 @@ The model is built from the config cuvae stores inside the checkpoint:
     (encoder.3.weight, encoder.3.running_mean, ...);
   - the width-list shorthand: nn.ModuleList of nn.Linear (encoder.i, decoder.i count
     linears; the activation in between), as cuvae names them;
-  - heads mu and logvar (nn.Linear) between them.
-model.encode(x) -> (mu, logvar or None); model.decode(z) -> logits or values (N, input_dim);
+  - heads mu and logvar (nn.Linear) between them; for a vq_vae the quantizer instead
+    (quantizer.embedding: nn.Embedding(K, D), its EMA statistics as buffers).
+model.encode(x) -> (mu, logvar or None), for a VQ-VAE (codes, z_e); model.decode(z) -> logits or
+values (N, input_dim) (a VQ-VAE decodes its codes);
 x is (N, input_dim) in [0, 1]. cuvae does not store PyTorch's num_batches_tracked
 counters (unused when momentum is set, as here); load() fills them with 0 so the
 state_dict is complete for strict=True.
@@ -137,6 +139,31 @@ def is_layer_list(value):
     return len(value) > 0 and not isinstance(value[0], (int, float))
 
 
+class VectorQuantizer(nn.Module):
+    """A VQ-VAE's codebook (nn.Embedding(K, D), cuvae's quantizer.embedding.weight) and, for the
+    EMA update, its statistics as buffers (ema_counts (K), ema_sums (K, D))."""
+
+    def __init__(self, size, dim, ema):
+        super().__init__()
+        self.embedding = nn.Embedding(size, dim)
+        if ema:
+            self.register_buffer("ema_counts", torch.zeros(size))
+            self.register_buffer("ema_sums", torch.zeros(size, dim))
+
+    def codes(self, z_e):
+        """z_e (N, D, H, W) or (N, D) -> the nearest code per position, (N, H, W) or (N,)."""
+        e = self.embedding.weight
+        flat = z_e.movedim(1, -1).reshape(-1, e.shape[1]) if z_e.dim() == 4 else z_e
+        distance = (e * e).sum(1)[None, :] - 2.0 * flat @ e.t()   # ||z||^2 is the same for every code
+        codes = distance.argmin(1)
+        return codes.reshape(z_e.shape[0], *z_e.shape[2:]) if z_e.dim() == 4 else codes
+
+    def lookup(self, codes):
+        """codes -> z_q with the channels first, the decoder's input."""
+        z_q = self.embedding(codes)
+        return z_q.movedim(-1, 1) if z_q.dim() == 4 else z_q
+
+
 class CuvaeModel(nn.Module):
     """encoder -> (mu, logvar) heads -> decoder, with cuvae's tensor names."""
 
@@ -145,6 +172,7 @@ class CuvaeModel(nn.Module):
         m = cfg["model"]
         self.cfg = cfg
         self.variational = m["kind"] in ("vae", "cvae")
+        self.vq = m["kind"] == "vq_vae"
         self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z
         self.input_dim = m["input_dim"]
         self.shape = input_shape(m["input_dim"])
@@ -159,6 +187,11 @@ class CuvaeModel(nn.Module):
             widths = [m["input_dim"] + self.classes] + m["encoder"]
             self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
             features = widths[-1]
+        if self.vq:   # no heads: the quantiser between encoder and decoder
+            codebook = m["codebook"]
+            self.quantizer = VectorQuantizer(codebook["size"], m["latent_dim"], codebook.get("update") == "ema")
+            self.decoder, _ = build_sequential(m["decoder"], out)
+            return
         self.mu = nn.Linear(features, m["latent_dim"])
         if self.variational:
             self.logvar = nn.Linear(features, m["latent_dim"])
@@ -169,7 +202,11 @@ class CuvaeModel(nn.Module):
             self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
 
     def encode(self, x, y=None):
-        """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder)."""
+        """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder); a VQ-VAE:
+        its codes (N, H, W) and z_e (N, D, H, W)."""
+        if self.vq:
+            z_e = self.encoder(x.reshape((x.shape[0],) + self.shape))
+            return self.quantizer.codes(z_e), z_e
         if self.encoder_is_list:
             h = self.encoder(x.reshape((x.shape[0],) + self.shape))
         else:
@@ -179,7 +216,10 @@ class CuvaeModel(nn.Module):
         return self.mu(h), (self.logvar(h) if self.variational else None)
 
     def decode(self, z, y=None):
-        """z (N, L) -> logits (bernoulli) or values (gaussian), (N, input_dim)."""
+        """z (N, L) -> logits (bernoulli) or values (gaussian), (N, input_dim). A VQ-VAE
+        decodes codes (N, H, W) (integers) or z_q (N, D, H, W)."""
+        if self.vq and not torch.is_floating_point(z):
+            z = self.quantizer.lookup(z)
         if self.decoder_is_list:
             return self.decoder(z).reshape(z.shape[0], self.input_dim)
         h = torch.cat([z, y], dim=1) if self.classes else z

@@ -58,4 +58,35 @@ if "$CUVAE" train "$tmp/conv.json" --out "$tmp/conv" 2>/dev/null; then
 else
     bad "conv vae: training failed"
 fi
+# A VQ-VAE (EMA codebook with dead-code restart): PyTorch picks the same code at every
+# position of every test image (the code histograms are equal), and gives the same
+# reconstruction and VQ term to 1e-5 relative.
+cat > "$tmp/vq.json" <<'JSON'
+{"name": "vq_torch", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 3000, "test_limit": 2000},
+ "model": {"kind": "vq_vae", "input_dim": 784, "latent_dim": 8,
+   "encoder": [{"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}}, "relu", {"conv2d": 8, "kernel": 1}],
+   "codebook": {"size": 32, "update": "ema", "restart_dead": 0.05},
+   "decoder": [{"conv_transpose2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}],
+   "output": "bernoulli"},
+ "train": {"epochs": 1, "batch_size": 50, "lr": 0.002, "seed": 2, "epoch_images": false}, "device": "cpu"}
+JSON
+if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>/dev/null; then
+    ckpt="$tmp/vq/model.safetensors"
+    "$CUVAE" eval "$ckpt" -o "$tmp/vq_eval.json" >/dev/null 2>&1
+    torch_out=$($PY tests/torch_check.py "$ckpt" data/mnist 2000) || bad "vq-vae: torch_check.py failed"
+    echo "$torch_out" > "$tmp/vq_torch.json"
+    $PY - "$tmp/vq_eval.json" "$tmp/vq_torch.json" <<'PY' && ok "vq-vae: PyTorch chooses the same codes (equal code histograms) and gives the same rec and VQ term (1e-5)" || bad "vq-vae: differs from PyTorch"
+import json, sys
+ours, theirs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print(f"  vq-vae: cuvae rec {ours['rec']:.6f} vq {ours['vq']:.6f} codes used {ours['codes_used']} | "
+      f"torch rec {theirs['rec']:.6f} vq {theirs['vq']:.6f}", file=sys.stderr)
+close = lambda a, b: abs(a - b) <= 1e-5 * abs(b) + 1e-6
+sys.exit(0 if ours["code_counts"] == theirs["code_counts"] and close(ours["rec"], theirs["rec"])
+         and close(ours["vq"], theirs["vq"]) else 1)
+PY
+else
+    bad "vq-vae: training failed"
+fi
 cli_finish cli_torch

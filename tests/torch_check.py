@@ -53,6 +53,19 @@ def main():
         images, labels = images[:limit], labels[:limit]
     x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)) / 255.0
     y = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
+    if model.vq:   # a VQ-VAE: the chosen codes, the reconstruction from them, the VQ term
+        with torch.no_grad():
+            codes, z_e = model.encode(x)
+            rec = reconstruction(model.decode(codes), x, cfg)
+            z_q = model.quantizer.lookup(codes)
+            codebook = cfg["model"]["codebook"]
+            beta = codebook.get("beta", 0.25)
+            weight = beta if codebook.get("update") == "ema" else 1.0 + beta
+            vq = weight * ((z_e - z_q) ** 2).flatten(1).sum(1)
+        counts = torch.bincount(codes.flatten(), minlength=codebook["size"])
+        print(json.dumps({"rec": rec.double().mean().item(), "vq": vq.double().mean().item(),
+                          "code_counts": counts.tolist(), "examples": len(x), "torch": torch.__version__}))
+        return
     with torch.no_grad():
         mu, logvar = model.encode(x, y)
         if logvar is not None:
