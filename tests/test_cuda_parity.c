@@ -1065,8 +1065,31 @@ static void test_cuda_determinism(void) {
 // ---- full training steps through the model API -----------------------------
 
 // When set, make_config and run_training give the model a convolutional encoder
-// and decoder (layer lists with batch norm, DCGAN-style) instead of the MLP.
+// and decoder (layer lists with batch norm, DCGAN-style) instead of the MLP, or
+// (parity_vq_codebook) make it a VQ-VAE with that codebook.
 static bool parity_conv_layers;
+static const char *parity_vq_codebook;
+
+static void use_vq_model(Config *cfg) {
+    char json[2048];
+    snprintf(json, sizeof json,
+        "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+        "\"kind\": \"vq_vae\", \"input_dim\": 784, \"latent_dim\": 8, \"encoder\": ["
+        "{\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"relu\","
+        "{\"conv2d\": 16, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}}, \"relu\","
+        "{\"conv2d\": 8, \"kernel\": 1}], \"codebook\": %s, \"decoder\": ["
+        "{\"conv_transpose2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"relu\","
+        "{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}]},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}", parity_vq_codebook);
+    Config vq;
+    char err[512];
+    if (config_from_string(&vq, json, "vq parity config", NULL, 0, err, sizeof err) != 0) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    cfg->model = vq.model;
+    cfg->model.output = OUTPUT_BERNOULLI;
+}
 
 static void use_conv_layers(Config *cfg) {
     const char *json =
@@ -1120,8 +1143,9 @@ static void make_config(Config *cfg, ModelKind kind, Activation act, OutputKind 
     cfg->train.adam_eps = 1e-8;
     cfg->train.seed = 1;
     cfg->train.log_interval = 100;
-    if (parity_conv_layers) {
-        use_conv_layers(cfg);
+    if (parity_conv_layers || parity_vq_codebook) {
+        if (parity_vq_codebook) use_vq_model(cfg);
+        else use_conv_layers(cfg);
         // a bias feeding batch norm has a zero gradient up to rounding, which Adam
         // normalises into lr-sized steps of either sign on each backend: SGD with
         // momentum keeps such entries still, so the comparison after steps stays tight
@@ -1221,10 +1245,18 @@ static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind ou
             cpu->download(cpu, row_ref, mc.rec_row, B * sizeof(float));
             gpu->download(gpu, row_got, mg.rec_row, B * sizeof(float));
             expect_close("rec_row", row_got, row_ref, B, 1e-4, 1e-5);
-            if (mc.variational) {
+            if (mc.variational || mc.vq) {   // the KL, or the VQ term
                 cpu->download(cpu, row_ref, mc.kl_row, B * sizeof(float));
                 gpu->download(gpu, row_got, mg.kl_row, B * sizeof(float));
-                expect_close("kl_row", row_got, row_ref, B, 1e-4, 1e-5);
+                expect_close(mc.vq ? "vq_row" : "kl_row", row_got, row_ref, B, 1e-4, 1e-5);
+            }
+            if (mc.vq) {   // the same code at every position
+                int32_t codes_ref[16 * 49], codes_got[16 * 49];
+                model_vq_read_codes(&mc, B, codes_ref);
+                model_vq_read_codes(&mg, B, codes_got);
+                int differ = 0;
+                for (int i = 0; i < B * mc.vq_positions; i++) differ += codes_ref[i] != codes_got[i];
+                CHECK(differ == 0, "vq codes: %d of %d positions differ", differ, B * mc.vq_positions);
             }
             cpu->download(cpu, ref, mc.grads, P * sizeof(float));
             gpu->download(gpu, got, mg.grads, P * sizeof(float));
@@ -1399,6 +1431,11 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
         cfg.train.warmup_steps = 4;
     }
     if (parity_conv_layers) use_conv_layers(&cfg);
+    if (parity_vq_codebook) {
+        use_vq_model(&cfg);
+        cfg.loss.kl_warmup_epochs = 0;   // a VQ-VAE has no KL term
+        cfg.loss.free_bits = 0;
+    }
     BackendOptions options = {PRECISION_FP32, graphs};
     be->configure(be, &options);
 
@@ -1503,6 +1540,20 @@ static void test_graph_equals_eager_conv_vae(void) {
     parity_conv_layers = false;
 }
 
+static void test_model_vq_vae(void) {
+    parity_vq_codebook = "{\"size\": 24}";
+    model_parity(MODEL_VQ_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+    parity_vq_codebook = "{\"size\": 24, \"update\": \"ema\", \"restart_dead\": 0.1}";
+    model_parity(MODEL_VQ_VAE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+    parity_vq_codebook = NULL;
+}
+
+static void test_graph_equals_eager_vq_vae(void) {
+    parity_vq_codebook = "{\"size\": 24, \"update\": \"ema\", \"restart_dead\": 0.1}";
+    graph_equals_eager(MODEL_VQ_VAE, EPSILON_FUSED);
+    parity_vq_codebook = NULL;
+}
+
 static void test_training_run_parity(void) {
     TrainingResult ref = run_training(cpu, false, MODEL_VAE, EPSILON_FUSED);
     TrainingResult got = run_training(gpu, true, MODEL_VAE, EPSILON_FUSED);
@@ -1576,6 +1627,8 @@ static const TestCase test_cases[] = {
     {"cuda_graph_equals_eager_cvae_stored", test_graph_equals_eager_cvae_stored},
     {"parity_model_conv_vae_batch_norm", test_model_conv_vae},
     {"cuda_graph_equals_eager_conv_vae_batch_norm", test_graph_equals_eager_conv_vae},
+    {"parity_model_vq_vae_loss_and_ema", test_model_vq_vae},
+    {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
 };
 
