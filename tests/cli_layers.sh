@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli_layers.sh: models whose encoder / decoder are layer lists (convolutions,
-# batch norm, activations, flatten, reshape) through the real binary: training
+# batch norm, activations, flatten, reshape), and VQ-VAEs, through the real binary: training
 # lowers the loss, eval of the checkpoint reproduces the run's test loss (the
 # running statistics travel with the weights), --resume is bit-identical to an
 # uninterrupted run, sample and plot work, the effective config reads back the
@@ -101,4 +101,64 @@ if [ -s "$tmp/run/model.safetensors" ]; then
     expect_error "checkpoint tensor shape mismatch" 2 'tensor encoder.0.weight: shape \[8, 1, 4, 4\], model needs \[8, 1, 3, 3\]' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --set 'model.encoder=[{"conv2d": 8, "kernel": 3, "stride": 2, "padding": 1}, {"leaky_relu": 0.2}, {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}}, {"leaky_relu": 0.2}, "flatten"]'
 fi
+# a VQ-VAE: codes from a conv encoder, EMA codebook with dead-code restart
+cat > "$tmp/vq.json" <<'JSON'
+{
+  "name": "vq_small",
+  "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 768, "test_limit": 256},
+  "model": {
+    "kind": "vq_vae", "input_dim": 784, "latent_dim": 8,
+    "encoder": [{"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+                {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 8, "kernel": 1}],
+    "codebook": {"size": 32, "update": "ema", "restart_dead": 0.05},
+    "decoder": [{"conv_transpose2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+                {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}],
+    "output": "bernoulli"
+  },
+  "train": {"epochs": 2, "batch_size": 64, "lr": 0.002, "seed": 3, "epoch_images": false},
+  "device": "cpu"
+}
+JSON
+if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>"$tmp/vq.err"; then
+    grep -q "^epoch 2/2: .*(rec [0-9.]* nats + VQ [0-9.]* squared distance)" "$tmp/vq.err" \
+        && grep -q "codes used, perplexity" "$tmp/vq.err" \
+        && ok "VQ-VAE trains; the second term is labelled VQ (not KL), codes used and perplexity reported" \
+        || bad "VQ-VAE messages: $(grep -E '^epoch 2/2|eval:' "$tmp/vq.err")"
+    "$CUVAE" eval "$tmp/vq/model.safetensors" -o "$tmp/vq_eval.json" >/dev/null 2>&1
+    [ "$(field "$tmp/vq_eval.json" test_loss)" = "$(field "$tmp/vq/eval.json" test_loss)" ] \
+        && grep -q '"codes_used": [0-9]*, "perplexity": [0-9.]*' "$tmp/vq_eval.json" \
+        && grep -q '"rec_mse_over_variance": [0-9.]*' "$tmp/vq_eval.json" \
+        && ok "VQ-VAE: eval of the checkpoint reproduces the run (codebook and EMA statistics saved)" \
+        || bad "VQ-VAE eval $(field "$tmp/vq_eval.json" test_loss) vs $(field "$tmp/vq/eval.json" test_loss)"
+    "$CUVAE" sample "$tmp/vq/model.safetensors" -n 16 -o "$tmp/vqs.png" 2>"$tmp/vqs.err" && [ -s "$tmp/vqs.png" ] \
+        && grep -q "codes drawn uniformly" "$tmp/vqs.err" \
+        && ok "VQ-VAE sample decodes uniformly drawn codes and says so" || bad "VQ-VAE sample: $(cat "$tmp/vqs.err")"
+    "$CUVAE" plot "$tmp/vq" 2>"$tmp/vqplot.err" && [ -s "$tmp/vq/figures/codebook_usage.png" ] \
+        && [ -s "$tmp/vq/figures/samples.png" ] && [ -s "$tmp/vq/figures/reconstructions.png" ] \
+        && ok "VQ-VAE plot: samples, reconstructions, codebook usage" || bad "VQ-VAE plot: $(tail -1 "$tmp/vqplot.err")"
+    "$CUVAE" train "$tmp/vq.json" --set train.epochs=1 --out "$tmp/vqres" 2>/dev/null \
+        && "$CUVAE" train "$tmp/vq.json" --out "$tmp/vqres" --resume 2>"$tmp/vqres.err" \
+        && cmp -s "$tmp/vq/model.safetensors" "$tmp/vqres/model.safetensors" \
+        && ok "VQ-VAE: 1 + resumed 1 epochs == 2 epochs, bit-identical (EMA statistics resumed)" \
+        || bad "VQ-VAE resume: $(tail -1 "$tmp/vqres.err")"
+else
+    bad "VQ-VAE training: $(tail -2 "$tmp/vq.err")"
+fi
+sed '/"codebook"/d' "$tmp/vq.json" > "$tmp/vq_nocodebook.json"
+expect_error "vq_vae without a codebook" 2 'model.codebook: missing \(vq_vae needs e.g. \{"size": 256\}\)' -- \
+    "$CUVAE" train "$tmp/vq_nocodebook.json" --out "$tmp/r"
+expect_error "codebook on a vae" 2 'model.codebook: only for kind "vq_vae" \(got "vae"\)' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.codebook={"size": 8}' --out "$tmp/r"
+expect_error "KL weight on a vq_vae" 2 'loss.w_kl: a VQ-VAE has no KL term' -- \
+    "$CUVAE" train "$tmp/vq.json" --set loss.w_kl=1 --out "$tmp/r"
+expect_error "encoder channels are not the code size" 2 'model.encoder: ends in \(16, 7, 7\), but the codes have model.latent_dim = 8 values' -- \
+    "$CUVAE" train "$tmp/vq.json" --set model.latent_dim=8 --set 'model.encoder=[{"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}]' --out "$tmp/r"
+expect_error "vq_vae with width lists" 2 'model.kind: "vq_vae" needs encoder and decoder as layer lists' -- \
+    "$CUVAE" train "$tmp/vq.json" --set 'model.encoder=[64]' --out "$tmp/r"
+expect_error "EMA options with the loss update" 2 'model.codebook: decay, eps and restart_dead are the EMA update' -- \
+    "$CUVAE" train "$tmp/vq.json" --set 'model.codebook={"size": 32, "decay": 0.9}' --out "$tmp/r"
+expect_error "importance sampling on a vq_vae" 2 'eval.iw_samples: needs a variational model \(kind vae or cvae\), got kind "vq_vae"' -- \
+    "$CUVAE" train "$tmp/vq.json" --set eval.iw_samples=10 --out "$tmp/r"
+expect_error "codebook of one code" 2 'model.codebook.size: must be >= 2, got 1' -- \
+    "$CUVAE" train "$tmp/vq.json" --set 'model.codebook={"size": 1}' --out "$tmp/r"
 cli_finish cli_layers
