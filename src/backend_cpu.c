@@ -732,29 +732,33 @@ static void cpu_vq_backward(Backend *be, float *dzt, float *dcodebook, const flo
             dzt[i] = dzqt[i] + commit_coef * 2.0f * (zt[i] - codebook[(size_t)codes[n] * D + d]);
         }
     if (!dcodebook) return;
-    for (int k = 0; k < K; k++)
-        for (int d = 0; d < D; d++) {
-            float e = codebook[(size_t)k * D + d], sum = 0.0f;
-            for (int n = 0; n < N; n++)
-                if (codes[n] == k) sum += 2.0f * (e - zt[(size_t)d * N + n]);
-            dcodebook[(size_t)k * D + d] = codebook_coef * sum;
+    // one pass over the columns; each code's sum still adds its columns in order n = 0..N-1,
+    // as the CUDA kernel's per-code loop does
+    float *sums = xcalloc((size_t)K * D, sizeof(float));
+    for (int d = 0; d < D; d++)
+        for (int n = 0; n < N; n++) {
+            size_t k = (size_t)codes[n] * D + d;
+            sums[k] += 2.0f * (codebook[k] - zt[(size_t)d * N + n]);
         }
+    for (size_t i = 0; i < (size_t)K * D; i++) dcodebook[i] = codebook_coef * sums[i];
+    free(sums);
 }
 
 static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
                               const int32_t *codes, int N, int K, int D, float decay, float eps) {
     (void)be;
+    // one pass over the columns, each code's sums in order n = 0..N-1 (the CUDA kernel's order)
+    float *used = xcalloc((size_t)K, sizeof(float)), *batch_sums = xcalloc((size_t)K * D, sizeof(float));
+    for (int n = 0; n < N; n++) used[codes[n]] += 1.0f;
+    for (int d = 0; d < D; d++)
+        for (int n = 0; n < N; n++) batch_sums[(size_t)codes[n] * D + d] += zt[(size_t)d * N + n];
     for (int k = 0; k < K; k++) {
-        float used = 0.0f;
-        for (int n = 0; n < N; n++) used += codes[n] == k ? 1.0f : 0.0f;
-        counts[k] = decay * counts[k] + (1.0f - decay) * used;
-        for (int d = 0; d < D; d++) {
-            float sum = 0.0f;
-            for (int n = 0; n < N; n++)
-                if (codes[n] == k) sum += zt[(size_t)d * N + n];
-            sums[(size_t)k * D + d] = decay * sums[(size_t)k * D + d] + (1.0f - decay) * sum;
-        }
+        counts[k] = decay * counts[k] + (1.0f - decay) * used[k];
+        for (int d = 0; d < D; d++)
+            sums[(size_t)k * D + d] = decay * sums[(size_t)k * D + d] + (1.0f - decay) * batch_sums[(size_t)k * D + d];
     }
+    free(used);
+    free(batch_sums);
     double total = 0.0;
     for (int k = 0; k < K; k++) total += counts[k];
     for (int k = 0; k < K; k++) {

@@ -113,8 +113,13 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         const char *reduction = json_string(loss, "reduction");
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
-        fprintf(f, " (%s over pixels), %g / %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
-                json_number(loss, "w_rec"), json_number(loss, "w_kl"));
+        const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
+        if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
+            fprintf(f, " (%s over pixels), %g / β %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    json_number(loss, "w_rec"), json_number(codebook, "beta"));
+        else
+            fprintf(f, " (%s over pixels), %g / %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    json_number(loss, "w_rec"), json_number(loss, "w_kl"));
     }
     else
         fputs("<td>?</td>", f);
@@ -127,14 +132,24 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     LossUnits units = {0};
     if (known) units = loss_units(&run_cfg);
     const char *rec_unit = known ? units.rec : "?";
-    const char *total_unit = !known ? "?" : units.nats ? "nats" : units.has_kl ? "mixed units" : units.rec;
+    const bool vq = cJSON_GetObjectItemCaseSensitive(ev, "codes_used") != NULL;
+    const char *total_unit = !known ? "?" : vq ? "rec + VQ" : units.nats ? "nats" : units.has_kl ? "mixed units"
+                                                                                               : units.rec;
     cell_number_unit(f, json_number(ev, "test_loss"), units.nats || units.has_kl ? 2 : 4, total_unit);
-    cell_number_unit(f, json_number(ev, "rec"), units.nats ? 2 : 4, rec_unit);
-    cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
+    cell_number_unit(f, json_number(ev, "rec"), units.nats || vq ? 2 : 4, rec_unit);
+    if (vq)   // the VQ term (commitment), and code usage in place of active units
+        cell_number_unit(f, json_number(ev, "vq"), 2, "VQ");
+    else
+        cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
     double active = json_number(ev, "active_units"), latent = json_number(ev, "latent_dim");
-    if (isfinite(active) && isfinite(latent)) fprintf(f, "<td>%.0f / %.0f</td>", active, latent);
-    else fputs("<td>–</td>", f);
+    if (vq)
+        fprintf(f, "<td>%.0f / %.0f codes (perplexity %.1f)</td>", json_number(ev, "codes_used"),
+                json_number(ev, "codebook_size"), json_number(ev, "perplexity"));
+    else if (isfinite(active) && isfinite(latent))
+        fprintf(f, "<td>%.0f / %.0f</td>", active, latent);
+    else
+        fputs("<td>–</td>", f);
     const cJSON *iw = cJSON_GetObjectItemCaseSensitive(ev, "iw");
     double nll = cJSON_IsObject(iw) ? json_number(iw, "neg_log_px") : NAN;
     if (isfinite(nll))
@@ -255,7 +270,8 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fputs("</h2>\n<p>", f);
         html_text(f, json_string(section, "text"));
         fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
-              "<th>test loss (rec + KL)</th><th>rec</th><th>KL</th><th>summed MSE at z = μ</th><th>active units</th>"
+              "<th>test loss (rec + KL)</th><th>rec</th><th>KL (VQ-VAE: VQ term)</th><th>summed MSE at z = μ</th>"
+              "<th>active units (VQ-VAE: codes used)</th>"
               "<th>−log p(x) (IW)</th></tr>\n", f);
         const cJSON *run;
         cJSON_ArrayForEach(run, runs) {
