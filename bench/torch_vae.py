@@ -109,6 +109,68 @@ class VAE(nn.Module):
         return z, mu, logvar
 
 
+class VQVAE(nn.Module):
+    """cuvae's vq_vae the way a PyTorch user writes it: the layer-list encoder and decoder
+    (cuvae_torch), a codebook nn.Embedding(K, D) initialised U(-1/K, 1/K), the nearest code by
+    ||e||^2 - 2 z.e and argmin, the straight-through estimator, loss rec + VQ term
+    ((1 + beta) ||z_e - e||^2 for the "loss" update, beta ||z_e - sg[e]||^2 with EMA), and for
+    EMA the codebook update (decay, Laplace eps) and dead-code restart after each step."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.shape = cuvae_torch.input_shape(m["input_dim"])
+        self.input_dim = m["input_dim"]
+        self.encoder, out = cuvae_torch.build_sequential(m["encoder"], self.shape)
+        self.decoder, _ = cuvae_torch.build_sequential(m["decoder"], out)
+        cb = m["codebook"]
+        self.K, self.D = cb["size"], m["latent_dim"]
+        self.beta = float(cb.get("beta", 0.25))
+        self.ema = cb.get("update", "loss") == "ema"
+        self.decay, self.eps = float(cb.get("decay", 0.99)), float(cb.get("eps", 1e-5))
+        self.restart = float(cb.get("restart_dead", 0.0))
+        self.embedding = nn.Embedding(self.K, self.D)
+        nn.init.uniform_(self.embedding.weight, -1.0 / self.K, 1.0 / self.K)
+        if self.ema:
+            self.embedding.weight.requires_grad_(False)
+            self.register_buffer("counts", torch.zeros(self.K))
+            self.register_buffer("sums", self.embedding.weight.detach().clone())
+        self.last = None
+
+    def forward(self, x):
+        z_e = self.encoder(x.reshape((x.shape[0],) + self.shape))
+        flat = z_e.movedim(1, -1).reshape(-1, self.D) if z_e.dim() == 4 else z_e
+        e = self.embedding.weight
+        codes = ((e * e).sum(1)[None, :] - 2.0 * flat @ e.t()).argmin(1)
+        z_q = e[codes]
+        per_position = ((flat - z_q.detach()) ** 2).sum(1) * self.beta
+        if not self.ema:
+            per_position = per_position + ((flat.detach() - z_q) ** 2).sum(1)
+        vq = per_position.reshape(x.shape[0], -1).sum(1)
+        z_st = flat + (z_q - flat).detach()
+        z_in = z_st.reshape(z_e.shape[0], *z_e.shape[2:], self.D).movedim(-1, 1) if z_e.dim() == 4 else z_st
+        self.last = (codes, flat.detach())
+        return self.decoder(z_in).reshape(x.shape[0], self.input_dim), vq
+
+    @torch.no_grad()
+    def after_step(self):
+        if not self.ema or self.last is None:
+            return
+        codes, flat = self.last
+        onehot = F.one_hot(codes, self.K).type(flat.dtype)
+        self.counts.mul_(self.decay).add_((1 - self.decay) * onehot.sum(0))
+        self.sums.mul_(self.decay).add_((1 - self.decay) * onehot.t() @ flat)
+        total = self.counts.sum()
+        smoothed = (self.counts + self.eps) / (total + self.K * self.eps) * total
+        self.embedding.weight.copy_(self.sums / smoothed[:, None])
+        if self.restart > 0:
+            dead = self.counts < self.restart * flat.shape[0] / self.K
+            if dead.any():
+                pick = torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)
+                self.embedding.weight[dead] = flat[pick]
+                self.sums[dead] = flat[pick]
+                self.counts[dead] = 1.0
+
+
 def make_loss_fn(model, cfg, autocast_device=None):
     """loss(x_uint8) = mean over the batch of w_rec * rec + w_kl * KL. With
     autocast_device the model runs under bf16 autocast; the losses in fp32."""
@@ -119,6 +181,17 @@ def make_loss_fn(model, cfg, autocast_device=None):
 
     def loss_fn(x_u8):
         x = x_u8.float() / 255.0
+        if isinstance(model, VQVAE):   # rec + the VQ term, mean over the batch
+            out, vq = model(x)
+            if rec_kind == ("bce", "bernoulli"):
+                rec = F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
+            elif rec_kind == ("mse", "bernoulli"):
+                rec = ((torch.sigmoid(out) - x) ** 2).sum(1)
+            else:
+                rec = ((out - x) ** 2).sum(1)
+            if mean_pixels:
+                rec = rec / x.shape[1]
+            return (w_rec * rec + vq).mean()
         if autocast_device is not None:
             with torch.autocast(device_type=autocast_device, dtype=torch.bfloat16):
                 out, mu, logvar = model(x)
@@ -178,6 +251,14 @@ def gemm_flops_per_step(m, batch, model=None):
     per input gradient except the first layer's. The two heads count as cuvae's
     one fused (2L, H) head. Layer lists: their modules' GEMMs (model given)."""
     latent = m["latent_dim"]
+    if isinstance(model, VQVAE):   # the encoder's and decoder's GEMMs (cuvae counts the same)
+        enc = sequential_gemm_flops(model.encoder, model.shape)
+        with torch.no_grad():
+            device = next(model.encoder.parameters()).device
+            out_shape = model.encoder.eval()(torch.zeros((2,) + tuple(model.shape), device=device)).shape[1:]
+        model.encoder.train()
+        dec = sequential_gemm_flops(model.decoder, out_shape)
+        return batch * (enc[0] * 2 + sum(f * 3 for f in enc[1:]) + sum(f * 3 for f in dec))
     if model is not None and (model.encoder_is_list or model.decoder_is_list):
         heads = 2 * latent if m["kind"] == "vae" else latent
         enc = (sequential_gemm_flops(model.encoder, model.shape) if model.encoder_is_list
@@ -236,7 +317,7 @@ def run_one(cfg, device, mode, precision, args):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
-    model = VAE(m).to(device)
+    model = (VQVAE(m) if m["kind"] == "vq_vae" else VAE(m)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(t["lr"]),
                                  betas=(float(t.get("beta1", 0.9)), float(t.get("beta2", 0.999))),
                                  eps=float(t.get("adam_eps", 1e-8)))
@@ -258,6 +339,8 @@ def run_one(cfg, device, mode, precision, args):
         loss = loss_fn(x_u8)
         loss.backward()
         optimizer.step()
+        if isinstance(model, VQVAE):
+            model.after_step()   # the EMA codebook update, as cuvae's step does on the device
         loss_acc.add_(loss.detach())
 
     compile_start = time.perf_counter()
@@ -319,7 +402,7 @@ def main():
         cfg = json.load(f)
     for assignment in args.overrides:
         apply_override(cfg, assignment)
-    if cfg["model"].get("kind", "vae") not in ("vae", "ae"):
+    if cfg["model"].get("kind", "vae") not in ("vae", "ae", "vq_vae"):
         p.error(f"model.kind {cfg['model']['kind']!r} is not benchmarked")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
