@@ -9,15 +9,9 @@
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
 #include "cuvae/layer_math.h"
+#include "cuvae/kernel_grid.h"
 
 #define BN_THREADS 256
-
-static unsigned grid_for(size_t total, int block_size) {
-    size_t blocks = (total + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;
-    if (blocks == 0) blocks = 1;
-    return (unsigned)blocks;
-}
 
 static __device__ void block_tree_sum(double *shared) {
     for (int half = BN_THREADS / 2; half > 0; half /= 2) {

@@ -14,6 +14,7 @@
 #include "cuvae/config.h"
 #include "cuvae/cuda_check.h"
 #include "cuvae/layer_math.h"
+#include "cuvae/kernel_grid.h"
 
 #define LEAKY_RELU_SLOPE 0.01f   // model.activation's leaky_relu
 
@@ -85,18 +86,12 @@ __global__ void bias_grad_kernel(float *dbias,      // (N)
     }
 }
 
-static unsigned elementwise_blocks(size_t total, int block_size) {
-    size_t blocks = (total + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
-    return (unsigned)blocks;
-}
-
 extern "C" void launch_bias_activation_forward(float *y, const float *bias, int B, int N,
                                                int act, cudaStream_t stream) {
     if (B <= 0 || N <= 0) return;
     const int block_size = 256;
     size_t total = (size_t)B * N;
-    bias_activation_forward_kernel<<<elementwise_blocks(total, block_size), block_size, 0,
+    bias_activation_forward_kernel<<<grid_for(total, block_size), block_size, 0,
                                      stream>>>(y, bias, B, N, act);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -106,7 +101,7 @@ extern "C" void launch_activation_backward(float *dy, const float *y, int B, int
     if (B <= 0 || N <= 0) return;
     const int block_size = 256;
     size_t total = (size_t)B * N;
-    activation_backward_kernel<<<elementwise_blocks(total, block_size), block_size, 0,
+    activation_backward_kernel<<<grid_for(total, block_size), block_size, 0,
                                  stream>>>(dy, y, B, N, act);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -125,7 +120,7 @@ extern "C" void launch_activation_forward(float *y, const float *x, size_t n, in
                                           cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    activation_forward_kernel<<<elementwise_blocks(n, block_size), block_size, 0, stream>>>(
+    activation_forward_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(
         y, x, n, act, slope);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -134,7 +129,7 @@ extern "C" void launch_activation_gradient(float *dx, const float *dy, const flo
                                            int act, float slope, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    activation_gradient_kernel<<<elementwise_blocks(n, block_size), block_size, 0, stream>>>(
+    activation_gradient_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(
         dx, dy, y, n, act, slope);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -10,15 +10,9 @@
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
 #include "cuvae/layer_math.h"
+#include "cuvae/kernel_grid.h"
 
 #define CHANNEL_SUM_THREADS 256
-
-static unsigned grid_for(size_t total, int block_size) {
-    size_t blocks = (total + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // grid-stride loops cover the rest
-    if (blocks == 0) blocks = 1;
-    return (unsigned)blocks;
-}
 
 __global__ void im2col_kernel(float *col,       // (C k k, B OH OW)
                               const float *x,   // (B, C, H, W)

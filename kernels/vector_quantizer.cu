@@ -14,15 +14,9 @@
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
 #include "cuvae/layer_math.h"
+#include "cuvae/kernel_grid.h"
 
 #define VQ_THREADS 256
-
-static unsigned grid_for(size_t total, int block_size) {
-    size_t blocks = (total + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;
-    if (blocks == 0) blocks = 1;
-    return (unsigned)blocks;
-}
 
 __global__ void vq_code_norms_kernel(float *norms, const float *codebook, int K, int D) {
     for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < K; k += gridDim.x * blockDim.x) {

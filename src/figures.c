@@ -524,19 +524,13 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
     if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
         if (rc == 0) rc = figure_codebook_usage(&f, &test);
-        if (rc == 0) rc = figure_loss_curves(&f, run_dir);
-        free(codes);
-        device_dataset_free(be, &test);
-        model_destroy(&m);
-        be->destroy(be);
-        dataset_free(&test_set);
-        return rc;
+    } else {
+        if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
+        if (rc == 0) rc = figure_histograms(&f, codes, n);
+        if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);
+        if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
+        if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     }
-    if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
-    if (rc == 0) rc = figure_histograms(&f, codes, n);
-    if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);
-    if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
-    if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     if (rc == 0) rc = figure_loss_curves(&f, run_dir);
 
     free(codes);
