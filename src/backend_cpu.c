@@ -516,18 +516,36 @@ static void flush_subnormals_to_zero(void) {
 
 // ---- layer-graph ops ----------------------------------------------------------
 
+// activation_value / activation_gradient (layer_math.h), one loop per kind so the
+// compiler vectorises the piecewise-linear ones
 static void cpu_activation_forward(Backend *be, float *y, const float *x, size_t n, Activation act,
                                    float slope) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (n >= 32768)
-    for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], (int)act, slope);
+    if (act == ACT_RELU) {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    } else if (act == ACT_LEAKY_RELU) {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    } else {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], (int)act, slope);
+    }
 }
 
 static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, const float *y, size_t n,
                                     Activation act, float slope) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (n >= 32768)
-    for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], (int)act, slope);
+    if (act == ACT_RELU) {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    } else if (act == ACT_LEAKY_RELU) {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
+    } else {
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], (int)act, slope);
+    }
 }
 
 // im2col_value (layer_math.h) row by row: the bounds are checked per output row,
@@ -623,6 +641,8 @@ static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *in
                                    bool training, float momentum, float eps) {
     (void)be;
     const double n = (double)B * S;
+    // channels are independent; each one's sums keep their order (deterministic)
+    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
     for (int c = 0; c < C; c++) {
         float channel_mean, channel_var;
         if (training) {
@@ -662,6 +682,7 @@ static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float
                                     const float *mean, const float *invstd, int B, int C, int S) {
     (void)be;
     const double n = (double)B * S;
+    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
     for (int c = 0; c < C; c++) {
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int b = 0; b < B; b++) {
