@@ -20,7 +20,21 @@
 typedef struct {
     size_t current_bytes;
     size_t peak_bytes;
+    float *scratch;          // host scratch of ops that need one (the EMA codebook update), kept
+    size_t scratch_floats;   // between calls so a training step allocates only on its first run
 } CpuState;
+
+// At least n floats of scratch, zeroed.
+static float *cpu_scratch(Backend *be, size_t n) {
+    CpuState *st = be->impl;
+    if (st->scratch_floats < n) {
+        free(st->scratch);
+        st->scratch = xmalloc(n * sizeof(float));
+        st->scratch_floats = n;
+    }
+    memset(st->scratch, 0, n * sizeof(float));
+    return st->scratch;
+}
 
 // Each allocation carries its size in a 64-byte header so free() can account
 // for it and the payload stays 64-byte aligned.
@@ -95,6 +109,7 @@ static void cpu_synchronize(Backend *be) { (void)be; }
 static size_t cpu_peak_memory(Backend *be) { return ((CpuState *)be->impl)->peak_bytes; }
 
 static void cpu_destroy(Backend *be) {
+    free(((CpuState *)be->impl)->scratch);
     free(be->impl);
     free(be);
 }
@@ -753,23 +768,21 @@ static void cpu_vq_backward(Backend *be, float *dzt, float *dcodebook, const flo
             dzt[i] = dzqt[i] + commit_coef * 2.0f * (zt[i] - codebook[(size_t)codes[n] * D + d]);
         }
     if (!dcodebook) return;
-    // one pass over the columns; each code's sum still adds its columns in order n = 0..N-1,
-    // as the CUDA kernel's per-code loop does
-    float *sums = xcalloc((size_t)K * D, sizeof(float));
+    // one pass over the columns, summing in dcodebook itself; each code's sum still adds its
+    // columns in order n = 0..N-1, as the CUDA kernel's per-code loop does
+    memset(dcodebook, 0, (size_t)K * D * sizeof(float));
     for (int d = 0; d < D; d++)
         for (int n = 0; n < N; n++) {
             size_t k = (size_t)codes[n] * D + d;
-            sums[k] += 2.0f * (codebook[k] - zt[(size_t)d * N + n]);
+            dcodebook[k] += 2.0f * (codebook[k] - zt[(size_t)d * N + n]);
         }
-    for (size_t i = 0; i < (size_t)K * D; i++) dcodebook[i] = codebook_coef * sums[i];
-    free(sums);
+    for (size_t i = 0; i < (size_t)K * D; i++) dcodebook[i] *= codebook_coef;
 }
 
 static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
                               const int32_t *codes, int N, int K, int D, float decay, float eps) {
-    (void)be;
     // one pass over the columns, each code's sums in order n = 0..N-1 (the CUDA kernel's order)
-    float *used = xcalloc((size_t)K, sizeof(float)), *batch_sums = xcalloc((size_t)K * D, sizeof(float));
+    float *used = cpu_scratch(be, (size_t)K + (size_t)K * D), *batch_sums = used + K;
     for (int n = 0; n < N; n++) used[codes[n]] += 1.0f;
     for (int d = 0; d < D; d++)
         for (int n = 0; n < N; n++) batch_sums[(size_t)codes[n] * D + d] += zt[(size_t)d * N + n];
@@ -778,8 +791,7 @@ static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float
         for (int d = 0; d < D; d++)
             sums[(size_t)k * D + d] = decay * sums[(size_t)k * D + d] + (1.0f - decay) * batch_sums[(size_t)k * D + d];
     }
-    free(used);
-    free(batch_sums);
+
     double total = 0.0;
     for (int k = 0; k < K; k++) total += counts[k];
     for (int k = 0; k < K; k++) {
