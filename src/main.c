@@ -29,11 +29,16 @@ static const char *USAGE_MAIN =
     "Losses are per example. KL is in nats; the reconstruction term is in nats for a\n"
     "Bernoulli likelihood summed over pixels (bce, sum), else in its own unit (nats per\n"
     "pixel, squared error), and rec + KL then adds different units.\n"
+    "Models (config model.kind): vae, ae, cvae, vq_vae (its second term is VQ, a squared\n"
+    "distance, not KL). model.encoder / model.decoder are widths (an MLP) or layer lists:\n"
+    "linear, conv2d, conv_transpose2d, batch_norm, relu, leaky_relu, tanh, sigmoid, flatten,\n"
+    "reshape (README, \"Configs\"); scripts/cuvae_torch.py loads any checkpoint into PyTorch.\n"
     "\n"
     "commands:\n"
     "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
     "  eval CKPT [--iw K] [--set key.path=value]...          test metrics as one JSON line\n"
     "  sample CKPT [-n N] [-o FILE.png] [--class C]          PNG grid of decoded z ~ N(0, I)\n"
+    "                                                        (vq_vae: uniformly drawn codes)\n"
     "  plot RUN_DIR [--tsne-points N] [--set key.path=value]... every figure of a run (PNG)\n"
     "  report INDEX.json RUNS_DIR                             one HTML page over several runs\n"
     "  bench CONFIG [--steps N] [--warmup N] [--gemm-only]   training throughput as one JSON line\n"
@@ -87,7 +92,9 @@ static const char *USAGE_SAMPLE =
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
-    "--class C generates that class; without it sample i gets class i mod 10.\n";
+    "--class C generates that class; without it sample i gets class i mod 10.\n"
+    "A vq_vae decodes codes drawn uniformly and independently at every position (no prior\n"
+    "over the codes is trained yet), and says so.\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"

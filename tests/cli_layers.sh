@@ -12,6 +12,9 @@ if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
     skip "layer-list models" "data/mnist missing (run make data)"; cli_finish cli_layers; exit
 fi
 
+"$CUVAE" --help | grep -q "layer lists:" && "$CUVAE" --help | grep -q "vq_vae" \
+    && "$CUVAE" sample --help | grep -q "vq_vae decodes codes drawn uniformly" \
+    && ok "--help names the model kinds and layer lists; sample --help the VQ-VAE's samples" || bad "--help"
 # a small DCGAN-style conv VAE (the lecture's architecture with fewer channels)
 cat > "$tmp/conv.json" <<'JSON'
 {
