@@ -59,6 +59,12 @@ __global__ void activation_gradient_kernel(float *dx, const float *dy, const flo
         dx[i] = activation_gradient(dy[i], y[i], act, slope);
 }
 
+__global__ void multiply_kernel(float *y, const float *a, const float *b, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = a[i] * b[i];
+}
+
 #define BIAS_GRAD_COLS 32   // columns per block (one warp wide: coalesced row reads)
 #define BIAS_GRAD_ROWS 16   // row lanes per block (the tree below assumes a power of 2)
 
@@ -131,5 +137,12 @@ extern "C" void launch_activation_gradient(float *dx, const float *dy, const flo
     const int block_size = 256;
     activation_gradient_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(
         dx, dy, y, n, act, slope);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void launch_multiply(float *y, const float *a, const float *b, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    const int block_size = 256;
+    multiply_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(y, a, b, n);
     CUDA_CHECK(cudaGetLastError());
 }

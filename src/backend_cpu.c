@@ -563,6 +563,12 @@ static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, con
     }
 }
 
+static void cpu_multiply(Backend *be, float *y, const float *a, const float *b, size_t n) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+
 // im2col_value (layer_math.h) row by row: the bounds are checked per output row,
 // not per element.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
@@ -855,6 +861,7 @@ Backend *backend_cpu_create(void) {
     be->grad_clip = cpu_grad_clip;
     be->activation_forward = cpu_activation_forward;
     be->activation_gradient = cpu_activation_gradient;
+    be->multiply = cpu_multiply;
     be->im2col = cpu_im2col;
     be->col2im = cpu_col2im;
     be->swap_leading_axes = cpu_swap_leading_axes;

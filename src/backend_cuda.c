@@ -295,6 +295,10 @@ static void cuda_activation_gradient(Backend *be, float *dx, const float *dy, co
     launch_activation_gradient(dx, dy, y, n, (int)act, slope, impl_of(be)->stream);
 }
 
+static void cuda_multiply(Backend *be, float *y, const float *a, const float *b, size_t n) {
+    launch_multiply(y, a, b, n, impl_of(be)->stream);
+}
+
 static void cuda_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     launch_im2col(col, x, g, B, impl_of(be)->stream);
 }
@@ -556,6 +560,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->grad_clip = cuda_grad_clip;
     be->activation_forward = cuda_activation_forward;
     be->activation_gradient = cuda_activation_gradient;
+    be->multiply = cuda_multiply;
     be->im2col = cuda_im2col;
     be->col2im = cuda_col2im;
     be->swap_leading_axes = cuda_swap_leading_axes;

@@ -18,6 +18,7 @@ static const LayerKind *const registered_kinds[] = {
     &layer_sigmoid,
     &layer_flatten,
     &layer_reshape,
+    &layer_masked_linear,
 };
 #define N_KINDS ((int)(sizeof registered_kinds / sizeof registered_kinds[0]))
 

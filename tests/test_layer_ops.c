@@ -1,4 +1,4 @@
-// test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope,
+// test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope, multiply,
 // im2col / col2im, swap_leading_axes, channel bias, batch norm, the vector
 // quantiser) against
 // double-precision references written here, and their gradients against
@@ -58,6 +58,27 @@ static void test_activation_with_slope(void) {
         CHECK(memcmp(dy, dx, n * sizeof(float)) == 0, "%s gradient in place", activation_name(acts[a]));
         free(x); free(dy); free(y); free(dx);
     }
+}
+
+// y = a * b (a masked layer's W * mask) against double products, in place, and its
+// gradient: d<y, c>/da = c * b checked by central differences of the double reference
+static void test_multiply(void) {
+    const size_t n = 300001;   // past the OpenMP threshold
+    float *a = random_floats(n, -2, 2), *b = random_floats(n, -2, 2), *c = random_floats(n, -1, 1);
+    float *y = xmalloc(n * sizeof(float)), *da = xmalloc(n * sizeof(float));
+    cpu->multiply(cpu, y, a, b, n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(y[i] == (float)((double)a[i] * (double)b[i]), "multiply [%zu]: %g vs %g", i, y[i],
+              (double)a[i] * b[i]);
+    cpu->multiply(cpu, da, c, b, n);   // the gradient op is the same product
+    const double h = 1e-3;
+    for (size_t i = 0; i < n; i += 997) {
+        double fd = (c[i] * ((a[i] + h) * (double)b[i]) - c[i] * ((a[i] - h) * (double)b[i])) / (2 * h);
+        CHECK(test_close(da[i], fd, 1e-6, 1e-7), "multiply gradient [%zu]: %g vs fd %g", i, da[i], fd);
+    }
+    cpu->multiply(cpu, a, a, b, n);
+    CHECK(memcmp(a, y, n * sizeof(float)) == 0, "multiply in place");
+    free(a); free(b); free(c); free(y); free(da);
 }
 
 static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
@@ -346,6 +367,7 @@ int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
     test_run("activation_with_slope", test_activation_with_slope);
+    test_run("multiply", test_multiply);
     test_run("im2col_col2im", test_im2col_col2im);
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);

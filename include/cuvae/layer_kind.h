@@ -28,6 +28,7 @@ int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool int
 void layer_add_tensor(NetLayer *layer, const char *name, bool buffer, int rank, const int64_t *shape);
 
 extern const LayerKind layer_linear;
+extern const LayerKind layer_masked_linear;
 extern const LayerKind layer_conv2d;
 extern const LayerKind layer_conv_transpose2d;
 extern const LayerKind layer_batch_norm;
