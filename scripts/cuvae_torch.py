@@ -12,9 +12,12 @@ The model is built from the config cuvae stores inside the checkpoint:
   - the width-list shorthand: nn.ModuleList of nn.Linear (encoder.i, decoder.i count
     linears; the activation in between), as cuvae names them;
   - heads mu and logvar (nn.Linear) between them; for a vq_vae the quantizer instead
-    (quantizer.embedding: nn.Embedding(K, D), its EMA statistics as buffers).
+    (quantizer.embedding: nn.Embedding(K, D), its EMA statistics as buffers);
+  - a made: one nn.Sequential `net` of MaskedLinear (an nn.Linear with a `mask` buffer,
+    forward F.linear(x, W * mask, b)) and activations: net.0.weight, net.0.mask, ...
 model.encode(x) -> (mu, logvar or None), for a VQ-VAE (codes, z_e); model.decode(z) -> logits or
-values (N, input_dim) (a VQ-VAE decodes its codes);
+values (N, input_dim) (a VQ-VAE decodes its codes); a MADE: model(x) -> the logits (N, input_dim)
+of p(x_d = 1 | x_<d), model.log_prob(x) -> log p(x) (N,) in nats;
 x is (N, input_dim) in [0, 1]. cuvae does not store PyTorch's num_batches_tracked
 counters (unused when momentum is set, as here); load() fills them with 0 so the
 state_dict is complete for strict=True.
@@ -64,7 +67,19 @@ class Reshape(nn.Module):
         return str(self.shape)
 
 
-KINDS = ("linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh", "sigmoid",
+class MaskedLinear(nn.Linear):
+    """{"masked_linear": N}: nn.Linear whose weight is multiplied by a fixed 0/1 mask (a
+    buffer, saved with the model), as in MADE (Germain et al. 2015)."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.register_buffer("mask", torch.ones(out_features, in_features))
+
+    def forward(self, x):
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
+KINDS = ("linear", "masked_linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh", "sigmoid",
          "flatten", "reshape")
 # cuvae's defaults (PyTorch's): what a hand-written config may leave out
 DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "momentum": 0.1, "eps": 1e-5}
@@ -96,8 +111,8 @@ def build_sequential(specs, shape):
     modules = []
     for spec in specs:
         kind, value, spec = layer_parts(spec)
-        if kind == "linear":
-            modules.append(nn.Linear(shape[0], value))
+        if kind in ("linear", "masked_linear"):
+            modules.append((nn.Linear if kind == "linear" else MaskedLinear)(shape[0], value))
             shape = (value,)
         elif kind in ("conv2d", "conv_transpose2d"):
             k, s, p = spec["kernel"], spec["stride"], spec["padding"]
@@ -173,6 +188,11 @@ class CuvaeModel(nn.Module):
         self.cfg = cfg
         self.variational = m["kind"] in ("vae", "cvae")
         self.vq = m["kind"] == "vq_vae"
+        self.made = m["kind"] == "made"
+        self.input_dim = m["input_dim"]
+        if self.made:   # one masked network from the pixels to their logits
+            self.net, _ = build_sequential(m["network"], (m["input_dim"],))
+            return
         self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z
         self.input_dim = m["input_dim"]
         self.shape = input_shape(m["input_dim"])
@@ -200,6 +220,16 @@ class CuvaeModel(nn.Module):
         else:
             widths = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
             self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def forward(self, x):
+        """A MADE: x (N, input_dim) binary -> logits (N, input_dim), output d seeing x_<d only."""
+        if not self.made:
+            raise TypeError("forward(x) is a MADE's; a VAE has encode() and decode()")
+        return self.net(x)
+
+    def log_prob(self, x):
+        """A MADE: the exact log p(x) (N,) in nats of binary x (N, input_dim)."""
+        return -nn.functional.binary_cross_entropy_with_logits(self.net(x), x, reduction="none").sum(1)
 
     def encode(self, x, y=None):
         """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder); a VQ-VAE:

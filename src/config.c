@@ -21,7 +21,9 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae"};
+static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made"};
+static const char *const ordering_names[] = {"natural", "random"};
+static const char *const made_only_keys[] = {"network", "ordering"};
 static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
@@ -64,6 +66,11 @@ const char *activation_name(Activation a) {
     if (a == ACT_SIGMOID) return "sigmoid";
     if ((int)a < 0 || (int)a >= COUNT(activation_names)) return "invalid";
     return activation_names[a];
+}
+
+const char *model_kind_name(ModelKind k) {
+    if ((int)k < 0 || (int)k >= COUNT(kind_names)) return "invalid";
+    return kind_names[k];
 }
 
 static const char *name_of(const char *const *names, int n, int value) {
@@ -454,79 +461,73 @@ static int check_plain_name(const Ctx *c, const char *path, const char *s) {
 // ----------------------------------------------------------------------------
 // the schema
 
-static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
-    static const char *const top_keys[] = {"name", "description", "data", "model",
-                                           "loss", "train", "eval", "device"};
-    static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
-                                            "test_limit", "validation"};
-    static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
-                                             "decoder", "activation", "output", "condition", "codebook"};
+// model.* of kind "made" (Germain et al. 2015): input_dim, network (hidden widths with
+// model.activation, expanded here to [masked_linear w, act, ..., masked_linear input_dim],
+// or a list of masked_linear / activation layers), ordering, output bernoulli.
+static int parse_made_model(Config *cfg, const cJSON *model, const Ctx *c) {
+    static const char *const latent_keys[] = {"encoder", "latent_dim", "decoder", "condition", "codebook"};
+    for (int k = 0; k < COUNT(latent_keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(model, latent_keys[k]))
+            return fail(c, "model", "kind \"made\" has no \"%s\": it is one autoregressive network, "
+                        "model.network (e.g. [500])", latent_keys[k]);
+    if (get_int(c, model, "model", "input_dim", 1, 2, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
+    int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
+    if (get_layers_or_widths(c, model, "model", "network", 1, widths, &n_widths, cfg->model.decoder_layers,
+                             &cfg->model.n_decoder_layers))
+        return -1;
+    int choice = 0;   // "relu" in the list below
+    if (cfg->model.n_decoder_layers > 0 && cJSON_GetObjectItemCaseSensitive(model, "activation"))
+        return fail(c, "model.activation", "unused: model.network is a layer list, which names its "
+                    "activations as layers (e.g. \"relu\")");
+    if (get_choice(c, model, "model", "activation", activation_names + 1, COUNT(activation_names) - 1,
+                   &choice))
+        return -1;
+    cfg->model.activation = (Activation)(ACT_RELU + choice);
+    if (cfg->model.n_decoder_layers == 0) {   // widths: the masked MLP they stand for
+        cJSON *list = cJSON_CreateArray();
+        for (int i = 0; i <= n_widths; i++) {
+            cJSON *layer = cJSON_CreateObject();
+            cJSON_AddNumberToObject(layer, "masked_linear", i < n_widths ? widths[i] : cfg->model.input_dim);
+            cJSON_AddItemToArray(list, layer);
+            if (i < n_widths) cJSON_AddItemToArray(list, cJSON_CreateString(activation_name(cfg->model.activation)));
+        }
+        int i = 0;
+        for (const cJSON *layer = list->child; layer; layer = layer->next, i++) {
+            char path[64];
+            snprintf(path, sizeof path, "model.network[%d]", i);
+            if (get_layer_spec(c, layer, path, &cfg->model.decoder_layers[i])) {
+                cJSON_Delete(list);
+                return -1;
+            }
+        }
+        cfg->model.n_decoder_layers = i;
+        cJSON_Delete(list);
+    }
+    cfg->model.latent_dim = 0;
+    choice = ORDERING_NATURAL;
+    if (get_choice(c, model, "model", "ordering", ordering_names, COUNT(ordering_names), &choice)) return -1;
+    cfg->model.ordering = (Ordering)choice;
+    choice = OUTPUT_BERNOULLI;
+    if (get_choice(c, model, "model", "output", output_names, COUNT(output_names), &choice)) return -1;
+    if (choice != OUTPUT_BERNOULLI)
+        return fail(c, "model.output", "kind \"made\" models binary pixels: only \"bernoulli\"");
+    cfg->model.output = OUTPUT_BERNOULLI;
+    char problem[700];   // layers and shapes, before anything is allocated
+    if (model_check_networks(cfg, problem, sizeof problem) != 0)
+        return set_error(c->err, c->errlen, "%s: %s", c->source, problem);
+    return 0;
+}
+
+// model.* of the latent-variable kinds (vae, ae, cvae, vq_vae): encoder, latent_dim,
+// decoder (widths or layer lists), activation, output, condition, codebook.
+static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const codebook_keys[] = {"size", "beta", "update", "decay", "eps", "restart_dead"};
     static const char *const codebook_updates[] = {"loss", "ema"};
-    static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
-                                            "kl_warmup_epochs", "capacity", "free_bits"};
-    static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
-    static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "weight_decay", "momentum",
-                                             "grad_clip",
-                                             "lr", "seed",
-                                             "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
-                                             "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
-                                             "lr_min", "warmup_steps", "precision",
-                                             "epsilon", "cuda_graph", "epoch_images"};
-    static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
-    const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
-
-    if (check_keys(c, root, "", top_keys, COUNT(top_keys))) return -1;
-    if (get_section(c, root, "data", 1, &data)) return -1;
-    if (check_keys(c, data, "data", data_keys, COUNT(data_keys))) return -1;
-    if (get_section(c, root, "model", 1, &model)) return -1;
-    if (check_keys(c, model, "model", model_keys, COUNT(model_keys))) return -1;
-    if (get_section(c, root, "loss", 0, &loss)) return -1;
-    if (loss && check_keys(c, loss, "loss", loss_keys, COUNT(loss_keys))) return -1;
-    if (get_section(c, root, "train", 1, &train)) return -1;
-    if (check_keys(c, train, "train", train_keys, COUNT(train_keys))) return -1;
-    if (get_section(c, root, "eval", 0, &eval)) return -1;
-    if (eval && check_keys(c, eval, "eval", eval_keys, COUNT(eval_keys))) return -1;
-
-    // top level
-    if (get_string(c, root, "", "name", 1, cfg->name, sizeof cfg->name)) return -1;
-    if (cfg->name[0] == '\0') return fail(c, "name", "must not be empty");
-    if (check_one_line(c, "name", cfg->name)) return -1;
-    if (check_plain_name(c, "name", cfg->name)) return -1;
-    if (get_string(c, root, "", "description", 0, cfg->description, sizeof cfg->description))
-        return -1;
-    if (check_one_line(c, "description", cfg->description)) return -1;
-
-    // data
-    choice = 0;
-    if (find(c, data, "data", "dataset", 1, &item)) return -1;
-    if (get_choice(c, data, "data", "dataset", dataset_names, COUNT(dataset_names), &choice))
-        return -1;
-    copy_string(cfg->data.dataset, sizeof cfg->data.dataset, dataset_names[choice]);
-    if (get_string(c, data, "data", "dir", 1, cfg->data.dir, sizeof cfg->data.dir)) return -1;
-    if (cfg->data.dir[0] == '\0') return fail(c, "data.dir", "must not be empty");
-    choice = BINARIZE_NONE;
-    if (get_choice(c, data, "data", "binarize", binarize_names, COUNT(binarize_names), &choice))
-        return -1;
-    cfg->data.binarize = (Binarize)choice;
-    cfg->data.train_limit = 0;
-    if (get_int(c, data, "data", "train_limit", 0, 0, INT_MAX, &cfg->data.train_limit)) return -1;
-    cfg->data.test_limit = 0;
-    if (get_int(c, data, "data", "test_limit", 0, 0, INT_MAX, &cfg->data.test_limit)) return -1;
-    cfg->data.validation = 0.0;
-    if (get_number(c, data, "data", "validation", 0, &cfg->data.validation)) return -1;
-    if (!(cfg->data.validation >= 0.0 && cfg->data.validation <= 0.5)) {
-        char text[64];
-        format_double(text, sizeof text, cfg->data.validation);
-        return fail(c, "data.validation", "must be a fraction of the training set in [0, 0.5], got %s", text);
-    }
-
-    // model
-    if (find(c, model, "model", "kind", 1, &item)) return -1;
-    choice = MODEL_VAE;
-    if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
-    cfg->model.kind = (ModelKind)choice;
+    for (int k = 0; k < COUNT(made_only_keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
+            return fail(c, "model", "\"%s\" is for kind \"made\" (got \"%s\")", made_only_keys[k],
+                        kind_names[cfg->model.kind]);
     if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,
                              cfg->model.encoder_layers, &cfg->model.n_encoder_layers))
@@ -618,6 +619,86 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (model_check_networks(cfg, problem, sizeof problem) != 0)
             return set_error(c->err, c->errlen, "%s: %s", c->source, problem);
     }
+    return 0;
+}
+
+static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
+    static const char *const top_keys[] = {"name", "description", "data", "model",
+                                           "loss", "train", "eval", "device"};
+    static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
+                                            "test_limit", "validation"};
+    static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
+                                             "decoder", "activation", "output", "condition", "codebook",
+                                             "network", "ordering"};
+    static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
+                                            "kl_warmup_epochs", "capacity", "free_bits"};
+    static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
+    static const char *const train_keys[] = {"epochs", "batch_size", "optimizer", "weight_decay", "momentum",
+                                             "grad_clip",
+                                             "lr", "seed",
+                                             "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
+                                             "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
+                                             "lr_min", "warmup_steps", "precision",
+                                             "epsilon", "cuda_graph", "epoch_images"};
+    static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
+    const cJSON *data, *model, *loss, *train, *eval, *item;
+    int choice;
+
+    if (check_keys(c, root, "", top_keys, COUNT(top_keys))) return -1;
+    if (get_section(c, root, "data", 1, &data)) return -1;
+    if (check_keys(c, data, "data", data_keys, COUNT(data_keys))) return -1;
+    if (get_section(c, root, "model", 1, &model)) return -1;
+    if (check_keys(c, model, "model", model_keys, COUNT(model_keys))) return -1;
+    if (get_section(c, root, "loss", 0, &loss)) return -1;
+    if (loss && check_keys(c, loss, "loss", loss_keys, COUNT(loss_keys))) return -1;
+    if (get_section(c, root, "train", 1, &train)) return -1;
+    if (check_keys(c, train, "train", train_keys, COUNT(train_keys))) return -1;
+    if (get_section(c, root, "eval", 0, &eval)) return -1;
+    if (eval && check_keys(c, eval, "eval", eval_keys, COUNT(eval_keys))) return -1;
+
+    // top level
+    if (get_string(c, root, "", "name", 1, cfg->name, sizeof cfg->name)) return -1;
+    if (cfg->name[0] == '\0') return fail(c, "name", "must not be empty");
+    if (check_one_line(c, "name", cfg->name)) return -1;
+    if (check_plain_name(c, "name", cfg->name)) return -1;
+    if (get_string(c, root, "", "description", 0, cfg->description, sizeof cfg->description))
+        return -1;
+    if (check_one_line(c, "description", cfg->description)) return -1;
+
+    // data
+    choice = 0;
+    if (find(c, data, "data", "dataset", 1, &item)) return -1;
+    if (get_choice(c, data, "data", "dataset", dataset_names, COUNT(dataset_names), &choice))
+        return -1;
+    copy_string(cfg->data.dataset, sizeof cfg->data.dataset, dataset_names[choice]);
+    if (get_string(c, data, "data", "dir", 1, cfg->data.dir, sizeof cfg->data.dir)) return -1;
+    if (cfg->data.dir[0] == '\0') return fail(c, "data.dir", "must not be empty");
+    choice = BINARIZE_NONE;
+    if (get_choice(c, data, "data", "binarize", binarize_names, COUNT(binarize_names), &choice))
+        return -1;
+    cfg->data.binarize = (Binarize)choice;
+    cfg->data.train_limit = 0;
+    if (get_int(c, data, "data", "train_limit", 0, 0, INT_MAX, &cfg->data.train_limit)) return -1;
+    cfg->data.test_limit = 0;
+    if (get_int(c, data, "data", "test_limit", 0, 0, INT_MAX, &cfg->data.test_limit)) return -1;
+    cfg->data.validation = 0.0;
+    if (get_number(c, data, "data", "validation", 0, &cfg->data.validation)) return -1;
+    if (!(cfg->data.validation >= 0.0 && cfg->data.validation <= 0.5)) {
+        char text[64];
+        format_double(text, sizeof text, cfg->data.validation);
+        return fail(c, "data.validation", "must be a fraction of the training set in [0, 0.5], got %s", text);
+    }
+
+    // model
+    if (find(c, model, "model", "kind", 1, &item)) return -1;
+    choice = MODEL_VAE;
+    if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
+    cfg->model.kind = (ModelKind)choice;
+    if (cfg->model.kind == MODEL_MADE) {
+        if (parse_made_model(cfg, model, c)) return -1;
+    } else if (parse_latent_model(cfg, model, c)) {
+        return -1;
+    }
 
     // loss (the whole section is optional)
     cfg->loss.reconstruction = REC_BCE;
@@ -679,15 +760,28 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (cfg->loss.free_bits > 0)
             return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
     }
-    if (cfg->model.kind == MODEL_VQ_VAE && loss) {
+    if ((cfg->model.kind == MODEL_VQ_VAE || cfg->model.kind == MODEL_MADE) && loss) {
         static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};
         for (int k = 0; k < COUNT(kl_keys); k++)
             if (cJSON_GetObjectItemCaseSensitive(loss, kl_keys[k])) {
                 char path[64];
                 snprintf(path, sizeof path, "loss.%s", kl_keys[k]);
+                if (cfg->model.kind == MODEL_MADE)
+                    return fail(c, path, "a MADE has no KL term (its loss is the exact -log p(x), the sum "
+                                "of the per-pixel Bernoulli terms)");
                 return fail(c, path, "a VQ-VAE has no KL term (its loss is rec + ||sg[z_e] - e||^2 + beta "
                             "||z_e - sg[e]||^2; beta is model.codebook.beta)");
             }
+    }
+    if (cfg->model.kind == MODEL_MADE) {   // the loss is the exact NLL: sum of per-pixel BCE
+        if (cfg->loss.reconstruction != REC_BCE)
+            return fail(c, "loss.reconstruction", "kind \"made\" is trained on its exact -log p(x): only \"bce\"");
+        if (cfg->loss.reduction != REDUCTION_SUM)
+            return fail(c, "loss.reduction", "kind \"made\" is trained on its exact -log p(x): only \"sum\" "
+                        "(nats per image)");
+        if (cfg->data.binarize == BINARIZE_NONE)
+            return fail(c, "data.binarize", "kind \"made\" models binary pixels: set \"static\" or "
+                        "\"dynamic\" (the test set is binarized once, seeded, either way)");
     }
     if (cfg->model.kind == MODEL_AE &&
         (cfg->loss.has_capacity || cfg->loss.free_bits > 0 || cfg->loss.kl_warmup_epochs > 0))
@@ -853,6 +947,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
     }
     // the importance-weighted bound needs a likelihood: refuse now, not after training
+    if (cfg->eval.iw_samples > 0 && cfg->model.kind == MODEL_MADE)
+        return fail(c, "eval.iw_samples", "kind \"made\" has an exact -log p(x) (its test loss); nothing to "
+                    "estimate");
     if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE))
         return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
                     kind_names[cfg->model.kind]);
@@ -1206,34 +1303,42 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
     text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
-    text_appendf(&t, ",\n    \"encoder\": ");
-    if (cfg->model.n_encoder_layers > 0) text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
-    else text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
-    text_appendf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
-    text_appendf(&t, ",\n    \"decoder\": ");
-    if (cfg->model.n_decoder_layers > 0) text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
-    else text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
-    if (cfg->model.n_encoder_layers == 0 || cfg->model.n_decoder_layers == 0)
-        text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
-    text_appendf(&t, ",\n    \"output\": \"%s\"",
-                name_of(output_names, COUNT(output_names), cfg->model.output));
-    text_appendf(&t, ",\n    \"condition\": \"%s\"",
-                name_of(condition_names, COUNT(condition_names), cfg->model.condition));
-    if (cfg->model.kind == MODEL_VQ_VAE) {
-        text_appendf(&t, ",\n    \"codebook\": {\"size\": %d, \"beta\": ", cfg->model.codebook.size);
-        text_double(&t, cfg->model.codebook.beta);
-        text_appendf(&t, ", \"update\": \"%s\"", cfg->model.codebook.ema ? "ema" : "loss");
-        if (cfg->model.codebook.ema) {
-            text_appendf(&t, ", \"decay\": ");
-            text_double(&t, cfg->model.codebook.decay);
-            text_appendf(&t, ", \"eps\": ");
-            text_double(&t, cfg->model.codebook.eps);
-            text_appendf(&t, ", \"restart_dead\": ");
-            text_double(&t, cfg->model.codebook.restart_dead);
+    if (cfg->model.kind == MODEL_MADE) {   // one network, the widths written out as its layers
+        text_appendf(&t, ",\n    \"network\": ");
+        text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
+        text_appendf(&t, ",\n    \"ordering\": \"%s\"",
+                    name_of(ordering_names, COUNT(ordering_names), cfg->model.ordering));
+        text_appendf(&t, ",\n    \"output\": \"bernoulli\"\n  }");
+    } else {
+        text_appendf(&t, ",\n    \"encoder\": ");
+        if (cfg->model.n_encoder_layers > 0) text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
+        else text_widths(&t, cfg->model.encoder, cfg->model.n_encoder);
+        text_appendf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
+        text_appendf(&t, ",\n    \"decoder\": ");
+        if (cfg->model.n_decoder_layers > 0) text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
+        else text_widths(&t, cfg->model.decoder, cfg->model.n_decoder);
+        if (cfg->model.n_encoder_layers == 0 || cfg->model.n_decoder_layers == 0)
+            text_appendf(&t, ",\n    \"activation\": \"%s\"", activation_name(cfg->model.activation));
+        text_appendf(&t, ",\n    \"output\": \"%s\"",
+                    name_of(output_names, COUNT(output_names), cfg->model.output));
+        text_appendf(&t, ",\n    \"condition\": \"%s\"",
+                    name_of(condition_names, COUNT(condition_names), cfg->model.condition));
+        if (cfg->model.kind == MODEL_VQ_VAE) {
+            text_appendf(&t, ",\n    \"codebook\": {\"size\": %d, \"beta\": ", cfg->model.codebook.size);
+            text_double(&t, cfg->model.codebook.beta);
+            text_appendf(&t, ", \"update\": \"%s\"", cfg->model.codebook.ema ? "ema" : "loss");
+            if (cfg->model.codebook.ema) {
+                text_appendf(&t, ", \"decay\": ");
+                text_double(&t, cfg->model.codebook.decay);
+                text_appendf(&t, ", \"eps\": ");
+                text_double(&t, cfg->model.codebook.eps);
+                text_appendf(&t, ", \"restart_dead\": ");
+                text_double(&t, cfg->model.codebook.restart_dead);
+            }
+            text_appendf(&t, "}");
         }
-        text_appendf(&t, "}");
+        text_appendf(&t, "\n  }");
     }
-    text_appendf(&t, "\n  }");
 
     text_appendf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
                 name_of(reconstruction_names, COUNT(reconstruction_names),
@@ -1242,7 +1347,7 @@ char *config_to_json(const Config *cfg) {
                 name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
     text_appendf(&t, ",\n    \"w_rec\": ");
     text_double(&t, cfg->loss.w_rec);
-    if (cfg->model.kind != MODEL_VQ_VAE) {   // a VQ-VAE has no KL term
+    if (cfg->model.kind != MODEL_VQ_VAE && cfg->model.kind != MODEL_MADE) {   // no KL term in these
         text_appendf(&t, ",\n    \"w_kl\": ");
         text_double(&t, cfg->loss.w_kl);
         text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");

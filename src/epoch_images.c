@@ -34,6 +34,15 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
     if (make_dirs(dir, err, errlen) != 0) return -1;
 
     int rc = 0;
+    if (m->autoregressive) {   // made: ancestral samples; nothing is reconstructed
+        const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
+        float *pixels = xmalloc((size_t)n * D * sizeof(float));
+        model_made_sample(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, pixels);
+        snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
+        rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);
+        free(pixels);
+        return rc;
+    }
     if (m->variational || m->vq) {
         const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
         float *z = xmalloc((size_t)n * L * sizeof(float));

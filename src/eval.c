@@ -233,6 +233,15 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
+    if (m->autoregressive) {   // made: the test loss is the exact -log p(x); no latent
+        r->binarized = true;
+        eval_elbo(m, data, EPS_ZERO, &r->elbo);
+        r->exact_nll = true;
+        r->rec_bce = r->elbo.rec;
+        r->rec_mse = NAN;
+        r->bits_per_dim = r->elbo.rec / (m->input_dim * log(2.0));
+        return 0;
+    }
     if (m->vq) {   // no latent distribution: code usage instead of active units
         r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
         eval_elbo(m, data, EPS_ZERO, &r->elbo);
@@ -328,11 +337,16 @@ LossUnits loss_units(const Config *cfg) {
         u.rec_long = mean ? "mean squared error per pixel (not nats: a Gaussian likelihood needs its sigma)"
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
-    u.has_kl = cfg->model.kind != MODEL_AE;
+    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_MADE;
+    u.exact_nll = cfg->model.kind == MODEL_MADE;
+    if (u.exact_nll)
+        u.rec_long = "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
     if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not
-    u.second = cfg->model.kind == MODEL_AE ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
+    u.second = !u.has_kl ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
     u.second_unit = cfg->model.kind == MODEL_VQ_VAE ? "squared distance" : "nats";
-    if (!u.has_kl)
+    if (u.exact_nll)
+        u.total = "nats/example (exact -log p(x))";
+    else if (!u.has_kl)
         u.total = u.nats ? "nats/example" : mean ? (cfg->loss.reconstruction == REC_BCE ? "nats/pixel" : "MSE/pixel")
                                                  : "SSE (the reconstruction alone)";
     else if (cfg->model.kind == MODEL_VQ_VAE)
@@ -372,6 +386,12 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
     loss_units_append_json(&j, cfg);
     text_appendf(&j, ", \"binarized\": %s", r->binarized ? "true" : "false");
+    if (r->exact_nll) {   // made: the test loss is -log p(x) itself
+        text_appendf(&j, ", \"exact_nll\": ");
+        json_number(&j, r->elbo.rec);
+        text_appendf(&j, ", \"bits_per_dim\": ");
+        json_number(&j, r->bits_per_dim);
+    }
     text_appendf(&j, ", \"rec_bce_at_mean\": ");
     json_number(&j, r->rec_bce);
     text_appendf(&j, ", \"rec_mse_at_mean\": ");

@@ -82,6 +82,17 @@ static int write_grid(Figures *f, const char *name, const char *title, const flo
 
 static int figure_samples(Figures *f) {
     Model *m = f->m;
+    if (m->autoregressive) {   // made: ancestral sampling, one pixel at a time in the ordering
+        const int n = SAMPLE_GRID * SAMPLE_GRID;
+        float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
+        model_made_sample(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, pixels);
+        int rc = write_grid(f, "samples.png", m->cfg.model.ordering == ORDERING_RANDOM
+                            ? "Samples: binary pixels drawn one by one in a random order"
+                            : "Samples: binary pixels drawn one by one, row by row",
+                            pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
+        free(pixels);
+        return rc;
+    }
     const int n = SAMPLE_GRID * SAMPLE_GRID, L = m->latent_dim;
     float *z = xmalloc((size_t)n * L * sizeof(float));
     uint8_t labels[SAMPLE_GRID * SAMPLE_GRID];
@@ -422,7 +433,9 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         // nats only where the terms are (loss_units): a per-pixel MSE is not
         const LossUnits units = loss_units(&f->m->cfg);
         char split_name[96], curves_title[128], terms_axis[64];
-        if (units.has_kl)
+        if (units.exact_nll)   // made: one term, the likelihood itself
+            snprintf(split_name, sizeof split_name, "%s (exact -log p(x))", split);
+        else if (units.has_kl)
             snprintf(split_name, sizeof split_name, "%s (rec + KL%s)", split, units.nats ? "" : ", mixed units");
         else   // an AE: the reconstruction alone
             snprintf(split_name, sizeof split_name, "%s (reconstruction, %s)", split, units.rec);
@@ -433,7 +446,7 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         rc = plot_lines(out, curves_title, "epoch", terms_axis, epoch, losses, names, 2, n, false, f->err,
                         f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
-        if (rc == 0) {
+        if (rc == 0 && !units.exact_nll) {   // (made has one term)
             snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
             const double *terms[2] = {rec, kl};
             char rec_name[64], kl_name[64], title[128];
@@ -502,8 +515,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     device_dataset_upload(be, &test_set, &test);
     Figures f = {dir, &m, side, err, errlen};
     const int n = test.n, L = m.latent_dim;
-    float *codes = xmalloc((size_t)n * L * sizeof(float));
-    eval_encode(&m, &test, n, codes);
+    float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
+    if (!m.autoregressive) eval_encode(&m, &test, n, codes);
 
     if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
@@ -512,7 +525,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
         const bool curves = access(log_path, F_OK) == 0;
-        int count = m.vq ? 3 + (curves ? 2 : 0)
+        int count = m.autoregressive ? 1 + (curves ? 1 : 0)
+                  : m.vq ? 3 + (curves ? 2 : 0)
                          : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
         char scatter[96] = "";
         if (L > 2 && !m.vq)
@@ -521,10 +535,13 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
     }
     if (rc == 0) rc = figure_samples(&f);
-    if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
-    if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
+    if (m.autoregressive) {
+        // made: samples and the -log p(x) curve only (no latent, nothing reconstructed)
+    } else if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
+        if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
         if (rc == 0) rc = figure_codebook_usage(&f, &test);
     } else {
+        if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
         if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
         if (rc == 0) rc = figure_histograms(&f, codes, n);
         if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);

@@ -30,15 +30,18 @@ static const char *USAGE_MAIN =
     "Bernoulli likelihood summed over pixels (bce, sum), else in its own unit (nats per\n"
     "pixel, squared error), and rec + KL then adds different units.\n"
     "Models (config model.kind): vae, ae, cvae, vq_vae (its second term is VQ, a squared\n"
-    "distance, not KL). model.encoder / model.decoder are widths (an MLP) or layer lists:\n"
+    "distance, not KL), made (no latent: model.network of masked_linear layers, its loss the\n"
+    "exact -log p(x) in nats). model.encoder / model.decoder are widths (an MLP) or layer lists:\n"
     "linear, conv2d, conv_transpose2d, batch_norm, relu, leaky_relu, tanh, sigmoid, flatten,\n"
-    "reshape (README, \"Configs\"); scripts/cuvae_torch.py loads any checkpoint into PyTorch.\n"
+    "reshape, masked_linear (README, \"Configs\"); scripts/cuvae_torch.py loads any checkpoint\n"
+    "into PyTorch.\n"
     "\n"
     "commands:\n"
     "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
     "  eval CKPT [--iw K] [--set key.path=value]...          test metrics as one JSON line\n"
     "  sample CKPT [-n N] [-o FILE.png] [--class C]          PNG grid of decoded z ~ N(0, I)\n"
-    "                                                        (vq_vae: uniformly drawn codes)\n"
+    "                                                        (vq_vae: uniformly drawn codes;\n"
+    "                                                        made: pixels drawn one by one)\n"
     "  plot RUN_DIR [--tsne-points N] [--set key.path=value]... every figure of a run (PNG)\n"
     "  report INDEX.json RUNS_DIR                             one HTML page over several runs\n"
     "  bench CONFIG [--steps N] [--warmup N] [--gemm-only]   training throughput as one JSON line\n"
@@ -94,7 +97,8 @@ static const char *USAGE_SAMPLE =
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
     "--class C generates that class; without it sample i gets class i mod 10.\n"
     "A vq_vae decodes codes drawn uniformly and independently at every position (no prior\n"
-    "over the codes is trained yet), and says so.\n";
+    "over the codes is trained yet), and says so. A made draws binary pixels one at a time\n"
+    "in its ordering (input_dim forward passes).\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
@@ -274,8 +278,11 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
-    const bool m_was_vq = m.vq;   // (m is destroyed before the closing line)
-    if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
+    const bool m_was_vq = m.vq, m_was_made = m.autoregressive;   // (m is destroyed before the closing line)
+    float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
+    if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
+        model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels);
+    } else if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
         model_vq_uniform_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
         be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
@@ -283,11 +290,12 @@ static int command_sample(int argc, char **argv) {
     } else {
         be->fill_normal(be, m.z, (size_t)a.n_samples * m.latent_dim, seed ^ 0x5A3Bull, 0, NULL);
     }
-    model_decode(&m, a.n_samples);
-    float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
-    be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
-    if (cfg.model.output == OUTPUT_BERNOULLI)
-        for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+    if (!m.autoregressive) {
+        model_decode(&m, a.n_samples);
+        be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
+        if (cfg.model.output == OUTPUT_BERNOULLI)
+            for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+    }
     int grid_cols = (int)ceil(sqrt((double)a.n_samples));
     int width, height;
     uint8_t *grid = image_grid(pixels, a.n_samples, side, side, grid_cols, 2, 128, &width, &height);
@@ -306,6 +314,7 @@ static int command_sample(int argc, char **argv) {
     be->destroy(be);
     if (rc != 0) return fail(err);
     fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
+            m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" : "z ~ N(0, I)");
     return 0;
 }

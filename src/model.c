@@ -94,6 +94,11 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
+    if (cfg->model.kind == MODEL_MADE) {
+        int rc = model_made_build(net, cfg, 0, err, errlen);
+        free(net);
+        return rc;
+    }
     TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
     if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
     if (cfg->model.kind == MODEL_VQ_VAE) latent = net->out;   // the decoder reads the code grid
@@ -102,21 +107,11 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     return rc;
 }
 
-int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
-    memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
-    m->be = be;
-    m->max_batch = max_batch;
-    m->latent_dim = cfg->model.latent_dim;
-    m->input_dim = cfg->model.input_dim;
-    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE;
-    m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
-    m->rec_loss = choose_rec_loss(cfg);
-    m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
-    if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
+// The latent-variable kinds (vae, ae, cvae, vq_vae): encoder (shorthand layers or a
+// network), heads or the quantiser, decoder. -1 with err (m zeroed) on a bad graph.
+static int build_latent_model(Model *m, const Config *cfg, char *err, size_t errlen) {
     if (cfg->model.n_encoder < 1 && cfg->model.n_encoder_layers < 1)
         return set_error(err, errlen, "model.encoder: needs at least one layer");
-
     const int L = m->latent_dim;
     int width = m->input_dim;
     m->input_shape = model_input_shape(m->input_dim);
@@ -170,6 +165,44 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         add_layer(m, width, cfg->model.n_decoder == 0 ? C : 0, m->input_dim, ACT_NONE);
     }
 
+    return 0;
+}
+
+// kind "made" (model_made.c): one masked network from the pixels to their logits,
+// no latent, no heads.
+static int build_made_model(Model *m, const Config *cfg, char *err, size_t errlen) {
+    m->autoregressive = true;
+    m->head = -1;
+    m->input_shape = model_input_shape(m->input_dim);
+    m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
+    if (model_made_build(m->decoder_net, cfg, 0, err, errlen) != 0) {
+        free(m->decoder_net);
+        memset(m, 0, sizeof *m);
+        return -1;
+    }
+    m->n_params = m->decoder_net->n_params;
+    m->n_buffers = m->decoder_net->n_buffers;
+    return 0;
+}
+
+int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->be = be;
+    m->max_batch = max_batch;
+    m->latent_dim = cfg->model.latent_dim;
+    m->input_dim = cfg->model.input_dim;
+    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE;
+    m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
+    m->rec_loss = choose_rec_loss(cfg);
+    m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
+    if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
+
+    int built = cfg->model.kind == MODEL_MADE ? build_made_model(m, cfg, err, errlen)
+                                              : build_latent_model(m, cfg, err, errlen);
+    if (built != 0) return -1;
+    const int C = m->n_classes;
+
     size_t max_width = (size_t)m->input_dim;
     if (m->vq && (size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz_e
     for (int i = 0; i < m->n_layers; i++) {
@@ -197,7 +230,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
     if (m->variational || m->vq)
         m->z = be->alloc(be, B * (size_t)m->latent_dim * sizeof(float));
-    else
+    else if (m->head >= 0)
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
     if (m->vq) model_vq_alloc(m);
     m->eps = NULL;                 // model_eps_buffer
@@ -205,7 +238,8 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
-    m->grad_h = be->alloc(be, B * (m->vq ? (size_t)m->latent_dim : (size_t)m->layers[m->head].out) * sizeof(float));
+    const size_t head_width = m->vq ? (size_t)m->latent_dim : m->head >= 0 ? (size_t)m->layers[m->head].out : 0;
+    m->grad_h = be->alloc(be, B * head_width * sizeof(float));
     if (C > 0) m->onehot = be->alloc(be, B * C * sizeof(float));
     m->kl_coef = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
     m->kl_dim_sum = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
@@ -314,6 +348,7 @@ void model_init_params(Model *m, uint64_t seed) {
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
     }
     if (m->decoder_net) network_init(m->decoder_net, host, buffers, &rng);
+    if (m->autoregressive) model_made_masks(m, buffers);
     model_set_params(m, host);
     model_set_buffers(m, buffers);
     free(host);
@@ -391,6 +426,11 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
     Backend *be = m->be;
     const int L = m->latent_dim;
     const float *X = m->x;
+    if (m->autoregressive) {   // made: the pixels straight into the masked network
+        NetRun run = net_run(m, B);
+        network_forward(m->decoder_net, &run, m->x);
+        return;
+    }
     if (m->encoder_net) {
         NetRun run = net_run(m, B);
         X = network_forward(m->encoder_net, &run, m->x);
@@ -478,6 +518,11 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
     be->reconstruction_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->input_dim,
                             m->rec_loss, m->pixel_weight, w_rec * inv_batch);
 
+    if (m->autoregressive) {   // made: the masked network back to its weights; x needs no gradient
+        NetRun run = net_run(m, B);
+        network_backward(m->decoder_net, &run, m->x, dY, NULL);
+        return;
+    }
     // decoder, last layer first; the first decoder layer's input gradient is dz
     if (m->decoder_net) {
         float *dz = m->variational ? spare : m->grad_h;

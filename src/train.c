@@ -171,7 +171,9 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
 // "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
 static const char *objective_text(const Config *cfg, KlSchedule s) {
     static char text[96];
-    if (s.capacity)
+    if (cfg->model.kind == MODEL_MADE)
+        snprintf(text, sizeof text, "%g -log p(x)", cfg->loss.w_rec);
+    else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
                  (double)s.capacity_target);
     else
@@ -255,9 +257,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     }
     const LossUnits units = loss_units(cfg);
     fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
-            cfg->model.kind == MODEL_VAE ? "vae" : cfg->model.kind == MODEL_AE ? "ae" :
-            cfg->model.kind == MODEL_CVAE ? "cvae" : "vq_vae",
-            model.n_params, units.rec_long,
+            model_kind_name(cfg->model.kind), model.n_params, units.rec_long,
+            units.exact_nll ? " (no latent: the loss is the likelihood itself)" :
             !units.has_kl ? " (an AE: no KL term)" :
             cfg->model.kind == MODEL_VQ_VAE ? ", VQ the codebook + commitment squared distances (so rec + VQ is a training objective, not a likelihood)" :
             units.nats ? ", KL in nats" : ", KL in nats (so rec + KL adds different units)");
@@ -473,12 +474,17 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
-        fprintf(stderr,
-                "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + %s %.4f %s)%s | "
-                "%.1f s, %.0f samples/s\n",
-                epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name, test.loss, test.rec,
-                units.rec, units.second ? units.second : "KL", test.kl, units.second_unit,
-                units.nats ? " nats/example" : "", seconds, samples_per_s);
+        if (units.exact_nll)
+            fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(x), nats/example (exact) | "
+                    "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end),
+                    watched_name, test.loss, seconds, samples_per_s);
+        else
+            fprintf(stderr,
+                    "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + %s %.4f %s)%s | "
+                    "%.1f s, %.0f samples/s\n",
+                    epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name, test.loss, test.rec,
+                    units.rec, units.second ? units.second : "KL", test.kl, units.second_unit,
+                    units.nats ? " nats/example" : "", seconds, samples_per_s);
         StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
         model_read_step_state(&model, &last_step);
         char line[1024];
@@ -558,7 +564,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        if (report.vq_size)
+        if (report.exact_nll)
+            fprintf(stderr, "cuvae: eval: test -log p(x) %.4f nats/example (exact), %.4f bits/dim\n",
+                    report.elbo.loss, report.bits_per_dim);
+        else if (report.vq_size)
             fprintf(stderr, "cuvae: eval: test loss %.4f (%s), %d of %d codes used, perplexity %.1f, "
                     "MSE / data variance %.4f\n", report.elbo.loss, units.total, report.codes_used, report.vq_size,
                     report.perplexity, report.rec_mse_normalized);

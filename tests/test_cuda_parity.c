@@ -464,6 +464,22 @@ static void test_layer_activations(void) {
     free(x); free(dy); free(y);
 }
 
+static void test_multiply(void) {
+    const size_t n = 70001;
+    float *a = host_floats(n), *b = host_floats(n);
+    fill_normal_host(a, n, 2.0f);
+    fill_normal_host(b, n, 1.0f);
+    Pair A = pair_upload(a, n), Bv = pair_upload(b, n), Y = pair_alloc(n);
+    cpu->multiply(cpu, Y.cpu, A.cpu, Bv.cpu, n);
+    gpu->multiply(gpu, Y.gpu, A.gpu, Bv.gpu, n);
+    pair_expect_close("multiply", Y, 0.0, 0.0);   // one rounding of the same product
+    cpu->multiply(cpu, A.cpu, A.cpu, Bv.cpu, n);
+    gpu->multiply(gpu, A.gpu, A.gpu, Bv.gpu, n);
+    pair_expect_close("multiply in place", A, 0.0, 0.0);
+    pair_free(&A); pair_free(&Bv); pair_free(&Y);
+    free(a); free(b);
+}
+
 static void test_conv_ops(void) {
     const ConvGeometry shapes[] = {
         {3, 7, 6, 4, 2, 1, (7 + 2 - 4) / 2 + 1, (6 + 2 - 4) / 2 + 1},
@@ -1069,6 +1085,22 @@ static void test_cuda_determinism(void) {
 // (parity_vq_codebook) make it a VQ-VAE with that codebook.
 static bool parity_conv_layers;
 static const char *parity_vq_codebook;
+static bool parity_made;   // a MADE (masked_linear layers, random ordering) instead
+
+static void use_made_model(Config *cfg) {
+    const char *json =
+        "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
+        " \"model\": {\"kind\": \"made\", \"input_dim\": 784, \"network\": [{\"masked_linear\": 96}, \"relu\","
+        " {\"masked_linear\": 64}, \"tanh\", {\"masked_linear\": 784}], \"ordering\": \"random\"},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}";
+    Config made;
+    char err[512];
+    if (config_from_string(&made, json, "made parity config", NULL, 0, err, sizeof err) != 0) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    cfg->model = made.model;
+}
 
 static void use_vq_model(Config *cfg) {
     char json[2048];
@@ -1143,6 +1175,7 @@ static void make_config(Config *cfg, ModelKind kind, Activation act, OutputKind 
     cfg->train.adam_eps = 1e-8;
     cfg->train.seed = 1;
     cfg->train.log_interval = 100;
+    if (parity_made) use_made_model(cfg);
     if (parity_conv_layers || parity_vq_codebook) {
         if (parity_vq_codebook) use_vq_model(cfg);
         else use_conv_layers(cfg);
@@ -1431,9 +1464,10 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
         cfg.train.warmup_steps = 4;
     }
     if (parity_conv_layers) use_conv_layers(&cfg);
-    if (parity_vq_codebook) {
-        use_vq_model(&cfg);
-        cfg.loss.kl_warmup_epochs = 0;   // a VQ-VAE has no KL term
+    if (parity_vq_codebook || parity_made) {
+        if (parity_made) use_made_model(&cfg);
+        else use_vq_model(&cfg);
+        cfg.loss.kl_warmup_epochs = 0;   // no KL term in these
         cfg.loss.free_bits = 0;
     }
     BackendOptions options = {PRECISION_FP32, graphs};
@@ -1554,6 +1588,20 @@ static void test_graph_equals_eager_vq_vae(void) {
     parity_vq_codebook = NULL;
 }
 
+// MADE: the masked layers (W * mask forward, dW * mask backward) on both backends,
+// and a graph replay equal to the eager steps
+static void test_model_made(void) {
+    parity_made = true;
+    model_parity(MODEL_MADE, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+    parity_made = false;
+}
+
+static void test_graph_equals_eager_made(void) {
+    parity_made = true;
+    graph_equals_eager(MODEL_MADE, EPSILON_FUSED);
+    parity_made = false;
+}
+
 static void test_training_run_parity(void) {
     TrainingResult ref = run_training(cpu, false, MODEL_VAE, EPSILON_FUSED);
     TrainingResult got = run_training(gpu, true, MODEL_VAE, EPSILON_FUSED);
@@ -1610,6 +1658,7 @@ static const TestCase test_cases[] = {
     {"parity_sgd_update", test_sgd_update},
     {"parity_grad_clip", test_grad_clip},
     {"parity_layer_activations", test_layer_activations},
+    {"parity_multiply", test_multiply},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
     {"parity_vector_quantizer_ops", test_vector_quantizer_ops},
@@ -1628,6 +1677,8 @@ static const TestCase test_cases[] = {
     {"parity_model_conv_vae_batch_norm", test_model_conv_vae},
     {"cuda_graph_equals_eager_conv_vae_batch_norm", test_graph_equals_eager_conv_vae},
     {"parity_model_vq_vae_loss_and_ema", test_model_vq_vae},
+    {"parity_model_made", test_model_made},
+    {"graph_equals_eager_made", test_graph_equals_eager_made},
     {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
 };

@@ -53,6 +53,11 @@ def main():
         images, labels = images[:limit], labels[:limit]
     x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)) / 255.0
     y = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
+    if model.made:   # a MADE: the exact -log p(x) of the (already binary) test images
+        with torch.no_grad():
+            nll = -model.log_prob(x)
+        print(json.dumps({"nll": nll.double().mean().item(), "examples": len(x), "torch": torch.__version__}))
+        return
     if model.vq:   # a VQ-VAE: the chosen codes, the reconstruction from them, the VQ term
         with torch.no_grad():
             codes, z_e = model.encode(x)

@@ -14,7 +14,8 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE } ModelKind;
+typedef enum { ORDERING_NATURAL = 0, ORDERING_RANDOM } Ordering;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
 typedef enum { REC_BCE = 0, REC_MSE } ReconstructionKind;
@@ -58,7 +59,7 @@ typedef struct {
     } data;
 
     struct {
-        ModelKind kind;        // vae | ae | cvae
+        ModelKind kind;        // vae | ae | cvae | vq_vae | made
         Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
         int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
@@ -75,6 +76,9 @@ typedef struct {
         LayerSpec encoder_layers[CUVAE_MAX_GRAPH_LAYERS];
         int n_decoder_layers;
         LayerSpec decoder_layers[CUVAE_MAX_GRAPH_LAYERS];
+        // made: model.network (masked_linear layers and activations, widths expanded) is held
+        // in decoder_layers (there is no encoder, latent_dim is 0), and the input ordering
+        Ordering ordering;               // natural (pixel order) | random (seeded by train.seed)
         OutputKind output;               // bernoulli (logits) | gaussian (identity)
         struct {                         // vq_vae: model.codebook
             int size;                    // K codes of latent_dim values each
@@ -151,6 +155,8 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 char *config_to_json(const Config *cfg);
 
 const char *activation_name(Activation a);
+// "vae", "ae", "cvae", "vq_vae", "made"
+const char *model_kind_name(ModelKind k);
 
 // The learning rate of an epoch (1-based) under cfg's schedule.
 double config_learning_rate(const Config *cfg, int epoch);

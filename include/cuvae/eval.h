@@ -63,6 +63,9 @@ typedef struct {
     double perplexity;         // exp(entropy of the code frequencies): effective codes in use
     double data_variance;      // of the evaluation pixels
     double rec_mse_normalized; // mean squared error per pixel / data_variance (VQ-VAE papers' metric)
+    // made: the test loss is the exact -log p(x) (elbo.rec), also in bits per pixel
+    bool exact_nll;
+    double bits_per_dim;
 } EvalReport;
 
 // Everything above. iw_k > 0 runs the importance-weighted bound with K samples
@@ -86,6 +89,7 @@ typedef struct {
     const char *total;    // "nats/example", or a phrase saying the units are mixed; an AE
                           // (no KL term): the reconstruction's own unit
     bool has_kl;          // false for an AE: its loss is the reconstruction alone
+    bool exact_nll;       // made: rec is the exact -log p(x) of the binary pixels
     const char *second;   // the second term's name: "KL", or "VQ" (a VQ-VAE's codebook +
                           // commitment squared distances); NULL for an AE
     const char *second_unit;   // "nats" (KL) or "squared distance" (VQ)

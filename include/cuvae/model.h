@@ -1,4 +1,4 @@
-// model.h: the MLP VAE / AE: layer list, one flat parameter arena
+// model.h: the models (VAE / AE / CVAE, VQ-VAE, MADE): layer lists, one flat parameter arena
 // [params | grads | adam m | adam v], forward and backward written once as
 // calls on the backend.
 #ifndef CUVAE_MODEL_H
@@ -63,6 +63,9 @@ typedef struct {
     float *vq_scores;                       // (B S, K) z . e_k
     float *vq_norms;                        // (K) ||e_k||^2
     int32_t *vq_codes;                      // (B S) the chosen codes of the last forward
+    // made (model_made.c): no encoder, heads or latent (latent_dim 0); decoder_net is the
+    // masked network "net" from the pixels x to their logits.
+    bool autoregressive;
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -184,6 +187,16 @@ void model_vq_read_codes(Model *m, int B, int32_t *codes);
 // n quantized latents z (n, D S) (host) of codes drawn uniformly and independently per
 // position (seeded): a VQ-VAE's samples until a prior over the codes exists.
 void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
+// made (model_made.c). The network of model.network over (input_dim) with its checks
+// (masked_linear and activations only, ending in input_dim logits); buffers from buffer_base.
+int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen);
+// degree (D): 1 + the position of each pixel in the ordering (model.ordering, seeded).
+void model_made_input_degrees(const Config *cfg, int32_t *degree);
+// Writes every masked_linear layer's mask into the host buffer region (model_init_params).
+void model_made_masks(const Model *m, float *buffers);
+// n binary samples (n, D) (host), drawn pixel by pixel in the ordering (D forward passes).
+void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
+
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
 // uniformly drawn codes (model_vq_uniform_latents).
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed);

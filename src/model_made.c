@@ -1,0 +1,126 @@
+// model_made.c: kind "made" -- the masked autoencoder for distribution estimation
+// (Germain et al. 2015, deck 004): one network of masked_linear layers and
+// activations over the binary pixels x (B, D), whose output d is the logit of
+// p(x_d = 1 | x_<d) in the input ordering, so that -log p(x) = sum_d BCE(logit_d, x_d)
+// exactly (the reconstruction loss of model.c, in nats). The masks come from the
+// ordering (input degree = 1 + position) and per-unit degrees drawn uniformly from
+// [min degree below, D - 1] (seeded by train.seed): a hidden unit k of degree m(k)
+// sees the units below of degree <= m(k); output d sees the last hidden units of
+// degree < degree(d). Sampling is ancestral: D forward passes, one pixel each.
+#include "cuvae/model.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MADE_ORDER_STREAM 41
+#define MADE_DEGREE_STREAM 43
+
+static bool is_activation(const LayerKind *kind) {
+    return kind == layer_kind_find("relu") || kind == layer_kind_find("leaky_relu") ||
+           kind == layer_kind_find("tanh") || kind == layer_kind_find("sigmoid");
+}
+
+int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen) {
+    TensorShape in = {1, {cfg->model.input_dim, 0, 0}};
+    if (network_build(net, "net", cfg->model.decoder_layers, cfg->model.n_decoder_layers, in, 0, buffer_base,
+                      err, errlen) != 0)
+        return -1;
+    const LayerKind *masked = layer_kind_find("masked_linear");
+    for (int i = 0; i < net->n_layers; i++) {
+        const LayerKind *kind = net->layers[i].kind;
+        if (kind != masked && !is_activation(kind))
+            return set_error(err, errlen, "model.network[%d] (%s): a MADE is masked_linear layers and "
+                             "activations only (any other layer would connect pixels the masks keep apart)",
+                             i, kind->name);
+    }
+    if (net->layers[net->n_layers - 1].kind != masked || net->out.dim[0] != cfg->model.input_dim)
+        return set_error(err, errlen, "model.network: must end in {\"masked_linear\": %d}, the logit of every "
+                         "pixel", cfg->model.input_dim);
+    return 0;
+}
+
+void model_made_input_degrees(const Config *cfg, int32_t *degree) {
+    const int D = cfg->model.input_dim;
+    int32_t *order = xmalloc((size_t)D * sizeof(int32_t));   // order[i]: the pixel at position i
+    if (cfg->model.ordering == ORDERING_RANDOM) {
+        Rng rng;
+        rng_init(&rng, cfg->train.seed, MADE_ORDER_STREAM);
+        rng_permutation(&rng, order, D);
+    } else {
+        for (int i = 0; i < D; i++) order[i] = i;
+    }
+    for (int i = 0; i < D; i++) degree[order[i]] = i + 1;
+    free(order);
+}
+
+void model_made_masks(const Model *m, float *buffers) {
+    const Network *net = m->decoder_net;
+    const int D = m->input_dim;
+    int32_t *input = xmalloc((size_t)D * sizeof(int32_t));
+    model_made_input_degrees(&m->cfg, input);
+    int last = net->n_layers - 1;
+    int32_t *below = xmalloc((size_t)D * sizeof(int32_t));   // degrees of the current layer's inputs
+    memcpy(below, input, (size_t)D * sizeof(int32_t));
+    int n_below = D;
+    Rng rng;
+    rng_init(&rng, m->cfg.train.seed, MADE_DEGREE_STREAM);
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        if (layer->kind != layer_kind_find("masked_linear")) continue;   // activations keep degrees
+        const int out = layer->conf.linear.out, in = layer->conf.linear.in;
+        float *mask = buffers + layer->buffer_offset;   // (out, in)
+        if (i == last) {   // output d: strictly earlier units only
+            for (int o = 0; o < out; o++)
+                for (int j = 0; j < in; j++) mask[(size_t)o * in + j] = input[o] > below[j] ? 1.0f : 0.0f;
+            break;
+        }
+        int lowest = D;
+        for (int j = 0; j < n_below; j++) lowest = below[j] < lowest ? below[j] : lowest;
+        if (lowest > D - 1) lowest = D - 1;
+        int32_t *degree = xmalloc((size_t)out * sizeof(int32_t));
+        for (int k = 0; k < out; k++)
+            degree[k] = lowest + (int32_t)(rng_u32(&rng) % (uint32_t)(D - lowest));   // in [lowest, D - 1]
+        for (int k = 0; k < out; k++)
+            for (int j = 0; j < in; j++) mask[(size_t)k * in + j] = degree[k] >= below[j] ? 1.0f : 0.0f;
+        free(below);
+        below = degree;
+        n_below = out;
+    }
+    free(below);
+    free(input);
+}
+
+void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
+    Backend *be = m->be;
+    const int D = m->input_dim;
+    int32_t *degree = xmalloc((size_t)D * sizeof(int32_t)), *order = xmalloc((size_t)D * sizeof(int32_t));
+    model_made_input_degrees(&m->cfg, degree);
+    for (int d = 0; d < D; d++) order[degree[d] - 1] = d;
+    Rng rng;
+    rng_init(&rng, seed, 0);
+    const bool saved_mode = m->training_mode;
+    m->training_mode = false;
+    memset(pixels, 0, (size_t)n * D * sizeof(float));
+    float *logits = xmalloc((size_t)m->max_batch * D * sizeof(float));
+    for (int start = 0; start < n; start += m->max_batch) {
+        const int B = n - start < m->max_batch ? n - start : m->max_batch;
+        float *x = pixels + (size_t)start * D;   // (B, D): filled one position at a time
+        for (int i = 0; i < D; i++) {
+            be->upload(be, m->x, x, (size_t)B * D * sizeof(float));
+            model_forward(m, B, EPS_ZERO);
+            be->download(be, logits, model_output(m), (size_t)B * D * sizeof(float));
+            const int d = order[i];
+            for (int b = 0; b < B; b++) {
+                const float p = 1.0f / (1.0f + expf(-logits[(size_t)b * D + d]));
+                x[(size_t)b * D + d] = rng_uniform(&rng) <= p ? 1.0f : 0.0f;
+            }
+        }
+    }
+    m->training_mode = saved_mode;
+    free(logits);
+    free(degree);
+    free(order);
+}

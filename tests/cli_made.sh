@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# cli_made.sh: kind "made" (MADE, deck 004) through the real binary: a short run lowers
+# the exact -log p(x), eval of the checkpoint reproduces it, --resume is bit-identical to
+# an uninterrupted run, sample draws pixel by pixel and plot draws samples and the curve,
+# the effective config reads back the same, scripts/cuvae_torch.py loads the checkpoint
+# (MaskedLinear with its mask buffer, strict=True) and gives the same -log p(x) to 1e-5,
+# and every bad MADE config is one clear line, exit 2.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+PY=/usr/bin/python3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
+    skip "made" "data/mnist missing (run make data)"; cli_finish cli_made; exit
+fi
+field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
+"$CUVAE" --help | grep -q "made (no latent" && "$CUVAE" sample --help | grep -q "A made draws binary pixels" \
+    && ok "--help names kind made; sample --help says how it samples" || bad "--help"
+cat > "$tmp/made.json" <<'JSON'
+{
+  "name": "made_small",
+  "data": {"dataset": "mnist", "dir": "data/mnist", "binarize": "dynamic", "train_limit": 2000, "test_limit": 500},
+  "model": {"kind": "made", "input_dim": 784, "network": [200], "ordering": "random"},
+  "train": {"epochs": 2, "batch_size": 50, "lr": 0.002, "seed": 4, "epoch_images": false},
+  "device": "cpu"
+}
+JSON
+if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
+    ok "MADE trains on the CPU"
+    first=$(grep -E "^epoch 1/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    second=$(grep -E "^epoch 2/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 543) }' \
+        && ok "exact -log p(x) falls ($first -> $second nats/example, below 784 ln 2 = 543)" \
+        || bad "test -log p(x) $first -> $second"
+    grep -q "= -log p(x), nats/example (exact)" "$tmp/run.err" && grep -q '"exact_nll": ' "$tmp/run/eval.json" \
+        && grep -q '"bits_per_dim": ' "$tmp/run/eval.json" \
+        && ok "the epoch line and eval.json say the loss is the exact -log p(x) (and bits/dim)" \
+        || bad "made units: $(grep -E '^epoch 2/2' "$tmp/run.err")"
+    "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
+    [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
+        && ok "eval of the checkpoint reproduces the run's -log p(x) (the masks are saved)" \
+        || bad "eval $(field "$tmp/eval.json" test_loss) vs run $(field "$tmp/run/eval.json" test_loss)"
+    "$CUVAE" sample "$tmp/run/model.safetensors" -n 9 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
+        && grep -q "drawn one at a time" "$tmp/s.err" \
+        && ok "sample draws the pixels one at a time" || bad "sample: $(tail -1 "$tmp/s.err")"
+    "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err" && [ -s "$tmp/run/figures/samples.png" ] \
+        && [ -s "$tmp/run/figures/loss_curves.png" ] && [ ! -e "$tmp/run/figures/reconstructions.png" ] \
+        && ok "plot draws samples and the -log p(x) curve (nothing reconstructed)" \
+        || bad "plot: $(tail -1 "$tmp/plot.err")"
+    "$CUVAE" train "$tmp/run/config.json" --out "$tmp/again" --set train.epochs=0 2>/dev/null \
+        && cmp -s <(grep -v '"epochs"' "$tmp/run/config.json") <(grep -v '"epochs"' "$tmp/again/config.json") \
+        && tr -d ' \n' < "$tmp/run/config.json" | grep -q '"network":\[{"masked_linear":200},{"relu":{}},{"masked_linear":784}\]' \
+        && ok "the effective config writes the widths out as layers and reads back the same" \
+        || bad "effective config: $(grep network "$tmp/run/config.json")"
+else
+    bad "MADE training: $(tail -2 "$tmp/run.err")"
+fi
+# --resume: 1 epoch, then resumed to 2 == 2 uninterrupted epochs, bit for bit
+"$CUVAE" train "$tmp/made.json" --set train.epochs=1 --out "$tmp/res" 2>/dev/null \
+    && "$CUVAE" train "$tmp/made.json" --out "$tmp/res" --resume 2>"$tmp/res.err" \
+    && cmp -s "$tmp/run/model.safetensors" "$tmp/res/model.safetensors" \
+    && ok "MADE: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "made resume: $(tail -1 "$tmp/res.err")"
+
+# PyTorch: the checkpoint as nn.Sequential(MaskedLinear, ReLU, MaskedLinear), strict=True; on
+# MNIST thresholded at 128 (0 / 255 pixels, which binarization leaves as they are) both give
+# the same exact -log p(x)
+if $PY -c "import torch, numpy" 2>/dev/null; then
+    mkdir -p "$tmp/binary"
+    $PY - data/mnist "$tmp/binary" <<'PY'
+import gzip, sys
+src, dst = sys.argv[1], sys.argv[2]
+for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+    raw = bytearray(gzip.open(f"{src}/{name}.gz").read())
+    if "images" in name:
+        raw[16:] = bytes(255 if b >= 128 else 0 for b in raw[16:])
+    with gzip.open(f"{dst}/{name}.gz", "wb") as f:
+        f.write(bytes(raw))
+PY
+    if "$CUVAE" train "$tmp/made.json" --set data.dir="$tmp/binary" --set train.epochs=1 --out "$tmp/bin" 2>/dev/null; then
+        torch_out=$($PY tests/torch_check.py "$tmp/bin/model.safetensors" "$tmp/binary" 500) || bad "made: torch_check.py failed"
+        ours=$(field "$tmp/bin/eval.json" test_loss)
+        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
+        echo "  made: cuvae -log p(x) $ours | torch $torch_out" >&2
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
+            && ok "made: PyTorch (MaskedLinear, strict=True) gives the same -log p(x) (1e-5)" \
+            || bad "made: torch $theirs vs cuvae $ours"
+    else
+        bad "made: training on the thresholded set failed"
+    fi
+else
+    skip "made in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
+fi
+
+# bad MADE configs: one line naming the key or layer, exit 2
+base='{"name": "m", "data": {"dataset": "mnist", "dir": "data/mnist", "binarize": "static"},
+ "model": {"kind": "made", "input_dim": 784, "network": [50]}, "train": {"epochs": 1, "batch_size": 10, "lr": 0.001}}'
+echo "$base" > "$tmp/base.json"
+expect_error "made: latent_dim refused" 2 'model: kind "made" has no "latent_dim": it is one autoregressive network' -- \
+    "$CUVAE" train "$tmp/base.json" --set model.latent_dim=2 --out "$tmp/x"
+expect_error "made: a conv layer refused" 2 'model.network\[0\] \(linear\): a MADE is masked_linear layers and activations only' -- \
+    "$CUVAE" train "$tmp/base.json" --set 'model.network=[{"linear": 50}, "relu", {"masked_linear": 784}]' --out "$tmp/x"
+expect_error "made: must end in the logits" 2 'model.network: must end in \{"masked_linear": 784\}' -- \
+    "$CUVAE" train "$tmp/base.json" --set 'model.network=[{"masked_linear": 784}, "sigmoid"]' --out "$tmp/x"
+expect_error "made: grey pixels refused" 2 'data.binarize: kind "made" models binary pixels' -- \
+    "$CUVAE" train "$tmp/base.json" --set data.binarize=none --out "$tmp/x"
+expect_error "made: mse refused" 2 'loss.reconstruction: kind "made" is trained on its exact -log p\(x\): only "bce"' -- \
+    "$CUVAE" train "$tmp/base.json" --set loss.reconstruction=mse --out "$tmp/x"
+expect_error "made: KL weight refused" 2 'loss.w_kl: a MADE has no KL term' -- \
+    "$CUVAE" train "$tmp/base.json" --set loss.w_kl=0.5 --out "$tmp/x"
+expect_error "made: gaussian refused" 2 'model.output: kind "made" models binary pixels: only "bernoulli"' -- \
+    "$CUVAE" train "$tmp/base.json" --set model.output=gaussian --out "$tmp/x"
+expect_error "made: iw refused" 2 'eval.iw_samples: kind "made" has an exact -log p\(x\)' -- \
+    "$CUVAE" train "$tmp/base.json" --set eval.iw_samples=10 --out "$tmp/x"
+expect_error "made: bad ordering" 2 'model.ordering: must be one of "natural", "random"' -- \
+    "$CUVAE" train "$tmp/base.json" --set model.ordering=snake --out "$tmp/x"
+expect_error "network is made's" 2 'model: "network" is for kind "made" \(got "vae"\)' -- \
+    "$CUVAE" train configs/examples_vae.json --set 'model.network=[5]' --out "$tmp/x"
+cli_finish cli_made
