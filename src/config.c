@@ -23,7 +23,7 @@
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
 static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made"};
 static const char *const ordering_names[] = {"natural", "random"};
-static const char *const made_only_keys[] = {"network", "ordering"};
+static const char *const made_only_keys[] = {"network", "ordering", "masks"};
 static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
@@ -507,6 +507,8 @@ static int parse_made_model(Config *cfg, const cJSON *model, const Ctx *c) {
     choice = ORDERING_NATURAL;
     if (get_choice(c, model, "model", "ordering", ordering_names, COUNT(ordering_names), &choice)) return -1;
     cfg->model.ordering = (Ordering)choice;
+    cfg->model.masks = 1;
+    if (get_int(c, model, "model", "masks", 0, 1, MAX_MADE_MASKS, &cfg->model.masks)) return -1;
     choice = OUTPUT_BERNOULLI;
     if (get_choice(c, model, "model", "output", output_names, COUNT(output_names), &choice)) return -1;
     if (choice != OUTPUT_BERNOULLI)
@@ -629,7 +631,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                             "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
-                                             "network", "ordering"};
+                                             "network", "ordering", "masks"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -1308,6 +1310,7 @@ char *config_to_json(const Config *cfg) {
         text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
         text_appendf(&t, ",\n    \"ordering\": \"%s\"",
                     name_of(ordering_names, COUNT(ordering_names), cfg->model.ordering));
+        text_appendf(&t, ",\n    \"masks\": %d", cfg->model.masks);
         text_appendf(&t, ",\n    \"output\": \"bernoulli\"\n  }");
     } else {
         text_appendf(&t, ",\n    \"encoder\": ");

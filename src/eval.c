@@ -53,8 +53,12 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
         load_batch(m, data, NULL, start, B);
         // example i always gets draws i*L .. i*L + L - 1, whatever the batch size
         m->rng_offset = (uint64_t)start * (uint64_t)m->latent_dim;
-        model_forward(m, B, eps_mode == EPS_SAMPLE ? EPS_DRAW : eps_mode);
-        model_loss(m, B);
+        if (m->autoregressive) {   // made: the exact -log p(x) (of the mask ensemble)
+            model_made_ensemble_loss(m, B);
+        } else {
+            model_forward(m, B, eps_mode == EPS_SAMPLE ? EPS_DRAW : eps_mode);
+            model_loss(m, B);
+        }
         model_accumulate_loss(m, B);
     }
     double rec, kl, count;

@@ -233,6 +233,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     else if (m->head >= 0)
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
     if (m->vq) model_vq_alloc(m);
+    if (m->autoregressive) model_made_alloc(m);
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
@@ -310,6 +311,7 @@ void model_destroy(Model *m) {
     for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
     if (m->variational || m->vq) be->free(be, m->z);
     if (m->vq) model_vq_free(m);
+    if (m->autoregressive) model_made_free(m);
     be->free(be, m->eps);
     be->free(be, m->state);
     be->free(be, m->grad_a);
@@ -427,6 +429,7 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
     const int L = m->latent_dim;
     const float *X = m->x;
     if (m->autoregressive) {   // made: the pixels straight into the masked network
+        if (m->training_mode) model_made_select_step_masks(m);   // model.masks > 1: this step's set
         NetRun run = net_run(m, B);
         network_forward(m->decoder_net, &run, m->x);
         return;

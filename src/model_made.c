@@ -7,6 +7,11 @@
 // [min degree below, D - 1] (seeded by train.seed): a hidden unit k of degree m(k)
 // sees the units below of degree <= m(k); output d sees the last hidden units of
 // degree < degree(d). Sampling is ancestral: D forward passes, one pixel each.
+// model.masks > 1 (connectivity-agnostic training, Germain et al. section 3.4): a bank of
+// mask sets (new hidden degrees, and with ordering "random" a new ordering, per set) is
+// drawn at creation; each training step copies set (step mod masks) into the layers'
+// masks on the device, and evaluation averages the sets' probabilities:
+// -log p(x) = -log (1/N sum_k p_k(x)). Samples use set 0.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
@@ -42,12 +47,16 @@ int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *
     return 0;
 }
 
-void model_made_input_degrees(const Config *cfg, int32_t *degree) {
+// Random streams of mask set k: set 0 keeps the streams of a single-mask MADE.
+static uint64_t order_stream(int set) { return MADE_ORDER_STREAM + 1000ull * (uint64_t)set; }
+static uint64_t degree_stream(int set) { return MADE_DEGREE_STREAM + 1000ull * (uint64_t)set; }
+
+void model_made_input_degrees(const Config *cfg, int set, int32_t *degree) {
     const int D = cfg->model.input_dim;
     int32_t *order = xmalloc((size_t)D * sizeof(int32_t));   // order[i]: the pixel at position i
-    if (cfg->model.ordering == ORDERING_RANDOM) {
+    if (cfg->model.ordering == ORDERING_RANDOM) {   // each mask set its own ordering
         Rng rng;
-        rng_init(&rng, cfg->train.seed, MADE_ORDER_STREAM);
+        rng_init(&rng, cfg->train.seed, order_stream(set));
         rng_permutation(&rng, order, D);
     } else {
         for (int i = 0; i < D; i++) order[i] = i;
@@ -56,17 +65,19 @@ void model_made_input_degrees(const Config *cfg, int32_t *degree) {
     free(order);
 }
 
-void model_made_masks(const Model *m, float *buffers) {
+// Mask set `set` of every masked_linear layer, written at the layers' buffer offsets of
+// `buffers` (a host image of the buffer region).
+static void write_mask_set(const Model *m, int set, float *buffers) {
     const Network *net = m->decoder_net;
     const int D = m->input_dim;
     int32_t *input = xmalloc((size_t)D * sizeof(int32_t));
-    model_made_input_degrees(&m->cfg, input);
+    model_made_input_degrees(&m->cfg, set, input);
     int last = net->n_layers - 1;
     int32_t *below = xmalloc((size_t)D * sizeof(int32_t));   // degrees of the current layer's inputs
     memcpy(below, input, (size_t)D * sizeof(int32_t));
     int n_below = D;
     Rng rng;
-    rng_init(&rng, m->cfg.train.seed, MADE_DEGREE_STREAM);
+    rng_init(&rng, m->cfg.train.seed, degree_stream(set));
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
         if (layer->kind != layer_kind_find("masked_linear")) continue;   // activations keep degrees
@@ -93,12 +104,79 @@ void model_made_masks(const Model *m, float *buffers) {
     free(input);
 }
 
+void model_made_masks(const Model *m, float *buffers) { write_mask_set(m, 0, buffers); }
+
+void model_made_alloc(Model *m) {
+    m->made_masks = m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;
+    if (m->made_masks == 1) return;
+    // the bank: every set as an image of the whole buffer region (a MADE's buffers are its masks)
+    Backend *be = m->be;
+    const size_t n = m->n_buffers;
+    float *host = xcalloc(n * (size_t)m->made_masks, sizeof(float));
+    for (int k = 0; k < m->made_masks; k++) write_mask_set(m, k, host + (size_t)k * n);
+    m->made_mask_bank = be->alloc(be, n * (size_t)m->made_masks * sizeof(float));
+    be->upload(be, m->made_mask_bank, host, n * (size_t)m->made_masks * sizeof(float));
+    m->made_saved_masks = be->alloc(be, n * sizeof(float));
+    free(host);
+}
+
+void model_made_free(Model *m) {
+    if (m->made_mask_bank) m->be->free(m->be, m->made_mask_bank);
+    if (m->made_saved_masks) m->be->free(m->be, m->made_saved_masks);
+    m->made_mask_bank = m->made_saved_masks = NULL;
+}
+
+void model_made_select_step_masks(Model *m) {
+    if (m->made_masks > 1)
+        m->be->select_slice(m->be, m->buffers, m->made_mask_bank, m->n_buffers, m->made_masks, m->state);
+}
+
+void model_made_use_set(Model *m, int set) {
+    m->be->copy(m->be, m->buffers, m->made_mask_bank + (size_t)set * m->n_buffers, m->n_buffers * sizeof(float));
+}
+
+void model_made_ensemble_loss(Model *m, int B) {
+    Backend *be = m->be;
+    const int N = m->made_masks;
+    if (N == 1) {
+        model_forward(m, B, EPS_ZERO);
+        model_loss(m, B);
+        return;
+    }
+    // log p(x) = log (1/N sum_k p_k(x)), per example, in double on the host (outside the step)
+    be->copy(be, m->made_saved_masks, m->buffers, m->n_buffers * sizeof(float));
+    float *rows = xmalloc((size_t)B * sizeof(float));
+    double *log_p = xmalloc((size_t)N * B * sizeof(double));
+    for (int k = 0; k < N; k++) {
+        model_made_use_set(m, k);
+        model_forward(m, B, EPS_ZERO);
+        model_loss(m, B);
+        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+        for (int b = 0; b < B; b++) log_p[(size_t)k * B + b] = -(double)rows[b];
+    }
+    for (int b = 0; b < B; b++) {
+        double top = log_p[b];
+        for (int k = 1; k < N; k++) top = fmax(top, log_p[(size_t)k * B + b]);
+        double sum = 0.0;
+        for (int k = 0; k < N; k++) sum += exp(log_p[(size_t)k * B + b] - top);
+        rows[b] = (float)-(top + log(sum) - log((double)N));
+    }
+    be->upload(be, m->rec_row, rows, (size_t)B * sizeof(float));
+    be->copy(be, m->buffers, m->made_saved_masks, m->n_buffers * sizeof(float));
+    free(rows);
+    free(log_p);
+}
+
 void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     Backend *be = m->be;
     const int D = m->input_dim;
     int32_t *degree = xmalloc((size_t)D * sizeof(int32_t)), *order = xmalloc((size_t)D * sizeof(int32_t));
-    model_made_input_degrees(&m->cfg, degree);
+    model_made_input_degrees(&m->cfg, 0, degree);   // mask set 0 and its ordering
     for (int d = 0; d < D; d++) order[degree[d] - 1] = d;
+    if (m->made_masks > 1) {
+        be->copy(be, m->made_saved_masks, m->buffers, m->n_buffers * sizeof(float));
+        model_made_use_set(m, 0);
+    }
     Rng rng;
     rng_init(&rng, seed, 0);
     const bool saved_mode = m->training_mode;
@@ -119,6 +197,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
             }
         }
     }
+    if (m->made_masks > 1) be->copy(be, m->buffers, m->made_saved_masks, m->n_buffers * sizeof(float));
     m->training_mode = saved_mode;
     free(logits);
     free(degree);

@@ -60,6 +60,21 @@ fi
     && cmp -s "$tmp/run/model.safetensors" "$tmp/res/model.safetensors" \
     && ok "MADE: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "made resume: $(tail -1 "$tmp/res.err")"
 
+# model.masks 4 (connectivity-agnostic): a new mask set every step, chosen on the device from
+# the step count, so resuming mid-run is still bit-identical; the test loss is the ensemble's
+"$CUVAE" train "$tmp/made.json" --set model.masks=4 --out "$tmp/m4" 2>"$tmp/m4.err" \
+    && "$CUVAE" train "$tmp/made.json" --set model.masks=4 --set train.epochs=1 --out "$tmp/m4r" 2>/dev/null \
+    && "$CUVAE" train "$tmp/made.json" --set model.masks=4 --out "$tmp/m4r" --resume 2>/dev/null \
+    && cmp -s "$tmp/m4/model.safetensors" "$tmp/m4r/model.safetensors" \
+    && ok "MADE with 4 mask sets: 1 + resumed 1 epochs == 2 epochs, bit-identical" \
+    || bad "made masks 4: $(tail -1 "$tmp/m4.err")"
+if [ -s "$tmp/m4/eval.json" ]; then
+    "$CUVAE" eval "$tmp/m4/model.safetensors" -o "$tmp/m4eval.json" >/dev/null 2>&1
+    [ "$(field "$tmp/m4eval.json" test_loss)" = "$(field "$tmp/m4/eval.json" test_loss)" ] \
+        && ok "eval reproduces the 4-mask ensemble's -log p(x) ($(field "$tmp/m4/eval.json" test_loss))" \
+        || bad "ensemble eval $(field "$tmp/m4eval.json" test_loss) vs run $(field "$tmp/m4/eval.json" test_loss)"
+fi
+
 # PyTorch: the checkpoint as nn.Sequential(MaskedLinear, ReLU, MaskedLinear), strict=True; on
 # MNIST thresholded at 128 (0 / 255 pixels, which binarization leaves as they are) both give
 # the same exact -log p(x)
@@ -112,6 +127,8 @@ expect_error "made: iw refused" 2 'eval.iw_samples: kind "made" has an exact -lo
     "$CUVAE" train "$tmp/base.json" --set eval.iw_samples=10 --out "$tmp/x"
 expect_error "made: bad ordering" 2 'model.ordering: must be one of "natural", "random"' -- \
     "$CUVAE" train "$tmp/base.json" --set model.ordering=snake --out "$tmp/x"
+expect_error "made: masks 0 refused" 2 'model.masks: must be >= 1, got 0' -- \
+    "$CUVAE" train "$tmp/base.json" --set model.masks=0 --out "$tmp/x"
 expect_error "network is made's" 2 'model: "network" is for kind "made" \(got "vae"\)' -- \
     "$CUVAE" train configs/examples_vae.json --set 'model.network=[5]' --out "$tmp/x"
 cli_finish cli_made

@@ -1086,13 +1086,15 @@ static void test_cuda_determinism(void) {
 static bool parity_conv_layers;
 static const char *parity_vq_codebook;
 static bool parity_made;   // a MADE (masked_linear layers, random ordering) instead
+static int parity_made_masks = 1;
 
 static void use_made_model(Config *cfg) {
-    const char *json =
+    char json[1024];
+    snprintf(json, sizeof json,
         "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
         " \"model\": {\"kind\": \"made\", \"input_dim\": 784, \"network\": [{\"masked_linear\": 96}, \"relu\","
-        " {\"masked_linear\": 64}, \"tanh\", {\"masked_linear\": 784}], \"ordering\": \"random\"},"
-        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}";
+        " {\"masked_linear\": 64}, \"tanh\", {\"masked_linear\": 784}], \"ordering\": \"random\", \"masks\": %d},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}", parity_made_masks);
     Config made;
     char err[512];
     if (config_from_string(&made, json, "made parity config", NULL, 0, err, sizeof err) != 0) {
@@ -1596,10 +1598,42 @@ static void test_model_made(void) {
     parity_made = false;
 }
 
+// with 3 mask sets: each replay of the captured step selects its own set on the device
 static void test_graph_equals_eager_made(void) {
     parity_made = true;
+    parity_made_masks = 3;
     graph_equals_eager(MODEL_MADE, EPSILON_FUSED);
+    parity_made_masks = 1;
     parity_made = false;
+}
+
+static void test_select_slice(void) {
+    const size_t n = 5000;
+    const int slices = 3;
+    float *bank = host_floats(n * slices);
+    fill_normal_host(bank, n * slices, 1.0f);
+    Pair Bank = pair_upload(bank, n * slices), Dst = pair_alloc(n);
+    StepState *sc = cpu->alloc(cpu, sizeof(StepState)), *sg = gpu->alloc(gpu, sizeof(StepState));
+    for (int64_t step = 0; step < 5; step++) {
+        StepState s;
+        memset(&s, 0, sizeof s);
+        s.step = step;
+        cpu->upload(cpu, sc, &s, sizeof s);
+        gpu->upload(gpu, sg, &s, sizeof s);
+        cpu->select_slice(cpu, Dst.cpu, Bank.cpu, n, slices, sc);
+        gpu->select_slice(gpu, Dst.gpu, Bank.gpu, n, slices, sg);
+        char what[64];
+        snprintf(what, sizeof what, "select_slice step %lld", (long long)step);
+        pair_expect_close(what, Dst, 0.0, 0.0);
+        float first;
+        gpu->download(gpu, &first, Dst.gpu, sizeof first);
+        CHECK(first == bank[(size_t)(step % slices) * n], "step %lld copies slice %lld", (long long)step,
+              (long long)(step % slices));
+    }
+    cpu->free(cpu, sc);
+    gpu->free(gpu, sg);
+    pair_free(&Bank); pair_free(&Dst);
+    free(bank);
 }
 
 static void test_training_run_parity(void) {
@@ -1659,6 +1693,7 @@ static const TestCase test_cases[] = {
     {"parity_grad_clip", test_grad_clip},
     {"parity_layer_activations", test_layer_activations},
     {"parity_multiply", test_multiply},
+    {"parity_select_slice", test_select_slice},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
     {"parity_vector_quantizer_ops", test_vector_quantizer_ops},

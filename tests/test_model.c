@@ -223,18 +223,23 @@ static void test_graph_vae_gradients(void) {
 }
 
 // A small MADE over input_dim 6 (masked_linear layers and activations).
-static Config made_config(const char *network, const char *ordering) {
+static Config made_config_masks(const char *network, const char *ordering, int masks) {
     char json[2048];
     snprintf(json, sizeof json,
              "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
-             " \"model\": {\"kind\": \"made\", \"input_dim\": 6, \"network\": %s, \"ordering\": \"%s\"},"
-             " \"loss\": {\"w_rec\": 1.3},"
-             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", network, ordering);
+             " \"model\": {\"kind\": \"made\", \"input_dim\": 6, \"network\": %s, \"ordering\": \"%s\","
+             " \"masks\": %d}, \"loss\": {\"w_rec\": 1.3},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", network, ordering,
+             masks);
     Config cfg;
     char err[512];
     int rc = config_from_string(&cfg, json, "made test", NULL, 0, err, sizeof err);
     CHECK(rc == 0, "made config: %s", err);
     return cfg;
+}
+
+static Config made_config(const char *network, const char *ordering) {
+    return made_config_masks(network, ordering, 1);
 }
 
 // every weight and bias of a MADE (masked ones included: their gradient must be 0,
@@ -244,6 +249,8 @@ static void test_made_gradients(void) {
                    "made one hidden layer");
     gradient_check(made_config("[{\"masked_linear\": 5}, \"sigmoid\", {\"masked_linear\": 8}, \"tanh\","
                                " {\"masked_linear\": 6}]", "random"), "made two hidden layers, random order");
+    gradient_check(made_config_masks("[{\"masked_linear\": 7}, \"tanh\", {\"masked_linear\": 6}]", "random", 3),
+                   "made with 3 mask sets (set 0 at step 0)");
 }
 
 // The autoregressive property, directly: changing input pixel d changes no output o
@@ -254,15 +261,18 @@ static void test_made_autoregressive(void) {
                                "[{\"masked_linear\": 9}, \"tanh\", {\"masked_linear\": 11}, \"leaky_relu\","
                                " {\"masked_linear\": 6}]"};
     const char *orderings[2] = {"natural", "random"};
-    for (int t = 0; t < 4; t++) {
-        Config cfg = made_config(networks[t / 2], orderings[t % 2]);
+    for (int t = 0; t < 4 + 3; t++) {   // then the 3 mask sets of a connectivity-agnostic MADE
+        const int set = t < 4 ? 0 : t - 4;
+        Config cfg = t < 4 ? made_config(networks[t / 2], orderings[t % 2])
+                           : made_config_masks(networks[1], "random", 3);
         Model m;
         char err[512];
         CHECK(model_create(&m, &cfg, cpu, 1, err, sizeof err) == 0, "create: %s", err);
         model_init_params(&m, 9);
+        if (t >= 4) model_made_use_set(&m, set);
         const int D = 6;
         int32_t degree[6];
-        model_made_input_degrees(&cfg, degree);
+        model_made_input_degrees(&cfg, set, degree);
         float x[6] = {1, 0, 1, 1, 0, 1}, base[6], out[6];
         cpu->upload(cpu, m.x, x, sizeof x);
         model_forward(&m, 1, EPS_ZERO);
@@ -277,23 +287,77 @@ static void test_made_autoregressive(void) {
             cpu->download(cpu, out, model_output(&m), sizeof out);
             for (int o = 0; o < D; o++) {
                 if (degree[o] <= degree[d])
-                    CHECK(out[o] == base[o], "%s %s: output %d (position %d) moved with input %d (position %d)",
-                          networks[t / 2], orderings[t % 2], o, degree[o], d, degree[d]);
+                    CHECK(out[o] == base[o], "case %d (mask set %d): output %d (position %d) moved with input "
+                          "%d (position %d)", t, set, o, degree[o], d, degree[d]);
                 else
                     later_changed += out[o] != base[o];
             }
         }
-        CHECK(later_changed > 0, "%s %s: no output depends on any input", networks[t / 2], orderings[t % 2]);
+        CHECK(later_changed > 0, "case %d (mask set %d): no output depends on any input", t, set);
         // the first pixel in the ordering depends on nothing: its logit is a constant
         model_destroy(&m);
     }
     // the ordering is a permutation: degrees 1..D each once
     Config cfg = made_config(networks[0], "random");
-    int32_t degree[6];
-    model_made_input_degrees(&cfg, degree);
+    int32_t degree[6], other[6];
+    model_made_input_degrees(&cfg, 0, degree);
+    model_made_input_degrees(&cfg, 1, other);
+    CHECK(memcmp(degree, other, sizeof degree) != 0, "mask set 1 has its own random ordering");
     int seen = 0;
     for (int d = 0; d < 6; d++) seen |= 1 << (degree[d] - 1);
     CHECK(seen == 63, "random ordering is a permutation of 1..6");
+}
+
+// model.masks > 1: the ensemble's -log p(x) = -log mean_k p_k(x) lies between the best
+// single set's and the sets' mean (Jensen), example by example; the masks in use are
+// restored after it; a training forward takes set (step mod masks).
+static void test_made_mask_ensemble(void) {
+    Config cfg = made_config_masks("[{\"masked_linear\": 9}, \"tanh\", {\"masked_linear\": 6}]", "random", 4);
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 4);
+    float x[18] = {1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0};
+    cpu->upload(cpu, m.x, x, sizeof x);
+    float single[4][3], ensemble[3];
+    float *before = xmalloc(m.n_buffers * sizeof(float)), *after = xmalloc(m.n_buffers * sizeof(float));
+    for (int k = 0; k < 4; k++) {
+        model_made_use_set(&m, k);
+        model_forward(&m, 3, EPS_ZERO);
+        model_loss(&m, 3);
+        cpu->download(cpu, single[k], m.rec_row, sizeof single[k]);
+    }
+    model_get_buffers(&m, before);
+    model_made_ensemble_loss(&m, 3);
+    cpu->download(cpu, ensemble, m.rec_row, sizeof ensemble);
+    model_get_buffers(&m, after);
+    CHECK(memcmp(before, after, m.n_buffers * sizeof(float)) == 0, "the masks in use are restored");
+    for (int b = 0; b < 3; b++) {
+        double lo = single[0][b], mean = 0, spread = 0;
+        for (int k = 0; k < 4; k++) {
+            lo = fmin(lo, single[k][b]);
+            mean += single[k][b] / 4.0;
+            spread = fmax(spread, fabs(single[k][b] - single[0][b]));
+        }
+        CHECK(ensemble[b] >= lo - 1e-4 && ensemble[b] <= mean + 1e-4, "example %d: ensemble %g outside [%g, %g]",
+              b, ensemble[b], lo, mean);
+        CHECK(spread > 1e-3, "example %d: the mask sets give the same likelihood", b);
+    }
+    // a training forward at step 6 uses set 6 mod 4 = 2
+    StepState s;
+    model_read_step_state(&m, &s);
+    s.step = 6;
+    cpu->upload(cpu, m.state, &s, sizeof s);
+    m.training_mode = true;
+    model_forward(&m, 3, EPS_ZERO);
+    m.training_mode = false;
+    model_get_buffers(&m, after);
+    model_made_use_set(&m, 2);
+    model_get_buffers(&m, before);
+    CHECK(memcmp(before, after, m.n_buffers * sizeof(float)) == 0, "step 6 trains with mask set 2");
+    free(before);
+    free(after);
+    model_destroy(&m);
 }
 
 static void test_graph_layout(void) {
@@ -490,6 +554,7 @@ int main(void) {
     test_run("graph_layout", test_graph_layout);
     test_run("made_gradients", test_made_gradients);
     test_run("made_autoregressive", test_made_autoregressive);
+    test_run("made_mask_ensemble", test_made_mask_ensemble);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);

@@ -247,6 +247,11 @@ struct Backend {
     void (*vq_restart_dead)(Backend *be, float *codebook, float *counts, float *sums, const float *zt,
                             int N, int K, int D, float threshold, uint64_t seed, const StepState *state);
 
+    // dst (n) = bank (n_slices, n) row state->step mod n_slices, the step read on the
+    // device (MADE: the mask set of this step, so a captured step changes masks per replay).
+    void (*select_slice)(Backend *be, float *dst, const float *bank, size_t n, int n_slices,
+                         const StepState *state);
+
     // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
     // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf
     // (momentum 0: p -= lr_now g, buf untouched).

@@ -11,6 +11,7 @@
 #define CUVAE_MAX_GRAPH_LAYERS 32   // layers of an encoder / decoder given as layer objects
 #define LAYER_MAX_OPTIONS 6
 #define LAYER_MAX_ARGS 3
+#define MAX_MADE_MASKS 64     // model.masks of a MADE
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
@@ -79,6 +80,8 @@ typedef struct {
         // made: model.network (masked_linear layers and activations, widths expanded) is held
         // in decoder_layers (there is no encoder, latent_dim is 0), and the input ordering
         Ordering ordering;               // natural (pixel order) | random (seeded by train.seed)
+        int masks;                       // mask sets (default 1): > 1 trains each step with the next
+                                         // set (connectivity-agnostic) and evaluates their ensemble
         OutputKind output;               // bernoulli (logits) | gaussian (identity)
         struct {                         // vq_vae: model.codebook
             int size;                    // K codes of latent_dim values each

@@ -138,6 +138,9 @@ void launch_vq_quantize(float *zqt, float *loss_row, const float *zt, const floa
 void launch_vq_backward(float *dzt, float *dcodebook, const float *dzqt, const float *zt,
                         const float *codebook, const int32_t *codes, int N, int K, int D,
                         float commit_coef, float codebook_coef, cudaStream_t stream);
+// dst (n) = bank row (state->step mod n_slices) (kernels/select_slice.cu).
+void launch_select_slice(float *dst, const float *bank, size_t n, int n_slices, const StepState *state,
+                         cudaStream_t stream);
 void launch_vq_restart_dead(float *codebook, float *counts, float *sums, const float *zt, int N, int K,
                             int D, float threshold, uint64_t seed, const StepState *state, cudaStream_t stream);
 void launch_vq_ema_update(float *codebook, float *counts, float *sums, const float *zt,

@@ -66,6 +66,9 @@ typedef struct {
     // made (model_made.c): no encoder, heads or latent (latent_dim 0); decoder_net is the
     // masked network "net" from the pixels x to their logits.
     bool autoregressive;
+    int made_masks;                          // mask sets (model.masks)
+    float *made_mask_bank;                   // (made_masks, n_buffers) when made_masks > 1
+    float *made_saved_masks;                 // (n_buffers) the masks in use, kept around an ensemble
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -190,11 +193,21 @@ void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
 // made (model_made.c). The network of model.network over (input_dim) with its checks
 // (masked_linear and activations only, ending in input_dim logits); buffers from buffer_base.
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen);
-// degree (D): 1 + the position of each pixel in the ordering (model.ordering, seeded).
-void model_made_input_degrees(const Config *cfg, int32_t *degree);
-// Writes every masked_linear layer's mask into the host buffer region (model_init_params).
+// degree (D): 1 + the position of each pixel in mask set `set`'s ordering (model.ordering, seeded).
+void model_made_input_degrees(const Config *cfg, int set, int32_t *degree);
+// Writes mask set 0 of every masked_linear layer into the host buffer region (model_init_params).
 void model_made_masks(const Model *m, float *buffers);
-// n binary samples (n, D) (host), drawn pixel by pixel in the ordering (D forward passes).
+// model.masks > 1: the device bank of every mask set (model_create), and its release.
+void model_made_alloc(Model *m);
+void model_made_free(Model *m);
+// Training (inside the step): the layers' masks = set (state->step mod masks), on the device.
+void model_made_select_step_masks(Model *m);
+// The layers' masks = bank set `set` (a device copy; outside the step).
+void model_made_use_set(Model *m, int set);
+// From m->x (B rows): rec_row = -log p(x) per example, of the ensemble of all mask sets
+// (one forward per set; the masks in use are restored), or of the one mask.
+void model_made_ensemble_loss(Model *m, int B);
+// n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes).
 void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
