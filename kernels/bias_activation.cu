@@ -6,6 +6,7 @@
 // math is layer_math.h's. Also the layer graph's standalone activation ops:
 //   activation_forward:  y = act(x) with any leaky_relu slope (out of place)
 //   activation_gradient: dx = dy act'(.) through the output y
+//   multiply, add:       y = a * b, y = a + b (masked weights, residual connections)
 // bias_grad is deterministic without float atomics: one block owns 32 columns;
 // thread (tx, ty) sums rows ty, ty + 16, ty + 32, ... of column tx in order,
 // then the 16 partial sums of a column are added by a fixed shared-memory tree.
@@ -63,6 +64,12 @@ __global__ void multiply_kernel(float *y, const float *a, const float *b, size_t
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         y[i] = a[i] * b[i];
+}
+
+__global__ void add_kernel(float *y, const float *a, const float *b, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = a[i] + b[i];
 }
 
 #define BIAS_GRAD_COLS 32   // columns per block (one warp wide: coalesced row reads)
@@ -144,5 +151,12 @@ extern "C" void launch_multiply(float *y, const float *a, const float *b, size_t
     if (n == 0) return;
     const int block_size = 256;
     multiply_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(y, a, b, n);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void launch_add(float *y, const float *a, const float *b, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    const int block_size = 256;
+    add_kernel<<<grid_for(n, block_size), block_size, 0, stream>>>(y, a, b, n);
     CUDA_CHECK(cudaGetLastError());
 }

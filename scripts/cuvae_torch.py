@@ -13,10 +13,13 @@ The model is built from the config cuvae stores inside the checkpoint:
     linears; the activation in between), as cuvae names them;
   - heads mu and logvar (nn.Linear) between them; for a vq_vae the quantizer instead
     (quantizer.embedding: nn.Embedding(K, D), its EMA statistics as buffers);
-  - a made: one nn.Sequential `net` of MaskedLinear (an nn.Linear with a `mask` buffer,
-    forward F.linear(x, W * mask, b)) and activations: net.0.weight, net.0.mask, ...
+  - a made: one nn.Sequential `network` of MaskedLinear (an nn.Linear with a `mask` buffer,
+    forward F.linear(x, W * mask, b)) and activations: network.0.weight, network.0.mask, ...;
+  - a pixelcnn: `network` of MaskedConv2d (type A / B, the mask a buffer), nn.Conv2d 1x1,
+    activations and Residual entries (a LayerList: an nn.ModuleList whose forward adds the
+    skipped input back, with nn.Sequential's names);
 model.encode(x) -> (mu, logvar or None), for a VQ-VAE (codes, z_e); model.decode(z) -> logits or
-values (N, input_dim) (a VQ-VAE decodes its codes); a MADE: model(x) -> the logits (N, input_dim)
+values (N, input_dim) (a VQ-VAE decodes its codes); a MADE or PixelCNN: model(x) -> the logits (N, input_dim)
 of p(x_d = 1 | x_<d), model.log_prob(x) -> log p(x) (N,) in nats;
 x is (N, input_dim) in [0, 1]. cuvae does not store PyTorch's num_batches_tracked
 counters (unused when momentum is set, as here); load() fills them with 0 so the
@@ -79,7 +82,47 @@ class MaskedLinear(nn.Linear):
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
 
-KINDS = ("linear", "masked_linear", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh", "sigmoid",
+class MaskedConv2d(nn.Conv2d):
+    """{"masked_conv2d_a": N, "kernel": k} / {"masked_conv2d_b": ...}: PixelCNN's stride-1
+    convolution whose weight is multiplied by a fixed mask (a buffer): kernel rows above the
+    centre and the centre row left of it, and for type B the centre itself."""
+
+    def __init__(self, in_channels, out_channels, kernel, padding, type_b):
+        super().__init__(in_channels, out_channels, kernel, padding=padding)
+        mask = torch.zeros(out_channels, in_channels, kernel, kernel)
+        c = kernel // 2
+        mask[:, :, :c, :] = 1
+        mask[:, :, c, :c + (1 if type_b else 0)] = 1
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class Residual(nn.Module):
+    """{"residual": n}: adds the input of the layer n positions back (no parameters)."""
+
+    def __init__(self, span):
+        super().__init__()
+        self.span = span
+
+    def extra_repr(self):
+        return f"adds the input of the layer {self.span} back"
+
+
+class LayerList(nn.ModuleList):
+    """A cuvae layer list: the layers in order (state_dict names network.0.weight, ... as
+    nn.Sequential's), with residual connections."""
+
+    def forward(self, x):
+        inputs = []
+        for i, layer in enumerate(self):
+            inputs.append(x)
+            x = x + inputs[i - layer.span] if isinstance(layer, Residual) else layer(x)
+        return x
+
+
+KINDS = ("linear", "masked_linear", "masked_conv2d_a", "masked_conv2d_b", "residual", "conv2d", "conv_transpose2d", "batch_norm", "relu", "leaky_relu", "tanh", "sigmoid",
          "flatten", "reshape")
 # cuvae's defaults (PyTorch's): what a hand-written config may leave out
 DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "momentum": 0.1, "eps": 1e-5}
@@ -124,6 +167,13 @@ def build_sequential(specs, shape):
                 q = spec["output_padding"]
                 modules.append(nn.ConvTranspose2d(c, value, k, stride=s, padding=p, output_padding=q))
                 shape = (value, (h - 1) * s - 2 * p + k + q, (w - 1) * s - 2 * p + k + q)
+        elif kind in ("masked_conv2d_a", "masked_conv2d_b"):
+            k = spec["kernel"]
+            p = spec.get("padding", (k - 1) // 2)
+            modules.append(MaskedConv2d(shape[0], value, k, p, kind == "masked_conv2d_b"))
+            shape = (value,) + tuple(shape[1:])
+        elif kind == "residual":
+            modules.append(Residual(value))
         elif kind == "batch_norm":
             norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
             modules.append(norm(shape[0], eps=spec["eps"], momentum=spec["momentum"]))
@@ -141,6 +191,8 @@ def build_sequential(specs, shape):
         elif kind == "reshape":
             modules.append(Reshape(value))
             shape = tuple(value)
+    if any(isinstance(m, Residual) for m in modules):
+        return LayerList(modules), shape
     return nn.Sequential(*modules), shape
 
 
@@ -188,10 +240,11 @@ class CuvaeModel(nn.Module):
         self.cfg = cfg
         self.variational = m["kind"] in ("vae", "cvae")
         self.vq = m["kind"] == "vq_vae"
-        self.made = m["kind"] == "made"
+        self.made = m["kind"] in ("made", "pixelcnn")   # autoregressive: log_prob(x) is exact
         self.input_dim = m["input_dim"]
         if self.made:   # one masked network from the pixels to their logits
-            self.net, _ = build_sequential(m["network"], (m["input_dim"],))
+            self.net_shape = input_shape(m["input_dim"]) if m["kind"] == "pixelcnn" else (m["input_dim"],)
+            self.network, _ = build_sequential(m["network"], self.net_shape)
             return
         self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z
         self.input_dim = m["input_dim"]
@@ -224,12 +277,12 @@ class CuvaeModel(nn.Module):
     def forward(self, x):
         """A MADE: x (N, input_dim) binary -> logits (N, input_dim), output d seeing x_<d only."""
         if not self.made:
-            raise TypeError("forward(x) is a MADE's; a VAE has encode() and decode()")
-        return self.net(x)
+            raise TypeError("forward(x) is a MADE's or a PixelCNN's; a VAE has encode() and decode()")
+        return self.network(x.reshape((x.shape[0],) + self.net_shape)).reshape(x.shape[0], self.input_dim)
 
     def log_prob(self, x):
         """A MADE: the exact log p(x) (N,) in nats of binary x (N, input_dim)."""
-        return -nn.functional.binary_cross_entropy_with_logits(self.net(x), x, reduction="none").sum(1)
+        return -nn.functional.binary_cross_entropy_with_logits(self.forward(x), x, reduction="none").sum(1)
 
     def encode(self, x, y=None):
         """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder); a VQ-VAE:

@@ -563,6 +563,12 @@ static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, con
     }
 }
 
+static void cpu_add(Backend *be, float *y, const float *a, const float *b, size_t n) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
 static void cpu_select_slice(Backend *be, float *dst, const float *bank, size_t n, int n_slices,
                              const StepState *state) {
     (void)be;
@@ -868,6 +874,7 @@ Backend *backend_cpu_create(void) {
     be->activation_forward = cpu_activation_forward;
     be->activation_gradient = cpu_activation_gradient;
     be->multiply = cpu_multiply;
+    be->add = cpu_add;
     be->select_slice = cpu_select_slice;
     be->im2col = cpu_im2col;
     be->col2im = cpu_col2im;

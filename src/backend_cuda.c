@@ -295,6 +295,10 @@ static void cuda_activation_gradient(Backend *be, float *dx, const float *dy, co
     launch_activation_gradient(dx, dy, y, n, (int)act, slope, impl_of(be)->stream);
 }
 
+static void cuda_add(Backend *be, float *y, const float *a, const float *b, size_t n) {
+    launch_add(y, a, b, n, impl_of(be)->stream);
+}
+
 static void cuda_select_slice(Backend *be, float *dst, const float *bank, size_t n, int n_slices,
                               const StepState *state) {
     launch_select_slice(dst, bank, n, n_slices, state, impl_of(be)->stream);
@@ -566,6 +570,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->activation_forward = cuda_activation_forward;
     be->activation_gradient = cuda_activation_gradient;
     be->multiply = cuda_multiply;
+    be->add = cuda_add;
     be->select_slice = cuda_select_slice;
     be->im2col = cuda_im2col;
     be->col2im = cuda_col2im;

@@ -21,7 +21,7 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made"};
+static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"};
 static const char *const ordering_names[] = {"natural", "random"};
 static const char *const made_only_keys[] = {"network", "ordering", "masks"};
 static const char *const condition_names[] = {"none", "label"};
@@ -67,6 +67,8 @@ const char *activation_name(Activation a) {
     if ((int)a < 0 || (int)a >= COUNT(activation_names)) return "invalid";
     return activation_names[a];
 }
+
+bool model_kind_autoregressive(ModelKind k) { return k == MODEL_MADE || k == MODEL_PIXELCNN; }
 
 const char *model_kind_name(ModelKind k) {
     if ((int)k < 0 || (int)k >= COUNT(kind_names)) return "invalid";
@@ -461,20 +463,35 @@ static int check_plain_name(const Ctx *c, const char *path, const char *s) {
 // ----------------------------------------------------------------------------
 // the schema
 
-// model.* of kind "made" (Germain et al. 2015): input_dim, network (hidden widths with
-// model.activation, expanded here to [masked_linear w, act, ..., masked_linear input_dim],
-// or a list of masked_linear / activation layers), ordering, output bernoulli.
-static int parse_made_model(Config *cfg, const cJSON *model, const Ctx *c) {
+// model.* of the autoregressive kinds. "made" (Germain et al. 2015): input_dim, network
+// (hidden widths with model.activation, expanded here to [masked_linear w, act, ...,
+// masked_linear input_dim], or a list of masked_linear / activation layers), ordering, masks,
+// output bernoulli. "pixelcnn" (van den Oord et al. 2016): input_dim, network (a layer list).
+static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const latent_keys[] = {"encoder", "latent_dim", "decoder", "condition", "codebook"};
+    const char *kind = kind_names[cfg->model.kind];
+    const bool made = cfg->model.kind == MODEL_MADE;
     for (int k = 0; k < COUNT(latent_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, latent_keys[k]))
-            return fail(c, "model", "kind \"made\" has no \"%s\": it is one autoregressive network, "
-                        "model.network (e.g. [500])", latent_keys[k]);
+            return fail(c, "model", "kind \"%s\" has no \"%s\": it is one autoregressive network, "
+                        "model.network (%s)", kind, latent_keys[k],
+                        made ? "e.g. [500]" : "masked convolutions, see the README");
+    if (!made) {
+        static const char *const made_keys[] = {"ordering", "masks", "activation"};
+        for (int k = 0; k < COUNT(made_keys); k++)
+            if (cJSON_GetObjectItemCaseSensitive(model, made_keys[k]))
+                return fail(c, "model", "\"%s\" is not a key of kind \"pixelcnn\" (%s)", made_keys[k],
+                            k < 2 ? "its order is the raster order, fixed by its masked convolutions"
+                                  : "its network names its activations as layers");
+    }
     if (get_int(c, model, "model", "input_dim", 1, 2, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
     if (get_layers_or_widths(c, model, "model", "network", 1, widths, &n_widths, cfg->model.decoder_layers,
                              &cfg->model.n_decoder_layers))
         return -1;
+    if (!made && cfg->model.n_decoder_layers == 0)
+        return fail(c, "model.network", "kind \"pixelcnn\" needs a layer list, e.g. [{\"masked_conv2d_a\": 64, "
+                    "\"kernel\": 7}, \"relu\", ..., {\"conv2d\": 1, \"kernel\": 1}]");
     int choice = 0;   // "relu" in the list below
     if (cfg->model.n_decoder_layers > 0 && cJSON_GetObjectItemCaseSensitive(model, "activation"))
         return fail(c, "model.activation", "unused: model.network is a layer list, which names its "
@@ -512,7 +529,7 @@ static int parse_made_model(Config *cfg, const cJSON *model, const Ctx *c) {
     choice = OUTPUT_BERNOULLI;
     if (get_choice(c, model, "model", "output", output_names, COUNT(output_names), &choice)) return -1;
     if (choice != OUTPUT_BERNOULLI)
-        return fail(c, "model.output", "kind \"made\" models binary pixels: only \"bernoulli\"");
+        return fail(c, "model.output", "kind \"%s\" models binary pixels: only \"bernoulli\"", kind);
     cfg->model.output = OUTPUT_BERNOULLI;
     char problem[700];   // layers and shapes, before anything is allocated
     if (model_check_networks(cfg, problem, sizeof problem) != 0)
@@ -528,7 +545,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     int choice;
     for (int k = 0; k < COUNT(made_only_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
-            return fail(c, "model", "\"%s\" is for kind \"made\" (got \"%s\")", made_only_keys[k],
+            return fail(c, "model", "\"%s\" is for kind \"made\" or \"pixelcnn\" (got \"%s\")", made_only_keys[k],
                         kind_names[cfg->model.kind]);
     if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,
@@ -696,8 +713,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     choice = MODEL_VAE;
     if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
     cfg->model.kind = (ModelKind)choice;
-    if (cfg->model.kind == MODEL_MADE) {
-        if (parse_made_model(cfg, model, c)) return -1;
+    if (model_kind_autoregressive(cfg->model.kind)) {
+        if (parse_autoregressive_model(cfg, model, c)) return -1;
     } else if (parse_latent_model(cfg, model, c)) {
         return -1;
     }
@@ -762,28 +779,29 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (cfg->loss.free_bits > 0)
             return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
     }
-    if ((cfg->model.kind == MODEL_VQ_VAE || cfg->model.kind == MODEL_MADE) && loss) {
+    if ((cfg->model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg->model.kind)) && loss) {
         static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};
         for (int k = 0; k < COUNT(kl_keys); k++)
             if (cJSON_GetObjectItemCaseSensitive(loss, kl_keys[k])) {
                 char path[64];
                 snprintf(path, sizeof path, "loss.%s", kl_keys[k]);
-                if (cfg->model.kind == MODEL_MADE)
-                    return fail(c, path, "a MADE has no KL term (its loss is the exact -log p(x), the sum "
-                                "of the per-pixel Bernoulli terms)");
+                if (model_kind_autoregressive(cfg->model.kind))
+                    return fail(c, path, "kind \"%s\" has no KL term (its loss is the exact -log p(x), the sum "
+                                "of the per-pixel Bernoulli terms)", kind_names[cfg->model.kind]);
                 return fail(c, path, "a VQ-VAE has no KL term (its loss is rec + ||sg[z_e] - e||^2 + beta "
                             "||z_e - sg[e]||^2; beta is model.codebook.beta)");
             }
     }
-    if (cfg->model.kind == MODEL_MADE) {   // the loss is the exact NLL: sum of per-pixel BCE
+    if (model_kind_autoregressive(cfg->model.kind)) {   // the loss is the exact NLL: sum of per-pixel BCE
+        const char *kind = kind_names[cfg->model.kind];
         if (cfg->loss.reconstruction != REC_BCE)
-            return fail(c, "loss.reconstruction", "kind \"made\" is trained on its exact -log p(x): only \"bce\"");
+            return fail(c, "loss.reconstruction", "kind \"%s\" is trained on its exact -log p(x): only \"bce\"", kind);
         if (cfg->loss.reduction != REDUCTION_SUM)
-            return fail(c, "loss.reduction", "kind \"made\" is trained on its exact -log p(x): only \"sum\" "
-                        "(nats per image)");
+            return fail(c, "loss.reduction", "kind \"%s\" is trained on its exact -log p(x): only \"sum\" "
+                        "(nats per image)", kind);
         if (cfg->data.binarize == BINARIZE_NONE)
-            return fail(c, "data.binarize", "kind \"made\" models binary pixels: set \"static\" or "
-                        "\"dynamic\" (the test set is binarized once, seeded, either way)");
+            return fail(c, "data.binarize", "kind \"%s\" models binary pixels: set \"static\" or "
+                        "\"dynamic\" (the test set is binarized once, seeded, either way)", kind);
     }
     if (cfg->model.kind == MODEL_AE &&
         (cfg->loss.has_capacity || cfg->loss.free_bits > 0 || cfg->loss.kl_warmup_epochs > 0))
@@ -949,9 +967,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
     }
     // the importance-weighted bound needs a likelihood: refuse now, not after training
-    if (cfg->eval.iw_samples > 0 && cfg->model.kind == MODEL_MADE)
-        return fail(c, "eval.iw_samples", "kind \"made\" has an exact -log p(x) (its test loss); nothing to "
-                    "estimate");
+    if (cfg->eval.iw_samples > 0 && model_kind_autoregressive(cfg->model.kind))
+        return fail(c, "eval.iw_samples", "kind \"%s\" has an exact -log p(x) (its test loss); nothing to "
+                    "estimate", kind_names[cfg->model.kind]);
     if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE))
         return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
                     kind_names[cfg->model.kind]);
@@ -1305,12 +1323,14 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
     text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
-    if (cfg->model.kind == MODEL_MADE) {   // one network, the widths written out as its layers
+    if (model_kind_autoregressive(cfg->model.kind)) {   // one network (a made's widths written out as layers)
         text_appendf(&t, ",\n    \"network\": ");
         text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
-        text_appendf(&t, ",\n    \"ordering\": \"%s\"",
-                    name_of(ordering_names, COUNT(ordering_names), cfg->model.ordering));
-        text_appendf(&t, ",\n    \"masks\": %d", cfg->model.masks);
+        if (cfg->model.kind == MODEL_MADE) {
+            text_appendf(&t, ",\n    \"ordering\": \"%s\"",
+                        name_of(ordering_names, COUNT(ordering_names), cfg->model.ordering));
+            text_appendf(&t, ",\n    \"masks\": %d", cfg->model.masks);
+        }
         text_appendf(&t, ",\n    \"output\": \"bernoulli\"\n  }");
     } else {
         text_appendf(&t, ",\n    \"encoder\": ");
@@ -1350,7 +1370,7 @@ char *config_to_json(const Config *cfg) {
                 name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
     text_appendf(&t, ",\n    \"w_rec\": ");
     text_double(&t, cfg->loss.w_rec);
-    if (cfg->model.kind != MODEL_VQ_VAE && cfg->model.kind != MODEL_MADE) {   // no KL term in these
+    if (cfg->model.kind != MODEL_VQ_VAE && !model_kind_autoregressive(cfg->model.kind)) {   // no KL term in these
         text_appendf(&t, ",\n    \"w_kl\": ");
         text_double(&t, cfg->loss.w_kl);
         text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");

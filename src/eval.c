@@ -341,8 +341,8 @@ LossUnits loss_units(const Config *cfg) {
         u.rec_long = mean ? "mean squared error per pixel (not nats: a Gaussian likelihood needs its sigma)"
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
-    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_MADE;
-    u.exact_nll = cfg->model.kind == MODEL_MADE;
+    u.exact_nll = model_kind_autoregressive(cfg->model.kind);
+    u.has_kl = cfg->model.kind != MODEL_AE && !u.exact_nll;
     if (u.exact_nll)
         u.rec_long = "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
     if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not

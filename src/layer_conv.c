@@ -8,6 +8,12 @@
 //                     y (B, C_out, H, W) = col2im(col) + bias
 // Weights (C_out, C_in, k, k) and (C_in, C_out, k, k) as PyTorch stores them;
 // init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with PyTorch's fan_in = size(1) k k.
+// Also PixelCNN's masked convolutions (van den Oord et al. 2016), {"masked_conv2d_a": C_out,
+// "kernel": k} and {"masked_conv2d_b": ...}: a stride-1 conv2d whose weight is multiplied by a
+// fixed mask (a saved buffer (C_out, C_in, k, k)) keeping the kernel rows above the centre and
+// the centre row left of it -- type A without the centre, type B with it -- so output (i, j)
+// sees only pixels before (i, j) in raster order (A) or up to it (B); padding defaults to
+// (k - 1) / 2, keeping the image size.
 #include "cuvae/layer_kind.h"
 
 #include <math.h>
@@ -128,13 +134,13 @@ static void conv_init(const NetLayer *layer, float *params, float *buffers, Rng 
     for (size_t k = 0; k < layer->n_params; k++) params[k] = rng_uniform_range(rng, -bound, bound);
 }
 
-static void conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+// y = conv(x) with weights W (C_out, C k k), the bias from the parameters.
+static void conv2d_forward_with(NetLayer *layer, const NetRun *run, const float *W, const float *x, float *y) {
     Backend *be = run->be;
     const ConvConf *c = &layer->conf.conv;
     const ConvGeometry g = c->geometry;
     const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
-    const float *W = run->params + layer->param_offset;                // (C_out, C k k)
-    const float *bias = W + (size_t)c->out_channels * rows;             // (C_out)
+    const float *bias = run->params + layer->param_offset + (size_t)c->out_channels * rows;   // (C_out)
     be->im2col(be, run->col, x, g, B);                                  // (C k k, B S)
     be->gemm(be, false, false, c->out_channels, columns, rows, 1.0f, W, rows, run->col, columns, 0.0f,
              run->swap, columns);                                       // (C_out, B S)
@@ -142,14 +148,17 @@ static void conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, f
     be->channel_bias_forward(be, y, bias, B, c->out_channels, S);
 }
 
-static void conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
-                            const float *dy, float *dx) {
-    (void)y;
+static void conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    conv2d_forward_with(layer, run, run->params + layer->param_offset, x, y);
+}
+
+// dW, dbias (overwritten) and, if dx != NULL, dx through weights W (C_out, C k k).
+static void conv2d_backward_with(NetLayer *layer, const NetRun *run, const float *W, const float *x,
+                                 const float *dy, float *dx) {
     Backend *be = run->be;
     const ConvConf *c = &layer->conf.conv;
     const ConvGeometry g = c->geometry;
     const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
-    const float *W = run->params + layer->param_offset;
     float *dW = run->grads + layer->param_offset;                       // (C_out, C k k)
     float *dbias = dW + (size_t)c->out_channels * rows;
     be->swap_leading_axes(be, run->swap, dy, B, c->out_channels, S);   // dy' (C_out, B S)
@@ -161,6 +170,12 @@ static void conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, 
     be->gemm(be, true, false, rows, columns, c->out_channels, 1.0f, W, rows, run->swap, columns, 0.0f,
              run->col, columns);                                        // dcol (C k k, B S)
     be->col2im(be, dx, run->col, g, B);
+}
+
+static void conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                            const float *dy, float *dx) {
+    (void)y;
+    conv2d_backward_with(layer, run, run->params + layer->param_offset, x, dy, dx);
 }
 
 static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
@@ -199,7 +214,109 @@ static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const 
 }
 
 const LayerKind layer_conv2d = {"conv2d", false, conv2d_check, conv2d_build, conv_init, conv2d_forward,
-                                conv2d_backward};
+                                conv2d_backward, false};
 const LayerKind layer_conv_transpose2d = {"conv_transpose2d", false, conv_transpose2d_check,
                                           conv_transpose2d_build, conv_init, conv_transpose2d_forward,
-                                          conv_transpose2d_backward};
+                                          conv_transpose2d_backward, false};
+
+// ---- masked convolutions (PixelCNN) --------------------------------------------
+
+static const OptionRule masked_conv2d_rules[] = {
+    {"kernel", true, 0, 1, 63, true},
+    {"padding", false, 0, 0, 31, true},   // default (kernel - 1) / 2, the same size (set below)
+};
+
+static int masked_conv2d_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
+    if (layer_check_args(spec, 1, 1, true, 1, 1 << 16, "the output channels", msg, msglen)) return -1;
+    const double k_given = layer_spec_option(spec, "kernel", 0);
+    if (isnan(layer_spec_option(spec, "padding", NAN)) && k_given >= 1 && k_given == floor(k_given) &&
+        spec->n_options < LAYER_MAX_OPTIONS) {   // the default padding, written out in the effective config
+        snprintf(spec->option_keys[spec->n_options], sizeof spec->option_keys[0], "padding");
+        spec->option_values[spec->n_options++] = floor((k_given - 1) / 2);
+    }
+    if (layer_apply_options(spec, masked_conv2d_rules, 2, key, keylen, msg, msglen)) return -1;
+    const int k = (int)layer_spec_option(spec, "kernel", 1);
+    if (k % 2 == 0) {
+        snprintf(key, keylen, "kernel");
+        snprintf(msg, msglen, "must be odd (the mask is centred on a pixel), got %d", k);
+        return -1;
+    }
+    return 0;
+}
+
+static int masked_conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    if (needs_image(layer, msg, msglen)) return -1;
+    ConvConf *c = &layer->conf.conv;
+    ConvGeometry *g = &c->geometry;
+    c->in_channels = layer->in.dim[0];
+    c->out_channels = (int)spec->args[0];
+    g->C = layer->in.dim[0];
+    g->H = layer->in.dim[1];
+    g->W = layer->in.dim[2];
+    g->kernel = (int)layer_spec_option(spec, "kernel", 1);
+    g->stride = 1;
+    g->padding = (int)layer_spec_option(spec, "padding", (g->kernel - 1) / 2);
+    g->OH = g->H + 2 * g->padding - g->kernel + 1;
+    g->OW = g->W + 2 * g->padding - g->kernel + 1;
+    if (g->OH != g->H || g->OW != g->W) {
+        snprintf(msg, msglen, "kernel %d with padding %d changes the image size (%d, %d) to (%d, %d); a masked "
+                 "convolution keeps it (padding (kernel - 1) / 2 = %d)", g->kernel, g->padding, g->H, g->W,
+                 g->OH, g->OW, (g->kernel - 1) / 2);
+        return -1;
+    }
+    layer->out.rank = 3;
+    layer->out.dim[0] = c->out_channels;
+    layer->out.dim[1] = g->OH;
+    layer->out.dim[2] = g->OW;
+    add_conv_tensors(layer, c->out_channels, c->in_channels, g->kernel, c->out_channels);
+    int64_t mask[4] = {c->out_channels, c->in_channels, g->kernel, g->kernel};
+    layer_add_tensor(layer, "mask", true, 4, mask);
+    size_t grid = (size_t)g->OH * g->OW;
+    layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
+    layer->swap_floats = (size_t)c->out_channels * grid;
+    layer->state_floats = (size_t)c->out_channels * c->in_channels * g->kernel * g->kernel;   // W * mask
+    layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;
+    return 0;
+}
+
+// The weights as conv2d's, the mask: kernel position (i, j) kept when it comes before the
+// centre c in raster order (i < c, or i == c and j < c), and the centre itself for type B.
+static void masked_conv2d_init(const NetLayer *layer, float *params, float *buffers, Rng *rng, bool type_b) {
+    conv_init(layer, params, buffers, rng);
+    const int k = layer->conf.conv.geometry.kernel, centre = k / 2;
+    const size_t taps = (size_t)k * k;
+    for (size_t p = 0; p < layer->n_buffers; p++) {
+        const int i = (int)(p % taps) / k, j = (int)(p % taps) % k;
+        const bool before = i < centre || (i == centre && j < centre);
+        buffers[p] = before || (type_b && i == centre && j == centre) ? 1.0f : 0.0f;
+    }
+}
+
+static void masked_conv2d_a_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    masked_conv2d_init(layer, params, buffers, rng, false);
+}
+
+static void masked_conv2d_b_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    masked_conv2d_init(layer, params, buffers, rng, true);
+}
+
+static void masked_conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    const float *W = run->params + layer->param_offset, *mask = run->buffers + layer->buffer_offset;
+    run->be->multiply(run->be, layer->state, W, mask, layer->state_floats);   // W * mask, kept for backward
+    conv2d_forward_with(layer, run, layer->state, x, y);
+}
+
+static void masked_conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                                   const float *dy, float *dx) {
+    (void)y;
+    conv2d_backward_with(layer, run, layer->state, x, dy, dx);
+    float *dW = run->grads + layer->param_offset;
+    run->be->multiply(run->be, dW, dW, run->buffers + layer->buffer_offset, layer->state_floats);
+}
+
+const LayerKind layer_masked_conv2d_a = {"masked_conv2d_a", false, masked_conv2d_check, masked_conv2d_build,
+                                         masked_conv2d_a_init, masked_conv2d_forward, masked_conv2d_backward,
+                                         false};
+const LayerKind layer_masked_conv2d_b = {"masked_conv2d_b", false, masked_conv2d_check, masked_conv2d_build,
+                                         masked_conv2d_b_init, masked_conv2d_forward, masked_conv2d_backward,
+                                         false};

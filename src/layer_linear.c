@@ -59,4 +59,4 @@ static void linear_backward(NetLayer *layer, const NetRun *run, const float *x, 
 }
 
 const LayerKind layer_linear = {"linear", false, linear_check, linear_build, linear_init, linear_forward,
-                                linear_backward};
+                                linear_backward, false};

@@ -72,4 +72,5 @@ static void masked_linear_backward(NetLayer *layer, const NetRun *run, const flo
 }
 
 const LayerKind layer_masked_linear = {"masked_linear", false, masked_linear_check, masked_linear_build,
-                                       masked_linear_init, masked_linear_forward, masked_linear_backward};
+                                       masked_linear_init, masked_linear_forward, masked_linear_backward,
+                                       false};

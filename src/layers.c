@@ -19,6 +19,9 @@ static const LayerKind *const registered_kinds[] = {
     &layer_flatten,
     &layer_reshape,
     &layer_masked_linear,
+    &layer_residual,
+    &layer_masked_conv2d_a,
+    &layer_masked_conv2d_b,
 };
 #define N_KINDS ((int)(sizeof registered_kinds / sizeof registered_kinds[0]))
 

@@ -94,7 +94,7 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
-    if (cfg->model.kind == MODEL_MADE) {
+    if (model_kind_autoregressive(cfg->model.kind)) {
         int rc = model_made_build(net, cfg, 0, err, errlen);
         free(net);
         return rc;
@@ -168,8 +168,8 @@ static int build_latent_model(Model *m, const Config *cfg, char *err, size_t err
     return 0;
 }
 
-// kind "made" (model_made.c): one masked network from the pixels to their logits,
-// no latent, no heads.
+// kinds "made" and "pixelcnn" (model_made.c): one masked network from the pixels to their
+// logits, no latent, no heads.
 static int build_made_model(Model *m, const Config *cfg, char *err, size_t errlen) {
     m->autoregressive = true;
     m->head = -1;
@@ -198,7 +198,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
     if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
 
-    int built = cfg->model.kind == MODEL_MADE ? build_made_model(m, cfg, err, errlen)
+    int built = model_kind_autoregressive(cfg->model.kind) ? build_made_model(m, cfg, err, errlen)
                                               : build_latent_model(m, cfg, err, errlen);
     if (built != 0) return -1;
     const int C = m->n_classes;
@@ -350,7 +350,7 @@ void model_init_params(Model *m, uint64_t seed) {
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
     }
     if (m->decoder_net) network_init(m->decoder_net, host, buffers, &rng);
-    if (m->autoregressive) model_made_masks(m, buffers);
+    if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, buffers);   // (a PixelCNN's masks are its layers')
     model_set_params(m, host);
     model_set_buffers(m, buffers);
     free(host);

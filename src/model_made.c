@@ -1,4 +1,7 @@
-// model_made.c: kind "made" -- the masked autoencoder for distribution estimation
+// model_made.c: the autoregressive kinds. "pixelcnn" (van den Oord et al. 2016): a network of
+// masked convolutions over the image (layer_conv.c), its output (i, j) the logit of pixel (i, j)
+// given the pixels before it in raster order; it shares everything below with MADE but the
+// masks, which are its layers' own. Kind "made" -- the masked autoencoder for distribution estimation
 // (Germain et al. 2015, deck 004): one network of masked_linear layers and
 // activations over the binary pixels x (B, D), whose output d is the logit of
 // p(x_d = 1 | x_<d) in the input ordering, so that -log p(x) = sum_d BCE(logit_d, x_d)
@@ -28,11 +31,59 @@ static bool is_activation(const LayerKind *kind) {
            kind == layer_kind_find("tanh") || kind == layer_kind_find("sigmoid");
 }
 
+// A PixelCNN's network: masked convolutions (the first one type A), 1x1 stride-1 convolutions,
+// residual connections and activations -- every layer that mixes positions is masked -- ending
+// in one channel of logits over the image.
+static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size_t errlen) {
+    const LayerKind *a = layer_kind_find("masked_conv2d_a"), *b = layer_kind_find("masked_conv2d_b");
+    const LayerKind *conv = layer_kind_find("conv2d"), *residual = layer_kind_find("residual");
+    bool seen_mask = false;
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        const ConvGeometry *g = &layer->conf.conv.geometry;
+        if (layer->kind == a || layer->kind == b) {
+            if (!seen_mask && layer->kind == b)
+                return set_error(err, errlen, "model.network[%d] (masked_conv2d_b): the first masked convolution "
+                                 "must be type A (masked_conv2d_a), which hides each pixel from its own output",
+                                 i);
+            seen_mask = true;
+        } else if (layer->kind == conv) {
+            if (g->kernel != 1 || g->stride != 1 || g->padding != 0)
+                return set_error(err, errlen, "model.network[%d] (conv2d): a PixelCNN's plain convolutions must be "
+                                 "1x1 (kernel 1, stride 1, padding 0): a wider one sees later pixels; use "
+                                 "masked_conv2d_b", i);
+        } else if (layer->kind != residual && !is_activation(layer->kind)) {
+            return set_error(err, errlen, "model.network[%d] (%s): a PixelCNN is masked convolutions, 1x1 "
+                             "convolutions, residual connections and activations only", i, layer->kind->name);
+        }
+    }
+    if (!seen_mask)
+        return set_error(err, errlen, "model.network: needs a masked convolution (masked_conv2d_a first)");
+    TensorShape want = model_input_shape(cfg->model.input_dim);
+    const NetLayer *last = &net->layers[net->n_layers - 1];
+    if (memcmp(&net->out, &want, sizeof want) != 0 || is_activation(last->kind)) {
+        char got[48];
+        tensor_shape_format(net->out, got, sizeof got);
+        return set_error(err, errlen, "model.network: must end in one channel of logits (1, %d, %d), e.g. "
+                         "{\"conv2d\": 1, \"kernel\": 1}; it ends in %s (%s)", want.dim[1], want.dim[2], got,
+                         last->kind->name);
+    }
+    return 0;
+}
+
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen) {
+    const bool pixelcnn = cfg->model.kind == MODEL_PIXELCNN;
     TensorShape in = {1, {cfg->model.input_dim, 0, 0}};
-    if (network_build(net, "net", cfg->model.decoder_layers, cfg->model.n_decoder_layers, in, 0, buffer_base,
+    if (pixelcnn) {
+        in = model_input_shape(cfg->model.input_dim);
+        if (in.rank != 3)
+            return set_error(err, errlen, "model.input_dim: %d is not a square image; a PixelCNN needs one",
+                             cfg->model.input_dim);
+    }
+    if (network_build(net, "network", cfg->model.decoder_layers, cfg->model.n_decoder_layers, in, 0, buffer_base,
                       err, errlen) != 0)
         return -1;
+    if (pixelcnn) return check_pixelcnn(net, cfg, err, errlen);
     const LayerKind *masked = layer_kind_find("masked_linear");
     for (int i = 0; i < net->n_layers; i++) {
         const LayerKind *kind = net->layers[i].kind;

@@ -35,6 +35,21 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
                 tensor_shape_format(layer->out, out, sizeof out);
                 return set_error(err, errlen, "model.%s[%d] (%s): output %s is empty", name, i, kind->name, out);
             }
+        if (kind->adds_skip) {   // the tensor it adds must exist and have its input's shape
+            const int span = layer->conf.residual.span;
+            if (span > i)
+                return set_error(err, errlen, "model.%s[%d] (%s): %d reaches before the network's first layer "
+                                 "(at most %d here)", name, i, kind->name, span, i);
+            layer->skip_from = i - span - 1;
+            TensorShape source = layer->skip_from < 0 ? in : net->layers[layer->skip_from].out;
+            if (memcmp(&source, &layer->in, sizeof source) != 0) {
+                char a[48], b[48];
+                tensor_shape_format(source, a, sizeof a);
+                tensor_shape_format(layer->in, b, sizeof b);
+                return set_error(err, errlen, "model.%s[%d] (%s): adds the input of layer %d, %s, to its own "
+                                 "input %s: the shapes must match", name, i, kind->name, i - span, a, b);
+            }
+        }
         layer->param_offset = params;
         layer->buffer_offset = buffers;
         params += layer->n_params;
@@ -57,6 +72,7 @@ void network_alloc(Network *net, Backend *be, int max_batch) {
         NetLayer *layer = &net->layers[i];
         if (!layer->kind->view) net->outputs[i] = be->alloc(be, B * tensor_shape_size(layer->out) * sizeof(float));
         if (layer->state_floats) layer->state = be->alloc(be, layer->state_floats * sizeof(float));
+        if (layer->kind->adds_skip) net->skip_grad[i] = be->alloc(be, B * tensor_shape_size(layer->in) * sizeof(float));
     }
     net->grad_a = be->alloc(be, B * net->max_size * sizeof(float));
     net->grad_b = be->alloc(be, B * net->max_size * sizeof(float));
@@ -69,6 +85,8 @@ void network_free(Network *net, Backend *be) {
         NetLayer *layer = &net->layers[i];
         if (!layer->kind->view && net->outputs[i]) be->free(be, net->outputs[i]);
         if (layer->state) be->free(be, layer->state);
+        if (net->skip_grad[i]) be->free(be, net->skip_grad[i]);
+        net->skip_grad[i] = NULL;
         net->outputs[i] = NULL;
         layer->state = NULL;
     }
@@ -99,6 +117,7 @@ const float *network_forward(Network *net, const NetRun *caller, const float *x)
     const float *input = x;
     for (int i = 0; i < net->n_layers; i++) {
         NetLayer *layer = &net->layers[i];
+        if (layer->kind->adds_skip) layer->skip_source = layer->skip_from < 0 ? x : net->outputs[layer->skip_from];
         if (layer->kind->view) {
             net->outputs[i] = (float *)input;   // the same values, another shape
         } else {
@@ -109,12 +128,27 @@ const float *network_forward(Network *net, const NetRun *caller, const float *x)
     return input;
 }
 
+// Adds to grad, the gradient of tensor `source` (a layer's output, -1 the network's input), what
+// the residual layers that add that tensor owe it.
+static void add_skip_gradients(Network *net, const NetRun *run, int source, float *grad) {
+    for (int r = source + 1; r < net->n_layers; r++) {
+        const NetLayer *layer = &net->layers[r];
+        if (layer->kind->adds_skip && layer->skip_from == source)
+            run->be->add(run->be, grad, grad, net->skip_grad[r], (size_t)run->B * tensor_shape_size(layer->in));
+    }
+}
+
 void network_backward(Network *net, const NetRun *caller, const float *x, const float *dy, float *dx) {
     NetRun run = with_workspaces(net, caller);
     const float *grad = dy;
     for (int i = net->n_layers - 1; i >= 0; i--) {
         NetLayer *layer = &net->layers[i];
         const float *input = i == 0 ? x : net->outputs[i - 1];
+        // grad is the gradient of this layer's output: a net buffer whenever a residual layer
+        // adds that output further on (that layer is not a view, so grad has been written)
+        if (i < net->n_layers - 1) add_skip_gradients(net, &run, i, (float *)grad);
+        if (layer->kind->adds_skip)   // what the skip source is owed: this output's gradient
+            run.be->copy(run.be, net->skip_grad[i], grad, (size_t)run.B * tensor_shape_size(layer->in) * sizeof(float));
         if (layer->kind->view) {
             if (i == 0 && dx) run.be->copy(run.be, dx, grad, (size_t)run.B * tensor_shape_size(layer->in) * sizeof(float));
             continue;   // the gradient passes through unchanged
@@ -125,6 +159,7 @@ void network_backward(Network *net, const NetRun *caller, const float *x, const 
         layer->kind->backward(layer, &run, input, net->outputs[i], grad, target);
         grad = target;
     }
+    if (dx) add_skip_gradients(net, &run, -1, dx);
 }
 
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx) {

@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 static const char *FIGURE_CAPTIONS[][2] = {
-    {"samples", "samples from z ~ N(0, I)"},
+    {"samples", "samples (VAEs: decoded from z ~ N(0, I); VQ-VAE: uniformly drawn codes; MADE: pixel by pixel)"},
     {"reconstructions", "test images (odd rows) and reconstructions"},
     {"latent_scatter", "encoded test set by digit"},
     {"latent_histograms", "per-dimension distribution of codes"},
     {"manifold", "decoded 2-D latent grid"},
     {"interpolation", "latent interpolation"},
     {"class_rows", "class-conditional generation"},
-    {"loss_curves", "loss per epoch"},
+    {"loss_curves", "loss per epoch (MADE: the exact -log p(x))"},
     {"loss_terms", "test rec and KL per epoch"},
     {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
 };
@@ -114,7 +114,10 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
-        if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
+        if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl"))   // a MADE: one term
+            fprintf(f, " (%s over pixels), %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    json_number(loss, "w_rec"));
+        else if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
             fprintf(f, " (%s over pixels), %g / β %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                     json_number(loss, "w_rec"), json_number(codebook, "beta"));
         else
@@ -133,6 +136,17 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     if (known) units = loss_units(&run_cfg);
     const char *rec_unit = known ? units.rec : "?";
     const bool vq = cJSON_GetObjectItemCaseSensitive(ev, "codes_used") != NULL;
+    const bool exact = cJSON_GetObjectItemCaseSensitive(ev, "exact_nll") != NULL;   // a MADE
+    if (exact) {   // no KL, no latent: the test loss is -log p(x) itself
+        cell_number_unit(f, json_number(ev, "test_loss"), 2, "nats");
+        cell_number_unit(f, json_number(ev, "rec"), 2, "nats");
+        fputs("<td>–</td><td>–</td><td>–</td>", f);
+        fprintf(f, "<td>%.2f (exact, %.4f bits/dim)</td></tr>\n", json_number(ev, "exact_nll"),
+                json_number(ev, "bits_per_dim"));
+        cJSON_Delete(ev);
+        cJSON_Delete(cfg);
+        return;
+    }
     const char *total_unit = !known ? "?" : vq ? "rec + VQ" : units.nats ? "nats" : units.has_kl ? "mixed units"
                                                                                                : units.rec;
     cell_number_unit(f, json_number(ev, "test_loss"), units.nats || units.has_kl ? 2 : 4, total_unit);
@@ -272,7 +286,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
               "<th>test loss (rec + KL)</th><th>rec</th><th>KL (VQ-VAE: VQ term)</th><th>summed MSE at z = μ</th>"
               "<th>active units (VQ-VAE: codes used)</th>"
-              "<th>−log p(x) (IW)</th></tr>\n", f);
+              "<th>−log p(x) (IW; MADE: exact)</th></tr>\n", f);
         const cJSON *run;
         cJSON_ArrayForEach(run, runs) {
             if (cJSON_IsString(run)) write_numbers_row(f, runs_dir, run->valuestring);

@@ -171,7 +171,7 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
 // "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
 static const char *objective_text(const Config *cfg, KlSchedule s) {
     static char text[96];
-    if (cfg->model.kind == MODEL_MADE)
+    if (model_kind_autoregressive(cfg->model.kind))
         snprintf(text, sizeof text, "%g -log p(x)", cfg->loss.w_rec);
     else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,

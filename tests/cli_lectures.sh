@@ -21,7 +21,7 @@ n_configs=$(ls configs/lectures/*.json | grep -vc index.json)
 n_runs=$(ls -d "$tmp"/lectures/*/ | wc -l)
 [ "$n_runs" -eq "$n_configs" ] && ok "one run per config ($n_runs)" || bad "$n_runs runs for $n_configs configs"
 sections=$(grep -c "<h2>" "$page")
-[ "$sections" -eq 9 ] && ok "9 experiment sections" || bad "$sections sections"
+[ "$sections" -eq 10 ] && ok "10 experiment sections" || bad "$sections sections"
 for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
@@ -38,6 +38,11 @@ grep -A0 "<code>vq_vae_k256</code>" "$page" | grep -q "<td>$vq_used / 256 codes 
     && [ -s "$tmp/lectures/vq_vae_k256/figures/codebook_usage.png" ] \
     && ok "vq_vae_k256: page shows its codes used ($vq_used of 256) and the codebook usage figure" \
     || bad "vq_vae_k256 row or codebook figure"
+made_nll=$(printf "%.2f" "$(sed -E 's/.*"exact_nll": ([0-9.]+).*/\1/' "$tmp/lectures/made_h500/eval.json")")
+grep -A0 "<code>made_h500</code>" "$page" | grep -q "<td>$made_nll (exact, [0-9.]* bits/dim)</td>" \
+    && [ -s "$tmp/lectures/made_h500/figures/samples.png" ] \
+    && ok "made_h500: page shows its exact -log p(x) ($made_nll nats) and its samples" \
+    || bad "made_h500 row or samples"
 for fig in samples latent_histograms; do
     [ -s "$tmp/lectures/ae_dim2/figures/$fig.png" ] || bad "ae_dim2 lacks $fig"
 done

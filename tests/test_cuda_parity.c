@@ -1088,13 +1088,23 @@ static const char *parity_vq_codebook;
 static bool parity_made;   // a MADE (masked_linear layers, random ordering) instead
 static int parity_made_masks = 1;
 
+static bool parity_pixelcnn;   // a PixelCNN (masked convolutions, a residual block) instead
+
 static void use_made_model(Config *cfg) {
     char json[1024];
-    snprintf(json, sizeof json,
-        "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
-        " \"model\": {\"kind\": \"made\", \"input_dim\": 784, \"network\": [{\"masked_linear\": 96}, \"relu\","
-        " {\"masked_linear\": 64}, \"tanh\", {\"masked_linear\": 784}], \"ordering\": \"random\", \"masks\": %d},"
-        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}", parity_made_masks);
+    if (parity_pixelcnn)
+        snprintf(json, sizeof json,
+            "{\"name\": \"pixelcnn\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
+            " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 784, \"network\": [{\"masked_conv2d_a\": 6,"
+            " \"kernel\": 5}, \"relu\", {\"conv2d\": 4, \"kernel\": 1}, \"relu\", {\"masked_conv2d_b\": 4, \"kernel\": 3},"
+            " \"relu\", {\"conv2d\": 6, \"kernel\": 1}, {\"residual\": 5}, \"relu\", {\"conv2d\": 1, \"kernel\": 1}]},"
+            " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}");
+    else
+        snprintf(json, sizeof json,
+            "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
+            " \"model\": {\"kind\": \"made\", \"input_dim\": 784, \"network\": [{\"masked_linear\": 96}, \"relu\","
+            " {\"masked_linear\": 64}, \"tanh\", {\"masked_linear\": 784}], \"ordering\": \"random\", \"masks\": %d},"
+            " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}", parity_made_masks);
     Config made;
     char err[512];
     if (config_from_string(&made, json, "made parity config", NULL, 0, err, sizeof err) != 0) {
@@ -1607,6 +1617,36 @@ static void test_graph_equals_eager_made(void) {
     parity_made = false;
 }
 
+static void test_add(void) {
+    const size_t n = 70001;
+    float *a = host_floats(n), *b = host_floats(n);
+    fill_normal_host(a, n, 2.0f);
+    fill_normal_host(b, n, 1.0f);
+    Pair A = pair_upload(a, n), Bv = pair_upload(b, n), Y = pair_alloc(n);
+    cpu->add(cpu, Y.cpu, A.cpu, Bv.cpu, n);
+    gpu->add(gpu, Y.gpu, A.gpu, Bv.gpu, n);
+    pair_expect_close("add", Y, 0.0, 0.0);   // one rounding of the same sum
+    cpu->add(cpu, A.cpu, A.cpu, Bv.cpu, n);
+    gpu->add(gpu, A.gpu, A.gpu, Bv.gpu, n);
+    pair_expect_close("add in place", A, 0.0, 0.0);
+    pair_free(&A); pair_free(&Bv); pair_free(&Y);
+    free(a); free(b);
+}
+
+// PixelCNN: masked convolutions (W * mask in the conv), 1x1 convolutions and a residual
+// connection (its gradient sent back around the block) on both backends, and graph == eager
+static void test_model_pixelcnn(void) {
+    parity_made = parity_pixelcnn = true;
+    model_parity(MODEL_PIXELCNN, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+    parity_made = parity_pixelcnn = false;
+}
+
+static void test_graph_equals_eager_pixelcnn(void) {
+    parity_made = parity_pixelcnn = true;
+    graph_equals_eager(MODEL_PIXELCNN, EPSILON_FUSED);
+    parity_made = parity_pixelcnn = false;
+}
+
 static void test_select_slice(void) {
     const size_t n = 5000;
     const int slices = 3;
@@ -1694,6 +1734,7 @@ static const TestCase test_cases[] = {
     {"parity_layer_activations", test_layer_activations},
     {"parity_multiply", test_multiply},
     {"parity_select_slice", test_select_slice},
+    {"parity_add", test_add},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
     {"parity_vector_quantizer_ops", test_vector_quantizer_ops},
@@ -1714,6 +1755,8 @@ static const TestCase test_cases[] = {
     {"parity_model_vq_vae_loss_and_ema", test_model_vq_vae},
     {"parity_model_made", test_model_made},
     {"graph_equals_eager_made", test_graph_equals_eager_made},
+    {"parity_model_pixelcnn", test_model_pixelcnn},
+    {"graph_equals_eager_pixelcnn", test_graph_equals_eager_pixelcnn},
     {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
 };

@@ -81,6 +81,19 @@ static void test_multiply(void) {
     free(a); free(b); free(c); free(y); free(da);
 }
 
+// y = a + b (a residual connection) against double sums, in place; its gradient is the
+// identity to both inputs, which the residual tests in test_model check end to end
+static void test_add(void) {
+    const size_t n = 100003;
+    float *a = random_floats(n, -2, 2), *b = random_floats(n, -2, 2), *y = xmalloc(n * sizeof(float));
+    cpu->add(cpu, y, a, b, n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(y[i] == (float)((double)a[i] + (double)b[i]), "add [%zu]: %g vs %g", i, y[i], (double)a[i] + b[i]);
+    cpu->add(cpu, a, a, b, n);
+    CHECK(memcmp(a, y, n * sizeof(float)) == 0, "add in place");
+    free(a); free(b); free(y);
+}
+
 static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
     ConvGeometry g = {C, H, W, k, s, p, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1};
     return g;
@@ -368,6 +381,7 @@ int main(void) {
     rng_init(&test_rng, 4321, 17);
     test_run("activation_with_slope", test_activation_with_slope);
     test_run("multiply", test_multiply);
+    test_run("add", test_add);
     test_run("im2col_col2im", test_im2col_col2im);
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);

@@ -187,6 +187,9 @@ struct Backend {
     // y (n) = a (n) * b (n) elementwise (y == a allowed): a masked layer's W * mask,
     // and its gradient dW * mask.
     void (*multiply)(Backend *be, float *y, const float *a, const float *b, size_t n);
+    // y (n) = a (n) + b (n) elementwise (y == a allowed): a residual connection, and the
+    // gradient it sends back to the skipped layers' input.
+    void (*add)(Backend *be, float *y, const float *a, const float *b, size_t n);
     // col (C k k, B OH OW) from x (B, C, H, W) (layer_math.h im2col_value): row
     // (c k + i) k + j, column (b OH + oh) OW + ow holds x[b, c, oh s - p + i, ow s - p + j]
     // or 0 outside the image.

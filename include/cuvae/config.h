@@ -15,7 +15,7 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN } ModelKind;
 typedef enum { ORDERING_NATURAL = 0, ORDERING_RANDOM } Ordering;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
@@ -60,7 +60,7 @@ typedef struct {
     } data;
 
     struct {
-        ModelKind kind;        // vae | ae | cvae | vq_vae | made
+        ModelKind kind;        // vae | ae | cvae | vq_vae | made | pixelcnn
         Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
         int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
@@ -77,8 +77,9 @@ typedef struct {
         LayerSpec encoder_layers[CUVAE_MAX_GRAPH_LAYERS];
         int n_decoder_layers;
         LayerSpec decoder_layers[CUVAE_MAX_GRAPH_LAYERS];
-        // made: model.network (masked_linear layers and activations, widths expanded) is held
-        // in decoder_layers (there is no encoder, latent_dim is 0), and the input ordering
+        // made / pixelcnn: model.network (made: masked_linear layers and activations, widths
+        // expanded; pixelcnn: masked convolutions, 1x1 convolutions, residual connections) is held
+        // in decoder_layers (there is no encoder, latent_dim is 0); made's input ordering
         Ordering ordering;               // natural (pixel order) | random (seeded by train.seed)
         int masks;                       // mask sets (default 1): > 1 trains each step with the next
                                          // set (connectivity-agnostic) and evaluates their ensemble
@@ -158,8 +159,10 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 char *config_to_json(const Config *cfg);
 
 const char *activation_name(Activation a);
-// "vae", "ae", "cvae", "vq_vae", "made"
+// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"
 const char *model_kind_name(ModelKind k);
+// made and pixelcnn: no latent, one network over the pixels, an exact -log p(x)
+bool model_kind_autoregressive(ModelKind k);
 
 // The learning rate of an epoch (1-based) under cfg's schedule.
 double config_learning_rate(const Config *cfg, int epoch);

@@ -109,6 +109,8 @@ void launch_activation_gradient(float *dx, const float *dy, const float *y, size
                                 float slope, cudaStream_t stream);
 // y (n) = a * b elementwise (y == a allowed).
 void launch_multiply(float *y, const float *a, const float *b, size_t n, cudaStream_t stream);
+// y (n) = a + b elementwise (y == a allowed).
+void launch_add(float *y, const float *a, const float *b, size_t n, cudaStream_t stream);
 // col (C k k, B OH OW) <-> x (B, C, H, W) (layer_math.h); col2im overwrites x.
 void launch_im2col(float *col, const float *x, ConvGeometry g, int B, cudaStream_t stream);
 void launch_col2im(float *x, const float *col, ConvGeometry g, int B, cudaStream_t stream);

@@ -29,6 +29,9 @@ void layer_add_tensor(NetLayer *layer, const char *name, bool buffer, int rank, 
 
 extern const LayerKind layer_linear;
 extern const LayerKind layer_masked_linear;
+extern const LayerKind layer_residual;
+extern const LayerKind layer_masked_conv2d_a;
+extern const LayerKind layer_masked_conv2d_b;
 extern const LayerKind layer_conv2d;
 extern const LayerKind layer_conv_transpose2d;
 extern const LayerKind layer_batch_norm;

@@ -55,6 +55,10 @@ typedef struct {
     float slope;                 // leaky_relu
 } ActivationConf;
 
+typedef struct {
+    int span;                    // residual: adds the input of the layer `span` positions back
+} ResidualConf;
+
 typedef struct LayerKind LayerKind;
 
 typedef struct {
@@ -69,11 +73,15 @@ typedef struct {
     size_t state_floats;               // device floats kept from forward to backward (not per example)
     uint64_t gemm_flops;               // per example, the forward GEMM (2 M N K); 0 for non-GEMM layers
     float *state;                      // (state_floats) on the device, NULL if none
+    int skip_from;                     // residual: the layer whose output it adds (-1: the network's
+                                       // input); the network sets skip_source before each forward
+    const float *skip_source;
     union {
         LinearConf linear;
         ConvConf conv;
         BatchNormConf batch_norm;
         ActivationConf activation;
+        ResidualConf residual;
     } conf;
 } NetLayer;
 
@@ -104,6 +112,9 @@ struct LayerKind {
     // the forward's input x and output y. NULL for views.
     void (*backward)(NetLayer *layer, const NetRun *run, const float *x, const float *y,
                      const float *dy, float *dx);
+    // residual: the network wires conf.residual.span (skip_from, skip_source, and the
+    // gradient it sends back to that tensor).
+    bool adds_skip;
 };
 
 // The registered kinds (src/layers.c); NULL if name is not one.
@@ -114,7 +125,7 @@ const char *layer_kind_names(void);
 #define CUVAE_MAX_NET_LAYERS CUVAE_MAX_GRAPH_LAYERS
 
 typedef struct {
-    char name[16];               // "encoder" | "decoder": the state_dict prefix
+    char name[16];               // "encoder" | "decoder" | "network": the config key and state_dict prefix
     int n_layers;
     NetLayer layers[CUVAE_MAX_NET_LAYERS];
     TensorShape in, out;
@@ -123,6 +134,7 @@ typedef struct {
     int max_batch;
     float *outputs[CUVAE_MAX_NET_LAYERS];   // (B, layer out) each; views alias their input
     float *grad_a, *grad_b;      // (B, max_size) ping-pong for backward
+    float *skip_grad[CUVAE_MAX_NET_LAYERS];   // residual layer i: the gradient it owes its skip source
     float *col, *swap;           // workspaces
 } Network;
 

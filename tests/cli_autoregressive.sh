@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# cli_made.sh: kind "made" (MADE, deck 004) through the real binary: a short run lowers
+# cli_autoregressive.sh: kinds "made" (MADE) and "pixelcnn" (deck 004) through the real
+# binary. MADE: a short run lowers
 # the exact -log p(x), eval of the checkpoint reproduces it, --resume is bit-identical to
 # an uninterrupted run, sample draws pixel by pixel and plot draws samples and the curve,
 # the effective config reads back the same, scripts/cuvae_torch.py loads the checkpoint
 # (MaskedLinear with its mask buffer, strict=True) and gives the same -log p(x) to 1e-5,
-# and every bad MADE config is one clear line, exit 2.
+# and every bad MADE config is one clear line, exit 2. PixelCNN (masked convolutions, a
+# residual block): the same run / eval / resume / sample / PyTorch checks, and its bad networks.
 cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 PY=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
-    skip "made" "data/mnist missing (run make data)"; cli_finish cli_made; exit
+    skip "made" "data/mnist missing (run make data)"; cli_finish cli_autoregressive; exit
 fi
 field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
-"$CUVAE" --help | grep -q "made (no latent" && "$CUVAE" sample --help | grep -q "A made draws binary pixels" \
-    && ok "--help names kind made; sample --help says how it samples" || bad "--help"
+"$CUVAE" --help | grep -q "made and pixelcnn (no latent" && "$CUVAE" --help | grep -q "masked_conv2d_a" \
+    && "$CUVAE" sample --help | grep -q "A made or pixelcnn draws binary pixels" \
+    && ok "--help names kinds made and pixelcnn and their layers; sample --help says how they sample" || bad "--help"
 cat > "$tmp/made.json" <<'JSON'
 {
   "name": "made_small",
@@ -119,7 +122,7 @@ expect_error "made: grey pixels refused" 2 'data.binarize: kind "made" models bi
     "$CUVAE" train "$tmp/base.json" --set data.binarize=none --out "$tmp/x"
 expect_error "made: mse refused" 2 'loss.reconstruction: kind "made" is trained on its exact -log p\(x\): only "bce"' -- \
     "$CUVAE" train "$tmp/base.json" --set loss.reconstruction=mse --out "$tmp/x"
-expect_error "made: KL weight refused" 2 'loss.w_kl: a MADE has no KL term' -- \
+expect_error "made: KL weight refused" 2 'loss.w_kl: kind "made" has no KL term' -- \
     "$CUVAE" train "$tmp/base.json" --set loss.w_kl=0.5 --out "$tmp/x"
 expect_error "made: gaussian refused" 2 'model.output: kind "made" models binary pixels: only "bernoulli"' -- \
     "$CUVAE" train "$tmp/base.json" --set model.output=gaussian --out "$tmp/x"
@@ -129,6 +132,81 @@ expect_error "made: bad ordering" 2 'model.ordering: must be one of "natural", "
     "$CUVAE" train "$tmp/base.json" --set model.ordering=snake --out "$tmp/x"
 expect_error "made: masks 0 refused" 2 'model.masks: must be >= 1, got 0' -- \
     "$CUVAE" train "$tmp/base.json" --set model.masks=0 --out "$tmp/x"
-expect_error "network is made's" 2 'model: "network" is for kind "made" \(got "vae"\)' -- \
+expect_error "network is made's" 2 'model: "network" is for kind "made" or "pixelcnn" \(got "vae"\)' -- \
     "$CUVAE" train configs/examples_vae.json --set 'model.network=[5]' --out "$tmp/x"
-cli_finish cli_made
+
+# ---- PixelCNN ------------------------------------------------------------------------
+cat > "$tmp/pcnn.json" <<'JSON'
+{
+  "name": "pixelcnn_small",
+  "data": {"dataset": "mnist", "dir": "data/mnist", "binarize": "dynamic", "train_limit": 1000, "test_limit": 300},
+  "model": {"kind": "pixelcnn", "input_dim": 784,
+    "network": [{"masked_conv2d_a": 16, "kernel": 7}, "relu",
+                {"conv2d": 8, "kernel": 1}, "relu", {"masked_conv2d_b": 8, "kernel": 3}, "relu",
+                {"conv2d": 16, "kernel": 1}, {"residual": 5}, "relu", {"conv2d": 1, "kernel": 1}]},
+  "train": {"epochs": 2, "batch_size": 50, "lr": 0.003, "seed": 4, "epoch_images": false},
+  "device": "cpu"
+}
+JSON
+if "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pc" 2>"$tmp/pc.err"; then
+    first=$(grep -E "^epoch 1/2:" "$tmp/pc.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    second=$(grep -E "^epoch 2/2:" "$tmp/pc.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 543) }' \
+        && ok "PixelCNN trains: exact -log p(x) falls ($first -> $second nats/example)" \
+        || bad "pixelcnn test -log p(x) $first -> $second"
+    "$CUVAE" eval "$tmp/pc/model.safetensors" -o "$tmp/pc_eval.json" >/dev/null 2>&1
+    [ "$(field "$tmp/pc_eval.json" test_loss)" = "$(field "$tmp/pc/eval.json" test_loss)" ] \
+        && ok "PixelCNN: eval of the checkpoint reproduces the run's -log p(x)" \
+        || bad "pixelcnn eval $(field "$tmp/pc_eval.json" test_loss) vs run $(field "$tmp/pc/eval.json" test_loss)"
+    "$CUVAE" sample "$tmp/pc/model.safetensors" -n 4 -o "$tmp/pc_s.png" 2>/dev/null && [ -s "$tmp/pc_s.png" ] \
+        && ok "PixelCNN: sample draws pixel by pixel" || bad "pixelcnn sample"
+    "$CUVAE" train "$tmp/pc/config.json" --out "$tmp/pc_again" --set train.epochs=0 2>/dev/null \
+        && cmp -s <(grep -v '"epochs"' "$tmp/pc/config.json") <(grep -v '"epochs"' "$tmp/pc_again/config.json") \
+        && tr -d ' \n' < "$tmp/pc/config.json" | grep -q '{"masked_conv2d_a":16,"kernel":7,"padding":3}' \
+        && ok "PixelCNN: the effective config (padding written out) reads back the same" \
+        || bad "pixelcnn effective config"
+else
+    bad "PixelCNN training: $(tail -2 "$tmp/pc.err")"
+fi
+"$CUVAE" train "$tmp/pcnn.json" --set train.epochs=1 --out "$tmp/pcr" 2>/dev/null \
+    && "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pcr" --resume 2>/dev/null \
+    && cmp -s "$tmp/pc/model.safetensors" "$tmp/pcr/model.safetensors" \
+    && ok "PixelCNN: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "pixelcnn resume"
+if $PY -c "import torch, numpy" 2>/dev/null && [ -d "$tmp/binary" ]; then
+    if "$CUVAE" train "$tmp/pcnn.json" --set data.dir="$tmp/binary" --set train.epochs=1 --out "$tmp/pcbin" 2>/dev/null; then
+        torch_out=$($PY tests/torch_check.py "$tmp/pcbin/model.safetensors" "$tmp/binary" 300) || bad "pixelcnn: torch_check.py failed"
+        ours=$(field "$tmp/pcbin/eval.json" test_loss)
+        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
+        echo "  pixelcnn: cuvae -log p(x) $ours | torch $torch_out" >&2
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
+            && ok "pixelcnn: PyTorch (MaskedConv2d, residual, strict=True) gives the same -log p(x) (1e-5)" \
+            || bad "pixelcnn: torch $theirs vs cuvae $ours"
+    else
+        bad "pixelcnn: training on the thresholded set failed"
+    fi
+else
+    skip "pixelcnn in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
+fi
+pbase='{"name": "p", "data": {"dataset": "mnist", "dir": "data/mnist", "binarize": "static"},
+ "model": {"kind": "pixelcnn", "input_dim": 784, "network": [{"masked_conv2d_a": 4, "kernel": 3}, "relu", {"conv2d": 1, "kernel": 1}]},
+ "train": {"epochs": 1, "batch_size": 10, "lr": 0.001}}'
+echo "$pbase" > "$tmp/pbase.json"
+expect_error "pixelcnn: type B first refused" 2 'model.network\[0\] \(masked_conv2d_b\): the first masked convolution must be type A' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_b": 4, "kernel": 3}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: a 3x3 plain conv refused" 2 'model.network\[2\] \(conv2d\): a PixelCNN.s plain convolutions must be 1x1' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu", {"conv2d": 1, "kernel": 3, "padding": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: batch norm refused" 2 'model.network\[1\] \(batch_norm\): a PixelCNN is masked convolutions' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, {"batch_norm": {}}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: must end in logits" 2 'model.network: must end in one channel of logits \(1, 28, 28\)' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu"]' --out "$tmp/x"
+expect_error "pixelcnn: even kernel refused" 2 'model.network\[0\].kernel: must be odd' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 4}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: padding that shrinks refused" 2 'model.network\[0\] \(masked_conv2d_a\): kernel 5 with padding 0 changes the image size' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 5, "padding": 0}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: residual shape mismatch" 2 'model.network\[2\] \(residual\): adds the input of layer 0, \(1, 28, 28\), to its own input \(4, 28, 28\)' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu", {"residual": 2}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: widths refused" 2 'model.network: kind "pixelcnn" needs a layer list' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[64]' --out "$tmp/x"
+expect_error "pixelcnn: ordering refused" 2 'model: "ordering" is not a key of kind "pixelcnn"' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set model.ordering=random --out "$tmp/x"
+cli_finish cli_autoregressive
