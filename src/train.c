@@ -528,8 +528,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (epochs == 0) {
         ElboResult test;
         eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
-        fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
-                test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);
+        if (units.exact_nll)
+            fprintf(stderr, "epochs = 0: test loss %.4f = -log p(x), nats/example (exact) at init\n", test.loss);
+        else
+            fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
+                    test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
             goto done;

@@ -21,7 +21,7 @@ n_configs=$(ls configs/lectures/*.json | grep -vc index.json)
 n_runs=$(ls -d "$tmp"/lectures/*/ | wc -l)
 [ "$n_runs" -eq "$n_configs" ] && ok "one run per config ($n_runs)" || bad "$n_runs runs for $n_configs configs"
 sections=$(grep -c "<h2>" "$page")
-[ "$sections" -eq 10 ] && ok "10 experiment sections" || bad "$sections sections"
+[ "$sections" -eq 11 ] && ok "11 experiment sections" || bad "$sections sections"
 for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')

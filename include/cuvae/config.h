@@ -8,7 +8,7 @@
 #include <stdbool.h>
 
 #define CUVAE_MAX_HIDDEN 16
-#define CUVAE_MAX_GRAPH_LAYERS 32   // layers of an encoder / decoder given as layer objects
+#define CUVAE_MAX_GRAPH_LAYERS 64   // layers of an encoder / decoder / network given as layer objects
 #define LAYER_MAX_OPTIONS 6
 #define LAYER_MAX_ARGS 3
 #define MAX_MADE_MASKS 64     // model.masks of a MADE
