@@ -563,6 +563,29 @@ static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, con
     }
 }
 
+static void cpu_categorical_loss(Backend *be, float *d_out, float *rec_row, const float *logits,
+                                 const float *x, int B, int K, int S, float grad_scale) {
+    (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)B * K * S >= 32768)
+    for (int b = 0; b < B; b++) {
+        double sum = 0.0;
+        for (int s = 0; s < S; s++) {
+            const size_t at = (size_t)b * K * S + (size_t)s;
+            sum += categorical_position(logits + at, d_out ? d_out + at : NULL, K, S,
+                                        code_of_value(x[(size_t)b * S + s]), grad_scale);
+        }
+        rec_row[b] = (float)sum;
+    }
+}
+
+static void cpu_codes_onehot(Backend *be, float *out, const float *x, int B, int K, int S) {
+    (void)be;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            for (int s = 0; s < S; s++)
+                out[((size_t)b * K + k) * S + s] = code_of_value(x[(size_t)b * S + s]) == k ? 1.0f : 0.0f;
+}
+
 static void cpu_add(Backend *be, float *y, const float *a, const float *b, size_t n) {
     (void)be;
     #pragma omp parallel for schedule(static) if (n >= 32768)
@@ -875,6 +898,8 @@ Backend *backend_cpu_create(void) {
     be->activation_gradient = cpu_activation_gradient;
     be->multiply = cpu_multiply;
     be->add = cpu_add;
+    be->categorical_loss = cpu_categorical_loss;
+    be->codes_onehot = cpu_codes_onehot;
     be->select_slice = cpu_select_slice;
     be->im2col = cpu_im2col;
     be->col2im = cpu_col2im;

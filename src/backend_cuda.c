@@ -295,6 +295,15 @@ static void cuda_activation_gradient(Backend *be, float *dx, const float *dy, co
     launch_activation_gradient(dx, dy, y, n, (int)act, slope, impl_of(be)->stream);
 }
 
+static void cuda_categorical_loss(Backend *be, float *d_out, float *rec_row, const float *logits,
+                                  const float *x, int B, int K, int S, float grad_scale) {
+    launch_categorical_loss(d_out, rec_row, logits, x, B, K, S, grad_scale, impl_of(be)->stream);
+}
+
+static void cuda_codes_onehot(Backend *be, float *out, const float *x, int B, int K, int S) {
+    launch_codes_onehot(out, x, B, K, S, impl_of(be)->stream);
+}
+
 static void cuda_add(Backend *be, float *y, const float *a, const float *b, size_t n) {
     launch_add(y, a, b, n, impl_of(be)->stream);
 }
@@ -571,6 +580,8 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->activation_gradient = cuda_activation_gradient;
     be->multiply = cuda_multiply;
     be->add = cuda_add;
+    be->categorical_loss = cuda_categorical_loss;
+    be->codes_onehot = cuda_codes_onehot;
     be->select_slice = cuda_select_slice;
     be->im2col = cuda_im2col;
     be->col2im = cuda_col2im;

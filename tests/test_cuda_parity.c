@@ -1647,6 +1647,25 @@ static void test_graph_equals_eager_pixelcnn(void) {
     parity_made = parity_pixelcnn = false;
 }
 
+static void test_categorical(void) {
+    const int B = 9, K = 64, S = 300;   // S past one block's 256 threads
+    const size_t n = (size_t)B * K * S;
+    float *logits = host_floats(n), *x = host_floats((size_t)B * S);
+    fill_normal_host(logits, n, 3.0f);
+    for (int i = 0; i < B * S; i++) x[i] = (float)(rng_u32(&input_rng) % K) / 255.0f;
+    Pair L = pair_upload(logits, n), X = pair_upload(x, (size_t)B * S), G = pair_alloc(n), R = pair_alloc(B);
+    cpu->categorical_loss(cpu, G.cpu, R.cpu, L.cpu, X.cpu, B, K, S, 0.25f);
+    gpu->categorical_loss(gpu, G.gpu, R.gpu, L.gpu, X.gpu, B, K, S, 0.25f);
+    pair_expect_close("categorical_loss rows", R, 1e-5, 1e-5);
+    pair_expect_close("categorical_loss gradient", G, 1e-5, 1e-7);
+    Pair O = pair_alloc(n);
+    cpu->codes_onehot(cpu, O.cpu, X.cpu, B, K, S);
+    gpu->codes_onehot(gpu, O.gpu, X.gpu, B, K, S);
+    pair_expect_close("codes_onehot", O, 0.0, 0.0);
+    pair_free(&L); pair_free(&X); pair_free(&G); pair_free(&R); pair_free(&O);
+    free(logits); free(x);
+}
+
 static void test_select_slice(void) {
     const size_t n = 5000;
     const int slices = 3;
@@ -1735,6 +1754,7 @@ static const TestCase test_cases[] = {
     {"parity_multiply", test_multiply},
     {"parity_select_slice", test_select_slice},
     {"parity_add", test_add},
+    {"parity_categorical", test_categorical},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
     {"parity_vector_quantizer_ops", test_vector_quantizer_ops},

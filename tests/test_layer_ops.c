@@ -94,6 +94,63 @@ static void test_add(void) {
     free(a); free(b); free(y);
 }
 
+// -sum_s log softmax(logits[b, :, s])[target] in double, for one example
+static double ref_categorical(const float *l, const int *target, int K, int S) {
+    double sum = 0.0;
+    for (int s = 0; s < S; s++) {
+        double top = l[s];
+        for (int k = 1; k < K; k++) top = fmax(top, l[(size_t)k * S + s]);
+        double z = 0.0;
+        for (int k = 0; k < K; k++) z += exp(l[(size_t)k * S + s] - top);
+        sum += top + log(z) - l[(size_t)target[s] * S + s];
+    }
+    return sum;
+}
+
+// The categorical loss of a prior over codes (logits (B, K, S), targets as code / 255):
+// per-example losses against double log-softmax, the gradient against central differences,
+// the forward-only call the same; and the codes' one-hot input.
+static void test_categorical(void) {
+    const int B = 3, K = 7, S = 5;
+    float *logits = random_floats((size_t)B * K * S, -4, 4);
+    float x[3 * 5];
+    int target[3 * 5];
+    for (int i = 0; i < B * S; i++) {
+        target[i] = (int)(rng_u32(&test_rng) % K);
+        x[i] = (float)target[i] / 255.0f;   // as the uint8 dataset gather gives them
+    }
+    float rows[3], rows_only[3], *grad = xmalloc((size_t)B * K * S * sizeof(float));
+    cpu->categorical_loss(cpu, grad, rows, logits, x, B, K, S, 0.5f);
+    cpu->categorical_loss(cpu, NULL, rows_only, logits, x, B, K, S, 0.5f);
+    for (int b = 0; b < B; b++) {
+        double want = ref_categorical(logits + (size_t)b * K * S, target + b * S, K, S);
+        CHECK(test_close(rows[b], want, 1e-5, 1e-6), "categorical row %d: %g vs %g", b, rows[b], want);
+        CHECK(rows_only[b] == rows[b], "forward-only row %d", b);
+        for (int i = 0; i < K * S; i++) {
+            float *l = logits + (size_t)b * K * S;
+            const double h = 1e-3;
+            float saved = l[i];
+            l[i] = saved + (float)h;
+            double up = ref_categorical(l, target + b * S, K, S);
+            l[i] = saved - (float)h;
+            double down = ref_categorical(l, target + b * S, K, S);
+            l[i] = saved;
+            double fd = 0.5 * (up - down) / (2 * h);
+            CHECK(test_close(grad[(size_t)b * K * S + i], fd, 1e-3, 1e-5), "categorical gradient [%d, %d]: %g vs fd %g",
+                  b, i, grad[(size_t)b * K * S + i], fd);
+        }
+    }
+    float *onehot = xmalloc((size_t)B * K * S * sizeof(float));
+    cpu->codes_onehot(cpu, onehot, x, B, K, S);
+    int wrong = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            for (int s = 0; s < S; s++)
+                wrong += onehot[((size_t)b * K + k) * S + s] != (target[b * S + s] == k ? 1.0f : 0.0f);
+    CHECK(wrong == 0, "codes_onehot: %d entries wrong", wrong);
+    free(logits); free(grad); free(onehot);
+}
+
 static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
     ConvGeometry g = {C, H, W, k, s, p, (H + 2 * p - k) / s + 1, (W + 2 * p - k) / s + 1};
     return g;
@@ -382,6 +439,7 @@ int main(void) {
     test_run("activation_with_slope", test_activation_with_slope);
     test_run("multiply", test_multiply);
     test_run("add", test_add);
+    test_run("categorical", test_categorical);
     test_run("im2col_col2im", test_im2col_col2im);
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);

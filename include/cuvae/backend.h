@@ -147,6 +147,14 @@ struct Backend {
                                 const float *x, int B, int D, RecLoss kind,
                                 float pixel_weight, float grad_scale);
 
+    // The categorical loss of a prior over codes: logits (B, K, S), targets x (B, S) holding
+    // codes as code / 255 (code_of_value). rec_row[b] = sum_s -log softmax_k(logits[b, :, s])[x_bs]
+    // (nats, fixed order); d_out (B, K, S) = grad_scale (softmax - one-hot) unless NULL.
+    void (*categorical_loss)(Backend *be, float *d_out, float *rec_row, const float *logits, const float *x,
+                             int B, int K, int S, float grad_scale);
+    // out (B, K, S) = one-hot over k of the codes in x (B, S) (code_of_value).
+    void (*codes_onehot)(Backend *be, float *out, const float *x, int B, int K, int S);
+
     // onehot (B, C) = one-hot of labels[row], row as in gather_batch.
     void (*gather_onehot)(Backend *be, float *onehot, const uint8_t *labels, const int32_t *perm,
                           int start, const StepState *state, int B, int C);

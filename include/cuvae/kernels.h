@@ -140,6 +140,10 @@ void launch_vq_quantize(float *zqt, float *loss_row, const float *zt, const floa
 void launch_vq_backward(float *dzt, float *dcodebook, const float *dzqt, const float *zt,
                         const float *codebook, const int32_t *codes, int N, int K, int D,
                         float commit_coef, float codebook_coef, cudaStream_t stream);
+// The categorical loss over codes and the codes' one-hot (kernels/categorical.cu; backend.h).
+void launch_categorical_loss(float *d_out, float *rec_row, const float *logits, const float *x, int B, int K,
+                             int S, float grad_scale, cudaStream_t stream);
+void launch_codes_onehot(float *out, const float *x, int B, int K, int S, cudaStream_t stream);
 // dst (n) = bank row (state->step mod n_slices) (kernels/select_slice.cu).
 void launch_select_slice(float *dst, const float *bank, size_t n, int n_slices, const StepState *state,
                          cudaStream_t stream);

@@ -108,6 +108,25 @@ static inline CUVAE_HOST_DEVICE int vq_restart_column(uint64_t seed, int64_t ste
     return n < N ? n : N - 1;
 }
 
+// The class a value of x holds when x carries integer codes as code / 255 (the dataset's
+// uint8 -> [0, 1] gather): a PixelCNN prior's targets and one-hot inputs.
+static inline CUVAE_HOST_DEVICE int code_of_value(float v) { return (int)(v * 255.0f + 0.5f); }
+
+// One position of the categorical loss over logits l[k * stride], k < K: returns
+// -log softmax(l)[target] and, if g != NULL, writes g[k * stride] = scale (softmax_k - [k == target]).
+static inline CUVAE_HOST_DEVICE float categorical_position(const float *l, float *g, int K, int stride,
+                                                          int target, float scale) {
+    float top = l[0];
+    for (int k = 1; k < K; k++) top = l[(size_t)k * stride] > top ? l[(size_t)k * stride] : top;
+    float sum = 0.0f;
+    for (int k = 0; k < K; k++) sum += expf(l[(size_t)k * stride] - top);
+    const float lse = top + logf(sum);
+    if (g)
+        for (int k = 0; k < K; k++)
+            g[(size_t)k * stride] = scale * (expf(l[(size_t)k * stride] - lse) - (k == target ? 1.0f : 0.0f));
+    return lse - l[(size_t)target * stride];
+}
+
 // The EMA codebook's Laplace-smoothed count of one code: (count + eps) / (total + K eps) * total.
 static inline CUVAE_HOST_DEVICE float vq_smoothed_count(float count, float total, int K, float eps) {
     return (count + eps) / (total + (float)K * eps) * total;
