@@ -5,6 +5,7 @@
 #include "cuvae/config.h"
 #include "cuvae/network.h"
 #include "cuvae/model.h"
+#include "cuvae/prior.h"
 #include "cuvae/common.h"
 
 #include <cjson/cJSON.h>
@@ -23,7 +24,7 @@
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
 static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"};
 static const char *const ordering_names[] = {"natural", "random"};
-static const char *const made_only_keys[] = {"network", "ordering", "masks"};
+static const char *const made_only_keys[] = {"network", "ordering", "masks", "prior_of"};
 static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
@@ -521,6 +522,19 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
         cJSON_Delete(list);
     }
     cfg->model.latent_dim = 0;
+    if (made && cJSON_GetObjectItemCaseSensitive(model, "prior_of"))
+        return fail(c, "model.prior_of", "a prior over a VQ-VAE's codes is a \"pixelcnn\"");
+    if (get_string(c, model, "model", "prior_of", 0, cfg->model.prior_of, sizeof cfg->model.prior_of)) return -1;
+    if (cfg->model.prior_of[0]) {   // a prior over the codes: K classes per position of the VQ-VAE's grid
+        char why[900];
+        if (prior_code_grid(cfg->model.prior_of, &cfg->model.prior_classes, &cfg->model.prior_h,
+                            &cfg->model.prior_w, why, sizeof why) != 0)
+            return fail(c, "model.prior_of", "%s", why);
+        const int positions = cfg->model.prior_h * cfg->model.prior_w;
+        if (cfg->model.input_dim != positions)
+            return fail(c, "model.input_dim", "must be %d, the positions of the VQ-VAE's code grid (%d x %d), "
+                        "got %d", positions, cfg->model.prior_h, cfg->model.prior_w, cfg->model.input_dim);
+    }
     choice = ORDERING_NATURAL;
     if (get_choice(c, model, "model", "ordering", ordering_names, COUNT(ordering_names), &choice)) return -1;
     cfg->model.ordering = (Ordering)choice;
@@ -648,7 +662,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                             "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
-                                             "network", "ordering", "masks"};
+                                             "network", "ordering", "masks", "prior_of"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -799,7 +813,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (cfg->loss.reduction != REDUCTION_SUM)
             return fail(c, "loss.reduction", "kind \"%s\" is trained on its exact -log p(x): only \"sum\" "
                         "(nats per image)", kind);
-        if (cfg->data.binarize == BINARIZE_NONE)
+        if (cfg->model.prior_of[0] && cfg->data.binarize != BINARIZE_NONE)
+            return fail(c, "data.binarize", "a prior over a VQ-VAE's codes reads the images as the VQ-VAE does: "
+                        "only \"none\"");
+        if (!cfg->model.prior_of[0] && cfg->data.binarize == BINARIZE_NONE)
             return fail(c, "data.binarize", "kind \"%s\" models binary pixels: set \"static\" or "
                         "\"dynamic\" (the test set is binarized once, seeded, either way)", kind);
     }
@@ -1326,6 +1343,10 @@ char *config_to_json(const Config *cfg) {
     if (model_kind_autoregressive(cfg->model.kind)) {   // one network (a made's widths written out as layers)
         text_appendf(&t, ",\n    \"network\": ");
         text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
+        if (cfg->model.prior_of[0]) {
+            text_appendf(&t, ",\n    \"prior_of\": ");
+            text_append_json_string(&t, cfg->model.prior_of);
+        }
         if (cfg->model.kind == MODEL_MADE) {
             text_appendf(&t, ",\n    \"ordering\": \"%s\"",
                         name_of(ordering_names, COUNT(ordering_names), cfg->model.ordering));

@@ -3,6 +3,7 @@
 #include "cuvae/common.h"
 #include "cuvae/eval.h"
 #include "cuvae/image.h"
+#include "cuvae/prior.h"
 #include "cuvae/rng.h"
 
 #include <math.h>
@@ -27,7 +28,22 @@ static int write_tiles(const char *path, const float *tiles, int n, int side, in
 int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_labels, int epoch,
                        const char *run_dir, char *err, size_t errlen) {
     const int D = m->input_dim, L = m->latent_dim;
-    const int side = (int)lround(sqrt((double)D));
+    int side = (int)lround(sqrt((double)D));
+    if (m->prior_classes) {   // a prior: code grids drawn from it, decoded by its VQ-VAE
+        char dir[1100], path[1200];
+        snprintf(dir, sizeof dir, "%s/progress", run_dir);
+        if (make_dirs(dir, err, errlen) != 0) return -1;
+        const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
+        float *pixels;
+        int image_dim;
+        if (prior_sample_images(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, &pixels, &image_dim, err, errlen) != 0)
+            return -1;
+        side = (int)lround(sqrt((double)image_dim));
+        snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
+        int rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);
+        free(pixels);
+        return rc;
+    }
     if (side * side != D) return 0;   // not square images: nothing to show
     char dir[1100], path[1200];
     snprintf(dir, sizeof dir, "%s/progress", run_dir);

@@ -237,13 +237,14 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
-    if (m->autoregressive) {   // made: the test loss is the exact -log p(x); no latent
-        r->binarized = true;
+    if (m->autoregressive) {   // made, pixelcnn: the test loss is the exact -log p(x); no latent
+        r->binarized = m->prior_classes == 0;   // a prior's data are codes
         eval_elbo(m, data, EPS_ZERO, &r->elbo);
         r->exact_nll = true;
         r->rec_bce = r->elbo.rec;
         r->rec_mse = NAN;
         r->bits_per_dim = r->elbo.rec / (m->input_dim * log(2.0));
+        r->prior_positions = m->prior_classes ? m->input_dim : 0;
         return 0;
     }
     if (m->vq) {   // no latent distribution: code usage instead of active units
@@ -344,7 +345,10 @@ LossUnits loss_units(const Config *cfg) {
     u.exact_nll = model_kind_autoregressive(cfg->model.kind);
     u.has_kl = cfg->model.kind != MODEL_AE && !u.exact_nll;
     if (u.exact_nll)
-        u.rec_long = "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
+        u.rec_long = cfg->model.prior_of[0]
+            ? "exact -log p(codes) of the VQ-VAE's code grid: the autoregressive categorical terms summed over "
+              "positions (nats)"
+            : "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
     if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not
     u.second = !u.has_kl ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
     u.second_unit = cfg->model.kind == MODEL_VQ_VAE ? "squared distance" : "nats";
@@ -395,6 +399,10 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         json_number(&j, r->elbo.rec);
         text_appendf(&j, ", \"bits_per_dim\": ");
         json_number(&j, r->bits_per_dim);
+        if (r->prior_positions) {   // a prior over codes: the cross-entropy per code position
+            text_appendf(&j, ", \"nll_per_position\": ");
+            json_number(&j, r->elbo.rec / r->prior_positions);
+        }
     }
     text_appendf(&j, ", \"rec_bce_at_mean\": ");
     json_number(&j, r->rec_bce);

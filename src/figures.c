@@ -1,6 +1,7 @@
 // figures.c: the figures of one run, from its checkpoint, its test set and its
 // log.jsonl: image grids go through plot_image (title, optional axes), charts
 // through plot_scatter / plot_histograms / plot_lines, t-SNE through tsne_embed.
+#include "cuvae/prior.h"
 #include "cuvae/figures.h"
 #include "cuvae/backend.h"
 #include "cuvae/checkpoint.h"
@@ -82,6 +83,20 @@ static int write_grid(Figures *f, const char *name, const char *title, const flo
 
 static int figure_samples(Figures *f) {
     Model *m = f->m;
+    if (m->prior_classes) {   // a prior: code grids drawn from it, decoded by its VQ-VAE
+        const int n = SAMPLE_GRID * SAMPLE_GRID;
+        float *pixels;
+        int image_dim, side = f->side;
+        if (prior_sample_images(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, &pixels, &image_dim, f->err,
+                                f->errlen) != 0)
+            return -1;
+        f->side = (int)lround(sqrt((double)image_dim));
+        int rc = write_grid(f, "samples.png", "Samples: codes drawn from the PixelCNN prior, decoded by the VQ-VAE",
+                            pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
+        f->side = side;
+        free(pixels);
+        return rc;
+    }
     if (m->autoregressive) {   // made: ancestral sampling, one pixel at a time in the ordering
         const int n = SAMPLE_GRID * SAMPLE_GRID;
         float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
@@ -486,7 +501,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     Dataset train_set, test_set;
     Config data_cfg = cfg;
     data_cfg.data.train_limit = 1;
-    if (dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);
     if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {

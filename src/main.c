@@ -1,4 +1,5 @@
 // main.c: command-line dispatch only: train, eval, sample, --help, --version.
+#include "cuvae/prior.h"
 #include "cuvae/backend.h"
 #include "cuvae/bench.h"
 #include "cuvae/checkpoint.h"
@@ -186,7 +187,7 @@ static int command_eval(int argc, char **argv) {
     Dataset train_set, test_set;
     Config data_cfg = cfg;
     data_cfg.data.train_limit = 1;   // eval needs only the test split
-    if (dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
+    if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);
     int iw_k = a.iw_k >= 0 ? a.iw_k : 0;
@@ -249,6 +250,14 @@ static int command_sample(int argc, char **argv) {
     Model m;
     if (load_checkpoint_model(&a, a.n_samples, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
+    float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws
+    if (m.prior_classes &&
+        prior_sample_images(&m, a.n_samples, (a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed) ^ 0x5A3Bull,
+                            &prior_pixels, &D, err, sizeof err) != 0) {
+        model_destroy(&m);
+        be->destroy(be);
+        return fail(err);
+    }
     int side = (int)lround(sqrt((double)D));
     if (side * side != D) {
         model_destroy(&m);
@@ -278,9 +287,11 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
-    const bool m_was_vq = m.vq, m_was_made = m.autoregressive;   // (m is destroyed before the closing line)
-    float *pixels = xmalloc((size_t)a.n_samples * D * sizeof(float));
-    if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
+    const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0;
+    float *pixels = prior_pixels ? prior_pixels : xmalloc((size_t)a.n_samples * D * sizeof(float));
+    if (m.prior_classes) {
+        // drawn above
+    } else if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
         model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels);
     } else if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
@@ -314,6 +325,7 @@ static int command_sample(int argc, char **argv) {
     be->destroy(be);
     if (rc != 0) return fail(err);
     fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
+            m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" : "z ~ N(0, I)");
     return 0;

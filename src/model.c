@@ -182,6 +182,7 @@ static int build_made_model(Model *m, const Config *cfg, char *err, size_t errle
     }
     m->n_params = m->decoder_net->n_params;
     m->n_buffers = m->decoder_net->n_buffers;
+    m->prior_classes = cfg->model.prior_classes;
     return 0;
 }
 
@@ -205,6 +206,8 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 
     size_t max_width = (size_t)m->input_dim;
     if (m->vq && (size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz_e
+    if (m->decoder_net && tensor_shape_size(m->decoder_net->out) > max_width)   // a prior: K logits a position
+        max_width = tensor_shape_size(m->decoder_net->out);
     for (int i = 0; i < m->n_layers; i++) {
         if ((size_t)m->layers[i].out > max_width) max_width = m->layers[i].out;
         if ((size_t)m->layers[i].in > max_width) max_width = m->layers[i].in;
@@ -234,6 +237,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
     if (m->vq) model_vq_alloc(m);
     if (m->autoregressive) model_made_alloc(m);
+    if (m->prior_classes) m->x_onehot = be->alloc(be, B * (size_t)m->prior_classes * m->input_dim * sizeof(float));
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
@@ -312,6 +316,7 @@ void model_destroy(Model *m) {
     if (m->variational || m->vq) be->free(be, m->z);
     if (m->vq) model_vq_free(m);
     if (m->autoregressive) model_made_free(m);
+    if (m->x_onehot) be->free(be, m->x_onehot);
     be->free(be, m->eps);
     be->free(be, m->state);
     be->free(be, m->grad_a);
@@ -431,7 +436,8 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
     if (m->autoregressive) {   // made: the pixels straight into the masked network
         if (m->training_mode) model_made_select_step_masks(m);   // model.masks > 1: this step's set
         NetRun run = net_run(m, B);
-        network_forward(m->decoder_net, &run, m->x);
+        if (m->prior_classes) be->codes_onehot(be, m->x_onehot, m->x, B, m->prior_classes, m->input_dim);
+        network_forward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x);
         return;
     }
     if (m->encoder_net) {
@@ -475,6 +481,10 @@ void model_decode(Model *m, int B) { decoder_forward(m, B); }
 
 void model_loss(Model *m, int B) {
     Backend *be = m->be;
+    if (m->prior_classes) {   // a prior: -log p(codes), K classes per position
+        be->categorical_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim, 0.0f);
+        return;
+    }
     be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
                             m->rec_loss, m->pixel_weight, 0.0f);
     if (m->variational) {
@@ -518,12 +528,16 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
     // fused reconstruction loss + d(loss)/d(output), already scaled by w_rec / B
     float *dY = m->grad_a;
     float *spare = m->grad_b;
-    be->reconstruction_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->input_dim,
-                            m->rec_loss, m->pixel_weight, w_rec * inv_batch);
+    if (m->prior_classes)   // a prior: the categorical loss over the codes
+        be->categorical_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim,
+                             w_rec * inv_batch);
+    else
+        be->reconstruction_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                                m->rec_loss, m->pixel_weight, w_rec * inv_batch);
 
     if (m->autoregressive) {   // made: the masked network back to its weights; x needs no gradient
         NetRun run = net_run(m, B);
-        network_backward(m->decoder_net, &run, m->x, dY, NULL);
+        network_backward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x, dY, NULL);
         return;
     }
     // decoder, last layer first; the first decoder layer's input gradient is dz

@@ -59,14 +59,16 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
     }
     if (!seen_mask)
         return set_error(err, errlen, "model.network: needs a masked convolution (masked_conv2d_a first)");
-    TensorShape want = model_input_shape(cfg->model.input_dim);
+    TensorShape want = cfg->model.prior_classes > 0 ? net->in : model_input_shape(cfg->model.input_dim);
     const NetLayer *last = &net->layers[net->n_layers - 1];
     if (memcmp(&net->out, &want, sizeof want) != 0 || is_activation(last->kind)) {
         char got[48];
         tensor_shape_format(net->out, got, sizeof got);
-        return set_error(err, errlen, "model.network: must end in one channel of logits (1, %d, %d), e.g. "
-                         "{\"conv2d\": 1, \"kernel\": 1}; it ends in %s (%s)", want.dim[1], want.dim[2], got,
-                         last->kind->name);
+        return set_error(err, errlen, "model.network: must end in %d channel%s of logits (%d, %d, %d) (%s), e.g. "
+                         "{\"conv2d\": %d, \"kernel\": 1}; it ends in %s (%s)", want.dim[0], want.dim[0] > 1 ? "s" : "",
+                         want.dim[0], want.dim[1], want.dim[2],
+                         cfg->model.prior_classes > 0 ? "one per code of the VQ-VAE, per position" : "one per pixel",
+                         want.dim[0], got, last->kind->name);
     }
     return 0;
 }
@@ -74,7 +76,12 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen) {
     const bool pixelcnn = cfg->model.kind == MODEL_PIXELCNN;
     TensorShape in = {1, {cfg->model.input_dim, 0, 0}};
-    if (pixelcnn) {
+    if (pixelcnn && cfg->model.prior_classes > 0) {   // a prior: the one-hot codes (K, h, w)
+        in.rank = 3;
+        in.dim[0] = cfg->model.prior_classes;
+        in.dim[1] = cfg->model.prior_h;
+        in.dim[2] = cfg->model.prior_w;
+    } else if (pixelcnn) {
         in = model_input_shape(cfg->model.input_dim);
         if (in.rank != 3)
             return set_error(err, errlen, "model.input_dim: %d is not a square image; a PixelCNN needs one",
@@ -233,16 +240,35 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     const bool saved_mode = m->training_mode;
     m->training_mode = false;
     memset(pixels, 0, (size_t)n * D * sizeof(float));
-    float *logits = xmalloc((size_t)m->max_batch * D * sizeof(float));
+    const int K = m->prior_classes;   // a prior: K logits per position
+    const size_t out_width = (size_t)D * (K > 0 ? K : 1);
+    float *logits = xmalloc((size_t)m->max_batch * out_width * sizeof(float));
     for (int start = 0; start < n; start += m->max_batch) {
         const int B = n - start < m->max_batch ? n - start : m->max_batch;
         float *x = pixels + (size_t)start * D;   // (B, D): filled one position at a time
         for (int i = 0; i < D; i++) {
             be->upload(be, m->x, x, (size_t)B * D * sizeof(float));
             model_forward(m, B, EPS_ZERO);
-            be->download(be, logits, model_output(m), (size_t)B * D * sizeof(float));
+            be->download(be, logits, model_output(m), (size_t)B * out_width * sizeof(float));
             const int d = order[i];
             for (int b = 0; b < B; b++) {
+                if (K > 0) {   // a prior: code k with probability softmax_k(logits[b, :, d]), as k / 255
+                    const float *l = logits + (size_t)b * K * D + d;
+                    float top = l[0], total = 0.0f;
+                    for (int k = 1; k < K; k++) top = fmaxf(top, l[(size_t)k * D]);
+                    for (int k = 0; k < K; k++) total += expf(l[(size_t)k * D] - top);
+                    float u = rng_uniform(&rng) * total, run = 0.0f;
+                    int code = K - 1;
+                    for (int k = 0; k < K; k++) {
+                        run += expf(l[(size_t)k * D] - top);
+                        if (u <= run) {
+                            code = k;
+                            break;
+                        }
+                    }
+                    x[(size_t)b * D + d] = (float)code / 255.0f;
+                    continue;
+                }
                 const float p = 1.0f / (1.0f + expf(-logits[(size_t)b * D + d]));
                 x[(size_t)b * D + d] = rng_uniform(&rng) <= p ? 1.0f : 0.0f;
             }

@@ -1,6 +1,7 @@
 // train.c: the training loop. Each step is a fixed sequence of backend ops
 // (gather, forward, fused loss + backward, Adam, loss accumulation) with no
 // device -> host read; the loss is read once per log interval.
+#include "cuvae/prior.h"
 #include "cuvae/train.h"
 #include "cuvae/backend.h"
 #include "cuvae/checkpoint.h"
@@ -197,7 +198,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (check_run_folder(out_dir, resume, overwrite, err, errlen) != 0) return -1;
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
-    if (dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    if (prior_dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     eval_prepare_test_set(cfg, &test_set);
     const bool validating = cfg->data.validation > 0.0;
     if (validating) {
@@ -567,7 +568,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        if (report.exact_nll)
+        if (report.exact_nll && report.prior_positions)
+            fprintf(stderr, "cuvae: eval: test -log p(codes) %.4f nats/example (exact), %.4f nats per code position "
+                    "(%d positions)\n", report.elbo.loss, report.elbo.loss / report.prior_positions,
+                    report.prior_positions);
+        else if (report.exact_nll)
             fprintf(stderr, "cuvae: eval: test -log p(x) %.4f nats/example (exact), %.4f bits/dim\n",
                     report.elbo.loss, report.bits_per_dim);
         else if (report.vq_size)

@@ -81,6 +81,9 @@ typedef struct {
         // expanded; pixelcnn: masked convolutions, 1x1 convolutions, residual connections) is held
         // in decoder_layers (there is no encoder, latent_dim is 0); made's input ordering
         Ordering ordering;               // natural (pixel order) | random (seeded by train.seed)
+        char prior_of[512];              // pixelcnn: a VQ-VAE checkpoint whose codes it models ("" = pixels)
+        int prior_classes;               //   derived from it: K codes, (prior_h, prior_w) positions
+        int prior_h, prior_w;
         int masks;                       // mask sets (default 1): > 1 trains each step with the next
                                          // set (connectivity-agnostic) and evaluates their ensemble
         OutputKind output;               // bernoulli (logits) | gaussian (identity)

@@ -66,6 +66,7 @@ typedef struct {
     // made: the test loss is the exact -log p(x) (elbo.rec), also in bits per pixel
     bool exact_nll;
     double bits_per_dim;
+    int prior_positions;       // a PixelCNN prior over codes: S (its nll per position = rec / S), else 0
 } EvalReport;
 
 // Everything above. iw_k > 0 runs the importance-weighted bound with K samples

@@ -66,6 +66,9 @@ typedef struct {
     // made (model_made.c): no encoder, heads or latent (latent_dim 0); decoder_net is the
     // masked network "net" from the pixels x to their logits.
     bool autoregressive;
+    int prior_classes;                       // pixelcnn prior over a VQ-VAE's codes: K (else 0); x holds
+                                             // codes / 255 (B, S), the network reads their one-hot
+    float *x_onehot;                         // (B, K, S)
     int made_masks;                          // mask sets (model.masks)
     float *made_mask_bank;                   // (made_masks, n_buffers) when made_masks > 1
     float *made_saved_masks;                 // (n_buffers) the masks in use, kept around an ensemble
@@ -207,7 +210,8 @@ void model_made_use_set(Model *m, int set);
 // From m->x (B rows): rec_row = -log p(x) per example, of the ensemble of all mask sets
 // (one forward per set; the masks in use are restored), or of the one mask.
 void model_made_ensemble_loss(Model *m, int B);
-// n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes).
+// n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes);
+// for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax.
 void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
