@@ -244,6 +244,12 @@ class CuvaeModel(nn.Module):
         self.input_dim = m["input_dim"]
         if self.made:   # one masked network from the pixels to their logits
             self.net_shape = input_shape(m["input_dim"]) if m["kind"] == "pixelcnn" else (m["input_dim"],)
+            if m.get("prior_of"):   # a prior over a VQ-VAE's codes: the one-hot codes (K, h, w)
+                K = layer_parts(m["network"][-1])[1]   # the last layer's channels
+                side = math.isqrt(m["input_dim"])
+                if side * side != m["input_dim"]:
+                    raise ValueError("a prior over a non-square code grid: not supported here")
+                self.net_shape = (K, side, side)
             self.network, _ = build_sequential(m["network"], self.net_shape)
             return
         self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z

@@ -197,7 +197,7 @@ expect_error "pixelcnn: a 3x3 plain conv refused" 2 'model.network\[2\] \(conv2d
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu", {"conv2d": 1, "kernel": 3, "padding": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: batch norm refused" 2 'model.network\[1\] \(batch_norm\): a PixelCNN is masked convolutions' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, {"batch_norm": {}}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
-expect_error "pixelcnn: must end in logits" 2 'model.network: must end in one channel of logits \(1, 28, 28\)' -- \
+expect_error "pixelcnn: must end in logits" 2 'model.network: must end in 1 channel of logits \(1, 28, 28\)' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu"]' --out "$tmp/x"
 expect_error "pixelcnn: even kernel refused" 2 'model.network\[0\].kernel: must be odd' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 4}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
@@ -209,4 +209,73 @@ expect_error "pixelcnn: widths refused" 2 'model.network: kind "pixelcnn" needs 
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[64]' --out "$tmp/x"
 expect_error "pixelcnn: ordering refused" 2 'model: "ordering" is not a key of kind "pixelcnn"' -- \
     "$CUVAE" train "$tmp/pbase.json" --set model.ordering=random --out "$tmp/x"
+
+# ---- PixelCNN prior over a VQ-VAE's codes ------------------------------------------------
+cat > "$tmp/vq.json" <<'JSON'
+{"name": "vq_small", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 1000, "test_limit": 300},
+ "model": {"kind": "vq_vae", "input_dim": 784, "latent_dim": 8,
+   "encoder": [{"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 8, "kernel": 1}],
+   "codebook": {"size": 32, "update": "ema", "restart_dead": 0.05},
+   "decoder": [{"conv_transpose2d": 16, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}], "output": "bernoulli"},
+ "train": {"epochs": 1, "batch_size": 50, "lr": 0.002, "seed": 2, "epoch_images": false}, "device": "cpu"}
+JSON
+"$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>/dev/null || bad "the prior's VQ-VAE did not train"
+cat > "$tmp/prior.json" <<JSON
+{"name": "prior_small", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 1000, "test_limit": 300},
+ "model": {"kind": "pixelcnn", "input_dim": 49, "prior_of": "$tmp/vq/model.safetensors",
+   "network": [{"masked_conv2d_a": 32, "kernel": 5}, "relu", {"conv2d": 16, "kernel": 1}, "relu",
+               {"masked_conv2d_b": 16, "kernel": 3}, "relu", {"conv2d": 32, "kernel": 1}, {"residual": 5},
+               "relu", {"conv2d": 32, "kernel": 1}]},
+ "train": {"epochs": 2, "batch_size": 50, "lr": 0.003, "seed": 2}, "device": "cpu"}
+JSON
+if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
+    first=$(grep -E "^epoch 1/2:" "$tmp/prior.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    second=$(grep -E "^epoch 2/2:" "$tmp/prior.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 49 * log(32)) }' \
+        && grep -q "nats per code position (49 positions)" "$tmp/prior.err" && grep -q '"nll_per_position": ' "$tmp/prior/eval.json" \
+        && ok "prior over VQ codes trains: -log p(codes) falls ($first -> $second nats, below 49 ln 32), per position reported" \
+        || bad "prior: $first -> $second; $(grep eval: "$tmp/prior.err")"
+    "$CUVAE" eval "$tmp/prior/model.safetensors" -o "$tmp/prior_eval.json" >/dev/null 2>&1
+    [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
+        && ok "prior: eval re-encodes the test set through the VQ-VAE and reproduces the run's -log p(codes)" \
+        || bad "prior eval $(field "$tmp/prior_eval.json" test_loss) vs $(field "$tmp/prior/eval.json" test_loss)"
+    "$CUVAE" sample "$tmp/prior/model.safetensors" -n 9 -o "$tmp/prior_s.png" 2>"$tmp/prior_s.err" \
+        && grep -q "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" "$tmp/prior_s.err" \
+        && $PY -c "import struct,sys; d=open(sys.argv[1],'rb').read(); w,h=struct.unpack('>II',d[16:24]); sys.exit(not (w > 28*3 and h > 28*3))" "$tmp/prior_s.png" \
+        && ok "prior: sample draws code grids and decodes them into 28x28 images through the VQ-VAE" \
+        || bad "prior sample: $(tail -1 "$tmp/prior_s.err")"
+    "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
+        && ok "prior: plot draws its decoded samples" || bad "prior plot"
+    if $PY -c "import torch, numpy" 2>/dev/null; then
+        torch_out=$($PY tests/torch_check.py "$tmp/prior/model.safetensors" data/mnist 300) || bad "prior: torch_check.py failed"
+        ours=$(field "$tmp/prior/eval.json" test_loss)
+        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
+        echo "  prior: cuvae -log p(codes) $ours | torch $torch_out" >&2
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
+            && ok "prior: PyTorch (the VQ-VAE's codes, one-hot, the prior's network) gives the same -log p(codes) (1e-5)" \
+            || bad "prior: torch $theirs vs cuvae $ours"
+    else
+        skip "prior in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
+    fi
+else
+    bad "prior training: $(tail -2 "$tmp/prior.err")"
+fi
+"$CUVAE" train "$tmp/prior.json" --set train.epochs=1 --out "$tmp/prior_r" 2>/dev/null \
+    && "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior_r" --resume 2>/dev/null \
+    && cmp -s "$tmp/prior/model.safetensors" "$tmp/prior_r/model.safetensors" \
+    && ok "prior: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "prior resume"
+expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
+    "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
+expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \
+    "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior/model.safetensors" --out "$tmp/x"
+expect_error "prior: input_dim must be the grid" 2 'model.input_dim: must be 49, the positions of the VQ-VAE.s code grid \(7 x 7\), got 784' -- \
+    "$CUVAE" train "$tmp/prior.json" --set model.input_dim=784 --out "$tmp/x"
+expect_error "prior: K output channels" 2 'model.network: must end in 32 channels of logits \(32, 7, 7\)' -- \
+    "$CUVAE" train "$tmp/prior.json" --set 'model.network=[{"masked_conv2d_a": 8, "kernel": 3}, "relu", {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "prior: no binarization" 2 'data.binarize: a prior over a VQ-VAE.s codes reads the images as the VQ-VAE does' -- \
+    "$CUVAE" train "$tmp/prior.json" --set data.binarize=dynamic --out "$tmp/x"
+expect_error "prior: made cannot" 2 'model.prior_of: a prior over a VQ-VAE.s codes is a "pixelcnn"' -- \
+    "$CUVAE" train "$tmp/base.json" --set model.prior_of=x --out "$tmp/x"
 cli_finish cli_autoregressive

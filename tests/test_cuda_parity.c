@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include "cuvae/backend.h"
+#include "cuvae/checkpoint.h"
 #include "cuvae/config.h"
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static Backend *cpu;
 static Backend *gpu;
@@ -1089,10 +1091,49 @@ static bool parity_made;   // a MADE (masked_linear layers, random ordering) ins
 static int parity_made_masks = 1;
 
 static bool parity_pixelcnn;   // a PixelCNN (masked convolutions, a residual block) instead
+static bool parity_prior;      // ... as a prior over the codes of a small VQ-VAE (K = 24, 7x7)
+static char prior_vq_path[64];
+
+// The VQ-VAE checkpoint a parity prior models (written once, removed at exit).
+static void remove_prior_vq(void) { unlink(prior_vq_path); }
+static const char *prior_vq_checkpoint(void) {
+    if (prior_vq_path[0]) return prior_vq_path;
+    snprintf(prior_vq_path, sizeof prior_vq_path, "/tmp/cuvae_parity_vq_XXXXXX");
+    int fd = mkstemp(prior_vq_path);
+    if (fd >= 0) close(fd);
+    atexit(remove_prior_vq);
+    const char *json =
+        "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+        "\"kind\": \"vq_vae\", \"input_dim\": 784, \"latent_dim\": 8, \"encoder\": ["
+        "{\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"relu\","
+        "{\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 24}, \"decoder\": ["
+        "{\"conv_transpose2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"relu\","
+        "{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}]},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}";
+    Config vq;
+    Model m;
+    char err[512];
+    if (config_from_string(&vq, json, "vq for the prior", NULL, 0, err, sizeof err) != 0 ||
+        model_create(&m, &vq, cpu, 4, err, sizeof err) != 0) {
+        CHECK(0, "prior's vq: %s", err);
+        return prior_vq_path;
+    }
+    model_init_params(&m, 3);
+    CHECK(checkpoint_save(&m, prior_vq_path, err, sizeof err) == 0, "prior's vq save: %s", err);
+    model_destroy(&m);
+    return prior_vq_path;
+}
 
 static void use_made_model(Config *cfg) {
-    char json[1024];
-    if (parity_pixelcnn)
+    char json[1536];
+    if (parity_prior)
+        snprintf(json, sizeof json,
+            "{\"name\": \"prior\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"},"
+            " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 49, \"prior_of\": \"%s\", \"network\": ["
+            "{\"masked_conv2d_a\": 16, \"kernel\": 5}, \"relu\", {\"masked_conv2d_b\": 16, \"kernel\": 3}, \"relu\","
+            " {\"residual\": 2}, {\"conv2d\": 24, \"kernel\": 1}]},"
+            " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"seed\": 1}}", prior_vq_checkpoint());
+    else if (parity_pixelcnn)
         snprintf(json, sizeof json,
             "{\"name\": \"pixelcnn\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
             " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 784, \"network\": [{\"masked_conv2d_a\": 6,"
@@ -1258,6 +1299,7 @@ static void model_parity_scheduled(ModelKind kind, Activation act, OutputKind ou
         for (size_t i = 0; i < (size_t)B * D; i++) {
             float u = rng_uniform(&input_rng);
             x[i] = output == OUTPUT_BERNOULLI ? (u < 0.3f ? 1.0f : 0.0f) : u;
+            if (mc.prior_classes) x[i] = (float)(rng_u32(&input_rng) % (uint32_t)mc.prior_classes) / 255.0f;
         }
         fill_normal_host(eps, (size_t)B * L, 1.0f);
         cpu->upload(cpu, mc.x, x, (size_t)B * D * sizeof(float));
@@ -1481,6 +1523,7 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
         else use_vq_model(&cfg);
         cfg.loss.kl_warmup_epochs = 0;   // no KL term in these
         cfg.loss.free_bits = 0;
+        if (parity_prior) cfg.data.binarize = BINARIZE_NONE;   // its data are codes
     }
     BackendOptions options = {PRECISION_FP32, graphs};
     be->configure(be, &options);
@@ -1497,6 +1540,8 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
     Rng data_rng;
     rng_init(&data_rng, 31, 5);
     for (size_t i = 0; i < (size_t)N * D; i++) images[i] = (uint8_t)(rng_u32(&data_rng) & 255);
+    if (m.prior_classes)   // a prior's data are codes < K
+        for (size_t i = 0; i < (size_t)N * D; i++) images[i] = (uint8_t)(images[i] % m.prior_classes);
     for (int i = 0; i < N; i++) labels[i] = (uint8_t)(rng_u32(&data_rng) % 10);
     uint8_t *images_dev = be->alloc(be, (size_t)N * D), *labels_dev = be->alloc(be, N);
     int32_t *perm_dev = be->alloc(be, N * sizeof(int32_t));
@@ -1666,6 +1711,14 @@ static void test_categorical(void) {
     free(logits); free(x);
 }
 
+// A PixelCNN prior over a VQ-VAE's codes: one-hot input, categorical loss, K = 24 logits a position
+static void test_model_pixelcnn_prior(void) {
+    parity_made = parity_pixelcnn = parity_prior = true;
+    model_parity(MODEL_PIXELCNN, ACT_RELU, OUTPUT_BERNOULLI, REC_BCE, REDUCTION_SUM);
+    graph_equals_eager(MODEL_PIXELCNN, EPSILON_FUSED);
+    parity_made = parity_pixelcnn = parity_prior = false;
+}
+
 static void test_select_slice(void) {
     const size_t n = 5000;
     const int slices = 3;
@@ -1777,6 +1830,7 @@ static const TestCase test_cases[] = {
     {"graph_equals_eager_made", test_graph_equals_eager_made},
     {"parity_model_pixelcnn", test_model_pixelcnn},
     {"graph_equals_eager_pixelcnn", test_graph_equals_eager_pixelcnn},
+    {"parity_model_pixelcnn_prior_and_graph", test_model_pixelcnn_prior},
     {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
 };

@@ -2,6 +2,7 @@
 // differences of the full loss w.r.t. sampled parameters, VAE and AE, every
 // loss form), layer layout, and that Adam steps lower the loss.
 #include "cuvae/backend.h"
+#include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/model.h"
 #include "cuvae/step.h"
@@ -9,6 +10,7 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static Backend *cpu;
 
@@ -85,6 +87,8 @@ static void gradient_check_scheduled(Config cfg, KlSchedule kl, const char *labe
     float *x = xmalloc((size_t)B * D * sizeof(float)), *eps = xmalloc((size_t)B * L * sizeof(float));
     for (int i = 0; i < B * D; i++) x[i] = rng_uniform(&rng);
     x[0] = 0.0f; x[1] = 1.0f;
+    if (m.prior_classes)   // a prior's inputs are codes (code / 255)
+        for (int i = 0; i < B * D; i++) x[i] = (float)(rng_u32(&rng) % (uint32_t)m.prior_classes) / 255.0f;
     for (int i = 0; i < B * L; i++) eps[i] = rng_normal(&rng);
     cpu->upload(cpu, m.x, x, (size_t)B * D * sizeof(float));
     if (m.variational) cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * L * sizeof(float));
@@ -426,6 +430,81 @@ static void test_pixelcnn_receptive_field(void) {
     model_destroy(&m);
 }
 
+// A tiny VQ-VAE checkpoint over 8x8 images (codes on a 4x4 grid, K = 5) at path, for priors.
+static void write_vq_checkpoint(const char *path) {
+    const char *json =
+        "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+        "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
+        " \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 5}, \"decoder\": [{\"conv_transpose2d\": 1,"
+        " \"kernel\": 4, \"stride\": 2, \"padding\": 1}]}, \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}";
+    Config cfg;
+    char err[512];
+    CHECK(config_from_string(&cfg, json, "vq test", NULL, 0, err, sizeof err) == 0, "vq config: %s", err);
+    Model m;
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "vq create: %s", err);
+    model_init_params(&m, 2);
+    CHECK(checkpoint_save(&m, path, err, sizeof err) == 0, "vq save: %s", err);
+    model_destroy(&m);
+}
+
+static Config prior_config(const char *vq_path) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"prior\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"},"
+             " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 16, \"prior_of\": \"%s\", \"network\":"
+             " [{\"masked_conv2d_a\": 4, \"kernel\": 3}, \"tanh\", {\"masked_conv2d_b\": 4, \"kernel\": 3}, \"tanh\","
+             " {\"residual\": 2}, {\"conv2d\": 5, \"kernel\": 1}]},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", vq_path);
+    Config cfg;
+    char err[1024];
+    int rc = config_from_string(&cfg, json, "prior test", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "prior config: %s", err);
+    return cfg;
+}
+
+// A PixelCNN prior over a VQ-VAE's codes: the config reads K = 5 and the 4x4 grid from the
+// checkpoint; every parameter's gradient of the categorical loss by finite differences; and
+// the receptive field: changing the code at position p moves no logit at a position <= p.
+static void test_pixelcnn_prior(void) {
+    char path[] = "/tmp/cuvae_test_vq_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    write_vq_checkpoint(path);
+    Config cfg = prior_config(path);
+    CHECK(cfg.model.prior_classes == 5 && cfg.model.prior_h == 4 && cfg.model.prior_w == 4,
+          "prior of K %d on %d x %d", cfg.model.prior_classes, cfg.model.prior_h, cfg.model.prior_w);
+    gradient_check(cfg, "pixelcnn prior over codes (categorical loss)");
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 1, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 8);
+    float x[16], base[5 * 16], out[5 * 16];
+    for (int s = 0; s < 16; s++) x[s] = (float)((s * 3) % 5) / 255.0f;
+    cpu->upload(cpu, m.x, x, sizeof x);
+    model_forward(&m, 1, EPS_ZERO);
+    cpu->download(cpu, base, model_output(&m), sizeof base);
+    int leaks = 0, later = 0;
+    for (int p = 0; p < 16; p++) {
+        float y[16];
+        memcpy(y, x, sizeof y);
+        y[p] = (float)(((p * 3) % 5 + 2) % 5) / 255.0f;
+        cpu->upload(cpu, m.x, y, sizeof y);
+        model_forward(&m, 1, EPS_ZERO);
+        cpu->download(cpu, out, model_output(&m), sizeof out);
+        for (int k = 0; k < 5; k++)
+            for (int s = 0; s < 16; s++) {
+                if (s <= p) leaks += out[k * 16 + s] != base[k * 16 + s];
+                else later += out[k * 16 + s] != base[k * 16 + s];
+            }
+    }
+    CHECK(leaks == 0, "%d logits moved with a code at or after their position", leaks);
+    CHECK(later > 0, "no logit depends on an earlier code");
+    model_destroy(&m);
+    unlink(path);
+}
+
 static void test_graph_layout(void) {
     Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
     Model m;
@@ -623,6 +702,7 @@ int main(void) {
     test_run("made_mask_ensemble", test_made_mask_ensemble);
     test_run("pixelcnn_gradients", test_pixelcnn_gradients);
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
+    test_run("pixelcnn_prior", test_pixelcnn_prior);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);

@@ -53,6 +53,17 @@ def main():
         images, labels = images[:limit], labels[:limit]
     x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)) / 255.0
     y = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
+    prior_of = cfg["model"].get("prior_of")
+    if prior_of:   # a PixelCNN prior: the VQ-VAE's codes of the test images, their exact -log p
+        vq = load(prior_of)
+        with torch.no_grad():
+            codes, _ = vq.encode(x)                                    # (N, h, w)
+            K = model.net_shape[0]
+            onehot = F.one_hot(codes, K).permute(0, 3, 1, 2).float()    # (N, K, h, w)
+            logits = model.network(onehot)
+            nll = F.cross_entropy(logits, codes, reduction="none").flatten(1).sum(1)
+        print(json.dumps({"nll": nll.double().mean().item(), "examples": len(x), "torch": torch.__version__}))
+        return
     if model.made:   # a MADE: the exact -log p(x) of the (already binary) test images
         with torch.no_grad():
             nll = -model.log_prob(x)
