@@ -5,6 +5,8 @@
 # FULL=1 trains for each config's train.full_epochs (lecture length; meant for a GPU).
 # LECTURES_OUT (default runs/lectures), LECTURES_SET (extra "--set k=v" words, used by
 # the tests to shrink the runs), CUVAE (default build/cuvae).
+# A prior over a VQ-VAE's codes (model.prior_of "runs/lectures/RUN/model.safetensors") reads
+# the checkpoint of RUN in this lecture set ($OUT/RUN): configs sort after the run they model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CUVAE=${CUVAE:-build/cuvae}
@@ -18,7 +20,10 @@ for cfg in configs/lectures/*.json; do
     name=$(basename "$cfg" .json)
     [ "$name" = "index" ] && continue
     echo "== lectures: $name ($(($(date +%s) - start)) s so far)"
-    "$CUVAE" train "$cfg" --out "$OUT/$name" --overwrite "${full[@]}" "${extra[@]}" 2> "$OUT/$name.train.log" \
+    prior=()
+    of=$(sed -nE 's/.*"prior_of": "runs\/lectures\/([^/"]+)\/model\.safetensors".*/\1/p' "$cfg")
+    [ -n "$of" ] && prior=(--set "model.prior_of=$OUT/$of/model.safetensors")
+    "$CUVAE" train "$cfg" --out "$OUT/$name" --overwrite "${full[@]}" "${extra[@]}" "${prior[@]}" 2> "$OUT/$name.train.log" \
         || { tail -3 "$OUT/$name.train.log" >&2; exit 1; }
     grep -E "^epoch [0-9]+/[0-9]+:|eval:" "$OUT/$name.train.log" | tail -2
     "$CUVAE" plot "$OUT/$name" 2> "$OUT/$name.plot.log" || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }

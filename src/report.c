@@ -141,8 +141,12 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         cell_number_unit(f, json_number(ev, "test_loss"), 2, "nats");
         cell_number_unit(f, json_number(ev, "rec"), 2, "nats");
         fputs("<td>–</td><td>–</td><td>–</td>", f);
-        fprintf(f, "<td>%.2f (exact, %.4f bits/dim)</td></tr>\n", json_number(ev, "exact_nll"),
-                json_number(ev, "bits_per_dim"));
+        if (cJSON_GetObjectItemCaseSensitive(ev, "nll_per_position"))   // a prior over VQ codes
+            fprintf(f, "<td>%.2f (exact, of the codes; %.4f nats per code position)</td></tr>\n",
+                    json_number(ev, "exact_nll"), json_number(ev, "nll_per_position"));
+        else
+            fprintf(f, "<td>%.2f (exact, %.4f bits/dim)</td></tr>\n", json_number(ev, "exact_nll"),
+                    json_number(ev, "bits_per_dim"));
         cJSON_Delete(ev);
         cJSON_Delete(cfg);
         return;
