@@ -92,14 +92,17 @@ static const char *USAGE_EVAL =
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n";
 
 static const char *USAGE_SAMPLE =
-    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--title TEXT] [--set key.path=value]...\n"
+    "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--prior PRIOR] [--title TEXT]\n"
+    "                    [--set key.path=value]...\n"
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
     "--class C generates that class; without it sample i gets class i mod 10.\n"
     "A vq_vae decodes codes drawn uniformly and independently at every position (no prior\n"
-    "over the codes is trained yet), and says so. A made or pixelcnn draws binary pixels one\n"
-    "at a time in its ordering (input_dim forward passes).\n";
+    "over the codes is trained yet), and says so; with --prior PRIOR (a pixelcnn trained with\n"
+    "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
+    "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
+    "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
@@ -248,6 +251,28 @@ static int command_sample(int argc, char **argv) {
     Config cfg;
     Backend *be;
     Model m;
+    if (a.prior) {   // CKPT is a vq_vae; PRIOR a pixelcnn over its codes: load the prior, decoding through CKPT
+        static char prior_of[1200];
+        Config vq_cfg;
+        if (checkpoint_read_config(a.positional, &vq_cfg, NULL, 0, err, sizeof err) != 0) return fail(err);
+        if (vq_cfg.model.kind != MODEL_VQ_VAE) {
+            snprintf(err, sizeof err, "sample: --prior needs a vq_vae checkpoint, %s is a \"%s\"", a.positional,
+                     model_kind_name(vq_cfg.model.kind));
+            return fail(err);
+        }
+        if (a.n_overrides == MAX_OVERRIDES) return fail("sample: too many --set");
+        snprintf(prior_of, sizeof prior_of, "model.prior_of=%s", a.positional);
+        a.overrides[a.n_overrides++] = prior_of;
+        a.positional = a.prior;
+        Config prior_cfg;
+        if (checkpoint_read_config(a.positional, &prior_cfg, a.overrides, a.n_overrides, err, sizeof err) != 0)
+            return fail(err);
+        if (prior_cfg.model.prior_classes == 0) {
+            snprintf(err, sizeof err, "sample: --prior %s is not a prior over a VQ-VAE's codes (no model.prior_of)",
+                     a.prior);
+            return fail(err);
+        }
+    }
     if (load_checkpoint_model(&a, a.n_samples, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
     float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws

@@ -16,7 +16,7 @@ if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
 fi
 field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
 "$CUVAE" --help | grep -q "made and pixelcnn (no latent" && "$CUVAE" --help | grep -q "masked_conv2d_a" \
-    && "$CUVAE" sample --help | grep -q "A made or pixelcnn draws binary pixels" \
+    && "$CUVAE" sample --help | grep -q "A made or pixelcnn draws" && "$CUVAE" sample --help | grep -q -- "--prior PRIOR" \
     && ok "--help names kinds made and pixelcnn and their layers; sample --help says how they sample" || bad "--help"
 cat > "$tmp/made.json" <<'JSON'
 {
@@ -246,6 +246,14 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         && $PY -c "import struct,sys; d=open(sys.argv[1],'rb').read(); w,h=struct.unpack('>II',d[16:24]); sys.exit(not (w > 28*3 and h > 28*3))" "$tmp/prior_s.png" \
         && ok "prior: sample draws code grids and decodes them into 28x28 images through the VQ-VAE" \
         || bad "prior sample: $(tail -1 "$tmp/prior_s.err")"
+    "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/prior/model.safetensors" -n 4 -o "$tmp/vq_prior.png" \
+        2>"$tmp/vq_prior.err" && grep -q "codes drawn from the PixelCNN prior" "$tmp/vq_prior.err" \
+        && "$CUVAE" sample "$tmp/vq/model.safetensors" -n 4 -o "$tmp/vq_uniform.png" 2>"$tmp/vq_uniform.err" \
+        && grep -q "codes drawn uniformly" "$tmp/vq_uniform.err" \
+        && ok "sample on the VQ-VAE: --prior draws its codes from the prior, without it uniformly" \
+        || bad "sample --prior: $(tail -1 "$tmp/vq_prior.err")"
+    expect_error "sample --prior needs a VQ-VAE" 2 'sample: --prior needs a vq_vae checkpoint, .* is a "pixelcnn"' -- \
+        "$CUVAE" sample "$tmp/prior/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
         && ok "prior: plot draws its decoded samples" || bad "prior plot"
     if $PY -c "import torch, numpy" 2>/dev/null; then

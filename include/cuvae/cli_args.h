@@ -23,6 +23,7 @@ typedef struct {
     int iw_examples;
     const char *json_out;
     int sample_class;
+    const char *prior;        // sample --prior PRIOR: a vq_vae's samples from codes drawn from that prior
     int tsne_points;
     int tsne_iterations;
     double latent_range[2];   // plot --latent-range LO:HI (0, 0: not given)
