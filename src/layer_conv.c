@@ -245,37 +245,18 @@ static int masked_conv2d_check(LayerSpec *spec, char *key, size_t keylen, char *
 }
 
 static int masked_conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
-    if (needs_image(layer, msg, msglen)) return -1;
-    ConvConf *c = &layer->conf.conv;
-    ConvGeometry *g = &c->geometry;
-    c->in_channels = layer->in.dim[0];
-    c->out_channels = (int)spec->args[0];
-    g->C = layer->in.dim[0];
-    g->H = layer->in.dim[1];
-    g->W = layer->in.dim[2];
-    g->kernel = (int)layer_spec_option(spec, "kernel", 1);
-    g->stride = 1;
-    g->padding = (int)layer_spec_option(spec, "padding", (g->kernel - 1) / 2);
-    g->OH = g->H + 2 * g->padding - g->kernel + 1;
-    g->OW = g->W + 2 * g->padding - g->kernel + 1;
+    if (conv2d_build(layer, spec, msg, msglen) != 0) return -1;   // stride 1 (no option), the padding given
+    const ConvConf *c = &layer->conf.conv;
+    const ConvGeometry *g = &c->geometry;
     if (g->OH != g->H || g->OW != g->W) {
         snprintf(msg, msglen, "kernel %d with padding %d changes the image size (%d, %d) to (%d, %d); a masked "
                  "convolution keeps it (padding (kernel - 1) / 2 = %d)", g->kernel, g->padding, g->H, g->W,
                  g->OH, g->OW, (g->kernel - 1) / 2);
         return -1;
     }
-    layer->out.rank = 3;
-    layer->out.dim[0] = c->out_channels;
-    layer->out.dim[1] = g->OH;
-    layer->out.dim[2] = g->OW;
-    add_conv_tensors(layer, c->out_channels, c->in_channels, g->kernel, c->out_channels);
     int64_t mask[4] = {c->out_channels, c->in_channels, g->kernel, g->kernel};
     layer_add_tensor(layer, "mask", true, 4, mask);
-    size_t grid = (size_t)g->OH * g->OW;
-    layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
-    layer->swap_floats = (size_t)c->out_channels * grid;
     layer->state_floats = (size_t)c->out_channels * c->in_channels * g->kernel * g->kernel;   // W * mask
-    layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;
     return 0;
 }
 

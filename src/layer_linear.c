@@ -1,5 +1,6 @@
 // layer_linear.c: {"linear": N} -- torch.nn.Linear: y (B, N) = x (B, in) W^T + b,
-// W (N, in), b (N); init U(-1/sqrt(in), 1/sqrt(in)) for both (PyTorch's default).
+// W (N, in), b (N); init U(-1/sqrt(in), 1/sqrt(in)) for both (PyTorch's default). And its
+// masked twin {"masked_linear": N} (MADE), below.
 #include "cuvae/layer_kind.h"
 
 #include <math.h>
@@ -60,3 +61,56 @@ static void linear_backward(NetLayer *layer, const NetRun *run, const float *x, 
 
 const LayerKind layer_linear = {"linear", false, linear_check, linear_build, linear_init, linear_forward,
                                 linear_backward, false};
+
+// ---- masked_linear ---------------------------------------------------------------
+// {"masked_linear": N} -- MADE's masked layer (Germain et al. 2015; torch: F.linear(x, W * mask, b)
+// with the mask a registered buffer): y (B, N) = x (B, in) (W * M)^T + b, W, M (N, in), b (N).
+// The mask is a buffer (saved with the model, not trained), all ones until the model kind that
+// owns the network writes its connectivity (model_made.c). The masked weight W * M is kept
+// from forward to backward (layer state); dW = (dy^T x) * M, so masked weights get no gradient.
+
+static int masked_linear_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
+    if (linear_build(layer, spec, msg, msglen) != 0) return -1;
+    const LinearConf *c = &layer->conf.linear;
+    int64_t mask[2] = {c->out, c->in};
+    layer_add_tensor(layer, "mask", true, 2, mask);
+    layer->state_floats = (size_t)c->out * c->in;   // W * M of the last forward
+    return 0;
+}
+
+static void masked_linear_init(const NetLayer *layer, float *params, float *buffers, Rng *rng) {
+    linear_init(layer, params, buffers, rng);
+    for (size_t k = 0; k < layer->n_buffers; k++) buffers[k] = 1.0f;
+}
+
+static void masked_linear_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
+    Backend *be = run->be;
+    const LinearConf *c = &layer->conf.linear;
+    const size_t n = (size_t)c->out * c->in;
+    const float *W = run->params + layer->param_offset;    // (out, in)
+    const float *b = W + n;                                  // (out)
+    const float *mask = run->buffers + layer->buffer_offset; // (out, in)
+    be->multiply(be, layer->state, W, mask, n);              // W * M (out, in)
+    be->gemm(be, false, true, run->B, c->out, c->in, 1.0f, x, c->in, layer->state, c->in, 0.0f, y, c->out);
+    be->bias_activation_forward(be, y, b, run->B, c->out, ACT_NONE);
+}
+
+static void masked_linear_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
+                                   const float *dy, float *dx) {
+    (void)y;
+    Backend *be = run->be;
+    const LinearConf *c = &layer->conf.linear;
+    const size_t n = (size_t)c->out * c->in;
+    float *dW = run->grads + layer->param_offset;            // (out, in)
+    float *db = dW + n;                                      // (out)
+    const float *mask = run->buffers + layer->buffer_offset;
+    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, 0.0f, dW, c->in);
+    be->multiply(be, dW, dW, mask, n);
+    be->bias_grad(be, db, dy, run->B, c->out);
+    if (dx)
+        be->gemm(be, false, false, run->B, c->in, c->out, 1.0f, dy, c->out, layer->state, c->in, 0.0f, dx, c->in);
+}
+
+const LayerKind layer_masked_linear = {"masked_linear", false, linear_check, masked_linear_build,
+                                       masked_linear_init, masked_linear_forward, masked_linear_backward,
+                                       false};

@@ -466,19 +466,26 @@ static void test_layer_activations(void) {
     free(x); free(dy); free(y);
 }
 
-static void test_multiply(void) {
+// y = a * b and y = a + b (masked weights, residual connections): one rounding of the same
+// operation on both backends, out of place and in place
+static void test_multiply_add(void) {
     const size_t n = 70001;
+    const char *names[2] = {"multiply", "add"};
     float *a = host_floats(n), *b = host_floats(n);
-    fill_normal_host(a, n, 2.0f);
-    fill_normal_host(b, n, 1.0f);
-    Pair A = pair_upload(a, n), Bv = pair_upload(b, n), Y = pair_alloc(n);
-    cpu->multiply(cpu, Y.cpu, A.cpu, Bv.cpu, n);
-    gpu->multiply(gpu, Y.gpu, A.gpu, Bv.gpu, n);
-    pair_expect_close("multiply", Y, 0.0, 0.0);   // one rounding of the same product
-    cpu->multiply(cpu, A.cpu, A.cpu, Bv.cpu, n);
-    gpu->multiply(gpu, A.gpu, A.gpu, Bv.gpu, n);
-    pair_expect_close("multiply in place", A, 0.0, 0.0);
-    pair_free(&A); pair_free(&Bv); pair_free(&Y);
+    for (int op = 0; op < 2; op++) {
+        fill_normal_host(a, n, 2.0f);
+        fill_normal_host(b, n, 1.0f);
+        Pair A = pair_upload(a, n), Bv = pair_upload(b, n), Y = pair_alloc(n);
+        for (int in_place = 0; in_place < 2; in_place++) {
+            float *yc = in_place ? A.cpu : Y.cpu, *yg = in_place ? A.gpu : Y.gpu;
+            (op ? cpu->add : cpu->multiply)(cpu, yc, A.cpu, Bv.cpu, n);
+            (op ? gpu->add : gpu->multiply)(gpu, yg, A.gpu, Bv.gpu, n);
+            char what[48];
+            snprintf(what, sizeof what, "%s%s", names[op], in_place ? " in place" : "");
+            pair_expect_close(what, in_place ? A : Y, 0.0, 0.0);
+        }
+        pair_free(&A); pair_free(&Bv); pair_free(&Y);
+    }
     free(a); free(b);
 }
 
@@ -1662,22 +1669,6 @@ static void test_graph_equals_eager_made(void) {
     parity_made = false;
 }
 
-static void test_add(void) {
-    const size_t n = 70001;
-    float *a = host_floats(n), *b = host_floats(n);
-    fill_normal_host(a, n, 2.0f);
-    fill_normal_host(b, n, 1.0f);
-    Pair A = pair_upload(a, n), Bv = pair_upload(b, n), Y = pair_alloc(n);
-    cpu->add(cpu, Y.cpu, A.cpu, Bv.cpu, n);
-    gpu->add(gpu, Y.gpu, A.gpu, Bv.gpu, n);
-    pair_expect_close("add", Y, 0.0, 0.0);   // one rounding of the same sum
-    cpu->add(cpu, A.cpu, A.cpu, Bv.cpu, n);
-    gpu->add(gpu, A.gpu, A.gpu, Bv.gpu, n);
-    pair_expect_close("add in place", A, 0.0, 0.0);
-    pair_free(&A); pair_free(&Bv); pair_free(&Y);
-    free(a); free(b);
-}
-
 // PixelCNN: masked convolutions (W * mask in the conv), 1x1 convolutions and a residual
 // connection (its gradient sent back around the block) on both backends, and graph == eager
 static void test_model_pixelcnn(void) {
@@ -1804,9 +1795,8 @@ static const TestCase test_cases[] = {
     {"parity_sgd_update", test_sgd_update},
     {"parity_grad_clip", test_grad_clip},
     {"parity_layer_activations", test_layer_activations},
-    {"parity_multiply", test_multiply},
+    {"parity_multiply_add", test_multiply_add},
     {"parity_select_slice", test_select_slice},
-    {"parity_add", test_add},
     {"parity_categorical", test_categorical},
     {"parity_conv_ops", test_conv_ops},
     {"parity_batch_norm_ops", test_batch_norm_ops},
