@@ -1,20 +1,22 @@
-// model_made.c: the autoregressive kinds. "pixelcnn" (van den Oord et al. 2016): a network of
-// masked convolutions over the image (layer_conv.c), its output (i, j) the logit of pixel (i, j)
-// given the pixels before it in raster order; it shares everything below with MADE but the
-// masks, which are its layers' own. Kind "made" -- the masked autoencoder for distribution estimation
-// (Germain et al. 2015, deck 004): one network of masked_linear layers and
-// activations over the binary pixels x (B, D), whose output d is the logit of
-// p(x_d = 1 | x_<d) in the input ordering, so that -log p(x) = sum_d BCE(logit_d, x_d)
-// exactly (the reconstruction loss of model.c, in nats). The masks come from the
-// ordering (input degree = 1 + position) and per-unit degrees drawn uniformly from
-// [min degree below, D - 1] (seeded by train.seed): a hidden unit k of degree m(k)
-// sees the units below of degree <= m(k); output d sees the last hidden units of
-// degree < degree(d). Sampling is ancestral: D forward passes, one pixel each.
-// model.masks > 1 (connectivity-agnostic training, Germain et al. section 3.4): a bank of
-// mask sets (new hidden degrees, and with ordering "random" a new ordering, per set) is
-// drawn at creation; each training step copies set (step mod masks) into the layers'
-// masks on the device, and evaluation averages the sets' probabilities:
-// -log p(x) = -log (1/N sum_k p_k(x)). Samples use set 0.
+// model_made.c: the autoregressive kinds, made and pixelcnn: no latent, one network over the
+// pixels whose output at position d is the logit of p(x_d = 1 | x_<d), so that
+// -log p(x) = sum_d BCE(logit_d, x_d) exactly (the reconstruction loss of model.c, in nats);
+// sampling is ancestral, D forward passes, one pixel each (a prior over VQ codes: one code
+// from its softmax each, prior.c decodes them).
+//
+// "made" (Germain et al. 2015, deck 004): masked_linear layers and activations. The masks come
+// from the ordering (input degree = 1 + position) and per-unit degrees drawn uniformly from
+// [min degree below, D - 1] (seeded by train.seed): a hidden unit k of degree m(k) sees the units
+// below of degree <= m(k); output d sees the last hidden units of degree < degree(d).
+// model.masks > 1 (connectivity-agnostic training, Germain et al. section 3.4): a bank of mask
+// sets (new hidden degrees, and with ordering "random" a new ordering, per set) is drawn at
+// creation; each training step copies set (step mod masks) into the layers' masks on the
+// device, and evaluation averages the sets' probabilities: -log p(x) = -log (1/N sum_k p_k(x)).
+// Samples use set 0.
+//
+// "pixelcnn" (van den Oord et al. 2016): masked convolutions (layer_conv.c), 1x1 convolutions,
+// residual connections and activations in raster order; its masks are its layers' own, so only
+// the checks below are its.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
