@@ -237,6 +237,11 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
+    if (iw_k > 0 && m->autoregressive)
+        return set_error(err, errlen, "eval --iw: kind \"%s\" has an exact -log p(x), its test loss: nothing to "
+                         "estimate", model_kind_name(m->cfg.model.kind));
+    if (iw_k > 0 && m->vq)
+        return set_error(err, errlen, "eval --iw: a vq_vae has no likelihood bound to estimate (no KL term)");
     if (m->autoregressive) {   // made, pixelcnn: the test loss is the exact -log p(x); no latent
         r->binarized = m->prior_classes == 0;   // a prior's data are codes
         eval_elbo(m, data, EPS_ZERO, &r->elbo);

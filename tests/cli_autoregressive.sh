@@ -42,6 +42,8 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
         && ok "eval of the checkpoint reproduces the run's -log p(x) (the masks are saved)" \
         || bad "eval $(field "$tmp/eval.json" test_loss) vs run $(field "$tmp/run/eval.json" test_loss)"
+    expect_error "eval --iw refused (exact likelihood)" 2 'eval --iw: kind "made" has an exact -log p\(x\)' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 9 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
         && grep -q "drawn one at a time" "$tmp/s.err" \
         && ok "sample draws the pixels one at a time" || bad "sample: $(tail -1 "$tmp/s.err")"
