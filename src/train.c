@@ -173,7 +173,7 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
 static const char *objective_text(const Config *cfg, KlSchedule s) {
     static char text[96];
     if (model_kind_autoregressive(cfg->model.kind))
-        snprintf(text, sizeof text, "%g -log p(x)", cfg->loss.w_rec);
+        snprintf(text, sizeof text, "%g -log p(%s)", cfg->loss.w_rec, cfg->model.prior_of[0] ? "codes" : "x");
     else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
                  (double)s.capacity_target);
@@ -476,9 +476,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         if (units.exact_nll)
-            fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(x), nats/example (exact) | "
+            fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(%s), nats/example (exact) | "
                     "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end),
-                    watched_name, test.loss, seconds, samples_per_s);
+                    watched_name, test.loss, cfg->model.prior_of[0] ? "codes" : "x", seconds, samples_per_s);
         else
             fprintf(stderr,
                     "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + %s %.4f %s)%s | "
@@ -530,7 +530,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         ElboResult test;
         eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
         if (units.exact_nll)
-            fprintf(stderr, "epochs = 0: test loss %.4f = -log p(x), nats/example (exact) at init\n", test.loss);
+            fprintf(stderr, "epochs = 0: test loss %.4f = -log p(%s), nats/example (exact) at init\n", test.loss,
+                    cfg->model.prior_of[0] ? "codes" : "x");
         else
             fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
                     test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);
