@@ -15,6 +15,34 @@ if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
     skip "made" "data/mnist missing (run make data)"; cli_finish cli_autoregressive; exit
 fi
 field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
+# falls LABEL LOG BOUND WHAT: the test loss of epoch 2 below epoch 1's, and epoch 1's below BOUND
+falls() {
+    local first second
+    first=$(grep -E "^epoch 1/2:" "$2" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    second=$(grep -E "^epoch 2/2:" "$2" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
+    awk -v a="$first" -v b="$second" -v c="$3" 'BEGIN { exit !(b < a && a < c) }' \
+        && ok "$1: exact $4 falls ($first -> $second nats/example, below $3)" || bad "$1: test $4 $first -> $second"
+}
+# resumes LABEL CONFIG FULL_RUN DIR [--set ...]: 1 epoch, then resumed to 2 == 2 uninterrupted, bit for bit
+resumes() {
+    local label=$1 cfg=$2 full=$3 dir=$4
+    shift 4
+    "$CUVAE" train "$cfg" "$@" --set train.epochs=1 --out "$dir" 2>/dev/null \
+        && "$CUVAE" train "$cfg" "$@" --out "$dir" --resume 2>"$dir.err" \
+        && cmp -s "$full/model.safetensors" "$dir/model.safetensors" \
+        && ok "$label: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "$label resume: $(tail -1 "$dir.err")"
+}
+# torch_agrees LABEL RUN DATA_DIR N WHAT: PyTorch (tests/torch_check.py, through cuvae_torch.py) gives
+# the run's exact test -log p to 1e-5 relative
+torch_agrees() {
+    local torch_out ours theirs
+    torch_out=$($PY tests/torch_check.py "$2/model.safetensors" "$3" "$4") || { bad "$1: torch_check.py failed"; return; }
+    ours=$(field "$2/eval.json" test_loss)
+    theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
+    echo "  $1: cuvae $ours | torch $torch_out" >&2
+    awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
+        && ok "$1: PyTorch ($5, strict=True) gives the same exact -log p (1e-5)" || bad "$1: torch $theirs vs cuvae $ours"
+}
 "$CUVAE" --help | grep -q "made and pixelcnn (no latent" && "$CUVAE" --help | grep -q "masked_conv2d_a" \
     && "$CUVAE" sample --help | grep -q "A made or pixelcnn draws" && "$CUVAE" sample --help | grep -q -- "--prior PRIOR" \
     && ok "--help names kinds made and pixelcnn and their layers; sample --help says how they sample" || bad "--help"
@@ -29,11 +57,7 @@ cat > "$tmp/made.json" <<'JSON'
 JSON
 if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     ok "MADE trains on the CPU"
-    first=$(grep -E "^epoch 1/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    second=$(grep -E "^epoch 2/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 543) }' \
-        && ok "exact -log p(x) falls ($first -> $second nats/example, below 784 ln 2 = 543)" \
-        || bad "test -log p(x) $first -> $second"
+    falls made "$tmp/run.err" 543 "-log p(x)"   # 784 ln 2: a coin per pixel
     grep -q "= -log p(x), nats/example (exact)" "$tmp/run.err" && grep -q '"exact_nll": ' "$tmp/run/eval.json" \
         && grep -q '"bits_per_dim": ' "$tmp/run/eval.json" \
         && ok "the epoch line and eval.json say the loss is the exact -log p(x) (and bits/dim)" \
@@ -59,20 +83,12 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
 else
     bad "MADE training: $(tail -2 "$tmp/run.err")"
 fi
-# --resume: 1 epoch, then resumed to 2 == 2 uninterrupted epochs, bit for bit
-"$CUVAE" train "$tmp/made.json" --set train.epochs=1 --out "$tmp/res" 2>/dev/null \
-    && "$CUVAE" train "$tmp/made.json" --out "$tmp/res" --resume 2>"$tmp/res.err" \
-    && cmp -s "$tmp/run/model.safetensors" "$tmp/res/model.safetensors" \
-    && ok "MADE: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "made resume: $(tail -1 "$tmp/res.err")"
+resumes MADE "$tmp/made.json" "$tmp/run" "$tmp/res"
 
 # model.masks 4 (connectivity-agnostic): a new mask set every step, chosen on the device from
 # the step count, so resuming mid-run is still bit-identical; the test loss is the ensemble's
-"$CUVAE" train "$tmp/made.json" --set model.masks=4 --out "$tmp/m4" 2>"$tmp/m4.err" \
-    && "$CUVAE" train "$tmp/made.json" --set model.masks=4 --set train.epochs=1 --out "$tmp/m4r" 2>/dev/null \
-    && "$CUVAE" train "$tmp/made.json" --set model.masks=4 --out "$tmp/m4r" --resume 2>/dev/null \
-    && cmp -s "$tmp/m4/model.safetensors" "$tmp/m4r/model.safetensors" \
-    && ok "MADE with 4 mask sets: 1 + resumed 1 epochs == 2 epochs, bit-identical" \
-    || bad "made masks 4: $(tail -1 "$tmp/m4.err")"
+"$CUVAE" train "$tmp/made.json" --set model.masks=4 --out "$tmp/m4" 2>"$tmp/m4.err" || bad "made masks 4: $(tail -1 "$tmp/m4.err")"
+resumes "MADE with 4 mask sets" "$tmp/made.json" "$tmp/m4" "$tmp/m4r" --set model.masks=4
 if [ -s "$tmp/m4/eval.json" ]; then
     "$CUVAE" eval "$tmp/m4/model.safetensors" -o "$tmp/m4eval.json" >/dev/null 2>&1
     [ "$(field "$tmp/m4eval.json" test_loss)" = "$(field "$tmp/m4/eval.json" test_loss)" ] \
@@ -96,13 +112,7 @@ for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "train-labels-
         f.write(bytes(raw))
 PY
     if "$CUVAE" train "$tmp/made.json" --set data.dir="$tmp/binary" --set train.epochs=1 --out "$tmp/bin" 2>/dev/null; then
-        torch_out=$($PY tests/torch_check.py "$tmp/bin/model.safetensors" "$tmp/binary" 500) || bad "made: torch_check.py failed"
-        ours=$(field "$tmp/bin/eval.json" test_loss)
-        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
-        echo "  made: cuvae -log p(x) $ours | torch $torch_out" >&2
-        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
-            && ok "made: PyTorch (MaskedLinear, strict=True) gives the same -log p(x) (1e-5)" \
-            || bad "made: torch $theirs vs cuvae $ours"
+        torch_agrees made "$tmp/bin" "$tmp/binary" 500 MaskedLinear
     else
         bad "made: training on the thresholded set failed"
     fi
@@ -151,11 +161,7 @@ cat > "$tmp/pcnn.json" <<'JSON'
 }
 JSON
 if "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pc" 2>"$tmp/pc.err"; then
-    first=$(grep -E "^epoch 1/2:" "$tmp/pc.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    second=$(grep -E "^epoch 2/2:" "$tmp/pc.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 543) }' \
-        && ok "PixelCNN trains: exact -log p(x) falls ($first -> $second nats/example)" \
-        || bad "pixelcnn test -log p(x) $first -> $second"
+    falls PixelCNN "$tmp/pc.err" 543 "-log p(x)"
     "$CUVAE" eval "$tmp/pc/model.safetensors" -o "$tmp/pc_eval.json" >/dev/null 2>&1
     [ "$(field "$tmp/pc_eval.json" test_loss)" = "$(field "$tmp/pc/eval.json" test_loss)" ] \
         && ok "PixelCNN: eval of the checkpoint reproduces the run's -log p(x)" \
@@ -170,19 +176,10 @@ if "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pc" 2>"$tmp/pc.err"; then
 else
     bad "PixelCNN training: $(tail -2 "$tmp/pc.err")"
 fi
-"$CUVAE" train "$tmp/pcnn.json" --set train.epochs=1 --out "$tmp/pcr" 2>/dev/null \
-    && "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pcr" --resume 2>/dev/null \
-    && cmp -s "$tmp/pc/model.safetensors" "$tmp/pcr/model.safetensors" \
-    && ok "PixelCNN: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "pixelcnn resume"
+resumes PixelCNN "$tmp/pcnn.json" "$tmp/pc" "$tmp/pcr"
 if $PY -c "import torch, numpy" 2>/dev/null && [ -d "$tmp/binary" ]; then
     if "$CUVAE" train "$tmp/pcnn.json" --set data.dir="$tmp/binary" --set train.epochs=1 --out "$tmp/pcbin" 2>/dev/null; then
-        torch_out=$($PY tests/torch_check.py "$tmp/pcbin/model.safetensors" "$tmp/binary" 300) || bad "pixelcnn: torch_check.py failed"
-        ours=$(field "$tmp/pcbin/eval.json" test_loss)
-        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
-        echo "  pixelcnn: cuvae -log p(x) $ours | torch $torch_out" >&2
-        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
-            && ok "pixelcnn: PyTorch (MaskedConv2d, residual, strict=True) gives the same -log p(x) (1e-5)" \
-            || bad "pixelcnn: torch $theirs vs cuvae $ours"
+        torch_agrees pixelcnn "$tmp/pcbin" "$tmp/binary" 300 "MaskedConv2d, Residual"
     else
         bad "pixelcnn: training on the thresholded set failed"
     fi
@@ -233,12 +230,10 @@ cat > "$tmp/prior.json" <<JSON
  "train": {"epochs": 2, "batch_size": 50, "lr": 0.003, "seed": 2}, "device": "cpu"}
 JSON
 if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
-    first=$(grep -E "^epoch 1/2:" "$tmp/prior.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    second=$(grep -E "^epoch 2/2:" "$tmp/prior.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 49 * log(32)) }' \
+    falls "prior over VQ codes" "$tmp/prior.err" 169.8 "-log p(codes)"   # 49 ln 32: uniform codes
+    grep -q "= -log p(codes), nats/example (exact)" "$tmp/prior.err" \
         && grep -q "nats per code position (49 positions)" "$tmp/prior.err" && grep -q '"nll_per_position": ' "$tmp/prior/eval.json" \
-        && ok "prior over VQ codes trains: -log p(codes) falls ($first -> $second nats, below 49 ln 32), per position reported" \
-        || bad "prior: $first -> $second; $(grep eval: "$tmp/prior.err")"
+        && ok "prior: -log p(codes) reported per image and per code position" || bad "prior: $(grep eval: "$tmp/prior.err")"
     "$CUVAE" eval "$tmp/prior/model.safetensors" -o "$tmp/prior_eval.json" >/dev/null 2>&1
     [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
         && ok "prior: eval re-encodes the test set through the VQ-VAE and reproduces the run's -log p(codes)" \
@@ -259,23 +254,14 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
     "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
         && ok "prior: plot draws its decoded samples" || bad "prior plot"
     if $PY -c "import torch, numpy" 2>/dev/null; then
-        torch_out=$($PY tests/torch_check.py "$tmp/prior/model.safetensors" data/mnist 300) || bad "prior: torch_check.py failed"
-        ours=$(field "$tmp/prior/eval.json" test_loss)
-        theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
-        echo "  prior: cuvae -log p(codes) $ours | torch $torch_out" >&2
-        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
-            && ok "prior: PyTorch (the VQ-VAE's codes, one-hot, the prior's network) gives the same -log p(codes) (1e-5)" \
-            || bad "prior: torch $theirs vs cuvae $ours"
+        torch_agrees prior "$tmp/prior" data/mnist 300 "the VQ-VAE's codes, one-hot, the prior's network"
     else
         skip "prior in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
     fi
 else
     bad "prior training: $(tail -2 "$tmp/prior.err")"
 fi
-"$CUVAE" train "$tmp/prior.json" --set train.epochs=1 --out "$tmp/prior_r" 2>/dev/null \
-    && "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior_r" --resume 2>/dev/null \
-    && cmp -s "$tmp/prior/model.safetensors" "$tmp/prior_r/model.safetensors" \
-    && ok "prior: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "prior resume"
+resumes prior "$tmp/prior.json" "$tmp/prior" "$tmp/prior_r"
 expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \
