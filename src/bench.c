@@ -211,6 +211,8 @@ int bench_command(int argc, char **argv) {
     Rng rng;
     rng_init(&rng, cfg.train.seed, RNG_STREAM_BENCH_DATA);
     for (size_t k = 0; k < (size_t)n * D; k++) host_data[k] = (uint8_t)(rng_u32(&rng) & 0xff);
+    if (model.prior_classes)   // a prior over codes: its data are codes < K
+        for (size_t k = 0; k < (size_t)n * D; k++) host_data[k] = (uint8_t)(host_data[k] % model.prior_classes);
     for (int k = 0; k < n; k++) host_labels[k] = (uint8_t)(rng_u32(&rng) % (uint32_t)n_classes);
     rng_init(&rng, cfg.train.seed, RNG_STREAM_BENCH_PERM);
     rng_permutation(&rng, host_perm, n);

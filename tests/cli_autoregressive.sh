@@ -262,6 +262,12 @@ else
     bad "prior training: $(tail -2 "$tmp/prior.err")"
 fi
 resumes prior "$tmp/prior.json" "$tmp/prior" "$tmp/prior_r"
+benched=""
+for run in run pc prior; do   # cuvae bench on each kind (its random resident data: codes < K for the prior)
+    "$CUVAE" bench "$tmp/$run/config.json" --steps 3 --warmup 1 2>/dev/null | grep -qE '"train_loss": [0-9]' \
+        && benched="$benched $run"
+done
+[ "$benched" = " run pc prior" ] && ok "cuvae bench runs MADE, PixelCNN and the prior" || bad "bench ran only:$benched"
 expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \

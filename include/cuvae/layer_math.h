@@ -116,6 +116,8 @@ static inline CUVAE_HOST_DEVICE int code_of_value(float v) { return (int)(v * 25
 // -log softmax(l)[target] and, if g != NULL, writes g[k * stride] = scale (softmax_k - [k == target]).
 static inline CUVAE_HOST_DEVICE float categorical_position(const float *l, float *g, int K, int stride,
                                                           int target, float scale) {
+    // the data path gives codes < K (a prior's K is its VQ-VAE's); never read past the logits
+    target = target < 0 ? 0 : target >= K ? K - 1 : target;
     float top = l[0];
     for (int k = 1; k < K; k++) top = l[(size_t)k * stride] > top ? l[(size_t)k * stride] : top;
     float sum = 0.0f;
