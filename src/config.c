@@ -24,7 +24,7 @@
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
 static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"};
 static const char *const ordering_names[] = {"natural", "random"};
-static const char *const made_only_keys[] = {"network", "ordering", "masks", "prior_of"};
+static const char *const made_only_keys[] = {"network", "ordering", "masks", "prior_of", "prior_crc32"};
 static const char *const condition_names[] = {"none", "label"};
 static const char *const output_names[] = {"bernoulli", "gaussian"};
 static const char *const reconstruction_names[] = {"bce", "mse"};
@@ -525,11 +525,19 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
     if (made && cJSON_GetObjectItemCaseSensitive(model, "prior_of"))
         return fail(c, "model.prior_of", "a prior over a VQ-VAE's codes is a \"pixelcnn\"");
     if (get_string(c, model, "model", "prior_of", 0, cfg->model.prior_of, sizeof cfg->model.prior_of)) return -1;
+    char expected_crc[16] = "";
+    if (get_string(c, model, "model", "prior_crc32", 0, expected_crc, sizeof expected_crc)) return -1;
+    if (expected_crc[0] && !cfg->model.prior_of[0])
+        return fail(c, "model.prior_crc32", "names the VQ-VAE of model.prior_of, which is not given");
     if (cfg->model.prior_of[0]) {   // a prior over the codes: K classes per position of the VQ-VAE's grid
         char why[900];
         if (prior_code_grid(cfg->model.prior_of, &cfg->model.prior_classes, &cfg->model.prior_h,
-                            &cfg->model.prior_w, why, sizeof why) != 0)
+                            &cfg->model.prior_w, cfg->model.prior_crc32, why, sizeof why) != 0)
             return fail(c, "model.prior_of", "%s", why);
+        if (expected_crc[0] && strcmp(expected_crc, cfg->model.prior_crc32) != 0)
+            return fail(c, "model.prior_of", "%s is not the VQ-VAE this prior was trained on (its crc32 is %s, "
+                        "model.prior_crc32 says %s): its codes mean other things", cfg->model.prior_of,
+                        cfg->model.prior_crc32, expected_crc);
         const int positions = cfg->model.prior_h * cfg->model.prior_w;
         if (cfg->model.input_dim != positions)
             return fail(c, "model.input_dim", "must be %d, the positions of the VQ-VAE's code grid (%d x %d), "
@@ -662,7 +670,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                             "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
-                                             "network", "ordering", "masks", "prior_of"};
+                                             "network", "ordering", "masks", "prior_of", "prior_crc32"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -1346,6 +1354,8 @@ char *config_to_json(const Config *cfg) {
         if (cfg->model.prior_of[0]) {
             text_appendf(&t, ",\n    \"prior_of\": ");
             text_append_json_string(&t, cfg->model.prior_of);
+            text_appendf(&t, ",\n    \"prior_crc32\": ");
+            text_append_json_string(&t, cfg->model.prior_crc32);
         }
         if (cfg->model.kind == MODEL_MADE) {
             text_appendf(&t, ",\n    \"ordering\": \"%s\"",

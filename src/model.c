@@ -91,6 +91,16 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
     return 0;
 }
 
+// masked_linear / masked_conv2d_* belong to made / pixelcnn (whose kinds write or check their
+// masks); elsewhere they would act as plain layers with an all-ones mask: refused.
+static int refuse_masked_layers(const char *key, const LayerSpec *specs, int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++)
+        if (strncmp(specs[i].kind, "masked_", 7) == 0)
+            return set_error(err, errlen, "model.%s[%d] (%s): a masked layer belongs to kind \"made\" or "
+                             "\"pixelcnn\" (elsewhere its mask would be all ones)", key, i, specs[i].kind);
+    return 0;
+}
+
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
@@ -99,6 +109,9 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
         free(net);
         return rc;
     }
+    if (refuse_masked_layers("encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err, errlen) ||
+        refuse_masked_layers("decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err, errlen))
+        return -1;
     TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
     if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
     if (cfg->model.kind == MODEL_VQ_VAE) latent = net->out;   // the decoder reads the code grid

@@ -40,14 +40,23 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
     const LayerKind *a = layer_kind_find("masked_conv2d_a"), *b = layer_kind_find("masked_conv2d_b");
     const LayerKind *conv = layer_kind_find("conv2d"), *residual = layer_kind_find("residual");
     bool seen_mask = false;
+    int first_a = -1;   // the type-A layer: every tensor before its output still holds each pixel itself
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
         const ConvGeometry *g = &layer->conf.conv.geometry;
+        if (layer->kind == residual && (first_a < 0 || layer->skip_from < first_a)) {
+            // its source is the network's input or a tensor before the type-A output: adding it
+            // back would hand every pixel to its own logit
+            return set_error(err, errlen, "model.network[%d] (residual): adds the input of layer %d, which comes "
+                             "before the type-A convolution's output: each pixel would reach its own logit; "
+                             "span only layers after the first masked_conv2d_a", i, layer->skip_from + 1);
+        }
         if (layer->kind == a || layer->kind == b) {
             if (!seen_mask && layer->kind == b)
                 return set_error(err, errlen, "model.network[%d] (masked_conv2d_b): the first masked convolution "
                                  "must be type A (masked_conv2d_a), which hides each pixel from its own output",
                                  i);
+            if (!seen_mask) first_a = i;
             seen_mask = true;
         } else if (layer->kind == conv) {
             if (g->kernel != 1 || g->stride != 1 || g->padding != 0)

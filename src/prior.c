@@ -5,6 +5,7 @@
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/layer_math.h"
+#include "cuvae/safetensors.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,11 +13,16 @@
 
 #define PRIOR_BATCH 500
 
-int prior_code_grid(const char *path, int *K, int *h, int *w, char *err, size_t errlen) {
+int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char *err, size_t errlen) {
     Config vq;
     char why[700];
     if (checkpoint_read_config(path, &vq, NULL, 0, why, sizeof why) != 0)
         return set_error(err, errlen, "%s", why);
+    StFile file;
+    if (safetensors_read(path, &file, why, sizeof why) != 0) return set_error(err, errlen, "%s", why);
+    const char *sum = safetensors_meta(&file, "crc32");
+    snprintf(crc, 16, "%s", sum ? sum : "none");
+    safetensors_free(&file);
     if (vq.model.kind != MODEL_VQ_VAE)
         return set_error(err, errlen, "%s is a \"%s\" checkpoint, not a vq_vae", path, model_kind_name(vq.model.kind));
     if (vq.model.codebook.size > 256)

@@ -204,6 +204,12 @@ expect_error "pixelcnn: padding that shrinks refused" 2 'model.network\[0\] \(ma
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 5, "padding": 0}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: residual shape mismatch" 2 'model.network\[2\] \(residual\): adds the input of layer 0, \(1, 28, 28\), to its own input \(4, 28, 28\)' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu", {"residual": 2}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: a residual back to the type-A input refused" 2 'model.network\[2\] \(residual\): adds the input of layer 1, which comes before the type-A convolution.s output' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"conv2d": 4, "kernel": 1}, {"masked_conv2d_a": 4, "kernel": 3}, {"residual": 1}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "pixelcnn: a residual before type A refused" 2 'model.network\[1\] \(residual\): adds the input of layer 0, which comes before' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"conv2d": 1, "kernel": 1}, {"residual": 1}, {"masked_conv2d_a": 4, "kernel": 3}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
+expect_error "masked layers only in made / pixelcnn" 2 'model.decoder\[0\] \(masked_linear\): a masked layer belongs to kind "made" or "pixelcnn"' -- \
+    "$CUVAE" train configs/examples_vae.json --set 'model.decoder=[{"masked_linear": 64}, "relu", {"linear": 784}]' --out "$tmp/x"
 expect_error "pixelcnn: widths refused" 2 'model.network: kind "pixelcnn" needs a layer list' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[64]' --out "$tmp/x"
 expect_error "pixelcnn: ordering refused" 2 'model: "ordering" is not a key of kind "pixelcnn"' -- \
@@ -268,6 +274,17 @@ for run in run pc prior; do   # cuvae bench on each kind (its random resident da
         && benched="$benched $run"
 done
 [ "$benched" = " run pc prior" ] && ok "cuvae bench runs MADE, PixelCNN and the prior" || bad "bench ran only:$benched"
+# another VQ-VAE with the same K and grid: its codes mean other things, so the prior refuses it
+if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null && [ -s "$tmp/prior/config.json" ]; then
+    grep -q '"prior_crc32": "[0-9a-f]\{8\}"' "$tmp/prior/config.json" && ok "prior: the effective config names its VQ-VAE's crc32" \
+        || bad "prior: no prior_crc32 in $(grep prior "$tmp/prior/config.json")"
+    expect_error "prior: sample --prior with another VQ-VAE refused" 2 'model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
+        "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
+    expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior was trained on' -- \
+        "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq2/model.safetensors"
+else
+    bad "a second VQ-VAE did not train"
+fi
 expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \

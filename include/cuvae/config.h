@@ -82,6 +82,7 @@ typedef struct {
         // in decoder_layers (there is no encoder, latent_dim is 0); made's input ordering
         Ordering ordering;               // natural (pixel order) | random (seeded by train.seed)
         char prior_of[512];              // pixelcnn: a VQ-VAE checkpoint whose codes it models ("" = pixels)
+        char prior_crc32[16];            //   which VQ-VAE it is (its checkpoint's crc32), checked when given
         int prior_classes;               //   derived from it: K codes, (prior_h, prior_w) positions
         int prior_h, prior_w;
         int masks;                       // mask sets (default 1): > 1 trains each step with the next

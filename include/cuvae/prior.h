@@ -9,9 +9,10 @@
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
 
-// The codebook size K (<= 256: codes travel as uint8) and the code grid (h, w) of the VQ-VAE
-// checkpoint at path: 0, or -1 with err (not a file, not a VQ-VAE, K too large).
-int prior_code_grid(const char *path, int *K, int *h, int *w, char *err, size_t errlen);
+// The codebook size K (<= 256: codes travel as uint8), the code grid (h, w) and the checkpoint's
+// CRC-32 (its "crc32" metadata, 8 hex digits: which VQ-VAE it is) of the VQ-VAE checkpoint at
+// path: 0, or -1 with err (not a file, not a VQ-VAE, K too large).
+int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char *err, size_t errlen);
 
 // dataset_load, and for a prior (cfg->model.prior_of) every image of both splits replaced by
 // the codes the VQ-VAE assigns to it (one byte per position, dim = h w).
