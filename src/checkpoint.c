@@ -194,6 +194,18 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
         char source[600];
         snprintf(source, sizeof source, "%s (__metadata__.config)", path);
         rc = config_from_string(cfg, config_json, source, overrides, n_overrides, err, errlen);
+        // a made's masks (and its mask bank) follow from these three: an override would pair the
+        // saved weights with other masks, or sample in an order the masks do not follow
+        Config stored;
+        char why[16];
+        if (rc == 0 && n_overrides > 0 && cfg->model.kind == MODEL_MADE &&
+            config_from_string(&stored, config_json, source, NULL, 0, why, sizeof why) == 0 &&
+            (stored.model.masks != cfg->model.masks || stored.model.ordering != cfg->model.ordering ||
+             stored.train.seed != cfg->train.seed))
+            rc = set_error(err, errlen, "%s: --set: a made's masks come from its model.masks, model.ordering and "
+                           "train.seed (%d, %s, %llu in this checkpoint); they cannot change after training", path,
+                           stored.model.masks, stored.model.ordering == ORDERING_RANDOM ? "random" : "natural",
+                           (unsigned long long)stored.train.seed);
     }
     safetensors_free(&f);
     return rc;

@@ -47,7 +47,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (!has_value) return set_error(err, errlen, "eval: -o needs a file name");
             a->json_out = argv[++i];
         } else if (strcmp(arg, "--prior") == 0 && strcmp(command, "sample") == 0) {
-            if (!has_value) return set_error(err, errlen, "sample: --prior needs a prior's checkpoint");
+            if (!has_value || argv[i + 1][0] == '-')
+                return set_error(err, errlen, "sample: --prior needs a prior's checkpoint");
             a->prior = argv[++i];
         } else if (strcmp(arg, "--class") == 0 && strcmp(command, "sample") == 0) {
             char *end;

@@ -567,7 +567,8 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     int choice;
     for (int k = 0; k < COUNT(made_only_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
-            return fail(c, "model", "\"%s\" is for kind \"made\" or \"pixelcnn\" (got \"%s\")", made_only_keys[k],
+            return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", made_only_keys[k],
+                        k == 0 ? "\"made\" or \"pixelcnn\"" : k < 3 ? "\"made\"" : "\"pixelcnn\" (a prior)",
                         kind_names[cfg->model.kind]);
     if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,

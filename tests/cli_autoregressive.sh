@@ -66,6 +66,10 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
         && ok "eval of the checkpoint reproduces the run's -log p(x) (the masks are saved)" \
         || bad "eval $(field "$tmp/eval.json" test_loss) vs run $(field "$tmp/run/eval.json" test_loss)"
+    expect_error "eval --set model.masks refused on a made" 2 'model.safetensors: --set: a made.s masks come from its model.masks, model.ordering and train.seed \(1, random, 4 in this checkpoint\)' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --set model.masks=4
+    expect_error "sample --set model.ordering refused on a made" 2 'a made.s masks come from its model.masks' -- \
+        "$CUVAE" sample "$tmp/run/model.safetensors" --set model.ordering=natural -o "$tmp/x.png"
     expect_error "eval --iw refused (exact likelihood)" 2 'eval --iw: kind "made" has an exact -log p\(x\)' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 9 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
