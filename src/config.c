@@ -22,7 +22,8 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"};
+static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan"};
+static const char *const gan_init_names[] = {"dcgan", "pytorch"};
 static const char *const ordering_names[] = {"natural", "random"};
 static const char *const made_only_keys[] = {"network", "ordering", "masks", "prior_of", "prior_crc32"};
 static const char *const condition_names[] = {"none", "label"};
@@ -561,10 +562,58 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
 
 // model.* of the latent-variable kinds (vae, ae, cvae, vq_vae): encoder, latent_dim,
 // decoder (widths or layer lists), activation, output, condition, codebook.
+// model.* of kind "gan": input_dim, latent_dim (z, default 100), generator (a layer list from z to
+// the data's shape, ending in sigmoid or tanh), discriminator (a layer list from the data's shape
+// to one logit), label_smoothing (one-sided), init.
+static int parse_gan_model(Config *cfg, const cJSON *model, const Ctx *c) {
+    static const char *const other_keys[] = {"encoder", "decoder", "activation", "output", "condition", "codebook",
+                                             "network", "ordering", "masks", "prior_of", "prior_crc32"};
+    for (int k = 0; k < COUNT(other_keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(model, other_keys[k]))
+            return fail(c, "model", "kind \"gan\" has no \"%s\": it is model.generator (z -> image) and "
+                        "model.discriminator (image -> one logit)", other_keys[k]);
+    if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
+    cfg->model.latent_dim = 100;
+    if (get_int(c, model, "model", "latent_dim", 0, 1, MAX_WIDTH, &cfg->model.latent_dim)) return -1;
+    int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
+    if (get_layers_or_widths(c, model, "model", "generator", 0, widths, &n_widths, cfg->model.decoder_layers,
+                             &cfg->model.n_decoder_layers))
+        return -1;
+    if (cfg->model.n_decoder_layers == 0)
+        return fail(c, "model.generator", "a layer list, e.g. [{\"linear\": 6272}, {\"reshape\": [128, 7, 7]}, ..., "
+                    "\"sigmoid\"]");
+    if (get_layers_or_widths(c, model, "model", "discriminator", 0, widths, &n_widths, cfg->model.encoder_layers,
+                             &cfg->model.n_encoder_layers))
+        return -1;
+    if (cfg->model.n_encoder_layers == 0)
+        return fail(c, "model.discriminator", "a layer list, e.g. [{\"conv2d\": 64, \"kernel\": 4, \"stride\": 2}, "
+                    "{\"leaky_relu\": 0.2}, ..., {\"flatten\": {}}, {\"linear\": 1}]");
+    cfg->model.gan.label_smoothing = 0.0;
+    if (get_number(c, model, "model", "label_smoothing", 0, &cfg->model.gan.label_smoothing)) return -1;
+    if (!(cfg->model.gan.label_smoothing >= 0.0 && cfg->model.gan.label_smoothing < 0.5)) {
+        char text[64];
+        format_double(text, sizeof text, cfg->model.gan.label_smoothing);
+        return fail(c, "model.label_smoothing", "must be in [0, 0.5) (real targets become 1 - it), got %s", text);
+    }
+    int choice = 0;
+    if (get_choice(c, model, "model", "init", gan_init_names, COUNT(gan_init_names), &choice)) return -1;
+    cfg->model.gan.dcgan_init = choice == 0;
+    cfg->model.output = OUTPUT_BERNOULLI;   // unused: the generator's last layer says its range
+    char problem[700];   // shapes, before anything is allocated
+    if (model_check_networks(cfg, problem, sizeof problem) != 0)
+        return set_error(c->err, c->errlen, "%s: %s", c->source, problem);
+    return 0;
+}
+
 static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const codebook_keys[] = {"size", "beta", "update", "decay", "eps", "restart_dead"};
     static const char *const codebook_updates[] = {"loss", "ema"};
+    static const char *const gan_keys[] = {"generator", "discriminator", "label_smoothing", "init"};
     int choice;
+    for (int k = 0; k < COUNT(gan_keys); k++)
+        if (cJSON_GetObjectItemCaseSensitive(model, gan_keys[k]))
+            return fail(c, "model", "\"%s\" is for kind \"gan\" (got \"%s\")", gan_keys[k],
+                        kind_names[cfg->model.kind]);
     for (int k = 0; k < COUNT(made_only_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
             return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", made_only_keys[k],
@@ -671,7 +720,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                             "test_limit", "validation"};
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
-                                             "network", "ordering", "masks", "prior_of", "prior_crc32"};
+                                             "network", "ordering", "masks", "prior_of", "prior_crc32",
+                                             "generator", "discriminator", "label_smoothing", "init"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -682,7 +732,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                              "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
                                              "lr_min", "warmup_steps", "precision",
                                              "epsilon", "cuda_graph", "epoch_images"};
-    static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch"};
+    static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch", "parzen_samples",
+                                            "parzen_examples"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
     int choice;
 
@@ -738,11 +789,16 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->model.kind = (ModelKind)choice;
     if (model_kind_autoregressive(cfg->model.kind)) {
         if (parse_autoregressive_model(cfg, model, c)) return -1;
+    } else if (cfg->model.kind == MODEL_GAN) {
+        if (parse_gan_model(cfg, model, c)) return -1;
     } else if (parse_latent_model(cfg, model, c)) {
         return -1;
     }
 
-    // loss (the whole section is optional)
+    // loss (the whole section is optional; a gan has none)
+    if (cfg->model.kind == MODEL_GAN && loss)
+        return fail(c, "loss", "kind \"gan\" has no loss section: its losses are the non-saturating GAN's binary "
+                    "cross-entropies from logits (model.label_smoothing softens the real targets)");
     cfg->loss.reconstruction = REC_BCE;
     cfg->loss.reduction = REDUCTION_SUM;
     cfg->loss.w_rec = 1.0;
@@ -929,6 +985,14 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return -1;
     cfg->train.early_stopping = 0;
     if (get_int(c, train, "train", "early_stopping", 0, 0, 1000000, &cfg->train.early_stopping)) return -1;
+    if (cfg->model.kind == MODEL_GAN && cfg->data.validation <= 0.0)
+        return fail(c, "data.validation", "kind \"gan\" chooses its Parzen window's sigma on a validation split "
+                    "carved from the training set: set it (e.g. 0.1)");
+    if (cfg->model.kind == MODEL_GAN && cfg->train.grad_clip > 0.0)
+        return fail(c, "train.grad_clip", "is not supported for kind \"gan\" (two optimizers, two regions)");
+    if (cfg->model.kind == MODEL_GAN && cfg->train.early_stopping > 0)
+        return fail(c, "train.early_stopping", "kind \"gan\" has no validation loss to watch (its discriminator's "
+                    "loss going down is not the generator getting better)");
     if (cfg->train.early_stopping > 0 && cfg->data.validation <= 0.0)
         return fail(c, "train.early_stopping", "watches the validation loss: set data.validation (e.g. 0.1)");
     choice = LR_CONSTANT;
@@ -987,7 +1051,15 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->eval.iw_samples = 0;
     cfg->eval.iw_examples = 0;
     cfg->eval.iw_batch = 4096;
+    cfg->eval.parzen_samples = 10000;
+    cfg->eval.parzen_examples = 0;
     if (eval) {
+        if (get_int(c, eval, "eval", "parzen_samples", 0, 1, 1000000, &cfg->eval.parzen_samples)) return -1;
+        if (get_int(c, eval, "eval", "parzen_examples", 0, 0, INT_MAX, &cfg->eval.parzen_examples)) return -1;
+        if (cfg->model.kind != MODEL_GAN && (cJSON_GetObjectItemCaseSensitive(eval, "parzen_samples") ||
+                                             cJSON_GetObjectItemCaseSensitive(eval, "parzen_examples")))
+            return fail(c, "eval", "parzen_samples and parzen_examples are the Parzen-window estimate of kind "
+                        "\"gan\" (got \"%s\")", kind_names[cfg->model.kind]);
         if (get_int(c, eval, "eval", "iw_samples", 0, 0, 1000000, &cfg->eval.iw_samples)) return -1;
         if (get_int(c, eval, "eval", "iw_examples", 0, 0, INT_MAX, &cfg->eval.iw_examples)) return -1;
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
@@ -996,7 +1068,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (cfg->eval.iw_samples > 0 && model_kind_autoregressive(cfg->model.kind))
         return fail(c, "eval.iw_samples", "kind \"%s\" has an exact -log p(x) (its test loss); nothing to "
                     "estimate", kind_names[cfg->model.kind]);
-    if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE))
+    if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE ||
+                                     cfg->model.kind == MODEL_GAN))
         return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
                     kind_names[cfg->model.kind]);
     if (cfg->eval.iw_samples > 0 && cfg->loss.reconstruction == REC_MSE &&
@@ -1364,6 +1437,15 @@ char *config_to_json(const Config *cfg) {
             text_appendf(&t, ",\n    \"masks\": %d", cfg->model.masks);
         }
         text_appendf(&t, ",\n    \"output\": \"bernoulli\"\n  }");
+    } else if (cfg->model.kind == MODEL_GAN) {
+        text_appendf(&t, ",\n    \"latent_dim\": %d", cfg->model.latent_dim);
+        text_appendf(&t, ",\n    \"generator\": ");
+        text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);
+        text_appendf(&t, ",\n    \"discriminator\": ");
+        text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
+        text_appendf(&t, ",\n    \"label_smoothing\": ");
+        text_double(&t, cfg->model.gan.label_smoothing);
+        text_appendf(&t, ",\n    \"init\": \"%s\"\n  }", cfg->model.gan.dcgan_init ? "dcgan" : "pytorch");
     } else {
         text_appendf(&t, ",\n    \"encoder\": ");
         if (cfg->model.n_encoder_layers > 0) text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
@@ -1395,6 +1477,7 @@ char *config_to_json(const Config *cfg) {
         text_appendf(&t, "\n  }");
     }
 
+    if (cfg->model.kind != MODEL_GAN) {   // a gan has no loss section
     text_appendf(&t, ",\n  \"loss\": {\n    \"reconstruction\": \"%s\"",
                 name_of(reconstruction_names, COUNT(reconstruction_names),
                         cfg->loss.reconstruction));
@@ -1420,6 +1503,7 @@ char *config_to_json(const Config *cfg) {
         text_appendf(&t, "}");
     }
     text_appendf(&t, "\n  }");
+    }
 
     text_appendf(&t, ",\n  \"train\": {\n    \"epochs\": %d", cfg->train.epochs);
     text_appendf(&t, ",\n    \"batch_size\": %d", cfg->train.batch_size);
@@ -1459,7 +1543,12 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"epoch_images\": %s\n  }", cfg->train.epoch_images ? "true" : "false");
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
-    text_appendf(&t, ",\n    \"iw_batch\": %d\n  }", cfg->eval.iw_batch);
+    text_appendf(&t, ",\n    \"iw_batch\": %d", cfg->eval.iw_batch);
+    if (cfg->model.kind == MODEL_GAN) {
+        text_appendf(&t, ",\n    \"parzen_samples\": %d", cfg->eval.parzen_samples);
+        text_appendf(&t, ",\n    \"parzen_examples\": %d", cfg->eval.parzen_examples);
+    }
+    text_appendf(&t, "\n  }");
 
     text_appendf(&t, ",\n  \"device\": \"%s\"\n}\n",
                 name_of(device_names, COUNT(device_names), cfg->device));

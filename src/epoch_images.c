@@ -59,7 +59,7 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         free(pixels);
         return rc;
     }
-    if (m->variational || m->vq) {
+    if (m->variational || m->vq || m->gan) {   // a gan: its generator on the same fixed z every epoch
         const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
         float *z = xmalloc((size_t)n * L * sizeof(float));
         float *pixels = xmalloc((size_t)n * D * sizeof(float));
@@ -72,6 +72,7 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         free(z);
         free(pixels);
     }
+    if (m->gan) return rc;   // nothing is reconstructed
     const int n = test->n < EPOCH_RECONSTRUCTIONS ? test->n : EPOCH_RECONSTRUCTIONS;
     if (rc == 0 && n > 0) {
         float *codes = xmalloc((size_t)n * L * sizeof(float));

@@ -4,6 +4,7 @@
 // -log p(x) (Burda et al. 2015).
 #include "cuvae/eval.h"
 #include "cuvae/common.h"
+#include "cuvae/rng.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #define EVAL_IW_SEED_SALT 0x1A7E5EEDull
 #define EVAL_BINARIZE_SEED_SALT 0xB1A7ull
 #define EVAL_BINARIZE_STREAM 103
+#define EVAL_PARZEN_SEED_SALT 0x9A125E4Dull
 
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out) {
     out->n = host->n;
@@ -242,6 +244,17 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                          "estimate", model_kind_name(m->cfg.model.kind));
     if (iw_k > 0 && m->vq)
         return set_error(err, errlen, "eval --iw: a vq_vae has no likelihood bound to estimate (no KL term)");
+    if (iw_k > 0 && m->gan)
+        return set_error(err, errlen, "eval --iw: a gan has no likelihood bound to estimate (its score is the "
+                         "Parzen-window estimate)");
+    if (m->gan) {   // the discriminator's losses; the Parzen estimate is eval_parzen's
+        r->gan = true;
+        r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+        eval_elbo(m, data, EPS_SAMPLE, &r->elbo);
+        r->rec_bce = NAN;
+        r->rec_mse = NAN;
+        return 0;
+    }
     if (m->autoregressive) {   // made, pixelcnn: the test loss is the exact -log p(x); no latent
         r->binarized = m->prior_classes == 0;   // a prior's data are codes
         eval_elbo(m, data, EPS_ZERO, &r->elbo);
@@ -386,7 +399,76 @@ void loss_units_append_json(TextBuffer *t, const Config *cfg) {
     text_appendf(t, "}");
 }
 
+// n values (n, D) of a host dataset's first n images, pixels / 255.
+static float *dataset_values(const Dataset *d, int n) {
+    float *v = xmalloc((size_t)(n > 0 ? n : 1) * d->dim * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * d->dim; i++) v[i] = d->images[i] / 255.0f;
+    return v;
+}
+
+void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_samples, int test_examples, EvalReport *r) {
+    const double start = wall_seconds();
+    const int D = m->input_dim, L = m->latent_dim;
+    const int M = test_examples > 0 && test_examples < test->n ? test_examples : test->n;
+    float *z = xmalloc((size_t)n_samples * L * sizeof(float));
+    float *samples = xmalloc((size_t)n_samples * D * sizeof(float));
+    rng_fill_normal(z, (size_t)n_samples * L, m->cfg.train.seed ^ EVAL_PARZEN_SEED_SALT, 0);
+    model_decode_pixels(m, z, NULL, n_samples, samples);   // batch norm in evaluation mode
+    float *val_values = dataset_values(val, val->n);
+    float *test_values = dataset_values(test, M);
+    parzen_evaluate(m->be, samples, n_samples, val_values, val->n, test_values, M, D, &r->parzen);
+    r->parzen_seconds = wall_seconds() - start;
+    free(test_values);
+    free(val_values);
+    free(samples);
+    free(z);
+}
+
+// A gan's eval.json: the discriminator's losses and the Parzen-window estimate.
+static char *gan_report_json(const EvalReport *r, const Config *cfg, const char *device) {
+    TextBuffer j = {0};
+    text_appendf(&j, "{\"name\": ");
+    text_append_json_string(&j, cfg->name);
+    text_appendf(&j, ", \"kind\": \"gan\", \"test_loss\": ");
+    json_number(&j, r->elbo.loss);
+    text_appendf(&j, ", \"d_loss_real\": ");
+    json_number(&j, r->elbo.rec);
+    text_appendf(&j, ", \"d_loss_fake\": ");
+    json_number(&j, r->elbo.kl);
+    text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
+    text_append_json_string(&j, "test_loss = d_loss_real + d_loss_fake: the discriminator's binary cross-entropy "
+                            "(nats per example) on the test images (target 1) and on as many generator samples "
+                            "(target 0); not a likelihood");
+    if (r->parzen.samples > 0) {
+        const ParzenResult *p = &r->parzen;
+        text_appendf(&j, ", \"parzen\": {\"log_likelihood\": ");
+        json_number(&j, p->mean_ll);
+        text_appendf(&j, ", \"std_error\": ");
+        json_number(&j, p->std_error);
+        text_appendf(&j, ", \"sigma\": ");
+        json_number(&j, p->sigma);
+        text_appendf(&j, ", \"samples\": %d, \"test_examples\": %d, \"validation_examples\": %d, "
+                    "\"sigma_candidates\": [", p->samples, p->test_examples, p->validation_examples);
+        for (int s = 0; s < PARZEN_N_SIGMAS; s++) {
+            text_appendf(&j, "%s{\"sigma\": ", s ? ", " : "");
+            json_number(&j, parzen_sigma_candidate(s));
+            text_appendf(&j, ", \"validation_ll\": ");
+            json_number(&j, p->sigma_ll[s]);
+            text_appendf(&j, "}");
+        }
+        text_appendf(&j, "], \"units\": ");
+        text_append_json_string(&j, "nats per test image (a log density of pixel values in [0, 1]; higher is "
+                                "better; a weak metric)");
+        text_appendf(&j, ", \"seconds\": %.1f}", r->parzen_seconds);
+    }
+    text_appendf(&j, ", \"device\": ");
+    text_append_json_string(&j, device);
+    text_appendf(&j, "}");
+    return j.data;
+}
+
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device) {
+    if (r->gan) return gan_report_json(r, cfg, device);
     TextBuffer j = {0};
     text_appendf(&j, "{\"name\": ");
     text_append_json_string(&j, cfg->name);

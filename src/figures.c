@@ -115,7 +115,8 @@ static int figure_samples(Figures *f) {
     for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % 10);
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
-    const char *title = m->vq ? "Samples: codes drawn uniformly at every position (no prior over the codes yet)"
+    const char *title = m->gan ? "Generator samples from z ~ N(0, I)"
+                      : m->vq ? "Samples: codes drawn uniformly at every position (no prior over the codes yet)"
                       : m->n_classes ? "Samples: z ~ N(0, I), class = column index"
                                      : "Samples decoded from z ~ N(0, I)";
     int rc = write_grid(f, "samples.png", title, pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
@@ -485,6 +486,117 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
     return rc;
 }
 
+// gan: the generator's samples of the fixed z over training, the first row of each epoch's
+// progress/samples_epoch_NNN.png stacked (one row per epoch, at most GAN_PROGRESS_ROWS evenly spaced).
+#define GAN_PROGRESS_ROWS 25
+#define GAN_PROGRESS_PAD 2   // epoch_images' grid padding
+static int figure_gan_progress(Figures *f, const char *run_dir) {
+    int epochs[4096], n_epochs = 0;
+    for (int e = 1; e <= 4096 && n_epochs < 4096; e++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/progress/samples_epoch_%03d.png", run_dir, e);
+        if (access(path, F_OK) == 0) epochs[n_epochs++] = e;
+    }
+    if (n_epochs == 0) {
+        fprintf(stderr, "cuvae: %s/progress/samples_epoch_*.png not found (train.epoch_images off?): the samples "
+                "over training are skipped\n", run_dir);
+        return 0;
+    }
+    const int rows = n_epochs < GAN_PROGRESS_ROWS ? n_epochs : GAN_PROGRESS_ROWS;
+    const int band = f->side + GAN_PROGRESS_PAD;   // one tile row and the padding above it
+    uint8_t *stack = NULL;
+    int width = 0, rc = 0;
+    for (int r = 0; r < rows && rc == 0; r++) {
+        const int e = epochs[rows == 1 ? 0 : (int)((long)r * (n_epochs - 1) / (rows - 1))];
+        char path[1200];
+        snprintf(path, sizeof path, "%s/progress/samples_epoch_%03d.png", run_dir, e);
+        int w, h;
+        uint8_t *grid = png_read_gray(path, &w, &h, f->err, f->errlen);
+        if (!grid) {
+            rc = -1;
+            break;
+        }
+        if (h < band + GAN_PROGRESS_PAD || (stack && w != width)) {
+            rc = set_error(f->err, f->errlen, "%s: %d x %d is not a grid of %d-pixel samples like the other epochs'",
+                           path, w, h, f->side);
+        } else {
+            if (!stack) {
+                width = w;
+                stack = xmalloc((size_t)width * (rows * band + GAN_PROGRESS_PAD));
+            }
+            memcpy(stack + (size_t)r * band * width, grid, (size_t)band * width);
+            if (r == rows - 1)   // the padding under the last row
+                memcpy(stack + (size_t)rows * band * width, grid + (size_t)band * width, (size_t)GAN_PROGRESS_PAD * width);
+        }
+        free(grid);
+    }
+    if (rc == 0) {
+        char out[1200], title[160];
+        snprintf(out, sizeof out, "%s/samples_over_training.png", f->dir);
+        snprintf(title, sizeof title, "Generator samples of the same z after epochs %d .. %d (one row per epoch%s)",
+                 epochs[0], epochs[n_epochs - 1], rows < n_epochs ? ", evenly spaced" : "");
+        rc = plot_image(out, title, stack, width, rows * band + GAN_PROGRESS_PAD, NULL, 0, 0, NULL, 0, 0, f->err,
+                        f->errlen);
+        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+    }
+    free(stack);
+    return rc;
+}
+
+// gan: the discriminator's and the generator's losses per epoch (log.jsonl).
+static int figure_gan_curves(Figures *f, const char *run_dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "cuvae: %s not found: loss curves skipped\n", path);
+        return 0;
+    }
+    char *text = read_text_file(path, NULL, f->err, f->errlen);
+    if (!text) return -1;
+    enum { N_KEYS = 5 };
+    const char *keys[N_KEYS] = {"epoch", "train_d_loss", "train_g_loss", "val_d_loss_real", "val_d_loss_fake"};
+    int cap = 64, n = 0, rc = 0, line_number = 0;
+    double *values[N_KEYS];
+    for (int k = 0; k < N_KEYS; k++) values[k] = xmalloc(cap * sizeof(double));
+    for (char *line = strtok(text, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
+        line_number++;
+        if (n == cap) {
+            cap *= 2;
+            for (int k = 0; k < N_KEYS; k++) {
+                double *grown = realloc(values[k], cap * sizeof(double));
+                if (!grown) {
+                    fprintf(stderr, "cuvae: out of memory reading %s\n", path);
+                    exit(CUVAE_EXIT_BAD_INPUT);
+                }
+                values[k] = grown;
+            }
+        }
+        cJSON *j = cJSON_Parse(line);
+        for (int k = 0; k < N_KEYS && rc == 0; k++) {
+            cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
+            if (!cJSON_IsNumber(item))
+                rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
+            else
+                values[k][n] = item->valuedouble;
+        }
+        cJSON_Delete(j);
+        n++;
+    }
+    free(text);
+    if (rc == 0 && n > 0) {
+        char out[1200];
+        snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
+        const double *series[4] = {values[1], values[2], values[3], values[4]};
+        const char *names[4] = {"train: discriminator", "train: generator -log D(G(z))",
+                                "validation: discriminator on real images", "validation: discriminator on fakes"};
+        rc = plot_lines(out, "GAN losses per epoch, per example (binary cross-entropy, nats)", "epoch",
+                        "nats / example", values[0], series, names, 4, n, false, f->err, f->errlen);
+        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+    }
+    for (int k = 0; k < N_KEYS; k++) free(values[k]);
+    return rc;
+}
+
 int figures_write_all(const char *run_dir, const char *const *overrides, int n_overrides,
                       const FigureOptions *o, char *err, size_t errlen) {
     if (!plot_available())
@@ -531,26 +643,33 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     Figures f = {dir, &m, side, err, errlen};
     const int n = test.n, L = m.latent_dim;
     float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
-    if (!m.autoregressive) eval_encode(&m, &test, n, codes);
+    if (!m.autoregressive && !m.gan) eval_encode(&m, &test, n, codes);
 
-    if (o->latent_range[0] < o->latent_range[1] && L != 2)
+    if (m.gan && (o->latent_range[0] < o->latent_range[1]))
+        rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; a gan has no "
+                       "encoder to place test images in its latent space");
+    else if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (its scatter is a t-SNE)", L);
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
         const bool curves = access(log_path, F_OK) == 0;
-        int count = m.autoregressive ? 1 + (curves ? 1 : 0)
+        int count = m.gan ? 2 + (curves ? 1 : 0)
+                  : m.autoregressive ? 1 + (curves ? 1 : 0)
                   : m.vq ? 3 + (curves ? 2 : 0)
                          : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
         char scatter[96] = "";
-        if (L > 2 && !m.vq)
+        if (L > 2 && !m.vq && !m.gan)
             snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
                      o->tsne_points < n ? o->tsne_points : n);
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
     }
     if (rc == 0) rc = figure_samples(&f);
-    if (m.autoregressive) {
+    if (m.gan) {   // no encoder: samples, samples over training, the two players' losses
+        if (rc == 0) rc = figure_gan_progress(&f, run_dir);
+        if (rc == 0) rc = figure_gan_curves(&f, run_dir);
+    } else if (m.autoregressive) {
         // made: samples and the -log p(x) curve only (no latent, nothing reconstructed)
     } else if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
         if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
@@ -563,7 +682,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
         if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     }
-    if (rc == 0) rc = figure_loss_curves(&f, run_dir);
+    if (rc == 0 && !m.gan) rc = figure_loss_curves(&f, run_dir);
 
     free(codes);
     device_dataset_free(be, &test);

@@ -81,6 +81,27 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     return atomic_file_commit(&out, err, errlen);
 }
 
+uint8_t *png_read_gray(const char *path, int *width, int *height, char *err, size_t errlen) {
+    png_image image;   // libpng's simplified API: any PNG, converted to 8-bit gray
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&image, path)) {
+        set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
+        return NULL;
+    }
+    image.format = PNG_FORMAT_GRAY;
+    uint8_t *pixels = xmalloc(PNG_IMAGE_SIZE(image));
+    if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
+        set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
+        png_image_free(&image);
+        free(pixels);
+        return NULL;
+    }
+    *width = (int)image.width;
+    *height = (int)image.height;
+    return pixels;
+}
+
 // Maps a value to 0..255: clamps to [0, 1] (NaN -> 0), scales, rounds to nearest.
 static uint8_t unit_to_byte(float v) {
     if (!(v > 0.0f)) return 0;    // also catches NaN

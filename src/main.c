@@ -187,10 +187,23 @@ static int command_eval(int argc, char **argv) {
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
-    Dataset train_set, test_set;
+    const bool gan = cfg.model.kind == MODEL_GAN;
+    if (gan && a.z_mode)
+        return fail("eval: --z is the latent of an encoder; a gan has none (its score is the Parzen-window estimate)");
+    Dataset train_set, test_set, val_set;
+    memset(&val_set, 0, sizeof val_set);
     Config data_cfg = cfg;
-    data_cfg.data.train_limit = 1;   // eval needs only the test split
+    if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
+    if (gan) {   // the validation split the run held out (the same seed and fraction): sigma is chosen on it
+        char why[512];
+        if (dataset_split_validation(&train_set, &val_set, cfg.data.validation, cfg.train.seed, why, sizeof why) != 0) {
+            dataset_free(&train_set);
+            dataset_free(&test_set);
+            snprintf(err, sizeof err, "eval: %s: %s", a.positional, why);
+            return fail(err);
+        }
+    }
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);
     int iw_k = a.iw_k >= 0 ? a.iw_k : 0;
@@ -203,6 +216,7 @@ static int command_eval(int argc, char **argv) {
     Model m;
     if (load_checkpoint_model(&a, batch, &cfg, &be, &m, err, sizeof err) != 0) {
         dataset_free(&test_set);
+        dataset_free(&val_set);
         return fail(err);
     }
     DeviceDataset test_dev;
@@ -223,6 +237,7 @@ static int command_eval(int argc, char **argv) {
         if (eval_report(&m, &test_dev, iw_k, a.iw_examples, &report, err, sizeof err) != 0) {
             rc = fail(err);
         } else {
+            if (gan) eval_parzen(&m, &val_set, &test_set, cfg.eval.parzen_samples, cfg.eval.parzen_examples, &report);
             json = eval_report_json(&report, &cfg, be->name);
             eval_report_free(&report);
         }
@@ -241,6 +256,7 @@ static int command_eval(int argc, char **argv) {
     model_destroy(&m);
     be->destroy(be);
     dataset_free(&test_set);
+    dataset_free(&val_set);
     return rc;
 }
 
@@ -312,7 +328,7 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
-    const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0;
+    const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0, m_was_gan = m.gan;
     float *pixels = prior_pixels ? prior_pixels : xmalloc((size_t)a.n_samples * D * sizeof(float));
     if (m.prior_classes) {
         // drawn above
@@ -329,7 +345,9 @@ static int command_sample(int argc, char **argv) {
     if (!m.autoregressive) {
         model_decode(&m, a.n_samples);
         be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
-        if (cfg.model.output == OUTPUT_BERNOULLI)
+        if (m.gan)   // the generator's own range
+            model_gan_to_pixels(&m, pixels, (size_t)a.n_samples * D);
+        else if (cfg.model.output == OUTPUT_BERNOULLI)
             for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
     }
     int grid_cols = (int)ceil(sqrt((double)a.n_samples));
@@ -352,7 +370,8 @@ static int command_sample(int argc, char **argv) {
     fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
-            m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" : "z ~ N(0, I)");
+            m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" :
+            m_was_gan ? "the generator from z ~ N(0, I)" : "z ~ N(0, I)");
     return 0;
 }
 

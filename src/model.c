@@ -104,6 +104,13 @@ static int refuse_masked_layers(const char *key, const LayerSpec *specs, int n, 
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
+    if (cfg->model.kind == MODEL_GAN) {
+        Network *other = xcalloc(1, sizeof *other);
+        rc = model_gan_build(net, other, cfg, err, errlen);
+        free(other);
+        free(net);
+        return rc;
+    }
     if (model_kind_autoregressive(cfg->model.kind)) {
         int rc = model_made_build(net, cfg, 0, err, errlen);
         free(net);
@@ -214,8 +221,12 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
 
     int built = model_kind_autoregressive(cfg->model.kind) ? build_made_model(m, cfg, err, errlen)
-                                              : build_latent_model(m, cfg, err, errlen);
-    if (built != 0) return -1;
+              : cfg->model.kind == MODEL_GAN ? model_gan_setup(m, err, errlen)
+                                             : build_latent_model(m, cfg, err, errlen);
+    if (built != 0) {
+        memset(m, 0, sizeof *m);
+        return -1;
+    }
     const int C = m->n_classes;
 
     size_t max_width = (size_t)m->input_dim;
@@ -245,12 +256,13 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->buffers = be->alloc(be, (m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
-    if (m->variational || m->vq)
+    if (m->variational || m->vq || m->gan)
         m->z = be->alloc(be, B * (size_t)m->latent_dim * sizeof(float));
     else if (m->head >= 0)
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
     if (m->vq) model_vq_alloc(m);
     if (m->autoregressive) model_made_alloc(m);
+    if (m->gan) model_gan_alloc(m);
     if (m->prior_classes) m->x_onehot = be->alloc(be, B * (size_t)m->prior_classes * m->input_dim * sizeof(float));
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
@@ -327,8 +339,9 @@ void model_destroy(Model *m) {
     be->free(be, m->arena);
     be->free(be, m->x);
     for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
-    if (m->variational || m->vq) be->free(be, m->z);
+    if (m->variational || m->vq || m->gan) be->free(be, m->z);
     if (m->vq) model_vq_free(m);
+    if (m->gan) model_gan_free(m);
     if (m->autoregressive) model_made_free(m);
     if (m->x_onehot) be->free(be, m->x_onehot);
     be->free(be, m->eps);
@@ -356,7 +369,11 @@ void model_init_params(Model *m, uint64_t seed) {
     float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
     Rng rng;
     rng_init(&rng, seed, RNG_STREAM_INIT);
-    if (m->encoder_net) network_init(m->encoder_net, host, buffers, &rng);
+    if (m->gan) {
+        model_gan_init(m, host, buffers, &rng);
+    } else if (m->encoder_net) {
+        network_init(m->encoder_net, host, buffers, &rng);
+    }
     if (m->vq) model_vq_init(m, host, buffers, &rng);
     for (int i = 0; i < m->n_layers; i++) {
         const Layer *layer = &m->layers[i];
@@ -368,7 +385,7 @@ void model_init_params(Model *m, uint64_t seed) {
         for (int k = 0; k < layer->out; k++)
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
     }
-    if (m->decoder_net) network_init(m->decoder_net, host, buffers, &rng);
+    if (m->decoder_net && !m->gan) network_init(m->decoder_net, host, buffers, &rng);
     if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, buffers);   // (a PixelCNN's masks are its layers')
     model_set_params(m, host);
     model_set_buffers(m, buffers);
@@ -382,8 +399,7 @@ float *model_output(Model *m) {
     return m->acts[m->n_layers - 1];
 }
 
-// What the networks' layers run against for B rows.
-static NetRun net_run(Model *m, int B) {
+NetRun model_net_run(Model *m, int B) {
     NetRun run;
     memset(&run, 0, sizeof run);
     run.be = m->be;
@@ -432,7 +448,7 @@ static void linear_backward(Model *m, int i, const float *X, const float *dY, fl
 
 static void decoder_forward(Model *m, int B) {
     if (m->decoder_net) {
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         network_forward(m->decoder_net, &run, m->z);
         return;
     }
@@ -447,15 +463,19 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
     Backend *be = m->be;
     const int L = m->latent_dim;
     const float *X = m->x;
+    if (m->gan) {   // the generator from z (drawn at rng_offset unless EPS_GIVEN); no encoder
+        model_gan_generate(m, B, eps_mode != EPS_GIVEN);
+        return;
+    }
     if (m->autoregressive) {   // made: the pixels straight into the masked network
         if (m->training_mode) model_made_select_step_masks(m);   // model.masks > 1: this step's set
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         if (m->prior_classes) be->codes_onehot(be, m->x_onehot, m->x, B, m->prior_classes, m->input_dim);
         network_forward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x);
         return;
     }
     if (m->encoder_net) {
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         X = network_forward(m->encoder_net, &run, m->x);
     }
     if (m->vq) {   // quantise into m->z (and kl_row = the VQ term), then decode
@@ -495,6 +515,10 @@ void model_decode(Model *m, int B) { decoder_forward(m, B); }
 
 void model_loss(Model *m, int B) {
     Backend *be = m->be;
+    if (m->gan) {   // the discriminator's losses on held-out images and on fakes
+        model_gan_loss(m, B);
+        return;
+    }
     if (m->prior_classes) {   // a prior: -log p(codes), K classes per position
         be->categorical_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim, 0.0f);
         return;
@@ -550,21 +574,21 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
                                 m->rec_loss, m->pixel_weight, w_rec * inv_batch);
 
     if (m->autoregressive) {   // made: the masked network back to its weights; x needs no gradient
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         network_backward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x, dY, NULL);
         return;
     }
     // decoder, last layer first; the first decoder layer's input gradient is dz
     if (m->decoder_net) {
         float *dz = m->variational ? spare : m->grad_h;
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         network_backward(m->decoder_net, &run, m->z, dY, dz);
         spare = dY;
         dY = dz;
     }
     if (m->vq) {   // straight through the quantiser into the encoder
         model_vq_backward(m, dY, spare, B);
-        NetRun run = net_run(m, B);
+        NetRun run = model_net_run(m, B);
         network_backward(m->encoder_net, &run, m->x, spare, NULL);
         return;
     }
@@ -602,7 +626,7 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
         linear_backward(m, i, X, dY, dX, B);
         if (i == 0) {
             if (m->encoder_net) {
-                NetRun run = net_run(m, B);
+                NetRun run = model_net_run(m, B);
                 network_backward(m->encoder_net, &run, m->x, dX, NULL);
             }
             break;
@@ -617,7 +641,9 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
 
 void model_accumulate_loss(Model *m, int B) {
     // the second term: the KL of a VAE, the VQ term of a VQ-VAE; an AE has none
-    m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, m->variational || m->vq ? m->kl_row : NULL, B);
+    // a gan: the discriminator's loss and the generator's (training), or its two terms (evaluation)
+    const float *second = m->variational || m->vq || m->gan ? m->kl_row : NULL;
+    m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, second, B);
 }
 
 void model_peek_loss_accumulator(Model *m, double acc[3]) {
@@ -642,7 +668,9 @@ void model_clip_gradients(Model *m) {
     m->be->grad_clip(m->be, m->grads, m->arena_stride, (float)m->cfg.train.grad_clip, m->grad_clip_scratch);
 }
 
-void model_optimizer_step(Model *m) {
+void model_optimizer_step(Model *m) { model_optimizer_step_range(m, 0, m->arena_stride); }
+
+void model_optimizer_step_range(Model *m, size_t offset, size_t n) {
     const Config *cfg = &m->cfg;
     OptimizerParams o;
     memset(&o, 0, sizeof o);
@@ -653,9 +681,10 @@ void model_optimizer_step(Model *m) {
     o.weight_decay = (float)cfg->train.weight_decay;
     o.decoupled = strcmp(cfg->train.optimizer, "adamw") == 0;
     if (strcmp(cfg->train.optimizer, "sgd") == 0)   // the momentum buffer is the arena's first-moment region
-        m->be->sgd_update(m->be, m->params, m->grads, m->adam_m, m->arena_stride, m->state, o);
+        m->be->sgd_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, n, m->state, o);
     else
-        m->be->adam_update(m->be, m->params, m->grads, m->adam_m, m->adam_v, m->arena_stride, m->state, o);
+        m->be->adam_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, m->adam_v + offset, n,
+                           m->state, o);
 }
 
 void model_get_params(Model *m, float *host) {
@@ -702,7 +731,9 @@ void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
         be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));
     }
     if (labels_dev) be->free(be, labels_dev);
-    if (m->cfg.model.output == OUTPUT_BERNOULLI)
+    if (m->gan)   // the generator's own range
+        model_gan_to_pixels(m, pixels, (size_t)n * D);
+    else if (m->cfg.model.output == OUTPUT_BERNOULLI)
         for (size_t i = 0; i < (size_t)n * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
 }
 

@@ -14,6 +14,13 @@ static void enqueue_train_step(void *ctx) {
     if (m->onehot)
         be->gather_onehot(be, m->onehot, t->labels, t->perm, 0, m->state, B, m->n_classes);
     m->training_mode = true;    // batch norm: batch statistics (a host flag, frozen into a captured graph)
+    if (m->gan) {   // its own alternating updates: discriminator, then generator (model_gan.c)
+        model_gan_train_step(m, B);
+        m->training_mode = false;
+        model_accumulate_loss(m, B);
+        be->step_end(be, m->state, m->plan, B);
+        return;
+    }
     model_forward(m, B, EPS_SAMPLE);
     model_backward_scheduled(m, B, t->w_rec);
     m->training_mode = false;

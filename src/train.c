@@ -172,7 +172,9 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
 // "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
 static const char *objective_text(const Config *cfg, KlSchedule s) {
     static char text[96];
-    if (model_kind_autoregressive(cfg->model.kind))
+    if (cfg->model.kind == MODEL_GAN)
+        snprintf(text, sizeof text, "discriminator loss + generator loss");
+    else if (model_kind_autoregressive(cfg->model.kind))
         snprintf(text, sizeof text, "%g -log p(%s)", cfg->loss.w_rec, cfg->model.prior_of[0] ? "codes" : "x");
     else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
@@ -257,6 +259,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         return -1;
     }
     const LossUnits units = loss_units(cfg);
+    if (model.gan)
+        fprintf(stderr, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
+                "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
+                "cross-entropies from logits, nats)\n", model.n_params, model.decoder_net->n_params,
+                model.encoder_net->n_params);
+    else
     fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
             model_kind_name(cfg->model.kind), model.n_params, units.rec_long,
             units.exact_nll ? " (no latent: the loss is the likelihood itself)" :
@@ -475,7 +483,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
-        if (units.exact_nll)
+        if (model.gan)
+            fprintf(stderr, "epoch %d/%d: train D loss %.4f, G loss %.4f | %s: D loss on held-out images %.4f, on "
+                    "fakes %.4f (nats/example) | %.1f s, %.0f samples/s\n", epoch, epochs,
+                    epoch_count > 0 ? epoch_rec / epoch_count : 0.0, epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
+                    validating ? "val" : "test", test.rec, test.kl, seconds, samples_per_s);
+        else if (units.exact_nll)
             fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(%s), nats/example (exact) | "
                     "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end),
                     watched_name, test.loss, cfg->model.prior_of[0] ? "codes" : "x", seconds, samples_per_s);
@@ -489,6 +502,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
         model_read_step_state(&model, &last_step);
         char line[1024];
+        if (model.gan)
+            snprintf(line, sizeof line,
+                     "{\"epoch\": %d, \"train_d_loss\": %.6f, \"train_g_loss\": %.6f, \"%s_d_loss_real\": %.6f, "
+                     "\"%s_d_loss_fake\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, \"lr\": %.6g}\n",
+                     epoch, epoch_count > 0 ? epoch_rec / epoch_count : 0.0,
+                     epoch_count > 0 ? epoch_kl / epoch_count : 0.0, watched_key, test.rec, watched_key, test.kl,
+                     seconds, samples_per_s, (double)last_step.lr_now);
+        else
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"train_loss\": %.6f, \"%s_loss\": %.6f, \"%s_rec\": %.6f, "
                  "\"%s_kl\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, "
@@ -505,7 +526,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             goto done;
         }
         // data.validation: best.safetensors follows the lowest validation loss
-        bool improved = validating && (at.best_epoch == 0 || test.loss < at.best_loss);
+        // (a gan has no validation loss that says its generator got better: no best.safetensors)
+        bool improved = validating && !model.gan && (at.best_epoch == 0 || test.loss < at.best_loss);
         if (improved) {
             at.best_epoch = epoch;
             at.best_loss = test.loss;
@@ -562,6 +584,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             rc = -1;
             goto done;
         }
+        if (eval_model.gan) {
+            fprintf(stderr, "cuvae: Parzen-window log-likelihood: %d samples, sigma chosen on %d validation images, "
+                    "scored on %d test images...\n", cfg->eval.parzen_samples, val_set.n,
+                    cfg->eval.parzen_examples > 0 && cfg->eval.parzen_examples < test_set.n ? cfg->eval.parzen_examples
+                                                                                         : test_set.n);
+            eval_parzen(&eval_model, &val_set, &test_set, cfg->eval.parzen_samples, cfg->eval.parzen_examples,
+                        &report);
+        }
         char *json = eval_report_json(&report, cfg, be->name);
         char eval_path[1100];
         snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
@@ -569,7 +599,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        if (report.exact_nll && report.prior_positions)
+        if (report.gan)
+            fprintf(stderr, "cuvae: eval: Parzen-window log-likelihood %.2f +- %.2f nats per test image (sigma %.4f; "
+                    "a weak metric); discriminator loss on test images %.4f, on fakes %.4f\n", report.parzen.mean_ll,
+                    report.parzen.std_error, report.parzen.sigma, report.elbo.rec, report.elbo.kl);
+        else if (report.exact_nll && report.prior_positions)
             fprintf(stderr, "cuvae: eval: test -log p(codes) %.4f nats/example (exact), %.4f nats per code position "
                     "(%d positions)\n", report.elbo.loss, report.elbo.loss / report.prior_positions,
                     report.prior_positions);
@@ -599,8 +633,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     else
         fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, "
                 "model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
-                validating && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
-                : validating ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
+                validating && !model.gan && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
+                : validating && !model.gan ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
     if (handlers_caught && !handlers_restored) interrupts_restore(&handlers);

@@ -521,7 +521,10 @@ static const ErrorCase error_cases[] = {
     // enumerations
     {"data.dataset", "\"cifar10\"", "data.dataset", "must be one of \"mnist\", \"fashion-mnist\"; got \"cifar10\""},
     {"data.binarize", "\"yes\"", "data.binarize", "must be one of \"none\", \"dynamic\", \"static\""},
-    {"model.kind", "\"gan\"", "model.kind", "must be one of \"vae\", \"ae\""},
+    {"model.kind", "\"diffusion\"", "model.kind", "must be one of \"vae\", \"ae\""},
+    {"model.kind", "\"gan\"", "model", "kind \"gan\" has no \"encoder\""},
+    {"model.generator", "[{\"linear\": 784}, \"sigmoid\"]", "model", "\"generator\" is for kind \"gan\""},
+    {"eval.parzen_samples", "100", "eval", "the Parzen-window estimate of kind \"gan\""},
     {"model.activation", "\"sigmoid\"", "model.activation", "must be one of \"relu\", \"tanh\", \"leaky_relu\""},
     {"model.activation", "\"none\"", "model.activation", "must be one of"},
     {"model.output", "\"categorical\"", "model.output", "must be one of \"bernoulli\", \"gaussian\""},

@@ -15,7 +15,7 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN, MODEL_GAN } ModelKind;
 typedef enum { ORDERING_NATURAL = 0, ORDERING_RANDOM } Ordering;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
@@ -60,7 +60,7 @@ typedef struct {
     } data;
 
     struct {
-        ModelKind kind;        // vae | ae | cvae | vq_vae | made | pixelcnn
+        ModelKind kind;        // vae | ae | cvae | vq_vae | made | pixelcnn | gan
         Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
         int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
@@ -96,6 +96,14 @@ typedef struct {
             double eps;                  // default 1e-5
             double restart_dead;         // EMA: restart codes whose count < this x the mean count (0 = off)
         } codebook;
+        // gan (Goodfellow et al. 2014, DCGAN practice of Radford et al. 2015): model.generator (z (latent_dim)
+        // -> the data's shape, ending in sigmoid or tanh) is held in decoder_layers, model.discriminator
+        // (the data's shape -> one logit) in encoder_layers
+        struct {
+            double label_smoothing;      // one-sided: real targets 1 - this (default 0)
+            bool dcgan_init;             // model.init "dcgan" (default): weights N(0, 0.02), batch norm
+                                         // weight N(1, 0.02), biases 0; "pytorch": the layers' defaults
+        } gan;
     } model;
 
     struct {
@@ -142,6 +150,8 @@ typedef struct {
         int iw_samples;        // K of the importance-weighted -log p(x) after training (0 = off)
         int iw_examples;       // test examples it uses (0 = all)
         int iw_batch;          // rows (examples x samples) per batch (default 4096)
+        int parzen_samples;    // gan: generator samples of the Parzen-window estimate (default 10000)
+        int parzen_examples;   // gan: test examples it scores (0 = all)
     } eval;
 
     DeviceChoice device;       // "auto" | "cpu" | "cuda"
@@ -163,7 +173,7 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 char *config_to_json(const Config *cfg);
 
 const char *activation_name(Activation a);
-// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn"
+// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan"
 const char *model_kind_name(ModelKind k);
 // made and pixelcnn: no latent, one network over the pixels, an exact -log p(x)
 bool model_kind_autoregressive(ModelKind k);

@@ -10,6 +10,7 @@
 #include "cuvae/common.h"
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
+#include "cuvae/parzen.h"
 
 typedef struct {
     int n, dim;
@@ -67,6 +68,11 @@ typedef struct {
     bool exact_nll;
     double bits_per_dim;
     int prior_positions;       // a PixelCNN prior over codes: S (its nll per position = rec / S), else 0
+    // gan: elbo.rec / elbo.kl are the discriminator's BCE on the test images / on as many fakes
+    // (nats per example); the Parzen-window log-likelihood when eval_parzen ran (parzen.samples > 0)
+    bool gan;
+    ParzenResult parzen;
+    double parzen_seconds;
 } EvalReport;
 
 // Everything above. iw_k > 0 runs the importance-weighted bound with K samples
@@ -75,6 +81,10 @@ typedef struct {
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen);
 void eval_report_free(EvalReport *r);
+// A gan's Parzen-window log-likelihood (parzen.h) into r->parzen: n_samples generator samples
+// (eval mode, a fixed seed), sigma chosen on val, scored on the first test_examples (0 = all)
+// of test. Host datasets, pixels / 255.
+void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_samples, int test_examples, EvalReport *r);
 // One JSON object (malloc'd, no trailing newline).
 char *eval_report_json(const EvalReport *r, const Config *cfg, const char *device);
 

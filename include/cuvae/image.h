@@ -9,6 +9,10 @@
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,
               char *err, size_t errlen);
 
+// Reads a PNG (any format, converted to 8-bit gray): malloc'd (height, width) pixels, or NULL
+// with err naming the file.
+uint8_t *png_read_gray(const char *path, int *width, int *height, char *err, size_t errlen);
+
 // Tiles n images (n, rows*cols) with values in [0, 1] (clamped) into a grid of
 // `grid_cols` columns with `pad` pixels of padding (value pad_value).
 // Returns a malloc'd gray image and its size.

@@ -72,6 +72,15 @@ typedef struct {
     int made_masks;                          // mask sets (model.masks)
     float *made_mask_bank;                   // (made_masks, n_buffers) when made_masks > 1
     float *made_saved_masks;                 // (n_buffers) the masks in use, kept around an ensemble
+    // gan (model_gan.c): decoder_net is the generator (z (L) -> image), encoder_net the discriminator
+    // (image -> one logit); parameters [generator | discriminator], two optimizer regions.
+    bool gan;
+    bool gan_tanh;                           // the generator ends in tanh: real images are seen as 2 x - 1
+    size_t gan_disc_offset;                  // floats: the discriminator's region (a multiple of 4)
+    float *gan_targets;                      // (3, max_batch): real (1 - smoothing), fake (0), generator (1)
+    float *gan_real;                         // (B, D) 2 x - 1 (gan_tanh)
+    float *gan_minus_one;                    // (B, D) of -1 (gan_tanh)
+    float *gan_saved_grads;                  // (discriminator params) the real half of its gradient
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -170,6 +179,10 @@ void model_set_loss_accumulator(Model *m, const double acc[3]);
 // The optimizer step over the arena (train.optimizer: adam, adamw or sgd) with the
 // learning rate and bias corrections of state (step_begin).
 void model_optimizer_step(Model *m);
+// The same over n floats of the arena from offset (both multiples of 4): one of a gan's regions.
+void model_optimizer_step_range(Model *m, size_t offset, size_t n);
+// What a network's layers run against for B rows (the model's regions, its training mode).
+NetRun model_net_run(Model *m, int B);
 // train.grad_clip > 0: the gradient's global norm clipped to it (on the device), else nothing.
 void model_clip_gradients(Model *m);
 
@@ -213,6 +226,26 @@ void model_made_ensemble_loss(Model *m, int B);
 // n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes);
 // for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax.
 void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
+
+// gan (model_gan.c). Builds the generator (over z (latent_dim), ending in sigmoid or tanh, out to the
+// data's shape) and the discriminator (over the data's shape, out to one logit; its parameters
+// from the generator's rounded up to 4 floats): 0, or -1 with err naming the layer.
+int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen);
+// The two networks of m->cfg into m (model_create), their device memory, DCGAN or PyTorch init.
+int model_gan_setup(Model *m, char *err, size_t errlen);
+void model_gan_alloc(Model *m);
+void model_gan_free(Model *m);
+void model_gan_init(Model *m, float *params, float *buffers, Rng *rng);
+// The generator's output from m->z (B rows), z first drawn at rng_offset when draw.
+void model_gan_generate(Model *m, int B, bool draw);
+// One alternating training step on the real batch m->x: discriminator update, then generator
+// update; rec_row = the discriminator's loss, kl_row the generator's (nats per example).
+void model_gan_train_step(Model *m, int B);
+// Evaluation on held-out images m->x: rec_row = the discriminator's BCE on them (target 1),
+// kl_row = its BCE on as many fakes (target 0).
+void model_gan_loss(Model *m, int B);
+// The generator's values (n) to pixels in [0, 1] (a tanh generator's (v + 1) / 2).
+void model_gan_to_pixels(const Model *m, float *values, size_t n);
 
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
 // uniformly drawn codes (model_vq_uniform_latents).

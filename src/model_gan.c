@@ -1,0 +1,219 @@
+// model_gan.c: kind "gan" (Goodfellow et al. 2014, with the DCGAN practice of Radford et al.
+// 2015): the generator (model.generator: z (L) -> an image in the data's shape, ending in sigmoid
+// or tanh) and the discriminator (model.discriminator: an image -> one logit), two parameter
+// regions [generator | discriminator] updated by two Adam calls, the non-saturating losses as
+// binary cross-entropies from logits, the whole alternating step as backend ops (no host sync),
+// DCGAN init, and the evaluation pieces (the discriminator's losses on held-out images).
+#include "cuvae/model.h"
+#include "cuvae/common.h"
+#include "cuvae/rng.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Targets: row 0 the real images' (1 - label smoothing), row 1 the fakes' (0), row 2 what the
+// generator wants the discriminator to say of its fakes (1).
+enum { GAN_TARGET_REAL = 0, GAN_TARGET_FAKE, GAN_TARGET_GENERATOR, GAN_N_TARGETS };
+
+static size_t round_up4(size_t n) { return (n + 3) & ~(size_t)3; }
+
+int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen) {
+    TensorShape data = model_input_shape(cfg->model.input_dim);
+    TensorShape z = {1, {cfg->model.latent_dim, 0, 0}};
+    if (network_build(generator, "generator", cfg->model.decoder_layers, cfg->model.n_decoder_layers, z, 0, 0,
+                      err, errlen) != 0)
+        return -1;
+    bool fits = tensor_shape_size(generator->out) == (size_t)cfg->model.input_dim &&
+                (generator->out.rank == 1 || memcmp(&generator->out, &data, sizeof data) == 0);
+    if (!fits) {
+        char got[48], want[48];
+        tensor_shape_format(generator->out, got, sizeof got);
+        tensor_shape_format(data, want, sizeof want);
+        return set_error(err, errlen, "model.generator: its output %s is not the data's shape %s (or %d values)",
+                         got, want, cfg->model.input_dim);
+    }
+    const int last = cfg->model.n_decoder_layers - 1;
+    const char *end = cfg->model.decoder_layers[last].kind;
+    if (strcmp(end, "sigmoid") != 0 && strcmp(end, "tanh") != 0)
+        return set_error(err, errlen, "model.generator[%d] (%s): a generator ends in \"sigmoid\" (images in [0, 1]) "
+                         "or \"tanh\" (in [-1, 1]), the range the discriminator sees the real images in", last, end);
+    const size_t disc_params = round_up4(generator->n_params);
+    if (network_build(discriminator, "discriminator", cfg->model.encoder_layers, cfg->model.n_encoder_layers, data,
+                      disc_params, generator->n_buffers, err, errlen) != 0)
+        return -1;
+    if (tensor_shape_size(discriminator->out) != 1) {
+        char got[48];
+        tensor_shape_format(discriminator->out, got, sizeof got);
+        return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. "
+                         "{\"flatten\": {}}, {\"linear\": 1})", got);
+    }
+    return 0;
+}
+
+int model_gan_setup(Model *m, char *err, size_t errlen) {
+    m->gan = true;
+    m->head = -1;
+    m->input_shape = model_input_shape(m->input_dim);
+    m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
+    m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
+    if (model_gan_build(m->decoder_net, m->encoder_net, &m->cfg, err, errlen) != 0) {
+        free(m->decoder_net);
+        free(m->encoder_net);
+        m->decoder_net = m->encoder_net = NULL;
+        return -1;
+    }
+    const Config *cfg = &m->cfg;
+    m->gan_tanh = strcmp(cfg->model.decoder_layers[cfg->model.n_decoder_layers - 1].kind, "tanh") == 0;
+    m->gan_disc_offset = round_up4(m->decoder_net->n_params);
+    m->n_params = m->gan_disc_offset + m->encoder_net->n_params;
+    m->n_buffers = m->decoder_net->n_buffers + m->encoder_net->n_buffers;
+    return 0;
+}
+
+void model_gan_alloc(Model *m) {
+    Backend *be = m->be;
+    const size_t B = (size_t)m->max_batch, D = (size_t)m->input_dim;
+    float *targets = xmalloc(GAN_N_TARGETS * B * sizeof(float));
+    const float real_target = 1.0f - (float)m->cfg.model.gan.label_smoothing;
+    for (size_t b = 0; b < B; b++) {
+        targets[GAN_TARGET_REAL * B + b] = real_target;
+        targets[GAN_TARGET_FAKE * B + b] = 0.0f;
+        targets[GAN_TARGET_GENERATOR * B + b] = 1.0f;
+    }
+    m->gan_targets = be->alloc(be, GAN_N_TARGETS * B * sizeof(float));
+    be->upload(be, m->gan_targets, targets, GAN_N_TARGETS * B * sizeof(float));
+    free(targets);
+    m->gan_saved_grads = be->alloc(be, (m->encoder_net->n_params ? m->encoder_net->n_params : 1) * sizeof(float));
+    if (m->gan_tanh) {   // the real images seen in [-1, 1]: 2 x - 1 as x + x, then + (-1)
+        m->gan_real = be->alloc(be, B * D * sizeof(float));
+        float *minus_one = xmalloc(B * D * sizeof(float));
+        for (size_t i = 0; i < B * D; i++) minus_one[i] = -1.0f;
+        m->gan_minus_one = be->alloc(be, B * D * sizeof(float));
+        be->upload(be, m->gan_minus_one, minus_one, B * D * sizeof(float));
+        free(minus_one);
+    }
+}
+
+void model_gan_free(Model *m) {
+    Backend *be = m->be;
+    be->free(be, m->gan_targets);
+    be->free(be, m->gan_saved_grads);
+    if (m->gan_tanh) {
+        be->free(be, m->gan_real);
+        be->free(be, m->gan_minus_one);
+    }
+}
+
+// DCGAN init (Radford et al. 2015, as the PyTorch DCGAN example writes it): the weights of linear
+// and (transposed) convolution layers N(0, 0.02), batch norm weights N(1, 0.02), biases 0.
+static void dcgan_init(const Network *net, float *params, Rng *rng) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        const bool norm = strcmp(layer->kind->name, "batch_norm") == 0;
+        for (int t = 0; t < layer->n_tensors; t++) {
+            const LayerTensor *tensor = &layer->tensors[t];
+            if (tensor->buffer) continue;
+            size_t count = 1;
+            for (int d = 0; d < tensor->rank; d++) count *= (size_t)tensor->shape[d];
+            float *values = params + layer->param_offset + tensor->offset;
+            const bool weight = strcmp(tensor->name, "weight") == 0;
+            for (size_t k = 0; k < count; k++)
+                values[k] = weight ? (norm ? 1.0f : 0.0f) + 0.02f * rng_normal(rng) : 0.0f;
+        }
+    }
+}
+
+void model_gan_init(Model *m, float *params, float *buffers, Rng *rng) {
+    network_init(m->decoder_net, params, buffers, rng);
+    network_init(m->encoder_net, params, buffers, rng);
+    if (!m->cfg.model.gan.dcgan_init) return;
+    dcgan_init(m->decoder_net, params, rng);
+    dcgan_init(m->encoder_net, params, rng);
+}
+
+// The real batch m->x (B, D) as the discriminator sees it: itself (sigmoid generator) or 2 x - 1.
+static const float *real_images(Model *m, int B) {
+    if (!m->gan_tanh) return m->x;
+    Backend *be = m->be;
+    const size_t n = (size_t)B * m->input_dim;
+    be->add(be, m->gan_real, m->x, m->x, n);
+    be->add(be, m->gan_real, m->gan_real, m->gan_minus_one, n);
+    return m->gan_real;
+}
+
+static const float *target_row(Model *m, int which) { return m->gan_targets + (size_t)which * m->max_batch; }
+
+// The discriminator on images (B, D): rows[b] = BCE(logit_b, target) in nats; with d_logits,
+// its gradient scaled by 1/B (the batch mean).
+static const float *discriminate(Model *m, const NetRun *run, const float *images, int target, float *rows,
+                                 float *d_logits) {
+    const float *logits = network_forward(m->encoder_net, run, images);
+    m->be->reconstruction_loss(m->be, d_logits, rows, logits, target_row(m, target), run->B, 1,
+                               RECLOSS_BCE_LOGITS, 1.0f, d_logits ? 1.0f / (float)run->B : 0.0f);
+    return logits;
+}
+
+// z (B, L) into m->z: drawn at the step's device offset (training) or at rng_offset (evaluation).
+static void draw_z(Model *m, int B, bool training) {
+    const size_t n = (size_t)B * m->latent_dim;
+    if (training)
+        m->be->fill_normal(m->be, m->z, n, m->rng_seed, 0, &m->state->eps_offset);
+    else
+        m->be->fill_normal(m->be, m->z, n, m->rng_seed, m->rng_offset, NULL);
+}
+
+void model_gan_generate(Model *m, int B, bool draw) {
+    if (draw) draw_z(m, B, false);
+    NetRun run = model_net_run(m, B);
+    network_forward(m->decoder_net, &run, m->z);
+}
+
+// One training step on the real batch m->x (B rows), DCGAN's order:
+//   1. fakes G(z) of fresh z (batch norm in training mode);
+//   2. discriminator: its loss on the reals (target 1 - smoothing) and on the fakes (target 0,
+//      no gradient into G), the two gradients summed; Adam on the discriminator's region;
+//   3. generator: the updated discriminator on the same fakes, target 1 (the non-saturating
+//      loss -log D(G(z))), backward through D into G; Adam on the generator's region.
+// rec_row = the discriminator's loss per example (real + fake terms), kl_row the generator's.
+void model_gan_train_step(Model *m, int B) {
+    Backend *be = m->be;
+    NetRun run = model_net_run(m, B);
+    Network *generator = m->decoder_net, *discriminator = m->encoder_net;
+    const size_t disc_n = discriminator->n_params;
+    float *d_grads = m->grads + m->gan_disc_offset;
+    float *d_logits = m->grad_a;   // (B, 1)
+    float *d_fake = m->grad_b;     // (B, D)
+
+    draw_z(m, B, true);
+    const float *fake = network_forward(generator, &run, m->z);
+    const float *real = real_images(m, B);
+
+    discriminate(m, &run, real, GAN_TARGET_REAL, m->rec_row, d_logits);
+    network_backward(discriminator, &run, real, d_logits, NULL);
+    be->copy(be, m->gan_saved_grads, d_grads, disc_n * sizeof(float));
+    discriminate(m, &run, fake, GAN_TARGET_FAKE, m->kl_row, d_logits);
+    network_backward(discriminator, &run, fake, d_logits, NULL);
+    be->add(be, d_grads, d_grads, m->gan_saved_grads, disc_n);
+    be->add(be, m->rec_row, m->rec_row, m->kl_row, (size_t)B);
+    model_optimizer_step_range(m, m->gan_disc_offset, round_up4(disc_n));
+
+    discriminate(m, &run, fake, GAN_TARGET_GENERATOR, m->kl_row, d_logits);   // (kl_row is free again)
+    network_backward(discriminator, &run, fake, d_logits, d_fake);   // its parameter gradients are not used
+    network_backward(generator, &run, m->z, d_fake, NULL);
+    model_optimizer_step_range(m, 0, m->gan_disc_offset);
+}
+
+// Evaluation on the held-out images in m->x (B rows): rec_row = the discriminator's loss on them
+// (target 1), kl_row = its loss on B fakes of z drawn at rng_offset (target 0). Nats per example.
+void model_gan_loss(Model *m, int B) {
+    NetRun run = model_net_run(m, B);
+    model_gan_generate(m, B, true);
+    const float *fake = model_output(m);
+    discriminate(m, &run, real_images(m, B), GAN_TARGET_GENERATOR, m->rec_row, NULL);
+    discriminate(m, &run, fake, GAN_TARGET_FAKE, m->kl_row, NULL);
+}
+
+void model_gan_to_pixels(const Model *m, float *values, size_t n) {
+    if (!m->gan_tanh) return;
+    for (size_t i = 0; i < n; i++) values[i] = 0.5f * (values[i] + 1.0f);
+}
