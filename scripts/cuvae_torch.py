@@ -18,6 +18,9 @@ The model is built from the config cuvae stores inside the checkpoint:
   - a pixelcnn: `network` of MaskedConv2d (type A / B, the mask a buffer), nn.Conv2d 1x1,
     activations and Residual entries (a LayerList: an nn.ModuleList whose forward adds the
     skipped input back, with nn.Sequential's names);
+  - a gan: nn.Sequential `generator` (z -> image) and `discriminator` (image -> one logit);
+    model.generate(z) -> images (N, input_dim) in [0, 1] (a tanh generator's (v + 1) / 2),
+    model.discriminate(images in [0, 1]) -> logits (N,);
 model.encode(x) -> (mu, logvar or None), for a VQ-VAE (codes, z_e); model.decode(z) -> logits or
 values (N, input_dim) (a VQ-VAE decodes its codes); a MADE or PixelCNN: model(x) -> the logits (N, input_dim)
 of p(x_d = 1 | x_<d), model.log_prob(x) -> log p(x) (N,) in nats;
@@ -241,7 +244,14 @@ class CuvaeModel(nn.Module):
         self.variational = m["kind"] in ("vae", "cvae")
         self.vq = m["kind"] == "vq_vae"
         self.made = m["kind"] in ("made", "pixelcnn")   # autoregressive: log_prob(x) is exact
+        self.gan = m["kind"] == "gan"
         self.input_dim = m["input_dim"]
+        if self.gan:   # generator z -> image, discriminator image -> one logit
+            self.shape = input_shape(m["input_dim"])
+            self.generator, _ = build_sequential(m["generator"], (m["latent_dim"],))
+            self.discriminator, _ = build_sequential(m["discriminator"], self.shape)
+            self.tanh = layer_parts(m["generator"][-1])[0] == "tanh"
+            return
         if self.made:   # one masked network from the pixels to their logits
             self.net_shape = input_shape(m["input_dim"]) if m["kind"] == "pixelcnn" else (m["input_dim"],)
             if m.get("prior_of"):   # a prior over a VQ-VAE's codes: the one-hot codes (K, h, w)
@@ -279,6 +289,16 @@ class CuvaeModel(nn.Module):
         else:
             widths = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
             self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def generate(self, z):
+        """A gan: z (N, latent_dim) -> images (N, input_dim) in [0, 1]."""
+        g = self.generator(z).reshape(z.shape[0], self.input_dim)
+        return (g + 1) / 2 if self.tanh else g
+
+    def discriminate(self, images):
+        """A gan: images (N, input_dim) in [0, 1] -> the discriminator's logits (N,)."""
+        x = images * 2 - 1 if self.tanh else images
+        return self.discriminator(x.reshape((x.shape[0],) + self.shape)).reshape(x.shape[0])
 
     def forward(self, x):
         """A MADE: x (N, input_dim) binary -> logits (N, input_dim), output d seeing x_<d only."""

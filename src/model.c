@@ -365,7 +365,7 @@ void model_destroy(Model *m) {
 }
 
 void model_init_params(Model *m, uint64_t seed) {
-    float *host = xmalloc(m->n_params * sizeof(float));
+    float *host = xcalloc(m->n_params, sizeof(float));   // a gan's padding between its regions stays 0
     float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
     Rng rng;
     rng_init(&rng, seed, RNG_STREAM_INIT);

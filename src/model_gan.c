@@ -168,21 +168,17 @@ void model_gan_generate(Model *m, int B, bool draw) {
     network_forward(m->decoder_net, &run, m->z);
 }
 
-// One training step on the real batch m->x (B rows), DCGAN's order:
-//   1. fakes G(z) of fresh z (batch norm in training mode);
-//   2. discriminator: its loss on the reals (target 1 - smoothing) and on the fakes (target 0,
-//      no gradient into G), the two gradients summed; Adam on the discriminator's region;
-//   3. generator: the updated discriminator on the same fakes, target 1 (the non-saturating
-//      loss -log D(G(z))), backward through D into G; Adam on the generator's region.
-// rec_row = the discriminator's loss per example (real + fake terms), kl_row the generator's.
-void model_gan_train_step(Model *m, int B) {
+// Fakes G(z) of z drawn at the step's offset (batch norm as m->training_mode says), then the
+// discriminator's loss on the reals m->x (target 1 - smoothing) and on the fakes (target 0, no
+// gradient into G): rec_row = the sum per example, the discriminator's gradient region = the
+// gradient of mean_b rec_row (the two halves' gradients summed).
+void model_gan_discriminator_gradient(Model *m, int B) {
     Backend *be = m->be;
     NetRun run = model_net_run(m, B);
     Network *generator = m->decoder_net, *discriminator = m->encoder_net;
     const size_t disc_n = discriminator->n_params;
     float *d_grads = m->grads + m->gan_disc_offset;
     float *d_logits = m->grad_a;   // (B, 1)
-    float *d_fake = m->grad_b;     // (B, D)
 
     draw_z(m, B, true);
     const float *fake = network_forward(generator, &run, m->z);
@@ -195,11 +191,29 @@ void model_gan_train_step(Model *m, int B) {
     network_backward(discriminator, &run, fake, d_logits, NULL);
     be->add(be, d_grads, d_grads, m->gan_saved_grads, disc_n);
     be->add(be, m->rec_row, m->rec_row, m->kl_row, (size_t)B);
-    model_optimizer_step_range(m, m->gan_disc_offset, round_up4(disc_n));
+}
 
-    discriminate(m, &run, fake, GAN_TARGET_GENERATOR, m->kl_row, d_logits);   // (kl_row is free again)
-    network_backward(discriminator, &run, fake, d_logits, d_fake);   // its parameter gradients are not used
-    network_backward(generator, &run, m->z, d_fake, NULL);
+// After model_gan_discriminator_gradient: the discriminator (as it is now) on the same fakes,
+// target 1 (the non-saturating loss -log D(G(z))): kl_row = it per example, the generator's
+// gradient region = the gradient of mean_b kl_row (through D into G; the discriminator's
+// region is left holding this loss's gradient, which no update uses).
+void model_gan_generator_gradient(Model *m, int B) {
+    NetRun run = model_net_run(m, B);
+    float *d_logits = m->grad_a;   // (B, 1)
+    float *d_fake = m->grad_b;     // (B, D)
+    const float *fake = model_output(m);
+    discriminate(m, &run, fake, GAN_TARGET_GENERATOR, m->kl_row, d_logits);
+    network_backward(m->encoder_net, &run, fake, d_logits, d_fake);
+    network_backward(m->decoder_net, &run, m->z, d_fake, NULL);
+}
+
+// One training step on the real batch m->x (B rows), DCGAN's order: the discriminator's
+// gradient and its Adam update, then the generator's gradient through the updated
+// discriminator and its Adam update. rec_row = the discriminator's loss, kl_row the generator's.
+void model_gan_train_step(Model *m, int B) {
+    model_gan_discriminator_gradient(m, B);
+    model_optimizer_step_range(m, m->gan_disc_offset, round_up4(m->encoder_net->n_params));
+    model_gan_generator_gradient(m, B);
     model_optimizer_step_range(m, 0, m->gan_disc_offset);
 }
 

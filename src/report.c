@@ -24,7 +24,8 @@ static const char *FIGURE_CAPTIONS[][2] = {
     {"manifold", "decoded 2-D latent grid"},
     {"interpolation", "latent interpolation"},
     {"class_rows", "class-conditional generation"},
-    {"loss_curves", "loss per epoch (MADE: the exact -log p(x))"},
+    {"loss_curves", "loss per epoch (MADE: the exact -log p(x); GAN: the discriminator's and the generator's)"},
+    {"samples_over_training", "samples of the same z, one row per epoch (GAN)"},
     {"loss_terms", "test rec and KL per epoch"},
     {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
 };
@@ -124,8 +125,26 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
             fprintf(f, " (%s over pixels), %g / %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                     json_number(loss, "w_rec"), json_number(loss, "w_kl"));
     }
+    else if (model && json_string(model, "kind") && strcmp(json_string(model, "kind"), "gan") == 0)
+        fputs("<td>non-saturating GAN BCE (no loss weights)</td>", f);
     else
         fputs("<td>?</td>", f);
+    const cJSON *parzen = cJSON_GetObjectItemCaseSensitive(ev, "parzen");
+    if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss_real")) {   // a gan: the discriminator's losses, Parzen
+        cell_number_unit(f, json_number(ev, "test_loss"), 3, "nats, D on real + fake");
+        cell_number_unit(f, json_number(ev, "d_loss_real"), 3, "nats, D on real");
+        cell_number_unit(f, json_number(ev, "d_loss_fake"), 3, "nats, D on fakes");
+        fputs("<td>–</td><td>–</td>", f);
+        if (cJSON_IsObject(parzen))
+            fprintf(f, "<td>Parzen %.1f ± %.1f (σ %.3f, %.0f samples; a weak metric, higher is better)</td></tr>\n",
+                    json_number(parzen, "log_likelihood"), json_number(parzen, "std_error"), json_number(parzen, "sigma"),
+                    json_number(parzen, "samples"));
+        else
+            fputs("<td>–</td></tr>\n", f);
+        cJSON_Delete(ev);
+        cJSON_Delete(cfg);
+        return;
+    }
     // each number with its unit (loss_units, as train and eval say them): nats only for a
     // Bernoulli likelihood summed over pixels; an AE's loss is its reconstruction alone
     Config run_cfg;
@@ -290,7 +309,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fputs("</p>\n<table class=\"numbers\"><tr><th>run</th><th>kind</th><th>rec, w_rec / w_kl</th>"
               "<th>test loss (rec + KL)</th><th>rec</th><th>KL (VQ-VAE: VQ term)</th><th>summed MSE at z = μ</th>"
               "<th>active units (VQ-VAE: codes used)</th>"
-              "<th>−log p(x) (IW; MADE: exact)</th></tr>\n", f);
+              "<th>−log p(x) (IW; MADE: exact; GAN: Parzen log p(x))</th></tr>\n", f);
         const cJSON *run;
         cJSON_ArrayForEach(run, runs) {
             if (cJSON_IsString(run)) write_numbers_row(f, runs_dir, run->valuestring);

@@ -21,7 +21,7 @@ n_configs=$(ls configs/lectures/*.json | grep -vc index.json)
 n_runs=$(ls -d "$tmp"/lectures/*/ | wc -l)
 [ "$n_runs" -eq "$n_configs" ] && ok "one run per config ($n_runs)" || bad "$n_runs runs for $n_configs configs"
 sections=$(grep -c "<h2>" "$page")
-[ "$sections" -eq 12 ] && ok "12 experiment sections" || bad "$sections sections"
+[ "$sections" -eq 13 ] && ok "13 experiment sections" || bad "$sections sections"
 for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
@@ -48,6 +48,10 @@ grep -q '"prior_of": "'"$tmp"'/lectures/vq_vae_k256/model.safetensors"' "$tmp/le
     && [ -s "$tmp/lectures/vq_vae_k256_prior/figures/samples.png" ] \
     && ok "vq_vae_k256_prior: a prior over this lecture set's VQ-VAE; the page shows its -log p(codes) per position and its samples" \
     || bad "vq_vae_k256_prior: $(grep prior_of "$tmp/lectures/vq_vae_k256_prior/config.json")"
+grep -A0 "<code>dcgan</code>" "$page" | grep -q "<td>Parzen -\?[0-9.]* ± [0-9.]* (σ " \
+    && [ -s "$tmp/lectures/dcgan/figures/samples_over_training.png" ] && [ -s "$tmp/lectures/dcgan/figures/loss_curves.png" ] \
+    && ok "dcgan: page shows its Parzen estimate, its samples over training and its D / G curves" \
+    || bad "dcgan row or figures: $(grep -A0 "<code>dcgan</code>" "$page" | cut -c1-300)"
 for fig in samples latent_histograms; do
     [ -s "$tmp/lectures/ae_dim2/figures/$fig.png" ] || bad "ae_dim2 lacks $fig"
 done

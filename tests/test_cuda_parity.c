@@ -1099,6 +1099,7 @@ static int parity_made_masks = 1;
 
 static bool parity_pixelcnn;   // a PixelCNN (masked convolutions, a residual block) instead
 static bool parity_prior;      // ... as a prior over the codes of a small VQ-VAE (K = 24, 7x7)
+static bool parity_gan;        // a DCGAN-shaped gan (tanh generator, batch norm on both sides) instead
 static char prior_vq_path[64];
 
 // The VQ-VAE checkpoint a parity prior models (written once, removed at exit).
@@ -1133,7 +1134,17 @@ static const char *prior_vq_checkpoint(void) {
 
 static void use_made_model(Config *cfg) {
     char json[1536];
-    if (parity_prior)
+    if (parity_gan)
+        snprintf(json, sizeof json,
+            "{\"name\": \"gan\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+            " \"model\": {\"kind\": \"gan\", \"input_dim\": 784, \"latent_dim\": 16, \"generator\": ["
+            "{\"linear\": 392}, {\"batch_norm\": {}}, \"relu\", {\"reshape\": [2, 14, 14]},"
+            " {\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"tanh\"],"
+            " \"discriminator\": [{\"conv2d\": 4, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"leaky_relu\": 0.2},"
+            " {\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}}, {\"leaky_relu\": 0.2},"
+            " \"flatten\", {\"linear\": 1}], \"label_smoothing\": 0.1},"
+            " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"beta1\": 0.5, \"seed\": 1}}");
+    else if (parity_prior)
         snprintf(json, sizeof json,
             "{\"name\": \"prior\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"},"
             " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 49, \"prior_of\": \"%s\", \"network\": ["
@@ -1525,9 +1536,10 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
         cfg.train.warmup_steps = 4;
     }
     if (parity_conv_layers) use_conv_layers(&cfg);
-    if (parity_vq_codebook || parity_made) {
+    if (parity_vq_codebook || parity_made || parity_gan) {
+        if (parity_gan) use_made_model(&cfg);
         if (parity_made) use_made_model(&cfg);
-        else use_vq_model(&cfg);
+        else if (!parity_gan) use_vq_model(&cfg);
         cfg.loss.kl_warmup_epochs = 0;   // no KL term in these
         cfg.loss.free_bits = 0;
         if (parity_prior) cfg.data.binarize = BINARIZE_NONE;   // its data are codes
@@ -1739,6 +1751,45 @@ static void test_select_slice(void) {
     free(bank);
 }
 
+// gan: the alternating step (two forwards of the discriminator, its two gradients summed, two
+// Adam regions, the generator's gradient through the updated discriminator) is a graph replay
+// like any step, and the CPU and CUDA runs agree
+static void test_gan_training(void) {
+    parity_gan = true;
+    graph_equals_eager(MODEL_GAN, EPSILON_FUSED);
+    TrainingResult ref = run_training(cpu, false, MODEL_GAN, EPSILON_FUSED);
+    TrainingResult got = run_training(gpu, true, MODEL_GAN, EPSILON_FUSED);
+    parity_gan = false;
+    if (!ref.params || !got.params) return;
+    CHECK(memcmp(&ref.state, &got.state, sizeof ref.state) == 0, "step state cpu != cuda");
+    size_t P = ref.n_params, loose = 0, wrong = 0;
+    const double lr = 1e-3, steps = 12;
+    for (size_t i = 0; i < P; i++) {
+        if (!test_close(got.params[i], ref.params[i], 1e-3, 1e-4)) loose++;
+        if (!test_close(got.params[i], ref.params[i], 0.0, 2.0 * steps * lr + 1e-5)) wrong++;
+    }
+    double max_diff = 0;
+    size_t worst = 0;
+    for (size_t i = 0; i < P; i++)
+        if (fabs(got.params[i] - ref.params[i]) > max_diff) {
+            max_diff = fabs(got.params[i] - ref.params[i]);
+            worst = i;
+        }
+    fprintf(stderr, "    gan: max |cuda - cpu| %g at param %zu (%g vs %g), %zu of %zu beyond rtol 1e-3 atol 1e-4\n",
+            max_diff, worst, got.params[worst], ref.params[worst], loose, P);
+    // looser than the VAE's 0.1 %: the discriminator has weights whose gradient is near 0 in this
+    // game, and Adam (beta1 0.5) turns a rounding-level difference in its sign into a step of lr
+    // the other way; a wrong kernel moves most parameters, and past 2 lr a step (below)
+    CHECK(loose <= P / 100, "%zu of %zu params beyond rtol 1e-3 atol 1e-4", loose, P);
+    CHECK(wrong == 0, "%zu params beyond 2 * steps * lr", wrong);
+    CHECK(test_close(got.loss[0], ref.loss[0], 1e-3, 1e-2) && test_close(got.loss[1], ref.loss[1], 1e-3, 1e-2),
+          "accumulated D loss %.9g vs %.9g, G loss %.9g vs %.9g", got.loss[0], ref.loss[0], got.loss[1], ref.loss[1]);
+    // (the loss read at step 2 of each epoch cleared the accumulator: epoch 2's steps 3..5 are left)
+    CHECK(ref.loss[2] == 64 + 64 + 3 && isfinite(ref.loss[0]), "examples accumulated %g", ref.loss[2]);
+    training_result_free(&ref);
+    training_result_free(&got);
+}
+
 static void test_training_run_parity(void) {
     TrainingResult ref = run_training(cpu, false, MODEL_VAE, EPSILON_FUSED);
     TrainingResult got = run_training(gpu, true, MODEL_VAE, EPSILON_FUSED);
@@ -1823,6 +1874,7 @@ static const TestCase test_cases[] = {
     {"parity_model_pixelcnn_prior_and_graph", test_model_pixelcnn_prior},
     {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
+    {"parity_gan_training_and_graph", test_gan_training},
 };
 
 int main(void) {

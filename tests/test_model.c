@@ -684,8 +684,187 @@ static void test_training_step_fused_equals_stored(void) {
     free(stored);
 }
 
+// A small gan over 4 x 4 images: z (3) -> generator -> (1, 4, 4); discriminator -> one logit.
+// PyTorch init here: DCGAN's N(0, 0.02) weights are so small that a finite-difference step of
+// 1e-2 before a batch norm (which divides by their scale) is no derivative (test_gan_layout_and_init
+// checks the DCGAN init itself).
+static Config gan_config_init(const char *generator_end, double smoothing, const char *init) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"gan\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+             " \"model\": {\"kind\": \"gan\", \"input_dim\": 16, \"latent_dim\": 3,"
+             " \"generator\": [{\"linear\": 8}, {\"batch_norm\": {}}, \"tanh\", {\"linear\": 16},"
+             " {\"reshape\": [1, 4, 4]}, \"%s\"],"
+             " \"discriminator\": [{\"conv2d\": 2, \"kernel\": 3, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}},"
+             " \"tanh\", \"flatten\", {\"linear\": 1}], \"label_smoothing\": %g, \"init\": \"%s\"},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", generator_end, smoothing,
+             init);
+    Config cfg;
+    char err[512];
+    int rc = config_from_string(&cfg, json, "gan test", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "gan config: %s", err);
+    return cfg;
+}
+
+static Config gan_config(const char *generator_end, double smoothing) {
+    return gan_config_init(generator_end, smoothing, "pytorch");
+}
+
+// mean_b of the discriminator's loss (rows = rec_row) or the generator's (kl_row) at the current
+// parameters, the same z (the step offset does not move) and reals
+static double gan_objective(Model *m, int B, bool generator) {
+    model_gan_discriminator_gradient(m, B);
+    if (generator) model_gan_generator_gradient(m, B);
+    float rows[8];
+    cpu->download(cpu, rows, generator ? m->kl_row : m->rec_row, (size_t)B * sizeof(float));
+    double total = 0.0;
+    for (int b = 0; b < B; b++) total += rows[b];
+    return total / B;
+}
+
+// Each player's gradient against finite differences of its own objective over its own region:
+// the discriminator's (real + fake BCE, smoothed targets) and the generator's (-log D(G(z)),
+// through the discriminator). Batch norm in training mode on both sides.
+static void gan_gradient_check(Config cfg, const char *label) {
+    const int B = 3;
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "%s: model_create: %s", label, err);
+    model_init_params(&m, 11);
+    Rng rng;
+    rng_init(&rng, 78, 1);
+    float x[3 * 16];
+    for (int i = 0; i < B * 16; i++) x[i] = rng_uniform(&rng);
+    cpu->upload(cpu, m.x, x, sizeof x);
+    m.training_mode = true;
+    float *params = xmalloc(m.n_params * sizeof(float)), *grads = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, params);
+    for (int player = 0; player < 2; player++) {
+        const bool generator = player == 1;
+        gan_objective(&m, B, generator);
+        cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
+        const size_t first = generator ? 0 : m.gan_disc_offset;
+        const size_t last = generator ? m.decoder_net->n_params : m.n_params;
+        int bad = 0;
+        for (size_t k = first; k < last; k++) {
+            // central differences at h and h / 2, Richardson-combined (error O(h^4)): a batch norm
+            // over 3 rows curves the objective too much for one central difference
+            const float saved = params[k];
+            double central[2];
+            for (int r = 0; r < 2; r++) {
+                const float h = r == 0 ? 1e-2f : 5e-3f;
+                params[k] = saved + h;
+                model_set_params(&m, params);
+                double fp = gan_objective(&m, B, generator);
+                params[k] = saved - h;
+                model_set_params(&m, params);
+                double fm = gan_objective(&m, B, generator);
+                central[r] = (fp - fm) / (2.0 * h);
+            }
+            params[k] = saved;
+            double fd = (4.0 * central[1] - central[0]) / 3.0;
+            if (!test_close(grads[k], fd, 2e-2, 2e-3) && bad++ < 5)
+                CHECK(0, "%s: %s param %zu grad %g vs fd %g", label, generator ? "generator" : "discriminator", k,
+                      grads[k], fd);
+        }
+        model_set_params(&m, params);
+        CHECK(bad == 0, "%s: %d of %zu %s gradients off", label, bad, last - first,
+              generator ? "generator" : "discriminator");
+    }
+    free(params);
+    free(grads);
+    model_destroy(&m);
+}
+
+static void test_gan_gradients(void) {
+    gan_gradient_check(gan_config("sigmoid", 0.0), "gan, sigmoid generator");
+    gan_gradient_check(gan_config("tanh", 0.1), "gan, tanh generator (reals seen as 2x - 1), label smoothing 0.1");
+}
+
+// DCGAN init: weights N(0, 0.02) (std measured), batch norm weights N(1, 0.02), biases 0; the two
+// regions [generator | discriminator] with the discriminator's on a 4-float boundary
+static void test_gan_layout_and_init(void) {
+    Config cfg = gan_config_init("sigmoid", 0.0, "dcgan");
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 2);
+    CHECK(m.gan_disc_offset % 4 == 0 && m.gan_disc_offset >= m.decoder_net->n_params &&
+          m.gan_disc_offset < m.decoder_net->n_params + 4, "discriminator region at %zu (generator has %zu)",
+          m.gan_disc_offset, m.decoder_net->n_params);
+    CHECK(m.n_params == m.gan_disc_offset + m.encoder_net->n_params, "n_params %zu", m.n_params);
+    float *p = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, p);
+    const NetLayer *linear = &m.decoder_net->layers[0], *norm = &m.decoder_net->layers[1];
+    double sum = 0, sum_sq = 0;
+    const int n = 8 * 3;
+    for (int k = 0; k < n; k++) {
+        sum += p[linear->param_offset + k];
+        sum_sq += (double)p[linear->param_offset + k] * p[linear->param_offset + k];
+    }
+    double sd = sqrt(sum_sq / n - (sum / n) * (sum / n));
+    CHECK(sd > 0.01 && sd < 0.03, "linear weight sd %g (want about 0.02)", sd);
+    for (int k = 0; k < 8; k++) {
+        CHECK(p[linear->param_offset + 24 + k] == 0.0f, "linear bias %d = %g", k, p[linear->param_offset + 24 + k]);
+        CHECK(fabs(p[norm->param_offset + k] - 1.0f) < 0.1, "batch norm weight %d = %g", k, p[norm->param_offset + k]);
+        CHECK(p[norm->param_offset + 8 + k] == 0.0f, "batch norm bias %d", k);
+    }
+    free(p);
+    model_destroy(&m);
+}
+
+// A few hundred alternating steps on 4 x 4 images of two kinds (left or right half lit): the
+// generator's samples come to look like them (each sample near one of the two, by L2), from noise
+static void test_gan_learns(void) {
+    Config cfg = gan_config("sigmoid", 0.0);
+    cfg.train.lr = 0.005;
+    cfg.train.beta1 = 0.5;
+    enum { N = 64, D = 16, B = 16 };
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 3);
+    uint8_t *images = cpu->alloc(cpu, N * D);
+    int32_t *perm = cpu->alloc(cpu, N * sizeof(int32_t));
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < D; d++) images[i * D + d] = ((d % 4 < 2) == (i % 2 == 0)) ? 255 : 0;
+    for (int i = 0; i < N; i++) perm[i] = i;
+    model_begin_training(&m, N / B, (float)cfg.train.lr);
+    TrainStep t = {.model = &m, .images = images, .labels = NULL, .perm = perm, .w_rec = 1.0f};
+    float pixels[64 * D], z[64 * 3];
+    double before = 0, after = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase == 1)
+            for (int k = 0; k < 600; k++) train_step_run(&t, B);
+        rng_fill_normal(z, 64 * 3, 99, 0);
+        model_decode_pixels(&m, z, NULL, 64, pixels);
+        double dist = 0;   // mean squared distance of each sample to the nearer pattern
+        for (int i = 0; i < 64; i++) {
+            double left = 0, right = 0;
+            for (int d = 0; d < D; d++) {
+                double a = (d % 4 < 2) ? 1.0 : 0.0;
+                left += (pixels[i * D + d] - a) * (pixels[i * D + d] - a);
+                right += (pixels[i * D + d] - (1 - a)) * (pixels[i * D + d] - (1 - a));
+            }
+            dist += fmin(left, right) / 64;
+        }
+        if (phase == 0) before = dist; else after = dist;
+    }
+    train_step_release(&t);
+    CHECK(after < 0.25 * before && after < 1.0, "squared distance of samples to the data: %g -> %g", before, after);
+    double rec, kl, count;
+    model_read_loss(&m, &rec, &kl, &count);
+    CHECK(count == 600 * B && isfinite(rec) && isfinite(kl), "accumulated %g examples, D %g G %g", count, rec, kl);
+    cpu->free(cpu, images);
+    cpu->free(cpu, perm);
+    model_destroy(&m);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
+    test_run("gan_gradients", test_gan_gradients);
+    test_run("gan_layout_and_init", test_gan_layout_and_init);
+    test_run("gan_learns", test_gan_learns);
     test_run("vae_tanh_bce_sum", test_vae_tanh_bce_sum);
     test_run("vae_leaky_mse_sigmoid_mean", test_vae_leaky_mse_sigmoid_mean);
     test_run("vae_no_hidden_decoder", test_vae_no_hidden_decoder);

@@ -64,6 +64,15 @@ def main():
             nll = F.cross_entropy(logits, codes, reduction="none").flatten(1).sum(1)
         print(json.dumps({"nll": nll.double().mean().item(), "examples": len(x), "torch": torch.__version__}))
         return
+    if model.gan:   # a gan: the discriminator's BCE on the test images (target 1), eval mode
+        with torch.no_grad():
+            logits = model.discriminate(x)
+            d_loss_real = F.softplus(-logits)
+            samples = model.generate(torch.randn(64, cfg["model"]["latent_dim"]))
+        print(json.dumps({"d_loss_real": d_loss_real.double().mean().item(), "examples": len(x),
+                          "samples_in_range": bool(samples.min() >= 0 and samples.max() <= 1),
+                          "torch": torch.__version__}))
+        return
     if model.made:   # a MADE: the exact -log p(x) of the (already binary) test images
         with torch.no_grad():
             nll = -model.log_prob(x)

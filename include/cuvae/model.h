@@ -238,6 +238,10 @@ void model_gan_free(Model *m);
 void model_gan_init(Model *m, float *params, float *buffers, Rng *rng);
 // The generator's output from m->z (B rows), z first drawn at rng_offset when draw.
 void model_gan_generate(Model *m, int B, bool draw);
+// The two halves of a step (tests check them against finite differences): the discriminator's
+// loss and gradient (rec_row; fakes of z at the step's offset), then the generator's (kl_row).
+void model_gan_discriminator_gradient(Model *m, int B);
+void model_gan_generator_gradient(Model *m, int B);
 // One alternating training step on the real batch m->x: discriminator update, then generator
 // update; rec_row = the discriminator's loss, kl_row the generator's (nats per example).
 void model_gan_train_step(Model *m, int B);

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# cli_gan.sh: kind "gan" (deck 002, DCGAN practice) through the real binary: a short CPU run
+# logs the two players' losses and writes the Parzen-window estimate to eval.json (sigma chosen
+# on the validation split, every candidate listed); training moves the Parzen estimate up from
+# the untrained generator's; eval of the checkpoint reproduces it; --resume is bit-identical to an
+# uninterrupted run; sample and plot draw the generator's samples, the samples over training and
+# the D / G curves; scripts/cuvae_torch.py loads the checkpoint (strict=True) and its
+# discriminator gives the same loss on the test images; every bad gan config is one line, exit 2.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+PY=/usr/bin/python3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
+    skip "gan" "data/mnist missing (run make data)"; cli_finish cli_gan; exit
+fi
+field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
+parzen() { sed -E 's/.*"parzen": \{"log_likelihood": ([-0-9.e+]+).*/\1/' "$1"; }
+"$CUVAE" --help | grep -q "gan (model.generator and model.discriminator" \
+    && "$CUVAE" sample --help >/dev/null 2>&1; "$CUVAE" --help | grep -q "gan: the generator from z" \
+    && ok "--help names kind gan and how it samples" || bad "--help"
+cat > "$tmp/gan.json" <<'JSON'
+{
+  "name": "gan_small",
+  "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 2200, "test_limit": 300, "validation": 0.1},
+  "model": {"kind": "gan", "input_dim": 784, "latent_dim": 32,
+            "generator": [{"linear": 784}, {"batch_norm": {}}, "relu", {"reshape": [16, 7, 7]},
+                          {"conv_transpose2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}}, "relu",
+                          {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}, "sigmoid"],
+            "discriminator": [{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": 0.2},
+                              {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}},
+                              {"leaky_relu": 0.2}, "flatten", {"linear": 1}],
+            "label_smoothing": 0.1},
+  "train": {"epochs": 2, "batch_size": 32, "lr": 0.0005, "beta1": 0.5, "seed": 3},
+  "eval": {"parzen_samples": 1000},
+  "device": "cpu"
+}
+JSON
+if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
+    ok "a gan trains on the CPU"
+    grep -q '"train_d_loss": ' "$tmp/run/log.jsonl" && grep -q '"train_g_loss": ' "$tmp/run/log.jsonl" \
+        && grep -q '"val_d_loss_fake": ' "$tmp/run/log.jsonl" && grep -qE "^epoch 2/2: train D loss [0-9.]+, G loss" "$tmp/run.err" \
+        && ok "log.jsonl and the epoch line carry the discriminator's and the generator's losses" \
+        || bad "gan log: $(tail -1 "$tmp/run/log.jsonl")"
+    grep -q '"parzen": {"log_likelihood": ' "$tmp/run/eval.json" && grep -q '"sigma_candidates": \[' "$tmp/run/eval.json" \
+        && grep -q '"samples": 1000, "test_examples": 300, "validation_examples": 220' "$tmp/run/eval.json" \
+        && grep -q "a weak metric" "$tmp/run/eval.json" \
+        && ok "eval.json: the Parzen estimate, its sigma chosen among the candidates on 220 validation images" \
+        || bad "eval.json: $(cut -c1-300 "$tmp/run/eval.json")"
+    [ ! -e "$tmp/run/best.safetensors" ] && ls "$tmp/run/progress/samples_epoch_002.png" >/dev/null 2>&1 \
+        && [ ! -e "$tmp/run/progress/reconstruction_epoch_001.png" ] \
+        && ok "no best.safetensors (no validation loss says the generator improved); per-epoch samples, no reconstructions" \
+        || bad "run files: $(ls "$tmp/run" "$tmp/run/progress" | tr '\n' ' ')"
+    "$CUVAE" train "$tmp/gan.json" --set train.epochs=0 --out "$tmp/init" 2>/dev/null
+    trained=$(parzen "$tmp/run/eval.json"); untrained=$(parzen "$tmp/init/eval.json")
+    awk -v a="$trained" -v b="$untrained" 'BEGIN { exit !(a > b + 50) }' \
+        && ok "training raises the Parzen estimate ($untrained -> $trained nats per test image)" \
+        || bad "Parzen untrained $untrained, trained $trained"
+    "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
+    [ "$(parzen "$tmp/eval.json")" = "$trained" ] && [ "$(field "$tmp/eval.json" d_loss_real)" = "$(field "$tmp/run/eval.json" d_loss_real)" ] \
+        && ok "eval of the checkpoint reproduces the Parzen estimate and the discriminator's test loss" \
+        || bad "eval $(parzen "$tmp/eval.json") vs run $trained"
+    expect_error "eval --iw refused" 2 'eval --iw: a gan has no likelihood bound to estimate' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
+    expect_error "eval --z refused" 2 'eval: --z is the latent of an encoder; a gan has none' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
+    "$CUVAE" train "$tmp/gan.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
+        && "$CUVAE" train "$tmp/gan.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \
+        && cmp -s "$tmp/run/model.safetensors" "$tmp/resumed/model.safetensors" \
+        && ok "gan: 1 + resumed 1 epochs == 2 epochs, bit-identical (both Adam regions, the z stream)" \
+        || bad "gan resume: $(tail -1 "$tmp/resumed.err")"
+    "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
+        && grep -q "the generator from z ~ N(0, I)" "$tmp/s.err" \
+        && ok "sample draws the generator's images" || bad "sample: $(tail -1 "$tmp/s.err")"
+    if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then
+        [ -s "$tmp/run/figures/samples.png" ] && [ -s "$tmp/run/figures/samples_over_training.png" ] \
+            && [ -s "$tmp/run/figures/loss_curves.png" ] && [ ! -e "$tmp/run/figures/reconstructions.png" ] \
+            && ok "plot draws samples, samples over training (one row per epoch) and the D / G curves" \
+            || bad "plot: $(ls "$tmp/run/figures" | tr '\n' ' ')"
+    elif grep -q "gnuplot" "$tmp/plot.err"; then
+        skip "gan plot" "gnuplot is not installed"
+    else
+        bad "plot: $(tail -1 "$tmp/plot.err")"
+    fi
+    if $PY -c "import torch" 2>/dev/null; then
+        torch_out=$($PY tests/torch_check.py "$tmp/run/model.safetensors" data/mnist 300) || bad "gan: torch_check.py failed"
+        ours=$(field "$tmp/run/eval.json" d_loss_real)
+        theirs=$(echo "$torch_out" | sed -E 's/.*"d_loss_real": ([-0-9.e+]+).*/\1/')
+        echo "  gan: cuvae $ours | torch $torch_out" >&2
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * (b > 0.01 ? b : 0.01)) }' \
+            && echo "$torch_out" | grep -q '"samples_in_range": true' \
+            && ok "PyTorch (generator and discriminator nn.Sequential, strict=True): the same discriminator loss on the test images (1e-5), samples in [0, 1]" \
+            || bad "torch $theirs vs cuvae $ours"
+    else
+        skip "gan torch" "python3-torch is not installed"
+    fi
+else
+    bad "gan train: $(tail -2 "$tmp/run.err")"
+fi
+# bad configs: one line naming the key or layer, exit 2
+gan_with() { sed "$1" "$tmp/gan.json" > "$tmp/bad.json"; }
+gan_with 's/"sigmoid"\]/"relu"]/'
+expect_error "a generator that does not end in sigmoid or tanh" 2 'model.generator\[8\] \(relu\): a generator ends in "sigmoid"' -- \
+    "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
+gan_with 's/{"linear": 1}\]/{"linear": 2}]/'
+expect_error "a discriminator with two outputs" 2 'model.discriminator: ends in \(2\); it must end in one logit' -- \
+    "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
+gan_with 's/"validation": 0.1/"validation": 0/'
+expect_error "no validation split" 2 'data.validation: kind "gan" chooses its Parzen window.s sigma on a validation split' -- \
+    "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
+expect_error "a loss section" 2 'loss: kind "gan" has no loss section' -- \
+    "$CUVAE" train "$tmp/gan.json" --set loss.w_rec=2 --out "$tmp/bad"
+expect_error "an encoder key" 2 'model: kind "gan" has no "encoder"' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.encoder=[10]' --out "$tmp/bad"
+expect_error "label smoothing out of range" 2 'model.label_smoothing: must be in \[0, 0.5\)' -- \
+    "$CUVAE" train "$tmp/gan.json" --set model.label_smoothing=0.7 --out "$tmp/bad"
+expect_error "train.grad_clip" 2 'train.grad_clip: is not supported for kind "gan"' -- \
+    "$CUVAE" train "$tmp/gan.json" --set train.grad_clip=1 --out "$tmp/bad"
+expect_error "train.early_stopping" 2 'train.early_stopping: kind "gan" has no validation loss to watch' -- \
+    "$CUVAE" train "$tmp/gan.json" --set train.early_stopping=2 --out "$tmp/bad"
+expect_error "eval.iw_samples" 2 'eval.iw_samples: needs a variational model' -- \
+    "$CUVAE" train "$tmp/gan.json" --set eval.iw_samples=5 --out "$tmp/bad"
+expect_error "model.init unknown" 2 'model.init: must be one of "dcgan", "pytorch"' -- \
+    "$CUVAE" train "$tmp/gan.json" --set model.init=xavier --out "$tmp/bad"
+cli_finish cli_gan
