@@ -18,6 +18,7 @@ The model is built from the config cuvae stores inside the checkpoint:
   - a pixelcnn: `network` of MaskedConv2d (type A / B, the mask a buffer), nn.Conv2d 1x1,
     activations and Residual entries (a LayerList: an nn.ModuleList whose forward adds the
     skipped input back, with nn.Sequential's names);
+  - an aae: the AE (encoder, mu head, decoder) and nn.Sequential `discriminator` on z (one logit);
   - a gan: nn.Sequential `generator` (z -> image) and `discriminator` (image -> one logit);
     model.generate(z) -> images (N, input_dim) in [0, 1] (a tanh generator's (v + 1) / 2),
     model.discriminate(images in [0, 1]) -> logits (N,);
@@ -289,6 +290,8 @@ class CuvaeModel(nn.Module):
         else:
             widths = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
             self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        if m["kind"] == "aae":   # the discriminator on z (one logit)
+            self.discriminator, _ = build_sequential(m["discriminator"], (m["latent_dim"],))
 
     def generate(self, z):
         """A gan: z (N, latent_dim) -> images (N, input_dim) in [0, 1]."""

@@ -592,6 +592,11 @@ static void cpu_add(Backend *be, float *y, const float *a, const float *b, size_
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
+static void cpu_mixture_prior(Backend *be, float *z, int B, int components) {
+    (void)be;
+    for (int b = 0; b < B; b++) mixture_point(b % components, components, &z[2 * b], &z[2 * b + 1]);
+}
+
 static void cpu_select_slice(Backend *be, float *dst, const float *bank, size_t n, int n_slices,
                              const StepState *state) {
     (void)be;
@@ -901,6 +906,7 @@ Backend *backend_cpu_create(void) {
     be->categorical_loss = cpu_categorical_loss;
     be->codes_onehot = cpu_codes_onehot;
     be->select_slice = cpu_select_slice;
+    be->mixture_prior = cpu_mixture_prior;
     be->im2col = cpu_im2col;
     be->col2im = cpu_col2im;
     be->swap_leading_axes = cpu_swap_leading_axes;

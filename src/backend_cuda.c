@@ -308,6 +308,10 @@ static void cuda_add(Backend *be, float *y, const float *a, const float *b, size
     launch_add(y, a, b, n, impl_of(be)->stream);
 }
 
+static void cuda_mixture_prior(Backend *be, float *z, int B, int components) {
+    launch_mixture_prior(z, B, components, impl_of(be)->stream);
+}
+
 static void cuda_select_slice(Backend *be, float *dst, const float *bank, size_t n, int n_slices,
                               const StepState *state) {
     launch_select_slice(dst, bank, n, n_slices, state, impl_of(be)->stream);
@@ -583,6 +587,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->categorical_loss = cuda_categorical_loss;
     be->codes_onehot = cuda_codes_onehot;
     be->select_slice = cuda_select_slice;
+    be->mixture_prior = cuda_mixture_prior;
     be->im2col = cuda_im2col;
     be->col2im = cuda_col2im;
     be->swap_leading_axes = cuda_swap_leading_axes;

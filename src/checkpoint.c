@@ -125,6 +125,7 @@ static int list_slices(const Model *m, NamedSlice *out) {
         }
     }
     if (m->decoder_net) n += list_network_slices(m->decoder_net, out + n);
+    if (m->aae) n += list_network_slices(m->aae_discriminator, out + n);   // (not its second Adam moments)
     return n;
 }
 

@@ -22,7 +22,8 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan"};
+static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"};
+static const char *const prior_names[] = {"gaussian", "mixture"};
 static const char *const gan_init_names[] = {"dcgan", "pytorch"};
 static const char *const ordering_names[] = {"natural", "random"};
 static const char *const made_only_keys[] = {"network", "ordering", "masks", "prior_of", "prior_crc32"};
@@ -470,7 +471,8 @@ static int check_plain_name(const Ctx *c, const char *path, const char *s) {
 // masked_linear input_dim], or a list of masked_linear / activation layers), ordering, masks,
 // output bernoulli. "pixelcnn" (van den Oord et al. 2016): input_dim, network (a layer list).
 static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx *c) {
-    static const char *const latent_keys[] = {"encoder", "latent_dim", "decoder", "condition", "codebook"};
+    static const char *const latent_keys[] = {"encoder", "latent_dim", "decoder", "condition", "codebook",
+                                              "generator", "discriminator", "label_smoothing", "init", "prior"};
     const char *kind = kind_names[cfg->model.kind];
     const bool made = cfg->model.kind == MODEL_MADE;
     for (int k = 0; k < COUNT(latent_keys); k++)
@@ -567,7 +569,7 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
 // to one logit), label_smoothing (one-sided), init.
 static int parse_gan_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const other_keys[] = {"encoder", "decoder", "activation", "output", "condition", "codebook",
-                                             "network", "ordering", "masks", "prior_of", "prior_crc32"};
+                                             "network", "ordering", "masks", "prior_of", "prior_crc32", "prior"};
     for (int k = 0; k < COUNT(other_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, other_keys[k]))
             return fail(c, "model", "kind \"gan\" has no \"%s\": it is model.generator (z -> image) and "
@@ -609,11 +611,12 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const codebook_keys[] = {"size", "beta", "update", "decay", "eps", "restart_dead"};
     static const char *const codebook_updates[] = {"loss", "ema"};
     static const char *const gan_keys[] = {"generator", "discriminator", "label_smoothing", "init"};
+    const bool aae = cfg->model.kind == MODEL_AAE;
     int choice;
     for (int k = 0; k < COUNT(gan_keys); k++)
-        if (cJSON_GetObjectItemCaseSensitive(model, gan_keys[k]))
-            return fail(c, "model", "\"%s\" is for kind \"gan\" (got \"%s\")", gan_keys[k],
-                        kind_names[cfg->model.kind]);
+        if (!(aae && k == 1) && cJSON_GetObjectItemCaseSensitive(model, gan_keys[k]))
+            return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", gan_keys[k],
+                        k == 1 ? "\"gan\" or \"aae\"" : "\"gan\"", kind_names[cfg->model.kind]);
     for (int k = 0; k < COUNT(made_only_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
             return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", made_only_keys[k],
@@ -656,6 +659,27 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
         (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0))
         return fail(c, "model.kind", "\"cvae\" needs encoder and decoder as lists of widths: the label "
                     "condition is not wired into layer lists yet");
+    // aae: the discriminator on z and the prior
+    if (!aae && cJSON_GetObjectItemCaseSensitive(model, "prior"))
+        return fail(c, "model.prior", "is the prior of kind \"aae\" (got \"%s\")", kind_names[cfg->model.kind]);
+    if (aae) {
+        int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
+        if (get_layers_or_widths(c, model, "model", "discriminator", 1, widths, &n_widths,
+                                 cfg->model.discriminator_layers, &cfg->model.n_discriminator_layers))
+            return -1;
+        if (cfg->model.n_discriminator_layers == 0)
+            return fail(c, "model.discriminator", "a layer list on z, e.g. [{\"linear\": 512}, \"relu\", "
+                        "{\"linear\": 512}, \"relu\", {\"linear\": 1}]");
+        choice = 0;
+        if (get_choice(c, model, "model", "prior", prior_names, COUNT(prior_names), &choice)) return -1;
+        cfg->model.prior_mixture = choice == 1;
+        char problem[700];   // its shapes, before anything is allocated
+        if (model_aae_check_discriminator(cfg, problem, sizeof problem) != 0)
+            return set_error(c->err, c->errlen, "%s: %s", c->source, problem);
+        if (cfg->model.prior_mixture && cfg->model.latent_dim != 2)
+            return fail(c, "model.prior", "\"mixture\" is Makhzani et al.'s mixture of 10 Gaussians in 2-D: it "
+                        "needs model.latent_dim 2 (got %d)", cfg->model.latent_dim);
+    }
     // vq_vae: the codebook
     const cJSON *codebook;
     if (get_section_at(c, model, "model", "codebook", 0, &codebook)) return -1;
@@ -721,7 +745,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
                                              "network", "ordering", "masks", "prior_of", "prior_crc32",
-                                             "generator", "discriminator", "label_smoothing", "init"};
+                                             "generator", "discriminator", "label_smoothing", "init", "prior"};
     static const char *const loss_keys[] = {"reconstruction", "reduction", "w_rec", "w_kl",
                                             "kl_warmup_epochs", "capacity", "free_bits"};
     static const char *const capacity_keys[] = {"max_nats", "epochs", "gamma"};
@@ -858,6 +882,16 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         if (cfg->loss.free_bits > 0)
             return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
     }
+    if (cfg->model.kind == MODEL_AAE && loss) {
+        static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};
+        for (int k = 0; k < COUNT(kl_keys); k++)
+            if (cJSON_GetObjectItemCaseSensitive(loss, kl_keys[k])) {
+                char path[64];
+                snprintf(path, sizeof path, "loss.%s", kl_keys[k]);
+                return fail(c, path, "an adversarial autoencoder has no KL term: a discriminator on z makes q(z) "
+                            "match model.prior");
+            }
+    }
     if ((cfg->model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg->model.kind)) && loss) {
         static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};
         for (int k = 0; k < COUNT(kl_keys); k++)
@@ -985,11 +1019,12 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return -1;
     cfg->train.early_stopping = 0;
     if (get_int(c, train, "train", "early_stopping", 0, 0, 1000000, &cfg->train.early_stopping)) return -1;
-    if (cfg->model.kind == MODEL_GAN && cfg->data.validation <= 0.0)
-        return fail(c, "data.validation", "kind \"gan\" chooses its Parzen window's sigma on a validation split "
-                    "carved from the training set: set it (e.g. 0.1)");
-    if (cfg->model.kind == MODEL_GAN && cfg->train.grad_clip > 0.0)
-        return fail(c, "train.grad_clip", "is not supported for kind \"gan\" (two optimizers, two regions)");
+    if ((cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) && cfg->data.validation <= 0.0)
+        return fail(c, "data.validation", "kind \"%s\" chooses its Parzen window's sigma on a validation split "
+                    "carved from the training set: set it (e.g. 0.1)", kind_names[cfg->model.kind]);
+    if ((cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) && cfg->train.grad_clip > 0.0)
+        return fail(c, "train.grad_clip", "is not supported for kind \"%s\" (several optimizers over parameter "
+                    "regions)", kind_names[cfg->model.kind]);
     if (cfg->model.kind == MODEL_GAN && cfg->train.early_stopping > 0)
         return fail(c, "train.early_stopping", "kind \"gan\" has no validation loss to watch (its discriminator's "
                     "loss going down is not the generator getting better)");
@@ -1056,10 +1091,11 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (eval) {
         if (get_int(c, eval, "eval", "parzen_samples", 0, 1, 1000000, &cfg->eval.parzen_samples)) return -1;
         if (get_int(c, eval, "eval", "parzen_examples", 0, 0, INT_MAX, &cfg->eval.parzen_examples)) return -1;
-        if (cfg->model.kind != MODEL_GAN && (cJSON_GetObjectItemCaseSensitive(eval, "parzen_samples") ||
+        if (cfg->model.kind != MODEL_GAN && cfg->model.kind != MODEL_AAE &&
+            (cJSON_GetObjectItemCaseSensitive(eval, "parzen_samples") ||
                                              cJSON_GetObjectItemCaseSensitive(eval, "parzen_examples")))
-            return fail(c, "eval", "parzen_samples and parzen_examples are the Parzen-window estimate of kind "
-                        "\"gan\" (got \"%s\")", kind_names[cfg->model.kind]);
+            return fail(c, "eval", "parzen_samples and parzen_examples are the Parzen-window estimate of kinds "
+                        "\"gan\" and \"aae\" (got \"%s\")", kind_names[cfg->model.kind]);
         if (get_int(c, eval, "eval", "iw_samples", 0, 0, 1000000, &cfg->eval.iw_samples)) return -1;
         if (get_int(c, eval, "eval", "iw_examples", 0, 0, INT_MAX, &cfg->eval.iw_examples)) return -1;
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
@@ -1069,7 +1105,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "eval.iw_samples", "kind \"%s\" has an exact -log p(x) (its test loss); nothing to "
                     "estimate", kind_names[cfg->model.kind]);
     if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE ||
-                                     cfg->model.kind == MODEL_GAN))
+                                     cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE))
         return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
                     kind_names[cfg->model.kind]);
     if (cfg->eval.iw_samples > 0 && cfg->loss.reconstruction == REC_MSE &&
@@ -1474,6 +1510,11 @@ char *config_to_json(const Config *cfg) {
             }
             text_appendf(&t, "}");
         }
+        if (cfg->model.kind == MODEL_AAE) {
+            text_appendf(&t, ",\n    \"discriminator\": ");
+            text_layers(&t, cfg->model.discriminator_layers, cfg->model.n_discriminator_layers);
+            text_appendf(&t, ",\n    \"prior\": \"%s\"", cfg->model.prior_mixture ? "mixture" : "gaussian");
+        }
         text_appendf(&t, "\n  }");
     }
 
@@ -1485,7 +1526,8 @@ char *config_to_json(const Config *cfg) {
                 name_of(reduction_names, COUNT(reduction_names), cfg->loss.reduction));
     text_appendf(&t, ",\n    \"w_rec\": ");
     text_double(&t, cfg->loss.w_rec);
-    if (cfg->model.kind != MODEL_VQ_VAE && !model_kind_autoregressive(cfg->model.kind)) {   // no KL term in these
+    if (cfg->model.kind != MODEL_VQ_VAE && cfg->model.kind != MODEL_AAE &&
+        !model_kind_autoregressive(cfg->model.kind)) {   // no KL term in these
         text_appendf(&t, ",\n    \"w_kl\": ");
         text_double(&t, cfg->loss.w_kl);
         text_appendf(&t, ",\n    \"kl_warmup_epochs\": ");
@@ -1544,7 +1586,7 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_appendf(&t, ",\n    \"iw_batch\": %d", cfg->eval.iw_batch);
-    if (cfg->model.kind == MODEL_GAN) {
+    if (cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) {
         text_appendf(&t, ",\n    \"parzen_samples\": %d", cfg->eval.parzen_samples);
         text_appendf(&t, ",\n    \"parzen_examples\": %d", cfg->eval.parzen_examples);
     }

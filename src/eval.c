@@ -275,6 +275,10 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     r->latent_dim = L;
     r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
     eval_elbo(m, data, EPS_SAMPLE, &r->elbo);
+    if (m->aae) {   // the test loss is the reconstruction; the second sum its discriminator's loss
+        r->aae = true;
+        r->elbo.loss = r->elbo.rec;
+    }
 
     // deterministic pass (z = mu): codes, KL per dimension, reconstruction errors
     const int head_width = m->layers[m->head].out;
@@ -361,7 +365,7 @@ LossUnits loss_units(const Config *cfg) {
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
     u.exact_nll = model_kind_autoregressive(cfg->model.kind);
-    u.has_kl = cfg->model.kind != MODEL_AE && !u.exact_nll;
+    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_AAE && !u.exact_nll;
     if (u.exact_nll)
         u.rec_long = cfg->model.prior_of[0]
             ? "exact -log p(codes) of the VQ-VAE's code grid: the autoregressive categorical terms summed over "
@@ -424,6 +428,31 @@ void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_sample
     free(z);
 }
 
+// ", "parzen": {...}" when the Parzen estimate ran (gan, aae).
+static void parzen_json(TextBuffer *j, const EvalReport *r) {
+    if (r->parzen.samples <= 0) return;
+    const ParzenResult *p = &r->parzen;
+    text_appendf(j, ", \"parzen\": {\"log_likelihood\": ");
+    json_number(j, p->mean_ll);
+    text_appendf(j, ", \"std_error\": ");
+    json_number(j, p->std_error);
+    text_appendf(j, ", \"sigma\": ");
+    json_number(j, p->sigma);
+    text_appendf(j, ", \"samples\": %d, \"test_examples\": %d, \"validation_examples\": %d, "
+                "\"sigma_candidates\": [", p->samples, p->test_examples, p->validation_examples);
+    for (int s = 0; s < PARZEN_N_SIGMAS; s++) {
+        text_appendf(j, "%s{\"sigma\": ", s ? ", " : "");
+        json_number(j, parzen_sigma_candidate(s));
+        text_appendf(j, ", \"validation_ll\": ");
+        json_number(j, p->sigma_ll[s]);
+        text_appendf(j, "}");
+    }
+    text_appendf(j, "], \"units\": ");
+    text_append_json_string(j, "nats per test image (a log density of pixel values in [0, 1]; higher is "
+                            "better; a weak metric)");
+    text_appendf(j, ", \"seconds\": %.1f}", r->parzen_seconds);
+}
+
 // A gan's eval.json: the discriminator's losses and the Parzen-window estimate.
 static char *gan_report_json(const EvalReport *r, const Config *cfg, const char *device) {
     TextBuffer j = {0};
@@ -439,28 +468,7 @@ static char *gan_report_json(const EvalReport *r, const Config *cfg, const char 
     text_append_json_string(&j, "test_loss = d_loss_real + d_loss_fake: the discriminator's binary cross-entropy "
                             "(nats per example) on the test images (target 1) and on as many generator samples "
                             "(target 0); not a likelihood");
-    if (r->parzen.samples > 0) {
-        const ParzenResult *p = &r->parzen;
-        text_appendf(&j, ", \"parzen\": {\"log_likelihood\": ");
-        json_number(&j, p->mean_ll);
-        text_appendf(&j, ", \"std_error\": ");
-        json_number(&j, p->std_error);
-        text_appendf(&j, ", \"sigma\": ");
-        json_number(&j, p->sigma);
-        text_appendf(&j, ", \"samples\": %d, \"test_examples\": %d, \"validation_examples\": %d, "
-                    "\"sigma_candidates\": [", p->samples, p->test_examples, p->validation_examples);
-        for (int s = 0; s < PARZEN_N_SIGMAS; s++) {
-            text_appendf(&j, "%s{\"sigma\": ", s ? ", " : "");
-            json_number(&j, parzen_sigma_candidate(s));
-            text_appendf(&j, ", \"validation_ll\": ");
-            json_number(&j, p->sigma_ll[s]);
-            text_appendf(&j, "}");
-        }
-        text_appendf(&j, "], \"units\": ");
-        text_append_json_string(&j, "nats per test image (a log density of pixel values in [0, 1]; higher is "
-                                "better; a weak metric)");
-        text_appendf(&j, ", \"seconds\": %.1f}", r->parzen_seconds);
-    }
+    parzen_json(&j, r);
     text_appendf(&j, ", \"device\": ");
     text_append_json_string(&j, device);
     text_appendf(&j, "}");
@@ -476,7 +484,7 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->elbo.loss);
     text_appendf(&j, ", \"rec\": ");
     json_number(&j, r->elbo.rec);
-    text_appendf(&j, r->vq_size ? ", \"vq\": " : ", \"kl\": ");   // the second term
+    text_appendf(&j, r->vq_size ? ", \"vq\": " : r->aae ? ", \"d_loss\": " : ", \"kl\": ");   // the second term
     json_number(&j, r->elbo.kl);
     text_appendf(&j, ", \"examples\": %ld, \"units\": ", r->elbo.examples);
     loss_units_append_json(&j, cfg);
@@ -522,6 +530,7 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         json_number(&j, r->mu_variance[d]);
     }
     text_appendf(&j, "]");
+    parzen_json(&j, r);
     if (r->iw_k > 0) {
         text_appendf(&j, ", \"iw\": {\"k\": %d, \"examples\": %ld, \"neg_log_px\": ", r->iw_k, r->iw_examples);
         json_number(&j, r->iw_nll);

@@ -221,6 +221,47 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
     return rc;
 }
 
+// aae, 2-D latent: draws from its prior beside the encoded test set, both on the union of their
+// extents (0.5th..99.5th percentiles), so the match (or not) is seen at the same scale.
+static int figure_prior_against_codes(Figures *f, const float *codes, const uint8_t *labels, int n,
+                                      const FigureOptions *o) {
+    const int points = o->scatter_points > 0 && o->scatter_points < n ? o->scatter_points : n;
+    if (points < 1) return 0;
+    float *prior = xmalloc((size_t)points * 2 * sizeof(float));
+    model_aae_prior_host(f->m, prior, points, f->m->cfg.train.seed ^ FIGURE_SEED_SALT);
+    uint8_t *component = xmalloc((size_t)points);
+    for (int i = 0; i < points; i++) component[i] = (uint8_t)(f->m->cfg.model.prior_mixture ? i % 10 : 0);
+    FigureOptions shared = *o;
+    if (!(o->latent_range[0] < o->latent_range[1])) {
+        double lo = 0, hi = 0;
+        for (int c = 0; c < 2; c++) {
+            const double values[4] = {code_quantile(codes, points, c, 0.005), code_quantile(codes, points, c, 0.995),
+                                      code_quantile(prior, points, c, 0.005), code_quantile(prior, points, c, 0.995)};
+            for (int k = 0; k < 4; k++) {
+                if ((c == 0 && k == 0) || values[k] < lo) lo = values[k];
+                if ((c == 0 && k == 0) || values[k] > hi) hi = values[k];
+            }
+        }
+        shared.latent_range[0] = lo;
+        shared.latent_range[1] = hi;
+    }
+    int rc = figure_scatter(f, codes, labels, n, &shared);   // redrawn on the shared axes
+    if (rc == 0) {
+        char path[1200], title[160];
+        snprintf(path, sizeof path, "%s/prior_samples.png", f->dir);
+        snprintf(title, sizeof title, "%d prior draws (%s), same axes", points,
+                 f->m->cfg.model.prior_mixture ? "10 Gaussians, by component" : "N(0, I)");
+        const double range[4] = {shared.latent_range[0], shared.latent_range[1], shared.latent_range[0],
+                                 shared.latent_range[1]};
+        rc = plot_scatter_in_range(path, title, "z1", "z2", prior, component, points, 10, NULL, range, f->err,
+                                   f->errlen);
+        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    }
+    free(component);
+    free(prior);
+    return rc;
+}
+
 #define HISTOGRAM_PANELS 16   // dimensions drawn at most
 
 static int figure_histograms(Figures *f, const float *codes, int n) {
@@ -411,7 +452,8 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         line_number++;
         cJSON *j = cJSON_Parse(line);
         const char *keys[5] = {"epoch", "train_loss", validation ? "val_loss" : "test_loss",
-                               validation ? "val_rec" : "test_rec", validation ? "val_kl" : "test_kl"};
+                               validation ? "val_rec" : "test_rec",
+                               f->m->aae ? (validation ? "val_d_loss" : "test_d_loss") : validation ? "val_kl" : "test_kl"};
         double values[5];
         for (int k = 0; k < 5 && rc == 0; k++) {
             cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
@@ -467,7 +509,7 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
             const double *terms[2] = {rec, kl};
             char rec_name[64], kl_name[64], title[128];
             snprintf(rec_name, sizeof rec_name, "%s reconstruction (%s)", split, units.rec);
-            snprintf(kl_name, sizeof kl_name, "%s KL (nats)", split);
+            snprintf(kl_name, sizeof kl_name, f->m->aae ? "%s discriminator loss (nats)" : "%s KL (nats)", split);
             snprintf(title, sizeof title, "%s loss terms per epoch, per example",
                      validation ? "Validation" : "Test");
             const char *term_names[2] = {rec_name, kl_name};
@@ -658,7 +700,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         int count = m.gan ? 2 + (curves ? 1 : 0)
                   : m.autoregressive ? 1 + (curves ? 1 : 0)
                   : m.vq ? 3 + (curves ? 2 : 0)
-                         : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0);
+                         : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0) +
+                           (m.aae && L == 2);
         char scatter[96] = "";
         if (L > 2 && !m.vq && !m.gan)
             snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
@@ -676,7 +719,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0) rc = figure_codebook_usage(&f, &test);
     } else {
         if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
-        if (rc == 0 && L >= 2) rc = figure_scatter(&f, codes, test_set.labels, n, o);
+        if (rc == 0 && L >= 2 && !(m.aae && L == 2)) rc = figure_scatter(&f, codes, test_set.labels, n, o);
+        if (rc == 0 && m.aae && L == 2) rc = figure_prior_against_codes(&f, codes, test_set.labels, n, o);
         if (rc == 0) rc = figure_histograms(&f, codes, n);
         if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);
         if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);

@@ -33,7 +33,8 @@ static const char *USAGE_MAIN =
     "Models (config model.kind): vae, ae, cvae, vq_vae (its second term is VQ, a squared\n"
     "distance, not KL), made and pixelcnn (no latent: one model.network of masked layers, the\n"
     "loss the exact -log p(x) in nats), gan (model.generator and model.discriminator layer\n"
-    "lists; two Adam regions; scored by the Parzen-window log-likelihood, a weak metric).\n"
+    "lists; two Adam regions; scored by the Parzen-window log-likelihood, a weak metric), aae\n"
+    "(an AE whose codes a discriminator on z pushes toward model.prior: gaussian or mixture).\n"
     "model.encoder / model.decoder are widths (an MLP) or\n"
     "layer lists: linear, conv2d, conv_transpose2d, batch_norm, relu, leaky_relu, tanh,\n"
     "sigmoid, flatten, reshape, masked_linear, residual, masked_conv2d_a, masked_conv2d_b\n"
@@ -190,9 +191,10 @@ static int command_eval(int argc, char **argv) {
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
-    const bool gan = cfg.model.kind == MODEL_GAN;
+    const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
     if (gan && a.z_mode)
-        return fail("eval: --z is the latent of an encoder; a gan has none (its score is the Parzen-window estimate)");
+        return fail("eval: --z: a gan has no encoder, an aae's is deterministic (their score is the Parzen-window "
+                    "estimate)");
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     Config data_cfg = cfg;
@@ -331,7 +333,8 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
-    const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0, m_was_gan = m.gan;
+    const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0, m_was_gan = m.gan,
+               m_was_aae = m.aae;
     float *pixels = prior_pixels ? prior_pixels : xmalloc((size_t)a.n_samples * D * sizeof(float));
     if (m.prior_classes) {
         // drawn above
@@ -340,6 +343,11 @@ static int command_sample(int argc, char **argv) {
     } else if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
         model_vq_uniform_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
+        be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
+        free(z);
+    } else if (m.aae) {   // draws of its prior (N(0, I) or the 2-D mixture)
+        float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
+        model_draw_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
         be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
         free(z);
     } else {
@@ -374,7 +382,9 @@ static int command_sample(int argc, char **argv) {
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" :
-            m_was_gan ? "the generator from z ~ N(0, I)" : "z ~ N(0, I)");
+            m_was_gan ? "the generator from z ~ N(0, I)" :
+            m_was_aae ? (cfg.model.prior_mixture ? "decoded from prior draws (10 Gaussians in 2-D)"
+                                                 : "decoded from prior draws, N(0, I)") : "z ~ N(0, I)");
     return 0;
 }
 

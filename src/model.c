@@ -116,6 +116,10 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
         free(net);
         return rc;
     }
+    if (cfg->model.kind == MODEL_AAE && model_aae_check_discriminator(cfg, err, errlen) != 0) {
+        free(net);
+        return -1;
+    }
     if (refuse_masked_layers("encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err, errlen) ||
         refuse_masked_layers("decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err, errlen))
         return -1;
@@ -213,7 +217,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->max_batch = max_batch;
     m->latent_dim = cfg->model.latent_dim;
     m->input_dim = cfg->model.input_dim;
-    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE &&
+    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE && cfg->model.kind != MODEL_AAE &&
                      !model_kind_autoregressive(cfg->model.kind);
     m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
     m->rec_loss = choose_rec_loss(cfg);
@@ -223,7 +227,10 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     int built = model_kind_autoregressive(cfg->model.kind) ? build_made_model(m, cfg, err, errlen)
               : cfg->model.kind == MODEL_GAN ? model_gan_setup(m, err, errlen)
                                              : build_latent_model(m, cfg, err, errlen);
+    if (built == 0 && cfg->model.kind == MODEL_AAE) built = model_aae_setup(m, err, errlen);
     if (built != 0) {
+        free(m->encoder_net);
+        free(m->decoder_net);
         memset(m, 0, sizeof *m);
         return -1;
     }
@@ -263,6 +270,7 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     if (m->vq) model_vq_alloc(m);
     if (m->autoregressive) model_made_alloc(m);
     if (m->gan) model_gan_alloc(m);
+    if (m->aae) model_aae_alloc(m);
     if (m->prior_classes) m->x_onehot = be->alloc(be, B * (size_t)m->prior_classes * m->input_dim * sizeof(float));
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
@@ -342,6 +350,7 @@ void model_destroy(Model *m) {
     if (m->variational || m->vq || m->gan) be->free(be, m->z);
     if (m->vq) model_vq_free(m);
     if (m->gan) model_gan_free(m);
+    if (m->aae) model_aae_free(m);
     if (m->autoregressive) model_made_free(m);
     if (m->x_onehot) be->free(be, m->x_onehot);
     be->free(be, m->eps);
@@ -386,6 +395,7 @@ void model_init_params(Model *m, uint64_t seed) {
             host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
     }
     if (m->decoder_net && !m->gan) network_init(m->decoder_net, host, buffers, &rng);
+    if (m->aae) network_init(m->aae_discriminator, host, buffers, &rng);
     if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, buffers);   // (a PixelCNN's masks are its layers')
     model_set_params(m, host);
     model_set_buffers(m, buffers);
@@ -459,6 +469,23 @@ static void decoder_forward(Model *m, int B) {
     }
 }
 
+// The trunk's linear layers and the head from the encoder's features X (B, features).
+static void heads_forward(Model *m, const float *X, int B) {
+    for (int i = 0; i <= m->head; i++) {
+        linear_forward(m, i, X, B);
+        X = m->acts[i];
+    }
+}
+
+void model_encode(Model *m, int B) {
+    const float *X = m->x;
+    if (m->encoder_net) {
+        NetRun run = model_net_run(m, B);
+        X = network_forward(m->encoder_net, &run, m->x);
+    }
+    heads_forward(m, X, B);
+}
+
 void model_forward(Model *m, int B, EpsMode eps_mode) {
     Backend *be = m->be;
     const int L = m->latent_dim;
@@ -483,10 +510,7 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         decoder_forward(m, B);
         return;
     }
-    for (int i = 0; i <= m->head; i++) {
-        linear_forward(m, i, X, B);
-        X = m->acts[i];
-    }
+    heads_forward(m, X, B);
     if (m->variational) {
         EpsSource eps;
         memset(&eps, 0, sizeof eps);
@@ -519,6 +543,7 @@ void model_loss(Model *m, int B) {
         model_gan_loss(m, B);
         return;
     }
+    if (m->aae) model_aae_discriminator_loss(m, B);   // kl_row: its loss on these codes and prior draws
     if (m->prior_classes) {   // a prior: -log p(codes), K classes per position
         be->categorical_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim, 0.0f);
         return;
@@ -614,9 +639,14 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
                                 m->latent_dim, m->kl_coef);
     }
 
+    model_encode_backward(m, B);
+}
+
+void model_encode_backward(Model *m, int B) {
+    Backend *be = m->be;
     // head and encoder trunk
-    dY = m->grad_h;
-    spare = m->grad_a;
+    float *dY = m->grad_h;
+    float *spare = m->grad_a;
     float *other = m->grad_b;
     const float *features = m->encoder_net
         ? m->encoder_net->outputs[m->encoder_net->n_layers - 1] : m->x;   // the trunk's input to layer 0
@@ -642,7 +672,8 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
 void model_accumulate_loss(Model *m, int B) {
     // the second term: the KL of a VAE, the VQ term of a VQ-VAE; an AE has none
     // a gan: the discriminator's loss and the generator's (training), or its two terms (evaluation)
-    const float *second = m->variational || m->vq || m->gan ? m->kl_row : NULL;
+    // an aae: the discriminator's loss (on z against the prior's draws)
+    const float *second = m->variational || m->vq || m->gan || m->aae ? m->kl_row : NULL;
     m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, second, B);
 }
 
@@ -668,9 +699,9 @@ void model_clip_gradients(Model *m) {
     m->be->grad_clip(m->be, m->grads, m->arena_stride, (float)m->cfg.train.grad_clip, m->grad_clip_scratch);
 }
 
-void model_optimizer_step(Model *m) { model_optimizer_step_range(m, 0, m->arena_stride); }
+void model_optimizer_step(Model *m) { model_optimizer_step_range(m, 0, m->arena_stride, 0); }
 
-void model_optimizer_step_range(Model *m, size_t offset, size_t n) {
+void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment_offset) {
     const Config *cfg = &m->cfg;
     OptimizerParams o;
     memset(&o, 0, sizeof o);
@@ -681,10 +712,10 @@ void model_optimizer_step_range(Model *m, size_t offset, size_t n) {
     o.weight_decay = (float)cfg->train.weight_decay;
     o.decoupled = strcmp(cfg->train.optimizer, "adamw") == 0;
     if (strcmp(cfg->train.optimizer, "sgd") == 0)   // the momentum buffer is the arena's first-moment region
-        m->be->sgd_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, n, m->state, o);
+        m->be->sgd_update(m->be, m->params + offset, m->grads + offset, m->adam_m + moment_offset, n, m->state, o);
     else
-        m->be->adam_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, m->adam_v + offset, n,
-                           m->state, o);
+        m->be->adam_update(m->be, m->params + offset, m->grads + offset, m->adam_m + moment_offset,
+                           m->adam_v + moment_offset, n, m->state, o);
 }
 
 void model_get_params(Model *m, float *host) {
@@ -740,6 +771,8 @@ void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed) {
     if (m->vq)
         model_vq_uniform_latents(m, z, n, seed);
+    else if (m->aae)
+        model_aae_prior_host(m, z, n, seed);
     else
         rng_fill_normal(z, (size_t)n * m->latent_dim, seed, 0);
 }

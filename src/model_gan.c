@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Targets: row 0 the real images' (1 - label smoothing), row 1 the fakes' (0), row 2 what the
-// generator wants the discriminator to say of its fakes (1).
-enum { GAN_TARGET_REAL = 0, GAN_TARGET_FAKE, GAN_TARGET_GENERATOR, GAN_N_TARGETS };
-
 static size_t round_up4(size_t n) { return (n + 3) & ~(size_t)3; }
 
 int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen) {
@@ -70,19 +66,24 @@ int model_gan_setup(Model *m, char *err, size_t errlen) {
     return 0;
 }
 
+void model_adversarial_targets(Model *m, float smoothing) {
+    Backend *be = m->be;
+    const size_t B = (size_t)m->max_batch;
+    float *targets = xmalloc(ADV_N_TARGETS * B * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        targets[ADV_TARGET_REAL * B + b] = 1.0f - smoothing;
+        targets[ADV_TARGET_FAKE * B + b] = 0.0f;
+        targets[ADV_TARGET_ONE * B + b] = 1.0f;
+    }
+    m->gan_targets = be->alloc(be, ADV_N_TARGETS * B * sizeof(float));
+    be->upload(be, m->gan_targets, targets, ADV_N_TARGETS * B * sizeof(float));
+    free(targets);
+}
+
 void model_gan_alloc(Model *m) {
     Backend *be = m->be;
     const size_t B = (size_t)m->max_batch, D = (size_t)m->input_dim;
-    float *targets = xmalloc(GAN_N_TARGETS * B * sizeof(float));
-    const float real_target = 1.0f - (float)m->cfg.model.gan.label_smoothing;
-    for (size_t b = 0; b < B; b++) {
-        targets[GAN_TARGET_REAL * B + b] = real_target;
-        targets[GAN_TARGET_FAKE * B + b] = 0.0f;
-        targets[GAN_TARGET_GENERATOR * B + b] = 1.0f;
-    }
-    m->gan_targets = be->alloc(be, GAN_N_TARGETS * B * sizeof(float));
-    be->upload(be, m->gan_targets, targets, GAN_N_TARGETS * B * sizeof(float));
-    free(targets);
+    model_adversarial_targets(m, (float)m->cfg.model.gan.label_smoothing);
     m->gan_saved_grads = be->alloc(be, (m->encoder_net->n_params ? m->encoder_net->n_params : 1) * sizeof(float));
     if (m->gan_tanh) {   // the real images seen in [-1, 1]: 2 x - 1 as x + x, then + (-1)
         m->gan_real = be->alloc(be, B * D * sizeof(float));
@@ -141,16 +142,19 @@ static const float *real_images(Model *m, int B) {
     return m->gan_real;
 }
 
-static const float *target_row(Model *m, int which) { return m->gan_targets + (size_t)which * m->max_batch; }
+const float *model_discriminate(Model *m, Network *discriminator, const NetRun *run, const float *input,
+                               int target, float *rows, float *d_logits) {
+    const float *logits = network_forward(discriminator, run, input);
+    const float *targets = m->gan_targets + (size_t)target * m->max_batch;
+    m->be->reconstruction_loss(m->be, d_logits, rows, logits, targets, run->B, 1, RECLOSS_BCE_LOGITS, 1.0f,
+                               d_logits ? 1.0f / (float)run->B : 0.0f);
+    return logits;
+}
 
-// The discriminator on images (B, D): rows[b] = BCE(logit_b, target) in nats; with d_logits,
-// its gradient scaled by 1/B (the batch mean).
+// The gan's discriminator (encoder_net) on images (B, D).
 static const float *discriminate(Model *m, const NetRun *run, const float *images, int target, float *rows,
                                  float *d_logits) {
-    const float *logits = network_forward(m->encoder_net, run, images);
-    m->be->reconstruction_loss(m->be, d_logits, rows, logits, target_row(m, target), run->B, 1,
-                               RECLOSS_BCE_LOGITS, 1.0f, d_logits ? 1.0f / (float)run->B : 0.0f);
-    return logits;
+    return model_discriminate(m, m->encoder_net, run, images, target, rows, d_logits);
 }
 
 // z (B, L) into m->z: drawn at the step's device offset (training) or at rng_offset (evaluation).
@@ -184,10 +188,10 @@ void model_gan_discriminator_gradient(Model *m, int B) {
     const float *fake = network_forward(generator, &run, m->z);
     const float *real = real_images(m, B);
 
-    discriminate(m, &run, real, GAN_TARGET_REAL, m->rec_row, d_logits);
+    discriminate(m, &run, real, ADV_TARGET_REAL, m->rec_row, d_logits);
     network_backward(discriminator, &run, real, d_logits, NULL);
     be->copy(be, m->gan_saved_grads, d_grads, disc_n * sizeof(float));
-    discriminate(m, &run, fake, GAN_TARGET_FAKE, m->kl_row, d_logits);
+    discriminate(m, &run, fake, ADV_TARGET_FAKE, m->kl_row, d_logits);
     network_backward(discriminator, &run, fake, d_logits, NULL);
     be->add(be, d_grads, d_grads, m->gan_saved_grads, disc_n);
     be->add(be, m->rec_row, m->rec_row, m->kl_row, (size_t)B);
@@ -202,7 +206,7 @@ void model_gan_generator_gradient(Model *m, int B) {
     float *d_logits = m->grad_a;   // (B, 1)
     float *d_fake = m->grad_b;     // (B, D)
     const float *fake = model_output(m);
-    discriminate(m, &run, fake, GAN_TARGET_GENERATOR, m->kl_row, d_logits);
+    discriminate(m, &run, fake, ADV_TARGET_ONE, m->kl_row, d_logits);
     network_backward(m->encoder_net, &run, fake, d_logits, d_fake);
     network_backward(m->decoder_net, &run, m->z, d_fake, NULL);
 }
@@ -212,9 +216,9 @@ void model_gan_generator_gradient(Model *m, int B) {
 // discriminator and its Adam update. rec_row = the discriminator's loss, kl_row the generator's.
 void model_gan_train_step(Model *m, int B) {
     model_gan_discriminator_gradient(m, B);
-    model_optimizer_step_range(m, m->gan_disc_offset, round_up4(m->encoder_net->n_params));
+    model_optimizer_step_range(m, m->gan_disc_offset, round_up4(m->encoder_net->n_params), m->gan_disc_offset);
     model_gan_generator_gradient(m, B);
-    model_optimizer_step_range(m, 0, m->gan_disc_offset);
+    model_optimizer_step_range(m, 0, m->gan_disc_offset, 0);
 }
 
 // Evaluation on the held-out images in m->x (B rows): rec_row = the discriminator's loss on them
@@ -223,8 +227,8 @@ void model_gan_loss(Model *m, int B) {
     NetRun run = model_net_run(m, B);
     model_gan_generate(m, B, true);
     const float *fake = model_output(m);
-    discriminate(m, &run, real_images(m, B), GAN_TARGET_GENERATOR, m->rec_row, NULL);
-    discriminate(m, &run, fake, GAN_TARGET_FAKE, m->kl_row, NULL);
+    discriminate(m, &run, real_images(m, B), ADV_TARGET_ONE, m->rec_row, NULL);
+    discriminate(m, &run, fake, ADV_TARGET_FAKE, m->kl_row, NULL);
 }
 
 void model_gan_to_pixels(const Model *m, float *values, size_t n) {

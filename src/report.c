@@ -26,6 +26,7 @@ static const char *FIGURE_CAPTIONS[][2] = {
     {"class_rows", "class-conditional generation"},
     {"loss_curves", "loss per epoch (MADE: the exact -log p(x); GAN: the discriminator's and the generator's)"},
     {"samples_over_training", "samples of the same z, one row per epoch (GAN)"},
+    {"prior_samples", "draws from the prior p(z), on the encoded test set's axes (AAE)"},
     {"loss_terms", "test rec and KL per epoch"},
     {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
 };
@@ -176,6 +177,8 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     cell_number_unit(f, json_number(ev, "rec"), units.nats || vq ? 2 : 4, rec_unit);
     if (vq)   // the VQ term (commitment), and code usage in place of active units
         cell_number_unit(f, json_number(ev, "vq"), 2, "VQ");
+    else if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss"))   // an aae: its discriminator's loss on z
+        cell_number_unit(f, json_number(ev, "d_loss"), 3, "nats, D on z");
     else
         cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
@@ -191,6 +194,10 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     double nll = cJSON_IsObject(iw) ? json_number(iw, "neg_log_px") : NAN;
     if (isfinite(nll))
         fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"));
+    else if (cJSON_IsObject(parzen))   // an aae
+        fprintf(f, "<td>Parzen %.1f ± %.1f (σ %.3f, %.0f samples; a weak metric, higher is better)</td>",
+                json_number(parzen, "log_likelihood"), json_number(parzen, "std_error"), json_number(parzen, "sigma"),
+                json_number(parzen, "samples"));
     else
         fputs("<td>–</td>", f);
     fputs("</tr>\n", f);

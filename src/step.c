@@ -14,8 +14,9 @@ static void enqueue_train_step(void *ctx) {
     if (m->onehot)
         be->gather_onehot(be, m->onehot, t->labels, t->perm, 0, m->state, B, m->n_classes);
     m->training_mode = true;    // batch norm: batch statistics (a host flag, frozen into a captured graph)
-    if (m->gan) {   // its own alternating updates: discriminator, then generator (model_gan.c)
-        model_gan_train_step(m, B);
+    if (m->gan || m->aae) {   // their own phases and optimizers (model_gan.c, model_aae.c)
+        if (m->gan) model_gan_train_step(m, B);
+        else model_aae_train_step(m, B, t->w_rec);
         m->training_mode = false;
         model_accumulate_loss(m, B);
         be->step_end(be, m->state, m->plan, B);

@@ -259,7 +259,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         return -1;
     }
     const LossUnits units = loss_units(cfg);
-    if (model.gan)
+    if (model.aae)
+        fprintf(stderr, "cuvae: model aae, %zu parameters (autoencoder %zu, discriminator on z %zu; and the "
+                "encoder's second Adam moments); per example: rec is the %s, D the discriminator's loss -log D(z_prior) "
+                "- log(1 - D(z)) (nats)\n", model.aae_ae_params + model.aae_discriminator->n_params, model.aae_ae_params,
+                model.aae_discriminator->n_params, units.rec_long);
+    else if (model.gan)
         fprintf(stderr, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
                 "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
                 "cross-entropies from logits, nats)\n", model.n_params, model.decoder_net->n_params,
@@ -451,6 +456,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 // the host evaluates the same kl_schedule_at as the device did
                 KlSchedule kl = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
                 double weighted = w_rec * rec + kl.weight * kl_sum;
+                if (model.aae) weighted = w_rec * rec;   // (its second sum is the discriminator's loss)
                 if (kl.capacity && count > 0)
                     weighted = w_rec * rec + kl.capacity_gamma * fabs(kl_sum / count - kl.capacity_target) * count;
                 epoch_weighted += weighted;
@@ -483,7 +489,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
-        if (model.gan)
+        if (model.aae)
+            fprintf(stderr, "epoch %d/%d: train rec %.4f %s, D loss %.4f nats | %s rec %.4f %s, D loss %.4f nats "
+                    "(on its codes and as many prior draws) | %.1f s, %.0f samples/s\n", epoch, epochs,
+                    epoch_count > 0 ? epoch_rec / epoch_count : 0.0, units.rec,
+                    epoch_count > 0 ? epoch_kl / epoch_count : 0.0, watched_key, test.rec, units.rec, test.kl,
+                    seconds, samples_per_s);
+        else if (model.gan)
             fprintf(stderr, "epoch %d/%d: train D loss %.4f, G loss %.4f | %s: D loss on held-out images %.4f, on "
                     "fakes %.4f (nats/example) | %.1f s, %.0f samples/s\n", epoch, epochs,
                     epoch_count > 0 ? epoch_rec / epoch_count : 0.0, epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
@@ -502,7 +514,15 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         StepState last_step;   // the learning rate the epoch's last step used (once an epoch)
         model_read_step_state(&model, &last_step);
         char line[1024];
-        if (model.gan)
+        if (model.aae)
+            snprintf(line, sizeof line,
+                     "{\"epoch\": %d, \"train_loss\": %.6f, \"%s_loss\": %.6f, \"%s_rec\": %.6f, "
+                     "\"%s_d_loss\": %.6f, \"train_rec\": %.6f, \"train_d_loss\": %.6f, \"seconds\": %.3f, "
+                     "\"samples_per_s\": %.1f, \"lr\": %.6g}\n",
+                     epoch, train_loss, watched_key, test.rec, watched_key, test.rec, watched_key, test.kl,
+                     epoch_count > 0 ? epoch_rec / epoch_count : 0.0, epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
+                     seconds, samples_per_s, (double)last_step.lr_now);
+        else if (model.gan)
             snprintf(line, sizeof line,
                      "{\"epoch\": %d, \"train_d_loss\": %.6f, \"train_g_loss\": %.6f, \"%s_d_loss_real\": %.6f, "
                      "\"%s_d_loss_fake\": %.6f, \"seconds\": %.3f, \"samples_per_s\": %.1f, \"lr\": %.6g}\n",
@@ -527,10 +547,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         // data.validation: best.safetensors follows the lowest validation loss
         // (a gan has no validation loss that says its generator got better: no best.safetensors)
-        bool improved = validating && !model.gan && (at.best_epoch == 0 || test.loss < at.best_loss);
+        // (an aae: its validation reconstruction)
+        const double watched_loss = model.aae ? test.rec : test.loss;
+        bool improved = validating && !model.gan && (at.best_epoch == 0 || watched_loss < at.best_loss);
         if (improved) {
             at.best_epoch = epoch;
-            at.best_loss = test.loss;
+            at.best_loss = watched_loss;
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss};
         if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
@@ -584,7 +606,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             rc = -1;
             goto done;
         }
-        if (eval_model.gan) {
+        if (eval_model.gan || eval_model.aae) {
             fprintf(stderr, "cuvae: Parzen-window log-likelihood: %d samples, sigma chosen on %d validation images, "
                     "scored on %d test images...\n", cfg->eval.parzen_samples, val_set.n,
                     cfg->eval.parzen_examples > 0 && cfg->eval.parzen_examples < test_set.n ? cfg->eval.parzen_examples
@@ -599,7 +621,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         json = realloc(json, len + 2);
         strcat(json, "\n");
         rc = write_file_atomic(eval_path, json, err, errlen);
-        if (report.gan)
+        if (report.aae)
+            fprintf(stderr, "cuvae: eval: test rec %.4f %s, discriminator loss %.4f nats; Parzen-window "
+                    "log-likelihood %.2f +- %.2f nats per test image (sigma %.4f; a weak metric)\n", report.elbo.rec,
+                    units.rec, report.elbo.kl, report.parzen.mean_ll, report.parzen.std_error, report.parzen.sigma);
+        else if (report.gan)
             fprintf(stderr, "cuvae: eval: Parzen-window log-likelihood %.2f +- %.2f nats per test image (sigma %.4f; "
                     "a weak metric); discriminator loss on test images %.4f, on fakes %.4f\n", report.parzen.mean_ll,
                     report.parzen.std_error, report.parzen.sigma, report.elbo.rec, report.elbo.kl);

@@ -1100,6 +1100,7 @@ static int parity_made_masks = 1;
 static bool parity_pixelcnn;   // a PixelCNN (masked convolutions, a residual block) instead
 static bool parity_prior;      // ... as a prior over the codes of a small VQ-VAE (K = 24, 7x7)
 static bool parity_gan;        // a DCGAN-shaped gan (tanh generator, batch norm on both sides) instead
+static bool parity_aae;        // an adversarial autoencoder (mixture prior) instead
 static char prior_vq_path[64];
 
 // The VQ-VAE checkpoint a parity prior models (written once, removed at exit).
@@ -1134,7 +1135,14 @@ static const char *prior_vq_checkpoint(void) {
 
 static void use_made_model(Config *cfg) {
     char json[1536];
-    if (parity_gan)
+    if (parity_aae)
+        snprintf(json, sizeof json,
+            "{\"name\": \"aae\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+            " \"model\": {\"kind\": \"aae\", \"input_dim\": 784, \"encoder\": [{\"linear\": 64}, {\"batch_norm\": {}},"
+            " \"relu\", {\"linear\": 32}, \"relu\"], \"latent_dim\": 2, \"decoder\": [32, 64], \"activation\": \"relu\","
+            " \"discriminator\": [{\"linear\": 32}, \"relu\", {\"linear\": 1}], \"prior\": \"mixture\"},"
+            " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"beta1\": 0.5, \"seed\": 1}}");
+    else if (parity_gan)
         snprintf(json, sizeof json,
             "{\"name\": \"gan\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
             " \"model\": {\"kind\": \"gan\", \"input_dim\": 784, \"latent_dim\": 16, \"generator\": ["
@@ -1536,10 +1544,10 @@ static TrainingResult run_training(Backend *be, bool graphs, ModelKind kind, Eps
         cfg.train.warmup_steps = 4;
     }
     if (parity_conv_layers) use_conv_layers(&cfg);
-    if (parity_vq_codebook || parity_made || parity_gan) {
-        if (parity_gan) use_made_model(&cfg);
+    if (parity_vq_codebook || parity_made || parity_gan || parity_aae) {
+        if (parity_gan || parity_aae) use_made_model(&cfg);
         if (parity_made) use_made_model(&cfg);
-        else if (!parity_gan) use_vq_model(&cfg);
+        else if (!parity_gan && !parity_aae) use_vq_model(&cfg);
         cfg.loss.kl_warmup_epochs = 0;   // no KL term in these
         cfg.loss.free_bits = 0;
         if (parity_prior) cfg.data.binarize = BINARIZE_NONE;   // its data are codes
@@ -1754,12 +1762,10 @@ static void test_select_slice(void) {
 // gan: the alternating step (two forwards of the discriminator, its two gradients summed, two
 // Adam regions, the generator's gradient through the updated discriminator) is a graph replay
 // like any step, and the CPU and CUDA runs agree
-static void test_gan_training(void) {
-    parity_gan = true;
-    graph_equals_eager(MODEL_GAN, EPSILON_FUSED);
-    TrainingResult ref = run_training(cpu, false, MODEL_GAN, EPSILON_FUSED);
-    TrainingResult got = run_training(gpu, true, MODEL_GAN, EPSILON_FUSED);
-    parity_gan = false;
+static void adversarial_training(ModelKind kind) {
+    graph_equals_eager(kind, EPSILON_FUSED);
+    TrainingResult ref = run_training(cpu, false, kind, EPSILON_FUSED);
+    TrainingResult got = run_training(gpu, true, kind, EPSILON_FUSED);
     if (!ref.params || !got.params) return;
     CHECK(memcmp(&ref.state, &got.state, sizeof ref.state) == 0, "step state cpu != cuda");
     size_t P = ref.n_params, loose = 0, wrong = 0;
@@ -1775,7 +1781,7 @@ static void test_gan_training(void) {
             max_diff = fabs(got.params[i] - ref.params[i]);
             worst = i;
         }
-    fprintf(stderr, "    gan: max |cuda - cpu| %g at param %zu (%g vs %g), %zu of %zu beyond rtol 1e-3 atol 1e-4\n",
+    fprintf(stderr, "    max |cuda - cpu| %g at param %zu (%g vs %g), %zu of %zu beyond rtol 1e-3 atol 1e-4\n",
             max_diff, worst, got.params[worst], ref.params[worst], loose, P);
     // looser than the VAE's 0.1 %: the discriminator has weights whose gradient is near 0 in this
     // game, and Adam (beta1 0.5) turns a rounding-level difference in its sign into a step of lr
@@ -1788,6 +1794,32 @@ static void test_gan_training(void) {
     CHECK(ref.loss[2] == 64 + 64 + 3 && isfinite(ref.loss[0]), "examples accumulated %g", ref.loss[2]);
     training_result_free(&ref);
     training_result_free(&got);
+}
+
+static void test_gan_training(void) {
+    parity_gan = true;
+    adversarial_training(MODEL_GAN);
+    parity_gan = false;
+}
+
+// aae: the three phases (reconstruction, discriminator on z against the mixture prior's draws,
+// the encoder against it with its second Adam moments) replayed from a graph, and on both backends
+static void test_aae_training(void) {
+    parity_aae = true;
+    adversarial_training(MODEL_AAE);
+    parity_aae = false;
+}
+
+static void test_mixture_prior(void) {
+    const int B = 300;   // past one block
+    float *z = host_floats(2 * B);
+    fill_normal_host(z, 2 * B, 1.0f);
+    Pair Z = pair_upload(z, 2 * B);
+    cpu->mixture_prior(cpu, Z.cpu, B, 10);
+    gpu->mixture_prior(gpu, Z.gpu, B, 10);
+    pair_expect_close("mixture_prior", Z, 1e-6, 1e-6);
+    pair_free(&Z);
+    free(z);
 }
 
 static void test_training_run_parity(void) {
@@ -1875,6 +1907,8 @@ static const TestCase test_cases[] = {
     {"cuda_graph_equals_eager_vq_vae_ema_restart", test_graph_equals_eager_vq_vae},
     {"parity_training_run", test_training_run_parity},
     {"parity_gan_training_and_graph", test_gan_training},
+    {"parity_aae_training_and_graph", test_aae_training},
+    {"parity_mixture_prior", test_mixture_prior},
 };
 
 int main(void) {

@@ -860,8 +860,133 @@ static void test_gan_learns(void) {
     model_destroy(&m);
 }
 
+// A small aae over 16 pixels: encoder (shorthand widths or a conv layer list with batch norm),
+// z (2), decoder [6], the discriminator on z, the mixture prior.
+static Config aae_config(const char *encoder) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"aae\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+             " \"model\": {\"kind\": \"aae\", \"input_dim\": 16, \"encoder\": %s, \"latent_dim\": 2, \"decoder\": [6],"
+             " \"activation\": \"tanh\", \"discriminator\": [{\"linear\": 5}, \"tanh\", {\"linear\": 1}],"
+             " \"prior\": \"mixture\"}, \"loss\": {\"w_rec\": 1.0},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", encoder);
+    Config cfg;
+    char err[512];
+    int rc = config_from_string(&cfg, json, "aae test", NULL, 0, err, sizeof err);
+    CHECK(rc == 0, "aae config: %s", err);
+    return cfg;
+}
+
+// mean_b of the discriminator's loss on the codes against the step's prior draws (kl_row), or of
+// the encoder's regularization loss -log D(z) (aae_g_row), at the current parameters
+static double aae_objective(Model *m, int B, bool regularization) {
+    model_encode(m, B);
+    model_aae_discriminator_gradient(m, B);
+    if (regularization) model_aae_regularization_gradient(m, B);
+    float rows[8];
+    cpu->download(cpu, rows, regularization ? m->aae_g_row : m->kl_row, (size_t)B * sizeof(float));
+    double total = 0.0;
+    for (int b = 0; b < B; b++) total += rows[b];
+    return total / B;
+}
+
+// The two adversarial gradients of an aae step against finite differences: the discriminator's
+// (prior draws against codes) over its region, the encoder's regularization gradient (through the
+// discriminator, then the head, trunk and encoder network) over the encoder's region. (The
+// reconstruction phase is the AE's gradient, checked above.)
+static void aae_gradient_check(Config cfg, const char *label) {
+    const int B = 3;
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "%s: model_create: %s", label, err);
+    model_init_params(&m, 12);
+    Rng rng;
+    rng_init(&rng, 79, 1);
+    float x[3 * 16];
+    for (int i = 0; i < B * 16; i++) x[i] = rng_uniform(&rng);
+    cpu->upload(cpu, m.x, x, sizeof x);
+    m.training_mode = true;
+    float *params = xmalloc(m.n_params * sizeof(float)), *grads = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, params);
+    for (int phase = 0; phase < 2; phase++) {
+        const bool regularization = phase == 1;
+        aae_objective(&m, B, regularization);
+        cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
+        const size_t first = regularization ? 0 : m.aae_disc_offset;
+        const size_t last = regularization ? m.aae_encoder_params : m.aae_disc_offset + m.aae_discriminator->n_params;
+        int bad = 0;
+        for (size_t k = first; k < last; k++) {
+            const float saved = params[k];
+            double central[2];
+            for (int r = 0; r < 2; r++) {
+                const float h = r == 0 ? 1e-2f : 5e-3f;
+                params[k] = saved + h;
+                model_set_params(&m, params);
+                double fp = aae_objective(&m, B, regularization);
+                params[k] = saved - h;
+                model_set_params(&m, params);
+                double fm = aae_objective(&m, B, regularization);
+                central[r] = (fp - fm) / (2.0 * h);
+            }
+            params[k] = saved;
+            double fd = (4.0 * central[1] - central[0]) / 3.0;
+            if (!test_close(grads[k], fd, 2e-2, 2e-3) && bad++ < 5)
+                CHECK(0, "%s: %s param %zu grad %g vs fd %g", label, regularization ? "encoder" : "discriminator", k,
+                      grads[k], fd);
+        }
+        model_set_params(&m, params);
+        CHECK(bad == 0, "%s: %d of %zu %s gradients off", label, bad, last - first,
+              regularization ? "encoder" : "discriminator");
+    }
+    free(params);
+    free(grads);
+    model_destroy(&m);
+}
+
+static void test_aae_gradients(void) {
+    aae_gradient_check(aae_config("[5]"), "aae, mlp encoder");
+    aae_gradient_check(aae_config("[{\"conv2d\": 2, \"kernel\": 3, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}},"
+                                  " \"tanh\", \"flatten\"]"), "aae, conv + batch norm encoder");
+}
+
+// The regions: [encoder | decoder] = the AE's parameters, the discriminator's on a 4-float
+// boundary after them, then the encoder's second Adam moments; and the mixture prior's draws
+// (component i mod 10 of draw i) against the rotation written out in double
+static void test_aae_layout_and_prior(void) {
+    Config cfg = aae_config("[5]");
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "model_create: %s", err);
+    const size_t encoder = (16 * 5 + 5) + (5 * 2 + 2), decoder = (2 * 6 + 6) + (6 * 16 + 16), disc = (2 * 5 + 5) + 6;
+    CHECK(m.aae_encoder_params == encoder && m.aae_ae_params == encoder + decoder, "encoder %zu, ae %zu",
+          m.aae_encoder_params, m.aae_ae_params);
+    CHECK(m.aae_disc_offset % 4 == 0 && m.aae_disc_offset - m.aae_ae_params < 4 &&
+          m.aae_discriminator->n_params == disc, "discriminator at %zu, %zu params", m.aae_disc_offset,
+          m.aae_discriminator->n_params);
+    CHECK(m.aae_moments_offset % 4 == 0 && m.aae_moments_offset >= m.aae_disc_offset + disc &&
+          m.n_params >= m.aae_moments_offset + encoder, "second moments at %zu of %zu", m.aae_moments_offset, m.n_params);
+    enum { N = 23 };
+    float z[2 * N], e[2 * N];
+    model_aae_prior_host(&m, z, N, 41);
+    rng_fill_normal(e, 2 * N, 41, 0);
+    for (int i = 0; i < N; i++) {
+        double x = sqrt(0.5) * e[2 * i] + 1.4, y = sqrt(0.1) * e[2 * i + 1], a = 2 * M_PI * (i % 10) / 10.0;
+        CHECK(test_close(z[2 * i], cos(a) * x - sin(a) * y, 1e-5, 1e-5) &&
+              test_close(z[2 * i + 1], sin(a) * x + cos(a) * y, 1e-5, 1e-5), "draw %d: (%g, %g)", i, z[2 * i],
+              z[2 * i + 1]);
+    }
+    float *dev = cpu->alloc(cpu, sizeof e);
+    memcpy(dev, e, sizeof e);
+    cpu->mixture_prior(cpu, dev, N, 10);
+    CHECK(memcmp(dev, z, sizeof z) == 0, "the backend op draws the host's points");
+    cpu->free(cpu, dev);
+    model_destroy(&m);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
+    test_run("aae_gradients", test_aae_gradients);
+    test_run("aae_layout_and_prior", test_aae_layout_and_prior);
     test_run("gan_gradients", test_gan_gradients);
     test_run("gan_layout_and_init", test_gan_layout_and_init);
     test_run("gan_learns", test_gan_learns);

@@ -268,6 +268,10 @@ struct Backend {
     // (momentum 0: p -= lr_now g, buf untouched).
     void (*sgd_update)(Backend *be, float *params, const float *grads, float *buf, size_t n,
                        const StepState *state, OptimizerParams o);
+
+    // An adversarial autoencoder's mixture prior: z (B, 2) of N(0, 1) draws becomes, row by row,
+    // a point of component (row mod components) (mixture_point, layer_math.h), in place.
+    void (*mixture_prior)(Backend *be, float *z, int B, int components);
 };
 
 Backend *backend_cpu_create(void);

@@ -15,7 +15,7 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN, MODEL_GAN } ModelKind;
+typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN, MODEL_GAN, MODEL_AAE } ModelKind;
 typedef enum { ORDERING_NATURAL = 0, ORDERING_RANDOM } Ordering;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
@@ -60,7 +60,7 @@ typedef struct {
     } data;
 
     struct {
-        ModelKind kind;        // vae | ae | cvae | vq_vae | made | pixelcnn | gan
+        ModelKind kind;        // vae | ae | cvae | vq_vae | made | pixelcnn | gan | aae
         Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
         int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
@@ -104,6 +104,11 @@ typedef struct {
             bool dcgan_init;             // model.init "dcgan" (default): weights N(0, 0.02), batch norm
                                          // weight N(1, 0.02), biases 0; "pytorch": the layers' defaults
         } gan;
+        // aae (Makhzani et al. 2015): an AE (encoder, latent_dim, decoder as for kind "ae") and
+        // model.discriminator (a layer list from z (latent_dim) to one logit), held in gan_layers
+        int n_discriminator_layers;
+        LayerSpec discriminator_layers[CUVAE_MAX_GRAPH_LAYERS];
+        bool prior_mixture;              // model.prior "gaussian" (default) | "mixture": 10 Gaussians in 2-D
     } model;
 
     struct {
@@ -173,7 +178,7 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 char *config_to_json(const Config *cfg);
 
 const char *activation_name(Activation a);
-// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan"
+// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"
 const char *model_kind_name(ModelKind k);
 // made and pixelcnn: no latent, one network over the pixels, an exact -log p(x)
 bool model_kind_autoregressive(ModelKind k);

@@ -71,6 +71,7 @@ typedef struct {
     // gan: elbo.rec / elbo.kl are the discriminator's BCE on the test images / on as many fakes
     // (nats per example); the Parzen-window log-likelihood when eval_parzen ran (parzen.samples > 0)
     bool gan;
+    bool aae;                  // an aae: elbo.kl is its discriminator's loss (codes vs prior draws), elbo.loss = rec
     ParzenResult parzen;
     double parzen_seconds;
 } EvalReport;

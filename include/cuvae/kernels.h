@@ -144,6 +144,9 @@ void launch_vq_backward(float *dzt, float *dcodebook, const float *dzqt, const f
 void launch_categorical_loss(float *d_out, float *rec_row, const float *logits, const float *x, int B, int K,
                              int S, float grad_scale, cudaStream_t stream);
 void launch_codes_onehot(float *out, const float *x, int B, int K, int S, cudaStream_t stream);
+// z (B, 2) N(0, 1) draws -> the mixture prior's points, row b of component b mod components
+// (kernels/mixture_prior.cu).
+void launch_mixture_prior(float *z, int B, int components, cudaStream_t stream);
 // dst (n) = bank row (state->step mod n_slices) (kernels/select_slice.cu).
 void launch_select_slice(float *dst, const float *bank, size_t n, int n_slices, const StepState *state,
                          cudaStream_t stream);

@@ -129,6 +129,22 @@ static inline CUVAE_HOST_DEVICE float categorical_position(const float *l, float
     return lse - l[(size_t)target * stride];
 }
 
+// An adversarial autoencoder's 2-D mixture prior (Makhzani et al. 2015, as their reference code
+// draws it): component k of `components` is N((MIXTURE_RADIUS, 0), diag(MIXTURE_X_STD^2,
+// MIXTURE_Y_STD^2)) rotated by 2 pi k / components -- ten elongated petals around the origin.
+// (e0, e1) are N(0, 1) draws, overwritten with the point.
+#define MIXTURE_COMPONENTS 10
+#define MIXTURE_RADIUS 1.4f
+#define MIXTURE_X_STD 0.70710678f   // sqrt(0.5)
+#define MIXTURE_Y_STD 0.31622777f   // sqrt(0.1)
+static inline CUVAE_HOST_DEVICE void mixture_point(int k, int components, float *e0, float *e1) {
+    const float x = MIXTURE_X_STD * *e0 + MIXTURE_RADIUS, y = MIXTURE_Y_STD * *e1;
+    const float angle = 6.283185307179586f * (float)k / (float)components;
+    const float c = cosf(angle), s = sinf(angle);
+    *e0 = c * x - s * y;
+    *e1 = s * x + c * y;
+}
+
 // The EMA codebook's Laplace-smoothed count of one code: (count + eps) / (total + K eps) * total.
 static inline CUVAE_HOST_DEVICE float vq_smoothed_count(float count, float total, int K, float eps) {
     return (count + eps) / (total + (float)K * eps) * total;

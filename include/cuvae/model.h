@@ -81,6 +81,12 @@ typedef struct {
     float *gan_real;                         // (B, D) 2 x - 1 (gan_tanh)
     float *gan_minus_one;                    // (B, D) of -1 (gan_tanh)
     float *gan_saved_grads;                  // (discriminator params) the real half of its gradient
+    // aae (model_aae.c): the AE above plus a discriminator on z
+    bool aae;
+    Network *aae_discriminator;              // z (L) -> one logit, parameters from aae_disc_offset
+    size_t aae_disc_offset, aae_encoder_params, aae_ae_params, aae_moments_offset;
+    float *aae_prior;                        // (B, L) this step's prior draws
+    float *aae_g_row;                        // (B) the encoder's regularization loss per example
     int latent_dim;
     int input_dim;
     bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
@@ -179,8 +185,9 @@ void model_set_loss_accumulator(Model *m, const double acc[3]);
 // The optimizer step over the arena (train.optimizer: adam, adamw or sgd) with the
 // learning rate and bias corrections of state (step_begin).
 void model_optimizer_step(Model *m);
-// The same over n floats of the arena from offset (both multiples of 4): one of a gan's regions.
-void model_optimizer_step_range(Model *m, size_t offset, size_t n);
+// The same over n floats of the arena from offset (a multiple of 4) with the Adam moments (or SGD
+// buffer) from moment_offset (a multiple of 4; = offset but for an aae's second encoder optimizer).
+void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment_offset);
 // What a network's layers run against for B rows (the model's regions, its training mode).
 NetRun model_net_run(Model *m, int B);
 // train.grad_clip > 0: the gradient's global norm clipped to it (on the device), else nothing.
@@ -227,6 +234,15 @@ void model_made_ensemble_loss(Model *m, int B);
 // for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax.
 void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 
+// Adversarial training (model_gan.c; gan and aae): the targets in m->gan_targets (3, max_batch):
+// row ADV_TARGET_REAL = 1 - smoothing, ADV_TARGET_FAKE = 0, ADV_TARGET_ONE = 1.
+enum { ADV_TARGET_REAL = 0, ADV_TARGET_FAKE, ADV_TARGET_ONE, ADV_N_TARGETS };
+void model_adversarial_targets(Model *m, float smoothing);
+// A discriminator network on input (B, ...): rows[b] = BCE(logit_b, target) in nats; with
+// d_logits (B), its gradient of mean_b rows. Returns the logits.
+const float *model_discriminate(Model *m, Network *discriminator, const NetRun *run, const float *input,
+                               int target, float *rows, float *d_logits);
+
 // gan (model_gan.c). Builds the generator (over z (latent_dim), ending in sigmoid or tanh, out to the
 // data's shape) and the discriminator (over the data's shape, out to one logit; its parameters
 // from the generator's rounded up to 4 floats): 0, or -1 with err naming the layer.
@@ -254,6 +270,34 @@ void model_gan_to_pixels(const Model *m, float *values, size_t n);
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
 // uniformly drawn codes (model_vq_uniform_latents).
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed);
+
+// A non-variational model's encoder alone (the trunk and head) from m->x into m->z (B, L).
+void model_encode(Model *m, int B);
+// Its backward from dz in m->grad_h (B, L): the encoder's parameter gradients (head, trunk, network).
+void model_encode_backward(Model *m, int B);
+
+// aae (model_aae.c): an AE plus m->aae_discriminator over z (one logit). Its regions:
+// [encoder | decoder | discriminator | the encoder's second Adam moments]: reconstruction
+// updates [0, aae_encoder_params + decoder), the discriminator its region, the regularization
+// phase the encoder with the moments at aae_moments_offset (its own optimizer, as in the paper).
+int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen);
+int model_aae_setup(Model *m, char *err, size_t errlen);
+void model_aae_alloc(Model *m);
+void model_aae_free(Model *m);
+// The three phases of one step on m->x: reconstruction, discriminator, regularization (the
+// encoder made to fool the discriminator). rec_row = the reconstruction, kl_row = the
+// discriminator's loss (nats per example).
+void model_aae_train_step(Model *m, int B, float w_rec);
+// The two gradients the step applies after the reconstruction (tests): the discriminator's on z
+// = m->z against prior draws at the step's offset (kl_row), then the encoder's regularization
+// gradient -log D(z) through the discriminator (aae_g_row).
+void model_aae_discriminator_gradient(Model *m, int B);
+void model_aae_regularization_gradient(Model *m, int B);
+// Evaluation, after model_forward: kl_row = the discriminator's BCE on the codes m->z (target 0)
+// plus on as many prior draws at rng_offset (target 1).
+void model_aae_discriminator_loss(Model *m, int B);
+// n prior draws (n, L) (host), seeded: N(0, I) or the 2-D mixture.
+void model_aae_prior_host(const Model *m, float *z, int n, uint64_t seed);
 
 // Decodes z (B, L) already in m->z through the decoder only.
 void model_decode(Model *m, int B);

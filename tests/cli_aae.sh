@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# cli_aae.sh: kind "aae" (deck 002, Makhzani et al. 2015) through the real binary: a short CPU run
+# with the 2-D mixture prior lowers the reconstruction while logging the discriminator's loss on z,
+# writes the Parzen-window estimate (sigma on the validation split) beside the AE's numbers, keeps
+# best.safetensors by the validation reconstruction; eval of the checkpoint reproduces it;
+# --resume is bit-identical (its three optimizers, the second set of encoder moments included);
+# sample decodes prior draws; plot draws the encoded test set and prior draws on shared axes;
+# scripts/cuvae_torch.py loads it (strict=True) with the same reconstruction at z = mu; bad aae
+# configs are one line, exit 2.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+PY=/usr/bin/python3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
+    skip "aae" "data/mnist missing (run make data)"; cli_finish cli_aae; exit
+fi
+field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
+parzen() { sed -E 's/.*"parzen": \{"log_likelihood": ([-0-9.e+]+).*/\1/' "$1"; }
+cat > "$tmp/aae.json" <<'JSON'
+{
+  "name": "aae_small",
+  "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 3300, "test_limit": 400, "validation": 0.1},
+  "model": {"kind": "aae", "input_dim": 784, "encoder": [200], "latent_dim": 2, "decoder": [200],
+            "activation": "relu", "discriminator": [{"linear": 64}, "relu", {"linear": 1}], "prior": "mixture"},
+  "loss": {"reconstruction": "bce", "reduction": "sum"},
+  "train": {"epochs": 3, "batch_size": 50, "lr": 0.001, "beta1": 0.5, "seed": 2},
+  "eval": {"parzen_samples": 800},
+  "device": "cpu"
+}
+JSON
+"$CUVAE" --help | grep -q "(an AE whose codes a discriminator on z pushes toward model.prior" \
+    && ok "--help names kind aae" || bad "--help lacks aae"
+if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
+    ok "an aae trains on the CPU"
+    first=$(grep -E "^epoch 1/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
+    last=$(grep -E "^epoch 3/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
+    awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a && a < 543) }' \
+        && grep -qE "^epoch 3/3: train rec [0-9.]+ nats, D loss [0-9.]+ nats" "$tmp/run.err" \
+        && ok "the validation reconstruction falls ($first -> $last nats) with the discriminator's loss logged" \
+        || bad "aae rec $first -> $last: $(grep -E '^epoch 3/3' "$tmp/run.err")"
+    grep -q '"val_d_loss": ' "$tmp/run/log.jsonl" && grep -q '"d_loss": ' "$tmp/run/eval.json" \
+        && grep -q '"parzen": {"log_likelihood": ' "$tmp/run/eval.json" \
+        && grep -q '"samples": 800, "test_examples": 400, "validation_examples": 330' "$tmp/run/eval.json" \
+        && [ -s "$tmp/run/best.safetensors" ] \
+        && ok "log.jsonl and eval.json carry the discriminator's loss and the Parzen estimate; best.safetensors kept" \
+        || bad "aae outputs: $(cut -c1-300 "$tmp/run/eval.json")"
+    "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
+    [ "$(parzen "$tmp/eval.json")" = "$(parzen "$tmp/run/eval.json")" ] && [ "$(field "$tmp/eval.json" rec)" = "$(field "$tmp/run/eval.json" rec)" ] \
+        && ok "eval of the checkpoint reproduces the reconstruction and the Parzen estimate" \
+        || bad "eval $(parzen "$tmp/eval.json") vs run $(parzen "$tmp/run/eval.json")"
+    "$CUVAE" train "$tmp/aae.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
+        && "$CUVAE" train "$tmp/aae.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \
+        && cmp -s "$tmp/run/model.safetensors" "$tmp/resumed/model.safetensors" \
+        && ok "aae: 1 + resumed 2 epochs == 3 epochs, bit-identical (three optimizers' state)" \
+        || bad "aae resume: $(tail -1 "$tmp/resumed.err")"
+    "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
+        && grep -q "decoded from prior draws" "$tmp/s.err" \
+        && ok "sample decodes draws of the mixture prior" || bad "sample: $(tail -1 "$tmp/s.err")"
+    if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then
+        [ -s "$tmp/run/figures/prior_samples.png" ] && [ -s "$tmp/run/figures/latent_scatter.png" ] \
+            && [ -s "$tmp/run/figures/samples.png" ] && grep -q "latent scatter axes" "$tmp/plot.err" \
+            && ok "plot draws the encoded test set and prior draws on shared axes, and samples" \
+            || bad "plot: $(ls "$tmp/run/figures" | tr '\n' ' ')"
+    elif grep -q "gnuplot" "$tmp/plot.err"; then
+        skip "aae plot" "gnuplot is not installed"
+    else
+        bad "plot: $(tail -1 "$tmp/plot.err")"
+    fi
+    if $PY -c "import torch" 2>/dev/null; then
+        torch_out=$($PY tests/torch_check.py "$tmp/run/model.safetensors" data/mnist 400) || bad "aae: torch_check.py failed"
+        ours=$(field "$tmp/run/eval.json" rec_bce_at_mean)
+        theirs=$(echo "$torch_out" | sed -E 's/.*"rec_at_mean": ([-0-9.e+]+).*/\1/')
+        echo "  aae: cuvae $ours | torch $torch_out" >&2
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
+            && ok "PyTorch (the AE and its discriminator, strict=True): the same reconstruction at z = mu (1e-5)" \
+            || bad "torch $theirs vs cuvae $ours"
+    else
+        skip "aae torch" "python3-torch is not installed"
+    fi
+else
+    bad "aae train: $(tail -2 "$tmp/run.err")"
+fi
+expect_error "mixture prior needs a 2-D latent" 2 'model.prior: "mixture" is Makhzani et al..s mixture of 10 Gaussians in 2-D: it needs model.latent_dim 2 \(got 8\)' -- \
+    "$CUVAE" train "$tmp/aae.json" --set model.latent_dim=8 --out "$tmp/bad"
+expect_error "an empty discriminator" 2 'model.discriminator: a layer list on z' -- \
+    "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[]' --out "$tmp/bad"
+expect_error "a discriminator with 3 outputs" 2 'aae.json: model.discriminator: ends in \(3\); it must end in one logit' -- \
+    "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"linear": 3}]' --out "$tmp/bad"
+expect_error "a KL weight" 2 'loss.w_kl: an adversarial autoencoder has no KL term' -- \
+    "$CUVAE" train "$tmp/aae.json" --set loss.w_kl=0.5 --out "$tmp/bad"
+expect_error "no validation split" 2 'data.validation: kind "aae" chooses its Parzen window.s sigma' -- \
+    "$CUVAE" train "$tmp/aae.json" --set data.validation=0 --out "$tmp/bad"
+expect_error "a discriminator on a vae" 2 'model: "discriminator" is for kind "gan" or "aae" \(got "vae"\)' -- \
+    "$CUVAE" train "$tmp/aae.json" --set model.kind=vae --out "$tmp/bad"
+expect_error "unknown prior" 2 'model.prior: must be one of "gaussian", "mixture"' -- \
+    "$CUVAE" train "$tmp/aae.json" --set model.prior=laplace --out "$tmp/bad"
+cli_finish cli_aae
