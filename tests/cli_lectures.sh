@@ -21,7 +21,7 @@ n_configs=$(ls configs/lectures/*.json | grep -vc index.json)
 n_runs=$(ls -d "$tmp"/lectures/*/ | wc -l)
 [ "$n_runs" -eq "$n_configs" ] && ok "one run per config ($n_runs)" || bad "$n_runs runs for $n_configs configs"
 sections=$(grep -c "<h2>" "$page")
-[ "$sections" -eq 13 ] && ok "13 experiment sections" || bad "$sections sections"
+[ "$sections" -eq 14 ] && ok "14 experiment sections" || bad "$sections sections"
 for run in vae_dim2 cvae_dim2 ae_dim10; do
     ev=$("$CUVAE" eval "$tmp/lectures/$run/model.safetensors" 2>/dev/null)
     loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
@@ -52,6 +52,11 @@ grep -A0 "<code>dcgan</code>" "$page" | grep -q "<td>Parzen -\?[0-9.]* ± [0-9.]
     && [ -s "$tmp/lectures/dcgan/figures/samples_over_training.png" ] && [ -s "$tmp/lectures/dcgan/figures/loss_curves.png" ] \
     && ok "dcgan: page shows its Parzen estimate, its samples over training and its D / G curves" \
     || bad "dcgan row or figures: $(grep -A0 "<code>dcgan</code>" "$page" | cut -c1-300)"
+grep -A0 "<code>aae_mixture</code>" "$page" | grep -q "<td>Parzen -\?[0-9.]* ± [0-9.]* (σ " \
+    && grep -A0 "<code>aae_mixture</code>" "$page" | grep -q "nats, D on z" \
+    && [ -s "$tmp/lectures/aae_mixture/figures/prior_samples.png" ] && [ -s "$tmp/lectures/aae_mixture/figures/latent_scatter.png" ] \
+    && ok "aae_mixture: page shows its discriminator loss and Parzen estimate, prior draws beside the encoded test set" \
+    || bad "aae_mixture row or figures: $(grep -A0 "<code>aae_mixture</code>" "$page" | cut -c1-300)"
 for fig in samples latent_histograms; do
     [ -s "$tmp/lectures/ae_dim2/figures/$fig.png" ] || bad "ae_dim2 lacks $fig"
 done

@@ -710,6 +710,35 @@ static Config gan_config(const char *generator_end, double smoothing) {
     return gan_config_init(generator_end, smoothing, "pytorch");
 }
 
+// Checks grads[first, last) (downloaded by the caller after objective(m, B, which)) against
+// central differences of objective at h and h / 2, Richardson-combined (error O(h^4): a batch
+// norm over 3 rows curves the objective too much for one central difference).
+typedef double (*RegionObjective)(Model *m, int B, bool which);
+static void region_gradient_check(Model *m, int B, RegionObjective objective, bool which, float *params,
+                                  const float *grads, size_t first, size_t last, const char *label, const char *region) {
+    int bad = 0;
+    for (size_t k = first; k < last; k++) {
+        const float saved = params[k];
+        double central[2];
+        for (int r = 0; r < 2; r++) {
+            const float h = r == 0 ? 1e-2f : 5e-3f;
+            params[k] = saved + h;
+            model_set_params(m, params);
+            double fp = objective(m, B, which);
+            params[k] = saved - h;
+            model_set_params(m, params);
+            double fm = objective(m, B, which);
+            central[r] = (fp - fm) / (2.0 * h);
+        }
+        params[k] = saved;
+        double fd = (4.0 * central[1] - central[0]) / 3.0;
+        if (!test_close(grads[k], fd, 2e-2, 2e-3) && bad++ < 5)
+            CHECK(0, "%s: %s param %zu grad %g vs fd %g", label, region, k, grads[k], fd);
+    }
+    model_set_params(m, params);
+    CHECK(bad == 0, "%s: %d of %zu %s gradients off", label, bad, last - first, region);
+}
+
 // mean_b of the discriminator's loss (rows = rec_row) or the generator's (kl_row) at the current
 // parameters, the same z (the step offset does not move) and reals
 static double gan_objective(Model *m, int B, bool generator) {
@@ -745,31 +774,8 @@ static void gan_gradient_check(Config cfg, const char *label) {
         cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
         const size_t first = generator ? 0 : m.gan_disc_offset;
         const size_t last = generator ? m.decoder_net->n_params : m.n_params;
-        int bad = 0;
-        for (size_t k = first; k < last; k++) {
-            // central differences at h and h / 2, Richardson-combined (error O(h^4)): a batch norm
-            // over 3 rows curves the objective too much for one central difference
-            const float saved = params[k];
-            double central[2];
-            for (int r = 0; r < 2; r++) {
-                const float h = r == 0 ? 1e-2f : 5e-3f;
-                params[k] = saved + h;
-                model_set_params(&m, params);
-                double fp = gan_objective(&m, B, generator);
-                params[k] = saved - h;
-                model_set_params(&m, params);
-                double fm = gan_objective(&m, B, generator);
-                central[r] = (fp - fm) / (2.0 * h);
-            }
-            params[k] = saved;
-            double fd = (4.0 * central[1] - central[0]) / 3.0;
-            if (!test_close(grads[k], fd, 2e-2, 2e-3) && bad++ < 5)
-                CHECK(0, "%s: %s param %zu grad %g vs fd %g", label, generator ? "generator" : "discriminator", k,
-                      grads[k], fd);
-        }
-        model_set_params(&m, params);
-        CHECK(bad == 0, "%s: %d of %zu %s gradients off", label, bad, last - first,
-              generator ? "generator" : "discriminator");
+        region_gradient_check(&m, B, gan_objective, generator, params, grads, first, last, label,
+                              generator ? "generator" : "discriminator");
     }
     free(params);
     free(grads);
@@ -914,29 +920,8 @@ static void aae_gradient_check(Config cfg, const char *label) {
         cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
         const size_t first = regularization ? 0 : m.aae_disc_offset;
         const size_t last = regularization ? m.aae_encoder_params : m.aae_disc_offset + m.aae_discriminator->n_params;
-        int bad = 0;
-        for (size_t k = first; k < last; k++) {
-            const float saved = params[k];
-            double central[2];
-            for (int r = 0; r < 2; r++) {
-                const float h = r == 0 ? 1e-2f : 5e-3f;
-                params[k] = saved + h;
-                model_set_params(&m, params);
-                double fp = aae_objective(&m, B, regularization);
-                params[k] = saved - h;
-                model_set_params(&m, params);
-                double fm = aae_objective(&m, B, regularization);
-                central[r] = (fp - fm) / (2.0 * h);
-            }
-            params[k] = saved;
-            double fd = (4.0 * central[1] - central[0]) / 3.0;
-            if (!test_close(grads[k], fd, 2e-2, 2e-3) && bad++ < 5)
-                CHECK(0, "%s: %s param %zu grad %g vs fd %g", label, regularization ? "encoder" : "discriminator", k,
-                      grads[k], fd);
-        }
-        model_set_params(&m, params);
-        CHECK(bad == 0, "%s: %d of %zu %s gradients off", label, bad, last - first,
-              regularization ? "encoder" : "discriminator");
+        region_gradient_check(&m, B, aae_objective, regularization, params, grads, first, last, label,
+                              regularization ? "encoder" : "discriminator");
     }
     free(params);
     free(grads);
