@@ -8,6 +8,7 @@
 #include "cuvae/common.h"
 #include "cuvae/config.h"
 #include "cuvae/model.h"
+#include "cuvae/step.h"
 #include "test.h"
 
 #include <cjson/cJSON.h>
@@ -173,6 +174,51 @@ static void test_flops_match_model(void) {
     }
 }
 
+// The whole training step (step.c) of the kinds with their own steps or networks: the GEMMs it
+// issues equal the formula (a gan's discriminator runs three times, an aae's encoder twice and
+// its discriminator three times, a made's network takes no input gradient).
+static void test_flops_match_whole_steps(void) {
+    const char *configs[] = {
+        "{\"name\": \"g\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+        " \"model\": {\"kind\": \"gan\", \"input_dim\": 16, \"latent_dim\": 3, \"generator\": [{\"linear\": 8}, \"relu\","
+        " {\"linear\": 16}, {\"reshape\": [1, 4, 4]}, \"sigmoid\"], \"discriminator\": [{\"conv2d\": 2, \"kernel\": 3,"
+        " \"padding\": 1}, \"relu\", \"flatten\", {\"linear\": 1}]}, \"train\": {\"epochs\": 1, \"batch_size\": 5, \"lr\": 0.001}}",
+        "{\"name\": \"a\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
+        " \"model\": {\"kind\": \"aae\", \"input_dim\": 16, \"encoder\": [7], \"latent_dim\": 2, \"decoder\": [6],"
+        " \"discriminator\": [{\"linear\": 4}, \"relu\", {\"linear\": 1}], \"prior\": \"mixture\"},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 5, \"lr\": 0.001}}",
+        "{\"name\": \"m\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"dynamic\"},"
+        " \"model\": {\"kind\": \"made\", \"input_dim\": 16, \"network\": [9]},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 5, \"lr\": 0.001}}",
+    };
+    for (int k = 0; k < 3; k++) {
+        Config cfg;
+        char err[512];
+        CHECK(config_from_string(&cfg, configs[k], "flops test", NULL, 0, err, sizeof err) == 0, "config: %s", err);
+        Backend *be = backend_cpu_create();
+        real_gemm = be->gemm;
+        be->gemm = counting_gemm;
+        Model m;
+        CHECK(model_create(&m, &cfg, be, 5, err, sizeof err) == 0, "model: %s", err);
+        model_init_params(&m, 1);
+        uint8_t *images = be->alloc(be, 5 * 16);
+        int32_t *perm = be->alloc(be, 5 * sizeof(int32_t));
+        for (int i = 0; i < 5; i++) perm[i] = i;
+        model_begin_training(&m, 1, 1e-3f);
+        TrainStep t = {.model = &m, .images = images, .labels = NULL, .perm = perm, .w_rec = 1.0f};
+        counted_flops = 0;
+        train_step_run(&t, 5);
+        train_step_release(&t);
+        unsigned long long formula = bench_gemm_flops_per_step(&m, 5);
+        CHECK(counted_flops == formula, "%s: the step did %llu GEMM FLOPs, formula says %llu",
+              model_kind_name(cfg.model.kind), counted_flops, formula);
+        be->free(be, images);
+        be->free(be, perm);
+        model_destroy(&m);
+        be->destroy(be);
+    }
+}
+
 static void test_cvae_runs(void) {
     // a conditional model gathers labels each step; both modes run
     char *argv[] = {config_path, "--steps", "2", "--warmup", "1", "--set", "model.kind=cvae",
@@ -237,6 +283,7 @@ int main(void) {
     test_run("bench_gemm_only_mode", test_gemm_only_mode);
     test_run("bench_set_override", test_overrides);
     test_run("bench_flops_match_model", test_flops_match_model);
+    test_run("bench_flops_match_whole_steps", test_flops_match_whole_steps);
     test_run("bench_cvae_runs", test_cvae_runs);
     test_run("bench_bad_args", test_bad_args);
 
