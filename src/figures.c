@@ -116,6 +116,8 @@ static int figure_samples(Figures *f) {
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
     const char *title = m->gan ? "Generator samples from z ~ N(0, I)"
+                      : m->aae && m->cfg.model.prior_mixture ? "Samples decoded from prior draws (10 Gaussians in 2-D)"
+                      : m->aae ? "Samples decoded from prior draws, z ~ N(0, I)"
                       : m->vq ? "Samples: codes drawn uniformly at every position (no prior over the codes yet)"
                       : m->n_classes ? "Samples: z ~ N(0, I), class = column index"
                                      : "Samples decoded from z ~ N(0, I)";
@@ -629,9 +631,8 @@ static int figure_gan_curves(Figures *f, const char *run_dir) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
         const double *series[4] = {values[1], values[2], values[3], values[4]};
-        const char *names[4] = {"train: discriminator", "train: generator -log D(G(z))",
-                                "validation: discriminator on real images", "validation: discriminator on fakes"};
-        rc = plot_lines(out, "GAN losses per epoch, per example (binary cross-entropy, nats)", "epoch",
+        const char *names[4] = {"train D", "train G: -log D(G(z))", "val: D on real", "val: D on fakes"};
+        rc = plot_lines(out, "GAN losses per epoch (BCE, nats/example)", "epoch",
                         "nats / example", values[0], series, names, 4, n, false, f->err, f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
     }
