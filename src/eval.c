@@ -240,8 +240,8 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
     if (iw_k > 0 && m->autoregressive)
-        return set_error(err, errlen, "eval --iw: kind \"%s\" has an exact -log p(x), its test loss: nothing to "
-                         "estimate", model_kind_name(m->cfg.model.kind));
+        return set_error(err, errlen, "eval --iw: kind \"%s\" has an exact -log p(%s), its test loss: nothing to "
+                         "estimate", model_kind_name(m->cfg.model.kind), m->prior_classes ? "codes" : "x");
     if (iw_k > 0 && m->vq)
         return set_error(err, errlen, "eval --iw: a vq_vae has no likelihood bound to estimate (no KL term)");
     if (iw_k > 0 && m->gan)

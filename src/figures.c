@@ -688,9 +688,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
     if (!m.autoregressive && !m.gan) eval_encode(&m, &test, n, codes);
 
-    if (m.gan && (o->latent_range[0] < o->latent_range[1]))
-        rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; a gan has no "
-                       "encoder to place test images in its latent space");
+    if ((m.gan || m.autoregressive) && (o->latent_range[0] < o->latent_range[1] || o->tsne_points_given))
+        rc = set_error(err, errlen, "plot: %s the latent scatter of the encoded test set; kind \"%s\" has no "
+                       "encoder to place test images in a latent space", o->tsne_points_given ? "--tsne-points sizes"
+                       : "--latent-range sets the axes of", model_kind_name(m.cfg.model.kind));
     else if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (its scatter is a t-SNE)", L);

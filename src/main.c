@@ -192,9 +192,12 @@ static int command_eval(int argc, char **argv) {
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
-    if (gan && a.z_mode)
-        return fail("eval: --z: a gan has no encoder, an aae's is deterministic (their score is the Parzen-window "
-                    "estimate)");
+    if (a.z_mode && (gan || model_kind_autoregressive(cfg.model.kind))) {
+        snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.kind == MODEL_GAN
+                 ? "a gan has no encoder" : cfg.model.kind == MODEL_AAE ? "an aae's codes are deterministic"
+                 : "a made or pixelcnn has no latent (its test loss is the exact -log p(x))");
+        return fail(err);
+    }
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     Config data_cfg = cfg;
@@ -394,7 +397,10 @@ static int command_plot(int argc, char **argv) {
     if (parse_args(argc, argv, "plot", &a, err, sizeof err) != 0) return fail(err);
     FigureOptions o;
     figures_default_options(&o);
-    if (a.tsne_points) o.tsne_points = a.tsne_points;
+    if (a.tsne_points) {
+        o.tsne_points = a.tsne_points;
+        o.tsne_points_given = true;
+    }
     if (a.tsne_iterations) o.tsne_iterations = a.tsne_iterations;
     o.latent_range[0] = a.latent_range[0];
     o.latent_range[1] = a.latent_range[1];

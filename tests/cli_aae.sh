@@ -48,6 +48,8 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ "$(parzen "$tmp/eval.json")" = "$(parzen "$tmp/run/eval.json")" ] && [ "$(field "$tmp/eval.json" rec)" = "$(field "$tmp/run/eval.json" rec)" ] \
         && ok "eval of the checkpoint reproduces the reconstruction and the Parzen estimate" \
         || bad "eval $(parzen "$tmp/eval.json") vs run $(parzen "$tmp/run/eval.json")"
+    expect_error "eval --z refused" 2 'eval: --z chooses how a VAE.s z is drawn; an aae.s codes are deterministic' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
     "$CUVAE" train "$tmp/aae.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
         && "$CUVAE" train "$tmp/aae.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \
         && cmp -s "$tmp/run/model.safetensors" "$tmp/resumed/model.safetensors" \

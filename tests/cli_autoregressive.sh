@@ -70,6 +70,12 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         "$CUVAE" eval "$tmp/run/model.safetensors" --set model.masks=4
     expect_error "sample --set model.ordering refused on a made" 2 'a made.s masks come from its model.masks' -- \
         "$CUVAE" sample "$tmp/run/model.safetensors" --set model.ordering=natural -o "$tmp/x.png"
+    expect_error "eval --z refused (no latent)" 2 'eval: --z chooses how a VAE.s z is drawn; a made or pixelcnn has no latent' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
+    expect_error "plot --tsne-points refused (no latent scatter)" 2 'plot: --tsne-points sizes the latent scatter of the encoded test set; kind "made" has no encoder' -- \
+        "$CUVAE" plot "$tmp/run" --tsne-points 100
+    expect_error "plot --latent-range refused (no latent scatter)" 2 'plot: --latent-range sets the axes of the latent scatter of the encoded test set; kind "made"' -- \
+        "$CUVAE" plot "$tmp/run" --latent-range -3:3
     expect_error "eval --iw refused (exact likelihood)" 2 'eval --iw: kind "made" has an exact -log p\(x\)' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 9 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
@@ -248,6 +254,8 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
     [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
         && ok "prior: eval re-encodes the test set through the VQ-VAE and reproduces the run's -log p(codes)" \
         || bad "prior eval $(field "$tmp/prior_eval.json" test_loss) vs $(field "$tmp/prior/eval.json" test_loss)"
+    expect_error "prior: eval --iw refused, naming p(codes)" 2 'eval --iw: kind "pixelcnn" has an exact -log p\(codes\)' -- \
+        "$CUVAE" eval "$tmp/prior/model.safetensors" --iw 5
     "$CUVAE" sample "$tmp/prior/model.safetensors" -n 9 -o "$tmp/prior_s.png" 2>"$tmp/prior_s.err" \
         && grep -q "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" "$tmp/prior_s.err" \
         && $PY -c "import struct,sys; d=open(sys.argv[1],'rb').read(); w,h=struct.unpack('>II',d[16:24]); sys.exit(not (w > 28*3 and h > 28*3))" "$tmp/prior_s.png" \

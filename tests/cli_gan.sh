@@ -61,7 +61,7 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         || bad "eval $(parzen "$tmp/eval.json") vs run $trained"
     expect_error "eval --iw refused" 2 'eval --iw: a gan has no likelihood bound to estimate' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
-    expect_error "eval --z refused" 2 'eval: --z: a gan has no encoder' -- \
+    expect_error "eval --z refused" 2 'eval: --z chooses how a VAE.s z is drawn; a gan has no encoder' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
     "$CUVAE" train "$tmp/gan.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
         && "$CUVAE" train "$tmp/gan.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \

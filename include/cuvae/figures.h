@@ -4,10 +4,12 @@
 #ifndef CUVAE_FIGURES_H
 #define CUVAE_FIGURES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
     int tsne_points;        // codes embedded by t-SNE when latent_dim > 2 (default 2000)
+    bool tsne_points_given; // plot --tsne-points was given (refused where there is no latent scatter)
     int tsne_iterations;    // default 1000
     int scatter_points;     // points in a direct 2-D scatter (default: the whole test set)
     double latent_range[2]; // plot --latent-range LO:HI: both axes of the direct 2-D scatter
