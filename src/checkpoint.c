@@ -24,7 +24,7 @@ typedef struct {
     int64_t shape[ST_MAX_RANK];
 } NamedSlice;
 
-#define MAX_SLICES (2 * CUVAE_MAX_LAYERS + 2 + 2 * CUVAE_MAX_NET_LAYERS * 4)
+#define MAX_SLICES (2 * CUVAE_MAX_LAYERS + 2 + 3 * CUVAE_MAX_NET_LAYERS * 4)   // (an aae has three networks)
 
 static size_t slice_count(const NamedSlice *s) {
     size_t n = 1;

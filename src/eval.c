@@ -365,14 +365,16 @@ LossUnits loss_units(const Config *cfg) {
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
     u.exact_nll = model_kind_autoregressive(cfg->model.kind);
-    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_AAE && !u.exact_nll;
+    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_AAE && cfg->model.kind != MODEL_GAN &&
+               !u.exact_nll;
     if (u.exact_nll)
         u.rec_long = cfg->model.prior_of[0]
             ? "exact -log p(codes) of the VQ-VAE's code grid: the autoregressive categorical terms summed over "
               "positions (nats)"
             : "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
     if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not
-    u.second = !u.has_kl ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
+    u.second = cfg->model.kind == MODEL_GAN ? "G loss" : cfg->model.kind == MODEL_AAE ? "D loss"
+             : !u.has_kl ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
     u.second_unit = cfg->model.kind == MODEL_VQ_VAE ? "squared distance" : "nats";
     if (u.exact_nll)
         u.total = "nats/example (exact -log p(x))";
@@ -416,7 +418,7 @@ void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_sample
     const int M = test_examples > 0 && test_examples < test->n ? test_examples : test->n;
     float *z = xmalloc((size_t)n_samples * L * sizeof(float));
     float *samples = xmalloc((size_t)n_samples * D * sizeof(float));
-    rng_fill_normal(z, (size_t)n_samples * L, m->cfg.train.seed ^ EVAL_PARZEN_SEED_SALT, 0);
+    model_draw_latents(m, z, n_samples, m->cfg.train.seed ^ EVAL_PARZEN_SEED_SALT);   // an aae: its prior
     model_decode_pixels(m, z, NULL, n_samples, samples);   // batch norm in evaluation mode
     float *val_values = dataset_values(val, val->n);
     float *test_values = dataset_values(test, M);

@@ -211,6 +211,7 @@ static int command_eval(int argc, char **argv) {
             snprintf(err, sizeof err, "eval: %s: %s", a.positional, why);
             return fail(err);
         }
+        eval_prepare_test_set(&cfg, &val_set);   // binarized once, as the run saw it
     }
     dataset_free(&train_set);
     eval_prepare_test_set(&cfg, &test_set);

@@ -105,8 +105,10 @@ void model_gan_free(Model *m) {
     }
 }
 
-// DCGAN init (Radford et al. 2015, as the PyTorch DCGAN example writes it): the weights of linear
-// and (transposed) convolution layers N(0, 0.02), batch norm weights N(1, 0.02), biases 0.
+// DCGAN init (Radford et al. 2015: "all weights initialized from N(0, 0.02)"; the PyTorch DCGAN
+// example's batch norm N(1, 0.02)): linear and (transposed) convolution weights N(0, 0.02), batch
+// norm weights N(1, 0.02), every bias 0 (the example's convolutions have none; its linear-free
+// networks leave no rule for a linear layer's, so 0 here too).
 static void dcgan_init(const Network *net, float *params, Rng *rng) {
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
@@ -225,8 +227,7 @@ void model_gan_train_step(Model *m, int B) {
 // (target 1), kl_row = its loss on B fakes of z drawn at rng_offset (target 0). Nats per example.
 void model_gan_loss(Model *m, int B) {
     NetRun run = model_net_run(m, B);
-    model_gan_generate(m, B, true);
-    const float *fake = model_output(m);
+    const float *fake = model_output(m);   // model_forward drew them
     discriminate(m, &run, real_images(m, B), ADV_TARGET_ONE, m->rec_row, NULL);
     discriminate(m, &run, fake, ADV_TARGET_FAKE, m->kl_row, NULL);
 }

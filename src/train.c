@@ -267,8 +267,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     else if (model.gan)
         fprintf(stderr, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
                 "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
-                "cross-entropies from logits, nats)\n", model.n_params, model.decoder_net->n_params,
-                model.encoder_net->n_params);
+                "cross-entropies from logits, nats)\n", model.decoder_net->n_params + model.encoder_net->n_params,
+                model.decoder_net->n_params, model.encoder_net->n_params);
     else
     fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
             model_kind_name(cfg->model.kind), model.n_params, units.rec_long,
@@ -448,8 +448,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 if (!isfinite(rec) || !isfinite(kl_sum)) {
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
-                                   "(rec %g, %s %g); %s, if written, holds the last finished epoch; try a lower train.lr",
-                                   epoch, step + 1, rec, units.second ? units.second : "KL", kl_sum, ckpt_path);
+                                   "(%s %g, %s %g); %s, if written, holds the last finished epoch; try a lower train.lr",
+                                   epoch, step + 1, model.gan ? "D loss" : "rec", rec, units.second ? units.second : "KL",
+                                   kl_sum, ckpt_path);
                     goto done;
                 }
                 // the objective at this step's schedule (free bits shown without the floor);
@@ -576,6 +577,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         if (units.exact_nll)
             fprintf(stderr, "epochs = 0: test loss %.4f = -log p(%s), nats/example (exact) at init\n", test.loss,
                     cfg->model.prior_of[0] ? "codes" : "x");
+        else if (model.gan)
+            fprintf(stderr, "epochs = 0: the discriminator's loss on the test images %.4f, on as many fakes %.4f "
+                    "(nats/example) at init\n", test.rec, test.kl);
+        else if (model.aae)
+            fprintf(stderr, "epochs = 0: test rec %.4f %s, the discriminator's loss on the codes and as many prior "
+                    "draws %.4f nats at init\n", test.rec, units.rec, test.kl);
         else
             fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
                     test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);

@@ -48,6 +48,12 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ "$(parzen "$tmp/eval.json")" = "$(parzen "$tmp/run/eval.json")" ] && [ "$(field "$tmp/eval.json" rec)" = "$(field "$tmp/run/eval.json" rec)" ] \
         && ok "eval of the checkpoint reproduces the reconstruction and the Parzen estimate" \
         || bad "eval $(parzen "$tmp/eval.json") vs run $(parzen "$tmp/run/eval.json")"
+    # dynamic binarization: the validation split that picks sigma is binarized once, at eval as in training
+    "$CUVAE" train "$tmp/aae.json" --set data.binarize=dynamic --set train.epochs=1 --out "$tmp/dyn" 2>/dev/null \
+        && "$CUVAE" eval "$tmp/dyn/model.safetensors" -o "$tmp/dyn_eval.json" >/dev/null 2>&1 \
+        && [ "$(parzen "$tmp/dyn_eval.json")" = "$(parzen "$tmp/dyn/eval.json")" ] \
+        && ok "dynamic binarization: eval reproduces the run's Parzen estimate" \
+        || bad "dynamic: eval $(parzen "$tmp/dyn_eval.json") vs run $(parzen "$tmp/dyn/eval.json")"
     expect_error "eval --z refused" 2 'eval: --z chooses how a VAE.s z is drawn; an aae.s codes are deterministic' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
     "$CUVAE" train "$tmp/aae.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \

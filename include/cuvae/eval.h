@@ -82,8 +82,8 @@ typedef struct {
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen);
 void eval_report_free(EvalReport *r);
-// A gan's Parzen-window log-likelihood (parzen.h) into r->parzen: n_samples generator samples
-// (eval mode, a fixed seed), sigma chosen on val, scored on the first test_examples (0 = all)
+// A gan's or an aae's Parzen-window log-likelihood (parzen.h) into r->parzen: n_samples samples
+// (the generator's, or an aae's decoder on prior draws; eval mode, a fixed seed), sigma chosen on val, scored on the first test_examples (0 = all)
 // of test. Host datasets, pixels / 255.
 void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_samples, int test_examples, EvalReport *r);
 // One JSON object (malloc'd, no trailing newline).

@@ -261,8 +261,8 @@ void model_gan_generator_gradient(Model *m, int B);
 // One alternating training step on the real batch m->x: discriminator update, then generator
 // update; rec_row = the discriminator's loss, kl_row the generator's (nats per example).
 void model_gan_train_step(Model *m, int B);
-// Evaluation on held-out images m->x: rec_row = the discriminator's BCE on them (target 1),
-// kl_row = its BCE on as many fakes (target 0).
+// Evaluation on held-out images m->x, after model_forward (which generated the fakes):
+// rec_row = the discriminator's BCE on them (target 1), kl_row = its BCE on the fakes (target 0).
 void model_gan_loss(Model *m, int B);
 // The generator's values (n) to pixels in [0, 1] (a tanh generator's (v + 1) / 2).
 void model_gan_to_pixels(const Model *m, float *values, size_t n);
