@@ -200,6 +200,30 @@ def build_sequential(specs, shape):
     return nn.Sequential(*modules), shape
 
 
+def philox_normals(seed, start, n):
+    """cuvae's N(0, 1) stream (include/cuvae/philox.h): numbers start .. start + n - 1 of stream
+    `seed`, as float32 (N,). Philox4x32-10 (counter = (block, 0, 1, 0), key = seed), Box-Muller on
+    a block's words (2h, 2h + 1) for number 2 block + h -- so a script can redraw cuvae's z."""
+    index = np.arange(start, start + n, dtype=np.uint64)
+    block = index // np.uint64(2)
+    c = [block & np.uint64(0xFFFFFFFF), block >> np.uint64(32), np.full_like(block, 1), np.zeros_like(block)]
+    k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64((seed >> 32) & 0xFFFFFFFF)
+    mask = np.uint64(0xFFFFFFFF)
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c[0]
+        p1 = np.uint64(0xCD9E8D57) * c[2]
+        c = [((p1 >> np.uint64(32)) ^ c[1] ^ k0) & mask, p1 & mask, ((p0 >> np.uint64(32)) ^ c[3] ^ k1) & mask,
+             p0 & mask]
+        k0 = (k0 + np.uint64(0x9E3779B9)) & mask
+        k1 = (k1 + np.uint64(0xBB67AE85)) & mask
+    half = (index & np.uint64(1)).astype(bool)
+    w1 = np.where(half, c[2], c[0])
+    w2 = np.where(half, c[3], c[1])
+    unit = lambda w: (((w >> np.uint64(8)).astype(np.float32) + np.float32(1.0)) * np.float32(1.0 / 16777216.0))
+    u1, u2 = unit(w1), unit(w2)
+    return (np.sqrt(np.float32(-2.0) * np.log(u1)) * np.cos(np.float32(6.28318530717958647692) * u2)).astype(np.float32)
+
+
 def input_shape(input_dim):
     """cuvae's shape of one example: (1, side, side) for a square, else (input_dim,)."""
     side = math.isqrt(input_dim)

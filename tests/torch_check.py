@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-from cuvae_torch import load  # noqa: E402  (the script users run, tested here)
+from cuvae_torch import load, philox_normals  # noqa: E402  (the script users run, tested here)
+
+EVAL_SEED_SALT = 0x5EEDE7A1   # src/eval.c: the evaluation's z stream is train.seed ^ this
+PRIOR_SEED_SALT = 0xAAE9819F  # src/model_aae.c: an aae's prior draws use its z stream's seed ^ this
 
 
 def read_idx_images(path):
@@ -64,12 +67,16 @@ def main():
             nll = F.cross_entropy(logits, codes, reduction="none").flatten(1).sum(1)
         print(json.dumps({"nll": nll.double().mean().item(), "examples": len(x), "torch": torch.__version__}))
         return
-    if model.gan:   # a gan: the discriminator's BCE on the test images (target 1), eval mode
+    if model.gan:   # a gan, eval mode: the discriminator's BCE on the test images (target 1) and on
+        # the generator's images of the z cuvae's evaluation draws (its Philox stream, target 0)
+        L = cfg["model"]["latent_dim"]
+        z = torch.from_numpy(philox_normals(cfg["train"]["seed"] ^ EVAL_SEED_SALT, 0, len(x) * L).reshape(len(x), L))
         with torch.no_grad():
-            logits = model.discriminate(x)
-            d_loss_real = F.softplus(-logits)
-            samples = model.generate(torch.randn(64, cfg["model"]["latent_dim"]))
-        print(json.dumps({"d_loss_real": d_loss_real.double().mean().item(), "examples": len(x),
+            d_loss_real = F.softplus(-model.discriminate(x))
+            samples = model.generate(z)
+            d_loss_fake = F.softplus(model.discriminate(samples))
+        print(json.dumps({"d_loss_real": d_loss_real.double().mean().item(),
+                          "d_loss_fake": d_loss_fake.double().mean().item(), "examples": len(x),
                           "samples_in_range": bool(samples.min() >= 0 and samples.max() <= 1),
                           "torch": torch.__version__}))
         return
@@ -91,6 +98,21 @@ def main():
         print(json.dumps({"rec": rec.double().mean().item(), "vq": vq.double().mean().item(),
                           "code_counts": counts.tolist(), "examples": len(x), "torch": torch.__version__}))
         return
+    extra = {}
+    if cfg["model"]["kind"] == "aae":   # its discriminator on the codes (target 0) and on cuvae's evaluation
+        # prior draws (the Philox stream train.seed ^ EVAL_SEED_SALT ^ PRIOR_SEED_SALT, target 1)
+        L = cfg["model"]["latent_dim"]
+        prior = philox_normals(cfg["train"]["seed"] ^ EVAL_SEED_SALT ^ PRIOR_SEED_SALT, 0, len(x) * L).reshape(len(x), L)
+        if cfg["model"].get("prior") == "mixture":   # layer_math.h mixture_point, component i mod 10
+            k = np.arange(len(x)) % 10
+            px, py = np.float32(0.70710678) * prior[:, 0] + np.float32(1.4), np.float32(0.31622777) * prior[:, 1]
+            angle = (np.float32(6.283185307179586) * k.astype(np.float32) / np.float32(10)).astype(np.float32)
+            prior = np.stack([np.cos(angle) * px - np.sin(angle) * py, np.sin(angle) * px + np.cos(angle) * py], 1)
+        with torch.no_grad():
+            codes, _ = model.encode(x, y)
+            d_loss = F.softplus(model.discriminator(codes)).squeeze(1) + \
+                F.softplus(-model.discriminator(torch.from_numpy(prior.astype(np.float32)))).squeeze(1)
+        extra["d_loss"] = d_loss.double().mean().item()
     with torch.no_grad():
         mu, logvar = model.encode(x, y)
         if logvar is not None:
@@ -118,6 +140,7 @@ def main():
         "diff_std_error": diff_std_error,
         "examples": len(x),
         "torch": torch.__version__,
+        **extra,
     }))
 
 
