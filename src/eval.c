@@ -14,8 +14,6 @@
 
 #define EVAL_SEED_SALT 0x5EEDE7A1ull
 #define EVAL_IW_SEED_SALT 0x1A7E5EEDull
-#define EVAL_BINARIZE_SEED_SALT 0xB1A7ull
-#define EVAL_BINARIZE_STREAM 103
 #define EVAL_PARZEN_SEED_SALT 0x9A125E4Dull
 
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out) {
@@ -36,7 +34,7 @@ void device_dataset_free(Backend *be, DeviceDataset *d) {
 
 void eval_prepare_test_set(const Config *cfg, Dataset *test) {
     if (cfg->data.binarize == BINARIZE_DYNAMIC)
-        dataset_binarize_static(test, cfg->train.seed ^ EVAL_BINARIZE_SEED_SALT, EVAL_BINARIZE_STREAM);
+        dataset_binarize_static(test, cfg->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
 }
 
 // Loads rows [start, start + B) of data (through perm if given) into m->x and the condition.

@@ -6,6 +6,7 @@
 #include "cuvae/common.h"
 #include "cuvae/config.h"
 #include "cuvae/dataset.h"
+#include "cuvae/eval.h"
 #include "cuvae/idx.h"
 
 #include <dirent.h>
@@ -852,6 +853,19 @@ static void test_dataset_static_binarization(void) {
     if (rc == 0) {
         CHECK(memcmp(a_train.images, b_train.images, 2 * FAKE_DIM) == 0,
               "train_limit changed the binarization of the kept examples");
+        dataset_free(&b_train);
+        dataset_free(&b_test);
+    }
+    // the static run's test set is the one a dynamic run with the same seed is evaluated on
+    cfg.data.train_limit = 0;
+    cfg.data.binarize = BINARIZE_NONE;
+    rc = dataset_load(&cfg, &b_train, &b_test, err, sizeof err);
+    CHECK(rc == 0, "dataset_load failed: %s", err);
+    if (rc == 0) {
+        cfg.data.binarize = BINARIZE_DYNAMIC;
+        eval_prepare_test_set(&cfg, &b_test);
+        CHECK(memcmp(a_test.images, b_test.images, FAKE_TEST * FAKE_DIM) == 0,
+              "static and dynamic runs are tested on different binarizations");
         dataset_free(&b_train);
         dataset_free(&b_test);
     }

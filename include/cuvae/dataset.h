@@ -25,6 +25,10 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
 
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
+// The one binarization of a test (or validation) set, static and dynamic runs alike:
+// dataset_binarize_static(d, train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM).
+#define TEST_SET_BINARIZE_SALT 0xB1A7ull
+#define TEST_SET_BINARIZE_STREAM 103
 
 // data.validation: moves round(fraction * n) examples (at least 1), chosen by a
 // permutation seeded by seed, from train into val; both keep the data's order.
