@@ -751,10 +751,14 @@ static double gan_objective(Model *m, int B, bool generator) {
     return total / B;
 }
 
-// Each player's gradient against finite differences of its own objective over its own region:
-// the discriminator's (real + fake BCE, smoothed targets) and the generator's (-log D(G(z)),
-// through the discriminator). Batch norm in training mode on both sides.
-static void gan_gradient_check(Config cfg, const char *label) {
+// The region [first, last) of the parameters whose gradient objective(m, B, which) computes.
+typedef void (*PlayerRegion)(const Model *m, bool which, size_t *first, size_t *last);
+
+// Both players' gradients of an adversarial model (which = false, then true) against finite
+// differences of their own objectives over their own regions, on 3 rows of 16 uniform pixels,
+// batch norm in training mode.
+static void adversarial_gradient_check(Config cfg, const char *label, RegionObjective objective,
+                                       PlayerRegion region, const char *names[2]) {
     const int B = 3;
     Model m;
     char err[256];
@@ -769,17 +773,27 @@ static void gan_gradient_check(Config cfg, const char *label) {
     float *params = xmalloc(m.n_params * sizeof(float)), *grads = xmalloc(m.n_params * sizeof(float));
     model_get_params(&m, params);
     for (int player = 0; player < 2; player++) {
-        const bool generator = player == 1;
-        gan_objective(&m, B, generator);
+        objective(&m, B, player == 1);
         cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
-        const size_t first = generator ? 0 : m.gan_disc_offset;
-        const size_t last = generator ? m.decoder_net->n_params : m.n_params;
-        region_gradient_check(&m, B, gan_objective, generator, params, grads, first, last, label,
-                              generator ? "generator" : "discriminator");
+        size_t first, last;
+        region(&m, player == 1, &first, &last);
+        region_gradient_check(&m, B, objective, player == 1, params, grads, first, last, label, names[player]);
     }
     free(params);
     free(grads);
     model_destroy(&m);
+}
+
+// a gan: the discriminator's region (real + fake BCE, smoothed targets), then the generator's
+// (-log D(G(z)) through the discriminator)
+static void gan_region(const Model *m, bool generator, size_t *first, size_t *last) {
+    *first = generator ? 0 : m->gan_disc_offset;
+    *last = generator ? m->decoder_net->n_params : m->n_params;
+}
+
+static void gan_gradient_check(Config cfg, const char *label) {
+    const char *names[2] = {"discriminator", "generator"};
+    adversarial_gradient_check(cfg, label, gan_objective, gan_region, names);
 }
 
 static void test_gan_gradients(void) {
@@ -896,36 +910,18 @@ static double aae_objective(Model *m, int B, bool regularization) {
     return total / B;
 }
 
-// The two adversarial gradients of an aae step against finite differences: the discriminator's
-// (prior draws against codes) over its region, the encoder's regularization gradient (through the
-// discriminator, then the head, trunk and encoder network) over the encoder's region. (The
-// reconstruction phase is the AE's gradient, checked above.)
+// The two adversarial gradients of an aae step: the discriminator's (prior draws against codes)
+// over its region, the encoder's regularization gradient (through the discriminator, then the
+// head, trunk and encoder network) over the encoder's region. (The reconstruction phase is the
+// AE's gradient, checked above.)
+static void aae_region(const Model *m, bool regularization, size_t *first, size_t *last) {
+    *first = regularization ? 0 : m->aae_disc_offset;
+    *last = regularization ? m->aae_encoder_params : m->aae_disc_offset + m->aae_discriminator->n_params;
+}
+
 static void aae_gradient_check(Config cfg, const char *label) {
-    const int B = 3;
-    Model m;
-    char err[256];
-    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "%s: model_create: %s", label, err);
-    model_init_params(&m, 12);
-    Rng rng;
-    rng_init(&rng, 79, 1);
-    float x[3 * 16];
-    for (int i = 0; i < B * 16; i++) x[i] = rng_uniform(&rng);
-    cpu->upload(cpu, m.x, x, sizeof x);
-    m.training_mode = true;
-    float *params = xmalloc(m.n_params * sizeof(float)), *grads = xmalloc(m.n_params * sizeof(float));
-    model_get_params(&m, params);
-    for (int phase = 0; phase < 2; phase++) {
-        const bool regularization = phase == 1;
-        aae_objective(&m, B, regularization);
-        cpu->download(cpu, grads, m.grads, m.n_params * sizeof(float));
-        const size_t first = regularization ? 0 : m.aae_disc_offset;
-        const size_t last = regularization ? m.aae_encoder_params : m.aae_disc_offset + m.aae_discriminator->n_params;
-        region_gradient_check(&m, B, aae_objective, regularization, params, grads, first, last, label,
-                              regularization ? "encoder" : "discriminator");
-    }
-    free(params);
-    free(grads);
-    model_destroy(&m);
+    const char *names[2] = {"discriminator", "encoder"};
+    adversarial_gradient_check(cfg, label, aae_objective, aae_region, names);
 }
 
 static void test_aae_gradients(void) {
