@@ -29,6 +29,7 @@
 #define RECONSTRUCTION_COLUMNS 12
 
 void figures_default_options(FigureOptions *o) {
+    memset(o, 0, sizeof *o);   // every field, the flags included
     o->tsne_points = 2000;
     o->tsne_iterations = 1000;
     o->scatter_points = 0;

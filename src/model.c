@@ -121,8 +121,10 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
         return -1;
     }
     if (refuse_masked_layers("encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err, errlen) ||
-        refuse_masked_layers("decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err, errlen))
+        refuse_masked_layers("decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err, errlen)) {
+        free(net);
         return -1;
+    }
     TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
     if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
     if (cfg->model.kind == MODEL_VQ_VAE) latent = net->out;   // the decoder reads the code grid

@@ -28,8 +28,8 @@ run_one() {
         echo "  FAIL $name: exit code $rc"; failed=$((failed + 1))
     fi
 }
-# `make test SANITIZE=1`: the unit tests and the training, error and fault
-# scripts on build-san/ (ASan + UBSan); the rest of the suite is `make test`.
+# `make test SANITIZE=1`: the unit tests and the training, error, fault, autoregressive,
+# gan and aae scripts on build-san/ (ASan + UBSan); the rest of the suite is `make test`.
 if [ "${SANITIZE:-0}" = 1 ]; then
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -42,7 +42,9 @@ if [ "${SANITIZE:-0}" = 1 ]; then
         case "$t" in */test_cuda_parity) continue;; esac
         run_one "$(basename "$t") (ASan + UBSan)" "$t"
     done
-    for s in tests/cli_train.sh tests/cli_errors.sh tests/cli_faults.sh; do
+    # (and the newer kinds end to end: their eval, sample and plot paths)
+    for s in tests/cli_train.sh tests/cli_errors.sh tests/cli_faults.sh tests/cli_autoregressive.sh tests/cli_gan.sh \
+             tests/cli_aae.sh; do
         run_one "$(basename "$s") (ASan + UBSan)" bash "$s"
     done
     echo "$passed passed, $failed failed, $skipped skipped"
