@@ -46,22 +46,49 @@ NVCCFLAGS += -Iinclude -std=c++17 -MMD -MP -Xcompiler -Wall,-Wextra \
              -gencode arch=compute_90,code=compute_90
 
 LIB_SRCS := $(filter-out src/main.c src/backend_cuda.c, $(wildcard src/*.c))
+# NCCL (shipped with the CUDA toolkit) for the CUDA backend's all-reduce across
+# GPUs: used when nccl.h and libnccl are found, `make NCCL=0` without. The
+# emulated build emulates a communicator of one rank (tests/cuemu/cuemu_nccl.cpp).
+ifeq ($(CUDA_EMU),1)
+NCCL    ?= $(shell test -f $(CUDA_HOME)/include/nccl.h && echo 1 || echo 0)
+else
+NCCL    ?= $(shell test -f $(CUDA_HOME)/include/nccl.h && ls $(CUDA_HOME)/lib64/libnccl.so* >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 ifeq ($(CUDA),1)
   LIB_SRCS += src/backend_cuda.c
   CU_SRCS  := $(wildcard kernels/*.cu)
   CFLAGS   += -DCUVAE_WITH_CUDA=1 -I$(CUDA_HOME)/include
+  ifeq ($(NCCL),1)
+    CFLAGS += -DCUVAE_WITH_NCCL=1
+  endif
   ifeq ($(CUDA_EMU),1)
     LDLIBS += -lstdc++
   else
     LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+    ifeq ($(NCCL),1)
+      LDLIBS += -lnccl
+    endif
   endif
+endif
+
+# MPI (Open MPI, Debian's libopenmpi-dev) for data-parallel training across
+# processes (src/distributed.c): used when mpicc is found, `make MPI=0` without.
+# The sanitized build leaves it out (ASan's leak check and Open MPI disagree).
+ifeq ($(SANITIZE),1)
+MPI     ?= 0
+else
+MPI     ?= $(shell command -v mpicc >/dev/null 2>&1 && mpicc --showme:compile >/dev/null 2>&1 && echo 1 || echo 0)
+endif
+ifeq ($(MPI),1)
+  CFLAGS += -DCUVAE_WITH_MPI=1 $(shell mpicc --showme:compile)
+  LDLIBS += $(shell mpicc --showme:link)
 endif
 
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # record the build flavour so switching CUDA=0/1 rebuilds
-FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)
+FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)
 
 # ---- the emulated CUDA device (tests/cuemu), CUDA_EMU=1 only ----------------
 CUEMU := tests/cuemu
@@ -167,11 +194,14 @@ run: deps data all
 
 # `make test SANITIZE=1`: unit tests and the training / error / fault scripts
 # under ASan + UBSan (build-san/); .ci/run runs both.
+# (a sub-make after deps: what deps installed, e.g. Open MPI, is detected)
 ifeq ($(SANITIZE),1)
-test: deps data all
+test: deps data
+	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@SANITIZE=1 BUILD=$(BUILD) bash tests/run_tests.sh
 else
-test: deps data all emu
+test: deps data
+	@$(MAKE) --no-print-directory all emu
 	@bash tests/run_tests.sh
 endif
 

@@ -16,7 +16,8 @@ __global__ void gather_batch_kernel(float *x,                 // (B, D)
                                     const StepState *state,   // (1) or NULL
                                     int B, int D, int binarize, uint64_t binarize_seed) {
     const int base = start + (state ? state->batch_start : 0);
-    const uint64_t draw_base = state ? state->uniform_offset : 0;
+    // with the step state, row b of the batch is row start + b of the step's (global) batch
+    const uint64_t draw_base = state ? state->uniform_offset + (uint64_t)start * (uint64_t)D : 0;
     size_t total = (size_t)B * D;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {

@@ -5,6 +5,7 @@
 #include "cuvae/optimizer_math.h"
 #include "cuvae/layer_math.h"
 #include "cuvae/common.h"
+#include "cuvae/distributed.h"
 #include "cuvae/philox.h"
 #include "cuvae/rng.h"
 #include "cuvae/step_state.h"
@@ -174,7 +175,8 @@ static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const i
                              uint64_t binarize_seed) {
     (void)be;
     const int base = start + (state ? state->batch_start : 0);
-    const uint64_t draw_base = state ? state->uniform_offset : 0;
+    // with the step state, row b of the batch is row start + b of the step's (global) batch
+    const uint64_t draw_base = state ? state->uniform_offset + (uint64_t)start * (uint64_t)D : 0;
     #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
     for (int b = 0; b < B; b++) {
         size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
@@ -457,6 +459,11 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
 
 // The same partition as kernels/grad_clip.cu: lane l of block b sums elements
 // l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
+static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
+    (void)be;
+    dist_sum_floats(buf, n, "gradient all-reduce");
+}
+
 static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, double *scratch) {
     (void)be;
     const size_t lanes = 256, stride = lanes * GRAD_CLIP_BLOCKS;
@@ -899,6 +906,7 @@ Backend *backend_cpu_create(void) {
     be->adam_update = cpu_adam_update;
     be->sgd_update = cpu_sgd_update;
     be->grad_clip = cpu_grad_clip;
+    be->all_reduce_sum = cpu_all_reduce_sum;
     be->activation_forward = cpu_activation_forward;
     be->activation_gradient = cpu_activation_gradient;
     be->multiply = cpu_multiply;

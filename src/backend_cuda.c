@@ -6,9 +6,13 @@
 // captured once per (context, batch size) into a CUDA graph and replayed.
 // Only download() and synchronize() wait for the device; a CUDA error
 // anywhere aborts with file:line and the error string (cuvae/cuda_check.h).
+// Data parallel (distributed.h): one GPU per rank, chosen from the local rank,
+// and an NCCL communicator (its id bootstrapped over MPI) whose all-reduce
+// runs on the same stream, so a captured step holds it.
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/distributed.h"
 #include "cuvae/kernels.h"
 
 #include <math.h>
@@ -18,6 +22,9 @@
 
 #include <cuda_runtime_api.h>
 #include <cublas_v2.h>
+#ifdef CUVAE_WITH_NCCL
+#include <nccl.h>
+#endif
 
 // cuBLAS workspace set explicitly so that no GEMM allocates memory behind our
 // back (which also keeps a training step capturable in a CUDA graph).
@@ -50,6 +57,9 @@ typedef struct {
     Allocation *allocations;
     size_t n_allocations, cap_allocations;
     size_t current_bytes, peak_bytes;
+#ifdef CUVAE_WITH_NCCL
+    ncclComm_t nccl;    // the ranks of a data-parallel run (NULL: not launched as ranks)
+#endif
 } CudaImpl;
 
 static CudaImpl *impl_of(Backend *be) { return (CudaImpl *)be->impl; }
@@ -147,6 +157,9 @@ static void cuda_destroy(Backend *be) {
         free(impl->steps);
         if (impl->cublas) CUBLAS_CHECK(cublasDestroy(impl->cublas));
         if (impl->cublas_workspace) CUDA_CHECK(cudaFree(impl->cublas_workspace));
+#ifdef CUVAE_WITH_NCCL
+        if (impl->nccl) ncclCommDestroy(impl->nccl);
+#endif
         if (impl->stream) CUDA_CHECK(cudaStreamDestroy(impl->stream));
         free(impl);
     }
@@ -440,6 +453,26 @@ static void cuda_grad_clip(Backend *be, float *grads, size_t n, float max_norm, 
     launch_grad_clip(grads, n, max_norm, scratch, impl_of(be)->stream);
 }
 
+// Sums buf over the ranks on the training stream (NCCL); without a communicator
+// (one process, or one rank of a build without NCCL) the sum is buf itself.
+static void cuda_all_reduce_sum(Backend *be, float *buf, size_t n) {
+#ifdef CUVAE_WITH_NCCL
+    CudaImpl *impl = impl_of(be);
+    if (!impl->nccl) return;
+    ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, impl->nccl, impl->stream);
+    if (r != ncclSuccess) {
+        fprintf(dist_error_stream(), "cuvae: rank %d: NCCL all-reduce failed (%s:%d): %s\n", dist_rank(),
+                __FILE__, __LINE__, ncclGetErrorString(r));
+        dist_abort(CUVAE_EXIT_BAD_INPUT);
+        exit(CUVAE_EXIT_BAD_INPUT);
+    }
+#else
+    (void)be;
+    (void)buf;
+    (void)n;
+#endif
+}
+
 static void cuda_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
                             const StepState *state, OptimizerParams o) {
     launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
@@ -485,6 +518,8 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
             return NULL;
         }
         device = (int)chosen;
+    } else if (dist_launched()) {   // data parallel: one GPU per rank of this machine
+        device = dist_local_rank() % device_count;
     }
 
     Backend *be = xcalloc(1, sizeof(Backend));
@@ -540,6 +575,29 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
                                cublasGetStatusString(blas_status));
     }
 
+    // data parallel: the NCCL communicator of the ranks, its id sent from rank 0 over MPI
+    if (dist_launched()) {
+#ifdef CUVAE_WITH_NCCL
+        ncclUniqueId id;
+        memset(&id, 0, sizeof id);
+        ncclResult_t r = dist_rank() == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+        dist_broadcast_bytes(&id, sizeof id, "NCCL id broadcast");
+        if (r == ncclSuccess) r = ncclCommInitRank(&impl->nccl, dist_size(), id, dist_rank());
+        if (r != ncclSuccess) {
+            impl->nccl = NULL;
+            return creation_failed(be, err, errlen, "NCCL communicator", ncclGetErrorString(r));
+        }
+        int version = 0;
+        ncclGetVersion(&version);
+        fprintf(stderr, "cuvae: data parallel: NCCL %d communicator of %d rank%s, rank %d on GPU %d\n", version,
+                dist_size(), dist_size() == 1 ? "" : "s", dist_rank(), device);
+#else
+        if (dist_size() > 1)
+            return creation_failed(be, err, errlen, "data parallel",
+                                   "this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found)");
+#endif
+    }
+
     impl->options.precision = PRECISION_FP32;
     impl->options.cuda_graphs = false;   // eager until configure() (tests, eval)
 
@@ -579,6 +637,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->accumulate_loss = cuda_accumulate_loss;
     be->adam_update = cuda_adam_update;
     be->sgd_update = cuda_sgd_update;
+    be->all_reduce_sum = cuda_all_reduce_sum;
     be->grad_clip = cuda_grad_clip;
     be->activation_forward = cuda_activation_forward;
     be->activation_gradient = cuda_activation_gradient;

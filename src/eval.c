@@ -3,6 +3,7 @@
 // units, KL per dimension, reconstruction errors, and the importance-weighted
 // -log p(x) (Burda et al. 2015).
 #include "cuvae/eval.h"
+#include "cuvae/distributed.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
 
@@ -44,11 +45,13 @@ static void load_batch(Model *m, const DeviceDataset *data, const int32_t *perm,
     if (m->onehot) be->gather_onehot(be, m->onehot, data->labels, perm, start, NULL, B, m->n_classes);
 }
 
-void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
+// The sums over the batches first_batch, first_batch + batch_step, ... of data.
+static void elbo_sums(Model *m, const DeviceDataset *data, EpsMode eps_mode, int first_batch, int batch_step,
+                      double sums[3]) {
     uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
     m->rng_seed = m->cfg.train.seed ^ EVAL_SEED_SALT;
     m->rng_offset = 0;
-    for (int start = 0; start < data->n; start += m->max_batch) {
+    for (int start = first_batch * m->max_batch; start < data->n; start += batch_step * m->max_batch) {
         int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
         load_batch(m, data, NULL, start, B);
         // example i always gets draws i*L .. i*L + L - 1, whatever the batch size
@@ -61,14 +64,30 @@ void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult
         }
         model_accumulate_loss(m, B);
     }
-    double rec, kl, count;
-    model_read_loss(m, &rec, &kl, &count);
+    model_read_loss(m, &sums[0], &sums[1], &sums[2]);
     m->rng_seed = saved_seed;
     m->rng_offset = saved_offset;
+}
+
+static void elbo_result(const double sums[3], ElboResult *out) {
+    const double rec = sums[0], kl = sums[1], count = sums[2];
     out->examples = (long)count;
     out->rec = count > 0 ? rec / count : 0.0;
     out->kl = count > 0 ? kl / count : 0.0;
     out->loss = out->rec + out->kl;
+}
+
+void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
+    double sums[3];
+    elbo_sums(m, data, eps_mode, 0, 1, sums);
+    elbo_result(sums, out);
+}
+
+void eval_elbo_ranks(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out) {
+    double sums[3];
+    elbo_sums(m, data, eps_mode, dist_rank(), dist_size(), sums);
+    dist_sum_doubles(sums, 3, "evaluation sums");
+    elbo_result(sums, out);
 }
 
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {

@@ -1,4 +1,5 @@
 // main.c: command-line dispatch only: train, eval, sample, --help, --version.
+#include "cuvae/distributed.h"
 #include "cuvae/prior.h"
 #include "cuvae/backend.h"
 #include "cuvae/bench.h"
@@ -130,7 +131,10 @@ static const char *USAGE_REPORT =
     "(RUNS_DIR/<run>/figures/<figure>.png). Relative links only: it opens from disk.\n";
 
 static int fail(const char *message) {
-    fprintf(stderr, "cuvae: %s\n", message);
+    if (dist_size() > 1 && !dist_is_writer())   // (the other ranks' stderr is quiet)
+        fprintf(dist_error_stream(), "cuvae: rank %d of %d: %s\n", dist_rank(), dist_size(), message);
+    else
+        fprintf(stderr, "cuvae: %s\n", message);
     return EXIT_BAD_INPUT;
 }
 
@@ -421,18 +425,36 @@ static int run_command(int argc, char **argv);
 
 // Whatever a command printed on stdout (eval's JSON, bench's line) must have
 // reached it: a full disk or a closed pipe is an error, not a silent success.
+// Launched by mpirun / srun (distributed.h), `cuvae train` runs data-parallel; a
+// rank that fails ends every rank (the others may be waiting in a collective).
 int main(int argc, char **argv) {
-    int rc = run_command(argc, argv);
-    errno = 0;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "cuvae: cannot write to standard output: %s\n", strerror(errno ? errno : EIO));
+    backend_cpu_select_blas_kernels(argv);   // may start the process again: before MPI starts
+    char err[512];
+    if (dist_init(&argc, &argv, err, sizeof err) != 0) {
+        fprintf(stderr, "cuvae: %s\n", err);
         return EXIT_BAD_INPUT;
     }
+    int rc;
+    if (dist_size() > 1 && (argc < 2 || strcmp(argv[1], "train") != 0)) {
+        if (dist_is_writer())
+            fprintf(stderr, "cuvae: launched as %d ranks: only `cuvae train` runs data-parallel; run `cuvae %s` "
+                    "as one process\n", dist_size(), argc < 2 ? "" : argv[1]);
+        rc = EXIT_BAD_INPUT;
+    } else {
+        rc = run_command(argc, argv);
+    }
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(dist_error_stream(), "cuvae: cannot write to standard output: %s\n", strerror(errno ? errno : EIO));
+        rc = EXIT_BAD_INPUT;
+    }
+    // a failure (not a stop asked by a signal, which every rank takes at the same step) ends every rank
+    if (rc != 0 && rc < 128) dist_abort(rc);
+    dist_finalize();
     return rc;
 }
 
 static int run_command(int argc, char **argv) {
-    backend_cpu_select_blas_kernels(argv);
     if (argc < 2) {
         fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");
         return EXIT_BAD_INPUT;
@@ -455,8 +477,9 @@ static int run_command(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("cuvae %s (%s backend%s)\n", CUVAE_VERSION, backend_cuda_compiled() ? "cpu + cuda" : "cpu",
-               backend_cuda_compiled() ? "s" : "");
+        printf("cuvae %s (%s backend%s; data parallel: %s)\n", CUVAE_VERSION,
+               backend_cuda_compiled() ? "cpu + cuda" : "cpu", backend_cuda_compiled() ? "s" : "",
+               dist_mpi_compiled() ? "MPI" : "no MPI, one process");
         return 0;
     }
     const char *command = argv[1];

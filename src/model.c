@@ -519,11 +519,13 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         eps.seed = m->rng_seed;
         if (eps_mode == EPS_SAMPLE && m->cfg.train.epsilon == EPSILON_STORED) {
             // the draw index base is read on the device: graph-capturable
-            be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed, 0,
-                            &m->state->eps_offset);
+            // (a rank's shard draws the rows of the global batch it holds)
+            be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed,
+                            (uint64_t)m->shard_start * (uint64_t)L, &m->state->eps_offset);
             eps.buffer = m->eps;
         } else if (eps_mode == EPS_SAMPLE) {
             eps.draw = true;
+            eps.base = (uint64_t)m->shard_start * (uint64_t)L;
             eps.offset = &m->state->eps_offset;
         } else if (eps_mode == EPS_DRAW) {
             eps.draw = true;
@@ -588,7 +590,10 @@ void model_backward(Model *m, int B, float w_rec, float w_kl) {
 void model_backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
-    const float inv_batch = 1.0f / (float)B;
+    // the loss is the mean over the global batch: across ranks each shard's
+    // gradient is scaled by 1 / (global rows) and the ranks' gradients summed
+    const int mean_rows = m->global_rows > 0 ? m->global_rows : B;
+    const float inv_batch = 1.0f / (float)mean_rows;
 
     // fused reconstruction loss + d(loss)/d(output), already scaled by w_rec / B
     float *dY = m->grad_a;
@@ -634,8 +639,12 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
         // which statistics the schedule needs is fixed for a run (free bits and capacity
         // are on or off), so the op sequence stays the same from step to step
         bool needs_stats = m->kl_needs_stats;
-        if (needs_stats) be->kl_statistics(be, m->kl_dim_sum, m->acts[m->head], B, m->latent_dim);
-        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, B, m->latent_dim,
+        if (needs_stats) {
+            be->kl_statistics(be, m->kl_dim_sum, m->acts[m->head], B, m->latent_dim);
+            // the global batch's statistics: the same coefficients on every rank
+            if (m->data_parallel) be->all_reduce_sum(be, m->kl_dim_sum, (size_t)m->latent_dim);
+        }
+        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, mean_rows, m->latent_dim,
                             m->state);
         be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps_source, dY, B,
                                 m->latent_dim, m->kl_coef);

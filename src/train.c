@@ -7,6 +7,7 @@
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/dataset.h"
+#include "cuvae/distributed.h"
 #include "cuvae/epoch_images.h"
 #include "cuvae/eval.h"
 #include "cuvae/model.h"
@@ -245,6 +246,29 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         dataset_free(&test_set);
         return -1;
     }
+    // data parallel (mpirun / srun): every rank builds the same model from the same seed
+    if (dist_launched()) {
+        const char *why = model.gan || model.aae
+            ? "trains its players in alternating phases, each with its own optimizer"
+            : model.vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
+            : model.n_buffers ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
+        if (why || batch < dist_size()) {
+            if (why)
+                set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "
+                          "it yet; train it as one process", cfg->source, model_kind_name(cfg->model.kind), why,
+                          dist_size());
+            else
+                set_error(err, errlen, "%s: train.batch_size %d: fewer rows than the %d ranks (each rank trains on "
+                          "a shard of the global batch)", cfg->source, batch, dist_size());
+            model_destroy(&model);
+            be->destroy(be);
+            dataset_free(&train_set);
+            dataset_free(&val_set);
+            dataset_free(&test_set);
+            return -1;
+        }
+        model.data_parallel = true;
+    }
     model_init_params(&model, cfg->train.seed);
     // the model of the final evaluation (a larger batch), allocated now: memory that
     // does not fit must fail before the output folder is touched, not after training
@@ -297,7 +321,26 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     char path[1024];
     int rc = 0;
     const int epochs = cfg->train.epochs;
-    const long steps_per_epoch = (train_set.n + batch - 1) / batch;
+    long steps_per_epoch = (train_set.n + batch - 1) / batch;
+    const int ranks = dist_size();
+    const bool writer = dist_is_writer();   // rank 0 alone writes the run folder
+    if (model.data_parallel) {
+        const int tail = train_set.n % batch;
+        if (tail > 0 && tail < ranks) {   // a last batch some ranks would have no row of
+            steps_per_epoch--;
+            fprintf(stderr, "cuvae: data parallel: the last %d examples of each epoch's order are left out "
+                    "(fewer than the %d ranks)\n", tail, ranks);
+        }
+        int first_start, first_rows, last_start, last_rows;
+        dist_shard(batch, 0, ranks, &first_start, &first_rows);
+        dist_shard(batch, ranks - 1, ranks, &last_start, &last_rows);
+        char shards[64];
+        if (first_rows == last_rows) snprintf(shards, sizeof shards, "%d", first_rows);
+        else snprintf(shards, sizeof shards, "%d to %d", last_rows, first_rows);
+        fprintf(stderr, "cuvae: data parallel: %d rank%s, global batch %d (shards of %s rows), the gradient "
+                "summed over the ranks every step; rank 0 writes %s\n", ranks, ranks == 1 ? "" : "s", batch, shards,
+                out_dir);
+    }
     model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
     char resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", out_dir);
@@ -335,17 +378,19 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     free(log_target);
     // Everything that can fail on bad input (data, config, sizes, memory, the
     // resume file) has passed: only now is the output folder touched, so a
-    // failed run leaves an earlier run there as it was.
-    rc = make_dirs(out_dir, err, errlen);
-    if (rc == 0 && overwrite) rc = remove_previous_run(out_dir, err, errlen);
-    if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
-    if (rc == 0) {
-        snprintf(path, sizeof path, "%s/figures", out_dir);
-        rc = remove_stale_temp_files(path, err, errlen);
-        snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+    // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)
+    if (writer) {
+        rc = make_dirs(out_dir, err, errlen);
+        if (rc == 0 && overwrite) rc = remove_previous_run(out_dir, err, errlen);
+        if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
+        if (rc == 0) {
+            snprintf(path, sizeof path, "%s/figures", out_dir);
+            rc = remove_stale_temp_files(path, err, errlen);
+            snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+        }
     }
     if (rc == 0 && resume) {
-        rc = keep_log_lines(path, at.epochs_done, err, errlen);
+        if (writer) rc = keep_log_lines(path, at.epochs_done, err, errlen);
         first_epoch = at.epochs_done + 1;
         if (rc == 0 && at.steps_in_epoch > 0)
             fprintf(stderr, "cuvae: resuming %s in epoch %d of %d, after step %lld of %ld\n", out_dir,
@@ -353,7 +398,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         else if (rc == 0)
             fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, at.epochs_done, epochs);
     }
-    if (rc == 0) {
+    if (rc == 0 && writer) {
         // a run that fails later must not leave an earlier evaluation beside its config
         char eval_path[1100];
         snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
@@ -361,7 +406,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", eval_path,
                            strerror(errno));
     }
-    if (rc == 0) {
+    if (rc == 0 && writer) {
         char config_path[1100];
         char *config_json = config_to_json(cfg);
         snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
@@ -370,8 +415,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         free(config_json);
     }
     if (rc != 0) goto done;
-    log = fopen(path, resume ? "a" : "w");   // through a symbolic link to a regular file
-    if (!log) {
+    if (writer) log = fopen(path, resume ? "a" : "w");   // through a symbolic link to a regular file
+    if (writer && !log) {
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         goto done;
     }
@@ -417,17 +462,19 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         double interval_start = wall_seconds();
         long interval_examples = 0;
         for (long step = continuing ? (long)at.steps_in_epoch : 0; step < steps_per_epoch; step++) {
-            if (interrupt_signal) {
+            // data parallel: the ranks agree at each step boundary (the signal may reach them apart)
+            if (model.data_parallel ? dist_any(interrupt_signal != 0, "stop request") : interrupt_signal != 0) {
+                const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
                                     at.best_epoch, at.best_loss};
-                if (resume_save(&model, &here, resume_path, err, errlen) != 0) {
+                if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
                 }
-                rc = 128 + (int)interrupt_signal;
+                rc = 128 + sig;
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
-                          "in %s; continue with %s", interrupt_signal == SIGINT ?
+                          "in %s; continue with %s", sig == SIGINT ?
                           "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, resume_path,
                           overwrite ? "the same command, --resume in place of --overwrite"
                                     : "the same command and --resume");
@@ -445,6 +492,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 // the one device -> host read of a log interval
                 double rec, kl_sum, count;
                 model_read_loss(&model, &rec, &kl_sum, &count);
+                if (model.data_parallel) {   // the global batch's sums
+                    double sums[3] = {rec, kl_sum, count};
+                    dist_sum_doubles(sums, 3, "loss sums");
+                    rec = sums[0];
+                    kl_sum = sums[1];
+                    count = sums[2];
+                }
                 if (!isfinite(rec) || !isfinite(kl_sum)) {
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
@@ -478,7 +532,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         be->synchronize(be);
         double train_seconds = wall_seconds() - epoch_start;
         ElboResult test;   // on the watched set: validation, or test
-        eval_elbo(&model, watched, EPS_SAMPLE, &test);
+        eval_elbo_ranks(&model, watched, EPS_SAMPLE, &test);   // sharded over the ranks
         double seconds = wall_seconds() - epoch_start;
         double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
         KlSchedule epoch_end = model_kl_schedule(cfg, epoch);   // the schedule where this epoch ends
@@ -542,7 +596,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                  epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
                  epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
                  epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0, (double)last_step.lr_now);
-        if (log_write_line(log, path, line, err, errlen) != 0) {
+        if (writer && log_write_line(log, path, line, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
@@ -556,11 +610,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             at.best_loss = watched_loss;
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss};
-        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
+        if (writer && (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
             (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||
             (cfg->train.epoch_images &&
-             epoch_images_write(&model, &test_dev, test_set.labels, epoch, out_dir, err, errlen) != 0)) {
+             epoch_images_write(&model, &test_dev, test_set.labels, epoch, out_dir, err, errlen) != 0))) {
             rc = -1;
             goto done;
         }
@@ -573,7 +627,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     }
     if (epochs == 0) {
         ElboResult test;
-        eval_elbo(&model, &test_dev, EPS_SAMPLE, &test);
+        eval_elbo_ranks(&model, &test_dev, EPS_SAMPLE, &test);
         if (units.exact_nll)
             fprintf(stderr, "epochs = 0: test loss %.4f = -log p(%s), nats/example (exact) at init\n", test.loss,
                     cfg->model.prior_of[0] ? "codes" : "x");
@@ -586,7 +640,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         else
             fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
                     test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);
-        if (checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+        if (writer && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
@@ -602,7 +656,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                   ckpt_path, ckpt_path);
         goto done;
     }
-    {
+    if (writer) {   // the final evaluation: rank 0's (the others are done)
         model_copy_weights(&eval_model, &model);
         EvalReport report;
         if (cfg->eval.iw_samples > 0)

@@ -100,7 +100,8 @@ struct Backend {
     // x (B, D) = data[row] / 255.0f (an IEEE division), row = perm ? perm[r] : r,
     // r = start + (state ? state->batch_start : 0) + b. data (N, D) uint8 resident on
     // the device; perm (N) int32. With binarize the pixel is drawn: x = (u < p) ? 1 : 0,
-    // u = philox_uniform_at(binarize_seed, (state ? state->uniform_offset : 0) + b D + d).
+    // u = philox_uniform_at(binarize_seed, (state ? state->uniform_offset + start D : 0) + b D + d)
+    // (a data-parallel rank's shard starts at row `start` of the step's global batch).
     void (*gather_batch)(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
                          int start, const StepState *state, int B, int D, bool binarize,
                          uint64_t binarize_seed);
@@ -175,6 +176,12 @@ struct Backend {
     // if max_norm / (norm + 1e-6) < 1, g *= that. scratch holds GRAD_CLIP_SCRATCH
     // doubles (partial sums; scratch[0] the norm afterwards).
     void (*grad_clip)(Backend *be, float *grads, size_t n, float max_norm, double *scratch);
+
+    // ---- data parallel (distributed.h) -------------------------------------
+    // buf (n) = its sum over the ranks, in place, in order with the other ops:
+    // MPI on the CPU; NCCL on the training stream on CUDA (so a captured step holds
+    // it). One rank: unchanged. Called only when the run is launched by mpirun/srun.
+    void (*all_reduce_sum)(Backend *be, float *buf, size_t n);
 
     // Adam / AdamW (PyTorch semantics) over n floats of a flat arena, the
     // learning rate and bias corrections from state (step_begin): per element, in fp32,

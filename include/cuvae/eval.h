@@ -38,6 +38,10 @@ typedef struct {
 // repeated evaluations use the same draws) or EPS_ZERO (z = mu). Leaves the
 // training RNG state untouched; the loss accumulator must be empty on entry.
 void eval_elbo(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out);
+// The same, sharded over the ranks of a data-parallel run (distributed.h): rank
+// r evaluates batches r, r + size, ... and the sums are reduced; every rank gets
+// the result (equal to eval_elbo's up to summation order). Every rank must call it.
+void eval_elbo_ranks(Model *m, const DeviceDataset *data, EpsMode eps_mode, ElboResult *out);
 
 #define ACTIVE_UNIT_THRESHOLD 0.01
 

@@ -122,6 +122,10 @@ typedef struct {
 
     uint64_t rng_seed;       // seed of the epsilon stream
     uint64_t rng_offset;     // draw index base of EPS_DRAW (evaluation)
+    // data parallel (distributed.h): set by the training step while it enqueues its ops
+    int shard_start;         // rows of the step's global batch before this rank's shard (0: one process)
+    int global_rows;         // rows of the whole global batch, the loss's mean is over them (0: B)
+    bool data_parallel;      // gradients (and KL statistics) are summed over the ranks every step
 } Model;
 
 // One example's shape for input_dim values: (1, side, side) when it is a square

@@ -1,0 +1,50 @@
+// distributed.h: data-parallel runs across processes. Which rank this process
+// is, how a global batch is split among the ranks, the collectives training
+// needs (sums over the ranks, in host memory), and ending every rank when one
+// fails. Built with MPI (CUVAE_WITH_MPI) and launched by mpirun or srun, the
+// ranks are those of MPI_COMM_WORLD; otherwise there is one rank and every
+// collective is a no-op, so a single process runs exactly as it always did.
+// The GPU's collective (NCCL on the training stream) is a backend op
+// (backend.h all_reduce_sum); it is bootstrapped through dist_broadcast_bytes.
+#ifndef CUVAE_DISTRIBUTED_H
+#define CUVAE_DISTRIBUTED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+// Starts MPI when the process was launched as one of several ranks (or as one
+// rank by a launcher). Returns 0, or -1 with err set: launched as several ranks
+// by a build without MPI. Call first in main.
+int dist_init(int *argc, char ***argv, char *err, size_t errlen);
+
+// Ends MPI after a successful run (waits for the other ranks).
+void dist_finalize(void);
+
+// Ends every rank now with exit code `code` (MPI_Abort), after a failure on this one.
+void dist_abort(int code);
+
+int dist_rank(void);          // 0 .. size - 1
+int dist_size(void);          // 1 unless launched as several ranks
+int dist_local_rank(void);    // rank among the ranks of this machine (the GPU it uses)
+bool dist_launched(void);     // started by mpirun / srun (even as a single rank)
+bool dist_is_writer(void);    // rank 0: the one rank that writes files and prints progress
+bool dist_mpi_compiled(void); // built with MPI
+
+// Where ranks other than 0 print their errors (their stderr is quiet otherwise).
+FILE *dist_error_stream(void);
+
+// The rows [*start, *start + *count) of a global batch of `rows` this rank
+// trains on: rows / size each, the first rows % size ranks one more.
+void dist_shard(int rows, int rank, int size, int *start, int *count);
+
+// In place, over all ranks: buf = sum of every rank's buf. `what` names the
+// collective in the timeout message. No-op for one rank.
+void dist_sum_floats(float *buf, size_t n, const char *what);
+void dist_sum_doubles(double *buf, size_t n, const char *what);
+// Whether any rank passes true (the ranks stop together).
+bool dist_any(bool flag, const char *what);
+// buf of rank 0 copied to every rank.
+void dist_broadcast_bytes(void *buf, size_t n, const char *what);
+
+#endif

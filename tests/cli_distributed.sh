@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# cli_distributed.sh: data-parallel training (src/distributed.c) through the
+# real binary under Open MPI's mpirun, on the CPU:
+#   mpirun -np 2 equals one process with the same global batch (the loss curve
+#     and the final parameters, within a float tolerance: the sums run in
+#     another order), for an even split and for a batch that does not divide
+#     (shards 50 + 49) with free bits (KL statistics reduced) and dynamic binarization
+#   --resume across a change of N (2 -> 1 and 1 -> 2 ranks)
+#   refusals: a kind that is not data-parallel yet, a command other than train
+#   a rank killed mid-run ends the run with an error, the folder stays resumable;
+#     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
+#   the NCCL path with one rank on the emulated CUDA device (bit-exact with the
+#     single process: a one-rank all-reduce is the identity)
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
+    skip "data-parallel tests" "data/mnist missing (run make data)"; cli_finish cli_distributed; exit
+fi
+if ! "$CUVAE" --version | grep -q "data parallel: MPI"; then
+    # a build without MPI launched as ranks must say so (a launcher's environment, faked)
+    expect_error "launched as ranks without MPI: one clear line" 2 "launched as 2 ranks, but this build has no MPI" -- \
+        env OMPI_COMM_WORLD_SIZE=2 "$CUVAE" train configs/examples_vae.json --set device=cpu --out "$tmp/none"
+    skip "data-parallel runs" "$CUVAE was built without MPI (install libopenmpi-dev openmpi-bin and rebuild)"
+    cli_finish cli_distributed; exit
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+    skip "data-parallel runs" "mpirun not found (apt-get install openmpi-bin)"; cli_finish cli_distributed; exit
+fi
+# root in a container: Open MPI wants to be told; no process binding, so that one
+# process and one rank use the same threads (bit-exact comparisons below)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi() { local n="$1"; shift; mpirun --oversubscribe --bind-to none -np "$n" "$@"; }
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1   # 2 ranks on a 2-core machine
+small=(--set data.train_limit=2000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8
+       --set train.batch_size=100 --set eval.iw_samples=0 --set train.epoch_images=false)
+train() { "$CUVAE" train configs/examples_vae.json "${small[@]}" "$@"; }
+train_mpi() { local n="$1"; shift; mpi "$n" "$CUVAE" train configs/examples_vae.json "${small[@]}" "$@"; }
+
+# compare A B: the log's losses (relative 1e-5) and the parameters (absolute 1e-4)
+# of two runs; prints the largest differences
+compare() {
+    /usr/bin/env python3 - "$1" "$2" <<'EOF'
+import json, struct, sys
+def load(path):
+    blob = open(path, 'rb').read()
+    n = struct.unpack('<Q', blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == '__metadata__' or t['dtype'] != 'F32':
+            continue
+        s, e = t['data_offsets']
+        out[name] = struct.unpack('<%df' % ((e - s) // 4), blob[8 + n + s:8 + n + e])
+    return out
+a, b = sys.argv[1], sys.argv[2]
+log_a = [json.loads(l) for l in open(a + '/log.jsonl')]
+log_b = [json.loads(l) for l in open(b + '/log.jsonl')]
+assert len(log_a) == len(log_b), 'epochs %d vs %d' % (len(log_a), len(log_b))
+loss_rel = max(abs(x[k] - y[k]) / max(abs(x[k]), 1e-9) for x, y in zip(log_a, log_b)
+               for k in ('train_loss', 'test_loss', 'train_rec', 'train_kl'))
+pa, pb = load(a + '/model.safetensors'), load(b + '/model.safetensors')
+assert pa.keys() == pb.keys()
+param_abs = max(max((abs(x - y) for x, y in zip(pa[k], pb[k])), default=0.0) for k in pa)
+print('loss curve: largest relative difference %.2e; parameters: largest absolute difference %.2e'
+      % (loss_rel, param_abs))
+sys.exit(0 if loss_rel < 1e-5 and param_abs < 1e-4 else 1)
+EOF
+}
+
+# ---- np 2 == one process -----------------------------------------------------
+train --set train.epochs=2 --out "$tmp/one" 2>"$tmp/one.err" || bad "one process: $(tail -1 "$tmp/one.err")"
+if train_mpi 2 --set train.epochs=2 --out "$tmp/two" >"$tmp/two.out" 2>&1; then
+    grep -q "data parallel: 2 ranks, global batch 100 (shards of 50 rows)" "$tmp/two.out" \
+        && ok "mpirun -np 2: announces 2 ranks, shards of 50" || bad "mpirun -np 2: no data-parallel line"
+    if diff=$(compare "$tmp/one" "$tmp/two"); then ok "mpirun -np 2 == one process, global batch 100 ($diff)"
+    else bad "mpirun -np 2 != one process: $diff"; fi
+    [ "$(ls "$tmp/two")" = "$(ls "$tmp/one")" ] && ok "rank 0 alone wrote the run folder, the same files" \
+        || bad "run folders differ: $(ls "$tmp/two" | tr '\n' ' ') vs $(ls "$tmp/one" | tr '\n' ' ')"
+else
+    bad "mpirun -np 2 failed: $(grep cuvae: "$tmp/two.out" | tail -2)"
+fi
+# a global batch that does not divide (99 = 50 + 49), free bits (the KL statistics
+# are summed over the ranks too) and dynamic binarization (each shard its own draws)
+odd=(--set train.batch_size=99 --set loss.free_bits=0.5 --set data.binarize=dynamic --set train.epochs=2)
+train "${odd[@]}" --out "$tmp/odd1" 2>"$tmp/odd1.err" || bad "one process (batch 99): $(tail -1 "$tmp/odd1.err")"
+if train_mpi 2 "${odd[@]}" --out "$tmp/odd2" >"$tmp/odd2.out" 2>&1; then
+    grep -q "shards of 49 to 50 rows" "$tmp/odd2.out" && ok "batch 99 on 2 ranks: shards of 49 to 50" \
+        || bad "batch 99: shards not announced"
+    if diff=$(compare "$tmp/odd1" "$tmp/odd2"); then
+        ok "mpirun -np 2 == one process, batch 99, free bits, dynamic binarization ($diff)"
+    else bad "batch 99, free bits: mpirun -np 2 != one process: $diff"; fi
+else
+    bad "mpirun -np 2 (batch 99) failed: $(grep cuvae: "$tmp/odd2.out" | tail -2)"
+fi
+
+# ---- --resume across a change of N -----------------------------------------------
+if train_mpi 2 --set train.epochs=1 --out "$tmp/r21" >"$tmp/r21.out" 2>&1 &&
+   train --set train.epochs=2 --out "$tmp/r21" --resume 2>"$tmp/r21.err"; then
+    grep -q "resuming $tmp/r21 after epoch 1 of 2" "$tmp/r21.err" || bad "resume 2 -> 1: not resumed"
+    if diff=$(compare "$tmp/one" "$tmp/r21"); then ok "1 epoch on 2 ranks, --resume on 1 == 2 epochs on 1 ($diff)"
+    else bad "resume 2 -> 1 ranks: $diff"; fi
+else
+    bad "resume 2 -> 1 ranks failed: $(tail -1 "$tmp/r21.err" 2>/dev/null) $(grep cuvae: "$tmp/r21.out" | tail -1)"
+fi
+if train --set train.epochs=1 --out "$tmp/r12" 2>"$tmp/r12.err" &&
+   train_mpi 2 --set train.epochs=2 --out "$tmp/r12" --resume >"$tmp/r12.out" 2>&1; then
+    grep -q "resuming $tmp/r12 after epoch 1 of 2" "$tmp/r12.out" && grep -q "data parallel: 2 ranks" "$tmp/r12.out" \
+        || bad "resume 1 -> 2: not resumed on 2 ranks"
+    if diff=$(compare "$tmp/one" "$tmp/r12"); then ok "1 epoch on 1 rank, --resume on 2 == 2 epochs on 1 ($diff)"
+    else bad "resume 1 -> 2 ranks: $diff"; fi
+else
+    bad "resume 1 -> 2 ranks failed: $(grep cuvae: "$tmp/r12.out" | tail -1)"
+fi
+
+# ---- refusals ------------------------------------------------------------------------
+# expect_mpi_error NAME PATTERN -- cmd: fails (non-zero) with a cuvae line matching PATTERN
+expect_mpi_error() {
+    local name="$1" pattern="$2"; shift 3
+    "$@" >"$tmp/err.out" 2>&1; local rc=$?
+    if [ "$rc" -ne 0 ] && grep -E '^cuvae: ' "$tmp/err.out" | grep -qE -- "$pattern"; then ok "$name (exit $rc)"
+    else bad "$name: exit $rc, output: $(grep -v '^ *$' "$tmp/err.out" | head -c 400)"; fi
+}
+expect_mpi_error "a gan on 2 ranks: refused, named" "model.kind gan .*data-parallel training \(2 ranks\) does not support" -- \
+    mpi 2 "$CUVAE" train configs/lectures/dcgan.json --set device=cpu --set data.train_limit=200 \
+        --set data.test_limit=100 --out "$tmp/gan"
+[ ! -e "$tmp/gan" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/gan"
+expect_mpi_error "cuvae eval on 2 ranks: refused" "only \`cuvae train\` runs data-parallel" -- \
+    mpi 2 "$CUVAE" eval "$tmp/one/model.safetensors"
+
+# ---- a rank that dies, a rank that hangs ------------------------------------------
+# (a long enough run; the ranks are found through their environment)
+rank_pid() {   # rank_pid N: the pid of rank N of the cuvae ranks running now
+    local p
+    for p in $(pgrep -f "cuvae train configs/examples_vae.json"); do
+        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$p"; return; }
+    done
+}
+wait_epochs() {   # wait_epochs DIR N: until DIR/log.jsonl has N lines (at most 60 s)
+    for _ in $(seq 600); do
+        [ -f "$1/log.jsonl" ] && [ "$(wc -l < "$1/log.jsonl")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+long=(--set train.epochs=400 --set data.train_limit=1000)
+train_mpi 2 "${long[@]}" --out "$tmp/killed" >"$tmp/killed.out" 2>&1 &
+launcher=$!
+if wait_epochs "$tmp/killed" 2 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
+    kill -9 "$victim"
+    for _ in $(seq 300); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$launcher" 2>/dev/null; then
+        bad "rank 1 killed: the run still runs after 30 s"; kill -9 "$launcher"
+    else
+        wait "$launcher"; rc=$?
+        [ "$rc" -ne 0 ] && ok "rank 1 killed -9: every rank ended, exit $rc" || bad "rank 1 killed: exit 0"
+        if train "${long[@]}" --set train.epochs=3 --out "$tmp/killed" --resume 2>"$tmp/resume.err" ||
+           grep -q "has finished" "$tmp/resume.err"; then
+            ok "the folder stays whole: --resume continues it (one process)"
+        else bad "resume after the killed rank: $(tail -1 "$tmp/resume.err")"; fi
+    fi
+else
+    bad "rank 1 of the long run not found"; kill -9 "$launcher" 2>/dev/null
+fi
+wait 2>/dev/null
+CUVAE_DIST_TIMEOUT=3 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT -np 2 "$CUVAE" train \
+    configs/examples_vae.json "${small[@]}" "${long[@]}" --out "$tmp/hung" >"$tmp/hung.out" 2>&1 &
+launcher=$!
+if wait_epochs "$tmp/hung" 1 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
+    kill -STOP "$victim"
+    for _ in $(seq 300); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$launcher" 2>/dev/null; then
+        bad "rank 1 stopped: no timeout after 30 s"; kill -9 "$victim" "$launcher"
+    else
+        wait "$launcher"; rc=$?
+        grep -q "has waited 3 s for the other ranks (CUVAE_DIST_TIMEOUT): a rank died or hangs" "$tmp/hung.out" &&
+            [ "$rc" -ne 0 ] && ok "rank 1 stopped: rank 0's collective timed out, the run ended (exit $rc)" ||
+            bad "rank 1 stopped: exit $rc, $(grep cuvae: "$tmp/hung.out" | tail -1)"
+    fi
+    kill -9 "$victim" 2>/dev/null
+else
+    bad "rank 1 of the hanging run not found"; kill -9 "$launcher" 2>/dev/null
+fi
+wait 2>/dev/null
+
+# ---- the NCCL path with one rank, on the emulated CUDA device ------------------------
+emu="${BUILD_EMU:-build-emu}/cuvae"
+if [ -x "$emu" ] && "$emu" --version | grep -q "data parallel: MPI"; then
+    tiny=(--set data.train_limit=300 --set data.test_limit=100 --set device=cuda --set train.epochs=1)
+    "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --out "$tmp/emu1" 2>/dev/null
+    if mpi 1 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --out "$tmp/emu2" >"$tmp/emu2.out" 2>&1 &&
+       grep -q "NCCL [0-9]* communicator of 1 rank, rank 0 on GPU 0" "$tmp/emu2.out"; then
+        cmp -s "$tmp/emu1/model.safetensors" "$tmp/emu2/model.safetensors" &&
+            cmp -s "$tmp/emu1/eval.json" "$tmp/emu2/eval.json" &&
+            ok "(emulated CUDA) mpirun -np 1: the NCCL all-reduce in the captured step, bit-exact with one process" ||
+            bad "(emulated CUDA) mpirun -np 1 differs from one process"
+    else
+        bad "(emulated CUDA) mpirun -np 1: $(grep cuvae: "$tmp/emu2.out" | tail -1)"
+    fi
+else
+    skip "(emulated CUDA) the NCCL path" "$emu not built with MPI (make emu)"
+fi
+cli_finish cli_distributed
