@@ -78,7 +78,12 @@ static const char *USAGE_TRAIN =
     "test_rec, test_kl, seconds, samples_per_s; per example, in the units train prints) and\n"
     "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
-    "atomically after every epoch.\n";
+    "atomically after every epoch.\n"
+    "\n"
+    "Data parallel: `mpirun -np N cuvae train CONFIG` (or srun --mpi=pmix) trains one model on\n"
+    "N ranks, each on its shard of every global batch (train.batch_size), the gradients summed\n"
+    "once per step (MPI on the CPU, NCCL on GPUs); rank 0 writes DIR. A failing rank ends all;\n"
+    "a collective waiting over CUVAE_DIST_TIMEOUT seconds (300) ends the run. README: Scaling out.\n";
 
 static const char *USAGE_EVAL =
     "usage: cuvae eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean]\n"
