@@ -195,6 +195,25 @@ static int log_write_line(FILE *log, const char *path, const char *line, char *e
     return 0;
 }
 
+// Launched as ranks (mpirun / srun), every rank builds the same model from the
+// same seed and trains its shard of each batch: refuses what cannot run so yet.
+static int data_parallel_check(Model *model, const Config *cfg, int batch, char *err, size_t errlen) {
+    if (!dist_launched()) return 0;
+    const char *why = model->gan || model->aae
+        ? "trains its players in alternating phases, each with its own optimizer"
+        : model->vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
+        : model->n_buffers ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
+    if (why)
+        return set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "
+                         "it yet; train it as one process", cfg->source, model_kind_name(cfg->model.kind), why,
+                         dist_size());
+    if (batch < dist_size())
+        return set_error(err, errlen, "%s: train.batch_size %d: fewer rows than the %d ranks (each rank trains on "
+                         "a shard of the global batch)", cfg->source, batch, dist_size());
+    model->data_parallel = true;
+    return 0;
+}
+
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
               size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
@@ -246,34 +265,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         dataset_free(&test_set);
         return -1;
     }
-    // data parallel (mpirun / srun): every rank builds the same model from the same seed
-    if (dist_launched()) {
-        const char *why = model.gan || model.aae
-            ? "trains its players in alternating phases, each with its own optimizer"
-            : model.vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
-            : model.n_buffers ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
-        if (why || batch < dist_size()) {
-            if (why)
-                set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "
-                          "it yet; train it as one process", cfg->source, model_kind_name(cfg->model.kind), why,
-                          dist_size());
-            else
-                set_error(err, errlen, "%s: train.batch_size %d: fewer rows than the %d ranks (each rank trains on "
-                          "a shard of the global batch)", cfg->source, batch, dist_size());
-            model_destroy(&model);
-            be->destroy(be);
-            dataset_free(&train_set);
-            dataset_free(&val_set);
-            dataset_free(&test_set);
-            return -1;
-        }
-        model.data_parallel = true;
-    }
     model_init_params(&model, cfg->train.seed);
     // the model of the final evaluation (a larger batch), allocated now: memory that
     // does not fit must fail before the output folder is touched, not after training
     Model eval_model;
-    if (model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
+    if (data_parallel_check(&model, cfg, batch, err, errlen) != 0 ||
+        model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
                      errlen) != 0) {
         model_destroy(&model);
         be->destroy(be);

@@ -9,6 +9,7 @@
 #   refusals: a kind that is not data-parallel yet, a command other than train
 #   a rank killed mid-run ends the run with an error, the folder stays resumable;
 #     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
+#   SIGTERM to mpirun: one resume point, --resume continues bit-exactly
 #   the NCCL path with one rank on the emulated CUDA device (bit-exact with the
 #     single process: a one-rank all-reduce is the identity)
 cd "$(dirname "$0")/.."
@@ -180,6 +181,32 @@ if wait_epochs "$tmp/hung" 1 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
     kill -9 "$victim" 2>/dev/null
 else
     bad "rank 1 of the hanging run not found"; kill -9 "$launcher" 2>/dev/null
+fi
+wait 2>/dev/null
+
+# ---- SIGTERM to mpirun (it forwards it to the ranks): they stop at the same step, rank 0
+# saves the resume point once, and --resume on 2 ranks continues it bit-exactly
+train_mpi 2 "${long[@]}" --out "$tmp/stopped" >"$tmp/stopped.out" 2>&1 &
+launcher=$!
+if wait_epochs "$tmp/stopped" 3; then
+    pkill -TERM -P "$launcher" -x mpirun; wait "$launcher"
+    stop_epoch=$(sed -n 's/.*interrupted (SIGTERM) in epoch \([0-9]*\) after step.*/\1/p' "$tmp/stopped.out")
+    if [ -n "$stop_epoch" ] && [ "$(grep -c 'interrupted (SIGTERM)' "$tmp/stopped.out")" -eq 1 ]; then
+        ok "SIGTERM: every rank stopped at one step boundary, one resume point (epoch $stop_epoch)"
+        until_epoch=(--set train.epochs=$((stop_epoch + 1)))
+        if train_mpi 2 "${long[@]}" "${until_epoch[@]}" --out "$tmp/stopped" --resume >"$tmp/stopped2.out" 2>&1 &&
+           train_mpi 2 "${long[@]}" "${until_epoch[@]}" --out "$tmp/straight" >"$tmp/straight.out" 2>&1; then
+            if cmp -s "$tmp/stopped/model.safetensors" "$tmp/straight/model.safetensors"; then
+                ok "--resume on 2 ranks after SIGTERM == the uninterrupted 2-rank run (bit-exact parameters)"
+            else bad "--resume after SIGTERM: parameters differ from the uninterrupted run"; fi
+        else
+            bad "--resume after SIGTERM failed: $(grep cuvae: "$tmp/stopped2.out" | tail -1)"
+        fi
+    else
+        bad "SIGTERM: $(grep -c 'interrupted' "$tmp/stopped.out") interrupt lines: $(grep cuvae: "$tmp/stopped.out" | tail -1)"
+    fi
+else
+    bad "the run to stop did not start"; kill -9 "$launcher" 2>/dev/null
 fi
 wait 2>/dev/null
 
