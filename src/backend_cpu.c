@@ -41,29 +41,18 @@ static float *cpu_scratch(Backend *be, size_t n) {
 // for it and the payload stays 64-byte aligned.
 #define CPU_ALLOC_HEADER 64
 
-// The host memory the kernel says is available (MemAvailable plus free swap),
+// The host memory available when the backend first allocates (host_memory_available),
 // read once; 0 if unknown. Linux overcommits: malloc of more than this succeeds
 // and the process is killed later, so allocations are checked against it.
-static size_t host_memory_available(void) {
+static size_t host_memory_at_start(void) {
     static size_t cached = (size_t)-1;
-    if (cached != (size_t)-1) return cached;
-    cached = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return cached;
-    char line[256];
-    unsigned long long kb, total = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1 || sscanf(line, "SwapFree: %llu kB", &kb) == 1)
-            total += kb;
-    }
-    fclose(f);
-    cached = (size_t)(total * 1024ull);
+    if (cached == (size_t)-1) cached = host_memory_available();
     return cached;
 }
 
 static void *cpu_alloc(Backend *be, size_t bytes) {
     CpuState *st = be->impl;
-    size_t available = host_memory_available();
+    size_t available = host_memory_at_start();
     if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
         fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu the machine "
                 "has available; use a smaller model (model.encoder / decoder / latent_dim) or batch "
@@ -459,6 +448,11 @@ static void cpu_adam_update(Backend *be, float *params, const float *grads, floa
 
 // The same partition as kernels/grad_clip.cu: lane l of block b sums elements
 // l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
+static size_t cpu_memory_available(Backend *be) {
+    (void)be;
+    return host_memory_available();
+}
+
 static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
     (void)be;
     dist_sum_floats(buf, n, "gradient all-reduce");
@@ -882,6 +876,7 @@ Backend *backend_cpu_create(void) {
     be->zero = cpu_zero;
     be->synchronize = cpu_synchronize;
     be->peak_memory = cpu_peak_memory;
+    be->memory_available = cpu_memory_available;
     be->destroy = cpu_destroy;
     be->gemm = cpu_gemm;
     be->configure = cpu_configure;

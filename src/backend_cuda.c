@@ -143,6 +143,12 @@ static void cuda_synchronize(Backend *be) {
 
 static size_t cuda_peak_memory(Backend *be) { return impl_of(be)->peak_bytes; }
 
+static size_t cuda_memory_available(Backend *be) {
+    (void)be;
+    size_t free_bytes = 0, total_bytes = 0;
+    return cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess ? free_bytes : 0;
+}
+
 static void cuda_destroy(Backend *be) {
     if (!be) return;
     CudaImpl *impl = impl_of(be);
@@ -612,6 +618,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->zero = cuda_zero;
     be->synchronize = cuda_synchronize;
     be->peak_memory = cuda_peak_memory;
+    be->memory_available = cuda_memory_available;
     be->destroy = cuda_destroy;
 
     be->gemm = cuda_gemm;

@@ -414,3 +414,16 @@ FILE *open_regular_file(const char *path, char *err, size_t errlen) {
     }
     return f;
 }
+
+size_t host_memory_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb, total = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1 || sscanf(line, "SwapFree: %llu kB", &kb) == 1)
+            total += kb;
+    }
+    fclose(f);
+    return (size_t)(total * 1024ull);
+}

@@ -33,7 +33,12 @@ static const char *const reconstruction_names[] = {"bce", "mse"};
 static const char *const reduction_names[] = {"sum", "mean"};
 static const char *const binarize_names[] = {"none", "dynamic", "static"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
-static const char *const dataset_names[] = {"mnist", "fashion-mnist"};
+static const char *const dataset_names[] = {"mnist", "fashion-mnist", "files"};
+static const char *const format_names[] = {"auto", "png", "npy", "safetensors", "idx"};
+static const char *const layout_names[] = {"auto", "nhwc", "nchw"};
+// data.* of dataset "files" only
+static const char *const files_keys[] = {"train", "test", "train_labels", "test_labels", "format", "layout",
+                                         "test_fraction"};
 static const char *const optimizer_names[] = {"adam", "adamw", "sgd"};
 static const char *const lr_schedule_names[] = {"constant", "burda", "step", "cosine"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
@@ -488,7 +493,7 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
                             k < 2 ? "its order is the raster order, fixed by its masked convolutions"
                                   : "its network names its activations as layers");
     }
-    if (get_int(c, model, "model", "input_dim", 1, 2, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
+    if (get_int(c, model, "model", "input_dim", !cfg->model.input_shape[0], 2, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
     if (get_layers_or_widths(c, model, "model", "network", 1, widths, &n_widths, cfg->model.decoder_layers,
                              &cfg->model.n_decoder_layers))
@@ -574,7 +579,7 @@ static int parse_gan_model(Config *cfg, const cJSON *model, const Ctx *c) {
         if (cJSON_GetObjectItemCaseSensitive(model, other_keys[k]))
             return fail(c, "model", "kind \"gan\" has no \"%s\": it is model.generator (z -> image) and "
                         "model.discriminator (image -> one logit)", other_keys[k]);
-    if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
+    if (get_int(c, model, "model", "input_dim", !cfg->model.input_shape[0], 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     cfg->model.latent_dim = 100;
     if (get_int(c, model, "model", "latent_dim", 0, 1, MAX_WIDTH, &cfg->model.latent_dim)) return -1;
     int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
@@ -622,7 +627,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
             return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", made_only_keys[k],
                         k == 0 ? "\"made\" or \"pixelcnn\"" : k < 3 ? "\"made\"" : "\"pixelcnn\" (a prior)",
                         kind_names[cfg->model.kind]);
-    if (get_int(c, model, "model", "input_dim", 1, 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
+    if (get_int(c, model, "model", "input_dim", !cfg->model.input_shape[0], 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,
                              cfg->model.encoder_layers, &cfg->model.n_encoder_layers))
         return -1;
@@ -737,12 +742,89 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     return 0;
 }
 
+// Where the images come from: data.dir (mnist, fashion-mnist) or, for "files",
+// data.train / test / train_labels / test_labels / format / layout / test_fraction.
+static int parse_data_source(Config *cfg, const cJSON *data, const Ctx *c) {
+    const bool files = strcmp(cfg->data.dataset, "files") == 0;
+    const cJSON *item;
+    cfg->data.format = DATA_FORMAT_AUTO;
+    cfg->data.layout = DATA_LAYOUT_AUTO;
+    cfg->data.test_fraction = 0.1;
+    if (!files) {
+        for (size_t i = 0; i < COUNT(files_keys); i++) {
+            if (find(c, data, "data", files_keys[i], 0, &item)) return -1;
+            if (item) {
+                char full[64];
+                snprintf(full, sizeof full, "data.%s", files_keys[i]);
+                return fail(c, full, "is a key of dataset \"files\" (your own images); dataset \"%s\" reads "
+                            "data.dir", cfg->data.dataset);
+            }
+        }
+        if (get_string(c, data, "data", "dir", 1, cfg->data.dir, sizeof cfg->data.dir)) return -1;
+        if (cfg->data.dir[0] == '\0') return fail(c, "data.dir", "must not be empty");
+        return 0;
+    }
+    if (find(c, data, "data", "dir", 0, &item)) return -1;
+    if (item) return fail(c, "data.dir", "dataset \"files\" reads data.train (and data.test), not data.dir");
+    if (get_string(c, data, "data", "train", 1, cfg->data.train, sizeof cfg->data.train)) return -1;
+    if (cfg->data.train[0] == '\0') return fail(c, "data.train", "must not be empty");
+    if (get_string(c, data, "data", "test", 0, cfg->data.test, sizeof cfg->data.test)) return -1;
+    if (get_string(c, data, "data", "train_labels", 0, cfg->data.train_labels, sizeof cfg->data.train_labels))
+        return -1;
+    if (get_string(c, data, "data", "test_labels", 0, cfg->data.test_labels, sizeof cfg->data.test_labels))
+        return -1;
+    if (cfg->data.test_labels[0] && !cfg->data.test[0])
+        return fail(c, "data.test_labels", "labels a test set: give data.test too (or neither: the test set is "
+                    "then carved from the training set, with its labels)");
+    int choice = DATA_FORMAT_AUTO;
+    if (get_choice(c, data, "data", "format", format_names, COUNT(format_names), &choice)) return -1;
+    cfg->data.format = (DataFormat)choice;
+    choice = DATA_LAYOUT_AUTO;
+    if (get_choice(c, data, "data", "layout", layout_names, COUNT(layout_names), &choice)) return -1;
+    cfg->data.layout = (DataLayout)choice;
+    if (find(c, data, "data", "test_fraction", 0, &item)) return -1;
+    if (item && cfg->data.test[0])
+        return fail(c, "data.test_fraction", "carves a test set out of the training set only when data.test is "
+                    "not given");
+    if (get_number(c, data, "data", "test_fraction", 0, &cfg->data.test_fraction)) return -1;
+    if (!(cfg->data.test_fraction > 0.0 && cfg->data.test_fraction <= 0.5)) {
+        char text[32];
+        format_double(text, sizeof text, cfg->data.test_fraction);
+        return fail(c, "data.test_fraction", "must be a fraction of the training set in (0, 0.5], got %s", text);
+    }
+    return 0;
+}
+
+// model.input_shape: [channels, height, width] of one example; sets input_dim to their product.
+static int parse_input_shape(Config *cfg, const cJSON *model, const Ctx *c) {
+    memset(cfg->model.input_shape, 0, sizeof cfg->model.input_shape);
+    const cJSON *item;
+    if (find(c, model, "model", "input_shape", 0, &item)) return -1;
+    if (!item) return 0;
+    if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 3)
+        return fail(c, "model.input_shape", "must be [channels, height, width], e.g. [3, 32, 32]");
+    long product = 1;
+    for (int k = 0; k < 3; k++) {
+        char full[64];
+        snprintf(full, sizeof full, "model.input_shape[%d]", k);
+        double v = 0.0;
+        if (check_integer(c, cJSON_GetArrayItem(item, k), full, 1, MAX_INPUT_DIM, &v)) return -1;
+        cfg->model.input_shape[k] = (int)v;
+        product *= (long)v;
+        if (product > MAX_INPUT_DIM)
+            return fail(c, "model.input_shape", "holds more than %d values per example", MAX_INPUT_DIM);
+    }
+    cfg->model.input_dim = (int)product;
+    return 0;
+}
+
 static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     static const char *const top_keys[] = {"name", "description", "data", "model",
                                            "loss", "train", "eval", "device"};
     static const char *const data_keys[] = {"dataset", "dir", "binarize", "train_limit",
-                                            "test_limit", "validation"};
-    static const char *const model_keys[] = {"kind", "input_dim", "encoder", "latent_dim",
+                                            "test_limit", "validation", "train", "test", "train_labels",
+                                            "test_labels", "format", "layout", "test_fraction"};
+    static const char *const model_keys[] = {"kind", "input_dim", "input_shape", "encoder", "latent_dim",
                                              "decoder", "activation", "output", "condition", "codebook",
                                              "network", "ordering", "masks", "prior_of", "prior_crc32",
                                              "generator", "discriminator", "label_smoothing", "init", "prior"};
@@ -788,8 +870,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_choice(c, data, "data", "dataset", dataset_names, COUNT(dataset_names), &choice))
         return -1;
     copy_string(cfg->data.dataset, sizeof cfg->data.dataset, dataset_names[choice]);
-    if (get_string(c, data, "data", "dir", 1, cfg->data.dir, sizeof cfg->data.dir)) return -1;
-    if (cfg->data.dir[0] == '\0') return fail(c, "data.dir", "must not be empty");
+    if (parse_data_source(cfg, data, c)) return -1;
     choice = BINARIZE_NONE;
     if (get_choice(c, data, "data", "binarize", binarize_names, COUNT(binarize_names), &choice))
         return -1;
@@ -811,6 +892,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     choice = MODEL_VAE;
     if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
     cfg->model.kind = (ModelKind)choice;
+    if (parse_input_shape(cfg, model, c)) return -1;
+    const int shape_dim = cfg->model.input_dim;   // (when model.input_shape is given)
     if (model_kind_autoregressive(cfg->model.kind)) {
         if (parse_autoregressive_model(cfg, model, c)) return -1;
     } else if (cfg->model.kind == MODEL_GAN) {
@@ -818,6 +901,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     } else if (parse_latent_model(cfg, model, c)) {
         return -1;
     }
+    if (cfg->model.input_shape[0] && cfg->model.input_dim != shape_dim)
+        return fail(c, "model.input_dim", "is %d but model.input_shape [%d, %d, %d] holds %d values (give one of "
+                    "them)", cfg->model.input_dim, cfg->model.input_shape[0], cfg->model.input_shape[1],
+                    cfg->model.input_shape[2], shape_dim);
 
     // loss (the whole section is optional; a gan has none)
     if (cfg->model.kind == MODEL_GAN && loss)
@@ -1445,8 +1532,24 @@ char *config_to_json(const Config *cfg) {
 
     text_appendf(&t, ",\n  \"data\": {\n    \"dataset\": ");
     text_append_json_string(&t, cfg->data.dataset);
-    text_appendf(&t, ",\n    \"dir\": ");
-    text_append_json_string(&t, cfg->data.dir);
+    if (strcmp(cfg->data.dataset, "files") == 0) {
+        const char *keys[] = {"train", "test", "train_labels", "test_labels"};
+        const char *values[] = {cfg->data.train, cfg->data.test, cfg->data.train_labels, cfg->data.test_labels};
+        for (int k = 0; k < 4; k++) {
+            if (k > 0 && !values[k][0]) continue;
+            text_appendf(&t, ",\n    \"%s\": ", keys[k]);
+            text_append_json_string(&t, values[k]);
+        }
+        text_appendf(&t, ",\n    \"format\": \"%s\"", name_of(format_names, COUNT(format_names), cfg->data.format));
+        text_appendf(&t, ",\n    \"layout\": \"%s\"", name_of(layout_names, COUNT(layout_names), cfg->data.layout));
+        if (!cfg->data.test[0]) {
+            text_appendf(&t, ",\n    \"test_fraction\": ");
+            text_double(&t, cfg->data.test_fraction);
+        }
+    } else {
+        text_appendf(&t, ",\n    \"dir\": ");
+        text_append_json_string(&t, cfg->data.dir);
+    }
     text_appendf(&t, ",\n    \"binarize\": \"%s\"",
                 name_of(binarize_names, COUNT(binarize_names), cfg->data.binarize));
     text_appendf(&t, ",\n    \"train_limit\": %d", cfg->data.train_limit);
@@ -1458,6 +1561,9 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
                 name_of(kind_names, COUNT(kind_names), cfg->model.kind));
     text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
+    if (cfg->model.input_shape[0])
+        text_appendf(&t, ",\n    \"input_shape\": [%d, %d, %d]", cfg->model.input_shape[0], cfg->model.input_shape[1],
+                     cfg->model.input_shape[2]);
     if (model_kind_autoregressive(cfg->model.kind)) {   // one network (a made's widths written out as layers)
         text_appendf(&t, ",\n    \"network\": ");
         text_layers(&t, cfg->model.decoder_layers, cfg->model.n_decoder_layers);

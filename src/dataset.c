@@ -1,7 +1,7 @@
 // dataset.c: loads the named datasets (mnist, fashion-mnist) from their four
-// IDX(.gz) files into host memory as uint8 images + labels, applies the
-// train/test limits, checks shapes against the config, and does static
-// binarization.
+// IDX(.gz) files into host memory as uint8 images + labels (your own images:
+// dataset_files.c), applies the train/test limits, checks shapes against the
+// config, and does static binarization.
 #include "cuvae/dataset.h"
 #include "cuvae/common.h"
 #include "cuvae/idx.h"
@@ -100,6 +100,7 @@ static int load_split(const Config *cfg, const char *images_name, const char *la
     labels.data = NULL;
 
     d->n = n;
+    d->channels = 1;
     d->rows = rows;
     d->cols = cols;
     d->dim = (int)pixels;
@@ -114,9 +115,62 @@ done:
     return status;
 }
 
+static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
+
+// Your own images against the config: their (C, H, W) is model.input_shape (needed
+// unless they are square grey images, which input_dim alone describes); binarization
+// is for grey images; a cvae needs labels within its classes.
+static int check_files_against_config(const Config *cfg, const Dataset *d, char *err, size_t errlen) {
+    const int *shape = cfg->model.input_shape;
+    if (shape[0] && (shape[0] != d->channels || shape[1] != d->rows || shape[2] != d->cols))
+        return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
+                         cfg->data.train, d->channels, d->rows, d->cols, shape[0], shape[1], shape[2]);
+    if (!shape[0] && (d->channels != 1 || d->rows != d->cols))
+        return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W): set model.input_shape [%d, %d, %d] "
+                         "(input_dim alone describes square grey images only)", cfg->data.train, d->channels, d->rows,
+                         d->cols, d->channels, d->rows, d->cols);
+    if (d->dim != cfg->model.input_dim)
+        return set_error(err, errlen, "%s: images are %d x %d = %d pixels but model.input_dim is %d", cfg->data.train,
+                         d->rows, d->cols, d->dim, cfg->model.input_dim);
+    if (d->channels != 1 && cfg->data.binarize != BINARIZE_NONE)
+        return set_error(err, errlen, "data.binarize: binarization is for grey images; %s has %d channels",
+                         cfg->data.train, d->channels);
+    if (cfg->model.n_classes > 0 && d->n_classes == 0)
+        return set_error(err, errlen, "%s: a cvae is conditioned on labels and these images have none (class "
+                         "sub-folders, a labels array or a \"labels\" tensor)", cfg->data.train);
+    if (cfg->model.n_classes > 0 && d->n_classes > cfg->model.n_classes)
+        return set_error(err, errlen, "%s: labels go up to %d but the cvae has %d classes", cfg->data.train,
+                         d->n_classes - 1, cfg->model.n_classes);
+    return 0;
+}
+
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (strcmp(cfg->data.dataset, "files") == 0) {
+        if (dataset_files_load(cfg, train, test, err, errlen) != 0) return -1;
+        if (check_files_against_config(cfg, train, err, errlen) != 0) {
+            dataset_free(train);
+            dataset_free(test);
+            return -1;
+        }
+        if (test->carved)
+            fprintf(stderr, "cuvae: data.test not given: %d of the %d images of %s held out as the test set "
+                    "(data.test_fraction %g, seeded by train.seed)\n", test->n, train->n + test->n, cfg->data.train,
+                    cfg->data.test_fraction);
+    } else if (load_named_dataset(cfg, train, test, err, errlen) != 0) {
+        return -1;
+    }
+    if (cfg->data.binarize == BINARIZE_STATIC) {
+        dataset_binarize_static(train, cfg->train.seed, TRAIN_BINARIZE_STREAM);
+        // the test set's bits are the ones a dynamic run is evaluated on too, so the two compare
+        dataset_binarize_static(test, cfg->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
+    }
+    return 0;
+}
+
+// mnist, fashion-mnist: the four standard IDX files of data.dir
+static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
         return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
                          cfg->data.dataset);
@@ -128,11 +182,6 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
                    test, err, errlen) != 0) {
         dataset_free(train);
         return -1;
-    }
-    if (cfg->data.binarize == BINARIZE_STATIC) {
-        dataset_binarize_static(train, cfg->train.seed, TRAIN_BINARIZE_STREAM);
-        // the test set's bits are the ones a dynamic run is evaluated on too, so the two compare
-        dataset_binarize_static(test, cfg->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
     }
     return 0;
 }
@@ -152,21 +201,30 @@ void dataset_free(Dataset *d) {
     if (!d) return;
     free(d->images);
     free(d->labels);
+    if (d->class_names)
+        for (int k = 0; k < d->n_classes; k++) free(d->class_names[k]);
+    free(d->class_names);
     memset(d, 0, sizeof *d);
 }
 
 int dataset_split_validation(Dataset *train, Dataset *val, double fraction, uint64_t seed, char *err,
                              size_t errlen) {
+    int rc = dataset_split(train, val, fraction, seed, DATASET_VALIDATION_STREAM, "data.validation", err, errlen);
+    if (rc == 0) val->class_names = NULL;   // (train's)
+    return rc;
+}
+
+int dataset_split(Dataset *train, Dataset *val, double fraction, uint64_t seed, uint64_t stream, const char *what,
+                  char *err, size_t errlen) {
     memset(val, 0, sizeof *val);
     const int n = train->n;
     int n_val = (int)lround(fraction * n);
     if (n_val < 1) n_val = 1;
     if (n_val >= n)
-        return set_error(err, errlen, "data.validation %g of %d training examples leaves none to train on",
-                         fraction, n);
+        return set_error(err, errlen, "%s %g of %d training examples leaves none to train on", what, fraction, n);
     int32_t *perm = xmalloc((size_t)n * sizeof(int32_t));
     Rng rng;
-    rng_init(&rng, seed, DATASET_VALIDATION_STREAM);
+    rng_init(&rng, seed, stream);
     rng_permutation(&rng, perm, n);
     uint8_t *held = xcalloc((size_t)n, 1);
     for (int i = 0; i < n_val; i++) held[perm[i]] = 1;

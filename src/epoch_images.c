@@ -15,12 +15,17 @@
 #define EPOCH_RECONSTRUCTIONS 8        // test images reconstructed
 #define EPOCH_SAMPLE_SALT 0x9E37E90Cull  // the fixed z: seed ^ salt, the same every epoch
 
-static int write_tiles(const char *path, const float *tiles, int n, int side, int columns, char *err,
+// One image's planes: (channels, rows, cols).
+typedef struct {
+    int channels, rows, cols;
+} TileShape;
+
+static int write_tiles(const char *path, const float *tiles, int n, TileShape s, int columns, char *err,
                        size_t errlen) {
     int width, height;
-    uint8_t *grid = image_grid(tiles, n, side, side, columns, 2, 255, &width, &height);
+    uint8_t *grid = image_grid_channels(tiles, n, s.channels, s.rows, s.cols, columns, 2, 255, &width, &height);
     if (!grid) return set_error(err, errlen, "%s: cannot tile %d images", path, n);
-    int rc = png_write(path, grid, width, height, 1, err, errlen);
+    int rc = png_write(path, grid, width, height, s.channels, err, errlen);
     free(grid);
     return rc;
 }
@@ -28,7 +33,7 @@ static int write_tiles(const char *path, const float *tiles, int n, int side, in
 int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_labels, int epoch,
                        const char *run_dir, char *err, size_t errlen) {
     const int D = m->input_dim, L = m->latent_dim;
-    int side = (int)lround(sqrt((double)D));
+    TileShape shape;
     if (m->prior_classes) {   // a prior: code grids drawn from it, decoded by its VQ-VAE
         char dir[1100], path[1200];
         snprintf(dir, sizeof dir, "%s/progress", run_dir);
@@ -38,13 +43,14 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         int image_dim;
         if (prior_sample_images(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, &pixels, &image_dim, err, errlen) != 0)
             return -1;
-        side = (int)lround(sqrt((double)image_dim));
+        int side = (int)lround(sqrt((double)image_dim));   // (the VQ-VAE's square grey images)
+        shape = (TileShape){1, side, side};
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
-        int rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);
+        int rc = write_tiles(path, pixels, n, shape, EPOCH_SAMPLE_GRID, err, errlen);
         free(pixels);
         return rc;
     }
-    if (side * side != D) return 0;   // not square images: nothing to show
+    if (!model_image_shape(m, &shape.channels, &shape.rows, &shape.cols)) return 0;   // not images: nothing to show
     char dir[1100], path[1200];
     snprintf(dir, sizeof dir, "%s/progress", run_dir);
     if (make_dirs(dir, err, errlen) != 0) return -1;
@@ -55,7 +61,7 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         float *pixels = xmalloc((size_t)n * D * sizeof(float));
         model_made_sample(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, pixels);
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
-        rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);
+        rc = write_tiles(path, pixels, n, shape, EPOCH_SAMPLE_GRID, err, errlen);
         free(pixels);
         return rc;
     }
@@ -68,7 +74,7 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         model_draw_latents(m, z, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT);
         model_decode_pixels(m, z, m->n_classes ? labels : NULL, n, pixels);
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
-        rc = write_tiles(path, pixels, n, side, EPOCH_SAMPLE_GRID, err, errlen);
+        rc = write_tiles(path, pixels, n, shape, EPOCH_SAMPLE_GRID, err, errlen);
         free(z);
         free(pixels);
     }
@@ -83,7 +89,7 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         m->be->download(m->be, images, test->images, (size_t)n * D);
         for (size_t i = 0; i < (size_t)n * D; i++) tiles[i] = images[i] / 255.0f;
         snprintf(path, sizeof path, "%s/reconstruction_epoch_%03d.png", dir, epoch);
-        rc = write_tiles(path, tiles, 2 * n, side, n, err, errlen);
+        rc = write_tiles(path, tiles, 2 * n, shape, n, err, errlen);
         free(codes);
         free(tiles);
         free(images);

@@ -39,7 +39,9 @@ void figures_default_options(FigureOptions *o) {
 typedef struct {
     const char *dir;          // RUN_DIR/figures
     Model *m;
-    int side;                 // image side (input_dim = side * side)
+    int channels, rows, cols; // one image: (channels, rows, cols), channels 1 or 3
+    int n_classes;            // the legend's classes (0: unlabelled data, no colours)
+    const char *const *names; // their names (NULL: the label number)
     char *err;
     size_t errlen;
 } Figures;
@@ -71,12 +73,13 @@ static int write_grid(Figures *f, const char *name, const char *title, const flo
                       int columns, const char *xlabel, double x_min, double x_max,
                       const char *ylabel, double y_min, double y_max, int pad) {
     int width, height;
-    uint8_t *grid = image_grid(pixels, n, f->side, f->side, columns, pad, 255, &width, &height);
+    uint8_t *grid = image_grid_channels(pixels, n, f->channels, f->rows, f->cols, columns, pad, 255, &width,
+                                        &height);
     if (!grid) return set_error(f->err, f->errlen, "%s: cannot tile %d images", name, n);
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    int rc = plot_image(path, title, grid, width, height, xlabel, x_min, x_max, ylabel, y_min,
-                        y_max, f->err, f->errlen);
+    int rc = plot_image_channels(path, title, grid, width, height, f->channels, xlabel, x_min, x_max, ylabel, y_min,
+                                 y_max, f->err, f->errlen);
     free(grid);
     if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
     return rc;
@@ -87,14 +90,15 @@ static int figure_samples(Figures *f) {
     if (m->prior_classes) {   // a prior: code grids drawn from it, decoded by its VQ-VAE
         const int n = SAMPLE_GRID * SAMPLE_GRID;
         float *pixels;
-        int image_dim, side = f->side;
+        int image_dim;
         if (prior_sample_images(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, &pixels, &image_dim, f->err,
                                 f->errlen) != 0)
             return -1;
-        f->side = (int)lround(sqrt((double)image_dim));
-        int rc = write_grid(f, "samples.png", "Samples: codes drawn from the PixelCNN prior, decoded by the VQ-VAE",
+        Figures vq = *f;   // the VQ-VAE's square grey images
+        vq.channels = 1;
+        vq.rows = vq.cols = (int)lround(sqrt((double)image_dim));
+        int rc = write_grid(&vq, "samples.png", "Samples: codes drawn from the PixelCNN prior, decoded by the VQ-VAE",
                             pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
-        f->side = side;
         free(pixels);
         return rc;
     }
@@ -196,7 +200,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         else
             snprintf(title, sizeof title, "Encoded test set (%s), %d points",
                      f->m->variational ? "mean of q(z|x)" : "AE codes", points);
-        rc = plot_scatter_in_range(path, title, "z1", "z2", codes, labels, points, 10, class_names(f),
+        rc = plot_scatter_in_range(path, title, "z1", "z2", codes, f->n_classes ? labels : NULL, points, f->n_classes, f->names,
                                    shared ? range : NULL, f->err, f->errlen);
     } else {
         int points = o->tsne_points < n ? o->tsne_points : n;
@@ -215,7 +219,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
             snprintf(title, sizeof title, "t-SNE of %d encoded test images (latent dim %d, perplexity %.0f)",
                      points, L, t.perplexity);
             fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
-            rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, labels, points, 10, class_names(f),
+            rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, f->n_classes ? labels : NULL, points, f->n_classes, f->names,
                               f->err, f->errlen);
         }
         free(xy);
@@ -548,30 +552,33 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
         return 0;
     }
     const int rows = n_epochs < GAN_PROGRESS_ROWS ? n_epochs : GAN_PROGRESS_ROWS;
-    const int band = f->side + GAN_PROGRESS_PAD;   // one tile row and the padding above it
+    const int band = f->rows + GAN_PROGRESS_PAD;   // one tile row and the padding above it
+    const size_t C = (size_t)f->channels;
     uint8_t *stack = NULL;
     int width = 0, rc = 0;
     for (int r = 0; r < rows && rc == 0; r++) {
         const int e = epochs[rows == 1 ? 0 : (int)((long)r * (n_epochs - 1) / (rows - 1))];
         char path[1200];
         snprintf(path, sizeof path, "%s/progress/samples_epoch_%03d.png", run_dir, e);
-        int w, h;
-        uint8_t *grid = png_read_gray(path, &w, &h, f->err, f->errlen);
+        int w, h, channels;
+        uint8_t *grid = png_read(path, &w, &h, &channels, f->err, f->errlen);
         if (!grid) {
             rc = -1;
             break;
         }
-        if (h < band + GAN_PROGRESS_PAD || (stack && w != width)) {
+        if (h < band + GAN_PROGRESS_PAD || (stack && w != width) || (size_t)channels != C) {
             rc = set_error(f->err, f->errlen, "%s: %d x %d is not a grid of %d-pixel samples like the other epochs'",
-                           path, w, h, f->side);
+                           path, w, h, f->rows);
         } else {
             if (!stack) {
                 width = w;
-                stack = xmalloc((size_t)width * (rows * band + GAN_PROGRESS_PAD));
+                stack = xmalloc((size_t)width * C * (rows * band + GAN_PROGRESS_PAD));
             }
-            memcpy(stack + (size_t)r * band * width, grid, (size_t)band * width);
+            const size_t row_bytes = (size_t)width * C;
+            memcpy(stack + (size_t)r * band * row_bytes, grid, (size_t)band * row_bytes);
             if (r == rows - 1)   // the padding under the last row
-                memcpy(stack + (size_t)rows * band * width, grid + (size_t)band * width, (size_t)GAN_PROGRESS_PAD * width);
+                memcpy(stack + (size_t)rows * band * row_bytes, grid + (size_t)band * row_bytes,
+                       (size_t)GAN_PROGRESS_PAD * row_bytes);
         }
         free(grid);
     }
@@ -580,8 +587,8 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
         snprintf(out, sizeof out, "%s/samples_over_training.png", f->dir);
         snprintf(title, sizeof title, "Generator samples of the same z after epochs %d .. %d (one row per epoch%s)",
                  epochs[0], epochs[n_epochs - 1], rows < n_epochs ? ", evenly spaced" : "");
-        rc = plot_image(out, title, stack, width, rows * band + GAN_PROGRESS_PAD, NULL, 0, 0, NULL, 0, 0, f->err,
-                        f->errlen);
+        rc = plot_image_channels(out, title, stack, width, rows * band + GAN_PROGRESS_PAD, f->channels, NULL, 0, 0,
+                                 NULL, 0, 0, f->err, f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
     }
     free(stack);
@@ -651,9 +658,6 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     snprintf(dir, sizeof dir, "%s/figures", run_dir);
     Config cfg;
     if (checkpoint_read_config(ckpt, &cfg, overrides, n_overrides, err, errlen) != 0) return -1;
-    int side = (int)lround(sqrt((double)cfg.model.input_dim));
-    if (side * side != cfg.model.input_dim)
-        return set_error(err, errlen, "plot: model.input_dim %d is not a square image", cfg.model.input_dim);
     Dataset train_set, test_set;
     Config data_cfg = cfg;
     data_cfg.data.train_limit = 1;
@@ -682,9 +686,27 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         dataset_free(&test_set);
         return -1;
     }
+    Figures f = {dir, &m, 1, 0, 0, 10, NULL, err, errlen};
+    if (strcmp(cfg.data.dataset, "files") == 0) {   // your own data: its classes (up to 10 colours), or none
+        f.n_classes = test_set.n_classes <= 10 ? test_set.n_classes : 0;
+        f.names = (const char *const *)test_set.class_names;
+        if (test_set.n_classes > 10)
+            fprintf(stderr, "cuvae: plot: %d classes: the scatter is drawn in one colour (at most 10 are told apart)\n",
+                    test_set.n_classes);
+    } else {
+        f.names = class_names(&f);
+    }
+    if (!m.prior_classes && !model_image_shape(&m, &f.channels, &f.rows, &f.cols)) {
+        set_error(err, errlen, "plot: the model's input (%d values, no model.input_shape of 1 or 3 channels) is "
+                  "not an image", m.input_dim);
+        model_destroy(&m);
+        be->destroy(be);
+        dataset_free(&test_set);
+        return -1;
+    }
+    if (m.prior_classes) f.rows = f.cols = (int)lround(sqrt((double)m.input_dim));   // (its code grid; unused)
     DeviceDataset test;
     device_dataset_upload(be, &test_set, &test);
-    Figures f = {dir, &m, side, err, errlen};
     const int n = test.n, L = m.latent_dim;
     float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
     if (!m.autoregressive && !m.gan) eval_encode(&m, &test, n, codes);

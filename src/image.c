@@ -81,15 +81,29 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     return atomic_file_commit(&out, err, errlen);
 }
 
+static uint8_t *read_png_as(const char *path, int *width, int *height, int *channels, char *err, size_t errlen);
+
 uint8_t *png_read_gray(const char *path, int *width, int *height, char *err, size_t errlen) {
-    png_image image;   // libpng's simplified API: any PNG, converted to 8-bit gray
+    int channels = 1;
+    return read_png_as(path, width, height, &channels, err, errlen);
+}
+
+uint8_t *png_read(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
+    *channels = 0;   // as the file is
+    return read_png_as(path, width, height, channels, err, errlen);
+}
+
+// *channels 1: converted to grey; 0: grey or RGB as the file is (then set).
+static uint8_t *read_png_as(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
+    png_image image;   // libpng's simplified API: any PNG, converted to 8-bit gray or RGB
     memset(&image, 0, sizeof image);
     image.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&image, path)) {
         set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
         return NULL;
     }
-    image.format = PNG_FORMAT_GRAY;
+    if (*channels == 0) *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+    image.format = *channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     uint8_t *pixels = xmalloc(PNG_IMAGE_SIZE(image));
     if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
         set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
@@ -115,24 +129,33 @@ static uint8_t unit_to_byte(float v) {
 // for invalid arguments.
 uint8_t *image_grid(const float *images, int n, int rows, int cols, int grid_cols, int pad,
                     uint8_t pad_value, int *width_out, int *height_out) {
+    return image_grid_channels(images, n, 1, rows, cols, grid_cols, pad, pad_value, width_out, height_out);
+}
+
+uint8_t *image_grid_channels(const float *images, int n, int channels, int rows, int cols, int grid_cols, int pad,
+                             uint8_t pad_value, int *width_out, int *height_out) {
     *width_out = 0;
     *height_out = 0;
-    if (!images || n <= 0 || rows <= 0 || cols <= 0 || grid_cols <= 0 || pad < 0) return NULL;
+    if (!images || n <= 0 || channels <= 0 || rows <= 0 || cols <= 0 || grid_cols <= 0 || pad < 0) return NULL;
+    const int C = channels;
     int tiles_across = grid_cols < n ? grid_cols : n;
     int tiles_down = (n + tiles_across - 1) / tiles_across;
     int64_t width = (int64_t)tiles_across * (cols + (int64_t)pad) + pad;
     int64_t height = (int64_t)tiles_down * (rows + (int64_t)pad) + pad;
-    if (width > INT_MAX || height > INT_MAX || width * height > (int64_t)1 << 40) return NULL;
+    if (width > INT_MAX || height > INT_MAX || width * height * C > (int64_t)1 << 40) return NULL;
 
-    uint8_t *grid = xmalloc((size_t)(width * height));
-    memset(grid, pad_value, (size_t)(width * height));
+    uint8_t *grid = xmalloc((size_t)(width * height * C));
+    memset(grid, pad_value, (size_t)(width * height * C));
+    const size_t plane = (size_t)rows * (size_t)cols;
     for (int i = 0; i < n; i++) {
         int64_t top = (int64_t)(i / tiles_across) * (rows + pad) + pad;
         int64_t left = (int64_t)(i % tiles_across) * (cols + pad) + pad;
-        const float *image = images + (size_t)i * (size_t)rows * (size_t)cols;
+        const float *image = images + (size_t)i * C * plane;   // (C, rows, cols)
         for (int y = 0; y < rows; y++) {
-            uint8_t *out_row = grid + (size_t)((top + y) * width + left);
-            for (int x = 0; x < cols; x++) out_row[x] = unit_to_byte(image[(size_t)y * cols + x]);
+            uint8_t *out_row = grid + (size_t)((top + y) * width + left) * C;
+            for (int x = 0; x < cols; x++)
+                for (int c = 0; c < C; c++)
+                    out_row[(size_t)x * C + c] = unit_to_byte(image[(size_t)c * plane + (size_t)y * cols + x]);
         }
     }
     *width_out = (int)width;

@@ -317,11 +317,12 @@ static int command_sample(int argc, char **argv) {
         be->destroy(be);
         return fail(err);
     }
-    int side = (int)lround(sqrt((double)D));
-    if (side * side != D) {
+    int channels = 1, rows = (int)lround(sqrt((double)D)), cols = rows;   // (a prior's VQ-VAE: square grey)
+    if (!m.prior_classes && !model_image_shape(&m, &channels, &rows, &cols)) {
         model_destroy(&m);
         be->destroy(be);
-        snprintf(err, sizeof err, "sample: model.input_dim %d is not a square image", D);
+        snprintf(err, sizeof err, "sample: the model's input (%d values, no model.input_shape of 1 or 3 channels) "
+                 "is not an image", D);
         return fail(err);
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
@@ -376,16 +377,16 @@ static int command_sample(int argc, char **argv) {
     }
     int grid_cols = (int)ceil(sqrt((double)a.n_samples));
     int width, height;
-    uint8_t *grid = image_grid(pixels, a.n_samples, side, side, grid_cols, 2, 128, &width, &height);
+    uint8_t *grid = image_grid_channels(pixels, a.n_samples, channels, rows, cols, grid_cols, 2, 128, &width, &height);
     const char *out = a.output_png ? a.output_png : "samples.png";
     int rc;
     if (a.title && !plot_available())
         rc = set_error(err, sizeof err, "sample: --title draws the grid through gnuplot, which is not "
                        "installed (apt-get install gnuplot-nox); without --title the grid is plain PNG");
     else if (a.title)
-        rc = plot_image(out, a.title, grid, width, height, NULL, 0, 0, NULL, 0, 0, err, sizeof err);
+        rc = plot_image_channels(out, a.title, grid, width, height, channels, NULL, 0, 0, NULL, 0, 0, err, sizeof err);
     else
-        rc = png_write(out, grid, width, height, 1, err, sizeof err);
+        rc = png_write(out, grid, width, height, channels, err, sizeof err);
     free(grid);
     free(pixels);
     model_destroy(&m);

@@ -31,9 +31,15 @@ static RecLoss choose_rec_loss(const Config *cfg) {
     return cfg->model.output == OUTPUT_BERNOULLI ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY;
 }
 
-TensorShape model_input_shape(int input_dim) {
+TensorShape model_input_shape(const Config *cfg) {
     TensorShape shape;
     memset(&shape, 0, sizeof shape);
+    if (cfg->model.input_shape[0]) {   // model.input_shape (C, H, W)
+        shape.rank = 3;
+        for (int k = 0; k < 3; k++) shape.dim[k] = cfg->model.input_shape[k];
+        return shape;
+    }
+    const int input_dim = cfg->model.input_dim;
     int side = 1;
     while ((long)side * side < input_dim) side++;
     if ((long)side * side == input_dim) {   // a square grey image
@@ -48,11 +54,20 @@ TensorShape model_input_shape(int input_dim) {
     return shape;
 }
 
+bool model_image_shape(const Model *m, int *channels, int *rows, int *cols) {
+    const TensorShape s = m->input_shape;
+    if (s.rank != 3 || (s.dim[0] != 1 && s.dim[0] != 3)) return false;
+    *channels = s.dim[0];
+    *rows = s.dim[1];
+    *cols = s.dim[2];
+    return true;
+}
+
 // The encoder's layer list over the data's shape; it must end flat (the heads read it),
 // or, for a VQ-VAE, in latent_dim channels (the code vectors).
 static int build_encoder_network(Network *net, const Config *cfg, char *err, size_t errlen) {
     if (network_build(net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
-                      model_input_shape(cfg->model.input_dim), 0, 0, err, errlen) != 0)
+                      model_input_shape(cfg), 0, 0, err, errlen) != 0)
         return -1;
     if (cfg->model.kind == MODEL_VQ_VAE) {
         if (net->out.dim[0] == cfg->model.latent_dim) return 0;
@@ -78,7 +93,7 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
     if (network_build(net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, latent,
                       param_base, buffer_base, err, errlen) != 0)
         return -1;
-    TensorShape input = model_input_shape(cfg->model.input_dim);
+    TensorShape input = model_input_shape(cfg);
     bool fits = tensor_shape_size(net->out) == (size_t)cfg->model.input_dim &&
                 (net->out.rank == 1 || memcmp(&net->out, &input, sizeof input) == 0);
     if (!fits) {
@@ -140,7 +155,7 @@ static int build_latent_model(Model *m, const Config *cfg, char *err, size_t err
         return set_error(err, errlen, "model.encoder: needs at least one layer");
     const int L = m->latent_dim;
     int width = m->input_dim;
-    m->input_shape = model_input_shape(m->input_dim);
+    m->input_shape = model_input_shape(&m->cfg);
     // the condition joins the first encoder layer's input and the first decoder layer's input
     const int C = m->n_classes;
     if (cfg->model.n_encoder_layers > 0) {
@@ -199,7 +214,7 @@ static int build_latent_model(Model *m, const Config *cfg, char *err, size_t err
 static int build_made_model(Model *m, const Config *cfg, char *err, size_t errlen) {
     m->autoregressive = true;
     m->head = -1;
-    m->input_shape = model_input_shape(m->input_dim);
+    m->input_shape = model_input_shape(&m->cfg);
     m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
     if (model_made_build(m->decoder_net, cfg, 0, err, errlen) != 0) {
         free(m->decoder_net);

@@ -14,7 +14,7 @@
 static size_t round_up4(size_t n) { return (n + 3) & ~(size_t)3; }
 
 int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen) {
-    TensorShape data = model_input_shape(cfg->model.input_dim);
+    TensorShape data = model_input_shape(cfg);
     TensorShape z = {1, {cfg->model.latent_dim, 0, 0}};
     if (network_build(generator, "generator", cfg->model.decoder_layers, cfg->model.n_decoder_layers, z, 0, 0,
                       err, errlen) != 0)
@@ -49,7 +49,7 @@ int model_gan_build(Network *generator, Network *discriminator, const Config *cf
 int model_gan_setup(Model *m, char *err, size_t errlen) {
     m->gan = true;
     m->head = -1;
-    m->input_shape = model_input_shape(m->input_dim);
+    m->input_shape = model_input_shape(&m->cfg);
     m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
     m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
     if (model_gan_build(m->decoder_net, m->encoder_net, &m->cfg, err, errlen) != 0) {

@@ -70,7 +70,7 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
     }
     if (!seen_mask)
         return set_error(err, errlen, "model.network: needs a masked convolution (masked_conv2d_a first)");
-    TensorShape want = cfg->model.prior_classes > 0 ? net->in : model_input_shape(cfg->model.input_dim);
+    TensorShape want = cfg->model.prior_classes > 0 ? net->in : model_input_shape(cfg);
     const NetLayer *last = &net->layers[net->n_layers - 1];
     if (memcmp(&net->out, &want, sizeof want) != 0 || is_activation(last->kind)) {
         char got[48];
@@ -93,7 +93,7 @@ int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *
         in.dim[1] = cfg->model.prior_h;
         in.dim[2] = cfg->model.prior_w;
     } else if (pixelcnn) {
-        in = model_input_shape(cfg->model.input_dim);
+        in = model_input_shape(cfg);
         if (in.rank != 3)
             return set_error(err, errlen, "model.input_dim: %d is not a square image; a PixelCNN needs one",
                              cfg->model.input_dim);

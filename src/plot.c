@@ -750,6 +750,15 @@ void plot_image_size(int width, int height, bool axes, int *canvas_width, int *c
 int plot_image(const char *png_path, const char *title, const uint8_t *gray, int width, int height,
                const char *xlabel, double x_min, double x_max, const char *ylabel, double y_min, double y_max,
                char *err, size_t errlen) {
+    return plot_image_channels(png_path, title, gray, width, height, 1, xlabel, x_min, x_max, ylabel, y_min, y_max,
+                               err, errlen);
+}
+
+int plot_image_channels(const char *png_path, const char *title, const uint8_t *gray, int width, int height,
+                        int channels, const char *xlabel, double x_min, double x_max, const char *ylabel,
+                        double y_min, double y_max, char *err, size_t errlen) {
+    if (channels != 1 && channels != 3)
+        return set_error(err, errlen, "%s: images of %d channels cannot be drawn (1 or 3)", png_path, channels);
     if (!gray || width <= 0 || height <= 0)
         return set_error(err, errlen, "%s: image needs pixels (width %d, height %d)", png_path, width, height);
     bool axes = xlabel || ylabel;
@@ -783,7 +792,7 @@ int plot_image(const char *png_path, const char *title, const uint8_t *gray, int
         job_cleanup(&job);
         return -1;
     }
-    fwrite(gray, 1, (size_t)width * (size_t)height, data);
+    fwrite(gray, 1, (size_t)width * (size_t)height * (size_t)channels, data);
     if (close_data(data, png_path, err, errlen) != 0) {
         job_cleanup(&job);
         return -1;
@@ -821,7 +830,8 @@ int plot_image(const char *png_path, const char *title, const uint8_t *gray, int
     fprintf(f, "plot ");
     put_string(f, data_path);
     // flipy: the first row of the file is drawn at the top
-    fprintf(f, " binary array=(%d,%d) format='%%uchar' flipy dx=%.9g dy=%.9g origin=(%.9g,%.9g) with image notitle\n",
-            width, height, dx, dy, x_min + 0.5 * dx, y_min + 0.5 * dy);
+    fprintf(f, " binary array=(%d,%d) format='%s' flipy dx=%.9g dy=%.9g origin=(%.9g,%.9g) with %s notitle\n",
+            width, height, channels == 3 ? "%uchar%uchar%uchar" : "%uchar", dx, dy, x_min + 0.5 * dx,
+            y_min + 0.5 * dy, channels == 3 ? "rgbimage" : "image");
     return job_finish(&job, err, errlen);
 }

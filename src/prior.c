@@ -30,7 +30,7 @@ int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char
                          "as bytes)", path, vq.model.codebook.size);
     Network *net = xcalloc(1, sizeof *net);
     int rc = network_build(net, "encoder", vq.model.encoder_layers, vq.model.n_encoder_layers,
-                           model_input_shape(vq.model.input_dim), 0, 0, why, sizeof why);
+                           model_input_shape(&vq), 0, 0, why, sizeof why);
     if (rc == 0) {
         *K = vq.model.codebook.size;
         *h = net->out.rank == 3 ? net->out.dim[1] : 1;

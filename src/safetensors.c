@@ -318,7 +318,18 @@ static int parse_metadata(const char *path, const cJSON *object, StFile *f, char
 }
 
 // Validates one tensor entry and fills t (without the data pointer) and *begin.
-static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size, StTensor *t,
+// Bytes per element of a dtype the data reader takes (0: not one of them).
+static int64_t dtype_size(const char *dtype) {
+    static const struct { const char *name; int64_t size; } sizes[] = {
+        {"F32", 4}, {"U8", 1}, {"I8", 1}, {"BOOL", 1}, {"U16", 2}, {"I16", 2}, {"I32", 4}, {"I64", 8}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (strcmp(dtype, sizes[i].name) == 0) return sizes[i].size;
+    return 0;
+}
+
+static int64_t tensor_bytes(const StTensor *t) { return dtype_size(t->dtype) * element_count(t->shape, t->rank); }
+
+static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size, bool any_dtype, StTensor *t,
                         int64_t *begin, char *err, size_t errlen) {
     char shown[80];
     const char *name = entry->string;
@@ -334,11 +345,13 @@ static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
     if (!cJSON_IsString(dtype))
         return set_error(err, errlen, "%s: tensor '%s': missing or non-string dtype", path, shown);
-    if (strcmp(dtype->valuestring, "F32") != 0) {
+    if (strcmp(dtype->valuestring, "F32") != 0 && !(any_dtype && dtype_size(dtype->valuestring) > 0)) {
         char dtype_shown[32];
-        return set_error(err, errlen, "%s: tensor '%s': unsupported dtype %s (only F32)", path,
-                         shown, printable(dtype->valuestring, dtype_shown, sizeof dtype_shown));
+        return set_error(err, errlen, "%s: tensor '%s': unsupported dtype %s (%s)", path,
+                         shown, printable(dtype->valuestring, dtype_shown, sizeof dtype_shown),
+                         any_dtype ? "F32, U8, I8, BOOL, U16, I16, I32 or I64" : "only F32");
     }
+    snprintf(t->dtype, sizeof t->dtype, "%s", dtype->valuestring);
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
     if (!cJSON_IsArray(shape))
@@ -369,10 +382,10 @@ static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size
                          "%s: tensor '%s': data_offsets [%" PRId64 ", %" PRId64
                          "] out of range (data size %" PRIu64 " bytes)",
                          path, shown, start, end, data_size);
-    if (end - start != 4 * count)
+    if (end - start != dtype_size(t->dtype) * count)
         return set_error(err, errlen,
                          "%s: tensor '%s': data_offsets span %" PRId64 " bytes but shape needs %" PRId64,
-                         path, shown, end - start, 4 * count);
+                         path, shown, end - start, dtype_size(t->dtype) * count);
     *begin = start;
     return 0;
 }
@@ -391,7 +404,7 @@ static int compare_ranges(const void *a, const void *b) {
 
 // Parses and validates the header of the file already loaded in f->buffer, then
 // points each tensor at its data (copying misaligned tensors to an aligned tail).
-static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
+static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, size_t errlen) {
     if (f->size < 8)
         return set_error(err, errlen, "%s: file is %zu bytes, too short for a safetensors header",
                          path, f->size);
@@ -444,7 +457,7 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
             status = parse_metadata(path, entry, f, err, errlen);
         } else {
             int i = f->n_tensors;
-            status = parse_tensor(path, entry, data_size, &f->tensors[i], &begins[i], err, errlen);
+            status = parse_tensor(path, entry, data_size, any_dtype, &f->tensors[i], &begins[i], err, errlen);
             if (status == 0) f->n_tensors++;
         }
     }
@@ -456,7 +469,7 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
         ByteRange *ranges = xmalloc(sizeof(ByteRange) * (size_t)f->n_tensors);
         for (int i = 0; i < f->n_tensors; i++) {
             ranges[i].begin = begins[i];
-            ranges[i].end = begins[i] + 4 * element_count(f->tensors[i].shape, f->tensors[i].rank);
+            ranges[i].end = begins[i] + tensor_bytes(&f->tensors[i]);
             ranges[i].index = i;
         }
         qsort(ranges, (size_t)f->n_tensors, sizeof ranges[0], compare_ranges);
@@ -478,8 +491,9 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
     // is not a multiple of 4) are copied to an aligned area after the file bytes.
     size_t misaligned_bytes = 0;
     for (int i = 0; status == 0 && i < f->n_tensors; i++) {
-        size_t bytes = 4 * (size_t)element_count(f->tensors[i].shape, f->tensors[i].rank);
-        if ((data_start + (uint64_t)begins[i]) % 4 != 0) misaligned_bytes += bytes;
+        size_t bytes = (size_t)tensor_bytes(&f->tensors[i]);
+        if (strcmp(f->tensors[i].dtype, "F32") == 0 && (data_start + (uint64_t)begins[i]) % 4 != 0)
+            misaligned_bytes += bytes;
     }
     size_t tail_start = (f->size + 15) / 16 * 16;
     if (status == 0 && misaligned_bytes > 0) {
@@ -494,7 +508,10 @@ static int parse_file(const char *path, StFile *f, char *err, size_t errlen) {
     for (int i = 0; status == 0 && i < f->n_tensors; i++) {
         StTensor *t = &f->tensors[i];
         const uint8_t *source = f->buffer + data_start + begins[i];
-        if ((data_start + (uint64_t)begins[i]) % 4 == 0) {
+        t->bytes = source;
+        if (strcmp(t->dtype, "F32") != 0) {   // (safetensors_read_any) read through t->bytes
+            t->data = NULL;
+        } else if ((data_start + (uint64_t)begins[i]) % 4 == 0) {
             t->data = (const float *)source;
         } else {
             size_t bytes = 4 * (size_t)element_count(t->shape, t->rank);
@@ -529,7 +546,17 @@ static int verify_checksum(const char *path, const StFile *f, char *err, size_t 
     return 0;
 }
 
+static int read_file_checked(const char *path, StFile *f, bool any_dtype, char *err, size_t errlen);
+
 int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
+    return read_file_checked(path, f, false, err, errlen);
+}
+
+int safetensors_read_any(const char *path, StFile *f, char *err, size_t errlen) {
+    return read_file_checked(path, f, true, err, errlen);
+}
+
+static int read_file_checked(const char *path, StFile *f, bool any_dtype, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (!path) return set_error(err, errlen, "safetensors_read: NULL path");
     FILE *fp = open_regular_file(path, err, errlen);
@@ -554,7 +581,7 @@ int safetensors_read(const char *path, StFile *f, char *err, size_t errlen) {
         return set_error(err, errlen, "%s: read error (got %zu of %zu bytes)", path, got,
                          (size_t)st.st_size);
     }
-    if (parse_file(path, f, err, errlen) != 0 || verify_checksum(path, f, err, errlen) != 0) {
+    if (parse_file(path, f, any_dtype, err, errlen) != 0 || verify_checksum(path, f, err, errlen) != 0) {
         safetensors_free(f);
         return -1;
     }

@@ -269,7 +269,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // the model of the final evaluation (a larger batch), allocated now: memory that
     // does not fit must fail before the output folder is touched, not after training
     Model eval_model;
+    const Dataset *resident[3] = {&train_set, &test_set, validating ? &val_set : NULL};
     if (data_parallel_check(&model, cfg, batch, err, errlen) != 0 ||
+        device_datasets_fit(be, resident, 3, err, errlen) != 0 ||
         model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
                      errlen) != 0) {
         model_destroy(&model);

@@ -519,7 +519,7 @@ static const ErrorCase error_cases[] = {
     {"train.seed", "\"1\"", "train.seed", "must be an integer, got a string"},
     {"device", "0", "device", "must be a string"},
     // enumerations
-    {"data.dataset", "\"cifar10\"", "data.dataset", "must be one of \"mnist\", \"fashion-mnist\"; got \"cifar10\""},
+    {"data.dataset", "\"cifar10\"", "data.dataset", "must be one of \"mnist\", \"fashion-mnist\", \"files\"; got \"cifar10\""},
     {"data.binarize", "\"yes\"", "data.binarize", "must be one of \"none\", \"dynamic\", \"static\""},
     {"model.kind", "\"diffusion\"", "model.kind", "must be one of \"vae\", \"ae\""},
     {"model.kind", "\"gan\"", "model", "kind \"gan\" has no \"encoder\""},

@@ -70,7 +70,8 @@ static void make_data(DeviceDataset *dev, uint8_t *images) {
     rng_init(&rng, 5, 5);
     for (int i = 0; i < N_EXAMPLES * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 255);
     uint8_t labels[N_EXAMPLES] = {0};
-    Dataset host = {N_EXAMPLES, 1, D, D, images, labels, 10};
+    Dataset host = {.n = N_EXAMPLES, .channels = 1, .rows = 1, .cols = D, .dim = D, .images = images, .labels = labels,
+                    .n_classes = 10};
     device_dataset_upload(cpu, &host, dev);
 }
 
@@ -173,8 +174,35 @@ static void test_active_units_and_kl_per_dim(void) {
     model_destroy(&m);
 }
 
+// device_datasets_fit: the bytes of every set (images + labels) against what the
+// backend says is free, refused with a line naming both; unknown (0) is not refused.
+static size_t fake_free_bytes;
+static size_t fake_memory_available(Backend *be) {
+    (void)be;
+    return fake_free_bytes;
+}
+
+static void test_datasets_fit(void) {
+    Backend fake = *cpu;
+    fake.memory_available = fake_memory_available;
+    Dataset a = {.n = 100, .channels = 3, .rows = 4, .cols = 4, .dim = 48};
+    Dataset b = {.n = 10, .channels = 3, .rows = 4, .cols = 4, .dim = 48};
+    const Dataset *sets[3] = {&a, NULL, &b};   // need (100 + 10) x 49 = 5,390 bytes
+    char err[512] = "";
+    fake_free_bytes = 5390;
+    CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == 0, "exactly enough fits: %s", err);
+    fake_free_bytes = 5389;
+    CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == -1, "one byte short is refused");
+    CHECK(strstr(err, "data: the images need 0.0 MiB on the cpu device") && strstr(err, "are free"),
+          "the refusal names the sizes: %s", err);
+    fake_free_bytes = 0;
+    CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == 0, "unknown free memory is not a refusal");
+    CHECK(cpu->memory_available(cpu) > 0, "the CPU backend reads the host's available memory");
+}
+
 int main(void) {
     cpu = backend_cpu_create();
+    test_run("datasets_fit", test_datasets_fit);
     test_run("iw_matches_exact_log_likelihood", test_iw_matches_exact_log_likelihood);
     test_run("iw_refuses_non_likelihood", test_iw_refuses_non_likelihood);
     test_run("active_units_and_kl_per_dim", test_active_units_and_kl_per_dim);

@@ -58,6 +58,7 @@ struct Backend {
     void (*zero)(Backend *be, void *ptr, size_t bytes);
     void (*synchronize)(Backend *be);
     size_t (*peak_memory)(Backend *be);            // bytes allocated at peak through alloc()
+    size_t (*memory_available)(Backend *be);       // bytes alloc() may still get (0: unknown)
     void (*destroy)(Backend *be);
 
     // ---- GEMM -------------------------------------------------------------

@@ -60,6 +60,8 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 
 // mkdir -p. Returns 0 or -1 with err.
 int make_dirs(const char *path, char *err, size_t errlen);
+// The host memory the kernel says is available now (MemAvailable plus free swap), bytes; 0 if unknown.
+size_t host_memory_available(void);
 
 // Growable NUL-terminated text (JSON and config dumps). Start with {0}.
 typedef struct {

@@ -45,14 +45,24 @@ typedef struct {
 // The options of a spec: its value for key, or fallback when absent.
 double layer_spec_option(const LayerSpec *spec, const char *key, double fallback);
 
+typedef enum { DATA_FORMAT_AUTO, DATA_FORMAT_PNG, DATA_FORMAT_NPY, DATA_FORMAT_SAFETENSORS,
+               DATA_FORMAT_IDX } DataFormat;
+typedef enum { DATA_LAYOUT_AUTO, DATA_LAYOUT_NHWC, DATA_LAYOUT_NCHW } DataLayout;
+
 typedef struct {
     char name[128];            // "name"
     char description[512];     // "description" (optional, one line)
     char source[512];          // where it came from: config path, or "CKPT (metadata)"
 
     struct {
-        char dataset[32];      // "mnist" | "fashion-mnist"
-        char dir[512];         // directory holding the four IDX(.gz) files
+        char dataset[32];      // "mnist" | "fashion-mnist" | "files" (your own data, dataset_files.c)
+        char dir[512];         // mnist / fashion-mnist: directory holding the four IDX(.gz) files
+        // "files": the training images (a PNG folder, .npy, .safetensors or IDX file), the test
+        // images ("" = carve test_fraction of the training set, seeded), optional label arrays
+        char train[512], test[512], train_labels[512], test_labels[512];
+        DataFormat format;     // auto (from the path) | png | npy | safetensors | idx
+        DataLayout layout;     // 4-D arrays: auto | nhwc | nchw
+        double test_fraction;  // the carved test set when data.test is "" (default 0.1)
         Binarize binarize;     // none | dynamic | static
         int train_limit;       // 0 = all; else first N training examples
         int test_limit;        // 0 = all; else first N test examples
@@ -64,6 +74,7 @@ typedef struct {
         Condition condition;   // cvae: "label" (one-hot label joined to encoder input and z)
         int n_classes;         // classes of the condition (10 for mnist / fashion-mnist), 0 if none
         int input_dim;
+        int input_shape[3];    // model.input_shape (C, H, W); all 0 when not given (square grey from input_dim)
         int n_encoder;                   // number of trunk layers
         int encoder[CUVAE_MAX_HIDDEN];   // trunk widths
         int latent_dim;

@@ -3,18 +3,27 @@
 #ifndef CUVAE_DATASET_H
 #define CUVAE_DATASET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include "cuvae/config.h"
 
 typedef struct {
     int n;              // examples
+    int channels;       // 1 (grey) or 3 (RGB), or the channels of an array file
     int rows, cols;     // image shape
-    int dim;            // rows * cols
-    uint8_t *images;    // (n, dim), 0..255
-    uint8_t *labels;    // (n), 0..9
-    int n_classes;      // 10
+    int dim;            // channels * rows * cols
+    uint8_t *images;    // (n, channels, rows, cols), 0..255
+    uint8_t *labels;    // (n): 0..9 (mnist), a class folder's index, a labels array's value; 0 when unlabelled
+    int n_classes;      // 10 (mnist); class folders or the largest label + 1; 0 when unlabelled
+    char **class_names; // (n_classes) the class folders' names, else NULL
+    bool carved;        // a test set held out of the training set (dataset "files" without data.test)
 } Dataset;
+
+// data.dataset "files" (dataset_files.c): train and test from data.train / data.test
+// (or test carved from train with data.test_fraction), any format and shape.
+#define DATASET_TEST_SPLIT_STREAM 3002
+int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
 // Loads train and test splits from cfg->data.dir: train-images-idx3-ubyte,
 // train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each
@@ -36,6 +45,9 @@ void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
 #define DATASET_VALIDATION_STREAM 3001
 int dataset_split_validation(Dataset *train, Dataset *val, double fraction, uint64_t seed, char *err,
                              size_t errlen);
+// The same split with its own random stream (the test set carved by dataset "files").
+int dataset_split(Dataset *train, Dataset *held, double fraction, uint64_t seed, uint64_t stream, const char *what,
+                  char *err, size_t errlen);
 
 void dataset_free(Dataset *d);
 

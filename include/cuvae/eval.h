@@ -19,6 +19,10 @@ typedef struct {
 } DeviceDataset;
 
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out);
+// Whether n_sets data sets (NULL entries skipped) fit in what the backend has free:
+// 0, or -1 with err naming the bytes needed and free (the whole data set lives
+// on the device as uint8).
+int device_datasets_fit(Backend *be, const Dataset *const *sets, int n_sets, char *err, size_t errlen);
 void device_dataset_free(Backend *be, DeviceDataset *d);
 
 // Evaluation data are fixed: a model trained with dynamic binarization is

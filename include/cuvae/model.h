@@ -128,9 +128,12 @@ typedef struct {
     bool data_parallel;      // gradients (and KL statistics) are summed over the ranks every step
 } Model;
 
-// One example's shape for input_dim values: (1, side, side) when it is a square
-// (a grey image), else (input_dim).
-TensorShape model_input_shape(int input_dim);
+// One example's shape: model.input_shape (C, H, W) when given, else from
+// input_dim: (1, side, side) when it is a square (a grey image), else (input_dim).
+TensorShape model_input_shape(const Config *cfg);
+// The image an example is, for figures: (channels 1 or 3, rows, cols); false when the
+// input is not an image cuvae can draw (a flat vector, or another channel count).
+bool model_image_shape(const Model *m, int *channels, int *rows, int *cols);
 // Builds the layer-list encoder / decoder of cfg without allocating anything:
 // 0, or -1 with the error naming the layer index and the shapes (config_load calls it).
 int model_check_networks(const Config *cfg, char *err, size_t errlen);

@@ -62,6 +62,10 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
 int plot_image(const char *png_path, const char *title, const uint8_t *gray, int width, int height,
                const char *xlabel, double x_min, double x_max, const char *ylabel, double y_min, double y_max,
                char *err, size_t errlen);
+// The same for (height, width, channels) pixels, channels 1 (gray) or 3 (RGB).
+int plot_image_channels(const char *png_path, const char *title, const uint8_t *pixels, int width, int height,
+                        int channels, const char *xlabel, double x_min, double x_max, const char *ylabel,
+                        double y_min, double y_max, char *err, size_t errlen);
 void plot_image_size(int width, int height, bool axes, int *canvas_width, int *canvas_height);
 
 #endif

@@ -13,7 +13,9 @@ typedef struct {
     char name[ST_MAX_NAME];
     int rank;
     int64_t shape[ST_MAX_RANK];
-    const float *data;       // writer: caller-owned; reader: points into the file buffer
+    const float *data;       // writer: caller-owned; reader: points into the file buffer (F32)
+    char dtype[8];           // reader: "F32" (safetensors_read_any: also U8, I8, BOOL, U16, I16, I32, I64)
+    const uint8_t *bytes;    // reader: the tensor's first byte (any dtype; maybe unaligned)
 } StTensor;
 
 typedef struct {
@@ -40,6 +42,8 @@ typedef struct {
 // Reads and validates (header JSON, F32 only, offsets inside the file and
 // consistent with shapes). Errors name the file and what is wrong.
 int safetensors_read(const char *path, StFile *f, char *err, size_t errlen);
+// The same for data files: integer and byte dtypes too (t->dtype, t->bytes).
+int safetensors_read_any(const char *path, StFile *f, char *err, size_t errlen);
 const StTensor *safetensors_find(const StFile *f, const char *name);
 // -1 with err naming the file, the tensor and the first NaN or infinite element.
 int safetensors_check_finite(const char *path, const StTensor *t, char *err, size_t errlen);

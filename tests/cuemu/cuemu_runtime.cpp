@@ -404,6 +404,20 @@ cudaError_t cudaDeviceSynchronize(void) {
 
 // ---- memory ---------------------------------------------------------------------
 
+// The emulated device's memory is the host's: MemAvailable of /proc/meminfo.
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    size_t kib = 0;
+    if (FILE *f = fopen("/proc/meminfo", "r")) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %zu kB", &kib) == 1) break;
+        fclose(f);
+    }
+    *free_bytes = kib * 1024;
+    *total_bytes = kib * 1024;
+    return cudaSuccess;
+}
+
 cudaError_t cudaMalloc(void **ptr, size_t size) {
     if (sticky_error != cudaSuccess) return fail(sticky_error);
     cudaError_t e = forbid_during_capture(NULL, "cudaMalloc");

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# cli_files.sh: data.dataset "files" (src/dataset_files.c), your own images,
+# through the real binary (CPU backend), on sets tests/make_image_data.py
+# generates here:
+#   every format (PNG class folders, a flat PNG folder, float32 NHWC .npy, uint8
+#     NCHW .npy, .safetensors with labels, gzip IDX of shape (N, H, W, C)) decodes
+#     to the same images: one epoch on each gives the same losses
+#   non-square grey .npy with a labels .npy; an explicit test set; the carved
+#     test set announced
+#   malformed inputs: one clear line naming the file (and offset), exit 2
+#   a convolutional VAE trains on the generated RGB folder end to end; its
+#     progress images, sample grid and figures are RGB PNGs; legends use the
+#     class folders' names
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if ! python3 tests/make_image_data.py "$tmp/data" 2>"$tmp/gen.err"; then
+    bad "generating the test images: $(tail -1 "$tmp/gen.err")"; cli_finish cli_files; exit
+fi
+D="$tmp/data"
+base=(--set device=cpu --set data.dataset=files --set model.input_shape=[3,16,16] --set model.encoder=[64]
+      --set model.decoder=[64] --set model.latent_dim=4 --set train.batch_size=16 --set train.epochs=1
+      --set eval.iw_samples=0 --set train.epoch_images=false --set data.binarize=none)
+train() { "$CUVAE" train configs/examples_vae.json "${base[@]}" "$@"; }
+# (configs/examples_vae.json gives data.dir; dataset "files" refuses it: drop it through a copy)
+python3 - configs/examples_vae.json "$tmp/base.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["data"] = {"dataset": "files", "train": "unset"}
+c["model"].pop("input_dim", None)
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+train() { "$CUVAE" train "$tmp/base.json" "${base[@]}" "$@"; }
+
+# ---- every format, the same images -----------------------------------------------
+first=""
+# (the flat folder holds the images in the arrays' order; the class folders group them by class)
+for source in rgb_flat rgb_nhwc_f32.npy rgb_nchw.npy rgb.safetensors rgb_nhwc.idx.gz rgb_folder; do
+    if train --set data.train="$D/$source" --out "$tmp/run_$source" >"$tmp/$source.out" 2>&1; then
+        line=$(sed 's/"seconds": [0-9.]*, "samples_per_s": [0-9.]*, //' "$tmp/run_$source/log.jsonl")
+        if [ -z "$first" ]; then first="$line"; ok "$source: trains (one epoch)"
+        elif [ "$source" = rgb_folder ]; then ok "$source: trains (class sub-folders: the same images by class)"
+        elif [ "$line" = "$first" ]; then ok "$source: trains, the same losses as rgb_flat (the same images)"
+        else bad "$source: losses differ from rgb_flat's: $line vs $first"; fi
+    else
+        bad "$source: $(grep '^cuvae: ' "$tmp/$source.out" | tail -1)"
+    fi
+done
+grep -q "data.test not given: 6 of the 64 images of $D/rgb_folder held out as the test set" "$tmp/rgb_folder.out" \
+    && ok "the carved test set is announced" || bad "no line about the carved test set"
+grep -q '"train": "'"$D"'/rgb_folder"' "$tmp/run_rgb_folder/config.json" && grep -q '"input_shape": \[3, 16, 16\]' \
+    "$tmp/run_rgb_folder/config.json" && ok "the effective config keeps data.train and model.input_shape" \
+    || bad "config.json lacks data.train or model.input_shape"
+if train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/grey_npy_labels.npy" \
+        --set model.input_shape=[1,12,20] --out "$tmp/grey" >"$tmp/grey.out" 2>&1; then
+    ok "non-square grey (1 x 12 x 20) .npy with int64 labels trains"
+else bad "grey .npy: $(grep '^cuvae: ' "$tmp/grey.out" | tail -1)"; fi
+if train --set data.train="$D/rgb_nhwc_f32.npy" --set data.test="$D/rgb_nchw.npy" --out "$tmp/explicit" \
+        >"$tmp/explicit.out" 2>&1 && ! grep -q "data.test not given" "$tmp/explicit.out" &&
+   grep -q "train 64, test 64 examples of 768 pixels" "$tmp/explicit.out"; then
+    ok "an explicit test set (another format): 64 + 64 images"
+else bad "explicit test set: $(grep '^cuvae: ' "$tmp/explicit.out" | tail -1)"; fi
+
+# ---- bad input: one line naming the file, exit 2 -------------------------------------
+expect_error "no such data.train" 2 "nowhere.npy: No such file or directory \(data.train\)" -- \
+    train --set data.train="$D/nowhere.npy" --out "$tmp/x"
+expect_error "wrong .npy magic" 2 "magic.npy: not a .npy file \(bad magic at byte 0" -- \
+    train --set data.train="$D/bad/magic.npy" --out "$tmp/x"
+expect_error "truncated .npy: the offset" 2 "truncated.npy: truncated at byte 128: the header's shape needs 16384 bytes of data, found 16379" -- \
+    train --set data.train="$D/bad/truncated.npy" --out "$tmp/x"
+expect_error "unsupported dtype (float64)" 2 "float64.npy: unsupported dtype '<f8'" -- \
+    train --set data.train="$D/bad/float64.npy" --out "$tmp/x"
+expect_error "float32 outside [0, 1]: element and byte" 2 "range.npy: float32 value 1.5 of element 2 \(byte 136\) is outside \[0, 1\]" -- \
+    train --set data.train="$D/bad/range.npy" --out "$tmp/x"
+expect_error "ambiguous layout: asks for data.layout" 2 "ambiguous.npy: shape \(2, 3, 4, 3\) is ambiguous.*data.layout" -- \
+    train --set data.train="$D/bad/ambiguous.npy" --out "$tmp/x"
+expect_error "safetensors without images" 2 "no_images.safetensors: no tensor named \"images\"" -- \
+    train --set data.train="$D/bad/no_images.safetensors" --out "$tmp/x"
+expect_error "safetensors F64" 2 "f64.safetensors: tensor 'images': unsupported dtype F64" -- \
+    train --set data.train="$D/bad/f64.safetensors" --out "$tmp/x"
+expect_error "mixed sizes: the first file that differs" 2 "mixed/b/y.png: 8 x 8 RGB, but .*mixed/a/x.png is 16 x 16 RGB" -- \
+    train --set data.train="$D/bad/mixed" --out "$tmp/x"
+expect_error "a class folder without images" 2 "empty_class/b: no .png images in this class folder" -- \
+    train --set data.train="$D/bad/empty_class" --out "$tmp/x"
+expect_error "labels of the wrong length" 2 "labels_short.npy: 63 labels for 64 images" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_short.npy" \
+          --set model.input_shape=[1,12,20] --out "$tmp/x"
+expect_error "RGB without model.input_shape" 2 "images are 3 x 16 x 16 \(C x H x W\): set model.input_shape \[3, 16, 16\]" -- \
+    "$CUVAE" train "$tmp/base.json" --set device=cpu --set model.input_dim=768 --set data.train="$D/rgb_folder" --out "$tmp/x"
+expect_error "input_shape against the data" 2 "images are 3 x 16 x 16 \(C x H x W\) but model.input_shape is \[1, 16, 48\]" -- \
+    train --set data.train="$D/rgb_folder" --set model.input_shape=[1,16,48] --out "$tmp/x"
+expect_error "binarizing RGB" 2 "data.binarize: binarization is for grey images; .*rgb_folder has 3 channels" -- \
+    train --set data.train="$D/rgb_folder" --set data.binarize=dynamic --out "$tmp/x"
+expect_error "a cvae on unlabelled images" 2 "rgb_flat: a cvae is conditioned on labels and these images have none" -- \
+    train --set data.train="$D/rgb_flat" --set model.kind=cvae --set model.condition=label --out "$tmp/x"
+expect_error "data.dir with dataset files" 2 "data.dir: dataset \"files\" reads data.train" -- \
+    train --set data.train="$D/rgb_folder" --set data.dir=data/mnist --out "$tmp/x"
+expect_error "data.train with mnist" 2 "data.train: is a key of dataset \"files\"" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.train=x --out "$tmp/x"
+expect_error "test_fraction with a test set" 2 "data.test_fraction: carves a test set out of the training set only when data.test is not given" -- \
+    train --set data.train="$D/rgb_folder" --set data.test="$D/rgb_folder" --set data.test_fraction=0.2 --out "$tmp/x"
+
+# ---- a conv VAE on the RGB folder, end to end, figures in colour ---------------------
+conv=(--set data.train="$D/rgb_folder" --set model.input_shape=[3,16,16] --set model.latent_dim=8
+      --set 'model.decoder=[{"linear":1024},{"reshape":[64,4,4]},{"batch_norm":{}},{"relu":{}},{"conv_transpose2d":32,"kernel":4,"stride":2,"padding":1},{"batch_norm":{}},{"relu":{}},{"conv_transpose2d":3,"kernel":4,"stride":2,"padding":1}]'
+      --set train.epochs=2 --set train.batch_size=16 --set device=cpu --set eval.iw_samples=10)
+png_colour() { python3 -c "import sys; b=open(sys.argv[1],'rb').read(26); sys.exit(0 if b[:8]==b'\x89PNG\r\n\x1a\n' and b[25]==2 else 1)" "$1"; }
+if "$CUVAE" train configs/files_rgb_conv_vae.json "${conv[@]}" --out "$tmp/conv" >"$tmp/conv.out" 2>&1; then
+    ok "the conv VAE template trains on a generated RGB folder (2 epochs, IW bound K = 10)"
+    png_colour "$tmp/conv/progress/samples_epoch_002.png" && png_colour "$tmp/conv/progress/reconstruction_epoch_002.png" \
+        && ok "progress images are RGB PNGs" || bad "progress images are not RGB"
+    if "$CUVAE" sample "$tmp/conv/model.safetensors" -n 16 -o "$tmp/conv/s.png" 2>"$tmp/sample.err" &&
+       png_colour "$tmp/conv/s.png"; then ok "cuvae sample: an RGB grid"
+    else bad "sample: $(tail -1 "$tmp/sample.err")"; fi
+    if command -v gnuplot >/dev/null 2>&1; then
+        if "$CUVAE" plot "$tmp/conv" >"$tmp/plot.out" 2>&1; then
+            ok "cuvae plot on the RGB run: $(grep -c 'wrote' "$tmp/plot.out") figures"
+            python3 - "$tmp/conv/figures/samples.png" <<'EOF' && ok "figures/samples.png has colour" || bad "figures/samples.png is grey"
+import struct, sys, zlib
+b = open(sys.argv[1], 'rb').read()
+sys.exit(0 if b[25] in (2, 6) else 1)
+EOF
+        else bad "plot: $(grep '^cuvae: ' "$tmp/plot.out" | tail -1)"; fi
+    else
+        skip "cuvae plot on the RGB run" "gnuplot not installed"
+    fi
+else
+    bad "conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv.out" | tail -1)"
+fi
+cli_finish cli_files
