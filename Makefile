@@ -220,7 +220,7 @@ endif
 # seed corpus (tests/fuzz/corpus/<target>; new inputs go to build-fuzz/, never
 # into the repository); `make fuzz-smoke` is the 30-second run CI does.
 FUZZ_BUILD := build-fuzz
-FUZZ_TARGETS := config cli_args idx safetensors resume
+FUZZ_TARGETS := config cli_args idx safetensors resume data_files
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                -march=$(ARCH) -std=gnu11 -Wall -Wno-unknown-pragmas -Iinclude -Itests/fuzz

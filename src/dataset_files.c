@@ -138,8 +138,9 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         header_len = (size_t)buffer[8] | (size_t)buffer[9] << 8 | (size_t)buffer[10] << 16 | (size_t)buffer[11] << 24;
         header_start = 12;
     } else {
+        int minor = buffer[7];
         raw_free(out);
-        return set_error(err, errlen, "%s: unsupported .npy version %d.%d (byte 6)", path, major, buffer[7]);
+        return set_error(err, errlen, "%s: unsupported .npy version %d.%d (byte 6)", path, major, minor);
     }
     if (header_start + header_len > size) {
         raw_free(out);

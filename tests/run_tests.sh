@@ -45,7 +45,7 @@ if [ "${SANITIZE:-0}" = 1 ]; then
     # (and the newer kinds end to end: their eval, sample and plot paths)
     # (cli_distributed: the sanitized build has no MPI; it checks the refusal of a launch as ranks)
     for s in tests/cli_train.sh tests/cli_errors.sh tests/cli_faults.sh tests/cli_autoregressive.sh tests/cli_gan.sh \
-             tests/cli_aae.sh tests/cli_distributed.sh; do
+             tests/cli_aae.sh tests/cli_distributed.sh tests/cli_files.sh; do
         run_one "$(basename "$s") (ASan + UBSan)" bash "$s"
     done
     echo "$passed passed, $failed failed, $skipped skipped"
