@@ -127,4 +127,25 @@ EOF
 else
     bad "conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv.out" | tail -1)"
 fi
+# the same run through the CUDA backend's real sources on the emulated device
+emu="${BUILD_EMU:-build-emu}/cuvae"
+if [ -x "$emu" ] && [ -f "$tmp/conv/log.jsonl" ]; then
+    if "$emu" train configs/files_rgb_conv_vae.json "${conv[@]}" --set device=cuda --set eval.iw_samples=0 \
+            --out "$tmp/conv_emu" >"$tmp/conv_emu.out" 2>&1; then
+        if diff=$(python3 - "$tmp/conv/log.jsonl" "$tmp/conv_emu/log.jsonl" <<'EOF'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+worst = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(a, b) for k in ("train_loss", "test_loss"))
+print("largest relative difference %.1e" % worst)
+sys.exit(0 if len(a) == len(b) and worst < 1e-3 else 1)
+EOF
+        ); then ok "(emulated CUDA) the conv VAE on the RGB folder: the CPU run's losses ($diff)"
+        else bad "(emulated CUDA) the conv VAE's losses differ from the CPU run's: $diff"; fi
+    else
+        bad "(emulated CUDA) conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv_emu.out" | tail -1)"
+    fi
+else
+    skip "(emulated CUDA) the conv VAE on the RGB folder" "$emu not built (make emu)"
+fi
 cli_finish cli_files
