@@ -154,9 +154,9 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
             dataset_free(test);
             return -1;
         }
-        if (test->carved)
+        if (test->carved_from)
             fprintf(stderr, "cuvae: data.test not given: %d of the %d images of %s held out as the test set "
-                    "(data.test_fraction %g, seeded by train.seed)\n", test->n, train->n + test->n, cfg->data.train,
+                    "(data.test_fraction %g, seeded by train.seed)\n", test->carved, test->carved_from, cfg->data.train,
                     cfg->data.test_fraction);
     } else if (load_named_dataset(cfg, train, test, err, errlen) != 0) {
         return -1;

@@ -643,7 +643,8 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
             train->labels = test->labels = NULL;
         }
         test->class_names = copy_names(train->class_names, train->n_classes);   // (its own copy)
-        test->carved = true;
+        test->carved = test->n;
+        test->carved_from = train->n + test->n;
     }
     keep_first(train, cfg->data.train_limit);
     keep_first(test, cfg->data.test_limit);

@@ -112,6 +112,11 @@ if "$CUVAE" train configs/files_rgb_conv_vae.json "${conv[@]}" --out "$tmp/conv"
     if "$CUVAE" sample "$tmp/conv/model.safetensors" -n 16 -o "$tmp/conv/s.png" 2>"$tmp/sample.err" &&
        png_colour "$tmp/conv/s.png"; then ok "cuvae sample: an RGB grid"
     else bad "sample: $(tail -1 "$tmp/sample.err")"; fi
+    if "$CUVAE" eval "$tmp/conv/model.safetensors" >"$tmp/eval.json" 2>"$tmp/eval.err" &&
+       grep -q '"examples": 6,' "$tmp/eval.json" &&
+       grep -q "6 of the 64 images of $D/rgb_folder held out as the test set" "$tmp/eval.err"; then
+        ok "cuvae eval carves the same 6 test images again from the checkpoint's config"
+    else bad "eval: $(tail -1 "$tmp/eval.err")"; fi
     if command -v gnuplot >/dev/null 2>&1; then
         if "$CUVAE" plot "$tmp/conv" >"$tmp/plot.out" 2>&1; then
             ok "cuvae plot on the RGB run: $(grep -c 'wrote' "$tmp/plot.out") figures"

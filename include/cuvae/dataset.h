@@ -17,7 +17,8 @@ typedef struct {
     uint8_t *labels;    // (n): 0..9 (mnist), a class folder's index, a labels array's value; 0 when unlabelled
     int n_classes;      // 10 (mnist); class folders or the largest label + 1; 0 when unlabelled
     char **class_names; // (n_classes) the class folders' names, else NULL
-    bool carved;        // a test set held out of the training set (dataset "files" without data.test)
+    int carved, carved_from;   // a test set of `carved` images held out of `carved_from` training images
+                               // (dataset "files" without data.test; before the limits), else 0
 } Dataset;
 
 // data.dataset "files" (dataset_files.c): train and test from data.train / data.test
