@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 
 // An array as read from a file, before it becomes images or labels.
-typedef enum { ELEM_U8, ELEM_F32, ELEM_I32, ELEM_I64, ELEM_U16, ELEM_I16 } ElemType;
+typedef enum { ELEM_U8, ELEM_F32, ELEM_I32, ELEM_I64, ELEM_U16, ELEM_I16, ELEM_I8, ELEM_BOOL } ElemType;
 
 typedef struct {
     int rank;
@@ -37,7 +37,7 @@ typedef struct {
 
 static size_t elem_size(ElemType t) {
     switch (t) {
-    case ELEM_U8: return 1;
+    case ELEM_U8: case ELEM_I8: case ELEM_BOOL: return 1;
     case ELEM_U16: case ELEM_I16: return 2;
     case ELEM_F32: case ELEM_I32: return 4;
     case ELEM_I64: return 8;
@@ -72,15 +72,12 @@ static int check_host_memory(const char *path, size_t bytes, char *err, size_t e
 
 // Reads a whole file (regular files only), checking its size against the host's memory.
 static uint8_t *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = open_regular_file(path, err, errlen);   // (a FIFO must not hang the read)
+    if (!f) return NULL;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
         fclose(f);
-        set_error(err, errlen, "%s: not a regular file", path);
+        set_error(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         return NULL;
     }
     if (check_host_memory(path, (size_t)st.st_size, err, errlen) != 0) {
@@ -158,8 +155,8 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         goto done;
     }
     static const struct { const char *descr; ElemType type; } types[] = {
-        {"'|u1'", ELEM_U8}, {"'<u1'", ELEM_U8}, {"'|b1'", ELEM_U8}, {"'<f4'", ELEM_F32}, {"'<i4'", ELEM_I32},
-        {"'<i8'", ELEM_I64}, {"'<u2'", ELEM_U16}, {"'<i2'", ELEM_I16}, {"'|i1'", ELEM_U8}};
+        {"'|u1'", ELEM_U8}, {"'<u1'", ELEM_U8}, {"'|b1'", ELEM_BOOL}, {"'<f4'", ELEM_F32}, {"'<i4'", ELEM_I32},
+        {"'<i8'", ELEM_I64}, {"'<u2'", ELEM_U16}, {"'<i2'", ELEM_I16}, {"'|i1'", ELEM_I8}};
     bool known = false;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strncmp(descr, types[i].descr, strlen(types[i].descr)) == 0) {
@@ -206,6 +203,10 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         set_error(err, errlen, "%s: a scalar array: want (N, H, W), (N, H, W, C), (N, C, H, W) or labels (N)", path);
         goto done;
     }
+    if (count > SIZE_MAX / elem_size(out->type)) {
+        set_error(err, errlen, "%s: 'shape' is too large", path);
+        goto done;
+    }
     out->count = count;
     out->data_offset = header_start + header_len;
     size_t want = count * elem_size(out->type), have = size - out->data_offset;
@@ -240,7 +241,7 @@ static int read_safetensors_tensor(const char *path, const char *name, bool requ
     }
     static const struct { const char *dtype; ElemType type; } types[] = {
         {"U8", ELEM_U8}, {"F32", ELEM_F32}, {"I32", ELEM_I32}, {"I64", ELEM_I64}, {"U16", ELEM_U16},
-        {"I16", ELEM_I16}, {"I8", ELEM_U8}, {"BOOL", ELEM_U8}};
+        {"I16", ELEM_I16}, {"I8", ELEM_I8}, {"BOOL", ELEM_BOOL}};
     bool known = false;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(t->dtype, types[i].dtype) == 0) {
@@ -296,7 +297,8 @@ static int read_array(const char *path, DataFormat format, RawArray *out, char *
 static int64_t read_integer(const RawArray *a, size_t i) {
     const uint8_t *p = a->bytes + i * elem_size(a->type);
     switch (a->type) {
-    case ELEM_U8: return p[0];
+    case ELEM_U8: case ELEM_BOOL: return p[0];
+    case ELEM_I8: return (int8_t)p[0];
     case ELEM_U16: return (int64_t)(p[0] | p[1] << 8);
     case ELEM_I16: { int16_t v; memcpy(&v, p, 2); return v; }
     case ELEM_I32: { int32_t v; memcpy(&v, p, 4); return v; }
@@ -333,8 +335,12 @@ static int images_from_array(const char *path, const RawArray *a, DataLayout lay
     }
     if (n < 1 || h < 1 || w < 1 || c < 1)
         return set_error(err, errlen, "%s: no images (shape has a zero size)", path);
+    if (c > (1 << 24) || h > (1 << 24) || w > (1 << 24))   // (before their product can overflow)
+        return set_error(err, errlen, "%s: images of %lld x %lld x %lld values are more than cuvae takes (%d per "
+                         "image)", path, (long long)c, (long long)h, (long long)w, 1 << 24);
     if (a->type != ELEM_U8 && a->type != ELEM_F32)
-        return set_error(err, errlen, "%s: images must be uint8 (0..255) or float32 (in [0, 1])", path);
+        return set_error(err, errlen, "%s: images must be uint8 (0..255) or float32 (in [0, 1]); found %s", path,
+                         a->type == ELEM_BOOL ? "bool" : "another integer type");
     if (n > INT32_MAX || (int64_t)c * h * w > (1 << 24))
         return set_error(err, errlen, "%s: %lld images of %lld x %lld x %lld values are more than cuvae takes", path,
                          (long long)n, (long long)c, (long long)h, (long long)w);
@@ -413,9 +419,11 @@ static char **list_entries(const char *dir, bool want_dirs, int *count, char *er
         if (e->d_name[0] == '.') continue;
         char full[1600];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-        bool folder = is_directory(full);
-        if (want_dirs ? !folder : (folder || !(ends_with(e->d_name, ".png") || ends_with(e->d_name, ".PNG"))))
-            continue;
+        struct stat st;
+        if (stat(full, &st) != 0) continue;   // (a dangling link: not an entry)
+        bool folder = S_ISDIR(st.st_mode);
+        bool png = S_ISREG(st.st_mode) && (ends_with(e->d_name, ".png") || ends_with(e->d_name, ".PNG"));
+        if (want_dirs ? !folder : !png) continue;   // (FIFOs, devices: never opened)
         if (*count == cap) {   // (a few bytes per name: an allocation failure here is a crash-level OOM)
             cap *= 2;
             char **bigger = xmalloc((size_t)cap * sizeof *names);
@@ -495,6 +503,22 @@ static int read_png_folder(const char *dir, Dataset *d, char *err, size_t errlen
     if (n_classes > 256) {
         free_names(classes, n_classes);
         return set_error(err, errlen, "%s: %d class folders; at most 256", dir, n_classes);
+    }
+    if (n_classes) {   // class folders: no image may sit beside them unlabelled
+        int loose = 0;
+        char **files = list_entries(dir, false, &loose, err, errlen);
+        if (!files) {
+            free_names(classes, n_classes);
+            return -1;
+        }
+        if (loose) {
+            set_error(err, errlen, "%s: holds both .png images (%s, ...) and class folders (%s, ...): put every "
+                      "image in a class folder, or use a flat folder", dir, files[0], classes[0]);
+            free_names(files, loose);
+            free_names(classes, n_classes);
+            return -1;
+        }
+        free_names(files, loose);
     }
     size_t cap = 0;
     char first[1200] = "";

@@ -102,7 +102,15 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
         return NULL;
     }
-    if (*channels == 0) *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+    if (*channels == 0) {   // a data image (png_read): at most 2^24 values, like the array files
+        *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
+        if ((uint64_t)image.width * image.height * (uint64_t)*channels > ((uint64_t)1 << 24)) {
+            set_error(err, errlen, "%s: a %u x %u image holds more values than cuvae takes (%d per image)", path,
+                      image.width, image.height, 1 << 24);
+            png_image_free(&image);
+            return NULL;
+        }
+    }
     image.format = *channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     uint8_t *pixels = xmalloc(PNG_IMAGE_SIZE(image));
     if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {

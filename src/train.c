@@ -208,8 +208,9 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
                          "it yet; train it as one process", cfg->source, model_kind_name(cfg->model.kind), why,
                          dist_size());
     if (batch < dist_size())
-        return set_error(err, errlen, "%s: train.batch_size %d: fewer rows than the %d ranks (each rank trains on "
-                         "a shard of the global batch)", cfg->source, batch, dist_size());
+        return set_error(err, errlen, "%s: batches of %d rows (train.batch_size %d%s) are fewer than the %d ranks "
+                         "(each rank trains on a shard of the global batch)", cfg->source, batch, cfg->train.batch_size,
+                         batch < cfg->train.batch_size ? ", cut to the training set's size" : "", dist_size());
     model->data_parallel = true;
     return 0;
 }

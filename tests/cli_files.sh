@@ -85,6 +85,16 @@ expect_error "a class folder without images" 2 "empty_class/b: no .png images in
 expect_error "labels of the wrong length" 2 "labels_short.npy: 63 labels for 64 images" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_short.npy" \
           --set model.input_shape=[1,12,20] --out "$tmp/x"
+expect_error "signed int8 labels: -1 is refused, not read as 255" 2 "labels_int8.npy: label -1 of example 63 \(byte 191\) is outside 0..255" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_int8.npy" \
+          --set model.input_shape=[1,12,20] --out "$tmp/x"
+expect_error "bool images are refused" 2 "bool_images.npy: images must be uint8 \(0..255\) or float32 \(in \[0, 1\]\); found bool" -- \
+    train --set data.train="$D/bad/bool_images.npy" --out "$tmp/x"
+expect_error "images beside class folders" 2 "loose: holds both .png images \(x.png, ...\) and class folders \(cls, ...\)" -- \
+    train --set data.train="$D/bad/loose" --out "$tmp/x"
+mkfifo "$tmp/fifo.npy"
+expect_error "a FIFO as the data file: refused, no hang" 2 "fifo.npy: not a regular file" -- \
+    timeout 20 "$CUVAE" train "$tmp/base.json" "${base[@]}" --set data.train="$tmp/fifo.npy" --out "$tmp/x"
 expect_error "RGB without model.input_shape" 2 "images are 3 x 16 x 16 \(C x H x W\): set model.input_shape \[3, 16, 16\]" -- \
     "$CUVAE" train "$tmp/base.json" --set device=cpu --set model.input_dim=768 --set data.train="$D/rgb_folder" --out "$tmp/x"
 expect_error "input_shape against the data" 2 "images are 3 x 16 x 16 \(C x H x W\) but model.input_shape is \[1, 16, 48\]" -- \

@@ -81,7 +81,7 @@ def main():
     labels = [i % K for i in range(N)]
     rgb = [image(k, rng) for k in labels]   # (H, W, 3) each
     for sub in ("rgb_folder", "rgb_flat", "bad", "bad/mixed", "bad/mixed/a", "bad/mixed/b", "bad/empty_class",
-                "bad/empty_class/a", "bad/empty_class/b"):
+                "bad/empty_class/a", "bad/empty_class/b", "bad/loose", "bad/loose/cls"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     for k, name in enumerate(NAMES):
         os.makedirs(os.path.join(out, "rgb_folder", name), exist_ok=True)
@@ -126,6 +126,10 @@ def main():
     write_png(os.path.join(bad, "mixed", "a", "x.png"), W, H, 3, rgb[0])
     write_png(os.path.join(bad, "mixed", "b", "y.png"), 8, 8, 3, image(1, rng, 8, 8))
     write_png(os.path.join(bad, "empty_class", "a", "x.png"), W, H, 3, rgb[0])
+    write_npy(os.path.join(bad, "labels_int8.npy"), "|i1", (N,), bytes([1] * (N - 1)) + bytes([255]))   # -1 last
+    write_npy(os.path.join(bad, "bool_images.npy"), "|b1", (2, 4, 4), bytes(32))
+    write_png(os.path.join(bad, "loose", "x.png"), W, H, 3, rgb[0])
+    write_png(os.path.join(bad, "loose", "cls", "y.png"), W, H, 3, rgb[1])
     with open(os.path.join(bad, "empty_class", "b", "notes.txt"), "w") as f:
         f.write("not an image\n")
 
