@@ -48,6 +48,7 @@ is_provided_there() {
         linux-vdso.so*|ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*) return 0 ;;
         libresolv.so*|libutil.so*|libmvec.so*|libgcc_s.so*|libstdc++.so*) return 0 ;;
         libcuda.so*|libcudart.so*|libcublas.so*|libcublasLt.so*|libcurand.so*) return 0 ;;
+        libnccl.so*) return 0 ;;   # (218 MB: the toolkit or PyTorch's nvidia-nccl wheel there has it)
     esac
     return 1
 }

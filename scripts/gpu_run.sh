@@ -11,6 +11,8 @@
 #   sanitizer  compute-sanitizer on build/tests/test_cuda_parity
 #   bench      scripts/bench.sh: the GPU suite, cuvae vs PyTorch; bench/RESULTS.md and the
 #              raw JSON lines are copied to $OUT/bench/ (commit them here afterwards)
+#   dist       data parallel without MPI: one rank via the NCCL id file == one process (bit-exact),
+#              two ranks on the one GPU (NCCL_MULTI_RANK_GPU_ENABLE) against it; $OUT/dist/
 #   iwae       configs/iwae_vae1.json (Burda et al.'s 3,280 epochs), trained for at most
 #              $IWAE_SECONDS (default 540) into runs/iwae, resumed when runs/iwae holds a
 #              resume file; runs/iwae comes back as $OUT/iwae. Next call: copy it back to
@@ -63,7 +65,7 @@ if command -v python3 >/dev/null 2>&1; then
 fi
 for d in "${candidates[@]}"; do
     [ -d "$d" ] || continue
-    for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libcudart.so.13; do
+    for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libcudart.so.13 libnccl.so.2; do
         if [ -e "$d/$lib" ]; then
             case ":$lib_path:" in *":$d:"*) ;; *) lib_path=$lib_path:$d ;; esac
             break
@@ -118,6 +120,55 @@ run_iwae() {
     fi
 }
 
+# Data parallel on the real GPU, without MPI (the GPU machine has no Open MPI): one
+# rank through the NCCL id file must equal one process bit for bit; two ranks on the
+# one GPU (NCCL_MULTI_RANK_GPU_ENABLE, NCCL >= 2.30) must give its loss curve and
+# parameters within float tolerances. Logs and the comparison go to $OUT/dist/.
+run_dist() {
+    local d; d=$(mktemp -d)
+    local dist_log="$d/dist.log"
+    local small=(configs/examples_vae.json --set data.train_limit=6000 --set data.test_limit=1000 --set train.epochs=2
+                 --set eval.iw_samples=0 --set train.epoch_images=false --set device=cuda)
+    {
+        echo "== dist: one process"
+        build/cuvae train "${small[@]}" --out "$d/one" 2>&1 | grep -E "^epoch 2/2:|^cuvae: (eval|/)"
+        echo "== dist: one rank without MPI (NCCL, the id through a file)"
+        CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$d/id1" build/cuvae train "${small[@]}" --out "$d/r1" 2>&1 \
+            | grep -E "NCCL|^epoch 2/2:|^cuvae: (eval|/)"
+        if cmp -s "$d/one/model.safetensors" "$d/r1/model.safetensors"; then echo "dist: 1 rank == one process (bit-exact)"
+        else echo "dist: FAIL 1 rank differs from one process"; fi
+        echo "== dist: two ranks on the one GPU (NCCL_MULTI_RANK_GPU_ENABLE=1)"
+        for r in 0 1; do
+            NCCL_MULTI_RANK_GPU_ENABLE=1 CUVAE_DIST_TIMEOUT=120 CUVAE_WORLD_SIZE=2 CUVAE_RANK=$r CUVAE_LOCAL_RANK=$r \
+                CUVAE_NCCL_ID_FILE="$d/id2" build/cuvae train "${small[@]}" --out "$d/r2" >"$d/rank$r.log" 2>&1 &
+        done
+        wait
+        grep -hE "NCCL|^epoch 2/2:|^cuvae: " "$d/rank0.log" "$d/rank1.log" | head -12
+        python3 - "$d/one" "$d/r2" <<'EOF'
+import json, struct, sys
+def params(path):
+    b = open(path + '/model.safetensors', 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: struct.unpack('<%df' % ((v['data_offsets'][1] - v['data_offsets'][0]) // 4),
+                             b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]])
+            for k, v in h.items() if k != '__metadata__'}
+try:
+    a, b = [[json.loads(l) for l in open(p + '/log.jsonl')] for p in sys.argv[1:3]]
+    loss = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(a, b) for k in ('train_loss', 'test_loss'))
+    pa, pb = params(sys.argv[1]), params(sys.argv[2])
+    worst = max(max(abs(x - y) for x, y in zip(pa[k], pb[k])) for k in pa)
+    ok = len(a) == len(b) and loss < 1e-4 and worst < 1e-3
+    print('dist: %s 2 ranks vs one process: loss curve relative %.2e, parameters absolute %.2e'
+          % ('ok' if ok else 'FAIL', loss, worst))
+except Exception as e:
+    print('dist: FAIL 2 ranks: no comparable run (%s)' % e)
+EOF
+    } 2>&1 | tee "$dist_log"
+    grep -q "dist: FAIL" "$dist_log" && status=1
+    if [ -n "$LOG_DIR" ]; then mkdir -p "$LOG_DIR/dist"; cp "$d"/*.log "$LOG_DIR/dist/" 2>/dev/null || true; fi
+}
+
 run_sanitizer() {
 sanitizer=$(command -v compute-sanitizer || true)
 if [ -z "$sanitizer" ]; then
@@ -146,7 +197,8 @@ for stage in "${stages[@]}"; do
         sanitizer) run_sanitizer ;;
         bench) run_bench ;;
         iwae) run_iwae ;;
-        *) echo "gpu_run: unknown stage $stage (tests, sanitizer, bench, iwae)"; status=1 ;;
+        dist) run_dist ;;
+        *) echo "gpu_run: unknown stage $stage (tests, sanitizer, bench, iwae, dist)"; status=1 ;;
     esac
 done
 

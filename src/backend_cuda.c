@@ -59,6 +59,7 @@ typedef struct {
     size_t current_bytes, peak_bytes;
 #ifdef CUVAE_WITH_NCCL
     ncclComm_t nccl;    // the ranks of a data-parallel run (NULL: not launched as ranks)
+    void *nccl_scratch; // (NCCL_SCRATCH_BYTES) the host collectives of a run without MPI, staged here
 #endif
 } CudaImpl;
 
@@ -164,6 +165,10 @@ static void cuda_destroy(Backend *be) {
         if (impl->cublas) CUBLAS_CHECK(cublasDestroy(impl->cublas));
         if (impl->cublas_workspace) CUDA_CHECK(cudaFree(impl->cublas_workspace));
 #ifdef CUVAE_WITH_NCCL
+        if (impl->nccl_scratch) {
+            dist_set_transport(NULL);
+            CUDA_CHECK(cudaFree(impl->nccl_scratch));
+        }
         if (impl->nccl) ncclCommDestroy(impl->nccl);
 #endif
         if (impl->stream) CUDA_CHECK(cudaStreamDestroy(impl->stream));
@@ -459,19 +464,51 @@ static void cuda_grad_clip(Backend *be, float *grads, size_t n, float max_norm, 
     launch_grad_clip(grads, n, max_norm, scratch, impl_of(be)->stream);
 }
 
+#ifdef CUVAE_WITH_NCCL
+#define NCCL_SCRATCH_BYTES 256
+
+static void nccl_check(ncclResult_t r, const char *file, int line) {
+    if (r == ncclSuccess) return;
+    fprintf(dist_error_stream(), "cuvae: rank %d: NCCL failed (%s:%d): %s\n", dist_rank(), file, line,
+            ncclGetErrorString(r));
+    dist_abort(CUVAE_EXIT_BAD_INPUT);
+    exit(CUVAE_EXIT_BAD_INPUT);
+}
+
+// A host collective of a run without MPI (distributed.h DistTransport): staged
+// through a small device buffer, reduced over the communicator, read back.
+static void nccl_host_reduce(CudaImpl *impl, void *buf, size_t n, ncclDataType_t type, size_t elem_bytes,
+                             ncclRedOp_t op) {
+    if (n * elem_bytes > NCCL_SCRATCH_BYTES) {
+        fprintf(dist_error_stream(), "cuvae: a host collective of %zu bytes is larger than its %d-byte buffer\n",
+                n * elem_bytes, NCCL_SCRATCH_BYTES);
+        exit(CUVAE_EXIT_BAD_INPUT);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(impl->nccl_scratch, buf, n * elem_bytes, cudaMemcpyHostToDevice, impl->stream));
+    nccl_check(ncclAllReduce(impl->nccl_scratch, impl->nccl_scratch, n, type, op, impl->nccl, impl->stream),
+               __FILE__, __LINE__);
+    CUDA_CHECK(cudaMemcpyAsync(buf, impl->nccl_scratch, n * elem_bytes, cudaMemcpyDeviceToHost, impl->stream));
+    CUDA_CHECK(cudaStreamSynchronize(impl->stream));
+}
+
+static void nccl_sum_doubles(void *ctx, double *buf, size_t n) {
+    nccl_host_reduce(ctx, buf, n, ncclFloat64, sizeof(double), ncclSum);
+}
+
+static void nccl_max_int(void *ctx, int *value) {
+    int32_t v = *value;
+    nccl_host_reduce(ctx, &v, 1, ncclInt32, sizeof v, ncclMax);
+    *value = v;
+}
+#endif
+
 // Sums buf over the ranks on the training stream (NCCL); without a communicator
 // (one process, or one rank of a build without NCCL) the sum is buf itself.
 static void cuda_all_reduce_sum(Backend *be, float *buf, size_t n) {
 #ifdef CUVAE_WITH_NCCL
     CudaImpl *impl = impl_of(be);
     if (!impl->nccl) return;
-    ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, impl->nccl, impl->stream);
-    if (r != ncclSuccess) {
-        fprintf(dist_error_stream(), "cuvae: rank %d: NCCL all-reduce failed (%s:%d): %s\n", dist_rank(),
-                __FILE__, __LINE__, ncclGetErrorString(r));
-        dist_abort(CUVAE_EXIT_BAD_INPUT);
-        exit(CUVAE_EXIT_BAD_INPUT);
-    }
+    nccl_check(ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, impl->nccl, impl->stream), __FILE__, __LINE__);
 #else
     (void)be;
     (void)buf;
@@ -581,24 +618,48 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
                                cublasGetStatusString(blas_status));
     }
 
-    // data parallel: the NCCL communicator of the ranks, its id sent from rank 0 over MPI
+    // data parallel: the NCCL communicator of the ranks, its id sent from rank 0 over
+    // MPI, or (launched without MPI) through a shared file
     if (dist_launched()) {
 #ifdef CUVAE_WITH_NCCL
         ncclUniqueId id;
         memset(&id, 0, sizeof id);
         ncclResult_t r = dist_rank() == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
-        dist_broadcast_bytes(&id, sizeof id, "NCCL id broadcast");
+        if (r == ncclSuccess && dist_without_mpi()) {
+            if (dist_share_id_by_file(&id, sizeof id, err, errlen) != 0) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", err);
+                return creation_failed(be, err, errlen, "NCCL id", why);
+            }
+        } else {
+            dist_broadcast_bytes(&id, sizeof id, "NCCL id broadcast");
+        }
+        dist_wait_begin("NCCL communicator setup");
         if (r == ncclSuccess) r = ncclCommInitRank(&impl->nccl, dist_size(), id, dist_rank());
+        dist_wait_end();
         if (r != ncclSuccess) {
             impl->nccl = NULL;
             return creation_failed(be, err, errlen, "NCCL communicator", ncclGetErrorString(r));
         }
+        dist_remove_id_file();   // (every rank has joined: the id was read)
+        if (dist_without_mpi()) {   // the host collectives go through the communicator too
+            status = cudaMalloc(&impl->nccl_scratch, NCCL_SCRATCH_BYTES);
+            if (status != cudaSuccess) {
+                ncclCommDestroy(impl->nccl);
+                impl->nccl = NULL;
+                impl->nccl_scratch = NULL;
+                return creation_failed(be, err, errlen, "cudaMalloc", cudaGetErrorString(status));
+            }
+            DistTransport transport = {impl, nccl_sum_doubles, nccl_max_int};
+            dist_set_transport(&transport);
+        }
         int version = 0;
         ncclGetVersion(&version);
-        fprintf(stderr, "cuvae: data parallel: NCCL %d communicator of %d rank%s, rank %d on GPU %d\n", version,
-                dist_size(), dist_size() == 1 ? "" : "s", dist_rank(), device);
+        fprintf(stderr, "cuvae: data parallel: NCCL %d communicator of %d rank%s, rank %d on GPU %d (%s)\n", version,
+                dist_size(), dist_size() == 1 ? "" : "s", dist_rank(), device,
+                dist_without_mpi() ? "no MPI: the id through CUVAE_NCCL_ID_FILE" : "the id over MPI");
 #else
-        if (dist_size() > 1)
+        if (dist_size() > 1 || dist_without_mpi())
             return creation_failed(be, err, errlen, "data parallel",
                                    "this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found)");
 #endif

@@ -1,39 +1,58 @@
-// distributed.c: the ranks of a data-parallel run (distributed.h). With MPI
-// (CUVAE_WITH_MPI) the collectives are MPI's, each watched by a thread that
-// ends the process when one waits longer than CUVAE_DIST_TIMEOUT seconds (a
-// rank died or hangs: mpirun then ends the others), so a run never hangs
-// silently. Without MPI there is one rank and the collectives do nothing.
+// distributed.c: the ranks of a data-parallel run (distributed.h). Three ways
+// to be started:
+//   - one process (not launched): one rank, every collective a no-op;
+//   - MPI (CUVAE_WITH_MPI; mpirun, or srun --mpi=pmix): MPI_COMM_WORLD's ranks,
+//     MPI's collectives;
+//   - no MPI (srun without MPI support: SLURM_PROCID / SLURM_NTASKS, or
+//     CUVAE_RANK / CUVAE_WORLD_SIZE): the ranks from the environment, the NCCL
+//     id through a shared file, and the host collectives through the GPU's
+//     communicator, which the CUDA backend registers (dist_set_transport).
+// Every collective is watched by a thread that ends the process when one waits
+// longer than CUVAE_DIST_TIMEOUT seconds (a rank died or hangs), so a run never
+// hangs silently.
 #include "cuvae/distributed.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cuvae/common.h"
 
 #ifdef CUVAE_WITH_MPI
 #include <mpi.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <time.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_local_rank = 0;
-static bool g_launched = false;
-static FILE *g_errors = NULL;   // rank 0: stderr; other ranks: their stderr before it was quieted
+typedef enum { DIST_SINGLE, DIST_MPI, DIST_NO_MPI } DistMode;
 
-// The size a launcher gave this process, from its environment (0: not launched).
-static int launcher_size(void) {
+static DistMode g_mode = DIST_SINGLE;
+static int g_rank = 0, g_size = 1, g_local_rank = 0;
+static FILE *g_errors = NULL;   // rank 0: stderr; other ranks: their stderr before it was quieted
+static DistTransport g_transport;   // DIST_NO_MPI: the GPU's collectives (ctx NULL until registered)
+static char g_id_file[1024];        // DIST_NO_MPI: where rank 0 leaves the NCCL id
+
+// The size an MPI launcher gave this process, from its environment (0: none).
+static int mpi_launcher_size(void) {
     const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = getenv(names[i]);
         if (v && atoi(v) > 0) return atoi(v);
     }
-    // srun: one task per process (SLURM_NTASKS), SLURM_PROCID set in each
-    const char *tasks = getenv("SLURM_NTASKS"), *procid = getenv("SLURM_PROCID");
-    if (tasks && procid && getenv("SLURM_STEP_ID") && atoi(tasks) > 0) return atoi(tasks);
     return 0;
+}
+
+// A non-negative integer environment variable, or -1 when absent or malformed.
+static int env_int(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v) return -1;
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    return (*end == '\0' && x >= 0 && x < (1L << 30)) ? (int)x : -1;
 }
 
 void dist_shard(int rows, int rank, int size, int *start, int *count) {
@@ -45,11 +64,16 @@ void dist_shard(int rows, int rank, int size, int *start, int *count) {
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 int dist_local_rank(void) { return g_local_rank; }
-bool dist_launched(void) { return g_launched; }
+bool dist_launched(void) { return g_mode != DIST_SINGLE; }
+bool dist_without_mpi(void) { return g_mode == DIST_NO_MPI; }
 bool dist_is_writer(void) { return g_rank == 0; }
 FILE *dist_error_stream(void) { return g_errors ? g_errors : stderr; }
 
 #ifdef CUVAE_WITH_MPI
+bool dist_mpi_compiled(void) { return true; }
+#else
+bool dist_mpi_compiled(void) { return false; }
+#endif
 
 // Ranks other than 0 keep their stderr for errors only: progress and the
 // effective config are printed once, by rank 0.
@@ -70,7 +94,7 @@ static void quiet_other_ranks(void) {
 }
 
 // ---- the watchdog: one collective at a time, from the main thread ----------
-static _Atomic double g_wait_started;   // wall seconds when the current collective began, 0 = none
+static _Atomic double g_wait_started;   // monotonic seconds when the current wait began, 0 = none
 static const char *volatile g_wait_what = "";
 static double g_timeout_s = 300.0;
 
@@ -96,12 +120,62 @@ static void *watchdog(void *arg) {
     return NULL;
 }
 
-static void wait_begin(const char *what) {
+void dist_wait_begin(const char *what) {
+    if (g_mode == DIST_SINGLE) return;
     g_wait_what = what;
     atomic_store(&g_wait_started, monotonic_seconds());
 }
 
-static void wait_end(void) { atomic_store(&g_wait_started, 0.0); }
+void dist_wait_end(void) { atomic_store(&g_wait_started, 0.0); }
+
+static int parse_timeout(char *err, size_t errlen) {
+    const char *timeout = getenv("CUVAE_DIST_TIMEOUT");
+    if (!timeout) return 0;
+    char *end = NULL;
+    double t = strtod(timeout, &end);
+    if (end == timeout || *end != '\0' || !(t > 0))
+        return set_error(err, errlen, "CUVAE_DIST_TIMEOUT \"%s\": want a number of seconds > 0", timeout);
+    g_timeout_s = t;
+    return 0;
+}
+
+static void start_watchdog(void) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, watchdog, NULL) == 0) pthread_detach(thread);
+}
+
+// Without MPI: the ranks from srun's or cuvae's variables, the id file's path.
+// 0 when not launched so; 1 when launched so; -1 with err on inconsistent variables.
+static int no_mpi_launch(char *err, size_t errlen) {
+    int size = env_int("CUVAE_WORLD_SIZE"), rank = env_int("CUVAE_RANK"), local = env_int("CUVAE_LOCAL_RANK");
+    const char *id_file = getenv("CUVAE_NCCL_ID_FILE");
+    // srun: the step's tasks (SLURM_STEP_NUM_TASKS is set in a step srun launched, not in a batch script)
+    if (size < 0 && env_int("SLURM_STEP_NUM_TASKS") > 0 && env_int("SLURM_PROCID") >= 0) {
+        size = env_int("SLURM_STEP_NUM_TASKS");
+        if (size == 1) return 0;   // srun of one task: one process
+        rank = env_int("SLURM_PROCID");
+        local = env_int("SLURM_LOCALID");
+        if (!id_file && getenv("SLURM_SUBMIT_DIR") && getenv("SLURM_JOB_ID")) {   // unique per job step
+            snprintf(g_id_file, sizeof g_id_file, "%s/.cuvae-nccl-id-%s-%s", getenv("SLURM_SUBMIT_DIR"),
+                     getenv("SLURM_JOB_ID"), getenv("SLURM_STEP_ID"));
+            id_file = g_id_file;
+        }
+    }
+    if (size < 0) return 0;
+    if (size < 1 || rank < 0 || rank >= size)
+        return set_error(err, errlen, "launched as ranks without MPI: want CUVAE_RANK in [0, CUVAE_WORLD_SIZE) "
+                         "(or SLURM_PROCID in [0, SLURM_STEP_NUM_TASKS)), got rank %d of %d", rank, size);
+    if (!id_file || !*id_file)
+        return set_error(err, errlen, "launched as %d ranks without MPI: set CUVAE_NCCL_ID_FILE to a path every rank "
+                         "sees (a shared file system), fresh for each run", size);
+    if (id_file != g_id_file) snprintf(g_id_file, sizeof g_id_file, "%s", id_file);
+    g_rank = rank;
+    g_size = size;
+    g_local_rank = local >= 0 ? local : rank;
+    return 1;
+}
+
+#ifdef CUVAE_WITH_MPI
 
 static void check_mpi(int rc, const char *what) {
     if (rc == MPI_SUCCESS) return;
@@ -112,27 +186,12 @@ static void check_mpi(int rc, const char *what) {
     MPI_Abort(MPI_COMM_WORLD, CUVAE_EXIT_BAD_INPUT);
 }
 
-bool dist_mpi_compiled(void) { return true; }
-
-int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
-    if (launcher_size() == 0) return 0;
-    const char *timeout = getenv("CUVAE_DIST_TIMEOUT");
-    if (timeout) {
-        char *end = NULL;
-        double t = strtod(timeout, &end);
-        if (end == timeout || *end != '\0' || !(t > 0)) {
-            snprintf(err, errlen, "CUVAE_DIST_TIMEOUT \"%s\": want a number of seconds > 0", timeout);
-            return -1;
-        }
-        g_timeout_s = t;
-    }
+static int mpi_start(int *argc, char ***argv, char *err, size_t errlen) {
     int provided = 0;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        snprintf(err, errlen, "MPI_Init_thread failed (launched by mpirun/srun, but MPI did not start)");
-        return -1;
-    }
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return set_error(err, errlen, "MPI_Init_thread failed (launched by mpirun/srun, but MPI did not start)");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    g_launched = true;
+    g_mode = DIST_MPI;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     MPI_Comm local;
@@ -140,77 +199,168 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
               "Comm_split_type");
     MPI_Comm_rank(local, &g_local_rank);
     MPI_Comm_free(&local);
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, watchdog, NULL) == 0) pthread_detach(thread);
+    return 0;
+}
+#endif
+
+int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
+    (void)argc;
+    (void)argv;
+    int mpi_size = mpi_launcher_size();
+    if (mpi_size == 0 && !getenv("CUVAE_WORLD_SIZE") && !getenv("SLURM_STEP_NUM_TASKS")) return 0;   // one process
+    if (parse_timeout(err, errlen) != 0) return -1;
+#ifdef CUVAE_WITH_MPI
+    if (mpi_size > 0) {
+        if (mpi_start(argc, argv, err, errlen) != 0) return -1;
+        start_watchdog();
+        quiet_other_ranks();
+        return 0;
+    }
+#endif
+    int launched = no_mpi_launch(err, errlen);
+    if (launched < 0) return -1;
+    if (launched == 0) {
+        if (mpi_size > 1)
+            return set_error(err, errlen, "launched as %d ranks, but this build has no MPI: install Open MPI (apt-get "
+                             "install libopenmpi-dev openmpi-bin) and rebuild (make clean && make), or launch without "
+                             "MPI on GPUs (README: Scaling out)", mpi_size);
+        return 0;   // srun of one task, or an MPI launcher's single rank: one process
+    }
+    g_mode = DIST_NO_MPI;
+    start_watchdog();
     quiet_other_ranks();
     return 0;
 }
 
 void dist_finalize(void) {
-    if (g_launched) MPI_Finalize();
-    g_launched = false;
+#ifdef CUVAE_WITH_MPI
+    if (g_mode == DIST_MPI) MPI_Finalize();
+#endif
+    g_mode = DIST_SINGLE;
 }
 
 void dist_abort(int code) {
     fflush(NULL);
-    if (g_launched && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#ifdef CUVAE_WITH_MPI
+    if (g_mode == DIST_MPI && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    (void)code;   // without MPI each rank ends by itself (its watchdog, or srun's kill on a bad exit)
+}
+
+void dist_set_transport(const DistTransport *t) {
+    if (t) g_transport = *t;
+    else memset(&g_transport, 0, sizeof g_transport);
+}
+
+// The host collectives of a run without MPI go through the registered transport.
+static void need_transport(const char *what) {
+    if (g_transport.ctx) return;
+    fprintf(dist_error_stream(), "cuvae: rank %d of %d: the %s needs the GPU's communicator (launched without MPI), "
+            "and there is none\n", g_rank, g_size, what);
+    fflush(NULL);
+    _exit(CUVAE_EXIT_BAD_INPUT);
 }
 
 void dist_sum_floats(float *buf, size_t n, const char *what) {
-    if (g_size == 1) return;
-    for (size_t done = 0; done < n;) {   // MPI counts are int
-        int count = n - done > (size_t)1 << 30 ? 1 << 30 : (int)(n - done);
-        wait_begin(what);
-        check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), what);
-        wait_end();
-        done += (size_t)count;
+    if (g_mode == DIST_SINGLE || g_size == 1) return;
+#ifdef CUVAE_WITH_MPI
+    if (g_mode == DIST_MPI) {
+        for (size_t done = 0; done < n;) {   // MPI counts are int
+            int count = n - done > (size_t)1 << 30 ? 1 << 30 : (int)(n - done);
+            dist_wait_begin(what);
+            check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), what);
+            dist_wait_end();
+            done += (size_t)count;
+        }
+        return;
     }
+#endif
+    // without MPI the gradients travel over NCCL (the CUDA backend); the CPU backend has no way
+    (void)buf;
+    (void)n;
+    fprintf(dist_error_stream(), "cuvae: rank %d of %d: the %s of the CPU backend needs MPI (launch with mpirun or "
+            "srun --mpi=pmix)\n", g_rank, g_size, what);
+    fflush(NULL);
+    _exit(CUVAE_EXIT_BAD_INPUT);
 }
 
 void dist_sum_doubles(double *buf, size_t n, const char *what) {
-    if (g_size == 1) return;
-    wait_begin(what);
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), what);
-    wait_end();
+    if (g_mode == DIST_SINGLE || (g_size == 1 && g_mode == DIST_MPI)) return;
+    dist_wait_begin(what);
+#ifdef CUVAE_WITH_MPI
+    if (g_mode == DIST_MPI) {
+        check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), what);
+        dist_wait_end();
+        return;
+    }
+#endif
+    need_transport(what);
+    g_transport.sum_doubles(g_transport.ctx, buf, n);
+    dist_wait_end();
 }
 
 bool dist_any(bool flag, const char *what) {
-    if (g_size == 1) return flag;
+    if (g_mode == DIST_SINGLE || (g_size == 1 && g_mode == DIST_MPI)) return flag;
     int value = flag ? 1 : 0;
-    wait_begin(what);
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), what);
-    wait_end();
+    dist_wait_begin(what);
+#ifdef CUVAE_WITH_MPI
+    if (g_mode == DIST_MPI) {
+        check_mpi(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), what);
+        dist_wait_end();
+        return value != 0;
+    }
+#endif
+    need_transport(what);
+    g_transport.max_int(g_transport.ctx, &value);
+    dist_wait_end();
     return value != 0;
 }
 
 void dist_broadcast_bytes(void *buf, size_t n, const char *what) {
-    if (g_size == 1) return;
-    wait_begin(what);
+    if (g_mode != DIST_MPI || g_size == 1) return;
+#ifdef CUVAE_WITH_MPI
+    dist_wait_begin(what);
     check_mpi(MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD), what);
-    wait_end();
+    dist_wait_end();
+#else
+    (void)buf;
+    (void)n;
+    (void)what;
+#endif
 }
 
-#else   // no MPI: one rank
+// ---- the NCCL id through a shared file (no MPI) ----------------------------------
 
-bool dist_mpi_compiled(void) { return false; }
-
-int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
-    (void)argc;
-    (void)argv;
-    int size = launcher_size();
-    if (size > 1) {
-        snprintf(err, errlen, "launched as %d ranks, but this build has no MPI: install Open MPI "
-                 "(apt-get install libopenmpi-dev openmpi-bin) and rebuild (make clean && make)", size);
-        return -1;
+int dist_share_id_by_file(void *id, size_t n, char *err, size_t errlen) {
+    if (g_rank == 0) {   // written whole under a temporary name, then renamed: never read half-written
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp%ld", g_id_file, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
+        if (!f || fwrite(id, 1, n, f) != n || fclose(f) != 0) {
+            if (f) unlink(tmp);
+            return set_error(err, errlen, "%s: cannot write the NCCL id: %s (CUVAE_NCCL_ID_FILE)", tmp, strerror(errno));
+        }
+        if (rename(tmp, g_id_file) != 0) {
+            unlink(tmp);
+            return set_error(err, errlen, "%s: cannot write the NCCL id: %s (CUVAE_NCCL_ID_FILE)", g_id_file,
+                             strerror(errno));
+        }
+        return 0;
     }
+    dist_wait_begin("NCCL id file");   // the other ranks wait for it (the watchdog ends a wait that is too long)
+    for (;;) {
+        FILE *f = fopen(g_id_file, "rb");
+        if (f) {
+            size_t got = fread(id, 1, n, f);
+            fclose(f);
+            if (got == n) break;
+        }
+        usleep(20000);
+    }
+    dist_wait_end();
     return 0;
 }
 
-void dist_finalize(void) {}
-void dist_abort(int code) { (void)code; }
-void dist_sum_floats(float *buf, size_t n, const char *what) { (void)buf; (void)n; (void)what; }
-void dist_sum_doubles(double *buf, size_t n, const char *what) { (void)buf; (void)n; (void)what; }
-bool dist_any(bool flag, const char *what) { (void)what; return flag; }
-void dist_broadcast_bytes(void *buf, size_t n, const char *what) { (void)buf; (void)n; (void)what; }
-
-#endif
+void dist_remove_id_file(void) {
+    if (g_mode == DIST_NO_MPI && g_rank == 0) unlink(g_id_file);
+}

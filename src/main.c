@@ -80,7 +80,8 @@ static const char *USAGE_TRAIN =
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
     "atomically after every epoch.\n"
     "\n"
-    "Data parallel: `mpirun -np N cuvae train CONFIG` (or srun --mpi=pmix) trains one model on\n"
+    "Data parallel: `mpirun -np N cuvae train CONFIG` (srun --mpi=pmix; or, on GPUs, srun without\n"
+    "MPI or CUVAE_RANK / CUVAE_WORLD_SIZE / CUVAE_NCCL_ID_FILE) trains one model on\n"
     "N ranks, each on its shard of every global batch (train.batch_size), the gradients summed\n"
     "once per step (MPI on the CPU, NCCL on GPUs); rank 0 writes DIR. A failing rank ends all;\n"
     "a collective waiting over CUVAE_DIST_TIMEOUT seconds (300) ends the run. README: Scaling out.\n";

@@ -243,6 +243,15 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         return -1;
     }
     backend_configure_from(be, cfg);
+    if (dist_without_mpi() && strcmp(be->name, "cuda") != 0) {   // (its collectives need MPI)
+        set_error(err, errlen, "launched as %d ranks without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
+                  "launch with mpirun or srun --mpi=pmix", dist_size());
+        be->destroy(be);
+        dataset_free(&train_set);
+        dataset_free(&val_set);
+        dataset_free(&test_set);
+        return -1;
+    }
     if (validating)
         fprintf(stderr, "cuvae: backend %s: %s; train %d (%d more held out for validation, seeded), test %d "
                 "examples of %d pixels\n", be->name, be->device_name, train_set.n, val_set.n, test_set.n,
@@ -491,7 +500,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             if (global_step % cfg->train.log_interval == 0 || last_step) {
                 // the one device -> host read of a log interval
                 double rec, kl_sum, count;
+                dist_wait_begin("device step (its gradient all-reduce)");   // (watched: a dead rank stalls it)
                 model_read_loss(&model, &rec, &kl_sum, &count);
+                dist_wait_end();
                 if (model.data_parallel) {   // the global batch's sums
                     double sums[3] = {rec, kl_sum, count};
                     dist_sum_doubles(sums, 3, "loss sums");
@@ -529,7 +540,9 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 interval_examples = 0;
             }
         }
+        dist_wait_begin("device step (its gradient all-reduce)");
         be->synchronize(be);
+        dist_wait_end();
         double train_seconds = wall_seconds() - epoch_start;
         ElboResult test;   // on the watched set: validation, or test
         eval_elbo_ranks(&model, watched, EPS_SAMPLE, &test);   // sharded over the ranks

@@ -18,6 +18,41 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/train-images-idx3-ubyte.gz ]; then
     skip "data-parallel tests" "data/mnist missing (run make data)"; cli_finish cli_distributed; exit
 fi
+# ---- launched without MPI (srun without MPI support, or CUVAE_RANK / CUVAE_WORLD_SIZE) ----
+expect_error "without MPI: the CPU backend is refused" 2 "launched as 2 ranks without MPI: only the CUDA backend \(NCCL\)" -- \
+    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json \
+        --set device=cpu --set data.train_limit=200 --set data.test_limit=100 --out "$tmp/nompi_cpu"
+expect_error "without MPI: the id file is required" 2 "set CUVAE_NCCL_ID_FILE to a path every rank sees" -- \
+    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/nompi_cpu"
+expect_error "without MPI: a rank outside the world" 2 "want CUVAE_RANK in \[0, CUVAE_WORLD_SIZE\).*got rank 5 of 2" -- \
+    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=5 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json --out "$tmp/x"
+expect_error "srun without MPI (2 tasks): the ranks from Slurm, the CPU refused" 2 "rank 1 of 2: launched as 2 ranks without MPI" -- \
+    env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 SLURM_SUBMIT_DIR="$tmp" SLURM_JOB_ID=7 SLURM_STEP_ID=0 "$CUVAE" train \
+        configs/examples_vae.json --set device=cpu --set data.train_limit=200 --set data.test_limit=100 --out "$tmp/x"
+if env SLURM_STEP_NUM_TASKS=1 SLURM_PROCID=0 "$CUVAE" train configs/examples_vae.json --set device=cpu \
+        --set data.train_limit=200 --set data.test_limit=100 --set train.epochs=1 --set eval.iw_samples=0 \
+        --out "$tmp/srun1" >"$tmp/srun1.out" 2>&1 && ! grep -q "data parallel" "$tmp/srun1.out"; then
+    ok "srun of one task: one process, as without srun"
+else bad "srun of one task: $(grep '^cuvae: ' "$tmp/srun1.out" | tail -1)"; fi
+emu="${BUILD_EMU:-build-emu}/cuvae"
+if [ -x "$emu" ]; then
+    tiny=(--set data.train_limit=300 --set data.test_limit=100 --set device=cuda --set model.latent_dim=8
+          --set train.epochs=1 --set train.batch_size=100 --set eval.iw_samples=0 --set train.epoch_images=false
+          --set loss.free_bits=0.5)
+    "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi1" 2>/dev/null
+    if env CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/nccl.id" "$emu" train configs/examples_vae.json \
+            "${tiny[@]}" --out "$tmp/nompi2" >"$tmp/nompi2.out" 2>&1 &&
+       grep -q "NCCL [0-9]* communicator of 1 rank, rank 0 on GPU 0 (no MPI: the id through CUVAE_NCCL_ID_FILE)" \
+            "$tmp/nompi2.out" && [ ! -e "$tmp/nccl.id" ] &&
+       cmp -s "$tmp/nompi1/model.safetensors" "$tmp/nompi2/model.safetensors"; then
+        ok "(emulated CUDA) without MPI: the NCCL id through a file (removed after), loss sums and KL statistics over NCCL, bit-exact with one process"
+    else
+        bad "(emulated CUDA) without MPI: $(grep '^cuvae: ' "$tmp/nompi2.out" | tail -1)"
+    fi
+else
+    skip "(emulated CUDA) without MPI" "$emu not built (make emu)"
+fi
+
 if ! "$CUVAE" --version | grep -q "data parallel: MPI"; then
     # a build without MPI launched as ranks must say so (a launcher's environment, faked)
     expect_error "launched as ranks without MPI: one clear line" 2 "launched as 2 ranks, but this build has no MPI" -- \

@@ -1,11 +1,15 @@
 // distributed.h: data-parallel runs across processes. Which rank this process
 // is, how a global batch is split among the ranks, the collectives training
 // needs (sums over the ranks, in host memory), and ending every rank when one
-// fails. Built with MPI (CUVAE_WITH_MPI) and launched by mpirun or srun, the
-// ranks are those of MPI_COMM_WORLD; otherwise there is one rank and every
-// collective is a no-op, so a single process runs exactly as it always did.
-// The GPU's collective (NCCL on the training stream) is a backend op
-// (backend.h all_reduce_sum); it is bootstrapped through dist_broadcast_bytes.
+// fails. Built with MPI (CUVAE_WITH_MPI) and launched by mpirun or srun
+// --mpi=pmix, the ranks are those of MPI_COMM_WORLD. Launched without MPI (srun
+// without MPI support, or CUVAE_RANK / CUVAE_WORLD_SIZE / CUVAE_NCCL_ID_FILE),
+// the ranks come from the environment, the NCCL id through a shared file, and the
+// host collectives through the GPU's communicator (dist_set_transport); only the
+// CUDA backend runs so. Not launched, there is one rank and every collective is
+// a no-op, so a single process runs exactly as it always did. The GPU's
+// gradient collective (NCCL on the training stream) is a backend op
+// (backend.h all_reduce_sum).
 #ifndef CUVAE_DISTRIBUTED_H
 #define CUVAE_DISTRIBUTED_H
 
@@ -27,7 +31,8 @@ void dist_abort(int code);
 int dist_rank(void);          // 0 .. size - 1
 int dist_size(void);          // 1 unless launched as several ranks
 int dist_local_rank(void);    // rank among the ranks of this machine (the GPU it uses)
-bool dist_launched(void);     // started by mpirun / srun (even as a single rank)
+bool dist_launched(void);     // started by mpirun / srun / CUVAE_WORLD_SIZE (even as a single rank)
+bool dist_without_mpi(void);  // launched as ranks without MPI: NCCL carries every collective
 bool dist_is_writer(void);    // rank 0: the one rank that writes files and prints progress
 bool dist_mpi_compiled(void); // built with MPI
 
@@ -44,7 +49,25 @@ void dist_sum_floats(float *buf, size_t n, const char *what);
 void dist_sum_doubles(double *buf, size_t n, const char *what);
 // Whether any rank passes true (the ranks stop together).
 bool dist_any(bool flag, const char *what);
-// buf of rank 0 copied to every rank.
+// buf of rank 0 copied to every rank (MPI; a no-op otherwise).
 void dist_broadcast_bytes(void *buf, size_t n, const char *what);
+
+// A wait on the other ranks outside these calls (e.g. a device read behind an
+// NCCL all-reduce), watched by the CUVAE_DIST_TIMEOUT thread. No-op for one process.
+void dist_wait_begin(const char *what);
+void dist_wait_end(void);
+
+// Without MPI: the host collectives, run by the CUDA backend over its NCCL communicator.
+typedef struct {
+    void *ctx;                                              // NULL: none registered
+    void (*sum_doubles)(void *ctx, double *buf, size_t n);  // in place, over the ranks
+    void (*max_int)(void *ctx, int *value);
+} DistTransport;
+void dist_set_transport(const DistTransport *t);   // NULL: unregister
+
+// Without MPI: rank 0 writes the n-byte id to CUVAE_NCCL_ID_FILE (atomically), the
+// others wait for it and read it; rank 0 removes the file once every rank has joined.
+int dist_share_id_by_file(void *id, size_t n, char *err, size_t errlen);
+void dist_remove_id_file(void);
 
 #endif
