@@ -5,7 +5,7 @@
 #
 # Usage, through the device tool (after `make && bash scripts/gpu_bundle.sh` here):
 #   command: bash scripts/gpu_run.sh [STAGE...]     (default: tests sanitizer)
-#   carry:   [".device", "build", "data"]           (13 + 41 + 4 MB of the 64 MiB)
+#   carry:   [".device", "build/cuvae", "build/tests", "data/mnist"]   (6 + 4 + 30 + 11 MB of the 64 MiB)
 # Stages, run in the order given (one device call is at most 10 minutes):
 #   tests      tests/run_tests.sh (CPU<->CUDA parity, graph == eager, ...)
 #   sanitizer  compute-sanitizer on build/tests/test_cuda_parity
@@ -16,7 +16,7 @@
 #   iwae       configs/iwae_vae1.json (Burda et al.'s 3,280 epochs), trained for at most
 #              $IWAE_SECONDS (default 540) into runs/iwae, resumed when runs/iwae holds a
 #              resume file; runs/iwae comes back as $OUT/iwae. Next call: copy it back to
-#              runs/iwae here and carry [".device", "build", "data/mnist", "runs/iwae"].
+#              runs/iwae here and carry [".device", "build/cuvae", "build/tests", "data/mnist", "runs/iwae"].
 # It unpacks .device/lib.tar.xz, puts those libraries and the CUDA 13 libraries
 # it finds there (the toolkit next to nvcc, /usr/local/cuda*, or PyTorch's
 # nvidia-* wheels) on LD_LIBRARY_PATH, prints nvidia-smi, runs
