@@ -471,8 +471,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         double interval_start = wall_seconds();
         long interval_examples = 0;
         for (long step = continuing ? (long)at.steps_in_epoch : 0; step < steps_per_epoch; step++) {
-            // data parallel: the ranks agree at each step boundary (the signal may reach them apart)
-            if (model.data_parallel ? dist_any(interrupt_signal != 0, "stop request") : interrupt_signal != 0) {
+            // data parallel: the ranks agree at a step boundary (the signal may reach them apart): every
+            // step over MPI (a host collective); without MPI the agreement goes over NCCL and waits for
+            // the device, so only where the log interval reads the device anyway (the GPU step never syncs)
+            const bool agree_now = !dist_without_mpi() || global_step % cfg->train.log_interval == 0;
+            if (model.data_parallel ? agree_now && dist_any(interrupt_signal != 0, "stop request")
+                                    : interrupt_signal != 0) {
                 const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
