@@ -9,10 +9,11 @@
 # bench/results/<date>-<device>.jsonl and a new section is APPENDED to
 # bench/RESULTS.md (earlier sections are never touched).
 #
-# Threads: OPENBLAS_NUM_THREADS = nproc for both cuvae and PyTorch (which uses
-# the same Debian OpenBLAS), torch.set_num_threads(nproc); on the CPU PyTorch
-# also runs with 1 intra-op thread (OpenBLAS still nproc), because its OpenMP
-# pool and OpenBLAS's threads contend on a small machine.
+# Threads: nproc for both. cuvae runs one OpenMP pool of OMP_NUM_THREADS = nproc
+# (OpenBLAS single-threaded inside it); PyTorch (which loads the same Debian
+# OpenBLAS) gets OPENBLAS_NUM_THREADS = nproc and torch.set_num_threads(nproc), and
+# on the CPU a second run with 1 intra-op thread (OpenBLAS still nproc), because its
+# OpenMP pool and OpenBLAS's threads contend on a small machine.
 #
 # Environment knobs (all optional):
 #   CUVAE=build/cuvae          the binary
@@ -29,7 +30,7 @@ CUVAE=${CUVAE:-build/cuvae}
 RESULTS_MD=${BENCH_RESULTS_MD:-bench/RESULTS.md}
 RESULTS_DIR=${BENCH_RESULTS_DIR:-bench/results}
 NPROC=$(nproc)
-export OPENBLAS_NUM_THREADS=$NPROC
+export OPENBLAS_NUM_THREADS=$NPROC OMP_NUM_THREADS=$NPROC
 
 if [ ! -x "$CUVAE" ]; then
     echo "bench: $CUVAE not found (run make first)" >&2
@@ -118,7 +119,7 @@ for v in OPENBLAS_CORETYPE BENCH_REPEATS BENCH_TORCH_MODES BENCH_TORCH_PRECISION
 done
 if [ "$backend" = cpu ]; then
     blas_core=$(echo "$probe" | sed -nE 's/.*"blas_core": "([^"]*)".*/\1/p')
-    threads_note="OPENBLAS_NUM_THREADS=$NPROC for both (same system OpenBLAS, kernel family ${blas_core:-?}${OPENBLAS_CORETYPE:+, forced by OPENBLAS_CORETYPE}, the same for both); cuvae: OpenBLAS $NPROC threads; PyTorch: torch.set_num_threads($NPROC) with OMP_WAIT_POLICY=PASSIVE, and a second run with torch.set_num_threads(1) (OpenBLAS still $NPROC)"
+    threads_note="OPENBLAS_NUM_THREADS=$NPROC for both (same system OpenBLAS, kernel family ${blas_core:-?}${OPENBLAS_CORETYPE:+, forced by OPENBLAS_CORETYPE}, the same for both); cuvae: one OpenMP pool of $NPROC threads (OMP_NUM_THREADS; OpenBLAS single-threaded inside it, GEMMs split by cuvae); PyTorch: torch.set_num_threads($NPROC) with OMP_WAIT_POLICY=PASSIVE, and a second run with torch.set_num_threads(1) (OpenBLAS still $NPROC)"
 else
     threads_note="GPU runs (host OPENBLAS_NUM_THREADS=$NPROC, unused by the timed loop)"
 fi

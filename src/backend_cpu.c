@@ -11,6 +11,7 @@
 #include "cuvae/step_state.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <unistd.h>
 #include <xmmintrin.h>
 #include <math.h>
@@ -104,13 +105,70 @@ static void cpu_destroy(Backend *be) {
     free(be);
 }
 
+static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// One thread pool for everything: OpenBLAS runs single-threaded (backend_cpu_create)
+// and each GEMM is split here over the OpenMP threads that also run the elementwise
+// loops. Two pools (OpenBLAS's pthreads and OpenMP's) took turns on the same cores and
+// spent a quarter of a CPU step in sched_yield. C (M, N) is cut along its longer side
+// into slices of whole 16-row/column blocks; every element is still one sgemm's dot
+// product over all of K, so the result does not depend on the thread count -- as long
+// as no slice is small enough for OpenBLAS's small-matrix kernels (M N K <= 100^3 in
+// 0.3.21), which sum in another order: every slice keeps M N K >= 2^21, which also
+// keeps the split worth its cost (test_ops_grad checks the bits on many shapes).
+enum { GEMM_SLICE_QUANTUM = 16 };
+static const double GEMM_SLICE_MIN_MNK = 2097152.0;
+
+// Slice t of parts: rows (or columns) [*begin, *end) of an extent of `blocks` blocks.
+static void gemm_slice(int t, int parts, int blocks, int extent, int *begin, int *end) {
+    *begin = (int)((long)blocks * t / parts) * GEMM_SLICE_QUANTUM;
+    *end = (int)((long)blocks * (t + 1) / parts) * GEMM_SLICE_QUANTUM;
+    if (*end > extent) *end = extent;
+}
+
+// The fewest rows (or columns) a slice gets when the extent is cut in parts.
+static int gemm_smallest_slice(int parts, int blocks, int extent) {
+    int smallest = extent;
+    for (int t = 0; t < parts; t++) {
+        int begin, end;
+        gemm_slice(t, parts, blocks, extent, &begin, &end);
+        if (end - begin < smallest) smallest = end - begin;
+    }
+    return smallest;
+}
+
 static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc) {
     (void)be;
     if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const bool by_rows = M >= N;
+    const int extent = by_rows ? M : N;
+    const int blocks = (extent + GEMM_SLICE_QUANTUM - 1) / GEMM_SLICE_QUANTUM;
+    const double mnk = (double)M * N * K;
+    int parts = omp_get_max_threads();
+    if (parts > blocks) parts = blocks;
+    while (parts > 1 && (double)gemm_smallest_slice(parts, blocks, extent) / extent * mnk < GEMM_SLICE_MIN_MNK)
+        parts--;
+    if (parts <= 1 || omp_in_parallel()) {
+        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    #pragma omp parallel num_threads(parts)
+    {
+        int begin, end;
+        gemm_slice(omp_get_thread_num(), omp_get_num_threads(), blocks, extent, &begin, &end);
+        if (end > begin && by_rows)        // rows begin..end of op(A) and C
+            sgemm(trans_a, trans_b, end - begin, N, K, alpha, trans_a ? A + begin : A + (size_t)begin * lda,
+                  lda, B, ldb, beta, C + (size_t)begin * ldc, ldc);
+        else if (end > begin)              // columns begin..end of op(B) and C
+            sgemm(trans_a, trans_b, M, end - begin, K, alpha, A, lda,
+                  trans_b ? B + (size_t)begin * ldb : B + begin, ldb, beta, C + begin, ldc);
+    }
 }
 
 // ---- settings and the training step ------------------------------------------
@@ -434,14 +492,22 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
     acc[2] += B;
 }
 
-static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                            size_t n, const StepState *state, OptimizerParams o) {
+static void cpu_adam_update(Backend *be, float *restrict params, const float *restrict grads,
+                            float *restrict m, float *restrict v, size_t n, const StepState *state,
+                            OptimizerParams o) {
     (void)be;
     // bias corrections folded by step_state_begin (double); the element's fp32 math is
     // the CUDA kernel's (optimizer_math.h)
     const float step_size = state->adam_step_size, sqrt_bc2 = state->adam_sqrt_bc2;
     const float decay = optimizer_decoupled_decay(o, state->lr_now);
-    #pragma omp parallel for schedule(static) if (n >= 65536)
+    // the common case (no weight decay) as its own loop: the compiler vectorises it
+    if (adam_without_decay(o, decay)) {
+        #pragma omp parallel for simd schedule(simd:static) firstprivate(o) if (n >= 65536)
+        for (size_t i = 0; i < n; i++)
+            params[i] = adam_moments_step(params[i], grads[i], &m[i], &v[i], o, step_size, sqrt_bc2);
+        return;
+    }
+    #pragma omp parallel for simd schedule(simd:static) firstprivate(o) if (n >= 65536)
     for (size_t i = 0; i < n; i++)
         adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
 }
@@ -495,12 +561,6 @@ char *openblas_get_corename(void);   // OpenBLAS extension (openblas_config.h)
 
 void backend_cpu_select_blas_kernels(char **argv) {
     bool changed = false;
-    // OpenMP loops (loss, Adam) share the cores with OpenBLAS's threads: idle
-    // OpenMP threads must sleep, not spin, or every GEMM after them slows down
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        changed = true;
-    }
     const char *core = openblas_get_corename();
     if (!getenv("OPENBLAS_CORETYPE") && core &&
         (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0)) {
@@ -861,12 +921,29 @@ static void cpu_vq_restart_dead(Backend *be, float *codebook, float *counts, flo
     }
 }
 
+// The pool's size: OMP_NUM_THREADS, else OPENBLAS_NUM_THREADS (what users of OpenBLAS set),
+// else every core. OpenBLAS itself then runs single-threaded inside it (cpu_gemm).
+// (OpenBLAS's OpenMP build sets OpenMP's thread count in openblas_set_num_threads: the
+// pool's size is read first and set again after it.)
+static void use_one_thread_pool(void) {
+    int threads = omp_get_max_threads();
+    const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
+    if (!getenv("OMP_NUM_THREADS") && blas_threads && atoi(blas_threads) > 0) threads = atoi(blas_threads);
+    openblas_set_num_threads(1);
+    omp_set_num_threads(threads);
+}
+
+int backend_cpu_threads(void) {
+    return omp_get_max_threads();
+}
+
 Backend *backend_cpu_create(void) {
-    flush_subnormals_to_zero();
+    use_one_thread_pool();
+    flush_subnormals_to_zero();   // after the pool's size is set: every thread of it
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
     snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %d threads)",
-             openblas_get_corename(), openblas_get_num_threads());
+             openblas_get_corename(), backend_cpu_threads());
     be->impl = xcalloc(1, sizeof(CpuState));
     be->alloc = cpu_alloc;
     be->free = cpu_free;

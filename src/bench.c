@@ -308,7 +308,7 @@ int bench_command(int argc, char **argv) {
            (unsigned long long)flops, be->peak_memory(be));
     if (is_cpu) {
         // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
-        printf("\"threads\": %d, \"blas_core\": ", openblas_get_num_threads());
+        printf("\"threads\": %d, \"blas_core\": ", backend_cpu_threads());
         print_json_string(openblas_get_corename());
         printf(", ");
     } else {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_bench.sh: `cuvae bench` through the real binary, and the start-up tuning:
 # OpenBLAS never stays on its generic fallback kernels on a CPU with AVX2, a
-# kernel family the user sets is kept, and OMP_WAIT_POLICY is set to PASSIVE.
+# kernel family the user sets is kept; one thread pool, sized by OMP_NUM_THREADS (else
+# OPENBLAS_NUM_THREADS, else the cores), whose size does not change the numbers.
 cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 field() { echo "$1" | sed -nE "s/.*\"$2\": \"?([^\",}]*)\"?.*/\1/p"; }
@@ -19,8 +20,20 @@ else
 fi
 out=$(OPENBLAS_CORETYPE=Haswell "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu 2>/dev/null)
 [ "$(field "$out" blas_core)" = Haswell ] && ok "user's OPENBLAS_CORETYPE kept" || bad "OPENBLAS_CORETYPE=Haswell gave $(field "$out" blas_core)"
-# the re-executed process carries the variables (seen through /proc of a running child)
+# one thread pool: OMP_NUM_THREADS sizes it, else OPENBLAS_NUM_THREADS, else one thread per core;
+# OMP_WAIT_POLICY is left to the user (with one pool, idle threads may spin)
+threads_of() { field "$("$@" "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu 2>/dev/null)" threads; }
+[ "$(threads_of env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2)" = 1 ] && ok "OMP_NUM_THREADS=1 sizes the pool" || bad "OMP_NUM_THREADS=1 gave $(threads_of env OMP_NUM_THREADS=1)"
+[ "$(threads_of env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=1)" = 1 ] && ok "OPENBLAS_NUM_THREADS=1 sizes the pool without OMP_NUM_THREADS" || bad "OPENBLAS_NUM_THREADS=1 gave $(threads_of env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=1)"
+[ "$(threads_of env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS)" = "$(nproc)" ] && ok "one thread per core by default ($(nproc))" || bad "default pool: $(threads_of env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS) threads, $(nproc) cores"
 policy=$(env -u OMP_WAIT_POLICY "$CUVAE" bench bench/configs/cpu/large_b1024.json --steps 40 --warmup 0 --set device=cpu >/dev/null 2>&1 & pid=$!; sleep 1; tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep '^OMP_WAIT_POLICY='; wait $pid)
-[ "$policy" = "OMP_WAIT_POLICY=PASSIVE" ] && ok "OMP_WAIT_POLICY=PASSIVE set at start-up" || bad "OMP_WAIT_POLICY: '$policy'"
+[ -z "$policy" ] && ok "OMP_WAIT_POLICY not set at start-up" || bad "OMP_WAIT_POLICY set at start-up: '$policy'"
+# the GEMMs are split over the pool by rows or columns only: the numbers do not depend on it
+loss_of() { field "$(OMP_NUM_THREADS=$1 "$CUVAE" bench bench/configs/cpu/$2.json --steps 20 --warmup 0 --set device=cpu 2>/dev/null)" train_loss; }
+for cfg in examples_b128 lecture_b128; do
+    one=$(loss_of 1 $cfg); two=$(loss_of 2 $cfg); three=$(loss_of 3 $cfg)
+    [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$three" ] \
+        && ok "$cfg: the same loss on 1, 2 and 3 threads ($one)" || bad "$cfg: loss on 1 / 2 / 3 threads: $one / $two / $three"
+done
 expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 0
 cli_finish cli_bench

@@ -8,6 +8,8 @@
 #include "cuvae/step_state.h"
 #include "test.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 
 static Backend *cpu;
@@ -73,6 +75,44 @@ static void test_gemm_all_transposes(void) {
                 }
             }
             free(A); free(B); free(C); free(C0);
+        }
+    }
+}
+
+// cpu_gemm splits a large GEMM over the OpenMP threads (one 16-row or 16-column slice
+// range each): the result must be the one sgemm call's, bit for bit, for any thread
+// count, transposes, leading dimensions and beta; shapes cover the split along rows
+// (M >= N), along columns, extents that are not multiples of 16 and slices of one block.
+static void test_gemm_split_is_thread_independent(void) {
+    const int shapes[][3] = {{128, 400, 784}, {400, 784, 128}, {784, 400, 128}, {128, 20, 400},
+                             {37, 300, 500}, {300, 37, 500}, {129, 65, 333}, {17, 900, 400},
+                             {1000, 33, 150}, {48, 48, 2000}};
+    const int max_threads = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int variant = 0; variant < 8; variant++) {
+            const bool ta = variant & 1, tb = variant & 2;
+            const float beta = (variant & 4) ? 0.5f : 0.0f;
+            const int lda = (ta ? M : K) + (int)s % 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+            float *A = random_floats((size_t)(ta ? K : M) * lda, -1, 1);
+            float *B = random_floats((size_t)(tb ? N : K) * ldb, -1, 1);
+            float *C0 = random_floats((size_t)M * ldc, -1, 1);
+            float *want = xmalloc((size_t)M * ldc * sizeof(float));
+            float *got = xmalloc((size_t)M * ldc * sizeof(float));
+            memcpy(want, C0, (size_t)M * ldc * sizeof(float));
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                        K, 1.0f, A, lda, B, ldb, beta, want, ldc);
+            const int thread_counts[] = {1, 2, 3, 8};
+            for (int c = 0; c < 4; c++) {
+                omp_set_num_threads(thread_counts[c]);
+                memcpy(got, C0, (size_t)M * ldc * sizeof(float));
+                cpu->gemm(cpu, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, got, ldc);
+                CHECK(memcmp(got, want, (size_t)M * ldc * sizeof(float)) == 0,
+                      "gemm %dx%dx%d ta=%d tb=%d beta=%g on %d threads differs from one sgemm call", M, N, K,
+                      ta, tb, beta, thread_counts[c]);
+            }
+            omp_set_num_threads(max_threads);
+            free(A); free(B); free(C0); free(want); free(got);
         }
     }
 }
@@ -678,6 +718,7 @@ int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 1234, 99);
     test_run("gemm_all_transposes", test_gemm_all_transposes);
+    test_run("gemm_split_is_thread_independent", test_gemm_split_is_thread_independent);
     test_run("bias_activation_gradients", test_bias_activation_gradients);
     test_run("reparam_and_kl_gradients", test_reparam_and_kl_gradients);
     test_run("reconstruction_loss_gradients", test_reconstruction_loss_gradients);

@@ -282,15 +282,18 @@ struct Backend {
     void (*mixture_prior)(Backend *be, float *z, int B, int components);
 };
 
+// The CPU backend runs one OpenMP thread pool for its loops and its GEMMs (OpenBLAS
+// single-threaded inside it): OMP_NUM_THREADS threads, else OPENBLAS_NUM_THREADS, else
+// one per core. backend_cpu_threads() is that number once the backend exists.
 Backend *backend_cpu_create(void);
+int backend_cpu_threads(void);
 
-// Threading set-up read by the libraries when they load, so call it first thing
-// in main(): OpenBLAS picks its kernels from the CPU model and falls back to its
-// slowest generic ones on CPUs it does not recognise (virtual machines report a
-// generic model): then OPENBLAS_CORETYPE is set from the CPU's features
-// (AVX-512 -> SkylakeX, AVX2 -> Haswell). OMP_WAIT_POLICY=PASSIVE keeps idle
-// OpenMP threads from spinning against OpenBLAS's. Variables the user set are
-// kept. If anything was set, the program re-executes itself once.
+// Set-up read by OpenBLAS when it loads, so call it first thing in main(): OpenBLAS
+// picks its kernels from the CPU model and falls back to its slowest generic ones on
+// CPUs it does not recognise (virtual machines report a generic model): then
+// OPENBLAS_CORETYPE is set from the CPU's features (AVX-512 -> SkylakeX, AVX2 ->
+// Haswell). A variable the user set is kept. If it was set, the program re-executes
+// itself once.
 void backend_cpu_select_blas_kernels(char **argv);
 
 // True when this binary was built with the CUDA backend.
