@@ -35,7 +35,10 @@ ifeq ($(SANITIZE),1)
 else
   CFLAGS   ?= -O3 -g
 endif
-CFLAGS  += $(SANFLAGS) -march=$(ARCH) -fno-math-errno -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
+# -fno-math-errno / -fno-trapping-math change no result: nothing reads errno or the FP
+# exception flags, and without them gcc will not vectorise a loop with a select around a
+# division or a product (the BCE loss, Adam's decay)
+CFLAGS  += $(SANFLAGS) -march=$(ARCH) -fno-math-errno -fno-trapping-math -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
 LDLIBS  := $(SANFLAGS) -lcjson -lopenblas -lpng -lz -lm -lpthread
 
 # real code for sm_80 and sm_90 plus PTX for newer GPUs

@@ -212,11 +212,6 @@ static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, ui
     rng_fill_normal(out, n, seed, offset + (device_offset ? *device_offset : 0));
 }
 
-// eps[b, j] of a source (philox.h)
-static inline float eps_at(EpsSource eps, int L, int b, int j) {
-    return eps_source_at(eps, (uint64_t)b * (uint64_t)L + (uint64_t)j);
-}
-
 static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
                              int start, const StepState *state, int B, int D, bool binarize,
                              uint64_t binarize_seed) {
@@ -295,14 +290,32 @@ static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int
     }
 }
 
+// eps[b, j0 .. j0 + n) of a source into out (n): eps_source_at's values (philox.h), each Philox
+// block drawn once for its two normals
+static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out) {
+    const uint64_t index = (uint64_t)b * (uint64_t)L + (uint64_t)j0;
+    if (eps.buffer) memcpy(out, eps.buffer + index, (size_t)n * sizeof(float));
+    else if (eps.draw) rng_fill_normal_serial(out, (size_t)n, eps.seed, eps.base + (eps.offset ? *eps.offset : 0) + index);
+    else memset(out, 0, (size_t)n * sizeof(float));
+}
+
+// The latent ops cost ~10 ns an element (Philox, log, cos, exp): worth the threads from here
+enum { LATENT_PARALLEL_MIN = 2048, EPS_CHUNK = 256 };
+
 static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                 int L) {
     (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)B * L >= LATENT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
         float *zb = z + (size_t)b * L;
-        for (int j = 0; j < L; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * eps_at(eps, L, b, j);
+        float e[EPS_CHUNK];
+        for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
+            const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
+            eps_row_chunk(eps, L, b, j0, n, e);
+            for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
+        }
     }
 }
 
@@ -310,6 +323,7 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
                                     EpsSource eps, const float *dz, int B, int L,
                                     const float *kl_coef) {
     (void)be;
+    #pragma omp parallel for schedule(static) if ((size_t)B * L >= LATENT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
@@ -322,13 +336,17 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
         if (!dh) continue;
         float *dmu = dh + (size_t)b * 2 * L;
         float *dlogvar = dmu + L;
-        for (int j = 0; j < L; j++) {
-            float var = expf(logvar[j]);
-            float sigma = expf(0.5f * logvar[j]);
-            float g = dz ? dz[(size_t)b * L + j] : 0.0f;
-            float e = eps_at(eps, L, b, j);
-            dmu[j] = g + kl_coef[j] * mu[j];
-            dlogvar[j] = g * e * 0.5f * sigma + kl_coef[j] * 0.5f * (var - 1.0f);
+        float e[EPS_CHUNK];
+        for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
+            const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
+            eps_row_chunk(eps, L, b, j0, n, e);
+            for (int j = j0; j < j0 + n; j++) {
+                float var = expf(logvar[j]);
+                float sigma = expf(0.5f * logvar[j]);
+                float g = dz ? dz[(size_t)b * L + j] : 0.0f;
+                dmu[j] = g + kl_coef[j] * mu[j];
+                dlogvar[j] = g * e[j - j0] * 0.5f * sigma + kl_coef[j] * 0.5f * (var - 1.0f);
+            }
         }
     }
 }
@@ -423,17 +441,23 @@ static inline float log1p_unit(float e) {
     return 2.0f * s * series;
 }
 
-// BCE from logits over one row: loss sum and (if g) the gradient, vectorised.
-static double bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale) {
+// BCE from logits over one row: loss sum and (if with_gradient) the gradient g. Called
+// with a constant with_gradient, so each loop has no branch around a store and vectorises.
+static inline double bce_logits_row_pass(const float *restrict a, const float *restrict t, float *restrict g,
+                                         int D, float g_scale, bool with_gradient) {
     double sum = 0.0;
     #pragma omp simd reduction(+ : sum)
     for (int d = 0; d < D; d++) {
         float e = exp_nonpositive(-fabsf(a[d]));
         float positive_part = a[d] > 0.0f ? a[d] : 0.0f;
         sum += positive_part - a[d] * t[d] + log1p_unit(e);
-        if (g) g[d] = g_scale * (sigmoid_from_exp(a[d], e) - t[d]);
+        if (with_gradient) g[d] = g_scale * (sigmoid_from_exp(a[d], e) - t[d]);
     }
     return sum;
+}
+
+static double bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale) {
+    return g ? bce_logits_row_pass(a, t, g, D, g_scale, true) : bce_logits_row_pass(a, t, NULL, D, g_scale, false);
 }
 
 static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, const float *out,

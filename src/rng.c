@@ -83,9 +83,26 @@ void rng_permutation(Rng *rng, int32_t *perm, int n) {
 
 // Element i of the stateless streams of philox.h (the same numbers the CUDA
 // kernels draw).
+// philox_normal_at(seed, first + i) for i < n, each Philox block drawn once for its two normals
+void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t first) {
+    size_t i = 0;
+    while (i < n) {
+        const uint64_t index = first + i;
+        uint32_t r[4];
+        philox_block(seed, index / 2, PHILOX_STREAM_NORMAL, r);
+        if ((index & 1) == 0) {
+            out[i++] = philox_box_muller(r[0], r[1]);
+            if (i == n) break;
+        }
+        out[i++] = philox_box_muller(r[2], r[3]);
+    }
+}
+
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset) {
+    const size_t chunk = 4096;
     #pragma omp parallel for schedule(static) if (n >= 16384)
-    for (size_t i = 0; i < n; i++) out[i] = philox_normal_at(seed, offset + i);
+    for (size_t start = 0; start < n; start += chunk)
+        rng_fill_normal_serial(out + start, n - start < chunk ? n - start : chunk, seed, offset + start);
 }
 
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset) {

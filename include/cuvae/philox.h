@@ -53,13 +53,18 @@ static inline CUVAE_HOST_DEVICE float philox_unit_interval(uint32_t x) {
     return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f);
 }
 
+// Box-Muller on two words of a block: one normal
+static inline CUVAE_HOST_DEVICE float philox_box_muller(uint32_t word1, uint32_t word2) {
+    float u1 = philox_unit_interval(word1);
+    float u2 = philox_unit_interval(word2);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+}
+
 static inline CUVAE_HOST_DEVICE float philox_normal_at(uint64_t seed, uint64_t index) {
     uint32_t r[4];
     philox_block(seed, index / 2, PHILOX_STREAM_NORMAL, r);
     int half = (int)(index & 1);
-    float u1 = philox_unit_interval(r[2 * half]);
-    float u2 = philox_unit_interval(r[2 * half + 1]);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    return philox_box_muller(r[2 * half], r[2 * half + 1]);
 }
 
 static inline CUVAE_HOST_DEVICE float philox_uniform_at(uint64_t seed, uint64_t index) {

@@ -28,6 +28,7 @@ void rng_permutation(Rng *rng, int32_t *perm, int n);  // Fisher-Yates of 0..n-1
 // Stateless fill used by the CPU backend: element i of the (seed, offset)
 // stream. Deterministic for any split of the work.
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset);
+void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t offset);   // on this thread
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset);
 
 #endif
