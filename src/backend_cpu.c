@@ -115,12 +115,12 @@ static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, 
 // and each GEMM is split here over the OpenMP threads that also run the elementwise
 // loops. Two pools (OpenBLAS's pthreads and OpenMP's) took turns on the same cores and
 // spent a quarter of a CPU step in sched_yield. C (M, N) is cut along its longer side
-// into slices of whole 16-row/column blocks; every element is still one sgemm's dot
+// into slices of whole 4-row/column blocks; every element is still one sgemm's dot
 // product over all of K, so the result does not depend on the thread count -- as long
 // as no slice is small enough for OpenBLAS's small-matrix kernels (M N K <= 100^3 in
 // 0.3.21), which sum in another order: every slice keeps M N K >= 2^21, which also
 // keeps the split worth its cost (test_ops_grad checks the bits on many shapes).
-enum { GEMM_SLICE_QUANTUM = 16 };
+enum { GEMM_SLICE_QUANTUM = 4 };
 static const double GEMM_SLICE_MIN_MNK = 2097152.0;
 
 // Slice t of parts: rows (or columns) [*begin, *end) of an extent of `blocks` blocks.
@@ -281,12 +281,18 @@ static void cpu_activation_backward(Backend *be, float *dy, const float *y, int 
     }
 }
 
+// Column sums, row after row; each thread owns a range of columns, so every sum keeps its order.
 static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int N) {
     (void)be;
-    memset(dbias, 0, sizeof(float) * (size_t)N);
-    for (int b = 0; b < B; b++) {
-        const float *row = dy + (size_t)b * N;
-        for (int n = 0; n < N; n++) dbias[n] += row[n];
+    #pragma omp parallel if ((size_t)B * N >= 32768)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int n0 = (int)((long)N * t / team), n1 = (int)((long)N * (t + 1) / team);
+        for (int n = n0; n < n1; n++) dbias[n] = 0.0f;
+        for (int b = 0; b < B; b++) {
+            const float *row = dy + (size_t)b * N;
+            for (int n = n0; n < n1; n++) dbias[n] += row[n];
+        }
     }
 }
 

@@ -79,14 +79,18 @@ static void test_gemm_all_transposes(void) {
     }
 }
 
-// cpu_gemm splits a large GEMM over the OpenMP threads (one 16-row or 16-column slice
+// cpu_gemm splits a large GEMM over the OpenMP threads (one 4-row or 4-column slice
 // range each): the result must be the one sgemm call's, bit for bit, for any thread
 // count, transposes, leading dimensions and beta; shapes cover the split along rows
 // (M >= N), along columns, extents that are not multiples of 16 and slices of one block.
 static void test_gemm_split_is_thread_independent(void) {
     const int shapes[][3] = {{128, 400, 784}, {400, 784, 128}, {784, 400, 128}, {128, 20, 400},
                              {37, 300, 500}, {300, 37, 500}, {129, 65, 333}, {17, 900, 400},
-                             {1000, 33, 150}, {48, 48, 2000}};
+                             {1000, 33, 150}, {48, 48, 2000},
+                             // around OpenBLAS's direct NN kernel (177,147 < M N K < 7,340,032, N % 4 == 0)
+                             // and its small-matrix kernels (M N K <= 10^6)
+                             {128, 400, 200}, {64, 512, 230}, {128, 400, 40}, {128, 40, 400}, {40, 400, 128},
+                             {128, 400, 20}, {400, 20, 128}};
     const int max_threads = omp_get_max_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
