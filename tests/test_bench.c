@@ -2,7 +2,8 @@
 // written to a temp dir: the JSON line it prints (stdout captured into a file)
 // has every field, positive timings, and the GEMM FLOP count of the formula
 // computed here independently and the FLOPs model.c's GEMMs actually do (a
-// counting gemm wrapper); bad arguments return 2.
+// counting gemm wrapper); --gemm-only replays exactly a step's GEMMs (MLP and
+// a conv VQ-VAE); bad arguments return 2.
 #include "cuvae/backend.h"
 #include "cuvae/bench.h"
 #include "cuvae/common.h"
@@ -122,6 +123,53 @@ static void test_gemm_only_mode(void) {
     CHECK(rc == 0, "bench --gemm-only returned %d", rc);
     check_line(out, "gemm-only", expected_flops(8, 16, 2), 3);
     free(out);
+}
+
+// A small VQ-VAE of convolutions (layer lists, batch norm, the nearest-code GEMM)
+static const char *VQ_CONFIG =
+    "{\"name\": \"bench_vq\", \"description\": \"test_bench\",\n"
+    " \"data\": {\"dataset\": \"mnist\", \"dir\": \"data/mnist\", \"binarize\": \"none\"},\n"
+    " \"model\": {\"kind\": \"vq_vae\", \"input_dim\": 784,\n"
+    "   \"encoder\": [{\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}},\n"
+    "               {\"relu\": {}}, {\"conv2d\": 4, \"kernel\": 1}],\n"
+    "   \"latent_dim\": 4, \"codebook\": {\"size\": 16},\n"
+    "   \"decoder\": [{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}],\n"
+    "   \"output\": \"bernoulli\"},\n"
+    " \"loss\": {\"reconstruction\": \"bce\", \"reduction\": \"sum\", \"w_rec\": 1},\n"
+    " \"train\": {\"epochs\": 1, \"batch_size\": 8, \"optimizer\": \"adam\", \"lr\": 0.001, \"seed\": 1},\n"
+    " \"device\": \"cpu\"}\n";
+
+// --gemm-only replays exactly the GEMMs a step issues (recorded from a real step): their
+// FLOPs equal the formula's, for an MLP (11 calls: 4 forward, 4 dW, 3 dX) and a layer graph
+static void test_gemm_only_replays_the_steps_gemms(void) {
+    char vq_path[600];
+    snprintf(vq_path, sizeof vq_path, "%s/vq.json", tmp_dir);
+    FILE *f = fopen(vq_path, "w");
+    CHECK(f != NULL, "cannot write %s", vq_path);
+    if (!f) return;
+    fputs(VQ_CONFIG, f);
+    fclose(f);
+    char *paths[] = {config_path, vq_path};
+    for (int c = 0; c < 2; c++) {
+        char *argv[] = {paths[c], "--steps", "2", "--warmup", "0", "--gemm-only"};
+        char *out;
+        int rc = run_captured(6, argv, &out);
+        CHECK(rc == 0, "%s: bench --gemm-only returned %d", paths[c], rc);
+        cJSON *json = out ? cJSON_Parse(out) : NULL;
+        CHECK(json != NULL, "%s: output is not JSON: %s", paths[c], out ? out : "(null)");
+        if (json) {
+            double calls = number_field(json, "gemm_calls_per_step");
+            double replayed = number_field(json, "gemm_flops_replayed");
+            double formula = number_field(json, "gemm_flops_per_step");
+            CHECK(replayed == formula && formula > 0, "%s: replayed %.0f GEMM FLOPs, the step's are %.0f",
+                  paths[c], replayed, formula);
+            if (c == 0) CHECK(calls == 11, "MLP: %.0f GEMM calls replayed, want 11", calls);
+            else CHECK(calls >= 8, "VQ-VAE: %.0f GEMM calls replayed", calls);
+            cJSON_Delete(json);
+        }
+        free(out);
+    }
+    unlink(vq_path);
 }
 
 static void test_overrides(void) {
@@ -281,6 +329,7 @@ int main(void) {
 
     test_run("bench_train_mode", test_train_mode);
     test_run("bench_gemm_only_mode", test_gemm_only_mode);
+    test_run("bench_gemm_only_replays_the_steps_gemms", test_gemm_only_replays_the_steps_gemms);
     test_run("bench_set_override", test_overrides);
     test_run("bench_flops_match_model", test_flops_match_model);
     test_run("bench_flops_match_whole_steps", test_flops_match_whole_steps);
