@@ -1794,8 +1794,12 @@ static void adversarial_training(ModelKind kind) {
             max_diff, worst, got.params[worst], ref.params[worst], loose, P);
     // looser than the VAE's 0.1 %: a discriminator has weights whose gradient is near 0 in this
     // game, and Adam (beta1 0.5) turns a rounding-level difference in its sign into a step of lr
-    // the other way; a wrong kernel moves most parameters, and past 2 lr a step (below)
-    CHECK(loose <= P / 100, "%zu of %zu params beyond rtol 1e-3 atol 1e-4", loose, P);
+    // the other way, and the game carries it on. How many depends on rounding both backends
+    // share: with OpenBLAS's own 2-thread split the aae had 50 of 158,332 beyond, with a
+    // single-threaded sgemm (any thread count since the CPU backend splits GEMMs itself, and
+    // the old build with OPENBLAS_NUM_THREADS=1) 19,954 (12.6 %), all within 0.0031 of the CPU's.
+    // A wrong kernel moves most parameters, and past 2 lr a step (compare_training_runs).
+    CHECK(loose <= P / 5, "%zu of %zu params beyond rtol 1e-3 atol 1e-4", loose, P);
     CHECK(test_close(got.loss[0], ref.loss[0], 1e-3, 1e-2) && test_close(got.loss[1], ref.loss[1], 1e-3, 1e-2),
           "accumulated D loss %.9g vs %.9g, G loss %.9g vs %.9g", got.loss[0], ref.loss[0], got.loss[1], ref.loss[1]);
     // (the loss read at step 2 of each epoch cleared the accumulator: epoch 2's steps 3..5 are left)

@@ -655,6 +655,22 @@ static void test_rng_streams(void) {
     cpu->fill_normal(cpu, c, 10, 42, 100, &device_offset);
     CHECK(memcmp(a + 500, c, sizeof c) == 0, "device offset adds to the host offset");
     for (int i = 0; i < 1000; i++) CHECK(a[i] == philox_normal_at(42, (uint64_t)i), "fill_normal is philox_normal_at");
+    // each Philox block serves two normals: starts and ends at odd and even indices, and a fill
+    // large enough for the thread pool's chunks, are still philox_normal_at element by element
+    const int starts[] = {1, 2, 3, 991}, lengths[] = {1, 2, 3, 7};
+    for (int s = 0; s < 4; s++)
+        for (int l = 0; l < 4; l++) {
+            rng_fill_normal_serial(c, (size_t)lengths[l], 42, (uint64_t)starts[s]);
+            for (int i = 0; i < lengths[l]; i++)
+                CHECK(c[i] == a[starts[s] + i], "fill from %d, %d long: element %d", starts[s], lengths[l], i);
+        }
+    enum { BIG = 20001 };
+    float *big = xmalloc(BIG * sizeof(float));
+    rng_fill_normal(big, BIG, 7, 3);
+    int mismatches = 0;
+    for (int i = 0; i < BIG; i++) mismatches += big[i] != philox_normal_at(7, (uint64_t)i + 3);
+    CHECK(mismatches == 0, "a %d-long fill from index 3 differs from philox_normal_at at %d places", BIG, mismatches);
+    free(big);
     double mean = 0, var = 0;
     for (int i = 0; i < 1000; i++) mean += a[i];
     mean /= 1000;
