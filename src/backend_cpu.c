@@ -11,7 +11,15 @@
 #include "cuvae/step_state.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
 #include <omp.h>
+#else   // built without OpenMP (the clang fuzzers): a pool of one thread
+static inline int omp_get_max_threads(void) { return 1; }
+static inline void omp_set_num_threads(int threads) { (void)threads; }
+static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
+static inline int omp_in_parallel(void) { return 0; }
+#endif
 #include <unistd.h>
 #include <xmmintrin.h>
 #include <math.h>
