@@ -341,27 +341,26 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
+        float *dmu = dh ? dh + (size_t)b * 2 * L : NULL;
+        float *dlogvar = dh ? dmu + L : NULL;
         double kl = 0.0;
-        for (int j = 0; j < L; j++) {
-            float var = expf(logvar[j]);
-            kl += (double)(mu[j] * mu[j] + var - 1.0f - logvar[j]);
-        }
-        kl_row[b] = (float)(0.5 * kl);
-        if (!dh) continue;
-        float *dmu = dh + (size_t)b * 2 * L;
-        float *dlogvar = dmu + L;
-        float e[EPS_CHUNK];
-        for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
+        for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {   // chunks: each var computed once for both uses
             const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
+            float var[EPS_CHUNK], e[EPS_CHUNK];
+            for (int j = j0; j < j0 + n; j++) {
+                var[j - j0] = expf(logvar[j]);
+                kl += (double)(mu[j] * mu[j] + var[j - j0] - 1.0f - logvar[j]);
+            }
+            if (!dh) continue;
             eps_row_chunk(eps, L, b, j0, n, e);
             for (int j = j0; j < j0 + n; j++) {
-                float var = expf(logvar[j]);
                 float sigma = expf(0.5f * logvar[j]);
                 float g = dz ? dz[(size_t)b * L + j] : 0.0f;
                 dmu[j] = g + kl_coef[j] * mu[j];
-                dlogvar[j] = g * e[j - j0] * 0.5f * sigma + kl_coef[j] * 0.5f * (var - 1.0f);
+                dlogvar[j] = g * e[j - j0] * 0.5f * sigma + kl_coef[j] * 0.5f * (var[j - j0] - 1.0f);
             }
         }
+        kl_row[b] = (float)(0.5 * kl);
     }
 }
 
