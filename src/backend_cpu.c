@@ -709,6 +709,18 @@ static void cpu_multiply(Backend *be, float *y, const float *a, const float *b, 
 
 // im2col_value (layer_math.h) row by row: the bounds are checked per output row,
 // not per element.
+// [*lo, *hi): the o in [0, n) with 0 <= o * stride + offset < limit (a kernel tap's output
+// positions that read inside the image; the others read the zero padding)
+static void conv_valid_range(int n, int stride, int offset, int limit, int *lo, int *hi) {
+    int first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    int last = limit - 1 - offset;   // o * stride <= last
+    int end = last < 0 ? 0 : last / stride + 1;
+    if (end > n) end = n;
+    if (first > end) first = end;
+    *lo = first;
+    *hi = end;
+}
+
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     (void)be;
     const int rows = g.C * g.kernel * g.kernel;
@@ -716,6 +728,8 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
     #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
     for (int r = 0; r < rows; r++) {
         const int j = r % g.kernel, i = (r / g.kernel) % g.kernel, c = r / (g.kernel * g.kernel);
+        int lo, hi;   // the output columns whose input column is inside the image
+        conv_valid_range(g.OW, g.stride, j - g.padding, g.W, &lo, &hi);
         float *out = col + (size_t)r * columns;
         for (int b = 0; b < B; b++) {
             const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
@@ -726,10 +740,9 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
                     continue;
                 }
                 const float *line = plane + (size_t)h * g.W;
-                for (int ow = 0; ow < g.OW; ow++) {
-                    const int w = ow * g.stride - g.padding + j;
-                    out[ow] = (w >= 0 && w < g.W) ? line[w] : 0.0f;
-                }
+                for (int ow = 0; ow < lo; ow++) out[ow] = 0.0f;
+                for (int ow = lo; ow < hi; ow++) out[ow] = line[ow * g.stride + j - g.padding];
+                for (int ow = hi; ow < g.OW; ow++) out[ow] = 0.0f;
             }
         }
     }
@@ -751,14 +764,13 @@ static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, 
             for (int j = 0; j < g.kernel; j++) {
                 const size_t r = ((size_t)c * g.kernel + i) * g.kernel + j;
                 const float *in = col + r * columns + (size_t)b * g.OH * g.OW;
+                int lo, hi;
+                conv_valid_range(g.OW, g.stride, j - g.padding, g.W, &lo, &hi);
                 for (int oh = 0; oh < g.OH; oh++, in += g.OW) {
                     const int h = oh * g.stride - g.padding + i;
                     if (h < 0 || h >= g.H) continue;
                     float *line = plane + (size_t)h * g.W;
-                    for (int ow = 0; ow < g.OW; ow++) {
-                        const int w = ow * g.stride - g.padding + j;
-                        if (w >= 0 && w < g.W) line[w] += in[ow];
-                    }
+                    for (int ow = lo; ow < hi; ow++) line[ow * g.stride + j - g.padding] += in[ow];
                 }
             }
     }
@@ -784,6 +796,8 @@ static void cpu_channel_bias_forward(Backend *be, float *y, const float *bias, i
 
 static void cpu_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
     (void)be;
+    // one thread per channel range; each channel's sum keeps its order
+    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
         for (int b = 0; b < B; b++) {
