@@ -796,12 +796,13 @@ static void cpu_channel_bias_forward(Backend *be, float *y, const float *bias, i
 
 static void cpu_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
     (void)be;
-    // one thread per channel range; each channel's sum keeps its order
+    // one thread per channel range; each channel's sum in a fixed order (simd lanes per plane)
     #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
         for (int b = 0; b < B; b++) {
             const float *plane = dy + ((size_t)b * C + c) * S;
+            #pragma omp simd reduction(+ : sum)
             for (int s = 0; s < S; s++) sum += plane[s];
         }
         dbias[c] = (float)sum;
@@ -814,7 +815,8 @@ static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *in
                                    bool training, float momentum, float eps) {
     (void)be;
     const double n = (double)B * S;
-    // channels are independent; each one's sums keep their order (deterministic)
+    // channels are independent; each one's sums run in a fixed order (simd lanes within a
+    // plane, then the lanes), so they are deterministic and independent of the thread count
     #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
     for (int c = 0; c < C; c++) {
         float channel_mean, channel_var;
@@ -822,11 +824,13 @@ static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *in
             double sum = 0.0;
             for (int b = 0; b < B; b++) {
                 const float *plane = x + ((size_t)b * C + c) * S;
+                #pragma omp simd reduction(+ : sum)
                 for (int s = 0; s < S; s++) sum += plane[s];
             }
             double mu = sum / n, squares = 0.0;
             for (int b = 0; b < B; b++) {
                 const float *plane = x + ((size_t)b * C + c) * S;
+                #pragma omp simd reduction(+ : squares)
                 for (int s = 0; s < S; s++) squares += ((double)plane[s] - mu) * ((double)plane[s] - mu);
             }
             double var = squares / n;
@@ -861,6 +865,7 @@ static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float
         for (int b = 0; b < B; b++) {
             const float *d = dy + ((size_t)b * C + c) * S;
             const float *in = x + ((size_t)b * C + c) * S;
+            #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
             for (int s = 0; s < S; s++) {
                 sum_dy += d[s];
                 sum_dy_xhat += (double)d[s] * (double)((in[s] - mean[c]) * invstd[c]);
