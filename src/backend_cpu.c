@@ -721,16 +721,34 @@ static void conv_valid_range(int n, int stride, int offset, int limit, int *lo, 
     *hi = end;
 }
 
+// Output positions of one image up to which a tap's source offsets fit in a stack table
+enum { IM2COL_TABLE_MAX = 4096 };
+
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     (void)be;
-    const int rows = g.C * g.kernel * g.kernel;
-    const size_t columns = (size_t)B * g.OH * g.OW;
+    const int rows = g.C * g.kernel * g.kernel, positions = g.OH * g.OW;
+    const size_t columns = (size_t)B * positions;
     #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
     for (int r = 0; r < rows; r++) {
         const int j = r % g.kernel, i = (r / g.kernel) % g.kernel, c = r / (g.kernel * g.kernel);
+        float *out = col + (size_t)r * columns;
+        if (positions <= IM2COL_TABLE_MAX) {
+            // the tap's source pixel of every output position (-1: padding), then one
+            // gather per image: a loop the compiler vectorises, where short rows were not
+            int source[IM2COL_TABLE_MAX];
+            for (int oh = 0; oh < g.OH; oh++)
+                for (int ow = 0; ow < g.OW; ow++) {
+                    const int h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
+                    source[oh * g.OW + ow] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? h * g.W + w : -1;
+                }
+            for (int b = 0; b < B; b++, out += positions) {
+                const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
+                for (int k = 0; k < positions; k++) out[k] = source[k] >= 0 ? plane[source[k]] : 0.0f;
+            }
+            continue;
+        }
         int lo, hi;   // the output columns whose input column is inside the image
         conv_valid_range(g.OW, g.stride, j - g.padding, g.W, &lo, &hi);
-        float *out = col + (size_t)r * columns;
         for (int b = 0; b < B; b++) {
             const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
             for (int oh = 0; oh < g.OH; oh++, out += g.OW) {
