@@ -251,14 +251,16 @@ def gemm_flops_per_step(m, batch, model=None):
     per input gradient except the first layer's. The two heads count as cuvae's
     one fused (2L, H) head. Layer lists: their modules' GEMMs (model given)."""
     latent = m["latent_dim"]
-    if isinstance(model, VQVAE):   # the encoder's and decoder's GEMMs (cuvae counts the same)
+    if isinstance(model, VQVAE):   # the encoder's, decoder's and code search's GEMMs (as cuvae counts)
         enc = sequential_gemm_flops(model.encoder, model.shape)
         with torch.no_grad():
             device = next(model.encoder.parameters()).device
             out_shape = model.encoder.eval()(torch.zeros((2,) + tuple(model.shape), device=device)).shape[1:]
         model.encoder.train()
         dec = sequential_gemm_flops(model.decoder, out_shape)
-        return batch * (enc[0] * 2 + sum(f * 3 for f in enc[1:]) + sum(f * 3 for f in dec))
+        positions = int(out_shape[1:].numel()) if len(out_shape) > 1 else 1
+        search = 2 * positions * model.K * model.D   # the nearest-code scores z_e . codebook^T
+        return batch * (enc[0] * 2 + sum(f * 3 for f in enc[1:]) + sum(f * 3 for f in dec) + search)
     if model is not None and (model.encoder_is_list or model.decoder_is_list):
         heads = 2 * latent if m["kind"] == "vae" else latent
         enc = (sequential_gemm_flops(model.encoder, model.shape) if model.encoder_is_list
