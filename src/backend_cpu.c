@@ -131,6 +131,23 @@ static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, 
 enum { GEMM_SLICE_QUANTUM = 4 };
 static const double GEMM_SLICE_MIN_MNK = 2097152.0;
 
+// Debian's OpenMP build of OpenBLAS (libopenblas0-openmp) takes OpenMP's thread count
+// at every call made outside a parallel region, whatever openblas_set_num_threads said:
+// there a GEMM cpu_gemm does not split is run with the pool set to one thread.
+static bool blas_is_openmp;
+
+static void sgemm_one_thread(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                             int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (!blas_is_openmp || omp_in_parallel()) {
+        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    omp_set_num_threads(threads);
+}
+
 // Slice t of parts: rows (or columns) [*begin, *end) of an extent of `blocks` blocks.
 static void gemm_slice(int t, int parts, int blocks, int extent, int *begin, int *end) {
     *begin = (int)((long)blocks * t / parts) * GEMM_SLICE_QUANTUM;
@@ -163,7 +180,7 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
     while (parts > 1 && (double)gemm_smallest_slice(parts, blocks, extent) / extent * mnk < GEMM_SLICE_MIN_MNK)
         parts--;
     if (parts <= 1 || omp_in_parallel()) {
-        sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     #pragma omp parallel num_threads(parts)
@@ -529,9 +546,8 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
     acc[2] += B;
 }
 
-static void cpu_adam_update(Backend *be, float *restrict params, const float *restrict grads,
-                            float *restrict m, float *restrict v, size_t n, const StepState *state,
-                            OptimizerParams o) {
+static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
+                            size_t n, const StepState *state, OptimizerParams o) {
     (void)be;
     // bias corrections folded by step_state_begin (double); the element's fp32 math is
     // the CUDA kernel's (optimizer_math.h)
@@ -540,11 +556,10 @@ static void cpu_adam_update(Backend *be, float *restrict params, const float *re
     // the common case (no weight decay) as its own loop: the compiler vectorises it
     if (adam_without_decay(o, decay)) {
         #pragma omp parallel for simd schedule(simd:static) firstprivate(o) if (n >= 65536)
-        for (size_t i = 0; i < n; i++)
-            params[i] = adam_moments_step(params[i], grads[i], &m[i], &v[i], o, step_size, sqrt_bc2);
+        for (size_t i = 0; i < n; i++) params[i] -= step_size * adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
         return;
     }
-    #pragma omp parallel for simd schedule(simd:static) firstprivate(o) if (n >= 65536)
+    #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++)
         adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
 }
@@ -1005,6 +1020,7 @@ static void use_one_thread_pool(void) {
     if (!getenv("OMP_NUM_THREADS") && blas_threads && atoi(blas_threads) > 0) threads = atoi(blas_threads);
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
+    blas_is_openmp = openblas_get_parallel() == 2;   // 0 sequential, 1 pthreads, 2 OpenMP
 }
 
 int backend_cpu_threads(void) {

@@ -18,29 +18,31 @@ static inline CUVAE_HOST_DEVICE float optimizer_decoupled_decay(OptimizerParams 
 //   g += wd * p (adam's L2 weight decay)   or   p *= decay (adamw, decoupled)
 //   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
 //   p -= step_size * (m / (sqrt(v) / sqrt_bc2 + eps))      (PyTorch's addcdiv order)
-// adam_moments_step is the part after the weight decay: it returns the new p.
-static inline CUVAE_HOST_DEVICE float adam_moments_step(float param, float g, float *m, float *v,
-                                                        OptimizerParams o, float step_size,
-                                                        float sqrt_bc2) {
+// adam_moments stores the new m and v and returns m / (sqrt(v) / sqrt_bc2 + eps).
+static inline CUVAE_HOST_DEVICE float adam_moments(float g, float *m, float *v, OptimizerParams o,
+                                                   float sqrt_bc2) {
     float m_new = o.beta1 * *m + (1.0f - o.beta1) * g;
     float v_new = o.beta2 * *v + (1.0f - o.beta2) * g * g;
     *m = m_new;
     *v = v_new;
     float denom = sqrtf(v_new) / sqrt_bc2 + o.eps;
-    return param - step_size * (m_new / denom);
+    return m_new / denom;
 }
 
-// true when the weight decay of adam_element changes nothing this step
+// true when the weight decay of adam_element changes nothing this step: then
+// *p -= step_size * adam_moments(...) is the whole update (the CPU's vectorised loop)
 static inline CUVAE_HOST_DEVICE bool adam_without_decay(OptimizerParams o, float decay) {
     return o.decoupled ? decay == 1.0f : o.weight_decay == 0.0f;
 }
 
 static inline CUVAE_HOST_DEVICE void adam_element(float *p, float g, float *m, float *v, OptimizerParams o,
                                                   float decay, float step_size, float sqrt_bc2) {
-    float param = *p;
-    if (!o.decoupled && o.weight_decay != 0.0f) g += o.weight_decay * param;
-    if (decay != 1.0f) param *= decay;
-    *p = adam_moments_step(param, g, m, v, o, step_size, sqrt_bc2);
+    if (!o.decoupled && o.weight_decay != 0.0f) g += o.weight_decay * *p;
+    if (decay != 1.0f) *p *= decay;
+    float ratio = adam_moments(g, m, v, o, sqrt_bc2);
+    // *p read after m and v are stored (they may alias it): the decayed p is rounded before
+    // the update, never contracted with it into one fma
+    *p -= step_size * ratio;
 }
 
 // SGD (no dampening, not Nesterov):  g += wd * p;  buf = momentum * buf + g, g = buf
