@@ -124,10 +124,11 @@ static void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, 
 // loops. Two pools (OpenBLAS's pthreads and OpenMP's) took turns on the same cores and
 // spent a quarter of a CPU step in sched_yield. C (M, N) is cut along its longer side
 // into slices of whole 4-row/column blocks; every element is still one sgemm's dot
-// product over all of K, so the result does not depend on the thread count -- as long
-// as no slice is small enough for OpenBLAS's small-matrix kernels (M N K <= 100^3 in
-// 0.3.21), which sum in another order: every slice keeps M N K >= 2^21, which also
-// keeps the split worth its cost (test_ops_grad checks the bits on many shapes).
+// product over all of K. No slice is small enough for OpenBLAS's small-matrix kernels
+// (M N K <= 100^3 in 0.3.21), which sum in another order: every slice keeps
+// M N K >= 2^21, which also keeps the split worth its cost. With OpenBLAS's
+// SkylakeX-family kernels the result is then the same for any thread count; its Haswell /
+// Zen kernels round a slice's tail rows differently, within rounding (test_ops_grad).
 enum { GEMM_SLICE_QUANTUM = 4 };
 static const double GEMM_SLICE_MIN_MNK = 2097152.0;
 
@@ -736,9 +737,12 @@ static void conv_valid_range(int n, int stride, int offset, int limit, int *lo, 
     *hi = end;
 }
 
-// Output positions of one image up to which a tap's source offsets fit in a stack table
-enum { IM2COL_TABLE_MAX = 4096 };
+// Output positions whose source pixels one table holds (a chunk of an image's positions)
+enum { IM2COL_CHUNK = 1024 };
 
+// Per tap (row r of col) and chunk of output positions: each position's source pixel
+// (-1: padding) in a small table, then one gather per image -- a loop the compiler
+// vectorises, where rows of 7 or 14 outputs were mostly loop overhead.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     (void)be;
     const int rows = g.C * g.kernel * g.kernel, positions = g.OH * g.OW;
@@ -746,36 +750,18 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
     #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
     for (int r = 0; r < rows; r++) {
         const int j = r % g.kernel, i = (r / g.kernel) % g.kernel, c = r / (g.kernel * g.kernel);
-        float *out = col + (size_t)r * columns;
-        if (positions <= IM2COL_TABLE_MAX) {
-            // the tap's source pixel of every output position (-1: padding), then one
-            // gather per image: a loop the compiler vectorises, where short rows were not
-            int source[IM2COL_TABLE_MAX];
-            for (int oh = 0; oh < g.OH; oh++)
-                for (int ow = 0; ow < g.OW; ow++) {
-                    const int h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
-                    source[oh * g.OW + ow] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? h * g.W + w : -1;
-                }
-            for (int b = 0; b < B; b++, out += positions) {
-                const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
-                for (int k = 0; k < positions; k++) out[k] = source[k] >= 0 ? plane[source[k]] : 0.0f;
+        for (int p0 = 0; p0 < positions; p0 += IM2COL_CHUNK) {
+            const int n = positions - p0 < IM2COL_CHUNK ? positions - p0 : IM2COL_CHUNK;
+            int source[IM2COL_CHUNK];
+            for (int k = 0; k < n; k++) {
+                const int oh = (p0 + k) / g.OW, ow = (p0 + k) % g.OW;
+                const int h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
+                source[k] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? h * g.W + w : -1;
             }
-            continue;
-        }
-        int lo, hi;   // the output columns whose input column is inside the image
-        conv_valid_range(g.OW, g.stride, j - g.padding, g.W, &lo, &hi);
-        for (int b = 0; b < B; b++) {
-            const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
-            for (int oh = 0; oh < g.OH; oh++, out += g.OW) {
-                const int h = oh * g.stride - g.padding + i;
-                if (h < 0 || h >= g.H) {
-                    memset(out, 0, (size_t)g.OW * sizeof(float));
-                    continue;
-                }
-                const float *line = plane + (size_t)h * g.W;
-                for (int ow = 0; ow < lo; ow++) out[ow] = 0.0f;
-                for (int ow = lo; ow < hi; ow++) out[ow] = line[ow * g.stride + j - g.padding];
-                for (int ow = hi; ow < g.OW; ow++) out[ow] = 0.0f;
+            for (int b = 0; b < B; b++) {
+                const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
+                float *out = col + (size_t)r * columns + (size_t)b * positions + p0;
+                for (int k = 0; k < n; k++) out[k] = source[k] >= 0 ? plane[source[k]] : 0.0f;
             }
         }
     }

@@ -161,7 +161,7 @@ static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
 static void test_im2col_col2im(void) {
     const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
                                    geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2),
-                                   // more output positions than the CPU's per-tap table (4,096)
+                                   // more output positions than one of the CPU's per-tap tables (1,024)
                                    geometry(1, 70, 70, 3, 1, 1)};
     const int B = 3;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
