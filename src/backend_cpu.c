@@ -30,7 +30,7 @@ static inline int omp_in_parallel(void) { return 0; }
 typedef struct {
     size_t current_bytes;
     size_t peak_bytes;
-    float *scratch;          // host scratch of ops that need one (the EMA codebook update), kept
+    float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums), kept
     size_t scratch_floats;   // between calls so a training step allocates only on its first run
 } CpuState;
 
@@ -806,102 +806,121 @@ static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int 
 
 static void cpu_channel_bias_forward(Backend *be, float *y, const float *bias, int B, int C, int S) {
     (void)be;
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            float *plane = y + ((size_t)b * C + c) * S;
-            for (int s = 0; s < S; s++) plane[s] += bias[c];
-        }
+    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
+    for (int p = 0; p < B * C; p++) {
+        float *plane = y + (size_t)p * S;   // (S)
+        const float value = bias[p % C];
+        for (int s = 0; s < S; s++) plane[s] += value;
+    }
+}
+
+// Per-channel sums over (B, C, S) go plane by plane in memory order: each plane's sum
+// (simd lanes, then the lanes) into plane_sums (B, C), threads splitting the planes;
+// then each channel adds its B planes in b order. The sums are thread-count independent,
+// and the tensor is read front to back -- a channel's planes lie C * S floats apart,
+// which made the channel-major walk wait on memory (issue 15).
+static double plane_sum(const float *plane, int S) {
+    double sum = 0.0;
+    #pragma omp simd reduction(+ : sum)
+    for (int s = 0; s < S; s++) sum += plane[s];
+    return sum;
+}
+
+static double channel_total(const double *plane_sums, int B, int C, int c) {
+    double sum = 0.0;
+    for (int b = 0; b < B; b++) sum += plane_sums[(size_t)b * C + c];
+    return sum;
 }
 
 static void cpu_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
-    (void)be;
-    // one thread per channel range; each channel's sum in a fixed order (simd lanes per plane)
+    double *plane_sums = (double *)cpu_scratch(be, 2 * (size_t)B * C);   // (B, C)
     #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
-    for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *plane = dy + ((size_t)b * C + c) * S;
-            #pragma omp simd reduction(+ : sum)
-            for (int s = 0; s < S; s++) sum += plane[s];
-        }
-        dbias[c] = (float)sum;
-    }
+    for (int p = 0; p < B * C; p++) plane_sums[p] = plane_sum(dy + (size_t)p * S, S);
+    for (int c = 0; c < C; c++) dbias[c] = (float)channel_total(plane_sums, B, C, c);
 }
 
 static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *invstd,
                                    float *running_mean, float *running_var, const float *x,
                                    const float *gamma, const float *beta, int B, int C, int S,
                                    bool training, float momentum, float eps) {
-    (void)be;
     const double n = (double)B * S;
-    // channels are independent; each one's sums run in a fixed order (simd lanes within a
-    // plane, then the lanes), so they are deterministic and independent of the thread count
-    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
-    for (int c = 0; c < C; c++) {
-        float channel_mean, channel_var;
-        if (training) {
-            double sum = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *plane = x + ((size_t)b * C + c) * S;
-                #pragma omp simd reduction(+ : sum)
-                for (int s = 0; s < S; s++) sum += plane[s];
-            }
-            double mu = sum / n, squares = 0.0;
-            for (int b = 0; b < B; b++) {
-                const float *plane = x + ((size_t)b * C + c) * S;
-                #pragma omp simd reduction(+ : squares)
-                for (int s = 0; s < S; s++) squares += ((double)plane[s] - mu) * ((double)plane[s] - mu);
-            }
+    const bool parallel = (size_t)B * C * S >= 65536;
+    if (training) {
+        // two passes as the CUDA kernel: the mean, then the squared deviations from it
+        double *plane_sums = (double *)cpu_scratch(be, 2 * ((size_t)B * C + C));   // (B, C)
+        double *mu = plane_sums + (size_t)B * C;                                     // (C)
+        #pragma omp parallel for schedule(static) if (parallel)
+        for (int p = 0; p < B * C; p++) plane_sums[p] = plane_sum(x + (size_t)p * S, S);
+        for (int c = 0; c < C; c++) mu[c] = channel_total(plane_sums, B, C, c) / n;
+        #pragma omp parallel for schedule(static) if (parallel)
+        for (int p = 0; p < B * C; p++) {
+            const float *plane = x + (size_t)p * S;
+            const double channel_mu = mu[p % C];
+            double squares = 0.0;
+            #pragma omp simd reduction(+ : squares)
+            for (int s = 0; s < S; s++)
+                squares += ((double)plane[s] - channel_mu) * ((double)plane[s] - channel_mu);
+            plane_sums[p] = squares;
+        }
+        for (int c = 0; c < C; c++) {
+            double squares = channel_total(plane_sums, B, C, c);
             double var = squares / n;
             double unbiased = n > 1.0 ? squares / (n - 1.0) : var;
-            channel_mean = (float)mu;
-            channel_var = (float)var;
-            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)mu;
+            mean[c] = (float)mu[c];
+            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean[c];
             running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (float)unbiased;
-        } else {
-            channel_mean = running_mean[c];
-            channel_var = running_var[c];
+            invstd[c] = 1.0f / sqrtf((float)var + eps);
         }
-        float istd = 1.0f / sqrtf(channel_var + eps);
-        mean[c] = channel_mean;
-        invstd[c] = istd;
-        for (int b = 0; b < B; b++) {
-            const float *in = x + ((size_t)b * C + c) * S;
-            float *out = y + ((size_t)b * C + c) * S;
-            for (int s = 0; s < S; s++) out[s] = (in[s] - channel_mean) * istd * gamma[c] + beta[c];
+    } else {
+        for (int c = 0; c < C; c++) {
+            mean[c] = running_mean[c];
+            invstd[c] = 1.0f / sqrtf(running_var[c] + eps);
         }
+    }
+    #pragma omp parallel for schedule(static) if (parallel)
+    for (int p = 0; p < B * C; p++) {
+        const int c = p % C;
+        const float channel_mean = mean[c], istd = invstd[c], scale = gamma[c], shift = beta[c];
+        const float *in = x + (size_t)p * S;
+        float *out = y + (size_t)p * S;
+        for (int s = 0; s < S; s++) out[s] = (in[s] - channel_mean) * istd * scale + shift;
     }
 }
 
 static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float *dbeta,
                                     const float *dy, const float *x, const float *gamma,
                                     const float *mean, const float *invstd, int B, int C, int S) {
-    (void)be;
     const double n = (double)B * S;
-    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
-    for (int c = 0; c < C; c++) {
+    const bool parallel = (size_t)B * C * S >= 65536;
+    double *dy_sums = (double *)cpu_scratch(be, 4 * (size_t)B * C);   // (B, C)
+    double *dy_xhat_sums = dy_sums + (size_t)B * C;                   // (B, C)
+    #pragma omp parallel for schedule(static) if (parallel)
+    for (int p = 0; p < B * C; p++) {
+        const int c = p % C;
+        const float *d = dy + (size_t)p * S, *in = x + (size_t)p * S;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *d = dy + ((size_t)b * C + c) * S;
-            const float *in = x + ((size_t)b * C + c) * S;
-            #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
-            for (int s = 0; s < S; s++) {
-                sum_dy += d[s];
-                sum_dy_xhat += (double)d[s] * (double)((in[s] - mean[c]) * invstd[c]);
-            }
+        #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
+        for (int s = 0; s < S; s++) {
+            sum_dy += d[s];
+            sum_dy_xhat += (double)d[s] * (double)((in[s] - mean[c]) * invstd[c]);
         }
-        dbeta[c] = (float)sum_dy;
-        dgamma[c] = (float)sum_dy_xhat;
+        dy_sums[p] = sum_dy;
+        dy_xhat_sums[p] = sum_dy_xhat;
+    }
+    for (int c = 0; c < C; c++) {
+        dbeta[c] = (float)channel_total(dy_sums, B, C, c);
+        dgamma[c] = (float)channel_total(dy_xhat_sums, B, C, c);
+    }
+    #pragma omp parallel for schedule(static) if (parallel)
+    for (int p = 0; p < B * C; p++) {
+        const int c = p % C;
         // from the rounded sums, as the CUDA kernel does
-        float mean_dy = (float)((double)dbeta[c] / n), mean_dy_xhat = (float)((double)dgamma[c] / n);
-        for (int b = 0; b < B; b++) {
-            const float *d = dy + ((size_t)b * C + c) * S;
-            const float *in = x + ((size_t)b * C + c) * S;
-            float *out = dx + ((size_t)b * C + c) * S;
-            for (int s = 0; s < S; s++)
-                out[s] = batch_norm_input_gradient(d[s], (in[s] - mean[c]) * invstd[c], gamma[c],
-                                                   invstd[c], mean_dy, mean_dy_xhat);
-        }
+        const float mean_dy = (float)((double)dbeta[c] / n), mean_dy_xhat = (float)((double)dgamma[c] / n);
+        const float *d = dy + (size_t)p * S, *in = x + (size_t)p * S;
+        float *out = dx + (size_t)p * S;
+        for (int s = 0; s < S; s++)
+            out[s] = batch_norm_input_gradient(d[s], (in[s] - mean[c]) * invstd[c], gamma[c], invstd[c],
+                                               mean_dy, mean_dy_xhat);
     }
 }
 
