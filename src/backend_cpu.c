@@ -723,75 +723,179 @@ static void cpu_multiply(Backend *be, float *y, const float *a, const float *b, 
     for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
 }
 
-// im2col_value (layer_math.h) row by row: the bounds are checked per output row,
-// not per element.
-// [*lo, *hi): the o in [0, n) with 0 <= o * stride + offset < limit (a kernel tap's output
-// positions that read inside the image; the others read the zero padding)
-static void conv_valid_range(int n, int stride, int offset, int limit, int *lo, int *hi) {
-    int first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-    int last = limit - 1 - offset;   // o * stride <= last
-    int end = last < 0 ? 0 : last / stride + 1;
-    if (end > n) end = n;
-    if (first > end) first = end;
-    *lo = first;
-    *hi = end;
+// im2col / col2im through a stride-phase copy of each image plane. Pixel (h, w) =
+// (hs s + ph, ws s + pw) goes to phase plane (ph, pw), row hs, column ws, rows `width`
+// floats long. Tap (i, j) at output (oh, ow) reads pixel (oh s + i - p, ow s + j - p):
+// phase plane ((i - p) mod s, (j - p) mod s) at (oh + di, ow + dj), di = floor((i - p) / s)
+// -- a shifted window of one phase plane, read with unit stride (one run of OH OW floats
+// when width == OW) where a stride-s gather was. Entries outside the image read zeros:
+// rows outside the pixels are zero in the copy, and a per-column mask (keep) catches the
+// columns that would wrap into the neighbouring row.
+typedef struct {
+    int width;          // floats per phase-plane row: max(OW, ceil(W / s))
+    int origin;         // offset of (row 0, column 0) in a phase plane's buffer
+    int phase_floats;   // one phase plane's buffer, margins included
+    int plane_floats;   // the s * s phase planes of one image plane
+    int low, high;      // the window offsets di, dj lie in [low, high]
+} PhaseLayout;
+
+static int floor_div(int a, int s) {
+    return a >= 0 ? a / s : -((-a + s - 1) / s);
 }
 
-// Output positions whose source pixels one table holds (a chunk of an image's positions)
-enum { IM2COL_CHUNK = 1024 };
+// pixels of phase ph along a side of n pixels: those hs with hs s + ph < n
+static int phase_count(int n, int ph, int s) {
+    return n > ph ? (n - ph + s - 1) / s : 0;
+}
 
-// Per tap (row r of col) and chunk of output positions: each position's source pixel
-// (-1: padding) in a small table, then one gather per image -- a loop the compiler
-// vectorises, where rows of 7 or 14 outputs were mostly loop overhead.
-static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
-    (void)be;
-    const int rows = g.C * g.kernel * g.kernel, positions = g.OH * g.OW;
-    const size_t columns = (size_t)B * positions;
-    #pragma omp parallel for schedule(static) if ((size_t)rows * columns >= 32768)
-    for (int r = 0; r < rows; r++) {
-        const int j = r % g.kernel, i = (r / g.kernel) % g.kernel, c = r / (g.kernel * g.kernel);
-        for (int p0 = 0; p0 < positions; p0 += IM2COL_CHUNK) {
-            const int n = positions - p0 < IM2COL_CHUNK ? positions - p0 : IM2COL_CHUNK;
-            int source[IM2COL_CHUNK];
-            for (int k = 0; k < n; k++) {
-                const int oh = (p0 + k) / g.OW, ow = (p0 + k) % g.OW;
-                const int h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
-                source[k] = (h >= 0 && h < g.H && w >= 0 && w < g.W) ? h * g.W + w : -1;
+static PhaseLayout phase_layout(ConvGeometry g) {
+    PhaseLayout L;
+    const int s = g.stride, rows = phase_count(g.H, 0, s);
+    L.low = floor_div(-g.padding, s);
+    L.high = floor_div(g.kernel - 1 - g.padding, s);
+    L.width = g.OW > phase_count(g.W, 0, s) ? g.OW : phase_count(g.W, 0, s);
+    // offsets a window reaches: (oh + di) width + ow + dj; the pixels: [0, rows width)
+    int first = L.low * L.width + L.low, last = (g.OH - 1 + L.high) * L.width + g.OW - 1 + L.high;
+    if (first > 0) first = 0;
+    if (last < rows * L.width - 1) last = rows * L.width - 1;
+    L.origin = -first;
+    L.phase_floats = last - first + 1;
+    L.plane_floats = s * s * L.phase_floats;
+    return L;
+}
+
+// keep (k, OH OW): keep[j][oh OW + ow] = 1 when tap column j at output column ow reads a
+// pixel column inside the image (0 <= ow s + j - p < W)
+static void phase_column_masks(int *keep, ConvGeometry g) {
+    for (int j = 0; j < g.kernel; j++)
+        for (int oh = 0; oh < g.OH; oh++)
+            for (int ow = 0; ow < g.OW; ow++) {
+                const int w = ow * g.stride + j - g.padding;
+                keep[((size_t)j * g.OH + oh) * g.OW + ow] = w >= 0 && w < g.W;
             }
-            for (int b = 0; b < B; b++) {
-                const float *plane = x + ((size_t)b * g.C + c) * g.H * g.W;   // (H, W)
-                float *out = col + (size_t)r * columns + (size_t)b * positions + p0;
-                for (int k = 0; k < n; k++) out[k] = source[k] >= 0 ? plane[source[k]] : 0.0f;
-            }
+}
+
+// Tap (i, j)'s window into the phase planes: its entry (oh, ow) at oh width + ow.
+static float *phase_window(float *phases, PhaseLayout L, ConvGeometry g, int i, int j) {
+    const int qi = i - g.padding, qj = j - g.padding;
+    const int di = floor_div(qi, g.stride), dj = floor_div(qj, g.stride);
+    const int ph = qi - di * g.stride, pw = qj - dj * g.stride;
+    return phases + (size_t)(ph * g.stride + pw) * L.phase_floats + L.origin + di * L.width + dj;
+}
+
+// phases = the plane (H, W) split by stride phase, zeros elsewhere
+static void phase_split(float *phases, const float *plane, PhaseLayout L, ConvGeometry g) {
+    const int s = g.stride;
+    memset(phases, 0, (size_t)L.plane_floats * sizeof(float));
+    for (int ph = 0; ph < s; ph++)
+        for (int pw = 0; pw < s; pw++) {
+            float *phase = phases + (size_t)(ph * s + pw) * L.phase_floats + L.origin;
+            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            for (int hs = 0; hs < rows; hs++)
+                for (int ws = 0; ws < cols; ws++)
+                    phase[hs * L.width + ws] = plane[(size_t)(hs * s + ph) * g.W + ws * s + pw];
         }
+}
+
+// the plane (H, W) from its phase planes
+static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGeometry g) {
+    const int s = g.stride;
+    for (int ph = 0; ph < s; ph++)
+        for (int pw = 0; pw < s; pw++) {
+            const float *phase = phases + (size_t)(ph * s + pw) * L.phase_floats + L.origin;
+            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            for (int hs = 0; hs < rows; hs++)
+                for (int ws = 0; ws < cols; ws++)
+                    plane[(size_t)(hs * s + ph) * g.W + ws * s + pw] = phase[hs * L.width + ws];
+        }
+}
+
+// Work items of im2col / col2im: a channel c and a block of PHASE_BLOCK images. An item
+// walks its channel's taps (i, j ascending) and, per tap, its images in order: the col
+// row is read or written front to back, the images' phase planes stay in cache.
+enum { PHASE_BLOCK = 16 };
+
+// Scratch: the column masks (k, OH OW), then PHASE_BLOCK phase copies per thread.
+static float *phase_scratch(Backend *be, PhaseLayout L, ConvGeometry g, int **keep) {
+    const size_t mask_floats = (size_t)g.kernel * g.OH * g.OW;
+    const size_t per_thread = (size_t)PHASE_BLOCK * L.plane_floats;
+    float *scratch = cpu_scratch(be, mask_floats + (size_t)omp_get_max_threads() * per_thread);
+    *keep = (int *)scratch;
+    phase_column_masks(*keep, g);
+    return scratch + mask_floats;
+}
+
+// im2col_value (layer_math.h) for every entry: per item, its images' planes split by
+// phase, then each tap's col row segment a masked copy of the window, image by image.
+static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
+    const PhaseLayout L = phase_layout(g);
+    const int S = g.OH * g.OW, blocks = (B + PHASE_BLOCK - 1) / PHASE_BLOCK;
+    const size_t columns = (size_t)B * S;
+    int *keep;
+    float *thread_phases = phase_scratch(be, L, g, &keep);
+    #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
+    for (int item = 0; item < g.C * blocks; item++) {
+        const int c = item / blocks, b_first = (item % blocks) * PHASE_BLOCK;
+        const int images = B - b_first < PHASE_BLOCK ? B - b_first : PHASE_BLOCK;
+        float *phases = thread_phases + (size_t)omp_get_thread_num() * PHASE_BLOCK * L.plane_floats;
+        for (int n = 0; n < images; n++)
+            phase_split(phases + (size_t)n * L.plane_floats,
+                        x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, L, g);
+        for (int i = 0; i < g.kernel; i++)
+            for (int j = 0; j < g.kernel; j++) {
+                const int *keep_j = keep + (size_t)j * S;
+                float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * columns;
+                for (int n = 0; n < images; n++) {
+                    const float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
+                    float *out = row + (size_t)(b_first + n) * S;
+                    if (L.width == g.OW) {
+                        for (int k = 0; k < S; k++) out[k] = keep_j[k] ? window[k] : 0.0f;
+                    } else {
+                        for (int oh = 0; oh < g.OH; oh++)
+                            for (int ow = 0; ow < g.OW; ow++)
+                                out[oh * g.OW + ow] = keep_j[oh * g.OW + ow] ? window[oh * L.width + ow] : 0.0f;
+                    }
+                }
+            }
     }
 }
 
-// col2im_value (layer_math.h) for every pixel, as a scatter over each image plane:
-// a pixel receives its terms in the order i, j ascending -- the gather's order,
-// so the sums are the CUDA kernel's to the last bit.
+// col2im_value (layer_math.h) for every pixel: per item, each tap's col row segment added
+// into its images' phase planes in the order i, j ascending -- the gather's order, so the
+// sums are the CUDA kernel's to the last bit -- then the planes merged into x. A masked
+// entry adds +0.0f (the sums start at +0.0f and are never -0.0f, so it changes nothing);
+// window entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
-    (void)be;
-    const int planes = B * g.C;
-    const size_t columns = (size_t)B * g.OH * g.OW;
-    #pragma omp parallel for schedule(static) if ((size_t)planes * g.H * g.W >= 32768)
-    for (int p = 0; p < planes; p++) {
-        const int b = p / g.C, c = p % g.C;
-        float *plane = x + (size_t)p * g.H * g.W;   // (H, W)
-        memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
+    const PhaseLayout L = phase_layout(g);
+    const int S = g.OH * g.OW, blocks = (B + PHASE_BLOCK - 1) / PHASE_BLOCK;
+    const size_t columns = (size_t)B * S;
+    int *keep;
+    float *thread_phases = phase_scratch(be, L, g, &keep);
+    #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
+    for (int item = 0; item < g.C * blocks; item++) {
+        const int c = item / blocks, b_first = (item % blocks) * PHASE_BLOCK;
+        const int images = B - b_first < PHASE_BLOCK ? B - b_first : PHASE_BLOCK;
+        float *phases = thread_phases + (size_t)omp_get_thread_num() * PHASE_BLOCK * L.plane_floats;
+        memset(phases, 0, (size_t)images * L.plane_floats * sizeof(float));
         for (int i = 0; i < g.kernel; i++)
             for (int j = 0; j < g.kernel; j++) {
-                const size_t r = ((size_t)c * g.kernel + i) * g.kernel + j;
-                const float *in = col + r * columns + (size_t)b * g.OH * g.OW;
-                int lo, hi;
-                conv_valid_range(g.OW, g.stride, j - g.padding, g.W, &lo, &hi);
-                for (int oh = 0; oh < g.OH; oh++, in += g.OW) {
-                    const int h = oh * g.stride - g.padding + i;
-                    if (h < 0 || h >= g.H) continue;
-                    float *line = plane + (size_t)h * g.W;
-                    for (int ow = lo; ow < hi; ow++) line[ow * g.stride + j - g.padding] += in[ow];
+                const int *keep_j = keep + (size_t)j * S;
+                const float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * columns;
+                for (int n = 0; n < images; n++) {
+                    float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
+                    const float *in = row + (size_t)(b_first + n) * S;
+                    if (L.width == g.OW) {
+                        for (int k = 0; k < S; k++) window[k] += keep_j[k] ? in[k] : 0.0f;
+                    } else {
+                        for (int oh = 0; oh < g.OH; oh++)
+                            for (int ow = 0; ow < g.OW; ow++)
+                                window[oh * L.width + ow] += keep_j[oh * g.OW + ow] ? in[oh * g.OW + ow] : 0.0f;
+                    }
                 }
             }
+        for (int n = 0; n < images; n++)
+            phase_merge(x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, phases + (size_t)n * L.plane_floats,
+                        L, g);
     }
 }
 

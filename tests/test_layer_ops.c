@@ -156,14 +156,17 @@ static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
     return g;
 }
 
-// im2col against the definition, and col2im as its adjoint, over geometries with
-// stride > kernel gaps, padding and non-square images
+// im2col against the definition, col2im against col2im_value (the CUDA kernel's sum, to
+// the bit) and as im2col's adjoint, over geometries with stride > kernel gaps, padding
+// (up to more than the kernel), non-square images, pixels no window reads, and a batch
+// of 17 images (the CPU's blocks of images end part-way)
 static void test_im2col_col2im(void) {
     const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
                                    geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2),
-                                   // more output positions than one of the CPU's per-tap tables (1,024)
+                                   geometry(2, 14, 14, 4, 2, 1), geometry(1, 6, 9, 3, 2, 2),
+                                   geometry(1, 8, 7, 3, 2, 0), geometry(2, 4, 5, 2, 1, 3),
                                    geometry(1, 70, 70, 3, 1, 1)};
-    const int B = 3;
+    const int B = 17;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         ConvGeometry g = shapes[t];
         size_t image = (size_t)B * g.C * g.H * g.W;
@@ -187,6 +190,15 @@ static void test_im2col_col2im(void) {
                             }
         CHECK(wrong == 0, "geometry %zu: %d im2col entries differ from the definition", t, wrong);
         cpu->col2im(cpu, back, c, g, B);
+        wrong = 0;
+        for (int b = 0; b < B; b++)
+            for (int ch = 0; ch < g.C; ch++)
+                for (int h = 0; h < g.H; h++)
+                    for (int w = 0; w < g.W; w++) {
+                        float want = col2im_value(c, g, B, b, ch, h, w), got = back[(((size_t)b * g.C + ch) * g.H + h) * g.W + w];
+                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
+                    }
+        CHECK(wrong == 0, "geometry %zu: %d col2im pixels differ from col2im_value's sum", t, wrong);
         double lhs = 0, rhs = 0;   // <im2col(x), c> = <x, col2im(c)>
         for (size_t i = 0; i < rows * columns; i++) lhs += (double)col[i] * c[i];
         for (size_t i = 0; i < image; i++) rhs += (double)x[i] * back[i];
