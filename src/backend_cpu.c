@@ -34,16 +34,24 @@ typedef struct {
     size_t scratch_floats;   // between calls so a training step allocates only on its first run
 } CpuState;
 
-// At least n floats of scratch, zeroed.
-static float *cpu_scratch(Backend *be, size_t n) {
+// At least n floats of scratch, contents undefined; counted in the backend's memory use.
+static float *cpu_scratch_raw(Backend *be, size_t n) {
     CpuState *st = be->impl;
     if (st->scratch_floats < n) {
         free(st->scratch);
         st->scratch = xmalloc(n * sizeof(float));
+        st->current_bytes += (n - st->scratch_floats) * sizeof(float);
+        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
         st->scratch_floats = n;
     }
-    memset(st->scratch, 0, n * sizeof(float));
     return st->scratch;
+}
+
+// At least n floats of scratch, zeroed.
+static float *cpu_scratch(Backend *be, size_t n) {
+    float *scratch = cpu_scratch_raw(be, n);
+    memset(scratch, 0, n * sizeof(float));
+    return scratch;
 }
 
 // Each allocation carries its size in a 64-byte header so free() can account
@@ -723,44 +731,59 @@ static void cpu_multiply(Backend *be, float *y, const float *a, const float *b, 
     for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
 }
 
-// im2col / col2im through a stride-phase copy of each image plane. Pixel (h, w) =
-// (hs s + ph, ws s + pw) goes to phase plane (ph, pw), row hs, column ws, rows `width`
-// floats long. Tap (i, j) at output (oh, ow) reads pixel (oh s + i - p, ow s + j - p):
-// phase plane ((i - p) mod s, (j - p) mod s) at (oh + di, ow + dj), di = floor((i - p) / s)
-// -- a shifted window of one phase plane, read with unit stride (one run of OH OW floats
-// when width == OW) where a stride-s gather was. Entries outside the image read zeros:
-// rows outside the pixels are zero in the copy, and a per-column mask (keep) catches the
-// columns that would wrap into the neighbouring row.
+// im2col / col2im through stride-phase copies of the image planes. Pixel (h, w) =
+// (hs s + ph, ws s + pw) has residues (ph, pw); tap (i, j) at output (oh, ow) reads pixel
+// (oh s + i - p, ow s + j - p): residues ((i - p) mod s, (j - p) mod s), at (oh + di, ow + dj)
+// among them, di = floor((i - p) / s). So each residue pair the taps read gets a phase
+// plane, rows `width` floats long, and a tap reads a shifted window of one with unit stride
+// (one run of OH OW floats when width == OW) where a stride-s gather was. Entries outside
+// the image read zeros: rows outside the pixels are zero in the copy, and a per-column mask
+// (keep) catches the columns that would wrap into the neighbouring row. The taps read
+// min(k, s) residues per axis, each a slot (phase_slot).
 typedef struct {
+    int slots;          // phase planes per axis: min(k, s)
     int width;          // floats per phase-plane row: max(OW, ceil(W / s))
     int origin;         // offset of (row 0, column 0) in a phase plane's buffer
     int phase_floats;   // one phase plane's buffer, margins included
-    int plane_floats;   // the s * s phase planes of one image plane
-    int low, high;      // the window offsets di, dj lie in [low, high]
+    int plane_floats;   // the slots^2 phase planes of one image plane
 } PhaseLayout;
 
 static int floor_div(int a, int s) {
     return a >= 0 ? a / s : -((-a + s - 1) / s);
 }
 
-// pixels of phase ph along a side of n pixels: those hs with hs s + ph < n
+// pixels of residue ph along a side of n pixels: those hs with hs s + ph < n
 static int phase_count(int n, int ph, int s) {
     return n > ph ? (n - ph + s - 1) / s : 0;
+}
+
+static int residue_of_tap(ConvGeometry g, int i) {
+    return i - g.padding - floor_div(i - g.padding, g.stride) * g.stride;
+}
+
+// The slot of tap offset i, and the residue a slot holds: with k <= s the k taps have k
+// distinct residues (slot i), else the slots are the s residues themselves.
+static int phase_slot(ConvGeometry g, int i) {
+    return g.kernel <= g.stride ? i : residue_of_tap(g, i);
+}
+
+static int slot_residue(ConvGeometry g, int slot) {
+    return g.kernel <= g.stride ? residue_of_tap(g, slot) : slot;
 }
 
 static PhaseLayout phase_layout(ConvGeometry g) {
     PhaseLayout L;
     const int s = g.stride, rows = phase_count(g.H, 0, s);
-    L.low = floor_div(-g.padding, s);
-    L.high = floor_div(g.kernel - 1 - g.padding, s);
+    const int low = floor_div(-g.padding, s), high = floor_div(g.kernel - 1 - g.padding, s);   // di, dj
+    L.slots = g.kernel < s ? g.kernel : s;
     L.width = g.OW > phase_count(g.W, 0, s) ? g.OW : phase_count(g.W, 0, s);
     // offsets a window reaches: (oh + di) width + ow + dj; the pixels: [0, rows width)
-    int first = L.low * L.width + L.low, last = (g.OH - 1 + L.high) * L.width + g.OW - 1 + L.high;
+    int first = low * L.width + low, last = (g.OH - 1 + high) * L.width + g.OW - 1 + high;
     if (first > 0) first = 0;
     if (last < rows * L.width - 1) last = rows * L.width - 1;
     L.origin = -first;
     L.phase_floats = last - first + 1;
-    L.plane_floats = s * s * L.phase_floats;
+    L.plane_floats = L.slots * L.slots * L.phase_floats;
     return L;
 }
 
@@ -777,19 +800,19 @@ static void phase_column_masks(int *keep, ConvGeometry g) {
 
 // Tap (i, j)'s window into the phase planes: its entry (oh, ow) at oh width + ow.
 static float *phase_window(float *phases, PhaseLayout L, ConvGeometry g, int i, int j) {
-    const int qi = i - g.padding, qj = j - g.padding;
-    const int di = floor_div(qi, g.stride), dj = floor_div(qj, g.stride);
-    const int ph = qi - di * g.stride, pw = qj - dj * g.stride;
-    return phases + (size_t)(ph * g.stride + pw) * L.phase_floats + L.origin + di * L.width + dj;
+    const int di = floor_div(i - g.padding, g.stride), dj = floor_div(j - g.padding, g.stride);
+    const int slot = phase_slot(g, i) * L.slots + phase_slot(g, j);
+    return phases + (size_t)slot * L.phase_floats + L.origin + di * L.width + dj;
 }
 
-// phases = the plane (H, W) split by stride phase, zeros elsewhere
+// phases = the plane (H, W)'s pixels of the slots' residues, zeros elsewhere
 static void phase_split(float *phases, const float *plane, PhaseLayout L, ConvGeometry g) {
     const int s = g.stride;
     memset(phases, 0, (size_t)L.plane_floats * sizeof(float));
-    for (int ph = 0; ph < s; ph++)
-        for (int pw = 0; pw < s; pw++) {
-            float *phase = phases + (size_t)(ph * s + pw) * L.phase_floats + L.origin;
+    for (int si = 0; si < L.slots; si++)
+        for (int sj = 0; sj < L.slots; sj++) {
+            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
+            float *phase = phases + (size_t)(si * L.slots + sj) * L.phase_floats + L.origin;
             const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
             for (int hs = 0; hs < rows; hs++)
                 for (int ws = 0; ws < cols; ws++)
@@ -797,12 +820,14 @@ static void phase_split(float *phases, const float *plane, PhaseLayout L, ConvGe
         }
 }
 
-// the plane (H, W) from its phase planes
+// the plane (H, W) from its phase planes; pixels of residues no tap reads are 0
 static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGeometry g) {
     const int s = g.stride;
-    for (int ph = 0; ph < s; ph++)
-        for (int pw = 0; pw < s; pw++) {
-            const float *phase = phases + (size_t)(ph * s + pw) * L.phase_floats + L.origin;
+    if (L.slots < s) memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
+    for (int si = 0; si < L.slots; si++)
+        for (int sj = 0; sj < L.slots; sj++) {
+            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
+            const float *phase = phases + (size_t)(si * L.slots + sj) * L.phase_floats + L.origin;
             const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
             for (int hs = 0; hs < rows; hs++)
                 for (int ws = 0; ws < cols; ws++)
@@ -810,16 +835,24 @@ static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGe
         }
 }
 
-// Work items of im2col / col2im: a channel c and a block of PHASE_BLOCK images. An item
-// walks its channel's taps (i, j ascending) and, per tap, its images in order: the col
-// row is read or written front to back, the images' phase planes stay in cache.
+// Work items of im2col / col2im: a channel c and a block of images. An item walks its
+// channel's taps (i, j ascending) and, per tap, its images in order: the col row is read or
+// written front to back, the images' phase planes stay in cache. Blocks of up to
+// PHASE_BLOCK images, fewer where that would leave under 4 items per thread.
 enum { PHASE_BLOCK = 16 };
 
-// Scratch: the column masks (k, OH OW), then PHASE_BLOCK phase copies per thread.
-static float *phase_scratch(Backend *be, PhaseLayout L, ConvGeometry g, int **keep) {
+static int phase_block(int B, int C) {
+    int block = B * C / (4 * omp_get_max_threads());
+    if (block > PHASE_BLOCK) block = PHASE_BLOCK;
+    if (block > B) block = B;
+    return block < 1 ? 1 : block;
+}
+
+// Scratch: the column masks (k, OH OW), then `block` images' phase planes per thread.
+static float *phase_scratch(Backend *be, PhaseLayout L, ConvGeometry g, int block, int **keep) {
     const size_t mask_floats = (size_t)g.kernel * g.OH * g.OW;
-    const size_t per_thread = (size_t)PHASE_BLOCK * L.plane_floats;
-    float *scratch = cpu_scratch(be, mask_floats + (size_t)omp_get_max_threads() * per_thread);
+    const size_t per_thread = (size_t)block * L.plane_floats;
+    float *scratch = cpu_scratch_raw(be, mask_floats + (size_t)omp_get_max_threads() * per_thread);
     *keep = (int *)scratch;
     phase_column_masks(*keep, g);
     return scratch + mask_floats;
@@ -829,15 +862,15 @@ static float *phase_scratch(Backend *be, PhaseLayout L, ConvGeometry g, int **ke
 // phase, then each tap's col row segment a masked copy of the window, image by image.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
     const PhaseLayout L = phase_layout(g);
-    const int S = g.OH * g.OW, blocks = (B + PHASE_BLOCK - 1) / PHASE_BLOCK;
+    const int S = g.OH * g.OW, block = phase_block(B, g.C), blocks = (B + block - 1) / block;
     const size_t columns = (size_t)B * S;
     int *keep;
-    float *thread_phases = phase_scratch(be, L, g, &keep);
+    float *thread_phases = phase_scratch(be, L, g, block, &keep);
     #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
     for (int item = 0; item < g.C * blocks; item++) {
-        const int c = item / blocks, b_first = (item % blocks) * PHASE_BLOCK;
-        const int images = B - b_first < PHASE_BLOCK ? B - b_first : PHASE_BLOCK;
-        float *phases = thread_phases + (size_t)omp_get_thread_num() * PHASE_BLOCK * L.plane_floats;
+        const int c = item / blocks, b_first = (item % blocks) * block;
+        const int images = B - b_first < block ? B - b_first : block;
+        float *phases = thread_phases + (size_t)omp_get_thread_num() * block * L.plane_floats;
         for (int n = 0; n < images; n++)
             phase_split(phases + (size_t)n * L.plane_floats,
                         x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, L, g);
@@ -862,20 +895,21 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
 
 // col2im_value (layer_math.h) for every pixel: per item, each tap's col row segment added
 // into its images' phase planes in the order i, j ascending -- the gather's order, so the
-// sums are the CUDA kernel's to the last bit -- then the planes merged into x. A masked
-// entry adds +0.0f (the sums start at +0.0f and are never -0.0f, so it changes nothing);
-// window entries outside the pixels are never read back.
+// sums are the CUDA kernel's to the last bit (for a sum with NaNs in it, the NaN that comes
+// out may be another of them: the vector add takes its operands in either order) -- then
+// the planes merged into x. A masked entry adds +0.0f (the sums start at +0.0f and are
+// never -0.0f, so it changes nothing); window entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
     const PhaseLayout L = phase_layout(g);
-    const int S = g.OH * g.OW, blocks = (B + PHASE_BLOCK - 1) / PHASE_BLOCK;
+    const int S = g.OH * g.OW, block = phase_block(B, g.C), blocks = (B + block - 1) / block;
     const size_t columns = (size_t)B * S;
     int *keep;
-    float *thread_phases = phase_scratch(be, L, g, &keep);
+    float *thread_phases = phase_scratch(be, L, g, block, &keep);
     #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
     for (int item = 0; item < g.C * blocks; item++) {
-        const int c = item / blocks, b_first = (item % blocks) * PHASE_BLOCK;
-        const int images = B - b_first < PHASE_BLOCK ? B - b_first : PHASE_BLOCK;
-        float *phases = thread_phases + (size_t)omp_get_thread_num() * PHASE_BLOCK * L.plane_floats;
+        const int c = item / blocks, b_first = (item % blocks) * block;
+        const int images = B - b_first < block ? B - b_first : block;
+        float *phases = thread_phases + (size_t)omp_get_thread_num() * block * L.plane_floats;
         memset(phases, 0, (size_t)images * L.plane_floats * sizeof(float));
         for (int i = 0; i < g.kernel; i++)
             for (int j = 0; j < g.kernel; j++) {

@@ -165,6 +165,7 @@ static void test_im2col_col2im(void) {
                                    geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2),
                                    geometry(2, 14, 14, 4, 2, 1), geometry(1, 6, 9, 3, 2, 2),
                                    geometry(1, 8, 7, 3, 2, 0), geometry(2, 4, 5, 2, 1, 3),
+                                   geometry(2, 4, 6, 1, 5, 4),   // stride > kernel, padding > kernel
                                    geometry(1, 70, 70, 3, 1, 1)};
     const int B = 17;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
