@@ -858,79 +858,104 @@ static float *phase_scratch(Backend *be, PhaseLayout L, ConvGeometry g, int bloc
     return scratch + mask_floats;
 }
 
-// im2col_value (layer_math.h) for every entry: per item, its images' planes split by
-// phase, then each tap's col row segment a masked copy of the window, image by image.
-static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
-    const PhaseLayout L = phase_layout(g);
-    const int S = g.OH * g.OW, block = phase_block(B, g.C), blocks = (B + block - 1) / block;
-    const size_t columns = (size_t)B * S;
+// What an im2col / col2im work item needs to know.
+typedef struct {
+    ConvGeometry g;
+    PhaseLayout L;
+    size_t columns;     // B OH OW: the length of a col row
+    const int *keep;    // (k, OH OW) column masks
+} PhaseWalk;
+
+// im2col for one work item (channel c, images [b_first, b_first + images)): the images'
+// planes of x split by phase, then each tap's col row segment a masked copy of its window.
+static void im2col_item(const PhaseWalk *w, float *phases, int c, int b_first, int images, const float *x,
+                        float *col) {
+    const ConvGeometry g = w->g;
+    const PhaseLayout L = w->L;
+    const int S = g.OH * g.OW;
+    for (int n = 0; n < images; n++)
+        phase_split(phases + (size_t)n * L.plane_floats, x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, L, g);
+    for (int i = 0; i < g.kernel; i++)
+        for (int j = 0; j < g.kernel; j++) {
+            const int *keep_j = w->keep + (size_t)j * S;
+            float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns;
+            for (int n = 0; n < images; n++) {
+                const float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
+                float *out = row + (size_t)(b_first + n) * S;
+                if (L.width == g.OW) {
+                    for (int k = 0; k < S; k++) out[k] = keep_j[k] ? window[k] : 0.0f;
+                } else {
+                    for (int oh = 0; oh < g.OH; oh++)
+                        for (int ow = 0; ow < g.OW; ow++)
+                            out[oh * g.OW + ow] = keep_j[oh * g.OW + ow] ? window[oh * L.width + ow] : 0.0f;
+                }
+            }
+        }
+}
+
+// col2im for one work item: each tap's col row segment added into the images' phase planes
+// in the order i, j ascending, then the planes merged into x.
+static void col2im_item(const PhaseWalk *w, float *phases, int c, int b_first, int images, const float *col,
+                        float *x) {
+    const ConvGeometry g = w->g;
+    const PhaseLayout L = w->L;
+    const int S = g.OH * g.OW;
+    memset(phases, 0, (size_t)images * L.plane_floats * sizeof(float));
+    for (int i = 0; i < g.kernel; i++)
+        for (int j = 0; j < g.kernel; j++) {
+            const int *keep_j = w->keep + (size_t)j * S;
+            const float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns;
+            for (int n = 0; n < images; n++) {
+                float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
+                const float *in = row + (size_t)(b_first + n) * S;
+                if (L.width == g.OW) {
+                    for (int k = 0; k < S; k++) window[k] += keep_j[k] ? in[k] : 0.0f;
+                } else {
+                    for (int oh = 0; oh < g.OH; oh++)
+                        for (int ow = 0; ow < g.OW; ow++)
+                            window[oh * L.width + ow] += keep_j[oh * g.OW + ow] ? in[oh * g.OW + ow] : 0.0f;
+                }
+            }
+        }
+    for (int n = 0; n < images; n++)
+        phase_merge(x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, phases + (size_t)n * L.plane_floats, L, g);
+}
+
+typedef void (*PhaseItem)(const PhaseWalk *w, float *phases, int c, int b_first, int images, const float *in,
+                          float *out);
+
+// The walk both directions share: the work items (channel, block of images) over the pool,
+// each with its thread's phase planes.
+static void phase_walk(Backend *be, ConvGeometry g, int B, PhaseItem item_fn, const float *in, float *out) {
+    PhaseWalk w;
     int *keep;
-    float *thread_phases = phase_scratch(be, L, g, block, &keep);
-    #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
+    w.g = g;
+    w.L = phase_layout(g);
+    w.columns = (size_t)B * g.OH * g.OW;
+    const int block = phase_block(B, g.C), blocks = (B + block - 1) / block;
+    float *thread_phases = phase_scratch(be, w.L, g, block, &keep);
+    w.keep = keep;
+    #pragma omp parallel for schedule(static) if (w.columns * g.C * g.kernel * g.kernel >= 32768)
     for (int item = 0; item < g.C * blocks; item++) {
         const int c = item / blocks, b_first = (item % blocks) * block;
         const int images = B - b_first < block ? B - b_first : block;
-        float *phases = thread_phases + (size_t)omp_get_thread_num() * block * L.plane_floats;
-        for (int n = 0; n < images; n++)
-            phase_split(phases + (size_t)n * L.plane_floats,
-                        x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, L, g);
-        for (int i = 0; i < g.kernel; i++)
-            for (int j = 0; j < g.kernel; j++) {
-                const int *keep_j = keep + (size_t)j * S;
-                float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * columns;
-                for (int n = 0; n < images; n++) {
-                    const float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
-                    float *out = row + (size_t)(b_first + n) * S;
-                    if (L.width == g.OW) {
-                        for (int k = 0; k < S; k++) out[k] = keep_j[k] ? window[k] : 0.0f;
-                    } else {
-                        for (int oh = 0; oh < g.OH; oh++)
-                            for (int ow = 0; ow < g.OW; ow++)
-                                out[oh * g.OW + ow] = keep_j[oh * g.OW + ow] ? window[oh * L.width + ow] : 0.0f;
-                    }
-                }
-            }
+        item_fn(&w, thread_phases + (size_t)omp_get_thread_num() * block * w.L.plane_floats, c, b_first, images,
+                in, out);
     }
 }
 
-// col2im_value (layer_math.h) for every pixel: per item, each tap's col row segment added
-// into its images' phase planes in the order i, j ascending -- the gather's order, so the
-// sums are the CUDA kernel's to the last bit (for a sum with NaNs in it, the NaN that comes
-// out may be another of them: the vector add takes its operands in either order) -- then
-// the planes merged into x. A masked entry adds +0.0f (the sums start at +0.0f and are
-// never -0.0f, so it changes nothing); window entries outside the pixels are never read back.
+// im2col_value (layer_math.h) for every entry.
+static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
+    phase_walk(be, g, B, im2col_item, x, col);
+}
+
+// col2im_value (layer_math.h) for every pixel: the taps added in its order, i, j ascending,
+// so the sums are the CUDA kernel's to the last bit (for a sum with NaNs in it, the NaN that
+// comes out may be another of them: the vector add takes its operands in either order). A
+// masked entry adds +0.0f (the sums start at +0.0f and are never -0.0f, so it changes
+// nothing); window entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
-    const PhaseLayout L = phase_layout(g);
-    const int S = g.OH * g.OW, block = phase_block(B, g.C), blocks = (B + block - 1) / block;
-    const size_t columns = (size_t)B * S;
-    int *keep;
-    float *thread_phases = phase_scratch(be, L, g, block, &keep);
-    #pragma omp parallel for schedule(static) if ((size_t)B * g.C * g.kernel * g.kernel * S >= 32768)
-    for (int item = 0; item < g.C * blocks; item++) {
-        const int c = item / blocks, b_first = (item % blocks) * block;
-        const int images = B - b_first < block ? B - b_first : block;
-        float *phases = thread_phases + (size_t)omp_get_thread_num() * block * L.plane_floats;
-        memset(phases, 0, (size_t)images * L.plane_floats * sizeof(float));
-        for (int i = 0; i < g.kernel; i++)
-            for (int j = 0; j < g.kernel; j++) {
-                const int *keep_j = keep + (size_t)j * S;
-                const float *row = col + (((size_t)c * g.kernel + i) * g.kernel + j) * columns;
-                for (int n = 0; n < images; n++) {
-                    float *window = phase_window(phases + (size_t)n * L.plane_floats, L, g, i, j);
-                    const float *in = row + (size_t)(b_first + n) * S;
-                    if (L.width == g.OW) {
-                        for (int k = 0; k < S; k++) window[k] += keep_j[k] ? in[k] : 0.0f;
-                    } else {
-                        for (int oh = 0; oh < g.OH; oh++)
-                            for (int ow = 0; ow < g.OW; ow++)
-                                window[oh * L.width + ow] += keep_j[oh * g.OW + ow] ? in[oh * g.OW + ow] : 0.0f;
-                    }
-                }
-            }
-        for (int n = 0; n < images; n++)
-            phase_merge(x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, phases + (size_t)n * L.plane_floats,
-                        L, g);
-    }
+    phase_walk(be, g, B, col2im_item, col, x);
 }
 
 static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S) {
