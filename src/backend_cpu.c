@@ -30,7 +30,8 @@ static inline int omp_in_parallel(void) { return 0; }
 typedef struct {
     size_t current_bytes;
     size_t peak_bytes;
-    float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums), kept
+    float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums,
+                             // im2col / col2im phase planes), kept
     size_t scratch_floats;   // between calls so a training step allocates only on its first run
 } CpuState;
 
@@ -739,7 +740,9 @@ static void cpu_multiply(Backend *be, float *y, const float *a, const float *b, 
 // (one run of OH OW floats when width == OW) where a stride-s gather was. Entries outside
 // the image read zeros: rows outside the pixels are zero in the copy, and a per-column mask
 // (keep) catches the columns that would wrap into the neighbouring row. The taps read
-// min(k, s) residues per axis, each a slot (phase_slot).
+// min(k, s) residues per axis, each a slot (phase_slot). The plain definitions are
+// im2col_value / col2im_value (layer_math.h); test_layer_ops checks these loops against
+// them bit for bit.
 typedef struct {
     int slots;          // phase planes per axis: min(k, s)
     int width;          // floats per phase-plane row: max(OW, ceil(W / s))
