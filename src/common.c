@@ -72,11 +72,8 @@ double wall_seconds(void) {
 }
 
 char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = open_regular_file(path, err, errlen);   // a FIFO would block a plain fopen
+    if (!f) return NULL;
     size_t cap = 4096, len = 0;
     char *buf = xmalloc(cap);
     size_t got;

@@ -312,6 +312,11 @@ cmp -s "$ck/model.safetensors" "$tmp/ref/model.safetensors" && ok "refused resum
 # ---- inputs that are not regular files never hang; sizes that do not fit fail before the folder
 mkfifo "$tmp/in.fifo"
 expect_fail "eval of a FIFO: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" eval "$tmp/in.fifo"
+expect_fail "train with a FIFO as its config: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" train "$tmp/in.fifo"
+expect_fail "bench with a FIFO as its config: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" bench "$tmp/in.fifo"
+printf '{"base": "%s"}' "$tmp/in.fifo" > "$tmp/fifo_base.json"
+expect_fail "a config whose base is a FIFO: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" train "$tmp/fifo_base.json"
+expect_fail "report with a FIFO as its index: refused at once" 2 "in.fifo: not a regular file" -- timeout 10 "$CUVAE" report "$tmp/in.fifo" "$tmp/fifo_page"
 mkdir -p "$tmp/fifodata"; cp data/mnist/*.gz "$tmp/fifodata/"; rm "$tmp/fifodata/t10k-labels-idx1-ubyte.gz"
 mkfifo "$tmp/fifodata/t10k-labels-idx1-ubyte.gz"
 expect_fail "a data file that is a FIFO: refused at once" 2 "t10k-labels-idx1-ubyte.gz: not a regular file" -- \
