@@ -7,6 +7,7 @@
 
 #ifndef CUVAE_WITH_CUDA
 bool backend_cuda_compiled(void) { return false; }
+bool backend_nccl_compiled(void) { return false; }
 
 Backend *backend_cuda_create(char *err, size_t errlen) {
     set_error(err, errlen, "this cuvae was built without CUDA (rebuild with nvcc on PATH, or make CUDA=1)");

@@ -67,6 +67,14 @@ static CudaImpl *impl_of(Backend *be) { return (CudaImpl *)be->impl; }
 
 bool backend_cuda_compiled(void) { return true; }
 
+bool backend_nccl_compiled(void) {
+#ifdef CUVAE_WITH_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+
 // ---- memory ---------------------------------------------------------------
 
 static void *cuda_alloc(Backend *be, size_t bytes) {

@@ -55,7 +55,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
             long v = strtol(argv[++i], &end, 10);
             if (end == argv[i] || *end || v < 0 || v > 255)
-                return set_error(err, errlen, "sample: --class: expected a label 0..9, got \"%s\"", argv[i]);
+                return set_error(err, errlen, "sample: --class: expected a class label (a whole number, 0 to 255), "
+                                 "got \"%s\"", argv[i]);
             a->sample_class = (int)v;
         } else if ((strcmp(arg, "--tsne-points") == 0 || strcmp(arg, "--tsne-iterations") == 0) &&
                    strcmp(command, "plot") == 0) {

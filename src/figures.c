@@ -123,7 +123,7 @@ static int figure_samples(Figures *f) {
     const char *title = m->gan ? "Generator samples from z ~ N(0, I)"
                       : m->aae && m->cfg.model.prior_mixture ? "Samples decoded from prior draws (10 Gaussians in 2-D)"
                       : m->aae ? "Samples decoded from prior draws, z ~ N(0, I)"
-                      : m->vq ? "Samples: codes drawn uniformly at every position (no prior over the codes yet)"
+                      : m->vq ? "Samples: codes drawn uniformly at every position (not from a prior)"
                       : m->n_classes ? "Samples: z ~ N(0, I), class = column index"
                                      : "Samples decoded from z ~ N(0, I)";
     int rc = write_grid(f, "samples.png", title, pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);

@@ -41,18 +41,23 @@ static const char *USAGE_MAIN =
     "sigmoid, flatten, reshape, masked_linear, residual, masked_conv2d_a, masked_conv2d_b\n"
     "(README, \"Configs\"); scripts/cuvae_torch.py loads any checkpoint into PyTorch.\n"
     "\n"
-    "commands:\n"
-    "  train CONFIG [--set key.path=value]... [--out DIR]   train from a JSON config\n"
-    "  eval CKPT [--iw K] [--set key.path=value]...          test metrics as one JSON line\n"
-    "  sample CKPT [-n N] [-o FILE.png] [--class C]          PNG grid of decoded z ~ N(0, I)\n"
-    "                                                        (vq_vae: uniformly drawn codes;\n"
-    "                                                        made, pixelcnn: pixels one by one;\n"
-    "                                                        gan: the generator from z ~ N(0, I))\n"
-    "  plot RUN_DIR [--tsne-points N] [--set key.path=value]... every figure of a run (PNG)\n"
-    "  report INDEX.json RUNS_DIR                             one HTML page over several runs\n"
-    "  bench CONFIG [--steps N] [--warmup N] [--gemm-only]   training throughput as one JSON line\n"
+    "commands (every option: cuvae <command> --help):\n"
+    "  train CONFIG [--set key.path=value]... [--out DIR] [--full] [--resume | --overwrite]\n"
+    "      train from a JSON config\n"
+    "  eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean] [--set key.path=value]...\n"
+    "      test metrics as one JSON line\n"
+    "  sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--prior PRIOR] [--title TEXT]\n"
+    "         [--set key.path=value]...\n"
+    "      PNG grid of decoded z ~ N(0, I) (vq_vae: uniformly drawn codes, or --prior's;\n"
+    "      made, pixelcnn: pixels one by one; gan: the generator from z ~ N(0, I))\n"
+    "  plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI] [--set key.path=value]...\n"
+    "      every figure of a run (PNG)\n"
+    "  report INDEX.json RUNS_DIR\n"
+    "      one HTML page over several runs\n"
+    "  bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only]\n"
+    "      training throughput as one JSON line\n"
     "\n"
-    "  cuvae <command> --help   options of one command\n"
+    "  cuvae <command> --help (or cuvae help <command>)   options of one command\n"
     "  cuvae --version\n"
     "\n"
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
@@ -75,7 +80,9 @@ static const char *USAGE_TRAIN =
     "\n"
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
-    "test_rec, test_kl, seconds, samples_per_s; per example, in the units train prints) and\n"
+    "test_rec, test_kl, seconds, samples_per_s, train_rec, train_kl (unweighted epoch means),\n"
+    "kl_weight or capacity (the KL schedule at the epoch's end), lr; per example, in the units\n"
+    "train prints; a vq_vae's VQ term fills the kl fields) and\n"
     "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
     "atomically after every epoch.\n"
@@ -109,8 +116,8 @@ static const char *USAGE_SAMPLE =
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
     "--class C generates that class; without it sample i gets class i mod 10.\n"
-    "A vq_vae decodes codes drawn uniformly and independently at every position (no prior\n"
-    "over the codes is trained yet), and says so; with --prior PRIOR (a pixelcnn trained with\n"
+    "A vq_vae decodes codes drawn uniformly and independently at every position (the VQ-VAE\n"
+    "has no prior of its own), and says so; with --prior PRIOR (a pixelcnn trained with\n"
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
     "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n";
@@ -355,7 +362,7 @@ static int command_sample(int argc, char **argv) {
         // drawn above
     } else if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
         model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels);
-    } else if (m.vq) {   // codes drawn uniformly: no prior over the codes yet
+    } else if (m.vq) {   // codes drawn uniformly: a VQ-VAE has no prior of its own (--prior gives one)
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
         model_vq_uniform_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
         be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
@@ -396,7 +403,8 @@ static int command_sample(int argc, char **argv) {
     fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
-            m_was_vq ? "codes drawn uniformly at every position: no prior over the codes yet" :
+            m_was_vq ? "codes drawn uniformly at every position, not from a prior; --prior PRIOR.safetensors "
+                       "draws them from a PixelCNN prior" :
             m_was_gan ? "the generator from z ~ N(0, I)" :
             m_was_aae ? (cfg.model.prior_mixture ? "decoded from prior draws (10 Gaussians in 2-D)"
                                                  : "decoded from prior draws, N(0, I)") : "z ~ N(0, I)");
@@ -484,9 +492,11 @@ static int run_command(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
+        const char *parallel = dist_mpi_compiled() && backend_nccl_compiled() ? "MPI, NCCL"
+                               : dist_mpi_compiled() ? "MPI"
+                               : backend_nccl_compiled() ? "NCCL (GPU ranks without MPI)" : "no MPI, one process";
         printf("cuvae %s (%s backend%s; data parallel: %s)\n", CUVAE_VERSION,
-               backend_cuda_compiled() ? "cpu + cuda" : "cpu", backend_cuda_compiled() ? "s" : "",
-               dist_mpi_compiled() ? "MPI" : "no MPI, one process");
+               backend_cuda_compiled() ? "cpu + cuda" : "cpu", backend_cuda_compiled() ? "s" : "", parallel);
         return 0;
     }
     const char *command = argv[1];

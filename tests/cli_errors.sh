@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 "$CUVAE" --version | grep -qE '^cuvae [0-9]+\.[0-9]+\.[0-9]+' && ok "--version" || bad "--version"
+"$CUVAE" --version | grep -qE 'data parallel: (MPI, NCCL|MPI|NCCL \(GPU ranks without MPI\)|no MPI, one process)\)$' \
+    && ok "--version says MPI / NCCL" || bad "--version: $("$CUVAE" --version)"
 for c in train eval sample plot report bench; do
     "$CUVAE" $c --help | grep -q "usage: cuvae $c" && ok "$c --help" || bad "$c --help"
     "$CUVAE" help $c | grep -q "usage: cuvae $c" && ok "help $c" || bad "help $c"

@@ -298,6 +298,8 @@ void backend_cpu_select_blas_kernels(char **argv);
 
 // True when this binary was built with the CUDA backend.
 bool backend_cuda_compiled(void);
+// True when its CUDA backend was built with NCCL (the GPU all-reduce of data parallel).
+bool backend_nccl_compiled(void);
 // NULL (and err filled) when not compiled in or no usable GPU.
 Backend *backend_cuda_create(char *err, size_t errlen);
 
