@@ -112,8 +112,16 @@ for sig in INT TERM; do
         "$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" \
             $([ $sig = TERM ] && echo --overwrite) 2>"$out.err" &
         pid=$!
-        sleep "$(awk -v s="$int_seconds" -v a="$attempt" -v f="$([ $sig = INT ] && echo 0.45 || echo 0.75)" \
-                 'BEGIN { printf "%.3f", s * (f - 0.13 * (a - 1)) }')"
+        # the signal goes in epoch 2 (INT) or 3 (TERM): when the epoch before has printed its
+        # summary line, plus a little (a fraction of the measured run time would depend on the
+        # machine's load staying the same between the timing run and this one)
+        before=$([ $sig = INT ] && echo 1 || echo 2)
+        for _ in $(seq 2000); do
+            grep -q "^epoch $before/3:" "$out.err" 2>/dev/null && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.005
+        done
+        sleep "$(awk -v s="$int_seconds" -v a="$attempt" 'BEGIN { printf "%.3f", s * 0.02 * a }')"
         kill -"$sig" "$pid"
         wait "$pid"; rc=$?
         grep -q "after step [1-9][0-9]* of 125" "$out.err" && break
