@@ -32,6 +32,10 @@ const LayerKind *layer_kind_find(const char *name) {
     return NULL;
 }
 
+bool layer_kind_is_activation(const LayerKind *kind) {
+    return kind == &layer_relu || kind == &layer_leaky_relu || kind == &layer_tanh || kind == &layer_sigmoid;
+}
+
 const char *layer_kind_names(void) {
     static char names[256];
     if (!names[0]) {

@@ -28,11 +28,6 @@
 #define MADE_ORDER_STREAM 41
 #define MADE_DEGREE_STREAM 43
 
-static bool is_activation(const LayerKind *kind) {
-    return kind == layer_kind_find("relu") || kind == layer_kind_find("leaky_relu") ||
-           kind == layer_kind_find("tanh") || kind == layer_kind_find("sigmoid");
-}
-
 // A PixelCNN's network: masked convolutions (the first one type A), 1x1 stride-1 convolutions,
 // residual connections and activations -- every layer that mixes positions is masked -- ending
 // in one channel of logits over the image.
@@ -63,7 +58,7 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
                 return set_error(err, errlen, "model.network[%d] (conv2d): a PixelCNN's plain convolutions must be "
                                  "1x1 (kernel 1, stride 1, padding 0): a wider one sees later pixels; use "
                                  "masked_conv2d_b", i);
-        } else if (layer->kind != residual && !is_activation(layer->kind)) {
+        } else if (layer->kind != residual && !layer_kind_is_activation(layer->kind)) {
             return set_error(err, errlen, "model.network[%d] (%s): a PixelCNN is masked convolutions, 1x1 "
                              "convolutions, residual connections and activations only", i, layer->kind->name);
         }
@@ -72,7 +67,7 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
         return set_error(err, errlen, "model.network: needs a masked convolution (masked_conv2d_a first)");
     TensorShape want = cfg->model.prior_classes > 0 ? net->in : model_input_shape(cfg);
     const NetLayer *last = &net->layers[net->n_layers - 1];
-    if (memcmp(&net->out, &want, sizeof want) != 0 || is_activation(last->kind)) {
+    if (memcmp(&net->out, &want, sizeof want) != 0 || layer_kind_is_activation(last->kind)) {
         char got[48];
         tensor_shape_format(net->out, got, sizeof got);
         return set_error(err, errlen, "model.network: must end in %d channel%s of logits (%d, %d, %d) (%s), e.g. "
@@ -105,7 +100,7 @@ int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *
     const LayerKind *masked = layer_kind_find("masked_linear");
     for (int i = 0; i < net->n_layers; i++) {
         const LayerKind *kind = net->layers[i].kind;
-        if (kind != masked && !is_activation(kind))
+        if (kind != masked && !layer_kind_is_activation(kind))
             return set_error(err, errlen, "model.network[%d] (%s): a MADE is masked_linear layers and "
                              "activations only (any other layer would connect pixels the masks keep apart)",
                              i, kind->name);

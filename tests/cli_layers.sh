@@ -83,6 +83,11 @@ expect_error "reshape that does not divide" 2 'model.decoder\[1\] \(reshape\): c
     "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 700}, {"reshape": [16, 7, 7]}, {"conv_transpose2d": 1, "kernel": 4, "stride": 4}]' --out "$tmp/r"
 expect_error "decoder output is not the data's shape" 2 'model.decoder: its output \(1, 32, 32\) is not the data.s shape \(1, 28, 28\)' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 256}, {"reshape": [16, 4, 4]}, {"conv_transpose2d": 1, "kernel": 8, "stride": 8}]' --out "$tmp/r"
+expect_error "decoder ending in an activation (a second sigmoid on bernoulli logits)" 2 'model.decoder\[1\] \(sigmoid\): the decoder ends in the output.s logits, so not in an activation or batch norm' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 784}, "sigmoid"]' --out "$tmp/r"
+expect_error "decoder ending in batch norm before a reshape" 2 'model.decoder\[1\] \(batch_norm\): the decoder ends in the output.s values' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.output=gaussian' --set 'loss.reconstruction=mse' \
+    --set 'model.decoder=[{"linear": 784}, {"batch_norm": {}}, {"reshape": [1, 28, 28]}]' --out "$tmp/r"
 expect_error "encoder not flat" 2 'model.encoder: ends in \(8, 14, 14\); end it with \{"flatten": \{\}\}' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}]' --out "$tmp/r"
 expect_error "linear on an image" 2 'model.encoder\[0\] \(linear\): needs a flat input, got \(1, 28, 28\); put \{"flatten": \{\}\} before it' -- \
