@@ -76,6 +76,12 @@ static int load_split(const Config *cfg, const char *images_name, const char *la
                   images_path, rows, cols, pixels, cfg->model.input_dim);
         goto done;
     }
+    const int side = (int)lround(sqrt((double)pixels));
+    if ((size_t)side * (size_t)side == pixels && (rows != side || cols != side)) {   // not another shape's pixels
+        set_error(err, errlen, "%s: images are %dx%d, but the model reads model.input_dim %d as (1, %d, %d) images",
+                  images_path, rows, cols, cfg->model.input_dim, side, side);
+        goto done;
+    }
     for (int i = 0; i < available; i++) {
         if (labels.data[i] >= DATASET_CLASSES) {
             set_error(err, errlen, "%s: label %d of example %d at byte %d is out of range 0..%d",
@@ -181,6 +187,13 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
     if (load_split(cfg, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->data.test_limit,
                    test, err, errlen) != 0) {
         dataset_free(train);
+        return -1;
+    }
+    if (test->rows != train->rows || test->cols != train->cols) {
+        set_error(err, errlen, "%s/t10k-images-idx3-ubyte: images are %dx%d but the training images are %dx%d",
+                  cfg->data.dir, test->rows, test->cols, train->rows, train->cols);
+        dataset_free(train);
+        dataset_free(test);
         return -1;
     }
     return 0;

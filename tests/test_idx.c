@@ -798,6 +798,26 @@ static void test_dataset_errors(void) {
     write_idx(path, 0, 0x08, 3, dims, images, 20);
     fake_config(&cfg, dir);
     EXPECT_DATASET_ERROR(&cfg, path, "truncated at byte 36");
+
+    // the right number of pixels in another shape: 2 x 8 where the model reads 4 x 4
+    make_fake_dataset("fake-shape", good, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    uint32_t wide[3] = {FAKE_TRAIN, 2, 8};
+    uint8_t train_images[FAKE_TRAIN * FAKE_DIM] = {0};
+    write_idx(path, 1, 0x08, 3, wide, train_images, sizeof train_images);
+    fake_config(&cfg, dir);
+    EXPECT_DATASET_ERROR(&cfg, path, "images are 2x8, but the model reads model.input_dim 16 as (1, 4, 4) images");
+
+    // a flat (non-square) input: train 2 x 6, test 6 x 2
+    make_fake_dataset("fake-flat", good, dir, sizeof dir);
+    uint32_t train_dims[3] = {FAKE_TRAIN, 2, 6}, test_dims[3] = {FAKE_TEST, 6, 2};
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    write_idx(path, 1, 0x08, 3, train_dims, train_images, FAKE_TRAIN * 12);
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte", dir);
+    write_idx(path, 0, 0x08, 3, test_dims, images, FAKE_TEST * 12);
+    fake_config(&cfg, dir);
+    cfg.model.input_dim = 12;
+    EXPECT_DATASET_ERROR(&cfg, "t10k-images-idx3-ubyte: images are 6x2", "the training images are 2x6");
 }
 
 static void test_dataset_static_binarization(void) {
