@@ -3,6 +3,7 @@
 #include "cuvae/cli_args.h"
 #include "cuvae/common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {
             if (!has_value) return set_error(err, errlen, "train: --out needs a directory");
             a->out_dir = argv[++i];
+            if (!a->out_dir[0]) return set_error(err, errlen, "train: --out: the directory name is empty");
         } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
             a->full = true;
         } else if (strcmp(arg, "--resume") == 0 && strcmp(command, "train") == 0) {
@@ -101,8 +103,12 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         } else if (strcmp(arg, "--seed") == 0 && strcmp(command, "sample") == 0) {
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --seed needs an integer");
+            errno = 0;
             long long s = strtoll(argv[++i], &end, 10);
-            if (end == argv[i] || *end || s < 0) return set_error(err, errlen, "sample: --seed: expected an integer >= 0, got \"%s\"", argv[i]);
+            if (argv[i][0] < '0' || argv[i][0] > '9' || end == argv[i] || *end || errno == ERANGE || s < 0 ||
+                s > 9007199254740991LL)   // train.seed's range: 0 .. 2^53 - 1
+                return set_error(err, errlen, "sample: --seed: expected an integer 0..9007199254740991, got \"%s\"",
+                                 argv[i]);
             a->seed = s;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return set_error(err, errlen, "%s: unknown option %s (see cuvae %s --help)", command, arg, command);

@@ -50,7 +50,7 @@ static const char *const epsilon_names[] = {"fused", "stored"};
 #define MAX_INPUT_DIM (1 << 24)   // pixels per example: keeps every size product in range
 #define MAX_IW_BATCH (1 << 22)    // rows of one importance-sampling batch
 // the largest integer a JSON number (an IEEE double) holds exactly
-#define MAX_SEED 9007199254740992.0
+#define MAX_SEED 9007199254740991.0   // 2^53 - 1: a larger JSON number may not be the integer written
 
 double config_learning_rate(const Config *cfg, int epoch) {
     // cosine and warm-up are applied per step on the device (step_state.h) over this value

@@ -237,6 +237,11 @@ static int command_eval(int argc, char **argv) {
         dataset_free(&test_set);
         return fail("eval: --iw-examples needs --iw K");
     }
+    if (iw_k > 0 && a.z_mode && strcmp(a.z_mode, "mean") == 0) {   // else --iw would be dropped unsaid
+        dataset_free(&test_set);
+        dataset_free(&val_set);
+        return fail("eval: --iw K draws K samples of z per example; it cannot be combined with --z mean");
+    }
     int batch = iw_k > 0 ? cfg.eval.iw_batch : 1000;
     Backend *be;
     Model m;
@@ -492,6 +497,10 @@ static int run_command(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
+        if (argc > 2) {
+            fprintf(stderr, "cuvae: --version: unexpected argument %s\n", argv[2]);
+            return CUVAE_EXIT_BAD_INPUT;
+        }
         const char *parallel = dist_mpi_compiled() && backend_nccl_compiled() ? "MPI, NCCL"
                                : dist_mpi_compiled() ? "MPI"
                                : backend_nccl_compiled() ? "NCCL (GPU ranks without MPI)" : "no MPI, one process";

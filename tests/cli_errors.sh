@@ -24,6 +24,10 @@ expect_error "no command" 2 "usage: cuvae" -- "$CUVAE"
 expect_error "unknown command" 2 'unknown command "frobnicate"' -- "$CUVAE" frobnicate
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus
 expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
+expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
+expect_error "--version with an argument" 2 "--version: unexpected argument extra" -- "$CUVAE" --version extra
+expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not rounded" 2 "train.seed: must be <= 9007199254740991" -- \
+    "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
 
 cp configs/mnist_vae.json "$tmp/c.json"
 expect_error "latent_dim 0 via --set" 2 "c.json: model.latent_dim: must be >= 1, got 0" -- \
@@ -116,9 +120,15 @@ expect_error "input_dim capped" 2 "model.input_dim" -- \
 long=$(printf 'd%.0s' $(seq 1 720))
 expect_error "--out too long" 2 "train: --out: path too long" -- "$CUVAE" train configs/examples_vae.json --out "$tmp/$long"
 expect_error "empty --seed" 2 "sample: --seed" -- "$CUVAE" sample "$tmp/x.safetensors" --seed ""
+for s in 18446744073709551616 9007199254740992 " 5" +5; do   # out of range (no saturation), or not plain digits
+    expect_error "sample --seed '$s' refused" 2 "sample: --seed: expected an integer 0..9007199254740991" -- \
+        "$CUVAE" sample "$tmp/x.safetensors" --seed "$s"
+done
 expect_error "empty --iw" 2 "eval: --iw" -- "$CUVAE" eval "$tmp/x.safetensors" --iw ""
 if [ -s "$tmp/rerun/model.safetensors" ]; then
     expect_error "--iw-examples without --iw" 2 "needs --iw" -- "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw-examples 5
+    expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
     grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && ok "eval --z mean -o writes the file" || bad "eval --z mean -o"
     rm -f "$tmp/rerun/log.jsonl"

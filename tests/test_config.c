@@ -52,7 +52,7 @@ static const char *UNUSUAL =
     " \"loss\": {\"reconstruction\": \"mse\", \"reduction\": \"mean\",\n"
     "          \"w_rec\": 1234567.891e10, \"w_kl\": 1.5e-38},\n"
     " \"train\": {\"epochs\": 0, \"batch_size\": 1, \"lr\": 0.30000000000000004,\n"
-    "           \"seed\": 9007199254740992, \"beta1\": 0, \"beta2\": 0.99999994,\n"
+    "           \"seed\": 9007199254740991, \"beta1\": 0, \"beta2\": 0.99999994,\n"
     "           \"adam_eps\": 1.2e-38, \"log_interval\": 1},\n"
     " \"device\": \"cuda\"}";
 
@@ -297,7 +297,7 @@ static void test_round_trip(void) {
     Config cfg;
     char err[1024] = "";
     config_from_string(&cfg, UNUSUAL, "unusual", NULL, 0, err, sizeof err);
-    CHECK(cfg.train.seed == UINT64_C(9007199254740992), "seed 2^53");
+    CHECK(cfg.train.seed == UINT64_C(9007199254740991), "seed 2^53 - 1");
     CHECK(cfg.train.lr == 0.1 + 0.2, "lr 0.1+0.2");
     CHECK(cfg.train.adam_eps == 1.2e-38, "tiny eps");
     CHECK(cfg.model.n_encoder == CUVAE_MAX_HIDDEN, "16 encoder layers");
@@ -570,7 +570,7 @@ static const ErrorCase error_cases[] = {
     {"name", "\".hidden\"", "name", "must be a plain name"},
     {"train.log_interval", "0", "train.log_interval", "must be >= 1, got 0"},
     {"train.seed", "-1", "train.seed", "must be >= 0, got -1"},
-    {"train.seed", "9007199254740994", "train.seed", "must be <= 9007199254740992"},
+    {"train.seed", "9007199254740994", "train.seed", "must be <= 9007199254740991"},
     {"train.precision", "\"bf16\"", "train.precision", "\"bf16\" is not implemented yet"},
     {"train.precision", "\"fp16\"", "train.precision", "must be one of \"fp32\", \"tf32\", \"bf16\""},
     {"train.epsilon", "\"buffer\"", "train.epsilon", "must be one of \"fused\", \"stored\""},
