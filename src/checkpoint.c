@@ -161,14 +161,23 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
 // config file. -1 with err, or 0 when path may be a checkpoint.
 static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    const bool stat_ok = stat(path, &st) == 0;
+    if (stat_ok && S_ISDIR(st.st_mode))
         return set_error(err, errlen, "%s is a folder; give a checkpoint, e.g. %s/model.safetensors", path,
                          path);
+    const uint64_t file_bytes = stat_ok ? (uint64_t)st.st_size : 0;
     FILE *f = open_regular_file(path, err, errlen);   // a FIFO would block a plain fopen
     if (!f) return -1;
-    int first = fgetc(f);
+    unsigned char head[9] = {0};
+    const size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    if (first == '{')
+    // a safetensors file starts with its header's length (u64, little-endian), whose low byte may
+    // be '{' too: then the length fits in the file and the JSON header follows it
+    uint64_t header_bytes = 0;
+    for (int k = 7; k >= 0; k--) header_bytes = header_bytes << 8 | head[k];
+    const bool safetensors_like = got == sizeof head && head[8] == '{' && file_bytes >= sizeof head &&
+                                  header_bytes <= file_bytes - 8;
+    if (got > 0 && head[0] == '{' && !safetensors_like)
         return set_error(err, errlen, "%s looks like a JSON file (a config?); give a checkpoint such as "
                          "runs/NAME/model.safetensors", path);
     return 0;

@@ -127,6 +127,16 @@ done
 expect_error "empty --iw" 2 "eval: --iw" -- "$CUVAE" eval "$tmp/x.safetensors" --iw ""
 if [ -s "$tmp/rerun/model.safetensors" ]; then
     expect_error "--iw-examples without --iw" 2 "needs --iw" -- "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw-examples 5
+    # a valid checkpoint whose header length's low byte is '{' (123): another writer's padding
+    python3 - "$tmp/rerun/model.safetensors" "$tmp/brace.safetensors" <<'PY'
+import struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+text = raw[8:8 + n].rstrip(b" "); text += b" " * ((123 - len(text)) % 256)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+    "$CUVAE" eval "$tmp/brace.safetensors" --set data.test_limit=50 >/dev/null 2>"$tmp/brace.err" \
+        && ok "a checkpoint whose first byte is '{' (header length 123 mod 256) is read, not taken for JSON" \
+        || bad "header length 123 mod 256: $(tail -1 "$tmp/brace.err")"
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
