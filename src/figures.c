@@ -438,6 +438,25 @@ static int figure_codebook_usage(Figures *f, const DeviceDataset *test) {
     return rc;
 }
 
+// values[k] = the number keys[k] of log.jsonl's line `line_number`; -1 with the line named if
+// the line is not JSON (a truncated or edited log) or lacks one of them.
+static int log_line_numbers(Figures *f, const char *path, int line_number, const char *line,
+                            const char *const *keys, int n_keys, double *values) {
+    cJSON *j = cJSON_Parse(line);
+    int rc = 0;
+    if (!j) rc = set_error(f->err, f->errlen, "%s: line %d: not valid JSON (a truncated or edited log?)", path,
+                           line_number);
+    for (int k = 0; k < n_keys && rc == 0; k++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (!cJSON_IsNumber(item))
+            rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
+        else
+            values[k] = item->valuedouble;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
 static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
@@ -457,19 +476,11 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
     const char *split = validation ? "validation" : "test";
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         line_number++;
-        cJSON *j = cJSON_Parse(line);
         const char *keys[5] = {"epoch", "train_loss", validation ? "val_loss" : "test_loss",
                                validation ? "val_rec" : "test_rec",
                                f->m->aae ? (validation ? "val_d_loss" : "test_d_loss") : validation ? "val_kl" : "test_kl"};
         double values[5];
-        for (int k = 0; k < 5 && rc == 0; k++) {
-            cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
-            if (!cJSON_IsNumber(item))
-                rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
-            else
-                values[k] = item->valuedouble;
-        }
-        cJSON_Delete(j);
+        rc = log_line_numbers(f, path, line_number, line, keys, 5, values);
         if (rc) break;
         if (n == cap) {
             cap *= 2;
@@ -623,15 +634,9 @@ static int figure_gan_curves(Figures *f, const char *run_dir) {
                 values[k] = grown;
             }
         }
-        cJSON *j = cJSON_Parse(line);
-        for (int k = 0; k < N_KEYS && rc == 0; k++) {
-            cJSON *item = j ? cJSON_GetObjectItemCaseSensitive(j, keys[k]) : NULL;
-            if (!cJSON_IsNumber(item))
-                rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
-            else
-                values[k][n] = item->valuedouble;
-        }
-        cJSON_Delete(j);
+        double row[N_KEYS];
+        rc = log_line_numbers(f, path, line_number, line, keys, N_KEYS, row);
+        for (int k = 0; k < N_KEYS && rc == 0; k++) values[k][n] = row[k];
         n++;
     }
     free(text);
@@ -733,10 +738,11 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                      o->tsne_points < n ? o->tsne_points : n);
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
     }
+    // the curves first: a damaged log.jsonl stops plot before it has drawn anything
+    if (rc == 0) rc = m.gan ? figure_gan_curves(&f, run_dir) : figure_loss_curves(&f, run_dir);
     if (rc == 0) rc = figure_samples(&f);
     if (m.gan) {   // no encoder: samples, samples over training, the two players' losses
         if (rc == 0) rc = figure_gan_progress(&f, run_dir);
-        if (rc == 0) rc = figure_gan_curves(&f, run_dir);
     } else if (m.autoregressive) {
         // made: samples and the -log p(x) curve only (no latent, nothing reconstructed)
     } else if (m.vq) {   // no latent distribution to scatter or histogram: the codebook's usage instead
@@ -751,7 +757,6 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
         if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     }
-    if (rc == 0 && !m.gan) rc = figure_loss_curves(&f, run_dir);
 
     free(codes);
     device_dataset_free(be, &test);

@@ -145,8 +145,16 @@ PY
     if command -v gnuplot >/dev/null; then
         "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \
             && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
+        rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
+        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
+        [ "$rc" -eq 2 ] && tail -1 "$tmp/plot.err" | grep -q "log.jsonl: line 1: not valid JSON" \
+            && [ -z "$(ls "$tmp/rerun/figures" 2>/dev/null)" ] \
+            && ok "plot with a truncated log.jsonl: says the line is not JSON, exit 2, before drawing anything" \
+            || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"
+        rm -f "$tmp/rerun/log.jsonl"
     else
         skip "plot without log.jsonl" "gnuplot not installed"
+        skip "plot with a truncated log.jsonl" "gnuplot not installed"
     fi
 else
     bad "setup: the re-run checkpoint is missing"
