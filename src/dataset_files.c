@@ -116,6 +116,20 @@ static const char *npy_field(const char *header, const char *key) {
     return at;
 }
 
+// The header dict's keys: quoted strings followed by ':'.
+static int npy_key_count(const char *header) {
+    int keys = 0;
+    for (const char *at = strchr(header, '\''); at; at = strchr(at + 1, '\'')) {
+        const char *end = strchr(at + 1, '\'');
+        if (!end) break;
+        const char *next = end + 1;
+        while (*next == ' ') next++;
+        if (*next == ':') keys++;
+        at = end;
+    }
+    return keys;
+}
+
 static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     size_t size = 0;
@@ -152,6 +166,11 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
                *shape = npy_field(header, "shape");
     if (!descr || !fortran || !shape) {
         set_error(err, errlen, "%s: header at byte %zu lacks 'descr', 'fortran_order' or 'shape'", path, header_start);
+        goto done;
+    }
+    if (npy_key_count(header) != 3) {   // NumPy's reader refuses other keys too
+        set_error(err, errlen, "%s: header at byte %zu has keys besides 'descr', 'fortran_order' and 'shape'", path,
+                  header_start);
         goto done;
     }
     static const struct { const char *descr; ElemType type; } types[] = {
@@ -316,6 +335,11 @@ static int images_from_array(const char *path, const RawArray *a, DataLayout lay
     int64_t n = a->dims[0], c = 1, h = 0, w = 0;
     bool nhwc = true;
     if (a->rank == 3) {
+        if (layout != DATA_LAYOUT_AUTO)   // no channel axis to place: the key would be ignored
+            return set_error(err, errlen, "%s: data.layout \"%s\" places a channel axis, but the images are (N, H, W) "
+                             "(%lld, %lld, %lld); leave data.layout \"auto\"", path,
+                             layout == DATA_LAYOUT_NHWC ? "nhwc" : "nchw", (long long)a->dims[0],
+                             (long long)a->dims[1], (long long)a->dims[2]);
         h = a->dims[1];
         w = a->dims[2];
     } else if (a->rank == 4) {

@@ -92,6 +92,10 @@ expect_error "bool images are refused" 2 "bool_images.npy: images must be uint8 
     train --set data.train="$D/bad/bool_images.npy" --out "$tmp/x"
 expect_error "images beside class folders" 2 "loose: holds both .png images \(x.png, ...\) and class folders \(cls, ...\)" -- \
     train --set data.train="$D/bad/loose" --out "$tmp/x"
+expect_error "a .npy header with another key (NumPy refuses it too)" 2 "extra_key.npy: header at byte 10 has keys besides 'descr', 'fortran_order' and 'shape'" -- \
+    train --set data.train="$D/bad/extra_key.npy" --out "$tmp/x"
+expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.layout=nhwc --set model.input_shape=[1,12,20] --out "$tmp/x"
 mkfifo "$tmp/fifo.npy"
 expect_error "a FIFO as the data file: refused, no hang" 2 "fifo.npy: not a regular file" -- \
     timeout 20 "$CUVAE" train "$tmp/base.json" "${base[@]}" --set data.train="$tmp/fifo.npy" --out "$tmp/x"
