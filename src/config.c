@@ -1522,6 +1522,38 @@ static void text_layers(TextBuffer *t, const LayerSpec *specs, int n) {
     text_appendf(t, "%s]", n ? "\n    " : "");
 }
 
+// The config with the keys a resumed run may change (its length) neutralised.
+static char *config_without_length(const Config *cfg) {
+    Config copy = *cfg;
+    copy.train.epochs = 0;
+    copy.train.full_epochs = 0;
+    return config_to_json(&copy);
+}
+
+int config_same_run(const Config *a, const Config *b, const char *what, const char *advice, char *err,
+                    size_t errlen) {
+    char *stored = config_without_length(a), *current = config_without_length(b);
+    int rc = 0;
+    if (strcmp(stored, current) != 0) {
+        int line = 1;
+        const char *x = stored, *y = current, *line_start = stored;
+        while (*x && *x == *y) {
+            if (*x == '\n') {
+                line++;
+                line_start = x + 1;
+            }
+            x++;
+            y++;
+        }
+        size_t n = strcspn(line_start, "\n");
+        rc = set_error(err, errlen, "%s: written by a run with another config (stored line %d: %.*s)%s", what, line,
+                       (int)(n > 80 ? 80 : n), line_start, advice);
+    }
+    free(stored);
+    free(current);
+    return rc;
+}
+
 char *config_to_json(const Config *cfg) {
     TextBuffer t = {0};
 

@@ -114,32 +114,6 @@ static int meta_doubles(const StFile *f, const char *path, const char *key, int 
     return 0;
 }
 
-// The config with the keys a resumed run may change (its length) neutralised.
-static char *config_without_length(const Config *cfg) {
-    Config copy = *cfg;
-    copy.train.epochs = 0;
-    copy.train.full_epochs = 0;
-    return config_to_json(&copy);
-}
-
-// Names the first line where two config dumps differ.
-static int config_mismatch(const char *path, const char *stored, const char *current, char *err,
-                           size_t errlen) {
-    int line = 1;
-    const char *a = stored, *b = current, *line_a = stored;
-    while (*a && *a == *b) {
-        if (*a == '\n') {
-            line++;
-            line_a = a + 1;
-        }
-        a++;
-        b++;
-    }
-    size_t n = strcspn(line_a, "\n");
-    return set_error(err, errlen, "%s: written by a run with another config (stored line %d: %.*s); "
-                     "only train.epochs may change on --resume", path, line, (int)(n > 80 ? 80 : n), line_a);
-}
-
 int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
@@ -156,12 +130,8 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         char source[600];
         snprintf(source, sizeof source, "%s (__metadata__.config)", path);
         rc = config_from_string(&stored, config_json, source, NULL, 0, err, errlen);
-        if (rc == 0) {
-            char *a = config_without_length(&stored), *b = config_without_length(&m->cfg);
-            if (strcmp(a, b) != 0) rc = config_mismatch(path, a, b, err, errlen);
-            free(a);
-            free(b);
-        }
+        if (rc == 0)
+            rc = config_same_run(&stored, &m->cfg, path, "; only train.epochs may change on --resume", err, errlen);
     }
     const char *names[3] = {"params", "adam.m", "adam.v"};
     const StTensor *tensors[3] = {NULL, NULL, NULL};

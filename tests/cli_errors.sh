@@ -152,9 +152,15 @@ PY
             && ok "plot with a truncated log.jsonl: says the line is not JSON, exit 2, before drawing anything" \
             || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"
         rm -f "$tmp/rerun/log.jsonl"
+        cp -r "$tmp/rerun" "$tmp/mixed"
+        sed -i 's/"latent_dim": [0-9]*/"latent_dim": 7/' "$tmp/mixed/config.json"   # another run's config
+        expect_error "plot: a checkpoint that is not the run's (config.json differs)" 2 \
+            "model.safetensors: written by a run with another config \(stored line [0-9]+: .*latent_dim.*not the one in config.json" -- \
+            "$CUVAE" plot "$tmp/mixed"
     else
         skip "plot without log.jsonl" "gnuplot not installed"
         skip "plot with a truncated log.jsonl" "gnuplot not installed"
+        skip "plot: a checkpoint that is not the run's" "gnuplot not installed"
     fi
 else
     bad "setup: the re-run checkpoint is missing"

@@ -188,6 +188,12 @@ int config_from_string(Config *cfg, const char *json, const char *source,
 // Feeding it back to config_from_string yields an identical Config.
 char *config_to_json(const Config *cfg);
 
+// 0 when a and b are the same run's configs (they may differ in its length: train.epochs,
+// train.full_epochs), else -1 with err "<what>: written by a run with another config (stored
+// line N: ...)<advice>", the line being a's first that differs.
+int config_same_run(const Config *a, const Config *b, const char *what, const char *advice, char *err,
+                    size_t errlen);
+
 const char *activation_name(Activation a);
 // "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"
 const char *model_kind_name(ModelKind k);
