@@ -104,15 +104,10 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
                          got, want, cfg->model.input_dim);
     }
     // the last layer that computes gives the logits (bernoulli) or the values (gaussian)
-    int last = net->n_layers - 1;
-    while (last > 0 && net->layers[last].kind->view) last--;
-    const LayerKind *kind = net->n_layers ? net->layers[last].kind : NULL;
-    if (kind && (layer_kind_is_activation(kind) || kind == layer_kind_find("batch_norm")))
-        return set_error(err, errlen, "model.decoder[%d] (%s): the decoder ends in the output's %s, so not in an "
-                         "activation or batch norm (model.output \"bernoulli\" applies the sigmoid inside the loss); "
-                         "end it with a linear or convolution layer", last, kind->name,
-                         cfg->model.output == OUTPUT_BERNOULLI ? "logits" : "values");
-    return 0;
+    return network_check_raw_output(net, cfg->model.output == OUTPUT_BERNOULLI ? "the decoder ends in the output's "
+                                    "logits" : "the decoder ends in the output's values", " (model.output \"bernoulli\" "
+                                    "applies the sigmoid inside the loss); end it with a linear or convolution layer",
+                                    err, errlen);
 }
 
 // masked_linear / masked_conv2d_* belong to made / pixelcnn (whose kinds write or check their

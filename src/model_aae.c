@@ -32,7 +32,8 @@ static int build_discriminator(Network *net, const Config *cfg, size_t param_bas
         return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. "
                          "{\"linear\": 1})", got);
     }
-    return 0;
+    return network_check_raw_output(net, "the discriminator ends in one logit", " (its loss applies the sigmoid); "
+                                    "end it with {\"linear\": 1}", err, errlen);
 }
 
 int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen) {

@@ -43,7 +43,8 @@ int model_gan_build(Network *generator, Network *discriminator, const Config *cf
         return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. "
                          "{\"flatten\": {}}, {\"linear\": 1})", got);
     }
-    return 0;
+    return network_check_raw_output(discriminator, "the discriminator ends in one logit", " (its loss applies the "
+                                    "sigmoid); end it with {\"linear\": 1}", err, errlen);
 }
 
 int model_gan_setup(Model *m, char *err, size_t errlen) {

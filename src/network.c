@@ -162,6 +162,16 @@ void network_backward(Network *net, const NetRun *caller, const float *x, const 
     if (dx) add_skip_gradients(net, &run, -1, dx);
 }
 
+int network_check_raw_output(const Network *net, const char *role, const char *advice, char *err, size_t errlen) {
+    int last = net->n_layers - 1;
+    while (last > 0 && net->layers[last].kind->view) last--;
+    const LayerKind *kind = net->n_layers ? net->layers[last].kind : NULL;
+    if (kind && (layer_kind_is_activation(kind) || kind == layer_kind_find("batch_norm")))
+        return set_error(err, errlen, "model.%s[%d] (%s): %s, so not in an activation or batch norm%s", net->name,
+                         last, kind->name, role, advice);
+    return 0;
+}
+
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx) {
     uint64_t flops = 0;
     for (int i = 0; i < net->n_layers; i++) {

@@ -97,6 +97,8 @@ expect_error "an empty discriminator" 2 'model.discriminator: a layer list on z'
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[]' --out "$tmp/bad"
 expect_error "a discriminator with 3 outputs" 2 'aae.json: model.discriminator: ends in \(3\); it must end in one logit' -- \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"linear": 3}]' --out "$tmp/bad"
+expect_error "a discriminator ending in batch norm" 2 'model.discriminator\[1\] \(batch_norm\): the discriminator ends in one logit, so not in an activation' -- \
+    "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"linear": 1}, {"batch_norm": {}}]' --out "$tmp/bad"
 expect_error "a KL weight" 2 'loss.w_kl: an adversarial autoencoder has no KL term' -- \
     "$CUVAE" train "$tmp/aae.json" --set loss.w_kl=0.5 --out "$tmp/bad"
 expect_error "no validation split" 2 'data.validation: kind "aae" chooses its Parzen window.s sigma' -- \

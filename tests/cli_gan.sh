@@ -103,6 +103,9 @@ gan_with() { sed "$1" "$tmp/gan.json" > "$tmp/bad.json"; }
 gan_with 's/"sigmoid"\]/"relu"]/'
 expect_error "a generator that does not end in sigmoid or tanh" 2 'model.generator\[8\] \(relu\): a generator ends in "sigmoid"' -- \
     "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
+gan_with 's/{"linear": 1}\]/{"linear": 1}, "sigmoid"]/'
+expect_error "a discriminator ending in a sigmoid (its loss applies one)" 2 'model.discriminator\[[0-9]+\] \(sigmoid\): the discriminator ends in one logit, so not in an activation' -- \
+    "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
 gan_with 's/{"linear": 1}\]/{"linear": 2}]/'
 expect_error "a discriminator with two outputs" 2 'model.discriminator: ends in \(2\); it must end in one logit' -- \
     "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"

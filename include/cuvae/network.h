@@ -154,6 +154,10 @@ const float *network_forward(Network *net, const NetRun *run, const float *x);
 // Backward from dy (B, out): parameter gradients, and dx (B, in) if not NULL.
 // x is the input the forward saw.
 void network_backward(Network *net, const NetRun *run, const float *x, const float *dy, float *dx);
+// -1 with "model.<name>[i] (kind): <role>, so not in an activation or batch norm<advice>" when the
+// network's last layer that computes (views after it aside) is one: a network whose output is
+// logits (a loss applies the sigmoid) or the values themselves.
+int network_check_raw_output(const Network *net, const char *role, const char *advice, char *err, size_t errlen);
 // GEMM flops of one training step of B rows: forward, weight gradient, and input
 // gradient (none for the first layer when first_has_no_dx), as bench counts them.
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx);
