@@ -12,6 +12,7 @@
 #include "cuvae/step.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@ static const char *USAGE_BENCH =
     "  {\"config\", \"mode\", \"device\", \"backend\", \"batch\", \"steps\", \"ms_per_step\",\n"
     "   \"samples_per_s\", \"tflops\", \"gemm_flops_per_step\", \"peak_memory_bytes\", \"threads\", ...}\n"
     "tflops counts the GEMM FLOPs of forward + backward (2*B*in*out per GEMM; the first\n"
-    "layer computes no input gradient).\n"
+    "layer computes no input gradient). train_loss: the mean weighted objective of the timed\n"
+    "steps (gan: discriminator + generator loss; aae: reconstruction + discriminator); a\n"
+    "run whose loss is not finite (diverged) prints no line and exits 2.\n"
     "\n"
     "  --steps N      timed steps (default 100)\n"
     "  --warmup N     untimed steps first (default 10)\n"
@@ -281,6 +284,17 @@ int bench_command(int argc, char **argv) {
         loss = count > 0 ? (cfg.loss.w_rec * rec + cfg.loss.w_kl * kl) / count : 0.0;
     }
 
+    if (!isfinite(loss)) {   // a diverged run's timing means nothing, and nan is not JSON
+        fprintf(stderr, "cuvae: bench %s: training diverged in the timed steps (the loss is not finite); try a lower "
+                "train.lr\n", cfg.name);
+        train_step_release(&loop);
+        be->free(be, data);
+        be->free(be, labels);
+        be->free(be, perm);
+        model_destroy(&model);
+        be->destroy(be);
+        return CUVAE_EXIT_BAD_INPUT;
+    }
     const uint64_t flops = bench_gemm_flops_per_step(&model, B);
     const double ms_per_step = 1000.0 * seconds / (double)a.steps;
     const double samples_per_s = (double)B * (double)a.steps / seconds;

@@ -36,4 +36,7 @@ for cfg in examples_b128 lecture_b128; do
         && ok "$cfg: the same loss on 1, 2 and 3 threads ($one)" || bad "$cfg: loss on 1 / 2 / 3 threads: $one / $two / $three"
 done
 expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 0
+expect_error "bench of a diverging config: one line, exit 2 (not a nan in the JSON)" 2 "training diverged in the timed steps" -- \
+    "$CUVAE" bench configs/mnist_vae.json --set model.encoder=[32] --set model.decoder=[32] --set device=cpu \
+    --steps 20 --warmup 2 --set train.lr=1e10
 cli_finish cli_bench
