@@ -209,9 +209,10 @@ static int command_eval(int argc, char **argv) {
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
-    if (a.z_mode && (gan || model_kind_autoregressive(cfg.model.kind))) {
+    if (a.z_mode && (gan || cfg.model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg.model.kind))) {
         snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.kind == MODEL_GAN
                  ? "a gan has no encoder" : cfg.model.kind == MODEL_AAE ? "an aae's codes are deterministic"
+                 : cfg.model.kind == MODEL_VQ_VAE ? "a vq_vae's codes are deterministic (the nearest codebook vectors)"
                  : "a made or pixelcnn has no latent (its test loss is the exact -log p(x))");
         return fail(err);
     }

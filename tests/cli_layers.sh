@@ -138,6 +138,9 @@ if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>"$tmp/vq.err"; then
         && grep -q '"rec_mse_over_variance": [0-9.]*' "$tmp/vq_eval.json" \
         && ok "VQ-VAE: eval of the checkpoint reproduces the run (codebook and EMA statistics saved)" \
         || bad "VQ-VAE eval $(field "$tmp/vq_eval.json" test_loss) vs $(field "$tmp/vq/eval.json" test_loss)"
+    expect_error "VQ-VAE eval --z: refused (no z is drawn; it printed the VQ term as kl)" 2 \
+        "eval: --z chooses how a VAE.s z is drawn; a vq_vae.s codes are deterministic" -- \
+        "$CUVAE" eval "$tmp/vq/model.safetensors" --z mean
     "$CUVAE" sample "$tmp/vq/model.safetensors" -n 16 -o "$tmp/vqs.png" 2>"$tmp/vqs.err" && [ -s "$tmp/vqs.png" ] \
         && grep -q "codes drawn uniformly" "$tmp/vqs.err" \
         && ok "VQ-VAE sample decodes uniformly drawn codes and says so" || bad "VQ-VAE sample: $(cat "$tmp/vqs.err")"
