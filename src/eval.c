@@ -427,6 +427,8 @@ void loss_units_append_json(TextBuffer *t, const Config *cfg) {
     if (cfg->model.kind == MODEL_VQ_VAE)
         text_appendf(t, ", \"vq\": \"squared distance per example ((1 + beta) or beta (EMA) times ||z_e - e||^2)\", "
                      "\"test_loss\": ");
+    else if (cfg->model.kind == MODEL_AAE)
+        text_appendf(t, ", \"d_loss\": \"nats/example (the discriminator's binary cross-entropy)\", \"test_loss\": ");
     else
         text_appendf(t, ", \"kl\": \"nats/example\", \"test_loss\": ");
     text_append_json_string(t, units.total);
@@ -533,6 +535,9 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     json_number(&j, r->rec_bce);
     text_appendf(&j, ", \"rec_mse_at_mean\": ");
     json_number(&j, r->rec_mse);
+    // whatever the loss's reduction, these two are sums over the pixels of one example
+    text_appendf(&j, ", \"at_mean_units\": {\"rec_bce_at_mean\": \"nats/example (binary cross-entropy summed over "
+                 "pixels)\", \"rec_mse_at_mean\": \"squared error summed over pixels, per example\"}");
     if (r->vq_size) {   // code usage in place of the latent statistics
         text_appendf(&j, ", \"rec_mse_over_variance\": ");
         json_number(&j, r->rec_mse_normalized);

@@ -34,6 +34,8 @@ ev_loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
 awk -v a="$ev_loss" -v b="$test_loss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-3) }' \
     && ok "eval reproduces the logged test loss ($ev_loss)" || bad "eval $ev_loss vs log $test_loss"
 echo "$ev" | grep -q '"units": "nats/example"' && ok "eval states units" || bad "eval units"
+echo "$ev" | grep -q '"at_mean_units": {"rec_bce_at_mean": "nats/example (binary cross-entropy summed over pixels)", "rec_mse_at_mean": "squared error summed over pixels, per example"}' \
+    && ok "eval states the units of the at-mean errors" || bad "eval at_mean_units: $ev"
 "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 -o "$tmp/s.png" 2>/dev/null
 head -c 8 "$tmp/s.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample writes a PNG" || bad "sample PNG"
 if command -v gnuplot >/dev/null; then
