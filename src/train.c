@@ -172,7 +172,7 @@ static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
 // The objective a step minimises at the KL schedule s, in words: "1 rec + 0.5 KL",
 // "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
 static const char *objective_text(const Config *cfg, KlSchedule s) {
-    static char text[96];
+    static char text[160];
     if (cfg->model.kind == MODEL_GAN)
         snprintf(text, sizeof text, "discriminator loss + generator loss");
     else if (model_kind_autoregressive(cfg->model.kind))
@@ -181,8 +181,9 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
                  (double)s.capacity_target);
     else
-        snprintf(text, sizeof text, "%g rec + %g %s", cfg->loss.w_rec, (double)s.weight,
-                 cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL");
+        snprintf(text, sizeof text, "%g rec + %g %s%s", cfg->loss.w_rec, (double)s.weight,
+                 cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL",
+                 cfg->loss.free_bits > 0 ? ", the KL without its free-bits floor" : "");
     return text;
 }
 
