@@ -163,6 +163,12 @@ static int command_train(int argc, char **argv) {
     if (parse_args(argc, argv, "train", &a, err, sizeof err) != 0) return fail(err);
     Config cfg;
     if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    for (int i = 0; a.full && cfg.train.full_epochs > 0 && i < a.n_overrides; i++)
+        if (strncmp(a.overrides[i], "train.epochs=", 13) == 0) {   // else one of the two is dropped unsaid
+            snprintf(err, sizeof err, "train: --full trains train.full_epochs (%d) and --set %s asks for "
+                     "another length: give one of them", cfg.train.full_epochs, a.overrides[i]);
+            return fail(err);
+        }
     if (a.full && cfg.train.full_epochs > 0) cfg.train.epochs = cfg.train.full_epochs;
     else if (a.full)
         fprintf(stderr, "cuvae: --full: %s sets no train.full_epochs; training train.epochs = %d\n",

@@ -25,6 +25,8 @@ expect_error "unknown command" 2 'unknown command "frobnicate"' -- "$CUVAE" frob
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus
 expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
 expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
+expect_error "--full with --set train.epochs (one of them would be dropped)" 2 "train: --full trains train.full_epochs \(7\) and --set train.epochs=3 asks for another length" -- \
+    "$CUVAE" train configs/mnist_vae.json --set train.full_epochs=7 --set train.epochs=3 --full
 expect_error "--version with an argument" 2 "--version: unexpected argument extra" -- "$CUVAE" --version extra
 expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not rounded" 2 "train.seed: must be <= 9007199254740991" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
