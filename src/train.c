@@ -715,10 +715,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         else if (report.exact_nll)
             fprintf(stderr, "cuvae: eval: test -log p(x) %.4f nats/example (exact), %.4f bits/dim\n",
                     report.elbo.loss, report.bits_per_dim);
-        else if (report.vq_size)
+        else if (report.vq_size) {
+            char ratio[64] = "n/a (the test images have no variance)";   // (eval.json: null)
+            if (isfinite(report.rec_mse_normalized)) snprintf(ratio, sizeof ratio, "%.4f", report.rec_mse_normalized);
             fprintf(stderr, "cuvae: eval: test loss %.4f (%s), %d of %d codes used, perplexity %.1f, "
-                    "MSE / data variance %.4f\n", report.elbo.loss, units.total, report.codes_used, report.vq_size,
-                    report.perplexity, report.rec_mse_normalized);
+                    "MSE / data variance %s\n", report.elbo.loss, units.total, report.codes_used, report.vq_size,
+                    report.perplexity, ratio);
+        }
         else
             fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
                     report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,

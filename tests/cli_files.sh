@@ -96,6 +96,19 @@ expect_error "a .npy header with another key (NumPy refuses it too)" 2 "extra_ke
     train --set data.train="$D/bad/extra_key.npy" --out "$tmp/x"
 expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.layout=nhwc --set model.input_shape=[1,12,20] --out "$tmp/x"
+# a VQ-VAE on images without variance: its MSE / variance is n/a (null), never a bare nan
+python3 - "$tmp/zeros.npy" <<'PY'
+import struct, sys
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (64, 28, 28), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + bytes(64 * 784))
+PY
+"$CUVAE" train bench/configs/cpu/vq_b128.json --set "data={\"dataset\": \"files\", \"train\": \"$tmp/zeros.npy\"}" \
+    --set train.batch_size=16 --set train.epochs=1 --out "$tmp/vzero" 2>"$tmp/vzero.err"
+grep -q "MSE / data variance n/a (the test images have no variance)" "$tmp/vzero.err" \
+    && grep -q '"rec_mse_over_variance": null' "$tmp/vzero/eval.json" && ! grep -qi "nan" "$tmp/vzero.err" \
+    && ok "VQ-VAE on constant images: MSE / variance n/a (eval.json null), no nan printed" \
+    || bad "constant images: $(grep 'eval:' "$tmp/vzero.err")"
 mkfifo "$tmp/fifo.npy"
 expect_error "a FIFO as the data file: refused, no hang" 2 "fifo.npy: not a regular file" -- \
     timeout 20 "$CUVAE" train "$tmp/base.json" "${base[@]}" --set data.train="$tmp/fifo.npy" --out "$tmp/x"
