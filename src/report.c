@@ -218,14 +218,69 @@ static const char *STYLE =
     ".desc{color:#555;font-size:.9em}.missing{color:#999;font-style:italic;padding:2em 0}"
     ".caption{font-size:.85em;color:#555;text-align:left;padding-top:.8em}";
 
+// obj's keys: each one of `allowed` (the first n_strings of them strings, the rest arrays), once.
+static int check_keys(const cJSON *obj, const char *where, const char *const *allowed, int n_allowed, int n_strings,
+                      const char *path, char *err, size_t errlen) {
+    if (!cJSON_IsObject(obj))
+        return set_error(err, errlen, "%s: %s: expected an object", path, where[0] ? where : "the index");
+    const char *dot = where[0] ? "." : "";
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) {
+        int k = 0;
+        while (k < n_allowed && strcmp(item->string, allowed[k]) != 0) k++;
+        if (k == n_allowed)
+            return set_error(err, errlen, "%s: %s%s%s: unknown key (allowed: %s, %s%s%s%s%s)", path, where, dot, item->string,
+                             allowed[0], allowed[1], n_allowed > 2 ? ", " : "", n_allowed > 2 ? allowed[2] : "",
+                             n_allowed > 3 ? ", " : "", n_allowed > 3 ? allowed[3] : "");
+        for (const cJSON *other = obj->child; other != item; other = other->next)
+            if (strcmp(other->string, item->string) == 0)
+                return set_error(err, errlen, "%s: %s%s%s: given twice", path, where, dot, item->string);
+        if (k < n_strings ? !cJSON_IsString(item) : !cJSON_IsArray(item))
+            return set_error(err, errlen, "%s: %s%s%s: expected %s", path, where, dot, item->string,
+                             k < n_strings ? "a string" : "an array");
+    }
+    return 0;
+}
+
+// The index: {"title", "intro", "sections": [{"title", "text", "runs": [...], "figures": [...]}]}.
+static int check_index(const cJSON *index, const char *path, char *err, size_t errlen) {
+    static const char *const top[] = {"title", "intro", "sections"};
+    static const char *const section_keys[] = {"title", "text", "runs", "figures"};
+    if (check_keys(index, "", top, 3, 2, path, err, errlen) != 0) return -1;
+    const cJSON *sections = cJSON_GetObjectItemCaseSensitive(index, "sections");
+    if (!sections) return set_error(err, errlen, "%s: sections: missing (an array of sections)", path);
+    int i = 0;
+    const cJSON *section;
+    cJSON_ArrayForEach(section, sections) {
+        char where[32];
+        snprintf(where, sizeof where, "sections[%d]", i++);
+        if (check_keys(section, where, section_keys, 4, 2, path, err, errlen) != 0) return -1;
+        if (!cJSON_GetObjectItemCaseSensitive(section, "runs") || !cJSON_GetObjectItemCaseSensitive(section, "figures"))
+            return set_error(err, errlen, "%s: %s: needs \"runs\" and \"figures\" arrays", path, where);
+    }
+    return 0;
+}
+
+// A run's eval.json / config.json, when there: a JSON object, else -1 naming it.
+static int check_run_file(const char *runs_dir, const char *run, const char *name, char *err, size_t errlen) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s/%s", runs_dir, run, name);
+    if (!file_exists(path)) return 0;
+    cJSON *j = read_json(path, err, errlen);
+    if (!j) return -1;
+    const bool object = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return object ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);
+}
+
 int report_write(const char *index_path, const char *runs_dir, char *err, size_t errlen) {
     cJSON *index = read_json(index_path, err, errlen);
     if (!index) return -1;
-    const cJSON *sections = cJSON_GetObjectItemCaseSensitive(index, "sections");
-    if (!cJSON_IsArray(sections)) {
-        cJSON_Delete(index);
-        return set_error(err, errlen, "%s: sections: expected an array", index_path);
+    if (check_index(index, index_path, err, errlen) != 0) {
+        cJSON_Delete(index);   // after the message: it may quote the index's strings
+        return -1;
     }
+    const cJSON *sections = cJSON_GetObjectItemCaseSensitive(index, "sections");
     // run and figure names become paths and URLs in the page: plain names only
     int section_index = 0;
     const cJSON *checked;
@@ -260,6 +315,12 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
             char config_path[1200];
             snprintf(config_path, sizeof config_path, "%s/%s/config.json", runs_dir, run->valuestring);
             n_named++;
+            if (check_run_file(runs_dir, run->valuestring, "config.json", err, errlen) != 0 ||
+                check_run_file(runs_dir, run->valuestring, "eval.json", err, errlen) != 0) {
+                free(missing.data);
+                cJSON_Delete(index);
+                return -1;
+            }
             if (file_exists(config_path)) {
                 n_present++;
             } else {

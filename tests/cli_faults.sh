@@ -381,4 +381,20 @@ fi
 printf '{"sections": [{"runs": ["javascript:alert(1)"], "figures": []}]}' > "$tmp/index2.json"
 expect_error "report: a run name that is not a plain name" 2 'sections\[0\].runs\[0\]: must be a plain name' -- \
     "$CUVAE" report "$tmp/index2.json" "$tmp/page"
+# a malformed index or run file: one line naming the key or the file (they were dropped or shown as missing)
+n=0
+for idx in '{"title": 5, "sections": []}|title: expected a string' \
+           '{"titel": "x", "sections": []}|titel: unknown key' \
+           '{"sections": [], "sections": []}|sections: given twice' \
+           '{"sections": [1]}|sections\[0\]: expected an object' \
+           '{"sections": [{"runs": ["r1"]}]}|sections\[0\]: needs "runs" and "figures" arrays' \
+           '{"sections": [{"runs": ["r1"], "figures": [], "figurs": []}]}|sections\[0\].figurs: unknown key'; do
+    n=$((n + 1)); printf '%s' "${idx%%|*}" > "$tmp/bad_index$n.json"
+    expect_error "report: bad index ($(echo "${idx##*|}" | tr -d '\\'))" 2 "bad_index$n.json: ${idx##*|}" -- \
+        "$CUVAE" report "$tmp/bad_index$n.json" "$tmp/page"
+done
+cp "$tmp/ref/eval.json" "$tmp/page/r1/eval.json"
+printf '{"test_loss": 1,' > "$tmp/page/r1/eval.json"
+expect_error "report: a truncated eval.json is named, not shown as missing" 2 "r1/eval.json: not valid JSON" -- \
+    "$CUVAE" report "$tmp/index.json" "$tmp/page"
 cli_finish cli_faults
