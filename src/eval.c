@@ -154,6 +154,9 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
                                       "\"bce\", or \"mse\" with model.output \"gaussian\"");
     double start_time = wall_seconds();
     long N = n_examples > 0 && n_examples < data->n ? n_examples : data->n;
+    if (n_examples > data->n)   // said, not clamped silently
+        fprintf(stderr, "cuvae: importance sampling: %d examples asked for, the test set has %d: using %d\n",
+                n_examples, data->n, data->n);
     long total_rows = N * (long)K;
     int rows_per_batch = m->max_batch;
     int32_t *perm_host = xmalloc((size_t)rows_per_batch * sizeof(int32_t));
@@ -446,6 +449,9 @@ void eval_parzen(Model *m, const Dataset *val, const Dataset *test, int n_sample
     const double start = wall_seconds();
     const int D = m->input_dim, L = m->latent_dim;
     const int M = test_examples > 0 && test_examples < test->n ? test_examples : test->n;
+    if (test_examples > test->n)
+        fprintf(stderr, "cuvae: Parzen window: %d test examples asked for, the test set has %d: using %d\n",
+                test_examples, test->n, test->n);
     float *z = xmalloc((size_t)n_samples * L * sizeof(float));
     float *samples = xmalloc((size_t)n_samples * D * sizeof(float));
     model_draw_latents(m, z, n_samples, m->cfg.train.seed ^ EVAL_PARZEN_SEED_SALT);   // an aae: its prior
@@ -571,8 +577,9 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         json_number(&j, r->iw_nll);
         text_appendf(&j, ", \"bits_per_dim\": ");
         json_number(&j, r->iw_bits_per_dim);
-        text_appendf(&j, ", \"is_nll_of_binary_data\": %s, \"seconds\": %.1f}",
-                    r->iw_is_nll ? "true" : "false", r->iw_seconds);
+        text_appendf(&j, ", \"is_nll_of_binary_data\": %s, \"conditional_on_label\": %s, \"seconds\": %.1f}",
+                    r->iw_is_nll ? "true" : "false", cfg->model.condition == CONDITION_LABEL ? "true" : "false",
+                    r->iw_seconds);
     }
     text_appendf(&j, ", \"device\": ");
     text_append_json_string(&j, device);

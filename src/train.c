@@ -678,8 +678,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         model_copy_weights(&eval_model, &model);
         EvalReport report;
         if (cfg->eval.iw_samples > 0)
-            fprintf(stderr, "cuvae: importance-weighted -log p(x) with K = %d on %d test examples...\n",
-                    cfg->eval.iw_samples, cfg->eval.iw_examples > 0 && cfg->eval.iw_examples < test_set.n ? cfg->eval.iw_examples : test_set.n);
+            fprintf(stderr, "cuvae: importance-weighted -log p(x%s) with K = %d on %d test examples...\n",
+                    cfg->model.condition == CONDITION_LABEL ? " | label" : "", cfg->eval.iw_samples, cfg->eval.iw_examples > 0 && cfg->eval.iw_examples < test_set.n ? cfg->eval.iw_examples : test_set.n);
         if (eval_report(&eval_model, &test_dev, cfg->eval.iw_samples, cfg->eval.iw_examples, &report,
                         err, errlen) != 0) {
             rc = -1;
@@ -727,8 +727,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                     report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,
                     report.active_units, report.latent_dim);
         if (report.iw_k > 0)
-            fprintf(stderr, "cuvae: eval: -log p(x) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
-                    report.iw_nll, report.iw_k, report.iw_examples,
+            fprintf(stderr, "cuvae: eval: -log p(x%s) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
+                    cfg->model.condition == CONDITION_LABEL ? " | label" : "", report.iw_nll, report.iw_k, report.iw_examples,
                     report.iw_is_nll ? "binarized data: an NLL" : "not binary data: not an NLL",
                     report.iw_bits_per_dim);
         free(json);

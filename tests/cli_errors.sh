@@ -139,6 +139,12 @@ PY
     "$CUVAE" eval "$tmp/brace.safetensors" --set data.test_limit=50 >/dev/null 2>"$tmp/brace.err" \
         && ok "a checkpoint whose first byte is '{' (header length 123 mod 256) is read, not taken for JSON" \
         || bad "header length 123 mod 256: $(tail -1 "$tmp/brace.err")"
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 2 --iw-examples 100000 --set data.test_limit=40 \
+        >"$tmp/iwcap.json" 2>"$tmp/iwcap.err"
+    grep -q "importance sampling: 100000 examples asked for, the test set has 40: using 40" "$tmp/iwcap.err" \
+        && grep -q '"examples": 40, .*"conditional_on_label": false' "$tmp/iwcap.json" \
+        && ok "--iw-examples past the test set: said and capped; the iw block says it is not conditional" \
+        || bad "iw cap: $(tail -1 "$tmp/iwcap.err")"
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
