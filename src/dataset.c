@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <zlib.h>
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -263,4 +264,17 @@ int dataset_split(Dataset *train, Dataset *val, double fraction, uint64_t seed, 
     free(held);
     free(perm);
     return 0;
+}
+
+uint32_t dataset_crc32(const Dataset *d) {
+    const int32_t shape[4] = {d->n, d->channels, d->rows, d->cols};
+    uLong crc = crc32(0L, (const Bytef *)shape, sizeof shape);
+    const uint8_t *parts[2] = {d->images, d->labels};
+    const size_t sizes[2] = {(size_t)d->n * (size_t)d->dim, d->labels ? (size_t)d->n : 0};
+    for (int k = 0; k < 2; k++)
+        for (size_t at = 0; at < sizes[k]; at += 1u << 30) {   // crc32 takes a uInt length
+            const size_t chunk = sizes[k] - at < (1u << 30) ? sizes[k] - at : (1u << 30);
+            crc = crc32(crc, parts[k] + at, (uInt)chunk);
+        }
+    return (uint32_t)crc;
 }

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define RESUME_FORMAT "cuvae-resume-1"
-#define N_RESUME_META 13
+#define N_RESUME_META 14
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
     const size_t P = m->n_params;
@@ -50,9 +50,10 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
              at->epoch_kl, at->epoch_count);
     snprintf(values[9], sizeof values[9], "%a,%a,%a", acc[0], acc[1], acc[2]);
     snprintf(values[10], sizeof values[10], "%d,%a", at->best_epoch, at->best_epoch > 0 ? at->best_loss : 0.0);
+    snprintf(values[11], sizeof values[11], "%08" PRIx32, at->data_crc32);
     const char *keys[N_RESUME_META] = {"format", "config", "epoch", "step", "eps_offset",
                                        "uniform_offset", "beta1_power", "beta2_power", "lr",
-                                       "steps_in_epoch", "epoch_sums", "loss_acc", "best"};
+                                       "steps_in_epoch", "epoch_sums", "loss_acc", "best", "data_crc32"};
     char *config_json = config_to_json(&m->cfg);
     StMeta meta[N_RESUME_META];
     for (int k = 0; k < N_RESUME_META; k++) {
@@ -224,6 +225,16 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         at->epoch_count = sums[3];
         at->best_epoch = (int)best[0];
         at->best_loss = best[1];
+        const char *data_crc = safetensors_meta(&f, "data_crc32");   // (absent in older files)
+        char *end = NULL;
+        unsigned long value = data_crc ? strtoul(data_crc, &end, 16) : 0;
+        if (data_crc && (strlen(data_crc) != 8 || *end || value > 0xFFFFFFFFul)) {
+            rc = set_error(err, errlen, "%s: __metadata__.data_crc32: expected 8 hex digits, got \"%.20s\"", path,
+                           data_crc);
+        } else {
+            at->data_crc32 = (uint32_t)value;
+            at->data_crc32_known = data_crc != NULL;
+        }
     }
     safetensors_free(&f);
     return rc;

@@ -16,6 +16,7 @@
 #include "cuvae/step.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +359,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     int first_epoch = 1;
     ResumePoint at;
     memset(&at, 0, sizeof at);
+    const uint32_t data_crc = dataset_crc32(&train_set);   // a resumed run must train on the same data
     if (resume) {
         if (access(resume_path, F_OK) != 0) {
             char config_path[1100];
@@ -370,6 +372,12 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         if (resume_load(&model, resume_path, &at, err, errlen) != 0) {
             rc = -1;
+            goto done;
+        }
+        if (at.data_crc32_known && at.data_crc32 != data_crc) {
+            rc = set_error(err, errlen, "%s: the run trained on other data (its training set's CRC-32 %08" PRIx32
+                           ", now %08" PRIx32 ": the files under the config's data keys changed); restore them, or "
+                           "start a new run with --overwrite or --out", resume_path, at.data_crc32, data_crc);
             goto done;
         }
         if (at.epochs_done > epochs) {
@@ -481,7 +489,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
-                                    at.best_epoch, at.best_loss};
+                                    at.best_epoch, at.best_loss, data_crc, true};
                 if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -627,7 +635,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             at.best_epoch = epoch;
             at.best_loss = watched_loss;
         }
-        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss};
+        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true};
         if (writer && (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
             (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||

@@ -103,6 +103,15 @@ strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1";
 rc=$?
 [ $rc -eq 2 ] && grep -q "another config.*lr" "$tmp/res2.err" && ok "resume refuses a changed config, naming the key" \
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
+# the data files changed under the run (same config): refused, naming the resume file
+mkdir -p "$tmp/swapdata" && cp data/mnist/* "$tmp/swapdata/"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=1 \
+    --out "$tmp/swap" 2>/dev/null
+cp data/fashion-mnist/* "$tmp/swapdata/"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=2 \
+    --out "$tmp/swap" --resume 2>"$tmp/swap.err"; rc=$?
+[ $rc -eq 2 ] && grep -q "resume.safetensors: the run trained on other data (its training set's CRC-32 [0-9a-f]*, now" "$tmp/swap.err" \
+    && ok "resume on other data files (same config) is refused" || bad "resume on other data: rc $rc: $(tail -1 "$tmp/swap.err")"
 "$CUVAE" train configs/examples_vae.json "${res[@]}" --out "$tmp/nothing" --resume 2>"$tmp/res3.err"
 rc=$?
 [ $rc -eq 2 ] && grep -q "resume.safetensors: nothing to resume" "$tmp/res3.err" && ok "resume without a resume file: clear error" \

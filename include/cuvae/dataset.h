@@ -52,4 +52,8 @@ int dataset_split(Dataset *train, Dataset *held, double fraction, uint64_t seed,
 
 void dataset_free(Dataset *d);
 
+// CRC-32 of the examples as training sees them (shape, pixels, labels): a resume file carries the
+// one of its run, so a run is not continued on other data.
+uint32_t dataset_crc32(const Dataset *d);
+
 #endif

@@ -21,6 +21,8 @@ typedef struct {
     double epoch_weighted, epoch_rec, epoch_kl, epoch_count;
     int best_epoch;           // data.validation: the epoch of best.safetensors (0 = none yet)
     double best_loss;         // its validation loss
+    uint32_t data_crc32;      // dataset_crc32 of the training set the run trains on
+    bool data_crc32_known;    // false for a file written before it was stored
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
