@@ -178,6 +178,8 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
         snprintf(text, sizeof text, "discriminator loss + generator loss");
     else if (model_kind_autoregressive(cfg->model.kind))
         snprintf(text, sizeof text, "%g -log p(%s)", cfg->loss.w_rec, cfg->model.prior_of[0] ? "codes" : "x");
+    else if (cfg->model.kind == MODEL_AE)   // no KL term
+        snprintf(text, sizeof text, "%g rec", cfg->loss.w_rec);
     else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
                  (double)s.capacity_target);
@@ -585,6 +587,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(%s), nats/example (exact) | "
                     "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end),
                     watched_name, test.loss, cfg->model.prior_of[0] ? "codes" : "x", seconds, samples_per_s);
+        else if (cfg->model.kind == MODEL_AE)
+            fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec, %s; an AE has no KL term) | "
+                    "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name,
+                    test.loss, units.nats ? "nats/example" : units.rec, seconds, samples_per_s);
         else
             fprintf(stderr,
                     "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec %.4f %s + %s %.4f %s)%s | "
