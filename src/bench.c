@@ -5,6 +5,7 @@
 // (the practical limit of a step). Prints one JSON line on stdout.
 #include "cuvae/bench.h"
 #include "cuvae/backend.h"
+#include "cuvae/cli_args.h"
 #include "cuvae/common.h"
 #include "cuvae/config.h"
 #include "cuvae/model.h"
@@ -61,9 +62,13 @@ static int bench_fail(const char *message) {
 static int parse_count(const char *text, long min, long *out) {
     char *end;
     long v = strtol(text, &end, 10);
-    if (end == text || *end || v < min || v > 100000000L) return -1;
+    if (text[0] < '0' || text[0] > '9' || end == text || *end || v < min || v > 100000000L) return -1;
     *out = v;
     return 0;
+}
+
+static bool bench_takes_value(const char *option) {
+    return strcmp(option, "--steps") == 0 || strcmp(option, "--warmup") == 0 || strcmp(option, "--set") == 0;
 }
 
 static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size_t errlen) {
@@ -73,6 +78,7 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
+        if (option_given_once(argc, argv, i, bench_takes_value, "bench", err, errlen) != 0) return -1;
         if (strcmp(arg, "--steps") == 0) {
             if (!has_value || parse_count(argv[++i], 1, &a->steps) != 0)
                 return set_error(err, errlen, "bench: --steps: expected an integer >= 1, got \"%s\"",

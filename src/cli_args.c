@@ -8,6 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const char *option), const char *command,
+                      char *err, size_t errlen) {
+    const char *arg = argv[i];
+    if (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--set") == 0) return 0;
+    for (int k = 0; k < i && k < argc; k++) {   // options only: a value is skipped with its option
+        if (strcmp(argv[k], arg) == 0)
+            return set_error(err, errlen, "%s: %s given twice (the last would win unsaid): give it once", command,
+                             arg);
+        if (argv[k][0] == '-' && takes_value(argv[k])) k++;
+    }
+    return 0;
+}
+
+// The options of train / eval / sample / plot that take a value.
+static bool takes_value(const char *option) {
+    static const char *const with_value[] = {"--set", "--out", "--z", "--iw", "--iw-examples", "-o", "--prior",
+                                             "--class", "--title", "-n", "--seed", "--tsne-points",
+                                             "--tsne-iterations", "--latent-range"};
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+        if (strcmp(option, with_value[k]) == 0) return true;
+    return false;
+}
+
 int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
     a->n_samples = 64;
@@ -17,6 +40,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
+        if (option_given_once(argc, argv, i, takes_value, command, err, errlen) != 0) return -1;
         if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);
             if (a->n_overrides == MAX_OVERRIDES) return set_error(err, errlen, "%s: too many --set", command);

@@ -27,6 +27,12 @@ expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
 expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
 expect_error "--full with --set train.epochs (one of them would be dropped)" 2 "train: --full trains train.full_epochs \(7\) and --set train.epochs=3 asks for another length" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.full_epochs=7 --set train.epochs=3 --full
+expect_error "an option given twice (the last would win unsaid)" 2 "train: --out given twice" -- \
+    "$CUVAE" train configs/mnist_vae.json --out "$tmp/a" --out "$tmp/b"
+expect_error "bench --steps given twice" 2 "bench: --steps given twice" -- \
+    "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 3 --steps 5
+expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer >= 1, got "\+3"' -- \
+    "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps +3
 expect_error "--version with an argument" 2 "--version: unexpected argument extra" -- "$CUVAE" --version extra
 expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not rounded" 2 "train.seed: must be <= 9007199254740991" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
