@@ -203,6 +203,46 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
+// The result line (JSON) of a run that stayed finite.
+static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Model *model, int B, int n,
+                         double seconds, double loss, int gemm_calls, uint64_t replayed_flops) {
+    const uint64_t flops = bench_gemm_flops_per_step(model, B);
+    const double ms_per_step = 1000.0 * seconds / (double)a->steps;
+    const double samples_per_s = (double)B * (double)a->steps / seconds;
+    const double tflops = (double)flops * (double)a->steps / seconds / 1e12;
+    const bool is_cpu = strcmp(be->name, "cpu") == 0;
+
+    printf("{\"config\": ");
+    print_json_string(cfg->name);
+    const bool graphs = strcmp(be->name, "cuda") == 0 && cfg->train.cuda_graph;
+    printf(", \"mode\": \"%s\", \"device\": ",
+           a->gemm_only ? "gemm-only" : (strcmp(be->name, "cuda") == 0 && !graphs ? "train-eager" : "train"));
+    print_json_string(be->device_name);
+    printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"%s\", "
+           "\"epsilon\": \"%s\", \"cuda_graph\": %s, "
+           "\"batch\": %d, \"steps\": %ld, \"warmup\": %ld, \"ms_per_step\": %.6f, "
+           "\"samples_per_s\": %.2f, \"tflops\": %.6f, \"gemm_flops_per_step\": %llu, "
+           "\"peak_memory_bytes\": %zu, ",
+           be->name, is_cpu ? "fp32" : (cfg->train.precision == PRECISION_TF32 ? "tf32" : "fp32"),
+           cfg->train.epsilon == EPSILON_FUSED ? "fused" : "stored",
+           graphs ? "true" : "false", B, a->steps, a->warmup, ms_per_step, samples_per_s, tflops,
+           (unsigned long long)flops, be->peak_memory(be));
+    if (is_cpu) {
+        // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
+        printf("\"threads\": %d, \"blas_core\": ", backend_cpu_threads());
+        print_json_string(openblas_get_corename());
+        printf(", ");
+    } else {
+        printf("\"threads\": null, \"blas_core\": null, ");
+    }
+    if (a->gemm_only)   // what the replay ran: the calls one step issues and their FLOPs
+        printf("\"train_loss\": null, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, ", gemm_calls,
+               (unsigned long long)replayed_flops);
+    else printf("\"train_loss\": %.4f, ", loss);
+    printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model->n_params);
+    fflush(stdout);
+}
+
 int bench_command(int argc, char **argv) {
     char err[1024];
     for (int i = 0; i < argc; i++)
@@ -290,52 +330,14 @@ int bench_command(int argc, char **argv) {
         loss = count > 0 ? (cfg.loss.w_rec * rec + cfg.loss.w_kl * kl) / count : 0.0;
     }
 
-    if (!isfinite(loss)) {   // a diverged run's timing means nothing, and nan is not JSON
+    int rc = 0;
+    if (isfinite(loss)) {
+        print_result(&a, &cfg, be, &model, B, n, seconds, loss, gemm_calls, replayed_flops);
+    } else {   // a diverged run's timing means nothing, and nan is not JSON
         fprintf(stderr, "cuvae: bench %s: training diverged in the timed steps (the loss is not finite); try a lower "
                 "train.lr\n", cfg.name);
-        train_step_release(&loop);
-        be->free(be, data);
-        be->free(be, labels);
-        be->free(be, perm);
-        model_destroy(&model);
-        be->destroy(be);
-        return CUVAE_EXIT_BAD_INPUT;
+        rc = CUVAE_EXIT_BAD_INPUT;
     }
-    const uint64_t flops = bench_gemm_flops_per_step(&model, B);
-    const double ms_per_step = 1000.0 * seconds / (double)a.steps;
-    const double samples_per_s = (double)B * (double)a.steps / seconds;
-    const double tflops = (double)flops * (double)a.steps / seconds / 1e12;
-    const bool is_cpu = strcmp(be->name, "cpu") == 0;
-
-    printf("{\"config\": ");
-    print_json_string(cfg.name);
-    const bool graphs = strcmp(be->name, "cuda") == 0 && cfg.train.cuda_graph;
-    printf(", \"mode\": \"%s\", \"device\": ",
-           a.gemm_only ? "gemm-only" : (strcmp(be->name, "cuda") == 0 && !graphs ? "train-eager" : "train"));
-    print_json_string(be->device_name);
-    printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"%s\", "
-           "\"epsilon\": \"%s\", \"cuda_graph\": %s, "
-           "\"batch\": %d, \"steps\": %ld, \"warmup\": %ld, \"ms_per_step\": %.6f, "
-           "\"samples_per_s\": %.2f, \"tflops\": %.6f, \"gemm_flops_per_step\": %llu, "
-           "\"peak_memory_bytes\": %zu, ",
-           be->name, is_cpu ? "fp32" : (cfg.train.precision == PRECISION_TF32 ? "tf32" : "fp32"),
-           cfg.train.epsilon == EPSILON_FUSED ? "fused" : "stored",
-           graphs ? "true" : "false", B, a.steps, a.warmup, ms_per_step, samples_per_s, tflops,
-           (unsigned long long)flops, be->peak_memory(be));
-    if (is_cpu) {
-        // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
-        printf("\"threads\": %d, \"blas_core\": ", backend_cpu_threads());
-        print_json_string(openblas_get_corename());
-        printf(", ");
-    } else {
-        printf("\"threads\": null, \"blas_core\": null, ");
-    }
-    if (a.gemm_only)   // what the replay ran: the calls one step issues and their FLOPs
-        printf("\"train_loss\": null, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, ", gemm_calls,
-               (unsigned long long)replayed_flops);
-    else printf("\"train_loss\": %.4f, ", loss);
-    printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model.n_params);
-    fflush(stdout);
 
     train_step_release(&loop);
     be->free(be, data);
@@ -343,5 +345,5 @@ int bench_command(int argc, char **argv) {
     be->free(be, perm);
     model_destroy(&model);
     be->destroy(be);
-    return 0;
+    return rc;
 }
