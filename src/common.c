@@ -252,8 +252,7 @@ void atomic_file_abort(AtomicFile *a) {
     a->resolved_path = NULL;
 }
 
-// Best effort: makes the rename itself durable. Errors are ignored.
-static void fsync_parent_directory(const char *path) {
+void fsync_parent_directory(const char *path) {
     char *copy = xmalloc(strlen(path) + 1);
     strcpy(copy, path);
     int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);

@@ -13,6 +13,7 @@
 #include "cuvae/model.h"
 #include "cuvae/resume.h"
 #include "cuvae/rng.h"
+#include "cuvae/run_folder.h"
 #include "cuvae/step.h"
 
 #include <errno.h>
@@ -112,64 +113,6 @@ static void interrupts_restore(const InterruptHandlers *saved) {
     sigaction(SIGTERM, &saved->old_term, NULL);
 }
 
-// ---- the run folder -----------------------------------------------------------
-
-// The files that make a folder a run (every run writes config.json first).
-static const char *const RUN_FILES[] = {"config.json", "model.safetensors", "resume.safetensors"};
-// What --overwrite removes before a new run starts (other files are left alone).
-static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.json", "model.safetensors",
-                                             "resume.safetensors", "best.safetensors"};
-
-// A new run may not silently replace another: -1 with err saying what to do.
-static int check_run_folder(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
-    if (resume && overwrite)
-        return set_error(err, errlen, "train: --resume continues the run in %s and --overwrite replaces it: "
-                         "choose one", out_dir);
-    if (resume || overwrite) return 0;
-    char found[256] = "";
-    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
-        char file[1200];
-        struct stat st;
-        snprintf(file, sizeof file, "%s/%s", out_dir, RUN_FILES[i]);
-        if (lstat(file, &st) == 0) {
-            if (found[0]) strncat(found, ", ", sizeof found - strlen(found) - 1);
-            strncat(found, RUN_FILES[i], sizeof found - strlen(found) - 1);
-        }
-    }
-    if (found[0])
-        return set_error(err, errlen, "%s already holds a run (%s): continue it with --resume, write the "
-                         "new run elsewhere with --out DIR, or replace it with --overwrite", out_dir, found);
-    return 0;
-}
-
-// --overwrite: the earlier run's files and images go (after everything was validated).
-static int remove_previous_run(const char *out_dir, char *err, size_t errlen) {
-    for (size_t i = 0; i < sizeof REPLACED_FILES / sizeof REPLACED_FILES[0]; i++) {
-        char file[1200];
-        snprintf(file, sizeof file, "%s/%s", out_dir, REPLACED_FILES[i]);
-        if (unlink(file) != 0 && errno != ENOENT)
-            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
-    }
-    const char *image_dirs[2] = {"figures", "progress"};
-    for (int k = 0; k < 2; k++) {
-        char images[1200];
-        snprintf(images, sizeof images, "%s/%s", out_dir, image_dirs[k]);
-        DIR *d = opendir(images);
-        if (!d) continue;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            size_t n = strlen(e->d_name);
-            if (n > 4 && strcmp(e->d_name + n - 4, ".png") == 0) {
-                char file[1500];
-                snprintf(file, sizeof file, "%s/%s", images, e->d_name);
-                unlink(file);
-            }
-        }
-        closedir(d);
-    }
-    return 0;
-}
-
 // The objective a step minimises at the KL schedule s, in words: "1 rec + 0.5 KL",
 // "10 rec + 25 |KL - 3.2|" (capacity). Static storage.
 static const char *objective_text(const Config *cfg, KlSchedule s) {
@@ -222,7 +165,7 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
               size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
-    if (check_run_folder(out_dir, resume, overwrite, err, errlen) != 0) return -1;
+    if (run_folder_check(out_dir, resume, overwrite, err, errlen) != 0) return -1;
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     if (prior_dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
@@ -355,9 +298,16 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 out_dir);
     }
     model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
-    char resume_path[1100];
-    snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", out_dir);
-    snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+    // --overwrite: the run is written to a staging folder until it has finished or saved
+    // its state (run_folder.h); otherwise to out_dir itself
+    char staging[720];   // (out_dir is at most 699 bytes: main.c)
+    snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
+    const char *run_dir = overwrite ? staging : out_dir;
+    bool staged = false;   // the staging folder was made (and is committed or kept at the end)
+    char resume_path[1100], final_resume_path[1100];
+    snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
+    snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
+    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
     ResumePoint at;
     memset(&at, 0, sizeof at);
@@ -401,12 +351,15 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)
     if (writer) {
         rc = make_dirs(out_dir, err, errlen);
-        if (rc == 0 && overwrite) rc = remove_previous_run(out_dir, err, errlen);
         if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
         if (rc == 0) {
             snprintf(path, sizeof path, "%s/figures", out_dir);
             rc = remove_stale_temp_files(path, err, errlen);
-            snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+            snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+        }
+        if (rc == 0 && overwrite) {
+            rc = run_folder_stage(staging, err, errlen);
+            staged = rc == 0;
         }
     }
     if (rc == 0 && resume) {
@@ -421,7 +374,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (rc == 0 && writer) {
         // a run that fails later must not leave an earlier evaluation beside its config
         char eval_path[1100];
-        snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
+        snprintf(eval_path, sizeof eval_path, "%s/eval.json", run_dir);
         if (unlink(eval_path) != 0 && errno != ENOENT)
             rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", eval_path,
                            strerror(errno));
@@ -429,9 +382,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     if (rc == 0 && writer) {
         char config_path[1100];
         char *config_json = config_to_json(cfg);
-        snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
+        snprintf(config_path, sizeof config_path, "%s/config.json", run_dir);
         rc = write_file_atomic(config_path, config_json, err, errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s):\n%s\n", config_path, config_json);
+        if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s/config.json%s):\n%s\n", out_dir,
+                             overwrite ? "; --overwrite: the run is staged in " RUN_FOLDER_STAGING " until it ends"
+                                       : "", config_json);
         free(config_json);
     }
     if (rc != 0) goto done;
@@ -441,8 +396,10 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         goto done;
     }
     char ckpt_path[1100], best_path[1100];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/model.safetensors", out_dir);
-    snprintf(best_path, sizeof best_path, "%s/best.safetensors", out_dir);
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/model.safetensors", run_dir);
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", run_dir);
+    char final_ckpt_path[1100];   // where the checkpoint is once the run ends (--overwrite moves it there)
+    snprintf(final_ckpt_path, sizeof final_ckpt_path, "%s/model.safetensors", out_dir);
 
     bool tty = isatty(2);
     const long total_steps = steps_per_epoch * epochs;
@@ -499,7 +456,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
                 rc = 128 + sig;
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
                           "in %s; continue with %s", sig == SIGINT ?
-                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, resume_path,
+                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, final_resume_path,
                           overwrite ? "the same command, --resume in place of --overwrite"
                                     : "the same command and --resume");
                 goto done;
@@ -646,14 +603,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
             (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||
             (cfg->train.epoch_images &&
-             epoch_images_write(&model, &test_dev, test_set.labels, epoch, out_dir, err, errlen) != 0))) {
+             epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0))) {
             rc = -1;
             goto done;
         }
         if (cfg->train.early_stopping > 0 && epoch - at.best_epoch >= cfg->train.early_stopping && epoch < epochs) {
             fprintf(stderr, "cuvae: early stopping after epoch %d: the validation loss has not improved for %d "
-                    "epochs (best %.4f at epoch %d, kept in %s)\n", epoch, epoch - at.best_epoch, at.best_loss,
-                    at.best_epoch, best_path);
+                    "epochs (best %.4f at epoch %d, kept in %s/best.safetensors)\n", epoch, epoch - at.best_epoch,
+                    at.best_loss, at.best_epoch, out_dir);
             break;
         }
     }
@@ -685,7 +642,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         rc = 128 + (int)interrupt_signal;
         set_error(err, errlen, "interrupted (%s) after training finished: the model is saved in %s; the final "
                   "evaluation was skipped (run cuvae eval %s)", interrupt_signal == SIGINT ? "SIGINT" : "SIGTERM",
-                  ckpt_path, ckpt_path);
+                  final_ckpt_path, final_ckpt_path);
         goto done;
     }
     if (writer) {   // the final evaluation: rank 0's (the others are done)
@@ -709,7 +666,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         }
         char *json = eval_report_json(&report, cfg, be->name);
         char eval_path[1100];
-        snprintf(eval_path, sizeof eval_path, "%s/eval.json", out_dir);
+        snprintf(eval_path, sizeof eval_path, "%s/eval.json", run_dir);
         size_t len = strlen(json);
         json = realloc(json, len + 2);
         strcat(json, "\n");
@@ -764,6 +721,14 @@ done:
     train_step_release(&train_step);
     if (log && fclose(log) != 0 && rc == 0)
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    // --overwrite: a run that finished, or stopped with its state saved, replaces the
+    // earlier one; a failed one is kept in the staging folder and the earlier run stays
+    if (staged && rc >= 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) rc = -1;
+    else if (staged && rc < 0) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run's "
+                 "files are in %s)", out_dir, staging);
+    }
     free(perm_host);
     be->free(be, perm_dev);
     device_dataset_free(be, &train_dev);

@@ -83,8 +83,18 @@ grep -q "nan" "$tmp/diverge/log.jsonl" 2>/dev/null && bad "log.jsonl holds nan" 
 [ ! -e "$tmp/diverge/eval.json" ] && ok "diverged run leaves no eval.json" || bad "diverged run wrote eval.json"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" 2>/dev/null
 cp -r "$tmp/rerun" "$tmp/rerun2"
-"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>/dev/null
-[ ! -e "$tmp/rerun2/eval.json" ] && ok "a failed --overwrite re-run removes the earlier eval.json" || bad "stale eval.json kept"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
+rc=$?
+[ "$rc" -eq 2 ] && diff -r -x .new-run "$tmp/rerun" "$tmp/rerun2" >/dev/null \
+    && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run)$" \
+    && ok "a failed --overwrite re-run leaves the earlier run as it was and says where its own files are" \
+    || bad "failed --overwrite: exit $rc, earlier run changed or message: $(tail -1 "$tmp/rerun2.err")"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun3" 2>/dev/null
+[ ! -e "$tmp/rerun2/.new-run" ] && cmp -s "$tmp/rerun2/model.safetensors" "$tmp/rerun3/model.safetensors" \
+    && cmp -s "$tmp/rerun2/eval.json" "$tmp/rerun3/eval.json" && grep -q "removing .*rerun2/.new-run" "$tmp/rerun2.err" \
+    && ok "the next --overwrite clears the failed run's .new-run and replaces the earlier run (same files as a fresh run)" \
+    || bad "--overwrite after a failed one: $(tail -1 "$tmp/rerun2.err")"
 expect_error "a folder holding a run is refused without --resume or --overwrite" 2 \
     "rerun already holds a run \(config.json, model.safetensors, resume.safetensors\): continue it with --resume" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"

@@ -59,6 +59,31 @@ for trial in 1 2 3 4 5 6 7 8; do
 done
 [ "$consistent" -eq 8 ] && ok "kill -9 at 8 random moments ($kills landed), then --resume: bit-identical to an uninterrupted run"
 
+# ---- --overwrite trains in OUT/.new-run: killed after its first epoch, the earlier run is as it was
+cp -r "$tmp/ref" "$tmp/ow"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --set train.seed=7 --out "$tmp/ow" \
+    --overwrite 2>/dev/null &   # not the function: $! must be cuvae itself
+pid=$!
+for _ in $(seq 4000); do
+    [ -s "$tmp/ow/.new-run/resume.safetensors" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.005
+done
+if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    [ -s "$tmp/ow/.new-run/resume.safetensors" ] && diff -r -x .new-run "$tmp/ref" "$tmp/ow" >/dev/null \
+        && ok "kill -9 of an --overwrite run after its first epoch: the earlier run is as it was" \
+        || bad "kill -9 of an --overwrite run changed the earlier run"
+    train --set train.epochs=4 --out "$tmp/ow" --overwrite 2>"$tmp/ow.err"
+    cmp -s "$tmp/ow/model.safetensors" "$tmp/ref/model.safetensors" && [ ! -e "$tmp/ow/.new-run" ] \
+        && grep -q "removing .*/ow/.new-run" "$tmp/ow.err" \
+        && ok "the next --overwrite clears the killed run's .new-run and ends bit-identical to an uninterrupted run" \
+        || bad "--overwrite after a killed one: $(tail -1 "$tmp/ow.err")"
+else
+    wait "$pid" 2>/dev/null
+    skip "kill -9 of an --overwrite run" "the run ended before its first epoch was seen"
+fi
+
 # ---- kill -9 in the middle of a checkpoint write: the moment its temp file exists
 # (a wide model, so that a checkpoint takes tens of milliseconds to write)
 wide=(--set 'model.encoder=[4096]' --set 'model.decoder=[4096]' --set data.train_limit=256 --set train.epochs=3)
@@ -108,6 +133,8 @@ for sig in INT TERM; do
     want=$([ $sig = INT ] && echo 130 || echo 143)
     for attempt in 1 2 3; do   # until the signal lands inside an epoch (step > 0)
         out="$tmp/int_$sig.$attempt"
+        # SIGTERM's run replaces an earlier run (with an eval.json): the interrupted run takes its place
+        [ $sig = TERM ] && cp -r "$tmp/ref" "$out"
         # SIGTERM's run was started with --overwrite: the hint says to use --resume in its place
         "$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" \
             $([ $sig = TERM ] && echo --overwrite) 2>"$out.err" &
@@ -130,6 +157,9 @@ for sig in INT TERM; do
     hint=$([ $sig = TERM ] && echo "the same command, --resume in place of --overwrite" || echo "the same command and --resume")
     if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*resume.safetensors; continue with $hint$"; then
         ok "SIG$sig: exit $rc, one line saying where the state is and how to continue"
+        [ $sig = TERM ] && { [ ! -e "$out/eval.json" ] && [ ! -e "$out/.new-run" ] && [ -s "$out/resume.safetensors" ] \
+            && ok "SIGTERM of an --overwrite run: its saved state replaces the earlier run (whose eval.json goes)" \
+            || bad "SIGTERM of an --overwrite run: the earlier run was not replaced"; }
     else
         bad "SIG$sig: exit $rc (want $want), last line: $last"
     fi

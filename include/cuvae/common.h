@@ -102,6 +102,10 @@ int write_file_atomic(const char *path, const char *text, char *err, size_t errl
 // '.', '_', '-', not empty, not starting with '.' or '-' (so no "..", no '/').
 bool is_plain_name(const char *s);
 
+// Best effort: makes a rename into path's folder durable (fsync of the folder).
+// Errors are ignored.
+void fsync_parent_directory(const char *path);
+
 // Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
 // killed before its rename), saying so on stderr. A missing dir is fine.
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen);

@@ -1,0 +1,27 @@
+// run_folder.h: the folder a training run writes. A new run may not replace an
+// earlier one unasked; with --overwrite it trains in a staging folder inside it
+// (OUT/.new-run) whose files replace the earlier run's only when the new run has
+// finished or saved its state on an interrupt, so a run that fails or is killed
+// leaves the earlier one as it was.
+#ifndef CUVAE_RUN_FOLDER_H
+#define CUVAE_RUN_FOLDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RUN_FOLDER_STAGING ".new-run"
+
+// -1 with err saying what to do when out_dir holds a run and neither resume nor
+// overwrite was asked for (or both were).
+int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen);
+
+// Creates the staging folder OUT/RUN_FOLDER_STAGING (OUT exists), empty: the run
+// files and images left there by an --overwrite run that was killed or failed go.
+int run_folder_stage(const char *staging, char *err, size_t errlen);
+
+// Moves the staged run's files over the earlier run's (one rename each), removes
+// the earlier run's files the new run does not have (its eval.json, best
+// checkpoint, figures and progress images) and the staging folder.
+int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen);
+
+#endif
