@@ -183,6 +183,23 @@ static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
     return 0;
 }
 
+// The keys a loaded checkpoint's config may take from --set: where the test data is and
+// how it is read, the evaluation's own keys, the device, the seed of the evaluation's
+// draws, the precision, and where a prior's VQ-VAE now is. The others (model shape,
+// activation, output, loss, optimizer) are what the weights were trained with: an override
+// would evaluate the weights as another model, with no error when the shapes agree.
+static bool override_reads_checkpoint_config(const char *override) {
+    static const char *const exact[] = {"device", "data", "eval", "train.seed", "train.precision",
+                                        "model.prior_of"};
+    static const char *const sections[] = {"data.", "eval."};
+    const size_t key_len = strcspn(override, "=");
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (key_len == strlen(exact[i]) && strncmp(override, exact[i], key_len) == 0) return true;
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (strncmp(override, sections[i], strlen(sections[i])) == 0) return true;
+    return false;
+}
+
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
                            int n_overrides, char *err, size_t errlen) {
     if (not_a_checkpoint(path, err, errlen) != 0) return -1;
@@ -216,6 +233,12 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
                            "train.seed (%d, %s, %llu in this checkpoint); they cannot change after training", path,
                            stored.model.masks, stored.model.ordering == ORDERING_RANDOM ? "random" : "natural",
                            (unsigned long long)stored.train.seed);
+        for (int i = 0; rc == 0 && i < n_overrides; i++)
+            if (!override_reads_checkpoint_config(overrides[i]))
+                rc = set_error(err, errlen, "%s: --set %.*s: the model, loss and training keys are the checkpoint's "
+                               "(its weights were trained with them); eval, sample and plot take --set of data.*, "
+                               "eval.*, device, train.seed, train.precision and model.prior_of", path,
+                               (int)strcspn(overrides[i], "="), overrides[i]);
     }
     safetensors_free(&f);
     return rc;

@@ -116,7 +116,8 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
-        if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl"))   // a MADE: one term
+        const char *kind = model ? json_string(model, "kind") : NULL;
+        if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
             fprintf(f, " (%s over pixels), %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                     json_number(loss, "w_rec"));
         else if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
@@ -179,6 +180,8 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         cell_number_unit(f, json_number(ev, "vq"), 2, "VQ");
     else if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss"))   // an aae: its discriminator's loss on z
         cell_number_unit(f, json_number(ev, "d_loss"), 3, "nats, D on z");
+    else if (known && !units.has_kl)   // an AE: no KL term (its eval.json's kl is 0)
+        fputs("<td>– (an AE)</td>", f);
     else
         cell_number_unit(f, json_number(ev, "kl"), 2, "nats");
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);

@@ -127,6 +127,14 @@ mkdir -p "$tmp/noruns"
 n_index_runs=$(python3 -c 'import json, sys; print(sum(len(x["runs"]) for x in json.load(open(sys.argv[1]))["sections"]))' configs/lectures/index.json)
 expect_error "report on a folder with none of the runs" 2 "index.json: none of its $n_index_runs runs is in .*noruns" -- \
     "$CUVAE" report configs/lectures/index.json "$tmp/noruns"
+# an AE's report row: one loss weight, no KL number
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --set model.kind=ae --set eval.iw_samples=0 \
+    --out "$tmp/aepage/ae" 2>/dev/null
+printf '{"sections": [{"runs": ["ae"], "figures": []}]}' > "$tmp/ae_index.json"
+"$CUVAE" report "$tmp/ae_index.json" "$tmp/aepage" 2>"$tmp/aepage.err"
+row=$(grep -o '<td>ae</td>.*' "$tmp/aepage/index.html" 2>/dev/null | head -1)
+echo "$row" | grep -q "<td>– (an AE)</td>" && echo "$row" | grep -q "sum over pixels), 1</td>" \
+    && ok "report: an AE's row shows one loss weight and no KL" || bad "report AE row: $row $(tail -1 "$tmp/aepage.err")"
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
@@ -161,6 +169,17 @@ PY
         && grep -q '"examples": 40, .*"conditional_on_label": false' "$tmp/iwcap.json" \
         && ok "--iw-examples past the test set: said and capped; the iw block says it is not conditional" \
         || bad "iw cap: $(tail -1 "$tmp/iwcap.err")"
+    # eval / sample / plot evaluate the weights as trained: model, loss and train keys are refused
+    expect_error "eval --set model.activation refused (same shapes, another model)" 2 \
+        "model.safetensors: --set model.activation: the model, loss and training keys are the checkpoint's .*eval, sample and plot take --set of data.\*, eval.\*, device, train.seed, train.precision and model.prior_of" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --set model.activation=tanh
+    expect_error "sample --set loss.w_kl refused" 2 "--set loss.w_kl: the model, loss and training keys" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --set loss.w_kl=2 -o "$tmp/x.png"
+    expect_error "plot --set train.lr refused" 2 "--set train.lr: the model, loss and training keys" -- \
+        "$CUVAE" plot "$tmp/rerun" --set train.lr=0.5
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --set train.seed=3 --set data.test_limit=30 --set eval.iw_batch=50 \
+        --set device=cpu >/dev/null 2>"$tmp/seed.err" && ok "eval takes --set of train.seed, data.*, eval.* and device" \
+        || bad "eval --set train.seed: $(tail -1 "$tmp/seed.err")"
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
