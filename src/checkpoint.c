@@ -190,7 +190,7 @@ static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
 // would evaluate the weights as another model, with no error when the shapes agree.
 static bool override_reads_checkpoint_config(const char *override) {
     static const char *const exact[] = {"device", "data", "eval", "train.seed", "train.precision",
-                                        "model.prior_of"};
+                                        "model.prior_of", "name", "description"};   // (the last two: labels)
     static const char *const sections[] = {"data.", "eval."};
     const size_t key_len = strcspn(override, "=");
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
@@ -237,7 +237,7 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
             if (!override_reads_checkpoint_config(overrides[i]))
                 rc = set_error(err, errlen, "%s: --set %.*s: the model, loss and training keys are the checkpoint's "
                                "(its weights were trained with them); eval, sample and plot take --set of data.*, "
-                               "eval.*, device, train.seed, train.precision and model.prior_of", path,
+                               "eval.*, device, train.seed, train.precision, model.prior_of, name and description", path,
                                (int)strcspn(overrides[i], "="), overrides[i]);
     }
     safetensors_free(&f);

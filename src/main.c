@@ -97,8 +97,10 @@ static const char *USAGE_EVAL =
     "usage: cuvae eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean]\n"
     "                       [--set key.path=value]...\n"
     "\n"
-    "Rebuilds the model from the config stored in the checkpoint (keys may be overridden,\n"
-    "e.g. --set data.dir=elsewhere --set device=cpu) and prints one JSON line:\n"
+    "Rebuilds the model from the config stored in the checkpoint (--set takes data.*, eval.*,\n"
+    "device, train.seed, train.precision, model.prior_of, name, description, e.g. --set\n"
+    "data.dir=elsewhere --set device=cpu; the model, loss and training keys are the ones the\n"
+    "weights were trained with) and prints one JSON line:\n"
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
     "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
     "  active_units (Var_x E_q[z_j] > 0.01), kl_per_dim, mu_variance; binarized;\n"
@@ -120,7 +122,8 @@ static const char *USAGE_SAMPLE =
     "has no prior of its own), and says so; with --prior PRIOR (a pixelcnn trained with\n"
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
     "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
-    "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n";
+    "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
+    "--set takes the keys eval takes (cuvae eval --help).\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
@@ -133,7 +136,8 @@ static const char *USAGE_PLOT =
     "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
     "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
     "interpolation.png, class_rows.png (cvae),\n"
-    "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n";
+    "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n"
+    "--set takes the keys eval takes (cuvae eval --help).\n";
 
 static const char *USAGE_REPORT =
     "usage: cuvae report INDEX.json RUNS_DIR\n"

@@ -1,11 +1,15 @@
 // run_folder.c: the run folder's rules: refusing to replace a run unasked, and
-// --overwrite's staging folder and its commit (see run_folder.h).
+// --overwrite's staging folder, its commit (with a marker that lets the next run
+// finish a commit that was killed half way) and the resumption of a staged run
+// (see run_folder.h).
 #include "cuvae/run_folder.h"
 #include "cuvae/common.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +22,9 @@ static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.j
 #define N_REPLACED_FILES (sizeof REPLACED_FILES / sizeof REPLACED_FILES[0])
 // The run's image folders: train writes progress/, cuvae plot and make run figures/.
 static const char *const IMAGE_DIRS[] = {"progress", "figures"};
+#define N_IMAGE_DIRS (sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0])
+// In the staging folder while its files replace the earlier run's: their names, one a line.
+#define COMMIT_MARKER "COMMIT"
 
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
     if (resume && overwrite)
@@ -40,42 +47,58 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
     return 0;
 }
 
-// Calls visit(dir, name, arg) for each .png file in dir (none when dir is absent).
-static int for_each_png(const char *dir, int (*visit)(const char *, const char *, void *), void *arg) {
+static bool file_exists(const char *dir, const char *name) {
+    char path[1500];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
+static bool is_png_name(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".png") == 0 && !strchr(name, '\n');
+}
+
+// The epochs a staged run finished: its log's lines.
+static int staged_epochs(const char *staging) {
+    char path[1200], why[16];
+    snprintf(path, sizeof path, "%s/log.jsonl", staging);
+    char *text = read_text_file(path, NULL, why, sizeof why);
+    if (!text) return 0;
+    int lines = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    free(text);
+    return lines;
+}
+
+int run_folder_staged(const char *out_dir, char *err, size_t errlen) {
+    char staging[1200];
+    snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
+    if (!file_exists(staging, "config.json")) return 0;   // none (or files no run wrote)
+    if (file_exists(staging, "resume.safetensors")) return 1;
+    return set_error(err, errlen, "%s holds an --overwrite run that stopped in its first epoch (nothing to resume): "
+                     "start it again with --overwrite, or remove %s to continue the earlier run in %s", staging,
+                     staging, out_dir);
+}
+
+// Removes dir's .png files (none when dir is absent); with keep, those keep lists.
+static void remove_pngs(const char *dir, const char *keep) {
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) return;
     struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 4 && strcmp(e->d_name + n - 4, ".png") == 0) rc = visit(dir, e->d_name, arg);
+    while ((e = readdir(d)) != NULL) {
+        if (!is_png_name(e->d_name)) continue;
+        char file[1500];
+        snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+        if (keep) {   // a line "<folder>/<name>" of the commit list
+            const char *folder = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+            char line[600];
+            snprintf(line, sizeof line, "\n%s/%s\n", folder, e->d_name);
+            if (strstr(keep, line)) continue;
+        }
+        unlink(file);
     }
     closedir(d);
-    return rc;
-}
-
-static int unlink_png(const char *dir, const char *name, void *arg) {
-    (void)arg;
-    char file[1500];
-    snprintf(file, sizeof file, "%s/%s", dir, name);
-    unlink(file);
-    return 0;
-}
-
-// Removes a run's files and images from dir (other files are left alone).
-static int remove_run_files(const char *dir, char *err, size_t errlen) {
-    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
-        char file[1200];
-        snprintf(file, sizeof file, "%s/%s", dir, REPLACED_FILES[i]);
-        if (unlink(file) != 0 && errno != ENOENT)
-            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
-    }
-    for (size_t k = 0; k < sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0]; k++) {
-        char images[1200];
-        snprintf(images, sizeof images, "%s/%s", dir, IMAGE_DIRS[k]);
-        for_each_png(images, unlink_png, NULL);
-    }
-    return 0;
 }
 
 int run_folder_stage(const char *staging, char *err, size_t errlen) {
@@ -84,64 +107,139 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
         if (!S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: not a folder (cuvae stages an --overwrite run there): move it "
                              "away", staging);
-        fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish\n", staging);
-        char progress[1200];
-        snprintf(progress, sizeof progress, "%s/progress", staging);
-        if (remove_run_files(staging, err, errlen) != 0 || remove_stale_temp_files(staging, err, errlen) != 0 ||
-            remove_stale_temp_files(progress, err, errlen) != 0)
-            return -1;
+        int epochs = staged_epochs(staging);
+        fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish "
+                "(%d epoch%s done)\n", staging, epochs, epochs == 1 ? "" : "s");
+        for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+            char file[1200];
+            snprintf(file, sizeof file, "%s/%s", staging, REPLACED_FILES[i]);
+            if (unlink(file) != 0 && errno != ENOENT)
+                return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
+        }
+        for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
+            char images[1200];
+            snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
+            remove_pngs(images, NULL);
+            if (remove_stale_temp_files(images, err, errlen) != 0) return -1;
+        }
+        if (remove_stale_temp_files(staging, err, errlen) != 0) return -1;
     }
     return make_dirs(staging, err, errlen);
 }
 
-typedef struct {
-    const char *to_dir;
-    char *err;
-    size_t errlen;
-} MoveTo;
+// Moves one file of the staged run over the earlier run's. Across file systems (a
+// progress/ folder that is a link to another disk) the file is copied, atomically.
+static int move_file(const char *from, const char *to, char *err, size_t errlen) {
+    if (rename(from, to) == 0) return 0;
+    if (errno == ENOENT) return 0;   // moved already (a commit finished after a kill)
+    if (errno != EXDEV)
+        return set_error(err, errlen, "%s: cannot move it to %s (--overwrite): %s", from, to, strerror(errno));
+    size_t size = 0;
+    char *bytes = read_text_file(from, &size, err, errlen);
+    if (!bytes) return -1;
+    AtomicFile a;
+    int rc = atomic_file_open(&a, to, err, errlen);
+    if (rc == 0) {
+        fwrite(bytes, 1, size, a.fp);
+        rc = atomic_file_commit(&a, err, errlen);
+    }
+    free(bytes);
+    if (rc == 0) unlink(from);
+    return rc;
+}
 
-static int move_png(const char *dir, const char *name, void *arg) {
-    MoveTo *m = arg;
-    char from[1500], to[1500];
-    snprintf(from, sizeof from, "%s/%s", dir, name);
-    snprintf(to, sizeof to, "%s/%s", m->to_dir, name);
-    if (rename(from, to) != 0)
-        return set_error(m->err, m->errlen, "%s: cannot move it to %s (--overwrite): %s", from, to, strerror(errno));
+// The commit from its list (names relative to the run folder, each line "\n"-framed):
+// the listed files moved over the earlier run's, the earlier run's files and images that
+// are not listed removed, the staging folder emptied and removed. Each step can run again.
+static int finish_commit(const char *out_dir, const char *staging, const char *list, char *err, size_t errlen) {
+    for (const char *line = list + 1; *line; ) {   // (list starts with "\n")
+        const char *end = strchr(line, '\n');
+        if (!end) break;
+        char name[600], from[1800], to[1800];
+        snprintf(name, sizeof name, "%.*s", (int)(end - line), line);
+        line = end + 1;
+        snprintf(from, sizeof from, "%s/%s", staging, name);
+        snprintf(to, sizeof to, "%s/%s", out_dir, name);
+        char *slash = strchr(name, '/');
+        if (slash) {   // an image: its folder first
+            char folder[1300];
+            snprintf(folder, sizeof folder, "%s/%.*s", out_dir, (int)(slash - name), name);
+            if (make_dirs(folder, err, errlen) != 0) return -1;
+        }
+        if (move_file(from, to, err, errlen) != 0) return -1;
+    }
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char line[64], file[1200];
+        snprintf(line, sizeof line, "\n%s\n", REPLACED_FILES[i]);
+        if (strstr(list, line)) continue;
+        snprintf(file, sizeof file, "%s/%s", out_dir, REPLACED_FILES[i]);
+        if (unlink(file) != 0 && errno != ENOENT)
+            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
+    }
+    for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
+        char images[1200];
+        snprintf(images, sizeof images, "%s/%s", out_dir, IMAGE_DIRS[k]);
+        remove_pngs(images, list);
+    }
+    char any[1200];
+    snprintf(any, sizeof any, "%s/config.json", out_dir);
+    fsync_parent_directory(any);   // out_dir's entries (best effort)
+    // the staging folder goes; what cuvae did not write there stays, and is named
+    char marker[1200];
+    snprintf(marker, sizeof marker, "%s/%s", staging, COMMIT_MARKER);
+    unlink(marker);
+    for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
+        char images[1200];
+        snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
+        rmdir(images);
+    }
+    if (rmdir(staging) != 0 && errno != ENOENT)
+        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s)\n",
+                out_dir, staging, strerror(errno));
     return 0;
 }
 
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen) {
-    // the earlier run's images first (the new run's progress images take their names)
-    for (size_t k = 0; k < sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0]; k++) {
-        char images[1200];
-        snprintf(images, sizeof images, "%s/%s", out_dir, IMAGE_DIRS[k]);
-        for_each_png(images, unlink_png, NULL);
-    }
-    // each file of the new run replaces the earlier one in one rename; the earlier
-    // run's files the new run has none of go
-    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
-        char from[1200], to[1200];
-        snprintf(from, sizeof from, "%s/%s", staging, REPLACED_FILES[i]);
-        snprintf(to, sizeof to, "%s/%s", out_dir, REPLACED_FILES[i]);
-        if (rename(from, to) == 0) continue;
-        if (errno != ENOENT)
-            return set_error(err, errlen, "%s: cannot move it to %s (--overwrite): %s", from, to, strerror(errno));
-        if (unlink(to) != 0 && errno != ENOENT)
-            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", to, strerror(errno));
-    }
-    char staged_progress[1200], progress[1200];
-    snprintf(staged_progress, sizeof staged_progress, "%s/progress", staging);
-    snprintf(progress, sizeof progress, "%s/progress", out_dir);
+    // the new run's files, listed in the marker before the first one moves
+    TextBuffer list = {0};
+    text_append(&list, "\n");
+    for (size_t i = 0; i < N_REPLACED_FILES; i++)
+        if (file_exists(staging, REPLACED_FILES[i])) text_appendf(&list, "%s\n", REPLACED_FILES[i]);
+    char progress[1200];
+    snprintf(progress, sizeof progress, "%s/progress", staging);
+    DIR *d = opendir(progress);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (is_png_name(e->d_name)) text_appendf(&list, "progress/%s\n", e->d_name);
+    if (d) closedir(d);
+    // Ctrl-C / SIGTERM wait until the files are moved (a kill -9 leaves the marker: the
+    // next train into out_dir finishes the commit)
+    sigset_t stop, before;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &before);
+    char marker[1200];
+    snprintf(marker, sizeof marker, "%s/%s", staging, COMMIT_MARKER);
+    int rc = write_file_atomic(marker, list.data, err, errlen);
+    if (rc == 0) rc = finish_commit(out_dir, staging, list.data, err, errlen);
+    sigprocmask(SIG_SETMASK, &before, NULL);
+    free(list.data);
+    return rc;
+}
+
+int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
+    char staging[1200], marker[1300];
+    snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
+    snprintf(marker, sizeof marker, "%s/%s", staging, COMMIT_MARKER);
     struct stat st;
-    if (stat(staged_progress, &st) == 0) {
-        if (make_dirs(progress, err, errlen) != 0) return -1;
-        MoveTo to = {progress, err, errlen};
-        if (for_each_png(staged_progress, move_png, &to) != 0) return -1;
-        rmdir(staged_progress);
-    }
-    fsync_parent_directory(progress);   // out_dir's entries (best effort)
-    if (rmdir(staging) != 0)
-        return set_error(err, errlen, "%s: cannot remove the staging folder (--overwrite): %s", staging,
-                         strerror(errno));
-    return 0;
+    if (lstat(marker, &st) != 0) return 0;
+    char *list = read_text_file(marker, NULL, err, errlen);
+    if (!list) return -1;
+    fprintf(stderr, "cuvae: finishing the replacement of the run in %s by the --overwrite run staged in %s "
+            "(the process that began it was killed)\n", out_dir, staging);
+    int rc = list[0] == '\n' ? finish_commit(out_dir, staging, list, err, errlen)
+                             : set_error(err, errlen, "%s: not a list of files (damaged): remove it", marker);
+    free(list);
+    return rc;
 }

@@ -166,6 +166,11 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
               size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
     if (run_folder_check(out_dir, resume, overwrite, err, errlen) != 0) return -1;
+    // a commit of an --overwrite run that was killed half way is finished first; --resume
+    // continues an --overwrite run that was killed or failed (it stays staged)
+    if (dist_is_writer() && run_folder_recover(out_dir, err, errlen) != 0) return -1;
+    const int resume_staged = resume ? run_folder_staged(out_dir, err, errlen) : 0;
+    if (resume_staged < 0) return -1;
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     if (prior_dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
@@ -276,6 +281,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     FILE *log = NULL;
     char path[1024];
     int rc = 0;
+    char done_line[900] = "";
     const int epochs = cfg->train.epochs;
     long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const int ranks = dist_size();
@@ -302,8 +308,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // its state (run_folder.h); otherwise to out_dir itself
     char staging[720];   // (out_dir is at most 699 bytes: main.c)
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
-    const char *run_dir = overwrite ? staging : out_dir;
-    bool staged = false;   // the staging folder was made (and is committed or kept at the end)
+    const char *run_dir = overwrite || resume_staged ? staging : out_dir;
+    bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
     snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
@@ -360,6 +366,14 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         if (rc == 0 && overwrite) {
             rc = run_folder_stage(staging, err, errlen);
             staged = rc == 0;
+        }
+        if (rc == 0 && resume_staged) {
+            char staged_images[800];
+            snprintf(staged_images, sizeof staged_images, "%s/progress", staging);
+            rc = remove_stale_temp_files(staging, err, errlen);
+            if (rc == 0) rc = remove_stale_temp_files(staged_images, err, errlen);
+            fprintf(stderr, "cuvae: resuming the --overwrite run staged in %s: it replaces the run in %s when it "
+                    "ends\n", staging, out_dir);
         }
     }
     if (rc == 0 && resume) {
@@ -706,12 +720,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
         eval_report_free(&report);
         if (rc != 0) goto done;
     }
+    // (printed once the files are in out_dir: after an --overwrite run's commit)
     if (epochs == 0)
-        fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, "
-                "model.safetensors)\n", wall_seconds() - train_start, out_dir);
+        snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
+                 "eval.json, model.safetensors)\n", wall_seconds() - train_start, out_dir);
     else
-        fprintf(stderr, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, eval.json, "
-                "model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
+        snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
+                 "eval.json, model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
                 validating && !model.gan && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
                 : validating && !model.gan ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
@@ -723,12 +738,17 @@ done:
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
     // --overwrite: a run that finished, or stopped with its state saved, replaces the
     // earlier one; a failed one is kept in the staging folder and the earlier run stays
-    if (staged && rc >= 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) rc = -1;
-    else if (staged && rc < 0) {
+    if (staged && rc >= 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen - used, " (the run in %s is partly replaced: the next train into it finishes "
+                 "the replacement)", out_dir);
+        rc = -1;
+    } else if (staged && rc < 0) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run's "
-                 "files are in %s)", out_dir, staging);
+                 "files are in %s, and train --resume continues them once an epoch has ended)", out_dir, staging);
     }
+    if (rc == 0) fputs(done_line, stderr);
     free(perm_host);
     be->free(be, perm_dev);
     device_dataset_free(be, &train_dev);

@@ -86,7 +86,7 @@ cp -r "$tmp/rerun" "$tmp/rerun2"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
 rc=$?
 [ "$rc" -eq 2 ] && diff -r -x .new-run "$tmp/rerun" "$tmp/rerun2" >/dev/null \
-    && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run)$" \
+    && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run, and train --resume continues them once an epoch has ended)$" \
     && ok "a failed --overwrite re-run leaves the earlier run as it was and says where its own files are" \
     || bad "failed --overwrite: exit $rc, earlier run changed or message: $(tail -1 "$tmp/rerun2.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
@@ -95,6 +95,13 @@ rc=$?
     && cmp -s "$tmp/rerun2/eval.json" "$tmp/rerun3/eval.json" && grep -q "removing .*rerun2/.new-run" "$tmp/rerun2.err" \
     && ok "the next --overwrite clears the failed run's .new-run and replaces the earlier run (same files as a fresh run)" \
     || bad "--overwrite after a failed one: $(tail -1 "$tmp/rerun2.err")"
+mkdir -p "$tmp/rerun2/.new-run"; echo mine > "$tmp/rerun2/.new-run/notes.txt"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
+rc=$?
+[ "$rc" -eq 0 ] && cmp -s "$tmp/rerun2/model.safetensors" "$tmp/rerun3/model.safetensors" \
+    && grep -q "rerun2/.new-run stays: it holds files cuvae did not write" "$tmp/rerun2.err" && [ -s "$tmp/rerun2/.new-run/notes.txt" ] \
+    && ok "a file of the user's in .new-run: the run is still replaced, the file kept and named" \
+    || bad "user file in .new-run: exit $rc, $(tail -1 "$tmp/rerun2.err")"
 expect_error "a folder holding a run is refused without --resume or --overwrite" 2 \
     "rerun already holds a run \(config.json, model.safetensors, resume.safetensors\): continue it with --resume" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"
@@ -171,13 +178,13 @@ PY
         || bad "iw cap: $(tail -1 "$tmp/iwcap.err")"
     # eval / sample / plot evaluate the weights as trained: model, loss and train keys are refused
     expect_error "eval --set model.activation refused (same shapes, another model)" 2 \
-        "model.safetensors: --set model.activation: the model, loss and training keys are the checkpoint's .*eval, sample and plot take --set of data.\*, eval.\*, device, train.seed, train.precision and model.prior_of" -- \
+        "model.safetensors: --set model.activation: the model, loss and training keys are the checkpoint's .*eval, sample and plot take --set of data.\*, eval.\*, device, train.seed, train.precision, model.prior_of, name and description" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set model.activation=tanh
     expect_error "sample --set loss.w_kl refused" 2 "--set loss.w_kl: the model, loss and training keys" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set loss.w_kl=2 -o "$tmp/x.png"
     expect_error "plot --set train.lr refused" 2 "--set train.lr: the model, loss and training keys" -- \
         "$CUVAE" plot "$tmp/rerun" --set train.lr=0.5
-    "$CUVAE" eval "$tmp/rerun/model.safetensors" --set train.seed=3 --set data.test_limit=30 --set eval.iw_batch=50 \
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --set train.seed=3 --set data.test_limit=30 --set eval.iw_batch=50 --set name=relabelled \
         --set device=cpu >/dev/null 2>"$tmp/seed.err" && ok "eval takes --set of train.seed, data.*, eval.* and device" \
         || bad "eval --set train.seed: $(tail -1 "$tmp/seed.err")"
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \

@@ -59,7 +59,10 @@ for trial in 1 2 3 4 5 6 7 8; do
 done
 [ "$consistent" -eq 8 ] && ok "kill -9 at 8 random moments ($kills landed), then --resume: bit-identical to an uninterrupted run"
 
-# ---- --overwrite trains in OUT/.new-run: killed after its first epoch, the earlier run is as it was
+# ---- --overwrite trains in OUT/.new-run: killed after its first epoch, the earlier run is as it was,
+# and --resume continues the staged run, then replaces the earlier one with it (a kill that lands
+# in the commit itself: the next train finishes the commit, then resumes the finished run)
+train --set train.epochs=4 --set train.seed=7 --out "$tmp/ow_ref" 2>/dev/null
 cp -r "$tmp/ref" "$tmp/ow"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --set train.seed=7 --out "$tmp/ow" \
     --overwrite 2>/dev/null &   # not the function: $! must be cuvae itself
@@ -74,15 +77,40 @@ if kill -9 "$pid" 2>/dev/null; then
     [ -s "$tmp/ow/.new-run/resume.safetensors" ] && diff -r -x .new-run "$tmp/ref" "$tmp/ow" >/dev/null \
         && ok "kill -9 of an --overwrite run after its first epoch: the earlier run is as it was" \
         || bad "kill -9 of an --overwrite run changed the earlier run"
-    train --set train.epochs=4 --out "$tmp/ow" --overwrite 2>"$tmp/ow.err"
-    cmp -s "$tmp/ow/model.safetensors" "$tmp/ref/model.safetensors" && [ ! -e "$tmp/ow/.new-run" ] \
-        && grep -q "removing .*/ow/.new-run" "$tmp/ow.err" \
-        && ok "the next --overwrite clears the killed run's .new-run and ends bit-identical to an uninterrupted run" \
-        || bad "--overwrite after a killed one: $(tail -1 "$tmp/ow.err")"
+    train --set train.epochs=4 --set train.seed=7 --out "$tmp/ow" --resume 2>"$tmp/ow.err"
+    cmp -s "$tmp/ow/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/ow/.new-run" ] \
+        && cmp -s "$tmp/ow/eval.json" "$tmp/ow_ref/eval.json" && grep -qE "resuming the --overwrite run staged in .*/ow/.new-run|finishing the replacement of the run in .*/ow" "$tmp/ow.err" \
+        && ok "--resume continues the killed --overwrite run and it replaces the earlier one (bit-identical to an uninterrupted run)" \
+        || bad "--resume of a killed --overwrite run: $(tail -1 "$tmp/ow.err")"
 else
     wait "$pid" 2>/dev/null
     skip "kill -9 of an --overwrite run" "the run ended before its first epoch was seen"
 fi
+# progress/ a link to a folder on another file system: the new run's images are copied there
+shm=$(mktemp -d -p /dev/shm 2>/dev/null)
+if [ -n "$shm" ] && [ "$(stat -c %d "$shm")" != "$(stat -c %d "$tmp")" ]; then
+    cp -r "$tmp/ref" "$tmp/xdev"; rm -rf "$tmp/xdev/progress"; ln -s "$shm" "$tmp/xdev/progress"; touch "$shm/old_epoch.png"
+    train --set train.epochs=2 --out "$tmp/xdev" --overwrite 2>"$tmp/xdev.err"
+    [ -L "$tmp/xdev/progress" ] && [ -s "$shm/samples_epoch_002.png" ] && [ ! -e "$shm/old_epoch.png" ] \
+        && [ ! -e "$tmp/xdev/.new-run" ] && ok "--overwrite with progress/ a link to another file system: images copied there" \
+        || bad "--overwrite across file systems: $(tail -1 "$tmp/xdev.err")"
+    rm -rf "$shm"
+else
+    [ -n "$shm" ] && rm -rf "$shm"
+    skip "--overwrite with progress/ on another file system" "/dev/shm is missing or on the same file system as $tmp"
+fi
+# a commit killed after moving some files (staged by hand here: the marker lists the new run's
+# files, two of them already moved): the next train into the folder finishes it
+cp -r "$tmp/ref" "$tmp/half"; mkdir -p "$tmp/half/figures"; touch "$tmp/half/figures/samples.png"
+cp -r "$tmp/ow_ref" "$tmp/half/.new-run"
+( cd "$tmp/half/.new-run" && { printf '\n'; ls *.json *.jsonl *.safetensors; ls progress/*.png; } > COMMIT )
+mv "$tmp/half/.new-run/config.json" "$tmp/half/.new-run/log.jsonl" "$tmp/half/"
+train --set train.epochs=4 --set train.seed=7 --out "$tmp/half" --resume 2>"$tmp/half.err"
+cmp -s "$tmp/half/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/half/.new-run" ] \
+    && [ ! -e "$tmp/half/figures/samples.png" ] && diff <(ls "$tmp/half/progress") <(ls "$tmp/ow_ref/progress") >/dev/null \
+    && grep -q "finishing the replacement of the run in .*/half" "$tmp/half.err" \
+    && ok "a commit killed half way is finished by the next train (the earlier run's figures go, the new run's images come)" \
+    || bad "half-done commit: $(tail -1 "$tmp/half.err")"
 
 # ---- kill -9 in the middle of a checkpoint write: the moment its temp file exists
 # (a wide model, so that a checkpoint takes tens of milliseconds to write)

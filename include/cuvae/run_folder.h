@@ -19,9 +19,20 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
 // files and images left there by an --overwrite run that was killed or failed go.
 int run_folder_stage(const char *staging, char *err, size_t errlen);
 
-// Moves the staged run's files over the earlier run's (one rename each), removes
-// the earlier run's files the new run does not have (its eval.json, best
-// checkpoint, figures and progress images) and the staging folder.
+// Moves the staged run's files over the earlier run's (one rename each; a copy
+// across file systems), removes the earlier run's files the new run does not have
+// (its eval.json, best checkpoint, figures and progress images) and the staging
+// folder. The list of files goes to a marker first, with SIGINT / SIGTERM held
+// until the end: a commit killed half way is finished by run_folder_recover.
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen);
+
+// Finishes a commit that a killed process began (the marker is there); 0 when
+// there is none.
+int run_folder_recover(const char *out_dir, char *err, size_t errlen);
+
+// For --resume: 1 when out_dir's staging folder holds an --overwrite run that can
+// be resumed (its resume.safetensors), 0 when it holds no run; -1 with err when it
+// holds one that stopped before its first epoch ended.
+int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 
 #endif
