@@ -92,13 +92,31 @@ static void remove_pngs(const char *dir, const char *keep) {
         snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
         if (keep) {   // a line "<folder>/<name>" of the commit list
             const char *folder = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
-            char line[600];
+            char line[1600];
             snprintf(line, sizeof line, "\n%s/%s\n", folder, e->d_name);
             if (strstr(keep, line)) continue;
         }
         unlink(file);
     }
     closedir(d);
+}
+
+// Removes a run's files and images from dir, but for those keep lists (keep NULL: all).
+static int remove_run_files(const char *dir, const char *keep, char *err, size_t errlen) {
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char line[64], file[1200];
+        snprintf(line, sizeof line, "\n%s\n", REPLACED_FILES[i]);
+        if (keep && strstr(keep, line)) continue;
+        snprintf(file, sizeof file, "%s/%s", dir, REPLACED_FILES[i]);
+        if (unlink(file) != 0 && errno != ENOENT)
+            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
+    }
+    for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
+        char images[1200];
+        snprintf(images, sizeof images, "%s/%s", dir, IMAGE_DIRS[k]);
+        remove_pngs(images, keep);
+    }
+    return 0;
 }
 
 int run_folder_stage(const char *staging, char *err, size_t errlen) {
@@ -110,16 +128,10 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
         int epochs = staged_epochs(staging);
         fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish "
                 "(%d epoch%s done)\n", staging, epochs, epochs == 1 ? "" : "s");
-        for (size_t i = 0; i < N_REPLACED_FILES; i++) {
-            char file[1200];
-            snprintf(file, sizeof file, "%s/%s", staging, REPLACED_FILES[i]);
-            if (unlink(file) != 0 && errno != ENOENT)
-                return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
-        }
+        if (remove_run_files(staging, NULL, err, errlen) != 0) return -1;
         for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
             char images[1200];
             snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
-            remove_pngs(images, NULL);
             if (remove_stale_temp_files(images, err, errlen) != 0) return -1;
         }
         if (remove_stale_temp_files(staging, err, errlen) != 0) return -1;
@@ -168,19 +180,7 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
         }
         if (move_file(from, to, err, errlen) != 0) return -1;
     }
-    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
-        char line[64], file[1200];
-        snprintf(line, sizeof line, "\n%s\n", REPLACED_FILES[i]);
-        if (strstr(list, line)) continue;
-        snprintf(file, sizeof file, "%s/%s", out_dir, REPLACED_FILES[i]);
-        if (unlink(file) != 0 && errno != ENOENT)
-            return set_error(err, errlen, "%s: cannot remove it (--overwrite): %s", file, strerror(errno));
-    }
-    for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
-        char images[1200];
-        snprintf(images, sizeof images, "%s/%s", out_dir, IMAGE_DIRS[k]);
-        remove_pngs(images, list);
-    }
+    if (remove_run_files(out_dir, list, err, errlen) != 0) return -1;
     char any[1200];
     snprintf(any, sizeof any, "%s/config.json", out_dir);
     fsync_parent_directory(any);   // out_dir's entries (best effort)
