@@ -666,9 +666,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     char config_path[1100];
     snprintf(config_path, sizeof config_path, "%s/config.json", run_dir);
     if (access(config_path, F_OK) == 0) {   // the figures draw on both: they must be one run's
+        // (the same overrides on both sides: a prior's moved VQ-VAE, --set model.prior_of)
         Config run_cfg, stored;
-        if (config_load(&run_cfg, config_path, NULL, 0, err, errlen) != 0 ||
-            checkpoint_read_config(ckpt, &stored, NULL, 0, err, errlen) != 0 ||
+        if (config_load(&run_cfg, config_path, overrides, n_overrides, err, errlen) != 0 ||
+            checkpoint_read_config(ckpt, &stored, overrides, n_overrides, err, errlen) != 0 ||
             config_same_run(&stored, &run_cfg, ckpt, ", not the one in config.json: the figures would mix two "
                             "runs", err, errlen) != 0)
             return -1;

@@ -294,6 +294,12 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
         "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior was trained on' -- \
         "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq2/model.safetensors"
+    # the prior's VQ-VAE moved: eval, sample and plot follow --set model.prior_of to the copy
+    mv "$tmp/vq" "$tmp/vq_moved"
+    "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \
+        && [ -s "$tmp/prior/figures/samples.png" ] && ok "prior: plot follows --set model.prior_of to a moved VQ-VAE" \
+        || bad "prior: plot with a moved VQ-VAE: $(tail -1 "$tmp/plotmoved.err")"
+    mv "$tmp/vq_moved" "$tmp/vq"
 else
     bad "a second VQ-VAE did not train"
 fi
