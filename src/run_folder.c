@@ -7,6 +7,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,22 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 #define N_IMAGE_DIRS (sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0])
 // In the staging folder while its files replace the earlier run's: their names, one a line.
 #define COMMIT_MARKER "COMMIT"
+
+int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
+    if (*fd >= 0) return 0;
+    int dir_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return errno == ENOENT ? 0 : set_error(err, errlen, "%s: cannot open: %s", out_dir, strerror(errno));
+    if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        close(dir_fd);
+        if (saved == EWOULDBLOCK)
+            return set_error(err, errlen, "%s: another cuvae train is writing a run there; wait for it to end, or "
+                             "write this one elsewhere with --out DIR", out_dir);
+        return set_error(err, errlen, "%s: cannot lock it: %s", out_dir, strerror(saved));
+    }
+    *fd = dir_fd;
+    return 0;
+}
 
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
     if (resume && overwrite)

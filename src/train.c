@@ -162,13 +162,28 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
     return 0;
 }
 
+static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
+                           char *err, size_t errlen);
+
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
               size_t errlen) {
+    // one train at a time writes out_dir (rank 0's lock; taken once the folder exists), and a
+    // replacement by an --overwrite run that was killed half way is finished first
+    int lock_fd = -1;
+    int rc = 0;
+    if (dist_is_writer() && (run_folder_lock(out_dir, &lock_fd, err, errlen) != 0 ||
+                             run_folder_recover(out_dir, err, errlen) != 0))
+        rc = -1;
+    if (rc == 0) rc = train_in_folder(cfg, out_dir, resume, overwrite, &lock_fd, err, errlen);
+    if (lock_fd >= 0) close(lock_fd);
+    return rc;
+}
+
+static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
+                           char *err, size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
     if (run_folder_check(out_dir, resume, overwrite, err, errlen) != 0) return -1;
-    // a commit of an --overwrite run that was killed half way is finished first; --resume
-    // continues an --overwrite run that was killed or failed (it stays staged)
-    if (dist_is_writer() && run_folder_recover(out_dir, err, errlen) != 0) return -1;
+    // --resume continues an --overwrite run that was killed or failed (it stays staged)
     const int resume_staged = resume ? run_folder_staged(out_dir, err, errlen) : 0;
     if (resume_staged < 0) return -1;
     Dataset train_set, test_set, val_set;
@@ -357,6 +372,7 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)
     if (writer) {
         rc = make_dirs(out_dir, err, errlen);
+        if (rc == 0) rc = run_folder_lock(out_dir, lock_fd, err, errlen);   // (when out_dir is new)
         if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
         if (rc == 0) {
             snprintf(path, sizeof path, "%s/figures", out_dir);

@@ -86,6 +86,20 @@ else
     wait "$pid" 2>/dev/null
     skip "kill -9 of an --overwrite run" "the run ended before its first epoch was seen"
 fi
+# two trains into one folder at once: the second is refused (a lock on the folder), the first ends well
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --out "$tmp/busy" 2>/dev/null &
+pid=$!
+for _ in $(seq 4000); do [ -s "$tmp/busy/config.json" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+if kill -0 "$pid" 2>/dev/null; then
+    expect_fail "a second train into a folder another train is writing: refused" 2 "busy: another cuvae train is writing a run there" -- \
+        train --set train.epochs=4 --out "$tmp/busy" --overwrite
+    wait "$pid"; rc=$?
+    [ "$rc" -eq 0 ] && cmp -s "$tmp/busy/model.safetensors" "$tmp/ref/model.safetensors" \
+        && ok "the first train ends undisturbed (bit-identical to the reference)" || bad "the first train: exit $rc"
+else
+    wait "$pid"
+    skip "two trains into one folder" "the first ended before the second started"
+fi
 # progress/ a link to a folder on another file system: the new run's images are copied there
 shm=$(mktemp -d -p /dev/shm 2>/dev/null)
 if [ -n "$shm" ] && [ "$(stat -c %d "$shm")" != "$(stat -c %d "$tmp")" ]; then

@@ -11,6 +11,12 @@
 
 #define RUN_FOLDER_STAGING ".new-run"
 
+// One train at a time writes a run folder: an exclusive flock on out_dir, kept in *fd
+// (start with -1; closing it releases the lock) until the process ends. 0 without a lock
+// when out_dir does not exist yet (call again once it does); -1 with err when another
+// process holds it.
+int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen);
+
 // -1 with err saying what to do when out_dir holds a run and neither resume nor
 // overwrite was asked for (or both were).
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen);
