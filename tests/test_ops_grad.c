@@ -763,7 +763,11 @@ static void test_subnormals_flushed(void) {
     CHECK(g == 0.0f || fabsf(g) >= 1.17549435e-38f, "gradient %g is subnormal", g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    // the BLAS kernels cuvae itself runs with: on a CPU OpenBLAS does not recognise it falls
+    // back to Prescott kernels, and cuvae starts again with SkylakeX / Haswell ones (main.c)
+    backend_cpu_select_blas_kernels(argv);
     cpu = backend_cpu_create();
     rng_init(&test_rng, 1234, 99);
     test_run("gemm_all_transposes", test_gemm_all_transposes);
