@@ -246,6 +246,24 @@ int run_folder_commit(const char *out_dir, const char *staging, char *err, size_
     return rc;
 }
 
+// A commit list names only a run's files and progress images (a damaged or forged
+// marker must not move or remove anything else).
+static bool commit_list_valid(const char *list) {
+    if (list[0] != '\n') return false;
+    for (const char *line = list + 1; *line; ) {
+        const char *end = strchr(line, '\n');
+        if (!end) return false;
+        char name[600];
+        snprintf(name, sizeof name, "%.*s", (int)(end - line), line);
+        line = end + 1;
+        bool known = strncmp(name, "progress/", 9) == 0 && is_png_name(name + 9) && !strchr(name + 9, '/') &&
+                     name[9] != '.';
+        for (size_t i = 0; i < N_REPLACED_FILES && !known; i++) known = strcmp(name, REPLACED_FILES[i]) == 0;
+        if (!known) return false;
+    }
+    return true;
+}
+
 int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     char staging[1200], marker[1300];
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
@@ -254,10 +272,15 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     if (lstat(marker, &st) != 0) return 0;
     char *list = read_text_file(marker, NULL, err, errlen);
     if (!list) return -1;
-    fprintf(stderr, "cuvae: finishing the replacement of the run in %s by the --overwrite run staged in %s "
-            "(the process that began it was killed)\n", out_dir, staging);
-    int rc = list[0] == '\n' ? finish_commit(out_dir, staging, list, err, errlen)
-                             : set_error(err, errlen, "%s: not a list of files (damaged): remove it", marker);
+    int rc;
+    if (commit_list_valid(list)) {
+        fprintf(stderr, "cuvae: finishing the replacement of the run in %s by the --overwrite run staged in %s "
+                "(the process that began it was killed)\n", out_dir, staging);
+        rc = finish_commit(out_dir, staging, list, err, errlen);
+    } else {
+        rc = set_error(err, errlen, "%s: not a list of a run's files (damaged): look at %s and %s, then remove it",
+                       marker, staging, out_dir);
+    }
     free(list);
     return rc;
 }

@@ -100,6 +100,11 @@ else
     wait "$pid"
     skip "two trains into one folder" "the first ended before the second started"
 fi
+# a forged commit marker naming a file outside the run: refused, nothing moved or removed
+mkdir -p "$tmp/forged/.new-run"; printf '\n../victim\n' > "$tmp/forged/.new-run/COMMIT"; echo keep > "$tmp/victim"
+expect_fail "a commit marker naming a file outside the run is refused" 2 "forged/.new-run/COMMIT: not a list of a run.s files" -- \
+    train --out "$tmp/forged" --resume
+[ "$(cat "$tmp/victim")" = keep ] && ok "the file the forged marker named is untouched" || bad "forged marker: victim changed"
 # progress/ a link to a folder on another file system: the new run's images are copied there
 shm=$(mktemp -d -p /dev/shm 2>/dev/null)
 if [ -n "$shm" ] && [ "$(stat -c %d "$shm")" != "$(stat -c %d "$tmp")" ]; then
