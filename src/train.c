@@ -415,8 +415,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         snprintf(config_path, sizeof config_path, "%s/config.json", run_dir);
         rc = write_file_atomic(config_path, config_json, err, errlen);
         if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s/config.json%s):\n%s\n", out_dir,
-                             overwrite ? "; --overwrite: the run is staged in " RUN_FOLDER_STAGING " until it ends"
-                                       : "", config_json);
+                             staged ? "; --overwrite: the run is staged in " RUN_FOLDER_STAGING " until it ends"
+                                    : "", config_json);
         free(config_json);
     }
     if (rc != 0) goto done;
