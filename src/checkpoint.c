@@ -5,6 +5,7 @@
 // __metadata__ so eval / sample rebuild the model from the checkpoint alone.
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
+#include "cuvae/run_folder.h"
 #include "cuvae/safetensors.h"
 
 #include <stdio.h>
@@ -202,7 +203,7 @@ static bool override_reads_checkpoint_config(const char *override) {
 
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
                            int n_overrides, char *err, size_t errlen) {
-    if (not_a_checkpoint(path, err, errlen) != 0) return -1;
+    if (not_a_checkpoint(path, err, errlen) != 0 || run_folder_check_whole(path, err, errlen) != 0) return -1;
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     const char *format = safetensors_meta(&f, "format");

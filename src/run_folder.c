@@ -31,7 +31,10 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
     if (*fd >= 0) return 0;
     int dir_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return errno == ENOENT ? 0 : set_error(err, errlen, "%s: cannot open: %s", out_dir, strerror(errno));
+    if (dir_fd < 0 && errno == ENOENT) return 0;
+    if (dir_fd < 0 && errno == ENOTDIR)
+        return set_error(err, errlen, "%s: not a folder (train writes a run folder there: --out DIR)", out_dir);
+    if (dir_fd < 0) return set_error(err, errlen, "%s: cannot open the run folder: %s", out_dir, strerror(errno));
     if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
         close(dir_fd);
@@ -62,6 +65,13 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
     if (found[0])
         return set_error(err, errlen, "%s already holds a run (%s): continue it with --resume, write the "
                          "new run elsewhere with --out DIR, or replace it with --overwrite", out_dir, found);
+    char staged_config[1200];
+    struct stat st;
+    snprintf(staged_config, sizeof staged_config, "%s/%s/config.json", out_dir, RUN_FOLDER_STAGING);
+    if (lstat(staged_config, &st) == 0)
+        return set_error(err, errlen, "%s/%s holds an --overwrite run that did not finish: continue it with --resume, "
+                         "start it again with --overwrite, or write the new run elsewhere with --out DIR", out_dir,
+                         RUN_FOLDER_STAGING);
     return 0;
 }
 
@@ -212,8 +222,8 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
         rmdir(images);
     }
     if (rmdir(staging) != 0 && errno != ENOENT)
-        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s)\n",
-                out_dir, staging, strerror(errno));
+        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s); "
+                "move them away if you want the folder gone\n", out_dir, staging, strerror(errno));
     return 0;
 }
 
@@ -264,6 +274,18 @@ static bool commit_list_valid(const char *list) {
     return true;
 }
 
+int run_folder_check_whole(const char *file, char *err, size_t errlen) {
+    char marker[1300];
+    const char *slash = strrchr(file, '/');
+    int dir_len = slash ? (int)(slash - file) : 1;
+    snprintf(marker, sizeof marker, "%.*s/%s/%s", dir_len, slash ? file : ".", RUN_FOLDER_STAGING, COMMIT_MARKER);
+    struct stat st;
+    if (lstat(marker, &st) != 0) return 0;
+    return set_error(err, errlen, "%s: the replacement of this run by an --overwrite run was killed half way (%s): "
+                     "cuvae train CONFIG --out %.*s --resume finishes it first", file, marker, dir_len,
+                     slash ? file : ".");
+}
+
 int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     char staging[1200], marker[1300];
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
@@ -278,8 +300,9 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
                 "(the process that began it was killed)\n", out_dir, staging);
         rc = finish_commit(out_dir, staging, list, err, errlen);
     } else {
-        rc = set_error(err, errlen, "%s: not a list of a run's files (damaged): look at %s and %s, then remove it",
-                       marker, staging, out_dir);
+        rc = set_error(err, errlen, "%s: not a list of a run's files (damaged, or not cuvae's): %s may be partly "
+                       "replaced by the run in %s; keep the files of one of them, then remove %s", marker, out_dir,
+                       staging, marker);
     }
     free(list);
     return rc;

@@ -323,7 +323,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // its state (run_folder.h); otherwise to out_dir itself
     char staging[720];   // (out_dir is at most 699 bytes: main.c)
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
-    const char *run_dir = overwrite || resume_staged ? staging : out_dir;
+    const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
     bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
@@ -372,7 +372,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)
     if (writer) {
         rc = make_dirs(out_dir, err, errlen);
-        if (rc == 0) rc = run_folder_lock(out_dir, lock_fd, err, errlen);   // (when out_dir is new)
+        // (when out_dir is new: another train may have made it since the check above)
+        if (rc == 0) rc = run_folder_lock(out_dir, lock_fd, err, errlen);
+        if (rc == 0) rc = run_folder_check(out_dir, resume, overwrite, err, errlen);
         if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
         if (rc == 0) {
             snprintf(path, sizeof path, "%s/figures", out_dir);
@@ -664,6 +666,27 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
     }
+    // Training is over and saved: an --overwrite run's files replace the earlier run's now,
+    // before the final evaluation (which writes eval.json into out_dir; cuvae eval redoes it
+    // if it fails or is stopped)
+    if (staged) {
+        FILE *closing = log;
+        log = NULL;
+        if (closing && fclose(closing) != 0) {
+            rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+            goto done;
+        }
+        if (run_folder_commit(out_dir, staging, err, errlen) != 0) {
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, " (the run in %s is partly replaced: the next train into it "
+                     "finishes the replacement)", out_dir);
+            staged = false;   // (not kept: the marker says how to finish)
+            rc = -1;
+            goto done;
+        }
+        staged = false;
+        run_dir = out_dir;
+    }
     // the full evaluation of the final model, on a model with a larger batch. Training is
     // over and saved: Ctrl-C now just stops the process (cuvae eval can redo this part).
     interrupts_restore(&handlers);
@@ -754,7 +777,8 @@ done:
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
     // --overwrite: a run that finished, or stopped with its state saved, replaces the
     // earlier one; a failed one is kept in the staging folder and the earlier run stays
-    if (staged && rc >= 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) {
+    // (stopped by a signal with its state saved, it replaces the earlier run too)
+    if (staged && rc > 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (the run in %s is partly replaced: the next train into it finishes "
                  "the replacement)", out_dir);

@@ -95,6 +95,10 @@ rc=$?
     && cmp -s "$tmp/rerun2/eval.json" "$tmp/rerun3/eval.json" && grep -q "removing .*rerun2/.new-run" "$tmp/rerun2.err" \
     && ok "the next --overwrite clears the failed run's .new-run and replaces the earlier run (same files as a fresh run)" \
     || bad "--overwrite after a failed one: $(tail -1 "$tmp/rerun2.err")"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/fresh_div" --overwrite 2>/dev/null
+expect_error "a plain run into a folder whose .new-run holds an unfinished --overwrite run" 2 \
+    "fresh_div/.new-run holds an --overwrite run that did not finish: continue it with --resume, start it again with --overwrite" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/fresh_div"
 mkdir -p "$tmp/rerun2/.new-run"; echo mine > "$tmp/rerun2/.new-run/notes.txt"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
 rc=$?

@@ -86,6 +86,25 @@ else
     wait "$pid" 2>/dev/null
     skip "kill -9 of an --overwrite run" "the run ended before its first epoch was seen"
 fi
+# the replacement happens when training ends, before the final evaluation: SIGTERM during that
+# evaluation leaves the new run in place (its eval.json for cuvae eval to redo). (SIGTERM: a
+# background job of this shell ignores SIGINT, and the evaluation runs with the handlers it had.)
+cp -r "$tmp/ref" "$tmp/evalstop"; rm -rf "$tmp/evalstop/progress"
+train --set train.epochs=4 --set eval.iw_samples=3000 --out "$tmp/evalstop_ref" 2>/dev/null   # (the checkpoint holds the config)
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --set eval.iw_samples=3000 --out "$tmp/evalstop" \
+    --overwrite 2>"$tmp/evalstop.err" &
+pid=$!
+for _ in $(seq 6000); do grep -q "importance-weighted" "$tmp/evalstop.err" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+if kill -TERM "$pid" 2>/dev/null; then
+    wait "$pid"; rc=$?
+    [ "$rc" -eq 143 ] && cmp -s "$tmp/evalstop/model.safetensors" "$tmp/evalstop_ref/model.safetensors" && [ ! -e "$tmp/evalstop/eval.json" ] \
+        && [ ! -e "$tmp/evalstop/.new-run" ] && [ -n "$(ls "$tmp/evalstop/progress" 2>/dev/null)" ] \
+        && ok "SIGTERM in an --overwrite run's final evaluation: the trained run has replaced the earlier one (no eval.json)" \
+        || bad "SIGTERM in the final evaluation of an --overwrite run: exit $rc, $(ls -a "$tmp/evalstop" | tr '\n' ' ')"
+else
+    wait "$pid"
+    skip "SIGTERM in an --overwrite run's final evaluation" "the run ended before the evaluation was seen"
+fi
 # two trains into one folder at once: the second is refused (a lock on the folder), the first ends well
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --out "$tmp/busy" 2>/dev/null &
 pid=$!
@@ -124,6 +143,9 @@ cp -r "$tmp/ref" "$tmp/half"; mkdir -p "$tmp/half/figures"; touch "$tmp/half/fig
 cp -r "$tmp/ow_ref" "$tmp/half/.new-run"
 ( cd "$tmp/half/.new-run" && { printf '\n'; ls *.json *.jsonl *.safetensors; ls progress/*.png; } > COMMIT )
 mv "$tmp/half/.new-run/config.json" "$tmp/half/.new-run/log.jsonl" "$tmp/half/"
+expect_fail "eval of a run whose replacement was killed half way: refused, says how to finish it" 2 \
+    "half/model.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "$CUVAE" eval "$tmp/half/model.safetensors"
 train --set train.epochs=4 --set train.seed=7 --out "$tmp/half" --resume 2>"$tmp/half.err"
 cmp -s "$tmp/half/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/half/.new-run" ] \
     && [ ! -e "$tmp/half/figures/samples.png" ] && diff <(ls "$tmp/half/progress") <(ls "$tmp/ow_ref/progress") >/dev/null \

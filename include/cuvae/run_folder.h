@@ -32,6 +32,10 @@ int run_folder_stage(const char *staging, char *err, size_t errlen);
 // until the end: a commit killed half way is finished by run_folder_recover.
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen);
 
+// -1 with err when file's folder is a run whose replacement by a staged run was
+// killed half way (its files are of two runs): eval, sample and plot read no such run.
+int run_folder_check_whole(const char *file, char *err, size_t errlen);
+
 // Finishes a commit that a killed process began (the marker is there); 0 when
 // there is none.
 int run_folder_recover(const char *out_dir, char *err, size_t errlen);
