@@ -28,6 +28,13 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 // In the staging folder while its files replace the earlier run's: their names, one a line.
 #define COMMIT_MARKER "COMMIT"
 
+static bool file_exists(const char *dir, const char *name) {
+    char path[1500];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
 int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
     if (*fd >= 0) return 0;
     int dir_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -53,33 +60,19 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
                          "choose one", out_dir);
     if (resume || overwrite) return 0;
     char found[256] = "";
-    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
-        char file[1200];
-        struct stat st;
-        snprintf(file, sizeof file, "%s/%s", out_dir, RUN_FILES[i]);
-        if (lstat(file, &st) == 0) {
+    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++)
+        if (file_exists(out_dir, RUN_FILES[i])) {
             if (found[0]) strncat(found, ", ", sizeof found - strlen(found) - 1);
             strncat(found, RUN_FILES[i], sizeof found - strlen(found) - 1);
         }
-    }
     if (found[0])
         return set_error(err, errlen, "%s already holds a run (%s): continue it with --resume, write the "
                          "new run elsewhere with --out DIR, or replace it with --overwrite", out_dir, found);
-    char staged_config[1200];
-    struct stat st;
-    snprintf(staged_config, sizeof staged_config, "%s/%s/config.json", out_dir, RUN_FOLDER_STAGING);
-    if (lstat(staged_config, &st) == 0)
+    if (file_exists(out_dir, RUN_FOLDER_STAGING "/config.json"))
         return set_error(err, errlen, "%s/%s holds an --overwrite run that did not finish: continue it with --resume, "
                          "start it again with --overwrite, or write the new run elsewhere with --out DIR", out_dir,
                          RUN_FOLDER_STAGING);
     return 0;
-}
-
-static bool file_exists(const char *dir, const char *name) {
-    char path[1500];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return lstat(path, &st) == 0;
 }
 
 static bool is_png_name(const char *name) {

@@ -631,11 +631,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             at.best_loss = watched_loss;
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true};
+        // (the resume point last: a run killed before it redoes the epoch, images included)
         if (writer && (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
             (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
-            resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0 ||
             (cfg->train.epoch_images &&
-             epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0))) {
+             epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
+            resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
             rc = -1;
             goto done;
         }
