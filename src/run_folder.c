@@ -140,6 +140,15 @@ static int remove_run_files(const char *dir, const char *keep, char *err, size_t
     return 0;
 }
 
+int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen) {
+    for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
+        char images[1200];
+        snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
+        if (remove_stale_temp_files(images, err, errlen) != 0) return -1;
+    }
+    return remove_stale_temp_files(staging, err, errlen);
+}
+
 int run_folder_stage(const char *staging, char *err, size_t errlen) {
     struct stat st;
     if (lstat(staging, &st) == 0) {   // left by an --overwrite run that was killed or failed
@@ -149,13 +158,8 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
         int epochs = staged_epochs(staging);
         fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish "
                 "(%d epoch%s done)\n", staging, epochs, epochs == 1 ? "" : "s");
-        if (remove_run_files(staging, NULL, err, errlen) != 0) return -1;
-        for (size_t k = 0; k < N_IMAGE_DIRS; k++) {
-            char images[1200];
-            snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
-            if (remove_stale_temp_files(images, err, errlen) != 0) return -1;
-        }
-        if (remove_stale_temp_files(staging, err, errlen) != 0) return -1;
+        if (remove_run_files(staging, NULL, err, errlen) != 0 || run_folder_remove_temp_files(staging, err, errlen) != 0)
+            return -1;
     }
     return make_dirs(staging, err, errlen);
 }
@@ -181,16 +185,24 @@ static int move_file(const char *from, const char *to, char *err, size_t errlen)
     return rc;
 }
 
+// The next name of a commit list ("\n"-framed lines) into name; false at the end or
+// on a line without its "\n".
+static bool next_listed_name(const char **line, char *name, size_t name_len) {
+    const char *end = strchr(*line, '\n');
+    if (!**line || !end) return false;
+    snprintf(name, name_len, "%.*s", (int)(end - *line), *line);
+    *line = end + 1;
+    return true;
+}
+
 // The commit from its list (names relative to the run folder, each line "\n"-framed):
 // the listed files moved over the earlier run's, the earlier run's files and images that
 // are not listed removed, the staging folder emptied and removed. Each step can run again.
 static int finish_commit(const char *out_dir, const char *staging, const char *list, char *err, size_t errlen) {
-    for (const char *line = list + 1; *line; ) {   // (list starts with "\n")
-        const char *end = strchr(line, '\n');
-        if (!end) break;
-        char name[600], from[1800], to[1800];
-        snprintf(name, sizeof name, "%.*s", (int)(end - line), line);
-        line = end + 1;
+    const char *line = list + 1;   // (list starts with "\n")
+    char name[600];
+    while (next_listed_name(&line, name, sizeof name)) {
+        char from[1800], to[1800];
         snprintf(from, sizeof from, "%s/%s", staging, name);
         snprintf(to, sizeof to, "%s/%s", out_dir, name);
         char *slash = strchr(name, '/');
@@ -253,18 +265,15 @@ int run_folder_commit(const char *out_dir, const char *staging, char *err, size_
 // marker must not move or remove anything else).
 static bool commit_list_valid(const char *list) {
     if (list[0] != '\n') return false;
-    for (const char *line = list + 1; *line; ) {
-        const char *end = strchr(line, '\n');
-        if (!end) return false;
-        char name[600];
-        snprintf(name, sizeof name, "%.*s", (int)(end - line), line);
-        line = end + 1;
+    const char *line = list + 1;
+    char name[600];
+    while (next_listed_name(&line, name, sizeof name)) {
         bool known = strncmp(name, "progress/", 9) == 0 && is_png_name(name + 9) && !strchr(name + 9, '/') &&
                      name[9] != '.';
         for (size_t i = 0; i < N_REPLACED_FILES && !known; i++) known = strcmp(name, REPLACED_FILES[i]) == 0;
         if (!known) return false;
     }
-    return true;
+    return *line == '\0';   // (not a last line without its "\n")
 }
 
 int run_folder_check_whole(const char *file, char *err, size_t errlen) {

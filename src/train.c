@@ -386,10 +386,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             staged = rc == 0;
         }
         if (rc == 0 && resume_staged) {
-            char staged_images[800];
-            snprintf(staged_images, sizeof staged_images, "%s/progress", staging);
-            rc = remove_stale_temp_files(staging, err, errlen);
-            if (rc == 0) rc = remove_stale_temp_files(staged_images, err, errlen);
+            rc = run_folder_remove_temp_files(staging, err, errlen);
             fprintf(stderr, "cuvae: resuming the --overwrite run staged in %s: it replaces the run in %s when it "
                     "ends\n", staging, out_dir);
         }

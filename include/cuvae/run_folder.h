@@ -25,6 +25,10 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
 // files and images left there by an --overwrite run that was killed or failed go.
 int run_folder_stage(const char *staging, char *err, size_t errlen);
 
+// Removes the temp files of killed writes from a staging folder and its image folders
+// (before a staged run is resumed or replaced).
+int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen);
+
 // Moves the staged run's files over the earlier run's (one rename each; a copy
 // across file systems), removes the earlier run's files the new run does not have
 // (its eval.json, best checkpoint, figures and progress images) and the staging
