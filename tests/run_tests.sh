@@ -10,9 +10,10 @@ passed=0; failed=0; skipped=0; crashed=0
 run_one() {
     local name="$1"; shift
     echo "== $name"
-    local out rc
+    local out rc start=$SECONDS
     out=$("$@" 2> >(cat >&2)); rc=$?
     echo "$out"
+    echo "  ($name took $((SECONDS - start)) s)"
     local line
     line=$(echo "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -1)
     if [ -z "$line" ]; then
