@@ -2,8 +2,9 @@
 # run_tests.sh: runs every test binary in build/tests, the CUDA parity tests
 # and the emulator's self-test on the emulated CUDA device (build-emu/: streams
 # deferred, then blocks in reverse order, then build-emu-san/ under ASan +
-# UBSan), and every tests/cli_*.sh; then prints the closing line
-# "N passed, N failed, N skipped" (sum of all).
+# UBSan: these three at the same time, as each keeps one core busy for minutes),
+# and every tests/cli_*.sh; then prints the closing line
+# "N passed, N failed, N skipped" (sum of all), and each test's time.
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; skipped=0; crashed=0
@@ -14,6 +15,39 @@ run_one() {
     out=$("$@" 2> >(cat >&2)); rc=$?
     echo "$out"
     echo "  ($name took $((SECONDS - start)) s)"
+    count_one "$name" "$out" "$rc"
+}
+# Tests that run at once (start_one NAME COMMAND...; then finish_started): the emulated
+# CUDA parity runs, one core each, minutes each. Their output is shown, and counted,
+# in the order they were started.
+started_dir=$(mktemp -d)
+trap 'rm -rf "$started_dir"' EXIT
+started_names=()
+start_one() {
+    local name="$1"; shift
+    local i=${#started_names[@]}
+    started_names+=("$name")
+    ( start=$SECONDS
+      "$@" > "$started_dir/$i.out" 2> "$started_dir/$i.err"
+      echo $? > "$started_dir/$i.rc"
+      echo $((SECONDS - start)) > "$started_dir/$i.seconds" ) &
+}
+finish_started() {
+    wait
+    local i
+    for i in "${!started_names[@]}"; do
+        local name="${started_names[$i]}"
+        echo "== $name"
+        cat "$started_dir/$i.err" >&2
+        cat "$started_dir/$i.out"
+        echo "  ($name took $(cat "$started_dir/$i.seconds") s, at the same time as the others started with it)"
+        count_one "$name" "$(cat "$started_dir/$i.out")" "$(cat "$started_dir/$i.rc")"
+    done
+    started_names=()
+}
+# Adds a test's closing line (NAME: N passed, N failed, N skipped) to the totals.
+count_one() {
+    local name="$1" out="$2" rc="$3"
     local line
     line=$(echo "$out" | grep -E '^[A-Za-z0-9_.-]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' | tail -1)
     if [ -z "$line" ]; then
@@ -64,8 +98,8 @@ emu="${BUILD_EMU:-build-emu}"
 if [ -x "$emu/tests/test_cuda_parity" ] && [ -x "$emu/tests/test_cuemu" ]; then
     run_one "test_cuemu (emulated CUDA self-test)" "$emu/tests/test_cuemu"
     run_one "test_cuemu (emulated CUDA self-test, ucontext fibers)" "$emu/tests/test_cuemu_ucontext"
-    run_one "test_cuda_parity (emulated CUDA, deferred)" env CUEMU_MODE=deferred "$emu/tests/test_cuda_parity"
-    run_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order)" \
+    start_one "test_cuda_parity (emulated CUDA, deferred)" env CUEMU_MODE=deferred "$emu/tests/test_cuda_parity"
+    start_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order)" \
         env CUEMU_MODE=deferred CUEMU_ORDER=reverse "$emu/tests/test_cuda_parity"
 else
     echo "== emulated CUDA"
@@ -76,12 +110,13 @@ if [ -x "$emu-san/tests/test_cuda_parity" ] && [ -x "$emu-san/tests/test_cuemu" 
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     run_one "test_cuemu (emulated CUDA self-test, ASan + UBSan)" "$emu-san/tests/test_cuemu"
-    run_one "test_cuda_parity (emulated CUDA, ASan + UBSan)" "$emu-san/tests/test_cuda_parity"
+    start_one "test_cuda_parity (emulated CUDA, ASan + UBSan)" "$emu-san/tests/test_cuda_parity"
 else
     echo "== emulated CUDA under sanitizers"
     echo "  skip emulated CUDA tests under ASan + UBSan: $emu-san/ not built"
     skipped=$((skipped + 1))
 fi
+finish_started
 for s in tests/cli_*.sh; do
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" bash "$s"
