@@ -21,13 +21,31 @@ static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_in_parallel(void) { return 0; }
 #endif
 #include <unistd.h>
+#include <stdatomic.h>
 #include <xmmintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+// Optimizer updates queued during a backward (queue_update): the ranges are cut into
+// chunks of UPDATE_CHUNK elements, numbered in queue order, and taken in that order.
+enum { UPDATE_CHUNK = 4096 };
 typedef struct {
+    UpdateRange range;
+    size_t first_chunk;          // the number of the range's first chunk
+} QueuedUpdate;
+
+typedef struct {
+    QueuedUpdate ranges[UPDATE_QUEUE_RANGES];
+    int count;
+    size_t chunks;                   // chunks of all queued ranges
+    atomic_size_t next_chunk;        // chunks below it are taken (it may run past chunks)
+    atomic_size_t beside_gemms;      // chunks run beside unsplit GEMMs, ever (for tests)
+} UpdateQueue;
+
+typedef struct {
+    UpdateQueue updates;
     size_t current_bytes;
     size_t peak_bytes;
     float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums,
@@ -176,10 +194,28 @@ static int gemm_smallest_slice(int parts, int blocks, int extent) {
     return smallest;
 }
 
+static bool run_next_update_chunk(UpdateQueue *q);
+
+// A GEMM too small to split, on thread 0, while the other threads run chunks of the queued
+// optimizer updates until it is done (the threads would otherwise wait).
+static void gemm_beside_updates(UpdateQueue *q, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                                const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                                int ldc) {
+    atomic_bool gemm_done = false;
+    #pragma omp parallel
+    {
+        if (omp_get_thread_num() == 0) {
+            sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            atomic_store(&gemm_done, true);
+        } else {
+            while (!atomic_load(&gemm_done) && run_next_update_chunk(q)) atomic_fetch_add(&q->beside_gemms, 1);
+        }
+    }
+}
+
 static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc) {
-    (void)be;
     if (M == 0 || N == 0) return;
     const bool by_rows = M >= N;
     const int extent = by_rows ? M : N;
@@ -190,7 +226,11 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
     while (parts > 1 && (double)gemm_smallest_slice(parts, blocks, extent) / extent * mnk < GEMM_SLICE_MIN_MNK)
         parts--;
     if (parts <= 1 || omp_in_parallel()) {
-        sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        UpdateQueue *q = &((CpuState *)be->impl)->updates;
+        if (!omp_in_parallel() && omp_get_max_threads() > 1 && atomic_load(&q->next_chunk) < q->chunks)
+            gemm_beside_updates(q, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        else
+            sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     #pragma omp parallel num_threads(parts)
@@ -221,7 +261,10 @@ static void cpu_step_begin(Backend *be, StepState *state, StepPlan plan) {
 }
 
 static void cpu_step_end(Backend *be, StepState *state, StepPlan plan, int rows) {
-    (void)be;
+    if (((CpuState *)be->impl)->updates.count) {   // a caller's bug: they would read the next step's state
+        fprintf(stderr, "cuvae: internal error: step_end with optimizer updates queued (no finish_updates)\n");
+        abort();
+    }
     step_state_end(state, plan, rows);
 }
 
@@ -556,22 +599,86 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
     acc[2] += B;
 }
 
-static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
-                            size_t n, const StepState *state, OptimizerParams o) {
-    (void)be;
+// ---- optimizers: each update runs as chunks of an UpdateQueue ------------------
+
+static void adam_elements(float *params, const float *grads, float *m, float *v, size_t n,
+                          const StepState *state, OptimizerParams o) {
     // bias corrections folded by step_state_begin (double); the element's fp32 math is
     // the CUDA kernel's (optimizer_math.h)
     const float step_size = state->adam_step_size, sqrt_bc2 = state->adam_sqrt_bc2;
     const float decay = optimizer_decoupled_decay(o, state->lr_now);
     // the common case (no weight decay) as its own loop: the compiler vectorises it
     if (adam_without_decay(o, decay)) {
-        #pragma omp parallel for simd schedule(simd:static) firstprivate(o) if (n >= 65536)
+        #pragma omp simd
         for (size_t i = 0; i < n; i++) params[i] -= step_size * adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
         return;
     }
-    #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++)
         adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
+}
+
+static void sgd_elements(float *params, const float *grads, float *buf, size_t n, const StepState *state,
+                         OptimizerParams o) {
+    const float lr = state->lr_now;
+    for (size_t i = 0; i < n; i++) sgd_element(&params[i], grads[i], &buf[i], o, lr);
+}
+
+static size_t chunks_of(size_t n) { return (n + UPDATE_CHUNK - 1) / UPDATE_CHUNK; }
+
+static void run_update_chunk(const UpdateQueue *q, size_t chunk) {
+    int r = 0;
+    while (chunk >= q->ranges[r].first_chunk + chunks_of(q->ranges[r].range.n)) r++;
+    const UpdateRange *u = &q->ranges[r].range;
+    size_t first = (chunk - q->ranges[r].first_chunk) * UPDATE_CHUNK;
+    size_t count = u->n - first < UPDATE_CHUNK ? u->n - first : UPDATE_CHUNK;
+    if (u->sgd)
+        sgd_elements(u->params + first, u->grads + first, u->m + first, count, u->state, u->o);
+    else
+        adam_elements(u->params + first, u->grads + first, u->m + first, u->v + first, count, u->state, u->o);
+}
+
+// Takes the next chunk and runs it; false when none is left.
+static bool run_next_update_chunk(UpdateQueue *q) {
+    size_t chunk = atomic_fetch_add(&q->next_chunk, 1);
+    if (chunk >= q->chunks) return false;
+    run_update_chunk(q, chunk);
+    return true;
+}
+
+// Runs every chunk not taken yet (on the pool when there are 16 or more) and empties the queue.
+static void run_update_queue(UpdateQueue *q) {
+    const size_t first = atomic_load(&q->next_chunk), chunks = q->chunks;
+    #pragma omp parallel for schedule(static) if (first < chunks && chunks - first >= 16)
+    for (size_t c = first; c < chunks; c++) run_update_chunk(q, c);
+    q->count = 0;
+    q->chunks = 0;
+    atomic_store(&q->next_chunk, 0);
+}
+
+static void cpu_queue_update(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+                             const StepState *state, OptimizerParams o, bool sgd) {
+    UpdateQueue *q = &((CpuState *)be->impl)->updates;
+    if (n == 0) return;
+    if (q->count == UPDATE_QUEUE_RANGES) run_update_queue(q);
+    // a thread that found no chunk left moved next_chunk past the end: the new range's chunks
+    // start at the end (no thread takes chunks now: queue_update runs outside the pool)
+    if (atomic_load(&q->next_chunk) > q->chunks) atomic_store(&q->next_chunk, q->chunks);
+    QueuedUpdate *u = &q->ranges[q->count++];
+    u->range = (UpdateRange){params, grads, m, v, n, state, o, sgd};
+    u->first_chunk = q->chunks;
+    q->chunks += chunks_of(n);
+}
+
+static void cpu_finish_updates(Backend *be) { run_update_queue(&((CpuState *)be->impl)->updates); }
+
+size_t backend_cpu_updates_beside_gemms(Backend *be) {
+    return atomic_load(&((CpuState *)be->impl)->updates.beside_gemms);
+}
+
+static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
+                            size_t n, const StepState *state, OptimizerParams o) {
+    cpu_queue_update(be, params, grads, m, v, n, state, o, false);
+    cpu_finish_updates(be);
 }
 
 // The same partition as kernels/grad_clip.cu: lane l of block b sums elements
@@ -613,10 +720,8 @@ static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, d
 
 static void cpu_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
                            const StepState *state, OptimizerParams o) {
-    (void)be;
-    const float lr = state->lr_now;
-    #pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) sgd_element(&params[i], grads[i], &buf[i], o, lr);
+    cpu_queue_update(be, params, grads, buf, NULL, n, state, o, true);
+    cpu_finish_updates(be);
 }
 
 char *openblas_get_corename(void);   // OpenBLAS extension (openblas_config.h)
@@ -1238,6 +1343,8 @@ Backend *backend_cpu_create(void) {
     be->accumulate_loss = cpu_accumulate_loss;
     be->adam_update = cpu_adam_update;
     be->sgd_update = cpu_sgd_update;
+    be->queue_update = cpu_queue_update;
+    be->finish_updates = cpu_finish_updates;
     be->grad_clip = cpu_grad_clip;
     be->all_reduce_sum = cpu_all_reduce_sum;
     be->activation_forward = cpu_activation_forward;

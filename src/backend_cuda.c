@@ -53,6 +53,10 @@ typedef struct {
     CapturedStep *steps;
     size_t n_steps, cap_steps;
 
+    // optimizer updates queued during a backward (queue_update), launched at finish_updates
+    UpdateRange updates[UPDATE_QUEUE_RANGES];
+    int n_updates;
+
     // allocations made through alloc(), for peak_memory and destroy
     Allocation *allocations;
     size_t n_allocations, cap_allocations;
@@ -222,6 +226,10 @@ static void cuda_step_begin(Backend *be, StepState *state, StepPlan plan) {
 }
 
 static void cuda_step_end(Backend *be, StepState *state, StepPlan plan, int rows) {
+    if (impl_of(be)->n_updates) {   // a caller's bug: the updates would never run
+        fprintf(stderr, "cuvae: internal error: step_end with optimizer updates queued (no finish_updates)\n");
+        abort();
+    }
     launch_step_end(state, plan, rows, impl_of(be)->stream);
 }
 
@@ -529,6 +537,41 @@ static void cuda_sgd_update(Backend *be, float *params, const float *grads, floa
     launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
 }
 
+// Queued updates run at finish_updates, in stream order with everything else; a range that
+// ends where the last queued one starts (a model queues its layers last first) joins it, so a
+// whole arena queued in pieces is one launch, as adam_update makes it.
+static bool same_update(const UpdateRange *a, const UpdateRange *b) {
+    return a->state == b->state && a->sgd == b->sgd && memcmp(&a->o, &b->o, sizeof a->o) == 0;
+}
+
+static void cuda_finish_updates(Backend *be) {
+    CudaImpl *impl = impl_of(be);
+    for (int i = 0; i < impl->n_updates; i++) {
+        const UpdateRange *u = &impl->updates[i];
+        if (u->sgd) launch_sgd_update(u->params, u->grads, u->m, u->n, u->o, u->state, impl->stream);
+        else launch_adam_update(u->params, u->grads, u->m, u->v, u->n, u->o, u->state, impl->stream);
+    }
+    impl->n_updates = 0;
+}
+
+static void cuda_queue_update(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+                              const StepState *state, OptimizerParams o, bool sgd) {
+    CudaImpl *impl = impl_of(be);
+    if (n == 0) return;
+    UpdateRange next = {params, grads, m, v, n, state, o, sgd};
+    if (impl->n_updates > 0) {
+        UpdateRange *last = &impl->updates[impl->n_updates - 1];
+        if (same_update(last, &next) && params + n == last->params && grads + n == last->grads &&
+            m + n == last->m && (sgd || v + n == last->v)) {
+            next.n += last->n;
+            *last = next;
+            return;
+        }
+    }
+    if (impl->n_updates == UPDATE_QUEUE_RANGES) cuda_finish_updates(be);
+    impl->updates[impl->n_updates++] = next;
+}
+
 // ---- creation -------------------------------------------------------------
 
 // Undoes a partly built backend and reports why; returns NULL for the caller.
@@ -713,6 +756,8 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->accumulate_loss = cuda_accumulate_loss;
     be->adam_update = cuda_adam_update;
     be->sgd_update = cuda_sgd_update;
+    be->queue_update = cuda_queue_update;
+    be->finish_updates = cuda_finish_updates;
     be->all_reduce_sum = cuda_all_reduce_sum;
     be->grad_clip = cuda_grad_clip;
     be->activation_forward = cuda_activation_forward;

@@ -606,6 +606,8 @@ void model_backward(Model *m, int B, float w_rec, float w_kl) {
     model_backward_scheduled(m, B, w_rec);
 }
 
+static void queue_layer_update(Model *m, int i);
+
 void model_backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
@@ -647,6 +649,7 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
         const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
         float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
         linear_backward(m, i, X, dY, dX, B);
+        if (m->queue_updates) queue_layer_update(m, i);
         if (i - 1 > m->head) be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
         spare = (float *)dY;
         dY = dX;
@@ -731,8 +734,7 @@ void model_clip_gradients(Model *m) {
 
 void model_optimizer_step(Model *m) { model_optimizer_step_range(m, 0, m->arena_stride, 0); }
 
-void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment_offset) {
-    const Config *cfg = &m->cfg;
+static OptimizerParams optimizer_params(const Config *cfg) {
     OptimizerParams o;
     memset(&o, 0, sizeof o);
     o.beta1 = (float)cfg->train.beta1;
@@ -741,11 +743,39 @@ void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment
     o.momentum = (float)cfg->train.momentum;
     o.weight_decay = (float)cfg->train.weight_decay;
     o.decoupled = strcmp(cfg->train.optimizer, "adamw") == 0;
-    if (strcmp(cfg->train.optimizer, "sgd") == 0)   // the momentum buffer is the arena's first-moment region
+    return o;
+}
+
+void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment_offset) {
+    const OptimizerParams o = optimizer_params(&m->cfg);
+    if (strcmp(m->cfg.train.optimizer, "sgd") == 0)   // the momentum buffer is the arena's first-moment region
         m->be->sgd_update(m->be, m->params + offset, m->grads + offset, m->adam_m + moment_offset, n, m->state, o);
     else
         m->be->adam_update(m->be, m->params + offset, m->grads + offset, m->adam_m + moment_offset,
                            m->adam_v + moment_offset, n, m->state, o);
+}
+
+// Queues the update of the arena's [offset, offset + n) (its moments at the same offsets).
+static void queue_optimizer_update(Model *m, size_t offset, size_t n) {
+    m->be->queue_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, m->adam_v + offset, n,
+                        m->state, optimizer_params(&m->cfg), strcmp(m->cfg.train.optimizer, "sgd") == 0);
+}
+
+// Layer i's weights and bias, the arena's padding too for the last layer (its end).
+static void queue_layer_update(Model *m, int i) {
+    const Layer *layer = &m->layers[i];
+    size_t end = i == m->n_layers - 1 ? m->arena_stride : layer->bias_offset + (size_t)layer->out;
+    queue_optimizer_update(m, layer->weight_offset, end - layer->weight_offset);
+}
+
+void model_backward_and_step(Model *m, int B, float w_rec) {
+    // the linear decoder's layers (they end the arena) are queued by the backward
+    const bool linear_decoder = m->head >= 0 && !m->decoder_net && !m->autoregressive && !m->gan;
+    m->queue_updates = linear_decoder;
+    model_backward_scheduled(m, B, w_rec);
+    m->queue_updates = false;
+    queue_optimizer_update(m, 0, linear_decoder ? m->layers[m->head + 1].weight_offset : m->arena_stride);
+    m->be->finish_updates(m->be);
 }
 
 void model_get_params(Model *m, float *host) {

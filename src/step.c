@@ -33,13 +33,17 @@ static void enqueue_train_step(void *ctx) {
         return;
     }
     model_forward(m, B, EPS_SAMPLE);
-    model_backward_scheduled(m, B, t->w_rec);
+    if (m->data_parallel || m->grad_clip_scratch) {   // the update needs the whole gradient first
+        model_backward_scheduled(m, B, t->w_rec);
+        // the global batch's gradient: every rank's (already scaled by 1 / global rows), summed
+        if (m->data_parallel) be->all_reduce_sum(be, m->grads, m->arena_stride);
+        model_clip_gradients(m);
+        model_optimizer_step(m);
+    } else {
+        model_backward_and_step(m, B, t->w_rec);   // the decoder's update beside the encoder's backward
+    }
     m->training_mode = false;
     model_accumulate_loss(m, B);
-    // the global batch's gradient: every rank's (already scaled by 1 / global rows), summed
-    if (m->data_parallel) be->all_reduce_sum(be, m->grads, m->arena_stride);
-    model_clip_gradients(m);
-    model_optimizer_step(m);
     be->step_end(be, m->state, m->plan, global_rows);   // the draws of every rank's rows are used
     m->shard_start = 0;
     m->global_rows = 0;

@@ -925,8 +925,10 @@ static void test_accumulate_loss(void) {
 
 // n floats from an aligned start (the float4 path and its tail) or a misaligned
 // one (the scalar path).
-// 5 steps of adam / adamw (o.decoupled) or sgd (sgd != 0) on both backends.
-static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int sgd) {
+// 5 steps of adam / adamw (o.decoupled) or sgd (sgd != 0) on both backends: one update
+// (queued 0), or queue_update in three pieces then finish_updates, last piece first (queued 1:
+// the CUDA backend joins them into one launch) or first piece first (queued 2: three launches).
+static void optimizer_parity_queued(size_t n, size_t misalign, OptimizerParams o, int sgd, int queued) {
     float *p = host_floats(n), *g = host_floats(n);
     fill_normal_host(p, n, 0.1f);
     Pair P0 = pair_alloc(n + misalign), G0 = pair_alloc(n + misalign), M0 = pair_alloc(n + misalign),
@@ -951,7 +953,17 @@ static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int s
         gpu->upload(gpu, G.gpu, g, n * sizeof(float));
         cpu->step_begin(cpu, S.cpu, plan);
         gpu->step_begin(gpu, S.gpu, plan);
-        if (sgd) {
+        if (queued) {
+            const size_t cuts[4] = {0, n / 3 + 1, 2 * n / 3 + 2, n};
+            for (int k = 0; k < 3; k++) {
+                const int piece = queued == 1 ? 2 - k : k;
+                const size_t s0 = cuts[piece], len = cuts[piece + 1] - cuts[piece];
+                cpu->queue_update(cpu, P.cpu + s0, G.cpu + s0, M.cpu + s0, V.cpu + s0, len, S.cpu, o, sgd);
+                gpu->queue_update(gpu, P.gpu + s0, G.gpu + s0, M.gpu + s0, V.gpu + s0, len, S.gpu, o, sgd);
+            }
+            cpu->finish_updates(cpu);
+            gpu->finish_updates(gpu);
+        } else if (sgd) {
             cpu->sgd_update(cpu, P.cpu, G.cpu, M.cpu, n, S.cpu, o);
             gpu->sgd_update(gpu, P.gpu, G.gpu, M.gpu, n, S.gpu, o);
         } else {
@@ -972,6 +984,22 @@ static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int s
     pair_free(&V0);
     free(p);
     free(g);
+}
+
+static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int sgd) {
+    optimizer_parity_queued(n, misalign, o, sgd, 0);
+}
+
+// queue_update / finish_updates (updates started inside a backward), joined and not
+static void test_queued_updates(void) {
+    OptimizerParams adam = {0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0};
+    OptimizerParams adamw = {0.9f, 0.999f, 1e-8f, 0.0f, 0.1f, 1};
+    OptimizerParams sgd = {0.9f, 0.999f, 1e-8f, 0.9f, 0.01f, 0};
+    for (int queued = 1; queued <= 2; queued++) {
+        optimizer_parity_queued(10003, 0, adam, 0, queued);
+        optimizer_parity_queued(10003, 1, adamw, 0, queued);
+        optimizer_parity_queued(10003, 0, sgd, 1, queued);
+    }
 }
 
 static void test_adam_update(void) {
@@ -1879,6 +1907,7 @@ static const TestCase test_cases[] = {
     {"parity_reconstruction_loss", test_reconstruction_loss},
     {"parity_accumulate_loss", test_accumulate_loss},
     {"parity_adam_update", test_adam_update},
+    {"parity_queued_updates", test_queued_updates},
     {"parity_adamw_update", test_adamw_update},
     {"parity_sgd_update", test_sgd_update},
     {"parity_grad_clip", test_grad_clip},

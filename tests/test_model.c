@@ -625,12 +625,7 @@ static void test_adam_steps_lower_loss(void) {
 // Runs `steps` training steps of the shared step sequence (step.c) on a tiny
 // data set (10 examples, batches 4, 4, 2 per epoch, dynamic binarization,
 // free bits), returning the parameters and the step state.
-static void run_training_steps(EpsilonMode mode, int steps, float *params, StepState *state,
-                               double *examples) {
-    Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
-    cfg.train.epsilon = mode;
-    cfg.data.binarize = BINARIZE_DYNAMIC;
-    cfg.loss.free_bits = 0.05;
+static void run_training_steps_of(Config cfg, int steps, float *params, StepState *state, double *examples) {
     Model m;
     char err[256];
     CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
@@ -653,6 +648,49 @@ static void run_training_steps(EpsilonMode mode, int steps, float *params, StepS
     cpu->free(cpu, images);
     cpu->free(cpu, perm);
     model_destroy(&m);
+}
+
+static void run_training_steps(EpsilonMode mode, int steps, float *params, StepState *state,
+                               double *examples) {
+    Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    cfg.train.epsilon = mode;
+    cfg.data.binarize = BINARIZE_DYNAMIC;
+    cfg.loss.free_bits = 0.05;
+    run_training_steps_of(cfg, steps, params, state, examples);
+}
+
+// The training step queues each linear decoder layer's optimizer update inside the backward
+// (model_backward_and_step) unless clipping needs the whole gradient first: with a clipping
+// norm no gradient reaches (1e30) the step takes the other path (backward, then one update)
+// and must give the same bits, for adam, adamw with decay and sgd with momentum, a vae and an ae.
+static void test_queued_updates_equal_plain_step(void) {
+    const char *optimizers[3] = {"adam", "adamw", "sgd"};
+    for (int kind = 0; kind < 2; kind++)
+        for (int o = 0; o < 3; o++) {
+            Config cfg = small_config(kind ? MODEL_AE : MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI,
+                                      REDUCTION_SUM, 2);
+            cfg.data.binarize = BINARIZE_DYNAMIC;
+            snprintf(cfg.train.optimizer, sizeof cfg.train.optimizer, "%s", optimizers[o]);
+            cfg.train.weight_decay = o == 0 ? 0.0 : 0.05;
+            cfg.train.momentum = o == 2 ? 0.9 : 0.0;
+            Model probe;
+            char err[256];
+            CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+            const size_t n = probe.n_params;
+            model_destroy(&probe);
+            float *queued = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
+            StepState queued_state, plain_state;
+            double queued_examples, plain_examples;
+            run_training_steps_of(cfg, 7, queued, &queued_state, &queued_examples);
+            cfg.train.grad_clip = 1e30;
+            run_training_steps_of(cfg, 7, plain, &plain_state, &plain_examples);
+            CHECK(memcmp(queued, plain, n * sizeof(float)) == 0, "%s, %s: queued updates == the plain step",
+                  kind ? "ae" : "vae", optimizers[o]);
+            CHECK(queued_examples == plain_examples && queued_state.step == 7 && plain_state.step == 7,
+                  "%s, %s: the same steps", kind ? "ae" : "vae", optimizers[o]);
+            free(queued);
+            free(plain);
+        }
 }
 
 // train.epsilon fused (drawn in the kernels, regenerated in backward) and stored
@@ -991,6 +1029,7 @@ int main(void) {
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
+    test_run("queued_updates_equal_plain_step", test_queued_updates_equal_plain_step);
     cpu->destroy(cpu);
     return test_finish("test_model");
 }

@@ -11,6 +11,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static Backend *cpu;
 static Rng test_rng;
@@ -518,17 +519,24 @@ static void test_step_state_evolution(void) {
     CHECK(kl_schedule_at(plan.kl, 3.0).weight == 2.0f, "warmup done");
 }
 
+// The step plan of the optimizer tests: β1 0.9, β2 0.999 (the step state's bias corrections),
+// batches of one row, 3 steps an epoch.
+static StepPlan optimizer_plan(void) {
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 3;
+    plan.batch = 1;
+    plan.beta1 = 0.9;
+    plan.beta2 = 0.999;
+    return plan;
+}
+
 // AdamW (decoupled decay, PyTorch's torch.optim.AdamW) and SGD with momentum
 // and L2 decay (torch.optim.SGD) against their formulas in double.
 static void test_adamw_and_sgd_match_pytorch_formulas(void) {
     const int n = 9, steps = 6;
     const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1, mom = 0.9;
-    StepPlan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.steps_per_epoch = 3;
-    plan.batch = 1;
-    plan.beta1 = b1;
-    plan.beta2 = b2;
+    StepPlan plan = optimizer_plan();
     for (int kind = 0; kind < 2; kind++) {   // 0 adamw, 1 sgd
         float *p = random_floats(n, -1, 1), *m = xcalloc(n, sizeof(float)), *v = xcalloc(n, sizeof(float));
         double pd[9], md[9] = {0}, vd[9] = {0};
@@ -646,13 +654,7 @@ static void test_adam_matches_pytorch_formula(void) {
     double pd[7], md[7] = {0}, vd[7] = {0};
     for (int i = 0; i < n; i++) pd[i] = p[i];
     const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    // the bias corrections come from the step state, advanced like a training run
-    StepPlan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.steps_per_epoch = 3;
-    plan.batch = 1;
-    plan.beta1 = b1;
-    plan.beta2 = b2;
+    StepPlan plan = optimizer_plan();   // the bias corrections from the step state, as in training
     StepState state;
     step_state_reset(&state, (float)lr);
     for (int t = 1; t <= steps; t++) {
@@ -671,6 +673,75 @@ static void test_adam_matches_pytorch_formula(void) {
     }
     for (int i = 0; i < n; i++) CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "adam p[%d] %g vs %g", i, p[i], pd[i]);
     free(p); free(m); free(v);
+}
+
+// queue_update: updates started inside a backward. The CPU backend runs their chunks on the
+// threads a GEMM too small to split leaves idle, and the rest at finish_updates. Returns the
+// chunks run beside GEMMs; checks that every element got adam_update's / sgd_update's
+// arithmetic (the same bits) and every GEMM the bits it has alone.
+static size_t queued_updates_run(void) {
+    const size_t n = 3 * 65536 + 123, cut1 = n / 3 + 5, cut2 = 2 * n / 3 + 1;
+    const int max_threads = omp_get_max_threads();
+    omp_set_num_threads(max_threads < 2 ? 2 : max_threads);   // the overlap needs a second thread
+    const size_t before = backend_cpu_updates_beside_gemms(cpu);
+    StepPlan plan = optimizer_plan();
+    enum { GM = 4, GN = 4, GK = 1 << 18 };   // one 4-row block: never split
+    float *A = random_floats((size_t)GM * GK, -1, 1), *Bm = random_floats((size_t)GK * GN, -1, 1);
+    float alone[GM * GN], beside[GM * GN];
+    cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, alone, GN);
+    const OptimizerParams kinds[3] = {
+        {0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0},    // adam
+        {0.9f, 0.999f, 1e-8f, 0.0f, 0.1f, 1},    // adamw (decoupled decay: the scalar loop)
+        {0.9f, 0.999f, 1e-8f, 0.9f, 0.01f, 0},   // sgd, momentum and L2 decay
+    };
+    for (int k = 0; k < 3; k++) {
+        const bool sgd = k == 2;
+        StepState state;
+        step_state_reset(&state, 1e-2f);
+        cpu->step_begin(cpu, &state, plan);
+        float *p = random_floats(n, -1, 1), *g = random_floats(n, -1, 1);
+        float *m = random_floats(n, -0.1f, 0.1f), *v = random_floats(n, 0.0f, 0.01f);
+        float *p2 = xmalloc(n * sizeof(float)), *m2 = xmalloc(n * sizeof(float)), *v2 = xmalloc(n * sizeof(float));
+        memcpy(p2, p, n * sizeof(float));
+        memcpy(m2, m, n * sizeof(float));
+        memcpy(v2, v, n * sizeof(float));
+        if (sgd) cpu->sgd_update(cpu, p, g, m, n, &state, kinds[k]);
+        else cpu->adam_update(cpu, p, g, m, v, n, &state, kinds[k]);
+        // three pieces, last first (as a model queues its layers), GEMMs between and after
+        const size_t starts[3] = {cut2, cut1, 0}, ends[3] = {n, cut2, cut1};
+        int gemm_mismatches = 0;
+        for (int r = 0; r < 3; r++) {
+            const size_t s0 = starts[r], len = ends[r] - starts[r];
+            cpu->queue_update(cpu, p2 + s0, g + s0, m2 + s0, v2 + s0, len, &state, kinds[k], sgd);
+            cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, beside, GN);
+            gemm_mismatches += memcmp(alone, beside, sizeof alone) != 0;
+        }
+        cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, beside, GN);
+        gemm_mismatches += memcmp(alone, beside, sizeof alone) != 0;
+        cpu->finish_updates(cpu);
+        cpu->step_end(cpu, &state, plan, 1);
+        CHECK(memcmp(p, p2, n * sizeof(float)) == 0, "kind %d: queued parameters == one update", k);
+        CHECK(memcmp(m, m2, n * sizeof(float)) == 0, "kind %d: queued first moments == one update", k);
+        CHECK(sgd || memcmp(v, v2, n * sizeof(float)) == 0, "kind %d: queued second moments == one update", k);
+        CHECK(gemm_mismatches == 0, "kind %d: %d GEMMs beside the updates differ from the GEMM alone", k,
+              gemm_mismatches);
+        free(p); free(g); free(m); free(v); free(p2); free(m2); free(v2);
+    }
+    free(A);
+    free(Bm);
+    omp_set_num_threads(max_threads);
+    return backend_cpu_updates_beside_gemms(cpu) - before;
+}
+
+static void test_queued_updates_equal_one_update(void) { queued_updates_run(); }
+
+static void test_queued_updates_run_beside_gemms(void) {
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        test_skip("queued_updates_run_beside_gemms", "one core: the second thread only runs when the first waits");
+        return;
+    }
+    size_t beside = queued_updates_run();
+    CHECK(beside > 0, "no chunk of the queued updates ran beside the 12 unsplit GEMMs");
 }
 
 static void test_rng_streams(void) {
@@ -785,6 +856,8 @@ int main(int argc, char **argv) {
     test_run("learning_rate_schedules", test_learning_rate_schedules);
     test_run("grad_clip", test_grad_clip);
     test_run("adamw_and_sgd_match_pytorch_formulas", test_adamw_and_sgd_match_pytorch_formulas);
+    test_run("queued_updates_equal_one_update", test_queued_updates_equal_one_update);
+    test_run("queued_updates_run_beside_gemms", test_queued_updates_run_beside_gemms);
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);

@@ -25,6 +25,9 @@ typedef enum {
     RECLOSS_MSE_IDENTITY,     // out = y: l = (y - x)^2; dl/dy = 2(y - x)
 } RecLoss;
 
+// Ranges queue_update holds (a model queues one per decoder layer, then the rest).
+#define UPDATE_QUEUE_RANGES 64
+
 // Doubles of device scratch grad_clip needs (partial sums of the blocks, then the norm).
 #define GRAD_CLIP_BLOCKS 128
 #define GRAD_CLIP_SCRATCH (GRAD_CLIP_BLOCKS + 2)
@@ -36,6 +39,17 @@ typedef struct {
     float weight_decay;        // adam, sgd: L2, added to the gradient; adamw: decoupled
     int32_t decoupled;         // 1: adamw's p *= 1 - lr wd, applied before the Adam step
 } OptimizerParams;
+
+// One queued optimizer update (queue_update's arguments), as both backends keep it.
+typedef struct {
+    float *params;
+    const float *grads;
+    float *m, *v;            // sgd: m is the momentum buffer, v unused
+    size_t n;
+    const StepState *state;
+    OptimizerParams o;
+    bool sgd;
+} UpdateRange;
 
 // Backend-wide settings taken from the config (train.*).
 typedef struct {
@@ -277,6 +291,19 @@ struct Backend {
     void (*sgd_update)(Backend *be, float *params, const float *grads, float *buf, size_t n,
                        const StepState *state, OptimizerParams o);
 
+    // An optimizer update started inside a backward, on a range whose gradient is final:
+    // the update adam_update does (sgd: sgd_update's, buf in m, v unused), which the backend
+    // may run at any point up to finish_updates -- the CPU backend runs it in pieces on the
+    // threads that a GEMM too small to split leaves idle; CUDA launches the queued ranges
+    // at finish_updates, adjacent ones as one kernel. No op issued in between may touch the
+    // ranges' params, grads or moments. Every element gets the same arithmetic as
+    // adam_update / sgd_update, so the results are the same bit for bit. A full queue
+    // (UPDATE_QUEUE_RANGES ranges) is run before the next one joins it; step_end aborts if
+    // any range is left unfinished.
+    void (*queue_update)(Backend *be, float *params, const float *grads, float *m, float *v,
+                         size_t n, const StepState *state, OptimizerParams o, bool sgd);
+    void (*finish_updates)(Backend *be);
+
     // An adversarial autoencoder's mixture prior: z (B, 2) of N(0, 1) draws becomes, row by row,
     // a point of component (row mod components) (mixture_point, layer_math.h), in place.
     void (*mixture_prior)(Backend *be, float *z, int B, int components);
@@ -287,6 +314,9 @@ struct Backend {
 // one per core. backend_cpu_threads() is that number once the backend exists.
 Backend *backend_cpu_create(void);
 int backend_cpu_threads(void);
+// Pieces of queued optimizer updates (queue_update) the CPU backend has run beside
+// unsplit GEMMs so far (tests check that the overlap happens).
+size_t backend_cpu_updates_beside_gemms(Backend *be);
 
 // Set-up read by OpenBLAS when it loads, so call it first thing in main(): OpenBLAS
 // picks its kernels from the CPU model and falls back to its slowest generic ones on

@@ -50,6 +50,8 @@ typedef struct {
     size_t n_buffers;         // running statistics (batch norm): not trained, saved with the model
     float *buffers;           // (n_buffers) on the device
     bool training_mode;       // batch norm uses batch statistics (set by the training step)
+    bool queue_updates;       // the backward queues each decoder layer's optimizer update
+                              // (model_backward_and_step)
     // vq_vae (model_vq.c): the vector quantiser between the encoder and the decoder, no
     // heads (n_layers = 0, head = -1). The encoder's output (B, D, S) holds S code vectors of
     // D = model.latent_dim values per example; latent_dim here is their total D S (z = z_q).
@@ -162,6 +164,12 @@ void model_backward(Model *m, int B, float w_rec, float w_kl);
 // The same with the KL schedule already in state->kl (step_begin wrote it):
 // warmup weight, capacity, free bits. Device ops only.
 void model_backward_scheduled(Model *m, int B, float w_rec);
+// model_backward_scheduled then model_optimizer_step, with each linear decoder layer's update
+// queued (be->queue_update) as soon as its gradient is written, so the CPU backend runs it
+// on a thread the encoder's small GEMMs leave idle. The same values bit for bit (the update
+// is elementwise). Only where nothing needs the whole gradient before the update: no
+// clipping, one rank (step.c).
+void model_backward_and_step(Model *m, int B, float w_rec);
 // Writes a KL schedule into state->kl (an upload).
 void model_set_kl_schedule(Model *m, KlSchedule kl);
 
