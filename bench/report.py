@@ -127,6 +127,11 @@ def main():
         if meta.get(key):
             w(f"- {label}: {meta[key]}")
     w(f"- timing: {meta.get('timing_note', '')}")
+    steals = sorted(d["steal_percent"] for d in lines if "steal_percent" in d)
+    if steals:
+        w(f"- host steal time while each run ran (/proc/stat: the share of this machine's CPU time its "
+          f"host gave to others): median {steals[len(steals) // 2]:.1f} %, max {steals[-1]:.1f} % over "
+          f"{len(steals)} runs (`steal_percent` in the raw lines); above a few per cent the timings are noisy")
     w(f"- raw lines: `{meta.get('jsonl', sys.argv[1])}`")
     w("")
 

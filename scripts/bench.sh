@@ -141,14 +141,40 @@ EOF
 echo "bench: $device ($backend); $(echo $suite | wc -w) configs, $repeats repeat(s); raw lines -> $jsonl" >&2
 
 # ---- the suite ----------------------------------------------------------------
-# run_json CONFIG FRAMEWORK MODE COMMAND...: appends the command's JSON lines;
-# a failing run is recorded as a "skipped" line carrying its last stderr line.
+# The host's steal and all CPU time so far (/proc/stat, in ticks): "steal total", or nothing.
+cpu_ticks() {
+    awk '/^cpu /{t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t}' /proc/stat 2>/dev/null
+}
+
+# run_json CONFIG FRAMEWORK MODE COMMAND...: appends the command's JSON lines, each with
+# "steal_percent": the share of the machine's CPU time its host took (steal) while the
+# command ran (a busy host makes the timings noisy); a failing run is recorded as a
+# "skipped" line carrying its last stderr line.
 run_json() {
     local config=$1 framework=$2 mode=$3
     shift 3
-    local out err_file rc=0 why name
+    local out err_file rc=0 why name before after
     err_file=$(mktemp)
+    before=$(cpu_ticks)
     out=$("$@" 2>"$err_file") || rc=$?
+    after=$(cpu_ticks)
+    if [ -n "$out" ] && [ -n "$before" ] && [ -n "$after" ]; then
+        out=$(echo "$out" | "$PY" -c '
+import json, sys
+s0, t0 = map(int, sys.argv[1].split()); s1, t1 = map(int, sys.argv[2].split())
+for line in sys.stdin:
+    line = line.strip()
+    if not line:
+        continue
+    try:
+        d = json.loads(line)
+    except ValueError:
+        print(line)
+        continue
+    if isinstance(d, dict) and t1 > t0:
+        d["steal_percent"] = round(100.0 * (s1 - s0) / (t1 - t0), 1)
+    print(json.dumps(d))' "$before" "$after")
+    fi
     if [ -n "$out" ]; then echo "$out" | tee -a "$jsonl"; fi
     if [ "$rc" -ne 0 ]; then
         why="exit status $rc: $(grep -v '^[[:space:]]*$' "$err_file" | tail -1 | cut -c1-300)"
