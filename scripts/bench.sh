@@ -143,7 +143,7 @@ echo "bench: $device ($backend); $(echo $suite | wc -w) configs, $repeats repeat
 # ---- the suite ----------------------------------------------------------------
 # The host's steal and all CPU time so far (/proc/stat, in ticks): "steal total", or nothing.
 cpu_ticks() {
-    awk '/^cpu /{t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t}' /proc/stat 2>/dev/null
+    awk '/^cpu /{t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat 2>/dev/null   # (guest time is in user already)
 }
 
 # run_json CONFIG FRAMEWORK MODE COMMAND...: appends the command's JSON lines, each with
@@ -158,8 +158,8 @@ run_json() {
     before=$(cpu_ticks)
     out=$("$@" 2>"$err_file") || rc=$?
     after=$(cpu_ticks)
-    if [ -n "$out" ] && [ -n "$before" ] && [ -n "$after" ]; then
-        out=$(echo "$out" | "$PY" -c '
+    local annotated
+    if [ -n "$out" ] && [ -n "$before" ] && [ -n "$after" ] && annotated=$(echo "$out" | "$PY" -c '
 import json, sys
 s0, t0 = map(int, sys.argv[1].split()); s1, t1 = map(int, sys.argv[2].split())
 for line in sys.stdin:
@@ -173,7 +173,8 @@ for line in sys.stdin:
         continue
     if isinstance(d, dict) and t1 > t0:
         d["steal_percent"] = round(100.0 * (s1 - s0) / (t1 - t0), 1)
-    print(json.dumps(d))' "$before" "$after")
+    print(json.dumps(d))' "$before" "$after") && [ -n "$annotated" ]; then
+        out=$annotated   # (if that failed, the line goes in without the steal)
     fi
     if [ -n "$out" ]; then echo "$out" | tee -a "$jsonl"; fi
     if [ "$rc" -ne 0 ]; then

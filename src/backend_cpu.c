@@ -42,6 +42,7 @@ typedef struct {
     size_t chunks;                   // chunks of all queued ranges
     atomic_size_t next_chunk;        // chunks below it are taken (it may run past chunks)
     atomic_size_t beside_gemms;      // chunks run beside unsplit GEMMs, ever (for tests)
+    size_t ranges_queued;            // ranges queue_update took, ever (for tests)
 } UpdateQueue;
 
 typedef struct {
@@ -671,8 +672,17 @@ static void cpu_queue_update(Backend *be, float *params, const float *grads, flo
 
 static void cpu_finish_updates(Backend *be) { run_update_queue(&((CpuState *)be->impl)->updates); }
 
-size_t backend_cpu_updates_beside_gemms(Backend *be) {
-    return atomic_load(&((CpuState *)be->impl)->updates.beside_gemms);
+// queue_update as the backend op (adam_update and sgd_update queue through cpu_queue_update too)
+static void cpu_queue_update_op(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+                                const StepState *state, OptimizerParams o, bool sgd) {
+    if (n) ((CpuState *)be->impl)->updates.ranges_queued++;
+    cpu_queue_update(be, params, grads, m, v, n, state, o, sgd);
+}
+
+CpuUpdateCounts backend_cpu_update_counts(Backend *be) {
+    const UpdateQueue *q = &((CpuState *)be->impl)->updates;
+    CpuUpdateCounts counts = {q->ranges_queued, atomic_load(&q->beside_gemms)};
+    return counts;
 }
 
 static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
@@ -1343,7 +1353,7 @@ Backend *backend_cpu_create(void) {
     be->accumulate_loss = cpu_accumulate_loss;
     be->adam_update = cpu_adam_update;
     be->sgd_update = cpu_sgd_update;
-    be->queue_update = cpu_queue_update;
+    be->queue_update = cpu_queue_update_op;
     be->finish_updates = cpu_finish_updates;
     be->grad_clip = cpu_grad_clip;
     be->all_reduce_sum = cpu_all_reduce_sum;

@@ -471,8 +471,11 @@ static void cuda_accumulate_loss(Backend *be, double *acc, const float *rec_row,
     launch_accumulate_loss(acc, rec_row, kl_row, B, impl_of(be)->stream);
 }
 
+static void cuda_finish_updates(Backend *be);
+
 static void cuda_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
                              size_t n, const StepState *state, OptimizerParams o) {
+    cuda_finish_updates(be);   // what is queued first, as on the CPU
     launch_adam_update(params, grads, m, v, n, o, state, impl_of(be)->stream);
 }
 
@@ -534,6 +537,7 @@ static void cuda_all_reduce_sum(Backend *be, float *buf, size_t n) {
 
 static void cuda_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
                             const StepState *state, OptimizerParams o) {
+    cuda_finish_updates(be);   // what is queued first, as on the CPU
     launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
 }
 

@@ -8,6 +8,7 @@
 #include "cuvae/rng.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -769,8 +770,17 @@ static void queue_layer_update(Model *m, int i) {
 }
 
 void model_backward_and_step(Model *m, int B, float w_rec) {
+    if (m->gan || m->aae || m->data_parallel || m->grad_clip_scratch) {   // a caller's bug (step.c decides)
+        fprintf(stderr, "cuvae: internal error: model_backward_and_step on a model whose update needs the "
+                        "whole gradient first\n");
+        abort();
+    }
     // the linear decoder's layers (they end the arena) are queued by the backward
-    const bool linear_decoder = m->head >= 0 && !m->decoder_net && !m->autoregressive && !m->gan;
+    const bool linear_decoder = m->head >= 0 && !m->decoder_net && !m->autoregressive;
+    if (linear_decoder && m->layers[m->n_layers - 1].bias_offset + (size_t)m->layers[m->n_layers - 1].out != m->n_params) {
+        fprintf(stderr, "cuvae: internal error: the linear decoder does not end the parameter arena\n");
+        abort();
+    }
     m->queue_updates = linear_decoder;
     model_backward_scheduled(m, B, w_rec);
     m->queue_updates = false;

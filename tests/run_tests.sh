@@ -21,7 +21,16 @@ run_one() {
 # CUDA parity runs, one core each, minutes each. Their output is shown, and counted,
 # in the order they were started.
 started_dir=$(mktemp -d)
-trap 'rm -rf "$started_dir"' EXIT
+# an interrupted run (Ctrl-C, a CI timeout) stops the runs it started, then cleans up
+stop_started() {
+    local pid
+    for pid in $(jobs -p); do pkill -TERM -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
+    wait
+    rm -rf "$started_dir"
+}
+trap stop_started EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 started_names=()
 start_one() {
     local name="$1"; shift
@@ -40,8 +49,9 @@ finish_started() {
         echo "== $name"
         cat "$started_dir/$i.err" >&2
         cat "$started_dir/$i.out"
-        echo "  ($name took $(cat "$started_dir/$i.seconds") s, at the same time as the others started with it)"
-        count_one "$name" "$(cat "$started_dir/$i.out")" "$(cat "$started_dir/$i.rc")"
+        echo "  ($name took $(cat "$started_dir/$i.seconds" 2>/dev/null || echo '?') s, at the same time as the tests run since its start)"
+        # no exit status: the run was killed before it ended (255: counted as a failure)
+        count_one "$name" "$(cat "$started_dir/$i.out")" "$(cat "$started_dir/$i.rc" 2>/dev/null || echo 255)"
     done
     started_names=()
 }

@@ -630,15 +630,18 @@ static void run_training_steps_of(Config cfg, int steps, float *params, StepStat
     char err[256];
     CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
     model_init_params(&m, 3);
-    enum { N = 10, D = 6 };
-    uint8_t *images = cpu->alloc(cpu, N * D);
+    enum { N = 10 };
+    const int D = m.input_dim;
+    uint8_t *images = cpu->alloc(cpu, (size_t)N * D);
+    uint8_t *labels = cpu->alloc(cpu, N);
     int32_t *perm = cpu->alloc(cpu, N * sizeof(int32_t));
     Rng rng;
     rng_init(&rng, 21, 4);
     for (int i = 0; i < N * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 0xff);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)(m.n_classes ? i % m.n_classes : 0);
     rng_permutation(&rng, perm, N);
     model_begin_training(&m, 3, 1e-2f);
-    TrainStep t = {.model = &m, .images = images, .labels = NULL, .perm = perm, .w_rec = 1.3f};
+    TrainStep t = {.model = &m, .images = images, .labels = m.n_classes ? labels : NULL, .perm = perm, .w_rec = 1.3f};
     for (int k = 0; k < steps; k++) train_step_run(&t, k % 3 == 2 ? 2 : 4);
     train_step_release(&t);
     model_get_params(&m, params);
@@ -646,6 +649,7 @@ static void run_training_steps_of(Config cfg, int steps, float *params, StepStat
     double rec, kl;
     model_read_loss(&m, &rec, &kl, examples);
     cpu->free(cpu, images);
+    cpu->free(cpu, labels);
     cpu->free(cpu, perm);
     model_destroy(&m);
 }
@@ -662,13 +666,21 @@ static void run_training_steps(EpsilonMode mode, int steps, float *params, StepS
 // The training step queues each linear decoder layer's optimizer update inside the backward
 // (model_backward_and_step) unless clipping needs the whole gradient first: with a clipping
 // norm no gradient reaches (1e30) the step takes the other path (backward, then one update)
-// and must give the same bits, for adam, adamw with decay and sgd with momentum, a vae and an ae.
+// and must give the same bits, for adam, adamw with decay and sgd with momentum, on a vae, an
+// ae, a cvae (the condition's columns in the first decoder layer) and a conv encoder with a
+// linear decoder. The backend's counts show which path each run took.
 static void test_queued_updates_equal_plain_step(void) {
-    const char *optimizers[3] = {"adam", "adamw", "sgd"};
-    for (int kind = 0; kind < 2; kind++)
+    const char *optimizers[3] = {"adam", "adamw", "sgd"}, *kinds[4] = {"vae", "ae", "cvae", "conv encoder"};
+    for (int kind = 0; kind < 4; kind++)
         for (int o = 0; o < 3; o++) {
-            Config cfg = small_config(kind ? MODEL_AE : MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI,
+            Config cfg = small_config(kind == 1 ? MODEL_AE : MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI,
                                       REDUCTION_SUM, 2);
+            if (kind == 2) {
+                cfg.model.kind = MODEL_CVAE;
+                cfg.model.condition = CONDITION_LABEL;
+                cfg.model.n_classes = 4;
+            }
+            if (kind == 3) cfg = graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
             cfg.data.binarize = BINARIZE_DYNAMIC;
             snprintf(cfg.train.optimizer, sizeof cfg.train.optimizer, "%s", optimizers[o]);
             cfg.train.weight_decay = o == 0 ? 0.0 : 0.05;
@@ -677,17 +689,26 @@ static void test_queued_updates_equal_plain_step(void) {
             char err[256];
             CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
             const size_t n = probe.n_params;
+            const int decoder_layers = probe.n_layers - probe.head - 1;
             model_destroy(&probe);
             float *queued = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
             StepState queued_state, plain_state;
             double queued_examples, plain_examples;
+            const size_t before = backend_cpu_update_counts(cpu).ranges_queued;
             run_training_steps_of(cfg, 7, queued, &queued_state, &queued_examples);
+            const size_t between = backend_cpu_update_counts(cpu).ranges_queued;
             cfg.train.grad_clip = 1e30;
             run_training_steps_of(cfg, 7, plain, &plain_state, &plain_examples);
+            const size_t after = backend_cpu_update_counts(cpu).ranges_queued;
+            CHECK(between - before == 7 * ((size_t)decoder_layers + 1),
+                  "%s, %s: %zu ranges queued in 7 steps, want 7 x (%d decoder layers + the rest)", kinds[kind],
+                  optimizers[o], between - before, decoder_layers);
+            CHECK(after == between, "%s, %s: the clipped run queued %zu ranges", kinds[kind], optimizers[o],
+                  after - between);
             CHECK(memcmp(queued, plain, n * sizeof(float)) == 0, "%s, %s: queued updates == the plain step",
-                  kind ? "ae" : "vae", optimizers[o]);
+                  kinds[kind], optimizers[o]);
             CHECK(queued_examples == plain_examples && queued_state.step == 7 && plain_state.step == 7,
-                  "%s, %s: the same steps", kind ? "ae" : "vae", optimizers[o]);
+                  "%s, %s: the same steps", kinds[kind], optimizers[o]);
             free(queued);
             free(plain);
         }

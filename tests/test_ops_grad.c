@@ -11,7 +11,6 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 static Backend *cpu;
 static Rng test_rng;
@@ -683,7 +682,7 @@ static size_t queued_updates_run(void) {
     const size_t n = 3 * 65536 + 123, cut1 = n / 3 + 5, cut2 = 2 * n / 3 + 1;
     const int max_threads = omp_get_max_threads();
     omp_set_num_threads(max_threads < 2 ? 2 : max_threads);   // the overlap needs a second thread
-    const size_t before = backend_cpu_updates_beside_gemms(cpu);
+    const size_t before = backend_cpu_update_counts(cpu).chunks_beside_gemms;
     StepPlan plan = optimizer_plan();
     enum { GM = 4, GN = 4, GK = 1 << 18 };   // one 4-row block: never split
     float *A = random_floats((size_t)GM * GK, -1, 1), *Bm = random_floats((size_t)GK * GN, -1, 1);
@@ -730,13 +729,13 @@ static size_t queued_updates_run(void) {
     free(A);
     free(Bm);
     omp_set_num_threads(max_threads);
-    return backend_cpu_updates_beside_gemms(cpu) - before;
+    return backend_cpu_update_counts(cpu).chunks_beside_gemms - before;
 }
 
 static void test_queued_updates_equal_one_update(void) { queued_updates_run(); }
 
 static void test_queued_updates_run_beside_gemms(void) {
-    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+    if (omp_get_num_procs() < 2) {   // the cores this process may use (affinity)
         test_skip("queued_updates_run_beside_gemms", "one core: the second thread only runs when the first waits");
         return;
     }

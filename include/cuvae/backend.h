@@ -298,8 +298,9 @@ struct Backend {
     // at finish_updates, adjacent ones as one kernel. No op issued in between may touch the
     // ranges' params, grads or moments. Every element gets the same arithmetic as
     // adam_update / sgd_update, so the results are the same bit for bit. A full queue
-    // (UPDATE_QUEUE_RANGES ranges) is run before the next one joins it; step_end aborts if
-    // any range is left unfinished.
+    // (UPDATE_QUEUE_RANGES ranges) is run before the next one joins it; adam_update and
+    // sgd_update finish the queue before their own update; step_end aborts if any range is
+    // left unfinished.
     void (*queue_update)(Backend *be, float *params, const float *grads, float *m, float *v,
                          size_t n, const StepState *state, OptimizerParams o, bool sgd);
     void (*finish_updates)(Backend *be);
@@ -314,9 +315,14 @@ struct Backend {
 // one per core. backend_cpu_threads() is that number once the backend exists.
 Backend *backend_cpu_create(void);
 int backend_cpu_threads(void);
-// Pieces of queued optimizer updates (queue_update) the CPU backend has run beside
-// unsplit GEMMs so far (tests check that the overlap happens).
-size_t backend_cpu_updates_beside_gemms(Backend *be);
+// What the CPU backend's queued optimizer updates did so far (tests check that a training
+// step queues its decoder's updates and that the overlap happens): ranges queued through
+// queue_update, and chunks of them run beside unsplit GEMMs.
+typedef struct {
+    size_t ranges_queued;
+    size_t chunks_beside_gemms;
+} CpuUpdateCounts;
+CpuUpdateCounts backend_cpu_update_counts(Backend *be);
 
 // Set-up read by OpenBLAS when it loads, so call it first thing in main(): OpenBLAS
 // picks its kernels from the CPU model and falls back to its slowest generic ones on

@@ -2,13 +2,14 @@
 # run.sh SECONDS TARGET...: runs each libFuzzer target (build-fuzz/fuzz_TARGET)
 # for SECONDS from its seed corpus tests/fuzz/corpus/TARGET (read only: new
 # inputs go to build-fuzz/corpus/TARGET), as many targets at a time as there
-# are cores (each fuzzer is one process on one core). A target passes when it ran
+# are cores (each fuzzer is one process on one core, up to 2 GB; FUZZ_JOBS=N sets
+# how many run at a time). A target passes when it ran
 # the whole time without a crash, a sanitizer report or a broken property; its
 # execution count is printed. Closing line: "N passed, N failed, 0 skipped".
 set -u
 cd "$(dirname "$0")/../.."
 seconds="$1"; shift
-jobs=$(nproc 2>/dev/null || echo 1)
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 passed=0; failed=0
 mkdir -p build-fuzz/crashes
 run_target() {
