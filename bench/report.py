@@ -67,6 +67,8 @@ def run_label(d, nproc):
             return "cuvae train (CUDA graph)" if d.get("cuda_graph") else "cuvae train"
         if d["mode"] == "train-eager":
             return "cuvae train, eager (no CUDA graph)"
+        if d["mode"] in ("paired", "paired-eager"):
+            return "cuvae train and GEMM-only, alternating (--paired)"
         return "cuvae GEMM-only (%s alone)" % ("cuBLAS" if d.get("backend") == "cuda" else "OpenBLAS")
     label = f"PyTorch {d['mode']}"
     threads = d.get("threads")
@@ -99,6 +101,12 @@ def best_runs(lines):
 
 def ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "—"
+
+
+def paired_ratio(d):
+    """A --paired line's step ÷ GEMM: the median of its pairs, with the quartiles."""
+    return (f"{d['step_over_gemm']:.2f}× [{d['step_over_gemm_q1']:.2f}–{d['step_over_gemm_q3']:.2f}], "
+            f"{d['pairs']} pairs")
 
 
 def main():
@@ -145,12 +153,15 @@ def main():
                 torch_cols.append(label)
     w("Summary at matched precision (fp32; TF32 off on CUDA). Ratio = cuvae samples/s ÷ PyTorch "
       "samples/s (> 1: cuvae faster). GEMM share = GEMM-only ms ÷ cuvae train ms; step ÷ GEMM = "
-      "cuvae train ms ÷ GEMM-only ms, the time a step spends beyond its GEMMs (CPU goal: ≤ 1.25×).")
+      "cuvae train ms ÷ GEMM-only ms of the best repeats, the time a step spends beyond its GEMMs "
+      "(CPU goal: ≤ 1.25×); paired = the same ratio from one process alternating blocks of training "
+      "steps and blocks of their GEMMs (`cuvae bench --paired`): the median over the pairs "
+      "[quartiles], which a host slowing the machine for a while moves far less than the separate runs.")
     w("")
     header = ["config", "model", "batch", "cuvae samples/s"]
     for c in torch_cols:
         header += [f"{c} samples/s", "ratio"]
-    header += ["GEMM share", "step ÷ GEMM", "cuvae peak mem", "PyTorch peak mem"]
+    header += ["GEMM share", "step ÷ GEMM", "step ÷ GEMM, paired", "cuvae peak mem", "PyTorch peak mem"]
     w("| " + " | ".join(header) + " |")
     w("|" + "---|" * len(header))
     for name in order:
@@ -159,6 +170,8 @@ def main():
                       and d.get("precision", "fp32") == "fp32" and "skipped" not in d), None)
         gemm = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "gemm-only"
                      and "skipped" not in d), None)
+        paired = next((d for d in mine if d.get("framework") == "cuvae" and d["mode"] == "paired"
+                       and "skipped" not in d), None)
         if not train:
             continue
         row = [name, describe_model(configs[name]), str(train["batch"]), f"{train['samples_per_s']:,.0f}"]
@@ -176,7 +189,8 @@ def main():
                     torch_peak = d["peak_memory_bytes"]
         share = f"{100.0 * gemm['ms_per_step'] / train['ms_per_step']:.0f} %" if gemm else "—"
         over = f"{train['ms_per_step'] / gemm['ms_per_step']:.2f}×" if gemm else "—"
-        row += [share, over, mib(train.get("peak_memory_bytes")), mib(torch_peak)]
+        row += [share, over, paired_ratio(paired) if paired else "—", mib(train.get("peak_memory_bytes")),
+                mib(torch_peak)]
         w("| " + " | ".join(row) + " |")
     w("")
 
@@ -204,6 +218,8 @@ def main():
             r = ratio(same["samples_per_s"], d["samples_per_s"]) if same and d is not same else "—"
             if d.get("mode") == "gemm-only":
                 r = f"GEMM share {100.0 * d['ms_per_step'] / train['ms_per_step']:.0f} %" if train else "—"
+            elif d.get("mode", "").startswith("paired"):
+                r = f"step ÷ GEMM {paired_ratio(d)} (GEMMs {d['gemm_ms_per_step']:.3f} ms/step)"
             core = d.get("blas_core") or ("cuBLAS" if d.get("framework") == "cuvae" and d.get("backend") == "cuda" else "—")
             w(f"| {label} | {d.get('precision', '')} | {threads} | {core} | {d['samples_per_s']:,.0f} | "
               f"{d['ms_per_step']:.3f} | {d['tflops']:.3f} | {mib(d.get('peak_memory_bytes'))} | {r} |")

@@ -2,7 +2,7 @@
 # bench.sh: the throughput suite behind `make bench`. Detects the device the
 # cuvae binary uses (CUDA when usable, else the CPU), runs the matching suite
 # (bench/configs/*.json on a GPU, bench/configs/cpu/*.json on the CPU): for each
-# config `cuvae bench` (training steps and --gemm-only; on CUDA also without
+# config `cuvae bench` (training steps, --gemm-only and, once, --paired; on CUDA also without
 # graph capture and with train.precision tf32) and bench/torch_vae.py
 # (eager and, where torch.compile exists, compile and max-autotune; fp32 / tf32
 # / bf16 on CUDA, fp32 on the CPU). Raw JSON lines go to
@@ -123,7 +123,7 @@ if [ "$backend" = cpu ]; then
 else
     threads_note="GPU runs (host OPENBLAS_NUM_THREADS=$NPROC, unused by the timed loop)"
 fi
-timing_note="steady state after warmup, data resident on the device, synchronized only around the timed loop; best of $repeats repeat(s) per row; steps per config: $(for c in $suite; do echo -n "$(basename "$c" .json) $(steps_for "$c" | cut -d' ' -f1), "; done | sed 's/, $//')"
+timing_note="steady state after warmup, data resident on the device, synchronized only around the timed loop; best of $repeats repeat(s) per row; --paired once per config with 4x the steps, synchronized around each block; steps per config: $(for c in $suite; do echo -n "$(basename "$c" .json) $(steps_for "$c" | cut -d' ' -f1), "; done | sed 's/, $//')"
 
 PY=${PYTHON:-python3}
 "$PY" - "$jsonl" "$device" "$backend" "$date_utc" "$(lscpu | sed -nE 's/^Model name: +//p' | head -1)" \
@@ -214,6 +214,9 @@ for config in $suite; do
             fi
         fi
     done
+    # the step and its GEMMs alternating in one process: their ratio, steady on a host that
+    # slows this machine for a while (which moves the separate runs above apart)
+    run_json "$config" cuvae paired "$CUVAE" bench "$config" --steps "$((4 * steps))" --warmup "$warmup" --paired
 done
 
 # ---- append the section -------------------------------------------------------

@@ -2,7 +2,8 @@
 // fixed sequence of backend ops as train.c: gather, forward, fused loss +
 // backward, loss accumulation, Adam) on a random uint8 dataset already resident
 // on the device, or with --gemm-only the GEMMs of a step alone, back to back
-// (the practical limit of a step). Prints one JSON line on stdout.
+// (the practical limit of a step), or with --paired both in one process, alternating
+// blocks, for their ratio on a machine whose speed drifts. Prints one JSON line on stdout.
 #include "cuvae/bench.h"
 #include "cuvae/backend.h"
 #include "cuvae/cli_args.h"
@@ -24,9 +25,11 @@
 #define BENCH_MIN_EXAMPLES 1024
 #define RNG_STREAM_BENCH_DATA 2000
 #define RNG_STREAM_BENCH_PERM 2001
+#define PAIRED_BLOCK_SECONDS 0.02   // --paired: each block at least this long
+#define PAIRED_MIN_PAIRS 4
 
 static const char *USAGE_BENCH =
-    "usage: cuvae bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only]\n"
+    "usage: cuvae bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only | --paired]\n"
     "\n"
     "Times N steady-state training steps (gather, forward, backward, loss, Adam) after\n"
     "the warmup steps, on random uint8 images (a whole number of batches, at least 4 and at\n"
@@ -43,7 +46,15 @@ static const char *USAGE_BENCH =
     "  --warmup N     untimed steps first (default 10)\n"
     "  --set k=v      override a config key, e.g. --set train.batch_size=1024 --set device=cpu\n"
     "  --gemm-only    run only the GEMMs a training step issues (recorded from one real step),\n"
-    "                 back to back: the practical limit of a training step\n";
+    "                 back to back: the practical limit of a training step\n"
+    "  --paired       both in one process: blocks of training steps and blocks of their GEMMs\n"
+    "                 alone, alternating (train first in even pairs, GEMMs first in odd ones),\n"
+    "                 each block at least 20 ms and at least 4 pairs where N allows; adds\n"
+    "                 \"gemm_ms_per_step\", \"pairs\", \"block_steps\" and \"step_over_gemm\" (the\n"
+    "                 median of the pairs' ratios) with its quartiles. A host that slows the\n"
+    "                 machine for a while slows both halves of a pair: the ratio stays steady\n"
+    "                 where two separate runs would differ. \"steps\" is the timed training steps,\n"
+    "                 N rounded down to whole blocks\n";
 
 typedef struct {
     const char *config_path;
@@ -52,6 +63,7 @@ typedef struct {
     long steps;
     long warmup;
     bool gemm_only;
+    bool paired;
 } BenchArgs;
 
 static int bench_fail(const char *message) {
@@ -93,6 +105,8 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
             a->overrides[a->n_overrides++] = argv[++i];
         } else if (strcmp(arg, "--gemm-only") == 0) {
             a->gemm_only = true;
+        } else if (strcmp(arg, "--paired") == 0) {
+            a->paired = true;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return set_error(err, errlen, "bench: unknown option %s (see cuvae bench --help)", arg);
         } else if (!a->config_path) {
@@ -102,6 +116,8 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
         }
     }
     if (!a->config_path) return set_error(err, errlen, "bench: missing CONFIG (see cuvae bench --help)");
+    if (a->gemm_only && a->paired)
+        return set_error(err, errlen, "bench: --gemm-only and --paired exclude each other (--paired runs both)");
     return 0;
 }
 
@@ -192,6 +208,86 @@ static void replay_step_gemms(Backend *be) {
     }
 }
 
+// FLOPs of the recorded calls (one step's GEMMs)
+static uint64_t recorded_flops(void) {
+    uint64_t flops = 0;
+    for (int i = 0; i < recorded.count; i++)
+        flops += 2ull * (uint64_t)recorded.calls[i].M * (uint64_t)recorded.calls[i].N * (uint64_t)recorded.calls[i].K;
+    return flops;
+}
+
+static void forget_recorded(void) {
+    free(recorded.calls);
+    memset(&recorded, 0, sizeof recorded);
+}
+
+// Seconds of `steps` training steps, or of `steps` replays of their GEMMs, synchronized
+// before and after.
+static double timed_block(TrainStep *loop, Backend *be, int B, long steps, bool gemms_alone) {
+    be->synchronize(be);
+    const double t0 = wall_seconds();
+    for (long s = 0; s < steps; s++) {
+        if (gemms_alone) replay_step_gemms(be);
+        else train_step_run(loop, B);
+    }
+    be->synchronize(be);
+    return wall_seconds() - t0;
+}
+
+// --paired: alternating blocks of training steps and of their GEMMs alone.
+typedef struct {
+    long block_steps;                   // steps (or replays) a block
+    int pairs;
+    double train_seconds, gemm_seconds;  // totals over the pairs
+    double ratio_q1, ratio_median, ratio_q3;   // of train / GEMMs, pair by pair
+} PairedTiming;
+
+// Block length from the time of one (untimed) training step: at least PAIRED_BLOCK_SECONDS,
+// and short enough for PAIRED_MIN_PAIRS pairs where `steps` allows.
+static long paired_block_steps(TrainStep *loop, Backend *be, int B, long steps) {
+    const double one = timed_block(loop, be, B, 1, false);
+    long block = one > 0 ? (long)ceil(PAIRED_BLOCK_SECONDS / one) : 1;
+    if (block > steps / PAIRED_MIN_PAIRS) block = steps / PAIRED_MIN_PAIRS;
+    return block < 1 ? 1 : block;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// q-quantile of n sorted values (linear between neighbours)
+static double sorted_quantile(const double *v, int n, double q) {
+    const double position = q * (double)(n - 1);
+    const int i = (int)position;
+    return i + 1 < n ? v[i] + (position - (double)i) * (v[i + 1] - v[i]) : v[i];
+}
+
+// steps / block pairs: even pairs run the training block first, odd pairs the GEMMs first
+// (neither half always gets the caches the other left).
+static PairedTiming run_pairs(TrainStep *loop, Backend *be, int B, long steps, long block) {
+    PairedTiming p;
+    memset(&p, 0, sizeof p);
+    p.block_steps = block;
+    p.pairs = (int)(steps / block);
+    double *ratios = xmalloc((size_t)p.pairs * sizeof(double));
+    for (int k = 0; k < p.pairs; k++) {
+        const bool gemms_first = k % 2 == 1;
+        const double first = timed_block(loop, be, B, block, gemms_first);
+        const double second = timed_block(loop, be, B, block, !gemms_first);
+        const double train = gemms_first ? second : first, gemms = gemms_first ? first : second;
+        p.train_seconds += train;
+        p.gemm_seconds += gemms;
+        ratios[k] = train / gemms;
+    }
+    qsort(ratios, (size_t)p.pairs, sizeof(double), compare_doubles);
+    p.ratio_q1 = sorted_quantile(ratios, p.pairs, 0.25);
+    p.ratio_median = sorted_quantile(ratios, p.pairs, 0.5);
+    p.ratio_q3 = sorted_quantile(ratios, p.pairs, 0.75);
+    free(ratios);
+    return p;
+}
+
 static void print_json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {
@@ -204,19 +300,23 @@ static void print_json_string(const char *s) {
 }
 
 // The result line (JSON) of a run that stayed finite.
+// paired: NULL unless --paired (then seconds is its training blocks' total).
 static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Model *model, int B, int n,
-                         double seconds, double loss, int gemm_calls, uint64_t replayed_flops) {
+                         long steps, double seconds, double loss, int gemm_calls, uint64_t replayed_flops,
+                         const PairedTiming *paired) {
     const uint64_t flops = bench_gemm_flops_per_step(model, B);
-    const double ms_per_step = 1000.0 * seconds / (double)a->steps;
-    const double samples_per_s = (double)B * (double)a->steps / seconds;
-    const double tflops = (double)flops * (double)a->steps / seconds / 1e12;
+    const double ms_per_step = 1000.0 * seconds / (double)steps;
+    const double samples_per_s = (double)B * (double)steps / seconds;
+    const double tflops = (double)flops * (double)steps / seconds / 1e12;
     const bool is_cpu = strcmp(be->name, "cpu") == 0;
 
     printf("{\"config\": ");
     print_json_string(cfg->name);
     const bool graphs = strcmp(be->name, "cuda") == 0 && cfg->train.cuda_graph;
     printf(", \"mode\": \"%s\", \"device\": ",
-           a->gemm_only ? "gemm-only" : (strcmp(be->name, "cuda") == 0 && !graphs ? "train-eager" : "train"));
+           a->gemm_only ? "gemm-only"
+           : paired     ? (strcmp(be->name, "cuda") == 0 && !graphs ? "paired-eager" : "paired")
+                        : (strcmp(be->name, "cuda") == 0 && !graphs ? "train-eager" : "train"));
     print_json_string(be->device_name);
     printf(", \"backend\": \"%s\", \"framework\": \"cuvae\", \"precision\": \"%s\", "
            "\"epsilon\": \"%s\", \"cuda_graph\": %s, "
@@ -225,7 +325,7 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
            "\"peak_memory_bytes\": %zu, ",
            be->name, is_cpu ? "fp32" : (cfg->train.precision == PRECISION_TF32 ? "tf32" : "fp32"),
            cfg->train.epsilon == EPSILON_FUSED ? "fused" : "stored",
-           graphs ? "true" : "false", B, a->steps, a->warmup, ms_per_step, samples_per_s, tflops,
+           graphs ? "true" : "false", B, steps, a->warmup, ms_per_step, samples_per_s, tflops,
            (unsigned long long)flops, be->peak_memory(be));
     if (is_cpu) {
         // the OpenBLAS kernel family matters: an unknown CPU falls back to a slow generic one
@@ -239,6 +339,12 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
         printf("\"train_loss\": null, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, ", gemm_calls,
                (unsigned long long)replayed_flops);
     else printf("\"train_loss\": %.4f, ", loss);
+    if (paired)
+        printf("\"gemm_ms_per_step\": %.6f, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, "
+               "\"pairs\": %d, \"block_steps\": %ld, \"step_over_gemm\": %.4f, \"step_over_gemm_q1\": %.4f, "
+               "\"step_over_gemm_q3\": %.4f, ",
+               1000.0 * paired->gemm_seconds / (double)steps, gemm_calls, (unsigned long long)replayed_flops,
+               paired->pairs, paired->block_steps, paired->ratio_median, paired->ratio_q1, paired->ratio_q3);
     printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model->n_params);
     fflush(stdout);
 }
@@ -301,38 +407,45 @@ int bench_command(int argc, char **argv) {
 
     double seconds;
     double loss = 0.0;
+    long steps = a.steps;
     int gemm_calls = 0;
     uint64_t replayed_flops = 0;
+    PairedTiming paired;
     if (a.gemm_only) {
         record_step_gemms(&loop, be, B);
         for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
-        be->synchronize(be);
-        double t0 = wall_seconds();
-        for (long s = 0; s < a.steps; s++) replay_step_gemms(be);
-        be->synchronize(be);
-        seconds = wall_seconds() - t0;
+        seconds = timed_block(&loop, be, B, a.steps, true);
         gemm_calls = recorded.count;
-        for (int i = 0; i < recorded.count; i++)
-            replayed_flops += 2ull * (uint64_t)recorded.calls[i].M * (uint64_t)recorded.calls[i].N *
-                              (uint64_t)recorded.calls[i].K;
-        free(recorded.calls);
-        memset(&recorded, 0, sizeof recorded);
+        replayed_flops = recorded_flops();
+        forget_recorded();
     } else {
         for (long s = 0; s < a.warmup; s++) train_step_run(&loop, B);
+        long block = 0;
+        if (a.paired) {   // two more untimed training steps: the recorded one and the block-length probe
+            record_step_gemms(&loop, be, B);
+            for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
+            block = paired_block_steps(&loop, be, B, a.steps);
+        }
         double rec, kl, count;
         model_read_loss(&model, &rec, &kl, &count);   // clears the accumulator; synchronizes
-        be->synchronize(be);
-        double t0 = wall_seconds();
-        for (long s = 0; s < a.steps; s++) train_step_run(&loop, B);
-        be->synchronize(be);
-        seconds = wall_seconds() - t0;
+        if (a.paired) {
+            paired = run_pairs(&loop, be, B, a.steps, block);
+            seconds = paired.train_seconds;
+            steps = (long)paired.pairs * block;
+            gemm_calls = recorded.count;
+            replayed_flops = recorded_flops();
+            forget_recorded();
+        } else {
+            seconds = timed_block(&loop, be, B, a.steps, false);
+        }
         model_read_loss(&model, &rec, &kl, &count);
         loss = count > 0 ? (cfg.loss.w_rec * rec + cfg.loss.w_kl * kl) / count : 0.0;
     }
 
     int rc = 0;
     if (isfinite(loss)) {
-        print_result(&a, &cfg, be, &model, B, n, seconds, loss, gemm_calls, replayed_flops);
+        print_result(&a, &cfg, be, &model, B, n, steps, seconds, loss, gemm_calls, replayed_flops,
+                     a.paired ? &paired : NULL);
     } else {   // a diverged run's timing means nothing, and nan is not JSON
         fprintf(stderr, "cuvae: bench %s: training diverged in the timed steps (the loss is not finite); try a lower "
                 "train.lr\n", cfg.name);

@@ -35,6 +35,25 @@ for cfg in examples_b128 lecture_b128; do
     [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$three" ] \
         && ok "$cfg: the same loss on 1, 2 and 3 threads ($one)" || bad "$cfg: loss on 1 / 2 / 3 threads: $one / $two / $three"
 done
+# --paired: the step and its GEMMs alternating in one process; bench/report.py puts its ratio
+# (median of the pairs, with the quartiles) in the summary row, beside the separate runs' ratio
+raw=$(mktemp)
+echo '{"kind": "meta", "device": "test", "backend": "cpu", "date": "now", "nproc": 2}' >"$raw"
+for mode in "" --gemm-only --paired; do
+    "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 8 --warmup 1 --set device=cpu $mode 2>/dev/null >>"$raw"
+done
+paired=$(grep '"mode": "paired"' "$raw")
+median=$(field "$paired" step_over_gemm); q1=$(field "$paired" step_over_gemm_q1); q3=$(field "$paired" step_over_gemm_q3)
+awk -v a="$q1" -v m="$median" -v b="$q3" 'BEGIN { exit !(a > 0 && a <= m && m <= b) }' \
+    && ok "bench --paired: step / GEMM $median [$q1, $q3] over $(field "$paired" pairs) pairs of $(field "$paired" block_steps)" \
+    || bad "bench --paired line: $paired"
+row=$(python3 bench/report.py "$raw" bench/configs/cpu/examples_b128.json 2>&1 | grep '^| cpu_examples_b128 ')
+want=$(printf '%.2f× [%.2f–%.2f], %s pairs' "$median" "$q1" "$q3" "$(field "$paired" pairs)")
+case "$row" in
+    *"$want"*) ok "report.py: the paired ratio in the summary row ($want)" ;;
+    *) bad "report.py summary row without '$want': $row" ;;
+esac
+rm -f "$raw"
 expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 0
 expect_error "bench of a diverging config: one line, exit 2 (not a nan in the JSON)" 2 "training diverged in the timed steps" -- \
     "$CUVAE" bench configs/mnist_vae.json --set model.encoder=[32] --set model.decoder=[32] --set device=cpu \

@@ -3,7 +3,8 @@
 // has every field, positive timings, and the GEMM FLOP count of the formula
 // computed here independently and the FLOPs model.c's GEMMs actually do (a
 // counting gemm wrapper); --gemm-only replays exactly a step's GEMMs (MLP and
-// a conv VQ-VAE); bad arguments return 2.
+// a conv VQ-VAE); --paired alternates both in one process without changing the
+// training (its loss equals a plain run's); bad arguments return 2.
 #include "cuvae/backend.h"
 #include "cuvae/bench.h"
 #include "cuvae/common.h"
@@ -14,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -142,16 +144,26 @@ static const char *VQ_CONFIG =
     " \"train\": {\"epochs\": 1, \"batch_size\": 8, \"optimizer\": \"adam\", \"lr\": 0.001, \"seed\": 1},\n"
     " \"device\": \"cpu\"}\n";
 
+static const char *string_field(const cJSON *json, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, key);
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+// Writes VQ_CONFIG next to the tiny config; its path in path.
+static void write_vq_config(char *path, size_t size) {
+    snprintf(path, size, "%s/vq.json", tmp_dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (!f) return;
+    fputs(VQ_CONFIG, f);
+    fclose(f);
+}
+
 // --gemm-only replays exactly the GEMMs a step issues (recorded from a real step): their
 // FLOPs equal the formula's, for an MLP (11 calls: 4 forward, 4 dW, 3 dX) and a layer graph
 static void test_gemm_only_replays_the_steps_gemms(void) {
     char vq_path[600];
-    snprintf(vq_path, sizeof vq_path, "%s/vq.json", tmp_dir);
-    FILE *f = fopen(vq_path, "w");
-    CHECK(f != NULL, "cannot write %s", vq_path);
-    if (!f) return;
-    fputs(VQ_CONFIG, f);
-    fclose(f);
+    write_vq_config(vq_path, sizeof vq_path);
     char *paths[] = {config_path, vq_path};
     for (int c = 0; c < 2; c++) {
         char *argv[] = {paths[c], "--steps", "2", "--warmup", "0", "--gemm-only"};
@@ -171,6 +183,63 @@ static void test_gemm_only_replays_the_steps_gemms(void) {
             cJSON_Delete(json);
         }
         free(out);
+    }
+    unlink(vq_path);
+}
+
+// The train_loss a run printed, as printed (4 decimals); "" if none.
+static void printed_loss(const char *out, char *loss, size_t size) {
+    const char *at = out ? strstr(out, "\"train_loss\": ") : NULL;
+    loss[0] = '\0';
+    if (at) snprintf(loss, size, "%.*s", (int)strcspn(at, ","), at);
+}
+
+// --paired: blocks of steps and of their GEMMs alternating in one process. The line has the
+// train fields (check_line: the timed training steps, a whole number of blocks) and the pairs'
+// ratio with its quartiles; the replays between the blocks do not change the training: the
+// loss equals a plain run's with the two extra untimed steps (recording, block probe) as warmup.
+// For the MLP and the conv VQ-VAE.
+static void test_paired_mode(void) {
+    char vq_path[600];
+    write_vq_config(vq_path, sizeof vq_path);
+    char *paths[] = {config_path, vq_path};
+    for (int c = 0; c < 2; c++) {
+        char *argv[] = {paths[c], "--steps", "9", "--warmup", "1", "--paired"};
+        char *out;
+        int rc = run_captured(6, argv, &out);
+        CHECK(rc == 0, "%s: bench --paired returned %d", paths[c], rc);
+        cJSON *json = out ? cJSON_Parse(out) : NULL;
+        CHECK(json != NULL, "%s: output is not JSON: %s", paths[c], out ? out : "(null)");
+        if (!json) {
+            free(out);
+            continue;
+        }
+        const double steps = number_field(json, "steps"), pairs = number_field(json, "pairs");
+        const double block = number_field(json, "block_steps");
+        CHECK(strcmp(string_field(json, "mode"), "paired") == 0, "mode \"%s\"", string_field(json, "mode"));
+        // 9 steps leave room for 4 pairs of 2 (a block is at least 20 ms, at most 9 / 4 steps)
+        CHECK(block >= 1 && block <= 2 && pairs == floor(9 / block) && steps == pairs * block,
+              "%s: %.0f pairs of %.0f steps for %.0f timed steps", paths[c], pairs, block, steps);
+        if (c == 0) check_line(out, "paired", expected_flops(8, 16, 2), (int)steps);
+        const double q1 = number_field(json, "step_over_gemm_q1"), median = number_field(json, "step_over_gemm");
+        const double q3 = number_field(json, "step_over_gemm_q3"), gemm_ms = number_field(json, "gemm_ms_per_step");
+        CHECK(q1 > 0 && q1 <= median && median <= q3, "%s: quartiles %g <= %g <= %g", paths[c], q1, median, q3);
+        CHECK(gemm_ms > 0, "%s: gemm_ms_per_step %g", paths[c], gemm_ms);
+        CHECK(number_field(json, "gemm_flops_replayed") == number_field(json, "gemm_flops_per_step"),
+              "%s: the replay ran the step's GEMMs", paths[c]);
+        char steps_text[32];
+        snprintf(steps_text, sizeof steps_text, "%.0f", steps);
+        char *plain_argv[] = {paths[c], "--steps", steps_text, "--warmup", "3"};
+        char *plain;
+        rc = run_captured(5, plain_argv, &plain);
+        CHECK(rc == 0, "%s: plain bench returned %d", paths[c], rc);
+        char loss[64], plain_loss[64];
+        printed_loss(out, loss, sizeof loss);
+        printed_loss(plain, plain_loss, sizeof plain_loss);
+        CHECK(loss[0] && strcmp(loss, plain_loss) == 0, "%s: paired %s, plain %s", paths[c], loss, plain_loss);
+        cJSON_Delete(json);
+        free(out);
+        free(plain);
     }
     unlink(vq_path);
 }
@@ -297,6 +366,7 @@ static void test_bad_args(void) {
         {config_path, "extra.json", NULL, NULL},      // two positionals
         {missing, NULL, NULL, NULL},                  // config that does not exist
         {config_path, "--set", "model.latent_dim=0", NULL},   // invalid override
+        {config_path, "--paired", "--gemm-only", NULL},       // --paired runs both
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int argc = 0;
@@ -333,6 +403,7 @@ int main(void) {
     test_run("bench_train_mode", test_train_mode);
     test_run("bench_gemm_only_mode", test_gemm_only_mode);
     test_run("bench_gemm_only_replays_the_steps_gemms", test_gemm_only_replays_the_steps_gemms);
+    test_run("bench_paired_mode", test_paired_mode);
     test_run("bench_set_override", test_overrides);
     test_run("bench_flops_match_model", test_flops_match_model);
     test_run("bench_flops_match_whole_steps", test_flops_match_whole_steps);
