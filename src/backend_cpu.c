@@ -41,7 +41,8 @@ typedef struct {
     int count;
     size_t chunks;                   // chunks of all queued ranges
     atomic_size_t next_chunk;        // chunks below it are taken (it may run past chunks)
-    atomic_size_t beside_gemms;      // chunks run beside unsplit GEMMs, ever (for tests)
+    atomic_size_t beside_gemms;      // chunks run beside GEMMs (unsplit, or a split one's last
+                                     // slices), ever (for tests)
     size_t ranges_queued;            // ranges queue_update took, ever (for tests)
 } UpdateQueue;
 
@@ -234,6 +235,11 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
             sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    // a thread whose slice is done runs queued update chunks while the others finish theirs
+    // (it would otherwise wait for them at the end of the parallel region)
+    UpdateQueue *q = &((CpuState *)be->impl)->updates;
+    const bool updates_queued = atomic_load(&q->next_chunk) < q->chunks;
+    atomic_int slices_done = 0;
     #pragma omp parallel num_threads(parts)
     {
         int begin, end;
@@ -244,6 +250,12 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
         else if (end > begin)              // columns begin..end of op(B) and C
             sgemm(trans_a, trans_b, M, end - begin, K, alpha, A, lda,
                   trans_b ? B + (size_t)begin * ldb : B + begin, ldb, beta, C + begin, ldc);
+        if (updates_queued) {
+            const int team = omp_get_num_threads();
+            if (atomic_fetch_add(&slices_done, 1) + 1 < team)
+                while (atomic_load(&slices_done) < team && run_next_update_chunk(q))
+                    atomic_fetch_add(&q->beside_gemms, 1);
+        }
     }
 }
 

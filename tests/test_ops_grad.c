@@ -678,15 +678,15 @@ static void test_adam_matches_pytorch_formula(void) {
 // threads a GEMM too small to split leaves idle, and the rest at finish_updates. Returns the
 // chunks run beside GEMMs; checks that every element got adam_update's / sgd_update's
 // arithmetic (the same bits) and every GEMM the bits it has alone.
-static size_t queued_updates_run(void) {
+static size_t queued_updates_run(int GM, int GN, int GK) {
     const size_t n = 3 * 65536 + 123, cut1 = n / 3 + 5, cut2 = 2 * n / 3 + 1;
     const int max_threads = omp_get_max_threads();
     omp_set_num_threads(max_threads < 2 ? 2 : max_threads);   // the overlap needs a second thread
     const size_t before = backend_cpu_update_counts(cpu).chunks_beside_gemms;
     StepPlan plan = optimizer_plan();
-    enum { GM = 4, GN = 4, GK = 1 << 18 };   // one 4-row block: never split
     float *A = random_floats((size_t)GM * GK, -1, 1), *Bm = random_floats((size_t)GK * GN, -1, 1);
-    float alone[GM * GN], beside[GM * GN];
+    const size_t c_bytes = (size_t)GM * GN * sizeof(float);
+    float *alone = xmalloc(c_bytes), *beside = xmalloc(c_bytes);
     cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, alone, GN);
     const OptimizerParams kinds[3] = {
         {0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0},    // adam
@@ -713,10 +713,10 @@ static size_t queued_updates_run(void) {
             const size_t s0 = starts[r], len = ends[r] - starts[r];
             cpu->queue_update(cpu, p2 + s0, g + s0, m2 + s0, v2 + s0, len, &state, kinds[k], sgd);
             cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, beside, GN);
-            gemm_mismatches += memcmp(alone, beside, sizeof alone) != 0;
+            gemm_mismatches += memcmp(alone, beside, c_bytes) != 0;
         }
         cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, beside, GN);
-        gemm_mismatches += memcmp(alone, beside, sizeof alone) != 0;
+        gemm_mismatches += memcmp(alone, beside, c_bytes) != 0;
         cpu->finish_updates(cpu);
         cpu->step_end(cpu, &state, plan, 1);
         CHECK(memcmp(p, p2, n * sizeof(float)) == 0, "kind %d: queued parameters == one update", k);
@@ -728,19 +728,32 @@ static size_t queued_updates_run(void) {
     }
     free(A);
     free(Bm);
+    free(alone);
+    free(beside);
     omp_set_num_threads(max_threads);
     return backend_cpu_update_counts(cpu).chunks_beside_gemms - before;
 }
 
-static void test_queued_updates_equal_one_update(void) { queued_updates_run(); }
+// GEMMs of the two kinds: one 4-row block (never split: thread 0 runs it, the others take
+// chunks), and 256 x 256 x 256 (split in two: the thread whose slice ends first takes chunks
+// until the other's ends)
+enum { UNSPLIT_M = 4, UNSPLIT_N = 4, UNSPLIT_K = 1 << 18, SPLIT_SIDE = 256 };
+
+static void test_queued_updates_equal_one_update(void) {
+    queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K);
+    queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE);
+}
 
 static void test_queued_updates_run_beside_gemms(void) {
     if (omp_get_num_procs() < 2) {   // the cores this process may use (affinity)
         test_skip("queued_updates_run_beside_gemms", "one core: the second thread only runs when the first waits");
         return;
     }
-    size_t beside = queued_updates_run();
+    size_t beside = queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K);
     CHECK(beside > 0, "no chunk of the queued updates ran beside the 12 unsplit GEMMs");
+    // a slice ends first by a few microseconds at least in some of the 12 split GEMMs
+    beside = queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE);
+    CHECK(beside > 0, "no chunk of the queued updates ran at the end of 12 split GEMMs' slices");
 }
 
 static void test_rng_streams(void) {
