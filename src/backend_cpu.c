@@ -235,27 +235,28 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
             sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    // a thread whose slice is done runs queued update chunks while the others finish theirs
-    // (it would otherwise wait for them at the end of the parallel region)
+    // With optimizer updates queued, every pool thread joins: the threads beyond the slices,
+    // and each slice's thread once its slice is done, run update chunks until all slices are
+    // done (they would otherwise wait at the end of the parallel region). The slices are the
+    // same either way.
     UpdateQueue *q = &((CpuState *)be->impl)->updates;
     const bool updates_queued = atomic_load(&q->next_chunk) < q->chunks;
     atomic_int slices_done = 0;
-    #pragma omp parallel num_threads(parts)
+    #pragma omp parallel num_threads(updates_queued ? omp_get_max_threads() : parts)
     {
-        int begin, end;
-        gemm_slice(omp_get_thread_num(), omp_get_num_threads(), blocks, extent, &begin, &end);
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int slices = parts < team ? parts : team;
+        int begin = 0, end = 0;
+        if (t < slices) gemm_slice(t, slices, blocks, extent, &begin, &end);
         if (end > begin && by_rows)        // rows begin..end of op(A) and C
             sgemm(trans_a, trans_b, end - begin, N, K, alpha, trans_a ? A + begin : A + (size_t)begin * lda,
                   lda, B, ldb, beta, C + (size_t)begin * ldc, ldc);
         else if (end > begin)              // columns begin..end of op(B) and C
             sgemm(trans_a, trans_b, M, end - begin, K, alpha, A, lda,
                   trans_b ? B + (size_t)begin * ldb : B + begin, ldb, beta, C + begin, ldc);
-        if (updates_queued) {
-            const int team = omp_get_num_threads();
-            if (atomic_fetch_add(&slices_done, 1) + 1 < team)
-                while (atomic_load(&slices_done) < team && run_next_update_chunk(q))
-                    atomic_fetch_add(&q->beside_gemms, 1);
-        }
+        if (updates_queued && (t >= slices || atomic_fetch_add(&slices_done, 1) + 1 < slices))
+            while (atomic_load(&slices_done) < slices && run_next_update_chunk(q))
+                atomic_fetch_add(&q->beside_gemms, 1);
     }
 }
 

@@ -49,7 +49,10 @@ static const char *USAGE_BENCH =
     "                 back to back: the practical limit of a training step\n"
     "  --paired       both in one process: blocks of training steps and blocks of their GEMMs\n"
     "                 alone, alternating (train first in even pairs, GEMMs first in odd ones),\n"
-    "                 each block at least 20 ms and at least 4 pairs where N allows; adds\n"
+    "                 a block as many steps as one probe training step says fill 20 ms (fewer\n"
+    "                 where N needs them for 4 pairs; a GEMM block, as many replays, is shorter);\n"
+    "                 2 more untimed training steps (the recorded one, the probe) and N warmup\n"
+    "                 replays come before the pairs; adds\n"
     "                 \"gemm_ms_per_step\", \"pairs\", \"block_steps\" and \"step_over_gemm\" (the\n"
     "                 median of the pairs' ratios) with its quartiles. A host that slows the\n"
     "                 machine for a while slows both halves of a pair: the ratio stays steady\n"
@@ -419,10 +422,13 @@ int bench_command(int argc, char **argv) {
         replayed_flops = recorded_flops();
         forget_recorded();
     } else {
-        for (long s = 0; s < a.warmup; s++) train_step_run(&loop, B);
+        // --paired: two more untimed training steps, the recorded one and the block-length probe.
+        // The GEMMs are recorded on the first step: on CUDA the later ones launch the captured
+        // graph, whose GEMMs no wrapper sees.
         long block = 0;
-        if (a.paired) {   // two more untimed training steps: the recorded one and the block-length probe
-            record_step_gemms(&loop, be, B);
+        if (a.paired) record_step_gemms(&loop, be, B);
+        for (long s = 0; s < a.warmup; s++) train_step_run(&loop, B);
+        if (a.paired) {
             for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
             block = paired_block_steps(&loop, be, B, a.steps);
         }
@@ -443,7 +449,13 @@ int bench_command(int argc, char **argv) {
     }
 
     int rc = 0;
-    if (isfinite(loss)) {
+    if ((a.gemm_only || a.paired) && gemm_calls == 0) {   // (a step issues GEMMs: a bug if not)
+        fprintf(stderr, "cuvae: bench %s: no GEMM was recorded from the training step: nothing to replay\n", cfg.name);
+        rc = CUVAE_EXIT_BAD_INPUT;
+    } else if (a.paired && !(isfinite(paired.ratio_q1) && isfinite(paired.ratio_q3))) {
+        fprintf(stderr, "cuvae: bench %s: --paired: a block of GEMMs took no measurable time\n", cfg.name);
+        rc = CUVAE_EXIT_BAD_INPUT;
+    } else if (isfinite(loss)) {
         print_result(&a, &cfg, be, &model, B, n, steps, seconds, loss, gemm_calls, replayed_flops,
                      a.paired ? &paired : NULL);
     } else {   // a diverged run's timing means nothing, and nan is not JSON

@@ -84,6 +84,15 @@ head -c 8 "$tmp/s.png" 2>/dev/null | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a
     --resume 2>"$tmp/res.err" || bad "resume $L: $(tail -1 "$tmp/res.err")"
 cmp -s "$tmp/res/model.safetensors" "$tmp/gpu/model.safetensors" \
     && ok "1 epoch + --resume to 2 == 2 epochs, bit for bit $L" || bad "resumed checkpoint differs $L"
+# bench --paired with CUDA graphs: the GEMMs are recorded on the first (eager) step -- the
+# later steps launch the captured graph, whose GEMMs no wrapper sees -- so the GEMM blocks
+# replay the step's 11 GEMMs
+out=$("$EMU" bench configs/examples_vae.json --set device=cuda --set train.cuda_graph=true --set train.batch_size=16 \
+    --steps 8 --warmup 2 --paired 2>"$tmp/bench.err")
+calls=$(echo "$out" | sed -nE 's/.*"gemm_calls_per_step": ([0-9]+).*/\1/p')
+echo "$out" | grep -q '"mode": "paired"' && echo "$out" | grep -q '"cuda_graph": true' && [ "$calls" = 11 ] \
+    && ok "bench --paired with CUDA graphs replays the step's 11 GEMMs $L" \
+    || bad "bench --paired with CUDA graphs $L: ${out:-$(tail -1 "$tmp/bench.err")}"
 # CUVAE_REQUIRE_CUDA=1 (what a GPU run sets): the emulator never stands in for a GPU
 out=$(CUVAE_REQUIRE_CUDA=1 "${BUILD_EMU:-build-emu}/tests/test_cuda_parity" 2>&1); rc=$?
 [ "$rc" -ne 0 ] && echo "$out" | grep -q "FAIL cuda_required" && echo "$out" | grep -q "does not stand in for a GPU" \

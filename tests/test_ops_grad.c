@@ -675,13 +675,14 @@ static void test_adam_matches_pytorch_formula(void) {
 }
 
 // queue_update: updates started inside a backward. The CPU backend runs their chunks on the
-// threads a GEMM too small to split leaves idle, and the rest at finish_updates. Returns the
+// threads a GEMM too small to split leaves idle or whose slice of a split GEMM is done, and
+// the rest at finish_updates. With GEMMs of M x N x K between the pieces. Returns the
 // chunks run beside GEMMs; checks that every element got adam_update's / sgd_update's
 // arithmetic (the same bits) and every GEMM the bits it has alone.
-static size_t queued_updates_run(int GM, int GN, int GK) {
+static size_t queued_updates_run(int GM, int GN, int GK, int threads) {
     const size_t n = 3 * 65536 + 123, cut1 = n / 3 + 5, cut2 = 2 * n / 3 + 1;
     const int max_threads = omp_get_max_threads();
-    omp_set_num_threads(max_threads < 2 ? 2 : max_threads);   // the overlap needs a second thread
+    omp_set_num_threads(threads);
     const size_t before = backend_cpu_update_counts(cpu).chunks_beside_gemms;
     StepPlan plan = optimizer_plan();
     float *A = random_floats((size_t)GM * GK, -1, 1), *Bm = random_floats((size_t)GK * GN, -1, 1);
@@ -736,12 +737,17 @@ static size_t queued_updates_run(int GM, int GN, int GK) {
 
 // GEMMs of the two kinds: one 4-row block (never split: thread 0 runs it, the others take
 // chunks), and 256 x 256 x 256 (split in two: the thread whose slice ends first takes chunks
-// until the other's ends)
-enum { UNSPLIT_M = 4, UNSPLIT_N = 4, UNSPLIT_K = 1 << 18, SPLIT_SIDE = 256 };
+// until the other's ends); the overlap needs a second thread. And 256 x 256 x 64 on 4
+// threads: split in two only (a third slice would fall under the split's minimum size), so
+// two threads take chunks from the start.
+enum { UNSPLIT_M = 4, UNSPLIT_N = 4, UNSPLIT_K = 1 << 18, SPLIT_SIDE = 256, TWO_SLICES_K = 64 };
+
+static int two_or_more_threads(void) { return omp_get_max_threads() < 2 ? 2 : omp_get_max_threads(); }
 
 static void test_queued_updates_equal_one_update(void) {
-    queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K);
-    queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE);
+    queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K, two_or_more_threads());
+    queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE, two_or_more_threads());
+    queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, TWO_SLICES_K, 4);
 }
 
 static void test_queued_updates_run_beside_gemms(void) {
@@ -749,11 +755,14 @@ static void test_queued_updates_run_beside_gemms(void) {
         test_skip("queued_updates_run_beside_gemms", "one core: the second thread only runs when the first waits");
         return;
     }
-    size_t beside = queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K);
+    size_t beside = queued_updates_run(UNSPLIT_M, UNSPLIT_N, UNSPLIT_K, two_or_more_threads());
     CHECK(beside > 0, "no chunk of the queued updates ran beside the 12 unsplit GEMMs");
     // a slice ends first by a few microseconds at least in some of the 12 split GEMMs
-    beside = queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE);
+    beside = queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE, two_or_more_threads());
     CHECK(beside > 0, "no chunk of the queued updates ran at the end of 12 split GEMMs' slices");
+    // 4 threads, 2 slices: the other two take chunks while the slices run
+    beside = queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, TWO_SLICES_K, 4);
+    CHECK(beside > 0, "no chunk ran on the threads beyond 12 two-slice GEMMs' slices");
 }
 
 static void test_rng_streams(void) {

@@ -294,7 +294,8 @@ struct Backend {
     // An optimizer update started inside a backward, on a range whose gradient is final:
     // the update adam_update does (sgd: sgd_update's, buf in m, v unused), which the backend
     // may run at any point up to finish_updates -- the CPU backend runs it in pieces on the
-    // threads that a GEMM too small to split leaves idle; CUDA launches the queued ranges
+    // threads that a GEMM too small to split leaves idle, and on a thread whose slice of a
+    // split GEMM is done while the other slices run; CUDA launches the queued ranges
     // at finish_updates, adjacent ones as one kernel. No op issued in between may touch the
     // ranges' params, grads or moments. Every element gets the same arithmetic as
     // adam_update / sgd_update, so the results are the same bit for bit. A full queue
@@ -317,7 +318,8 @@ Backend *backend_cpu_create(void);
 int backend_cpu_threads(void);
 // What the CPU backend's queued optimizer updates did so far (tests check that a training
 // step queues its decoder's updates and that the overlap happens): ranges queued through
-// queue_update, and chunks of them run beside unsplit GEMMs.
+// queue_update, and chunks of them run beside GEMMs (unsplit ones, or the last slices of split
+// ones).
 typedef struct {
     size_t ranges_queued;
     size_t chunks_beside_gemms;
