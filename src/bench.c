@@ -25,7 +25,7 @@
 #define BENCH_MIN_EXAMPLES 1024
 #define RNG_STREAM_BENCH_DATA 2000
 #define RNG_STREAM_BENCH_PERM 2001
-#define PAIRED_BLOCK_SECONDS 0.02   // --paired: each block at least this long
+#define PAIRED_BLOCK_SECONDS 0.02   // --paired: a block of training steps about this long (one probe step)
 #define PAIRED_MIN_PAIRS 4
 
 static const char *USAGE_BENCH =
@@ -245,8 +245,9 @@ typedef struct {
     double ratio_q1, ratio_median, ratio_q3;   // of train / GEMMs, pair by pair
 } PairedTiming;
 
-// Block length from the time of one (untimed) training step: at least PAIRED_BLOCK_SECONDS,
-// and short enough for PAIRED_MIN_PAIRS pairs where `steps` allows.
+// Block length from the time of one (untimed) training step: as many steps as fill
+// PAIRED_BLOCK_SECONDS at that time, and few enough for PAIRED_MIN_PAIRS pairs where `steps`
+// allows.
 static long paired_block_steps(TrainStep *loop, Backend *be, int B, long steps) {
     const double one = timed_block(loop, be, B, 1, false);
     long block = one > 0 ? (long)ceil(PAIRED_BLOCK_SECONDS / one) : 1;
