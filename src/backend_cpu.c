@@ -46,8 +46,19 @@ typedef struct {
     size_t ranges_queued;            // ranges queue_update took, ever (for tests)
 } UpdateQueue;
 
+// The stacked im2col / col2im tap masks of a geometry and block of images (stacked_tap_masks),
+// kept: a network's conv layers take turns, each with its own.
+enum { TAP_MASK_CACHE = 8 };
+typedef struct {
+    ConvGeometry g;
+    int block;
+    int *keep;   // (k k, block OH OW)
+} TapMasks;
+
 typedef struct {
     UpdateQueue updates;
+    TapMasks tap_masks[TAP_MASK_CACHE];
+    int tap_masks_next;      // the entry the next new masks replace once all are taken
     size_t current_bytes;
     size_t peak_bytes;
     float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums,
@@ -137,6 +148,7 @@ static void cpu_synchronize(Backend *be) { (void)be; }
 static size_t cpu_peak_memory(Backend *be) { return ((CpuState *)be->impl)->peak_bytes; }
 
 static void cpu_destroy(Backend *be) {
+    for (int e = 0; e < TAP_MASK_CACHE; e++) free(((CpuState *)be->impl)->tap_masks[e].keep);
     free(((CpuState *)be->impl)->scratch);
     free(be->impl);
     free(be);
@@ -994,7 +1006,11 @@ typedef struct {
     ConvGeometry g;
     PhaseLayout L;
     size_t columns;     // B OH OW: the length of a col row
-    const int *keep;    // (k, OH OW) column masks
+    const int *keep;    // (k, OH OW) column masks; stacked: (k k, block OH OW) tap masks
+    // stacked planes (stacked_layout): a slot's planes of the block's images back to back
+    bool stacked;
+    int margin;          // floats before the first image's plane in a slot
+    size_t slot_floats;  // one slot: margin, block OH OW, margin
 } PhaseWalk;
 
 // im2col for one work item (channel c, images [b_first, b_first + images)): the images'
@@ -1052,32 +1068,193 @@ static void col2im_item(const PhaseWalk *w, float *phases, int c, int b_first, i
         phase_merge(x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, phases + (size_t)n * L.plane_floats, L, g);
 }
 
+// Stacked phase planes. When each slot's pixels fit the output grid (at most OH rows of
+// residue ph, at most OW columns of residue pw), an image's phase plane is stored as an
+// (OH, OW) grid and the block's images' planes of a slot back to back, OH OW floats apart,
+// like the images' segments of a col row. A tap's window over the whole block is then one
+// run of images OH OW floats (the window moved by di OW + dj) where it was one run per
+// image; the entries whose pixel is outside the image -- they read a grid's unused rows or
+// columns, a neighbour's plane or the slot's margins -- are masked to zero by a tap mask
+// (k k, block OH OW). The same values, and col2im the same sums in the same order.
+enum { STACKED_MASK_MAX_BYTES = 1 << 20 };
+
+static bool stacked_layout(ConvGeometry g, PhaseLayout L, int block) {
+    for (int slot = 0; slot < L.slots; slot++) {
+        const int residue = slot_residue(g, slot);
+        if (phase_count(g.H, residue, g.stride) > g.OH || phase_count(g.W, residue, g.stride) > g.OW) return false;
+    }
+    return (size_t)g.kernel * g.kernel * block * g.OH * g.OW * sizeof(int) <= STACKED_MASK_MAX_BYTES;
+}
+
+// Floats a window may reach before a slot's first grid and after its last: |di OW + dj|.
+static int stacked_margin(ConvGeometry g) {
+    const int low = floor_div(-g.padding, g.stride), high = floor_div(g.kernel - 1 - g.padding, g.stride);
+    const int before = -(low * g.OW + low), after = high * g.OW + high;
+    int margin = before > after ? before : after;
+    return margin > 0 ? margin : 0;
+}
+
+// keep (k k, block OH OW): 1 where tap (i, j) at output (oh, ow) reads a pixel inside the image,
+// computed on a geometry's first call and kept (the first training step allocates them)
+static const int *stacked_tap_masks(Backend *be, ConvGeometry g, int block) {
+    CpuState *st = be->impl;
+    for (int e = 0; e < TAP_MASK_CACHE; e++) {
+        const TapMasks *m = &st->tap_masks[e];
+        if (m->keep && m->block == block && memcmp(&m->g, &g, sizeof g) == 0) return m->keep;
+    }
+    TapMasks *m = &st->tap_masks[st->tap_masks_next];
+    st->tap_masks_next = (st->tap_masks_next + 1) % TAP_MASK_CACHE;
+    const size_t S = (size_t)g.OH * g.OW, n = (size_t)g.kernel * g.kernel * block * S;
+    if (m->keep) st->current_bytes -= (size_t)m->g.kernel * m->g.kernel * m->block * m->g.OH * m->g.OW * sizeof(int);
+    free(m->keep);
+    m->keep = xmalloc(n * sizeof(int));
+    m->g = g;
+    m->block = block;
+    st->current_bytes += n * sizeof(int);
+    if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
+    int *keep = m->keep;
+    for (int i = 0; i < g.kernel; i++)
+        for (int j = 0; j < g.kernel; j++)
+            for (int oh = 0; oh < g.OH; oh++)
+                for (int ow = 0; ow < g.OW; ow++) {
+                    const int h = oh * g.stride + i - g.padding, w = ow * g.stride + j - g.padding;
+                    const int inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
+                    for (int b = 0; b < block; b++)
+                        keep[((size_t)i * g.kernel + j) * block * S + b * S + (size_t)oh * g.OW + ow] = inside;
+                }
+    return keep;
+}
+
+// Slot (si, sj)'s grid of image n in a thread's stacked planes.
+static float *stacked_grid(const PhaseWalk *w, float *phases, int si, int sj, int n) {
+    return phases + (size_t)(si * w->L.slots + sj) * w->slot_floats + w->margin + (size_t)n * w->g.OH * w->g.OW;
+}
+
+// Tap (i, j)'s window: its entry for image n, output (oh, ow) at n OH OW + oh OW + ow.
+static float *stacked_window(const PhaseWalk *w, float *phases, int i, int j) {
+    const ConvGeometry g = w->g;
+    const int di = floor_div(i - g.padding, g.stride), dj = floor_div(j - g.padding, g.stride);
+    return stacked_grid(w, phases, phase_slot(g, i), phase_slot(g, j), 0) + di * g.OW + dj;
+}
+
+// image n's grids = the plane (H, W)'s pixels of the slots' residues, zeros elsewhere
+static void stacked_split(const PhaseWalk *w, float *phases, int n, const float *plane) {
+    const ConvGeometry g = w->g;
+    const int s = g.stride;
+    for (int si = 0; si < w->L.slots; si++)
+        for (int sj = 0; sj < w->L.slots; sj++) {
+            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
+            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            float *grid = stacked_grid(w, phases, si, sj, n);
+            for (int hs = 0; hs < rows; hs++) {
+                const float *pixels = plane + (size_t)(hs * s + ph) * g.W + pw;
+                float *grid_row = grid + hs * g.OW;
+                if (s == 1)
+                    memcpy(grid_row, pixels, (size_t)cols * sizeof(float));
+                else if (s == 2)   // a constant stride: the gather vectorises
+                    for (int ws = 0; ws < cols; ws++) grid_row[ws] = pixels[2 * ws];
+                else
+                    for (int ws = 0; ws < cols; ws++) grid_row[ws] = pixels[ws * s];
+                for (int ws = cols; ws < g.OW; ws++) grid_row[ws] = 0.0f;
+            }
+            memset(grid + (size_t)rows * g.OW, 0, (size_t)(g.OH - rows) * g.OW * sizeof(float));
+        }
+}
+
+// the plane (H, W) from image n's grids; pixels of residues no tap reads are 0
+static void stacked_merge(const PhaseWalk *w, float *phases, int n, float *plane) {
+    const ConvGeometry g = w->g;
+    const int s = g.stride;
+    if (w->L.slots < s) memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
+    for (int si = 0; si < w->L.slots; si++)
+        for (int sj = 0; sj < w->L.slots; sj++) {
+            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
+            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            const float *grid = stacked_grid(w, phases, si, sj, n);
+            for (int hs = 0; hs < rows; hs++)
+                for (int ws = 0; ws < cols; ws++) plane[(size_t)(hs * s + ph) * g.W + ws * s + pw] = grid[hs * g.OW + ws];
+        }
+}
+
+static void stacked_im2col_item(const PhaseWalk *w, float *phases, int c, int b_first, int images,
+                                const float *x, float *col) {
+    const ConvGeometry g = w->g;
+    const size_t S = (size_t)g.OH * g.OW, run = (size_t)images * S;
+    for (int n = 0; n < images; n++) stacked_split(w, phases, n, x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W);
+    const size_t block_run = w->slot_floats - 2 * (size_t)w->margin;   // block OH OW
+    for (int i = 0; i < g.kernel; i++)
+        for (int j = 0; j < g.kernel; j++) {
+            const int *keep = w->keep + ((size_t)i * g.kernel + j) * block_run;
+            const float *window = stacked_window(w, phases, i, j);
+            float *out = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns + (size_t)b_first * S;
+            for (size_t e = 0; e < run; e++) out[e] = keep[e] ? window[e] : 0.0f;
+        }
+}
+
+static void stacked_col2im_item(const PhaseWalk *w, float *phases, int c, int b_first, int images,
+                                const float *col, float *x) {
+    const ConvGeometry g = w->g;
+    const size_t S = (size_t)g.OH * g.OW, run = (size_t)images * S;
+    const size_t block_run = w->slot_floats - 2 * (size_t)w->margin;   // block OH OW
+    memset(phases, 0, (size_t)w->L.slots * w->L.slots * w->slot_floats * sizeof(float));
+    for (int i = 0; i < g.kernel; i++)
+        for (int j = 0; j < g.kernel; j++) {
+            const int *keep = w->keep + ((size_t)i * g.kernel + j) * block_run;
+            float *window = stacked_window(w, phases, i, j);
+            const float *in = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns + (size_t)b_first * S;
+            for (size_t e = 0; e < run; e++) window[e] += keep[e] ? in[e] : 0.0f;
+        }
+    for (int n = 0; n < images; n++) stacked_merge(w, phases, n, x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W);
+}
+
 typedef void (*PhaseItem)(const PhaseWalk *w, float *phases, int c, int b_first, int images, const float *in,
                           float *out);
 
 // The walk both directions share: the work items (channel, block of images) over the pool,
-// each with its thread's phase planes.
-static void phase_walk(Backend *be, ConvGeometry g, int B, PhaseItem item_fn, const float *in, float *out) {
+// each with its thread's phase planes (stacked where stacked_layout allows).
+static void phase_walk(Backend *be, ConvGeometry g, int B, PhaseItem item_fn, PhaseItem stacked_fn,
+                       const float *in, float *out) {
     PhaseWalk w;
-    int *keep;
     w.g = g;
     w.L = phase_layout(g);
     w.columns = (size_t)B * g.OH * g.OW;
     const int block = phase_block(B, g.C), blocks = (B + block - 1) / block;
-    float *thread_phases = phase_scratch(be, w.L, g, block, &keep);
-    w.keep = keep;
+    w.stacked = stacked_layout(g, w.L, block);
+    float *thread_phases;
+    size_t per_thread;
+    if (w.stacked) {
+        w.margin = stacked_margin(g);
+        w.slot_floats = 2 * (size_t)w.margin + (size_t)block * g.OH * g.OW;
+        per_thread = (size_t)w.L.slots * w.L.slots * w.slot_floats;
+        w.keep = stacked_tap_masks(be, g, block);
+        thread_phases = cpu_scratch_raw(be, (size_t)omp_get_max_threads() * per_thread);
+        // the margins are read (then masked): give them values
+        for (size_t t = 0; t < (size_t)omp_get_max_threads() * w.L.slots * w.L.slots; t++) {
+            memset(thread_phases + t * w.slot_floats, 0, (size_t)w.margin * sizeof(float));
+            memset(thread_phases + (t + 1) * w.slot_floats - w.margin, 0, (size_t)w.margin * sizeof(float));
+        }
+        item_fn = stacked_fn;
+    } else {
+        int *keep;
+        thread_phases = phase_scratch(be, w.L, g, block, &keep);
+        w.keep = keep;
+        per_thread = (size_t)block * w.L.plane_floats;
+    }
     #pragma omp parallel for schedule(static) if (w.columns * g.C * g.kernel * g.kernel >= 32768)
     for (int item = 0; item < g.C * blocks; item++) {
         const int c = item / blocks, b_first = (item % blocks) * block;
         const int images = B - b_first < block ? B - b_first : block;
-        item_fn(&w, thread_phases + (size_t)omp_get_thread_num() * block * w.L.plane_floats, c, b_first, images,
-                in, out);
+        item_fn(&w, thread_phases + (size_t)omp_get_thread_num() * per_thread, c, b_first, images, in, out);
     }
+}
+
+bool backend_cpu_im2col_stacked(ConvGeometry g, int B) {
+    return stacked_layout(g, phase_layout(g), phase_block(B, g.C));
 }
 
 // im2col_value (layer_math.h) for every entry.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
-    phase_walk(be, g, B, im2col_item, x, col);
+    phase_walk(be, g, B, im2col_item, stacked_im2col_item, x, col);
 }
 
 // col2im_value (layer_math.h) for every pixel: the taps added in its order, i, j ascending,
@@ -1086,7 +1263,7 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
 // masked entry adds +0.0f (the sums start at +0.0f and are never -0.0f, so it changes
 // nothing); window entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
-    phase_walk(be, g, B, col2im_item, col, x);
+    phase_walk(be, g, B, col2im_item, stacked_col2im_item, col, x);
 }
 
 static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S) {

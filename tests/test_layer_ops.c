@@ -159,17 +159,22 @@ static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
 // im2col against the definition, col2im against col2im_value (the CUDA kernel's sum, to
 // the bit) and as im2col's adjoint, over geometries with stride > kernel gaps, padding
 // (up to more than the kernel), non-square images, pixels no window reads, and a batch
-// of 17 images (the CPU's blocks of images end part-way)
+// of 17 images (the CPU's blocks of images end part-way); both of the CPU's layouts, stacked
+// phase planes (a masked run per tap and block) and one phase plane an image, are exercised
 static void test_im2col_col2im(void) {
     const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
                                    geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2),
                                    geometry(2, 14, 14, 4, 2, 1), geometry(1, 6, 9, 3, 2, 2),
                                    geometry(1, 8, 7, 3, 2, 0), geometry(2, 4, 5, 2, 1, 3),
                                    geometry(2, 4, 6, 1, 5, 4),   // stride > kernel, padding > kernel
-                                   geometry(1, 70, 70, 3, 1, 1)};
+                                   geometry(1, 70, 70, 3, 1, 1), geometry(2, 9, 9, 3, 2, 0),
+                                   geometry(1, 11, 10, 5, 3, 1)};
     const int B = 17;
+    int stacked = 0, per_image = 0;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         ConvGeometry g = shapes[t];
+        if (backend_cpu_im2col_stacked(g, B)) stacked++;
+        else per_image++;
         size_t image = (size_t)B * g.C * g.H * g.W;
         size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
         float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
@@ -207,6 +212,8 @@ static void test_im2col_col2im(void) {
               t, lhs, rhs);
         free(x); free(c); free(col); free(back);
     }
+    CHECK(stacked >= 3 && per_image >= 3, "%d geometries took the stacked layout, %d the per-image one: want 3 "
+          "or more of each", stacked, per_image);
 }
 
 static void test_swap_leading_axes(void) {

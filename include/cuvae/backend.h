@@ -325,6 +325,10 @@ typedef struct {
     size_t chunks_beside_gemms;
 } CpuUpdateCounts;
 CpuUpdateCounts backend_cpu_update_counts(Backend *be);
+// Whether the CPU backend's im2col / col2im take geometry g with a batch of B images through
+// stacked phase planes (one masked run per tap and block of images) rather than one plane an
+// image (tests check that both ways are exercised).
+bool backend_cpu_im2col_stacked(ConvGeometry g, int B);
 
 // Set-up read by OpenBLAS when it loads, so call it first thing in main(): OpenBLAS
 // picks its kernels from the CPU model and falls back to its slowest generic ones on
