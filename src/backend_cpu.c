@@ -48,7 +48,7 @@ typedef struct {
 
 // The stacked im2col / col2im tap masks of a geometry and block of images (stacked_tap_masks),
 // kept: a network's conv layers take turns, each with its own.
-enum { TAP_MASK_CACHE = 8 };
+enum { TAP_MASK_CACHE = 16 };
 typedef struct {
     ConvGeometry g;
     int block;
@@ -914,10 +914,16 @@ static int slot_residue(ConvGeometry g, int slot) {
     return g.kernel <= g.stride ? residue_of_tap(g, slot) : slot;
 }
 
+// Tap offset i reads its phase plane shifted by floor((i - p) / s) (di, or dj for a column);
+// the shifts run from tap_shift(g, 0) to tap_shift(g, k - 1).
+static int tap_shift(ConvGeometry g, int i) {
+    return floor_div(i - g.padding, g.stride);
+}
+
 static PhaseLayout phase_layout(ConvGeometry g) {
     PhaseLayout L;
     const int s = g.stride, rows = phase_count(g.H, 0, s);
-    const int low = floor_div(-g.padding, s), high = floor_div(g.kernel - 1 - g.padding, s);   // di, dj
+    const int low = tap_shift(g, 0), high = tap_shift(g, g.kernel - 1);   // di, dj
     L.slots = g.kernel < s ? g.kernel : s;
     L.width = g.OW > phase_count(g.W, 0, s) ? g.OW : phase_count(g.W, 0, s);
     // offsets a window reaches: (oh + di) width + ow + dj; the pixels: [0, rows width)
@@ -943,39 +949,54 @@ static void phase_column_masks(int *keep, ConvGeometry g) {
 
 // Tap (i, j)'s window into the phase planes: its entry (oh, ow) at oh width + ow.
 static float *phase_window(float *phases, PhaseLayout L, ConvGeometry g, int i, int j) {
-    const int di = floor_div(i - g.padding, g.stride), dj = floor_div(j - g.padding, g.stride);
+    const int di = tap_shift(g, i), dj = tap_shift(g, j);
     const int slot = phase_slot(g, i) * L.slots + phase_slot(g, j);
     return phases + (size_t)slot * L.phase_floats + L.origin + di * L.width + dj;
 }
 
-// phases = the plane (H, W)'s pixels of the slots' residues, zeros elsewhere
-static void phase_split(float *phases, const float *plane, PhaseLayout L, ConvGeometry g) {
+// Both layouts keep an image plane's slots as grids at a fixed distance (slot_stride floats
+// apart, slot (si, sj) the (si slots + sj)-th), rows `pitch` floats long, pixel (hs s + ph,
+// ws s + pw) of the slot's residues (ph, pw) at (hs, ws). split_slots writes the pixels (the
+// caller has zeroed the grids), merge_slots writes them back into the plane (H, W), pixels of
+// residues no tap reads 0.
+static void split_slots(float *grids, size_t slot_stride, int pitch, int slots, const float *plane,
+                        ConvGeometry g) {
     const int s = g.stride;
-    memset(phases, 0, (size_t)L.plane_floats * sizeof(float));
-    for (int si = 0; si < L.slots; si++)
-        for (int sj = 0; sj < L.slots; sj++) {
+    for (int si = 0; si < slots; si++)
+        for (int sj = 0; sj < slots; sj++) {
             const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
-            float *phase = phases + (size_t)(si * L.slots + sj) * L.phase_floats + L.origin;
             const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            float *grid = grids + (size_t)(si * slots + sj) * slot_stride;
             for (int hs = 0; hs < rows; hs++)
                 for (int ws = 0; ws < cols; ws++)
-                    phase[hs * L.width + ws] = plane[(size_t)(hs * s + ph) * g.W + ws * s + pw];
+                    grid[(size_t)hs * pitch + ws] = plane[(size_t)(hs * s + ph) * g.W + ws * s + pw];
         }
 }
 
-// the plane (H, W) from its phase planes; pixels of residues no tap reads are 0
-static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGeometry g) {
+static void merge_slots(float *plane, const float *grids, size_t slot_stride, int pitch, int slots,
+                        ConvGeometry g) {
     const int s = g.stride;
-    if (L.slots < s) memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
-    for (int si = 0; si < L.slots; si++)
-        for (int sj = 0; sj < L.slots; sj++) {
+    if (slots < s) memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
+    for (int si = 0; si < slots; si++)
+        for (int sj = 0; sj < slots; sj++) {
             const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
-            const float *phase = phases + (size_t)(si * L.slots + sj) * L.phase_floats + L.origin;
             const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
+            const float *grid = grids + (size_t)(si * slots + sj) * slot_stride;
             for (int hs = 0; hs < rows; hs++)
                 for (int ws = 0; ws < cols; ws++)
-                    plane[(size_t)(hs * s + ph) * g.W + ws * s + pw] = phase[hs * L.width + ws];
+                    plane[(size_t)(hs * s + ph) * g.W + ws * s + pw] = grid[(size_t)hs * pitch + ws];
         }
+}
+
+// phases = the plane (H, W)'s pixels of the slots' residues, zeros elsewhere
+static void phase_split(float *phases, const float *plane, PhaseLayout L, ConvGeometry g) {
+    memset(phases, 0, (size_t)L.plane_floats * sizeof(float));
+    split_slots(phases + L.origin, (size_t)L.phase_floats, L.width, L.slots, plane, g);
+}
+
+// the plane (H, W) from its phase planes
+static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGeometry g) {
+    merge_slots(plane, phases + L.origin, (size_t)L.phase_floats, L.width, L.slots, g);
 }
 
 // Work items of im2col / col2im: a channel c and a block of images. An item walks its
@@ -1007,10 +1028,10 @@ typedef struct {
     PhaseLayout L;
     size_t columns;     // B OH OW: the length of a col row
     const int *keep;    // (k, OH OW) column masks; stacked: (k k, block OH OW) tap masks
-    // stacked planes (stacked_layout): a slot's planes of the block's images back to back
-    bool stacked;
-    int margin;          // floats before the first image's plane in a slot
-    size_t slot_floats;  // one slot: margin, block OH OW, margin
+    // stacked planes only (stacked_layout): a slot's grids of the block's images back to back
+    int margin;                // floats before the first image's grid in a slot, and after the last
+    size_t block_columns;      // block OH OW: one slot's grids, a tap mask's length
+    size_t slot_floats;        // one slot: margin, block OH OW, margin
 } PhaseWalk;
 
 // im2col for one work item (channel c, images [b_first, b_first + images)): the images'
@@ -1070,45 +1091,54 @@ static void col2im_item(const PhaseWalk *w, float *phases, int c, int b_first, i
 
 // Stacked phase planes. When each slot's pixels fit the output grid (at most OH rows of
 // residue ph, at most OW columns of residue pw), an image's phase plane is stored as an
-// (OH, OW) grid and the block's images' planes of a slot back to back, OH OW floats apart,
+// (OH, OW) grid and the block's images' grids of a slot back to back, OH OW floats apart,
 // like the images' segments of a col row. A tap's window over the whole block is then one
 // run of images OH OW floats (the window moved by di OW + dj) where it was one run per
 // image; the entries whose pixel is outside the image -- they read a grid's unused rows or
-// columns, a neighbour's plane or the slot's margins -- are masked to zero by a tap mask
-// (k k, block OH OW). The same values, and col2im the same sums in the same order.
+// columns, a neighbour's grid or the slot's margins -- are masked by a tap mask (k k, block
+// OH OW). The same values, and col2im the same sums in the same order.
 enum { STACKED_MASK_MAX_BYTES = 1 << 20 };
+
+// ints in the tap masks of geometry g and a block of images: (k k, block OH OW)
+static size_t tap_mask_ints(ConvGeometry g, int block) {
+    return (size_t)g.kernel * g.kernel * block * g.OH * g.OW;
+}
 
 static bool stacked_layout(ConvGeometry g, PhaseLayout L, int block) {
     for (int slot = 0; slot < L.slots; slot++) {
         const int residue = slot_residue(g, slot);
         if (phase_count(g.H, residue, g.stride) > g.OH || phase_count(g.W, residue, g.stride) > g.OW) return false;
     }
-    return (size_t)g.kernel * g.kernel * block * g.OH * g.OW * sizeof(int) <= STACKED_MASK_MAX_BYTES;
+    return tap_mask_ints(g, block) * sizeof(int) <= STACKED_MASK_MAX_BYTES;
 }
 
 // Floats a window may reach before a slot's first grid and after its last: |di OW + dj|.
 static int stacked_margin(ConvGeometry g) {
-    const int low = floor_div(-g.padding, g.stride), high = floor_div(g.kernel - 1 - g.padding, g.stride);
+    const int low = tap_shift(g, 0), high = tap_shift(g, g.kernel - 1);
     const int before = -(low * g.OW + low), after = high * g.OW + high;
     int margin = before > after ? before : after;
     return margin > 0 ? margin : 0;
 }
 
-// keep (k k, block OH OW): 1 where tap (i, j) at output (oh, ow) reads a pixel inside the image,
-// computed on a geometry's first call and kept (the first training step allocates them)
+// keep (k k, block OH OW): 1 where tap (i, j) at output (oh, ow) reads a pixel inside the
+// image, the same for each image of the block. Computed on a geometry's first call and kept
+// (keyed by everything but C, which they do not depend on); with more than TAP_MASK_CACHE
+// geometries in turn the oldest are computed again.
 static const int *stacked_tap_masks(Backend *be, ConvGeometry g, int block) {
     CpuState *st = be->impl;
+    ConvGeometry key = g;
+    key.C = 0;
     for (int e = 0; e < TAP_MASK_CACHE; e++) {
         const TapMasks *m = &st->tap_masks[e];
-        if (m->keep && m->block == block && memcmp(&m->g, &g, sizeof g) == 0) return m->keep;
+        if (m->keep && m->block == block && memcmp(&m->g, &key, sizeof key) == 0) return m->keep;
     }
     TapMasks *m = &st->tap_masks[st->tap_masks_next];
     st->tap_masks_next = (st->tap_masks_next + 1) % TAP_MASK_CACHE;
-    const size_t S = (size_t)g.OH * g.OW, n = (size_t)g.kernel * g.kernel * block * S;
-    if (m->keep) st->current_bytes -= (size_t)m->g.kernel * m->g.kernel * m->block * m->g.OH * m->g.OW * sizeof(int);
+    if (m->keep) st->current_bytes -= tap_mask_ints(m->g, m->block) * sizeof(int);
     free(m->keep);
+    const size_t S = (size_t)g.OH * g.OW, n = tap_mask_ints(g, block);
     m->keep = xmalloc(n * sizeof(int));
-    m->g = g;
+    m->g = key;
     m->block = block;
     st->current_bytes += n * sizeof(int);
     if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
@@ -1125,86 +1155,56 @@ static const int *stacked_tap_masks(Backend *be, ConvGeometry g, int block) {
     return keep;
 }
 
-// Slot (si, sj)'s grid of image n in a thread's stacked planes.
-static float *stacked_grid(const PhaseWalk *w, float *phases, int si, int sj, int n) {
-    return phases + (size_t)(si * w->L.slots + sj) * w->slot_floats + w->margin + (size_t)n * w->g.OH * w->g.OW;
+// Image n's grid of slot (0, 0) in a thread's stacked planes (slot t's is t slot_floats further).
+static float *stacked_grids(const PhaseWalk *w, float *phases, int n) {
+    return phases + w->margin + (size_t)n * w->g.OH * w->g.OW;
 }
 
 // Tap (i, j)'s window: its entry for image n, output (oh, ow) at n OH OW + oh OW + ow.
 static float *stacked_window(const PhaseWalk *w, float *phases, int i, int j) {
     const ConvGeometry g = w->g;
-    const int di = floor_div(i - g.padding, g.stride), dj = floor_div(j - g.padding, g.stride);
-    return stacked_grid(w, phases, phase_slot(g, i), phase_slot(g, j), 0) + di * g.OW + dj;
+    const int slot = phase_slot(g, i) * w->L.slots + phase_slot(g, j);
+    return stacked_grids(w, phases, 0) + (size_t)slot * w->slot_floats + tap_shift(g, i) * g.OW + tap_shift(g, j);
 }
 
-// image n's grids = the plane (H, W)'s pixels of the slots' residues, zeros elsewhere
-static void stacked_split(const PhaseWalk *w, float *phases, int n, const float *plane) {
-    const ConvGeometry g = w->g;
-    const int s = g.stride;
-    for (int si = 0; si < w->L.slots; si++)
-        for (int sj = 0; sj < w->L.slots; sj++) {
-            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
-            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
-            float *grid = stacked_grid(w, phases, si, sj, n);
-            for (int hs = 0; hs < rows; hs++) {
-                const float *pixels = plane + (size_t)(hs * s + ph) * g.W + pw;
-                float *grid_row = grid + hs * g.OW;
-                if (s == 1)
-                    memcpy(grid_row, pixels, (size_t)cols * sizeof(float));
-                else if (s == 2)   // a constant stride: the gather vectorises
-                    for (int ws = 0; ws < cols; ws++) grid_row[ws] = pixels[2 * ws];
-                else
-                    for (int ws = 0; ws < cols; ws++) grid_row[ws] = pixels[ws * s];
-                for (int ws = cols; ws < g.OW; ws++) grid_row[ws] = 0.0f;
-            }
-            memset(grid + (size_t)rows * g.OW, 0, (size_t)(g.OH - rows) * g.OW * sizeof(float));
-        }
-}
-
-// the plane (H, W) from image n's grids; pixels of residues no tap reads are 0
-static void stacked_merge(const PhaseWalk *w, float *phases, int n, float *plane) {
-    const ConvGeometry g = w->g;
-    const int s = g.stride;
-    if (w->L.slots < s) memset(plane, 0, (size_t)g.H * g.W * sizeof(float));
-    for (int si = 0; si < w->L.slots; si++)
-        for (int sj = 0; sj < w->L.slots; sj++) {
-            const int ph = slot_residue(g, si), pw = slot_residue(g, sj);
-            const int rows = phase_count(g.H, ph, s), cols = phase_count(g.W, pw, s);
-            const float *grid = stacked_grid(w, phases, si, sj, n);
-            for (int hs = 0; hs < rows; hs++)
-                for (int ws = 0; ws < cols; ws++) plane[(size_t)(hs * s + ph) * g.W + ws * s + pw] = grid[hs * g.OW + ws];
-        }
-}
-
+// im2col for one work item (channel c, images [b_first, b_first + images)): the images' planes
+// of x split into their grids (the thread's planes were zeroed by phase_walk, and a grid's
+// entries outside the pixels stay zero), then each tap's col row segment for the block one
+// masked copy of its window.
 static void stacked_im2col_item(const PhaseWalk *w, float *phases, int c, int b_first, int images,
                                 const float *x, float *col) {
     const ConvGeometry g = w->g;
     const size_t S = (size_t)g.OH * g.OW, run = (size_t)images * S;
-    for (int n = 0; n < images; n++) stacked_split(w, phases, n, x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W);
-    const size_t block_run = w->slot_floats - 2 * (size_t)w->margin;   // block OH OW
+    for (int n = 0; n < images; n++)
+        split_slots(stacked_grids(w, phases, n), w->slot_floats, g.OW, w->L.slots,
+                    x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, g);
     for (int i = 0; i < g.kernel; i++)
         for (int j = 0; j < g.kernel; j++) {
-            const int *keep = w->keep + ((size_t)i * g.kernel + j) * block_run;
+            const int *keep = w->keep + ((size_t)i * g.kernel + j) * w->block_columns;
             const float *window = stacked_window(w, phases, i, j);
             float *out = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns + (size_t)b_first * S;
             for (size_t e = 0; e < run; e++) out[e] = keep[e] ? window[e] : 0.0f;
         }
 }
 
+// col2im for one work item: each tap's col row segment for the block added into its window in
+// the order i, j ascending (a masked entry adds +0.0f, wherever its window entry lies), then
+// each image's grids merged into x.
 static void stacked_col2im_item(const PhaseWalk *w, float *phases, int c, int b_first, int images,
                                 const float *col, float *x) {
     const ConvGeometry g = w->g;
     const size_t S = (size_t)g.OH * g.OW, run = (size_t)images * S;
-    const size_t block_run = w->slot_floats - 2 * (size_t)w->margin;   // block OH OW
     memset(phases, 0, (size_t)w->L.slots * w->L.slots * w->slot_floats * sizeof(float));
     for (int i = 0; i < g.kernel; i++)
         for (int j = 0; j < g.kernel; j++) {
-            const int *keep = w->keep + ((size_t)i * g.kernel + j) * block_run;
+            const int *keep = w->keep + ((size_t)i * g.kernel + j) * w->block_columns;
             float *window = stacked_window(w, phases, i, j);
             const float *in = col + (((size_t)c * g.kernel + i) * g.kernel + j) * w->columns + (size_t)b_first * S;
             for (size_t e = 0; e < run; e++) window[e] += keep[e] ? in[e] : 0.0f;
         }
-    for (int n = 0; n < images; n++) stacked_merge(w, phases, n, x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W);
+    for (int n = 0; n < images; n++)
+        merge_slots(x + ((size_t)(b_first + n) * g.C + c) * g.H * g.W, stacked_grids(w, phases, n), w->slot_floats,
+                    g.OW, w->L.slots, g);
 }
 
 typedef void (*PhaseItem)(const PhaseWalk *w, float *phases, int c, int b_first, int images, const float *in,
@@ -1219,20 +1219,19 @@ static void phase_walk(Backend *be, ConvGeometry g, int B, PhaseItem item_fn, Ph
     w.L = phase_layout(g);
     w.columns = (size_t)B * g.OH * g.OW;
     const int block = phase_block(B, g.C), blocks = (B + block - 1) / block;
-    w.stacked = stacked_layout(g, w.L, block);
     float *thread_phases;
     size_t per_thread;
-    if (w.stacked) {
+    if (stacked_layout(g, w.L, block)) {
         w.margin = stacked_margin(g);
-        w.slot_floats = 2 * (size_t)w.margin + (size_t)block * g.OH * g.OW;
+        w.block_columns = (size_t)block * g.OH * g.OW;
+        w.slot_floats = 2 * (size_t)w.margin + w.block_columns;
         per_thread = (size_t)w.L.slots * w.L.slots * w.slot_floats;
         w.keep = stacked_tap_masks(be, g, block);
         thread_phases = cpu_scratch_raw(be, (size_t)omp_get_max_threads() * per_thread);
-        // the margins are read (then masked): give them values
-        for (size_t t = 0; t < (size_t)omp_get_max_threads() * w.L.slots * w.L.slots; t++) {
-            memset(thread_phases + t * w.slot_floats, 0, (size_t)w.margin * sizeof(float));
-            memset(thread_phases + (t + 1) * w.slot_floats - w.margin, 0, (size_t)w.margin * sizeof(float));
-        }
+        // every entry a window reads outside the pixels (all masked) gets a value: zeros in
+        // the margins and the grids' spare rows and columns; past the last image of a partial
+        // block, zeros or an earlier item's pixels
+        memset(thread_phases, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
         item_fn = stacked_fn;
     } else {
         int *keep;
@@ -1261,7 +1260,8 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
 // so the sums are the CUDA kernel's to the last bit (for a sum with NaNs in it, the NaN that
 // comes out may be another of them: the vector add takes its operands in either order). A
 // masked entry adds +0.0f (the sums start at +0.0f and are never -0.0f, so it changes
-// nothing); window entries outside the pixels are never read back.
+// nothing, also where it lands on another pixel's entry in the stacked layout); window
+// entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
     phase_walk(be, g, B, col2im_item, stacked_col2im_item, col, x);
 }

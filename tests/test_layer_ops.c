@@ -156,12 +156,9 @@ static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
     return g;
 }
 
-// im2col against the definition, col2im against col2im_value (the CUDA kernel's sum, to
-// the bit) and as im2col's adjoint, over geometries with stride > kernel gaps, padding
-// (up to more than the kernel), non-square images, pixels no window reads, and a batch
-// of 17 images (the CPU's blocks of images end part-way); both of the CPU's layouts, stacked
-// phase planes (a masked run per tap and block) and one phase plane an image, are exercised
-static void test_im2col_col2im(void) {
+enum { IM2COL_SHAPES = 12 };
+
+static ConvGeometry im2col_shape(size_t t) {
     const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
                                    geometry(1, 8, 8, 2, 3, 0), geometry(2, 4, 4, 5, 1, 2),
                                    geometry(2, 14, 14, 4, 2, 1), geometry(1, 6, 9, 3, 2, 2),
@@ -169,10 +166,34 @@ static void test_im2col_col2im(void) {
                                    geometry(2, 4, 6, 1, 5, 4),   // stride > kernel, padding > kernel
                                    geometry(1, 70, 70, 3, 1, 1), geometry(2, 9, 9, 3, 2, 0),
                                    geometry(1, 11, 10, 5, 3, 1)};
+    if (sizeof shapes / sizeof shapes[0] != IM2COL_SHAPES || t >= IM2COL_SHAPES) abort();   // the list and count agree
+    return shapes[t];
+}
+
+// Pixels of back (B, C, H, W) that differ from col2im_value's sum over c bit for bit (where
+// that sum is a NaN, any NaN will do: which of the NaNs added comes out may differ).
+static int col2im_mismatches(const float *back, const float *c, ConvGeometry g, int B) {
+    int wrong = 0;
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < g.C; ch++)
+            for (int h = 0; h < g.H; h++)
+                for (int w = 0; w < g.W; w++) {
+                    float want = col2im_value(c, g, B, b, ch, h, w), got = back[(((size_t)b * g.C + ch) * g.H + h) * g.W + w];
+                    if (isnan(want) ? !isnan(got) : memcmp(&want, &got, sizeof want) != 0) wrong++;
+                }
+    return wrong;
+}
+
+// im2col against the definition, col2im against col2im_value (the CUDA kernel's sum, to
+// the bit) and as im2col's adjoint, over geometries with stride > kernel gaps, padding
+// (up to more than the kernel), non-square images, pixels no window reads, and a batch
+// of 17 images (the CPU's blocks of images end part-way); both of the CPU's layouts, stacked
+// phase planes (a masked run per tap and block) and one phase plane an image, are exercised
+static void test_im2col_col2im(void) {
     const int B = 17;
     int stacked = 0, per_image = 0;
-    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
-        ConvGeometry g = shapes[t];
+    for (size_t t = 0; t < IM2COL_SHAPES; t++) {
+        ConvGeometry g = im2col_shape(t);
         if (backend_cpu_im2col_stacked(g, B)) stacked++;
         else per_image++;
         size_t image = (size_t)B * g.C * g.H * g.W;
@@ -196,14 +217,7 @@ static void test_im2col_col2im(void) {
                             }
         CHECK(wrong == 0, "geometry %zu: %d im2col entries differ from the definition", t, wrong);
         cpu->col2im(cpu, back, c, g, B);
-        wrong = 0;
-        for (int b = 0; b < B; b++)
-            for (int ch = 0; ch < g.C; ch++)
-                for (int h = 0; h < g.H; h++)
-                    for (int w = 0; w < g.W; w++) {
-                        float want = col2im_value(c, g, B, b, ch, h, w), got = back[(((size_t)b * g.C + ch) * g.H + h) * g.W + w];
-                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
-                    }
+        wrong = col2im_mismatches(back, c, g, B);
         CHECK(wrong == 0, "geometry %zu: %d col2im pixels differ from col2im_value's sum", t, wrong);
         double lhs = 0, rhs = 0;   // <im2col(x), c> = <x, col2im(c)>
         for (size_t i = 0; i < rows * columns; i++) lhs += (double)col[i] * c[i];
@@ -214,6 +228,39 @@ static void test_im2col_col2im(void) {
     }
     CHECK(stacked >= 3 && per_image >= 3, "%d geometries took the stacked layout, %d the per-image one: want 3 "
           "or more of each", stacked, per_image);
+}
+
+// The same geometries with -0.0, NaN and infinities among the pixels and the col entries:
+// im2col copies every bit (and gives +0.0 outside the image, whatever the neighbours hold),
+// col2im equals col2im_value bit for bit, or is a NaN where that sum is (which NaN may differ),
+// and the col entries for pixels outside the image (col2im never adds them) change nothing.
+static void test_im2col_col2im_special_values(void) {
+    const int B = 17;
+    const float specials[] = {-0.0f, NAN, INFINITY, -INFINITY};
+    for (size_t t = 0; t < IM2COL_SHAPES; t++) {
+        ConvGeometry g = im2col_shape(t);
+        size_t image = (size_t)B * g.C * g.H * g.W;
+        size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
+        float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
+        for (size_t i = 0; i < image; i += 5) x[i] = specials[(i / 5) % 4];
+        for (size_t i = 0; i < rows * columns; i += 3) c[i] = specials[(i / 3) % 4];
+        float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
+        cpu->im2col(cpu, col, x, g, B);
+        int wrong = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (int b = 0; b < B; b++)
+                for (int oh = 0; oh < g.OH; oh++)
+                    for (int ow = 0; ow < g.OW; ow++) {
+                        float want = im2col_value(x + (size_t)b * g.C * g.H * g.W, g, (int)r, oh, ow);
+                        float got = col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
+                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
+                    }
+        CHECK(wrong == 0, "geometry %zu: %d im2col entries differ from the definition bit for bit", t, wrong);
+        cpu->col2im(cpu, back, c, g, B);
+        wrong = col2im_mismatches(back, c, g, B);
+        CHECK(wrong == 0, "geometry %zu: %d col2im pixels differ from col2im_value's sum", t, wrong);
+        free(x); free(c); free(col); free(back);
+    }
 }
 
 static void test_swap_leading_axes(void) {
@@ -463,6 +510,7 @@ int main(void) {
     test_run("add", test_add);
     test_run("categorical", test_categorical);
     test_run("im2col_col2im", test_im2col_col2im);
+    test_run("im2col_col2im_special_values", test_im2col_col2im_special_values);
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);
     test_run("batch_norm", test_batch_norm);
