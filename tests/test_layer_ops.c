@@ -263,6 +263,48 @@ static void test_im2col_col2im_special_values(void) {
     }
 }
 
+// Random small geometries (kernel 1-7, stride 1-4, padding 0-4, images 1-12 by 1-12, 1-3
+// channels, 1-9 images, transposed-conv-like outputs one larger): im2col and col2im against the
+// definitions bit for bit, whichever layout each takes (both are counted).
+static void test_im2col_col2im_random_geometries(void) {
+    int stacked = 0, per_image = 0, tried = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        const int k = 1 + (int)(rng_u32(&test_rng) % 7), s = 1 + (int)(rng_u32(&test_rng) % 4);
+        const int p = (int)(rng_u32(&test_rng) % 5), C = 1 + (int)(rng_u32(&test_rng) % 3);
+        const int H = 1 + (int)(rng_u32(&test_rng) % 12), W = 1 + (int)(rng_u32(&test_rng) % 12);
+        const int B = 1 + (int)(rng_u32(&test_rng) % 9);
+        if (H + 2 * p < k || W + 2 * p < k) continue;
+        ConvGeometry g = geometry(C, H, W, k, s, p);
+        if (rng_u32(&test_rng) % 2 && g.H + 1 <= 12) g.H += 1;   // as a transposed conv's output_padding leaves it
+        tried++;
+        if (backend_cpu_im2col_stacked(g, B)) stacked++;
+        else per_image++;
+        size_t image = (size_t)B * g.C * g.H * g.W;
+        size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
+        float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
+        float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
+        cpu->im2col(cpu, col, x, g, B);
+        int wrong = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (int b = 0; b < B; b++)
+                for (int oh = 0; oh < g.OH; oh++)
+                    for (int ow = 0; ow < g.OW; ow++) {
+                        float want = im2col_value(x + (size_t)b * g.C * g.H * g.W, g, (int)r, oh, ow);
+                        float got = col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
+                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
+                    }
+        CHECK(wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d im2col entries differ", g.C, g.H, g.W, k, s, p, B,
+              wrong);
+        cpu->col2im(cpu, back, c, g, B);
+        wrong = col2im_mismatches(back, c, g, B);
+        CHECK(wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d col2im pixels differ", g.C, g.H, g.W, k, s, p, B,
+              wrong);
+        free(x); free(c); free(col); free(back);
+    }
+    CHECK(stacked >= 20 && per_image >= 20, "%d random geometries: %d stacked, %d per-image; want 20 or more of each",
+          tried, stacked, per_image);
+}
+
 static void test_swap_leading_axes(void) {
     const int N0 = 3, N1 = 5, S = 7;
     float *in = random_floats((size_t)N0 * N1 * S, -1, 1);
@@ -511,6 +553,7 @@ int main(void) {
     test_run("categorical", test_categorical);
     test_run("im2col_col2im", test_im2col_col2im);
     test_run("im2col_col2im_special_values", test_im2col_col2im_special_values);
+    test_run("im2col_col2im_random_geometries", test_im2col_col2im_random_geometries);
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);
     test_run("batch_norm", test_batch_norm);
