@@ -184,6 +184,30 @@ static int col2im_mismatches(const float *back, const float *c, ConvGeometry g, 
     return wrong;
 }
 
+// im2col(x) and col2im(c) on the CPU against im2col_value and col2im_value: the entries of the
+// former that differ bit for bit, and col2im_mismatches of the latter.
+static void compare_with_definitions(const float *x, const float *c, ConvGeometry g, int B, int *im2col_wrong,
+                                     int *col2im_wrong) {
+    const size_t image = (size_t)B * g.C * g.H * g.W;
+    const size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
+    float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
+    cpu->im2col(cpu, col, x, g, B);
+    int wrong = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (int b = 0; b < B; b++)
+            for (int oh = 0; oh < g.OH; oh++)
+                for (int ow = 0; ow < g.OW; ow++) {
+                    float want = im2col_value(x + (size_t)b * g.C * g.H * g.W, g, (int)r, oh, ow);
+                    float got = col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
+                    if (memcmp(&want, &got, sizeof want) != 0) wrong++;
+                }
+    *im2col_wrong = wrong;
+    cpu->col2im(cpu, back, c, g, B);
+    *col2im_wrong = col2im_mismatches(back, c, g, B);
+    free(col);
+    free(back);
+}
+
 // im2col against the definition, col2im against col2im_value (the CUDA kernel's sum, to
 // the bit) and as im2col's adjoint, over geometries with stride > kernel gaps, padding
 // (up to more than the kernel), non-square images, pixels no window reads, and a batch
@@ -244,22 +268,12 @@ static void test_im2col_col2im_special_values(void) {
         float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
         for (size_t i = 0; i < image; i += 5) x[i] = specials[(i / 5) % 4];
         for (size_t i = 0; i < rows * columns; i += 3) c[i] = specials[(i / 3) % 4];
-        float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
-        cpu->im2col(cpu, col, x, g, B);
-        int wrong = 0;
-        for (size_t r = 0; r < rows; r++)
-            for (int b = 0; b < B; b++)
-                for (int oh = 0; oh < g.OH; oh++)
-                    for (int ow = 0; ow < g.OW; ow++) {
-                        float want = im2col_value(x + (size_t)b * g.C * g.H * g.W, g, (int)r, oh, ow);
-                        float got = col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
-                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
-                    }
-        CHECK(wrong == 0, "geometry %zu: %d im2col entries differ from the definition bit for bit", t, wrong);
-        cpu->col2im(cpu, back, c, g, B);
-        wrong = col2im_mismatches(back, c, g, B);
-        CHECK(wrong == 0, "geometry %zu: %d col2im pixels differ from col2im_value's sum", t, wrong);
-        free(x); free(c); free(col); free(back);
+        int im2col_wrong, col2im_wrong;
+        compare_with_definitions(x, c, g, B, &im2col_wrong, &col2im_wrong);
+        CHECK(im2col_wrong == 0, "geometry %zu: %d im2col entries differ from the definition bit for bit", t,
+              im2col_wrong);
+        CHECK(col2im_wrong == 0, "geometry %zu: %d col2im pixels differ from col2im_value's sum", t, col2im_wrong);
+        free(x); free(c);
     }
 }
 
@@ -282,24 +296,13 @@ static void test_im2col_col2im_random_geometries(void) {
         size_t image = (size_t)B * g.C * g.H * g.W;
         size_t rows = (size_t)g.C * g.kernel * g.kernel, columns = (size_t)B * g.OH * g.OW;
         float *x = random_floats(image, -1, 1), *c = random_floats(rows * columns, -1, 1);
-        float *col = xmalloc(rows * columns * sizeof(float)), *back = xmalloc(image * sizeof(float));
-        cpu->im2col(cpu, col, x, g, B);
-        int wrong = 0;
-        for (size_t r = 0; r < rows; r++)
-            for (int b = 0; b < B; b++)
-                for (int oh = 0; oh < g.OH; oh++)
-                    for (int ow = 0; ow < g.OW; ow++) {
-                        float want = im2col_value(x + (size_t)b * g.C * g.H * g.W, g, (int)r, oh, ow);
-                        float got = col[r * columns + ((size_t)b * g.OH + oh) * g.OW + ow];
-                        if (memcmp(&want, &got, sizeof want) != 0) wrong++;
-                    }
-        CHECK(wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d im2col entries differ", g.C, g.H, g.W, k, s, p, B,
-              wrong);
-        cpu->col2im(cpu, back, c, g, B);
-        wrong = col2im_mismatches(back, c, g, B);
-        CHECK(wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d col2im pixels differ", g.C, g.H, g.W, k, s, p, B,
-              wrong);
-        free(x); free(c); free(col); free(back);
+        int im2col_wrong, col2im_wrong;
+        compare_with_definitions(x, c, g, B, &im2col_wrong, &col2im_wrong);
+        CHECK(im2col_wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d im2col entries differ", g.C, g.H, g.W, k,
+              s, p, B, im2col_wrong);
+        CHECK(col2im_wrong == 0, "C %d H %d W %d k %d s %d p %d B %d: %d col2im pixels differ", g.C, g.H, g.W, k,
+              s, p, B, col2im_wrong);
+        free(x); free(c);
     }
     CHECK(stacked >= 20 && per_image >= 20, "%d random geometries: %d stacked, %d per-image; want 20 or more of each",
           tried, stacked, per_image);
