@@ -241,6 +241,16 @@ static int job_begin(PlotJob *job, const char *png_path, int width, int height, 
     return 0;
 }
 
+// job_begin and the figure's data file (its path in *data_path); NULL, the job cleaned up, on
+// failure
+static FILE *job_begin_with_data(PlotJob *job, const char *png_path, int width, int height,
+                                 const char **data_path, char *err, size_t errlen) {
+    if (job_begin(job, png_path, width, height, err, errlen) != 0) return NULL;
+    FILE *data = job_temp(job, "data", data_path, err, errlen);
+    if (!data) job_cleanup(job);
+    return data;
+}
+
 // Title, axis labels and the common look of a single-panel figure.
 static void put_axes_style(FILE *f, const char *title, const char *xlabel, const char *ylabel) {
     if (title) {
@@ -372,13 +382,9 @@ int plot_scatter_in_range(const char *png_path, const char *title, const char *x
         }
     }
     PlotJob job;
-    if (job_begin(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, err, errlen) != 0) return -1;
     const char *data_path = NULL;
-    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
-    if (!data) {
-        job_cleanup(&job);
-        return -1;
-    }
+    FILE *data = job_begin_with_data(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, &data_path, err, errlen);
+    if (!data) return -1;
     // Draw in a fixed shuffled order (Fisher-Yates with a small LCG) so that a class that
     // comes last in the input does not paint over all the others.
     int *order = xmalloc((size_t)n * sizeof(int));
@@ -470,13 +476,9 @@ int plot_histograms(const char *png_path, const char *title, const float *values
     hist_layout(panels, &cols, &rows, &panel_px_w, &panel_px_h);
 
     PlotJob job;
-    if (job_begin(&job, png_path, width, height, err, errlen) != 0) return -1;
     const char *data_path = NULL;
-    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
-    if (!data) {
-        job_cleanup(&job);
-        return -1;
-    }
+    FILE *data = job_begin_with_data(&job, png_path, width, height, &data_path, err, errlen);
+    if (!data) return -1;
     // One block per panel (separated by two blank lines, gnuplot's "index"): bin centre, density.
     float *sorted = xmalloc((size_t)n * sizeof(float));
     int *counts = xmalloc(64 * sizeof(int));
@@ -648,13 +650,9 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
     for (int s = 0; s < n_series; s++)
         if (!y[s]) return set_error(err, errlen, "%s: series %d has no values", png_path, s);
     PlotJob job;
-    if (job_begin(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, err, errlen) != 0) return -1;
     const char *data_path = NULL;
-    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
-    if (!data) {
-        job_cleanup(&job);
-        return -1;
-    }
+    FILE *data = job_begin_with_data(&job, png_path, PLOT_WIDTH, PLOT_HEIGHT, &data_path, err, errlen);
+    if (!data) return -1;
     // columns: x y_0 y_1 ...; NaN leaves a gap in the curve
     int finite = 0;
     for (int i = 0; i < n_points; i++) {
@@ -785,13 +783,9 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     }
 
     PlotJob job;
-    if (job_begin(&job, png_path, canvas_w, canvas_h, err, errlen) != 0) return -1;
     const char *data_path = NULL;
-    FILE *data = job_temp(&job, "data", &data_path, err, errlen);
-    if (!data) {
-        job_cleanup(&job);
-        return -1;
-    }
+    FILE *data = job_begin_with_data(&job, png_path, canvas_w, canvas_h, &data_path, err, errlen);
+    if (!data) return -1;
     fwrite(gray, 1, (size_t)width * (size_t)height * (size_t)channels, data);
     if (close_data(data, png_path, err, errlen) != 0) {
         job_cleanup(&job);
