@@ -2,6 +2,7 @@
 // and plot, checked one by one (counts in range, known values, one positional).
 #include "cuvae/cli_args.h"
 #include "cuvae/common.h"
+#include "cuvae/run_folder.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,6 +32,20 @@ static bool takes_value(const char *option) {
     return false;
 }
 
+// An option where a value was expected (a file named "-x" can be given as ./-x)
+static bool is_option(const char *value) {
+    return value[0] == '-' && value[1] != '\0';
+}
+
+static const char *option_hint(int argc, char **argv, int i) {
+    static char hint[320];
+    hint[0] = '\0';
+    if (i + 1 < argc && is_option(argv[i + 1]))
+        snprintf(hint, sizeof hint, ", got the option %.100s (a name starting with '-': ./%.60s)", argv[i + 1],
+                 argv[i + 1]);
+    return hint;
+}
+
 int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
     a->n_samples = 64;
@@ -46,7 +61,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (a->n_overrides == MAX_OVERRIDES) return set_error(err, errlen, "%s: too many --set", command);
             a->overrides[a->n_overrides++] = argv[++i];
         } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {
-            if (!has_value) return set_error(err, errlen, "train: --out needs a directory");
+            if (!has_value || is_option(argv[i + 1]))
+                return set_error(err, errlen, "train: --out needs a directory%s", option_hint(argc, argv, i));
             a->out_dir = argv[++i];
             if (!a->out_dir[0]) return set_error(err, errlen, "train: --out: the directory name is empty");
         } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
@@ -70,8 +86,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
             else a->iw_examples = (int)v;
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "eval") == 0) {
-            if (!has_value) return set_error(err, errlen, "eval: -o needs a file name");
+            if (!has_value || is_option(argv[i + 1]))
+                return set_error(err, errlen, "eval: -o needs a file name%s", option_hint(argc, argv, i));
             a->json_out = argv[++i];
+            if (!a->json_out[0]) return set_error(err, errlen, "eval: -o: the file name is empty");
         } else if (strcmp(arg, "--prior") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value || argv[i + 1][0] == '-')
                 return set_error(err, errlen, "sample: --prior needs a prior's checkpoint");
@@ -122,8 +140,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
                 return set_error(err, errlen, "sample: --title: expected one non-empty line of at most 200 "
                                  "characters");
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
-            if (!has_value) return set_error(err, errlen, "sample: -o needs a file name");
+            if (!has_value || is_option(argv[i + 1]))
+                return set_error(err, errlen, "sample: -o needs a file name%s", option_hint(argc, argv, i));
             a->output_png = argv[++i];
+            if (!a->output_png[0]) return set_error(err, errlen, "sample: -o: the file name is empty");
         } else if (strcmp(arg, "--seed") == 0 && strcmp(command, "sample") == 0) {
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --seed needs an integer");
@@ -145,5 +165,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     if (!a->positional)
         return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
                          strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT", command);
+    // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files
+    const char *inputs[2] = {a->positional, a->prior};
+    if (a->json_out && run_folder_check_output(command, "-o", a->json_out, inputs, 2, err, errlen) != 0) return -1;
+    if (a->output_png && run_folder_check_output(command, "-o", a->output_png, inputs, 2, err, errlen) != 0)
+        return -1;
     return 0;
 }

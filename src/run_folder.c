@@ -5,6 +5,8 @@
 #include "cuvae/run_folder.h"
 #include "cuvae/common.h"
 
+#include <cjson/cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,10 +56,31 @@ int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
     return 0;
 }
 
+// A run's config.json (train writes the whole resolved config): a JSON object with the
+// objects data, model and train. Another program's config.json is not a run to replace.
+static bool is_run_config(const char *path) {
+    char err[256];
+    char *text = read_text_file(path, NULL, err, sizeof err);
+    if (!text) return false;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    bool run = cJSON_IsObject(root) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "data")) &&
+               cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "model")) &&
+               cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "train"));
+    cJSON_Delete(root);
+    return run;
+}
+
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
     if (resume && overwrite)
         return set_error(err, errlen, "train: --resume continues the run in %s and --overwrite replaces it: "
                          "choose one", out_dir);
+    char config_path[1200];
+    snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
+    if (file_exists(out_dir, "config.json") && !is_run_config(config_path))
+        return set_error(err, errlen, "%s: not a cuvae run's config (a JSON object with data, model and train): "
+                         "train would replace it and --overwrite would remove the folder's images; write the "
+                         "run elsewhere with --out DIR", config_path);
     if (resume || overwrite) return 0;
     char found[256] = "";
     for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++)
@@ -72,6 +95,29 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
         return set_error(err, errlen, "%s/%s holds an --overwrite run that did not finish: continue it with --resume, "
                          "start it again with --overwrite, or write the new run elsewhere with --out DIR", out_dir,
                          RUN_FOLDER_STAGING);
+    return 0;
+}
+
+int run_folder_check_output(const char *command, const char *option, const char *output,
+                            const char *const *inputs, int n_inputs, char *err, size_t errlen) {
+    struct stat out_st;
+    if (stat(output, &out_st) != 0) return 0;   // a new file replaces nothing
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat in_st;
+        if (inputs[i] && stat(inputs[i], &in_st) == 0 && in_st.st_dev == out_st.st_dev &&
+            in_st.st_ino == out_st.st_ino)
+            return strcmp(output, inputs[i]) == 0
+                       ? set_error(err, errlen, "%s: %s %s is the file %s reads: give another file name", command,
+                                   option, output, command)
+                       : set_error(err, errlen, "%s: %s %s is the same file as %s, which %s reads: give another file "
+                                   "name", command, option, output, inputs[i], command);
+    }
+    const char *slash = strrchr(output, '/');
+    const char *name = slash ? slash + 1 : output;
+    for (size_t i = 0; i < N_REPLACED_FILES; i++)
+        if (strcmp(name, REPLACED_FILES[i]) == 0 && strcmp(name, "eval.json") != 0)
+            return set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name", command,
+                             option, output, name);
     return 0;
 }
 

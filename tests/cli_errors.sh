@@ -33,6 +33,23 @@ expect_error "bench --steps given twice" 2 "bench: --steps given twice" -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 3 --steps 5
 expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer >= 1, got "\+3"' -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps +3
+expect_error "--out followed by an option (not a folder named --overwrite)" 2 \
+    "train: --out needs a directory, got the option --overwrite \(a name starting with '-': ./--overwrite\)" -- \
+    "$CUVAE" train configs/mnist_vae.json --out --overwrite
+[ ! -e ./--overwrite ] && ok "no folder named --overwrite" || { bad "a folder named --overwrite"; rm -rf ./--overwrite; }
+expect_error "eval -o followed by an option" 2 "eval: -o needs a file name, got the option --z" -- \
+    "$CUVAE" eval "$tmp/x.safetensors" -o --z mean
+expect_error "eval -o with an empty name" 2 "eval: -o: the file name is empty" -- "$CUVAE" eval "$tmp/x.safetensors" -o ""
+expect_error "sample -o with an empty name" 2 "sample: -o: the file name is empty" -- "$CUVAE" sample "$tmp/x.safetensors" -o ""
+# a folder whose config.json is another program's is not a run: neither replaced nor --overwrite'n
+mkdir -p "$tmp/proj/figures"; echo '{"lr": 3}' > "$tmp/proj/config.json"; echo png > "$tmp/proj/figures/paper.png"
+for flag in "" --overwrite --resume; do
+    expect_error "train into a folder with another program's config.json ${flag:-(no flag)}" 2 \
+        "proj/config.json: not a cuvae run's config \(a JSON object with data, model and train\)" -- \
+        "$CUVAE" train configs/mnist_vae.json --out "$tmp/proj" $flag
+done
+[ "$(cat "$tmp/proj/config.json")" = '{"lr": 3}' ] && [ -s "$tmp/proj/figures/paper.png" ] \
+    && ok "the folder's config.json and images are untouched" || bad "a foreign folder was changed"
 expect_error "--version with an argument" 2 "--version: unexpected argument extra" -- "$CUVAE" --version extra
 expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not rounded" 2 "train.seed: must be <= 9007199254740991" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
@@ -195,6 +212,25 @@ PY
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
     grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && ok "eval --z mean -o writes the file" || bad "eval --z mean -o"
+    # -o never replaces what the command reads, nor a run's files
+    cp "$tmp/rerun/model.safetensors" "$tmp/keep.safetensors"
+    expect_error "sample -o the checkpoint it reads" 2 "sample: -o .*/rerun/model.safetensors is the file sample reads" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/model.safetensors"
+    expect_error "eval -o the checkpoint it reads" 2 "eval: -o .*/rerun/model.safetensors is the file eval reads" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/rerun/model.safetensors"
+    ln -s "$tmp/rerun/model.safetensors" "$tmp/link.safetensors"
+    expect_error "sample -o the checkpoint under another name (a link to it)" 2 \
+        "sample: -o .*/rerun/model.safetensors is the same file as .*/link.safetensors, which sample reads" -- \
+        "$CUVAE" sample "$tmp/link.safetensors" -o "$tmp/rerun/model.safetensors"
+    expect_error "eval -o a run's resume file" 2 "eval: -o .*/rerun/resume.safetensors would replace a run's resume.safetensors" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/rerun/resume.safetensors"
+    expect_error "sample -o a run's config.json" 2 "sample: -o .*/rerun/config.json would replace a run's config.json" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/config.json"
+    cmp -s "$tmp/rerun/model.safetensors" "$tmp/keep.safetensors" && ok "the refused -o left the checkpoint as it was" \
+        || bad "a refused -o changed the checkpoint"
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.test_limit=30 -o "$tmp/rerun/eval.json" >/dev/null 2>&1 \
+        && grep -q '"test_loss"' "$tmp/rerun/eval.json" && ok "eval -o the run's eval.json rewrites it" \
+        || bad "eval -o the run's eval.json"
     rm -f "$tmp/rerun/log.jsonl"
     if command -v gnuplot >/dev/null; then
         "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \

@@ -21,6 +21,13 @@ int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen);
 // overwrite was asked for (or both were).
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen);
 
+// -1 with err when `output` (the file `command`'s `option` writes) exists and is one of
+// inputs (the files the command reads; NULL entries skipped) or a run's file (config.json,
+// log.jsonl, model / resume / best .safetensors; eval.json may be rewritten): eval -o and
+// sample -o replace their output, which must not be the checkpoint they read.
+int run_folder_check_output(const char *command, const char *option, const char *output,
+                            const char *const *inputs, int n_inputs, char *err, size_t errlen);
+
 // Creates the staging folder OUT/RUN_FOLDER_STAGING (OUT exists), empty: the run
 // files and images left there by an --overwrite run that was killed or failed go.
 int run_folder_stage(const char *staging, char *err, size_t errlen);
