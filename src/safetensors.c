@@ -526,9 +526,16 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
 }
 
 // With __metadata__.crc32 (every file cuvae writes): the data section and the
-// other metadata must have that CRC-32. Files without it (other writers') are accepted.
+// other metadata must have that CRC-32. Files without it (other writers') are accepted,
+// but not one whose __metadata__.format says cuvae wrote it (cuvae-1, cuvae-resume-1):
+// its crc32 key was lost or edited, and with it the check of everything else.
 static int verify_checksum(const char *path, const StFile *f, char *err, size_t errlen) {
     const char *stored = safetensors_meta(f, CRC_KEY);
+    const char *format = safetensors_meta(f, "format");
+    if (!stored && format && strncmp(format, "cuvae", 5) == 0)
+        return set_error(err, errlen, "%s: __metadata__.format is \"%.40s\", a file cuvae writes with a "
+                         "__metadata__.%s, which is missing (the file is damaged or was edited)", path, format,
+                         CRC_KEY);
     if (!stored) return 0;
     char *end = NULL;
     unsigned long want = strtoul(stored, &end, 16);

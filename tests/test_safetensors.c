@@ -291,6 +291,24 @@ static void test_checksum_and_finite(void) {
     StMeta own = {"crc32", "00000000"};
     CHECK(safetensors_write(path, &t, 1, &own, 1, err, sizeof err) != 0, "a caller's crc32 accepted");
 
+    // one flipped bit in the key's name ("crc32" -> "crc33") must not turn the check off in a
+    // file that says cuvae wrote it
+    StMeta format = {"format", "cuvae-1"};
+    CHECK(safetensors_write(path, &t, 1, &format, 1, err, sizeof err) == 0, "write: %s", err);
+    bytes = read_bytes(path, &n);
+    char *key = NULL;
+    for (size_t i = 0; i + 7 <= n && !key; i++)
+        if (memcmp(bytes + i, "\"crc32\"", 7) == 0) key = (char *)bytes + i;
+    CHECK(key != NULL, "no crc32 key in the header");
+    if (key) {
+        key[5] ^= 0x01;   // '2' -> '3'
+        write_bytes(path, bytes, n);
+        CHECK(safetensors_read(path, &f, err, sizeof err) != 0, "a cuvae file without its crc32 was accepted");
+        CHECK(strstr(err, "crc.safetensors: __metadata__.format is \"cuvae-1\", a file cuvae writes with a "
+                          "__metadata__.crc32, which is missing") != NULL, "message: %s", err);
+    }
+    free(bytes);
+
     const char *foreign = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
     size_t hl = strlen(foreign);
     uint8_t file[128];
