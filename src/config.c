@@ -286,6 +286,11 @@ static int get_number(const Ctx *c, const cJSON *obj, const char *path, const ch
     join_path(full, sizeof full, path, key);
     if (!cJSON_IsNumber(item)) return fail(c, full, "must be a number, got %s", type_name(item));
     if (!isfinite(item->valuedouble)) return fail(c, full, "must be a finite number");
+    // the CPU backend flushes subnormals to zero for the whole process (host doubles too):
+    // such a value would pass the checks here and read as 0 once training starts
+    if (item->valuedouble != 0.0 && fabs(item->valuedouble) < DBL_MIN)
+        return fail(c, full, "%g is subnormal (below %g), which cuvae's CPU arithmetic flushes to 0",
+                    item->valuedouble, DBL_MIN);
     *out = item->valuedouble;
     return 0;
 }

@@ -554,7 +554,10 @@ static const ErrorCase error_cases[] = {
     {"train.beta1", "-0.1", "train.beta1", "must be in [0, 1), got -0.1"},
     {"train.beta2", "1.5", "train.beta2", "must be in [0, 1), got 1.5"},
     {"train.adam_eps", "0", "train.adam_eps", "must be > 0, got 0"},
-    {"train.adam_eps", "5e-324", "train.adam_eps", "rounds to 0 in float32"},
+    {"train.adam_eps", "5e-324", "train.adam_eps", "is subnormal (below 2.22507e-308), which cuvae's CPU arithmetic flushes to 0"},
+    {"train.adam_eps", "1e-310", "train.adam_eps", "is subnormal"},
+    {"data.validation", "1e-320", "data.validation", "9.99989e-321 is subnormal"},   // read as 0 once training starts
+    {"train.adam_eps", "1e-300", "train.adam_eps", "rounds to 0 in float32"},
     {"train.lr", "1e-50", "train.lr", "1e-50 rounds to 0 in float32"},
     {"train.lr", "1e39", "train.lr", "overflows float32"},
     {"train.beta2", "0.99999998", "train.beta2", "rounds to 1 in float32"},
