@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FIGURE_SEED_SALT 0xF16ull
@@ -658,6 +659,12 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (!plot_available())
         return set_error(err, errlen, "plot: gnuplot with the pngcairo terminal is needed "
                                       "(apt-get install gnuplot-nox, or make deps)");
+    struct stat run_st;
+    if (stat(run_dir, &run_st) == 0 && !S_ISDIR(run_st.st_mode)) {
+        const char *slash = strrchr(run_dir, '/');
+        return set_error(err, errlen, "plot: %s is a file; give the run folder that holds it (e.g. %.*s)", run_dir,
+                         slash ? (int)(slash - run_dir) : 1, slash ? run_dir : ".");
+    }
     char ckpt[1100], dir[1100];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", run_dir);
     snprintf(dir, sizeof dir, "%s/figures", run_dir);

@@ -494,6 +494,10 @@ static int run_command(int argc, char **argv) {
         strcmp(argv[1], "help") == 0) {
         if (argc >= 3 && strcmp(argv[1], "help") == 0) {
             const char *c = argv[2];
+            if (argc > 3) {
+                fprintf(stderr, "cuvae: help: unexpected argument %s (cuvae help COMMAND)\n", argv[3]);
+                return EXIT_BAD_INPUT;
+            }
             if (strcmp(c, "train") == 0) { fputs(USAGE_TRAIN, stdout); return 0; }
             if (strcmp(c, "eval") == 0) { fputs(USAGE_EVAL, stdout); return 0; }
             if (strcmp(c, "sample") == 0) { fputs(USAGE_SAMPLE, stdout); return 0; }
@@ -503,6 +507,9 @@ static int run_command(int argc, char **argv) {
                 char *help_args[] = {"--help", NULL};
                 return bench_command(1, help_args);
             }
+            fprintf(stderr, "cuvae: help: unknown command \"%s\" (commands: train, eval, sample, plot, report, "
+                    "bench)\n", c);
+            return EXIT_BAD_INPUT;
         }
         fputs(USAGE_MAIN, stdout);
         return 0;

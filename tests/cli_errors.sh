@@ -22,6 +22,8 @@ grep -q "rec is the mean squared error per pixel (not nats" "$tmp/units.err" && 
     && ok "a per-pixel MSE run is not labelled nats (stderr and eval.json)" || bad "units of an MSE run: $(grep '^epoch' "$tmp/units.err")"
 expect_error "no command" 2 "usage: cuvae" -- "$CUVAE"
 expect_error "unknown command" 2 'unknown command "frobnicate"' -- "$CUVAE" frobnicate
+expect_error "help of an unknown command" 2 'help: unknown command "frobnicate"' -- "$CUVAE" help frobnicate
+expect_error "help with two arguments" 2 "help: unexpected argument x" -- "$CUVAE" help train x
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus
 expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
 expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
@@ -233,6 +235,9 @@ PY
         || bad "eval -o the run's eval.json"
     rm -f "$tmp/rerun/log.jsonl"
     if command -v gnuplot >/dev/null; then
+        expect_error "plot given the checkpoint, not its run folder" 2 \
+            "plot: .*/rerun/model.safetensors is a file; give the run folder that holds it \(e.g. .*/rerun\)" -- \
+            "$CUVAE" plot "$tmp/rerun/model.safetensors"
         "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \
             && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
