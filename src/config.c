@@ -1106,6 +1106,19 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.adam_eps", "must be > 0, got %s", text);
     }
     if (check_float32(c, "train.adam_eps", cfg->train.adam_eps)) return -1;
+    // SGD reads none of Adam's constants: a value other than the default would be ignored
+    // (the defaults stand in every written config.json, so they are accepted)
+    if (strcmp(cfg->train.optimizer, "sgd") == 0) {
+        const char *adam_keys[] = {"beta1", "beta2", "adam_eps"};
+        const double values[] = {cfg->train.beta1, cfg->train.beta2, cfg->train.adam_eps};
+        const double defaults[] = {0.9, 0.999, 1e-8};
+        for (int k = 0; k < 3; k++)
+            if (values[k] != defaults[k]) {
+                char path[32];
+                snprintf(path, sizeof path, "train.%s", adam_keys[k]);
+                return fail(c, path, "is Adam's; optimizer \"sgd\" has momentum instead (leave it out)");
+            }
+    }
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;

@@ -62,6 +62,11 @@ expect_error "latent_dim 0 via --set" 2 "c.json: model.latent_dim: must be >= 1,
 expect_error "unknown key via --set" 2 "model.latnt_dim" -- \
     "$CUVAE" train "$tmp/c.json" --set model.latnt_dim=3 --out "$tmp/r"
 expect_error "wrong type" 2 "train.epochs" -- "$CUVAE" train "$tmp/c.json" --set 'train.epochs="ten"' --out "$tmp/r"
+expect_error "an Adam constant under SGD (it would be ignored)" 2 \
+    "c.json: train.beta1: is Adam's; optimizer \"sgd\" has momentum instead" -- \
+    "$CUVAE" train "$tmp/c.json" --set train.optimizer=sgd --set train.beta1=0.5 --out "$tmp/r"
+expect_error "adam_eps under SGD" 2 "c.json: train.adam_eps: is Adam's" -- \
+    "$CUVAE" train "$tmp/c.json" --set train.optimizer=sgd --set train.adam_eps=0.1 --out "$tmp/r"
 expect_error "bad enum" 2 "model.activation" -- "$CUVAE" train "$tmp/c.json" --set model.activation=swish --out "$tmp/r"
 expect_error "bce with gaussian output" 2 "loss.reconstruction" -- \
     "$CUVAE" train "$tmp/c.json" --set model.output=gaussian --out "$tmp/r"
