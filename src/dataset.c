@@ -167,6 +167,15 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
                     cfg->data.test_fraction);
     } else if (load_named_dataset(cfg, train, test, err, errlen) != 0) {
         return -1;
+    } else if (cfg->model.input_shape[0] &&
+               (cfg->model.input_shape[0] != 1 || cfg->model.input_shape[1] != train->rows ||
+                cfg->model.input_shape[2] != train->cols)) {
+        set_error(err, errlen, "%s/train-images-idx3-ubyte: images are 1 x %d x %d (C x H x W) but model.input_shape "
+                  "is [%d, %d, %d]", cfg->data.dir, train->rows, train->cols, cfg->model.input_shape[0],
+                  cfg->model.input_shape[1], cfg->model.input_shape[2]);
+        dataset_free(train);
+        dataset_free(test);
+        return -1;
     }
     if (cfg->data.binarize == BINARIZE_STATIC) {
         dataset_binarize_static(train, cfg->train.seed, TRAIN_BINARIZE_STREAM);

@@ -76,6 +76,10 @@ expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \
     "$CUVAE" train "$tmp/c.json" --set data.dir="$tmp/nodata" --out "$tmp/r"
 expect_error "input_dim mismatch with data" 2 "model.input_dim" -- \
     "$CUVAE" train "$tmp/c.json" --set model.input_dim=100 --out "$tmp/r"
+expect_error "model.input_shape that is not MNIST's (1, 28, 28)" 2 \
+    "train-images-idx3-ubyte: images are 1 x 28 x 28 \(C x H x W\) but model.input_shape is \[4, 14, 14\]" -- \
+    "$CUVAE" train "$tmp/c.json" --set 'model.input_shape=[4,14,14]' \
+    --set 'model.encoder=[{"conv2d":4,"kernel":14},"flatten"]' --set data.train_limit=100 --set data.test_limit=50 --out "$tmp/r"
 expect_error "device cuda without GPU" 2 'device "cuda"' -- \
     "$CUVAE" train "$tmp/c.json" --set device=cuda --set data.train_limit=10 --set data.test_limit=10 --out "$tmp/r"
 
