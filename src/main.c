@@ -216,6 +216,14 @@ static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
+    // the config's eval.iw_* are the training run's final evaluation; cuvae eval has its options
+    for (int i = 0; i < a.n_overrides; i++)
+        if (strncmp(a.overrides[i], "eval.iw_samples=", 16) == 0 || strncmp(a.overrides[i], "eval.iw_examples=", 17) == 0) {
+            snprintf(err, sizeof err, "eval: --set %.*s: the importance-sampled bound of cuvae eval is --iw K "
+                     "(--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's",
+                     (int)strcspn(a.overrides[i], "="), a.overrides[i]);
+            return fail(err);
+        }
     Config cfg;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)

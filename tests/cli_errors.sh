@@ -219,6 +219,11 @@ PY
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --set train.seed=3 --set data.test_limit=30 --set eval.iw_batch=50 --set name=relabelled \
         --set device=cpu >/dev/null 2>"$tmp/seed.err" && ok "eval takes --set of train.seed, data.*, eval.* and device" \
         || bad "eval --set train.seed: $(tail -1 "$tmp/seed.err")"
+    expect_error "eval --set eval.iw_samples (eval's own option is --iw)" 2 \
+        "eval: --set eval.iw_samples: the importance-sampled bound of cuvae eval is --iw K" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --set eval.iw_samples=3
+    expect_error "eval --set eval.iw_examples" 2 "eval: --set eval.iw_examples: the importance-sampled bound" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 2 --set eval.iw_examples=3
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
