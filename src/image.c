@@ -93,7 +93,34 @@ uint8_t *png_read(const char *path, int *width, int *height, int *channels, char
     return read_png_as(path, width, height, channels, err, errlen);
 }
 
-// *channels 1: converted to grey; 0: grey or RGB as the file is (then set).
+// The gAMA chunk's value (gamma x 100000) before the image data, or 0 without one. Reads
+// only the chunk headers; a damaged file is left to libpng to report.
+static uint32_t png_gamma_chunk(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint8_t head[8];
+    uint32_t gamma = 0;
+    if (fread(head, 1, 8, f) == 8) {
+        while (fread(head, 1, 8, f) == 8) {   // length (big-endian), type
+            const uint32_t length = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+            if (memcmp(head + 4, "IDAT", 4) == 0 || memcmp(head + 4, "IEND", 4) == 0) break;
+            if (memcmp(head + 4, "gAMA", 4) == 0 && length == 4) {
+                uint8_t v[4];
+                if (fread(v, 1, 4, f) == 4) gamma = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+                break;
+            }
+            if (length > (1u << 31) || fseek(f, (long)length + 4, SEEK_CUR) != 0) break;   // data, CRC
+        }
+    }
+    fclose(f);
+    return gamma;
+}
+
+// *channels 1: converted to grey; 0: grey or RGB as the file is (then set). Pixel values are
+// read as stored: 8-bit as they are, 16-bit scaled to 8 bits (v / 257, rounded). libpng's
+// simplified API would convert a 16-bit file as linear light to sRGB, and any file whose gAMA
+// chunk is not sRGB's 1/2.2: the first is told it is sRGB-coded (PNG_IMAGE_FLAG_16BIT_sRGB),
+// the second is refused.
 static uint8_t *read_png_as(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
     png_image image;   // libpng's simplified API: any PNG, converted to 8-bit gray or RGB
     memset(&image, 0, sizeof image);
@@ -102,6 +129,15 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
         return NULL;
     }
+    const uint32_t gamma = png_gamma_chunk(path);
+    if (gamma && (gamma < 45000 || gamma > 45910)) {   // sRGB's 45455, within 1 %
+        set_error(err, errlen, "%s: its gAMA chunk says gamma %.5f; cuvae reads pixel values as stored, and libpng "
+                  "would convert these from that gamma: remove the chunk (e.g. pngcrush -rem gAMA) or re-save the "
+                  "image without it", path, gamma / 100000.0);
+        png_image_free(&image);
+        return NULL;
+    }
+    image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     if (*channels == 0) {   // a data image (png_read): at most 2^24 values, like the array files
         *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
         if ((uint64_t)image.width * image.height * (uint64_t)*channels > ((uint64_t)1 << 24)) {

@@ -94,6 +94,39 @@ expect_error "images beside class folders" 2 "loose: holds both .png images \(x.
     train --set data.train="$D/bad/loose" --out "$tmp/x"
 expect_error "a .npy header with another key (NumPy refuses it too)" 2 "extra_key.npy: header at byte 10 has keys besides 'descr', 'fortran_order' and 'shape'" -- \
     train --set data.train="$D/bad/extra_key.npy" --out "$tmp/x"
+# PNG pixel values are read as stored: a 16-bit file as v / 257 (libpng's simplified API alone
+# would take 16-bit data for linear light and convert it to sRGB), a gAMA chunk of sRGB's 1/2.2
+# changes nothing, another gamma is refused (libpng would convert from it)
+python3 - "$D/depth" <<'PY'
+import os, struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+def png(path, values, depth, extra=b""):   # 8 x 8 grey
+    rows = b"".join(b"\0" + (b"".join(struct.pack(">H", v) for v in values[y * 8:y * 8 + 8]) if depth == 16
+                              else bytes(values[y * 8:y * 8 + 8])) for y in range(8))
+    ihdr = struct.pack(">IIBBBBB", 8, 8, depth, 0, 0, 0, 0)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", zlib.compress(rows))
+                           + chunk(b"IEND", b""))
+for name in ["d8", "d16", "srgb_gamma", "linear_gamma"]:
+    os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
+for i in range(24):
+    v = [(x * 13 + y * 29 + i * 7) % 256 for y in range(8) for x in range(8)]
+    png(f"{sys.argv[1]}/d8/{i:02d}.png", v, 8)
+    png(f"{sys.argv[1]}/d16/{i:02d}.png", [a * 257 for a in v], 16)
+    png(f"{sys.argv[1]}/srgb_gamma/{i:02d}.png", v, 8, chunk(b"gAMA", struct.pack(">I", 45455)))
+    png(f"{sys.argv[1]}/linear_gamma/{i:02d}.png", v, 8, chunk(b"gAMA", struct.pack(">I", 100000)))
+PY
+depth_loss() {
+    train --set data.train="$D/depth/$1" --set model.input_shape=[1,8,8] --set train.batch_size=4 \
+        --out "$tmp/depth_$1" 2>&1 | grep -o "test loss [0-9.]*"
+}
+l8=$(depth_loss d8); l16=$(depth_loss d16); lsrgb=$(depth_loss srgb_gamma)
+[ -n "$l8" ] && [ "$l8" = "$l16" ] && [ "$l8" = "$lsrgb" ] \
+    && ok "PNG values as stored: 16-bit v*257 and 8-bit with an sRGB gAMA train exactly as the 8-bit v ($l8)" \
+    || bad "PNG bit depth / gAMA: 8-bit '$l8', 16-bit '$l16', sRGB gAMA '$lsrgb'"
+expect_error "a PNG whose gAMA chunk is not sRGB's (libpng would convert its values)" 2 \
+    "linear_gamma/00.png: its gAMA chunk says gamma 1.00000; cuvae reads pixel values as stored" -- \
+    train --set data.train="$D/depth/linear_gamma" --set model.input_shape=[1,8,8] --out "$tmp/x"
 expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.layout=nhwc --set model.input_shape=[1,12,20] --out "$tmp/x"
 # a VQ-VAE on images without variance: its MSE / variance is n/a (null), never a bare nan
