@@ -8,6 +8,7 @@
 #include "cuvae/run_folder.h"
 #include "cuvae/safetensors.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +147,16 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
         tensors[k].data = (slices[k].buffer ? buffers : host) + slices[k].offset;
     }
     char *config_json = config_to_json(&m->cfg);
-    StMeta meta[2];
+    StMeta meta[3];
     snprintf(meta[0].key, sizeof meta[0].key, "config");
     meta[0].value = config_json;
     snprintf(meta[1].key, sizeof meta[1].key, "format");
     meta[1].value = CHECKPOINT_FORMAT;
-    int rc = safetensors_write(path, tensors, n, meta, 2, err, errlen);
+    char carved[16];
+    snprintf(meta[2].key, sizeof meta[2].key, "carved_test_crc32");
+    snprintf(carved, sizeof carved, "%08" PRIx32, m->carved_test_crc32);
+    meta[2].value = carved;
+    int rc = safetensors_write(path, tensors, n, meta, m->carved_test_crc32 ? 3 : 2, err, errlen);
     free(config_json);
     free(host);
     free(buffers);
@@ -241,6 +246,21 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
                                "eval.*, device, train.seed, train.precision, model.prior_of, name and description", path,
                                (int)strcspn(overrides[i], "="), overrides[i]);
     }
+    safetensors_free(&f);
+    return rc;
+}
+
+int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {
+    if (!test->carved) return 0;
+    StFile f;
+    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    const char *stored = safetensors_meta(&f, "carved_test_crc32");   // (absent: written before it was stored)
+    int rc = 0;
+    if (stored && strtoul(stored, NULL, 16) != test->carved_crc32)
+        rc = set_error(err, errlen, "%s: the test set held out of data.train now (%d of %d images) is not the one the "
+                       "run held out (crc32 %08" PRIx32 ", stored %.8s): the data or data.test_fraction changed since "
+                       "training, so it may hold training images; give the test images as data.test", path,
+                       test->carved, test->carved_from, test->carved_crc32, stored);
     safetensors_free(&f);
     return rc;
 }

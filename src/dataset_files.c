@@ -693,6 +693,7 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
         test->class_names = copy_names(train->class_names, train->n_classes);   // (its own copy)
         test->carved = test->n;
         test->carved_from = train->n + test->n;
+        test->carved_crc32 = dataset_crc32(test);   // eval, sample and plot carve it again: checked
     }
     keep_first(train, cfg->data.train_limit);
     keep_first(test, cfg->data.test_limit);

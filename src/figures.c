@@ -686,6 +686,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     data_cfg.data.train_limit = 1;
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     dataset_free(&train_set);
+    if (checkpoint_check_carved_test_set(ckpt, &test_set, err, errlen) != 0) {
+        dataset_free(&test_set);
+        return -1;
+    }
     eval_prepare_test_set(&cfg, &test_set);
     if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {
         dataset_free(&test_set);

@@ -239,6 +239,11 @@ static int command_eval(int argc, char **argv) {
     Config data_cfg = cfg;
     if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
+    if (checkpoint_check_carved_test_set(a.positional, &test_set, err, sizeof err) != 0) {
+        dataset_free(&train_set);
+        dataset_free(&test_set);
+        return fail(err);
+    }
     if (gan) {   // the validation split the run held out (the same seed and fraction): sigma is chosen on it
         char why[512];
         if (dataset_split_validation(&train_set, &val_set, cfg.data.validation, cfg.train.seed, why, sizeof why) != 0) {

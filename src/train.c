@@ -243,6 +243,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         return -1;
     }
     model_init_params(&model, cfg->train.seed);
+    model.carved_test_crc32 = test_set.carved_crc32;   // checkpoints say which test set the run held out
     // the model of the final evaluation (a larger batch), allocated now: memory that
     // does not fit must fail before the output folder is touched, not after training
     Model eval_model;

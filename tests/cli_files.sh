@@ -189,6 +189,28 @@ EOF
     else
         skip "cuvae plot on the RGB run" "gnuplot not installed"
     fi
+    # one image more in the folder: eval and plot would carve another test set, which may hold
+    # images the model trained on: refused (the image goes again before the emulated run below)
+    class_dir=$(ls -d "$D"/rgb_folder/*/ | head -1)
+    cp "$class_dir$(ls "$class_dir" | head -1)" "${class_dir}zz_extra.png"
+    # (stderr: the line announcing the carved test set, then the error)
+    changed_refused() {
+        "$@" >/dev/null 2>"$tmp/changed.err"; local rc=$?
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/changed.err")" -eq 2 ] && tail -1 "$tmp/changed.err" | grep -qE \
+            "conv/model.safetensors: the test set held out of data.train now \([0-9]+ of 65 images\) is not the one the run held out .*give the test images as data.test"
+    }
+    changed_refused "$CUVAE" eval "$tmp/conv/model.safetensors" \
+        && ok "eval after data.train changed (its carved test set is not the run's): refused, exit 2" \
+        || bad "eval after data.train changed: $(tail -1 "$tmp/changed.err")"
+    if command -v gnuplot >/dev/null 2>&1; then
+        changed_refused "$CUVAE" plot "$tmp/conv" && ok "plot after data.train changed: refused, exit 2" \
+            || bad "plot after data.train changed: $(tail -1 "$tmp/changed.err")"
+    else
+        skip "plot after data.train changed" "gnuplot not installed"
+    fi
+    rm -f "${class_dir}zz_extra.png"
+    "$CUVAE" eval "$tmp/conv/model.safetensors" >/dev/null 2>&1 && ok "the folder as it was: eval runs again" \
+        || bad "eval after the extra image went"
 else
     bad "conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv.out" | tail -1)"
 fi

@@ -1,13 +1,21 @@
 // checkpoint.h: model <-> safetensors, PyTorch nn.Linear names and layout:
 // encoder.{i}.weight (out, in) / .bias, mu.*, logvar.*, decoder.{i}.* (last =
-// output layer); __metadata__ = {"config": effective JSON, "format": "cuvae-1"}.
+// output layer); __metadata__ = {"config": effective JSON, "format": "cuvae-1", and
+// "carved_test_crc32" when the run held its test set out of data.train}.
 #ifndef CUVAE_CHECKPOINT_H
 #define CUVAE_CHECKPOINT_H
 
 #include <stddef.h>
+#include "cuvae/dataset.h"
 #include "cuvae/model.h"
 
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen);
+
+// -1 with err when test was carved out of data.train (dataset "files" without data.test)
+// and differs from the test set the run that wrote the checkpoint at path held out (its
+// __metadata__.carved_test_crc32): the data changed, and the new carve may hold images the
+// model trained on. 0 otherwise (also for checkpoints that predate the check).
+int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen);
 
 // Reads the config stored in a checkpoint (overrides applied).
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,

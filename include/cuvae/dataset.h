@@ -19,6 +19,7 @@ typedef struct {
     char **class_names; // (n_classes) the class folders' names, else NULL
     int carved, carved_from;   // a test set of `carved` images held out of `carved_from` training images
                                // (dataset "files" without data.test; before the limits), else 0
+    uint32_t carved_crc32;     // dataset_crc32 of that carved test set (before the limits), else 0
 } Dataset;
 
 // data.dataset "files" (dataset_files.c): train and test from data.train / data.test

@@ -128,6 +128,8 @@ typedef struct {
     int shard_start;         // rows of the step's global batch before this rank's shard (0: one process)
     int global_rows;         // rows of the whole global batch, the loss's mean is over them (0: B)
     bool data_parallel;      // gradients (and KL statistics) are summed over the ranks every step
+    uint32_t carved_test_crc32;   // the test set the run held out of data.train (Dataset.carved_crc32),
+                                  // stored in its checkpoints; 0: none carved
 } Model;
 
 // One example's shape: model.input_shape (C, H, W) when given, else from
