@@ -444,10 +444,24 @@ static char **list_entries(const char *dir, bool want_dirs, int *count, char *er
         char full[1600];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         struct stat st;
-        if (stat(full, &st) != 0) continue;   // (a dangling link: not an entry)
+        const bool exists = stat(full, &st) == 0;
+        const bool png_name = ends_with(e->d_name, ".png") || ends_with(e->d_name, ".PNG");
+        // an image's name on something that is not one (a dangling link, a folder, a FIFO) is
+        // an image that would go missing unsaid: refused (FIFOs and devices are never opened)
+        if (!want_dirs && png_name && (!exists || !S_ISREG(st.st_mode))) {
+            set_error(err, errlen, "%s: named like a PNG image but %s", full,
+                      !exists ? "cannot be read (a dangling link?)" : S_ISDIR(st.st_mode) ? "is a folder"
+                                                                          : "is not a regular file");
+            closedir(d);
+            for (int k = 0; k < *count; k++) free(names[k]);
+            free(names);
+            *count = 0;
+            return NULL;
+        }
+        if (!exists) continue;   // (a dangling link of another name: not an entry)
         bool folder = S_ISDIR(st.st_mode);
-        bool png = S_ISREG(st.st_mode) && (ends_with(e->d_name, ".png") || ends_with(e->d_name, ".PNG"));
-        if (want_dirs ? !folder : !png) continue;   // (FIFOs, devices: never opened)
+        bool png = S_ISREG(st.st_mode) && png_name;
+        if (want_dirs ? !folder : !png) continue;
         if (*count == cap) {   // (a few bytes per name: an allocation failure here is a crash-level OOM)
             cap *= 2;
             char **bigger = xmalloc((size_t)cap * sizeof *names);

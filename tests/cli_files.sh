@@ -127,6 +127,17 @@ l8=$(depth_loss d8); l16=$(depth_loss d16); lsrgb=$(depth_loss srgb_gamma)
 expect_error "a PNG whose gAMA chunk is not sRGB's (libpng would convert its values)" 2 \
     "linear_gamma/00.png: its gAMA chunk says gamma 1.00000; cuvae reads pixel values as stored" -- \
     train --set data.train="$D/depth/linear_gamma" --set model.input_shape=[1,8,8] --out "$tmp/x"
+# something named like an image that is none would go missing unsaid: refused
+for kind in dangling fifo folder; do
+    cp -r "$D/depth/d8" "$D/depth/$kind"
+    case $kind in
+        dangling) ln -s "$D/depth/nowhere.png" "$D/depth/$kind/99.png"; what="cannot be read \(a dangling link\?\)" ;;
+        fifo) mkfifo "$D/depth/$kind/99.png"; what="is not a regular file" ;;
+        folder) mkdir "$D/depth/$kind/99.png"; what="is a folder" ;;
+    esac
+    expect_error "a $kind named like a PNG image in the data folder" 2 "depth/$kind/99.png: named like a PNG image but $what" -- \
+        train --set data.train="$D/depth/$kind" --set model.input_shape=[1,8,8] --out "$tmp/x"
+done
 expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.layout=nhwc --set model.input_shape=[1,12,20] --out "$tmp/x"
 # a VQ-VAE on images without variance: its MSE / variance is n/a (null), never a bare nan
