@@ -21,7 +21,8 @@
 #include <sys/stat.h>
 
 // An array as read from a file, before it becomes images or labels.
-typedef enum { ELEM_U8, ELEM_F32, ELEM_I32, ELEM_I64, ELEM_U16, ELEM_I16, ELEM_I8, ELEM_BOOL } ElemType;
+typedef enum { ELEM_U8, ELEM_F32, ELEM_I32, ELEM_I64, ELEM_U16, ELEM_I16, ELEM_I8, ELEM_BOOL, ELEM_U32,
+               ELEM_U64 } ElemType;
 
 typedef struct {
     int rank;
@@ -39,8 +40,8 @@ static size_t elem_size(ElemType t) {
     switch (t) {
     case ELEM_U8: case ELEM_I8: case ELEM_BOOL: return 1;
     case ELEM_U16: case ELEM_I16: return 2;
-    case ELEM_F32: case ELEM_I32: return 4;
-    case ELEM_I64: return 8;
+    case ELEM_F32: case ELEM_I32: case ELEM_U32: return 4;
+    case ELEM_I64: case ELEM_U64: return 8;
     }
     return 1;
 }
@@ -175,7 +176,8 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
     }
     static const struct { const char *descr; ElemType type; } types[] = {
         {"'|u1'", ELEM_U8}, {"'<u1'", ELEM_U8}, {"'|b1'", ELEM_BOOL}, {"'<f4'", ELEM_F32}, {"'<i4'", ELEM_I32},
-        {"'<i8'", ELEM_I64}, {"'<u2'", ELEM_U16}, {"'<i2'", ELEM_I16}, {"'|i1'", ELEM_I8}};
+        {"'<i8'", ELEM_I64}, {"'<u2'", ELEM_U16}, {"'<i2'", ELEM_I16}, {"'|i1'", ELEM_I8}, {"'<u4'", ELEM_U32},
+        {"'<u8'", ELEM_U64}};
     bool known = false;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strncmp(descr, types[i].descr, strlen(types[i].descr)) == 0) {
@@ -186,8 +188,9 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         char shown[16];
         size_t n = strcspn(descr, ",}");
         snprintf(shown, sizeof shown, "%.*s", (int)(n < 12 ? n : 12), descr);
-        set_error(err, errlen, "%s: unsupported dtype %s (images: uint8 '|u1' or float32 '<f4'; labels: an "
-                  "integer type)", path, shown);
+        set_error(err, errlen, "%s: unsupported dtype %s (images: uint8 '|u1' or float32 '<f4'; labels: a "
+                  "little-endian integer type, '|b1', '|i1', '<i2' .. '<i8', '|u1', '<u2' .. '<u8'%s)", path, shown,
+                  descr[1] == '>' ? "; this one is big-endian: save with .astype(a.dtype.newbyteorder('<'))" : "");
         goto done;
     }
     if (strncmp(fortran, "False", 5) != 0) {
@@ -260,7 +263,7 @@ static int read_safetensors_tensor(const char *path, const char *name, bool requ
     }
     static const struct { const char *dtype; ElemType type; } types[] = {
         {"U8", ELEM_U8}, {"F32", ELEM_F32}, {"I32", ELEM_I32}, {"I64", ELEM_I64}, {"U16", ELEM_U16},
-        {"I16", ELEM_I16}, {"I8", ELEM_I8}, {"BOOL", ELEM_BOOL}};
+        {"I16", ELEM_I16}, {"I8", ELEM_I8}, {"BOOL", ELEM_BOOL}, {"U32", ELEM_U32}, {"U64", ELEM_U64}};
     bool known = false;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(t->dtype, types[i].dtype) == 0) {
@@ -268,7 +271,8 @@ static int read_safetensors_tensor(const char *path, const char *name, bool requ
             known = true;
         }
     if (!known) {
-        set_error(err, errlen, "%s: tensor \"%s\" has dtype %s (images: U8 or F32; labels: an integer type)", path,
+        set_error(err, errlen, "%s: tensor \"%s\" has dtype %s (images: U8 or F32; labels: BOOL, I8 .. I64 or U8 .. "
+                  "U64)", path,
                   name, t->dtype);
         raw_free(out);
         return -1;
@@ -322,6 +326,8 @@ static int64_t read_integer(const RawArray *a, size_t i) {
     case ELEM_I16: { int16_t v; memcpy(&v, p, 2); return v; }
     case ELEM_I32: { int32_t v; memcpy(&v, p, 4); return v; }
     case ELEM_I64: { int64_t v; memcpy(&v, p, 8); return v; }
+    case ELEM_U32: { uint32_t v; memcpy(&v, p, 4); return v; }
+    case ELEM_U64: { uint64_t v; memcpy(&v, p, 8); return v > INT64_MAX ? INT64_MAX : (int64_t)v; }   // (> 255: refused)
     case ELEM_F32: return -1;
     }
     return -1;

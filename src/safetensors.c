@@ -321,7 +321,8 @@ static int parse_metadata(const char *path, const cJSON *object, StFile *f, char
 // Bytes per element of a dtype the data reader takes (0: not one of them).
 static int64_t dtype_size(const char *dtype) {
     static const struct { const char *name; int64_t size; } sizes[] = {
-        {"F32", 4}, {"U8", 1}, {"I8", 1}, {"BOOL", 1}, {"U16", 2}, {"I16", 2}, {"I32", 4}, {"I64", 8}};
+        {"F32", 4}, {"U8", 1}, {"I8", 1}, {"BOOL", 1}, {"U16", 2}, {"I16", 2}, {"U32", 4}, {"I32", 4},
+        {"U64", 8}, {"I64", 8}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (strcmp(dtype, sizes[i].name) == 0) return sizes[i].size;
     return 0;
@@ -349,7 +350,7 @@ static int parse_tensor(const char *path, const cJSON *entry, uint64_t data_size
         char dtype_shown[32];
         return set_error(err, errlen, "%s: tensor '%s': unsupported dtype %s (%s)", path,
                          shown, printable(dtype->valuestring, dtype_shown, sizeof dtype_shown),
-                         any_dtype ? "F32, U8, I8, BOOL, U16, I16, I32 or I64" : "only F32");
+                         any_dtype ? "F32, U8, I8, BOOL, U16, I16, U32, I32, U64 or I64" : "only F32");
     }
     snprintf(t->dtype, sizeof t->dtype, "%s", dtype->valuestring);
 

@@ -55,6 +55,32 @@ if train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/grey_npy
         --set model.input_shape=[1,12,20] --out "$tmp/grey" >"$tmp/grey.out" 2>&1; then
     ok "non-square grey (1 x 12 x 20) .npy with int64 labels trains"
 else bad "grey .npy: $(grep '^cuvae: ' "$tmp/grey.out" | tail -1)"; fi
+# labels of every little-endian integer dtype read the same (uint32 and uint64 too); big-endian is
+# refused with how to save it
+python3 - "$D" <<'PY'
+import struct, sys   # (no numpy on a fresh machine: .npy version 1.0 by hand)
+raw = open(sys.argv[1] + "/grey_npy_labels.npy", "rb").read()
+assert b"'<i8'" in raw[:128], raw[:128]
+start = 10 + struct.unpack("<H", raw[8:10])[0]
+labels = struct.unpack(f"<{(len(raw) - start) // 8}q", raw[start:])
+for descr, code, name in [("<u4", "<%dI", "u4"), ("<u8", "<%dQ", "u8"), (">i4", ">%di", "i4_be")]:
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({len(labels)},), }}"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    body = struct.pack(code % len(labels), *labels)
+    open(f"{sys.argv[1]}/labels_{name}.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+                                                          + header.encode() + body)
+PY
+grey_loss=$(grep -o "test loss [0-9.]*" "$tmp/grey.out" | tail -1)
+for dt in u4 u8; do
+    l=$(train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_$dt.npy" \
+            --set model.input_shape=[1,12,20] --out "$tmp/grey_$dt" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
+    [ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "'<$dt' labels are read (values checked 0..255) and the run matches the int64 one ($l)" \
+        || bad "'<$dt' labels: '$l' vs '$grey_loss'"
+done
+expect_error "big-endian labels: refused, saying how to save them" 2 \
+    "labels_i4_be.npy: unsupported dtype '>i4' \(.*; this one is big-endian: save with .astype\(a.dtype.newbyteorder\('<'\)\)\)" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_i4_be.npy" \
+          --set model.input_shape=[1,12,20] --out "$tmp/x"
 if train --set data.train="$D/rgb_nhwc_f32.npy" --set data.test="$D/rgb_nchw.npy" --out "$tmp/explicit" \
         >"$tmp/explicit.out" 2>&1 && ! grep -q "data.test not given" "$tmp/explicit.out" &&
    grep -q "train 64, test 64 examples of 768 pixels" "$tmp/explicit.out"; then
