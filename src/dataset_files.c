@@ -117,6 +117,70 @@ static const char *npy_field(const char *header, const char *key) {
     return at;
 }
 
+// The header is a Python dict literal as NumPy writes it: {'key': value, ...} with string,
+// True / False and tuple-of-integers values (a 1-tuple with its comma), then spaces and a
+// newline. 0, or -1 with `why` naming what is malformed (NumPy refuses these headers too).
+static int npy_header_check(const char *h, char *why, size_t whylen) {
+    const char *p = h;
+    while (*p == ' ') p++;
+    if (*p++ != '{') return set_error(why, whylen, "does not start with '{'");
+    for (int entries = 0;; entries++) {
+        while (*p == ' ') p++;
+        if (*p == '}') break;
+        if (*p != '\'') return set_error(why, whylen, "entry %d: expected a quoted key", entries + 1);
+        const char *key = ++p;
+        p = strchr(p, '\'');
+        if (!p) return set_error(why, whylen, "entry %d: unterminated key", entries + 1);
+        const int key_len = (int)(p - key);
+        p++;
+        while (*p == ' ') p++;
+        if (*p++ != ':') return set_error(why, whylen, "key '%.*s': expected ':'", key_len > 20 ? 20 : key_len, key);
+        while (*p == ' ') p++;
+        const bool is_fortran = key_len == 13 && strncmp(key, "fortran_order", 13) == 0;
+        if (*p == '\'') {   // a string
+            p = strchr(p + 1, '\'');
+            if (!p) return set_error(why, whylen, "key '%.*s': unterminated string", key_len, key);
+            p++;
+        } else if (strncmp(p, "True", 4) == 0 || strncmp(p, "False", 5) == 0) {
+            p += *p == 'T' ? 4 : 5;
+        } else if (!is_fortran && ((*p >= '0' && *p <= '9') || *p == '-')) {   // an integer (another key's)
+            p++;
+            while (*p >= '0' && *p <= '9') p++;
+        } else if (*p == '(') {   // a tuple of integers: (), (n,), (a, b), (a, b,)
+            p++;
+            int items = 0;
+            bool comma = false;
+            for (;;) {
+                while (*p == ' ') p++;
+                if (*p == ')') break;
+                if (items > 0 && !comma) return set_error(why, whylen, "key '%.*s': expected ',' between sizes", key_len, key);
+                if (*p < '0' || *p > '9') return set_error(why, whylen, "key '%.*s': expected a size", key_len, key);
+                while (*p >= '0' && *p <= '9') p++;
+                items++;
+                while (*p == ' ') p++;
+                comma = *p == ',';
+                if (comma) p++;
+            }
+            if (items == 1 && !comma)
+                return set_error(why, whylen, "key '%.*s': (n) is a number in Python; a 1-tuple is (n,)", key_len, key);
+            p++;
+        } else {
+            return set_error(why, whylen, "key '%.*s': %s", key_len > 20 ? 20 : key_len, key,
+                             is_fortran ? "must be True or False" : "expected a string, True, False, an integer or a tuple");
+        }
+        if (is_fortran && strncmp(p - 4, "True", 4) != 0 && strncmp(p - 5, "False", 5) != 0)
+            return set_error(why, whylen, "key 'fortran_order': must be True or False");
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p != '}') return set_error(why, whylen, "after key '%.*s': expected ',' or '}'", key_len > 20 ? 20 : key_len, key);
+    }
+    p++;
+    while (*p == ' ') p++;
+    if (*p == '\n') p++;
+    if (*p) return set_error(why, whylen, "text after the closing '}'");
+    return 0;
+}
+
 // The header dict's keys: quoted strings followed by ':'.
 static int npy_key_count(const char *header) {
     int keys = 0;
@@ -163,6 +227,11 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
     memcpy(header, buffer + header_start, header_len);
     header[header_len] = '\0';
     int status = -1;
+    char why[160];
+    if (npy_header_check(header, why, sizeof why) != 0) {
+        set_error(err, errlen, "%s: malformed header at byte %zu: %s", path, header_start, why);
+        goto done;
+    }
     const char *descr = npy_field(header, "descr"), *fortran = npy_field(header, "fortran_order"),
                *shape = npy_field(header, "shape");
     if (!descr || !fortran || !shape) {

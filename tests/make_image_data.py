@@ -47,9 +47,10 @@ def write_png(path, w, h, channels, pixels):
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def write_npy(path, descr, shape, payload, version=1, extra=""):
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), %s}" % (
-        descr, ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else ""), extra)
+def write_npy(path, descr, shape, payload, version=1, extra="", header=None):
+    if header is None:   # (a given header: a malformed one)
+        header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), %s}" % (
+            descr, ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else ""), extra)
     prefix = 10 if version == 1 else 12
     header += " " * ((64 - (prefix + len(header) + 1) % 64) % 64) + "\n"
     with open(path, "wb") as f:
@@ -129,6 +130,13 @@ def main():
     write_npy(os.path.join(bad, "labels_int8.npy"), "|i1", (N,), bytes([1] * (N - 1)) + bytes([255]))   # -1 last
     write_npy(os.path.join(bad, "bool_images.npy"), "|b1", (2, 4, 4), bytes(32))
     write_npy(os.path.join(bad, "extra_key.npy"), "|u1", (2, 4, 4), bytes(32), extra="'x': 1, ")
+    # headers NumPy refuses: garbage after the dict's last entry, entries without commas,
+    # fortran_order 0, a 1-tuple without its comma (the number 2 in Python)
+    for name, header in [("garbage_header", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4), ]]]"),
+                         ("no_commas", "{'descr': '|u1' 'fortran_order': False 'shape': (2, 4, 4)}"),
+                         ("fortran_zero", "{'descr': '|u1', 'fortran_order': 0, 'shape': (2, 4, 4), }"),
+                         ("one_tuple", "{'descr': '|u1', 'fortran_order': False, 'shape': (32), }")]:
+        write_npy(os.path.join(bad, name + ".npy"), "|u1", (), bytes(32), header=header)
     write_png(os.path.join(bad, "loose", "x.png"), W, H, 3, rgb[0])
     write_png(os.path.join(bad, "loose", "cls", "y.png"), W, H, 3, rgb[1])
     with open(os.path.join(bad, "empty_class", "b", "notes.txt"), "w") as f:
