@@ -464,9 +464,13 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
     }
     cJSON_Delete(root);
 
-    // Tensor byte ranges must not overlap (as in the reference implementation);
-    // this also bounds the aligned copies below by the data size.
-    if (status == 0 && f->n_tensors > 1) {
+    // Tensor byte ranges must not overlap and must cover the data section with no hole and
+    // nothing after them (as in the reference implementation); this also bounds the
+    // aligned copies below by the data size.
+    if (status == 0 && f->n_tensors == 0 && data_size > 0)
+        status = set_error(err, errlen, "%s: %llu bytes of data but no tensor (the format has no unused bytes)",
+                           path, (unsigned long long)data_size);
+    if (status == 0 && f->n_tensors > 0) {
         ByteRange *ranges = xmalloc(sizeof(ByteRange) * (size_t)f->n_tensors);
         for (int i = 0; i < f->n_tensors; i++) {
             ranges[i].begin = begins[i];
@@ -484,6 +488,15 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
                                    shown_a, shown_b);
                 break;
             }
+        }
+        for (int i = 0; status == 0 && i <= f->n_tensors; i++) {
+            const int64_t expected = i == 0 ? 0 : ranges[i - 1].end;
+            const int64_t found = i < f->n_tensors ? ranges[i].begin : (int64_t)data_size;
+            if (found != expected)
+                status = set_error(err, errlen, "%s: bytes %lld..%lld of the data section (from byte %llu) belong "
+                                   "to no tensor (%s; the format has no unused bytes)", path, (long long)expected,
+                                   (long long)found - 1, (unsigned long long)data_start,
+                                   i < f->n_tensors ? "a hole between data_offsets" : "after the last tensor");
         }
         free(ranges);
     }
