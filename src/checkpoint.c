@@ -296,8 +296,19 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
         memcpy((slices[k].buffer ? buffers : host) + slices[k].offset, t->data,
                slice_count(&slices[k]) * sizeof(float));
     }
-    if (rc == 0 && f.n_tensors != n)
-        rc = set_error(err, errlen, "%s: holds %d tensors, model has %d", path, f.n_tensors, n);
+    if (rc == 0 && f.n_tensors != n) {   // every model tensor was found: name the first other one
+        int other = 0;
+        for (int i = 0; i < f.n_tensors; i++) {
+            bool known = false;
+            for (int k = 0; k < n && !known; k++) known = strcmp(f.tensors[i].name, slices[k].name) == 0;
+            if (!known) {
+                other = i;
+                break;
+            }
+        }
+        rc = set_error(err, errlen, "%s: tensor '%.64s' is not one of the model's (the file holds %d tensors, the "
+                       "model has %d: a checkpoint of another model?)", path, f.tensors[other].name, f.n_tensors, n);
+    }
     if (rc == 0) {
         model_set_params(m, host);
         model_set_buffers(m, buffers);

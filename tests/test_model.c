@@ -3,6 +3,7 @@
 // loss form), layer layout, and that Adam steps lower the loss.
 #include "cuvae/backend.h"
 #include "cuvae/checkpoint.h"
+#include "cuvae/safetensors.h"
 #include "cuvae/common.h"
 #include "cuvae/model.h"
 #include "cuvae/step.h"
@@ -445,6 +446,42 @@ static void write_vq_checkpoint(const char *path) {
     model_init_params(&m, 2);
     CHECK(checkpoint_save(&m, path, err, sizeof err) == 0, "vq save: %s", err);
     model_destroy(&m);
+}
+
+// A checkpoint holding every tensor of the model and one more (its checksum right): refused,
+// naming the tensor that is not the model's.
+static void test_checkpoint_extra_tensor(void) {
+    char path[] = "/tmp/cuvae_test_extra_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    write_vq_checkpoint(path);
+    char err[512] = "";
+    StFile f;
+    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "read: %s", err);
+    StTensor tensors[64];
+    StMeta meta[8];
+    int n_meta = 0;
+    const float extra_values[3] = {1.0f, 2.0f, 3.0f};
+    for (int i = 0; i < f.n_tensors && i < 63; i++) tensors[i] = f.tensors[i];
+    memset(&tensors[f.n_tensors], 0, sizeof tensors[0]);
+    snprintf(tensors[f.n_tensors].name, sizeof tensors[0].name, "stray.weight");
+    tensors[f.n_tensors].rank = 1;
+    tensors[f.n_tensors].shape[0] = 3;
+    tensors[f.n_tensors].data = extra_values;
+    for (int i = 0; i < f.n_meta && n_meta < 8; i++)
+        if (strcmp(f.meta[i].key, "crc32") != 0) meta[n_meta++] = f.meta[i];   // (the writer adds it)
+    CHECK(safetensors_write(path, tensors, f.n_tensors + 1, meta, n_meta, err, sizeof err) == 0, "write: %s", err);
+    Config cfg;
+    CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0, "config: %s", err);
+    Model m;
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    CHECK(checkpoint_load_params(&m, path, err, sizeof err) != 0, "a checkpoint with a stray tensor was loaded");
+    CHECK(strstr(err, "tensor 'stray.weight' is not one of the model's") != NULL, "message: %s", err);
+    model_destroy(&m);
+    safetensors_free(&f);
+    unlink(path);
 }
 
 static Config prior_config(const char *vq_path) {
@@ -1047,6 +1084,7 @@ int main(void) {
     test_run("pixelcnn_gradients", test_pixelcnn_gradients);
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
+    test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
