@@ -738,10 +738,18 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
     if (!m.autoregressive && !m.gan) eval_encode(&m, &test, n, codes);
 
-    if ((m.gan || m.autoregressive) && (o->latent_range[0] < o->latent_range[1] || o->tsne_points_given))
-        rc = set_error(err, errlen, "plot: %s the latent scatter of the encoded test set; kind \"%s\" has no "
-                       "encoder to place test images in a latent space", o->tsne_points_given ? "--tsne-points sizes"
-                       : "--latent-range sets the axes of", model_kind_name(m.cfg.model.kind));
+    const bool tsne_given = o->tsne_points_given || o->tsne_iterations_given;
+    const char *tsne_option = o->tsne_points_given ? "--tsne-points" : "--tsne-iterations";
+    if ((m.gan || m.autoregressive) && (o->latent_range[0] < o->latent_range[1] || tsne_given))
+        rc = set_error(err, errlen, "plot: %s%s the latent scatter of the encoded test set; kind \"%s\" has no "
+                       "encoder to place test images in a latent space", tsne_given ? tsne_option : "",
+                       tsne_given ? " shapes" : "--latent-range sets the axes of", model_kind_name(m.cfg.model.kind));
+    else if (tsne_given && m.vq)
+        rc = set_error(err, errlen, "plot: %s shapes the t-SNE of a latent scatter; a vq_vae's figures have no "
+                       "latent scatter", tsne_option);
+    else if (tsne_given && L <= 2)
+        rc = set_error(err, errlen, "plot: %s shapes the t-SNE of the latent scatter; this model's latent dim is %d, "
+                       "drawn directly with no t-SNE", tsne_option, L);
     else if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (its scatter is a t-SNE)", L);

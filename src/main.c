@@ -450,7 +450,10 @@ static int command_plot(int argc, char **argv) {
         o.tsne_points = a.tsne_points;
         o.tsne_points_given = true;
     }
-    if (a.tsne_iterations) o.tsne_iterations = a.tsne_iterations;
+    if (a.tsne_iterations) {
+        o.tsne_iterations = a.tsne_iterations;
+        o.tsne_iterations_given = true;
+    }
     o.latent_range[0] = a.latent_range[0];
     o.latent_range[1] = a.latent_range[1];
     if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);

@@ -72,7 +72,7 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         "$CUVAE" sample "$tmp/run/model.safetensors" --set model.ordering=natural -o "$tmp/x.png"
     expect_error "eval --z refused (no latent)" 2 'eval: --z chooses how a VAE.s z is drawn; a made or pixelcnn has no latent' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
-    expect_error "plot --tsne-points refused (no latent scatter)" 2 'plot: --tsne-points sizes the latent scatter of the encoded test set; kind "made" has no encoder' -- \
+    expect_error "plot --tsne-points refused (no latent scatter)" 2 'plot: --tsne-points shapes the latent scatter of the encoded test set; kind "made" has no encoder' -- \
         "$CUVAE" plot "$tmp/run" --tsne-points 100
     expect_error "plot --latent-range refused (no latent scatter)" 2 'plot: --latent-range sets the axes of the latent scatter of the encoded test set; kind "made"' -- \
         "$CUVAE" plot "$tmp/run" --latent-range -3:3
@@ -208,6 +208,9 @@ expect_error "pixelcnn: batch norm refused" 2 'model.network\[1\] \(batch_norm\)
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, {"batch_norm": {}}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: must end in logits" 2 'model.network: must end in 1 channel of logits \(1, 28, 28\)' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 3}, "relu"]' --out "$tmp/x"
+expect_error "pixelcnn: the right shape after an activation: told the loss takes logits" 2 \
+    'model.network: ends in sigmoid, an activation: the loss takes the raw logits' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 1, "kernel": 3}, "sigmoid"]' --out "$tmp/x"
 expect_error "pixelcnn: even kernel refused" 2 'model.network\[0\].kernel: must be odd' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 4}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: padding that shrinks refused" 2 'model.network\[0\] \(masked_conv2d_a\): kernel 5 with padding 0 changes the image size' -- \

@@ -11,6 +11,7 @@ typedef struct {
     int tsne_points;        // codes embedded by t-SNE when latent_dim > 2 (default 2000)
     bool tsne_points_given; // plot --tsne-points was given (refused where there is no latent scatter)
     int tsne_iterations;    // default 1000
+    bool tsne_iterations_given;   // plot --tsne-iterations was given (refused where no t-SNE is drawn)
     int scatter_points;     // points in a direct 2-D scatter (default: the whole test set)
     double latent_range[2]; // plot --latent-range LO:HI: both axes of the direct 2-D scatter
                             // (shared across runs); LO >= HI: fitted to the codes (default)
