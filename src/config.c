@@ -1249,6 +1249,12 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
     // the value: JSON when it parses as JSON, otherwise the plain string
     const char *value_text = eq + 1;
     cJSON *value = cJSON_ParseWithOpts(value_text, NULL, 1);
+    // a value that starts like an array, an object or a quoted string was meant as JSON:
+    // broken, it is an error (taken as a plain string it would fail later, blaming the file)
+    const char first = value_text[strspn(value_text, " \t")];
+    if (!value && (first == '[' || first == '{' || first == '"'))
+        return set_error(err, errlen, "--set %s: the value is not valid JSON (an array, object or quoted string "
+                         "must be JSON; a plain string needs no quotes)", path);
     if (!value) value = cJSON_CreateString(value_text);
     if (!value) return set_error(err, errlen, "--set %s: out of memory", text);
 
@@ -1309,6 +1315,11 @@ static int syntax_error(const Ctx *c, const char *json, const char *where) {
                          c->source, line, column, offset);
     int n = 0;
     while (n < 24 && where[n] && where[n] != '\n' && where[n] != '\r') n++;
+    int depth = 0;   // cJSON stops at CJSON_NESTING_LIMIT levels: say so rather than "invalid"
+    for (const char *p = json; p < where; p++) depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}');
+    if (depth >= CJSON_NESTING_LIMIT)
+        return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): nested more than %d levels deep",
+                         c->source, line, column, offset, CJSON_NESTING_LIMIT);
     return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): invalid JSON near '%.*s'",
                      c->source, line, column, offset, n, where);
 }
@@ -1390,7 +1401,8 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
     if (!base_name) return root;
     cJSON *merged = NULL;
     if (!cJSON_IsString(base_name) || !base_name->valuestring[0]) {
-        fail(&c, "base", "must be the file name of another config, got %s", type_name(base_name));
+        fail(&c, "base", "must be the file name of another config, got %s",
+             cJSON_IsString(base_name) ? "an empty string" : type_name(base_name));
     } else if (depth >= MAX_BASE_DEPTH) {
         fail(&c, "base", "more than %d levels of base configs (a cycle?)", MAX_BASE_DEPTH);
     } else {

@@ -91,7 +91,7 @@ int layer_apply_options(LayerSpec *spec, const OptionRule *rules, int n_rules, c
             return -1;
         }
         if (!(v >= rules[r].lo && v <= rules[r].hi)) {
-            snprintf(msg, msglen, "must be in [%g, %g], got %g", rules[r].lo, rules[r].hi, v);
+            snprintf(msg, msglen, "must be in [%.10g, %.10g], got %.10g", rules[r].lo, rules[r].hi, v);
             return -1;
         }
         snprintf(ordered.option_keys[ordered.n_options], sizeof ordered.option_keys[0], "%s", rules[r].key);
@@ -117,7 +117,7 @@ int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool int
     for (int k = 0; k < spec->n_args; k++) {
         double v = spec->args[k];
         if ((integer && !is_integer(v)) || !(v >= lo && v <= hi)) {
-            snprintf(msg, msglen, "%s must be %s in [%g, %g], got %g", what, integer ? "integers" : "numbers",
+            snprintf(msg, msglen, "%s must be %s in [%.10g, %.10g], got %.10g", what, integer ? "integers" : "numbers",
                      lo, hi, v);
             return -1;
         }

@@ -70,6 +70,9 @@ static int check_pixelcnn(const Network *net, const Config *cfg, char *err, size
     if (memcmp(&net->out, &want, sizeof want) != 0 || layer_kind_is_activation(last->kind)) {
         char got[48];
         tensor_shape_format(net->out, got, sizeof got);
+        if (memcmp(&net->out, &want, sizeof want) == 0)   // the right shape, after an activation
+            return set_error(err, errlen, "model.network: ends in %s, an activation: the loss takes the raw logits "
+                             "(it applies the sigmoid / softmax itself); remove the last layer", last->kind->name);
         return set_error(err, errlen, "model.network: must end in %d channel%s of logits (%d, %d, %d) (%s), e.g. "
                          "{\"conv2d\": %d, \"kernel\": 1}; it ends in %s (%s)", want.dim[0], want.dim[0] > 1 ? "s" : "",
                          want.dim[0], want.dim[1], want.dim[2],

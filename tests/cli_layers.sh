@@ -106,13 +106,17 @@ expect_error "batch_norm with a value" 2 'model.encoder\[0\].batch_norm: takes n
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"batch_norm": 3}, "flatten"]' --out "$tmp/r"
 # a checkpoint whose tensors do not match the graph names the tensor and both shapes
 if [ -s "$tmp/run/model.safetensors" ]; then
-    # (eval refuses --set of model keys: the stored config is edited instead, its crc32 dropped
-    # as another writer's file would have none)
+    # (eval refuses --set of model keys: the stored config is edited instead, its crc32
+    # recomputed as cuvae does: the data, then each other metadata key and value with its NUL)
     python3 - "$tmp/run/model.safetensors" "$tmp/k3.safetensors" <<'PY'
-import json, struct, sys
+import json, struct, sys, zlib
 raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
 header = json.loads(raw[8:8 + n]); meta = header["__metadata__"]; del meta["crc32"]
 config = json.loads(meta["config"]); config["model"]["encoder"][0]["kernel"] = 3; meta["config"] = json.dumps(config)
+crc = zlib.crc32(raw[8 + n:])
+for key, value in meta.items():
+    crc = zlib.crc32(value.encode() + b"\0", zlib.crc32(key.encode() + b"\0", crc))
+meta["crc32"] = "%08x" % crc
 text = json.dumps(header).encode()
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 PY

@@ -393,7 +393,9 @@ static void test_override_errors_in_values(void) {
         {"extra.key=1", "ovr.json: extra: unknown key"},
         {"train.lr=fast", "ovr.json: train.lr: must be a number, got a string"},
         {"model.latent_dim=0", "ovr.json: model.latent_dim: must be >= 1, got 0"},
-        {"model.encoder=[400", "ovr.json: model.encoder: must be an array"},
+        {"model.encoder=[400", "--set model.encoder: the value is not valid JSON"},   // (not taken for a string)
+        {"name=\"unclosed", "--set name: the value is not valid JSON"},
+        {"name={}", "ovr.json: name: must be a string, got an object"},
         {"name=true", "ovr.json: name: must be a string, got a boolean"},
     };
     for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
