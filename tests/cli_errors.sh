@@ -70,6 +70,15 @@ expect_error "adam_eps under SGD" 2 "c.json: train.adam_eps: is Adam's" -- \
 expect_error "bad enum" 2 "model.activation" -- "$CUVAE" train "$tmp/c.json" --set model.activation=swish --out "$tmp/r"
 expect_error "bce with gaussian output" 2 "loss.reconstruction" -- \
     "$CUVAE" train "$tmp/c.json" --set model.output=gaussian --out "$tmp/r"
+expect_error "--set of broken JSON (not taken for a string)" 2 \
+    "--set model.encoder: the value is not valid JSON \(an array, object or quoted string must be JSON" -- \
+    "$CUVAE" train "$tmp/c.json" --set 'model.encoder=[32,]' --out "$tmp/r"
+printf '{"base": "", "name": "x"}' > "$tmp/empty_base.json"
+expect_error "an empty base" 2 "empty_base.json: base: must be the file name of another config, got an empty string" -- \
+    "$CUVAE" train "$tmp/empty_base.json"
+python3 -c 'print("[" * 1001 + "]" * 1001)' > "$tmp/deep.json"
+expect_error "JSON nested past cJSON's limit: said so" 2 "deep.json: line 1, column [0-9]+ \(byte [0-9]+\): nested more than 1000 levels deep" -- \
+    "$CUVAE" train "$tmp/deep.json"
 printf '{"name": "x", ' > "$tmp/broken.json"
 expect_error "JSON syntax error" 2 "broken.json" -- "$CUVAE" train "$tmp/broken.json"
 expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \
@@ -252,6 +261,11 @@ PY
         expect_error "plot given the checkpoint, not its run folder" 2 \
             "plot: .*/rerun/model.safetensors is a file; give the run folder that holds it \(e.g. .*/rerun\)" -- \
             "$CUVAE" plot "$tmp/rerun/model.safetensors"
+        for opt in --tsne-points --tsne-iterations; do
+            expect_error "plot $opt on a 2-D latent (drawn with no t-SNE: it would be ignored)" 2 \
+                "plot: $opt shapes the t-SNE of the latent scatter; this model's latent dim is 2, drawn directly" -- \
+                "$CUVAE" plot "$tmp/units" $opt 50
+        done
         "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \
             && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
