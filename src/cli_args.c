@@ -32,6 +32,11 @@ static bool takes_value(const char *option) {
     return false;
 }
 
+// A count as digits only: strtol alone would take " 5", "+5" and "-0"
+static bool plain_digits(const char *text) {
+    return text[0] && strspn(text, "0123456789") == strlen(text);
+}
+
 // An option where a value was expected (a file named "-x" can be given as ./-x)
 static bool is_option(const char *value) {
     return value[0] == '-' && value[1] != '\0';
@@ -81,7 +86,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end || v < 0 || v > 10000000)
+            if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 0 || v > 10000000)
                 return set_error(err, errlen, "eval: %s: expected a count >= 0, got \"%s\"", arg, argv[i]);
             if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
             else a->iw_examples = (int)v;
@@ -98,7 +103,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
             long v = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end || v < 0 || v > 255)
+            if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 0 || v > 255)
                 return set_error(err, errlen, "sample: --class: expected a class label (a whole number, 0 to 255), "
                                  "got \"%s\"", argv[i]);
             a->sample_class = (int)v;
@@ -107,7 +112,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "plot: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end || v < 10 || v > 100000)
+            if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 10 || v > 100000)
                 return set_error(err, errlen, "plot: %s: expected 10..100000, got \"%s\"", arg, argv[i]);
             if (strcmp(arg, "--tsne-points") == 0) a->tsne_points = (int)v;
             else a->tsne_iterations = (int)v;
@@ -115,7 +120,9 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "plot: --latent-range needs LO:HI");
             const char *text = argv[++i];
-            double lo = strtod(text, &end), hi = NAN;
+            const bool decimal = strspn(text, "0123456789.:+-eE") == strlen(text);   // (strtod takes hex too)
+            double lo = decimal ? strtod(text, &end) : NAN, hi = NAN;
+            if (!decimal) end = (char *)text;
             if (end != text && *end == ':') {
                 const char *second = end + 1;
                 hi = strtod(second, &end);
@@ -130,7 +137,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: -n needs a count");
             long n = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end || n < 1 || n > 10000)
+            if (!plain_digits(argv[i]) || end == argv[i] || *end || n < 1 || n > 10000)
                 return set_error(err, errlen, "sample: -n: expected 1..10000, got \"%s\"", argv[i]);
             a->n_samples = (int)n;
         } else if (strcmp(arg, "--title") == 0 && strcmp(command, "sample") == 0) {

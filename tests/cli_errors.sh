@@ -199,6 +199,11 @@ for s in 18446744073709551616 9007199254740992 " 5" +5; do   # out of range (no 
         "$CUVAE" sample "$tmp/x.safetensors" --seed "$s"
 done
 expect_error "empty --iw" 2 "eval: --iw" -- "$CUVAE" eval "$tmp/x.safetensors" --iw ""
+expect_error "--iw with a leading space (strtol alone takes it)" 2 'eval: --iw: expected a count >= 0, got " 5"' -- \
+    "$CUVAE" eval "$tmp/x.safetensors" --iw " 5"
+expect_error "sample -n with a sign" 2 'sample: -n: expected 1..10000, got "\+5"' -- "$CUVAE" sample "$tmp/x.safetensors" -n +5
+expect_error "plot --latent-range in hex (strtod alone takes it)" 2 'plot: --latent-range: expected LO:HI with finite LO < HI, got "0x1:2"' -- \
+    "$CUVAE" plot "$tmp/x" --latent-range 0x1:2
 if [ -s "$tmp/rerun/model.safetensors" ]; then
     expect_error "--iw-examples without --iw" 2 "needs --iw" -- "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw-examples 5
     # a valid checkpoint whose header length's low byte is '{' (123): another writer's padding
