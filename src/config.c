@@ -1106,19 +1106,6 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.adam_eps", "must be > 0, got %s", text);
     }
     if (check_float32(c, "train.adam_eps", cfg->train.adam_eps)) return -1;
-    // SGD reads none of Adam's constants: a value other than the default would be ignored
-    // (the defaults stand in every written config.json, so they are accepted)
-    if (strcmp(cfg->train.optimizer, "sgd") == 0) {
-        const char *adam_keys[] = {"beta1", "beta2", "adam_eps"};
-        const double values[] = {cfg->train.beta1, cfg->train.beta2, cfg->train.adam_eps};
-        const double defaults[] = {0.9, 0.999, 1e-8};
-        for (int k = 0; k < 3; k++)
-            if (values[k] != defaults[k]) {
-                char path[32];
-                snprintf(path, sizeof path, "train.%s", adam_keys[k]);
-                return fail(c, path, "is Adam's; optimizer \"sgd\" has momentum instead (leave it out)");
-            }
-    }
     cfg->train.log_interval = 100;
     if (get_int(c, train, "train", "log_interval", 0, 1, INT_MAX, &cfg->train.log_interval))
         return -1;
@@ -1249,10 +1236,15 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
     // the value: JSON when it parses as JSON, otherwise the plain string
     const char *value_text = eq + 1;
     cJSON *value = cJSON_ParseWithOpts(value_text, NULL, 1);
-    // a value that starts like an array, an object or a quoted string was meant as JSON:
-    // broken, it is an error (taken as a plain string it would fail later, blaming the file)
-    const char first = value_text[strspn(value_text, " \t")];
-    if (!value && (first == '[' || first == '{' || first == '"'))
+    // a value that starts and ends like an array, an object or a quoted string was meant as
+    // JSON: broken, it is an error (taken as a plain string it would fail later, blaming the file)
+    // (a plain string may start with one of them: "[WIP] run 3" is a description, not JSON)
+    const char *trimmed = value_text + strspn(value_text, " \t");
+    size_t trimmed_len = strlen(trimmed);
+    while (trimmed_len > 0 && (trimmed[trimmed_len - 1] == ' ' || trimmed[trimmed_len - 1] == '\t')) trimmed_len--;
+    const char first = trimmed[0], last = trimmed_len ? trimmed[trimmed_len - 1] : '\0';
+    if (!value && trimmed_len >= 2 &&
+        ((first == '[' && last == ']') || (first == '{' && last == '}') || (first == '"' && last == '"')))
         return set_error(err, errlen, "--set %s: the value is not valid JSON (an array, object or quoted string "
                          "must be JSON; a plain string needs no quotes)", path);
     if (!value) value = cJSON_CreateString(value_text);
@@ -1316,7 +1308,17 @@ static int syntax_error(const Ctx *c, const char *json, const char *where) {
     int n = 0;
     while (n < 24 && where[n] && where[n] != '\n' && where[n] != '\r') n++;
     int depth = 0;   // cJSON stops at CJSON_NESTING_LIMIT levels: say so rather than "invalid"
-    for (const char *p = json; p < where; p++) depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}');
+    bool in_string = false;
+    for (const char *p = json; p < where; p++) {
+        if (in_string) {
+            if (*p == '\\' && p + 1 < where) p++;
+            else if (*p == '"') in_string = false;
+        } else if (*p == '"') {
+            in_string = true;
+        } else {
+            depth += (*p == '[' || *p == '{') - (*p == ']' || *p == '}');
+        }
+    }
     if (depth >= CJSON_NESTING_LIMIT)
         return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): nested more than %d levels deep",
                          c->source, line, column, offset, CJSON_NESTING_LIMIT);

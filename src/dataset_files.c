@@ -143,6 +143,20 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
             p++;
         } else if (strncmp(p, "True", 4) == 0 || strncmp(p, "False", 5) == 0) {
             p += *p == 'T' ? 4 : 5;
+        } else if (!is_fortran && *p == '[') {   // a list: a structured dtype's descr ([('a', '|u1'), ...])
+            int depth = 0;
+            for (; *p; p++) {
+                if (*p == '\'') {
+                    p = strchr(p + 1, '\'');
+                    if (!p) return set_error(why, whylen, "key '%.*s': unterminated string", key_len, key);
+                } else if (*p == '[' || *p == '(') {
+                    depth++;
+                } else if ((*p == ']' || *p == ')') && --depth == 0) {
+                    break;
+                }
+            }
+            if (!*p) return set_error(why, whylen, "key '%.*s': unterminated list", key_len > 20 ? 20 : key_len, key);
+            p++;
         } else if (!is_fortran && ((*p >= '0' && *p <= '9') || *p == '-')) {   // an integer (another key's)
             p++;
             while (*p >= '0' && *p <= '9') p++;
@@ -166,7 +180,7 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
             p++;
         } else {
             return set_error(why, whylen, "key '%.*s': %s", key_len > 20 ? 20 : key_len, key,
-                             is_fortran ? "must be True or False" : "expected a string, True, False, an integer or a tuple");
+                             is_fortran ? "must be True or False" : "expected a string, True, False, an integer, a list or a tuple");
         }
         if (is_fortran && strncmp(p - 4, "True", 4) != 0 && strncmp(p - 5, "False", 5) != 0)
             return set_error(why, whylen, "key 'fortran_order': must be True or False");
@@ -254,9 +268,10 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
             known = true;
         }
     if (!known) {
-        char shown[16];
+        char shown[40];
         size_t n = strcspn(descr, ",}");
-        snprintf(shown, sizeof shown, "%.*s", (int)(n < 12 ? n : 12), descr);
+        if (descr[0] == '[') snprintf(shown, sizeof shown, "(a structured dtype: fields)");
+        else snprintf(shown, sizeof shown, "%.*s", (int)(n < 12 ? n : 12), descr);
         set_error(err, errlen, "%s: unsupported dtype %s (images: uint8 '|u1' or float32 '<f4'; labels: a "
                   "little-endian integer type, '|b1', '|i1', '<i2' .. '<i8', '|u1', '<u2' .. '<u8'%s)", path, shown,
                   descr[1] == '>' ? "; this one is big-endian: save with .astype(a.dtype.newbyteorder('<'))" : "");

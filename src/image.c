@@ -130,7 +130,9 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         return NULL;
     }
     const uint32_t gamma = png_gamma_chunk(path);
-    if (gamma && (gamma < 45000 || gamma > 45910)) {   // sRGB's 45455, within 1 %
+    // libpng converts when the file's gamma differs from sRGB's 45455 by more than 5 %
+    // (PNG_GAMMA_THRESHOLD); within that it leaves the values as they are
+    if (gamma && (gamma < 43183 || gamma > 47726)) {
         set_error(err, errlen, "%s: its gAMA chunk says gamma %.5f; cuvae reads pixel values as stored, and libpng "
                   "would convert these from that gamma: remove the chunk (e.g. pngcrush -rem gAMA) or re-save the "
                   "image without it", path, gamma / 100000.0);

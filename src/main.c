@@ -216,16 +216,15 @@ static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
-    // the config's eval.iw_* are the training run's final evaluation; cuvae eval has its options
-    for (int i = 0; i < a.n_overrides; i++)
-        if (strncmp(a.overrides[i], "eval.iw_samples=", 16) == 0 || strncmp(a.overrides[i], "eval.iw_examples=", 17) == 0) {
-            snprintf(err, sizeof err, "eval: --set %.*s: the importance-sampled bound of cuvae eval is --iw K "
-                     "(--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's",
-                     (int)strcspn(a.overrides[i], "="), a.overrides[i]);
-            return fail(err);
-        }
-    Config cfg;
+
+    Config cfg, stored;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    // the config's eval.iw_* are the training run's final evaluation: --set of them (in any
+    // form) would be ignored here, where the bound is --iw K / --iw-examples N
+    if (a.n_overrides > 0 && checkpoint_read_config(a.positional, &stored, NULL, 0, err, sizeof err) == 0 &&
+        (stored.eval.iw_samples != cfg.eval.iw_samples || stored.eval.iw_examples != cfg.eval.iw_examples))
+        return fail("eval: --set eval.iw_samples / eval.iw_examples: the importance-sampled bound of cuvae eval is "
+                    "--iw K (--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's");
     const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
     if (a.z_mode && (gan || cfg.model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg.model.kind))) {
         snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.kind == MODEL_GAN

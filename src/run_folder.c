@@ -112,13 +112,23 @@ int run_folder_check_output(const char *command, const char *option, const char 
                        : set_error(err, errlen, "%s: %s %s is the same file as %s, which %s reads: give another file "
                                    "name", command, option, output, inputs[i], command);
     }
-    const char *slash = strrchr(output, '/');
-    const char *name = slash ? slash + 1 : output;
-    for (size_t i = 0; i < N_REPLACED_FILES; i++)
-        if (strcmp(name, REPLACED_FILES[i]) == 0 && strcmp(name, "eval.json") != 0)
-            return set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name", command,
-                             option, output, name);
-    return 0;
+    // the name as given and, through links, the file's own name
+    char *real = realpath(output, NULL);
+    const char *names[2] = {output, real};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!names[k]) continue;
+        const char *slash = strrchr(names[k], '/');
+        const char *name = slash ? slash + 1 : names[k];
+        for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
+            if (strcmp(name, REPLACED_FILES[i]) == 0 && strcmp(name, "eval.json") != 0)
+                rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name",
+                                        command, option, output, name)
+                            : set_error(err, errlen, "%s: %s %s links to %s and would replace a run's %s: give "
+                                        "another file name", command, option, output, names[k], name);
+    }
+    free(real);
+    return rc;
 }
 
 static bool is_png_name(const char *name) {

@@ -135,7 +135,10 @@ def main():
     for name, header in [("garbage_header", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4), ]]]"),
                          ("no_commas", "{'descr': '|u1' 'fortran_order': False 'shape': (2, 4, 4)}"),
                          ("fortran_zero", "{'descr': '|u1', 'fortran_order': 0, 'shape': (2, 4, 4), }"),
-                         ("one_tuple", "{'descr': '|u1', 'fortran_order': False, 'shape': (32), }")]:
+                         ("one_tuple", "{'descr': '|u1', 'fortran_order': False, 'shape': (32), }"),
+                         # well formed (NumPy writes it for a structured dtype) but not a dtype cuvae reads
+                         ("structured", "{'descr': [('a', '|u1'), ('b', '|u1')], 'fortran_order': False, "
+                                        "'shape': (2, 4, 4), }")]:
         write_npy(os.path.join(bad, name + ".npy"), "|u1", (), bytes(32), header=header)
     write_png(os.path.join(bad, "loose", "x.png"), W, H, 3, rgb[0])
     write_png(os.path.join(bad, "loose", "cls", "y.png"), W, H, 3, rgb[1])

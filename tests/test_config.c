@@ -393,8 +393,9 @@ static void test_override_errors_in_values(void) {
         {"extra.key=1", "ovr.json: extra: unknown key"},
         {"train.lr=fast", "ovr.json: train.lr: must be a number, got a string"},
         {"model.latent_dim=0", "ovr.json: model.latent_dim: must be >= 1, got 0"},
-        {"model.encoder=[400", "--set model.encoder: the value is not valid JSON"},   // (not taken for a string)
-        {"name=\"unclosed", "--set name: the value is not valid JSON"},
+        {"model.encoder=[400", "ovr.json: model.encoder: must be an array"},   // (a string: it does not end in ])
+        {"model.encoder=[400,]", "--set model.encoder: the value is not valid JSON"},   // (not taken for a string)
+        {"name=\"a\"b\"", "--set name: the value is not valid JSON"},
         {"name={}", "ovr.json: name: must be a string, got an object"},
         {"name=true", "ovr.json: name: must be a string, got a boolean"},
     };
