@@ -512,8 +512,9 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         char split_name[96], curves_title[128], terms_axis[64];
         if (units.exact_nll)   // made: one term, the likelihood itself
             snprintf(split_name, sizeof split_name, "%s (exact -log p(x))", split);
-        else if (units.has_kl)
-            snprintf(split_name, sizeof split_name, "%s (rec + KL%s)", split, units.nats ? "" : ", mixed units");
+        else if (units.has_kl)   // (units.second: KL, or a VQ-VAE's VQ term)
+            snprintf(split_name, sizeof split_name, "%s (rec + %s%s)", split, units.second,
+                     units.nats ? "" : ", mixed units");
         else   // an AE: the reconstruction alone
             snprintf(split_name, sizeof split_name, "%s (reconstruction, %s)", split, units.rec);
         snprintf(curves_title, sizeof curves_title, "Loss per epoch, per example%s",
@@ -528,7 +529,8 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
             const double *terms[2] = {rec, kl};
             char rec_name[64], kl_name[64], title[128];
             snprintf(rec_name, sizeof rec_name, "%s reconstruction (%s)", split, units.rec);
-            snprintf(kl_name, sizeof kl_name, f->m->aae ? "%s discriminator loss (nats)" : "%s KL (nats)", split);
+            if (f->m->aae) snprintf(kl_name, sizeof kl_name, "%s discriminator loss (nats)", split);
+            else snprintf(kl_name, sizeof kl_name, "%s %s (%s)", split, units.second, units.second_unit);
             snprintf(title, sizeof title, "%s loss terms per epoch, per example",
                      validation ? "Validation" : "Test");
             const char *term_names[2] = {rec_name, kl_name};
