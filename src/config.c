@@ -1554,11 +1554,13 @@ static void text_layers(TextBuffer *t, const LayerSpec *specs, int n) {
     text_appendf(t, "%s]", n ? "\n    " : "");
 }
 
-// The config with the keys a resumed run may change (its length) neutralised.
+// The config with the keys a resumed run may change (its length, and the patience of early
+// stopping: an early-stopped run continues with train.early_stopping=0) neutralised.
 static char *config_without_length(const Config *cfg) {
     Config copy = *cfg;
     copy.train.epochs = 0;
     copy.train.full_epochs = 0;
+    copy.train.early_stopping = 0;
     return config_to_json(&copy);
 }
 

@@ -177,6 +177,12 @@ cp "$tmp/es/model.safetensors" "$tmp/es.model"
     && grep -q "^cuvae: the run stopped early after epoch 3 .*not training further" "$tmp/es2.err" && [ -s "$tmp/es/eval.json" ] \
     && ok "--resume of an early-stopped run: no further epoch, said so, evaluated" \
     || bad "--resume after early stopping: exit $rc, $(wc -l < "$tmp/es/log.jsonl") epochs, $(grep -i early "$tmp/es2.err")"
+# ... and --set train.early_stopping=0, as that message says, trains it on to train.epochs
+"$CUVAE" train configs/examples_vae.json "${val[@]}" --set train.epochs=5 --set train.lr=1e-30 \
+    --set train.early_stopping=0 --out "$tmp/es" --resume 2>"$tmp/es3.err"; rc=$?
+[ "$rc" -eq 0 ] && [ "$(wc -l < "$tmp/es/log.jsonl")" -eq 5 ] \
+    && ok "--resume with train.early_stopping=0 (as the message says) trains the early-stopped run on to 5 epochs" \
+    || bad "--resume with early_stopping=0: exit $rc, $(wc -l < "$tmp/es/log.jsonl") epochs, $(tail -1 "$tmp/es3.err")"
 # learning-rate schedules: cosine decay with a linear warm-up, computed per step on the device;
 # the log shows the lr of each epoch's last step
 sched=(--set data.train_limit=1000 --set data.test_limit=100 --set device=cpu --set model.latent_dim=8
