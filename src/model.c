@@ -363,6 +363,12 @@ void model_set_kl_schedule(Model *m, KlSchedule kl) {
     m->be->upload(m->be, &m->state->kl, &kl, sizeof kl);
 }
 
+size_t model_parameter_count(const Model *m) {
+    if (m->aae) return m->aae_ae_params + m->aae_discriminator->n_params;
+    if (m->gan) return m->decoder_net->n_params + m->encoder_net->n_params;
+    return m->n_params;
+}
+
 void model_destroy(Model *m) {
     Backend *be = m->be;
     if (!be) return;

@@ -263,12 +263,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     if (model.aae)
         fprintf(stderr, "cuvae: model aae, %zu parameters (autoencoder %zu, discriminator on z %zu; and the "
                 "encoder's second Adam moments); per example: rec is the %s, D the discriminator's loss -log D(z_prior) "
-                "- log(1 - D(z)) (nats)\n", model.aae_ae_params + model.aae_discriminator->n_params, model.aae_ae_params,
+                "- log(1 - D(z)) (nats)\n", model_parameter_count(&model), model.aae_ae_params,
                 model.aae_discriminator->n_params, units.rec_long);
     else if (model.gan)
         fprintf(stderr, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
                 "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
-                "cross-entropies from logits, nats)\n", model.decoder_net->n_params + model.encoder_net->n_params,
+                "cross-entropies from logits, nats)\n", model_parameter_count(&model),
                 model.decoder_net->n_params, model.encoder_net->n_params);
     else
     fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",

@@ -31,6 +31,11 @@ JSON
 "$CUVAE" --help | grep -q "(an AE whose codes a discriminator on z pushes toward model.prior" \
     && ok "--help names kind aae" || bad "--help lacks aae"
 if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
+    # bench counts the trainable parameters, as train does (not the whole arena)
+    trained=$(grep -o "model aae, [0-9]* parameters" "$tmp/run.err" | grep -o "[0-9]*" | head -1)
+    benched=$("$CUVAE" bench "$tmp/aae.json" --steps 1 --warmup 0 2>/dev/null | grep -o '"n_params": [0-9]*' | grep -o "[0-9]*$")
+    [ -n "$trained" ] && [ "$trained" = "$benched" ] && ok "bench's n_params is train's parameter count ($trained)" \
+        || bad "bench n_params '$benched', train '$trained'"
     ok "an aae trains on the CPU"
     first=$(grep -E "^epoch 1/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
     last=$(grep -E "^epoch 3/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
@@ -62,7 +67,7 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && ok "aae: 1 + resumed 2 epochs == 3 epochs, bit-identical (three optimizers' state)" \
         || bad "aae resume: $(tail -1 "$tmp/resumed.err")"
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
-        && grep -q "decoded from prior draws" "$tmp/s.err" \
+        && grep -q "samples from the prior's draws (10 Gaussians in 2-D), decoded" "$tmp/s.err" \
         && ok "sample decodes draws of the mixture prior" || bad "sample: $(tail -1 "$tmp/s.err")"
     if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then
         [ -s "$tmp/run/figures/prior_samples.png" ] && [ -s "$tmp/run/figures/latent_scatter.png" ] \

@@ -36,6 +36,11 @@ cat > "$tmp/gan.json" <<'JSON'
 }
 JSON
 if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
+    # bench counts the trainable parameters, as train does (not the whole arena)
+    trained=$(grep -o "model gan, [0-9]* parameters" "$tmp/run.err" | grep -o "[0-9]*" | head -1)
+    benched=$("$CUVAE" bench "$tmp/gan.json" --steps 1 --warmup 0 2>/dev/null | grep -o '"n_params": [0-9]*' | grep -o "[0-9]*$")
+    [ -n "$trained" ] && [ "$trained" = "$benched" ] && ok "bench's n_params is train's parameter count ($trained)" \
+        || bad "bench n_params '$benched', train '$trained'"
     ok "a gan trains on the CPU"
     grep -q '"train_d_loss": ' "$tmp/run/log.jsonl" && grep -q '"train_g_loss": ' "$tmp/run/log.jsonl" \
         && grep -q '"val_d_loss_fake": ' "$tmp/run/log.jsonl" && grep -qE "^epoch 2/2: train D loss [0-9.]+, G loss" "$tmp/run.err" \

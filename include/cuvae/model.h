@@ -145,6 +145,10 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen);
 // Builds the layer list from cfg, allocates the arena and activations for up to
 // max_batch rows. Parameters are zero until model_init_params / checkpoint load.
 int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen);
+
+// The trainable parameters (an aae's arena also holds its encoder's second Adam moments, a
+// gan's some alignment padding: n_params counts those floats too).
+size_t model_parameter_count(const Model *m);
 void model_destroy(Model *m);
 
 // PyTorch-default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), seeded.
