@@ -148,10 +148,11 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
     Backend *be = m->be;
     float rec_scale, rec_const;
     if (!m->variational)
-        return set_error(err, errlen, "eval.iw_samples: needs a variational model (kind vae or cvae)");
+        return set_error(err, errlen, "the importance-weighted bound (eval --iw, eval.iw_samples) needs a variational "
+                         "model (kind vae or cvae), got kind \"%s\"", model_kind_name(m->cfg.model.kind));
     if (likelihood_form(m, &rec_scale, &rec_const) != 0)
-        return set_error(err, errlen, "eval.iw_samples: needs a decoder likelihood: loss.reconstruction "
-                                      "\"bce\", or \"mse\" with model.output \"gaussian\"");
+        return set_error(err, errlen, "the importance-weighted bound (eval --iw, eval.iw_samples) needs a decoder "
+                         "likelihood: loss.reconstruction \"bce\", or \"mse\" with model.output \"gaussian\"");
     double start_time = wall_seconds();
     long N = n_examples > 0 && n_examples < data->n ? n_examples : data->n;
     if (n_examples > data->n)   // said, not clamped silently

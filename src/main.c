@@ -330,6 +330,14 @@ static int command_sample(int argc, char **argv) {
                      model_kind_name(vq_cfg.model.kind));
             return fail(err);
         }
+        Config stored_prior;   // as trained, before prior_of points it at CKPT
+        if (checkpoint_read_config(a.prior, &stored_prior, NULL, 0, err, sizeof err) != 0) return fail(err);
+        if (stored_prior.model.kind != MODEL_PIXELCNN || !stored_prior.model.prior_of[0]) {
+            snprintf(err, sizeof err, "sample: --prior %s is a \"%s\"%s, not a PixelCNN prior over a VQ-VAE's codes "
+                     "(a pixelcnn trained with model.prior_of)", a.prior, model_kind_name(stored_prior.model.kind),
+                     stored_prior.model.kind == MODEL_PIXELCNN ? " over images" : "");
+            return fail(err);
+        }
         if (a.n_overrides == MAX_OVERRIDES) return fail("sample: too many --set");
         snprintf(prior_of, sizeof prior_of, "model.prior_of=%s", a.positional);
         a.overrides[a.n_overrides++] = prior_of;
@@ -434,8 +442,8 @@ static int command_sample(int argc, char **argv) {
             m_was_vq ? "codes drawn uniformly at every position, not from a prior; --prior PRIOR.safetensors "
                        "draws them from a PixelCNN prior" :
             m_was_gan ? "the generator from z ~ N(0, I)" :
-            m_was_aae ? (cfg.model.prior_mixture ? "decoded from prior draws (10 Gaussians in 2-D)"
-                                                 : "decoded from prior draws, N(0, I)") : "z ~ N(0, I)");
+            m_was_aae ? (cfg.model.prior_mixture ? "the prior's draws (10 Gaussians in 2-D), decoded"
+                                                 : "the prior's draws, N(0, I), decoded") : "z ~ N(0, I)");
     return 0;
 }
 

@@ -52,9 +52,10 @@ static void html_text(FILE *f, const char *s) {
 static cJSON *read_json(const char *path, char *err, size_t errlen) {
     char *text = read_text_file(path, NULL, err, errlen);
     if (!text) return NULL;
-    cJSON *j = cJSON_Parse(text);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);   // (1: nothing but spaces after the value)
+    if (!j) set_error(err, errlen, "%s: not valid JSON (at byte %ld)", path, end ? (long)(end - text) : 0L);
     free(text);
-    if (!j) set_error(err, errlen, "%s: not valid JSON", path);
     return j;
 }
 

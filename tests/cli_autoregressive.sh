@@ -270,6 +270,11 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         && grep -q "codes drawn uniformly" "$tmp/vq_uniform.err" \
         && ok "sample on the VQ-VAE: --prior draws its codes from the prior, without it uniformly" \
         || bad "sample --prior: $(tail -1 "$tmp/vq_prior.err")"
+    expect_error "sample --prior given a made, not a prior" 2 \
+        "sample: --prior .*/run/model.safetensors is a \"made\", not a PixelCNN prior over a VQ-VAE's codes" -- \
+        "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/run/model.safetensors" -o "$tmp/x.png"
+    expect_error "sample --prior given the VQ-VAE itself" 2 "sample: --prior .*/vq/model.safetensors is a \"vq_vae\", not a PixelCNN prior" -- \
+        "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/vq/model.safetensors" -o "$tmp/x.png"
     expect_error "sample --prior needs a VQ-VAE" 2 'sample: --prior needs a vq_vae checkpoint, .* is a "pixelcnn"' -- \
         "$CUVAE" sample "$tmp/prior/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \

@@ -78,6 +78,9 @@ expect_error "an empty base" 2 "empty_base.json: base: must be the file name of 
 python3 -c 'print("[" * 1001 + "]" * 1001)' > "$tmp/deep.json"
 expect_error "JSON nested past cJSON's limit: said so" 2 "deep.json: line 1, column [0-9]+ \(byte [0-9]+\): nested more than 1000 levels deep" -- \
     "$CUVAE" train "$tmp/deep.json"
+printf '{"title": "t", "intro": "i", "sections": []}}' > "$tmp/index_junk.json"
+expect_error "report: an index with text after its JSON" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
+    "$CUVAE" report "$tmp/index_junk.json" "$tmp"
 printf '{"name": "x", ' > "$tmp/broken.json"
 expect_error "JSON syntax error" 2 "broken.json" -- "$CUVAE" train "$tmp/broken.json"
 expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \
@@ -182,6 +185,9 @@ printf '{"sections": [{"runs": ["ae"], "figures": []}]}' > "$tmp/ae_index.json"
 row=$(grep -o '<td>ae</td>.*' "$tmp/aepage/index.html" 2>/dev/null | head -1)
 echo "$row" | grep -q "<td>– (an AE)</td>" && echo "$row" | grep -q "sum over pixels), 1</td>" \
     && ok "report: an AE's row shows one loss weight and no KL" || bad "report AE row: $row $(tail -1 "$tmp/aepage.err")"
+expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
+    'the importance-weighted bound \(eval --iw, eval.iw_samples\) needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
+    "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
