@@ -543,8 +543,10 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
     text_appendf(&j, ", \"rec_mse_at_mean\": ");
     json_number(&j, r->rec_mse);
     // whatever the loss's reduction, these two are sums over the pixels of one example
-    text_appendf(&j, ", \"at_mean_units\": {\"rec_bce_at_mean\": \"nats/example (binary cross-entropy summed over "
-                 "pixels)\", \"rec_mse_at_mean\": \"squared error summed over pixels, per example\"}");
+    // (a prior over a VQ-VAE's codes: the cross-entropy is categorical, over the code positions)
+    text_appendf(&j, ", \"at_mean_units\": {\"rec_bce_at_mean\": \"%s\", \"rec_mse_at_mean\": \"squared error summed "
+                 "over pixels, per example\"}", r->prior_positions ? "nats/example (categorical cross-entropy summed "
+                 "over the code positions)" : "nats/example (binary cross-entropy summed over pixels)");
     if (r->vq_size) {   // code usage in place of the latent statistics
         text_appendf(&j, ", \"rec_mse_over_variance\": ");
         json_number(&j, r->rec_mse_normalized);

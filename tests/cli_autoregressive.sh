@@ -252,6 +252,7 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
     falls "prior over VQ codes" "$tmp/prior.err" 169.8 "-log p(codes)"   # 49 ln 32: uniform codes
     grep -q "= -log p(codes), nats/example (exact)" "$tmp/prior.err" \
         && grep -q "nats per code position (49 positions)" "$tmp/prior.err" && grep -q '"nll_per_position": ' "$tmp/prior/eval.json" \
+        && grep -q '"rec_bce_at_mean": "nats/example (categorical cross-entropy summed over the code positions)"' "$tmp/prior/eval.json" \
         && ok "prior: -log p(codes) reported per image and per code position" || bad "prior: $(grep eval: "$tmp/prior.err")"
     "$CUVAE" eval "$tmp/prior/model.safetensors" -o "$tmp/prior_eval.json" >/dev/null 2>&1
     [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
