@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const char *option), const char *command,
                       char *err, size_t errlen) {
@@ -172,6 +173,23 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     if (!a->positional)
         return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
                          strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT", command);
+    // sample --seed and --set train.seed both choose the draws: one of them would be dropped
+    for (int k = 0; a->seed >= 0 && k < a->n_overrides; k++)
+        if (strncmp(a->overrides[k], "train.seed=", 11) == 0)
+            return set_error(err, errlen, "sample: --seed and --set train.seed both seed the draws: give one");
+    // an output whose folder is missing fails only after the work: said now
+    const char *outputs[2] = {a->json_out, a->output_png};
+    for (int k = 0; k < 2; k++) {
+        if (!outputs[k]) continue;
+        const char *slash = strrchr(outputs[k], '/');
+        if (!slash || slash == outputs[k]) continue;   // the current folder, or /
+        char folder[1024];
+        snprintf(folder, sizeof folder, "%.*s", (int)(slash - outputs[k]), outputs[k]);
+        struct stat st;
+        if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
+            return set_error(err, errlen, "%s: -o %s: the folder %s %s", command, outputs[k], folder,
+                             stat(folder, &st) != 0 ? "does not exist" : "is not a folder");
+    }
     // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files
     const char *inputs[2] = {a->positional, a->prior};
     if (a->json_out && run_folder_check_output(command, "-o", a->json_out, inputs, 2, err, errlen) != 0) return -1;

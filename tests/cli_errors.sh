@@ -267,6 +267,12 @@ PY
         "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/rerun/resume.safetensors"
     expect_error "sample -o a run's config.json" 2 "sample: -o .*/rerun/config.json would replace a run's config.json" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/config.json"
+    expect_error "eval -o into a missing folder: said before the evaluation runs" 2 \
+        "eval: -o .*/nofolder/e.json: the folder .*/nofolder does not exist" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 50 -o "$tmp/nofolder/e.json"
+    expect_error "sample --seed with --set train.seed (one would be dropped)" 2 \
+        "sample: --seed and --set train.seed both seed the draws: give one" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --seed 3 --set train.seed=1 -o "$tmp/x.png"
     cmp -s "$tmp/rerun/model.safetensors" "$tmp/keep.safetensors" && ok "the refused -o left the checkpoint as it was" \
         || bad "a refused -o changed the checkpoint"
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.test_limit=30 -o "$tmp/rerun/eval.json" >/dev/null 2>&1 \
