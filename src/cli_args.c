@@ -97,8 +97,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             a->json_out = argv[++i];
             if (!a->json_out[0]) return set_error(err, errlen, "eval: -o: the file name is empty");
         } else if (strcmp(arg, "--prior") == 0 && strcmp(command, "sample") == 0) {
-            if (!has_value || argv[i + 1][0] == '-')
-                return set_error(err, errlen, "sample: --prior needs a prior's checkpoint");
+            if (!has_value || is_option(argv[i + 1]))
+                return set_error(err, errlen, "sample: --prior needs a prior's checkpoint%s", option_hint(argc, argv, i));
             a->prior = argv[++i];
         } else if (strcmp(arg, "--class") == 0 && strcmp(command, "sample") == 0) {
             char *end;

@@ -100,7 +100,8 @@ static const char *USAGE_EVAL =
     "Rebuilds the model from the config stored in the checkpoint (--set takes data.*, eval.*,\n"
     "device, train.seed, train.precision, model.prior_of, name, description, e.g. --set\n"
     "data.dir=elsewhere --set device=cpu; the model, loss and training keys are the ones the\n"
-    "weights were trained with) and prints one JSON line:\n"
+    "weights were trained with; eval.iw_samples / eval.iw_examples are the training run's: use\n"
+    "--iw / --iw-examples) and prints one JSON line:\n"
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
     "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
     "  active_units (Var_x E_q[z_j] > 0.01), kl_per_dim, mu_variance; binarized;\n"
@@ -108,7 +109,8 @@ static const char *USAGE_EVAL =
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"
     "  (log-mean-exp of log p(x|z) + log p(z) - log q(z|x); an NLL only for binary data).\n"
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
-    "  -o FILE.json      also write the JSON there\n"
+    "  -o FILE.json      also write the JSON there (its folder must exist; never the checkpoint\n"
+    "                    read nor a run's config.json, log.jsonl or .safetensors files)\n"
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n";
 
 static const char *USAGE_SAMPLE =
@@ -123,6 +125,8 @@ static const char *USAGE_SAMPLE =
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
     "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
+    "--seed S draws other samples (not together with --set train.seed); -o follows eval's -o\n"
+    "rules (cuvae eval --help).\n"
     "--set takes the keys eval takes (cuvae eval --help).\n";
 
 static const char *USAGE_PLOT =
