@@ -223,8 +223,9 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
 // Moves one file of the staged run over the earlier run's. Across file systems (a
 // progress/ folder that is a link to another disk) the file is copied, atomically.
 static int move_file(const char *from, const char *to, char *err, size_t errlen) {
+    struct stat st;
+    if (lstat(from, &st) != 0 && errno == ENOENT) return 0;   // moved already (a commit finished after a kill)
     if (rename(from, to) == 0) return 0;
-    if (errno == ENOENT) return 0;   // moved already (a commit finished after a kill)
     if (errno != EXDEV)
         return set_error(err, errlen, "%s: cannot move it to %s (--overwrite): %s", from, to, strerror(errno));
     size_t size = 0;
@@ -288,6 +289,43 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
     return 0;
 }
 
+// Whether a folder the commit writes into is one it can write: an existing folder (or a
+// link to one) with write access, or absent (made by the commit; its parent is out_dir).
+static int check_commit_folder(const char *folder, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(folder, &st) != 0) {
+        if (errno == ENOENT && lstat(folder, &st) != 0) return 0;   // absent: made by the commit
+        return set_error(err, errlen, "%s: %s", folder, errno == ENOENT ? "a link to a folder that does not exist"
+                         : strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) return set_error(err, errlen, "%s: not a folder", folder);
+    if (access(folder, W_OK | X_OK) != 0) return set_error(err, errlen, "%s: cannot write there: %s", folder,
+                                                           strerror(errno));
+    return 0;
+}
+
+// Every listed file's place in out_dir (see run_folder_commit), before anything moves.
+static int check_commit_places(const char *out_dir, const char *list, char *err, size_t errlen) {
+    if (check_commit_folder(out_dir, err, errlen) != 0) return -1;
+    const char *line = list + 1;
+    char name[600], checked[600] = "";
+    while (next_listed_name(&line, name, sizeof name)) {
+        char to[1800];
+        const char *slash = strchr(name, '/');
+        if (slash && strncmp(checked, name, (size_t)(slash - name) + 1) != 0) {   // an image: its folder, once
+            char folder[1300];
+            snprintf(folder, sizeof folder, "%s/%.*s", out_dir, (int)(slash - name), name);
+            if (check_commit_folder(folder, err, errlen) != 0) return -1;
+            snprintf(checked, sizeof checked, "%.*s", (int)(slash - name) + 1, name);
+        }
+        snprintf(to, sizeof to, "%s/%s", out_dir, name);
+        struct stat st;
+        if (lstat(to, &st) == 0 && S_ISDIR(st.st_mode))
+            return set_error(err, errlen, "%s: a folder, where the new run's file goes", to);
+    }
+    return 0;
+}
+
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen) {
     // the new run's files, listed in the marker before the first one moves
     TextBuffer list = {0};
@@ -301,6 +339,10 @@ int run_folder_commit(const char *out_dir, const char *staging, char *err, size_
     while (d && (e = readdir(d)) != NULL)
         if (is_png_name(e->d_name)) text_appendf(&list, "progress/%s\n", e->d_name);
     if (d) closedir(d);
+    if (check_commit_places(out_dir, list.data, err, errlen) != 0) {
+        free(list.data);
+        return RUN_FOLDER_NOT_BEGUN;
+    }
     // Ctrl-C / SIGTERM wait until the files are moved (a kill -9 leaves the marker: the
     // next train into out_dir finishes the commit)
     sigset_t stop, before;

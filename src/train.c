@@ -326,6 +326,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
     const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
     bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
+    bool commit_not_begun = false;   // the commit found a place it cannot write (nothing moved)
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
     snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
@@ -358,6 +359,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = set_error(err, errlen, "%s: the run has finished %d epochs; train.epochs %d would end it "
                            "before them (--set train.epochs=%d or more)", resume_path, at.epochs_done, epochs,
                            at.epochs_done);
+            goto done;
+        }
+        if (at.epochs_done == epochs && at.steps_in_epoch > 0) {   // stopped in the epoch after the last
+            rc = set_error(err, errlen, "%s: the run is in epoch %d (step %lld of %ld); train.epochs %d would end it "
+                           "before that epoch (--set train.epochs=%d or more)", resume_path, epochs + 1,
+                           (long long)at.steps_in_epoch, steps_per_epoch, epochs, epochs + 1);
             goto done;
         }
     }
@@ -675,10 +682,16 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
             goto done;
         }
-        if (run_folder_commit(out_dir, staging, err, errlen) != 0) {
+        const int committed = run_folder_commit(out_dir, staging, err, errlen);
+        if (committed == RUN_FOLDER_NOT_BEGUN) {   // nothing moved: the staged run is kept (see done)
+            commit_not_begun = true;
+            rc = -1;
+            goto done;
+        }
+        if (committed != 0) {
             size_t used = strlen(err);
-            snprintf(err + used, errlen - used, " (the run in %s is partly replaced: the next train into it "
-                     "finishes the replacement)", out_dir);
+            snprintf(err + used, errlen - used, " (the run in %s is partly replaced: once that is mended, the "
+                     "next train into it finishes the replacement)", out_dir);
             staged = false;   // (not kept: the marker says how to finish)
             rc = -1;
             goto done;
@@ -777,12 +790,20 @@ done:
     // --overwrite: a run that finished, or stopped with its state saved, replaces the
     // earlier one; a failed one is kept in the staging folder and the earlier run stays
     // (stopped by a signal with its state saved, it replaces the earlier run too)
-    if (staged && rc > 0 && run_folder_commit(out_dir, staging, err, errlen) != 0) {
+    const int committed = staged && rc > 0 ? run_folder_commit(out_dir, staging, err, errlen) : 0;
+    if (committed == RUN_FOLDER_NOT_BEGUN) {
+        rc = -1;   // nothing moved: kept, as a failed run is (below)
+    } else if (committed != 0) {
         size_t used = strlen(err);
-        snprintf(err + used, errlen - used, " (the run in %s is partly replaced: the next train into it finishes "
-                 "the replacement)", out_dir);
+        snprintf(err + used, errlen - used, " (the run in %s is partly replaced: once that is mended, the next "
+                 "train into it finishes the replacement)", out_dir);
         rc = -1;
-    } else if (staged && rc < 0) {
+    }
+    if (committed == RUN_FOLDER_NOT_BEGUN || (staged && rc < 0 && commit_not_begun)) {
+        size_t used = strlen(err);
+        snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run is kept in "
+                 "%s: once that is mended, train --resume with the same config puts it in place)", out_dir, staging);
+    } else if (committed == 0 && staged && rc < 0) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run's "
                  "files are in %s, and train --resume continues them once an epoch has ended)", out_dir, staging);

@@ -137,6 +137,27 @@ else
     [ -n "$shm" ] && rm -rf "$shm"
     skip "--overwrite with progress/ on another file system" "/dev/shm is missing or on the same file system as $tmp"
 fi
+# progress/ a file, or a link to nowhere, in the earlier run: the commit checks every file's place
+# before it moves anything, so the earlier run stays as it was and the new run stays staged
+for kind in file link; do
+    d="$tmp/noplace_$kind"; cp -r "$tmp/ref" "$d"; rm -rf "$d/progress"
+    if [ $kind = file ]; then echo x > "$d/progress"; want="progress: not a folder"
+    else ln -s "$tmp/nowhere" "$d/progress"; want="progress: a link to a folder that does not exist"; fi
+    (cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+    expect_fail "--overwrite with progress a $kind (no folder): refused before anything moves, says how to mend it" 2 \
+        "$want \(--overwrite: the earlier run in .*noplace_$kind is as it was; this run is kept in .*noplace_$kind/\.new-run: once that is mended, train --resume with the same config puts it in place\)$" -- \
+        train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
+    (cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -path "$d/.new-run" -prune -o -type f -print | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+        && { [ $kind = file ] || [ -L "$d/progress" ]; } && [ -s "$d/.new-run/model.safetensors" ] && [ ! -e "$d/.new-run/COMMIT" ] \
+        && ok "--overwrite refused at its commit (progress a $kind): the earlier run byte for byte as it was, the new run staged" \
+        || bad "--overwrite refused at its commit (progress a $kind): the earlier run changed or the new run is not staged"
+done
+rm "$tmp/noplace_file/progress"
+train --set train.epochs=4 --set train.seed=7 --out "$tmp/noplace_file" --resume 2>"$tmp/noplace.err"
+cmp -s "$tmp/noplace_file/model.safetensors" "$tmp/ow_ref/model.safetensors" && cmp -s "$tmp/noplace_file/eval.json" "$tmp/ow_ref/eval.json" \
+    && diff <(ls "$tmp/noplace_file/progress") <(ls "$tmp/ow_ref/progress") >/dev/null && [ ! -e "$tmp/noplace_file/.new-run" ] \
+    && ok "mended, --resume puts the staged run in place (model, eval.json and images as an uninterrupted run's)" \
+    || bad "--resume of a run staged after a refused commit: $(tail -1 "$tmp/noplace.err")"
 # a commit killed after moving some files (staged by hand here: the marker lists the new run's
 # files, two of them already moved): the next train into the folder finishes it
 cp -r "$tmp/ref" "$tmp/half"; mkdir -p "$tmp/half/figures"; touch "$tmp/half/figures/samples.png"
@@ -231,6 +252,12 @@ for sig in INT TERM; do
             || bad "SIGTERM of an --overwrite run: the earlier run was not replaced"; }
     else
         bad "SIG$sig: exit $rc (want $want), last line: $last"
+    fi
+    # stopped in epoch 2: train.epochs=1 (the epochs it finished) would end it before that epoch
+    if [ $sig = INT ] && grep -q "in epoch 2 after step [1-9][0-9]* of 125" "$out.err"; then
+        expect_fail "--resume of a run stopped in epoch 2 with train.epochs=1 (the epochs it finished): refused" 2 \
+            "int_INT\.[0-9]/resume.safetensors: the run is in epoch 2 \(step [0-9]+ of 125\); train.epochs 1 would end it before that epoch \(--set train.epochs=2 or more\)$" -- \
+            train "${steps[@]}" --set train.epochs=1 --out "$out" --resume
     fi
     train "${steps[@]}" --out "$out" --resume 2>"$out.res.err" || bad "SIG$sig: --resume failed: $(tail -1 "$out.res.err")"
     if cmp -s "$out/model.safetensors" "$tmp/int_ref/model.safetensors" &&

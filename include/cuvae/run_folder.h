@@ -41,6 +41,9 @@ int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen);
 // (its eval.json, best checkpoint, figures and progress images) and the staging
 // folder. The list of files goes to a marker first, with SIGINT / SIGTERM held
 // until the end: a commit killed half way is finished by run_folder_recover.
+// Before the marker, every file's place is checked (its folder a writable folder, the
+// name not a folder): RUN_FOLDER_NOT_BEGUN when one is not, with nothing moved.
+enum { RUN_FOLDER_NOT_BEGUN = -2 };
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen);
 
 // -1 with err when file's folder is a run whose replacement by a staged run was
