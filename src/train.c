@@ -88,9 +88,13 @@ static void on_interrupt(int sig) {
         return;
     }
     interrupt_signal = sig;
-    static const char message[] =
+    static const char on_int[] =
         "\ncuvae: stopping at the next step boundary to save the run (press Ctrl-C again to quit at once)\n";
-    ssize_t unused = write(2, message, sizeof message - 1);
+    static const char on_term[] =
+        "\ncuvae: SIGTERM: stopping at the next step boundary to save the run (a second SIGTERM quits at once)\n";
+    const char *message = sig == SIGINT ? on_int : on_term;
+    const size_t length = sig == SIGINT ? sizeof on_int - 1 : sizeof on_term - 1;
+    ssize_t unused = write(2, message, length);
     (void)unused;
 }
 

@@ -247,6 +247,10 @@ for sig in INT TERM; do
     hint=$([ $sig = TERM ] && echo "the same command, --resume in place of --overwrite" || echo "the same command and --resume")
     if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*resume.safetensors; continue with $hint$"; then
         ok "SIG$sig: exit $rc, one line saying where the state is and how to continue"
+        notice=$([ $sig = INT ] && echo "^cuvae: stopping at the next step boundary to save the run \(press Ctrl-C again to quit at once\)$" \
+                 || echo "^cuvae: SIGTERM: stopping at the next step boundary to save the run \(a second SIGTERM quits at once\)$")
+        grep -qE "$notice" "$out.err" && ok "SIG$sig: the notice names what a second one does" \
+            || bad "SIG$sig: no notice matching $notice"
         [ $sig = TERM ] && { [ ! -e "$out/eval.json" ] && [ ! -e "$out/.new-run" ] && [ -s "$out/resume.safetensors" ] \
             && ok "SIGTERM of an --overwrite run: its saved state replaces the earlier run (whose eval.json goes)" \
             || bad "SIGTERM of an --overwrite run: the earlier run was not replaced"; }
