@@ -751,10 +751,12 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                        "latent scatter", tsne_option);
     else if (tsne_given && L <= 2)
         rc = set_error(err, errlen, "plot: %s shapes the t-SNE of the latent scatter; this model's latent dim is %d, "
-                       "drawn directly with no t-SNE", tsne_option, L);
+                       "%s", tsne_option, L, L == 2 ? "drawn directly with no t-SNE" : "which has no latent scatter "
+                       "(latent_histograms.png shows it)");
     else if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
-                       "latent dim is %d (its scatter is a t-SNE)", L);
+                       "latent dim is %d (%s)", L, L == 1 ? "no latent scatter: latent_histograms.png shows it"
+                       : "its scatter is a t-SNE");
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);

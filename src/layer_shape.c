@@ -12,10 +12,16 @@ static int flatten_check(LayerSpec *spec, char *key, size_t keylen, char *msg, s
 
 static int flatten_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
     (void)spec;
-    (void)msg;
-    (void)msglen;
+    const size_t values = tensor_shape_size(layer->in);
+    if (values > (size_t)NETWORK_MAX_EXAMPLE_VALUES) {
+        char in[48];
+        tensor_shape_format(layer->in, in, sizeof in);
+        snprintf(msg, msglen, "input %s holds %zu values an example, more than %d", in, values,
+                 NETWORK_MAX_EXAMPLE_VALUES);
+        return -1;
+    }
     layer->out.rank = 1;
-    layer->out.dim[0] = (int)tensor_shape_size(layer->in);
+    layer->out.dim[0] = (int)values;
     return 0;
 }
 

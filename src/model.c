@@ -112,19 +112,28 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
 }
 
 // masked_linear / masked_conv2d_* belong to made / pixelcnn (whose kinds write or check their
-// masks); elsewhere they would act as plain layers with an all-ones mask: refused.
-static int refuse_masked_layers(const char *key, const LayerSpec *specs, int n, char *err, size_t errlen) {
+// masks); elsewhere (vae, ae, cvae, vq_vae, gan, aae: every layer list) they are refused.
+int model_refuse_masked_layers(const char *kind, const char *key, const LayerSpec *specs, int n, char *err,
+                               size_t errlen) {
     for (int i = 0; i < n; i++)
         if (strncmp(specs[i].kind, "masked_", 7) == 0)
             return set_error(err, errlen, "model.%s[%d] (%s): a masked layer belongs to kind \"made\" or "
-                             "\"pixelcnn\" (elsewhere its mask would be all ones)", key, i, specs[i].kind);
+                             "\"pixelcnn\" (kind \"%s\" has no use for its mask)", key, i, specs[i].kind, kind);
     return 0;
 }
 
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
+    const char *kind = model_kind_name(cfg->model.kind);
     if (cfg->model.kind == MODEL_GAN) {
+        if (model_refuse_masked_layers(kind, "generator", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err,
+                                       errlen) ||
+            model_refuse_masked_layers(kind, "discriminator", cfg->model.encoder_layers,
+                                       cfg->model.n_encoder_layers, err, errlen)) {
+            free(net);
+            return -1;
+        }
         Network *other = xcalloc(1, sizeof *other);
         rc = model_gan_build(net, other, cfg, err, errlen);
         free(other);
@@ -140,8 +149,10 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
         free(net);
         return -1;
     }
-    if (refuse_masked_layers("encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err, errlen) ||
-        refuse_masked_layers("decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err, errlen)) {
+    if (model_refuse_masked_layers(kind, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err,
+                                   errlen) ||
+        model_refuse_masked_layers(kind, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err,
+                                   errlen)) {
         free(net);
         return -1;
     }
@@ -256,6 +267,13 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
         memset(m, 0, sizeof *m);
         return -1;
     }
+    Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++)
+        if (nets[k] && network_check_batch(nets[k], max_batch, err, errlen) != 0) {   // (nothing allocated yet)
+            for (size_t j = 0; j < sizeof nets / sizeof nets[0]; j++) free(nets[j]);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
     const int C = m->n_classes;
 
     size_t max_width = (size_t)m->input_dim;
@@ -361,6 +379,18 @@ void model_set_kl_schedule(Model *m, KlSchedule kl) {
         m->be->drop_steps(m->be, NULL);   // captured steps skip the statistics
     }
     m->be->upload(m->be, &m->state->kl, &kl, sizeof kl);
+}
+
+bool model_flat_batch_norm(const Model *m, char *where, size_t wherelen) {
+    const Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
+        const int i = nets[k] ? network_flat_batch_norm(nets[k]) : -1;
+        if (i >= 0) {
+            snprintf(where, wherelen, "model.%s[%d] (batch_norm)", nets[k]->name, i);
+            return true;
+        }
+    }
+    return false;
 }
 
 size_t model_parameter_count(const Model *m) {

@@ -37,6 +37,9 @@ static int build_discriminator(Network *net, const Config *cfg, size_t param_bas
 }
 
 int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen) {
+    if (model_refuse_masked_layers("aae", "discriminator", cfg->model.discriminator_layers,
+                                   cfg->model.n_discriminator_layers, err, errlen) != 0)
+        return -1;
     Network *net = xcalloc(1, sizeof *net);
     int rc = build_discriminator(net, cfg, 0, 0, err, errlen);
     free(net);

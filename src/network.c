@@ -35,6 +35,12 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
                 tensor_shape_format(layer->out, out, sizeof out);
                 return set_error(err, errlen, "model.%s[%d] (%s): output %s is empty", name, i, kind->name, out);
             }
+        if (tensor_shape_size(layer->out) > (size_t)NETWORK_MAX_EXAMPLE_VALUES) {
+            char out[48];
+            tensor_shape_format(layer->out, out, sizeof out);
+            return set_error(err, errlen, "model.%s[%d] (%s): output %s holds %zu values an example, more than %d",
+                             name, i, kind->name, out, tensor_shape_size(layer->out), NETWORK_MAX_EXAMPLE_VALUES);
+        }
         if (kind->adds_skip) {   // the tensor it adds must exist and have its input's shape
             const int span = layer->conf.residual.span;
             if (span > i)
@@ -62,6 +68,29 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
         shape = layer->out;
     }
     net->out = shape;
+    return 0;
+}
+
+int network_flat_batch_norm(const Network *net) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (strcmp(net->layers[i].kind->name, "batch_norm") == 0 && net->layers[i].conf.batch_norm.spatial == 1)
+            return i;
+    return -1;
+}
+
+int network_check_batch(const Network *net, int max_batch, char *err, size_t errlen) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        // a convolution's GEMM has a column per image position of the batch: B H W (an int)
+        size_t positions = 0;
+        if (layer->in.rank == 3) positions = (size_t)layer->in.dim[1] * layer->in.dim[2];
+        if (layer->out.rank == 3 && (size_t)layer->out.dim[1] * layer->out.dim[2] > positions)
+            positions = (size_t)layer->out.dim[1] * layer->out.dim[2];
+        if ((double)max_batch * (double)positions > (double)NETWORK_MAX_EXAMPLE_VALUES)
+            return set_error(err, errlen, "model.%s[%d] (%s): a batch of %d examples of %zu positions is more than "
+                             "%d GEMM columns (32-bit sizes): use a smaller batch or image", net->name, i,
+                             layer->kind->name, max_batch, positions, NETWORK_MAX_EXAMPLE_VALUES);
+    }
     return 0;
 }
 

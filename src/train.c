@@ -323,7 +323,6 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 "summed over the ranks every step; rank 0 writes %s\n", ranks, ranks == 1 ? "" : "s", batch, shards,
                 out_dir);
     }
-    model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
     // --overwrite: the run is written to a staging folder until it has finished or saved
     // its state (run_folder.h); otherwise to out_dir itself
     char staging[720];   // (out_dir is at most 699 bytes: main.c)
@@ -334,6 +333,23 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
     snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
+    // a batch_norm over flat features normalises each over the batch: one example has no
+    // statistics (its output would be the bias; PyTorch's BatchNorm1d refuses it)
+    char flat_norm[96];
+    if (!model.data_parallel && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
+        if (batch < 2) {
+            rc = set_error(err, errlen, "%s normalises each feature over the batch: a batch of one example has no "
+                           "statistics (train.batch_size %d, %d training example%s); use 2 or more", flat_norm,
+                           cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s");
+            goto done;
+        }
+        if (train_set.n % batch == 1) {   // the epoch's last batch would be one example: left out
+            steps_per_epoch--;
+            fprintf(stderr, "cuvae: the last example of each epoch's order is left out: alone in a batch it would "
+                    "give %s no statistics\n", flat_norm);
+        }
+    }
+    model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
     ResumePoint at;

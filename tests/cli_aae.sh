@@ -98,6 +98,8 @@ else
 fi
 expect_error "mixture prior needs a 2-D latent" 2 'model.prior: "mixture" is Makhzani et al..s mixture of 10 Gaussians in 2-D: it needs model.latent_dim 2 \(got 8\)' -- \
     "$CUVAE" train "$tmp/aae.json" --set model.latent_dim=8 --out "$tmp/bad"
+expect_error "a masked layer in the discriminator" 2 'model.discriminator\[0\] \(masked_linear\): a masked layer belongs to kind "made" or "pixelcnn" \(kind "aae" has no use for its mask\)' -- \
+    "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"masked_linear": 1}]' --out "$tmp/bad"
 expect_error "an empty discriminator" 2 'model.discriminator: a layer list on z' -- \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[]' --out "$tmp/bad"
 expect_error "a discriminator with 3 outputs" 2 'aae.json: model.discriminator: ends in \(3\); it must end in one logit' -- \

@@ -117,6 +117,10 @@ expect_error "a discriminator with two outputs" 2 'model.discriminator: ends in 
 gan_with 's/"validation": 0.1/"validation": 0/'
 expect_error "no validation split" 2 'data.validation: kind "gan" chooses its Parzen window.s sigma on a validation split' -- \
     "$CUVAE" train "$tmp/bad.json" --out "$tmp/bad"
+expect_error "a masked layer in the discriminator" 2 'model.discriminator\[0\] \(masked_conv2d_b\): a masked layer belongs to kind "made" or "pixelcnn" \(kind "gan" has no use for its mask\)' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.discriminator=[{"masked_conv2d_b": 2, "kernel": 3}, "flatten", {"linear": 1}]' --out "$tmp/bad"
+expect_error "a masked layer in the generator" 2 'model.generator\[0\] \(masked_linear\): a masked layer belongs to kind "made" or "pixelcnn"' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.generator=[{"masked_linear": 784}, "sigmoid"]' --out "$tmp/bad"
 expect_error "a loss section" 2 'loss: kind "gan" has no loss section' -- \
     "$CUVAE" train "$tmp/gan.json" --set loss.w_rec=2 --out "$tmp/bad"
 expect_error "an encoder key" 2 'model: kind "gan" has no "encoder"' -- \

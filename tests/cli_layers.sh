@@ -102,6 +102,32 @@ expect_error "activation unused with two layer lists" 2 'model.activation: unuse
     "$CUVAE" train "$tmp/conv.json" --set model.activation=tanh --out "$tmp/r"
 expect_error "cvae with layer lists" 2 'model.kind: "cvae" needs encoder and decoder as lists of widths' -- \
     "$CUVAE" train "$tmp/conv.json" --set model.kind=cvae --out "$tmp/r"
+expect_error "an output of 2^32 + 784 values an example (not taken modulo 2^32)" 2 'model.decoder\[2\] \(conv_transpose2d\): output \(5, 52, 16519108\) holds 4294968080 values an example, more than 2147483647' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 1032442}, {"reshape": [1, 1, 1032442]}, {"conv_transpose2d": 5, "kernel": 37, "stride": 16, "output_padding": 15}, "flatten"]' --out "$tmp/r"
+expect_error "a convolution output of 2^32 + 1024 values before a flatten" 2 'model.encoder\[3\] \(conv_transpose2d\): output \(1024, 1985, 2113\) holds 4294968320 values an example' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["flatten", {"linear": 4092}, {"reshape": [1, 62, 66]}, {"conv_transpose2d": 1024, "kernel": 33, "stride": 32}, "flatten"]' --out "$tmp/r"
+# a batch whose image positions are more GEMM columns than an int holds: refused before any allocation
+"$CUVAE" train "$tmp/conv.json" --set data.train_limit=1024 --set train.batch_size=1000 --out "$tmp/r" \
+    --set 'model.encoder=[{"reshape": [1, 1, 784]}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, "flatten"]' \
+    2>"$tmp/cols.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/cols.err" | grep -qE '^cuvae: model.encoder\[2\] \(conv_transpose2d\): a batch of 1000 examples of 3207169 positions is more than 2147483647 GEMM columns' \
+    && [ ! -e "$tmp/r" ] && ok "a batch of more GEMM columns than 32 bits hold: refused, naming the layer, before the run folder" \
+    || bad "GEMM columns over 32 bits: exit $rc, $(tail -1 "$tmp/cols.err")"
+# batch_norm over flat features: a training batch of one example has no statistics
+flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
+"$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set train.batch_size=1 --set train.epochs=1 --out "$tmp/r" 2>"$tmp/bn1.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/bn1.err" | grep -qE '^cuvae: model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 1, 768 training examples\); use 2 or more$' \
+    && [ ! -e "$tmp/r" ] && ok "flat batch_norm with train.batch_size 1: refused (PyTorch's BatchNorm1d refuses it too)" \
+    || bad "flat batch_norm, batch 1: exit $rc, $(tail -1 "$tmp/bn1.err")"
+"$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=65 --set train.batch_size=32 --set train.epochs=1 --out "$tmp/bn_tail" 2>"$tmp/bn_tail.err" \
+    && grep -q "^cuvae: the last example of each epoch's order is left out: alone in a batch it would give model.encoder\[2\] (batch_norm) no statistics$" "$tmp/bn_tail.err" \
+    && [ "$(grep -c '"epoch"' "$tmp/bn_tail/log.jsonl")" -eq 1 ] \
+    && ok "flat batch_norm, 65 examples in batches of 32: the lone last example is left out, said once" \
+    || bad "flat batch_norm, a last batch of one: $(tail -1 "$tmp/bn_tail.err")"
+"$CUVAE" train "$tmp/conv.json" --set train.batch_size=1 --set data.train_limit=8 --set train.epochs=1 --out "$tmp/bn_img" 2>"$tmp/bn_img.err" \
+    && ! grep -q "left out\|no statistics" "$tmp/bn_img.err" \
+    && ok "batch_norm over images with train.batch_size 1: trained (statistics over the positions)" \
+    || bad "image batch_norm, batch 1: $(tail -1 "$tmp/bn_img.err")"
 expect_error "batch_norm with a value" 2 'model.encoder\[0\].batch_norm: takes no value' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"batch_norm": 3}, "flatten"]' --out "$tmp/r"
 # a checkpoint whose tensors do not match the graph names the tensor and both shapes

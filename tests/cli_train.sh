@@ -67,6 +67,18 @@ fi
 [ "$rc" -eq 2 ] && grep -q "plot: --latent-range sets the axes of a 2-D latent scatter; this model's latent dim is 8" "$tmp/range.err" \
     && ok "plot --latent-range on a latent-dim-8 run: refused, says why" || bad "--latent-range dim 8: exit $rc, $(tail -1 "$tmp/range.err")"
 [ ! -e "$tmp/a/figures" ] || [ -z "$(ls "$tmp/a/figures")" ] && ok "... and no figure drawn" || bad "figures drawn despite the refusal"
+# latent dim 1: no latent scatter (the histograms show its one axis); the t-SNE options say so
+if command -v gnuplot >/dev/null; then
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=300 --set data.test_limit=200 \
+        --set model.latent_dim=1 --set train.epochs=1 --set train.epoch_images=false --out "$tmp/l1" 2>/dev/null
+    "$CUVAE" plot "$tmp/l1" --tsne-points 50 2>"$tmp/l1.err"; rc=$?
+    [ "$rc" -eq 2 ] && grep -qx "cuvae: plot: --tsne-points shapes the t-SNE of the latent scatter; this model's latent dim is 1, which has no latent scatter (latent_histograms.png shows it)" "$tmp/l1.err" \
+        && ok "plot --tsne-points on a latent-dim-1 run: refused, says there is no scatter" || bad "--tsne-points dim 1: exit $rc, $(tail -1 "$tmp/l1.err")"
+    "$CUVAE" plot "$tmp/l1" 2>"$tmp/l1.err" && [ -s "$tmp/l1/figures/latent_histograms.png" ] && [ ! -e "$tmp/l1/figures/latent_scatter.png" ] \
+        && ok "plot on a latent-dim-1 run: histograms, no scatter" || bad "plot dim 1: $(tail -1 "$tmp/l1.err")"
+else
+    skip "latent dim 1 plots" "gnuplot missing"
+fi
 # the per-epoch grids: one sample and one reconstruction PNG per epoch
 n_png=0
 for e in 001 002 003; do

@@ -149,6 +149,13 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 // The trainable parameters (an aae's arena also holds its encoder's second Adam moments, a
 // gan's some alignment padding: n_params counts those floats too).
 size_t model_parameter_count(const Model *m);
+// Writes "model.<list>[i] (batch_norm)" and returns true when a layer of the model normalises
+// each feature over the batch alone (network_flat_batch_norm): training batches need 2+ examples.
+bool model_flat_batch_norm(const Model *m, char *where, size_t wherelen);
+// -1 with err naming the first masked layer (masked_linear / masked_conv2d_*) of model.<key>
+// (specs, n): they belong to kinds made and pixelcnn, which write their masks.
+int model_refuse_masked_layers(const char *kind, const char *key, const LayerSpec *specs, int n, char *err,
+                               size_t errlen);
 void model_destroy(Model *m);
 
 // PyTorch-default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), seeded.

@@ -22,6 +22,9 @@ typedef struct {
 } TensorShape;
 
 size_t tensor_shape_size(TensorShape s);
+// The most values one example's tensor may hold (a layer's output: its sizes are ints), and
+// the most GEMM columns a convolution's batch may have (network_check_batch).
+#define NETWORK_MAX_EXAMPLE_VALUES 2147483647
 // "(64, 7, 7)" / "(256)"
 void tensor_shape_format(TensorShape s, char *out, size_t outlen);
 
@@ -145,6 +148,12 @@ typedef struct {
 int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
                   TensorShape in, size_t param_base, size_t buffer_base, char *err, size_t errlen);
 // Device memory for up to max_batch rows; network_free releases it.
+// -1 with err naming the layer when max_batch examples' image positions (a convolution's
+// GEMM columns) would be more than NETWORK_MAX_EXAMPLE_VALUES.
+int network_check_batch(const Network *net, int max_batch, char *err, size_t errlen);
+// The first layer (its index, else -1) that normalises each feature over the batch alone
+// (a batch_norm on a flat input): a training batch of one example gives it no statistics.
+int network_flat_batch_norm(const Network *net);
 void network_alloc(Network *net, Backend *be, int max_batch);
 void network_free(Network *net, Backend *be);
 // PyTorch-default init of every layer into host copies of the regions.
