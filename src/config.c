@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <float.h>
 #include <limits.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -408,10 +409,11 @@ static int get_layers_or_widths(const Ctx *c, const cJSON *obj, const char *path
     *n_widths = 0;
     *n_specs = 0;
     if (find(c, obj, path, key, 1, &item)) return -1;
-    // a layer list starts with a layer object or a layer's name; anything else reads as widths
+    // a layer list starts with a layer object or a layer's name (a word: an unknown one is
+    // refused as a layer, not as a width); anything else ("64" too) reads as widths
     bool layers = cJSON_IsArray(item) && item->child &&
                   (cJSON_IsObject(item->child) ||
-                   (cJSON_IsString(item->child) && layer_kind_find(item->child->valuestring)));
+                   (cJSON_IsString(item->child) && isalpha((unsigned char)item->child->valuestring[0])));
     if (!layers) return get_widths(c, obj, path, key, allow_empty, widths, n_widths);
     char full[256];
     join_path(full, sizeof full, path, key);

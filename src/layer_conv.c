@@ -241,6 +241,12 @@ static int masked_conv2d_check(LayerSpec *spec, char *key, size_t keylen, char *
         snprintf(msg, msglen, "must be odd (the mask is centred on a pixel), got %d", k);
         return -1;
     }
+    if (k == 1 && strcmp(spec->kind, "masked_conv2d_a") == 0) {   // type A hides the centre: nothing is left
+        snprintf(key, keylen, "kernel");
+        snprintf(msg, msglen, "1 leaves a type-A mask nothing (it hides the centre pixel): the layer would see no "
+                 "input; use 3 or more");
+        return -1;
+    }
     return 0;
 }
 

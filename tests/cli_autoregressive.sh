@@ -211,6 +211,8 @@ expect_error "pixelcnn: must end in logits" 2 'model.network: must end in 1 chan
 expect_error "pixelcnn: the right shape after an activation: told the loss takes logits" 2 \
     'model.network: ends in sigmoid, an activation: the loss takes the raw logits' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 1, "kernel": 3}, "sigmoid"]' --out "$tmp/x"
+expect_error "pixelcnn: a 1x1 type-A kernel (an all-zero mask) refused" 2 'model.network\[0\].kernel: 1 leaves a type-A mask nothing \(it hides the centre pixel\)' -- \
+    "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 1}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: even kernel refused" 2 'model.network\[0\].kernel: must be odd' -- \
     "$CUVAE" train "$tmp/pbase.json" --set 'model.network=[{"masked_conv2d_a": 4, "kernel": 4}, {"conv2d": 1, "kernel": 1}]' --out "$tmp/x"
 expect_error "pixelcnn: padding that shrinks refused" 2 'model.network\[0\] \(masked_conv2d_a\): kernel 5 with padding 0 changes the image size' -- \

@@ -128,6 +128,10 @@ flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
     && ! grep -q "left out\|no statistics" "$tmp/bn_img.err" \
     && ok "batch_norm over images with train.batch_size 1: trained (statistics over the positions)" \
     || bad "image batch_norm, batch 1: $(tail -1 "$tmp/bn_img.err")"
+expect_error "an unknown layer name first (not read as a width)" 2 'model.encoder\[0\]: unknown layer "gelu"; layers: linear' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["gelu", "flatten"]' --out "$tmp/r"
+expect_error "a width given as a string" 2 'model.encoder\[0\]: must be an integer, got a string' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["64"]' --out "$tmp/r"
 expect_error "batch_norm with a value" 2 'model.encoder\[0\].batch_norm: takes no value' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"batch_norm": 3}, "flatten"]' --out "$tmp/r"
 # a checkpoint whose tensors do not match the graph names the tensor and both shapes
