@@ -127,7 +127,8 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
 // Your own images against the config: their (C, H, W) is model.input_shape (needed
 // unless they are square grey images, which input_dim alone describes); binarization
 // is for grey images; a cvae needs labels within its classes.
-static int check_files_against_config(const Config *cfg, const Dataset *d, char *err, size_t errlen) {
+static int check_files_against_config(const Config *cfg, const Dataset *d, const Dataset *test, char *err,
+                                      size_t errlen) {
     const int *shape = cfg->model.input_shape;
     if (shape[0] && (shape[0] != d->channels || shape[1] != d->rows || shape[2] != d->cols))
         return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
@@ -145,9 +146,24 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, char 
     if (cfg->model.n_classes > 0 && d->n_classes == 0)
         return set_error(err, errlen, "%s: a cvae is conditioned on labels and these images have none (class "
                          "sub-folders, a labels array or a \"labels\" tensor)", cfg->data.train);
-    if (cfg->model.n_classes > 0 && d->n_classes > cfg->model.n_classes)
+    if (cfg->model.n_classes > 0 && d->n_classes > cfg->model.n_classes) {
+        // the first example past the classes, in the training set, else the test set (whose
+        // largest label d->n_classes counts too), and the file it came from
+        const Dataset *sets[2] = {d, test};
+        const char *images[2] = {cfg->data.train, cfg->data.test}, *labels[2] = {cfg->data.train_labels,
+                                                                                 cfg->data.test_labels};
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; sets[k]->labels && i < sets[k]->n; i++)
+                if (sets[k]->labels[i] >= cfg->model.n_classes) {
+                    char which[48] = "holds ";   // (a carved split's order is not the file's)
+                    if (!test->carved_from) snprintf(which, sizeof which, "example %d has ", i);
+                    return set_error(err, errlen, "%s: %slabel %d, but the cvae has %d classes (labels 0..%d)",
+                                     labels[k][0] ? labels[k] : images[k], which, sets[k]->labels[i],
+                                     cfg->model.n_classes, cfg->model.n_classes - 1);
+                }
         return set_error(err, errlen, "%s: labels go up to %d but the cvae has %d classes", cfg->data.train,
                          d->n_classes - 1, cfg->model.n_classes);
+    }
     return 0;
 }
 
@@ -156,7 +172,7 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
     memset(test, 0, sizeof *test);
     if (strcmp(cfg->data.dataset, "files") == 0) {
         if (dataset_files_load(cfg, train, test, err, errlen) != 0) return -1;
-        if (check_files_against_config(cfg, train, err, errlen) != 0) {
+        if (check_files_against_config(cfg, train, test, err, errlen) != 0) {
             dataset_free(train);
             dataset_free(test);
             return -1;

@@ -240,6 +240,19 @@ static int read_payload(ByteSource *src, IdxArray *out, char *err, size_t errlen
         free(data);
         return -1;
     }
+    if (got != 0 && src->gzip) {   // inflate on to the stream's end first: damage there is the cause
+        uint8_t scratch[4096];
+        do {
+            if (source_read(src, scratch, sizeof scratch, &got, err, errlen) != 0) {
+                free(data);
+                return -1;
+            }
+        } while (got == sizeof scratch);
+        free(data);
+        return set_error(err, errlen,
+                         "%s: trailing data at decompressed byte %zu: header says %zu bytes of data, but the "
+                         "gzip stream holds more", path, header_size + count, count);
+    }
     if (got != 0) {
         free(data);
         return set_error(err, errlen,

@@ -391,6 +391,18 @@ expect_error "gzip trailer cut: exit 2, names the file and offset" 2 "t10k-label
 { cat "$tmp/labels.gz"; printf 'junk'; } > "$f"
 expect_error "bytes after the gzip stream: exit 2" 2 "t10k-labels-idx1-ubyte.gz: trailing data at byte $size" -- \
     "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/data" --set device=cpu --out "$tmp/d1"
+# one flipped byte in the middle of the deflate data (it inflates on past the header's size):
+# reported as the damaged stream it is, not as trailing data
+cp "$tmp/labels.gz" "$f"
+/usr/bin/python3 - "$tmp/data/t10k-images-idx3-ubyte.gz" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, 'rb').read())
+data[len(data) // 2] ^= 0xFF
+open(path, 'wb').write(data)
+PY
+expect_error "a flipped byte inside a gzip stream: a corrupt stream, at its compressed byte" 2 "t10k-images-idx3-ubyte.gz: corrupt gzip stream at byte [0-9]+ of the compressed file" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/data" --set device=cpu --out "$tmp/d1"
 [ ! -e "$tmp/d1" ] && ok "a run refused for bad data creates no folder" || bad "a refused run created $tmp/d1"
 
 # ---- damaged checkpoints and resume files

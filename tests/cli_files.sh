@@ -198,6 +198,17 @@ expect_error "input_shape against the data" 2 "images are 3 x 16 x 16 \(C x H x 
     train --set data.train="$D/rgb_folder" --set model.input_shape=[1,16,48] --out "$tmp/x"
 expect_error "binarizing RGB" 2 "data.binarize: binarization is for grey images; .*rgb_folder has 3 channels" -- \
     train --set data.train="$D/rgb_folder" --set data.binarize=dynamic --out "$tmp/x"
+python3 - "$D" <<'PY'
+import struct, sys   # the int64 labels with one 12 among them
+raw = bytearray(open(sys.argv[1] + "/grey_npy_labels.npy", "rb").read())
+start = 10 + struct.unpack("<H", raw[8:10])[0]
+raw[start + 8 * 5:start + 8 * 6] = struct.pack("<q", 12)
+open(sys.argv[1] + "/labels_12.npy", "wb").write(raw)
+PY
+expect_error "a cvae whose labels file holds a label past its 10 classes: names that file" 2 \
+    "labels_12.npy: holds label 12, but the cvae has 10 classes \(labels 0..9\)" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_12.npy" --set model.input_shape=[1,12,20] \
+    --set model.kind=cvae --set model.condition=label --out "$tmp/x"
 expect_error "a cvae on unlabelled images" 2 "rgb_flat: a cvae is conditioned on labels and these images have none" -- \
     train --set data.train="$D/rgb_flat" --set model.kind=cvae --set model.condition=label --out "$tmp/x"
 expect_error "data.dir with dataset files" 2 "data.dir: dataset \"files\" reads data.train" -- \

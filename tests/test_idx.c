@@ -384,7 +384,7 @@ static void test_trailing_bytes(void) {
     EXPECT_IDX_ERROR(path, "trailing", "at byte 40");
     fixture_path(path, sizeof path, "trailing.idx.gz");
     write_idx(path, 1, 0x08, 3, dims_2x3x4, payload, 25);
-    EXPECT_IDX_ERROR(path, "trailing", "at byte 40");
+    EXPECT_IDX_ERROR(path, "trailing", "at decompressed byte 40");
 }
 
 static void test_every_prefix_fails(void) {
