@@ -88,7 +88,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
             if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 0 || v > 10000000)
-                return set_error(err, errlen, "eval: %s: expected a count >= 0, got \"%s\"", arg, argv[i]);
+                return set_error(err, errlen, "eval: %s: expected a count from 0 to 10000000, got \"%s\"", arg,
+                                 argv[i]);
             if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
             else a->iw_examples = (int)v;
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "eval") == 0) {
@@ -130,8 +131,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
                 if (end == second) hi = NAN;
             }
             if (*end || !isfinite(lo) || !isfinite(hi) || !(lo < hi) || fabs(lo) > 1e30 || fabs(hi) > 1e30)
-                return set_error(err, errlen, "plot: --latent-range: expected LO:HI with finite LO < HI, got \"%s\"",
-                                 text);
+                return set_error(err, errlen, "plot: --latent-range: expected LO:HI with LO < HI, both within "
+                                 "+-1e30, got \"%s\"", text);
             a->latent_range[0] = lo;
             a->latent_range[1] = hi;
         } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {
@@ -146,7 +147,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             a->title = argv[++i];
             if (!a->title[0] || strchr(a->title, '\n') || strlen(a->title) > 200)
                 return set_error(err, errlen, "sample: --title: expected one non-empty line of at most 200 "
-                                 "characters");
+                                 "bytes (UTF-8: fewer characters when some take several bytes)");
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value || is_option(argv[i + 1]))
                 return set_error(err, errlen, "sample: -o needs a file name%s", option_hint(argc, argv, i));

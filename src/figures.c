@@ -15,6 +15,7 @@
 #include "cuvae/tsne.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,6 +459,16 @@ static int log_line_numbers(Figures *f, const char *path, int line_number, const
     return rc;
 }
 
+// Whether a log.jsonl holds anything but white space (an empty one has no epoch to draw).
+static bool log_has_lines(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return false;
+    int c;
+    while ((c = fgetc(fp)) != EOF && isspace(c)) {}
+    fclose(fp);
+    return c != EOF;
+}
+
 static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
@@ -503,6 +514,7 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         n++;
     }
     free(text);
+    if (rc == 0 && n == 0) fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped\n", path);
     if (rc == 0 && n > 0) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
@@ -643,6 +655,7 @@ static int figure_gan_curves(Figures *f, const char *run_dir) {
         n++;
     }
     free(text);
+    if (rc == 0 && n == 0) fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped\n", path);
     if (rc == 0 && n > 0) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
@@ -760,7 +773,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
-        const bool curves = access(log_path, F_OK) == 0;
+        const bool curves = access(log_path, F_OK) == 0 && log_has_lines(log_path);
         int count = m.gan ? 2 + (curves ? 1 : 0)
                   : m.autoregressive ? 1 + (curves ? 1 : 0)
                   : m.vq ? 3 + (curves ? 2 : 0)

@@ -76,6 +76,13 @@ if command -v gnuplot >/dev/null; then
         && ok "plot --tsne-points on a latent-dim-1 run: refused, says there is no scatter" || bad "--tsne-points dim 1: exit $rc, $(tail -1 "$tmp/l1.err")"
     "$CUVAE" plot "$tmp/l1" 2>"$tmp/l1.err" && [ -s "$tmp/l1/figures/latent_histograms.png" ] && [ ! -e "$tmp/l1/figures/latent_scatter.png" ] \
         && ok "plot on a latent-dim-1 run: histograms, no scatter" || bad "plot dim 1: $(tail -1 "$tmp/l1.err")"
+    # an empty log.jsonl: no curves, said, and the count announced is the count drawn
+    : > "$tmp/l1/log.jsonl"; rm -rf "$tmp/l1/figures"
+    "$CUVAE" plot "$tmp/l1" 2>"$tmp/l1.err"
+    said=$(grep -o "drawing [0-9]* figures" "$tmp/l1.err" | grep -o "[0-9]*"); drawn=$(grep -c "^cuvae: wrote" "$tmp/l1.err")
+    grep -q "log.jsonl holds no epoch yet: loss curves skipped" "$tmp/l1.err" && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
+        && [ ! -e "$tmp/l1/figures/loss_curves.png" ] && ok "plot with an empty log.jsonl: curves skipped and said; $drawn figures announced and drawn" \
+        || bad "plot, empty log: announced $said, drew $drawn: $(tail -1 "$tmp/l1.err")"
 else
     skip "latent dim 1 plots" "gnuplot missing"
 fi
