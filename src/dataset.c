@@ -34,6 +34,9 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
     if (file_exists(path)) return 0;
     snprintf(path, path_size, "%s%s%s", dir, slash, name);
     if (file_exists(path)) return 0;
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return set_error(err, errlen, "data.dir %s: not a folder (it holds the dataset's IDX files)", dir);
     return set_error(err, errlen, "%s%s%s(.gz): not found (run `make data`)", dir, slash, name);
 }
 

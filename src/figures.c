@@ -455,6 +455,11 @@ static int log_line_numbers(Figures *f, const char *path, int line_number, const
         else
             values[k] = item->valuedouble;
     }
+    // one line an epoch, 1, 2, ... in order (a resumed run's log is cut back to its resume point)
+    if (rc == 0 && strcmp(keys[0], "epoch") == 0 && values[0] != (double)line_number)
+        rc = set_error(f->err, f->errlen, "%s: line %d: epoch %.10g where epoch %d belongs (the log holds one "
+                       "line an epoch, in order: lines of another run, or edited?)", path, line_number, values[0],
+                       line_number);
     cJSON_Delete(j);
     return rc;
 }

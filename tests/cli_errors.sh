@@ -296,6 +296,13 @@ PY
             && [ -z "$(ls "$tmp/rerun/figures" 2>/dev/null)" ] \
             && ok "plot with a truncated log.jsonl: says the line is not JSON, exit 2, before drawing anything" \
             || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"
+        printf '%s\n' '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' \
+            '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' > "$tmp/rerun/log.jsonl"
+        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
+        [ "$rc" -eq 2 ] && tail -1 "$tmp/plot.err" | grep -q "log.jsonl: line 2: epoch 1 where epoch 2 belongs" \
+            && [ -z "$(ls "$tmp/rerun/figures" 2>/dev/null)" ] \
+            && ok "plot with a log whose epochs are out of order (two logs joined): refused, naming the line" \
+            || bad "plot with epochs out of order: exit $rc, $(tail -1 "$tmp/plot.err")"
         rm -f "$tmp/rerun/log.jsonl"
         cp -r "$tmp/rerun" "$tmp/mixed"
         sed -i 's/"latent_dim": [0-9]*/"latent_dim": 7/' "$tmp/mixed/config.json"   # another run's config
@@ -311,4 +318,6 @@ else
     bad "setup: the re-run checkpoint is missing"
 fi
 
+expect_error "data.dir a file: says it is not a folder" 2 'data.dir README.md: not a folder' -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir=README.md --out "$tmp/notdir"
 cli_finish cli_errors
