@@ -75,13 +75,13 @@ static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     g->kernel = (int)layer_spec_option(spec, "kernel", 1);
     g->stride = (int)layer_spec_option(spec, "stride", 1);
     g->padding = (int)layer_spec_option(spec, "padding", 0);
-    if (g->kernel > g->H + 2 * g->padding || g->kernel > g->W + 2 * g->padding) {
+    if (g->kernel > (long long)g->H + 2 * g->padding || g->kernel > (long long)g->W + 2 * g->padding) {
         snprintf(msg, msglen, "kernel %d is larger than its input (%d, %d, %d) with padding %d", g->kernel,
                  g->C, g->H, g->W, g->padding);
         return -1;
     }
-    g->OH = (g->H + 2 * g->padding - g->kernel) / g->stride + 1;
-    g->OW = (g->W + 2 * g->padding - g->kernel) / g->stride + 1;
+    g->OH = (int)(((long long)g->H + 2 * g->padding - g->kernel) / g->stride + 1);   // (64 bits: H may be
+    g->OW = (int)(((long long)g->W + 2 * g->padding - g->kernel) / g->stride + 1);   // near INT_MAX)
     layer->out.rank = 3;
     layer->out.dim[0] = c->out_channels;
     layer->out.dim[1] = g->OH;
@@ -107,8 +107,16 @@ static int conv_transpose2d_build(NetLayer *layer, const LayerSpec *spec, char *
     g->padding = (int)layer_spec_option(spec, "padding", 0);
     g->OH = layer->in.dim[1];   // the convolution this transposes runs over the output
     g->OW = layer->in.dim[2];
-    g->H = (g->OH - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
-    g->W = (g->OW - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
+    // in 64 bits: an input up to 2^31 - 1 positions wide times a stride up to 64 overflows an int
+    const long long H = (long long)(g->OH - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
+    const long long W = (long long)(g->OW - 1) * g->stride - 2 * g->padding + g->kernel + c->output_padding;
+    if (H > NETWORK_MAX_EXAMPLE_VALUES || W > NETWORK_MAX_EXAMPLE_VALUES) {
+        snprintf(msg, msglen, "output (%d, %lld, %lld) from input (%d, %d, %d) is more than %d values an example",
+                 g->C, H, W, c->in_channels, g->OH, g->OW, NETWORK_MAX_EXAMPLE_VALUES);
+        return -1;
+    }
+    g->H = (int)H;
+    g->W = (int)W;
     if (g->H < 1 || g->W < 1) {
         snprintf(msg, msglen, "output (%d, %d, %d) from input (%d, %d, %d) is empty: padding %d is too large",
                  g->C, g->H, g->W, c->in_channels, g->OH, g->OW, g->padding);

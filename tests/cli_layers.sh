@@ -106,6 +106,8 @@ expect_error "an output of 2^32 + 784 values an example (not taken modulo 2^32)"
     "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 1032442}, {"reshape": [1, 1, 1032442]}, {"conv_transpose2d": 5, "kernel": 37, "stride": 16, "output_padding": 15}, "flatten"]' --out "$tmp/r"
 expect_error "a convolution output of 2^32 + 1024 values before a flatten" 2 'model.encoder\[3\] \(conv_transpose2d\): output \(1024, 1985, 2113\) holds 4294968320 values an example' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["flatten", {"linear": 4092}, {"reshape": [1, 62, 66]}, {"conv_transpose2d": 1024, "kernel": 33, "stride": 32}, "flatten"]' --out "$tmp/r"
+expect_error "a transposed convolution 13 billion positions wide (no int overflow)" 2 'model.encoder\[4\] \(conv_transpose2d\): output \(1, 1, 13136560129\) from input \(1, 1, 205258753\) is more than 2147483647 values an example' -- \
+    "$CUVAE" train "$tmp/conv.json" --out "$tmp/r" --set 'model.encoder=[{"reshape": [1, 1, 784]}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, "flatten"]'
 # a batch whose image positions are more GEMM columns than an int holds: refused before any allocation
 "$CUVAE" train "$tmp/conv.json" --set data.train_limit=1024 --set train.batch_size=1000 --out "$tmp/r" \
     --set 'model.encoder=[{"reshape": [1, 1, 784]}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, "flatten"]' \
