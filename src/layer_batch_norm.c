@@ -23,6 +23,7 @@ static int batch_norm_build(NetLayer *layer, const LayerSpec *spec, char *msg, s
     BatchNormConf *c = &layer->conf.batch_norm;
     c->channels = layer->in.dim[0];
     c->spatial = layer->in.rank == 3 ? layer->in.dim[1] * layer->in.dim[2] : 1;
+    layer->batch_statistics_span = c->spatial;
     c->momentum = (float)layer_spec_option(spec, "momentum", 0.1);
     c->eps = (float)layer_spec_option(spec, "eps", 1e-5);
     layer->out = layer->in;

@@ -73,7 +73,7 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
 
 int network_flat_batch_norm(const Network *net) {
     for (int i = 0; i < net->n_layers; i++)
-        if (strcmp(net->layers[i].kind->name, "batch_norm") == 0 && net->layers[i].conf.batch_norm.spatial == 1)
+        if (net->layers[i].batch_statistics_span == 1)
             return i;
     return -1;
 }

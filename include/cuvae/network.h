@@ -75,6 +75,8 @@ typedef struct {
     size_t col_floats, swap_floats;    // workspace per example (shared across layers)
     size_t state_floats;               // device floats kept from forward to backward (not per example)
     uint64_t gemm_flops;               // per example, the forward GEMM (2 M N K); 0 for non-GEMM layers
+    int batch_statistics_span;         // batch norm: values a feature's statistics take from each
+                                       // example in training (H W, or 1 on a flat input); 0 for others
     float *state;                      // (state_floats) on the device, NULL if none
     int skip_from;                     // residual: the layer whose output it adds (-1: the network's
                                        // input); the network sets skip_source before each forward
@@ -152,7 +154,7 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
 // GEMM columns) would be more than NETWORK_MAX_EXAMPLE_VALUES.
 int network_check_batch(const Network *net, int max_batch, char *err, size_t errlen);
 // The first layer (its index, else -1) that normalises each feature over the batch alone
-// (a batch_norm on a flat input): a training batch of one example gives it no statistics.
+// (batch_statistics_span 1: batch norm on a flat input): a batch of one gives it no statistics.
 int network_flat_batch_norm(const Network *net);
 void network_alloc(Network *net, Backend *be, int max_batch);
 void network_free(Network *net, Backend *be);
