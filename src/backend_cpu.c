@@ -64,6 +64,12 @@ typedef struct {
     float *scratch;          // host scratch of ops that need one (EMA codebook update, per-plane sums,
                              // im2col / col2im phase planes), kept
     size_t scratch_floats;   // between calls so a training step allocates only on its first run
+    // The epsilon the last reparam_forward drew (B, L), kept so kl_reparam_backward reads it
+    // where it would draw the same numbers again (eps_kept_matches); allocated on the first draw.
+    float *eps_kept;
+    size_t eps_kept_floats;
+    EpsSource eps_kept_source;   // its seed and base; offset NULL, base + *offset folded in
+    int eps_kept_B, eps_kept_L;  // 0: nothing kept
 } CpuState;
 
 // At least n floats of scratch, contents undefined; counted in the backend's memory use.
@@ -150,6 +156,7 @@ static size_t cpu_peak_memory(Backend *be) { return ((CpuState *)be->impl)->peak
 static void cpu_destroy(Backend *be) {
     for (int e = 0; e < TAP_MASK_CACHE; e++) free(((CpuState *)be->impl)->tap_masks[e].keep);
     free(((CpuState *)be->impl)->scratch);
+    free(((CpuState *)be->impl)->eps_kept);
     free(be->impl);
     free(be);
 }
@@ -412,17 +419,52 @@ static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out
 // The latent ops cost ~10 ns an element (Philox, log, cos, exp): worth the threads from here
 enum { LATENT_PARALLEL_MIN = 2048, EPS_CHUNK = 256 };
 
+// A drawing source with its offset read now: the numbers it names, whatever the offset does later.
+static EpsSource eps_source_fixed(EpsSource eps) {
+    if (eps.draw && eps.offset) eps.base += *eps.offset;
+    eps.offset = NULL;
+    return eps;
+}
+
+// The kept epsilon when it holds the numbers `eps` (B, L) draws, else NULL.
+static const float *eps_kept_matches(Backend *be, EpsSource eps, int B, int L) {
+    const CpuState *st = be->impl;
+    if (!eps.draw || st->eps_kept_B != B || st->eps_kept_L != L) return NULL;
+    const EpsSource fixed = eps_source_fixed(eps);
+    return fixed.seed == st->eps_kept_source.seed && fixed.base == st->eps_kept_source.base ? st->eps_kept : NULL;
+}
+
+// Where reparam_forward keeps the epsilon it draws (B, L): the buffer, ready to be filled (the key
+// set now), or NULL where the source is not a draw.
+static float *eps_keep_begin(Backend *be, EpsSource eps, int B, int L) {
+    CpuState *st = be->impl;
+    if (!eps.draw) return NULL;
+    const size_t n = (size_t)B * L;
+    if (st->eps_kept_floats < n) {
+        free(st->eps_kept);
+        st->eps_kept = xmalloc(n * sizeof(float));
+        st->current_bytes += (n - st->eps_kept_floats) * sizeof(float);
+        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
+        st->eps_kept_floats = n;
+    }
+    st->eps_kept_source = eps_source_fixed(eps);
+    st->eps_kept_B = B;
+    st->eps_kept_L = L;
+    return st->eps_kept;
+}
+
 static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                 int L) {
-    (void)be;
+    float *kept = eps_keep_begin(be, eps, B, L);   // (B, L) or NULL
     #pragma omp parallel for schedule(static) if ((size_t)B * L >= LATENT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
         float *zb = z + (size_t)b * L;
-        float e[EPS_CHUNK];
+        float chunk[EPS_CHUNK];
         for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
             const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
+            float *e = kept ? kept + (size_t)b * L + j0 : chunk;
             eps_row_chunk(eps, L, b, j0, n, e);
             for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
         }
@@ -432,7 +474,7 @@ static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource
 static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
                                     EpsSource eps, const float *dz, int B, int L,
                                     const float *kl_coef) {
-    (void)be;
+    const float *kept = dh ? eps_kept_matches(be, eps, B, L) : NULL;   // the forward's draws (B, L)
     #pragma omp parallel for schedule(static) if ((size_t)B * L >= LATENT_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const float *mu = h + (size_t)b * 2 * L;
@@ -442,13 +484,14 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
         double kl = 0.0;
         for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {   // chunks: each var computed once for both uses
             const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
-            float var[EPS_CHUNK], e[EPS_CHUNK];
+            float var[EPS_CHUNK], chunk[EPS_CHUNK];
             for (int j = j0; j < j0 + n; j++) {
                 var[j - j0] = expf(logvar[j]);
                 kl += (double)(mu[j] * mu[j] + var[j - j0] - 1.0f - logvar[j]);
             }
             if (!dh) continue;
-            eps_row_chunk(eps, L, b, j0, n, e);
+            const float *e = kept ? kept + (size_t)b * L + j0 : chunk;
+            if (!kept) eps_row_chunk(eps, L, b, j0, n, chunk);
             for (int j = j0; j < j0 + n; j++) {
                 float sigma = expf(0.5f * logvar[j]);
                 float g = dz ? dz[(size_t)b * L + j] : 0.0f;

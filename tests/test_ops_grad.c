@@ -472,6 +472,32 @@ static void test_fused_epsilon_equals_stored(void) {
     device_offset += (uint64_t)B * L;
     cpu->reparam_forward(cpu, z2, h, fused, B, L);
     CHECK(memcmp(z1, z2, sizeof z1) != 0, "a new device offset draws new numbers");
+    // The CPU backend keeps the forward's draws for the backward: only where they are the
+    // numbers the backward's source names (the same seed, base + offset, B and L).
+    cpu->reparam_forward(cpu, z2, h, fused, B, L);   // kept: seed 77, base 10 + 1262
+    float moved[28], reseeded[28], dh3[56], kl3[4];
+    device_offset += (uint64_t)B * L;                // the offset moves after the forward
+    cpu->fill_normal(cpu, moved, (size_t)B * L, 77, 10, &device_offset);
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(moved), dz, B, L, coef);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, fused, dz, B, L, coef);
+    CHECK(memcmp(dh1, dh2, sizeof dh1) == 0, "dh: a moved offset draws its own numbers, not the kept ones");
+    EpsSource other_seed = fused;
+    other_seed.seed = 78;
+    device_offset -= (uint64_t)B * L;                // back to the kept draws' offset, another seed
+    cpu->fill_normal(cpu, reseeded, (size_t)B * L, 78, 10, &device_offset);
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(reseeded), dz, B, L, coef);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, other_seed, dz, B, L, coef);
+    CHECK(memcmp(dh1, dh2, sizeof dh1) == 0, "dh: another seed draws its own numbers");
+    cpu->fill_normal(cpu, moved, (size_t)B * L, 77, 10, &device_offset);   // the kept numbers
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(moved), dz, B, L, coef);
+    cpu->kl_reparam_backward(cpu, dh2, kl2, h, fused, dz, B, L, coef);
+    CHECK(memcmp(dh1, dh2, sizeof dh1) == 0, "dh: the kept draws are the ones the source names");
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(moved), dz, B - 1, L, coef);
+    cpu->kl_reparam_backward(cpu, dh3, kl3, h, fused, dz, B - 1, L, coef);   // another B: drawn
+    CHECK(memcmp(dh1, dh3, sizeof(float) * (B - 1) * 2 * L) == 0, "dh: another batch size draws its own");
+    cpu->kl_reparam_backward(cpu, dh1, kl1, h, eps_from(moved), dz, B, L - 1, coef);
+    cpu->kl_reparam_backward(cpu, dh3, kl3, h, fused, dz, B, L - 1, coef);   // another L: drawn
+    CHECK(memcmp(dh1, dh3, sizeof(float) * B * 2 * (L - 1)) == 0, "dh: another latent size draws its own");
     // no source: z = mu
     cpu->reparam_forward(cpu, z2, h, eps_from(NULL), B, L);
     for (int b = 0; b < B; b++)
