@@ -1445,6 +1445,29 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
     return merged;
 }
 
+// The length of an override's key path (the text before its '=', all of it without one).
+static size_t override_key_length(const char *text) {
+    const char *eq = strchr(text, '=');
+    return eq ? (size_t)(eq - text) : strlen(text);
+}
+
+// A message about a key's value ("SOURCE: a.b[2]: why") whose value came from --set names the
+// --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file.
+static void name_override_in_error(const char *const *overrides, int n_overrides, const char *source, char *err,
+                                   size_t errlen) {
+    const size_t source_length = strlen(source);
+    if (strncmp(err, source, source_length) != 0 || strncmp(err + source_length, ": ", 2) != 0) return;
+    const char *key = err + source_length + 2;
+    for (int i = n_overrides - 1; i >= 0; i--) {
+        const size_t n = override_key_length(overrides[i]);
+        if (strncmp(key, overrides[i], n) != 0 || (key[n] != ':' && key[n] != '.' && key[n] != '[')) continue;
+        char rest[1024];
+        snprintf(rest, sizeof rest, "%s", key);
+        snprintf(err, errlen, "--set %s (over %s): %s", overrides[i], source, rest);
+        return;
+    }
+}
+
 // config_from_string with the folder bases are read from (NULL: the working folder).
 static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,
                             const char *const *overrides, int n_overrides, char *err, size_t errlen) {
@@ -1471,6 +1494,7 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
         if (rc == 0) rc = apply_override(root, overrides[i], err, errlen);
     }
     if (rc == 0) rc = parse_config(cfg, root, &c);
+    if (rc != 0) name_override_in_error(overrides, n_overrides, c.source, err, errlen);
     cJSON_Delete(root);
 
     if (rc != 0) {

@@ -203,10 +203,29 @@ static int mpi_start(int *argc, char ***argv, char *err, size_t errlen) {
 }
 #endif
 
+// The launch variables a user or Slurm sets: one that is set but not a whole number >= 0 is
+// refused (read as absent, it would train one process where several were meant); so is a rank
+// without a world size.
+static int check_launch_variables(int mpi_size, char *err, size_t errlen) {
+    const char *names[] = {"CUVAE_WORLD_SIZE", "CUVAE_RANK", "CUVAE_LOCAL_RANK", "SLURM_STEP_NUM_TASKS",
+                           "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && env_int(names[i]) < 0)
+            return set_error(err, errlen, "%s=%s: not a whole number >= 0 (a data-parallel launch variable)",
+                             names[i], v);
+    }
+    if (mpi_size == 0 && getenv("CUVAE_RANK") && !getenv("CUVAE_WORLD_SIZE") && !getenv("SLURM_STEP_NUM_TASKS"))
+        return set_error(err, errlen, "CUVAE_RANK=%s is set but CUVAE_WORLD_SIZE is not: a launch without MPI sets "
+                         "both (README: Scaling out)", getenv("CUVAE_RANK"));
+    return 0;
+}
+
 int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
     (void)argc;
     (void)argv;
     int mpi_size = mpi_launcher_size();
+    if (check_launch_variables(mpi_size, err, errlen) != 0) return -1;
     if (mpi_size == 0 && !getenv("CUVAE_WORLD_SIZE") && !getenv("SLURM_STEP_NUM_TASKS")) return 0;   // one process
     if (parse_timeout(err, errlen) != 0) return -1;
 #ifdef CUVAE_WITH_MPI

@@ -196,8 +196,9 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         if (shared) {
             snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared",
                      f->m->variational ? "mean of q(z|x)" : "AE codes", points, range[0], range[1]);
-            fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (--latent-range)\n", range[0],
-                    range[1], range[2], range[3]);
+            fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s)\n", range[0],
+                    range[1], range[2], range[3],
+                    o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range");
         }
         else
             snprintf(title, sizeof title, "Encoded test set (%s), %d points",
@@ -253,6 +254,7 @@ static int figure_prior_against_codes(Figures *f, const float *codes, const uint
         }
         shared.latent_range[0] = lo;
         shared.latent_range[1] = hi;
+        shared.latent_range_of_prior = true;
     }
     int rc = figure_scatter(f, codes, labels, n, &shared);   // redrawn on the shared axes
     if (rc == 0) {
@@ -332,8 +334,17 @@ static int figure_manifold(Figures *f, const float *codes, int n_codes) {   // c
     return rc;
 }
 
-// Rows: linear paths in latent space between the codes of two test images of
-// different classes; first and last columns are the reconstructions.
+// A figure this plot does not draw, left by an earlier one (it would no longer match the
+// others): removed. Returns the note to add to the skip line.
+static const char *remove_stale_figure(const char *dir, const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return unlink(path) == 0 ? "; the earlier plot's one removed" : "";
+}
+
+// Rows: linear paths in latent space between the codes of two test images of classes 0-1,
+// 2-3, ... (or, with none of those pairs, test images 0-1, 2-3, ...); first and last columns
+// are the reconstructions.
 static int figure_interpolation(Figures *f, const float *codes, const uint8_t *labels, int n) {
     Model *m = f->m;
     const int L = m->latent_dim, steps = INTERPOLATION_STEPS;
@@ -348,6 +359,14 @@ static int figure_interpolation(Figures *f, const float *codes, const uint8_t *l
             pairs[rows][1] = first_of_class[c + 1];
             rows++;
         }
+    // test sets without those class pairs (unlabelled data: all label 0; a few images): the
+    // rows left go to test images 0-1, 2-3, ... (figures_write_all skips the figure for n < 2)
+    const bool class_pairs = rows > 0;
+    for (int i = 0; i + 1 < n && rows < INTERPOLATION_ROWS && !class_pairs; i += 2) {
+        pairs[rows][0] = i;
+        pairs[rows][1] = i + 1;
+        rows++;
+    }
     if (rows == 0) return 0;
     float *z = xmalloc((size_t)rows * steps * L * sizeof(float));
     uint8_t *row_labels = xmalloc((size_t)rows * steps);
@@ -363,7 +382,8 @@ static int figure_interpolation(Figures *f, const float *codes, const uint8_t *l
     decode_points(f, z, row_labels, rows * steps, pixels);
     int rc = write_grid(f, "interpolation.png",
                         m->n_classes ? "Latent interpolation between test images (label switches half way)"
-                                     : "Latent interpolation between two test images per row",
+                                     : class_pairs ? "Latent interpolation between test images of classes 0-1, 2-3, ..."
+                                                   : "Latent interpolation between two test images per row",
                         pixels, rows * steps, steps, NULL, 0, 0, NULL, 0, 0, 2);
     free(z);
     free(row_labels);
@@ -757,6 +777,16 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     const int n = test.n, L = m.latent_dim;
     float *codes = xmalloc((size_t)(n > 0 ? n : 1) * (L > 0 ? L : 1) * sizeof(float));
     if (!m.autoregressive && !m.gan) eval_encode(&m, &test, n, codes);
+    // codes that overflowed (a diverged model whose weights are finite): refused before any figure
+    // is drawn, naming the checkpoint (the scatter, histograms and t-SNE would drop or choke on them)
+    for (size_t k = 0; rc == 0 && !m.autoregressive && !m.gan && k < (size_t)n * L; k++)
+        if (!isfinite(codes[k]))
+            rc = set_error(err, errlen, "plot: %s: the encoder gives test image %zu a code that is not finite (z%zu "
+                           "= %g): the model has diverged", ckpt, k / (size_t)L, k % (size_t)L + 1, codes[k]);
+    // figures a small test set cannot give, skipped and said so (the plan's count leaves them out)
+    const bool encoded = !m.gan && !m.autoregressive && !m.vq;
+    const bool tsne_skipped = encoded && L > 2 && n < TSNE_MIN_POINTS;
+    const bool interpolation_skipped = encoded && n < 2;
 
     const bool tsne_given = o->tsne_points_given || o->tsne_iterations_given;
     const char *tsne_option = o->tsne_points_given ? "--tsne-points" : "--tsne-iterations";
@@ -783,12 +813,19 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                   : m.autoregressive ? 1 + (curves ? 1 : 0)
                   : m.vq ? 3 + (curves ? 2 : 0)
                          : 4 + (L >= 2) + (L == 2 && m.n_classes == 0) + (m.n_classes > 0) + (curves ? 2 : 0) +
-                           (m.aae && L == 2);
+                           (m.aae && L == 2) - tsne_skipped - interpolation_skipped;
         char scatter[96] = "";
-        if (L > 2 && !m.vq && !m.gan)
+        if (L > 2 && !m.vq && !m.gan && !tsne_skipped)
             snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
                      o->tsne_points < n ? o->tsne_points : n);
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
+        if (tsne_skipped)
+            fprintf(stderr, "cuvae: plot: no latent_scatter.png: its t-SNE needs at least %d test images, the run's "
+                    "test set has %d (data.test_limit)%s\n", TSNE_MIN_POINTS, n,
+                    remove_stale_figure(dir, "latent_scatter.png"));
+        if (interpolation_skipped)
+            fprintf(stderr, "cuvae: plot: no interpolation.png: it needs at least 2 test images, the run's test set "
+                    "has %d (data.test_limit)%s\n", n, remove_stale_figure(dir, "interpolation.png"));
     }
     // the curves first: a damaged log.jsonl stops plot before it has drawn anything
     if (rc == 0) rc = m.gan ? figure_gan_curves(&f, run_dir) : figure_loss_curves(&f, run_dir);
@@ -802,11 +839,12 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0) rc = figure_codebook_usage(&f, &test);
     } else {
         if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
-        if (rc == 0 && L >= 2 && !(m.aae && L == 2)) rc = figure_scatter(&f, codes, test_set.labels, n, o);
+        if (rc == 0 && L >= 2 && !(m.aae && L == 2) && !tsne_skipped)
+            rc = figure_scatter(&f, codes, test_set.labels, n, o);
         if (rc == 0 && m.aae && L == 2) rc = figure_prior_against_codes(&f, codes, test_set.labels, n, o);
         if (rc == 0) rc = figure_histograms(&f, codes, n);
         if (rc == 0 && L == 2 && m.n_classes == 0) rc = figure_manifold(&f, codes, n);
-        if (rc == 0) rc = figure_interpolation(&f, codes, test_set.labels, n);
+        if (rc == 0 && !interpolation_skipped) rc = figure_interpolation(&f, codes, test_set.labels, n);
         if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     }
 

@@ -54,7 +54,7 @@ static const char *USAGE_MAIN =
     "      every figure of a run (PNG)\n"
     "  report INDEX.json RUNS_DIR\n"
     "      one HTML page over several runs\n"
-    "  bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only]\n"
+    "  bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only | --paired]\n"
     "      training throughput as one JSON line\n"
     "\n"
     "  cuvae <command> --help (or cuvae help <command>)   options of one command\n"
@@ -126,7 +126,7 @@ static const char *USAGE_SAMPLE =
     "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
     "--seed S draws other samples (not together with --set train.seed); -o follows eval's -o\n"
-    "rules (cuvae eval --help).\n"
+    "rules (cuvae eval --help) and never replaces a run's eval.json either.\n"
     "--set takes the keys eval takes (cuvae eval --help).\n";
 
 static const char *USAGE_PLOT =
@@ -217,6 +217,15 @@ static int load_checkpoint_model(const Args *a, int max_batch, Config *cfg, Back
     return 0;
 }
 
+// A checkpoint whose weights are finite (loading checks them) but whose test loss is not: its
+// outputs overflow. Refused with one line rather than a report of nulls.
+static int fail_diverged(const char *checkpoint, double loss) {
+    char msg[1400];
+    snprintf(msg, sizeof msg, "eval: %s: the test loss is not finite (%g): the model has diverged (its weights are "
+             "finite, its outputs overflow)", checkpoint, loss);
+    return fail(msg);
+}
+
 static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
@@ -285,16 +294,21 @@ static int command_eval(int argc, char **argv) {
     if (a.z_mode && strcmp(a.z_mode, "mean") == 0) {
         ElboResult r;
         eval_elbo(&m, &test_dev, EPS_ZERO, &r);
+        if (!isfinite(r.loss)) rc = fail_diverged(a.positional, r.loss);
         TextBuffer t = {0};
         text_appendf(&t, "{\"test_loss\": %.6f, \"rec\": %.6f, \"kl\": %.6f, \"examples\": %ld, \"units\": ",
                      r.loss, r.rec, r.kl, r.examples);
         loss_units_append_json(&t, &cfg);
         text_appendf(&t, ", \"z\": \"mean\", \"device\": \"%s\"}", be->name);
-        json = t.data;
+        json = rc == 0 ? t.data : NULL;
+        if (rc != 0) free(t.data);
     } else {
         EvalReport report;
         if (eval_report(&m, &test_dev, iw_k, a.iw_examples, &report, err, sizeof err) != 0) {
             rc = fail(err);
+        } else if (!isfinite(report.elbo.loss)) {
+            rc = fail_diverged(a.positional, report.elbo.loss);
+            eval_report_free(&report);
         } else {
             if (gan) eval_parzen(&m, &val_set, &test_set, cfg.eval.parzen_samples, cfg.eval.parzen_examples, &report);
             json = eval_report_json(&report, &cfg, be->name);

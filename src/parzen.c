@@ -82,7 +82,7 @@ void parzen_evaluate(Backend *be, const float *samples, int N, const float *val,
     }
     out->mean_ll = M > 0 ? sum / M : 0.0;
     double variance = M > 1 ? (sum_sq - sum * out->mean_ll) / (M - 1) : 0.0;
-    out->std_error = M > 0 && variance > 0 ? sqrt(variance / M) : 0.0;
+    out->std_error = M > 1 ? (variance > 0 ? sqrt(variance / M) : 0.0) : NAN;   // one example: undefined
     out->test_examples = M;
     out->samples = N;
     free(ll);

@@ -449,7 +449,7 @@ static void hist_layout(int panels, int *cols, int *rows, int *panel_w, int *pan
     if (panels < 1) panels = 1;
     *cols = (int)ceil(sqrt((double)panels));
     *rows = (panels + *cols - 1) / *cols;
-    *panel_w = *cols == 1 ? 560 : (*cols == 2 ? 420 : 280);
+    *panel_w = *cols == 1 ? 760 : (*cols == 2 ? 420 : 280);   // one panel: room for the title and the key beside it
     *panel_h = *cols == 1 ? 420 : (*cols == 2 ? 320 : 220);
 }
 
@@ -556,7 +556,9 @@ int plot_histograms(const char *png_path, const char *title, const float *values
         fprintf(f, "set title 'z_{%d}' font ',13' offset 0,-0.6\n", j + 1);
         fprintf(f, "set xrange [%.9g:%.9g]\nset yrange [0:%.9g]\n", lo[j], hi[j], ymax[j] * 1.1);
         fprintf(f, "set boxwidth %.9g absolute\n", binw[j]);
-        if (overlay_normal && j == 0)
+        if (overlay_normal && j == 0 && panels == 1)   // one panel: the title fills the band
+            fprintf(f, "set key inside right top font ',12' samplen 2\n");
+        else if (overlay_normal && j == 0)
             fprintf(f, "set key at screen 0.99,0.985 right top font ',12' samplen 2\n");  // in the title band
         else if (overlay_normal && j == 1)
             fprintf(f, "unset key\n");

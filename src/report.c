@@ -69,6 +69,14 @@ static double json_number(const cJSON *obj, const char *key) {
     return cJSON_IsNumber(item) ? item->valuedouble : NAN;
 }
 
+// A Parzen estimate's standard error for its cell: "n/a" where eval.json holds null (one test image).
+static const char *std_error_cell(const cJSON *parzen, char *buf, size_t len) {
+    const double v = json_number(parzen, "std_error");
+    if (isfinite(v)) snprintf(buf, len, "%.1f", v);
+    else snprintf(buf, len, "n/a");
+    return buf;
+}
+
 static void cell_number(FILE *f, double v, int decimals) {
     if (isfinite(v)) fprintf(f, "<td>%.*f</td>", decimals, v);
     else fputs("<td>–</td>", f);
@@ -133,15 +141,16 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     else
         fputs("<td>?</td>", f);
     const cJSON *parzen = cJSON_GetObjectItemCaseSensitive(ev, "parzen");
+    char se[32];   // its standard error, as printed
     if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss_real")) {   // a gan: the discriminator's losses, Parzen
         cell_number_unit(f, json_number(ev, "test_loss"), 3, "nats, D on real + fake");
         cell_number_unit(f, json_number(ev, "d_loss_real"), 3, "nats, D on real");
         cell_number_unit(f, json_number(ev, "d_loss_fake"), 3, "nats, D on fakes");
         fputs("<td>–</td><td>–</td>", f);
         if (cJSON_IsObject(parzen))
-            fprintf(f, "<td>Parzen %.1f ± %.1f (σ %.3f, %.0f samples; a weak metric, higher is better)</td></tr>\n",
-                    json_number(parzen, "log_likelihood"), json_number(parzen, "std_error"), json_number(parzen, "sigma"),
-                    json_number(parzen, "samples"));
+            fprintf(f, "<td>Parzen %.1f ± %s (σ %.3f, %.0f samples; a weak metric, higher is better)</td></tr>\n",
+                    json_number(parzen, "log_likelihood"), std_error_cell(parzen, se, sizeof se),
+                    json_number(parzen, "sigma"), json_number(parzen, "samples"));
         else
             fputs("<td>–</td></tr>\n", f);
         cJSON_Delete(ev);
@@ -199,9 +208,9 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     if (isfinite(nll))
         fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"));
     else if (cJSON_IsObject(parzen))   // an aae
-        fprintf(f, "<td>Parzen %.1f ± %.1f (σ %.3f, %.0f samples; a weak metric, higher is better)</td>",
-                json_number(parzen, "log_likelihood"), json_number(parzen, "std_error"), json_number(parzen, "sigma"),
-                json_number(parzen, "samples"));
+        fprintf(f, "<td>Parzen %.1f ± %s (σ %.3f, %.0f samples; a weak metric, higher is better)</td>",
+                json_number(parzen, "log_likelihood"), std_error_cell(parzen, se, sizeof se),
+                json_number(parzen, "sigma"), json_number(parzen, "samples"));
     else
         fputs("<td>–</td>", f);
     fputs("</tr>\n", f);

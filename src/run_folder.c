@@ -121,7 +121,7 @@ int run_folder_check_output(const char *command, const char *option, const char 
         const char *slash = strrchr(names[k], '/');
         const char *name = slash ? slash + 1 : names[k];
         for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
-            if (strcmp(name, REPLACED_FILES[i]) == 0 && strcmp(name, "eval.json") != 0)
+            if (strcmp(name, REPLACED_FILES[i]) == 0 && (strcmp(name, "eval.json") != 0 || strcmp(command, "eval") != 0))
                 rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name",
                                         command, option, output, name)
                             : set_error(err, errlen, "%s: %s %s links to %s and would replace a run's %s: give "

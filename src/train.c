@@ -183,6 +183,13 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     return rc;
 }
 
+// A standard error as printed: "n/a" where it is undefined (one test example).
+static const char *std_error_text(double std_error, char *buf, size_t len) {
+    if (isfinite(std_error)) snprintf(buf, len, "%.2f", std_error);
+    else snprintf(buf, len, "n/a (one test image)");
+    return buf;
+}
+
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
     // validate everything that can fail on bad input before touching out_dir
@@ -215,8 +222,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     backend_configure_from(be, cfg);
     if (dist_without_mpi() && strcmp(be->name, "cuda") != 0) {   // (its collectives need MPI)
-        set_error(err, errlen, "launched as %d ranks without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
-                  "launch with mpirun or srun --mpi=pmix", dist_size());
+        set_error(err, errlen, "launched as %d rank%s without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
+                  "launch with mpirun or srun --mpi=pmix", dist_size(), dist_size() == 1 ? "" : "s");
         be->destroy(be);
         dataset_free(&train_set);
         dataset_free(&val_set);
@@ -750,6 +757,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                         &report);
         }
         char *json = eval_report_json(&report, cfg, be->name);
+        char se[48];   // the Parzen estimate's standard error, as printed
         char eval_path[1100];
         snprintf(eval_path, sizeof eval_path, "%s/eval.json", run_dir);
         size_t len = strlen(json);
@@ -758,12 +766,14 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         rc = write_file_atomic(eval_path, json, err, errlen);
         if (report.aae)
             fprintf(stderr, "cuvae: eval: test rec %.4f %s, discriminator loss %.4f nats; Parzen-window "
-                    "log-likelihood %.2f +- %.2f nats per test image (sigma %.4f; a weak metric)\n", report.elbo.rec,
-                    units.rec, report.elbo.kl, report.parzen.mean_ll, report.parzen.std_error, report.parzen.sigma);
+                    "log-likelihood %.2f +- %s nats per test image (sigma %.4f; a weak metric)\n", report.elbo.rec,
+                    units.rec, report.elbo.kl, report.parzen.mean_ll, std_error_text(report.parzen.std_error, se, sizeof se),
+                    report.parzen.sigma);
         else if (report.gan)
-            fprintf(stderr, "cuvae: eval: Parzen-window log-likelihood %.2f +- %.2f nats per test image (sigma %.4f; "
+            fprintf(stderr, "cuvae: eval: Parzen-window log-likelihood %.2f +- %s nats per test image (sigma %.4f; "
                     "a weak metric); discriminator loss on test images %.4f, on fakes %.4f\n", report.parzen.mean_ll,
-                    report.parzen.std_error, report.parzen.sigma, report.elbo.rec, report.elbo.kl);
+                    std_error_text(report.parzen.std_error, se, sizeof se), report.parzen.sigma, report.elbo.rec,
+                    report.elbo.kl);
         else if (report.exact_nll && report.prior_positions)
             fprintf(stderr, "cuvae: eval: test -log p(codes) %.4f nats/example (exact), %.4f nats per code position "
                     "(%d positions)\n", report.elbo.loss, report.elbo.loss / report.prior_positions,

@@ -250,7 +250,7 @@ static double kl_divergence_packed(const double *P, const double *y, int N) {
 
 static int check_points(const float *x, int N, int D, double perplexity, char *err, size_t errlen) {
     if (!x) return set_error(err, errlen, "t-SNE: no input points");
-    if (N < 5) return set_error(err, errlen, "t-SNE needs at least 5 points, got %d", N);
+    if (N < TSNE_MIN_POINTS) return set_error(err, errlen, "t-SNE needs at least %d points, got %d", TSNE_MIN_POINTS, N);
     if (D < 1) return set_error(err, errlen, "t-SNE: input dimension must be >= 1, got %d", D);
     if (!(perplexity > 0.0) || !isfinite(perplexity)) {
         return set_error(err, errlen, "t-SNE: perplexity must be a positive number, got %g", perplexity);

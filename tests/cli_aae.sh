@@ -102,7 +102,7 @@ expect_error "a masked layer in the discriminator" 2 'model.discriminator\[0\] \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"masked_linear": 1}]' --out "$tmp/bad"
 expect_error "an empty discriminator" 2 'model.discriminator: a layer list on z' -- \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[]' --out "$tmp/bad"
-expect_error "a discriminator with 3 outputs" 2 'aae.json: model.discriminator: ends in \(3\); it must end in one logit' -- \
+expect_error "a discriminator with 3 outputs" 2 'aae.json\): model.discriminator: ends in \(3\); it must end in one logit' -- \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"linear": 3}]' --out "$tmp/bad"
 expect_error "a discriminator ending in batch norm" 2 'model.discriminator\[1\] \(batch_norm\): the discriminator ends in one logit, so not in an activation' -- \
     "$CUVAE" train "$tmp/aae.json" --set 'model.discriminator=[{"linear": 1}, {"batch_norm": {}}]' --out "$tmp/bad"

@@ -26,6 +26,19 @@ expect_error "without MPI: the id file is required" 2 "set CUVAE_NCCL_ID_FILE to
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/nompi_cpu"
 expect_error "without MPI: a rank outside the world" 2 "want CUVAE_RANK in \[0, CUVAE_WORLD_SIZE\).*got rank 5 of 2" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=5 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json --out "$tmp/x"
+expect_error "without MPI: a world size that is not a number" 2 "cuvae: CUVAE_WORLD_SIZE=abc: not a whole number >= 0" -- \
+    env CUVAE_WORLD_SIZE=abc CUVAE_RANK=0 "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+expect_error "without MPI: a negative world size" 2 "cuvae: CUVAE_WORLD_SIZE=-1: not a whole number >= 0" -- \
+    env CUVAE_WORLD_SIZE=-1 CUVAE_RANK=0 "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+expect_error "without MPI: a rank without a world size (it would train alone)" 2 \
+    "cuvae: CUVAE_RANK=1 is set but CUVAE_WORLD_SIZE is not" -- \
+    env CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+expect_error "srun: a task count that is not a number" 2 "cuvae: SLURM_STEP_NUM_TASKS=abc: not a whole number >= 0" -- \
+    env SLURM_PROCID=0 SLURM_STEP_NUM_TASKS=abc "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+[ ! -e "$tmp/launch" ] && ok "... none of the refused launches created the run folder" || bad "a refused launch created $tmp/launch"
+expect_error "without MPI, one rank on the CPU: refused, in the singular" 2 "launched as 1 rank without MPI: only the CUDA backend" -- \
+    env CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json \
+        --set device=cpu --set data.train_limit=200 --set data.test_limit=100 --out "$tmp/nompi_cpu1"
 expect_error "srun without MPI (2 tasks): the ranks from Slurm, the CPU refused" 2 "rank 1 of 2: launched as 2 ranks without MPI" -- \
     env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 SLURM_SUBMIT_DIR="$tmp" SLURM_JOB_ID=7 SLURM_STEP_ID=0 "$CUVAE" train \
         configs/examples_vae.json --set device=cpu --set data.train_limit=200 --set data.test_limit=100 --out "$tmp/x"

@@ -33,6 +33,13 @@ expect_error "an option given twice (the last would win unsaid)" 2 "train: --out
     "$CUVAE" train configs/mnist_vae.json --out "$tmp/a" --out "$tmp/b"
 expect_error "bench --steps given twice" 2 "bench: --steps given twice" -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 3 --steps 5
+# one --set key given twice: the last is used, as documented (scripts put an override after common ones)
+"$CUVAE" bench configs/mnist_vae.json --steps 1 --warmup 0 --set device=cpu --set train.batch_size=8 \
+    --set train.batch_size=16 >"$tmp/twice.out" 2>"$tmp/twice.err"
+grep -q '"batch": 16' "$tmp/twice.out" && ok "a --set key given twice: the last is used" || bad "--set twice: $(tail -1 "$tmp/twice.err")"
+expect_error "a bad value from --set is named by the --set, not blamed on the file" 2 \
+    "cuvae: --set train.batch_size=0 \(over configs/mnist_vae.json\): train.batch_size: must be >= 1, got 0" -- \
+    "$CUVAE" train configs/mnist_vae.json --set train.batch_size=0 --out "$tmp/bs0"
 expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer >= 1, got "\+3"' -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps +3
 expect_error "--out followed by an option (not a folder named --overwrite)" 2 \
@@ -57,7 +64,7 @@ expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not ro
     "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
 
 cp configs/mnist_vae.json "$tmp/c.json"
-expect_error "latent_dim 0 via --set" 2 "c.json: model.latent_dim: must be >= 1, got 0" -- \
+expect_error "latent_dim 0 via --set" 2 "--set model.latent_dim=0 \(over .*c.json\): model.latent_dim: must be >= 1, got 0" -- \
     "$CUVAE" train "$tmp/c.json" --set model.latent_dim=0 --out "$tmp/r"
 expect_error "unknown key via --set" 2 "model.latnt_dim" -- \
     "$CUVAE" train "$tmp/c.json" --set model.latnt_dim=3 --out "$tmp/r"
@@ -278,6 +285,10 @@ PY
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.test_limit=30 -o "$tmp/rerun/eval.json" >/dev/null 2>&1 \
         && grep -q '"test_loss"' "$tmp/rerun/eval.json" && ok "eval -o the run's eval.json rewrites it" \
         || bad "eval -o the run's eval.json"
+    expect_error "sample -o a run's eval.json (a PNG where the run's numbers were)" 2 \
+        "sample: -o .*/rerun/eval.json would replace a run's eval.json" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/eval.json"
+    grep -q '"test_loss"' "$tmp/rerun/eval.json" && ok "... and the eval.json is left as it was" || bad "sample -o changed eval.json"
     rm -f "$tmp/rerun/log.jsonl"
     if command -v gnuplot >/dev/null; then
         expect_error "plot given the checkpoint, not its run folder" 2 \

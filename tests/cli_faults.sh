@@ -445,6 +445,34 @@ h, d = load(sys.argv[3]); h["__metadata__"]["lr"] = "inf"; save(sys.argv[4], h, 
 PY
 expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors: tensor decoder.0.weight: element 3 is NaN" -- \
     "$CUVAE" eval "$ck/nan.safetensors"
+# finite weights whose outputs overflow (a diverged run): the codes are inf, the loss not finite
+python3 - "$ck/model.safetensors" "$ck/huge.safetensors" <<'PY'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:])
+begin, end = header["mu.weight"]["data_offsets"]
+data[begin:end] = struct.pack("<f", 3e38) * ((end - begin) // 4)
+meta = header["__metadata__"]; crc = zlib.crc32(bytes(data))
+for key, value in meta.items():
+    if key != "crc32": crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta["crc32"] = "%08x" % (crc & 0xffffffff)
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
+PY
+expect_error "eval: finite weights whose outputs overflow: refused, not a report of nulls" 2 \
+    "eval: .*/huge.safetensors: the test loss is not finite \((nan|inf|-nan)\): the model has diverged" -- \
+    "$CUVAE" eval "$ck/huge.safetensors"
+expect_error "eval --z mean of the same: refused" 2 "eval: .*/huge.safetensors: the test loss is not finite" -- \
+    "$CUVAE" eval "$ck/huge.safetensors" --z mean
+if command -v gnuplot >/dev/null 2>&1; then
+    mkdir -p "$tmp/hugerun"; cp "$ck/config.json" "$ck/log.jsonl" "$tmp/hugerun/"; cp "$ck/huge.safetensors" "$tmp/hugerun/model.safetensors"
+    expect_error "plot of a model whose codes overflow: refused before any figure, naming the checkpoint" 2 \
+        "plot: .*/hugerun/model.safetensors: the encoder gives test image 0 a code that is not finite \(z1 = inf\)" -- \
+        "$CUVAE" plot "$tmp/hugerun"
+    [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing model"
+else
+    skip "plot of an overflowing model" "gnuplot not installed"
+fi
 expect_fail "--resume: inf in the resume metadata" 2 "resume.safetensors: __metadata__.lr: not a finite number" -- \
     train --set train.epochs=5 --out "$ck" --resume
 python3 - "$tmp/resume.orig" "$ck/resume.safetensors" <<'PY'

@@ -83,6 +83,29 @@ if command -v gnuplot >/dev/null; then
     grep -q "log.jsonl holds no epoch yet: loss curves skipped" "$tmp/l1.err" && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
         && [ ! -e "$tmp/l1/figures/loss_curves.png" ] && ok "plot with an empty log.jsonl: curves skipped and said; $drawn figures announced and drawn" \
         || bad "plot, empty log: announced $said, drew $drawn: $(tail -1 "$tmp/l1.err")"
+    # a test set too small for some figures: each skipped and said (an earlier plot's copy removed), the
+    # count announced the count drawn
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=300 --set data.test_limit=1 \
+        --set model.latent_dim=3 --set train.epochs=1 --set train.epoch_images=false --set eval.iw_samples=0 \
+        --out "$tmp/t1" 2>/dev/null
+    mkdir -p "$tmp/t1/figures"; cp "$tmp/l1/figures/latent_histograms.png" "$tmp/t1/figures/interpolation.png"
+    "$CUVAE" plot "$tmp/t1" 2>"$tmp/t1.err"; rc=$?
+    said=$(grep -o "drawing [0-9]* figures" "$tmp/t1.err" | grep -o "[0-9]*"); drawn=$(grep -c "^cuvae: wrote" "$tmp/t1.err")
+    [ "$rc" -eq 0 ] && grep -qx "cuvae: plot: no latent_scatter.png: its t-SNE needs at least 5 test images, the run's test set has 1 (data.test_limit)" "$tmp/t1.err" \
+        && grep -qx "cuvae: plot: no interpolation.png: it needs at least 2 test images, the run's test set has 1 (data.test_limit); the earlier plot's one removed" "$tmp/t1.err" \
+        && [ ! -e "$tmp/t1/figures/interpolation.png" ] && [ ! -e "$tmp/t1/figures/latent_scatter.png" ] && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
+        && ok "plot on a 1-image test set: t-SNE and interpolation skipped and said, the stale copy removed, $drawn figures announced and drawn" \
+        || bad "plot, 1 test image: exit $rc, announced $said, drew $drawn: $(tail -1 "$tmp/t1.err")"
+    # test images without the class pairs 0-1, 2-3, ... (MNIST's first two are a 7 and a 2): the
+    # interpolation runs between test images 0 and 1
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=300 --set data.test_limit=2 \
+        --set model.latent_dim=2 --set train.epochs=1 --set train.epoch_images=false --set eval.iw_samples=0 \
+        --out "$tmp/t2" 2>/dev/null
+    "$CUVAE" plot "$tmp/t2" 2>"$tmp/t2.err"; rc=$?
+    said=$(grep -o "drawing [0-9]* figures" "$tmp/t2.err" | grep -o "[0-9]*"); drawn=$(grep -c "^cuvae: wrote" "$tmp/t2.err")
+    [ "$rc" -eq 0 ] && [ -s "$tmp/t2/figures/interpolation.png" ] && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
+        && ok "plot with no class pair in the test set: the interpolation between test images 0 and 1; $drawn figures announced and drawn" \
+        || bad "plot, no class pair: exit $rc, announced $said, drew $drawn: $(tail -1 "$tmp/t2.err")"
 else
     skip "latent dim 1 plots" "gnuplot missing"
 fi

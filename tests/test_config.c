@@ -343,7 +343,7 @@ static void test_override_values(void) {
         "model.decoder=[]",           // empty array
         "loss.w_kl=0.5",              // nested number
         "train.seed=7",
-        "train.seed=8",               // later wins
+        "train.seed=8",               // later wins (documented in the README)
     };
     Config cfg;
     char err[1024] = "";
@@ -385,19 +385,20 @@ static void test_override_with_config_load(void) {
 }
 
 static void test_override_errors_in_values(void) {
-    // overrides that parse but fail validation report the config source and key
+    // overrides that parse but fail validation name the --set, the config source and the key
     static const struct {
         const char *set, *want;
     } rows[] = {
-        {"model.latnt_dim=3", "ovr.json: model.latnt_dim: unknown key"},
-        {"extra.key=1", "ovr.json: extra: unknown key"},
-        {"train.lr=fast", "ovr.json: train.lr: must be a number, got a string"},
-        {"model.latent_dim=0", "ovr.json: model.latent_dim: must be >= 1, got 0"},
-        {"model.encoder=[400", "ovr.json: model.encoder: must be an array"},   // (a string: it does not end in ])
+        {"model.latnt_dim=3", "--set model.latnt_dim=3 (over ovr.json): model.latnt_dim: unknown key"},
+        {"extra.key=1", "ovr.json: extra: unknown key"},   // (the key named is not the one set)
+        {"train.lr=fast", "--set train.lr=fast (over ovr.json): train.lr: must be a number, got a string"},
+        {"model.latent_dim=0", "--set model.latent_dim=0 (over ovr.json): model.latent_dim: must be >= 1, got 0"},
+        {"model.encoder=[400", "--set model.encoder=[400 (over ovr.json): model.encoder: must be an array"},   // (a string)
         {"model.encoder=[400,]", "--set model.encoder: the value is not valid JSON"},   // (not taken for a string)
         {"name=\"a\"b\"", "--set name: the value is not valid JSON"},
-        {"name={}", "ovr.json: name: must be a string, got an object"},
-        {"name=true", "ovr.json: name: must be a string, got a boolean"},
+        {"name={}", "--set name={} (over ovr.json): name: must be a string, got an object"},
+        {"name=true", "--set name=true (over ovr.json): name: must be a string, got a boolean"},
+        {"model.encoder=[400, 0]", "--set model.encoder=[400, 0] (over ovr.json): model.encoder[1]: must be >= 1"},
     };
     for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
         Config cfg;
@@ -678,8 +679,13 @@ static void test_error_exact_message(void) {
     Config cfg;
     char err[1024] = "";
     config_from_string(&cfg, FULL_EXAMPLE, "configs/x.json", &set, 1, err, sizeof err);
-    CHECK(strcmp(err, "configs/x.json: model.latent_dim: must be >= 1, got 0") == 0, "got \"%s\"",
-          err);
+    CHECK(strcmp(err, "--set model.latent_dim=0 (over configs/x.json): model.latent_dim: must be >= 1, got 0") == 0,
+          "got \"%s\"", err);
+    // a key given twice, the bad value first: the message names the --set whose value is used
+    const char *twice[2] = {"model.latent_dim=0", "model.latent_dim=-1"};
+    config_from_string(&cfg, FULL_EXAMPLE, "configs/x.json", twice, 2, err, sizeof err);
+    CHECK(strncmp(err, "--set model.latent_dim=-1 (over configs/x.json): model.latent_dim:", 66) == 0,
+          "a key set twice: got \"%s\"", err);
     // a small error buffer truncates instead of overflowing
     char small[16];
     config_from_string(&cfg, FULL_EXAMPLE, "configs/x.json", &set, 1, small, sizeof small);
@@ -730,13 +736,15 @@ static void test_lecture_keys(void) {
     // combinations that make no sense
     const char *both[] = {"loss.free_bits=0.5", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", both, 2, err, sizeof err) == -1 &&
-          strstr(err, "x.json: loss.free_bits: cannot be combined"), "free bits + capacity: %s", err);
+          strstr(err, "--set loss.free_bits=0.5 (over x.json): loss.free_bits: cannot be combined"),
+          "free bits + capacity: %s", err);
     const char *ae_sched[] = {"model.kind=ae", "loss.kl_warmup_epochs=1"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", ae_sched, 2, err, sizeof err) == -1 &&
           strstr(err, "x.json: loss: KL schedules"), "ae + warmup: %s", err);
     const char *cvae_none[] = {"model.kind=cvae", "model.condition=none"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cvae_none, 2, err, sizeof err) == -1 &&
-          strstr(err, "x.json: model.condition: kind \"cvae\" needs"), "cvae without label: %s", err);
+          strstr(err, "--set model.condition=none (over x.json): model.condition: kind \"cvae\" needs"),
+          "cvae without label: %s", err);
 }
 
 // ----------------------------------------------------------------------------

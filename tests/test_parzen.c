@@ -103,6 +103,12 @@ static void test_evaluate_chooses_sigma(void) {
     CHECK(r.samples == N && r.test_examples == M && r.validation_examples == V, "counts");
     CHECK(fabs(parzen_sigma_candidate(0) - 0.1) < 1e-15 && fabs(parzen_sigma_candidate(9) - 1.0) < 1e-15,
           "the grid is logspace(-1, 0, 10)");
+    // one test example: its mean, and no standard error (undefined, NAN: null in eval.json)
+    ParzenResult one;
+    parzen_evaluate(cpu, samples, N, val, V, test, 1, D, &one);
+    CHECK(test_close(one.mean_ll, direct_log_likelihood(samples, N, test, D, one.sigma), 1e-5, 1e-4) &&
+              isnan(one.std_error) && one.test_examples == 1, "one test example: mean %.9g, standard error %g",
+          one.mean_ll, one.std_error);
     free(samples);
     free(val);
     free(test);

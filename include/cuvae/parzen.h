@@ -27,6 +27,7 @@ typedef struct {
     double sigma_ll[PARZEN_N_SIGMAS];   // the validation mean of every candidate
     int validation_examples;
     double mean_ll, std_error;       // on the test examples: mean log p(x), nats, and its standard error
+                                     // (NAN with one test example: undefined; null in eval.json)
     int test_examples, samples;
 } ParzenResult;
 

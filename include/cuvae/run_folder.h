@@ -23,7 +23,7 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
 
 // -1 with err when `output` (the file `command`'s `option` writes) exists and is one of
 // inputs (the files the command reads; NULL entries skipped) or a run's file (config.json,
-// log.jsonl, model / resume / best .safetensors; eval.json may be rewritten): eval -o and
+// log.jsonl, model / resume / best .safetensors; eval.json only by eval): eval -o and
 // sample -o replace their output, which must not be the checkpoint they read.
 int run_folder_check_output(const char *command, const char *option, const char *output,
                             const char *const *inputs, int n_inputs, char *err, size_t errlen);

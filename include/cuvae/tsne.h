@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum { TSNE_MIN_POINTS = 5 };   // tsne_embed refuses fewer points
+
 typedef struct {
     double perplexity;     // effective number of neighbours; needs N - 1 > 3 * perplexity
     int iterations;        // gradient-descent steps (0 returns the random initial layout)
