@@ -975,6 +975,15 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         }
         if (cfg->loss.free_bits > 0)
             return fail(c, "loss.free_bits", "cannot be combined with loss.capacity");
+        // the capacity objective gamma |KL - C| replaces w_kl KL, and C's own ramp the warm-up
+        if (cfg->loss.kl_warmup_epochs > 0)
+            return fail(c, "loss.kl_warmup_epochs", "cannot be combined with loss.capacity (its C ramps up from 0 "
+                        "over capacity.epochs instead)");
+        if (cfg->loss.w_kl != 1.0) {
+            format_double(text, sizeof text, cfg->loss.w_kl);
+            return fail(c, "loss.w_kl", "is %s, but loss.capacity weighs the KL by capacity.gamma instead "
+                        "(gamma |KL - C|): leave w_kl at 1", text);
+        }
     }
     if (cfg->model.kind == MODEL_AAE && loss) {
         static const char *const kl_keys[] = {"w_kl", "kl_warmup_epochs", "capacity", "free_bits"};

@@ -584,7 +584,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         eval_elbo_ranks(&model, watched, EPS_SAMPLE, &test);   // sharded over the ranks
         double seconds = wall_seconds() - epoch_start;
         double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
-        KlSchedule epoch_end = model_kl_schedule(cfg, epoch);   // the schedule where this epoch ends
+        // the schedule the epoch's last step trained with (step s of the run, counted from 1, sits at
+        // position (s - 1) / steps_per_epoch), as the logged lr is the last step's
+        KlSchedule epoch_end = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
         if (!isfinite(test.loss)) {
             rc = set_error(err, errlen, "epoch %d: the %s is not finite (%g); %s, if written, holds "
                            "the last finished epoch; try a lower train.lr", epoch, watched_name, test.loss,

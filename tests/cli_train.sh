@@ -109,6 +109,17 @@ if command -v gnuplot >/dev/null; then
 else
     skip "latent dim 1 plots" "gnuplot missing"
 fi
+# the logged KL weight is the one the epoch's last step trained with: one step an epoch (full
+# batch) and a 2-epoch warm-up train epoch 1 at weight 0 (train_loss = train_rec), epoch 2 at 1/2
+"$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=256 --set data.test_limit=64 \
+    --set train.batch_size=256 --set loss.kl_warmup_epochs=2 --set train.epochs=2 --set train.epoch_images=false \
+    --set eval.iw_samples=0 --out "$tmp/warm" 2>"$tmp/warm.err"
+w1=$(sed -n 1p "$tmp/warm/log.jsonl"); w2=$(sed -n 2p "$tmp/warm/log.jsonl")
+field() { echo "$1" | sed -E "s/.*\"$2\": ([-0-9.e]+).*/\1/"; }
+[ "$(field "$w1" kl_weight)" = "0" ] && [ "$(field "$w1" train_loss)" = "$(field "$w1" train_rec)" ] \
+    && [ "$(field "$w2" kl_weight)" = "0.5" ] && grep -q "epoch 1/2: train objective [0-9.]* (1 rec + 0 KL)" "$tmp/warm.err" \
+    && ok "KL warm-up: the logged and printed weight is the one the epoch's last step used (0, then 0.5)" \
+    || bad "KL warm-up weights: $w1 / $w2; $(grep '^epoch 1' "$tmp/warm.err")"
 # the per-epoch grids: one sample and one reconstruction PNG per epoch
 n_png=0
 for e in 001 002 003; do

@@ -711,11 +711,14 @@ static void test_lecture_keys(void) {
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cvae_overrides, 1, err, sizeof err) == 0, "%s", err);
     CHECK(cfg.model.kind == MODEL_CVAE && cfg.model.condition == CONDITION_LABEL && cfg.model.n_classes == 10,
           "cvae defaults to the label condition");
-    const char *sched[] = {"loss.kl_warmup_epochs=2.5", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}",
+    const char *warmup[] = {"loss.kl_warmup_epochs=2.5"};   // (not with capacity: its C ramps instead)
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", warmup, 1, err, sizeof err) == 0 &&
+          cfg.loss.kl_warmup_epochs == 2.5, "warm-up: %s", err);
+    const char *sched[] = {"loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}",
                            "eval.iw_samples=5000", "eval.iw_examples=1000", "train.lr_schedule=burda",
                            "train.full_epochs=3280"};
-    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", sched, 6, err, sizeof err) == 0, "%s", err);
-    CHECK(cfg.loss.kl_warmup_epochs == 2.5 && cfg.loss.has_capacity && cfg.loss.capacity_max_nats == 25 &&
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", sched, 5, err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.loss.has_capacity && cfg.loss.capacity_max_nats == 25 &&
           cfg.loss.capacity_epochs == 10 && cfg.loss.capacity_gamma == 10, "schedule values");
     CHECK(cfg.eval.iw_samples == 5000 && cfg.eval.iw_examples == 1000 && cfg.eval.iw_batch == 4096, "eval values");
     CHECK(cfg.train.lr_schedule == LR_BURDA && cfg.train.full_epochs == 3280, "train values");
@@ -738,6 +741,13 @@ static void test_lecture_keys(void) {
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", both, 2, err, sizeof err) == -1 &&
           strstr(err, "--set loss.free_bits=0.5 (over x.json): loss.free_bits: cannot be combined"),
           "free bits + capacity: %s", err);
+    // capacity's gamma |KL - C| replaces w_kl KL and its ramp the warm-up: either would be ignored
+    const char *cap_warmup[] = {"loss.kl_warmup_epochs=2", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cap_warmup, 2, err, sizeof err) == -1 &&
+          strstr(err, "loss.kl_warmup_epochs: cannot be combined with loss.capacity"), "warm-up + capacity: %s", err);
+    const char *cap_beta[] = {"loss.w_kl=4", "loss.capacity={\"max_nats\": 25, \"epochs\": 10, \"gamma\": 10}"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cap_beta, 2, err, sizeof err) == -1 &&
+          strstr(err, "loss.w_kl: is 4, but loss.capacity weighs the KL by capacity.gamma instead"), "w_kl + capacity: %s", err);
     const char *ae_sched[] = {"model.kind=ae", "loss.kl_warmup_epochs=1"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", ae_sched, 2, err, sizeof err) == -1 &&
           strstr(err, "x.json: loss: KL schedules"), "ae + warmup: %s", err);
