@@ -93,8 +93,8 @@ __global__ void vq_ema_accumulate_kernel(float *counts, float *sums, const float
                 used += 1.0f;
                 sum += zt[(size_t)d * N + n];
             }
-        sums[i] = decay * sums[i] + (1.0f - decay) * sum;
-        if (d == 0) counts[k] = decay * counts[k] + (1.0f - decay) * used;
+        sums[i] = vq_ema_step(decay, sums[i], sum);
+        if (d == 0) counts[k] = vq_ema_step(decay, counts[k], used);
     }
 }
 

@@ -679,7 +679,10 @@ static void adam_elements(float *params, const float *grads, float *m, float *v,
     // the common case (no weight decay) as its own loop: the compiler vectorises it
     if (adam_without_decay(o, decay)) {
         #pragma omp simd
-        for (size_t i = 0; i < n; i++) params[i] -= step_size * adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
+        for (size_t i = 0; i < n; i++) {
+            const float ratio = adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
+            params[i] = adam_step(params[i], step_size, ratio);
+        }
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -1502,9 +1505,9 @@ static void cpu_vq_ema_update(Backend *be, float *codebook, float *counts, float
     for (int d = 0; d < D; d++)
         for (int n = 0; n < N; n++) batch_sums[(size_t)codes[n] * D + d] += zt[(size_t)d * N + n];
     for (int k = 0; k < K; k++) {
-        counts[k] = decay * counts[k] + (1.0f - decay) * used[k];
+        counts[k] = vq_ema_step(decay, counts[k], used[k]);
         for (int d = 0; d < D; d++)
-            sums[(size_t)k * D + d] = decay * sums[(size_t)k * D + d] + (1.0f - decay) * batch_sums[(size_t)k * D + d];
+            sums[(size_t)k * D + d] = vq_ema_step(decay, sums[(size_t)k * D + d], batch_sums[(size_t)k * D + d]);
     }
 
     double total = 0.0;

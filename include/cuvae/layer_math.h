@@ -145,6 +145,14 @@ static inline CUVAE_HOST_DEVICE void mixture_point(int k, int components, float 
     *e1 = s * x + c * y;
 }
 
+// One exponential-moving-average step of the EMA codebook's statistics (counts and sums):
+// decay old + (1 - decay) batch, its fused multiply-add written out. The plain expression
+// leaves the contraction to the compiler, and gcc fuses the first product where nvcc fuses the
+// second: one rounding apart, so the backends' statistics would differ in the last bit.
+static inline CUVAE_HOST_DEVICE float vq_ema_step(float decay, float old, float batch) {
+    return fmaf(decay, old, (1.0f - decay) * batch);
+}
+
 // The EMA codebook's Laplace-smoothed count of one code: (count + eps) / (total + K eps) * total.
 static inline CUVAE_HOST_DEVICE float vq_smoothed_count(float count, float total, int K, float eps) {
     return (count + eps) / (total + (float)K * eps) * total;
