@@ -72,17 +72,23 @@ typedef struct {
     int eps_kept_B, eps_kept_L;  // 0: nothing kept
 } CpuState;
 
+// A kept host buffer (*buffer, *floats long) grown to at least n floats, contents undefined;
+// counted in the backend's memory use.
+static float *cpu_kept_buffer(CpuState *st, float **buffer, size_t *floats, size_t n) {
+    if (*floats < n) {
+        free(*buffer);
+        *buffer = xmalloc(n * sizeof(float));
+        st->current_bytes += (n - *floats) * sizeof(float);
+        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
+        *floats = n;
+    }
+    return *buffer;
+}
+
 // At least n floats of scratch, contents undefined; counted in the backend's memory use.
 static float *cpu_scratch_raw(Backend *be, size_t n) {
     CpuState *st = be->impl;
-    if (st->scratch_floats < n) {
-        free(st->scratch);
-        st->scratch = xmalloc(n * sizeof(float));
-        st->current_bytes += (n - st->scratch_floats) * sizeof(float);
-        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
-        st->scratch_floats = n;
-    }
-    return st->scratch;
+    return cpu_kept_buffer(st, &st->scratch, &st->scratch_floats, n);
 }
 
 // At least n floats of scratch, zeroed.
@@ -439,14 +445,7 @@ static const float *eps_kept_matches(Backend *be, EpsSource eps, int B, int L) {
 static float *eps_keep_begin(Backend *be, EpsSource eps, int B, int L) {
     CpuState *st = be->impl;
     if (!eps.draw) return NULL;
-    const size_t n = (size_t)B * L;
-    if (st->eps_kept_floats < n) {
-        free(st->eps_kept);
-        st->eps_kept = xmalloc(n * sizeof(float));
-        st->current_bytes += (n - st->eps_kept_floats) * sizeof(float);
-        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
-        st->eps_kept_floats = n;
-    }
+    cpu_kept_buffer(st, &st->eps_kept, &st->eps_kept_floats, (size_t)B * L);
     st->eps_kept_source = eps_source_fixed(eps);
     st->eps_kept_B = B;
     st->eps_kept_L = L;
