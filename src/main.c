@@ -81,7 +81,7 @@ static const char *USAGE_TRAIN =
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
     "test_rec, test_kl, seconds, samples_per_s, train_rec, train_kl (unweighted epoch means),\n"
-    "kl_weight or capacity (the KL schedule at the epoch's end), lr; per example, in the units\n"
+    "kl_weight or capacity and lr (those the epoch's last step used); per example, in the units\n"
     "train prints; a vq_vae's VQ term fills the kl fields) and\n"
     "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
@@ -91,7 +91,9 @@ static const char *USAGE_TRAIN =
     "MPI or CUVAE_RANK / CUVAE_WORLD_SIZE / CUVAE_NCCL_ID_FILE) trains one model on\n"
     "N ranks, each on its shard of every global batch (train.batch_size), the gradients summed\n"
     "once per step (MPI on the CPU, NCCL on GPUs); rank 0 writes DIR. A failing rank ends all;\n"
-    "a collective waiting over CUVAE_DIST_TIMEOUT seconds (300) ends the run. README: Scaling out.\n";
+    "a collective waiting over CUVAE_DIST_TIMEOUT seconds (300) ends the run. A launch variable\n"
+    "that is not a whole number >= 0, or CUVAE_RANK without CUVAE_WORLD_SIZE, is refused.\n"
+    "README: Scaling out.\n";
 
 static const char *USAGE_EVAL =
     "usage: cuvae eval CKPT [--iw K] [--iw-examples N] [-o FILE.json] [--z sample|mean]\n"
@@ -111,7 +113,8 @@ static const char *USAGE_EVAL =
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
     "  -o FILE.json      also write the JSON there (its folder must exist; never the checkpoint\n"
     "                    read nor a run's config.json, log.jsonl or .safetensors files)\n"
-    "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n";
+    "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n"
+    "A checkpoint whose test loss is not finite (finite weights, overflowing outputs) is refused.\n";
 
 static const char *USAGE_SAMPLE =
     "usage: cuvae sample CKPT [-n N] [-o FILE.png] [--seed S] [--class C] [--prior PRIOR] [--title TEXT]\n"
@@ -142,6 +145,8 @@ static const char *USAGE_PLOT =
     "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
     "interpolation.png, class_rows.png (cvae),\n"
     "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n"
+    "A test set too small for a figure skips it, saying so (the t-SNE needs 5 test images, the\n"
+    "interpolation 2); codes that are not finite are refused before any figure is drawn.\n"
     "--set takes the keys eval takes (cuvae eval --help).\n";
 
 static const char *USAGE_REPORT =
