@@ -567,11 +567,12 @@ static inline float sigmoid_from_exp(float a, float e) {
 // exp(x) for x <= 0, written so the compiler can vectorise the loop around it:
 // x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor series to r^7
 // (truncation < 1e-8 relative), times 2^n built in the exponent bits. Below
-// -87 the result would be subnormal: 0 (the backend flushes subnormals anyway).
+// -87 the result would be subnormal: 0 (the backend flushes subnormals anyway). A NaN
+// comes back NaN (clamped first, so the exponent arithmetic stays defined).
 static inline float exp_nonpositive(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f,
                 ln2_lo = 1.42860682030941723e-6f;
-    float clamped = x < -87.0f ? -87.0f : x;
+    float clamped = x >= -87.0f ? x : -87.0f;   // (NaN: -87)
     float n = floorf(clamped * log2e + 0.5f);
     float r = (clamped - n * ln2_hi) - n * ln2_lo;
     float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
@@ -579,7 +580,7 @@ static inline float exp_nonpositive(float x) {
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : p * scale;
+    return x >= -87.0f ? p * scale : (x < -87.0f ? 0.0f : x);
 }
 
 // log(1 + e) for e in [0, 1]: with s = e / (2 + e) in [0, 1/3],
