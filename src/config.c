@@ -1472,7 +1472,10 @@ static void name_override_in_error(const char *const *overrides, int n_overrides
         if (strncmp(key, overrides[i], n) != 0 || (key[n] != ':' && key[n] != '.' && key[n] != '[')) continue;
         char rest[1024];
         snprintf(rest, sizeof rest, "%s", key);
-        snprintf(err, errlen, "--set %s (over %s): %s", overrides[i], source, rest);
+        if (strpbrk(overrides[i], "\r\n"))   // a value over several lines: its key only (one error line)
+            snprintf(err, errlen, "--set %.*s=... (over %s): %s", (int)n, overrides[i], source, rest);
+        else
+            snprintf(err, errlen, "--set %s (over %s): %s", overrides[i], source, rest);
         return;
     }
 }

@@ -399,6 +399,7 @@ static void test_override_errors_in_values(void) {
         {"name={}", "--set name={} (over ovr.json): name: must be a string, got an object"},
         {"name=true", "--set name=true (over ovr.json): name: must be a string, got a boolean"},
         {"model.encoder=[400, 0]", "--set model.encoder=[400, 0] (over ovr.json): model.encoder[1]: must be >= 1"},
+        {"loss.capacity={\"max_d\": 1\n, \"epochs\": 2}", "--set loss.capacity=... (over ovr.json): loss.capacity.max_d: unknown key"},   // (one line)
     };
     for (int i = 0; i < (int)(sizeof rows / sizeof rows[0]); i++) {
         Config cfg;
