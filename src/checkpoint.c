@@ -250,6 +250,14 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
     return rc;
 }
 
+int checkpoint_data_config(const char *path, const Config *cfg, Config *data_cfg, char *err, size_t errlen) {
+    Config stored;
+    if (checkpoint_read_config(path, &stored, NULL, 0, err, errlen) != 0) return -1;
+    *data_cfg = *cfg;
+    data_cfg->train.seed = stored.train.seed;
+    return 0;
+}
+
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {
     if (!test->carved) return 0;
     StFile f;

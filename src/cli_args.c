@@ -87,9 +87,12 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             char *end;
             if (!has_value) return set_error(err, errlen, "eval: %s needs a count", arg);
             long v = strtol(argv[++i], &end, 10);
-            if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 0 || v > 10000000)
-                return set_error(err, errlen, "eval: %s: expected a count from 0 to 10000000, got \"%s\"", arg,
-                                 argv[i]);
+            // (0 is refused, not taken as "no bound" or "all": leave the option out for those)
+            if (!plain_digits(argv[i]) || end == argv[i] || *end || v < 1 || v > 10000000)
+                return set_error(err, errlen, "eval: %s: expected a count from 1 to 10000000, got \"%s\"%s", arg,
+                                 argv[i], end != argv[i] && !*end && v == 0 ? strcmp(arg, "--iw") == 0
+                                 ? " (leave --iw out for no importance-weighted bound)"
+                                 : " (leave --iw-examples out to use every test example)" : "");
             if (strcmp(arg, "--iw") == 0) a->iw_k = (int)v;
             else a->iw_examples = (int)v;
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "eval") == 0) {

@@ -294,7 +294,8 @@ int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
     DIR *d = opendir(dir);
     if (!d) {
-        if (errno == ENOENT) return 0;
+        if (errno == ENOENT || errno == ENOTDIR) return 0;   // nothing of cuvae's there (a file in the way is the
+                                                              // commit's to refuse, naming it)
         return set_error(err, errlen, "%s: cannot list the folder: %s", dir, strerror(errno));
     }
     struct dirent *e;

@@ -22,7 +22,8 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-// Finds DIR/NAME.gz, else DIR/NAME. Writes the found path into `path`.
+// Finds DIR/NAME.gz, else DIR/NAME. Writes the found path into `path`. With both there, the
+// .gz is read and that is said (the two may differ: a half-finished gunzip, an edited copy).
 static int find_data_file(const char *dir, const char *name, char *path, size_t path_size,
                           char *err, size_t errlen) {
     if (dir[0] == '\0') dir = ".";
@@ -31,7 +32,14 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
     int n = snprintf(path, path_size, "%s%s%s.gz", dir, slash, name);
     if (n < 0 || (size_t)n >= path_size)
         return set_error(err, errlen, "%s%s%s: path too long", dir, slash, name);
-    if (file_exists(path)) return 0;
+    if (file_exists(path)) {
+        char plain[4200];
+        snprintf(plain, sizeof plain, "%s%s%s", dir, slash, name);
+        if (file_exists(plain))
+            fprintf(stderr, "cuvae: %s and %s are both there: reading %s (remove one to say which)\n", path, plain,
+                    path);
+        return 0;
+    }
     snprintf(path, path_size, "%s%s%s", dir, slash, name);
     if (file_exists(path)) return 0;
     struct stat st;
@@ -170,6 +178,16 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, const
     return 0;
 }
 
+void dataset_carved_note(const Config *cfg, const Dataset *test, char *line, size_t n) {
+    if (!test->carved_from) {
+        snprintf(line, n, "%s", "");
+        return;
+    }
+    snprintf(line, n, "cuvae: data.test not given: %d of the %d images of %s held out as the test set "
+             "(data.test_fraction %g, seeded by train.seed)\n", test->carved, test->carved_from, cfg->data.train,
+             cfg->data.test_fraction);
+}
+
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
@@ -180,10 +198,6 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
             dataset_free(test);
             return -1;
         }
-        if (test->carved_from)
-            fprintf(stderr, "cuvae: data.test not given: %d of the %d images of %s held out as the test set "
-                    "(data.test_fraction %g, seeded by train.seed)\n", test->carved, test->carved_from, cfg->data.train,
-                    cfg->data.test_fraction);
     } else if (load_named_dataset(cfg, train, test, err, errlen) != 0) {
         return -1;
     } else if (cfg->model.input_shape[0] &&

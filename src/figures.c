@@ -494,6 +494,27 @@ static bool log_has_lines(const char *path) {
     return c != EOF;
 }
 
+// A run's log.jsonl (if there is one): every line JSON with its epoch number in order, checked
+// before plot says or writes anything, so that a damaged log is the one line plot prints.
+static int check_log_lines(const char *run_dir, char *err, size_t errlen) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
+    if (access(path, F_OK) != 0) return 0;
+    char *text = read_text_file(path, NULL, err, errlen);
+    if (!text) return -1;
+    Figures f = {0};
+    f.err = err;
+    f.errlen = errlen;
+    const char *const keys[1] = {"epoch"};
+    double epoch;
+    int rc = 0, line_number = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save))
+        rc = log_line_numbers(&f, path, ++line_number, line, keys, 1, &epoch);
+    free(text);
+    return rc;
+}
+
 static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
@@ -721,8 +742,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                             "runs", err, errlen) != 0)
             return -1;
     }
+    if (check_log_lines(run_dir, err, errlen) != 0) return -1;
     Dataset train_set, test_set;
-    Config data_cfg = cfg;
+    Config data_cfg;   // the run's test set: carved and binarized with the training run's train.seed
+    if (checkpoint_data_config(ckpt, &cfg, &data_cfg, err, errlen) != 0) return -1;
     data_cfg.data.train_limit = 1;
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     dataset_free(&train_set);
@@ -730,7 +753,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         dataset_free(&test_set);
         return -1;
     }
-    eval_prepare_test_set(&cfg, &test_set);
+    char carved[1400];
+    dataset_carved_note(&data_cfg, &test_set, carved, sizeof carved);
+    fputs(carved, stderr);
+    eval_prepare_test_set(&data_cfg, &test_set);
     if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {
         dataset_free(&test_set);
         return -1;

@@ -17,6 +17,7 @@
 #include "cuvae/train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,11 +104,13 @@ static const char *USAGE_EVAL =
     "device, train.seed, train.precision, model.prior_of, name, description, e.g. --set\n"
     "data.dir=elsewhere --set device=cpu; the model, loss and training keys are the ones the\n"
     "weights were trained with; eval.iw_samples / eval.iw_examples are the training run's: use\n"
-    "--iw / --iw-examples) and prints one JSON line:\n"
+    "--iw / --iw-examples; train.seed seeds the draws, the test images stay the run's) and\n"
+    "prints one JSON line:\n"
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
     "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
     "  active_units (Var_x E_q[z_j] > 0.01), kl_per_dim, mu_variance; binarized;\n"
-    "  with --iw K: iw = {k, examples, neg_log_px, bits_per_dim, is_nll_of_binary_data}:\n"
+    "  with --iw K (1 to 10000000): iw = {k, examples, neg_log_px, bits_per_dim,\n"
+    "  is_nll_of_binary_data}:\n"
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"
     "  (log-mean-exp of log p(x|z) + log p(z) - log q(z|x); an NLL only for binary data).\n"
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
@@ -254,7 +257,8 @@ static int command_eval(int argc, char **argv) {
     }
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
-    Config data_cfg = cfg;
+    Config data_cfg;   // the run's data: its carve, splits and binarization (train.seed) are the training run's
+    if (checkpoint_data_config(a.positional, &cfg, &data_cfg, err, sizeof err) != 0) return fail(err);
     if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
     if (checkpoint_check_carved_test_set(a.positional, &test_set, err, sizeof err) != 0) {
@@ -262,18 +266,22 @@ static int command_eval(int argc, char **argv) {
         dataset_free(&test_set);
         return fail(err);
     }
+    char carved[1400];
+    dataset_carved_note(&data_cfg, &test_set, carved, sizeof carved);
+    fputs(carved, stderr);
     if (gan) {   // the validation split the run held out (the same seed and fraction): sigma is chosen on it
         char why[512];
-        if (dataset_split_validation(&train_set, &val_set, cfg.data.validation, cfg.train.seed, why, sizeof why) != 0) {
+        if (dataset_split_validation(&train_set, &val_set, cfg.data.validation, data_cfg.train.seed, why,
+                                     sizeof why) != 0) {
             dataset_free(&train_set);
             dataset_free(&test_set);
             snprintf(err, sizeof err, "eval: %s: %s", a.positional, why);
             return fail(err);
         }
-        eval_prepare_test_set(&cfg, &val_set);   // binarized once, as the run saw it
+        eval_prepare_test_set(&data_cfg, &val_set);   // binarized once, as the run saw it
     }
     dataset_free(&train_set);
-    eval_prepare_test_set(&cfg, &test_set);
+    eval_prepare_test_set(&data_cfg, &test_set);
     int iw_k = a.iw_k >= 0 ? a.iw_k : 0;
     if (a.iw_examples > 0 && iw_k == 0) {
         dataset_free(&test_set);
@@ -506,6 +514,9 @@ static int run_command(int argc, char **argv);
 // Launched by mpirun / srun (distributed.h), `cuvae train` runs data-parallel; a
 // rank that fails ends every rank (the others may be waiting in a collective).
 int main(int argc, char **argv) {
+    // over a file-size limit (ulimit -f) a write fails with EFBIG, which is reported with the
+    // file's name and exit 2, the earlier file intact, where SIGXFSZ would kill the process
+    signal(SIGXFSZ, SIG_IGN);
     backend_cpu_select_blas_kernels(argv);   // may start the process again: before MPI starts
     char err[512];
     if (dist_init(&argc, &argv, err, sizeof err) != 0) {

@@ -283,9 +283,26 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
         snprintf(images, sizeof images, "%s/%s", staging, IMAGE_DIRS[k]);
         rmdir(images);
     }
-    if (rmdir(staging) != 0 && errno != ENOENT)
-        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s); "
-                "move them away if you want the folder gone\n", out_dir, staging, strerror(errno));
+    if (rmdir(staging) != 0 && errno != ENOENT) {
+        char first[300] = "";
+        int others = 0;
+        DIR *d = opendir(staging);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            if (!first[0]) {
+                snprintf(first, sizeof first, "%s", e->d_name);
+                for (char *c = first; *c; c++)
+                    if ((unsigned char)*c < 32) *c = '?';   // the message stays one line
+            } else {
+                others++;
+            }
+        }
+        if (d) closedir(d);
+        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s%s); "
+                "move them away if you want the folder gone\n", out_dir, staging, first[0] ? first : strerror(errno),
+                others ? " and more" : "");
+    }
     return 0;
 }
 
@@ -322,6 +339,14 @@ static int check_commit_places(const char *out_dir, const char *list, char *err,
         struct stat st;
         if (lstat(to, &st) == 0 && S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: a folder, where the new run's file goes", to);
+    }
+    // the earlier run's files the new run has none of are removed: none may be a folder either
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char to[1300];
+        snprintf(to, sizeof to, "%s/%s", out_dir, REPLACED_FILES[i]);
+        struct stat st;
+        if (lstat(to, &st) == 0 && S_ISDIR(st.st_mode))
+            return set_error(err, errlen, "%s: a folder, where a run's file is (the replacement removes it)", to);
     }
     return 0;
 }

@@ -230,23 +230,30 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         dataset_free(&test_set);
         return -1;
     }
+    // what the run is (backend, data, model, ...): said once every check on the input has
+    // passed, so that a refusal is the one line a run prints
+    TextBuffer notes = {0};
+    char carved[1400];
+    dataset_carved_note(cfg, &test_set, carved, sizeof carved);
+    text_append(&notes, carved);
     if (validating)
-        fprintf(stderr, "cuvae: backend %s: %s; train %d (%d more held out for validation, seeded), test %d "
+        text_appendf(&notes, "cuvae: backend %s: %s; train %d (%d more held out for validation, seeded), test %d "
                 "examples of %d pixels\n", be->name, be->device_name, train_set.n, val_set.n, test_set.n,
                 train_set.dim);
     else
-        fprintf(stderr, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
+        text_appendf(&notes, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
                 be->device_name, train_set.n, test_set.n, train_set.dim);
     if (cfg->train.precision == PRECISION_TF32 && strcmp(be->name, "cpu") == 0)
-        fprintf(stderr, "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n");
+        text_appendf(&notes, "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n");
 
     Model model;
     int batch = cfg->train.batch_size < train_set.n ? cfg->train.batch_size : train_set.n;
     if (batch < 1) batch = 1;
     if (batch < cfg->train.batch_size)
-        fprintf(stderr, "cuvae: train.batch_size %d is larger than the %d training examples: batches of %d\n",
+        text_appendf(&notes, "cuvae: train.batch_size %d is larger than the %d training examples: batches of %d\n",
                 cfg->train.batch_size, train_set.n, batch);
     if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
+        free(notes.data);
         be->destroy(be);
         dataset_free(&train_set);
         dataset_free(&val_set);
@@ -263,6 +270,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         device_datasets_fit(be, resident, 3, err, errlen) != 0 ||
         model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
                      errlen) != 0) {
+        free(notes.data);
         model_destroy(&model);
         be->destroy(be);
         dataset_free(&train_set);
@@ -272,17 +280,17 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     const LossUnits units = loss_units(cfg);
     if (model.aae)
-        fprintf(stderr, "cuvae: model aae, %zu parameters (autoencoder %zu, discriminator on z %zu; and the "
+        text_appendf(&notes, "cuvae: model aae, %zu parameters (autoencoder %zu, discriminator on z %zu; and the "
                 "encoder's second Adam moments); per example: rec is the %s, D the discriminator's loss -log D(z_prior) "
                 "- log(1 - D(z)) (nats)\n", model_parameter_count(&model), model.aae_ae_params,
                 model.aae_discriminator->n_params, units.rec_long);
     else if (model.gan)
-        fprintf(stderr, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
+        text_appendf(&notes, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
                 "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
                 "cross-entropies from logits, nats)\n", model_parameter_count(&model),
                 model.decoder_net->n_params, model.encoder_net->n_params);
     else
-    fprintf(stderr, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
+        text_appendf(&notes, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
             model_kind_name(cfg->model.kind), model.n_params, units.rec_long,
             units.exact_nll ? " (no latent: the loss is the likelihood itself)" :
             !units.has_kl ? " (an AE: no KL term)" :
@@ -317,7 +325,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         const int tail = train_set.n % batch;
         if (tail > 0 && tail < ranks) {   // a last batch some ranks would have no row of
             steps_per_epoch--;
-            fprintf(stderr, "cuvae: data parallel: the last %d examples of each epoch's order are left out "
+            text_appendf(&notes, "cuvae: data parallel: the last %d examples of each epoch's order are left out "
                     "(fewer than the %d ranks)\n", tail, ranks);
         }
         int first_start, first_rows, last_start, last_rows;
@@ -326,7 +334,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         char shards[64];
         if (first_rows == last_rows) snprintf(shards, sizeof shards, "%d", first_rows);
         else snprintf(shards, sizeof shards, "%d to %d", last_rows, first_rows);
-        fprintf(stderr, "cuvae: data parallel: %d rank%s, global batch %d (shards of %s rows), the gradient "
+        text_appendf(&notes, "cuvae: data parallel: %d rank%s, global batch %d (shards of %s rows), the gradient "
                 "summed over the ranks every step; rank 0 writes %s\n", ranks, ranks == 1 ? "" : "s", batch, shards,
                 out_dir);
     }
@@ -352,7 +360,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
         if (train_set.n % batch == 1) {   // the epoch's last batch would be one example: left out
             steps_per_epoch--;
-            fprintf(stderr, "cuvae: the last example of each epoch's order is left out: alone in a batch it would "
+            text_appendf(&notes, "cuvae: the last example of each epoch's order is left out: alone in a batch it would "
                     "give %s no statistics\n", flat_norm);
         }
     }
@@ -395,6 +403,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
     }
+    if (notes.data) fputs(notes.data, stderr);
+    free(notes.data);
+    notes = (TextBuffer){0};
     // the log is appended to: it must be a regular file (or a link to one), not a FIFO or device
     char *log_target = NULL;
     if (output_path_resolve(path, &log_target, err, errlen) != 0) {
@@ -410,12 +421,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         // (when out_dir is new: another train may have made it since the check above)
         if (rc == 0) rc = run_folder_lock(out_dir, lock_fd, err, errlen);
         if (rc == 0) rc = run_folder_check(out_dir, resume, overwrite, err, errlen);
-        if (rc == 0) rc = remove_stale_temp_files(out_dir, err, errlen);
-        if (rc == 0) {
-            snprintf(path, sizeof path, "%s/figures", out_dir);
-            rc = remove_stale_temp_files(path, err, errlen);
-            snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-        }
+        if (rc == 0) rc = run_folder_remove_temp_files(out_dir, err, errlen);   // with progress/, figures/
+        snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
         if (rc == 0 && overwrite) {
             rc = run_folder_stage(staging, err, errlen);
             staged = rc == 0;
@@ -814,6 +821,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 : validating && !model.gan ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
 
 done:
+    free(notes.data);   // (not said: the run was refused before they were)
     if (handlers_caught && !handlers_restored) interrupts_restore(&handlers);
     model_destroy(&eval_model);
     train_step_release(&train_step);

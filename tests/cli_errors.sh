@@ -149,7 +149,7 @@ mkdir -p "$tmp/rerun2/.new-run"; echo mine > "$tmp/rerun2/.new-run/notes.txt"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
 rc=$?
 [ "$rc" -eq 0 ] && cmp -s "$tmp/rerun2/model.safetensors" "$tmp/rerun3/model.safetensors" \
-    && grep -q "rerun2/.new-run stays: it holds files cuvae did not write" "$tmp/rerun2.err" && [ -s "$tmp/rerun2/.new-run/notes.txt" ] \
+    && grep -q "rerun2/.new-run stays: it holds files cuvae did not write (notes.txt)" "$tmp/rerun2.err" && [ -s "$tmp/rerun2/.new-run/notes.txt" ] \
     && ok "a file of the user's in .new-run: the run is still replaced, the file kept and named" \
     || bad "user file in .new-run: exit $rc, $(tail -1 "$tmp/rerun2.err")"
 expect_error "a folder holding a run is refused without --resume or --overwrite" 2 \
@@ -211,8 +211,12 @@ for s in 18446744073709551616 9007199254740992 " 5" +5; do   # out of range (no 
         "$CUVAE" sample "$tmp/x.safetensors" --seed "$s"
 done
 expect_error "empty --iw" 2 "eval: --iw" -- "$CUVAE" eval "$tmp/x.safetensors" --iw ""
-expect_error "--iw with a leading space (strtol alone takes it)" 2 'eval: --iw: expected a count from 0 to 10000000, got " 5"' -- \
+expect_error "--iw with a leading space (strtol alone takes it)" 2 'eval: --iw: expected a count from 1 to 10000000, got " 5"' -- \
     "$CUVAE" eval "$tmp/x.safetensors" --iw " 5"
+expect_error "--iw 0 refused (not a silent 'no bound')" 2 'eval: --iw: expected a count from 1 to 10000000, got "0" \(leave --iw out for no importance-weighted bound\)' -- \
+    "$CUVAE" eval "$tmp/x.safetensors" --iw 0
+expect_error "--iw-examples 0 refused (not a silent 'all')" 2 'eval: --iw-examples: expected a count from 1 to 10000000, got "0" \(leave --iw-examples out' -- \
+    "$CUVAE" eval "$tmp/x.safetensors" --iw 5 --iw-examples 0
 expect_error "sample -n with a sign" 2 'sample: -n: expected 1..10000, got "\+5"' -- "$CUVAE" sample "$tmp/x.safetensors" -n +5
 expect_error "plot --latent-range in hex (strtod alone takes it)" 2 'plot: --latent-range: expected LO:HI with LO < HI, both within \+-1e30, got "0x1:2"' -- \
     "$CUVAE" plot "$tmp/x" --latent-range 0x1:2
@@ -303,15 +307,15 @@ PY
             && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && tail -1 "$tmp/plot.err" | grep -q "log.jsonl: line 1: not valid JSON" \
-            && [ -z "$(ls "$tmp/rerun/figures" 2>/dev/null)" ] \
-            && ok "plot with a truncated log.jsonl: says the line is not JSON, exit 2, before drawing anything" \
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not valid JSON" "$tmp/plot.err" \
+            && [ ! -e "$tmp/rerun/figures" ] \
+            && ok "plot with a truncated log.jsonl: one line saying the line is not JSON, exit 2, before any figure or folder" \
             || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"
         printf '%s\n' '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' \
             '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && tail -1 "$tmp/plot.err" | grep -q "log.jsonl: line 2: epoch 1 where epoch 2 belongs" \
-            && [ -z "$(ls "$tmp/rerun/figures" 2>/dev/null)" ] \
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 2: epoch 1 where epoch 2 belongs" "$tmp/plot.err" \
+            && [ ! -e "$tmp/rerun/figures" ] \
             && ok "plot with a log whose epochs are out of order (two logs joined): refused, naming the line" \
             || bad "plot with epochs out of order: exit $rc, $(tail -1 "$tmp/plot.err")"
         rm -f "$tmp/rerun/log.jsonl"

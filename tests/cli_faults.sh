@@ -139,6 +139,16 @@ else
 fi
 # progress/ a file, or a link to nowhere, in the earlier run: the commit checks every file's place
 # before it moves anything, so the earlier run stays as it was and the new run stays staged
+# eval.json (a file of the earlier run the new run has not written yet) taken by a folder: the
+# check covers the files the replacement removes too
+d="$tmp/noplace_evaldir"; cp -r "$tmp/ref" "$d"; rm "$d/eval.json"; mkdir "$d/eval.json"
+(cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+expect_fail "--overwrite with eval.json a folder: refused before anything moves" 2 \
+    "noplace_evaldir/eval.json: a folder, where a run's file is \(the replacement removes it\) \(--overwrite: the earlier run in .*noplace_evaldir is as it was" -- \
+    train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
+(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ -s "$d/.new-run/model.safetensors" ] \
+    && ok "--overwrite refused at its commit (eval.json a folder): the earlier run byte for byte as it was" \
+    || bad "--overwrite with eval.json a folder: the earlier run changed"
 for kind in file link; do
     d="$tmp/noplace_$kind"; cp -r "$tmp/ref" "$d"; rm -rf "$d/progress"
     if [ $kind = file ]; then echo x > "$d/progress"; want="progress: not a folder"
@@ -306,8 +316,10 @@ fi
 cp -r "$tmp/ref" "$tmp/stale"
 head -c 1000 "$tmp/ref/model.safetensors" > "$tmp/stale/model.safetensors.tmp.999999999"
 head -c 10 "$tmp/ref/log.jsonl" > "$tmp/stale/eval.json.tmp.999999998"
+head -c 10 "$tmp/ref/log.jsonl" > "$tmp/stale/progress/samples_epoch_001.png.tmp.999999997"
 train --set train.epochs=5 --out "$tmp/stale" --resume 2>"$tmp/stale.err" || bad "resume with stale temps: $(tail -1 "$tmp/stale.err")"
-if [ -z "$(ls "$tmp/stale" | grep '\.tmp\.')" ] && grep -q "removed .*model.safetensors.tmp.999999999, left by a write that was killed" "$tmp/stale.err"; then
+if [ -z "$(ls "$tmp/stale" "$tmp/stale/progress" | grep '\.tmp\.')" ] && grep -q "removed .*model.safetensors.tmp.999999999, left by a write that was killed" "$tmp/stale.err" \
+   && grep -q "removed .*progress/samples_epoch_001.png.tmp.999999997" "$tmp/stale.err"; then
     ok "stale temp files of killed writes removed (and said so)"
 else
     bad "stale temp files: $(ls "$tmp/stale") / $(grep removed "$tmp/stale.err")"
@@ -334,11 +346,11 @@ PY
     && ok "a log write that fails (file-size limit): exit 2 naming log.jsonl" || bad "log write failure: exit $rc, $(tail -1 "$tmp/logfull.err")"
 cp -r "$tmp/ref" "$tmp/fsize"
 before=$(md5sum < "$tmp/fsize/model.safetensors")
-(ulimit -f 1000; trap '' XFSZ; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
+(ulimit -f 1000; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
     --out "$tmp/fsize" --resume) 2>"$tmp/fsize.err"; rc=$?
 if [ "$rc" -eq 2 ] && tail -1 "$tmp/fsize.err" | grep -q "model.safetensors: write failed: File too large" &&
    [ "$(md5sum < "$tmp/fsize/model.safetensors")" = "$before" ] && [ -z "$(ls "$tmp/fsize" | grep '\.tmp\.')" ]; then
-    ok "a checkpoint over the file-size limit: exit 2 naming the file, the previous checkpoint intact, no temp left"
+    ok "a checkpoint over the file-size limit (SIGXFSZ not ignored by the caller): exit 2 naming the file, the previous checkpoint intact, no temp left"
 else
     bad "file-size limit: exit $rc, $(tail -1 "$tmp/fsize.err")"
 fi
@@ -509,7 +521,7 @@ else
         && [ -s "$tmp/bigeval/eval.json" ] && ok "an evaluation model too big for memory fails before --overwrite touches the run" \
         || bad "big eval model: exit $rc, $(tail -1 "$tmp/bigeval.err")"
 fi
-expect_fail "--resume with fewer epochs than the run has finished" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
+expect_error "--resume with fewer epochs than the run has finished: one line (the run's notes are not said)" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
     train --set train.epochs=2 --out "$tmp/stale" --resume
 mkdir -p "$tmp/first"; cp "$tmp/ref/config.json" "$tmp/first/"
 expect_fail "--resume of a run killed in its first epoch says to use --overwrite" 2 "nothing to resume .*start the run again with --overwrite" -- \

@@ -251,10 +251,10 @@ EOF
     # images the model trained on: refused (the image goes again before the emulated run below)
     class_dir=$(ls -d "$D"/rgb_folder/*/ | head -1)
     cp "$class_dir$(ls "$class_dir" | head -1)" "${class_dir}zz_extra.png"
-    # (stderr: the line announcing the carved test set, then the error)
+    # (stderr: the error alone; the line announcing the carved test set comes once it is checked)
     changed_refused() {
         "$@" >/dev/null 2>"$tmp/changed.err"; local rc=$?
-        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/changed.err")" -eq 2 ] && tail -1 "$tmp/changed.err" | grep -qE \
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/changed.err")" -eq 1 ] && tail -1 "$tmp/changed.err" | grep -qE \
             "conv/model.safetensors: the test set held out of data.train now \([0-9]+ of 65 images\) is not the one the run held out .*give the test images as data.test"
     }
     changed_refused "$CUVAE" eval "$tmp/conv/model.safetensors" \
@@ -269,6 +269,15 @@ EOF
     rm -f "${class_dir}zz_extra.png"
     "$CUVAE" eval "$tmp/conv/model.safetensors" >/dev/null 2>&1 && ok "the folder as it was: eval runs again" \
         || bad "eval after the extra image went"
+    # --set train.seed seeds eval's draws; the carved test set stays the one the run held out
+    # (carved with the checkpoint's own seed), so it is not refused as another test set
+    seeded=$("$CUVAE" eval "$tmp/conv/model.safetensors" --set train.seed=12345 2>"$tmp/seeded.err")
+    plain=$("$CUVAE" eval "$tmp/conv/model.safetensors" 2>/dev/null)
+    examples_of() { echo "$1" | sed -nE 's/.*"examples": ([0-9]+).*/\1/p'; }
+    [ -n "$seeded" ] && [ -n "$(examples_of "$seeded")" ] && [ "$(examples_of "$seeded")" = "$(examples_of "$plain")" ] \
+        && grep -q "held out as the test set" "$tmp/seeded.err" \
+        && ok "eval --set train.seed on a carved test set: the run's test images, other draws" \
+        || bad "eval --set train.seed on a carved test set: $(tail -1 "$tmp/seeded.err")"
 else
     bad "conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv.out" | tail -1)"
 fi

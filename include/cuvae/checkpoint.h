@@ -21,6 +21,11 @@ int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
                            int n_overrides, char *err, size_t errlen);
 
+// data_cfg = cfg (the checkpoint's config with a command's overrides) with the training
+// run's own train.seed: the seed that carved, split and binarized the run's data. A --set
+// train.seed seeds eval's, sample's and plot's draws, not which images they test on.
+int checkpoint_data_config(const char *path, const Config *cfg, Config *data_cfg, char *err, size_t errlen);
+
 // Loads parameters into an already-created model of matching shapes.
 int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen);
 

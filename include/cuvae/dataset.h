@@ -34,6 +34,10 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
 // binarization (seeded by train.seed) when asked: pixels become 0 or 255.
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
+// The line saying that the test set was carved out of the training images (data.test not
+// given) into line, or "" when it was not; the caller says it once its checks have passed.
+void dataset_carved_note(const Config *cfg, const Dataset *test, char *line, size_t n);
+
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
 // The one binarization of a test (or validation) set, static and dynamic runs alike:
