@@ -156,7 +156,8 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     snprintf(meta[2].key, sizeof meta[2].key, "carved_test_crc32");
     snprintf(carved, sizeof carved, "%08" PRIx32, m->carved_test_crc32);
     meta[2].value = carved;
-    int rc = safetensors_write(path, tensors, n, meta, m->carved_test_crc32 ? 3 : 2, err, errlen);
+    int rc = safetensors_check_finite_before_write(path, tensors, n, err, errlen);
+    if (rc == 0) rc = safetensors_write(path, tensors, n, meta, m->carved_test_crc32 ? 3 : 2, err, errlen);
     free(config_json);
     free(host);
     free(buffers);

@@ -1478,6 +1478,41 @@ static void name_override_in_error(const char *const *overrides, int n_overrides
             snprintf(err, errlen, "--set %s (over %s): %s", overrides[i], source, rest);
         return;
     }
+    // A message about a section's keys together ("SOURCE: eval: parzen_samples ... got kind ..."):
+    // the --set of that section whose last name the message says, in the order given.
+    const size_t section_length = strcspn(key, ":.[ ");
+    if (key[section_length] != ':' || section_length == 0) return;
+    const char *why = key + section_length;
+    if (strncmp(why, ": unknown key", 13) == 0) return;   // the section's own name is the unknown key
+    char named[1024] = "";
+    for (int i = 0; i < n_overrides; i++) {
+        const size_t n = override_key_length(overrides[i]);
+        if (n <= section_length + 1 || strncmp(overrides[i], key, section_length) != 0 ||
+            overrides[i][section_length] != '.')
+            continue;
+        char leaf[128];
+        const size_t leaf_length = n - section_length - 1;
+        if (leaf_length >= sizeof leaf) continue;
+        memcpy(leaf, overrides[i] + section_length + 1, leaf_length);
+        leaf[leaf_length] = '\0';
+        if (strpbrk(leaf, ".[")) continue;   // (one level down only)
+        bool said = false;
+        for (const char *at = strstr(why, leaf); at && !said; at = strstr(at + 1, leaf)) {
+            const bool word_before = at > why && (isalnum((unsigned char)at[-1]) || at[-1] == '_');
+            const bool word_after = isalnum((unsigned char)at[leaf_length]) || at[leaf_length] == '_';
+            said = !word_before && !word_after && strncmp(at, leaf, leaf_length) == 0;
+        }
+        if (!said) continue;
+        size_t used = strlen(named);
+        if (strpbrk(overrides[i], "\r\n"))
+            snprintf(named + used, sizeof named - used, "--set %.*s=... ", (int)n, overrides[i]);
+        else
+            snprintf(named + used, sizeof named - used, "--set %s ", overrides[i]);
+    }
+    if (!named[0]) return;
+    char rest[1024];
+    snprintf(rest, sizeof rest, "%s", key);
+    snprintf(err, errlen, "%s(over %s): %s", named, source, rest);
 }
 
 // config_from_string with the folder bases are read from (NULL: the working folder).

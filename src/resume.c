@@ -73,7 +73,8 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
         tensors[3].data = buffers;
         n_tensors = 4;
     }
-    int rc = safetensors_write(path, tensors, n_tensors, meta, N_RESUME_META, err, errlen);
+    int rc = safetensors_check_finite_before_write(path, tensors, n_tensors, err, errlen);
+    if (rc == 0) rc = safetensors_write(path, tensors, n_tensors, meta, N_RESUME_META, err, errlen);
     free(config_json);
     free(arena);
     free(buffers);

@@ -619,6 +619,20 @@ int safetensors_check_finite(const char *path, const StTensor *t, char *err, siz
     return 0;
 }
 
+int safetensors_check_finite_before_write(const char *path, const StTensor *tensors, int n, char *err,
+                                          size_t errlen) {
+    for (int k = 0; k < n; k++) {
+        const StTensor *t = &tensors[k];
+        size_t count = (size_t)element_count(t->shape, t->rank);
+        for (size_t i = 0; i < count; i++)
+            if (!isfinite(t->data[i]))
+                return set_error(err, errlen, "%s: not written: tensor %s, element %zu is %s: the run diverged (its "
+                                 "loss stayed finite); the file holds the last finished epoch, if one was; try a lower "
+                                 "train.lr", path, t->name, i, isnan(t->data[i]) ? "NaN" : "infinite");
+    }
+    return 0;
+}
+
 const StTensor *safetensors_find(const StFile *f, const char *name) {
     for (int i = 0; i < f->n_tensors; i++)
         if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];

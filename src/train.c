@@ -353,8 +353,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char flat_norm[96];
     if (!model.data_parallel && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
         if (batch < 2) {
-            rc = set_error(err, errlen, "%s normalises each feature over the batch: a batch of one example has no "
-                           "statistics (train.batch_size %d, %d training example%s); use 2 or more", flat_norm,
+            rc = set_error(err, errlen, "%s: %s normalises each feature over the batch: a batch of one example has no "
+                           "statistics (train.batch_size %d, %d training example%s); use 2 or more", cfg->source, flat_norm,
                            cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s");
             goto done;
         }

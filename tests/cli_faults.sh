@@ -457,6 +457,18 @@ h, d = load(sys.argv[3]); h["__metadata__"]["lr"] = "inf"; save(sys.argv[4], h, 
 PY
 expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors: tensor decoder.0.weight: element 3 is NaN" -- \
     "$CUVAE" eval "$ck/nan.safetensors"
+# a run that diverges while its loss stays finite (a batch norm's running variance or Adam's
+# second moments overflow, as the VQ-VAE at lr 1e6 does here): refused at the checkpoint, exit 2,
+# not a run that "succeeds" with files eval, sample and --resume then refuse. (On another CPU
+# the loss itself may be the first to overflow: either divergence message is right.)
+"$CUVAE" train configs/lectures/vq_vae_k256.json --set device=cpu --set data.train_limit=500 --set data.test_limit=100 \
+    --set train.epochs=1 --set train.lr=1e6 --set train.epoch_images=false --out "$tmp/finite_div" >/dev/null 2>"$tmp/finite_div.err"; rc=$?
+if [ "$rc" -eq 2 ] && [ ! -e "$tmp/finite_div/model.safetensors" ] && [ ! -e "$tmp/finite_div/eval.json" ] \
+   && tail -1 "$tmp/finite_div.err" | grep -qE "not written: tensor .*(infinite|NaN): the run diverged|training diverged at epoch 1"; then
+    ok "a run whose state overflows with a finite loss: exit 2 naming the tensor, no checkpoint nor eval.json written"
+else
+    bad "finite-loss divergence: exit $rc, $(tail -1 "$tmp/finite_div.err"), files: $(ls "$tmp/finite_div" 2>/dev/null | tr '\n' ' ')"
+fi
 # finite weights whose outputs overflow (a diverged run): the codes are inf, the loss not finite
 python3 - "$ck/model.safetensors" "$ck/huge.safetensors" <<'PY'
 import json, struct, sys, zlib

@@ -751,7 +751,11 @@ static void test_lecture_keys(void) {
           strstr(err, "loss.w_kl: is 4, but loss.capacity weighs the KL by capacity.gamma instead"), "w_kl + capacity: %s", err);
     const char *ae_sched[] = {"model.kind=ae", "loss.kl_warmup_epochs=1"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", ae_sched, 2, err, sizeof err) == -1 &&
-          strstr(err, "x.json: loss: KL schedules"), "ae + warmup: %s", err);
+          strstr(err, "--set loss.kl_warmup_epochs=1 (over x.json): loss: KL schedules"), "ae + warmup: %s", err);
+    // a message about a section's keys together names the --set of that section it speaks of
+    const char *vq_parzen[] = {"model.kind=ae", "eval.parzen_samples=20"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", vq_parzen, 2, err, sizeof err) == -1 &&
+          strstr(err, "--set eval.parzen_samples=20 (over x.json): eval: parzen_samples"), "parzen on an ae: %s", err);
     const char *cvae_none[] = {"model.kind=cvae", "model.condition=none"};
     CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", cvae_none, 2, err, sizeof err) == -1 &&
           strstr(err, "--set model.condition=none (over x.json): model.condition: kind \"cvae\" needs"),

@@ -47,6 +47,11 @@ int safetensors_read_any(const char *path, StFile *f, char *err, size_t errlen);
 const StTensor *safetensors_find(const StFile *f, const char *name);
 // -1 with err naming the file, the tensor and the first NaN or infinite element.
 int safetensors_check_finite(const char *path, const StTensor *t, char *err, size_t errlen);
+// Before a write: -1 with err naming path, the tensor and the element when one of the n
+// tensors holds a NaN or infinity -- a run that diverged with a finite loss (a batch norm's
+// running variance, Adam's second moments overflowing); the file is not written.
+int safetensors_check_finite_before_write(const char *path, const StTensor *tensors, int n, char *err,
+                                          size_t errlen);
 const char *safetensors_meta(const StFile *f, const char *key);   // NULL if absent
 void safetensors_free(StFile *f);
 
