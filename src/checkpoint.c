@@ -9,6 +9,7 @@
 #include "cuvae/safetensors.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,47 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
+static bool first_non_finite(const float *x, size_t n, size_t *at) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            *at = i;
+            return true;
+        }
+    return false;
+}
+
+int checkpoint_first_non_finite(Model *m, char *what, size_t whatlen) {
+    const size_t P = m->n_params;
+    float *host = xmalloc(3 * P * sizeof(float));   // params, adam.m, adam.v
+    float *buffers = xmalloc((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
+    model_get_params(m, host);
+    model_get_buffers(m, buffers);
+    m->be->download(m->be, host + P, m->adam_m, P * sizeof(float));
+    m->be->download(m->be, host + 2 * P, m->adam_v, P * sizeof(float));
+    static NamedSlice slices[MAX_SLICES];
+    const int n = list_slices(m, slices);
+    int found = 0;
+    size_t at = 0;
+    for (int k = 0; k < n && !found; k++) {
+        size_t count = 1;
+        for (int d = 0; d < slices[k].rank; d++) count *= (size_t)slices[k].shape[d];
+        const float *x = (slices[k].buffer ? buffers : host) + slices[k].offset;
+        if (first_non_finite(x, count, &at)) {
+            snprintf(what, whatlen, "tensor %s, element %zu is %s", slices[k].name, at, isnan(x[at]) ? "NaN" : "infinite");
+            found = 1;
+        }
+    }
+    for (int k = 1; k <= 2 && !found; k++)
+        if (first_non_finite(host + (size_t)k * P, P, &at)) {
+            snprintf(what, whatlen, "Adam's %s, element %zu is %s", k == 1 ? "m" : "v", at,
+                     isnan(host[(size_t)k * P + at]) ? "NaN" : "infinite");
+            found = 1;
+        }
+    free(host);
+    free(buffers);
+    return found;
+}
+
 // What the user gave instead of a checkpoint, said plainly: a run folder, a
 // config file. -1 with err, or 0 when path may be a checkpoint.
 static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
@@ -251,9 +293,20 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
     return rc;
 }
 
-int checkpoint_data_config(const char *path, const Config *cfg, Config *data_cfg, char *err, size_t errlen) {
+int checkpoint_data_config(const char *path, const Config *cfg, const char *const *overrides, int n_overrides,
+                           Config *data_cfg, char *err, size_t errlen) {
+    // the stored config read with the command's overrides but its train.seed (a moved VQ-VAE
+    // needs the --set model.prior_of the command was given to read at all)
+    const char **kept = xmalloc((size_t)(n_overrides > 0 ? n_overrides : 1) * sizeof *kept);
+    int n_kept = 0;
+    for (int i = 0; i < n_overrides; i++) {
+        const size_t key = strcspn(overrides[i], "=");
+        if (!(key == 10 && strncmp(overrides[i], "train.seed", 10) == 0)) kept[n_kept++] = overrides[i];
+    }
     Config stored;
-    if (checkpoint_read_config(path, &stored, NULL, 0, err, errlen) != 0) return -1;
+    int rc = checkpoint_read_config(path, &stored, kept, n_kept, err, errlen);
+    free(kept);
+    if (rc != 0) return -1;
     *data_cfg = *cfg;
     data_cfg->train.seed = stored.train.seed;
     return 0;

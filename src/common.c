@@ -291,6 +291,17 @@ int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
     return 0;
 }
 
+// Whether NAME.tmp.PID could be a temp of cuvae's own writes into a run folder, progress/ or
+// figures/ (a run's files, the commit marker, an image): other names are left alone, whatever
+// their pid (a progress/ linked elsewhere may hold files of yours).
+static bool is_cuvae_temp_stem(const char *name, size_t stem_length) {
+    static const char *const stems[] = {"config.json", "log.jsonl", "eval.json", "model.safetensors",
+                                        "resume.safetensors", "best.safetensors", "COMMIT"};
+    for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++)
+        if (strlen(stems[i]) == stem_length && strncmp(name, stems[i], stem_length) == 0) return true;
+    return stem_length > 4 && strncmp(name + stem_length - 4, ".png", 4) == 0;
+}
+
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
     DIR *d = opendir(dir);
     if (!d) {
@@ -301,7 +312,7 @@ int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *mark = strstr(e->d_name, ".tmp.");
-        if (!mark || mark == e->d_name) continue;
+        if (!mark || mark == e->d_name || !is_cuvae_temp_stem(e->d_name, (size_t)(mark - e->d_name))) continue;
         const char *digits = mark + 5;
         char *end = NULL;
         long pid = strtol(digits, &end, 10);

@@ -1460,64 +1460,67 @@ static size_t override_key_length(const char *text) {
     return eq ? (size_t)(eq - text) : strlen(text);
 }
 
+// "--set K=V", or "--set K=..." for a value over several lines or a long one (the message
+// stays one line, and its reason is not pushed out of the buffer).
+static void describe_override(char *out, size_t n, const char *override) {
+    const size_t key = override_key_length(override);
+    if (strpbrk(override, "\r\n") || strlen(override) > 100)
+        snprintf(out, n, "--set %.*s=...", (int)key, override);
+    else
+        snprintf(out, n, "--set %s", override);
+}
+
+static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
+                                  const char *const *overrides, int n_overrides, bool name_overrides, char *err,
+                                  size_t errlen);
+
 // A message about a key's value ("SOURCE: a.b[2]: why") whose value came from --set names the
-// --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file.
-static void name_override_in_error(const char *const *overrides, int n_overrides, const char *source, char *err,
+// --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file. A message
+// about a section's keys together ("SOURCE: eval: parzen_samples ... got kind ...") names the
+// --sets without which the config reads (each tried left out), if any.
+static void name_override_in_error(const char *json, const char *dir, const char *const *overrides,
+                                   int n_overrides, const char *source, const char *label, char *err,
                                    size_t errlen) {
-    const size_t source_length = strlen(source);
-    if (strncmp(err, source, source_length) != 0 || strncmp(err + source_length, ": ", 2) != 0) return;
-    const char *key = err + source_length + 2;
+    const size_t label_length = strlen(label);
+    if (strncmp(err, label, label_length) != 0 || strncmp(err + label_length, ": ", 2) != 0) return;
+    const char *key = err + label_length + 2;
+    char rest[1024], named[1024] = "";
     for (int i = n_overrides - 1; i >= 0; i--) {
         const size_t n = override_key_length(overrides[i]);
         if (strncmp(key, overrides[i], n) != 0 || (key[n] != ':' && key[n] != '.' && key[n] != '[')) continue;
-        char rest[1024];
+        describe_override(named, sizeof named, overrides[i]);
         snprintf(rest, sizeof rest, "%s", key);
-        if (strpbrk(overrides[i], "\r\n"))   // a value over several lines: its key only (one error line)
-            snprintf(err, errlen, "--set %.*s=... (over %s): %s", (int)n, overrides[i], source, rest);
-        else
-            snprintf(err, errlen, "--set %s (over %s): %s", overrides[i], source, rest);
+        snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
         return;
     }
-    // A message about a section's keys together ("SOURCE: eval: parzen_samples ... got kind ..."):
-    // the --set of that section whose last name the message says, in the order given.
     const size_t section_length = strcspn(key, ":.[ ");
-    if (key[section_length] != ':' || section_length == 0) return;
-    const char *why = key + section_length;
-    if (strncmp(why, ": unknown key", 13) == 0) return;   // the section's own name is the unknown key
-    char named[1024] = "";
+    if (key[section_length] != ':' || section_length == 0 || n_overrides < 1 || n_overrides > 64) return;
+    const char **others = xmalloc((size_t)n_overrides * sizeof *others);
     for (int i = 0; i < n_overrides; i++) {
-        const size_t n = override_key_length(overrides[i]);
-        if (n <= section_length + 1 || strncmp(overrides[i], key, section_length) != 0 ||
-            overrides[i][section_length] != '.')
+        int n_others = 0;
+        for (int j = 0; j < n_overrides; j++)
+            if (j != i) others[n_others++] = overrides[j];
+        Config trial;
+        char trial_err[1024];
+        if (config_from_text_named(&trial, json, source, dir, others, n_others, false, trial_err,
+                                   sizeof trial_err) != 0)
             continue;
-        char leaf[128];
-        const size_t leaf_length = n - section_length - 1;
-        if (leaf_length >= sizeof leaf) continue;
-        memcpy(leaf, overrides[i] + section_length + 1, leaf_length);
-        leaf[leaf_length] = '\0';
-        if (strpbrk(leaf, ".[")) continue;   // (one level down only)
-        bool said = false;
-        for (const char *at = strstr(why, leaf); at && !said; at = strstr(at + 1, leaf)) {
-            const bool word_before = at > why && (isalnum((unsigned char)at[-1]) || at[-1] == '_');
-            const bool word_after = isalnum((unsigned char)at[leaf_length]) || at[leaf_length] == '_';
-            said = !word_before && !word_after && strncmp(at, leaf, leaf_length) == 0;
-        }
-        if (!said) continue;
+        char one[160];
+        describe_override(one, sizeof one, overrides[i]);
         size_t used = strlen(named);
-        if (strpbrk(overrides[i], "\r\n"))
-            snprintf(named + used, sizeof named - used, "--set %.*s=... ", (int)n, overrides[i]);
-        else
-            snprintf(named + used, sizeof named - used, "--set %s ", overrides[i]);
+        snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
     }
+    free(others);
     if (!named[0]) return;
-    char rest[1024];
     snprintf(rest, sizeof rest, "%s", key);
-    snprintf(err, errlen, "%s(over %s): %s", named, source, rest);
+    snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
 }
 
-// config_from_string with the folder bases are read from (NULL: the working folder).
-static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,
-                            const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+// config_from_string with the folder bases are read from (NULL: the working folder); with
+// name_overrides, an error a --set caused names it.
+static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
+                                  const char *const *overrides, int n_overrides, bool name_overrides, char *err,
+                                  size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     Ctx c = {source ? source : "<string>", err, errlen};
     if (!json) return set_error(err, errlen, "%s: no JSON text", c.source);
@@ -1541,8 +1544,9 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
         if (rc == 0) rc = apply_override(root, overrides[i], err, errlen);
     }
     if (rc == 0) rc = parse_config(cfg, root, &c);
-    if (rc != 0) name_override_in_error(overrides, n_overrides, c.source, err, errlen);
     cJSON_Delete(root);
+    if (rc != 0 && name_overrides)
+        name_override_in_error(json, dir, overrides, n_overrides, source, c.source, err, errlen);
 
     if (rc != 0) {
         memset(cfg, 0, sizeof *cfg);
@@ -1550,6 +1554,11 @@ static int config_from_text(Config *cfg, const char *json, const char *source, c
     }
     copy_string(cfg->source, sizeof cfg->source, source ? source : "<string>");
     return 0;
+}
+
+static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,
+                            const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    return config_from_text_named(cfg, json, source, dir, overrides, n_overrides, true, err, errlen);
 }
 
 int config_from_string(Config *cfg, const char *json, const char *source,

@@ -745,7 +745,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (check_log_lines(run_dir, err, errlen) != 0) return -1;
     Dataset train_set, test_set;
     Config data_cfg;   // the run's test set: carved and binarized with the training run's train.seed
-    if (checkpoint_data_config(ckpt, &cfg, &data_cfg, err, errlen) != 0) return -1;
+    if (checkpoint_data_config(ckpt, &cfg, overrides, n_overrides, &data_cfg, err, errlen) != 0) return -1;
     data_cfg.data.train_limit = 1;
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
     dataset_free(&train_set);

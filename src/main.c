@@ -262,7 +262,7 @@ static int command_eval(int argc, char **argv) {
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     Config data_cfg;   // the run's data: its carve, splits and binarization (train.seed) are the training run's
-    if (checkpoint_data_config(a.positional, &cfg, &data_cfg, err, sizeof err) != 0) return fail(err);
+    if (checkpoint_data_config(a.positional, &cfg, a.overrides, a.n_overrides, &data_cfg, err, sizeof err) != 0) return fail(err);
     if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
     if (checkpoint_check_carved_test_set(a.positional, &test_set, err, sizeof err) != 0) {

@@ -403,9 +403,6 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
     }
-    if (notes.data) fputs(notes.data, stderr);
-    free(notes.data);
-    notes = (TextBuffer){0};
     // the log is appended to: it must be a regular file (or a link to one), not a FIFO or device
     char *log_target = NULL;
     if (output_path_resolve(path, &log_target, err, errlen) != 0) {
@@ -429,18 +426,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
         if (rc == 0 && resume_staged) {
             rc = run_folder_remove_temp_files(staging, err, errlen);
-            fprintf(stderr, "cuvae: resuming the --overwrite run staged in %s: it replaces the run in %s when it "
-                    "ends\n", staging, out_dir);
+            text_appendf(&notes, "cuvae: resuming the --overwrite run staged in %s: it replaces the run in %s when "
+                         "it ends\n", staging, out_dir);
         }
     }
     if (rc == 0 && resume) {
         if (writer) rc = keep_log_lines(path, at.epochs_done, err, errlen);
         first_epoch = at.epochs_done + 1;
         if (rc == 0 && at.steps_in_epoch > 0)
-            fprintf(stderr, "cuvae: resuming %s in epoch %d of %d, after step %lld of %ld\n", out_dir,
-                    first_epoch, epochs, (long long)at.steps_in_epoch, steps_per_epoch);
+            text_appendf(&notes, "cuvae: resuming %s in epoch %d of %d, after step %lld of %ld\n", out_dir,
+                         first_epoch, epochs, (long long)at.steps_in_epoch, steps_per_epoch);
         else if (rc == 0)
-            fprintf(stderr, "cuvae: resuming %s after epoch %d of %d\n", out_dir, at.epochs_done, epochs);
+            text_appendf(&notes, "cuvae: resuming %s after epoch %d of %d\n", out_dir, at.epochs_done, epochs);
     }
     if (rc == 0 && writer) {
         // a run that fails later must not leave an earlier evaluation beside its config
@@ -450,6 +447,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", eval_path,
                            strerror(errno));
     }
+    if (rc == 0 && notes.data) fputs(notes.data, stderr);   // every check has passed: what the run is
+    free(notes.data);
+    notes = (TextBuffer){0};
     if (rc == 0 && writer) {
         char config_path[1100];
         char *config_json = config_to_json(cfg);
@@ -658,6 +658,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                  epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
                  epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
                  epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0, (double)last_step.lr_now);
+        // a state that overflowed while the loss stayed finite (a batch norm's running variance,
+        // Adam's moments): stopped before the epoch's log line and files, which keep the last
+        // finished epoch
+        char non_finite[256];
+        if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
+            rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
+                           "holds the last finished epoch; try a lower train.lr", epoch, non_finite, ckpt_path);
+            goto done;
+        }
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
             rc = -1;
             goto done;

@@ -310,6 +310,9 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
     "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \
         && [ -s "$tmp/prior/figures/samples.png" ] && ok "prior: plot follows --set model.prior_of to a moved VQ-VAE" \
         || bad "prior: plot with a moved VQ-VAE: $(tail -1 "$tmp/plotmoved.err")"
+    "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq_moved/model.safetensors" --set train.seed=3 \
+        2>"$tmp/evalmoved.err" | grep -q '"test_loss"' && ok "prior: eval follows --set model.prior_of to a moved VQ-VAE (with a --set train.seed)" \
+        || bad "prior: eval with a moved VQ-VAE: $(tail -1 "$tmp/evalmoved.err")"
     mv "$tmp/vq_moved" "$tmp/vq"
 else
     bad "a second VQ-VAE did not train"

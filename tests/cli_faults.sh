@@ -317,8 +317,10 @@ cp -r "$tmp/ref" "$tmp/stale"
 head -c 1000 "$tmp/ref/model.safetensors" > "$tmp/stale/model.safetensors.tmp.999999999"
 head -c 10 "$tmp/ref/log.jsonl" > "$tmp/stale/eval.json.tmp.999999998"
 head -c 10 "$tmp/ref/log.jsonl" > "$tmp/stale/progress/samples_epoch_001.png.tmp.999999997"
+echo mine > "$tmp/stale/progress/notes.tmp.999999996"   # not a name cuvae writes: kept
 train --set train.epochs=5 --out "$tmp/stale" --resume 2>"$tmp/stale.err" || bad "resume with stale temps: $(tail -1 "$tmp/stale.err")"
-if [ -z "$(ls "$tmp/stale" "$tmp/stale/progress" | grep '\.tmp\.')" ] && grep -q "removed .*model.safetensors.tmp.999999999, left by a write that was killed" "$tmp/stale.err" \
+if [ -z "$(ls "$tmp/stale" "$tmp/stale/progress" | grep '\.tmp\.' | grep -v '^notes\.tmp\.999999996$')" ] \
+   && [ -s "$tmp/stale/progress/notes.tmp.999999996" ] && grep -q "removed .*model.safetensors.tmp.999999999, left by a write that was killed" "$tmp/stale.err" \
    && grep -q "removed .*progress/samples_epoch_001.png.tmp.999999997" "$tmp/stale.err"; then
     ok "stale temp files of killed writes removed (and said so)"
 else
@@ -463,9 +465,10 @@ expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors:
 # the loss itself may be the first to overflow: either divergence message is right.)
 "$CUVAE" train configs/lectures/vq_vae_k256.json --set device=cpu --set data.train_limit=500 --set data.test_limit=100 \
     --set train.epochs=1 --set train.lr=1e6 --set train.epoch_images=false --out "$tmp/finite_div" >/dev/null 2>"$tmp/finite_div.err"; rc=$?
-if [ "$rc" -eq 2 ] && [ ! -e "$tmp/finite_div/model.safetensors" ] && [ ! -e "$tmp/finite_div/eval.json" ] \
-   && tail -1 "$tmp/finite_div.err" | grep -qE "not written: tensor .*(infinite|NaN): the run diverged|training diverged at epoch 1"; then
-    ok "a run whose state overflows with a finite loss: exit 2 naming the tensor, no checkpoint nor eval.json written"
+if [ "$rc" -eq 2 ] && [ ! -e "$tmp/finite_div/model.safetensors" ] && [ ! -e "$tmp/finite_div/resume.safetensors" ] \
+   && [ ! -e "$tmp/finite_div/eval.json" ] && [ ! -s "$tmp/finite_div/log.jsonl" ] \
+   && tail -1 "$tmp/finite_div.err" | grep -qE "training diverged in epoch 1: (tensor .*|Adam's [mv], element [0-9]+) is (infinite|NaN) though the loss is finite|training diverged at epoch 1"; then
+    ok "a run whose state overflows with a finite loss: exit 2 naming the tensor; no log line, checkpoint nor eval.json for that epoch"
 else
     bad "finite-loss divergence: exit $rc, $(tail -1 "$tmp/finite_div.err"), files: $(ls "$tmp/finite_div" 2>/dev/null | tr '\n' ' ')"
 fi
@@ -533,6 +536,10 @@ else
         && [ -s "$tmp/bigeval/eval.json" ] && ok "an evaluation model too big for memory fails before --overwrite touches the run" \
         || bad "big eval model: exit $rc, $(tail -1 "$tmp/bigeval.err")"
 fi
+cp -r "$tmp/stale" "$tmp/evaldir"; rm "$tmp/evaldir/eval.json"; mkdir "$tmp/evaldir/eval.json"
+expect_error "--resume into a folder whose eval.json is a folder: one line (the run's notes are not said)" 2 \
+    "evaldir/eval.json: cannot remove the previous evaluation: Is a directory" -- \
+    train --set train.epochs=6 --out "$tmp/evaldir" --resume
 expect_error "--resume with fewer epochs than the run has finished: one line (the run's notes are not said)" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
     train --set train.epochs=2 --out "$tmp/stale" --resume
 mkdir -p "$tmp/first"; cp "$tmp/ref/config.json" "$tmp/first/"

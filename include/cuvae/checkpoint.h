@@ -11,6 +11,11 @@
 
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen);
 
+// Whether the state an epoch's files hold (parameters, buffers, Adam's moments) is all
+// finite: 0, or 1 with `what` naming the first element that is not ("tensor
+// decoder.1.running_var, element 0 is infinite"). A run can overflow there with a finite loss.
+int checkpoint_first_non_finite(Model *m, char *what, size_t whatlen);
+
 // -1 with err when test was carved out of data.train (dataset "files" without data.test)
 // and differs from the test set the run that wrote the checkpoint at path held out (its
 // __metadata__.carved_test_crc32): the data changed, and the new carve may hold images the
@@ -24,7 +29,8 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
 // data_cfg = cfg (the checkpoint's config with a command's overrides) with the training
 // run's own train.seed: the seed that carved, split and binarized the run's data. A --set
 // train.seed seeds eval's, sample's and plot's draws, not which images they test on.
-int checkpoint_data_config(const char *path, const Config *cfg, Config *data_cfg, char *err, size_t errlen);
+int checkpoint_data_config(const char *path, const Config *cfg, const char *const *overrides, int n_overrides,
+                           Config *data_cfg, char *err, size_t errlen);
 
 // Loads parameters into an already-created model of matching shapes.
 int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen);

@@ -107,7 +107,8 @@ bool is_plain_name(const char *s);
 void fsync_parent_directory(const char *path);
 
 // Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
-// killed before its rename), saying so on stderr. A missing dir is fine.
+// killed before its rename), saying so on stderr, NAME one of cuvae's (a run's file, the
+// commit marker, a .png). A missing dir (or a file in its place) is fine.
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen);
 
 #endif
