@@ -96,11 +96,11 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
         if (option_given_once(argc, argv, i, bench_takes_value, "bench", err, errlen) != 0) return -1;
         if (strcmp(arg, "--steps") == 0) {
             if (!has_value || parse_count(argv[++i], 1, &a->steps) != 0)
-                return set_error(err, errlen, "bench: --steps: expected an integer >= 1, got \"%s\"",
+                return set_error(err, errlen, "bench: --steps: expected an integer from 1 to 100000000, got \"%s\"",
                                  has_value ? argv[i] : "");
         } else if (strcmp(arg, "--warmup") == 0) {
             if (!has_value || parse_count(argv[++i], 0, &a->warmup) != 0)
-                return set_error(err, errlen, "bench: --warmup: expected an integer >= 0, got \"%s\"",
+                return set_error(err, errlen, "bench: --warmup: expected an integer from 0 to 100000000, got \"%s\"",
                                  has_value ? argv[i] : "");
         } else if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "bench: --set needs key.path=value");

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const char *option), const char *command,
@@ -104,6 +105,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (!has_value || is_option(argv[i + 1]))
                 return set_error(err, errlen, "sample: --prior needs a prior's checkpoint%s", option_hint(argc, argv, i));
             a->prior = argv[++i];
+            if (!a->prior[0]) return set_error(err, errlen, "sample: --prior: the file name is empty");
         } else if (strcmp(arg, "--class") == 0 && strcmp(command, "sample") == 0) {
             char *end;
             if (!has_value) return set_error(err, errlen, "sample: --class needs a label");
@@ -197,6 +199,14 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files
     const char *inputs[2] = {a->positional, a->prior};
     if (a->json_out && run_folder_check_output(command, "-o", a->json_out, inputs, 2, err, errlen) != 0) return -1;
+    if (a->output_png) {   // a PNG: a name with another extension (.jpg, .safetensors, ...) is a mistake
+        const char *slash = strrchr(a->output_png, '/');
+        const char *dot = strrchr(slash ? slash + 1 : a->output_png, '.');
+        if (dot && dot != (slash ? slash + 1 : a->output_png) && strcasecmp(dot, ".png") != 0 &&
+            run_folder_check_output(command, "-o", a->output_png, inputs, 2, err, errlen) == 0)
+            return set_error(err, errlen, "%s: -o %s: %s writes a PNG image; give a name ending in .png", command,
+                             a->output_png, command);
+    }
     if (a->output_png && run_folder_check_output(command, "-o", a->output_png, inputs, 2, err, errlen) != 0)
         return -1;
     return 0;

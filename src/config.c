@@ -1361,7 +1361,7 @@ static void merge_over(cJSON *base, const cJSON *over) {
 // Parses json (named source, in folder dir) with its bases merged under it.
 // Returns the merged object, or NULL with err.
 // JSON text is UTF-8, and a \u0000 escape would cut a string short silently.
-static int check_text(const char *json, const char *source, char *err, size_t errlen) {
+int config_check_json_text(const char *json, const char *source, char *err, size_t errlen) {
     long bad = utf8_first_invalid(json);
     if (bad >= 0)
         return set_error(err, errlen, "%s: byte %ld: not valid UTF-8 (JSON text must be UTF-8; "
@@ -1394,7 +1394,7 @@ static int check_duplicates(const Ctx *c, const cJSON *obj, const char *path) {
 static cJSON *parse_with_bases(const char *json, const char *source, const char *dir, int depth,
                                char *bases, size_t baseslen, char *err, size_t errlen) {
     Ctx c = {source, err, errlen};
-    if (check_text(json, source, err, errlen) != 0) return NULL;
+    if (config_check_json_text(json, source, err, errlen) != 0) return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
@@ -1538,9 +1538,10 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
     }
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) {
-        char what[64];
-        snprintf(what, sizeof what, "--set %d", i + 1);
-        rc = check_text(overrides[i], what, err, errlen);
+        char what[96];
+        snprintf(what, sizeof what, "--set %.*s", (int)(override_key_length(overrides[i]) < 64
+                                                        ? override_key_length(overrides[i]) : 64), overrides[i]);
+        rc = config_check_json_text(overrides[i], what, err, errlen);
         if (rc == 0) rc = apply_override(root, overrides[i], err, errlen);
     }
     if (rc == 0) rc = parse_config(cfg, root, &c);

@@ -14,6 +14,7 @@
 #include "cuvae/model.h"
 #include "cuvae/plot.h"
 #include "cuvae/report.h"
+#include "cuvae/run_folder.h"
 #include "cuvae/train.h"
 
 #include <math.h>
@@ -136,8 +137,9 @@ static const char *USAGE_SAMPLE =
     "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
     "--seed S draws other samples (not together with --set train.seed); -o follows eval's -o\n"
-    "rules (cuvae eval --help) and never replaces a run's eval.json either.\n"
-    "--set takes the keys eval takes (cuvae eval --help).\n";
+    "rules (cuvae eval --help), never replaces a run's eval.json nor a prior's VQ-VAE either,\n"
+    "and takes a name ending in .png (or no extension: /dev/null).\n"
+    "--set takes the keys eval takes (cuvae eval --help); eval.iw_* are refused (no bound here).\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
@@ -238,6 +240,19 @@ static int fail_diverged(const char *checkpoint, double loss) {
     return fail(msg);
 }
 
+// -o of eval or sample on a prior (a pixelcnn over a VQ-VAE's codes) must not replace the
+// VQ-VAE it reads either (model.prior_of, as the command's --set leave it).
+static int check_output_not_prior_of(const char *command, const char *output, const char *checkpoint,
+                                     const char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    Config c;
+    char ignored[512];   // (a checkpoint that does not read is refused, naming it, when it is loaded)
+    if (!output || checkpoint_read_config(checkpoint, &c, overrides, n_overrides, ignored, sizeof ignored) != 0 ||
+        !c.model.prior_of[0])
+        return 0;
+    const char *inputs[1] = {c.model.prior_of};
+    return run_folder_check_output(command, "-o", output, inputs, 1, err, errlen);
+}
+
 static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
@@ -245,6 +260,9 @@ static int command_eval(int argc, char **argv) {
 
     Config cfg, stored;
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    if (check_output_not_prior_of("eval", a.json_out, a.positional, a.overrides, a.n_overrides,
+                                  err, sizeof err) != 0)
+        return fail(err);
     // the config's eval.iw_* are the training run's final evaluation: --set of them (in any
     // form) would be ignored here, where the bound is --iw K / --iw-examples N
     if (a.n_overrides > 0 && checkpoint_read_config(a.positional, &stored, NULL, 0, err, sizeof err) == 0 &&
@@ -375,18 +393,39 @@ static int command_sample(int argc, char **argv) {
             return fail(err);
         }
         if (a.n_overrides == MAX_OVERRIDES) return fail("sample: too many --set");
+        const char *vq_path = a.positional;
         snprintf(prior_of, sizeof prior_of, "model.prior_of=%s", a.positional);
         a.overrides[a.n_overrides++] = prior_of;
         a.positional = a.prior;
         Config prior_cfg;
-        if (checkpoint_read_config(a.positional, &prior_cfg, a.overrides, a.n_overrides, err, sizeof err) != 0)
+        if (checkpoint_read_config(a.positional, &prior_cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) {
+            // the model.prior_of given is --prior's CKPT, not a --set of the user's: said so
+            const char *reason = strncmp(err, prior_of, strlen(prior_of)) == 0 || strncmp(err + 6, prior_of,
+                                 strlen(prior_of)) == 0 ? strstr(err, "): ") : NULL;
+            if (reason) {
+                char said[1024];
+                snprintf(said, sizeof said, "sample: %s --prior %s: %s", vq_path, a.prior, reason + 3);
+                return fail(said);
+            }
             return fail(err);
+        }
         if (prior_cfg.model.prior_classes == 0) {
             snprintf(err, sizeof err, "sample: --prior %s is not a prior over a VQ-VAE's codes (no model.prior_of)",
                      a.prior);
             return fail(err);
         }
     }
+    for (int i = 0; i < a.n_overrides; i++)   // (eval refuses them too: they are the training run's bound)
+        if (strncmp(a.overrides[i], "eval.iw_samples", 15) == 0 || strncmp(a.overrides[i], "eval.iw_examples", 16) == 0 ||
+            (strncmp(a.overrides[i], "eval=", 5) == 0 && strstr(a.overrides[i], "iw_"))) {
+            snprintf(err, sizeof err, "sample: --set %.*s: sample draws no importance-weighted bound (eval.iw_samples / "
+                     "eval.iw_examples are the training run's; cuvae eval --iw K gives one)",
+                     (int)strcspn(a.overrides[i], "="), a.overrides[i]);
+            return fail(err);
+        }
+    if (check_output_not_prior_of("sample", a.output_png, a.positional, a.overrides,
+                                  a.n_overrides, err, sizeof err) != 0)
+        return fail(err);
     if (load_checkpoint_model(&a, a.n_samples, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
     float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws

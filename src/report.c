@@ -5,6 +5,7 @@
 #include "cuvae/common.h"
 #include "cuvae/config.h"
 #include "cuvae/eval.h"
+#include "cuvae/run_folder.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -52,6 +53,10 @@ static void html_text(FILE *f, const char *s) {
 static cJSON *read_json(const char *path, char *err, size_t errlen) {
     char *text = read_text_file(path, NULL, err, errlen);
     if (!text) return NULL;
+    if (config_check_json_text(text, path, err, errlen) != 0) {   // UTF-8, no \u0000 (it would cut a string)
+        free(text);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(text, &end, 1);   // (1: nothing but spaces after the value)
     if (!j) set_error(err, errlen, "%s: not valid JSON (at byte %ld)", path, end ? (long)(end - text) : 0L);
@@ -278,7 +283,10 @@ static int check_index(const cJSON *index, const char *path, char *err, size_t e
 static int check_run_file(const char *runs_dir, const char *run, const char *name, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s/%s", runs_dir, run, name);
-    if (!file_exists(path)) return 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;   // not there: shown as missing
+    if (!S_ISREG(st.st_mode))   // (a FIFO would block the read; a folder is no run's file)
+        return set_error(err, errlen, "%s: not a regular file (a run writes a JSON object there)", path);
     cJSON *j = read_json(path, err, errlen);
     if (!j) return -1;
     const bool object = cJSON_IsObject(j);
@@ -291,6 +299,14 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
     if (!index) return -1;
     if (check_index(index, index_path, err, errlen) != 0) {
         cJSON_Delete(index);   // after the message: it may quote the index's strings
+        return -1;
+    }
+    // the page replaces RUNS_DIR/index.html: never the index it reads, nor (through a link) a run's file
+    char page[1200];
+    snprintf(page, sizeof page, "%s/index.html", runs_dir);
+    const char *inputs[1] = {index_path};
+    if (run_folder_check_output("report", "page", page, inputs, 1, err, errlen) != 0) {
+        cJSON_Delete(index);
         return -1;
     }
     const cJSON *sections = cJSON_GetObjectItemCaseSensitive(index, "sections");
@@ -320,17 +336,22 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         section_index++;
     }
     // the runs the index names, present in runs_dir or not: none is an error, some a note
-    int n_named = 0, n_present = 0;
-    TextBuffer missing = {0};
+    int n_named = 0, n_present = 0;   // distinct names (a run may be in several sections)
+    TextBuffer missing = {0}, seen = {0};
+    text_append(&seen, "\n");
     cJSON_ArrayForEach(checked, sections) {
         const cJSON *run;
         cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(checked, "runs")) {
-            char config_path[1200];
+            char config_path[1200], framed[600];
+            snprintf(framed, sizeof framed, "\n%s\n", run->valuestring);
+            if (strstr(seen.data, framed)) continue;
+            text_append(&seen, framed + 1);
             snprintf(config_path, sizeof config_path, "%s/%s/config.json", runs_dir, run->valuestring);
             n_named++;
             if (check_run_file(runs_dir, run->valuestring, "config.json", err, errlen) != 0 ||
                 check_run_file(runs_dir, run->valuestring, "eval.json", err, errlen) != 0) {
                 free(missing.data);
+                free(seen.data);
                 cJSON_Delete(index);
                 return -1;
             }
@@ -346,6 +367,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         set_error(err, errlen, "%s: none of its %d runs is in %s (no RUN/config.json there): train them "
                   "first (make lectures does)", index_path, n_named, runs_dir);
         free(missing.data);
+        free(seen.data);
         cJSON_Delete(index);
         return -1;
     }
@@ -353,6 +375,7 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         fprintf(stderr, "cuvae: report: %d of %d runs not in %s (shown as missing): %s\n", n_named - n_present,
                 n_named, runs_dir, missing.data);
     free(missing.data);
+    free(seen.data);
     char path[1200];
     snprintf(path, sizeof path, "%s/index.html", runs_dir);
     AtomicFile out;

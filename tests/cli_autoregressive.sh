@@ -301,7 +301,7 @@ done
 if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null && [ -s "$tmp/prior/config.json" ]; then
     grep -q '"prior_crc32": "[0-9a-f]\{8\}"' "$tmp/prior/config.json" && ok "prior: the effective config names its VQ-VAE's crc32" \
         || bad "prior: no prior_crc32 in $(grep prior "$tmp/prior/config.json")"
-    expect_error "prior: sample --prior with another VQ-VAE refused" 2 'model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
+    expect_error "prior: sample --prior with another VQ-VAE refused (naming --prior, not a --set never given)" 2 '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
         "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior was trained on' -- \
         "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq2/model.safetensors"
@@ -310,6 +310,12 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
     "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \
         && [ -s "$tmp/prior/figures/samples.png" ] && ok "prior: plot follows --set model.prior_of to a moved VQ-VAE" \
         || bad "prior: plot with a moved VQ-VAE: $(tail -1 "$tmp/plotmoved.err")"
+    cp "$tmp/vq_moved/model.safetensors" "$tmp/vq_copy"   # (a name sample -o takes: no other extension)
+    expect_error "prior: sample -o onto the VQ-VAE the prior reads: refused (it would be replaced by a PNG)" 2 \
+        "sample: -o .*/vq_copy is the file sample reads" -- \
+        "$CUVAE" sample "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq_copy" -n 4 -o "$tmp/vq_copy"
+    expect_error "sample -o with an extension other than .png: refused" 2 "sample: -o .*/s.jpg: sample writes a PNG image; give a name ending in .png" -- \
+        "$CUVAE" sample "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq_copy" -n 4 -o "$tmp/s.jpg"
     "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq_moved/model.safetensors" --set train.seed=3 \
         2>"$tmp/evalmoved.err" | grep -q '"test_loss"' && ok "prior: eval follows --set model.prior_of to a moved VQ-VAE (with a --set train.seed)" \
         || bad "prior: eval with a moved VQ-VAE: $(tail -1 "$tmp/evalmoved.err")"

@@ -40,7 +40,7 @@ grep -q '"batch": 16' "$tmp/twice.out" && ok "a --set key given twice: the last 
 expect_error "a bad value from --set is named by the --set, not blamed on the file" 2 \
     "cuvae: --set train.batch_size=0 \(over configs/mnist_vae.json\): train.batch_size: must be >= 1, got 0" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.batch_size=0 --out "$tmp/bs0"
-expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer >= 1, got "\+3"' -- \
+expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer from 1 to 100000000, got "\+3"' -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps +3
 expect_error "--out followed by an option (not a folder named --overwrite)" 2 \
     "train: --out needs a directory, got the option --overwrite \(a name starting with '-': ./--overwrite\)" -- \
@@ -181,7 +181,8 @@ grep -q "^cuvae: --full: configs/examples_vae.json sets no train.full_epochs; tr
 grep -q "^cuvae: train.batch_size 500 is larger than the 200 training examples: batches of 200$" "$tmp/clamped.err" \
     && ok "a batch larger than the data says so" || bad "batch clamp: silent"
 mkdir -p "$tmp/noruns"
-n_index_runs=$(python3 -c 'import json, sys; print(sum(len(x["runs"]) for x in json.load(open(sys.argv[1]))["sections"]))' configs/lectures/index.json)
+# (distinct names: a run may be in several sections)
+n_index_runs=$(python3 -c 'import json, sys; print(len({r for x in json.load(open(sys.argv[1]))["sections"] for r in x["runs"]}))' configs/lectures/index.json)
 expect_error "report on a folder with none of the runs" 2 "index.json: none of its $n_index_runs runs is in .*noruns" -- \
     "$CUVAE" report configs/lectures/index.json "$tmp/noruns"
 # an AE's report row: one loss weight, no KL number
@@ -266,6 +267,13 @@ PY
     grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && ok "eval --z mean -o writes the file" || bad "eval --z mean -o"
     # -o never replaces what the command reads, nor a run's files
     cp "$tmp/rerun/model.safetensors" "$tmp/keep.safetensors"
+    expect_error "sample --set eval.iw_samples (it draws no bound): refused as eval refuses it" 2 \
+        "sample: --set eval.iw_samples: sample draws no importance-weighted bound" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_samples=5 -o "$tmp/x.png"
+    expect_error "sample --prior with an empty name" 2 "sample: --prior: the file name is empty" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --prior "" -o "$tmp/x.png"
+    expect_error "sample -o FILE.safetensors (it writes a PNG)" 2 "sample: -o .*/other.safetensors: sample writes a PNG image; give a name ending in .png" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/other.safetensors"
     expect_error "sample -o the checkpoint it reads" 2 "sample: -o .*/rerun/model.safetensors is the file sample reads" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/model.safetensors"
     expect_error "eval -o the checkpoint it reads" 2 "eval: -o .*/rerun/model.safetensors is the file eval reads" -- \

@@ -598,4 +598,20 @@ cp "$tmp/ref/eval.json" "$tmp/page/r1/eval.json"
 printf '{"test_loss": 1,' > "$tmp/page/r1/eval.json"
 expect_error "report: a truncated eval.json is named, not shown as missing" 2 "r1/eval.json: not valid JSON" -- \
     "$CUVAE" report "$tmp/index.json" "$tmp/page"
+rm "$tmp/page/r1/eval.json"; mkdir "$tmp/page/r1/eval.json"
+expect_error "report: an eval.json that is a folder is named, not shown as missing" 2 "r1/eval.json: not a regular file" -- \
+    "$CUVAE" report "$tmp/index.json" "$tmp/page"
+rmdir "$tmp/page/r1/eval.json"
+printf '{"title": "a\\u0000b", "sections": []}' > "$tmp/nul_index.json"
+expect_error "report: a \\u0000 in the index (it would cut the title short): refused" 2 "nul_index.json: byte [0-9]+: .u0000" -- \
+    "$CUVAE" report "$tmp/nul_index.json" "$tmp/page"
+# the page replaces RUNS_DIR/index.html: never the index read, nor a run's file through a link
+cp "$tmp/index.json" "$tmp/page/index.html"
+expect_error "report: the page would replace the index it reads: refused" 2 "report: page .*/page/index.html is the file report reads" -- \
+    "$CUVAE" report "$tmp/page/index.html" "$tmp/page"
+rm "$tmp/page/index.html"; ln -s r1/config.json "$tmp/page/index.html"; before=$(md5sum < "$tmp/page/r1/config.json")
+expect_error "report: index.html a link to a run's config.json: refused, the file kept" 2 "links to .*/r1/config.json and would replace a run's config.json" -- \
+    "$CUVAE" report "$tmp/index.json" "$tmp/page"
+[ "$(md5sum < "$tmp/page/r1/config.json")" = "$before" ] && ok "... the run's config.json unchanged" || bad "report wrote through the link"
+rm "$tmp/page/index.html"
 cli_finish cli_faults

@@ -176,6 +176,10 @@ typedef struct {
 // Loads and validates a config file, applying "key.path=value" overrides
 // (values parsed as JSON when they parse, else taken as strings).
 // On error writes "<path>: <key.path>: <problem>" and returns -1.
+// JSON text as cuvae reads it: UTF-8, and no \u0000 escape (cJSON would cut the string there
+// silently). -1 with err naming source and the byte.
+int config_check_json_text(const char *json, const char *source, char *err, size_t errlen);
+
 int config_load(Config *cfg, const char *path, const char *const *overrides,
                 int n_overrides, char *err, size_t errlen);
 
