@@ -104,6 +104,8 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
                                  has_value ? argv[i] : "");
         } else if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "bench: --set needs key.path=value");
+            if (strncmp(argv[i + 1], "--", 2) == 0)   // (no key starts with "-": an option where key=value goes)
+                return set_error(err, errlen, "bench: --set needs key.path=value, got the option %s", argv[i + 1]);
             if (a->n_overrides == BENCH_MAX_OVERRIDES) return set_error(err, errlen, "bench: too many --set");
             a->overrides[a->n_overrides++] = argv[++i];
         } else if (strcmp(arg, "--gemm-only") == 0) {

@@ -65,6 +65,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         if (option_given_once(argc, argv, i, takes_value, command, err, errlen) != 0) return -1;
         if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);
+            if (strncmp(argv[i + 1], "--", 2) == 0)   // (no key starts with "-": an option where key=value goes)
+                return set_error(err, errlen, "%s: --set needs key.path=value, got the option %s", command, argv[i + 1]);
             if (a->n_overrides == MAX_OVERRIDES) return set_error(err, errlen, "%s: too many --set", command);
             a->overrides[a->n_overrides++] = argv[++i];
         } else if (strcmp(arg, "--out") == 0 && strcmp(command, "train") == 0) {

@@ -86,6 +86,10 @@ python3 -c 'print("[" * 1001 + "]" * 1001)' > "$tmp/deep.json"
 expect_error "JSON nested past cJSON's limit: said so" 2 "deep.json: line 1, column [0-9]+ \(byte [0-9]+\): nested more than 1000 levels deep" -- \
     "$CUVAE" train "$tmp/deep.json"
 printf '{"title": "t", "intro": "i", "sections": []}}' > "$tmp/index_junk.json"
+expect_error "--set followed by an option (a forgotten value)" 2 "sample: --set needs key.path=value, got the option --set" -- \
+    "$CUVAE" sample "$tmp/x.safetensors" --set --set device=cpu
+expect_error "bench --set followed by an option" 2 "bench: --set needs key.path=value, got the option --steps" -- \
+    "$CUVAE" bench configs/examples_vae.json --set --steps 3
 expect_error "report: an index with text after its JSON" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
     "$CUVAE" report "$tmp/index_junk.json" "$tmp"
 printf '{"name": "x", ' > "$tmp/broken.json"
