@@ -312,6 +312,12 @@ int checkpoint_data_config(const char *path, const Config *cfg, const char *cons
     return 0;
 }
 
+int checkpoint_check_unchanged(const char *path, const FileStamp *since, char *err, size_t errlen) {
+    if (!file_stamp_changed(path, since)) return 0;
+    return set_error(err, errlen, "%s: replaced while this command read it (a train is writing that run): its "
+                     "config and weights could come from two versions; run the command again", path);
+}
+
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {
     if (!test->carved) return 0;
     StFile f;

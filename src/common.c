@@ -221,6 +221,68 @@ int output_path_resolve(const char *path, char **resolved, char *err, size_t err
     return 0;
 }
 
+void file_stamp(const char *path, FileStamp *stamp) {
+    struct stat st;
+    memset(stamp, 0, sizeof *stamp);
+    if (stat(path, &st) != 0) return;
+    stamp->known = true;
+    stamp->dev = (uint64_t)st.st_dev;
+    stamp->ino = (uint64_t)st.st_ino;
+    stamp->size = (uint64_t)st.st_size;
+    stamp->mtime_sec = (int64_t)st.st_mtim.tv_sec;
+    stamp->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+}
+
+bool file_stamp_changed(const char *path, const FileStamp *stamp) {
+    if (!stamp->known) return false;
+    FileStamp now;
+    file_stamp(path, &now);
+    return !now.known || now.dev != stamp->dev || now.ino != stamp->ino || now.size != stamp->size ||
+           now.mtime_sec != stamp->mtime_sec || now.mtime_nsec != stamp->mtime_nsec;
+}
+
+// The registry of temp files (a fixed table: the handler may only read it and unlink).
+enum { TEMP_REGISTRY_SLOTS = 16, TEMP_REGISTRY_PATH = 4200 };
+static char temp_registry[TEMP_REGISTRY_SLOTS][TEMP_REGISTRY_PATH];
+static volatile sig_atomic_t temp_registry_used[TEMP_REGISTRY_SLOTS];
+
+void temp_file_register(const char *path) {
+    if (strlen(path) >= TEMP_REGISTRY_PATH) return;   // (not removed on a signal; the next run's cleanup does)
+    for (int i = 0; i < TEMP_REGISTRY_SLOTS; i++)
+        if (!temp_registry_used[i]) {
+            strcpy(temp_registry[i], path);
+            temp_registry_used[i] = 1;   // (set after the path is in place)
+            return;
+        }
+}
+
+void temp_file_unregister(const char *path) {
+    for (int i = 0; i < TEMP_REGISTRY_SLOTS; i++)
+        if (temp_registry_used[i] && strcmp(temp_registry[i], path) == 0) {
+            temp_registry_used[i] = 0;
+            return;
+        }
+}
+
+static void remove_temps_and_die(int sig) {
+    for (int i = 0; i < TEMP_REGISTRY_SLOTS; i++)
+        if (temp_registry_used[i]) unlink(temp_registry[i]);   // (async-signal-safe)
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void temp_files_clean_on_signals(void) {
+    const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int k = 0; k < 3; k++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_temps_and_die;
+        sigemptyset(&sa.sa_mask);
+        sigaction(signals[k], NULL, &old);
+        if (old.sa_handler != SIG_IGN) sigaction(signals[k], &sa, NULL);   // (an ignored signal stays ignored)
+    }
+}
+
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
     a->tmp_path = NULL;
     a->fp = NULL;
@@ -230,9 +292,11 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
     size_t size = strlen(path) + 32;
     a->tmp_path = xmalloc(size);
     snprintf(a->tmp_path, size, "%s.tmp.%ld", path, (long)getpid());
+    temp_file_register(a->tmp_path);
     a->fp = fopen(a->tmp_path, "wb");
     if (!a->fp) {
         set_error(err, errlen, "%s: cannot create temp file %s: %s", path, a->tmp_path, strerror(errno));
+        temp_file_unregister(a->tmp_path);
         free(a->tmp_path);
         a->tmp_path = NULL;
         free(a->resolved_path);
@@ -244,7 +308,10 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
 
 void atomic_file_abort(AtomicFile *a) {
     if (a->fp) fclose(a->fp);
-    if (a->tmp_path) unlink(a->tmp_path);
+    if (a->tmp_path) {
+        unlink(a->tmp_path);
+        temp_file_unregister(a->tmp_path);
+    }
     free(a->tmp_path);
     free(a->resolved_path);
     a->fp = NULL;
@@ -283,6 +350,7 @@ int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
         atomic_file_abort(a);
         return -1;
     }
+    temp_file_unregister(a->tmp_path);
     free(a->tmp_path);
     a->tmp_path = NULL;
     fsync_parent_directory(a->path);

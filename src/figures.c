@@ -730,6 +730,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", run_dir);
     snprintf(dir, sizeof dir, "%s/figures", run_dir);
     Config cfg;
+    FileStamp first_read;   // the figures must come from one version of the checkpoint (and of the log)
+    file_stamp(ckpt, &first_read);
     if (checkpoint_read_config(ckpt, &cfg, overrides, n_overrides, err, errlen) != 0) return -1;
     char config_path[1100];
     snprintf(config_path, sizeof config_path, "%s/config.json", run_dir);
@@ -773,6 +775,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         return -1;
     }
     int rc = checkpoint_load_params(&m, ckpt, err, errlen);
+    if (rc == 0) rc = checkpoint_check_unchanged(ckpt, &first_read, err, errlen);
     if (rc != 0) {
         model_destroy(&m);
         be->destroy(be);
@@ -873,6 +876,11 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0 && !interpolation_skipped) rc = figure_interpolation(&f, codes, test_set.labels, n);
         if (rc == 0 && m.n_classes > 0) rc = figure_class_rows(&f);
     }
+    // a train that finished an epoch meanwhile: the curves (drawn from the log first) and the
+    // model's figures may be of two epochs
+    if (rc == 0 && file_stamp_changed(ckpt, &first_read))
+        rc = set_error(err, errlen, "plot: %s was replaced while plot drew (a train is writing %s): the figures may "
+                       "mix two epochs; run plot again", ckpt, run_dir);
 
     free(codes);
     device_dataset_free(be, &test);

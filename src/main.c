@@ -213,8 +213,15 @@ static int command_train(int argc, char **argv) {
 }
 
 // Loads config + params from a checkpoint onto a fresh backend.
-static int load_checkpoint_model(const Args *a, int max_batch, Config *cfg, Backend **be_out,
-                                 Model *m, char *err, size_t errlen) {
+// since: the checkpoint as the command first read it (NULL: as this call first reads it); a
+// checkpoint replaced since (a train writing that run) is refused, not mixed with the first.
+static int load_checkpoint_model(const Args *a, int max_batch, const FileStamp *since, Config *cfg,
+                                 Backend **be_out, Model *m, char *err, size_t errlen) {
+    FileStamp first;
+    if (!since) {
+        file_stamp(a->positional, &first);
+        since = &first;
+    }
     if (checkpoint_read_config(a->positional, cfg, a->overrides, a->n_overrides, err, errlen) != 0) return -1;
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) return -1;
@@ -222,7 +229,8 @@ static int load_checkpoint_model(const Args *a, int max_batch, Config *cfg, Back
         be->destroy(be);
         return -1;
     }
-    if (checkpoint_load_params(m, a->positional, err, errlen) != 0) {
+    if (checkpoint_load_params(m, a->positional, err, errlen) != 0 ||
+        checkpoint_check_unchanged(a->positional, since, err, errlen) != 0) {
         model_destroy(m);
         be->destroy(be);
         return -1;
@@ -259,6 +267,8 @@ static int command_eval(int argc, char **argv) {
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
 
     Config cfg, stored;
+    FileStamp first_read;   // the data are chosen from this read; the weights must come from the same file
+    file_stamp(a.positional, &first_read);
     if (checkpoint_read_config(a.positional, &cfg, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     if (check_output_not_prior_of("eval", a.json_out, a.positional, a.overrides, a.n_overrides,
                                   err, sizeof err) != 0)
@@ -317,7 +327,7 @@ static int command_eval(int argc, char **argv) {
     int batch = iw_k > 0 ? cfg.eval.iw_batch : 1000;
     Backend *be;
     Model m;
-    if (load_checkpoint_model(&a, batch, &cfg, &be, &m, err, sizeof err) != 0) {
+    if (load_checkpoint_model(&a, batch, &first_read, &cfg, &be, &m, err, sizeof err) != 0) {
         dataset_free(&test_set);
         dataset_free(&val_set);
         return fail(err);
@@ -426,7 +436,7 @@ static int command_sample(int argc, char **argv) {
     if (check_output_not_prior_of("sample", a.output_png, a.positional, a.overrides,
                                   a.n_overrides, err, sizeof err) != 0)
         return fail(err);
-    if (load_checkpoint_model(&a, a.n_samples, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
+    if (load_checkpoint_model(&a, a.n_samples, NULL, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
     float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws
     if (m.prior_classes &&
@@ -630,6 +640,10 @@ static int run_command(int argc, char **argv) {
     const char *command = argv[1];
     int sub_argc = argc - 2;
     char **sub_argv = argv + 2;
+    // the commands without signal handlers of their own: a Ctrl-C removes their temp files
+    if (strcmp(command, "eval") == 0 || strcmp(command, "sample") == 0 || strcmp(command, "plot") == 0 ||
+        strcmp(command, "report") == 0)
+        temp_files_clean_on_signals();
     if (strcmp(command, "train") == 0) {
         if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }
         return command_train(sub_argc, sub_argv);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -35,9 +37,12 @@ const uint8_t plot_palette[10][3] = {
 // Runs `gnuplot argv[1..]` with stdin and stdout on /dev/null and stderr into stderr_path
 // (or /dev/null when NULL). Returns the raw wait status, or -1 if fork/wait failed.
 static int run_gnuplot(char *const argv[], const char *stderr_path) {
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        // gnuplot ends with cuvae (a kill -9 of cuvae would leave it drawing into a temp file)
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
         int null_fd = open("/dev/null", O_RDWR);
         int err_fd = stderr_path ? open(stderr_path, O_WRONLY | O_TRUNC) : null_fd;
         if (null_fd < 0 || err_fd < 0) _exit(126);
@@ -144,6 +149,7 @@ static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, cha
         return NULL;
     }
     job->n_temps++;
+    temp_file_register(path);   // (removed if a signal ends the process)
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
@@ -158,9 +164,15 @@ static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, cha
 static void job_cleanup(PlotJob *job) {
     if (job->script) fclose(job->script);
     job->script = NULL;
-    for (int i = 0; i < job->n_temps; i++) unlink(job->temps[i]);
+    for (int i = 0; i < job->n_temps; i++) {
+        unlink(job->temps[i]);
+        temp_file_unregister(job->temps[i]);
+    }
     job->n_temps = 0;
-    if (job->out_tmp[0]) unlink(job->out_tmp);
+    if (job->out_tmp[0]) {
+        unlink(job->out_tmp);
+        temp_file_unregister(job->out_tmp);
+    }
     job->out_tmp[0] = '\0';
     free(job->resolved_path);
     job->resolved_path = NULL;
@@ -227,6 +239,7 @@ static int job_begin(PlotJob *job, const char *png_path, int width, int height, 
     }
     fchmod(fd, 0644);
     close(fd);
+    temp_file_register(job->out_tmp);
     job->script = job_temp(job, "script", NULL, err, errlen);
     if (!job->script) {
         job_cleanup(job);
@@ -341,6 +354,7 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
         job_cleanup(job);
         return -1;
     }
+    temp_file_unregister(job->out_tmp);
     job->out_tmp[0] = '\0';
     job_cleanup(job);
     return 0;

@@ -317,6 +317,18 @@ PY
         done
         "$CUVAE" plot "$tmp/rerun" 2>"$tmp/plot.err" && grep -q "loss curves skipped" "$tmp/plot.err" \
             && ok "plot without log.jsonl draws the rest" || bad "plot without log.jsonl: $(tail -1 "$tmp/plot.err")"
+        # SIGTERM (or Ctrl-C) to plot at several moments: no temp file left, neither beside the
+        # figures nor gnuplot's scratch files in TMPDIR (the signal ends plot: exit 143 / 130)
+        mkdir -p "$tmp/plot_tmpdir"; left=""; codes=""
+        for delay in 0.1 0.3 0.6; do
+            TMPDIR="$tmp/plot_tmpdir" "$CUVAE" plot "$tmp/rerun" >/dev/null 2>&1 & pid=$!
+            # (SIGTERM: a background job of a script has SIGINT ignored)
+            sleep $delay; kill -TERM $pid 2>/dev/null; wait $pid; codes="$codes $?"
+            left="$left$(ls "$tmp/rerun/figures" 2>/dev/null | grep '\.tmp\.')$(ls "$tmp/plot_tmpdir")"
+        done
+        [ -z "$left" ] && echo "$codes" | grep -qE '^( (0|143))+$' && echo "$codes" | grep -q 143 \
+            && ok "plot interrupted at several moments: no temp file left (exits:$codes)" \
+            || bad "plot interrupted: left '$left', exits:$codes"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
         [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not valid JSON" "$tmp/plot.err" \

@@ -484,6 +484,32 @@ static void test_checkpoint_extra_tensor(void) {
     unlink(path);
 }
 
+// A checkpoint replaced (atomically, as train's epochs and --overwrite do) after a command first
+// read it: checkpoint_check_unchanged refuses, naming it; the same file untouched passes.
+static void test_checkpoint_replaced_while_read(void) {
+    char path[] = "/tmp/cuvae_test_replaced_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    write_vq_checkpoint(path);
+    FileStamp first;
+    file_stamp(path, &first);
+    char err[512] = "";
+    CHECK(first.known && checkpoint_check_unchanged(path, &first, err, sizeof err) == 0, "untouched: %s", err);
+    char other[600];
+    snprintf(other, sizeof other, "%s.new", path);
+    write_vq_checkpoint(other);   // the same bytes, another file: a rename replaces the inode
+    CHECK(rename(other, path) == 0, "rename");
+    CHECK(checkpoint_check_unchanged(path, &first, err, sizeof err) != 0 &&
+          strstr(err, "replaced while this command read it") != NULL, "replaced: %s", err);
+    FileStamp none;
+    file_stamp("/nonexistent/cuvae", &none);
+    CHECK(!none.known && checkpoint_check_unchanged("/nonexistent/cuvae", &none, err, sizeof err) == 0,
+          "a file that could not be stat'ed at first is not compared");
+    unlink(path);
+}
+
 static Config prior_config(const char *vq_path) {
     char json[2048];
     snprintf(json, sizeof json,
@@ -1085,6 +1111,7 @@ int main(void) {
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
     test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
+    test_run("checkpoint_replaced_while_read", test_checkpoint_replaced_while_read);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);

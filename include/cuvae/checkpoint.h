@@ -6,6 +6,7 @@
 #define CUVAE_CHECKPOINT_H
 
 #include <stddef.h>
+#include "cuvae/common.h"
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
 
@@ -31,6 +32,10 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
 // train.seed seeds eval's, sample's and plot's draws, not which images they test on.
 int checkpoint_data_config(const char *path, const Config *cfg, const char *const *overrides, int n_overrides,
                            Config *data_cfg, char *err, size_t errlen);
+
+// -1 with err when the checkpoint at path is no longer the file stamped in `since` (replaced
+// by a train writing that run since the command first read it).
+int checkpoint_check_unchanged(const char *path, const FileStamp *since, char *err, size_t errlen);
 
 // Loads parameters into an already-created model of matching shapes.
 int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen);

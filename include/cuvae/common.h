@@ -106,6 +106,23 @@ bool is_plain_name(const char *s);
 // Errors are ignored.
 void fsync_parent_directory(const char *path);
 
+// A file's identity and version (device, inode, size, modification time): a file replaced by
+// an atomic rename, or rewritten, between two reads has another stamp.
+typedef struct {
+    bool known;   // false when the file could not be stat'ed (nothing to compare)
+    uint64_t dev, ino, size;
+    int64_t mtime_sec, mtime_nsec;
+} FileStamp;
+void file_stamp(const char *path, FileStamp *stamp);
+bool file_stamp_changed(const char *path, const FileStamp *stamp);
+
+// Temp files being written (atomic outputs, gnuplot's scratch files) are registered so that
+// a SIGINT / SIGTERM / SIGHUP ending a command without handlers of its own (eval, sample,
+// plot, report) removes them before the process dies of the signal (exit 130 / 143 / 129).
+void temp_files_clean_on_signals(void);
+void temp_file_register(const char *path);
+void temp_file_unregister(const char *path);
+
 // Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
 // killed before its rename), saying so on stderr, NAME one of cuvae's (a run's file, the
 // commit marker, a .png). A missing dir (or a file in its place) is fine.
