@@ -448,15 +448,21 @@ static void write_vq_checkpoint(const char *path) {
     model_destroy(&m);
 }
 
+// A fresh temp file (path: a mkstemp template, filled in) holding write_vq_checkpoint's VQ-VAE.
+static bool temp_vq_checkpoint(char *path) {
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return false;
+    close(fd);
+    write_vq_checkpoint(path);
+    return true;
+}
+
 // A checkpoint holding every tensor of the model and one more (its checksum right): refused,
 // naming the tensor that is not the model's.
 static void test_checkpoint_extra_tensor(void) {
     char path[] = "/tmp/cuvae_test_extra_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    close(fd);
-    write_vq_checkpoint(path);
+    if (!temp_vq_checkpoint(path)) return;
     char err[512] = "";
     StFile f;
     CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "read: %s", err);
@@ -488,11 +494,7 @@ static void test_checkpoint_extra_tensor(void) {
 // read it: checkpoint_check_unchanged refuses, naming it; the same file untouched passes.
 static void test_checkpoint_replaced_while_read(void) {
     char path[] = "/tmp/cuvae_test_replaced_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    close(fd);
-    write_vq_checkpoint(path);
+    if (!temp_vq_checkpoint(path)) return;
     FileStamp first;
     file_stamp(path, &first);
     char err[512] = "";
@@ -530,11 +532,7 @@ static Config prior_config(const char *vq_path) {
 // the receptive field: changing the code at position p moves no logit at a position <= p.
 static void test_pixelcnn_prior(void) {
     char path[] = "/tmp/cuvae_test_vq_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd < 0) return;
-    close(fd);
-    write_vq_checkpoint(path);
+    if (!temp_vq_checkpoint(path)) return;
     Config cfg = prior_config(path);
     CHECK(cfg.model.prior_classes == 5 && cfg.model.prior_h == 4 && cfg.model.prior_w == 4,
           "prior of K %d on %d x %d", cfg.model.prior_classes, cfg.model.prior_h, cfg.model.prior_w);
