@@ -1465,9 +1465,11 @@ static size_t override_key_length(const char *text) {
 static void describe_override(char *out, size_t n, const char *override) {
     const size_t key = override_key_length(override);
     if (strpbrk(override, "\r\n") || strlen(override) > 100)
-        snprintf(out, n, "--set %.*s=...", (int)key, override);
+        snprintf(out, n, "--set %.*s=...", (int)(key < 64 ? key : 64), override);
     else
         snprintf(out, n, "--set %s", override);
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = '?';   // (a key over several lines: the message stays one line)
 }
 
 static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
