@@ -454,13 +454,14 @@ static int check_float32(const Ctx *c, const char *path, double v) {
     return 0;
 }
 
-// Adam's beta in float32 must stay below 1 (0.9999999999999999 rounds to 1.0f).
-static int check_beta_float32(const Ctx *c, const char *path, double v) {
+// A factor that must stay below 1 in float32, the type `user` computes in (Adam's betas, SGD's
+// momentum, the EMA codebook's decay): 0.9999999999999999 rounds to 1.0f.
+static int check_below_one_float32(const Ctx *c, const char *path, double v, const char *user) {
     if ((float)v >= 1.0f) {
         char text[64];
         format_double(text, sizeof text, v);
-        return fail(c, path, "%s rounds to 1 in float32, the type Adam computes in (at most "
-                    "0.99999994)", text);
+        return fail(c, path, "%s rounds to 1 in float32, the type %s computes in (at most "
+                    "0.99999994)", text, user);
     }
     return 0;
 }
@@ -710,18 +711,23 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
         cfg->model.codebook.eps = 1e-5;
         if (get_number(c, codebook, "model.codebook", "eps", 0, &cfg->model.codebook.eps)) return -1;
         char text[64];
-        if (!(cfg->model.codebook.beta >= 0) || check_float32(c, "model.codebook.beta", cfg->model.codebook.beta)) {
+        if (!(cfg->model.codebook.beta >= 0)) {
             format_double(text, sizeof text, cfg->model.codebook.beta);
             return fail(c, "model.codebook.beta", "must be >= 0, got %s", text);
         }
+        if (check_float32(c, "model.codebook.beta", cfg->model.codebook.beta)) return -1;
         if (!(cfg->model.codebook.decay > 0 && cfg->model.codebook.decay < 1)) {
             format_double(text, sizeof text, cfg->model.codebook.decay);
             return fail(c, "model.codebook.decay", "must be in (0, 1), got %s", text);
         }
-        if (!(cfg->model.codebook.eps > 0) || check_float32(c, "model.codebook.eps", cfg->model.codebook.eps)) {
+        if (check_float32(c, "model.codebook.decay", cfg->model.codebook.decay) ||
+            check_below_one_float32(c, "model.codebook.decay", cfg->model.codebook.decay, "the EMA update"))
+            return -1;
+        if (!(cfg->model.codebook.eps > 0)) {
             format_double(text, sizeof text, cfg->model.codebook.eps);
             return fail(c, "model.codebook.eps", "must be > 0, got %s", text);
         }
+        if (check_float32(c, "model.codebook.eps", cfg->model.codebook.eps)) return -1;
         cfg->model.codebook.restart_dead = 0.0;
         if (get_number(c, codebook, "model.codebook", "restart_dead", 0, &cfg->model.codebook.restart_dead))
             return -1;
@@ -1037,6 +1043,14 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (check_float32(c, "loss.w_rec", cfg->loss.w_rec) || check_float32(c, "loss.w_kl", cfg->loss.w_kl) ||
         check_float32(c, "loss.free_bits", cfg->loss.free_bits))
         return -1;
+    // an objective that is 0 whatever the weights trains nothing: refused, not run
+    if (cfg->model.kind == MODEL_AE && cfg->loss.w_rec == 0)
+        return fail(c, "loss.w_rec", "is 0, and an autoencoder's objective is w_rec rec alone: it would be 0 and "
+                    "nothing would train");
+    if ((cfg->model.kind == MODEL_VAE || cfg->model.kind == MODEL_CVAE) && cfg->loss.w_rec == 0 &&
+        cfg->loss.w_kl == 0 && !cfg->loss.has_capacity)
+        return fail(c, "loss", "w_rec and w_kl are both 0: the objective w_rec rec + w_kl KL would be 0 and nothing "
+                    "would train");
     if (cfg->loss.has_capacity &&
         (check_float32(c, "loss.capacity.max_nats", cfg->loss.capacity_max_nats) ||
          check_float32(c, "loss.capacity.gamma", cfg->loss.capacity_gamma)))
@@ -1069,7 +1083,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         format_double(text, sizeof text, cfg->train.momentum);
         return fail(c, "train.momentum", "must be in [0, 1), got %s", text);
     }
-    if (check_float32(c, "train.momentum", cfg->train.momentum)) return -1;
+    if (check_float32(c, "train.momentum", cfg->train.momentum) ||
+        check_below_one_float32(c, "train.momentum", cfg->train.momentum, "SGD"))
+        return -1;
     cfg->train.grad_clip = 0.0;
     if (get_number(c, train, "train", "grad_clip", 0, &cfg->train.grad_clip)) return -1;
     if (!(cfg->train.grad_clip >= 0.0)) {
@@ -1099,7 +1115,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.beta1", "must be in [0, 1), got %s", text);
     }
     if (check_float32(c, "train.beta1", cfg->train.beta1) ||
-        check_beta_float32(c, "train.beta1", cfg->train.beta1))
+        check_below_one_float32(c, "train.beta1", cfg->train.beta1, "Adam"))
         return -1;
     cfg->train.beta2 = 0.999;
     if (get_number(c, train, "train", "beta2", 0, &cfg->train.beta2)) return -1;
@@ -1108,7 +1124,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return fail(c, "train.beta2", "must be in [0, 1), got %s", text);
     }
     if (check_float32(c, "train.beta2", cfg->train.beta2) ||
-        check_beta_float32(c, "train.beta2", cfg->train.beta2))
+        check_below_one_float32(c, "train.beta2", cfg->train.beta2, "Adam"))
         return -1;
     cfg->train.adam_eps = 1e-8;
     if (get_number(c, train, "train", "adam_eps", 0, &cfg->train.adam_eps)) return -1;

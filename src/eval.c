@@ -267,6 +267,17 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     free(rows);
 }
 
+int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int parzen_samples) {
+    long long needed = test_examples;
+    if (iw_k > 0) {
+        const long long examples = iw_examples > 0 && iw_examples < test_examples ? iw_examples : test_examples;
+        if (examples * iw_k > needed) needed = examples * iw_k;
+    }
+    if (parzen_samples > needed) needed = parzen_samples;
+    if (needed < 1) needed = 1;
+    return needed < cap ? (int)needed : cap;
+}
+
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;

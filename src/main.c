@@ -324,7 +324,8 @@ static int command_eval(int argc, char **argv) {
         dataset_free(&val_set);
         return fail("eval: --iw K draws K samples of z per example; it cannot be combined with --z mean");
     }
-    int batch = iw_k > 0 ? cfg.eval.iw_batch : 1000;
+    int batch = eval_model_rows(iw_k > 0 ? cfg.eval.iw_batch : 1000, test_set.n, iw_k, a.iw_examples,
+                                gan ? cfg.eval.parzen_samples : 0);
     Backend *be;
     Model m;
     if (load_checkpoint_model(&a, batch, &first_read, &cfg, &be, &m, err, sizeof err) != 0) {

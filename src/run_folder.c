@@ -71,6 +71,12 @@ static bool is_run_config(const char *path) {
     return run;
 }
 
+bool run_folder_holds_run(const char *out_dir) {
+    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++)
+        if (file_exists(out_dir, RUN_FILES[i])) return true;
+    return false;
+}
+
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
     if (resume && overwrite)
         return set_error(err, errlen, "train: --resume continues the run in %s and --overwrite replaces it: "

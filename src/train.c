@@ -268,8 +268,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     const Dataset *resident[3] = {&train_set, &test_set, validating ? &val_set : NULL};
     if (data_parallel_check(&model, cfg, batch, err, errlen) != 0 ||
         device_datasets_fit(be, resident, 3, err, errlen) != 0 ||
-        model_create(&eval_model, cfg, be, cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, err,
-                     errlen) != 0) {
+        model_create(&eval_model, cfg, be,
+                     eval_model_rows(cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, test_set.n,
+                                     cfg->eval.iw_samples, cfg->eval.iw_examples,
+                                     model.gan || model.aae ? cfg->eval.parzen_samples : 0),
+                     err, errlen) != 0) {
         free(notes.data);
         model_destroy(&model);
         be->destroy(be);
@@ -344,6 +347,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
     const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
     bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
+    bool replaces_run = true;      // --overwrite: out_dir held a run (else the messages say it held none)
     bool commit_not_begun = false;   // the commit found a place it cannot write (nothing moved)
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
@@ -421,6 +425,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         if (rc == 0) rc = run_folder_remove_temp_files(out_dir, err, errlen);   // with progress/, figures/
         snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
         if (rc == 0 && overwrite) {
+            replaces_run = run_folder_holds_run(out_dir);
             rc = run_folder_stage(staging, err, errlen);
             staged = rc == 0;
         }
@@ -850,12 +855,14 @@ done:
     }
     if (committed == RUN_FOLDER_NOT_BEGUN || (staged && rc < 0 && commit_not_begun)) {
         size_t used = strlen(err);
-        snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run is kept in "
-                 "%s: once that is mended, train --resume with the same config puts it in place)", out_dir, staging);
+        snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was; this run is kept in "
+                 "%s: once that is mended, train --resume with the same config puts it in place)",
+                 replaces_run ? "the earlier run in" : "the folder", out_dir, staging);
     } else if (committed == 0 && staged && rc < 0) {
         size_t used = strlen(err);
-        snprintf(err + used, errlen - used, " (--overwrite: the earlier run in %s is as it was; this run's "
-                 "files are in %s, and train --resume continues them once an epoch has ended)", out_dir, staging);
+        snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was%s; this run's files are in %s, and "
+                 "train --resume continues them once an epoch has ended)", replaces_run ? "the earlier run in" : "the folder",
+                 out_dir, replaces_run ? "" : ", no earlier run in it", staging);
     }
     if (rc == 0) fputs(done_line, stderr);
     free(perm_host);

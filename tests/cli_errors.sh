@@ -139,6 +139,10 @@ rc=$?
     && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run, and train --resume continues them once an epoch has ended)$" \
     && ok "a failed --overwrite re-run leaves the earlier run as it was and says where its own files are" \
     || bad "failed --overwrite: exit $rc, earlier run changed or message: $(tail -1 "$tmp/rerun2.err")"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/fresh_ow" --overwrite 2>"$tmp/fresh_ow.err"
+tail -1 "$tmp/fresh_ow.err" | grep -q "(--overwrite: the folder .*fresh_ow is as it was, no earlier run in it; this run's files are in .*fresh_ow/.new-run, and train --resume continues them once an epoch has ended)$" \
+    && ok "a failed --overwrite run into a new folder does not speak of an earlier run" \
+    || bad "failed --overwrite into a new folder: $(tail -1 "$tmp/fresh_ow.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun3" 2>/dev/null
 [ ! -e "$tmp/rerun2/.new-run" ] && cmp -s "$tmp/rerun2/model.safetensors" "$tmp/rerun3/model.safetensors" \
@@ -359,4 +363,19 @@ fi
 
 expect_error "data.dir a file: says it is not a folder" 2 'data.dir README.md: not a folder' -- \
     "$CUVAE" train configs/examples_vae.json --set data.dir=README.md --out "$tmp/notdir"
+# an objective that is 0 whatever the weights trains nothing; factors that round to 1 in float32
+expect_error "an ae with w_rec 0: refused" 2 "loss.w_rec: is 0, and an autoencoder's objective is w_rec rec alone" -- \
+    "$CUVAE" train configs/lectures/ae_dim2.json --set loss.w_rec=0 --out "$tmp/zero_ae"
+expect_error "a vae with w_rec and w_kl 0: refused" 2 "loss: w_rec and w_kl are both 0: the objective w_rec rec \+ w_kl KL would be 0" -- \
+    "$CUVAE" train configs/mnist_vae.json --set loss.w_rec=0 --set loss.w_kl=0 --out "$tmp/zero_vae"
+"$CUVAE" train configs/lectures/kl_only_dim2.json --set data.train_limit=200 --set data.test_limit=100 --set train.epochs=1 \
+    --set device=cpu --set eval.iw_samples=0 --out "$tmp/kl_only" >/dev/null 2>"$tmp/kl_only.err" \
+    && ok "w_rec 0 with a KL term still trains (the lecture's KL-only run)" || bad "kl_only: $(tail -1 "$tmp/kl_only.err")"
+[ ! -e "$tmp/zero_ae" ] && [ ! -e "$tmp/zero_vae" ] && ok "... the refused runs made no folder" || bad "a refused zero-objective run made a folder"
+expect_error "SGD momentum that rounds to 1 in float32" 2 "train.momentum: 0.99999999 rounds to 1 in float32, the type SGD computes in" -- \
+    "$CUVAE" train configs/mnist_vae.json --set train.optimizer=sgd --set train.momentum=0.99999999 --out "$tmp/m1"
+expect_error "an EMA decay that rounds to 1 in float32" 2 "model.codebook.decay: 0.99999999 rounds to 1 in float32, the type the EMA update computes in" -- \
+    "$CUVAE" train configs/lectures/vq_vae_k256.json --set model.codebook.decay=0.99999999 --out "$tmp/d1"
+expect_error "a codebook beta below float32's range: says so (not 'must be >= 0')" 2 "model.codebook.beta: 1e-50 rounds to 0 in float32" -- \
+    "$CUVAE" train configs/lectures/vq_vae_k256.json --set model.codebook.beta=1e-50 --out "$tmp/b1"
 cli_finish cli_errors

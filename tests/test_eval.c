@@ -200,8 +200,22 @@ static void test_datasets_fit(void) {
     CHECK(cpu->memory_available(cpu) > 0, "the CPU backend reads the host's available memory");
 }
 
+// The evaluation model's rows: the cap, cut to what one batch of the evaluation can hold.
+static void test_eval_model_rows(void) {
+    CHECK(eval_model_rows(1000, 10000, 0, 0, 0) == 1000, "a large test set: the cap");
+    CHECK(eval_model_rows(1000, 8, 0, 0, 0) == 8, "8 test images: 8 rows, not 1000");
+    CHECK(eval_model_rows(4096, 20, 10, 0, 0) == 200, "K = 10 over 20 images: 200 rows");
+    CHECK(eval_model_rows(4096, 20, 10, 5, 0) == 50, "K = 10 over the first 5 of them: 50 rows (the ELBO's 20 fit)");
+    CHECK(eval_model_rows(4096, 20, 1, 5, 0) == 20, "K = 1 over 5: the ELBO over all 20 needs 20 rows");
+    CHECK(eval_model_rows(4096, 20, 500, 30, 0) == 4096, "K = 500 over 20 (30 asked for): the cap");
+    CHECK(eval_model_rows(1000, 8, 0, 0, 300) == 300, "a gan's 300 Parzen samples over 8 test images: 300 rows");
+    CHECK(eval_model_rows(1000, 8, 0, 0, 10000) == 1000, "10,000 Parzen samples: the cap");
+    CHECK(eval_model_rows(1000, 0, 0, 0, 0) == 1, "at least one row");
+}
+
 int main(void) {
     cpu = backend_cpu_create();
+    test_run("eval_model_rows", test_eval_model_rows);
     test_run("datasets_fit", test_datasets_fit);
     test_run("iw_matches_exact_log_likelihood", test_iw_matches_exact_log_likelihood);
     test_run("iw_refuses_non_likelihood", test_iw_refuses_non_likelihood);

@@ -89,6 +89,12 @@ typedef struct {
 // m->max_batch rows. Fails (with err) when the model has no likelihood for it.
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen);
+// The rows (max_batch) of a model built to evaluate: `cap` (1000, or eval.iw_batch with the
+// importance-weighted bound) cut to the most one batch of the evaluation can hold -- the
+// test_examples, K rows for each of the first iw_examples of them (0 = all) when iw_k > 0, and
+// the parzen_samples a gan / aae decodes (0: none) -- so that a small test set does not
+// allocate a thousand rows of a large model. At least 1.
+int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int parzen_samples);
 void eval_report_free(EvalReport *r);
 // A gan's or an aae's Parzen-window log-likelihood (parzen.h) into r->parzen: n_samples samples
 // (the generator's, or an aae's decoder on prior draws; eval mode, a fixed seed), sigma chosen on val, scored on the first test_examples (0 = all)

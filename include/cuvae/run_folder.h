@@ -20,6 +20,8 @@ int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen);
 // -1 with err saying what to do when out_dir holds a run and neither resume nor
 // overwrite was asked for (or both were).
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen);
+// Whether out_dir holds a run: its config.json, model.safetensors or resume.safetensors.
+bool run_folder_holds_run(const char *out_dir);
 
 // -1 with err when `output` (the file `command`'s `option` writes) exists and is one of
 // inputs (the files the command reads; NULL entries skipped) or a run's file (config.json,
