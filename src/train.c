@@ -605,6 +605,19 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            ckpt_path);
             goto done;
         }
+        // A Bernoulli reconstruction term far above what predicting 1/2 for every pixel gives
+        // (ln 2 a pixel, whatever the targets) is a run that diverged without overflowing. (Not a
+        // gan's, whose rec is no reconstruction, nor a prior's over VQ codes: categorical, ln K a code.)
+        const double coin_flip_rec = M_LN2 * (cfg->loss.reduction == REDUCTION_SUM ? cfg->model.input_dim : 1);
+        if (!model.gan && !cfg->model.prior_of[0] && cfg->loss.reconstruction == REC_BCE &&
+            test.rec > 10.0 * coin_flip_rec) {
+            rc = set_error(err, errlen, "epoch %d: training diverged: the %s reconstruction term is %g %s, more "
+                           "than 10 times what predicting 1/2 for every pixel gives (%g); %s, if written, holds the "
+                           "last finished epoch; try a lower train.lr", epoch, validating ? "validation" : "test",
+                           test.rec, units.rec,
+                           coin_flip_rec, ckpt_path);
+            goto done;
+        }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         if (model.aae)
