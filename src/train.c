@@ -282,6 +282,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         return -1;
     }
     const LossUnits units = loss_units(cfg);
+    if (model.aae && cfg->model.prior_mixture && batch % MIXTURE_COMPONENTS != 0) {   // said, not left unsaid
+        const int each = batch / MIXTURE_COMPONENTS, extra = batch % MIXTURE_COMPONENTS;
+        text_appendf(&notes, "cuvae: note: the mixture prior draws row i of a batch from component i mod %d: with "
+                     "batch %d, components 0-%d get %d draw(s) a batch and %d-%d get %d (a multiple of %d "
+                     "draws them equally)\n", MIXTURE_COMPONENTS, batch, extra - 1, each + 1, extra,
+                     MIXTURE_COMPONENTS - 1, each, MIXTURE_COMPONENTS);
+    }
     if (model.aae)
         text_appendf(&notes, "cuvae: model aae, %zu parameters (autoencoder %zu, discriminator on z %zu; and the "
                 "encoder's second Adam moments); per example: rec is the %s, D the discriminator's loss -log D(z_prior) "

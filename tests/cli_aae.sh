@@ -114,4 +114,9 @@ expect_error "a discriminator on a vae" 2 'model: "discriminator" is for kind "g
     "$CUVAE" train "$tmp/aae.json" --set model.kind=vae --out "$tmp/bad"
 expect_error "unknown prior" 2 'model.prior: must be one of "gaussian", "mixture"' -- \
     "$CUVAE" train "$tmp/aae.json" --set model.prior=laplace --out "$tmp/bad"
+# a batch that is not a multiple of the mixture's 10 components draws them unequally: train says so
+"$CUVAE" train configs/lectures/aae_mixture.json --set train.batch_size=15 --set data.train_limit=300 --set data.test_limit=100 \
+    --set train.epochs=1 --set eval.parzen_samples=100 --set device=cpu --out "$tmp/b15" >/dev/null 2>"$tmp/b15.err" \
+    && grep -q "^cuvae: note: the mixture prior draws row i of a batch from component i mod 10: with batch 15, components 0-4 get 2 draw(s) a batch and 5-9 get 1" "$tmp/b15.err" \
+    && ok "batch 15 with the mixture prior: a note says which components are drawn more" || bad "batch 15 note: $(grep mixture "$tmp/b15.err" | head -1)"
 cli_finish cli_aae
