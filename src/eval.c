@@ -368,6 +368,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
         r->kl_per_dim[j] /= n;
         if (r->mu_variance[j] > ACTIVE_UNIT_THRESHOLD) r->active_units++;
     }
+    if (data->n < 2) r->active_units = -1;   // a variance over one example says nothing: n/a, not 0
     r->rec_bce = bernoulli ? bce / n : NAN;
     r->rec_mse = mse / n;
     free(head);
@@ -572,8 +573,10 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         text_appendf(&j, "}");
         return j.data;
     }
-    text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": %d, \"active_threshold\": %g",
-                r->latent_dim, r->active_units, ACTIVE_UNIT_THRESHOLD);
+    text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": ", r->latent_dim);
+    if (r->active_units >= 0) text_appendf(&j, "%d", r->active_units);
+    else text_appendf(&j, "null");
+    text_appendf(&j, ", \"active_threshold\": %g", ACTIVE_UNIT_THRESHOLD);
     text_appendf(&j, ", \"kl_per_dim\": [");
     for (int d = 0; d < r->latent_dim; d++) {
         if (d) text_appendf(&j, ", ");

@@ -831,10 +831,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     "MSE / data variance %s\n", report.elbo.loss, units.total, report.codes_used, report.vq_size,
                     report.perplexity, ratio);
         }
-        else
+        else if (report.active_units >= 0)
             fprintf(stderr, "cuvae: eval: test loss %.4f %s, %d of %d active units\n",
                     report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total,
                     report.active_units, report.latent_dim);
+        else
+            fprintf(stderr, "cuvae: eval: test loss %.4f %s, active units n/a (one test example)\n",
+                    report.elbo.loss, units.nats ? "nats/example" : units.has_kl ? "(rec + KL, different units)" : units.total);
         if (report.iw_k > 0)
             fprintf(stderr, "cuvae: eval: -log p(x%s) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
                     cfg->model.condition == CONDITION_LABEL ? " | label" : "", report.iw_nll, report.iw_k, report.iw_examples,

@@ -168,6 +168,17 @@ static void test_active_units_and_kl_per_dim(void) {
     CHECK(strstr(json, "\"active_units\": 1") && strstr(json, "\"kl_per_dim\": [") &&
           strstr(json, "\"rec_bce_at_mean\": null"), "json: %s", json);
     free(json);
+    // one test example: a variance over it says nothing, so active units are n/a (JSON null), not 0
+    const int n_all = dev.n;
+    dev.n = 1;
+    EvalReport one;
+    CHECK(eval_report(&m, &dev, 0, 0, &one, err, sizeof err) == 0, "report of one example: %s", err);
+    CHECK(one.active_units == -1, "one example: active units n/a (-1), got %d", one.active_units);
+    char *json_one = eval_report_json(&one, &cfg, "cpu");
+    CHECK(strstr(json_one, "\"active_units\": null, \"active_threshold\""), "json of one example: %s", json_one);
+    free(json_one);
+    eval_report_free(&one);
+    dev.n = n_all;
     eval_report_free(&r);
     free(p);
     device_dataset_free(cpu, &dev);

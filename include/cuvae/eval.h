@@ -54,7 +54,8 @@ typedef struct {
     int latent_dim;
     double *kl_per_dim;        // (L) mean over examples of KL_j, nats
     double *mu_variance;       // (L) Var_x(E_q[z_j])
-    int active_units;          // dims with mu_variance > ACTIVE_UNIT_THRESHOLD (Burda et al.)
+    int active_units;          // dims with mu_variance > ACTIVE_UNIT_THRESHOLD (Burda et al.); -1 (JSON null)
+                               // for a test set of one example, whose variance says nothing
     double rec_bce;            // at z = mu, nats per example (NAN for a gaussian decoder)
     double rec_mse;            // at z = mu, sum of squared errors per example
     bool binarized;            // evaluation data are binary
