@@ -372,7 +372,7 @@ step_case pixelcnn "pixelcnn, masked_conv2d_a k5 / _b k3, 1x1 conv2d, residual, 
  "model": {"kind": "pixelcnn", "input_dim": 784,
    "network": [{"masked_conv2d_a": 8, "kernel": 5}, "relu", {"conv2d": 8, "kernel": 1}, "tanh",
                {"masked_conv2d_b": 8, "kernel": 3}, {"leaky_relu": 0.1}, {"residual": 4}, "sigmoid", {"conv2d": 1, "kernel": 1}]},
- "train": {"epochs": 1, "batch_size": 16, "optimizer": "sgd", "lr": 0.05, "seed": 17, "epoch_images": false}, "device": "cpu"}
+ "train": {"epochs": 1, "batch_size": 16, "optimizer": "sgd", "lr": 0.01, "seed": 17, "epoch_images": false}, "device": "cpu"}
 JSON
 step_case gan "gan (z redrawn; D step on reals with label smoothing + fakes, then G through the new D), tanh generator, batch_norm" <<'JSON'
 {"name": "grad_gan", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 40, "test_limit": 16, "validation": 0.1},
