@@ -8,13 +8,7 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 PY=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if ! $PY -c "import torch, numpy" 2>/dev/null; then
-    skip "pytorch checkpoint parity" "python3-torch not installed (apt-get install python3-torch)"
-    cli_finish cli_torch; exit
-fi
-if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
-    skip "pytorch checkpoint parity" "data/mnist missing (run make data)"; cli_finish cli_torch; exit
-fi
+torch_or_skip cli_torch "pytorch checkpoint parity" data/mnist/t10k-images-idx3-ubyte.gz
 field() { echo "$1" | sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/"; }
 close() { awk -v a="$1" -v b="$2" -v r="$3" -v t="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t + r * m) }'; }
 for variant in "vae relu" "vae tanh" "ae relu" "cvae leaky_relu"; do

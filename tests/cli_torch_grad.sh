@@ -27,13 +27,8 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 PY=/usr/bin/python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if ! $PY -c "import torch, numpy" 2>/dev/null; then
-    skip "pytorch gradient parity" "python3-torch not installed (apt-get install python3-torch)"
-    cli_finish cli_torch_grad; exit
-fi
-if [ ! -s data/mnist/train-images-idx3-ubyte.gz ] || [ ! -s data/mnist/train-labels-idx1-ubyte.gz ]; then
-    skip "pytorch gradient parity" "data/mnist missing (run make data)"; cli_finish cli_torch_grad; exit
-fi
+torch_or_skip cli_torch_grad "pytorch gradient parity" data/mnist/train-images-idx3-ubyte.gz \
+    data/mnist/train-labels-idx1-ubyte.gz
 cat > "$tmp/grad_check.py" <<'PY'
 """One cuvae training step (plain SGD, one batch) against PyTorch autograd in float64.
 

@@ -6,6 +6,17 @@ ok()   { cli_passed=$((cli_passed + 1)); echo "  ok   $1" >&2; }
 bad()  { cli_failed=$((cli_failed + 1)); echo "  FAIL $1" >&2; }
 skip() { cli_skipped=$((cli_skipped + 1)); echo "  skip $1: $2" >&2; }
 cli_finish() { echo "$1: $cli_passed passed, $cli_failed failed, $cli_skipped skipped"; [ "$cli_failed" -eq 0 ]; }
+# torch_or_skip SCRIPT WHAT FILE...: unless /usr/bin/python3 imports torch and numpy and every FILE
+# is non-empty, records WHAT as skipped with the reason and ends the script with its summary line.
+torch_or_skip() {
+    local script=$1 what=$2 file; shift 2
+    if ! /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
+        skip "$what" "python3-torch not installed (apt-get install python3-torch)"; cli_finish "$script"; exit
+    fi
+    for file in "$@"; do
+        [ -s "$file" ] || { skip "$what" "data/mnist missing (run make data)"; cli_finish "$script"; exit; }
+    done
+}
 
 # expect_error NAME EXPECTED_EXIT PATTERN -- command...
 # passes when the command exits EXPECTED_EXIT and prints exactly one stderr
