@@ -50,6 +50,8 @@ static int conv_transpose2d_check(LayerSpec *spec, char *key, size_t keylen, cha
     return 0;
 }
 
+enum { COLUMNS_KEPT_FACTOR = 4 };
+
 static int needs_image(NetLayer *layer, char *msg, size_t msglen) {
     if (layer->in.rank == 3) return 0;
     snprintf(msg, msglen, "needs an image input (C, H, W), got (%d); put {\"reshape\": [C, H, W]} before it",
@@ -91,6 +93,12 @@ static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
     layer->swap_floats = (size_t)c->out_channels * grid;
     layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;   // (C_out, C k k) x (C k k, S)
+    // The forward's columns kept for the weight gradient (no second im2col of x in the backward)
+    // where they are at most COLUMNS_KEPT_FACTOR times the layer's input and output together:
+    // the memory a network keeps for its backward grows by a small multiple at most (a 7 x 7
+    // PixelCNN layer's columns are 24 times its activations: not kept).
+    if (layer->col_floats <= COLUMNS_KEPT_FACTOR * (tensor_shape_size(layer->in) + tensor_shape_size(layer->out)))
+        layer->kept_floats = layer->col_floats;
     return 0;
 }
 
@@ -149,8 +157,13 @@ static void conv2d_forward_with(NetLayer *layer, const NetRun *run, const float 
     const ConvGeometry g = c->geometry;
     const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
     const float *bias = run->params + layer->param_offset + (size_t)c->out_channels * rows;   // (C_out)
-    be->im2col(be, run->col, x, g, B);                                  // (C k k, B S)
-    be->gemm(be, false, false, c->out_channels, columns, rows, 1.0f, W, rows, run->col, columns, 0.0f,
+    float *col = layer->kept ? layer->kept : run->col;                 // (C k k, B S)
+    be->im2col(be, col, x, g, B);
+    if (layer->kept) {
+        layer->kept_input = x;
+        layer->kept_B = B;
+    }
+    be->gemm(be, false, false, c->out_channels, columns, rows, 1.0f, W, rows, col, columns, 0.0f,
              run->swap, columns);                                       // (C_out, B S)
     be->swap_leading_axes(be, y, run->swap, c->out_channels, B, S);    // (B, C_out, S)
     be->channel_bias_forward(be, y, bias, B, c->out_channels, S);
@@ -158,6 +171,14 @@ static void conv2d_forward_with(NetLayer *layer, const NetRun *run, const float 
 
 static void conv2d_forward(NetLayer *layer, const NetRun *run, const float *x, float *y) {
     conv2d_forward_with(layer, run, run->params + layer->param_offset, x, y);
+}
+
+// x's columns (C k k, B S): the ones the forward kept when its last run was on this x and batch
+// (a network's backward follows its own forward), else im2col(x) into the workspace.
+static const float *conv2d_columns(const NetLayer *layer, const NetRun *run, const float *x) {
+    if (layer->kept && layer->kept_input == x && layer->kept_B == run->B) return layer->kept;
+    run->be->im2col(run->be, run->col, x, layer->conf.conv.geometry, run->B);
+    return run->col;
 }
 
 // dW, dbias (overwritten) and, if dx != NULL, dx through weights W (C_out, C k k).
@@ -170,8 +191,8 @@ static void conv2d_backward_with(NetLayer *layer, const NetRun *run, const float
     float *dW = run->grads + layer->param_offset;                       // (C_out, C k k)
     float *dbias = dW + (size_t)c->out_channels * rows;
     be->swap_leading_axes(be, run->swap, dy, B, c->out_channels, S);   // dy' (C_out, B S)
-    be->im2col(be, run->col, x, g, B);
-    be->gemm(be, false, true, c->out_channels, rows, columns, 1.0f, run->swap, columns, run->col, columns,
+    const float *col = conv2d_columns(layer, run, x);                  // (C k k, B S)
+    be->gemm(be, false, true, c->out_channels, rows, columns, 1.0f, run->swap, columns, col, columns,
              0.0f, dW, rows);
     be->channel_bias_grad(be, dbias, dy, B, c->out_channels, S);
     if (!dx) return;

@@ -101,6 +101,9 @@ void network_alloc(Network *net, Backend *be, int max_batch) {
         NetLayer *layer = &net->layers[i];
         if (!layer->kind->view) net->outputs[i] = be->alloc(be, B * tensor_shape_size(layer->out) * sizeof(float));
         if (layer->state_floats) layer->state = be->alloc(be, layer->state_floats * sizeof(float));
+        if (layer->kept_floats) layer->kept = be->alloc(be, B * layer->kept_floats * sizeof(float));
+        layer->kept_input = NULL;
+        layer->kept_B = 0;
         if (layer->kind->adds_skip) net->skip_grad[i] = be->alloc(be, B * tensor_shape_size(layer->in) * sizeof(float));
     }
     net->grad_a = be->alloc(be, B * net->max_size * sizeof(float));
@@ -114,10 +117,13 @@ void network_free(Network *net, Backend *be) {
         NetLayer *layer = &net->layers[i];
         if (!layer->kind->view && net->outputs[i]) be->free(be, net->outputs[i]);
         if (layer->state) be->free(be, layer->state);
+        if (layer->kept) be->free(be, layer->kept);
         if (net->skip_grad[i]) be->free(be, net->skip_grad[i]);
         net->skip_grad[i] = NULL;
         net->outputs[i] = NULL;
         layer->state = NULL;
+        layer->kept = NULL;
+        layer->kept_input = NULL;
     }
     if (net->grad_a) be->free(be, net->grad_a);
     if (net->grad_b) be->free(be, net->grad_b);

@@ -232,6 +232,54 @@ static void test_graph_vae_gradients(void) {
                                 "bernoulli"), "residual blocks (inside, and from the network input)");
 }
 
+// conv2d keeps its forward's columns for the weight gradient (layer_conv.c) where they are small
+// next to its activations: the gradients from the kept columns are the bits of those from an
+// im2col of x again, and a layer whose columns are large keeps none.
+static void conv_grads(Model *m, int B, bool drop_kept, float *grads) {
+    model_forward(m, B, EPS_GIVEN);
+    if (drop_kept)
+        for (int i = 0; i < m->encoder_net->n_layers; i++) m->encoder_net->layers[i].kept_input = NULL;
+    model_backward(m, B, 1.3f, 0.7f);
+    cpu->download(cpu, grads, m->grads, m->n_params * sizeof(float));
+}
+
+static void test_conv_columns_kept(void) {
+    const int B = 3;
+    Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 11);
+    Rng rng;
+    rng_init(&rng, 78, 1);
+    float x[3 * 64], eps[3 * 8];
+    for (int i = 0; i < B * m.input_dim; i++) x[i] = rng_uniform(&rng);
+    for (int i = 0; i < B * m.latent_dim; i++) eps[i] = rng_normal(&rng);
+    cpu->upload(cpu, m.x, x, (size_t)B * m.input_dim * sizeof(float));
+    cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * m.latent_dim * sizeof(float));
+    m.training_mode = true;
+    const NetLayer *first = &m.encoder_net->layers[0];   // conv2d 3 x 3 / 2 over (1, 8, 8): 144 floats
+    CHECK(first->kept != NULL && first->kept_floats == 144, "the first conv2d keeps its columns: %zu floats",
+          first->kept_floats);
+    float *kept = xmalloc(m.n_params * sizeof(float)), *again = xmalloc(m.n_params * sizeof(float));
+    conv_grads(&m, B, false, kept);
+    CHECK(first->kept_input == m.x && first->kept_B == B, "the forward tagged the kept columns with its input");
+    conv_grads(&m, B, true, again);
+    CHECK(memcmp(kept, again, m.n_params * sizeof(float)) == 0,
+          "gradients from the kept columns differ from those of im2col again");
+    free(kept);
+    free(again);
+    model_destroy(&m);
+
+    // 7 x 7 over (1, 8, 8): 3,136 column floats an example against 64 + 128 of activations
+    cfg = graph_config("vae", "[{\"conv2d\": 2, \"kernel\": 7, \"padding\": 3}, \"tanh\", \"flatten\"]",
+                       CONV_DECODER, "bernoulli");
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+    CHECK(m.encoder_net->layers[0].kept == NULL && m.encoder_net->layers[0].kept_floats == 0,
+          "a 7 x 7 conv2d keeps %zu column floats an example", m.encoder_net->layers[0].kept_floats);
+    model_destroy(&m);
+}
+
 // A small MADE over input_dim 6 (masked_linear layers and activations).
 static Config made_config_masks(const char *network, const char *ordering, int masks) {
     char json[2048];
@@ -1102,6 +1150,7 @@ int main(void) {
     test_run("kl_schedule_values", test_kl_schedule_values);
     test_run("graph_vae_gradients", test_graph_vae_gradients);
     test_run("graph_layout", test_graph_layout);
+    test_run("conv_columns_kept", test_conv_columns_kept);
     test_run("made_gradients", test_made_gradients);
     test_run("made_autoregressive", test_made_autoregressive);
     test_run("made_mask_ensemble", test_made_mask_ensemble);

@@ -74,10 +74,15 @@ typedef struct {
     LayerTensor tensors[4];
     size_t col_floats, swap_floats;    // workspace per example (shared across layers)
     size_t state_floats;               // device floats kept from forward to backward (not per example)
+    size_t kept_floats;                // per example, device floats the forward keeps for the backward
+                                       // (conv2d: its im2col columns), 0 if none
     uint64_t gemm_flops;               // per example, the forward GEMM (2 M N K); 0 for non-GEMM layers
     int batch_statistics_span;         // batch norm: values a feature's statistics take from each
                                        // example in training (H W, or 1 on a flat input); 0 for others
     float *state;                      // (state_floats) on the device, NULL if none
+    float *kept;                       // (max batch, kept_floats) on the device, NULL if none
+    const float *kept_input;           // the input and batch size the forward last filled `kept` from
+    int kept_B;                        // (NULL, 0 before any forward)
     int skip_from;                     // residual: the layer whose output it adds (-1: the network's
                                        // input); the network sets skip_source before each forward
     const float *skip_source;
