@@ -6,6 +6,8 @@
 //                     y (B, C_out, S_out) = swap(y') + bias
 //   conv_transpose2d  x' (C_in, B S_in) = swap(x);  col (C_out k k, B S_in) = W^T x';
 //                     y (B, C_out, H, W) = col2im(col) + bias
+// The backward's weight gradient needs the forward's col (conv2d) or x' (conv_transpose2d)
+// again: the layer keeps them (NetLayer.kept) -- x' always, the columns where they are small.
 // Weights (C_out, C_in, k, k) and (C_in, C_out, k, k) as PyTorch stores them;
 // init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with PyTorch's fan_in = size(1) k k.
 // Also PixelCNN's masked convolutions (van den Oord et al. 2016), {"masked_conv2d_a": C_out,
@@ -139,6 +141,7 @@ static int conv_transpose2d_build(NetLayer *layer, const LayerSpec *spec, char *
     layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
     layer->swap_floats = (size_t)c->in_channels * grid;
     layer->gemm_flops = 2ull * c->in_channels * layer->col_floats;    // (C_out k k, C_in) x (C_in, S_in)
+    layer->kept_floats = layer->swap_floats;   // x' kept for the weight gradient: the input's size
     return 0;
 }
 
@@ -214,8 +217,10 @@ static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const f
     const int B = run->B, S_in = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S_in;
     const float *W = run->params + layer->param_offset;                // (C_in, C_out k k)
     const float *bias = W + (size_t)c->in_channels * rows;              // (C_out)
-    be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);  // x' (C_in, B S_in)
-    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, run->swap, columns, 0.0f,
+    be->swap_leading_axes(be, layer->kept, x, B, c->in_channels, S_in);   // x' (C_in, B S_in)
+    layer->kept_input = x;
+    layer->kept_B = B;
+    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, layer->kept, columns, 0.0f,
              run->col, columns);                                        // (C_out k k, B S_in)
     be->col2im(be, y, run->col, g, B);                                  // (B, C_out, H, W)
     be->channel_bias_forward(be, y, bias, B, g.C, g.H * g.W);
@@ -232,8 +237,12 @@ static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const 
     float *dW = run->grads + layer->param_offset;                       // (C_in, C_out k k)
     float *dbias = dW + (size_t)c->in_channels * rows;
     be->im2col(be, run->col, dy, g, B);                                 // dcol (C_out k k, B S_in)
-    be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);  // x' (C_in, B S_in)
-    be->gemm(be, false, true, c->in_channels, rows, columns, 1.0f, run->swap, columns, run->col, columns,
+    const float *x_swapped = layer->kept;                               // x' (C_in, B S_in): the forward's
+    if (layer->kept_input != x || layer->kept_B != B) {                 // unless it last ran on another x
+        be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);
+        x_swapped = run->swap;
+    }
+    be->gemm(be, false, true, c->in_channels, rows, columns, 1.0f, x_swapped, columns, run->col, columns,
              0.0f, dW, rows);
     be->channel_bias_grad(be, dbias, dy, B, g.C, g.H * g.W);
     if (!dx) return;

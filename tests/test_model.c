@@ -233,12 +233,15 @@ static void test_graph_vae_gradients(void) {
 }
 
 // conv2d keeps its forward's columns for the weight gradient (layer_conv.c) where they are small
-// next to its activations: the gradients from the kept columns are the bits of those from an
-// im2col of x again, and a layer whose columns are large keeps none.
+// next to its activations, conv_transpose2d its swapped input x': the gradients from what they
+// kept are the bits of those from an im2col (a swap) of x again, and a layer whose columns are
+// large keeps none.
 static void conv_grads(Model *m, int B, bool drop_kept, float *grads) {
     model_forward(m, B, EPS_GIVEN);
-    if (drop_kept)
+    if (drop_kept) {
         for (int i = 0; i < m->encoder_net->n_layers; i++) m->encoder_net->layers[i].kept_input = NULL;
+        for (int i = 0; i < m->decoder_net->n_layers; i++) m->decoder_net->layers[i].kept_input = NULL;
+    }
     model_backward(m, B, 1.3f, 0.7f);
     cpu->download(cpu, grads, m->grads, m->n_params * sizeof(float));
 }
@@ -261,9 +264,14 @@ static void test_conv_columns_kept(void) {
     const NetLayer *first = &m.encoder_net->layers[0];   // conv2d 3 x 3 / 2 over (1, 8, 8): 144 floats
     CHECK(first->kept != NULL && first->kept_floats == 144, "the first conv2d keeps its columns: %zu floats",
           first->kept_floats);
+    const NetLayer *transposed = &m.decoder_net->layers[4];   // conv_transpose2d 2 -> 2 over (2, 3, 3)
+    CHECK(transposed->kept != NULL && transposed->kept_floats == 18, "conv_transpose2d keeps x': %zu floats",
+          transposed->kept_floats);
     float *kept = xmalloc(m.n_params * sizeof(float)), *again = xmalloc(m.n_params * sizeof(float));
     conv_grads(&m, B, false, kept);
     CHECK(first->kept_input == m.x && first->kept_B == B, "the forward tagged the kept columns with its input");
+    CHECK(transposed->kept_input == m.decoder_net->outputs[3] && transposed->kept_B == B,
+          "the forward tagged the kept x' with its input");
     conv_grads(&m, B, true, again);
     CHECK(memcmp(kept, again, m.n_params * sizeof(float)) == 0,
           "gradients from the kept columns differ from those of im2col again");
