@@ -61,8 +61,14 @@ else
     # threads on a small machine (10x slower at b128 here): let them sleep.
     # PyTorch loads the same OpenBLAS: give it the kernel family cuvae chose
     # (cuvae sets OPENBLAS_CORETYPE itself when OpenBLAS does not recognise the CPU)
+    # glibc hands each freed tensor over 128 KiB-32 MiB back to the kernel and the next step's
+    # allocation takes page faults on it again (cuvae allocates once): on a VM where page faults
+    # are dear (2026-12-02, an AMD EPYC VM) PyTorch's examples step took 30 ms with them, 8.4
+    # without. Raising glibc's thresholds keeps the memory in the process, what the
+    # jemalloc / tcmalloc of PyTorch's CPU tuning guide do.
     probe_core=$(echo "$probe" | sed -nE 's/.*"blas_core": "([^"]*)".*/\1/p')
-    torch_env="OMP_WAIT_POLICY=PASSIVE${probe_core:+ OPENBLAS_CORETYPE=$probe_core}"
+    torch_malloc="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
+    torch_env="OMP_WAIT_POLICY=PASSIVE $torch_malloc${probe_core:+ OPENBLAS_CORETYPE=$probe_core}"
     device="CPU: $(lscpu | sed -nE 's/^Model name: +//p' | head -1), $NPROC cores"
 fi
 suite=${BENCH_CONFIGS:-$suite}
@@ -119,7 +125,7 @@ for v in OPENBLAS_CORETYPE BENCH_REPEATS BENCH_TORCH_MODES BENCH_TORCH_PRECISION
 done
 if [ "$backend" = cpu ]; then
     blas_core=$(echo "$probe" | sed -nE 's/.*"blas_core": "([^"]*)".*/\1/p')
-    threads_note="OPENBLAS_NUM_THREADS=$NPROC for both (same system OpenBLAS, kernel family ${blas_core:-?}${OPENBLAS_CORETYPE:+, forced by OPENBLAS_CORETYPE}, the same for both); cuvae: one OpenMP pool of $NPROC threads (OMP_NUM_THREADS; OpenBLAS single-threaded inside it, GEMMs split by cuvae); PyTorch: torch.set_num_threads($NPROC) with OMP_WAIT_POLICY=PASSIVE, and a second run with torch.set_num_threads(1) (OpenBLAS still $NPROC)"
+    threads_note="OPENBLAS_NUM_THREADS=$NPROC for both (same system OpenBLAS, kernel family ${blas_core:-?}${OPENBLAS_CORETYPE:+, forced by OPENBLAS_CORETYPE}, the same for both); cuvae: one OpenMP pool of $NPROC threads (OMP_NUM_THREADS; OpenBLAS single-threaded inside it, GEMMs split by cuvae); PyTorch: torch.set_num_threads($NPROC) with OMP_WAIT_POLICY=PASSIVE, and a second run with torch.set_num_threads(1) (OpenBLAS still $NPROC); PyTorch with glibc's $torch_malloc (freed tensors stay in the process, as jemalloc / tcmalloc keep them; cuvae allocates once)"
 else
     threads_note="GPU runs (host OPENBLAS_NUM_THREADS=$NPROC, unused by the timed loop)"
 fi
