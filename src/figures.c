@@ -769,7 +769,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         return -1;
     }
     Model m;
-    if (model_create(&m, &cfg, be, eval_model_rows(1000, test_set.n, 0, 0, 0), err, errlen) != 0) {
+    if (model_create_forward_only(&m, &cfg, be, eval_model_rows(1000, test_set.n, 0, 0, 0), err, errlen) != 0) {
         be->destroy(be);
         dataset_free(&test_set);
         return -1;

@@ -97,8 +97,8 @@ static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;   // (C_out, C k k) x (C k k, S)
     // The forward's columns kept for the weight gradient (no second im2col of x in the backward)
     // where they are at most COLUMNS_KEPT_FACTOR times the layer's input and output together:
-    // the memory a network keeps for its backward grows by a small multiple at most (a 7 x 7
-    // PixelCNN layer's columns are 24 times its activations: not kept).
+    // the memory a network keeps for its backward grows by a small multiple at most (a 3 x 3
+    // 32 -> 32 PixelCNN layer's columns are 4.5 times its activations: not kept).
     if (layer->col_floats <= COLUMNS_KEPT_FACTOR * (tensor_shape_size(layer->in) + tensor_shape_size(layer->out)))
         layer->kept_floats = layer->col_floats;
     return 0;
@@ -217,10 +217,13 @@ static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const f
     const int B = run->B, S_in = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S_in;
     const float *W = run->params + layer->param_offset;                // (C_in, C_out k k)
     const float *bias = W + (size_t)c->in_channels * rows;              // (C_out)
-    be->swap_leading_axes(be, layer->kept, x, B, c->in_channels, S_in);   // x' (C_in, B S_in)
-    layer->kept_input = x;
-    layer->kept_B = B;
-    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, layer->kept, columns, 0.0f,
+    float *x_swapped = layer->kept ? layer->kept : run->swap;          // x' (C_in, B S_in)
+    be->swap_leading_axes(be, x_swapped, x, B, c->in_channels, S_in);
+    if (layer->kept) {
+        layer->kept_input = x;
+        layer->kept_B = B;
+    }
+    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, x_swapped, columns, 0.0f,
              run->col, columns);                                        // (C_out k k, B S_in)
     be->col2im(be, y, run->col, g, B);                                  // (B, C_out, H, W)
     be->channel_bias_forward(be, y, bias, B, g.C, g.H * g.W);
@@ -238,7 +241,7 @@ static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const 
     float *dbias = dW + (size_t)c->in_channels * rows;
     be->im2col(be, run->col, dy, g, B);                                 // dcol (C_out k k, B S_in)
     const float *x_swapped = layer->kept;                               // x' (C_in, B S_in): the forward's
-    if (layer->kept_input != x || layer->kept_B != B) {                 // unless it last ran on another x
+    if (!layer->kept || layer->kept_input != x || layer->kept_B != B) { // unless none, or another x
         be->swap_leading_axes(be, run->swap, x, B, c->in_channels, S_in);
         x_swapped = run->swap;
     }

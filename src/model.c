@@ -243,8 +243,10 @@ static int build_made_model(Model *m, const Config *cfg, char *err, size_t errle
     return 0;
 }
 
-int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
+static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_batch, bool forward_only,
+                             char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
+    m->forward_only = forward_only;
     m->cfg = *cfg;
     m->be = be;
     m->max_batch = max_batch;
@@ -298,8 +300,8 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
 
     size_t B = (size_t)max_batch;
     m->x = be->alloc(be, B * m->input_dim * sizeof(float));
-    if (m->encoder_net) network_alloc(m->encoder_net, be, max_batch);
-    if (m->decoder_net) network_alloc(m->decoder_net, be, max_batch);
+    if (m->encoder_net) network_alloc(m->encoder_net, be, max_batch, !forward_only);
+    if (m->decoder_net) network_alloc(m->decoder_net, be, max_batch, !forward_only);
     m->buffers = be->alloc(be, (m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
@@ -331,6 +333,15 @@ int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *
     m->state = be->alloc(be, sizeof(StepState));
     model_begin_training(m, 1, (float)cfg->train.lr);
     return 0;
+}
+
+int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen) {
+    return model_create_with(m, cfg, be, max_batch, false, err, errlen);
+}
+
+int model_create_forward_only(Model *m, const Config *cfg, Backend *be, int max_batch, char *err,
+                              size_t errlen) {
+    return model_create_with(m, cfg, be, max_batch, true, err, errlen);
 }
 
 float *model_eps_buffer(Model *m) {

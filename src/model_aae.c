@@ -70,7 +70,7 @@ void model_aae_alloc(Model *m) {
     Backend *be = m->be;
     const size_t B = (size_t)m->max_batch;
     model_adversarial_targets(m, 0.0f);
-    network_alloc(m->aae_discriminator, be, m->max_batch);
+    network_alloc(m->aae_discriminator, be, m->max_batch, !m->forward_only);
     m->aae_prior = be->alloc(be, B * (size_t)m->latent_dim * sizeof(float));
     m->aae_g_row = be->alloc(be, B * sizeof(float));
     m->gan_saved_grads = be->alloc(be, (m->aae_discriminator->n_params ? m->aae_discriminator->n_params : 1) *

@@ -94,14 +94,14 @@ int network_check_batch(const Network *net, int max_batch, char *err, size_t err
     return 0;
 }
 
-void network_alloc(Network *net, Backend *be, int max_batch) {
+void network_alloc(Network *net, Backend *be, int max_batch, bool keep_for_backward) {
     size_t B = (size_t)max_batch;
     net->max_batch = max_batch;
     for (int i = 0; i < net->n_layers; i++) {
         NetLayer *layer = &net->layers[i];
         if (!layer->kind->view) net->outputs[i] = be->alloc(be, B * tensor_shape_size(layer->out) * sizeof(float));
         if (layer->state_floats) layer->state = be->alloc(be, layer->state_floats * sizeof(float));
-        if (layer->kept_floats) layer->kept = be->alloc(be, B * layer->kept_floats * sizeof(float));
+        if (layer->kept_floats && keep_for_backward) layer->kept = be->alloc(be, B * layer->kept_floats * sizeof(float));
         layer->kept_input = NULL;
         layer->kept_B = 0;
         if (layer->kind->adds_skip) net->skip_grad[i] = be->alloc(be, B * tensor_shape_size(layer->in) * sizeof(float));

@@ -268,7 +268,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     const Dataset *resident[3] = {&train_set, &test_set, validating ? &val_set : NULL};
     if (data_parallel_check(&model, cfg, batch, err, errlen) != 0 ||
         device_datasets_fit(be, resident, 3, err, errlen) != 0 ||
-        model_create(&eval_model, cfg, be,
+        model_create_forward_only(&eval_model, cfg, be,
                      eval_model_rows(cfg->eval.iw_samples > 0 ? cfg->eval.iw_batch : 1000, test_set.n,
                                      cfg->eval.iw_samples, cfg->eval.iw_examples,
                                      model.gan || model.aae ? cfg->eval.parzen_samples : 0),

@@ -275,6 +275,30 @@ static void test_conv_columns_kept(void) {
     conv_grads(&m, B, true, again);
     CHECK(memcmp(kept, again, m.n_params * sizeof(float)) == 0,
           "gradients from the kept columns differ from those of im2col again");
+
+    // a forward-only model (evaluation) keeps nothing; its forward, and a backward should one
+    // run, are the same bits
+    Model f;
+    CHECK(model_create_forward_only(&f, &cfg, cpu, B, err, sizeof err) == 0, "forward-only model: %s", err);
+    float *params = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, params);
+    model_set_params(&f, params);
+    cpu->upload(cpu, f.x, x, (size_t)B * f.input_dim * sizeof(float));
+    cpu->upload(cpu, model_eps_buffer(&f), eps, (size_t)B * f.latent_dim * sizeof(float));
+    f.training_mode = true;
+    for (int i = 0; i < f.encoder_net->n_layers; i++)
+        CHECK(f.encoder_net->layers[i].kept == NULL, "forward-only encoder layer %d keeps a buffer", i);
+    for (int i = 0; i < f.decoder_net->n_layers; i++)
+        CHECK(f.decoder_net->layers[i].kept == NULL, "forward-only decoder layer %d keeps a buffer", i);
+    float out_m[3 * 64], out_f[3 * 64];
+    model_forward(&m, B, EPS_GIVEN);
+    cpu->download(cpu, out_m, model_output(&m), sizeof out_m);
+    conv_grads(&f, B, false, again);
+    cpu->download(cpu, out_f, model_output(&f), sizeof out_f);
+    CHECK(memcmp(out_m, out_f, sizeof out_m) == 0, "the forward-only model's output differs");
+    CHECK(memcmp(kept, again, m.n_params * sizeof(float)) == 0, "the forward-only model's gradients differ");
+    free(params);
+    model_destroy(&f);
     free(kept);
     free(again);
     model_destroy(&m);

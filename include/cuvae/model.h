@@ -50,6 +50,7 @@ typedef struct {
     size_t n_buffers;         // running statistics (batch norm): not trained, saved with the model
     float *buffers;           // (n_buffers) on the device
     bool training_mode;       // batch norm uses batch statistics (set by the training step)
+    bool forward_only;        // model_create_forward_only: no backward ever runs
     bool queue_updates;       // the backward queues each decoder layer's optimizer update
                               // (model_backward_and_step)
     // vq_vae (model_vq.c): the vector quantiser between the encoder and the decoder, no
@@ -145,6 +146,10 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen);
 // Builds the layer list from cfg, allocates the arena and activations for up to
 // max_batch rows. Parameters are zero until model_init_params / checkpoint load.
 int model_create(Model *m, const Config *cfg, Backend *be, int max_batch, char *err, size_t errlen);
+// The same for a model that only runs forwards (evaluation, sampling, figures): without the
+// buffers layers keep from a forward for their backward (NetLayer.kept).
+int model_create_forward_only(Model *m, const Config *cfg, Backend *be, int max_batch, char *err,
+                              size_t errlen);
 
 // The trainable parameters (an aae's arena also holds its encoder's second Adam moments, a
 // gan's some alignment padding: n_params counts those floats too).

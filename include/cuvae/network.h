@@ -80,7 +80,8 @@ typedef struct {
     int batch_statistics_span;         // batch norm: values a feature's statistics take from each
                                        // example in training (H W, or 1 on a flat input); 0 for others
     float *state;                      // (state_floats) on the device, NULL if none
-    float *kept;                       // (max batch, kept_floats) on the device, NULL if none
+    float *kept;                       // (max batch, kept_floats) on the device, NULL if none (or the
+                                       // network only runs forwards: the backward computes it again)
     const float *kept_input;           // the input and batch size the forward last filled `kept` from
     int kept_B;                        // (NULL, 0 before any forward)
     int skip_from;                     // residual: the layer whose output it adds (-1: the network's
@@ -161,7 +162,9 @@ int network_check_batch(const Network *net, int max_batch, char *err, size_t err
 // The first layer (its index, else -1) that normalises each feature over the batch alone
 // (batch_statistics_span 1: batch norm on a flat input): a batch of one gives it no statistics.
 int network_flat_batch_norm(const Network *net);
-void network_alloc(Network *net, Backend *be, int max_batch);
+// keep_for_backward: also what the layers keep from a forward for their backward (NetLayer.kept;
+// false for a network that only runs forwards).
+void network_alloc(Network *net, Backend *be, int max_batch, bool keep_for_backward);
 void network_free(Network *net, Backend *be);
 // PyTorch-default init of every layer into host copies of the regions.
 void network_init(const Network *net, float *params, float *buffers, Rng *rng);
