@@ -376,6 +376,17 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
     }
     model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
+    // a warm-up longer than the run never reaches its target: said, not left unsaid (the ramps
+    // of step_state.h at the run's last step)
+    const long run_steps = steps_per_epoch * epochs;
+    if (cfg->train.warmup_steps > 0 && run_steps > 0 && cfg->train.warmup_steps > run_steps)
+        text_appendf(&notes, "cuvae: note: train.warmup_steps %d is longer than the run's %ld steps: the run ends inside "
+                     "the warm-up, at %.3g of the learning rate its schedule gives\n", cfg->train.warmup_steps, run_steps,
+                     (double)run_steps / cfg->train.warmup_steps);
+    if (model.variational && cfg->loss.kl_warmup_epochs > epochs && run_steps > 0)
+        text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g is longer than the run's %d epoch%s: the KL weight "
+                     "reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
+                     epochs == 1 ? "" : "s", ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.kl_warmup_epochs);
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
     ResumePoint at;

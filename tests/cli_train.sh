@@ -245,6 +245,14 @@ sched=(--set data.train_limit=1000 --set data.test_limit=100 --set device=cpu --
 lrs=$(sed -E 's/.*"lr": ([0-9.e+-]+).*/\1/' "$tmp/cos/log.jsonl" | tr '\n' ' ')
 awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && a[2] < a[1] && a[3] > 0.0000999 && a[3] < 0.000101) }' \
     && ok "cosine + warm-up: lr per epoch $lrs (decays to lr_min)" || bad "cosine lr per epoch: $lrs"
+# a warm-up longer than the run is said (20 steps of 50 over 1,000 examples)
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set loss.kl_warmup_epochs=2 \
+    --out "$tmp/longwarm" 2>"$tmp/longwarm.err" || bad "long warm-up run: $(tail -1 "$tmp/longwarm.err")"
+grep -q "^cuvae: note: train.warmup_steps 30 is longer than the run's 20 steps: the run ends inside the warm-up, at 0.667 of the learning rate its schedule gives$" "$tmp/longwarm.err" \
+    && grep -q "^cuvae: note: loss.kl_warmup_epochs 2 is longer than the run's 1 epoch: the KL weight reaches only 0.475 of loss.w_kl, at the last step$" "$tmp/longwarm.err" \
+    && ok "a warm-up longer than the run (lr, KL weight) gets a note" || bad "long warm-up notes: $(grep note "$tmp/longwarm.err")"
+! grep -q "^cuvae: note: .*warm" "$tmp/cos.err" && ok "a warm-up inside the run gets none" \
+    || bad "cosine run noted: $(grep "^cuvae: note: .*warm" "$tmp/cos.err")"
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --set train.lr_schedule=step \
     --set train.lr_step_epochs=1 --set train.lr_gamma=0.5 --set train.warmup_steps=0 --set train.lr_min=0 \
     --out "$tmp/steplr" 2>/dev/null
