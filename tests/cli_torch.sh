@@ -71,14 +71,20 @@ if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>/dev/null; then
     "$CUVAE" eval "$ckpt" -o "$tmp/vq_eval.json" >/dev/null 2>&1
     torch_out=$($PY tests/torch_check.py "$ckpt" data/mnist 2000) || bad "vq-vae: torch_check.py failed"
     echo "$torch_out" > "$tmp/vq_torch.json"
-    $PY - "$tmp/vq_eval.json" "$tmp/vq_torch.json" <<'PY' && ok "vq-vae: PyTorch chooses the same codes (equal code histograms) and gives the same rec and VQ term (1e-5)" || bad "vq-vae: differs from PyTorch"
+    $PY - "$tmp/vq_eval.json" "$tmp/vq_torch.json" <<'PY' && ok "vq-vae: PyTorch chooses the same codes (code histograms equal but for near-tie flips, at most 1 in 10,000 positions) and gives the same rec and VQ term (1e-5)" || bad "vq-vae: differs from PyTorch"
 import json, sys
 ours, theirs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+# Both sides compute the distances in float32 with their own summation order (cuvae's GEMM
+# slices, PyTorch's convolution), so a position whose two nearest codes tie to the last bits
+# may choose either: with OpenBLAS's Haswell kernels one of the 98,000 positions here did.
+positions = sum(theirs["code_counts"])
+flips = sum(abs(a - b) for a, b in zip(ours["code_counts"], theirs["code_counts"])) // 2
 print(f"  vq-vae: cuvae rec {ours['rec']:.6f} vq {ours['vq']:.6f} codes used {ours['codes_used']} | "
-      f"torch rec {theirs['rec']:.6f} vq {theirs['vq']:.6f}", file=sys.stderr)
+      f"torch rec {theirs['rec']:.6f} vq {theirs['vq']:.6f} | {flips} of {positions} positions' codes differ "
+      f"(from the histograms)", file=sys.stderr)
 close = lambda a, b: abs(a - b) <= 1e-5 * abs(b) + 1e-6
-sys.exit(0 if ours["code_counts"] == theirs["code_counts"] and close(ours["rec"], theirs["rec"])
-         and close(ours["vq"], theirs["vq"]) else 1)
+sys.exit(0 if len(ours["code_counts"]) == len(theirs["code_counts"]) and flips <= positions // 10000
+         and close(ours["rec"], theirs["rec"]) and close(ours["vq"], theirs["vq"]) else 1)
 PY
 else
     bad "vq-vae: training failed"
