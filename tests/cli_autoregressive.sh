@@ -32,16 +32,16 @@ resumes() {
         && cmp -s "$full/model.safetensors" "$dir/model.safetensors" \
         && ok "$label: 1 + resumed 1 epochs == 2 epochs, bit-identical" || bad "$label resume: $(tail -1 "$dir.err")"
 }
-# torch_agrees LABEL RUN DATA_DIR N WHAT: PyTorch (tests/torch_check.py, through cuvae_torch.py) gives
-# the run's exact test -log p to 1e-5 relative
+# torch_agrees LABEL RUN DATA_DIR N WHAT [TOLERANCE]: PyTorch (tests/torch_check.py, through
+# cuvae_torch.py) gives the run's exact test -log p to TOLERANCE relative (default 1e-5)
 torch_agrees() {
-    local torch_out ours theirs
+    local torch_out ours theirs tolerance=${6:-1e-5}
     torch_out=$($PY tests/torch_check.py "$2/model.safetensors" "$3" "$4") || { bad "$1: torch_check.py failed"; return; }
     ours=$(field "$2/eval.json" test_loss)
     theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
     echo "  $1: cuvae $ours | torch $torch_out" >&2
-    awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
-        && ok "$1: PyTorch ($5, strict=True) gives the same exact -log p (1e-5)" || bad "$1: torch $theirs vs cuvae $ours"
+    awk -v a="$ours" -v b="$theirs" -v t="$tolerance" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t * b) }' \
+        && ok "$1: PyTorch ($5, strict=True) gives the same exact -log p ($tolerance)" || bad "$1: torch $theirs vs cuvae $ours"
 }
 "$CUVAE" --help | grep -q "made and pixelcnn (no latent" && "$CUVAE" --help | grep -q "masked_conv2d_a" \
     && "$CUVAE" sample --help | grep -q "A made or pixelcnn draws" && "$CUVAE" sample --help | grep -q -- "--prior PRIOR" \
@@ -283,7 +283,10 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
     "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
         && ok "prior: plot draws its decoded samples" || bad "prior plot"
     if $PY -c "import torch, numpy" 2>/dev/null; then
-        torch_agrees prior "$tmp/prior" data/mnist 300 "the VQ-VAE's codes, one-hot, the prior's network"
+        # the codes come from each side's float32 argmin over the VQ-VAE's distances: a position whose
+        # two nearest codes tie to the last bits may take either (cli_torch.sh), and one flip of the
+        # 14,700 here moved the mean by 1.1e-5 under OpenBLAS's Haswell kernels: 1e-4
+        torch_agrees prior "$tmp/prior" data/mnist 300 "the VQ-VAE's codes, one-hot, the prior's network" 1e-4
     else
         skip "prior in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
     fi
