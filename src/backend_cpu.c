@@ -1452,10 +1452,63 @@ static void cpu_vq_code_norms(Backend *be, float *norms, const float *codebook, 
     }
 }
 
+// vq_nearest_code (layer_math.h) -- the first k of the smallest norms[k] - 2 scores[k], NaNs
+// never chosen after k = 0 -- with VQ_LANES running minima side by side, so the compiler
+// vectorises it (the definition's loop carries its minimum from one k to the next). Lane l
+// keeps the first k = l (mod VQ_LANES) of its smallest value (strict <, NaNs never taken);
+// the smallest value over the lanes, the lowest k among equal ones, is then the first k of
+// the smallest value: the definition's answer. The definition keeps k = 0 when its value is
+// NaN (nothing compares below a NaN): so does this.
+enum { VQ_LANES = 8 };
+typedef float LaneFloats __attribute__((vector_size(VQ_LANES * sizeof(float))));   // GCC / Clang vectors
+typedef int32_t LaneInts __attribute__((vector_size(VQ_LANES * sizeof(int32_t))));
+
+static int nearest_code_lanes(const float *scores, const float *norms, int K) {
+    const float first = norms[0] - 2.0f * scores[0];
+    if (K < 2 * VQ_LANES || isnan(first)) return vq_nearest_code(scores, norms, K);
+    LaneFloats lane_value;
+    LaneInts lane_code, code;
+    for (int l = 0; l < VQ_LANES; l++) {
+        lane_value[l] = INFINITY;
+        lane_code[l] = l;
+        code[l] = l;
+    }
+    const int whole = K - K % VQ_LANES;
+    for (int k0 = 0; k0 < whole; k0 += VQ_LANES, code += VQ_LANES) {
+        LaneFloats norm, score;
+        memcpy(&norm, norms + k0, sizeof norm);
+        memcpy(&score, scores + k0, sizeof score);
+        const LaneFloats value = norm - 2.0f * score;
+        const LaneInts less = value < lane_value;   // all ones where less (false for NaNs)
+        lane_value = (LaneFloats)(((LaneInts)value & less) | ((LaneInts)lane_value & ~less));
+        lane_code = (code & less) | (lane_code & ~less);
+    }
+    float values[VQ_LANES];
+    int codes[VQ_LANES];
+    for (int l = 0; l < VQ_LANES; l++) {
+        values[l] = lane_value[l];
+        codes[l] = lane_code[l];
+    }
+    for (int k = whole; k < K; k++) {
+        const float value = norms[k] - 2.0f * scores[k];
+        const int l = k - whole;
+        if (value < values[l]) {
+            values[l] = value;
+            codes[l] = k;
+        }
+    }
+    // a lane that met only +inf and NaNs reports +inf at its first k: it can win only when
+    // every value is +inf or NaN, and then value 0 (not NaN) is +inf and lane 0's code 0 wins
+    int best = 0;
+    for (int l = 1; l < VQ_LANES; l++)
+        if (values[l] < values[best] || (values[l] == values[best] && codes[l] < codes[best])) best = l;
+    return codes[best];
+}
+
 static void cpu_vq_argmin(Backend *be, int32_t *codes, const float *scores, const float *norms, int N, int K) {
     (void)be;
     #pragma omp parallel for schedule(static) if ((size_t)N * K >= 65536)
-    for (int n = 0; n < N; n++) codes[n] = vq_nearest_code(scores + (size_t)n * K, norms, K);
+    for (int n = 0; n < N; n++) codes[n] = nearest_code_lanes(scores + (size_t)n * K, norms, K);
 }
 
 static void cpu_vq_quantize(Backend *be, float *zqt, float *loss_row, const float *zt, const float *codebook,

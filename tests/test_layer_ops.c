@@ -9,6 +9,7 @@
 #include "cuvae/rng.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 static Backend *cpu;
@@ -547,6 +548,46 @@ static void test_vector_quantizer(void) {
     free(zt); free(E); free(scores); free(zqt); free(dzqt); free(dzt); free(dE); free(sums); free(Ema); free(sums0);
 }
 
+// vq_argmin against the definition vq_nearest_code (layer_math.h; the CUDA kernel's) code for
+// code, over codebook sizes below, at and past the CPU's lane count and rows made to trip a
+// lane-wise search: ties (the first k wins), the minimum in the tail past the last full group
+// of lanes, -0 against +0, NaNs (skipped, but kept at k = 0), +-inf, all values equal.
+static void test_vq_argmin_matches_definition(void) {
+    const int sizes[] = {1, 7, 15, 16, 17, 23, 64, 256, 259};
+    const int rows = 13;
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int K = sizes[t];
+        float *scores = random_floats((size_t)rows * K, -1, 1), *norms = random_floats((size_t)K, 0, 2);
+        float *row;
+        for (int r = 0; r < rows; r++) {
+            row = scores + (size_t)r * K;
+            const int a = (r * 7 + 3) % K, b = (r * 5 + K / 2) % K;
+            switch (r) {
+            case 0: break;                                                   // plain random
+            case 1: for (int k = 0; k < K; k++) row[k] = 0.5f * norms[k]; break;   // every value 0
+            case 2: row[a] = row[b] = 0.5f * norms[a] + 10.0f; norms[b] = norms[a]; break;   // a tie
+            case 3: row[K - 1] = 100.0f; break;                              // the minimum last
+            case 4: row[0] = NAN; break;                                     // NaN at k = 0
+            case 5: row[a] = NAN; row[b] = 100.0f; break;                    // NaN elsewhere
+            case 6: for (int k = 0; k < K; k++) row[k] = NAN; break;
+            case 7: row[a] = INFINITY; break;                                // -inf value
+            case 8: row[a] = -INFINITY; row[b] = -INFINITY; break;           // +inf values
+            case 9: for (int k = 0; k < K; k++) row[k] = k % 3 ? -INFINITY : NAN; break;
+            case 10: for (int k = 0; k < K; k++) row[k] = (k % 2 ? -0.0f : 0.0f); break;   // values norms[k]
+            case 11: row[a] = row[K - 1] = 100.0f; norms[K - 1] = norms[a]; break;   // a tie with the last k
+            default: for (int k = 0; k < K; k++) row[k] = (float)((k * 37) % 5); break;    // many ties
+            }
+        }
+        int32_t *codes = xmalloc((size_t)rows * sizeof(int32_t));
+        cpu->vq_argmin(cpu, codes, scores, norms, rows, K);
+        for (int r = 0; r < rows; r++) {
+            const int want = vq_nearest_code(scores + (size_t)r * K, norms, K);
+            CHECK(codes[r] == want, "K %d, row %d: code %d, the definition's %d", K, r, codes[r], want);
+        }
+        free(scores); free(norms); free(codes);
+    }
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
@@ -561,6 +602,7 @@ int main(void) {
     test_run("channel_bias", test_channel_bias);
     test_run("batch_norm", test_batch_norm);
     test_run("vector_quantizer", test_vector_quantizer);
+    test_run("vq_argmin_matches_definition", test_vq_argmin_matches_definition);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }
