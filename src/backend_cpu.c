@@ -1297,8 +1297,30 @@ bool backend_cpu_im2col_stacked(ConvGeometry g, int B) {
     return stacked_layout(g, phase_layout(g), phase_block(B, g.C));
 }
 
+// A 1 x 1 kernel with stride 1 and no padding (a channel-mixing layer) reads each pixel once,
+// where it is: im2col is the swap (B, C, S) -> (C, B S), col2im the swap back with each pixel
+// +0.0f + its one entry (col2im_value's sum: a -0.0f entry gives +0.0f).
+static bool pointwise(ConvGeometry g) { return g.kernel == 1 && g.stride == 1 && g.padding == 0; }
+
+static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S);
+
+// x (B, C, S) = +0.0f + col (C, B S)
+static void pointwise_col2im(float *x, const float *col, int B, int C, size_t S) {
+    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 32768)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float *out = x + ((size_t)b * C + c) * S;
+            const float *in = col + ((size_t)c * B + b) * S;
+            for (size_t s = 0; s < S; s++) out[s] = 0.0f + in[s];
+        }
+}
+
 // im2col_value (layer_math.h) for every entry.
 static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, int B) {
+    if (pointwise(g)) {
+        cpu_swap_leading_axes(be, col, x, B, g.C, g.H * g.W);
+        return;
+    }
     phase_walk(be, g, B, im2col_item, stacked_im2col_item, x, col);
 }
 
@@ -1309,6 +1331,10 @@ static void cpu_im2col(Backend *be, float *col, const float *x, ConvGeometry g, 
 // nothing, also where it lands on another pixel's entry in the stacked layout); window
 // entries outside the pixels are never read back.
 static void cpu_col2im(Backend *be, float *x, const float *col, ConvGeometry g, int B) {
+    if (pointwise(g)) {
+        pointwise_col2im(x, col, B, g.C, (size_t)g.H * g.W);
+        return;
+    }
     phase_walk(be, g, B, col2im_item, stacked_col2im_item, col, x);
 }
 

@@ -494,6 +494,7 @@ static void test_conv_ops(void) {
         {3, 7, 6, 4, 2, 1, (7 + 2 - 4) / 2 + 1, (6 + 2 - 4) / 2 + 1},
         {2, 5, 5, 3, 1, 1, 5, 5},
         {1, 9, 9, 2, 3, 0, (9 - 2) / 3 + 1, (9 - 2) / 3 + 1},
+        {4, 3, 5, 1, 1, 0, 3, 5},   // 1 x 1: swaps on the CPU
     };
     const int B = 5;
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {

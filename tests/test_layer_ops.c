@@ -157,7 +157,7 @@ static ConvGeometry geometry(int C, int H, int W, int k, int s, int p) {
     return g;
 }
 
-enum { IM2COL_SHAPES = 12 };
+enum { IM2COL_SHAPES = 13 };
 
 static ConvGeometry im2col_shape(size_t t) {
     const ConvGeometry shapes[] = {geometry(2, 5, 6, 3, 1, 1), geometry(3, 7, 5, 4, 2, 1),
@@ -166,7 +166,8 @@ static ConvGeometry im2col_shape(size_t t) {
                                    geometry(1, 8, 7, 3, 2, 0), geometry(2, 4, 5, 2, 1, 3),
                                    geometry(2, 4, 6, 1, 5, 4),   // stride > kernel, padding > kernel
                                    geometry(1, 70, 70, 3, 1, 1), geometry(2, 9, 9, 3, 2, 0),
-                                   geometry(1, 11, 10, 5, 3, 1)};
+                                   geometry(1, 11, 10, 5, 3, 1),
+                                   geometry(3, 5, 7, 1, 1, 0)};  // 1 x 1: the CPU's swaps
     if (sizeof shapes / sizeof shapes[0] != IM2COL_SHAPES || t >= IM2COL_SHAPES) abort();   // the list and count agree
     return shapes[t];
 }
