@@ -369,6 +369,16 @@ static void cuda_col2im(Backend *be, float *x, const float *col, ConvGeometry g,
     launch_col2im(x, col, g, B, impl_of(be)->stream);
 }
 
+// The whole batch in one GEMM and one col2im launch (chunks would be more, smaller launches;
+// whether they would pay on a GPU has not been measured).
+static int cuda_col2im_chunks(Backend *be, size_t floats_per_image, int inner, int B) {
+    (void)be;
+    (void)floats_per_image;
+    (void)inner;
+    (void)B;
+    return 1;
+}
+
 static void cuda_swap_leading_axes(Backend *be, float *out, const float *in, int N0, int N1, int S) {
     launch_swap_leading_axes(out, in, N0, N1, S, impl_of(be)->stream);
 }
@@ -774,6 +784,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->mixture_prior = cuda_mixture_prior;
     be->im2col = cuda_im2col;
     be->col2im = cuda_col2im;
+    be->col2im_chunks = cuda_col2im_chunks;
     be->swap_leading_axes = cuda_swap_leading_axes;
     be->channel_bias_forward = cuda_channel_bias_forward;
     be->channel_bias_grad = cuda_channel_bias_grad;

@@ -6,6 +6,8 @@
 //                     y (B, C_out, S_out) = swap(y') + bias
 //   conv_transpose2d  x' (C_in, B S_in) = swap(x);  col (C_out k k, B S_in) = W^T x';
 //                     y (B, C_out, H, W) = col2im(col) + bias
+// (the GEMM -> col2im paths, this forward and conv2d's input gradient, a chunk of images
+// at a time where the backend asks: Backend.col2im_chunks)
 // The backward's weight gradient needs the forward's col (conv2d) or x' (conv_transpose2d)
 // again: the layer keeps them (NetLayer.kept) -- x' always, the columns where they are small.
 // Weights (C_out, C_in, k, k) and (C_in, C_out, k, k) as PyTorch stores them;
@@ -153,6 +155,13 @@ static void conv_init(const NetLayer *layer, float *params, float *buffers, Rng 
     for (size_t k = 0; k < layer->n_params; k++) params[k] = rng_uniform_range(rng, -bound, bound);
 }
 
+// Chunk i of `chunks` over B images (Backend.col2im_chunks): its first image and count.
+static int chunk_images(int B, int chunks, int i, int *first) {
+    const int base = B / chunks, extra = B % chunks;
+    *first = i * base + (i < extra ? i : extra);
+    return base + (i < extra ? 1 : 0);
+}
+
 // y = conv(x) with weights W (C_out, C k k), the bias from the parameters.
 static void conv2d_forward_with(NetLayer *layer, const NetRun *run, const float *W, const float *x, float *y) {
     Backend *be = run->be;
@@ -199,9 +208,14 @@ static void conv2d_backward_with(NetLayer *layer, const NetRun *run, const float
              0.0f, dW, rows);
     be->channel_bias_grad(be, dbias, dy, B, c->out_channels, S);
     if (!dx) return;
-    be->gemm(be, true, false, rows, columns, c->out_channels, 1.0f, W, rows, run->swap, columns, 0.0f,
-             run->col, columns);                                        // dcol (C k k, B S)
-    be->col2im(be, dx, run->col, g, B);
+    const int chunks = be->col2im_chunks(be, (size_t)rows * S, c->out_channels, B);
+    for (int i = 0; i < chunks; i++) {
+        int b0;
+        const int n = chunk_images(B, chunks, i, &b0);
+        be->gemm(be, true, false, rows, n * S, c->out_channels, 1.0f, W, rows, run->swap + (size_t)b0 * S, columns,
+                 0.0f, run->col, n * S);                                // dcol (C k k, n S) of images b0..
+        be->col2im(be, dx + (size_t)b0 * g.C * g.H * g.W, run->col, g, n);
+    }
 }
 
 static void conv2d_backward(NetLayer *layer, const NetRun *run, const float *x, const float *y,
@@ -223,9 +237,14 @@ static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const f
         layer->kept_input = x;
         layer->kept_B = B;
     }
-    be->gemm(be, true, false, rows, columns, c->in_channels, 1.0f, W, rows, x_swapped, columns, 0.0f,
-             run->col, columns);                                        // (C_out k k, B S_in)
-    be->col2im(be, y, run->col, g, B);                                  // (B, C_out, H, W)
+    const int chunks = be->col2im_chunks(be, (size_t)rows * S_in, c->in_channels, B);
+    for (int i = 0; i < chunks; i++) {
+        int b0;
+        const int n = chunk_images(B, chunks, i, &b0);
+        be->gemm(be, true, false, rows, n * S_in, c->in_channels, 1.0f, W, rows, x_swapped + (size_t)b0 * S_in,
+                 columns, 0.0f, run->col, n * S_in);                    // (C_out k k, n S_in) of images b0..
+        be->col2im(be, y + (size_t)b0 * g.C * g.H * g.W, run->col, g, n);   // (n, C_out, H, W)
+    }
     be->channel_bias_forward(be, y, bias, B, g.C, g.H * g.W);
 }
 

@@ -589,6 +589,33 @@ static void test_vq_argmin_matches_definition(void) {
     }
 }
 
+// The CPU's col2im_chunks (how many chunks of images a conv's GEMM -> col2im path takes):
+// one for a batch whose columns are small; never more than B; every chunk's GEMM at least
+// 2^21 multiply-adds when there is more than one (OpenBLAS's small-matrix kernels, which sum
+// in another order, stay out); one image a chunk when an image's columns alone pass any L2.
+static void test_col2im_chunk_policy(void) {
+    const struct { size_t floats_per_image; int inner, B; } cases[] = {
+        {100, 4, 3},          // tiny: one chunk
+        {25088, 64, 128},     // the conv bench's 64 -> 32 transposed conv (512 rows x 49 an image)
+        {3136, 32, 128},      // its 32 -> 1 one
+        {25088, 1, 128},      // one input channel: few multiply-adds an image, so big chunks
+        {4096, 2, 1000},
+        {(size_t)1 << 24, 64, 3},   // 64 MiB of columns an image: one image a chunk
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int B = cases[t].B;
+        const int chunks = cpu->col2im_chunks(cpu, cases[t].floats_per_image, cases[t].inner, B);
+        CHECK(chunks >= 1 && chunks <= B, "case %zu: %d chunks of %d images", t, chunks, B);
+        if (chunks > 1) {
+            const double smallest = (double)(B / chunks) * (double)cases[t].floats_per_image * cases[t].inner;
+            CHECK(smallest >= 2097152.0, "case %zu: %d chunks, the smallest GEMM %.0f multiply-adds (< 2^21)", t,
+                  chunks, smallest);
+        }
+        if (t == 0) CHECK(chunks == 1, "300 column floats in %d chunks", chunks);
+        if (t == 5) CHECK(chunks == B, "64 MiB of columns an image in %d chunks of %d images", chunks, B);
+    }
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
@@ -604,6 +631,7 @@ int main(void) {
     test_run("batch_norm", test_batch_norm);
     test_run("vector_quantizer", test_vector_quantizer);
     test_run("vq_argmin_matches_definition", test_vq_argmin_matches_definition);
+    test_run("col2im_chunk_policy", test_col2im_chunk_policy);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }

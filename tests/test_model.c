@@ -10,7 +10,9 @@
 #include "cuvae/rng.h"
 #include "test.h"
 
+#include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static Backend *cpu;
@@ -309,6 +311,61 @@ static void test_conv_columns_kept(void) {
     CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
     CHECK(m.encoder_net->layers[0].kept == NULL && m.encoder_net->layers[0].kept_floats == 0,
           "a 7 x 7 conv2d keeps %zu column floats an example", m.encoder_net->layers[0].kept_floats);
+    model_destroy(&m);
+}
+
+// The GEMM -> col2im paths (conv_transpose2d's forward, conv2d's input gradient) in chunks of
+// images (Backend.col2im_chunks, forced here to 1, 2, 3 and B chunks): the output and every
+// gradient the same bits as the whole batch at once with OpenBLAS's SkylakeX-family kernels
+// (a GEMM entry does not depend on the other columns), within rounding with its others.
+static int forced_chunks = 1;
+static int forced_col2im_chunks(Backend *be, size_t floats_per_image, int inner, int B) {
+    (void)be;
+    (void)floats_per_image;
+    (void)inner;
+    return forced_chunks < B ? forced_chunks : B;
+}
+
+static void test_conv_col2im_chunks(void) {
+    const int B = 5;
+    Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 12);
+    Rng rng;
+    rng_init(&rng, 79, 1);
+    float x[5 * 64], eps[5 * 8];
+    for (int i = 0; i < B * m.input_dim; i++) x[i] = rng_uniform(&rng);
+    for (int i = 0; i < B * m.latent_dim; i++) eps[i] = rng_normal(&rng);
+    cpu->upload(cpu, m.x, x, (size_t)B * m.input_dim * sizeof(float));
+    cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * m.latent_dim * sizeof(float));
+    m.training_mode = true;
+    const char *core = openblas_get_corename();
+    const bool bitwise = core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
+                                  strcmp(core, "SapphireRapids") == 0);
+    int (*const policy)(Backend *, size_t, int, int) = cpu->col2im_chunks;
+    cpu->col2im_chunks = forced_col2im_chunks;
+    const int chunk_counts[] = {1, 2, 3, B};   // images 5 / 3, 2 / 2, 2, 1 / 1 each
+    float *want = xmalloc(m.n_params * sizeof(float)), *got = xmalloc(m.n_params * sizeof(float));
+    float out_want[5 * 64], out_got[5 * 64];
+    for (size_t t = 0; t < sizeof chunk_counts / sizeof chunk_counts[0]; t++) {
+        forced_chunks = chunk_counts[t];
+        conv_grads(&m, B, false, t == 0 ? want : got);
+        cpu->download(cpu, t == 0 ? out_want : out_got, model_output(&m), sizeof out_want);
+        if (t == 0) continue;
+        int differ = 0;
+        for (int i = 0; i < B * m.input_dim; i++)
+            differ += bitwise ? memcmp(&out_want[i], &out_got[i], sizeof(float)) != 0
+                              : !test_close(out_got[i], out_want[i], 1e-5, 1e-6);
+        for (size_t i = 0; i < m.n_params; i++)
+            differ += bitwise ? memcmp(&want[i], &got[i], sizeof(float)) != 0 : !test_close(got[i], want[i], 1e-4, 1e-5);
+        CHECK(differ == 0, "%d chunks: %d output or gradient values differ from the whole batch's (%s, OpenBLAS %s "
+              "kernels)", chunk_counts[t], differ, bitwise ? "bit for bit" : "within rounding", core ? core : "?");
+    }
+    cpu->col2im_chunks = policy;
+    free(want);
+    free(got);
     model_destroy(&m);
 }
 
@@ -1183,6 +1240,7 @@ int main(void) {
     test_run("graph_vae_gradients", test_graph_vae_gradients);
     test_run("graph_layout", test_graph_layout);
     test_run("conv_columns_kept", test_conv_columns_kept);
+    test_run("conv_col2im_chunks", test_conv_col2im_chunks);
     test_run("made_gradients", test_made_gradients);
     test_run("made_autoregressive", test_made_autoregressive);
     test_run("made_mask_ensemble", test_made_mask_ensemble);

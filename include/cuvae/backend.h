@@ -227,6 +227,14 @@ struct Backend {
     // x (B, C, H, W) = the adjoint of im2col: each pixel the sum of the col entries
     // that read it (col2im_value, fixed order). Overwrites.
     void (*col2im)(Backend *be, float *x, const float *col, ConvGeometry g, int B);
+    // A tuning hint, not an op: how many chunks of images a conv layer's GEMM -> col2im path
+    // (a transposed conv's forward, a conv's input gradient) takes for a batch of B, so the
+    // columns the GEMM writes (floats_per_image an image, `inner` its inner dimension) are
+    // still in cache when col2im reads them: B / chunks images a chunk, the first B % chunks
+    // one more. 1: the whole batch at once (CUDA). The GEMM's entries and col2im's sums do
+    // not depend on the other images, so the chunks change no bit where the GEMM gives the
+    // same bits for any split of its columns (the CPU's col2im_chunks says when).
+    int (*col2im_chunks)(Backend *be, size_t floats_per_image, int inner, int B);
     // out (N1, N0, S) = in (N0, N1, S) with its two leading axes swapped.
     void (*swap_leading_axes)(Backend *be, float *out, const float *in, int N0, int N1, int S);
     // y (B, C, S) += bias[c], in place.
