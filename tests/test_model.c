@@ -248,21 +248,29 @@ static void conv_grads(Model *m, int B, bool drop_kept, float *grads) {
     cpu->download(cpu, grads, m->grads, m->n_params * sizeof(float));
 }
 
+// The conv VAE of CONV_ENCODER / CONV_DECODER for batch B in training mode, its parameters
+// from seed, its input x (B, 64) and eps (B, 8) drawn from data_seed, uploaded and returned.
+static void conv_test_model(Model *m, int B, uint64_t seed, uint64_t data_seed, float *x, float *eps) {
+    Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
+    char err[256];
+    CHECK(model_create(m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(m, seed);
+    Rng rng;
+    rng_init(&rng, data_seed, 1);
+    for (int i = 0; i < B * m->input_dim; i++) x[i] = rng_uniform(&rng);
+    for (int i = 0; i < B * m->latent_dim; i++) eps[i] = rng_normal(&rng);
+    cpu->upload(cpu, m->x, x, (size_t)B * m->input_dim * sizeof(float));
+    cpu->upload(cpu, model_eps_buffer(m), eps, (size_t)B * m->latent_dim * sizeof(float));
+    m->training_mode = true;
+}
+
 static void test_conv_columns_kept(void) {
     const int B = 3;
     Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
     Model m;
     char err[256];
-    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
-    model_init_params(&m, 11);
-    Rng rng;
-    rng_init(&rng, 78, 1);
     float x[3 * 64], eps[3 * 8];
-    for (int i = 0; i < B * m.input_dim; i++) x[i] = rng_uniform(&rng);
-    for (int i = 0; i < B * m.latent_dim; i++) eps[i] = rng_normal(&rng);
-    cpu->upload(cpu, m.x, x, (size_t)B * m.input_dim * sizeof(float));
-    cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * m.latent_dim * sizeof(float));
-    m.training_mode = true;
+    conv_test_model(&m, B, 11, 78, x, eps);
     const NetLayer *first = &m.encoder_net->layers[0];   // conv2d 3 x 3 / 2 over (1, 8, 8): 144 floats
     CHECK(first->kept != NULL && first->kept_floats == 144, "the first conv2d keeps its columns: %zu floats",
           first->kept_floats);
@@ -328,19 +336,9 @@ static int forced_col2im_chunks(Backend *be, size_t floats_per_image, int inner,
 
 static void test_conv_col2im_chunks(void) {
     const int B = 5;
-    Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
     Model m;
-    char err[256];
-    CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
-    model_init_params(&m, 12);
-    Rng rng;
-    rng_init(&rng, 79, 1);
     float x[5 * 64], eps[5 * 8];
-    for (int i = 0; i < B * m.input_dim; i++) x[i] = rng_uniform(&rng);
-    for (int i = 0; i < B * m.latent_dim; i++) eps[i] = rng_normal(&rng);
-    cpu->upload(cpu, m.x, x, (size_t)B * m.input_dim * sizeof(float));
-    cpu->upload(cpu, model_eps_buffer(&m), eps, (size_t)B * m.latent_dim * sizeof(float));
-    m.training_mode = true;
+    conv_test_model(&m, B, 12, 79, x, eps);
     const char *core = openblas_get_corename();
     const bool bitwise = core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
                                   strcmp(core, "SapphireRapids") == 0);
