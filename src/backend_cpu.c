@@ -1636,7 +1636,8 @@ int backend_cpu_threads(void) {
 // are the whole batch's to the bit (its Haswell / Zen kernels round some columns
 // differently: within rounding, as for the slices). On the 2-core AMD EPYC VM (L2 1 MiB a
 // core), of the chunk sizes tried in the conv and VQ benches, 1 MiB of columns in all was
-// the fastest, 5 % off the step (2 and 4 MiB were slower than no chunks, 0.5 MiB too).
+// the fastest, 5 % off the step (2 and 4 MiB no faster than no chunks; 0.5 MiB 4 % and
+// 256 KiB 23 % slower than 1 MiB: more, smaller GEMMs).
 enum { ASSUMED_L2_BYTES = 1 << 20 };
 
 static size_t chunk_column_floats(void) {
