@@ -1,6 +1,7 @@
 // test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope, multiply,
 // im2col / col2im, swap_leading_axes, channel bias, batch norm, the vector
-// quantiser) against
+// quantiser, its CPU argmin against the definition; the CPU's chunk policy for the conv
+// layers' GEMM -> col2im paths) against
 // double-precision references written here, and their gradients against
 // central finite differences of those references (or, for the linear maps,
 // the adjoint identity <A x, c> = <x, A^T c> in double).

@@ -340,8 +340,7 @@ static void test_conv_col2im_chunks(void) {
     float x[5 * 64], eps[5 * 8];
     conv_test_model(&m, B, 12, 79, x, eps);
     const char *core = openblas_get_corename();
-    const bool bitwise = core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
-                                  strcmp(core, "SapphireRapids") == 0);
+    const bool bitwise = test_blas_splits_exact(core);
     int (*const policy)(Backend *, size_t, int, int) = cpu->col2im_chunks;
     cpu->col2im_chunks = forced_col2im_chunks;
     const int chunk_counts[] = {1, 2, 3, B};   // images 5 / 3, 2 / 2, 2, 1 / 1 each

@@ -139,8 +139,7 @@ static void test_gemm_split_within_rounding(void) { gemm_split_mismatches(false)
 
 static void test_gemm_split_is_thread_independent(void) {
     const char *core = openblas_get_corename();
-    if (!core || (strcmp(core, "SkylakeX") != 0 && strcmp(core, "Cooperlake") != 0 &&
-                  strcmp(core, "SapphireRapids") != 0)) {
+    if (!test_blas_splits_exact(core)) {
         char why[160];
         snprintf(why, sizeof why, "OpenBLAS %s kernels round a slice's tail rows differently; the bits are "
                  "checked with SkylakeX-family kernels only", core ? core : "(unknown)");
