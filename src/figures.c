@@ -12,6 +12,7 @@
 #include "cuvae/model.h"
 #include "cuvae/plot.h"
 #include "cuvae/rng.h"
+#include "cuvae/run_folder.h"
 #include "cuvae/tsne.h"
 
 #include <cjson/cJSON.h>
@@ -475,11 +476,6 @@ static int log_line_numbers(Figures *f, const char *path, int line_number, const
         else
             values[k] = item->valuedouble;
     }
-    // one line an epoch, 1, 2, ... in order (a resumed run's log is cut back to its resume point)
-    if (rc == 0 && strcmp(keys[0], "epoch") == 0 && values[0] != (double)line_number)
-        rc = set_error(f->err, f->errlen, "%s: line %d: epoch %.10g where epoch %d belongs (the log holds one "
-                       "line an epoch, in order: lines of another run, or edited?)", path, line_number, values[0],
-                       line_number);
     cJSON_Delete(j);
     return rc;
 }
@@ -494,25 +490,13 @@ static bool log_has_lines(const char *path) {
     return c != EOF;
 }
 
-// A run's log.jsonl (if there is one): every line JSON with its epoch number in order, checked
-// before plot says or writes anything, so that a damaged log is the one line plot prints.
+// A run's log.jsonl (if there is one): every line JSON with its epoch number in order
+// (run_log_check), checked before plot says or writes anything, so that a damaged log is the
+// one line plot prints; the figures then read their numbers from lines known to be in order.
 static int check_log_lines(const char *run_dir, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-    if (access(path, F_OK) != 0) return 0;
-    char *text = read_text_file(path, NULL, err, errlen);
-    if (!text) return -1;
-    Figures f = {0};
-    f.err = err;
-    f.errlen = errlen;
-    const char *const keys[1] = {"epoch"};
-    double epoch;
-    int rc = 0, line_number = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save))
-        rc = log_line_numbers(&f, path, ++line_number, line, keys, 1, &epoch);
-    free(text);
-    return rc;
+    return run_log_check(path, -1, err, errlen);
 }
 
 static int figure_loss_curves(Figures *f, const char *run_dir) {

@@ -30,6 +30,59 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 // In the staging folder while its files replace the earlier run's: their names, one a line.
 #define COMMIT_MARKER "COMMIT"
 
+int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen) {
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char path[1500], *resolved = NULL;
+        snprintf(path, sizeof path, "%s/%s", run_dir, REPLACED_FILES[i]);
+        if (output_path_resolve(path, &resolved, err, errlen) != 0) return -1;
+        free(resolved);
+    }
+    return 0;
+}
+
+int run_log_check_line(const char *path, int line_number, const char *line, char *err, size_t errlen) {
+    cJSON *j = cJSON_Parse(line);
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(j, "epoch");
+    int rc = 0;
+    if (!cJSON_IsObject(j))
+        rc = set_error(err, errlen, "%s: line %d: not a JSON object (a truncated or edited log?)", path, line_number);
+    else if (!cJSON_IsNumber(epoch))
+        rc = set_error(err, errlen, "%s: line %d: missing number \"epoch\"", path, line_number);
+    else if (epoch->valuedouble != (double)line_number)
+        rc = set_error(err, errlen, "%s: line %d: epoch %.10g where epoch %d belongs (the log holds one line an "
+                       "epoch, in order: lines of another run, or edited?)", path, line_number, epoch->valuedouble,
+                       line_number);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int run_log_check(const char *path, int lines, char *err, size_t errlen) {
+    if (lines > 0 && access(path, F_OK) != 0)
+        return set_error(err, errlen, "%s: missing, but the run has finished %d epoch%s (its resume state): "
+                         "restore the log, or start the run again with --overwrite", path, lines,
+                         lines == 1 ? "" : "s");
+    if (lines == 0 || access(path, F_OK) != 0) return 0;
+    char *text = read_text_file(path, NULL, err, errlen);
+    if (!text) return -1;
+    int rc = 0, n = 0;
+    for (char *line = text, *next; rc == 0 && *line && (lines < 0 || n < lines); line = next) {
+        next = strchr(line, '\n');
+        const bool ended = next != NULL;
+        if (next) *next++ = '\0';
+        else next = line + strlen(line);
+        if (*line == '\0' && lines < 0) continue;   // an empty line (plot skips it)
+        rc = run_log_check_line(path, ++n, line, err, errlen);
+        // resume keeps the lines and appends: a last line without its newline would run into the next
+        if (rc == 0 && lines > 0 && !ended)
+            rc = set_error(err, errlen, "%s: line %d: no newline at its end (a truncated log?)", path, n);
+    }
+    free(text);
+    if (rc == 0 && lines > 0 && n < lines)
+        rc = set_error(err, errlen, "%s: %d line%s, but the run has finished %d epochs (its resume state): "
+                       "restore the log, or start the run again with --overwrite", path, n, n == 1 ? "" : "s", lines);
+    return rc;
+}
+
 static bool file_exists(const char *dir, const char *name) {
     char path[1500];
     struct stat st;

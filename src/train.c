@@ -63,7 +63,7 @@ static void print_progress(bool tty, int epoch, int epochs, long done, long tota
 // epoch its resume file holds), rewritten atomically.
 static int keep_log_lines(const char *path, int lines, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
-    if (!f && errno == ENOENT) return 0;   // no log to continue: it starts again
+    if (!f && errno == ENOENT) return 0;   // a run stopped in its first epoch (run_log_check passed)
     if (!f) return set_error(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     TextBuffer kept = {0};
     char line[4096];
@@ -425,13 +425,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
     }
-    // the log is appended to: it must be a regular file (or a link to one), not a FIFO or device
-    char *log_target = NULL;
-    if (output_path_resolve(path, &log_target, err, errlen) != 0) {
+    // each run file's place takes a regular file (the log is appended to, the others replaced by a
+    // rename), and a resumed run's log holds the lines of the epochs its state has finished (they
+    // are kept, the next epochs' appended): both checked here, or a run that failed on them after
+    // an epoch would have rewritten config.json and removed eval.json
+    if (run_folder_check_outputs(run_dir, err, errlen) != 0 ||
+        (resume && writer && run_log_check(path, at.epochs_done, err, errlen) != 0)) {
         rc = -1;
         goto done;
     }
-    free(log_target);
     // Everything that can fail on bad input (data, config, sizes, memory, the
     // resume file) has passed: only now is the output folder touched, so a
     // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)

@@ -343,7 +343,7 @@ PY
             || bad "plot interrupted: left '$left', exits:$codes"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not valid JSON" "$tmp/plot.err" \
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not a JSON object" "$tmp/plot.err" \
             && [ ! -e "$tmp/rerun/figures" ] \
             && ok "plot with a truncated log.jsonl: one line saying the line is not JSON, exit 2, before any figure or folder" \
             || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"

@@ -540,8 +540,30 @@ else
 fi
 cp -r "$tmp/stale" "$tmp/evaldir"; rm "$tmp/evaldir/eval.json"; mkdir "$tmp/evaldir/eval.json"
 expect_error "--resume into a folder whose eval.json is a folder: one line (the run's notes are not said)" 2 \
-    "evaldir/eval.json: cannot remove the previous evaluation: Is a directory" -- \
+    "evaldir/eval.json: not a regular file \(outputs are regular files" -- \
     train --set train.epochs=6 --out "$tmp/evaldir" --resume
+# --resume refused before it touches the folder: a run file's place that holds no regular file,
+# a log that does not hold the finished epochs' lines (kept, then appended to, it would give a
+# log plot refuses); the folder is left as it was, byte for byte
+folder_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum | md5sum); }
+for case in model_folder garbage_log no_log short_log log_without_newline; do
+    rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"
+    case $case in
+        model_folder) rm "$tmp/rl/model.safetensors"; mkdir "$tmp/rl/model.safetensors"
+                      want="rl/model.safetensors: not a regular file" ;;
+        garbage_log) echo garbage > "$tmp/rl/log.jsonl"; want="rl/log.jsonl: line 1: not a JSON object" ;;
+        no_log) rm "$tmp/rl/log.jsonl"; want="rl/log.jsonl: missing, but the run has finished 5 epochs .*--overwrite" ;;
+        short_log) head -3 "$tmp/stale/log.jsonl" > "$tmp/rl/log.jsonl"
+                   want="rl/log.jsonl: 3 lines, but the run has finished 5 epochs" ;;
+        log_without_newline) head -5 "$tmp/stale/log.jsonl" | head -c -1 > "$tmp/rl/log.jsonl"
+                             want="rl/log.jsonl: line 5: no newline at its end" ;;
+    esac
+    before=$(folder_sum "$tmp/rl")
+    expect_error "--resume with $case: one line before the run is touched" 2 "$want" -- \
+        train --set train.epochs=6 --out "$tmp/rl" --resume
+    [ "$(folder_sum "$tmp/rl")" = "$before" ] && ok "--resume with $case: the folder is as it was" \
+        || bad "--resume with $case changed the folder"
+done
 expect_error "--resume with fewer epochs than the run has finished: one line (the run's notes are not said)" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
     train --set train.epochs=2 --out "$tmp/stale" --resume
 mkdir -p "$tmp/first"; cp "$tmp/ref/config.json" "$tmp/first/"

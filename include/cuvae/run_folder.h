@@ -61,4 +61,17 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen);
 // holds one that stopped before its first epoch ended.
 int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 
+// -1 with err naming the file when one of run_dir's run files (config.json, log.jsonl,
+// eval.json, the .safetensors) is there but is not a regular file or a link to one: a run
+// writes each by renaming over it, checked before it touches the folder.
+int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen);
+
+// A run's log.jsonl holds one line an epoch, in order: line n a JSON object with "epoch" n.
+// -1 with err naming the file and line when line `line_number` of the log at path is not.
+int run_log_check_line(const char *path, int line_number, const char *line, char *err, size_t errlen);
+// The first `lines` lines of the log at path checked (all of them when lines < 0); when
+// lines > 0, a log with fewer lines, or none, is -1 with err too (--resume: the lines of
+// the epochs its resume state has finished).
+int run_log_check(const char *path, int lines, char *err, size_t errlen);
+
 #endif
