@@ -339,6 +339,14 @@ static int read_safetensors_tensor(const char *path, const char *name, bool requ
         memset(out, 0, sizeof *out);
         return -1;
     }
+    // a tensor of another name would be ignored: a misspelt "labels" would train unlabelled unsaid
+    for (int i = 0; i < out->st.n_tensors; i++)
+        if (strcmp(out->st.tensors[i].name, "images") != 0 && strcmp(out->st.tensors[i].name, "labels") != 0) {
+            set_error(err, errlen, "%s: tensor \"%s\" is neither \"images\" nor \"labels\" (a data file holds "
+                      "\"images\" and optional \"labels\"; another would be ignored)", path, out->st.tensors[i].name);
+            raw_free(out);
+            return -1;
+        }
     const StTensor *t = safetensors_find(&out->st, name);
     if (!t) {
         raw_free(out);

@@ -5,6 +5,7 @@
 #include "cuvae/common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <png.h>
 #include <setjmp.h>
@@ -93,27 +94,40 @@ uint8_t *png_read(const char *path, int *width, int *height, int *channels, char
     return read_png_as(path, width, height, channels, err, errlen);
 }
 
-// The gAMA chunk's value (gamma x 100000) before the image data, or 0 without one. Reads
-// only the chunk headers; a damaged file is left to libpng to report.
-static uint32_t png_gamma_chunk(const char *path) {
+// Walks the chunks of a PNG that libpng has opened (its signature and header are fine):
+// *gamma = the gAMA chunk's value (gamma x 100000) before the image data, or 0 without one;
+// -1 with err naming the byte when the file ends inside a chunk or before IEND, or goes on
+// after it (libpng's simplified API reads such files without a word; the IDX and array
+// readers refuse the same damage). Reads the chunk headers, not their data.
+static int png_scan_chunks(const char *path, uint32_t *gamma, char *err, size_t errlen) {
+    *gamma = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    if (!f) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    uint64_t size = 0, at = 8;   // after the signature
+    if (fseek(f, 0, SEEK_END) == 0) size = (uint64_t)ftell(f);
+    bool before_data = true, ended = false;
     uint8_t head[8];
-    uint32_t gamma = 0;
-    if (fread(head, 1, 8, f) == 8) {
-        while (fread(head, 1, 8, f) == 8) {   // length (big-endian), type
-            const uint32_t length = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
-            if (memcmp(head + 4, "IDAT", 4) == 0 || memcmp(head + 4, "IEND", 4) == 0) break;
-            if (memcmp(head + 4, "gAMA", 4) == 0 && length == 4) {
-                uint8_t v[4];
-                if (fread(v, 1, 4, f) == 4) gamma = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
-                break;
-            }
-            if (length > (1u << 31) || fseek(f, (long)length + 4, SEEK_CUR) != 0) break;   // data, CRC
-        }
+    while (!ended && at + 8 <= size && fseek(f, (long)at, SEEK_SET) == 0 && fread(head, 1, 8, f) == 8) {
+        const uint64_t length = (uint64_t)head[0] << 24 | (uint64_t)head[1] << 16 | (uint64_t)head[2] << 8 | head[3];
+        if (at + 12 + length > size) break;   // the chunk runs past the end
+        if (memcmp(head + 4, "IDAT", 4) == 0) before_data = false;
+        ended = memcmp(head + 4, "IEND", 4) == 0;
+        uint8_t v[4];
+        if (before_data && memcmp(head + 4, "gAMA", 4) == 0 && length == 4 && fread(v, 1, 4, f) == 4)
+            *gamma = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+        at += 12 + length;   // length, type, data, CRC
     }
     fclose(f);
-    return gamma;
+    if (!ended && at >= size)
+        return set_error(err, errlen, "%s: truncated: the file ends at byte %" PRIu64 ", before its IEND chunk", path,
+                         size);
+    if (!ended)
+        return set_error(err, errlen, "%s: truncated: the file (%" PRIu64 " bytes) ends inside the chunk at byte "
+                         "%" PRIu64 ", before its IEND chunk", path, size, at);
+    if (at != size)
+        return set_error(err, errlen, "%s: %" PRIu64 " bytes of trailing data after the IEND chunk, at byte %" PRIu64,
+                         path, size - at, at);
+    return 0;
 }
 
 // *channels 1: converted to grey; 0: grey or RGB as the file is (then set). Pixel values are
@@ -129,7 +143,11 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
         return NULL;
     }
-    const uint32_t gamma = png_gamma_chunk(path);
+    uint32_t gamma;
+    if (png_scan_chunks(path, &gamma, err, errlen) != 0) {
+        png_image_free(&image);
+        return NULL;
+    }
     // libpng converts when the file's gamma differs from sRGB's 45455 by more than 5 %
     // (PNG_GAMMA_THRESHOLD); within that it leaves the values as they are
     if (gamma && (gamma < 43183 || gamma > 47726)) {

@@ -102,6 +102,9 @@ expect_error "ambiguous layout: asks for data.layout" 2 "ambiguous.npy: shape \(
     train --set data.train="$D/bad/ambiguous.npy" --out "$tmp/x"
 expect_error "safetensors without images" 2 "no_images.safetensors: no tensor named \"images\"" -- \
     train --set data.train="$D/bad/no_images.safetensors" --out "$tmp/x"
+expect_error "safetensors with a misspelt labels tensor: refused, not trained unlabelled" 2 \
+    "misspelt_labels.safetensors: tensor \"label\" is neither \"images\" nor \"labels\"" -- \
+    train --set data.train="$D/bad/misspelt_labels.safetensors" --out "$tmp/x"
 expect_error "safetensors F64" 2 "f64.safetensors: tensor 'images': unsupported dtype F64" -- \
     train --set data.train="$D/bad/f64.safetensors" --out "$tmp/x"
 expect_error "mixed sizes: the first file that differs" 2 "mixed/b/y.png: 8 x 8 RGB, but .*mixed/a/x.png is 16 x 16 RGB" -- \
@@ -172,6 +175,20 @@ for kind in dangling fifo folder; do
         folder) mkdir "$D/depth/$kind/99.png"; what="is a folder" ;;
     esac
     expect_error "a $kind named like a PNG image in the data folder" 2 "depth/$kind/99.png: named like a PNG image but $what" -- \
+        train --set data.train="$D/depth/$kind" --set model.input_shape=[1,8,8] --out "$tmp/x"
+done
+# a PNG cut short or with bytes after its IEND chunk (libpng's simplified API reads both without
+# a word): refused, naming the byte, as the IDX and array readers refuse the same damage
+for kind in cut_iend cut_inside trailing; do
+    cp -r "$D/depth/d8" "$D/depth/$kind"; f=$(ls "$D/depth/$kind"/*.png | head -1); size=$(stat -c %s "$f")
+    case $kind in
+        cut_iend) head -c $((size - 12)) "$D/depth/d8/$(basename "$f")" > "$f"
+                  what="truncated: the file ends at byte $((size - 12)), before its IEND chunk" ;;
+        cut_inside) head -c $((size - 1)) "$D/depth/d8/$(basename "$f")" > "$f"
+                    what="truncated: the file \($((size - 1)) bytes\) ends inside the chunk at byte $((size - 12))" ;;
+        trailing) printf 'junk' >> "$f"; what="4 bytes of trailing data after the IEND chunk, at byte $size" ;;
+    esac
+    expect_error "a PNG image $kind: refused, naming the byte" 2 "$kind/$(basename "$f"): $what" -- \
         train --set data.train="$D/depth/$kind" --set model.input_shape=[1,8,8] --out "$tmp/x"
 done
 expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \

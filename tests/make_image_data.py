@@ -122,7 +122,9 @@ def main():
     write_npy(os.path.join(bad, "range.npy"), "<f4", (1, 2, 2), struct.pack("<4f", 0.5, 0.25, 1.5, 0.0))
     write_npy(os.path.join(bad, "ambiguous.npy"), "|u1", (2, 3, 4, 3), bytes(2 * 3 * 4 * 3))
     write_npy(os.path.join(bad, "labels_short.npy"), "<i8", (N - 1,), bytes(8 * (N - 1)))
-    write_safetensors(os.path.join(bad, "no_images.safetensors"), [("pixels", "U8", (2, 4, 4), bytes(32))])
+    write_safetensors(os.path.join(bad, "no_images.safetensors"), [("labels", "U8", (2,), bytes(2))])
+    write_safetensors(os.path.join(bad, "misspelt_labels.safetensors"),
+                      [("images", "U8", (2, 4, 4), bytes(32)), ("label", "U8", (2,), bytes(2))])
     write_safetensors(os.path.join(bad, "f64.safetensors"), [("images", "F64", (1, 2, 2), bytes(32))])
     write_png(os.path.join(bad, "mixed", "a", "x.png"), W, H, 3, rgb[0])
     write_png(os.path.join(bad, "mixed", "b", "y.png"), 8, 8, 3, image(1, rng, 8, 8))
