@@ -428,8 +428,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // each run file's place takes a regular file (the log is appended to, the others replaced by a
     // rename), and a resumed run's log holds the lines of the epochs its state has finished (they
     // are kept, the next epochs' appended): both checked here, or a run that failed on them after
-    // an epoch would have rewritten config.json and removed eval.json
-    if (run_folder_check_outputs(run_dir, err, errlen) != 0 ||
+    // an epoch would have rewritten config.json and removed eval.json. (--overwrite: run_dir is
+    // the staging folder, emptied before the run writes there.)
+    if ((!overwrite && run_folder_check_outputs(run_dir, err, errlen) != 0) ||
         (resume && writer && run_log_check(path, at.epochs_done, err, errlen) != 0)) {
         rc = -1;
         goto done;
