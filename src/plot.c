@@ -199,6 +199,14 @@ static void put_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+// `set KEY "text" noenhanced font ',SIZE'` (a title or axis label taken literally), nothing for NULL.
+static void put_text_setting(FILE *f, const char *key, const char *text, int font_size) {
+    if (!text) return;
+    fprintf(f, "set %s ", key);
+    put_string(f, text);
+    fprintf(f, " noenhanced font ',%d'\n", font_size);
+}
+
 static void put_rgb(FILE *f, int k) {
     const uint8_t *c = plot_palette[k % 10];
     fprintf(f, "'#%02x%02x%02x'", c[0], c[1], c[2]);
@@ -266,21 +274,9 @@ static FILE *job_begin_with_data(PlotJob *job, const char *png_path, int width, 
 
 // Title, axis labels and the common look of a single-panel figure.
 static void put_axes_style(FILE *f, const char *title, const char *xlabel, const char *ylabel) {
-    if (title) {
-        fprintf(f, "set title ");
-        put_string(f, title);
-        fprintf(f, " noenhanced font ',15'\n");
-    }
-    if (xlabel) {
-        fprintf(f, "set xlabel ");
-        put_string(f, xlabel);
-        fprintf(f, " noenhanced font ',13'\n");
-    }
-    if (ylabel) {
-        fprintf(f, "set ylabel ");
-        put_string(f, ylabel);
-        fprintf(f, " noenhanced font ',13'\n");
-    }
+    put_text_setting(f, "title", title, 15);
+    put_text_setting(f, "xlabel", xlabel, 13);
+    put_text_setting(f, "ylabel", ylabel, 13);
     fprintf(f, "set border 3 lw 1.2\n");
     fprintf(f, "set tics out nomirror scale 0.7\n");
     fprintf(f, "set grid back lt 1 lc rgb '#e0e0e0' lw 1\n");
@@ -809,11 +805,7 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     }
 
     FILE *f = job.script;
-    if (title) {
-        fprintf(f, "set title ");
-        put_string(f, title);
-        fprintf(f, " noenhanced font ',15'\n");
-    }
+    put_text_setting(f, "title", title, 15);
     // the image area is placed exactly (in screen fractions) so each pixel covers scale x scale
     fprintf(f, "set lmargin at screen %.6f\n", (double)left / canvas_w);
     fprintf(f, "set rmargin at screen %.6f\n", (double)(left + width * scale) / canvas_w);
@@ -822,16 +814,8 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     fprintf(f, "set palette gray\nset cbrange [0:255]\nunset colorbox\nunset key\n");
     fprintf(f, "set xrange [%.9g:%.9g]\nset yrange [%.9g:%.9g]\n", x_min, x_max, y_min, y_max);
     if (axes) {
-        if (xlabel) {
-            fprintf(f, "set xlabel ");
-            put_string(f, xlabel);
-            fprintf(f, " noenhanced font ',13'\n");
-        }
-        if (ylabel) {
-            fprintf(f, "set ylabel ");
-            put_string(f, ylabel);
-            fprintf(f, " noenhanced font ',13'\n");
-        }
+        put_text_setting(f, "xlabel", xlabel, 13);
+        put_text_setting(f, "ylabel", ylabel, 13);
         fprintf(f, "set border 15 lw 1 front\nset tics out scale 0.7 nomirror\n");
     } else {
         fprintf(f, "unset border\nunset tics\n");
