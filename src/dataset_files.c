@@ -169,6 +169,9 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
                 if (*p == ')') break;
                 if (items > 0 && !comma) return set_error(why, whylen, "key '%.*s': expected ',' between sizes", key_len, key);
                 if (*p < '0' || *p > '9') return set_error(why, whylen, "key '%.*s': expected a size", key_len, key);
+                if (*p == '0' && p[1] >= '0' && p[1] <= '9')
+                    return set_error(why, whylen, "key '%.*s': a size with a leading zero is a syntax error in Python",
+                                     key_len, key);
                 while (*p >= '0' && *p <= '9') p++;
                 items++;
                 while (*p == ' ') p++;
@@ -219,16 +222,18 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         raw_free(out);
         return set_error(err, errlen, "%s: not a .npy file (bad magic at byte 0: want \\x93NUMPY)", path);
     }
-    int major = buffer[6];
+    int major = buffer[6], minor = buffer[7];   // NumPy knows 1.0, 2.0 and 3.0 only
     size_t header_len, header_start;
-    if (major == 1) {
+    if (minor != 0) {
+        raw_free(out);
+        return set_error(err, errlen, "%s: unsupported .npy version %d.%d (byte 6)", path, major, minor);
+    } else if (major == 1) {
         header_len = (size_t)buffer[8] | (size_t)buffer[9] << 8;
         header_start = 10;
     } else if ((major == 2 || major == 3) && size >= 12) {
         header_len = (size_t)buffer[8] | (size_t)buffer[9] << 8 | (size_t)buffer[10] << 16 | (size_t)buffer[11] << 24;
         header_start = 12;
     } else {
-        int minor = buffer[7];
         raw_free(out);
         return set_error(err, errlen, "%s: unsupported .npy version %d.%d (byte 6)", path, major, minor);
     }

@@ -123,12 +123,15 @@ expect_error "images beside class folders" 2 "loose: holds both .png images \(x.
     train --set data.train="$D/bad/loose" --out "$tmp/x"
 for case in "garbage_header:entry 4: expected a quoted key" "no_commas:after key 'descr': expected ',' or '}'" \
             "fortran_zero:key 'fortran_order': must be True or False" \
-            "one_tuple:key 'shape': \(n\) is a number in Python; a 1-tuple is \(n,\)"; do
+            "one_tuple:key 'shape': \(n\) is a number in Python; a 1-tuple is \(n,\)" \
+            "leading_zero:key 'shape': a size with a leading zero is a syntax error in Python"; do
     expect_error "a malformed .npy header (${case%%:*}) is refused as NumPy refuses it" 2 \
         "${case%%:*}.npy: malformed header at byte 10: ${case#*:}" -- train --set data.train="$D/bad/${case%%:*}.npy" --out "$tmp/x"
 done
 expect_error "a structured dtype: a well-formed header, an unsupported dtype" 2 \
     "structured.npy: unsupported dtype \(a structured dtype: fields\) \(images: uint8" -- train --set data.train="$D/bad/structured.npy" --out "$tmp/x"
+expect_error "a .npy version other than 1.0, 2.0 or 3.0 (NumPy refuses it too)" 2 "version_1_1.npy: unsupported .npy version 1.1 \(byte 6\)" -- \
+    train --set data.train="$D/bad/version_1_1.npy" --out "$tmp/x"
 expect_error "a .npy header with another key (NumPy refuses it too)" 2 "extra_key.npy: header at byte 10 has keys besides 'descr', 'fortran_order' and 'shape'" -- \
     train --set data.train="$D/bad/extra_key.npy" --out "$tmp/x"
 # PNG pixel values are read as stored: a 16-bit file as v / 257 (libpng's simplified API alone

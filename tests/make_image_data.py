@@ -47,14 +47,14 @@ def write_png(path, w, h, channels, pixels):
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def write_npy(path, descr, shape, payload, version=1, extra="", header=None):
+def write_npy(path, descr, shape, payload, version=1, extra="", header=None, minor=0):
     if header is None:   # (a given header: a malformed one)
         header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), %s}" % (
             descr, ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else ""), extra)
     prefix = 10 if version == 1 else 12
     header += " " * ((64 - (prefix + len(header) + 1) % 64) % 64) + "\n"
     with open(path, "wb") as f:
-        f.write(b"\x93NUMPY" + bytes([version, 0]))
+        f.write(b"\x93NUMPY" + bytes([version, minor]))
         f.write(struct.pack("<H" if version == 1 else "<I", len(header)) + header.encode("latin1"))
         f.write(payload)
 
@@ -132,12 +132,14 @@ def main():
     write_npy(os.path.join(bad, "labels_int8.npy"), "|i1", (N,), bytes([1] * (N - 1)) + bytes([255]))   # -1 last
     write_npy(os.path.join(bad, "bool_images.npy"), "|b1", (2, 4, 4), bytes(32))
     write_npy(os.path.join(bad, "extra_key.npy"), "|u1", (2, 4, 4), bytes(32), extra="'x': 1, ")
+    write_npy(os.path.join(bad, "version_1_1.npy"), "|u1", (2, 4, 4), bytes(32), minor=1)   # NumPy: 1.0, 2.0, 3.0
     # headers NumPy refuses: garbage after the dict's last entry, entries without commas,
-    # fortran_order 0, a 1-tuple without its comma (the number 2 in Python)
+    # fortran_order 0, a 1-tuple without its comma (the number 2 in Python), a size 02 (a syntax error)
     for name, header in [("garbage_header", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4), ]]]"),
                          ("no_commas", "{'descr': '|u1' 'fortran_order': False 'shape': (2, 4, 4)}"),
                          ("fortran_zero", "{'descr': '|u1', 'fortran_order': 0, 'shape': (2, 4, 4), }"),
                          ("one_tuple", "{'descr': '|u1', 'fortran_order': False, 'shape': (32), }"),
+                         ("leading_zero", "{'descr': '|u1', 'fortran_order': False, 'shape': (02, 4, 4), }"),
                          # well formed (NumPy writes it for a structured dtype) but not a dtype cuvae reads
                          ("structured", "{'descr': [('a', '|u1'), ('b', '|u1')], 'fortran_order': False, "
                                         "'shape': (2, 4, 4), }")]:
