@@ -438,6 +438,15 @@ void progress_end(Progress *p) {
 
 bool utf8_valid(const char *s) { return utf8_first_invalid(s) < 0; }
 
+long json_escaped_nul(const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '\\') continue;
+        if (i + 5 < len && memcmp(text + i + 1, "u0000", 5) == 0) return (long)i;
+        i++;   // past the escaped character
+    }
+    return -1;
+}
+
 long utf8_first_invalid(const char *s) {
     const unsigned char *start = (const unsigned char *)s, *p = start;
     while (*p) {

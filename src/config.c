@@ -1382,13 +1382,10 @@ int config_check_json_text(const char *json, const char *source, char *err, size
     if (bad >= 0)
         return set_error(err, errlen, "%s: byte %ld: not valid UTF-8 (JSON text must be UTF-8; "
                          "save the file as UTF-8)", source, bad);
-    for (const char *p = strstr(json, "\\u0000"); p; p = strstr(p + 1, "\\u0000")) {
-        size_t backslashes = 0;
-        for (const char *q = p; q > json && q[-1] == '\\'; q--) backslashes++;
-        if (backslashes % 2 == 0)   // the backslash at p is not itself escaped
-            return set_error(err, errlen, "%s: byte %ld: \\u0000 (a NUL character) is not allowed in "
-                             "a config string", source, (long)(p - json));
-    }
+    const long nul = json_escaped_nul(json, strlen(json));
+    if (nul >= 0)
+        return set_error(err, errlen, "%s: byte %ld: \\u0000 (a NUL character) is not allowed in a config string",
+                         source, nul);
     return 0;
 }
 

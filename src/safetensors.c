@@ -417,6 +417,10 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
     if (header_len == 0) return set_error(err, errlen, "%s: empty header", path);
     if (memchr(f->buffer + 8, '\0', header_len))
         return set_error(err, errlen, "%s: header contains a NUL byte", path);
+    const long escaped_nul = json_escaped_nul((const char *)f->buffer + 8, header_len);
+    if (escaped_nul >= 0)   // cJSON would end the string there ("images\u0000x" read as "images")
+        return set_error(err, errlen, "%s: header byte %ld: a string holds \\u0000 (NUL), which names and "
+                         "metadata may not contain", path, escaped_nul);
 
     char *text = xmalloc(header_len + 1);
     memcpy(text, f->buffer + 8, header_len);

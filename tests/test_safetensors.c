@@ -577,6 +577,22 @@ static void test_other_bad_headers(void) {
     // a hostile name with a newline must not break the one-line message
     expect_bad_header("{\"bad\\nname\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}",
                       "bad?name", __LINE__);
+    // an escaped NUL would end the name in cJSON's string ("x\u0000y" read as "x"): refused,
+    // naming the header byte; an escaped backslash before "u0000" is no NUL
+    expect_bad_header("{\"x\\u0000y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                      "header byte 3: a string holds \\u0000", __LINE__);
+    {
+        char path[512], err[512] = "";
+        test_path(path, sizeof path, "escaped_backslash.safetensors");
+        uint8_t data[8] = {0};
+        write_raw_safetensors(path, "{\"x\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                              data, sizeof data);
+        StFile f;
+        CHECK(safetensors_read(path, &f, err, sizeof err) == 0 && f.n_tensors == 1 &&
+                  strcmp(f.tensors[0].name, "x\\u0000") == 0,
+              "a name with a backslash before u0000 is read whole: %s", err);
+        if (f.n_tensors) safetensors_free(&f);
+    }
     // deep nesting must fail cleanly, not overflow the stack
     char *deep = malloc(200010);
     strcpy(deep, "{\"x\":");

@@ -54,6 +54,11 @@ FILE *open_regular_file(const char *path, char *err, size_t errlen);
 bool utf8_valid(const char *s);
 long utf8_first_invalid(const char *s);
 
+// The byte offset in JSON text (len bytes) of the first \u0000 escape inside a string, or -1.
+// cJSON ends a string at such a NUL ("a\u0000b" reads as "a"): callers refuse it. An escaped
+// backslash is skipped whole, so \\u0000 (a backslash, then "u0000") is not one.
+long json_escaped_nul(const char *text, size_t len);
+
 // Reads a whole file into a malloc'd, NUL-terminated buffer. Returns NULL and
 // fills err on failure. *size_out (if non-NULL) gets the byte count.
 char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen);
