@@ -272,6 +272,9 @@ for sig in INT TERM; do
         expect_fail "--resume of a run stopped in epoch 2 with train.epochs=1 (the epochs it finished): refused" 2 \
             "int_INT\.[0-9]/resume.safetensors: the run is in epoch 2 \(step [0-9]+ of 125\); train.epochs 1 would end it before that epoch \(--set train.epochs=2 or more\)$" -- \
             train "${steps[@]}" --set train.epochs=1 --out "$out" --resume
+    elif [ $sig = INT ]; then
+        skip "--resume of a run stopped in epoch 2 with train.epochs=1" \
+            "the signal landed $(grep -o 'in epoch [0-9]* after step [0-9]* of 125' "$out.err" | head -1) (a busy machine): the case needs a run stopped inside epoch 2"
     fi
     train "${steps[@]}" --out "$out" --resume 2>"$out.res.err" || bad "SIG$sig: --resume failed: $(tail -1 "$out.res.err")"
     if cmp -s "$out/model.safetensors" "$tmp/int_ref/model.safetensors" &&
