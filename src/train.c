@@ -29,6 +29,13 @@
 
 #define RNG_STREAM_SHUFFLE 1000
 
+// The end of a divergence message: what to change, with the value the run had.
+static const char *divergence_advice(const Config *cfg, char *buf, size_t len) {
+    snprintf(buf, len, "try a lower train.lr (it was %g)%s", cfg->train.lr,
+             cfg->train.grad_clip > 0 ? "" : " or a gradient clip (train.grad_clip, e.g. 1)");
+    return buf;
+}
+
 static void format_duration(double seconds, char *buf, size_t len) {
     if (seconds < 0 || seconds > 1e7) seconds = 0;
     long s = (long)(seconds + 0.5);
@@ -192,6 +199,7 @@ static const char *std_error_text(double std_error, char *buf, size_t len) {
 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
+    char advice[160];   // a divergence message's last part (divergence_advice)
     // validate everything that can fail on bad input before touching out_dir
     if (run_folder_check(out_dir, resume, overwrite, err, errlen) != 0) return -1;
     // --resume continues an --overwrite run that was killed or failed (it stays staged)
@@ -582,9 +590,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 if (!isfinite(rec) || !isfinite(kl_sum)) {
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
-                                   "(%s %g, %s %g); %s, if written, holds the last finished epoch; try a lower train.lr",
+                                   "(%s %g, %s %g); %s, if written, holds the last finished epoch; %s",
                                    epoch, step + 1, model.gan ? "D loss" : "rec", rec, units.second ? units.second : "KL",
-                                   kl_sum, ckpt_path);
+                                   kl_sum, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
                     goto done;
                 }
                 // the objective at this step's schedule (free bits shown without the floor);
@@ -622,8 +630,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         KlSchedule epoch_end = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
         if (!isfinite(test.loss)) {
             rc = set_error(err, errlen, "epoch %d: the %s is not finite (%g); %s, if written, holds "
-                           "the last finished epoch; try a lower train.lr", epoch, watched_name, test.loss,
-                           ckpt_path);
+                           "the last finished epoch; %s", epoch, watched_name, test.loss,
+                           ckpt_path, divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
         // A Bernoulli reconstruction term far above what predicting 1/2 for every pixel gives
@@ -634,9 +642,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             test.rec > 10.0 * coin_flip_rec) {
             rc = set_error(err, errlen, "epoch %d: training diverged: the %s reconstruction term is %g %s, more "
                            "than 10 times what predicting 1/2 for every pixel gives (%g); %s, if written, holds the "
-                           "last finished epoch; try a lower train.lr", epoch, validating ? "validation" : "test",
+                           "last finished epoch; %s", epoch, validating ? "validation" : "test",
                            test.rec, units.rec,
-                           coin_flip_rec, ckpt_path);
+                           coin_flip_rec, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
         double samples_per_s = train_set.n / (train_seconds + 1e-12);
@@ -703,7 +711,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         char non_finite[256];
         if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
             rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
-                           "holds the last finished epoch; try a lower train.lr", epoch, non_finite, ckpt_path);
+                           "holds the last finished epoch; %s", epoch, non_finite, ckpt_path,
+                           divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
