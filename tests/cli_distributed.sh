@@ -70,7 +70,9 @@ if ! "$CUVAE" --version | grep -q "data parallel: MPI"; then
     # a build without MPI launched as ranks must say so (a launcher's environment, faked)
     expect_error "launched as ranks without MPI: one clear line" 2 "launched as 2 ranks, but this build has no MPI" -- \
         env OMPI_COMM_WORLD_SIZE=2 "$CUVAE" train configs/examples_vae.json --set device=cpu --out "$tmp/none"
-    skip "data-parallel runs" "$CUVAE was built without MPI (install libopenmpi-dev openmpi-bin and rebuild)"
+    why="$CUVAE was built without MPI (install libopenmpi-dev openmpi-bin and rebuild)"
+    [ -n "${CUVAE_SANITIZED:-}" ] && why="the sanitized build leaves MPI out (Makefile: ASan's leak check and Open MPI disagree); the plain build's make test runs them"
+    skip "data-parallel runs" "$why"
     cli_finish cli_distributed; exit
 fi
 if ! command -v mpirun >/dev/null 2>&1; then
@@ -209,9 +211,11 @@ if wait_epochs "$tmp/killed" 2 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
     else
         wait "$launcher"; rc=$?
         [ "$rc" -ne 0 ] && ok "rank 1 killed -9: every rank ended, exit $rc" || bad "rank 1 killed: exit 0"
-        if train "${long[@]}" --set train.epochs=3 --out "$tmp/killed" --resume 2>"$tmp/resume.err" ||
-           grep -q "has finished" "$tmp/resume.err"; then
-            ok "the folder stays whole: --resume continues it (one process)"
+        # two epochs past what the killed run logged, so the resume has epochs to train
+        done_epochs=$(wc -l < "$tmp/killed/log.jsonl")
+        if train "${long[@]}" --set train.epochs=$((done_epochs + 2)) --out "$tmp/killed" --resume 2>"$tmp/resume.err" &&
+           [ "$(wc -l < "$tmp/killed/log.jsonl")" -eq $((done_epochs + 2)) ]; then
+            ok "the folder stays whole: --resume continues it (one process, epochs $((done_epochs + 1))-$((done_epochs + 2)))"
         else bad "resume after the killed rank: $(tail -1 "$tmp/resume.err")"; fi
     fi
 else

@@ -319,7 +319,9 @@ EOF
     else
         bad "(emulated CUDA) conv VAE on the RGB folder: $(grep '^cuvae: ' "$tmp/conv_emu.out" | tail -1)"
     fi
-else
+elif [ ! -x "$emu" ]; then
     skip "(emulated CUDA) the conv VAE on the RGB folder" "$emu not built (make emu)"
+else
+    skip "(emulated CUDA) the conv VAE on the RGB folder" "the CPU run it compares with failed (above)"
 fi
 cli_finish cli_files

@@ -503,6 +503,12 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
+// gnuplot is on PATH but `set terminal pngcairo` fails: every figure would fail.
+static void test_gnuplot_without_pngcairo(void) {
+    CHECK(false, "gnuplot is installed but cannot draw PNGs (`gnuplot -e \"set terminal pngcairo\"` fails); "
+          "install gnuplot-nox");
+}
+
 int main(void) {
     struct {
         const char *name;
@@ -521,7 +527,11 @@ int main(void) {
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]);
     if (!plot_available()) {
-        for (int i = 0; i < n_tests; i++) test_skip(tests[i].name, "gnuplot-nox not installed");
+        // no gnuplot: skipped; a gnuplot that cannot draw PNGs (no pngcairo) is a broken install: failed
+        const bool installed = system("command -v gnuplot >/dev/null 2>&1") == 0;
+        if (installed) test_run("gnuplot_draws_png", test_gnuplot_without_pngcairo);
+        for (int i = 0; i < n_tests; i++)
+            test_skip(tests[i].name, installed ? "gnuplot cannot draw PNGs (the failure above)" : "gnuplot-nox not installed");
         return test_finish("test_plot");
     }
     const char *base = getenv("TMPDIR");
