@@ -124,6 +124,21 @@ static bool is_run_config(const char *path) {
     return run;
 }
 
+static bool is_png_name(const char *name) {
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".png") == 0 && !strchr(name, '\n');
+}
+
+// Whether folder dir (absent: no) holds a .png file.
+static bool dir_holds_png(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) found = is_png_name(e->d_name);
+    closedir(d);
+    return found;
+}
+
 bool run_folder_holds_run(const char *out_dir) {
     for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++)
         if (file_exists(out_dir, RUN_FILES[i])) return true;
@@ -154,6 +169,18 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
         return set_error(err, errlen, "%s/%s holds an --overwrite run that did not finish: continue it with --resume, "
                          "start it again with --overwrite, or write the new run elsewhere with --out DIR", out_dir,
                          RUN_FOLDER_STAGING);
+    // no run, but a file a run writes (a run whose checkpoints were deleted, the user's own
+    // log.jsonl): train would replace it unasked
+    const char *kept = NULL;
+    for (size_t i = 0; i < N_REPLACED_FILES && !kept; i++)
+        if (file_exists(out_dir, REPLACED_FILES[i])) kept = REPLACED_FILES[i];
+    char progress[1200];
+    snprintf(progress, sizeof progress, "%s/progress", out_dir);
+    const bool progress_images = !kept && dir_holds_png(progress);
+    if (kept || progress_images)
+        return set_error(err, errlen, "%s holds %s, which train writes, but no run (no config.json, model.safetensors "
+                         "or resume.safetensors): move %s, write the run elsewhere with --out DIR, or replace it with "
+                         "--overwrite", out_dir, kept ? kept : "PNG images in progress/", kept ? "it" : "them");
     return 0;
 }
 
@@ -190,10 +217,6 @@ int run_folder_check_output(const char *command, const char *option, const char 
     return rc;
 }
 
-static bool is_png_name(const char *name) {
-    size_t n = strlen(name);
-    return n > 4 && strcmp(name + n - 4, ".png") == 0 && !strchr(name, '\n');
-}
 
 // The epochs a staged run finished: its log's lines.
 static int staged_epochs(const char *staging) {

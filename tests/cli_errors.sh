@@ -173,6 +173,17 @@ expect_error "a folder holding a run is refused without --resume or --overwrite"
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun"
 expect_error "--resume with --overwrite" 2 "choose one" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" --resume --overwrite
+# no run there, but files a run writes (the user's own, or a run whose checkpoints were deleted):
+# refused, not replaced unasked; --overwrite replaces them
+mkdir -p "$tmp/notrun/progress"; echo notes > "$tmp/notrun/log.jsonl"; echo '{"mine": 1}' > "$tmp/notrun/eval.json"
+expect_error "a folder with a log.jsonl but no run: refused, naming the file" 2 \
+    "notrun holds log.jsonl, which train writes, but no run \(no config.json, model.safetensors or resume.safetensors\): move it, .* --overwrite" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/notrun"
+rm "$tmp/notrun/log.jsonl" "$tmp/notrun/eval.json"; echo img > "$tmp/notrun/progress/samples_epoch_001.png"
+expect_error "a folder with progress images but no run: refused" 2 "notrun holds PNG images in progress/, which train writes" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/notrun"
+[ "$(cat "$tmp/notrun/progress/samples_epoch_001.png")" = img ] && [ ! -e "$tmp/notrun/config.json" ] \
+    && ok "... and the folder is as it was" || bad "a refused run into a folder without a run changed it"
 # configs must be UTF-8 text without NUL characters (cJSON would cut strings short at one)
 printf '{"name": "x"}\0{"garbage":' > "$tmp/nul.json"
 expect_error "a NUL byte in a config file" 2 "nul.json: byte 13: a NUL byte" -- "$CUVAE" train "$tmp/nul.json"
@@ -361,9 +372,11 @@ PY
             "model.safetensors: written by a run with another config \(stored line [0-9]+: .*latent_dim.*not the one in config.json" -- \
             "$CUVAE" plot "$tmp/mixed"
     else
-        skip "plot without log.jsonl" "gnuplot not installed"
-        skip "plot with a truncated log.jsonl" "gnuplot not installed"
-        skip "plot: a checkpoint that is not the run's" "gnuplot not installed"
+        for case in "plot given the checkpoint" "plot --tsne-points on a 2-D latent" "plot --tsne-iterations on a 2-D latent" \
+                    "plot without log.jsonl" "plot interrupted" "plot with a truncated log.jsonl" \
+                    "plot with epochs out of order" "plot: a checkpoint that is not the run's"; do
+            skip "$case" "gnuplot not installed"
+        done
     fi
 else
     bad "setup: the re-run checkpoint is missing"
