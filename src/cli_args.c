@@ -198,6 +198,15 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             return set_error(err, errlen, "%s: -o %s: the folder %s %s", command, outputs[k], folder,
                              stat(folder, &st) != 0 ? "does not exist" : "is not a folder");
     }
+    // an output that is no regular file (a folder, /dev/null, a FIFO) is refused at the write,
+    // after the work: said now
+    for (int k = 0; k < 2; k++) {
+        char *resolved = NULL, why[1024];
+        if (!outputs[k]) continue;
+        if (output_path_resolve(outputs[k], &resolved, why, sizeof why) != 0)
+            return set_error(err, errlen, "%s: -o %s", command, why);
+        free(resolved);
+    }
     // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files
     const char *inputs[2] = {a->positional, a->prior};
     if (a->json_out && run_folder_check_output(command, "-o", a->json_out, inputs, 2, err, errlen) != 0) return -1;

@@ -122,8 +122,9 @@ static const char *USAGE_EVAL =
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"
     "  (log-mean-exp of log p(x|z) + log p(z) - log q(z|x); an NLL only for binary data).\n"
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
-    "  -o FILE.json      also write the JSON there (its folder must exist; never the checkpoint\n"
-    "                    read nor a run's config.json, log.jsonl or .safetensors files)\n"
+    "  -o FILE.json      also write the JSON there (its folder must exist; a regular file or a\n"
+    "                    new one; never the checkpoint read, a run's config.json, log.jsonl or\n"
+    "                    .safetensors files, nor the eval.json of a run the checkpoint is not in)\n"
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n"
     "A checkpoint whose test loss is not finite (finite weights, overflowing outputs) is refused.\n";
 
@@ -141,7 +142,8 @@ static const char *USAGE_SAMPLE =
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
     "--seed S draws other samples (not together with --set train.seed); -o follows eval's -o\n"
     "rules (cuvae eval --help), never replaces a run's eval.json nor a prior's VQ-VAE either,\n"
-    "and takes a name ending in .png (or no extension: /dev/null).\n"
+    "nor a run's progress/ or figures/ images, and takes a name ending in .png (or with no\n"
+    "extension) of a regular file or a new one.\n"
     "--set takes the keys eval takes (cuvae eval --help); eval.iw_* are refused (no bound here).\n";
 
 static const char *USAGE_PLOT =

@@ -184,6 +184,22 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
     return 0;
 }
 
+// The folder part of path into out: "." for a bare name, "/" for a name in the root.
+static void folder_of(const char *path, char *out, size_t outlen) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, outlen, ".");
+    else if (slash == path) snprintf(out, outlen, "/");
+    else snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+// Whether `file` lies in `folder` (the same folder, by device and inode).
+static bool same_folder_as_file(const char *folder, const char *file) {
+    char file_folder[1200];
+    folder_of(file, file_folder, sizeof file_folder);
+    struct stat a, b;
+    return stat(folder, &a) == 0 && stat(file_folder, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int run_folder_check_output(const char *command, const char *option, const char *output,
                             const char *const *inputs, int n_inputs, char *err, size_t errlen) {
     struct stat out_st;
@@ -206,12 +222,29 @@ int run_folder_check_output(const char *command, const char *option, const char 
         if (!names[k]) continue;
         const char *slash = strrchr(names[k], '/');
         const char *name = slash ? slash + 1 : names[k];
+        char folder[1200];   // the folder the name is in
+        folder_of(names[k], folder, sizeof folder);
         for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
             if (strcmp(name, REPLACED_FILES[i]) == 0 && (strcmp(name, "eval.json") != 0 || strcmp(command, "eval") != 0))
                 rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name",
                                         command, option, output, name)
                             : set_error(err, errlen, "%s: %s %s links to %s and would replace a run's %s: give "
                                         "another file name", command, option, output, names[k], name);
+        // eval may rewrite its own run's eval.json, not another run's (report would show this
+        // checkpoint's numbers as that run's)
+        if (rc == 0 && strcmp(name, "eval.json") == 0 && strcmp(command, "eval") == 0 && n_inputs > 0 && inputs[0] &&
+            run_folder_holds_run(folder) && !same_folder_as_file(folder, inputs[0]))
+            rc = set_error(err, errlen, "%s: %s %s would replace the eval.json of the run in %s, which %s is not "
+                           "from: give another file name", command, option, output, folder, inputs[0]);
+        // a run's images: progress/ (train) and figures/ (plot) of a folder that holds a run
+        const char *folder_name = strrchr(folder, '/') ? strrchr(folder, '/') + 1 : folder;
+        if (rc == 0 && is_png_name(name) && (strcmp(folder_name, "progress") == 0 || strcmp(folder_name, "figures") == 0)) {
+            char run_dir[1200];
+            folder_of(folder, run_dir, sizeof run_dir);
+            if (run_folder_holds_run(run_dir))
+                rc = set_error(err, errlen, "%s: %s %s would replace an image of the run in %s (its %s/): give "
+                               "another file name", command, option, output, run_dir, folder_name);
+        }
     }
     free(real);
     return rc;

@@ -316,6 +316,17 @@ PY
     expect_error "eval -o into a missing folder: said before the evaluation runs" 2 \
         "eval: -o .*/nofolder/e.json: the folder .*/nofolder does not exist" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 50 -o "$tmp/nofolder/e.json"
+    expect_error "eval -o another run's eval.json (report would show this checkpoint's numbers as that run's)" 2 \
+        "eval: -o .*/rerun3/eval.json would replace the eval.json of the run in .*/rerun3, which .*/rerun/model.safetensors is not from" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/rerun3/eval.json"
+    first_progress=$(ls "$tmp/rerun/progress" | head -1)
+    expect_error "sample -o a run's progress image" 2 \
+        "sample: -o .*/rerun/progress/$first_progress would replace an image of the run in .*/rerun \(its progress/\)" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/progress/$first_progress"
+    expect_error "eval -o a folder: said before the evaluation runs" 2 "eval: -o .*/rerun: not a regular file" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 50 -o "$tmp/rerun"
+    expect_error "sample -o /dev/null: said before the sampling" 2 "sample: -o /dev/null: not a regular file" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o /dev/null
     expect_error "sample --seed with --set train.seed (one would be dropped)" 2 \
         "sample: --seed and --set train.seed both seed the draws: give one" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --seed 3 --set train.seed=1 -o "$tmp/x.png"
