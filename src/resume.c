@@ -132,6 +132,7 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         char source[600];
         snprintf(source, sizeof source, "%s (__metadata__.config)", path);
         rc = config_from_string(&stored, config_json, source, NULL, 0, err, errlen);
+        if (rc == 0) at->stored_epochs = stored.train.epochs;
         if (rc == 0)
             rc = config_same_run(&stored, &m->cfg, path, "; only train.epochs and train.early_stopping may change on --resume", err, errlen);
     }

@@ -472,6 +472,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                          first_epoch, epochs, (long long)at.steps_in_epoch, steps_per_epoch);
         else if (rc == 0)
             text_appendf(&notes, "cuvae: resuming %s after epoch %d of %d\n", out_dir, at.epochs_done, epochs);
+        // the cosine curve spans the run's epochs: another number of them is another curve
+        if (rc == 0 && cfg->train.lr_schedule == LR_COSINE && at.stored_epochs > 0 && at.stored_epochs != epochs)
+            text_appendf(&notes, "cuvae: note: train.epochs %d -> %d with lr_schedule cosine: the lr follows the "
+                         "%d-epoch curve from here, at its position after the steps done (above where the %d-epoch "
+                         "curve had reached), not the %d-epoch curve from where it stopped\n", at.stored_epochs,
+                         epochs, epochs, at.stored_epochs, at.stored_epochs);
     }
     if (rc == 0 && writer) {
         // a run that fails later must not leave an earlier evaluation beside its config
@@ -553,7 +559,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
-                                    at.best_epoch, at.best_loss, data_crc, true};
+                                    at.best_epoch, at.best_loss, data_crc, true, 0};
                 if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -728,7 +734,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             at.best_epoch = epoch;
             at.best_loss = watched_loss;
         }
-        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true};
+        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0};
         // (the resume point last: a run killed before it redoes the epoch, images included)
         if (writer && (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
             (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||

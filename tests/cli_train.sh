@@ -158,6 +158,15 @@ strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1";
 rc=$?
 [ $rc -eq 2 ] && grep -q "another config.*lr" "$tmp/res2.err" && ok "resume refuses a changed config, naming the key" \
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
+# a cosine run extended: the rest on the longer curve (the lr rises), said in a note
+cos_small=(--set data.train_limit=256 --set data.test_limit=64 --set device=cpu --set train.lr_schedule=cosine)
+"$CUVAE" train configs/examples_vae.json "${cos_small[@]}" --set train.epochs=2 --out "$tmp/cos_extended" 2>/dev/null
+"$CUVAE" train configs/examples_vae.json "${cos_small[@]}" --set train.epochs=4 --out "$tmp/cos_extended" --resume 2>"$tmp/cos_extended.err"
+lrs=$(sed -E 's/.*"lr": ([^,}]*).*/\1/' "$tmp/cos_extended/log.jsonl" | tr '\n' ' ')
+grep -q "^cuvae: note: train.epochs 2 -> 4 with lr_schedule cosine: the lr follows the 4-epoch curve from here" "$tmp/cos_extended.err" \
+    && awk -v l="$lrs" 'BEGIN { split(l, v, " "); exit !(v[3] > v[2] && v[4] < v[3]) }' \
+    && ok "an extended cosine run: a note, and the lr rises onto the 4-epoch curve (lr by epoch: $lrs)" \
+    || bad "extended cosine run: lr $lrs, $(grep note "$tmp/cos_extended.err")"
 # the data files changed under the run (same config): refused, naming the resume file
 mkdir -p "$tmp/swapdata" && cp data/mnist/* "$tmp/swapdata/"
 "$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=1 \

@@ -23,6 +23,7 @@ typedef struct {
     double best_loss;         // its validation loss
     uint32_t data_crc32;      // dataset_crc32 of the training set the run trains on
     bool data_crc32_known;    // false for a file written before it was stored
+    int stored_epochs;        // (resume_load) train.epochs of the run that wrote the file
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
