@@ -293,6 +293,14 @@ static void remove_pngs(const char *dir, const char *keep) {
     closedir(d);
 }
 
+int run_folder_remove_figures(const char *run_dir) {
+    char figures[1200];
+    snprintf(figures, sizeof figures, "%s/figures", run_dir);
+    if (!dir_holds_png(figures)) return 0;
+    remove_pngs(figures, NULL);
+    return 1;
+}
+
 // Removes a run's files and images from dir, but for those keep lists (keep NULL: all).
 static int remove_run_files(const char *dir, const char *keep, char *err, size_t errlen) {
     for (size_t i = 0; i < N_REPLACED_FILES; i++) {

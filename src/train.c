@@ -487,6 +487,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = set_error(err, errlen, "%s: cannot remove the previous evaluation: %s", eval_path,
                            strerror(errno));
     }
+    // nor figures of the model before a resumed run trains it further
+    if (rc == 0 && writer && resume && at.epochs_done < epochs && run_folder_remove_figures(run_dir))
+        text_appendf(&notes, "cuvae: removed %s/figures/*.png, drawn from the model before this resumption "
+                     "(cuvae plot %s draws them again)\n", run_dir, out_dir);
     if (rc == 0 && notes.data) fputs(notes.data, stderr);   // every check has passed: what the run is
     free(notes.data);
     notes = (TextBuffer){0};

@@ -167,6 +167,12 @@ grep -q "^cuvae: note: train.epochs 2 -> 4 with lr_schedule cosine: the lr follo
     && awk -v l="$lrs" 'BEGIN { split(l, v, " "); exit !(v[3] > v[2] && v[4] < v[3]) }' \
     && ok "an extended cosine run: a note, and the lr rises onto the 4-epoch curve (lr by epoch: $lrs)" \
     || bad "extended cosine run: lr $lrs, $(grep note "$tmp/cos_extended.err")"
+# figures of the model before a resumption that trains further: removed, said (eval.json goes too)
+mkdir -p "$tmp/cos_extended/figures"; echo png > "$tmp/cos_extended/figures/samples.png"
+"$CUVAE" train configs/examples_vae.json "${cos_small[@]}" --set train.epochs=5 --out "$tmp/cos_extended" --resume 2>"$tmp/cos_fig.err"
+[ ! -e "$tmp/cos_extended/figures/samples.png" ] && grep -q "^cuvae: removed .*cos_extended/figures/\*.png, drawn from the model before this resumption" "$tmp/cos_fig.err" \
+    && ok "--resume that trains further removes the earlier model's figures, saying so" \
+    || bad "--resume and stale figures: $(ls "$tmp/cos_extended/figures") / $(grep removed "$tmp/cos_fig.err")"
 # the data files changed under the run (same config): refused, naming the resume file
 mkdir -p "$tmp/swapdata" && cp data/mnist/* "$tmp/swapdata/"
 "$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=1 \

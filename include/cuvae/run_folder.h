@@ -38,6 +38,10 @@ int run_folder_stage(const char *staging, char *err, size_t errlen);
 // (before a staged run is resumed or replaced).
 int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen);
 
+// Removes run_dir/figures/*.png (cuvae plot's figures of the model before a resumed run trains
+// further; plot draws them again). 1 when there were some, else 0.
+int run_folder_remove_figures(const char *run_dir);
+
 // Moves the staged run's files over the earlier run's (one rename each; a copy
 // across file systems), removes the earlier run's files the new run does not have
 // (its eval.json, best checkpoint, figures and progress images) and the staging
