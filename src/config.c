@@ -1589,7 +1589,12 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
     char *text = read_text_file(path, &size, err, errlen);
     if (!text) return -1;
     if (strlen(text) != size) {
-        set_error(err, errlen, "%s: byte %zu: a NUL byte (a config is JSON text)", path, strlen(text));
+        const size_t n = strlen(path);   // a checkpoint given for the config: say so
+        if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0)
+            set_error(err, errlen, "%s: a checkpoint (.safetensors), not a config: give the JSON config (a run's is "
+                      "its config.json)", path);
+        else
+            set_error(err, errlen, "%s: byte %zu: a NUL byte (a config is JSON text)", path, strlen(text));
         free(text);
         return -1;
     }

@@ -527,7 +527,7 @@ static int command_sample(int argc, char **argv) {
     model_destroy(&m);
     be->destroy(be);
     if (rc != 0) return fail(err);
-    fprintf(stderr, "cuvae: wrote %s (%d samples from %s)\n", out, a.n_samples,
+    fprintf(stderr, "cuvae: wrote %s (%d sample%s from %s)\n", out, a.n_samples, a.n_samples == 1 ? "" : "s",
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position, not from a prior; --prior PRIOR.safetensors "

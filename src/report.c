@@ -301,6 +301,14 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         cJSON_Delete(index);   // after the message: it may quote the index's strings
         return -1;
     }
+    struct stat runs_st;   // (said before the index's runs are looked for there)
+    if (stat(runs_dir, &runs_st) != 0 || !S_ISDIR(runs_st.st_mode)) {
+        const bool absent = stat(runs_dir, &runs_st) != 0;
+        set_error(err, errlen, "report: RUNS_DIR %s: %s", runs_dir,
+                  absent ? strerror(errno) : "not a folder (the folder holding the runs, e.g. runs/lectures)");
+        cJSON_Delete(index);
+        return -1;
+    }
     // the page replaces RUNS_DIR/index.html: never the index it reads, nor (through a link) a run's file
     char page[1200];
     snprintf(page, sizeof page, "%s/index.html", runs_dir);
@@ -328,6 +336,14 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
                               cJSON_IsString(item) ? item->valuestring : "a non-string",
                               cJSON_IsString(item) ? "\"" : "");
                     cJSON_Delete(index);   // after the message: it quotes the index's strings
+                    return -1;
+                }
+                const size_t name_length = strlen(item->valuestring);
+                if (l == 1 && name_length > 4 && strcmp(item->valuestring + name_length - 4, ".png") == 0) {
+                    set_error(err, errlen, "%s: sections[%d].figures[%d]: \"%s\": give the figure's name without "
+                              ".png (\"%.*s\"; the page adds it)", index_path, section_index, item_index,
+                              item->valuestring, (int)(name_length - 4), item->valuestring);
+                    cJSON_Delete(index);
                     return -1;
                 }
                 item_index++;
@@ -370,6 +386,40 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         free(seen.data);
         cJSON_Delete(index);
         return -1;
+    }
+    // a figure name cuvae plot does not draw and no run holds: a misspelt name (every cell of its
+    // row would read "not produced")
+    section_index = 0;
+    cJSON_ArrayForEach(checked, sections) {
+        const cJSON *figure;
+        int figure_index = 0;
+        cJSON_ArrayForEach(figure, cJSON_GetObjectItemCaseSensitive(checked, "figures")) {
+            bool known = false, held = false;
+            for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
+                known = known || strcmp(FIGURE_CAPTIONS[i][0], figure->valuestring) == 0;
+            const cJSON *run;
+            cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(checked, "runs")) {
+                char image[1400];
+                snprintf(image, sizeof image, "%s/%s/figures/%s.png", runs_dir, run->valuestring,
+                         figure->valuestring);
+                held = held || file_exists(image);
+            }
+            if (!known && !held) {
+                TextBuffer names = {0};
+                for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
+                    text_appendf(&names, "%s%s", i ? ", " : "", FIGURE_CAPTIONS[i][0]);
+                set_error(err, errlen, "%s: sections[%d].figures[%d]: \"%s\" is not a figure cuvae plot draws, and "
+                          "none of the section's runs holds one of that name (cuvae plot draws %s)", index_path,
+                          section_index, figure_index, figure->valuestring, names.data);
+                free(names.data);
+                free(missing.data);
+                free(seen.data);
+                cJSON_Delete(index);
+                return -1;
+            }
+            figure_index++;
+        }
+        section_index++;
     }
     if (missing.len)
         fprintf(stderr, "cuvae: report: %d of %d runs not in %s (shown as missing): %s\n", n_named - n_present,

@@ -187,6 +187,8 @@ expect_error "a folder with progress images but no run: refused" 2 "notrun holds
 # configs must be UTF-8 text without NUL characters (cJSON would cut strings short at one)
 printf '{"name": "x"}\0{"garbage":' > "$tmp/nul.json"
 expect_error "a NUL byte in a config file" 2 "nul.json: byte 13: a NUL byte" -- "$CUVAE" train "$tmp/nul.json"
+expect_error "bench given a checkpoint for its config: says so" 2 "rerun/model.safetensors: a checkpoint \(.safetensors\), not a config" -- \
+    "$CUVAE" bench "$tmp/rerun/model.safetensors"
 expect_error "Latin-1 in a --set value" 2 "byte 16: not valid UTF-8" -- \
     "$CUVAE" train configs/examples_vae.json --set "$(printf 'description="caf\351"')"
 expect_error "a \\u0000 escape in a config string" 2 'u0000 \(a NUL character\) is not allowed' -- \

@@ -234,7 +234,7 @@ int_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b 
 untimed() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1"; }
 for sig in INT TERM; do
     want=$([ $sig = INT ] && echo 130 || echo 143)
-    for attempt in 1 2 3; do   # until the signal lands inside an epoch (step > 0)
+    for attempt in 1 2 3 4 5; do   # until the signal lands inside an epoch (step > 0)
         out="$tmp/int_$sig.$attempt"
         # SIGTERM's run replaces an earlier run (with an eval.json): the interrupted run takes its place
         [ $sig = TERM ] && cp -r "$tmp/ref" "$out"
@@ -251,7 +251,9 @@ for sig in INT TERM; do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.005
         done
-        sleep "$(awk -v s="$int_seconds" -v a="$attempt" 'BEGIN { printf "%.3f", s * 0.02 * a }')"
+        # (2, 8, 18, 32, 50 % of the timed run: the epoch's files are written after its line, and
+        # a signal that lands while they are is taken at step 0 of the next epoch)
+        sleep "$(awk -v s="$int_seconds" -v a="$attempt" 'BEGIN { printf "%.3f", s * 0.02 * a * a }')"
         kill -"$sig" "$pid"
         wait "$pid"; rc=$?
         grep -q "after step [1-9][0-9]* of 125" "$out.err" && break
@@ -638,6 +640,18 @@ for idx in '{"title": 5, "sections": []}|title: expected a string' \
     expect_error "report: bad index ($(echo "${idx##*|}" | tr -d '\\'))" 2 "bad_index$n.json: ${idx##*|}" -- \
         "$CUVAE" report "$tmp/bad_index$n.json" "$tmp/page"
 done
+# a figure named with its .png, or misspelt: every cell would read "not produced"; a RUNS_DIR
+# that is missing or a file: said as such, not as runs missing from it
+printf '{"sections": [{"runs": ["r1"], "figures": ["samples.png"]}]}' > "$tmp/png_index.json"
+expect_error "report: a figure named with .png" 2 'png_index.json: sections\[0\].figures\[0\]: "samples.png": give the figure.s name without .png \("samples"' -- \
+    "$CUVAE" report "$tmp/png_index.json" "$tmp/page"
+printf '{"sections": [{"runs": ["r1"], "figures": ["smaples"]}]}' > "$tmp/typo_index.json"
+expect_error "report: a figure cuvae plot does not draw and no run holds" 2 'typo_index.json: sections\[0\].figures\[0\]: "smaples" is not a figure cuvae plot draws.*\(cuvae plot draws samples, ' -- \
+    "$CUVAE" report "$tmp/typo_index.json" "$tmp/page"
+expect_error "report: a RUNS_DIR that does not exist" 2 "report: RUNS_DIR .*/nopage: No such file or directory" -- \
+    "$CUVAE" report "$tmp/index.json" "$tmp/nopage"
+expect_error "report: a RUNS_DIR that is a file" 2 "report: RUNS_DIR .*/index.json: not a folder" -- \
+    "$CUVAE" report "$tmp/index.json" "$tmp/index.json"
 cp "$tmp/ref/eval.json" "$tmp/page/r1/eval.json"
 printf '{"test_loss": 1,' > "$tmp/page/r1/eval.json"
 expect_error "report: a truncated eval.json is named, not shown as missing" 2 "r1/eval.json: not valid JSON" -- \
