@@ -200,6 +200,14 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
             fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s)\n", range[0],
                     range[1], range[2], range[3],
                     o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range");
+            int outside = 0;   // points the axes leave out: said (a range that misses the codes draws none)
+            for (int i = 0; i < points; i++) {
+                const float *z = codes + (size_t)i * 2;   // (z1, z2)
+                outside += !(z[0] >= range[0] && z[0] <= range[1] && z[1] >= range[2] && z[1] <= range[3]);
+            }
+            if (outside)
+                fprintf(stderr, "cuvae: latent scatter: %d of the %d points lie outside the axes and are not "
+                        "drawn%s\n", outside, points, outside == points ? " (none is: widen --latent-range)" : "");
         }
         else
             snprintf(title, sizeof title, "Encoded test set (%s), %d points",
