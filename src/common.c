@@ -438,6 +438,11 @@ void progress_end(Progress *p) {
 
 bool utf8_valid(const char *s) { return utf8_first_invalid(s) < 0; }
 
+bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 long json_escaped_nul(const char *text, size_t len) {
     for (size_t i = 0; i < len; i++) {
         if (text[i] != '\\') continue;

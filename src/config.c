@@ -1589,8 +1589,7 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
     char *text = read_text_file(path, &size, err, errlen);
     if (!text) return -1;
     if (strlen(text) != size) {
-        const size_t n = strlen(path);   // a checkpoint given for the config: say so
-        if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0)
+        if (ends_with(path, ".safetensors"))   // a checkpoint given for the config: say so
             set_error(err, errlen, "%s: a checkpoint (.safetensors), not a config: give the JSON config (a run's is "
                       "its config.json)", path);
         else

@@ -52,11 +52,6 @@ static void raw_free(RawArray *a) {
     memset(a, 0, sizeof *a);
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static bool is_directory(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -224,13 +219,10 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
     }
     int major = buffer[6], minor = buffer[7];   // NumPy knows 1.0, 2.0 and 3.0 only
     size_t header_len, header_start;
-    if (minor != 0) {
-        raw_free(out);
-        return set_error(err, errlen, "%s: unsupported .npy version %d.%d (byte 6)", path, major, minor);
-    } else if (major == 1) {
+    if (minor == 0 && major == 1) {
         header_len = (size_t)buffer[8] | (size_t)buffer[9] << 8;
         header_start = 10;
-    } else if ((major == 2 || major == 3) && size >= 12) {
+    } else if (minor == 0 && (major == 2 || major == 3) && size >= 12) {
         header_len = (size_t)buffer[8] | (size_t)buffer[9] << 8 | (size_t)buffer[10] << 16 | (size_t)buffer[11] << 24;
         header_start = 12;
     } else {

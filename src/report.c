@@ -338,8 +338,8 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
                     cJSON_Delete(index);   // after the message: it quotes the index's strings
                     return -1;
                 }
-                const size_t name_length = strlen(item->valuestring);
-                if (l == 1 && name_length > 4 && strcmp(item->valuestring + name_length - 4, ".png") == 0) {
+                if (l == 1 && ends_with(item->valuestring, ".png")) {   // (a plain name: something before it)
+                    const size_t name_length = strlen(item->valuestring);
                     set_error(err, errlen, "%s: sections[%d].figures[%d]: \"%s\": give the figure's name without "
                               ".png (\"%.*s\"; the page adds it)", index_path, section_index, item_index,
                               item->valuestring, (int)(name_length - 4), item->valuestring);

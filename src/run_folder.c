@@ -250,7 +250,6 @@ int run_folder_check_output(const char *command, const char *option, const char 
     return rc;
 }
 
-
 // The epochs a staged run finished: its log's lines.
 static int staged_epochs(const char *staging) {
     char path[1200], why[16];

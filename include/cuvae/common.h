@@ -59,6 +59,9 @@ long utf8_first_invalid(const char *s);
 // backslash is skipped whole, so \\u0000 (a backslash, then "u0000") is not one.
 long json_escaped_nul(const char *text, size_t len);
 
+// Whether s ends with suffix (case-sensitive).
+bool ends_with(const char *s, const char *suffix);
+
 // Reads a whole file into a malloc'd, NUL-terminated buffer. Returns NULL and
 // fills err on failure. *size_out (if non-NULL) gets the byte count.
 char *read_text_file(const char *path, size_t *size_out, char *err, size_t errlen);
