@@ -130,6 +130,35 @@ static int png_scan_chunks(const char *path, uint32_t *gamma, char *err, size_t 
     return 0;
 }
 
+// A palette image's pixels are indices into its PLTE chunk, and libpng's simplified API reads an
+// index past the palette's end as black without a word: read as indices (the file's palette as
+// the colormap), -1 with err naming the first such pixel.
+static int png_check_palette_indices(const char *path, char *err, size_t errlen) {
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&image, path))
+        return set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
+    image.format = PNG_FORMAT_RGB_COLORMAP;
+    uint8_t *indices = xmalloc(PNG_IMAGE_SIZE(image));   // (H, W)
+    uint8_t *colormap = xmalloc(PNG_IMAGE_COLORMAP_SIZE(image));
+    int rc = 0;
+    if (!png_image_finish_read(&image, NULL, indices, 0, colormap)) {
+        rc = set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
+        png_image_free(&image);
+    } else {
+        const size_t pixels = (size_t)image.width * image.height;
+        for (size_t i = 0; i < pixels && rc == 0; i++)
+            if (indices[i] >= image.colormap_entries)
+                rc = set_error(err, errlen, "%s: pixel (x %zu, y %zu) is palette index %d, past the %u entries of its "
+                               "PLTE chunk", path, i % image.width, i / image.width, indices[i],
+                               image.colormap_entries);
+    }
+    free(indices);
+    free(colormap);
+    return rc;
+}
+
 // *channels 1: converted to grey; 0: grey or RGB as the file is (then set). Pixel values are
 // read as stored: 8-bit as they are, 16-bit scaled to 8 bits (v / 257, rounded). libpng's
 // simplified API would convert a 16-bit file as linear light to sRGB, and any file whose gAMA
@@ -157,6 +186,10 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         png_image_free(&image);
         return NULL;
     }
+    if ((image.format & PNG_FORMAT_FLAG_COLORMAP) && png_check_palette_indices(path, err, errlen) != 0) {
+        png_image_free(&image);
+        return NULL;
+    }
     image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     if (*channels == 0) {   // a data image (png_read): at most 2^24 values, like the array files
         *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
@@ -172,6 +205,13 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
     if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
         set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
         png_image_free(&image);
+        free(pixels);
+        return NULL;
+    }
+    // libpng decodes the image and warns of image data beyond it ("IDAT: Too much image data"):
+    // damage, refused like bytes after IEND
+    if ((image.warning_or_error & PNG_IMAGE_WARNING) && strncmp(image.message, "IDAT", 4) == 0) {
+        set_error(err, errlen, "%s: damaged image data (libpng: %s)", path, image.message);
         free(pixels);
         return NULL;
     }

@@ -194,6 +194,51 @@ for kind in cut_iend cut_inside trailing; do
     expect_error "a PNG image $kind: refused, naming the byte" 2 "$kind/$(basename "$f"): $what" -- \
         train --set data.train="$D/depth/$kind" --set model.input_shape=[1,8,8] --out "$tmp/x"
 done
+# damage libpng's simplified API reads without a word: a palette index past the PLTE chunk's
+# entries (read as black) and image data beyond the image (a warning): refused, naming the
+# pixel / the damage; a sound palette file reads as its colours
+python3 - "$D/depth" <<'PY'
+import os, struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+def png(path, rows, color_type, extra=b""):   # 8 x 8, 8 bits
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, color_type, 0, 0, 0)
+    raw = b"".join(b"\0" + bytes(rows[y * 8:y * 8 + 8]) for y in range(8))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", zlib.compress(raw))
+                           + chunk(b"IEND", b""))
+def png_extra_data(path, rows):   # a grey image whose image data runs 8 bytes past it
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)
+    raw = b"".join(b"\0" + bytes(rows[y * 8:y * 8 + 8]) for y in range(8)) + bytes(8)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                           + chunk(b"IEND", b""))
+palette = bytes(v for i in range(16) for v in (i * 16, 255 - i * 16, i * 8))   # 16 entries
+for name in ["palette_ok", "palette_rgb", "palette_bad", "idat_extra"]:
+    os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
+for i in range(24):
+    idx = [(x + y * 3 + i) % 16 for y in range(8) for x in range(8)]
+    png(f"{sys.argv[1]}/palette_ok/{i:02d}.png", idx, 3, chunk(b"PLTE", palette))
+    rgb = [palette[3 * k + c] for k in idx for c in range(3)]   # the same colours as RGB pixels
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    raw = b"".join(b"\0" + bytes(rgb[y * 24:y * 24 + 24]) for y in range(8))
+    open(f"{sys.argv[1]}/palette_rgb/{i:02d}.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    if i == 5: idx[8 * 2 + 3] = 40   # pixel (x 3, y 2)
+    png(f"{sys.argv[1]}/palette_bad/{i:02d}.png", idx, 3, chunk(b"PLTE", palette))
+    png_extra_data(f"{sys.argv[1]}/idat_extra/{i:02d}.png", [(x * 13 + y * 29 + i * 7) % 256 for y in range(8) for x in range(8)])
+PY
+palette_loss() {
+    train --set data.train="$D/depth/$1" --set model.input_shape=[3,8,8] --set train.batch_size=4 \
+        --out "$tmp/$1" 2>&1 | grep -o "test loss [0-9.]*" | tail -1
+}
+lp=$(palette_loss palette_ok); lrgb=$(palette_loss palette_rgb)
+[ -n "$lp" ] && [ "$lp" = "$lrgb" ] && ok "palette PNGs (16 entries) train exactly as the same colours in RGB files ($lp)" \
+    || bad "palette PNGs: '$lp' against RGB '$lrgb'"
+expect_error "a palette index past the PLTE chunk (libpng reads it as black): refused, naming the pixel" 2 \
+    "palette_bad/05.png: pixel \(x 3, y 2\) is palette index 40, past the 16 entries of its PLTE chunk" -- \
+    train --set data.train="$D/depth/palette_bad" --set model.input_shape=[3,8,8] --out "$tmp/x"
+expect_error "image data beyond the image (libpng warns and reads on): refused" 2 \
+    "idat_extra/00.png: damaged image data \(libpng: IDAT: Too much image data\)" -- \
+    train --set data.train="$D/depth/idat_extra" --set model.input_shape=[1,8,8] --out "$tmp/x"
 expect_error "data.layout on (N, H, W) images: refused, not ignored" 2 "grey_npy.npy: data.layout \"nhwc\" places a channel axis, but the images are \(N, H, W\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.layout=nhwc --set model.input_shape=[1,12,20] --out "$tmp/x"
 # a VQ-VAE on images without variance: its MSE / variance is n/a (null), never a bare nan
