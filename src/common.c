@@ -452,6 +452,35 @@ long json_escaped_nul(const char *text, size_t len) {
     return -1;
 }
 
+long json_non_integer_number(const char *text, size_t len, size_t *number_len) {
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') i++;   // past the escaped character
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) continue;
+        size_t end = i;   // a number token: digits, sign, fraction, exponent
+        bool whole = true;
+        while (end < len && strchr("0123456789+-.eE", text[end]) && text[end] != '\0') {
+            if (text[end] == '.' || text[end] == 'e' || text[end] == 'E') whole = false;
+            end++;
+        }
+        if (!whole) {
+            *number_len = end - i;
+            return (long)i;
+        }
+        i = end - 1;
+    }
+    return -1;
+}
+
 long utf8_first_invalid(const char *s) {
     const unsigned char *start = (const unsigned char *)s, *p = start;
     while (*p) {

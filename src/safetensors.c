@@ -421,6 +421,12 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
     if (escaped_nul >= 0)   // cJSON would end the string there ("images\u0000x" read as "images")
         return set_error(err, errlen, "%s: header byte %ld: a string holds \\u0000 (NUL), which names and "
                          "metadata may not contain", path, escaped_nul);
+    size_t number_len = 0;
+    const long fraction = json_non_integer_number((const char *)f->buffer + 8, header_len, &number_len);
+    if (fraction >= 0)   // cJSON reads 784.0 as 784; the format's numbers are integers
+        return set_error(err, errlen, "%s: header byte %ld: %.*s is not written as an integer (shapes and "
+                         "data_offsets are whole numbers, without a fraction or exponent)", path, fraction,
+                         (int)(number_len > 40 ? 40 : number_len), (const char *)f->buffer + 8 + fraction);
 
     char *text = xmalloc(header_len + 1);
     memcpy(text, f->buffer + 8, header_len);

@@ -545,7 +545,7 @@ static void test_bad_shapes(void) {
     expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}",
                       "shape[0]", __LINE__);
     expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}",
-                      "shape[0]", __LINE__);
+                      "header byte 29: 2.5 is not written as an integer", __LINE__);
     expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[2,\"1\"],\"data_offsets\":[0,8]}}",
                       "shape[1]", __LINE__);
     expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],"
@@ -591,6 +591,26 @@ static void test_other_bad_headers(void) {
         CHECK(safetensors_read(path, &f, err, sizeof err) == 0 && f.n_tensors == 1 &&
                   strcmp(f.tensors[0].name, "x\\u0000") == 0,
               "a name with a backslash before u0000 is read whole: %s", err);
+        if (f.n_tensors) safetensors_free(&f);
+    }
+    // numbers are integers: one written with a fraction or exponent (cJSON would read 784.0 as
+    // 784) is refused, naming the header byte, as the reference implementation refuses it;
+    // such text inside a string (a name, a metadata value) is no number
+    expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[2.0],\"data_offsets\":[0,8]}}",
+                      "header byte 29: 2.0 is not written as an integer", __LINE__);
+    expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8e0]}}",
+                      "header byte 50: 8e0 is not written as an integer", __LINE__);
+    {
+        char path[512], err[512] = "";
+        test_path(path, sizeof path, "numbers_in_strings.safetensors");
+        uint8_t data[8] = {0};
+        write_raw_safetensors(path, "{\"__metadata__\":{\"lr\":\"1e-3\",\"q\\\"2.5\":\"-0.5\"},"
+                              "\"w1.5\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                              data, sizeof data);
+        StFile f;
+        CHECK(safetensors_read(path, &f, err, sizeof err) == 0 && f.n_tensors == 1 &&
+                  strcmp(f.tensors[0].name, "w1.5") == 0,
+              "numbers inside strings (names, metadata, an escaped quote) are text: %s", err);
         if (f.n_tensors) safetensors_free(&f);
     }
     // deep nesting must fail cleanly, not overflow the stack

@@ -59,6 +59,12 @@ long utf8_first_invalid(const char *s);
 // backslash is skipped whole, so \\u0000 (a backslash, then "u0000") is not one.
 long json_escaped_nul(const char *text, size_t len);
 
+// The byte offset in JSON text (len bytes) of the first number outside strings written with a
+// fraction or an exponent (784.0, 1e3), its length in *number_len; -1 when every number is
+// written as a whole number. For formats whose numbers are integers (safetensors: shapes and
+// offsets), which cJSON would read as 784 without a word.
+long json_non_integer_number(const char *text, size_t len, size_t *number_len);
+
 // Whether s ends with suffix (case-sensitive).
 bool ends_with(const char *s, const char *suffix);
 
