@@ -1490,9 +1490,11 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
                                   size_t errlen);
 
 // A message about a key's value ("SOURCE: a.b[2]: why") whose value came from --set names the
-// --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file. A message
-// about a section's keys together ("SOURCE: eval: parzen_samples ... got kind ...") names the
-// --sets without which the config reads (each tried left out), if any.
+// --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file. Any other
+// message about keys ("SOURCE: eval: parzen_samples ... got kind ...", or a key checked against
+// another: "SOURCE: model.decoder: its output (1, 28, 28) is not the data's shape" after --set
+// model.input_shape=...) names the --sets without which the config reads (each tried left out),
+// if any.
 static void name_override_in_error(const char *json, const char *dir, const char *const *overrides,
                                    int n_overrides, const char *source, const char *label, char *err,
                                    size_t errlen) {
@@ -1509,7 +1511,7 @@ static void name_override_in_error(const char *json, const char *dir, const char
         return;
     }
     const size_t section_length = strcspn(key, ":.[ ");
-    if (key[section_length] != ':' || section_length == 0 || n_overrides < 1 || n_overrides > 64) return;
+    if (key[section_length] == '\0' || !strchr(":.[", key[section_length]) || section_length == 0 || n_overrides < 1 || n_overrides > 64) return;
     const char **others = xmalloc((size_t)n_overrides * sizeof *others);
     for (int i = 0; i < n_overrides; i++) {
         int n_others = 0;

@@ -384,6 +384,19 @@ static void test_override_with_config_load(void) {
     CHECK(cfg.model.latent_dim == 16, "latent_dim %d", cfg.model.latent_dim);
 }
 
+// a key checked against another (the decoder's output against model.input_shape): the message
+// is about model.decoder, from the file, but names the --set without which the config reads
+static void test_override_named_in_cross_key_error(void) {
+    const char *sets[] = {"train.epochs=2", "model.input_shape=[1,5,5]", "train.lr=0.01"};
+    Config cfg;
+    char err[1024] = "";
+    int rc = config_load(&cfg, "configs/lectures/conv_vae_dim16.json", sets, 3, err, sizeof err);
+    CHECK(rc == -1, "a decoder whose output is not input_shape: accepted");
+    CHECK(strstr(err, "--set model.input_shape=[1,5,5] (over configs/lectures/conv_vae_dim16.json): model.decoder: "
+                      "its output (1, 28, 28) is not the data's shape (1, 5, 5)") == err,
+          "got \"%s\"", err);
+}
+
 static void test_override_errors_in_values(void) {
     // overrides that parse but fail validation name the --set, the config source and the key
     static const struct {
@@ -919,6 +932,7 @@ int main(void) {
     test_run("override values", test_override_values);
     test_run("override creates section", test_override_creates_section);
     test_run("override with config_load", test_override_with_config_load);
+    test_run("override named in a cross-key error", test_override_named_in_cross_key_error);
     test_run("override values rejected", test_override_errors_in_values);
     test_run("override malformed", test_override_malformed);
 
