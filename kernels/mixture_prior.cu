@@ -1,6 +1,6 @@
 // mixture_prior.cu: an adversarial autoencoder's 2-D mixture prior: z (B, 2) of N(0, 1) draws
 // becomes, row by row, a point of component (row mod components) -- mixture_point of
-// layer_math.h, the CPU backend's arithmetic too. One thread per row.
+// layer_math.h, the CPU backend's arithmetic too. A thread a row (grid-stride).
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
@@ -9,9 +9,9 @@
 
 __global__ void mixture_prior_kernel(float *z,   // (B, 2)
                                      int B, int components) {
-    const int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= B) return;
-    mixture_point(b % components, components, &z[2 * b], &z[2 * b + 1]);
+    // grid-stride: grid_for caps the grid, so a thread may take several rows
+    for (size_t b = blockIdx.x * (size_t)blockDim.x + threadIdx.x; b < (size_t)B; b += (size_t)gridDim.x * blockDim.x)
+        mixture_point((int)(b % components), components, &z[2 * b], &z[2 * b + 1]);
 }
 
 extern "C" void launch_mixture_prior(float *z, int B, int components, cudaStream_t stream) {

@@ -85,10 +85,17 @@ static void *cuda_alloc(Backend *be, size_t bytes) {
     CudaImpl *impl = impl_of(be);
     void *ptr = NULL;
     cudaError_t status = cudaMalloc(&ptr, bytes ? bytes : 1);
-    if (status != cudaSuccess) {
+    if (status == cudaErrorMemoryAllocation) {
         fprintf(stderr, "cuvae: out of GPU memory allocating %zu bytes (%zu in use): %s\n",
                 bytes, impl->current_bytes, cudaGetErrorString(status));
         exit(CUVAE_EXIT_BAD_INPUT);
+    }
+    // any other failure is an earlier error surfacing here (a kernel's fault is sticky): not
+    // the user's input, and not memory
+    if (status != cudaSuccess) {
+        fprintf(stderr, "%s:%d: cudaMalloc(%zu bytes): %s (an earlier kernel or copy may have failed)\n", __FILE__,
+                __LINE__, bytes, cudaGetErrorString(status));
+        exit(1);
     }
     CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes ? bytes : 1, impl->stream));
     if (impl->n_allocations == impl->cap_allocations) {
@@ -604,8 +611,17 @@ static Backend *creation_failed(Backend *be, char *err, size_t errlen, const cha
 Backend *backend_cuda_create(char *err, size_t errlen) {
     int device_count = 0;
     cudaError_t status = cudaGetDeviceCount(&device_count);
-    if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver ||
-        (status == cudaSuccess && device_count == 0)) {
+    if (status == cudaErrorInsufficientDriver) {
+        // a GPU may well be there: its driver is older than the CUDA this binary was built with
+        int driver = 0, runtime = 0;
+        cudaDriverGetVersion(&driver);
+        cudaRuntimeGetVersion(&runtime);
+        set_error(err, errlen, "the NVIDIA driver supports CUDA up to %d.%d, and this build needs %d.%d (its "
+                  "runtime): update the driver, or build with the toolkit the driver supports (make CUDA_HOME=...)",
+                  driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+        return NULL;
+    }
+    if (status == cudaErrorNoDevice || (status == cudaSuccess && device_count == 0)) {
         // the common case on a machine without a GPU: say that, not the runtime's words
         set_error(err, errlen, "no NVIDIA GPU/driver found");
         return NULL;

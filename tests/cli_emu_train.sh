@@ -103,4 +103,17 @@ CUVAE_REQUIRE_CUDA=1 "$EMU" train configs/examples_vae.json "${common[@]}" --set
 [ "$rc" -eq 2 ] && grep -q 'device "cuda" requested but unusable: no NVIDIA GPU/driver found' "$tmp/required.err" \
     && ok "CUVAE_REQUIRE_CUDA=1: device cuda on the emulator is refused (exit 2)" \
     || bad "CUVAE_REQUIRE_CUDA=1 train: exit $rc: $(tail -1 "$tmp/required.err")"
+# a driver older than the build's CUDA (CUEMU_DRIVER_VERSION: the runtime's answer on such a
+# machine) is said as that, not as "no GPU": device cuda refused, device auto on the CPU
+why="the NVIDIA driver supports CUDA up to 12.4, and this build needs [0-9]+\.[0-9]+ \(its runtime\): update the driver"
+CUEMU_DRIVER_VERSION=12040 "$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.epochs=1 \
+    --out "$tmp/old_driver" 2>"$tmp/old_driver.err"; rc=$?
+[ "$rc" -eq 2 ] && grep -qE "device \"cuda\" requested but unusable: $why" "$tmp/old_driver.err" \
+    && ok "a driver too old for the build: device cuda refused, saying so (exit 2) $L" \
+    || bad "old driver, device cuda: exit $rc: $(tail -1 "$tmp/old_driver.err")"
+CUEMU_DRIVER_VERSION=12040 "$EMU" train configs/examples_vae.json "${common[@]}" --set device=auto --set train.epochs=1 \
+    --out "$tmp/old_driver_auto" 2>"$tmp/old_driver_auto.err"; rc=$?
+[ "$rc" -eq 0 ] && grep -qE "device auto: $why.*, using the CPU" "$tmp/old_driver_auto.err" \
+    && ok "a driver too old for the build: device auto trains on the CPU, saying why $L" \
+    || bad "old driver, device auto: exit $rc: $(grep device "$tmp/old_driver_auto.err" | tail -1)"
 cli_finish cli_emu_train

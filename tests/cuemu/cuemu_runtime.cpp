@@ -341,7 +341,29 @@ cudaError_t cudaPeekAtLastError(void) {
 
 // ---- device --------------------------------------------------------------------
 
+// CUEMU_DRIVER_VERSION=N (e.g. 12040): the driver reports CUDA N; below this runtime's
+// version, cudaGetDeviceCount fails as with a real driver too old for the toolkit
+// (cudaErrorInsufficientDriver), for the tests of that message.
+static int emulated_driver_version(void) {
+    const char *text = getenv("CUEMU_DRIVER_VERSION");
+    return text && *text ? atoi(text) : CUDART_VERSION;
+}
+
+cudaError_t cudaDriverGetVersion(int *version) {
+    *version = emulated_driver_version();
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *version) {
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetDeviceCount(int *count) {
+    if (emulated_driver_version() < CUDART_VERSION) {
+        *count = 0;
+        return fail(cudaErrorInsufficientDriver);
+    }
     const char *require = getenv("CUVAE_REQUIRE_CUDA");
     if (require && strcmp(require, "1") == 0) {
         *count = 0;
