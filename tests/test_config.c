@@ -395,6 +395,16 @@ static void test_override_named_in_cross_key_error(void) {
     CHECK(strstr(err, "--set model.input_shape=[1,5,5] (over configs/lectures/conv_vae_dim16.json): model.decoder: "
                       "its output (1, 28, 28) is not the data's shape (1, 5, 5)") == err,
           "got \"%s\"", err);
+    // a nested key's message (model.codebook), and one about another section than the --set's
+    // in a config merged over a base
+    const char *codebook[] = {"model.codebook.update=loss"}, *output[] = {"model.output=gaussian"};
+    rc = config_load(&cfg, "configs/lectures/vq_vae_k256.json", codebook, 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "--set model.codebook.update=loss (over configs/lectures/vq_vae_k256.json): "
+                                  "model.codebook: decay, eps and restart_dead") == err, "got \"%s\"", err);
+    rc = config_load(&cfg, "configs/lectures/deck003_dim2.json", output, 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "--set model.output=gaussian (over configs/lectures/deck003_dim2.json (merged over "
+                                  "configs/lectures/vae_dim2.json)): loss.reconstruction: \"bce\" needs") == err,
+          "got \"%s\"", err);
 }
 
 static void test_override_errors_in_values(void) {
