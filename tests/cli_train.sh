@@ -182,7 +182,16 @@ mkdir -p "$tmp/cos_extended/figures"; echo png > "$tmp/cos_extended/figures/samp
 mkdir -p "$tmp/swapdata" && cp data/mnist/* "$tmp/swapdata/"
 "$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=1 \
     --out "$tmp/swap" 2>/dev/null
-cp data/fashion-mnist/* "$tmp/swapdata/"
+# (one pixel of a later training image changed: the files of another named dataset are refused
+# before the resume point is read, below)
+python3 - "$tmp/swapdata" <<'PY'
+import gzip, os, sys
+path = os.path.join(sys.argv[1], "train-images-idx3-ubyte.gz")
+data = bytearray(gzip.open(path).read())
+data[16 + 784 * 20 + 400] ^= 0xFF
+os.remove(path)
+open(path[:-3], "wb").write(bytes(data))
+PY
 "$CUVAE" train configs/examples_vae.json "${res[@]}" --set data.dir="$tmp/swapdata" --set train.epochs=2 \
     --out "$tmp/swap" --resume 2>"$tmp/swap.err"; rc=$?
 [ $rc -eq 2 ] && grep -q "resume.safetensors: the run trained on other data (its training set's CRC-32 [0-9a-f]*, now" "$tmp/swap.err" \
@@ -191,6 +200,21 @@ cp data/fashion-mnist/* "$tmp/swapdata/"
 rc=$?
 [ $rc -eq 2 ] && grep -q "resume.safetensors: nothing to resume" "$tmp/res3.err" && ok "resume without a resume file: clear error" \
     || bad "resume without file: rc $rc: $(tail -1 "$tmp/res3.err")"
+# data.dataset over the other named dataset's files (a --set data.dataset with data.dir left as it
+# was): refused, saying what the files are -- it would train on one and label it as the other
+if [ -s data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    for pair in "fashion-mnist:data/mnist:MNIST" "mnist:data/fashion-mnist:Fashion-MNIST"; do
+        IFS=: read -r name dir holds <<< "$pair"
+        "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.dataset="$name" --set data.dir="$dir" \
+            --out "$tmp/mismatch" 2>"$tmp/mismatch.err"; rc=$?
+        [ $rc -eq 2 ] && grep -q "^cuvae: data.dir $dir holds $holds's training images (its first 10 match), but data.dataset is \"$name\": set data.dir to the $name files" "$tmp/mismatch.err" \
+            && [ ! -e "$tmp/mismatch" ] \
+            && ok "data.dataset $name over $holds's files: refused, naming both" \
+            || bad "data.dataset $name over $dir: rc $rc: $(tail -1 "$tmp/mismatch.err")"
+    done
+else
+    skip "data.dataset over the other dataset's files" "data/fashion-mnist missing (run make data)"
+fi
 # AE and dynamic binarization paths train too
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set model.kind=ae --set train.epochs=1 --out "$tmp/ae" 2>"$tmp/ae.err" \
     && grep -q '"test_kl": 0.000000' "$tmp/ae/log.jsonl" && ok "ae trains, KL is 0" || bad "ae run: $(tail -1 "$tmp/ae.err")"
