@@ -815,9 +815,9 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         rc = set_error(err, errlen, "plot: %s%s the latent scatter of the encoded test set; kind \"%s\" has no "
                        "encoder to place test images in a latent space", tsne_given ? tsne_option : "",
                        tsne_given ? " shapes" : "--latent-range sets the axes of", model_kind_name(m.cfg.model.kind));
-    else if (tsne_given && m.vq)
-        rc = set_error(err, errlen, "plot: %s shapes the t-SNE of a latent scatter; a vq_vae's figures have no "
-                       "latent scatter", tsne_option);
+    else if ((tsne_given || o->latent_range[0] < o->latent_range[1]) && m.vq)
+        rc = set_error(err, errlen, "plot: %s %s a latent scatter; a vq_vae's figures have no latent scatter",
+                       tsne_given ? tsne_option : "--latent-range", tsne_given ? "shapes the t-SNE of" : "sets the axes of");
     else if (tsne_given && L <= 2)
         rc = set_error(err, errlen, "plot: %s shapes the t-SNE of the latent scatter; this model's latent dim is %d, "
                        "%s", tsne_option, L, L == 2 ? "drawn directly with no t-SNE" : "which has no latent scatter "

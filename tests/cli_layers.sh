@@ -193,6 +193,13 @@ if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>"$tmp/vq.err"; then
     "$CUVAE" plot "$tmp/vq" 2>"$tmp/vqplot.err" && [ -s "$tmp/vq/figures/codebook_usage.png" ] \
         && [ -s "$tmp/vq/figures/samples.png" ] && [ -s "$tmp/vq/figures/reconstructions.png" ] \
         && ok "VQ-VAE plot: samples, reconstructions, codebook usage" || bad "VQ-VAE plot: $(tail -1 "$tmp/vqplot.err")"
+    # its figures have no latent scatter: the options that shape one are refused, saying so
+    # (--latent-range was dropped unsaid on 2-value codes, or refused as "a t-SNE" on others)
+    for opt in "--latent-range -1:1" "--tsne-points 500"; do
+        "$CUVAE" plot "$tmp/vq" $opt 2>"$tmp/vqopt.err"; rc=$?
+        [ $rc -eq 2 ] && grep -qx "cuvae: plot: ${opt%% *} [a-zA-Z -]* a latent scatter; a vq_vae's figures have no latent scatter" "$tmp/vqopt.err" \
+            && ok "VQ-VAE plot ${opt%% *}: refused (no latent scatter)" || bad "VQ-VAE plot $opt: rc $rc: $(tail -1 "$tmp/vqopt.err")"
+    done
     "$CUVAE" train "$tmp/vq.json" --set train.epochs=1 --out "$tmp/vqres" 2>/dev/null \
         && "$CUVAE" train "$tmp/vq.json" --out "$tmp/vqres" --resume 2>"$tmp/vqres.err" \
         && cmp -s "$tmp/vq/model.safetensors" "$tmp/vqres/model.safetensors" \
