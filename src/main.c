@@ -197,7 +197,10 @@ static int command_train(int argc, char **argv) {
                      "another length: give one of them", cfg.train.full_epochs, a.overrides[i]);
             return fail(err);
         }
-    if (a.full && cfg.train.full_epochs > 0) cfg.train.epochs = cfg.train.full_epochs;
+    if (a.full && cfg.train.full_epochs > 0) {
+        cfg.train.epochs = cfg.train.full_epochs;
+        cfg.train.epochs_from_full = true;
+    }
     else if (a.full)
         fprintf(stderr, "cuvae: --full: %s sets no train.full_epochs; training train.epochs = %d\n",
                 a.positional, cfg.train.epochs);

@@ -420,16 +420,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            "start a new run with --overwrite or --out", resume_path, at.data_crc32, data_crc);
             goto done;
         }
+        // the key the length came from (--full: train.full_epochs, where train.epochs is refused)
+        const char *epochs_key = cfg->train.epochs_from_full ? "train.full_epochs" : "train.epochs";
         if (at.epochs_done > epochs) {
-            rc = set_error(err, errlen, "%s: the run has finished %d epochs; train.epochs %d would end it "
-                           "before them (--set train.epochs=%d or more)", resume_path, at.epochs_done, epochs,
+            rc = set_error(err, errlen, "%s: the run has finished %d epochs; %s %d would end it before them "
+                           "(--set %s=%d or more)", resume_path, at.epochs_done, epochs_key, epochs, epochs_key,
                            at.epochs_done);
             goto done;
         }
         if (at.epochs_done == epochs && at.steps_in_epoch > 0) {   // stopped in the epoch after the last
-            rc = set_error(err, errlen, "%s: the run is in epoch %d (step %lld of %ld); train.epochs %d would end it "
-                           "before that epoch (--set train.epochs=%d or more)", resume_path, epochs + 1,
-                           (long long)at.steps_in_epoch, steps_per_epoch, epochs, epochs + 1);
+            rc = set_error(err, errlen, "%s: the run is in epoch %d (step %lld of %ld); %s %d would end it "
+                           "before that epoch (--set %s=%d or more)", resume_path, epochs + 1,
+                           (long long)at.steps_in_epoch, steps_per_epoch, epochs_key, epochs, epochs_key, epochs + 1);
             goto done;
         }
     }

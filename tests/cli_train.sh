@@ -163,6 +163,14 @@ strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1";
 rc=$?
 [ $rc -eq 2 ] && grep -q "another config.*lr" "$tmp/res2.err" && ok "resume refuses a changed config, naming the key" \
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
+# a length shorter than the epochs done names the key it came from: train.full_epochs under
+# --full (where --set train.epochs is refused), else train.epochs
+for how in "--set train.epochs=2" "--full --set train.full_epochs=2"; do
+    key=${how##*--set }; key=${key%%=*}
+    "$CUVAE" train configs/examples_vae.json "${res[@]}" $how --out "$tmp/full" --resume 2>"$tmp/short.err"; rc=$?
+    [ $rc -eq 2 ] && grep -q "full/resume.safetensors: the run has finished 3 epochs; $key 2 would end it before them (--set $key=3 or more)$" "$tmp/short.err" \
+        && ok "resume with fewer epochs than done ($how): refused, naming $key" || bad "short resume ($how): rc $rc: $(tail -1 "$tmp/short.err")"
+done
 # a cosine run extended: the rest on the longer curve (the lr rises), said in a note
 cos_small=(--set data.train_limit=256 --set data.test_limit=64 --set device=cpu --set train.lr_schedule=cosine)
 "$CUVAE" train configs/examples_vae.json "${cos_small[@]}" --set train.epochs=2 --out "$tmp/cos_extended" 2>/dev/null

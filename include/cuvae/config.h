@@ -148,6 +148,7 @@ typedef struct {
         int log_interval;      // steps between progress reads of the device loss (default 100)
         int early_stopping;    // stop after this many epochs without a better validation loss (0 = off)
         int full_epochs;       // lecture-length epochs used by `make lectures FULL=1` (0 = epochs)
+        bool epochs_from_full; // not a key: `train --full` set epochs from full_epochs (messages name it)
         LrSchedule lr_schedule;  // constant | burda (lr * 10^(-i/7) for 3^i epochs, i = 0..7)
                                  // | step (lr * lr_gamma every lr_step_epochs) | cosine (per step, to lr_min)
         int lr_step_epochs;      // step: epochs between decays (default 10)
