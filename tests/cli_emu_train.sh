@@ -116,4 +116,10 @@ CUEMU_DRIVER_VERSION=12040 "$EMU" train configs/examples_vae.json "${common[@]}"
 [ "$rc" -eq 0 ] && grep -qE "device auto: $why.*, using the CPU" "$tmp/old_driver_auto.err" \
     && ok "a driver too old for the build: device auto trains on the CPU, saying why $L" \
     || bad "old driver, device auto: exit $rc: $(grep device "$tmp/old_driver_auto.err" | tail -1)"
+# no driver at all (what the runtime says on a machine without a GPU, this one included): no GPU
+CUEMU_DRIVER_VERSION=0 "$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.epochs=1 \
+    --out "$tmp/no_driver" 2>"$tmp/no_driver.err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q 'device "cuda" requested but unusable: no NVIDIA GPU/driver found$' "$tmp/no_driver.err" \
+    && ok "no driver installed: said as no GPU, not as an old driver $L" \
+    || bad "no driver, device cuda: exit $rc: $(tail -1 "$tmp/no_driver.err")"
 cli_finish cli_emu_train

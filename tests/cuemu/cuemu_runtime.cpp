@@ -343,7 +343,8 @@ cudaError_t cudaPeekAtLastError(void) {
 
 // CUEMU_DRIVER_VERSION=N (e.g. 12040): the driver reports CUDA N; below this runtime's
 // version, cudaGetDeviceCount fails as with a real driver too old for the toolkit
-// (cudaErrorInsufficientDriver), for the tests of that message.
+// (cudaErrorInsufficientDriver), for the tests of that message. 0: no driver installed (the
+// real runtime's answer then is cudaErrorInsufficientDriver as well, with version 0).
 static int emulated_driver_version(void) {
     const char *text = getenv("CUEMU_DRIVER_VERSION");
     return text && *text ? atoi(text) : CUDART_VERSION;
