@@ -412,4 +412,19 @@ expect_error "an EMA decay that rounds to 1 in float32" 2 "model.codebook.decay:
     "$CUVAE" train configs/lectures/vq_vae_k256.json --set model.codebook.decay=0.99999999 --out "$tmp/d1"
 expect_error "a codebook beta below float32's range: says so (not 'must be >= 0')" 2 "model.codebook.beta: 1e-50 rounds to 0 in float32" -- \
     "$CUVAE" train configs/lectures/vq_vae_k256.json --set model.codebook.beta=1e-50 --out "$tmp/b1"
+# a CUDA build on a machine without a GPU (no /dev/nvidia*): device auto falls back saying
+# "no NVIDIA GPU/driver found" (the runtime's "insufficient driver" with no driver at all is not
+# an old driver), device cuda is refused saying the same
+if ! "$CUVAE" --version | grep -q "cuda backends"; then
+    skip "no-GPU messages of a CUDA build" "this build has no CUDA backend"
+elif ls /dev/nvidia* >/dev/null 2>&1; then
+    skip "no-GPU messages of a CUDA build" "this machine has an NVIDIA device"
+else
+    "$CUVAE" train configs/examples_vae.json --set data.train_limit=256 --set data.test_limit=64 --set train.epochs=1 \
+        --set device=auto --out "$tmp/nogpu" 2>"$tmp/nogpu.err"; rc=$?
+    [ $rc -eq 0 ] && grep -qx "cuvae: device auto: no NVIDIA GPU/driver found, using the CPU" "$tmp/nogpu.err" \
+        && ok "no GPU: device auto says so and trains on the CPU" || bad "no GPU, device auto: rc $rc: $(grep device "$tmp/nogpu.err" | head -1)"
+    expect_error "no GPU: device cuda refused, saying so" 2 'device "cuda" requested but unusable: no NVIDIA GPU/driver found$' -- \
+        "$CUVAE" train configs/examples_vae.json --set device=cuda --out "$tmp/nogpu_cuda"
+fi
 cli_finish cli_errors
