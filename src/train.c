@@ -634,7 +634,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         dist_wait_end();
         double train_seconds = wall_seconds() - epoch_start;
         ElboResult test;   // on the watched set: validation, or test
-        eval_elbo_ranks(&model, watched, EPS_SAMPLE, &test);   // sharded over the ranks
+        // through the final evaluation's model (its batch): the logged test loss is the one eval.json
+        // and `cuvae eval` give for the checkpoint (a GEMM of other rows may round a row otherwise)
+        model_copy_weights(&eval_model, &model);
+        eval_elbo_ranks(&eval_model, watched, EPS_SAMPLE, &test);   // sharded over the ranks
         double seconds = wall_seconds() - epoch_start;
         double train_loss = epoch_count > 0 ? epoch_weighted / epoch_count : 0.0;
         // the schedule the epoch's last step trained with (step s of the run, counted from 1, sits at
@@ -759,7 +762,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     if (epochs == 0) {
         ElboResult test;
-        eval_elbo_ranks(&model, &test_dev, EPS_SAMPLE, &test);
+        model_copy_weights(&eval_model, &model);
+        eval_elbo_ranks(&eval_model, &test_dev, EPS_SAMPLE, &test);
         if (units.exact_nll)
             fprintf(stderr, "epochs = 0: test loss %.4f = -log p(%s), nats/example (exact) at init\n", test.loss,
                     cfg->model.prior_of[0] ? "codes" : "x");
