@@ -125,7 +125,10 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     fputs("<td>", f);
     html_text(f, model && json_string(model, "kind") ? json_string(model, "kind") : "?");
     fputs("</td>", f);
-    if (loss) {
+    const char *prior_of = model ? json_string(model, "prior_of") : NULL;
+    if (prior_of && prior_of[0])   // a PixelCNN over a VQ-VAE's codes: its config's loss keys are the pixels' defaults
+        fputs("<td>categorical cross-entropy over the codes (sum over positions)</td>", f);
+    else if (loss) {
         const char *reduction = json_string(loss, "reduction");
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");

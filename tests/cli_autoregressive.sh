@@ -260,6 +260,12 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
     [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
         && ok "prior: eval re-encodes the test set through the VQ-VAE and reproduces the run's -log p(codes)" \
         || bad "prior eval $(field "$tmp/prior_eval.json" test_loss) vs $(field "$tmp/prior/eval.json" test_loss)"
+    # the report's loss column: the prior's cross-entropy over the codes, not its config's pixel BCE
+    echo '{"title": "t", "sections": [{"title": "s", "runs": ["prior"], "figures": []}]}' > "$tmp/prior_index.json"
+    "$CUVAE" report "$tmp/prior_index.json" "$tmp" 2>"$tmp/report.err" \
+        && grep -q "<td>categorical cross-entropy over the codes (sum over positions)</td>" "$tmp/index.html" \
+        && ! grep -q "over pixels" "$tmp/index.html" \
+        && ok "prior: the report names its loss as the codes' cross-entropy" || bad "prior report: $(tail -1 "$tmp/report.err")"
     expect_error "prior: eval --iw refused, naming p(codes)" 2 'eval --iw: kind "pixelcnn" has an exact -log p\(codes\)' -- \
         "$CUVAE" eval "$tmp/prior/model.safetensors" --iw 5
     "$CUVAE" sample "$tmp/prior/model.safetensors" -n 9 -o "$tmp/prior_s.png" 2>"$tmp/prior_s.err" \
