@@ -179,6 +179,17 @@ static double code_quantile(const float *codes, int n, int column, double q) {
     return v;
 }
 
+// How many of the points xy (n, 2) lie outside range {x_lo, x_hi, y_lo, y_hi}: a scatter on
+// given axes leaves them out, and says so.
+static int points_outside(const float *xy, int n, const double range[4]) {
+    int outside = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = xy + (size_t)i * 2;   // (z1, z2)
+        outside += !(z[0] >= range[0] && z[0] <= range[1] && z[1] >= range[2] && z[1] <= range[3]);
+    }
+    return outside;
+}
+
 static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels, int n,
                           const FigureOptions *o) {
     const int L = f->m->latent_dim;
@@ -200,11 +211,8 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
             fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s)\n", range[0],
                     range[1], range[2], range[3],
                     o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range");
-            int outside = 0;   // points the axes leave out: said (a range that misses the codes draws none)
-            for (int i = 0; i < points; i++) {
-                const float *z = codes + (size_t)i * 2;   // (z1, z2)
-                outside += !(z[0] >= range[0] && z[0] <= range[1] && z[1] >= range[2] && z[1] <= range[3]);
-            }
+            // points the axes leave out: said (a range that misses the codes draws none)
+            const int outside = points_outside(codes, points, range);
             if (outside)
                 fprintf(stderr, "cuvae: latent scatter: %d of the %d points lie outside the axes and are not "
                         "drawn%s\n", outside, points, outside == points ? " (none is: widen --latent-range)" : "");
@@ -267,12 +275,18 @@ static int figure_prior_against_codes(Figures *f, const float *codes, const uint
     }
     int rc = figure_scatter(f, codes, labels, n, &shared);   // redrawn on the shared axes
     if (rc == 0) {
-        char path[1200], title[160];
+        char path[1200], title[160], left_out[48] = "";
         snprintf(path, sizeof path, "%s/prior_samples.png", f->dir);
-        snprintf(title, sizeof title, "%d prior draws (%s), same axes", points,
-                 f->m->cfg.model.prior_mixture ? "10 Gaussians, by component" : "N(0, I)");
         const double range[4] = {shared.latent_range[0], shared.latent_range[1], shared.latent_range[0],
                                  shared.latent_range[1]};
+        const int outside = points_outside(prior, points, range);   // (--latent-range's axes may leave some out)
+        if (outside) {
+            snprintf(left_out, sizeof left_out, ", %d outside the axes", outside);
+            fprintf(stderr, "cuvae: prior draws: %d of the %d draws lie outside the axes and are not drawn\n", outside,
+                    points);
+        }
+        snprintf(title, sizeof title, "%d prior draws (%s), same axes%s", points,
+                 f->m->cfg.model.prior_mixture ? "10 Gaussians, by component" : "N(0, I)", left_out);
         rc = plot_scatter_in_range(path, title, "z1", "z2", prior, component, points, 10, NULL, range, f->err,
                                    f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);

@@ -74,6 +74,11 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
             && [ -s "$tmp/run/figures/samples.png" ] && grep -q "latent scatter axes" "$tmp/plot.err" \
             && ok "plot draws the encoded test set and prior draws on shared axes, and samples" \
             || bad "plot: $(ls "$tmp/run/figures" | tr '\n' ' ')"
+        # axes narrower than the prior's draws: how many are left out is said, as for the codes
+        "$CUVAE" plot "$tmp/run" --latent-range -0.5:0.5 2>"$tmp/plot_narrow.err" \
+            && grep -qE "^cuvae: prior draws: [0-9]+ of the [0-9]+ draws lie outside the axes and are not drawn$" "$tmp/plot_narrow.err" \
+            && ok "plot --latent-range narrower than the prior draws says how many it leaves out" \
+            || bad "plot --latent-range, prior draws: $(grep -E 'prior|outside' "$tmp/plot_narrow.err" | head -2)"
     elif ! command -v gnuplot >/dev/null 2>&1; then   # (a failing gnuplot is a failure: its message names it too)
         skip "aae plot" "gnuplot is not installed"
     else
