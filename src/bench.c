@@ -94,6 +94,8 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
         if (option_given_once(argc, argv, i, bench_takes_value, "bench", err, errlen) != 0) return -1;
+        if ((strcmp(arg, "--steps") == 0 || strcmp(arg, "--warmup") == 0) && !has_value)
+            return set_error(err, errlen, "bench: %s needs a number (%s N)", arg, arg);
         if (strcmp(arg, "--steps") == 0) {
             if (!has_value || parse_count(argv[++i], 1, &a->steps) != 0)
                 return set_error(err, errlen, "bench: --steps: expected an integer from 1 to 100000000, got \"%s\"",

@@ -612,7 +612,7 @@ static int run_command(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+        if (argc >= 3) {   // cuvae help COMMAND, cuvae --help COMMAND: that command's options
             const char *c = argv[2];
             if (argc > 3) {
                 fprintf(stderr, "cuvae: help: unexpected argument %s (cuvae help COMMAND)\n", argv[3]);

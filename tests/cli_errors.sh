@@ -24,6 +24,11 @@ expect_error "no command" 2 "usage: cuvae" -- "$CUVAE"
 expect_error "unknown command" 2 'unknown command "frobnicate"' -- "$CUVAE" frobnicate
 expect_error "help of an unknown command" 2 'help: unknown command "frobnicate"' -- "$CUVAE" help frobnicate
 expect_error "help with two arguments" 2 "help: unexpected argument x" -- "$CUVAE" help train x
+expect_error "--help with a command and more" 2 "help: unexpected argument x" -- "$CUVAE" --help train x
+for h in --help -h; do   # cuvae --help COMMAND: the command's options, as cuvae help COMMAND
+    [ "$("$CUVAE" $h train 2>&1)" = "$("$CUVAE" train --help)" ] && [ "$("$CUVAE" $h bench 2>&1)" = "$("$CUVAE" bench --help)" ] \
+        && ok "cuvae $h COMMAND prints that command's help" || bad "cuvae $h train: $("$CUVAE" $h train 2>&1 | head -1)"
+done
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus
 expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
 expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
@@ -42,6 +47,8 @@ expect_error "a bad value from --set is named by the --set, not blamed on the fi
     "$CUVAE" train configs/mnist_vae.json --set train.batch_size=0 --out "$tmp/bs0"
 expect_error "bench --steps with a sign" 2 'bench: --steps: expected an integer from 1 to 100000000, got "\+3"' -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps +3
+expect_error "bench --steps with no value: said as missing, not as an empty number" 2 'bench: --steps needs a number \(--steps N\)$' -- \
+    "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps
 expect_error "--out followed by an option (not a folder named --overwrite)" 2 \
     "train: --out needs a directory, got the option --overwrite \(a name starting with '-': ./--overwrite\)" -- \
     "$CUVAE" train configs/mnist_vae.json --out --overwrite
