@@ -146,7 +146,7 @@ static void start_watchdog(void) {
 
 // Without MPI: the ranks from srun's or cuvae's variables, the id file's path.
 // 0 when not launched so; 1 when launched so; -1 with err on inconsistent variables.
-static int no_mpi_launch(char *err, size_t errlen) {
+static int no_mpi_launch(const char *command, char *err, size_t errlen) {
     int size = env_int("CUVAE_WORLD_SIZE"), rank = env_int("CUVAE_RANK"), local = env_int("CUVAE_LOCAL_RANK");
     const char *id_file = getenv("CUVAE_NCCL_ID_FILE");
     // srun: the step's tasks (SLURM_STEP_NUM_TASKS is set in a step srun launched, not in a batch script)
@@ -162,9 +162,16 @@ static int no_mpi_launch(char *err, size_t errlen) {
         }
     }
     if (size < 0) return 0;
+    if (size >= 1 && rank < 0 && !getenv("CUVAE_RANK") && !getenv("SLURM_PROCID"))
+        return set_error(err, errlen, "launched as ranks without MPI: CUVAE_WORLD_SIZE is set (%d) but CUVAE_RANK "
+                         "is not (each rank's index, 0 to %d)", size, size - 1);
     if (size < 1 || rank < 0 || rank >= size)
         return set_error(err, errlen, "launched as ranks without MPI: want CUVAE_RANK in [0, CUVAE_WORLD_SIZE) "
                          "(or SLURM_PROCID in [0, SLURM_STEP_NUM_TASKS)), got rank %d of %d", rank, size);
+    // (the reason that stands whatever the variables say comes first: main says the same of MPI ranks)
+    if (size > 1 && (!command || strcmp(command, "train") != 0))
+        return set_error(err, errlen, "launched as %d ranks: only `cuvae train` runs data-parallel; run `cuvae %s` "
+                         "as one process", size, command ? command : "");
     if (!id_file || !*id_file)
         return set_error(err, errlen, "launched as %d ranks without MPI: set CUVAE_NCCL_ID_FILE to a path every rank "
                          "sees (a shared file system), fresh for each run", size);
@@ -236,7 +243,7 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
         return 0;
     }
 #endif
-    int launched = no_mpi_launch(err, errlen);
+    int launched = no_mpi_launch(*argc > 1 ? (*argv)[1] : NULL, err, errlen);
     if (launched < 0) return -1;
     if (launched == 0) {
         if (mpi_size > 1)

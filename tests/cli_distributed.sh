@@ -33,6 +33,14 @@ expect_error "without MPI: a negative world size" 2 "cuvae: CUVAE_WORLD_SIZE=-1:
 expect_error "without MPI: a rank without a world size (it would train alone)" 2 \
     "cuvae: CUVAE_RANK=1 is set but CUVAE_WORLD_SIZE is not" -- \
     env CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+expect_error "without MPI: a world size without a rank, said so (not 'rank -1')" 2 \
+    "launched as ranks without MPI: CUVAE_WORLD_SIZE is set \(1\) but CUVAE_RANK is not" -- \
+    env CUVAE_WORLD_SIZE=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
+for cmd in eval sample plot report bench; do   # the reason that stands, before any variable's advice
+    expect_error "without MPI: cuvae $cmd as ranks says only train runs data-parallel" 2 \
+        "launched as 2 ranks: only \`cuvae train\` runs data-parallel; run \`cuvae $cmd\` as one process" -- \
+        env CUVAE_WORLD_SIZE=2 CUVAE_RANK=0 "$CUVAE" $cmd "$tmp/whatever"
+done
 expect_error "srun: a task count that is not a number" 2 "cuvae: SLURM_STEP_NUM_TASKS=abc: not a whole number >= 0" -- \
     env SLURM_PROCID=0 SLURM_STEP_NUM_TASKS=abc "$CUVAE" train configs/examples_vae.json --out "$tmp/launch"
 [ ! -e "$tmp/launch" ] && ok "... none of the refused launches created the run folder" || bad "a refused launch created $tmp/launch"
