@@ -139,7 +139,8 @@ static int png_check_palette_indices(const char *path, char *err, size_t errlen)
     image.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&image, path))
         return set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
-    image.format = PNG_FORMAT_RGB_COLORMAP;
+    // with alpha (a tRNS chunk) the colormap keeps it: without, libpng would ask for a background
+    image.format = (image.format & PNG_FORMAT_FLAG_ALPHA) ? PNG_FORMAT_RGBA_COLORMAP : PNG_FORMAT_RGB_COLORMAP;
     uint8_t *indices = xmalloc(PNG_IMAGE_SIZE(image));   // (H, W)
     uint8_t *colormap = xmalloc(PNG_IMAGE_COLORMAP_SIZE(image));
     int rc = 0;
@@ -186,10 +187,6 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
         png_image_free(&image);
         return NULL;
     }
-    if ((image.format & PNG_FORMAT_FLAG_COLORMAP) && png_check_palette_indices(path, err, errlen) != 0) {
-        png_image_free(&image);
-        return NULL;
-    }
     image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     if (*channels == 0) {   // a data image (png_read): at most 2^24 values, like the array files
         *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
@@ -200,8 +197,15 @@ static uint8_t *read_png_as(const char *path, int *width, int *height, int *chan
             return NULL;
         }
     }
+    // (after the size check: the indices are decoded once more, H x W bytes)
+    if ((image.format & PNG_FORMAT_FLAG_COLORMAP) && png_check_palette_indices(path, err, errlen) != 0) {
+        png_image_free(&image);
+        return NULL;
+    }
     image.format = *channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    uint8_t *pixels = xmalloc(PNG_IMAGE_SIZE(image));
+    // zeroed: libpng composites a pixel with alpha (an alpha channel, a tRNS chunk) onto what the
+    // buffer holds when given no background -- black, as documented, not whatever the heap held
+    uint8_t *pixels = xcalloc(1, PNG_IMAGE_SIZE(image));
     if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
         set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
         png_image_free(&image);

@@ -212,11 +212,13 @@ def png_extra_data(path, rows):   # a grey image whose image data runs 8 bytes p
     open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
                            + chunk(b"IEND", b""))
 palette = bytes(v for i in range(16) for v in (i * 16, 255 - i * 16, i * 8))   # 16 entries
-for name in ["palette_ok", "palette_rgb", "palette_bad", "idat_extra"]:
+for name in ["palette_ok", "palette_trns", "palette_rgb", "palette_bad", "idat_extra"]:
     os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
 for i in range(24):
     idx = [(x + y * 3 + i) % 16 for y in range(8) for x in range(8)]
     png(f"{sys.argv[1]}/palette_ok/{i:02d}.png", idx, 3, chunk(b"PLTE", palette))
+    # with a tRNS chunk, every entry opaque: the same colours
+    png(f"{sys.argv[1]}/palette_trns/{i:02d}.png", idx, 3, chunk(b"PLTE", palette) + chunk(b"tRNS", bytes([255] * 16)))
     rgb = [palette[3 * k + c] for k in idx for c in range(3)]   # the same colours as RGB pixels
     ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
     raw = b"".join(b"\0" + bytes(rgb[y * 24:y * 24 + 24]) for y in range(8))
@@ -230,9 +232,10 @@ palette_loss() {
     train --set data.train="$D/depth/$1" --set model.input_shape=[3,8,8] --set train.batch_size=4 \
         --out "$tmp/$1" 2>&1 | grep -o "test loss [0-9.]*" | tail -1
 }
-lp=$(palette_loss palette_ok); lrgb=$(palette_loss palette_rgb)
-[ -n "$lp" ] && [ "$lp" = "$lrgb" ] && ok "palette PNGs (16 entries) train exactly as the same colours in RGB files ($lp)" \
-    || bad "palette PNGs: '$lp' against RGB '$lrgb'"
+lp=$(palette_loss palette_ok); lrgb=$(palette_loss palette_rgb); ltrns=$(palette_loss palette_trns)
+[ -n "$lp" ] && [ "$lp" = "$lrgb" ] && [ "$lp" = "$ltrns" ] \
+    && ok "palette PNGs (16 entries; also with an opaque tRNS chunk) train exactly as the same colours in RGB files ($lp)" \
+    || bad "palette PNGs: '$lp', with tRNS '$ltrns', against RGB '$lrgb'"
 expect_error "a palette index past the PLTE chunk (libpng reads it as black): refused, naming the pixel" 2 \
     "palette_bad/05.png: pixel \(x 3, y 2\) is palette index 40, past the 16 entries of its PLTE chunk" -- \
     train --set data.train="$D/depth/palette_bad" --set model.input_shape=[3,8,8] --out "$tmp/x"

@@ -175,6 +175,45 @@ static void test_png_errors(void) {
     free(row);
 }
 
+// A pixel with alpha is composited on black (the alpha channel dropped): an alpha-0 pixel reads
+// 0 whatever the heap held before (libpng composites onto the output buffer when given no
+// background), an opaque one as stored. The heap is dirtied first with a freed buffer of the
+// same size, which the read's allocation is likely to reuse.
+static void test_png_alpha_composited_on_black(void) {
+    enum { W = 64, H = 64 };
+    uint8_t *rgba = calloc((size_t)W * H * 4, 1);
+    for (int i = 0; i < W * H; i++) {
+        rgba[4 * i + 0] = 200; rgba[4 * i + 1] = 100; rgba[4 * i + 2] = 50;
+        rgba[4 * i + 3] = (i % 2) ? 255 : 0;   // odd pixels opaque, even ones transparent
+    }
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "rgba.png");
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = W;
+    image.height = H;
+    image.format = PNG_FORMAT_RGBA;
+    CHECK(png_image_write_to_file(&image, path, 0, rgba, 0, NULL), "writing the RGBA file: %s", image.message);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint8_t *dirty = malloc((size_t)W * H * 3);
+        memset(dirty, 0xAA, (size_t)W * H * 3);
+        free(dirty);
+        int w = 0, h = 0, channels = 0;
+        uint8_t *pixels = png_read(path, &w, &h, &channels, err, sizeof err);
+        CHECK(pixels && w == W && h == H && channels == 3, "read: %s", err);
+        int wrong = 0;
+        for (int i = 0; pixels && i < W * H; i++) {
+            const uint8_t *p = pixels + 3 * i;
+            if (i % 2) wrong += !(p[0] == 200 && p[1] == 100 && p[2] == 50);
+            else wrong += !(p[0] == 0 && p[1] == 0 && p[2] == 0);
+        }
+        CHECK(wrong == 0, "attempt %d: %d pixels not composited on black / not as stored", attempt, wrong);
+        free(pixels);
+    }
+    free(rgba);
+}
+
 // ----------------------------------------------------------------------------
 // image_grid
 
@@ -315,6 +354,7 @@ int main(void) {
     test_run("rgb_png_round_trip", test_rgb_png_round_trip);
     test_run("png_overwrite", test_png_overwrite);
     test_run("png_errors", test_png_errors);
+    test_run("png_alpha_composited_on_black", test_png_alpha_composited_on_black);
     test_run("grid_layout", test_grid_layout);
     test_run("grid_clamping_and_rounding", test_grid_clamping_and_rounding);
     test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);
