@@ -612,16 +612,16 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     int device_count = 0;
     cudaError_t status = cudaGetDeviceCount(&device_count);
     int driver = 0;   // 0: no driver installed (the runtime says "insufficient driver" then too)
-    if (status == cudaErrorInsufficientDriver && cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0) {
+    int runtime = 0;
+    if (status == cudaErrorInsufficientDriver && cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 &&
+        cudaRuntimeGetVersion(&runtime) == cudaSuccess && driver < runtime) {
         // a GPU may well be there: its driver is older than the CUDA this binary was built with
-        int runtime = 0;
-        cudaRuntimeGetVersion(&runtime);
         set_error(err, errlen, "the NVIDIA driver supports CUDA up to %d.%d, and this build needs %d.%d (its "
                   "runtime): update the driver, or build with the toolkit the driver supports (make CUDA_HOME=...)",
                   driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
         return NULL;
     }
-    if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver ||
+    if (status == cudaErrorNoDevice || (status == cudaErrorInsufficientDriver && driver == 0) ||
         (status == cudaSuccess && device_count == 0)) {
         // the common case on a machine without a GPU: say that, not the runtime's words
         set_error(err, errlen, "no NVIDIA GPU/driver found");

@@ -279,7 +279,9 @@ static int figure_prior_against_codes(Figures *f, const float *codes, const uint
         snprintf(path, sizeof path, "%s/prior_samples.png", f->dir);
         const double range[4] = {shared.latent_range[0], shared.latent_range[1], shared.latent_range[0],
                                  shared.latent_range[1]};
-        const int outside = points_outside(prior, points, range);   // (--latent-range's axes may leave some out)
+        // draws the axes leave out, said as for the codes (the default axes, the 0.5th..99.5th
+        // percentiles, leave out about 1 % of them; --latent-range's may leave out more)
+        const int outside = points_outside(prior, points, range);
         if (outside) {
             snprintf(left_out, sizeof left_out, ", %d outside the axes", outside);
             fprintf(stderr, "cuvae: prior draws: %d of the %d draws lie outside the axes and are not drawn\n", outside,
