@@ -635,7 +635,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         double train_seconds = wall_seconds() - epoch_start;
         ElboResult test;   // on the watched set: validation, or test
         // through the final evaluation's model (its batch): the logged test loss is the one eval.json
-        // and `cuvae eval` give for the checkpoint (a GEMM of other rows may round a row otherwise)
+        // and `cuvae eval` give for the checkpoint (a GEMM of other rows may round a row otherwise).
+        // Ranks share the set in blocks of that batch (up to 1,000 rows): a set of one block is
+        // evaluated by rank 0 alone -- the price of the same row blocks as eval.json's
         model_copy_weights(&eval_model, &model);
         eval_elbo_ranks(&eval_model, watched, EPS_SAMPLE, &test);   // sharded over the ranks
         double seconds = wall_seconds() - epoch_start;
