@@ -468,9 +468,10 @@ long json_non_integer_number(const char *text, size_t len, size_t *number_len) {
         if (c != '-' && (c < '0' || c > '9')) continue;
         size_t end = i;   // a number token: digits, sign, fraction, exponent
         bool whole = true;
-        while (end < len && strchr("0123456789+-.eE", text[end]) && text[end] != '\0') {
-            if (text[end] == '.' || text[end] == 'e' || text[end] == 'E') whole = false;
-            end++;
+        for (; end < len; end++) {
+            const char d = text[end];
+            if (d == '.' || d == 'e' || d == 'E') whole = false;
+            else if ((d < '0' || d > '9') && d != '+' && d != '-') break;
         }
         if (!whole) {
             *number_len = end - i;
