@@ -59,7 +59,7 @@ static const char *USAGE_MAIN =
     "  bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only | --paired]\n"
     "      training throughput as one JSON line\n"
     "\n"
-    "  cuvae <command> --help (or cuvae help <command>)   options of one command\n"
+    "  cuvae <command> --help (or cuvae help <command>, cuvae --help <command>)   options of one command\n"
     "  cuvae --version\n"
     "\n"
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
