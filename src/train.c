@@ -109,14 +109,19 @@ typedef struct {
     struct sigaction old_int, old_term;
 } InterruptHandlers;
 
+// A signal the process was started with ignored stays ignored (a shell's background job has
+// SIGINT ignored so that the terminal's Ctrl-C leaves it running; nohup, SIGHUP), as in the
+// final evaluation, which runs with the handlers the process had.
 static void interrupts_catch(InterruptHandlers *saved) {
     interrupt_signal = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &saved->old_int);
-    sigaction(SIGTERM, &sa, &saved->old_term);
+    sigaction(SIGINT, NULL, &saved->old_int);
+    sigaction(SIGTERM, NULL, &saved->old_term);
+    if (saved->old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    if (saved->old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
 }
 
 static void interrupts_restore(const InterruptHandlers *saved) {

@@ -239,8 +239,9 @@ for sig in INT TERM; do
         # SIGTERM's run replaces an earlier run (with an eval.json): the interrupted run takes its place
         [ $sig = TERM ] && cp -r "$tmp/ref" "$out"
         # SIGTERM's run was started with --overwrite: the hint says to use --resume in its place
-        "$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" \
-            $([ $sig = TERM ] && echo --overwrite) 2>"$out.err" &
+        # (trap - INT: a background job of this script would start with SIGINT ignored)
+        ( trap - INT; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" \
+            $([ $sig = TERM ] && echo --overwrite) ) 2>"$out.err" &
         pid=$!
         # the signal goes in epoch 2 (INT) or 3 (TERM): when the epoch before has printed its
         # summary line, plus a little (a fraction of the measured run time would depend on the
@@ -295,6 +296,25 @@ for sig in INT TERM; do
     fi
 done
 
+# ---- a run started with SIGINT ignored (a background job of this script, as of any
+# non-interactive shell) keeps it ignored: Ctrl-C in the terminal leaves it training
+out="$tmp/int_ignored"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" "${steps[@]}" --out "$out" 2>"$out.err" &
+pid=$!
+for _ in $(seq 2000); do grep -q "^epoch 1/3:" "$out.err" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+if kill -INT "$pid" 2>/dev/null; then
+    wait "$pid"; rc=$?
+    if [ "$rc" -eq 0 ] && ! grep -q "stopping at the next step boundary\|^cuvae: interrupted" "$out.err" \
+       && cmp -s "$out/model.safetensors" "$tmp/int_ref/model.safetensors"; then
+        ok "SIGINT to a run started with SIGINT ignored: it stays ignored (the run finishes, the model identical)"
+    else
+        bad "SIGINT to a run started with SIGINT ignored: exit $rc, $(tail -1 "$out.err")"
+    fi
+else
+    wait "$pid"
+    skip "SIGINT to a run started with SIGINT ignored" "the run ended before its first epoch was seen"
+fi
+
 # ---- a signal while the last epoch is being evaluated and saved: training is over, so the
 # process says the model is saved and the final evaluation skipped (exit 130), not silence.
 # Timed: tries a few delays; if none lands in that window the case is skipped, not passed.
@@ -306,7 +326,7 @@ late_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b
 landed=""
 for f in 0.55 0.65 0.6 0.7 0.5 0.75 0.45 0.8 0.4 0.85; do
     out="$tmp/late_$f"
-    "$CUVAE" train configs/examples_vae.json --set device=cpu "${late[@]}" --out "$out" 2>"$out.err" &
+    ( trap - INT; exec "$CUVAE" train configs/examples_vae.json --set device=cpu "${late[@]}" --out "$out" ) 2>"$out.err" &
     pid=$!
     sleep "$(awk -v s="$late_seconds" -v f="$f" 'BEGIN { printf "%.3f", s * f }')"
     kill -INT "$pid"
