@@ -172,10 +172,9 @@ static int no_mpi_launch(const char *command, char *err, size_t errlen) {
     if (size > 1 && (!command || strcmp(command, "train") != 0))
         return set_error(err, errlen, "launched as %d ranks: only `cuvae train` runs data-parallel; run `cuvae %s` "
                          "as one process", size, command ? command : "");
-    if (!id_file || !*id_file)
-        return set_error(err, errlen, "launched as %d ranks without MPI: set CUVAE_NCCL_ID_FILE to a path every rank "
-                         "sees (a shared file system), fresh for each run", size);
-    if (id_file != g_id_file) snprintf(g_id_file, sizeof g_id_file, "%s", id_file);
+    // (a missing id file is said where the CUDA backend needs it, dist_share_id_by_file: on the
+    // CPU the reason that stands is that its collectives need MPI, train.c)
+    if (id_file && id_file != g_id_file) snprintf(g_id_file, sizeof g_id_file, "%s", id_file);
     g_rank = rank;
     g_size = size;
     g_local_rank = local >= 0 ? local : rank;
@@ -358,6 +357,9 @@ void dist_broadcast_bytes(void *buf, size_t n, const char *what) {
 // ---- the NCCL id through a shared file (no MPI) ----------------------------------
 
 int dist_share_id_by_file(void *id, size_t n, char *err, size_t errlen) {
+    if (!g_id_file[0])
+        return set_error(err, errlen, "launched as %d rank%s without MPI: set CUVAE_NCCL_ID_FILE to a path every rank "
+                         "sees (a shared file system), fresh for each run", g_size, g_size == 1 ? "" : "s");
     if (g_rank == 0) {   // written whole under a temporary name, then renamed: never read half-written
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.tmp%ld", g_id_file, (long)getpid());

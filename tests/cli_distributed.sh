@@ -22,8 +22,9 @@ fi
 expect_error "without MPI: the CPU backend is refused" 2 "launched as 2 ranks without MPI: only the CUDA backend \(NCCL\)" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json \
         --set device=cpu --set data.train_limit=200 --set data.test_limit=100 --out "$tmp/nompi_cpu"
-expect_error "without MPI: the id file is required" 2 "set CUVAE_NCCL_ID_FILE to a path every rank sees" -- \
-    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --out "$tmp/nompi_cpu"
+expect_error "without MPI and without an id file, on the CPU: the CPU's reason first (not the id file)" 2 \
+    "launched as 2 ranks without MPI: only the CUDA backend \(NCCL\)" -- \
+    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --set device=cpu --out "$tmp/nompi_cpu"
 expect_error "without MPI: a rank outside the world" 2 "want CUVAE_RANK in \[0, CUVAE_WORLD_SIZE\).*got rank 5 of 2" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=5 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json --out "$tmp/x"
 expect_error "without MPI: a world size that is not a number" 2 "cuvae: CUVAE_WORLD_SIZE=abc: not a whole number >= 0" -- \
@@ -60,6 +61,11 @@ if [ -x "$emu" ]; then
     tiny=(--set data.train_limit=300 --set data.test_limit=100 --set device=cuda --set model.latent_dim=8
           --set train.epochs=1 --set train.batch_size=100 --set eval.iw_samples=0 --set train.epoch_images=false
           --set loss.free_bits=0.5)
+    expect_error "(emulated CUDA) without MPI: the id file is required" 2 \
+        "launched as 2 ranks without MPI: set CUVAE_NCCL_ID_FILE to a path every rank sees" -- \
+        env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi_noid"
+    [ ! -e "$tmp/nompi_noid" ] && ok "... (emulated CUDA) the refused launch created no run folder" \
+        || bad "(emulated CUDA) the launch without an id file created $tmp/nompi_noid"
     "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi1" 2>/dev/null
     if env CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/nccl.id" "$emu" train configs/examples_vae.json \
             "${tiny[@]}" --out "$tmp/nompi2" >"$tmp/nompi2.out" 2>&1 &&
