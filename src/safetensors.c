@@ -49,6 +49,40 @@ static uLong crc_bytes(uLong crc, const void *data, size_t bytes) {
     return crc;
 }
 
+#define ENTRIES_KEY "crc32_entries"   // CRC-32 of the header's tensor entries (crc_entries), 8 hex digits
+
+// The CRC-32 of the tensor entries, in the order of their data (begins[i]: tensor i's first
+// byte in the data section): name NUL dtype NUL rank and dims NUL begin NUL each. The data and
+// metadata CRC does not see names, shapes or offsets: two tensors of one shape with their
+// offsets swapped would read as each other. (Files cuvae wrote before this key lack it.)
+static uLong crc_entries(const StTensor *tensors, const size_t *begins, int n) {
+    int *order = xmalloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) {   // insertion sort by begin (a handful of tensors)
+        int j = i;
+        while (j > 0 && begins[order[j - 1]] > begins[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int k = 0; k < n; k++) {
+        const StTensor *t = &tensors[order[k]];
+        char text[64 + 24 * ST_MAX_RANK];
+        int used = snprintf(text, sizeof text, "%d", t->rank);
+        for (int d = 0; d < t->rank && used < (int)sizeof text; d++)
+            used += snprintf(text + used, sizeof text - (size_t)used, ",%lld", (long long)t->shape[d]);
+        char begin[32];
+        snprintf(begin, sizeof begin, "%zu", begins[order[k]]);
+        crc = crc_bytes(crc, t->name, strlen(t->name) + 1);
+        crc = crc_bytes(crc, t->dtype[0] ? t->dtype : "F32", strlen(t->dtype[0] ? t->dtype : "F32") + 1);
+        crc = crc_bytes(crc, text, strlen(text) + 1);
+        crc = crc_bytes(crc, begin, strlen(begin) + 1);
+    }
+    free(order);
+    return crc;
+}
+
 // continues crc over the metadata pairs in order (key NUL value NUL), CRC_KEY itself left out
 static uLong crc_metadata(uLong crc, const StMeta *meta, int n_meta) {
     for (int i = 0; i < n_meta; i++) {
@@ -233,24 +267,36 @@ int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
     if (!path || !path[0]) return set_error(err, errlen, "safetensors_write: empty path");
     if (validate_write_args(path, tensors, n_tensors, meta, n_meta, err, errlen) != 0) return -1;
     for (int i = 0; i < n_meta; i++)
-        if (strcmp(meta[i].key, CRC_KEY) == 0)
-            return set_error(err, errlen, "%s: metadata key '%s' is written by safetensors_write", path, CRC_KEY);
+        if (strcmp(meta[i].key, CRC_KEY) == 0 || strcmp(meta[i].key, ENTRIES_KEY) == 0)
+            return set_error(err, errlen, "%s: metadata key '%s' is written by safetensors_write", path, meta[i].key);
 
-    // the CRC-32 of the data section (the tensors' bytes in file order) and of the
-    // metadata rides in the metadata
+    // the CRC-32 of the tensor entries (names, shapes, offsets), then the CRC-32 of the data
+    // section (the tensors' bytes in file order) and of the metadata, that one included, ride
+    // in the metadata
+    size_t *begins = xmalloc(sizeof(size_t) * (size_t)(n_tensors > 0 ? n_tensors : 1));
+    size_t offset = 0;
+    for (int i = 0; i < n_tensors; i++) {
+        begins[i] = offset;
+        offset += 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank);
+    }
+    char entries_text[16];
+    snprintf(entries_text, sizeof entries_text, "%08lx", (unsigned long)crc_entries(tensors, begins, n_tensors));
+    free(begins);
+    StMeta *all_meta = xmalloc(sizeof(StMeta) * (size_t)(n_meta + 2));
+    for (int i = 0; i < n_meta; i++) all_meta[i] = meta[i];
+    snprintf(all_meta[n_meta].key, sizeof all_meta[n_meta].key, "%s", ENTRIES_KEY);
+    all_meta[n_meta].value = entries_text;
     uLong crc = crc32(0L, Z_NULL, 0);
     for (int i = 0; i < n_tensors; i++)
         crc = crc_bytes(crc, tensors[i].data, 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank));
-    crc = crc_metadata(crc, meta, n_meta);
+    crc = crc_metadata(crc, all_meta, n_meta + 1);
     char crc_text[16];
     snprintf(crc_text, sizeof crc_text, "%08lx", (unsigned long)crc);
-    StMeta *all_meta = xmalloc(sizeof(StMeta) * (size_t)(n_meta + 1));
-    for (int i = 0; i < n_meta; i++) all_meta[i] = meta[i];
-    snprintf(all_meta[n_meta].key, sizeof all_meta[n_meta].key, "%s", CRC_KEY);
-    all_meta[n_meta].value = crc_text;
+    snprintf(all_meta[n_meta + 1].key, sizeof all_meta[n_meta + 1].key, "%s", CRC_KEY);
+    all_meta[n_meta + 1].value = crc_text;
 
     TextBuffer header = {0};
-    build_header(&header, tensors, n_tensors, all_meta, n_meta + 1);
+    build_header(&header, tensors, n_tensors, all_meta, n_meta + 2);
     free(all_meta);
     uint8_t length_bytes[8];
     uint64_t header_len = header.len;
@@ -574,6 +620,19 @@ static int verify_checksum(const char *path, const StFile *f, char *err, size_t 
         return set_error(err, errlen, "%s: checksum mismatch: __metadata__.%s is %s but the tensor "
                          "data and metadata give %08lx (the file is damaged or was edited)", path, CRC_KEY,
                          stored, (unsigned long)crc);
+    const char *entries = safetensors_meta(f, ENTRIES_KEY);
+    if (!entries) return 0;   // (written before the key was)
+    want = strtoul(entries, &end, 16);
+    if (strlen(entries) != 8 || *end != '\0')
+        return set_error(err, errlen, "%s: __metadata__.%s: expected 8 hex digits", path, ENTRIES_KEY);
+    size_t *begins = xmalloc(sizeof(size_t) * (size_t)(f->n_tensors > 0 ? f->n_tensors : 1));
+    for (int i = 0; i < f->n_tensors; i++) begins[i] = (size_t)(f->tensors[i].bytes - (f->buffer + start));
+    crc = crc_entries(f->tensors, begins, f->n_tensors);
+    free(begins);
+    if ((unsigned long)crc != want)
+        return set_error(err, errlen, "%s: checksum mismatch: __metadata__.%s is %s but the header's tensor entries "
+                         "(names, dtypes, shapes, offsets) give %08lx (the file is damaged or was edited)", path,
+                         ENTRIES_KEY, entries, (unsigned long)crc);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "cuvae/common.h"
 #include "test.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -200,7 +201,9 @@ static void test_round_trip(void) {
     CHECK(rc == 0, "read failed: %s", err);
     if (rc != 0) return;
     CHECK(f.n_tensors == SAMPLE_TENSORS, "n_tensors %d", f.n_tensors);
-    CHECK(f.n_meta == 4, "n_meta %d (3 + crc32)", f.n_meta);
+    CHECK(f.n_meta == 5, "n_meta %d (3 + crc32_entries + crc32)", f.n_meta);
+    CHECK(safetensors_meta(&f, "crc32_entries") && strlen(safetensors_meta(&f, "crc32_entries")) == 8,
+          "no 8-digit crc32_entries");
     CHECK(safetensors_meta(&f, "crc32") && strlen(safetensors_meta(&f, "crc32")) == 8,
           "no 8-digit crc32");
     for (int i = 0; i < SAMPLE_TENSORS && i < f.n_tensors; i++) {
@@ -338,6 +341,54 @@ static void test_checksum_and_finite(void) {
     }
 }
 
+// Two tensors of the same byte size with their data_offsets swapped in the header (the data and
+// the metadata untouched, so crc32 still matches): crc32_entries refuses the file; with that key
+// dropped too, crc32 (which covers it) no longer matches.
+static void rewrite_header(const char *path, cJSON *header, const uint8_t *data, size_t data_size) {
+    char *edited = cJSON_PrintUnformatted(header);
+    size_t len = strlen(edited);
+    char *padded = calloc(len + 9, 1);
+    memcpy(padded, edited, len);
+    while ((8 + len) % 8 != 0) padded[len++] = ' ';
+    write_raw_safetensors(path, padded, data, data_size);
+    free(padded);
+    free(edited);
+}
+
+static void test_entries_checksum(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "swapped.safetensors");
+    CHECK(write_sample(path, err, sizeof err) == 0, "write: %s", err);
+    size_t n = 0;
+    uint8_t *bytes = read_bytes(path, &n);
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++) header_len |= (uint64_t)bytes[i] << (8 * i);
+    char *text = malloc(header_len + 1);
+    memcpy(text, bytes + 8, header_len);
+    text[header_len] = '\0';
+    cJSON *header = cJSON_Parse(text);
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(header, "encoder.0.bias");   // 6 floats
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(header, "mu.weight");        // 2 x 3 floats
+    CHECK(a && b, "sample entries not found");
+    if (a && b) {
+        cJSON *a_offsets = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(a, "data_offsets"), 1);
+        cJSON *b_offsets = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(b, "data_offsets"), 1);
+        cJSON_ReplaceItemInObjectCaseSensitive(a, "data_offsets", b_offsets);
+        cJSON_ReplaceItemInObjectCaseSensitive(b, "data_offsets", a_offsets);
+        const uint8_t *data = bytes + 8 + header_len;
+        const size_t data_size = n - 8 - (size_t)header_len;
+        rewrite_header(path, header, data, data_size);
+        expect_read_error(path, "crc32_entries", __LINE__);
+        cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(header, "__metadata__"),
+                                                "crc32_entries");
+        rewrite_header(path, header, data, data_size);
+        expect_read_error(path, "checksum mismatch", __LINE__);
+    }
+    cJSON_Delete(header);
+    free(text);
+    free(bytes);
+}
+
 // Zero tensors, scalars (rank 0) and empty tensors.
 static void test_edge_shapes(void) {
     char path[512], err[512] = "";
@@ -345,8 +396,8 @@ static void test_edge_shapes(void) {
     CHECK(safetensors_write(path, NULL, 0, NULL, 0, err, sizeof err) == 0, "empty write: %s", err);
     StFile f;
     CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "empty read: %s", err);
-    CHECK(f.n_tensors == 0 && f.n_meta == 1, "empty file has %d tensors, %d metadata (want 0, 1: "
-          "crc32)", f.n_tensors, f.n_meta);
+    CHECK(f.n_tensors == 0 && f.n_meta == 2, "empty file has %d tensors, %d metadata (want 0, 2: "
+          "crc32_entries, crc32)", f.n_tensors, f.n_meta);
     safetensors_free(&f);
 
     float scalar = 3.5f;
@@ -828,13 +879,15 @@ static void test_python_decodes_file(void) {
     StMeta meta[3];
     fill_sample(t, meta);
     StFile written;
-    char crc[16] = "";
+    char crc[16] = "", entries[16] = "";
     if (safetensors_read(path, &written, err, sizeof err) == 0) {
         snprintf(crc, sizeof crc, "%s", safetensors_meta(&written, "crc32"));
+        snprintf(entries, sizeof entries, "%s", safetensors_meta(&written, "crc32_entries"));
         safetensors_free(&written);
     }
-    for (int i = 0; i < 4; i++) {
-        const char *key = i < 3 ? meta[i].key : "crc32", *value = i < 3 ? meta[i].value : crc;
+    for (int i = 0; i < 5; i++) {
+        const char *key = i < 3 ? meta[i].key : i == 3 ? "crc32_entries" : "crc32";
+        const char *value = i < 3 ? meta[i].value : i == 3 ? entries : crc;
         strcat(expected, "meta ");
         append_hex(expected, sizeof expected, key, strlen(key));
         strcat(expected, " ");
@@ -886,6 +939,7 @@ int main(void) {
     test_run("round_trip", test_round_trip);
     test_run("header_layout", test_header_layout);
     test_run("edge_shapes", test_edge_shapes);
+    test_run("entries_checksum", test_entries_checksum);
     test_run("independent_file", test_independent_file);
     test_run("misaligned_tensor_offset", test_misaligned_tensor_offset);
     test_run("missing_file", test_missing_file);
