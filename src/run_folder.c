@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,13 @@ int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen) {
         snprintf(path, sizeof path, "%s/%s", run_dir, REPLACED_FILES[i]);
         if (output_path_resolve(path, &resolved, err, errlen) != 0) return -1;
         free(resolved);
+    }
+    for (size_t i = 0; i < N_IMAGE_DIRS; i++) {   // written into (progress/) or emptied (figures/)
+        char path[1500];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", run_dir, IMAGE_DIRS[i]);
+        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+            return set_error(err, errlen, "%s: not a folder (a run keeps its images there): move it away", path);
     }
     return 0;
 }
@@ -145,10 +153,35 @@ bool run_folder_holds_run(const char *out_dir) {
     return false;
 }
 
+// A folder a run keeps inside it (its staging folder, its image folders) is not a place for a
+// run: -1 with err when out_dir is one.
+static int check_not_inside_run(const char *out_dir, char *err, size_t errlen) {
+    char parent[1200];
+    snprintf(parent, sizeof parent, "%s", out_dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    char base[256];
+    snprintf(base, sizeof base, "%s", name);
+    if (slash == parent) parent[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(parent, sizeof parent, ".");
+    if (strcmp(base, RUN_FOLDER_STAGING) == 0)
+        return set_error(err, errlen, "%s: a run's staging folder (cuvae's own, for --overwrite): write the run "
+                         "elsewhere with --out DIR", out_dir);
+    for (size_t i = 0; i < N_IMAGE_DIRS; i++)
+        if (strcmp(base, IMAGE_DIRS[i]) == 0 && run_folder_holds_run(parent))
+            return set_error(err, errlen, "%s: the %s/ folder of the run in %s: write the run elsewhere with --out "
+                             "DIR", out_dir, IMAGE_DIRS[i], parent);
+    return 0;
+}
+
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {
     if (resume && overwrite)
         return set_error(err, errlen, "train: --resume continues the run in %s and --overwrite replaces it: "
                          "choose one", out_dir);
+    if (check_not_inside_run(out_dir, err, errlen) != 0) return -1;
     char config_path[1200];
     snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
     if (file_exists(out_dir, "config.json") && !is_run_config(config_path))
@@ -521,16 +554,26 @@ static bool commit_list_valid(const char *list) {
     return *line == '\0';   // (not a last line without its "\n")
 }
 
-int run_folder_check_whole(const char *file, char *err, size_t errlen) {
-    char marker[1300];
-    const char *slash = strrchr(file, '/');
-    int dir_len = slash ? (int)(slash - file) : 1;
-    snprintf(marker, sizeof marker, "%.*s/%s/%s", dir_len, slash ? file : ".", RUN_FOLDER_STAGING, COMMIT_MARKER);
+// The check of run_folder_check_whole in the folder of path (file as given, for the message).
+static int check_commit_marker_beside(const char *file, const char *path, char *err, size_t errlen) {
+    char marker[PATH_MAX + 64];
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash ? (int)(slash - path) : 1;
+    if (slash == path) dir_len = 0;   // a file in /
+    snprintf(marker, sizeof marker, "%.*s/%s/%s", dir_len, slash ? path : ".", RUN_FOLDER_STAGING, COMMIT_MARKER);
     struct stat st;
     if (lstat(marker, &st) != 0) return 0;
     return set_error(err, errlen, "%s: the replacement of this run by an --overwrite run was killed half way (%s): "
                      "cuvae train CONFIG --out %.*s --resume finishes it first", file, marker, dir_len,
-                     slash ? file : ".");
+                     slash ? path : ".");
+}
+
+int run_folder_check_whole(const char *file, char *err, size_t errlen) {
+    if (check_commit_marker_beside(file, file, err, errlen) != 0) return -1;
+    char *resolved = realpath(file, NULL);   // a link to a run's checkpoint: that run's folder too
+    const int rc = resolved ? check_commit_marker_beside(file, resolved, err, errlen) : 0;
+    free(resolved);
+    return rc;
 }
 
 int run_folder_recover(const char *out_dir, char *err, size_t errlen) {

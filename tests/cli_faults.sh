@@ -180,6 +180,17 @@ mv "$tmp/half/.new-run/config.json" "$tmp/half/.new-run/log.jsonl" "$tmp/half/"
 expect_fail "eval of a run whose replacement was killed half way: refused, says how to finish it" 2 \
     "half/model.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
     "$CUVAE" eval "$tmp/half/model.safetensors"
+ln -s "$tmp/half/model.safetensors" "$tmp/half_link.safetensors"
+expect_fail "... and through a link to that checkpoint (the folder the link points into)" 2 \
+    "half_link.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "$CUVAE" sample "$tmp/half_link.safetensors" -o "$tmp/half_link.png"
+# --out into a run's staging folder or its image folders: refused (the run's lock is on the run's
+# folder, and a --resume of the run would take the staged folder for its own)
+for inside in half/.new-run half/progress half/figures/; do
+    expect_fail "--out $inside: refused (a folder the run keeps)" 2 \
+        "$inside: (a run's staging folder \(cuvae's own, for --overwrite\)|the (progress|figures)/ folder of the run in .*/half): write the run elsewhere with --out DIR$" -- \
+        train --set train.epochs=1 --out "$tmp/$inside"
+done
 train --set train.epochs=4 --set train.seed=7 --out "$tmp/half" --resume 2>"$tmp/half.err"
 cmp -s "$tmp/half/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/half/.new-run" ] \
     && [ ! -e "$tmp/half/figures/samples.png" ] && diff <(ls "$tmp/half/progress") <(ls "$tmp/ow_ref/progress") >/dev/null \

@@ -67,7 +67,8 @@ int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 
 // -1 with err naming the file when one of run_dir's run files (config.json, log.jsonl,
 // eval.json, the .safetensors) is there but is not a regular file or a link to one: a run
-// writes each by renaming over it, checked before it touches the folder.
+// writes each by renaming over it, checked before it touches the folder; or when progress/ or
+// figures/ is there but is not a folder.
 int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen);
 
 // A run's log.jsonl holds one line an epoch, in order: line n a JSON object with "epoch" n.
