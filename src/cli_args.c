@@ -140,6 +140,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (*end || !isfinite(lo) || !isfinite(hi) || !(lo < hi) || fabs(lo) > 1e30 || fabs(hi) > 1e30)
                 return set_error(err, errlen, "plot: --latent-range: expected LO:HI with LO < HI, both within "
                                  "+-1e30, got \"%s\"", text);
+            // the codes are float32 and the axes are drawn from 9 digits: a narrower range is one value
+            if (hi - lo < 1e-6 * fmax(fabs(lo), fabs(hi)))
+                return set_error(err, errlen, "plot: --latent-range: %s is narrower than a millionth of its ends "
+                                 "(the codes are float32): no axis to draw", text);
             a->latent_range[0] = lo;
             a->latent_range[1] = hi;
         } else if (strcmp(arg, "-n") == 0 && strcmp(command, "sample") == 0) {

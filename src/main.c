@@ -436,10 +436,10 @@ static int command_sample(int argc, char **argv) {
         }
     }
     for (int i = 0; i < a.n_overrides; i++)   // (eval refuses them too: they are the training run's bound)
-        if (strncmp(a.overrides[i], "eval.iw_samples", 15) == 0 || strncmp(a.overrides[i], "eval.iw_examples", 16) == 0 ||
+        if (strncmp(a.overrides[i], "eval.iw_", 8) == 0 ||
             (strncmp(a.overrides[i], "eval=", 5) == 0 && strstr(a.overrides[i], "iw_"))) {
             snprintf(err, sizeof err, "sample: --set %.*s: sample draws no importance-weighted bound (eval.iw_samples / "
-                     "eval.iw_examples are the training run's; cuvae eval --iw K gives one)",
+                     "eval.iw_examples are the training run's, eval.iw_batch is read by cuvae eval --iw K, which gives one)",
                      (int)strcspn(a.overrides[i], "="), a.overrides[i]);
             return fail(err);
         }
