@@ -1051,6 +1051,17 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         cfg->loss.w_kl == 0 && !cfg->loss.has_capacity)
         return fail(c, "loss", "w_rec and w_kl are both 0: the objective w_rec rec + w_kl KL would be 0 and nothing "
                     "would train");
+    if ((cfg->model.kind == MODEL_VAE || cfg->model.kind == MODEL_CVAE) && cfg->loss.w_rec == 0 &&
+        cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0)
+        return fail(c, "loss", "w_rec and capacity.gamma are both 0: the objective w_rec rec + gamma |KL - C| would "
+                    "be 0 and nothing would train");
+    if ((cfg->model.kind == MODEL_MADE || cfg->model.kind == MODEL_PIXELCNN) && cfg->loss.w_rec == 0)
+        return fail(c, "loss.w_rec", "is 0, and kind \"%s\" trains w_rec (-log p(x)) alone: it would be 0 and "
+                    "nothing would train", model_kind_name(cfg->model.kind));
+    if (cfg->model.kind == MODEL_VQ_VAE && cfg->loss.w_rec == 0 && cfg->model.codebook.ema &&
+        cfg->model.codebook.beta == 0)
+        return fail(c, "loss.w_rec", "is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder "
+                    "would get no gradient (only the codebook's averages would move)");
     if (cfg->loss.has_capacity &&
         (check_float32(c, "loss.capacity.max_nats", cfg->loss.capacity_max_nats) ||
          check_float32(c, "loss.capacity.gamma", cfg->loss.capacity_gamma)))
@@ -1242,6 +1253,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
 // ----------------------------------------------------------------------------
 // --set overrides, applied to the parsed tree before validation
 
+static long json_first_bad_number(const char *json, int *length);
+
 static int apply_override(cJSON *root, const char *text, char *err, size_t errlen) {
     const char *eq = strchr(text, '=');
     if (!eq) return set_error(err, errlen, "--set %s: expected key.path=value", text);
@@ -1270,6 +1283,17 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
     size_t trimmed_len = strlen(trimmed);
     while (trimmed_len > 0 && (trimmed[trimmed_len - 1] == ' ' || trimmed[trimmed_len - 1] == '\t')) trimmed_len--;
     const char first = trimmed[0], last = trimmed_len ? trimmed[trimmed_len - 1] : '\0';
+    int bad_length = 0;
+    const long bad_number = value ? json_first_bad_number(value_text, &bad_length) : -1;
+    if (bad_number >= 0 && (first == '[' || first == '{')) {
+        cJSON_Delete(value);
+        return set_error(err, errlen, "--set %s: %.*s is not a JSON number (no leading zeros, digits on both sides "
+                         "of a '.')", path, bad_length > 40 ? 40 : bad_length, value_text + bad_number);
+    }
+    if (bad_number >= 0) {   // a lone 01 or 1. is not JSON: a plain string, as .5 and +1 are
+        cJSON_Delete(value);
+        value = NULL;
+    }
     if (!value && trimmed_len >= 2 &&
         ((first == '[' && last == ']') || (first == '{' && last == '}') || (first == '"' && last == '"')))
         return set_error(err, errlen, "--set %s: the value is not valid JSON (an array, object or quoted string "
@@ -1377,6 +1401,54 @@ static void merge_over(cJSON *base, const cJSON *over) {
 // Parses json (named source, in folder dir) with its bases merged under it.
 // Returns the merged object, or NULL with err.
 // JSON text is UTF-8, and a \u0000 escape would cut a string short silently.
+// The byte offset of the first number in JSON text (outside strings) that JSON's grammar does
+// not allow, -1 if none: cJSON also reads 01, -00.5, 1. and 1.e3 (as 1, -0.5, 1 and 1000),
+// which other JSON readers (Python's json) refuse. *length: that token's length.
+static long json_first_bad_number(const char *json, int *length) {
+    bool in_string = false;
+    for (const char *p = json; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_string = false;
+            continue;
+        }
+        if (*p == '"') {
+            in_string = true;
+            continue;
+        }
+        if (!(*p == '-' || (*p >= '0' && *p <= '9'))) continue;
+        if (p > json && ((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z'))) continue;
+        const char *end = p + strspn(p, "0123456789+-.eE");
+        if ((*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z')) {   // -Infinity: cJSON's syntax error
+            p = end;
+            continue;
+        }
+        const char *q = p;
+        if (*q == '-') q++;
+        bool ok = true;
+        if (*q == '0') q++;
+        else if (*q >= '1' && *q <= '9') q += strspn(q, "0123456789");
+        else ok = false;
+        if (ok && *q == '.') {
+            q++;
+            if (*q < '0' || *q > '9') ok = false;
+            q += strspn(q, "0123456789");
+        }
+        if (ok && (*q == 'e' || *q == 'E')) {
+            q++;
+            if (*q == '+' || *q == '-') q++;
+            if (*q < '0' || *q > '9') ok = false;
+            q += strspn(q, "0123456789");
+        }
+        if (!ok || q != end) {
+            *length = (int)(end - p);
+            return (long)(p - json);
+        }
+        p = end - 1;
+    }
+    return -1;
+}
+
 int config_check_json_text(const char *json, const char *source, char *err, size_t errlen) {
     long bad = utf8_first_invalid(json);
     if (bad >= 0)
@@ -1408,6 +1480,13 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
                                char *bases, size_t baseslen, char *err, size_t errlen) {
     Ctx c = {source, err, errlen};
     if (config_check_json_text(json, source, err, errlen) != 0) return NULL;
+    int bad_length = 0;
+    const long bad_number = json_first_bad_number(json, &bad_length);
+    if (bad_number >= 0) {
+        set_error(err, errlen, "%s: byte %ld: %.*s is not a JSON number (no leading zeros, digits on both sides of "
+                  "a '.')", source, bad_number, bad_length > 40 ? 40 : bad_length, json + bad_number);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
@@ -1571,7 +1650,42 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
         return -1;
     }
     copy_string(cfg->source, sizeof cfg->source, source ? source : "<string>");
+    for (int i = 0; i < n_overrides; i++) {
+        const size_t used = strlen(cfg->sets), add = strlen(overrides[i]);
+        if (!strchr(overrides[i], '\n') && used + add + 2 <= sizeof cfg->sets) {
+            memcpy(cfg->sets + used, overrides[i], add);
+            memcpy(cfg->sets + used + add, "\n", 2);
+        }
+    }
     return 0;
+}
+
+const char *config_key_origin(const Config *cfg, const char *key, char *buf, size_t n) {
+    const size_t key_length = strlen(key);
+    const char *found = NULL;
+    size_t found_length = 0;
+    for (const char *line = cfg->sets; *line;) {   // the last --set of the key wins, as applied
+        const size_t length = strcspn(line, "\n");
+        const size_t set_key = override_key_length(line) < length ? override_key_length(line) : length;
+        const size_t common = set_key < key_length ? set_key : key_length;
+        // the same key, one around it (--set train={...}) or one inside it (--set model.encoder[0].out=...)
+        if (strncmp(line, key, common) == 0 &&
+            (set_key == key_length || (set_key < key_length && (key[set_key] == '.' || key[set_key] == '[')) ||
+             (set_key > key_length && (line[key_length] == '.' || line[key_length] == '[')))) {
+            found = line;
+            found_length = length;
+        }
+        line += length + (line[length] == '\n');
+    }
+    if (!found) {
+        snprintf(buf, n, "%s", cfg->source);
+        return buf;
+    }
+    char text[1100], named[1200];
+    snprintf(text, sizeof text, "%.*s", (int)found_length, found);
+    describe_override(named, sizeof named, text);
+    snprintf(buf, n, "%s (over %s)", named, cfg->source);
+    return buf;
 }
 
 static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,

@@ -31,8 +31,10 @@
 
 // The end of a divergence message: what to change, with the value the run had.
 static const char *divergence_advice(const Config *cfg, char *buf, size_t len) {
+    // (a gan's or aae's phases each take the whole gradient: train.grad_clip is refused for them)
+    const bool clip_allowed = cfg->model.kind != MODEL_GAN && cfg->model.kind != MODEL_AAE;
     snprintf(buf, len, "try a lower train.lr (it was %g)%s", cfg->train.lr,
-             cfg->train.grad_clip > 0 ? "" : " or a gradient clip (train.grad_clip, e.g. 1)");
+             cfg->train.grad_clip > 0 || !clip_allowed ? "" : " or a gradient clip (train.grad_clip, e.g. 1)");
     return buf;
 }
 
@@ -166,13 +168,15 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
         ? "trains its players in alternating phases, each with its own optimizer"
         : model->vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
         : model->n_buffers ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
+    char origin[1800];
     if (why)
         return set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "
-                         "it yet; train it as one process", cfg->source, model_kind_name(cfg->model.kind), why,
-                         dist_size());
+                         "it yet; train it as one process", config_key_origin(cfg, "model.kind", origin, sizeof origin),
+                         model_kind_name(cfg->model.kind), why, dist_size());
     if (batch < dist_size())
         return set_error(err, errlen, "%s: batches of %d rows (train.batch_size %d%s) are fewer than the %d ranks "
-                         "(each rank trains on a shard of the global batch)", cfg->source, batch, cfg->train.batch_size,
+                         "(each rank trains on a shard of the global batch)",
+                         config_key_origin(cfg, "train.batch_size", origin, sizeof origin), batch, cfg->train.batch_size,
                          batch < cfg->train.batch_size ? ", cut to the training set's size" : "", dist_size());
     model->data_parallel = true;
     return 0;
@@ -202,6 +206,18 @@ static const char *std_error_text(double std_error, char *buf, size_t len) {
     return buf;
 }
 
+// --resume: true with err when run_dir/config.json reads as another run's config than cfg (the
+// resume file's, checked against it before).
+static bool folder_config_differs(const char *run_dir, const Config *cfg, char *err, size_t errlen) {
+    char path[1100], why[1024];
+    snprintf(path, sizeof path, "%s/config.json", run_dir);
+    Config stored;
+    if (access(path, F_OK) != 0 || config_load(&stored, path, NULL, 0, why, sizeof why) != 0) return false;
+    return config_same_run(&stored, cfg, path, ", not the one the resume file holds: the run folder and its "
+                           "resume.safetensors are of two runs (restore the folder's own resume file, or start "
+                           "again with --overwrite)", err, errlen) != 0;
+}
+
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
     char advice[160];   // a divergence message's last part (divergence_advice)
@@ -219,7 +235,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         char why[512];
         if (dataset_split_validation(&train_set, &val_set, cfg->data.validation, cfg->train.seed, why,
                                      sizeof why) != 0) {
-            set_error(err, errlen, "%s: %s", cfg->source, why);
+            char origin[1800];
+            set_error(err, errlen, "%s: %s", config_key_origin(cfg, "data.validation", origin, sizeof origin), why);
             dataset_free(&train_set);
             dataset_free(&test_set);
             return -1;
@@ -377,8 +394,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char flat_norm[96];
     if (!model.data_parallel && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
         if (batch < 2) {
+            char origin[1800];
             rc = set_error(err, errlen, "%s: %s normalises each feature over the batch: a batch of one example has no "
-                           "statistics (train.batch_size %d, %d training example%s); use 2 or more", cfg->source, flat_norm,
+                           "statistics (train.batch_size %d, %d training example%s); use 2 or more",
+                           config_key_origin(cfg, "train.batch_size", origin, sizeof origin), flat_norm,
                            cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s");
             goto done;
         }
@@ -423,6 +442,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = set_error(err, errlen, "%s: the run trained on other data (its training set's CRC-32 %08" PRIx32
                            ", now %08" PRIx32 ": the files under the config's data keys changed); restore them, or "
                            "start a new run with --overwrite or --out", resume_path, at.data_crc32, data_crc);
+            goto done;
+        }
+        // the folder's config.json is the run's too (a resume file copied in from another run
+        // would otherwise continue under this folder's log and replace its model); one that no
+        // longer reads is rewritten by the run, as the resume file says
+        if (writer && folder_config_differs(run_dir, cfg, err, errlen)) {
+            rc = -1;
             goto done;
         }
         // the key the length came from (--full: train.full_epochs, where train.epochs is refused)
@@ -766,6 +792,14 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     at.best_loss, at.best_epoch, out_dir);
             break;
         }
+    }
+    // --resume of a run with no epoch left (finished, or stopped early): the model file is
+    // written again from the resume state, which holds the same parameters, so a missing or
+    // damaged model.safetensors does not stand beside an eval.json of other weights
+    if (resume && epochs > 0 && (first_epoch > epochs || stopped_early) && writer &&
+        checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+        rc = -1;
+        goto done;
     }
     if (epochs == 0) {
         ElboResult test;

@@ -124,4 +124,11 @@ expect_error "unknown prior" 2 'model.prior: must be one of "gaussian", "mixture
     --set train.epochs=1 --set eval.parzen_samples=100 --set device=cpu --out "$tmp/b15" >/dev/null 2>"$tmp/b15.err" \
     && grep -q "^cuvae: note: the mixture prior draws row i of a batch from component i mod 10: with batch 15, components 0-4 get 2 draw(s) a batch and 5-9 get 1" "$tmp/b15.err" \
     && ok "batch 15 with the mixture prior: a note says which components are drawn more" || bad "batch 15 note: $(grep mixture "$tmp/b15.err" | head -1)"
+# a diverged aae: the advice names the lr only (train.grad_clip is refused for an aae)
+"$CUVAE" train configs/lectures/aae_mixture.json --set data.train_limit=300 --set data.test_limit=100 --set train.epochs=1 \
+    --set eval.parzen_samples=100 --set device=cpu --set train.optimizer=sgd --set train.lr=1e30 --out "$tmp/diverged" \
+    >/dev/null 2>"$tmp/diverged.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/diverged.err" | grep -q "try a lower train.lr (it was 1e+30)$" \
+    && ok "a diverged aae: the advice is the lr, not train.grad_clip (refused for an aae)" \
+    || bad "diverged aae: rc $rc, $(tail -1 "$tmp/diverged.err")"
 cli_finish cli_aae

@@ -117,6 +117,11 @@ expect_error "eval missing checkpoint" 2 "$tmp/none.safetensors" -- "$CUVAE" eva
 head -c 100 /dev/urandom > "$tmp/garbage.safetensors"
 expect_error "eval garbage checkpoint" 2 "garbage.safetensors" -- "$CUVAE" eval "$tmp/garbage.safetensors"
 expect_error "sample bad -n" 2 "sample: -n" -- "$CUVAE" sample "$tmp/x.safetensors" -n 0
+for narrow in "1:1.0000000001" "1e-30:1.0000000001e-30"; do   # (gnuplot would fail after the other figures)
+    expect_error "plot --latent-range $narrow (one value at the axes' precision)" 2 \
+        "plot: --latent-range: $narrow is narrower than a millionth of its ends \(the codes are float32\): no axis to draw" -- \
+        "$CUVAE" plot "$tmp" --latent-range "$narrow"
+done
 expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
 for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
@@ -126,7 +131,7 @@ done
 expect_error "sample --title too long for a grid" 2 "sample: --title: expected one non-empty line of at most 200" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'x%.0s' {1..201})"
 expect_error "a validation split that leaves nothing to train on names the config and key" 2 \
-    "configs/examples_vae.json: data.validation 0.5 of 1 training examples leaves none to train on" -- \
+    "^cuvae: --set data.validation=0.5 \(over configs/examples_vae.json\): data.validation 0.5 of 1 training examples leaves none to train on" -- \
     "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=1 --set data.validation=0.5 \
     --out "$tmp/valnone"
 
@@ -306,6 +311,9 @@ PY
     expect_error "sample --set eval.iw_samples (it draws no bound): refused as eval refuses it" 2 \
         "sample: --set eval.iw_samples: sample draws no importance-weighted bound" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_samples=5 -o "$tmp/x.png"
+    expect_error "sample --set eval.iw_batch: refused too (it is read by eval --iw only)" 2 \
+        "sample: --set eval.iw_batch: sample draws no importance-weighted bound" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_batch=5 -o "$tmp/x.png"
     expect_error "sample --prior with an empty name" 2 "sample: --prior: the file name is empty" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --prior "" -o "$tmp/x.png"
     expect_error "sample -o FILE.safetensors (it writes a PNG)" 2 "sample: -o .*/other.safetensors: sample writes a PNG image; give a name ending in .png" -- \
@@ -409,6 +417,15 @@ expect_error "an ae with w_rec 0: refused" 2 "loss.w_rec: is 0, and an autoencod
     "$CUVAE" train configs/lectures/ae_dim2.json --set loss.w_rec=0 --out "$tmp/zero_ae"
 expect_error "a vae with w_rec and w_kl 0: refused" 2 "loss: w_rec and w_kl are both 0: the objective w_rec rec \+ w_kl KL would be 0" -- \
     "$CUVAE" train configs/mnist_vae.json --set loss.w_rec=0 --set loss.w_kl=0 --out "$tmp/zero_vae"
+expect_error "a vae with w_rec 0 and capacity gamma 0: refused" 2 "loss: w_rec and capacity.gamma are both 0" -- \
+    "$CUVAE" train configs/lectures/capacity_vae_dim10.json --set loss.w_rec=0 --set loss.capacity.gamma=0 --out "$tmp/zero_vae"
+for kind in made_h500 pixelcnn_binary; do
+    expect_error "$kind with w_rec 0: refused" 2 "loss.w_rec: is 0, and kind \"(made|pixelcnn)\" trains w_rec \(-log p\(x\)\) alone" -- \
+        "$CUVAE" train configs/lectures/$kind.json --set loss.w_rec=0 --out "$tmp/zero_ae"
+done
+expect_error "a vq_vae with w_rec 0, beta 0 and the ema update: refused" 2 \
+    "loss.w_rec: is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder would get no gradient" -- \
+    "$CUVAE" train configs/lectures/vq_vae_k256.json --set loss.w_rec=0 --set model.codebook.beta=0 --set model.codebook.update=ema --out "$tmp/zero_ae"
 "$CUVAE" train configs/lectures/kl_only_dim2.json --set data.train_limit=200 --set data.test_limit=100 --set train.epochs=1 \
     --set device=cpu --set eval.iw_samples=0 --out "$tmp/kl_only" >/dev/null 2>"$tmp/kl_only.err" \
     && ok "w_rec 0 with a KL term still trains (the lecture's KL-only run)" || bad "kl_only: $(tail -1 "$tmp/kl_only.err")"

@@ -118,7 +118,7 @@ expect_error "a transposed convolution 13 billion positions wide (no int overflo
 # batch_norm over flat features: a training batch of one example has no statistics
 flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
 "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set train.batch_size=1 --set train.epochs=1 --out "$tmp/r" 2>"$tmp/bn1.err"; rc=$?
-[ $rc -eq 2 ] && [ "$(grep -c . "$tmp/bn1.err")" -eq 1 ] && tail -1 "$tmp/bn1.err" | grep -qE '^cuvae: [^ ]+\.json: model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 1, 768 training examples\); use 2 or more$' \
+[ $rc -eq 2 ] && [ "$(grep -c . "$tmp/bn1.err")" -eq 1 ] && tail -1 "$tmp/bn1.err" | grep -qE '^cuvae: --set train.batch_size=1 \(over [^ ]+\.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 1, 768 training examples\); use 2 or more$' \
     && [ ! -e "$tmp/r" ] && ok "flat batch_norm with train.batch_size 1: refused (PyTorch's BatchNorm1d refuses it too)" \
     || bad "flat batch_norm, batch 1: exit $rc, $(tail -1 "$tmp/bn1.err")"
 "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=65 --set train.batch_size=32 --set train.epochs=1 --out "$tmp/bn_tail" 2>"$tmp/bn_tail.err" \

@@ -163,6 +163,35 @@ strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1";
 rc=$?
 [ $rc -eq 2 ] && grep -q "another config.*lr" "$tmp/res2.err" && ok "resume refuses a changed config, naming the key" \
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
+# --resume of a finished run whose model.safetensors is gone or damaged: written again from the
+# resume state (the same parameters), bit-identical, not an eval.json beside no model
+cp -r "$tmp/res" "$tmp/res_nomodel"; rm "$tmp/res_nomodel/model.safetensors"
+cp -r "$tmp/res" "$tmp/res_cut"; truncate -s 1000 "$tmp/res_cut/model.safetensors"
+for d in res_nomodel res_cut; do
+    "$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=3 --out "$tmp/$d" --resume 2>"$tmp/$d.err" \
+        && cmp -s "$tmp/full/model.safetensors" "$tmp/$d/model.safetensors" \
+        && ok "--resume of a finished run ($d): model.safetensors written again from the resume state, bit-identical" \
+        || bad "--resume of a finished run ($d): $(tail -1 "$tmp/$d.err")"
+done
+# a resume file of another run copied into the folder (the command that run's): refused, naming
+# the folder's config.json, the folder unchanged (it would have continued under the folder's log)
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=1 --set train.seed=9 --out "$tmp/res_seed9" 2>/dev/null
+cp -r "$tmp/res" "$tmp/res_foreign"; cp "$tmp/res_seed9/resume.safetensors" "$tmp/res_foreign/"
+cp -r "$tmp/res_foreign" "$tmp/res_foreign.before"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --set train.seed=9 --out "$tmp/res_foreign" --resume 2>"$tmp/res_foreign.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/res_foreign.err" | grep -q "res_foreign/config.json: written by a run with another config (stored line .*seed.*), not the one the resume file holds" \
+    && diff -r "$tmp/res_foreign" "$tmp/res_foreign.before" >/dev/null \
+    && ok "--resume with another run's resume file in the folder: refused, naming config.json, the folder unchanged" \
+    || bad "--resume with another run's resume file: rc $rc, $(tail -1 "$tmp/res_foreign.err")"
+# progress/ that is not a folder: refused before an epoch is trained (it would have rewritten
+# config.json, the log and the model, then failed on the epoch's images), the run unchanged
+cp -r "$tmp/res" "$tmp/res_prog"; rm -r "$tmp/res_prog/progress"; echo x > "$tmp/res_prog/progress"
+cp -r "$tmp/res_prog" "$tmp/res_prog.before"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --out "$tmp/res_prog" --resume 2>"$tmp/res_prog.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/res_prog.err" | grep -q "res_prog/progress: not a folder (a run keeps its images there): move it away$" \
+    && diff -r "$tmp/res_prog" "$tmp/res_prog.before" >/dev/null \
+    && ok "--resume with progress/ a file: refused before training, the run unchanged" \
+    || bad "--resume with progress/ a file: rc $rc, $(tail -1 "$tmp/res_prog.err")"
 # a length shorter than the epochs done names the key it came from: train.full_epochs under
 # --full (where --set train.epochs is refused), else train.epochs
 for how in "--set train.epochs=2" "--full --set train.full_epochs=2"; do
@@ -215,11 +244,25 @@ if [ -s data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         IFS=: read -r name dir holds <<< "$pair"
         "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.dataset="$name" --set data.dir="$dir" \
             --out "$tmp/mismatch" 2>"$tmp/mismatch.err"; rc=$?
-        [ $rc -eq 2 ] && grep -q "^cuvae: data.dir $dir holds $holds's training images (its first 10 match), but data.dataset is \"$name\": set data.dir to the $name files" "$tmp/mismatch.err" \
+        [ $rc -eq 2 ] && grep -q "^cuvae: data.dir $dir holds $holds's training images (train-images-idx3-ubyte: its first image matches), but data.dataset is \"$name\": set data.dir to the $name files" "$tmp/mismatch.err" \
             && [ ! -e "$tmp/mismatch" ] \
             && ok "data.dataset $name over $holds's files: refused, naming both" \
             || bad "data.dataset $name over $dir: rc $rc: $(tail -1 "$tmp/mismatch.err")"
     done
+    # one split's files copied from the other dataset: the test images are checked too; and a
+    # training set cut under 10 images, or eval (which reads one training image), still checks
+    mkdir -p "$tmp/mixed"; cp data/mnist/train-* "$tmp/mixed/"; cp data/fashion-mnist/t10k-* "$tmp/mixed/"
+    "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.dir="$tmp/mixed" --out "$tmp/mismatch" 2>"$tmp/mismatch.err"; rc=$?
+    [ $rc -eq 2 ] && grep -q "^cuvae: data.dir $tmp/mixed holds Fashion-MNIST's test images (t10k-images-idx3-ubyte: its first image matches), but data.dataset is \"mnist\"" "$tmp/mismatch.err" \
+        && [ ! -e "$tmp/mismatch" ] && ok "MNIST training files beside Fashion-MNIST's test files: refused, naming the test file" \
+        || bad "mixed splits: rc $rc: $(tail -1 "$tmp/mismatch.err")"
+    "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.dataset=fashion-mnist --set data.train_limit=9 \
+        --out "$tmp/mismatch" 2>"$tmp/mismatch.err"; rc=$?
+    [ $rc -eq 2 ] && grep -q "holds MNIST's training images" "$tmp/mismatch.err" && ok "... with data.train_limit 9 too" \
+        || bad "data.train_limit 9 over the other dataset: rc $rc: $(tail -1 "$tmp/mismatch.err")"
+    "$CUVAE" eval "$tmp/full/model.safetensors" --set data.dataset=fashion-mnist 2>"$tmp/mismatch.err"; rc=$?
+    [ $rc -eq 2 ] && grep -q "holds MNIST's training images" "$tmp/mismatch.err" && ok "... and by eval --set data.dataset" \
+        || bad "eval --set data.dataset over the other dataset: rc $rc: $(tail -1 "$tmp/mismatch.err")"
 else
     skip "data.dataset over the other dataset's files" "data/fashion-mnist missing (run make data)"
 fi

@@ -384,6 +384,71 @@ static void test_override_with_config_load(void) {
     CHECK(cfg.model.latent_dim == 16, "latent_dim %d", cfg.model.latent_dim);
 }
 
+// Numbers JSON's grammar does not allow (cJSON reads them): refused in a config file, naming the
+// byte; a lone one in --set is a plain string (as .5 and +1 are), one inside an array or object an
+// error. Valid numbers of every shape still read, and digits inside strings are not numbers.
+// FULL_EXAMPLE with train.lr written as the literal text given; *at: the literal's byte offset.
+static void example_with_lr_literal(char *text, size_t n, const char *literal, long *at) {
+    char *json = edit_json(FULL_EXAMPLE, "train.lr", "0.001");
+    char *lr = strstr(json, "0.001");
+    *at = (long)(lr - json);
+    snprintf(text, n, "%.*s%s%s", (int)(lr - json), json, literal, lr + 5);
+    free(json);
+}
+
+static void test_json_number_grammar(void) {
+    Config cfg;
+    char err[1024] = "", text[4096];
+    long at = 0;
+    const char *bad[] = {"02", "-00.5", "1.", "1.e3", "00", "1e", "-"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        example_with_lr_literal(text, sizeof text, bad[i], &at);
+        err[0] = '\0';
+        CHECK(config_from_string(&cfg, text, "x.json", NULL, 0, err, sizeof err) == -1, "%s accepted", bad[i]);
+        char want[128];
+        snprintf(want, sizeof want, "x.json: byte %ld: %s is not a JSON number", at, bad[i]);
+        CHECK(strstr(err, want) == err, "%s: got \"%s\"", bad[i], err);
+    }
+    const char *good[] = {"0.5", "1e-3", "1E+3", "2.5e-10", "10", "0.0001", "1e0"};   // (lr > 0)
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        example_with_lr_literal(text, sizeof text, good[i], &at);
+        CHECK(config_from_string(&cfg, text, "x.json", NULL, 0, err, sizeof err) == 0, "%s refused: %s", good[i], err);
+    }
+    const char *negative[] = {"model.encoder=[512, 256]", "loss.w_kl=0", "train.seed=0", "description=-00.5 v01"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", negative, 4, err, sizeof err) == 0, "%s", err);
+    const char *in_string[] = {"name=run_01", "description=v1. of 02"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", in_string, 2, err, sizeof err) == 0, "%s", err);
+    const char *lone[] = {"train.epochs=01"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", lone, 1, err, sizeof err) == -1 &&
+          strstr(err, "train.epochs: must be an integer, got a string"), "--set train.epochs=01: got \"%s\"", err);
+    const char *in_array[] = {"model.encoder=[512, 01]"};
+    CHECK(config_from_string(&cfg, FULL_EXAMPLE, "x.json", in_array, 1, err, sizeof err) == -1 &&
+          strstr(err, "--set model.encoder: 01 is not a JSON number"), "--set model.encoder=[512, 01]: got \"%s\"", err);
+}
+
+// config_key_origin: a key a --set gave (or one around or inside it) names the last such --set,
+// any other key the file
+static void test_key_origin(void) {
+    const char *sets[] = {"train.batch_size=4", "train.batch_size=8", "model.encoder=[400]"};
+    Config cfg;
+    char err[1024] = "", buf[1800];
+    CHECK(config_load(&cfg, "configs/examples_vae.json", sets, 3, err, sizeof err) == 0, "%s", err);
+    CHECK(strcmp(config_key_origin(&cfg, "train.batch_size", buf, sizeof buf),
+                 "--set train.batch_size=8 (over configs/examples_vae.json)") == 0, "got \"%s\"", buf);
+    CHECK(strcmp(config_key_origin(&cfg, "train.batch", buf, sizeof buf), "configs/examples_vae.json") == 0,
+          "a key that only starts like a --set's: got \"%s\"", buf);
+    CHECK(strcmp(config_key_origin(&cfg, "train.epochs", buf, sizeof buf), "configs/examples_vae.json") == 0,
+          "got \"%s\"", buf);
+    CHECK(strcmp(config_key_origin(&cfg, "model.encoder[0]", buf, sizeof buf),
+                 "--set model.encoder=[400] (over configs/examples_vae.json)") == 0, "a --set around it: got \"%s\"", buf);
+    CHECK(strcmp(config_key_origin(&cfg, "model.enc", buf, sizeof buf), "configs/examples_vae.json") == 0,
+          "a key a --set's only starts like: got \"%s\"", buf);
+    CHECK(strcmp(config_key_origin(&cfg, "model", buf, sizeof buf),
+                 "--set model.encoder=[400] (over configs/examples_vae.json)") == 0, "a key a --set is inside: got \"%s\"", buf);
+    CHECK(config_load(&cfg, "configs/examples_vae.json", NULL, 0, err, sizeof err) == 0 && cfg.sets[0] == '\0',
+          "no --set: sets \"%s\"", cfg.sets);
+}
+
 // a key checked against another (the decoder's output against model.input_shape): the message
 // is about model.decoder, from the file, but names the --set without which the config reads
 static void test_override_named_in_cross_key_error(void) {
@@ -752,6 +817,7 @@ static void test_lecture_keys(void) {
     CHECK(config_from_string(&again, json, "dump", NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(memcmp(&cfg, &again, sizeof cfg) == 0 || strcmp(cfg.source, again.source) != 0, "round trip");
     snprintf(again.source, sizeof again.source, "%s", cfg.source);
+    memcpy(again.sets, cfg.sets, sizeof again.sets);   // (the --sets applied: none to the dump)
     CHECK(memcmp(&cfg, &again, sizeof cfg) == 0, "round trip with every new key");
     free(json);
     // Burda et al.'s schedule: stage i lasts 3^i epochs at lr 10^(-i/7)
@@ -943,6 +1009,8 @@ int main(void) {
     test_run("override creates section", test_override_creates_section);
     test_run("override with config_load", test_override_with_config_load);
     test_run("override named in a cross-key error", test_override_named_in_cross_key_error);
+    test_run("key origin for messages after loading", test_key_origin);
+    test_run("JSON number grammar", test_json_number_grammar);
     test_run("override values rejected", test_override_errors_in_values);
     test_run("override malformed", test_override_malformed);
 

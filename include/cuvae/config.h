@@ -53,6 +53,8 @@ typedef struct {
     char name[128];            // "name"
     char description[512];     // "description" (optional, one line)
     char source[512];          // where it came from: config path, or "CKPT (metadata)"
+    char sets[1024];           // the --set overrides applied, one "key=value" a line (for messages;
+                               // one that does not fit is left out)
 
     struct {
         char dataset[32];      // "mnist" | "fashion-mnist" | "files" (your own data, dataset_files.c)
@@ -189,8 +191,13 @@ int config_from_string(Config *cfg, const char *json, const char *source,
                        const char *const *overrides, int n_overrides,
                        char *err, size_t errlen);
 
+// What gave a key's value, for a message found after loading (a batch too small for the data,
+// say): "--set train.batch_size=1 (over configs/x.json)" when a --set gave that key (or a key
+// around or inside it), else cfg->source. Written into buf (n bytes), which is returned.
+const char *config_key_origin(const Config *cfg, const char *key, char *buf, size_t n);
+
 // The effective configuration as pretty JSON (malloc'd; caller frees).
-// Feeding it back to config_from_string yields an identical Config.
+// Feeding it back to config_from_string yields an identical Config (but for source and sets).
 char *config_to_json(const Config *cfg);
 
 // 0 when a and b are the same run's configs (they may differ in its length: train.epochs,
