@@ -2,6 +2,7 @@
 // entry points' stand-ins when the binary is built without CUDA.
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
+#include "cuvae/distributed.h"
 
 #include <stdio.h>
 
@@ -22,6 +23,12 @@ Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
     if (cuda) return cuda;
     if (choice == DEVICE_CUDA) {
         set_error(err, errlen, "device \"cuda\" requested but unusable: %s", why);
+        return NULL;
+    }
+    if (dist_without_mpi()) {   // the CPU cannot train so: the reason CUDA failed is the one to mend
+        set_error(err, errlen, "device auto: CUDA is unusable (%s), and launched as %d rank%s without MPI only the "
+                  "CUDA backend (NCCL) trains; on the CPU launch with mpirun or srun --mpi=pmix", why, dist_size(),
+                  dist_size() == 1 ? "" : "s");
         return NULL;
     }
     fprintf(stderr, "cuvae: device auto: %s, using the CPU\n", why);

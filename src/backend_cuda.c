@@ -708,10 +708,12 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         memset(&id, 0, sizeof id);
         ncclResult_t r = dist_rank() == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
         if (r == ncclSuccess && dist_without_mpi()) {
-            if (dist_share_id_by_file(&id, sizeof id, err, errlen) != 0) {
+            if (dist_share_id_by_file(&id, sizeof id, err, errlen) != 0) {   // (the device is fine: said as it is)
                 char why[512];
                 snprintf(why, sizeof why, "%s", err);
-                return creation_failed(be, err, errlen, "NCCL id", why);
+                creation_failed(be, err, errlen, "NCCL id", why);
+                set_error(err, errlen, "%s", why);
+                return NULL;
             }
         } else {
             dist_broadcast_bytes(&id, sizeof id, "NCCL id broadcast");

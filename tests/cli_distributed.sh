@@ -25,6 +25,9 @@ expect_error "without MPI: the CPU backend is refused" 2 "launched as 2 ranks wi
 expect_error "without MPI and without an id file, on the CPU: the CPU's reason first (not the id file)" 2 \
     "launched as 2 ranks without MPI: only the CUDA backend \(NCCL\)" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --set device=cpu --out "$tmp/nompi_cpu"
+expect_error "without MPI, device auto on a machine without a GPU: why CUDA failed, and that the CPU needs MPI" 2 \
+    "device auto: CUDA is unusable \(no NVIDIA GPU/driver found.*\), and launched as 2 ranks without MPI only the CUDA backend \(NCCL\) trains" -- \
+    env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --set device=auto --out "$tmp/nompi_cpu"
 expect_error "without MPI: a rank outside the world" 2 "want CUVAE_RANK in \[0, CUVAE_WORLD_SIZE\).*got rank 5 of 2" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=5 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json --out "$tmp/x"
 expect_error "without MPI: a world size that is not a number" 2 "cuvae: CUVAE_WORLD_SIZE=abc: not a whole number >= 0" -- \
@@ -64,6 +67,9 @@ if [ -x "$emu" ]; then
     expect_error "(emulated CUDA) without MPI: the id file is required" 2 \
         "launched as 2 ranks without MPI: set CUVAE_NCCL_ID_FILE to a path every rank sees" -- \
         env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi_noid"
+    expect_error "(emulated CUDA) without MPI, device auto: the id file is required (not the CPU's advice)" 2 \
+        "device auto: CUDA is unusable \(launched as 2 ranks without MPI: set CUVAE_NCCL_ID_FILE" -- \
+        env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$emu" train configs/examples_vae.json "${tiny[@]}" --set device=auto --out "$tmp/nompi_noid"
     [ ! -e "$tmp/nompi_noid" ] && ok "... (emulated CUDA) the refused launch created no run folder" \
         || bad "(emulated CUDA) the launch without an id file created $tmp/nompi_noid"
     "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi1" 2>/dev/null
