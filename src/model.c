@@ -852,6 +852,11 @@ void model_set_buffers(Model *m, const float *host) {
 }
 
 void model_copy_weights(Model *dst, Model *src) {
+    if (dst->be == src->be) {   // the same device: no round trip through the host
+        src->be->copy(src->be, dst->params, src->params, src->n_params * sizeof(float));
+        if (src->n_buffers) src->be->copy(src->be, dst->buffers, src->buffers, src->n_buffers * sizeof(float));
+        return;
+    }
     float *params = xmalloc(src->n_params * sizeof(float));
     model_get_params(src, params);
     model_set_params(dst, params);

@@ -345,7 +345,8 @@ void model_set_params(Model *m, const float *host);
 // Host <-> device of the buffer region (n_buffers floats: running statistics).
 void model_get_buffers(Model *m, float *host);
 void model_set_buffers(Model *m, const float *host);
-// Copies parameters and buffers from one model to another of the same config.
+// Copies parameters and buffers from one model to another of the same config (device to
+// device when both are on one backend, in its stream order).
 void model_copy_weights(Model *dst, Model *src);
 
 #endif
