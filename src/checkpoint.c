@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CHECKPOINT_FORMAT "cuvae-1"
 
@@ -333,11 +334,11 @@ int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char
     return rc;
 }
 
-int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen) {
+// The checkpoint's parameters and buffers into host (n_params floats) and buffers (n_buffers),
+// checked against m's tensors (names, shapes, finite values).
+static int read_params(Model *m, const char *path, float *host, float *buffers, char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
-    float *host = xcalloc(m->n_params, sizeof(float));
-    float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
     static NamedSlice slices[MAX_SLICES];
     int n = list_slices(m, slices);
     int rc = 0;
@@ -377,12 +378,38 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
         rc = set_error(err, errlen, "%s: tensor '%.64s' is not one of the model's (the file holds %d tensors, the "
                        "model has %d: a checkpoint of another model?)", path, f.tensors[other].name, f.n_tensors, n);
     }
+    safetensors_free(&f);
+    return rc;
+}
+
+int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen) {
+    float *host = xcalloc(m->n_params, sizeof(float));
+    float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    const int rc = read_params(m, path, host, buffers, err, errlen);
     if (rc == 0) {
         model_set_params(m, host);
         model_set_buffers(m, buffers);
     }
     free(host);
     free(buffers);
-    safetensors_free(&f);
     return rc;
+}
+
+bool checkpoint_holds_params(Model *m, const char *path) {
+    char err[1024];
+    float *host = xcalloc(m->n_params, sizeof(float)), *mine = xcalloc(m->n_params, sizeof(float));
+    float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    float *my_buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    bool same = access(path, F_OK) == 0 && read_params(m, path, host, buffers, err, sizeof err) == 0;
+    if (same) {
+        model_get_params(m, mine);
+        model_get_buffers(m, my_buffers);
+        same = memcmp(host, mine, m->n_params * sizeof(float)) == 0 &&
+               memcmp(buffers, my_buffers, m->n_buffers * sizeof(float)) == 0;
+    }
+    free(host);
+    free(mine);
+    free(buffers);
+    free(my_buffers);
+    return same;
 }

@@ -763,6 +763,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
+        const long log_before_line = writer ? ftell(log) : -1;   // (the log is flushed after each line)
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
             rc = -1;
             goto done;
@@ -778,8 +779,16 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0};
         // (the resume point last: a run killed before it redoes the epoch, images included)
-        if (writer && (checkpoint_save(&model, ckpt_path, err, errlen) != 0 ||
-            (improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
+        if (writer && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+            // the folder's model is still the epoch before: so is its log (cut back in place,
+            // which needs no space on a full disk; --resume would cut it so too)
+            if (log_before_line >= 0 && ftruncate(fileno(log), (off_t)log_before_line) != 0)
+                fprintf(stderr, "cuvae: %s: cannot remove the line of epoch %d, whose model was not saved: %s\n", path,
+                        epoch, strerror(errno));
+            rc = -1;
+            goto done;
+        }
+        if (writer && ((improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
             (cfg->train.epoch_images &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
@@ -793,11 +802,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             break;
         }
     }
-    // --resume of a run with no epoch left (finished, or stopped early): the model file is
-    // written again from the resume state, which holds the same parameters, so a missing or
-    // damaged model.safetensors does not stand beside an eval.json of other weights
+    // --resume of a run with no epoch left (finished, or stopped early): a model file that is
+    // missing, damaged or of other weights is written again from the resume state (the same
+    // parameters as the last epoch saved), so it does not stand beside an eval.json of other
+    // weights; an intact one is left as it is (its crc32 may pin a prior trained on it)
     if (resume && epochs > 0 && (first_epoch > epochs || stopped_early) && writer &&
-        checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+        !checkpoint_holds_params(&model, ckpt_path) && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
         rc = -1;
         goto done;
     }

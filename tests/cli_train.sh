@@ -165,6 +165,11 @@ rc=$?
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
 # --resume of a finished run whose model.safetensors is gone or damaged: written again from the
 # resume state (the same parameters), bit-identical, not an eval.json beside no model
+cp -r "$tmp/res" "$tmp/res_intact"; inode=$(stat -c %i "$tmp/res_intact/model.safetensors")
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=3 --out "$tmp/res_intact" --resume 2>"$tmp/res_intact.err" \
+    && [ "$(stat -c %i "$tmp/res_intact/model.safetensors")" = "$inode" ] \
+    && ok "--resume of a finished run with its model intact: the file left as it is (a prior may pin its crc32)" \
+    || bad "--resume of a finished run, model intact: $(tail -1 "$tmp/res_intact.err")"
 cp -r "$tmp/res" "$tmp/res_nomodel"; rm "$tmp/res_nomodel/model.safetensors"
 cp -r "$tmp/res" "$tmp/res_cut"; truncate -s 1000 "$tmp/res_cut/model.safetensors"
 for d in res_nomodel res_cut; do

@@ -39,5 +39,8 @@ int checkpoint_check_unchanged(const char *path, const FileStamp *since, char *e
 
 // Loads parameters into an already-created model of matching shapes.
 int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen);
+// True when path reads as a checkpoint of m's tensors holding exactly m's parameters and
+// buffers, bit for bit (whatever its config says of the run's length).
+bool checkpoint_holds_params(Model *m, const char *path);
 
 #endif
