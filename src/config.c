@@ -1060,7 +1060,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                     "nothing would train", model_kind_name(cfg->model.kind));
     if (cfg->model.kind == MODEL_VQ_VAE && cfg->loss.w_rec == 0 && cfg->model.codebook.ema &&
         cfg->model.codebook.beta == 0)
-        return fail(c, "loss.w_rec", "is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder "
+        return fail(c, "loss", "w_rec is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder "
                     "would get no gradient (only the codebook's averages would move)");
     if (cfg->loss.has_capacity &&
         (check_float32(c, "loss.capacity.max_nats", cfg->loss.capacity_max_nats) ||

@@ -424,7 +424,7 @@ for kind in made_h500 pixelcnn_binary; do
         "$CUVAE" train configs/lectures/$kind.json --set loss.w_rec=0 --out "$tmp/zero_ae"
 done
 expect_error "a vq_vae with w_rec 0, beta 0 and the ema update: refused" 2 \
-    "loss.w_rec: is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder would get no gradient" -- \
+    "^cuvae: --set loss.w_rec=0 --set model.codebook.beta=0 \(over configs/lectures/vq_vae_k256.json\): loss: w_rec is 0 with model.codebook.beta 0 and the ema update: the encoder and decoder would get no gradient" -- \
     "$CUVAE" train configs/lectures/vq_vae_k256.json --set loss.w_rec=0 --set model.codebook.beta=0 --set model.codebook.update=ema --out "$tmp/zero_ae"
 "$CUVAE" train configs/lectures/kl_only_dim2.json --set data.train_limit=200 --set data.test_limit=100 --set train.epochs=1 \
     --set device=cpu --set eval.iw_samples=0 --out "$tmp/kl_only" >/dev/null 2>"$tmp/kl_only.err" \
