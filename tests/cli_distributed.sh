@@ -26,7 +26,7 @@ expect_error "without MPI and without an id file, on the CPU: the CPU's reason f
     "launched as 2 ranks without MPI: only the CUDA backend \(NCCL\)" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --set device=cpu --out "$tmp/nompi_cpu"
 expect_error "without MPI, device auto on a machine without a GPU: why CUDA failed, and that the CPU needs MPI" 2 \
-    "device auto: CUDA is unusable \(no NVIDIA GPU/driver found.*\), and launched as 2 ranks without MPI only the CUDA backend \(NCCL\) trains" -- \
+    "device auto: CUDA is unusable \((no NVIDIA GPU/driver found|this cuvae was built without CUDA).*\), and launched as 2 ranks without MPI only the CUDA backend \(NCCL\) trains" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$CUVAE" train configs/examples_vae.json --set device=auto --out "$tmp/nompi_cpu"
 expect_error "without MPI: a rank outside the world" 2 "want CUVAE_RANK in \[0, CUVAE_WORLD_SIZE\).*got rank 5 of 2" -- \
     env CUVAE_WORLD_SIZE=2 CUVAE_RANK=5 CUVAE_NCCL_ID_FILE="$tmp/id" "$CUVAE" train configs/examples_vae.json --out "$tmp/x"
