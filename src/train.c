@@ -763,7 +763,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
-        const long log_before_line = writer ? ftell(log) : -1;   // (the log is flushed after each line)
+        // the log's length before this epoch's line (it is flushed after each line; the size, not
+        // ftell, whose start position in an append stream C leaves to the implementation)
+        struct stat log_stat;
+        const long log_before_line = writer && fflush(log) == 0 && fstat(fileno(log), &log_stat) == 0
+                                     ? (long)log_stat.st_size : -1;
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
             rc = -1;
             goto done;
