@@ -1,6 +1,6 @@
 // image.c: PNG writing with libpng (8-bit gray or RGB, written atomically via a
-// temp file and rename) and image_grid, which tiles [0, 1] float images into
-// one gray image with padding.
+// temp file and rename), PNG reading (any PNG, values as stored, as 8-bit grey or RGB),
+// and image_grid, which tiles [0, 1] float images into one gray image with padding.
 #include "cuvae/image.h"
 #include "cuvae/common.h"
 
@@ -82,39 +82,35 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     return atomic_file_commit(&out, err, errlen);
 }
 
-static uint8_t *read_png_as(const char *path, int *width, int *height, int *channels, char *err, size_t errlen);
 
-uint8_t *png_read_gray(const char *path, int *width, int *height, char *err, size_t errlen) {
-    int channels = 1;
-    return read_png_as(path, width, height, &channels, err, errlen);
+// The first 8 bytes must be PNG's signature: -1 with err otherwise (before the chunks are walked).
+static int png_check_signature(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    png_byte signature[8];
+    const size_t got = fread(signature, 1, sizeof signature, f);
+    fclose(f);
+    if (got < sizeof signature || png_sig_cmp(signature, 0, sizeof signature) != 0)
+        return set_error(err, errlen, "%s: cannot read as PNG: Not a PNG file (no PNG signature in its first 8 bytes)",
+                         path);
+    return 0;
 }
 
-uint8_t *png_read(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
-    *channels = 0;   // as the file is
-    return read_png_as(path, width, height, channels, err, errlen);
-}
-
-// Walks the chunks of a PNG that libpng has opened (its signature and header are fine):
-// *gamma = the gAMA chunk's value (gamma x 100000) before the image data, or 0 without one;
-// -1 with err naming the byte when the file ends inside a chunk or before IEND, or goes on
-// after it (libpng's simplified API reads such files without a word; the IDX and array
-// readers refuse the same damage). Reads the chunk headers, not their data.
-static int png_scan_chunks(const char *path, uint32_t *gamma, char *err, size_t errlen) {
-    *gamma = 0;
+// Walks the chunks of a PNG whose signature is fine: -1 with err naming the byte when the file
+// ends inside a chunk or before IEND, or goes on after it (libpng reads to the end of the image
+// data and stops: the IDX and array readers refuse the same damage). Reads the chunk headers,
+// not their data.
+static int png_scan_chunks(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     uint64_t size = 0, at = 8;   // after the signature
     if (fseek(f, 0, SEEK_END) == 0) size = (uint64_t)ftell(f);
-    bool before_data = true, ended = false;
+    bool ended = false;
     uint8_t head[8];
     while (!ended && at + 8 <= size && fseek(f, (long)at, SEEK_SET) == 0 && fread(head, 1, 8, f) == 8) {
         const uint64_t length = (uint64_t)head[0] << 24 | (uint64_t)head[1] << 16 | (uint64_t)head[2] << 8 | head[3];
         if (at + 12 + length > size) break;   // the chunk runs past the end
-        if (memcmp(head + 4, "IDAT", 4) == 0) before_data = false;
         ended = memcmp(head + 4, "IEND", 4) == 0;
-        uint8_t v[4];
-        if (before_data && memcmp(head + 4, "gAMA", 4) == 0 && length == 4 && fread(v, 1, 4, f) == 4)
-            *gamma = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
         at += 12 + length;   // length, type, data, CRC
     }
     fclose(f);
@@ -130,7 +126,7 @@ static int png_scan_chunks(const char *path, uint32_t *gamma, char *err, size_t 
     return 0;
 }
 
-// A palette image's pixels are indices into its PLTE chunk, and libpng's simplified API reads an
+// A palette image's pixels are indices into its PLTE chunk, and libpng reads an
 // index past the palette's end as black without a word: read as indices (the file's palette as
 // the colormap), -1 with err naming the first such pixel.
 static int png_check_palette_indices(const char *path, char *err, size_t errlen) {
@@ -160,68 +156,136 @@ static int png_check_palette_indices(const char *path, char *err, size_t errlen)
     return rc;
 }
 
-// *channels 1: converted to grey; 0: grey or RGB as the file is (then set). Pixel values are
-// read as stored: 8-bit as they are, 16-bit scaled to 8 bits (v / 257, rounded). libpng's
-// simplified API would convert a 16-bit file as linear light to sRGB, and any file whose gAMA
-// chunk is not sRGB's 1/2.2: the first is told it is sRGB-coded (PNG_IMAGE_FLAG_16BIT_sRGB),
-// the second is refused.
-static uint8_t *read_png_as(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
-    png_image image;   // libpng's simplified API: any PNG, converted to 8-bit gray or RGB
-    memset(&image, 0, sizeof image);
-    image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&image, path)) {
-        set_error(err, errlen, "%s: cannot read as PNG: %s", path, image.message);
+// png_read decodes with libpng's low-level API, which converts nothing it is not asked to:
+// no gamma, no colour-space or linear-light arithmetic. (The simplified png_image API converted
+// 16-bit values as linear light, composited alpha in linear light, converted from a gAMA chunk,
+// and decoded 16-bit Adam7-interlaced files with rows misplaced -- libpng 1.6.39.)
+typedef struct {
+    PngErrorState error;      // first, so png_error_callback serves reads too: the error that ended the decode
+    char idat_warning[200];   // the first warning about the image data, if any
+    bool decoding;            // past the header: errors are "cannot decode", not "cannot read as PNG"
+    uint8_t *decoded;         // (H, W, file channels), owned here until handed over
+    png_bytep *rows;          // H pointers into decoded
+} PngReadState;
+
+// libpng warns of damage it reads past ("IDAT: Too much image data", "IDAT: Extra compressed
+// data"): the first such warning is kept and the file refused like bytes after IEND
+static void png_read_warning_callback(png_structp png, png_const_charp message) {
+    PngReadState *state = png_get_error_ptr(png);
+    if (message && strncmp(message, "IDAT", 4) == 0 && !state->idat_warning[0])
+        snprintf(state->idat_warning, sizeof state->idat_warning, "%s", message);
+}
+
+// Decodes fp into state->decoded as 8-bit samples: grey, grey + alpha, RGB or RGBA as the file
+// is (palette entries expanded to RGB, a tRNS chunk to an alpha channel, 1/2/4-bit grey to 8,
+// 16-bit scaled to 8 by libpng's png_set_scale_16: round(v / 257)). *too_big is set (and nothing
+// decoded) when the image holds more than 2^24 values. 0, or -1 with state->error.message.
+static int decode_png_samples(FILE *fp, PngReadState *state, uint32_t *width, uint32_t *height, int *file_channels,
+                              bool *colour, bool *palette, bool *too_big) {
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, state, png_error_callback,
+                                             png_read_warning_callback);
+    if (!png) {
+        snprintf(state->error.message, sizeof state->error.message, "cannot create libpng read struct");
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        snprintf(state->error.message, sizeof state->error.message, "cannot create libpng info struct");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;   // state->decoded and ->rows are freed by the caller
+    }
+    png_init_io(png, fp);
+    png_read_info(png, info);
+    int bit_depth = 0, color_type = 0;
+    png_get_IHDR(png, info, width, height, &bit_depth, &color_type, NULL, NULL, NULL);
+    *colour = (color_type & PNG_COLOR_MASK_COLOR) != 0;   // palette images too
+    *palette = color_type == PNG_COLOR_TYPE_PALETTE;
+    *too_big = (uint64_t)*width * *height * (*colour ? 3u : 1u) > ((uint64_t)1 << 24);
+    if (*too_big) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return 0;
+    }
+    state->decoding = true;
+    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (bit_depth == 16) png_set_scale_16(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    *file_channels = png_get_channels(png, info);
+    const size_t row_bytes = png_get_rowbytes(png, info);
+    if (png_get_bit_depth(png, info) != 8 || row_bytes != (size_t)*width * (size_t)*file_channels)
+        png_error(png, "unexpected sample layout after expansion");
+    state->decoded = xmalloc(row_bytes * *height);
+    state->rows = xmalloc(sizeof *state->rows * *height);
+    for (uint32_t y = 0; y < *height; y++) state->rows[y] = state->decoded + row_bytes * y;
+    png_read_image(png, state->rows);
+    png_read_end(png, NULL);   // the chunks after the image data
+    png_destroy_read_struct(&png, &info, NULL);
+    return 0;
+}
+
+// png_read: grey (with or without alpha) as 1 channel, colour as 3. Pixel values are read as
+// stored: 8-bit as they are, 16-bit scaled to 8 bits (v / 257, rounded), no gamma applied
+// whatever a gAMA chunk says; alpha (a channel, or a tRNS chunk) is composited on black with the
+// stored values, v * a / 255 rounded.
+uint8_t *png_read(const char *path, int *width, int *height, int *channels, char *err, size_t errlen) {
+    if (png_check_signature(path, err, errlen) != 0 || png_scan_chunks(path, err, errlen) != 0) return NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    uint32_t gamma;
-    if (png_scan_chunks(path, &gamma, err, errlen) != 0) {
-        png_image_free(&image);
+    PngReadState state;
+    memset(&state, 0, sizeof state);
+    uint32_t w = 0, h = 0;
+    int file_channels = 0;
+    bool colour = false, palette = false, too_big = false;
+    int rc = decode_png_samples(fp, &state, &w, &h, &file_channels, &colour, &palette, &too_big);
+    fclose(fp);
+    free(state.rows);
+    if (rc != 0) {
+        set_error(err, errlen, "%s: %s: %s", path, state.decoding ? "cannot decode" : "cannot read as PNG",
+                  state.error.message);
+        free(state.decoded);
         return NULL;
     }
-    // libpng converts when the file's gamma differs from sRGB's 45455 by more than 5 %
-    // (PNG_GAMMA_THRESHOLD); within that it leaves the values as they are
-    if (gamma && (gamma < 43183 || gamma > 47726)) {
-        set_error(err, errlen, "%s: its gAMA chunk says gamma %.5f; cuvae reads pixel values as stored, and libpng "
-                  "would convert these from that gamma: remove the chunk (e.g. pngcrush -rem gAMA) or re-save the "
-                  "image without it", path, gamma / 100000.0);
-        png_image_free(&image);
+    if (too_big) {
+        set_error(err, errlen, "%s: a %u x %u image holds more values than cuvae takes (%d per image)", path, w, h,
+                  1 << 24);
         return NULL;
     }
-    image.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
-    if (*channels == 0) {   // a data image (png_read): at most 2^24 values, like the array files
-        *channels = (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
-        if ((uint64_t)image.width * image.height * (uint64_t)*channels > ((uint64_t)1 << 24)) {
-            set_error(err, errlen, "%s: a %u x %u image holds more values than cuvae takes (%d per image)", path,
-                      image.width, image.height, 1 << 24);
-            png_image_free(&image);
-            return NULL;
-        }
+    if (state.idat_warning[0]) {
+        set_error(err, errlen, "%s: damaged image data (libpng: %s)", path, state.idat_warning);
+        free(state.decoded);
+        return NULL;
     }
     // (after the size check: the indices are decoded once more, H x W bytes)
-    if ((image.format & PNG_FORMAT_FLAG_COLORMAP) && png_check_palette_indices(path, err, errlen) != 0) {
-        png_image_free(&image);
+    if (palette && png_check_palette_indices(path, err, errlen) != 0) {
+        free(state.decoded);
         return NULL;
     }
-    image.format = *channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    // zeroed: libpng composites a pixel with alpha (an alpha channel, a tRNS chunk) onto what the
-    // buffer holds when given no background -- black, as documented, not whatever the heap held
-    uint8_t *pixels = xcalloc(1, PNG_IMAGE_SIZE(image));
-    if (!png_image_finish_read(&image, NULL, pixels, 0, NULL)) {
-        set_error(err, errlen, "%s: cannot decode: %s", path, image.message);
-        png_image_free(&image);
-        free(pixels);
-        return NULL;
+    const int out_channels = colour ? 3 : 1;
+    const bool has_alpha = file_channels == out_channels + 1;
+    const size_t pixels = (size_t)w * h;
+    uint8_t *out = has_alpha ? xmalloc(pixels * (size_t)out_channels) : state.decoded;   // (H, W, C)
+    if (has_alpha) {
+        for (size_t i = 0; i < pixels; i++) {
+            const uint8_t *in = state.decoded + i * (size_t)file_channels;
+            const unsigned alpha = in[out_channels];
+            for (int c = 0; c < out_channels; c++)
+                out[i * (size_t)out_channels + (size_t)c] = (uint8_t)((in[c] * alpha + 127u) / 255u);
+        }
+        free(state.decoded);
     }
-    // libpng decodes the image and warns of image data beyond it ("IDAT: Too much image data"):
-    // damage, refused like bytes after IEND
-    if ((image.warning_or_error & PNG_IMAGE_WARNING) && strncmp(image.message, "IDAT", 4) == 0) {
-        set_error(err, errlen, "%s: damaged image data (libpng: %s)", path, image.message);
-        free(pixels);
-        return NULL;
-    }
-    *width = (int)image.width;
-    *height = (int)image.height;
-    return pixels;
+    *width = (int)w;
+    *height = (int)h;
+    *channels = out_channels;
+    return out;
 }
 
 // Maps a value to 0..255: clamps to [0, 1] (NaN -> 0), scales, rounds to nearest.

@@ -1,11 +1,13 @@
 // test_image.c: tests for src/image.c: PNG files (gray and RGB) decoded back with
 // libpng's simplified reader match exactly, writes are atomic, bad arguments and
-// unwritable paths fail cleanly, and image_grid lays tiles out as documented.
+// unwritable paths fail cleanly, png_read reads values as stored (16-bit, interlaced,
+// alpha, gAMA), and image_grid lays tiles out as documented.
 #include "cuvae/image.h"
 #include "cuvae/common.h"
 #include "test.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -214,6 +216,125 @@ static void test_png_alpha_composited_on_black(void) {
     free(rgba);
 }
 
+// Writes a PNG with libpng's low-level API: samples (height, width, channels) of bit_depth 8 or
+// 16 (16-bit samples as host uint16_t), any colour type, interlaced (Adam7) or not, with a gAMA
+// chunk when gamma > 0 and a grey tRNS value when trns_grey >= 0. 0 on success.
+static int write_test_png(const char *path, const void *samples, int width, int height, int color_type, int bit_depth,
+                          bool interlaced, double gamma, int trns_grey) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return -1;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(fp);
+        return -1;
+    }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, bit_depth, color_type,
+                 interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (gamma > 0) png_set_gAMA(png, info, gamma);
+    png_color_16 trns = {0};
+    trns.gray = (png_uint_16)(trns_grey < 0 ? 0 : trns_grey);
+    if (trns_grey >= 0) png_set_tRNS(png, info, NULL, 0, &trns);
+    png_write_info(png, info);
+    if (bit_depth == 16) png_set_swap(png);   // host little-endian uint16_t -> PNG's big-endian
+    const int channels = png_get_channels(png, info);
+    const size_t row_bytes = (size_t)width * (size_t)channels * (size_t)(bit_depth / 8);
+    png_bytep *rows = malloc(sizeof *rows * (size_t)height);
+    for (int y = 0; y < height; y++) rows[y] = (png_bytep)samples + row_bytes * (size_t)y;
+    png_write_image(png, rows);   // interlaced: libpng writes the seven passes
+    png_write_end(png, NULL);
+    free(rows);
+    png_destroy_write_struct(&png, &info);
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+// 16-bit files, plain and Adam7-interlaced, grey and RGB, read as round(v / 257) at every
+// pixel (every one of the 65,536 values appears): libpng 1.6.39's simplified API, which cuvae
+// used before, put some rows of a 16-bit interlaced file in the wrong place.
+static void test_png_16_bit_as_stored(void) {
+    enum { W = 256, H = 256 };
+    uint16_t *grey = malloc(sizeof *grey * W * H), *rgb = malloc(sizeof *rgb * W * H * 3);
+    for (int i = 0; i < W * H; i++) {
+        grey[i] = (uint16_t)((i * 40503u) & 0xFFFF);   // a permutation of 0..65535
+        for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint16_t)((i * 40503u + 7919u * (unsigned)c) & 0xFFFF);
+    }
+    for (int interlaced = 0; interlaced <= 1; interlaced++)
+        for (int colour = 0; colour <= 1; colour++) {
+            char path[512], err[512] = "";
+            snprintf(path, sizeof path, "%s/d16_%d_%d.png", test_dir, interlaced, colour);
+            CHECK(write_test_png(path, colour ? (void *)rgb : (void *)grey, W, H,
+                                 colour ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, 16, interlaced, 0, -1) == 0,
+                  "writing %s", path);
+            int w = 0, h = 0, channels = 0;
+            uint8_t *pixels = png_read(path, &w, &h, &channels, err, sizeof err);
+            CHECK(pixels && w == W && h == H && channels == (colour ? 3 : 1), "read %s: %s", path, err);
+            int wrong = 0;
+            const uint16_t *want = colour ? rgb : grey;
+            for (int i = 0; pixels && i < W * H * channels; i++)
+                wrong += pixels[i] != (uint8_t)lround(want[i] / 257.0);
+            CHECK(wrong == 0, "%s%s 16-bit: %d of %d values not round(v / 257)", interlaced ? "interlaced " : "",
+                  colour ? "RGB" : "grey", wrong, W * H * channels);
+            free(pixels);
+        }
+    free(grey);
+    free(rgb);
+}
+
+// Alpha is composited on black with the stored values (v * a / 255, rounded), not in linear
+// light (libpng's simplified API read grey 255 at alpha 128 as 188); so is a grey tRNS value
+// (alpha 0 where the pixel equals it). A gAMA chunk changes nothing (values as stored). 8-bit
+// interlaced files read as plain ones.
+static void test_png_alpha_and_gamma_as_stored(void) {
+    enum { W = 33, H = 17 };
+    uint8_t ga[W * H * 2], rgba[W * H * 4], grey[W * H];
+    for (int i = 0; i < W * H; i++) {
+        ga[2 * i] = (uint8_t)(i * 37 % 256);
+        ga[2 * i + 1] = (uint8_t)(i * 101 % 256);
+        for (int c = 0; c < 4; c++) rgba[4 * i + c] = (uint8_t)((i * 53 + c * 71) % 256);
+        grey[i] = (uint8_t)(i * 29 % 256);
+    }
+    char path[512], err[512] = "";
+    int w, h, channels, wrong;
+    for (int interlaced = 0; interlaced <= 1; interlaced++) {
+        snprintf(path, sizeof path, "%s/ga_%d.png", test_dir, interlaced);
+        CHECK(write_test_png(path, ga, W, H, PNG_COLOR_TYPE_GRAY_ALPHA, 8, interlaced, 0, -1) == 0, "writing %s", path);
+        uint8_t *p = png_read(path, &w, &h, &channels, err, sizeof err);
+        CHECK(p && w == W && h == H && channels == 1, "read %s: %s", path, err);
+        wrong = 0;
+        for (int i = 0; p && i < W * H; i++) wrong += p[i] != (ga[2 * i] * ga[2 * i + 1] + 127) / 255;
+        CHECK(wrong == 0, "grey + alpha (interlaced %d): %d pixels not v * a / 255", interlaced, wrong);
+        free(p);
+
+        snprintf(path, sizeof path, "%s/rgba_%d.png", test_dir, interlaced);
+        CHECK(write_test_png(path, rgba, W, H, PNG_COLOR_TYPE_RGB_ALPHA, 8, interlaced, 0, -1) == 0, "writing %s", path);
+        p = png_read(path, &w, &h, &channels, err, sizeof err);
+        CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
+        wrong = 0;
+        for (int i = 0; p && i < W * H; i++)
+            for (int c = 0; c < 3; c++) wrong += p[3 * i + c] != (rgba[4 * i + c] * rgba[4 * i + 3] + 127) / 255;
+        CHECK(wrong == 0, "RGBA (interlaced %d): %d values not v * a / 255", interlaced, wrong);
+        free(p);
+
+        // a far-from-sRGB gAMA (linear light) and a tRNS grey value of 58 (= grey[2])
+        snprintf(path, sizeof path, "%s/grey_gamma_trns_%d.png", test_dir, interlaced);
+        CHECK(write_test_png(path, grey, W, H, PNG_COLOR_TYPE_GRAY, 8, interlaced, 1.0, 58) == 0, "writing %s", path);
+        p = png_read(path, &w, &h, &channels, err, sizeof err);
+        CHECK(p && w == W && h == H && channels == 1, "read %s: %s", path, err);
+        wrong = 0;
+        int transparent = 0;
+        for (int i = 0; p && i < W * H; i++) {
+            transparent += grey[i] == 58;
+            wrong += p[i] != (grey[i] == 58 ? 0 : grey[i]);
+        }
+        CHECK(transparent > 0 && wrong == 0, "grey with gAMA 1.0 and tRNS (interlaced %d): %d pixels not as stored "
+              "(%d transparent)", interlaced, wrong, transparent);
+        free(p);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // image_grid
 
@@ -355,6 +476,8 @@ int main(void) {
     test_run("png_overwrite", test_png_overwrite);
     test_run("png_errors", test_png_errors);
     test_run("png_alpha_composited_on_black", test_png_alpha_composited_on_black);
+    test_run("png_16_bit_as_stored", test_png_16_bit_as_stored);
+    test_run("png_alpha_and_gamma_as_stored", test_png_alpha_and_gamma_as_stored);
     test_run("grid_layout", test_grid_layout);
     test_run("grid_clamping_and_rounding", test_grid_clamping_and_rounding);
     test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);

@@ -9,12 +9,10 @@
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels,
               char *err, size_t errlen);
 
-// Reads a PNG (any format, converted to 8-bit gray): malloc'd (height, width) pixels, or NULL
-// with err naming the file.
-uint8_t *png_read_gray(const char *path, int *width, int *height, char *err, size_t errlen);
-
-// Reads a PNG as it is: grey (with or without alpha) as 1 channel, colour as 3 (alpha dropped:
-// composited on black). malloc'd (height, width, channels) pixels, or NULL with err naming the file.
+// Reads a PNG as it is: grey (with or without alpha) as 1 channel, colour (palette too) as 3;
+// values as stored (16-bit: v / 257 rounded; no gamma); alpha composited on black with the
+// stored values (v * a / 255 rounded). malloc'd (height, width, channels) pixels, or NULL with
+// err naming the file and what is wrong.
 uint8_t *png_read(const char *path, int *width, int *height, int *channels, char *err, size_t errlen);
 
 // Tiles n images (n, rows*cols) with values in [0, 1] (clamped) into a grid of
