@@ -25,6 +25,9 @@ void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out)
     out->labels = be->alloc(be, host->n ? (size_t)host->n : 1);
     be->upload(be, out->images, host->images, image_bytes);
     be->upload(be, out->labels, host->labels, (size_t)host->n);
+    out->binary = image_bytes > 0;
+    for (size_t i = 0; i < image_bytes && out->binary; i++)
+        out->binary = host->images[i] == 0 || host->images[i] == 255;
 }
 
 int device_datasets_fit(Backend *be, const Dataset *const *sets, int n_sets, char *err, size_t errlen) {
@@ -292,14 +295,14 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                          "Parzen-window estimate)");
     if (m->gan) {   // the discriminator's losses; the Parzen estimate is eval_parzen's
         r->gan = true;
-        r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+        r->binarized = data->binary;
         eval_elbo(m, data, EPS_SAMPLE, &r->elbo);
         r->rec_bce = NAN;
         r->rec_mse = NAN;
         return 0;
     }
     if (m->autoregressive) {   // made, pixelcnn: the test loss is the exact -log p(x); no latent
-        r->binarized = m->prior_classes == 0;   // a prior's data are codes
+        r->binarized = m->prior_classes == 0 && data->binary;   // a prior's data are codes
         eval_elbo(m, data, EPS_ZERO, &r->elbo);
         r->exact_nll = true;
         r->rec_bce = r->elbo.rec;
@@ -309,14 +312,14 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
         return 0;
     }
     if (m->vq) {   // no latent distribution: code usage instead of active units
-        r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+        r->binarized = data->binary;
         eval_elbo(m, data, EPS_ZERO, &r->elbo);
         vq_report(m, data, r);
         return 0;
     }
     const int L = m->latent_dim;
     r->latent_dim = L;
-    r->binarized = m->cfg.data.binarize != BINARIZE_NONE;
+    r->binarized = data->binary;
     eval_elbo(m, data, EPS_SAMPLE, &r->elbo);
     if (m->aae) {   // the test loss is the reconstruction; the second sum its discriminator's loss
         r->aae = true;

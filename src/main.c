@@ -117,7 +117,7 @@ static const char *USAGE_EVAL =
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
     "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
     "  active_units (Var_x E_q[z_j] > 0.01; null for one test example), kl_per_dim, mu_variance;\n"
-    "  binarized;\n"
+    "  binarized (the test images are binary: every value 0 or 255, however they came to be);\n"
     "  with --iw K (1 to 10000000): iw = {k, examples, neg_log_px, bits_per_dim,\n"
     "  is_nll_of_binary_data}:\n"
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"

@@ -935,7 +935,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         if (report.iw_k > 0)
             fprintf(stderr, "cuvae: eval: -log p(x%s) ~ %.4f nats/example (K = %d, %ld examples, %s), %.4f bits/dim\n",
                     cfg->model.condition == CONDITION_LABEL ? " | label" : "", report.iw_nll, report.iw_k, report.iw_examples,
-                    report.iw_is_nll ? "binarized data: an NLL" : "not binary data: not an NLL",
+                    report.iw_is_nll ? "binary data: an NLL" : "not binary data: not an NLL",
                     report.iw_bits_per_dim);
         free(json);
         eval_report_free(&report);

@@ -167,6 +167,26 @@ llinear=$(depth_loss linear_gamma)
 [ -n "$l8" ] && [ "$l8" = "$l16" ] && [ "$l8" = "$lsrgb" ] && [ "$l8" = "$lnear" ] && [ "$l8" = "$llinear" ] \
     && ok "PNG values as stored: 16-bit v*257 and 8-bit with a gAMA of 0.45455, 0.465 or 1.0 train exactly as the 8-bit v ($l8)" \
     || bad "PNG bit depth / gAMA: 8-bit '$l8', 16-bit '$l16', sRGB gAMA '$lsrgb', gAMA 0.465 '$lnear', gAMA 1.0 '$llinear'"
+# eval.json's "binarized" says what the data are, not what data.binarize did: images already
+# binary (every value 0 or 255) trained with binarize "none" are binary data, and the
+# importance-weighted bound of a Bernoulli decoder on them is an NLL; grey levels are not
+python3 - "$tmp/binary.npy" <<'PY'
+import random, struct, sys
+random.seed(3)
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (48, 8, 8), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode()
+                              + bytes(random.choice((0, 255)) for _ in range(48 * 64)))
+PY
+train --set data.train="$tmp/binary.npy" --set model.input_shape=[1,8,8] --set train.batch_size=4 \
+    --set eval.iw_samples=5 --out "$tmp/binary" > "$tmp/binary.log" 2>&1
+train --set data.train="$D/depth/d8" --set model.input_shape=[1,8,8] --set train.batch_size=4 \
+    --set eval.iw_samples=5 --out "$tmp/grey_iw" > "$tmp/grey_iw.log" 2>&1
+grep -q '"binarized": true' "$tmp/binary/eval.json" && grep -q '"is_nll_of_binary_data": true' "$tmp/binary/eval.json" \
+    && grep -q "binary data: an NLL" "$tmp/binary.log" \
+    && grep -q '"binarized": false' "$tmp/grey_iw/eval.json" && grep -q '"is_nll_of_binary_data": false' "$tmp/grey_iw/eval.json" \
+    && ok "binarized / is_nll_of_binary_data from the data: 0/255 images with binarize none are binary, grey levels not" \
+    || bad "binary data: $(grep -o '"binarized": [a-z]*' "$tmp/binary/eval.json" "$tmp/grey_iw/eval.json" 2>&1 | tr '\n' ' ')"
 # something named like an image that is none would go missing unsaid: refused
 for kind in dangling fifo folder; do
     cp -r "$D/depth/d8" "$D/depth/$kind"

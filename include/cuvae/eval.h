@@ -16,6 +16,7 @@ typedef struct {
     int n, dim;
     uint8_t *images;    // (n, dim) on the device
     uint8_t *labels;    // (n) on the device
+    bool binary;        // every value is 0 or 255: binary data, whatever the config's data.binarize says
 } DeviceDataset;
 
 void device_dataset_upload(Backend *be, const Dataset *host, DeviceDataset *out);
