@@ -801,8 +801,9 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         f.names = class_names(&f);
     }
     if (!m.prior_classes && !model_image_shape(&m, &f.channels, &f.rows, &f.cols)) {
-        set_error(err, errlen, "plot: the model's input (%d values, no model.input_shape of 1 or 3 channels) is "
-                  "not an image", m.input_dim);
+        char why[200];
+        model_not_image_reason(&m, why, sizeof why);
+        set_error(err, errlen, "plot: %s (its figures draw images)", why);
         model_destroy(&m);
         be->destroy(be);
         dataset_free(&test_set);

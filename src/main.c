@@ -458,10 +458,11 @@ static int command_sample(int argc, char **argv) {
     }
     int channels = 1, rows = (int)lround(sqrt((double)D)), cols = rows;   // (a prior's VQ-VAE: square grey)
     if (!m.prior_classes && !model_image_shape(&m, &channels, &rows, &cols)) {
+        char why[200];
+        model_not_image_reason(&m, why, sizeof why);
+        snprintf(err, sizeof err, "sample: %s", why);
         model_destroy(&m);
         be->destroy(be);
-        snprintf(err, sizeof err, "sample: the model's input (%d values, no model.input_shape of 1 or 3 channels) "
-                 "is not an image", D);
         return fail(err);
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;

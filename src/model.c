@@ -64,6 +64,15 @@ bool model_image_shape(const Model *m, int *channels, int *rows, int *cols) {
     return true;
 }
 
+void model_not_image_reason(const Model *m, char *out, size_t n) {
+    const TensorShape s = m->input_shape;
+    if (s.rank == 3)
+        snprintf(out, n, "the model's input is %d x %d x %d (model.input_shape): an image needs 1 (grey) or 3 (RGB) "
+                 "channels", s.dim[0], s.dim[1], s.dim[2]);
+    else
+        snprintf(out, n, "the model's input (%d values, no model.input_shape) is not an image", m->input_dim);
+}
+
 // The encoder's layer list over the data's shape; it must end flat (the heads read it),
 // or, for a VQ-VAE, in latent_dim channels (the code vectors).
 static int build_encoder_network(Network *net, const Config *cfg, char *err, size_t errlen) {

@@ -336,6 +336,14 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             !units.has_kl ? " (an AE: no KL term)" :
             cfg->model.kind == MODEL_VQ_VAE ? ", VQ the codebook + commitment squared distances (so rec + VQ is a training objective, not a likelihood)" :
             units.nats ? ", KL in nats" : ", KL in nats (so rec + KL adds different units)");
+    int image_channels, image_rows, image_cols;   // (a prior's images come from its VQ-VAE)
+    const bool progress_images = cfg->train.epoch_images &&
+        (model.prior_classes || model_image_shape(&model, &image_channels, &image_rows, &image_cols));
+    if (cfg->train.epoch_images && !progress_images) {
+        char why[200];
+        model_not_image_reason(&model, why, sizeof why);
+        text_appendf(&notes, "cuvae: note: no progress images (train.epoch_images): %s\n", why);
+    }
 
     DeviceDataset train_dev, test_dev;
     DeviceDataset val_dev;
@@ -793,7 +801,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
         if (writer && ((improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
-            (cfg->train.epoch_images &&
+            (progress_images &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
             rc = -1;
@@ -948,8 +956,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     else
         snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
                  "eval.json, model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
-                validating && !model.gan && cfg->train.epoch_images ? ", best.safetensors, progress/*.png"
-                : validating && !model.gan ? ", best.safetensors" : cfg->train.epoch_images ? ", progress/*.png" : "");
+                validating && !model.gan && progress_images ? ", best.safetensors, progress/*.png"
+                : validating && !model.gan ? ", best.safetensors" : progress_images ? ", progress/*.png" : "");
 
 done:
     free(notes.data);   // (not said: the run was refused before they were)

@@ -187,6 +187,24 @@ grep -q '"binarized": true' "$tmp/binary/eval.json" && grep -q '"is_nll_of_binar
     && grep -q '"binarized": false' "$tmp/grey_iw/eval.json" && grep -q '"is_nll_of_binary_data": false' "$tmp/grey_iw/eval.json" \
     && ok "binarized / is_nll_of_binary_data from the data: 0/255 images with binarize none are binary, grey levels not" \
     || bad "binary data: $(grep -o '"binarized": [a-z]*' "$tmp/binary/eval.json" "$tmp/grey_iw/eval.json" 2>&1 | tr '\n' ' ')"
+# 2-channel data train (an explicit layout) but are no image: the run says so up front, writes
+# no progress images and does not list them; sample and plot refuse, naming the shape
+python3 - "$tmp/two_channels.npy" <<'PY'
+import struct, sys
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (40, 2, 8, 8), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode()
+                              + bytes((i * 7) % 256 for i in range(40 * 128)))
+PY
+train --set data.train="$tmp/two_channels.npy" --set data.layout=nchw --set model.input_shape=[2,8,8] \
+    --set train.batch_size=4 --set train.epoch_images=true --out "$tmp/two_channels" > "$tmp/two_channels.log" 2>&1
+grep -q "note: no progress images (train.epoch_images): the model's input is 2 x 8 x 8 (model.input_shape): an image needs 1 (grey) or 3 (RGB) channels" "$tmp/two_channels.log" \
+    && grep "cuvae: done" "$tmp/two_channels.log" | grep -qv "progress" && [ ! -e "$tmp/two_channels/progress" ] \
+    && ok "2-channel data: trained, no progress images, said up front and not listed in the done line" \
+    || bad "2-channel data: $(grep -E 'note|done|error' "$tmp/two_channels.log")"
+expect_error "sample on a 2-channel model: refused, naming its shape" 2 \
+    "sample: the model's input is 2 x 8 x 8 \(model.input_shape\): an image needs 1 \(grey\) or 3 \(RGB\) channels" -- \
+    "$CUVAE" sample "$tmp/two_channels/model.safetensors" -o "$tmp/two_channels.png"
 # something named like an image that is none would go missing unsaid: refused
 for kind in dangling fifo folder; do
     cp -r "$D/depth/d8" "$D/depth/$kind"

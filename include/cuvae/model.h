@@ -139,6 +139,10 @@ TensorShape model_input_shape(const Config *cfg);
 // The image an example is, for figures: (channels 1 or 3, rows, cols); false when the
 // input is not an image cuvae can draw (a flat vector, or another channel count).
 bool model_image_shape(const Model *m, int *channels, int *rows, int *cols);
+// Why model_image_shape is false, for a message: "the model's input is 2 x 28 x 28
+// (model.input_shape): an image needs 1 (grey) or 3 (RGB) channels", or "... (784 values, no
+// model.input_shape) is not an image".
+void model_not_image_reason(const Model *m, char *out, size_t n);
 // Builds the layer-list encoder / decoder of cfg without allocating anything:
 // 0, or -1 with the error naming the layer index and the shapes (config_load calls it).
 int model_check_networks(const Config *cfg, char *err, size_t errlen);
