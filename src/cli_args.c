@@ -211,18 +211,19 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             return set_error(err, errlen, "%s: -o %s", command, why);
         free(resolved);
     }
-    // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files
+    // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files;
+    // and a name with another extension than what is written (a PNG's .jpg or .safetensors, a
+    // JSON's .safetensors or .png) is a mistake that would replace that file with other bytes
     const char *inputs[2] = {a->positional, a->prior};
-    if (a->json_out && run_folder_check_output(command, "-o", a->json_out, inputs, 2, err, errlen) != 0) return -1;
-    if (a->output_png) {   // a PNG: a name with another extension (.jpg, .safetensors, ...) is a mistake
-        const char *slash = strrchr(a->output_png, '/');
-        const char *dot = strrchr(slash ? slash + 1 : a->output_png, '.');
-        if (dot && dot != (slash ? slash + 1 : a->output_png) && strcasecmp(dot, ".png") != 0 &&
-            run_folder_check_output(command, "-o", a->output_png, inputs, 2, err, errlen) == 0)
-            return set_error(err, errlen, "%s: -o %s: %s writes a PNG image; give a name ending in .png", command,
-                             a->output_png, command);
+    const char *extensions[2] = {".json", ".png"}, *written[2] = {"a JSON object", "a PNG image"};
+    for (int k = 0; k < 2; k++) {
+        if (!outputs[k]) continue;
+        if (run_folder_check_output(command, "-o", outputs[k], inputs, 2, err, errlen) != 0) return -1;
+        const char *slash = strrchr(outputs[k], '/');
+        const char *dot = strrchr(slash ? slash + 1 : outputs[k], '.');
+        if (dot && dot != (slash ? slash + 1 : outputs[k]) && strcasecmp(dot, extensions[k]) != 0)
+            return set_error(err, errlen, "%s: -o %s: %s writes %s; give a name ending in %s", command, outputs[k],
+                             command, written[k], extensions[k]);
     }
-    if (a->output_png && run_folder_check_output(command, "-o", a->output_png, inputs, 2, err, errlen) != 0)
-        return -1;
     return 0;
 }

@@ -125,7 +125,8 @@ static const char *USAGE_EVAL =
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
     "  -o FILE.json      also write the JSON there (its folder must exist; a regular file or a\n"
     "                    new one; never the checkpoint read, a run's config.json, log.jsonl or\n"
-    "                    .safetensors files, nor the eval.json of a run the checkpoint is not in)\n"
+    "                    .safetensors files, nor the eval.json of a run the checkpoint is not in;\n"
+    "                    a name with another extension than .json, e.g. .safetensors, is refused)\n"
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n"
     "A checkpoint whose test loss is not finite (finite weights, overflowing outputs) is refused.\n";
 

@@ -318,6 +318,11 @@ PY
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --prior "" -o "$tmp/x.png"
     expect_error "sample -o FILE.safetensors (it writes a PNG)" 2 "sample: -o .*/other.safetensors: sample writes a PNG image; give a name ending in .png" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/other.safetensors"
+    cp "$tmp/rerun/model.safetensors" "$tmp/kept.safetensors"
+    expect_error "eval -o FILE.safetensors (it writes JSON): refused, the file kept" 2 "eval: -o .*/kept.safetensors: eval writes a JSON object; give a name ending in .json" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/kept.safetensors"
+    cmp -s "$tmp/rerun/model.safetensors" "$tmp/kept.safetensors" && ok "eval -o FILE.safetensors left the file as it was" \
+        || bad "eval -o FILE.safetensors changed the file"
     expect_error "sample -o the checkpoint it reads" 2 "sample: -o .*/rerun/model.safetensors is the file sample reads" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/model.safetensors"
     expect_error "eval -o the checkpoint it reads" 2 "eval: -o .*/rerun/model.safetensors is the file eval reads" -- \
