@@ -367,6 +367,14 @@ static const char *remove_stale_figure(const char *dir, const char *name) {
     return unlink(path) == 0 ? "; the earlier plot's one removed" : "";
 }
 
+// The loss-curve figures (loss_curves.png, and loss_terms.png but for a gan's) of an earlier
+// plot, when this one has no log to draw them from: removed. Returns the note for the skip line.
+static const char *remove_stale_curves(const char *dir) {
+    const bool curves = remove_stale_figure(dir, "loss_curves.png")[0] != 0;
+    const bool terms = remove_stale_figure(dir, "loss_terms.png")[0] != 0;
+    return curves || terms ? "; the earlier plot's removed" : "";
+}
+
 // Rows: linear paths in latent space between the codes of two test images of classes 0-1,
 // 2-3, ... (or, with none of those pairs, test images 0-1, 2-3, ...); first and last columns
 // are the reconstructions.
@@ -527,7 +535,7 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     if (access(path, F_OK) != 0) {   // a run given only as a checkpoint: no curves to draw
-        fprintf(stderr, "cuvae: %s not found: loss curves skipped\n", path);
+        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
         return 0;
     }
     char *text = read_text_file(path, NULL, f->err, f->errlen);
@@ -568,7 +576,8 @@ static int figure_loss_curves(Figures *f, const char *run_dir) {
         n++;
     }
     free(text);
-    if (rc == 0 && n == 0) fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped\n", path);
+    if (rc == 0 && n == 0)
+        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
     if (rc == 0 && n > 0) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
@@ -680,7 +689,7 @@ static int figure_gan_curves(Figures *f, const char *run_dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     if (access(path, F_OK) != 0) {
-        fprintf(stderr, "cuvae: %s not found: loss curves skipped\n", path);
+        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
         return 0;
     }
     char *text = read_text_file(path, NULL, f->err, f->errlen);
@@ -709,7 +718,8 @@ static int figure_gan_curves(Figures *f, const char *run_dir) {
         n++;
     }
     free(text);
-    if (rc == 0 && n == 0) fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped\n", path);
+    if (rc == 0 && n == 0)
+        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
     if (rc == 0 && n > 0) {
         char out[1200];
         snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
@@ -843,6 +853,9 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (%s)", L, L == 1 ? "no latent scatter: latent_histograms.png shows it"
                        : "its scatter is a t-SNE");
+    // the key that made the test set this small, for the skip lines below
+    const char *test_size_key = data_cfg.data.test_limit > 0 ? "data.test_limit"
+                              : data_cfg.data.test[0] ? "data.test" : "data.test_fraction";
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
         char log_path[1200];
         snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
@@ -859,11 +872,11 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
         if (tsne_skipped)
             fprintf(stderr, "cuvae: plot: no latent_scatter.png: its t-SNE needs at least %d test images, the run's "
-                    "test set has %d (data.test_limit)%s\n", TSNE_MIN_POINTS, n,
+                    "test set has %d (%s)%s\n", TSNE_MIN_POINTS, n, test_size_key,
                     remove_stale_figure(dir, "latent_scatter.png"));
         if (interpolation_skipped)
             fprintf(stderr, "cuvae: plot: no interpolation.png: it needs at least 2 test images, the run's test set "
-                    "has %d (data.test_limit)%s\n", n, remove_stale_figure(dir, "interpolation.png"));
+                    "has %d (%s)%s\n", n, test_size_key, remove_stale_figure(dir, "interpolation.png"));
     }
     // the curves first: a damaged log.jsonl stops plot before it has drawn anything
     if (rc == 0) rc = m.gan ? figure_gan_curves(&f, run_dir) : figure_loss_curves(&f, run_dir);

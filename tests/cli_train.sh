@@ -77,12 +77,15 @@ if command -v gnuplot >/dev/null; then
         && ok "plot --tsne-points on a latent-dim-1 run: refused, says there is no scatter" || bad "--tsne-points dim 1: exit $rc, $(tail -1 "$tmp/l1.err")"
     "$CUVAE" plot "$tmp/l1" 2>"$tmp/l1.err" && [ -s "$tmp/l1/figures/latent_histograms.png" ] && [ ! -e "$tmp/l1/figures/latent_scatter.png" ] \
         && ok "plot on a latent-dim-1 run: histograms, no scatter" || bad "plot dim 1: $(tail -1 "$tmp/l1.err")"
-    # an empty log.jsonl: no curves, said, and the count announced is the count drawn
-    : > "$tmp/l1/log.jsonl"; rm -rf "$tmp/l1/figures"
+    # an empty log.jsonl: no curves, said, the earlier plot's curves removed (figures/ never mixes
+    # runs), and the count announced is the count drawn
+    [ -e "$tmp/l1/figures/loss_curves.png" ] && [ -e "$tmp/l1/figures/loss_terms.png" ] || bad "plot dim 1 drew no curves"
+    : > "$tmp/l1/log.jsonl"
     "$CUVAE" plot "$tmp/l1" 2>"$tmp/l1.err"
     said=$(grep -o "drawing [0-9]* figures" "$tmp/l1.err" | grep -o "[0-9]*"); drawn=$(grep -c "^cuvae: wrote" "$tmp/l1.err")
-    grep -q "log.jsonl holds no epoch yet: loss curves skipped" "$tmp/l1.err" && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
-        && [ ! -e "$tmp/l1/figures/loss_curves.png" ] && ok "plot with an empty log.jsonl: curves skipped and said; $drawn figures announced and drawn" \
+    grep -q "log.jsonl holds no epoch yet: loss curves skipped; the earlier plot's removed" "$tmp/l1.err" && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
+        && [ ! -e "$tmp/l1/figures/loss_curves.png" ] && [ ! -e "$tmp/l1/figures/loss_terms.png" ] \
+        && ok "plot with an empty log.jsonl: curves skipped and said, the earlier ones removed; $drawn figures announced and drawn" \
         || bad "plot, empty log: announced $said, drew $drawn: $(tail -1 "$tmp/l1.err")"
     # a test set too small for some figures: each skipped and said (an earlier plot's copy removed), the
     # count announced the count drawn
