@@ -75,6 +75,11 @@ static void decode_points(Figures *f, const float *z, const uint8_t *labels, int
 static int write_grid(Figures *f, const char *name, const char *title, const float *pixels, int n,
                       int columns, const char *xlabel, double x_min, double x_max,
                       const char *ylabel, double y_min, double y_max, int pad) {
+    // (a pixel that is not finite would be drawn black: a diverged decoder, said instead)
+    for (size_t i = 0; i < (size_t)n * f->channels * f->rows * f->cols; i++)
+        if (!isfinite(pixels[i]))
+            return set_error(f->err, f->errlen, "plot: %s: image %zu has a pixel that is not finite (%g): the model "
+                             "has diverged", name, i / ((size_t)f->channels * f->rows * f->cols), pixels[i]);
     int width, height;
     uint8_t *grid = image_grid_channels(pixels, n, f->channels, f->rows, f->cols, columns, pad, 255, &width,
                                         &height);
@@ -833,6 +838,18 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                            "= %g): the model has diverged", ckpt, k / (size_t)L, k % (size_t)L + 1, codes[k]);
     // figures a small test set cannot give, skipped and said so (the plan's count leaves them out)
     const bool encoded = !m.gan && !m.autoregressive && !m.vq;
+    // a decoder that overflows on finite codes (finite weights): refused before any figure too,
+    // from the reconstructions of the first test images (the figures would draw NaN as black)
+    if (rc == 0 && encoded && n > 0) {
+        const int k = n < 16 ? n : 16, D = m.input_dim;
+        float *pixels = xmalloc((size_t)k * D * sizeof(float));   // (k, D)
+        decode_points(&f, codes, test_set.labels, k, pixels);
+        for (size_t i = 0; rc == 0 && i < (size_t)k * D; i++)
+            if (!isfinite(pixels[i]))
+                rc = set_error(err, errlen, "plot: %s: the decoder gives test image %zu's code a pixel that is not "
+                               "finite (%g): the model has diverged", ckpt, i / (size_t)D, pixels[i]);
+        free(pixels);
+    }
     const bool tsne_skipped = encoded && L > 2 && n < TSNE_MIN_POINTS;
     const bool interpolation_skipped = encoded && n < 2;
 

@@ -531,11 +531,13 @@ else
     bad "finite-loss divergence: exit $rc, $(tail -1 "$tmp/finite_div.err"), files: $(ls "$tmp/finite_div" 2>/dev/null | tr '\n' ' ')"
 fi
 # finite weights whose outputs overflow (a diverged run): the codes are inf, the loss not finite
-python3 - "$ck/model.safetensors" "$ck/huge.safetensors" <<'PY'
+# (and the same for the decoder's first layer: finite codes, pixels that overflow)
+for tensor in mu.weight decoder.0.weight; do
+python3 - "$ck/model.safetensors" "$ck/huge_$tensor.safetensors" "$tensor" <<'PY'
 import json, struct, sys, zlib
 raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
 header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:])
-begin, end = header["mu.weight"]["data_offsets"]
+begin, end = header[sys.argv[3]]["data_offsets"]
 data[begin:end] = struct.pack("<f", 3e38) * ((end - begin) // 4)
 meta = header["__metadata__"]; crc = zlib.crc32(bytes(data))
 for key, value in meta.items():
@@ -544,6 +546,8 @@ meta["crc32"] = "%08x" % (crc & 0xffffffff)
 text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
 PY
+done
+mv "$ck/huge_mu.weight.safetensors" "$ck/huge.safetensors"
 expect_error "eval: finite weights whose outputs overflow: refused, not a report of nulls" 2 \
     "eval: .*/huge.safetensors: the test loss is not finite \((nan|inf|-nan)\): the model has diverged" -- \
     "$CUVAE" eval "$ck/huge.safetensors"
@@ -555,9 +559,18 @@ if command -v gnuplot >/dev/null 2>&1; then
         "plot: .*/hugerun/model.safetensors: the encoder gives test image 0 a code that is not finite \(z1 = inf\)" -- \
         "$CUVAE" plot "$tmp/hugerun"
     [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing model"
+    cp "$ck/huge_decoder.0.weight.safetensors" "$tmp/hugerun/model.safetensors"
+    expect_error "plot of a model whose decoder overflows on finite codes: refused before any figure" 2 \
+        "plot: .*/hugerun/model.safetensors: the decoder gives test image [0-9]+'s code a pixel that is not finite" -- \
+        "$CUVAE" plot "$tmp/hugerun"
+    [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing decoder"
 else
     skip "plot of an overflowing model" "gnuplot not installed"
 fi
+expect_error "sample of a model whose decoder overflows: refused, not NaN drawn as black" 2 \
+    "sample: .*/huge_decoder.0.weight.safetensors: sample 0 has a pixel that is not finite \((nan|-nan|inf|-inf)\): the model has diverged" -- \
+    "$CUVAE" sample "$ck/huge_decoder.0.weight.safetensors" -n 4 -o "$tmp/huge_samples.png"
+[ ! -e "$tmp/huge_samples.png" ] && ok "... and wrote no PNG" || bad "sample wrote a PNG of an overflowing decoder"
 expect_fail "--resume: inf in the resume metadata" 2 "resume.safetensors: __metadata__.lr: not a finite number" -- \
     train --set train.epochs=5 --out "$ck" --resume
 python3 - "$tmp/resume.orig" "$ck/resume.safetensors" <<'PY'
