@@ -5,6 +5,7 @@
 #include "cuvae/run_folder.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,12 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (*end || !isfinite(lo) || !isfinite(hi) || !(lo < hi) || fabs(lo) > 1e30 || fabs(hi) > 1e30)
                 return set_error(err, errlen, "plot: --latent-range: expected LO:HI with LO < HI, both within "
                                  "+-1e30, got \"%s\"", text);
+            // the codes are float32: an end below its smallest normal number reads as 0 (or a
+            // subnormal, flushed to 0 on the CPU), so the range would silently be another
+            if ((lo != 0.0 && fabs(lo) < FLT_MIN) || (hi != 0.0 && fabs(hi) < FLT_MIN))
+                return set_error(err, errlen, "plot: --latent-range: %s has an end below %.3g in magnitude, float32's "
+                                 "smallest normal number (the codes are float32): give 0 or a larger end", text,
+                                 (double)FLT_MIN);
             // the codes are float32 and the axes are drawn from 9 digits: a narrower range is one value
             if (hi - lo < 1e-6 * fmax(fabs(lo), fabs(hi)))
                 return set_error(err, errlen, "plot: --latent-range: %s is narrower than a millionth of its ends "

@@ -124,6 +124,11 @@ for narrow in "1:1.0000000001" "1e-30:1.0000000001e-30"; do   # (gnuplot would f
 done
 expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
+for tiny in "1e-320:2e-320" "0:1e-300" "-1e-39:1"; do   # (a subnormal read as 0 by the CPU: the range was ignored)
+    expect_error "plot --latent-range $tiny (an end below float32's smallest normal)" 2 \
+        "plot: --latent-range: $tiny has an end below 1.18e-38 in magnitude, float32's smallest normal number" -- \
+        "$CUVAE" plot "$tmp" --latent-range "$tiny"
+done
 for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
     expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with LO < HI, both within \\+-1e30" -- \
         "$CUVAE" plot "$tmp" --latent-range "$bad_range"
