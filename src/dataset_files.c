@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 // An array as read from a file, before it becomes images or labels.
@@ -523,8 +524,17 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-// The sorted entries of dir that are folders (want_dirs) or .png files.
-static char **list_entries(const char *dir, bool want_dirs, int *count, char *err, size_t errlen) {
+// Whether a name ends in .png, in any case (.png, .PNG, .Png), as ImageFolder matches it.
+static bool png_file_name(const char *name) {
+    const size_t len = strlen(name);
+    return len > 4 && strcasecmp(name + len - 4, ".png") == 0;
+}
+
+// The sorted entries of dir that are folders (want_dirs) or .png files. refuse_dirs: a folder
+// among the images is refused, naming it (a class folder's sub-folder: torchvision's ImageFolder
+// would walk into it, cuvae reads the images directly in each class folder; skipped, its images
+// would go missing unsaid).
+static char **list_entries(const char *dir, bool want_dirs, bool refuse_dirs, int *count, char *err, size_t errlen) {
     *count = 0;
     DIR *d = opendir(dir);
     if (!d) {
@@ -540,7 +550,7 @@ static char **list_entries(const char *dir, bool want_dirs, int *count, char *er
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         struct stat st;
         const bool exists = stat(full, &st) == 0;
-        const bool png_name = ends_with(e->d_name, ".png") || ends_with(e->d_name, ".PNG");
+        const bool png_name = png_file_name(e->d_name);
         // an image's name on something that is not one (a dangling link, a folder, a FIFO) is
         // an image that would go missing unsaid: refused (FIFOs and devices are never opened)
         if (!want_dirs && png_name && (!exists || !S_ISREG(st.st_mode))) {
@@ -555,6 +565,16 @@ static char **list_entries(const char *dir, bool want_dirs, int *count, char *er
         }
         if (!exists) continue;   // (a dangling link of another name: not an entry)
         bool folder = S_ISDIR(st.st_mode);
+        if (refuse_dirs && folder) {
+            set_error(err, errlen, "%s: a folder inside the class folder %s: cuvae reads the .png images directly "
+                      "in each class folder (not in sub-folders, as torchvision's ImageFolder would): move its "
+                      "images up or remove it", full, dir);
+            closedir(d);
+            for (int k = 0; k < *count; k++) free(names[k]);
+            free(names);
+            *count = 0;
+            return NULL;
+        }
         bool png = S_ISREG(st.st_mode) && png_name;
         if (want_dirs ? !folder : !png) continue;
         if (*count == cap) {   // (a few bytes per name: an allocation failure here is a crash-level OOM)
@@ -631,7 +651,7 @@ static int append_png(const char *path, const char *first, int label, Dataset *d
 
 static int read_png_folder(const char *dir, Dataset *d, char *err, size_t errlen) {
     int n_classes = 0;
-    char **classes = list_entries(dir, true, &n_classes, err, errlen);
+    char **classes = list_entries(dir, true, false, &n_classes, err, errlen);
     if (!classes) return -1;
     if (n_classes > 256) {
         free_names(classes, n_classes);
@@ -639,7 +659,7 @@ static int read_png_folder(const char *dir, Dataset *d, char *err, size_t errlen
     }
     if (n_classes) {   // class folders: no image may sit beside them unlabelled
         int loose = 0;
-        char **files = list_entries(dir, false, &loose, err, errlen);
+        char **files = list_entries(dir, false, false, &loose, err, errlen);
         if (!files) {
             free_names(classes, n_classes);
             return -1;
@@ -661,7 +681,7 @@ static int read_png_folder(const char *dir, Dataset *d, char *err, size_t errlen
         if (n_classes) snprintf(folder, sizeof folder, "%s/%s", dir, classes[k]);
         else snprintf(folder, sizeof folder, "%s", dir);
         int n_files = 0;
-        char **files = list_entries(folder, false, &n_files, err, errlen);
+        char **files = list_entries(folder, false, n_classes > 0, &n_files, err, errlen);
         if (!files) {
             status = -1;
             break;
@@ -715,6 +735,10 @@ static int load_files_split(const Config *cfg, const char *path, const char *lab
         if (labels_path[0])
             return set_error(err, errlen, "%s: a PNG folder's labels are its class sub-folders; drop the labels "
                              "file %s", path, labels_path);
+        if (cfg->data.layout != DATA_LAYOUT_AUTO)   // (each file says its own layout: the key would be ignored)
+            return set_error(err, errlen, "%s: data.layout \"%s\" orders the axes of an array file; a PNG folder's "
+                             "images are read as their files say: leave data.layout \"auto\"", path,
+                             cfg->data.layout == DATA_LAYOUT_NHWC ? "nhwc" : "nchw");
         return read_png_folder(path, d, err, errlen);
     }
     RawArray images;
@@ -724,6 +748,16 @@ static int load_files_split(const Config *cfg, const char *path, const char *lab
     if (rc != 0) return -1;
     RawArray labels;
     memset(&labels, 0, sizeof labels);
+    if (labels_path[0] && format == DATA_FORMAT_SAFETENSORS) {   // its own labels tensor would be dropped unsaid
+        rc = read_safetensors_tensor(path, "labels", false, &labels, err, errlen);
+        raw_free(&labels);
+        if (rc == 0)
+            return set_error(err, errlen, "%s: holds its own labels tensor, and data.%s %s would replace it: drop "
+                             "one of them", path, labels_path == cfg->data.train_labels ? "train_labels" : "test_labels",
+                             labels_path);
+        if (rc != 1) return -1;
+        rc = 0;
+    }
     if (labels_path[0]) {
         DataFormat labels_format = format_of(labels_path, DATA_FORMAT_AUTO);
         rc = labels_format == DATA_FORMAT_SAFETENSORS

@@ -230,6 +230,27 @@ for kind in cut_iend cut_inside trailing; do
     expect_error "a PNG image $kind: refused, naming the byte" 2 "$kind/$(basename "$f"): $what" -- \
         train --set data.train="$D/depth/$kind" --set model.input_shape=[1,8,8] --out "$tmp/x"
 done
+# what a PNG folder does not use is refused, not ignored: data.layout (each file says its own),
+# and a folder inside a class folder (ImageFolder would walk into it; cuvae reads each class
+# folder's images directly, so its images would go missing unsaid); .png matches in any case
+expect_error "data.layout on a PNG folder: refused, not ignored" 2 \
+    "d8: data.layout \"nchw\" orders the axes of an array file; a PNG folder's images are read as their files say" -- \
+    train --set data.train="$D/depth/d8" --set data.layout=nchw --set model.input_shape=[1,8,8] --out "$tmp/x"
+mkdir -p "$D/depth/nested/a/sub" "$D/depth/nested/b"
+cp "$D/depth/d8/0"*.png "$D/depth/nested/a/"; cp "$D/depth/d8/1"*.png "$D/depth/nested/b/"; cp "$D/depth/d8/20.png" "$D/depth/nested/a/sub/"
+expect_error "a folder inside a class folder: refused, naming it" 2 \
+    "nested/a/sub: a folder inside the class folder .*nested/a: cuvae reads the .png images directly in each class folder" -- \
+    train --set data.train="$D/depth/nested" --set model.input_shape=[1,8,8] --out "$tmp/x"
+cp -r "$D/depth/d8" "$D/depth/any_case"; mv "$D/depth/any_case/23.png" "$D/depth/any_case/23.Png"
+train --set data.train="$D/depth/any_case" --set model.input_shape=[1,8,8] --set train.batch_size=4 \
+    --out "$tmp/any_case" > "$tmp/any_case.log" 2>&1
+grep -q "of the 24 images of" "$tmp/any_case.log" && ok "a .Png file is read as an image (24 of 24)" \
+    || bad ".Png: $(grep 'images of' "$tmp/any_case.log")"
+# a .safetensors data file with its own labels tensor and a data.train_labels file: one would be
+# dropped unsaid, so both are refused
+expect_error "a .safetensors file's own labels and data.train_labels: refused" 2 \
+    "rgb.safetensors: holds its own labels tensor, and data.train_labels .*grey_npy_labels.npy would replace it: drop one of them" -- \
+    train --set data.train="$D/rgb.safetensors" --set data.train_labels="$D/grey_npy_labels.npy" --out "$tmp/x"
 # damage libpng's simplified API reads without a word: a palette index past the PLTE chunk's
 # entries (read as black) and image data beyond the image (a warning): refused, naming the
 # pixel / the damage; a sound palette file reads as its colours
