@@ -400,6 +400,12 @@ static int command_sample(int argc, char **argv) {
     Model m;
     if (a.prior) {   // CKPT is a vq_vae; PRIOR a pixelcnn over its codes: load the prior, decoding through CKPT
         static char prior_of[1200];
+        for (int i = 0; i < a.n_overrides; i++)   // CKPT is the VQ-VAE here: another would be dropped
+            if (strncmp(a.overrides[i], "model.prior_of=", 15) == 0) {
+                snprintf(err, sizeof err, "sample: --set model.prior_of with --prior: the prior decodes through "
+                         "CKPT (%s) here; give the VQ-VAE you mean as CKPT", a.positional);
+                return fail(err);
+            }
         Config vq_cfg;
         if (checkpoint_read_config(a.positional, &vq_cfg, NULL, 0, err, sizeof err) != 0) return fail(err);
         if (vq_cfg.model.kind != MODEL_VQ_VAE) {

@@ -284,6 +284,10 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/run/model.safetensors" -o "$tmp/x.png"
     expect_error "sample --prior given the VQ-VAE itself" 2 "sample: --prior .*/vq/model.safetensors is a \"vq_vae\", not a PixelCNN prior" -- \
         "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/vq/model.safetensors" -o "$tmp/x.png"
+    expect_error "sample --prior with --set model.prior_of (CKPT is the VQ-VAE: it would be dropped)" 2 \
+        "sample: --set model.prior_of with --prior: the prior decodes through CKPT \(.*/vq/model.safetensors\) here" -- \
+        "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/prior/model.safetensors" --set model.prior_of=/nowhere \
+        -o "$tmp/x.png"
     expect_error "sample --prior needs a VQ-VAE" 2 'sample: --prior needs a vq_vae checkpoint, .* is a "pixelcnn"' -- \
         "$CUVAE" sample "$tmp/prior/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
