@@ -242,6 +242,11 @@ echo "$row" | grep -q "<td>– (an AE)</td>" && echo "$row" | grep -q "sum over 
 expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
     'the importance-weighted bound \(eval --iw, eval.iw_samples\) needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
     "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
+for z in sample mean; do   # (an aae's are refused alike: cli_aae.sh)
+    expect_error "eval --z $z on an ae's checkpoint (its codes are deterministic)" 2 \
+        "eval: --z chooses how a VAE's z is drawn; an ae's codes are deterministic" -- \
+        "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --z $z
+done
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
@@ -310,7 +315,8 @@ PY
     expect_error "--iw with --z mean (it would be dropped)" 2 "eval: --iw K draws K samples of z per example; it cannot be combined with --z mean" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean --iw 5
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --z mean -o "$tmp/zmean.json" >/dev/null 2>&1
-    grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && ok "eval --z mean -o writes the file" || bad "eval --z mean -o"
+    grep -q '"z": "mean"' "$tmp/zmean.json" 2>/dev/null && grep -q '^{"name": "' "$tmp/zmean.json" \
+        && ok "eval --z mean -o writes the file, with the run's name" || bad "eval --z mean -o: $(head -c 200 "$tmp/zmean.json")"
     # -o never replaces what the command reads, nor a run's files
     cp "$tmp/rerun/model.safetensors" "$tmp/keep.safetensors"
     expect_error "sample --set eval.iw_samples (it draws no bound): refused as eval refuses it" 2 \
