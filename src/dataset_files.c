@@ -123,6 +123,9 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
     for (int entries = 0;; entries++) {
         while (*p == ' ') p++;
         if (*p == '}') break;
+        if (*p == '"')   // (NumPy writes 'key'; np.load's literal_eval would read "key" too)
+            return set_error(why, whylen, "entry %d: a key in double quotes; cuvae reads the header numpy.save "
+                             "writes, with 'single' quotes: save the array again with numpy.save", entries + 1);
         if (*p != '\'') return set_error(why, whylen, "entry %d: expected a quoted key", entries + 1);
         const char *key = ++p;
         p = strchr(p, '\'');
@@ -169,6 +172,9 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
                     return set_error(why, whylen, "key '%.*s': a size with a leading zero is a syntax error in Python",
                                      key_len, key);
                 while (*p >= '0' && *p <= '9') p++;
+                if (*p == 'L' || *p == 'l')   // (a Python 2 long, which np.load still filters out)
+                    return set_error(why, whylen, "key '%.*s': a size written with Python 2's long suffix (%c): save the "
+                                     "array again with numpy.save under Python 3", key_len, key, *p);
                 items++;
                 while (*p == ' ') p++;
                 comma = *p == ',';
@@ -482,7 +488,7 @@ static int images_from_array(const char *path, const RawArray *a, DataLayout lay
                     memcpy(&v, a->bytes + 4 * src, 4);
                     if (!(v >= 0.0f && v <= 1.0f)) {
                         free(pixels);
-                        return set_error(err, errlen, "%s: float32 value %g of element %zu (byte %zu) is outside "
+                        return set_error(err, errlen, "%s: float32 value %.9g of element %zu (byte %zu) is outside "
                                          "[0, 1]", path, (double)v, src, a->data_offset + 4 * src);
                     }
                     pixels[dst] = (uint8_t)lrintf(v * 255.0f);
@@ -508,9 +514,16 @@ static int labels_from_array(const char *path, const RawArray *a, Dataset *d, ch
     int largest = 0;
     for (int i = 0; i < d->n; i++) {
         int64_t v = read_integer(a, (size_t)i);
-        if (v < 0 || v > 255)
+        if (v < 0 || v > 255) {
+            const size_t at = a->data_offset + (size_t)i * elem_size(a->type);
+            uint64_t u = 0;   // a uint64 past INT64_MAX is said as the file holds it, not clamped
+            if (a->type == ELEM_U64) memcpy(&u, a->bytes + (size_t)i * 8, 8);
+            if (a->type == ELEM_U64)
+                return set_error(err, errlen, "%s: label %llu of example %d (byte %zu) is outside 0..255", path,
+                                 (unsigned long long)u, i, at);
             return set_error(err, errlen, "%s: label %lld of example %d (byte %zu) is outside 0..255", path,
-                             (long long)v, i, a->data_offset + (size_t)i * elem_size(a->type));
+                             (long long)v, i, at);
+        }
         d->labels[i] = (uint8_t)v;
         if (v > largest) largest = (int)v;
     }

@@ -114,6 +114,11 @@ expect_error "a class folder without images" 2 "empty_class/b: no .png images in
 expect_error "labels of the wrong length" 2 "labels_short.npy: 63 labels for 64 images" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_short.npy" \
           --set model.input_shape=[1,12,20] --out "$tmp/x"
+expect_error "float32 just above 1: said with its digits" 2 "above_one.npy: float32 value 1.00000012 of element 1 \(byte 132\) is outside \[0, 1\]" -- \
+    train --set data.train="$D/bad/above_one.npy" --out "$tmp/x"
+expect_error "a uint64 label past int64: said as the file holds it" 2 "labels_u64_big.npy: label 9223372036854775813 of example 63 \(byte 632\) is outside 0..255" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_u64_big.npy" \
+          --set model.input_shape=[1,12,20] --out "$tmp/x"
 expect_error "signed int8 labels: -1 is refused, not read as 255" 2 "labels_int8.npy: label -1 of example 63 \(byte 191\) is outside 0..255" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_int8.npy" \
           --set model.input_shape=[1,12,20] --out "$tmp/x"
@@ -124,7 +129,9 @@ expect_error "images beside class folders" 2 "loose: holds both .png images \(x.
 for case in "garbage_header:entry 4: expected a quoted key" "no_commas:after key 'descr': expected ',' or '}'" \
             "fortran_zero:key 'fortran_order': must be True or False" \
             "one_tuple:key 'shape': \(n\) is a number in Python; a 1-tuple is \(n,\)" \
-            "leading_zero:key 'shape': a size with a leading zero is a syntax error in Python"; do
+            "leading_zero:key 'shape': a size with a leading zero is a syntax error in Python" \
+            "double_quotes:entry 1: a key in double quotes; cuvae reads the header numpy.save writes" \
+            "long_suffix:key 'shape': a size written with Python 2's long suffix \(L\)"; do
     expect_error "a malformed .npy header (${case%%:*}) is refused as NumPy refuses it" 2 \
         "${case%%:*}.npy: malformed header at byte 10: ${case#*:}" -- train --set data.train="$D/bad/${case%%:*}.npy" --out "$tmp/x"
 done

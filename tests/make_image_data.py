@@ -120,6 +120,8 @@ def main():
     write_npy(os.path.join(bad, "truncated.npy"), "|u1", (N, H, W), nhwc[:N * H * W - 5])
     write_npy(os.path.join(bad, "float64.npy"), "<f8", (2, H, W), bytes(2 * H * W * 8))
     write_npy(os.path.join(bad, "range.npy"), "<f4", (1, 2, 2), struct.pack("<4f", 0.5, 0.25, 1.5, 0.0))
+    # just above 1: float32's next value after 1, said with its digits (%g printed "1")
+    write_npy(os.path.join(bad, "above_one.npy"), "<f4", (1, 2, 2), struct.pack("<4f", 0.5, 1.0000001, 0.0, 0.0))
     write_npy(os.path.join(bad, "ambiguous.npy"), "|u1", (2, 3, 4, 3), bytes(2 * 3 * 4 * 3))
     write_npy(os.path.join(bad, "labels_short.npy"), "<i8", (N - 1,), bytes(8 * (N - 1)))
     write_safetensors(os.path.join(bad, "no_images.safetensors"), [("labels", "U8", (2,), bytes(2))])
@@ -130,6 +132,9 @@ def main():
     write_png(os.path.join(bad, "mixed", "b", "y.png"), 8, 8, 3, image(1, rng, 8, 8))
     write_png(os.path.join(bad, "empty_class", "a", "x.png"), W, H, 3, rgb[0])
     write_npy(os.path.join(bad, "labels_int8.npy"), "|i1", (N,), bytes([1] * (N - 1)) + bytes([255]))   # -1 last
+    # a uint64 label past int64's range: said as the file holds it
+    write_npy(os.path.join(bad, "labels_u64_big.npy"), "<u8", (N,),
+              struct.pack("<Q", 1) * (N - 1) + struct.pack("<Q", 2**63 + 5))
     write_npy(os.path.join(bad, "bool_images.npy"), "|b1", (2, 4, 4), bytes(32))
     write_npy(os.path.join(bad, "extra_key.npy"), "|u1", (2, 4, 4), bytes(32), extra="'x': 1, ")
     write_npy(os.path.join(bad, "version_1_1.npy"), "|u1", (2, 4, 4), bytes(32), minor=1)   # NumPy: 1.0, 2.0, 3.0
@@ -140,6 +145,10 @@ def main():
                          ("fortran_zero", "{'descr': '|u1', 'fortran_order': 0, 'shape': (2, 4, 4), }"),
                          ("one_tuple", "{'descr': '|u1', 'fortran_order': False, 'shape': (32), }"),
                          ("leading_zero", "{'descr': '|u1', 'fortran_order': False, 'shape': (02, 4, 4), }"),
+                         # np.load reads these two (a Python literal; its filter drops Python 2's L),
+                         # numpy.save never writes them: refused, saying how to save the array
+                         ("double_quotes", '{"descr": "|u1", "fortran_order": False, "shape": (2, 4, 4), }'),
+                         ("long_suffix", "{'descr': '|u1', 'fortran_order': False, 'shape': (2L, 4L, 4L), }"),
                          # well formed (NumPy writes it for a structured dtype) but not a dtype cuvae reads
                          ("structured", "{'descr': [('a', '|u1'), ('b', '|u1')], 'fortran_order': False, "
                                         "'shape': (2, 4, 4), }")]:
