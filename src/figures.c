@@ -432,7 +432,18 @@ static int figure_interpolation(Figures *f, const float *codes, const uint8_t *l
 // CVAE: row c generates class c; each column shares one z ~ N(0, I).
 static int figure_class_rows(Figures *f) {
     Model *m = f->m;
-    const int L = m->latent_dim, classes = m->n_classes, cols = 10, n = classes * cols;
+    // the data's classes: a cvae trained on fewer than its 10 (class folders) has untrained rows
+    const int classes = f->n_classes > 0 && f->n_classes < m->n_classes ? f->n_classes : m->n_classes;
+    const int L = m->latent_dim, cols = 10, n = classes * cols;
+    char title[400];
+    int at = snprintf(title, sizeof title, "Class-conditional generation: row = ");
+    if (f->names)   // the class folders' (or Fashion-MNIST's) names, top to bottom
+        for (int c = 0; c < classes && at < (int)sizeof title; c++)
+            at += snprintf(title + at, sizeof title - (size_t)at, "%s%s", c ? ", " : "", f->names[c]);
+    else
+        at += snprintf(title + at, sizeof title - (size_t)at, "class 0..%d", classes - 1);
+    if (at < (int)sizeof title)
+        snprintf(title + at, sizeof title - (size_t)at, ", column = one shared z ~ N(0, I)");
     float *column_z = xmalloc((size_t)cols * L * sizeof(float));
     rng_fill_normal(column_z, (size_t)cols * L, m->cfg.train.seed ^ FIGURE_SEED_SALT, 1000);
     float *z = xmalloc((size_t)n * L * sizeof(float));
@@ -444,9 +455,7 @@ static int figure_class_rows(Figures *f) {
         }
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
-    int rc = write_grid(f, "class_rows.png",
-                        "Class-conditional generation: row = class 0..9, column = one shared z ~ N(0, I)",
-                        pixels, n, cols, NULL, 0, 0, NULL, 0, 0, 2);
+    int rc = write_grid(f, "class_rows.png", title, pixels, n, cols, NULL, 0, 0, NULL, 0, 0, 2);
     free(column_z);
     free(z);
     free(labels);

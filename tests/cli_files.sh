@@ -248,6 +248,24 @@ cp "$D/depth/d8/0"*.png "$D/depth/nested/a/"; cp "$D/depth/d8/1"*.png "$D/depth/
 expect_error "a folder inside a class folder: refused, naming it" 2 \
     "nested/a/sub: a folder inside the class folder .*nested/a: cuvae reads the .png images directly in each class folder" -- \
     train --set data.train="$D/depth/nested" --set model.input_shape=[1,8,8] --out "$tmp/x"
+# a cvae on 2 class folders: plot's class_rows.png draws the 2 trained classes (named), not the
+# model's 10 rows; it is shorter than the same figure of a 10-folder run
+if command -v gnuplot >/dev/null 2>&1; then
+    rm -rf "$D/depth/nested/a/sub"
+    mkdir -p "$D/depth/ten"; for k in 0 1 2 3 4 5 6 7 8 9; do mkdir "$D/depth/ten/c$k"; cp "$D/depth/d8/0$k.png" "$D/depth/d8/1$k.png" "$D/depth/ten/c$k/"; done
+    for set in nested ten; do
+        train --set data.train="$D/depth/$set" --set model.input_shape=[1,8,8] --set model.kind=cvae \
+            --set model.condition=label --set train.batch_size=4 --out "$tmp/cvae_$set" >/dev/null 2>&1
+        "$CUVAE" plot "$tmp/cvae_$set" >/dev/null 2>&1
+    done
+    h2=$(python3 -c "import struct,sys; print(struct.unpack('>I', open(sys.argv[1],'rb').read()[20:24])[0])" "$tmp/cvae_nested/figures/class_rows.png" 2>/dev/null)
+    h10=$(python3 -c "import struct,sys; print(struct.unpack('>I', open(sys.argv[1],'rb').read()[20:24])[0])" "$tmp/cvae_ten/figures/class_rows.png" 2>/dev/null)
+    [ -n "$h2" ] && [ -n "$h10" ] && [ "$h2" -lt "$h10" ] \
+        && ok "class_rows.png of a cvae on 2 class folders draws 2 rows (height $h2 against $h10 for 10)" \
+        || bad "class_rows.png heights: 2 classes '$h2', 10 classes '$h10'"
+else
+    skip "class_rows.png of a 2-class cvae" "gnuplot not installed"
+fi
 cp -r "$D/depth/d8" "$D/depth/any_case"; mv "$D/depth/any_case/23.png" "$D/depth/any_case/23.Png"
 train --set data.train="$D/depth/any_case" --set model.input_shape=[1,8,8] --set train.batch_size=4 \
     --out "$tmp/any_case" > "$tmp/any_case.log" 2>&1
