@@ -166,6 +166,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (!a->title[0] || strchr(a->title, '\n') || strlen(a->title) > 200)
                 return set_error(err, errlen, "sample: --title: expected one non-empty line of at most 200 "
                                  "bytes (UTF-8: fewer characters when some take several bytes)");
+            const long bad = utf8_first_invalid(a->title);   // (gnuplot draws the title as UTF-8)
+            if (bad >= 0)
+                return set_error(err, errlen, "sample: --title: byte %ld is not valid UTF-8 (the title is drawn as "
+                                 "UTF-8 text)", bad + 1);
         } else if (strcmp(arg, "-o") == 0 && strcmp(command, "sample") == 0) {
             if (!has_value || is_option(argv[i + 1]))
                 return set_error(err, errlen, "sample: -o needs a file name%s", option_hint(argc, argv, i));

@@ -282,6 +282,35 @@ static int check_index(const cJSON *index, const char *path, char *err, size_t e
     return 0;
 }
 
+// The numbers the page reads from an eval.json: each, where present, a finite number or null
+// (a string, a list or 1e400 would be shown as "–", which reads as "not evaluated"); "iw" and
+// "parzen" objects (or null). 0, or -1 naming the file and the key.
+static int check_eval_numbers(const cJSON *ev, const char *path, char *err, size_t errlen) {
+    static const char *const top[] = {"test_loss", "rec", "kl", "vq", "d_loss", "d_loss_real", "d_loss_fake",
+                                      "active_units", "latent_dim", "rec_mse_at_mean", "bits_per_dim", "exact_nll",
+                                      "nll_per_position", "codes_used", "codebook_size", "perplexity"};
+    static const char *const iw_keys[] = {"k", "examples", "neg_log_px"};
+    static const char *const parzen_keys[] = {"log_likelihood", "std_error", "samples", "sigma"};
+    const struct { const char *object; const char *const *keys; int n; } groups[] = {
+        {NULL, top, (int)(sizeof top / sizeof *top)},
+        {"iw", iw_keys, (int)(sizeof iw_keys / sizeof *iw_keys)},
+        {"parzen", parzen_keys, (int)(sizeof parzen_keys / sizeof *parzen_keys)},
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        const cJSON *obj = groups[g].object ? cJSON_GetObjectItemCaseSensitive(ev, groups[g].object) : ev;
+        if (!obj || cJSON_IsNull(obj)) continue;
+        if (!cJSON_IsObject(obj))
+            return set_error(err, errlen, "%s: \"%s\" must be an object (as cuvae writes it)", path, groups[g].object);
+        for (int k = 0; k < groups[g].n; k++) {
+            const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, groups[g].keys[k]);
+            if (!item || cJSON_IsNull(item) || (cJSON_IsNumber(item) && isfinite(item->valuedouble))) continue;
+            return set_error(err, errlen, "%s: \"%s%s%s\" must be a finite number or null (as cuvae writes it)", path,
+                             groups[g].object ? groups[g].object : "", groups[g].object ? "." : "", groups[g].keys[k]);
+        }
+    }
+    return 0;
+}
+
 // A run's eval.json / config.json, when there: a JSON object, else -1 naming it.
 static int check_run_file(const char *runs_dir, const char *run, const char *name, char *err, size_t errlen) {
     char path[1200];
@@ -292,9 +321,10 @@ static int check_run_file(const char *runs_dir, const char *run, const char *nam
         return set_error(err, errlen, "%s: not a regular file (a run writes a JSON object there)", path);
     cJSON *j = read_json(path, err, errlen);
     if (!j) return -1;
-    const bool object = cJSON_IsObject(j);
+    int rc = cJSON_IsObject(j) ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);
+    if (rc == 0 && strcmp(name, "eval.json") == 0) rc = check_eval_numbers(j, path, err, errlen);
     cJSON_Delete(j);
-    return object ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);
+    return rc;
 }
 
 int report_write(const char *index_path, const char *runs_dir, char *err, size_t errlen) {

@@ -124,6 +124,8 @@ for narrow in "1:1.0000000001" "1e-30:1.0000000001e-30"; do   # (gnuplot would f
 done
 expect_error "sample --title with a newline" 2 "sample: --title: expected one non-empty line" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'a\nb')"
+expect_error "sample --title that is not UTF-8 (gnuplot would draw mojibake)" 2 "sample: --title: byte 3 is not valid UTF-8" -- \
+    "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'ab\377\376')"
 for tiny in "1e-320:2e-320" "0:1e-300" "-1e-39:1"; do   # (a subnormal read as 0 by the CPU: the range was ignored)
     expect_error "plot --latent-range $tiny (an end below float32's smallest normal)" 2 \
         "plot: --latent-range: $tiny has an end below 1.18e-38 in magnitude, float32's smallest normal number" -- \
@@ -239,6 +241,16 @@ printf '{"sections": [{"runs": ["ae"], "figures": []}]}' > "$tmp/ae_index.json"
 row=$(grep -o '<td>ae</td>.*' "$tmp/aepage/index.html" 2>/dev/null | head -1)
 echo "$row" | grep -q "<td>– (an AE)</td>" && echo "$row" | grep -q "sum over pixels), 1</td>" \
     && ok "report: an AE's row shows one loss weight and no KL" || bad "report AE row: $row $(tail -1 "$tmp/aepage.err")"
+# an eval.json whose numbers are of another type (or overflow) would show as "–", read as "not
+# evaluated": refused, naming the key
+cp "$tmp/aepage/ae/eval.json" "$tmp/ae_eval.json"
+for bad_value in '"abc"' '[1]' '1e400'; do
+    sed "s/\"test_loss\": [^,]*/\"test_loss\": $bad_value/" "$tmp/ae_eval.json" > "$tmp/aepage/ae/eval.json"
+    expect_error "report: eval.json's test_loss as $bad_value: refused, naming the key" 2 \
+        "aepage/ae/eval.json: \"test_loss\" must be a finite number or null \(as cuvae writes it\)" -- \
+        "$CUVAE" report "$tmp/ae_index.json" "$tmp/aepage"
+done
+cp "$tmp/ae_eval.json" "$tmp/aepage/ae/eval.json"
 expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
     'the importance-weighted bound \(eval --iw, eval.iw_samples\) needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
     "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
