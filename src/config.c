@@ -1614,6 +1614,26 @@ static void name_override_in_error(const char *json, const char *dir, const char
 
 // config_from_string with the folder bases are read from (NULL: the working folder); with
 // name_overrides, an error a --set caused names it.
+// A --set data.dataset that switches between "files" and a named dataset (mnist, fashion-mnist)
+// drops the config's keys of the other kind: data.dir, or files' data.train, test, ... So a
+// checkpoint's model reads other data in eval, sample and plot (an MNIST model on your own
+// images: its stored data.dir could not be removed), and a config trains on other data, with
+// the --sets of the new source alone. (The last --set data.dataset wins, as they apply in order.)
+static void drop_other_dataset_keys(cJSON *root, const char *const *overrides, int n_overrides) {
+    const char *value = NULL;
+    for (int i = 0; i < n_overrides; i++)
+        if (strncmp(overrides[i], "data.dataset=", 13) == 0) value = overrides[i] + 13;
+    cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+    const cJSON *stored = data ? cJSON_GetObjectItemCaseSensitive(data, "dataset") : NULL;
+    if (!value || !cJSON_IsString(stored)) return;
+    const bool to_files = strcmp(value, "files") == 0 || strcmp(value, "\"files\"") == 0;
+    if (to_files == (strcmp(stored->valuestring, "files") == 0)) return;
+    if (to_files)
+        cJSON_DeleteItemFromObjectCaseSensitive(data, "dir");
+    else
+        for (size_t k = 0; k < COUNT(files_keys); k++) cJSON_DeleteItemFromObjectCaseSensitive(data, files_keys[k]);
+}
+
 static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
                                   const char *const *overrides, int n_overrides, bool name_overrides, char *err,
                                   size_t errlen) {
@@ -1632,6 +1652,7 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
         snprintf(label, sizeof label, "%s (merged%s)", c.source, bases);
         c.source = label;
     }
+    drop_other_dataset_keys(root, overrides, n_overrides);
     int rc = 0;
     for (int i = 0; rc == 0 && i < n_overrides; i++) {
         char what[96];

@@ -174,6 +174,28 @@ llinear=$(depth_loss linear_gamma)
 [ -n "$l8" ] && [ "$l8" = "$l16" ] && [ "$l8" = "$lsrgb" ] && [ "$l8" = "$lnear" ] && [ "$l8" = "$llinear" ] \
     && ok "PNG values as stored: 16-bit v*257 and 8-bit with a gAMA of 0.45455, 0.465 or 1.0 train exactly as the 8-bit v ($l8)" \
     || bad "PNG bit depth / gAMA: 8-bit '$l8', 16-bit '$l16', sRGB gAMA '$lsrgb', gAMA 0.465 '$lnear', gAMA 1.0 '$llinear'"
+# --set data.dataset switches the data source: the config's keys of the other kind (data.dir, or
+# data.train / test / ...) are dropped, so an MNIST config trains on a file and a files model is
+# evaluated on MNIST (a checkpoint's stored data.dir or data.train could not be removed before)
+"$CUVAE" train configs/examples_vae.json --set data.dataset=files --set data.train="$D/grey_npy.npy" \
+    --set model.input_shape=[1,12,20] --set model.input_dim=240 --set device=cpu --set train.epochs=1 \
+    --set train.epoch_images=false --set eval.iw_samples=0 --out "$tmp/switch_files" > "$tmp/switch_files.log" 2>&1; rc1=$?
+python3 - "$tmp/grey28.npy" <<'PY'
+import random, struct, sys
+random.seed(5)
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (40, 28, 28), }"
+h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode()
+                              + bytes(random.randrange(256) for _ in range(40 * 784)))
+PY
+"$CUVAE" train "$tmp/base.json" --set data.train="$tmp/grey28.npy" --set model.input_shape=[1,28,28] --set device=cpu \
+    --set model.encoder=[16] --set model.decoder=[16] --set train.epochs=1 --set train.epoch_images=false \
+    --set eval.iw_samples=0 --out "$tmp/switch_src" > /dev/null 2>&1
+"$CUVAE" eval "$tmp/switch_src/model.safetensors" --set data.dataset=mnist --set data.dir=data/mnist \
+    --set data.test_limit=100 > "$tmp/switch_eval.json" 2>"$tmp/switch_eval.err"; rc2=$?
+[ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] && grep -q '"examples": 100' "$tmp/switch_eval.json" \
+    && ok "--set data.dataset switches the source: an MNIST config trains on a file, a files model is evaluated on MNIST" \
+    || bad "dataset switch: train exit $rc1 ($(tail -1 "$tmp/switch_files.log")), eval exit $rc2 ($(tail -1 "$tmp/switch_eval.err"))"
 # eval.json's "binarized" says what the data are, not what data.binarize did: images already
 # binary (every value 0 or 255) trained with binarize "none" are binary data, and the
 # importance-weighted bound of a Bernoulli decoder on them is an NLL; grey levels are not
