@@ -47,6 +47,7 @@ typedef struct {
     const char *const *names; // their names (NULL: the label number)
     char *err;
     size_t errlen;
+    bool overflow;            // a decode gave outputs that are not finite (+-inf reads as 0 or 1 after a sigmoid)
 } Figures;
 
 // Phi^-1(p) by bisection on Phi(x) = erfc(-x / sqrt 2) / 2: plain and exact enough.
@@ -69,13 +70,16 @@ static const char *const *class_names(const Figures *f) {
 
 // Decodes n latent points z (n, L) with labels (n) or NULL into pixels (n, D) in [0, 1].
 static void decode_points(Figures *f, const float *z, const uint8_t *labels, int n, float *pixels) {
-    model_decode_pixels(f->m, z, labels, n, pixels);
+    if (!model_decode_pixels(f->m, z, labels, n, pixels)) f->overflow = true;
 }
 
 static int write_grid(Figures *f, const char *name, const char *title, const float *pixels, int n,
                       int columns, const char *xlabel, double x_min, double x_max,
                       const char *ylabel, double y_min, double y_max, int pad) {
     // (a pixel that is not finite would be drawn black: a diverged decoder, said instead)
+    if (f->overflow)
+        return set_error(f->err, f->errlen, "plot: %s: the decoder gives outputs that are not finite: the model has "
+                         "diverged", name);
     for (size_t i = 0; i < (size_t)n * f->channels * f->rows * f->cols; i++)
         if (!isfinite(pixels[i]))
             return set_error(f->err, f->errlen, "plot: %s: image %zu has a pixel that is not finite (%g): the model "
@@ -814,7 +818,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         dataset_free(&test_set);
         return -1;
     }
-    Figures f = {dir, &m, 1, 0, 0, 10, NULL, err, errlen};
+    Figures f = {dir, &m, 1, 0, 0, 10, NULL, err, errlen, false};
     if (strcmp(cfg.data.dataset, "files") == 0) {   // your own data: its classes (up to 10 colours), or none
         f.n_classes = test_set.n_classes <= 10 ? test_set.n_classes : 0;
         f.names = (const char *const *)test_set.class_names;
@@ -853,6 +857,9 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         const int k = n < 16 ? n : 16, D = m.input_dim;
         float *pixels = xmalloc((size_t)k * D * sizeof(float));   // (k, D)
         decode_points(&f, codes, test_set.labels, k, pixels);
+        if (f.overflow)
+            rc = set_error(err, errlen, "plot: %s: the decoder gives the first test images' codes outputs that are not "
+                           "finite: the model has diverged", ckpt);
         for (size_t i = 0; rc == 0 && i < (size_t)k * D; i++)
             if (!isfinite(pixels[i]))
                 rc = set_error(err, errlen, "plot: %s: the decoder gives test image %zu's code a pixel that is not "

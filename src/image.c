@@ -97,20 +97,34 @@ static int png_check_signature(const char *path, char *err, size_t errlen) {
 }
 
 // Walks the chunks of a PNG whose signature is fine: -1 with err naming the byte when the file
-// ends inside a chunk or before IEND, or goes on after it (libpng reads to the end of the image
-// data and stops: the IDX and array readers refuse the same damage). Reads the chunk headers,
-// not their data.
+// ends inside a chunk or before IEND, or goes on after it (libpng stops at IEND: the IDX and
+// array readers refuse the same damage), when its IDAT chunks are not one run (libpng skips a
+// later run without a word) and when a PLTE or tRNS chunk comes after them (libpng ignores a late
+// tRNS without a word: the pixels it makes transparent would read opaque). Reads the chunk
+// headers, not their data.
 static int png_scan_chunks(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) return set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     uint64_t size = 0, at = 8;   // after the signature
     if (fseek(f, 0, SEEK_END) == 0) size = (uint64_t)ftell(f);
     bool ended = false;
+    int idat_runs = 0;
+    bool in_idat = false;
     uint8_t head[8];
     while (!ended && at + 8 <= size && fseek(f, (long)at, SEEK_SET) == 0 && fread(head, 1, 8, f) == 8) {
         const uint64_t length = (uint64_t)head[0] << 24 | (uint64_t)head[1] << 16 | (uint64_t)head[2] << 8 | head[3];
         if (at + 12 + length > size) break;   // the chunk runs past the end
         ended = memcmp(head + 4, "IEND", 4) == 0;
+        const bool idat = memcmp(head + 4, "IDAT", 4) == 0;
+        idat_runs += idat && !in_idat;
+        in_idat = idat;
+        if (idat_runs > 1 || (idat_runs > 0 && !idat &&
+                              (memcmp(head + 4, "tRNS", 4) == 0 || memcmp(head + 4, "PLTE", 4) == 0))) {
+            fclose(f);
+            return set_error(err, errlen, "%s: damaged: the %.4s chunk at byte %" PRIu64 " comes after the image data "
+                             "(IDAT)%s", path, (const char *)head + 4, at,
+                             idat ? ", which must be one run of chunks" : ", which it must precede");
+        }
         at += 12 + length;   // length, type, data, CRC
     }
     fclose(f);
@@ -162,18 +176,26 @@ static int png_check_palette_indices(const char *path, char *err, size_t errlen)
 // and decoded 16-bit Adam7-interlaced files with rows misplaced -- libpng 1.6.39.)
 typedef struct {
     PngErrorState error;      // first, so png_error_callback serves reads too: the error that ended the decode
-    char idat_warning[200];   // the first warning about the image data, if any
+    char damage_warning[200]; // the first warning about damage to what the pixels are made of, if any
+    char last_warning[200];   // the last warning of any kind (libpng's reason for some errors)
     bool decoding;            // past the header: errors are "cannot decode", not "cannot read as PNG"
     uint8_t *decoded;         // (H, W, file channels), owned here until handed over
     png_bytep *rows;          // H pointers into decoded
 } PngReadState;
 
-// libpng warns of damage it reads past ("IDAT: Too much image data", "IDAT: Extra compressed
-// data"): the first such warning is kept and the file refused like bytes after IEND
+// libpng warns of damage it reads past and decodes on: image data beyond the image ("IDAT: Too
+// much image data", "IDAT: Extra compressed data"), a tRNS or PLTE chunk it drops ("tRNS: CRC
+// error", "tRNS: invalid" -- the pixels it marks would read opaque), a damaged IHDR or IEND. The
+// first such warning is kept and the file refused like bytes after IEND; warnings about the
+// ancillary chunks cuvae does not use (text, gamma, colour space, ...) change no pixel.
 static void png_read_warning_callback(png_structp png, png_const_charp message) {
     PngReadState *state = png_get_error_ptr(png);
-    if (message && strncmp(message, "IDAT", 4) == 0 && !state->idat_warning[0])
-        snprintf(state->idat_warning, sizeof state->idat_warning, "%s", message);
+    if (!message) return;
+    snprintf(state->last_warning, sizeof state->last_warning, "%s", message);
+    static const char *const damage[] = {"IDAT", "tRNS", "PLTE", "IHDR", "IEND"};
+    for (size_t k = 0; k < sizeof damage / sizeof *damage && !state->damage_warning[0]; k++)
+        if (strncmp(message, damage[k], 4) == 0)
+            snprintf(state->damage_warning, sizeof state->damage_warning, "%s", message);
 }
 
 // Decodes fp into state->decoded as 8-bit samples: grey, grey + alpha, RGB or RGBA as the file
@@ -199,6 +221,9 @@ static int decode_png_samples(FILE *fp, PngReadState *state, uint32_t *width, ui
         return -1;   // state->decoded and ->rows are freed by the caller
     }
     png_init_io(png, fp);
+    // PNG's own bound on a side (2^31 - 1), not libpng's default 1,000,000: a long thin image is
+    // then refused by the 2^24-values check below, which says why
+    png_set_user_limits(png, 0x7fffffffu, 0x7fffffffu);
     png_read_info(png, info);
     int bit_depth = 0, color_type = 0;
     png_get_IHDR(png, info, width, height, &bit_depth, &color_type, NULL, NULL, NULL);
@@ -248,9 +273,10 @@ uint8_t *png_read(const char *path, int *width, int *height, int *channels, char
     int rc = decode_png_samples(fp, &state, &w, &h, &file_channels, &colour, &palette, &too_big);
     fclose(fp);
     free(state.rows);
-    if (rc != 0) {
-        set_error(err, errlen, "%s: %s: %s", path, state.decoding ? "cannot decode" : "cannot read as PNG",
-                  state.error.message);
+    if (rc != 0) {   // (libpng's reason for "Invalid IHDR data" and the like came as a warning first)
+        set_error(err, errlen, "%s: %s: %s%s%s%s", path, state.decoding ? "cannot decode" : "cannot read as PNG",
+                  state.error.message, state.last_warning[0] ? " (libpng: " : "", state.last_warning,
+                  state.last_warning[0] ? ")" : "");
         free(state.decoded);
         return NULL;
     }
@@ -259,8 +285,9 @@ uint8_t *png_read(const char *path, int *width, int *height, int *channels, char
                   1 << 24);
         return NULL;
     }
-    if (state.idat_warning[0]) {
-        set_error(err, errlen, "%s: damaged image data (libpng: %s)", path, state.idat_warning);
+    if (state.damage_warning[0]) {
+        set_error(err, errlen, "%s: damaged %s (libpng: %s)", path,
+                  strncmp(state.damage_warning, "IDAT", 4) == 0 ? "image data" : "chunk", state.damage_warning);
         free(state.decoded);
         return NULL;
     }

@@ -147,7 +147,7 @@ static const char *USAGE_SAMPLE =
     "nor a run's progress/ or figures/ images, and takes a name ending in .png (or with no\n"
     "extension) of a regular file or a new one.\n"
     "--set takes the keys eval takes (cuvae eval --help); eval.iw_* are refused (no bound here).\n"
-    "A sample pixel that is not finite (a diverged model) is refused, not drawn.\n";
+    "A decoder output that is not finite (a diverged model) is refused, not drawn.\n";
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
@@ -163,7 +163,7 @@ static const char *USAGE_PLOT =
     "interpolation.png, class_rows.png (cvae),\n"
     "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n"
     "A test set too small for a figure skips it, saying so (the t-SNE needs 5 test images, the\n"
-    "interpolation 2); codes, or pixels of the first test images' reconstructions, that are not\n"
+    "interpolation 2); codes, or decoder outputs for the first test images' codes, that are not\n"
     "finite (a diverged model) are refused before any figure is drawn.\n"
     "--set takes the keys eval takes (cuvae eval --help).\n";
 
@@ -523,22 +523,23 @@ static int command_sample(int argc, char **argv) {
     if (!m.autoregressive) {
         model_decode(&m, a.n_samples);
         be->download(be, pixels, model_output(&m), (size_t)a.n_samples * D * sizeof(float));
+        // an output that is not finite would be drawn black (NaN) or as a plain 0 or 1 (+-inf
+        // after the sigmoid): a diverged decoder (finite weights whose outputs overflow), refused
+        // as eval refuses its test loss
+        for (size_t i = 0; i < (size_t)a.n_samples * D; i++)
+            if (!isfinite(pixels[i])) {
+                snprintf(err, sizeof err, "sample: %s: the decoder's output for sample %zu is not finite (%g): the "
+                         "model has diverged", a.positional, i / (size_t)D, pixels[i]);
+                free(pixels);
+                model_destroy(&m);
+                be->destroy(be);
+                return fail(err);
+            }
         if (m.gan)   // the generator's own range
             model_gan_to_pixels(&m, pixels, (size_t)a.n_samples * D);
         else if (cfg.model.output == OUTPUT_BERNOULLI)
             for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
     }
-    // a pixel that is not finite would be drawn black: a diverged decoder (finite weights whose
-    // outputs overflow), refused as eval refuses its test loss
-    for (size_t i = 0; i < (size_t)a.n_samples * D; i++)
-        if (!isfinite(pixels[i])) {
-            snprintf(err, sizeof err, "sample: %s: sample %zu has a pixel that is not finite (%g): the model has "
-                     "diverged", a.positional, i / (size_t)D, pixels[i]);
-            free(pixels);
-            model_destroy(&m);
-            be->destroy(be);
-            return fail(err);
-        }
     int grid_cols = (int)ceil(sqrt((double)a.n_samples));
     int width, height;
     uint8_t *grid = image_grid_channels(pixels, a.n_samples, channels, rows, cols, grid_cols, 2, 128, &width, &height);

@@ -878,7 +878,7 @@ void model_copy_weights(Model *dst, Model *src) {
     }
 }
 
-void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels) {
+bool model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels) {
     Backend *be = m->be;
     const int L = m->latent_dim, D = m->input_dim;
     uint8_t *labels_dev = m->n_classes ? be->alloc(be, (size_t)m->max_batch) : NULL;
@@ -893,10 +893,13 @@ void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
         be->download(be, pixels + (size_t)start * D, model_output(m), (size_t)B * D * sizeof(float));
     }
     if (labels_dev) be->free(be, labels_dev);
+    bool finite = true;
+    for (size_t i = 0; i < (size_t)n * D && finite; i++) finite = isfinite(pixels[i]);
     if (m->gan)   // the generator's own range
         model_gan_to_pixels(m, pixels, (size_t)n * D);
     else if (m->cfg.model.output == OUTPUT_BERNOULLI)
         for (size_t i = 0; i < (size_t)n * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+    return finite;
 }
 
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed) {

@@ -125,12 +125,18 @@ int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **p
             for (int d = 0; d < D; d++) z[((size_t)i * D + d) * S + s] = codebook[(size_t)k * D + d];   // (D, S)
         }
     *pixels = xmalloc((size_t)n * vq.input_dim * sizeof(float));
-    model_decode_pixels(&vq, z, NULL, n, *pixels);
+    const bool finite = model_decode_pixels(&vq, z, NULL, n, *pixels);
     *image_dim = vq.input_dim;
     free(codebook);
     free(z);
     model_destroy(&vq);
     be->destroy(be);
+    if (!finite) {   // (a diverged VQ-VAE: its +-inf outputs would be drawn as plain pixels)
+        free(*pixels);
+        *pixels = NULL;
+        return set_error(err, errlen, "%s: the VQ-VAE's decoder gives outputs that are not finite: it has diverged",
+                         cfg->model.prior_of);
+    }
     return 0;
 }
 

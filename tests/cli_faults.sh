@@ -532,7 +532,8 @@ else
 fi
 # finite weights whose outputs overflow (a diverged run): the codes are inf, the loss not finite
 # (and the same for the decoder's first layer: finite codes, pixels that overflow)
-for tensor in mu.weight decoder.0.weight; do
+# (and the last one's: +-inf, which a sigmoid would turn into plain 0 and 1 pixels)
+for tensor in mu.weight decoder.0.weight decoder.1.weight; do
 python3 - "$ck/model.safetensors" "$ck/huge_$tensor.safetensors" "$tensor" <<'PY'
 import json, struct, sys, zlib
 raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
@@ -559,18 +560,22 @@ if command -v gnuplot >/dev/null 2>&1; then
         "plot: .*/hugerun/model.safetensors: the encoder gives test image 0 a code that is not finite \(z1 = inf\)" -- \
         "$CUVAE" plot "$tmp/hugerun"
     [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing model"
-    cp "$ck/huge_decoder.0.weight.safetensors" "$tmp/hugerun/model.safetensors"
-    expect_error "plot of a model whose decoder overflows on finite codes: refused before any figure" 2 \
-        "plot: .*/hugerun/model.safetensors: the decoder gives test image [0-9]+'s code a pixel that is not finite" -- \
-        "$CUVAE" plot "$tmp/hugerun"
-    [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing decoder"
+    for tensor in decoder.0.weight decoder.1.weight; do
+        cp "$ck/huge_$tensor.safetensors" "$tmp/hugerun/model.safetensors"
+        expect_error "plot of a model whose decoder overflows on finite codes ($tensor): refused before any figure" 2 \
+            "plot: .*/hugerun/model.safetensors: the decoder gives the first test images' codes outputs that are not finite" -- \
+            "$CUVAE" plot "$tmp/hugerun"
+        [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing decoder"
+    done
 else
     skip "plot of an overflowing model" "gnuplot not installed"
 fi
-expect_error "sample of a model whose decoder overflows: refused, not NaN drawn as black" 2 \
-    "sample: .*/huge_decoder.0.weight.safetensors: sample 0 has a pixel that is not finite \((nan|-nan|inf|-inf)\): the model has diverged" -- \
-    "$CUVAE" sample "$ck/huge_decoder.0.weight.safetensors" -n 4 -o "$tmp/huge_samples.png"
-[ ! -e "$tmp/huge_samples.png" ] && ok "... and wrote no PNG" || bad "sample wrote a PNG of an overflowing decoder"
+for tensor in decoder.0.weight decoder.1.weight; do   # (NaN outputs, and +-inf ones)
+    expect_error "sample of a model whose decoder overflows ($tensor): refused, not drawn" 2 \
+        "sample: .*/huge_$tensor.safetensors: the decoder's output for sample [0-9]+ is not finite \((nan|-nan|inf|-inf)\): the model has diverged" -- \
+        "$CUVAE" sample "$ck/huge_$tensor.safetensors" -n 4 -o "$tmp/huge_samples.png"
+    [ ! -e "$tmp/huge_samples.png" ] && ok "... and wrote no PNG" || bad "sample wrote a PNG of an overflowing decoder"
+done
 expect_fail "--resume: inf in the resume metadata" 2 "resume.safetensors: __metadata__.lr: not a finite number" -- \
     train --set train.epochs=5 --out "$ck" --resume
 python3 - "$tmp/resume.orig" "$ck/resume.safetensors" <<'PY'

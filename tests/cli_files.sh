@@ -332,6 +332,33 @@ for i in range(24):
     png(f"{sys.argv[1]}/palette_bad/{i:02d}.png", idx, 3, chunk(b"PLTE", palette))
     png_extra_data(f"{sys.argv[1]}/idat_extra/{i:02d}.png", [(x * 13 + y * 29 + i * 7) % 256 for y in range(8) for x in range(8)])
 PY
+# damage libpng decodes past that changes pixels: a tRNS chunk with a bad CRC (dropped with a
+# warning: its transparent pixels would read opaque), a tRNS after the image data (ignored without
+# a word), a second run of IDAT chunks (skipped without a word): refused, naming it
+python3 - "$D/depth" <<'PY'
+import os, struct, sys, zlib
+def chunk(kind, data, crc=None):
+    c = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", c)
+ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+rows = zlib.compress(b"".join(b"\0" + bytes((x * 13 + y * 29) % 256 for x in range(8)) for y in range(8)))
+trns = struct.pack(">H", 29)
+cases = {"trns_bad_crc": ihdr + chunk(b"tRNS", trns, crc=0) + chunk(b"IDAT", rows),
+         "trns_late": ihdr + chunk(b"IDAT", rows) + chunk(b"tRNS", trns),
+         "idat_two_runs": ihdr + chunk(b"IDAT", rows[:20]) + chunk(b"tEXt", b"a\0b") + chunk(b"IDAT", rows[20:])}
+for name, body in cases.items():
+    os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
+    open(os.path.join(sys.argv[1], name, "00.png"), "wb").write(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
+PY
+expect_error "a tRNS chunk with a bad CRC (libpng drops it: transparent pixels would read opaque): refused" 2 \
+    "trns_bad_crc/00.png: damaged chunk \(libpng: tRNS: CRC error\)" -- \
+    train --set data.train="$D/depth/trns_bad_crc" --set model.input_shape=[1,8,8] --out "$tmp/x"
+expect_error "a tRNS chunk after the image data (libpng ignores it unsaid): refused" 2 \
+    "trns_late/00.png: damaged: the tRNS chunk at byte [0-9]+ comes after the image data \(IDAT\), which it must precede" -- \
+    train --set data.train="$D/depth/trns_late" --set model.input_shape=[1,8,8] --out "$tmp/x"
+expect_error "IDAT chunks in two runs (libpng skips the second unsaid): refused" 2 \
+    "idat_two_runs/00.png: damaged: the IDAT chunk at byte [0-9]+ comes after the image data \(IDAT\), which must be one run of chunks" -- \
+    train --set data.train="$D/depth/idat_two_runs" --set model.input_shape=[1,8,8] --out "$tmp/x"
 palette_loss() {
     train --set data.train="$D/depth/$1" --set model.input_shape=[3,8,8] --set train.batch_size=4 \
         --out "$tmp/$1" 2>&1 | grep -o "test loss [0-9.]*" | tail -1

@@ -335,6 +335,85 @@ static void test_png_alpha_and_gamma_as_stored(void) {
     }
 }
 
+// A palette's tRNS alphas (partial: 0, 128, 255, and entries past the tRNS list opaque) and an
+// RGB file's tRNS colour are composited on black with the stored values, as an alpha channel.
+static void test_png_trns_palette_and_rgb(void) {
+    enum { W = 16, H = 4 };
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/palette_trns.png", test_dir);
+    FILE *fp = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_color palette[4] = {{200, 100, 50}, {10, 20, 30}, {255, 255, 255}, {90, 180, 45}};
+    png_byte alphas[3] = {0, 128, 255};   // entry 3 has none: opaque
+    uint8_t indices[W * H];
+    for (int i = 0; i < W * H; i++) indices[i] = (uint8_t)(i % 4);
+    if (setjmp(png_jmpbuf(png))) {
+        CHECK(0, "writing %s", path);
+        png_destroy_write_struct(&png, &info);
+        fclose(fp);
+        return;
+    }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_PLTE(png, info, palette, 4);
+    png_set_tRNS(png, info, alphas, 3, NULL);
+    png_write_info(png, info);
+    for (int y = 0; y < H; y++) png_write_row(png, indices + y * W);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(fp);
+    int w = 0, h = 0, channels = 0;
+    uint8_t *p = png_read(path, &w, &h, &channels, err, sizeof err);
+    CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
+    int wrong = 0;
+    for (int i = 0; p && i < W * H; i++) {
+        const int k = indices[i], alpha = k < 3 ? alphas[k] : 255;
+        const int want[3] = {(palette[k].red * alpha + 127) / 255, (palette[k].green * alpha + 127) / 255,
+                             (palette[k].blue * alpha + 127) / 255};
+        for (int c = 0; c < 3; c++) wrong += p[3 * i + c] != want[c];
+    }
+    CHECK(wrong == 0, "palette with partial tRNS: %d values not v * a / 255", wrong);
+    free(p);
+
+    uint8_t rgb[W * H * 3];   // every 3rd pixel is the tRNS colour (10, 20, 30): transparent
+    for (int i = 0; i < W * H; i++)
+        for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint8_t)(i % 3 == 0 ? 10 * (c + 1) : (i * 7 + c * 40) % 256);
+    snprintf(path, sizeof path, "%s/rgb_trns.png", test_dir);
+    fp = fopen(path, "wb");
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png))) {
+        CHECK(0, "writing %s", path);
+        png_destroy_write_struct(&png, &info);
+        fclose(fp);
+        return;
+    }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_color_16 key = {0, 10, 20, 30, 0};   // (index, red, green, blue, gray)
+    png_set_tRNS(png, info, NULL, 0, &key);
+    png_write_info(png, info);
+    for (int y = 0; y < H; y++) png_write_row(png, rgb + y * W * 3);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(fp);
+    p = png_read(path, &w, &h, &channels, err, sizeof err);
+    CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
+    wrong = 0;
+    int transparent = 0;
+    for (int i = 0; p && i < W * H; i++) {
+        const bool key_colour = rgb[3 * i] == 10 && rgb[3 * i + 1] == 20 && rgb[3 * i + 2] == 30;
+        transparent += key_colour;
+        for (int c = 0; c < 3; c++) wrong += p[3 * i + c] != (key_colour ? 0 : rgb[3 * i + c]);
+    }
+    CHECK(transparent > 0 && wrong == 0, "RGB with a tRNS colour: %d values wrong (%d transparent)", wrong,
+          transparent);
+    free(p);
+}
+
 // ----------------------------------------------------------------------------
 // image_grid
 
@@ -478,6 +557,7 @@ int main(void) {
     test_run("png_alpha_composited_on_black", test_png_alpha_composited_on_black);
     test_run("png_16_bit_as_stored", test_png_16_bit_as_stored);
     test_run("png_alpha_and_gamma_as_stored", test_png_alpha_and_gamma_as_stored);
+    test_run("png_trns_palette_and_rgb", test_png_trns_palette_and_rgb);
     test_run("grid_layout", test_grid_layout);
     test_run("grid_clamping_and_rounding", test_grid_clamping_and_rounding);
     test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);

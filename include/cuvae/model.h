@@ -341,7 +341,9 @@ void model_decode(Model *m, int B);
 // Decodes n latent points z (n, L) (host), with labels (n) for a cvae or NULL,
 // into pixels (n, D) (host) in the data's range: sigmoid of the logits for a
 // Bernoulli decoder, the values for a Gaussian one. Any n (in batches of max_batch).
-void model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels);
+// Returns whether every output before the sigmoid was finite (a diverged decoder's +-inf would
+// read as a plain 1 or 0 after it).
+bool model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n, float *pixels);
 
 // Host <-> device of the parameter region (n_params floats).
 void model_get_params(Model *m, float *host);
