@@ -350,15 +350,13 @@ for name, body in cases.items():
     os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
     open(os.path.join(sys.argv[1], name, "00.png"), "wb").write(b"\x89PNG\r\n\x1a\n" + body + chunk(b"IEND", b""))
 PY
-expect_error "a tRNS chunk with a bad CRC (libpng drops it: transparent pixels would read opaque): refused" 2 \
-    "trns_bad_crc/00.png: damaged chunk \(libpng: tRNS: CRC error\)" -- \
-    train --set data.train="$D/depth/trns_bad_crc" --set model.input_shape=[1,8,8] --out "$tmp/x"
-expect_error "a tRNS chunk after the image data (libpng ignores it unsaid): refused" 2 \
-    "trns_late/00.png: damaged: the tRNS chunk at byte [0-9]+ comes after the image data \(IDAT\), which it must precede" -- \
-    train --set data.train="$D/depth/trns_late" --set model.input_shape=[1,8,8] --out "$tmp/x"
-expect_error "IDAT chunks in two runs (libpng skips the second unsaid): refused" 2 \
-    "idat_two_runs/00.png: damaged: the IDAT chunk at byte [0-9]+ comes after the image data \(IDAT\), which must be one run of chunks" -- \
-    train --set data.train="$D/depth/idat_two_runs" --set model.input_shape=[1,8,8] --out "$tmp/x"
+for case in "trns_bad_crc:damaged chunk \(libpng: tRNS: CRC error\)" \
+            "trns_late:damaged: the tRNS chunk at byte [0-9]+ comes after the image data \(IDAT\), which it must precede" \
+            "idat_two_runs:damaged: the IDAT chunk at byte [0-9]+ comes after the image data \(IDAT\), which must be one run of chunks"; do
+    expect_error "a PNG with ${case%%:*} (libpng decodes past it; pixels would change): refused" 2 \
+        "${case%%:*}/00.png: ${case#*:}" -- \
+        train --set data.train="$D/depth/${case%%:*}" --set model.input_shape=[1,8,8] --out "$tmp/x"
+done
 palette_loss() {
     train --set data.train="$D/depth/$1" --set model.input_shape=[3,8,8] --set train.batch_size=4 \
         --out "$tmp/$1" 2>&1 | grep -o "test loss [0-9.]*" | tail -1

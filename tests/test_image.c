@@ -216,11 +216,22 @@ static void test_png_alpha_composited_on_black(void) {
     free(rgba);
 }
 
+// What a test PNG carries besides its samples: a gAMA chunk (gamma > 0), a tRNS colour (grey or
+// RGB) or palette alphas, a palette.
+typedef struct {
+    double gamma;
+    const png_color_16 *trns_colour;
+    const png_color *palette;
+    int n_palette;
+    const png_byte *alphas;
+    int n_alphas;
+} PngExtras;
+
 // Writes a PNG with libpng's low-level API: samples (height, width, channels) of bit_depth 8 or
-// 16 (16-bit samples as host uint16_t), any colour type, interlaced (Adam7) or not, with a gAMA
-// chunk when gamma > 0 and a grey tRNS value when trns_grey >= 0. 0 on success.
+// 16 (16-bit samples as host uint16_t), any colour type, interlaced (Adam7) or not, with the
+// extras given. 0 on success.
 static int write_test_png(const char *path, const void *samples, int width, int height, int color_type, int bit_depth,
-                          bool interlaced, double gamma, int trns_grey) {
+                          bool interlaced, PngExtras extras) {
     FILE *fp = fopen(path, "wb");
     if (!fp) return -1;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -234,10 +245,10 @@ static int write_test_png(const char *path, const void *samples, int width, int 
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, bit_depth, color_type,
                  interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
-    if (gamma > 0) png_set_gAMA(png, info, gamma);
-    png_color_16 trns = {0};
-    trns.gray = (png_uint_16)(trns_grey < 0 ? 0 : trns_grey);
-    if (trns_grey >= 0) png_set_tRNS(png, info, NULL, 0, &trns);
+    if (extras.gamma > 0) png_set_gAMA(png, info, extras.gamma);
+    if (extras.palette) png_set_PLTE(png, info, extras.palette, extras.n_palette);
+    if (extras.trns_colour || extras.alphas)
+        png_set_tRNS(png, info, extras.alphas, extras.n_alphas, extras.trns_colour);
     png_write_info(png, info);
     if (bit_depth == 16) png_set_swap(png);   // host little-endian uint16_t -> PNG's big-endian
     const int channels = png_get_channels(png, info);
@@ -266,7 +277,7 @@ static void test_png_16_bit_as_stored(void) {
             char path[512], err[512] = "";
             snprintf(path, sizeof path, "%s/d16_%d_%d.png", test_dir, interlaced, colour);
             CHECK(write_test_png(path, colour ? (void *)rgb : (void *)grey, W, H,
-                                 colour ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, 16, interlaced, 0, -1) == 0,
+                                 colour ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, 16, interlaced, (PngExtras){0}) == 0,
                   "writing %s", path);
             int w = 0, h = 0, channels = 0;
             uint8_t *pixels = png_read(path, &w, &h, &channels, err, sizeof err);
@@ -300,7 +311,7 @@ static void test_png_alpha_and_gamma_as_stored(void) {
     int w, h, channels, wrong;
     for (int interlaced = 0; interlaced <= 1; interlaced++) {
         snprintf(path, sizeof path, "%s/ga_%d.png", test_dir, interlaced);
-        CHECK(write_test_png(path, ga, W, H, PNG_COLOR_TYPE_GRAY_ALPHA, 8, interlaced, 0, -1) == 0, "writing %s", path);
+        CHECK(write_test_png(path, ga, W, H, PNG_COLOR_TYPE_GRAY_ALPHA, 8, interlaced, (PngExtras){0}) == 0, "writing %s", path);
         uint8_t *p = png_read(path, &w, &h, &channels, err, sizeof err);
         CHECK(p && w == W && h == H && channels == 1, "read %s: %s", path, err);
         wrong = 0;
@@ -309,7 +320,7 @@ static void test_png_alpha_and_gamma_as_stored(void) {
         free(p);
 
         snprintf(path, sizeof path, "%s/rgba_%d.png", test_dir, interlaced);
-        CHECK(write_test_png(path, rgba, W, H, PNG_COLOR_TYPE_RGB_ALPHA, 8, interlaced, 0, -1) == 0, "writing %s", path);
+        CHECK(write_test_png(path, rgba, W, H, PNG_COLOR_TYPE_RGB_ALPHA, 8, interlaced, (PngExtras){0}) == 0, "writing %s", path);
         p = png_read(path, &w, &h, &channels, err, sizeof err);
         CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
         wrong = 0;
@@ -320,7 +331,9 @@ static void test_png_alpha_and_gamma_as_stored(void) {
 
         // a far-from-sRGB gAMA (linear light) and a tRNS grey value of 58 (= grey[2])
         snprintf(path, sizeof path, "%s/grey_gamma_trns_%d.png", test_dir, interlaced);
-        CHECK(write_test_png(path, grey, W, H, PNG_COLOR_TYPE_GRAY, 8, interlaced, 1.0, 58) == 0, "writing %s", path);
+        const png_color_16 key = {.gray = 58};
+        CHECK(write_test_png(path, grey, W, H, PNG_COLOR_TYPE_GRAY, 8, interlaced,
+                             (PngExtras){.gamma = 1.0, .trns_colour = &key}) == 0, "writing %s", path);
         p = png_read(path, &w, &h, &channels, err, sizeof err);
         CHECK(p && w == W && h == H && channels == 1, "read %s: %s", path, err);
         wrong = 0;
@@ -341,29 +354,13 @@ static void test_png_trns_palette_and_rgb(void) {
     enum { W = 16, H = 4 };
     char path[512], err[512] = "";
     snprintf(path, sizeof path, "%s/palette_trns.png", test_dir);
-    FILE *fp = fopen(path, "wb");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
     png_color palette[4] = {{200, 100, 50}, {10, 20, 30}, {255, 255, 255}, {90, 180, 45}};
     png_byte alphas[3] = {0, 128, 255};   // entry 3 has none: opaque
     uint8_t indices[W * H];
     for (int i = 0; i < W * H; i++) indices[i] = (uint8_t)(i % 4);
-    if (setjmp(png_jmpbuf(png))) {
-        CHECK(0, "writing %s", path);
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return;
-    }
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_set_PLTE(png, info, palette, 4);
-    png_set_tRNS(png, info, alphas, 3, NULL);
-    png_write_info(png, info);
-    for (int y = 0; y < H; y++) png_write_row(png, indices + y * W);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(fp);
+    CHECK(write_test_png(path, indices, W, H, PNG_COLOR_TYPE_PALETTE, 8, false,
+                         (PngExtras){.palette = palette, .n_palette = 4, .alphas = alphas, .n_alphas = 3}) == 0,
+          "writing %s", path);
     int w = 0, h = 0, channels = 0;
     uint8_t *p = png_read(path, &w, &h, &channels, err, sizeof err);
     CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
@@ -381,25 +378,9 @@ static void test_png_trns_palette_and_rgb(void) {
     for (int i = 0; i < W * H; i++)
         for (int c = 0; c < 3; c++) rgb[3 * i + c] = (uint8_t)(i % 3 == 0 ? 10 * (c + 1) : (i * 7 + c * 40) % 256);
     snprintf(path, sizeof path, "%s/rgb_trns.png", test_dir);
-    fp = fopen(path, "wb");
-    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    info = png_create_info_struct(png);
-    if (setjmp(png_jmpbuf(png))) {
-        CHECK(0, "writing %s", path);
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return;
-    }
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_color_16 key = {0, 10, 20, 30, 0};   // (index, red, green, blue, gray)
-    png_set_tRNS(png, info, NULL, 0, &key);
-    png_write_info(png, info);
-    for (int y = 0; y < H; y++) png_write_row(png, rgb + y * W * 3);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(fp);
+    const png_color_16 key = {.red = 10, .green = 20, .blue = 30};
+    CHECK(write_test_png(path, rgb, W, H, PNG_COLOR_TYPE_RGB, 8, false, (PngExtras){.trns_colour = &key}) == 0,
+          "writing %s", path);
     p = png_read(path, &w, &h, &channels, err, sizeof err);
     CHECK(p && w == W && h == H && channels == 3, "read %s: %s", path, err);
     wrong = 0;
