@@ -32,6 +32,10 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
     int n = snprintf(path, path_size, "%s%s%s.gz", dir, slash, name);
     if (n < 0 || (size_t)n >= path_size)
         return set_error(err, errlen, "%s%s%s: path too long", dir, slash, name);
+    struct stat link_st;   // a NAME.gz that is a dangling link (or a loop): never read past unsaid
+    if (!file_exists(path) && lstat(path, &link_st) == 0)
+        return set_error(err, errlen, "%s: cannot be read (a dangling link, or a loop of links?): fix or remove it",
+                         path);
     if (file_exists(path)) {
         char plain[4200];
         snprintf(plain, sizeof plain, "%s%s%s", dir, slash, name);
@@ -42,6 +46,9 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
     }
     snprintf(path, path_size, "%s%s%s", dir, slash, name);
     if (file_exists(path)) return 0;
+    if (lstat(path, &link_st) == 0)
+        return set_error(err, errlen, "%s: cannot be read (a dangling link, or a loop of links?): fix or remove it",
+                         path);
     struct stat st;
     if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
         return set_error(err, errlen, "data.dir %s: not a folder (it holds the dataset's IDX files)", dir);

@@ -59,14 +59,6 @@ static bool is_directory(const char *path) {
 }
 
 // Refuses an allocation the host cannot hold, naming the size and the file.
-static int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) {
-    size_t available = host_memory_available();
-    if (available > 0 && bytes > available)
-        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available",
-                         path, bytes / 1048576.0, available / 1048576.0);
-    return 0;
-}
-
 // Reads a whole file (regular files only), checking its size against the host's memory.
 static uint8_t *read_whole_file(const char *path, size_t *size, char *err, size_t errlen) {
     FILE *f = open_regular_file(path, err, errlen);   // (a FIFO must not hang the read)

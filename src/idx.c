@@ -210,6 +210,10 @@ static int read_payload(ByteSource *src, IdxArray *out, char *err, size_t errlen
     while (have < count) {
         if (have == capacity) {
             size_t bigger = (capacity > count / 2) ? count : capacity * 2;
+            if (check_host_memory(path, bigger, err, errlen) != 0) {   // (a gzip's payload can be any size)
+                free(data);
+                return -1;
+            }
             uint8_t *grown = realloc(data, bigger);
             if (!grown) {
                 free(data);

@@ -438,6 +438,15 @@ else
     bad "setup: the re-run checkpoint is missing"
 fi
 
+# a dangling link named like a data file is said, never read past (the plain file beside it was
+# read without a word, and with no plain file it read "not found")
+mkdir -p "$tmp/dangling_data"
+for f in data/mnist/*-ubyte.gz; do ln -sf "$(realpath "$f")" "$tmp/dangling_data/"; done
+ln -sf "$tmp/nowhere.gz" "$tmp/dangling_data/t10k-labels-idx1-ubyte.gz"
+gunzip -c data/mnist/t10k-labels-idx1-ubyte.gz > "$tmp/dangling_data/t10k-labels-idx1-ubyte"
+expect_error "a dangling NAME.gz link beside NAME: said, not read past" 2 \
+    "dangling_data/t10k-labels-idx1-ubyte.gz: cannot be read \(a dangling link, or a loop of links\?\)" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/dangling_data" --out "$tmp/dangling_run"
 expect_error "data.dir a file: says it is not a folder" 2 'data.dir README.md: not a folder' -- \
     "$CUVAE" train configs/examples_vae.json --set data.dir=README.md --out "$tmp/notdir"
 # an objective that is 0 whatever the weights trains nothing; factors that round to 1 in float32

@@ -76,6 +76,9 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 int make_dirs(const char *path, char *err, size_t errlen);
 // The host memory the kernel says is available now (MemAvailable plus free swap), bytes; 0 if unknown.
 size_t host_memory_available(void);
+// 0 when `bytes` of a file's data fit in the host's available memory (or it is unknown), else
+// -1 with err naming the file and both sizes (a file read into memory, or a gzip's payload).
+int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen);
 
 // Growable NUL-terminated text (JSON and config dumps). Start with {0}.
 typedef struct {
