@@ -804,6 +804,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         dataset_free(&test_set);
         return -1;
     }
+    backend_configure_from(be, &cfg);   // train.precision: the checkpoint's (or --set's)
     Model m;
     if (model_create_forward_only(&m, &cfg, be, eval_model_rows(1000, test_set.n, 0, 0, 0), err, errlen) != 0) {
         be->destroy(be);

@@ -237,6 +237,7 @@ static int load_checkpoint_model(const Args *a, int max_batch, const FileStamp *
     if (checkpoint_read_config(a->positional, cfg, a->overrides, a->n_overrides, err, errlen) != 0) return -1;
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) return -1;
+    backend_configure_from(be, cfg);   // train.precision: the checkpoint's, as its eval.json was computed
     if (model_create_forward_only(m, cfg, be, max_batch, err, errlen) != 0) {
         be->destroy(be);
         return -1;

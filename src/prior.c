@@ -49,6 +49,7 @@ static int open_vq(const Config *cfg, Backend **be, Model *vq, int max_batch, ch
     vq_cfg.device = cfg->device;
     *be = backend_create(vq_cfg.device, err, errlen);
     if (!*be) return -1;
+    backend_configure_from(*be, &vq_cfg);
     if (model_create_forward_only(vq, &vq_cfg, *be, max_batch, err, errlen) != 0 ||
         checkpoint_load_params(vq, cfg->model.prior_of, err, errlen) != 0) {
         if (vq->be) model_destroy(vq);

@@ -75,6 +75,18 @@ logged=$(tail -1 "$tmp/gpu/log.jsonl" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/
 awk -v a="$ev_loss" -v b="$logged" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 1e-3) }' \
     && ok "eval on the emulated device reproduces the logged test loss $L ($ev_loss)" \
     || bad "eval $ev_loss vs logged $logged $L: $(tail -1 "$tmp/ev.err")"
+# train.precision "tf32" (the emulator rounds GEMM inputs to TF32 as a GPU does): eval takes the
+# checkpoint's precision, so it gives the eval.json's test loss to the printed digit, and a --set
+# train.precision=fp32 changes it (eval, sample and plot used fp32 whatever the checkpoint said)
+"$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda --set train.precision=tf32 --set train.epochs=1 \
+    --out "$tmp/tf32" 2>/dev/null
+own=$(sed -E 's/.*"test_loss": ([0-9.]+).*/\1/' "$tmp/tf32/eval.json" 2>/dev/null)
+tf32=$("$EMU" eval "$tmp/tf32/model.safetensors" --set device=cuda 2>/dev/null | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+fp32=$("$EMU" eval "$tmp/tf32/model.safetensors" --set device=cuda --set train.precision=fp32 2>/dev/null \
+       | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
+[ -n "$own" ] && [ "$tf32" = "$own" ] && [ -n "$fp32" ] && [ "$fp32" != "$own" ] \
+    && ok "eval of a tf32 checkpoint computes in tf32: the eval.json's test loss ($own; in fp32 $fp32) $L" \
+    || bad "tf32 eval: eval.json $own, eval $tf32, eval fp32 $fp32 $L"
 "$EMU" sample "$tmp/gpu/model.safetensors" -n 16 -o "$tmp/s.png" --set device=cuda 2>/dev/null
 head -c 8 "$tmp/s.png" 2>/dev/null | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" \
     && ok "sample on the emulated device writes a PNG $L" || bad "sample PNG $L"
