@@ -572,8 +572,8 @@ static char **list_entries(const char *dir, bool want_dirs, bool refuse_dirs, in
         bool folder = S_ISDIR(st.st_mode);
         if (refuse_dirs && folder) {
             set_error(err, errlen, "%s: a folder inside the class folder %s: cuvae reads the .png images directly "
-                      "in each class folder (not in sub-folders, as torchvision's ImageFolder would): move its "
-                      "images up or remove it", full, dir);
+                      "in each class folder (not in sub-folders, as torchvision's ImageFolder would): move any "
+                      "images up, and the folder out", full, dir);
             closedir(d);
             for (int k = 0; k < *count; k++) free(names[k]);
             free(names);
