@@ -23,9 +23,13 @@ The model is built from the config cuvae stores inside the checkpoint:
     model.generate(z) -> images (N, input_dim) in [0, 1] (a tanh generator's (v + 1) / 2),
     model.discriminate(images in [0, 1]) -> logits (N,);
 model.encode(x) -> (mu, logvar or None), for a VQ-VAE (codes, z_e); model.decode(z) -> logits or
-values (N, input_dim) (a VQ-VAE decodes its codes); a MADE or PixelCNN: model(x) -> the logits (N, input_dim)
-of p(x_d = 1 | x_<d), model.log_prob(x) -> log p(x) (N,) in nats;
-x is (N, input_dim) in [0, 1]. cuvae does not store PyTorch's num_batches_tracked
+values (N, input_dim) (a VQ-VAE decodes its codes); a cvae's encode(x, y) and decode(z, y) take
+the labels one-hot, (N, 10) floats; a MADE or PixelCNN: model(x) -> the logits (N, input_dim)
+of p(x_d = 1 | x_<d), model.log_prob(x) -> log p(x) (N,) in nats of binary x; a PixelCNN prior
+over a VQ-VAE's codes: model(codes) -> logits (N, h * w, K), model.log_prob(codes) (N,);
+x is (N, input_dim) in [0, 1], an image flattened C, H, W as model.input_shape says.
+A file cuvae would refuse (a damaged or edited checkpoint: its crc32 / crc32_entries; NaN
+weights; a resume file) raises CheckpointError (a ValueError) with one line naming it. cuvae does not store PyTorch's num_batches_tracked
 counters (unused when momentum is set, as here); load() fills them with 0 so the
 state_dict is complete for strict=True.
 
@@ -36,26 +40,81 @@ import json
 import math
 import struct
 import sys
+import zlib
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 
+class CheckpointError(ValueError):
+    """A file that is not a cuvae checkpoint this reader can load (said in one line)."""
+
+
+def _crc_entries(header, data_start):
+    """cuvae's __metadata__.crc32_entries: CRC-32 over the tensor entries in the order of their
+    data, each name NUL dtype NUL "rank,dim,..." NUL begin NUL (src/safetensors.c, crc_entries)."""
+    crc = 0
+    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+        shape = info["shape"]
+        for text in (name, info["dtype"], ",".join(str(v) for v in [len(shape)] + list(shape)),
+                     str(info["data_offsets"][0])):
+            crc = zlib.crc32(text.encode() + b"\0", crc)
+    return crc
+
+
 def read_safetensors(path):
-    """The tensors (name -> torch.Tensor) and __metadata__ of a safetensors file."""
-    with open(path, "rb") as f:
-        blob = f.read()
+    """The tensors (name -> torch.Tensor) and __metadata__ of a cuvae safetensors file, checked as
+    cuvae checks it: the header, __metadata__.crc32 (the data and the other metadata) and
+    crc32_entries (names, dtypes, shapes, offsets), F32 tensors inside the data, finite values.
+    Raises CheckpointError naming the file and what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror}") from None
+    if len(blob) < 8:
+        raise CheckpointError(f"{path}: {len(blob)} bytes: too short for a safetensors file")
     (header_len,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + header_len])
+    if header_len > len(blob) - 8:
+        raise CheckpointError(f"{path}: the header claims {header_len} bytes, the file holds {len(blob) - 8} after "
+                              "its length (truncated, or not a safetensors file: a config is cuvae's JSON)")
+    try:
+        header = json.loads(blob[8:8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: the header is not valid JSON ({e}): not a safetensors file") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the header is not a JSON object: not a safetensors file")
     data = blob[8 + header_len:]
     meta = header.pop("__metadata__", {})
+    if "crc32" in meta:   # every file cuvae writes; verified as cuvae verifies it
+        crc = zlib.crc32(data)
+        for key, value in meta.items():
+            if key != "crc32":
+                crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+        if "%08x" % crc != meta["crc32"]:
+            raise CheckpointError(f"{path}: checksum mismatch: __metadata__.crc32 is {meta['crc32']} but the tensor "
+                                  f"data and metadata give {crc:08x} (the file is damaged or was edited)")
+        if "crc32_entries" in meta and "%08x" % _crc_entries(header, 8 + header_len) != meta["crc32_entries"]:
+            raise CheckpointError(f"{path}: checksum mismatch: __metadata__.crc32_entries: the header's tensor entries "
+                                  "(names, dtypes, shapes, offsets) do not give it (the file is damaged or was edited)")
+    elif str(meta.get("format", "")).startswith("cuvae"):
+        raise CheckpointError(f"{path}: __metadata__.format says cuvae wrote it, but its __metadata__.crc32 is missing "
+                              "(the file is damaged or was edited)")
     tensors = {}
     for name, info in header.items():
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor {name}: dtype {info['dtype']}, cuvae writes F32")
+        if info.get("dtype") != "F32":
+            raise CheckpointError(f"{path}: tensor {name}: dtype {info.get('dtype')}, cuvae writes F32")
         begin, end = info["data_offsets"]
+        count = int(np.prod(info["shape"], dtype=np.int64))
+        if not 0 <= begin <= end <= len(data) or end - begin != 4 * count:
+            raise CheckpointError(f"{path}: tensor {name}: data_offsets [{begin}, {end}] do not hold its shape "
+                                  f"{info['shape']} in the {len(data)} data bytes (truncated or damaged)")
         array = np.frombuffer(data[begin:end], dtype="<f4").reshape(info["shape"])
+        if not np.isfinite(array).all():
+            where = int(np.flatnonzero(~np.isfinite(array.reshape(-1)))[0])
+            raise CheckpointError(f"{path}: tensor {name}: element {where} is {array.reshape(-1)[where]} (a diverged "
+                                  "run's weights; cuvae refuses them too)")
         tensors[name] = torch.from_numpy(array.copy())
     return tensors, meta
 
@@ -225,9 +284,21 @@ def philox_normals(seed, start, n):
 
 
 def input_shape(input_dim):
-    """cuvae's shape of one example: (1, side, side) for a square, else (input_dim,)."""
+    """cuvae's shape of one example without model.input_shape: (1, side, side) for a square,
+    else (input_dim,)."""
     side = math.isqrt(input_dim)
     return (1, side, side) if side * side == input_dim else (input_dim,)
+
+
+def example_shape(m):
+    """One example's shape: the config's model.input_shape [C, H, W] (RGB, non-square, or more
+    channels), else from input_dim as cuvae derives it."""
+    shape = m.get("input_shape")
+    return tuple(shape) if shape else input_shape(m["input_dim"])
+
+
+def example_dim(m):
+    return int(np.prod(m["input_shape"])) if m.get("input_shape") else m["input_dim"]
 
 
 def is_layer_list(value):
@@ -270,15 +341,16 @@ class CuvaeModel(nn.Module):
         self.vq = m["kind"] == "vq_vae"
         self.made = m["kind"] in ("made", "pixelcnn")   # autoregressive: log_prob(x) is exact
         self.gan = m["kind"] == "gan"
-        self.input_dim = m["input_dim"]
+        self.input_dim = example_dim(m)
+        self.prior = bool(m.get("prior_of"))
         if self.gan:   # generator z -> image, discriminator image -> one logit
-            self.shape = input_shape(m["input_dim"])
+            self.shape = example_shape(m)
             self.generator, _ = build_sequential(m["generator"], (m["latent_dim"],))
             self.discriminator, _ = build_sequential(m["discriminator"], self.shape)
             self.tanh = layer_parts(m["generator"][-1])[0] == "tanh"
             return
         if self.made:   # one masked network from the pixels to their logits
-            self.net_shape = input_shape(m["input_dim"]) if m["kind"] == "pixelcnn" else (m["input_dim"],)
+            self.net_shape = example_shape(m) if m["kind"] == "pixelcnn" else (self.input_dim,)
             if m.get("prior_of"):   # a prior over a VQ-VAE's codes: the one-hot codes (K, h, w)
                 K = layer_parts(m["network"][-1])[1]   # the last layer's channels
                 side = math.isqrt(m["input_dim"])
@@ -288,8 +360,7 @@ class CuvaeModel(nn.Module):
             self.network, _ = build_sequential(m["network"], self.net_shape)
             return
         self.classes = 10 if m["kind"] == "cvae" else 0   # the one-hot label joins x and z
-        self.input_dim = m["input_dim"]
-        self.shape = input_shape(m["input_dim"])
+        self.shape = example_shape(m)
         act = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.01)}.get(m.get("activation"))
         self.act = act
         self.encoder_is_list = is_layer_list(m["encoder"])
@@ -298,7 +369,7 @@ class CuvaeModel(nn.Module):
             self.encoder, out = build_sequential(m["encoder"], self.shape)
             features = out[0]
         else:
-            widths = [m["input_dim"] + self.classes] + m["encoder"]
+            widths = [self.input_dim + self.classes] + m["encoder"]
             self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
             features = widths[-1]
         if self.vq:   # no heads: the quantiser between encoder and decoder
@@ -312,7 +383,7 @@ class CuvaeModel(nn.Module):
         if self.decoder_is_list:
             self.decoder, _ = build_sequential(m["decoder"], (m["latent_dim"],))
         else:
-            widths = [m["latent_dim"] + self.classes] + m["decoder"] + [m["input_dim"]]
+            widths = [m["latent_dim"] + self.classes] + m["decoder"] + [self.input_dim]
             self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         if m["kind"] == "aae":   # the discriminator on z (one logit)
             self.discriminator, _ = build_sequential(m["discriminator"], (m["latent_dim"],))
@@ -328,18 +399,33 @@ class CuvaeModel(nn.Module):
         return self.discriminator(x.reshape((x.shape[0],) + self.shape)).reshape(x.shape[0])
 
     def forward(self, x):
-        """A MADE: x (N, input_dim) binary -> logits (N, input_dim), output d seeing x_<d only."""
+        """A MADE or PixelCNN: x (N, input_dim) binary -> logits (N, input_dim), output d seeing
+        x_<d only. A PixelCNN prior over a VQ-VAE's codes: codes (N, h, w) or (N, h * w)
+        (integers) -> logits (N, h * w, K) over the K codes at each position."""
         if not self.made:
             raise TypeError("forward(x) is a MADE's or a PixelCNN's; a VAE has encode() and decode()")
+        if self.prior:
+            K, h, w = self.net_shape
+            codes = x.long().reshape(x.shape[0], h, w)
+            onehot = nn.functional.one_hot(codes, K).permute(0, 3, 1, 2).float()   # (N, K, h, w)
+            return self.network(onehot).permute(0, 2, 3, 1).reshape(x.shape[0], h * w, K)
         return self.network(x.reshape((x.shape[0],) + self.net_shape)).reshape(x.shape[0], self.input_dim)
 
     def log_prob(self, x):
-        """A MADE: the exact log p(x) (N,) in nats of binary x (N, input_dim)."""
+        """A MADE or PixelCNN: the exact log p(x) (N,) in nats of binary x (N, input_dim) (the
+        Bernoulli likelihood: grey levels give a number, not a log-probability). A prior: of the
+        codes (N, h, w) or (N, h * w)."""
+        if self.prior:
+            codes = x.long().reshape(x.shape[0], -1)
+            logp = nn.functional.log_softmax(self.forward(codes), dim=-1)   # (N, h * w, K)
+            return logp.gather(-1, codes[..., None]).squeeze(-1).sum(1)
         return -nn.functional.binary_cross_entropy_with_logits(self.forward(x), x, reduction="none").sum(1)
 
     def encode(self, x, y=None):
         """x (N, input_dim) -> mu (N, L), logvar (N, L) or None (an autoencoder); a VQ-VAE:
         its codes (N, H, W) and z_e (N, D, H, W)."""
+        if self.classes and y is None:
+            raise TypeError("a cvae's encode(x, y) needs y: the labels one-hot, (N, 10) floats")
         if self.vq:
             z_e = self.encoder(x.reshape((x.shape[0],) + self.shape))
             return self.quantizer.codes(z_e), z_e
@@ -354,6 +440,8 @@ class CuvaeModel(nn.Module):
     def decode(self, z, y=None):
         """z (N, L) -> logits (bernoulli) or values (gaussian), (N, input_dim). A VQ-VAE
         decodes codes (N, H, W) (integers) or z_q (N, D, H, W)."""
+        if self.classes and y is None:
+            raise TypeError("a cvae's decode(z, y) needs y: the labels one-hot, (N, 10) floats")
         if self.vq and not torch.is_floating_point(z):
             z = self.quantizer.lookup(z)
         if self.decoder_is_list:
@@ -367,19 +455,42 @@ class CuvaeModel(nn.Module):
 
 
 def load(path):
-    """The checkpoint at path as a CuvaeModel in eval mode (weights loaded strict=True)."""
+    """The checkpoint at path as a CuvaeModel in eval mode (weights loaded strict=True).
+    Raises CheckpointError (a ValueError) naming the file for anything cuvae would refuse."""
     tensors, meta = read_safetensors(path)
+    if meta.get("format") == "cuvae-resume-1":
+        raise CheckpointError(f"{path} is a resume file (for cuvae train --resume), not a model checkpoint; give the "
+                              "run's model.safetensors")
     if "config" not in meta:
-        raise ValueError(f"{path}: no __metadata__.config: not a cuvae checkpoint")
-    model = CuvaeModel(json.loads(meta["config"]))
+        raise CheckpointError(f"{path}: no __metadata__.config: not a cuvae checkpoint")
+    try:
+        model = CuvaeModel(json.loads(meta["config"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: __metadata__.config is not a config this reader knows "
+                              f"({type(e).__name__}: {e})") from None
     for name, value in model.state_dict().items():
         if name.endswith("num_batches_tracked") and name not in tensors:
             tensors[name] = torch.zeros_like(value)
+    expected, found = set(model.state_dict()), set(tensors)
+    if expected != found:
+        raise CheckpointError(f"{path}: its tensors are not its config's model's: missing "
+                              f"{sorted(expected - found)[:4]}, unexpected {sorted(found - expected)[:4]}")
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 
 
+def main(argv):
+    if len(argv) != 2 or argv[1] in ("-h", "--help"):
+        print("usage: cuvae_torch.py CKPT   (prints the checkpoint's torch.nn.Module; as a module: "
+              "from cuvae_torch import load)", file=sys.stdout if len(argv) == 2 else sys.stderr)
+        return 0 if len(argv) == 2 else 2
+    try:
+        print(load(argv[1]))
+    except CheckpointError as e:
+        print(f"cuvae_torch: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: cuvae_torch.py CKPT")
-    print(load(sys.argv[1]))
+    sys.exit(main(sys.argv))

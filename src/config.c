@@ -1619,11 +1619,19 @@ static void name_override_in_error(const char *json, const char *dir, const char
 // checkpoint's model reads other data in eval, sample and plot (an MNIST model on your own
 // images: its stored data.dir could not be removed), and a config trains on other data, with
 // the --sets of the new source alone. (The last --set data.dataset wins, as they apply in order.)
+// Likewise a --set data.test (a test set given) drops the config's data.test_fraction (the carve it
+// replaces: a checkpoint's effective config always holds one), unless a --set gives that too.
 static void drop_other_dataset_keys(cJSON *root, const char *const *overrides, int n_overrides) {
     const char *value = NULL;
-    for (int i = 0; i < n_overrides; i++)
+    bool test_given = false, fraction_given = false;
+    for (int i = 0; i < n_overrides; i++) {
         if (strncmp(overrides[i], "data.dataset=", 13) == 0) value = overrides[i] + 13;
+        if (strncmp(overrides[i], "data.test=", 10) == 0)
+            test_given = overrides[i][10] != '\0' && strcmp(overrides[i] + 10, "\"\"") != 0;
+        if (strncmp(overrides[i], "data.test_fraction=", 19) == 0) fraction_given = true;
+    }
     cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+    if (data && test_given && !fraction_given) cJSON_DeleteItemFromObjectCaseSensitive(data, "test_fraction");
     const cJSON *stored = data ? cJSON_GetObjectItemCaseSensitive(data, "dataset") : NULL;
     if (!value || !cJSON_IsString(stored)) return;
     const bool to_files = strcmp(value, "files") == 0 || strcmp(value, "\"files\"") == 0;

@@ -293,11 +293,9 @@ static int command_eval(int argc, char **argv) {
         return fail("eval: --set eval.iw_samples / eval.iw_examples: the importance-sampled bound of cuvae eval is "
                     "--iw K (--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's");
     const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
-    if (a.z_mode && (gan || cfg.model.kind == MODEL_AE || cfg.model.kind == MODEL_VQ_VAE ||
-                     model_kind_autoregressive(cfg.model.kind))) {
+    if (a.z_mode && (gan || cfg.model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg.model.kind))) {
         snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.kind == MODEL_GAN
                  ? "a gan has no encoder" : cfg.model.kind == MODEL_AAE ? "an aae's codes are deterministic"
-                 : cfg.model.kind == MODEL_AE ? "an ae's codes are deterministic (its test loss is at its code)"
                  : cfg.model.kind == MODEL_VQ_VAE ? "a vq_vae's codes are deterministic (the nearest codebook vectors)"
                  : "a made or pixelcnn has no latent (its test loss is the exact -log p(x))");
         return fail(err);

@@ -254,11 +254,6 @@ cp "$tmp/ae_eval.json" "$tmp/aepage/ae/eval.json"
 expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
     'the importance-weighted bound \(eval --iw, eval.iw_samples\) needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
     "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
-for z in sample mean; do   # (an aae's are refused alike: cli_aae.sh)
-    expect_error "eval --z $z on an ae's checkpoint (its codes are deterministic)" 2 \
-        "eval: --z chooses how a VAE's z is drawn; an ae's codes are deterministic" -- \
-        "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --z $z
-done
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \

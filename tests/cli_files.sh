@@ -432,6 +432,34 @@ if "$CUVAE" train configs/files_rgb_conv_vae.json "${conv[@]}" --out "$tmp/conv"
        grep -q "6 of the 64 images of $D/rgb_folder held out as the test set" "$tmp/eval.err"; then
         ok "cuvae eval carves the same 6 test images again from the checkpoint's config"
     else bad "eval: $(tail -1 "$tmp/eval.err")"; fi
+    # scripts/cuvae_torch.py builds the RGB model from model.input_shape (it guessed 1 x side x
+    # side from input_dim, and failed) and gives cuvae eval's reconstruction at z = mu on the
+    # same 64 images (the NCHW array of the folder's images, as the data)
+    if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then   # (Debian's python3-torch, as cli_torch.sh)
+        "$CUVAE" eval "$tmp/conv/model.safetensors" \
+            --set "data={\"dataset\": \"files\", \"train\": \"$D/rgb_nchw.npy\", \"test\": \"$D/rgb_nchw.npy\"}" \
+            >"$tmp/eval_all.json" 2>/dev/null
+        want=$(sed -E 's/.*"rec_bce_at_mean": ([0-9.]+).*/\1/' "$tmp/eval_all.json")
+        got=$(/usr/bin/python3 - "$tmp/conv/model.safetensors" "$D/rgb_nchw.npy" <<'PY' 2>&1
+import sys
+sys.path.insert(0, "scripts")
+import numpy as np, torch
+import torch.nn.functional as F
+from cuvae_torch import load
+model = load(sys.argv[1])
+x = torch.from_numpy(np.load(sys.argv[2]).reshape(64, -1).astype(np.float32)) / 255.0
+with torch.no_grad():
+    mu, _ = model.encode(x)
+    print("%.6f" % F.binary_cross_entropy_with_logits(model.decode(mu), x, reduction="none").sum(1).double().mean().item())
+PY
+)
+        python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if abs(a - b) <= 1e-4 * abs(a) else 1)" \
+            "$want" "$got" 2>/dev/null \
+            && ok "cuvae_torch.py loads the RGB conv model (model.input_shape) with eval's reconstruction at z = mu ($got)" \
+            || bad "cuvae_torch.py on the RGB model: eval $want, PyTorch $got"
+    else
+        skip "cuvae_torch.py on the RGB model" "/usr/bin/python3 has no torch / numpy (Debian python3-torch)"
+    fi
     if command -v gnuplot >/dev/null 2>&1; then
         if "$CUVAE" plot "$tmp/conv" >"$tmp/plot.out" 2>&1; then
             ok "cuvae plot on the RGB run: $(grep -c 'wrote' "$tmp/plot.out") figures"
@@ -457,6 +485,12 @@ EOF
     changed_refused "$CUVAE" eval "$tmp/conv/model.safetensors" \
         && ok "eval after data.train changed (its carved test set is not the run's): refused, exit 2" \
         || bad "eval after data.train changed: $(tail -1 "$tmp/changed.err")"
+    # ... and its advice works: --set data.test gives the test set (the stored data.test_fraction,
+    # the carve it replaces, no longer refuses it)
+    "$CUVAE" eval "$tmp/conv/model.safetensors" --set data.test="$D/rgb_folder" >"$tmp/advice.json" 2>"$tmp/advice.err" \
+        && grep -q '"examples": 65,' "$tmp/advice.json" \
+        && ok "the refusal's advice: eval --set data.test=FOLDER evaluates on it (65 images)" \
+        || bad "eval --set data.test after the refusal: $(tail -1 "$tmp/advice.err")"
     if command -v gnuplot >/dev/null 2>&1; then
         changed_refused "$CUVAE" plot "$tmp/conv" && ok "plot after data.train changed: refused, exit 2" \
             || bad "plot after data.train changed: $(tail -1 "$tmp/changed.err")"
