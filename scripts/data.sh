@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 files="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 MNIST_VERSION=1.2.6
 
-have_all() { for f in $files; do [ -s "$1/$f.gz" ] || return 1; done; }
+# every file there and a whole gzip stream (an interrupted copy or a damaged file is fetched again)
+have_all() { for f in $files; do [ -s "$1/$f.gz" ] && gzip -t "$1/$f.gz" 2>/dev/null || return 1; done; }
 
 mkdir -p data/mnist data/fashion-mnist
 if have_all data/mnist; then
@@ -40,6 +41,9 @@ else
             echo "data: error: could not install dataset-fashion-mnist (is the Debian mirror reachable?)" >&2; exit 1
         fi
     fi
-    for f in $files; do cp "$src/$f.gz" "data/fashion-mnist/$f.gz"; done
+    for f in $files; do   # (via a .part file and a rename: an interrupted copy is never taken as the file)
+        cp "$src/$f.gz" "data/fashion-mnist/$f.gz.part"
+        mv "data/fashion-mnist/$f.gz.part" "data/fashion-mnist/$f.gz"
+    done
     echo "data: wrote data/fashion-mnist/*.gz"
 fi
