@@ -69,7 +69,7 @@ class VAE(nn.Module):
         self.act = {"relu": nn.ReLU(), "tanh": nn.Tanh(),
                     "leaky_relu": nn.LeakyReLU(0.01)}[m.get("activation", "relu")]
         self.input_dim = m["input_dim"]
-        self.shape = cuvae_torch.input_shape(m["input_dim"])
+        self.shape = cuvae_torch.example_shape(m)
         self.encoder_is_list = cuvae_torch.is_layer_list(m["encoder"])
         self.decoder_is_list = cuvae_torch.is_layer_list(m["decoder"])
         if self.encoder_is_list:
@@ -118,7 +118,7 @@ class VQVAE(nn.Module):
 
     def __init__(self, m):
         super().__init__()
-        self.shape = cuvae_torch.input_shape(m["input_dim"])
+        self.shape = cuvae_torch.example_shape(m)
         self.input_dim = m["input_dim"]
         self.encoder, out = cuvae_torch.build_sequential(m["encoder"], self.shape)
         self.decoder, _ = cuvae_torch.build_sequential(m["decoder"], out)
@@ -386,6 +386,30 @@ def skipped(cfg, device, mode, precision, why):
             "mode": mode, "precision": precision, "backend": device.type, "skipped": why}
 
 
+def merge_over(base, over):
+    """cuvae's "base" merge (src/config.c, merge_over): objects merge key by key, any other value
+    (numbers, strings, arrays) replaces the base's."""
+    for key, value in over.items():
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            merge_over(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(path, depth=0):
+    """A cuvae config with its "base" chain resolved (relative to each config's folder)."""
+    with open(path) as f:
+        cfg = json.load(f)
+    base = cfg.pop("base", None)
+    if base is None:
+        return cfg
+    if depth >= 8:
+        sys.exit(f"torch_vae.py: {path}: more than 8 levels of base configs (a cycle?)")
+    base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+    return merge_over(load_config(base_path, depth + 1), cfg)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config")
@@ -400,10 +424,12 @@ def main():
     if args.steps < 1 or args.warmup < 0:
         p.error("--steps must be >= 1 and --warmup >= 0")
 
-    with open(args.config) as f:
-        cfg = json.load(f)
+    cfg = load_config(args.config)
     for assignment in args.overrides:
         apply_override(cfg, assignment)
+    m = cfg.get("model", {})
+    if m.get("input_shape") and "input_dim" not in m:   # (cuvae derives it: C * H * W)
+        m["input_dim"] = int(cuvae_torch.example_dim(m))
     if cfg["model"].get("kind", "vae") not in ("vae", "ae", "vq_vae"):
         p.error(f"model.kind {cfg['model']['kind']!r} is not benchmarked")
     if args.threads > 0:

@@ -66,4 +66,19 @@ expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/e
 expect_error "bench of a diverging config: one line, exit 2 (not a nan in the JSON)" 2 "training diverged in the timed steps" -- \
     "$CUVAE" bench configs/mnist_vae.json --set model.encoder=[32] --set model.decoder=[32] --set device=cpu \
     --steps 20 --warmup 2 --set train.lr=1e10
+# the PyTorch peer reads what cuvae reads: a "base" chain (ae_dim2 -> vae_dim2) and a model.input_shape
+# (the RGB conv template), and times the same GEMM work
+if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
+    peer_err=$(mktemp); trap 'rm -f "$peer_err"' EXIT
+    for config in configs/lectures/ae_dim2.json configs/files_rgb_conv_vae.json; do
+        ours=$("$CUVAE" bench "$config" --set device=cpu --steps 2 --warmup 0 2>/dev/null | sed -nE 's/.*"gemm_flops_per_step": ([0-9]+).*/\1/p')
+        peer=$(OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_vae.py "$config" --device cpu --steps 2 --warmup 0 --modes eager \
+               --threads 1 2>"$peer_err" | sed -nE 's/.*"gemm_flops_per_step": ([0-9]+).*/\1/p')
+        [ -n "$ours" ] && [ "$ours" = "$peer" ] \
+            && ok "bench/torch_vae.py on $(basename "$config"): runs, the same GEMM FLOPs per step as cuvae ($ours)" \
+            || bad "bench/torch_vae.py on $config: cuvae '$ours', peer '$peer': $(tail -1 "$peer_err")"
+    done
+else
+    skip "bench/torch_vae.py on base / input_shape configs" "/usr/bin/python3 has no torch / numpy (Debian python3-torch)"
+fi
 cli_finish cli_bench
