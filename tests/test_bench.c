@@ -225,10 +225,11 @@ static void test_paired_mode(void) {
         const double q3 = number_field(json, "step_over_gemm_q3"), gemm_ms = number_field(json, "gemm_ms_per_step");
         CHECK(q1 > 0 && q1 <= median && median <= q3, "%s: quartiles %g <= %g <= %g", paths[c], q1, median, q3);
         CHECK(gemm_ms > 0, "%s: gemm_ms_per_step %g", paths[c], gemm_ms);
-        // the GEMM blocks replayed the step's GEMMs (a block of nothing would make the ratio huge)
+        // the GEMM blocks replayed the step's GEMMs, counted and by their FLOPs below (not by the
+        // ratio's size: on a loaded host a tiny model's step block can wait thousands of times
+        // its GEMMs' microseconds -- 3596x once in CI -- so a bound on it is a timed test)
         const double calls = number_field(json, "gemm_calls_per_step");
         CHECK(c == 0 ? calls == 11 : calls >= 8, "%s: %.0f GEMM calls replayed a step", paths[c], calls);
-        CHECK(median < 1000, "%s: a step %gx its GEMMs", paths[c], median);
         CHECK(number_field(json, "gemm_flops_replayed") == number_field(json, "gemm_flops_per_step"),
               "%s: the replay ran the step's GEMMs", paths[c]);
         char steps_text[32];
