@@ -23,7 +23,6 @@
 // name tables, indexed by the enum values in config.h
 
 static const char *const activation_names[] = {"none", "relu", "tanh", "leaky_relu"};
-static const char *const kind_names[] = {"vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"};
 static const char *const prior_names[] = {"gaussian", "mixture"};
 static const char *const gan_init_names[] = {"dcgan", "pytorch"};
 static const char *const ordering_names[] = {"natural", "random"};
@@ -77,12 +76,6 @@ const char *activation_name(Activation a) {
     return activation_names[a];
 }
 
-bool model_kind_autoregressive(ModelKind k) { return k == MODEL_MADE || k == MODEL_PIXELCNN; }
-
-const char *model_kind_name(ModelKind k) {
-    if ((int)k < 0 || (int)k >= COUNT(kind_names)) return "invalid";
-    return kind_names[k];
-}
 
 static const char *name_of(const char *const *names, int n, int value) {
     if (value < 0 || value >= n) return "invalid";
@@ -486,7 +479,7 @@ static int check_plain_name(const Ctx *c, const char *path, const char *s) {
 static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const latent_keys[] = {"encoder", "latent_dim", "decoder", "condition", "codebook",
                                               "generator", "discriminator", "label_smoothing", "init", "prior"};
-    const char *kind = kind_names[cfg->model.kind];
+    const char *kind = model_kind_name(cfg->model.kind);
     const bool made = cfg->model.kind == MODEL_MADE;
     for (int k = 0; k < COUNT(latent_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, latent_keys[k]))
@@ -629,12 +622,12 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     for (int k = 0; k < COUNT(gan_keys); k++)
         if (!(aae && k == 1) && cJSON_GetObjectItemCaseSensitive(model, gan_keys[k]))
             return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", gan_keys[k],
-                        k == 1 ? "\"gan\" or \"aae\"" : "\"gan\"", kind_names[cfg->model.kind]);
+                        k == 1 ? "\"gan\" or \"aae\"" : "\"gan\"", model_kind_name(cfg->model.kind));
     for (int k = 0; k < COUNT(made_only_keys); k++)
         if (cJSON_GetObjectItemCaseSensitive(model, made_only_keys[k]))
             return fail(c, "model", "\"%s\" is for kind %s (got \"%s\")", made_only_keys[k],
                         k == 0 ? "\"made\" or \"pixelcnn\"" : k < 3 ? "\"made\"" : "\"pixelcnn\" (a prior)",
-                        kind_names[cfg->model.kind]);
+                        model_kind_name(cfg->model.kind));
     if (get_int(c, model, "model", "input_dim", !cfg->model.input_shape[0], 1, MAX_INPUT_DIM, &cfg->model.input_dim)) return -1;
     if (get_layers_or_widths(c, model, "model", "encoder", 0, cfg->model.encoder, &cfg->model.n_encoder,
                              cfg->model.encoder_layers, &cfg->model.n_encoder_layers))
@@ -666,7 +659,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
         return fail(c, "model.condition", "kind \"cvae\" needs condition \"label\"");
     if (cfg->model.kind != MODEL_CVAE && cfg->model.condition != CONDITION_NONE)
         return fail(c, "model.condition", "\"label\" needs model.kind \"cvae\" (got \"%s\")",
-                    kind_names[cfg->model.kind]);
+                    model_kind_name(cfg->model.kind));
     cfg->model.n_classes = cfg->model.condition == CONDITION_LABEL ? 10 : 0;
     if (cfg->model.condition != CONDITION_NONE &&
         (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0))
@@ -674,7 +667,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
                     "condition is not wired into layer lists yet");
     // aae: the discriminator on z and the prior
     if (!aae && cJSON_GetObjectItemCaseSensitive(model, "prior"))
-        return fail(c, "model.prior", "is the prior of kind \"aae\" (got \"%s\")", kind_names[cfg->model.kind]);
+        return fail(c, "model.prior", "is the prior of kind \"aae\" (got \"%s\")", model_kind_name(cfg->model.kind));
     if (aae) {
         int widths[CUVAE_MAX_HIDDEN], n_widths = 0;
         if (get_layers_or_widths(c, model, "model", "discriminator", 1, widths, &n_widths,
@@ -745,7 +738,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
             return fail(c, "model.kind", "\"vq_vae\" needs encoder and decoder as layer lists (e.g. convolutions "
                         "down to (latent_dim, 7, 7) and back)");
     } else if (codebook) {
-        return fail(c, "model.codebook", "only for kind \"vq_vae\" (got \"%s\")", kind_names[cfg->model.kind]);
+        return fail(c, "model.codebook", "only for kind \"vq_vae\" (got \"%s\")", model_kind_name(cfg->model.kind));
     }
     if (cfg->model.n_encoder_layers > 0 || cfg->model.n_decoder_layers > 0) {
         char problem[700];   // shapes, before anything is allocated
@@ -903,7 +896,9 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     // model
     if (find(c, model, "model", "kind", 1, &item)) return -1;
     choice = MODEL_VAE;
-    if (get_choice(c, model, "model", "kind", kind_names, COUNT(kind_names), &choice)) return -1;
+    const char *kind_names[MODEL_KIND_COUNT];   // model_kind.h's table
+    for (int k = 0; k < MODEL_KIND_COUNT; k++) kind_names[k] = model_kind_name((ModelKind)k);
+    if (get_choice(c, model, "model", "kind", kind_names, MODEL_KIND_COUNT, &choice)) return -1;
     cfg->model.kind = (ModelKind)choice;
     if (parse_input_shape(cfg, model, c)) return -1;
     const int shape_dim = cfg->model.input_dim;   // (when model.input_shape is given)
@@ -1009,13 +1004,13 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                 snprintf(path, sizeof path, "loss.%s", kl_keys[k]);
                 if (model_kind_autoregressive(cfg->model.kind))
                     return fail(c, path, "kind \"%s\" has no KL term (its loss is the exact -log p(x), the sum "
-                                "of the per-pixel Bernoulli terms)", kind_names[cfg->model.kind]);
+                                "of the per-pixel Bernoulli terms)", model_kind_name(cfg->model.kind));
                 return fail(c, path, "a VQ-VAE has no KL term (its loss is rec + ||sg[z_e] - e||^2 + beta "
                             "||z_e - sg[e]||^2; beta is model.codebook.beta)");
             }
     }
     if (model_kind_autoregressive(cfg->model.kind)) {   // the loss is the exact NLL: sum of per-pixel BCE
-        const char *kind = kind_names[cfg->model.kind];
+        const char *kind = model_kind_name(cfg->model.kind);
         if (cfg->loss.reconstruction != REC_BCE)
             return fail(c, "loss.reconstruction", "kind \"%s\" is trained on its exact -log p(x): only \"bce\"", kind);
         if (cfg->loss.reduction != REDUCTION_SUM)
@@ -1047,15 +1042,15 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (cfg->model.kind == MODEL_AE && cfg->loss.w_rec == 0)
         return fail(c, "loss.w_rec", "is 0, and an autoencoder's objective is w_rec rec alone: it would be 0 and "
                     "nothing would train");
-    if ((cfg->model.kind == MODEL_VAE || cfg->model.kind == MODEL_CVAE) && cfg->loss.w_rec == 0 &&
+    if (model_kind_info(cfg->model.kind)->gaussian_posterior && cfg->loss.w_rec == 0 &&
         cfg->loss.w_kl == 0 && !cfg->loss.has_capacity)
         return fail(c, "loss", "w_rec and w_kl are both 0: the objective w_rec rec + w_kl KL would be 0 and nothing "
                     "would train");
-    if ((cfg->model.kind == MODEL_VAE || cfg->model.kind == MODEL_CVAE) && cfg->loss.w_rec == 0 &&
+    if (model_kind_info(cfg->model.kind)->gaussian_posterior && cfg->loss.w_rec == 0 &&
         cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0)
         return fail(c, "loss", "w_rec and capacity.gamma are both 0: the objective w_rec rec + gamma |KL - C| would "
                     "be 0 and nothing would train");
-    if ((cfg->model.kind == MODEL_MADE || cfg->model.kind == MODEL_PIXELCNN) && cfg->loss.w_rec == 0)
+    if (model_kind_autoregressive(cfg->model.kind) && cfg->loss.w_rec == 0)
         return fail(c, "loss.w_rec", "is 0, and kind \"%s\" trains w_rec (-log p(x)) alone: it would be 0 and "
                     "nothing would train", model_kind_name(cfg->model.kind));
     if (cfg->model.kind == MODEL_VQ_VAE && cfg->loss.w_rec == 0 && cfg->model.codebook.ema &&
@@ -1149,12 +1144,12 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return -1;
     cfg->train.early_stopping = 0;
     if (get_int(c, train, "train", "early_stopping", 0, 0, 1000000, &cfg->train.early_stopping)) return -1;
-    if ((cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) && cfg->data.validation <= 0.0)
+    if (model_kind_info(cfg->model.kind)->adversarial && cfg->data.validation <= 0.0)
         return fail(c, "data.validation", "kind \"%s\" chooses its Parzen window's sigma on a validation split "
-                    "carved from the training set: set it (e.g. 0.1)", kind_names[cfg->model.kind]);
-    if ((cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) && cfg->train.grad_clip > 0.0)
+                    "carved from the training set: set it (e.g. 0.1)", model_kind_name(cfg->model.kind));
+    if (model_kind_info(cfg->model.kind)->adversarial && cfg->train.grad_clip > 0.0)
         return fail(c, "train.grad_clip", "is not supported for kind \"%s\" (several optimizers over parameter "
-                    "regions)", kind_names[cfg->model.kind]);
+                    "regions)", model_kind_name(cfg->model.kind));
     if (cfg->model.kind == MODEL_GAN && cfg->train.early_stopping > 0)
         return fail(c, "train.early_stopping", "kind \"gan\" has no validation loss to watch (its discriminator's "
                     "loss going down is not the generator getting better)");
@@ -1221,11 +1216,11 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (eval) {
         if (get_int(c, eval, "eval", "parzen_samples", 0, 1, 1000000, &cfg->eval.parzen_samples)) return -1;
         if (get_int(c, eval, "eval", "parzen_examples", 0, 0, INT_MAX, &cfg->eval.parzen_examples)) return -1;
-        if (cfg->model.kind != MODEL_GAN && cfg->model.kind != MODEL_AAE &&
+        if (!model_kind_info(cfg->model.kind)->adversarial &&
             (cJSON_GetObjectItemCaseSensitive(eval, "parzen_samples") ||
                                              cJSON_GetObjectItemCaseSensitive(eval, "parzen_examples")))
             return fail(c, "eval", "parzen_samples and parzen_examples are the Parzen-window estimate of kinds "
-                        "\"gan\" and \"aae\" (got \"%s\")", kind_names[cfg->model.kind]);
+                        "\"gan\" and \"aae\" (got \"%s\")", model_kind_name(cfg->model.kind));
         if (get_int(c, eval, "eval", "iw_samples", 0, 0, 1000000, &cfg->eval.iw_samples)) return -1;
         if (get_int(c, eval, "eval", "iw_examples", 0, 0, INT_MAX, &cfg->eval.iw_examples)) return -1;
         if (get_int(c, eval, "eval", "iw_batch", 0, 1, MAX_IW_BATCH, &cfg->eval.iw_batch)) return -1;
@@ -1233,11 +1228,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     // the importance-weighted bound needs a likelihood: refuse now, not after training
     if (cfg->eval.iw_samples > 0 && model_kind_autoregressive(cfg->model.kind))
         return fail(c, "eval.iw_samples", "kind \"%s\" has an exact -log p(x) (its test loss); nothing to "
-                    "estimate", kind_names[cfg->model.kind]);
-    if (cfg->eval.iw_samples > 0 && (cfg->model.kind == MODEL_AE || cfg->model.kind == MODEL_VQ_VAE ||
-                                     cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE))
+                    "estimate", model_kind_name(cfg->model.kind));
+    if (cfg->eval.iw_samples > 0 && !model_kind_info(cfg->model.kind)->gaussian_posterior)
         return fail(c, "eval.iw_samples", "needs a variational model (kind vae or cvae), got kind \"%s\"",
-                    kind_names[cfg->model.kind]);
+                    model_kind_name(cfg->model.kind));
     if (cfg->eval.iw_samples > 0 && cfg->loss.reconstruction == REC_MSE &&
         cfg->model.output == OUTPUT_BERNOULLI)
         return fail(c, "eval.iw_samples", "needs a decoder likelihood: loss.reconstruction \"bce\", "
@@ -1872,7 +1866,7 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, "\n  }");
 
     text_appendf(&t, ",\n  \"model\": {\n    \"kind\": \"%s\"",
-                name_of(kind_names, COUNT(kind_names), cfg->model.kind));
+                model_kind_name(cfg->model.kind));
     text_appendf(&t, ",\n    \"input_dim\": %d", cfg->model.input_dim);
     if (cfg->model.input_shape[0])
         text_appendf(&t, ",\n    \"input_shape\": [%d, %d, %d]", cfg->model.input_shape[0], cfg->model.input_shape[1],
@@ -2005,7 +1999,7 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_appendf(&t, ",\n    \"iw_batch\": %d", cfg->eval.iw_batch);
-    if (cfg->model.kind == MODEL_GAN || cfg->model.kind == MODEL_AAE) {
+    if (model_kind_info(cfg->model.kind)->adversarial) {
         text_appendf(&t, ",\n    \"parzen_samples\": %d", cfg->eval.parzen_samples);
         text_appendf(&t, ",\n    \"parzen_examples\": %d", cfg->eval.parzen_examples);
     }

@@ -411,24 +411,24 @@ LossUnits loss_units(const Config *cfg) {
         u.rec_long = mean ? "mean squared error per pixel (not nats: a Gaussian likelihood needs its sigma)"
                           : "squared error summed over pixels (not nats: a Gaussian likelihood needs its sigma)";
     }
-    u.exact_nll = model_kind_autoregressive(cfg->model.kind);
-    u.has_kl = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_AAE && cfg->model.kind != MODEL_GAN &&
-               !u.exact_nll;
+    const ModelKindInfo *kind = model_kind_info(cfg->model.kind);
+    u.exact_nll = kind->autoregressive;
+    u.has_kl = kind->second && !kind->adversarial;   // KL, or a vq_vae's VQ term: test_loss is rec + it
     if (u.exact_nll)
         u.rec_long = cfg->model.prior_of[0]
             ? "exact -log p(codes) of the VQ-VAE's code grid: the autoregressive categorical terms summed over "
               "positions (nats)"
             : "exact -log p(x): the autoregressive Bernoulli terms summed over pixels (nats)";
-    if (cfg->model.kind == MODEL_VQ_VAE) u.nats = false;   // rec may be nats; rec + VQ is not
-    u.second = cfg->model.kind == MODEL_GAN ? "G loss" : cfg->model.kind == MODEL_AAE ? "D loss"
-             : !u.has_kl ? NULL : cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL";
-    u.second_unit = cfg->model.kind == MODEL_VQ_VAE ? "squared distance" : "nats";
+    const bool second_in_nats = !kind->second || strcmp(kind->second_unit, "nats") == 0;
+    if (!second_in_nats) u.nats = false;   // rec may be nats; rec + VQ is not
+    u.second = kind->second;
+    u.second_unit = kind->second ? kind->second_unit : "nats";
     if (u.exact_nll)
         u.total = "nats/example (exact -log p(x))";
     else if (!u.has_kl)
         u.total = u.nats ? "nats/example" : mean ? (cfg->loss.reconstruction == REC_BCE ? "nats/pixel" : "MSE/pixel")
                                                  : "SSE (the reconstruction alone)";
-    else if (cfg->model.kind == MODEL_VQ_VAE)
+    else if (!second_in_nats)   // a vq_vae
         u.total = "rec + VQ term (a training objective, not a log-likelihood)";
     else
         u.total = u.nats ? "nats/example" : "rec + KL in different units (not a log-likelihood)";
@@ -443,13 +443,8 @@ void loss_units_append_json(TextBuffer *t, const Config *cfg) {
     }
     text_appendf(t, "{\"rec\": ");
     text_append_json_string(t, units.rec_long);
-    if (cfg->model.kind == MODEL_VQ_VAE)
-        text_appendf(t, ", \"vq\": \"squared distance per example ((1 + beta) or beta (EMA) times ||z_e - e||^2)\", "
-                     "\"test_loss\": ");
-    else if (cfg->model.kind == MODEL_AAE)
-        text_appendf(t, ", \"d_loss\": \"nats/example (the discriminator's binary cross-entropy)\", \"test_loss\": ");
-    else
-        text_appendf(t, ", \"kl\": \"nats/example\", \"test_loss\": ");
+    const char *second = model_kind_info(cfg->model.kind)->second_units;   // NULL: rec alone
+    text_appendf(t, ", %s, \"test_loss\": ", second ? second : "\"kl\": \"nats/example\"");
     text_append_json_string(t, units.total);
     text_appendf(t, "}");
 }

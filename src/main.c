@@ -292,12 +292,10 @@ static int command_eval(int argc, char **argv) {
         (stored.eval.iw_samples != cfg.eval.iw_samples || stored.eval.iw_examples != cfg.eval.iw_examples))
         return fail("eval: --set eval.iw_samples / eval.iw_examples: the importance-sampled bound of cuvae eval is "
                     "--iw K (--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's");
-    const bool gan = cfg.model.kind == MODEL_GAN || cfg.model.kind == MODEL_AAE;   // (the Parzen estimate)
-    if (a.z_mode && (gan || cfg.model.kind == MODEL_VQ_VAE || model_kind_autoregressive(cfg.model.kind))) {
-        snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.kind == MODEL_GAN
-                 ? "a gan has no encoder" : cfg.model.kind == MODEL_AAE ? "an aae's codes are deterministic"
-                 : cfg.model.kind == MODEL_VQ_VAE ? "a vq_vae's codes are deterministic (the nearest codebook vectors)"
-                 : "a made or pixelcnn has no latent (its test loss is the exact -log p(x))");
+    const bool gan = model_kind_info(cfg.model.kind)->adversarial;   // (the Parzen estimate)
+    const char *z_refusal = model_kind_info(cfg.model.kind)->z_refusal;
+    if (a.z_mode && z_refusal) {
+        snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", z_refusal);
         return fail(err);
     }
     Dataset train_set, test_set, val_set;

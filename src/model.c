@@ -261,8 +261,7 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->max_batch = max_batch;
     m->latent_dim = cfg->model.latent_dim;
     m->input_dim = cfg->model.input_dim;
-    m->variational = cfg->model.kind != MODEL_AE && cfg->model.kind != MODEL_VQ_VAE && cfg->model.kind != MODEL_AAE &&
-                     !model_kind_autoregressive(cfg->model.kind);
+    m->variational = model_kind_info(cfg->model.kind)->draws_z;
     m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
     m->rec_loss = choose_rec_loss(cfg);
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;

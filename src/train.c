@@ -32,7 +32,7 @@
 // The end of a divergence message: what to change, with the value the run had.
 static const char *divergence_advice(const Config *cfg, char *buf, size_t len) {
     // (a gan's or aae's phases each take the whole gradient: train.grad_clip is refused for them)
-    const bool clip_allowed = cfg->model.kind != MODEL_GAN && cfg->model.kind != MODEL_AAE;
+    const bool clip_allowed = !model_kind_info(cfg->model.kind)->adversarial;
     snprintf(buf, len, "try a lower train.lr (it was %g)%s", cfg->train.lr,
              cfg->train.grad_clip > 0 || !clip_allowed ? "" : " or a gradient clip (train.grad_clip, e.g. 1)");
     return buf;
@@ -146,7 +146,7 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
                  (double)s.capacity_target);
     else
         snprintf(text, sizeof text, "%g rec + %g %s%s", cfg->loss.w_rec, (double)s.weight,
-                 cfg->model.kind == MODEL_VQ_VAE ? "VQ" : "KL",
+                 model_kind_info(cfg->model.kind)->second,
                  cfg->loss.free_bits > 0 ? ", the KL without its free-bits floor" : "");
     return text;
 }

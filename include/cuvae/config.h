@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "cuvae/model_kind.h"   // ModelKind
 
 #define CUVAE_MAX_HIDDEN 16
 #define CUVAE_MAX_GRAPH_LAYERS 64   // layers of an encoder / decoder / network given as layer objects
@@ -15,7 +16,6 @@
 
 // ACT_SIGMOID: layer graphs only (model.activation accepts relu, tanh, leaky_relu)
 typedef enum { ACT_NONE = 0, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID } Activation;
-typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN, MODEL_GAN, MODEL_AAE } ModelKind;
 typedef enum { ORDERING_NATURAL = 0, ORDERING_RANDOM } Ordering;
 typedef enum { CONDITION_NONE = 0, CONDITION_LABEL } Condition;
 typedef enum { OUTPUT_BERNOULLI = 0, OUTPUT_GAUSSIAN } OutputKind;
@@ -207,10 +207,6 @@ int config_same_run(const Config *a, const Config *b, const char *what, const ch
                     size_t errlen);
 
 const char *activation_name(Activation a);
-// "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"
-const char *model_kind_name(ModelKind k);
-// made and pixelcnn: no latent, one network over the pixels, an exact -log p(x)
-bool model_kind_autoregressive(ModelKind k);
 
 // The learning rate of an epoch (1-based) under cfg's schedule.
 double config_learning_rate(const Config *cfg, int epoch);

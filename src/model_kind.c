@@ -1,0 +1,36 @@
+// model_kind.c: implements model_kind.h, the table of model kinds and their traits.
+#include "cuvae/model_kind.h"
+
+#include <stddef.h>
+
+static const ModelKindInfo kinds[MODEL_KIND_COUNT] = {
+    [MODEL_VAE] = {.name = "vae", .gaussian_posterior = true, .draws_z = true, .second = "KL",
+                   .second_unit = "nats", .second_units = "\"kl\": \"nats/example\""},
+    [MODEL_AE] = {.name = "ae"},
+    [MODEL_CVAE] = {.name = "cvae", .gaussian_posterior = true, .draws_z = true, .second = "KL",
+                    .second_unit = "nats", .second_units = "\"kl\": \"nats/example\""},
+    [MODEL_VQ_VAE] = {.name = "vq_vae", .second = "VQ", .second_unit = "squared distance",
+                      .second_units = "\"vq\": \"squared distance per example ((1 + beta) or beta (EMA) times "
+                                      "||z_e - e||^2)\"",
+                      .z_refusal = "a vq_vae's codes are deterministic (the nearest codebook vectors)"},
+    [MODEL_MADE] = {.name = "made", .autoregressive = true,
+                    .z_refusal = "a made or pixelcnn has no latent (its test loss is the exact -log p(x))"},
+    [MODEL_PIXELCNN] = {.name = "pixelcnn", .autoregressive = true,
+                        .z_refusal = "a made or pixelcnn has no latent (its test loss is the exact -log p(x))"},
+    [MODEL_GAN] = {.name = "gan", .draws_z = true, .adversarial = true, .second = "G loss", .second_unit = "nats",
+                   .z_refusal = "a gan has no encoder"},
+    [MODEL_AAE] = {.name = "aae", .adversarial = true, .second = "D loss", .second_unit = "nats",
+                   .second_units = "\"d_loss\": \"nats/example (the discriminator's binary cross-entropy)\"",
+                   .z_refusal = "an aae's codes are deterministic"},
+};
+
+static const ModelKindInfo invalid_kind = {.name = "invalid"};
+
+const ModelKindInfo *model_kind_info(ModelKind k) {
+    if ((int)k < 0 || (int)k >= MODEL_KIND_COUNT) return &invalid_kind;
+    return &kinds[k];
+}
+
+const char *model_kind_name(ModelKind k) { return model_kind_info(k)->name; }
+
+bool model_kind_autoregressive(ModelKind k) { return model_kind_info(k)->autoregressive; }
