@@ -446,6 +446,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = -1;
             goto done;
         }
+        // the file's pending loss sums (the steps since the last log read) are the ranks' total:
+        // rank 0 carries them on, the others start their interval at zero
+        if (!dist_is_writer()) {
+            const double zero_sums[3] = {0.0, 0.0, 0.0};
+            model_set_loss_accumulator(&model, zero_sums);
+        }
         if (at.data_crc32_known && at.data_crc32 != data_crc) {
             rc = set_error(err, errlen, "%s: the run trained on other data (its training set's CRC-32 %08" PRIx32
                            ", now %08" PRIx32 ": the files under the config's data keys changed); restore them, or "
@@ -602,6 +608,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             if (model.data_parallel ? agree_now && dist_any(interrupt_signal != 0, "stop request")
                                     : interrupt_signal != 0) {
                 const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
+                if (model.data_parallel) {   // the resume file keeps every rank's pending loss sums, added up
+                    double pending[3];
+                    model_peek_loss_accumulator(&model, pending);
+                    dist_sum_doubles(pending, 3, "loss sums");
+                    model_set_loss_accumulator(&model, pending);
+                }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
                                     at.best_epoch, at.best_loss, data_crc, true, 0};

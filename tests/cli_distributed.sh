@@ -9,7 +9,8 @@
 #   refusals: a kind that is not data-parallel yet, a command other than train
 #   a rank killed mid-run ends the run with an error, the folder stays resumable;
 #     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
-#   SIGTERM to mpirun: one resume point, --resume continues bit-exactly
+#   SIGTERM to mpirun: one resume point, --resume continues bit-exactly; stopped between two
+#     log reads, the resumed log is the uninterrupted run's (every rank's pending loss sums, once)
 #   the NCCL path with one rank on the emulated CUDA device (bit-exact with the
 #     single process: a one-rank all-reduce is the identity)
 cd "$(dirname "$0")/.."
@@ -285,6 +286,41 @@ if wait_epochs "$tmp/stopped" 3; then
     fi
 else
     bad "the run to stop did not start"; kill -9 "$launcher" 2>/dev/null
+fi
+wait 2>/dev/null
+
+# ---- stopped between two log reads: the loss sums of the steps since the last read are every
+# rank's and counted once (the resume file keeps their total; rank 0 alone carries it on), so the
+# log of a resumed run is the uninterrupted run's, on 2 ranks and on 1
+# (batches of 1,000: 180 steps, few enough that 1 and 2 ranks stay within compare's tolerances)
+mid=(--set data.train_limit=60000 --set train.batch_size=1000 --set train.epochs=3 --set train.log_interval=13)
+strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1"; }
+train_mpi 2 "${mid[@]}" --out "$tmp/mid" >"$tmp/mid.out" 2>&1 &
+launcher=$!
+if wait_epochs "$tmp/mid" 1; then
+    sleep 0.3   # into epoch 2 (1-2 s an epoch)
+    pkill -TERM -P "$launcher" -x mpirun; wait "$launcher"
+    stop_step=$(sed -n 's/.*interrupted (SIGTERM) in epoch [23] after step \([0-9]*\) of.*/\1/p' "$tmp/mid.out")
+    if [ -z "$stop_step" ] || [ $((stop_step % 13)) -eq 0 ]; then   # (an epoch boundary or a log read: nothing pending)
+        skip "2 ranks stopped between log reads" "the stop landed where no loss sums are pending: $(grep -o 'interrupted.*after step [0-9]* of [0-9]*' "$tmp/mid.out" || tail -1 "$tmp/mid.out")"
+    else
+        cp -r "$tmp/mid" "$tmp/mid_on1"
+        if train_mpi 2 "${mid[@]}" --out "$tmp/mid" --resume >"$tmp/mid2.out" 2>&1 &&
+           train_mpi 2 "${mid[@]}" --out "$tmp/mid_straight" >"$tmp/mid_straight.out" 2>&1; then
+            if [ "$(strip_time "$tmp/mid/log.jsonl")" = "$(strip_time "$tmp/mid_straight/log.jsonl")" ] &&
+               cmp -s "$tmp/mid/model.safetensors" "$tmp/mid_straight/model.safetensors"; then
+                ok "2 ranks stopped after step $stop_step of an epoch (between log reads), --resume on 2: the uninterrupted run's log.jsonl and parameters"
+            else bad "stopped after step $stop_step, --resume on 2 ranks: $(diff <(strip_time "$tmp/mid/log.jsonl") <(strip_time "$tmp/mid_straight/log.jsonl") | head -3)"; fi
+            if train "${mid[@]}" --out "$tmp/mid_on1" --resume 2>"$tmp/mid_on1.err" &&
+               diff=$(compare "$tmp/mid_straight" "$tmp/mid_on1"); then
+                ok "2 ranks stopped after step $stop_step, --resume on 1 == the uninterrupted 2-rank run ($diff)"
+            else bad "2 ranks stopped after step $stop_step, --resume on 1: $diff $(tail -1 "$tmp/mid_on1.err")"; fi
+        else
+            bad "--resume of the run stopped between log reads failed: $(grep cuvae: "$tmp/mid2.out" | tail -1)"
+        fi
+    fi
+else
+    bad "the run to stop between log reads did not start"; kill -9 "$launcher" 2>/dev/null
 fi
 wait 2>/dev/null
 
