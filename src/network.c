@@ -207,6 +207,12 @@ int network_check_raw_output(const Network *net, const char *role, const char *a
     return 0;
 }
 
+bool network_has_running_statistics(const Network *net) {
+    for (int i = 0; net && i < net->n_layers; i++)
+        if (net->layers[i].kind->running_statistics) return true;
+    return false;
+}
+
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx) {
     uint64_t flops = 0;
     for (int i = 0; i < net->n_layers; i++) {

@@ -167,7 +167,8 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
     const char *why = model->gan || model->aae
         ? "trains its players in alternating phases, each with its own optimizer"
         : model->vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
-        : model->n_buffers ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
+        : network_has_running_statistics(model->encoder_net) || network_has_running_statistics(model->decoder_net)
+            ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
     char origin[1800];
     if (why)
         return set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "

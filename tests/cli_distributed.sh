@@ -6,7 +6,8 @@
 #     another order), for an even split and for a batch that does not divide
 #     (shards 50 + 49, one epoch) with free bits (KL statistics reduced) and dynamic binarization
 #   --resume across a change of N (2 -> 1 and 1 -> 2 ranks)
-#   refusals: a kind that is not data-parallel yet, a command other than train
+#   made (4 mask sets, random order) and pixelcnn: 2 ranks == one process
+#   refusals: a kind that is not data-parallel yet, batch norm, a command other than train
 #   a rank killed mid-run ends the run with an error, the folder stays resumable;
 #     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
 #   SIGTERM to mpirun: one resume point, --resume continues bit-exactly; stopped between two
@@ -191,6 +192,23 @@ else
     bad "resume 1 -> 2 ranks failed: $(grep cuvae: "$tmp/r12.out" | tail -1)"
 fi
 
+# ---- made and pixelcnn: their masks are buffers the model sets (not running statistics), so
+# they train as ranks: a MADE with 4 mask sets drawn per step over a random order, and a PixelCNN
+ar=(--set device=cpu --set data.train_limit=2000 --set data.test_limit=300 --set train.epochs=2
+    --set train.epoch_images=false --set train.batch_size=100)
+# (the PixelCNN with SGD: Adam turns last-bit differences of its conv weights' near-zero gradients
+# into lr-sized steps, 3.7e-4 apart after 40 steps)
+for run in "made_h500 --set model.masks=4 --set model.ordering=random" \
+           "pixelcnn_binary --set train.optimizer=sgd --set train.momentum=0.9 --set train.lr=0.001"; do
+    set -- $run; name=$1; shift
+    if "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --out "$tmp/${name}_1" 2>"$tmp/$name.err" &&
+       mpi 2 "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --out "$tmp/${name}_2" >"$tmp/$name.out" 2>&1; then
+        if diff=$(compare "$tmp/${name}_1" "$tmp/${name}_2"); then ok "$name $*: mpirun -np 2 == one process ($diff)"
+        else bad "$name on 2 ranks != one process: $diff"; fi
+    else bad "$name on 2 ranks: $(tail -1 "$tmp/$name.err") $(grep cuvae: "$tmp/$name.out" | tail -1)"; fi
+done
+set --
+
 # ---- refusals ------------------------------------------------------------------------
 # expect_mpi_error NAME PATTERN -- cmd: fails (non-zero) with a cuvae line matching PATTERN
 expect_mpi_error() {
@@ -203,6 +221,10 @@ expect_mpi_error "a gan on 2 ranks: refused, named" "model.kind gan .*data-paral
     mpi 2 "$CUVAE" train configs/lectures/dcgan.json --set device=cpu --set data.train_limit=200 \
         --set data.test_limit=100 --out "$tmp/gan"
 [ ! -e "$tmp/gan" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/gan"
+expect_mpi_error "a network with batch norm on 2 ranks: refused, named" \
+    "model.kind vae keeps running statistics \(batch norm\) that the ranks would keep apart" -- \
+    mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" \
+        --set 'model.encoder=[{"flatten":{}},{"linear":64},{"batch_norm":{}},"relu"]' --out "$tmp/bn"
 expect_mpi_error "cuvae eval on 2 ranks: refused" "only \`cuvae train\` runs data-parallel" -- \
     mpi 2 "$CUVAE" eval "$tmp/one/model.safetensors"
 

@@ -126,6 +126,9 @@ struct LayerKind {
     // residual: the network wires conf.residual.span (skip_from, skip_source, and the
     // gradient it sends back to that tensor).
     bool adds_skip;
+    // batch norm: its buffers are running statistics that each training step moves (a masked
+    // layer's buffers are its masks, which the model sets)
+    bool running_statistics;
 };
 
 // The registered kinds (src/layers.c); NULL if name is not one.
@@ -180,5 +183,7 @@ int network_check_raw_output(const Network *net, const char *role, const char *a
 // GEMM flops of one training step of B rows: forward, weight gradient, and input
 // gradient (none for the first layer when first_has_no_dx), as bench counts them.
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx);
+// A layer of net (NULL: none) keeps running statistics (batch norm).
+bool network_has_running_statistics(const Network *net);
 
 #endif
