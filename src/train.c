@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #define RNG_STREAM_SHUFFLE 1000
 
@@ -174,17 +175,80 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
         return set_error(err, errlen, "%s: model.kind %s %s: data-parallel training (%d ranks) does not support "
                          "it yet; train it as one process", config_key_origin(cfg, "model.kind", origin, sizeof origin),
                          model_kind_name(cfg->model.kind), why, dist_size());
+    if (batch < dist_size() && batch < cfg->train.batch_size)   // the training set is the smaller
+        return set_error(err, errlen, "the training set has %d example%s, fewer than the %d ranks (each rank trains on "
+                         "a shard of every batch)%s", batch, batch == 1 ? "" : "s", dist_size(),
+                         cfg->data.train_limit > 0 ? ": raise data.train_limit" : "");
     if (batch < dist_size())
-        return set_error(err, errlen, "%s: batches of %d rows (train.batch_size %d%s) are fewer than the %d ranks "
+        return set_error(err, errlen, "%s: batches of %d rows (train.batch_size %d) are fewer than the %d ranks "
                          "(each rank trains on a shard of the global batch)",
                          config_key_origin(cfg, "train.batch_size", origin, sizeof origin), batch, cfg->train.batch_size,
-                         batch < cfg->train.batch_size ? ", cut to the training set's size" : "", dist_size());
+                         dist_size());
     model->data_parallel = true;
     return 0;
 }
 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen);
+
+// Rank 0's v on every rank: a sum to which rank 0 alone adds (in 16-bit halves, exact in doubles),
+// over whichever transport the ranks use.
+static uint32_t rank0_value(uint32_t v, const char *what) {
+    double halves[2] = {0.0, 0.0};
+    if (dist_rank() == 0) {
+        halves[0] = (double)(v >> 16);
+        halves[1] = (double)(v & 0xffffu);
+    }
+    dist_sum_doubles(halves, 2, what);
+    return ((uint32_t)halves[0] << 16) | (uint32_t)halves[1];
+}
+
+// Launched as ranks, every rank must train the same run: its effective config (the config file
+// with its --set options applied) is compared with rank 0's, by CRC-32; the rank that differs
+// names its first line that is not rank 0's where MPI carries rank 0's text. 0, or -1 with err.
+static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
+    if (dist_size() == 1) return 0;
+    char *json = config_to_json(cfg);
+    const uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)json, (uInt)strlen(json));
+    const uint32_t crc0 = rank0_value(crc, "config check");
+    const bool differs = crc != crc0;
+    if (!dist_any(differs, "config check")) {
+        free(json);
+        return 0;
+    }
+    char line[160] = "", line0[160] = "";
+    int line_no = 0;
+    if (!dist_without_mpi()) {   // rank 0's text, to name the first line that differs
+        uint64_t len0 = strlen(json) + 1;
+        dist_broadcast_bytes(&len0, sizeof len0, "config check");
+        char *json0 = xmalloc(len0);
+        if (dist_rank() == 0) memcpy(json0, json, len0);
+        dist_broadcast_bytes(json0, len0, "config check");
+        const char *a = json, *b = json0;
+        for (line_no = 1; *a || *b; line_no++) {
+            size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+            if (na != nb || memcmp(a, b, na) != 0) {   // (without the indentation)
+                const size_t ia = strspn(a, " "), ib = strspn(b, " ");
+                snprintf(line, sizeof line, "%.*s", (int)(na - ia < 120 ? na - ia : 120), a + ia);
+                snprintf(line0, sizeof line0, "%.*s", (int)(nb - ib < 120 ? nb - ib : 120), b + ib);
+                break;
+            }
+            a += na + (a[na] != 0);
+            b += nb + (b[nb] != 0);
+        }
+        free(json0);
+    }
+    free(json);
+    if (!differs)
+        return set_error(err, errlen, "another rank's effective config is not rank 0's (its own line says where): "
+                         "every rank must be launched with the same config file and --set options");
+    if (line[0] || line0[0])
+        return set_error(err, errlen, "its effective config is not rank 0's: line %d is `%s` where rank 0 has `%s`; "
+                         "every rank must be launched with the same config file and --set options", line_no, line,
+                         line0);
+    return set_error(err, errlen, "its effective config (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): every "
+                     "rank must be launched with the same config file and --set options", crc, crc0);
+}
 
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
               size_t errlen) {
@@ -433,6 +497,21 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     ResumePoint at;
     memset(&at, 0, sizeof at);
     const uint32_t data_crc = dataset_crc32(&train_set);   // a resumed run must train on the same data
+    if (ranks_share_config(cfg, err, errlen) != 0) {   // launched as ranks: rank 0's run on every rank
+        rc = -1;
+        goto done;
+    }
+    if (dist_size() > 1) {   // and on rank 0's data
+        const uint32_t data_crc0 = rank0_value(data_crc, "data check");
+        const bool differs = data_crc != data_crc0;
+        if (dist_any(differs, "data check")) {
+            rc = differs ? set_error(err, errlen, "its training set (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32
+                                     "): the files the config's data keys name differ between the ranks", data_crc,
+                                     data_crc0)
+                         : set_error(err, errlen, "another rank's training set is not rank 0's (its own line says so)");
+            goto done;
+        }
+    }
     if (resume) {
         if (access(resume_path, F_OK) != 0) {
             char config_path[1100];

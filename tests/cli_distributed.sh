@@ -7,7 +7,8 @@
 #     (shards 50 + 49, one epoch) with free bits (KL statistics reduced) and dynamic binarization
 #   --resume across a change of N (2 -> 1 and 1 -> 2 ranks)
 #   made (4 mask sets, random order) and pixelcnn: 2 ranks == one process
-#   refusals: a kind that is not data-parallel yet, batch norm, a command other than train
+#   refusals: a kind that is not data-parallel yet, batch norm, a command other than train, ranks
+#     launched with other settings (the line that differs named) or reading other data
 #   a rank killed mid-run ends the run with an error, the folder stays resumable;
 #     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
 #   SIGTERM to mpirun: one resume point, --resume continues bit-exactly; stopped between two
@@ -225,6 +226,39 @@ expect_mpi_error "a network with batch norm on 2 ranks: refused, named" \
     "model.kind vae keeps running statistics \(batch norm\) that the ranks would keep apart" -- \
     mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" \
         --set 'model.encoder=[{"flatten":{}},{"linear":64},{"batch_norm":{}},"relu"]' --out "$tmp/bn"
+# ranks launched with other settings (mpirun's A : B form) or reading other files train another run
+# on each rank: refused before the run folder is touched, the rank that differs naming its line
+mpmd() { mpirun --oversubscribe --bind-to none -np 1 "$@"; }
+expect_mpi_error "a rank with another train.seed: refused, naming the line" \
+    'rank 1 of 2: its effective config is not rank 0.s: line [0-9]+ is `"seed": 7,` where rank 0 has `"seed": 1,`' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/seeds" : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=7 --out "$tmp/seeds"
+[ ! -e "$tmp/seeds" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/seeds"
+expect_mpi_error "a rank with another model.latent_dim: refused, naming the line" \
+    'its effective config is not rank 0.s: line [0-9]+ is `"latent_dim": 4,` where rank 0 has `"latent_dim": 8,`' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/latents" : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.latent_dim=4 --out "$tmp/latents"
+mkdir -p "$tmp/files_a" "$tmp/files_b"
+/usr/bin/env python3 - "$tmp" <<'EOF'
+import struct, sys, random
+for d, seed in (('files_a', 1), ('files_b', 2)):
+    rng = random.Random(seed)
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (300, 28, 28), }"
+    header += ' ' * (117 - len(header)) + '\n'
+    with open('%s/%s/x.npy' % (sys.argv[1], d), 'wb') as f:
+        f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(header)) + header.encode())
+        f.write(bytes(rng.randrange(256) for _ in range(300 * 784)))
+EOF
+files=(--set data.dataset=files --set data.train=x.npy --set data.test_fraction=0.2 --set device=cpu
+       --set model.latent_dim=8 --set train.batch_size=100 --set eval.iw_samples=0 --set train.epochs=1)
+expect_mpi_error "the same config reading other files on each rank (a relative path, other working folders): refused" \
+    "rank 1 of 2: its training set \(CRC-32 [0-9a-f]{8}\) is not rank 0's \([0-9a-f]{8}\)" -- \
+    mpmd -wdir "$tmp/files_a" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" "${files[@]}" --out "$tmp/files_run" : \
+         -np 1 -wdir "$tmp/files_b" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" "${files[@]}" --out "$tmp/files_run"
+[ ! -e "$tmp/files_run" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/files_run"
+expect_mpi_error "a training set of 1 example on 2 ranks: refused, naming the data (not train.batch_size)" \
+    "the training set has 1 example, fewer than the 2 ranks .*: raise data.train_limit" -- \
+    mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.train_limit=1 --out "$tmp/one_example"
 expect_mpi_error "cuvae eval on 2 ranks: refused" "only \`cuvae train\` runs data-parallel" -- \
     mpi 2 "$CUVAE" eval "$tmp/one/model.safetensors"
 
