@@ -415,7 +415,21 @@ static int command_sample(int argc, char **argv) {
             return fail(err);
         }
         Config stored_prior;   // as trained, before prior_of points it at CKPT
-        if (checkpoint_read_config(a.prior, &stored_prior, NULL, 0, err, sizeof err) != 0) return fail(err);
+        snprintf(prior_of, sizeof prior_of, "model.prior_of=%s", a.positional);
+        if (checkpoint_read_config(a.prior, &stored_prior, NULL, 0, err, sizeof err) != 0) {
+            // a prior whose VQ-VAE has moved since (its stored model.prior_of no longer opens, or now holds
+            // another file): CKPT is the VQ-VAE here, and it is checked against the prior's model.prior_crc32
+            const char *at_ckpt[1] = {prior_of};
+            char err_at_ckpt[1024];
+            if (!strstr(err, "model.prior_of")) return fail(err);
+            if (checkpoint_read_config(a.prior, &stored_prior, at_ckpt, 1, err_at_ckpt, sizeof err_at_ckpt) != 0) {
+                const char *reason = strstr(err_at_ckpt, "): ");   // (not a --set of the user's: said so)
+                char said[2400];
+                snprintf(said, sizeof said, "sample: %s --prior %s: %s", a.positional, a.prior,
+                         reason ? reason + 3 : err_at_ckpt);
+                return fail(said);
+            }
+        }
         if (stored_prior.model.kind != MODEL_PIXELCNN || !stored_prior.model.prior_of[0]) {
             snprintf(err, sizeof err, "sample: --prior %s is a \"%s\"%s, not a PixelCNN prior over a VQ-VAE's codes "
                      "(a pixelcnn trained with model.prior_of)", a.prior, model_kind_name(stored_prior.model.kind),
@@ -424,7 +438,6 @@ static int command_sample(int argc, char **argv) {
         }
         if (a.n_overrides == MAX_OVERRIDES) return fail("sample: too many --set");
         const char *vq_path = a.positional;
-        snprintf(prior_of, sizeof prior_of, "model.prior_of=%s", a.positional);
         a.overrides[a.n_overrides++] = prior_of;
         a.positional = a.prior;
         Config prior_cfg;

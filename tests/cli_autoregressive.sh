@@ -332,6 +332,20 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
     "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq_moved/model.safetensors" --set train.seed=3 \
         2>"$tmp/evalmoved.err" | grep -q '"test_loss"' && ok "prior: eval follows --set model.prior_of to a moved VQ-VAE (with a --set train.seed)" \
         || bad "prior: eval with a moved VQ-VAE: $(tail -1 "$tmp/evalmoved.err")"
+    # sample VQ --prior PRIOR: the VQ-VAE is CKPT, wherever it is now (the prior's stored path is gone)
+    "$CUVAE" sample "$tmp/vq_moved/model.safetensors" --prior "$tmp/prior/model.safetensors" -n 4 -o "$tmp/moved_prior.png" \
+        2>"$tmp/movedprior.err" && [ -s "$tmp/moved_prior.png" ] \
+        && ok "prior: sample VQ --prior PRIOR with the VQ-VAE moved (CKPT is the VQ-VAE, not the stored path)" \
+        || bad "prior: sample --prior with a moved VQ-VAE: $(tail -1 "$tmp/movedprior.err")"
+    expect_error "prior: sample --prior with another VQ-VAE as CKPT, its own moved away: refused naming CKPT" 2 \
+        '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
+        "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
+    mkdir -p "$tmp/vq" && cp "$tmp/vq2/model.safetensors" "$tmp/vq/model.safetensors"   # another VQ-VAE at the stored path
+    "$CUVAE" sample "$tmp/vq_moved/model.safetensors" --prior "$tmp/prior/model.safetensors" -n 4 -o "$tmp/moved_prior2.png" \
+        2>"$tmp/movedprior2.err" && cmp -s "$tmp/moved_prior.png" "$tmp/moved_prior2.png" \
+        && ok "prior: sample VQ --prior PRIOR with another VQ-VAE at the stored path: CKPT decodes, the same image" \
+        || bad "prior: sample --prior, another VQ-VAE at the stored path: $(tail -1 "$tmp/movedprior2.err")"
+    rm -rf "$tmp/vq"
     mv "$tmp/vq_moved" "$tmp/vq"
 else
     bad "a second VQ-VAE did not train"
