@@ -217,12 +217,14 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
         dataset_free(test);
         return -1;
     }
-    if (cfg->data.binarize == BINARIZE_STATIC) {
-        dataset_binarize_static(train, cfg->train.seed, TRAIN_BINARIZE_STREAM);
-        // the test set's bits are the ones a dynamic run is evaluated on too, so the two compare
-        dataset_binarize_static(test, cfg->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
-    }
+    if (cfg->data.binarize == BINARIZE_STATIC) dataset_binarize_once(cfg, train, test);
     return 0;
+}
+
+void dataset_binarize_once(const Config *run, Dataset *train, Dataset *test) {
+    dataset_binarize_static(train, run->train.seed, TRAIN_BINARIZE_STREAM);
+    // the test set's bits are the ones a dynamic run is evaluated on too, so the two compare
+    dataset_binarize_static(test, run->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
 }
 
 // The CRC-32 of the first training image and of the first test image of each named dataset

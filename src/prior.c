@@ -3,6 +3,7 @@
 #include "cuvae/prior.h"
 #include "cuvae/backend.h"
 #include "cuvae/checkpoint.h"
+#include "cuvae/dataset.h"
 #include "cuvae/common.h"
 #include "cuvae/layer_math.h"
 #include "cuvae/safetensors.h"
@@ -97,6 +98,10 @@ int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *e
         return set_error(err, errlen, "model.prior_of: the VQ-VAE reads %d values per image, the data set has %d",
                          vq_cfg.model.input_dim, train->dim);
     }
+    // the images as the VQ-VAE read them: a VQ-VAE trained on binarized images encodes bits (drawn once,
+    // with its seed: a static run's very bits, and its test set's; a dynamic run drew new training bits
+    // every epoch, the prior takes one draw)
+    if (vq_cfg.data.binarize != BINARIZE_NONE) dataset_binarize_once(&vq_cfg, train, test);
     Backend *be;
     Model vq;
     if (open_vq(cfg, &be, &vq, PRIOR_BATCH, err, errlen) != 0) {

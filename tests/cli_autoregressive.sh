@@ -350,6 +350,19 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
 else
     bad "a second VQ-VAE did not train"
 fi
+# a VQ-VAE trained on binarized images: its prior encodes the bits it read (drawn once, with the
+# VQ-VAE's seed), in training and in eval alike
+if "$CUVAE" train "$tmp/vq.json" --set data.binarize=static --out "$tmp/vq_bits" 2>/dev/null &&
+   "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq_bits/model.safetensors" --set train.epochs=1 \
+       --out "$tmp/prior_bits" 2>"$tmp/prior_bits.err"; then
+    "$CUVAE" eval "$tmp/prior_bits/model.safetensors" -o "$tmp/prior_bits_eval.json" >/dev/null 2>&1
+    [ -n "$(field "$tmp/prior_bits/eval.json" test_loss)" ] &&
+        [ "$(field "$tmp/prior_bits_eval.json" test_loss)" = "$(field "$tmp/prior_bits/eval.json" test_loss)" ] \
+        && ok "prior over a VQ-VAE of binarized images: eval encodes the same bits as training ($(field "$tmp/prior_bits/eval.json" test_loss) nats)" \
+        || bad "prior over binarized images: eval $(field "$tmp/prior_bits_eval.json" test_loss) vs $(field "$tmp/prior_bits/eval.json" test_loss)"
+else
+    bad "prior over a VQ-VAE of binarized images: $(tail -1 "$tmp/prior_bits.err")"
+fi
 expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \

@@ -40,6 +40,9 @@ void dataset_carved_note(const Config *cfg, const Dataset *test, char *line, siz
 
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
+// The bits a data.binarize "static" run of config run reads: the training images drawn with its
+// train.seed, the test images as below (a dynamic run's test set too).
+void dataset_binarize_once(const Config *run, Dataset *train, Dataset *test);
 // The one binarization of a test (or validation) set, static and dynamic runs alike:
 // dataset_binarize_static(d, train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM).
 #define TEST_SET_BINARIZE_SALT 0xB1A7ull
