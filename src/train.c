@@ -377,6 +377,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         return -1;
     }
     const LossUnits units = loss_units(cfg);
+    if (cfg->loss.w_rec == 0 && !model.gan)   // (an ae, made or pixelcnn with w_rec 0 is refused: nothing trains)
+        text_appendf(&notes, "cuvae: note: loss.w_rec is 0: the decoder gets no gradient and keeps its initial "
+                     "weights (its samples and reconstructions are an untrained network's); only the encoder and "
+                     "its %s train\n", model.aae ? "discriminator (the prior matching)" : model.vq ? "codebook"
+                     : "KL term");
     if (model.aae && cfg->model.prior_mixture && batch % MIXTURE_COMPONENTS != 0) {   // said, not left unsaid
         const int each = batch / MIXTURE_COMPONENTS, extra = batch % MIXTURE_COMPONENTS;
         text_appendf(&notes, "cuvae: note: the mixture prior draws row i of a batch from component i mod %d: with "

@@ -461,6 +461,13 @@ expect_error "a vq_vae with w_rec 0, beta 0 and the ema update: refused" 2 \
 "$CUVAE" train configs/lectures/kl_only_dim2.json --set data.train_limit=200 --set data.test_limit=100 --set train.epochs=1 \
     --set device=cpu --set eval.iw_samples=0 --out "$tmp/kl_only" >/dev/null 2>"$tmp/kl_only.err" \
     && ok "w_rec 0 with a KL term still trains (the lecture's KL-only run)" || bad "kl_only: $(tail -1 "$tmp/kl_only.err")"
+grep -q "note: loss.w_rec is 0: the decoder gets no gradient and keeps its initial weights .*only the encoder and its KL term train" "$tmp/kl_only.err" \
+    && ok "... and says that its decoder keeps its initial weights" || bad "kl_only: no w_rec 0 note: $(grep note "$tmp/kl_only.err")"
+"$CUVAE" train configs/lectures/vq_vae_k256.json --set loss.w_rec=0 --set data.train_limit=100 --set data.test_limit=50 \
+    --set train.epochs=1 --set device=cpu --set train.epoch_images=false --out "$tmp/vq_w0" >/dev/null 2>"$tmp/vq_w0.err"
+grep -q "note: loss.w_rec is 0: the decoder gets no gradient .*only the encoder and its codebook train" "$tmp/vq_w0.err" \
+    && ok "a vq_vae with w_rec 0 trains and says that its decoder keeps its initial weights" \
+    || bad "vq_vae w_rec 0: $(grep -E 'note|cuvae:' "$tmp/vq_w0.err" | tail -1)"
 [ ! -e "$tmp/zero_ae" ] && [ ! -e "$tmp/zero_vae" ] && ok "... the refused runs made no folder" || bad "a refused zero-objective run made a folder"
 expect_error "SGD momentum that rounds to 1 in float32" 2 "train.momentum: 0.99999999 rounds to 1 in float32, the type SGD computes in" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.optimizer=sgd --set train.momentum=0.99999999 --out "$tmp/m1"
