@@ -548,6 +548,10 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
                         "model.prior_crc32 says %s): its codes mean other things", cfg->model.prior_of,
                         cfg->model.prior_crc32, expected_crc);
         const int positions = cfg->model.prior_h * cfg->model.prior_w;
+        if (positions < 2)   // (one position: nothing to order, and input_dim 1 is no image)
+            return fail(c, "model.prior_of", "%s encodes an image to one code (its encoder ends flat, a 1 x 1 grid): "
+                        "a PixelCNN prior orders the positions of a code grid of 2 or more; a prior over one code "
+                        "is the codes' frequencies", cfg->model.prior_of);
         if (cfg->model.input_dim != positions)
             return fail(c, "model.input_dim", "must be %d, the positions of the VQ-VAE's code grid (%d x %d), "
                         "got %d", positions, cfg->model.prior_h, cfg->model.prior_w, cfg->model.input_dim);

@@ -363,6 +363,11 @@ if "$CUVAE" train "$tmp/vq.json" --set data.binarize=static --out "$tmp/vq_bits"
 else
     bad "prior over a VQ-VAE of binarized images: $(tail -1 "$tmp/prior_bits.err")"
 fi
+"$CUVAE" train "$tmp/vq.json" --set 'model.encoder=[{"flatten":{}},{"linear":32},"relu",{"linear":8}]' \
+    --set 'model.decoder=[{"linear":784}]' --set train.epochs=1 --set data.train_limit=100 --out "$tmp/vq_flat" 2>/dev/null
+expect_error "prior: a VQ-VAE of flat codes (a 1 x 1 grid): refused as such, not with an input_dim it cannot take" 2 \
+    'model.prior_of: .*/vq_flat/model.safetensors encodes an image to one code \(its encoder ends flat, a 1 x 1 grid\)' -- \
+    "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq_flat/model.safetensors" --out "$tmp/x"
 expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \
