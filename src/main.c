@@ -295,7 +295,8 @@ static int command_eval(int argc, char **argv) {
     const bool gan = model_kind_info(cfg.model.kind)->adversarial;   // (the Parzen estimate)
     const char *z_refusal = model_kind_info(cfg.model.kind)->z_refusal;
     if (a.z_mode && z_refusal) {
-        snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", z_refusal);
+        snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.prior_of[0]
+                 ? "a pixelcnn prior has no latent (its test loss is the exact -log p(codes))" : z_refusal);
         return fail(err);
     }
     Dataset train_set, test_set, val_set;
@@ -510,6 +511,7 @@ static int command_sample(int argc, char **argv) {
         be->free(be, labels_dev);
         free(labels);
     }
+    const int m_classes = m.n_classes;
     const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0, m_was_gan = m.gan,
                m_was_aae = m.aae;
     float *pixels = prior_pixels ? prior_pixels : xmalloc((size_t)a.n_samples * D * sizeof(float));
@@ -567,14 +569,18 @@ static int command_sample(int argc, char **argv) {
     model_destroy(&m);
     be->destroy(be);
     if (rc != 0) return fail(err);
-    fprintf(stderr, "cuvae: wrote %s (%d sample%s from %s)\n", out, a.n_samples, a.n_samples == 1 ? "" : "s",
+    char conditioned[64] = "";   // a cvae's class: the one asked for, or sample i of class i mod classes
+    if (m_classes > 0 && a.sample_class >= 0) snprintf(conditioned, sizeof conditioned, ", class %d", a.sample_class);
+    else if (m_classes > 0) snprintf(conditioned, sizeof conditioned, ", sample i of class i mod %d", m_classes);
+    fprintf(stderr, "cuvae: wrote %s (%d sample%s from %s%s)\n", out, a.n_samples, a.n_samples == 1 ? "" : "s",
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position, not from a prior; --prior PRIOR.safetensors "
                        "draws them from a PixelCNN prior" :
             m_was_gan ? "the generator from z ~ N(0, I)" :
             m_was_aae ? (cfg.model.prior_mixture ? "the prior's draws (10 Gaussians in 2-D), decoded"
-                                                 : "the prior's draws, N(0, I), decoded") : "z ~ N(0, I)");
+                                                 : "the prior's draws, N(0, I), decoded") : "z ~ N(0, I)",
+            conditioned);
     return 0;
 }
 

@@ -222,6 +222,11 @@ expect_error "sample on a config file" 2 "mnist_vae.json looks like a JSON file 
 "$CUVAE" train configs/lectures/cvae_dim2.json "${small[@]}" --set train.epochs=1 --out "$tmp/cvae" 2>/dev/null
 expect_error "sample --class beyond the classes" 2 "sample: --class 10: the model has classes 0..9" -- \
     "$CUVAE" sample "$tmp/cvae/model.safetensors" --class 10 -o "$tmp/c.png"
+"$CUVAE" sample "$tmp/cvae/model.safetensors" --class 3 -n 4 -o "$tmp/c3.png" 2>"$tmp/c3.err" \
+    && grep -q "wrote .*/c3.png (4 samples from z ~ N(0, I), class 3)" "$tmp/c3.err" \
+    && "$CUVAE" sample "$tmp/cvae/model.safetensors" -n 4 -o "$tmp/call.png" 2>"$tmp/call.err" \
+    && grep -q "wrote .*/call.png (4 samples from z ~ N(0, I), sample i of class i mod 10)" "$tmp/call.err" \
+    && ok "sample on a cvae says which class its samples are of" || bad "cvae sample line: $(tail -1 "$tmp/c3.err") / $(tail -1 "$tmp/call.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --set train.batch_size=500 --full \
     --out "$tmp/clamped" 2>"$tmp/clamped.err"
 grep -q "^cuvae: --full: configs/examples_vae.json sets no train.full_epochs; training train.epochs = 1$" "$tmp/clamped.err" \
