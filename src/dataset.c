@@ -42,6 +42,9 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
         if (file_exists(plain))
             fprintf(stderr, "cuvae: %s and %s are both there: reading %s (remove one to say which)\n", path, plain,
                     path);
+        else if (lstat(plain, &link_st) == 0)   // a NAME beside it that is a dangling link: not read past either
+            return set_error(err, errlen, "%s: cannot be read (a dangling link, or a loop of links?) beside %s: fix "
+                             "or remove it", plain, path);
         return 0;
     }
     snprintf(path, path_size, "%s%s%s", dir, slash, name);

@@ -281,18 +281,21 @@ int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int p
     return needed < cap ? (int)needed : cap;
 }
 
+int eval_iw_applies(const Config *cfg, int iw_k, char *err, size_t errlen) {
+    if (iw_k <= 0) return 0;
+    const ModelKindInfo *kind = model_kind_info(cfg->model.kind);
+    if (kind->autoregressive)
+        return set_error(err, errlen, "eval --iw: kind \"%s\" has an exact -log p(%s), its test loss: nothing to "
+                         "estimate", kind->name, cfg->model.prior_of[0] ? "codes" : "x");
+    if (kind->iw_refusal) return set_error(err, errlen, "eval --iw: %s", kind->iw_refusal);
+    return 0;
+}
+
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen) {
     Backend *be = m->be;
     memset(r, 0, sizeof *r);
-    if (iw_k > 0 && m->autoregressive)
-        return set_error(err, errlen, "eval --iw: kind \"%s\" has an exact -log p(%s), its test loss: nothing to "
-                         "estimate", model_kind_name(m->cfg.model.kind), m->prior_classes ? "codes" : "x");
-    if (iw_k > 0 && m->vq)
-        return set_error(err, errlen, "eval --iw: a vq_vae has no likelihood bound to estimate (no KL term)");
-    if (iw_k > 0 && m->gan)
-        return set_error(err, errlen, "eval --iw: a gan has no likelihood bound to estimate (its score is the "
-                         "Parzen-window estimate)");
+    if (eval_iw_applies(&m->cfg, iw_k, err, errlen) != 0) return -1;
     if (m->gan) {   // the discriminator's losses; the Parzen estimate is eval_parzen's
         r->gan = true;
         r->binarized = data->binary;

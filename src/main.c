@@ -86,15 +86,17 @@ static const char *USAGE_TRAIN =
     "Writes DIR/config.json (effective config), DIR/log.jsonl (one line per epoch:\n"
     "epoch, train_loss (weighted training objective), test_loss = unweighted rec + KL,\n"
     "test_rec, test_kl, seconds, samples_per_s, train_rec, train_kl (unweighted epoch means),\n"
-    "kl_weight or capacity and lr (those the epoch's last step used); per example, in the units\n"
+    "kl_weight, capacity (C of loss.capacity, else 0; kl_weight is 0 with it) and lr (those the\n"
+    "epoch's last step used); per example, in the units\n"
     "train prints; a vq_vae's VQ term fills the kl fields) and\n"
     "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
     "atomically after every epoch.\n"
     "A run that diverges stops with exit 2 and one line: a loss that is not finite at the next\n"
-    "loss read, or state that overflowed with the loss still finite (batch norm's running\n"
-    "variance, Adam's moments) when the epoch's files would be written -- the files keep the\n"
-    "last finished epoch.\n"
+    "loss read; at the end of an epoch, a test loss that is not finite, a Bernoulli\n"
+    "reconstruction term over 10 times that of predicting 1/2 everywhere, or state that\n"
+    "overflowed with the loss still finite (batch norm's running variance, Adam's moments)\n"
+    "-- the files keep the last finished epoch.\n"
     "\n"
     "Data parallel: `mpirun -np N cuvae train CONFIG` (srun --mpi=pmix; or, on GPUs, srun without\n"
     "MPI or CUVAE_RANK / CUVAE_WORLD_SIZE / CUVAE_NCCL_ID_FILE) trains one model on\n"
@@ -119,7 +121,7 @@ static const char *USAGE_EVAL =
     "  active_units (Var_x E_q[z_j] > 0.01; null for one test example), kl_per_dim, mu_variance;\n"
     "  binarized (the test images are binary: every value 0 or 255, however they came to be);\n"
     "  with --iw K (1 to 10000000): iw = {k, examples, neg_log_px, bits_per_dim,\n"
-    "  is_nll_of_binary_data}:\n"
+    "  is_nll_of_binary_data, conditional_on_label, seconds}:\n"
     "  the importance-weighted estimate of -log p(x) with K samples per example\n"
     "  (log-mean-exp of log p(x|z) + log p(z) - log q(z|x); an NLL only for binary data).\n"
     "  --iw-examples N   use the first N test examples for --iw (default all)\n"
@@ -299,6 +301,7 @@ static int command_eval(int argc, char **argv) {
                  ? "a pixelcnn prior has no latent (its test loss is the exact -log p(codes))" : z_refusal);
         return fail(err);
     }
+    if (eval_iw_applies(&cfg, a.iw_k, err, sizeof err) != 0) return fail(err);
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
     Config data_cfg;   // the run's data: its carve, splits and binarization (train.seed) are the training run's

@@ -257,8 +257,11 @@ for bad_value in '"abc"' '[1]' '1e400'; do
 done
 cp "$tmp/ae_eval.json" "$tmp/aepage/ae/eval.json"
 expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
-    'the importance-weighted bound \(eval --iw, eval.iw_samples\) needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
+    '^cuvae: eval --iw: needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
     "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
+expect_error "eval --iw on an ae with device auto: the one line, before the device is chosen (no device line first)" 2 \
+    '^cuvae: eval --iw: needs a variational model' -- \
+    "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5 --set device=auto
 expect_error "iw on an ae is refused before training" 2 "eval.iw_samples: needs a variational model" -- \
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.kind=ae --set eval.iw_samples=5 --out "$tmp/r"
 expect_error "iw without a likelihood is refused before training" 2 "eval.iw_samples: needs a decoder likelihood" -- \
@@ -446,6 +449,11 @@ ln -sf "$tmp/nowhere.gz" "$tmp/dangling_data/t10k-labels-idx1-ubyte.gz"
 gunzip -c data/mnist/t10k-labels-idx1-ubyte.gz > "$tmp/dangling_data/t10k-labels-idx1-ubyte"
 expect_error "a dangling NAME.gz link beside NAME: said, not read past" 2 \
     "dangling_data/t10k-labels-idx1-ubyte.gz: cannot be read \(a dangling link, or a loop of links\?\)" -- \
+    "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/dangling_data" --out "$tmp/dangling_run"
+ln -sf "$(realpath data/mnist/t10k-labels-idx1-ubyte.gz)" "$tmp/dangling_data/t10k-labels-idx1-ubyte.gz"
+ln -sf "$tmp/nowhere" "$tmp/dangling_data/t10k-labels-idx1-ubyte"
+expect_error "a dangling NAME link beside NAME.gz: said, not read past" 2 \
+    "dangling_data/t10k-labels-idx1-ubyte: cannot be read \(a dangling link, or a loop of links\?\) beside .*/t10k-labels-idx1-ubyte.gz" -- \
     "$CUVAE" train configs/examples_vae.json --set data.dir="$tmp/dangling_data" --out "$tmp/dangling_run"
 expect_error "data.dir a file: says it is not a folder" 2 'data.dir README.md: not a folder' -- \
     "$CUVAE" train configs/examples_vae.json --set data.dir=README.md --out "$tmp/notdir"

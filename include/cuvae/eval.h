@@ -91,6 +91,9 @@ typedef struct {
 // m->max_batch rows. Fails (with err) when the model has no likelihood for it.
 int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 EvalReport *r, char *err, size_t errlen);
+// 0 when eval --iw K (K > 0) applies to cfg's model kind (or K is 0), else -1 with err saying why:
+// called before anything is loaded, so the refusal is the command's one line.
+int eval_iw_applies(const Config *cfg, int iw_k, char *err, size_t errlen);
 // The rows (max_batch) of a model built to evaluate: `cap` (1000, or eval.iw_batch with the
 // importance-weighted bound) cut to the most one batch of the evaluation can hold -- the
 // test_examples, K rows for each of the first iw_examples of them (0 = all) when iw_k > 0, and

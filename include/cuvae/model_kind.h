@@ -23,6 +23,7 @@ typedef struct {
                                // objective, not a log-likelihood)
     const char *second_units;  // eval.json "units": the term's key and unit, as JSON members
     const char *z_refusal;     // why eval --z does not apply to this kind (NULL: it does)
+    const char *iw_refusal;    // why eval --iw does not (NULL: it does; made / pixelcnn say their exact -log p)
 } ModelKindInfo;
 
 // The row of kind k (a row named "invalid", with every trait off, for a value out of range).
