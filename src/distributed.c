@@ -69,6 +69,14 @@ bool dist_without_mpi(void) { return g_mode == DIST_NO_MPI; }
 bool dist_is_writer(void) { return g_rank == 0; }
 FILE *dist_error_stream(void) { return g_errors ? g_errors : stderr; }
 
+void dist_print_error(const char *message) {
+    if (g_size > 1 && g_rank != 0)   // (the other ranks' stderr is quiet)
+        fprintf(dist_error_stream(), "cuvae: rank %d of %d: %s\n", g_rank, g_size, message);
+    else
+        fprintf(stderr, "cuvae: %s\n", message);
+    fflush(NULL);
+}
+
 #ifdef CUVAE_WITH_MPI
 bool dist_mpi_compiled(void) { return true; }
 #else

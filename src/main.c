@@ -177,11 +177,9 @@ static const char *USAGE_REPORT =
     "each with the runs' numbers (from RUNS_DIR/<run>/eval.json) and their figures side by side\n"
     "(RUNS_DIR/<run>/figures/<figure>.png). Relative links only: it opens from disk.\n";
 
+// Prints the error line (an empty message: it was printed where it arose) and gives exit 2.
 static int fail(const char *message) {
-    if (dist_size() > 1 && !dist_is_writer())   // (the other ranks' stderr is quiet)
-        fprintf(dist_error_stream(), "cuvae: rank %d of %d: %s\n", dist_rank(), dist_size(), message);
-    else
-        fprintf(stderr, "cuvae: %s\n", message);
+    if (message[0]) dist_print_error(message);
     return EXIT_BAD_INPUT;
 }
 

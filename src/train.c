@@ -191,6 +191,16 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen);
 
+// A refusal every rank takes together: each prints its line now, then the ranks meet once more, so that
+// none ends the job (MPI_Abort) before the others' lines are out -- the rank that differs says why.
+// Returns -1 with err emptied (the command prints nothing more).
+static int said_by_every_rank(char *err, size_t errlen) {
+    dist_print_error(err);
+    dist_any(true, "refusal reported");
+    if (errlen > 0) err[0] = '\0';
+    return -1;
+}
+
 // Rank 0's v on every rank: a sum to which rank 0 alone adds (in 16-bit halves, exact in doubles),
 // over whichever transport the ranks use.
 static uint32_t rank0_value(uint32_t v, const char *what) {
@@ -240,14 +250,15 @@ static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
     }
     free(json);
     if (!differs)
-        return set_error(err, errlen, "another rank's effective config is not rank 0's (its own line says where): "
-                         "every rank must be launched with the same config file and --set options");
-    if (line[0] || line0[0])
-        return set_error(err, errlen, "its effective config is not rank 0's: line %d is `%s` where rank 0 has `%s`; "
-                         "every rank must be launched with the same config file and --set options", line_no, line,
-                         line0);
-    return set_error(err, errlen, "its effective config (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): every "
-                     "rank must be launched with the same config file and --set options", crc, crc0);
+        set_error(err, errlen, "another rank's effective config is not rank 0's (its own line says where): every rank "
+                  "must be launched with the same config file and --set options");
+    else if (line[0] || line0[0])
+        set_error(err, errlen, "its effective config is not rank 0's: line %d is `%s` where rank 0 has `%s`; every "
+                  "rank must be launched with the same config file and --set options", line_no, line, line0);
+    else
+        set_error(err, errlen, "its effective config (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): every "
+                  "rank must be launched with the same config file and --set options", crc, crc0);
+    return said_by_every_rank(err, errlen);
 }
 
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
@@ -510,10 +521,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         const uint32_t data_crc0 = rank0_value(data_crc, "data check");
         const bool differs = data_crc != data_crc0;
         if (dist_any(differs, "data check")) {
-            rc = differs ? set_error(err, errlen, "its training set (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32
-                                     "): the files the config's data keys name differ between the ranks", data_crc,
-                                     data_crc0)
-                         : set_error(err, errlen, "another rank's training set is not rank 0's (its own line says so)");
+            if (differs)
+                set_error(err, errlen, "its training set (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): the "
+                          "files the config's data keys name differ between the ranks", data_crc, data_crc0);
+            else
+                set_error(err, errlen, "another rank's training set is not rank 0's (its own line says so)");
+            rc = said_by_every_rank(err, errlen);
             goto done;
         }
     }

@@ -351,18 +351,20 @@ else
     bad "a second VQ-VAE did not train"
 fi
 # a VQ-VAE trained on binarized images: its prior encodes the bits it read (drawn once, with the
-# VQ-VAE's seed), in training and in eval alike
-if "$CUVAE" train "$tmp/vq.json" --set data.binarize=static --out "$tmp/vq_bits" 2>/dev/null &&
-   "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq_bits/model.safetensors" --set train.epochs=1 \
-       --out "$tmp/prior_bits" 2>"$tmp/prior_bits.err"; then
-    "$CUVAE" eval "$tmp/prior_bits/model.safetensors" -o "$tmp/prior_bits_eval.json" >/dev/null 2>&1
-    [ -n "$(field "$tmp/prior_bits/eval.json" test_loss)" ] &&
-        [ "$(field "$tmp/prior_bits_eval.json" test_loss)" = "$(field "$tmp/prior_bits/eval.json" test_loss)" ] \
-        && ok "prior over a VQ-VAE of binarized images: eval encodes the same bits as training ($(field "$tmp/prior_bits/eval.json" test_loss) nats)" \
-        || bad "prior over binarized images: eval $(field "$tmp/prior_bits_eval.json" test_loss) vs $(field "$tmp/prior_bits/eval.json" test_loss)"
-else
-    bad "prior over a VQ-VAE of binarized images: $(tail -1 "$tmp/prior_bits.err")"
-fi
+# VQ-VAE's seed), in training and in eval alike. Two VQ-VAEs of 0 epochs have the same weights
+# whatever their data.binarize; priors of 0 epochs over them differ only in the codes they read
+for b in none static; do
+    "$CUVAE" train "$tmp/vq.json" --set data.binarize=$b --set train.epochs=0 --out "$tmp/vq0_$b" 2>/dev/null
+    "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq0_$b/model.safetensors" --set train.epochs=0 \
+        --out "$tmp/prior0_$b" 2>/dev/null
+done
+grey=$(field "$tmp/prior0_none/eval.json" test_loss); bits=$(field "$tmp/prior0_static/eval.json" test_loss)
+[ -n "$grey" ] && [ -n "$bits" ] && [ "$grey" != "$bits" ] \
+    && ok "prior over a VQ-VAE of binarized images encodes bits, not grey levels (-log p(codes) $bits vs $grey at the same weights)" \
+    || bad "prior over binarized images: -log p(codes) '$bits' with bits, '$grey' with grey levels (want two different numbers)"
+"$CUVAE" eval "$tmp/prior0_static/model.safetensors" -o "$tmp/prior0_eval.json" >/dev/null 2>&1
+[ -n "$bits" ] && [ "$(field "$tmp/prior0_eval.json" test_loss)" = "$bits" ] \
+    && ok "... and eval encodes the same bits as training" || bad "prior over bits: eval $(field "$tmp/prior0_eval.json" test_loss) vs $bits"
 "$CUVAE" train "$tmp/vq.json" --set 'model.encoder=[{"flatten":{}},{"linear":32},"relu",{"linear":8}]' \
     --set 'model.decoder=[{"linear":784}]' --set train.epochs=1 --set data.train_limit=100 --out "$tmp/vq_flat" 2>/dev/null
 expect_error "prior: a VQ-VAE of flat codes (a 1 x 1 grid): refused as such, not with an input_dim it cannot take" 2 \

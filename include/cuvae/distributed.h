@@ -38,6 +38,8 @@ bool dist_mpi_compiled(void); // built with MPI
 
 // Where ranks other than 0 print their errors (their stderr is quiet otherwise).
 FILE *dist_error_stream(void);
+// Prints "cuvae: MESSAGE" (rank 0, or one process) or "cuvae: rank R of N: MESSAGE" and flushes.
+void dist_print_error(const char *message);
 
 // The rows [*start, *start + *count) of a global batch of `rows` this rank
 // trains on: rows / size each, the first rows % size ranks one more.
