@@ -155,6 +155,23 @@ void text_appendf(TextBuffer *t, const char *fmt, ...) {
     free(big);
 }
 
+int text_first_differing_line(const char *a, const char *b, const char **line_a, const char **line_b) {
+    int line = 1;
+    const char *x = a, *y = b;
+    *line_a = a;
+    *line_b = b;
+    while (*x && *x == *y) {
+        if (*x == '\n') {
+            line++;
+            *line_a = x + 1;
+            *line_b = y + 1;
+        }
+        x++;
+        y++;
+    }
+    return *x == *y ? 0 : line;
+}
+
 void text_append_json_string(TextBuffer *t, const char *s) {
     text_append(t, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

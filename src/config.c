@@ -1813,17 +1813,9 @@ int config_same_run(const Config *a, const Config *b, const char *what, const ch
                     size_t errlen) {
     char *stored = config_without_length(a), *current = config_without_length(b);
     int rc = 0;
-    if (strcmp(stored, current) != 0) {
-        int line = 1;
-        const char *x = stored, *y = current, *line_start = stored;
-        while (*x && *x == *y) {
-            if (*x == '\n') {
-                line++;
-                line_start = x + 1;
-            }
-            x++;
-            y++;
-        }
+    const char *line_start, *current_line;
+    const int line = text_first_differing_line(stored, current, &line_start, &current_line);
+    if (line > 0) {
         size_t n = strcspn(line_start, "\n");
         rc = set_error(err, errlen, "%s: written by a run with another config (stored line %d: %.*s)%s", what, line,
                        (int)(n > 80 ? 80 : n), line_start, advice);

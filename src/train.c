@@ -234,17 +234,14 @@ static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
         char *json0 = xmalloc(len0);
         if (dist_rank() == 0) memcpy(json0, json, len0);
         dist_broadcast_bytes(json0, len0, "config check");
-        const char *a = json, *b = json0;
-        for (line_no = 1; *a || *b; line_no++) {
-            size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
-            if (na != nb || memcmp(a, b, na) != 0) {   // (without the indentation)
-                const size_t ia = strspn(a, " "), ib = strspn(b, " ");
-                snprintf(line, sizeof line, "%.*s", (int)(na - ia < 120 ? na - ia : 120), a + ia);
-                snprintf(line0, sizeof line0, "%.*s", (int)(nb - ib < 120 ? nb - ib : 120), b + ib);
-                break;
-            }
-            a += na + (a[na] != 0);
-            b += nb + (b[nb] != 0);
+        const char *a, *b;
+        line_no = text_first_differing_line(json, json0, &a, &b);
+        if (line_no > 0) {   // (without the indentation)
+            a += strspn(a, " ");
+            b += strspn(b, " ");
+            const size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)(na < 120 ? na : 120), a);
+            snprintf(line0, sizeof line0, "%.*s", (int)(nb < 120 ? nb : 120), b);
         }
         free(json0);
     }

@@ -91,6 +91,9 @@ void text_append(TextBuffer *t, const char *s);
 void text_appendf(TextBuffer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // s as a quoted JSON string (control characters escaped; UTF-8 passes through)
 void text_append_json_string(TextBuffer *t, const char *s);
+// The first line (1-based) where texts a and b differ, 0 when they are equal; *line_a and *line_b
+// are set to that line's start in each (two configs as config_to_json writes them: which key differs).
+int text_first_differing_line(const char *a, const char *b, const char **line_a, const char **line_b);
 
 // Atomic file output: data goes to "<path>.tmp.<pid>" in the same directory;
 // atomic_file_commit flushes, fsyncs, closes and renames it over path (then
