@@ -215,10 +215,20 @@ static uint32_t rank0_value(uint32_t v, const char *what) {
 
 // Launched as ranks, every rank must train the same run: its effective config (the config file
 // with its --set options applied) is compared with rank 0's, by CRC-32; the rank that differs
-// names its first line that is not rank 0's where MPI carries rank 0's text. 0, or -1 with err.
+// names its first line that is not rank 0's where MPI carries rank 0's text. The data keys that
+// name files (data.dir, data.train, ...) are left out: the data read are compared themselves
+// (ranks_share_data), so the same files under another folder on each machine are the same run.
+// 0, or -1 with err.
 static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
     if (dist_size() == 1) return 0;
-    char *json = config_to_json(cfg);
+    Config *compared = xmalloc(sizeof *compared);   // (a placeholder keeps the lines those keys take)
+    *compared = *cfg;
+    char *paths[] = {compared->data.dir, compared->data.train, compared->data.test, compared->data.train_labels,
+                     compared->data.test_labels};
+    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+        if (paths[k][0]) strcpy(paths[k], "(a path: the data read are compared)");
+    char *json = config_to_json(compared);
+    free(compared);
     const uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)json, (uInt)strlen(json));
     const uint32_t crc0 = rank0_value(crc, "config check");
     const bool differs = crc != crc0;
@@ -255,6 +265,26 @@ static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
     else
         set_error(err, errlen, "its effective config (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): every "
                   "rank must be launched with the same config file and --set options", crc, crc0);
+    return said_by_every_rank(err, errlen);
+}
+
+// Launched as ranks, every rank must read rank 0's data: its training, validation and test sets
+// (as trained and evaluated on: limited, carved, binarized once) are compared with rank 0's, by
+// CRC-32. 0, or -1 with err.
+static int ranks_share_data(const Dataset *train_set, const Dataset *val_set, const Dataset *test_set, char *err,
+                            size_t errlen) {
+    if (dist_size() == 1) return 0;
+    const uint32_t crcs[3] = {dataset_crc32(train_set), dataset_crc32(val_set), dataset_crc32(test_set)};
+    const uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)crcs, sizeof crcs);
+    const uint32_t crc0 = rank0_value(crc, "data check");
+    const bool differs = crc != crc0;
+    if (!dist_any(differs, "data check")) return 0;
+    if (differs)
+        set_error(err, errlen, "its data (CRC-32 %08" PRIx32 " of the training, validation and test sets) are not "
+                  "rank 0's (%08" PRIx32 "): the files the config's data keys name differ between the ranks", crc,
+                  crc0);
+    else
+        set_error(err, errlen, "another rank's data are not rank 0's (its own line says so)");
     return said_by_every_rank(err, errlen);
 }
 
@@ -514,18 +544,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         rc = -1;
         goto done;
     }
-    if (dist_size() > 1) {   // and on rank 0's data
-        const uint32_t data_crc0 = rank0_value(data_crc, "data check");
-        const bool differs = data_crc != data_crc0;
-        if (dist_any(differs, "data check")) {
-            if (differs)
-                set_error(err, errlen, "its training set (CRC-32 %08" PRIx32 ") is not rank 0's (%08" PRIx32 "): the "
-                          "files the config's data keys name differ between the ranks", data_crc, data_crc0);
-            else
-                set_error(err, errlen, "another rank's training set is not rank 0's (its own line says so)");
-            rc = said_by_every_rank(err, errlen);
-            goto done;
-        }
+    if (ranks_share_data(&train_set, &val_set, &test_set, err, errlen) != 0) {   // and rank 0's data
+        rc = -1;
+        goto done;
     }
     if (resume) {
         if (access(resume_path, F_OK) != 0) {

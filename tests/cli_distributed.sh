@@ -268,13 +268,37 @@ for d, seed in (('files_a', 1), ('files_b', 2)):
         f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(header)) + header.encode())
         f.write(bytes(rng.randrange(256) for _ in range(300 * 784)))
 EOF
-files=(--set data.dataset=files --set data.train=x.npy --set data.test_fraction=0.2 --set device=cpu
-       --set model.latent_dim=8 --set train.batch_size=100 --set eval.iw_samples=0 --set train.epochs=1)
+files_run=(--set device=cpu --set model.latent_dim=8 --set train.batch_size=100 --set eval.iw_samples=0
+           --set train.epochs=1)
+files=(--set data.dataset=files --set data.train=x.npy --set data.test_fraction=0.2 "${files_run[@]}")
 expect_mpi_error "the same config reading other files on each rank (a relative path, other working folders): refused" \
-    "rank 1 of 2: its training set \(CRC-32 [0-9a-f]{8}\) is not rank 0's \([0-9a-f]{8}\)" -- \
+    "rank 1 of 2: its data \(CRC-32 [0-9a-f]{8} of the training, validation and test sets\) are not rank 0's \([0-9a-f]{8}\)" -- \
     mpmd -wdir "$tmp/files_a" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" "${files[@]}" --out "$tmp/files_run" : \
          -np 1 -wdir "$tmp/files_b" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" "${files[@]}" --out "$tmp/files_run"
 [ ! -e "$tmp/files_run" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/files_run"
+# the same files under another folder on each rank (node-local copies): the same run, as one process
+mkdir -p "$tmp/files_c" && cp "$tmp/files_a/x.npy" "$tmp/files_c/x.npy"
+"$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train="$tmp/files_a/x.npy" --out "$tmp/files_one" \
+    >/dev/null 2>&1 || bad "files on one process: failed"
+if mpmd "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train="$tmp/files_a/x.npy" --out "$tmp/files_two" : \
+     -np 1 "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train="$tmp/files_c/x.npy" \
+     --out "$tmp/files_two" >"$tmp/files_two.out" 2>&1; then
+    if diff=$(compare "$tmp/files_one" "$tmp/files_two"); then
+        ok "the same files under another path on each rank: trained, == one process ($diff)"
+    else bad "the same files under other paths != one process: $diff"; fi
+    grep -q '"train": "'"$tmp"'/files_a/x.npy"' "$tmp/files_two/config.json" \
+        && ok "... config.json holds rank 0's path" || bad "config.json: $(grep '"train"' "$tmp/files_two/config.json")"
+else
+    bad "the same files under other paths on each rank: refused: $(grep cuvae: "$tmp/files_two.out" | tail -1)"
+fi
+# the same training files, another test set on rank 1: refused (the epoch's evaluation is sharded)
+expect_mpi_error "the same training files, another test file on one rank: refused" \
+    "rank 1 of 2: its data \(CRC-32 [0-9a-f]{8} of the training, validation and test sets\) are not rank 0's" -- \
+    mpmd "$CUVAE" train configs/examples_vae.json --set data.dataset=files "${files_run[@]}" \
+         --set data.train="$tmp/files_a/x.npy" --set data.test="$tmp/files_a/x.npy" --out "$tmp/tests_run" : \
+         -np 1 "$CUVAE" train configs/examples_vae.json --set data.dataset=files "${files_run[@]}" \
+         --set data.train="$tmp/files_a/x.npy" --set data.test="$tmp/files_b/x.npy" --out "$tmp/tests_run"
+[ ! -e "$tmp/tests_run" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/tests_run"
 expect_mpi_error "a training set of 1 example on 2 ranks: refused, naming the data (not train.batch_size)" \
     "the training set has 1 example, fewer than the 2 ranks .*: raise data.train_limit" -- \
     mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.train_limit=1 --out "$tmp/one_example"
