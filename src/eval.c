@@ -574,21 +574,23 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         text_appendf(&j, "}");
         return j.data;
     }
-    text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": ", r->latent_dim);
-    if (r->active_units >= 0) text_appendf(&j, "%d", r->active_units);
-    else text_appendf(&j, "null");
-    text_appendf(&j, ", \"active_threshold\": %g", ACTIVE_UNIT_THRESHOLD);
-    text_appendf(&j, ", \"kl_per_dim\": [");
-    for (int d = 0; d < r->latent_dim; d++) {
-        if (d) text_appendf(&j, ", ");
-        json_number(&j, r->kl_per_dim[d]);
+    if (!r->exact_nll && !r->gan) {   // an encoder's latent (made, pixelcnn and gan have none to measure)
+        text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": ", r->latent_dim);
+        if (r->active_units >= 0) text_appendf(&j, "%d", r->active_units);
+        else text_appendf(&j, "null");
+        text_appendf(&j, ", \"active_threshold\": %g", ACTIVE_UNIT_THRESHOLD);
+        text_appendf(&j, ", \"kl_per_dim\": [");
+        for (int d = 0; d < r->latent_dim; d++) {
+            if (d) text_appendf(&j, ", ");
+            json_number(&j, r->kl_per_dim[d]);
+        }
+        text_appendf(&j, "], \"mu_variance\": [");
+        for (int d = 0; d < r->latent_dim; d++) {
+            if (d) text_appendf(&j, ", ");
+            json_number(&j, r->mu_variance[d]);
+        }
+        text_appendf(&j, "]");
     }
-    text_appendf(&j, "], \"mu_variance\": [");
-    for (int d = 0; d < r->latent_dim; d++) {
-        if (d) text_appendf(&j, ", ");
-        json_number(&j, r->mu_variance[d]);
-    }
-    text_appendf(&j, "]");
     parzen_json(&j, r);
     if (r->iw_k > 0) {
         text_appendf(&j, ", \"iw\": {\"k\": %d, \"examples\": %ld, \"neg_log_px\": ", r->iw_k, r->iw_examples);

@@ -46,6 +46,8 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && grep -q '"val_d_loss_fake": ' "$tmp/run/log.jsonl" && grep -qE "^epoch 2/2: train D loss [0-9.]+, G loss" "$tmp/run.err" \
         && ok "log.jsonl and the epoch line carry the discriminator's and the generator's losses" \
         || bad "gan log: $(tail -1 "$tmp/run/log.jsonl")"
+    ! grep -qE '"(latent_dim|active_units|mu_variance)"' "$tmp/run/eval.json" \
+        && ok "eval.json: no encoder, no latent statistics" || bad "eval.json of a gan: $(head -c 300 "$tmp/run/eval.json")"
     grep -q '"parzen": {"log_likelihood": ' "$tmp/run/eval.json" && grep -q '"sigma_candidates": \[' "$tmp/run/eval.json" \
         && grep -q '"samples": 1000, "test_examples": 300, "validation_examples": 220' "$tmp/run/eval.json" \
         && grep -q "a weak metric" "$tmp/run/eval.json" \
