@@ -1454,7 +1454,7 @@ int config_check_json_text(const char *json, const char *source, char *err, size
                          "save the file as UTF-8)", source, bad);
     const long nul = json_escaped_nul(json, strlen(json));
     if (nul >= 0)
-        return set_error(err, errlen, "%s: byte %ld: \\u0000 (a NUL character) is not allowed in a config string",
+        return set_error(err, errlen, "%s: byte %ld: \\u0000 (a NUL character) is not allowed in a string",
                          source, nul);
     return 0;
 }

@@ -252,10 +252,14 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     const int K = m->prior_classes;   // a prior: K logits per position
     const size_t out_width = (size_t)D * (K > 0 ? K : 1);
     float *logits = xmalloc((size_t)m->max_batch * out_width * sizeof(float));
+    Progress progress;   // (shown past 2 s: a PixelCNN's 64 samples are 784 forward passes)
+    progress_begin(&progress, K > 0 ? "drawing codes position by position" : "drawing pixels one at a time");
+    const long passes = (long)((n + m->max_batch - 1) / m->max_batch) * D;
     for (int start = 0; start < n; start += m->max_batch) {
         const int B = n - start < m->max_batch ? n - start : m->max_batch;
         float *x = pixels + (size_t)start * D;   // (B, D): filled one position at a time
         for (int i = 0; i < D; i++) {
+            progress_update(&progress, (long)(start / m->max_batch) * D + i, passes);
             be->upload(be, m->x, x, (size_t)B * D * sizeof(float));
             model_forward(m, B, EPS_ZERO);
             be->download(be, logits, model_output(m), (size_t)B * out_width * sizeof(float));
@@ -283,6 +287,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
             }
         }
     }
+    progress_end(&progress);
     if (m->made_masks > 1) be->copy(be, m->buffers, m->made_saved_masks, m->n_buffers * sizeof(float));
     m->training_mode = saved_mode;
     free(logits);
