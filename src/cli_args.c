@@ -81,11 +81,11 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             a->resume = true;
         } else if (strcmp(arg, "--overwrite") == 0 && strcmp(command, "train") == 0) {
             a->overwrite = true;
-        } else if (strcmp(arg, "--z") == 0 && strcmp(command, "eval") == 0) {
-            if (!has_value) return set_error(err, errlen, "eval: --z needs sample or mean");
+        } else if (strcmp(arg, "--z") == 0 && (strcmp(command, "eval") == 0 || strcmp(command, "plot") == 0)) {
+            if (!has_value) return set_error(err, errlen, "%s: --z needs sample or mean", command);
             a->z_mode = argv[++i];
             if (strcmp(a->z_mode, "sample") != 0 && strcmp(a->z_mode, "mean") != 0)
-                return set_error(err, errlen, "eval: --z: expected sample or mean, got \"%s\"", a->z_mode);
+                return set_error(err, errlen, "%s: --z: expected sample or mean, got \"%s\"", command, a->z_mode);
         } else if ((strcmp(arg, "--iw") == 0 || strcmp(arg, "--iw-examples") == 0) &&
                    strcmp(command, "eval") == 0) {
             char *end;

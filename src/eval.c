@@ -131,6 +131,23 @@ void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {
     free(head);
 }
 
+void eval_encode_draws(Model *m, const DeviceDataset *data, int n, float *z) {
+    Backend *be = m->be;
+    const int L = m->latent_dim;
+    const uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
+    m->rng_seed = m->cfg.train.seed ^ EVAL_SEED_SALT;   // elbo_sums' stream: example i, draws i*L ..
+    if (n > data->n) n = data->n;
+    for (int start = 0; start < n; start += m->max_batch) {
+        int B = n - start < m->max_batch ? n - start : m->max_batch;
+        load_batch(m, data, NULL, start, B);
+        m->rng_offset = (uint64_t)start * (uint64_t)L;
+        model_forward(m, B, EPS_DRAW);
+        be->download(be, z + (size_t)start * L, m->z, (size_t)B * L * sizeof(float));   // (B, L)
+    }
+    m->rng_seed = saved_seed;
+    m->rng_offset = saved_offset;
+}
+
 // log p(x|z) = rec_scale * rec_row + rec_const, or -1 when the decoder has no likelihood.
 static int likelihood_form(const Model *m, float *rec_scale, float *rec_const) {
     if (m->rec_loss == RECLOSS_BCE_LOGITS) {

@@ -36,6 +36,7 @@ void figures_default_options(FigureOptions *o) {
     o->tsne_points = 2000;
     o->tsne_iterations = 1000;
     o->scatter_points = 0;
+    o->scatter_draws = false;
     o->latent_range[0] = o->latent_range[1] = 0.0;
 }
 
@@ -214,9 +215,11 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         const bool shared = o->latent_range[0] < o->latent_range[1];
         const double range[4] = {o->latent_range[0], o->latent_range[1], o->latent_range[0], o->latent_range[1]};
         char title[160];
+        const char *what = o->scatter_draws ? "z ~ q(z|x), one draw each" : f->m->variational ? "mean of q(z|x)"
+                                                                                              : "AE codes";
         if (shared) {
-            snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared",
-                     f->m->variational ? "mean of q(z|x)" : "AE codes", points, range[0], range[1]);
+            snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared", what, points,
+                     range[0], range[1]);
             fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s)\n", range[0],
                     range[1], range[2], range[3],
                     o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range");
@@ -227,8 +230,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
                         "drawn%s\n", outside, points, outside == points ? " (none is: widen --latent-range)" : "");
         }
         else
-            snprintf(title, sizeof title, "Encoded test set (%s), %d points",
-                     f->m->variational ? "mean of q(z|x)" : "AE codes", points);
+            snprintf(title, sizeof title, "Encoded test set (%s), %d points", what, points);
         rc = plot_scatter_in_range(path, title, "z1", "z2", codes, f->n_classes ? labels : NULL, points, f->n_classes, f->names,
                                    shared ? range : NULL, f->err, f->errlen);
     } else {
@@ -245,8 +247,8 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         rc = tsne_embed(codes, points, L, &t, xy, f->err, f->errlen);
         if (rc == 0) {
             char title[160];
-            snprintf(title, sizeof title, "t-SNE of %d encoded test images (latent dim %d, perplexity %.0f)",
-                     points, L, t.perplexity);
+            snprintf(title, sizeof title, "t-SNE of %d encoded test images (%s, latent dim %d, perplexity %.0f)",
+                     points, o->scatter_draws ? "z ~ q(z|x)" : "means", L, t.perplexity);
             fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
             rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, f->n_classes ? labels : NULL, points, f->n_classes, f->names,
                               f->err, f->errlen);
@@ -879,6 +881,14 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         rc = set_error(err, errlen, "plot: %s shapes the t-SNE of the latent scatter; this model's latent dim is %d, "
                        "%s", tsne_option, L, L == 2 ? "drawn directly with no t-SNE" : "which has no latent scatter "
                        "(latent_histograms.png shows it)");
+    else if (o->scatter_draws && !m.variational)
+        rc = set_error(err, errlen, "plot: --z sample scatters draws z ~ q(z|x); kind \"%s\" has %s",
+                       model_kind_name(m.cfg.model.kind), m.gan || m.autoregressive ? "no encoder"
+                       : m.vq ? "no latent distribution (its figures have no latent scatter)"
+                              : "a deterministic encoder: its codes are the scatter");
+    else if (o->scatter_draws && L < 2)
+        rc = set_error(err, errlen, "plot: --z sample scatters draws z ~ q(z|x); this model's latent dim is 1 (no "
+                       "latent scatter: latent_histograms.png shows the means)");
     else if (o->latent_range[0] < o->latent_range[1] && L != 2)
         rc = set_error(err, errlen, "plot: --latent-range sets the axes of a 2-D latent scatter; this model's "
                        "latent dim is %d (%s)", L, L == 1 ? "no latent scatter: latent_histograms.png shows it"
@@ -920,7 +930,12 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (rc == 0) rc = figure_codebook_usage(&f, &test);
     } else {
         if (rc == 0) rc = figure_reconstructions(&f, &test, codes, test_set.labels);
-        if (rc == 0 && L >= 2 && !(m.aae && L == 2) && !tsne_skipped)
+        if (rc == 0 && L >= 2 && !(m.aae && L == 2) && !tsne_skipped && o->scatter_draws) {
+            float *draws = xmalloc((size_t)n * L * sizeof(float));   // (n, L)
+            eval_encode_draws(&m, &test, n, draws);
+            rc = figure_scatter(&f, draws, test_set.labels, n, o);
+            free(draws);
+        } else if (rc == 0 && L >= 2 && !(m.aae && L == 2) && !tsne_skipped)
             rc = figure_scatter(&f, codes, test_set.labels, n, o);
         if (rc == 0 && m.aae && L == 2) rc = figure_prior_against_codes(&f, codes, test_set.labels, n, o);
         if (rc == 0) rc = figure_histograms(&f, codes, n);

@@ -52,7 +52,8 @@ static const char *USAGE_MAIN =
     "         [--set key.path=value]...\n"
     "      PNG grid of decoded z ~ N(0, I) (vq_vae: uniformly drawn codes, or --prior's;\n"
     "      made, pixelcnn: pixels one by one; gan: the generator from z ~ N(0, I))\n"
-    "  plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI] [--set key.path=value]...\n"
+    "  plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI] [--z mean|sample]\n"
+    "       [--set key.path=value]...\n"
     "      every figure of a run (PNG)\n"
     "  report INDEX.json RUNS_DIR\n"
     "      one HTML page over several runs\n"
@@ -154,13 +155,16 @@ static const char *USAGE_SAMPLE =
 
 static const char *USAGE_PLOT =
     "usage: cuvae plot RUN_DIR [--tsne-points N] [--tsne-iterations N] [--latent-range LO:HI]\n"
-    "                  [--set key.path=value]...\n"
+    "                  [--z mean|sample] [--set key.path=value]...\n"
     "\n"
     "Writes RUN_DIR/figures/: samples.png (z ~ N(0, I)), reconstructions.png (test images\n"
     "above their reconstructions), latent_scatter.png (encoded test set coloured by label:\n"
     "directly for latent dim 2, t-SNE of --tsne-points codes (default 2000) for 3 or more,\n"
     "none for latent dim 1;\n"
-    "--latent-range fixes both axes of the direct scatter, so several runs can share them),\n"
+    "--latent-range fixes both axes of the direct scatter, so several runs can share them;\n"
+    "a vae's or cvae's scatter places the means of q(z|x), or with --z sample one draw\n"
+    "z ~ q(z|x) per image, the draws its logged test loss used: the N(0, I) cloud of a\n"
+    "KL-only run, whose means collapse to a point),\n"
     "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
     "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
     "interpolation.png, class_rows.png (cvae),\n"
@@ -602,6 +606,7 @@ static int command_plot(int argc, char **argv) {
     }
     o.latent_range[0] = a.latent_range[0];
     o.latent_range[1] = a.latent_range[1];
+    o.scatter_draws = a.z_mode && strcmp(a.z_mode, "sample") == 0;
     if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);
     return 0;
 }

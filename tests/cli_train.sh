@@ -114,10 +114,33 @@ if command -v gnuplot >/dev/null; then
     grep -q "^cuvae: latent scatter: 2 of the 2 points lie outside the axes and are not drawn (none is: widen --latent-range)$" "$tmp/t2range.err" \
         && ok "plot --latent-range that misses every code: said, not an empty scatter unsaid" \
         || bad "--latent-range missing the codes: $(grep scatter "$tmp/t2range.err")"
+    # plot --z sample: a KL-only run's scatter of one z ~ q(z|x) per image is the N(0, I) cloud of the
+    # lecture's slide, where its means collapse to a point; the draws are the evaluation's (the same twice)
+    "$CUVAE" train configs/lectures/kl_only_dim2.json --set device=cpu --set data.train_limit=2000 \
+        --set data.test_limit=500 --set train.epochs=2 --set train.epoch_images=false --set eval.iw_samples=0 \
+        --out "$tmp/klz" 2>/dev/null
+    "$CUVAE" plot "$tmp/klz" 2>"$tmp/klz_mean.err"
+    "$CUVAE" plot "$tmp/klz" --z sample 2>"$tmp/klz_draw.err"
+    "$CUVAE" plot "$tmp/klz" --z sample 2>"$tmp/klz_draw2.err"
+    width() { sed -nE 's/^cuvae: latent scatter extent: z1 \[(\S+), (\S+)\].*/\1 \2/p' "$1" | awk '{print $2 - $1}'; }
+    wm=$(width "$tmp/klz_mean.err"); wd=$(width "$tmp/klz_draw.err")
+    if [ -n "$wm" ] && [ -n "$wd" ] && awk -v m="$wm" -v d="$wd" 'BEGIN {exit !(m < 0.5 && d > 3.5 && d < 7)}' &&
+       [ -s "$tmp/klz/figures/latent_scatter.png" ] &&
+       [ "$(grep extent "$tmp/klz_draw.err")" = "$(grep extent "$tmp/klz_draw2.err")" ]; then
+        ok "plot --z sample: a KL-only run's draws z ~ q(z|x) span $wd in z1 (the N(0, I) cloud), its means $wm; the same draws twice"
+    else bad "plot --z sample: widths mean '$wm', draws '$wd': $(grep -h extent "$tmp"/klz_*.err)"; fi
+    "$CUVAE" train configs/lectures/ae_dim2.json --set device=cpu --set data.train_limit=300 --set data.test_limit=50 \
+        --set train.epochs=1 --set train.epoch_images=false --out "$tmp/aez" 2>/dev/null
+    expect_error "plot --z sample on an AE: refused (a deterministic encoder)" 2 \
+        'plot: --z sample scatters draws z ~ q\(z\|x\); kind "ae" has a deterministic encoder: its codes are the scatter' -- \
+        "$CUVAE" plot "$tmp/aez" --z sample
 else
     skip "latent dim 1 plots" "gnuplot missing"
     skip "plot --latent-range that misses every code" "gnuplot missing"
+    skip "plot --z sample" "gnuplot missing"
 fi
+expect_error "plot --z with another value: refused" 2 'plot: --z: expected sample or mean, got "draws"' -- \
+    "$CUVAE" plot "$tmp/a" --z draws
 # the logged KL weight is the one the epoch's last step trained with: one step an epoch (full
 # batch) and a 2-epoch warm-up train epoch 1 at weight 0 (train_loss = train_rec), epoch 2 at 1/2
 "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=256 --set data.test_limit=64 \

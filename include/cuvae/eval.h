@@ -133,4 +133,8 @@ void loss_units_append_json(TextBuffer *t, const Config *cfg);
 // examples: mu (n, L) on the host.
 void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu);
 
+// A variational model's z ~ q(z|x) of the first n examples of data (n, L): one draw each, the
+// draws of the evaluation's fixed stream (the z the logged test loss used).
+void eval_encode_draws(Model *m, const DeviceDataset *data, int n, float *z);
+
 #endif

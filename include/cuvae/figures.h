@@ -15,6 +15,8 @@ typedef struct {
     int scatter_points;     // points in a direct 2-D scatter (default: the whole test set)
     double latent_range[2]; // plot --latent-range LO:HI: both axes of the direct 2-D scatter
                             // (shared across runs); LO >= HI: fitted to the codes (default)
+    bool scatter_draws;     // plot --z sample: the scatter (or its t-SNE) places one z ~ q(z|x) per
+                            // test image, not the mean (a vae / cvae; the other figures keep the mean)
     bool latent_range_of_prior;   // (set by plot itself) latent_range is the AAE codes' and prior
                                   // draws' common extent, not --latent-range
 } FigureOptions;
