@@ -591,7 +591,7 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         text_appendf(&j, "}");
         return j.data;
     }
-    if (!r->exact_nll && !r->gan) {   // an encoder's latent (made, pixelcnn and gan have none to measure)
+    if (!r->exact_nll) {   // an encoder's latent (a made or pixelcnn has none; a gan returned above)
         text_appendf(&j, ", \"latent_dim\": %d, \"active_units\": ", r->latent_dim);
         if (r->active_units >= 0) text_appendf(&j, "%d", r->active_units);
         else text_appendf(&j, "null");
