@@ -1825,6 +1825,12 @@ int config_same_run(const Config *a, const Config *b, const char *what, const ch
     return rc;
 }
 
+void config_hide_data_paths(Config *cfg) {
+    char *paths[] = {cfg->data.dir, cfg->data.train, cfg->data.test, cfg->data.train_labels, cfg->data.test_labels};
+    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+        if (paths[k][0]) strcpy(paths[k], "(a data path)");
+}
+
 char *config_to_json(const Config *cfg) {
     TextBuffer t = {0};
 

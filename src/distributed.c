@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cuvae/common.h"
 
@@ -32,6 +33,7 @@ typedef enum { DIST_SINGLE, DIST_MPI, DIST_NO_MPI } DistMode;
 
 static DistMode g_mode = DIST_SINGLE;
 static int g_rank = 0, g_size = 1, g_local_rank = 0;
+static bool g_failing_together = false;   // every rank agreed to fail (dist_agree_on_failure)
 static FILE *g_errors = NULL;   // rank 0: stderr; other ranks: their stderr before it was quieted
 static DistTransport g_transport;   // DIST_NO_MPI: the GPU's collectives (ctx NULL until registered)
 static char g_id_file[1024];        // DIST_NO_MPI: where rank 0 leaves the NCCL id
@@ -275,7 +277,7 @@ void dist_finalize(void) {
 void dist_abort(int code) {
     fflush(NULL);
 #ifdef CUVAE_WITH_MPI
-    if (g_mode == DIST_MPI && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    if (g_mode == DIST_MPI && g_size > 1 && !g_failing_together) MPI_Abort(MPI_COMM_WORLD, code);
 #endif
     (void)code;   // without MPI each rank ends by itself (its watchdog, or srun's kill on a bad exit)
 }
@@ -347,6 +349,21 @@ bool dist_any(bool flag, const char *what) {
     g_transport.max_int(g_transport.ctx, &value);
     dist_wait_end();
     return value != 0;
+}
+
+int dist_agree_on_failure(int rc, char *err, size_t errlen, const char *what) {
+    if (g_mode != DIST_MPI || g_size == 1) return rc;
+    const bool failed = rc != 0;
+    if (!dist_any(failed, what)) return 0;
+    // the message's CRC-32, odd for a failure so that 0 says "no failure" (rank 0's, broadcast)
+    const uint32_t mine = failed ? ((uint32_t)crc32(0L, (const Bytef *)err, (uInt)strlen(err)) | 1u) : 0u;
+    uint32_t rank0 = mine;
+    dist_broadcast_bytes(&rank0, sizeof rank0, what);
+    if (failed && (g_rank == 0 || mine != rank0)) dist_print_error(err);
+    dist_any(true, "failure reported");   // every line out before the ranks end
+    g_failing_together = true;   // each rank ends by itself (dist_abort), no MPI_Abort banner
+    if (errlen > 0) err[0] = '\0';
+    return -1;
 }
 
 void dist_broadcast_bytes(void *buf, size_t n, const char *what) {

@@ -144,7 +144,8 @@ static const char *USAGE_SAMPLE =
     "A vq_vae decodes codes drawn uniformly and independently at every position (the VQ-VAE\n"
     "has no prior of its own), and says so; with --prior PRIOR (a pixelcnn trained with\n"
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
-    "binary pixels one at a time in its ordering (input_dim forward passes); a prior's own\n"
+    "binary pixels one at a time in its ordering (input_dim forward passes, with a progress\n"
+    "line past 2 s); a prior's own\n"
     "checkpoint samples code grids and decodes them with the VQ-VAE it names.\n"
     "--seed S draws other samples (not together with --set train.seed); -o follows eval's -o\n"
     "rules (cuvae eval --help), never replaces a run's eval.json nor a prior's VQ-VAE either,\n"
@@ -194,32 +195,38 @@ static bool wants_help(int argc, char **argv) {
     return false;
 }
 
+// train's options and config, the run folder's path. 0, or -1 with err.
+static int train_options(int argc, char **argv, Args *a, Config *cfg, char *out_dir, size_t out_len, char *err,
+                         size_t errlen) {
+    if (parse_args(argc, argv, "train", a, err, errlen) != 0) return -1;
+    if (config_load(cfg, a->positional, a->overrides, a->n_overrides, err, errlen) != 0) return -1;
+    for (int i = 0; a->full && cfg->train.full_epochs > 0 && i < a->n_overrides; i++)
+        if (strncmp(a->overrides[i], "train.epochs=", 13) == 0)   // else one of the two is dropped unsaid
+            return set_error(err, errlen, "train: --full trains train.full_epochs (%d) and --set %s asks for "
+                             "another length: give one of them", cfg->train.full_epochs, a->overrides[i]);
+    if (a->full && cfg->train.full_epochs > 0) {
+        cfg->train.epochs = cfg->train.full_epochs;
+        cfg->train.epochs_from_full = true;
+    }
+    else if (a->full)
+        fprintf(stderr, "cuvae: --full: %s sets no train.full_epochs; training train.epochs = %d\n",
+                a->positional, cfg->train.epochs);
+    int len = a->out_dir ? snprintf(out_dir, out_len, "%s", a->out_dir)
+                         : snprintf(out_dir, out_len, "runs/%s", cfg->name);
+    if (len < 0 || (size_t)len >= out_len)
+        return set_error(err, errlen, "train: --out: path too long (%d bytes, at most %zu)", len, out_len - 1);
+    return 0;
+}
+
 static int command_train(int argc, char **argv) {
     char err[1024];
     Args a;
-    if (parse_args(argc, argv, "train", &a, err, sizeof err) != 0) return fail(err);
     Config cfg;
-    if (config_load(&cfg, a.positional, a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
-    for (int i = 0; a.full && cfg.train.full_epochs > 0 && i < a.n_overrides; i++)
-        if (strncmp(a.overrides[i], "train.epochs=", 13) == 0) {   // else one of the two is dropped unsaid
-            snprintf(err, sizeof err, "train: --full trains train.full_epochs (%d) and --set %s asks for "
-                     "another length: give one of them", cfg.train.full_epochs, a.overrides[i]);
-            return fail(err);
-        }
-    if (a.full && cfg.train.full_epochs > 0) {
-        cfg.train.epochs = cfg.train.full_epochs;
-        cfg.train.epochs_from_full = true;
-    }
-    else if (a.full)
-        fprintf(stderr, "cuvae: --full: %s sets no train.full_epochs; training train.epochs = %d\n",
-                a.positional, cfg.train.epochs);
     char out_dir[700];
-    int len = a.out_dir ? snprintf(out_dir, sizeof out_dir, "%s", a.out_dir)
-                        : snprintf(out_dir, sizeof out_dir, "runs/%s", cfg.name);
-    if (len < 0 || (size_t)len >= sizeof out_dir) {
-        snprintf(err, sizeof err, "train: --out: path too long (%d bytes, at most %zu)", len, sizeof out_dir - 1);
+    // launched as ranks, each reads the same options and config: a mistake in them said once
+    if (dist_agree_on_failure(train_options(argc, argv, &a, &cfg, out_dir, sizeof out_dir, err, sizeof err), err,
+                              sizeof err, "option check") != 0)
         return fail(err);
-    }
     int rc = train_run(&cfg, out_dir, a.resume, a.overwrite, err, sizeof err);
     if (rc > 0) {   // interrupted: the state is saved; say how to continue
         fprintf(stderr, "cuvae: %s\n", err);

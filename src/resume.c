@@ -116,7 +116,7 @@ static int meta_doubles(const StFile *f, const char *path, const char *key, int 
     return 0;
 }
 
-int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t errlen) {
+int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *at, char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     const size_t P = m->n_params;
@@ -133,8 +133,17 @@ int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t e
         snprintf(source, sizeof source, "%s (__metadata__.config)", path);
         rc = config_from_string(&stored, config_json, source, NULL, 0, err, errlen);
         if (rc == 0) at->stored_epochs = stored.train.epochs;
-        if (rc == 0)
-            rc = config_same_run(&stored, &m->cfg, path, "; only train.epochs and train.early_stopping may change on --resume", err, errlen);
+        if (rc == 0) {
+            Config *current = xmalloc(sizeof *current);   // m's config (its data paths hidden where asked)
+            *current = m->cfg;
+            if (other_data_paths) {
+                config_hide_data_paths(&stored);
+                config_hide_data_paths(current);
+            }
+            rc = config_same_run(&stored, current, path, "; only train.epochs and train.early_stopping may change on "
+                                 "--resume", err, errlen);
+            free(current);
+        }
     }
     const char *names[3] = {"params", "adam.m", "adam.v"};
     const StTensor *tensors[3] = {NULL, NULL, NULL};

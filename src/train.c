@@ -191,10 +191,12 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen);
 
-// A refusal every rank takes together: each prints its line now, then the ranks meet once more, so that
-// none ends the job (MPI_Abort) before the others' lines are out -- the rank that differs says why.
-// Returns -1 with err emptied (the command prints nothing more).
+// A refusal every rank takes together, said before any rank ends: over MPI once (rank 0's line, and
+// the line of each rank whose message is not rank 0's: the rank that differs says why); without
+// MPI each rank prints its line, then the ranks meet once more. Returns -1 with err emptied (the
+// command prints nothing more).
 static int said_by_every_rank(char *err, size_t errlen) {
+    if (!dist_without_mpi()) return dist_agree_on_failure(-1, err, errlen, "refusal reported");
     dist_print_error(err);
     dist_any(true, "refusal reported");
     if (errlen > 0) err[0] = '\0';
@@ -221,12 +223,9 @@ static uint32_t rank0_value(uint32_t v, const char *what) {
 // 0, or -1 with err.
 static int ranks_share_config(const Config *cfg, char *err, size_t errlen) {
     if (dist_size() == 1) return 0;
-    Config *compared = xmalloc(sizeof *compared);   // (a placeholder keeps the lines those keys take)
+    Config *compared = xmalloc(sizeof *compared);
     *compared = *cfg;
-    char *paths[] = {compared->data.dir, compared->data.train, compared->data.test, compared->data.train_labels,
-                     compared->data.test_labels};
-    for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
-        if (paths[k][0]) strcpy(paths[k], "(a path: the data read are compared)");
+    config_hide_data_paths(compared);
     char *json = config_to_json(compared);
     free(compared);
     const uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)json, (uInt)strlen(json));
@@ -324,14 +323,23 @@ static bool folder_config_differs(const char *run_dir, const Config *cfg, char *
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
     char advice[160];   // a divergence message's last part (divergence_advice)
-    // validate everything that can fail on bad input before touching out_dir
-    if (run_folder_check(out_dir, resume, overwrite, err, errlen) != 0) return -1;
+    // validate everything that can fail on bad input before touching out_dir (launched as ranks,
+    // each checks and loads alike: a failure they share said once, dist_agree_on_failure)
+    int checked = run_folder_check(out_dir, resume, overwrite, err, errlen);
     // --resume continues an --overwrite run that was killed or failed (it stays staged)
-    const int resume_staged = resume ? run_folder_staged(out_dir, err, errlen) : 0;
-    if (resume_staged < 0) return -1;
+    const int resume_staged = checked == 0 && resume ? run_folder_staged(out_dir, err, errlen) : 0;
+    if (resume_staged < 0) checked = -1;
+    if (dist_agree_on_failure(checked, err, errlen, "run folder check") != 0) return -1;
     Dataset train_set, test_set, val_set;
     memset(&val_set, 0, sizeof val_set);
-    if (prior_dataset_load(cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    const int loaded = prior_dataset_load(cfg, &train_set, &test_set, err, errlen);
+    if (dist_agree_on_failure(loaded, err, errlen, "data load") != 0) {
+        if (loaded == 0) {   // another rank's failure
+            dataset_free(&train_set);
+            dataset_free(&test_set);
+        }
+        return -1;
+    }
     eval_prepare_test_set(cfg, &test_set);
     const bool validating = cfg->data.validation > 0.0;
     if (validating) {
@@ -558,7 +566,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            : "train without --resume to start one");
             goto done;
         }
-        if (resume_load(&model, resume_path, &at, err, errlen) != 0) {
+        // (a rank other than 0 may read rank 0's data under other paths: ranks_share_data compared them)
+        if (resume_load(&model, resume_path, !dist_is_writer(), &at, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
@@ -608,7 +617,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     // Everything that can fail on bad input (data, config, sizes, memory, the
     // resume file) has passed: only now is the output folder touched, so a
-    // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone.)
+    // failed run leaves an earlier run there as it was. (Data parallel: rank 0 alone, once every
+    // rank has passed them: a rank that failed ends the job while rank 0 waits here.)
+    if (dist_size() > 1) dist_any(false, "checks before the run folder is written");
     if (writer) {
         rc = make_dirs(out_dir, err, errlen);
         // (when out_dir is new: another train may have made it since the check above)

@@ -221,9 +221,9 @@ for run in "made_h500 --set model.masks=4 --set model.ordering=random" \
     set -- $run; name=$1; shift
     if "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --out "$tmp/${name}_1" 2>"$tmp/$name.err" &&
        mpi 2 "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --out "$tmp/${name}_2" >"$tmp/$name.out" 2>&1; then
-        "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --set train.epochs=0 --out "$tmp/${name}_0" \
-            >/dev/null 2>&1 || bad "$name after 0 epochs: failed"
-        if diff=$(compare "$tmp/${name}_1" "$tmp/${name}_2" "$tmp/${name}_0"); then ok "$name $*: mpirun -np 2 == one process ($diff)"
+        if ! "$CUVAE" train "configs/lectures/$name.json" "${ar[@]}" "$@" --set train.epochs=0 --out "$tmp/${name}_0" \
+                >/dev/null 2>&1; then bad "$name after 0 epochs: failed"
+        elif diff=$(compare "$tmp/${name}_1" "$tmp/${name}_2" "$tmp/${name}_0"); then ok "$name $*: mpirun -np 2 == one process ($diff)"
         else bad "$name on 2 ranks != one process: $diff"; fi
     else bad "$name on 2 ranks: $(tail -1 "$tmp/$name.err") $(grep cuvae: "$tmp/$name.out" | tail -1)"; fi
 done
@@ -288,9 +288,30 @@ if mpmd "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train=
     else bad "the same files under other paths != one process: $diff"; fi
     grep -q '"train": "'"$tmp"'/files_a/x.npy"' "$tmp/files_two/config.json" \
         && ok "... config.json holds rank 0's path" || bad "config.json: $(grep '"train"' "$tmp/files_two/config.json")"
+    # ... and resumes so (rank 1 checks its resume file's config without the data paths)
+    if mpmd "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train="$tmp/files_a/x.npy" --set train.epochs=2 \
+            --out "$tmp/files_two" --resume : -np 1 "$CUVAE" train configs/examples_vae.json "${files[@]}" \
+            --set data.train="$tmp/files_c/x.npy" --set train.epochs=2 --out "$tmp/files_two" --resume \
+            >"$tmp/files_resume.out" 2>&1 && grep -q "resuming $tmp/files_two after epoch 1 of 2" "$tmp/files_resume.out" &&
+       [ "$(wc -l < "$tmp/files_two/log.jsonl")" -eq 2 ]; then
+        ok "... and --resume on those ranks continues it (epoch 2)"
+    else bad "--resume with other paths per rank: $(grep cuvae: "$tmp/files_resume.out" | tail -1)"; fi
 else
     bad "the same files under other paths on each rank: refused: $(grep cuvae: "$tmp/files_two.out" | tail -1)"
 fi
+# a check that fails on one rank alone after the collective ones (rank 1 resumes another folder,
+# whose run is past the length asked): rank 0 waits for every rank's checks before it writes its
+# folder, so the job ends with rank 0's run as it was (before, rank 0 removed its eval.json)
+train --set train.epochs=1 --out "$tmp/bx" 2>/dev/null && train --set train.epochs=3 --out "$tmp/by" 2>/dev/null
+before=$(cd "$tmp/bx" && md5sum config.json eval.json log.jsonl model.safetensors resume.safetensors)
+mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/bx" --resume : \
+     -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/by" --resume \
+     >"$tmp/bxy.out" 2>&1; rc=$?
+after=$(cd "$tmp/bx" && md5sum config.json eval.json log.jsonl model.safetensors resume.safetensors 2>&1)
+if [ "$rc" -ne 0 ] && grep -q "^cuvae: rank 1 of 2: $tmp/by/resume.safetensors: the run has finished 3 epochs" "$tmp/bxy.out" &&
+   [ "$before" = "$after" ]; then
+    ok "a resume check failing on rank 1 alone: said by rank 1, rank 0's folder untouched (exit $rc)"
+else bad "rank 1's resume check: exit $rc, $(grep cuvae: "$tmp/bxy.out" | head -2); folder changed: $([ "$before" = "$after" ] && echo no || echo yes)"; fi
 # the same training files, another test set on rank 1: refused (the epoch's evaluation is sharded)
 expect_mpi_error "the same training files, another test file on one rank: refused" \
     "rank 1 of 2: its data \(CRC-32 [0-9a-f]{8} of the training, validation and test sets\) are not rank 0's" -- \
@@ -304,6 +325,28 @@ expect_mpi_error "a training set of 1 example on 2 ranks: refused, naming the da
     mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.train_limit=1 --out "$tmp/one_example"
 expect_mpi_error "cuvae eval on 2 ranks: refused" "only \`cuvae train\` runs data-parallel" -- \
     mpi 2 "$CUVAE" eval "$tmp/one/model.safetensors"
+# a failure every rank meets (a bad option or config, missing data, a run folder in the way) is
+# said once, by rank 0; one that a single rank meets, by that rank
+said_once() {   # said_once NAME PATTERN -- cmd: exit 2, exactly one cuvae line, rank 0's, matching
+    local name="$1" pattern="$2"; shift 3
+    "$@" >"$tmp/once.out" 2>&1; local rc=$?
+    local lines; lines=$(grep -c '^cuvae: ' "$tmp/once.out")
+    if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && grep -E '^cuvae: ' "$tmp/once.out" | grep -qE -- "$pattern"; then
+        ok "$name (exit 2, one line)"
+    else bad "$name: exit $rc, $lines cuvae lines: $(grep '^cuvae: ' "$tmp/once.out" | head -c 400)"; fi
+}
+said_once "a bad --set on 3 ranks: said once, by rank 0" '^cuvae: --set model.latent_dim=0 .*must be >= 1' -- \
+    mpi 3 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.latent_dim=0 --out "$tmp/bad_set"
+said_once "missing data on 3 ranks: said once, by rank 0" '^cuvae: /nonexistent/train-images-idx3-ubyte\(\.gz\): not found' -- \
+    mpi 3 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.dir=/nonexistent --out "$tmp/no_data"
+mkdir -p "$tmp/in_the_way" && echo '{}' > "$tmp/in_the_way/log.jsonl"
+said_once "a run folder in the way on 3 ranks: said once, by rank 0" "^cuvae: $tmp/in_the_way holds log.jsonl" -- \
+    mpi 3 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/in_the_way"
+said_once "a bad --set on rank 1 alone: said by rank 1" '^cuvae: rank 1 of 2: --set model.latent_dim=-1 .*must be >= 1' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/bad_one" : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.latent_dim=-1 --out "$tmp/bad_one"
+[ ! -e "$tmp/bad_set" ] && [ ! -e "$tmp/no_data" ] && [ ! -e "$tmp/bad_one" ] \
+    && ok "... none of them created its run folder" || bad "a refused launch created its run folder"
 
 # ---- a rank that dies, a rank that hangs ------------------------------------------
 # (a long enough run; the ranks are found through their environment)

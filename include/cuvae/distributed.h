@@ -41,6 +41,13 @@ FILE *dist_error_stream(void);
 // Prints "cuvae: MESSAGE" (rank 0, or one process) or "cuvae: rank R of N: MESSAGE" and flushes.
 void dist_print_error(const char *message);
 
+// A step every rank takes, where any may fail (reading the options and config, checking the run
+// folder, loading the data), launched as MPI ranks: 0 when none failed; else -1 on every rank with
+// err emptied (nothing more to print), the failure said once -- by rank 0 when it failed, and by
+// each other rank whose message is not rank 0's -- and every line out before any rank ends the
+// job. rc as it is for one process, or without MPI (each rank then prints its own).
+int dist_agree_on_failure(int rc, char *err, size_t errlen, const char *what);
+
 // The rows [*start, *start + *count) of a global batch of `rows` this rank
 // trains on: rows / size each, the first rows % size ranks one more.
 void dist_shard(int rows, int rank, int size, int *start, int *count);

@@ -31,8 +31,9 @@ typedef struct {
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen);
 
 // Loads into m, created from the run's config, and fills *at. The stored config
-// must equal m's except train.epochs and train.full_epochs. Files written
-// before mid-epoch points existed read as steps_in_epoch 0.
-int resume_load(Model *m, const char *path, ResumePoint *at, char *err, size_t errlen);
+// must equal m's except train.epochs and train.full_epochs (and, with
+// other_data_paths, the keys that name data files: config_hide_data_paths). Files
+// written before mid-epoch points existed read as steps_in_epoch 0.
+int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *at, char *err, size_t errlen);
 
 #endif
