@@ -14,6 +14,8 @@ OUT=${LECTURES_OUT:-runs/lectures}
 read -r -a extra <<< "${LECTURES_SET:-}"
 full=()
 [ "${FULL:-0}" = "1" ] && full=(--full)
+shared_runs=(kl_only_dim2 mse_only_dim2 vae_dim2)
+is_ablation() { local r; for r in "${shared_runs[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 mkdir -p "$OUT"
 start=$(date +%s)
 for cfg in configs/lectures/*.json; do
@@ -26,11 +28,14 @@ for cfg in configs/lectures/*.json; do
     "$CUVAE" train "$cfg" --out "$OUT/$name" --overwrite "${full[@]}" "${extra[@]}" "${prior[@]}" 2> "$OUT/$name.train.log" \
         || { tail -3 "$OUT/$name.train.log" >&2; exit 1; }
     grep -E "^epoch [0-9]+/[0-9]+:|eval:" "$OUT/$name.train.log" | tail -2
-    "$CUVAE" plot "$OUT/$name" 2> "$OUT/$name.plot.log" || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }
+    z=()
+    is_ablation "$name" && z=(--z sample)
+    "$CUVAE" plot "$OUT/$name" "${z[@]}" 2> "$OUT/$name.plot.log" || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }
 done
 # The ablation's scatters (KL only, reconstruction only, both) share axes so they can be
 # compared: the union of the codes' extents that plot printed, then those scatters redrawn.
-shared_runs=(kl_only_dim2 mse_only_dim2 vae_dim2)
+# They place one z ~ q(z|x) per test image (plot --z sample), as deck 001's slide does: KL
+# alone makes every q(z|x) N(0, I), a cloud of draws whose means sit at one point.
 range=$(for name in "${shared_runs[@]}"; do grep "latent scatter extent:" "$OUT/$name.plot.log"; done |
         sed -E 's/.*z1 \[([^,]+), ([^]]+)\], z2 \[([^,]+), ([^]]+)\].*/\1 \2 \3 \4/' |
         awk 'NR == 1 { lo = $1; hi = $2 } { for (i = 1; i <= 4; i += 2) { if ($i < lo) lo = $i; if ($(i+1) > hi) hi = $(i+1) } }
@@ -38,7 +43,7 @@ range=$(for name in "${shared_runs[@]}"; do grep "latent scatter extent:" "$OUT/
 if [ -n "$range" ]; then
     echo "== lectures: ablation scatters share axes [$range]"
     for name in "${shared_runs[@]}"; do
-        "$CUVAE" plot "$OUT/$name" --latent-range "$range" 2> "$OUT/$name.plot.log" \
+        "$CUVAE" plot "$OUT/$name" --z sample --latent-range "$range" 2> "$OUT/$name.plot.log" \
             || { tail -3 "$OUT/$name.plot.log" >&2; exit 1; }
     done
 fi

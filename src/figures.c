@@ -220,9 +220,9 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         if (shared) {
             snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared", what, points,
                      range[0], range[1]);
-            fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s)\n", range[0],
+            fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s) for the %s\n", range[0],
                     range[1], range[2], range[3],
-                    o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range");
+                    o->latent_range_of_prior ? "shared with the prior draws' figure" : "--latent-range", what);
             // points the axes leave out: said (a range that misses the codes draws none)
             const int outside = points_outside(codes, points, range);
             if (outside)
