@@ -330,6 +330,12 @@ static void cpu_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, ui
     rng_fill_normal(out, n, seed, offset + (device_offset ? *device_offset : 0));
 }
 
+static void cpu_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                             const uint64_t *device_offset, float lo, float hi) {
+    (void)be;
+    rng_fill_uniform_between(out, n, seed, offset + (device_offset ? *device_offset : 0), lo, hi);
+}
+
 static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
                              int start, const StepState *state, int B, int D, bool binarize,
                              uint64_t binarize_seed) {
@@ -1688,6 +1694,7 @@ Backend *backend_cpu_create(void) {
     be->drop_steps = cpu_drop_steps;
     be->graph_count = cpu_graph_count;
     be->fill_normal = cpu_fill_normal;
+    be->fill_uniform = cpu_fill_uniform;
     be->gather_batch = cpu_gather_batch;
     be->bias_activation_forward = cpu_bias_activation_forward;
     be->activation_backward = cpu_activation_backward;

@@ -309,6 +309,11 @@ static void cuda_fill_normal(Backend *be, float *out, size_t n, uint64_t seed, u
     launch_fill_normal(out, n, seed, offset, device_offset, impl_of(be)->stream);
 }
 
+static void cuda_fill_uniform(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                              const uint64_t *device_offset, float lo, float hi) {
+    launch_fill_uniform(out, n, seed, offset, device_offset, lo, hi, impl_of(be)->stream);
+}
+
 // ---- fused ops --------------------------------------------------------------
 
 static void cuda_gather_batch(Backend *be, float *x, const uint8_t *data, const int32_t *perm,
@@ -774,6 +779,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->drop_steps = cuda_drop_steps;
     be->graph_count = cuda_graph_count;
     be->fill_normal = cuda_fill_normal;
+    be->fill_uniform = cuda_fill_uniform;
 
     be->gather_batch = cuda_gather_batch;
     be->bias_activation_forward = cuda_bias_activation_forward;

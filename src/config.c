@@ -271,13 +271,8 @@ static int get_int(const Ctx *c, const cJSON *obj, const char *path, const char 
 }
 
 // A finite number; the caller checks its range.
-static int get_number(const Ctx *c, const cJSON *obj, const char *path, const char *key,
-                      int required, double *out) {
-    const cJSON *item;
-    if (find(c, obj, path, key, required, &item)) return -1;
-    if (!item) return 0;
-    char full[256];
-    join_path(full, sizeof full, path, key);
+// item (named full in messages) as a finite, non-subnormal number
+static int number_value(const Ctx *c, const cJSON *item, const char *full, double *out) {
     if (!cJSON_IsNumber(item)) return fail(c, full, "must be a number, got %s", type_name(item));
     if (!isfinite(item->valuedouble)) return fail(c, full, "must be a finite number");
     // the CPU backend flushes subnormals to zero for the whole process (host doubles too):
@@ -287,6 +282,16 @@ static int get_number(const Ctx *c, const cJSON *obj, const char *path, const ch
                     item->valuedouble, DBL_MIN);
     *out = item->valuedouble;
     return 0;
+}
+
+static int get_number(const Ctx *c, const cJSON *obj, const char *path, const char *key,
+                      int required, double *out) {
+    const cJSON *item;
+    if (find(c, obj, path, key, required, &item)) return -1;
+    if (!item) return 0;
+    char full[256];
+    join_path(full, sizeof full, path, key);
+    return number_value(c, item, full, out);
 }
 
 // An array of layer widths, each 1..MAX_WIDTH, at most CUVAE_MAX_HIDDEN.
@@ -574,6 +579,42 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
 
 // model.* of the latent-variable kinds (vae, ae, cvae, vq_vae): encoder, latent_dim,
 // decoder (widths or layer lists), activation, output, condition, codebook.
+// model.label_smoothing (one-sided, Salimans et al. 2016): a number s, every real image's target 1 - s;
+// or [min, max], each real image's target drawn uniformly in [1 - max, 1 - min] every step (deck 002:
+// "a random value, typically between 0.7 and 0.9" is [0.1, 0.3]). 0 <= min < max < 0.5.
+static int parse_label_smoothing(Config *cfg, const cJSON *model, const Ctx *c) {
+    const char *key = "model.label_smoothing";
+    double *lo = &cfg->model.gan.label_smoothing, *hi = &cfg->model.gan.label_smoothing_max;
+    *lo = *hi = 0.0;
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(model, "label_smoothing");
+    if (cJSON_IsArray(item)) {
+        if (cJSON_GetArraySize(item) != 2)
+            return fail(c, key, "a range is [min, max], two numbers (each real image's target drawn in "
+                        "[1 - max, 1 - min] every step), got %d", cJSON_GetArraySize(item));
+        char full[64];
+        for (int k = 0; k < 2; k++) {
+            snprintf(full, sizeof full, "%s[%d]", key, k);
+            if (number_value(c, cJSON_GetArrayItem(item, k), full, k ? hi : lo)) return -1;
+        }
+        if (!(*lo < *hi)) {
+            char text[2][64];
+            format_double(text[0], sizeof text[0], *lo);
+            format_double(text[1], sizeof text[1], *hi);
+            return fail(c, key, "a range [min, max] needs min < max, got [%s, %s] (one number gives every real "
+                        "image the same target)", text[0], text[1]);
+        }
+    } else {
+        if (get_number(c, model, "model", "label_smoothing", 0, lo)) return -1;
+        *hi = *lo;
+    }
+    if (!(*lo >= 0.0 && *hi < 0.5)) {
+        char text[64];
+        format_double(text, sizeof text, *lo < 0.0 ? *lo : *hi);
+        return fail(c, key, "must be in [0, 0.5) (real targets become 1 - it; a range's ends too), got %s", text);
+    }
+    return 0;
+}
+
 // model.* of kind "gan": input_dim, latent_dim (z, default 100), generator (a layer list from z to
 // the data's shape, ending in sigmoid or tanh), discriminator (a layer list from the data's shape
 // to one logit), label_smoothing (one-sided), init.
@@ -600,13 +641,7 @@ static int parse_gan_model(Config *cfg, const cJSON *model, const Ctx *c) {
     if (cfg->model.n_encoder_layers == 0)
         return fail(c, "model.discriminator", "a layer list, e.g. [{\"conv2d\": 64, \"kernel\": 4, \"stride\": 2}, "
                     "{\"leaky_relu\": 0.2}, ..., {\"flatten\": {}}, {\"linear\": 1}]");
-    cfg->model.gan.label_smoothing = 0.0;
-    if (get_number(c, model, "model", "label_smoothing", 0, &cfg->model.gan.label_smoothing)) return -1;
-    if (!(cfg->model.gan.label_smoothing >= 0.0 && cfg->model.gan.label_smoothing < 0.5)) {
-        char text[64];
-        format_double(text, sizeof text, cfg->model.gan.label_smoothing);
-        return fail(c, "model.label_smoothing", "must be in [0, 0.5) (real targets become 1 - it), got %s", text);
-    }
+    if (parse_label_smoothing(cfg, model, c)) return -1;
     int choice = 0;
     if (get_choice(c, model, "model", "init", gan_init_names, COUNT(gan_init_names), &choice)) return -1;
     cfg->model.gan.dcgan_init = choice == 0;
@@ -1895,7 +1930,14 @@ char *config_to_json(const Config *cfg) {
         text_appendf(&t, ",\n    \"discriminator\": ");
         text_layers(&t, cfg->model.encoder_layers, cfg->model.n_encoder_layers);
         text_appendf(&t, ",\n    \"label_smoothing\": ");
-        text_double(&t, cfg->model.gan.label_smoothing);
+        if (cfg->model.gan.label_smoothing_max > cfg->model.gan.label_smoothing) {
+            text_appendf(&t, "[");
+            text_double(&t, cfg->model.gan.label_smoothing);
+            text_appendf(&t, ", ");
+            text_double(&t, cfg->model.gan.label_smoothing_max);
+            text_appendf(&t, "]");
+        } else
+            text_double(&t, cfg->model.gan.label_smoothing);
         text_appendf(&t, ",\n    \"init\": \"%s\"\n  }", cfg->model.gan.dcgan_init ? "dcgan" : "pytorch");
     } else {
         text_appendf(&t, ",\n    \"encoder\": ");

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LABEL_SMOOTHING_SEED_SALT 0x50F7ull   // the randomly smoothed real targets' stream: seed ^ salt
+
 static size_t round_up4(size_t n) { return (n + 3) & ~(size_t)3; }
 
 int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen) {
@@ -175,10 +177,21 @@ void model_gan_generate(Model *m, int B, bool draw) {
     network_forward(m->decoder_net, &run, m->z);
 }
 
+// With model.label_smoothing [min, max]: each real image's target (B) drawn uniformly in
+// [1 - max, 1 - min] for this step: global row r's is draw uniform_offset + r of the seed ^ salt
+// stream (the offset the step advances, so every step draws new targets, a resumed run the same).
+static void draw_real_targets(Model *m, int B) {
+    const double lo = m->cfg.model.gan.label_smoothing, hi = m->cfg.model.gan.label_smoothing_max;
+    if (!(hi > lo)) return;   // one number: the fixed targets of model_adversarial_targets
+    m->be->fill_uniform(m->be, m->gan_targets + (size_t)ADV_TARGET_REAL * m->max_batch, (size_t)B,
+                        m->cfg.train.seed ^ LABEL_SMOOTHING_SEED_SALT, (uint64_t)m->shard_start,
+                        &m->state->uniform_offset, (float)(1.0 - hi), (float)(1.0 - lo));
+}
+
 // Fakes G(z) of z drawn at the step's offset (batch norm as m->training_mode says), then the
-// discriminator's loss on the reals m->x (target 1 - smoothing) and on the fakes (target 0, no
-// gradient into G): rec_row = the sum per example, the discriminator's gradient region = the
-// gradient of mean_b rec_row (the two halves' gradients summed).
+// discriminator's loss on the reals m->x (target 1 - smoothing, or drawn: draw_real_targets) and on
+// the fakes (target 0, no gradient into G): rec_row = the sum per example, the discriminator's
+// gradient region = the gradient of mean_b rec_row (the two halves' gradients summed).
 void model_gan_discriminator_gradient(Model *m, int B) {
     Backend *be = m->be;
     NetRun run = model_net_run(m, B);
@@ -188,6 +201,7 @@ void model_gan_discriminator_gradient(Model *m, int B) {
     float *d_logits = m->grad_a;   // (B, 1)
 
     draw_z(m, B, true);
+    draw_real_targets(m, B);
     const float *fake = network_forward(generator, &run, m->z);
     const float *real = real_images(m, B);
 

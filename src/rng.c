@@ -109,3 +109,8 @@ void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset) {
     #pragma omp parallel for schedule(static) if (n >= 16384)
     for (size_t i = 0; i < n; i++) out[i] = philox_uniform_at(seed, offset + i);
 }
+
+void rng_fill_uniform_between(float *out, size_t n, uint64_t seed, uint64_t offset, float lo, float hi) {
+    #pragma omp parallel for schedule(static) if (n >= 16384)
+    for (size_t i = 0; i < n; i++) out[i] = philox_uniform_between(seed, offset + i, lo, hi);
+}

@@ -440,11 +440,20 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 "encoder's second Adam moments); per example: rec is the %s, D the discriminator's loss -log D(z_prior) "
                 "- log(1 - D(z)) (nats)\n", model_parameter_count(&model), model.aae_ae_params,
                 model.aae_discriminator->n_params, units.rec_long);
-    else if (model.gan)
+    else if (model.gan) {
+        const double lo = cfg->model.gan.label_smoothing, hi = cfg->model.gan.label_smoothing_max;
+        char targets[160] = "";
+        if (hi > lo)
+            snprintf(targets, sizeof targets, "; the real images' target t drawn in [%g, %g] every step, one per "
+                     "image (model.label_smoothing [%g, %g])", 1.0 - hi, 1.0 - lo, lo, hi);
+        else if (lo > 0.0)
+            snprintf(targets, sizeof targets, "; the real images' target t = %g (model.label_smoothing %g)", 1.0 - lo, lo);
         text_appendf(&notes, "cuvae: model gan, %zu parameters (generator %zu, discriminator %zu); per example: D is the "
-                "discriminator's loss -log D(x) - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
-                "cross-entropies from logits, nats)\n", model_parameter_count(&model),
-                model.decoder_net->n_params, model.encoder_net->n_params);
+                "discriminator's loss %s - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
+                "cross-entropies from logits, nats)%s\n", model_parameter_count(&model),
+                model.decoder_net->n_params, model.encoder_net->n_params,
+                lo > 0.0 ? "-t log D(x) - (1 - t) log(1 - D(x))" : "-log D(x)", targets);
+    }
     else
         text_appendf(&notes, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",
             model_kind_name(cfg->model.kind), model.n_params, units.rec_long,

@@ -29,7 +29,7 @@ cat > "$tmp/gan.json" <<'JSON'
             "discriminator": [{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": 0.2},
                               {"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}},
                               {"leaky_relu": 0.2}, "flatten", {"linear": 1}],
-            "label_smoothing": 0.1},
+            "label_smoothing": [0.1, 0.3]},
   "train": {"epochs": 2, "batch_size": 32, "lr": 0.0005, "beta1": 0.5, "seed": 3},
   "eval": {"parzen_samples": 1000},
   "device": "cpu"
@@ -42,6 +42,11 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ -n "$trained" ] && [ "$trained" = "$benched" ] && ok "bench's n_params is train's parameter count ($trained)" \
         || bad "bench n_params '$benched', train '$trained'"
     ok "a gan trains on the CPU"
+    # deck 002's label smoothing: each real image's target drawn in [0.7, 0.9] every step
+    tr -d ' \n' < "$tmp/run/config.json" | grep -q '"label_smoothing":\[0.1,0.3\]' \
+        && grep -q "the real images. target t drawn in \[0.7, 0.9\] every step, one per image (model.label_smoothing \[0.1, 0.3\])" "$tmp/run.err" \
+        && ok "label_smoothing [0.1, 0.3]: said at the start, kept as a range in config.json" \
+        || bad "label_smoothing range: $(grep -o '"label_smoothing": [^"]*' "$tmp/run/config.json") $(grep -i target "$tmp/run.err")"
     grep -q '"train_d_loss": ' "$tmp/run/log.jsonl" && grep -q '"train_g_loss": ' "$tmp/run/log.jsonl" \
         && grep -q '"val_d_loss_fake": ' "$tmp/run/log.jsonl" && grep -qE "^epoch 2/2: train D loss [0-9.]+, G loss" "$tmp/run.err" \
         && ok "log.jsonl and the epoch line carry the discriminator's and the generator's losses" \
@@ -73,7 +78,7 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     "$CUVAE" train "$tmp/gan.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
         && "$CUVAE" train "$tmp/gan.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \
         && cmp -s "$tmp/run/model.safetensors" "$tmp/resumed/model.safetensors" \
-        && ok "gan: 1 + resumed 1 epochs == 2 epochs, bit-identical (both Adam regions, the z stream)" \
+        && ok "gan: 1 + resumed 1 epochs == 2 epochs, bit-identical (both Adam regions, the z stream, the drawn real targets)" \
         || bad "gan resume: $(tail -1 "$tmp/resumed.err")"
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
         && grep -q "the generator from z ~ N(0, I)" "$tmp/s.err" \
@@ -129,6 +134,14 @@ expect_error "an encoder key" 2 'model: kind "gan" has no "encoder"' -- \
     "$CUVAE" train "$tmp/gan.json" --set 'model.encoder=[10]' --out "$tmp/bad"
 expect_error "label smoothing out of range" 2 'model.label_smoothing: must be in \[0, 0.5\)' -- \
     "$CUVAE" train "$tmp/gan.json" --set model.label_smoothing=0.7 --out "$tmp/bad"
+expect_error "a label smoothing range past 0.5" 2 'model.label_smoothing: must be in \[0, 0.5\) \(real targets become 1 - it; a range.s ends too\), got 0.6' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1, 0.6]' --out "$tmp/bad"
+expect_error "a label smoothing range upside down" 2 'model.label_smoothing: a range \[min, max\] needs min < max, got \[0.3, 0.1\]' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.3, 0.1]' --out "$tmp/bad"
+expect_error "a label smoothing range of one number" 2 'model.label_smoothing: a range is \[min, max\], two numbers .*, got 1$' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1]' --out "$tmp/bad"
+expect_error "a label smoothing range holding a string" 2 'model.label_smoothing\[1\]: must be a number, got a string' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1, "0.3"]' --out "$tmp/bad"
 expect_error "train.grad_clip" 2 'train.grad_clip: is not supported for kind "gan"' -- \
     "$CUVAE" train "$tmp/gan.json" --set train.grad_clip=1 --out "$tmp/bad"
 expect_error "train.early_stopping" 2 'train.early_stopping: kind "gan" has no validation loss to watch' -- \

@@ -178,7 +178,8 @@ def check(init_path, step_path, lr_scale):
                ("mse", "gaussian"): lambda: (out - x) ** 2}[kind]().sum(1)
         return per / D if loss_cfg["reduction"] == "mean" else per
 
-    bce = lambda logits, t: F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, t), reduction="none")
+    bce = lambda logits, t: F.binary_cross_entropy_with_logits(
+        logits, t.reshape(logits.shape) if torch.is_tensor(t) else torch.full_like(logits, t), reduction="none")
 
     if model.gan:   # model_gan.c: D on reals (1 - smoothing) + fakes (0), step D; G through the new D, step G
         L = m["latent_dim"]
@@ -186,7 +187,16 @@ def check(init_path, step_path, lr_scale):
         fake = model.generator(z)
         real = x.reshape((B,) + model.shape)
         real = 2 * real - 1 if model.tanh else real
-        d_loss = (bce(model.discriminator(real), 1.0 - m["label_smoothing"]).sum(1)
+        smoothing = m["label_smoothing"]
+        if isinstance(smoothing, list):   # model_gan.c draw_real_targets: row b's target in [1 - max, 1 - min],
+            # fmaf(hi - lo, u, lo) with u = philox_uniform_at(train.seed ^ 0x50F7, b) (the first step's offset 0)
+            lo, hi = np.float32(1.0 - smoothing[1]), np.float32(1.0 - smoothing[0])
+            u = philox_uniforms(seed ^ 0x50F7, 0, B).astype(np.float64)
+            real_target = torch.from_numpy((np.float64(hi - lo) * u + np.float64(lo)).astype(np.float32)).double()
+            assert float(real_target.min()) >= lo and float(real_target.max()) <= hi and float(real_target.std()) > 0.03
+        else:
+            real_target = 1.0 - smoothing
+        d_loss = (bce(model.discriminator(real), real_target).sum(1)
                   + bce(model.discriminator(fake.detach()), 0.0).sum(1)).mean()
         d_loss.backward()
         sgd(model.discriminator.parameters())
@@ -369,7 +379,7 @@ step_case pixelcnn "pixelcnn, masked_conv2d_a k5 / _b k3, 1x1 conv2d, residual, 
                {"masked_conv2d_b": 8, "kernel": 3}, {"leaky_relu": 0.1}, {"residual": 4}, "sigmoid", {"conv2d": 1, "kernel": 1}]},
  "train": {"epochs": 1, "batch_size": 16, "optimizer": "sgd", "lr": 0.01, "seed": 17, "epoch_images": false}, "device": "cpu"}
 JSON
-step_case gan "gan (z redrawn; D step on reals with label smoothing + fakes, then G through the new D), tanh generator, batch_norm" <<'JSON'
+step_case gan "gan (z redrawn; D step on reals with targets drawn in [0.75, 0.95] (label smoothing [0.05, 0.25]) + fakes, then G through the new D), tanh generator, batch_norm" <<'JSON'
 {"name": "grad_gan", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 40, "test_limit": 16, "validation": 0.1},
  "model": {"kind": "gan", "input_dim": 784, "latent_dim": 8,
    "generator": [{"linear": 98}, {"batch_norm": {}}, "relu", {"reshape": [2, 7, 7]},
@@ -378,7 +388,7 @@ step_case gan "gan (z redrawn; D step on reals with label smoothing + fakes, the
    "discriminator": [{"conv2d": 4, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": 0.2},
                      {"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"batch_norm": {}}, {"leaky_relu": 0.2},
                      "flatten", {"linear": 1}],
-   "label_smoothing": 0.1, "init": "pytorch"},
+   "label_smoothing": [0.05, 0.25], "init": "pytorch"},
  "train": {"epochs": 1, "batch_size": 36, "optimizer": "sgd", "lr": 0.5, "seed": 19, "epoch_images": false},
  "eval": {"parzen_samples": 20, "parzen_examples": 8}, "device": "cpu"}
 JSON

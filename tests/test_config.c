@@ -303,6 +303,21 @@ static void test_round_trip(void) {
     CHECK(cfg.model.n_encoder == CUVAE_MAX_HIDDEN, "16 encoder layers");
     CHECK(strcmp(cfg.description, "tab\there, backslash \\, unicode \xc3\xa9 \xe2\x9c\x93, ctrl \x01") == 0,
           "description escapes: %s", cfg.description);
+    // a gan's label_smoothing: a range [min, max] (the DCGAN lecture's) and one number, both kept as given
+    const char *smoothing[] = {NULL, "model.label_smoothing=0.25"};
+    for (int k = 0; k < 2; k++) {
+        int rc = config_load(&cfg, "configs/lectures/dcgan.json", smoothing[k] ? &smoothing[k] : NULL, k, err,
+                             sizeof err);
+        CHECK(rc == 0, "dcgan.json: %s", err);
+        if (rc != 0) continue;
+        const double lo = cfg.model.gan.label_smoothing, hi = cfg.model.gan.label_smoothing_max;
+        CHECK(k ? lo == 0.25 && hi == 0.25 : lo == 0.1 && hi == 0.3, "label_smoothing read as [%g, %g]", lo, hi);
+        if (k == 0) check_round_trip(&cfg, "dcgan, label_smoothing [0.1, 0.3]");   // (a --set config keeps its origin)
+        char *json = config_to_json(&cfg);
+        CHECK(strstr(json, k ? "\"label_smoothing\": 0.25," : "\"label_smoothing\": [0.1, 0.3],") != NULL,
+              "config.json's label_smoothing: %s", strstr(json, "label_smoothing"));
+        free(json);
+    }
 }
 
 static void test_round_trip_random_doubles(void) {

@@ -225,6 +225,29 @@ static void test_random_streams(void) {
     gpu->fill_normal(gpu, buf, n, 43, 1000 + device_offset, NULL);
     gpu->download(gpu, again, buf, n * sizeof(float));
     CHECK(memcmp(again, got, n * sizeof(float)) != 0, "fill_normal ignores the seed");
+
+    // fill_uniform in (0.7, 0.9]: the same bits on both backends (one fmaf of exact values), within
+    // its range, mean 0.8, the device offset read, nothing past n
+    gpu->upload(gpu, buf, host, (n + 1) * sizeof(float));
+    gpu->fill_uniform(gpu, buf, n, 42, 1000, offset_gpu, 0.7f, 0.9f);
+    gpu->download(gpu, got, buf, (n + 1) * sizeof(float));
+    CHECK(got[n] == sentinel, "fill_uniform wrote past n");
+    cpu->fill_uniform(cpu, ref, n, 42, 1000, &device_offset, 0.7f, 0.9f);
+    CHECK(memcmp(got, ref, n * sizeof(float)) == 0, "fill_uniform: cuda != cpu bit for bit");
+    sum = 0.0;
+    size_t outside = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += got[i];
+        outside += !(got[i] > 0.7f && got[i] <= 0.9f);
+    }
+    CHECK(outside == 0 && fabs(sum / n - 0.8) < 0.002, "fill_uniform: %zu outside (0.7, 0.9], mean %g", outside,
+          sum / n);
+    gpu->fill_uniform(gpu, buf, n, 42, 1000 + device_offset, NULL, 0.7f, 0.9f);
+    gpu->download(gpu, again, buf, n * sizeof(float));
+    CHECK(memcmp(again, got, n * sizeof(float)) == 0, "fill_uniform: device offset != the same host offset");
+    gpu->fill_uniform(gpu, buf, n, 42, 1001 + device_offset, NULL, 0.7f, 0.9f);
+    gpu->download(gpu, again, buf, n * sizeof(float));
+    CHECK(memcmp(again, got + 1, (n - 1) * sizeof(float)) == 0, "fill_uniform: offset 1 != the stream shifted by 1");
     gpu->free(gpu, buf);
     gpu->free(gpu, offset_gpu);
     free(host);
@@ -1180,7 +1203,7 @@ static void use_made_model(Config *cfg) {
             " {\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, \"tanh\"],"
             " \"discriminator\": [{\"conv2d\": 4, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"leaky_relu\": 0.2},"
             " {\"conv2d\": 8, \"kernel\": 4, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}}, {\"leaky_relu\": 0.2},"
-            " \"flatten\", {\"linear\": 1}], \"label_smoothing\": 0.1},"
+            " \"flatten\", {\"linear\": 1}], \"label_smoothing\": [0.05, 0.2]},"
             " \"train\": {\"epochs\": 1, \"batch_size\": 16, \"lr\": 0.001, \"beta1\": 0.5, \"seed\": 1}}");
     else if (parity_prior)
         snprintf(json, sizeof json,

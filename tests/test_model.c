@@ -943,7 +943,7 @@ static void test_training_step_fused_equals_stored(void) {
 // PyTorch init here: DCGAN's N(0, 0.02) weights are so small that a finite-difference step of
 // 1e-2 before a batch norm (which divides by their scale) is no derivative (test_gan_layout_and_init
 // checks the DCGAN init itself).
-static Config gan_config_init(const char *generator_end, double smoothing, const char *init) {
+static Config gan_config_init(const char *generator_end, const char *smoothing, const char *init) {
     char json[2048];
     snprintf(json, sizeof json,
              "{\"name\": \"gan\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"validation\": 0.1},"
@@ -951,7 +951,7 @@ static Config gan_config_init(const char *generator_end, double smoothing, const
              " \"generator\": [{\"linear\": 8}, {\"batch_norm\": {}}, \"tanh\", {\"linear\": 16},"
              " {\"reshape\": [1, 4, 4]}, \"%s\"],"
              " \"discriminator\": [{\"conv2d\": 2, \"kernel\": 3, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}},"
-             " \"tanh\", \"flatten\", {\"linear\": 1}], \"label_smoothing\": %g, \"init\": \"%s\"},"
+             " \"tanh\", \"flatten\", {\"linear\": 1}], \"label_smoothing\": %s, \"init\": \"%s\"},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", generator_end, smoothing,
              init);
     Config cfg;
@@ -961,7 +961,7 @@ static Config gan_config_init(const char *generator_end, double smoothing, const
     return cfg;
 }
 
-static Config gan_config(const char *generator_end, double smoothing) {
+static Config gan_config(const char *generator_end, const char *smoothing) {
     return gan_config_init(generator_end, smoothing, "pytorch");
 }
 
@@ -1052,14 +1052,58 @@ static void gan_gradient_check(Config cfg, const char *label) {
 }
 
 static void test_gan_gradients(void) {
-    gan_gradient_check(gan_config("sigmoid", 0.0), "gan, sigmoid generator");
-    gan_gradient_check(gan_config("tanh", 0.1), "gan, tanh generator (reals seen as 2x - 1), label smoothing 0.1");
+    gan_gradient_check(gan_config("sigmoid", "0"), "gan, sigmoid generator");
+    gan_gradient_check(gan_config("tanh", "0.1"), "gan, tanh generator (reals seen as 2x - 1), label smoothing 0.1");
+    gan_gradient_check(gan_config("sigmoid", "[0.1, 0.3]"), "gan, real targets drawn in [0.7, 0.9]");
+}
+
+// model.label_smoothing [0.1, 0.3] (deck 002: "a random value, typically between 0.7 and 0.9"):
+// each real image's target is drawn in [0.7, 0.9] by the discriminator's step, a new one every
+// step (the offset step_end advances), the same again from the same step state; one number keeps
+// every target at 1 - it.
+static void test_gan_random_real_targets(void) {
+    enum { B = 64 };
+    Model m;
+    char err[256];
+    for (int ranged = 0; ranged < 2; ranged++) {
+        Config cfg = gan_config("sigmoid", ranged ? "[0.1, 0.3]" : "0.2");
+        CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+        model_init_params(&m, 4);
+        m.training_mode = true;
+        float first[B], second[B], again[B];
+        const float *real_targets = m.gan_targets + (size_t)ADV_TARGET_REAL * m.max_batch;
+        model_gan_discriminator_gradient(&m, B);
+        cpu->download(cpu, first, real_targets, sizeof first);
+        const uint64_t offset = m.state->uniform_offset;
+        m.state->uniform_offset += (uint64_t)B * (uint64_t)m.input_dim;   // as step_end does
+        model_gan_discriminator_gradient(&m, B);
+        cpu->download(cpu, second, real_targets, sizeof second);
+        m.state->uniform_offset = offset;
+        model_gan_discriminator_gradient(&m, B);
+        cpu->download(cpu, again, real_targets, sizeof again);
+        double lo = 1, hi = 0, sum = 0;
+        int same_as_next_step = 0;
+        for (int b = 0; b < B; b++) {
+            lo = fmin(lo, first[b]);
+            hi = fmax(hi, first[b]);
+            sum += first[b];
+            same_as_next_step += first[b] == second[b];
+        }
+        const bool repeatable = memcmp(first, again, sizeof first) == 0;
+        if (ranged)
+            CHECK(lo >= 0.7f && hi <= 0.9f && hi - lo > 0.15 && fabs(sum / B - 0.8) < 0.03 && same_as_next_step == 0 &&
+                  repeatable, "real targets drawn in [0.7, 0.9]: min %g max %g mean %g, %d equal the next step's, "
+                  "repeatable %d", lo, hi, sum / B, same_as_next_step, repeatable);
+        else
+            CHECK(lo == 0.8f && hi == 0.8f && same_as_next_step == B, "label_smoothing 0.2: targets in [%g, %g]", lo, hi);
+        model_destroy(&m);
+    }
 }
 
 // DCGAN init: weights N(0, 0.02) (std measured), batch norm weights N(1, 0.02), biases 0; the two
 // regions [generator | discriminator] with the discriminator's on a 4-float boundary
 static void test_gan_layout_and_init(void) {
-    Config cfg = gan_config_init("sigmoid", 0.0, "dcgan");
+    Config cfg = gan_config_init("sigmoid", "0", "dcgan");
     Model m;
     char err[256];
     CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "model_create: %s", err);
@@ -1091,7 +1135,7 @@ static void test_gan_layout_and_init(void) {
 // A few hundred alternating steps on 4 x 4 images of two kinds (left or right half lit): the
 // generator's samples come to look like them (each sample near one of the two, by L2), from noise
 static void test_gan_learns(void) {
-    Config cfg = gan_config("sigmoid", 0.0);
+    Config cfg = gan_config("sigmoid", "0");
     cfg.train.lr = 0.005;
     cfg.train.beta1 = 0.5;
     enum { N = 64, D = 16, B = 16 };
@@ -1224,6 +1268,7 @@ int main(void) {
     test_run("aae_gradients", test_aae_gradients);
     test_run("aae_layout_and_prior", test_aae_layout_and_prior);
     test_run("gan_gradients", test_gan_gradients);
+    test_run("gan_random_real_targets", test_gan_random_real_targets);
     test_run("gan_layout_and_init", test_gan_layout_and_init);
     test_run("gan_learns", test_gan_learns);
     test_run("vae_tanh_bce_sum", test_vae_tanh_bce_sum);

@@ -110,6 +110,9 @@ struct Backend {
     // draw the same numbers (to the last bit of logf / cosf).
     void (*fill_normal)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
                         const uint64_t *device_offset);
+    // out[i] = philox_uniform_between(seed, offset + base + i, lo, hi), in (lo, hi], base as above.
+    void (*fill_uniform)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
+                         const uint64_t *device_offset, float lo, float hi);
 
     // ---- fused ops (one kernel each on CUDA) ------------------------------
     // x (B, D) = data[row] / 255.0f (an IEEE division), row = perm ? perm[r] : r,

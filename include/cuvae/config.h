@@ -113,7 +113,9 @@ typedef struct {
         // -> the data's shape, ending in sigmoid or tanh) is held in decoder_layers, model.discriminator
         // (the data's shape -> one logit) in encoder_layers
         struct {
-            double label_smoothing;      // one-sided: real targets 1 - this (default 0)
+            double label_smoothing;      // one-sided: real targets 1 - this (default 0); with a range, its min
+            double label_smoothing_max;  // a range [min, max]: each real target drawn in [1 - max, 1 - min]
+                                         // every step; == label_smoothing for one number
             bool dcgan_init;             // model.init "dcgan" (default): weights N(0, 0.02), batch norm
                                          // weight N(1, 0.02), biases 0; "pytorch": the layers' defaults
         } gan;

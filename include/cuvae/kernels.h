@@ -26,6 +26,10 @@ void launch_step_end(StepState *state, StepPlan plan, int rows, cudaStream_t str
 void launch_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset,
                         const uint64_t *device_offset, cudaStream_t stream);
 
+// out (n) = philox_uniform_between(seed, offset + (device_offset ? *device_offset : 0) + i, lo, hi).
+void launch_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset,
+                         const uint64_t *device_offset, float lo, float hi, cudaStream_t stream);
+
 // x (B, D) = data[row] / 255.0f, row = perm ? perm[r] : r, r = start + state->batch_start + b
 // (state may be NULL: 0). data (N, D) uint8, perm (N) int32 or NULL. binarize: x = u < p ? 1 : 0,
 // u = philox_uniform_at(binarize_seed, state->uniform_offset + b D + d).

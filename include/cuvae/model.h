@@ -80,7 +80,8 @@ typedef struct {
     bool gan;
     bool gan_tanh;                           // the generator ends in tanh: real images are seen as 2 x - 1
     size_t gan_disc_offset;                  // floats: the discriminator's region (a multiple of 4)
-    float *gan_targets;                      // (3, max_batch): real (1 - smoothing), fake (0), generator (1)
+    float *gan_targets;                      // (3, max_batch): real (1 - smoothing, or drawn each step), fake (0),
+                                             // generator (1)
     float *gan_real;                         // (B, D) 2 x - 1 (gan_tanh)
     float *gan_minus_one;                    // (B, D) of -1 (gan_tanh)
     float *gan_saved_grads;                  // (discriminator params) the real half of its gradient

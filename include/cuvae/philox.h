@@ -73,6 +73,12 @@ static inline CUVAE_HOST_DEVICE float philox_uniform_at(uint64_t seed, uint64_t 
     return philox_unit_interval(r[index & 3]);
 }
 
+// A uniform draw in (lo, hi]: lo + (hi - lo) u as one fused multiply-add, so both backends round
+// it alike (a GAN's randomly smoothed real targets).
+static inline CUVAE_HOST_DEVICE float philox_uniform_between(uint64_t seed, uint64_t index, float lo, float hi) {
+    return fmaf(hi - lo, philox_uniform_at(seed, index), lo);
+}
+
 // Where a kernel's epsilon (B, L) comes from: a buffer already filled, or
 // drawn in the kernel itself, with part of the index base read from device
 // memory (StepState.eps_offset) so a replayed graph draws fresh numbers; the
