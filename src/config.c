@@ -577,8 +577,6 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
     return 0;
 }
 
-// model.* of the latent-variable kinds (vae, ae, cvae, vq_vae): encoder, latent_dim,
-// decoder (widths or layer lists), activation, output, condition, codebook.
 // model.label_smoothing (one-sided, Salimans et al. 2016): a number s, every real image's target 1 - s;
 // or [min, max], each real image's target drawn uniformly in [1 - max, 1 - min] every step (deck 002:
 // "a random value, typically between 0.7 and 0.9" is [0.1, 0.3]). 0 <= min < max < 0.5.
@@ -602,6 +600,13 @@ static int parse_label_smoothing(Config *cfg, const cJSON *model, const Ctx *c) 
             format_double(text[1], sizeof text[1], *hi);
             return fail(c, key, "a range [min, max] needs min < max, got [%s, %s] (one number gives every real "
                         "image the same target)", text[0], text[1]);
+        }
+        if ((float)(1.0 - *hi) == (float)(1.0 - *lo)) {   // the targets are float32
+            char text[2][64];
+            format_double(text[0], sizeof text[0], *lo);
+            format_double(text[1], sizeof text[1], *hi);
+            return fail(c, key, "[%s, %s]: the targets 1 - max and 1 - min are the same float32 number, so nothing "
+                        "would be drawn; give one number for a fixed target", text[0], text[1]);
         }
     } else {
         if (get_number(c, model, "model", "label_smoothing", 0, lo)) return -1;
@@ -652,6 +657,8 @@ static int parse_gan_model(Config *cfg, const cJSON *model, const Ctx *c) {
     return 0;
 }
 
+// model.* of the latent-variable kinds (vae, ae, cvae, vq_vae): encoder, latent_dim,
+// decoder (widths or layer lists), activation, output, condition, codebook.
 static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
     static const char *const codebook_keys[] = {"size", "beta", "update", "decay", "eps", "restart_dead"};
     static const char *const codebook_updates[] = {"loss", "ema"};

@@ -881,7 +881,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         rc = set_error(err, errlen, "plot: %s shapes the t-SNE of the latent scatter; this model's latent dim is %d, "
                        "%s", tsne_option, L, L == 2 ? "drawn directly with no t-SNE" : "which has no latent scatter "
                        "(latent_histograms.png shows it)");
-    else if (o->scatter_draws && !m.variational)
+    else if (o->scatter_draws && (!m.variational || m.gan || m.autoregressive))
         rc = set_error(err, errlen, "plot: --z sample scatters draws z ~ q(z|x); kind \"%s\" has %s",
                        model_kind_name(m.cfg.model.kind), m.gan || m.autoregressive ? "no encoder"
                        : m.vq ? "no latent distribution (its figures have no latent scatter)"

@@ -452,7 +452,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 "discriminator's loss %s - log(1 - D(G(z))), G the generator's -log D(G(z)) (binary "
                 "cross-entropies from logits, nats)%s\n", model_parameter_count(&model),
                 model.decoder_net->n_params, model.encoder_net->n_params,
-                lo > 0.0 ? "-t log D(x) - (1 - t) log(1 - D(x))" : "-log D(x)", targets);
+                hi > 0.0 ? "-t log D(x) - (1 - t) log(1 - D(x))" : "-log D(x)", targets);
     }
     else
         text_appendf(&notes, "cuvae: model %s, %zu parameters; per example: rec is the %s%s\n",

@@ -83,6 +83,8 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
         && grep -q "the generator from z ~ N(0, I)" "$tmp/s.err" \
         && ok "sample draws the generator's images" || bad "sample: $(tail -1 "$tmp/s.err")"
+    expect_error "plot --z sample on a gan: refused (no encoder)" 2 'plot: --z sample scatters draws z ~ q\(z\|x\); kind "gan" has no encoder' -- \
+        "$CUVAE" plot "$tmp/run" --z sample
     if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then
         [ -s "$tmp/run/figures/samples.png" ] && [ -s "$tmp/run/figures/samples_over_training.png" ] \
             && [ -s "$tmp/run/figures/loss_curves.png" ] && [ ! -e "$tmp/run/figures/reconstructions.png" ] \
@@ -140,6 +142,12 @@ expect_error "a label smoothing range upside down" 2 'model.label_smoothing: a r
     "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.3, 0.1]' --out "$tmp/bad"
 expect_error "a label smoothing range of one number" 2 'model.label_smoothing: a range is \[min, max\], two numbers .*, got 1$' -- \
     "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1]' --out "$tmp/bad"
+expect_error "a label smoothing range whose float32 targets are equal" 2 'model.label_smoothing: \[0.1, 0.10000000001\]: the targets 1 - max and 1 - min are the same float32 number' -- \
+    "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1, 0.10000000001]' --out "$tmp/bad"
+"$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0, 0.3]' --set train.epochs=0 --out "$tmp/ls0" 2>"$tmp/ls0.err"
+grep -q "D is the discriminator's loss -t log D(x) - (1 - t) log(1 - D(x)) - log(1 - D(G(z))).*target t drawn in \[0.7, 1\]" "$tmp/ls0.err" \
+    && ok "label_smoothing [0, 0.3]: the opening note gives the smoothed loss and its targets" \
+    || bad "label_smoothing [0, 0.3] note: $(grep "model gan" "$tmp/ls0.err")"
 expect_error "a label smoothing range holding a string" 2 'model.label_smoothing\[1\]: must be a number, got a string' -- \
     "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1, "0.3"]' --out "$tmp/bad"
 expect_error "train.grad_clip" 2 'train.grad_clip: is not supported for kind "gan"' -- \
