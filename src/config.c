@@ -1868,7 +1868,8 @@ int config_same_run(const Config *a, const Config *b, const char *what, const ch
 }
 
 void config_hide_data_paths(Config *cfg) {
-    char *paths[] = {cfg->data.dir, cfg->data.train, cfg->data.test, cfg->data.train_labels, cfg->data.test_labels};
+    char *paths[] = {cfg->data.dir, cfg->data.train, cfg->data.test, cfg->data.train_labels, cfg->data.test_labels,
+                     cfg->model.prior_of};   // (a prior's data: its VQ-VAE's codes of the images)
     for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
         if (paths[k][0]) strcpy(paths[k], "(a data path)");
 }

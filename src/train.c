@@ -444,7 +444,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         const double lo = cfg->model.gan.label_smoothing, hi = cfg->model.gan.label_smoothing_max;
         char targets[160] = "";
         if (hi > lo)
-            snprintf(targets, sizeof targets, "; the real images' target t drawn in [%g, %g] every step, one per "
+            snprintf(targets, sizeof targets, "; the real images' target t drawn in (%g, %g] every step, one per "
                      "image (model.label_smoothing [%g, %g])", 1.0 - hi, 1.0 - lo, lo, hi);
         else if (lo > 0.0)
             snprintf(targets, sizeof targets, "; the real images' target t = %g (model.label_smoothing %g)", 1.0 - lo, lo);

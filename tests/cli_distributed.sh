@@ -9,6 +9,7 @@
 #   made (4 mask sets, random order) and pixelcnn: 2 ranks == one process
 #   refusals: a kind that is not data-parallel yet, batch norm, a command other than train, ranks
 #     launched with other settings (the line that differs named) or reading other data
+#   a pixelcnn prior whose VQ-VAE each rank reads from its own copy (model.prior_of paths differ)
 #   a rank killed mid-run ends the run with an error, the folder stays resumable;
 #     a rank that hangs is caught by the collective timeout (CUVAE_DIST_TIMEOUT)
 #   SIGTERM to mpirun: one resume point, --resume continues bit-exactly; stopped between two
@@ -298,6 +299,45 @@ if mpmd "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train=
     else bad "--resume with other paths per rank: $(grep cuvae: "$tmp/files_resume.out" | tail -1)"; fi
 else
     bad "the same files under other paths on each rank: refused: $(grep cuvae: "$tmp/files_two.out" | tail -1)"
+fi
+# a PixelCNN prior whose VQ-VAE (model.prior_of) each rank reads from its own copy: its data are
+# the codes, compared as data, so the copies' paths may differ; another VQ-VAE is refused (the
+# config holds its file's CRC-32, model.prior_crc32)
+cat > "$tmp/vq.json" <<'JSON'
+{"name": "vq_small", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 400, "test_limit": 100},
+ "model": {"kind": "vq_vae", "input_dim": 784, "latent_dim": 8,
+   "encoder": [{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 8, "kernel": 1}],
+   "codebook": {"size": 16, "update": "ema"},
+   "decoder": [{"conv_transpose2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "relu",
+               {"conv_transpose2d": 1, "kernel": 4, "stride": 2, "padding": 1}], "output": "bernoulli"},
+ "train": {"epochs": 1, "batch_size": 50, "lr": 0.002, "seed": 2, "epoch_images": false}, "device": "cpu"}
+JSON
+cat > "$tmp/prior.json" <<'JSON'
+{"name": "prior_small", "data": {"dataset": "mnist", "dir": "data/mnist", "train_limit": 400, "test_limit": 100},
+ "model": {"kind": "pixelcnn", "input_dim": 49, "prior_of": "vq.safetensors",
+   "network": [{"masked_conv2d_a": 8, "kernel": 3}, "relu", {"conv2d": 16, "kernel": 1}]},
+ "train": {"epochs": 1, "batch_size": 50, "lr": 0.003, "seed": 2, "epoch_images": false}, "eval": {"iw_samples": 0},
+ "device": "cpu"}
+JSON
+if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>/dev/null &&
+   "$CUVAE" train "$tmp/vq.json" --set train.seed=3 --out "$tmp/vq3" 2>/dev/null; then
+    mkdir -p "$tmp/prior_a" "$tmp/prior_b"
+    cp "$tmp/vq/model.safetensors" "$tmp/prior_a/vq.safetensors"
+    cp "$tmp/vq/model.safetensors" "$tmp/prior_b/vq_copy.safetensors"
+    if mpmd "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior_a/vq.safetensors" --out "$tmp/prior_two" : \
+         -np 1 "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior_b/vq_copy.safetensors" \
+         --out "$tmp/prior_two" >"$tmp/prior_two.out" 2>&1 && [ -s "$tmp/prior_two/eval.json" ]; then
+        ok "a prior whose VQ-VAE each rank reads under another path: trained"
+    else bad "a prior with its VQ-VAE under other paths per rank: $(grep cuvae: "$tmp/prior_two.out" | tail -1)"; fi
+    cp "$tmp/vq3/model.safetensors" "$tmp/prior_b/vq_other.safetensors"
+    expect_mpi_error "a prior whose VQ-VAE differs on one rank: refused, naming its CRC" \
+        'rank 1 of 2: its effective config is not rank 0.s: line [0-9]+ is `"prior_crc32": "[0-9a-f]{8}",` where rank 0 has `"prior_crc32": "[0-9a-f]{8}",`' -- \
+        mpmd "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior_a/vq.safetensors" --out "$tmp/prior_x" : \
+             -np 1 "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior_b/vq_other.safetensors" \
+             --out "$tmp/prior_x"
+else
+    bad "the prior test's VQ-VAEs did not train"
 fi
 # a check that fails on one rank alone after the collective ones (rank 1 resumes another folder,
 # whose run is past the length asked): rank 0 waits for every rank's checks before it writes its

@@ -44,7 +44,7 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     ok "a gan trains on the CPU"
     # deck 002's label smoothing: each real image's target drawn in [0.7, 0.9] every step
     tr -d ' \n' < "$tmp/run/config.json" | grep -q '"label_smoothing":\[0.1,0.3\]' \
-        && grep -q "the real images. target t drawn in \[0.7, 0.9\] every step, one per image (model.label_smoothing \[0.1, 0.3\])" "$tmp/run.err" \
+        && grep -q "the real images. target t drawn in (0.7, 0.9\] every step, one per image (model.label_smoothing \[0.1, 0.3\])" "$tmp/run.err" \
         && ok "label_smoothing [0.1, 0.3]: said at the start, kept as a range in config.json" \
         || bad "label_smoothing range: $(grep -o '"label_smoothing": [^"]*' "$tmp/run/config.json") $(grep -i target "$tmp/run.err")"
     grep -q '"train_d_loss": ' "$tmp/run/log.jsonl" && grep -q '"train_g_loss": ' "$tmp/run/log.jsonl" \
@@ -145,7 +145,7 @@ expect_error "a label smoothing range of one number" 2 'model.label_smoothing: a
 expect_error "a label smoothing range whose float32 targets are equal" 2 'model.label_smoothing: \[0.1, 0.10000000001\]: the targets 1 - max and 1 - min are the same float32 number' -- \
     "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0.1, 0.10000000001]' --out "$tmp/bad"
 "$CUVAE" train "$tmp/gan.json" --set 'model.label_smoothing=[0, 0.3]' --set train.epochs=0 --out "$tmp/ls0" 2>"$tmp/ls0.err"
-grep -q "D is the discriminator's loss -t log D(x) - (1 - t) log(1 - D(x)) - log(1 - D(G(z))).*target t drawn in \[0.7, 1\]" "$tmp/ls0.err" \
+grep -q "D is the discriminator's loss -t log D(x) - (1 - t) log(1 - D(x)) - log(1 - D(G(z))).*target t drawn in (0.7, 1\]" "$tmp/ls0.err" \
     && ok "label_smoothing [0, 0.3]: the opening note gives the smoothed loss and its targets" \
     || bad "label_smoothing [0, 0.3] note: $(grep "model gan" "$tmp/ls0.err")"
 expect_error "a label smoothing range holding a string" 2 'model.label_smoothing\[1\]: must be a number, got a string' -- \

@@ -1054,11 +1054,11 @@ static void gan_gradient_check(Config cfg, const char *label) {
 static void test_gan_gradients(void) {
     gan_gradient_check(gan_config("sigmoid", "0"), "gan, sigmoid generator");
     gan_gradient_check(gan_config("tanh", "0.1"), "gan, tanh generator (reals seen as 2x - 1), label smoothing 0.1");
-    gan_gradient_check(gan_config("sigmoid", "[0.1, 0.3]"), "gan, real targets drawn in [0.7, 0.9]");
+    gan_gradient_check(gan_config("sigmoid", "[0.1, 0.3]"), "gan, real targets drawn in (0.7, 0.9]");
 }
 
 // model.label_smoothing [0.1, 0.3] (deck 002: "a random value, typically between 0.7 and 0.9"):
-// each real image's target is drawn in [0.7, 0.9] by the discriminator's step, a new one every
+// each real image's target is drawn in (0.7, 0.9] by the discriminator's step, a new one every
 // step (the offset step_end advances), the same again from the same step state; one number keeps
 // every target at 1 - it.
 static void test_gan_random_real_targets(void) {
@@ -1092,7 +1092,7 @@ static void test_gan_random_real_targets(void) {
         const bool repeatable = memcmp(first, again, sizeof first) == 0;
         if (ranged)
             CHECK(lo >= 0.7f && hi <= 0.9f && hi - lo > 0.15 && fabs(sum / B - 0.8) < 0.03 && same_as_next_step == 0 &&
-                  repeatable, "real targets drawn in [0.7, 0.9]: min %g max %g mean %g, %d equal the next step's, "
+                  repeatable, "real targets drawn in (0.7, 0.9]: min %g max %g mean %g, %d equal the next step's, "
                   "repeatable %d", lo, hi, sum / B, same_as_next_step, repeatable);
         else
             CHECK(lo == 0.8f && hi == 0.8f && same_as_next_step == B, "label_smoothing 0.2: targets in [%g, %g]", lo, hi);

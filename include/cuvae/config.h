@@ -208,7 +208,8 @@ char *config_to_json(const Config *cfg);
 int config_same_run(const Config *a, const Config *b, const char *what, const char *advice, char *err,
                     size_t errlen);
 // The keys that name data files (data.dir, data.train, data.test, data.train_labels,
-// data.test_labels), where set, replaced by one placeholder: for comparisons of two configs made
+// data.test_labels, and model.prior_of: a prior's data are its VQ-VAE's codes), where set, replaced
+// by one placeholder: for comparisons of two configs made
 // where the data read are compared themselves (ranks on machines that keep the same files in
 // other folders). The placeholder keeps the lines those keys take in config_to_json.
 void config_hide_data_paths(Config *cfg);
