@@ -358,8 +358,12 @@ static int get_layer_spec(const Ctx *c, const cJSON *item, const char *path, Lay
         spec->args[0] = value->valuedouble;
     } else if (value && cJSON_IsArray(value)) {
         int n = cJSON_GetArraySize(value);
-        if (n < 1 || n > LAYER_MAX_ARGS)
-            return fail(c, key_path, "must list 1 to %d numbers, got %d", LAYER_MAX_ARGS, n);
+        if (n < 1)
+            return fail(c, key_path, "an empty list: give the layer's value (e.g. {\"linear\": 256}), or {} for a "
+                        "layer that takes none");
+        if (n > LAYER_MAX_ARGS)
+            return fail(c, key_path, "lists %d numbers; a layer's value is at most %d (reshape's [C, H, W])", n,
+                        LAYER_MAX_ARGS);
         spec->args_list = true;
         for (const cJSON *a = value->child; a; a = a->next) {
             if (!cJSON_IsNumber(a)) return fail(c, key_path, "must list numbers, got %s", type_name(a));
@@ -371,7 +375,11 @@ static int get_layer_spec(const Ctx *c, const cJSON *item, const char *path, Lay
         return fail(c, key_path, "must be a number, a list of numbers or an object of options, got %s",
                     type_name(value));
     }
-    // options: the keys of an object value, and the sibling keys
+    // options: the keys of an object value, and the sibling keys. A value that is not a number is
+    // said once the kind's check has found the option known ({"linear": 8, "bias": false} is an
+    // unknown option, not a number expected): it is held as NaN, which every option check refuses.
+    char wrong_type_path[400] = "";
+    const char *wrong_type = NULL;
     for (int pass = 0; pass < 2; pass++) {
         const cJSON *holder = pass == 0 ? options_object : (cJSON_IsObject(item) ? item : NULL);
         if (!holder) continue;
@@ -379,23 +387,29 @@ static int get_layer_spec(const Ctx *c, const cJSON *item, const char *path, Lay
             if (m == value) continue;
             char option_path[400];
             snprintf(option_path, sizeof option_path, "%s.%s", pass == 0 ? key_path : path, m->string);
-            if (!cJSON_IsNumber(m)) return fail(c, option_path, "must be a number, got %s", type_name(m));
+            if (!cJSON_IsNumber(m) && !wrong_type) {
+                wrong_type = type_name(m);
+                snprintf(wrong_type_path, sizeof wrong_type_path, "%s", option_path);
+            }
             for (int k = 0; k < spec->n_options; k++)
                 if (strcmp(spec->option_keys[k], m->string) == 0)
                     return fail(c, option_path, "given twice");
             if (spec->n_options == LAYER_MAX_OPTIONS || strlen(m->string) >= sizeof spec->option_keys[0])
                 return fail(c, option_path, "unknown option of %s", spec->kind);
             copy_string(spec->option_keys[spec->n_options], sizeof spec->option_keys[0], m->string);
-            spec->option_values[spec->n_options++] = m->valuedouble;
+            spec->option_values[spec->n_options++] = cJSON_IsNumber(m) ? m->valuedouble : NAN;
         }
     }
     char key[32] = "", msg[512] = "";
     if (layer_kind_find(spec->kind)->check(spec, key, sizeof key, msg, sizeof msg) != 0) {
+        if (wrong_type && strncmp(msg, "unknown option", 14) != 0)
+            return fail(c, wrong_type_path, "must be a number, got %s", wrong_type);
         if (key[0] == '\0') return fail(c, key_path, "%s", msg);
         char option_path[400];
         snprintf(option_path, sizeof option_path, "%s.%s", path, key);
         return fail(c, option_path, "%s", msg);
     }
+    if (wrong_type) return fail(c, wrong_type_path, "must be a number, got %s", wrong_type);
     return 0;
 }
 
@@ -541,6 +555,17 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
     if (get_string(c, model, "model", "prior_of", 0, cfg->model.prior_of, sizeof cfg->model.prior_of)) return -1;
     char expected_crc[16] = "";
     if (get_string(c, model, "model", "prior_crc32", 0, expected_crc, sizeof expected_crc)) return -1;
+    // (given as "": refused, not read as absent; a pixelcnn over images leaves both keys out)
+    if (cJSON_GetObjectItemCaseSensitive(model, "prior_of") && !cfg->model.prior_of[0])
+        return fail(c, "model.prior_of", "is \"\": give the VQ-VAE checkpoint whose codes the prior models, or leave "
+                    "the key out (a pixelcnn over the images)");
+    if (cJSON_GetObjectItemCaseSensitive(model, "prior_crc32")) {
+        const size_t n = strlen(expected_crc);
+        // ("none": a VQ-VAE checkpoint written before checkpoints held a crc32)
+        if ((n != 8 || strspn(expected_crc, "0123456789abcdef") != n) && strcmp(expected_crc, "none") != 0)
+            return fail(c, "model.prior_crc32", "expected 8 lowercase hex digits (the crc32 in the VQ-VAE checkpoint's "
+                        "metadata), got \"%.40s\"", expected_crc);
+    }
     if (expected_crc[0] && !cfg->model.prior_of[0])
         return fail(c, "model.prior_crc32", "names the VQ-VAE of model.prior_of, which is not given");
     if (cfg->model.prior_of[0]) {   // a prior over the codes: K classes per position of the VQ-VAE's grid
@@ -578,7 +603,7 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
 }
 
 // model.label_smoothing (one-sided, Salimans et al. 2016): a number s, every real image's target 1 - s;
-// or [min, max], each real image's target drawn uniformly in [1 - max, 1 - min] every step (deck 002:
+// or [min, max], each real image's target drawn uniformly in (1 - max, 1 - min] every step (deck 002:
 // "a random value, typically between 0.7 and 0.9" is [0.1, 0.3]). 0 <= min < max < 0.5.
 static int parse_label_smoothing(Config *cfg, const cJSON *model, const Ctx *c) {
     const char *key = "model.label_smoothing";
@@ -588,7 +613,7 @@ static int parse_label_smoothing(Config *cfg, const cJSON *model, const Ctx *c) 
     if (cJSON_IsArray(item)) {
         if (cJSON_GetArraySize(item) != 2)
             return fail(c, key, "a range is [min, max], two numbers (each real image's target drawn in "
-                        "[1 - max, 1 - min] every step), got %d", cJSON_GetArraySize(item));
+                        "(1 - max, 1 - min] every step), got %d", cJSON_GetArraySize(item));
         char full[64];
         for (int k = 0; k < 2; k++) {
             snprintf(full, sizeof full, "%s[%d]", key, k);
@@ -1084,6 +1109,17 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (check_float32(c, "loss.w_rec", cfg->loss.w_rec) || check_float32(c, "loss.w_kl", cfg->loss.w_kl) ||
         check_float32(c, "loss.free_bits", cfg->loss.free_bits))
         return -1;
+    // a KL schedule on a KL term weighed 0 (or a capacity term weighed 0) changes nothing: refused
+    if (cfg->loss.w_kl == 0 && cfg->loss.kl_warmup_epochs > 0)
+        return fail(c, "loss.kl_warmup_epochs", "ramps the KL weight up to loss.w_kl, which is 0: it would change "
+                    "nothing (leave it out, or give w_kl > 0)");
+    if (cfg->loss.w_kl == 0 && cfg->loss.free_bits > 0)
+        return fail(c, "loss.free_bits", "acts on the KL term, whose weight loss.w_kl is 0: it would change nothing "
+                    "(leave it out, or give w_kl > 0)");
+    if (cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0 && cfg->loss.w_rec != 0)
+        return fail(c, "loss.capacity.gamma", "is 0: the capacity term gamma |KL - C| would be 0, and max_nats and "
+                    "epochs would change nothing (for a run without a KL term, leave loss.capacity out and set "
+                    "loss.w_kl to 0)");
     // an objective that is 0 whatever the weights trains nothing: refused, not run
     if (cfg->model.kind == MODEL_AE && cfg->loss.w_rec == 0)
         return fail(c, "loss.w_rec", "is 0, and an autoencoder's objective is w_rec rec alone: it would be 0 and "

@@ -39,6 +39,16 @@ static int reshape_check(LayerSpec *spec, char *key, size_t keylen, char *msg, s
 static int reshape_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {
     layer->out.rank = spec->n_args;
     for (int d = 0; d < spec->n_args; d++) layer->out.dim[d] = (int)spec->args[d];
+    // (each size is at most 2^24: the product of the first two cannot overflow; the third's may)
+    const size_t first_two = spec->n_args == 3 ? (size_t)layer->out.dim[0] * (size_t)layer->out.dim[1] : 1;
+    if (spec->n_args == 3 && first_two > (size_t)NETWORK_MAX_EXAMPLE_VALUES / (size_t)layer->out.dim[2]) {
+        char in[48], out[48];
+        tensor_shape_format(layer->in, in, sizeof in);
+        tensor_shape_format(layer->out, out, sizeof out);
+        snprintf(msg, msglen, "cannot reshape %s (%zu values) to %s (more than %d values an example)", in,
+                 tensor_shape_size(layer->in), out, NETWORK_MAX_EXAMPLE_VALUES);
+        return -1;
+    }
     if (tensor_shape_size(layer->out) != tensor_shape_size(layer->in)) {
         char in[48], out[48];
         tensor_shape_format(layer->in, in, sizeof in);

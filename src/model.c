@@ -277,9 +277,20 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
         memset(m, 0, sizeof *m);
         return -1;
     }
+    // a training model's batch is train.batch_size's (or the training set's size); a forward-only
+    // model's is the evaluation's (eval_model_rows: up to 1000 test examples, or eval.iw_batch rows)
+    char batch_origin[1800];
+    if (forward_only)
+        snprintf(batch_origin, sizeof batch_origin, "%s", cfg->source);
+    else
+        config_key_origin(cfg, "train.batch_size", batch_origin, sizeof batch_origin);
+    const char *advice = forward_only
+        ? "the evaluation takes up to 1000 test examples at a time (eval.iw_batch rows with eval.iw_samples): "
+          "lower data.test_limit (or eval.iw_batch), or use a smaller image"
+        : "lower train.batch_size or use a smaller image";
     Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++)
-        if (nets[k] && network_check_batch(nets[k], max_batch, err, errlen) != 0) {   // (nothing allocated yet)
+        if (nets[k] && network_check_batch(nets[k], max_batch, batch_origin, advice, err, errlen) != 0) {   // (nothing allocated yet)
             for (size_t j = 0; j < sizeof nets / sizeof nets[0]; j++) free(nets[j]);
             memset(m, 0, sizeof *m);
             return -1;

@@ -178,7 +178,7 @@ void model_gan_generate(Model *m, int B, bool draw) {
 }
 
 // With model.label_smoothing [min, max]: each real image's target (B) drawn uniformly in
-// [1 - max, 1 - min] for this step: global row r's is draw uniform_offset + r of the seed ^ salt
+// (1 - max, 1 - min] for this step: global row r's is draw uniform_offset + r of the seed ^ salt
 // stream (the offset the step advances, so every step draws new targets, a resumed run the same).
 static void draw_real_targets(Model *m, int B) {
     const double lo = m->cfg.model.gan.label_smoothing, hi = m->cfg.model.gan.label_smoothing_max;

@@ -78,7 +78,8 @@ int network_flat_batch_norm(const Network *net) {
     return -1;
 }
 
-int network_check_batch(const Network *net, int max_batch, char *err, size_t errlen) {
+int network_check_batch(const Network *net, int max_batch, const char *batch_origin, const char *advice, char *err,
+                        size_t errlen) {
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
         // a convolution's GEMM has a column per image position of the batch: B H W (an int)
@@ -87,9 +88,9 @@ int network_check_batch(const Network *net, int max_batch, char *err, size_t err
         if (layer->out.rank == 3 && (size_t)layer->out.dim[1] * layer->out.dim[2] > positions)
             positions = (size_t)layer->out.dim[1] * layer->out.dim[2];
         if ((double)max_batch * (double)positions > (double)NETWORK_MAX_EXAMPLE_VALUES)
-            return set_error(err, errlen, "model.%s[%d] (%s): a batch of %d examples of %zu positions is more than "
-                             "%d GEMM columns (32-bit sizes): use a smaller batch or image", net->name, i,
-                             layer->kind->name, max_batch, positions, NETWORK_MAX_EXAMPLE_VALUES);
+            return set_error(err, errlen, "%s: model.%s[%d] (%s): a batch of %d examples of %zu positions is more "
+                             "than %d GEMM columns (32-bit sizes): %s", batch_origin, net->name, i, layer->kind->name,
+                             max_batch, positions, NETWORK_MAX_EXAMPLE_VALUES, advice);
     }
     return 0;
 }

@@ -318,6 +318,11 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
         "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior was trained on' -- \
         "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq2/model.safetensors"
+    # prior_of / prior_crc32 given as "" (read as absent until 2026-12-04: an image pixelcnn trained) or not hex
+    expect_error "prior: model.prior_of \"\" refused" 2 'model.prior_of: is "": give the VQ-VAE checkpoint' -- \
+        "$CUVAE" train "$tmp/prior.json" --set 'model.prior_of=""' --out "$tmp/x"
+    expect_error "prior: model.prior_crc32 not 8 hex digits refused" 2 'model.prior_crc32: expected 8 lowercase hex digits .*got "xyz"' -- \
+        "$CUVAE" train "$tmp/prior.json" --set 'model.prior_crc32="xyz"' --out "$tmp/x"
     # the prior's VQ-VAE moved: eval, sample and plot follow --set model.prior_of to the copy
     mv "$tmp/vq" "$tmp/vq_moved"
     "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \

@@ -73,6 +73,18 @@ expect_error "unknown layer" 2 'model.encoder\[1\]: unknown layer "conv3d"; laye
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 3}, "conv3d"]' --out "$tmp/r"
 expect_error "unknown option" 2 'model.encoder\[0\].kernal: unknown option of conv2d \(it takes: kernel, stride, padding\)' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernal": 3}, "flatten"]' --out "$tmp/r"
+# an option the kind does not take is unknown whatever its value (PyTorch's bias=False is no option here)
+expect_error "unknown option with a boolean value: unknown, not 'must be a number'" 2 'model.encoder\[1\].bias: unknown option: linear takes none' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["flatten", {"linear": 8, "bias": false}]' --out "$tmp/r"
+expect_error "a known option with a boolean value: must be a number" 2 'model.encoder\[0\].kernel: must be a number, got a boolean' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": true}, "flatten"]' --out "$tmp/r"
+expect_error "a value listing 4 numbers" 2 'model.encoder\[0\].reshape: lists 4 numbers; a layer.s value is at most 3' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"reshape": [1, 2, 3, 4]}, "flatten"]' --out "$tmp/r"
+expect_error "an empty list as a layer's value" 2 'model.encoder\[1\].flatten: an empty list' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 3}, {"flatten": []}]' --out "$tmp/r"
+# a reshape's sizes whose product wraps modulo 2^64 (to 26 values): refused as too large, not accepted
+expect_error "a reshape of more than 2^31 - 1 values (a product that wraps)" 2 'model.encoder\[2\] \(reshape\): cannot reshape \(26\) \(26 values\) to \(3785993, 1764119, 2761926\) \(more than 2147483647 values an example\)' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=["flatten", {"linear": 26}, {"reshape": [3785993, 1764119, 2761926]}, "flatten"]' --out "$tmp/r"
 expect_error "missing kernel" 2 'model.encoder\[0\].kernel: missing \(conv2d needs it\)' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8}, "flatten"]' --out "$tmp/r"
 expect_error "fractional stride" 2 'model.encoder\[0\].stride: must be an integer, got 1.5' -- \
@@ -112,9 +124,13 @@ expect_error "a transposed convolution 13 billion positions wide (no int overflo
 "$CUVAE" train "$tmp/conv.json" --set data.train_limit=1024 --set train.batch_size=1000 --out "$tmp/r" \
     --set 'model.encoder=[{"reshape": [1, 1, 784]}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, "flatten"]' \
     2>"$tmp/cols.err"; rc=$?
-[ $rc -eq 2 ] && tail -1 "$tmp/cols.err" | grep -qE '^cuvae: model.encoder\[2\] \(conv_transpose2d\): a batch of 1000 examples of 3207169 positions is more than 2147483647 GEMM columns' \
+[ $rc -eq 2 ] && tail -1 "$tmp/cols.err" | grep -qE '^cuvae: --set train.batch_size=1000 \(over .*\): model.encoder\[2\] \(conv_transpose2d\): a batch of 1000 examples of 3207169 positions is more than 2147483647 GEMM columns \(32-bit sizes\): lower train.batch_size' \
     && [ ! -e "$tmp/r" ] && ok "a batch of more GEMM columns than 32 bits hold: refused, naming the layer, before the run folder" \
     || bad "GEMM columns over 32 bits: exit $rc, $(tail -1 "$tmp/cols.err")"
+# ... where the batch is the evaluation's (1000 test examples at a time), it says so, not train.batch_size
+expect_error "the evaluation's batch over the GEMM columns: names the evaluation and data.test_limit" 2 '^cuvae: [^ ]*conv.json: model.encoder\[2\] \(conv_transpose2d\): a batch of 1000 examples of 3207169 positions .*: the evaluation takes up to 1000 test examples at a time .*lower data.test_limit' -- \
+    "$CUVAE" train "$tmp/conv.json" --set data.train_limit=8 --set data.test_limit=1000 --set train.batch_size=4 --out "$tmp/r" \
+    --set 'model.encoder=[{"reshape": [1, 1, 784]}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, {"conv_transpose2d": 1, "kernel": 1, "stride": 64}, "flatten"]'
 # batch_norm over flat features: a training batch of one example has no statistics
 flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
 "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set train.batch_size=1 --set train.epochs=1 --out "$tmp/r" 2>"$tmp/bn1.err"; rc=$?

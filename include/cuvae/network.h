@@ -160,8 +160,10 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
                   TensorShape in, size_t param_base, size_t buffer_base, char *err, size_t errlen);
 // Device memory for up to max_batch rows; network_free releases it.
 // -1 with err naming the layer when max_batch examples' image positions (a convolution's
-// GEMM columns) would be more than NETWORK_MAX_EXAMPLE_VALUES.
-int network_check_batch(const Network *net, int max_batch, char *err, size_t errlen);
+// GEMM columns) would be more than NETWORK_MAX_EXAMPLE_VALUES: "BATCH_ORIGIN: model.decoder[2]
+// (conv2d): a batch of ... : ADVICE" (what set the batch, and what would lower it).
+int network_check_batch(const Network *net, int max_batch, const char *batch_origin, const char *advice, char *err,
+                        size_t errlen);
 // The first layer (its index, else -1) that normalises each feature over the batch alone
 // (batch_statistics_span 1: batch norm on a flat input): a batch of one gives it no statistics.
 int network_flat_batch_norm(const Network *net);
