@@ -5,6 +5,7 @@
 #include "cuvae/distributed.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #ifndef CUVAE_WITH_CUDA
 bool backend_cuda_compiled(void) { return false; }
@@ -17,6 +18,14 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
 #endif
 
 Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
+    char note[600] = "";
+    Backend *be = backend_create_noting(choice, note, sizeof note, err, errlen);
+    if (note[0]) fputs(note, stderr);
+    return be;
+}
+
+Backend *backend_create_noting(DeviceChoice choice, char *note, size_t notelen, char *err, size_t errlen) {
+    if (notelen > 0) note[0] = '\0';
     if (choice == DEVICE_CPU) return backend_cpu_create();
     char why[512] = "";
     Backend *cuda = backend_cuda_create(why, sizeof why);
@@ -31,8 +40,14 @@ Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
                   dist_size() == 1 ? "" : "s");
         return NULL;
     }
-    fprintf(stderr, "cuvae: device auto: %s, using the CPU\n", why);
+    snprintf(note, notelen, "cuvae: device auto: %s, using the CPU\n", why);
     return backend_cpu_create();
+}
+
+const char *backend_precision_note(const Backend *be, const Config *cfg) {
+    if (cfg->train.precision == PRECISION_TF32 && strcmp(be->name, "cpu") == 0)
+        return "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n";
+    return NULL;
 }
 
 void backend_configure_from(Backend *be, const Config *cfg) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const char *option), const char *command,
                       char *err, size_t errlen) {
@@ -75,6 +76,8 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
                 return set_error(err, errlen, "train: --out needs a directory%s", option_hint(argc, argv, i));
             a->out_dir = argv[++i];
             if (!a->out_dir[0]) return set_error(err, errlen, "train: --out: the directory name is empty");
+            if (strspn(a->out_dir, "/") == strlen(a->out_dir))   // ("--out $RUNS/" with RUNS unset)
+                return set_error(err, errlen, "train: --out %s: the root folder; give the run's own folder", a->out_dir);
         } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
             a->full = true;
         } else if (strcmp(arg, "--resume") == 0 && strcmp(command, "train") == 0) {
@@ -212,6 +215,18 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: -o %s: the folder %s %s", command, outputs[k], folder,
                              stat(folder, &st) != 0 ? "does not exist" : "is not a folder");
+    }
+    // ... or a folder it cannot write in (read-only, no permission): the file is written atomically
+    // through a temp file beside it
+    for (int k = 0; k < 2; k++) {
+        if (!outputs[k]) continue;
+        const char *slash = strrchr(outputs[k], '/');
+        char folder[1024];
+        snprintf(folder, sizeof folder, "%.*s", slash ? (slash == outputs[k] ? 1 : (int)(slash - outputs[k])) : 1,
+                 slash ? outputs[k] : ".");
+        if (access(folder, W_OK | X_OK) != 0)
+            return set_error(err, errlen, "%s: -o %s: cannot write in the folder %s: %s", command, outputs[k], folder,
+                             strerror(errno));
     }
     // an output that is no regular file (a folder, /dev/null, a FIFO) is refused at the write,
     // after the work: said now

@@ -22,6 +22,15 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+// The file of DIR/NAME that find_data_file reads (DIR/NAME.gz when there), for messages.
+static const char *data_file_name(const char *dir, const char *name, char *path, size_t path_size) {
+    const size_t dir_len = strlen(dir);
+    const char *slash = (dir_len > 0 && dir[dir_len - 1] == '/') ? "" : "/";
+    snprintf(path, path_size, "%s%s%s.gz", dir, slash, name);
+    if (!file_exists(path)) snprintf(path, path_size, "%s%s%s", dir, slash, name);
+    return path;
+}
+
 // Finds DIR/NAME.gz, else DIR/NAME. Writes the found path into `path`. With both there, the
 // .gz is read and that is said (the two may differ: a half-finished gunzip, an edited copy).
 static int find_data_file(const char *dir, const char *name, char *path, size_t path_size,
@@ -55,6 +64,12 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
     struct stat st;
     if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
         return set_error(err, errlen, "data.dir %s: not a folder (it holds the dataset's IDX files)", dir);
+    // a relative data.dir (a checkpoint's config stores it as trained) is read from the working folder
+    char cwd[1024];
+    if (dir[0] != '/' && stat(dir, &st) != 0 && getcwd(cwd, sizeof cwd))
+        return set_error(err, errlen, "%s%s%s(.gz): not found: data.dir \"%s\" is relative to the working folder, %s; "
+                         "run from the folder it was given in, or --set data.dir=PATH (in a fresh checkout, run `make "
+                         "data`)", dir, slash, name, dir, cwd);
     return set_error(err, errlen, "%s%s%s(.gz): not found (run `make data`)", dir, slash, name);
 }
 
@@ -213,8 +228,10 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
     } else if (cfg->model.input_shape[0] &&
                (cfg->model.input_shape[0] != 1 || cfg->model.input_shape[1] != train->rows ||
                 cfg->model.input_shape[2] != train->cols)) {
-        set_error(err, errlen, "%s/train-images-idx3-ubyte: images are 1 x %d x %d (C x H x W) but model.input_shape "
-                  "is [%d, %d, %d]", cfg->data.dir, train->rows, train->cols, cfg->model.input_shape[0],
+        char file[4200];
+        set_error(err, errlen, "%s: images are 1 x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
+                  data_file_name(cfg->data.dir, "train-images-idx3-ubyte", file, sizeof file), train->rows,
+                  train->cols, cfg->model.input_shape[0],
                   cfg->model.input_shape[1], cfg->model.input_shape[2]);
         dataset_free(train);
         dataset_free(test);
@@ -286,8 +303,10 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
         return -1;
     }
     if (test->rows != train->rows || test->cols != train->cols) {
-        set_error(err, errlen, "%s/t10k-images-idx3-ubyte: images are %dx%d but the training images are %dx%d",
-                  cfg->data.dir, test->rows, test->cols, train->rows, train->cols);
+        char file[4200];
+        set_error(err, errlen, "%s: images are %dx%d but the training images are %dx%d",
+                  data_file_name(cfg->data.dir, "t10k-images-idx3-ubyte", file, sizeof file), test->rows, test->cols,
+                  train->rows, train->cols);
         dataset_free(train);
         dataset_free(test);
         return -1;

@@ -548,7 +548,7 @@ static bool log_has_lines(const char *path) {
 static int check_log_lines(const char *run_dir, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-    return run_log_check(path, -1, err, errlen);
+    return run_log_check(path, -1, NULL, err, errlen);
 }
 
 static int figure_loss_curves(Figures *f, const char *run_dir) {
@@ -807,6 +807,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         return -1;
     }
     backend_configure_from(be, &cfg);   // train.precision: the checkpoint's (or --set's)
+    if (backend_precision_note(be, &cfg)) fputs(backend_precision_note(be, &cfg), stderr);
     Model m;
     if (model_create_forward_only(&m, &cfg, be, eval_model_rows(1000, test_set.n, 0, 0, 0), err, errlen) != 0) {
         be->destroy(be);

@@ -250,6 +250,7 @@ static int load_checkpoint_model(const Args *a, int max_batch, const FileStamp *
     Backend *be = backend_create(cfg->device, err, errlen);
     if (!be) return -1;
     backend_configure_from(be, cfg);   // train.precision: the checkpoint's, as its eval.json was computed
+    if (backend_precision_note(be, cfg)) fputs(backend_precision_note(be, cfg), stderr);
     if (model_create_forward_only(m, cfg, be, max_batch, err, errlen) != 0) {
         be->destroy(be);
         return -1;

@@ -17,24 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *FIGURE_CAPTIONS[][2] = {
-    {"samples", "samples (VAEs: decoded from z ~ N(0, I); VQ-VAE: uniformly drawn codes; MADE: pixel by pixel)"},
-    {"reconstructions", "test images (odd rows) and reconstructions"},
-    {"latent_scatter", "encoded test set by digit"},
-    {"latent_histograms", "per-dimension distribution of codes"},
-    {"manifold", "decoded 2-D latent grid"},
-    {"interpolation", "latent interpolation"},
-    {"class_rows", "class-conditional generation"},
-    {"loss_curves", "loss per epoch (MADE: the exact -log p(x); GAN: the discriminator's and the generator's)"},
-    {"samples_over_training", "samples of the same z, one row per epoch (GAN)"},
-    {"prior_samples", "draws from the prior p(z), on the encoded test set's axes (AAE)"},
-    {"loss_terms", "test rec and KL per epoch"},
-    {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
-};
 
 static const char *caption_of(const char *figure) {
-    for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
-        if (strcmp(FIGURE_CAPTIONS[i][0], figure) == 0) return FIGURE_CAPTIONS[i][1];
+    for (size_t i = 0; i < PLOT_FIGURE_COUNT; i++)
+        if (strcmp(plot_figures[i].name, figure) == 0) return plot_figures[i].caption;
     return figure;
 }
 
@@ -428,8 +414,8 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         int figure_index = 0;
         cJSON_ArrayForEach(figure, cJSON_GetObjectItemCaseSensitive(checked, "figures")) {
             bool known = false, held = false;
-            for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
-                known = known || strcmp(FIGURE_CAPTIONS[i][0], figure->valuestring) == 0;
+            for (size_t i = 0; i < PLOT_FIGURE_COUNT; i++)
+                known = known || strcmp(plot_figures[i].name, figure->valuestring) == 0;
             const cJSON *run;
             cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(checked, "runs")) {
                 char image[1400];
@@ -439,8 +425,8 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
             }
             if (!known && !held) {
                 TextBuffer names = {0};
-                for (size_t i = 0; i < sizeof FIGURE_CAPTIONS / sizeof FIGURE_CAPTIONS[0]; i++)
-                    text_appendf(&names, "%s%s", i ? ", " : "", FIGURE_CAPTIONS[i][0]);
+                for (size_t i = 0; i < PLOT_FIGURE_COUNT; i++)
+                    text_appendf(&names, "%s%s", i ? ", " : "", plot_figures[i].name);
                 set_error(err, errlen, "%s: sections[%d].figures[%d]: \"%s\" is not a figure cuvae plot draws, and "
                           "none of the section's runs holds one of that name (cuvae plot draws %s)", index_path,
                           section_index, figure_index, figure->valuestring, names.data);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define RESUME_FORMAT "cuvae-resume-1"
-#define N_RESUME_META 14
+#define N_RESUME_META 15
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
     const size_t P = m->n_params;
@@ -51,9 +51,10 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
     snprintf(values[9], sizeof values[9], "%a,%a,%a", acc[0], acc[1], acc[2]);
     snprintf(values[10], sizeof values[10], "%d,%a", at->best_epoch, at->best_epoch > 0 ? at->best_loss : 0.0);
     snprintf(values[11], sizeof values[11], "%08" PRIx32, at->data_crc32);
+    snprintf(values[12], sizeof values[12], "%08" PRIx32, at->log_crc32);
     const char *keys[N_RESUME_META] = {"format", "config", "epoch", "step", "eps_offset",
                                        "uniform_offset", "beta1_power", "beta2_power", "lr",
-                                       "steps_in_epoch", "epoch_sums", "loss_acc", "best", "data_crc32"};
+                                       "steps_in_epoch", "epoch_sums", "loss_acc", "best", "data_crc32", "log_crc32"};
     char *config_json = config_to_json(&m->cfg);
     StMeta meta[N_RESUME_META];
     for (int k = 0; k < N_RESUME_META; k++) {
@@ -140,8 +141,8 @@ int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *
                 config_hide_data_paths(&stored);
                 config_hide_data_paths(current);
             }
-            rc = config_same_run(&stored, current, path, "; only train.epochs and train.early_stopping may change on "
-                                 "--resume", err, errlen);
+            rc = config_same_run(&stored, current, path, "; only the run's length (train.epochs, "
+                                 "train.full_epochs) and train.early_stopping may change on --resume", err, errlen);
             free(current);
         }
     }
@@ -245,6 +246,15 @@ int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *
         } else {
             at->data_crc32 = (uint32_t)value;
             at->data_crc32_known = data_crc != NULL;
+        }
+        const char *log_crc = safetensors_meta(&f, "log_crc32");   // (absent in older files)
+        value = log_crc ? strtoul(log_crc, &end, 16) : 0;
+        if (rc == 0 && log_crc && (strlen(log_crc) != 8 || *end || value > 0xFFFFFFFFul)) {
+            rc = set_error(err, errlen, "%s: __metadata__.log_crc32: expected 8 hex digits, got \"%.20s\"", path,
+                           log_crc);
+        } else {
+            at->log_crc32 = (uint32_t)value;
+            at->log_crc32_known = log_crc != NULL;
         }
     }
     safetensors_free(&f);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 // The files that make a folder a run (every run writes config.json first).
 static const char *const RUN_FILES[] = {"config.json", "model.safetensors", "resume.safetensors"};
@@ -26,6 +27,21 @@ static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.j
                                              "resume.safetensors", "best.safetensors"};
 #define N_REPLACED_FILES (sizeof REPLACED_FILES / sizeof REPLACED_FILES[0])
 // The run's image folders: train writes progress/, cuvae plot and make run figures/.
+const PlotFigure plot_figures[PLOT_FIGURE_COUNT] = {
+    {"samples", "samples (VAEs: decoded from z ~ N(0, I); VQ-VAE: uniformly drawn codes; MADE: pixel by pixel)"},
+    {"reconstructions", "test images (odd rows) and reconstructions"},
+    {"latent_scatter", "encoded test set by digit"},
+    {"latent_histograms", "per-dimension distribution of codes"},
+    {"manifold", "decoded 2-D latent grid"},
+    {"interpolation", "latent interpolation"},
+    {"class_rows", "class-conditional generation"},
+    {"loss_curves", "loss per epoch (MADE: the exact -log p(x); GAN: the discriminator's and the generator's)"},
+    {"samples_over_training", "samples of the same z, one row per epoch (GAN)"},
+    {"prior_samples", "draws from the prior p(z), on the encoded test set's axes (AAE)"},
+    {"loss_terms", "test rec and KL per epoch"},
+    {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
+};
+
 static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 #define N_IMAGE_DIRS (sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0])
 // In the staging folder while its files replace the earlier run's: their names, one a line.
@@ -44,6 +60,12 @@ int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen) {
         snprintf(path, sizeof path, "%s/%s", run_dir, IMAGE_DIRS[i]);
         if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: not a folder (a run keeps its images there): move it away", path);
+        if (stat(path, &st) != 0 && lstat(path, &st) == 0)   // (else an epoch would train, then fail on it)
+            return set_error(err, errlen, "%s: a link to a folder that does not exist (a run keeps its images "
+                             "there): mend it or remove it", path);
+        if (stat(path, &st) == 0 && access(path, W_OK | X_OK) != 0)
+            return set_error(err, errlen, "%s: cannot write there (a run keeps its images there): %s", path,
+                             strerror(errno));
     }
     return 0;
 }
@@ -64,7 +86,31 @@ int run_log_check_line(const char *path, int line_number, const char *line, char
     return rc;
 }
 
-int run_log_check(const char *path, int lines, char *err, size_t errlen) {
+uint32_t run_log_line_crc(uint32_t crc, const char *line) {
+    static const char *const timings[2] = {"\"seconds\":", "\"samples_per_s\":"};
+    for (const char *p = line; *p;) {
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            p++;
+            continue;
+        }
+        size_t skip_value = 0;
+        for (int k = 0; k < 2; k++)
+            if (strncmp(p, timings[k], strlen(timings[k])) == 0) skip_value = strlen(timings[k]);
+        if (skip_value) {   // the key counts, its number does not
+            crc = (uint32_t)crc32(crc, (const Bytef *)p, (uInt)skip_value);
+            p += skip_value;
+            p += strspn(p, " \t");
+            p += strspn(p, "0123456789.eE+-");
+            continue;
+        }
+        crc = (uint32_t)crc32(crc, (const Bytef *)p, 1);
+        p++;
+    }
+    return crc;
+}
+
+int run_log_check(const char *path, int lines, uint32_t *crc, char *err, size_t errlen) {
+    if (crc) *crc = (uint32_t)crc32(0L, Z_NULL, 0);
     if (lines > 0 && access(path, F_OK) != 0)
         return set_error(err, errlen, "%s: missing, but the run has finished %d epoch%s (its resume state): "
                          "restore the log, or start the run again with --overwrite", path, lines,
@@ -80,6 +126,7 @@ int run_log_check(const char *path, int lines, char *err, size_t errlen) {
         else next = line + strlen(line);
         if (*line == '\0' && lines < 0) continue;   // an empty line (plot skips it)
         rc = run_log_check_line(path, ++n, line, err, errlen);
+        if (crc) *crc = run_log_line_crc(*crc, line);
         // resume keeps the lines and appends: a last line without its newline would run into the next
         if (rc == 0 && lines > 0 && !ended)
             rc = set_error(err, errlen, "%s: line %d: no newline at its end (a truncated log?)", path, n);
@@ -195,10 +242,22 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
             if (found[0]) strncat(found, ", ", sizeof found - strlen(found) - 1);
             strncat(found, RUN_FILES[i], sizeof found - strlen(found) - 1);
         }
+    // (and an --overwrite run staged beside it: --resume continues that one, when it can)
+    const bool staged = file_exists(out_dir, RUN_FOLDER_STAGING "/config.json");
+    if (found[0] && staged && file_exists(out_dir, RUN_FOLDER_STAGING "/resume.safetensors"))
+        return set_error(err, errlen, "%s already holds a run (%s), and %s/%s an --overwrite run that did not finish: "
+                         "--resume continues that one (it replaces the run when it ends), --overwrite starts it "
+                         "again; or write the new run elsewhere with --out DIR", out_dir, found, out_dir,
+                         RUN_FOLDER_STAGING);
+    if (found[0] && staged)
+        return set_error(err, errlen, "%s already holds a run (%s), and %s/%s an --overwrite run that stopped in its "
+                         "first epoch: start it again with --overwrite, or remove %s/%s to continue the run with "
+                         "--resume; or write the new run elsewhere with --out DIR", out_dir, found, out_dir,
+                         RUN_FOLDER_STAGING, out_dir, RUN_FOLDER_STAGING);
     if (found[0])
         return set_error(err, errlen, "%s already holds a run (%s): continue it with --resume, write the "
                          "new run elsewhere with --out DIR, or replace it with --overwrite", out_dir, found);
-    if (file_exists(out_dir, RUN_FOLDER_STAGING "/config.json"))
+    if (staged)
         return set_error(err, errlen, "%s/%s holds an --overwrite run that did not finish: continue it with --resume, "
                          "start it again with --overwrite, or write the new run elsewhere with --out DIR", out_dir,
                          RUN_FOLDER_STAGING);
@@ -237,15 +296,18 @@ int run_folder_check_output(const char *command, const char *option, const char 
                             const char *const *inputs, int n_inputs, char *err, size_t errlen) {
     struct stat out_st;
     if (stat(output, &out_st) != 0) return 0;   // a new file replaces nothing
+    // (report's page has no other name: RUNS_DIR/index.html)
+    const char *advice = strcmp(option, "page") == 0 ? "move it away (report writes RUNS_DIR/index.html)"
+                                                     : "give another file name";
     for (int i = 0; i < n_inputs; i++) {
         struct stat in_st;
         if (inputs[i] && stat(inputs[i], &in_st) == 0 && in_st.st_dev == out_st.st_dev &&
             in_st.st_ino == out_st.st_ino)
             return strcmp(output, inputs[i]) == 0
-                       ? set_error(err, errlen, "%s: %s %s is the file %s reads: give another file name", command,
-                                   option, output, command)
-                       : set_error(err, errlen, "%s: %s %s is the same file as %s, which %s reads: give another file "
-                                   "name", command, option, output, inputs[i], command);
+                       ? set_error(err, errlen, "%s: %s %s is the file %s reads: %s", command, option,
+                                   output, command, advice)
+                       : set_error(err, errlen, "%s: %s %s is the same file as %s, which %s reads: %s", command,
+                                   option, output, inputs[i], command, advice);
     }
     // the name as given and, through links, the file's own name
     char *real = realpath(output, NULL);
@@ -259,16 +321,16 @@ int run_folder_check_output(const char *command, const char *option, const char 
         folder_of(names[k], folder, sizeof folder);
         for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
             if (strcmp(name, REPLACED_FILES[i]) == 0 && (strcmp(name, "eval.json") != 0 || strcmp(command, "eval") != 0))
-                rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: give another file name",
-                                        command, option, output, name)
-                            : set_error(err, errlen, "%s: %s %s links to %s and would replace a run's %s: give "
-                                        "another file name", command, option, output, names[k], name);
+                rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: %s", command, option,
+                                        output, name, advice)
+                            : set_error(err, errlen, "%s: %s %s links to %s and would replace a run's %s: %s",
+                                        command, option, output, names[k], name, advice);
         // eval may rewrite its own run's eval.json, not another run's (report would show this
         // checkpoint's numbers as that run's)
         if (rc == 0 && strcmp(name, "eval.json") == 0 && strcmp(command, "eval") == 0 && n_inputs > 0 && inputs[0] &&
             run_folder_holds_run(folder) && !same_folder_as_file(folder, inputs[0]))
             rc = set_error(err, errlen, "%s: %s %s would replace the eval.json of the run in %s, which %s is not "
-                           "from: give another file name", command, option, output, folder, inputs[0]);
+                           "from: %s", command, option, output, folder, inputs[0], advice);
         // a run's images: progress/ (train) and figures/ (plot) of a folder that holds a run
         const char *folder_name = strrchr(folder, '/') ? strrchr(folder, '/') + 1 : folder;
         if (rc == 0 && is_png_name(name) && (strcmp(folder_name, "progress") == 0 || strcmp(folder_name, "figures") == 0)) {
@@ -326,11 +388,13 @@ static void remove_pngs(const char *dir, const char *keep) {
 }
 
 int run_folder_remove_figures(const char *run_dir) {
-    char figures[1200];
-    snprintf(figures, sizeof figures, "%s/figures", run_dir);
-    if (!dir_holds_png(figures)) return 0;
-    remove_pngs(figures, NULL);
-    return 1;
+    int removed = 0;
+    for (size_t i = 0; i < PLOT_FIGURE_COUNT; i++) {
+        char path[1300];
+        snprintf(path, sizeof path, "%s/figures/%s.png", run_dir, plot_figures[i].name);
+        removed |= unlink(path) == 0;
+    }
+    return removed;
 }
 
 // Removes a run's files and images from dir, but for those keep lists (keep NULL: all).

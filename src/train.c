@@ -354,7 +354,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
         eval_prepare_test_set(cfg, &val_set);   // dynamic binarization: fixed once, like the test set
     }
-    Backend *be = backend_create(cfg->device, err, errlen);
+    char device_note[600];   // (device auto's fallback to the CPU: said with the run's notes)
+    Backend *be = backend_create_noting(cfg->device, device_note, sizeof device_note, err, errlen);
     if (!be) {
         dataset_free(&train_set);
         dataset_free(&val_set);
@@ -374,6 +375,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // what the run is (backend, data, model, ...): said once every check on the input has
     // passed, so that a refusal is the one line a run prints
     TextBuffer notes = {0};
+    if (device_note[0]) text_appendf(&notes, "%s", device_note);
     char carved[1400];
     dataset_carved_note(cfg, &test_set, carved, sizeof carved);
     text_append(&notes, carved);
@@ -384,8 +386,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     else
         text_appendf(&notes, "cuvae: backend %s: %s; train %d, test %d examples of %d pixels\n", be->name,
                 be->device_name, train_set.n, test_set.n, train_set.dim);
-    if (cfg->train.precision == PRECISION_TF32 && strcmp(be->name, "cpu") == 0)
-        text_appendf(&notes, "cuvae: train.precision \"tf32\" is a GPU tensor-core format: the CPU computes in fp32\n");
+    if (backend_precision_note(be, cfg)) text_appendf(&notes, "%s", backend_precision_note(be, cfg));
 
     Model model;
     int batch = cfg->train.batch_size < train_set.n ? cfg->train.batch_size : train_set.n;
@@ -557,6 +558,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     ResumePoint at;
     memset(&at, 0, sizeof at);
     const uint32_t data_crc = dataset_crc32(&train_set);   // a resumed run must train on the same data
+    uint32_t log_crc = (uint32_t)crc32(0L, Z_NULL, 0);   // of log.jsonl's lines so far (resume files keep it)
     if (ranks_share_config(cfg, err, errlen) != 0) {   // launched as ranks: rank 0's run on every rank
         rc = -1;
         goto done;
@@ -620,8 +622,17 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // an epoch would have rewritten config.json and removed eval.json. (--overwrite: run_dir is
     // the staging folder, emptied before the run writes there.)
     if ((!overwrite && run_folder_check_outputs(run_dir, err, errlen) != 0) ||
-        (resume && writer && run_log_check(path, at.epochs_done, err, errlen) != 0)) {
+        (resume && writer && run_log_check(path, at.epochs_done, &log_crc, err, errlen) != 0)) {
         rc = -1;
+        goto done;
+    }
+    // lines of another run (the same count, in order) in the log: the resume file holds the CRC-32
+    // of the lines this run wrote
+    if (resume && writer && at.log_crc32_known && log_crc != at.log_crc32) {
+        rc = set_error(err, errlen, "%s: its %d line%s (CRC-32 %08" PRIx32 ") are not the ones this run wrote "
+                       "(%s holds %08" PRIx32 "): lines of another run, or edited? Restore the log, or start the "
+                       "run again with --overwrite", path, at.epochs_done, at.epochs_done == 1 ? "" : "s", log_crc,
+                       resume_path, at.log_crc32);
         goto done;
     }
     // Everything that can fail on bad input (data, config, sizes, memory, the
@@ -672,11 +683,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     // nor figures of the model before a resumed run trains it further
     if (rc == 0 && writer && resume && at.epochs_done < epochs && run_folder_remove_figures(run_dir))
-        text_appendf(&notes, "cuvae: removed %s/figures/*.png, drawn from the model before this resumption "
-                     "(cuvae plot %s draws them again)\n", run_dir, out_dir);
+        text_appendf(&notes, "cuvae: removed cuvae plot's figures in %s/figures/, drawn from the model before this "
+                     "resumption (cuvae plot %s draws them again; other images there are left)\n", run_dir, out_dir);
     if (rc == 0 && notes.data) fputs(notes.data, stderr);   // every check has passed: what the run is
     free(notes.data);
     notes = (TextBuffer){0};
+    // from the first file the run writes, SIGINT / SIGTERM stop it at a step boundary, saved and
+    // said (a signal in the start-up after config.json killed it without a word, leaving a folder
+    // with a config.json and no state: refused by a plain train, nothing for --resume)
+    if (rc == 0) {
+        interrupts_catch(&handlers);
+        handlers_caught = true;
+    }
     if (rc == 0 && writer) {
         char config_path[1100];
         char *config_json = config_to_json(cfg);
@@ -708,8 +726,6 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                              .labels = train_dev.labels, .perm = perm_dev,
                              .w_rec = w_rec};
     double train_start = wall_seconds();
-    interrupts_catch(&handlers);
-    handlers_caught = true;
 
     // a resumed run that had already stopped early stays stopped
     bool stopped_early = validating && cfg->train.early_stopping > 0 && at.best_epoch > 0 &&
@@ -752,7 +768,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
-                                    at.best_epoch, at.best_loss, data_crc, true, 0};
+                                    at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true};
                 if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -851,7 +867,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            coin_flip_rec, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
-        double samples_per_s = train_set.n / (train_seconds + 1e-12);
+        // (a run resumed mid-epoch timed only the steps left: the examples of those)
+        const long steps_timed = steps_per_epoch - (continuing ? (long)at.steps_in_epoch : 0);
+        double samples_per_s = (double)train_set.n * ((double)steps_timed / (double)steps_per_epoch) /
+                               (train_seconds + 1e-12);
         if (tty) fputc('\n', stderr);
         if (model.aae)
             fprintf(stderr, "epoch %d/%d: train rec %.4f %s, D loss %.4f nats | %s rec %.4f %s, D loss %.4f nats "
@@ -928,6 +947,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = -1;
             goto done;
         }
+        log_crc = run_log_line_crc(log_crc, line);
         // data.validation: best.safetensors follows the lowest validation loss
         // (a gan has no validation loss that says its generator got better: no best.safetensors)
         // (an aae: its validation reconstruction)
@@ -937,7 +957,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             at.best_epoch = epoch;
             at.best_loss = watched_loss;
         }
-        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0};
+        ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0,
+                                       log_crc, true};
         // (the resume point last: a run killed before it redoes the epoch, images included)
         if (writer && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             // the folder's model is still the epoch before: so is its log (cut back in place,
@@ -984,6 +1005,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         else if (model.aae)
             fprintf(stderr, "epochs = 0: test rec %.4f %s, the discriminator's loss on the codes and as many prior "
                     "draws %.4f nats at init\n", test.rec, units.rec, test.kl);
+        else if (cfg->model.kind == MODEL_AE)
+            fprintf(stderr, "epochs = 0: test loss %.4f (rec, %s; an AE has no KL term) at init\n", test.loss,
+                    units.nats ? "nats/example" : units.rec);
         else
             fprintf(stderr, "epochs = 0: test loss %.4f (rec %.4f %s + %s %.4f %s) at init\n",
                     test.loss, test.rec, units.rec, units.second ? units.second : "KL", test.kl, units.second_unit);

@@ -32,6 +32,7 @@ done
 expect_error "unknown option" 2 "train: unknown option --bogus" -- "$CUVAE" train configs/mnist_vae.json --bogus
 expect_error "missing config" 2 "nope.json" -- "$CUVAE" train "$tmp/nope.json"
 expect_error "--out with an empty name" 2 "train: --out: the directory name is empty" -- "$CUVAE" train configs/mnist_vae.json --out ""
+expect_error "--out / (an unset variable before the slash): refused" 2 "train: --out /: the root folder; give the run.s own folder" -- "$CUVAE" train configs/mnist_vae.json --out /
 expect_error "--full with --set train.epochs (one of them would be dropped)" 2 "train: --full trains train.full_epochs \(7\) and --set train.epochs=3 asks for another length" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.full_epochs=7 --set train.epochs=3 --full
 expect_error "an option given twice (the last would win unsaid)" 2 "train: --out given twice" -- \
@@ -106,7 +107,7 @@ expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \
 expect_error "input_dim mismatch with data" 2 "model.input_dim" -- \
     "$CUVAE" train "$tmp/c.json" --set model.input_dim=100 --out "$tmp/r"
 expect_error "model.input_shape that is not MNIST's (1, 28, 28)" 2 \
-    "train-images-idx3-ubyte: images are 1 x 28 x 28 \(C x H x W\) but model.input_shape is \[4, 14, 14\]" -- \
+    "train-images-idx3-ubyte(\.gz)?: images are 1 x 28 x 28 \(C x H x W\) but model.input_shape is \[4, 14, 14\]" -- \
     "$CUVAE" train "$tmp/c.json" --set 'model.input_shape=[4,14,14]' \
     --set 'model.encoder=[{"conv2d":4,"kernel":14},"flatten"]' --set data.train_limit=100 --set data.test_limit=50 --out "$tmp/r"
 expect_error "device cuda without GPU" 2 'device "cuda"' -- \

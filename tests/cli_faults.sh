@@ -62,6 +62,12 @@ if [ "$consistent" -eq 8 ]; then   # (fewer: each trial that differed is a failu
         || skip "kill -9 then --resume" "no kill landed before its run ended (timing): nothing was interrupted"
 fi
 
+# ---- a run beside a staged --overwrite run that stopped in its first epoch (no resume file):
+# a plain train says to start that one again or remove it (--resume would refuse it)
+cp -r "$tmp/ref" "$tmp/st1"; mkdir "$tmp/st1/.new-run"; cp "$tmp/ref/config.json" "$tmp/st1/.new-run/"
+expect_error "a plain train beside a staged run that stopped in its first epoch: names it, not --resume" 2 \
+    "st1 already holds a run \(config.json, .*\), and .*st1/.new-run an --overwrite run that stopped in its first epoch: start it again with --overwrite, or remove .*st1/.new-run to continue the run with --resume" -- \
+    train --set train.epochs=4 --out "$tmp/st1"
 # ---- --overwrite trains in OUT/.new-run: killed after its first epoch, the earlier run is as it was,
 # and --resume continues the staged run, then replaces the earlier one with it (a kill that lands
 # in the commit itself: the next train finishes the commit, then resumes the finished run)
@@ -80,6 +86,10 @@ if kill -9 "$pid" 2>/dev/null; then
     [ -s "$tmp/ow/.new-run/resume.safetensors" ] && diff -r -x .new-run "$tmp/ref" "$tmp/ow" >/dev/null \
         && ok "kill -9 of an --overwrite run after its first epoch: the earlier run is as it was" \
         || bad "kill -9 of an --overwrite run changed the earlier run"
+    # a plain train there is refused, saying what --resume would continue: the staged run
+    expect_error "a plain train beside a staged --overwrite run: refused, --resume continues the staged one" 2 \
+        "ow already holds a run \(config.json, .*\), and .*ow/.new-run an --overwrite run that did not finish: --resume continues that one" -- \
+        train --set train.epochs=4 --set train.seed=7 --out "$tmp/ow"
     train --set train.epochs=4 --set train.seed=7 --out "$tmp/ow" --resume 2>"$tmp/ow.err"
     cmp -s "$tmp/ow/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/ow/.new-run" ] \
         && cmp -s "$tmp/ow/eval.json" "$tmp/ow_ref/eval.json" && grep -qE "resuming the --overwrite run staged in .*/ow/.new-run|finishing the replacement of the run in .*/ow" "$tmp/ow.err" \
@@ -306,6 +316,20 @@ for sig in INT TERM; do
     else
         bad "SIG$sig then --resume: the model or the log differs"
     fi
+    # the resumed epoch's rate counts the examples of the steps it timed, not the whole epoch's:
+    # samples_per_s x seconds is the examples of the steps left, times seconds / training seconds
+    # (the epoch's seconds include its test evaluation: a few per cent here); before, the whole
+    # epoch's 2000 examples over the part's time
+    stopped=$(grep -o 'in epoch [0-9]* after step [0-9]* of 125' "$out.err" | head -1)
+    ep=$(echo "$stopped" | awk '{print $3}'); st=$(echo "$stopped" | awk '{print $6}')
+    rate_line=$(sed -n "${ep}p" "$out/log.jsonl")
+    if [ -n "$ep" ] && awk -v line="$rate_line" -v st="$st" 'BEGIN {
+            match(line, /"seconds": [0-9.]+/); s = substr(line, RSTART + 11, RLENGTH - 11)
+            match(line, /"samples_per_s": [0-9.]+/); r = substr(line, RSTART + 17, RLENGTH - 17)
+            want = 2000 * (125 - st) / 125; got = r * s
+            exit !(s > 0 && got > want * 0.97 && got < want * 1.4) }'; then
+        ok "SIG$sig: the resumed epoch's samples_per_s counts the $((2000 * (125 - st) / 125)) examples it trained"
+    else bad "SIG$sig: the resumed epoch's rate: $rate_line (stopped after step $st of 125)"; fi
 done
 
 # ---- a run started with SIGINT ignored (as a background job of any non-interactive shell is)
@@ -421,6 +445,9 @@ fi
 if [ -n "$made_ro" ]; then
     expect_fail "read-only output folder: exit 2 naming the file" 2 "ro/.*(Read-only file system|Permission denied)" -- \
         train --set train.epochs=5 --out "$ro" --resume
+    # eval -o there: refused before the evaluation (it ran the whole job, then failed on the write)
+    expect_error "eval -o into a read-only folder: refused at once" 2 "eval: -o .*ro/e.json: cannot write in the folder .*ro: (Read-only file system|Permission denied)" -- \
+        "$CUVAE" eval "$tmp/ref/model.safetensors" -o "$ro/e.json"
     [ "$made_ro" = mount ] && umount "$ro" 2>/dev/null
 else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
@@ -621,7 +648,7 @@ expect_error "--resume into a folder whose eval.json is a folder: one line (the 
 # a log that does not hold the finished epochs' lines (kept, then appended to, it would give a
 # log plot refuses); the folder is left as it was, byte for byte
 folder_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum | md5sum); }
-for case in model_folder garbage_log no_log short_log log_without_newline; do
+for case in model_folder garbage_log no_log short_log log_without_newline edited_log; do
     rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"
     case $case in
         model_folder) rm "$tmp/rl/model.safetensors"; mkdir "$tmp/rl/model.safetensors"
@@ -632,6 +659,9 @@ for case in model_folder garbage_log no_log short_log log_without_newline; do
                    want="rl/log.jsonl: 3 lines, but the run has finished 5 epochs" ;;
         log_without_newline) head -5 "$tmp/stale/log.jsonl" | head -c -1 > "$tmp/rl/log.jsonl"
                              want="rl/log.jsonl: line 5: no newline at its end" ;;
+        # the right count of lines, in order, but not this run's (the resume file keeps their CRC-32)
+        edited_log) sed -i -E '3s/"train_loss": [0-9.]+/"train_loss": 99.000000/' "$tmp/rl/log.jsonl"
+                    want="rl/log.jsonl: its 5 lines \(CRC-32 [0-9a-f]{8}\) are not the ones this run wrote \(.*resume.safetensors holds [0-9a-f]{8}\): lines of another run, or edited" ;;
     esac
     before=$(folder_sum "$tmp/rl")
     expect_error "--resume with $case: one line before the run is touched" 2 "$want" -- \
@@ -721,10 +751,10 @@ expect_error "report: a \\u0000 in the index (it would cut the title short): ref
     "$CUVAE" report "$tmp/nul_index.json" "$tmp/page"
 # the page replaces RUNS_DIR/index.html: never the index read, nor a run's file through a link
 cp "$tmp/index.json" "$tmp/page/index.html"
-expect_error "report: the page would replace the index it reads: refused" 2 "report: page .*/page/index.html is the file report reads" -- \
+expect_error "report: the page would replace the index it reads: refused" 2 "report: page .*/page/index.html is the file report reads: move it away \(report writes RUNS_DIR/index.html\)" -- \
     "$CUVAE" report "$tmp/page/index.html" "$tmp/page"
 rm "$tmp/page/index.html"; ln -s r1/config.json "$tmp/page/index.html"; before=$(md5sum < "$tmp/page/r1/config.json")
-expect_error "report: index.html a link to a run's config.json: refused, the file kept" 2 "links to .*/r1/config.json and would replace a run's config.json" -- \
+expect_error "report: index.html a link to a run's config.json: refused, the file kept" 2 "links to .*/r1/config.json and would replace a run.s config.json: move it away" -- \
     "$CUVAE" report "$tmp/index.json" "$tmp/page"
 [ "$(md5sum < "$tmp/page/r1/config.json")" = "$before" ] && ok "... the run's config.json unchanged" || bad "report wrote through the link"
 rm "$tmp/page/index.html"

@@ -223,6 +223,20 @@ cp -r "$tmp/res_prog" "$tmp/res_prog.before"
     && diff -r "$tmp/res_prog" "$tmp/res_prog.before" >/dev/null \
     && ok "--resume with progress/ a file: refused before training, the run unchanged" \
     || bad "--resume with progress/ a file: rc $rc, $(tail -1 "$tmp/res_prog.err")"
+# ... or a link to a folder that does not exist (stat fails on it: it was missed until 2026-12-04)
+cp -r "$tmp/res" "$tmp/res_link"; rm -r "$tmp/res_link/progress"; ln -s "$tmp/nonexistent_dir" "$tmp/res_link/progress"
+cp -a "$tmp/res_link" "$tmp/res_link.before"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --out "$tmp/res_link" --resume 2>"$tmp/res_link.err"; rc=$?
+[ $rc -eq 2 ] && tail -1 "$tmp/res_link.err" | grep -q "res_link/progress: a link to a folder that does not exist (a run keeps its images there): mend it or remove it$" \
+    && diff -r --no-dereference "$tmp/res_link" "$tmp/res_link.before" >/dev/null \
+    && ok "--resume with progress/ a dangling link: refused before training, the run unchanged" \
+    || bad "--resume with progress/ a dangling link: rc $rc, $(tail -1 "$tmp/res_link.err")"
+# a refusal on device auto (no GPU here: the CPU) is its one line: the fallback's note is said
+# with the run's notes, once every check has passed (it came first, a second line)
+expect_error "--resume refused on device auto: one line (the CPU fallback's note not said)" 2 \
+    "res.*: written by a run with another config" -- \
+    "$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --set train.lr=0.5 --set device=auto \
+    --out "$tmp/res" --resume
 # a length shorter than the epochs done names the key it came from: train.full_epochs under
 # --full (where --set train.epochs is refused), else train.epochs
 for how in "--set train.epochs=2" "--full --set train.full_epochs=2"; do
@@ -241,10 +255,14 @@ grep -q "^cuvae: note: train.epochs 2 -> 4 with lr_schedule cosine: the lr follo
     && ok "an extended cosine run: a note, and the lr rises onto the 4-epoch curve (lr by epoch: $lrs)" \
     || bad "extended cosine run: lr $lrs, $(grep note "$tmp/cos_extended.err")"
 # figures of the model before a resumption that trains further: removed, said (eval.json goes too)
-mkdir -p "$tmp/cos_extended/figures"; echo png > "$tmp/cos_extended/figures/samples.png"
+# (every figure plot drew, and only those: an image of the user's there stays)
+"$CUVAE" plot "$tmp/cos_extended" >/dev/null 2>&1 || bad "plot of cos_extended failed"
+drawn=$(ls "$tmp/cos_extended/figures" | tr '\n' ' ')
+echo png > "$tmp/cos_extended/figures/my_notes.png"
 "$CUVAE" train configs/examples_vae.json "${cos_small[@]}" --set train.epochs=5 --out "$tmp/cos_extended" --resume 2>"$tmp/cos_fig.err"
-[ ! -e "$tmp/cos_extended/figures/samples.png" ] && grep -q "^cuvae: removed .*cos_extended/figures/\*.png, drawn from the model before this resumption" "$tmp/cos_fig.err" \
-    && ok "--resume that trains further removes the earlier model's figures, saying so" \
+[ "$(ls "$tmp/cos_extended/figures")" = my_notes.png ] && [ "$(echo $drawn | wc -w)" -ge 5 ] \
+    && grep -q "^cuvae: removed cuvae plot's figures in .*cos_extended/figures/, drawn from the model before this resumption .*other images there are left" "$tmp/cos_fig.err" \
+    && ok "--resume that trains further removes the earlier model's figures ($drawn), saying so; the user's image stays" \
     || bad "--resume and stale figures: $(ls "$tmp/cos_extended/figures") / $(grep removed "$tmp/cos_fig.err")"
 # the data files changed under the run (same config): refused, naming the resume file
 mkdir -p "$tmp/swapdata" && cp data/mnist/* "$tmp/swapdata/"
@@ -396,4 +414,17 @@ for opt in "adamw --set train.weight_decay=0.01" "sgd --set train.lr=0.0003 --se
     awk -v a="$init_loss" -v b="$loss" 'BEGIN { exit !(b < 0.7 * a) }' && ok "$name trains: test loss $init_loss -> $loss" \
         || bad "$name: test loss $init_loss -> $loss"
 done
+# a checkpoint's relative data.dir read from another working folder: the message says so (it
+# said only "run make data", though the data are there)
+bin_abs="$(cd "$(dirname "$CUVAE")" && pwd)/$(basename "$CUVAE")"
+ckpt_abs="$(cd "$tmp/opt_$name" && pwd)/model.safetensors"
+(cd "$tmp" && "$bin_abs" eval "$ckpt_abs") >/dev/null 2>"$tmp/reldir.err"; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c . "$tmp/reldir.err")" -eq 1 ] \
+    && grep -q 'not found: data.dir "data/mnist" is relative to the working folder, .*; run from the folder it was given in, or --set data.dir=PATH' "$tmp/reldir.err" \
+    && ok "eval from another working folder: a relative data.dir is named as such" \
+    || bad "relative data.dir from elsewhere: rc $rc, $(tail -1 "$tmp/reldir.err")"
+# eval, sample and plot of a tf32 run on the CPU say it computes in fp32, as train does
+"$CUVAE" eval "$ckpt_abs" --set train.precision=tf32 >/dev/null 2>"$tmp/tf32_eval.err"; rc=$?
+[ $rc -eq 0 ] && grep -q '^cuvae: train.precision "tf32" is a GPU tensor-core format: the CPU computes in fp32$' "$tmp/tf32_eval.err" \
+    && ok "eval --set train.precision=tf32 on the CPU: says it computes in fp32" || bad "tf32 eval note: rc $rc, $(head -2 "$tmp/tf32_eval.err")"
 cli_finish cli_train

@@ -358,9 +358,15 @@ Backend *backend_cuda_create(char *err, size_t errlen);
 
 // Applies cfg's train.precision and train.cuda_graph to be.
 void backend_configure_from(Backend *be, const Config *cfg);
+// The note a command prints when cfg asks for what the backend does not have (train.precision
+// "tf32" on the CPU, which computes in fp32), one line with its newline; NULL when none.
+const char *backend_precision_note(const Backend *be, const Config *cfg);
 
 // device: auto -> CUDA when usable else CPU (printing one line on stderr saying why);
 // cpu -> CPU; cuda -> CUDA or NULL with a clear error.
 Backend *backend_create(DeviceChoice choice, char *err, size_t errlen);
+// The same, the auto fallback's line written into note (emptied when there is none) for the
+// caller to say once its checks have passed (train: a refusal is then its one line).
+Backend *backend_create_noting(DeviceChoice choice, char *note, size_t notelen, char *err, size_t errlen);
 
 #endif

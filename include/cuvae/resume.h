@@ -24,6 +24,8 @@ typedef struct {
     uint32_t data_crc32;      // dataset_crc32 of the training set the run trains on
     bool data_crc32_known;    // false for a file written before it was stored
     int stored_epochs;        // (resume_load) train.epochs of the run that wrote the file
+    uint32_t log_crc32;       // CRC-32 of log.jsonl's lines of the epochs_done finished epochs
+    bool log_crc32_known;     // false for a file written before it was stored
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model

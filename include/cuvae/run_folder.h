@@ -7,6 +7,7 @@
 #define CUVAE_RUN_FOLDER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define RUN_FOLDER_STAGING ".new-run"
@@ -38,8 +39,18 @@ int run_folder_stage(const char *staging, char *err, size_t errlen);
 // (before a staged run is resumed or replaced).
 int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen);
 
-// Removes run_dir/figures/*.png (cuvae plot's figures of the model before a resumed run trains
-// further; plot draws them again). 1 when there were some, else 0.
+// The images `cuvae plot` writes into RUN_DIR/figures/ (NAME.png), each with the caption
+// `cuvae report` gives it. Any other image there is the user's.
+typedef struct {
+    const char *name;
+    const char *caption;
+} PlotFigure;
+#define PLOT_FIGURE_COUNT 12
+extern const PlotFigure plot_figures[PLOT_FIGURE_COUNT];
+
+// Removes cuvae plot's figures (plot_figures) from run_dir/figures/: those of the model before a
+// resumed run trains further (plot draws them again); the user's own images there stay. 1 when
+// there were some, else 0.
 int run_folder_remove_figures(const char *run_dir);
 
 // Moves the staged run's files over the earlier run's (one rename each; a copy
@@ -76,7 +87,12 @@ int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen);
 int run_log_check_line(const char *path, int line_number, const char *line, char *err, size_t errlen);
 // The first `lines` lines of the log at path checked (all of them when lines < 0); when
 // lines > 0, a log with fewer lines, or none, is -1 with err too (--resume: the lines of
-// the epochs its resume state has finished).
-int run_log_check(const char *path, int lines, char *err, size_t errlen);
+// the epochs its resume state has finished). crc (may be NULL): run_log_line_crc of the
+// lines checked (what the run wrote: resume files keep it).
+int run_log_check(const char *path, int lines, uint32_t *crc, char *err, size_t errlen);
+// crc continued over a log line as a run wrote it, but for its timings ("seconds",
+// "samples_per_s": their values) and whitespace: the same for a resumed run as for an
+// uninterrupted one, whose lines differ only there (their resume files stay bit-identical).
+uint32_t run_log_line_crc(uint32_t crc, const char *line);
 
 #endif
