@@ -484,6 +484,17 @@ static int command_sample(int argc, char **argv) {
     if (check_output_not_prior_of("sample", a.output_png, a.positional, a.overrides,
                                   a.n_overrides, err, sizeof err) != 0)
         return fail(err);
+    // --class against the checkpoint's classes: said before the device starts (its note would come first)
+    Config peek;
+    if (a.sample_class >= 0 &&
+        checkpoint_read_config(a.positional, &peek, a.overrides, a.n_overrides, err, sizeof err) == 0) {
+        const int classes = peek.model.condition == CONDITION_LABEL ? peek.model.n_classes : 0;
+        if (classes == 0) return fail("sample: --class needs a cvae checkpoint (model.kind \"cvae\")");
+        if (a.sample_class >= classes) {
+            snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, classes - 1);
+            return fail(err);
+        }
+    }
     if (load_checkpoint_model(&a, a.n_samples, NULL, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
     float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws

@@ -223,6 +223,11 @@ expect_error "sample on a config file" 2 "mnist_vae.json looks like a JSON file 
 "$CUVAE" train configs/lectures/cvae_dim2.json "${small[@]}" --set train.epochs=1 --out "$tmp/cvae" 2>/dev/null
 expect_error "sample --class beyond the classes" 2 "sample: --class 10: the model has classes 0..9" -- \
     "$CUVAE" sample "$tmp/cvae/model.safetensors" --class 10 -o "$tmp/c.png"
+# ... on device auto too (no GPU here): one line, said before the device starts
+expect_error "sample --class beyond the classes on device auto: one line" 2 "sample: --class 10: the model has classes 0..9" -- \
+    "$CUVAE" sample "$tmp/cvae/model.safetensors" --class 10 -o "$tmp/c.png" --set device=auto
+expect_error "sample --class of a model without classes on device auto: one line" 2 "sample: --class needs a cvae checkpoint" -- \
+    "$CUVAE" sample "$tmp/rerun/model.safetensors" --class 3 -o "$tmp/c.png" --set device=auto
 "$CUVAE" sample "$tmp/cvae/model.safetensors" --class 3 -n 4 -o "$tmp/c3.png" 2>"$tmp/c3.err" \
     && grep -q "wrote .*/c3.png (4 samples from z ~ N(0, I), class 3)" "$tmp/c3.err" \
     && "$CUVAE" sample "$tmp/cvae/model.safetensors" -n 4 -o "$tmp/call.png" 2>"$tmp/call.err" \
