@@ -76,7 +76,10 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
                 return set_error(err, errlen, "train: --out needs a directory%s", option_hint(argc, argv, i));
             a->out_dir = argv[++i];
             if (!a->out_dir[0]) return set_error(err, errlen, "train: --out: the directory name is empty");
-            if (strspn(a->out_dir, "/") == strlen(a->out_dir))   // ("--out $RUNS/" with RUNS unset)
+            char *real = realpath(a->out_dir, NULL);   // (also /., /.., a link to /)
+            const bool root = strspn(a->out_dir, "/") == strlen(a->out_dir) || (real && strcmp(real, "/") == 0);
+            free(real);
+            if (root)   // ("--out $RUNS/" with RUNS unset)
                 return set_error(err, errlen, "train: --out %s: the root folder; give the run's own folder", a->out_dir);
         } else if (strcmp(arg, "--full") == 0 && strcmp(command, "train") == 0) {
             a->full = true;
@@ -216,18 +219,6 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             return set_error(err, errlen, "%s: -o %s: the folder %s %s", command, outputs[k], folder,
                              stat(folder, &st) != 0 ? "does not exist" : "is not a folder");
     }
-    // ... or a folder it cannot write in (read-only, no permission): the file is written atomically
-    // through a temp file beside it
-    for (int k = 0; k < 2; k++) {
-        if (!outputs[k]) continue;
-        const char *slash = strrchr(outputs[k], '/');
-        char folder[1024];
-        snprintf(folder, sizeof folder, "%.*s", slash ? (slash == outputs[k] ? 1 : (int)(slash - outputs[k])) : 1,
-                 slash ? outputs[k] : ".");
-        if (access(folder, W_OK | X_OK) != 0)
-            return set_error(err, errlen, "%s: -o %s: cannot write in the folder %s: %s", command, outputs[k], folder,
-                             strerror(errno));
-    }
     // an output that is no regular file (a folder, /dev/null, a FIFO) is refused at the write,
     // after the work: said now
     for (int k = 0; k < 2; k++) {
@@ -235,6 +226,19 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         if (!outputs[k]) continue;
         if (output_path_resolve(outputs[k], &resolved, why, sizeof why) != 0)
             return set_error(err, errlen, "%s: -o %s", command, why);
+        // ... or whose file goes in a folder it cannot write in (read-only, no permission, missing): the
+        // file is written through a temp file beside it — beside a link's target, where -o is a link
+        const char *target = resolved ? resolved : outputs[k];
+        const char *slash = strrchr(target, '/');
+        char folder[1024];
+        snprintf(folder, sizeof folder, "%.*s", slash ? (slash == target ? 1 : (int)(slash - target)) : 1,
+                 slash ? target : ".");
+        if (access(folder, W_OK | X_OK) != 0) {
+            set_error(err, errlen, "%s: -o %s: cannot write in the folder %s%s: %s", command, outputs[k], folder,
+                      resolved ? " (where the link's target is)" : "", strerror(errno));
+            free(resolved);
+            return -1;
+        }
         free(resolved);
     }
     // eval -o and sample -o replace their file: never the checkpoints read, nor a run's files;

@@ -1109,17 +1109,6 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (check_float32(c, "loss.w_rec", cfg->loss.w_rec) || check_float32(c, "loss.w_kl", cfg->loss.w_kl) ||
         check_float32(c, "loss.free_bits", cfg->loss.free_bits))
         return -1;
-    // a KL schedule on a KL term weighed 0 (or a capacity term weighed 0) changes nothing: refused
-    if (cfg->loss.w_kl == 0 && cfg->loss.kl_warmup_epochs > 0)
-        return fail(c, "loss.kl_warmup_epochs", "ramps the KL weight up to loss.w_kl, which is 0: it would change "
-                    "nothing (leave it out, or give w_kl > 0)");
-    if (cfg->loss.w_kl == 0 && cfg->loss.free_bits > 0)
-        return fail(c, "loss.free_bits", "acts on the KL term, whose weight loss.w_kl is 0: it would change nothing "
-                    "(leave it out, or give w_kl > 0)");
-    if (cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0 && cfg->loss.w_rec != 0)
-        return fail(c, "loss.capacity.gamma", "is 0: the capacity term gamma |KL - C| would be 0, and max_nats and "
-                    "epochs would change nothing (for a run without a KL term, leave loss.capacity out and set "
-                    "loss.w_kl to 0)");
     // an objective that is 0 whatever the weights trains nothing: refused, not run
     if (cfg->model.kind == MODEL_AE && cfg->loss.w_rec == 0)
         return fail(c, "loss.w_rec", "is 0, and an autoencoder's objective is w_rec rec alone: it would be 0 and "

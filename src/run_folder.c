@@ -47,7 +47,7 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 // In the staging folder while its files replace the earlier run's: their names, one a line.
 #define COMMIT_MARKER "COMMIT"
 
-int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen) {
+int run_folder_check_outputs(const char *run_dir, bool writes_progress, char *err, size_t errlen) {
     for (size_t i = 0; i < N_REPLACED_FILES; i++) {
         char path[1500], *resolved = NULL;
         snprintf(path, sizeof path, "%s/%s", run_dir, REPLACED_FILES[i]);
@@ -60,7 +60,10 @@ int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen) {
         snprintf(path, sizeof path, "%s/%s", run_dir, IMAGE_DIRS[i]);
         if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: not a folder (a run keeps its images there): move it away", path);
-        if (stat(path, &st) != 0 && lstat(path, &st) == 0)   // (else an epoch would train, then fail on it)
+        // progress/, where this run writes (figures/ it only empties of plot's images): else an epoch
+        // would train, then fail on it
+        if (!writes_progress || strcmp(IMAGE_DIRS[i], "progress") != 0) continue;
+        if (stat(path, &st) != 0 && lstat(path, &st) == 0)
             return set_error(err, errlen, "%s: a link to a folder that does not exist (a run keeps its images "
                              "there): mend it or remove it", path);
         if (stat(path, &st) == 0 && access(path, W_OK | X_OK) != 0)
@@ -87,7 +90,7 @@ int run_log_check_line(const char *path, int line_number, const char *line, char
 }
 
 uint32_t run_log_line_crc(uint32_t crc, const char *line) {
-    static const char *const timings[2] = {"\"seconds\":", "\"samples_per_s\":"};
+    static const char *const timings[2] = {"\"seconds\"", "\"samples_per_s\""};
     for (const char *p = line; *p;) {
         if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
             p++;
@@ -96,9 +99,12 @@ uint32_t run_log_line_crc(uint32_t crc, const char *line) {
         size_t skip_value = 0;
         for (int k = 0; k < 2; k++)
             if (strncmp(p, timings[k], strlen(timings[k])) == 0) skip_value = strlen(timings[k]);
-        if (skip_value) {   // the key counts, its number does not
+        if (skip_value && p[skip_value + strspn(p + skip_value, " \t")] == ':') {   // the key counts, its number not
             crc = (uint32_t)crc32(crc, (const Bytef *)p, (uInt)skip_value);
             p += skip_value;
+            p += strspn(p, " \t");
+            crc = (uint32_t)crc32(crc, (const Bytef *)":", 1);
+            p++;
             p += strspn(p, " \t");
             p += strspn(p, "0123456789.eE+-");
             continue;

@@ -542,6 +542,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
     }
     model_begin_training(&model, steps_per_epoch, (float)config_learning_rate(cfg, 1));
+    // eval.iw_examples limits the final importance-weighted bound, which eval.iw_samples 0 leaves out
+    // (eval.iw_batch is read by a later cuvae eval --iw too, so it is kept unsaid)
+    if (cfg->eval.iw_samples == 0 && cfg->eval.iw_examples > 0)
+        text_appendf(&notes, "cuvae: note: eval.iw_examples %d is read only with eval.iw_samples > 0 (the run's final "
+                     "importance-weighted bound): this run computes none\n", cfg->eval.iw_examples);
     // a warm-up longer than the run never reaches its target: said, not left unsaid (the ramps
     // of step_state.h at the run's last step)
     const long run_steps = steps_per_epoch * epochs;
@@ -549,7 +554,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         text_appendf(&notes, "cuvae: note: train.warmup_steps %d is longer than the run's %ld steps: the run ends inside "
                      "the warm-up, at %.3g of the learning rate its schedule gives\n", cfg->train.warmup_steps, run_steps,
                      (double)run_steps / cfg->train.warmup_steps);
-    if (model.variational && cfg->loss.kl_warmup_epochs > epochs && run_steps > 0)
+    // a KL schedule on a KL term weighed 0, or a capacity term weighed 0, changes nothing: said (a note,
+    // not a refusal: checkpoints and runs of such configs exist, and must still read and resume)
+    if (model.variational && cfg->loss.w_kl == 0 && cfg->loss.kl_warmup_epochs > 0)
+        text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs ramps the KL weight up to loss.w_kl, which is 0: it "
+                     "changes nothing here\n");
+    if (model.variational && cfg->loss.w_kl == 0 && cfg->loss.free_bits > 0)
+        text_appendf(&notes, "cuvae: note: loss.free_bits acts on the KL term, whose weight loss.w_kl is 0: it changes "
+                     "nothing here\n");
+    if (model.variational && cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0)
+        text_appendf(&notes, "cuvae: note: loss.capacity.gamma is 0: the capacity term gamma |KL - C| is 0, and its "
+                     "max_nats and epochs change nothing\n");
+    if (model.variational && cfg->loss.w_kl != 0 && cfg->loss.kl_warmup_epochs > epochs && run_steps > 0)
         text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g is longer than the run's %d epoch%s: the KL weight "
                      "reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
                      epochs == 1 ? "" : "s", ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.kl_warmup_epochs);
@@ -621,7 +637,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // are kept, the next epochs' appended): both checked here, or a run that failed on them after
     // an epoch would have rewritten config.json and removed eval.json. (--overwrite: run_dir is
     // the staging folder, emptied before the run writes there.)
-    if ((!overwrite && run_folder_check_outputs(run_dir, err, errlen) != 0) ||
+    if ((!overwrite && run_folder_check_outputs(run_dir, writer && progress_images, err, errlen) != 0) ||
         (resume && writer && run_log_check(path, at.epochs_done, &log_crc, err, errlen) != 0)) {
         rc = -1;
         goto done;
@@ -682,7 +698,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            strerror(errno));
     }
     // nor figures of the model before a resumed run trains it further
-    if (rc == 0 && writer && resume && at.epochs_done < epochs && run_folder_remove_figures(run_dir))
+    // (a run that had stopped early trains no further: its figures stay)
+    const bool had_stopped_early = validating && cfg->train.early_stopping > 0 && at.best_epoch > 0 &&
+                                   at.steps_in_epoch == 0 && at.epochs_done - at.best_epoch >= cfg->train.early_stopping;
+    if (rc == 0 && writer && resume && at.epochs_done < epochs && !had_stopped_early &&
+        run_folder_remove_figures(run_dir))
         text_appendf(&notes, "cuvae: removed cuvae plot's figures in %s/figures/, drawn from the model before this "
                      "resumption (cuvae plot %s draws them again; other images there are left)\n", run_dir, out_dir);
     if (rc == 0 && notes.data) fputs(notes.data, stderr);   // every check has passed: what the run is
@@ -728,9 +748,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     double train_start = wall_seconds();
 
     // a resumed run that had already stopped early stays stopped
-    bool stopped_early = validating && cfg->train.early_stopping > 0 && at.best_epoch > 0 &&
-                         at.steps_in_epoch == 0 && first_epoch <= epochs &&
-                         at.epochs_done - at.best_epoch >= cfg->train.early_stopping;
+    bool stopped_early = had_stopped_early && first_epoch <= epochs;
     if (stopped_early)
         fprintf(stderr, "cuvae: the run stopped early after epoch %d (no improvement for %d epochs since epoch %d); "
                 "not training further (--set train.early_stopping=0 trains on); evaluating the saved model\n", at.epochs_done,

@@ -438,9 +438,10 @@ fi
 ro="$tmp/ro"; mkdir -p "$ro"
 made_ro=""
 if [ "$(id -u)" -ne 0 ]; then
-    cp -r "$tmp/ref/." "$ro/"; chmod a-w "$ro"; made_ro=chmod
+    cp -r "$tmp/ref/." "$ro/"; ln -s "$tmp/ro_link_target.json" "$ro/link.json"; chmod a-w "$ro"; made_ro=chmod
 elif mount -t tmpfs -o size=64m tmpfs "$ro" 2>/dev/null; then
-    cp -r "$tmp/ref/." "$ro/"; mount -o remount,ro "$ro" 2>/dev/null && made_ro=mount
+    cp -r "$tmp/ref/." "$ro/"; ln -s "$tmp/ro_link_target.json" "$ro/link.json"
+    mount -o remount,ro "$ro" 2>/dev/null && made_ro=mount
 fi
 if [ -n "$made_ro" ]; then
     expect_fail "read-only output folder: exit 2 naming the file" 2 "ro/.*(Read-only file system|Permission denied)" -- \
@@ -448,6 +449,10 @@ if [ -n "$made_ro" ]; then
     # eval -o there: refused before the evaluation (it ran the whole job, then failed on the write)
     expect_error "eval -o into a read-only folder: refused at once" 2 "eval: -o .*ro/e.json: cannot write in the folder .*ro: (Read-only file system|Permission denied)" -- \
         "$CUVAE" eval "$tmp/ref/model.safetensors" -o "$ro/e.json"
+    # ... but a link there to a file in a folder it can write: written there (the file is the target)
+    "$CUVAE" eval "$tmp/ref/model.safetensors" -o "$ro/link.json" >/dev/null 2>"$tmp/ro_link.err" \
+        && grep -q '"test_loss"' "$tmp/ro_link_target.json" && ok "eval -o a link in a read-only folder to a writable one: written" \
+        || bad "eval -o through a link out of a read-only folder: $(tail -1 "$tmp/ro_link.err")"
     [ "$made_ro" = mount ] && umount "$ro" 2>/dev/null
 else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
@@ -669,6 +674,12 @@ for case in model_folder garbage_log no_log short_log log_without_newline edited
     [ "$(folder_sum "$tmp/rl")" = "$before" ] && ok "--resume with $case: the folder is as it was" \
         || bad "--resume with $case changed the folder"
 done
+# ... but a log changed only in its timings and spaces is still the run's: resumed
+rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"
+sed -i -E 's/"seconds":/"seconds" :/; s/"samples_per_s": [0-9.]+/"samples_per_s":   1.5e+04/; s/, "/,  "/g' "$tmp/rl/log.jsonl"
+train --set train.epochs=6 --out "$tmp/rl" --resume >/dev/null 2>"$tmp/rl.err" && [ "$(wc -l < "$tmp/rl/log.jsonl")" -eq 6 ] \
+    && ok "--resume with a log changed only in its timings and spaces: resumed" \
+    || bad "--resume with re-timed log: $(tail -1 "$tmp/rl.err")"
 expect_error "--resume with fewer epochs than the run has finished: one line (the run's notes are not said)" 2 "the run has finished 5 epochs; train.epochs 2 would end it" -- \
     train --set train.epochs=2 --out "$tmp/stale" --resume
 mkdir -p "$tmp/first"; cp "$tmp/ref/config.json" "$tmp/first/"

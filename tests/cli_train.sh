@@ -231,6 +231,11 @@ cp -a "$tmp/res_link" "$tmp/res_link.before"
     && diff -r --no-dereference "$tmp/res_link" "$tmp/res_link.before" >/dev/null \
     && ok "--resume with progress/ a dangling link: refused before training, the run unchanged" \
     || bad "--resume with progress/ a dangling link: rc $rc, $(tail -1 "$tmp/res_link.err")"
+# figures/ a dangling link (a share not mounted): the run writes nothing there, so it resumes
+cp -r "$tmp/res" "$tmp/res_figlink"; rm -rf "$tmp/res_figlink/figures"; ln -s "$tmp/nonexistent_share" "$tmp/res_figlink/figures"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --out "$tmp/res_figlink" --resume >/dev/null 2>"$tmp/res_figlink.err" \
+    && [ -L "$tmp/res_figlink/figures" ] && ok "--resume with figures/ a dangling link (train writes nothing there): resumed" \
+    || bad "--resume with figures/ a dangling link: $(tail -1 "$tmp/res_figlink.err")"
 # a refusal on device auto (no GPU here: the CPU) is its one line: the fallback's note is said
 # with the run's notes, once every check has passed (it came first, a second line)
 expect_error "--resume refused on device auto: one line (the CPU fallback's note not said)" 2 \
@@ -397,6 +402,26 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
 grep -q "^cuvae: note: train.warmup_steps 30 is longer than the run's 20 steps: the run ends inside the warm-up, at 0.667 of the learning rate its schedule gives$" "$tmp/longwarm.err" \
     && grep -q "^cuvae: note: loss.kl_warmup_epochs 2 is longer than the run's 1 epoch: the KL weight reaches only 0.475 of loss.w_kl, at the last step$" "$tmp/longwarm.err" \
     && ok "a warm-up longer than the run (lr, KL weight) gets a note" || bad "long warm-up notes: $(grep note "$tmp/longwarm.err")"
+# eval.iw_examples without eval.iw_samples limits a bound the run does not compute: said (it
+# was accepted silently); the runs without it say nothing of it
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=0 --set eval.iw_examples=5 \
+    --out "$tmp/iwex" 2>"$tmp/iwex.err" || bad "iw_examples run: $(tail -1 "$tmp/iwex.err")"
+grep -q "^cuvae: note: eval.iw_examples 5 is read only with eval.iw_samples > 0 (the run's final importance-weighted bound): this run computes none$" "$tmp/iwex.err" \
+    && ! grep -q "note: eval.iw_examples" "$tmp/longwarm.err" && ok "eval.iw_examples without eval.iw_samples gets a note" \
+    || bad "iw_examples note: $(grep note "$tmp/iwex.err")"
+# a KL schedule on a KL term weighed 0, a capacity term weighed 0: each said (a note: runs and
+# checkpoints of such configs exist and must still read)
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=0 --set loss.w_kl=0 --set loss.kl_warmup_epochs=2 \
+    --set loss.free_bits=1 --out "$tmp/klzero" 2>"$tmp/klzero.err" || bad "w_kl 0 run: $(tail -1 "$tmp/klzero.err")"
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=0 \
+    --set 'loss.capacity={"max_nats": 25, "epochs": 5, "gamma": 0}' --out "$tmp/gzero" 2>"$tmp/gzero.err" \
+    || bad "capacity gamma 0 run: $(tail -1 "$tmp/gzero.err")"
+grep -q "^cuvae: note: loss.kl_warmup_epochs ramps the KL weight up to loss.w_kl, which is 0: it changes nothing here$" "$tmp/klzero.err" \
+    && grep -q "^cuvae: note: loss.free_bits acts on the KL term, whose weight loss.w_kl is 0: it changes nothing here$" "$tmp/klzero.err" \
+    && ! grep -q "reaches only" "$tmp/klzero.err" \
+    && grep -q "^cuvae: note: loss.capacity.gamma is 0: the capacity term gamma |KL - C| is 0" "$tmp/gzero.err" \
+    && ok "KL schedules on a KL term weighed 0, a capacity gamma of 0: a note each" \
+    || bad "w_kl 0 notes: $(grep note "$tmp/klzero.err" "$tmp/gzero.err")"
 ! grep -q "^cuvae: note: .*warm" "$tmp/cos.err" && ok "a warm-up inside the run gets none" \
     || bad "cosine run noted: $(grep "^cuvae: note: .*warm" "$tmp/cos.err")"
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=3 --set train.lr_schedule=step \

@@ -79,8 +79,10 @@ int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 // -1 with err naming the file when one of run_dir's run files (config.json, log.jsonl,
 // eval.json, the .safetensors) is there but is not a regular file or a link to one: a run
 // writes each by renaming over it, checked before it touches the folder; or when progress/ or
-// figures/ is there but is not a folder.
-int run_folder_check_outputs(const char *run_dir, char *err, size_t errlen);
+// figures/ is there but is not a folder; or, when the run writes progress images
+// (writes_progress), when progress/ is a link to a folder that does not exist or one it cannot
+// write in.
+int run_folder_check_outputs(const char *run_dir, bool writes_progress, char *err, size_t errlen);
 
 // A run's log.jsonl holds one line an epoch, in order: line n a JSON object with "epoch" n.
 // -1 with err naming the file and line when line `line_number` of the log at path is not.
