@@ -515,17 +515,7 @@ static int command_sample(int argc, char **argv) {
         return fail(err);
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
-    if (a.sample_class >= 0 && m.n_classes == 0) {
-        model_destroy(&m);
-        be->destroy(be);
-        return fail("sample: --class needs a cvae checkpoint (model.kind \"cvae\")");
-    }
-    if (a.sample_class >= m.n_classes && m.n_classes > 0) {
-        snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, m.n_classes - 1);
-        model_destroy(&m);   // after the message, which reads m
-        be->destroy(be);
-        return fail(err);
-    }
+    // (--class was checked against the checkpoint's classes before the model was loaded)
     if (m.n_classes > 0) {
         uint8_t *labels = xmalloc((size_t)a.n_samples);
         for (int i = 0; i < a.n_samples; i++)

@@ -26,7 +26,6 @@ static const char *const RUN_FILES[] = {"config.json", "model.safetensors", "res
 static const char *const REPLACED_FILES[] = {"config.json", "log.jsonl", "eval.json", "model.safetensors",
                                              "resume.safetensors", "best.safetensors"};
 #define N_REPLACED_FILES (sizeof REPLACED_FILES / sizeof REPLACED_FILES[0])
-// The run's image folders: train writes progress/, cuvae plot and make run figures/.
 const PlotFigure plot_figures[PLOT_FIGURE_COUNT] = {
     {"samples", "samples (VAEs: decoded from z ~ N(0, I); VQ-VAE: uniformly drawn codes; MADE: pixel by pixel)"},
     {"reconstructions", "test images (odd rows) and reconstructions"},
@@ -42,6 +41,7 @@ const PlotFigure plot_figures[PLOT_FIGURE_COUNT] = {
     {"codebook_usage", "code frequencies on the test set (VQ-VAE)"},
 };
 
+// The run's image folders: train writes progress/, cuvae plot and make run figures/.
 static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 #define N_IMAGE_DIRS (sizeof IMAGE_DIRS / sizeof IMAGE_DIRS[0])
 // In the staging folder while its files replace the earlier run's: their names, one a line.
