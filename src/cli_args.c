@@ -208,6 +208,12 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             return set_error(err, errlen, "sample: --seed and --set train.seed both seed the draws: give one");
     // an output whose folder is missing fails only after the work: said now
     const char *outputs[2] = {a->json_out, a->output_png};
+    // sample without -o writes samples.png in the current folder: checked as that -o
+    const char *option[2] = {"-o", "-o"};
+    if (!outputs[1] && strcmp(command, "sample") == 0) {
+        outputs[1] = "samples.png";
+        option[1] = "-o (default)";
+    }
     for (int k = 0; k < 2; k++) {
         if (!outputs[k]) continue;
         const char *slash = strrchr(outputs[k], '/');
@@ -216,7 +222,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         snprintf(folder, sizeof folder, "%.*s", (int)(slash - outputs[k]), outputs[k]);
         struct stat st;
         if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
-            return set_error(err, errlen, "%s: -o %s: the folder %s %s", command, outputs[k], folder,
+            return set_error(err, errlen, "%s: %s %s: the folder %s %s", command, option[k], outputs[k], folder,
                              stat(folder, &st) != 0 ? "does not exist" : "is not a folder");
     }
     // an output that is no regular file (a folder, /dev/null, a FIFO) is refused at the write,
@@ -225,7 +231,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         char *resolved = NULL, why[1024];
         if (!outputs[k]) continue;
         if (output_path_resolve(outputs[k], &resolved, why, sizeof why) != 0)
-            return set_error(err, errlen, "%s: -o %s", command, why);
+            return set_error(err, errlen, "%s: %s %s", command, option[k], why);
         // ... or whose file goes in a folder it cannot write in (read-only, no permission, missing): the
         // file is written through a temp file beside it — beside a link's target, where -o is a link
         const char *target = resolved ? resolved : outputs[k];
@@ -234,7 +240,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
         snprintf(folder, sizeof folder, "%.*s", slash ? (slash == target ? 1 : (int)(slash - target)) : 1,
                  slash ? target : ".");
         if (access(folder, W_OK | X_OK) != 0) {
-            set_error(err, errlen, "%s: -o %s: cannot write in the folder %s%s: %s", command, outputs[k], folder,
+            set_error(err, errlen, "%s: %s %s: cannot write in the folder %s%s: %s", command, option[k], outputs[k], folder,
                       resolved ? " (where the link's target is)" : "", strerror(errno));
             free(resolved);
             return -1;
@@ -248,11 +254,11 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     const char *extensions[2] = {".json", ".png"}, *written[2] = {"a JSON object", "a PNG image"};
     for (int k = 0; k < 2; k++) {
         if (!outputs[k]) continue;
-        if (run_folder_check_output(command, "-o", outputs[k], inputs, 2, err, errlen) != 0) return -1;
+        if (run_folder_check_output(command, option[k], outputs[k], inputs, 2, err, errlen) != 0) return -1;
         const char *slash = strrchr(outputs[k], '/');
         const char *dot = strrchr(slash ? slash + 1 : outputs[k], '.');
         if (dot && dot != (slash ? slash + 1 : outputs[k]) && strcasecmp(dot, extensions[k]) != 0)
-            return set_error(err, errlen, "%s: -o %s: %s writes %s; give a name ending in %s", command, outputs[k],
+            return set_error(err, errlen, "%s: %s %s: %s writes %s; give a name ending in %s", command, option[k], outputs[k],
                              command, written[k], extensions[k]);
     }
     return 0;

@@ -576,6 +576,18 @@ static int check_commit_places(const char *out_dir, const char *list, char *err,
     return 0;
 }
 
+int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char *err, size_t errlen) {
+    // the places run_folder_commit checks before anything moves, as far as they are known before the
+    // run: the run files (replaced or removed) and, when the run writes images, progress/
+    int rc = check_commit_places(out_dir, "\n", err, errlen);
+    if (rc == 0 && writes_progress) {
+        char progress[1200];
+        snprintf(progress, sizeof progress, "%s/progress", out_dir);
+        rc = check_commit_folder(progress, err, errlen);
+    }
+    return rc;
+}
+
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen) {
     // the new run's files, listed in the marker before the first one moves
     TextBuffer list = {0};

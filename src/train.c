@@ -636,7 +636,16 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // rename), and a resumed run's log holds the lines of the epochs its state has finished (they
     // are kept, the next epochs' appended): both checked here, or a run that failed on them after
     // an epoch would have rewritten config.json and removed eval.json. (--overwrite: run_dir is
-    // the staging folder, emptied before the run writes there.)
+    // the staging folder, emptied before the run writes there; the places in out_dir the run moves
+    // its files to when it ends are checked instead, and again at that commit.)
+    const bool staged_run = overwrite || resume_staged;
+    if (staged_run && writer && run_folder_check_replaceable(out_dir, progress_images, err, errlen) != 0) {
+        size_t used = strlen(err);   // (a staged run being resumed: the lines at the end say where it is)
+        snprintf(err + used, errlen - used, " (--overwrite moves the new run there when it ends: mend it before the "
+                 "run%s%s%s)", overwrite ? "; " : "", overwrite ? out_dir : "", overwrite ? " is as it was" : "");
+        rc = -1;
+        goto done;
+    }
     if ((!overwrite && run_folder_check_outputs(run_dir, writer && progress_images, err, errlen) != 0) ||
         (resume && writer && run_log_check(path, at.epochs_done, &log_crc, err, errlen) != 0)) {
         rc = -1;

@@ -381,6 +381,11 @@ PY
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 50 -o "$tmp/rerun"
     expect_error "sample -o /dev/null: said before the sampling" 2 "sample: -o /dev/null: not a regular file" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o /dev/null
+    # without -o, sample writes samples.png in the current folder: checked the same way, first
+    mkdir -p "$tmp/samples_here/samples.png"
+    expect_error "sample without -o where samples.png is a folder: said before the sampling, as the default -o" 2 \
+        "sample: -o \(default\) samples.png: not a regular file" -- \
+        env -C "$tmp/samples_here" "$(realpath "$(command -v "$CUVAE")")" sample "$tmp/rerun/model.safetensors"
     expect_error "sample --seed with --set train.seed (one would be dropped)" 2 \
         "sample: --seed and --set train.seed both seed the draws: give one" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --seed 3 --set train.seed=1 -o "$tmp/x.png"

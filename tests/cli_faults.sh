@@ -150,37 +150,68 @@ else
     [ -n "$shm" ] && rm -rf "$shm"
     skip "--overwrite with progress/ on another file system" "/dev/shm is missing or on the same file system as $tmp"
 fi
-# progress/ a file, or a link to nowhere, in the earlier run: the commit checks every file's place
-# before it moves anything, so the earlier run stays as it was and the new run stays staged
-# eval.json (a file of the earlier run the new run has not written yet) taken by a folder: the
-# check covers the files the replacement removes too
+# progress/ a file, or a link to nowhere, in the earlier run: --overwrite checks the places its
+# commit will move files to before it trains (nothing staged, the earlier run as it was); eval.json
+# (a file of the earlier run the replacement removes) taken by a folder: checked too
 d="$tmp/noplace_evaldir"; cp -r "$tmp/ref" "$d"; rm "$d/eval.json"; mkdir "$d/eval.json"
 (cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
-expect_fail "--overwrite with eval.json a folder: refused before anything moves" 2 \
-    "noplace_evaldir/eval.json: a folder, where a run's file is \(the replacement removes it\) \(--overwrite: the earlier run in .*noplace_evaldir is as it was" -- \
+expect_fail "--overwrite with eval.json a folder: refused before it trains" 2 \
+    "noplace_evaldir/eval.json: a folder, where a run's file is \(the replacement removes it\) \(--overwrite moves the new run there when it ends: mend it before the run; .*noplace_evaldir is as it was\)$" -- \
     train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
-(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ -s "$d/.new-run/model.safetensors" ] \
-    && ok "--overwrite refused at its commit (eval.json a folder): the earlier run byte for byte as it was" \
-    || bad "--overwrite with eval.json a folder: the earlier run changed"
+(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ ! -e "$d/.new-run" ] \
+    && ok "--overwrite refused before it trains (eval.json a folder): the earlier run byte for byte as it was, nothing staged" \
+    || bad "--overwrite with eval.json a folder: the earlier run changed or a run was staged"
 for kind in file link; do
     d="$tmp/noplace_$kind"; cp -r "$tmp/ref" "$d"; rm -rf "$d/progress"
     if [ $kind = file ]; then echo x > "$d/progress"; want="progress: not a folder"
     else ln -s "$tmp/nowhere" "$d/progress"; want="progress: a link to a folder that does not exist"; fi
     (cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
-    expect_fail "--overwrite with progress a $kind (no folder): refused before anything moves, says how to mend it" 2 \
-        "$want \(--overwrite: the earlier run in .*noplace_$kind is as it was; this run is kept in .*noplace_$kind/\.new-run: once that is mended, train --resume with the same config puts it in place\)$" -- \
+    expect_fail "--overwrite with progress a $kind (no folder): refused before it trains, says how to mend it" 2 \
+        "$want \(--overwrite moves the new run there when it ends: mend it before the run; .*noplace_$kind is as it was\)$" -- \
         train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
-    (cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -path "$d/.new-run" -prune -o -type f -print | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
-        && { [ $kind = file ] || [ -L "$d/progress" ]; } && [ -s "$d/.new-run/model.safetensors" ] && [ ! -e "$d/.new-run/COMMIT" ] \
-        && ok "--overwrite refused at its commit (progress a $kind): the earlier run byte for byte as it was, the new run staged" \
-        || bad "--overwrite refused at its commit (progress a $kind): the earlier run changed or the new run is not staged"
+    (cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -type f | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+        && { [ $kind = file ] || [ -L "$d/progress" ]; } && [ ! -e "$d/.new-run" ] \
+        && ok "--overwrite refused before it trains (progress a $kind): the earlier run byte for byte as it was, nothing staged" \
+        || bad "--overwrite refused before it trains (progress a $kind): the earlier run changed or a run was staged"
 done
-rm "$tmp/noplace_file/progress"
-train --set train.epochs=4 --set train.seed=7 --out "$tmp/noplace_file" --resume 2>"$tmp/noplace.err"
-cmp -s "$tmp/noplace_file/model.safetensors" "$tmp/ow_ref/model.safetensors" && cmp -s "$tmp/noplace_file/eval.json" "$tmp/ow_ref/eval.json" \
-    && diff <(ls "$tmp/noplace_file/progress") <(ls "$tmp/ow_ref/progress") >/dev/null && [ ! -e "$tmp/noplace_file/.new-run" ] \
-    && ok "mended, --resume puts the staged run in place (model, eval.json and images as an uninterrupted run's)" \
-    || bad "--resume of a run staged after a refused commit: $(tail -1 "$tmp/noplace.err")"
+# progress/ made a file while the --overwrite run trains: the commit checks every file's place
+# before it moves anything, so the earlier run stays as it was and the new run stays staged
+d="$tmp/noplace_late"; cp -r "$tmp/ref" "$d"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --set train.seed=7 --out "$d" \
+    --overwrite 2>"$tmp/late.err" &   # not the function: $! must be cuvae itself
+pid=$!
+for _ in $(seq 4000); do
+    [ -s "$d/.new-run/resume.safetensors" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.005
+done
+if kill -0 "$pid" 2>/dev/null && [ -s "$d/.new-run/resume.safetensors" ]; then
+    rm -rf "$d/progress"; echo x > "$d/progress"
+    (cd "$d" && find . -path ./.new-run -prune -o -type f -print | sort | xargs sha256sum) > "$tmp/noplace.sum"
+    wait "$pid"; rc=$?
+    last=$(tail -1 "$tmp/late.err")
+    [ "$rc" -eq 2 ] && echo "$last" | grep -qE "noplace_late/progress: not a folder \(--overwrite: the earlier run in .*noplace_late is as it was; this run is kept in .*noplace_late/\.new-run: once that is mended, train --resume with the same config puts it in place\)$" \
+        && ok "progress/ made a file while --overwrite trains: refused at its commit, says how to mend it" \
+        || bad "progress/ made a file while --overwrite trains: exit $rc, last line: $last"
+    (cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ -s "$d/.new-run/model.safetensors" ] && [ ! -e "$d/.new-run/COMMIT" ] \
+        && [ "$(find "$d" -path "$d/.new-run" -prune -o -type f -print | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+        && ok "... the earlier run byte for byte as it was, the new run staged" \
+        || bad "refused commit: the earlier run changed or the new run is not staged"
+    rm "$d/progress"
+    train --set train.epochs=4 --set train.seed=7 --out "$d" --resume 2>"$tmp/noplace.err"
+    cmp -s "$d/model.safetensors" "$tmp/ow_ref/model.safetensors" && cmp -s "$d/eval.json" "$tmp/ow_ref/eval.json" \
+        && diff <(ls "$d/progress") <(ls "$tmp/ow_ref/progress") >/dev/null && [ ! -e "$d/.new-run" ] \
+        && ok "mended, --resume puts the staged run in place (model, eval.json and images as an uninterrupted run's)" \
+        || bad "--resume of a run staged after a refused commit: $(tail -1 "$tmp/noplace.err")"
+else
+    wait "$pid" 2>/dev/null
+    skip "progress/ made a file while --overwrite trains" "the run ended before its first epoch was seen"
+fi
+# --resume of a staged run checks the places of its commit before it trains, as --overwrite does
+d="$tmp/noplace_staged"; cp -r "$tmp/ref" "$d"; cp -r "$tmp/ow_ref" "$d/.new-run"; rm -rf "$d/progress"; echo x > "$d/progress"
+expect_fail "--resume of a staged run with progress a file: refused before it trains" 2 \
+    "noplace_staged/progress: not a folder \(--overwrite moves the new run there when it ends: mend it before the run\) \(--overwrite: the earlier run in .*noplace_staged is as it was; this run's files are in .*noplace_staged/\.new-run, and train --resume continues them once an epoch has ended\)$" -- \
+    train --set train.epochs=6 --set train.seed=7 --out "$d" --resume
 # a commit killed after moving some files (staged by hand here: the marker lists the new run's
 # files, two of them already moved): the next train into the folder finishes it
 cp -r "$tmp/ref" "$tmp/half"; mkdir -p "$tmp/half/figures"; touch "$tmp/half/figures/samples.png"

@@ -83,6 +83,11 @@ int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 // (writes_progress), when progress/ is a link to a folder that does not exist or one it cannot
 // write in.
 int run_folder_check_outputs(const char *run_dir, bool writes_progress, char *err, size_t errlen);
+// --overwrite's check before the run: -1 with err naming the place when one of out_dir's run
+// files is a folder, or (writes_progress) out_dir/progress is not a folder the run's images can
+// be moved into (a file, a link to nowhere, no write access) -- what the commit at the run's
+// end would refuse (it checks again then: the folder may change while the run trains).
+int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char *err, size_t errlen);
 
 // A run's log.jsonl holds one line an epoch, in order: line n a JSON object with "epoch" n.
 // -1 with err naming the file and line when line `line_number` of the log at path is not.
