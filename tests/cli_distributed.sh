@@ -390,9 +390,9 @@ said_once "a bad --set on rank 1 alone: said by rank 1" '^cuvae: rank 1 of 2: --
 
 # ---- a rank that dies, a rank that hangs ------------------------------------------
 # (a long enough run; the ranks are found through their environment)
-rank_pid() {   # rank_pid N: the pid of rank N of the cuvae ranks running now
-    local p
-    for p in $(pgrep -f "cuvae train configs/examples_vae.json"); do
+rank_pid() {   # rank_pid N DIR: the pid of rank N of the cuvae ranks training into DIR now (not
+    local p   # another job's ranks on this machine)
+    for p in $(pgrep -f "cuvae train configs/examples_vae.json .*--out $2( |\$)"); do
         tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$p"; return; }
     done
 }
@@ -406,7 +406,7 @@ wait_epochs() {   # wait_epochs DIR N: until DIR/log.jsonl has N lines (at most 
 long=(--set train.epochs=400 --set data.train_limit=1000)
 train_mpi 2 "${long[@]}" --out "$tmp/killed" >"$tmp/killed.out" 2>&1 &
 launcher=$!
-if wait_epochs "$tmp/killed" 2 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
+if wait_epochs "$tmp/killed" 2 && victim=$(rank_pid 1 "$tmp/killed") && [ -n "$victim" ]; then
     kill -9 "$victim"
     for _ in $(seq 300); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$launcher" 2>/dev/null; then
@@ -428,7 +428,7 @@ wait 2>/dev/null
 CUVAE_DIST_TIMEOUT=3 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT -np 2 "$CUVAE" train \
     configs/examples_vae.json "${small[@]}" "${long[@]}" --out "$tmp/hung" >"$tmp/hung.out" 2>&1 &
 launcher=$!
-if wait_epochs "$tmp/hung" 1 && victim=$(rank_pid 1) && [ -n "$victim" ]; then
+if wait_epochs "$tmp/hung" 1 && victim=$(rank_pid 1 "$tmp/hung") && [ -n "$victim" ]; then
     kill -STOP "$victim"
     for _ in $(seq 300); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$launcher" 2>/dev/null; then
