@@ -126,6 +126,30 @@ PY
     else
         bad "made: training on the thresholded set failed"
     fi
+    # the lecture's FVSBN (configs/lectures/fvsbn.json): a MADE with no hidden layer, one logistic
+    # regression per pixel on the pixels before it -- its one mask strictly lower triangular
+    if "$CUVAE" train configs/lectures/fvsbn.json --set data.dir="$tmp/binary" --set data.train_limit=2000 \
+        --set data.test_limit=500 --set train.epochs=2 --set train.epoch_images=false --set device=cpu \
+        --out "$tmp/fvsbn" 2>"$tmp/fvsbn.err"; then
+        falls FVSBN "$tmp/fvsbn.err" 543 "-log p(x)"
+        $PY - "$tmp/fvsbn/model.safetensors" <<'PY' && ok "FVSBN: its mask is strictly lower triangular (pixel d sees the pixels before it, in row-by-row order)" || bad "FVSBN mask"
+import json, struct, sys
+import numpy as np
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+names = sorted(k for k in header if k != "__metadata__")
+assert names == ["network.0.bias", "network.0.mask", "network.0.weight"], names
+info = header["network.0.mask"]
+assert info["dtype"] == "F32" and info["shape"] == [784, 784], info
+start, end = info["data_offsets"]
+mask = np.frombuffer(raw[8 + n + start:8 + n + end], dtype="<f4").reshape(784, 784)
+assert np.array_equal(mask, np.tril(np.ones((784, 784), np.float32), -1))
+PY
+        torch_agrees fvsbn "$tmp/fvsbn" "$tmp/binary" 500 MaskedLinear
+    else
+        bad "fvsbn: training failed: $(tail -1 "$tmp/fvsbn.err")"
+    fi
 else
     skip "made in PyTorch" "python3-torch not installed (apt-get install python3-torch)"
 fi

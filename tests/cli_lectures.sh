@@ -38,11 +38,13 @@ grep -A0 "<code>vq_vae_k256</code>" "$page" | grep -q "<td>$vq_used / 256 codes 
     && [ -s "$tmp/lectures/vq_vae_k256/figures/codebook_usage.png" ] \
     && ok "vq_vae_k256: page shows its codes used ($vq_used of 256) and the codebook usage figure" \
     || bad "vq_vae_k256 row or codebook figure"
-made_nll=$(printf "%.2f" "$(sed -E 's/.*"exact_nll": ([0-9.]+).*/\1/' "$tmp/lectures/made_h500/eval.json")")
-grep -A0 "<code>made_h500</code>" "$page" | grep -q "<td>$made_nll (exact, [0-9.]* bits/dim)</td>" \
-    && [ -s "$tmp/lectures/made_h500/figures/samples.png" ] \
-    && ok "made_h500: page shows its exact -log p(x) ($made_nll nats) and its samples" \
-    || bad "made_h500 row or samples"
+for run in fvsbn made_h500; do
+    made_nll=$(printf "%.2f" "$(sed -E 's/.*"exact_nll": ([0-9.]+).*/\1/' "$tmp/lectures/$run/eval.json")")
+    grep -A0 "<code>$run</code>" "$page" | grep -q "<td>$made_nll (exact, [0-9.]* bits/dim)</td>" \
+        && [ -s "$tmp/lectures/$run/figures/samples.png" ] \
+        && ok "$run: page shows its exact -log p(x) ($made_nll nats) and its samples" \
+        || bad "$run row or samples"
+done
 grep -q '"prior_of": "'"$tmp"'/lectures/vq_vae_k256/model.safetensors"' "$tmp/lectures/vq_vae_k256_prior/config.json" \
     && grep -A0 "<code>vq_vae_k256_prior</code>" "$page" | grep -q "nats per code position" \
     && [ -s "$tmp/lectures/vq_vae_k256_prior/figures/samples.png" ] \
