@@ -432,10 +432,15 @@ int run_folder_remove_temp_files(const char *staging, char *err, size_t errlen) 
 
 int run_folder_stage(const char *staging, char *err, size_t errlen) {
     struct stat st;
+    char progress[1300];   // the new run's images go there: a file of that name would stop it after an epoch
+    snprintf(progress, sizeof progress, "%s/progress", staging);
     if (lstat(staging, &st) == 0) {   // left by an --overwrite run that was killed or failed
         if (!S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: not a folder (cuvae stages an --overwrite run there): move it "
                              "away", staging);
+        if (lstat(progress, &st) == 0 && (stat(progress, &st) != 0 || !S_ISDIR(st.st_mode)))
+            return set_error(err, errlen, "%s: not a folder (cuvae stages the new run's images there): move it "
+                             "away", progress);
         int epochs = staged_epochs(staging);
         fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish "
                 "(%d epoch%s done)\n", staging, epochs, epochs == 1 ? "" : "s");
@@ -578,13 +583,32 @@ static int check_commit_places(const char *out_dir, const char *list, char *err,
 
 int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char *err, size_t errlen) {
     // the places run_folder_commit checks before anything moves, as far as they are known before the
-    // run: the run files (replaced or removed) and, when the run writes images, progress/
-    int rc = check_commit_places(out_dir, "\n", err, errlen);
-    if (rc == 0 && writes_progress) {
-        char progress[1200];
-        snprintf(progress, sizeof progress, "%s/progress", out_dir);
-        rc = check_commit_folder(progress, err, errlen);
+    // run: out_dir, the run files (the new run's, or the earlier run's the replacement removes) and,
+    // when the run writes images, progress/ and any .png name in it that a folder has taken
+    if (check_commit_folder(out_dir, err, errlen) != 0) return -1;
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", out_dir, REPLACED_FILES[i]);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return set_error(err, errlen, "%s: a folder, where a run's file goes (the replacement puts the new "
+                             "run's there, or removes the earlier run's)", path);
     }
+    if (!writes_progress) return 0;
+    char progress[1200];
+    snprintf(progress, sizeof progress, "%s/progress", out_dir);
+    if (check_commit_folder(progress, err, errlen) != 0) return -1;
+    DIR *d = opendir(progress);
+    int rc = 0;
+    for (struct dirent *e; d && rc == 0 && (e = readdir(d)) != NULL;) {
+        if (!is_png_name(e->d_name)) continue;
+        char path[1600];
+        snprintf(path, sizeof path, "%s/%s", progress, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = set_error(err, errlen, "%s: a folder, where the new run may put an image", path);
+    }
+    if (d) closedir(d);
     return rc;
 }
 

@@ -520,6 +520,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
     bool replaces_run = true;      // --overwrite: out_dir held a run (else the messages say it held none)
     bool commit_not_begun = false;   // the commit found a place it cannot write (nothing moved)
+    bool refused_before_run = false;   // the places of a staged run's commit, checked before it trains
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
     snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
@@ -640,9 +641,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // its files to when it ends are checked instead, and again at that commit.)
     const bool staged_run = overwrite || resume_staged;
     if (staged_run && writer && run_folder_check_replaceable(out_dir, progress_images, err, errlen) != 0) {
-        size_t used = strlen(err);   // (a staged run being resumed: the lines at the end say where it is)
-        snprintf(err + used, errlen - used, " (--overwrite moves the new run there when it ends: mend it before the "
-                 "run%s%s%s)", overwrite ? "; " : "", overwrite ? out_dir : "", overwrite ? " is as it was" : "");
+        size_t used = strlen(err);
+        if (overwrite)
+            snprintf(err + used, errlen - used, " (--overwrite puts the new run there when it ends: mend it first; "
+                     "%s is as it was, nothing was staged)", out_dir);
+        else
+            snprintf(err + used, errlen - used, " (the --overwrite run staged in %s goes there when it ends: mend it, "
+                     "then train --resume again; that run and the earlier one in %s are as they were)", staging,
+                     out_dir);
+        refused_before_run = true;   // (the lines at the end would say it again)
         rc = -1;
         goto done;
     }
@@ -1177,12 +1184,13 @@ done:
                  "train into it finishes the replacement)", out_dir);
         rc = -1;
     }
-    if (committed == RUN_FOLDER_NOT_BEGUN || (staged && rc < 0 && commit_not_begun)) {
+    // (a staged run refused before it trained: its line already says where everything is)
+    if (!refused_before_run && (committed == RUN_FOLDER_NOT_BEGUN || (staged && rc < 0 && commit_not_begun))) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was; this run is kept in "
                  "%s: once that is mended, train --resume with the same config puts it in place)",
                  replaces_run ? "the earlier run in" : "the folder", out_dir, staging);
-    } else if (committed == 0 && staged && rc < 0) {
+    } else if (!refused_before_run && committed == 0 && staged && rc < 0) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was%s; this run's files are in %s, and "
                  "train --resume continues them once an epoch has ended)", replaces_run ? "the earlier run in" : "the folder",
