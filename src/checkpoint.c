@@ -149,17 +149,25 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
         tensors[k].data = (slices[k].buffer ? buffers : host) + slices[k].offset;
     }
     char *config_json = config_to_json(&m->cfg);
-    StMeta meta[3];
-    snprintf(meta[0].key, sizeof meta[0].key, "config");
-    meta[0].value = config_json;
-    snprintf(meta[1].key, sizeof meta[1].key, "format");
-    meta[1].value = CHECKPOINT_FORMAT;
-    char carved[16];
-    snprintf(meta[2].key, sizeof meta[2].key, "carved_test_crc32");
-    snprintf(carved, sizeof carved, "%08" PRIx32, m->carved_test_crc32);
-    meta[2].value = carved;
+    StMeta meta[4];
+    int n_meta = 0;
+    snprintf(meta[n_meta].key, sizeof meta[0].key, "config");
+    meta[n_meta++].value = config_json;
+    snprintf(meta[n_meta].key, sizeof meta[0].key, "format");
+    meta[n_meta++].value = CHECKPOINT_FORMAT;
+    char carved[16], classes[16];
+    if (m->carved_test_crc32) {
+        snprintf(meta[n_meta].key, sizeof meta[0].key, "carved_test_crc32");
+        snprintf(carved, sizeof carved, "%08" PRIx32, m->carved_test_crc32);
+        meta[n_meta++].value = carved;
+    }
+    if (m->data_classes) {
+        snprintf(meta[n_meta].key, sizeof meta[0].key, "data_classes");
+        snprintf(classes, sizeof classes, "%d", m->data_classes);
+        meta[n_meta++].value = classes;
+    }
     int rc = safetensors_check_finite_before_write(path, tensors, n, err, errlen);
-    if (rc == 0) rc = safetensors_write(path, tensors, n, meta, m->carved_test_crc32 ? 3 : 2, err, errlen);
+    if (rc == 0) rc = safetensors_write(path, tensors, n, meta, n_meta, err, errlen);
     free(config_json);
     free(host);
     free(buffers);
@@ -317,6 +325,16 @@ int checkpoint_check_unchanged(const char *path, const FileStamp *since, char *e
     if (!file_stamp_changed(path, since)) return 0;
     return set_error(err, errlen, "%s: replaced while this command read it (a train is writing that run): its "
                      "config and weights could come from two versions; run the command again", path);
+}
+
+int checkpoint_data_classes(const char *path) {
+    StFile f;
+    char err[512];
+    if (safetensors_read(path, &f, err, sizeof err) != 0) return 0;
+    const char *stored = safetensors_meta(&f, "data_classes");
+    const long classes = stored ? strtol(stored, NULL, 10) : 0;
+    safetensors_free(&f);
+    return classes > 0 && classes < 256 ? (int)classes : 0;
 }
 
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {

@@ -568,7 +568,8 @@ size_t host_memory_available(void) {
 int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) {
     size_t available = host_memory_available();
     if (available > 0 && bytes > available)
-        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available",
+        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available (a file "
+                         "is read whole, whatever data.train_limit: give fewer or smaller images)",
                          path, bytes / 1048576.0, available / 1048576.0);
     return 0;
 }

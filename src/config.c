@@ -862,7 +862,7 @@ static int parse_data_source(Config *cfg, const cJSON *data, const Ctx *c) {
     if (find(c, data, "data", "test_fraction", 0, &item)) return -1;
     if (item && cfg->data.test[0])
         return fail(c, "data.test_fraction", "carves a test set out of the training set only when data.test is "
-                    "not given");
+                    "not given: remove one of the two keys");
     if (get_number(c, data, "data", "test_fraction", 0, &cfg->data.test_fraction)) return -1;
     if (!(cfg->data.test_fraction > 0.0 && cfg->data.test_fraction <= 0.5)) {
         char text[32];
@@ -1672,7 +1672,18 @@ static void name_override_in_error(const char *json, const char *dir, const char
         snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
     }
     free(others);
-    if (!named[0]) return;
+    if (!named[0]) {   // no one --set alone: the config reads without them all? then they, together
+        Config trial;
+        char trial_err[1024];
+        if (config_from_text_named(&trial, json, source, dir, NULL, 0, false, trial_err, sizeof trial_err) != 0)
+            return;
+        for (int i = 0; i < n_overrides; i++) {
+            char one[160];
+            describe_override(one, sizeof one, overrides[i]);
+            size_t used = strlen(named);
+            snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
+        }
+    }
     snprintf(rest, sizeof rest, "%s", key);
     snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
 }

@@ -170,9 +170,9 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, const
         return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
                          cfg->data.train, d->channels, d->rows, d->cols, shape[0], shape[1], shape[2]);
     if (!shape[0] && (d->channels != 1 || d->rows != d->cols))
-        return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W): set model.input_shape [%d, %d, %d] "
-                         "(input_dim alone describes square grey images only)", cfg->data.train, d->channels, d->rows,
-                         d->cols, d->channels, d->rows, d->cols);
+        return set_error(err, errlen, "%s: images are %d x %d x %d (C x H x W), but model.input_dim %d alone means "
+                         "square grey images: a model of these gives model.input_shape [%d, %d, %d]", cfg->data.train,
+                         d->channels, d->rows, d->cols, cfg->model.input_dim, d->channels, d->rows, d->cols);
     if (d->dim != cfg->model.input_dim)
         return set_error(err, errlen, "%s: images are %d x %d = %d pixels but model.input_dim is %d", cfg->data.train,
                          d->rows, d->cols, d->dim, cfg->model.input_dim);
@@ -203,14 +203,17 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, const
     return 0;
 }
 
-void dataset_carved_note(const Config *cfg, const Dataset *test, char *line, size_t n) {
-    if (!test->carved_from) {
-        snprintf(line, n, "%s", "");
-        return;
-    }
-    snprintf(line, n, "cuvae: data.test not given: %d of the %d images of %s held out as the test set "
-             "(data.test_fraction %g, seeded by train.seed)\n", test->carved, test->carved_from, cfg->data.train,
-             cfg->data.test_fraction);
+void dataset_load_notes(const Config *cfg, const Dataset *train, const Dataset *test, char *lines, size_t n) {
+    size_t used = 0;
+    lines[0] = '\0';
+    if (test->carved_from)
+        used += (size_t)snprintf(lines, n, "cuvae: data.test not given: %d of the %d images of %s held out as the "
+                                 "test set (data.test_fraction %g, seeded by train.seed)\n", test->carved,
+                                 test->carved_from, cfg->data.train, cfg->data.test_fraction);
+    if (train && train->rounding_note[0] && used < n)
+        used += (size_t)snprintf(lines + used, n - used, "%s", train->rounding_note);
+    if (test->rounding_note[0] && (!train || strcmp(test->rounding_note, train->rounding_note) != 0) && used < n)
+        snprintf(lines + used, n - used, "%s", test->rounding_note);
 }
 
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {

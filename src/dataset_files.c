@@ -112,6 +112,8 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
     const char *p = h;
     while (*p == ' ') p++;
     if (*p++ != '{') return set_error(why, whylen, "does not start with '{'");
+    const char *seen_key[8];   // the first keys, for a key given twice
+    int seen_len[8];
     for (int entries = 0;; entries++) {
         while (*p == ' ') p++;
         if (*p == '}') break;
@@ -123,6 +125,14 @@ static int npy_header_check(const char *h, char *why, size_t whylen) {
         p = strchr(p, '\'');
         if (!p) return set_error(why, whylen, "entry %d: unterminated key", entries + 1);
         const int key_len = (int)(p - key);
+        for (int k = 0; k < entries && k < 8; k++)
+            if (seen_len[k] == key_len && strncmp(seen_key[k], key, (size_t)key_len) == 0)
+                return set_error(why, whylen, "key '%.*s' given twice (Python would keep the last one unsaid): save "
+                                 "the array again with numpy.save", key_len > 20 ? 20 : key_len, key);
+        if (entries < 8) {
+            seen_key[entries] = key;
+            seen_len[entries] = key_len;
+        }
         p++;
         while (*p == ' ') p++;
         if (*p++ != ':') return set_error(why, whylen, "key '%.*s': expected ':'", key_len > 20 ? 20 : key_len, key);
@@ -463,6 +473,8 @@ static int images_from_array(const char *path, const RawArray *a, DataLayout lay
         return set_error(err, errlen, "%s: %lld images of %lld x %lld x %lld values are more than cuvae takes", path,
                          (long long)n, (long long)c, (long long)h, (long long)w);
     const size_t D = (size_t)(c * h * w);
+    size_t off_grid = 0;     // float32 values that are no k / 255 (rounded to the nearest one: said)
+    double largest_move = 0.0;
     uint8_t *pixels = malloc((size_t)n * D);
     if (!pixels) return set_error(err, errlen, "%s: out of host memory for %zu bytes of images", path, (size_t)n * D);
     for (int64_t i = 0; i < n; i++)
@@ -483,8 +495,18 @@ static int images_from_array(const char *path, const RawArray *a, DataLayout lay
                         return set_error(err, errlen, "%s: float32 value %.9g of element %zu (byte %zu) is outside "
                                          "[0, 1]", path, (double)v, src, a->data_offset + 4 * src);
                     }
-                    pixels[dst] = (uint8_t)lrintf(v * 255.0f);
+                    const long level = lrintf(v * 255.0f);
+                    pixels[dst] = (uint8_t)level;
+                    const double move = fabs((double)v - (double)level / 255.0);
+                    if (move > 1e-6) {   // (k / 255 in float32 is within 3e-8 of it)
+                        off_grid++;
+                        if (move > largest_move) largest_move = move;
+                    }
                 }
+    if (off_grid)
+        snprintf(d->rounding_note, sizeof d->rounding_note, "cuvae: note: %s: float32 pixels are kept as 8 bits, "
+                 "round(255 v) / 255, as every image is: %zu of its %zu values are not multiples of 1/255 (moved "
+                 "by up to %.2g)\n", path, off_grid, (size_t)n * D, largest_move);
     d->n = (int)n;
     d->channels = (int)c;
     d->rows = (int)h;
@@ -716,12 +738,40 @@ static int read_png_folder(const char *dir, Dataset *d, char *err, size_t errlen
 
 // ---- one split --------------------------------------------------------------------
 
+// Whether path's name ends in suffix, in any case (.npy, .NPY).
+static bool name_ends_with(const char *path, const char *suffix) {
+    const size_t len = strlen(path), n = strlen(suffix);
+    return len > n && strcasecmp(path + len - n, suffix) == 0;
+}
+
+// data.format "auto": a folder is PNG images; a file's name says .npy or .safetensors (in any
+// case); else its first bytes do (NumPy's magic, a safetensors header: an 8-byte length, then
+// '{'), and anything else is IDX (plain or gzip), whose reader names a bad magic.
 static DataFormat format_of(const char *path, DataFormat configured) {
     if (configured != DATA_FORMAT_AUTO) return configured;
     if (is_directory(path)) return DATA_FORMAT_PNG;
-    if (ends_with(path, ".npy")) return DATA_FORMAT_NPY;
-    if (ends_with(path, ".safetensors")) return DATA_FORMAT_SAFETENSORS;
+    if (name_ends_with(path, ".npy")) return DATA_FORMAT_NPY;
+    if (name_ends_with(path, ".safetensors")) return DATA_FORMAT_SAFETENSORS;
+    struct stat st;   // (only a regular file is opened here: a FIFO would hang; the IDX reader refuses it)
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return DATA_FORMAT_IDX;
+    unsigned char head[9] = {0};
+    FILE *fp = fopen(path, "rb");
+    const size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp) fclose(fp);
+    if (got >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) return DATA_FORMAT_NPY;
+    if (got == 9 && head[8] == '{' && head[7] == 0 && head[6] == 0) return DATA_FORMAT_SAFETENSORS;
     return DATA_FORMAT_IDX;
+}
+
+// A single PNG file given where a folder of them is read: said plainly (IDX would name its magic).
+static bool is_png_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    unsigned char head[8] = {0};
+    FILE *fp = fopen(path, "rb");
+    const size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp) fclose(fp);
+    return got == 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
 }
 
 static int load_files_split(const Config *cfg, const char *path, const char *labels_path, Dataset *d, char *err,
@@ -746,6 +796,9 @@ static int load_files_split(const Config *cfg, const char *path, const char *lab
                              cfg->data.layout == DATA_LAYOUT_NHWC ? "nhwc" : "nchw");
         return read_png_folder(path, d, err, errlen);
     }
+    if (format == DATA_FORMAT_IDX && cfg->data.format == DATA_FORMAT_AUTO && is_png_file(path))
+        return set_error(err, errlen, "%s: one PNG image; data.%s takes a folder of them (one sub-folder per class, "
+                         "or all in one folder)", path, path == cfg->data.train ? "train" : "test");
     RawArray images;
     if (read_array(path, format, &images, err, errlen) != 0) return -1;
     int rc = images_from_array(path, &images, cfg->data.layout, d, err, errlen);
@@ -805,6 +858,15 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
         if ((train->labels != NULL) != (test->labels != NULL)) {
             set_error(err, errlen, "%s has labels but %s has none: give both or neither",
                       train->labels ? cfg->data.train : cfg->data.test, train->labels ? cfg->data.test : cfg->data.train);
+            dataset_free(train);
+            dataset_free(test);
+            return -1;
+        }
+        if ((train->class_names != NULL) != (test->class_names != NULL)) {   // folder names vs label numbers
+            set_error(err, errlen, "%s is labelled by its class folders, %s by a labels array: cuvae does not match "
+                      "numbers to folder names; give both sets the same way (class folders, or arrays with labels)",
+                      train->class_names ? cfg->data.train : cfg->data.test,
+                      train->class_names ? cfg->data.test : cfg->data.train);
             dataset_free(train);
             dataset_free(test);
             return -1;

@@ -70,7 +70,8 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         float *z = xmalloc((size_t)n * L * sizeof(float));
         float *pixels = xmalloc((size_t)n * D * sizeof(float));
         uint8_t labels[EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID];
-        for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % EPOCH_SAMPLE_GRID % 10);
+        const int classes = m->data_classes > 0 ? m->data_classes : 10;   // (a cvae: the data's classes)
+        for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % EPOCH_SAMPLE_GRID % classes);
         model_draw_latents(m, z, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT);
         model_decode_pixels(m, z, m->n_classes ? labels : NULL, n, pixels);
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);

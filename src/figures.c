@@ -130,14 +130,19 @@ static int figure_samples(Figures *f) {
     float *z = xmalloc((size_t)n * L * sizeof(float));
     uint8_t labels[SAMPLE_GRID * SAMPLE_GRID];
     model_draw_latents(m, z, n, m->cfg.train.seed ^ FIGURE_SEED_SALT);
-    for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % 10);
+    // a cvae: class = column, over the data's classes (a cvae trained on fewer than its 10: those)
+    const int classes = f->n_classes > 0 && f->n_classes < m->n_classes ? f->n_classes : 10;
+    for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % classes);
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);
+    char class_title[80] = "Samples: z ~ N(0, I), class = column index";
+    if (classes < SAMPLE_GRID)
+        snprintf(class_title, sizeof class_title, "Samples: z ~ N(0, I), class = column index mod %d", classes);
     const char *title = m->gan ? "Generator samples from z ~ N(0, I)"
                       : m->aae && m->cfg.model.prior_mixture ? "Samples decoded from prior draws (10 Gaussians in 2-D)"
                       : m->aae ? "Samples decoded from prior draws, z ~ N(0, I)"
                       : m->vq ? "Samples: codes drawn uniformly at every position (not from a prior)"
-                      : m->n_classes ? "Samples: z ~ N(0, I), class = column index"
+                      : m->n_classes ? class_title
                                      : "Samples decoded from z ~ N(0, I)";
     int rc = write_grid(f, "samples.png", title, pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
     free(z);
@@ -788,14 +793,14 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (checkpoint_data_config(ckpt, &cfg, overrides, n_overrides, &data_cfg, err, errlen) != 0) return -1;
     data_cfg.data.train_limit = 1;
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    char notes[3000];   // (said once the checks below have passed)
+    dataset_load_notes(&data_cfg, &train_set, &test_set, notes, sizeof notes);
     dataset_free(&train_set);
     if (checkpoint_check_carved_test_set(ckpt, &test_set, err, errlen) != 0) {
         dataset_free(&test_set);
         return -1;
     }
-    char carved[1400];
-    dataset_carved_note(&data_cfg, &test_set, carved, sizeof carved);
-    fputs(carved, stderr);
+    fputs(notes, stderr);
     eval_prepare_test_set(&data_cfg, &test_set);
     if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {
         dataset_free(&test_set);

@@ -140,7 +140,8 @@ static const char *USAGE_SAMPLE =
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
-    "--class C generates that class; without it sample i gets class i mod 10.\n"
+    "--class C generates that class; without it sample i gets class i mod 10 (mod K for a\n"
+    "cvae trained on data of K < 10 classes, whose other classes are refused).\n"
     "A vq_vae decodes codes drawn uniformly and independently at every position (the VQ-VAE\n"
     "has no prior of its own), and says so; with --prior PRIOR (a pixelcnn trained with\n"
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
@@ -324,9 +325,9 @@ static int command_eval(int argc, char **argv) {
         dataset_free(&test_set);
         return fail(err);
     }
-    char carved[1400];
-    dataset_carved_note(&data_cfg, &test_set, carved, sizeof carved);
-    fputs(carved, stderr);
+    char notes[3000];
+    dataset_load_notes(&data_cfg, &train_set, &test_set, notes, sizeof notes);
+    fputs(notes, stderr);
     if (gan) {   // the validation split the run held out (the same seed and fraction): sigma is chosen on it
         char why[512];
         if (dataset_split_validation(&train_set, &val_set, cfg.data.validation, data_cfg.train.seed, why,
@@ -486,12 +487,19 @@ static int command_sample(int argc, char **argv) {
         return fail(err);
     // --class against the checkpoint's classes: said before the device starts (its note would come first)
     Config peek;
+    const int data_classes = checkpoint_data_classes(a.positional);   // a cvae trained on fewer classes: 0..K-1
     if (a.sample_class >= 0 &&
         checkpoint_read_config(a.positional, &peek, a.overrides, a.n_overrides, err, sizeof err) == 0) {
         const int classes = peek.model.condition == CONDITION_LABEL ? peek.model.n_classes : 0;
         if (classes == 0) return fail("sample: --class needs a cvae checkpoint (model.kind \"cvae\")");
         if (a.sample_class >= classes) {
             snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, classes - 1);
+            return fail(err);
+        }
+        if (data_classes > 0 && a.sample_class >= data_classes) {
+            snprintf(err, sizeof err, "sample: --class %d: the run's data had %d classes (0..%d); the model's "
+                     "classes %d..%d were never trained", a.sample_class, data_classes, data_classes - 1,
+                     data_classes, classes - 1);
             return fail(err);
         }
     }
@@ -516,17 +524,18 @@ static int command_sample(int argc, char **argv) {
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
     // (--class was checked against the checkpoint's classes before the model was loaded)
+    const int drawn_classes = data_classes > 0 && data_classes < m.n_classes ? data_classes : m.n_classes;
     if (m.n_classes > 0) {
         uint8_t *labels = xmalloc((size_t)a.n_samples);
         for (int i = 0; i < a.n_samples; i++)
-            labels[i] = (uint8_t)(a.sample_class >= 0 ? a.sample_class : i % m.n_classes);
+            labels[i] = (uint8_t)(a.sample_class >= 0 ? a.sample_class : i % drawn_classes);
         uint8_t *labels_dev = be->alloc(be, (size_t)a.n_samples);
         be->upload(be, labels_dev, labels, (size_t)a.n_samples);
         be->gather_onehot(be, m.onehot, labels_dev, NULL, 0, NULL, a.n_samples, m.n_classes);
         be->free(be, labels_dev);
         free(labels);
     }
-    const int m_classes = m.n_classes;
+    const int m_classes = m.n_classes > 0 ? drawn_classes : 0;
     const bool m_was_vq = m.vq, m_was_made = m.autoregressive, m_was_prior = m.prior_classes > 0, m_was_gan = m.gan,
                m_was_aae = m.aae;
     float *pixels = prior_pixels ? prior_pixels : xmalloc((size_t)a.n_samples * D * sizeof(float));

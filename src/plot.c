@@ -764,6 +764,22 @@ int plot_image(const char *png_path, const char *title, const uint8_t *gray, int
                                err, errlen);
 }
 
+// An upper bound of a title's width in pixels at the 15-point font of put_text_setting (DejaVu
+// Sans, about 20 pixels an em in pngcairo): per character, by its class (W, M, m, w widest); a
+// UTF-8 character counts once, as a capital.
+static int title_width_estimate(const char *title) {
+    int width = 0;
+    for (const unsigned char *c = (const unsigned char *)title; *c; c++) {
+        if ((*c & 0xC0) == 0x80) continue;   // (a UTF-8 continuation byte)
+        if (*c == 'W' || *c == 'M' || *c == 'm' || *c == 'w' || *c == '@' || *c == '%') width += 20;
+        else if (*c >= 0x80 || (*c >= 'A' && *c <= 'Z')) width += 15;
+        else if (*c == ' ' || *c == 'i' || *c == 'l' || *c == 'j' || *c == '.' || *c == ',' || *c == ':' ||
+                 *c == ';' || *c == '\'' || *c == '|' || *c == '!') width += 7;
+        else width += 13;
+    }
+    return width;
+}
+
 int plot_image_channels(const char *png_path, const char *title, const uint8_t *gray, int width, int height,
                         int channels, const char *xlabel, double x_min, double x_max, const char *ylabel,
                         double y_min, double y_max, char *err, size_t errlen) {
@@ -787,7 +803,7 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     image_margins(axes, &left, &right, &bottom, &top);
     int scale = image_scale(width, height);
     // a title wider than the image widens the canvas (image stays centred) instead of being clipped
-    int title_width = title ? (int)strlen(title) * 10 + 40 : 0;
+    int title_width = title ? title_width_estimate(title) + 40 : 0;
     if (title_width > canvas_w) {
         int extra = title_width - canvas_w;
         left += extra / 2;

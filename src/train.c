@@ -376,9 +376,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // passed, so that a refusal is the one line a run prints
     TextBuffer notes = {0};
     if (device_note[0]) text_appendf(&notes, "%s", device_note);
-    char carved[1400];
-    dataset_carved_note(cfg, &test_set, carved, sizeof carved);
-    text_append(&notes, carved);
+    char data_notes[3000];
+    dataset_load_notes(cfg, &train_set, &test_set, data_notes, sizeof data_notes);
+    text_append(&notes, data_notes);
     if (validating)
         text_appendf(&notes, "cuvae: backend %s: %s; train %d (%d more held out for validation, seeded), test %d "
                 "examples of %d pixels\n", be->name, be->device_name, train_set.n, val_set.n, test_set.n,
@@ -404,6 +404,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     model_init_params(&model, cfg->train.seed);
     model.carved_test_crc32 = test_set.carved_crc32;   // checkpoints say which test set the run held out
+    if (model.n_classes > 0 && train_set.n_classes > 0 && train_set.n_classes < model.n_classes)
+        model.data_classes = train_set.n_classes;   // ... and which of a cvae's classes it trained
     // the model of the final evaluation (a larger batch), allocated now: memory that
     // does not fit must fail before the output folder is touched, not after training
     Model eval_model;

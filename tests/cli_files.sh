@@ -389,7 +389,7 @@ grep -q "MSE / data variance n/a (the test images have no variance)" "$tmp/vzero
 mkfifo "$tmp/fifo.npy"
 expect_error "a FIFO as the data file: refused, no hang" 2 "fifo.npy: not a regular file" -- \
     timeout 20 "$CUVAE" train "$tmp/base.json" "${base[@]}" --set data.train="$tmp/fifo.npy" --out "$tmp/x"
-expect_error "RGB without model.input_shape" 2 "images are 3 x 16 x 16 \(C x H x W\): set model.input_shape \[3, 16, 16\]" -- \
+expect_error "RGB without model.input_shape" 2 "images are 3 x 16 x 16 \(C x H x W\), but model.input_dim 768 alone means square grey images: a model of these gives model.input_shape \[3, 16, 16\]" -- \
     "$CUVAE" train "$tmp/base.json" --set device=cpu --set model.input_dim=768 --set data.train="$D/rgb_folder" --out "$tmp/x"
 expect_error "input_shape against the data" 2 "images are 3 x 16 x 16 \(C x H x W\) but model.input_shape is \[1, 16, 48\]" -- \
     train --set data.train="$D/rgb_folder" --set model.input_shape=[1,16,48] --out "$tmp/x"
@@ -414,6 +414,66 @@ expect_error "data.train with mnist" 2 "data.train: is a key of dataset \"files\
     "$CUVAE" train configs/examples_vae.json --set data.train=x --out "$tmp/x"
 expect_error "test_fraction with a test set" 2 "data.test_fraction: carves a test set out of the training set only when data.test is not given" -- \
     train --set data.train="$D/rgb_folder" --set data.test="$D/rgb_folder" --set data.test_fraction=0.2 --out "$tmp/x"
+
+# data.format "auto": a name in another case, or none, is known by its first bytes; one PNG
+# file is refused as such (not read as IDX)
+cp "$D/rgb_nchw.npy" "$tmp/rgb_upper.NPY"; cp "$D/rgb_nchw.npy" "$tmp/rgb_npy_noext"; cp "$D/rgb.safetensors" "$tmp/rgb_st.bin"
+for source in rgb_upper.NPY rgb_npy_noext rgb_st.bin; do
+    if train --set data.train="$tmp/$source" --out "$tmp/run_$source" >"$tmp/$source.out" 2>&1 \
+        && [ "$(sed 's/"seconds": [0-9.]*, "samples_per_s": [0-9.]*, //' "$tmp/run_$source/log.jsonl")" = "$first" ]; then
+        ok "$source: read as what it is (name in any case, else first bytes), the same losses as rgb_flat"
+    else
+        bad "$source: $(grep '^cuvae: ' "$tmp/$source.out" | tail -1)"
+    fi
+done
+one_png=$(ls "$D/rgb_flat" | head -1)
+expect_error "one PNG file as data.train: said so, not read as IDX" 2 \
+    "rgb_flat/$one_png: one PNG image; data.train takes a folder of them" -- \
+    train --set data.train="$D/rgb_flat/$one_png" --out "$tmp/x"
+# float32 pixels off the 1/255 grid: rounded to 8 bits as every image is, and train says so
+python3 - "$D/rgb_nhwc_f32.npy" "$tmp/rgb_off.npy" <<'PY'
+import array, struct, sys
+raw = open(sys.argv[1], "rb").read()
+start = 12 + struct.unpack("<I", raw[8:12])[0] if raw[6] >= 2 else 10 + struct.unpack("<H", raw[8:10])[0]
+values = array.array("f", raw[start:])
+moved = array.array("f", (min(v + 0.4 / 255, 1.0) for v in values))
+open(sys.argv[2], "wb").write(raw[:start] + moved.tobytes())
+PY
+train --set data.train="$tmp/rgb_off.npy" --out "$tmp/run_off" >"$tmp/off.out" 2>&1
+grep -qE "^cuvae: note: .*rgb_off.npy: float32 pixels are kept as 8 bits, round\(255 v\) / 255, as every image is: [0-9]+ of its 49152 values are not multiples of 1/255 \(moved by up to 0.0016\)$" "$tmp/off.out" \
+    && [ "$(sed 's/"seconds": [0-9.]*, "samples_per_s": [0-9.]*, //' "$tmp/run_off/log.jsonl")" = "$first" ] \
+    && ! grep -q "float32 pixels are kept" "$tmp/rgb_nhwc_f32.npy.out" \
+    && ok "float32 pixels off the 1/255 grid: rounded (the same losses) and said in a note; k / 255 values: no note" \
+    || bad "float32 rounding note: $(grep 'note' "$tmp/off.out")"
+# a test set labelled another way than the training set: said so
+expect_error "class folders for training, a labelled array for testing: refused, saying why" 2 \
+    "rgb_folder is labelled by its class folders, .*rgb.safetensors by a labels array: cuvae does not match numbers to folder names" -- \
+    train --set data.train="$D/rgb_folder" --set data.test="$D/rgb.safetensors" --out "$tmp/x"
+# a .npy header with a key given twice
+python3 - "$D/rgb_nchw.npy" "$tmp/dup_key.npy" <<'PY'
+import struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<H", raw[8:10])[0]
+header = raw[10:10 + n].decode("latin1").replace("{'descr': '|u1', ", "{'descr': '|u1', 'descr': '|u1', ")
+header = header.rstrip("\n").rstrip(" ")
+header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+open(sys.argv[2], "wb").write(raw[:8] + struct.pack("<H", len(header)) + header.encode("latin1") + raw[10 + n:])
+PY
+expect_error "a .npy header with a key given twice: named" 2 "dup_key.npy: malformed header at byte 10: key 'descr' given twice" -- \
+    train --set data.train="$tmp/dup_key.npy" --out "$tmp/x"
+# a cvae on 2 class folders: sample draws those 2 classes, and refuses --class of an untrained one
+mkdir -p "$D/depth/two/a" "$D/depth/two/b"; cp "$D/depth/d8/0"*.png "$D/depth/two/a/"; cp "$D/depth/d8/1"*.png "$D/depth/two/b/"
+if train --set data.train="$D/depth/two" --set model.input_shape=[1,8,8] --set model.kind=cvae --set model.condition=label \
+    --set train.batch_size=4 --out "$tmp/cvae_two" >/dev/null 2>&1; then
+    expect_error "sample --class of a class the cvae's data did not have: refused" 2 \
+        "sample: --class 5: the run's data had 2 classes \(0..1\); the model's classes 2..9 were never trained" -- \
+        "$CUVAE" sample "$tmp/cvae_two/model.safetensors" --class 5 -o "$tmp/c5.png"
+    "$CUVAE" sample "$tmp/cvae_two/model.safetensors" -n 4 -o "$tmp/two.png" 2>"$tmp/two.err" \
+        && grep -q "sample i of class i mod 2" "$tmp/two.err" \
+        && ok "sample of a cvae trained on 2 classes draws classes 0 and 1 (i mod 2)" || bad "2-class sample: $(cat "$tmp/two.err")"
+else
+    bad "a cvae on 2 class folders did not train"
+fi
 
 # ---- a conv VAE on the RGB folder, end to end, figures in colour ---------------------
 conv=(--set data.train="$D/rgb_folder" --set model.input_shape=[3,16,16] --set model.latent_dim=8

@@ -43,6 +43,13 @@ if command -v gnuplot >/dev/null; then
     "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 --title "After 3 epochs" -o "$tmp/titled.png" 2>/dev/null
     head -c 8 "$tmp/titled.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample --title writes a titled PNG" \
         || bad "sample --title"
+    # a long title in capitals (wider letters) widens the canvas to hold it: 74 capitals at 15 pixels
+    # and more each (DejaVu Sans at 15 points in pngcairo: about 13.7 pixels a capital)
+    caps="MNIST VAE SAMPLES, EPOCH 1, LATENT DIM 2, BCE + KL, ADAM LR 0.001, SEED 1"
+    "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 --title "$caps" -o "$tmp/caps.png" 2>/dev/null
+    w=$(python3 -c "import struct,sys; print(struct.unpack('>I', open(sys.argv[1],'rb').read()[16:20])[0])" "$tmp/caps.png" 2>/dev/null)
+    [ -n "$w" ] && [ "$w" -ge 900 ] && ok "sample --title in capitals widens the canvas to hold it ($w pixels)" \
+        || bad "sample --title in capitals: canvas '$w' pixels wide"
 else
     skip "sample --title" "gnuplot not installed"
 fi

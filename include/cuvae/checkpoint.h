@@ -1,7 +1,8 @@
 // checkpoint.h: model <-> safetensors, PyTorch nn.Linear names and layout:
 // encoder.{i}.weight (out, in) / .bias, mu.*, logvar.*, decoder.{i}.* (last =
 // output layer); __metadata__ = {"config": effective JSON, "format": "cuvae-1", and
-// "carved_test_crc32" when the run held its test set out of data.train}.
+// "carved_test_crc32" when the run held its test set out of data.train, "data_classes" when a
+// cvae's data had fewer classes than the model}.
 #ifndef CUVAE_CHECKPOINT_H
 #define CUVAE_CHECKPOINT_H
 
@@ -22,6 +23,10 @@ int checkpoint_first_non_finite(Model *m, char *what, size_t whatlen);
 // __metadata__.carved_test_crc32): the data changed, and the new carve may hold images the
 // model trained on. 0 otherwise (also for checkpoints that predate the check).
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen);
+
+// The classes a cvae checkpoint's training data had when fewer than its model's (its
+// __metadata__.data_classes), else 0 (all of them; also an unreadable file: its loading says why).
+int checkpoint_data_classes(const char *path);
 
 // Reads the config stored in a checkpoint (overrides applied).
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,

@@ -20,6 +20,8 @@ typedef struct {
     int carved, carved_from;   // a test set of `carved` images held out of `carved_from` training images
                                // (dataset "files" without data.test; before the limits), else 0
     uint32_t carved_crc32;     // dataset_crc32 of that carved test set (before the limits), else 0
+    char rounding_note[1200];  // dataset "files": float32 pixels off the 1/255 grid, rounded (a "cuvae: note:"
+                               // line), else ""
 } Dataset;
 
 // data.dataset "files" (dataset_files.c): train and test from data.train / data.test
@@ -34,9 +36,11 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
 // binarization (seeded by train.seed) when asked: pixels become 0 or 255.
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
-// The line saying that the test set was carved out of the training images (data.test not
-// given) into line, or "" when it was not; the caller says it once its checks have passed.
-void dataset_carved_note(const Config *cfg, const Dataset *test, char *line, size_t n);
+// The lines saying that the test set was carved out of the training images (data.test not
+// given) and that float32 pixels were rounded to 8 bits (train may be NULL: the test set's
+// alone, which a carved set shares with train), into lines, or "" when neither; the caller says
+// them once its checks have passed.
+void dataset_load_notes(const Config *cfg, const Dataset *train, const Dataset *test, char *lines, size_t n);
 
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);

@@ -132,6 +132,8 @@ typedef struct {
     bool data_parallel;      // gradients (and KL statistics) are summed over the ranks every step
     uint32_t carved_test_crc32;   // the test set the run held out of data.train (Dataset.carved_crc32),
                                   // stored in its checkpoints; 0: none carved
+    int data_classes;   // a cvae trained on data of fewer classes than its n_classes (dataset "files"):
+                        // those classes, stored in its checkpoints (sample draws only them); else 0
 } Model;
 
 // One example's shape: model.input_shape (C, H, W) when given, else from
