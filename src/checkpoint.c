@@ -407,6 +407,8 @@ int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen)
     if (rc == 0) {
         model_set_params(m, host);
         model_set_buffers(m, buffers);
+        const int data_classes = m->n_classes > 0 ? checkpoint_data_classes(path) : 0;
+        if (data_classes > 0) m->data_classes = data_classes;   // (a cvae's trained classes; absent: all)
     }
     free(host);
     free(buffers);

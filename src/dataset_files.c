@@ -759,7 +759,10 @@ static DataFormat format_of(const char *path, DataFormat configured) {
     const size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
     if (fp) fclose(fp);
     if (got >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) return DATA_FORMAT_NPY;
-    if (got == 9 && head[8] == '{' && head[7] == 0 && head[6] == 0) return DATA_FORMAT_SAFETENSORS;
+    uint64_t header_length = 0;   // safetensors: a little-endian length, then the JSON header in the file
+    for (int k = 7; k >= 0; k--) header_length = header_length << 8 | head[k];
+    if (got == 9 && head[8] == '{' && header_length >= 2 && header_length <= (uint64_t)st.st_size - 8)
+        return DATA_FORMAT_SAFETENSORS;
     return DATA_FORMAT_IDX;
 }
 

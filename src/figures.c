@@ -130,8 +130,8 @@ static int figure_samples(Figures *f) {
     float *z = xmalloc((size_t)n * L * sizeof(float));
     uint8_t labels[SAMPLE_GRID * SAMPLE_GRID];
     model_draw_latents(m, z, n, m->cfg.train.seed ^ FIGURE_SEED_SALT);
-    // a cvae: class = column, over the data's classes (a cvae trained on fewer than its 10: those)
-    const int classes = f->n_classes > 0 && f->n_classes < m->n_classes ? f->n_classes : 10;
+    // a cvae: class = column, over the classes it trained (its checkpoint's data_classes, else all)
+    const int classes = m->data_classes > 0 ? m->data_classes : m->n_classes > 0 ? m->n_classes : 10;
     for (int i = 0; i < n; i++) labels[i] = (uint8_t)(i % SAMPLE_GRID % classes);
     float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
     decode_points(f, z, labels, n, pixels);

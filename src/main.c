@@ -141,7 +141,7 @@ static const char *USAGE_SAMPLE =
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
     "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
     "--class C generates that class; without it sample i gets class i mod 10 (mod K for a\n"
-    "cvae trained on data of K < 10 classes, whose other classes are refused).\n"
+    "cvae whose training labels stopped at K - 1 < 9; classes K.. are refused).\n"
     "A vq_vae decodes codes drawn uniformly and independently at every position (the VQ-VAE\n"
     "has no prior of its own), and says so; with --prior PRIOR (a pixelcnn trained with\n"
     "model.prior_of) it decodes code grids drawn from that prior. A made or pixelcnn draws\n"
@@ -497,9 +497,9 @@ static int command_sample(int argc, char **argv) {
             return fail(err);
         }
         if (data_classes > 0 && a.sample_class >= data_classes) {
-            snprintf(err, sizeof err, "sample: --class %d: the run's data had %d classes (0..%d); the model's "
-                     "classes %d..%d were never trained", a.sample_class, data_classes, data_classes - 1,
-                     data_classes, classes - 1);
+            snprintf(err, sizeof err, "sample: --class %d: the run's data had labels 0..%d only; the model's "
+                     "classes %d..%d were never trained", a.sample_class, data_classes - 1, data_classes,
+                     classes - 1);
             return fail(err);
         }
     }

@@ -775,7 +775,8 @@ static int title_width_estimate(const char *title) {
         else if (*c >= 0x80 || (*c >= 'A' && *c <= 'Z')) width += 15;
         else if (*c == ' ' || *c == 'i' || *c == 'l' || *c == 'j' || *c == '.' || *c == ',' || *c == ':' ||
                  *c == ';' || *c == '\'' || *c == '|' || *c == '!') width += 7;
-        else width += 13;
+        else if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')) width += 13;
+        else width += 17;   // symbols: + = < > ~ # ... (about 16.8 pixels)
     }
     return width;
 }

@@ -426,6 +426,20 @@ for source in rgb_upper.NPY rgb_npy_noext rgb_st.bin; do
         bad "$source: $(grep '^cuvae: ' "$tmp/$source.out" | tail -1)"
     fi
 done
+# an IDX labels file whose first bytes could open a safetensors header (65,536 labels, the first
+# one 123 = '{'): read as IDX (the header length they would give is past the file's end)
+python3 - "$tmp" <<'PY'
+import struct, sys
+n = 65536
+open(sys.argv[1] + "/img65536.idx", "wb").write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 4, 4) + bytes(16 * n))
+open(sys.argv[1] + "/lab65536.idx", "wb").write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + bytes([123]) + bytes(n - 1))
+PY
+"$CUVAE" train "$tmp/base.json" --set device=cpu --set data.dataset=files --set model.input_dim=16 --set model.encoder=[8] \
+    --set model.decoder=[8] --set model.latent_dim=2 --set train.epochs=1 --set eval.iw_samples=0 --set train.epoch_images=false \
+    --set data.binarize=none --set data.train="$tmp/img65536.idx" --set data.train_labels="$tmp/lab65536.idx" \
+    --set data.train_limit=64 --out "$tmp/idx65536" >"$tmp/idx65536.out" 2>&1 \
+    && ok "IDX labels starting 00 00 08 01 00 01 00 00 7b (safetensors-like bytes): read as IDX" \
+    || bad "IDX labels misread: $(grep '^cuvae: ' "$tmp/idx65536.out" | tail -1)"
 one_png=$(ls "$D/rgb_flat" | head -1)
 expect_error "one PNG file as data.train: said so, not read as IDX" 2 \
     "rgb_flat/$one_png: one PNG image; data.train takes a folder of them" -- \
@@ -466,7 +480,7 @@ mkdir -p "$D/depth/two/a" "$D/depth/two/b"; cp "$D/depth/d8/0"*.png "$D/depth/tw
 if train --set data.train="$D/depth/two" --set model.input_shape=[1,8,8] --set model.kind=cvae --set model.condition=label \
     --set train.batch_size=4 --out "$tmp/cvae_two" >/dev/null 2>&1; then
     expect_error "sample --class of a class the cvae's data did not have: refused" 2 \
-        "sample: --class 5: the run's data had 2 classes \(0..1\); the model's classes 2..9 were never trained" -- \
+        "sample: --class 5: the run's data had labels 0..1 only; the model's classes 2..9 were never trained" -- \
         "$CUVAE" sample "$tmp/cvae_two/model.safetensors" --class 5 -o "$tmp/c5.png"
     "$CUVAE" sample "$tmp/cvae_two/model.safetensors" -n 4 -o "$tmp/two.png" 2>"$tmp/two.err" \
         && grep -q "sample i of class i mod 2" "$tmp/two.err" \
