@@ -744,6 +744,18 @@ static bool name_ends_with(const char *path, const char *suffix) {
     return len > n && strcasecmp(path + len - n, suffix) == 0;
 }
 
+// The first n bytes of the regular file at path into head (the count read; 0 for anything else:
+// a FIFO would hang here, the readers refuse it), and its size.
+static size_t read_file_head(const char *path, unsigned char *head, size_t n, size_t *size) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    *size = (size_t)st.st_size;
+    FILE *fp = fopen(path, "rb");
+    const size_t got = fp ? fread(head, 1, n, fp) : 0;
+    if (fp) fclose(fp);
+    return got;
+}
+
 // data.format "auto": a folder is PNG images; a file's name says .npy or .safetensors (in any
 // case); else its first bytes do (NumPy's magic, a safetensors header: an 8-byte length, then
 // '{'), and anything else is IDX (plain or gzip), whose reader names a bad magic.
@@ -752,28 +764,22 @@ static DataFormat format_of(const char *path, DataFormat configured) {
     if (is_directory(path)) return DATA_FORMAT_PNG;
     if (name_ends_with(path, ".npy")) return DATA_FORMAT_NPY;
     if (name_ends_with(path, ".safetensors")) return DATA_FORMAT_SAFETENSORS;
-    struct stat st;   // (only a regular file is opened here: a FIFO would hang; the IDX reader refuses it)
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return DATA_FORMAT_IDX;
     unsigned char head[9] = {0};
-    FILE *fp = fopen(path, "rb");
-    const size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
-    if (fp) fclose(fp);
+    size_t size = 0;
+    const size_t got = read_file_head(path, head, sizeof head, &size);
     if (got >= 6 && memcmp(head, "\x93NUMPY", 6) == 0) return DATA_FORMAT_NPY;
     uint64_t header_length = 0;   // safetensors: a little-endian length, then the JSON header in the file
     for (int k = 7; k >= 0; k--) header_length = header_length << 8 | head[k];
-    if (got == 9 && head[8] == '{' && header_length >= 2 && header_length <= (uint64_t)st.st_size - 8)
+    if (got == 9 && head[8] == '{' && header_length >= 2 && header_length <= (uint64_t)size - 8)
         return DATA_FORMAT_SAFETENSORS;
     return DATA_FORMAT_IDX;
 }
 
 // A single PNG file given where a folder of them is read: said plainly (IDX would name its magic).
 static bool is_png_file(const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
     unsigned char head[8] = {0};
-    FILE *fp = fopen(path, "rb");
-    const size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
-    if (fp) fclose(fp);
+    size_t size = 0;
+    const size_t got = read_file_head(path, head, sizeof head, &size);
     return got == 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
 }
 
