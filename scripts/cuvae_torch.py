@@ -87,6 +87,15 @@ def read_safetensors(path):
         raise CheckpointError(f"{path}: the header is not a JSON object: not a safetensors file")
     data = blob[8 + header_len:]
     meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise CheckpointError(f"{path}: __metadata__ is not an object of strings (the file is damaged or was edited)")
+    for name, info in header.items():
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(v) is int for v in offsets)
+                or not isinstance(shape, list) or not all(type(v) is int and v >= 0 for v in shape)):
+            raise CheckpointError(f"{path}: tensor {name}: its header entry is not {{dtype, shape, data_offsets}} "
+                                  "as safetensors writes it (the file is damaged or was edited)")
     if "crc32" in meta:   # every file cuvae writes; verified as cuvae verifies it
         crc = zlib.crc32(data)
         for key, value in meta.items():
@@ -189,6 +198,9 @@ KINDS = ("linear", "masked_linear", "masked_conv2d_a", "masked_conv2d_b", "resid
          "flatten", "reshape")
 # cuvae's defaults (PyTorch's): what a hand-written config may leave out
 DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "momentum": 0.1, "eps": 1e-5}
+OPTIONS = set(DEFAULTS) | {"kernel"}   # the layer options cuvae knows (another one is refused, as cuvae does)
+MODEL_KINDS = ("vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae")
+ACTIVATIONS = ("relu", "tanh", "leaky_relu")   # model.activation of the width-list shorthand
 
 
 def layer_parts(spec):
@@ -206,6 +218,9 @@ def layer_parts(spec):
         options.update(value)
         value = None
     options.update({k: v for k, v in spec.items() if k != kind})
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ValueError(f"layer {kind}: unknown option {unknown[0]!r} (cuvae refuses it)")
     if kind == "leaky_relu" and value is None:
         value = 0.01
     return kind, value, options
@@ -464,8 +479,14 @@ def load(path):
     if "config" not in meta:
         raise CheckpointError(f"{path}: no __metadata__.config: not a cuvae checkpoint")
     try:
-        model = CuvaeModel(json.loads(meta["config"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        cfg = json.loads(meta["config"])
+        model_cfg = cfg["model"]
+        if model_cfg.get("kind") not in MODEL_KINDS:
+            raise ValueError(f"model.kind {model_cfg.get('kind')!r} is none of {', '.join(MODEL_KINDS)}")
+        if model_cfg.get("activation", "relu") not in ACTIVATIONS:
+            raise ValueError(f"model.activation {model_cfg.get('activation')!r} is none of {', '.join(ACTIVATIONS)}")
+        model = CuvaeModel(cfg)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise CheckpointError(f"{path}: __metadata__.config is not a config this reader knows "
                               f"({type(e).__name__}: {e})") from None
     for name, value in model.state_dict().items():
@@ -475,6 +496,10 @@ def load(path):
     if expected != found:
         raise CheckpointError(f"{path}: its tensors are not its config's model's: missing "
                               f"{sorted(expected - found)[:4]}, unexpected {sorted(found - expected)[:4]}")
+    for name, value in model.state_dict().items():   # (load_state_dict would raise a RuntimeError)
+        if tuple(tensors[name].shape) != tuple(value.shape):
+            raise CheckpointError(f"{path}: tensor {name}: shape {list(tensors[name].shape)}, model needs "
+                                  f"{list(value.shape)}")
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 

@@ -40,11 +40,10 @@ int epoch_images_write(Model *m, const DeviceDataset *test, const uint8_t *test_
         if (make_dirs(dir, err, errlen) != 0) return -1;
         const int n = EPOCH_SAMPLE_GRID * EPOCH_SAMPLE_GRID;
         float *pixels;
-        int image_dim;
-        if (prior_sample_images(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, &pixels, &image_dim, err, errlen) != 0)
+        int image[3];   // the VQ-VAE's (C, H, W)
+        if (prior_sample_images(m, n, m->cfg.train.seed ^ EPOCH_SAMPLE_SALT, &pixels, image, err, errlen) != 0)
             return -1;
-        int side = (int)lround(sqrt((double)image_dim));   // (the VQ-VAE's square grey images)
-        shape = (TileShape){1, side, side};
+        shape = (TileShape){image[0], image[1], image[2]};
         snprintf(path, sizeof path, "%s/samples_epoch_%03d.png", dir, epoch);
         int rc = write_tiles(path, pixels, n, shape, EPOCH_SAMPLE_GRID, err, errlen);
         free(pixels);

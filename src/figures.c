@@ -103,13 +103,14 @@ static int figure_samples(Figures *f) {
     if (m->prior_classes) {   // a prior: code grids drawn from it, decoded by its VQ-VAE
         const int n = SAMPLE_GRID * SAMPLE_GRID;
         float *pixels;
-        int image_dim;
-        if (prior_sample_images(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, &pixels, &image_dim, f->err,
+        int image[3];
+        if (prior_sample_images(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, &pixels, image, f->err,
                                 f->errlen) != 0)
             return -1;
-        Figures vq = *f;   // the VQ-VAE's square grey images
-        vq.channels = 1;
-        vq.rows = vq.cols = (int)lround(sqrt((double)image_dim));
+        Figures vq = *f;   // the VQ-VAE's images
+        vq.channels = image[0];
+        vq.rows = image[1];
+        vq.cols = image[2];
         int rc = write_grid(&vq, "samples.png", "Samples: codes drawn from the PixelCNN prior, decoded by the VQ-VAE",
                             pixels, n, SAMPLE_GRID, NULL, 0, 0, NULL, 0, 0, 2);
         free(pixels);

@@ -506,14 +506,16 @@ static int command_sample(int argc, char **argv) {
     if (load_checkpoint_model(&a, a.n_samples, NULL, &cfg, &be, &m, err, sizeof err) != 0) return fail(err);
     int D = m.input_dim;
     float *prior_pixels = NULL;   // a prior: images decoded by its VQ-VAE from codes it draws
+    int image[3] = {1, 1, 1};     // (their shape: the VQ-VAE's)
     if (m.prior_classes &&
         prior_sample_images(&m, a.n_samples, (a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed) ^ 0x5A3Bull,
-                            &prior_pixels, &D, err, sizeof err) != 0) {
+                            &prior_pixels, image, err, sizeof err) != 0) {
         model_destroy(&m);
         be->destroy(be);
         return fail(err);
     }
-    int channels = 1, rows = (int)lround(sqrt((double)D)), cols = rows;   // (a prior's VQ-VAE: square grey)
+    if (m.prior_classes) D = image[0] * image[1] * image[2];
+    int channels = image[0], rows = image[1], cols = image[2];
     if (!m.prior_classes && !model_image_shape(&m, &channels, &rows, &cols)) {
         char why[200];
         model_not_image_reason(&m, why, sizeof why);

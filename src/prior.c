@@ -89,8 +89,9 @@ int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *e
     if (!cfg->model.prior_of[0]) return dataset_load(cfg, train, test, err, errlen);
     Config vq_cfg;
     if (checkpoint_read_config(cfg->model.prior_of, &vq_cfg, NULL, 0, err, errlen) != 0) return -1;
-    Config data = *cfg;   // the images the VQ-VAE reads: its input size
+    Config data = *cfg;   // the images the VQ-VAE reads: its input size and shape (RGB, non-square)
     data.model.input_dim = vq_cfg.model.input_dim;
+    memcpy(data.model.input_shape, vq_cfg.model.input_shape, sizeof data.model.input_shape);
     if (dataset_load(&data, train, test, err, errlen) != 0) return -1;
     if (train->dim != vq_cfg.model.input_dim) {
         dataset_free(train);
@@ -116,11 +117,17 @@ int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *e
     return 0;
 }
 
-int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **pixels, int *image_dim,
+int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **pixels, int image[3],
                        char *err, size_t errlen) {
     Backend *be;
     Model vq;
     if (open_vq(cfg, &be, &vq, PRIOR_BATCH, err, errlen) != 0) return -1;
+    if (!model_image_shape(&vq, &image[0], &image[1], &image[2])) {
+        model_destroy(&vq);
+        be->destroy(be);
+        return set_error(err, errlen, "%s: the VQ-VAE's inputs are not images (no model.input_shape, and input_dim %d "
+                         "is not a square): its samples cannot be drawn", cfg->model.prior_of, vq.input_dim);
+    }
     const int D = vq.vq_dim, K = vq.vq_size, S = vq.vq_positions;
     float *codebook = xmalloc((size_t)K * D * sizeof(float));
     be->download(be, codebook, vq.codebook, (size_t)K * D * sizeof(float));
@@ -132,7 +139,6 @@ int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **p
         }
     *pixels = xmalloc((size_t)n * vq.input_dim * sizeof(float));
     const bool finite = model_decode_pixels(&vq, z, NULL, n, *pixels);
-    *image_dim = vq.input_dim;
     free(codebook);
     free(z);
     model_destroy(&vq);
@@ -146,14 +152,14 @@ int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **p
     return 0;
 }
 
-int prior_sample_images(Model *prior, int n, uint64_t seed, float **pixels, int *image_dim, char *err,
+int prior_sample_images(Model *prior, int n, uint64_t seed, float **pixels, int image[3], char *err,
                         size_t errlen) {
     const int S = prior->input_dim;
     float *values = xmalloc((size_t)n * S * sizeof(float));
     model_made_sample(prior, n, seed, values);
     int32_t *codes = xmalloc((size_t)n * S * sizeof(int32_t));
     for (size_t i = 0; i < (size_t)n * S; i++) codes[i] = code_of_value(values[i]);
-    int rc = prior_decode_codes(&prior->cfg, codes, n, pixels, image_dim, err, errlen);
+    int rc = prior_decode_codes(&prior->cfg, codes, n, pixels, image, err, errlen);
     free(values);
     free(codes);
     return rc;

@@ -96,13 +96,21 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     cJSON *ev = read_json(path, err, sizeof err);
     snprintf(path, sizeof path, "%s/%s/config.json", runs_dir, run);
     cJSON *cfg = read_json(path, err, sizeof err);
-    fputs("<tr><td><a href=\"", f);
-    html_text(f, run);
-    fputs("/config.json\"><code>", f);
-    html_text(f, run);
-    fputs("</code></a></td>", f);
-    if (!ev) {
-        fputs("<td colspan=\"8\">not evaluated (eval.json missing)</td></tr>\n", f);
+    if (cfg) {   // the run's name links to its config; a run not in runs_dir has none to link to
+        fputs("<tr><td><a href=\"", f);
+        html_text(f, run);
+        fputs("/config.json\"><code>", f);
+        html_text(f, run);
+        fputs("</code></a></td>", f);
+    } else {
+        fputs("<tr><td><code>", f);
+        html_text(f, run);
+        fputs("</code></td>", f);
+    }
+    if (!cfg || !ev) {   // (an eval.json without its config.json: the run is not there either, as report says)
+        fputs(cfg ? "<td colspan=\"8\">not evaluated (eval.json missing)</td></tr>\n"
+                  : "<td colspan=\"8\">missing (no config.json: not trained into this folder)</td></tr>\n", f);
+        cJSON_Delete(ev);
         cJSON_Delete(cfg);
         return;
     }
@@ -178,8 +186,14 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     }
     const char *total_unit = !known ? "?" : vq ? "rec + VQ" : units.nats ? "nats" : units.has_kl ? "mixed units"
                                                                                                : units.rec;
-    cell_number_unit(f, json_number(ev, "test_loss"), units.nats || units.has_kl ? 2 : 4, total_unit);
-    cell_number_unit(f, json_number(ev, "rec"), units.nats || vq ? 2 : 4, rec_unit);
+    // an eval -o with --z mean: the losses at z = mu, not the sampled test loss (said in each cell)
+    const char *z = json_string(ev, "z");
+    const bool at_mean = z && strcmp(z, "mean") == 0;
+    char total_label[160], rec_label[160];
+    snprintf(total_label, sizeof total_label, "%s%s", total_unit, at_mean ? "; at z = μ (eval --z mean)" : "");
+    snprintf(rec_label, sizeof rec_label, "%s%s", rec_unit, at_mean ? "; at z = μ" : "");
+    cell_number_unit(f, json_number(ev, "test_loss"), units.nats || units.has_kl ? 2 : 4, total_label);
+    cell_number_unit(f, json_number(ev, "rec"), units.nats || vq ? 2 : 4, rec_label);
     if (vq)   // the VQ term (commitment), and code usage in place of active units
         cell_number_unit(f, json_number(ev, "vq"), 2, "VQ");
     else if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss"))   // an aae: its discriminator's loss on z
@@ -199,8 +213,13 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>–</td>", f);
     const cJSON *iw = cJSON_GetObjectItemCaseSensitive(ev, "iw");
     double nll = cJSON_IsObject(iw) ? json_number(iw, "neg_log_px") : NAN;
-    if (isfinite(nll))
-        fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"));
+    if (isfinite(nll)) {   // with what eval says of it: a conditional bound, not the NLL of binary data
+        const cJSON *binary = cJSON_GetObjectItemCaseSensitive(iw, "is_nll_of_binary_data");
+        const cJSON *conditional = cJSON_GetObjectItemCaseSensitive(iw, "conditional_on_label");
+        fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.%s%s)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"),
+                cJSON_IsTrue(conditional) ? "; −log p(x | label)" : "",
+                cJSON_IsFalse(binary) ? "; not binary data: not an NLL" : "");
+    }
     else if (cJSON_IsObject(parzen))   // an aae
         fprintf(f, "<td>Parzen %.1f ± %s (σ %.3f, %.0f samples; a weak metric, higher is better)</td>",
                 json_number(parzen, "log_likelihood"), std_error_cell(parzen, se, sizeof se),

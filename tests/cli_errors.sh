@@ -252,6 +252,21 @@ printf '{"sections": [{"runs": ["ae"], "figures": []}]}' > "$tmp/ae_index.json"
 row=$(grep -o '<td>ae</td>.*' "$tmp/aepage/index.html" 2>/dev/null | head -1)
 echo "$row" | grep -q "<td>– (an AE)</td>" && echo "$row" | grep -q "sum over pixels), 1</td>" \
     && ok "report: an AE's row shows one loss weight and no KL" || bad "report AE row: $row $(tail -1 "$tmp/aepage.err")"
+# a vae's IW number says what eval says of it (grey levels: not an NLL); an eval -o with --z mean
+# says its losses are at z = mu; a run not in the folder is shown missing, without a link
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --set eval.iw_samples=5 \
+    --out "$tmp/aepage/vae" 2>/dev/null
+printf '{"sections": [{"runs": ["vae", "ghost"], "figures": []}]}' > "$tmp/vae_index.json"
+"$CUVAE" report "$tmp/vae_index.json" "$tmp/aepage" 2>"$tmp/vaepage.err"
+grep -q "; not binary data: not an NLL)</td>" "$tmp/aepage/index.html" \
+    && grep -q '<tr><td><code>ghost</code></td><td colspan="8">missing (no config.json' "$tmp/aepage/index.html" \
+    && ! grep -q 'href="ghost/config.json"' "$tmp/aepage/index.html" && grep -q "1 of 2 runs not in" "$tmp/vaepage.err" \
+    && ok "report: an IW bound of grey data says it is not an NLL; a missing run is shown missing, unlinked" \
+    || bad "report IW / missing run: $(grep -o 'K = [^<]*' "$tmp/aepage/index.html") $(tail -1 "$tmp/vaepage.err")"
+"$CUVAE" eval "$tmp/aepage/vae/model.safetensors" --z mean -o "$tmp/aepage/vae/eval.json" >/dev/null 2>&1
+"$CUVAE" report "$tmp/vae_index.json" "$tmp/aepage" 2>/dev/null
+grep -q "; at z = μ (eval --z mean)" "$tmp/aepage/index.html" && ok "report: an eval --z mean result is labelled z = μ" \
+    || bad "report --z mean row: $(grep -o '<td>[0-9.]* <small>[^<]*</small></td>' "$tmp/aepage/index.html" | head -2)"
 # an eval.json whose numbers are of another type (or overflow) would show as "–", read as "not
 # evaluated": refused, naming the key
 cp "$tmp/aepage/ae/eval.json" "$tmp/ae_eval.json"

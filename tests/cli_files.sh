@@ -489,6 +489,32 @@ else
     bad "a cvae on 2 class folders did not train"
 fi
 
+# a PixelCNN prior over a VQ-VAE of non-square grey images (12 x 20: a 6 x 10 grid of codes):
+# it trains (its data are the VQ-VAE's images), and its samples are drawn 12 x 20
+cat > "$tmp/vq_rect.json" <<JSON
+{"name": "vq_rect", "data": {"dataset": "files", "train": "$D/grey_npy.npy"},
+ "model": {"kind": "vq_vae", "input_shape": [1, 12, 20], "latent_dim": 4, "output": "bernoulli", "codebook": {"size": 8},
+           "encoder": [{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 4, "kernel": 1}],
+           "decoder": [{"conv_transpose2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "relu", {"conv2d": 1, "kernel": 1}]},
+ "loss": {"reconstruction": "bce", "reduction": "sum"},
+ "train": {"epochs": 1, "batch_size": 16, "lr": 0.001, "seed": 3, "epoch_images": false}, "device": "cpu"}
+JSON
+cat > "$tmp/vq_rect_prior.json" <<JSON
+{"name": "vq_rect_prior", "data": {"dataset": "files", "train": "$D/grey_npy.npy"},
+ "model": {"kind": "pixelcnn", "input_dim": 60, "prior_of": "$tmp/vq_rect/model.safetensors",
+           "network": [{"masked_conv2d_a": 8, "kernel": 3}, "relu", {"conv2d": 8, "kernel": 1}]},
+ "train": {"epochs": 1, "batch_size": 16, "lr": 0.001, "seed": 3, "epoch_images": false}, "device": "cpu"}
+JSON
+if "$CUVAE" train "$tmp/vq_rect.json" --out "$tmp/vq_rect" >"$tmp/vq_rect.out" 2>&1 \
+    && "$CUVAE" train "$tmp/vq_rect_prior.json" --out "$tmp/vq_rect_prior" >"$tmp/vq_rect_prior.out" 2>&1 \
+    && "$CUVAE" sample "$tmp/vq_rect_prior/model.safetensors" -n 1 -o "$tmp/vq_rect_sample.png" 2>/dev/null; then
+    size=$(python3 -c "import struct,sys; print('%d x %d' % struct.unpack('>II', open(sys.argv[1],'rb').read()[16:24]))" "$tmp/vq_rect_sample.png")
+    [ "$size" = "24 x 16" ] && ok "a PixelCNN prior over a 12 x 20 VQ-VAE trains, and its sample is 12 x 20 (a ${size} grid)" \
+        || bad "prior sample of a 12 x 20 VQ-VAE: a $size PNG, want 24 x 16 (20 + 2 + 2 wide, 12 + 2 + 2 high)"
+else
+    bad "a PixelCNN prior over a 12 x 20 VQ-VAE: $(cat "$tmp/vq_rect.out" "$tmp/vq_rect_prior.out" 2>/dev/null | grep '^cuvae: ' | tail -1)"
+fi
+
 # ---- a conv VAE on the RGB folder, end to end, figures in colour ---------------------
 conv=(--set data.train="$D/rgb_folder" --set model.input_shape=[3,16,16] --set model.latent_dim=8
       --set 'model.decoder=[{"linear":1024},{"reshape":[64,4,4]},{"batch_norm":{}},{"relu":{}},{"conv_transpose2d":32,"kernel":4,"stride":2,"padding":1},{"batch_norm":{}},{"relu":{}},{"conv_transpose2d":3,"kernel":4,"stride":2,"padding":1}]'

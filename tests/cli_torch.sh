@@ -49,6 +49,38 @@ if "$CUVAE" train "$tmp/conv.json" --out "$tmp/conv" 2>/dev/null; then
     close "$(field "$mean" kl)" "$(field "$torch_out" kl)" 1e-5 1e-6 && ok "conv vae + batch norm: same KL (1e-5)" || bad "conv vae: KL differs"
     close "$(field "$mean" rec)" "$(field "$torch_out" rec_at_mean)" 1e-5 1e-6 \
         && ok "conv vae + batch norm: same rec at z = mu (1e-5)" || bad "conv vae: rec differs"
+    # the loader refuses, in one CheckpointError line (exit 2 as a script), what cuvae refuses: a layer
+    # option cuvae does not know and a tensor of another shape (the checksums recomputed, so only
+    # the content is wrong), and a __metadata__ that is not an object of strings
+    for edit in option shape meta; do
+        $PY - "$ckpt" "$tmp/edited_$edit.safetensors" "$edit" <<'PY'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = bytes(raw[8 + n:]); meta = header["__metadata__"]
+if sys.argv[3] == "option":
+    cfg = json.loads(meta["config"]); cfg["model"]["encoder"][0]["dilation"] = 2; meta["config"] = json.dumps(cfg)
+elif sys.argv[3] == "shape":
+    header["encoder.0.weight"]["shape"] = list(reversed(header["encoder.0.weight"]["shape"]))
+if sys.argv[3] != "meta":
+    crc = zlib.crc32(data)
+    for key, value in meta.items():
+        if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+    meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
+else:
+    meta["format"] = 1
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data)
+PY
+        out=$($PY scripts/cuvae_torch.py "$tmp/edited_$edit.safetensors" 2>&1); rc=$?
+        case $edit in
+            option) want="unknown option 'dilation'";;
+            shape) want="tensor encoder.0.weight: shape \[4, 4, 1, 8\], model needs \[8, 1, 4, 4\]";;
+            meta) want="__metadata__ is not an object of strings";;
+        esac
+        [ "$rc" -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "^cuvae_torch: .*$want" \
+            && ok "cuvae_torch.py: a checkpoint with an edited $edit: one CheckpointError line, exit 2" \
+            || bad "cuvae_torch.py, edited $edit: exit $rc: $(echo "$out" | tail -2)"
+    done
 else
     bad "conv vae: training failed"
 fi

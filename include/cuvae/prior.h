@@ -18,14 +18,15 @@ int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char
 // the codes the VQ-VAE assigns to it (one byte per position, dim = h w).
 int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
-// n images decoded by the VQ-VAE of cfg->model.prior_of from codes (n, h w): *pixels (n, *image_dim)
-// allocated here (free it), in the data's range. 0, or -1 with err.
-int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **pixels, int *image_dim,
+// n images decoded by the VQ-VAE of cfg->model.prior_of from codes (n, h w): *pixels (n, C, H, W)
+// allocated here (free it), in the data's range, with image = {C, H, W}, the VQ-VAE's image shape
+// (grey or RGB, square or not). 0, or -1 with err.
+int prior_decode_codes(const Config *cfg, const int32_t *codes, int n, float **pixels, int image[3],
                        char *err, size_t errlen);
 
 // n images from a trained prior: code grids drawn from it (model_made_sample), decoded by its
-// VQ-VAE; *pixels (n, *image_dim) allocated here. 0, or -1 with err.
-int prior_sample_images(Model *prior, int n, uint64_t seed, float **pixels, int *image_dim, char *err,
+// VQ-VAE; *pixels (n, C, H, W) allocated here, image = {C, H, W}. 0, or -1 with err.
+int prior_sample_images(Model *prior, int n, uint64_t seed, float **pixels, int image[3], char *err,
                         size_t errlen);
 
 #endif
