@@ -487,7 +487,6 @@ static int command_sample(int argc, char **argv) {
         return fail(err);
     // --class against the checkpoint's classes: said before the device starts (its note would come first)
     Config peek;
-    const int data_classes = checkpoint_data_classes(a.positional);   // a cvae trained on fewer classes: 0..K-1
     if (a.sample_class >= 0 &&
         checkpoint_read_config(a.positional, &peek, a.overrides, a.n_overrides, err, sizeof err) == 0) {
         const int classes = peek.model.condition == CONDITION_LABEL ? peek.model.n_classes : 0;
@@ -496,6 +495,7 @@ static int command_sample(int argc, char **argv) {
             snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, classes - 1);
             return fail(err);
         }
+        const int data_classes = checkpoint_data_classes(a.positional);   // a cvae trained on labels 0..K-1 only
         if (data_classes > 0 && a.sample_class >= data_classes) {
             snprintf(err, sizeof err, "sample: --class %d: the run's data had labels 0..%d only; the model's "
                      "classes %d..%d were never trained", a.sample_class, data_classes - 1, data_classes,
@@ -526,7 +526,8 @@ static int command_sample(int argc, char **argv) {
     }
     uint64_t seed = a.seed >= 0 ? (uint64_t)a.seed : cfg.train.seed;
     // (--class was checked against the checkpoint's classes before the model was loaded)
-    const int drawn_classes = data_classes > 0 && data_classes < m.n_classes ? data_classes : m.n_classes;
+    // (checkpoint loading read its data_classes: a cvae trained on labels 0..K-1 draws those)
+    const int drawn_classes = m.data_classes > 0 && m.data_classes < m.n_classes ? m.data_classes : m.n_classes;
     if (m.n_classes > 0) {
         uint8_t *labels = xmalloc((size_t)a.n_samples);
         for (int i = 0; i < a.n_samples; i++)
