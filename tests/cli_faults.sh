@@ -150,26 +150,33 @@ else
     [ -n "$shm" ] && rm -rf "$shm"
     skip "--overwrite with progress/ on another file system" "/dev/shm is missing or on the same file system as $tmp"
 fi
+# snapshot DIR / unchanged DIR: every file under DIR (its checksums and count) recorded, then
+# compared: a refused command must leave the folder byte for byte as it was
+snapshot() { (cd "$1" && find . -type f | sort | xargs sha256sum) > "$tmp/snapshot.sum"; }
+unchanged() {
+    (cd "$1" && sha256sum --quiet -c "$tmp/snapshot.sum" >/dev/null 2>&1) \
+        && [ "$(find "$1" -type f | wc -l)" -eq "$(wc -l < "$tmp/snapshot.sum")" ]
+}
 # progress/ a file, or a link to nowhere, in the earlier run: --overwrite checks the places its
 # commit will move files to before it trains (nothing staged, the earlier run as it was); eval.json
 # (a file of the earlier run the replacement removes) taken by a folder: checked too
 d="$tmp/noplace_evaldir"; cp -r "$tmp/ref" "$d"; rm "$d/eval.json"; mkdir "$d/eval.json"
-(cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+snapshot "$d"
 expect_fail "--overwrite with eval.json a folder: refused before it trains" 2 \
     "noplace_evaldir/eval.json: a folder, where a run's file goes \(the replacement puts the new run's there, or removes the earlier run's\) \(--overwrite puts the new run there when it ends: mend it first; .*noplace_evaldir is as it was, nothing was staged\)$" -- \
     train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
-(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ ! -e "$d/.new-run" ] \
+unchanged "$d" && [ ! -e "$d/.new-run" ] \
     && ok "--overwrite refused before it trains (eval.json a folder): the earlier run byte for byte as it was, nothing staged" \
     || bad "--overwrite with eval.json a folder: the earlier run changed or a run was staged"
 for kind in file link; do
     d="$tmp/noplace_$kind"; cp -r "$tmp/ref" "$d"; rm -rf "$d/progress"
     if [ $kind = file ]; then echo x > "$d/progress"; want="progress: not a folder"
     else ln -s "$tmp/nowhere" "$d/progress"; want="progress: a link to a folder that does not exist"; fi
-    (cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+    snapshot "$d"
     expect_fail "--overwrite with progress a $kind (no folder): refused before it trains, says how to mend it" 2 \
         "$want \(--overwrite puts the new run there when it ends: mend it first; .*noplace_$kind is as it was, nothing was staged\)$" -- \
         train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
-    (cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -type f | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+    unchanged "$d" \
         && { [ $kind = file ] || [ -L "$d/progress" ]; } && [ ! -e "$d/.new-run" ] \
         && ok "--overwrite refused before it trains (progress a $kind): the earlier run byte for byte as it was, nothing staged" \
         || bad "--overwrite refused before it trains (progress a $kind): the earlier run changed or a run was staged"
@@ -182,11 +189,11 @@ expect_fail "--overwrite with a progress image's name taken by a folder: refused
     "noplace_png/progress/$img: a folder, where the new run may put an image \(--overwrite puts .* nothing was staged\)$" -- \
     train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
 d="$tmp/noplace_stagedfile"; cp -r "$tmp/ref" "$d"; mkdir "$d/.new-run"; echo x > "$d/.new-run/progress"
-(cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+snapshot "$d"
 expect_fail "--overwrite with a file named progress in its staging folder: refused before it trains" 2 \
     "noplace_stagedfile/.new-run/progress: not a folder \(cuvae stages the new run's images there\): move it away$" -- \
     train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
-(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -type f | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+unchanged "$d" \
     && ok "... the earlier run and the staging folder as they were" || bad "a refused staging changed the folder"
 # progress/ made a file while the --overwrite run trains: the commit checks every file's place
 # before it moves anything, so the earlier run stays as it was and the new run stays staged
@@ -223,11 +230,11 @@ else
 fi
 # --resume of a staged run checks the places of its commit before it trains, as --overwrite does
 d="$tmp/noplace_staged"; cp -r "$tmp/ref" "$d"; cp -r "$tmp/ow_ref" "$d/.new-run"; rm -rf "$d/progress"; echo x > "$d/progress"
-(cd "$d" && find . -type f | sort | xargs sha256sum) > "$tmp/noplace.sum"
+snapshot "$d"
 expect_fail "--resume of a staged run with progress a file: refused before it trains" 2 \
     "noplace_staged/progress: not a folder \(the --overwrite run staged in .*noplace_staged/\.new-run goes there when it ends: mend it, then train --resume again; that run and the earlier one in .*noplace_staged are as they were\)$" -- \
     train --set train.epochs=6 --set train.seed=7 --out "$d" --resume
-(cd "$d" && sha256sum --quiet -c "$tmp/noplace.sum" >/dev/null 2>&1) && [ "$(find "$d" -type f | wc -l)" -eq "$(wc -l < "$tmp/noplace.sum")" ] \
+unchanged "$d" \
     && ok "... the staged run and the earlier run byte for byte as they were" || bad "a refused --resume of a staged run changed the folder"
 # a commit killed after moving some files (staged by hand here: the marker lists the new run's
 # files, two of them already moved): the next train into the folder finishes it
