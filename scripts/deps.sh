@@ -3,7 +3,7 @@
 # Used by `make deps` (and so by `make run` / `make test`).
 set -euo pipefail
 need=()
-for pkg in libcjson-dev libopenblas-dev zlib1g-dev libpng-dev gzip gnuplot-nox g++ python3 nodejs npm ${CUVAE_EXTRA_DEBS:-}; do
+for pkg in libcjson-dev libopenblas-dev libdnnl-dev zlib1g-dev libpng-dev gzip gnuplot-nox g++ python3 nodejs npm ${CUVAE_EXTRA_DEBS:-}; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 # npm may come from elsewhere than Debian (node images): accept it if on PATH

@@ -9,6 +9,7 @@
 #include "cuvae/philox.h"
 #include "cuvae/rng.h"
 #include "cuvae/step_state.h"
+#include "cuvae/conv_onednn.h"
 
 #include <cblas.h>
 #ifdef _OPENMP
@@ -57,6 +58,7 @@ typedef struct {
 
 typedef struct {
     UpdateQueue updates;
+    ConvLibrary *conv_library;   // oneDNN's convolutions (NULL: built without it)
     TapMasks tap_masks[TAP_MASK_CACHE];
     size_t chunk_column_floats;      // col2im_chunks: a chunk's columns at most this many floats
     int tap_masks_next;      // the entry the next new masks replace once all are taken
@@ -158,9 +160,15 @@ static void cpu_zero(Backend *be, void *ptr, size_t bytes) {
     if (bytes) memset(ptr, 0, bytes);
 }
 static void cpu_synchronize(Backend *be) { (void)be; }
-static size_t cpu_peak_memory(Backend *be) { return ((CpuState *)be->impl)->peak_bytes; }
+// cuvae's own allocations at their peak, and what the convolution library holds (its blocked
+// copies and scratchpads: kept from the first step on)
+static size_t cpu_peak_memory(Backend *be) {
+    const CpuState *st = be->impl;
+    return st->peak_bytes + conv_library_bytes(st->conv_library);
+}
 
 static void cpu_destroy(Backend *be) {
+    conv_library_destroy(((CpuState *)be->impl)->conv_library);
     for (int e = 0; e < TAP_MASK_CACHE; e++) free(((CpuState *)be->impl)->tap_masks[e].keep);
     free(((CpuState *)be->impl)->scratch);
     free(((CpuState *)be->impl)->eps_kept);
@@ -1655,6 +1663,19 @@ static size_t chunk_column_floats(void) {
     return (size_t)l2 / 2 * (size_t)backend_cpu_threads() / sizeof(float);
 }
 
+static void cpu_conv_forward(Backend *be, float *y, const float *x, const float *W, const float *bias,
+                             ConvGeometry g, int C_out, int B) {
+    conv_library_forward(((CpuState *)be->impl)->conv_library, y, x, W, bias, g, C_out, B);
+}
+static void cpu_conv_backward_data(Backend *be, float *dx, const float *dy, const float *W, ConvGeometry g,
+                                   int C_out, int B) {
+    conv_library_backward_data(((CpuState *)be->impl)->conv_library, dx, dy, W, g, C_out, B);
+}
+static void cpu_conv_backward_weights(Backend *be, float *dW, float *dbias, const float *x, const float *dy,
+                                      ConvGeometry g, int C_out, int B) {
+    conv_library_backward_weights(((CpuState *)be->impl)->conv_library, dW, dbias, x, dy, g, C_out, B);
+}
+
 static int cpu_col2im_chunks(Backend *be, size_t floats_per_image, int inner, int B) {
     const size_t limit = ((CpuState *)be->impl)->chunk_column_floats;
     if (floats_per_image == 0 || inner <= 0 || floats_per_image * (size_t)B <= limit) return 1;
@@ -1672,10 +1693,25 @@ Backend *backend_cpu_create(void) {
     flush_subnormals_to_zero();   // after the pool's size is set: every thread of it
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
-    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %d threads)",
-             openblas_get_corename(), backend_cpu_threads());
     be->impl = xcalloc(1, sizeof(CpuState));
     ((CpuState *)be->impl)->chunk_column_floats = chunk_column_floats();
+    const char *conv_choice = getenv("CUVAE_CPU_CONV");   // "onednn" (the default when built with it) | "im2col"
+    if (conv_choice && strcmp(conv_choice, "onednn") != 0 && strcmp(conv_choice, "im2col") != 0)
+    {
+        fprintf(stderr, "error: CUVAE_CPU_CONV: '%s' is not one of onednn, im2col\n", conv_choice);
+        exit(2);
+    }
+    if (!conv_choice || strcmp(conv_choice, "onednn") == 0)
+        ((CpuState *)be->impl)->conv_library = conv_library_create();
+    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %s, %d threads)",
+             openblas_get_corename(),
+             ((CpuState *)be->impl)->conv_library ? "oneDNN convolutions" : "im2col convolutions",
+             backend_cpu_threads());
+    if (((CpuState *)be->impl)->conv_library) {
+        be->conv_forward = cpu_conv_forward;
+        be->conv_backward_data = cpu_conv_backward_data;
+        be->conv_backward_weights = cpu_conv_backward_weights;
+    }
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->upload = cpu_upload;

@@ -167,59 +167,124 @@ uint64_t bench_gemm_flops_per_step(const Model *m, int B) {
 
 // --gemm-only: the GEMMs one real training step issues (any model: MLP, layer graph, GAN, ...),
 // recorded by a wrapper around be->gemm, then replayed back to back with the same shapes,
-// transposes and buffers. The replay leaves out what runs between them, so its values drift
-// from a real step's (no bias, activation or loss); the timing does not depend on them
-// (subnormals are flushed on the CPU).
+// transposes and buffers; with them the whole convolutions a backend runs from a library (the
+// CPU's oneDNN: Backend.conv_forward ...), which stand for a conv layer's GEMMs. The replay
+// leaves out what runs between them, so its values drift from a real step's (no bias,
+// activation or loss); the timing does not depend on them (subnormals are flushed on the CPU).
+typedef enum { CALL_GEMM, CALL_CONV_FORWARD, CALL_CONV_BACKWARD_DATA, CALL_CONV_BACKWARD_WEIGHTS } CallKind;
+
 typedef struct {
+    CallKind kind;
     bool trans_a, trans_b;
     int M, N, K, lda, ldb, ldc;
     float alpha, beta;
     const float *A, *B;
     float *C;
-} GemmCall;
+    // a convolution: A, B its inputs, C (and C2: a bias or its gradient, or NULL) its outputs
+    ConvGeometry g;
+    int C_out, images;
+    float *C2;
+} LibraryCall;
 
 static struct {
-    GemmCall *calls;
-    int count, capacity;
+    LibraryCall *calls;
+    int count, capacity, convs;
     void (*gemm)(Backend *, bool, bool, int, int, int, float, const float *, int, const float *, int, float,
                  float *, int);
+    void (*conv_forward)(Backend *, float *, const float *, const float *, const float *, ConvGeometry, int, int);
+    void (*conv_backward_data)(Backend *, float *, const float *, const float *, ConvGeometry, int, int);
+    void (*conv_backward_weights)(Backend *, float *, float *, const float *, const float *, ConvGeometry, int,
+                                  int);
 } recorded;
 
-static void recording_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void record_call(LibraryCall call) {
     if (recorded.count == recorded.capacity) {
         int capacity = recorded.capacity ? 2 * recorded.capacity : 64;
-        GemmCall *calls = xmalloc((size_t)capacity * sizeof(GemmCall));
-        if (recorded.count) memcpy(calls, recorded.calls, (size_t)recorded.count * sizeof(GemmCall));
+        LibraryCall *calls = xmalloc((size_t)capacity * sizeof(LibraryCall));
+        if (recorded.count) memcpy(calls, recorded.calls, (size_t)recorded.count * sizeof(LibraryCall));
         free(recorded.calls);
         recorded.calls = calls;
         recorded.capacity = capacity;
     }
-    recorded.calls[recorded.count++] = (GemmCall){trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    recorded.calls[recorded.count++] = call;
+    if (call.kind != CALL_GEMM) recorded.convs++;
+}
+
+static void recording_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    record_call((LibraryCall){.kind = CALL_GEMM, .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+                              .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B,
+                              .C = C});
     recorded.gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// Runs one training step with be->gemm recording its calls.
+static void recording_conv_forward(Backend *be, float *y, const float *x, const float *W, const float *bias,
+                                   ConvGeometry g, int C_out, int B) {
+    record_call((LibraryCall){.kind = CALL_CONV_FORWARD, .A = x, .B = W, .C = y, .C2 = (float *)bias, .g = g,
+                              .C_out = C_out, .images = B});
+    recorded.conv_forward(be, y, x, W, bias, g, C_out, B);
+}
+
+static void recording_conv_backward_data(Backend *be, float *dx, const float *dy, const float *W, ConvGeometry g,
+                                         int C_out, int B) {
+    record_call((LibraryCall){.kind = CALL_CONV_BACKWARD_DATA, .A = dy, .B = W, .C = dx, .g = g, .C_out = C_out,
+                              .images = B});
+    recorded.conv_backward_data(be, dx, dy, W, g, C_out, B);
+}
+
+static void recording_conv_backward_weights(Backend *be, float *dW, float *dbias, const float *x, const float *dy,
+                                            ConvGeometry g, int C_out, int B) {
+    record_call((LibraryCall){.kind = CALL_CONV_BACKWARD_WEIGHTS, .A = x, .B = dy, .C = dW, .C2 = dbias, .g = g,
+                              .C_out = C_out, .images = B});
+    recorded.conv_backward_weights(be, dW, dbias, x, dy, g, C_out, B);
+}
+
+// Runs one training step with be->gemm (and the library convolutions) recording their calls.
 static void record_step_gemms(TrainStep *loop, Backend *be, int B) {
     recorded.gemm = be->gemm;
+    recorded.conv_forward = be->conv_forward;
+    recorded.conv_backward_data = be->conv_backward_data;
+    recorded.conv_backward_weights = be->conv_backward_weights;
     be->gemm = recording_gemm;
+    if (be->conv_forward) {
+        be->conv_forward = recording_conv_forward;
+        be->conv_backward_data = recording_conv_backward_data;
+        be->conv_backward_weights = recording_conv_backward_weights;
+    }
     train_step_run(loop, B);
     be->gemm = recorded.gemm;
+    be->conv_forward = recorded.conv_forward;
+    be->conv_backward_data = recorded.conv_backward_data;
+    be->conv_backward_weights = recorded.conv_backward_weights;
 }
 
 static void replay_step_gemms(Backend *be) {
     for (int i = 0; i < recorded.count; i++) {
-        const GemmCall *c = &recorded.calls[i];
-        be->gemm(be, c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, c->beta,
-                 c->C, c->ldc);
+        const LibraryCall *c = &recorded.calls[i];
+        switch (c->kind) {
+        case CALL_GEMM:
+            be->gemm(be, c->trans_a, c->trans_b, c->M, c->N, c->K, c->alpha, c->A, c->lda, c->B, c->ldb, c->beta,
+                     c->C, c->ldc);
+            break;
+        case CALL_CONV_FORWARD: be->conv_forward(be, c->C, c->A, c->B, c->C2, c->g, c->C_out, c->images); break;
+        case CALL_CONV_BACKWARD_DATA: be->conv_backward_data(be, c->C, c->A, c->B, c->g, c->C_out, c->images); break;
+        case CALL_CONV_BACKWARD_WEIGHTS:
+            be->conv_backward_weights(be, c->C, c->C2, c->A, c->B, c->g, c->C_out, c->images);
+            break;
+        }
     }
 }
 
-// FLOPs of the recorded calls (one step's GEMMs)
+// FLOPs of the recorded calls (one step's GEMMs; a convolution counts as the GEMM it stands for)
 static uint64_t recorded_flops(void) {
     uint64_t flops = 0;
-    for (int i = 0; i < recorded.count; i++)
-        flops += 2ull * (uint64_t)recorded.calls[i].M * (uint64_t)recorded.calls[i].N * (uint64_t)recorded.calls[i].K;
+    for (int i = 0; i < recorded.count; i++) {
+        const LibraryCall *c = &recorded.calls[i];
+        if (c->kind == CALL_GEMM) flops += 2ull * (uint64_t)c->M * (uint64_t)c->N * (uint64_t)c->K;
+        else
+            flops += 2ull * (uint64_t)c->images * (uint64_t)c->C_out * (uint64_t)c->g.C * (uint64_t)c->g.kernel *
+                     (uint64_t)c->g.kernel * (uint64_t)c->g.OH * (uint64_t)c->g.OW;
+    }
     return flops;
 }
 
@@ -310,7 +375,7 @@ static void print_json_string(const char *s) {
 // The result line (JSON) of a run that stayed finite.
 // paired: NULL unless --paired (then seconds is its training blocks' total).
 static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Model *model, int B, int n,
-                         long steps, double seconds, double loss, int gemm_calls, uint64_t replayed_flops,
+                         long steps, double seconds, double loss, int gemm_calls, int conv_calls, uint64_t replayed_flops,
                          const PairedTiming *paired) {
     const uint64_t flops = bench_gemm_flops_per_step(model, B);
     const double ms_per_step = 1000.0 * seconds / (double)steps;
@@ -344,14 +409,15 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
         printf("\"threads\": null, \"blas_core\": null, ");
     }
     if (a->gemm_only)   // what the replay ran: the calls one step issues and their FLOPs
-        printf("\"train_loss\": null, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, ", gemm_calls,
-               (unsigned long long)replayed_flops);
+        printf("\"train_loss\": null, \"gemm_calls_per_step\": %d, \"conv_calls_per_step\": %d, "
+               "\"gemm_flops_replayed\": %llu, ", gemm_calls, conv_calls, (unsigned long long)replayed_flops);
     else printf("\"train_loss\": %.4f, ", loss);
     if (paired)
-        printf("\"gemm_ms_per_step\": %.6f, \"gemm_calls_per_step\": %d, \"gemm_flops_replayed\": %llu, "
+        printf("\"gemm_ms_per_step\": %.6f, \"gemm_calls_per_step\": %d, \"conv_calls_per_step\": %d, "
+               "\"gemm_flops_replayed\": %llu, "
                "\"pairs\": %d, \"block_steps\": %ld, \"step_over_gemm\": %.4f, \"step_over_gemm_q1\": %.4f, "
                "\"step_over_gemm_q3\": %.4f, ",
-               1000.0 * paired->gemm_seconds / (double)steps, gemm_calls, (unsigned long long)replayed_flops,
+               1000.0 * paired->gemm_seconds / (double)steps, gemm_calls, conv_calls, (unsigned long long)replayed_flops,
                paired->pairs, paired->block_steps, paired->ratio_median, paired->ratio_q1, paired->ratio_q3);
     printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model_parameter_count(model));
     fflush(stdout);
@@ -416,14 +482,15 @@ int bench_command(int argc, char **argv) {
     double seconds;
     double loss = 0.0;
     long steps = a.steps;
-    int gemm_calls = 0;
+    int gemm_calls = 0, conv_calls = 0;
     uint64_t replayed_flops = 0;
     PairedTiming paired;
     if (a.gemm_only) {
         record_step_gemms(&loop, be, B);
         for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
         seconds = timed_block(&loop, be, B, a.steps, true);
-        gemm_calls = recorded.count;
+        gemm_calls = recorded.count - recorded.convs;
+            conv_calls = recorded.convs;
         replayed_flops = recorded_flops();
         forget_recorded();
     } else {
@@ -443,7 +510,8 @@ int bench_command(int argc, char **argv) {
             paired = run_pairs(&loop, be, B, a.steps, block);
             seconds = paired.train_seconds;
             steps = (long)paired.pairs * block;
-            gemm_calls = recorded.count;
+            gemm_calls = recorded.count - recorded.convs;
+            conv_calls = recorded.convs;
             replayed_flops = recorded_flops();
             forget_recorded();
         } else {
@@ -461,7 +529,7 @@ int bench_command(int argc, char **argv) {
         fprintf(stderr, "cuvae: bench %s: --paired: a block of GEMMs took no measurable time\n", cfg.name);
         rc = CUVAE_EXIT_BAD_INPUT;
     } else if (isfinite(loss)) {
-        print_result(&a, &cfg, be, &model, B, n, steps, seconds, loss, gemm_calls, replayed_flops,
+        print_result(&a, &cfg, be, &model, B, n, steps, seconds, loss, gemm_calls, conv_calls, replayed_flops,
                      a.paired ? &paired : NULL);
     } else {   // a diverged run's timing means nothing, and nan is not JSON
         fprintf(stderr, "cuvae: bench %s: training diverged in the timed steps (the loss is not finite); try a lower "

@@ -97,6 +97,7 @@ static int conv2d_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_
     layer->col_floats = (size_t)g->C * g->kernel * g->kernel * grid;
     layer->swap_floats = (size_t)c->out_channels * grid;
     layer->gemm_flops = 2ull * c->out_channels * layer->col_floats;   // (C_out, C k k) x (C k k, S)
+    layer->composes_convolution = true;
     // The forward's columns kept for the weight gradient (no second im2col of x in the backward)
     // where they are at most COLUMNS_KEPT_FACTOR times the layer's input and output together:
     // the memory a network keeps for its backward grows by a small multiple at most (a 3 x 3
@@ -144,6 +145,7 @@ static int conv_transpose2d_build(NetLayer *layer, const LayerSpec *spec, char *
     layer->swap_floats = (size_t)c->in_channels * grid;
     layer->gemm_flops = 2ull * c->in_channels * layer->col_floats;    // (C_out k k, C_in) x (C_in, S_in)
     layer->kept_floats = layer->swap_floats;   // x' kept for the weight gradient: the input's size
+    layer->composes_convolution = true;
     return 0;
 }
 
@@ -154,6 +156,11 @@ static void conv_init(const NetLayer *layer, float *params, float *buffers, Rng 
     float bound = 1.0f / sqrtf(fan_in);
     for (size_t k = 0; k < layer->n_params; k++) params[k] = rng_uniform_range(rng, -bound, bound);
 }
+
+// Whether the backend runs whole convolutions (the CPU's oneDNN): else the layers compose them
+// of im2col / GEMM / col2im below. (A transposed conv runs as the conv it transposes with the
+// roles swapped: its C_in channels are that conv's output channels, its geometry that conv's.)
+static bool library_runs(const Backend *be) { return be->conv_forward != NULL; }
 
 // Chunk i of `chunks` over B images (Backend.col2im_chunks): its first image and count.
 static int chunk_images(int B, int chunks, int i, int *first) {
@@ -169,6 +176,10 @@ static void conv2d_forward_with(NetLayer *layer, const NetRun *run, const float 
     const ConvGeometry g = c->geometry;
     const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
     const float *bias = run->params + layer->param_offset + (size_t)c->out_channels * rows;   // (C_out)
+    if (library_runs(be)) {
+        be->conv_forward(be, y, x, W, bias, g, c->out_channels, B);
+        return;
+    }
     float *col = layer->kept ? layer->kept : run->col;                 // (C k k, B S)
     be->im2col(be, col, x, g, B);
     if (layer->kept) {
@@ -202,6 +213,11 @@ static void conv2d_backward_with(NetLayer *layer, const NetRun *run, const float
     const int B = run->B, S = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S;
     float *dW = run->grads + layer->param_offset;                       // (C_out, C k k)
     float *dbias = dW + (size_t)c->out_channels * rows;
+    if (library_runs(be)) {
+        be->conv_backward_weights(be, dW, dbias, x, dy, g, c->out_channels, B);
+        if (dx) be->conv_backward_data(be, dx, dy, W, g, c->out_channels, B);
+        return;
+    }
     be->swap_leading_axes(be, run->swap, dy, B, c->out_channels, S);   // dy' (C_out, B S)
     const float *col = conv2d_columns(layer, run, x);                  // (C k k, B S)
     be->gemm(be, false, true, c->out_channels, rows, columns, 1.0f, run->swap, columns, col, columns,
@@ -231,6 +247,11 @@ static void conv_transpose2d_forward(NetLayer *layer, const NetRun *run, const f
     const int B = run->B, S_in = g.OH * g.OW, rows = g.C * g.kernel * g.kernel, columns = B * S_in;
     const float *W = run->params + layer->param_offset;                // (C_in, C_out k k)
     const float *bias = W + (size_t)c->in_channels * rows;              // (C_out)
+    if (library_runs(be)) {   // the transpose of a conv (C_out, H, W) -> (C_in, OH, OW)
+        be->conv_backward_data(be, y, x, W, g, c->in_channels, B);
+        be->channel_bias_forward(be, y, bias, B, g.C, g.H * g.W);
+        return;
+    }
     float *x_swapped = layer->kept ? layer->kept : run->swap;          // x' (C_in, B S_in)
     be->swap_leading_axes(be, x_swapped, x, B, c->in_channels, S_in);
     if (layer->kept) {
@@ -258,6 +279,12 @@ static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const 
     const float *W = run->params + layer->param_offset;
     float *dW = run->grads + layer->param_offset;                       // (C_in, C_out k k)
     float *dbias = dW + (size_t)c->in_channels * rows;
+    if (library_runs(be)) {   // dy plays the conv's input, x its output gradient
+        be->conv_backward_weights(be, dW, NULL, dy, x, g, c->in_channels, B);
+        be->channel_bias_grad(be, dbias, dy, B, g.C, g.H * g.W);
+        if (dx) be->conv_forward(be, dx, dy, W, NULL, g, c->in_channels, B);
+        return;
+    }
     be->im2col(be, run->col, dy, g, B);                                 // dcol (C_out k k, B S_in)
     const float *x_swapped = layer->kept;                               // x' (C_in, B S_in): the forward's
     if (!layer->kept || layer->kept_input != x || layer->kept_B != B) { // unless none, or another x

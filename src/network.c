@@ -62,8 +62,6 @@ int network_build(Network *net, const char *name, const LayerSpec *specs, int n_
         buffers += layer->n_buffers;
         net->n_params += layer->n_params;
         net->n_buffers += layer->n_buffers;
-        if (layer->col_floats > net->max_col) net->max_col = layer->col_floats;
-        if (layer->swap_floats > net->max_swap) net->max_swap = layer->swap_floats;
         if (tensor_shape_size(layer->out) > net->max_size) net->max_size = tensor_shape_size(layer->out);
         shape = layer->out;
     }
@@ -98,19 +96,24 @@ int network_check_batch(const Network *net, int max_batch, const char *batch_ori
 void network_alloc(Network *net, Backend *be, int max_batch, bool keep_for_backward) {
     size_t B = (size_t)max_batch;
     net->max_batch = max_batch;
+    size_t max_col = 0, max_swap = 0;   // the workspaces of the layers that use them on this backend
     for (int i = 0; i < net->n_layers; i++) {
         NetLayer *layer = &net->layers[i];
+        const bool workspaces = !(layer->composes_convolution && be->conv_forward);
         if (!layer->kind->view) net->outputs[i] = be->alloc(be, B * tensor_shape_size(layer->out) * sizeof(float));
         if (layer->state_floats) layer->state = be->alloc(be, layer->state_floats * sizeof(float));
-        if (layer->kept_floats && keep_for_backward) layer->kept = be->alloc(be, B * layer->kept_floats * sizeof(float));
+        if (workspaces && layer->col_floats > max_col) max_col = layer->col_floats;
+        if (workspaces && layer->swap_floats > max_swap) max_swap = layer->swap_floats;
+        if (workspaces && layer->kept_floats && keep_for_backward)
+            layer->kept = be->alloc(be, B * layer->kept_floats * sizeof(float));
         layer->kept_input = NULL;
         layer->kept_B = 0;
         if (layer->kind->adds_skip) net->skip_grad[i] = be->alloc(be, B * tensor_shape_size(layer->in) * sizeof(float));
     }
     net->grad_a = be->alloc(be, B * net->max_size * sizeof(float));
     net->grad_b = be->alloc(be, B * net->max_size * sizeof(float));
-    if (net->max_col) net->col = be->alloc(be, B * net->max_col * sizeof(float));
-    if (net->max_swap) net->swap = be->alloc(be, B * net->max_swap * sizeof(float));
+    if (max_col) net->col = be->alloc(be, B * max_col * sizeof(float));
+    if (max_swap) net->swap = be->alloc(be, B * max_swap * sizeof(float));
 }
 
 void network_free(Network *net, Backend *be) {

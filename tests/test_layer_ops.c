@@ -1,7 +1,7 @@
 // test_layer_ops.c: the CPU backend's layer-graph ops (activation with a slope, multiply,
 // im2col / col2im, swap_leading_axes, channel bias, batch norm, the vector
 // quantiser, its CPU argmin against the definition; the CPU's chunk policy for the conv
-// layers' GEMM -> col2im paths) against
+// layers' GEMM -> col2im paths; the library convolutions where the build has oneDNN) against
 // double-precision references written here, and their gradients against
 // central finite differences of those references (or, for the linear maps,
 // the adjoint identity <A x, c> = <x, A^T c> in double).
@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 static Backend *cpu;
@@ -617,6 +618,134 @@ static void test_col2im_chunk_policy(void) {
     }
 }
 
+// The CPU backend's library convolutions (oneDNN, conv_onednn.c; Backend.conv_forward ...)
+// against a direct convolution in double: y = conv(x, W) + bias, and with no bias; the input
+// gradient; the weight and bias gradients. Random geometries: 1-40 channels either side (the
+// plain layout below 8, oneDNN's blocked one above, channel counts that fill no 16-channel block),
+// kernel 1-5, stride 1-3, padding 0-2, 1-5 images, and images as a transposed conv with
+// output_padding leaves them (rows at the bottom no output reads).
+static double conv_input(const float *x, ConvGeometry g, int b, int c, int ih, int iw) {
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) return 0.0;
+    return x[(((size_t)b * g.C + c) * g.H + ih) * g.W + iw];
+}
+
+static void test_library_convolutions(void) {
+    if (!cpu->conv_forward) {
+        test_skip("library_convolutions", "this build has no oneDNN (ONEDNN=0, or no <oneapi/dnnl/dnnl.h> when built)");
+        return;
+    }
+    int trials = 0, blocked = 0, unread_rows = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        const int k = 1 + (int)(rng_u32(&test_rng) % 5), s = 1 + (int)(rng_u32(&test_rng) % 3);
+        const int p = (int)(rng_u32(&test_rng) % 3), B = 1 + (int)(rng_u32(&test_rng) % 5);
+        const int C = 1 + (int)(rng_u32(&test_rng) % 40), C_out = 1 + (int)(rng_u32(&test_rng) % 40);
+        const int OH = 1 + (int)(rng_u32(&test_rng) % 9), OW = 1 + (int)(rng_u32(&test_rng) % 9);
+        const int extra = (int)(rng_u32(&test_rng) % s);   // output_padding < stride
+        // the image a conv maps onto exactly (OH, OW); with `extra`, a transposed conv's output
+        ConvGeometry g = {C, (OH - 1) * s + k - 2 * p + extra, (OW - 1) * s + k - 2 * p, k, s, p, OH, OW};
+        if (g.H < 1 || g.W < 1 || (g.H + 2 * p - k) / s + 1 != OH || (g.W + 2 * p - k) / s + 1 != OW) continue;
+        trials++;
+        if (C >= 8 && C_out >= 8) blocked++;
+        if (extra > 0) unread_rows++;
+        const size_t nx = (size_t)B * C * g.H * g.W, ny = (size_t)B * C_out * OH * OW, nw = (size_t)C_out * C * k * k;
+        float *x = random_floats(nx, -1, 1), *W = random_floats(nw, -1, 1), *bias = random_floats(C_out, -1, 1);
+        float *dy = random_floats(ny, -1, 1), *y = random_floats(ny, 5, 6), *y_nb = random_floats(ny, 5, 6);
+        float *dx = random_floats(nx, 5, 6), *dW = random_floats(nw, 5, 6), *db = random_floats(C_out, 5, 6);
+        float *dW_nb = random_floats(nw, 5, 6);
+        cpu->conv_forward(cpu, y, x, W, bias, g, C_out, B);
+        cpu->conv_forward(cpu, y_nb, x, W, NULL, g, C_out, B);
+        cpu->conv_backward_data(cpu, dx, dy, W, g, C_out, B);
+        cpu->conv_backward_weights(cpu, dW, db, x, dy, g, C_out, B);
+        cpu->conv_backward_weights(cpu, dW_nb, NULL, x, dy, g, C_out, B);
+        double *dx_ref = xcalloc(nx, sizeof(double)), *dW_ref = xcalloc(nw, sizeof(double));
+        double *dx_mag = xcalloc(nx, sizeof(double)), *dW_mag = xcalloc(nw, sizeof(double));
+        int wrong_y = 0, wrong_db = 0, wrong_dx = 0, wrong_dW = 0;
+        for (int o = 0; o < C_out; o++) {
+            double db_ref = 0.0, db_mag = 0.0;
+            for (int b = 0; b < B; b++)
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        const size_t yi = (((size_t)b * C_out + o) * OH + oh) * OW + ow;
+                        double sum = 0.0, mag = 0.0;
+                        for (int c = 0; c < C; c++)
+                            for (int i = 0; i < k; i++)
+                                for (int j = 0; j < k; j++) {
+                                    const int ih = oh * s - p + i, iw = ow * s - p + j;
+                                    const size_t wi = (((size_t)o * C + c) * k + i) * k + j;
+                                    const double xv = conv_input(x, g, b, c, ih, iw);
+                                    sum += W[wi] * xv;
+                                    mag += fabs(W[wi] * xv);
+                                    dW_ref[wi] += dy[yi] * xv;
+                                    dW_mag[wi] += fabs(dy[yi] * xv);
+                                    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) {
+                                        const size_t xi = (((size_t)b * C + c) * g.H + ih) * g.W + iw;
+                                        dx_ref[xi] += dy[yi] * W[wi];
+                                        dx_mag[xi] += fabs(dy[yi] * W[wi]);
+                                    }
+                                }
+                        if (fabs(y[yi] - (sum + bias[o])) > 1e-5 * (mag + fabs(bias[o])) + 1e-6) wrong_y++;
+                        if (fabs(y_nb[yi] - sum) > 1e-5 * mag + 1e-6) wrong_y++;
+                        db_ref += dy[yi];
+                        db_mag += fabs(dy[yi]);
+                    }
+            if (fabs(db[o] - db_ref) > 1e-5 * db_mag + 1e-6) wrong_db++;
+        }
+        for (size_t i = 0; i < nx; i++)
+            if (fabs(dx[i] - dx_ref[i]) > 1e-5 * dx_mag[i] + 1e-6) wrong_dx++;
+        for (size_t i = 0; i < nw; i++)
+            if (fabs(dW[i] - dW_ref[i]) > 1e-5 * dW_mag[i] + 1e-6 || dW_nb[i] != dW[i]) wrong_dW++;
+        CHECK(wrong_y + wrong_db + wrong_dx + wrong_dW == 0,
+              "C %d -> %d, (%d, %d) -> (%d, %d), k %d s %d p %d, B %d: %d y, %d dbias, %d dx, %d dW entries wrong", C,
+              C_out, g.H, g.W, OH, OW, k, s, p, B, wrong_y, wrong_db, wrong_dx, wrong_dW);
+        free(x); free(W); free(bias); free(dy); free(y); free(y_nb); free(dx); free(dW); free(db); free(dW_nb);
+        free(dx_ref); free(dW_ref); free(dx_mag); free(dW_mag);
+    }
+    CHECK(trials >= 30 && blocked >= 5 && unread_rows >= 5,
+          "%d geometries run (%d blocked, %d with rows no output reads): want 30, 5 and 5", trials, blocked,
+          unread_rows);
+}
+
+// The library convolutions give the same bits for 1, 2 and 3 threads in the pool: the forward
+// and the input gradient (each output from one thread), and the weight gradient (chunks of 8
+// images, each on one thread, added in chunk order; 21 images: a last chunk of 5). A backend
+// per thread count (the library's primitives are built for the pool they start in).
+static void test_library_convolutions_thread_independent(void) {
+    if (!cpu->conv_forward) {
+        test_skip("library_convolutions_thread_independent", "this build has no oneDNN");
+        return;
+    }
+    const ConvGeometry g = geometry(20, 9, 11, 4, 2, 1);
+    const int C_out = 24, B = 21, threads[3] = {1, 2, 3};
+    const size_t nx = (size_t)B * g.C * g.H * g.W, ny = (size_t)B * C_out * g.OH * g.OW;
+    const size_t nw = (size_t)C_out * g.C * g.kernel * g.kernel;
+    float *x = random_floats(nx, -1, 1), *W = random_floats(nw, -1, 1), *bias = random_floats(C_out, -1, 1);
+    float *dy = random_floats(ny, -1, 1);
+    float *y[3], *dx[3], *dW[3], *db[3];
+    const int max_threads = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(threads[t]);
+        Backend *be = backend_cpu_create();
+        y[t] = xmalloc(ny * sizeof(float));
+        dx[t] = xmalloc(nx * sizeof(float));
+        dW[t] = xmalloc(nw * sizeof(float));
+        db[t] = xmalloc(C_out * sizeof(float));
+        be->conv_forward(be, y[t], x, W, bias, g, C_out, B);
+        be->conv_backward_data(be, dx[t], dy, W, g, C_out, B);
+        be->conv_backward_weights(be, dW[t], db[t], x, dy, g, C_out, B);
+        be->destroy(be);
+        if (t == 0) continue;
+        CHECK(memcmp(y[0], y[t], ny * sizeof(float)) == 0, "%d threads: another forward", threads[t]);
+        CHECK(memcmp(dx[0], dx[t], nx * sizeof(float)) == 0, "%d threads: another input gradient", threads[t]);
+        CHECK(memcmp(dW[0], dW[t], nw * sizeof(float)) == 0, "%d threads: another weight gradient", threads[t]);
+        CHECK(memcmp(db[0], db[t], C_out * sizeof(float)) == 0, "%d threads: another bias gradient", threads[t]);
+    }
+    omp_set_num_threads(max_threads);
+    for (int t = 0; t < 3; t++) {
+        free(y[t]); free(dx[t]); free(dW[t]); free(db[t]);
+    }
+    free(x); free(W); free(bias); free(dy);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
@@ -633,6 +762,8 @@ int main(void) {
     test_run("vector_quantizer", test_vector_quantizer);
     test_run("vq_argmin_matches_definition", test_vq_argmin_matches_definition);
     test_run("col2im_chunk_policy", test_col2im_chunk_policy);
+    test_run("library_convolutions", test_library_convolutions);
+    test_run("library_convolutions_thread_independent", test_library_convolutions_thread_independent);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }

@@ -264,7 +264,49 @@ static void conv_test_model(Model *m, int B, uint64_t seed, uint64_t data_seed, 
     m->training_mode = true;
 }
 
+// The CPU backend with its library convolutions (oneDNN) switched off, so the conv layers run
+// their own im2col / GEMM / col2im path (what CUDA runs, and the CPU without oneDNN); back on.
+static Backend cpu_with_library;
+static void composed_convolutions_only(void) {
+    cpu_with_library = *cpu;
+    cpu->conv_forward = NULL;
+    cpu->conv_backward_data = NULL;
+    cpu->conv_backward_weights = NULL;
+}
+static void library_convolutions_again(void) { *cpu = cpu_with_library; }
+
+// With the library convolutions (where the build has them), the conv VAE's output and every
+// gradient are those of the composed path within float rounding; a forward-only model's
+// output too.
+static void test_conv_library_matches_composed(void) {
+    if (!cpu->conv_forward) {
+        test_skip("conv_library_matches_composed", "this build has no oneDNN: the composed path is the only one");
+        return;
+    }
+    const int B = 4;
+    float x[4 * 64], eps[4 * 8], out[2][4 * 64];
+    float *grads[2];
+    for (int run = 0; run < 2; run++) {   // 0: the library, 1: composed
+        if (run == 1) composed_convolutions_only();
+        Model m;
+        conv_test_model(&m, B, 13, 80, x, eps);
+        grads[run] = xmalloc(m.n_params * sizeof(float));
+        conv_grads(&m, B, false, grads[run]);
+        cpu->download(cpu, out[run], model_output(&m), sizeof out[run]);
+        int differ = 0;
+        for (int i = 0; run == 1 && i < B * m.input_dim; i++) differ += !test_close(out[1][i], out[0][i], 1e-5, 1e-6);
+        for (size_t i = 0; run == 1 && i < m.n_params; i++) differ += !test_close(grads[1][i], grads[0][i], 1e-4, 1e-5);
+        CHECK(differ == 0, "%d output or gradient values of the library convolutions differ from the composed ones", differ);
+        model_destroy(&m);
+        if (run == 1) library_convolutions_again();
+    }
+    free(grads[0]);
+    free(grads[1]);
+}
+
+// (the composed path: columns are kept only there)
 static void test_conv_columns_kept(void) {
+    composed_convolutions_only();
     const int B = 3;
     Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
     Model m;
@@ -320,6 +362,7 @@ static void test_conv_columns_kept(void) {
     CHECK(m.encoder_net->layers[0].kept == NULL && m.encoder_net->layers[0].kept_floats == 0,
           "a 7 x 7 conv2d keeps %zu column floats an example", m.encoder_net->layers[0].kept_floats);
     model_destroy(&m);
+    library_convolutions_again();
 }
 
 // The GEMM -> col2im paths (conv_transpose2d's forward, conv2d's input gradient) in chunks of
@@ -334,7 +377,8 @@ static int forced_col2im_chunks(Backend *be, size_t floats_per_image, int inner,
     return forced_chunks < B ? forced_chunks : B;
 }
 
-static void test_conv_col2im_chunks(void) {
+static void test_conv_col2im_chunks(void) {   // (the composed path's)
+    composed_convolutions_only();
     const int B = 5;
     Model m;
     float x[5 * 64], eps[5 * 8];
@@ -364,6 +408,7 @@ static void test_conv_col2im_chunks(void) {
     free(want);
     free(got);
     model_destroy(&m);
+    library_convolutions_again();
 }
 
 // A small MADE over input_dim 6 (masked_linear layers and activations).
@@ -1282,6 +1327,7 @@ int main(void) {
     test_run("kl_schedule_values", test_kl_schedule_values);
     test_run("graph_vae_gradients", test_graph_vae_gradients);
     test_run("graph_layout", test_graph_layout);
+    test_run("conv_library_matches_composed", test_conv_library_matches_composed);
     test_run("conv_columns_kept", test_conv_columns_kept);
     test_run("conv_col2im_chunks", test_conv_col2im_chunks);
     test_run("made_gradients", test_made_gradients);

@@ -238,6 +238,20 @@ struct Backend {
     // not depend on the other images, so the chunks change no bit where the GEMM gives the
     // same bits for any split of its columns (the CPU's col2im_chunks says when).
     int (*col2im_chunks)(Backend *be, size_t floats_per_image, int inner, int B);
+    // Whole convolutions from a library (the CPU's oneDNN, conv_onednn.h); NULL where the
+    // backend has none (CUDA, or a CPU build without oneDNN): the conv layers then compose
+    // im2col / GEMM / col2im (above, below). Shapes as conv2d's: x (B, g.C, g.H, g.W),
+    // y (B, C_out, g.OH, g.OW), W (C_out, g.C, k, k); a transposed conv runs them with its
+    // roles swapped (layer_conv.c). All overwrite.
+    // y = conv(x, W) + bias (bias NULL: none)
+    void (*conv_forward)(Backend *be, float *y, const float *x, const float *W, const float *bias,
+                         ConvGeometry g, int C_out, int B);
+    // dx = the input gradient of conv(x, W) for dy
+    void (*conv_backward_data)(Backend *be, float *dx, const float *dy, const float *W, ConvGeometry g,
+                               int C_out, int B);
+    // dW (C_out, g.C, k, k) and, unless NULL, dbias (C_out) for x and dy
+    void (*conv_backward_weights)(Backend *be, float *dW, float *dbias, const float *x, const float *dy,
+                                  ConvGeometry g, int C_out, int B);
     // out (N1, N0, S) = in (N0, N1, S) with its two leading axes swapped.
     void (*swap_leading_axes)(Backend *be, float *out, const float *in, int N0, int N1, int S);
     // y (B, C, S) += bias[c], in place.

@@ -76,6 +76,8 @@ typedef struct {
     size_t state_floats;               // device floats kept from forward to backward (not per example)
     size_t kept_floats;                // per example, device floats the forward keeps for the backward
                                        // (conv2d: its im2col columns), 0 if none
+    bool composes_convolution;         // col, swap and kept serve only the im2col / GEMM path: none is
+                                       // allocated where the backend runs whole convolutions
     uint64_t gemm_flops;               // per example, the forward GEMM (2 M N K); 0 for non-GEMM layers
     int batch_statistics_span;         // batch norm: values a feature's statistics take from each
                                        // example in training (H W, or 1 on a flat input); 0 for others
@@ -146,7 +148,7 @@ typedef struct {
     NetLayer layers[CUVAE_MAX_NET_LAYERS];
     TensorShape in, out;
     size_t n_params, n_buffers;  // totals of its layers
-    size_t max_col, max_swap, max_size;   // per-example floats: workspaces, widest tensor
+    size_t max_size;             // per-example floats of the widest tensor
     int max_batch;
     float *outputs[CUVAE_MAX_NET_LAYERS];   // (B, layer out) each; views alias their input
     float *grad_a, *grad_b;      // (B, max_size) ping-pong for backward

@@ -1,0 +1,349 @@
+// conv_onednn.c: whole 2-D convolutions for the CPU backend through oneDNN (Debian's
+// libdnnl, OpenMP build: the same libgomp pool as cuvae's loops and OpenBLAS) -- forward,
+// input gradient and weight + bias gradient of a conv2d (B, C, H, W) -> (B, C_out, OH, OW);
+// a transposed convolution is the same three with the roles swapped (layer_conv.c).
+// Tensors stay in cuvae's layouts (x, y NCHW; W (C_out, C, k, k)); each call reorders them
+// into and out of the blocked layout oneDNN's kernels pick (nChw16c on AVX-512), except
+// where few channels make oneDNN's blocked kernels slower than its own im2col + GEMM on the
+// plain layout (FEW_CHANNELS below). The weight gradient, a sum over the batch, is taken in
+// chunks of CHUNK_IMAGES images, each chunk by a single-threaded oneDNN call on one thread of the
+// pool, and the chunks' sums added in chunk order: the same bits for any thread count (oneDNN's
+// own threading splits the batch by the thread count). Built without oneDNN (no
+// <oneapi/dnnl/dnnl.h>), the backend has none of these and the layers compose im2col / GEMM /
+// col2im as on CUDA.
+#include "cuvae/conv_onednn.h"
+
+#ifdef CUVAE_ONEDNN
+#include "cuvae/common.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DNNL_CHECK(call) dnnl_check((call), #call, __FILE__, __LINE__)
+static void dnnl_check(dnnl_status_t status, const char *what, const char *file, int line) {
+    if (status == dnnl_success) return;
+    fprintf(stderr, "error: oneDNN: %s failed (status %d) at %s:%d\n", what, (int)status, file, line);
+    exit(1);
+}
+
+// Below this many channels on the side an op writes, oneDNN's blocked kernels were slower than
+// its plain-layout GEMM path on the lecture models' 1-channel images (2-core AMD EPYC, b128:
+// the 1 -> 32 k4 s2 conv's input gradient 1.05 ms blocked, 0.23 ms plain).
+enum { FEW_CHANNELS = 8 };
+// The weight gradient's chunk of the batch (the last chunk takes what is left).
+enum { CHUNK_IMAGES = 8 };
+// Primitives kept: three ops a layer for a training batch, its last batch and the evaluation
+// batches (a weight gradient two: whole chunks and the last one), round robin beyond.
+enum { CACHE_ENTRIES = 64, MAX_ARGS = 5 };
+
+typedef enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS } ConvOp;
+
+typedef struct {
+    int arg;                     // DNNL_ARG_*
+    bool output;
+    dnnl_memory_t user;          // cuvae's buffer (handle set at each call)
+    dnnl_memory_t inner;         // the primitive's layout (== user when they match)
+    dnnl_primitive_t reorder;    // user -> inner (input) or inner -> user (output); NULL if they match
+} ConvArg;
+
+// What one thread needs to run an entry's primitive: its own memory objects, reorders,
+// scratchpad and stream (oneDNN's primitives may run concurrently with a scratchpad each).
+typedef struct {
+    ConvArg args[MAX_ARGS];
+    dnnl_memory_t scratchpad;    // NULL when the primitive needs none
+    dnnl_stream_t stream;
+} ConvSlot;
+
+typedef struct {
+    bool used;
+    ConvOp op;
+    ConvGeometry g;
+    int C_out, B;
+    bool bias;
+    dnnl_primitive_t primitive;
+    int n_args, n_slots;         // slots: 1, or one per pool thread (the weight gradient's chunks)
+    ConvSlot *slots;
+    size_t bytes;                // its blocked copies and scratchpads
+} ConvEntry;
+
+struct ConvLibrary {
+    dnnl_engine_t engine;
+    ConvEntry entries[CACHE_ENTRIES];
+    int next_victim;
+    float *partial;              // the weight gradient's per-chunk sums (dW and dbias a chunk)
+    size_t partial_floats;
+    size_t bytes;                // held now: blocked copies, scratchpads, the partial sums
+};
+
+ConvLibrary *conv_library_create(void) {
+    ConvLibrary *lib = xcalloc(1, sizeof *lib);
+    DNNL_CHECK(dnnl_engine_create(&lib->engine, dnnl_cpu, 0));
+    return lib;
+}
+
+static void entry_free(ConvEntry *e) {
+    if (!e->used) return;
+    for (int t = 0; t < e->n_slots; t++) {
+        ConvSlot *slot = &e->slots[t];
+        for (int a = 0; a < e->n_args; a++) {
+            if (slot->args[a].reorder) {
+                dnnl_primitive_destroy(slot->args[a].reorder);
+                dnnl_memory_destroy(slot->args[a].inner);
+            }
+            dnnl_memory_destroy(slot->args[a].user);
+        }
+        if (slot->scratchpad) dnnl_memory_destroy(slot->scratchpad);
+        dnnl_stream_destroy(slot->stream);
+    }
+    free(e->slots);
+    dnnl_primitive_destroy(e->primitive);
+    memset(e, 0, sizeof *e);
+}
+
+void conv_library_destroy(ConvLibrary *lib) {
+    if (!lib) return;
+    for (int i = 0; i < CACHE_ENTRIES; i++) entry_free(&lib->entries[i]);
+    dnnl_engine_destroy(lib->engine);
+    free(lib->partial);
+    free(lib);
+}
+
+static void describe(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_format_tag_t tag) {
+    dnnl_dims_t d;
+    for (int i = 0; i < ndims; i++) d[i] = dims[i];
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, ndims, d, dnnl_f32, tag));
+}
+
+// Adds argument `arg` to every slot: cuvae's layout `user`, the primitive's `inner`.
+static void add_arg(ConvLibrary *lib, ConvEntry *e, int arg, bool output, const dnnl_memory_desc_t *user,
+                    const dnnl_memory_desc_t *inner) {
+    for (int t = 0; t < e->n_slots; t++) {
+        ConvArg *a = &e->slots[t].args[e->n_args];
+        a->arg = arg;
+        a->output = output;
+        DNNL_CHECK(dnnl_memory_create(&a->user, user, lib->engine, DNNL_MEMORY_NONE));
+        if (dnnl_memory_desc_equal(user, inner)) {
+            a->inner = a->user;
+            continue;
+        }
+        DNNL_CHECK(dnnl_memory_create(&a->inner, inner, lib->engine, DNNL_MEMORY_ALLOCATE));
+        e->bytes += dnnl_memory_desc_get_size(inner);
+        dnnl_primitive_desc_t pd;
+        if (output) DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, inner, lib->engine, user, lib->engine, NULL));
+        else DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, user, lib->engine, inner, lib->engine, NULL));
+        DNNL_CHECK(dnnl_primitive_create(&a->reorder, pd));
+        dnnl_primitive_desc_destroy(pd);
+    }
+    e->n_args++;
+}
+
+static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index) {
+    return dnnl_primitive_desc_query_md(pd, what, index);
+}
+
+static void build_entry(ConvLibrary *lib, ConvEntry *e) {
+    const ConvGeometry g = e->g;
+    const int64_t x_dims[4] = {e->B, g.C, g.H, g.W}, y_dims[4] = {e->B, e->C_out, g.OH, g.OW};
+    const int64_t w_dims[4] = {e->C_out, g.C, g.kernel, g.kernel}, b_dims[1] = {e->C_out};
+    dnnl_memory_desc_t x_user, y_user, w_user, b_user, x_any, y_any, w_any;
+    describe(&x_user, 4, x_dims, dnnl_nchw);
+    describe(&y_user, 4, y_dims, dnnl_nchw);
+    describe(&w_user, 4, w_dims, dnnl_oihw);
+    describe(&b_user, 1, b_dims, dnnl_x);
+    // the blocked layouts oneDNN picks, or the plain ones where the op writes few channels
+    const bool plain = (e->op == CONV_FORWARD && e->C_out < FEW_CHANNELS) ||
+                       (e->op == CONV_BACKWARD_DATA && g.C < FEW_CHANNELS);
+    describe(&x_any, 4, x_dims, plain ? dnnl_nchw : dnnl_format_tag_any);
+    describe(&y_any, 4, y_dims, plain ? dnnl_nchw : dnnl_format_tag_any);
+    describe(&w_any, 4, w_dims, plain ? dnnl_oihw : dnnl_format_tag_any);
+    // the same padding both sides: a transposed conv's output_padding (rows and columns at the
+    // right no output reads) is inside the floor of OH = (H + 2 p - k) / s + 1, as in conv2d's
+    dnnl_dims_t strides = {g.stride, g.stride}, padding = {g.padding, g.padding};
+    const dnnl_memory_desc_t *bias_md = e->bias ? &b_user : NULL;
+    dnnl_primitive_attr_t attr;
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+
+    // the weight gradient's primitive runs one chunk on one thread: built for one
+    const int pool_threads = omp_get_max_threads();
+    e->n_slots = e->op == CONV_BACKWARD_WEIGHTS ? pool_threads : 1;
+    e->slots = xcalloc((size_t)e->n_slots, sizeof(ConvSlot));
+    if (e->op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(1);
+    dnnl_convolution_desc_t forward_desc, desc;
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&forward_desc, dnnl_forward_training, dnnl_convolution_direct,
+                                                  &x_any, &w_any, bias_md, &y_any, strides, padding, padding));
+    dnnl_primitive_desc_t forward_pd, pd;
+    DNNL_CHECK(dnnl_primitive_desc_create(&forward_pd, &forward_desc, e->op == CONV_FORWARD ? attr : NULL,
+                                          lib->engine, NULL));
+    if (e->op == CONV_FORWARD) {
+        pd = forward_pd;
+        add_arg(lib, e, DNNL_ARG_SRC, false, &x_user, query(pd, dnnl_query_src_md, 0));
+        add_arg(lib, e, DNNL_ARG_WEIGHTS, false, &w_user, query(pd, dnnl_query_weights_md, 0));
+        if (e->bias) add_arg(lib, e, DNNL_ARG_BIAS, false, &b_user, query(pd, dnnl_query_weights_md, 1));
+        add_arg(lib, e, DNNL_ARG_DST, true, &y_user, query(pd, dnnl_query_dst_md, 0));
+    } else if (e->op == CONV_BACKWARD_DATA) {
+        DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, &y_any,
+                                                            strides, padding, padding));
+        DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, lib->engine, forward_pd));
+        add_arg(lib, e, DNNL_ARG_DIFF_DST, false, &y_user, query(pd, dnnl_query_diff_dst_md, 0));
+        add_arg(lib, e, DNNL_ARG_WEIGHTS, false, &w_user, query(pd, dnnl_query_weights_md, 0));
+        add_arg(lib, e, DNNL_ARG_DIFF_SRC, true, &x_user, query(pd, dnnl_query_diff_src_md, 0));
+    } else {
+        DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any,
+                                                               bias_md, &y_any, strides, padding, padding));
+        DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, lib->engine, forward_pd));
+        add_arg(lib, e, DNNL_ARG_SRC, false, &x_user, query(pd, dnnl_query_src_md, 0));
+        add_arg(lib, e, DNNL_ARG_DIFF_DST, false, &y_user, query(pd, dnnl_query_diff_dst_md, 0));
+        add_arg(lib, e, DNNL_ARG_DIFF_WEIGHTS, true, &w_user, query(pd, dnnl_query_diff_weights_md, 0));
+        if (e->bias) add_arg(lib, e, DNNL_ARG_DIFF_BIAS, true, &b_user, query(pd, dnnl_query_diff_weights_md, 1));
+    }
+    DNNL_CHECK(dnnl_primitive_create(&e->primitive, pd));
+    const dnnl_memory_desc_t *scratch_md = query(pd, dnnl_query_scratchpad_md, 0);
+    for (int t = 0; t < e->n_slots; t++) {
+        if (scratch_md && dnnl_memory_desc_get_size(scratch_md) > 0)
+        {
+            DNNL_CHECK(dnnl_memory_create(&e->slots[t].scratchpad, scratch_md, lib->engine, DNNL_MEMORY_ALLOCATE));
+            e->bytes += dnnl_memory_desc_get_size(scratch_md);
+        }
+        DNNL_CHECK(dnnl_stream_create(&e->slots[t].stream, lib->engine, dnnl_stream_default_flags));
+    }
+    if (e->op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(pool_threads);
+    if (pd != forward_pd) dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(forward_pd);
+    dnnl_primitive_attr_destroy(attr);
+}
+
+static bool same_geometry(ConvGeometry a, ConvGeometry b) {
+    return a.C == b.C && a.H == b.H && a.W == b.W && a.kernel == b.kernel && a.stride == b.stride &&
+           a.padding == b.padding && a.OH == b.OH && a.OW == b.OW;
+}
+
+// The cached primitive for (op, g, C_out, B, bias), built on first use.
+static ConvEntry *entry_for(ConvLibrary *lib, ConvOp op, ConvGeometry g, int C_out, int B, bool bias) {
+    for (int i = 0; i < CACHE_ENTRIES; i++) {
+        ConvEntry *e = &lib->entries[i];
+        if (e->used && e->op == op && same_geometry(e->g, g) && e->C_out == C_out && e->B == B && e->bias == bias)
+            return e;
+    }
+    ConvEntry *e = &lib->entries[lib->next_victim];
+    lib->next_victim = (lib->next_victim + 1) % CACHE_ENTRIES;
+    lib->bytes -= e->bytes;
+    entry_free(e);
+    *e = (ConvEntry){.used = true, .op = op, .g = g, .C_out = C_out, .B = B, .bias = bias};
+    build_entry(lib, e);
+    lib->bytes += e->bytes;
+    return e;
+}
+
+// Runs the entry through slot t on cuvae's buffers (in the order of its args): inputs
+// reordered in, the primitive, outputs reordered out.
+static void run_entry(ConvEntry *e, int t, void *const *buffers) {
+    ConvSlot *slot = &e->slots[t];
+    dnnl_exec_arg_t exec[MAX_ARGS + 1];
+    for (int a = 0; a < e->n_args; a++) {
+        ConvArg *arg = &slot->args[a];
+        DNNL_CHECK(dnnl_memory_set_data_handle(arg->user, buffers[a]));
+        exec[a] = (dnnl_exec_arg_t){arg->arg, arg->inner};
+        if (arg->reorder && !arg->output) {
+            dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, arg->user}, {DNNL_ARG_TO, arg->inner}};
+            DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, 2, r));
+        }
+    }
+    int n_exec = e->n_args;
+    if (slot->scratchpad) exec[n_exec++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, slot->scratchpad};
+    DNNL_CHECK(dnnl_primitive_execute(e->primitive, slot->stream, n_exec, exec));
+    for (int a = 0; a < e->n_args; a++) {
+        ConvArg *arg = &slot->args[a];
+        if (!arg->reorder || !arg->output) continue;
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, arg->inner}, {DNNL_ARG_TO, arg->user}};
+        DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, 2, r));
+    }
+    DNNL_CHECK(dnnl_stream_wait(slot->stream));
+}
+
+size_t conv_library_bytes(const ConvLibrary *lib) { return lib ? lib->bytes : 0; }
+
+void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const float *W, const float *bias,
+                          ConvGeometry g, int C_out, int B) {
+    ConvEntry *e = entry_for(lib, CONV_FORWARD, g, C_out, B, bias != NULL);
+    void *buffers[4];   // in the order of the entry's args: src, weights, [bias,] dst
+    int n = 0;
+    buffers[n++] = (void *)x;
+    buffers[n++] = (void *)W;
+    if (bias) buffers[n++] = (void *)bias;
+    buffers[n++] = y;
+    run_entry(e, 0, buffers);
+}
+
+void conv_library_backward_data(ConvLibrary *lib, float *dx, const float *dy, const float *W, ConvGeometry g,
+                                int C_out, int B) {
+    ConvEntry *e = entry_for(lib, CONV_BACKWARD_DATA, g, C_out, B, false);
+    void *buffers[3] = {(void *)dy, (void *)W, dx};
+    run_entry(e, 0, buffers);
+}
+
+void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, const float *x, const float *dy,
+                                   ConvGeometry g, int C_out, int B) {
+    const int chunks = (B + CHUNK_IMAGES - 1) / CHUNK_IMAGES, last = B - (chunks - 1) * CHUNK_IMAGES;
+    const size_t n_weights = (size_t)C_out * g.C * g.kernel * g.kernel, n_bias = dbias ? (size_t)C_out : 0;
+    const size_t x_image = (size_t)g.C * g.H * g.W, y_image = (size_t)C_out * g.OH * g.OW;
+    const size_t partial_floats = (size_t)chunks * (n_weights + n_bias);
+    if (partial_floats > lib->partial_floats) {
+        free(lib->partial);
+        lib->partial = xmalloc(partial_floats * sizeof(float));
+        lib->bytes += (partial_floats - lib->partial_floats) * sizeof(float);
+        lib->partial_floats = partial_floats;
+    }
+    float *part_dW = lib->partial, *part_db = lib->partial + (size_t)chunks * n_weights;   // (chunks, ...)
+    // the primitives of a whole chunk and of the last (the same one when the last is whole)
+    const int full_images = chunks > 1 ? CHUNK_IMAGES : last;
+    ConvEntry *full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL);
+    ConvEntry *tail = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL);
+    if (full->B != full_images)   // (building the tail's took the full one's place in the cache)
+        full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL);
+    const int threads = full->n_slots < tail->n_slots ? full->n_slots : tail->n_slots;   // a slot each
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int c = 0; c < chunks; c++) {
+        const size_t first = (size_t)c * CHUNK_IMAGES;
+        void *buffers[4] = {(void *)(x + first * x_image), (void *)(dy + first * y_image),
+                            part_dW + (size_t)c * n_weights, dbias ? part_db + (size_t)c * n_bias : NULL};
+        run_entry(c == chunks - 1 ? tail : full, omp_get_thread_num(), buffers);
+    }
+    // the chunks' sums added in chunk order
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_weights; i++) {
+        float sum = part_dW[i];
+        for (int c = 1; c < chunks; c++) sum += part_dW[(size_t)c * n_weights + i];
+        dW[i] = sum;
+    }
+    for (size_t i = 0; i < n_bias; i++) {
+        float sum = part_db[i];
+        for (int c = 1; c < chunks; c++) sum += part_db[(size_t)c * n_bias + i];
+        dbias[i] = sum;
+    }
+}
+
+#else   // built without oneDNN
+
+ConvLibrary *conv_library_create(void) { return NULL; }
+void conv_library_destroy(ConvLibrary *lib) { (void)lib; }
+size_t conv_library_bytes(const ConvLibrary *lib) {
+    (void)lib;
+    return 0;
+}
+void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const float *W, const float *bias,
+                          ConvGeometry g, int C_out, int B) {
+    (void)lib, (void)y, (void)x, (void)W, (void)bias, (void)g, (void)C_out, (void)B;
+}
+void conv_library_backward_data(ConvLibrary *lib, float *dx, const float *dy, const float *W, ConvGeometry g,
+                                int C_out, int B) {
+    (void)lib, (void)dx, (void)dy, (void)W, (void)g, (void)C_out, (void)B;
+}
+void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, const float *x, const float *dy,
+                                   ConvGeometry g, int C_out, int B) {
+    (void)lib, (void)dW, (void)dbias, (void)x, (void)dy, (void)g, (void)C_out, (void)B;
+}
+#endif
