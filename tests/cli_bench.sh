@@ -42,6 +42,34 @@ for cfg in examples_b128 lecture_b128; do
     [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$three" ] \
         && ok "$cfg: the same loss on 1, 2 and 3 threads ($one)" || bad "$cfg: loss on 1 / 2 / 3 threads: $one / $two / $three"
 done
+# the CPU's convolutions: oneDNN's where the build has it (CUVAE_CPU_CONV=im2col: the layers'
+# own im2col / GEMM path), named in the device; a CUVAE_CPU_CONV of another name is refused.
+# oneDNN's weight gradient goes in chunks of images, one thread each: the conv model's loss does
+# not depend on the pool's size either (its linear layers' GEMM slices only with OpenBLAS's
+# SkylakeX-family kernels, which cuvae picks on AVX-512: checked there)
+conv_of() { env -u OPENBLAS_CORETYPE OMP_NUM_THREADS=$1 "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps $2 --warmup 0 --set device=cpu 2>/dev/null; }
+conv_out=$(conv_of 2 1)
+case "$conv_out" in   # (the device, "CPU (OpenBLAS ... kernels, oneDNN convolutions, N threads)")
+    *"oneDNN convolutions"*)
+        case "$(field "$conv_out" blas_core)" in
+            SkylakeX|Cooperlake|SapphireRapids)
+                one=$(field "$(conv_of 1 12)" train_loss); two=$(field "$(conv_of 2 12)" train_loss)
+                three=$(field "$(conv_of 3 12)" train_loss)
+                [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$three" ] \
+                    && ok "conv_b128 (oneDNN): the same loss on 1, 2 and 3 threads ($one)" \
+                    || bad "conv_b128 (oneDNN): loss on 1 / 2 / 3 threads: $one / $two / $three" ;;
+            *) skip "conv_b128 loss on 1, 2 and 3 threads" "OpenBLAS $(field "$conv_out" blas_core) kernels round GEMM slices by the thread count" ;;
+        esac
+        plain=$(CUVAE_CPU_CONV=im2col "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps 1 --warmup 0 --set device=cpu 2>/dev/null)
+        case "$plain" in
+            *"im2col convolutions"*) ok "CUVAE_CPU_CONV=im2col: the layers' im2col path" ;;
+            *) bad "CUVAE_CPU_CONV=im2col: $plain" ;;
+        esac ;;
+    *"im2col convolutions"*) skip "oneDNN convolutions" "this build has no oneDNN (make ONEDNN=0, or no libdnnl-dev)" ;;
+    *) bad "conv bench device: $conv_out" ;;
+esac
+expect_error "CUVAE_CPU_CONV=fast refused" 2 "^error: CUVAE_CPU_CONV: 'fast' is not one of onednn, im2col$" -- \
+    env CUVAE_CPU_CONV=fast "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps 1 --set device=cpu
 # --paired: the step and its GEMMs alternating in one process; bench/report.py puts its ratio
 # (median of the pairs, with the quartiles) in the summary row, beside the separate runs' ratio
 raw=$(mktemp)
