@@ -69,7 +69,11 @@ def run_label(d, nproc):
             return "cuvae train, eager (no CUDA graph)"
         if d["mode"] in ("paired", "paired-eager"):
             return "cuvae train and GEMM-only, alternating (--paired)"
-        return "cuvae GEMM-only (%s alone)" % ("cuBLAS" if d.get("backend") == "cuda" else "OpenBLAS")
+        if d.get("backend") == "cuda":
+            return "cuvae GEMM-only (cuBLAS alone)"
+        if d.get("conv_calls_per_step"):   # the CPU's oneDNN convolutions replay with the GEMMs
+            return "cuvae GEMM-only (OpenBLAS and oneDNN's convolutions alone)"
+        return "cuvae GEMM-only (OpenBLAS alone)"
     label = f"PyTorch {d['mode']}"
     threads = d.get("threads")
     if d.get("backend") == "cpu" and threads is not None:
@@ -154,7 +158,8 @@ def main():
     w("Summary at matched precision (fp32; TF32 off on CUDA). Ratio = cuvae samples/s ÷ PyTorch "
       "samples/s (> 1: cuvae faster). GEMM share = GEMM-only ms ÷ cuvae train ms; step ÷ GEMM = "
       "cuvae train ms ÷ GEMM-only ms of the best repeats, the time a step spends beyond its GEMMs "
-      "(CPU goal: ≤ 1.25×); paired = the same ratio from one process alternating blocks of training "
+      "(on the CPU with oneDNN, a conv layer's GEMMs are its whole oneDNN convolutions, layout "
+      "reorders included; CPU goal: ≤ 1.25×); paired = the same ratio from one process alternating blocks of training "
       "steps and blocks of their GEMMs (`cuvae bench --paired`): the median over the pairs "
       "[quartiles], which a host slowing the machine for a while moves far less than the separate runs.")
     w("")
