@@ -1,6 +1,6 @@
-// backend_cpu.c: the CPU backend: OpenBLAS sgemm plus plain C loops. This is
-// the readable reference: every CUDA kernel in kernels/ is tested against the
-// function of the same name here.
+// backend_cpu.c: the CPU backend: OpenBLAS sgemm plus plain C loops (and whole convolutions
+// through oneDNN, conv_onednn.c, where the build has it). This is the readable reference:
+// every CUDA kernel in kernels/ is tested against the function of the same name here.
 #include "cuvae/backend.h"
 #include "cuvae/optimizer_math.h"
 #include "cuvae/layer_math.h"
@@ -1695,9 +1695,10 @@ Backend *backend_cpu_create(void) {
     be->name = "cpu";
     be->impl = xcalloc(1, sizeof(CpuState));
     ((CpuState *)be->impl)->chunk_column_floats = chunk_column_floats();
-    const char *conv_choice = getenv("CUVAE_CPU_CONV");   // "onednn" (the default when built with it) | "im2col"
-    if (conv_choice && strcmp(conv_choice, "onednn") != 0 && strcmp(conv_choice, "im2col") != 0)
-    {
+    // the convolutions: oneDNN's where the build has it (the default) or "im2col": the layers'
+    // own im2col / GEMM path (the GPU's, and the bits of builds before oneDNN)
+    const char *conv_choice = getenv("CUVAE_CPU_CONV");
+    if (conv_choice && strcmp(conv_choice, "onednn") != 0 && strcmp(conv_choice, "im2col") != 0) {
         fprintf(stderr, "error: CUVAE_CPU_CONV: '%s' is not one of onednn, im2col\n", conv_choice);
         exit(2);
     }

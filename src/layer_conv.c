@@ -1,6 +1,9 @@
 // layer_conv.c: {"conv2d": C_out, "kernel": k, "stride": s, "padding": p} and
 // {"conv_transpose2d": C_out, ..., "output_padding": q} -- torch.nn.Conv2d /
-// ConvTranspose2d with square kernels, as im2col / col2im + one backend GEMM
+// ConvTranspose2d with square kernels. Where the backend runs whole convolutions (the CPU's
+// oneDNN: Backend.conv_forward ...), a conv2d is its three ops and a conv_transpose2d the same
+// with the roles swapped (its forward is the input gradient of the conv it transposes, its input
+// gradient that conv's forward). Otherwise (CUDA), as im2col / col2im + one backend GEMM
 // over the whole batch:
 //   conv2d            col (C k k, B S_out) = im2col(x);  y' (C_out, B S_out) = W col;
 //                     y (B, C_out, S_out) = swap(y') + bias
