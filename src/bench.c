@@ -490,7 +490,7 @@ int bench_command(int argc, char **argv) {
         for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
         seconds = timed_block(&loop, be, B, a.steps, true);
         gemm_calls = recorded.count - recorded.convs;
-            conv_calls = recorded.convs;
+        conv_calls = recorded.convs;
         replayed_flops = recorded_flops();
         forget_recorded();
     } else {

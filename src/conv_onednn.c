@@ -144,7 +144,7 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
     return dnnl_primitive_desc_query_md(pd, what, index);
 }
 
-static void build_entry(ConvLibrary *lib, ConvEntry *e) {
+static void build_entry(ConvLibrary *lib, ConvEntry *e, int slots) {
     const ConvGeometry g = e->g;
     const int64_t x_dims[4] = {e->B, g.C, g.H, g.W}, y_dims[4] = {e->B, e->C_out, g.OH, g.OW};
     const int64_t w_dims[4] = {e->C_out, g.C, g.kernel, g.kernel}, b_dims[1] = {e->C_out};
@@ -169,7 +169,7 @@ static void build_entry(ConvLibrary *lib, ConvEntry *e) {
 
     // the weight gradient's primitive runs one chunk on one thread: built for one
     const int pool_threads = omp_get_max_threads();
-    e->n_slots = e->op == CONV_BACKWARD_WEIGHTS ? pool_threads : 1;
+    e->n_slots = slots;
     e->slots = xcalloc((size_t)e->n_slots, sizeof(ConvSlot));
     if (e->op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(1);
     dnnl_convolution_desc_t forward_desc, desc;
@@ -222,7 +222,9 @@ static bool same_geometry(ConvGeometry a, ConvGeometry b) {
 }
 
 // The cached primitive for (op, g, C_out, B, bias), built on first use.
-static ConvEntry *entry_for(ConvLibrary *lib, ConvOp op, ConvGeometry g, int C_out, int B, bool bias) {
+// (slots: the threads that may run it at once; 1 but for the weight gradient's chunks)
+static ConvEntry *entry_for(ConvLibrary *lib, ConvOp op, ConvGeometry g, int C_out, int B, bool bias,
+                            int slots) {
     for (int i = 0; i < CACHE_ENTRIES; i++) {
         ConvEntry *e = &lib->entries[i];
         if (e->used && e->op == op && same_geometry(e->g, g) && e->C_out == C_out && e->B == B && e->bias == bias)
@@ -233,7 +235,7 @@ static ConvEntry *entry_for(ConvLibrary *lib, ConvOp op, ConvGeometry g, int C_o
     lib->bytes -= e->bytes;
     entry_free(e);
     *e = (ConvEntry){.used = true, .op = op, .g = g, .C_out = C_out, .B = B, .bias = bias};
-    build_entry(lib, e);
+    build_entry(lib, e, slots);
     lib->bytes += e->bytes;
     return e;
 }
@@ -268,7 +270,7 @@ size_t conv_library_bytes(const ConvLibrary *lib) { return lib ? lib->bytes : 0;
 
 void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const float *W, const float *bias,
                           ConvGeometry g, int C_out, int B) {
-    ConvEntry *e = entry_for(lib, CONV_FORWARD, g, C_out, B, bias != NULL);
+    ConvEntry *e = entry_for(lib, CONV_FORWARD, g, C_out, B, bias != NULL, 1);
     void *buffers[4];   // in the order of the entry's args: src, weights, [bias,] dst
     int n = 0;
     buffers[n++] = (void *)x;
@@ -280,14 +282,17 @@ void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const floa
 
 void conv_library_backward_data(ConvLibrary *lib, float *dx, const float *dy, const float *W, ConvGeometry g,
                                 int C_out, int B) {
-    ConvEntry *e = entry_for(lib, CONV_BACKWARD_DATA, g, C_out, B, false);
+    ConvEntry *e = entry_for(lib, CONV_BACKWARD_DATA, g, C_out, B, false, 1);
     void *buffers[3] = {(void *)dy, (void *)W, dx};
     run_entry(e, 0, buffers);
 }
 
 void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, const float *x, const float *dy,
                                    ConvGeometry g, int C_out, int B) {
+    if (B <= 0) return;
     const int chunks = (B + CHUNK_IMAGES - 1) / CHUNK_IMAGES, last = B - (chunks - 1) * CHUNK_IMAGES;
+    // a slot (blocked copies, scratchpad) for each thread that can take a chunk, no more
+    const int slots = chunks < omp_get_max_threads() ? chunks : omp_get_max_threads();
     const size_t n_weights = (size_t)C_out * g.C * g.kernel * g.kernel, n_bias = dbias ? (size_t)C_out : 0;
     const size_t x_image = (size_t)g.C * g.H * g.W, y_image = (size_t)C_out * g.OH * g.OW;
     const size_t partial_floats = (size_t)chunks * (n_weights + n_bias);
@@ -300,11 +305,12 @@ void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, co
     float *part_dW = lib->partial, *part_db = lib->partial + (size_t)chunks * n_weights;   // (chunks, ...)
     // the primitives of a whole chunk and of the last (the same one when the last is whole)
     const int full_images = chunks > 1 ? CHUNK_IMAGES : last;
-    ConvEntry *full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL);
-    ConvEntry *tail = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL);
+    ConvEntry *full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL, slots);
+    ConvEntry *tail = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL, slots);
     if (full->B != full_images)   // (building the tail's took the full one's place in the cache)
-        full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL);
-    const int threads = full->n_slots < tail->n_slots ? full->n_slots : tail->n_slots;   // a slot each
+        full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL, slots);
+    // a slot each (an entry built for a smaller batch has fewer: the chunks then share them)
+    const int threads = full->n_slots < tail->n_slots ? full->n_slots : tail->n_slots;
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int c = 0; c < chunks; c++) {
         const size_t first = (size_t)c * CHUNK_IMAGES;
