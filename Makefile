@@ -97,8 +97,8 @@ endif
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-# record the build flavour so switching CUDA=0/1 rebuilds
-FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)
+# record the build flavour so switching CUDA=0/1 (or MPI, NCCL, ONEDNN) rebuilds
+FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)-onednn$(ONEDNN)
 
 # ---- the emulated CUDA device (tests/cuemu), CUDA_EMU=1 only ----------------
 CUEMU := tests/cuemu

@@ -160,11 +160,11 @@ static void cpu_zero(Backend *be, void *ptr, size_t bytes) {
     if (bytes) memset(ptr, 0, bytes);
 }
 static void cpu_synchronize(Backend *be) { (void)be; }
-// cuvae's own allocations at their peak, and what the convolution library holds (its blocked
-// copies and scratchpads: kept from the first step on)
+// cuvae's own allocations at their peak plus the convolution library's peak (its blocked
+// copies and scratchpads, kept from the first step on): a bound of the two together
 static size_t cpu_peak_memory(Backend *be) {
     const CpuState *st = be->impl;
-    return st->peak_bytes + conv_library_bytes(st->conv_library);
+    return st->peak_bytes + conv_library_peak_bytes(st->conv_library);
 }
 
 static void cpu_destroy(Backend *be) {
@@ -1704,6 +1704,11 @@ Backend *backend_cpu_create(void) {
     }
     if (!conv_choice || strcmp(conv_choice, "onednn") == 0)
         ((CpuState *)be->impl)->conv_library = conv_library_create();
+    if (conv_choice && strcmp(conv_choice, "onednn") == 0 && !((CpuState *)be->impl)->conv_library) {
+        fprintf(stderr, "error: CUVAE_CPU_CONV=onednn: this build has no oneDNN (built with ONEDNN=0 or "
+                        "without libdnnl-dev); unset it, or CUVAE_CPU_CONV=im2col\n");
+        exit(2);
+    }
     snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %s, %d threads)",
              openblas_get_corename(),
              ((CpuState *)be->impl)->conv_library ? "oneDNN convolutions" : "im2col convolutions",

@@ -18,6 +18,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,14 @@ static void dnnl_check(dnnl_status_t status, const char *what, const char *file,
 enum { FEW_CHANNELS = 8 };
 // The weight gradient's chunk of the batch (the last chunk takes what is left).
 enum { CHUNK_IMAGES = 8 };
-// Primitives kept: three ops a layer for a training batch, its last batch and the evaluation
-// batches (a weight gradient two: whole chunks and the last one), round robin beyond.
-enum { CACHE_ENTRIES = 64, MAX_ARGS = 5 };
+// Primitives kept (three ops a layer for a training batch, its last batch and the evaluation
+// batches; a weight gradient two: whole chunks and the last one): the cache starts with
+// FIRST_ENTRIES places, a full cache evicts the least recently used entry and remembers its
+// key (a "ghost", as many as places), and a miss on a ghost's key -- a primitive asked for
+// again soon after its eviction: the step needs more than the cache holds and would rebuild
+// them every step -- doubles the places instead, up to MAX_ENTRIES. Keys asked for once (a
+// sampling run's other batch size) never grow it.
+enum { FIRST_ENTRIES = 64, MAX_ENTRIES = 4096, MAX_ARGS = 5 };
 
 typedef enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS } ConvOp;
 
@@ -57,30 +63,61 @@ typedef struct {
     dnnl_stream_t stream;
 } ConvSlot;
 
+// What a primitive is built for.
 typedef struct {
-    bool used;
     ConvOp op;
     ConvGeometry g;
     int C_out, B;
     bool bias;
+} ConvKey;
+
+typedef struct {
+    bool used;
+    ConvKey key;
     dnnl_primitive_t primitive;
     int n_args, n_slots;         // slots: 1, or one per pool thread (the weight gradient's chunks)
     ConvSlot *slots;
     size_t bytes;                // its blocked copies and scratchpads
+    uint64_t last_use;           // the library's use count when it was last returned
 } ConvEntry;
 
 struct ConvLibrary {
     dnnl_engine_t engine;
-    ConvEntry entries[CACHE_ENTRIES];
-    int next_victim;
+    ConvEntry **entries;         // (places): each entry allocated alone, so a pointer to it
+    int places;                  //   stays valid when the cache grows
+    uint64_t uses;               // entries returned so far
+    uint64_t builds;             // primitives built so far
+    ConvKey *ghosts;             // (places) keys of the latest evicted entries, a ring
+    int next_ghost;
     float *partial;              // the weight gradient's per-chunk sums (dW and dbias a chunk)
     size_t partial_floats;
     size_t bytes;                // held now: blocked copies, scratchpads, the partial sums
+    size_t peak_bytes;           // the most held at once
 };
+
+static void add_bytes(ConvLibrary *lib, size_t bytes) {
+    lib->bytes += bytes;
+    if (lib->bytes > lib->peak_bytes) lib->peak_bytes = lib->bytes;
+}
+
+// Gives the cache `places` places (the new ones empty).
+// (the ghosts are forgotten: they were the old size's)
+static void grow_cache(ConvLibrary *lib, int places) {
+    ConvEntry **entries = xmalloc((size_t)places * sizeof *entries);
+    if (lib->places) memcpy(entries, lib->entries, (size_t)lib->places * sizeof *entries);
+    free(lib->entries);
+    lib->entries = entries;
+    for (int i = lib->places; i < places; i++) lib->entries[i] = xcalloc(1, sizeof(ConvEntry));
+    lib->places = places;
+    free(lib->ghosts);
+    lib->ghosts = xcalloc((size_t)places, sizeof *lib->ghosts);
+    lib->next_ghost = 0;
+}
 
 ConvLibrary *conv_library_create(void) {
     ConvLibrary *lib = xcalloc(1, sizeof *lib);
     DNNL_CHECK(dnnl_engine_create(&lib->engine, dnnl_cpu, 0));
+    grow_cache(lib, FIRST_ENTRIES);
     return lib;
 }
 
@@ -105,7 +142,12 @@ static void entry_free(ConvEntry *e) {
 
 void conv_library_destroy(ConvLibrary *lib) {
     if (!lib) return;
-    for (int i = 0; i < CACHE_ENTRIES; i++) entry_free(&lib->entries[i]);
+    for (int i = 0; i < lib->places; i++) {
+        entry_free(lib->entries[i]);
+        free(lib->entries[i]);
+    }
+    free(lib->entries);
+    free(lib->ghosts);
     dnnl_engine_destroy(lib->engine);
     free(lib->partial);
     free(lib);
@@ -145,24 +187,24 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
 }
 
 static void build_entry(ConvLibrary *lib, ConvEntry *e, int slots) {
-    const ConvGeometry g = e->g;
-    const int64_t x_dims[4] = {e->B, g.C, g.H, g.W}, y_dims[4] = {e->B, e->C_out, g.OH, g.OW};
-    const int64_t w_dims[4] = {e->C_out, g.C, g.kernel, g.kernel}, b_dims[1] = {e->C_out};
+    const ConvGeometry g = e->key.g;
+    const int64_t x_dims[4] = {e->key.B, g.C, g.H, g.W}, y_dims[4] = {e->key.B, e->key.C_out, g.OH, g.OW};
+    const int64_t w_dims[4] = {e->key.C_out, g.C, g.kernel, g.kernel}, b_dims[1] = {e->key.C_out};
     dnnl_memory_desc_t x_user, y_user, w_user, b_user, x_any, y_any, w_any;
     describe(&x_user, 4, x_dims, dnnl_nchw);
     describe(&y_user, 4, y_dims, dnnl_nchw);
     describe(&w_user, 4, w_dims, dnnl_oihw);
     describe(&b_user, 1, b_dims, dnnl_x);
     // the blocked layouts oneDNN picks, or the plain ones where the op writes few channels
-    const bool plain = (e->op == CONV_FORWARD && e->C_out < FEW_CHANNELS) ||
-                       (e->op == CONV_BACKWARD_DATA && g.C < FEW_CHANNELS);
+    const bool plain = (e->key.op == CONV_FORWARD && e->key.C_out < FEW_CHANNELS) ||
+                       (e->key.op == CONV_BACKWARD_DATA && g.C < FEW_CHANNELS);
     describe(&x_any, 4, x_dims, plain ? dnnl_nchw : dnnl_format_tag_any);
     describe(&y_any, 4, y_dims, plain ? dnnl_nchw : dnnl_format_tag_any);
     describe(&w_any, 4, w_dims, plain ? dnnl_oihw : dnnl_format_tag_any);
     // the same padding both sides: a transposed conv's output_padding (rows and columns at the
     // right no output reads) is inside the floor of OH = (H + 2 p - k) / s + 1, as in conv2d's
     dnnl_dims_t strides = {g.stride, g.stride}, padding = {g.padding, g.padding};
-    const dnnl_memory_desc_t *bias_md = e->bias ? &b_user : NULL;
+    const dnnl_memory_desc_t *bias_md = e->key.bias ? &b_user : NULL;
     dnnl_primitive_attr_t attr;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
     DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
@@ -171,20 +213,20 @@ static void build_entry(ConvLibrary *lib, ConvEntry *e, int slots) {
     const int pool_threads = omp_get_max_threads();
     e->n_slots = slots;
     e->slots = xcalloc((size_t)e->n_slots, sizeof(ConvSlot));
-    if (e->op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(1);
+    if (e->key.op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(1);
     dnnl_convolution_desc_t forward_desc, desc;
     DNNL_CHECK(dnnl_convolution_forward_desc_init(&forward_desc, dnnl_forward_training, dnnl_convolution_direct,
                                                   &x_any, &w_any, bias_md, &y_any, strides, padding, padding));
     dnnl_primitive_desc_t forward_pd, pd;
-    DNNL_CHECK(dnnl_primitive_desc_create(&forward_pd, &forward_desc, e->op == CONV_FORWARD ? attr : NULL,
+    DNNL_CHECK(dnnl_primitive_desc_create(&forward_pd, &forward_desc, e->key.op == CONV_FORWARD ? attr : NULL,
                                           lib->engine, NULL));
-    if (e->op == CONV_FORWARD) {
+    if (e->key.op == CONV_FORWARD) {
         pd = forward_pd;
         add_arg(lib, e, DNNL_ARG_SRC, false, &x_user, query(pd, dnnl_query_src_md, 0));
         add_arg(lib, e, DNNL_ARG_WEIGHTS, false, &w_user, query(pd, dnnl_query_weights_md, 0));
-        if (e->bias) add_arg(lib, e, DNNL_ARG_BIAS, false, &b_user, query(pd, dnnl_query_weights_md, 1));
+        if (e->key.bias) add_arg(lib, e, DNNL_ARG_BIAS, false, &b_user, query(pd, dnnl_query_weights_md, 1));
         add_arg(lib, e, DNNL_ARG_DST, true, &y_user, query(pd, dnnl_query_dst_md, 0));
-    } else if (e->op == CONV_BACKWARD_DATA) {
+    } else if (e->key.op == CONV_BACKWARD_DATA) {
         DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &x_any, &w_any, &y_any,
                                                             strides, padding, padding));
         DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, lib->engine, forward_pd));
@@ -198,7 +240,7 @@ static void build_entry(ConvLibrary *lib, ConvEntry *e, int slots) {
         add_arg(lib, e, DNNL_ARG_SRC, false, &x_user, query(pd, dnnl_query_src_md, 0));
         add_arg(lib, e, DNNL_ARG_DIFF_DST, false, &y_user, query(pd, dnnl_query_diff_dst_md, 0));
         add_arg(lib, e, DNNL_ARG_DIFF_WEIGHTS, true, &w_user, query(pd, dnnl_query_diff_weights_md, 0));
-        if (e->bias) add_arg(lib, e, DNNL_ARG_DIFF_BIAS, true, &b_user, query(pd, dnnl_query_diff_weights_md, 1));
+        if (e->key.bias) add_arg(lib, e, DNNL_ARG_DIFF_BIAS, true, &b_user, query(pd, dnnl_query_diff_weights_md, 1));
     }
     DNNL_CHECK(dnnl_primitive_create(&e->primitive, pd));
     const dnnl_memory_desc_t *scratch_md = query(pd, dnnl_query_scratchpad_md, 0);
@@ -210,7 +252,7 @@ static void build_entry(ConvLibrary *lib, ConvEntry *e, int slots) {
         }
         DNNL_CHECK(dnnl_stream_create(&e->slots[t].stream, lib->engine, dnnl_stream_default_flags));
     }
-    if (e->op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(pool_threads);
+    if (e->key.op == CONV_BACKWARD_WEIGHTS) omp_set_num_threads(pool_threads);
     if (pd != forward_pd) dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(forward_pd);
     dnnl_primitive_attr_destroy(attr);
@@ -221,23 +263,55 @@ static bool same_geometry(ConvGeometry a, ConvGeometry b) {
            a.padding == b.padding && a.OH == b.OH && a.OW == b.OW;
 }
 
-// The cached primitive for (op, g, C_out, B, bias), built on first use.
-// (slots: the threads that may run it at once; 1 but for the weight gradient's chunks)
-static ConvEntry *entry_for(ConvLibrary *lib, ConvOp op, ConvGeometry g, int C_out, int B, bool bias,
-                            int slots) {
-    for (int i = 0; i < CACHE_ENTRIES; i++) {
-        ConvEntry *e = &lib->entries[i];
-        if (e->used && e->op == op && same_geometry(e->g, g) && e->C_out == C_out && e->B == B && e->bias == bias)
-            return e;
+static bool same_key(ConvKey a, ConvKey b) {
+    return a.op == b.op && same_geometry(a.g, b.g) && a.C_out == b.C_out && a.B == b.B && a.bias == b.bias;
+}
+
+// True (and the ghost forgotten) when `key` is a ghost's. (An empty place of the ring has B 0.)
+static bool take_ghost(ConvLibrary *lib, ConvKey key) {
+    for (int i = 0; i < lib->places; i++) {
+        if (lib->ghosts[i].B == 0 || !same_key(lib->ghosts[i], key)) continue;
+        lib->ghosts[i].B = 0;
+        return true;
     }
-    ConvEntry *e = &lib->entries[lib->next_victim];
-    lib->next_victim = (lib->next_victim + 1) % CACHE_ENTRIES;
-    lib->bytes -= e->bytes;
-    entry_free(e);
-    *e = (ConvEntry){.used = true, .op = op, .g = g, .C_out = C_out, .B = B, .bias = bias};
-    build_entry(lib, e, slots);
-    lib->bytes += e->bytes;
-    return e;
+    return false;
+}
+
+// Remembers an evicted entry's key in place of the oldest ghost.
+static void remember_ghost(ConvLibrary *lib, ConvKey key) {
+    lib->ghosts[lib->next_ghost] = key;
+    lib->next_ghost = (lib->next_ghost + 1) % lib->places;
+}
+
+// The cached primitive for `key`, built on first use (see FIRST_ENTRIES). The pointer stays
+// valid until the library is destroyed or the entry is evicted (never by the next call: the
+// entry just returned is the most recently used).
+// (slots: the threads that may run it at once; 1 but for the weight gradient's chunks)
+static ConvEntry *entry_for(ConvLibrary *lib, ConvKey key, int slots) {
+    lib->uses++;
+    ConvEntry *victim = NULL;   // an empty place, else the least recently used entry
+    for (int i = 0; i < lib->places; i++) {
+        ConvEntry *e = lib->entries[i];
+        if (e->used && same_key(e->key, key)) {
+            e->last_use = lib->uses;
+            return e;
+        }
+        if (!victim || (victim->used && (!e->used || e->last_use < victim->last_use))) victim = e;
+    }
+    if (victim->used && take_ghost(lib, key) && lib->places < MAX_ENTRIES) {
+        const int first_new = lib->places;
+        grow_cache(lib, 2 * lib->places);
+        victim = lib->entries[first_new];
+    }
+    if (victim->used) remember_ghost(lib, victim->key);
+    lib->bytes -= victim->bytes;
+    entry_free(victim);
+    *victim = (ConvEntry){.used = true, .key = key};
+    build_entry(lib, victim, slots);
+    lib->builds++;
+    add_bytes(lib, victim->bytes);
+    victim->last_use = lib->uses;
+    return victim;
 }
 
 // Runs the entry through slot t on cuvae's buffers (in the order of its args): inputs
@@ -267,10 +341,17 @@ static void run_entry(ConvEntry *e, int t, void *const *buffers) {
 }
 
 size_t conv_library_bytes(const ConvLibrary *lib) { return lib ? lib->bytes : 0; }
+size_t conv_library_peak_bytes(const ConvLibrary *lib) { return lib ? lib->peak_bytes : 0; }
+int conv_library_cached_primitives(const ConvLibrary *lib) {
+    int n = 0;
+    for (int i = 0; lib && i < lib->places; i++) n += lib->entries[i]->used;
+    return n;
+}
+uint64_t conv_library_builds(const ConvLibrary *lib) { return lib ? lib->builds : 0; }
 
 void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const float *W, const float *bias,
                           ConvGeometry g, int C_out, int B) {
-    ConvEntry *e = entry_for(lib, CONV_FORWARD, g, C_out, B, bias != NULL, 1);
+    ConvEntry *e = entry_for(lib, (ConvKey){CONV_FORWARD, g, C_out, B, bias != NULL}, 1);
     void *buffers[4];   // in the order of the entry's args: src, weights, [bias,] dst
     int n = 0;
     buffers[n++] = (void *)x;
@@ -282,7 +363,7 @@ void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const floa
 
 void conv_library_backward_data(ConvLibrary *lib, float *dx, const float *dy, const float *W, ConvGeometry g,
                                 int C_out, int B) {
-    ConvEntry *e = entry_for(lib, CONV_BACKWARD_DATA, g, C_out, B, false, 1);
+    ConvEntry *e = entry_for(lib, (ConvKey){CONV_BACKWARD_DATA, g, C_out, B, false}, 1);
     void *buffers[3] = {(void *)dy, (void *)W, dx};
     run_entry(e, 0, buffers);
 }
@@ -299,16 +380,15 @@ void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, co
     if (partial_floats > lib->partial_floats) {
         free(lib->partial);
         lib->partial = xmalloc(partial_floats * sizeof(float));
-        lib->bytes += (partial_floats - lib->partial_floats) * sizeof(float);
+        add_bytes(lib, (partial_floats - lib->partial_floats) * sizeof(float));
         lib->partial_floats = partial_floats;
     }
     float *part_dW = lib->partial, *part_db = lib->partial + (size_t)chunks * n_weights;   // (chunks, ...)
     // the primitives of a whole chunk and of the last (the same one when the last is whole)
     const int full_images = chunks > 1 ? CHUNK_IMAGES : last;
-    ConvEntry *full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL, slots);
-    ConvEntry *tail = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL, slots);
-    if (full->B != full_images)   // (building the tail's took the full one's place in the cache)
-        full = entry_for(lib, CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL, slots);
+    // (the tail's lookup cannot evict the whole chunks' entry: that one is the most recently used)
+    ConvEntry *full = entry_for(lib, (ConvKey){CONV_BACKWARD_WEIGHTS, g, C_out, full_images, dbias != NULL}, slots);
+    ConvEntry *tail = entry_for(lib, (ConvKey){CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL}, slots);
     // a slot each (an entry built for a smaller batch has fewer: the chunks then share them)
     const int threads = full->n_slots < tail->n_slots ? full->n_slots : tail->n_slots;
     #pragma omp parallel for schedule(static) num_threads(threads)
@@ -337,6 +417,18 @@ void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, co
 ConvLibrary *conv_library_create(void) { return NULL; }
 void conv_library_destroy(ConvLibrary *lib) { (void)lib; }
 size_t conv_library_bytes(const ConvLibrary *lib) {
+    (void)lib;
+    return 0;
+}
+size_t conv_library_peak_bytes(const ConvLibrary *lib) {
+    (void)lib;
+    return 0;
+}
+int conv_library_cached_primitives(const ConvLibrary *lib) {
+    (void)lib;
+    return 0;
+}
+uint64_t conv_library_builds(const ConvLibrary *lib) {
     (void)lib;
     return 0;
 }

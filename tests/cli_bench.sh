@@ -65,7 +65,11 @@ case "$conv_out" in   # (the device, "CPU (OpenBLAS ... kernels, oneDNN convolut
             *"im2col convolutions"*) ok "CUVAE_CPU_CONV=im2col: the layers' im2col path" ;;
             *) bad "CUVAE_CPU_CONV=im2col: $plain" ;;
         esac ;;
-    *"im2col convolutions"*) skip "oneDNN convolutions" "this build has no oneDNN (make ONEDNN=0, or no libdnnl-dev)" ;;
+    *"im2col convolutions"*)
+        skip "oneDNN convolutions" "this build has no oneDNN (make ONEDNN=0, or no libdnnl-dev)"
+        expect_error "CUVAE_CPU_CONV=onednn refused without oneDNN" 2 \
+            "^error: CUVAE_CPU_CONV=onednn: this build has no oneDNN .*CUVAE_CPU_CONV=im2col$" -- \
+            env CUVAE_CPU_CONV=onednn "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps 1 --set device=cpu ;;
     *) bad "conv bench device: $conv_out" ;;
 esac
 expect_error "CUVAE_CPU_CONV=fast refused" 2 "^error: CUVAE_CPU_CONV: 'fast' is not one of onednn, im2col$" -- \

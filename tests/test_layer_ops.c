@@ -7,6 +7,7 @@
 // the adjoint identity <A x, c> = <x, A^T c> in double).
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
+#include "cuvae/conv_onednn.h"
 #include "cuvae/rng.h"
 #include "test.h"
 
@@ -709,41 +710,102 @@ static void test_library_convolutions(void) {
 // and the input gradient (each output from one thread), and the weight gradient (chunks of 8
 // images, each on one thread, added in chunk order; 21 images: a last chunk of 5). A backend
 // per thread count (the library's primitives are built for the pool they start in).
+// The library's three ops give the same bits on 1, 2 and 3 threads: blocked layouts with a
+// last weight-gradient chunk of 5 images, the plain layout where an op writes one channel (the
+// input gradient of a 1-channel image, the forward to 1 channel), a single chunk without bias,
+// a 1x1 conv with a 1-image last chunk.
 static void test_library_convolutions_thread_independent(void) {
     if (!cpu->conv_forward) {
         test_skip("library_convolutions_thread_independent", "this build has no oneDNN");
         return;
     }
-    const ConvGeometry g = geometry(20, 9, 11, 4, 2, 1);
-    const int C_out = 24, B = 21, threads[3] = {1, 2, 3};
-    const size_t nx = (size_t)B * g.C * g.H * g.W, ny = (size_t)B * C_out * g.OH * g.OW;
-    const size_t nw = (size_t)C_out * g.C * g.kernel * g.kernel;
-    float *x = random_floats(nx, -1, 1), *W = random_floats(nw, -1, 1), *bias = random_floats(C_out, -1, 1);
-    float *dy = random_floats(ny, -1, 1);
-    float *y[3], *dx[3], *dW[3], *db[3];
-    const int max_threads = omp_get_max_threads();
-    for (int t = 0; t < 3; t++) {
-        omp_set_num_threads(threads[t]);
-        Backend *be = backend_cpu_create();
-        y[t] = xmalloc(ny * sizeof(float));
-        dx[t] = xmalloc(nx * sizeof(float));
-        dW[t] = xmalloc(nw * sizeof(float));
-        db[t] = xmalloc(C_out * sizeof(float));
-        be->conv_forward(be, y[t], x, W, bias, g, C_out, B);
-        be->conv_backward_data(be, dx[t], dy, W, g, C_out, B);
-        be->conv_backward_weights(be, dW[t], db[t], x, dy, g, C_out, B);
-        be->destroy(be);
-        if (t == 0) continue;
-        CHECK(memcmp(y[0], y[t], ny * sizeof(float)) == 0, "%d threads: another forward", threads[t]);
-        CHECK(memcmp(dx[0], dx[t], nx * sizeof(float)) == 0, "%d threads: another input gradient", threads[t]);
-        CHECK(memcmp(dW[0], dW[t], nw * sizeof(float)) == 0, "%d threads: another weight gradient", threads[t]);
-        CHECK(memcmp(db[0], db[t], C_out * sizeof(float)) == 0, "%d threads: another bias gradient", threads[t]);
+    const struct { ConvGeometry g; int C_out, B; bool bias; } cases[] = {
+        {geometry(20, 9, 11, 4, 2, 1), 24, 21, true},
+        {geometry(1, 12, 12, 4, 2, 1), 32, 16, true},
+        {geometry(32, 7, 7, 3, 1, 1), 1, 5, false},
+        {geometry(16, 6, 6, 1, 1, 0), 16, 9, true},
+    };
+    const int threads[3] = {1, 2, 3}, max_threads = omp_get_max_threads();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const ConvGeometry g = cases[c].g;
+        const int C_out = cases[c].C_out, B = cases[c].B;
+        const size_t nx = (size_t)B * g.C * g.H * g.W, ny = (size_t)B * C_out * g.OH * g.OW;
+        const size_t nw = (size_t)C_out * g.C * g.kernel * g.kernel;
+        float *x = random_floats(nx, -1, 1), *W = random_floats(nw, -1, 1), *dy = random_floats(ny, -1, 1);
+        float *bias = cases[c].bias ? random_floats(C_out, -1, 1) : NULL;
+        float *y[3], *dx[3], *dW[3], *db[3];
+        for (int t = 0; t < 3; t++) {
+            omp_set_num_threads(threads[t]);
+            Backend *be = backend_cpu_create();
+            y[t] = xmalloc(ny * sizeof(float));
+            dx[t] = xmalloc(nx * sizeof(float));
+            dW[t] = xmalloc(nw * sizeof(float));
+            db[t] = xcalloc(C_out, sizeof(float));
+            be->conv_forward(be, y[t], x, W, bias, g, C_out, B);
+            be->conv_backward_data(be, dx[t], dy, W, g, C_out, B);
+            be->conv_backward_weights(be, dW[t], bias ? db[t] : NULL, x, dy, g, C_out, B);
+            be->destroy(be);
+            if (t == 0) continue;
+            CHECK(memcmp(y[0], y[t], ny * sizeof(float)) == 0, "case %zu, %d threads: another forward", c, threads[t]);
+            CHECK(memcmp(dx[0], dx[t], nx * sizeof(float)) == 0, "case %zu, %d threads: another input gradient", c,
+                  threads[t]);
+            CHECK(memcmp(dW[0], dW[t], nw * sizeof(float)) == 0, "case %zu, %d threads: another weight gradient", c,
+                  threads[t]);
+            CHECK(memcmp(db[0], db[t], C_out * sizeof(float)) == 0, "case %zu, %d threads: another bias gradient", c,
+                  threads[t]);
+        }
+        omp_set_num_threads(max_threads);
+        for (int t = 0; t < 3; t++) {
+            free(y[t]); free(dx[t]); free(dW[t]); free(db[t]);
+        }
+        free(x); free(W); free(bias); free(dy);
     }
-    omp_set_num_threads(max_threads);
-    for (int t = 0; t < 3; t++) {
-        free(y[t]); free(dx[t]); free(dW[t]); free(db[t]);
+}
+
+// The library's primitive cache (conv_onednn.c): a step that needs more primitives than its
+// first 64 places (100 layers here) keeps them all once it has cycled through them twice (a
+// round-robin cache of 64 rebuilt every one every cycle); batch sizes asked for once evict the
+// least recently used entries and do not grow it; its peak bytes are at least what it holds.
+// The outputs stay right across evictions and growth (against the first cycle's).
+static void test_library_cache(void) {
+    ConvLibrary *lib = conv_library_create();
+    if (!lib) {
+        test_skip("library_cache", "this build has no oneDNN");
+        return;
     }
-    free(x); free(W); free(bias); free(dy);
+    const ConvGeometry g = geometry(2, 5, 5, 3, 1, 1);
+    enum { LAYERS = 100, B = 2, ONCE = 300 };
+    const size_t image = (size_t)g.C * g.H * g.W, out_image = (size_t)g.OH * g.OW;
+    float *x = random_floats((size_t)(B + ONCE) * image, -1, 1);
+    float *W = random_floats((size_t)LAYERS * g.C * g.kernel * g.kernel, -1, 1);
+    float *first = xmalloc((size_t)LAYERS * B * LAYERS * out_image * sizeof(float));
+    float *y = xmalloc((size_t)(B + ONCE) * LAYERS * out_image * sizeof(float));
+    uint64_t builds_after_two = 0;
+    int wrong = 0;
+    for (int cycle = 0; cycle < 4; cycle++) {
+        for (int layer = 0; layer < LAYERS; layer++) {
+            const int C_out = layer + 1;
+            const size_t ny = (size_t)B * C_out * out_image;
+            float *kept = first + (size_t)layer * B * LAYERS * out_image;
+            conv_library_forward(lib, cycle == 0 ? kept : y, x, W, NULL, g, C_out, B);
+            if (cycle > 0) wrong += memcmp(kept, y, ny * sizeof(float)) != 0;
+        }
+        if (cycle == 1) builds_after_two = conv_library_builds(lib);
+    }
+    CHECK(wrong == 0, "%d outputs changed across cycles", wrong);
+    CHECK(conv_library_builds(lib) == builds_after_two, "cycles 3 and 4 built %llu primitives again",
+          (unsigned long long)(conv_library_builds(lib) - builds_after_two));
+    CHECK(conv_library_cached_primitives(lib) >= LAYERS, "%d primitives cached, fewer than the %d layers",
+          conv_library_cached_primitives(lib), LAYERS);
+    const int cached = conv_library_cached_primitives(lib);
+    for (int b = B + 1; b <= B + ONCE; b++) conv_library_forward(lib, y, x, W, NULL, g, 1, b);
+    CHECK(conv_library_cached_primitives(lib) <= 2 * 64,   // the places after one doubling
+          "%d primitives cached after %d batch sizes asked for once (%d before: the cache grew)",
+          conv_library_cached_primitives(lib), ONCE, cached);
+    CHECK(conv_library_peak_bytes(lib) >= conv_library_bytes(lib) && conv_library_bytes(lib) > 0,
+          "peak bytes %zu, held %zu", conv_library_peak_bytes(lib), conv_library_bytes(lib));
+    conv_library_destroy(lib);
+    free(x); free(W); free(first); free(y);
 }
 
 int main(void) {
@@ -764,6 +826,7 @@ int main(void) {
     test_run("col2im_chunk_policy", test_col2im_chunk_policy);
     test_run("library_convolutions", test_library_convolutions);
     test_run("library_convolutions_thread_independent", test_library_convolutions_thread_independent);
+    test_run("library_cache", test_library_cache);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }

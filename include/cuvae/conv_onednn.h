@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ConvLibrary ConvLibrary;
 
@@ -17,6 +18,13 @@ void conv_library_destroy(ConvLibrary *lib);
 // Bytes the library holds now (its blocked copies of the tensors, scratchpads, the weight
 // gradient's per-chunk sums), not counting oneDNN's code and caches.
 size_t conv_library_bytes(const ConvLibrary *lib);
+// The most it has held at once (what a run's peak memory adds).
+size_t conv_library_peak_bytes(const ConvLibrary *lib);
+// Primitives cached now (for tests: a network needing more than the cache's first places keeps
+// them all instead of rebuilding them every step).
+int conv_library_cached_primitives(const ConvLibrary *lib);
+// Primitives built so far (for tests: a cache hit builds none).
+uint64_t conv_library_builds(const ConvLibrary *lib);
 // y = conv(x, W) + bias (bias NULL: none). Overwrites y.
 void conv_library_forward(ConvLibrary *lib, float *y, const float *x, const float *W, const float *bias,
                           ConvGeometry g, int C_out, int B);
