@@ -53,6 +53,7 @@ typedef struct {
     dnnl_memory_t user;          // cuvae's buffer (handle set at each call)
     dnnl_memory_t inner;         // the primitive's layout (== user when they match)
     dnnl_primitive_t reorder;    // user -> inner (input) or inner -> user (output); NULL if they match
+    dnnl_memory_t reorder_scratchpad;   // the reorder's own (user scratchpad mode); NULL if it needs none
 } ConvArg;
 
 // What one thread needs to run an entry's primitive: its own memory objects, reorders,
@@ -130,6 +131,7 @@ static void entry_free(ConvEntry *e) {
                 dnnl_primitive_destroy(slot->args[a].reorder);
                 dnnl_memory_destroy(slot->args[a].inner);
             }
+            if (slot->args[a].reorder_scratchpad) dnnl_memory_destroy(slot->args[a].reorder_scratchpad);
             dnnl_memory_destroy(slot->args[a].user);
         }
         if (slot->scratchpad) dnnl_memory_destroy(slot->scratchpad);
@@ -173,11 +175,22 @@ static void add_arg(ConvLibrary *lib, ConvEntry *e, int arg, bool output, const 
         }
         DNNL_CHECK(dnnl_memory_create(&a->inner, inner, lib->engine, DNNL_MEMORY_ALLOCATE));
         e->bytes += dnnl_memory_desc_get_size(inner);
+        // a scratchpad of its own, as the convolution's: the slots' reorders run on several
+        // threads at once, and the library's scratchpad mode would share one between them
+        dnnl_primitive_attr_t attr;
+        DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+        DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
         dnnl_primitive_desc_t pd;
-        if (output) DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, inner, lib->engine, user, lib->engine, NULL));
-        else DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, user, lib->engine, inner, lib->engine, NULL));
+        if (output) DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, inner, lib->engine, user, lib->engine, attr));
+        else DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, user, lib->engine, inner, lib->engine, attr));
         DNNL_CHECK(dnnl_primitive_create(&a->reorder, pd));
+        const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (scratch_md && dnnl_memory_desc_get_size(scratch_md) > 0) {
+            DNNL_CHECK(dnnl_memory_create(&a->reorder_scratchpad, scratch_md, lib->engine, DNNL_MEMORY_ALLOCATE));
+            e->bytes += dnnl_memory_desc_get_size(scratch_md);
+        }
         dnnl_primitive_desc_destroy(pd);
+        dnnl_primitive_attr_destroy(attr);
     }
     e->n_args++;
 }
@@ -324,8 +337,9 @@ static void run_entry(ConvEntry *e, int t, void *const *buffers) {
         DNNL_CHECK(dnnl_memory_set_data_handle(arg->user, buffers[a]));
         exec[a] = (dnnl_exec_arg_t){arg->arg, arg->inner};
         if (arg->reorder && !arg->output) {
-            dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, arg->user}, {DNNL_ARG_TO, arg->inner}};
-            DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, 2, r));
+            dnnl_exec_arg_t r[3] = {{DNNL_ARG_FROM, arg->user}, {DNNL_ARG_TO, arg->inner},
+                                    {DNNL_ARG_SCRATCHPAD, arg->reorder_scratchpad}};
+            DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, arg->reorder_scratchpad ? 3 : 2, r));
         }
     }
     int n_exec = e->n_args;
@@ -334,8 +348,9 @@ static void run_entry(ConvEntry *e, int t, void *const *buffers) {
     for (int a = 0; a < e->n_args; a++) {
         ConvArg *arg = &slot->args[a];
         if (!arg->reorder || !arg->output) continue;
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, arg->inner}, {DNNL_ARG_TO, arg->user}};
-        DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, 2, r));
+        dnnl_exec_arg_t r[3] = {{DNNL_ARG_FROM, arg->inner}, {DNNL_ARG_TO, arg->user},
+                                {DNNL_ARG_SCRATCHPAD, arg->reorder_scratchpad}};
+        DNNL_CHECK(dnnl_primitive_execute(arg->reorder, slot->stream, arg->reorder_scratchpad ? 3 : 2, r));
     }
     DNNL_CHECK(dnnl_stream_wait(slot->stream));
 }
