@@ -24,8 +24,14 @@
 #include <string.h>
 
 #define DNNL_CHECK(call) dnnl_check((call), #call, __FILE__, __LINE__)
+// Out of memory is the user's machine (exit 2, as cuvae's own allocations); any other status
+// is a bug here (exit 1).
 static void dnnl_check(dnnl_status_t status, const char *what, const char *file, int line) {
     if (status == dnnl_success) return;
+    if (status == dnnl_out_of_memory) {
+        fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (%s at %s:%d)\n", what, file, line);
+        exit(2);
+    }
     fprintf(stderr, "error: oneDNN: %s failed (status %d) at %s:%d\n", what, (int)status, file, line);
     exit(1);
 }
@@ -383,6 +389,16 @@ void conv_library_backward_data(ConvLibrary *lib, float *dx, const float *dy, co
     run_entry(e, 0, buffers);
 }
 
+// Chunk c of the weight gradient (images c * CHUNK_IMAGES on) through slot t of entry e, into
+// its partial sums: part_dW (chunks, n_weights), part_db (chunks, n_bias) or NULL.
+static void run_chunk(ConvEntry *e, int t, int c, const float *x, const float *dy, float *part_dW, float *part_db,
+                      size_t x_image, size_t y_image, size_t n_weights, size_t n_bias) {
+    const size_t first = (size_t)c * CHUNK_IMAGES;
+    void *buffers[4] = {(void *)(x + first * x_image), (void *)(dy + first * y_image),
+                        part_dW + (size_t)c * n_weights, part_db ? part_db + (size_t)c * n_bias : NULL};
+    run_entry(e, t, buffers);
+}
+
 void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, const float *x, const float *dy,
                                    ConvGeometry g, int C_out, int B) {
     if (B <= 0) return;
@@ -406,12 +422,20 @@ void conv_library_backward_weights(ConvLibrary *lib, float *dW, float *dbias, co
     ConvEntry *tail = entry_for(lib, (ConvKey){CONV_BACKWARD_WEIGHTS, g, C_out, last, dbias != NULL}, slots);
     // a slot each (an entry built for a smaller batch has fewer: the chunks then share them)
     const int threads = full->n_slots < tail->n_slots ? full->n_slots : tail->n_slots;
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int c = 0; c < chunks; c++) {
-        const size_t first = (size_t)c * CHUNK_IMAGES;
-        void *buffers[4] = {(void *)(x + first * x_image), (void *)(dy + first * y_image),
-                            part_dW + (size_t)c * n_weights, dbias ? part_db + (size_t)c * n_bias : NULL};
-        run_entry(c == chunks - 1 ? tail : full, omp_get_thread_num(), buffers);
+    if (threads > 1) {
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int c = 0; c < chunks; c++) run_chunk(c == chunks - 1 ? tail : full, omp_get_thread_num(), c, x, dy,
+                                                   part_dW, dbias ? part_db : NULL, x_image, y_image, n_weights, n_bias);
+    } else {
+        // One thread: here, with the pool set to one. (A team of one is no parallel region to
+        // oneDNN: its reorders would start a nested team of the pool's size, new threads at
+        // every call -- a batch of 8 or fewer trained 10x slower on 2 threads.)
+        const int pool_threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        for (int c = 0; c < chunks; c++)
+            run_chunk(c == chunks - 1 ? tail : full, 0, c, x, dy, part_dW, dbias ? part_db : NULL, x_image, y_image,
+                      n_weights, n_bias);
+        omp_set_num_threads(pool_threads);
     }
     // the chunks' sums added in chunk order
     #pragma omp parallel for schedule(static)

@@ -11,9 +11,17 @@
 #include "cuvae/rng.h"
 #include "test.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static Backend *cpu;
 static Rng test_rng;
@@ -762,6 +770,109 @@ static void test_library_convolutions_thread_independent(void) {
     }
 }
 
+// Threads the process starts (libgomp's and oneDNN's): pthread_create interposed by this
+// executable, which exports it as libgomp links against it (counting only: the real one runs).
+// Not under ASan, which interposes pthread_create itself.
+#ifndef __SANITIZE_ADDRESS__
+static atomic_int threads_started;
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg) {
+    static int (*real_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (!real_create) *(void **)&real_create = dlsym(RTLD_NEXT, "pthread_create");
+    atomic_fetch_add(&threads_started, 1);
+    return real_create(thread, attr, start, arg);
+}
+#endif
+
+// The weight gradient of a batch of 8 or fewer images (one chunk) on a pool of 2 threads
+// starts no thread once the pool exists: it ran in a team of one, which oneDNN took for no
+// parallel region and opened nested teams of new threads in, at every call (10x slower). The
+// same for two chunks. (The counter is checked first: a new, larger team must move it.)
+static void test_library_weight_gradient_starts_no_threads(void) {
+#ifdef __SANITIZE_ADDRESS__
+    test_skip("library_weight_gradient_starts_no_threads", "under ASan, which interposes pthread_create itself");
+#else
+    if (!cpu->conv_forward) {
+        test_skip("library_weight_gradient_starts_no_threads", "this build has no oneDNN");
+        return;
+    }
+    const int max_threads = omp_get_max_threads();
+    const int before_team = atomic_load(&threads_started);
+    omp_set_num_threads(max_threads + 2);
+    #pragma omp parallel
+    { (void)omp_get_thread_num(); }
+    if (atomic_load(&threads_started) == before_team) {
+        omp_set_num_threads(max_threads);
+        test_skip("library_weight_gradient_starts_no_threads", "pthread_create is not interposed in this build");
+        return;
+    }
+    omp_set_num_threads(2);
+    Backend *be = backend_cpu_create();
+    const ConvGeometry g = geometry(16, 10, 10, 4, 2, 1);
+    const int C_out = 16, batches[3] = {8, 3, 16};
+    for (int i = 0; i < 3; i++) {
+        const int B = batches[i];
+        const size_t nx = (size_t)B * g.C * g.H * g.W, ny = (size_t)B * C_out * g.OH * g.OW;
+        const size_t nw = (size_t)C_out * g.C * g.kernel * g.kernel;
+        float *x = random_floats(nx, -1, 1), *dy = random_floats(ny, -1, 1);
+        float *dW = xmalloc(nw * sizeof(float)), *db = xmalloc(C_out * sizeof(float));
+        be->conv_backward_weights(be, dW, db, x, dy, g, C_out, B);   // builds the primitives
+        const int before = atomic_load(&threads_started);
+        for (int call = 0; call < 20; call++) be->conv_backward_weights(be, dW, db, x, dy, g, C_out, B);
+        const int started = atomic_load(&threads_started) - before;
+        CHECK(started == 0, "batch %d on 2 threads: 20 weight gradients started %d threads", B, started);
+        free(x); free(dy); free(dW); free(db);
+    }
+    be->destroy(be);
+    omp_set_num_threads(max_threads);
+#endif
+}
+
+// oneDNN out of memory (a layer's blocked copy of a 1 TiB input) is the machine's limit, not a
+// bug: one line naming it and exit 2, as cuvae's own allocations (it was exit 1 with oneDNN's
+// status). In a child process; the input is never read (the copy is made before any call runs).
+static void test_library_out_of_memory(void) {
+#ifdef __SANITIZE_ADDRESS__
+    test_skip("library_out_of_memory", "under ASan, whose allocator aborts on a 1 TiB request");
+#else
+    ConvLibrary *probe = conv_library_create();
+    if (!probe) {
+        test_skip("library_out_of_memory", "this build has no oneDNN");
+        return;
+    }
+    conv_library_destroy(probe);
+    int pipe_fds[2];
+    CHECK(pipe(pipe_fds) == 0, "pipe failed");
+    fflush(NULL);
+    const pid_t child = fork();
+    if (child == 0) {
+        dup2(pipe_fds[1], 2);
+        close(pipe_fds[0]);
+        // (an address-space limit: with the kernel's overcommit set to always, 1 TiB would be given)
+        const struct rlimit limit = {(rlim_t)32 << 30, (rlim_t)32 << 30};
+        setrlimit(RLIMIT_AS, &limit);
+        ConvLibrary *lib = conv_library_create();
+        const ConvGeometry g = geometry(64, 512, 512, 1, 1, 0);
+        float tiny[64] = {0};
+        conv_library_forward(lib, tiny, tiny, tiny, NULL, g, 64, 16384);   // (16384, 64, 512, 512): 1 TiB
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    char message[512] = "";
+    size_t length = 0;
+    ssize_t got;
+    while (length < sizeof message - 1 && (got = read(pipe_fds[0], message + length, sizeof message - 1 - length)) > 0)
+        length += (size_t)got;
+    message[length] = '\0';
+    close(pipe_fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "child: status %d, stderr: %s", status, message);
+    CHECK(strstr(message, "cuvae: out of host memory in oneDNN's convolutions") != NULL &&
+              strchr(message, '\n') == message + length - 1,
+          "not one line naming oneDNN's memory: %s", message);
+#endif
+}
+
 // The library's primitive cache (conv_onednn.c): a step that needs more primitives than its
 // first 64 places (100 layers here) keeps them all once it has cycled through them twice (a
 // round-robin cache of 64 rebuilt every one every cycle); batch sizes asked for once evict the
@@ -827,6 +938,8 @@ int main(void) {
     test_run("library_convolutions", test_library_convolutions);
     test_run("library_convolutions_thread_independent", test_library_convolutions_thread_independent);
     test_run("library_cache", test_library_cache);
+    test_run("library_out_of_memory", test_library_out_of_memory);
+    test_run("library_weight_gradient_starts_no_threads", test_library_weight_gradient_starts_no_threads);
     cpu->destroy(cpu);
     return test_finish("test_layer_ops");
 }
