@@ -1630,10 +1630,26 @@ static void cpu_vq_restart_dead(Backend *be, float *codebook, float *counts, flo
 // else every core. OpenBLAS itself then runs single-threaded inside it (cpu_gemm).
 // (OpenBLAS's OpenMP build sets OpenMP's thread count in openblas_set_num_threads: the
 // pool's size is read first and set again after it.)
+// The most threads the pool may have: MAX_THREADS_PER_CORE a core, and never fewer than
+// MIN_THREADS_CAP. libgomp crashes or hangs creating tens of thousands of threads (OMP_NUM_THREADS
+// 16384 hung, 65536 crashed on a 2-core VM), and a pool far over the cores only waits on itself.
+enum { MAX_THREADS_PER_CORE = 8, MIN_THREADS_CAP = 1024 };
+
 static void use_one_thread_pool(void) {
     int threads = omp_get_max_threads();
     const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
-    if (!getenv("OMP_NUM_THREADS") && blas_threads && atoi(blas_threads) > 0) threads = atoi(blas_threads);
+    const bool from_omp = getenv("OMP_NUM_THREADS") != NULL;
+    if (!from_omp && blas_threads && atoi(blas_threads) > 0) threads = atoi(blas_threads);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cap = cores > 0 ? MAX_THREADS_PER_CORE * cores : MIN_THREADS_CAP;
+    if (cap < MIN_THREADS_CAP) cap = MIN_THREADS_CAP;
+    if (threads > cap) {
+        fprintf(stderr, "cuvae: %s=%s: the CPU backend's pool takes at most %ld threads here (%d a core on %ld "
+                "cores, and at least %d); set fewer\n", from_omp ? "OMP_NUM_THREADS" : "OPENBLAS_NUM_THREADS",
+                from_omp ? getenv("OMP_NUM_THREADS") : blas_threads, cap, MAX_THREADS_PER_CORE, cores,
+                MIN_THREADS_CAP);
+        exit(2);
+    }
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     blas_is_openmp = openblas_get_parallel() == 2;   // 0 sequential, 1 pthreads, 2 OpenMP
@@ -1699,20 +1715,20 @@ Backend *backend_cpu_create(void) {
     // own im2col / GEMM path (the GPU's, and the bits of builds before oneDNN)
     const char *conv_choice = getenv("CUVAE_CPU_CONV");
     if (conv_choice && strcmp(conv_choice, "onednn") != 0 && strcmp(conv_choice, "im2col") != 0) {
-        fprintf(stderr, "error: CUVAE_CPU_CONV: '%s' is not one of onednn, im2col\n", conv_choice);
+        fprintf(stderr, "cuvae: CUVAE_CPU_CONV: '%s' is not one of onednn, im2col\n", conv_choice);
         exit(2);
     }
     if (!conv_choice || strcmp(conv_choice, "onednn") == 0)
         ((CpuState *)be->impl)->conv_library = conv_library_create();
     if (conv_choice && strcmp(conv_choice, "onednn") == 0 && !((CpuState *)be->impl)->conv_library) {
-        fprintf(stderr, "error: CUVAE_CPU_CONV=onednn: this build has no oneDNN (built with ONEDNN=0 or "
+        fprintf(stderr, "cuvae: CUVAE_CPU_CONV=onednn: this build has no oneDNN (built with ONEDNN=0 or "
                         "without libdnnl-dev); unset it, or CUVAE_CPU_CONV=im2col\n");
         exit(2);
     }
-    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %s, %d threads)",
+    snprintf(be->device_name, sizeof be->device_name, "CPU (OpenBLAS %s kernels, %s, %d thread%s)",
              openblas_get_corename(),
              ((CpuState *)be->impl)->conv_library ? "oneDNN convolutions" : "im2col convolutions",
-             backend_cpu_threads());
+             backend_cpu_threads(), backend_cpu_threads() == 1 ? "" : "s");
     if (((CpuState *)be->impl)->conv_library) {
         be->conv_forward = cpu_conv_forward;
         be->conv_backward_data = cpu_conv_backward_data;

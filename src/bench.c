@@ -440,6 +440,7 @@ int bench_command(int argc, char **argv) {
     Backend *be = backend_create(cfg.device, err, sizeof err);
     if (!be) return bench_fail(err);
     backend_configure_from(be, &cfg);
+    if (backend_precision_note(be, &cfg)) fputs(backend_precision_note(be, &cfg), stderr);   // (tf32 on the CPU)
 
     const int B = cfg.train.batch_size;
     Model model;
@@ -524,8 +525,10 @@ int bench_command(int argc, char **argv) {
     }
 
     int rc = 0;
-    if ((a.gemm_only || a.paired) && gemm_calls == 0) {   // (a step issues GEMMs: a bug if not)
-        fprintf(stderr, "cuvae: bench %s: no GEMM was recorded from the training step: nothing to replay\n", cfg.name);
+    // (a step issues GEMMs or library convolutions, a PixelCNN on the CPU only the latter: a bug if neither)
+    if ((a.gemm_only || a.paired) && gemm_calls + conv_calls == 0) {
+        fprintf(stderr, "cuvae: bench %s: no GEMM or library convolution was recorded from the training step: "
+                "nothing to replay\n", cfg.name);
         rc = CUVAE_EXIT_BAD_INPUT;
     } else if (a.paired && !(isfinite(paired.ratio_q1) && isfinite(paired.ratio_q3))) {
         fprintf(stderr, "cuvae: bench %s: --paired: a block of GEMMs took no measurable time\n", cfg.name);

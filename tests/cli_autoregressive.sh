@@ -210,6 +210,19 @@ if "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pc" 2>"$tmp/pc.err"; then
 else
     bad "PixelCNN training: $(tail -2 "$tmp/pc.err")"
 fi
+# bench --gemm-only and --paired on a PixelCNN: with the CPU's oneDNN every call the step records
+# is a convolution (no linear layer); the replay runs them, its FLOPs the step's
+for mode in --gemm-only --paired; do
+    if "$CUVAE" bench "$tmp/pcnn.json" --set train.batch_size=8 --steps 4 --warmup 0 $mode >"$tmp/pc_bench.json" \
+            2>"$tmp/pc_bench.err" \
+        && $PY -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not (d["gemm_calls_per_step"] +
+d["conv_calls_per_step"] > 0 and d["gemm_flops_replayed"] == d["gemm_flops_per_step"] > 0))' "$tmp/pc_bench.json"; then
+        ok "PixelCNN: bench $mode replays the step's library calls ($(tr -d '\n' < "$tmp/pc_bench.json" |
+            sed -E 's/.*"gemm_calls_per_step": ([0-9]+), "conv_calls_per_step": ([0-9]+).*/\1 GEMMs, \2 convolutions/'))"
+    else
+        bad "PixelCNN bench $mode: $(head -c 300 "$tmp/pc_bench.err") $(head -c 300 "$tmp/pc_bench.json")"
+    fi
+done
 resumes PixelCNN "$tmp/pcnn.json" "$tmp/pc" "$tmp/pcr"
 if $PY -c "import torch, numpy" 2>/dev/null && [ -d "$tmp/binary" ]; then
     if "$CUVAE" train "$tmp/pcnn.json" --set data.dir="$tmp/binary" --set train.epochs=1 --out "$tmp/pcbin" 2>/dev/null; then

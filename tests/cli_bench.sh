@@ -68,12 +68,34 @@ case "$conv_out" in   # (the device, "CPU (OpenBLAS ... kernels, oneDNN convolut
     *"im2col convolutions"*)
         skip "oneDNN convolutions" "this build has no oneDNN (make ONEDNN=0, or no libdnnl-dev)"
         expect_error "CUVAE_CPU_CONV=onednn refused without oneDNN" 2 \
-            "^error: CUVAE_CPU_CONV=onednn: this build has no oneDNN .*CUVAE_CPU_CONV=im2col$" -- \
+            "^cuvae: CUVAE_CPU_CONV=onednn: this build has no oneDNN .*CUVAE_CPU_CONV=im2col$" -- \
             env CUVAE_CPU_CONV=onednn "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps 1 --set device=cpu ;;
     *) bad "conv bench device: $conv_out" ;;
 esac
-expect_error "CUVAE_CPU_CONV=fast refused" 2 "^error: CUVAE_CPU_CONV: 'fast' is not one of onednn, im2col$" -- \
+expect_error "CUVAE_CPU_CONV=fast refused" 2 "^cuvae: CUVAE_CPU_CONV: 'fast' is not one of onednn, im2col$" -- \
     env CUVAE_CPU_CONV=fast "$CUVAE" bench bench/configs/cpu/conv_b128.json --steps 1 --set device=cpu
+# a pool far past the cores is refused in one line (libgomp crashed or hung creating tens of
+# thousands of threads), whichever variable asked for it
+expect_error "OMP_NUM_THREADS=100000 refused" 2 \
+    "^cuvae: OMP_NUM_THREADS=100000: the CPU backend's pool takes at most [0-9]+ threads here \\(8 a core on [0-9]+ cores, and at least 1024\\); set fewer$" -- \
+    env OMP_NUM_THREADS=100000 "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --set device=cpu
+expect_error "OPENBLAS_NUM_THREADS=100000 refused" 2 "^cuvae: OPENBLAS_NUM_THREADS=100000: .* set fewer$" -- \
+    env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=100000 "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 \
+    --set device=cpu
+case "$(env OMP_NUM_THREADS=1 "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu \
+        --set train.batch_size=8 2>/dev/null)" in
+    *'convolutions, 1 thread)"'*) ok "the device of a one-thread pool says \"1 thread\"" ;;
+    *) bad "one-thread device string" ;;
+esac
+# train.precision tf32 on the CPU: bench says what train and eval say (the JSON's precision is fp32)
+tf32_err=$(mktemp)
+tf32_out=$("$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu \
+    --set train.precision=tf32 2>"$tf32_err")
+grep -q 'train.precision "tf32" is a GPU tensor-core format: the CPU computes in fp32' "$tf32_err" \
+    && [ "$(field "$tf32_out" precision)" = fp32 ] \
+    && ok "bench with train.precision tf32 on the CPU: the fp32 note, and fp32 in the JSON" \
+    || bad "bench tf32 on the CPU: stderr $(head -c 300 "$tf32_err"), out $tf32_out"
+rm -f "$tf32_err"
 # --paired: the step and its GEMMs alternating in one process; bench/report.py puts its ratio
 # (median of the pairs, with the quartiles) in the summary row, beside the separate runs' ratio
 raw=$(mktemp)
