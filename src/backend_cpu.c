@@ -2,6 +2,7 @@
 // through oneDNN, conv_onednn.c, where the build has it). This is the readable reference:
 // every CUDA kernel in kernels/ is tested against the function of the same name here.
 #include "cuvae/backend.h"
+#include "cuvae/cpu_bce.h"
 #include "cuvae/optimizer_math.h"
 #include "cuvae/layer_math.h"
 #include "cuvae/common.h"
@@ -574,64 +575,12 @@ static void cpu_importance_log_weight(Backend *be, float *logw, const float *rec
     }
 }
 
-// sigmoid(a) given e = exp(-|a|) (one exp per element, stable for any a)
-static inline float sigmoid_from_exp(float a, float e) {
-    return a >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-}
-
-// exp(x) for x <= 0, written so the compiler can vectorise the loop around it:
-// x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor series to r^7
-// (truncation < 1e-8 relative), times 2^n built in the exponent bits. Below
-// -87 the result would be subnormal: 0 (the backend flushes subnormals anyway). A NaN
-// comes back NaN (clamped first, so the exponent arithmetic stays defined).
-static inline float exp_nonpositive(float x) {
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f,
-                ln2_lo = 1.42860682030941723e-6f;
-    float clamped = x >= -87.0f ? x : -87.0f;   // (NaN: -87)
-    float n = floorf(clamped * log2e + 0.5f);
-    float r = (clamped - n * ln2_hi) - n * ln2_lo;
-    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-              r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x >= -87.0f ? p * scale : (x < -87.0f ? 0.0f : x);
-}
-
-// log(1 + e) for e in [0, 1]: with s = e / (2 + e) in [0, 1/3],
-// log(1 + e) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ... + s^14/15);
-// the next term is < 1.4e-8 relative, and it keeps full precision for tiny e.
-static inline float log1p_unit(float e) {
-    float s = e / (2.0f + e), s2 = s * s;
-    float series = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9 +
-                   s2 * (1.0f / 11 + s2 * (1.0f / 13 + s2 * (1.0f / 15)))))));
-    return 2.0f * s * series;
-}
-
-// BCE from logits over one row: loss sum and (if with_gradient) the gradient g. Called
-// with a constant with_gradient, so each loop has no branch around a store and vectorises.
-static inline double bce_logits_row_pass(const float *restrict a, const float *restrict t, float *restrict g,
-                                         int D, float g_scale, bool with_gradient) {
-    double sum = 0.0;
-    #pragma omp simd reduction(+ : sum)
-    for (int d = 0; d < D; d++) {
-        float e = exp_nonpositive(-fabsf(a[d]));
-        float positive_part = a[d] > 0.0f ? a[d] : 0.0f;
-        sum += positive_part - a[d] * t[d] + log1p_unit(e);
-        if (with_gradient) g[d] = g_scale * (sigmoid_from_exp(a[d], e) - t[d]);
-    }
-    return sum;
-}
-
-static double bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale) {
-    return g ? bce_logits_row_pass(a, t, g, D, g_scale, true) : bce_logits_row_pass(a, t, NULL, D, g_scale, false);
-}
-
 static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, const float *out,
                                     const float *x, int B, int D, RecLoss kind,
                                     float pixel_weight, float grad_scale) {
     (void)be;
     float g_scale = grad_scale * pixel_weight;
+    const bool avx512 = cpu_bce_avx512_available();   // the same bits, twice the lanes
     // rows are independent: split them over the cores (each row's sum stays in one thread)
     #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
     for (int b = 0; b < B; b++) {
@@ -639,7 +588,7 @@ static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, c
         const float *t = x + (size_t)b * D;
         float *g = d_out ? d_out + (size_t)b * D : NULL;
         if (kind == RECLOSS_BCE_LOGITS) {
-            rec_row[b] = (float)(pixel_weight * bce_logits_row(o, t, g, D, g_scale));
+            rec_row[b] = (float)(pixel_weight * cpu_bce_logits_row(o, t, g, D, g_scale, avx512));
             continue;
         }
         double sum = 0.0;
@@ -647,7 +596,7 @@ static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, c
             float a = o[d];
             float loss, grad;
             switch (kind) {
-            case RECLOSS_BCE_LOGITS:   // handled by bce_logits_row above the loop
+            case RECLOSS_BCE_LOGITS:   // handled by cpu_bce_logits_row above the loop
             case RECLOSS_MSE_SIGMOID: {
                 float s = sigmoid_from_exp(a, expf(-fabsf(a)));
                 float diff = s - t[d];

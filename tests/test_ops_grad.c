@@ -3,6 +3,7 @@
 // that reference.
 #include "cuvae/backend.h"
 #include "cuvae/common.h"
+#include "cuvae/cpu_bce.h"
 #include "cuvae/philox.h"
 #include "cuvae/rng.h"
 #include "cuvae/step_state.h"
@@ -870,6 +871,48 @@ static void test_bce_accuracy_dense(void) {
     free(a); free(g); free(r); free(t);
 }
 
+// Two floats that are the same bits, or both NaN (the sign of a NaN is not kept alike).
+static int same_float_or_nan(float a, float b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0; }
+
+// The BCE row's AVX-512 build (16 floats a vector) gives the bits of the build's own target
+// (8): each element's arithmetic is the same, and the row sum's order does not follow the
+// vector width. Rows of every length around the vector, lane and chunk sizes; logits from
+// tiny to saturated, +-inf and NaN; soft and binary targets; with and without the gradient.
+static void test_bce_avx512_same_bits(void) {
+    if (!cpu_bce_avx512_available()) {
+        test_skip("bce_avx512_same_bits", "no AVX-512F on this CPU (or not an x86-64 build): only the target build runs");
+        return;
+    }
+    const int lengths[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 784, 1023, 1024, 1025, 2055, 3072};
+    const float scales[] = {1e-3f, 1.0f, 20.0f, 100.0f};
+    int rows = 0, sums_differ = 0, grads_differ = 0, loss_only_differ = 0;
+    for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+        const int D = lengths[k];
+        float *g8 = xmalloc((size_t)D * sizeof(float)), *g16 = xmalloc((size_t)D * sizeof(float));
+        for (int rep = 0; rep < 8; rep++) {
+            const float scale = scales[rep % 4];
+            float *a = random_floats((size_t)D, -scale, scale);
+            float *t = random_floats((size_t)D, 0, 1);
+            if (rep % 2) for (int d = 0; d < D; d++) t[d] = t[d] < 0.5f ? 0.0f : 1.0f;
+            if (rep == 5) { a[0] = INFINITY; a[D / 2] = -INFINITY; a[D - 1] = -88.5f; }
+            if (rep == 7) a[D / 3] = NAN;
+            const double s8 = cpu_bce_logits_row(a, t, g8, D, 0.37f, false);
+            const double s16 = cpu_bce_logits_row(a, t, g16, D, 0.37f, true);
+            const double only16 = cpu_bce_logits_row(a, t, NULL, D, 0.37f, true);
+            rows++;
+            if (!((isnan(s8) && isnan(s16)) || memcmp(&s8, &s16, sizeof s8) == 0)) sums_differ++;
+            if (!((isnan(s16) && isnan(only16)) || memcmp(&s16, &only16, sizeof s16) == 0)) loss_only_differ++;
+            for (int d = 0; d < D; d++)
+                if (!same_float_or_nan(g8[d], g16[d])) { grads_differ++; break; }
+            free(a); free(t);
+        }
+        free(g8); free(g16);
+    }
+    CHECK(sums_differ == 0, "%d of %d row sums differ between the AVX-512 and the target build", sums_differ, rows);
+    CHECK(grads_differ == 0, "%d of %d rows' gradients differ between the AVX-512 and the target build", grads_differ, rows);
+    CHECK(loss_only_differ == 0, "%d of %d loss-only row sums differ from the sums with the gradient", loss_only_differ, rows);
+}
+
 // backend_cpu_create turns subnormals into zero on every thread doing our loops
 static void test_subnormals_flushed(void) {
     volatile float tiny = 1e-20f;
@@ -918,6 +961,7 @@ int main(int argc, char **argv) {
     test_run("step_state_evolution", test_step_state_evolution);
     test_run("subnormals_flushed", test_subnormals_flushed);
     test_run("bce_accuracy_dense", test_bce_accuracy_dense);
+    test_run("bce_avx512_same_bits", test_bce_avx512_same_bits);
     cpu->destroy(cpu);
     return test_finish("test_ops_grad");
 }
