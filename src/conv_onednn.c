@@ -32,7 +32,7 @@ static void dnnl_check(dnnl_status_t status, const char *what, const char *file,
         fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (%s at %s:%d)\n", what, file, line);
         exit(2);
     }
-    fprintf(stderr, "error: oneDNN: %s failed (status %d) at %s:%d\n", what, (int)status, file, line);
+    fprintf(stderr, "cuvae: internal error: oneDNN: %s failed (status %d) at %s:%d\n", what, (int)status, file, line);
     exit(1);
 }
 
