@@ -80,10 +80,12 @@ static double bce_row_target(const float *a, const float *t, float *g, int D, fl
     return g ? bce_row_pass(a, t, g, D, g_scale, true) : bce_row_pass(a, t, NULL, D, g_scale, false);
 }
 
-#if defined(__x86_64__) && defined(__clang__)
+// The AVX-512 build adds AVX-512F to the build's own target; only on top of one with FMA
+// (the default x86-64-v3), so both builds fuse the same multiply-adds.
+#if defined(__x86_64__) && defined(__FMA__) && defined(__clang__)
 #define CPU_BCE_AVX512 1
 __attribute__((target("avx512f")))
-#elif defined(__x86_64__) && defined(__GNUC__)
+#elif defined(__x86_64__) && defined(__FMA__) && defined(__GNUC__)
 #define CPU_BCE_AVX512 1
 __attribute__((target("avx512f,prefer-vector-width=512")))
 #endif

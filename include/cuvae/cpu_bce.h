@@ -10,8 +10,8 @@ static inline float sigmoid_from_exp(float a, float e) {
     return a >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
-// Whether cpu_bce_logits_row can take its AVX-512 build here: built for it (x86-64) and the
-// CPU has AVX-512F.
+// Whether cpu_bce_logits_row can take its AVX-512 build here: built for it (x86-64 with FMA,
+// as the default ARCH=x86-64-v3) and the CPU has AVX-512F.
 bool cpu_bce_avx512_available(void);
 
 // One row of BCE from logits a (D) against targets t (D): returns the sum over the row of
