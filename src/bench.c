@@ -422,7 +422,7 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
                1000.0 * paired->gemm_seconds / (double)steps, gemm_calls, conv_calls, (unsigned long long)replayed_flops,
                paired->pairs, paired->block_steps, paired->ratio_median, paired->ratio_q1, paired->ratio_q3);
     printf("\"dataset_examples\": %d, \"n_params\": %zu}\n", n, model_parameter_count(model));
-    fflush(stdout);
+    flush_stdout();
 }
 
 int bench_command(int argc, char **argv) {

@@ -453,6 +453,15 @@ void progress_end(Progress *p) {
     p->shown = false;
 }
 
+static int first_stdout_errno;   // the first failed flush_stdout's errno (0: none)
+
+void flush_stdout(void) {
+    errno = 0;
+    if (fflush(stdout) != 0 && first_stdout_errno == 0) first_stdout_errno = errno ? errno : EIO;
+}
+
+int stdout_flush_errno(void) { return first_stdout_errno; }
+
 bool utf8_valid(const char *s) { return utf8_first_invalid(s) < 0; }
 
 bool ends_with(const char *s, const char *suffix) {

@@ -667,7 +667,10 @@ int main(int argc, char **argv) {
     }
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(dist_error_stream(), "cuvae: cannot write to standard output: %s\n", strerror(errno ? errno : EIO));
+        // the first failed write's own error where a flush_stdout kept it (a full disk: ENOSPC,
+        // a closed stdout: EBADF), else this flush's
+        const int write_errno = stdout_flush_errno() ? stdout_flush_errno() : (errno ? errno : EIO);
+        fprintf(dist_error_stream(), "cuvae: cannot write to standard output: %s\n", strerror(write_errno));
         rc = EXIT_BAD_INPUT;
     }
     // a failure (not a stop asked by a signal, which every rank takes at the same step) ends every rank

@@ -117,6 +117,14 @@ case "$row" in
 esac
 rm -f "$raw"
 expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 0
+# stdout that cannot be written: the write's own error in the one line, exit 2 (the line had
+# said "Input/output error" for both: errno was lost between bench's flush and main's check)
+expect_error "bench > /dev/full: 'No space left on device', exit 2" 2 \
+    "^cuvae: cannot write to standard output: No space left on device$" -- \
+    sh -c '"$0" bench bench/configs/cpu/examples_b128.json --set train.batch_size=16 --steps 4 --warmup 0 > /dev/full' "$CUVAE"
+expect_error "bench with stdout closed: 'Bad file descriptor', exit 2" 2 \
+    "^cuvae: cannot write to standard output: Bad file descriptor$" -- \
+    sh -c '"$0" bench bench/configs/cpu/examples_b128.json --set train.batch_size=16 --steps 4 --warmup 0 >&-' "$CUVAE"
 expect_error "bench of a diverging config: one line, exit 2 (not a nan in the JSON)" 2 "training diverged in the timed steps" -- \
     "$CUVAE" bench configs/mnist_vae.json --set model.encoder=[32] --set model.decoder=[32] --set device=cpu \
     --steps 20 --warmup 2 --set train.lr=1e10

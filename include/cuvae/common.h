@@ -44,6 +44,13 @@ void progress_begin(Progress *p, const char *what);
 void progress_update(Progress *p, long done, long total);
 void progress_end(Progress *p);
 
+// Flushes stdout now (a line something downstream reads at once, as bench's). A failed write
+// is kept for main's last check of stdout, which reports it with its own errno: by then
+// other calls have overwritten errno.
+void flush_stdout(void);
+// The errno of the first flush_stdout that failed (0: none did).
+int stdout_flush_errno(void);
+
 // Opens a regular file for reading ("rb"); NULL with err for a missing file, a
 // folder, or a FIFO / device / socket (which could block or never end).
 FILE *open_regular_file(const char *path, char *err, size_t errlen);
