@@ -46,6 +46,8 @@ typedef struct {
     atomic_size_t beside_gemms;      // chunks run beside GEMMs (unsplit, or a split one's last
                                      // slices), ever (for tests)
     size_t ranges_queued;            // ranges queue_update took, ever (for tests)
+    size_t chunks_weighed;           // chunks a split GEMM has already cut its slices for
+    size_t gemms_cut;                // split GEMMs cut unevenly for them, ever (for tests)
 } UpdateQueue;
 
 // The stacked im2col / col2im tap masks of a geometry and block of images (stacked_tap_masks),
@@ -201,6 +203,12 @@ static const double GEMM_SLICE_MIN_MNK = 2097152.0;
 // there a GEMM cpu_gemm does not split is run with the pool set to one thread.
 static bool blas_is_openmp;
 
+// Whether OpenBLAS's kernels (the SkylakeX family: AVX-512) give every element of C the same
+// bits however C is cut: then a split GEMM may cut its slices unevenly (gemm_first_share).
+// The Haswell / Zen kernels round a slice's tail rows differently, so there the slices stay
+// even and a GEMM's bits do not depend on what is queued beside it.
+static bool blas_splits_exact;
+
 static void sgemm_one_thread(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (!blas_is_openmp || omp_in_parallel()) {
@@ -232,6 +240,35 @@ static int gemm_smallest_slice(int parts, int blocks, int extent) {
 }
 
 static bool run_next_update_chunk(UpdateQueue *q);
+
+// An Adam element costs a core about as much time as this many of a GEMM's multiply-adds
+// (2-core Zen 5 VM, 2026-12-04: Adam alone 0.42 ns an element, the examples GEMMs 130
+// GFLOP/s a core). Only the cut of a split GEMM's slices depends on it, never a result.
+enum { ADAM_ELEMENT_MULTIPLY_ADDS = 27 };
+
+// The share of C each slice but the last takes when optimizer updates were queued since the
+// last split GEMM (0: even slices). Adam is bound by memory and the GEMM by arithmetic, so
+// one thread running the new updates while the others run the GEMM beats both threads
+// running each in turn: the last slice is cut short by the updates' estimated time, and its
+// thread takes update chunks as soon as it is done (so does any thread that ends first).
+// From the queue's sizes alone, never its progress: the same cut at every run of a step.
+static double gemm_first_share(UpdateQueue *q, int parts, double mnk) {
+    if (!blas_splits_exact || q->chunks <= q->chunks_weighed) return 0.0;
+    const double fresh = (double)(q->chunks - q->chunks_weighed) * UPDATE_CHUNK;
+    q->chunks_weighed = q->chunks;
+    q->gemms_cut++;
+    const double share = (1.0 + fresh * ADAM_ELEMENT_MULTIPLY_ADDS / mnk) / parts;
+    return share * (parts - 1) < 1.0 ? share : 1.0 / (parts - 1);
+}
+
+// Slice t of parts when each slice but the last takes `share` of the blocks (the last the rest,
+// maybe none).
+static void gemm_slice_weighted(int t, int parts, int blocks, int extent, double share, int *begin, int *end) {
+    *begin = t == 0 ? 0 : (int)(blocks * share * t + 0.5) * GEMM_SLICE_QUANTUM;
+    *end = t == parts - 1 ? extent : (int)(blocks * share * (t + 1) + 0.5) * GEMM_SLICE_QUANTUM;
+    if (*begin > extent) *begin = extent;
+    if (*end > extent) *end = extent;
+}
 
 // A GEMM too small to split, on thread 0, while the other threads run chunks of the queued
 // optimizer updates until it is done (the threads would otherwise wait).
@@ -272,17 +309,22 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
     }
     // With optimizer updates queued, every pool thread joins: the threads beyond the slices,
     // and each slice's thread once its slice is done, run update chunks until all slices are
-    // done (they would otherwise wait at the end of the parallel region). The slices are the
-    // same either way.
+    // done (they would otherwise wait at the end of the parallel region). The slices are
+    // even, or cut for the updates queued since the last split GEMM where the kernels give the
+    // same bits for any cut (gemm_first_share).
     UpdateQueue *q = &((CpuState *)be->impl)->updates;
     const bool updates_queued = atomic_load(&q->next_chunk) < q->chunks;
+    const double first_share = gemm_first_share(q, parts, mnk);
     atomic_int slices_done = 0;
     #pragma omp parallel num_threads(updates_queued ? omp_get_max_threads() : parts)
     {
         const int t = omp_get_thread_num(), team = omp_get_num_threads();
         const int slices = parts < team ? parts : team;
         int begin = 0, end = 0;
-        if (t < slices) gemm_slice(t, slices, blocks, extent, &begin, &end);
+        if (t < slices && first_share > 0.0 && slices == parts)
+            gemm_slice_weighted(t, slices, blocks, extent, first_share, &begin, &end);
+        else if (t < slices)
+            gemm_slice(t, slices, blocks, extent, &begin, &end);
         if (end > begin && by_rows)        // rows begin..end of op(A) and C
             sgemm(trans_a, trans_b, end - begin, N, K, alpha, trans_a ? A + begin : A + (size_t)begin * lda,
                   lda, B, ldb, beta, C + (size_t)begin * ldc, ldc);
@@ -688,6 +730,7 @@ static void run_update_queue(UpdateQueue *q) {
     for (size_t c = first; c < chunks; c++) run_update_chunk(q, c);
     q->count = 0;
     q->chunks = 0;
+    q->chunks_weighed = 0;
     atomic_store(&q->next_chunk, 0);
 }
 
@@ -716,7 +759,7 @@ static void cpu_queue_update_op(Backend *be, float *params, const float *grads, 
 
 CpuUpdateCounts backend_cpu_update_counts(Backend *be) {
     const UpdateQueue *q = &((CpuState *)be->impl)->updates;
-    CpuUpdateCounts counts = {q->ranges_queued, atomic_load(&q->beside_gemms)};
+    CpuUpdateCounts counts = {q->ranges_queued, atomic_load(&q->beside_gemms), q->gemms_cut};
     return counts;
 }
 
@@ -1602,6 +1645,9 @@ static void use_one_thread_pool(void) {
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     blas_is_openmp = openblas_get_parallel() == 2;   // 0 sequential, 1 pthreads, 2 OpenMP
+    const char *core = openblas_get_corename();
+    blas_splits_exact = core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
+                                 strcmp(core, "SapphireRapids") == 0);
 }
 
 int backend_cpu_threads(void) {

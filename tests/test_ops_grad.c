@@ -776,6 +776,20 @@ static void test_queued_updates_equal_one_update(void) {
     queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, TWO_SLICES_K, 4);
 }
 
+// With OpenBLAS kernels that give the same bits however C is cut, a split GEMM right after a
+// queue_update cuts its last slice short for the updates (each GEMM still the bits it has
+// alone: queued_updates_run checks that); with the others the slices stay even.
+static void test_split_gemm_cut_for_queued_updates(void) {
+    const size_t before = backend_cpu_update_counts(cpu).gemms_cut_for_updates;
+    queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE, two_or_more_threads());
+    const size_t cut = backend_cpu_update_counts(cpu).gemms_cut_for_updates - before;
+    if (test_blas_splits_exact(openblas_get_corename()))
+        CHECK(cut == 9, "%zu of the 9 split GEMMs after a queue_update were cut for it (want all)", cut);
+    else
+        CHECK(cut == 0, "%zu split GEMMs cut unevenly with OpenBLAS's %s kernels (want none: they round a "
+              "cut's tail differently)", cut, openblas_get_corename());
+}
+
 static void test_queued_updates_run_beside_gemms(void) {
     if (omp_get_num_procs() < 2) {   // the cores this process may use (affinity)
         test_skip("queued_updates_run_beside_gemms", "one core: the second thread only runs when the first waits");
@@ -955,6 +969,7 @@ int main(int argc, char **argv) {
     test_run("adamw_and_sgd_match_pytorch_formulas", test_adamw_and_sgd_match_pytorch_formulas);
     test_run("queued_updates_equal_one_update", test_queued_updates_equal_one_update);
     test_run("queued_updates_run_beside_gemms", test_queued_updates_run_beside_gemms);
+    test_run("split_gemm_cut_for_queued_updates", test_split_gemm_cut_for_queued_updates);
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);

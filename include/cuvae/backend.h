@@ -343,11 +343,13 @@ Backend *backend_cpu_create(void);
 int backend_cpu_threads(void);
 // What the CPU backend's queued optimizer updates did so far (tests check that a training
 // step queues its decoder's updates and that the overlap happens): ranges queued through
-// queue_update, and chunks of them run beside GEMMs (unsplit ones, or the last slices of split
-// ones).
+// queue_update, chunks of them run beside GEMMs (unsplit ones, or the last slices of split
+// ones), and split GEMMs whose last slice was cut short for updates queued before them (only
+// with OpenBLAS kernels that give the same bits for any cut).
 typedef struct {
     size_t ranges_queued;
     size_t chunks_beside_gemms;
+    size_t gemms_cut_for_updates;
 } CpuUpdateCounts;
 CpuUpdateCounts backend_cpu_update_counts(Backend *be);
 // Whether the CPU backend's im2col / col2im take geometry g with a batch of B images through
