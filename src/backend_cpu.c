@@ -203,10 +203,9 @@ static const double GEMM_SLICE_MIN_MNK = 2097152.0;
 // there a GEMM cpu_gemm does not split is run with the pool set to one thread.
 static bool blas_is_openmp;
 
-// Whether OpenBLAS's kernels (the SkylakeX family: AVX-512) give every element of C the same
-// bits however C is cut: then a split GEMM may cut its slices unevenly (gemm_first_share).
-// The Haswell / Zen kernels round a slice's tail rows differently, so there the slices stay
-// even and a GEMM's bits do not depend on what is queued beside it.
+// backend_cpu_blas_splits_exact of the kernels in use: then a split GEMM may cut its slices
+// unevenly (gemm_first_share); with the others the slices stay even, and a GEMM's bits do not
+// depend on what is queued beside it.
 static bool blas_splits_exact;
 
 static void sgemm_one_thread(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
@@ -1645,9 +1644,12 @@ static void use_one_thread_pool(void) {
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     blas_is_openmp = openblas_get_parallel() == 2;   // 0 sequential, 1 pthreads, 2 OpenMP
-    const char *core = openblas_get_corename();
-    blas_splits_exact = core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
-                                 strcmp(core, "SapphireRapids") == 0);
+    blas_splits_exact = backend_cpu_blas_splits_exact(openblas_get_corename());
+}
+
+bool backend_cpu_blas_splits_exact(const char *core) {
+    return core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
+                    strcmp(core, "SapphireRapids") == 0);
 }
 
 int backend_cpu_threads(void) {

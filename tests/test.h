@@ -58,15 +58,6 @@ __attribute__((unused)) static void test_skip(const char *name, const char *why)
     fprintf(stderr, "  skip %s%s: %s\n", name, test_label, why);
 }
 
-// Whether OpenBLAS kernel family `core` (openblas_get_corename()) is one of the SkylakeX
-// family, whose GEMM entry is one dot product over K however the columns or rows are split:
-// there a split GEMM gives the whole GEMM's bits; the Haswell / Zen kernels round a split's
-// tail rows or columns differently (within rounding).
-__attribute__((unused)) static int test_blas_splits_exact(const char *core) {
-    return core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
-                    strcmp(core, "SapphireRapids") == 0);
-}
-
 // Prints the summary line; returns the process exit code.
 __attribute__((unused)) static int test_finish(const char *binary_name) {
     printf("%s: %d passed, %d failed, %d skipped\n", binary_name, test_passed_count,

@@ -384,7 +384,7 @@ static void test_conv_col2im_chunks(void) {   // (the composed path's)
     float x[5 * 64], eps[5 * 8];
     conv_test_model(&m, B, 12, 79, x, eps);
     const char *core = openblas_get_corename();
-    const bool bitwise = test_blas_splits_exact(core);
+    const bool bitwise = backend_cpu_blas_splits_exact(core);
     int (*const policy)(Backend *, size_t, int, int) = cpu->col2im_chunks;
     cpu->col2im_chunks = forced_col2im_chunks;
     const int chunk_counts[] = {1, 2, 3, B};   // images 5 / 3, 2 / 2, 2, 1 / 1 each

@@ -140,7 +140,7 @@ static void test_gemm_split_within_rounding(void) { gemm_split_mismatches(false)
 
 static void test_gemm_split_is_thread_independent(void) {
     const char *core = openblas_get_corename();
-    if (!test_blas_splits_exact(core)) {
+    if (!backend_cpu_blas_splits_exact(core)) {
         char why[160];
         snprintf(why, sizeof why, "OpenBLAS %s kernels round a slice's tail rows differently; the bits are "
                  "checked with SkylakeX-family kernels only", core ? core : "(unknown)");
@@ -783,7 +783,7 @@ static void test_split_gemm_cut_for_queued_updates(void) {
     const size_t before = backend_cpu_update_counts(cpu).gemms_cut_for_updates;
     queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, SPLIT_SIDE, two_or_more_threads());
     const size_t cut = backend_cpu_update_counts(cpu).gemms_cut_for_updates - before;
-    if (test_blas_splits_exact(openblas_get_corename()))
+    if (backend_cpu_blas_splits_exact(openblas_get_corename()))
         CHECK(cut == 9, "%zu of the 9 split GEMMs after a queue_update were cut for it (want all)", cut);
     else
         CHECK(cut == 0, "%zu split GEMMs cut unevenly with OpenBLAS's %s kernels (want none: they round a "

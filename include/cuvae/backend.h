@@ -341,6 +341,11 @@ struct Backend {
 // one per core. backend_cpu_threads() is that number once the backend exists.
 Backend *backend_cpu_create(void);
 int backend_cpu_threads(void);
+// Whether OpenBLAS kernel family `core` (openblas_get_corename()) is one of the SkylakeX
+// family, whose GEMM entry is one dot product over K however the columns or rows are cut:
+// there a split GEMM gives the whole GEMM's bits, however its slices are cut; the Haswell /
+// Zen kernels round a slice's tail rows or columns differently (within rounding).
+bool backend_cpu_blas_splits_exact(const char *core);
 // What the CPU backend's queued optimizer updates did so far (tests check that a training
 // step queues its decoder's updates and that the overlap happens): ranges queued through
 // queue_update, chunks of them run beside GEMMs (unsplit ones, or the last slices of split
