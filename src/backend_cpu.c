@@ -393,17 +393,23 @@ static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const i
     const int base = start + (state ? state->batch_start : 0);
     // with the step state, row b of the batch is row start + b of the step's (global) batch
     const uint64_t draw_base = state ? state->uniform_offset + (uint64_t)start * (uint64_t)D : 0;
-    #pragma omp parallel for schedule(static) if ((size_t)B * D >= 32768)
-    for (int b = 0; b < B; b++) {
-        size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
-        const uint8_t *src = data + row * (size_t)D;
-        float *dst = x + (size_t)b * D;
-        if (binarize) {
-            uint64_t draw = draw_base + (uint64_t)b * (uint64_t)D;
-            for (int d = 0; d < D; d++)
-                dst[d] = (philox_uniform_at(binarize_seed, draw + (uint64_t)d) < src[d] / 255.0f) ? 1.0f : 0.0f;
-        } else {
-            for (int d = 0; d < D; d++) dst[d] = src[d] / 255.0f;
+    #pragma omp parallel if ((size_t)B * D >= 32768)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int b0 = (int)((long)B * t / team), b1 = (int)((long)B * (t + 1) / team);
+        // binarized: the rows' uniform draws (consecutive numbers of the stream) first, in place
+        if (binarize && b1 > b0)
+            rng_fill_uniform_serial(x + (size_t)b0 * D, (size_t)(b1 - b0) * D, binarize_seed,
+                                    draw_base + (uint64_t)b0 * (uint64_t)D);
+        for (int b = b0; b < b1; b++) {
+            size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
+            const uint8_t *src = data + row * (size_t)D;
+            float *dst = x + (size_t)b * D;
+            if (binarize) {
+                for (int d = 0; d < D; d++) dst[d] = dst[d] < src[d] / 255.0f ? 1.0f : 0.0f;
+            } else {
+                for (int d = 0; d < D; d++) dst[d] = src[d] / 255.0f;
+            }
         }
     }
 }
@@ -470,8 +476,8 @@ static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int
     }
 }
 
-// eps[b, j0 .. j0 + n) of a source into out (n): eps_source_at's values (philox.h), each Philox
-// block drawn once for its two normals
+// eps[b, j0 .. j0 + n) of a source into out (n; past the row's end it goes on into the next
+// rows): eps_source_at's values (philox.h), each Philox block drawn once for its two normals
 static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out) {
     const uint64_t index = (uint64_t)b * (uint64_t)L + (uint64_t)j0;
     if (eps.buffer) memcpy(out, eps.buffer + index, (size_t)n * sizeof(float));
@@ -512,17 +518,23 @@ static float *eps_keep_begin(Backend *be, EpsSource eps, int B, int L) {
 static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                 int L) {
     float *kept = eps_keep_begin(be, eps, B, L);   // (B, L) or NULL
-    #pragma omp parallel for schedule(static) if ((size_t)B * L >= LATENT_PARALLEL_MIN)
-    for (int b = 0; b < B; b++) {
-        const float *mu = h + (size_t)b * 2 * L;
-        const float *logvar = mu + L;
-        float *zb = z + (size_t)b * L;
-        float chunk[EPS_CHUNK];
-        for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
-            const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
-            float *e = kept ? kept + (size_t)b * L + j0 : chunk;
-            eps_row_chunk(eps, L, b, j0, n, e);
-            for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
+    #pragma omp parallel if ((size_t)B * L >= LATENT_PARALLEL_MIN)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int b0 = (int)((long)B * t / team), b1 = (int)((long)B * (t + 1) / team);
+        // a draw: this thread's rows of epsilon first, in one go (consecutive numbers of the stream)
+        if (kept && b1 > b0) eps_row_chunk(eps, L, b0, 0, (b1 - b0) * L, kept + (size_t)b0 * L);
+        for (int b = b0; b < b1; b++) {
+            const float *mu = h + (size_t)b * 2 * L;
+            const float *logvar = mu + L;
+            float *zb = z + (size_t)b * L;
+            float chunk[EPS_CHUNK];
+            for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
+                const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
+                const float *e = kept ? kept + (size_t)b * L + j0 : chunk;
+                if (!kept) eps_row_chunk(eps, L, b, j0, n, chunk);
+                for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
+            }
         }
     }
 }

@@ -423,6 +423,29 @@ static void test_gather_batch(void) {
             ones += x[b * D + d] == 1.0f;
         }
     CHECK(ones > 0 && ones < B * D, "binarization mixes 0 and 1 (%d ones)", ones);
+
+    // a batch large enough for the thread pool, from an offset that starts inside a Philox block:
+    // each thread draws its rows' uniforms in one go, the same numbers element by element
+    enum { BIG_B = 64, BIG_D = 784, BIG_N = 100 };
+    uint8_t *pixels = xmalloc((size_t)BIG_N * BIG_D);
+    for (int i = 0; i < BIG_N * BIG_D; i++) pixels[i] = (uint8_t)((i * 37) % 256);
+    int32_t big_perm[BIG_N];
+    for (int i = 0; i < BIG_N; i++) big_perm[i] = (i * 13) % BIG_N;
+    float *big = xmalloc((size_t)BIG_B * BIG_D * sizeof(float));
+    state.batch_start = 5;
+    state.uniform_offset = ((uint64_t)1 << 34) - 4001;   // the block index crosses 2^32 in the batch
+    cpu->gather_batch(cpu, big, pixels, big_perm, 3, &state, BIG_B, BIG_D, true, 12345);
+    int mismatches = 0;
+    const uint64_t first_draw = state.uniform_offset + (uint64_t)3 * BIG_D;
+    for (int b = 0; b < BIG_B; b++)
+        for (int d = 0; d < BIG_D; d++) {
+            float p = pixels[(size_t)big_perm[5 + 3 + b] * BIG_D + d] / 255.0f;
+            float u = philox_uniform_at(12345, first_draw + (uint64_t)b * BIG_D + (uint64_t)d);
+            mismatches += big[(size_t)b * BIG_D + d] != (u < p ? 1.0f : 0.0f);
+        }
+    CHECK(mismatches == 0, "binarized %d x %d batch: %d pixels differ from the definition", BIG_B, BIG_D, mismatches);
+    free(pixels);
+    free(big);
 }
 
 // Random123's known-answer vectors for Philox4x32-10 (kat_vectors): the host
@@ -839,6 +862,32 @@ static void test_rng_streams(void) {
     int mismatches = 0;
     for (int i = 0; i < BIG; i++) mismatches += big[i] != philox_normal_at(7, (uint64_t)i + 3);
     CHECK(mismatches == 0, "a %d-long fill from index 3 differs from philox_normal_at at %d places", BIG, mismatches);
+    // the serial fills draw 32 blocks side by side where that many are needed, else block by
+    // block: every start within a block, lengths on both sides of 32 blocks, block indices
+    // across 2^32
+    const uint64_t fill_starts[] = {0, 1, 2, 3, 5, 991, ((uint64_t)1 << 33) - 37, ((uint64_t)1 << 34) - 70};
+    const int fill_lengths[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 130, 131, 300, 1000};
+    float *fill = xmalloc(1000 * sizeof(float));
+    int normal_bad = 0, uniform_bad = 0, between_bad = 0;
+    for (int s = 0; s < 8; s++)
+        for (int l = 0; l < 13; l++) {
+            const size_t n = (size_t)fill_lengths[l];
+            rng_fill_normal_serial(fill, n, 42, fill_starts[s]);
+            for (size_t i = 0; i < n; i++) normal_bad += fill[i] != philox_normal_at(42, fill_starts[s] + i);
+            rng_fill_uniform_serial(fill, n, 43, fill_starts[s]);
+            for (size_t i = 0; i < n; i++) uniform_bad += fill[i] != philox_uniform_at(43, fill_starts[s] + i);
+            rng_fill_uniform_between(fill, n, 44, fill_starts[s], 0.7f, 1.2f);
+            for (size_t i = 0; i < n; i++)
+                between_bad += fill[i] != philox_uniform_between(44, fill_starts[s] + i, 0.7f, 1.2f);
+        }
+    CHECK(normal_bad == 0 && uniform_bad == 0 && between_bad == 0,
+          "serial fills against the definitions: %d normals, %d uniforms, %d scaled uniforms differ",
+          normal_bad, uniform_bad, between_bad);
+    free(fill);
+    rng_fill_uniform(big, BIG, 9, 2);   // the pool's chunks
+    mismatches = 0;
+    for (int i = 0; i < BIG; i++) mismatches += big[i] != philox_uniform_at(9, (uint64_t)i + 2);
+    CHECK(mismatches == 0, "a %d-long uniform fill from index 2 differs at %d places", BIG, mismatches);
     free(big);
     double mean = 0, var = 0;
     for (int i = 0; i < 1000; i++) mean += a[i];

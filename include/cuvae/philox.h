@@ -73,10 +73,14 @@ static inline CUVAE_HOST_DEVICE float philox_uniform_at(uint64_t seed, uint64_t 
     return philox_unit_interval(r[index & 3]);
 }
 
-// A uniform draw in (lo, hi]: lo + (hi - lo) u as one fused multiply-add, so both backends round
-// it alike (a GAN's randomly smoothed real targets).
+// A uniform u in (0, 1] moved to (lo, hi]: lo + (hi - lo) u as one fused multiply-add, so both
+// backends round it alike (a GAN's randomly smoothed real targets).
+static inline CUVAE_HOST_DEVICE float philox_scaled_uniform(float u, float lo, float hi) {
+    return fmaf(hi - lo, u, lo);
+}
+
 static inline CUVAE_HOST_DEVICE float philox_uniform_between(uint64_t seed, uint64_t index, float lo, float hi) {
-    return fmaf(hi - lo, philox_uniform_at(seed, index), lo);
+    return philox_scaled_uniform(philox_uniform_at(seed, index), lo, hi);
 }
 
 // Where a kernel's epsilon (B, L) comes from: a buffer already filled, or

@@ -30,6 +30,7 @@ void rng_permutation(Rng *rng, int32_t *perm, int n);  // Fisher-Yates of 0..n-1
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset);
 void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t offset);   // on this thread
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset);
+void rng_fill_uniform_serial(float *out, size_t n, uint64_t seed, uint64_t offset);   // on this thread
 // out[i] = philox_uniform_between(seed, offset + i, lo, hi): in (lo, hi]
 void rng_fill_uniform_between(float *out, size_t n, uint64_t seed, uint64_t offset, float lo, float hi);
 
