@@ -25,6 +25,7 @@ static inline int omp_in_parallel(void) { return 0; }
 #include <unistd.h>
 #include <stdatomic.h>
 #include <xmmintrin.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1638,11 +1639,41 @@ static void cpu_vq_restart_dead(Backend *be, float *codebook, float *counts, flo
 // 16384 hung, 65536 crashed on a 2-core VM), and a pool far over the cores only waits on itself.
 enum { MAX_THREADS_PER_CORE = 8, MIN_THREADS_CAP = 1024 };
 
+// Whether text is a thread count: a positive integer, or with lists allowed, positive integers
+// separated by commas (OMP_NUM_THREADS's nesting levels), spaces around each. libgomp ignores
+// an OMP_NUM_THREADS it cannot read, and OpenBLAS a thread count below 1, without a word.
+static bool thread_count_text(const char *text, bool list) {
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t') p++;
+        char *end;
+        errno = 0;
+        long value = strtol(p, &end, 10);
+        if (end == p || *p == '-' || *p == '+' || value < 1 || errno == ERANGE) return false;
+        p = end;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0') return true;
+        if (*p != ',' || !list) return false;
+        p++;
+    }
+}
+
 static void use_one_thread_pool(void) {
     int threads = omp_get_max_threads();
     const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
-    const bool from_omp = getenv("OMP_NUM_THREADS") != NULL;
-    if (!from_omp && blas_threads && atoi(blas_threads) > 0) threads = atoi(blas_threads);
+    const char *omp_threads = getenv("OMP_NUM_THREADS");
+    const bool from_omp = omp_threads != NULL;
+    if (from_omp && !thread_count_text(omp_threads, true)) {
+        fprintf(stderr, "cuvae: OMP_NUM_THREADS=%s: not a thread count (a positive integer, or a "
+                        "comma-separated list of them); OpenMP would ignore it\n", omp_threads);
+        exit(2);
+    }
+    if (!from_omp && blas_threads && !thread_count_text(blas_threads, false)) {
+        fprintf(stderr, "cuvae: OPENBLAS_NUM_THREADS=%s: not a thread count (a positive integer); OpenBLAS "
+                        "would ignore it\n", blas_threads);
+        exit(2);
+    }
+    if (!from_omp && blas_threads) threads = atoi(blas_threads);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long cap = cores > 0 ? MAX_THREADS_PER_CORE * cores : MIN_THREADS_CAP;
     if (cap < MIN_THREADS_CAP) cap = MIN_THREADS_CAP;

@@ -82,6 +82,25 @@ expect_error "OMP_NUM_THREADS=100000 refused" 2 \
 expect_error "OPENBLAS_NUM_THREADS=100000 refused" 2 "^cuvae: OPENBLAS_NUM_THREADS=100000: .* set fewer$" -- \
     env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=100000 "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 \
     --set device=cpu
+# a thread count neither library can read is refused, not replaced by every core (libgomp
+# warns in a line of its own about an OMP_NUM_THREADS it cannot read, then goes on; ours ends it)
+for value in abc 0 -2 1x 3, 99999999999999999999; do
+    err=$(env OMP_NUM_THREADS="$value" "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --set device=cpu \
+          2>&1 >/dev/null); rc=$?
+    others=$(printf '%s\n' "$err" | grep . | grep -vc "^libgomp: Invalid value for environment variable OMP_NUM_THREADS$")
+    if [ $rc -eq 2 ] && [ "$others" -eq 1 ] && printf '%s\n' "$err" | tail -1 | grep -qxF \
+        "cuvae: OMP_NUM_THREADS=$value: not a thread count (a positive integer, or a comma-separated list of them); OpenMP would ignore it"; then
+        ok "OMP_NUM_THREADS=$value refused"
+    else
+        bad "OMP_NUM_THREADS=$value: exit $rc, stderr: $err"
+    fi
+done
+expect_error "OPENBLAS_NUM_THREADS=abc refused" 2 \
+    "^cuvae: OPENBLAS_NUM_THREADS=abc: not a thread count \\(a positive integer\\); OpenBLAS would ignore it$" -- \
+    env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=abc "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 \
+    --set device=cpu
+[ "$(threads_of env OMP_NUM_THREADS=" 1 , 2")" = 1 ] && ok "OMP_NUM_THREADS ' 1 , 2' (a nesting list) is read as libgomp reads it" \
+    || bad "OMP_NUM_THREADS=' 1 , 2' gave $(threads_of env OMP_NUM_THREADS=" 1 , 2")"
 case "$(env OMP_NUM_THREADS=1 "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu \
         --set train.batch_size=8 2>/dev/null)" in
     *'convolutions, 1 thread)"'*) ok "the device of a one-thread pool says \"1 thread\"" ;;
