@@ -77,6 +77,8 @@ typedef struct {
     size_t eps_kept_floats;
     EpsSource eps_kept_source;   // its seed and base; offset NULL, base + *offset folded in
     int eps_kept_B, eps_kept_L;  // 0: nothing kept
+    float *bias_partials;        // bias_grad's per-block column sums (blocks, N), kept
+    size_t bias_partials_floats;
 } CpuState;
 
 // A kept host buffer (*buffer, *floats long) grown to at least n floats, contents undefined;
@@ -176,6 +178,7 @@ static void cpu_destroy(Backend *be) {
     for (int e = 0; e < TAP_MASK_CACHE; e++) free(((CpuState *)be->impl)->tap_masks[e].keep);
     free(((CpuState *)be->impl)->scratch);
     free(((CpuState *)be->impl)->eps_kept);
+    free(((CpuState *)be->impl)->bias_partials);
     free(be->impl);
     free(be);
 }
@@ -462,17 +465,43 @@ static void cpu_activation_backward(Backend *be, float *dy, const float *y, int 
     }
 }
 
-// Column sums, row after row; each thread owns a range of columns, so every sum keeps its order.
+// Column sums of dy (B, N) in blocks of BIAS_GRAD_ROWS rows: each block's rows added in order
+// from 0, then the blocks' sums in order. The blocks do not depend on the thread count, so neither
+// do the bits. With a block for each thread, each thread sums whole rows, the rows the row-split
+// passes that wrote dy gave it (the loss, activation gradients): the two cores of a VM share no
+// cache, and summing a range of columns over every row read half of them from the other core.
+// With fewer blocks than threads, each thread sums a range of columns over every block.
+enum { BIAS_GRAD_ROWS = 32 };
+
 static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int N) {
-    (void)be;
+    CpuState *st = be->impl;
+    const int blocks = (B + BIAS_GRAD_ROWS - 1) / BIAS_GRAD_ROWS;
+    float *partials = blocks > 1   // (blocks, N); one block's sums are dbias
+        ? cpu_kept_buffer(st, &st->bias_partials, &st->bias_partials_floats, (size_t)blocks * N) : dbias;
     #pragma omp parallel if ((size_t)B * N >= 32768)
     {
         const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const bool by_rows = blocks >= team;   // the same for every thread
+        const int k0 = by_rows ? (int)((long)blocks * t / team) : 0;
+        const int k1 = by_rows ? (int)((long)blocks * (t + 1) / team) : blocks;
         const int n0 = (int)((long)N * t / team), n1 = (int)((long)N * (t + 1) / team);
-        for (int n = n0; n < n1; n++) dbias[n] = 0.0f;
-        for (int b = 0; b < B; b++) {
-            const float *row = dy + (size_t)b * N;
-            for (int n = n0; n < n1; n++) dbias[n] += row[n];
+        const int c0 = by_rows ? 0 : n0, c1 = by_rows ? N : n1;
+        for (int k = k0; k < k1; k++) {
+            float *sum = partials + (size_t)k * N;
+            const int b1 = (k + 1) * BIAS_GRAD_ROWS < B ? (k + 1) * BIAS_GRAD_ROWS : B;
+            for (int n = c0; n < c1; n++) sum[n] = 0.0f;
+            for (int b = k * BIAS_GRAD_ROWS; b < b1; b++) {
+                const float *row = dy + (size_t)b * N;
+                for (int n = c0; n < c1; n++) sum[n] += row[n];
+            }
+        }
+        if (blocks > 1) {
+            if (by_rows) {
+                #pragma omp barrier
+            }
+            for (int n = n0; n < n1; n++) dbias[n] = partials[n];
+            for (int k = 1; k < blocks; k++)
+                for (int n = n0; n < n1; n++) dbias[n] += partials[(size_t)k * N + n];
         }
     }
 }

@@ -150,6 +150,42 @@ static void test_gemm_split_is_thread_independent(void) {
     gemm_split_mismatches(true);
 }
 
+// bias_grad sums each block of 32 rows in order, then the blocks in order: on 1, 2, 3 and 4
+// threads (whole blocks to each thread, or column ranges when there are fewer blocks than
+// threads) the bits of that order written out in float.
+static void test_bias_grad_blocks(void) {
+    const int batches[] = {1, 20, 32, 33, 64, 100, 128, 257};
+    const int widths[] = {1, 33, 400, 784};
+    const int max_threads = omp_get_max_threads();
+    int differ = 0, cases = 0;
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 4; j++) {
+            const int B = batches[i], N = widths[j];
+            float *dy = random_floats((size_t)B * N, -3, 3);
+            float *want = xmalloc((size_t)N * sizeof(float)), *got = xmalloc((size_t)N * sizeof(float));
+            for (int n = 0; n < N; n++) {
+                float total = 0.0f;
+                for (int b0 = 0; b0 < B; b0 += 32) {
+                    float block = 0.0f;
+                    for (int b = b0; b < B && b < b0 + 32; b++) block += dy[(size_t)b * N + n];
+                    total = b0 == 0 ? block : total + block;
+                }
+                want[n] = total;
+            }
+            for (int threads = 1; threads <= 4; threads++) {
+                omp_set_num_threads(threads);
+                cpu->bias_grad(cpu, got, dy, B, N);
+                differ += memcmp(got, want, (size_t)N * sizeof(float)) != 0;
+                cases++;
+            }
+            free(dy);
+            free(want);
+            free(got);
+        }
+    omp_set_num_threads(max_threads);
+    CHECK(differ == 0, "bias_grad: %d of %d (B, N, threads) cases differ from the blocked order's bits", differ, cases);
+}
+
 static void test_bias_activation_gradients(void) {
     const int B = 4, N = 9;
     Activation acts[4] = {ACT_NONE, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU};
@@ -1005,6 +1041,7 @@ int main(int argc, char **argv) {
     test_run("gemm_split_within_rounding", test_gemm_split_within_rounding);
     test_run("gemm_split_is_thread_independent", test_gemm_split_is_thread_independent);
     test_run("bias_activation_gradients", test_bias_activation_gradients);
+    test_run("bias_grad_blocks", test_bias_grad_blocks);
     test_run("reparam_and_kl_gradients", test_reparam_and_kl_gradients);
     test_run("reconstruction_loss_gradients", test_reconstruction_loss_gradients);
     test_run("kl_coefficients_are_derivatives", test_kl_coefficients_are_derivatives);
