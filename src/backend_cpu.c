@@ -3,6 +3,7 @@
 // every CUDA kernel in kernels/ is tested against the function of the same name here.
 #include "cuvae/backend.h"
 #include "cuvae/cpu_bce.h"
+#include "cuvae/cpu_vector_math.h"
 #include "cuvae/optimizer_math.h"
 #include "cuvae/layer_math.h"
 #include "cuvae/common.h"
@@ -437,7 +438,8 @@ static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias
             }
             break;
         case ACT_TANH:
-            for (int n = 0; n < N; n++) row[n] = tanhf(row[n] + bias[n]);
+            for (int n = 0; n < N; n++) row[n] += bias[n];
+            cpu_tanh(row, row, (size_t)N);
             break;
         case ACT_LEAKY_RELU:
             for (int n = 0; n < N; n++) {
@@ -899,6 +901,11 @@ static void cpu_activation_forward(Backend *be, float *y, const float *x, size_t
     } else if (act == ACT_LEAKY_RELU) {
         #pragma omp parallel for schedule(static) if (n >= 32768)
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    } else if (act == ACT_TANH) {
+        const size_t chunk = 4096;
+        #pragma omp parallel for schedule(static) if (n >= 32768)
+        for (size_t start = 0; start < n; start += chunk)
+            cpu_tanh(y + start, x + start, n - start < chunk ? n - start : chunk);
     } else {
         #pragma omp parallel for schedule(static) if (n >= 32768)
         for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], (int)act, slope);
@@ -1776,6 +1783,7 @@ static int cpu_col2im_chunks(Backend *be, size_t floats_per_image, int inner, in
 Backend *backend_cpu_create(void) {
     use_one_thread_pool();
     flush_subnormals_to_zero();   // after the pool's size is set: every thread of it
+    cpu_vector_math_init();
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
     be->impl = xcalloc(1, sizeof(CpuState));

@@ -5,6 +5,7 @@
 #include "cuvae/common.h"
 #include "cuvae/cpu_bce.h"
 #include "cuvae/philox.h"
+#include "cuvae/cpu_vector_math.h"
 #include "cuvae/rng.h"
 #include "cuvae/step_state.h"
 #include "test.h"
@@ -977,6 +978,66 @@ static int same_float_or_nan(float a, float b) { return (isnan(a) && isnan(b)) |
 // (8): each element's arithmetic is the same, and the row sum's order does not follow the
 // vector width. Rows of every length around the vector, lane and chunk sizes; logits from
 // tiny to saturated, +-inf and NaN; soft and binary targets; with and without the gradient.
+// The CPU's tanh (cpu_tanh: libmvec's 8-lane tanhf where glibc has it) against libm's tanhf
+// and tanh in double precision over every 4099th float bit pattern, and the tail of a
+// length that is not a multiple of 8 given the same bits as the body.
+static int64_t float_order(float f) {
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i < 0 ? -(int64_t)(i & 0x7fffffff) : (int64_t)i;
+}
+
+static void test_vector_tanh(void) {
+    if (!cpu_vector_tanh_available()) {
+        test_skip("vector_tanh", "this glibc has no vector tanhf (libmvec before 2.35) or the build has no AVX2: "
+                                 "cpu_tanh is libm's tanhf");
+        return;
+    }
+    enum { BATCH = 4096 };
+    float *x = xmalloc(BATCH * sizeof(float)), *y = xmalloc(BATCH * sizeof(float));
+    int64_t worst_libm = 0;
+    double worst_rel = 0.0;
+    int bad_special = 0, n = 0;
+    for (uint64_t bits = 0; bits < ((uint64_t)1 << 32); bits += 4099) {
+        uint32_t b = (uint32_t)bits;
+        memcpy(&x[n], &b, sizeof b);
+        if (isnan(x[n]) || fpclassify(x[n]) == FP_SUBNORMAL) continue;   // (subnormals: the pool flushes them)
+        if (++n < BATCH && bits + 4099 < ((uint64_t)1 << 32)) continue;
+        cpu_tanh(y, x, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            int64_t d = llabs(float_order(y[i]) - float_order(tanhf(x[i])));
+            if (d > worst_libm) worst_libm = d;
+            double t = tanh((double)x[i]);
+            double rel = t != 0.0 ? fabs((y[i] - t) / t) : fabs(y[i]);
+            if (rel > worst_rel) worst_rel = rel;
+        }
+        n = 0;
+    }
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, 1e-30f, -1e-30f, 9.0f, -9.0f, 1e30f};
+    const float want[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-30f, -1e-30f, tanhf(9.0f), -tanhf(9.0f), 1.0f};
+    cpu_tanh(y, special, 9);
+    for (int i = 0; i < 9; i++) bad_special += memcmp(&y[i], &want[i], sizeof(float)) != 0;
+    float nan_in = NAN, nan_out;
+    cpu_tanh(&nan_out, &nan_in, 1);
+    CHECK(worst_libm <= 2, "cpu_tanh differs from libm's tanhf by %lld ulp", (long long)worst_libm);
+    CHECK(worst_rel < 1.2e-7, "cpu_tanh's largest relative error against double precision %g", worst_rel);
+    CHECK(bad_special == 0 && isnan(nan_out), "cpu_tanh of 0, -0, +-inf, +-1e-30, +-9, 1e30: %d wrong, NaN -> %g",
+          bad_special, nan_out);
+    // a tail (n % 8 elements) has the bits its values get in a full vector
+    for (int i = 0; i < 800; i++) x[i] = -4.0f + 0.0101f * (float)i;
+    cpu_tanh(y, x, 800);
+    int tail_differ = 0;
+    for (int len = 1; len < 800; len += len < 64 ? 1 : 37) {
+        float *part = xmalloc((size_t)len * sizeof(float));
+        cpu_tanh(part, x + 800 - len, (size_t)len);
+        tail_differ += memcmp(part, y + 800 - len, (size_t)len * sizeof(float)) != 0;
+        free(part);
+    }
+    CHECK(tail_differ == 0, "%d lengths give their last elements other bits than a full vector", tail_differ);
+    free(x);
+    free(y);
+}
+
 static void test_bce_avx512_same_bits(void) {
     if (!cpu_bce_avx512_available()) {
         test_skip("bce_avx512_same_bits", "no AVX-512F on this CPU (or not an x86-64 build): only the target build runs");
@@ -1063,6 +1124,7 @@ int main(int argc, char **argv) {
     test_run("subnormals_flushed", test_subnormals_flushed);
     test_run("bce_accuracy_dense", test_bce_accuracy_dense);
     test_run("bce_avx512_same_bits", test_bce_avx512_same_bits);
+    test_run("vector_tanh", test_vector_tanh);
     cpu->destroy(cpu);
     return test_finish("test_ops_grad");
 }
