@@ -159,6 +159,12 @@ void rng_fill_uniform_serial(float *out, size_t n, uint64_t seed, uint64_t first
     while (i < n) {
         const uint64_t first_block = (first + i) / 4;
         philox_words(seed, first_block, (first + n - 1) / 4 - first_block + 1, PHILOX_STREAM_UNIFORM, words);
+        if (((first + i) & 3) == 0 && n - i >= 4 * PHILOX_LANES) {   // whole blocks: word w of lane l to 4 l + w
+            for (int l = 0; l < PHILOX_LANES; l++)
+                for (int w = 0; w < 4; w++) out[i + 4 * (size_t)l + (size_t)w] = philox_unit_interval(words[w][l]);
+            i += 4 * PHILOX_LANES;
+            continue;
+        }
         for (int l = 0; l < PHILOX_LANES && i < n; l++)
             for (unsigned w = (unsigned)((first + i) & 3); w < 4 && i < n; w++)
                 out[i++] = philox_unit_interval(words[w][l]);
