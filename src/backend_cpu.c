@@ -454,16 +454,27 @@ static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias
     }
 }
 
+// dy (n) *= act'(.) through the activation's output y (n), in place
+static inline void activation_backward_run(float *dy, const float *y, size_t n, Activation act) {
+    if (act == ACT_RELU) {
+        for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    } else if (act == ACT_TANH) {
+        for (size_t i = 0; i < n; i++) dy[i] *= 1.0f - y[i] * y[i];
+    } else if (act != ACT_NONE) {
+        for (size_t i = 0; i < n; i++) dy[i] = activation_gradient(dy[i], y[i], (int)act, LEAKY_RELU_SLOPE);
+    }
+}
+
 static void cpu_activation_backward(Backend *be, float *dy, const float *y, int B, int N,
                                     Activation act) {
     (void)be;
     size_t count = (size_t)B * N;
     if (act == ACT_NONE) return;
-    #pragma omp parallel for schedule(static) if (count >= 32768)
-    for (size_t i = 0; i < count; i++) {
-        if (act == ACT_RELU) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-        else if (act == ACT_TANH) dy[i] *= 1.0f - y[i] * y[i];
-        else dy[i] = activation_gradient(dy[i], y[i], (int)act, LEAKY_RELU_SLOPE);
+    #pragma omp parallel if (count >= 32768)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const size_t begin = count * (size_t)t / (size_t)team, end = count * (size_t)(t + 1) / (size_t)team;
+        activation_backward_run(dy + begin, y + begin, end - begin, act);
     }
 }
 
@@ -473,17 +484,30 @@ static void cpu_activation_backward(Backend *be, float *dy, const float *y, int 
 // passes that wrote dy gave it (the loss, activation gradients): the two cores of a VM share no
 // cache, and summing a range of columns over every row read half of them from the other core.
 // With fewer blocks than threads, each thread sums a range of columns over every block.
-enum { BIAS_GRAD_ROWS = 32 };
+// With y, each row first goes through activation_backward (act, in place): the fused op.
+// Whole blocks to each thread and at most BIAS_COMBINE_AFTER_MAX block sums in all: the calling
+// thread adds the blocks after the parallel region (a barrier costs about as much as the adds).
+enum { BIAS_GRAD_ROWS = 32, BIAS_COMBINE_AFTER_MAX = 32768 };
 
-static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int N) {
-    CpuState *st = be->impl;
+// dbias[n0, n1) = the blocks' sums (blocks, N) added in order
+static void bias_grad_combine(float *dbias, const float *partials, int blocks, int N, int n0, int n1) {
+    for (int n = n0; n < n1; n++) dbias[n] = partials[n];
+    for (int k = 1; k < blocks; k++)
+        for (int n = n0; n < n1; n++) dbias[n] += partials[(size_t)k * N + n];
+}
+
+static void bias_grad_blocks(CpuState *st, float *dbias, float *dy_in_place, const float *dy, const float *y,
+                             int B, int N, Activation act) {
     const int blocks = (B + BIAS_GRAD_ROWS - 1) / BIAS_GRAD_ROWS;
     float *partials = blocks > 1   // (blocks, N); one block's sums are dbias
         ? cpu_kept_buffer(st, &st->bias_partials, &st->bias_partials_floats, (size_t)blocks * N) : dbias;
+    const bool small_combine = (size_t)blocks * N <= BIAS_COMBINE_AFTER_MAX;
+    bool combine_after = false;
     #pragma omp parallel if ((size_t)B * N >= 32768)
     {
         const int t = omp_get_thread_num(), team = omp_get_num_threads();
         const bool by_rows = blocks >= team;   // the same for every thread
+        if (t == 0) combine_after = blocks > 1 && by_rows && small_combine;
         const int k0 = by_rows ? (int)((long)blocks * t / team) : 0;
         const int k1 = by_rows ? (int)((long)blocks * (t + 1) / team) : blocks;
         const int n0 = (int)((long)N * t / team), n1 = (int)((long)N * (t + 1) / team);
@@ -493,19 +517,30 @@ static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int
             const int b1 = (k + 1) * BIAS_GRAD_ROWS < B ? (k + 1) * BIAS_GRAD_ROWS : B;
             for (int n = c0; n < c1; n++) sum[n] = 0.0f;
             for (int b = k * BIAS_GRAD_ROWS; b < b1; b++) {
+                if (y)
+                    activation_backward_run(dy_in_place + (size_t)b * N + c0, y + (size_t)b * N + c0,
+                                            (size_t)(c1 - c0), act);
                 const float *row = dy + (size_t)b * N;
                 for (int n = c0; n < c1; n++) sum[n] += row[n];
             }
         }
-        if (blocks > 1) {
+        if (blocks > 1 && !(by_rows && small_combine)) {
             if (by_rows) {
                 #pragma omp barrier
             }
-            for (int n = n0; n < n1; n++) dbias[n] = partials[n];
-            for (int k = 1; k < blocks; k++)
-                for (int n = n0; n < n1; n++) dbias[n] += partials[(size_t)k * N + n];
+            bias_grad_combine(dbias, partials, blocks, N, n0, n1);
         }
     }
+    if (combine_after) bias_grad_combine(dbias, partials, blocks, N, 0, N);
+}
+
+static void cpu_bias_grad(Backend *be, float *dbias, const float *dy, int B, int N) {
+    bias_grad_blocks(be->impl, dbias, NULL, dy, NULL, B, N, ACT_NONE);
+}
+
+static void cpu_activation_backward_bias_grad(Backend *be, float *dy, float *dbias, const float *y, int B,
+                                              int N, Activation act) {
+    bias_grad_blocks(be->impl, dbias, dy, dy, act == ACT_NONE ? NULL : y, B, N, act);
 }
 
 // eps[b, j0 .. j0 + n) of a source into out (n; past the row's end it goes on into the next
@@ -1834,6 +1869,7 @@ Backend *backend_cpu_create(void) {
     be->bias_activation_forward = cpu_bias_activation_forward;
     be->activation_backward = cpu_activation_backward;
     be->bias_grad = cpu_bias_grad;
+    be->activation_backward_bias_grad = cpu_activation_backward_bias_grad;
     be->reparam_forward = cpu_reparam_forward;
     be->kl_reparam_backward = cpu_kl_reparam_backward;
     be->kl_statistics = cpu_kl_statistics;

@@ -337,6 +337,12 @@ static void cuda_bias_grad(Backend *be, float *dbias, const float *dy, int B, in
     launch_bias_grad(dbias, dy, B, N, impl_of(be)->stream);
 }
 
+static void cuda_activation_backward_bias_grad(Backend *be, float *dy, float *dbias, const float *y, int B,
+                                               int N, Activation act) {
+    cuda_activation_backward(be, dy, y, B, N, act);
+    cuda_bias_grad(be, dbias, dy, B, N);
+}
+
 static void cuda_activation_forward(Backend *be, float *y, const float *x, size_t n,
                                     Activation act, float slope) {
     launch_activation_forward(y, x, n, (int)act, slope, impl_of(be)->stream);
@@ -785,6 +791,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->bias_activation_forward = cuda_bias_activation_forward;
     be->activation_backward = cuda_activation_backward;
     be->bias_grad = cuda_bias_grad;
+    be->activation_backward_bias_grad = cuda_activation_backward_bias_grad;
     be->reparam_forward = cuda_reparam_forward;
     be->kl_reparam_backward = cuda_kl_reparam_backward;
     be->kl_statistics = cuda_kl_statistics;

@@ -525,9 +525,10 @@ static void linear_forward(Model *m, int i, const float *X, int B) {
                                 layer->act);
 }
 
-// Given dY (B, out) (already through this layer's activation): dW, db, and,
-// if dX != NULL, dX (B, in) = dY W[:, :in].
-static void linear_backward(Model *m, int i, const float *X, const float *dY, float *dX, int B) {
+// Given dY (B, out) (already through this layer's activation): dW, db (unless bias_grad_done:
+// activation_backward_bias_grad made it with dY), and, if dX != NULL, dX (B, in) = dY W[:, :in].
+static void linear_backward(Model *m, int i, const float *X, const float *dY, float *dX, int B,
+                            bool bias_grad_done) {
     Backend *be = m->be;
     const Layer *layer = &m->layers[i];
     const int row = layer->in + layer->cond;
@@ -538,7 +539,7 @@ static void linear_backward(Model *m, int i, const float *X, const float *dY, fl
     if (layer->cond)
         be->gemm(be, true, false, layer->out, layer->cond, B, 1.0f, dY, layer->out, m->onehot,
                  layer->cond, 0.0f, dW + layer->in, row);
-    be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
+    if (!bias_grad_done) be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
     if (dX)
         be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, row, 0.0f,
                  dX, layer->in);
@@ -715,9 +716,11 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
     for (int i = last; i > m->head; i--) {
         const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
         float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
-        linear_backward(m, i, X, dY, dX, B);
+        linear_backward(m, i, X, dY, dX, B, i < last);   // below the last, the step before made db
         if (m->queue_updates) queue_layer_update(m, i);
-        if (i - 1 > m->head) be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
+        if (i - 1 > m->head)   // layer i - 1's dY and, in the same pass, its bias gradient
+            be->activation_backward_bias_grad(be, dX, m->grads + m->layers[i - 1].bias_offset, m->acts[i - 1], B,
+                                              m->layers[i].in, m->layers[i - 1].act);
         spare = (float *)dY;
         dY = dX;
     }
@@ -753,7 +756,7 @@ void model_encode_backward(Model *m, int B) {
     for (int i = m->head; i >= 0; i--) {
         const float *X = (i == 0) ? features : m->acts[i - 1];
         float *dX = (i == 0) ? (m->encoder_net ? spare : NULL) : spare;
-        linear_backward(m, i, X, dY, dX, B);
+        linear_backward(m, i, X, dY, dX, B, i < m->head);   // below the head, the step before made db
         if (i == 0) {
             if (m->encoder_net) {
                 NetRun run = model_net_run(m, B);
@@ -761,7 +764,8 @@ void model_encode_backward(Model *m, int B) {
             }
             break;
         }
-        be->activation_backward(be, dX, m->acts[i - 1], B, m->layers[i].in, m->layers[i - 1].act);
+        be->activation_backward_bias_grad(be, dX, m->grads + m->layers[i - 1].bias_offset, m->acts[i - 1], B,
+                                          m->layers[i].in, m->layers[i - 1].act);
         dY = dX;
         float *t = spare;
         spare = other;

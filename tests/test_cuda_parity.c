@@ -454,6 +454,17 @@ static void test_bias_activation(void) {
         gpu->activation_backward(gpu, DY.gpu, Yout.gpu, B, N, act);
         snprintf(what, sizeof what, "activation_backward %s", activation_label(act));
         pair_expect_close(what, DY, 1e-5, 1e-6);
+
+        // the fused op: the activation gradient and the bias gradient of its result
+        Pair DY2 = pair_upload(dy, (size_t)B * N), DB = pair_upload(bias, N);   // dbias starts as junk
+        cpu->activation_backward_bias_grad(cpu, DY2.cpu, DB.cpu, Yout.cpu, B, N, act);
+        gpu->activation_backward_bias_grad(gpu, DY2.gpu, DB.gpu, Yout.gpu, B, N, act);
+        snprintf(what, sizeof what, "activation_backward_bias_grad %s: dy", activation_label(act));
+        pair_expect_close(what, DY2, 1e-5, 1e-6);
+        snprintf(what, sizeof what, "activation_backward_bias_grad %s: dbias", activation_label(act));
+        pair_expect_close(what, DB, 1e-4, 1e-6 * B);
+        pair_free(&DY2);
+        pair_free(&DB);
         pair_free(&Y);
         pair_free(&Bias);
         pair_free(&Yout);

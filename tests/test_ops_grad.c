@@ -153,14 +153,16 @@ static void test_gemm_split_is_thread_independent(void) {
 
 // bias_grad sums each block of 32 rows in order, then the blocks in order: on 1, 2, 3 and 4
 // threads (whole blocks to each thread, or column ranges when there are fewer blocks than
-// threads) the bits of that order written out in float.
+// threads; the blocks added by the caller or, past 32,768 block sums, by the threads) the bits of
+// that order written out in float.
 static void test_bias_grad_blocks(void) {
-    const int batches[] = {1, 20, 32, 33, 64, 100, 128, 257};
-    const int widths[] = {1, 33, 400, 784};
+    // (1024 x 1100: 35,200 block sums, added by the threads after a barrier; fewer, by the caller)
+    const int batches[] = {1, 20, 32, 33, 64, 100, 128, 257, 1024};
+    const int widths[] = {1, 33, 400, 784, 1100};
     const int max_threads = omp_get_max_threads();
     int differ = 0, cases = 0;
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 4; j++) {
+    for (int i = 0; i < 9; i++)
+        for (int j = 0; j < 5; j++) {
             const int B = batches[i], N = widths[j];
             float *dy = random_floats((size_t)B * N, -3, 3);
             float *want = xmalloc((size_t)N * sizeof(float)), *got = xmalloc((size_t)N * sizeof(float));
@@ -185,6 +187,41 @@ static void test_bias_grad_blocks(void) {
         }
     omp_set_num_threads(max_threads);
     CHECK(differ == 0, "bias_grad: %d of %d (B, N, threads) cases differ from the blocked order's bits", differ, cases);
+}
+
+// activation_backward_bias_grad: the bits of activation_backward then bias_grad, dy and dbias,
+// for every activation, on 1-4 threads (whole row blocks or column ranges).
+static void test_activation_backward_bias_grad_fused(void) {
+    const Activation acts[] = {ACT_NONE, ACT_RELU, ACT_TANH, ACT_LEAKY_RELU, ACT_SIGMOID};
+    const int batches[] = {1, 20, 33, 64, 128, 257};   // 64 x 784: 2 blocks, fewer than 3 or 4 threads
+    const int widths[] = {1, 40, 400, 784};
+    const int max_threads = omp_get_max_threads();
+    int differ = 0, cases = 0;
+    for (int a = 0; a < 5; a++)
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 4; j++) {
+                const int B = batches[i], N = widths[j];
+                const size_t n = (size_t)B * N;
+                float *y = random_floats(n, -1, 1), *dy = random_floats(n, -2, 2);
+                for (size_t e = 0; e < n; e += 7) y[e] = 0.0f;   // ReLU's kink
+                float *dy_sep = xmalloc(n * sizeof(float)), *dy_fused = xmalloc(n * sizeof(float));
+                float *db_sep = xmalloc((size_t)N * sizeof(float)), *db_fused = xmalloc((size_t)N * sizeof(float));
+                for (int threads = 1; threads <= 4; threads++) {
+                    omp_set_num_threads(threads);
+                    memcpy(dy_sep, dy, n * sizeof(float));
+                    memcpy(dy_fused, dy, n * sizeof(float));
+                    cpu->activation_backward(cpu, dy_sep, y, B, N, acts[a]);
+                    cpu->bias_grad(cpu, db_sep, dy_sep, B, N);
+                    cpu->activation_backward_bias_grad(cpu, dy_fused, db_fused, y, B, N, acts[a]);
+                    differ += memcmp(dy_sep, dy_fused, n * sizeof(float)) != 0 ||
+                              memcmp(db_sep, db_fused, (size_t)N * sizeof(float)) != 0;
+                    cases++;
+                }
+                free(y); free(dy); free(dy_sep); free(dy_fused); free(db_sep); free(db_fused);
+            }
+    omp_set_num_threads(max_threads);
+    CHECK(differ == 0, "activation_backward_bias_grad: %d of %d (activation, B, N, threads) cases differ from the "
+          "two ops", differ, cases);
 }
 
 static void test_bias_activation_gradients(void) {
@@ -1103,6 +1140,7 @@ int main(int argc, char **argv) {
     test_run("gemm_split_is_thread_independent", test_gemm_split_is_thread_independent);
     test_run("bias_activation_gradients", test_bias_activation_gradients);
     test_run("bias_grad_blocks", test_bias_grad_blocks);
+    test_run("activation_backward_bias_grad_fused", test_activation_backward_bias_grad_fused);
     test_run("reparam_and_kl_gradients", test_reparam_and_kl_gradients);
     test_run("reconstruction_loss_gradients", test_reconstruction_loss_gradients);
     test_run("kl_coefficients_are_derivatives", test_kl_coefficients_are_derivatives);

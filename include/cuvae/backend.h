@@ -132,6 +132,10 @@ struct Backend {
                                 Activation act);
     // dbias (N) = sum over b of dy (B, N). Overwrites. Fixed summation order.
     void (*bias_grad)(Backend *be, float *dbias, const float *dy, int B, int N);
+    // activation_backward, then bias_grad of its result: the same numbers as the two ops, in
+    // one pass over dy where the backend can (the CPU's; CUDA runs the two kernels).
+    void (*activation_backward_bias_grad)(Backend *be, float *dy, float *dbias, const float *y, int B,
+                                          int N, Activation act);
 
     // h (B, 2L) holds [mu | logvar] per row; eps (B, L) from the source.
     // z (B, L) = mu + exp(0.5 * logvar) * eps
