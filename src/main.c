@@ -63,6 +63,14 @@ static const char *USAGE_MAIN =
     "  cuvae <command> --help (or cuvae help <command>, cuvae --help <command>)   options of one command\n"
     "  cuvae --version\n"
     "\n"
+    "environment (README, \"CPU speed\" and \"Scaling out\"):\n"
+    "  OMP_NUM_THREADS       the CPU backend's one thread pool (else OPENBLAS_NUM_THREADS, else a\n"
+    "                        thread per core); a count neither library can read, or over 8 a core,\n"
+    "                        is refused (exit 2)\n"
+    "  OPENBLAS_CORETYPE     OpenBLAS's kernel family, kept as set\n"
+    "  CUVAE_CPU_CONV        onednn (the default) or im2col: how the CPU runs convolutions\n"
+    "  CUVAE_CUDA_DEVICE     the GPU to use (its index)\n"
+    "\n"
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
 
 static const char *USAGE_TRAIN =

@@ -95,6 +95,8 @@ for value in abc 0 -2 1x 3, 99999999999999999999; do
         bad "OMP_NUM_THREADS=$value: exit $rc, stderr: $err"
     fi
 done
+"$CUVAE" --help | grep -q "^  OMP_NUM_THREADS       the CPU backend's one thread pool" && "$CUVAE" --help | grep -q "^  CUVAE_CPU_CONV " \
+    && ok "--help names the thread-pool and convolution variables" || bad "--help lacks the environment variables"
 expect_error "OPENBLAS_NUM_THREADS=abc refused" 2 \
     "^cuvae: OPENBLAS_NUM_THREADS=abc: not a thread count \\(a positive integer\\); OpenBLAS would ignore it$" -- \
     env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=abc "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 \
