@@ -17,18 +17,23 @@ static void mul_hi_lo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo) {
     *lo = (uint32_t)product;
 }
 
+// One Philox round on a counter (c0, c1, c2, c3) with the round's key (k0, k1), in place.
+static inline void philox_round(uint32_t *c0, uint32_t *c1, uint32_t *c2, uint32_t *c3, uint32_t k0,
+                                uint32_t k1) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mul_hi_lo(PHILOX_M0, *c0, &hi0, &lo0);
+    mul_hi_lo(PHILOX_M1, *c2, &hi1, &lo1);
+    *c0 = hi1 ^ *c1 ^ k0;
+    *c1 = lo1;
+    *c2 = hi0 ^ *c3 ^ k1;
+    *c3 = lo0;
+}
+
 void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
     uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
     uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
-        uint32_t hi0, lo0, hi1, lo1;
-        mul_hi_lo(PHILOX_M0, c0, &hi0, &lo0);
-        mul_hi_lo(PHILOX_M1, c2, &hi1, &lo1);
-        uint32_t n0 = hi1 ^ c1 ^ k0;
-        uint32_t n1 = lo1;
-        uint32_t n2 = hi0 ^ c3 ^ k1;
-        uint32_t n3 = lo0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        philox_round(&c0, &c1, &c2, &c3, k0, k1);
         k0 += PHILOX_W0;
         k1 += PHILOX_W1;
     }
@@ -82,10 +87,10 @@ void rng_permutation(Rng *rng, int32_t *perm, int n) {
     }
 }
 
-// Philox4x32-10 on PHILOX_LANES consecutive blocks side by side, one round of all of them at a
-// time: the same rounds as philox4x32_10, written so the compiler runs the lanes in vector
-// registers (about 4 ns a block against 9 for one block at a time, AVX2). Word w of block
-// first_block + l of a stream into words[w][l].
+// Philox4x32-10 on PHILOX_LANES consecutive blocks side by side, one round (philox_round) of all
+// of them at a time, so the compiler runs the lanes in vector registers (about 4 ns a block
+// against 9 for one block at a time, AVX2). Word w of block first_block + l of a stream into
+// words[w][l].
 enum { PHILOX_LANES = 32 };
 static void philox_lanes(uint64_t seed, uint64_t first_block, uint32_t stream,
                          uint32_t words[4][PHILOX_LANES]) {
@@ -100,15 +105,7 @@ static void philox_lanes(uint64_t seed, uint64_t first_block, uint32_t stream,
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     #pragma GCC unroll 10
     for (int round = 0; round < 10; round++) {
-        for (int l = 0; l < PHILOX_LANES; l++) {
-            const uint64_t product0 = (uint64_t)PHILOX_M0 * c0[l], product1 = (uint64_t)PHILOX_M1 * c2[l];
-            const uint32_t n0 = (uint32_t)(product1 >> 32) ^ c1[l] ^ k0;
-            const uint32_t n2 = (uint32_t)(product0 >> 32) ^ c3[l] ^ k1;
-            c0[l] = n0;
-            c1[l] = (uint32_t)product1;
-            c2[l] = n2;
-            c3[l] = (uint32_t)product0;
-        }
+        for (int l = 0; l < PHILOX_LANES; l++) philox_round(&c0[l], &c1[l], &c2[l], &c3[l], k0, k1);
         k0 += PHILOX_W0;
         k1 += PHILOX_W1;
     }
