@@ -24,6 +24,8 @@ static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_in_parallel(void) { return 0; }
 #endif
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <xmmintrin.h>
 #include <errno.h>
@@ -1761,6 +1763,51 @@ static void use_one_thread_pool(void) {
     blas_splits_exact = backend_cpu_blas_splits_exact(openblas_get_corename());
 }
 
+// OpenBLAS (0.3.21, its allocator without thread-local storage) gives every GEMM running
+// at once a work buffer of BLAS_BUFFER_BYTES and keeps it for later calls (so does its
+// pthread build's own thread, at its start, unused by cuvae). When it cannot map one (an
+// address-space limit, `ulimit -v`, or strict overcommit) it retries forever: the run spun
+// at its first step at 100 % of every core. So the buffers are taken at the start, one for
+// each pool thread (each may run a GEMM slice), after checking that the room exists for them
+// and for OpenBLAS's own thread's (which may still be retrying): a run too big for its limit
+// is refused in one line instead.
+enum { BLAS_BUFFER_BYTES = 128 << 20 };   // 0.3.21's x86-64 builds
+void *blas_memory_alloc(int procpos);     // exported by OpenBLAS (its common.h)
+void blas_memory_free(void *buffer);
+
+static void reserve_blas_buffers(void) {
+    const int threads = omp_get_max_threads();
+    #pragma omp parallel num_threads(threads)
+    {
+        // (empty: the pool's threads, and their stacks, exist before the room is measured)
+    }
+    const size_t bytes = (size_t)(threads + 1) * BLAS_BUFFER_BYTES;
+    void *room = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (room == MAP_FAILED) {
+        const int why = errno;
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+            fprintf(stderr, "cuvae: backend cpu: OpenBLAS needs a %d MiB work buffer for each of the %d threads and "
+                    "one for its own (%.0f MiB of address space), and the process's address-space limit "
+                    "(ulimit -v %llu) leaves no room for them; raise the limit or set fewer threads "
+                    "(OMP_NUM_THREADS)\n", BLAS_BUFFER_BYTES >> 20, threads, bytes / 1048576.0,
+                    (unsigned long long)limit.rlim_cur / 1024);
+        else
+            fprintf(stderr, "cuvae: backend cpu: cannot map OpenBLAS's work buffers (%d threads and its own, %d MiB "
+                    "each): %s; set fewer threads (OMP_NUM_THREADS) or free memory\n", threads, BLAS_BUFFER_BYTES >> 20,
+                    strerror(why));
+        exit(CUVAE_EXIT_BAD_INPUT);
+    }
+    munmap(room, bytes);
+    // every thread holds a buffer until all have one: OpenBLAS then keeps one for each
+    #pragma omp parallel num_threads(threads)
+    {
+        void *buffer = blas_memory_alloc(0);
+        #pragma omp barrier
+        if (buffer) blas_memory_free(buffer);
+    }
+}
+
 bool backend_cpu_blas_splits_exact(const char *core) {
     return core && (strcmp(core, "SkylakeX") == 0 || strcmp(core, "Cooperlake") == 0 ||
                     strcmp(core, "SapphireRapids") == 0);
@@ -1817,6 +1864,7 @@ static int cpu_col2im_chunks(Backend *be, size_t floats_per_image, int inner, in
 
 Backend *backend_cpu_create(void) {
     use_one_thread_pool();
+    reserve_blas_buffers();
     flush_subnormals_to_zero();   // after the pool's size is set: every thread of it
     cpu_vector_math_init();
     Backend *be = xcalloc(1, sizeof(Backend));

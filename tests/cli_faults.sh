@@ -700,6 +700,20 @@ else
         && [ -s "$tmp/bigeval/eval.json" ] && ok "an evaluation model too big for memory fails before --overwrite touches the run" \
         || bad "big eval model: exit $rc, $(tail -1 "$tmp/bigeval.err")"
 fi
+# OpenBLAS's work buffers (128 MiB of address space for each thread, and one for its own) that
+# an address-space limit leaves no room for: one line at the start, exit 2, no folder. OpenBLAS
+# retries a buffer it cannot map forever: before, such a run spun at 100 % of every core (at
+# ulimit -v 1200000 with 2 threads), or trained, by luck, when few GEMM slices ran at once.
+if [ -n "${CUVAE_SANITIZED:-}" ]; then
+    skip "OpenBLAS's buffers over the address-space limit" "ASan reserves more virtual memory than the ulimit -v this test sets"
+else
+    (ulimit -v 3000000; OMP_NUM_THREADS=64 exec timeout -s KILL 120 "$CUVAE" train configs/examples_vae.json "${small[@]}" \
+        --set train.epochs=1 --out "$tmp/blasroom") >/dev/null 2>"$tmp/blasroom.err"; rc=$?
+    [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/blasroom.err")" -eq 1 ] && [ ! -e "$tmp/blasroom" ] \
+        && grep -q "^cuvae: backend cpu: OpenBLAS needs a 128 MiB work buffer for each of the 64 threads and one for its own (8320 MiB of address space), and the process's address-space limit (ulimit -v 3000000) leaves no room" "$tmp/blasroom.err" \
+        && ok "OpenBLAS's buffers over the address-space limit: one line at the start, exit 2" \
+        || bad "OpenBLAS's buffers over the address-space limit: exit $rc, $(head -c 600 "$tmp/blasroom.err")"
+fi
 cp -r "$tmp/stale" "$tmp/evaldir"; rm "$tmp/evaldir/eval.json"; mkdir "$tmp/evaldir/eval.json"
 expect_error "--resume into a folder whose eval.json is a folder: one line (the run's notes are not said)" 2 \
     "evaldir/eval.json: not a regular file \(outputs are regular files" -- \
