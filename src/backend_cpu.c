@@ -1779,7 +1779,12 @@ static void reserve_blas_buffers(void) {
     const int threads = omp_get_max_threads();
     #pragma omp parallel num_threads(threads)
     {
-        // (empty: the pool's threads, and their stacks, exist before the room is measured)
+        // the pool's threads, their stacks and their malloc arenas exist before the room is
+        // measured: glibc maps a thread's arena at its first malloc (128 MiB of address space
+        // for a moment, 64 kept), and oneDNN's threads first malloc inside its parallel regions,
+        // where a failure ends the process (an exception in a worker thread, or a segfault)
+        void *volatile first = malloc(1);
+        free(first);
     }
     const size_t bytes = (size_t)(threads + 1) * BLAS_BUFFER_BYTES;
     void *room = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

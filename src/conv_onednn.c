@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define DNNL_CHECK(call) dnnl_check((call), #call, __FILE__, __LINE__)
 // Out of memory is the user's machine (exit 2, as cuvae's own allocations); any other status
@@ -302,6 +303,24 @@ static void remember_ghost(ConvLibrary *lib, ConvKey key) {
     lib->next_ghost = (lib->next_ghost + 1) % lib->places;
 }
 
+// oneDNN builds a primitive's kernels when it creates it and may set up more of its own on
+// the primitive's first run, inside its OpenMP threads; an allocation failing there is not
+// always a status: it segfaulted (creating one) or threw a C++ exception in a worker thread,
+// which aborts (a first run), under `ulimit -v` limits within tens of MiB of what the conv
+// VAE needs. So a primitive is built, and first run, only while this much address space is
+// still free; else the run stops with the out-of-memory line, exit 2.
+enum { KERNEL_ROOM = 64 << 20 };
+
+static void check_kernel_room(void) {
+    void *room = mmap(NULL, KERNEL_ROOM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (room == MAP_FAILED) {
+        fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (building a convolution's kernels "
+                        "needs %d MiB of address space free)\n", KERNEL_ROOM >> 20);
+        exit(2);
+    }
+    munmap(room, KERNEL_ROOM);
+}
+
 // The cached primitive for `key`, built on first use (see FIRST_ENTRIES). The pointer stays
 // valid until the library is destroyed or the entry is evicted (never by the next call: the
 // entry just returned is the most recently used).
@@ -326,7 +345,9 @@ static ConvEntry *entry_for(ConvLibrary *lib, ConvKey key, int slots) {
     lib->bytes -= victim->bytes;
     entry_free(victim);
     *victim = (ConvEntry){.used = true, .key = key};
+    check_kernel_room();
     build_entry(lib, victim, slots);
+    check_kernel_room();   // (its first run: see KERNEL_ROOM)
     lib->builds++;
     add_bytes(lib, victim->bytes);
     victim->last_use = lib->uses;

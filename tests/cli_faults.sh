@@ -714,6 +714,31 @@ else
         && ok "OpenBLAS's buffers over the address-space limit: one line at the start, exit 2" \
         || bad "OpenBLAS's buffers over the address-space limit: exit $rc, $(head -c 600 "$tmp/blasroom.err")"
 fi
+# The conv VAE (oneDNN's convolutions) under address-space limits in 4 MB steps across the
+# band where its run stops fitting: every run trains (exit 0) or stops with one cuvae line
+# (exit 2), never a crash or a hang. Before, some limits of this band aborted inside oneDNN
+# (a C++ exception in one of its OpenMP threads, when that thread's first malloc could not map
+# its arena) or segfaulted in oneDNN creating a primitive, and lower ones spun in OpenBLAS.
+if [ -n "${CUVAE_SANITIZED:-}" ]; then
+    skip "the conv VAE under address-space limits" "ASan reserves more virtual memory than the ulimit -v this test sets"
+else
+    ulimit_bad=""; ulimit_trained=0; ulimit_refused=0
+    for limit in $(seq 1480000 4000 1720000); do
+        (ulimit -v "$limit"; exec timeout -s KILL 30 "$CUVAE" train configs/lectures/conv_vae_dim16.json --set device=cpu \
+            --set train.epochs=1 --set data.train_limit=512 --set data.test_limit=128 --out "$tmp/ulimit_run" --overwrite) \
+            >/dev/null 2>"$tmp/ulimit.err"; rc=$?
+        if [ "$rc" -eq 0 ]; then
+            ulimit_trained=$((ulimit_trained + 1))
+        elif [ "$rc" -eq 2 ] && tail -1 "$tmp/ulimit.err" | grep -q "^cuvae: .*\(out of host memory\|out of memory\|OpenBLAS needs\)"; then
+            ulimit_refused=$((ulimit_refused + 1))
+        else
+            ulimit_bad="$ulimit_bad $limit: exit $rc ($(tail -1 "$tmp/ulimit.err" | head -c 120));"
+        fi
+    done
+    [ -z "$ulimit_bad" ] && [ "$ulimit_trained" -gt 0 ] && [ "$ulimit_refused" -gt 0 ] \
+        && ok "the conv VAE under 61 address-space limits: $ulimit_trained trained, $ulimit_refused refused in one line, no crash" \
+        || bad "the conv VAE under address-space limits ($ulimit_trained trained, $ulimit_refused refused):$ulimit_bad"
+fi
 cp -r "$tmp/stale" "$tmp/evaldir"; rm "$tmp/evaldir/eval.json"; mkdir "$tmp/evaldir/eval.json"
 expect_error "--resume into a folder whose eval.json is a folder: one line (the run's notes are not said)" 2 \
     "evaldir/eval.json: not a regular file \(outputs are regular files" -- \
