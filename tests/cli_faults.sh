@@ -715,29 +715,43 @@ else
         || bad "OpenBLAS's buffers over the address-space limit: exit $rc, $(head -c 600 "$tmp/blasroom.err")"
 fi
 # The conv VAE (oneDNN's convolutions) under address-space limits in 4 MB steps across the
-# band where its run stops fitting: every run trains (exit 0) or stops with one cuvae line
-# (exit 2), never a crash or a hang. Before, some limits of this band aborted inside oneDNN
-# (a C++ exception in one of its OpenMP threads, when that thread's first malloc could not map
-# its arena) or segfaulted in oneDNN creating a primitive, and lower ones spun in OpenBLAS.
+# band where its run stops fitting (found first: the smallest limit, in 4 MB steps, at which
+# it trains, by bisection; the band is the 240 MB below it and the 40 MB above): every run
+# trains (exit 0) or stops with one cuvae line (exit 2), never a crash or a hang. Before, some
+# limits of this band aborted inside oneDNN (a C++ exception in one of its OpenMP threads, when
+# that thread's first malloc could not map its arena) or segfaulted in oneDNN creating a
+# primitive, and lower ones spun in OpenBLAS.
 if [ -n "${CUVAE_SANITIZED:-}" ]; then
     skip "the conv VAE under address-space limits" "ASan reserves more virtual memory than the ulimit -v this test sets"
 else
-    ulimit_bad=""; ulimit_trained=0; ulimit_refused=0
-    for limit in $(seq 1480000 4000 1720000); do
-        (ulimit -v "$limit"; exec timeout -s KILL 30 "$CUVAE" train configs/lectures/conv_vae_dim16.json --set device=cpu \
+    conv_run_under() {   # conv_run_under KIB: the run's exit status under ulimit -v KIB
+        (ulimit -v "$1"; exec timeout -s KILL 30 "$CUVAE" train configs/lectures/conv_vae_dim16.json --set device=cpu \
             --set train.epochs=1 --set data.train_limit=512 --set data.test_limit=128 --out "$tmp/ulimit_run" --overwrite) \
-            >/dev/null 2>"$tmp/ulimit.err"; rc=$?
-        if [ "$rc" -eq 0 ]; then
-            ulimit_trained=$((ulimit_trained + 1))
-        elif [ "$rc" -eq 2 ] && tail -1 "$tmp/ulimit.err" | grep -q "^cuvae: .*\(out of host memory\|out of memory\|OpenBLAS needs\)"; then
-            ulimit_refused=$((ulimit_refused + 1))
-        else
-            ulimit_bad="$ulimit_bad $limit: exit $rc ($(tail -1 "$tmp/ulimit.err" | head -c 120));"
-        fi
-    done
-    [ -z "$ulimit_bad" ] && [ "$ulimit_trained" -gt 0 ] && [ "$ulimit_refused" -gt 0 ] \
-        && ok "the conv VAE under 61 address-space limits: $ulimit_trained trained, $ulimit_refused refused in one line, no crash" \
-        || bad "the conv VAE under address-space limits ($ulimit_trained trained, $ulimit_refused refused):$ulimit_bad"
+            >/dev/null 2>"$tmp/ulimit.err"
+    }
+    low=250; high=2000   # in 4 MB steps: 1 GB refused (no room for the libraries), 8 GB trains
+    if conv_run_under $((low * 4000)) || ! conv_run_under $((high * 4000)); then
+        bad "the conv VAE under address-space limits: 1 GB did not fail or 8 GB did not train"
+    else
+        while [ $((high - low)) -gt 1 ]; do
+            mid=$(((low + high) / 2))
+            if conv_run_under $((mid * 4000)); then high=$mid; else low=$mid; fi
+        done
+        ulimit_bad=""; ulimit_trained=0; ulimit_refused=0
+        for step in $(seq $((high - 60)) $((high + 10))); do
+            conv_run_under $((step * 4000)); rc=$?
+            if [ "$rc" -eq 0 ]; then
+                ulimit_trained=$((ulimit_trained + 1))
+            elif [ "$rc" -eq 2 ] && tail -1 "$tmp/ulimit.err" | grep -q "^cuvae: .*\(out of host memory\|out of memory\|OpenBLAS needs\)"; then
+                ulimit_refused=$((ulimit_refused + 1))
+            else
+                ulimit_bad="$ulimit_bad $((step * 4000)): exit $rc ($(tail -1 "$tmp/ulimit.err" | head -c 120));"
+            fi
+        done
+        [ -z "$ulimit_bad" ] && [ "$ulimit_trained" -gt 0 ] && [ "$ulimit_refused" -gt 0 ] \
+            && ok "the conv VAE under 71 address-space limits around $((high * 4000)) KiB: $ulimit_trained trained, $ulimit_refused refused in one line, no crash" \
+            || bad "the conv VAE under address-space limits around $((high * 4000)) KiB ($ulimit_trained trained, $ulimit_refused refused):$ulimit_bad"
+    fi
 fi
 cp -r "$tmp/stale" "$tmp/evaldir"; rm "$tmp/evaldir/eval.json"; mkdir "$tmp/evaldir/eval.json"
 expect_error "--resume into a folder whose eval.json is a folder: one line (the run's notes are not said)" 2 \
