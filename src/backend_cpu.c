@@ -24,7 +24,6 @@ static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_in_parallel(void) { return 0; }
 #endif
 #include <unistd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <stdatomic.h>
 #include <xmmintrin.h>
@@ -1775,20 +1774,23 @@ enum { BLAS_BUFFER_BYTES = 128 << 20 };   // 0.3.21's x86-64 builds
 void *blas_memory_alloc(int procpos);     // exported by OpenBLAS (its common.h)
 void blas_memory_free(void *buffer);
 
-static void reserve_blas_buffers(void) {
-    const int threads = omp_get_max_threads();
-    #pragma omp parallel num_threads(threads)
+// The pool's threads, their stacks and their malloc arenas exist before any room is measured
+// (reserve_blas_buffers) and before oneDNN's first parallel region: glibc maps a thread's
+// arena at its first malloc (128 MiB of address space for a moment, 64 kept), and oneDNN's
+// threads first malloc inside its parallel regions, where a failure ends the process (an
+// exception in a worker thread, or a segfault).
+static void create_pool_threads_and_arenas(void) {
+    #pragma omp parallel num_threads(omp_get_max_threads())
     {
-        // the pool's threads, their stacks and their malloc arenas exist before the room is
-        // measured: glibc maps a thread's arena at its first malloc (128 MiB of address space
-        // for a moment, 64 kept), and oneDNN's threads first malloc inside its parallel regions,
-        // where a failure ends the process (an exception in a worker thread, or a segfault)
         void *volatile first = malloc(1);
         free(first);
     }
+}
+
+static void reserve_blas_buffers(void) {
+    const int threads = omp_get_max_threads();
     const size_t bytes = (size_t)(threads + 1) * BLAS_BUFFER_BYTES;
-    void *room = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (room == MAP_FAILED) {
+    if (!address_space_free(bytes)) {
         const int why = errno;
         struct rlimit limit;
         if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
@@ -1803,7 +1805,6 @@ static void reserve_blas_buffers(void) {
                     strerror(why));
         exit(CUVAE_EXIT_BAD_INPUT);
     }
-    munmap(room, bytes);
     // every thread holds a buffer until all have one: OpenBLAS then keeps one for each
     #pragma omp parallel num_threads(threads)
     {
@@ -1869,6 +1870,7 @@ static int cpu_col2im_chunks(Backend *be, size_t floats_per_image, int inner, in
 
 Backend *backend_cpu_create(void) {
     use_one_thread_pool();
+    create_pool_threads_and_arenas();
     reserve_blas_buffers();
     flush_subnormals_to_zero();   // after the pool's size is set: every thread of it
     cpu_vector_math_init();

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -581,4 +582,11 @@ int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) 
                          "is read whole, whatever data.train_limit: give fewer or smaller images)",
                          path, bytes / 1048576.0, available / 1048576.0);
     return 0;
+}
+
+bool address_space_free(size_t bytes) {
+    void *room = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (room == MAP_FAILED) return false;
+    munmap(room, bytes);
+    return true;
 }

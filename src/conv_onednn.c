@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define DNNL_CHECK(call) dnnl_check((call), #call, __FILE__, __LINE__)
 // Out of memory is the user's machine (exit 2, as cuvae's own allocations); any other status
@@ -312,13 +311,11 @@ static void remember_ghost(ConvLibrary *lib, ConvKey key) {
 enum { KERNEL_ROOM = 64 << 20 };
 
 static void check_kernel_room(void) {
-    void *room = mmap(NULL, KERNEL_ROOM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (room == MAP_FAILED) {
+    if (!address_space_free(KERNEL_ROOM)) {
         fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (building a convolution's kernels "
                         "needs %d MiB of address space free)\n", KERNEL_ROOM >> 20);
         exit(2);
     }
-    munmap(room, KERNEL_ROOM);
 }
 
 // The cached primitive for `key`, built on first use (see FIRST_ENTRIES). The pointer stays

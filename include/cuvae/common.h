@@ -86,6 +86,10 @@ size_t host_memory_available(void);
 // 0 when `bytes` of a file's data fit in the host's available memory (or it is unknown), else
 // -1 with err naming the file and both sizes (a file read into memory, or a gzip's payload).
 int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen);
+// Whether `bytes` of address space can be mapped now (a trial mmap, unmapped at once): what
+// an address-space limit (`ulimit -v`) or strict overcommit still allows. On failure errno
+// says why.
+bool address_space_free(size_t bytes);
 
 // Growable NUL-terminated text (JSON and config dumps). Start with {0}.
 typedef struct {
