@@ -755,7 +755,7 @@ static void cpu_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 
 // ---- optimizers: each update runs as chunks of an UpdateQueue ------------------
 
-static void adam_elements(float *params, const float *grads, float *m, float *v, size_t n,
+static void adam_elements(float *params, float *grads, float *m, float *v, size_t n,
                           const StepState *state, OptimizerParams o) {
     // bias corrections folded by step_state_begin (double); the element's fp32 math is
     // the CUDA kernel's (optimizer_math.h)
@@ -767,17 +767,23 @@ static void adam_elements(float *params, const float *grads, float *m, float *v,
         for (size_t i = 0; i < n; i++) {
             const float ratio = adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
             params[i] = adam_step(params[i], step_size, ratio);
+            grads[i] = 0.0f;   // Backend.updates_clear_gradients
         }
         return;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
+        grads[i] = 0.0f;
+    }
 }
 
-static void sgd_elements(float *params, const float *grads, float *buf, size_t n, const StepState *state,
+static void sgd_elements(float *params, float *grads, float *buf, size_t n, const StepState *state,
                          OptimizerParams o) {
     const float lr = state->lr_now;
-    for (size_t i = 0; i < n; i++) sgd_element(&params[i], grads[i], &buf[i], o, lr);
+    for (size_t i = 0; i < n; i++) {
+        sgd_element(&params[i], grads[i], &buf[i], o, lr);
+        grads[i] = 0.0f;   // Backend.updates_clear_gradients
+    }
 }
 
 static size_t chunks_of(size_t n) { return (n + UPDATE_CHUNK - 1) / UPDATE_CHUNK; }
@@ -813,7 +819,7 @@ static void run_update_queue(UpdateQueue *q) {
     atomic_store(&q->next_chunk, 0);
 }
 
-static void cpu_queue_update(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+static void cpu_queue_update(Backend *be, float *params, float *grads, float *m, float *v, size_t n,
                              const StepState *state, OptimizerParams o, bool sgd) {
     UpdateQueue *q = &((CpuState *)be->impl)->updates;
     if (n == 0) return;
@@ -830,7 +836,7 @@ static void cpu_queue_update(Backend *be, float *params, const float *grads, flo
 static void cpu_finish_updates(Backend *be) { run_update_queue(&((CpuState *)be->impl)->updates); }
 
 // queue_update as the backend op (adam_update and sgd_update queue through cpu_queue_update too)
-static void cpu_queue_update_op(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+static void cpu_queue_update_op(Backend *be, float *params, float *grads, float *m, float *v, size_t n,
                                 const StepState *state, OptimizerParams o, bool sgd) {
     if (n) ((CpuState *)be->impl)->updates.ranges_queued++;
     cpu_queue_update(be, params, grads, m, v, n, state, o, sgd);
@@ -842,7 +848,7 @@ CpuUpdateCounts backend_cpu_update_counts(Backend *be) {
     return counts;
 }
 
-static void cpu_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
+static void cpu_adam_update(Backend *be, float *params, float *grads, float *m, float *v,
                             size_t n, const StepState *state, OptimizerParams o) {
     cpu_queue_update(be, params, grads, m, v, n, state, o, false);
     cpu_finish_updates(be);
@@ -885,7 +891,7 @@ static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, d
     }
 }
 
-static void cpu_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
+static void cpu_sgd_update(Backend *be, float *params, float *grads, float *buf, size_t n,
                            const StepState *state, OptimizerParams o) {
     cpu_queue_update(be, params, grads, buf, NULL, n, state, o, true);
     cpu_finish_updates(be);
@@ -1876,6 +1882,7 @@ Backend *backend_cpu_create(void) {
     cpu_vector_math_init();
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
+    be->updates_clear_gradients = true;
     be->impl = xcalloc(1, sizeof(CpuState));
     ((CpuState *)be->impl)->chunk_column_floats = chunk_column_floats();
     // the convolutions: oneDNN's where the build has it (the default) or "im2col": the layers'

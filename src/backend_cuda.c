@@ -501,7 +501,7 @@ static void cuda_accumulate_loss(Backend *be, double *acc, const float *rec_row,
 
 static void cuda_finish_updates(Backend *be);
 
-static void cuda_adam_update(Backend *be, float *params, const float *grads, float *m, float *v,
+static void cuda_adam_update(Backend *be, float *params, float *grads, float *m, float *v,
                              size_t n, const StepState *state, OptimizerParams o) {
     cuda_finish_updates(be);   // what is queued first, as on the CPU
     launch_adam_update(params, grads, m, v, n, o, state, impl_of(be)->stream);
@@ -563,7 +563,7 @@ static void cuda_all_reduce_sum(Backend *be, float *buf, size_t n) {
 #endif
 }
 
-static void cuda_sgd_update(Backend *be, float *params, const float *grads, float *buf, size_t n,
+static void cuda_sgd_update(Backend *be, float *params, float *grads, float *buf, size_t n,
                             const StepState *state, OptimizerParams o) {
     cuda_finish_updates(be);   // what is queued first, as on the CPU
     launch_sgd_update(params, grads, buf, n, o, state, impl_of(be)->stream);
@@ -586,7 +586,7 @@ static void cuda_finish_updates(Backend *be) {
     impl->n_updates = 0;
 }
 
-static void cuda_queue_update(Backend *be, float *params, const float *grads, float *m, float *v, size_t n,
+static void cuda_queue_update(Backend *be, float *params, float *grads, float *m, float *v, size_t n,
                               const StepState *state, OptimizerParams o, bool sgd) {
     CudaImpl *impl = impl_of(be);
     if (n == 0) return;
@@ -764,6 +764,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     impl->options.cuda_graphs = false;   // eager until configure() (tests, eval)
 
     be->name = "cuda";
+    be->updates_clear_gradients = false;   // (see Backend)
     snprintf(be->device_name, sizeof be->device_name, "%s", props.name);
 
     be->alloc = cuda_alloc;

@@ -260,7 +260,10 @@ static void record_step_gemms(TrainStep *loop, Backend *be, int B) {
     be->conv_backward_weights = recorded.conv_backward_weights;
 }
 
-static void replay_step_gemms(Backend *be) {
+// (The replayed weight-gradient GEMMs, beta 1 where the step's accumulate onto cleared
+// gradients, leave sums in the model's gradients: the next step writes them afresh.)
+static void replay_step_gemms(Model *model, Backend *be) {
+    model_forget_clear_gradients(model);
     for (int i = 0; i < recorded.count; i++) {
         const LibraryCall *c = &recorded.calls[i];
         switch (c->kind) {
@@ -301,7 +304,7 @@ static double timed_block(TrainStep *loop, Backend *be, int B, long steps, bool 
     be->synchronize(be);
     const double t0 = wall_seconds();
     for (long s = 0; s < steps; s++) {
-        if (gemms_alone) replay_step_gemms(be);
+        if (gemms_alone) replay_step_gemms(loop->model, be);
         else train_step_run(loop, B);
     }
     be->synchronize(be);
@@ -490,7 +493,7 @@ int bench_command(int argc, char **argv) {
     PairedTiming paired;
     if (a.gemm_only) {
         record_step_gemms(&loop, be, B);
-        for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
+        for (long s = 0; s < a.warmup; s++) replay_step_gemms(&model, be);
         seconds = timed_block(&loop, be, B, a.steps, true);
         gemm_calls = recorded.count - recorded.convs;
         conv_calls = recorded.convs;
@@ -504,7 +507,7 @@ int bench_command(int argc, char **argv) {
         if (a.paired) record_step_gemms(&loop, be, B);
         for (long s = 0; s < a.warmup; s++) train_step_run(&loop, B);
         if (a.paired) {
-            for (long s = 0; s < a.warmup; s++) replay_step_gemms(be);
+            for (long s = 0; s < a.warmup; s++) replay_step_gemms(&model, be);
             block = paired_block_steps(&loop, be, B, a.steps);
         }
         double rec, kl, count;

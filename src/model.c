@@ -316,6 +316,7 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->grads = m->arena + m->arena_stride;
     m->adam_m = m->arena + 2 * m->arena_stride;
     m->adam_v = m->arena + 3 * m->arena_stride;
+    m->grads_clear = be->updates_clear_gradients;   // alloc zero-filled them (see Model.grads_clear)
 
     size_t B = (size_t)max_batch;
     m->x = be->alloc(be, B * m->input_dim * sizeof(float));
@@ -534,11 +535,12 @@ static void linear_backward(Model *m, int i, const float *X, const float *dY, fl
     const int row = layer->in + layer->cond;
     const float *W = m->params + layer->weight_offset;
     float *dW = m->grads + layer->weight_offset;             // (out, in + cond)
-    be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, X, layer->in, 0.0f,
+    const float dW_beta = m->weight_grads_onto_zeros ? 1.0f : 0.0f;   // dW is 0 already: the same values
+    be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, X, layer->in, dW_beta,
              dW, row);
     if (layer->cond)
         be->gemm(be, true, false, layer->out, layer->cond, B, 1.0f, dY, layer->out, m->onehot,
-                 layer->cond, 0.0f, dW + layer->in, row);
+                 layer->cond, dW_beta, dW + layer->in, row);
     if (!bias_grad_done) be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
     if (dX)
         be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, row, 0.0f,
@@ -675,8 +677,24 @@ void model_backward(Model *m, int B, float w_rec, float w_kl) {
 }
 
 static void queue_layer_update(Model *m, int i);
+static void encode_backward(Model *m, int B);
+static void backward_scheduled(Model *m, int B, float w_rec);
 
 void model_backward_scheduled(Model *m, int B, float w_rec) {
+    m->weight_grads_onto_zeros = m->grads_clear;   // see Model.grads_clear
+    m->grads_clear = false;
+    backward_scheduled(m, B, w_rec);
+    m->weight_grads_onto_zeros = false;
+}
+
+void model_encode_backward(Model *m, int B) {
+    m->grads_clear = false;   // (the adversarial autoencoder's phases: it is never set there)
+    encode_backward(m, B);
+}
+
+void model_forget_clear_gradients(Model *m) { m->grads_clear = false; }
+
+static void backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
     // the loss is the mean over the global batch: across ranks each shard's
@@ -742,10 +760,10 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
                                 m->latent_dim, m->kl_coef);
     }
 
-    model_encode_backward(m, B);
+    encode_backward(m, B);
 }
 
-void model_encode_backward(Model *m, int B) {
+static void encode_backward(Model *m, int B) {
     Backend *be = m->be;
     // head and encoder trunk
     float *dY = m->grad_h;
@@ -856,6 +874,7 @@ void model_backward_and_step(Model *m, int B, float w_rec) {
     m->queue_updates = false;
     queue_optimizer_update(m, 0, linear_decoder ? m->layers[m->head + 1].weight_offset : m->arena_stride);
     m->be->finish_updates(m->be);
+    m->grads_clear = m->be->updates_clear_gradients;   // the whole arena was updated
 }
 
 void model_get_params(Model *m, float *host) {

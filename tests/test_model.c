@@ -955,6 +955,115 @@ static void test_queued_updates_equal_plain_step(void) {
         }
 }
 
+// Gradient GEMMs with beta = 1 (Model.grads_clear): counted through a wrapper around cpu->gemm.
+static void (*plain_gemm)(Backend *, bool, bool, int, int, int, float, const float *, int, const float *, int, float,
+                          float *, int);
+static size_t beta_one_gemms;
+static const float *counted_grads, *counted_grads_end;   // GEMMs into the gradients only
+
+static void counting_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (beta == 1.0f && C >= counted_grads && C < counted_grads_end) beta_one_gemms++;
+    plain_gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// 6 training steps of cfg (batches 4, 4, 2, ...), with after the second a backward and no
+// update (a gradient check's: it leaves gradients behind), and after the fourth the gradients
+// overwritten with noise (the bench's GEMM replay), then model_forget_clear_gradients unless
+// `forget` is false. The parameters after, and the GEMMs run with beta = 1.
+static void steps_with_stray_gradients(Config cfg, bool forget, float *params, size_t *beta_one) {
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+    model_init_params(&m, 3);
+    enum { N = 10 };
+    uint8_t *images = cpu->alloc(cpu, (size_t)N * m.input_dim);
+    uint8_t *labels = cpu->alloc(cpu, N);
+    int32_t *perm = cpu->alloc(cpu, N * sizeof(int32_t));
+    Rng rng;
+    rng_init(&rng, 21, 4);
+    for (int i = 0; i < N * m.input_dim; i++) images[i] = (uint8_t)(rng_u32(&rng) & 0xff);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)(m.n_classes ? i % m.n_classes : 0);
+    rng_permutation(&rng, perm, N);
+    model_begin_training(&m, 3, 1e-2f);
+    TrainStep t = {.model = &m, .images = images, .labels = m.n_classes ? labels : NULL, .perm = perm, .w_rec = 1.3f};
+    plain_gemm = cpu->gemm;
+    cpu->gemm = counting_gemm;
+    counted_grads = m.grads;
+    counted_grads_end = m.grads + m.n_params;
+    beta_one_gemms = 0;
+    for (int k = 0; k < 6; k++) {
+        train_step_run(&t, k % 3 == 2 ? 2 : 4);
+        if (k == 1) {
+            model_forward(&m, 4, EPS_SAMPLE);
+            model_backward(&m, 4, 1.3f, 0.7f);
+        }
+        if (k == 3) {
+            float *noise = xmalloc(m.n_params * sizeof(float));
+            for (size_t i = 0; i < m.n_params; i++) noise[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+            cpu->upload(cpu, m.grads, noise, m.n_params * sizeof(float));
+            free(noise);
+            if (forget) model_forget_clear_gradients(&m);
+        }
+    }
+    cpu->gemm = plain_gemm;
+    *beta_one = beta_one_gemms;
+    train_step_release(&t);
+    model_get_params(&m, params);
+    cpu->free(cpu, images);
+    cpu->free(cpu, labels);
+    cpu->free(cpu, perm);
+    model_destroy(&m);
+}
+
+// The CPU's updates clear the gradients (Backend.updates_clear_gradients), so a training
+// step's linear weight gradients are GEMMs with beta = 1 onto those zeros: on the first step
+// (the arena starts zero-filled) and after every step, but not after a backward without an
+// update or gradients written outside a backward (model_forget_clear_gradients). The
+// parameters equal, bit for bit, a run whose weight gradients all use beta = 0 (the backend's
+// flag off), on a vae and a cvae (the condition's columns, a GEMM of their own); noise left
+// in the gradients and not forgotten changes them (the beta = 1 GEMMs do accumulate).
+static void test_weight_gradients_onto_cleared_gradients(void) {
+    for (int kind = 0; kind < 2; kind++) {
+        Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+        if (kind == 1) {
+            cfg.model.kind = MODEL_CVAE;
+            cfg.model.condition = CONDITION_LABEL;
+            cfg.model.n_classes = 4;
+        }
+        Model probe;
+        char err[256];
+        CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+        const size_t n = probe.n_params;
+        size_t weight_gemms = 0;   // a step's weight-gradient GEMMs: one a layer, two where it has a condition
+        for (int i = 0; i < probe.n_layers; i++) weight_gemms += probe.layers[i].cond ? 2 : 1;
+        model_destroy(&probe);
+        float *onto_zeros = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
+        float *unforgotten = xmalloc(n * sizeof(float));
+        size_t beta_one_cleared, beta_one_plain, beta_one_unforgotten;
+        steps_with_stray_gradients(cfg, true, onto_zeros, &beta_one_cleared);
+        steps_with_stray_gradients(cfg, false, unforgotten, &beta_one_unforgotten);
+        cpu->updates_clear_gradients = false;
+        steps_with_stray_gradients(cfg, true, plain, &beta_one_plain);
+        cpu->updates_clear_gradients = true;
+        const char *name = kind ? "cvae" : "vae";
+        // steps 1, 2, 4 and 6 and the stray backward onto zeros; step 3 after the stray backward,
+        // 5 after the noise: beta 0
+        CHECK(beta_one_cleared == 5 * weight_gemms, "%s: %zu weight-gradient GEMMs with beta 1, want 5 x %zu",
+              name, beta_one_cleared, weight_gemms);
+        CHECK(beta_one_plain == 0, "%s: %zu weight-gradient GEMMs with beta 1 with the backend's flag off", name,
+              beta_one_plain);
+        CHECK(memcmp(onto_zeros, plain, n * sizeof(float)) == 0, "%s: beta 1 onto cleared gradients == beta 0",
+              name);
+        CHECK(beta_one_unforgotten == 6 * weight_gemms && memcmp(unforgotten, plain, n * sizeof(float)) != 0,
+              "%s: noise left in the gradients and not forgotten changed nothing (%zu GEMMs with beta 1, want 6 x %zu)", name,
+              beta_one_unforgotten, weight_gemms);
+        free(onto_zeros);
+        free(plain);
+        free(unforgotten);
+    }
+}
+
 // train.epsilon fused (drawn in the kernels, regenerated in backward) and stored
 // (drawn into a buffer) are the same computation: bit-identical after 7 steps.
 static void test_training_step_fused_equals_stored(void) {
@@ -1342,6 +1451,7 @@ int main(void) {
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
     test_run("queued_updates_equal_plain_step", test_queued_updates_equal_plain_step);
+    test_run("weight_gradients_onto_cleared_gradients", test_weight_gradients_onto_cleared_gradients);
     cpu->destroy(cpu);
     return test_finish("test_model");
 }

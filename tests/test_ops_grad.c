@@ -668,11 +668,7 @@ static void test_adamw_and_sgd_match_pytorch_formulas(void) {
         OptimizerParams o = {(float)b1, (float)b2, (float)eps, kind ? (float)mom : 0.0f, (float)wd, kind ? 0 : 1};
         for (int t = 1; t <= steps; t++) {
             float *g = random_floats(n, -1, 1);
-            cpu->step_begin(cpu, &state, plan);
-            if (kind) cpu->sgd_update(cpu, p, g, m, n, &state, o);
-            else cpu->adam_update(cpu, p, g, m, v, n, &state, o);
-            cpu->step_end(cpu, &state, plan, 1);
-            for (int i = 0; i < n; i++) {
+            for (int i = 0; i < n; i++) {   // the reference first: the update clears g
                 if (kind) {
                     double gi = g[i] + wd * pd[i];
                     md[i] = mom * md[i] + gi;
@@ -685,6 +681,14 @@ static void test_adamw_and_sgd_match_pytorch_formulas(void) {
                     pd[i] -= (double)(float)lr / (1 - pow(b1, t)) * md[i] / denom;
                 }
             }
+            cpu->step_begin(cpu, &state, plan);
+            if (kind) cpu->sgd_update(cpu, p, g, m, n, &state, o);
+            else cpu->adam_update(cpu, p, g, m, v, n, &state, o);
+            cpu->step_end(cpu, &state, plan, 1);
+            CHECK(cpu->updates_clear_gradients, "the CPU backend's updates clear the gradients");
+            for (int i = 0; i < n; i++)
+                CHECK(g[i] == 0.0f && !signbit(g[i]), "%s step %d: gradient %d left at %g, not +0",
+                      kind ? "sgd" : "adamw", t, i, g[i]);
             free(g);
         }
         for (int i = 0; i < n; i++)
@@ -781,16 +785,18 @@ static void test_adam_matches_pytorch_formula(void) {
     step_state_reset(&state, (float)lr);
     for (int t = 1; t <= steps; t++) {
         float *g = random_floats(n, -1, 1);
-        cpu->step_begin(cpu, &state, plan);
-        OptimizerParams o = {(float)b1, (float)b2, (float)eps, 0.0f, 0.0f, 0};
-        cpu->adam_update(cpu, p, g, m, v, n, &state, o);
-        cpu->step_end(cpu, &state, plan, 1);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) {   // the reference first: the update clears g
             md[i] = b1 * md[i] + (1 - b1) * g[i];
             vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
             double denom = sqrt(vd[i]) / sqrt(1 - pow(b2, t)) + eps;
             pd[i] -= lr / (1 - pow(b1, t)) * md[i] / denom;
         }
+        cpu->step_begin(cpu, &state, plan);
+        OptimizerParams o = {(float)b1, (float)b2, (float)eps, 0.0f, 0.0f, 0};
+        cpu->adam_update(cpu, p, g, m, v, n, &state, o);
+        cpu->step_end(cpu, &state, plan, 1);
+        for (int i = 0; i < n; i++)
+            CHECK(g[i] == 0.0f && !signbit(g[i]), "adam step %d: gradient %d left at %g, not +0", t, i, g[i]);
         free(g);
     }
     for (int i = 0; i < n; i++) CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "adam p[%d] %g vs %g", i, p[i], pd[i]);
@@ -825,6 +831,8 @@ static size_t queued_updates_run(int GM, int GN, int GK, int threads) {
         float *p = random_floats(n, -1, 1), *g = random_floats(n, -1, 1);
         float *m = random_floats(n, -0.1f, 0.1f), *v = random_floats(n, 0.0f, 0.01f);
         float *p2 = xmalloc(n * sizeof(float)), *m2 = xmalloc(n * sizeof(float)), *v2 = xmalloc(n * sizeof(float));
+        float *g2 = xmalloc(n * sizeof(float));   // the updates clear what they read
+        memcpy(g2, g, n * sizeof(float));
         memcpy(p2, p, n * sizeof(float));
         memcpy(m2, m, n * sizeof(float));
         memcpy(v2, v, n * sizeof(float));
@@ -835,7 +843,7 @@ static size_t queued_updates_run(int GM, int GN, int GK, int threads) {
         int gemm_mismatches = 0;
         for (int r = 0; r < 3; r++) {
             const size_t s0 = starts[r], len = ends[r] - starts[r];
-            cpu->queue_update(cpu, p2 + s0, g + s0, m2 + s0, v2 + s0, len, &state, kinds[k], sgd);
+            cpu->queue_update(cpu, p2 + s0, g2 + s0, m2 + s0, v2 + s0, len, &state, kinds[k], sgd);
             cpu->gemm(cpu, false, false, GM, GN, GK, 1.0f, A, GK, Bm, GN, 0.0f, beside, GN);
             gemm_mismatches += memcmp(alone, beside, c_bytes) != 0;
         }
@@ -848,7 +856,10 @@ static size_t queued_updates_run(int GM, int GN, int GK, int threads) {
         CHECK(sgd || memcmp(v, v2, n * sizeof(float)) == 0, "kind %d: queued second moments == one update", k);
         CHECK(gemm_mismatches == 0, "kind %d: %d GEMMs beside the updates differ from the GEMM alone", k,
               gemm_mismatches);
-        free(p); free(g); free(m); free(v); free(p2); free(m2); free(v2);
+        size_t left = 0;   // Backend.updates_clear_gradients: every gradient read is +0 after
+        for (size_t i = 0; i < n; i++) left += g[i] != 0.0f || signbit(g[i]) || g2[i] != 0.0f || signbit(g2[i]);
+        CHECK(left == 0, "kind %d: %zu gradients not cleared to +0 by the update (one, or queued)", k, left);
+        free(p); free(g); free(m); free(v); free(p2); free(m2); free(v2); free(g2);
     }
     free(A);
     free(Bm);

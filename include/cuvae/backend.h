@@ -43,7 +43,7 @@ typedef struct {
 // One queued optimizer update (queue_update's arguments), as both backends keep it.
 typedef struct {
     float *params;
-    const float *grads;
+    float *grads;            // the CPU backend clears them (Backend.updates_clear_gradients)
     float *m, *v;            // sgd: m is the momentum buffer, v unused
     size_t n;
     const StepState *state;
@@ -62,6 +62,12 @@ struct Backend {
     const char *name;          // "cpu" | "cuda"
     char device_name[256];     // e.g. "CPU (OpenBLAS, 2 threads)" | "NVIDIA H100 80GB HBM3"
     void *impl;                // backend-private state
+    // Whether the optimizer updates (adam_update, sgd_update, queue_update) leave each
+    // gradient they read at 0. The CPU's do: OpenBLAS clears C in a pass of its own before a
+    // GEMM with beta = 0, so the next backward's weight gradients are GEMMs with beta = 1 onto
+    // those zeros instead (Model.grads_clear), the same values. CUDA's do not (cuBLAS folds
+    // beta = 0 into its GEMM; a captured step's beta could not follow the host's flag anyway).
+    bool updates_clear_gradients;
 
     // ---- memory -----------------------------------------------------------
     void *(*alloc)(Backend *be, size_t bytes);     // zero-filled; aborts with a message on OOM
@@ -211,7 +217,7 @@ struct Backend {
     // adamw:                   p *= 1 - state->lr_now wd        (decoupled, first)
     // m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
     // p -= state->adam_step_size * (m / (sqrt(v) / state->adam_sqrt_bc2 + eps))
-    void (*adam_update)(Backend *be, float *params, const float *grads, float *m, float *v,
+    void (*adam_update)(Backend *be, float *params, float *grads, float *m, float *v,
                         size_t n, const StepState *state, OptimizerParams o);
 
     // ---- layer-graph ops (layers.c) ----------------------------------------
@@ -317,7 +323,7 @@ struct Backend {
     // SGD with momentum (PyTorch semantics: no dampening, not Nesterov): per element,
     // g += wd p (L2);  buf = momentum buf + g (buf starts at 0);  p -= state->lr_now buf
     // (momentum 0: p -= lr_now g, buf untouched).
-    void (*sgd_update)(Backend *be, float *params, const float *grads, float *buf, size_t n,
+    void (*sgd_update)(Backend *be, float *params, float *grads, float *buf, size_t n,
                        const StepState *state, OptimizerParams o);
 
     // An optimizer update started inside a backward, on a range whose gradient is final:
@@ -331,7 +337,7 @@ struct Backend {
     // (UPDATE_QUEUE_RANGES ranges) is run before the next one joins it; adam_update and
     // sgd_update finish the queue before their own update; step_end aborts if any range is
     // left unfinished.
-    void (*queue_update)(Backend *be, float *params, const float *grads, float *m, float *v,
+    void (*queue_update)(Backend *be, float *params, float *grads, float *m, float *v,
                          size_t n, const StepState *state, OptimizerParams o, bool sgd);
     void (*finish_updates)(Backend *be);
 

@@ -53,6 +53,14 @@ typedef struct {
     bool forward_only;        // model_create_forward_only: no backward ever runs
     bool queue_updates;       // the backward queues each decoder layer's optimizer update
                               // (model_backward_and_step)
+    // Every gradient in the arena is 0: set by model_backward_and_step where the backend's
+    // updates clear the gradients they read (be->updates_clear_gradients, the CPU's), cleared
+    // by every backward and by model_forget_clear_gradients. While it holds, the next
+    // backward's linear weight gradients are GEMMs with beta = 1 onto those zeros
+    // (weight_grads_onto_zeros, for that backward): the same values as beta = 0, without
+    // OpenBLAS's pass clearing C first.
+    bool grads_clear;
+    bool weight_grads_onto_zeros;
     // vq_vae (model_vq.c): the vector quantiser between the encoder and the decoder, no
     // heads (n_layers = 0, head = -1). The encoder's output (B, D, S) holds S code vectors of
     // D = model.latent_dim values per example; latent_dim here is their total D S (z = z_q).
@@ -195,6 +203,9 @@ void model_backward_scheduled(Model *m, int B, float w_rec);
 // is elementwise). Only where nothing needs the whole gradient before the update: no
 // clipping, one rank (step.c).
 void model_backward_and_step(Model *m, int B, float w_rec);
+// The gradient arena was written outside a backward (the bench's GEMM replay): the next
+// backward writes every gradient afresh (m->grads_clear false).
+void model_forget_clear_gradients(Model *m);
 // Writes a KL schedule into state->kl (an upload).
 void model_set_kl_schedule(Model *m, KlSchedule kl);
 
