@@ -54,7 +54,8 @@ static void linear_backward(NetLayer *layer, const NetRun *run, const float *x, 
     const float *W = run->params + layer->param_offset;
     float *dW = run->grads + layer->param_offset;          // (out, in)
     float *db = dW + (size_t)c->out * c->in;               // (out)
-    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, 0.0f, dW, c->in);
+    const float dW_beta = run->weight_grads_onto_zeros ? 1.0f : 0.0f;   // dW is 0 already: the same values
+    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, dW_beta, dW, c->in);
     be->bias_grad(be, db, dy, run->B, c->out);
     if (dx) be->gemm(be, false, false, run->B, c->in, c->out, 1.0f, dy, c->out, W, c->in, 0.0f, dx, c->in);
 }
@@ -104,7 +105,8 @@ static void masked_linear_backward(NetLayer *layer, const NetRun *run, const flo
     float *dW = run->grads + layer->param_offset;            // (out, in)
     float *db = dW + n;                                      // (out)
     const float *mask = run->buffers + layer->buffer_offset;
-    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, 0.0f, dW, c->in);
+    const float dW_beta = run->weight_grads_onto_zeros ? 1.0f : 0.0f;   // (linear_backward)
+    be->gemm(be, true, false, c->out, c->in, run->B, 1.0f, dy, c->out, x, c->in, dW_beta, dW, c->in);
     be->multiply(be, dW, dW, mask, n);
     be->bias_grad(be, db, dy, run->B, c->out);
     if (dx)

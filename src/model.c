@@ -507,6 +507,7 @@ NetRun model_net_run(Model *m, int B) {
     run.params = m->params;
     run.grads = m->grads;
     run.buffers = m->buffers;
+    run.weight_grads_onto_zeros = m->weight_grads_onto_zeros;
     return run;
 }
 float *model_head(Model *m) { return m->acts[m->head]; }

@@ -5,6 +5,7 @@
 #include "cuvae/checkpoint.h"
 #include "cuvae/safetensors.h"
 #include "cuvae/common.h"
+#include "cuvae/layer_kind.h"
 #include "cuvae/model.h"
 #include "cuvae/step.h"
 #include "cuvae/rng.h"
@@ -1021,21 +1022,36 @@ static void steps_with_stray_gradients(Config cfg, bool forget, float *params, s
 // (the arena starts zero-filled) and after every step, but not after a backward without an
 // update or gradients written outside a backward (model_forget_clear_gradients). The
 // parameters equal, bit for bit, a run whose weight gradients all use beta = 0 (the backend's
-// flag off), on a vae and a cvae (the condition's columns, a GEMM of their own); noise left
-// in the gradients and not forgotten changes them (the beta = 1 GEMMs do accumulate).
+// flag off), on a vae, a cvae (the condition's columns, a GEMM of their own), a vae whose
+// decoder is a layer list (linear layers of a network, batch norm between) and a MADE (masked
+// linear layers); noise left in the gradients and not forgotten changes them (the beta = 1
+// GEMMs do accumulate).
+static size_t network_linear_layers(const Network *net) {
+    size_t count = 0;
+    for (int i = 0; net && i < net->n_layers; i++)
+        count += net->layers[i].kind == &layer_linear || net->layers[i].kind == &layer_masked_linear;
+    return count;
+}
+
 static void test_weight_gradients_onto_cleared_gradients(void) {
-    for (int kind = 0; kind < 2; kind++) {
+    const char *names[4] = {"vae", "cvae", "vae, layer-list decoder", "made"};
+    for (int kind = 0; kind < 4; kind++) {
         Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
         if (kind == 1) {
             cfg.model.kind = MODEL_CVAE;
             cfg.model.condition = CONDITION_LABEL;
             cfg.model.n_classes = 4;
         }
+        if (kind == 2)
+            cfg = graph_config("vae", "[9]", "[{\"linear\": 5}, {\"batch_norm\": {}}, \"tanh\", {\"linear\": 64}]",
+                               "bernoulli");
+        if (kind == 3) cfg = made_config("[{\"masked_linear\": 7}, \"relu\", {\"masked_linear\": 6}]", "natural");
         Model probe;
         char err[256];
         CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
         const size_t n = probe.n_params;
-        size_t weight_gemms = 0;   // a step's weight-gradient GEMMs: one a layer, two where it has a condition
+        // a step's weight-gradient GEMMs: one a linear layer, two where it has a condition
+        size_t weight_gemms = network_linear_layers(probe.encoder_net) + network_linear_layers(probe.decoder_net);
         for (int i = 0; i < probe.n_layers; i++) weight_gemms += probe.layers[i].cond ? 2 : 1;
         model_destroy(&probe);
         float *onto_zeros = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
@@ -1046,7 +1062,7 @@ static void test_weight_gradients_onto_cleared_gradients(void) {
         cpu->updates_clear_gradients = false;
         steps_with_stray_gradients(cfg, true, plain, &beta_one_plain);
         cpu->updates_clear_gradients = true;
-        const char *name = kind ? "cvae" : "vae";
+        const char *name = names[kind];
         // steps 1, 2, 4 and 6 and the stray backward onto zeros; step 3 after the stray backward,
         // 5 after the noise: beta 0
         CHECK(beta_one_cleared == 5 * weight_gemms, "%s: %zu weight-gradient GEMMs with beta 1, want 5 x %zu",

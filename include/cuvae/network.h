@@ -106,6 +106,8 @@ typedef struct {
     float *params, *grads;       // the model's parameter and gradient regions
     float *buffers;              // the model's buffer region (running statistics)
     float *col, *swap;           // shared workspaces (B * max col_floats, B * max swap_floats)
+    bool weight_grads_onto_zeros;  // the gradients are 0 (Model.grads_clear): a linear layer's
+                                   // weight gradient is a GEMM with beta = 1 onto them
 } NetRun;
 
 struct LayerKind {
