@@ -822,7 +822,10 @@ void model_clip_gradients(Model *m) {
     m->be->grad_clip(m->be, m->grads, m->arena_stride, (float)m->cfg.train.grad_clip, m->grad_clip_scratch);
 }
 
-void model_optimizer_step(Model *m) { model_optimizer_step_range(m, 0, m->arena_stride, 0); }
+void model_optimizer_step(Model *m) {
+    model_optimizer_step_range(m, 0, m->arena_stride, 0);
+    m->grads_clear = m->be->updates_clear_gradients;   // the whole arena was updated
+}
 
 static OptimizerParams optimizer_params(const Config *cfg) {
     OptimizerParams o;

@@ -1017,15 +1017,7 @@ static void steps_with_stray_gradients(Config cfg, bool forget, float *params, s
     model_destroy(&m);
 }
 
-// The CPU's updates clear the gradients (Backend.updates_clear_gradients), so a training
-// step's linear weight gradients are GEMMs with beta = 1 onto those zeros: on the first step
-// (the arena starts zero-filled) and after every step, but not after a backward without an
-// update or gradients written outside a backward (model_forget_clear_gradients). The
-// parameters equal, bit for bit, a run whose weight gradients all use beta = 0 (the backend's
-// flag off), on a vae, a cvae (the condition's columns, a GEMM of their own), a vae whose
-// decoder is a layer list (linear layers of a network, batch norm between) and a MADE (masked
-// linear layers); noise left in the gradients and not forgotten changes them (the beta = 1
-// GEMMs do accumulate).
+// A network's linear and masked_linear layers (one weight-gradient GEMM each).
 static size_t network_linear_layers(const Network *net) {
     size_t count = 0;
     for (int i = 0; net && i < net->n_layers; i++)
@@ -1033,6 +1025,42 @@ static size_t network_linear_layers(const Network *net) {
     return count;
 }
 
+// The checks of test_weight_gradients_onto_cleared_gradients on one config (n parameters, a
+// step's weight-gradient GEMMs).
+static void onto_cleared_gradients(Config cfg, const char *name, size_t n, size_t weight_gemms) {
+    float *onto_zeros = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
+    float *unforgotten = xmalloc(n * sizeof(float));
+    size_t beta_one_cleared, beta_one_plain, beta_one_unforgotten;
+    steps_with_stray_gradients(cfg, true, onto_zeros, &beta_one_cleared);
+    steps_with_stray_gradients(cfg, false, unforgotten, &beta_one_unforgotten);
+    cpu->updates_clear_gradients = false;
+    steps_with_stray_gradients(cfg, true, plain, &beta_one_plain);
+    cpu->updates_clear_gradients = true;
+    // steps 1, 2, 4 and 6 and the stray backward onto zeros; step 3 after the stray backward,
+    // 5 after the noise: beta 0
+    CHECK(beta_one_cleared == 5 * weight_gemms, "%s: %zu weight-gradient GEMMs with beta 1, want 5 x %zu", name,
+          beta_one_cleared, weight_gemms);
+    CHECK(beta_one_plain == 0, "%s: %zu weight-gradient GEMMs with beta 1 with the backend's flag off", name,
+          beta_one_plain);
+    CHECK(memcmp(onto_zeros, plain, n * sizeof(float)) == 0, "%s: beta 1 onto cleared gradients == beta 0", name);
+    CHECK(beta_one_unforgotten == 6 * weight_gemms && memcmp(unforgotten, plain, n * sizeof(float)) != 0,
+          "%s: noise left in the gradients and not forgotten changed nothing (%zu GEMMs with beta 1, want 6 x %zu)",
+          name, beta_one_unforgotten, weight_gemms);
+    free(onto_zeros);
+    free(plain);
+    free(unforgotten);
+}
+
+// The CPU's updates clear the gradients (Backend.updates_clear_gradients), so a training
+// step's linear weight gradients are GEMMs with beta = 1 onto those zeros: on the first step
+// (the arena starts zero-filled) and after every step, but not after a backward without an
+// update or gradients written outside a backward (model_forget_clear_gradients). The
+// parameters equal, bit for bit, a run whose weight gradients all use beta = 0 (the backend's
+// flag off), on a vae, a cvae (the condition's columns, a GEMM of their own), a vae whose
+// decoder is a layer list (linear layers of a network, batch norm between) and a MADE (masked
+// linear layers), each with the updates queued inside the backward and with one update after
+// it (clipping); noise left in the gradients and not forgotten changes them (the beta = 1
+// GEMMs do accumulate).
 static void test_weight_gradients_onto_cleared_gradients(void) {
     const char *names[4] = {"vae", "cvae", "vae, layer-list decoder", "made"};
     for (int kind = 0; kind < 4; kind++) {
@@ -1054,29 +1082,13 @@ static void test_weight_gradients_onto_cleared_gradients(void) {
         size_t weight_gemms = network_linear_layers(probe.encoder_net) + network_linear_layers(probe.decoder_net);
         for (int i = 0; i < probe.n_layers; i++) weight_gemms += probe.layers[i].cond ? 2 : 1;
         model_destroy(&probe);
-        float *onto_zeros = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
-        float *unforgotten = xmalloc(n * sizeof(float));
-        size_t beta_one_cleared, beta_one_plain, beta_one_unforgotten;
-        steps_with_stray_gradients(cfg, true, onto_zeros, &beta_one_cleared);
-        steps_with_stray_gradients(cfg, false, unforgotten, &beta_one_unforgotten);
-        cpu->updates_clear_gradients = false;
-        steps_with_stray_gradients(cfg, true, plain, &beta_one_plain);
-        cpu->updates_clear_gradients = true;
-        const char *name = names[kind];
-        // steps 1, 2, 4 and 6 and the stray backward onto zeros; step 3 after the stray backward,
-        // 5 after the noise: beta 0
-        CHECK(beta_one_cleared == 5 * weight_gemms, "%s: %zu weight-gradient GEMMs with beta 1, want 5 x %zu",
-              name, beta_one_cleared, weight_gemms);
-        CHECK(beta_one_plain == 0, "%s: %zu weight-gradient GEMMs with beta 1 with the backend's flag off", name,
-              beta_one_plain);
-        CHECK(memcmp(onto_zeros, plain, n * sizeof(float)) == 0, "%s: beta 1 onto cleared gradients == beta 0",
-              name);
-        CHECK(beta_one_unforgotten == 6 * weight_gemms && memcmp(unforgotten, plain, n * sizeof(float)) != 0,
-              "%s: noise left in the gradients and not forgotten changed nothing (%zu GEMMs with beta 1, want 6 x %zu)", name,
-              beta_one_unforgotten, weight_gemms);
-        free(onto_zeros);
-        free(plain);
-        free(unforgotten);
+        // and with a clipping norm no gradient reaches: the step's other path (the backward,
+        // then model_optimizer_step over the whole arena)
+        onto_cleared_gradients(cfg, names[kind], n, weight_gemms);
+        cfg.train.grad_clip = 1e30;
+        char name[96];
+        snprintf(name, sizeof name, "%s, clipped (one update after the backward)", names[kind]);
+        onto_cleared_gradients(cfg, name, n, weight_gemms);
     }
 }
 

@@ -53,9 +53,10 @@ typedef struct {
     bool forward_only;        // model_create_forward_only: no backward ever runs
     bool queue_updates;       // the backward queues each decoder layer's optimizer update
                               // (model_backward_and_step)
-    // Every gradient in the arena is 0: set by model_backward_and_step where the backend's
-    // updates clear the gradients they read (be->updates_clear_gradients, the CPU's), cleared
-    // by every backward and by model_forget_clear_gradients. While it holds, the next
+    // Every gradient in the arena is 0: set at creation (the arena is zero-filled) and by the
+    // updates of the whole arena (model_backward_and_step, model_optimizer_step) where the
+    // backend's updates clear the gradients they read (be->updates_clear_gradients, the CPU's);
+    // cleared by every backward and by model_forget_clear_gradients. While it holds, the next
     // backward's linear weight gradients are GEMMs with beta = 1 onto those zeros
     // (weight_grads_onto_zeros, for that backward): the same values as beta = 0, without
     // OpenBLAS's pass clearing C first.
