@@ -308,7 +308,11 @@ static double timed_block(TrainStep *loop, Backend *be, int B, long steps, bool 
         else train_step_run(loop, B);
     }
     be->synchronize(be);
-    return wall_seconds() - t0;
+    const double seconds = wall_seconds() - t0;
+    // untimed: the gradients the replays left, cleared as a step's updates leave them, so that
+    // the training block after this one starts from a steady step (--paired)
+    if (gemms_alone) model_clear_gradients(loop->model);
+    return seconds;
 }
 
 // --paired: alternating blocks of training steps and of their GEMMs alone.

@@ -695,6 +695,11 @@ void model_encode_backward(Model *m, int B) {
 
 void model_forget_clear_gradients(Model *m) { m->grads_clear = false; }
 
+void model_clear_gradients(Model *m) {
+    m->be->zero(m->be, m->grads, m->arena_stride * sizeof(float));
+    m->grads_clear = m->be->updates_clear_gradients;
+}
+
 static void backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;

@@ -968,11 +968,14 @@ static void counting_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N,
     plain_gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// What follows the noise written into the gradients (steps_with_stray_gradients).
+typedef enum { NOISE_LEFT, NOISE_FORGOTTEN, NOISE_CLEARED } AfterNoise;
+
 // 6 training steps of cfg (batches 4, 4, 2, ...), with after the second a backward and no
 // update (a gradient check's: it leaves gradients behind), and after the fourth the gradients
-// overwritten with noise (the bench's GEMM replay), then model_forget_clear_gradients unless
-// `forget` is false. The parameters after, and the GEMMs run with beta = 1.
-static void steps_with_stray_gradients(Config cfg, bool forget, float *params, size_t *beta_one) {
+// overwritten with noise (the bench's GEMM replay), then left, model_forget_clear_gradients or
+// model_clear_gradients. The parameters after, and the GEMMs run with beta = 1.
+static void steps_with_stray_gradients(Config cfg, AfterNoise after, float *params, size_t *beta_one) {
     Model m;
     char err[256];
     CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
@@ -1004,7 +1007,8 @@ static void steps_with_stray_gradients(Config cfg, bool forget, float *params, s
             for (size_t i = 0; i < m.n_params; i++) noise[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
             cpu->upload(cpu, m.grads, noise, m.n_params * sizeof(float));
             free(noise);
-            if (forget) model_forget_clear_gradients(&m);
+            if (after == NOISE_FORGOTTEN) model_forget_clear_gradients(&m);
+            if (after == NOISE_CLEARED) model_clear_gradients(&m);
         }
     }
     cpu->gemm = plain_gemm;
@@ -1029,12 +1033,13 @@ static size_t network_linear_layers(const Network *net) {
 // step's weight-gradient GEMMs).
 static void onto_cleared_gradients(Config cfg, const char *name, size_t n, size_t weight_gemms) {
     float *onto_zeros = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
-    float *unforgotten = xmalloc(n * sizeof(float));
-    size_t beta_one_cleared, beta_one_plain, beta_one_unforgotten;
-    steps_with_stray_gradients(cfg, true, onto_zeros, &beta_one_cleared);
-    steps_with_stray_gradients(cfg, false, unforgotten, &beta_one_unforgotten);
+    float *unforgotten = xmalloc(n * sizeof(float)), *zeroed = xmalloc(n * sizeof(float));
+    size_t beta_one_cleared, beta_one_plain, beta_one_unforgotten, beta_one_zeroed;
+    steps_with_stray_gradients(cfg, NOISE_FORGOTTEN, onto_zeros, &beta_one_cleared);
+    steps_with_stray_gradients(cfg, NOISE_LEFT, unforgotten, &beta_one_unforgotten);
+    steps_with_stray_gradients(cfg, NOISE_CLEARED, zeroed, &beta_one_zeroed);
     cpu->updates_clear_gradients = false;
-    steps_with_stray_gradients(cfg, true, plain, &beta_one_plain);
+    steps_with_stray_gradients(cfg, NOISE_FORGOTTEN, plain, &beta_one_plain);
     cpu->updates_clear_gradients = true;
     // steps 1, 2, 4 and 6 and the stray backward onto zeros; step 3 after the stray backward,
     // 5 after the noise: beta 0
@@ -1046,15 +1051,21 @@ static void onto_cleared_gradients(Config cfg, const char *name, size_t n, size_
     CHECK(beta_one_unforgotten == 6 * weight_gemms && memcmp(unforgotten, plain, n * sizeof(float)) != 0,
           "%s: noise left in the gradients and not forgotten changed nothing (%zu GEMMs with beta 1, want 6 x %zu)",
           name, beta_one_unforgotten, weight_gemms);
+    // model_clear_gradients zeroes the noise: step 5 onto zeros as well
+    CHECK(beta_one_zeroed == 6 * weight_gemms && memcmp(zeroed, plain, n * sizeof(float)) == 0,
+          "%s: after model_clear_gradients, %zu GEMMs with beta 1 (want 6 x %zu), or other parameters", name,
+          beta_one_zeroed, weight_gemms);
     free(onto_zeros);
     free(plain);
     free(unforgotten);
+    free(zeroed);
 }
 
 // The CPU's updates clear the gradients (Backend.updates_clear_gradients), so a training
 // step's linear weight gradients are GEMMs with beta = 1 onto those zeros: on the first step
 // (the arena starts zero-filled) and after every step, but not after a backward without an
-// update or gradients written outside a backward (model_forget_clear_gradients). The
+// update or gradients written outside a backward (model_forget_clear_gradients; after
+// model_clear_gradients, again). The
 // parameters equal, bit for bit, a run whose weight gradients all use beta = 0 (the backend's
 // flag off), on a vae, a cvae (the condition's columns, a GEMM of their own), a vae whose
 // decoder is a layer list (linear layers of a network, batch norm between) and a MADE (masked
@@ -1445,6 +1456,32 @@ static void test_aae_layout_and_prior(void) {
     model_destroy(&m);
 }
 
+// Each adversarial phase that writes gradients outside model_backward_scheduled (the GAN's
+// discriminator and generator gradients, the AAE's discriminator and regularization gradients)
+// clears Model.grads_clear, so that no later backward takes what it left for zeros.
+static void test_adversarial_phases_clear_the_flag(void) {
+    enum { B = 3 };
+    char err[256];
+    for (int kind = 0; kind < 2; kind++) {
+        Config cfg = kind ? aae_config("[7]") : gan_config("sigmoid", "0.2");
+        Model m;
+        CHECK(model_create(&m, &cfg, cpu, B, err, sizeof err) == 0, "model_create: %s", err);
+        model_init_params(&m, 4);
+        m.training_mode = true;
+        CHECK(m.grads_clear, "%s: a new model's gradients are clear", kind ? "aae" : "gan");
+        for (int phase = 0; phase < 2; phase++) {
+            m.grads_clear = true;
+            if (kind == 0 && phase == 0) model_gan_discriminator_gradient(&m, B);
+            if (kind == 0 && phase == 1) model_gan_generator_gradient(&m, B);
+            if (kind == 1) model_encode(&m, B);
+            if (kind == 1 && phase == 0) model_aae_discriminator_gradient(&m, B);
+            if (kind == 1 && phase == 1) model_aae_regularization_gradient(&m, B);
+            CHECK(!m.grads_clear, "%s: phase %d left Model.grads_clear set", kind ? "aae" : "gan", phase);
+        }
+        model_destroy(&m);
+    }
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     test_run("aae_gradients", test_aae_gradients);
@@ -1480,6 +1517,7 @@ int main(void) {
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
     test_run("queued_updates_equal_plain_step", test_queued_updates_equal_plain_step);
     test_run("weight_gradients_onto_cleared_gradients", test_weight_gradients_onto_cleared_gradients);
+    test_run("adversarial_phases_clear_the_flag", test_adversarial_phases_clear_the_flag);
     cpu->destroy(cpu);
     return test_finish("test_model");
 }

@@ -207,6 +207,9 @@ void model_backward_and_step(Model *m, int B, float w_rec);
 // The gradient arena was written outside a backward (the bench's GEMM replay): the next
 // backward writes every gradient afresh (m->grads_clear false).
 void model_forget_clear_gradients(Model *m);
+// Sets every gradient to 0, as the updates of the whole arena leave them (m->grads_clear
+// where the backend's updates clear them: the bench, after its untimed GEMM replays).
+void model_clear_gradients(Model *m);
 // Writes a KL schedule into state->kl (an upload).
 void model_set_kl_schedule(Model *m, KlSchedule kl);
 
