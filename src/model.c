@@ -689,7 +689,7 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
 }
 
 void model_encode_backward(Model *m, int B) {
-    m->grads_clear = false;   // (the adversarial autoencoder's phases: it is never set there)
+    model_forget_clear_gradients(m);   // it writes gradients (the adversarial autoencoder's phases)
     encode_backward(m, B);
 }
 

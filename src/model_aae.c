@@ -106,7 +106,7 @@ void model_aae_prior_host(const Model *m, float *z, int n, uint64_t seed) {
 }
 
 void model_aae_discriminator_gradient(Model *m, int B) {
-    m->grads_clear = false;   // it writes gradients (Model.grads_clear)
+    model_forget_clear_gradients(m);   // it writes gradients
     Backend *be = m->be;
     NetRun run = model_net_run(m, B);
     Network *disc = m->aae_discriminator;
@@ -123,7 +123,7 @@ void model_aae_discriminator_gradient(Model *m, int B) {
 }
 
 void model_aae_regularization_gradient(Model *m, int B) {
-    m->grads_clear = false;   // it writes gradients (Model.grads_clear)
+    model_forget_clear_gradients(m);   // it writes gradients
     NetRun run = model_net_run(m, B);
     float *d_logits = m->grad_a;   // (B, 1)
     // the discriminator's input gradient is dz, where the encoder's backward reads it

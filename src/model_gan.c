@@ -193,7 +193,7 @@ static void draw_real_targets(Model *m, int B) {
 // the fakes (target 0, no gradient into G): rec_row = the sum per example, the discriminator's
 // gradient region = the gradient of mean_b rec_row (the two halves' gradients summed).
 void model_gan_discriminator_gradient(Model *m, int B) {
-    m->grads_clear = false;   // it writes gradients (Model.grads_clear)
+    model_forget_clear_gradients(m);   // it writes gradients
     Backend *be = m->be;
     NetRun run = model_net_run(m, B);
     Network *generator = m->decoder_net, *discriminator = m->encoder_net;
@@ -220,7 +220,7 @@ void model_gan_discriminator_gradient(Model *m, int B) {
 // gradient region = the gradient of mean_b kl_row (through D into G; the discriminator's
 // region is left holding this loss's gradient, which no update uses).
 void model_gan_generator_gradient(Model *m, int B) {
-    m->grads_clear = false;   // it writes gradients (Model.grads_clear)
+    model_forget_clear_gradients(m);   // it writes gradients
     NetRun run = model_net_run(m, B);
     float *d_logits = m->grad_a;   // (B, 1)
     float *d_fake = m->grad_b;     // (B, D)

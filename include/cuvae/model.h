@@ -204,8 +204,8 @@ void model_backward_scheduled(Model *m, int B, float w_rec);
 // is elementwise). Only where nothing needs the whole gradient before the update: no
 // clipping, one rank (step.c).
 void model_backward_and_step(Model *m, int B, float w_rec);
-// The gradient arena was written outside a backward (the bench's GEMM replay): the next
-// backward writes every gradient afresh (m->grads_clear false).
+// Gradients are written outside model_backward_scheduled (the GAN's and AAE's phases, the
+// bench's GEMM replay): the next backward writes every gradient afresh (m->grads_clear false).
 void model_forget_clear_gradients(Model *m);
 // Sets every gradient to 0, as the updates of the whole arena leave them (m->grads_clear
 // where the backend's updates clear them: the bench, after its untimed GEMM replays).
