@@ -30,7 +30,7 @@ static void dnnl_check(dnnl_status_t status, const char *what, const char *file,
     if (status == dnnl_success) return;
     if (status == dnnl_out_of_memory) {
         fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (%s at %s:%d)\n", what, file, line);
-        exit(2);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
     fprintf(stderr, "cuvae: internal error: oneDNN: %s failed (status %d) at %s:%d\n", what, (int)status, file, line);
     exit(1);
@@ -314,7 +314,7 @@ static void check_kernel_room(void) {
     if (!address_space_free(KERNEL_ROOM)) {
         fprintf(stderr, "cuvae: out of host memory in oneDNN's convolutions (building a convolution's kernels "
                         "needs %d MiB of address space free)\n", KERNEL_ROOM >> 20);
-        exit(2);
+        exit(CUVAE_EXIT_BAD_INPUT);
     }
 }
 
