@@ -408,6 +408,12 @@ static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const i
             rng_fill_uniform_serial(x + (size_t)b0 * D, (size_t)(b1 - b0) * D, binarize_seed,
                                     draw_base + (uint64_t)b0 * (uint64_t)D);
         for (int b = b0; b < b1; b++) {
+            if (b + 1 < b1) {   // the next row's bytes requested now: its cache misses overlap this row's work
+                const size_t next = perm ? (size_t)perm[base + b + 1] : (size_t)(base + b + 1);
+                const char *bytes = (const char *)(data + next * (size_t)D);
+                for (int d = 0; d < D; d += 64) __builtin_prefetch(bytes + d, 0, 3);
+                __builtin_prefetch(bytes + D - 1, 0, 3);
+            }
             size_t row = perm ? (size_t)perm[base + b] : (size_t)(base + b);
             const uint8_t *src = data + row * (size_t)D;
             float *dst = x + (size_t)b * D;
