@@ -1,6 +1,7 @@
 // rng.c: Philox4x32-10 (Salmon et al. 2011) on the host: seeded streams for
 // init, shuffling and binarization, and the CPU backend's epsilon.
 #include "cuvae/rng.h"
+#include "cuvae/cpu_vector_math.h"
 #include "cuvae/philox.h"
 
 #include <math.h>
@@ -74,7 +75,7 @@ float rng_uniform_range(Rng *rng, float lo, float hi) {
 float rng_normal(Rng *rng) {
     float u1 = rng_uniform(rng);
     float u2 = rng_uniform(rng);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    return box_muller(u1, u2);
 }
 
 void rng_permutation(Rng *rng, int32_t *perm, int n) {
@@ -132,21 +133,35 @@ static void philox_words(uint64_t seed, uint64_t first_block, uint64_t blocks, u
 
 // Element i of the stateless streams of philox.h (the same numbers the CUDA
 // kernels draw), each Philox block drawn once for all the numbers it serves.
-// philox_normal_at(seed, first + i) for i < n: block k serves normals 2k (words 0, 1) and 2k + 1 (2, 3)
+// Normal first + i for i < n: block k serves normals 2k (words 0, 1) and 2k + 1 (2, 3),
+// through cpu_box_muller (rng_normal_at is one of them alone)
 void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t first) {
     uint32_t words[4][PHILOX_LANES];
+    float u1[2 * PHILOX_LANES], u2[2 * PHILOX_LANES];   // the lanes' normals in stream order
     size_t i = 0;
     while (i < n) {
         const uint64_t first_block = (first + i) / 2;
-        philox_words(seed, first_block, (first + n - 1) / 2 - first_block + 1, PHILOX_STREAM_NORMAL, words);
-        for (int l = 0; l < PHILOX_LANES && i < n; l++) {
-            if (((first + i) & 1) == 0) {
-                out[i++] = philox_box_muller(words[0][l], words[1][l]);
-                if (i == n) break;
-            }
-            out[i++] = philox_box_muller(words[2][l], words[3][l]);
+        const uint64_t blocks = (first + n - 1) / 2 - first_block + 1;
+        philox_words(seed, first_block, blocks, PHILOX_STREAM_NORMAL, words);
+        const int lanes = blocks < PHILOX_LANES ? (int)blocks : PHILOX_LANES;
+        for (int l = 0; l < lanes; l++) {
+            u1[2 * l] = philox_unit_interval(words[0][l]);
+            u2[2 * l] = philox_unit_interval(words[1][l]);
+            u1[2 * l + 1] = philox_unit_interval(words[2][l]);
+            u2[2 * l + 1] = philox_unit_interval(words[3][l]);
         }
+        const size_t skip = (size_t)((first + i) & 1);   // the first block's first normal lies before
+        size_t count = 2 * (size_t)lanes - skip;
+        if (count > n - i) count = n - i;
+        cpu_box_muller(out + i, u1 + skip, u2 + skip, count);
+        i += count;
     }
+}
+
+float rng_normal_at(uint64_t seed, uint64_t index) {
+    float normal;
+    rng_fill_normal_serial(&normal, 1, seed, index);
+    return normal;
 }
 
 // philox_uniform_at(seed, first + i) for i < n: block k serves uniforms 4k .. 4k + 3

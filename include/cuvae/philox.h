@@ -53,11 +53,15 @@ static inline CUVAE_HOST_DEVICE float philox_unit_interval(uint32_t x) {
     return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f);
 }
 
+// Box-Muller: one normal from two uniforms in (0, 1] (the CPU's 8-lane twin: cpu_box_muller)
+#define BOX_MULLER_TWO_PI 6.28318530717958647692f
+static inline CUVAE_HOST_DEVICE float box_muller(float u1, float u2) {
+    return sqrtf(-2.0f * logf(u1)) * cosf(BOX_MULLER_TWO_PI * u2);
+}
+
 // Box-Muller on two words of a block: one normal
 static inline CUVAE_HOST_DEVICE float philox_box_muller(uint32_t word1, uint32_t word2) {
-    float u1 = philox_unit_interval(word1);
-    float u2 = philox_unit_interval(word2);
-    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    return box_muller(philox_unit_interval(word1), philox_unit_interval(word2));
 }
 
 static inline CUVAE_HOST_DEVICE float philox_normal_at(uint64_t seed, uint64_t index) {

@@ -26,9 +26,12 @@ float rng_normal(Rng *rng);               // N(0, 1) via Box-Muller
 void rng_permutation(Rng *rng, int32_t *perm, int n);  // Fisher-Yates of 0..n-1
 
 // Stateless fill used by the CPU backend: element i of the (seed, offset)
-// stream. Deterministic for any split of the work.
+// stream. Deterministic for any split of the work. A normal is philox_normal_at's
+// (philox.h: the CUDA kernels' draw) with the host's vector logf / cosf (cpu_box_muller):
+// within a few ulp of it, not always its bits.
 void rng_fill_normal(float *out, size_t n, uint64_t seed, uint64_t offset);
 void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t offset);   // on this thread
+float rng_normal_at(uint64_t seed, uint64_t index);   // element `index` of the fills, alone
 void rng_fill_uniform(float *out, size_t n, uint64_t seed, uint64_t offset);
 void rng_fill_uniform_serial(float *out, size_t n, uint64_t seed, uint64_t offset);   // on this thread
 // out[i] = philox_uniform_between(seed, offset + i, lo, hi): in (lo, hi]
