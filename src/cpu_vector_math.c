@@ -4,9 +4,10 @@
 //   a time (this 2-core AMD EPYC VM, alone, 4,000 elements), and over every 7th float bit
 //   pattern it is within 2 ulp of libm's (different on 2.8 % of them) and closer to tanh in
 //   double precision (largest relative error 6.7e-8 against 1.65e-7).
-// - Box-Muller (every normal the host draws: epsilon, weight init): its AVX2 logf and cosf
-//   take 0.94 us for 1,280 normals against 5.7 for libm's (same VM); the normals differ from
-//   libm's on 39 % of 1,280 draws, by at most 2.8e-7 relative (a few ulp).
+// - Box-Muller (the normals of the host's stateless fills, rng.c: the CPU's epsilon and
+//   fill_normal, the host-drawn z of samples and figures): its AVX2 logf and cosf take 0.94 us
+//   for 1,280 normals against 5.7 for libm's (same VM); the normals differ from libm's on 41 %
+//   of 4 million draws, by at most 3.6e-7 relative (a few ulp).
 // The functions are looked up at run time (dlvsym), not linked: a glibc without them (vector
 // tanhf is GLIBC_2.35, logf / cosf GLIBC_2.22) still starts the binary, on libm. The lookup
 // happens once, on first use by any caller, so every draw of a process goes one way.
