@@ -551,7 +551,8 @@ static void cpu_activation_backward_bias_grad(Backend *be, float *dy, float *dbi
 }
 
 // eps[b, j0 .. j0 + n) of a source into out (n; past the row's end it goes on into the next
-// rows): eps_source_at's values (philox.h), each Philox block drawn once for its two normals
+// rows): the buffer's values, or the draws of rng_fill_normal_serial (rng_normal_at's values:
+// eps_source_at's within a few ulp), each Philox block drawn once for its two normals
 static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out) {
     const uint64_t index = (uint64_t)b * (uint64_t)L + (uint64_t)j0;
     if (eps.buffer) memcpy(out, eps.buffer + index, (size_t)n * sizeof(float));

@@ -35,11 +35,11 @@ static void look_up_vector_functions(void) {
     void *mvec = dlopen("libmvec.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!mvec) return;
     vector_tanh = (VectorFunction)dlvsym(mvec, "_ZGVdN8v_tanhf", "GLIBC_2.35");
-    VectorFunction log = (VectorFunction)dlvsym(mvec, "_ZGVdN8v_logf", "GLIBC_2.22");
-    VectorFunction cos = (VectorFunction)dlvsym(mvec, "_ZGVdN8v_cosf", "GLIBC_2.22");
-    if (log && cos) {
-        vector_log = log;
-        vector_cos = cos;
+    VectorFunction found_log = (VectorFunction)dlvsym(mvec, "_ZGVdN8v_logf", "GLIBC_2.22");
+    VectorFunction found_cos = (VectorFunction)dlvsym(mvec, "_ZGVdN8v_cosf", "GLIBC_2.22");
+    if (found_log && found_cos) {
+        vector_log = found_log;
+        vector_cos = found_cos;
     }
 #endif
 }

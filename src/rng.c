@@ -131,13 +131,14 @@ static void philox_words(uint64_t seed, uint64_t first_block, uint64_t blocks, u
     }
 }
 
-// Element i of the stateless streams of philox.h (the same numbers the CUDA
-// kernels draw), each Philox block drawn once for all the numbers it serves.
+// Element i of the stateless streams of philox.h, each Philox block drawn once for all the
+// numbers it serves: the uniforms are the CUDA kernels' to the bit, the normals within a few
+// ulp (cpu_box_muller's logf / cosf against CUDA's).
 // Normal first + i for i < n: block k serves normals 2k (words 0, 1) and 2k + 1 (2, 3),
 // through cpu_box_muller (rng_normal_at is one of them alone)
 void rng_fill_normal_serial(float *out, size_t n, uint64_t seed, uint64_t first) {
     uint32_t words[4][PHILOX_LANES];
-    float u1[2 * PHILOX_LANES], u2[2 * PHILOX_LANES];   // the lanes' normals in stream order
+    float u1[2 * PHILOX_LANES], u2[2 * PHILOX_LANES];   // the uniforms of the lanes' normals, in stream order
     size_t i = 0;
     while (i < n) {
         const uint64_t first_block = (first + i) / 2;

@@ -945,7 +945,7 @@ static void test_rng_streams(void) {
               "fill_normal near philox_normal_at: %.9g against %.9g", a[i], philox_normal_at(42, (uint64_t)i));
     }
     // each Philox block serves two normals: starts and ends at odd and even indices, and a fill
-    // large enough for the thread pool's chunks, are still philox_normal_at element by element
+    // large enough for the thread pool's chunks, are still rng_normal_at element by element
     const int starts[] = {1, 2, 3, 991}, lengths[] = {1, 2, 3, 7};
     for (int s = 0; s < 4; s++)
         for (int l = 0; l < 4; l++) {
@@ -969,16 +969,23 @@ static void test_rng_streams(void) {
     // across 2^32
     const uint64_t fill_starts[] = {0, 1, 2, 3, 5, 991, ((uint64_t)1 << 33) - 37, ((uint64_t)1 << 34) - 70};
     const int fill_lengths[] = {1, 2, 5, 63, 64, 65, 127, 128, 129, 130, 131, 300, 1000};
-    float *fill = xmalloc(1000 * sizeof(float));
-    int normal_bad = 0, uniform_bad = 0, between_bad = 0;
+    enum { GUARD = 16 };   // floats on each side of a fill that must stay untouched
+    const float sentinel = -1234.5f;
+    float *guarded = xmalloc((1000 + 2 * GUARD) * sizeof(float));
+    float *fill = guarded + GUARD;
+    int normal_bad = 0, uniform_bad = 0, between_bad = 0, guard_bad = 0;
     for (int s = 0; s < 8; s++)
         for (int l = 0; l < 13; l++) {
             const size_t n = (size_t)fill_lengths[l];
+            for (int g = 0; g < 1000 + 2 * GUARD; g++) guarded[g] = sentinel;
             rng_fill_normal_serial(fill, n, 42, fill_starts[s]);
+            for (int g = 0; g < GUARD; g++) guard_bad += guarded[g] != sentinel || fill[n + (size_t)g] != sentinel;
             for (size_t i = 0; i < n; i++)
                 normal_bad += fill[i] != rng_normal_at(42, fill_starts[s] + i) ||
                               !normal_near_definition(fill[i], philox_normal_at(42, fill_starts[s] + i));
+            for (int g = 0; g < 1000 + 2 * GUARD; g++) guarded[g] = sentinel;
             rng_fill_uniform_serial(fill, n, 43, fill_starts[s]);
+            for (int g = 0; g < GUARD; g++) guard_bad += guarded[g] != sentinel || fill[n + (size_t)g] != sentinel;
             for (size_t i = 0; i < n; i++) uniform_bad += fill[i] != philox_uniform_at(43, fill_starts[s] + i);
             rng_fill_uniform_between(fill, n, 44, fill_starts[s], 0.7f, 1.2f);
             for (size_t i = 0; i < n; i++)
@@ -987,7 +994,12 @@ static void test_rng_streams(void) {
     CHECK(normal_bad == 0 && uniform_bad == 0 && between_bad == 0,
           "serial fills against the definitions: %d normals, %d uniforms, %d scaled uniforms differ",
           normal_bad, uniform_bad, between_bad);
-    free(fill);
+    CHECK(guard_bad == 0, "serial fills wrote %d floats outside their range", guard_bad);
+    free(guarded);
+    // a glibc with the vector tanhf (2.35) has the vector logf / cosf (2.22): then the normals
+    // must take them (a failed lookup would otherwise pass every check above on libm's bits)
+    CHECK(!cpu_vector_tanh_available() || cpu_vector_box_muller_available(),
+          "vector tanhf found but not the vector logf / cosf: cpu_box_muller runs on libm");
     rng_fill_uniform(big, BIG, 9, 2);   // the pool's chunks
     mismatches = 0;
     for (int i = 0; i < BIG; i++) mismatches += big[i] != philox_uniform_at(9, (uint64_t)i + 2);

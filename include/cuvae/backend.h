@@ -111,9 +111,10 @@ struct Backend {
     int (*graph_count)(Backend *be);   // graphs held now (0 on the CPU)
 
     // ---- random numbers ---------------------------------------------------
-    // out[i] = philox_normal_at(seed, offset + base + i) (philox.h), with
-    // base = *device_offset when device_offset != NULL, else 0. Both backends
-    // draw the same numbers (to the last bit of logf / cosf).
+    // out[i] = normal number offset + base + i of stream `seed`, with base =
+    // *device_offset when device_offset != NULL, else 0: philox_normal_at (philox.h)
+    // on CUDA, rng_normal_at (rng.h: the same Philox words and Box-Muller, glibc's
+    // vector logf / cosf) on the CPU; the two within a few ulp of each other.
     void (*fill_normal)(Backend *be, float *out, size_t n, uint64_t seed, uint64_t offset,
                         const uint64_t *device_offset);
     // out[i] = philox_uniform_between(seed, offset + base + i, lo, hi), in (lo, hi], base as above.

@@ -95,7 +95,7 @@ typedef struct {
     const float *buffer;      // (B, L) or NULL
     bool draw;                // buffer == NULL: draw in the kernel
     uint64_t seed;
-    uint64_t base;            // eps[b, j] = philox_normal_at(seed, base + *offset + b L + j),
+    uint64_t base;            // eps[b, j] = philox_normal_at(seed, base + *offset + b L + j) (the CPU: rng_normal_at),
     const uint64_t *offset;   // offset a device pointer or NULL (then *offset reads as 0)
 } EpsSource;
 
