@@ -136,6 +136,22 @@ case "$row" in
     *"$want"*) ok "report.py: the paired ratio in the summary row ($want)" ;;
     *) bad "report.py summary row without '$want': $row" ;;
 esac
+# bench/cpu_history.py: the run's row carries the same paired ratio, and the goal counts follow it
+history=$(python3 bench/cpu_history.py "$raw" 2>&1)
+want_row=$(echo "$paired" | python3 -c 'import json, sys; d = json.load(sys.stdin); print("%.2f× [%.2f–%.2f]" % (d["step_over_gemm"], d["step_over_gemm_q1"], d["step_over_gemm_q3"]))')
+want_met=$(echo "$paired" | python3 -c 'import json, sys; print(int(json.load(sys.stdin)["step_over_gemm"] <= 1.25))')
+if [ "$(echo "$history" | grep -c '^| now | ')" = 1 ] && echo "$history" | grep -qF "| $want_row |" \
+    && echo "$history" | grep -qF "examples_b128: step ≤ 1.25× its GEMMs (median of the pairs, unrounded) in $want_met of 1 runs"; then
+    ok "cpu_history.py: one row with the paired ratio ($want_row), goal count $want_met of 1"
+else
+    bad "cpu_history.py over one run: $history"
+fi
+# ... and over the committed results, one row per CPU run that has paired lines
+runs_paired=$(grep -l '"mode": "paired"' bench/results/*.jsonl | xargs grep -l '"backend": "cpu"' | wc -l)
+rows=$(python3 bench/cpu_history.py bench/results | grep -cE '^\| 20[0-9]{2}-')
+[ "$runs_paired" -gt 0 ] && [ "$rows" = "$runs_paired" ] \
+    && ok "cpu_history.py over bench/results: $rows rows, one per paired CPU run" \
+    || bad "cpu_history.py over bench/results: $rows rows for $runs_paired paired CPU runs"
 rm -f "$raw"
 expect_error "bench bad --steps" 2 "steps" -- "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 0
 # stdout that cannot be written: the write's own error in the one line, exit 2 (the line had
