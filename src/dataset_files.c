@@ -298,7 +298,12 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         while (*p == ' ' || *p == ',') p++;
         if (*p == ')') break;
         char *end = NULL;
+        errno = 0;
         long long d = strtoll(p, &end, 10);
+        if (end != p && d > 0 && errno == ERANGE) {   // 2^63 or more: strtoll gives LLONG_MAX
+            set_error(err, errlen, "%s: 'shape' is too large", path);
+            goto done;
+        }
         if (end == p || d < 0 || out->rank == 4) {
             set_error(err, errlen, "%s: 'shape' in the header must be 1 to 4 non-negative sizes", path);
             goto done;

@@ -122,6 +122,8 @@ expect_error "a uint64 label past int64: said as the file holds it" 2 "labels_u6
 expect_error "signed int8 labels: -1 is refused, not read as 255" 2 "labels_int8.npy: label -1 of example 63 \(byte 191\) is outside 0..255" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/bad/labels_int8.npy" \
           --set model.input_shape=[1,12,20] --out "$tmp/x"
+expect_error "a .npy size of 2^63: too large, not a wrapped byte count" 2 "shape_2p63.npy: 'shape' is too large\$" -- \
+    train --set data.train="$D/bad/shape_2p63.npy" --out "$tmp/x"
 expect_error "bool images are refused" 2 "bool_images.npy: images must be uint8 \(0..255\) or float32 \(in \[0, 1\]\); found bool" -- \
     train --set data.train="$D/bad/bool_images.npy" --out "$tmp/x"
 expect_error "images beside class folders" 2 "loose: holds both .png images \(x.png, ...\) and class folders \(cls, ...\)" -- \

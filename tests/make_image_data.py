@@ -136,6 +136,8 @@ def main():
     write_npy(os.path.join(bad, "labels_u64_big.npy"), "<u8", (N,),
               struct.pack("<Q", 1) * (N - 1) + struct.pack("<Q", 2**63 + 5))
     write_npy(os.path.join(bad, "bool_images.npy"), "|b1", (2, 4, 4), bytes(32))
+    # a size of 2^63 (past int64: strtoll stops at 2^63 - 1, and 2 x that passed the overflow check)
+    write_npy(os.path.join(bad, "shape_2p63.npy"), "|u1", (2, 2**63, 1), b"")
     write_npy(os.path.join(bad, "extra_key.npy"), "|u1", (2, 4, 4), bytes(32), extra="'x': 1, ")
     write_npy(os.path.join(bad, "version_1_1.npy"), "|u1", (2, 4, 4), bytes(32), minor=1)   # NumPy: 1.0, 2.0, 3.0
     # headers NumPy refuses: garbage after the dict's last entry, entries without commas,
