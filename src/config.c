@@ -1320,6 +1320,38 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
 
 static long json_first_bad_number(const char *json, int *length);
 
+// The line and column (from 1, a column per byte) of `where` in json.
+static void line_and_column(const char *json, const char *where, int *line, int *column) {
+    *line = 1;
+    *column = 1;
+    for (const char *p = json; p < where; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *column = 1;
+        } else {
+            (*column)++;
+        }
+    }
+}
+
+// The byte offset of the first character below U+0020 written raw inside a string of a JSON
+// text that parsed (RFC 8259 wants it escaped; cJSON takes it), or -1.
+static long json_raw_control_character(const char *json) {
+    bool in_string = false;
+    for (const char *p = json; *p; p++) {
+        if (!in_string) {
+            in_string = *p == '"';
+        } else if ((unsigned char)*p < 0x20) {
+            return (long)(p - json);
+        } else if (*p == '\\') {
+            if (p[1]) p++;
+        } else if (*p == '"') {
+            in_string = false;
+        }
+    }
+    return -1;
+}
+
 static int apply_override(cJSON *root, const char *text, char *err, size_t errlen) {
     const char *eq = strchr(text, '=');
     if (!eq) return set_error(err, errlen, "--set %s: expected key.path=value", text);
@@ -1358,6 +1390,13 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
     if (bad_number >= 0) {   // a lone 01 or 1. is not JSON: a plain string, as .5 and +1 are
         cJSON_Delete(value);
         value = NULL;
+    }
+    const long control = value ? json_raw_control_character(value_text) : -1;
+    if (control >= 0) {
+        cJSON_Delete(value);
+        return set_error(err, errlen, "--set %s: a raw control character (0x%02x) in a string of the value: JSON needs it "
+                         "escaped (\\t, \\n, \\u%04x)", path, (unsigned char)value_text[control],
+                         (unsigned char)value_text[control]);
     }
     if (!value && trimmed_len >= 2 &&
         ((first == '[' && last == ']') || (first == '{' && last == '}') || (first == '"' && last == '"')))
@@ -1407,15 +1446,8 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
 
 static int syntax_error(const Ctx *c, const char *json, const char *where) {
     if (!where) where = json;
-    int line = 1, column = 1;
-    for (const char *p = json; p < where; p++) {
-        if (*p == '\n') {
-            line++;
-            column = 1;
-        } else {
-            column++;
-        }
-    }
+    int line, column;
+    line_and_column(json, where, &line, &column);
     size_t offset = (size_t)(where - json);
     if (*where == '\0')
         return set_error(c->err, c->errlen,
@@ -1541,7 +1573,10 @@ static int check_duplicates(const Ctx *c, const cJSON *obj, const char *path) {
 }
 
 // bases (out): the base files read, " over a.json over b.json", for error messages.
-static cJSON *parse_with_bases(const char *json, const char *source, const char *dir, int depth,
+// from_file: the text is a file's, whose "base" names another file (dir: the folder it is read
+// from, NULL: the working folder); a text that is no file (a checkpoint's stored config, complete)
+// may not name one.
+static cJSON *parse_with_bases(const char *json, const char *source, bool from_file, const char *dir, int depth,
                                char *bases, size_t baseslen, char *err, size_t errlen) {
     Ctx c = {source, err, errlen};
     if (config_check_json_text(json, source, err, errlen) != 0) return NULL;
@@ -1567,10 +1602,23 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
         cJSON_Delete(root);
         return NULL;
     }
+    const long control = json_raw_control_character(json);
+    if (control >= 0) {
+        int line, column;
+        line_and_column(json, json + control, &line, &column);
+        set_error(err, errlen, "%s: line %d, column %d (byte %ld): a raw control character (0x%02x) in a string: JSON "
+                  "needs it escaped (\\t, \\n, \\u%04x)", source, line, column, control,
+                  (unsigned char)json[control], (unsigned char)json[control]);
+        cJSON_Delete(root);
+        return NULL;
+    }
     cJSON *base_name = cJSON_DetachItemFromObjectCaseSensitive(root, "base");
     if (!base_name) return root;
     cJSON *merged = NULL;
-    if (!cJSON_IsString(base_name) || !base_name->valuestring[0]) {
+    if (!from_file) {
+        fail(&c, "base", "a stored config is complete and names no base config (this one names %s)",
+             cJSON_IsString(base_name) ? base_name->valuestring : type_name(base_name));
+    } else if (!cJSON_IsString(base_name) || !base_name->valuestring[0]) {
         fail(&c, "base", "must be the file name of another config, got %s",
              cJSON_IsString(base_name) ? "an empty string" : type_name(base_name));
     } else if (depth >= MAX_BASE_DEPTH) {
@@ -1600,7 +1648,7 @@ static cJSON *parse_with_bases(const char *json, const char *source, const char 
             snprintf(base_dir, sizeof base_dir, "%s", base_path);
             char *slash = strrchr(base_dir, '/');
             if (slash) *slash = '\0';
-            merged = parse_with_bases(text, base_path, slash ? base_dir : NULL, depth + 1, bases, baseslen,
+            merged = parse_with_bases(text, base_path, true, slash ? base_dir : NULL, depth + 1, bases, baseslen,
                                       err, errlen);
             free(text);
             if (merged) merge_over(merged, root);
@@ -1629,9 +1677,9 @@ static void describe_override(char *out, size_t n, const char *override) {
         if (*c == '\n' || *c == '\r') *c = '?';   // (a key over several lines: the message stays one line)
 }
 
-static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
-                                  const char *const *overrides, int n_overrides, bool name_overrides, char *err,
-                                  size_t errlen);
+static int config_from_text_named(Config *cfg, const char *json, const char *source, bool from_file,
+                                  const char *dir, const char *const *overrides, int n_overrides,
+                                  bool name_overrides, char *err, size_t errlen);
 
 // A message about a key's value ("SOURCE: a.b[2]: why") whose value came from --set names the
 // --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file. Any other
@@ -1639,7 +1687,7 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
 // another: "SOURCE: model.decoder: its output (1, 28, 28) is not the data's shape" after --set
 // model.input_shape=...) names the --sets without which the config reads (each tried left out),
 // if any.
-static void name_override_in_error(const char *json, const char *dir, const char *const *overrides,
+static void name_override_in_error(const char *json, bool from_file, const char *dir, const char *const *overrides,
                                    int n_overrides, const char *source, const char *label, char *err,
                                    size_t errlen) {
     const size_t label_length = strlen(label);
@@ -1663,7 +1711,7 @@ static void name_override_in_error(const char *json, const char *dir, const char
             if (j != i) others[n_others++] = overrides[j];
         Config trial;
         char trial_err[1024];
-        if (config_from_text_named(&trial, json, source, dir, others, n_others, false, trial_err,
+        if (config_from_text_named(&trial, json, source, from_file, dir, others, n_others, false, trial_err,
                                    sizeof trial_err) != 0)
             continue;
         char one[160];
@@ -1675,7 +1723,7 @@ static void name_override_in_error(const char *json, const char *dir, const char
     if (!named[0]) {   // no one --set alone: the config reads without them all? then they, together
         Config trial;
         char trial_err[1024];
-        if (config_from_text_named(&trial, json, source, dir, NULL, 0, false, trial_err, sizeof trial_err) != 0)
+        if (config_from_text_named(&trial, json, source, from_file, dir, NULL, 0, false, trial_err, sizeof trial_err) != 0)
             return;
         for (int i = 0; i < n_overrides; i++) {
             char one[160];
@@ -1718,14 +1766,14 @@ static void drop_other_dataset_keys(cJSON *root, const char *const *overrides, i
         for (size_t k = 0; k < COUNT(files_keys); k++) cJSON_DeleteItemFromObjectCaseSensitive(data, files_keys[k]);
 }
 
-static int config_from_text_named(Config *cfg, const char *json, const char *source, const char *dir,
-                                  const char *const *overrides, int n_overrides, bool name_overrides, char *err,
-                                  size_t errlen) {
+static int config_from_text_named(Config *cfg, const char *json, const char *source, bool from_file,
+                                  const char *dir, const char *const *overrides, int n_overrides,
+                                  bool name_overrides, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     Ctx c = {source ? source : "<string>", err, errlen};
     if (!json) return set_error(err, errlen, "%s: no JSON text", c.source);
     char bases[512] = "";
-    cJSON *root = parse_with_bases(json, c.source, dir, 0, bases, sizeof bases, err, errlen);
+    cJSON *root = parse_with_bases(json, c.source, from_file, dir, 0, bases, sizeof bases, err, errlen);
     if (!root) {
         memset(cfg, 0, sizeof *cfg);
         return -1;
@@ -1748,7 +1796,7 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
     if (rc == 0) rc = parse_config(cfg, root, &c);
     cJSON_Delete(root);
     if (rc != 0 && name_overrides)
-        name_override_in_error(json, dir, overrides, n_overrides, source, c.source, err, errlen);
+        name_override_in_error(json, from_file, dir, overrides, n_overrides, source, c.source, err, errlen);
 
     if (rc != 0) {
         memset(cfg, 0, sizeof *cfg);
@@ -1793,14 +1841,14 @@ const char *config_key_origin(const Config *cfg, const char *key, char *buf, siz
     return buf;
 }
 
-static int config_from_text(Config *cfg, const char *json, const char *source, const char *dir,
+static int config_from_text(Config *cfg, const char *json, const char *source, bool from_file, const char *dir,
                             const char *const *overrides, int n_overrides, char *err, size_t errlen) {
-    return config_from_text_named(cfg, json, source, dir, overrides, n_overrides, true, err, errlen);
+    return config_from_text_named(cfg, json, source, from_file, dir, overrides, n_overrides, true, err, errlen);
 }
 
 int config_from_string(Config *cfg, const char *json, const char *source,
                        const char *const *overrides, int n_overrides, char *err, size_t errlen) {
-    return config_from_text(cfg, json, source, NULL, overrides, n_overrides, err, errlen);
+    return config_from_text(cfg, json, source, false, NULL, overrides, n_overrides, err, errlen);
 }
 
 int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
@@ -1822,7 +1870,7 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
-    int rc = config_from_text(cfg, text, path, slash ? dir : NULL, overrides, n_overrides, err, errlen);
+    int rc = config_from_text(cfg, text, path, true, slash ? dir : NULL, overrides, n_overrides, err, errlen);
     free(text);
     return rc;
 }

@@ -810,9 +810,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     goto done;
                 }
                 rc = 128 + sig;
+                // (an --overwrite run stays staged: the earlier run is replaced only by a run whose
+                // training ended, never by one stopped half way)
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
-                          "in %s; continue with %s", sig == SIGINT ?
-                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, final_resume_path,
+                          "in %s%s; continue with %s", sig == SIGINT ?
+                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, staged ? resume_path : final_resume_path,
+                          !staged ? "" : replaces_run ? " (the earlier run in the folder stays as it was until this one ends)"
+                                                      : " (it moves into the folder when its training ends)",
                           overwrite ? "the same command, --resume in place of --overwrite"
                                     : "the same command and --resume");
                 goto done;
@@ -1174,25 +1178,16 @@ done:
     train_step_release(&train_step);
     if (log && fclose(log) != 0 && rc == 0)
         rc = set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-    // --overwrite: a run that finished, or stopped with its state saved, replaces the
-    // earlier one; a failed one is kept in the staging folder and the earlier run stays
-    // (stopped by a signal with its state saved, it replaces the earlier run too)
-    const int committed = staged && rc > 0 ? run_folder_commit(out_dir, staging, err, errlen) : 0;
-    if (committed == RUN_FOLDER_NOT_BEGUN) {
-        rc = -1;   // nothing moved: kept, as a failed run is (below)
-    } else if (committed != 0) {
-        size_t used = strlen(err);
-        snprintf(err + used, errlen - used, " (the run in %s is partly replaced: once that is mended, the next "
-                 "train into it finishes the replacement)", out_dir);
-        rc = -1;
-    }
+    // --overwrite: a run whose training ended has replaced the earlier one (above); a failed one,
+    // or one stopped by a signal with its state saved, is kept in the staging folder (--resume
+    // continues it there) and the earlier run stays
     // (a staged run refused before it trained: its line already says where everything is)
-    if (!refused_before_run && (committed == RUN_FOLDER_NOT_BEGUN || (staged && rc < 0 && commit_not_begun))) {
+    if (!refused_before_run && staged && rc < 0 && commit_not_begun) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was; this run is kept in "
                  "%s: once that is mended, train --resume with the same config puts it in place)",
                  replaces_run ? "the earlier run in" : "the folder", out_dir, staging);
-    } else if (!refused_before_run && committed == 0 && staged && rc < 0) {
+    } else if (!refused_before_run && staged && rc < 0) {
         size_t used = strlen(err);
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was%s; this run's files are in %s, and "
                  "train --resume continues them once an epoch has ended)", replaces_run ? "the earlier run in" : "the folder",

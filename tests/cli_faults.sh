@@ -312,7 +312,8 @@ for sig in INT TERM; do
     want=$([ $sig = INT ] && echo 130 || echo 143)
     for attempt in 1 2 3 4 5; do   # until the signal lands inside an epoch (step > 0)
         out="$tmp/int_$sig.$attempt"
-        # SIGTERM's run replaces an earlier run (with an eval.json): the interrupted run takes its place
+        # SIGTERM's run replaces an earlier run (with an eval.json): stopped half way, it stays
+        # staged and the earlier run in place until --resume has finished it
         [ $sig = TERM ] && cp -r "$tmp/ref" "$out"
         # SIGTERM's run was started with --overwrite: the hint says to use --resume in its place
         # (env --default-signal: a background job of this script, or a script started with SIGINT
@@ -343,15 +344,17 @@ for sig in INT TERM; do
     done
     last=$(tail -1 "$out.err")
     hint=$([ $sig = TERM ] && echo "the same command, --resume in place of --overwrite" || echo "the same command and --resume")
-    if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*resume.safetensors; continue with $hint$"; then
+    saved=$([ $sig = TERM ] && echo "int_TERM\.[0-9]/\.new-run/resume\.safetensors \(the earlier run in the folder stays as it was until this one ends\)" \
+            || echo "int_INT\.[0-9]/resume\.safetensors")
+    if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*$saved; continue with $hint$"; then
         ok "SIG$sig: exit $rc, one line saying where the state is and how to continue"
         notice=$([ $sig = INT ] && echo "^cuvae: stopping at the next step boundary to save the run \(press Ctrl-C again to quit at once\)$" \
                  || echo "^cuvae: SIGTERM: stopping at the next step boundary to save the run \(a second SIGTERM quits at once\)$")
         grep -qE "$notice" "$out.err" && ok "SIG$sig: the notice names what a second one does" \
             || bad "SIG$sig: no notice matching $notice"
-        [ $sig = TERM ] && { [ ! -e "$out/eval.json" ] && [ ! -e "$out/.new-run" ] && [ -s "$out/resume.safetensors" ] \
-            && ok "SIGTERM of an --overwrite run: its saved state replaces the earlier run (whose eval.json goes)" \
-            || bad "SIGTERM of an --overwrite run: the earlier run was not replaced"; }
+        [ $sig = TERM ] && { diff -r -x .new-run "$tmp/ref" "$out" >/dev/null && [ -s "$out/.new-run/resume.safetensors" ] \
+            && ok "SIGTERM of an --overwrite run: the earlier run is as it was (eval.json and all), the stopped run staged in .new-run" \
+            || bad "SIGTERM of an --overwrite run: the earlier run changed, or nothing is staged: $(ls -a "$out" "$out/.new-run" 2>&1 | tr '\n' ' ')"; }
     else
         bad "SIG$sig: exit $rc (want $want), last line: $last"
     fi
@@ -603,6 +606,25 @@ h, d = load(sys.argv[3]); h["__metadata__"]["lr"] = "inf"; save(sys.argv[4], h, 
 PY
 expect_error "eval: NaN weights named by tensor and element" 2 "nan.safetensors: tensor decoder.0.weight: element 3 is NaN" -- \
     "$CUVAE" eval "$ck/nan.safetensors"
+# a stored config naming a base (an edited checkpoint, re-signed): refused by name, no other file
+# read to build the model (the base exists and would read)
+cp "$ck/config.json" "$tmp/stored_base.json"
+python3 - "$ck/model.safetensors" "$ck/based.safetensors" "$tmp/stored_base.json" <<'PY'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = raw[8 + n:]
+meta = header["__metadata__"]; config = json.loads(meta["config"])
+config["base"] = sys.argv[3]; meta["config"] = json.dumps(config)
+crc = zlib.crc32(data)
+for key, value in meta.items():
+    if key != "crc32": crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta["crc32"] = "%08x" % (crc & 0xffffffff)
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data)
+PY
+expect_error "eval: a checkpoint whose stored config names a base: refused, naming the checkpoint" 2 \
+    "based.safetensors \(__metadata__.config\): base: a stored config is complete and names no base config" -- \
+    "$CUVAE" eval "$ck/based.safetensors"
 # a run that diverges while its loss stays finite (a batch norm's running variance or Adam's
 # second moments overflow, as the VQ-VAE at lr 1e6 does here): refused at the checkpoint, exit 2,
 # not a run that "succeeds" with files eval, sample and --resume then refuse. (On another CPU

@@ -993,6 +993,36 @@ static void test_base_configs(void) {
     write_text(path, "{\"base\": \"base.json\", \"train\": {\"lr\": -1}}");
     CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 && strstr(err, "bad_value.json (merged over ") &&
           strstr(err, "base.json): train.lr"), "a value error names the merged files: %s", err);
+    // a text that is no file (a checkpoint's stored config, always complete) names no base: it
+    // would read another file to build the model (the base exists here: refused all the same)
+    snprintf(path, sizeof path, "{\"base\": \"%s/base.json\", \"name\": \"x\"}", dir);
+    CHECK(config_from_string(&child, path, "ck.safetensors (__metadata__.config)", NULL, 0, err, sizeof err) != 0 &&
+          strstr(err, "ck.safetensors (__metadata__.config): base: a stored config is complete and names no base config"),
+          "a stored config with a base: %s", err);
+    // a raw control character inside a string (JSON wants it escaped; cJSON takes it), in a
+    // base too; escaped it reads
+    snprintf(path, sizeof path, "%s/tab_base.json", dir);
+    write_text(path, "{\"name\": \"a\tb\"}");
+    snprintf(path, sizeof path, "%s/uses_tab.json", dir);
+    write_text(path, "{\"base\": \"tab_base.json\"}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 &&
+          strstr(err, "tab_base.json: line 1, column 12 (byte 11): a raw control character (0x09) in a string"),
+          "a raw tab in a base: %s", err);
+    char *raw = strdup(FULL_EXAMPLE);
+    char *quote = raw ? strstr(raw, "\"name\": \"") : NULL;
+    CHECK(quote != NULL, "FULL_EXAMPLE has a name");
+    if (quote) {
+        quote[9] = '\x1b';   // the name's first character
+        CHECK(config_from_string(&child, raw, "esc.json", NULL, 0, err, sizeof err) != 0 &&
+              strstr(err, "esc.json: line ") && strstr(err, "a raw control character (0x1b) in a string"),
+              "a raw ESC in a string: %s", err);
+    }
+    free(raw);
+    const char *tab_set[1] = {"description=\"a\tb\""}, *escaped_set[1] = {"description=\"a\\tb\""};
+    CHECK(config_from_string(&child, FULL_EXAMPLE, "x.json", tab_set, 1, err, sizeof err) != 0 &&
+          strstr(err, "--set description: a raw control character (0x09)"), "a raw tab in a --set JSON string: %s", err);
+    CHECK(config_from_string(&child, FULL_EXAMPLE, "x.json", escaped_set, 1, err, sizeof err) == 0 &&
+          strcmp(child.description, "a\tb") == 0, "an escaped tab in a --set JSON string is read: %s", err);
     char command[700];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
