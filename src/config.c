@@ -1334,9 +1334,7 @@ static void line_and_column(const char *json, const char *where, int *line, int 
     }
 }
 
-// The byte offset of the first character below U+0020 written raw inside a string of a JSON
-// text that parsed (RFC 8259 wants it escaped; cJSON takes it), or -1.
-static long json_raw_control_character(const char *json) {
+long json_raw_control_character(const char *json) {
     bool in_string = false;
     for (const char *p = json; *p; p++) {
         if (!in_string) {

@@ -45,7 +45,15 @@ static cJSON *read_json(const char *path, char *err, size_t errlen) {
     }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(text, &end, 1);   // (1: nothing but spaces after the value)
-    if (!j) set_error(err, errlen, "%s: not valid JSON (at byte %ld)", path, end ? (long)(end - text) : 0L);
+    const long control = j ? json_raw_control_character(text) : -1;
+    if (!j) {
+        set_error(err, errlen, "%s: not valid JSON (at byte %ld)", path, end ? (long)(end - text) : 0L);
+    } else if (control >= 0) {
+        set_error(err, errlen, "%s: byte %ld: a raw control character (0x%02x) in a string: JSON needs it escaped",
+                  path, control, (unsigned char)text[control]);
+        cJSON_Delete(j);
+        j = NULL;
+    }
     free(text);
     return j;
 }

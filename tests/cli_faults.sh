@@ -890,6 +890,9 @@ rmdir "$tmp/page/r1/eval.json"
 printf '{"title": "a\\u0000b", "sections": []}' > "$tmp/nul_index.json"
 expect_error "report: a \\u0000 in the index (it would cut the title short): refused" 2 "nul_index.json: byte [0-9]+: .u0000" -- \
     "$CUVAE" report "$tmp/nul_index.json" "$tmp/page"
+printf '{"title": "a\tb", "sections": []}' > "$tmp/tab_index.json"
+expect_error "report: a raw tab inside a string of the index (JSON wants it escaped): refused" 2 \
+    "tab_index.json: byte 12: a raw control character \(0x09\) in a string" -- "$CUVAE" report "$tmp/tab_index.json" "$tmp/page"
 # the page replaces RUNS_DIR/index.html: never the index read, nor a run's file through a link
 cp "$tmp/index.json" "$tmp/page/index.html"
 expect_error "report: the page would replace the index it reads: refused" 2 "report: page .*/page/index.html is the file report reads: move it away \(report writes RUNS_DIR/index.html\)" -- \
