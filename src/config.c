@@ -1614,8 +1614,10 @@ static cJSON *parse_with_bases(const char *json, const char *source, bool from_f
     if (!base_name) return root;
     cJSON *merged = NULL;
     if (!from_file) {
+        char *named = cJSON_PrintUnformatted(base_name);   // (as JSON: escaped, one line)
         fail(&c, "base", "a stored config is complete and names no base config (this one names %s)",
-             cJSON_IsString(base_name) ? base_name->valuestring : type_name(base_name));
+             named ? named : type_name(base_name));
+        free(named);
     } else if (!cJSON_IsString(base_name) || !base_name->valuestring[0]) {
         fail(&c, "base", "must be the file name of another config, got %s",
              cJSON_IsString(base_name) ? "an empty string" : type_name(base_name));
@@ -1849,8 +1851,9 @@ int config_from_string(Config *cfg, const char *json, const char *source,
     return config_from_text(cfg, json, source, false, NULL, overrides, n_overrides, err, errlen);
 }
 
-int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
-                char *err, size_t errlen) {
+// config_load, or config_load_stored (from_file false: a config cuvae wrote names no base).
+static int config_load_file(Config *cfg, const char *path, bool from_file, const char *const *overrides,
+                            int n_overrides, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     size_t size = 0;
     char *text = read_text_file(path, &size, err, errlen);
@@ -1868,9 +1871,19 @@ int config_load(Config *cfg, const char *path, const char *const *overrides, int
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
-    int rc = config_from_text(cfg, text, path, true, slash ? dir : NULL, overrides, n_overrides, err, errlen);
+    int rc = config_from_text(cfg, text, path, from_file, slash ? dir : NULL, overrides, n_overrides, err, errlen);
     free(text);
     return rc;
+}
+
+int config_load(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
+                char *err, size_t errlen) {
+    return config_load_file(cfg, path, true, overrides, n_overrides, err, errlen);
+}
+
+int config_load_stored(Config *cfg, const char *path, const char *const *overrides, int n_overrides,
+                       char *err, size_t errlen) {
+    return config_load_file(cfg, path, false, overrides, n_overrides, err, errlen);
 }
 
 // ----------------------------------------------------------------------------

@@ -782,7 +782,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     if (access(config_path, F_OK) == 0) {   // the figures draw on both: they must be one run's
         // (the same overrides on both sides: a prior's moved VQ-VAE, --set model.prior_of)
         Config run_cfg, stored;
-        if (config_load(&run_cfg, config_path, overrides, n_overrides, err, errlen) != 0 ||
+        if (config_load_stored(&run_cfg, config_path, overrides, n_overrides, err, errlen) != 0 ||
             checkpoint_read_config(ckpt, &stored, overrides, n_overrides, err, errlen) != 0 ||
             config_same_run(&stored, &run_cfg, ckpt, ", not the one in config.json: the figures would mix two "
                             "runs", err, errlen) != 0)

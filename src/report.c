@@ -172,7 +172,7 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     Config run_cfg;
     char why[512];
     snprintf(path, sizeof path, "%s/%s/config.json", runs_dir, run);
-    bool known = config_load(&run_cfg, path, NULL, 0, why, sizeof why) == 0;
+    bool known = config_load_stored(&run_cfg, path, NULL, 0, why, sizeof why) == 0;
     LossUnits units = {0};
     if (known) units = loss_units(&run_cfg);
     const char *rec_unit = known ? units.rec : "?";

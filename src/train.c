@@ -314,7 +314,7 @@ static bool folder_config_differs(const char *run_dir, const Config *cfg, char *
     char path[1100], why[1024];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     Config stored;
-    if (access(path, F_OK) != 0 || config_load(&stored, path, NULL, 0, why, sizeof why) != 0) return false;
+    if (access(path, F_OK) != 0 || config_load_stored(&stored, path, NULL, 0, why, sizeof why) != 0) return false;
     return config_same_run(&stored, cfg, path, ", not the one the resume file holds: the run folder and its "
                            "resume.safetensors are of two runs (restore the folder's own resume file, or start "
                            "again with --overwrite)", err, errlen) != 0;
@@ -514,8 +514,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 "summed over the ranks every step; rank 0 writes %s\n", ranks, ranks == 1 ? "" : "s", batch, shards,
                 out_dir);
     }
-    // --overwrite: the run is written to a staging folder until it has finished or saved
-    // its state (run_folder.h); otherwise to out_dir itself
+    // --overwrite: the run is written to a staging folder until its training has ended
+    // (run_folder.h); otherwise to out_dir itself
     char staging[720];   // (out_dir is at most 699 bytes: main.c)
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
     const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
@@ -687,6 +687,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             staged = rc == 0;
         }
         if (rc == 0 && resume_staged) {
+            replaces_run = run_folder_holds_run(out_dir);
             rc = run_folder_remove_temp_files(staging, err, errlen);
             text_appendf(&notes, "cuvae: resuming the --overwrite run staged in %s: it replaces the run in %s when "
                          "it ends\n", staging, out_dir);
@@ -815,7 +816,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
                           "in %s%s; continue with %s", sig == SIGINT ?
                           "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, staged ? resume_path : final_resume_path,
-                          !staged ? "" : replaces_run ? " (the earlier run in the folder stays as it was until this one ends)"
+                          !staged ? "" : replaces_run ? " (the earlier run in the folder stays as it was until this one "
+                                                        "ends; remove the .new-run folder to keep that one instead)"
                                                       : " (it moves into the folder when its training ends)",
                           overwrite ? "the same command, --resume in place of --overwrite"
                                     : "the same command and --resume");
@@ -1189,9 +1191,13 @@ done:
                  replaces_run ? "the earlier run in" : "the folder", out_dir, staging);
     } else if (!refused_before_run && staged && rc < 0) {
         size_t used = strlen(err);
+        char why[1500];   // (run_folder_staged: 1 when the staged run has a resume file)
+        const bool resumable = run_folder_staged(out_dir, why, sizeof why) == 1;
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was%s; this run's files are in %s, and "
-                 "train --resume continues them once an epoch has ended)", replaces_run ? "the earlier run in" : "the folder",
-                 out_dir, replaces_run ? "" : ", no earlier run in it", staging);
+                 "train --resume continues them%s%s)", replaces_run ? "the earlier run in" : "the folder",
+                 out_dir, replaces_run ? "" : ", no earlier run in it", staging,
+                 resumable ? "" : " once an epoch has ended",
+                 replaces_run ? "; remove that folder to keep the earlier run instead" : "");
     }
     if (rc == 0) fputs(done_line, stderr);
     free(perm_host);

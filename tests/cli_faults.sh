@@ -344,7 +344,7 @@ for sig in INT TERM; do
     done
     last=$(tail -1 "$out.err")
     hint=$([ $sig = TERM ] && echo "the same command, --resume in place of --overwrite" || echo "the same command and --resume")
-    saved=$([ $sig = TERM ] && echo "int_TERM\.[0-9]/\.new-run/resume\.safetensors \(the earlier run in the folder stays as it was until this one ends\)" \
+    saved=$([ $sig = TERM ] && echo "int_TERM\.[0-9]/\.new-run/resume\.safetensors \(the earlier run in the folder stays as it was until this one ends; remove the \.new-run folder to keep that one instead\)" \
             || echo "int_INT\.[0-9]/resume\.safetensors")
     if [ "$rc" -eq "$want" ] && echo "$last" | grep -qE "^cuvae: interrupted \(SIG$sig\) in epoch [0-9]+ after step [0-9]+ of 125: the state is saved in .*$saved; continue with $hint$"; then
         ok "SIG$sig: exit $rc, one line saying where the state is and how to continue"
@@ -669,6 +669,12 @@ if command -v gnuplot >/dev/null 2>&1; then
         "plot: .*/hugerun/model.safetensors: the encoder gives test image 0 a code that is not finite \(z1 = inf\)" -- \
         "$CUVAE" plot "$tmp/hugerun"
     [ -z "$(ls "$tmp/hugerun/figures" 2>/dev/null)" ] && ok "... and drew nothing" || bad "figures drawn for an overflowing model"
+    # a run folder's config.json is cuvae's complete config: one naming a base is refused, not followed
+    mkdir -p "$tmp/basedrun"; cp "$ck/model.safetensors" "$ck/log.jsonl" "$tmp/basedrun/"
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["base"] = sys.argv[1]; json.dump(c, open(sys.argv[2], "w"))' \
+        "$ck/config.json" "$tmp/basedrun/config.json"
+    expect_error "plot: a run's config.json naming a base: refused, naming it" 2 \
+        "basedrun/config.json: base: a stored config is complete and names no base config" -- "$CUVAE" plot "$tmp/basedrun"
     for tensor in decoder.0.weight decoder.1.weight; do
         cp "$ck/huge_$tensor.safetensors" "$tmp/hugerun/model.safetensors"
         expect_error "plot of a model whose decoder overflows on finite codes ($tensor): refused before any figure" 2 \

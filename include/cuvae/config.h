@@ -190,6 +190,10 @@ long json_raw_control_character(const char *json);
 
 int config_load(Config *cfg, const char *path, const char *const *overrides,
                 int n_overrides, char *err, size_t errlen);
+// config_load of a config cuvae wrote (a run folder's config.json): complete, so one naming a
+// "base" is refused, as a checkpoint's stored config is (config_from_string).
+int config_load_stored(Config *cfg, const char *path, const char *const *overrides,
+                       int n_overrides, char *err, size_t errlen);
 
 // Same from a JSON string; `source` names it in error messages.
 int config_from_string(Config *cfg, const char *json, const char *source,

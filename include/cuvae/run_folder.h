@@ -1,8 +1,8 @@
 // run_folder.h: the folder a training run writes. A new run may not replace an
 // earlier one unasked; with --overwrite it trains in a staging folder inside it
-// (OUT/.new-run) whose files replace the earlier run's only when the new run has
-// finished or saved its state on an interrupt, so a run that fails or is killed
-// leaves the earlier one as it was.
+// (OUT/.new-run) whose files replace the earlier run's only when the new run's training
+// has ended, so a run that fails, is stopped (its state saved there for --resume) or is
+// killed leaves the earlier one as it was.
 #ifndef CUVAE_RUN_FOLDER_H
 #define CUVAE_RUN_FOLDER_H
 

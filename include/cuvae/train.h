@@ -12,7 +12,7 @@
 // continues from out_dir/resume.safetensors (same config; train.epochs may
 // grow). A folder that already holds a run is refused unless resume or
 // overwrite (the new run is staged in out_dir/.new-run and replaces that run
-// only when it finishes or is interrupted with its state saved: run_folder.h). SIGINT / SIGTERM stop the
+// only when its training ends: run_folder.h). SIGINT / SIGTERM stop the
 // run at the next step boundary with its state saved for --resume.
 // Returns 0; -1 with a one-line err; or 128 + the signal when interrupted (err
 // says where the state is and how to continue).
