@@ -241,8 +241,27 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
     return 0;
 }
 
-// A VQ-VAE's report beyond the losses: which codes the evaluation set uses, and the
-// reconstruction's mean squared error per pixel over the data's variance.
+// After a deterministic forward of B examples: adds their reconstruction errors, each summed
+// over the pixels, to *bce (a Bernoulli decoder's; left alone otherwise) and *sse.
+// rows: (B) host scratch.
+static void add_reconstruction_errors(Model *m, int B, float *rows, double *bce, double *sse) {
+    Backend *be = m->be;
+    const bool bernoulli = m->cfg.model.output == OUTPUT_BERNOULLI;
+    if (bernoulli) {
+        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim, RECLOSS_BCE_LOGITS,
+                                1.0f, 0.0f);
+        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+        for (int b = 0; b < B; b++) *bce += rows[b];
+    }
+    be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
+                            bernoulli ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY, 1.0f, 0.0f);
+    be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
+    for (int b = 0; b < B; b++) *sse += rows[b];
+}
+
+// A VQ-VAE's report beyond the losses: which codes the evaluation set uses, the
+// reconstruction errors at the codes (its forward is deterministic), and the mean squared
+// error per pixel over the data's variance.
 static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     Backend *be = m->be;
     const int K = m->vq_size, S = m->vq_positions, D = m->input_dim;
@@ -250,7 +269,7 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     r->code_counts = xcalloc((size_t)K, sizeof(long));
     int32_t *codes = xmalloc((size_t)m->max_batch * S * sizeof(int32_t));
     float *x = xmalloc((size_t)m->max_batch * D * sizeof(float)), *rows = xmalloc((size_t)m->max_batch * sizeof(float));
-    double sum = 0.0, sum_sq = 0.0, sse = 0.0;
+    double sum = 0.0, sum_sq = 0.0, sse = 0.0, bce = 0.0;
     for (int start = 0; start < data->n; start += m->max_batch) {
         int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
         load_batch(m, data, NULL, start, B);
@@ -262,11 +281,7 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
             sum += x[i];
             sum_sq += (double)x[i] * x[i];
         }
-        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, D,
-                                m->cfg.model.output == OUTPUT_BERNOULLI ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY,
-                                1.0f, 0.0f);
-        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
-        for (int b = 0; b < B; b++) sse += rows[b];
+        add_reconstruction_errors(m, B, rows, &bce, &sse);
     }
     double total = 0.0, entropy = 0.0, pixels = (double)data->n * D;
     for (int k = 0; k < K; k++) total += (double)r->code_counts[k];
@@ -281,7 +296,7 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     r->data_variance = pixels > 0 ? sum_sq / pixels - mean * mean : 0.0;
     r->rec_mse = data->n > 0 ? sse / data->n : 0.0;
     r->rec_mse_normalized = r->data_variance > 0 ? (sse / pixels) / r->data_variance : NAN;
-    r->rec_bce = NAN;
+    r->rec_bce = m->cfg.model.output == OUTPUT_BERNOULLI && data->n > 0 ? bce / data->n : NAN;
     free(codes);
     free(x);
     free(rows);
@@ -372,16 +387,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
                 }
             }
         }
-        if (bernoulli) {
-            be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
-                                    RECLOSS_BCE_LOGITS, 1.0f, 0.0f);
-            be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
-            for (int b = 0; b < B; b++) bce += rows[b];
-        }
-        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
-                                bernoulli ? RECLOSS_MSE_SIGMOID : RECLOSS_MSE_IDENTITY, 1.0f, 0.0f);
-        be->download(be, rows, m->rec_row, (size_t)B * sizeof(float));
-        for (int b = 0; b < B; b++) mse += rows[b];
+        add_reconstruction_errors(m, B, rows, &bce, &mse);
     }
     double n = data->n > 0 ? data->n : 1;
     for (int j = 0; j < L; j++) {

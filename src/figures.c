@@ -10,6 +10,7 @@
 #include "cuvae/eval.h"
 #include "cuvae/image.h"
 #include "cuvae/model.h"
+#include "cuvae/model_kind.h"
 #include "cuvae/plot.h"
 #include "cuvae/rng.h"
 #include "cuvae/run_folder.h"
@@ -893,6 +894,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                        model_kind_name(m.cfg.model.kind), m.gan || m.autoregressive ? "no encoder"
                        : m.vq ? "no latent distribution (its figures have no latent scatter)"
                               : "a deterministic encoder: its codes are the scatter");
+    else if (o->z_given && !o->scatter_draws && model_kind_info(m.cfg.model.kind)->z_refusal)
+        rc = set_error(err, errlen, "plot: --z mean places the means of q(z|x) in the latent scatter; %s",
+                       m.cfg.model.prior_of[0] ? "a pixelcnn prior has no latent"
+                                               : model_kind_info(m.cfg.model.kind)->z_refusal);
     else if (o->scatter_draws && L < 2)
         rc = set_error(err, errlen, "plot: --z sample scatters draws z ~ q(z|x); this model's latent dim is 1 (no "
                        "latent scatter: latent_histograms.png shows the means)");

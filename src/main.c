@@ -638,6 +638,7 @@ static int command_plot(int argc, char **argv) {
     o.latent_range[0] = a.latent_range[0];
     o.latent_range[1] = a.latent_range[1];
     o.scatter_draws = a.z_mode && strcmp(a.z_mode, "sample") == 0;
+    o.z_given = a.z_mode != NULL;
     if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);
     return 0;
 }

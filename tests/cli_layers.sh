@@ -200,9 +200,17 @@ if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>"$tmp/vq.err"; then
         && grep -q '"rec_mse_over_variance": [0-9.]*' "$tmp/vq_eval.json" \
         && ok "VQ-VAE: eval of the checkpoint reproduces the run (codebook and EMA statistics saved)" \
         || bad "VQ-VAE eval $(field "$tmp/vq_eval.json" test_loss) vs $(field "$tmp/vq/eval.json" test_loss)"
+    # its forward is deterministic: the BCE at the codes is the rec term itself (it was null)
+    python3 -c 'import json, sys; e = json.load(open(sys.argv[1])); b = e["rec_bce_at_mean"]
+sys.exit(not (isinstance(b, float) and abs(b - e["rec"]) <= 1e-6 * abs(e["rec"]) and e["rec_mse_at_mean"] > 0))' "$tmp/vq_eval.json" \
+        && ok "VQ-VAE eval.json: rec_bce_at_mean is the rec term ($(field "$tmp/vq_eval.json" rec_bce_at_mean)), rec_mse_at_mean given" \
+        || bad "VQ-VAE eval.json at-mean errors: $(grep -o '"rec[a-z_]*": [^,]*' "$tmp/vq_eval.json" | head -3 | tr '\n' ' ')"
     expect_error "VQ-VAE eval --z: refused (no z is drawn; it printed the VQ term as kl)" 2 \
         "eval: --z chooses how a VAE.s z is drawn; a vq_vae.s codes are deterministic" -- \
         "$CUVAE" eval "$tmp/vq/model.safetensors" --z mean
+    expect_error "VQ-VAE plot --z mean: refused as eval --z is (it was taken and ignored)" 2 \
+        "plot: --z mean places the means of q\(z\|x\) in the latent scatter; a vq_vae.s codes are deterministic" -- \
+        "$CUVAE" plot "$tmp/vq" --z mean
     "$CUVAE" sample "$tmp/vq/model.safetensors" -n 16 -o "$tmp/vqs.png" 2>"$tmp/vqs.err" && [ -s "$tmp/vqs.png" ] \
         && grep -q "codes drawn uniformly" "$tmp/vqs.err" \
         && ok "VQ-VAE sample decodes uniformly drawn codes and says so" || bad "VQ-VAE sample: $(cat "$tmp/vqs.err")"

@@ -17,6 +17,7 @@ typedef struct {
                             // (shared across runs); LO >= HI: fitted to the codes (default)
     bool scatter_draws;     // plot --z sample: the scatter (or its t-SNE) places one z ~ q(z|x) per
                             // test image, not the mean (a vae / cvae; the other figures keep the mean)
+    bool z_given;           // plot --z was given (mean or sample: refused where eval --z is)
     bool latent_range_of_prior;   // (set by plot itself) latent_range is the AAE codes' and prior
                                   // draws' common extent, not --latent-range
 } FigureOptions;
