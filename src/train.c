@@ -519,7 +519,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char staging[720];   // (out_dir is at most 699 bytes: main.c)
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
     const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
-    bool staged = resume_staged;   // a staging folder is written (and committed or kept at the end)
+    bool staged = resume_staged && writer;   // a staging folder is written (and committed or kept at the end): rank 0 alone
     bool replaces_run = true;      // --overwrite: out_dir held a run (else the messages say it held none)
     bool commit_not_begun = false;   // the commit found a place it cannot write (nothing moved)
     bool refused_before_run = false;   // the places of a staged run's commit, checked before it trains
@@ -622,10 +622,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         }
         // the key the length came from (--full: train.full_epochs, where train.epochs is refused)
         const char *epochs_key = cfg->train.epochs_from_full ? "train.full_epochs" : "train.epochs";
-        if (at.epochs_done > epochs) {
-            rc = set_error(err, errlen, "%s: the run has finished %d epochs; %s %d would end it before them "
-                           "(--set %s=%d or more)", resume_path, at.epochs_done, epochs_key, epochs, epochs_key,
-                           at.epochs_done);
+        if (at.epochs_done > epochs) {   // (stopped inside the next epoch: that one is needed too)
+            const int needed = at.epochs_done + (at.steps_in_epoch > 0 ? 1 : 0);
+            rc = set_error(err, errlen, "%s: the run has finished %d epochs%s; %s %d would end it before them "
+                           "(--set %s=%d or more)", resume_path, at.epochs_done,
+                           at.steps_in_epoch > 0 ? " and is in the next" : "", epochs_key, epochs, epochs_key, needed);
             goto done;
         }
         if (at.epochs_done == epochs && at.steps_in_epoch > 0) {   // stopped in the epoch after the last

@@ -208,6 +208,21 @@ if train --set train.epochs=1 --out "$tmp/r12" 2>"$tmp/r12.err" &&
 else
     bad "resume 1 -> 2 ranks failed: $(grep cuvae: "$tmp/r12.out" | tail -1)"
 fi
+# a staged --overwrite run (stopped after its first epoch) resumed on 2 ranks: rank 0 alone puts it
+# in place of the earlier run, once its training has ended (rank 1 moved it there as soon as its
+# own last epoch ended, while rank 0 still wrote into it: the save failed and the earlier run was gone)
+train --set train.epochs=1 --set train.seed=5 --out "$tmp/sr" 2>/dev/null
+train --set train.epochs=1 --out "$tmp/sr_stage" 2>/dev/null && rm "$tmp/sr_stage/eval.json" && cp -r "$tmp/sr_stage" "$tmp/sr/.new-run"
+if train_mpi 2 --set train.epochs=2 --out "$tmp/sr" --resume >"$tmp/sr.out" 2>&1; then
+    if grep -q "resuming the --overwrite run staged in" "$tmp/sr.out" && [ ! -e "$tmp/sr/.new-run" ] && [ -s "$tmp/sr/eval.json" ] \
+       && [ "$(wc -l < "$tmp/sr/log.jsonl")" -eq 2 ] && diff=$(compare "$tmp/one" "$tmp/sr"); then
+        ok "a staged --overwrite run resumed on 2 ranks replaces the earlier run once it ends, == 2 epochs on 1 ($diff)"
+    else
+        bad "staged run resumed on 2 ranks: $(ls -a "$tmp/sr" | tr '\n' ' ') $(grep cuvae: "$tmp/sr.out" | tail -1)"
+    fi
+else
+    bad "staged run resumed on 2 ranks failed: $(grep cuvae: "$tmp/sr.out" | tail -1)"
+fi
 
 # ---- made and pixelcnn: their masks are buffers the model sets (not running statistics), so
 # they train as ranks: a MADE with 4 mask sets drawn per step over a random order, and a PixelCNN

@@ -363,6 +363,11 @@ for sig in INT TERM; do
         expect_fail "--resume of a run stopped in epoch 2 with train.epochs=1 (the epochs it finished): refused" 2 \
             "int_INT\.[0-9]/resume.safetensors: the run is in epoch 2 \(step [0-9]+ of 125\); train.epochs 1 would end it before that epoch \(--set train.epochs=2 or more\)$" -- \
             train "${steps[@]}" --set train.epochs=1 --out "$out" --resume
+    elif [ $sig = TERM ] && grep -q "in epoch 3 after step [1-9][0-9]* of 125" "$out.err"; then
+        # stopped inside epoch 3 with 2 finished: the advice counts the epoch it is in (it said 2, itself refused)
+        expect_fail "--resume of a run stopped in epoch 3 with train.epochs=1: the advice is 3" 2 \
+            "int_TERM\.[0-9]/\.new-run/resume.safetensors: the run has finished 2 epochs and is in the next; train.epochs 1 would end it before them \(--set train.epochs=3 or more\) \(--overwrite: the earlier run in .*int_TERM\.[0-9] is as it was;" -- \
+            train "${steps[@]}" --set train.epochs=1 --out "$out" --resume
     elif [ $sig = INT ]; then
         skip "--resume of a run stopped in epoch 2 with train.epochs=1" \
             "the signal landed $(grep -o 'in epoch [0-9]* after step [0-9]* of 125' "$out.err" | head -1) (a busy machine): the case needs a run stopped inside epoch 2"
