@@ -327,14 +327,24 @@ int checkpoint_check_unchanged(const char *path, const FileStamp *since, char *e
                      "config and weights could come from two versions; run the command again", path);
 }
 
-int checkpoint_data_classes(const char *path) {
+int checkpoint_data_classes(const char *path, int n_classes, int *classes, char *err, size_t errlen) {
+    *classes = 0;
     StFile f;
-    char err[512];
-    if (safetensors_read(path, &f, err, sizeof err) != 0) return 0;
+    char ignored[512];
+    if (safetensors_read(path, &f, ignored, sizeof ignored) != 0) return 0;
     const char *stored = safetensors_meta(&f, "data_classes");
-    const long classes = stored ? strtol(stored, NULL, 10) : 0;
+    int rc = 0;
+    if (stored) {
+        bool digits = stored[0] != '\0' && strlen(stored) <= 9;
+        for (const char *c = stored; *c && digits; c++) digits = *c >= '0' && *c <= '9';
+        const long value = digits ? strtol(stored, NULL, 10) : 0;
+        if (value >= 1 && value < n_classes) *classes = (int)value;
+        else rc = set_error(err, errlen, "%s: __metadata__.data_classes: expected the classes of the run's data, a "
+                            "whole number 1..%d (the model has %d), got \"%s\" (damaged, or not cuvae's)", path,
+                            n_classes - 1, n_classes, stored);
+    }
     safetensors_free(&f);
-    return classes > 0 && classes < 256 ? (int)classes : 0;
+    return rc;
 }
 
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {
@@ -403,13 +413,15 @@ static int read_params(Model *m, const char *path, float *host, float *buffers, 
 int checkpoint_load_params(Model *m, const char *path, char *err, size_t errlen) {
     float *host = xcalloc(m->n_params, sizeof(float));
     float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
-    const int rc = read_params(m, path, host, buffers, err, errlen);
+    int rc = read_params(m, path, host, buffers, err, errlen);
     if (rc == 0) {
         model_set_params(m, host);
         model_set_buffers(m, buffers);
-        const int data_classes = m->n_classes > 0 ? checkpoint_data_classes(path) : 0;
-        if (data_classes > 0) m->data_classes = data_classes;   // (a cvae's trained classes; absent: all)
     }
+    int data_classes = 0;   // (a cvae's trained classes; absent: all)
+    if (rc == 0 && m->n_classes > 0 && checkpoint_data_classes(path, m->n_classes, &data_classes, err, errlen) != 0)
+        rc = -1;
+    if (rc == 0 && data_classes > 0) m->data_classes = data_classes;
     free(host);
     free(buffers);
     return rc;

@@ -199,9 +199,11 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             return set_error(err, errlen, "%s: unexpected argument %s", command, arg);
         }
     }
+    const char *positional_name = strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT";
     if (!a->positional)
-        return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command,
-                         strcmp(command, "train") == 0 ? "CONFIG" : strcmp(command, "plot") == 0 ? "RUN_DIR" : "CKPT", command);
+        return set_error(err, errlen, "%s: missing %s (see cuvae %s --help)", command, positional_name, command);
+    if (!a->positional[0])   // (plot "" would read /model.safetensors and draw into /figures)
+        return set_error(err, errlen, "%s: %s: the name is empty", command, positional_name);
     // sample --seed and --set train.seed both choose the draws: one of them would be dropped
     for (int k = 0; a->seed >= 0 && k < a->n_overrides; k++)
         if (strncmp(a->overrides[k], "train.seed=", 11) == 0)

@@ -1,5 +1,6 @@
 // common.c: error-buffer formatting, checked allocation, clock, file and
 // directory helpers, growable text and atomic file output shared by every module.
+#define _GNU_SOURCE   // fopencookie
 #include "cuvae/common.h"
 
 #include <errno.h>
@@ -301,9 +302,37 @@ void temp_files_clean_on_signals(void) {
     }
 }
 
+struct AtomicSink {
+    int fd;
+    int write_errno;   // of the first write that failed; 0: none
+};
+
+static ssize_t sink_write(void *cookie, const char *buf, size_t size) {
+    AtomicSink *sink = cookie;
+    size_t done = 0;
+    while (done < size) {
+        const ssize_t n = write(sink->fd, buf + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {   // (a short count marks the stream's error)
+            if (!sink->write_errno) sink->write_errno = n < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+static int sink_close(void *cookie) {
+    AtomicSink *sink = cookie;
+    const int rc = close(sink->fd);
+    sink->fd = -1;
+    return rc;
+}
+
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) {
     a->tmp_path = NULL;
     a->fp = NULL;
+    a->sink = NULL;
     if (output_path_resolve(path, &a->resolved_path, err, errlen) != 0) return -1;
     if (a->resolved_path) path = a->resolved_path;
     a->path = path;
@@ -311,9 +340,23 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
     a->tmp_path = xmalloc(size);
     snprintf(a->tmp_path, size, "%s.tmp.%ld", path, (long)getpid());
     temp_file_register(a->tmp_path);
-    a->fp = fopen(a->tmp_path, "wb");
+    a->sink = xmalloc(sizeof *a->sink);
+    a->sink->fd = open(a->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    a->sink->write_errno = 0;
+    const cookie_io_functions_t io = {.read = NULL, .write = sink_write, .seek = NULL, .close = sink_close};
+    int open_errno = errno;
+    if (a->sink->fd >= 0) {
+        a->fp = fopencookie(a->sink, "wb", io);
+        if (!a->fp) {
+            open_errno = errno;
+            close(a->sink->fd);
+            unlink(a->tmp_path);
+        }
+    }
     if (!a->fp) {
-        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, a->tmp_path, strerror(errno));
+        free(a->sink);
+        a->sink = NULL;
+        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, a->tmp_path, strerror(open_errno));
         temp_file_unregister(a->tmp_path);
         free(a->tmp_path);
         a->tmp_path = NULL;
@@ -326,6 +369,8 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
 
 void atomic_file_abort(AtomicFile *a) {
     if (a->fp) fclose(a->fp);
+    free(a->sink);
+    a->sink = NULL;
     if (a->tmp_path) {
         unlink(a->tmp_path);
         temp_file_unregister(a->tmp_path);
@@ -351,9 +396,13 @@ void fsync_parent_directory(const char *path) {
 int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
     const char *failed_step = NULL;
     int saved_errno = 0;
-    if (ferror(a->fp) || fflush(a->fp) != 0) failed_step = "write";
-    else if (fsync(fileno(a->fp)) != 0) failed_step = "fsync";
-    if (failed_step) saved_errno = errno ? errno : EIO;
+    if (ferror(a->fp) || fflush(a->fp) != 0) {
+        failed_step = "write";
+        saved_errno = a->sink->write_errno ? a->sink->write_errno : errno ? errno : EIO;
+    } else if (fsync(a->sink->fd) != 0) {
+        failed_step = "fsync";
+        saved_errno = errno;
+    }
     if (fclose(a->fp) != 0 && !failed_step) {
         failed_step = "close";
         saved_errno = errno;
@@ -371,6 +420,8 @@ int atomic_file_commit(AtomicFile *a, char *err, size_t errlen) {
     temp_file_unregister(a->tmp_path);
     free(a->tmp_path);
     a->tmp_path = NULL;
+    free(a->sink);
+    a->sink = NULL;
     fsync_parent_directory(a->path);
     free(a->resolved_path);
     a->resolved_path = NULL;

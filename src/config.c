@@ -872,6 +872,14 @@ static int parse_data_source(Config *cfg, const cJSON *data, const Ctx *c) {
     return 0;
 }
 
+// model.input_dim given beside a model.input_shape that holds another number of values.
+static int input_dim_conflict(const Config *cfg, const Ctx *c, double input_dim, int shape_dim) {
+    char text[64];
+    format_double(text, sizeof text, input_dim);
+    return fail(c, "model.input_dim", "is %s but model.input_shape [%d, %d, %d] holds %d values (give one of them)",
+                text, cfg->model.input_shape[0], cfg->model.input_shape[1], cfg->model.input_shape[2], shape_dim);
+}
+
 // model.input_shape: [channels, height, width] of one example; sets input_dim to their product.
 static int parse_input_shape(Config *cfg, const cJSON *model, const Ctx *c) {
     memset(cfg->model.input_shape, 0, sizeof cfg->model.input_shape);
@@ -973,6 +981,11 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     cfg->model.kind = (ModelKind)choice;
     if (parse_input_shape(cfg, model, c)) return -1;
     const int shape_dim = cfg->model.input_dim;   // (when model.input_shape is given)
+    // said before the layer lists are built against the shape: their messages would compare
+    // the shape with itself
+    const cJSON *given_dim = cJSON_GetObjectItemCaseSensitive(model, "input_dim");
+    if (cfg->model.input_shape[0] && cJSON_IsNumber(given_dim) && given_dim->valuedouble != shape_dim)
+        return input_dim_conflict(cfg, c, given_dim->valuedouble, shape_dim);
     if (model_kind_autoregressive(cfg->model.kind)) {
         if (parse_autoregressive_model(cfg, model, c)) return -1;
     } else if (cfg->model.kind == MODEL_GAN) {
@@ -981,9 +994,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         return -1;
     }
     if (cfg->model.input_shape[0] && cfg->model.input_dim != shape_dim)
-        return fail(c, "model.input_dim", "is %d but model.input_shape [%d, %d, %d] holds %d values (give one of "
-                    "them)", cfg->model.input_dim, cfg->model.input_shape[0], cfg->model.input_shape[1],
-                    cfg->model.input_shape[2], shape_dim);
+        return input_dim_conflict(cfg, c, cfg->model.input_dim, shape_dim);
 
     // loss (the whole section is optional; a gan has none)
     if (cfg->model.kind == MODEL_GAN && loss)

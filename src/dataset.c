@@ -182,6 +182,10 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, const
     if (cfg->model.n_classes > 0 && d->n_classes == 0)
         return set_error(err, errlen, "%s: a cvae is conditioned on labels and these images have none (class "
                          "sub-folders, a labels array or a \"labels\" tensor)", cfg->data.train);
+    if (cfg->model.n_classes > 0 && d->n_classes > cfg->model.n_classes && d->class_names)   // class folders
+        return set_error(err, errlen, "%s: %d class folders (\"%s\" .. \"%s\"), but a cvae has %d classes: give it "
+                         "at most %d", cfg->data.train, d->n_classes, d->class_names[0], d->class_names[d->n_classes - 1],
+                         cfg->model.n_classes, cfg->model.n_classes);
     if (cfg->model.n_classes > 0 && d->n_classes > cfg->model.n_classes) {
         // the first example past the classes, in the training set, else the test set (whose
         // largest label d->n_classes counts too), and the file it came from

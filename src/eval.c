@@ -297,6 +297,7 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     r->rec_mse = data->n > 0 ? sse / data->n : 0.0;
     r->rec_mse_normalized = r->data_variance > 0 ? (sse / pixels) / r->data_variance : NAN;
     r->rec_bce = m->cfg.model.output == OUTPUT_BERNOULLI && data->n > 0 ? bce / data->n : NAN;
+    r->outputs_overflow = !isfinite(sse) || (m->cfg.model.output == OUTPUT_BERNOULLI && !isfinite(bce));
     free(codes);
     free(x);
     free(rows);
@@ -400,6 +401,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     if (data->n < 2) r->active_units = -1;   // a variance over one example says nothing: n/a, not 0
     r->rec_bce = bernoulli ? bce / n : NAN;
     r->rec_mse = mse / n;
+    r->outputs_overflow = !isfinite(mse) || (bernoulli && !isfinite(bce));
     free(head);
     free(rows);
     free(mu_sum);

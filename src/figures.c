@@ -521,32 +521,24 @@ static int figure_codebook_usage(Figures *f, const DeviceDataset *test) {
 }
 
 // values[k] = the number keys[k] of log.jsonl's line `line_number`; -1 with the line named if
-// the line is not JSON (a truncated or edited log) or lacks one of them.
-static int log_line_numbers(Figures *f, const char *path, int line_number, const char *line,
-                            const char *const *keys, int n_keys, double *values) {
+// the line is not JSON (a truncated or edited log) or lacks one of them, or one is not finite
+// (1e400: cuvae writes no such number, and the curve would leave the point out unsaid).
+static int log_line_numbers(const char *path, int line_number, const char *line, const char *const *keys,
+                            int n_keys, double *values, char *err, size_t errlen) {
     cJSON *j = cJSON_Parse(line);
     int rc = 0;
-    if (!j) rc = set_error(f->err, f->errlen, "%s: line %d: not valid JSON (a truncated or edited log?)", path,
-                           line_number);
+    if (!j) rc = set_error(err, errlen, "%s: line %d: not valid JSON (a truncated or edited log?)", path, line_number);
     for (int k = 0; k < n_keys && rc == 0; k++) {
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         if (!cJSON_IsNumber(item))
-            rc = set_error(f->err, f->errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
+            rc = set_error(err, errlen, "%s: line %d: missing number \"%s\"", path, line_number, keys[k]);
+        else if (!isfinite(item->valuedouble))
+            rc = set_error(err, errlen, "%s: line %d: \"%s\" is not a finite number", path, line_number, keys[k]);
         else
             values[k] = item->valuedouble;
     }
     cJSON_Delete(j);
     return rc;
-}
-
-// Whether a log.jsonl holds anything but white space (an empty one has no epoch to draw).
-static bool log_has_lines(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return false;
-    int c;
-    while ((c = fgetc(fp)) != EOF && isspace(c)) {}
-    fclose(fp);
-    return c != EOF;
 }
 
 // A run's log.jsonl (if there is one): every line JSON with its epoch number in order
@@ -558,96 +550,113 @@ static int check_log_lines(const char *run_dir, char *err, size_t errlen) {
     return run_log_check(path, -1, NULL, err, errlen);
 }
 
-static int figure_loss_curves(Figures *f, const char *run_dir) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-    if (access(path, F_OK) != 0) {   // a run given only as a checkpoint: no curves to draw
-        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
-        return 0;
-    }
-    char *text = read_text_file(path, NULL, f->err, f->errlen);
+// The loss curves' numbers from a run's log.jsonl, read whole (every value checked) before
+// plot says what it will draw: a damaged value is then the one line plot prints.
+enum { LOG_KEYS = 5 };
+typedef struct {
+    char path[1200];            // RUN_DIR/log.jsonl
+    bool found;                 // it is there (a run given as a checkpoint alone has none)
+    bool validation;            // the run logged val_* (data.validation), not test_*
+    int n;                      // epochs (lines) read
+    double *series[LOG_KEYS];   // (n) each: epoch, then the kind's four losses
+} LogSeries;
+
+static void log_series_free(LogSeries *log) {
+    for (int k = 0; k < LOG_KEYS; k++) free(log->series[k]);
+}
+
+// gan: the discriminator's and generator's losses; the others: the objective and the test (or
+// validation) loss and its two terms (an aae's second: its discriminator's loss on z).
+static int log_series_read(LogSeries *log, const char *run_dir, const Model *m, char *err, size_t errlen) {
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s/log.jsonl", run_dir);
+    if (access(log->path, F_OK) != 0) return 0;
+    log->found = true;
+    char *text = read_text_file(log->path, NULL, err, errlen);
     if (!text) return -1;
-    int cap = 64, n = 0;
-    double *epoch = xmalloc(cap * sizeof(double)), *train = xmalloc(cap * sizeof(double));
-    double *test = xmalloc(cap * sizeof(double)), *rec = xmalloc(cap * sizeof(double));
-    double *kl = xmalloc(cap * sizeof(double));
-    int rc = 0, line_number = 0;
-    // a run with data.validation logs val_* each epoch, one without test_*
-    const bool validation = strstr(text, "\"val_loss\"") != NULL;
-    const char *split = validation ? "validation" : "test";
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    log->validation = strstr(text, "\"val_loss\"") != NULL;
+    const bool val = log->validation;
+    const char *gan_keys[LOG_KEYS] = {"epoch", "train_d_loss", "train_g_loss", "val_d_loss_real", "val_d_loss_fake"};
+    const char *vae_keys[LOG_KEYS] = {"epoch", "train_loss", val ? "val_loss" : "test_loss", val ? "val_rec" : "test_rec",
+                                      m->aae ? (val ? "val_d_loss" : "test_d_loss") : val ? "val_kl" : "test_kl"};
+    const char *const *keys = m->gan ? gan_keys : vae_keys;
+    int cap = 64, rc = 0, line_number = 0;
+    for (int k = 0; k < LOG_KEYS; k++) log->series[k] = xmalloc(cap * sizeof(double));
+    for (char *line = strtok(text, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
         line_number++;
-        const char *keys[5] = {"epoch", "train_loss", validation ? "val_loss" : "test_loss",
-                               validation ? "val_rec" : "test_rec",
-                               f->m->aae ? (validation ? "val_d_loss" : "test_d_loss") : validation ? "val_kl" : "test_kl"};
-        double values[5];
-        rc = log_line_numbers(f, path, line_number, line, keys, 5, values);
-        if (rc) break;
-        if (n == cap) {
+        if (log->n == cap) {
             cap *= 2;
-            epoch = realloc(epoch, cap * sizeof(double));
-            train = realloc(train, cap * sizeof(double));
-            test = realloc(test, cap * sizeof(double));
-            rec = realloc(rec, cap * sizeof(double));
-            kl = realloc(kl, cap * sizeof(double));
-            if (!epoch || !train || !test || !rec || !kl) {
-                fprintf(stderr, "cuvae: out of memory reading %s\n", path);
-                exit(CUVAE_EXIT_BAD_INPUT);
+            for (int k = 0; k < LOG_KEYS; k++) {
+                double *grown = realloc(log->series[k], cap * sizeof(double));
+                if (!grown) {
+                    fprintf(stderr, "cuvae: out of memory reading %s\n", log->path);
+                    exit(CUVAE_EXIT_BAD_INPUT);
+                }
+                log->series[k] = grown;
             }
         }
-        epoch[n] = values[0];
-        train[n] = values[1];
-        test[n] = values[2];
-        rec[n] = values[3];
-        kl[n] = values[4];
-        n++;
+        double row[LOG_KEYS];
+        rc = log_line_numbers(log->path, line_number, line, keys, LOG_KEYS, row, err, errlen);
+        for (int k = 0; k < LOG_KEYS && rc == 0; k++) log->series[k][log->n] = row[k];
+        if (rc == 0) log->n++;
     }
     free(text);
-    if (rc == 0 && n == 0)
-        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
-    if (rc == 0 && n > 0) {
-        char out[1200];
-        snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
-        const double *losses[2] = {train, test};
-        // nats only where the terms are (loss_units): a per-pixel MSE is not
-        const LossUnits units = loss_units(&f->m->cfg);
-        char split_name[96], curves_title[128], terms_axis[64];
-        if (units.exact_nll)   // made: one term, the likelihood itself
-            snprintf(split_name, sizeof split_name, "%s (exact -log p(x))", split);
-        else if (units.has_kl)   // (units.second: KL, or a VQ-VAE's VQ term)
-            snprintf(split_name, sizeof split_name, "%s (rec + %s%s)", split, units.second,
-                     units.nats ? "" : ", mixed units");
-        else   // an AE: the reconstruction alone
-            snprintf(split_name, sizeof split_name, "%s (reconstruction, %s)", split, units.rec);
-        snprintf(curves_title, sizeof curves_title, "Loss per epoch, per example%s",
-                 units.nats ? " (nats)" : "");
-        snprintf(terms_axis, sizeof terms_axis, "%s", units.nats ? "nats / example" : "per example");
-        const char *names[2] = {"train (weighted objective)", split_name};
-        rc = plot_lines(out, curves_title, "epoch", terms_axis, epoch, losses, names, 2, n, false, f->err,
+    return rc;
+}
+
+// Whether the curves can be drawn; says why not (and removes stale curves) where they cannot.
+static bool log_series_drawable(Figures *f, const LogSeries *log) {
+    if (!log->found)   // a run given only as a checkpoint: no curves to draw
+        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", log->path, remove_stale_curves(f->dir));
+    else if (log->n == 0)
+        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", log->path,
+                remove_stale_curves(f->dir));
+    return log->found && log->n > 0;
+}
+
+static int figure_loss_curves(Figures *f, const LogSeries *log) {
+    if (!log_series_drawable(f, log)) return 0;
+    const int n = log->n;
+    const double *epoch = log->series[0], *train = log->series[1], *test = log->series[2];
+    const double *rec = log->series[3], *kl = log->series[4];
+    const bool validation = log->validation;
+    const char *split = validation ? "validation" : "test";
+    char out[1200];
+    snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
+    const double *losses[2] = {train, test};
+    // nats only where the terms are (loss_units): a per-pixel MSE is not
+    const LossUnits units = loss_units(&f->m->cfg);
+    char split_name[96], curves_title[128], terms_axis[64];
+    if (units.exact_nll)   // made: one term, the likelihood itself
+        snprintf(split_name, sizeof split_name, "%s (exact -log p(x))", split);
+    else if (units.has_kl)   // (units.second: KL, or a VQ-VAE's VQ term)
+        snprintf(split_name, sizeof split_name, "%s (rec + %s%s)", split, units.second,
+                 units.nats ? "" : ", mixed units");
+    else   // an AE: the reconstruction alone
+        snprintf(split_name, sizeof split_name, "%s (reconstruction, %s)", split, units.rec);
+    snprintf(curves_title, sizeof curves_title, "Loss per epoch, per example%s",
+             units.nats ? " (nats)" : "");
+    snprintf(terms_axis, sizeof terms_axis, "%s", units.nats ? "nats / example" : "per example");
+    const char *names[2] = {"train (weighted objective)", split_name};
+    int rc = plot_lines(out, curves_title, "epoch", terms_axis, epoch, losses, names, 2, n, false, f->err,
                         f->errlen);
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+    if (rc == 0 && !units.exact_nll) {   // (made has one term)
+        snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
+        const double *terms[2] = {rec, kl};
+        char rec_name[64], kl_name[64], title[128];
+        snprintf(rec_name, sizeof rec_name, "%s reconstruction (%s)", split, units.rec);
+        if (f->m->aae) snprintf(kl_name, sizeof kl_name, "%s discriminator loss (nats)", split);
+        else snprintf(kl_name, sizeof kl_name, "%s %s (%s)", split, units.second, units.second_unit);
+        snprintf(title, sizeof title, "%s loss terms per epoch, per example",
+                 validation ? "Validation" : "Test");
+        const char *term_names[2] = {rec_name, kl_name};
+        bool positive = true;
+        for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
+        rc = plot_lines(out, title, "epoch", terms_axis, epoch, terms, term_names, 2, n, positive,
+                        f->err, f->errlen);
         if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
-        if (rc == 0 && !units.exact_nll) {   // (made has one term)
-            snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
-            const double *terms[2] = {rec, kl};
-            char rec_name[64], kl_name[64], title[128];
-            snprintf(rec_name, sizeof rec_name, "%s reconstruction (%s)", split, units.rec);
-            if (f->m->aae) snprintf(kl_name, sizeof kl_name, "%s discriminator loss (nats)", split);
-            else snprintf(kl_name, sizeof kl_name, "%s %s (%s)", split, units.second, units.second_unit);
-            snprintf(title, sizeof title, "%s loss terms per epoch, per example",
-                     validation ? "Validation" : "Test");
-            const char *term_names[2] = {rec_name, kl_name};
-            bool positive = true;
-            for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
-            rc = plot_lines(out, title, "epoch", terms_axis, epoch, terms, term_names, 2, n, positive,
-                            f->err, f->errlen);
-            if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
-        }
     }
-    free(epoch);
-    free(train);
-    free(test);
-    free(rec);
-    free(kl);
     return rc;
 }
 
@@ -712,51 +721,15 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
 }
 
 // gan: the discriminator's and the generator's losses per epoch (log.jsonl).
-static int figure_gan_curves(Figures *f, const char *run_dir) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
-    if (access(path, F_OK) != 0) {
-        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
-        return 0;
-    }
-    char *text = read_text_file(path, NULL, f->err, f->errlen);
-    if (!text) return -1;
-    enum { N_KEYS = 5 };
-    const char *keys[N_KEYS] = {"epoch", "train_d_loss", "train_g_loss", "val_d_loss_real", "val_d_loss_fake"};
-    int cap = 64, n = 0, rc = 0, line_number = 0;
-    double *values[N_KEYS];
-    for (int k = 0; k < N_KEYS; k++) values[k] = xmalloc(cap * sizeof(double));
-    for (char *line = strtok(text, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
-        line_number++;
-        if (n == cap) {
-            cap *= 2;
-            for (int k = 0; k < N_KEYS; k++) {
-                double *grown = realloc(values[k], cap * sizeof(double));
-                if (!grown) {
-                    fprintf(stderr, "cuvae: out of memory reading %s\n", path);
-                    exit(CUVAE_EXIT_BAD_INPUT);
-                }
-                values[k] = grown;
-            }
-        }
-        double row[N_KEYS];
-        rc = log_line_numbers(f, path, line_number, line, keys, N_KEYS, row);
-        for (int k = 0; k < N_KEYS && rc == 0; k++) values[k][n] = row[k];
-        n++;
-    }
-    free(text);
-    if (rc == 0 && n == 0)
-        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", path, remove_stale_curves(f->dir));
-    if (rc == 0 && n > 0) {
-        char out[1200];
-        snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
-        const double *series[4] = {values[1], values[2], values[3], values[4]};
-        const char *names[4] = {"train D", "train G: -log D(G(z))", "val: D on real", "val: D on fakes"};
-        rc = plot_lines(out, "GAN losses per epoch (BCE, nats/example)", "epoch",
-                        "nats / example", values[0], series, names, 4, n, false, f->err, f->errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
-    }
-    for (int k = 0; k < N_KEYS; k++) free(values[k]);
+static int figure_gan_curves(Figures *f, const LogSeries *log) {
+    if (!log_series_drawable(f, log)) return 0;
+    char out[1200];
+    snprintf(out, sizeof out, "%s/loss_curves.png", f->dir);
+    const double *series[4] = {log->series[1], log->series[2], log->series[3], log->series[4]};
+    const char *names[4] = {"train D", "train G: -log D(G(z))", "val: D on real", "val: D on fakes"};
+    int rc = plot_lines(out, "GAN losses per epoch (BCE, nats/example)", "epoch", "nats / example", log->series[0],
+                        series, names, 4, log->n, false, f->err, f->errlen);
+    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
     return rc;
 }
 
@@ -771,6 +744,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         return set_error(err, errlen, "plot: %s is a file; give the run folder that holds it (e.g. %.*s)", run_dir,
                          slash ? (int)(slash - run_dir) : 1, slash ? run_dir : ".");
     }
+    if (run_folder_check_figures(run_dir, err, errlen) != 0) return -1;
     char ckpt[1100], dir[1100];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", run_dir);
     snprintf(dir, sizeof dir, "%s/figures", run_dir);
@@ -908,10 +882,11 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     // the key that made the test set this small, for the skip lines below
     const char *test_size_key = data_cfg.data.test_limit > 0 ? "data.test_limit"
                               : data_cfg.data.test[0] ? "data.test" : "data.test_fraction";
+    LogSeries log;   // (read before the plan: a damaged value is the one line plot prints)
+    if (rc == 0) rc = log_series_read(&log, run_dir, &m, err, errlen);
+    else memset(&log, 0, sizeof log);
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
-        char log_path[1200];
-        snprintf(log_path, sizeof log_path, "%s/log.jsonl", run_dir);
-        const bool curves = access(log_path, F_OK) == 0 && log_has_lines(log_path);
+        const bool curves = log.n > 0;
         int count = m.gan ? 2 + (curves ? 1 : 0)
                   : m.autoregressive ? 1 + (curves ? 1 : 0)
                   : m.vq ? 3 + (curves ? 2 : 0)
@@ -931,7 +906,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                     "has %d (%s)%s\n", n, test_size_key, remove_stale_figure(dir, "interpolation.png"));
     }
     // the curves first: a damaged log.jsonl stops plot before it has drawn anything
-    if (rc == 0) rc = m.gan ? figure_gan_curves(&f, run_dir) : figure_loss_curves(&f, run_dir);
+    if (rc == 0) rc = m.gan ? figure_gan_curves(&f, &log) : figure_loss_curves(&f, &log);
+    log_series_free(&log);
     if (rc == 0) rc = figure_samples(&f);
     if (m.gan) {   // no encoder: samples, samples over training, the two players' losses
         if (rc == 0) rc = figure_gan_progress(&f, run_dir);

@@ -394,6 +394,12 @@ static int command_eval(int argc, char **argv) {
         } else if (!isfinite(report.elbo.loss)) {
             rc = fail_diverged(a.positional, report.elbo.loss);
             eval_report_free(&report);
+        } else if (report.outputs_overflow) {
+            snprintf(err, sizeof err, "eval: %s: the decoder's outputs at %s are not finite, nor the reconstruction "
+                     "error there: the model has diverged (its weights are finite, its outputs overflow)",
+                     a.positional, report.vq_size ? "the codes" : "z = μ");
+            rc = fail(err);
+            eval_report_free(&report);
         } else {
             if (gan) eval_parzen(&m, &val_set, &test_set, cfg.eval.parzen_samples, cfg.eval.parzen_examples, &report);
             json = eval_report_json(&report, &cfg, be->name);
@@ -505,7 +511,8 @@ static int command_sample(int argc, char **argv) {
             snprintf(err, sizeof err, "sample: --class %d: the model has classes 0..%d", a.sample_class, classes - 1);
             return fail(err);
         }
-        const int data_classes = checkpoint_data_classes(a.positional);   // a cvae trained on labels 0..K-1 only
+        int data_classes = 0;   // a cvae trained on labels 0..K-1 only
+        if (checkpoint_data_classes(a.positional, classes, &data_classes, err, sizeof err) != 0) return fail(err);
         if (data_classes > 0 && a.sample_class >= data_classes) {
             snprintf(err, sizeof err, "sample: --class %d: the run's data had labels 0..%d only; the model's "
                      "classes %d..%d were never trained", a.sample_class, data_classes - 1, data_classes,

@@ -114,9 +114,13 @@ static int build_decoder_network(Network *net, const Config *cfg, TensorShape la
                          got, want, cfg->model.input_dim);
     }
     // the last layer that computes gives the logits (bernoulli) or the values (gaussian)
-    return network_check_raw_output(net, cfg->model.output == OUTPUT_BERNOULLI ? "the decoder ends in the output's "
-                                    "logits" : "the decoder ends in the output's values", " (model.output \"bernoulli\" "
-                                    "applies the sigmoid inside the loss); end it with a linear or convolution layer",
+    const bool bernoulli = cfg->model.output == OUTPUT_BERNOULLI;
+    return network_check_raw_output(net, bernoulli ? "the decoder ends in the output's logits"
+                                                   : "the decoder ends in the output's values",
+                                    bernoulli ? " (model.output \"bernoulli\" applies the sigmoid inside the loss); "
+                                                "end it with a linear or convolution layer"
+                                              : " (model.output \"gaussian\": the decoder's last layer gives the "
+                                                "mean itself, any real value); end it with a linear or convolution layer",
                                     err, errlen);
 }
 

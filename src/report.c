@@ -76,6 +76,14 @@ static const char *std_error_cell(const cJSON *parzen, char *buf, size_t len) {
     return buf;
 }
 
+// A number as printf's fmt writes it, or "–" where eval.json holds null or leaves it out (the
+// page never shows "nan").
+static const char *number_text(char *buf, size_t len, const char *fmt, double v) {
+    if (isfinite(v)) snprintf(buf, len, fmt, v);
+    else snprintf(buf, len, "–");
+    return buf;
+}
+
 static void cell_number(FILE *f, double v, int decimals) {
     if (isfinite(v)) fprintf(f, "<td>%.*f</td>", decimals, v);
     else fputs("<td>–</td>", f);
@@ -132,35 +140,39 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>categorical cross-entropy over the codes (sum over positions)</td>", f);
     else if (loss) {
         const char *reduction = json_string(loss, "reduction");
+        char w_rec[32], w_kl[32], beta[32];   // (config_load_stored checked them: numbers)
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
         const char *kind = model ? json_string(model, "kind") : NULL;
         if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
-            fprintf(f, " (%s over pixels), %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
-                    json_number(loss, "w_rec"));
+            fprintf(f, " (%s over pixels), %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
         else if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
-            fprintf(f, " (%s over pixels), %g / β %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
-                    json_number(loss, "w_rec"), json_number(codebook, "beta"));
+            fprintf(f, " (%s over pixels), %s / β %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
+                    number_text(beta, sizeof beta, "%g", json_number(codebook, "beta")));
         else
-            fprintf(f, " (%s over pixels), %g / %g</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
-                    json_number(loss, "w_rec"), json_number(loss, "w_kl"));
+            fprintf(f, " (%s over pixels), %s / %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
+                    number_text(w_kl, sizeof w_kl, "%g", json_number(loss, "w_kl")));
     }
     else if (model && json_string(model, "kind") && strcmp(json_string(model, "kind"), "gan") == 0)
         fputs("<td>non-saturating GAN BCE (no loss weights)</td>", f);
     else
         fputs("<td>?</td>", f);
     const cJSON *parzen = cJSON_GetObjectItemCaseSensitive(ev, "parzen");
-    char se[32];   // its standard error, as printed
+    char se[32], a[32], b[32], c[32];   // its standard error, as printed; other numbers
     if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss_real")) {   // a gan: the discriminator's losses, Parzen
         cell_number_unit(f, json_number(ev, "test_loss"), 3, "nats, D on real + fake");
         cell_number_unit(f, json_number(ev, "d_loss_real"), 3, "nats, D on real");
         cell_number_unit(f, json_number(ev, "d_loss_fake"), 3, "nats, D on fakes");
         fputs("<td>–</td><td>–</td>", f);
         if (cJSON_IsObject(parzen))
-            fprintf(f, "<td>Parzen %.1f ± %s (σ %.3f, %.0f samples; a weak metric, higher is better)</td></tr>\n",
-                    json_number(parzen, "log_likelihood"), std_error_cell(parzen, se, sizeof se),
-                    json_number(parzen, "sigma"), json_number(parzen, "samples"));
+            fprintf(f, "<td>Parzen %s ± %s (σ %s, %s samples; a weak metric, higher is better)</td></tr>\n",
+                    number_text(a, sizeof a, "%.1f", json_number(parzen, "log_likelihood")),
+                    std_error_cell(parzen, se, sizeof se), number_text(b, sizeof b, "%.3f", json_number(parzen, "sigma")),
+                    number_text(c, sizeof c, "%.0f", json_number(parzen, "samples")));
         else
             fputs("<td>–</td></tr>\n", f);
         cJSON_Delete(ev);
@@ -183,11 +195,12 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         cell_number_unit(f, json_number(ev, "rec"), 2, "nats");
         fputs("<td>–</td><td>–</td><td>–</td>", f);
         if (cJSON_GetObjectItemCaseSensitive(ev, "nll_per_position"))   // a prior over VQ codes
-            fprintf(f, "<td>%.2f (exact, of the codes; %.4f nats per code position)</td></tr>\n",
-                    json_number(ev, "exact_nll"), json_number(ev, "nll_per_position"));
+            fprintf(f, "<td>%s (exact, of the codes; %s nats per code position)</td></tr>\n",
+                    number_text(a, sizeof a, "%.2f", json_number(ev, "exact_nll")),
+                    number_text(b, sizeof b, "%.4f", json_number(ev, "nll_per_position")));
         else
-            fprintf(f, "<td>%.2f (exact, %.4f bits/dim)</td></tr>\n", json_number(ev, "exact_nll"),
-                    json_number(ev, "bits_per_dim"));
+            fprintf(f, "<td>%s (exact, %s bits/dim)</td></tr>\n", number_text(a, sizeof a, "%.2f", json_number(ev, "exact_nll")),
+                    number_text(b, sizeof b, "%.4f", json_number(ev, "bits_per_dim")));
         cJSON_Delete(ev);
         cJSON_Delete(cfg);
         return;
@@ -213,8 +226,9 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     cell_number(f, json_number(ev, "rec_mse_at_mean"), 2);
     double active = json_number(ev, "active_units"), latent = json_number(ev, "latent_dim");
     if (vq)
-        fprintf(f, "<td>%.0f / %.0f codes (perplexity %.1f)</td>", json_number(ev, "codes_used"),
-                json_number(ev, "codebook_size"), json_number(ev, "perplexity"));
+        fprintf(f, "<td>%s / %s codes (perplexity %s)</td>", number_text(a, sizeof a, "%.0f", json_number(ev, "codes_used")),
+                number_text(b, sizeof b, "%.0f", json_number(ev, "codebook_size")),
+                number_text(c, sizeof c, "%.1f", json_number(ev, "perplexity")));
     else if (isfinite(active) && isfinite(latent))
         fprintf(f, "<td>%.0f / %.0f</td>", active, latent);
     else
@@ -224,14 +238,16 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     if (isfinite(nll)) {   // with what eval says of it: a conditional bound, not the NLL of binary data
         const cJSON *binary = cJSON_GetObjectItemCaseSensitive(iw, "is_nll_of_binary_data");
         const cJSON *conditional = cJSON_GetObjectItemCaseSensitive(iw, "conditional_on_label");
-        fprintf(f, "<td>%.2f (K = %.0f, %.0f ex.%s%s)</td>", nll, json_number(iw, "k"), json_number(iw, "examples"),
+        fprintf(f, "<td>%.2f (K = %s, %s ex.%s%s)</td>", nll, number_text(a, sizeof a, "%.0f", json_number(iw, "k")),
+                number_text(b, sizeof b, "%.0f", json_number(iw, "examples")),
                 cJSON_IsTrue(conditional) ? "; −log p(x | label)" : "",
                 cJSON_IsFalse(binary) ? "; not binary data: not an NLL" : "");
     }
     else if (cJSON_IsObject(parzen))   // an aae
-        fprintf(f, "<td>Parzen %.1f ± %s (σ %.3f, %.0f samples; a weak metric, higher is better)</td>",
-                json_number(parzen, "log_likelihood"), std_error_cell(parzen, se, sizeof se),
-                json_number(parzen, "sigma"), json_number(parzen, "samples"));
+        fprintf(f, "<td>Parzen %s ± %s (σ %s, %s samples; a weak metric, higher is better)</td>",
+                number_text(a, sizeof a, "%.1f", json_number(parzen, "log_likelihood")),
+                std_error_cell(parzen, se, sizeof se), number_text(b, sizeof b, "%.3f", json_number(parzen, "sigma")),
+                number_text(c, sizeof c, "%.0f", json_number(parzen, "samples")));
     else
         fputs("<td>–</td>", f);
     fputs("</tr>\n", f);
@@ -337,6 +353,8 @@ static int check_run_file(const char *runs_dir, const char *run, const char *nam
     int rc = cJSON_IsObject(j) ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);
     if (rc == 0 && strcmp(name, "eval.json") == 0) rc = check_eval_numbers(j, path, err, errlen);
     cJSON_Delete(j);
+    Config stored;   // a run's config.json is the config the run trained with: its loss weights go on the page
+    if (rc == 0 && strcmp(name, "config.json") == 0) rc = config_load_stored(&stored, path, NULL, 0, err, errlen);
     return rc;
 }
 

@@ -145,7 +145,7 @@ int run_log_check(const char *path, int lines, uint32_t *crc, char *err, size_t 
 }
 
 static bool file_exists(const char *dir, const char *name) {
-    char path[1500];
+    char path[2 * PATH_MAX];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return lstat(path, &st) == 0;
@@ -296,6 +296,30 @@ static bool same_folder_as_file(const char *folder, const char *file) {
     folder_of(file, file_folder, sizeof file_folder);
     struct stat a, b;
     return stat(folder, &a) == 0 && stat(file_folder, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
+    char path[1500];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/figures", run_dir);
+    if (lstat(path, &st) != 0) return 0;   // made by plot
+    if (stat(path, &st) != 0)
+        return set_error(err, errlen, "%s: a link to a folder that does not exist (plot draws the run's figures "
+                         "there): mend it or remove it", path);
+    if (!S_ISDIR(st.st_mode))
+        return set_error(err, errlen, "%s: not a folder (plot draws the run's figures there): move it away", path);
+    char *real = realpath(path, NULL);
+    if (!real) return 0;
+    char parent[PATH_MAX + 8];
+    folder_of(real, parent, sizeof parent);
+    struct stat parent_st, run_st;
+    int rc = 0;
+    if (run_folder_holds_run(parent) && stat(parent, &parent_st) == 0 && stat(run_dir, &run_st) == 0 &&
+        (parent_st.st_dev != run_st.st_dev || parent_st.st_ino != run_st.st_ino))
+        rc = set_error(err, errlen, "%s: leads to %s, a folder of the run in %s (plot would mix that run's figures "
+                       "with this one's): remove the link", path, real, parent);
+    free(real);
+    return rc;
 }
 
 int run_folder_check_output(const char *command, const char *option, const char *output,

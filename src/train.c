@@ -534,7 +534,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             char origin[1800];
             rc = set_error(err, errlen, "%s: %s normalises each feature over the batch: a batch of one example has no "
                            "statistics (train.batch_size %d, %d training example%s); use 2 or more",
-                           config_key_origin(cfg, "train.batch_size", origin, sizeof origin), flat_norm,
+                           // (the data's one example, when the batch size is larger: where they came from)
+                           config_key_origin(cfg, cfg->train.batch_size < 2 ? "train.batch_size"
+                                                  : cfg->data.train_limit == 1 ? "data.train_limit" : "data.train",
+                                             origin, sizeof origin), flat_norm,
                            cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s");
             goto done;
         }

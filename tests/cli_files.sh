@@ -490,6 +490,12 @@ if train --set data.train="$D/depth/two" --set model.input_shape=[1,8,8] --set m
 else
     bad "a cvae on 2 class folders did not train"
 fi
+# 12 class folders for a cvae's 10 classes: said as folders (it read "holds label 10, but the cvae has 10 classes")
+mkdir -p "$D/depth/twelve"; for k in 00 01 02 03 04 05 06 07 08 09 10 11; do mkdir -p "$D/depth/twelve/c$k"; cp "$D/depth/d8/00.png" "$D/depth/twelve/c$k/"; done
+expect_error "a cvae on 12 class folders: refused, counting the folders" 2 \
+    'twelve: 12 class folders \("c00" .. "c11"\), but a cvae has 10 classes: give it at most 10' -- \
+    train --set data.train="$D/depth/twelve" --set model.input_shape=[1,8,8] --set model.kind=cvae --set model.condition=label \
+    --set train.batch_size=4 --out "$tmp/x"
 
 # a PixelCNN prior over a VQ-VAE of non-square grey images (12 x 20: a 6 x 10 grid of codes):
 # it trains (its data are the VQ-VAE's images), and its samples are drawn 12 x 20

@@ -100,6 +100,14 @@ expect_error "decoder ending in an activation (a second sigmoid on bernoulli log
 expect_error "decoder ending in batch norm before a reshape" 2 'model.decoder\[1\] \(batch_norm\): the decoder ends in the output.s values' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.output=gaussian' --set 'loss.reconstruction=mse' \
     --set 'model.decoder=[{"linear": 784}, {"batch_norm": {}}, {"reshape": [1, 28, 28]}]' --out "$tmp/r"
+# a gaussian output: the reason is its own, not the bernoulli's sigmoid (which it was, 2026-12-05)
+expect_error "gaussian decoder ending in an activation: the gaussian's reason" 2 'model.decoder\[1\] \(sigmoid\): the decoder ends in the output.s values, so not in an activation or batch norm \(model.output "gaussian": the decoder.s last layer gives the mean itself' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.output=gaussian' --set 'loss.reconstruction=mse' \
+    --set 'model.decoder=[{"linear": 784}, "sigmoid"]' --out "$tmp/r"
+# model.input_dim against model.input_shape: said before the layer lists are built against the
+# shape (the decoder's message compared (1, 28, 28) with (1, 28, 28))
+expect_error "input_dim against input_shape with layer lists: that conflict, named" 2 'model.input_dim: is 785 but model.input_shape \[1, 28, 28\] holds 784 values \(give one of them\)' -- \
+    "$CUVAE" train "$tmp/conv.json" --set model.input_dim=785 --set 'model.input_shape=[1, 28, 28]' --out "$tmp/r"
 expect_error "encoder not flat" 2 'model.encoder: ends in \(8, 14, 14\); end it with \{"flatten": \{\}\}' -- \
     "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}]' --out "$tmp/r"
 expect_error "linear on an image" 2 'model.encoder\[0\] \(linear\): needs a flat input, got \(1, 28, 28\); put \{"flatten": \{\}\} before it' -- \
@@ -137,6 +145,10 @@ flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
 [ $rc -eq 2 ] && [ "$(grep -c . "$tmp/bn1.err")" -eq 1 ] && tail -1 "$tmp/bn1.err" | grep -qE '^cuvae: --set train.batch_size=1 \(over [^ ]+\.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 1, 768 training examples\); use 2 or more$' \
     && [ ! -e "$tmp/r" ] && ok "flat batch_norm with train.batch_size 1: refused (PyTorch's BatchNorm1d refuses it too)" \
     || bad "flat batch_norm, batch 1: exit $rc, $(tail -1 "$tmp/bn1.err")"
+# ... and where the batch is one because the data hold one example: the --set that gave the data is named
+expect_error "flat batch_norm on one training example: names the data's --set, not train.batch_size" 2 \
+    '^cuvae: --set data.train_limit=1 \(over [^ ]+\.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 64, 1 training example\)' -- \
+    "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=1 --set train.epochs=1 --out "$tmp/r"
 "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=65 --set train.batch_size=32 --set train.epochs=1 --out "$tmp/bn_tail" 2>"$tmp/bn_tail.err" \
     && grep -q "^cuvae: the last example of each epoch's order is left out: alone in a batch it would give model.encoder\[2\] (batch_norm) no statistics$" "$tmp/bn_tail.err" \
     && [ "$(grep -c '"epoch"' "$tmp/bn_tail/log.jsonl")" -eq 1 ] \

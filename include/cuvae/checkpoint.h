@@ -24,9 +24,11 @@ int checkpoint_first_non_finite(Model *m, char *what, size_t whatlen);
 // model trained on. 0 otherwise (also for checkpoints that predate the check).
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen);
 
-// The classes a cvae checkpoint's training data had when fewer than its model's (its
-// __metadata__.data_classes), else 0 (all of them; also an unreadable file: its loading says why).
-int checkpoint_data_classes(const char *path);
+// *classes = the classes a cvae checkpoint's training data had when fewer than its model's
+// n_classes (its __metadata__.data_classes), else 0 (all of them; also an unreadable file: its
+// loading says why). -1 with err naming the key when the value is not a whole number 1 ..
+// n_classes - 1 (cuvae writes no other).
+int checkpoint_data_classes(const char *path, int n_classes, int *classes, char *err, size_t errlen);
 
 // Reads the config stored in a checkpoint (overrides applied).
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,

@@ -117,11 +117,15 @@ int text_first_differing_line(const char *a, const char *b, const char **line_a,
 int output_path_resolve(const char *path, char **resolved, char *err, size_t errlen);
 
 // A symbolic link at path is written through: its target is replaced, the link stays.
+// fp writes to the temp file through a stream that keeps the errno of the first write that
+// failed: a buffered write may fail many calls before the commit, whose message names it.
+typedef struct AtomicSink AtomicSink;
 typedef struct {
     FILE *fp;
     char *tmp_path;
     const char *path;
     char *resolved_path;   // the link's target when path is a symbolic link
+    AtomicSink *sink;      // the temp file's descriptor and the first write's errno
 } AtomicFile;
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen);
 int atomic_file_commit(AtomicFile *a, char *err, size_t errlen);

@@ -59,6 +59,9 @@ typedef struct {
                                // for a test set of one example, whose variance says nothing
     double rec_bce;            // at z = mu, nats per example (NAN for a gaussian decoder)
     double rec_mse;            // at z = mu, sum of squared errors per example
+    bool outputs_overflow;     // rec_bce (Bernoulli) or rec_mse is not finite: the decoder's outputs
+                               // overflow on finite weights, whatever the test loss (an MSE of
+                               // sigmoids stays finite): the model has diverged
     bool binarized;            // evaluation data are binary
     // importance-weighted estimate (iw_k = 0: not computed)
     int iw_k;

@@ -83,6 +83,10 @@ int run_folder_staged(const char *out_dir, char *err, size_t errlen);
 // (writes_progress), when progress/ is a link to a folder that does not exist or one it cannot
 // write in.
 int run_folder_check_outputs(const char *run_dir, bool writes_progress, char *err, size_t errlen);
+// plot's check before it loads anything: -1 with err naming the place when run_dir/figures is
+// there but is not a folder, is a link to nowhere, or leads into another run's folder (plot
+// would mix that run's figures with this one's). A link elsewhere (a scratch disk) is taken.
+int run_folder_check_figures(const char *run_dir, char *err, size_t errlen);
 // --overwrite's check before the run: -1 with err naming the place when one of out_dir's run
 // files is a folder, or (writes_progress) out_dir/progress is not a folder the run's images can
 // be moved into (a file, a link to nowhere, no write access) -- what the commit at the run's

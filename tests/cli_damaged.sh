@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# cli_damaged.sh: eval, sample, plot and report given damaged or odd run folders and
+# checkpoints, the cases a hostile-user hunt found slipping through on 2026-12-05: each is
+# refused with one line naming the file and key (exit 2), or (report) shown as "–" where
+# eval.json holds null, as the README says -- never "nan" on the page, a point left off a
+# curve unsaid, a figure drawn into another run, or a wrong reason for a failed write.
+cd "$(dirname "$0")/.."
+. tests/lib_cli.sh
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
+    skip "damaged run folders and checkpoints" "data/mnist missing (run make data)"; cli_finish cli_damaged; exit
+fi
+small=(--set data.dir=data/mnist --set device=cpu --set data.train_limit=512 --set data.test_limit=256
+       --set train.epochs=1 --set train.epoch_images=false)
+for run in vae_dim2 cvae_dim2 made_h500; do
+    "$CUVAE" train configs/lectures/$run.json "${small[@]}" --out "$tmp/R/$run" 2>"$tmp/$run.err" \
+        || { bad "train $run: $(tail -1 "$tmp/$run.err")"; cli_finish cli_damaged; exit; }
+done
+ok "three small runs trained (vae_dim2 with its MSE loss, cvae_dim2, made_h500)"
+
+# ---- a checkpoint edited and re-signed (its CRC-32 recomputed): EDIT is python on meta / data
+resign() {   # resign IN OUT EDIT
+python3 - "$1" "$2" "$3" <<'PY'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:]); meta = header["__metadata__"]
+exec(sys.argv[3])
+crc = zlib.crc32(bytes(data))
+for key, value in meta.items():
+    if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
+PY
+}
+
+# a cvae's __metadata__.data_classes (the classes its data had, when fewer than the model's):
+# a value that is not a whole number 1..9 was read by strtol ("3x" as 3) or dropped unsaid
+for value in abc 3x -1 0 10; do
+    resign "$tmp/R/cvae_dim2/model.safetensors" "$tmp/dc_$value.safetensors" "meta['data_classes'] = '$value'"
+    expect_error "sample: data_classes \"$value\" in a cvae checkpoint: refused, naming the key" 2 \
+        "dc_$value.safetensors: __metadata__.data_classes: expected the classes of the run's data, a whole number 1..9 \(the model has 10\), got \"$value\"" -- \
+        "$CUVAE" sample "$tmp/dc_$value.safetensors" -n 4 -o "$tmp/dc.png"
+done
+expect_error "sample --class: the same key checked there" 2 "dc_3x.safetensors: __metadata__.data_classes: expected" -- \
+    "$CUVAE" sample "$tmp/dc_3x.safetensors" -n 4 --class 2 -o "$tmp/dc.png"
+resign "$tmp/R/cvae_dim2/model.safetensors" "$tmp/dc_3.safetensors" "meta['data_classes'] = '3'"
+"$CUVAE" sample "$tmp/dc_3.safetensors" -n 4 -o "$tmp/dc3.png" 2>/dev/null && [ -s "$tmp/dc3.png" ] \
+    && ok "... a valid one (3) still samples" || bad "sample of data_classes 3 failed"
+expect_error "... and --class beyond it is refused as untrained" 2 "--class 5: the run's data had labels 0..2 only" -- \
+    "$CUVAE" sample "$tmp/dc_3.safetensors" -n 4 --class 5 -o "$tmp/dc3.png"
+
+# an MSE-loss VAE whose last layer overflows (finite weights): its test loss stays finite (an MSE
+# of sigmoids), so eval printed a report with rec_bce_at_mean null where sample refused the model
+resign "$tmp/R/vae_dim2/model.safetensors" "$tmp/overflow.safetensors" "
+for name in ('decoder.2.weight', 'decoder.2.bias'):
+    b, e = header[name]['data_offsets']; data[b:e] = struct.pack('<f', 3e38) * ((e - b) // 4)"
+expect_error "eval: an MSE model whose outputs overflow: refused as diverged, not a report with a null" 2 \
+    "eval: .*/overflow.safetensors: the decoder's outputs at z = μ are not finite, nor the reconstruction error there: the model has diverged" -- \
+    "$CUVAE" eval "$tmp/overflow.safetensors"
+
+# ---- plot
+expect_error "plot \"\": refused (it read /model.safetensors and would draw into /figures)" 2 "plot: RUN_DIR: the name is empty" -- \
+    "$CUVAE" plot ""
+expect_error "eval \"\": refused the same way" 2 "eval: CKPT: the name is empty" -- "$CUVAE" eval ""
+if command -v gnuplot >/dev/null; then
+    # a value of log.jsonl that overflows (1e400) or is null: one line, before plot says what it draws
+    for value in 1e400 null '"x"'; do
+        rm -rf "$tmp/log_$value"; mkdir "$tmp/log_$value"
+        cp "$tmp/R/vae_dim2/config.json" "$tmp/R/vae_dim2/model.safetensors" "$tmp/log_$value/"
+        sed -E "1s/\"test_loss\": [-0-9.e+]+/\"test_loss\": $value/" "$tmp/R/vae_dim2/log.jsonl" > "$tmp/log_$value/log.jsonl"
+        want='line 1: missing number "test_loss"'; [ "$value" = 1e400 ] && want='line 1: "test_loss" is not a finite number'
+        expect_error "plot: log.jsonl's test_loss $value: one line, before any other" 2 "log.jsonl: $want" -- \
+            "$CUVAE" plot "$tmp/log_$value"
+        [ -z "$(ls "$tmp/log_$value/figures" 2>/dev/null)" ] && ok "... and no figure drawn" || bad "figures drawn over a damaged log"
+    done
+    # figures/ a file, or a link into another run's figures/ (that run's figures would be mixed with these)
+    "$CUVAE" plot "$tmp/R/vae_dim2" 2>/dev/null || bad "plot of the vae run"
+    before=$(cd "$tmp/R/vae_dim2/figures" && ls | md5sum)
+    mkdir -p "$tmp/linked"; cp "$tmp/R/cvae_dim2/"{config.json,log.jsonl,model.safetensors} "$tmp/linked/"
+    ln -s "$tmp/R/vae_dim2/figures" "$tmp/linked/figures"
+    expect_error "plot: figures/ a link into another run: refused, naming both" 2 \
+        "linked/figures: leads to .*/R/vae_dim2/figures, a folder of the run in .*/R/vae_dim2 \(plot would mix that run's figures with this one's\): remove the link" -- \
+        "$CUVAE" plot "$tmp/linked"
+    [ "$(cd "$tmp/R/vae_dim2/figures" && ls | md5sum)" = "$before" ] && [ ! -e "$tmp/R/vae_dim2/figures/class_rows.png" ] \
+        && ok "... and the other run's figures are as they were" || bad "plot drew into the other run's figures"
+    rm "$tmp/linked/figures"; mkdir -p "$tmp/scratch"; ln -s "$tmp/scratch" "$tmp/linked/figures"
+    "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/scratch/class_rows.png" ] \
+        && ok "plot: figures/ a link to a folder outside any run (a scratch disk) is drawn into" || bad "plot through a scratch link"
+    rm "$tmp/linked/figures"; echo x > "$tmp/linked/figures"
+    expect_error "plot: figures a file: one line, before plot says what it draws" 2 \
+        "linked/figures: not a folder \(plot draws the run's figures there\): move it away" -- "$CUVAE" plot "$tmp/linked"
+    rm "$tmp/linked/figures"; ln -s "$tmp/nowhere" "$tmp/linked/figures"
+    expect_error "plot: figures a link to nowhere: refused" 2 "linked/figures: a link to a folder that does not exist" -- \
+        "$CUVAE" plot "$tmp/linked"
+else
+    skip "plot of damaged run folders (7 cases)" "gnuplot not installed"
+fi
+
+# ---- report: eval.json's nulls shown as "–", never "nan"; a run's config.json checked as a config
+python3 - "$tmp/R/made_h500/eval.json" <<'PY'
+import json, sys
+p = sys.argv[1]; j = json.load(open(p)); j["exact_nll"] = None; j["bits_per_dim"] = None; json.dump(j, open(p, "w"))
+PY
+python3 - "$tmp/R/cvae_dim2/eval.json" <<'PY'
+import json, sys
+p = sys.argv[1]; j = json.load(open(p)); j["iw"] = {"k": None, "examples": None, "neg_log_px": 450.0}; json.dump(j, open(p, "w"))
+PY
+printf '{"title": "T", "sections": [{"title": "S", "text": "x", "runs": ["made_h500", "cvae_dim2"], "figures": []}]}' > "$tmp/index.json"
+"$CUVAE" report "$tmp/index.json" "$tmp/R" 2>"$tmp/report.err"; rc=$?
+if [ $rc -eq 0 ] && ! grep -qi "nan" "$tmp/R/index.html" && grep -q "<td>– (exact, – bits/dim)</td>" "$tmp/R/index.html" \
+   && grep -q "<td>450.00 (K = –, – ex." "$tmp/R/index.html"; then
+    ok "report: eval.json's nulls (exact_nll, bits_per_dim, iw.k, iw.examples) shown as –, no nan"
+else
+    bad "report nulls: exit $rc, $(grep -o '<td>[^<]*\(nan\|exact\|K = \)[^<]*</td>' "$tmp/R/index.html" | head -3) $(tail -1 "$tmp/report.err")"
+fi
+cp -r "$tmp/R/vae_dim2" "$tmp/R/badcfg"
+python3 - "$tmp/R/badcfg/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; j = json.load(open(p)); j["loss"]["w_rec"] = "ten"; json.dump(j, open(p, "w"))
+PY
+printf '{"sections": [{"runs": ["badcfg"], "figures": []}]}' > "$tmp/badcfg_index.json"
+expect_error "report: a run's config.json that is no config (w_rec \"ten\"): refused, naming the key" 2 \
+    "badcfg/config.json: loss.w_rec: must be a number, got a string" -- "$CUVAE" report "$tmp/badcfg_index.json" "$tmp/R"
+# a write that fails part way (ulimit -f): the reason is the write's, not a later call's errno
+if [ -z "${CUVAE_SANITIZED:-}" ]; then
+    # (the page's buffer fills and fails early; the figures looked for after it -- none drawn here --
+    # left ENOENT in errno, which the message gave: "No such file or directory")
+    python3 -c 'import json, sys; json.dump({"title": "T", "sections": [{"title": "S%d" % i, "text": "x" * 300,
+        "runs": ["vae_dim2", "cvae_dim2", "made_h500"], "figures": ["samples"]} for i in range(6)]}, open(sys.argv[1], "w"))' \
+        "$tmp/big_index.json"
+    cp "$tmp/R/index.html" "$tmp/page_before.html"
+    expect_error "report: a page over ulimit -f: 'File too large', the earlier page kept" 2 \
+        "R/index.html: write failed: File too large" -- bash -c "ulimit -f 1; exec \"$CUVAE\" report \"$tmp/big_index.json\" \"$tmp/R\""
+    cmp -s "$tmp/R/index.html" "$tmp/page_before.html" && ok "... the earlier index.html untouched" || bad "index.html changed"
+else
+    skip "report over ulimit -f" "sanitized build"
+fi
+cli_finish cli_damaged
