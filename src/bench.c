@@ -39,8 +39,9 @@ static const char *USAGE_BENCH =
     "   \"samples_per_s\", \"tflops\", \"gemm_flops_per_step\", \"peak_memory_bytes\", \"threads\", ...}\n"
     "tflops counts the GEMM FLOPs of forward + backward (2*B*in*out per GEMM; the first\n"
     "layer computes no input gradient). train_loss: the mean weighted objective of the timed\n"
-    "steps (gan: discriminator + generator loss; aae: reconstruction + discriminator); a\n"
-    "run whose loss is not finite (diverged) prints no line and exits 2.\n"
+    "steps, its KL at the schedule of the last one (warm-up weight, capacity), as train logs\n"
+    "an interval (gan: discriminator + generator loss; aae: reconstruction + discriminator);\n"
+    "a run whose loss is not finite (diverged) prints no line and exits 2.\n"
     "\n"
     "  --steps N      timed steps (default 100)\n"
     "  --warmup N     untimed steps first (default 10)\n"
@@ -455,6 +456,17 @@ int bench_command(int argc, char **argv) {
         be->destroy(be);
         return bench_fail(err);
     }
+    // a batch_norm over flat features has no statistics for a batch of one example: train refuses
+    // that step, and bench does not time it
+    char flat_norm[96], origin[1800];
+    if (B < 2 && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
+        snprintf(err, sizeof err, "%s: %s normalises each feature over the batch: a batch of one example has no "
+                 "statistics (train.batch_size %d; train refuses it too); use 2 or more",
+                 config_key_origin(&cfg, "train.batch_size", origin, sizeof origin), flat_norm, B);
+        model_destroy(&model);
+        be->destroy(be);
+        return bench_fail(err);
+    }
     model_init_params(&model, cfg.train.seed);
 
     // a random resident dataset: a whole number of batches, at least 4 and at least 1024 examples
@@ -528,7 +540,11 @@ int bench_command(int argc, char **argv) {
             seconds = timed_block(&loop, be, B, a.steps, false);
         }
         model_read_loss(&model, &rec, &kl, &count);
-        loss = count > 0 ? (cfg.loss.w_rec * rec + cfg.loss.w_kl * kl) / count : 0.0;
+        // at the KL schedule of the last timed step (warm-up weight, capacity), as train logs an
+        // interval (the dataset's n / B batches an epoch)
+        loss = count > 0 ? model_weighted_loss_sum(&cfg, cfg.loss.w_rec, rec, kl, count,
+                                                   (double)(loop.steps_run - 1) / (double)(n / B)) / count
+                         : 0.0;
     }
 
     int rc = 0;

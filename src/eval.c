@@ -303,6 +303,18 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     free(rows);
 }
 
+int eval_check_finite(double test_loss, bool outputs_overflow, bool at_codes, const char *who, char *err,
+                      size_t errlen) {
+    if (!isfinite(test_loss))
+        return set_error(err, errlen, "%s: the test loss is not finite (%g): the model has diverged (its weights are "
+                         "finite, its outputs overflow)", who, test_loss);
+    if (outputs_overflow)   // (float row sums: logits of 1e36 overflow them as well as infinite ones)
+        return set_error(err, errlen, "%s: the reconstruction error at %s is not finite though the test loss is (the "
+                         "decoder's outputs overflow): the model has diverged (its weights are finite)", who,
+                         at_codes ? "the codes" : "z = μ");
+    return 0;
+}
+
 int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int parzen_samples) {
     long long needed = test_examples;
     if (iw_k > 0) {

@@ -778,10 +778,6 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     }
     fputs(notes, stderr);
     eval_prepare_test_set(&data_cfg, &test_set);
-    if (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0) {
-        dataset_free(&test_set);
-        return -1;
-    }
     Backend *be = backend_create(cfg.device, err, errlen);
     if (!be) {
         dataset_free(&test_set);
@@ -885,6 +881,8 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     LogSeries log;   // (read before the plan: a damaged value is the one line plot prints)
     if (rc == 0) rc = log_series_read(&log, run_dir, &m, err, errlen);
     else memset(&log, 0, sizeof log);
+    // figures/ made once every check has passed (a refused plot leaves no empty folder)
+    if (rc == 0 && (make_dirs(dir, err, errlen) != 0 || remove_stale_temp_files(dir, err, errlen) != 0)) rc = -1;
     if (rc == 0) {   // the plan, so the "wrote" lines read as progress
         const bool curves = log.n > 0;
         int count = m.gan ? 2 + (curves ? 1 : 0)

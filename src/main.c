@@ -65,8 +65,8 @@ static const char *USAGE_MAIN =
     "\n"
     "environment (README, \"CPU speed\" and \"Scaling out\"):\n"
     "  OMP_NUM_THREADS       the CPU backend's one thread pool (else OPENBLAS_NUM_THREADS, else a\n"
-    "                        thread per core); a count neither library can read, or over 8 a core,\n"
-    "                        is refused (exit 2)\n"
+    "                        thread per core); a count neither library can read, or over the larger\n"
+    "                        of 8 a core and 1024, is refused (exit 2)\n"
     "  OPENBLAS_CORETYPE     OpenBLAS's kernel family, kept as set\n"
     "  CUVAE_CPU_CONV        onednn (the default) or im2col: how the CPU runs convolutions\n"
     "  CUVAE_CUDA_DEVICE     the GPU to use (its index)\n"
@@ -276,15 +276,6 @@ static int load_checkpoint_model(const Args *a, int max_batch, const FileStamp *
     return 0;
 }
 
-// A checkpoint whose weights are finite (loading checks them) but whose test loss is not: its
-// outputs overflow. Refused with one line rather than a report of nulls.
-static int fail_diverged(const char *checkpoint, double loss) {
-    char msg[1400];
-    snprintf(msg, sizeof msg, "eval: %s: the test loss is not finite (%g): the model has diverged (its weights are "
-             "finite, its outputs overflow)", checkpoint, loss);
-    return fail(msg);
-}
-
 // -o of eval or sample on a prior (a pixelcnn over a VQ-VAE's codes) must not replace the
 // VQ-VAE it reads either (model.prior_of, as the command's --set leave it).
 static int check_output_not_prior_of(const char *command, const char *output, const char *checkpoint,
@@ -302,6 +293,8 @@ static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
     if (parse_args(argc, argv, "eval", &a, err, sizeof err) != 0) return fail(err);
+    char who[800];   // (a refusal of the model's numbers names the command and the checkpoint)
+    snprintf(who, sizeof who, "eval: %s", a.positional);
 
     Config cfg, stored;
     FileStamp first_read;   // the data are chosen from this read; the weights must come from the same file
@@ -377,7 +370,7 @@ static int command_eval(int argc, char **argv) {
     if (a.z_mode && strcmp(a.z_mode, "mean") == 0) {
         ElboResult r;
         eval_elbo(&m, &test_dev, EPS_ZERO, &r);
-        if (!isfinite(r.loss)) rc = fail_diverged(a.positional, r.loss);
+        if (eval_check_finite(r.loss, false, false, who, err, sizeof err) != 0) rc = fail(err);
         TextBuffer t = {0};
         text_appendf(&t, "{\"name\": ");
         text_append_json_string(&t, cfg.name);
@@ -391,13 +384,8 @@ static int command_eval(int argc, char **argv) {
         EvalReport report;
         if (eval_report(&m, &test_dev, iw_k, a.iw_examples, &report, err, sizeof err) != 0) {
             rc = fail(err);
-        } else if (!isfinite(report.elbo.loss)) {
-            rc = fail_diverged(a.positional, report.elbo.loss);
-            eval_report_free(&report);
-        } else if (report.outputs_overflow) {
-            snprintf(err, sizeof err, "eval: %s: the decoder's outputs at %s are not finite, nor the reconstruction "
-                     "error there: the model has diverged (its weights are finite, its outputs overflow)",
-                     a.positional, report.vq_size ? "the codes" : "z = μ");
+        } else if (eval_check_finite(report.elbo.loss, report.outputs_overflow, report.vq_size > 0, who, err,
+                                     sizeof err) != 0) {
             rc = fail(err);
             eval_report_free(&report);
         } else {

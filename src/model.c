@@ -673,6 +673,13 @@ KlSchedule model_kl_schedule(const Config *cfg, double epoch_position) {
     return kl_schedule_at(model_kl_plan(cfg), epoch_position);
 }
 
+double model_weighted_loss_sum(const Config *cfg, double w_rec, double rec, double kl_sum, double count,
+                               double epoch_position) {
+    const KlSchedule kl = model_kl_schedule(cfg, epoch_position);
+    if (kl.capacity && count > 0) return w_rec * rec + kl.capacity_gamma * fabs(kl_sum / count - kl.capacity_target) * count;
+    return w_rec * rec + kl.weight * kl_sum;
+}
+
 void model_backward(Model *m, int B, float w_rec, float w_kl) {
     KlSchedule s;
     memset(&s, 0, sizeof s);

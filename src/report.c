@@ -77,7 +77,9 @@ static const char *std_error_cell(const cJSON *parzen, char *buf, size_t len) {
 }
 
 // A number as printf's fmt writes it, or "–" where eval.json holds null or leaves it out (the
-// page never shows "nan").
+// page never shows "nan"), into a buffer of NUMBER_TEXT bytes: "%.2f" of the largest double is
+// 309 digits, which a shorter one would cut unsaid.
+enum { NUMBER_TEXT = 352 };
 static const char *number_text(char *buf, size_t len, const char *fmt, double v) {
     if (isfinite(v)) snprintf(buf, len, fmt, v);
     else snprintf(buf, len, "–");
@@ -140,7 +142,7 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>categorical cross-entropy over the codes (sum over positions)</td>", f);
     else if (loss) {
         const char *reduction = json_string(loss, "reduction");
-        char w_rec[32], w_kl[32], beta[32];   // (config_load_stored checked them: numbers)
+        char w_rec[NUMBER_TEXT], w_kl[NUMBER_TEXT], beta[NUMBER_TEXT];   // (check_config_weights: numbers)
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
@@ -162,7 +164,7 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     else
         fputs("<td>?</td>", f);
     const cJSON *parzen = cJSON_GetObjectItemCaseSensitive(ev, "parzen");
-    char se[32], a[32], b[32], c[32];   // its standard error, as printed; other numbers
+    char se[NUMBER_TEXT], a[NUMBER_TEXT], b[NUMBER_TEXT], c[NUMBER_TEXT];   // its standard error, as printed; others
     if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss_real")) {   // a gan: the discriminator's losses, Parzen
         cell_number_unit(f, json_number(ev, "test_loss"), 3, "nats, D on real + fake");
         cell_number_unit(f, json_number(ev, "d_loss_real"), 3, "nats, D on real");
@@ -340,6 +342,27 @@ static int check_eval_numbers(const cJSON *ev, const char *path, char *err, size
     return 0;
 }
 
+// The loss weights the page prints from a run's config.json (loss.w_rec, loss.w_kl,
+// model.codebook.beta): each, where present, a finite number ("ten" was shown as "nan"). The
+// config is not loaded whole: a prior's names its VQ-VAE, which need not be where report runs,
+// and an older cuvae's config is still a run of the page ("?" where a key is not known).
+static int check_config_weights(const cJSON *cfg, const char *path, char *err, size_t errlen) {
+    const char *const keys[3][2] = {{"loss", "w_rec"}, {"loss", "w_kl"}, {"model", "codebook"}};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *section = cJSON_GetObjectItemCaseSensitive(cfg, keys[k][0]);
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(section, keys[k][1]);
+        const char *name = keys[k][1];
+        if (k == 2) {   // the VQ-VAE's commitment weight
+            item = cJSON_GetObjectItemCaseSensitive(item, "beta");
+            name = "codebook.beta";
+        }
+        if (item && !(cJSON_IsNumber(item) && isfinite(item->valuedouble)))
+            return set_error(err, errlen, "%s: %s.%s: must be a finite number (as cuvae writes it)", path, keys[k][0],
+                             name);
+    }
+    return 0;
+}
+
 // A run's eval.json / config.json, when there: a JSON object, else -1 naming it.
 static int check_run_file(const char *runs_dir, const char *run, const char *name, char *err, size_t errlen) {
     char path[1200];
@@ -352,9 +375,8 @@ static int check_run_file(const char *runs_dir, const char *run, const char *nam
     if (!j) return -1;
     int rc = cJSON_IsObject(j) ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);
     if (rc == 0 && strcmp(name, "eval.json") == 0) rc = check_eval_numbers(j, path, err, errlen);
+    if (rc == 0 && strcmp(name, "config.json") == 0) rc = check_config_weights(j, path, err, errlen);
     cJSON_Delete(j);
-    Config stored;   // a run's config.json is the config the run trained with: its loss weights go on the page
-    if (rc == 0 && strcmp(name, "config.json") == 0) rc = config_load_stored(&stored, path, NULL, 0, err, errlen);
     return rc;
 }
 

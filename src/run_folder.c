@@ -304,20 +304,32 @@ int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s/figures", run_dir);
     if (lstat(path, &st) != 0) return 0;   // made by plot
     if (stat(path, &st) != 0)
-        return set_error(err, errlen, "%s: a link to a folder that does not exist (plot draws the run's figures "
-                         "there): mend it or remove it", path);
+        return errno == ENOENT ? set_error(err, errlen, "%s: a link to a folder that does not exist (plot draws the "
+                                           "run's figures there): mend it or remove it", path)
+                               : set_error(err, errlen, "%s: %s (plot draws the run's figures there)", path,
+                                           strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return set_error(err, errlen, "%s: not a folder (plot draws the run's figures there): move it away", path);
     char *real = realpath(path, NULL);
     if (!real) return 0;
-    char parent[PATH_MAX + 8];
+    // the link's target: another run's folder itself, or one of its image folders (progress/,
+    // figures/); a folder that merely sits beside some config.json is the user's to choose
+    char parent[PATH_MAX + 8], other[PATH_MAX + 8] = "";
     folder_of(real, parent, sizeof parent);
-    struct stat parent_st, run_st;
+    const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+    if (run_folder_holds_run(real))
+        snprintf(other, sizeof other, "%s", real);
+    for (size_t i = 0; i < N_IMAGE_DIRS && !other[0]; i++)
+        if (strcmp(base, IMAGE_DIRS[i]) == 0 && run_folder_holds_run(parent)) snprintf(other, sizeof other, "%s", parent);
+    struct stat other_st, run_st;
     int rc = 0;
-    if (run_folder_holds_run(parent) && stat(parent, &parent_st) == 0 && stat(run_dir, &run_st) == 0 &&
-        (parent_st.st_dev != run_st.st_dev || parent_st.st_ino != run_st.st_ino))
-        rc = set_error(err, errlen, "%s: leads to %s, a folder of the run in %s (plot would mix that run's figures "
-                       "with this one's): remove the link", path, real, parent);
+    if (other[0] && stat(other, &other_st) == 0 && stat(run_dir, &run_st) == 0 &&
+        (other_st.st_dev != run_st.st_dev || other_st.st_ino != run_st.st_ino))
+        rc = strcmp(other, real) == 0
+                 ? set_error(err, errlen, "%s: leads to %s, the folder of a run (plot would draw this run's figures "
+                             "among that run's files): remove the link", path, real)
+                 : set_error(err, errlen, "%s: leads to %s, a folder of the run in %s (plot would mix that run's "
+                             "figures with this one's): remove the link", path, real, other);
     free(real);
     return rc;
 }

@@ -51,6 +51,7 @@ static void enqueue_train_step(void *ctx) {
 
 void train_step_run(TrainStep *t, int rows) {
     t->rows = rows;
+    t->steps_run++;
     Backend *be = t->model->be;
     be->run_step(be, rows, enqueue_train_step, t);
 }

@@ -858,11 +858,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 }
                 // the objective at this step's schedule (free bits shown without the floor);
                 // the host evaluates the same kl_schedule_at as the device did
-                KlSchedule kl = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
-                double weighted = w_rec * rec + kl.weight * kl_sum;
+                double weighted = model_weighted_loss_sum(cfg, w_rec, rec, kl_sum, count,
+                                                          (double)(global_step - 1) / (double)steps_per_epoch);
                 if (model.aae) weighted = w_rec * rec;   // (its second sum is the discriminator's loss)
-                if (kl.capacity && count > 0)
-                    weighted = w_rec * rec + kl.capacity_gamma * fabs(kl_sum / count - kl.capacity_target) * count;
                 epoch_weighted += weighted;
                 epoch_rec += rec;
                 epoch_kl += kl_sum;
@@ -1108,6 +1106,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     cfg->model.condition == CONDITION_LABEL ? " | label" : "", cfg->eval.iw_samples, cfg->eval.iw_examples > 0 && cfg->eval.iw_examples < test_set.n ? cfg->eval.iw_examples : test_set.n);
         if (eval_report(&eval_model, &test_dev, cfg->eval.iw_samples, cfg->eval.iw_examples, &report,
                         err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
+        // (eval refuses these numbers: eval.json is not written with them as nulls)
+        if (eval_check_finite(report.elbo.loss, report.outputs_overflow, report.vq_size > 0,
+                              "train: the final evaluation", err, errlen) != 0) {
+            eval_report_free(&report);
             rc = -1;
             goto done;
         }

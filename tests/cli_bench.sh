@@ -165,6 +165,19 @@ expect_error "bench with stdout closed: 'Bad file descriptor', exit 2" 2 \
 expect_error "bench of a diverging config: one line, exit 2 (not a nan in the JSON)" 2 "training diverged in the timed steps" -- \
     "$CUVAE" bench configs/mnist_vae.json --set model.encoder=[32] --set model.decoder=[32] --set device=cpu \
     --steps 20 --warmup 2 --set train.lr=1e10
+# train_loss at the KL schedule (it took loss.w_kl whatever the schedule until 2026-12-05): the
+# capacity objective gamma |KL - C| moves with gamma, a warm-up weight moves the KL's share
+tl() { field "$("$CUVAE" bench "$1" --set device=cpu --steps 2 --warmup 1 --set "$2" 2>/dev/null)" train_loss; }
+g10=$(tl configs/lectures/capacity_vae_dim10.json loss.capacity.gamma=10)
+g1000=$(tl configs/lectures/capacity_vae_dim10.json loss.capacity.gamma=1000)
+w0=$(tl configs/lectures/beta_vae_dim10.json loss.kl_warmup_epochs=0)
+w1000=$(tl configs/lectures/beta_vae_dim10.json loss.kl_warmup_epochs=1000)
+awk -v a="$g10" -v b="$g1000" -v c="$w0" -v d="$w1000" 'BEGIN { exit !(a > 0 && b > a + 100 && c > 0 && d > 0 && c != d) }' \
+    && ok "bench train_loss follows the KL schedule (capacity gamma 10: $g10, 1000: $g1000; warm-up 0: $w0, 1000 epochs: $w1000)" \
+    || bad "bench train_loss against the schedule: gamma 10 '$g10', 1000 '$g1000'; warm-up 0 '$w0', 1000 '$w1000'"
+expect_error "bench: a batch of one through a flat batch norm: refused, as train refuses it" 2 \
+    "--set train.batch_size=1 \(over configs/lectures/dcgan.json\): model.generator\[1\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics" -- \
+    "$CUVAE" bench configs/lectures/dcgan.json --set device=cpu --steps 1 --warmup 0 --set train.batch_size=1
 # the PyTorch peer reads what cuvae reads: a "base" chain (ae_dim2 -> vae_dim2) and a model.input_shape
 # (the RGB conv template), and times the same GEMM work
 if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then

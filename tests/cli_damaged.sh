@@ -56,7 +56,7 @@ resign "$tmp/R/vae_dim2/model.safetensors" "$tmp/overflow.safetensors" "
 for name in ('decoder.2.weight', 'decoder.2.bias'):
     b, e = header[name]['data_offsets']; data[b:e] = struct.pack('<f', 3e38) * ((e - b) // 4)"
 expect_error "eval: an MSE model whose outputs overflow: refused as diverged, not a report with a null" 2 \
-    "eval: .*/overflow.safetensors: the decoder's outputs at z = μ are not finite, nor the reconstruction error there: the model has diverged" -- \
+    "eval: .*/overflow.safetensors: the reconstruction error at z = μ is not finite though the test loss is \(the decoder's outputs overflow\): the model has diverged" -- \
     "$CUVAE" eval "$tmp/overflow.safetensors"
 
 # ---- plot
@@ -84,6 +84,15 @@ if command -v gnuplot >/dev/null; then
         "$CUVAE" plot "$tmp/linked"
     [ "$(cd "$tmp/R/vae_dim2/figures" && ls | md5sum)" = "$before" ] && [ ! -e "$tmp/R/vae_dim2/figures/class_rows.png" ] \
         && ok "... and the other run's figures are as they were" || bad "plot drew into the other run's figures"
+    rm "$tmp/linked/figures"; ln -s "$tmp/R/made_h500" "$tmp/linked/figures"
+    expect_error "plot: figures/ a link to another run's folder itself: refused" 2 \
+        "linked/figures: leads to .*/R/made_h500, the folder of a run \(plot would draw this run's figures among that run's files\): remove the link" -- \
+        "$CUVAE" plot "$tmp/linked"
+    # a folder beside a config.json of the user's (a project folder) is no run's: drawn into
+    mkdir -p "$tmp/proj/figs"; echo '{}' > "$tmp/proj/config.json"
+    rm "$tmp/linked/figures"; ln -s "$tmp/proj/figs" "$tmp/linked/figures"
+    "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/proj/figs/class_rows.png" ] \
+        && ok "plot: figures/ a link to a folder beside a project's config.json is drawn into" || bad "plot through a project link"
     rm "$tmp/linked/figures"; mkdir -p "$tmp/scratch"; ln -s "$tmp/scratch" "$tmp/linked/figures"
     "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/scratch/class_rows.png" ] \
         && ok "plot: figures/ a link to a folder outside any run (a scratch disk) is drawn into" || bad "plot through a scratch link"
@@ -93,8 +102,22 @@ if command -v gnuplot >/dev/null; then
     rm "$tmp/linked/figures"; ln -s "$tmp/nowhere" "$tmp/linked/figures"
     expect_error "plot: figures a link to nowhere: refused" 2 "linked/figures: a link to a folder that does not exist" -- \
         "$CUVAE" plot "$tmp/linked"
+    rm "$tmp/linked/figures"; ln -s figures "$tmp/linked/figures"
+    expect_error "plot: figures a link to itself: its own reason" 2 "linked/figures: Too many levels of symbolic links" -- \
+        "$CUVAE" plot "$tmp/linked"
 else
-    skip "plot of damaged run folders (7 cases)" "gnuplot not installed"
+    skip "plot of damaged run folders (10 cases)" "gnuplot not installed"
+fi
+
+# a plot refused for its options makes no figures/ folder (it made an empty one first)
+if command -v gnuplot >/dev/null; then
+    expect_error "plot --tsne-points on a 2-D latent: refused" 2 "plot: --tsne-points shapes the t-SNE" -- \
+        "$CUVAE" plot "$tmp/R/vae_dim2" --tsne-points 10
+    mkdir -p "$tmp/nofig"; cp "$tmp/R/vae_dim2/"{config.json,log.jsonl,model.safetensors} "$tmp/nofig/"
+    "$CUVAE" plot "$tmp/nofig" --tsne-points 10 2>/dev/null
+    [ ! -e "$tmp/nofig/figures" ] && ok "... and leaves no figures/ folder behind" || bad "a refused plot made figures/"
+else
+    skip "a refused plot makes no figures/" "gnuplot not installed"
 fi
 
 # ---- report: eval.json's nulls shown as "–", never "nan"; a run's config.json checked as a config
@@ -121,7 +144,16 @@ p = sys.argv[1]; j = json.load(open(p)); j["loss"]["w_rec"] = "ten"; json.dump(j
 PY
 printf '{"sections": [{"runs": ["badcfg"], "figures": []}]}' > "$tmp/badcfg_index.json"
 expect_error "report: a run's config.json that is no config (w_rec \"ten\"): refused, naming the key" 2 \
-    "badcfg/config.json: loss.w_rec: must be a number, got a string" -- "$CUVAE" report "$tmp/badcfg_index.json" "$tmp/R"
+    "badcfg/config.json: loss.w_rec: must be a finite number \(as cuvae writes it\)" -- "$CUVAE" report "$tmp/badcfg_index.json" "$tmp/R"
+# ... but a prior whose VQ-VAE is not where report runs is still a run of the page (its config is
+# not loaded whole), and a number too large for a short cell is printed whole, not cut
+mkdir -p "$tmp/R/prior"; cp configs/lectures/vq_vae_k256_prior.json "$tmp/R/prior/config.json"
+printf '{"test_loss": 77.6, "rec": 77.6, "exact_nll": 1.234567e40, "nll_per_position": 1.58}\n' > "$tmp/R/prior/eval.json"
+printf '{"sections": [{"runs": ["prior"], "figures": []}]}' > "$tmp/prior_index.json"
+"$CUVAE" report "$tmp/prior_index.json" "$tmp/R" 2>"$tmp/prior_report.err" \
+    && grep -q "<td>12345670000000000[0-9]\{24\}\.00 (exact, of the codes" "$tmp/R/index.html" \
+    && ok "report: a prior whose VQ-VAE is elsewhere is a row; 1.234567e40 printed whole (41 digits)" \
+    || bad "report prior row: $(tail -1 "$tmp/prior_report.err") $(grep -o '<td>[0-9.]* (exact[^<]*' "$tmp/R/index.html")"
 # a write that fails part way (ulimit -f): the reason is the write's, not a later call's errno
 if [ -z "${CUVAE_SANITIZED:-}" ]; then
     # (the page's buffer fills and fails early; the figures looked for after it -- none drawn here --

@@ -467,14 +467,15 @@ static void test_key_origin(void) {
 // a key checked against another (the decoder's output against model.input_shape): the message
 // is about model.decoder, from the file, but names the --set without which the config reads
 static void test_override_named_in_cross_key_error(void) {
-    // (both --sets named: without either one alone the config still fails)
+    // (input_dim 25 alone makes the data (1, 5, 5): the --set input_shape, left out to the same
+    // error, is a bystander as device=cpu is, and neither is named)
     const char *sets[] = {"train.epochs=2", "model.input_shape=[1,5,5]", "train.lr=0.01"};
-    const char *shape_and_dim[] = {"model.input_shape=[1,5,5]", "model.input_dim=25"};
+    const char *shape_and_dim[] = {"device=cpu", "model.input_shape=[1,5,5]", "model.input_dim=25", "train.epochs=1"};
     Config cfg;
     char err[1024] = "";
-    int rc = config_load(&cfg, "configs/lectures/conv_vae_dim16.json", shape_and_dim, 2, err, sizeof err);
+    int rc = config_load(&cfg, "configs/lectures/conv_vae_dim16.json", shape_and_dim, 4, err, sizeof err);
     CHECK(rc == -1, "a decoder whose output is not input_shape: accepted");
-    CHECK(strstr(err, "--set model.input_shape=[1,5,5] --set model.input_dim=25 (over configs/lectures/conv_vae_dim16.json): "
+    CHECK(strstr(err, "--set model.input_dim=25 (over configs/lectures/conv_vae_dim16.json): "
                       "model.decoder: its output (1, 28, 28) is not the data's shape (1, 5, 5) (or 25 values)") == err,
           "got \"%s\"", err);
     // input_shape alone against the file's input_dim: that conflict is said first (the decoder's

@@ -104,6 +104,12 @@ int eval_iw_applies(const Config *cfg, int iw_k, char *err, size_t errlen);
 // allocate a thousand rows of a large model. At least 1.
 int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int parzen_samples);
 void eval_report_free(EvalReport *r);
+// 0 when an evaluation's numbers are finite; -1 with err (prefixed by `who`, e.g. "eval: CKPT")
+// when its test loss is not, or its reconstruction error at z = mu (at the codes: at_codes) is
+// not while the loss is (EvalReport.outputs_overflow): finite weights whose outputs overflow, a
+// model that has diverged.
+int eval_check_finite(double test_loss, bool outputs_overflow, bool at_codes, const char *who, char *err,
+                      size_t errlen);
 // A gan's or an aae's Parzen-window log-likelihood (parzen.h) into r->parzen: n_samples samples
 // (the generator's, or an aae's decoder on prior draws; eval mode, a fixed seed), sigma chosen on val, scored on the first test_examples (0 = all)
 // of test. Host datasets, pixels / 255.

@@ -217,6 +217,11 @@ void model_set_kl_schedule(Model *m, KlSchedule kl);
 // position = completed steps / steps per epoch (kl_schedule_at, step_state.h).
 KlPlan model_kl_plan(const Config *cfg);
 KlSchedule model_kl_schedule(const Config *cfg, double epoch_position);
+// The weighted objective summed over `count` examples whose reconstruction and KL terms sum to
+// rec and kl_sum, at the KL schedule of epoch_position: w_rec rec + weight kl_sum, or with
+// loss.capacity w_rec rec + gamma |kl_sum / count - C| count (train's log and bench's train_loss).
+double model_weighted_loss_sum(const Config *cfg, double w_rec, double rec, double kl_sum, double count,
+                               double epoch_position);
 
 // Resets the step state for a run of steps_per_epoch steps an epoch at
 // learning rate lr (uploads: call before the loop).

@@ -16,6 +16,7 @@ typedef struct {
     const int32_t *perm;      // (N) on the device: this epoch's order (refilled between epochs)
     float w_rec;
     int rows;                 // examples of the step being run (set by train_step_run)
+    long steps_run;           // steps train_step_run has run (counted on the host: bench's KL schedule)
 } TrainStep;
 
 // Runs one step of `rows` examples starting at row state->batch_start of perm.
