@@ -1716,7 +1716,6 @@ static void name_override_in_error(const char *json, bool from_file, const char 
     const size_t section_length = strcspn(key, ":.[ ");
     if (key[section_length] == '\0' || !strchr(":.[", key[section_length]) || section_length == 0 || n_overrides < 1 || n_overrides > 64) return;
     const char **others = xmalloc((size_t)n_overrides * sizeof *others);
-    bool *bystander = xcalloc((size_t)n_overrides, sizeof *bystander);   // left out, the same error
     for (int i = 0; i < n_overrides; i++) {
         int n_others = 0;
         for (int j = 0; j < n_overrides; j++)
@@ -1724,34 +1723,31 @@ static void name_override_in_error(const char *json, bool from_file, const char 
         Config trial;
         char trial_err[1024];
         if (config_from_text_named(&trial, json, source, from_file, dir, others, n_others, false, trial_err,
-                                   sizeof trial_err) != 0) {
-            bystander[i] = strcmp(trial_err, err) == 0;
+                                   sizeof trial_err) != 0)
             continue;
-        }
         char one[160];
         describe_override(one, sizeof one, overrides[i]);
         size_t used = strlen(named);
         snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
     }
     free(others);
-    if (!named[0]) {   // no one --set alone: the config reads without them all? then they, together --
-        Config trial;  // those without which the error changes (a --set left out to the same error is
-        char trial_err[1024];   // a bystander, e.g. device=cpu), or all of them if none does
-        if (config_from_text_named(&trial, json, source, from_file, dir, NULL, 0, false, trial_err, sizeof trial_err) != 0) {
-            free(bystander);
+    if (!named[0]) {   // no one --set alone: the config reads without them all? then those that give
+        Config trial;  // the same error alone over the file (two that each cause it; device=cpu beside
+        char trial_err[1024];   // them is not named), else all of them, together
+        if (config_from_text_named(&trial, json, source, from_file, dir, NULL, 0, false, trial_err, sizeof trial_err) != 0)
             return;
-        }
-        int bystanders = 0;
-        for (int i = 0; i < n_overrides; i++) bystanders += bystander[i];
-        for (int i = 0; i < n_overrides; i++) {
-            if (bystander[i] && bystanders < n_overrides) continue;
-            char one[160];
-            describe_override(one, sizeof one, overrides[i]);
-            size_t used = strlen(named);
-            snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
-        }
+        for (int pass = 0; pass < 2 && !named[0]; pass++)
+            for (int i = 0; i < n_overrides; i++) {
+                if (pass == 0 && (config_from_text_named(&trial, json, source, from_file, dir, &overrides[i], 1, false,
+                                                         trial_err, sizeof trial_err) == 0 ||
+                                  strcmp(trial_err, err) != 0))
+                    continue;
+                char one[160];
+                describe_override(one, sizeof one, overrides[i]);
+                size_t used = strlen(named);
+                snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
+            }
     }
-    free(bystander);
     snprintf(rest, sizeof rest, "%s", key);
     snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
 }

@@ -147,13 +147,13 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
         const char *kind = model ? json_string(model, "kind") : NULL;
-        if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
-            fprintf(f, " (%s over pixels), %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
-                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
-        else if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta
+        if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta (tested first: no w_kl either)
             fprintf(f, " (%s over pixels), %s / β %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(beta, sizeof beta, "%g", json_number(codebook, "beta")));
+        else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
+            fprintf(f, " (%s over pixels), %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
         else
             fprintf(f, " (%s over pixels), %s / %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),

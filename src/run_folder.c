@@ -298,6 +298,15 @@ static bool same_folder_as_file(const char *folder, const char *file) {
     return stat(folder, &a) == 0 && stat(file_folder, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+// A folder that holds a run cuvae wrote: a checkpoint, a resume file, or a config.json of a run
+// (is_run_config; a project's own config.json beside its folders is not one).
+static bool holds_cuvae_run(const char *dir) {
+    char config[PATH_MAX + 16];
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    return file_exists(dir, "model.safetensors") || file_exists(dir, "resume.safetensors") ||
+           (file_exists(dir, "config.json") && is_run_config(config));
+}
+
 int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
     char path[1500];
     struct stat st;
@@ -317,10 +326,10 @@ int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
     char parent[PATH_MAX + 8], other[PATH_MAX + 8] = "";
     folder_of(real, parent, sizeof parent);
     const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-    if (run_folder_holds_run(real))
+    if (holds_cuvae_run(real))
         snprintf(other, sizeof other, "%s", real);
     for (size_t i = 0; i < N_IMAGE_DIRS && !other[0]; i++)
-        if (strcmp(base, IMAGE_DIRS[i]) == 0 && run_folder_holds_run(parent)) snprintf(other, sizeof other, "%s", parent);
+        if (strcmp(base, IMAGE_DIRS[i]) == 0 && holds_cuvae_run(parent)) snprintf(other, sizeof other, "%s", parent);
     struct stat other_st, run_st;
     int rc = 0;
     if (other[0] && stat(other, &other_st) == 0 && stat(run_dir, &run_st) == 0 &&

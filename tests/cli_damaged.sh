@@ -93,6 +93,12 @@ if command -v gnuplot >/dev/null; then
     rm "$tmp/linked/figures"; ln -s "$tmp/proj/figs" "$tmp/linked/figures"
     "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/proj/figs/class_rows.png" ] \
         && ok "plot: figures/ a link to a folder beside a project's config.json is drawn into" || bad "plot through a project link"
+    # ... and a folder named figures beside a project's config.json that is no run's (a note)
+    mkdir -p "$tmp/proj2/figures"; echo '{"note": "my project"}' > "$tmp/proj2/config.json"
+    rm "$tmp/linked/figures"; ln -s "$tmp/proj2/figures" "$tmp/linked/figures"
+    "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/proj2/figures/class_rows.png" ] \
+        && ok "plot: figures/ a link to a project's figures/ beside a config.json that is no run's: drawn into" \
+        || bad "plot through a project's figures link"
     rm "$tmp/linked/figures"; mkdir -p "$tmp/scratch"; ln -s "$tmp/scratch" "$tmp/linked/figures"
     "$CUVAE" plot "$tmp/linked" 2>/dev/null && [ -s "$tmp/scratch/class_rows.png" ] \
         && ok "plot: figures/ a link to a folder outside any run (a scratch disk) is drawn into" || bad "plot through a scratch link"
@@ -106,7 +112,7 @@ if command -v gnuplot >/dev/null; then
     expect_error "plot: figures a link to itself: its own reason" 2 "linked/figures: Too many levels of symbolic links" -- \
         "$CUVAE" plot "$tmp/linked"
 else
-    skip "plot of damaged run folders (10 cases)" "gnuplot not installed"
+    skip "plot of damaged run folders (11 cases)" "gnuplot not installed"
 fi
 
 # a plot refused for its options makes no figures/ folder (it made an empty one first)
@@ -145,6 +151,12 @@ PY
 printf '{"sections": [{"runs": ["badcfg"], "figures": []}]}' > "$tmp/badcfg_index.json"
 expect_error "report: a run's config.json that is no config (w_rec \"ten\"): refused, naming the key" 2 \
     "badcfg/config.json: loss.w_rec: must be a finite number \(as cuvae writes it\)" -- "$CUVAE" report "$tmp/badcfg_index.json" "$tmp/R"
+# a VQ-VAE's row gives its commitment weight beta (it fell into the one-term branch: no w_kl either)
+mkdir -p "$tmp/R/vq"; cp configs/lectures/vq_vae_k256.json "$tmp/R/vq/config.json"
+printf '{"test_loss": 80.5, "rec": 79.0, "vq": 1.5, "codes_used": 200, "codebook_size": 256, "perplexity": 150.2}\n' > "$tmp/R/vq/eval.json"
+printf '{"sections": [{"runs": ["vq"], "figures": []}]}' > "$tmp/vq_index.json"
+"$CUVAE" report "$tmp/vq_index.json" "$tmp/R" 2>"$tmp/vq_report.err" && grep -q "(sum over pixels), 1 / β 0.25</td>" "$tmp/R/index.html" \
+    && ok "report: a VQ-VAE's row gives w_rec / β" || bad "report VQ row: $(grep -o '<td>bce[^<]*</td>' "$tmp/R/index.html") $(tail -1 "$tmp/vq_report.err")"
 # ... but a prior whose VQ-VAE is not where report runs is still a run of the page (its config is
 # not loaded whole), and a number too large for a short cell is printed whole, not cut
 mkdir -p "$tmp/R/prior"; cp configs/lectures/vq_vae_k256_prior.json "$tmp/R/prior/config.json"

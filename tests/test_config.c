@@ -478,6 +478,14 @@ static void test_override_named_in_cross_key_error(void) {
     CHECK(strstr(err, "--set model.input_dim=25 (over configs/lectures/conv_vae_dim16.json): "
                       "model.decoder: its output (1, 28, 28) is not the data's shape (1, 5, 5) (or 25 values)") == err,
           "got \"%s\"", err);
+    // two --sets that each cause the error, beside one that does not: the two are named (each gives
+    // that error alone over the file), not device=cpu (leaving out either of the two gave the same
+    // error, so a left-out test alone would name only the bystander)
+    const char *two_culprits[] = {"device=cpu", "loss.free_bits=1", "loss.kl_warmup_epochs=2"};
+    rc = config_load(&cfg, "configs/lectures/ae_dim2.json", two_culprits, 3, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "--set loss.free_bits=1 --set loss.kl_warmup_epochs=2 (over configs/lectures/ae_dim2.json "
+                                  "(merged over configs/lectures/vae_dim2.json)): loss: KL schedules") == err,
+          "two culprits and a bystander: got \"%s\"", err);
     // input_shape alone against the file's input_dim: that conflict is said first (the decoder's
     // message would compare shapes whose sizes disagree with input_dim)
     rc = config_load(&cfg, "configs/lectures/conv_vae_dim16.json", sets, 3, err, sizeof err);
