@@ -460,9 +460,8 @@ int bench_command(int argc, char **argv) {
     // that step, and bench does not time it
     char flat_norm[96], origin[1800];
     if (B < 2 && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
-        snprintf(err, sizeof err, "%s: %s normalises each feature over the batch: a batch of one example has no "
-                 "statistics (train.batch_size %d; train refuses it too); use 2 or more",
-                 config_key_origin(&cfg, "train.batch_size", origin, sizeof origin), flat_norm, B);
+        model_batch_of_one_error(config_key_origin(&cfg, "train.batch_size", origin, sizeof origin), flat_norm,
+                                 "train.batch_size 1; train refuses it too", err, sizeof err);
         model_destroy(&model);
         be->destroy(be);
         return bench_fail(err);

@@ -259,6 +259,11 @@ static void add_reconstruction_errors(Model *m, int B, float *rows, double *bce,
     for (int b = 0; b < B; b++) *sse += rows[b];
 }
 
+// Whether the sums add_reconstruction_errors gave overflowed (EvalReport.outputs_overflow).
+static bool reconstruction_overflows(const Model *m, double bce, double sse) {
+    return !isfinite(sse) || (m->cfg.model.output == OUTPUT_BERNOULLI && !isfinite(bce));
+}
+
 // A VQ-VAE's report beyond the losses: which codes the evaluation set uses, the
 // reconstruction errors at the codes (its forward is deterministic), and the mean squared
 // error per pixel over the data's variance.
@@ -297,7 +302,7 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     r->rec_mse = data->n > 0 ? sse / data->n : 0.0;
     r->rec_mse_normalized = r->data_variance > 0 ? (sse / pixels) / r->data_variance : NAN;
     r->rec_bce = m->cfg.model.output == OUTPUT_BERNOULLI && data->n > 0 ? bce / data->n : NAN;
-    r->outputs_overflow = !isfinite(sse) || (m->cfg.model.output == OUTPUT_BERNOULLI && !isfinite(bce));
+    r->outputs_overflow = reconstruction_overflows(m, bce, sse);
     free(codes);
     free(x);
     free(rows);
@@ -413,7 +418,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     if (data->n < 2) r->active_units = -1;   // a variance over one example says nothing: n/a, not 0
     r->rec_bce = bernoulli ? bce / n : NAN;
     r->rec_mse = mse / n;
-    r->outputs_overflow = !isfinite(mse) || (bernoulli && !isfinite(bce));
+    r->outputs_overflow = reconstruction_overflows(m, bce, mse);
     free(head);
     free(rows);
     free(mu_sum);

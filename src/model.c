@@ -673,6 +673,12 @@ KlSchedule model_kl_schedule(const Config *cfg, double epoch_position) {
     return kl_schedule_at(model_kl_plan(cfg), epoch_position);
 }
 
+int model_batch_of_one_error(const char *origin, const char *flat_norm, const char *detail, char *err,
+                             size_t errlen) {
+    return set_error(err, errlen, "%s: %s normalises each feature over the batch: a batch of one example has no "
+                     "statistics (%s); use 2 or more", origin, flat_norm, detail);
+}
+
 double model_weighted_loss_sum(const Config *cfg, double w_rec, double rec, double kl_sum, double count,
                                double epoch_position) {
     const KlSchedule kl = model_kl_schedule(cfg, epoch_position);

@@ -86,6 +86,15 @@ static const char *number_text(char *buf, size_t len, const char *fmt, double v)
     return buf;
 }
 
+// A gan's or an aae's Parzen-window estimate, one cell.
+static void parzen_cell(FILE *f, const cJSON *parzen) {
+    char ll[NUMBER_TEXT], se[NUMBER_TEXT], sigma[NUMBER_TEXT], samples[NUMBER_TEXT];
+    fprintf(f, "<td>Parzen %s ± %s (σ %s, %s samples; a weak metric, higher is better)</td>",
+            number_text(ll, sizeof ll, "%.1f", json_number(parzen, "log_likelihood")),
+            std_error_cell(parzen, se, sizeof se), number_text(sigma, sizeof sigma, "%.3f", json_number(parzen, "sigma")),
+            number_text(samples, sizeof samples, "%.0f", json_number(parzen, "samples")));
+}
+
 static void cell_number(FILE *f, double v, int decimals) {
     if (isfinite(v)) fprintf(f, "<td>%.*f</td>", decimals, v);
     else fputs("<td>–</td>", f);
@@ -142,20 +151,21 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
         fputs("<td>categorical cross-entropy over the codes (sum over positions)</td>", f);
     else if (loss) {
         const char *reduction = json_string(loss, "reduction");
+        const char *over = reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum";
         char w_rec[NUMBER_TEXT], w_kl[NUMBER_TEXT], beta[NUMBER_TEXT];   // (check_config_weights: numbers)
         fputs("<td>", f);
         html_text(f, json_string(loss, "reconstruction") ? json_string(loss, "reconstruction") : "?");
         const cJSON *codebook = model ? cJSON_GetObjectItemCaseSensitive(model, "codebook") : NULL;
         const char *kind = model ? json_string(model, "kind") : NULL;
         if (codebook)   // a VQ-VAE: no KL weight; its commitment weight beta (tested first: no w_kl either)
-            fprintf(f, " (%s over pixels), %s / β %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+            fprintf(f, " (%s over pixels), %s / β %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(beta, sizeof beta, "%g", json_number(codebook, "beta")));
         else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
-            fprintf(f, " (%s over pixels), %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+            fprintf(f, " (%s over pixels), %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
         else
-            fprintf(f, " (%s over pixels), %s / %s</td>", reduction && strcmp(reduction, "mean") == 0 ? "mean" : "sum",
+            fprintf(f, " (%s over pixels), %s / %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(w_kl, sizeof w_kl, "%g", json_number(loss, "w_kl")));
     }
@@ -164,19 +174,15 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
     else
         fputs("<td>?</td>", f);
     const cJSON *parzen = cJSON_GetObjectItemCaseSensitive(ev, "parzen");
-    char se[NUMBER_TEXT], a[NUMBER_TEXT], b[NUMBER_TEXT], c[NUMBER_TEXT];   // its standard error, as printed; others
+    char a[NUMBER_TEXT], b[NUMBER_TEXT], c[NUMBER_TEXT];   // numbers as printed
     if (cJSON_GetObjectItemCaseSensitive(ev, "d_loss_real")) {   // a gan: the discriminator's losses, Parzen
         cell_number_unit(f, json_number(ev, "test_loss"), 3, "nats, D on real + fake");
         cell_number_unit(f, json_number(ev, "d_loss_real"), 3, "nats, D on real");
         cell_number_unit(f, json_number(ev, "d_loss_fake"), 3, "nats, D on fakes");
         fputs("<td>–</td><td>–</td>", f);
-        if (cJSON_IsObject(parzen))
-            fprintf(f, "<td>Parzen %s ± %s (σ %s, %s samples; a weak metric, higher is better)</td></tr>\n",
-                    number_text(a, sizeof a, "%.1f", json_number(parzen, "log_likelihood")),
-                    std_error_cell(parzen, se, sizeof se), number_text(b, sizeof b, "%.3f", json_number(parzen, "sigma")),
-                    number_text(c, sizeof c, "%.0f", json_number(parzen, "samples")));
-        else
-            fputs("<td>–</td></tr>\n", f);
+        if (cJSON_IsObject(parzen)) parzen_cell(f, parzen);
+        else fputs("<td>–</td>", f);
+        fputs("</tr>\n", f);
         cJSON_Delete(ev);
         cJSON_Delete(cfg);
         return;
@@ -246,10 +252,7 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
                 cJSON_IsFalse(binary) ? "; not binary data: not an NLL" : "");
     }
     else if (cJSON_IsObject(parzen))   // an aae
-        fprintf(f, "<td>Parzen %s ± %s (σ %s, %s samples; a weak metric, higher is better)</td>",
-                number_text(a, sizeof a, "%.1f", json_number(parzen, "log_likelihood")),
-                std_error_cell(parzen, se, sizeof se), number_text(b, sizeof b, "%.3f", json_number(parzen, "sigma")),
-                number_text(c, sizeof c, "%.0f", json_number(parzen, "samples")));
+        parzen_cell(f, parzen);
     else
         fputs("<td>–</td>", f);
     fputs("</tr>\n", f);

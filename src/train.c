@@ -531,14 +531,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char flat_norm[96];
     if (!model.data_parallel && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
         if (batch < 2) {
-            char origin[1800];
-            rc = set_error(err, errlen, "%s: %s normalises each feature over the batch: a batch of one example has no "
-                           "statistics (train.batch_size %d, %d training example%s); use 2 or more",
-                           // (the data's one example, when the batch size is larger: where they came from)
-                           config_key_origin(cfg, cfg->train.batch_size < 2 ? "train.batch_size"
-                                                  : cfg->data.train_limit == 1 ? "data.train_limit" : "data.train",
-                                             origin, sizeof origin), flat_norm,
-                           cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s");
+            char origin[1800], detail[96];
+            snprintf(detail, sizeof detail, "train.batch_size %d, %d training example%s", cfg->train.batch_size,
+                     train_set.n, train_set.n == 1 ? "" : "s");
+            // (the data's one example, when the batch size is larger: where they came from)
+            rc = model_batch_of_one_error(config_key_origin(cfg, cfg->train.batch_size < 2 ? "train.batch_size"
+                                                            : cfg->data.train_limit == 1 ? "data.train_limit"
+                                                                                         : "data.train",
+                                                            origin, sizeof origin),
+                                          flat_norm, detail, err, errlen);
             goto done;
         }
         if (train_set.n % batch == 1) {   // the epoch's last batch would be one example: left out

@@ -173,6 +173,10 @@ size_t model_parameter_count(const Model *m);
 // Writes "model.<list>[i] (batch_norm)" and returns true when a layer of the model normalises
 // each feature over the batch alone (network_flat_batch_norm): training batches need 2+ examples.
 bool model_flat_batch_norm(const Model *m, char *where, size_t wherelen);
+// -1 with err "ORIGIN: <that layer> normalises each feature over the batch: a batch of one
+// example has no statistics (DETAIL); use 2 or more" (train and bench refuse such a step).
+int model_batch_of_one_error(const char *origin, const char *flat_norm, const char *detail, char *err,
+                             size_t errlen);
 // -1 with err naming the first masked layer (masked_linear / masked_conv2d_*) of model.<key>
 // (specs, n): they belong to kinds made and pixelcnn, which write their masks.
 int model_refuse_masked_layers(const char *kind, const char *key, const LayerSpec *specs, int n, char *err,
