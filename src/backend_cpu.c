@@ -251,21 +251,6 @@ static bool run_next_update_chunk(UpdateQueue *q);
 // GFLOP/s a core). Only the cut of a split GEMM's slices depends on it, never a result.
 enum { ADAM_ELEMENT_MULTIPLY_ADDS = 27 };
 
-// The share of C each slice but the last takes when optimizer updates were queued since the
-// last split GEMM (0: even slices). Adam is bound by memory and the GEMM by arithmetic, so
-// one thread running the new updates while the others run the GEMM beats both threads
-// running each in turn: the last slice is cut short by the updates' estimated time, and its
-// thread takes update chunks as soon as it is done (so does any thread that ends first).
-// From the queue's sizes alone, never its progress: the same cut at every run of a step.
-static double gemm_first_share(UpdateQueue *q, int parts, double mnk) {
-    if (!blas_splits_exact || q->chunks <= q->chunks_weighed) return 0.0;
-    const double fresh = (double)(q->chunks - q->chunks_weighed) * UPDATE_CHUNK;
-    q->chunks_weighed = q->chunks;
-    q->gemms_cut++;
-    const double share = (1.0 + fresh * ADAM_ELEMENT_MULTIPLY_ADDS / mnk) / parts;
-    return share * (parts - 1) < 1.0 ? share : 1.0 / (parts - 1);
-}
-
 // Slice t of parts when each slice but the last takes `share` of the blocks (the last the rest,
 // maybe none).
 static void gemm_slice_weighted(int t, int parts, int blocks, int extent, double share, int *begin, int *end) {
@@ -273,6 +258,27 @@ static void gemm_slice_weighted(int t, int parts, int blocks, int extent, double
     *end = t == parts - 1 ? extent : (int)(blocks * share * (t + 1) + 0.5) * GEMM_SLICE_QUANTUM;
     if (*begin > extent) *begin = extent;
     if (*end > extent) *end = extent;
+}
+
+// The share of C each slice but the last takes when optimizer updates were queued since the
+// last split GEMM (0: even slices). Adam is bound by memory and the GEMM by arithmetic, so
+// one thread running the new updates while the others run the GEMM beats both threads
+// running each in turn: the last slice is cut short by the updates' estimated time, and its
+// thread takes update chunks as soon as it is done (so does any thread that ends first).
+// From the queue's sizes alone, never its progress: the same cut at every run of a step.
+// A last slice is never left under GEMM_SLICE_MIN_MNK (OpenBLAS's small-matrix kernels, which
+// sum in another order, would take it): one that would be is given to the others, whole.
+static double gemm_first_share(UpdateQueue *q, int parts, int blocks, int extent, double mnk) {
+    if (!blas_splits_exact || q->chunks <= q->chunks_weighed) return 0.0;
+    const double fresh = (double)(q->chunks - q->chunks_weighed) * UPDATE_CHUNK;
+    q->chunks_weighed = q->chunks;
+    q->gemms_cut++;
+    double share = (1.0 + fresh * ADAM_ELEMENT_MULTIPLY_ADDS / mnk) / parts;
+    if (share * (parts - 1) >= 1.0) return 1.0 / (parts - 1);
+    int begin, end;
+    gemm_slice_weighted(parts - 1, parts, blocks, extent, share, &begin, &end);
+    if (end > begin && (double)(end - begin) / extent * mnk < GEMM_SLICE_MIN_MNK) share = 1.0 / (parts - 1);
+    return share;
 }
 
 // A GEMM too small to split, on thread 0, while the other threads run chunks of the queued
@@ -319,7 +325,7 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
     // same bits for any cut (gemm_first_share).
     UpdateQueue *q = &((CpuState *)be->impl)->updates;
     const bool updates_queued = atomic_load(&q->next_chunk) < q->chunks;
-    const double first_share = gemm_first_share(q, parts, mnk);
+    const double first_share = gemm_first_share(q, parts, blocks, extent, mnk);
     atomic_int slices_done = 0;
     #pragma omp parallel num_threads(updates_queued ? omp_get_max_threads() : parts)
     {
