@@ -79,6 +79,11 @@ typedef struct {
     size_t eps_kept_floats;
     EpsSource eps_kept_source;   // its seed and base; offset NULL, base + *offset folded in
     int eps_kept_B, eps_kept_L;  // 0: nothing kept
+    // A draw announced by draw_eps_ahead and not made yet (draw false: none), its offset
+    // folded in: the next GEMM too small to split draws it into eps_kept on a waiting thread.
+    EpsSource eps_ahead;
+    int eps_ahead_B, eps_ahead_L;
+    size_t eps_draws_beside_gemms;   // announced draws made by a waiting thread, ever (for tests)
     float *bias_partials;        // bias_grad's per-block column sums (blocks, N), kept
     size_t bias_partials_floats;
 } CpuState;
@@ -281,22 +286,33 @@ static double gemm_first_share(UpdateQueue *q, int parts, int blocks, int extent
     return share;
 }
 
-// A GEMM too small to split, on thread 0, while the other threads run chunks of the queued
-// optimizer updates until it is done (the threads would otherwise wait).
-static void gemm_beside_updates(UpdateQueue *q, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                                const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                                int ldc) {
+// A GEMM too small to split, on thread 0, while thread 1 makes the epsilon draw announced
+// ahead (eps_out: where; NULL: none) and the other threads run chunks of the queued optimizer
+// updates until it is done (the threads would otherwise wait). True when thread 1 drew.
+static bool gemm_beside_updates(UpdateQueue *q, float *eps_out, EpsSource eps, size_t eps_count, bool trans_a,
+                                bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                                const float *B, int ldb, float beta, float *C, int ldc) {
     atomic_bool gemm_done = false;
+    bool eps_drawn = false;   // by thread 1 (the pool may have had fewer threads than asked)
     #pragma omp parallel
     {
-        if (omp_get_thread_num() == 0) {
+        const int t = omp_get_thread_num();
+        if (t == 0) {
             sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             atomic_store(&gemm_done, true);
         } else {
+            if (t == 1 && eps_out) {
+                rng_fill_normal_serial(eps_out, eps_count, eps.seed, eps.base);
+                eps_drawn = true;
+            }
             while (!atomic_load(&gemm_done) && run_next_update_chunk(q)) atomic_fetch_add(&q->beside_gemms, 1);
         }
     }
+    if (eps_out && !eps_drawn) rng_fill_normal_serial(eps_out, eps_count, eps.seed, eps.base);
+    return eps_drawn;
 }
+
+static float *eps_keep_begin(Backend *be, EpsSource eps, int B, int L);
 
 static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
@@ -311,11 +327,20 @@ static void cpu_gemm(Backend *be, bool trans_a, bool trans_b, int M, int N, int 
     while (parts > 1 && (double)gemm_smallest_slice(parts, blocks, extent) / extent * mnk < GEMM_SLICE_MIN_MNK)
         parts--;
     if (parts <= 1 || omp_in_parallel()) {
-        UpdateQueue *q = &((CpuState *)be->impl)->updates;
-        if (!omp_in_parallel() && omp_get_max_threads() > 1 && atomic_load(&q->next_chunk) < q->chunks)
-            gemm_beside_updates(q, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        else
+        CpuState *st = be->impl;
+        UpdateQueue *q = &st->updates;
+        const bool pool_waits = !omp_in_parallel() && omp_get_max_threads() > 1;
+        const bool updates_queued = atomic_load(&q->next_chunk) < q->chunks;
+        if (pool_waits && (updates_queued || st->eps_ahead.draw)) {
+            const EpsSource eps = st->eps_ahead;   // drawn into eps_kept, under its key, beside the GEMM
+            const size_t eps_count = (size_t)st->eps_ahead_B * st->eps_ahead_L;
+            float *eps_out = eps.draw ? eps_keep_begin(be, eps, st->eps_ahead_B, st->eps_ahead_L) : NULL;
+            st->eps_ahead.draw = false;
+            st->eps_draws_beside_gemms += gemm_beside_updates(q, eps_out, eps, eps_count, trans_a, trans_b, M, N, K,
+                                                              alpha, A, lda, B, ldb, beta, C, ldc);
+        } else {
             sgemm_one_thread(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        }
         return;
     }
     // With optimizer updates queued, every pool thread joins: the threads beyond the slices,
@@ -566,8 +591,9 @@ static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out
     else memset(out, 0, (size_t)n * sizeof(float));
 }
 
-// The latent ops cost ~10 ns an element (Philox, log, cos, exp): worth the threads from here
-enum { LATENT_PARALLEL_MIN = 2048, EPS_CHUNK = 256 };
+// The latent ops cost ~10 ns an element (Philox, log, cos, exp): worth the threads from here;
+// z from epsilon already drawn (one exp an element) from Z_PARALLEL_MIN
+enum { LATENT_PARALLEL_MIN = 2048, Z_PARALLEL_MIN = 16384, EPS_CHUNK = 256 };
 
 // A drawing source with its offset read now: the numbers it names, whatever the offset does later.
 static EpsSource eps_source_fixed(EpsSource eps) {
@@ -596,10 +622,22 @@ static float *eps_keep_begin(Backend *be, EpsSource eps, int B, int L) {
     return st->eps_kept;
 }
 
+// Records a draw for the next GEMM too small to split (cpu_gemm); reparam_forward draws it
+// itself where none came.
+static void cpu_draw_eps_ahead(Backend *be, EpsSource eps, int B, int L) {
+    CpuState *st = be->impl;
+    st->eps_ahead = eps_source_fixed(eps);
+    st->eps_ahead_B = B;
+    st->eps_ahead_L = L;
+}
+
 static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource eps, int B,
                                 int L) {
-    float *kept = eps_keep_begin(be, eps, B, L);   // (B, L) or NULL
-    #pragma omp parallel if ((size_t)B * L >= LATENT_PARALLEL_MIN)
+    ((CpuState *)be->impl)->eps_ahead.draw = false;   // drawn below if not ahead
+    const float *ready = eps_kept_matches(be, eps, B, L);   // drawn ahead (B, L), or NULL
+    float *kept = ready ? NULL : eps_keep_begin(be, eps, B, L);   // to draw now (B, L), or NULL
+    const float *drawn = ready ? ready : kept;
+    #pragma omp parallel if ((size_t)B * L >= (ready ? Z_PARALLEL_MIN : LATENT_PARALLEL_MIN))
     {
         const int t = omp_get_thread_num(), team = omp_get_num_threads();
         const int b0 = (int)((long)B * t / team), b1 = (int)((long)B * (t + 1) / team);
@@ -612,8 +650,8 @@ static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource
             float chunk[EPS_CHUNK];
             for (int j0 = 0; j0 < L; j0 += EPS_CHUNK) {
                 const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
-                const float *e = kept ? kept + (size_t)b * L + j0 : chunk;
-                if (!kept) eps_row_chunk(eps, L, b, j0, n, chunk);
+                const float *e = drawn ? drawn + (size_t)b * L + j0 : chunk;
+                if (!drawn) eps_row_chunk(eps, L, b, j0, n, chunk);
                 for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
             }
         }
@@ -857,7 +895,8 @@ static void cpu_queue_update_op(Backend *be, float *params, float *grads, float 
 
 CpuUpdateCounts backend_cpu_update_counts(Backend *be) {
     const UpdateQueue *q = &((CpuState *)be->impl)->updates;
-    CpuUpdateCounts counts = {q->ranges_queued, atomic_load(&q->beside_gemms), q->gemms_cut};
+    CpuUpdateCounts counts = {q->ranges_queued, atomic_load(&q->beside_gemms), q->gemms_cut,
+                              ((CpuState *)be->impl)->eps_draws_beside_gemms};
     return counts;
 }
 
@@ -1946,6 +1985,7 @@ Backend *backend_cpu_create(void) {
     be->bias_grad = cpu_bias_grad;
     be->activation_backward_bias_grad = cpu_activation_backward_bias_grad;
     be->reparam_forward = cpu_reparam_forward;
+    be->draw_eps_ahead = cpu_draw_eps_ahead;
     be->kl_reparam_backward = cpu_kl_reparam_backward;
     be->kl_statistics = cpu_kl_statistics;
     be->kl_coefficients = cpu_kl_coefficients;

@@ -459,6 +459,14 @@ static void cuda_reparam_forward(Backend *be, float *z, const float *h, EpsSourc
     launch_reparam_forward(z, h, eps, B, L, impl_of(be)->stream);
 }
 
+// The reparam kernel draws each epsilon in the thread that uses it: nothing to do ahead.
+static void cuda_draw_eps_ahead(Backend *be, EpsSource eps, int B, int L) {
+    (void)be;
+    (void)eps;
+    (void)B;
+    (void)L;
+}
+
 static void cuda_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const float *h,
                                      EpsSource eps, const float *dz, int B, int L,
                                      const float *kl_coef) {
@@ -794,6 +802,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     be->bias_grad = cuda_bias_grad;
     be->activation_backward_bias_grad = cuda_activation_backward_bias_grad;
     be->reparam_forward = cuda_reparam_forward;
+    be->draw_eps_ahead = cuda_draw_eps_ahead;
     be->kl_reparam_backward = cuda_kl_reparam_backward;
     be->kl_statistics = cuda_kl_statistics;
     be->kl_coefficients = cuda_kl_coefficients;

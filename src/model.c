@@ -582,6 +582,8 @@ void model_encode(Model *m, int B) {
     heads_forward(m, X, B);
 }
 
+static EpsSource eps_source_of(Model *m, int B, EpsMode eps_mode);
+
 void model_forward(Model *m, int B, EpsMode eps_mode) {
     Backend *be = m->be;
     const int L = m->latent_dim;
@@ -606,31 +608,38 @@ void model_forward(Model *m, int B, EpsMode eps_mode) {
         decoder_forward(m, B);
         return;
     }
+    if (m->variational) m->eps_source = eps_source_of(m, B, eps_mode);   // before the heads: see draw_eps_ahead
     heads_forward(m, X, B);
-    if (m->variational) {
-        EpsSource eps;
-        memset(&eps, 0, sizeof eps);
-        eps.seed = m->rng_seed;
-        if (eps_mode == EPS_SAMPLE && m->cfg.train.epsilon == EPSILON_STORED) {
-            // the draw index base is read on the device: graph-capturable
-            // (a rank's shard draws the rows of the global batch it holds)
-            be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed,
-                            (uint64_t)m->shard_start * (uint64_t)L, &m->state->eps_offset);
-            eps.buffer = m->eps;
-        } else if (eps_mode == EPS_SAMPLE) {
-            eps.draw = true;
-            eps.base = (uint64_t)m->shard_start * (uint64_t)L;
-            eps.offset = &m->state->eps_offset;
-        } else if (eps_mode == EPS_DRAW) {
-            eps.draw = true;
-            eps.base = m->rng_offset;
-        } else if (eps_mode == EPS_GIVEN) {
-            eps.buffer = model_eps_buffer(m);
-        }
-        m->eps_source = eps;
-        be->reparam_forward(be, m->z, m->acts[m->head], eps, B, L);
-    }
+    if (m->variational) be->reparam_forward(be, m->z, m->acts[m->head], m->eps_source, B, L);
     decoder_forward(m, B);
+}
+
+// The epsilon of this forward (B, L): stored draws filled now, the fused draw's source (told to
+// the backend, which may draw it ahead), the given buffer, or none (EPS_ZERO: z = mu).
+static EpsSource eps_source_of(Model *m, int B, EpsMode eps_mode) {
+    Backend *be = m->be;
+    const int L = m->latent_dim;
+    EpsSource eps;
+    memset(&eps, 0, sizeof eps);
+    eps.seed = m->rng_seed;
+    if (eps_mode == EPS_SAMPLE && m->cfg.train.epsilon == EPSILON_STORED) {
+        // the draw index base is read on the device: graph-capturable
+        // (a rank's shard draws the rows of the global batch it holds)
+        be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed,
+                        (uint64_t)m->shard_start * (uint64_t)L, &m->state->eps_offset);
+        eps.buffer = m->eps;
+    } else if (eps_mode == EPS_SAMPLE) {
+        eps.draw = true;
+        eps.base = (uint64_t)m->shard_start * (uint64_t)L;
+        eps.offset = &m->state->eps_offset;
+    } else if (eps_mode == EPS_DRAW) {
+        eps.draw = true;
+        eps.base = m->rng_offset;
+    } else if (eps_mode == EPS_GIVEN) {
+        eps.buffer = model_eps_buffer(m);
+    }
+    if (eps.draw) be->draw_eps_ahead(be, eps, B, L);
+    return eps;
 }
 
 void model_decode(Model *m, int B) { decoder_forward(m, B); }

@@ -12,6 +12,7 @@
 #include "test.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -905,6 +906,61 @@ static void run_training_steps(EpsilonMode mode, int steps, float *params, StepS
     run_training_steps_of(cfg, steps, params, state, examples);
 }
 
+// The training forward announces its epsilon (draw_eps_ahead) before the encoder's head, whose
+// GEMM, too small to split, the CPU backend runs beside the draw on 2 threads: the same bits as
+// a backend that draws in reparam_forward (draw_eps_ahead a no-op), one draw beside a GEMM a
+// step; none with stored epsilon (drawn by fill_normal) or on one thread.
+static void ignore_eps_ahead(Backend *be, EpsSource eps, int B, int L) {
+    (void)be;
+    (void)eps;
+    (void)B;
+    (void)L;
+}
+
+static void test_eps_drawn_ahead_equals_drawn_in_step(void) {
+    const int max_threads = omp_get_max_threads();
+    const char *kinds[3] = {"vae", "cvae", "conv encoder"};
+    for (int kind = 0; kind < 3; kind++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int stored = 0; stored <= 1; stored++) {
+                Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+                if (kind == 1) {
+                    cfg.model.kind = MODEL_CVAE;
+                    cfg.model.condition = CONDITION_LABEL;
+                    cfg.model.n_classes = 4;
+                }
+                if (kind == 2) cfg = graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
+                cfg.train.epsilon = stored ? EPSILON_STORED : EPSILON_FUSED;
+                omp_set_num_threads(threads);
+                Model probe;
+                char err[256];
+                CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+                const size_t n = probe.n_params;
+                model_destroy(&probe);
+                float *ahead = xmalloc(n * sizeof(float)), *in_step = xmalloc(n * sizeof(float));
+                StepState ahead_state, in_step_state;
+                double ahead_examples, in_step_examples;
+                const size_t before = backend_cpu_update_counts(cpu).eps_draws_beside_gemms;
+                run_training_steps_of(cfg, 7, ahead, &ahead_state, &ahead_examples);
+                const size_t beside = backend_cpu_update_counts(cpu).eps_draws_beside_gemms - before;
+                void (*announce)(Backend *, EpsSource, int, int) = cpu->draw_eps_ahead;
+                cpu->draw_eps_ahead = ignore_eps_ahead;
+                run_training_steps_of(cfg, 7, in_step, &in_step_state, &in_step_examples);
+                cpu->draw_eps_ahead = announce;
+                const size_t want = threads > 1 && !stored && !omp_get_dynamic() ? 7 : 0;
+                CHECK(beside == want, "%s, %d threads, %s epsilon: %zu of 7 steps drew beside a GEMM, want %zu",
+                      kinds[kind], threads, stored ? "stored" : "fused", beside, want);
+                CHECK(memcmp(ahead, in_step, n * sizeof(float)) == 0,
+                      "%s, %d threads, %s epsilon: drawn ahead == drawn in reparam_forward (parameters after 7 steps)",
+                      kinds[kind], threads, stored ? "stored" : "fused");
+                CHECK(ahead_examples == in_step_examples && ahead_state.step == in_step_state.step,
+                      "%s: the same steps", kinds[kind]);
+                free(ahead);
+                free(in_step);
+            }
+    omp_set_num_threads(max_threads);
+}
+
 // The training step queues each linear decoder layer's optimizer update inside the backward
 // (model_backward_and_step) unless clipping needs the whole gradient first: with a clipping
 // norm no gradient reaches (1e30) the step takes the other path (backward, then one update)
@@ -1516,6 +1572,7 @@ int main(void) {
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
     test_run("queued_updates_equal_plain_step", test_queued_updates_equal_plain_step);
+    test_run("eps_drawn_ahead_equals_drawn_in_step", test_eps_drawn_ahead_equals_drawn_in_step);
     test_run("weight_gradients_onto_cleared_gradients", test_weight_gradients_onto_cleared_gradients);
     test_run("adversarial_phases_clear_the_flag", test_adversarial_phases_clear_the_flag);
     cpu->destroy(cpu);

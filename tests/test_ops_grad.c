@@ -606,6 +606,61 @@ static void test_fused_epsilon_equals_stored(void) {
 // step_begin / step_end: batch rows wrap per epoch, draw offsets advance by the
 // rows of each step, the KL schedule is kl_schedule_at of the epoch position,
 // and Adam's folded bias corrections match the pow() formula.
+// draw_eps_ahead: the CPU backend draws an announced epsilon on a waiting thread beside the
+// next GEMM too small to split (the encoder's head in a training step); reparam_forward then
+// takes those numbers, the same bits it draws itself. A stale announcement (the offset moved
+// since) is never taken: the draws are keyed by seed, base + offset, B and L.
+// z (B, L) through reparam_forward from a buffer holding the draws of seed at first + i
+static void eps_ahead_reference(float *z, const float *h, uint64_t seed, uint64_t first, int B, int L) {
+    float *eps = xmalloc((size_t)B * L * sizeof(float));   // (B, L)
+    rng_fill_normal_serial(eps, (size_t)B * L, seed, first);
+    cpu->reparam_forward(cpu, z, h, eps_from(eps), B, L);
+    free(eps);
+}
+
+static void test_eps_drawn_ahead(void) {
+    const int B = 64, L = 40;   // 2,560 draws: the threads' share at reparam_forward's threshold
+    const int max_threads = omp_get_max_threads();
+    float *h = random_floats((size_t)B * 2 * L, -1.5f, 1.5f);   // (B, 2L)
+    float *A = random_floats(16 * 64, -1, 1), *Bm = random_floats(64 * 16, -1, 1), *C = xmalloc(16 * 16 * 4);
+    float *z = xmalloc((size_t)B * L * sizeof(float)), *want = xmalloc((size_t)B * L * sizeof(float));
+    uint64_t offset = 5000;
+    EpsSource eps;
+    memset(&eps, 0, sizeof eps);
+    eps.draw = true;
+    eps.seed = 91;
+    eps.base = 7;
+    eps.offset = &offset;
+    size_t drawn_beside = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        for (int round = 0; round < 3; round++) {   // each round a new offset: nothing kept matches
+            offset += (uint64_t)B * L;
+            eps_ahead_reference(want, h, 91, 7 + offset, B, L);
+            const size_t before = backend_cpu_update_counts(cpu).eps_draws_beside_gemms;
+            cpu->draw_eps_ahead(cpu, eps, B, L);
+            if (round != 1)   // a 16 x 16 x 64 GEMM: never split; round 1 has none between
+                cpu->gemm(cpu, false, false, 16, 16, 64, 1.0f, A, 64, Bm, 16, 0.0f, C, 16);
+            const size_t beside = backend_cpu_update_counts(cpu).eps_draws_beside_gemms - before;
+            drawn_beside += beside;
+            CHECK(beside <= 1, "%d threads, round %d: %zu draws beside one GEMM", threads, round, beside);
+            CHECK(threads > 1 || beside == 0, "1 thread: no thread waits, yet a draw was made beside the GEMM");
+            CHECK(round != 1 || beside == 0, "%d threads: drawn beside a GEMM with no GEMM run", threads);
+            if (round == 2) offset += 1;   // announced at one offset, used at another: stale
+            cpu->reparam_forward(cpu, z, h, eps, B, L);
+            if (round == 2) eps_ahead_reference(want, h, 91, 7 + offset, B, L);
+            CHECK(memcmp(z, want, (size_t)B * L * sizeof(float)) == 0,
+                  "%d threads, round %d: z == mu + exp(logvar / 2) eps, eps the source's draws%s", threads, round,
+                  round == 2 ? " (the offset moved after the announcement)" : "");
+        }
+    }
+    if (!omp_get_dynamic())   // the pool has the threads asked for: thread 1 always draws
+        CHECK(drawn_beside == 2, "%zu of the 2 announced draws with a GEMM after them made beside it on 2 threads",
+              drawn_beside);
+    omp_set_num_threads(max_threads);
+    free(h); free(A); free(Bm); free(C); free(z); free(want);
+}
+
 static void test_step_state_evolution(void) {
     StepPlan plan;
     memset(&plan, 0, sizeof plan);
@@ -1234,6 +1289,7 @@ int main(int argc, char **argv) {
     test_run("rng_streams", test_rng_streams);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);
+    test_run("eps_drawn_ahead", test_eps_drawn_ahead);
     test_run("step_state_evolution", test_step_state_evolution);
     test_run("subnormals_flushed", test_subnormals_flushed);
     test_run("bce_accuracy_dense", test_bce_accuracy_dense);

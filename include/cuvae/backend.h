@@ -147,6 +147,11 @@ struct Backend {
     // h (B, 2L) holds [mu | logvar] per row; eps (B, L) from the source.
     // z (B, L) = mu + exp(0.5 * logvar) * eps
     void (*reparam_forward)(Backend *be, float *z, const float *h, EpsSource eps, int B, int L);
+    // Says that the next reparam_forward will take eps (B, L) from this drawing source (its
+    // offset as it will be then): a backend may draw the numbers ahead, where a thread would
+    // otherwise wait (the CPU's: beside the next GEMM too small to split, the encoder's head).
+    // Changes no result; a no-op where the draw costs nothing apart (CUDA fuses it).
+    void (*draw_eps_ahead)(Backend *be, EpsSource eps, int B, int L);
 
     // KL reduction fused with its gradient and the reparametrization backward.
     // kl_row (B)  = 0.5 * sum_j (mu^2 + exp(lv) - 1 - lv)             (always written)
@@ -361,11 +366,13 @@ bool backend_cpu_blas_splits_exact(const char *core);
 // step queues its decoder's updates and that the overlap happens): ranges queued through
 // queue_update, chunks of them run beside GEMMs (unsplit ones, or the last slices of split
 // ones), and split GEMMs whose last slice was cut short for updates queued before them (only
-// with OpenBLAS kernels that give the same bits for any cut).
+// with OpenBLAS kernels that give the same bits for any cut); and epsilon draws announced by
+// draw_eps_ahead and made beside a GEMM too small to split.
 typedef struct {
     size_t ranges_queued;
     size_t chunks_beside_gemms;
     size_t gemms_cut_for_updates;
+    size_t eps_draws_beside_gemms;
 } CpuUpdateCounts;
 CpuUpdateCounts backend_cpu_update_counts(Backend *be);
 // Whether the CPU backend's im2col / col2im take geometry g with a batch of B images through
