@@ -902,6 +902,10 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (interpolation_skipped)
             fprintf(stderr, "cuvae: plot: no interpolation.png: it needs at least 2 test images, the run's test set "
                     "has %d (%s)%s\n", n, test_size_key, remove_stale_figure(dir, "interpolation.png"));
+        if (L == 2 && m.n_classes > 0 && !m.gan && !m.autoregressive && !m.vq)
+            fprintf(stderr, "cuvae: plot: no manifold.png: a cvae's decoder takes a class besides z, so one grid "
+                    "over z is not its manifold (class_rows.png decodes one z for each class)%s\n",
+                    remove_stale_figure(dir, "manifold.png"));
     }
     // the curves first: a damaged log.jsonl stops plot before it has drawn anything
     if (rc == 0) rc = m.gan ? figure_gan_curves(&f, &log) : figure_loss_curves(&f, &log);

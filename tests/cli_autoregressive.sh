@@ -62,6 +62,10 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && grep -q '"bits_per_dim": ' "$tmp/run/eval.json" && ! grep -qE '"(latent_dim|active_units|kl_per_dim)"' "$tmp/run/eval.json" \
         && ok "the epoch line and eval.json say the loss is the exact -log p(x) (and bits/dim; no latent statistics)" \
         || bad "made units: $(grep -E '^epoch 2/2' "$tmp/run.err")"
+    [ "$(field "$tmp/run/eval.json" rec_bce_at_mean)" = "$(field "$tmp/run/eval.json" exact_nll)" ] \
+        && grep -q '"rec_mse_at_mean": null' "$tmp/run/eval.json" \
+        && ok "a made's rec_bce_at_mean is its exact -log p(x), its rec_mse_at_mean null (README)" \
+        || bad "made at-mean fields: $(grep -oE '"rec_(bce|mse)_at_mean": [^,]*' "$tmp/run/eval.json")"
     "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
     [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
         && ok "eval of the checkpoint reproduces the run's -log p(x) (the masks are saved)" \

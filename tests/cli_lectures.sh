@@ -95,4 +95,7 @@ else
     bad "ablation scatters: '$titles'"
 fi
 [ -s "$tmp/lectures/cvae_dim2/figures/class_rows.png" ] && ok "cvae class rows" || bad "cvae class rows missing"
+[ ! -e "$tmp/lectures/cvae_dim2/figures/manifold.png" ] \
+    && grep -q "no manifold.png: a cvae's decoder takes a class besides z" "$tmp/lectures/cvae_dim2.plot.log" \
+    && ok "cvae (latent dim 2): no manifold, and plot says why" || bad "cvae manifold: $(grep manifold "$tmp/lectures/cvae_dim2.plot.log")"
 cli_finish cli_lectures
