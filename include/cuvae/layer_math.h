@@ -129,9 +129,11 @@ static inline CUVAE_HOST_DEVICE float categorical_position(const float *l, float
     return lse - l[(size_t)target * stride];
 }
 
-// An adversarial autoencoder's 2-D mixture prior (Makhzani et al. 2015, as their reference code
-// draws it): component k of `components` is N((MIXTURE_RADIUS, 0), diag(MIXTURE_X_STD^2,
-// MIXTURE_Y_STD^2)) rotated by 2 pi k / components -- ten elongated petals around the origin.
+// An adversarial autoencoder's 2-D mixture prior (Makhzani et al. 2015 give no numbers; the centres
+// and rotation of the public reimplementations, whose x_var 0.5 and y_var 0.1 are used there as
+// standard deviations, here as variances): component k of `components` is N((MIXTURE_RADIUS, 0),
+// diag(MIXTURE_X_STD^2, MIXTURE_Y_STD^2)) rotated by 2 pi k / components -- ten elongated petals
+// around the origin.
 // (e0, e1) are N(0, 1) draws, overwritten with the point.
 #define MIXTURE_COMPONENTS 10
 #define MIXTURE_RADIUS 1.4f
