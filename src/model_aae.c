@@ -26,14 +26,7 @@ static int build_discriminator(Network *net, const Config *cfg, size_t param_bas
     if (network_build(net, "discriminator", cfg->model.discriminator_layers, cfg->model.n_discriminator_layers, z,
                       param_base, buffer_base, err, errlen) != 0)
         return -1;
-    if (tensor_shape_size(net->out) != 1) {
-        char got[48];
-        tensor_shape_format(net->out, got, sizeof got);
-        return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. "
-                         "{\"linear\": 1})", got);
-    }
-    return network_check_raw_output(net, "the discriminator ends in one logit", " (its loss applies the sigmoid); "
-                                    "end it with {\"linear\": 1}", err, errlen);
+    return network_check_discriminator_output(net, "{\"linear\": 1}", err, errlen);
 }
 
 int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen) {

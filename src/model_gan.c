@@ -39,14 +39,7 @@ int model_gan_build(Network *generator, Network *discriminator, const Config *cf
     if (network_build(discriminator, "discriminator", cfg->model.encoder_layers, cfg->model.n_encoder_layers, data,
                       disc_params, generator->n_buffers, err, errlen) != 0)
         return -1;
-    if (tensor_shape_size(discriminator->out) != 1) {
-        char got[48];
-        tensor_shape_format(discriminator->out, got, sizeof got);
-        return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. "
-                         "{\"flatten\": {}}, {\"linear\": 1})", got);
-    }
-    return network_check_raw_output(discriminator, "the discriminator ends in one logit", " (its loss applies the "
-                                    "sigmoid); end it with {\"linear\": 1}", err, errlen);
+    return network_check_discriminator_output(discriminator, "{\"flatten\": {}}, {\"linear\": 1}", err, errlen);
 }
 
 int model_gan_setup(Model *m, char *err, size_t errlen) {

@@ -211,6 +211,17 @@ int network_check_raw_output(const Network *net, const char *role, const char *a
     return 0;
 }
 
+int network_check_discriminator_output(const Network *net, const char *example, char *err, size_t errlen) {
+    if (tensor_shape_size(net->out) != 1) {
+        char got[48];
+        tensor_shape_format(net->out, got, sizeof got);
+        return set_error(err, errlen, "model.discriminator: ends in %s; it must end in one logit (e.g. %s)", got,
+                         example);
+    }
+    return network_check_raw_output(net, "the discriminator ends in one logit", " (its loss applies the sigmoid); "
+                                    "end it with {\"linear\": 1}", err, errlen);
+}
+
 bool network_has_running_statistics(const Network *net) {
     for (int i = 0; net && i < net->n_layers; i++)
         if (net->layers[i].kind->running_statistics) return true;

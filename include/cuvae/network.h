@@ -186,6 +186,9 @@ void network_backward(Network *net, const NetRun *run, const float *x, const flo
 // network's last layer that computes (views after it aside) is one: a network whose output is
 // logits (a loss applies the sigmoid) or the values themselves.
 int network_check_raw_output(const Network *net, const char *role, const char *advice, char *err, size_t errlen);
+// A gan's or an aae's discriminator: one logit out (else "ends in SHAPE; it must end in one logit
+// (e.g. EXAMPLE)"), and not out of an activation or batch norm (network_check_raw_output).
+int network_check_discriminator_output(const Network *net, const char *example, char *err, size_t errlen);
 // GEMM flops of one training step of B rows: forward, weight gradient, and input
 // gradient (none for the first layer when first_has_no_dx), as bench counts them.
 uint64_t network_gemm_flops(const Network *net, int B, bool first_has_no_dx);
