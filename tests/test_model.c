@@ -19,6 +19,15 @@
 
 static Backend *cpu;
 
+// The config a test's JSON text gives (a failed CHECK, naming `what`, if it is refused).
+static Config config_parsed(const char *json, const char *what) {
+    Config cfg;
+    char err[1024], label[64];
+    snprintf(label, sizeof label, "%s test", what);
+    CHECK(config_from_string(&cfg, json, label, NULL, 0, err, sizeof err) == 0, "%s config: %s", what, err);
+    return cfg;
+}
+
 static Config small_config(ModelKind kind, Activation act, ReconstructionKind rec, OutputKind out,
                            Reduction red, int n_decoder) {
     Config c;
@@ -204,11 +213,7 @@ static Config graph_config(const char *kind, const char *encoder, const char *de
              " \"loss\": {\"reconstruction\": \"%s\", \"w_rec\": 1.3, \"w_kl\": 0.7},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}",
              kind, encoder, decoder, output, strcmp(output, "gaussian") == 0 ? "mse" : "bce");
-    Config cfg;
-    char err[512];
-    int rc = config_from_string(&cfg, json, "graph test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "graph config: %s", err);
-    return cfg;
+    return config_parsed(json, "graph");
 }
 
 #define CONV_ENCODER "[{\"conv2d\": 3, \"kernel\": 3, \"stride\": 2, \"padding\": 1}, {\"batch_norm\": {}}," \
@@ -422,11 +427,7 @@ static Config made_config_masks(const char *network, const char *ordering, int m
              " \"masks\": %d}, \"loss\": {\"w_rec\": 1.3},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", network, ordering,
              masks);
-    Config cfg;
-    char err[512];
-    int rc = config_from_string(&cfg, json, "made test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "made config: %s", err);
-    return cfg;
+    return config_parsed(json, "made");
 }
 
 static Config made_config(const char *network, const char *ordering) {
@@ -563,11 +564,7 @@ static Config pixelcnn_config(const char *network) {
              "{\"name\": \"pixelcnn\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
              " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 64, \"network\": %s},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", network);
-    Config cfg;
-    char err[512];
-    int rc = config_from_string(&cfg, json, "pixelcnn test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "pixelcnn config: %s", err);
-    return cfg;
+    return config_parsed(json, "pixelcnn");
 }
 
 // every parameter of a PixelCNN with a residual block (masked weights: zero gradient)
@@ -619,9 +616,8 @@ static void write_vq_checkpoint(const char *path) {
         "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
         " \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 5}, \"decoder\": [{\"conv_transpose2d\": 1,"
         " \"kernel\": 4, \"stride\": 2, \"padding\": 1}]}, \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}";
-    Config cfg;
+    Config cfg = config_parsed(json, "vq");
     char err[512];
-    CHECK(config_from_string(&cfg, json, "vq test", NULL, 0, err, sizeof err) == 0, "vq config: %s", err);
     Model m;
     CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "vq create: %s", err);
     model_init_params(&m, 2);
@@ -702,11 +698,7 @@ static Config prior_config(const char *vq_path) {
              " [{\"masked_conv2d_a\": 4, \"kernel\": 3}, \"tanh\", {\"masked_conv2d_b\": 4, \"kernel\": 3}, \"tanh\","
              " {\"residual\": 2}, {\"conv2d\": 5, \"kernel\": 1}]},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", vq_path);
-    Config cfg;
-    char err[1024];
-    int rc = config_from_string(&cfg, json, "prior test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "prior config: %s", err);
-    return cfg;
+    return config_parsed(json, "prior");
 }
 
 // A PixelCNN prior over a VQ-VAE's codes: the config reads K = 5 and the 4x4 grid from the
@@ -1203,11 +1195,7 @@ static Config gan_config_init(const char *generator_end, const char *smoothing, 
              " \"tanh\", \"flatten\", {\"linear\": 1}], \"label_smoothing\": %s, \"init\": \"%s\"},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", generator_end, smoothing,
              init);
-    Config cfg;
-    char err[512];
-    int rc = config_from_string(&cfg, json, "gan test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "gan config: %s", err);
-    return cfg;
+    return config_parsed(json, "gan");
 }
 
 static Config gan_config(const char *generator_end, const char *smoothing) {
@@ -1438,11 +1426,7 @@ static Config aae_config(const char *encoder) {
              " \"activation\": \"tanh\", \"discriminator\": [{\"linear\": 5}, \"tanh\", {\"linear\": 1}],"
              " \"prior\": \"mixture\"}, \"loss\": {\"w_rec\": 1.0},"
              " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", encoder);
-    Config cfg;
-    char err[512];
-    int rc = config_from_string(&cfg, json, "aae test", NULL, 0, err, sizeof err);
-    CHECK(rc == 0, "aae config: %s", err);
-    return cfg;
+    return config_parsed(json, "aae");
 }
 
 // mean_b of the discriminator's loss on the codes against the step's prior draws (kl_row), or of
