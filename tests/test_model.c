@@ -898,6 +898,31 @@ static void run_training_steps(EpsilonMode mode, int steps, float *params, StepS
     run_training_steps_of(cfg, steps, params, state, examples);
 }
 
+// The small models the 7-step comparisons train: "vae", "ae", "cvae" (4 classes) or
+// "conv encoder" (a conv encoder with a linear decoder); ReLU, BCE summed, 2 decoder layers.
+static Config step_comparison_config(const char *kind) {
+    if (strcmp(kind, "conv encoder") == 0) return graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
+    Config cfg = small_config(strcmp(kind, "ae") == 0 ? MODEL_AE : MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI,
+                              REDUCTION_SUM, 2);
+    if (strcmp(kind, "cvae") == 0) {
+        cfg.model.kind = MODEL_CVAE;
+        cfg.model.condition = CONDITION_LABEL;
+        cfg.model.n_classes = 4;
+    }
+    return cfg;
+}
+
+// The parameter count of the model a config builds (and its decoder's linear layers, if asked).
+static size_t params_of(const Config *cfg, int *decoder_layers) {
+    Model probe;
+    char err[256];
+    CHECK(model_create(&probe, cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
+    const size_t n = probe.n_params;
+    if (decoder_layers) *decoder_layers = probe.n_layers - probe.head - 1;
+    model_destroy(&probe);
+    return n;
+}
+
 // The training forward announces its epsilon (draw_eps_ahead) before the encoder's head, whose
 // GEMM, too small to split, the CPU backend runs beside the draw on 2 threads: the same bits as
 // a backend that draws in reparam_forward (draw_eps_ahead a no-op), one draw beside a GEMM a
@@ -915,20 +940,10 @@ static void test_eps_drawn_ahead_equals_drawn_in_step(void) {
     for (int kind = 0; kind < 3; kind++)
         for (int threads = 1; threads <= 2; threads++)
             for (int stored = 0; stored <= 1; stored++) {
-                Config cfg = small_config(MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
-                if (kind == 1) {
-                    cfg.model.kind = MODEL_CVAE;
-                    cfg.model.condition = CONDITION_LABEL;
-                    cfg.model.n_classes = 4;
-                }
-                if (kind == 2) cfg = graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
+                Config cfg = step_comparison_config(kinds[kind]);
                 cfg.train.epsilon = stored ? EPSILON_STORED : EPSILON_FUSED;
                 omp_set_num_threads(threads);
-                Model probe;
-                char err[256];
-                CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
-                const size_t n = probe.n_params;
-                model_destroy(&probe);
+                const size_t n = params_of(&cfg, NULL);
                 float *ahead = xmalloc(n * sizeof(float)), *in_step = xmalloc(n * sizeof(float));
                 StepState ahead_state, in_step_state;
                 double ahead_examples, in_step_examples;
@@ -963,24 +978,13 @@ static void test_queued_updates_equal_plain_step(void) {
     const char *optimizers[3] = {"adam", "adamw", "sgd"}, *kinds[4] = {"vae", "ae", "cvae", "conv encoder"};
     for (int kind = 0; kind < 4; kind++)
         for (int o = 0; o < 3; o++) {
-            Config cfg = small_config(kind == 1 ? MODEL_AE : MODEL_VAE, ACT_RELU, REC_BCE, OUTPUT_BERNOULLI,
-                                      REDUCTION_SUM, 2);
-            if (kind == 2) {
-                cfg.model.kind = MODEL_CVAE;
-                cfg.model.condition = CONDITION_LABEL;
-                cfg.model.n_classes = 4;
-            }
-            if (kind == 3) cfg = graph_config("vae", CONV_ENCODER, "[7]", "bernoulli");
+            Config cfg = step_comparison_config(kinds[kind]);
             cfg.data.binarize = BINARIZE_DYNAMIC;
             snprintf(cfg.train.optimizer, sizeof cfg.train.optimizer, "%s", optimizers[o]);
             cfg.train.weight_decay = o == 0 ? 0.0 : 0.05;
             cfg.train.momentum = o == 2 ? 0.9 : 0.0;
-            Model probe;
-            char err[256];
-            CHECK(model_create(&probe, &cfg, cpu, 4, err, sizeof err) == 0, "model_create: %s", err);
-            const size_t n = probe.n_params;
-            const int decoder_layers = probe.n_layers - probe.head - 1;
-            model_destroy(&probe);
+            int decoder_layers;
+            const size_t n = params_of(&cfg, &decoder_layers);
             float *queued = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
             StepState queued_state, plain_state;
             double queued_examples, plain_examples;

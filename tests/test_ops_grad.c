@@ -291,6 +291,17 @@ static EpsSource eps_from(const float *buffer) {
     return e;
 }
 
+// A source that draws: Philox from `seed`, element i at base + *offset + i.
+static EpsSource eps_drawn(uint64_t seed, uint64_t base, uint64_t *offset) {
+    EpsSource eps;
+    memset(&eps, 0, sizeof eps);
+    eps.draw = true;
+    eps.seed = seed;
+    eps.base = base;
+    eps.offset = offset;
+    return eps;
+}
+
 static void test_reparam_and_kl_gradients(void) {
     const int B = 3, L = 5;
     float *h = random_floats((size_t)B * 2 * L, -1.5f, 1.5f);
@@ -552,12 +563,7 @@ static void test_fused_epsilon_equals_stored(void) {
     uint64_t device_offset = 1234;
     float stored[28];
     cpu->fill_normal(cpu, stored, (size_t)B * L, 77, 10, &device_offset);
-    EpsSource fused;
-    memset(&fused, 0, sizeof fused);
-    fused.draw = true;
-    fused.seed = 77;
-    fused.base = 10;
-    fused.offset = &device_offset;
+    EpsSource fused = eps_drawn(77, 10, &device_offset);
     float z1[28], z2[28], dh1[56], dh2[56], kl1[4], kl2[4];
     cpu->reparam_forward(cpu, z1, h, eps_from(stored), B, L);
     cpu->reparam_forward(cpu, z2, h, fused, B, L);
@@ -625,12 +631,7 @@ static void test_eps_drawn_ahead(void) {
     float *A = random_floats(16 * 64, -1, 1), *Bm = random_floats(64 * 16, -1, 1), *C = xmalloc(16 * 16 * 4);
     float *z = xmalloc((size_t)B * L * sizeof(float)), *want = xmalloc((size_t)B * L * sizeof(float));
     uint64_t offset = 5000;
-    EpsSource eps;
-    memset(&eps, 0, sizeof eps);
-    eps.draw = true;
-    eps.seed = 91;
-    eps.base = 7;
-    eps.offset = &offset;
+    EpsSource eps = eps_drawn(91, 7, &offset);
     size_t drawn_beside = 0;
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
