@@ -405,15 +405,23 @@ static void test_every_prefix_fails(void) {
 // ----------------------------------------------------------------------------
 // IDX reader: damaged gzip
 
+// Writes payload as a gzip IDX file of uint8 dims (rank 3) at the fixture `name` and returns
+// the compressed bytes (*gz_size of them; the caller frees them), to damage.
+static uint8_t *gzip_idx_fixture(const char *name, const uint32_t dims[3], const uint8_t *payload, size_t n,
+                                 size_t *gz_size) {
+    char path[512];
+    fixture_path(path, sizeof path, name);
+    write_idx(path, 1, 0x08, 3, dims, payload, n);
+    return read_bytes(path, gz_size);
+}
+
 static void test_truncated_gzip(void) {
     char path[512];
-    fixture_path(path, sizeof path, "source.idx.gz");
-    uint32_t dims[3] = {10, 20, 20};
+    const uint32_t dims[3] = {10, 20, 20};
     uint8_t payload[4000];
     fill_pseudo_random(payload, sizeof payload, 1);
-    write_idx(path, 1, 0x08, 3, dims, payload, sizeof payload);
     size_t gz_size;
-    uint8_t *gz = read_bytes(path, &gz_size);
+    uint8_t *gz = gzip_idx_fixture("source.idx.gz", dims, payload, sizeof payload, &gz_size);
 
     // cut in the middle of the deflate data: the error points at the end of
     // the compressed file
@@ -445,15 +453,13 @@ static void test_truncated_gzip(void) {
 // second gzip member, loaded silently with gzread.
 static void test_gzip_trailer_and_trailing_data(void) {
     char path[512];
-    fixture_path(path, sizeof path, "big-source.idx.gz");
-    uint32_t dims[3] = {1000, 28, 28};
+    const uint32_t dims[3] = {1000, 28, 28};
     size_t n = 1000 * 28 * 28;
     uint8_t *payload = malloc(n);
     fill_pseudo_random(payload, n, 9);
-    write_idx(path, 1, 0x08, 3, dims, payload, n);
-    free(payload);
     size_t gz_size;
-    uint8_t *gz = read_bytes(path, &gz_size);
+    uint8_t *gz = gzip_idx_fixture("big-source.idx.gz", dims, payload, n, &gz_size);
+    free(payload);
     CHECK(gz_size > (1u << 17) + 8, "fixture too small (%zu bytes) to cross the decoder's buffer", gz_size);
     char where[128];
     for (size_t cut = 1; cut <= 8; cut++) {
@@ -479,13 +485,11 @@ static void test_gzip_trailer_and_trailing_data(void) {
 
 static void test_corrupt_gzip(void) {
     char path[512];
-    fixture_path(path, sizeof path, "source2.idx.gz");
-    uint32_t dims[3] = {10, 20, 20};
+    const uint32_t dims[3] = {10, 20, 20};
     uint8_t payload[4000];
     fill_pseudo_random(payload, sizeof payload, 2);
-    write_idx(path, 1, 0x08, 3, dims, payload, sizeof payload);
     size_t gz_size;
-    uint8_t *gz = read_bytes(path, &gz_size);
+    uint8_t *gz = gzip_idx_fixture("source2.idx.gz", dims, payload, sizeof payload, &gz_size);
 
     // flip bytes in the middle of stored (incompressible) data: caught by the CRC
     uint8_t *bad = malloc(gz_size);
@@ -516,9 +520,7 @@ static void test_corrupt_gzip(void) {
     uint8_t sparse[4000];
     fill_pseudo_random(sparse, sizeof sparse, 3);
     for (int i = 0; i < 4000; i++) sparse[i] = (uint8_t)(sparse[i] % 6 == 0 ? sparse[i] : 0);
-    fixture_path(path, sizeof path, "source3.idx.gz");
-    write_idx(path, 1, 0x08, 3, dims, sparse, sizeof sparse);
-    gz = read_bytes(path, &gz_size);
+    gz = gzip_idx_fixture("source3.idx.gz", dims, sparse, sizeof sparse, &gz_size);
     gz[10] |= 0x06;
     fixture_path(path, sizeof path, "bad-block-type.idx.gz");
     write_bytes(path, gz, gz_size);
