@@ -17,9 +17,23 @@
 #include <dirent.h>
 #include <signal.h>
 
+// The length of the well-formed UTF-8 sequence at c (1 to 4 bytes), or 0 where the bytes are
+// not one (a stray continuation byte, a cut sequence, an overlong form, a surrogate, past U+10FFFF).
+static int utf8_sequence_length(const unsigned char *c) {
+    if (c[0] < 0x80) return 1;
+    int n = c[0] >= 0xC2 && c[0] <= 0xDF ? 2 : c[0] >= 0xE0 && c[0] <= 0xEF ? 3 : c[0] >= 0xF0 && c[0] <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((c[i] & 0xC0) != 0x80) return 0;   // (a NUL ends the check too)
+    if (n == 3 && ((c[0] == 0xE0 && c[1] < 0xA0) || (c[0] == 0xED && c[1] >= 0xA0))) return 0;
+    if (n == 4 && ((c[0] == 0xF0 && c[1] < 0x90) || (c[0] == 0xF4 && c[1] >= 0x90))) return 0;
+    return n;
+}
+
 // An error is one line of plain text whatever it quotes: control characters
 // (a newline or an escape sequence in a key, a value or a file name) are
-// written as \n, \r, \t or \xHH.
+// written as \n, \r, \t or \xHH — the C1 controls U+0080 to U+009F (a terminal reads
+// U+009B as ESC [) and the line separators U+2028 and U+2029 byte by byte as \xHH too, and
+// so is every byte that is not part of well-formed UTF-8.
 int set_error(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         char raw[4096];
@@ -28,20 +42,31 @@ int set_error(char *err, size_t errlen, const char *fmt, ...) {
         vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
         size_t o = 0;
-        for (const unsigned char *c = (const unsigned char *)raw; *c && o + 1 < errlen; c++) {
-            char esc[8] = "";
-            if (*c == '\n') snprintf(esc, sizeof esc, "\\n");
-            else if (*c == '\r') snprintf(esc, sizeof esc, "\\r");
-            else if (*c == '\t') snprintf(esc, sizeof esc, "\\t");
-            else if (*c < 0x20 || *c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *c);
-            if (!esc[0]) {
-                err[o++] = (char)*c;
+        for (const unsigned char *c = (const unsigned char *)raw; *c && o + 1 < errlen;) {
+            const int length = utf8_sequence_length(c);
+            const bool c1_control = length == 2 && c[0] == 0xC2 && c[1] < 0xA0;
+            const bool line_separator = length == 3 && c[0] == 0xE2 && c[1] == 0x80 && (c[2] == 0xA8 || c[2] == 0xA9);
+            if (length > 1 && !c1_control && !line_separator) {   // a printable character: as it is, whole
+                if (o + (size_t)length + 1 > errlen) break;
+                memcpy(err + o, c, (size_t)length);
+                o += (size_t)length;
+                c += length;
                 continue;
             }
-            size_t n = strlen(esc);
+            const int bytes = c1_control || line_separator ? length : 1;   // escaped one byte at a time
+            char esc[16] = "";
+            size_t n = 0;
+            for (int i = 0; i < bytes; i++) {
+                if (c[i] == '\n') n += (size_t)snprintf(esc + n, sizeof esc - n, "\\n");
+                else if (c[i] == '\r') n += (size_t)snprintf(esc + n, sizeof esc - n, "\\r");
+                else if (c[i] == '\t') n += (size_t)snprintf(esc + n, sizeof esc - n, "\\t");
+                else if (c[i] < 0x20 || c[i] >= 0x7f) n += (size_t)snprintf(esc + n, sizeof esc - n, "\\x%02x", c[i]);
+                else esc[n++] = (char)c[i];
+            }
             if (o + n + 1 > errlen) break;
             memcpy(err + o, esc, n);
             o += n;
+            c += bytes;
         }
         err[o] = '\0';
     }

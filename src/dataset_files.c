@@ -243,6 +243,12 @@ static int read_npy(const char *path, RawArray *out, char *err, size_t errlen) {
         return set_error(err, errlen, "%s: truncated in the header: it says %zu bytes from byte %zu, the file has %zu",
                          path, header_len, header_start, size);
     }
+    const uint8_t *header_nul = memchr(buffer + header_start, 0, header_len);
+    if (header_nul) {   // the parse below reads a C string: a NUL would end the header early, unsaid
+        const size_t at = (size_t)(header_nul - buffer);
+        raw_free(out);
+        return set_error(err, errlen, "%s: malformed header: a NUL byte at byte %zu (NumPy's header is text)", path, at);
+    }
     char *header = xmalloc(header_len + 1);
     memcpy(header, buffer + header_start, header_len);
     header[header_len] = '\0';
@@ -582,6 +588,7 @@ static char **list_entries(const char *dir, bool want_dirs, bool refuse_dirs, in
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         struct stat st;
         const bool exists = stat(full, &st) == 0;
+        const int stat_errno = exists ? 0 : errno;
         const bool png_name = png_file_name(e->d_name);
         // an image's name on something that is not one (a dangling link, a folder, a FIFO) is
         // an image that would go missing unsaid: refused (FIFOs and devices are never opened)
@@ -595,7 +602,18 @@ static char **list_entries(const char *dir, bool want_dirs, bool refuse_dirs, in
             *count = 0;
             return NULL;
         }
-        if (!exists) continue;   // (a dangling link of another name: not an entry)
+        if (!exists && want_dirs && !png_name) {   // maybe a class folder gone missing: its class would go unsaid
+            set_error(err, errlen, "%s: cannot be followed (%s): a class folder that is missing would leave its "
+                      "class out unsaid; restore its target or remove the link", full,
+                      stat_errno == ELOOP ? "a loop of links" : stat_errno == ENOENT ? "a dangling link"
+                                                                                    : strerror(stat_errno));
+            closedir(d);
+            for (int k = 0; k < *count; k++) free(names[k]);
+            free(names);
+            *count = 0;
+            return NULL;
+        }
+        if (!exists) continue;   // (beside the images, a dangling link not named *.png: not an entry)
         bool folder = S_ISDIR(st.st_mode);
         if (refuse_dirs && folder) {
             set_error(err, errlen, "%s: a folder inside the class folder %s: cuvae reads the .png images directly "

@@ -206,20 +206,22 @@ bool run_folder_holds_run(const char *out_dir) {
     return false;
 }
 
-// A folder a run keeps inside it (its staging folder, its image folders) is not a place for a
-// run: -1 with err when out_dir is one.
-static int check_not_inside_run(const char *out_dir, char *err, size_t errlen) {
-    char parent[1200];
-    snprintf(parent, sizeof parent, "%s", out_dir);
+// path's parent folder ("." for a bare name, "/" at the root) and last name, trailing slashes dropped.
+static void split_parent(const char *path, char parent[1200], char base[256]) {
+    snprintf(parent, 1200, "%s", path);
     size_t n = strlen(parent);
     while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
     char *slash = strrchr(parent, '/');
-    const char *name = slash ? slash + 1 : parent;
-    char base[256];
-    snprintf(base, sizeof base, "%s", name);
+    snprintf(base, 256, "%s", slash ? slash + 1 : parent);
     if (slash == parent) parent[1] = '\0';
     else if (slash) *slash = '\0';
-    else snprintf(parent, sizeof parent, ".");
+    else snprintf(parent, 1200, ".");
+}
+
+// check_not_inside_run on one spelling of the folder: path (out_dir as given, or resolved), said as out_dir.
+static int check_path_not_inside_run(const char *path, const char *out_dir, char *err, size_t errlen) {
+    char parent[1200], base[256];
+    split_parent(path, parent, base);
     if (strcmp(base, RUN_FOLDER_STAGING) == 0)
         return set_error(err, errlen, "%s: a run's staging folder (cuvae's own, for --overwrite): write the run "
                          "elsewhere with --out DIR", out_dir);
@@ -228,6 +230,26 @@ static int check_not_inside_run(const char *out_dir, char *err, size_t errlen) {
             return set_error(err, errlen, "%s: the %s/ folder of the run in %s: write the run elsewhere with --out "
                              "DIR", out_dir, IMAGE_DIRS[i], parent);
     return 0;
+}
+
+// A folder a run keeps inside it (its staging folder, its image folders) is not a place for a
+// run: -1 with err when out_dir is one, as given or resolved (a link to one, DIR/.new-run/., "."
+// inside one; a folder not made yet: its parent resolved).
+static int check_not_inside_run(const char *out_dir, char *err, size_t errlen) {
+    if (check_path_not_inside_run(out_dir, out_dir, err, errlen) != 0) return -1;
+    char resolved[PATH_MAX + 256];
+    char *real = realpath(out_dir, NULL);
+    if (real) {
+        snprintf(resolved, sizeof resolved, "%s", real);
+    } else {   // not there yet: its parent's real path and its name
+        char parent[1200], base[256];
+        split_parent(out_dir, parent, base);
+        real = realpath(parent, NULL);
+        if (!real) return 0;   // (nothing there to be inside of)
+        snprintf(resolved, sizeof resolved, "%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+    }
+    free(real);
+    return check_path_not_inside_run(resolved, out_dir, err, errlen);
 }
 
 int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err, size_t errlen) {

@@ -309,12 +309,19 @@ static const char *std_error_text(double std_error, char *buf, size_t len) {
 }
 
 // --resume: true with err when run_dir/config.json reads as another run's config than cfg (the
-// resume file's, checked against it before).
+// resume file's, checked against it before), or does not read as a run's config at all (the run
+// would write its own over it, unsaid).
 static bool folder_config_differs(const char *run_dir, const Config *cfg, char *err, size_t errlen) {
     char path[1100], why[1024];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     Config stored;
-    if (access(path, F_OK) != 0 || config_load_stored(&stored, path, NULL, 0, why, sizeof why) != 0) return false;
+    if (access(path, F_OK) != 0) return false;
+    if (config_load_stored(&stored, path, NULL, 0, why, sizeof why) != 0) {
+        set_error(err, errlen, "%s (the run folder's config.json, which --resume keeps as the run wrote it): the "
+                  "resume file's run would write over it: restore the folder's config.json, or start again with "
+                  "--overwrite", why);
+        return true;
+    }
     return config_same_run(&stored, cfg, path, ", not the one the resume file holds: the run folder and its "
                            "resume.safetensors are of two runs (restore the folder's own resume file, or start "
                            "again with --overwrite)", err, errlen) != 0;
@@ -531,12 +538,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     char flat_norm[96];
     if (!model.data_parallel && model_flat_batch_norm(&model, flat_norm, sizeof flat_norm)) {
         if (batch < 2) {
-            char origin[1800], detail[96];
-            snprintf(detail, sizeof detail, "train.batch_size %d, %d training example%s", cfg->train.batch_size,
-                     train_set.n, train_set.n == 1 ? "" : "s");
+            char origin[1800], detail[128];
+            const bool split_to_one = val_set.n > 0 && cfg->data.train_limit != 1;   // data.validation left one
+            if (split_to_one)
+                snprintf(detail, sizeof detail, "train.batch_size %d, %d training example%s once data.validation "
+                         "held out %d", cfg->train.batch_size, train_set.n, train_set.n == 1 ? "" : "s", val_set.n);
+            else
+                snprintf(detail, sizeof detail, "train.batch_size %d, %d training example%s", cfg->train.batch_size,
+                         train_set.n, train_set.n == 1 ? "" : "s");
             // (the data's one example, when the batch size is larger: where they came from)
             rc = model_batch_of_one_error(config_key_origin(cfg, cfg->train.batch_size < 2 ? "train.batch_size"
                                                             : cfg->data.train_limit == 1 ? "data.train_limit"
+                                                            : split_to_one               ? "data.validation"
                                                                                          : "data.train",
                                                             origin, sizeof origin),
                                           flat_norm, detail, err, errlen);

@@ -256,6 +256,18 @@ for inside in half/.new-run half/progress half/figures/; do
         "$inside: (a run's staging folder \(cuvae's own, for --overwrite\)|the (progress|figures)/ folder of the run in .*/half): write the run elsewhere with --out DIR$" -- \
         train --set train.epochs=1 --out "$tmp/$inside"
 done
+# ... however the path is spelt: ending in /., through a link, or "." from inside (resolved first)
+ln -s "$tmp/half/progress" "$tmp/progress_link"
+for inside in half/.new-run/. progress_link; do
+    expect_fail "--out $inside: refused (the folder it resolves to is one the run keeps)" 2 \
+        "$inside: (a run's staging folder \(cuvae's own, for --overwrite\)|the progress/ folder of the run in .*/half): write the run elsewhere with --out DIR$" -- \
+        train --set train.epochs=1 --out "$tmp/$inside"
+done
+rm "$tmp/progress_link"
+expect_fail "--out . inside a run's progress/: refused" 2 \
+    "^cuvae: \.: the progress/ folder of the run in .*/half: write the run elsewhere with --out DIR$" -- \
+    bash -c 'cd "$1/half/progress" && shift && exec "$@"' _ "$tmp" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" \
+    "${small[@]}" --set data.dir="$PWD/data/mnist" --set train.epochs=1 --out .
 train --set train.epochs=4 --set train.seed=7 --out "$tmp/half" --resume 2>"$tmp/half.err"
 cmp -s "$tmp/half/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/half/.new-run" ] \
     && [ ! -e "$tmp/half/figures/samples.png" ] && diff <(ls "$tmp/half/progress") <(ls "$tmp/ow_ref/progress") >/dev/null \

@@ -477,6 +477,28 @@ open(sys.argv[2], "wb").write(raw[:8] + struct.pack("<H", len(header)) + header.
 PY
 expect_error "a .npy header with a key given twice: named" 2 "dup_key.npy: malformed header at byte 10: key 'descr' given twice" -- \
     train --set data.train="$tmp/dup_key.npy" --out "$tmp/x"
+# a .npy header with a NUL byte after its dict (np.load refuses it; a C string would end there)
+python3 - "$D/rgb_nchw.npy" "$tmp/nul_header.npy" <<'PY'
+import struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<H", raw[8:10])[0]
+header = raw[10:10 + n].decode("latin1").rstrip("\n").rstrip(" ") + "\x00junk"
+header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+open(sys.argv[2], "wb").write(raw[:8] + struct.pack("<H", len(header)) + header.encode("latin1") + raw[10 + n:])
+PY
+expect_error "a .npy header with a NUL byte after the dict: refused at its byte" 2 \
+    "nul_header.npy: malformed header: a NUL byte at byte [0-9]+ \(NumPy's header is text\)" -- \
+    train --set data.train="$tmp/nul_header.npy" --out "$tmp/x"
+# a class folder that is a dangling link, or a loop of links, among the class folders: refused, named
+mkdir -p "$tmp/lost_class"
+cp -r "$D/rgb_folder/$(ls "$D/rgb_folder" | head -1)" "$tmp/lost_class/"
+ln -s "$tmp/no_such_disk/dog" "$tmp/lost_class/dog"
+expect_error "a class folder that is a dangling link: refused, not trained without the class" 2 \
+    "lost_class/dog: cannot be followed \(a dangling link\): a class folder that is missing" -- \
+    train --set data.train="$tmp/lost_class" --out "$tmp/x"
+rm "$tmp/lost_class/dog"; ln -s loop_b "$tmp/lost_class/loop_a"; ln -s loop_a "$tmp/lost_class/loop_b"
+expect_error "class folders beside a loop of links: refused, named" 2 \
+    "lost_class/loop_[ab]: cannot be followed \(a loop of links\)" -- train --set data.train="$tmp/lost_class" --out "$tmp/x"
 # a cvae on 2 class folders: sample draws those 2 classes, and refuses --class of an untrained one
 mkdir -p "$D/depth/two/a" "$D/depth/two/b"; cp "$D/depth/d8/0"*.png "$D/depth/two/a/"; cp "$D/depth/d8/1"*.png "$D/depth/two/b/"
 if train --set data.train="$D/depth/two" --set model.input_shape=[1,8,8] --set model.kind=cvae --set model.condition=label \

@@ -149,6 +149,10 @@ flat_bn='model.encoder=["flatten", {"linear": 16}, {"batch_norm": {}}, "relu"]'
 expect_error "flat batch_norm on one training example: names the data's --set, not train.batch_size" 2 \
     '^cuvae: --set data.train_limit=1 \(over [^ ]+\.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 64, 1 training example\)' -- \
     "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=1 --set train.epochs=1 --out "$tmp/r"
+# ... and where data.validation held out all but one: that --set is named, and what it held out
+expect_error "flat batch_norm on the one example data.validation left: names data.validation" 2 \
+    '^cuvae: --set data.validation=0.5 \(over [^ ]+\.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch: a batch of one example has no statistics \(train.batch_size 64, 1 training example once data.validation held out 1\); use 2 or more$' -- \
+    "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=2 --set data.validation=0.5 --set train.epochs=1 --out "$tmp/r"
 "$CUVAE" train "$tmp/conv.json" --set "$flat_bn" --set data.train_limit=65 --set train.batch_size=32 --set train.epochs=1 --out "$tmp/bn_tail" 2>"$tmp/bn_tail.err" \
     && grep -q "^cuvae: the last example of each epoch's order is left out: alone in a batch it would give model.encoder\[2\] (batch_norm) no statistics$" "$tmp/bn_tail.err" \
     && [ "$(grep -c '"epoch"' "$tmp/bn_tail/log.jsonl")" -eq 1 ] \

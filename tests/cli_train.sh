@@ -221,6 +221,16 @@ cp -r "$tmp/res_foreign" "$tmp/res_foreign.before"
     && diff -r "$tmp/res_foreign" "$tmp/res_foreign.before" >/dev/null \
     && ok "--resume with another run's resume file in the folder: refused, naming config.json, the folder unchanged" \
     || bad "--resume with another run's resume file: rc $rc, $(tail -1 "$tmp/res_foreign.err")"
+# ... and where the folder's config.json does not read as a run config at all (one bad value): refused
+# the same way, the folder unchanged (the run wrote its own config.json over it until 2026-12-05)
+cp -r "$tmp/res" "$tmp/res_badcfg"; sed -i 's/"lr": [0-9.e-]*/"lr": "fast"/' "$tmp/res_badcfg/config.json"
+cp -r "$tmp/res_badcfg" "$tmp/res_badcfg.before"
+"$CUVAE" train configs/examples_vae.json "${res[@]}" --set train.epochs=4 --out "$tmp/res_badcfg" --resume 2>"$tmp/res_badcfg.err"; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c . "$tmp/res_badcfg.err")" -eq 1 ] \
+    && grep -q "res_badcfg/config.json.*train.lr.*(the run folder's config.json, which --resume keeps as the run wrote it)" "$tmp/res_badcfg.err" \
+    && diff -r "$tmp/res_badcfg" "$tmp/res_badcfg.before" >/dev/null \
+    && ok "--resume with a folder config.json that does not read (a bad value): refused, naming it, the folder unchanged" \
+    || bad "--resume with an unreadable folder config.json: rc $rc, $(tail -1 "$tmp/res_badcfg.err")"
 # progress/ that is not a folder: refused before an epoch is trained (it would have rewritten
 # config.json, the log and the model, then failed on the epoch's images), the run unchanged
 cp -r "$tmp/res" "$tmp/res_prog"; rm -r "$tmp/res_prog/progress"; echo x > "$tmp/res_prog/progress"

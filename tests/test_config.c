@@ -1058,6 +1058,25 @@ static void test_lecture_configs_resolve(void) {
     }
 }
 
+// set_error: one line whatever it quotes; printable UTF-8 as it is, control characters (C0, DEL, the C1
+// controls such as U+009B, the terminal's one-byte ESC [), the line separators and bytes that are not
+// well-formed UTF-8 as \xHH
+static void test_error_escapes(void) {
+    char err[256];
+    set_error(err, sizeof err, "%s", "a\nb\x1b[31mc\x7f");
+    CHECK(strcmp(err, "a\\nb\\x1b[31mc\\x7f") == 0, "C0 and DEL: %s", err);
+    set_error(err, sizeof err, "%s", "0005\xc2\x9b" "31mX.png \xc2\x85 \xe2\x80\xa8");
+    CHECK(strcmp(err, "0005\\xc2\\x9b" "31mX.png \\xc2\\x85 \\xe2\\x80\\xa8") == 0, "C1 controls, U+2028: %s", err);
+    set_error(err, sizeof err, "%s", "\x9b \xff\xfe \xc0\xaf \xed\xa0\x80 \xe2\x82");
+    CHECK(strcmp(err, "\\x9b \\xff\\xfe \\xc0\\xaf \\xed\\xa0\\x80 \\xe2\\x82") == 0,
+          "stray, invalid, overlong, surrogate and cut bytes: %s", err);
+    set_error(err, sizeof err, "%s", "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x98\x80");
+    CHECK(strcmp(err, "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x98\x80") == 0, "printable UTF-8 kept: %s", err);
+    char small[5];
+    set_error(small, sizeof small, "%s", "ab\xe2\x82\xac");   // room for "ab" and 2 bytes besides the NUL
+    CHECK(strcmp(small, "ab") == 0, "a character that does not fit is left out whole: %s", small);
+}
+
 int main(void) {
     test_run("full example", test_full_example);
     test_run("lecture keys", test_lecture_keys);
@@ -1094,5 +1113,6 @@ int main(void) {
     test_run("loss units", test_loss_units);
     test_run("base configs", test_base_configs);
     test_run("lecture configs resolve their bases", test_lecture_configs_resolve);
+    test_run("errors escape control characters", test_error_escapes);
     return test_finish("test_config");
 }
