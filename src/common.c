@@ -73,6 +73,21 @@ int set_error(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
+void say(const char *fmt, ...) {
+    char raw[4096], line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    set_error(line, sizeof line, "%s", raw);   // escaped as an error is
+    fprintf(stderr, "cuvae: %s\n", line);
+}
+
+const char *one_line_text(const char *s, char *buf, size_t n) {
+    set_error(buf, n, "%s", s);
+    return buf;
+}
+
 void *checked_malloc(size_t bytes, const char *file, int line) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
@@ -361,6 +376,7 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
     if (output_path_resolve(path, &a->resolved_path, err, errlen) != 0) return -1;
     if (a->resolved_path) path = a->resolved_path;
     a->path = path;
+    remove_stale_temps_of(path);   // an earlier write of this file that was killed (kill -9) left its temp
     size_t size = strlen(path) + 32;
     a->tmp_path = xmalloc(size);
     snprintf(a->tmp_path, size, "%s.tmp.%ld", path, (long)getpid());
@@ -391,6 +407,8 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
     }
     return 0;
 }
+
+int atomic_file_write_errno(const AtomicFile *a) { return a->sink ? a->sink->write_errno : 0; }
 
 void atomic_file_abort(AtomicFile *a) {
     if (a->fp) fclose(a->fp);
@@ -464,7 +482,8 @@ static bool is_cuvae_temp_stem(const char *name, size_t stem_length) {
     return stem_length > 4 && strncmp(name + stem_length - 4, ".png", 4) == 0;
 }
 
-int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
+// Removes dir's NAME.tmp.PID files whose process no longer runs, NAME `only` (NULL: one of cuvae's stems).
+static int remove_dead_temps(const char *dir, const char *only, char *err, size_t errlen) {
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT || errno == ENOTDIR) return 0;   // nothing of cuvae's there (a file in the way is the
@@ -474,7 +493,11 @@ int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         const char *mark = strstr(e->d_name, ".tmp.");
-        if (!mark || mark == e->d_name || !is_cuvae_temp_stem(e->d_name, (size_t)(mark - e->d_name))) continue;
+        if (!mark || mark == e->d_name) continue;
+        const size_t stem_length = (size_t)(mark - e->d_name);
+        if (only ? strlen(only) != stem_length || strncmp(e->d_name, only, stem_length) != 0
+                 : !is_cuvae_temp_stem(e->d_name, stem_length))
+            continue;
         const char *digits = mark + 5;
         char *end = NULL;
         long pid = strtol(digits, &end, 10);
@@ -482,10 +505,23 @@ int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
         if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   // alive
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-        if (unlink(full) == 0) fprintf(stderr, "cuvae: removed %s, left by a write that was killed\n", full);
+        if (unlink(full) == 0) say("removed %s, left by a write that was killed", full);
     }
     closedir(d);
     return 0;
+}
+
+int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
+    return remove_dead_temps(dir, NULL, err, errlen);
+}
+
+void remove_stale_temps_of(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    else snprintf(dir, sizeof dir, ".");
+    char ignored[256];   // (a folder that cannot be listed: the write's own open says what is wrong)
+    remove_dead_temps(dir, slash ? slash + 1 : path, ignored, sizeof ignored);
 }
 
 int write_file_atomic(const char *path, const char *text, char *err, size_t errlen) {

@@ -49,7 +49,7 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
         char plain[4200];
         snprintf(plain, sizeof plain, "%s%s%s", dir, slash, name);
         if (file_exists(plain))
-            fprintf(stderr, "cuvae: %s and %s are both there: reading %s (remove one to say which)\n", path, plain,
+            say("%s and %s are both there: reading %s (remove one to say which)", path, plain,
                     path);
         else if (lstat(plain, &link_st) == 0)   // a NAME beside it that is a dangling link: not read past either
             return set_error(err, errlen, "%s: cannot be read (a dangling link, or a loop of links?) beside %s: fix "
@@ -319,6 +319,26 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
         return -1;
     }
     return 0;
+}
+
+int dataset_input_files(const Config *cfg, char paths[][DATASET_INPUT_PATH], int max) {
+    int n = 0;
+    struct stat st;
+    if (strcmp(cfg->data.dataset, "files") == 0) {
+        const char *files[4] = {cfg->data.train, cfg->data.test, cfg->data.train_labels, cfg->data.test_labels};
+        for (int i = 0; i < 4 && n < max; i++)
+            if (files[i][0] && stat(files[i], &st) == 0 && S_ISREG(st.st_mode))
+                snprintf(paths[n++], DATASET_INPUT_PATH, "%s", files[i]);
+        return n;
+    }
+    static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                          "t10k-labels-idx1-ubyte"};
+    const char *dir = cfg->data.dir[0] ? cfg->data.dir : ".";
+    for (int i = 0; i < 8 && n < max; i++) {
+        snprintf(paths[n], DATASET_INPUT_PATH, "%s/%s%s", dir, names[i / 2], i % 2 ? ".gz" : "");
+        if (stat(paths[n], &st) == 0 && S_ISREG(st.st_mode)) n++;
+    }
+    return n;
 }
 
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream) {

@@ -95,7 +95,7 @@ static int write_grid(Figures *f, const char *name, const char *title, const flo
     int rc = plot_image_channels(path, title, grid, width, height, f->channels, xlabel, x_min, x_max, ylabel, y_min,
                                  y_max, f->err, f->errlen);
     free(grid);
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    if (rc == 0) say("wrote %s", path);
     return rc;
 }
 
@@ -262,7 +262,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         }
         free(xy);
     }
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    if (rc == 0) say("wrote %s", path);
     return rc;
 }
 
@@ -309,7 +309,7 @@ static int figure_prior_against_codes(Figures *f, const float *codes, const uint
                  f->m->cfg.model.prior_mixture ? "10 Gaussians, by component" : "N(0, I)", left_out);
         rc = plot_scatter_in_range(path, title, "z1", "z2", prior, component, points, 10, NULL, range, f->err,
                                    f->errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+        if (rc == 0) say("wrote %s", path);
     }
     free(component);
     free(prior);
@@ -329,7 +329,7 @@ static int figure_histograms(Figures *f, const float *codes, int n) {
         snprintf(title, sizeof title, "Encoded test data, the first %d of %d dimensions (%s)", shown,
                  f->m->latent_dim, f->m->variational ? "the means mu of q(z|x)" : "AE codes");
     int rc = plot_histograms(path, title, codes, n, f->m->latent_dim, HISTOGRAM_PANELS, true, f->err, f->errlen);
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    if (rc == 0) say("wrote %s", path);
     return rc;
 }
 
@@ -512,7 +512,7 @@ static int figure_codebook_usage(Figures *f, const DeviceDataset *test) {
     const double *series[1] = {y};
     int rc = plot_lines(path, title, "code rank (most used first)", "fraction of positions", x, series, NULL, 1, K,
                         true, f->err, f->errlen);
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", path);
+    if (rc == 0) say("wrote %s", path);
     free(counts);
     free(codes);
     free(x);
@@ -607,9 +607,9 @@ static int log_series_read(LogSeries *log, const char *run_dir, const Model *m, 
 // Whether the curves can be drawn; says why not (and removes stale curves) where they cannot.
 static bool log_series_drawable(Figures *f, const LogSeries *log) {
     if (!log->found)   // a run given only as a checkpoint: no curves to draw
-        fprintf(stderr, "cuvae: %s not found: loss curves skipped%s\n", log->path, remove_stale_curves(f->dir));
+        say("%s not found: loss curves skipped%s", log->path, remove_stale_curves(f->dir));
     else if (log->n == 0)
-        fprintf(stderr, "cuvae: %s holds no epoch yet: loss curves skipped%s\n", log->path,
+        say("%s holds no epoch yet: loss curves skipped%s", log->path,
                 remove_stale_curves(f->dir));
     return log->found && log->n > 0;
 }
@@ -640,7 +640,7 @@ static int figure_loss_curves(Figures *f, const LogSeries *log) {
     const char *names[2] = {"train (weighted objective)", split_name};
     int rc = plot_lines(out, curves_title, "epoch", terms_axis, epoch, losses, names, 2, n, false, f->err,
                         f->errlen);
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+    if (rc == 0) say("wrote %s", out);
     if (rc == 0 && !units.exact_nll) {   // (made has one term)
         snprintf(out, sizeof out, "%s/loss_terms.png", f->dir);
         const double *terms[2] = {rec, kl};
@@ -655,7 +655,7 @@ static int figure_loss_curves(Figures *f, const LogSeries *log) {
         for (int i = 0; i < n; i++) positive = positive && rec[i] > 0 && kl[i] > 0;
         rc = plot_lines(out, title, "epoch", terms_axis, epoch, terms, term_names, 2, n, positive,
                         f->err, f->errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+        if (rc == 0) say("wrote %s", out);
     }
     return rc;
 }
@@ -714,7 +714,7 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
                  epochs[0], epochs[n_epochs - 1], rows < n_epochs ? ", evenly spaced" : "");
         rc = plot_image_channels(out, title, stack, width, rows * band + GAN_PROGRESS_PAD, f->channels, NULL, 0, 0,
                                  NULL, 0, 0, f->err, f->errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+        if (rc == 0) say("wrote %s", out);
     }
     free(stack);
     return rc;
@@ -729,7 +729,7 @@ static int figure_gan_curves(Figures *f, const LogSeries *log) {
     const char *names[4] = {"train D", "train G: -log D(G(z))", "val: D on real", "val: D on fakes"};
     int rc = plot_lines(out, "GAN losses per epoch (BCE, nats/example)", "epoch", "nats / example", log->series[0],
                         series, names, 4, log->n, false, f->err, f->errlen);
-    if (rc == 0) fprintf(stderr, "cuvae: wrote %s\n", out);
+    if (rc == 0) say("wrote %s", out);
     return rc;
 }
 
@@ -894,7 +894,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
         if (L > 2 && !m.vq && !m.gan && !tsne_skipped)
             snprintf(scatter, sizeof scatter, "; the scatter is a t-SNE of %d codes, the slow part",
                      o->tsne_points < n ? o->tsne_points : n);
-        fprintf(stderr, "cuvae: plot: drawing %d figures into %s%s\n", count, dir, scatter);
+        say("plot: drawing %d figures into %s%s", count, dir, scatter);
         if (tsne_skipped)
             fprintf(stderr, "cuvae: plot: no latent_scatter.png: its t-SNE needs at least %d test images, the run's "
                     "test set has %d (%s)%s\n", TSNE_MIN_POINTS, n, test_size_key,

@@ -76,7 +76,9 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     if (atomic_file_open(&out, path, err, errlen) != 0) return -1;
     PngErrorState state = {""};
     if (encode_png(out.fp, pixels, width, height, channels, &state) != 0) {
+        const int write_errno = atomic_file_write_errno(&out);   // libpng says only "Write Error"
         atomic_file_abort(&out);
+        if (write_errno) return set_error(err, errlen, "%s: write failed: %s", path, strerror(write_errno));
         return set_error(err, errlen, "%s: PNG encoding failed: %s", path, state.message);
     }
     return atomic_file_commit(&out, err, errlen);

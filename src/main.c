@@ -323,7 +323,13 @@ static int command_eval(int argc, char **argv) {
     if (checkpoint_data_config(a.positional, &cfg, a.overrides, a.n_overrides, &data_cfg, err, sizeof err) != 0) return fail(err);
     if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
     if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return fail(err);
-    if (checkpoint_check_carved_test_set(a.positional, &test_set, err, sizeof err) != 0) {
+    char data_files[DATASET_INPUT_FILES_MAX][DATASET_INPUT_PATH];   // -o must not replace them either
+    const char *inputs[1 + DATASET_INPUT_FILES_MAX] = {a.positional};   // (the checkpoint first, as parse_args gave it)
+    const int n_data_files = dataset_input_files(&data_cfg, data_files, DATASET_INPUT_FILES_MAX);
+    for (int i = 0; i < n_data_files; i++) inputs[1 + i] = data_files[i];
+    if ((a.json_out && run_folder_check_output("eval", "-o", a.json_out, inputs, 1 + n_data_files, err,
+                                               sizeof err) != 0) ||
+        checkpoint_check_carved_test_set(a.positional, &test_set, err, sizeof err) != 0) {
         dataset_free(&train_set);
         dataset_free(&test_set);
         return fail(err);
@@ -604,7 +610,7 @@ static int command_sample(int argc, char **argv) {
     char conditioned[64] = "";   // a cvae's class: the one asked for, or sample i of class i mod classes
     if (m_classes > 0 && a.sample_class >= 0) snprintf(conditioned, sizeof conditioned, ", class %d", a.sample_class);
     else if (m_classes > 0) snprintf(conditioned, sizeof conditioned, ", sample i of class i mod %d", m_classes);
-    fprintf(stderr, "cuvae: wrote %s (%d sample%s from %s%s)\n", out, a.n_samples, a.n_samples == 1 ? "" : "s",
+    say("wrote %s (%d sample%s from %s%s)", out, a.n_samples, a.n_samples == 1 ? "" : "s",
             m_was_prior ? "codes drawn from the PixelCNN prior, decoded by its VQ-VAE" :
             m_was_made ? "binary pixels drawn one at a time in the model's ordering" :
             m_was_vq ? "codes drawn uniformly at every position, not from a prior; --prior PRIOR.safetensors "
@@ -642,7 +648,7 @@ static int command_report(int argc, char **argv) {
     char err[1024];
     if (argc != 2) return fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
     if (report_write(argv[0], argv[1], err, sizeof err) != 0) return fail(err);
-    fprintf(stderr, "cuvae: wrote %s/index.html\n", argv[1]);
+    say("wrote %s/index.html", argv[1]);
     return 0;
 }
 

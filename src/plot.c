@@ -180,9 +180,11 @@ static void job_cleanup(PlotJob *job) {
 
 // Writes s as a double-quoted gnuplot string: backslash and double quote are escaped, a
 // backquote becomes the octal escape \140 (gnuplot would otherwise run `...` as a shell
-// command), control characters become spaces so the script stays one command per line.
-// (Single-quoted strings are no way out: gnuplot 5.4 rejects one that starts with a doubled quote.)
-static void put_string(FILE *f, const char *s) {
+// command), and control characters become spaces (text: a title, a label) or their octal
+// escapes (a path: the file's own name, "x\ty" written as "x\011y"), so the script stays one
+// command per line. (Single-quoted strings are no way out: gnuplot 5.4 rejects one that starts
+// with a doubled quote.)
+static void put_quoted(FILE *f, const char *s, bool path) {
     fputc('"', f);
     for (; s && *s; s++) {
         if (*s == '\\' || *s == '"') {
@@ -191,13 +193,17 @@ static void put_string(FILE *f, const char *s) {
         } else if (*s == '`') {
             fputs("\\140", f);
         } else if ((unsigned char)*s < 0x20 || *s == 0x7f) {
-            fputc(' ', f);
+            if (path) fprintf(f, "\\%03o", (unsigned char)*s);
+            else fputc(' ', f);
         } else {
             fputc(*s, f);
         }
     }
     fputc('"', f);
 }
+
+static void put_string(FILE *f, const char *text) { put_quoted(f, text, false); }
+static void put_path(FILE *f, const char *path) { put_quoted(f, path, true); }
 
 // `set KEY "text" noenhanced font ',SIZE'` (a title or axis label taken literally), nothing for NULL.
 static void put_text_setting(FILE *f, const char *key, const char *text, int font_size) {
@@ -229,6 +235,7 @@ static int job_begin(PlotJob *job, const char *png_path, int width, int height, 
     if (output_path_resolve(png_path, &job->resolved_path, err, errlen) != 0) return -1;
     if (job->resolved_path) png_path = job->resolved_path;
     job->png_path = png_path;
+    remove_stale_temps_of(png_path);   // an earlier drawing of this file that was killed left its temp
     // NAME.tmp.PID, like every atomic write: a killed run's leftover is recognised and removed
     int len = snprintf(job->out_tmp, PATH_LEN, "%s.tmp.%ld", png_path, (long)getpid());
     if (len < 0 || len >= PATH_LEN) {
@@ -257,7 +264,7 @@ static int job_begin(PlotJob *job, const char *png_path, int width, int height, 
     fprintf(f, "set encoding utf8\n");
     fprintf(f, "set terminal pngcairo size %d,%d enhanced font 'Sans,12' background '#ffffff'\n", width, height);
     fprintf(f, "set output ");
-    put_string(f, job->out_tmp);
+    put_path(f, job->out_tmp);
     fprintf(f, "\n");
     return 0;
 }
@@ -358,9 +365,14 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
 
 // Closes a data file; -1 with err if anything failed to be written.
 static int close_data(FILE *f, const char *png_path, char *err, size_t errlen) {
-    int failed = ferror(f);
-    if (fclose(f) != 0) failed = 1;
-    if (failed) return set_error(err, errlen, "%s: cannot write plot data to %s", png_path, temp_dir());
+    int failed = ferror(f), failed_errno = 0;   // (an earlier buffered write's errno is gone; fclose's flush says its own)
+    if (fclose(f) != 0) {
+        failed = 1;
+        failed_errno = errno;
+    }
+    if (failed)
+        return set_error(err, errlen, "%s: cannot write plot data to %s: %s", png_path, temp_dir(),
+                         failed_errno ? strerror(failed_errno) : "a write failed");
     return 0;
 }
 
@@ -435,7 +447,7 @@ int plot_scatter_in_range(const char *png_path, const char *title, const char *x
     if (labels) fprintf(f, "set key outside right top vertical Left reverse samplen 0.5 spacing 1.3 font ',12'\n");
     else fprintf(f, "unset key\n");
     fprintf(f, "plot ");
-    put_string(f, data_path);
+    put_path(f, data_path);
     fprintf(f, " using 1:2:3 with points pt 7 ps %.2f lc rgb variable notitle", point_size);
     if (labels) {
         // legend entries: invisible NaN plots with large opaque markers in each class colour
@@ -573,7 +585,7 @@ int plot_histograms(const char *png_path, const char *title, const float *values
         else if (overlay_normal && j == 1)
             fprintf(f, "unset key\n");
         fprintf(f, "plot ");
-        put_string(f, data_path);
+        put_path(f, data_path);
         fprintf(f, " index %d using 1:2 with boxes lc rgb ", j);
         put_rgb(f, 0);
         fprintf(f, " notitle");
@@ -723,7 +735,7 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
         snprintf(fallback, sizeof fallback, "series %d", s + 1);
         const char *name = (names && names[s]) ? names[s] : fallback;
         if (s > 0) fprintf(f, ", \\\n  ");
-        put_string(f, data_path);
+        put_path(f, data_path);
         fprintf(f, " using 1:%d with %s lw 2", s + 2, style);
         put_colour_and_title(f, s, name);
     }
@@ -839,7 +851,7 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     }
     double dx = (x_max - x_min) / width, dy = (y_max - y_min) / height;
     fprintf(f, "plot ");
-    put_string(f, data_path);
+    put_path(f, data_path);
     // flipy: the first row of the file is drawn at the top
     fprintf(f, " binary array=(%d,%d) format='%s' flipy dx=%.9g dy=%.9g origin=(%.9g,%.9g) with %s notitle\n",
             width, height, channels == 3 ? "%uchar%uchar%uchar" : "%uchar", dx, dy, x_min + 0.5 * dx,

@@ -509,8 +509,7 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
             return set_error(err, errlen, "%s: not a folder (cuvae stages the new run's images there): move it "
                              "away", progress);
         int epochs = staged_epochs(staging);
-        fprintf(stderr, "cuvae: removing %s, the files of an earlier --overwrite run that did not finish "
-                "(%d epoch%s done)\n", staging, epochs, epochs == 1 ? "" : "s");
+        say("removing %s, the files of an earlier --overwrite run that did not finish (%d epoch%s done)", staging, epochs, epochs == 1 ? "" : "s");
         if (remove_run_files(staging, NULL, err, errlen) != 0 || run_folder_remove_temp_files(staging, err, errlen) != 0)
             return -1;
     }
@@ -596,8 +595,8 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
             }
         }
         if (d) closedir(d);
-        fprintf(stderr, "cuvae: the run in %s is replaced; %s stays: it holds files cuvae did not write (%s%s); "
-                "move them away if you want the folder gone\n", out_dir, staging, first[0] ? first : strerror(errno),
+        say("the run in %s is replaced; %s stays: it holds files cuvae did not write (%s%s); move them away if you "
+            "want the folder gone", out_dir, staging, first[0] ? first : strerror(errno),
                 others ? " and more" : "");
     }
     return 0;
@@ -759,8 +758,8 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     if (!list) return -1;
     int rc;
     if (commit_list_valid(list)) {
-        fprintf(stderr, "cuvae: finishing the replacement of the run in %s by the --overwrite run staged in %s "
-                "(the process that began it was killed)\n", out_dir, staging);
+        say("finishing the replacement of the run in %s by the --overwrite run staged in %s (the process that "
+            "began it was killed)", out_dir, staging);
         rc = finish_commit(out_dir, staging, list, err, errlen);
     } else {
         rc = set_error(err, errlen, "%s: not a list of a run's files (damaged, or not cuvae's): %s may be partly "

@@ -499,7 +499,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     FILE *log = NULL;
     char path[1024];
     int rc = 0;
-    char done_line[900] = "";
+    char done_line[1500] = "";
     const int epochs = cfg->train.epochs;
     long steps_per_epoch = (train_set.n + batch - 1) / batch;
     const int ranks = dist_size();
@@ -757,7 +757,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         char *config_json = config_to_json(cfg);
         snprintf(config_path, sizeof config_path, "%s/config.json", run_dir);
         rc = write_file_atomic(config_path, config_json, err, errlen);
-        if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s/config.json%s):\n%s\n", out_dir,
+        char shown_out[600];   // (escaped: the line stays one line whatever the folder's name)
+        if (rc == 0) fprintf(stderr, "cuvae: effective config (saved to %s/config.json%s):\n%s\n",
+                             one_line_text(out_dir, shown_out, sizeof shown_out),
                              staged ? "; --overwrite: the run is staged in " RUN_FOLDER_STAGING " until it ends"
                                     : "", config_json);
         free(config_json);
@@ -1187,12 +1189,14 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         if (rc != 0) goto done;
     }
     // (printed once the files are in out_dir: after an --overwrite run's commit)
+    char shown_dir[600];   // (escaped: the line stays one line whatever the folder's name)
+    one_line_text(out_dir, shown_dir, sizeof shown_dir);
     if (epochs == 0)
         snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
-                 "eval.json, model.safetensors)\n", wall_seconds() - train_start, out_dir);
+                 "eval.json, model.safetensors)\n", wall_seconds() - train_start, shown_dir);
     else
         snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
-                 "eval.json, model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, out_dir,
+                 "eval.json, model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, shown_dir,
                 validating && !model.gan && progress_images ? ", best.safetensors, progress/*.png"
                 : validating && !model.gan ? ", best.safetensors" : progress_images ? ", progress/*.png" : "");
 

@@ -177,7 +177,29 @@ if [ -z "${CUVAE_SANITIZED:-}" ]; then
     expect_error "report: a page over ulimit -f: 'File too large', the earlier page kept" 2 \
         "R/index.html: write failed: File too large" -- bash -c "ulimit -f 1; exec \"$CUVAE\" report \"$tmp/big_index.json\" \"$tmp/R\""
     cmp -s "$tmp/R/index.html" "$tmp/page_before.html" && ok "... the earlier index.html untouched" || bad "index.html changed"
+    "$CUVAE" sample "$tmp/R/vae_dim2/model.safetensors" -n 64 -o "$tmp/kept.png" 2>/dev/null; cp "$tmp/kept.png" "$tmp/kept_before.png"
+    expect_error "sample -o a PNG over ulimit -f: the write's reason, not libpng's 'Write Error'; the file kept" 2 \
+        "kept.png: write failed: File too large" -- \
+        bash -c "ulimit -f 2; exec \"$CUVAE\" sample \"$tmp/R/vae_dim2/model.safetensors\" -n 64 --seed 4 -o \"$tmp/kept.png\""
+    cmp -s "$tmp/kept.png" "$tmp/kept_before.png" && ok "... the earlier PNG untouched" || bad "kept.png changed"
 else
-    skip "report over ulimit -f" "sanitized build"
+    skip "report and sample over ulimit -f" "sanitized build"
 fi
+# a temp file a killed sample -o left (NAME.tmp.PID of a process gone): the next write of NAME removes it
+dead_pid=$(sh -c 'echo $$'); echo partial > "$tmp/again.png.tmp.$dead_pid"
+"$CUVAE" sample "$tmp/R/vae_dim2/model.safetensors" -n 4 -o "$tmp/again.png" 2>"$tmp/again.err"
+[ ! -e "$tmp/again.png.tmp.$dead_pid" ] && [ -s "$tmp/again.png" ] \
+    && grep -q "^cuvae: removed .*again.png.tmp.$dead_pid, left by a write that was killed$" "$tmp/again.err" \
+    && ok "sample -o NAME removes the NAME.tmp.PID a killed write left, saying so" \
+    || bad "stale temp of sample -o: $(ls "$tmp" | grep again) $(tail -1 "$tmp/again.err")"
+# a run folder whose name holds a tab and an escape: plot draws into it (gnuplot given the exact path),
+# and its lines stay one line each
+tabbed="$tmp/tab"$'\t'"esc"$'\x1b'"run"
+cp -r "$tmp/R/vae_dim2" "$tabbed"; rm -rf "$tabbed/figures"; mkdir -p "$tmp/tab esc run/figures"
+"$CUVAE" plot "$tabbed" 2>"$tmp/tabbed.err"; rc=$?
+[ $rc -eq 0 ] && [ -s "$tabbed/figures/samples.png" ] && [ -z "$(ls -A "$tmp/tab esc run/figures")" ] \
+    && grep -q '^cuvae: wrote .*tab\\tesc\\x1brun/figures/samples.png$' "$tmp/tabbed.err" \
+    && ! grep -q $'\t\|\x1b' "$tmp/tabbed.err" \
+    && ok "plot of a folder named with a tab and an ESC: drawn into it, its lines escaped" \
+    || bad "plot of a tab-named folder: rc $rc, $(ls "$tabbed/figures" 2>&1 | head -2) / $(tail -1 "$tmp/tabbed.err")"
 cli_finish cli_damaged

@@ -378,6 +378,13 @@ PY
     expect_error "sample -o the checkpoint under another name (a link to it)" 2 \
         "sample: -o .*/rerun/model.safetensors is the same file as .*/link.safetensors, which sample reads" -- \
         "$CUVAE" sample "$tmp/link.safetensors" -o "$tmp/rerun/model.safetensors"
+    # ... nor a data file it reads (a link named like a JSON file to a copy of the test images)
+    cp -r data/mnist "$tmp/mnist_copy"; ln -s "$tmp/mnist_copy/t10k-images-idx3-ubyte.gz" "$tmp/data_link.json"
+    expect_error "eval -o a data file it reads (through a link): refused, the data kept" 2 \
+        "eval: -o .*/data_link.json is the same file as .*/mnist_copy/t10k-images-idx3-ubyte.gz, which eval reads" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.dir="$tmp/mnist_copy" -o "$tmp/data_link.json"
+    cmp -s data/mnist/t10k-images-idx3-ubyte.gz "$tmp/mnist_copy/t10k-images-idx3-ubyte.gz" \
+        && ok "eval -o onto its test images left them as they were" || bad "eval -o onto its test images changed them"
     expect_error "eval -o a run's resume file" 2 "eval: -o .*/rerun/resume.safetensors would replace a run's resume.safetensors" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" -o "$tmp/rerun/resume.safetensors"
     expect_error "sample -o a run's config.json" 2 "sample: -o .*/rerun/config.json would replace a run's config.json" -- \

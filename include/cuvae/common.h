@@ -23,6 +23,13 @@
 int set_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// An information line on stderr ("cuvae: " and the text, a newline added), one line whatever it
+// quotes: escaped as set_error escapes an error (a file name with a newline or an escape sequence).
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// s escaped as set_error escapes what it quotes, in buf (n bytes); returns buf.
+const char *one_line_text(const char *s, char *buf, size_t n);
+
 // malloc/calloc that abort with a message naming the caller's file:line on OOM.
 void *checked_malloc(size_t bytes, const char *file, int line);
 void *checked_calloc(size_t count, size_t size, const char *file, int line);
@@ -130,6 +137,9 @@ typedef struct {
 int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen);
 int atomic_file_commit(AtomicFile *a, char *err, size_t errlen);
 void atomic_file_abort(AtomicFile *a);
+// The errno of the first write into a's temp file that failed (ENOSPC, EFBIG, EIO), 0 if none:
+// for a writer whose own library saw only "a write error" (libpng).
+int atomic_file_write_errno(const AtomicFile *a);
 // The whole of text, atomically.
 int write_file_atomic(const char *path, const char *text, char *err, size_t errlen);
 
@@ -162,5 +172,9 @@ void temp_file_unregister(const char *path);
 // killed before its rename), saying so on stderr, NAME one of cuvae's (a run's file, the
 // commit marker, a .png). A missing dir (or a file in its place) is fine.
 int remove_stale_temp_files(const char *dir, char *err, size_t errlen);
+
+// Removes PATH.tmp.PID files beside path whose process no longer runs (an earlier write of
+// path, killed before its rename), saying so on stderr; every atomic write calls it first.
+void remove_stale_temps_of(const char *path);
 
 #endif

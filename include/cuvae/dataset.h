@@ -36,6 +36,12 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
 // binarization (seeded by train.seed) when asked: pixels become 0 or 255.
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
+// The files cfg's data are read from, those that are there (for a writer that must not replace
+// them): mnist and fashion-mnist, data.dir's four IDX files, plain and .gz; dataset "files",
+// data.train, data.test and their labels where they are files (not folders). At most max; the count.
+enum { DATASET_INPUT_FILES_MAX = 8, DATASET_INPUT_PATH = 1100 };
+int dataset_input_files(const Config *cfg, char paths[][DATASET_INPUT_PATH], int max);
+
 // The lines saying that the test set was carved out of the training images (data.test not
 // given) and that float32 pixels were rounded to 8 bits (train may be NULL: the test set's
 // alone, which a carved set shares with train), into lines, or "" when neither; the caller says
