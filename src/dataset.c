@@ -14,6 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+// The four standard IDX file names both named datasets ship under (each may also be NAME.gz)
+#define TRAIN_IMAGES_FILE "train-images-idx3-ubyte"
+#define TRAIN_LABELS_FILE "train-labels-idx1-ubyte"
+#define TEST_IMAGES_FILE "t10k-images-idx3-ubyte"
+#define TEST_LABELS_FILE "t10k-labels-idx1-ubyte"
+
 #define DATASET_CLASSES 10
 #define TRAIN_BINARIZE_STREAM 101
 
@@ -237,7 +243,7 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
                 cfg->model.input_shape[2] != train->cols)) {
         char file[4200];
         set_error(err, errlen, "%s: images are 1 x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
-                  data_file_name(cfg->data.dir, "train-images-idx3-ubyte", file, sizeof file), train->rows,
+                  data_file_name(cfg->data.dir, TRAIN_IMAGES_FILE, file, sizeof file), train->rows,
                   train->cols, cfg->model.input_shape[0],
                   cfg->model.input_shape[1], cfg->model.input_shape[2]);
         dataset_free(train);
@@ -291,20 +297,19 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
     if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
         return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
                          cfg->data.dataset);
-    // both datasets ship under the same four standard file names
-    if (load_split(cfg, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", cfg->data.train_limit,
+    if (load_split(cfg, TRAIN_IMAGES_FILE, TRAIN_LABELS_FILE, cfg->data.train_limit,
                    train, err, errlen) != 0)
         return -1;
-    if (check_named_dataset_files(cfg, train, false, "train-images-idx3-ubyte", err, errlen) != 0) {
+    if (check_named_dataset_files(cfg, train, false, TRAIN_IMAGES_FILE, err, errlen) != 0) {
         dataset_free(train);
         return -1;
     }
-    if (load_split(cfg, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", cfg->data.test_limit,
+    if (load_split(cfg, TEST_IMAGES_FILE, TEST_LABELS_FILE, cfg->data.test_limit,
                    test, err, errlen) != 0) {
         dataset_free(train);
         return -1;
     }
-    if (check_named_dataset_files(cfg, test, true, "t10k-images-idx3-ubyte", err, errlen) != 0) {
+    if (check_named_dataset_files(cfg, test, true, TEST_IMAGES_FILE, err, errlen) != 0) {
         dataset_free(train);
         dataset_free(test);
         return -1;
@@ -312,7 +317,7 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
     if (test->rows != train->rows || test->cols != train->cols) {
         char file[4200];
         set_error(err, errlen, "%s: images are %dx%d but the training images are %dx%d",
-                  data_file_name(cfg->data.dir, "t10k-images-idx3-ubyte", file, sizeof file), test->rows, test->cols,
+                  data_file_name(cfg->data.dir, TEST_IMAGES_FILE, file, sizeof file), test->rows, test->cols,
                   train->rows, train->cols);
         dataset_free(train);
         dataset_free(test);
@@ -331,8 +336,7 @@ int dataset_input_files(const Config *cfg, char paths[][DATASET_INPUT_PATH], int
                 snprintf(paths[n++], DATASET_INPUT_PATH, "%s", files[i]);
         return n;
     }
-    static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                                          "t10k-labels-idx1-ubyte"};
+    const char *const names[4] = {TRAIN_IMAGES_FILE, TRAIN_LABELS_FILE, TEST_IMAGES_FILE, TEST_LABELS_FILE};
     const char *dir = cfg->data.dir[0] ? cfg->data.dir : ".";
     for (int i = 0; i < 8 && n < max; i++) {
         snprintf(paths[n], DATASET_INPUT_PATH, "%s/%s%s", dir, names[i / 2], i % 2 ? ".gz" : "");
