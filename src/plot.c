@@ -303,11 +303,20 @@ static bool png_file_complete(const char *path) {
 // Finishes the script, runs gnuplot and renames its output onto png_path. Always cleans up.
 static int job_finish(PlotJob *job, char *err, size_t errlen) {
     fprintf(job->script, "unset output\n");
-    int write_failed = ferror(job->script);
-    if (fclose(job->script) != 0) write_failed = 1;
+    int write_failed = ferror(job->script), write_errno = 0;
+    errno = 0;
+    if (fflush(job->script) != 0) {   // (retries what a failed write left, and says why)
+        write_failed = 1;
+        write_errno = errno;
+    }
+    if (fclose(job->script) != 0) {
+        write_failed = 1;
+        if (!write_errno) write_errno = errno;
+    }
     job->script = NULL;
     if (write_failed) {
-        set_error(err, errlen, "%s: cannot write gnuplot script to %s", job->png_path, temp_dir());
+        set_error(err, errlen, "%s: cannot write gnuplot script to %s: %s", job->png_path, temp_dir(),
+                  write_errno ? strerror(write_errno) : "a write failed");
         job_cleanup(job);
         return -1;
     }
@@ -363,12 +372,19 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
     return 0;
 }
 
-// Closes a data file; -1 with err if anything failed to be written.
-static int close_data(FILE *f, const char *png_path, char *err, size_t errlen) {
-    int failed = ferror(f), failed_errno = 0;   // (an earlier buffered write's errno is gone; fclose's flush says its own)
+// Closes a data file; -1 with err if anything failed to be written. write_errno: the errno of a
+// write the caller saw fail (0: none, or not known).
+static int close_data(FILE *f, int write_errno, const char *png_path, char *err, size_t errlen) {
+    // an earlier buffered write's errno is gone, but the flush retries what it left and says why
+    int failed = ferror(f) || write_errno, failed_errno = write_errno;
+    errno = 0;
+    if (fflush(f) != 0) {
+        failed = 1;
+        if (!failed_errno) failed_errno = errno;
+    }
     if (fclose(f) != 0) {
         failed = 1;
-        failed_errno = errno;
+        if (!failed_errno) failed_errno = errno;
     }
     if (failed)
         return set_error(err, errlen, "%s: cannot write plot data to %s: %s", png_path, temp_dir(),
@@ -431,7 +447,7 @@ int plot_scatter_in_range(const char *png_path, const char *title, const char *x
         written++;
     }
     free(order);
-    if (close_data(data, png_path, err, errlen) != 0) {
+    if (close_data(data, 0, png_path, err, errlen) != 0) {
         job_cleanup(&job);
         return -1;
     }
@@ -553,7 +569,7 @@ int plot_histograms(const char *png_path, const char *title, const float *values
     }
     free(sorted);
     free(counts);
-    if (close_data(data, png_path, err, errlen) != 0) {
+    if (close_data(data, 0, png_path, err, errlen) != 0) {
         free(lo); free(hi); free(ymax); free(binw);
         job_cleanup(&job);
         return -1;
@@ -693,7 +709,7 @@ int plot_lines(const char *png_path, const char *title, const char *xlabel, cons
         }
         fprintf(data, "\n");
     }
-    if (close_data(data, png_path, err, errlen) != 0) {
+    if (close_data(data, 0, png_path, err, errlen) != 0) {
         job_cleanup(&job);
         return -1;
     }
@@ -827,8 +843,10 @@ int plot_image_channels(const char *png_path, const char *title, const uint8_t *
     const char *data_path = NULL;
     FILE *data = job_begin_with_data(&job, png_path, canvas_w, canvas_h, &data_path, err, errlen);
     if (!data) return -1;
-    fwrite(gray, 1, (size_t)width * (size_t)height * (size_t)channels, data);
-    if (close_data(data, png_path, err, errlen) != 0) {
+    const size_t gray_bytes = (size_t)width * (size_t)height * (size_t)channels;
+    errno = 0;
+    const int gray_errno = fwrite(gray, 1, gray_bytes, data) == gray_bytes ? 0 : (errno ? errno : EIO);
+    if (close_data(data, gray_errno, png_path, err, errlen) != 0) {
         job_cleanup(&job);
         return -1;
     }

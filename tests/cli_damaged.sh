@@ -182,6 +182,15 @@ if [ -z "${CUVAE_SANITIZED:-}" ]; then
         "kept.png: write failed: File too large" -- \
         bash -c "ulimit -f 2; exec \"$CUVAE\" sample \"$tmp/R/vae_dim2/model.safetensors\" -n 64 --seed 4 -o \"$tmp/kept.png\""
     cmp -s "$tmp/kept.png" "$tmp/kept_before.png" && ok "... the earlier PNG untouched" || bad "kept.png changed"
+    # plot's scratch data in TMPDIR over ulimit -f (the sample grid, the biggest, fails; the loss
+    # curves before it fit): the failed write's reason, and no scratch file left
+    mkdir -p "$tmp/plot_tmp"; cp -r "$tmp/R/vae_dim2" "$tmp/plot_limited"
+    (ulimit -f 32; TMPDIR="$tmp/plot_tmp" exec "$CUVAE" plot "$tmp/plot_limited") 2>"$tmp/plot_limited.err"; rc=$?
+    [ $rc -eq 2 ] && tail -1 "$tmp/plot_limited.err" \
+        | grep -q "^cuvae: .*plot_limited/figures/samples.png: cannot write plot data to .*plot_tmp: File too large$" \
+        && [ -z "$(ls -A "$tmp/plot_tmp")" ] \
+        && ok "plot: its scratch data over ulimit -f names the write's reason ('File too large'), nothing left in TMPDIR" \
+        || bad "plot over ulimit -f: rc $rc, $(tail -1 "$tmp/plot_limited.err") / $(ls -A "$tmp/plot_tmp")"
 else
     skip "report and sample over ulimit -f" "sanitized build"
 fi
