@@ -55,8 +55,7 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
         char plain[4200];
         snprintf(plain, sizeof plain, "%s%s%s", dir, slash, name);
         if (file_exists(plain))
-            say("%s and %s are both there: reading %s (remove one to say which)", path, plain,
-                    path);
+            say("%s and %s are both there: reading %s (remove one to say which)", path, plain, path);
         else if (lstat(plain, &link_st) == 0)   // a NAME beside it that is a dangling link: not read past either
             return set_error(err, errlen, "%s: cannot be read (a dangling link, or a loop of links?) beside %s: fix "
                              "or remove it", plain, path);

@@ -609,8 +609,7 @@ static bool log_series_drawable(Figures *f, const LogSeries *log) {
     if (!log->found)   // a run given only as a checkpoint: no curves to draw
         say("%s not found: loss curves skipped%s", log->path, remove_stale_curves(f->dir));
     else if (log->n == 0)
-        say("%s holds no epoch yet: loss curves skipped%s", log->path,
-                remove_stale_curves(f->dir));
+        say("%s holds no epoch yet: loss curves skipped%s", log->path, remove_stale_curves(f->dir));
     return log->found && log->n > 0;
 }
 

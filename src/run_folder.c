@@ -509,7 +509,8 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
             return set_error(err, errlen, "%s: not a folder (cuvae stages the new run's images there): move it "
                              "away", progress);
         int epochs = staged_epochs(staging);
-        say("removing %s, the files of an earlier --overwrite run that did not finish (%d epoch%s done)", staging, epochs, epochs == 1 ? "" : "s");
+        say("removing %s, the files of an earlier --overwrite run that did not finish (%d epoch%s done)", staging,
+            epochs, epochs == 1 ? "" : "s");
         if (remove_run_files(staging, NULL, err, errlen) != 0 || run_folder_remove_temp_files(staging, err, errlen) != 0)
             return -1;
     }
@@ -597,7 +598,7 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
         if (d) closedir(d);
         say("the run in %s is replaced; %s stays: it holds files cuvae did not write (%s%s); move them away if you "
             "want the folder gone", out_dir, staging, first[0] ? first : strerror(errno),
-                others ? " and more" : "");
+            others ? " and more" : "");
     }
     return 0;
 }
