@@ -7,6 +7,9 @@
 #include <stdarg.h>
 #include <string.h>
 #include <math.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int test_passed_count, test_failed_count, test_skipped_count;
 static int test_current_failures;
@@ -59,6 +62,28 @@ __attribute__((unused)) static void test_skip(const char *name, const char *why)
 }
 
 // Prints the summary line; returns the process exit code.
+// Removes a test's scratch folder and everything in it (links removed, not followed).
+__attribute__((unused)) static void test_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    DIR *dir = opendir(path);
+    if (dir) {
+        struct dirent *entry;
+        while ((entry = readdir(dir)) != NULL) {
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+            char child[4200];
+            snprintf(child, sizeof child, "%s/%s", path, entry->d_name);
+            test_remove_tree(child);
+        }
+        closedir(dir);
+    }
+    rmdir(path);
+}
+
 __attribute__((unused)) static int test_finish(const char *binary_name) {
     printf("%s: %d passed, %d failed, %d skipped\n", binary_name, test_passed_count,
            test_failed_count, test_skipped_count);

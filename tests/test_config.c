@@ -1040,9 +1040,7 @@ static void test_base_configs(void) {
           strstr(err, "--set description: a raw control character (0x09)"), "a raw tab in a --set JSON string: %s", err);
     CHECK(config_from_string(&child, FULL_EXAMPLE, "x.json", escaped_set, 1, err, sizeof err) == 0 &&
           strcmp(child.description, "a\tb") == 0, "an escaped tab in a --set JSON string is read: %s", err);
-    char command[700];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    test_remove_tree(dir);
 }
 
 // every lecture config with a base resolves (their effective configs are checked by cli_lectures)

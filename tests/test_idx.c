@@ -102,23 +102,6 @@ static void fill_pseudo_random(uint8_t *out, size_t n, uint32_t seed) {
     }
 }
 
-static void remove_tree(const char *path) {
-    DIR *dir = opendir(path);
-    if (dir) {
-        struct dirent *entry;
-        while ((entry = readdir(dir)) != NULL) {
-            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-            char child[1024];
-            snprintf(child, sizeof child, "%s/%s", path, entry->d_name);
-            remove_tree(child);
-        }
-        closedir(dir);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 // Reads `path` expecting failure; checks the message names the file and
 // contains each of the (NULL-terminated) fragments.
 static void expect_idx_error(const char *path, const char *fragment1, const char *fragment2,
@@ -1012,6 +995,6 @@ int main(void) {
     else test_skip("dataset_real_fashion_mnist", "data/fashion-mnist/ not present (run `make data`)");
 
     // KEEP_FIXTURES=1 leaves the generated files in place for a look
-    if (!getenv("KEEP_FIXTURES")) remove_tree(fixture_dir);
+    if (!getenv("KEEP_FIXTURES")) test_remove_tree(fixture_dir);
     return test_finish("test_idx");
 }

@@ -511,20 +511,6 @@ static void test_grid_to_png(void) {
 
 // ----------------------------------------------------------------------------
 
-static void remove_test_dir(void) {
-    DIR *d = opendir(test_dir);
-    if (!d) return;
-    struct dirent *entry;
-    char path[512];
-    while ((entry = readdir(d)) != NULL) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", test_dir, entry->d_name);
-        if (unlink(path) != 0) rmdir(path);
-    }
-    closedir(d);
-    rmdir(test_dir);
-}
-
 int main(void) {
     snprintf(test_dir, sizeof test_dir, "/tmp/cuvae_test_image_XXXXXX");
     if (!mkdtemp(test_dir)) {
@@ -544,6 +530,6 @@ int main(void) {
     test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);
     test_run("grid_invalid_arguments", test_grid_invalid_arguments);
     test_run("grid_to_png", test_grid_to_png);
-    remove_test_dir();
+    test_remove_tree(test_dir);
     return test_finish("test_image");
 }

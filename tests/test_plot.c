@@ -487,22 +487,6 @@ static void test_gnuplot_failure(void) {
 
 // ----------------------------------------------------------------------------
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *entry;
-    char path[1024];
-    while ((entry = readdir(d)) != NULL) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(path);
-        else unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 // gnuplot is on PATH but `set terminal pngcairo` fails: every figure would fail.
 static void test_gnuplot_without_pngcairo(void) {
     CHECK(false, "gnuplot is installed but cannot draw PNGs (`gnuplot -e \"set terminal pngcairo\"` fails); "
@@ -551,6 +535,6 @@ int main(void) {
     // CUVAE_KEEP_PLOTS=1 keeps the PNGs for looking at them
     const char *keep = getenv("CUVAE_KEEP_PLOTS");
     if (keep && keep[0] == '1') fprintf(stderr, "  figures kept in %s\n", out_dir);
-    else remove_tree(test_dir);
+    else test_remove_tree(test_dir);
     return test_finish("test_plot");
 }

@@ -916,20 +916,6 @@ static void test_python_decodes_file(void) {
 
 // ----------------------------------------------------------------------------
 
-static void remove_test_dir(void) {
-    DIR *d = opendir(test_dir);
-    if (!d) return;
-    struct dirent *entry;
-    char path[512];
-    while ((entry = readdir(d)) != NULL) {
-        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", test_dir, entry->d_name);
-        if (unlink(path) != 0) rmdir(path);
-    }
-    closedir(d);
-    rmdir(test_dir);
-}
-
 int main(void) {
     snprintf(test_dir, sizeof test_dir, "/tmp/cuvae_test_safetensors_XXXXXX");
     if (!mkdtemp(test_dir)) {
@@ -960,6 +946,6 @@ int main(void) {
         test_run("python_decodes_file", test_python_decodes_file);
     else
         test_skip("python_decodes_file", "/usr/bin/python3 not available");
-    remove_test_dir();
+    test_remove_tree(test_dir);
     return test_finish("test_safetensors");
 }
