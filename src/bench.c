@@ -53,7 +53,8 @@ static const char *USAGE_BENCH =
     "  --paired       both in one process: blocks of training steps and blocks of their GEMMs\n"
     "                 alone, alternating (train first in even pairs, GEMMs first in odd ones),\n"
     "                 a block as many steps as one probe training step says fill 20 ms (fewer\n"
-    "                 where N needs them for 4 pairs; a GEMM block, as many replays, is shorter);\n"
+    "                 where N needs them for 4 pairs, N >= 4; a GEMM block, as many replays, is\n"
+    "                 shorter);\n"
     "                 2 more untimed training steps (the recorded one, the probe) and N warmup\n"
     "                 replays come before the pairs; adds\n"
     "                 \"gemm_ms_per_step\", \"pairs\", \"block_steps\" and \"step_over_gemm\" (the\n"
@@ -128,6 +129,9 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
     if (!a->config_path) return set_error(err, errlen, "bench: missing CONFIG (see cuvae bench --help)");
     if (a->gemm_only && a->paired)
         return set_error(err, errlen, "bench: --gemm-only and --paired exclude each other (--paired runs both)");
+    if (a->paired && a->steps < PAIRED_MIN_PAIRS)   // (quartiles of fewer ratios say nothing)
+        return set_error(err, errlen, "bench: --paired needs --steps %d or more (%d pairs of one step a block at "
+                         "least), got %ld", PAIRED_MIN_PAIRS, PAIRED_MIN_PAIRS, (long)a->steps);
     return 0;
 }
 

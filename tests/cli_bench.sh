@@ -129,6 +129,9 @@ median=$(field "$paired" step_over_gemm); q1=$(field "$paired" step_over_gemm_q1
 awk -v a="$q1" -v m="$median" -v b="$q3" 'BEGIN { exit !(a > 0 && a <= m && m <= b) }' \
     && ok "bench --paired: step / GEMM $median [$q1, $q3] over $(field "$paired" pairs) pairs of $(field "$paired" block_steps)" \
     || bad "bench --paired line: $paired"
+expect_error "bench --paired --steps 3: refused (fewer than 4 pairs, quartiles of 1-3 ratios)" 2 \
+    "^cuvae: bench: --paired needs --steps 4 or more \(4 pairs of one step a block at least\), got 3$" -- \
+    "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 3 --paired --set device=cpu
 row=$(python3 bench/report.py "$raw" bench/configs/cpu/examples_b128.json 2>&1 | grep '^| cpu_examples_b128 ')
 # (formatted by Python as report.py does: bash's printf rounds a tie such as 1.1050 the other way)
 want=$(echo "$paired" | python3 -c 'import json, sys; d = json.load(sys.stdin); r = [format(d[k], ".2f") for k in ("step_over_gemm", "step_over_gemm_q1", "step_over_gemm_q3")]; print("%s× [%s–%s], %d pairs" % (r[0], r[1], r[2], d["pairs"]))')
