@@ -1713,8 +1713,11 @@ static void name_override_in_error(const char *json, bool from_file, const char 
         snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
         return;
     }
-    const size_t section_length = strcspn(key, ":.[ ");
-    if (key[section_length] == '\0' || !strchr(":.[", key[section_length]) || section_length == 0 || n_overrides < 1 || n_overrides > 64) return;
+    // (a key a --set spelt with a leading space, " data.dir=x": its section " data" is the key)
+    const size_t lead = strspn(key, " "), section_length = lead + strcspn(key + lead, ":.[ ");
+    if (key[section_length] == '\0' || !strchr(":.[", key[section_length]) || section_length == lead ||
+        n_overrides < 1 || n_overrides > 64)
+        return;
     const char **others = xmalloc((size_t)n_overrides * sizeof *others);
     for (int i = 0; i < n_overrides; i++) {
         int n_others = 0;
@@ -1819,12 +1822,19 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
         return -1;
     }
     copy_string(cfg->source, sizeof cfg->source, source ? source : "<string>");
+    size_t total = 0;
+    for (int i = 0; i < n_overrides; i++) total += strlen(overrides[i]) + 1;
+    if (total >= sizeof cfg->sets) {   // (errors found later name the --set a key came from)
+        memset(cfg, 0, sizeof *cfg);
+        return set_error(err, errlen, "--set options: %zu bytes in all, more than the %zu cuvae keeps to name them "
+                         "in its messages: put the longest in the config file", total, sizeof cfg->sets - 1);
+    }
     for (int i = 0; i < n_overrides; i++) {
         const size_t used = strlen(cfg->sets), add = strlen(overrides[i]);
-        if (!strchr(overrides[i], '\n') && used + add + 2 <= sizeof cfg->sets) {
-            memcpy(cfg->sets + used, overrides[i], add);
-            memcpy(cfg->sets + used + add, "\n", 2);
-        }
+        memcpy(cfg->sets + used, overrides[i], add);
+        for (size_t k = used; k < used + add; k++)   // (outside a JSON string a newline is whitespace;
+            if (cfg->sets[k] == '\n') cfg->sets[k] = ' ';   // inside one it was refused)
+        memcpy(cfg->sets + used + add, "\n", 2);
     }
     return 0;
 }

@@ -74,6 +74,20 @@ expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not ro
 cp configs/mnist_vae.json "$tmp/c.json"
 expect_error "latent_dim 0 via --set" 2 "--set model.latent_dim=0 \(over .*c.json\): model.latent_dim: must be >= 1, got 0" -- \
     "$CUVAE" train "$tmp/c.json" --set model.latent_dim=0 --out "$tmp/r"
+expect_error "a --set key with a leading space: named by the --set, not blamed on the file" 2 \
+    "^cuvae: --set  data.dir=/x \(over .*c.json\):  data: unknown key" -- "$CUVAE" train "$tmp/c.json" --set ' data.dir=/x' --out "$tmp/r"
+# errors found after the data load name their --set however long the options are (over 1 KB in
+# all they were blamed on the file), and more than cuvae keeps is refused, not dropped
+long_dir="$PWD/data$(printf '/.%.0s' $(seq 200))/mnist"
+expect_error "--set options of 1.4 KB: an error found after the data load names its --set" 2 \
+    "^cuvae: --set train.batch_size=1 \(over configs/mnist_vae.json\): model.encoder\[2\] \(batch_norm\) normalises each feature over the batch" -- \
+    "$CUVAE" train configs/mnist_vae.json --set "description=$(printf 'x%.0s' $(seq 500))" --set "data.dir=$long_dir" \
+    --set 'model.encoder=[{"flatten":{}},{"linear":64},{"batch_norm":{}},{"relu":{}}]' --set data.train_limit=256 \
+    --set train.batch_size=1 --set device=cpu --out "$tmp/long_sets"
+many_sets=(); for i in $(seq 40); do many_sets+=(--set "data.dir=$long_dir"); done
+expect_error "--set options over 16 KB in all: refused, saying why" 2 \
+    "^cuvae: --set options: [0-9]+ bytes in all, more than the 16383 cuvae keeps to name them in its messages" -- \
+    "$CUVAE" train configs/mnist_vae.json "${many_sets[@]}" --out "$tmp/many_sets"
 expect_error "unknown key via --set" 2 "model.latnt_dim" -- \
     "$CUVAE" train "$tmp/c.json" --set model.latnt_dim=3 --out "$tmp/r"
 expect_error "wrong type" 2 "train.epochs" -- "$CUVAE" train "$tmp/c.json" --set 'train.epochs="ten"' --out "$tmp/r"

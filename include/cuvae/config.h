@@ -53,8 +53,8 @@ typedef struct {
     char name[128];            // "name"
     char description[512];     // "description" (optional, one line)
     char source[512];          // where it came from: config path, or "CKPT (metadata)"
-    char sets[1024];           // the --set overrides applied, one "key=value" a line (for messages;
-                               // one that does not fit is left out)
+    char sets[16384];          // the --set overrides applied, one "key=value" a line (for messages;
+                               // more than fits is refused; a newline in one, JSON whitespace, a space)
 
     struct {
         char dataset[32];      // "mnist" | "fashion-mnist" | "files" (your own data, dataset_files.c)
