@@ -323,7 +323,7 @@ void temp_file_unregister(const char *path) {
         }
 }
 
-static void remove_temps_and_die(int sig) {
+void temp_files_remove_and_die(int sig) {
     for (int i = 0; i < TEMP_REGISTRY_SLOTS; i++)
         if (temp_registry_used[i]) unlink(temp_registry[i]);   // (async-signal-safe)
     signal(sig, SIG_DFL);
@@ -335,7 +335,7 @@ void temp_files_clean_on_signals(void) {
     for (int k = 0; k < 3; k++) {
         struct sigaction sa, old;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = remove_temps_and_die;
+        sa.sa_handler = temp_files_remove_and_die;
         sigemptyset(&sa.sa_mask);
         sigaction(signals[k], NULL, &old);
         if (old.sa_handler != SIG_IGN) sigaction(signals[k], &sa, NULL);   // (an ignored signal stays ignored)

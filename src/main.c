@@ -735,9 +735,10 @@ static int run_command(int argc, char **argv) {
     const char *command = argv[1];
     int sub_argc = argc - 2;
     char **sub_argv = argv + 2;
-    // the commands without signal handlers of their own: a Ctrl-C removes their temp files
+    // a Ctrl-C removes the temp files of the writes under way (train's own handlers, while it
+    // trains, stop at a step boundary first, and do the same on a second signal)
     if (strcmp(command, "eval") == 0 || strcmp(command, "sample") == 0 || strcmp(command, "plot") == 0 ||
-        strcmp(command, "report") == 0)
+        strcmp(command, "report") == 0 || strcmp(command, "train") == 0)
         temp_files_clean_on_signals();
     if (strcmp(command, "train") == 0) {
         if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }

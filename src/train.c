@@ -88,13 +88,12 @@ static int keep_log_lines(const char *path, int lines, char *err, size_t errlen)
     return rc;
 }
 
-// ---- interrupts: SIGINT / SIGTERM stop the run at the next step boundary ----
+// ---- interrupts: SIGINT / SIGTERM / SIGHUP stop the run at the next step boundary ----
 static volatile sig_atomic_t interrupt_signal;   // the signal that asked to stop, or 0
 
 static void on_interrupt(int sig) {
-    if (interrupt_signal) {   // asked twice: stop now (files are written atomically)
-        signal(sig, SIG_DFL);
-        raise(sig);
+    if (interrupt_signal) {   // asked twice: stop now, removing the temp file of a write under way
+        temp_files_remove_and_die(sig);
         return;
     }
     interrupt_signal = sig;
@@ -102,14 +101,18 @@ static void on_interrupt(int sig) {
         "\ncuvae: stopping at the next step boundary to save the run (press Ctrl-C again to quit at once)\n";
     static const char on_term[] =
         "\ncuvae: SIGTERM: stopping at the next step boundary to save the run (a second SIGTERM quits at once)\n";
-    const char *message = sig == SIGINT ? on_int : on_term;
-    const size_t length = sig == SIGINT ? sizeof on_int - 1 : sizeof on_term - 1;
+    static const char on_hup[] =
+        "\ncuvae: SIGHUP: stopping at the next step boundary to save the run (a second SIGHUP quits at once)\n";
+    const char *message = sig == SIGINT ? on_int : sig == SIGTERM ? on_term : on_hup;
+    const size_t length = sig == SIGINT ? sizeof on_int - 1 : sig == SIGTERM ? sizeof on_term - 1 : sizeof on_hup - 1;
     ssize_t unused = write(2, message, length);
     (void)unused;
 }
 
+static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP"; }
+
 typedef struct {
-    struct sigaction old_int, old_term;
+    struct sigaction old_int, old_term, old_hup;
 } InterruptHandlers;
 
 // A signal the process was started with ignored stays ignored (a shell's background job has
@@ -123,13 +126,16 @@ static void interrupts_catch(InterruptHandlers *saved) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, NULL, &saved->old_int);
     sigaction(SIGTERM, NULL, &saved->old_term);
+    sigaction(SIGHUP, NULL, &saved->old_hup);
     if (saved->old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
     if (saved->old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+    if (saved->old_hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
 static void interrupts_restore(const InterruptHandlers *saved) {
     sigaction(SIGINT, &saved->old_int, NULL);
     sigaction(SIGTERM, &saved->old_term, NULL);
+    sigaction(SIGHUP, &saved->old_hup, NULL);
 }
 
 // The objective a step minimises at the KL schedule s, in words: "1 rec + 0.5 KL",
@@ -745,7 +751,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     if (rc == 0 && notes.data) fputs(notes.data, stderr);   // every check has passed: what the run is
     free(notes.data);
     notes = (TextBuffer){0};
-    // from the first file the run writes, SIGINT / SIGTERM stop it at a step boundary, saved and
+    // from the first file the run writes, SIGINT / SIGTERM / SIGHUP stop it at a step boundary, saved and
     // said (a signal in the start-up after config.json killed it without a word, leaving a folder
     // with a config.json and no state: refused by a plain train, nothing for --resume)
     if (rc == 0) {
@@ -834,8 +840,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 // (an --overwrite run stays staged: the earlier run is replaced only by a run whose
                 // training ended, never by one stopped half way)
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
-                          "in %s%s; continue with %s", sig == SIGINT ?
-                          "SIGINT" : "SIGTERM", epoch, step, steps_per_epoch, staged ? resume_path : final_resume_path,
+                          "in %s%s; continue with %s", signal_name(sig), epoch, step, steps_per_epoch, staged ? resume_path : final_resume_path,
                           !staged ? "" : replaces_run ? " (the earlier run in the folder stays as it was until this one "
                                                         "ends; remove the .new-run folder to keep that one instead)"
                                                       : " (it moves into the folder when its training ends)",
@@ -1110,7 +1115,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     if (interrupt_signal) {   // asked to stop while the last epoch was being saved
         rc = 128 + (int)interrupt_signal;
         set_error(err, errlen, "interrupted (%s) after training finished: the model is saved in %s; the final "
-                  "evaluation was skipped (run cuvae eval %s)", interrupt_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                  "evaluation was skipped (run cuvae eval %s)", signal_name(interrupt_signal),
                   final_ckpt_path, final_ckpt_path);
         goto done;
     }

@@ -426,6 +426,42 @@ else
     skip "SIGINT to a run started with SIGINT ignored" "the run ended before its first epoch was seen"
 fi
 
+# ---- SIGHUP (the terminal closed) stops a run at a step boundary as SIGTERM does: saved, said,
+# exit 129 (it killed the run without a word, saving nothing; started under nohup it stays ignored)
+out="$tmp/hup"
+env --default-signal=HUP "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=400 --out "$out" 2>"$out.err" &
+pid=$!
+for _ in $(seq 4000); do grep -q "^epoch 1/400:" "$out.err" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+kill -HUP "$pid" 2>/dev/null; wait "$pid"; rc=$?
+if [ "$rc" -eq 129 ] && grep -qx "cuvae: SIGHUP: stopping at the next step boundary to save the run (a second SIGHUP quits at once)" "$out.err" \
+   && tail -1 "$out.err" | grep -qE "^cuvae: interrupted \(SIGHUP\) in epoch [0-9]+ after step [0-9]+ of [0-9]+: the state is saved in .*hup/resume\.safetensors; continue with the same command and --resume$" \
+   && [ -s "$out/resume.safetensors" ]; then
+    ok "SIGHUP: stops at a step boundary, the state saved, one line, exit 129"
+else bad "SIGHUP: exit $rc, $(tail -1 "$out.err")"; fi
+
+# ---- a second signal while the state is being saved quits at once, and removes the temp file
+# of that write (it was left beside the resume file, 18 MB of 54)
+out="$tmp/twice"
+big=(--set device=cpu --set data.train_limit=640 --set data.test_limit=64 --set train.batch_size=64
+     --set train.epochs=200 --set train.epoch_images=false --set eval.iw_samples=0)
+env --default-signal=INT "$CUVAE" train bench/configs/cpu/large_b1024.json "${big[@]}" --out "$out" 2>"$out.err" &
+pid=$!
+# (once the first epoch's resume file is in place: a second signal during any later write keeps it)
+for _ in $(seq 4000); do [ -e "$out/resume.safetensors" ] && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.005; done
+seen=""
+if kill -INT "$pid" 2>/dev/null; then
+    for _ in $(seq 20000); do
+        if compgen -G "$out/resume.safetensors.tmp.*" >/dev/null; then kill -INT "$pid"; seen=1; break; fi
+        kill -0 "$pid" 2>/dev/null || break
+    done
+fi
+wait "$pid"; rc=$?
+if [ -z "$seen" ]; then
+    skip "a second SIGINT during the save" "no save was seen under way (timing: the write ended between two looks)"
+elif [ "$rc" -eq 130 ] && [ -z "$(ls -A "$out" | grep '\.tmp\.')" ] && [ -s "$out/resume.safetensors" ]; then
+    ok "a second SIGINT while resume.safetensors is written: exit 130 at once, its temp file removed, the last saved state kept"
+else bad "a second SIGINT during the save: exit $rc, left: $(ls -A "$out" | tr '\n' ' ')"; fi
+
 # ---- a signal while the last epoch is being evaluated and saved: training is over, so the
 # process says the model is saved and the final evaluation skipped (exit 130), not silence.
 # Timed: tries a few delays; if none lands in that window the case is skipped, not passed.

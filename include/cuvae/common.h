@@ -165,6 +165,7 @@ bool file_stamp_changed(const char *path, const FileStamp *stamp);
 // a SIGINT / SIGTERM / SIGHUP ending a command without handlers of its own (eval, sample,
 // plot, report) removes them before the process dies of the signal (exit 130 / 143 / 129).
 void temp_files_clean_on_signals(void);
+void temp_files_remove_and_die(int sig);   // (a handler: unlinks the registered temps, then dies of sig)
 void temp_file_register(const char *path);
 void temp_file_unregister(const char *path);
 
