@@ -377,6 +377,7 @@ int dataset_split(Dataset *train, Dataset *val, double fraction, uint64_t seed, 
     memset(val, 0, sizeof *val);
     const int n = train->n;
     int n_val = (int)lround(fraction * n);
+    if (fraction <= 0.5 && n_val > n / 2) n_val = n / 2;   // (0.5 of 3 holds out 1: at most half, as said)
     if (n_val < 1) n_val = 1;
     if (n_val >= n)
         return set_error(err, errlen, "%s %g of %d training examples leaves none to train on", what, fraction, n);

@@ -59,14 +59,18 @@ static void load_batch(Model *m, const DeviceDataset *data, const int32_t *perm,
     if (m->onehot) be->gather_onehot(be, m->onehot, data->labels, perm, start, NULL, B, m->n_classes);
 }
 
+// The examples a test-set pass takes at a time (EVAL_PASS_ROWS, fewer in a smaller model).
+static int pass_rows(const Model *m) { return m->max_batch < EVAL_PASS_ROWS ? m->max_batch : EVAL_PASS_ROWS; }
+
 // The sums over the batches first_batch, first_batch + batch_step, ... of data.
 static void elbo_sums(Model *m, const DeviceDataset *data, EpsMode eps_mode, int first_batch, int batch_step,
                       double sums[3]) {
     uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
     m->rng_seed = m->cfg.train.seed ^ EVAL_SEED_SALT;
     m->rng_offset = 0;
-    for (int start = first_batch * m->max_batch; start < data->n; start += batch_step * m->max_batch) {
-        int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
+    const int rows = pass_rows(m);
+    for (int start = first_batch * rows; start < data->n; start += batch_step * rows) {
+        int B = data->n - start < rows ? data->n - start : rows;
         load_batch(m, data, NULL, start, B);
         // example i always gets draws i*L .. i*L + L - 1, whatever the batch size
         m->rng_offset = (uint64_t)start * (uint64_t)m->latent_dim;
@@ -109,8 +113,8 @@ void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {
     const int L = m->latent_dim;
     if (m->vq) {   // the quantized latents z_q (n, D S)
         if (n > data->n) n = data->n;
-        for (int start = 0; start < n; start += m->max_batch) {
-            int B = n - start < m->max_batch ? n - start : m->max_batch;
+        for (int start = 0; start < n; start += pass_rows(m)) {
+            int B = n - start < pass_rows(m) ? n - start : pass_rows(m);
             load_batch(m, data, NULL, start, B);
             model_forward(m, B, EPS_ZERO);
             be->download(be, mu + (size_t)start * L, m->z, (size_t)B * L * sizeof(float));
@@ -120,8 +124,8 @@ void eval_encode(Model *m, const DeviceDataset *data, int n, float *mu) {
     const int head_width = m->layers[m->head].out;   // 2L (vae) or L (ae)
     float *head = xmalloc((size_t)m->max_batch * head_width * sizeof(float));
     if (n > data->n) n = data->n;
-    for (int start = 0; start < n; start += m->max_batch) {
-        int B = n - start < m->max_batch ? n - start : m->max_batch;
+    for (int start = 0; start < n; start += pass_rows(m)) {
+        int B = n - start < pass_rows(m) ? n - start : pass_rows(m);
         load_batch(m, data, NULL, start, B);
         model_forward(m, B, EPS_ZERO);
         be->download(be, head, model_head(m), (size_t)B * head_width * sizeof(float));
@@ -137,8 +141,8 @@ void eval_encode_draws(Model *m, const DeviceDataset *data, int n, float *z) {
     const uint64_t saved_seed = m->rng_seed, saved_offset = m->rng_offset;
     m->rng_seed = m->cfg.train.seed ^ EVAL_SEED_SALT;   // elbo_sums' stream: example i, draws i*L ..
     if (n > data->n) n = data->n;
-    for (int start = 0; start < n; start += m->max_batch) {
-        int B = n - start < m->max_batch ? n - start : m->max_batch;
+    for (int start = 0; start < n; start += pass_rows(m)) {
+        int B = n - start < pass_rows(m) ? n - start : pass_rows(m);
         load_batch(m, data, NULL, start, B);
         m->rng_offset = (uint64_t)start * (uint64_t)L;
         model_forward(m, B, EPS_DRAW);
@@ -275,8 +279,8 @@ static void vq_report(Model *m, const DeviceDataset *data, EvalReport *r) {
     int32_t *codes = xmalloc((size_t)m->max_batch * S * sizeof(int32_t));
     float *x = xmalloc((size_t)m->max_batch * D * sizeof(float)), *rows = xmalloc((size_t)m->max_batch * sizeof(float));
     double sum = 0.0, sum_sq = 0.0, sse = 0.0, bce = 0.0;
-    for (int start = 0; start < data->n; start += m->max_batch) {
-        int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
+    for (int start = 0; start < data->n; start += pass_rows(m)) {
+        int B = data->n - start < pass_rows(m) ? data->n - start : pass_rows(m);
         load_batch(m, data, NULL, start, B);
         model_forward(m, B, EPS_ZERO);
         model_vq_read_codes(m, B, codes);
@@ -328,7 +332,9 @@ int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int p
     }
     if (parzen_samples > needed) needed = parzen_samples;
     if (needed < 1) needed = 1;
-    return needed < cap ? (int)needed : cap;
+    const long long pass = test_examples < EVAL_PASS_ROWS ? (test_examples > 0 ? test_examples : 1) : EVAL_PASS_ROWS;
+    if (needed > cap) needed = cap;
+    return (int)(needed > pass ? needed : pass);
 }
 
 int eval_iw_applies(const Config *cfg, int iw_k, char *err, size_t errlen) {
@@ -389,8 +395,8 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     r->mu_variance = xcalloc((size_t)L, sizeof(double));
     double bce = 0.0, mse = 0.0;
     bool bernoulli = m->cfg.model.output == OUTPUT_BERNOULLI;
-    for (int start = 0; start < data->n; start += m->max_batch) {
-        int B = data->n - start < m->max_batch ? data->n - start : m->max_batch;
+    for (int start = 0; start < data->n; start += pass_rows(m)) {
+        int B = data->n - start < pass_rows(m) ? data->n - start : pass_rows(m);
         load_batch(m, data, NULL, start, B);
         model_forward(m, B, EPS_ZERO);
         be->download(be, head, model_head(m), (size_t)B * head_width * sizeof(float));

@@ -34,6 +34,17 @@ ev=$("$CUVAE" eval "$tmp/a/model.safetensors" --set data.test_limit=500)
 ev_loss=$(echo "$ev" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
 awk -v a="$ev_loss" -v b="$test_loss" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-3) }' \
     && ok "eval reproduces the logged test loss ($ev_loss)" || bad "eval $ev_loss vs log $test_loss"
+# ... to the last digit, and so when the run also computed the importance-weighted bound in
+# batches of eval.iw_batch rows (its test loss took the test set 7 rows at a time, eval's 256)
+# (this size and seed gave 435.253978 against eval's 435.253979)
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=512 --set data.test_limit=256 --set device=cpu \
+    --set train.epochs=1 --set eval.iw_samples=10 --set eval.iw_batch=7 --set eval.iw_examples=50 --out "$tmp/iw7" \
+    2>"$tmp/iw7.err" || bad "iw_batch 7 run: $(tail -1 "$tmp/iw7.err")"
+logged=$(grep -o '"test_loss": [0-9.]*' "$tmp/iw7/log.jsonl"); in_eval=$(grep -o '"test_loss": [0-9.]*' "$tmp/iw7/eval.json")
+again=$("$CUVAE" eval "$tmp/iw7/model.safetensors" --set data.test_limit=256 2>/dev/null | grep -o '"test_loss": [0-9.]*')
+[ -n "$logged" ] && [ "$logged" = "$again" ] && [ "$logged" = "$in_eval" ] \
+    && ok "eval.iw_batch 7: eval gives the logged test loss to the last digit ($again)" \
+    || bad "eval.iw_batch 7: log '$logged', eval.json '$in_eval', eval '$again'"
 echo "$ev" | grep -q '"units": "nats/example"' && ok "eval states units" || bad "eval units"
 echo "$ev" | grep -q '"at_mean_units": {"rec_bce_at_mean": "nats/example (binary cross-entropy summed over pixels)", "rec_mse_at_mean": "squared error summed over pixels, per example"}' \
     && ok "eval states the units of the at-mean errors" || bad "eval at_mean_units: $ev"
@@ -373,6 +384,11 @@ grep -q "train 900 (100 more held out for validation, seeded)" "$tmp/val.err" &&
 [ "$(grep -c '"val_loss"' "$tmp/val/log.jsonl")" -eq 3 ] && ! grep -q '"test_loss"' "$tmp/val/log.jsonl" \
     && grep -q '"test_loss"' "$tmp/val/eval.json" && ok "validation: val_* per epoch, the test set at the end (eval.json)" \
     || bad "validation log / eval keys"
+# 0.5 of an odd set holds out at most half (0.5 of 3 held out 2)
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=3 --set data.test_limit=50 --set device=cpu \
+    --set model.latent_dim=8 --set data.validation=0.5 --set train.epochs=1 --out "$tmp/val3" 2>"$tmp/val3.err"
+grep -q "train 2 (1 more held out for validation, seeded)" "$tmp/val3.err" && ok "validation 0.5 of 3 examples: 1 held out, 2 trained" \
+    || bad "validation 0.5 of 3: $(grep -o 'train [0-9]* ([^)]*)' "$tmp/val3.err") $(tail -1 "$tmp/val3.err")"
 best_epoch=$(sed -E 's/.*"epoch": ([0-9]+), .*"val_loss": ([0-9.]+).*/\2 \1/' "$tmp/val/log.jsonl" | sort -n | head -1 | cut -d' ' -f2)
 if [ "$best_epoch" = 3 ]; then
     cmp -s "$tmp/val/best.safetensors" "$tmp/val/model.safetensors" && ok "best.safetensors is the epoch with the lowest val_loss (3)" \

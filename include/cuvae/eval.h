@@ -97,11 +97,16 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
 // 0 when eval --iw K (K > 0) applies to cfg's model kind (or K is 0), else -1 with err saying why:
 // called before anything is loaded, so the refusal is the command's one line.
 int eval_iw_applies(const Config *cfg, int iw_k, char *err, size_t errlen);
+// The test set's passes (test loss, codes, reconstructions) go EVAL_PASS_ROWS examples at a time
+// (fewer in a model of fewer rows): the same batches, so the same sums, whatever else the model
+// was built for (eval.iw_batch rows for the importance-weighted bound).
+#define EVAL_PASS_ROWS 1000
 // The rows (max_batch) of a model built to evaluate: `cap` (1000, or eval.iw_batch with the
 // importance-weighted bound) cut to the most one batch of the evaluation can hold -- the
 // test_examples, K rows for each of the first iw_examples of them (0 = all) when iw_k > 0, and
 // the parzen_samples a gan / aae decodes (0: none) -- so that a small test set does not
-// allocate a thousand rows of a large model. At least 1.
+// allocate a thousand rows of a large model; never fewer than a test pass's batch
+// (EVAL_PASS_ROWS, or all the test examples where they are fewer). At least 1.
 int eval_model_rows(int cap, int test_examples, int iw_k, int iw_examples, int parzen_samples);
 void eval_report_free(EvalReport *r);
 // 0 when an evaluation's numbers are finite; -1 with err (prefixed by `who`, e.g. "eval: CKPT")
