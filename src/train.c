@@ -293,6 +293,66 @@ static int ranks_share_data(const Dataset *train_set, const Dataset *val_set, co
     return said_by_every_rank(err, errlen);
 }
 
+// CRC-32 of n floats on the device (copied to the host a slice at a time), onto crc.
+static uint32_t device_floats_crc32(Backend *be, const float *device, size_t n, uint32_t crc, float *slice,
+                                    size_t slice_floats) {
+    for (size_t first = 0; first < n; first += slice_floats) {
+        const size_t count = n - first < slice_floats ? n - first : slice_floats;
+        be->download(be, slice, device + first, count * sizeof(float));
+        crc = (uint32_t)crc32(crc, (const Bytef *)slice, (uInt)(count * sizeof(float)));
+    }
+    return crc;
+}
+
+// Where a run starts, in words: "starts a new run", "resumes after epoch 3", "resumes in epoch 4 at
+// step 120".
+static void describe_start(bool resume, uint32_t epochs_done, uint32_t steps_in_epoch, char *out, size_t n) {
+    if (!resume) snprintf(out, n, "starts a new run");
+    else if (steps_in_epoch == 0) snprintf(out, n, "resumes after epoch %" PRIu32, epochs_done);
+    else snprintf(out, n, "resumes in epoch %" PRIu32 " at step %" PRIu32, epochs_done + 1, steps_in_epoch);
+}
+
+// Launched as ranks, every rank must start from rank 0's point: all new runs, or all resuming the
+// same state (a copy of the same resume.safetensors on each machine). Compared by the point (new,
+// or the epoch and step resumed at) and the CRC-32 of the weights, optimizer moments and buffers
+// as loaded; without it a rank resuming beside one starting anew (or another run's resume file
+// on one machine) would sum gradients of different weights into rank 0's run, then wait for
+// epochs the others never train. 0, or -1 with err.
+static int ranks_share_start(Model *m, bool resume, const ResumePoint *at, char *err, size_t errlen) {
+    if (dist_size() == 1) return 0;
+    const size_t slice_floats = (size_t)1 << 20;
+    float *slice = xmalloc(slice_floats * sizeof(float));
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    const float *arrays[3] = {m->params, m->adam_m, m->adam_v};   // (n_params) each
+    for (int i = 0; i < 3; i++) crc = device_floats_crc32(m->be, arrays[i], m->n_params, crc, slice, slice_floats);
+    if (m->n_buffers) crc = device_floats_crc32(m->be, m->buffers, m->n_buffers, crc, slice, slice_floats);
+    free(slice);
+    const uint32_t epochs = resume ? (uint32_t)at->epochs_done : 0;
+    const uint32_t steps = resume ? (uint32_t)at->steps_in_epoch : 0;
+    const uint32_t resume0 = rank0_value(resume ? 1u : 0u, "start check");
+    const uint32_t epochs0 = rank0_value(epochs, "start check"), steps0 = rank0_value(steps, "start check");
+    const uint32_t crc0 = rank0_value(crc, "start check");
+    const bool same_point = (resume ? 1u : 0u) == resume0 && epochs == epochs0 && steps == steps0;
+    const bool differs = !same_point || crc != crc0;
+    if (!dist_any(differs, "start check")) return 0;
+    char mine[96], rank0[96];
+    describe_start(resume, epochs, steps, mine, sizeof mine);
+    describe_start(resume0 != 0, epochs0, steps0, rank0, sizeof rank0);
+    if (!differs)
+        set_error(err, errlen, "another rank does not start where rank 0 does (its own line says how): every rank "
+                  "must start a new run, or every rank resume the same one (--resume, each from a copy of the same "
+                  "resume.safetensors)");
+    else if (!same_point)
+        set_error(err, errlen, "it %s where rank 0 %s: every rank must start a new run, or every rank resume the "
+                  "same one (--resume, each from a copy of the same resume.safetensors)", mine, rank0);
+    else
+        set_error(err, errlen, "it %s as rank 0 does, but from another state (CRC-32 %08" PRIx32 " of its weights "
+                  "and optimizer moments, rank 0's %08" PRIx32 "): %s", mine, crc, crc0,
+                  resume ? "each rank's resume.safetensors must be a copy of rank 0's" :
+                  "the ranks' builds or devices initialise differently");
+    return said_by_every_rank(err, errlen);
+}
+
 int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrite, char *err,
               size_t errlen) {
     // one train at a time writes out_dir (rank 0's lock; taken once the folder exists), and a
@@ -658,6 +718,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            (long long)at.steps_in_epoch, steps_per_epoch, epochs_key, epochs, epochs_key, epochs + 1);
             goto done;
         }
+    }
+    if (ranks_share_start(&model, resume, &at, err, errlen) != 0) {   // and rank 0's starting point
+        rc = -1;
+        goto done;
     }
     // each run file's place takes a regular file (the log is appended to, the others replaced by a
     // rename), and a resumed run's log holds the lines of the epochs its state has finished (they

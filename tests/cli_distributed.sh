@@ -315,6 +315,45 @@ if mpmd "$CUVAE" train configs/examples_vae.json "${files[@]}" --set data.train=
 else
     bad "the same files under other paths on each rank: refused: $(grep cuvae: "$tmp/files_two.out" | tail -1)"
 fi
+# ranks that start from different points (one resuming beside one starting anew, resume files of
+# different epochs, or of the same epoch but another state): refused before training, rank 0's
+# folder as it was (they trained rank 0's run on mixed weights, then hung waiting for epochs)
+train --set train.epochs=1 --out "$tmp/start_a" >/dev/null 2>&1 || bad "start points: the first run failed"
+cp -r "$tmp/start_a" "$tmp/start_b"; cp -r "$tmp/start_a" "$tmp/start_c"
+train --set train.epochs=2 --out "$tmp/start_b" --resume >/dev/null 2>&1 || bad "start points: resuming a copy failed"
+OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 train --set train.epochs=1 --out "$tmp/start_c" --overwrite >/dev/null 2>&1 \
+    || bad "start points: the 2-thread run failed"
+cp "$tmp/start_a/log.jsonl" "$tmp/start_a.log"; cp "$tmp/start_a/resume.safetensors" "$tmp/start_a.resume"
+expect_mpi_error "rank 0 resuming, rank 1 starting anew (--overwrite): refused, each start named" \
+    'rank 1 of 2: it starts a new run where rank 0 resumes after epoch 1: every rank must start a new run, or every rank resume the same one' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --resume : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --overwrite
+expect_mpi_error "rank 0 starting anew (--overwrite), rank 1 resuming: refused" \
+    'rank 1 of 2: it resumes after epoch 1 where rank 0 starts a new run' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --overwrite : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --resume
+expect_mpi_error "ranks resuming runs of the same config at different epochs (node-local folders): refused" \
+    'rank 1 of 2: it resumes after epoch 2 where rank 0 resumes after epoch 1' -- \
+    mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=3 --out "$tmp/start_a" --resume : \
+         -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=3 --out "$tmp/start_b" --resume
+if cmp -s "$tmp/start_a/resume.safetensors" "$tmp/start_c/resume.safetensors"; then
+    skip "ranks resuming the same epoch of another state" "1 and 2 threads gave the same bits here (no second state to resume)"
+else
+    expect_mpi_error "ranks resuming the same epoch from another state: refused, the CRC-32s named" \
+        'rank 1 of 2: it resumes after epoch 1 as rank 0 does, but from another state \(CRC-32 [0-9a-f]{8} of its weights and optimizer moments, rank 0.s [0-9a-f]{8}\)' -- \
+        mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --resume : \
+             -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_c" --resume
+fi
+cmp -s "$tmp/start_a/log.jsonl" "$tmp/start_a.log" && cmp -s "$tmp/start_a/resume.safetensors" "$tmp/start_a.resume" \
+    && [ "$(ls -A "$tmp" | grep -c '^start_a\.')" -eq 2 ] && [ "$(ls -A "$tmp/start_a" | grep -vc '^\(config.json\|eval.json\|log.jsonl\|model.safetensors\|resume.safetensors\)$')" -eq 0 ] \
+    && ok "... rank 0's folder as it was, nothing staged beside it" || bad "start points: $tmp/start_a changed: $(ls -A "$tmp" | grep start_a)"
+# ... and the same state on every rank (a copy of the resume file) is the same run
+cp -r "$tmp/start_a" "$tmp/start_d"
+if mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_a" --resume : \
+     -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/start_d" --resume \
+     >"$tmp/start_same.out" 2>&1 && [ "$(wc -l < "$tmp/start_a/log.jsonl")" -eq 2 ]; then
+    ok "ranks resuming copies of the same resume file: trained (epoch 2)"
+else bad "copies of one resume file on each rank: $(grep cuvae: "$tmp/start_same.out" | tail -1)"; fi
 # a PixelCNN prior whose VQ-VAE (model.prior_of) each rank reads from its own copy: its data are
 # the codes, compared as data, so the copies' paths may differ; another VQ-VAE is refused (the
 # config holds its file's CRC-32, model.prior_crc32)
