@@ -408,6 +408,25 @@ expect_error "a cvae whose labels file holds a label past its 10 classes: names 
     "labels_12.npy: holds label 12, but the cvae has 10 classes \(labels 0..9\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_12.npy" --set model.input_shape=[1,12,20] \
     --set model.kind=cvae --set model.condition=label --out "$tmp/x"
+# ... wherever that label is: one in the test set carved out of the training files named no file
+# (": holds label 12"); each of the 64 positions tried, the carve's 6 or so among them
+python3 - "$D" <<'PY'
+import struct, sys
+raw = open(sys.argv[1] + "/grey_npy_labels.npy", "rb").read()
+start = 10 + struct.unpack("<H", raw[8:10])[0]
+for i in range(64):
+    one = bytearray(raw)
+    one[start + 8 * i:start + 8 * (i + 1)] = struct.pack("<q", 12)
+    open(sys.argv[1] + "/labels_12_at_%d.npy" % i, "wb").write(one)
+PY
+unnamed=""
+for i in $(seq 0 63); do
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_12_at_$i.npy" \
+        --set model.input_shape=[1,12,20] --set model.kind=cvae --set model.condition=label --out "$tmp/x" 2>"$tmp/label_at.err"
+    grep -q "^cuvae: .*labels_12_at_$i.npy: holds label 12, but the cvae has 10 classes" "$tmp/label_at.err" || unnamed="$unnamed $i"
+done
+[ -z "$unnamed" ] && ok "a cvae label past its classes at any of 64 positions (in the carved test set too): the labels file named" \
+    || bad "label 12 at positions$unnamed: $(tail -1 "$tmp/label_at.err")"
 expect_error "a cvae on unlabelled images" 2 "rgb_flat: a cvae is conditioned on labels and these images have none" -- \
     train --set data.train="$D/rgb_flat" --set model.kind=cvae --set model.condition=label --out "$tmp/x"
 expect_error "data.dir with dataset files" 2 "data.dir: dataset \"files\" reads data.train" -- \
