@@ -1292,7 +1292,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     // eval (optional section)
     cfg->eval.iw_samples = 0;
     cfg->eval.iw_examples = 0;
-    cfg->eval.iw_batch = 4096;
+    cfg->eval.iw_batch = CONFIG_DEFAULT_IW_BATCH;
     cfg->eval.parzen_samples = 10000;
     cfg->eval.parzen_examples = 0;
     if (eval) {

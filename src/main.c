@@ -162,7 +162,8 @@ static const char *USAGE_SAMPLE =
     "rules (cuvae eval --help), never replaces a run's eval.json nor a prior's VQ-VAE either,\n"
     "nor a run's progress/ or figures/ images, and takes a name ending in .png (or with no\n"
     "extension) of a regular file or a new one.\n"
-    "--set takes the keys eval takes (cuvae eval --help); eval.iw_* are refused (no bound here).\n"
+    "--set takes the keys eval takes (cuvae eval --help); eval.iw_* and eval.parzen_* are\n"
+    "refused (no bound, no Parzen estimate here).\n"
     "A decoder output that is not finite (a diverged model) is refused, not drawn.\n";
 
 static const char *USAGE_PLOT =
@@ -184,7 +185,8 @@ static const char *USAGE_PLOT =
     "A test set too small for a figure skips it, saying so (the t-SNE needs 5 test images, the\n"
     "interpolation 2); codes, or decoder outputs for the first test images' codes, that are not\n"
     "finite (a diverged model) are refused before any figure is drawn.\n"
-    "--set takes the keys eval takes (cuvae eval --help).\n";
+    "--set takes the keys eval takes (cuvae eval --help); eval.iw_* and eval.parzen_* are\n"
+    "refused (plot computes neither).\n";
 
 static const char *USAGE_REPORT =
     "usage: cuvae report INDEX.json RUNS_DIR\n"
@@ -418,6 +420,26 @@ static int command_eval(int argc, char **argv) {
     return rc;
 }
 
+// sample and plot compute no evaluation: a --set of the eval section (the importance-weighted
+// bound's eval.iw_*, the Parzen-window estimate's eval.parzen_*) would be taken and not read. 0, or
+// -1 with err naming the --set.
+static int refuse_evaluation_sets(const char *command, const char *const *overrides, int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        const char *set = overrides[i];
+        const bool whole = strncmp(set, "eval=", 5) == 0;
+        const int key = (int)strcspn(set, "=");
+        if (strncmp(set, "eval.iw_", 8) == 0 || (whole && strstr(set, "iw_")))
+            return set_error(err, errlen, "%s: --set %.*s: %s draws no importance-weighted bound (eval.iw_samples / "
+                             "eval.iw_examples are the training run's, eval.iw_batch is read by cuvae eval --iw K, which "
+                             "gives one)", command, key, set, command);
+        if (strncmp(set, "eval.parzen_", 12) == 0 || (whole && strstr(set, "parzen_")))
+            return set_error(err, errlen, "%s: --set %.*s: %s draws no Parzen-window estimate (eval.parzen_samples / "
+                             "eval.parzen_examples are read by cuvae train and cuvae eval of a gan or an aae)", command,
+                             key, set, command);
+    }
+    return 0;
+}
+
 static int command_sample(int argc, char **argv) {
     char err[1024];
     Args a;
@@ -484,14 +506,7 @@ static int command_sample(int argc, char **argv) {
             return fail(err);
         }
     }
-    for (int i = 0; i < a.n_overrides; i++)   // (eval refuses them too: they are the training run's bound)
-        if (strncmp(a.overrides[i], "eval.iw_", 8) == 0 ||
-            (strncmp(a.overrides[i], "eval=", 5) == 0 && strstr(a.overrides[i], "iw_"))) {
-            snprintf(err, sizeof err, "sample: --set %.*s: sample draws no importance-weighted bound (eval.iw_samples / "
-                     "eval.iw_examples are the training run's, eval.iw_batch is read by cuvae eval --iw K, which gives one)",
-                     (int)strcspn(a.overrides[i], "="), a.overrides[i]);
-            return fail(err);
-        }
+    if (refuse_evaluation_sets("sample", a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     if (check_output_not_prior_of("sample", a.output_png, a.positional, a.overrides,
                                   a.n_overrides, err, sizeof err) != 0)
         return fail(err);
@@ -640,6 +655,7 @@ static int command_plot(int argc, char **argv) {
     o.latent_range[1] = a.latent_range[1];
     o.scatter_draws = a.z_mode && strcmp(a.z_mode, "sample") == 0;
     o.z_given = a.z_mode != NULL;
+    if (refuse_evaluation_sets("plot", a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
     if (figures_write_all(a.positional, a.overrides, a.n_overrides, &o, err, sizeof err) != 0) return fail(err);
     return 0;
 }

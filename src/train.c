@@ -633,6 +633,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     if (cfg->eval.iw_samples == 0 && cfg->eval.iw_examples > 0)
         text_appendf(&notes, "cuvae: note: eval.iw_examples %d is read only with eval.iw_samples > 0 (the run's final "
                      "importance-weighted bound): this run computes none\n", cfg->eval.iw_examples);
+    // ... and a kind without the bound (gan, aae, ae, made, pixelcnn, vq_vae) reads no eval.iw_batch at all
+    else if (cfg->eval.iw_batch != CONFIG_DEFAULT_IW_BATCH && !model_kind_info(cfg->model.kind)->gaussian_posterior)
+        text_appendf(&notes, "cuvae: note: eval.iw_batch %d sizes the importance-weighted bound, which kind \"%s\" has "
+                     "none of: it is not read\n", cfg->eval.iw_batch, model_kind_name(cfg->model.kind));
     // a warm-up longer than the run never reaches its target: said, not left unsaid (the ramps
     // of step_state.h at the run's last step)
     const long run_steps = steps_per_epoch * epochs;

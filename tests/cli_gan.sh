@@ -83,6 +83,16 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>"$tmp/s.err" && [ -s "$tmp/s.png" ] \
         && grep -q "the generator from z ~ N(0, I)" "$tmp/s.err" \
         && ok "sample draws the generator's images" || bad "sample: $(tail -1 "$tmp/s.err")"
+    # the Parzen estimate's keys on commands that compute none: refused (they were taken unsaid)
+    expect_error "sample --set eval.parzen_examples: refused (sample draws no Parzen estimate)" 2 \
+        '^cuvae: sample: --set eval.parzen_examples: sample draws no Parzen-window estimate' -- \
+        "$CUVAE" sample "$tmp/run/model.safetensors" -n 4 -o "$tmp/p.png" --set eval.parzen_examples=5
+    expect_error "plot --set eval.parzen_samples: refused (plot computes none)" 2 \
+        '^cuvae: plot: --set eval.parzen_samples: plot draws no Parzen-window estimate' -- \
+        "$CUVAE" plot "$tmp/run" --set eval.parzen_samples=10
+    "$CUVAE" train "$tmp/gan.json" --set train.epochs=0 --set eval.iw_batch=5 --out "$tmp/iw_batch" 2>"$tmp/iw_batch.err"
+    grep -qx 'cuvae: note: eval.iw_batch 5 sizes the importance-weighted bound, which kind "gan" has none of: it is not read' "$tmp/iw_batch.err" \
+        && ok "eval.iw_batch on a gan: a note says it is not read" || bad "eval.iw_batch on a gan: $(grep iw_batch "$tmp/iw_batch.err")"
     expect_error "plot --z sample on a gan: refused (no encoder)" 2 'plot: --z sample scatters draws z ~ q\(z\|x\); kind "gan" has no encoder' -- \
         "$CUVAE" plot "$tmp/run" --z sample
     if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then

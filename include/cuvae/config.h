@@ -32,6 +32,8 @@ typedef enum { EPSILON_FUSED = 0, EPSILON_STORED } EpsilonMode;
 // kind's value (a number, a list for reshape, nothing for {} / a bare "relu"),
 // and its options (sibling keys, or the keys of an object value), defaults filled
 // in by the kind's check (network.h) so the effective config says everything.
+#define CONFIG_DEFAULT_IW_BATCH 4096   // eval.iw_batch when not given
+
 typedef struct {
     char kind[24];
     int n_args;
@@ -170,7 +172,7 @@ typedef struct {
     struct {
         int iw_samples;        // K of the importance-weighted -log p(x) after training (0 = off)
         int iw_examples;       // test examples it uses (0 = all)
-        int iw_batch;          // rows (examples x samples) per batch (default 4096)
+        int iw_batch;          // rows (examples x samples) per batch (default CONFIG_DEFAULT_IW_BATCH)
         int parzen_samples;    // gan: generator samples of the Parzen-window estimate (default 10000)
         int parzen_examples;   // gan: test examples it scores (0 = all)
     } eval;
