@@ -161,7 +161,15 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
             fprintf(f, " (%s over pixels), %s / β %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(beta, sizeof beta, "%g", json_number(codebook, "beta")));
-        else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
+        else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(loss, "capacity"))) {   // γ |KL − C| replaces w_kl KL
+            const cJSON *capacity = cJSON_GetObjectItemCaseSensitive(loss, "capacity");
+            char gamma[NUMBER_TEXT], max_nats[NUMBER_TEXT], epochs[NUMBER_TEXT];
+            fprintf(f, " (%s over pixels), %s / γ %s |KL − C|, C → %s nats over %s epochs</td>", over,
+                    number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
+                    number_text(gamma, sizeof gamma, "%g", json_number(capacity, "gamma")),
+                    number_text(max_nats, sizeof max_nats, "%g", json_number(capacity, "max_nats")),
+                    number_text(epochs, sizeof epochs, "%g", json_number(capacity, "epochs")));
+        } else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
             fprintf(f, " (%s over pixels), %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
         else
@@ -346,19 +354,20 @@ static int check_eval_numbers(const cJSON *ev, const char *path, char *err, size
 }
 
 // The loss weights the page prints from a run's config.json (loss.w_rec, loss.w_kl,
-// model.codebook.beta): each, where present, a finite number ("ten" was shown as "nan"). The
-// config is not loaded whole: a prior's names its VQ-VAE, which need not be where report runs,
+// model.codebook.beta, loss.capacity's gamma, max_nats and epochs): each, where present, a
+// finite number ("ten" was shown as "nan"). The config is not loaded whole: a prior's names its VQ-VAE, which need not be where report runs,
 // and an older cuvae's config is still a run of the page ("?" where a key is not known).
 static int check_config_weights(const cJSON *cfg, const char *path, char *err, size_t errlen) {
-    const char *const keys[3][2] = {{"loss", "w_rec"}, {"loss", "w_kl"}, {"model", "codebook"}};
-    for (int k = 0; k < 3; k++) {
+    // section, key, and the key inside it (NULL: none)
+    const char *const keys[6][3] = {{"loss", "w_rec", NULL}, {"loss", "w_kl", NULL}, {"model", "codebook", "beta"},
+                                    {"loss", "capacity", "gamma"}, {"loss", "capacity", "max_nats"},
+                                    {"loss", "capacity", "epochs"}};
+    for (int k = 0; k < 6; k++) {
         const cJSON *section = cJSON_GetObjectItemCaseSensitive(cfg, keys[k][0]);
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(section, keys[k][1]);
-        const char *name = keys[k][1];
-        if (k == 2) {   // the VQ-VAE's commitment weight
-            item = cJSON_GetObjectItemCaseSensitive(item, "beta");
-            name = "codebook.beta";
-        }
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", keys[k][1], keys[k][2] ? "." : "", keys[k][2] ? keys[k][2] : "");
+        if (keys[k][2]) item = cJSON_GetObjectItemCaseSensitive(item, keys[k][2]);   // (codebook.beta, capacity.*)
         if (item && !(cJSON_IsNumber(item) && isfinite(item->valuedouble)))
             return set_error(err, errlen, "%s: %s.%s: must be a finite number (as cuvae writes it)", path, keys[k][0],
                              name);

@@ -157,6 +157,15 @@ printf '{"test_loss": 80.5, "rec": 79.0, "vq": 1.5, "codes_used": 200, "codebook
 printf '{"sections": [{"runs": ["vq"], "figures": []}]}' > "$tmp/vq_index.json"
 "$CUVAE" report "$tmp/vq_index.json" "$tmp/R" 2>"$tmp/vq_report.err" && grep -q "(sum over pixels), 1 / β 0.25</td>" "$tmp/R/index.html" \
     && ok "report: a VQ-VAE's row gives w_rec / β" || bad "report VQ row: $(grep -o '<td>bce[^<]*</td>' "$tmp/R/index.html") $(tail -1 "$tmp/vq_report.err")"
+# a capacity-annealed VAE's row gives γ and C, which replace w_kl (it showed "1 / 1", a plain VAE's)
+mkdir -p "$tmp/R/capacity"
+printf '{"model": {"kind": "vae"}, "loss": {"reconstruction": "bce", "reduction": "sum", "w_rec": 1, "w_kl": 1, "capacity": {"max_nats": 25, "epochs": 6, "gamma": 10}}}\n' > "$tmp/R/capacity/config.json"
+printf '{"test_loss": 120.5, "rec": 100.0, "kl": 20.5}\n' > "$tmp/R/capacity/eval.json"
+printf '{"sections": [{"runs": ["capacity"], "figures": []}]}' > "$tmp/capacity_index.json"
+"$CUVAE" report "$tmp/capacity_index.json" "$tmp/R" 2>"$tmp/capacity_report.err" \
+    && grep -q "(sum over pixels), 1 / γ 10 |KL − C|, C → 25 nats over 6 epochs</td>" "$tmp/R/index.html" \
+    && ok "report: a capacity-annealed VAE's row gives γ and C, not the unused w_kl" \
+    || bad "report capacity row: $(grep -o '<td>bce[^<]*</td>' "$tmp/R/index.html") $(tail -1 "$tmp/capacity_report.err")"
 # ... but a prior whose VQ-VAE is not where report runs is still a run of the page (its config is
 # not loaded whole), and a number too large for a short cell is printed whole, not cut
 mkdir -p "$tmp/R/prior"; cp configs/lectures/vq_vae_k256_prior.json "$tmp/R/prior/config.json"
