@@ -1692,6 +1692,37 @@ static int config_from_text_named(Config *cfg, const char *json, const char *sou
                                   const char *dir, const char *const *overrides, int n_overrides,
                                   bool name_overrides, char *err, size_t errlen);
 
+// Whether the config reads with every --set but overrides[skip].
+static bool config_reads_without(const char *json, const char *source, bool from_file, const char *dir,
+                                 const char *const *overrides, int n_overrides, int skip) {
+    const char **others = xmalloc((size_t)n_overrides * sizeof *others);
+    int n_others = 0;
+    for (int j = 0; j < n_overrides; j++)
+        if (j != skip) others[n_others++] = overrides[j];
+    Config *trial = xmalloc(sizeof *trial);
+    char trial_err[1024];
+    const bool reads = config_from_text_named(trial, json, source, from_file, dir, others, n_others, false, trial_err,
+                                              sizeof trial_err) == 0;
+    free(trial);
+    free(others);
+    return reads;
+}
+
+// The --sets without which (each left out alone) the config reads, described one after another
+// into named (empty: none).
+static void name_sets_without_which_it_reads(const char *json, const char *source, bool from_file, const char *dir,
+                                             const char *const *overrides, int n_overrides, char *named,
+                                             size_t named_size) {
+    named[0] = '\0';
+    for (int i = 0; i < n_overrides; i++) {
+        if (!config_reads_without(json, source, from_file, dir, overrides, n_overrides, i)) continue;
+        char one[160];
+        describe_override(one, sizeof one, overrides[i]);
+        size_t used = strlen(named);
+        snprintf(named + used, named_size - used, "%s%s", used ? " " : "", one);
+    }
+}
+
 // A message about a key's value ("SOURCE: a.b[2]: why") whose value came from --set names the
 // --set that gave it ("--set a.b=VALUE (over SOURCE): a.b[2]: why"), not the file. Any other
 // message about keys ("SOURCE: eval: parzen_samples ... got kind ...", or a key checked against
@@ -1705,10 +1736,20 @@ static void name_override_in_error(const char *json, bool from_file, const char 
     if (strncmp(err, label, label_length) != 0 || strncmp(err + label_length, ": ", 2) != 0) return;
     const char *key = err + label_length + 2;
     char rest[1024], named[1024] = "";
-    for (int i = n_overrides - 1; i >= 0; i--) {
+    int matched = -1;   // the last --set of the message's key (or of a section around it)
+    for (int i = n_overrides - 1; i >= 0 && matched < 0; i--) {
         const size_t n = override_key_length(overrides[i]);
-        if (strncmp(key, overrides[i], n) != 0 || (key[n] != ':' && key[n] != '.' && key[n] != '[')) continue;
-        describe_override(named, sizeof named, overrides[i]);
+        if (strncmp(key, overrides[i], n) == 0 && (key[n] == ':' || key[n] == '.' || key[n] == '[')) matched = i;
+    }
+    if (matched >= 0) {
+        // that --set, unless the config still fails without it while it reads without another
+        // (--set model.prior_crc32=X beside a --set model.prior_of whose crc32 is not X: the
+        // message is prior_of's, the cause the crc32's)
+        if (n_overrides > 1 && n_overrides <= 64 && !config_reads_without(json, source, from_file, dir, overrides,
+                                                                          n_overrides, matched))
+            name_sets_without_which_it_reads(json, source, from_file, dir, overrides, n_overrides, named,
+                                             sizeof named);
+        if (!named[0]) describe_override(named, sizeof named, overrides[matched]);
         snprintf(rest, sizeof rest, "%s", key);
         snprintf(err, errlen, "%s (over %s): %s", named, label, rest);
         return;
@@ -1718,22 +1759,7 @@ static void name_override_in_error(const char *json, bool from_file, const char 
     if (key[section_length] == '\0' || !strchr(":.[", key[section_length]) || section_length == lead ||
         n_overrides < 1 || n_overrides > 64)
         return;
-    const char **others = xmalloc((size_t)n_overrides * sizeof *others);
-    for (int i = 0; i < n_overrides; i++) {
-        int n_others = 0;
-        for (int j = 0; j < n_overrides; j++)
-            if (j != i) others[n_others++] = overrides[j];
-        Config trial;
-        char trial_err[1024];
-        if (config_from_text_named(&trial, json, source, from_file, dir, others, n_others, false, trial_err,
-                                   sizeof trial_err) != 0)
-            continue;
-        char one[160];
-        describe_override(one, sizeof one, overrides[i]);
-        size_t used = strlen(named);
-        snprintf(named + used, sizeof named - used, "%s%s", used ? " " : "", one);
-    }
-    free(others);
+    name_sets_without_which_it_reads(json, source, from_file, dir, overrides, n_overrides, named, sizeof named);
     if (!named[0]) {   // no one --set alone: the config reads without them all? then those that give
         Config trial;  // the same error alone over the file (two that each cause it; device=cpu beside
         char trial_err[1024];   // them is not named), else all of them, together

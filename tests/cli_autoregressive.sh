@@ -182,6 +182,11 @@ expect_error "made: bad ordering" 2 'model.ordering: must be one of "natural", "
     "$CUVAE" train "$tmp/base.json" --set model.ordering=snake --out "$tmp/x"
 expect_error "made: masks 0 refused" 2 'model.masks: must be >= 1, got 0' -- \
     "$CUVAE" train "$tmp/base.json" --set model.masks=0 --out "$tmp/x"
+# no hidden layer (the FVSBN) in the natural order: every mask set is the same, so an ensemble of
+# them would be one model evaluated 4 times (it was taken unsaid)
+expect_error "made: masks 4 of an FVSBN in the natural order refused" 2 \
+    'model.masks: 4 mask sets of a network with no hidden layer in the natural ordering are one mask \(strictly lower triangular\) 4 times' -- \
+    "$CUVAE" train configs/lectures/fvsbn.json --set model.masks=4 --out "$tmp/x"
 expect_error "network is made's" 2 'model: "network" is for kind "made" or "pixelcnn" \(got "vae"\)' -- \
     "$CUVAE" train configs/examples_vae.json --set 'model.network=[5]' --out "$tmp/x"
 
@@ -364,6 +369,11 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
         "$CUVAE" train "$tmp/prior.json" --set 'model.prior_of=""' --out "$tmp/x"
     expect_error "prior: model.prior_crc32 not 8 hex digits refused" 2 'model.prior_crc32: expected 8 lowercase hex digits .*got "xyz"' -- \
         "$CUVAE" train "$tmp/prior.json" --set 'model.prior_crc32="xyz"' --out "$tmp/x"
+    # a --set model.prior_crc32 that is not the crc32 of --set model.prior_of's VQ-VAE: the message is
+    # prior_of's, but the config reads without the crc32's --set alone: that one is named (prior_of's was)
+    expect_error "prior: --set prior_crc32 beside a --set prior_of it does not match: the crc32's --set named" 2 \
+        '^cuvae: --set model.prior_crc32=deadbeef \(over .*prior.json\): model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE' -- \
+        "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq2/model.safetensors" --set model.prior_crc32=deadbeef --out "$tmp/x"
     # the prior's VQ-VAE moved: eval, sample and plot follow --set model.prior_of to the copy
     mv "$tmp/vq" "$tmp/vq_moved"
     "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \
