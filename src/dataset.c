@@ -197,7 +197,8 @@ static int check_files_against_config(const Config *cfg, const Dataset *d, const
         const Dataset *sets[2] = {d, test};
         // (a test set carved out of the training files came from those)
         const char *images[2] = {cfg->data.train, test->carved_from ? cfg->data.train : cfg->data.test};
-        const char *labels[2] = {cfg->data.train_labels, test->carved_from ? cfg->data.train_labels : cfg->data.test_labels};
+        const char *labels[2] = {cfg->data.train_labels,
+                                 test->carved_from ? cfg->data.train_labels : cfg->data.test_labels};
         for (int k = 0; k < 2; k++)
             for (int i = 0; sets[k]->labels && i < sets[k]->n; i++)
                 if (sets[k]->labels[i] >= cfg->model.n_classes) {

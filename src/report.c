@@ -161,7 +161,7 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
             fprintf(f, " (%s over pixels), %s / β %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(beta, sizeof beta, "%g", json_number(codebook, "beta")));
-        else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(loss, "capacity"))) {   // γ |KL − C| replaces w_kl KL
+        else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(loss, "capacity"))) {   // γ |KL − C| replaces w_kl
             const cJSON *capacity = cJSON_GetObjectItemCaseSensitive(loss, "capacity");
             char gamma[NUMBER_TEXT], max_nats[NUMBER_TEXT], epochs[NUMBER_TEXT];
             fprintf(f, " (%s over pixels), %s / γ %s |KL − C|, C → %s nats over %s epochs</td>", over,
@@ -169,13 +169,15 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
                     number_text(gamma, sizeof gamma, "%g", json_number(capacity, "gamma")),
                     number_text(max_nats, sizeof max_nats, "%g", json_number(capacity, "max_nats")),
                     number_text(epochs, sizeof epochs, "%g", json_number(capacity, "epochs")));
-        } else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0))   // a MADE, an AE: one term
+        } else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0)) {
+            // a MADE, an AE: one term
             fprintf(f, " (%s over pixels), %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));
-        else
+        } else {
             fprintf(f, " (%s over pixels), %s / %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")),
                     number_text(w_kl, sizeof w_kl, "%g", json_number(loss, "w_kl")));
+        }
     }
     else if (model && json_string(model, "kind") && strcmp(json_string(model, "kind"), "gan") == 0)
         fputs("<td>non-saturating GAN BCE (no loss weights)</td>", f);
@@ -355,8 +357,9 @@ static int check_eval_numbers(const cJSON *ev, const char *path, char *err, size
 
 // The loss weights the page prints from a run's config.json (loss.w_rec, loss.w_kl,
 // model.codebook.beta, loss.capacity's gamma, max_nats and epochs): each, where present, a
-// finite number ("ten" was shown as "nan"). The config is not loaded whole: a prior's names its VQ-VAE, which need not be where report runs,
-// and an older cuvae's config is still a run of the page ("?" where a key is not known).
+// finite number ("ten" was shown as "nan"). The config is not loaded whole: a prior's names its
+// VQ-VAE, which need not be where report runs, and an older cuvae's config is still a run of the
+// page ("?" where a key is not known).
 static int check_config_weights(const cJSON *cfg, const char *path, char *err, size_t errlen) {
     // section, key, and the key inside it (NULL: none)
     const char *const keys[6][3] = {{"loss", "w_rec", NULL}, {"loss", "w_kl", NULL}, {"model", "codebook", "beta"},

@@ -908,7 +908,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 // (an --overwrite run stays staged: the earlier run is replaced only by a run whose
                 // training ended, never by one stopped half way)
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
-                          "in %s%s; continue with %s", signal_name(sig), epoch, step, steps_per_epoch, staged ? resume_path : final_resume_path,
+                          "in %s%s; continue with %s", signal_name(sig), epoch, step, steps_per_epoch,
+                          staged ? resume_path : final_resume_path,
                           !staged ? "" : replaces_run ? " (the earlier run in the folder stays as it was until this one "
                                                         "ends; remove the .new-run folder to keep that one instead)"
                                                       : " (it moves into the folder when its training ends)",
