@@ -92,8 +92,10 @@ static int keep_log_lines(const char *path, int lines, char *err, size_t errlen)
 static volatile sig_atomic_t interrupt_signal;   // the signal that asked to stop, or 0
 
 static void on_interrupt(int sig) {
-    if (interrupt_signal) {   // asked twice: stop now, removing the temp file of a write under way
-        temp_files_remove_and_die(sig);
+    if (interrupt_signal) {   // asked twice: stop now, removing the temp file of a write under way --
+        // except a second SIGHUP: a closed terminal sends two (the shell's, then the kernel's as the
+        // shell exits), and nobody is there to ask twice
+        if (sig != SIGHUP) temp_files_remove_and_die(sig);
         return;
     }
     interrupt_signal = sig;
@@ -102,7 +104,7 @@ static void on_interrupt(int sig) {
     static const char on_term[] =
         "\ncuvae: SIGTERM: stopping at the next step boundary to save the run (a second SIGTERM quits at once)\n";
     static const char on_hup[] =
-        "\ncuvae: SIGHUP: stopping at the next step boundary to save the run (a second SIGHUP quits at once)\n";
+        "\ncuvae: SIGHUP: stopping at the next step boundary to save the run (SIGINT or SIGTERM quits at once)\n";
     const char *message = sig == SIGINT ? on_int : sig == SIGTERM ? on_term : on_hup;
     const size_t length = sig == SIGINT ? sizeof on_int - 1 : sig == SIGTERM ? sizeof on_term - 1 : sizeof on_hup - 1;
     ssize_t unused = write(2, message, length);
