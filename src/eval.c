@@ -183,7 +183,8 @@ static int importance_weighted(Model *m, const DeviceDataset *data, int K, int n
         fprintf(stderr, "cuvae: importance sampling: %d examples asked for, the test set has %d: using %d\n",
                 n_examples, data->n, data->n);
     long total_rows = N * (long)K;
-    int rows_per_batch = m->max_batch;
+    // eval.iw_batch rows at a time (the model holds at least a test pass's EVAL_PASS_ROWS)
+    int rows_per_batch = m->max_batch < m->cfg.eval.iw_batch ? m->max_batch : m->cfg.eval.iw_batch;
     int32_t *perm_host = xmalloc((size_t)rows_per_batch * sizeof(int32_t));
     int32_t *perm_dev = be->alloc(be, (size_t)rows_per_batch * sizeof(int32_t));
     float *logw_dev = be->alloc(be, (size_t)rows_per_batch * sizeof(float));

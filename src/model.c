@@ -289,8 +289,8 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     else
         config_key_origin(cfg, "train.batch_size", batch_origin, sizeof batch_origin);
     const char *advice = forward_only
-        ? "the evaluation takes up to 1000 test examples at a time (eval.iw_batch rows with eval.iw_samples): "
-          "lower data.test_limit (or eval.iw_batch), or use a smaller image"
+        ? "the evaluation takes up to 1000 test examples at a time (eval.iw_batch rows with eval.iw_samples, "
+          "where more): lower data.test_limit (or an eval.iw_batch over 1000), or use a smaller image"
         : "lower train.batch_size or use a smaller image";
     Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++)
