@@ -111,15 +111,16 @@ int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *
     if (net->layers[net->n_layers - 1].kind != masked || net->out.dim[0] != cfg->model.input_dim)
         return set_error(err, errlen, "model.network: must end in {\"masked_linear\": %d}, the logit of every "
                          "pixel", cfg->model.input_dim);
-    // no hidden layer (an FVSBN) in the natural order: every mask set is the same lower triangle, so
-    // an ensemble of them is one model evaluated model.masks times
-    int masked_layers = 0;
-    for (int i = 0; i < net->n_layers; i++) masked_layers += net->layers[i].kind == masked;
-    if (masked_layers == 1 && cfg->model.ordering == ORDERING_NATURAL && cfg->model.masks > 1)
-        return set_error(err, errlen, "model.masks: %d mask sets of a network with no hidden layer in the natural "
-                         "ordering are one mask (strictly lower triangular) %d times: give 1, or ordering \"random\" "
-                         "(each set its own ordering)", cfg->model.masks, cfg->model.masks);
     return 0;
+}
+
+bool model_made_mask_sets_alike(const Model *m) {
+    if (m->cfg.model.kind != MODEL_MADE || m->cfg.model.masks <= 1 || m->cfg.model.ordering != ORDERING_NATURAL)
+        return false;
+    const LayerKind *masked = layer_kind_find("masked_linear");
+    int masked_layers = 0;
+    for (int i = 0; i < m->decoder_net->n_layers; i++) masked_layers += m->decoder_net->layers[i].kind == masked;
+    return masked_layers == 1;
 }
 
 // Random streams of mask set k: set 0 keeps the streams of a single-mask MADE.

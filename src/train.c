@@ -639,6 +639,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     else if (cfg->eval.iw_batch != CONFIG_DEFAULT_IW_BATCH && !model_kind_info(cfg->model.kind)->gaussian_posterior)
         text_appendf(&notes, "cuvae: note: eval.iw_batch %d sizes the importance-weighted bound, which kind \"%s\" has "
                      "none of: it is not read\n", cfg->eval.iw_batch, model_kind_name(cfg->model.kind));
+    // a note, not a refusal: checkpoints of such configs exist, and must still read and resume
+    if (model_made_mask_sets_alike(&model))
+        text_appendf(&notes, "cuvae: note: model.masks %d of a network with no hidden layer in the natural ordering are "
+                     "one mask (strictly lower triangular) %d times: each step and the evaluation's ensemble use that "
+                     "one mask (model.ordering \"random\" gives each set its own ordering)\n", cfg->model.masks,
+                     cfg->model.masks);
     // a warm-up longer than the run never reaches its target: said, not left unsaid (the ramps
     // of step_state.h at the run's last step)
     const long run_steps = steps_per_epoch * epochs;

@@ -284,6 +284,9 @@ int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *
 void model_made_input_degrees(const Config *cfg, int set, int32_t *degree);
 // Writes mask set 0 of every masked_linear layer into the host buffer region (model_init_params).
 void model_made_masks(const Model *m, float *buffers);
+// Whether a MADE's model.masks sets are all one mask: no hidden layer (an FVSBN) in the natural
+// ordering, so the "ensemble" is one model evaluated model.masks times (train says so).
+bool model_made_mask_sets_alike(const Model *m);
 // model.masks > 1: the device bank of every mask set (model_create), and its release.
 void model_made_alloc(Model *m);
 void model_made_free(Model *m);
