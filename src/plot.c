@@ -300,19 +300,29 @@ static bool png_file_complete(const char *path) {
     return ok;
 }
 
+// Closes f: -1 if any write to it failed, with *failed_errno the reason where known
+// (known_errno: the errno of a write the caller saw fail, else 0). An earlier buffered write's
+// errno is gone by now, but the flush retries what it left and says why.
+static int close_checked(FILE *f, int known_errno, int *failed_errno) {
+    bool failed = ferror(f) || known_errno;
+    *failed_errno = known_errno;
+    errno = 0;
+    if (fflush(f) != 0) {
+        failed = true;
+        if (!*failed_errno) *failed_errno = errno;
+    }
+    if (fclose(f) != 0) {
+        failed = true;
+        if (!*failed_errno) *failed_errno = errno;
+    }
+    return failed ? -1 : 0;
+}
+
 // Finishes the script, runs gnuplot and renames its output onto png_path. Always cleans up.
 static int job_finish(PlotJob *job, char *err, size_t errlen) {
     fprintf(job->script, "unset output\n");
-    int write_failed = ferror(job->script), write_errno = 0;
-    errno = 0;
-    if (fflush(job->script) != 0) {   // (retries what a failed write left, and says why)
-        write_failed = 1;
-        write_errno = errno;
-    }
-    if (fclose(job->script) != 0) {
-        write_failed = 1;
-        if (!write_errno) write_errno = errno;
-    }
+    int write_errno = 0;
+    const bool write_failed = close_checked(job->script, 0, &write_errno) != 0;
     job->script = NULL;
     if (write_failed) {
         set_error(err, errlen, "%s: cannot write gnuplot script to %s: %s", job->png_path, temp_dir(),
@@ -375,18 +385,8 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
 // Closes a data file; -1 with err if anything failed to be written. write_errno: the errno of a
 // write the caller saw fail (0: none, or not known).
 static int close_data(FILE *f, int write_errno, const char *png_path, char *err, size_t errlen) {
-    // an earlier buffered write's errno is gone, but the flush retries what it left and says why
-    int failed = ferror(f) || write_errno, failed_errno = write_errno;
-    errno = 0;
-    if (fflush(f) != 0) {
-        failed = 1;
-        if (!failed_errno) failed_errno = errno;
-    }
-    if (fclose(f) != 0) {
-        failed = 1;
-        if (!failed_errno) failed_errno = errno;
-    }
-    if (failed)
+    int failed_errno = 0;
+    if (close_checked(f, write_errno, &failed_errno) != 0)
         return set_error(err, errlen, "%s: cannot write plot data to %s: %s", png_path, temp_dir(),
                          failed_errno ? strerror(failed_errno) : "a write failed");
     return 0;
