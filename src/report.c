@@ -447,6 +447,15 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
                     cJSON_Delete(index);
                     return -1;
                 }
+                int earlier_index = 0;   // a run or figure twice in one section: a table row or a figure shown twice
+                for (const cJSON *earlier = list->child; earlier != item; earlier = earlier->next, earlier_index++)
+                    if (strcmp(earlier->valuestring, item->valuestring) == 0) {
+                        set_error(err, errlen, "%s: sections[%d].%s[%d]: \"%s\" is given twice in this section (also "
+                                  "%s[%d])", index_path, section_index, lists[l], item_index, item->valuestring,
+                                  lists[l], earlier_index);
+                        cJSON_Delete(index);
+                        return -1;
+                    }
                 item_index++;
             }
         }

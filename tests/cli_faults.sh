@@ -934,6 +934,19 @@ done
 printf '{"sections": [{"runs": ["r1"], "figures": ["samples.png"]}]}' > "$tmp/png_index.json"
 expect_error "report: a figure named with .png" 2 'png_index.json: sections\[0\].figures\[0\]: "samples.png": give the figure.s name without .png \("samples"' -- \
     "$CUVAE" report "$tmp/png_index.json" "$tmp/page"
+# a run or a figure twice in one section (a table row or a figure shown twice); in two sections: allowed
+printf '{"sections": [{"runs": ["r1", "r2", "r1"], "figures": ["samples"]}]}' > "$tmp/twice_index.json"
+expect_error "report: a run twice in one section" 2 'twice_index.json: sections\[0\].runs\[2\]: "r1" is given twice in this section \(also runs\[0\]\)' -- \
+    "$CUVAE" report "$tmp/twice_index.json" "$tmp/page"
+printf '{"sections": [{"runs": ["r1"], "figures": ["samples", "samples"]}]}' > "$tmp/twice_index.json"
+expect_error "report: a figure twice in one section" 2 'twice_index.json: sections\[0\].figures\[1\]: "samples" is given twice in this section \(also figures\[0\]\)' -- \
+    "$CUVAE" report "$tmp/twice_index.json" "$tmp/page"
+printf '{"sections": [{"runs": ["r1"], "figures": ["samples"]}, {"runs": ["r1"], "figures": ["samples"]}]}' > "$tmp/twice_index.json"
+if "$CUVAE" report "$tmp/twice_index.json" "$tmp/page" 2>/dev/null && [ "$(grep -c 'r1' "$tmp/page/index.html")" -ge 2 ]; then
+    ok "report: the same run in two sections is shown in both"
+else
+    bad "report: the same run in two sections refused or shown once"
+fi
 printf '{"sections": [{"runs": ["r1"], "figures": ["smaples"]}]}' > "$tmp/typo_index.json"
 expect_error "report: a figure cuvae plot does not draw and no run holds" 2 'typo_index.json: sections\[0\].figures\[0\]: "smaples" is not a figure cuvae plot draws.*\(cuvae plot draws samples, ' -- \
     "$CUVAE" report "$tmp/typo_index.json" "$tmp/page"
