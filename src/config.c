@@ -574,7 +574,7 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
                             &cfg->model.prior_w, cfg->model.prior_crc32, why, sizeof why) != 0)
             return fail(c, "model.prior_of", "%s", why);
         if (expected_crc[0] && strcmp(expected_crc, cfg->model.prior_crc32) != 0)
-            return fail(c, "model.prior_of", "%s is not the VQ-VAE this prior was trained on (its crc32 is %s, "
+            return fail(c, "model.prior_of", "%s is not the VQ-VAE this prior is for (its crc32 is %s, "
                         "model.prior_crc32 says %s): its codes mean other things", cfg->model.prior_of,
                         cfg->model.prior_crc32, expected_crc);
         const int positions = cfg->model.prior_h * cfg->model.prior_w;

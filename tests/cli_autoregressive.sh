@@ -363,9 +363,9 @@ done
 if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null && [ -s "$tmp/prior/config.json" ]; then
     grep -q '"prior_crc32": "[0-9a-f]\{8\}"' "$tmp/prior/config.json" && ok "prior: the effective config names its VQ-VAE's crc32" \
         || bad "prior: no prior_crc32 in $(grep prior "$tmp/prior/config.json")"
-    expect_error "prior: sample --prior with another VQ-VAE refused (naming --prior, not a --set never given)" 2 '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
+    expect_error "prior: sample --prior with another VQ-VAE refused (naming --prior, not a --set never given)" 2 '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior is for' -- \
         "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
-    expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior was trained on' -- \
+    expect_error "prior: eval against another VQ-VAE refused" 2 'is not the VQ-VAE this prior is for' -- \
         "$CUVAE" eval "$tmp/prior/model.safetensors" --set model.prior_of="$tmp/vq2/model.safetensors"
     # prior_of / prior_crc32 given as "" (read as absent until 2026-12-04: an image pixelcnn trained) or not hex
     expect_error "prior: model.prior_of \"\" refused" 2 'model.prior_of: is "": give the VQ-VAE checkpoint' -- \
@@ -397,7 +397,7 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
         && ok "prior: sample VQ --prior PRIOR with the VQ-VAE moved (CKPT is the VQ-VAE, not the stored path)" \
         || bad "prior: sample --prior with a moved VQ-VAE: $(tail -1 "$tmp/movedprior.err")"
     expect_error "prior: sample --prior with another VQ-VAE as CKPT, its own moved away: refused naming CKPT" 2 \
-        '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior was trained on' -- \
+        '^cuvae: sample: .*/vq2/model.safetensors --prior .*/prior/model.safetensors: model.prior_of: .*/vq2/model.safetensors is not the VQ-VAE this prior is for' -- \
         "$CUVAE" sample "$tmp/vq2/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     mkdir -p "$tmp/vq" && cp "$tmp/vq2/model.safetensors" "$tmp/vq/model.safetensors"   # another VQ-VAE at the stored path
     "$CUVAE" sample "$tmp/vq_moved/model.safetensors" --prior "$tmp/prior/model.safetensors" -n 4 -o "$tmp/moved_prior2.png" \
