@@ -334,22 +334,23 @@ void dist_sum_doubles(double *buf, size_t n, const char *what) {
     dist_wait_end();
 }
 
-bool dist_any(bool flag, const char *what) {
-    if (g_mode == DIST_SINGLE || (g_size == 1 && g_mode == DIST_MPI)) return flag;
-    int value = flag ? 1 : 0;
+int dist_max_int(int value, const char *what) {
+    if (g_mode == DIST_SINGLE || (g_size == 1 && g_mode == DIST_MPI)) return value;
     dist_wait_begin(what);
 #ifdef CUVAE_WITH_MPI
     if (g_mode == DIST_MPI) {
         check_mpi(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), what);
         dist_wait_end();
-        return value != 0;
+        return value;
     }
 #endif
     need_transport(what);
     g_transport.max_int(g_transport.ctx, &value);
     dist_wait_end();
-    return value != 0;
+    return value;
 }
+
+bool dist_any(bool flag, const char *what) { return dist_max_int(flag ? 1 : 0, what) != 0; }
 
 int dist_agree_on_failure(int rc, char *err, size_t errlen, const char *what) {
     if (g_mode != DIST_MPI || g_size == 1) return rc;

@@ -896,9 +896,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             // step over MPI (a host collective); without MPI the agreement goes over NCCL and waits for
             // the device, so only where the log interval reads the device anyway (the GPU step never syncs)
             const bool agree_now = !dist_without_mpi() || global_step % cfg->train.log_interval == 0;
-            if (model.data_parallel ? agree_now && dist_any(interrupt_signal != 0, "stop request")
-                                    : interrupt_signal != 0) {
-                const int sig = interrupt_signal ? (int)interrupt_signal : SIGTERM;
+            // the signal every rank reports: the largest number any rank received (SIGTERM over SIGINT
+            // over SIGHUP), so that a SIGHUP that reached rank 0 alone is said as SIGHUP by every rank
+            const int sig = !model.data_parallel ? (int)interrupt_signal
+                            : agree_now         ? dist_max_int((int)interrupt_signal, "stop request")
+                                                : 0;
+            if (sig != 0) {
                 if (model.data_parallel) {   // the resume file keeps every rank's pending loss sums, added up
                     double pending[3];
                     model_peek_loss_accumulator(&model, pending);

@@ -525,6 +525,24 @@ else
 fi
 wait 2>/dev/null
 
+# ---- SIGHUP to rank 0 alone (a closed terminal): every rank stops at the step boundary and
+# says SIGHUP, exit 129 on each (rank 1, told through the stop agreement, said SIGTERM until
+# 2026-12-06: exit 143, and mpirun's report named whichever rank ended first)
+train_mpi 2 "${long[@]}" --out "$tmp/hup" >"$tmp/hup.out" 2>&1 &
+launcher=$!
+if wait_epochs "$tmp/hup" 2 && victim=$(rank_pid 0 "$tmp/hup") && [ -n "$victim" ]; then
+    kill -HUP "$victim"; wait "$launcher"; rc=$?
+    if [ "$rc" -eq 129 ] && [ "$(grep -c 'interrupted (SIGHUP)' "$tmp/hup.out")" -eq 1 ] &&
+       ! grep -q "interrupted (SIGTERM)\|Exit code: *143" "$tmp/hup.out" && [ -f "$tmp/hup/resume.safetensors" ]; then
+        ok "SIGHUP to rank 0 alone: every rank stopped, one resume point, exit 129 (no rank says SIGTERM)"
+    else
+        bad "SIGHUP to rank 0: exit $rc, $(grep -c 'interrupted (SIGHUP)' "$tmp/hup.out") SIGHUP lines, $(grep 'interrupted (SIGTERM)\|Exit code' "$tmp/hup.out" | tr '\n' ' ')"
+    fi
+else
+    bad "rank 0 of the run to hang up not found"; kill -9 "$launcher" 2>/dev/null
+fi
+wait 2>/dev/null
+
 # ---- stopped between two log reads: the loss sums of the steps since the last read are every
 # rank's and counted once (the resume file keeps their total; rank 0 alone carries it on), so the
 # log of a resumed run is the uninterrupted run's, on 2 ranks and on 1

@@ -58,6 +58,8 @@ void dist_sum_floats(float *buf, size_t n, const char *what);
 void dist_sum_doubles(double *buf, size_t n, const char *what);
 // Whether any rank passes true (the ranks stop together).
 bool dist_any(bool flag, const char *what);
+// The largest value any rank passes (one rank's own value without ranks).
+int dist_max_int(int value, const char *what);
 // buf of rank 0 copied to every rank (MPI; a no-op otherwise).
 void dist_broadcast_bytes(void *buf, size_t n, const char *what);
 
