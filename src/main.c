@@ -17,6 +17,7 @@
 #include "cuvae/run_folder.h"
 #include "cuvae/train.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -308,11 +309,25 @@ static int command_eval(int argc, char **argv) {
         return fail(err);
     // the config's eval.iw_* are the training run's final evaluation: --set of them (in any
     // form) would be ignored here, where the bound is --iw K / --iw-examples N
-    if (a.n_overrides > 0 && checkpoint_read_config(a.positional, &stored, NULL, 0, err, sizeof err) == 0 &&
+    const bool stored_read =
+        a.n_overrides > 0 && checkpoint_read_config(a.positional, &stored, NULL, 0, err, sizeof err) == 0;
+    if (stored_read &&
         (stored.eval.iw_samples != cfg.eval.iw_samples || stored.eval.iw_examples != cfg.eval.iw_examples))
         return fail("eval: --set eval.iw_samples / eval.iw_examples: the importance-sampled bound of cuvae eval is "
                     "--iw K (--iw-examples N); eval.iw_samples and eval.iw_examples are the training run's");
     const bool gan = model_kind_info(cfg.model.kind)->adversarial;   // (the Parzen estimate)
+    // a gan's Parzen sigma is chosen on the validation split its run held out: another fraction or
+    // training limit would carve a "validation" split holding images the model trained on
+    if (gan && stored_read &&
+        (stored.data.validation != cfg.data.validation || stored.data.train_limit != cfg.data.train_limit)) {
+        char images[48] = "all the";
+        if (stored.data.train_limit > 0) snprintf(images, sizeof images, "the first %d", stored.data.train_limit);
+        snprintf(err, sizeof err, "eval: %s: --set data.validation / data.train_limit: the Parzen sigma is chosen on "
+                 "the validation split the run held out (data.validation %g of %s training images); another split "
+                 "would hold images the %s trained on", a.positional, stored.data.validation, images,
+                 model_kind_name(cfg.model.kind));
+        return fail(err);
+    }
     const char *z_refusal = model_kind_info(cfg.model.kind)->z_refusal;
     if (a.z_mode && z_refusal) {
         snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.prior_of[0]
@@ -424,16 +439,30 @@ static int command_eval(int argc, char **argv) {
 // sample and plot compute no evaluation: a --set of the eval section (the importance-weighted
 // bound's eval.iw_*, the Parzen-window estimate's eval.parzen_*) would be taken and not read. 0, or
 // -1 with err naming the --set.
+// Whether a --set gives a key of the eval section starting with prefix ("iw_"): eval.iw_k=V, or
+// eval={...} holding such a key (as the config reads it: "iw\u005fbatch" is iw_batch).
+static bool set_gives_eval_key(const char *set, const char *prefix) {
+    const size_t length = strlen(prefix);
+    if (strncmp(set, "eval.", 5) == 0) return strncmp(set + 5, prefix, length) == 0;
+    if (strncmp(set, "eval=", 5) != 0) return false;
+    cJSON *section = cJSON_Parse(set + 5);   // (not JSON: the config's own error names it later)
+    bool gives = false;
+    const cJSON *item;
+    if (cJSON_IsObject(section))
+        cJSON_ArrayForEach(item, section) gives = gives || strncmp(item->string, prefix, length) == 0;
+    cJSON_Delete(section);
+    return gives;
+}
+
 static int refuse_evaluation_sets(const char *command, const char *const *overrides, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         const char *set = overrides[i];
-        const bool whole = strncmp(set, "eval=", 5) == 0;
         const int key = (int)strcspn(set, "=");
-        if (strncmp(set, "eval.iw_", 8) == 0 || (whole && strstr(set, "iw_")))
+        if (set_gives_eval_key(set, "iw_"))
             return set_error(err, errlen, "%s: --set %.*s: %s draws no importance-weighted bound (eval.iw_samples / "
                              "eval.iw_examples are the training run's, eval.iw_batch is read by cuvae eval --iw K, which "
                              "gives one)", command, key, set, command);
-        if (strncmp(set, "eval.parzen_", 12) == 0 || (whole && strstr(set, "parzen_")))
+        if (set_gives_eval_key(set, "parzen_"))
             return set_error(err, errlen, "%s: --set %.*s: %s draws no Parzen-window estimate (eval.parzen_samples / "
                              "eval.parzen_examples are read by cuvae train and cuvae eval of a gan or an aae)", command,
                              key, set, command);

@@ -75,6 +75,17 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         "$CUVAE" eval "$tmp/run/model.safetensors" --iw 5
     expect_error "eval --z refused" 2 'eval: --z chooses how a VAE.s z is drawn; a gan has no encoder' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --z mean
+    # the Parzen sigma is chosen on the split the run held out: --set of its fraction or of the
+    # training limit would carve one holding trained-on images (taken silently until 2026-12-06)
+    expect_error "eval --set data.validation refused (sigma's split would hold trained-on images)" 2 \
+        'eval: .*/run/model.safetensors: --set data.validation / data.train_limit: the Parzen sigma is chosen on the validation split the run held out \(data.validation 0.1 of the first 2200 training images\)' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --set data.validation=0.5
+    expect_error "eval --set data.train_limit refused" 2 'another split would hold images the gan trained on' -- \
+        "$CUVAE" eval "$tmp/run/model.safetensors" --set data.train_limit=500
+    "$CUVAE" eval "$tmp/run/model.safetensors" --set data.validation=0.1 --set data.test_limit=300 -o "$tmp/eval_same.json" >/dev/null 2>&1 \
+        && [ "$(parzen "$tmp/eval_same.json")" = "$trained" ] \
+        && ok "eval --set data.validation to the run's own value: the same Parzen estimate" \
+        || bad "eval --set data.validation=0.1: $(parzen "$tmp/eval_same.json" 2>&1)"
     "$CUVAE" train "$tmp/gan.json" --set train.epochs=1 --out "$tmp/resumed" 2>/dev/null \
         && "$CUVAE" train "$tmp/gan.json" --out "$tmp/resumed" --resume 2>"$tmp/resumed.err" \
         && cmp -s "$tmp/run/model.safetensors" "$tmp/resumed/model.safetensors" \
@@ -90,6 +101,9 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     expect_error "plot --set eval.parzen_samples: refused (plot computes none)" 2 \
         '^cuvae: plot: --set eval.parzen_samples: plot draws no Parzen-window estimate' -- \
         "$CUVAE" plot "$tmp/run" --set eval.parzen_samples=10
+    expect_error "plot --set eval={...} with an escaped parzen key: refused as the plain one" 2 \
+        '^cuvae: plot: --set eval: plot draws no Parzen-window estimate' -- \
+        "$CUVAE" plot "$tmp/run" --set 'eval={"parzen\u005fsamples": 10}'
     "$CUVAE" train "$tmp/gan.json" --set train.epochs=0 --set eval.iw_batch=5 --out "$tmp/iw_batch" 2>"$tmp/iw_batch.err"
     grep -qx 'cuvae: note: eval.iw_batch 5 sizes the importance-weighted bound, which kind "gan" has none of: it is not read' "$tmp/iw_batch.err" \
         && ok "eval.iw_batch on a gan: a note says it is not read" || bad "eval.iw_batch on a gan: $(grep iw_batch "$tmp/iw_batch.err")"
