@@ -242,19 +242,24 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
                                    shared ? range : NULL, f->err, f->errlen);
     } else {
         int points = o->tsne_points < n ? o->tsne_points : n;
-        if (points < o->tsne_points)
+        if (points < o->tsne_points && o->tsne_points_given)
             fprintf(stderr, "cuvae: t-SNE: %d points asked, the test set has %d: using %d\n", o->tsne_points,
                     n, points);
         TsneOptions t;
         tsne_default_options(&t);
         t.iterations = o->tsne_iterations;
-        if (points - 1 <= 3 * t.perplexity) t.perplexity = (points - 2) / 3.0;
+        if (points - 1 <= 3 * t.perplexity) {   // each point's neighbourhood must leave others out
+            const double asked = t.perplexity;
+            t.perplexity = (points - 2) / 3.0;
+            fprintf(stderr, "cuvae: t-SNE: perplexity %.3g, (points - 2) / 3 for %d points (%.3g needs more than %d)\n",
+                    t.perplexity, points, asked, (int)(3 * asked) + 1);
+        }
         float *xy = xmalloc((size_t)points * 2 * sizeof(float));
         double start = wall_seconds();
         rc = tsne_embed(codes, points, L, &t, xy, f->err, f->errlen);
         if (rc == 0) {
             char title[160];
-            snprintf(title, sizeof title, "t-SNE of %d encoded test images (%s, latent dim %d, perplexity %.0f)",
+            snprintf(title, sizeof title, "t-SNE of %d encoded test images (%s, latent dim %d, perplexity %.3g)",
                      points, o->scatter_draws ? "z ~ q(z|x)" : "means", L, t.perplexity);
             fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
             rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, f->n_classes ? labels : NULL, points, f->n_classes, f->names,

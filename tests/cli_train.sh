@@ -118,6 +118,19 @@ if command -v gnuplot >/dev/null; then
         && [ ! -e "$tmp/t1/figures/interpolation.png" ] && [ ! -e "$tmp/t1/figures/latent_scatter.png" ] && [ -n "$said" ] && [ "$said" -eq "$drawn" ] \
         && ok "plot on a 1-image test set: t-SNE and interpolation skipped and said, the stale copy removed, $drawn figures announced and drawn" \
         || bad "plot, 1 test image: exit $rc, announced $said, drew $drawn: $(tail -1 "$tmp/t1.err")"
+    # a t-SNE of 10 codes: the perplexity (30) lowered to (10 - 2) / 3 and said, the title giving the
+    # value used (it printed "3"); the default --tsne-points is not "asked" (only a given one is)
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=300 --set data.test_limit=10 \
+        --set model.latent_dim=3 --set train.epochs=1 --set train.epoch_images=false --set eval.iw_samples=0 \
+        --out "$tmp/t10" 2>/dev/null
+    "$CUVAE" plot "$tmp/t10" 2>"$tmp/t10.err"; rc=$?
+    "$CUVAE" plot "$tmp/t10" --tsne-points 2000 2>"$tmp/t10b.err"; rc_b=$?
+    [ "$rc" -eq 0 ] && [ "$rc_b" -eq 0 ] && [ -s "$tmp/t10/figures/latent_scatter.png" ] \
+        && grep -qx "cuvae: t-SNE: perplexity 2.67, (points - 2) / 3 for 10 points (30 needs more than 91)" "$tmp/t10.err" \
+        && ! grep -q "points asked" "$tmp/t10.err" \
+        && grep -qx "cuvae: t-SNE: 2000 points asked, the test set has 10: using 10" "$tmp/t10b.err" \
+        && ok "t-SNE of 10 codes: the lowered perplexity said; 'points asked' only for a given --tsne-points" \
+        || bad "t-SNE of 10 codes: exit $rc / $rc_b: $(grep t-SNE "$tmp/t10.err" "$tmp/t10b.err" | tr '\n' ' ')"
     # test images without the class pairs 0-1, 2-3, ... (MNIST's first two are a 7 and a 2): the
     # interpolation runs between test images 0 and 1
     "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=300 --set data.test_limit=2 \
