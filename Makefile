@@ -97,8 +97,11 @@ endif
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(CU_SRCS:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-# record the build flavour so switching CUDA=0/1 (or MPI, NCCL, ONEDNN) rebuilds
-FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)-onednn$(ONEDNN)
+# record the build flavour so switching CUDA=0/1 (or MPI, NCCL, ONEDNN), ARCH, the compilers or
+# their flags rebuilds (`make ARCH=x86-64` after a default build: every object again; the flags
+# as a checksum in the stamp's name)
+FLAGS_SUM := $(shell echo '$(subst ','',$(CC) $(CXX) $(NVCC) $(CFLAGS) $(NVCCFLAGS) $(SANFLAGS))' | cksum | cut -d' ' -f1)
+FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)-onednn$(ONEDNN)-flags$(FLAGS_SUM)
 
 # ---- the emulated CUDA device (tests/cuemu), CUDA_EMU=1 only ----------------
 CUEMU := tests/cuemu
@@ -123,7 +126,7 @@ all: $(BUILD)/cuvae $(TEST_BINS)
 
 $(FLAVOUR):
 	@mkdir -p $(BUILD)/obj/kernels $(BUILD)/tests
-	@rm -f $(BUILD)/.flavour-cuda* $(BUILD)/obj/*.o $(BUILD)/obj/kernels/*.o
+	@rm -f $(BUILD)/.flavour-cuda* $(BUILD)/obj/*.o $(BUILD)/obj/kernels/*.o $(BUILD)/obj/cuemu/*.o
 	@touch $@
 
 $(BUILD)/obj/%.o: src/%.c $(FLAVOUR) Makefile
@@ -258,10 +261,13 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	@bash tests/fuzz/run.sh 30 $(FUZZ_TARGETS)
 
-lectures: deps data all
+# (sub-makes after deps, as for run and test: the oneDNN that deps installed is built in)
+lectures: deps data
+	@$(MAKE) --no-print-directory all
 	FULL=$(FULL) bash scripts/lectures.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	bash scripts/bench.sh
 
 # tests without the install steps (for a machine already set up)
@@ -270,3 +276,12 @@ test-only: all emu
 
 clean:
 	rm -rf build build-san build-emu build-emu-san build-fuzz
+
+help:
+	@echo "make run        install deps and data, build, train configs/mnist_vae.json (runs/mnist_vae)"
+	@echo "make test       install deps and data, build, run the whole test suite"
+	@echo "make test-only  the test suite on a machine already set up"
+	@echo "make lectures   every lecture experiment and its page, runs/lectures/index.html (FULL=1: lecture length)"
+	@echo "make bench      the CPU (or GPU) benchmarks against PyTorch, appended to bench/RESULTS.md"
+	@echo "make deps | data | all | emu | fuzz | fuzz-smoke | clean"
+	@echo "options: CUDA=0|1  MPI=0|1  NCCL=0|1  ONEDNN=0|1  ARCH=x86-64-v3 (x86-64 for older CPUs)  SANITIZE=1  CUDA_EMU=1"

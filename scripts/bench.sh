@@ -23,7 +23,19 @@
 #   BENCH_TORCH_PRECISIONS=fp32,tf32,bf16   (CUDA; the CPU runs fp32 only)
 #   BENCH_CONFIGS="a.json b.json"            override the suite
 #   BENCH_RESULTS_MD=bench/RESULTS.md BENCH_RESULTS_DIR=bench/results
+# Relative paths given (CUVAE with a '/', BENCH_CONFIGS, BENCH_RESULTS_*) are the caller's; the
+# defaults are the repository's.
 set -euo pipefail
+caller=$PWD
+from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$caller/$1" ;; esac; }
+case "${CUVAE:-}" in */*) CUVAE=$(from_caller "$CUVAE") ;; esac
+[ -n "${BENCH_RESULTS_MD:-}" ] && BENCH_RESULTS_MD=$(from_caller "$BENCH_RESULTS_MD")
+[ -n "${BENCH_RESULTS_DIR:-}" ] && BENCH_RESULTS_DIR=$(from_caller "$BENCH_RESULTS_DIR")
+if [ -n "${BENCH_CONFIGS:-}" ]; then
+    configs_given=""
+    for c in $BENCH_CONFIGS; do configs_given="$configs_given $(from_caller "$c")"; done
+    BENCH_CONFIGS=${configs_given# }
+fi
 cd "$(dirname "$0")/.."
 
 CUVAE=${CUVAE:-build/cuvae}
@@ -72,6 +84,14 @@ else
     device="CPU: $(lscpu | sed -nE 's/^Model name: +//p' | head -1), $NPROC cores"
 fi
 suite=${BENCH_CONFIGS:-$suite}
+# every config read before anything is timed or written (a misspelt path ended in a traceback and a
+# results file holding only its header)
+for c in $suite; do
+    if [ ! -f "$c" ] || [ ! -r "$c" ]; then
+        echo "bench: BENCH_CONFIGS: $c: not a readable file (the configs are bench/configs/*.json, bench/configs/cpu/*.json)" >&2
+        exit 2
+    fi
+done
 modes=${BENCH_TORCH_MODES:-eager,compile,max-autotune}
 
 # steps per config: each run a few seconds here, enough to be steady

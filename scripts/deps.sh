@@ -18,6 +18,10 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 fi
 echo "deps: installing ${pkgs[*]}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: error: installing needs root, and sudo is not installed: run as root, or install ${pkgs[*]} yourself" >&2
+    exit 1
+fi
 if ! $SUDO apt-get update -qq; then
     echo "deps: error: apt-get update failed (is the Debian mirror reachable?)" >&2; exit 1
 fi

@@ -4,10 +4,16 @@
 # runs/lectures/index.html (cuvae report configs/lectures/index.json).
 # FULL=1 trains for each config's train.full_epochs (lecture length; meant for a GPU).
 # LECTURES_OUT (default runs/lectures), LECTURES_SET (extra "--set k=v" words, used by
-# the tests to shrink the runs), CUVAE (default build/cuvae).
+# the tests to shrink the runs), CUVAE (default build/cuvae); relative paths given are taken from the
+# caller's directory (the defaults from the repository's).
 # A prior over a VQ-VAE's codes (model.prior_of "runs/lectures/RUN/model.safetensors") reads
 # the checkpoint of RUN in this lecture set ($OUT/RUN): configs sort after the run they model.
 set -euo pipefail
+# a relative LECTURES_OUT or CUVAE path (one with a '/') given by the caller is the caller's
+caller=$PWD
+from_caller() { case "$1" in /*) echo "$1" ;; */*) echo "$caller/$1" ;; *) echo "$1" ;; esac; }
+[ -n "${CUVAE:-}" ] && CUVAE=$(from_caller "$CUVAE")
+[ -n "${LECTURES_OUT:-}" ] && case "$LECTURES_OUT" in /*) ;; *) LECTURES_OUT=$caller/$LECTURES_OUT ;; esac
 cd "$(dirname "$0")/.."
 CUVAE=${CUVAE:-build/cuvae}
 OUT=${LECTURES_OUT:-runs/lectures}
