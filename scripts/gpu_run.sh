@@ -5,7 +5,8 @@
 #
 # Usage, through the device tool (after `make && bash scripts/gpu_bundle.sh` here):
 #   command: bash scripts/gpu_run.sh [STAGE...]     (default: tests sanitizer)
-#   carry:   [".device", "build/cuvae", "build/tests", "data/mnist"]   (6 + 4 + 30 + 11 MB of the 64 MiB)
+#   carry:   [".device", "build/cuvae", "data/mnist"]   (about 20 + 5 + 10 MB of the 64 MiB; the test
+#            binaries travel in .device/tests.tar.xz, unpacked into build/tests here)
 # Stages, run in the order given (one device call is at most 10 minutes):
 #   tests      tests/run_tests.sh (CPU<->CUDA parity, graph == eager, ...)
 #   sanitizer  compute-sanitizer on build/tests/test_cuda_parity
@@ -16,7 +17,7 @@
 #   iwae       configs/iwae_vae1.json (Burda et al.'s 3,280 epochs), trained for at most
 #              $IWAE_SECONDS (default 540) into runs/iwae, resumed when runs/iwae holds a
 #              resume file; runs/iwae comes back as $OUT/iwae. Next call: copy it back to
-#              runs/iwae here and carry [".device", "build/cuvae", "build/tests", "data/mnist", "runs/iwae"].
+#              runs/iwae here and carry [".device", "build/cuvae", "data/mnist", "runs/iwae"].
 # It unpacks .device/lib.tar.xz, puts those libraries and the CUDA 13 libraries
 # it finds there (the toolkit next to nvcc, /usr/local/cuda*, or PyTorch's
 # nvidia-* wheels) on LD_LIBRARY_PATH, prints nvidia-smi, runs
@@ -29,6 +30,18 @@
 # cannot pass as "all skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+# the stages, checked before anything runs (a misspelt one after minutes of device time is lost time)
+known_stages=" tests sanitizer bench iwae dist "
+for stage in "$@"; do
+    case "$stage" in
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    esac
+    case "$known_stages" in
+        *" $stage "*) ;;
+        *) echo "gpu_run: unknown stage '$stage' (tests, sanitizer, bench, iwae, dist; --help): nothing run" >&2; exit 2 ;;
+    esac
+done
 
 LOG_DIR=${OUT:-}
 log_path() { if [ -n "$LOG_DIR" ]; then echo "$LOG_DIR/$1"; else echo /dev/null; fi; }
@@ -45,6 +58,14 @@ if [ -f .device/lib.tar.xz ]; then
     fi
 elif [ ! -d "$LIB_DIR" ]; then
     echo "gpu_run: warning: no .device bundle (run scripts/gpu_bundle.sh here and carry .device)" >&2
+fi
+# the test binaries gpu_bundle.sh packed (debug sections stripped) into build/tests
+if [ -f .device/tests.tar.xz ]; then
+    mkdir -p build
+    if ! tar -C build -xJf .device/tests.tar.xz 2>/dev/null; then
+        python3 -c 'import tarfile, sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            .device/tests.tar.xz build || { echo "gpu_run: cannot unpack .device/tests.tar.xz" >&2; exit 1; }
+    fi
 fi
 lib_path=$LIB_DIR
 
@@ -110,10 +131,12 @@ run_iwae() {
     [ -f runs/iwae/resume.safetensors ] && resume=(--resume)
     echo "== iwae: build/cuvae train configs/iwae_vae1.json --out runs/iwae ${resume[*]} (at most ${IWAE_SECONDS:-540} s)"
     local start=$SECONDS rc
+    # on the GPU or not at all (device auto would train on the CPU where CUDA is broken, unsaid)
     timeout --signal=TERM "${IWAE_SECONDS:-540}" build/cuvae train configs/iwae_vae1.json --out runs/iwae \
-        "${resume[@]}" 2>&1 | grep --line-buffered -v '%  ' | tee -a "$(log_path iwae.log)"
+        --set device=cuda "${resume[@]}" 2>&1 | grep --line-buffered -v '%  ' | tee -a "$(log_path iwae.log)"
     rc=${PIPESTATUS[0]}
     echo "iwae: exit $rc after $((SECONDS - start)) s (124: time limit; resume next call)" | tee -a "$(log_path iwae.log)"
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || status=1
     if [ -n "$LOG_DIR" ]; then
         mkdir -p "$LOG_DIR/iwae"
         cp runs/iwae/* "$LOG_DIR/iwae/" 2>/dev/null || true
@@ -198,7 +221,6 @@ for stage in "${stages[@]}"; do
         bench) run_bench ;;
         iwae) run_iwae ;;
         dist) run_dist ;;
-        *) echo "gpu_run: unknown stage $stage (tests, sanitizer, bench, iwae, dist)"; status=1 ;;
     esac
 done
 
