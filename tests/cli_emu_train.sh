@@ -134,4 +134,12 @@ CUEMU_DRIVER_VERSION=0 "$EMU" train configs/examples_vae.json "${common[@]}" --s
 [ "$rc" -eq 2 ] && grep -q 'device "cuda" requested but unusable: no NVIDIA GPU/driver found$' "$tmp/no_driver.err" \
     && ok "no driver installed: said as no GPU, not as an old driver $L" \
     || bad "no driver, device cuda: exit $rc: $(tail -1 "$tmp/no_driver.err")"
+# the emulator's own variables: a value it cannot use is said, not silently replaced (CUEMU_TIMEOUT=abc
+# ran the watchdog at 120 s unsaid; CUEMU_STATS=yes printed nothing)
+CUEMU_TIMEOUT=abc CUEMU_STATS=yes "$EMU" train configs/examples_vae.json "${common[@]}" --set device=cuda \
+    --set data.train_limit=256 --set train.epochs=1 --out "$tmp/env_vars" 2>"$tmp/env_vars.err"; rc=$?
+[ "$rc" -eq 0 ] && grep -qx "cuemu: CUEMU_TIMEOUT=abc is not a number of seconds above 0; using 120" "$tmp/env_vars.err" \
+    && grep -qx "cuemu: CUEMU_STATS=yes is neither 1 nor 0; no statistics" "$tmp/env_vars.err" \
+    && ok "CUEMU_TIMEOUT=abc and CUEMU_STATS=yes: each said in one line, the run goes on $L" \
+    || bad "emulator variables: exit $rc: $(grep cuemu: "$tmp/env_vars.err" | head -3)"
 cli_finish cli_emu_train

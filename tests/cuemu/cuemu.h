@@ -36,9 +36,11 @@ namespace cuemu {
 struct Settings {
     bool deferred;
     bool reverse_order;
-    double timeout_seconds;
 };
 const Settings &settings();
+// CUEMU_TIMEOUT, read when a process starts its watchdog (a forked child may set its own); a value
+// that is not a number of seconds above 0 is said and 120 used.
+double timeout_seconds_from_env();
 
 // ---- diagnostics ------------------------------------------------------------
 // Prints "cuemu: <message>" on stderr as one line and remembers it

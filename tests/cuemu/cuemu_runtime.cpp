@@ -14,6 +14,7 @@
 #include "cuemu.h"
 #include "cuemu_fiber.h"
 
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -67,10 +68,18 @@ const Settings &settings() {
         s.reverse_order = order && strcmp(order, "reverse") == 0;
         if (order && strcmp(order, "reverse") != 0 && strcmp(order, "forward") != 0)
             fprintf(stderr, "cuemu: CUEMU_ORDER=%s is neither forward nor reverse; using forward\n", order);
-        const char *timeout = getenv("CUEMU_TIMEOUT");
-        s.timeout_seconds = timeout && atof(timeout) > 0 ? atof(timeout) : 120.0;
     }
     return s;
+}
+
+double timeout_seconds_from_env() {
+    const char *timeout = getenv("CUEMU_TIMEOUT");
+    char *end = nullptr;
+    const double seconds = timeout ? strtod(timeout, &end) : 0.0;
+    const bool valid = timeout && end != timeout && *end == '\0' && std::isfinite(seconds) && seconds > 0;
+    if (timeout && !valid)   // (0 is no "no timeout": a hung kernel would hang the test run)
+        fprintf(stderr, "cuemu: CUEMU_TIMEOUT=%s is not a number of seconds above 0; using 120\n", timeout);
+    return valid ? seconds : 120.0;
 }
 
 namespace {
@@ -379,6 +388,11 @@ cudaError_t cudaGetDeviceCount(int *count) {
     install_fault_handler();
     static bool stats_registered = false;
     const char *want_stats = getenv("CUEMU_STATS");
+    if (!stats_registered && want_stats && strcmp(want_stats, "1") != 0 && strcmp(want_stats, "0") != 0 &&
+        want_stats[0]) {
+        stats_registered = true;   // (said once)
+        fprintf(stderr, "cuemu: CUEMU_STATS=%s is neither 1 nor 0; no statistics\n", want_stats);
+    }
     if (!stats_registered && want_stats && strcmp(want_stats, "1") == 0) {
         stats_registered = true;
         atexit(print_stats);

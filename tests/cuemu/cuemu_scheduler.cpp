@@ -512,9 +512,8 @@ void start_watchdog_once() {
     static pid_t started_in = 0;
     if (started_in == getpid()) return;
     started_in = getpid();
-    const char *timeout = getenv("CUEMU_TIMEOUT");
-    double seconds = timeout && atof(timeout) > 0 ? atof(timeout) : settings().timeout_seconds;
-    std::thread(watchdog_loop, seconds).detach();
+    // (read here, once per process: a forked child may set its own CUEMU_TIMEOUT)
+    std::thread(watchdog_loop, timeout_seconds_from_env()).detach();
 }
 
 }   // namespace
