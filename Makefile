@@ -38,19 +38,21 @@ endif
 # -fno-math-errno / -fno-trapping-math change no result: nothing reads errno or the FP
 # exception flags, and without them gcc will not vectorise a loop with a select around a
 # division or a product (the BCE loss, Adam's decay)
-CFLAGS  += $(SANFLAGS) -march=$(ARCH) -fno-math-errno -fno-trapping-math -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
+# CFLAGS and NVCCFLAGS stay the user's (from the command line or the environment, exported to the
+# sub-makes as given); the build's own flags are added in CUVAE_CFLAGS / CUVAE_NVCCFLAGS
+CUVAE_CFLAGS := $(CFLAGS) $(SANFLAGS) -march=$(ARCH) -fno-math-errno -fno-trapping-math -fopenmp -std=gnu11 -Wall -Wextra -Iinclude -MMD -MP
 LDLIBS  := $(SANFLAGS) -lcjson -lopenblas -lpng -lz -lm -lpthread
 # oneDNN (Debian's libdnnl-dev) runs the CPU backend's convolutions when its header is
 # found (`make ONEDNN=0` to leave it out: the conv layers then compose im2col / GEMM)
 ONEDNN  ?= $(shell test -f /usr/include/oneapi/dnnl/dnnl.h && echo 1 || echo 0)
 ifeq ($(ONEDNN),1)
-  CFLAGS += -DCUVAE_ONEDNN
+  CUVAE_CFLAGS += -DCUVAE_ONEDNN
   LDLIBS += -ldnnl
 endif
 
 # real code for sm_80 and sm_90 plus PTX for newer GPUs
 NVCCFLAGS ?= -O3 -g -lineinfo
-NVCCFLAGS += -Iinclude -std=c++17 -MMD -MP -Xcompiler -Wall,-Wextra \
+CUVAE_NVCCFLAGS := $(NVCCFLAGS) -Iinclude -std=c++17 -MMD -MP -Xcompiler -Wall,-Wextra \
              -gencode arch=compute_80,code=sm_80 \
              -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
@@ -67,9 +69,9 @@ endif
 ifeq ($(CUDA),1)
   LIB_SRCS += src/backend_cuda.c
   CU_SRCS  := $(wildcard kernels/*.cu)
-  CFLAGS   += -DCUVAE_WITH_CUDA=1 -I$(CUDA_HOME)/include
+  CUVAE_CFLAGS += -DCUVAE_WITH_CUDA=1 -I$(CUDA_HOME)/include
   ifeq ($(NCCL),1)
-    CFLAGS += -DCUVAE_WITH_NCCL=1
+    CUVAE_CFLAGS += -DCUVAE_WITH_NCCL=1
   endif
   ifeq ($(CUDA_EMU),1)
     LDLIBS += -lstdc++
@@ -90,7 +92,7 @@ else
 MPI     ?= $(shell command -v mpicc >/dev/null 2>&1 && mpicc --showme:compile >/dev/null 2>&1 && echo 1 || echo 0)
 endif
 ifeq ($(MPI),1)
-  CFLAGS += -DCUVAE_WITH_MPI=1 $(shell mpicc --showme:compile)
+  CUVAE_CFLAGS += -DCUVAE_WITH_MPI=1 $(shell mpicc --showme:compile)
   LDLIBS += $(shell mpicc --showme:link)
 endif
 
@@ -100,7 +102,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # record the build flavour so switching CUDA=0/1 (or MPI, NCCL, ONEDNN), ARCH, the compilers or
 # their flags rebuilds (`make ARCH=x86-64` after a default build: every object again; the flags
 # as a checksum in the stamp's name)
-FLAGS_SUM := $(shell echo '$(subst ','',$(CC) $(CXX) $(NVCC) $(CFLAGS) $(NVCCFLAGS) $(SANFLAGS))' | cksum | cut -d' ' -f1)
+FLAGS_SUM := $(shell echo '$(subst ','',$(CC) $(CXX) $(NVCC) $(CUVAE_CFLAGS) $(CUVAE_NVCCFLAGS))' | cksum | cut -d' ' -f1)
 FLAVOUR := $(BUILD)/.flavour-cuda$(CUDA)-mpi$(MPI)-nccl$(NCCL)-onednn$(ONEDNN)-flags$(FLAGS_SUM)
 
 # ---- the emulated CUDA device (tests/cuemu), CUDA_EMU=1 only ----------------
@@ -131,7 +133,7 @@ $(FLAVOUR):
 
 $(BUILD)/obj/%.o: src/%.c $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CUVAE_CFLAGS) -c $< -o $@
 
 ifeq ($(CUDA_EMU),1)
 # launches and __shared__ declarations rewritten mechanically, #line keeps kernels/X.cu:LINE
@@ -176,7 +178,7 @@ $(BUILD)/tests/test_cuemu_ucontext: $(CUEMU)/test_cuemu.cpp $(BUILD)/obj/cuemu/t
 else
 $(BUILD)/obj/kernels/%.o: kernels/%.cu $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(CUVAE_NVCCFLAGS) -c $< -o $@
 EMU_LINK :=
 endif
 
@@ -185,11 +187,11 @@ $(BUILD)/libcuvae.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/cuvae: $(BUILD)/obj/main.o $(BUILD)/libcuvae.a $(EMU_LINK)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CUVAE_CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a $(EMU_LINK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcuvae.a $(EMU_LINK) -o $@ $(LDLIBS)
+	$(CC) $(CUVAE_CFLAGS) -Itests $< $(BUILD)/libcuvae.a $(EMU_LINK) -o $@ $(LDLIBS)
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/obj/cuemu/*.d $(BUILD)/tests/*.d)
 

@@ -29,18 +29,24 @@
 # backend fails test_cuda_parity instead of skipping it, so a broken GPU setup
 # cannot pass as "all skipped".
 set -uo pipefail
+self=$(readlink -f "$0")
 cd "$(dirname "$0")/.."
 
 # the stages, checked before anything runs (a misspelt one after minutes of device time is lost time)
 known_stages=" tests sanitizer bench iwae dist "
 for stage in "$@"; do
     case "$stage" in
-        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$self" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     esac
-    case "$known_stages" in
-        *" $stage "*) ;;
-        *) echo "gpu_run: unknown stage '$stage' (tests, sanitizer, bench, iwae, dist; --help): nothing run" >&2; exit 2 ;;
+    known=false
+    case "$stage" in
+        ""|*" "*) ;;   # (no stage: none, or two words in one argument)
+        *) case "$known_stages" in *" $stage "*) known=true ;; esac ;;
     esac
+    if ! $known; then
+        echo "gpu_run: unknown stage '$stage' (tests, sanitizer, bench, iwae, dist; --help): nothing run" >&2
+        exit 2
+    fi
 done
 
 LOG_DIR=${OUT:-}

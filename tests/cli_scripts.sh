@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # ---- Makefile
-make --no-print-directory help > "$tmp/help" 2>&1 && grep -q "^make test " "$tmp/help" && grep -q "ARCH=" "$tmp/help" \
+# (the make calls below leave out the MAKEFLAGS of a `make test` that started the suite: a
+# `make test ARCH=x86-64` would pass its ARCH down and hide the change asked for)
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory "$@"; }
+mk help > "$tmp/help" 2>&1 && grep -q "^make test " "$tmp/help" && grep -q "ARCH=" "$tmp/help" \
     && ok "make help lists the targets and options" || bad "make help: $(head -3 "$tmp/help")"
 # (make -n runs nothing: it says what a changed ARCH would do)
-if make -q --no-print-directory build/cuvae 2>/dev/null; then
-    make -n --no-print-directory ARCH=x86-64 build/cuvae > "$tmp/arch" 2>&1
+if mk -q build/cuvae 2>/dev/null; then
+    mk -n ARCH=x86-64 build/cuvae > "$tmp/arch" 2>&1
     grep -q -- "-march=x86-64 .*-c src/main.c" "$tmp/arch" \
         && ok "make ARCH=x86-64 after a default build compiles again with -march=x86-64 (it said 'up to date')" \
         || bad "make ARCH=x86-64: $(head -3 "$tmp/arch")"
@@ -27,18 +30,20 @@ cp scripts/gpu_run.sh "$tmp/repo/scripts/"
 ln -s "$PWD/configs" "$tmp/repo/configs"; ln -s "$PWD/data" "$tmp/repo/data"
 ln -s "$(readlink -f "$CUVAE")" "$tmp/repo/build/cuvae"
 (cd "$tmp" && bash repo/scripts/gpu_run.sh tests sanitzer > "$tmp/stage.out" 2>&1); rc=$?
+(cd "$tmp" && bash repo/scripts/gpu_run.sh "tests sanitizer" > "$tmp/stage2.out" 2>&1); rc2=$?
 [ "$rc" -eq 2 ] && grep -q "unknown stage 'sanitzer' .*nothing run" "$tmp/stage.out" && ! grep -q "^== " "$tmp/stage.out" \
-    && ok "gpu_run.sh: a misspelt stage refused before any stage runs (exit 2)" \
-    || bad "gpu_run.sh tests sanitzer: exit $rc, $(head -3 "$tmp/stage.out")"
-bash "$tmp/repo/scripts/gpu_run.sh" --help > "$tmp/usage" 2>&1; rc=$?
+    && [ "$rc2" -eq 2 ] && grep -q "unknown stage 'tests sanitizer'" "$tmp/stage2.out" \
+    && ok "gpu_run.sh: a misspelt stage (or two in one word) refused before any stage runs (exit 2)" \
+    || bad "gpu_run.sh tests sanitzer: exit $rc / $rc2, $(head -3 "$tmp/stage.out" "$tmp/stage2.out")"
+(cd "$tmp/repo/scripts" && bash gpu_run.sh --help > "$tmp/usage" 2>&1); rc=$?   # (a relative $0)
 [ "$rc" -eq 0 ] && grep -q "Stages, run in the order given" "$tmp/usage" && ! grep -q "nvidia-smi failed" "$tmp/usage" \
     && ok "gpu_run.sh --help prints its usage (exit 0)" || bad "gpu_run.sh --help: exit $rc, $(head -2 "$tmp/usage")"
 if [ -s data/mnist/train-images-idx3-ubyte.gz ]; then
     # no GPU here: the iwae stage must fail, not train on the CPU (device auto did, exit 0)
-    (cd "$tmp/repo" && OUT="$tmp/gout" IWAE_SECONDS=60 bash scripts/gpu_run.sh iwae > "$tmp/iwae.out" 2>&1); rc=$?
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-        skip "gpu_run.sh iwae without a GPU" "this machine has a GPU"
+        skip "gpu_run.sh iwae without a GPU" "this machine has a GPU (the stage would train)"
     else
+        (cd "$tmp/repo" && OUT="$tmp/gout" IWAE_SECONDS=60 bash scripts/gpu_run.sh iwae > "$tmp/iwae.out" 2>&1); rc=$?
         [ "$rc" -ne 0 ] && grep -q "^gpu_run: exit 1" "$tmp/iwae.out" && ! grep -q "backend cpu" "$tmp/iwae.out" \
             && [ ! -e "$tmp/repo/runs/iwae/log.jsonl" ] \
             && ok "gpu_run.sh iwae without a usable GPU: fails (exit $rc), nothing trained on the CPU" \
