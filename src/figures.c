@@ -225,7 +225,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         const char *what = o->scatter_draws ? "z ~ q(z|x), one draw each" : f->m->variational ? "mean of q(z|x)"
                                                                                               : "AE codes";
         if (shared) {
-            snprintf(title, sizeof title, "Encoded test set (%s), %d points, axes [%.3g, %.3g] shared", what, points,
+            snprintf(title, sizeof title, "Encoded test set (%s), %d points\naxes [%.3g, %.3g] shared", what, points,
                      range[0], range[1]);
             fprintf(stderr, "cuvae: latent scatter axes [%.4g, %.4g] x [%.4g, %.4g] (%s) for the %s\n", range[0],
                     range[1], range[2], range[3],
@@ -259,7 +259,7 @@ static int figure_scatter(Figures *f, const float *codes, const uint8_t *labels,
         rc = tsne_embed(codes, points, L, &t, xy, f->err, f->errlen);
         if (rc == 0) {
             char title[160];
-            snprintf(title, sizeof title, "t-SNE of %d encoded test images (%s, latent dim %d, perplexity %.3g)",
+            snprintf(title, sizeof title, "t-SNE of %d encoded test images\n(%s, latent dim %d, perplexity %.3g)",
                      points, o->scatter_draws ? "z ~ q(z|x)" : "means", L, t.perplexity);
             fprintf(stderr, "cuvae: t-SNE of %d codes took %.1f s\n", points, wall_seconds() - start);
             rc = plot_scatter(path, title, "t-SNE 1", "t-SNE 2", xy, f->n_classes ? labels : NULL, points, f->n_classes, f->names,
@@ -632,7 +632,8 @@ static int figure_loss_curves(Figures *f, const LogSeries *log) {
     const LossUnits units = loss_units(&f->m->cfg);
     char split_name[96], curves_title[128], terms_axis[64];
     if (units.exact_nll)   // made: one term, the likelihood itself
-        snprintf(split_name, sizeof split_name, "%s (exact -log p(x))", split);
+        snprintf(split_name, sizeof split_name, "%s (exact -log p(%s))", split,
+                 f->m->cfg.model.prior_of[0] ? "codes" : "x");   // (a prior over a VQ-VAE's codes)
     else if (units.has_kl)   // (units.second: KL, or a VQ-VAE's VQ term)
         snprintf(split_name, sizeof split_name, "%s (rec + %s%s)", split, units.second,
                  units.nats ? "" : ", mixed units");

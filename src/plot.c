@@ -182,8 +182,8 @@ static void job_cleanup(PlotJob *job) {
 // backquote becomes the octal escape \140 (gnuplot would otherwise run `...` as a shell
 // command), and control characters become spaces (text: a title, a label) or their octal
 // escapes (a path: the file's own name, "x\ty" written as "x\011y"), so the script stays one
-// command per line. (Single-quoted strings are no way out: gnuplot 5.4 rejects one that starts
-// with a doubled quote.)
+// command per line; a newline in text becomes gnuplot's \n, a line break. (Single-quoted
+// strings are no way out: gnuplot 5.4 rejects one that starts with a doubled quote.)
 static void put_quoted(FILE *f, const char *s, bool path) {
     fputc('"', f);
     for (; s && *s; s++) {
@@ -192,6 +192,8 @@ static void put_quoted(FILE *f, const char *s, bool path) {
             fputc(*s, f);
         } else if (*s == '`') {
             fputs("\\140", f);
+        } else if (*s == '\n' && !path) {   // a title's line break (gnuplot's own escape)
+            fputs("\\n", f);
         } else if ((unsigned char)*s < 0x20 || *s == 0x7f) {
             if (path) fprintf(f, "\\%03o", (unsigned char)*s);
             else fputc(' ', f);

@@ -430,10 +430,13 @@ static void test_axis_ticks_in_scripts(void) {
     float xy[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     const double range[4] = {-3, 3, -2, 2};
     unlink(capture);
-    plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, range, err, sizeof err);
+    plot_scatter_in_range(path, "title line\naxes line\tend", "z1", "z2", xy, NULL, 2, 0, NULL, range, err, sizeof err);
     script = captured_script(capture);
     CHECK(script && strstr(script, "set xrange [-3:3]\nset yrange [-2:2]"), "scatter range:\n%s",
           script ? script : "(none)");
+    // a newline in a title is gnuplot's line break (a two-line title), other control characters spaces
+    CHECK(script && strstr(script, "set title \"title line\\naxes line end\" noenhanced"),
+          "two-line title:\n%s", script ? script : "(none)");
     const double empty[4] = {1, 1, -2, 2};
     CHECK(plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, empty, err, sizeof err) == -1 &&
           strstr(err, "not a finite, non-empty box"), "empty range refused: %s", err);
