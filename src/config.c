@@ -9,6 +9,7 @@
 #include "cuvae/common.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <float.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 // ----------------------------------------------------------------------------
 // name tables, indexed by the enum values in config.h
@@ -571,8 +573,13 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
     if (cfg->model.prior_of[0]) {   // a prior over the codes: K classes per position of the VQ-VAE's grid
         char why[900];
         if (prior_code_grid(cfg->model.prior_of, &cfg->model.prior_classes, &cfg->model.prior_h,
-                            &cfg->model.prior_w, cfg->model.prior_crc32, why, sizeof why) != 0)
-            return fail(c, "model.prior_of", "%s", why);
+                            &cfg->model.prior_w, cfg->model.prior_crc32, why, sizeof why) != 0) {
+            struct stat st;   // not there: say how it comes to be (the lecture prior names make lectures' run)
+            const bool absent = stat(cfg->model.prior_of, &st) != 0 && errno == ENOENT;
+            return fail(c, "model.prior_of", "%s%s", why,
+                        absent ? " (train that VQ-VAE first, with --out at that folder, or give yours with --set "
+                                 "model.prior_of=CKPT)" : "");
+        }
         if (expected_crc[0] && strcmp(expected_crc, cfg->model.prior_crc32) != 0)
             return fail(c, "model.prior_of", "%s is not the VQ-VAE this prior is for (its crc32 is %s, "
                         "model.prior_crc32 says %s): its codes mean other things", cfg->model.prior_of,

@@ -339,8 +339,15 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         -o "$tmp/x.png"
     expect_error "sample --prior needs a VQ-VAE" 2 'sample: --prior needs a vq_vae checkpoint, .* is a "pixelcnn"' -- \
         "$CUVAE" sample "$tmp/prior/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
-    "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
-        && ok "prior: plot draws its decoded samples" || bad "prior plot"
+    # (a gnuplot wrapper keeps the scripts: the loss curve's legend says whose likelihood it is)
+    mkdir -p "$tmp/gpwrap" "$tmp/gpscripts"
+    printf '#!/bin/sh\n[ -f "$1" ] && cp "$1" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
+        > "$tmp/gpwrap/gnuplot"
+    chmod +x "$tmp/gpwrap/gnuplot"
+    PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \
+        && grep -q 'test (exact -log p(codes))' "$tmp"/gpscripts/script.* \
+        && ok "prior: plot draws its decoded samples; its curve's legend says -log p(codes) (it said p(x))" \
+        || bad "prior plot: $(grep -ho 'test (exact[^"]*' "$tmp"/gpscripts/script.* | head -1)"
     if $PY -c "import torch, numpy" 2>/dev/null; then
         # the codes come from each side's float32 argmin over the VQ-VAE's distances: a position whose
         # two nearest codes tie to the last bits may take either (cli_torch.sh), and one flip of the
@@ -429,7 +436,7 @@ grey=$(field "$tmp/prior0_none/eval.json" test_loss); bits=$(field "$tmp/prior0_
 expect_error "prior: a VQ-VAE of flat codes (a 1 x 1 grid): refused as such, not with an input_dim it cannot take" 2 \
     'model.prior_of: .*/vq_flat/model.safetensors encodes an image to one code \(its encoder ends flat, a 1 x 1 grid\)' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq_flat/model.safetensors" --out "$tmp/x"
-expect_error "prior: a missing checkpoint" 2 'model.prior_of: .*/nothing.safetensors' -- \
+expect_error "prior: a missing checkpoint: said, with how to get one" 2 'model.prior_of: .*/nothing.safetensors: cannot open: No such file or directory \(train that VQ-VAE first, with --out at that folder, or give yours with --set model.prior_of=CKPT\)' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/nothing.safetensors" --out "$tmp/x"
 expect_error "prior: not a VQ-VAE" 2 'model.prior_of: .* is a "pixelcnn" checkpoint, not a vq_vae' -- \
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/prior/model.safetensors" --out "$tmp/x"
