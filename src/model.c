@@ -313,13 +313,15 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     // parameter arena: one allocation, so Adam is one launch and zeroing one memset;
     // each region padded to a multiple of 4 floats so every view is 16-byte aligned
     // (Adam moves float4s); the padding stays 0 (zero gradient, zero moments)
+    // (a forward-only model holds the parameters alone: no gradients, no optimizer moments; it
+    // took 4x its weights' memory until 2026-12-06)
     size_t P = m->n_params;
     m->arena_stride = (P + 3) & ~(size_t)3;
-    m->arena = be->alloc(be, 4 * m->arena_stride * sizeof(float));
+    m->arena = be->alloc(be, (forward_only ? 1 : 4) * m->arena_stride * sizeof(float));
     m->params = m->arena;
-    m->grads = m->arena + m->arena_stride;
-    m->adam_m = m->arena + 2 * m->arena_stride;
-    m->adam_v = m->arena + 3 * m->arena_stride;
+    m->grads = forward_only ? NULL : m->arena + m->arena_stride;
+    m->adam_m = forward_only ? NULL : m->arena + 2 * m->arena_stride;
+    m->adam_v = forward_only ? NULL : m->arena + 3 * m->arena_stride;
     m->grads_clear = be->updates_clear_gradients;   // alloc zero-filled them (see Model.grads_clear)
 
     size_t B = (size_t)max_batch;
@@ -494,7 +496,7 @@ void model_init_params(Model *m, uint64_t seed) {
     model_set_buffers(m, buffers);
     free(host);
     free(buffers);
-    m->be->zero(m->be, m->adam_m, 2 * m->arena_stride * sizeof(float));   // m and v
+    if (m->adam_m) m->be->zero(m->be, m->adam_m, 2 * m->arena_stride * sizeof(float));   // m and v
 }
 
 float *model_output(Model *m) {

@@ -109,8 +109,8 @@ typedef struct {
 
     size_t n_params;
     size_t arena_stride;     // n_params rounded up to a multiple of 4
-    float *arena;            // (4 * arena_stride) on the device
-    float *params, *grads, *adam_m, *adam_v;   // views into arena
+    float *arena;            // (4 * arena_stride) on the device; (arena_stride) for a forward-only model
+    float *params, *grads, *adam_m, *adam_v;   // views into arena (grads and the moments NULL: forward-only)
     StepState *state;        // (1) on the device: the per-step values (step_state.h)
     StepPlan plan;           // their constants (model_begin_training sets steps_per_epoch)
     bool kl_needs_stats;     // capacity or free bits: kl_statistics runs every step
