@@ -449,6 +449,13 @@ static void json_number(TextBuffer *j, double v) {
     else text_appendf(j, "null");
 }
 
+// A per-dimension diagnostic (kl_per_dim, mu_variance) to 9 significant digits: at a large latent
+// dimension each is tiny (1e-6 nats), and 6 decimals left a few distinct values and exact zeros.
+static void json_significant(TextBuffer *j, double v) {
+    if (isfinite(v)) text_appendf(j, "%.9g", v);
+    else text_appendf(j, "null");
+}
+
 LossUnits loss_units(const Config *cfg) {
     LossUnits u;
     const bool mean = cfg->loss.reduction == REDUCTION_MEAN;
@@ -631,12 +638,12 @@ char *eval_report_json(const EvalReport *r, const Config *cfg, const char *devic
         text_appendf(&j, ", \"kl_per_dim\": [");
         for (int d = 0; d < r->latent_dim; d++) {
             if (d) text_appendf(&j, ", ");
-            json_number(&j, r->kl_per_dim[d]);
+            json_significant(&j, r->kl_per_dim[d]);
         }
         text_appendf(&j, "], \"mu_variance\": [");
         for (int d = 0; d < r->latent_dim; d++) {
             if (d) text_appendf(&j, ", ");
-            json_number(&j, r->mu_variance[d]);
+            json_significant(&j, r->mu_variance[d]);
         }
         text_appendf(&j, "]");
     }

@@ -167,6 +167,20 @@ static void test_active_units_and_kl_per_dim(void) {
     char *json = eval_report_json(&r, &cfg, "cpu");
     CHECK(strstr(json, "\"active_units\": 1") && strstr(json, "\"kl_per_dim\": [") &&
           strstr(json, "\"rec_bce_at_mean\": null"), "json: %s", json);
+    // the per-dimension numbers to 9 significant digits (6 decimals made a dead dimension's 1e-8
+    // variance, and a large latent's 1e-6 nats, zeros)
+    const char *lists[2] = {"\"kl_per_dim\": [", "\"mu_variance\": ["};
+    const double *values[2] = {r.kl_per_dim, r.mu_variance};
+    for (int l = 0; l < 2; l++) {
+        const char *at = strstr(json, lists[l]);
+        for (int d = 0; at && d < 2; d++) {
+            char *end;
+            const double v = strtod(at + (d == 0 ? strlen(lists[l]) : 1), &end);
+            CHECK(fabs(v - values[l][d]) <= 1e-8 * fabs(values[l][d]), "%s%d: %.17g in the JSON, %.17g", lists[l],
+                  d, v, values[l][d]);
+            at = end;
+        }
+    }
     free(json);
     // one test example: a variance over it says nothing, so active units are n/a (JSON null), not 0
     const int n_all = dev.n;
