@@ -397,6 +397,7 @@ static bool folder_config_differs(const char *run_dir, const Config *cfg, char *
 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
+    const double run_start = wall_seconds();   // (the "done in" line: the whole run, set-up included)
     char advice[160];   // a divergence message's last part (divergence_advice)
     // validate everything that can fail on bad input before touching out_dir (launched as ranks,
     // each checks and loads alike: a failure they share said once, dist_agree_on_failure)
@@ -1276,12 +1277,17 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // (printed once the files are in out_dir: after an --overwrite run's commit)
     char shown_dir[600];   // (escaped: the line stays one line whatever the folder's name)
     one_line_text(out_dir, shown_dir, sizeof shown_dir);
+    // the whole run, and of it the training and evaluation (before them: data, checks, the model,
+    // a resume file's load; it was the second alone until 2026-12-06)
+    char took[96];
+    snprintf(took, sizeof took, "%.1f s (training and evaluation %.1f s)", wall_seconds() - run_start,
+             wall_seconds() - train_start);
     if (epochs == 0)
-        snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
-                 "eval.json, model.safetensors)\n", wall_seconds() - train_start, shown_dir);
+        snprintf(done_line, sizeof done_line, "cuvae: done in %s; outputs in %s/ (config.json, log.jsonl, "
+                 "eval.json, model.safetensors)\n", took, shown_dir);
     else
-        snprintf(done_line, sizeof done_line, "cuvae: done in %.1f s; outputs in %s/ (config.json, log.jsonl, "
-                 "eval.json, model.safetensors, resume.safetensors%s)\n", wall_seconds() - train_start, shown_dir,
+        snprintf(done_line, sizeof done_line, "cuvae: done in %s; outputs in %s/ (config.json, log.jsonl, "
+                 "eval.json, model.safetensors, resume.safetensors%s)\n", took, shown_dir,
                 validating && !model.gan && progress_images ? ", best.safetensors, progress/*.png"
                 : validating && !model.gan ? ", best.safetensors" : progress_images ? ", progress/*.png" : "");
 

@@ -19,6 +19,11 @@ listed=$(tail -1 "$tmp/init.err" | sed -E 's/.*\((.*)\)$/\1/' | tr -d ' ' | tr '
 init_loss=$("$CUVAE" eval "$tmp/init/model.safetensors" --set data.test_limit=500 | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=3 --out "$tmp/a" 2>"$tmp/a.err" \
     || bad "training run: $(tail -1 "$tmp/a.err")"
+# the closing line times the whole run (set-up included) and, of it, training and evaluation
+took=$(sed -nE 's/^cuvae: done in ([0-9.]+) s \(training and evaluation ([0-9.]+) s\); outputs in .*/\1 \2/p' "$tmp/a.err")
+[ -n "$took" ] && awk -v a="${took% *}" -v b="${took#* }" 'BEGIN { exit !(a >= b && b > 0) }' \
+    && ok "done line: the whole run ${took% *} s, of it training and evaluation ${took#* } s" \
+    || bad "done line: $(grep 'done in' "$tmp/a.err")"
 last=$(tail -1 "$tmp/a/log.jsonl")
 test_loss=$(echo "$last" | sed -E 's/.*"test_loss": ([0-9.]+).*/\1/')
 echo "  init test loss $init_loss -> after 3 epochs $test_loss nats/example" >&2
