@@ -1280,8 +1280,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // the whole run, and of it the training and evaluation (before them: data, checks, the model,
     // a resume file's load; it was the second alone until 2026-12-06)
     char took[96];
-    snprintf(took, sizeof took, "%.1f s (training and evaluation %.1f s)", wall_seconds() - run_start,
-             wall_seconds() - train_start);
+    const double now = wall_seconds();
+    snprintf(took, sizeof took, "%.1f s (training and evaluation %.1f s)", now - run_start, now - train_start);
     if (epochs == 0)
         snprintf(done_line, sizeof done_line, "cuvae: done in %s; outputs in %s/ (config.json, log.jsonl, "
                  "eval.json, model.safetensors)\n", took, shown_dir);
