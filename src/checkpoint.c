@@ -258,11 +258,78 @@ static bool override_reads_checkpoint_config(const char *override) {
     return false;
 }
 
+// The metadata of the checkpoint read last, kept once its whole file was read and its CRC-32
+// checked: one command reads a checkpoint's config several times (with and without its --set,
+// for its data, its classes, its carved test set's CRC), and each read was a read and a check of
+// the whole file (a 227 MB checkpoint read 5 times by eval). Valid while the file's stamp (device,
+// inode, size, modification time) is the one taken before that read; the weights are read
+// where they are loaded (read_params).
+static struct {
+    char path[4096];
+    FileStamp stamp;
+    StMeta *meta;
+    int n_meta;
+} metadata_cache;
+
+// f: the checkpoint's metadata alone (no tensors), from the cache or from a read of the whole
+// file, which checks it (the errors of safetensors_read). Freed with safetensors_free.
+static int read_metadata(const char *path, StFile *f, char *err, size_t errlen) {
+    memset(f, 0, sizeof *f);
+    const bool cached = metadata_cache.meta && strcmp(metadata_cache.path, path) == 0 &&
+                        !file_stamp_changed(path, &metadata_cache.stamp);
+    if (!cached) {
+        FileStamp before;
+        file_stamp(path, &before);
+        StFile whole;
+        if (safetensors_read(path, &whole, err, errlen) != 0) return -1;
+        for (int i = 0; i < metadata_cache.n_meta; i++) free(metadata_cache.meta[i].value);
+        free(metadata_cache.meta);
+        memset(&metadata_cache, 0, sizeof metadata_cache);
+        // (kept only for a stamp known and unchanged across the read, and a path that fits)
+        if (before.known && !file_stamp_changed(path, &before) && strlen(path) < sizeof metadata_cache.path) {
+            snprintf(metadata_cache.path, sizeof metadata_cache.path, "%s", path);
+            metadata_cache.stamp = before;
+            metadata_cache.meta = whole.meta;
+            metadata_cache.n_meta = whole.n_meta;
+            whole.meta = NULL;
+            whole.n_meta = 0;
+        }
+        if (!metadata_cache.meta) {   // not kept: this read's metadata is the answer
+            f->meta = whole.meta;
+            f->n_meta = whole.n_meta;
+            whole.meta = NULL;
+            whole.n_meta = 0;
+            safetensors_free(&whole);
+            return 0;
+        }
+        safetensors_free(&whole);
+    }
+    f->meta = xcalloc((size_t)(metadata_cache.n_meta ? metadata_cache.n_meta : 1), sizeof *f->meta);
+    for (int i = 0; i < metadata_cache.n_meta; i++) {
+        snprintf(f->meta[i].key, sizeof f->meta[i].key, "%s", metadata_cache.meta[i].key);
+        const size_t bytes = strlen(metadata_cache.meta[i].value) + 1;
+        f->meta[i].value = xmalloc(bytes);
+        memcpy(f->meta[i].value, metadata_cache.meta[i].value, bytes);
+    }
+    f->n_meta = metadata_cache.n_meta;
+    return 0;
+}
+
+int checkpoint_metadata_value(const char *path, const char *key, char *out, size_t n, char *err, size_t errlen) {
+    StFile f;
+    if (n > 0) out[0] = '\0';
+    if (read_metadata(path, &f, err, errlen) != 0) return -1;
+    const char *value = safetensors_meta(&f, key);
+    if (value && n > 0) snprintf(out, n, "%s", value);
+    safetensors_free(&f);
+    return 0;
+}
+
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
                            int n_overrides, char *err, size_t errlen) {
     if (not_a_checkpoint(path, err, errlen) != 0 || run_folder_check_whole(path, err, errlen) != 0) return -1;
     StFile f;
-    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    if (read_metadata(path, &f, err, errlen) != 0) return -1;
     const char *format = safetensors_meta(&f, "format");
     const char *config_json = safetensors_meta(&f, "config");
     int rc = 0;
@@ -331,7 +398,7 @@ int checkpoint_data_classes(const char *path, int n_classes, int *classes, char 
     *classes = 0;
     StFile f;
     char ignored[512];
-    if (safetensors_read(path, &f, ignored, sizeof ignored) != 0) return 0;
+    if (read_metadata(path, &f, ignored, sizeof ignored) != 0) return 0;
     const char *stored = safetensors_meta(&f, "data_classes");
     int rc = 0;
     if (stored) {
@@ -350,7 +417,7 @@ int checkpoint_data_classes(const char *path, int n_classes, int *classes, char 
 int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char *err, size_t errlen) {
     if (!test->carved) return 0;
     StFile f;
-    if (safetensors_read(path, &f, err, errlen) != 0) return -1;
+    if (read_metadata(path, &f, err, errlen) != 0) return -1;
     const char *stored = safetensors_meta(&f, "carved_test_crc32");   // (absent: written before it was stored)
     int rc = 0;
     if (stored && strtoul(stored, NULL, 16) != test->carved_crc32)

@@ -19,11 +19,9 @@ int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char
     char why[700];
     if (checkpoint_read_config(path, &vq, NULL, 0, why, sizeof why) != 0)
         return set_error(err, errlen, "%s", why);
-    StFile file;
-    if (safetensors_read(path, &file, why, sizeof why) != 0) return set_error(err, errlen, "%s", why);
-    const char *sum = safetensors_meta(&file, "crc32");
-    snprintf(crc, 16, "%s", sum ? sum : "none");
-    safetensors_free(&file);
+    if (checkpoint_metadata_value(path, "crc32", crc, 16, why, sizeof why) != 0)
+        return set_error(err, errlen, "%s", why);
+    if (!crc[0]) snprintf(crc, 16, "none");
     if (vq.model.kind != MODEL_VQ_VAE)
         return set_error(err, errlen, "%s is a \"%s\" checkpoint, not a vq_vae", path, model_kind_name(vq.model.kind));
     if (vq.model.codebook.size > 256)

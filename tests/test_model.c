@@ -690,6 +690,64 @@ static void test_checkpoint_replaced_while_read(void) {
     unlink(path);
 }
 
+// One command reads a checkpoint's metadata several times; the file is read and checked once
+// while it stays the same file (read_metadata's cache), and a replacement is read again: its
+// new config, or its damage, is what the next read says.
+static void test_checkpoint_metadata_follows_the_file(void) {
+    char path[] = "/tmp/cuvae_test_meta_XXXXXX";
+    if (!temp_vq_checkpoint(path)) return;
+    char err[512] = "";
+    Config cfg;
+    CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0 && strcmp(cfg.name, "vq") == 0,
+          "first read: %s", err);
+    CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0 && strcmp(cfg.name, "vq") == 0,
+          "second read: %s", err);
+    char crc[16];
+    CHECK(checkpoint_metadata_value(path, "crc32", crc, sizeof crc, err, sizeof err) == 0 && strlen(crc) == 8,
+          "crc32 from the kept metadata: '%s' %s", crc, err);
+    // replaced (write then rename, as train does) by the same model under another name
+    StFile f;
+    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "read: %s", err);
+    StMeta meta[8];
+    int n_meta = 0;
+    char *renamed = NULL;
+    for (int i = 0; i < f.n_meta && n_meta < 8; i++) {
+        if (strcmp(f.meta[i].key, "crc32") == 0 || strcmp(f.meta[i].key, "crc32_entries") == 0) continue;
+        meta[n_meta] = f.meta[i];
+        if (strcmp(f.meta[i].key, "config") == 0) {
+            const char *at = strstr(f.meta[i].value, "\"name\": \"vq\"");
+            CHECK(at != NULL, "the stored config names the run");
+            if (at) {
+                renamed = xmalloc(strlen(f.meta[i].value) + 8);
+                snprintf(renamed, strlen(f.meta[i].value) + 8, "%.*s\"name\": \"vq_two\"%s",
+                         (int)(at - f.meta[i].value), f.meta[i].value, at + strlen("\"name\": \"vq\""));
+                meta[n_meta].value = renamed;
+            }
+        }
+        n_meta++;
+    }
+    char other[600];
+    snprintf(other, sizeof other, "%s.new", path);
+    CHECK(safetensors_write(other, f.tensors, f.n_tensors, meta, n_meta, err, sizeof err) == 0, "write: %s", err);
+    CHECK(rename(other, path) == 0, "rename");
+    CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0 && strcmp(cfg.name, "vq_two") == 0,
+          "after the replacement the config read is the new file's (name '%s'): %s", cfg.name, err);
+    // replaced by a damaged file: refused at every read, never the kept metadata
+    FILE *out = fopen(other, "wb");
+    CHECK(out != NULL, "open %s", other);
+    if (out) {
+        fwrite(f.buffer, 1, f.size / 2, out);   // (cut in half)
+        fclose(out);
+        CHECK(rename(other, path) == 0, "rename");
+        for (int k = 0; k < 2; k++)
+            CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) != 0,
+                  "read %d of a truncated replacement succeeded", k + 1);
+    }
+    free(renamed);
+    safetensors_free(&f);
+    unlink(path);
+}
+
 static Config prior_config(const char *vq_path) {
     char json[2048];
     snprintf(json, sizeof json,
@@ -1556,6 +1614,7 @@ int main(void) {
     test_run("pixelcnn_prior", test_pixelcnn_prior);
     test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
     test_run("checkpoint_replaced_while_read", test_checkpoint_replaced_while_read);
+    test_run("checkpoint_metadata_follows_the_file", test_checkpoint_metadata_follows_the_file);
     test_run("layout_and_init", test_layout_and_init);
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);

@@ -29,6 +29,9 @@ int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char
 // loading says why). -1 with err naming the key when the value is not a whole number 1 ..
 // n_classes - 1 (cuvae writes no other).
 int checkpoint_data_classes(const char *path, int n_classes, int *classes, char *err, size_t errlen);
+// __metadata__.KEY of the checkpoint at path into out (n bytes; "" when absent): its file read and
+// checked once per command, as for checkpoint_read_config. 0, or -1 with err naming the file.
+int checkpoint_metadata_value(const char *path, const char *key, char *out, size_t n, char *err, size_t errlen);
 
 // Reads the config stored in a checkpoint (overrides applied).
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
