@@ -258,60 +258,89 @@ static bool override_reads_checkpoint_config(const char *override) {
     return false;
 }
 
-// The metadata of the checkpoint read last, kept once its whole file was read and its CRC-32
+// The metadata of the checkpoints read last, each kept once its whole file was read and its CRC-32
 // checked: one command reads a checkpoint's config several times (with and without its --set,
 // for its data, its classes, its carved test set's CRC), and each read was a read and a check of
 // the whole file (a 227 MB checkpoint read 5 times by eval). Valid while the file's stamp (device,
 // inode, size, modification time) is the one taken before that read; the weights are read
 // where they are loaded (read_params).
-static struct {
+// (4 files: a prior's commands read the prior and its VQ-VAE in turn, one inside the other)
+enum { METADATA_CACHE_FILES = 4 };
+typedef struct {
     char path[4096];
     FileStamp stamp;
-    StMeta *meta;
+    StMeta *meta;            // NULL: an empty slot
     int n_meta;
-} metadata_cache;
+    unsigned long last_used;
+} MetadataCacheEntry;
+static MetadataCacheEntry metadata_cache[METADATA_CACHE_FILES];
+static unsigned long metadata_cache_clock;
+static unsigned long checkpoint_file_reads;   // whole-file reads for metadata (checkpoint_metadata_reads)
+
+unsigned long checkpoint_metadata_reads(void) { return checkpoint_file_reads; }
+
+static void metadata_cache_entry_free(MetadataCacheEntry *e) {
+    for (int i = 0; i < e->n_meta; i++) free(e->meta[i].value);
+    free(e->meta);
+    memset(e, 0, sizeof *e);
+}
+
+// The slot for path: its own while its stamp holds (a changed file's is emptied), else NULL.
+static MetadataCacheEntry *metadata_cache_find(const char *path) {
+    for (int k = 0; k < METADATA_CACHE_FILES; k++) {
+        MetadataCacheEntry *e = &metadata_cache[k];
+        if (!e->meta || strcmp(e->path, path) != 0) continue;
+        if (file_stamp_changed(path, &e->stamp)) {
+            metadata_cache_entry_free(e);
+            return NULL;
+        }
+        return e;
+    }
+    return NULL;
+}
 
 // f: the checkpoint's metadata alone (no tensors), from the cache or from a read of the whole
 // file, which checks it (the errors of safetensors_read). Freed with safetensors_free.
 static int read_metadata(const char *path, StFile *f, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
-    const bool cached = metadata_cache.meta && strcmp(metadata_cache.path, path) == 0 &&
-                        !file_stamp_changed(path, &metadata_cache.stamp);
-    if (!cached) {
+    MetadataCacheEntry *e = metadata_cache_find(path);
+    if (!e) {
         FileStamp before;
         file_stamp(path, &before);
         StFile whole;
+        checkpoint_file_reads++;
         if (safetensors_read(path, &whole, err, errlen) != 0) return -1;
-        for (int i = 0; i < metadata_cache.n_meta; i++) free(metadata_cache.meta[i].value);
-        free(metadata_cache.meta);
-        memset(&metadata_cache, 0, sizeof metadata_cache);
-        // (kept only for a stamp known and unchanged across the read, and a path that fits)
-        if (before.known && !file_stamp_changed(path, &before) && strlen(path) < sizeof metadata_cache.path) {
-            snprintf(metadata_cache.path, sizeof metadata_cache.path, "%s", path);
-            metadata_cache.stamp = before;
-            metadata_cache.meta = whole.meta;
-            metadata_cache.n_meta = whole.n_meta;
+        // kept only for a stamp known and unchanged across the read, and a path that fits; in an
+        // empty slot or the one used longest ago
+        if (before.known && !file_stamp_changed(path, &before) && strlen(path) < sizeof metadata_cache[0].path) {
+            e = &metadata_cache[0];
+            for (int k = 1; k < METADATA_CACHE_FILES && e->meta; k++)
+                if (!metadata_cache[k].meta || metadata_cache[k].last_used < e->last_used) e = &metadata_cache[k];
+            metadata_cache_entry_free(e);
+            snprintf(e->path, sizeof e->path, "%s", path);
+            e->stamp = before;
+            e->meta = whole.meta;
+            e->n_meta = whole.n_meta;
             whole.meta = NULL;
             whole.n_meta = 0;
-        }
-        if (!metadata_cache.meta) {   // not kept: this read's metadata is the answer
+        } else {   // not kept: this read's metadata is the answer
             f->meta = whole.meta;
             f->n_meta = whole.n_meta;
             whole.meta = NULL;
             whole.n_meta = 0;
-            safetensors_free(&whole);
-            return 0;
         }
         safetensors_free(&whole);
+        if (!e) return 0;
     }
-    f->meta = xcalloc((size_t)(metadata_cache.n_meta ? metadata_cache.n_meta : 1), sizeof *f->meta);
-    for (int i = 0; i < metadata_cache.n_meta; i++) {
-        snprintf(f->meta[i].key, sizeof f->meta[i].key, "%s", metadata_cache.meta[i].key);
-        const size_t bytes = strlen(metadata_cache.meta[i].value) + 1;
+    e->last_used = ++metadata_cache_clock;
+    f->meta = xcalloc((size_t)(e->n_meta ? e->n_meta : 1), sizeof *f->meta);
+    for (int i = 0; i < e->n_meta; i++) {
+        snprintf(f->meta[i].key, sizeof f->meta[i].key, "%s", e->meta[i].key);
+        const size_t bytes = strlen(e->meta[i].value) + 1;
         f->meta[i].value = xmalloc(bytes);
-        memcpy(f->meta[i].value, metadata_cache.meta[i].value, bytes);
+        memcpy(f->meta[i].value, e->meta[i].value, bytes);
     }
-    f->n_meta = metadata_cache.n_meta;
+    f->n_meta = e->n_meta;
     return 0;
 }
 

@@ -574,11 +574,17 @@ static int parse_autoregressive_model(Config *cfg, const cJSON *model, const Ctx
         char why[900];
         if (prior_code_grid(cfg->model.prior_of, &cfg->model.prior_classes, &cfg->model.prior_h,
                             &cfg->model.prior_w, cfg->model.prior_crc32, why, sizeof why) != 0) {
-            struct stat st;   // not there: say how it comes to be (the lecture prior names make lectures' run)
+            // not there: say how it comes to be (the lecture prior names make lectures' run); a trained
+            // prior's (its checkpoint's config) was there when it trained: it has moved
+            struct stat st;
             const bool absent = stat(cfg->model.prior_of, &st) != 0 && errno == ENOENT;
+            const bool trained = strstr(c->source, "(__metadata__.config)") != NULL;   // (checkpoint_read_config)
             return fail(c, "model.prior_of", "%s%s", why,
-                        absent ? " (train that VQ-VAE first, with --out at that folder, or give yours with --set "
-                                 "model.prior_of=CKPT)" : "");
+                        !absent ? ""
+                        : trained ? " (the VQ-VAE this prior was trained on has moved: give it with --set "
+                                    "model.prior_of=CKPT)"
+                                  : " (train that VQ-VAE first, with --out at that folder, or give yours with --set "
+                                    "model.prior_of=CKPT)");
         }
         if (expected_crc[0] && strcmp(expected_crc, cfg->model.prior_crc32) != 0)
             return fail(c, "model.prior_of", "%s is not the VQ-VAE this prior is for (its crc32 is %s, "

@@ -386,6 +386,9 @@ if "$CUVAE" train "$tmp/vq.json" --set train.seed=9 --out "$tmp/vq2" 2>/dev/null
         "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq2/model.safetensors" --set model.prior_crc32=deadbeef --out "$tmp/x"
     # the prior's VQ-VAE moved: eval, sample and plot follow --set model.prior_of to the copy
     mv "$tmp/vq" "$tmp/vq_moved"
+    expect_error "prior: its VQ-VAE moved, no --set: said as moved, how to give it (not 'train it first')" 2 \
+        'model.prior_of: .*/vq/model.safetensors: cannot open: No such file or directory \(the VQ-VAE this prior was trained on has moved: give it with --set model.prior_of=CKPT\)' -- \
+        "$CUVAE" eval "$tmp/prior/model.safetensors"
     "$CUVAE" plot "$tmp/prior" --set model.prior_of="$tmp/vq_moved/model.safetensors" >/dev/null 2>"$tmp/plotmoved.err" \
         && [ -s "$tmp/prior/figures/samples.png" ] && ok "prior: plot follows --set model.prior_of to a moved VQ-VAE" \
         || bad "prior: plot with a moved VQ-VAE: $(tail -1 "$tmp/plotmoved.err")"

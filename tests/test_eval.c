@@ -173,6 +173,7 @@ static void test_active_units_and_kl_per_dim(void) {
     const double *values[2] = {r.kl_per_dim, r.mu_variance};
     for (int l = 0; l < 2; l++) {
         const char *at = strstr(json, lists[l]);
+        CHECK(at != NULL, "no %s in the JSON", lists[l]);
         for (int d = 0; at && d < 2; d++) {
             char *end;
             const double v = strtod(at + (d == 0 ? strlen(lists[l]) : 1), &end);

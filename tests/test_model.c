@@ -690,6 +690,8 @@ static void test_checkpoint_replaced_while_read(void) {
     unlink(path);
 }
 
+static Config prior_config(const char *vq_path);
+
 // One command reads a checkpoint's metadata several times; the file is read and checked once
 // while it stays the same file (read_metadata's cache), and a replacement is read again: its
 // new config, or its damage, is what the next read says.
@@ -698,6 +700,7 @@ static void test_checkpoint_metadata_follows_the_file(void) {
     if (!temp_vq_checkpoint(path)) return;
     char err[512] = "";
     Config cfg;
+    const unsigned long reads_before = checkpoint_metadata_reads();
     CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0 && strcmp(cfg.name, "vq") == 0,
           "first read: %s", err);
     CHECK(checkpoint_read_config(path, &cfg, NULL, 0, err, sizeof err) == 0 && strcmp(cfg.name, "vq") == 0,
@@ -705,6 +708,27 @@ static void test_checkpoint_metadata_follows_the_file(void) {
     char crc[16];
     CHECK(checkpoint_metadata_value(path, "crc32", crc, sizeof crc, err, sizeof err) == 0 && strlen(crc) == 8,
           "crc32 from the kept metadata: '%s' %s", crc, err);
+    CHECK(checkpoint_metadata_reads() - reads_before == 1, "the unchanged file was read %lu times for 3 reads of "
+          "its metadata", checkpoint_metadata_reads() - reads_before);
+    // a prior's config reads its VQ-VAE's inside each read of its own: both stay kept
+    char prior_path[] = "/tmp/cuvae_test_meta_prior_XXXXXX";
+    int fd = mkstemp(prior_path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd >= 0) {
+        close(fd);
+        Config prior_cfg = prior_config(path);
+        Model prior;
+        CHECK(model_create(&prior, &prior_cfg, cpu, 1, err, sizeof err) == 0, "prior: %s", err);
+        model_init_params(&prior, 3);
+        CHECK(checkpoint_save(&prior, prior_path, err, sizeof err) == 0, "prior save: %s", err);
+        model_destroy(&prior);
+        const unsigned long reads_prior = checkpoint_metadata_reads();
+        for (int k = 0; k < 3; k++)
+            CHECK(checkpoint_read_config(prior_path, &cfg, NULL, 0, err, sizeof err) == 0, "prior read: %s", err);
+        CHECK(checkpoint_metadata_reads() - reads_prior == 1, "3 reads of a prior's config read %lu whole files "
+              "(the prior once; its VQ-VAE kept)", checkpoint_metadata_reads() - reads_prior);
+        unlink(prior_path);
+    }
     // replaced (write then rename, as train does) by the same model under another name
     StFile f;
     CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "read: %s", err);

@@ -32,6 +32,9 @@ int checkpoint_data_classes(const char *path, int n_classes, int *classes, char 
 // __metadata__.KEY of the checkpoint at path into out (n bytes; "" when absent): its file read and
 // checked once per command, as for checkpoint_read_config. 0, or -1 with err naming the file.
 int checkpoint_metadata_value(const char *path, const char *key, char *out, size_t n, char *err, size_t errlen);
+// How many times this process has read a checkpoint's whole file for its metadata (the tests:
+// the same unchanged file is read once).
+unsigned long checkpoint_metadata_reads(void);
 
 // Reads the config stored in a checkpoint (overrides applied).
 int checkpoint_read_config(const char *path, Config *cfg, const char *const *overrides,
