@@ -436,9 +436,6 @@ static int command_eval(int argc, char **argv) {
     return rc;
 }
 
-// sample and plot compute no evaluation: a --set of the eval section (the importance-weighted
-// bound's eval.iw_*, the Parzen-window estimate's eval.parzen_*) would be taken and not read. 0, or
-// -1 with err naming the --set.
 // Whether a --set gives a key of the eval section starting with prefix ("iw_"): eval.iw_k=V, or
 // eval={...} holding such a key (as the config reads it: "iw\u005fbatch" is iw_batch).
 static bool set_gives_eval_key(const char *set, const char *prefix) {
@@ -454,6 +451,9 @@ static bool set_gives_eval_key(const char *set, const char *prefix) {
     return gives;
 }
 
+// sample and plot compute no evaluation: a --set of the eval section (the importance-weighted
+// bound's eval.iw_*, the Parzen-window estimate's eval.parzen_*) would be taken and not read. 0, or
+// -1 with err naming the --set.
 static int refuse_evaluation_sets(const char *command, const char *const *overrides, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         const char *set = overrides[i];
