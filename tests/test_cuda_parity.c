@@ -665,6 +665,35 @@ static void test_vector_quantizer_ops(void) {
     pair_expect_close("vq_ema_update counts", COUNTS, 0.0, 0.0);
     pair_expect_close("vq_ema_update sums", SUMS, 0.0, 0.0);
     pair_expect_close("vq_ema_update codebook", Ecb, 1e-6, 1e-7);
+    // dead-code restart from the same (exactly equal) counts: the codes under the threshold
+    // take the same data column on both backends (the column a hash of seed, step and code)
+    float *counts_now = host_floats(K);
+    cpu->download(cpu, counts_now, COUNTS.cpu, K * sizeof(float));
+    gpu->upload(gpu, Ecb.gpu, E, (size_t)K * D * sizeof(float));   // the same codebook on both sides
+    cpu->upload(cpu, Ecb.cpu, E, (size_t)K * D * sizeof(float));
+    const float threshold = 0.5f;
+    int dead = 0;
+    for (int k = 0; k < K; k++) dead += counts_now[k] < threshold;
+    CHECK(dead > 0 && dead < K, "vq_restart_dead: %d of %d codes under the threshold (want some, not all)", dead, K);
+    StatePair st = state_pair(0, 0, 0);
+    StepState s;
+    step_state_reset(&s, 1e-3f);
+    s.step = 37;
+    cpu->upload(cpu, st.cpu, &s, sizeof s);
+    gpu->upload(gpu, st.gpu, &s, sizeof s);
+    cpu->vq_restart_dead(cpu, Ecb.cpu, COUNTS.cpu, SUMS.cpu, Z.cpu, N, K, D, threshold, 12345, st.cpu);
+    gpu->vq_restart_dead(gpu, Ecb.gpu, COUNTS.gpu, SUMS.gpu, Z.gpu, N, K, D, threshold, 12345, st.gpu);
+    pair_expect_close("vq_restart_dead codebook", Ecb, 0.0, 0.0);
+    pair_expect_close("vq_restart_dead sums", SUMS, 0.0, 0.0);
+    pair_expect_close("vq_restart_dead counts", COUNTS, 0.0, 0.0);
+    float *book = host_floats((size_t)K * D);
+    gpu->download(gpu, book, Ecb.gpu, (size_t)K * D * sizeof(float));
+    int restarted = 0;   // a restarted code's vector is a column of zt, the others unchanged
+    for (int k = 0; k < K; k++)
+        restarted += memcmp(book + (size_t)k * D, E + (size_t)k * D, D * sizeof(float)) != 0;
+    CHECK(restarted == dead, "vq_restart_dead: %d codes changed, %d were under the threshold", restarted, dead);
+    state_pair_free(&st);
+    free(counts_now); free(book);
     cpu->free(cpu, codes_cpu);
     gpu->free(gpu, codes_gpu);
     pair_free(&Z); pair_free(&Ecb); pair_free(&DZQ); pair_free(&NORMS); pair_free(&SCORES); pair_free(&ZQ);
