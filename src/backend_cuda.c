@@ -71,6 +71,11 @@ static CudaImpl *impl_of(Backend *be) { return (CudaImpl *)be->impl; }
 
 bool backend_cuda_compiled(void) { return true; }
 
+bool backend_cuda_gpu_visible(void) {
+    int device_count = 0;
+    return cudaGetDeviceCount(&device_count) == cudaSuccess && device_count > 0;
+}
+
 bool backend_nccl_compiled(void) {
 #ifdef CUVAE_WITH_NCCL
     return true;
@@ -663,6 +668,16 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         }
         device = (int)chosen;
     } else if (dist_launched()) {   // data parallel: one GPU per rank of this machine
+        // (two ranks on one GPU: NCCL refuses them with "invalid usage", after every rank's setup;
+        // launched by hand without a local rank, the rank modulo the GPUs: one rank a machine works)
+        if (dist_local_rank_known() && dist_local_rank() >= device_count) {
+            set_error(err, errlen,
+                      "no usable CUDA device: data parallel: rank %d is local rank %d of this machine, which has "
+                      "%d GPU%s visible: one GPU a rank (at most %d rank%s a machine, or CUVAE_CUDA_DEVICE set "
+                      "for each rank to a GPU of its own)", dist_rank(), dist_local_rank(), device_count,
+                      device_count == 1 ? "" : "s", device_count, device_count == 1 ? "" : "s");
+            return NULL;
+        }
         device = dist_local_rank() % device_count;
     }
 
@@ -742,7 +757,10 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         dist_wait_end();
         if (r != ncclSuccess) {
             impl->nccl = NULL;
-            return creation_failed(be, err, errlen, "NCCL communicator", ncclGetErrorString(r));
+            char what[160];   // (which rank and GPU: "invalid usage" is NCCL's word for two ranks on one GPU)
+            snprintf(what, sizeof what, "NCCL communicator (rank %d of %d, local rank %d, on GPU %d)", dist_rank(),
+                     dist_size(), dist_local_rank(), device);
+            return creation_failed(be, err, errlen, what, ncclGetErrorString(r));
         }
         dist_remove_id_file();   // (every rank has joined: the id was read)
         if (dist_without_mpi()) {   // the host collectives go through the communicator too

@@ -76,6 +76,15 @@ if [ -x "$emu" ]; then
         env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$emu" train configs/examples_vae.json "${tiny[@]}" --set device=auto --out "$tmp/nompi_noid"
     [ ! -e "$tmp/nompi_noid" ] && ok "... (emulated CUDA) the refused launch created no run folder" \
         || bad "(emulated CUDA) the launch without an id file created $tmp/nompi_noid"
+    # more ranks on a machine than its GPUs: refused before NCCL (which would refuse two ranks on
+    # one GPU as "invalid usage" after every rank's setup)
+    expect_error "(emulated CUDA) without MPI: local rank 1 of a machine with 1 GPU" 2 \
+        "rank 1 is local rank 1 of this machine, which has 1 GPU visible: one GPU a rank" -- \
+        env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 CUVAE_LOCAL_RANK=1 CUVAE_NCCL_ID_FILE="$tmp/nompi_local.id" "$emu" \
+        train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi_local"
+    [ ! -e "$tmp/nompi_local.id" ] && [ ! -e "$tmp/nompi_local" ] \
+        && ok "... (emulated CUDA) no id file waited for, no run folder" \
+        || bad "(emulated CUDA) the refused local rank left $tmp/nompi_local(.id)"
     "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi1" 2>/dev/null
     if env CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/nccl.id" "$emu" train configs/examples_vae.json \
             "${tiny[@]}" --out "$tmp/nompi2" >"$tmp/nompi2.out" 2>&1 &&
@@ -595,6 +604,18 @@ if [ -x "$emu" ] && "$emu" --version | grep -q "data parallel: MPI"; then
             bad "(emulated CUDA) mpirun -np 1 differs from one process"
     else
         bad "(emulated CUDA) mpirun -np 1: $(grep cuvae: "$tmp/emu2.out" | tail -1)"
+    fi
+    # two ranks, one GPU, device auto: rank 1 does not train on the CPU beside rank 0 on the GPU
+    # (their collectives would never meet): the whole launch fails, exit 2, no run folder
+    timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT -np 2 "$emu" \
+        train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_two" \
+        >"$tmp/emu_two.out" 2>&1
+    rc=$?
+    if [ "$rc" = 2 ] && grep -q "^cuvae: rank 1 of 2: device auto: rank 1 sees a GPU but CUDA is unusable (.*local rank 1 of this machine, which has 1 GPU visible.*does not fall back to the CPU on one rank" "$tmp/emu_two.out" &&
+       [ ! -e "$tmp/emu_two" ]; then
+        ok "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: refused on rank 1 (no CPU fallback beside a GPU rank), exit 2"
+    else
+        bad "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: exit $rc, $(grep cuvae: "$tmp/emu_two.out" | tail -1)"
     fi
 else
     skip "(emulated CUDA) the NCCL path" "$emu not built with MPI (make emu)"

@@ -31,6 +31,7 @@ void dist_abort(int code);
 int dist_rank(void);          // 0 .. size - 1
 int dist_size(void);          // 1 unless launched as several ranks
 int dist_local_rank(void);    // rank among the ranks of this machine (the GPU it uses)
+bool dist_local_rank_known(void);   // false: launched without a local rank (it is then the rank)
 bool dist_launched(void);     // started by mpirun / srun / CUVAE_WORLD_SIZE (even as a single rank)
 bool dist_without_mpi(void);  // launched as ranks without MPI: NCCL carries every collective
 bool dist_is_writer(void);    // rank 0: the one rank that writes files and prints progress
