@@ -115,7 +115,7 @@ static const char *type_name(const cJSON *item) {
     if (cJSON_IsNumber(item)) return "a number";
     if (cJSON_IsString(item)) return "a string";
     if (cJSON_IsBool(item)) return "a boolean";
-    if (cJSON_IsNull(item)) return "null";
+    if (cJSON_IsNull(item)) return "null (which only removes a key that a base config sets)";
     if (cJSON_IsArray(item)) return "an array";
     if (cJSON_IsObject(item)) return "an object";
     return "an invalid value";
@@ -1427,7 +1427,8 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
     if (!value) value = cJSON_CreateString(value_text);
     if (!value) return set_error(err, errlen, "--set %s: out of memory", text);
 
-    // walk (creating missing objects) to the parent of the last segment
+    // walk (creating missing objects) to the parent of the last segment; null removes the key
+    const bool remove = cJSON_IsNull(value);
     cJSON *obj = root;
     char *segment = path;
     for (;;) {
@@ -1435,6 +1436,10 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
         if (!dot) break;
         *dot = '\0';
         cJSON *next = cJSON_GetObjectItemCaseSensitive(obj, segment);
+        if (!next && remove) {
+            cJSON_Delete(value);
+            return set_error(err, errlen, "--set %s: null removes a key, and the config has no \"%s\"", text, path);
+        }
         if (!next) {
             next = cJSON_CreateObject();
             if (!next || !cJSON_AddItemToObject(obj, segment, next)) {
@@ -1450,6 +1455,13 @@ static int apply_override(cJSON *root, const char *text, char *err, size_t errle
         *dot = '.';
         obj = next;
         segment = dot + 1;
+    }
+    if (remove) {
+        cJSON_Delete(value);
+        if (!cJSON_GetObjectItemCaseSensitive(obj, segment))
+            return set_error(err, errlen, "--set %s: null removes a key, and the config has no \"%s\"", text, path);
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, segment);
+        return 0;
     }
     int ok;
     if (cJSON_GetObjectItemCaseSensitive(obj, segment))
@@ -1499,14 +1511,19 @@ static int syntax_error(const Ctx *c, const char *json, const char *where) {
 // ---- "base": config inheritance ------------------------------------------------
 // A config may name another as its base ("base": "vae_dim2.json", relative to
 // its own folder): the base is read (recursively, at most MAX_BASE_DEPTH deep)
-// and this config's keys are merged over it: objects merge key by key, any
-// other value (numbers, strings, arrays) replaces the base's.
+// and this config's keys are merged over it: objects merge key by key, null removes
+// the base's key (as in a JSON merge patch, RFC 7396; a null with no key under it stays, and
+// validation refuses it), any other value (numbers, strings, arrays) replaces the base's.
 #define MAX_BASE_DEPTH 8
 
 static void merge_over(cJSON *base, const cJSON *over) {
     const cJSON *item;
     cJSON_ArrayForEach(item, over) {
         cJSON *existing = cJSON_GetObjectItemCaseSensitive(base, item->string);
+        if (existing && cJSON_IsNull(item)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(base, item->string);
+            continue;
+        }
         if (existing && cJSON_IsObject(existing) && cJSON_IsObject(item)) {
             merge_over(existing, item);
             continue;

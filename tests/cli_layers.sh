@@ -265,4 +265,27 @@ expect_error "importance sampling on a vq_vae" 2 'eval.iw_samples: needs a varia
     "$CUVAE" train "$tmp/vq.json" --set eval.iw_samples=10 --out "$tmp/r"
 expect_error "codebook of one code" 2 'model.codebook.size: must be >= 2, got 1' -- \
     "$CUVAE" train "$tmp/vq.json" --set 'model.codebook={"size": 1}' --out "$tmp/r"
+# null removes a key a base config (or the file, for --set) sets: a child switching the codebook
+# to the loss update leaves out the base's EMA keys; layer lists over a width-list config leave
+# out its activation
+printf '{"base": "%s", "name": "vq_loss_child", "train": {"epochs": 1},\n "model": {"codebook": {"update": "loss", "restart_dead": null}}}\n' \
+    "$tmp/vq.json" > "$tmp/vq_loss_child.json"
+if "$CUVAE" train "$tmp/vq_loss_child.json" --set data.train_limit=128 --set data.test_limit=64 --out "$tmp/vq_loss" \
+        >/dev/null 2>"$tmp/vq_loss.err" &&
+   grep -q '"codebook": {"size": 32, "beta": 0.25, "update": "loss"}' "$tmp/vq_loss/config.json"; then
+    ok "a child config's null removes its base's key (restart_dead under the loss update): trains, config.json without it"
+else
+    bad "null in a child config: $(tail -1 "$tmp/vq_loss.err")"
+fi
+if "$CUVAE" train configs/mnist_vae.json --set 'model.encoder=[{"flatten": {}}, {"linear": 32}]' \
+        --set 'model.decoder=[{"linear": 784}]' --set model.activation=null --set device=cpu --set train.epochs=1 \
+        --set data.train_limit=128 --set data.test_limit=64 --set eval.iw_samples=0 --out "$tmp/null_set" \
+        >/dev/null 2>"$tmp/null_set.err" && ! grep -q '"activation"' "$tmp/null_set/config.json"; then
+    ok "--set model.activation=null: layer lists over a width-list config"
+else
+    bad "--set model.activation=null: $(tail -1 "$tmp/null_set.err")"
+fi
+expect_error "--set KEY=null of a key the config does not have" 2 \
+    '\-\-set model.codebook.decay=null: null removes a key, and the config has no "model.codebook.decay"' -- \
+    "$CUVAE" train "$tmp/vq.json" --set model.codebook.decay=null --out "$tmp/r"
 cli_finish cli_layers

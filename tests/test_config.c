@@ -630,7 +630,7 @@ static const ErrorCase error_cases[] = {
     {"data", "\"x\"", "data", "must be an object, got a string"},
     {"model", "[]", "model", "must be an object, got an array"},
     {"loss", "1", "loss", "must be an object, got a number"},
-    {"train", "null", "train", "must be an object, got null"},
+    {"train", "null", "train", "must be an object, got null (which only removes a key that a base config sets)"},
     {"data.dir", "true", "data.dir", "must be a string, got a boolean"},
     {"data.dataset", "1", "data.dataset", "must be a string"},
     {"data.train_limit", "\"5\"", "data.train_limit", "must be an integer, got a string"},
@@ -962,6 +962,38 @@ static void test_base_configs(void) {
         CHECK(strstr(dump, "\"base\"") == NULL, "the effective config holds no base key");
         free(dump);
     }
+    // null removes a key the base sets (a JSON merge patch): the key's default again, nested too;
+    // --set KEY=null removes one as well, and one that is not there is refused
+    snprintf(path, sizeof path, "%s/sub/removes.json", dir);
+    write_text(path, "{\"base\": \"../base.json\", \"description\": null, \"train\": {\"beta2\": null}}");
+    const char *removals[1] = {"model.activation=null"};
+    rc = config_load(&child, path, removals, 1, err, sizeof err);
+    CHECK(rc == 0, "null in a child: %s", err);
+    if (rc == 0) {
+        Config defaults;
+        CHECK(config_from_string(&defaults, MINIMAL, "minimal", NULL, 0, err, sizeof err) == 0, "%s", err);
+        CHECK(child.description[0] == '\0' && base.description[0] != '\0', "description removed: \"%s\"",
+              child.description);
+        CHECK(child.train.beta2 == defaults.train.beta2, "nested key removed: beta2 %g", child.train.beta2);
+        CHECK(child.model.activation == defaults.model.activation, "--set model.activation=null: the default");
+        CHECK(child.train.lr == base.train.lr, "the rest from the base");
+        char *dump = config_to_json(&child);
+        CHECK(strstr(dump, "null") == NULL, "the effective config holds no null: %s", dump);
+        free(dump);
+    }
+    const char *absent[1] = {"train.no_such_key=null"};
+    CHECK(config_load(&child, path, absent, 1, err, sizeof err) != 0 &&
+              strstr(err, "--set train.no_such_key=null: null removes a key, and the config has no \"train.no_such_key\""),
+          "--set of null for an absent key: %s", err);
+    const char *absent_parent[1] = {"nothing.here=null"};
+    CHECK(config_load(&child, path, absent_parent, 1, err, sizeof err) != 0 &&
+              strstr(err, "null removes a key, and the config has no \"nothing\""),
+          "--set of null under an absent object: %s", err);
+    snprintf(path, sizeof path, "%s/null_not_in_base.json", dir);   // nothing to remove: refused
+    write_text(path, "{\"base\": \"base.json\", \"loss\": {\"free_bits\": null}}");
+    CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 &&
+              strstr(err, "loss.free_bits: must be a number, got null (which only removes"),
+          "null with nothing under it: %s", err);
     // errors: each names the file and the key
     snprintf(path, sizeof path, "%s/missing.json", dir);
     write_text(path, "{\"base\": \"nope.json\", \"name\": \"x\"}");
