@@ -537,6 +537,14 @@ static int command_sample(int argc, char **argv) {
         }
     }
     if (refuse_evaluation_sets("sample", a.overrides, a.n_overrides, err, sizeof err) != 0) return fail(err);
+    for (int i = 0; i < a.n_overrides; i++) {   // sample reads no data: a --set of it would be taken and not read
+        const char *set = a.overrides[i];
+        if (strncmp(set, "data.", 5) == 0 || strncmp(set, "data=", 5) == 0) {
+            snprintf(err, sizeof err, "sample: --set %.*s: sample reads no data (its images are the model's "
+                     "draws); data.* is read by eval and plot", (int)strcspn(set, "="), set);
+            return fail(err);
+        }
+    }
     if (check_output_not_prior_of("sample", a.output_png, a.positional, a.overrides,
                                   a.n_overrides, err, sizeof err) != 0)
         return fail(err);

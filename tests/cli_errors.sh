@@ -375,6 +375,11 @@ PY
     expect_error "sample --set eval.iw_batch: refused too (it is read by eval --iw only)" 2 \
         "sample: --set eval.iw_batch: sample draws no importance-weighted bound" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_batch=5 -o "$tmp/x.png"
+    expect_error "sample --set data.dir (it reads no data)" 2 \
+        "sample: --set data.dir: sample reads no data \\(its images are the model's draws\\); data.\\* is read by eval and plot" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --set data.dir=/nonexistent -o "$tmp/x.png"
+    expect_error "sample --set data={...}: refused too" 2 "sample: --set data: sample reads no data" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" --set 'data={"train_limit": 7}' -o "$tmp/x.png"
     expect_error "sample --prior with an empty name" 2 "sample: --prior: the file name is empty" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --prior "" -o "$tmp/x.png"
     expect_error "sample -o FILE.safetensors (it writes a PNG)" 2 "sample: -o .*/other.safetensors: sample writes a PNG image; give a name ending in .png" -- \
