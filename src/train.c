@@ -640,6 +640,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     else if (cfg->eval.iw_batch != CONFIG_DEFAULT_IW_BATCH && !model_kind_info(cfg->model.kind)->gaussian_posterior)
         text_appendf(&notes, "cuvae: note: eval.iw_batch %d sizes the importance-weighted bound, which kind \"%s\" has "
                      "none of: it is not read\n", cfg->eval.iw_batch, model_kind_name(cfg->model.kind));
+    // ε of the reparametrization z = μ + σ·ε: a kind without one (its z, if any, drawn otherwise)
+    // reads no train.epsilon (a note, as above: such configs and their checkpoints exist)
+    if (cfg->train.epsilon != EPSILON_FUSED && !model_kind_info(cfg->model.kind)->gaussian_posterior)
+        text_appendf(&notes, "cuvae: note: train.epsilon \"stored\" chooses how the reparametrization's noise is "
+                     "drawn, which kind \"%s\" has none of: it is not read\n", model_kind_name(cfg->model.kind));
     // a note, not a refusal: checkpoints of such configs exist, and must still read and resume
     if (model_made_mask_sets_alike(&model))
         text_appendf(&notes, "cuvae: note: model.masks %d of a network with no hidden layer in the natural ordering are "

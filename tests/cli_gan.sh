@@ -107,6 +107,9 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     "$CUVAE" train "$tmp/gan.json" --set train.epochs=0 --set eval.iw_batch=5 --out "$tmp/iw_batch" 2>"$tmp/iw_batch.err"
     grep -qx 'cuvae: note: eval.iw_batch 5 sizes the importance-weighted bound, which kind "gan" has none of: it is not read' "$tmp/iw_batch.err" \
         && ok "eval.iw_batch on a gan: a note says it is not read" || bad "eval.iw_batch on a gan: $(grep iw_batch "$tmp/iw_batch.err")"
+    "$CUVAE" train "$tmp/gan.json" --set train.epochs=0 --set train.epsilon=stored --out "$tmp/eps_stored" 2>"$tmp/eps_stored.err"
+    grep -qx 'cuvae: note: train.epsilon "stored" chooses how the reparametrization'"'"'s noise is drawn, which kind "gan" has none of: it is not read' "$tmp/eps_stored.err" \
+        && ok "train.epsilon stored on a gan: a note says it is not read" || bad "train.epsilon on a gan: $(grep epsilon "$tmp/eps_stored.err")"
     expect_error "plot --z sample on a gan: refused (no encoder)" 2 'plot: --z sample scatters draws z ~ q\(z\|x\); kind "gan" has no encoder' -- \
         "$CUVAE" plot "$tmp/run" --z sample
     if "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err"; then
