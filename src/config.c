@@ -1504,6 +1504,25 @@ static int syntax_error(const Ctx *c, const char *json, const char *where) {
     if (depth >= CJSON_NESTING_LIMIT)
         return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): nested more than %d levels deep",
                          c->source, line, column, offset, CJSON_NESTING_LIMIT);
+    // the commonest slip, a comma before a closing '}' or ']': cJSON stops somewhere after it
+    // (past the closing bracket, or at the end of a one-line text), so it is named where it is
+    in_string = false;
+    for (const char *p = json; p <= where && *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_string = false;
+        } else if (*p == '"') {
+            in_string = true;
+        } else if (*p == ',') {
+            const char *next = p + 1;
+            while (*next == ' ' || *next == '\t' || *next == '\n' || *next == '\r') next++;
+            if (*next == '}' || *next == ']') {
+                line_and_column(json, p, &line, &column);
+                return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): a comma before '%c' (JSON "
+                                 "allows no trailing comma)", c->source, line, column, (size_t)(p - json), *next);
+            }
+        }
+    }
     return set_error(c->err, c->errlen, "%s: line %d, column %d (byte %zu): invalid JSON near '%.*s'",
                      c->source, line, column, offset, n, where);
 }

@@ -762,6 +762,11 @@ static const TextCase text_cases[] = {
     {"{\"name\": \"x\" \"data\": 1}", "line 1, column 14 (byte 13)", "invalid JSON near '\"data\": 1}'"},
     {"", "line 1, column 1 (byte 0)", "invalid JSON"},
     {"{} trailing", "line 1, column 4 (byte 3)", "invalid JSON near 'trailing'"},
+    // a trailing comma: named where it is (cJSON stops after the closing bracket, or at the end)
+    {"{\"name\": \"x\",\n \"data\": {\"dir\": \"d\",\n },\n \"train\": {}}", "line 2, column 21 (byte 34)",
+     "a comma before '}' (JSON allows no trailing comma)"},
+    {"{\"a\": [1, 2,]}", "line 1, column 12 (byte 11)", "a comma before ']' (JSON allows no trailing comma)"},
+    {"{\"name\": \"a,}\" x}", "line 1, column 16 (byte 15)", "invalid JSON near 'x}'"},   // ",}" in a string
     {"[1, 2]", "top level", "must be a JSON object, got an array"},
     {"\"just a string\"", "top level", "must be a JSON object, got a string"},
     {"42", "top level", "must be a JSON object, got a number"},
