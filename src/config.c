@@ -813,6 +813,7 @@ static int parse_latent_model(Config *cfg, const cJSON *model, const Ctx *c) {
             return fail(c, "model.codebook.restart_dead", "must be in [0, 1) (a fraction of the mean code count), got %s",
                         text);
         }
+        if (check_float32(c, "model.codebook.restart_dead", cfg->model.codebook.restart_dead)) return -1;
         if (!cfg->model.codebook.ema && (cJSON_GetObjectItemCaseSensitive(codebook, "decay") ||
                                          cJSON_GetObjectItemCaseSensitive(codebook, "eps") ||
                                          cJSON_GetObjectItemCaseSensitive(codebook, "restart_dead")))
@@ -1154,8 +1155,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                     "would get no gradient (only the codebook's averages would move)");
     if (cfg->loss.has_capacity &&
         (check_float32(c, "loss.capacity.max_nats", cfg->loss.capacity_max_nats) ||
+         check_float32(c, "loss.capacity.epochs", cfg->loss.capacity_epochs) ||
          check_float32(c, "loss.capacity.gamma", cfg->loss.capacity_gamma)))
         return -1;
+    if (check_float32(c, "loss.kl_warmup_epochs", cfg->loss.kl_warmup_epochs)) return -1;
     if (cfg->loss.reconstruction == REC_BCE && cfg->model.output != OUTPUT_BERNOULLI)
         return fail(c, "loss.reconstruction",
                     "\"bce\" needs model.output \"bernoulli\" (got \"%s\"); use \"mse\" with "

@@ -3,6 +3,7 @@
 #include "cuvae/layer_kind.h"
 #include "cuvae/common.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,6 +95,11 @@ int layer_apply_options(LayerSpec *spec, const OptionRule *rules, int n_rules, c
             snprintf(msg, msglen, "must be in [%.10g, %.10g], got %.10g", rules[r].lo, rules[r].hi, v);
             return -1;
         }
+        if (v != 0.0 && fabs(v) < FLT_MIN) {   // the layers compute in float32
+            snprintf(msg, msglen, "%.10g rounds to 0 in float32, the type it is computed in (the smallest normal "
+                     "float is %.9g)", v, FLT_MIN);
+            return -1;
+        }
         snprintf(ordered.option_keys[ordered.n_options], sizeof ordered.option_keys[0], "%s", rules[r].key);
         ordered.option_values[ordered.n_options++] = v;
     }
@@ -109,7 +115,7 @@ int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool int
             snprintf(msg, msglen, "takes no value, got %d number%s; write {\"%s\": {}}", spec->n_args,
                      spec->n_args == 1 ? "" : "s", spec->kind);
         else if (min_args == max_args && max_args == 1)
-            snprintf(msg, msglen, "needs %s as its value, e.g. {\"%s\": 32}", what, spec->kind);
+            snprintf(msg, msglen, "needs %s as its value, e.g. {\"%s\": %s}", what, spec->kind, integer ? "32" : "0.2");
         else
             snprintf(msg, msglen, "needs %s: %d to %d numbers, got %d", what, min_args, max_args, spec->n_args);
         return -1;
@@ -119,6 +125,11 @@ int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool int
         if ((integer && !is_integer(v)) || !(v >= lo && v <= hi)) {
             snprintf(msg, msglen, "%s must be %s in [%.10g, %.10g], got %.10g", what, integer ? "integers" : "numbers",
                      lo, hi, v);
+            return -1;
+        }
+        if (v != 0.0 && fabs(v) < FLT_MIN) {   // the layers compute in float32
+            snprintf(msg, msglen, "%s %.10g rounds to 0 in float32, the type it is computed in (the smallest normal "
+                     "float is %.9g)", what, v, FLT_MIN);
             return -1;
         }
     }

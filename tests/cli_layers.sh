@@ -285,6 +285,12 @@ if "$CUVAE" train configs/mnist_vae.json --set 'model.encoder=[{"flatten": {}}, 
 else
     bad "--set model.activation=null: $(tail -1 "$tmp/null_set.err")"
 fi
+expect_error "a leaky_relu slope that is 0 in float32" 2 \
+    'model.encoder\[1\].leaky_relu: the negative slope 1e-300 rounds to 0 in float32' -- \
+    "$CUVAE" train "$tmp/vq.json" --set 'model.encoder=[{"conv2d": 16, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": 1e-300}, {"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}]' --out "$tmp/r"
+expect_error "a restart_dead threshold that is 0 in float32 (no restart would ever happen)" 2 \
+    'model.codebook.restart_dead: 1e-300 rounds to 0 in float32' -- \
+    "$CUVAE" train "$tmp/vq.json" --set model.codebook.restart_dead=1e-300 --out "$tmp/r"
 expect_error "--set KEY=null of a key the config does not have" 2 \
     '\-\-set model.codebook.decay=null: null removes a key, and the config has no "model.codebook.decay"' -- \
     "$CUVAE" train "$tmp/vq.json" --set model.codebook.decay=null --out "$tmp/r"
