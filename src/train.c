@@ -673,6 +673,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g is longer than the run's %d epoch%s: the KL weight "
                      "reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
                      epochs == 1 ? "" : "s", ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.kl_warmup_epochs);
+    if (model.variational && cfg->loss.has_capacity && cfg->loss.capacity_gamma != 0 &&
+        cfg->loss.capacity_epochs > epochs && run_steps > 0)
+        text_appendf(&notes, "cuvae: note: loss.capacity.epochs %g is longer than the run's %d epoch%s: the target C "
+                     "reaches only %.3g of loss.capacity.max_nats, at the last step\n", cfg->loss.capacity_epochs,
+                     epochs, epochs == 1 ? "" : "s",
+                     ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.capacity_epochs);
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
     ResumePoint at;

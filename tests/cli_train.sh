@@ -453,6 +453,11 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
 grep -q "^cuvae: note: train.warmup_steps 30 is longer than the run's 20 steps: the run ends inside the warm-up, at 0.667 of the learning rate its schedule gives$" "$tmp/longwarm.err" \
     && grep -q "^cuvae: note: loss.kl_warmup_epochs 2 is longer than the run's 1 epoch: the KL weight reaches only 0.475 of loss.w_kl, at the last step$" "$tmp/longwarm.err" \
     && ok "a warm-up longer than the run (lr, KL weight) gets a note" || bad "long warm-up notes: $(grep note "$tmp/longwarm.err")"
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set train.warmup_steps=0 \
+    --set 'loss.capacity={"max_nats": 25, "epochs": 4, "gamma": 100}' --out "$tmp/longcap" 2>"$tmp/longcap.err" \
+    || bad "long capacity ramp run: $(tail -1 "$tmp/longcap.err")"
+grep -q "^cuvae: note: loss.capacity.epochs 4 is longer than the run's 1 epoch: the target C reaches only 0.237 of loss.capacity.max_nats, at the last step$" "$tmp/longcap.err" \
+    && ok "a capacity ramp longer than the run gets a note" || bad "long capacity ramp note: $(grep note "$tmp/longcap.err")"
 # eval.iw_examples without eval.iw_samples limits a bound the run does not compute: said (it
 # was accepted silently); the runs without it say nothing of it
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=0 --set eval.iw_examples=5 \
