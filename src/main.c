@@ -328,6 +328,15 @@ static int command_eval(int argc, char **argv) {
                  model_kind_name(cfg.model.kind));
         return fail(err);
     }
+    // any other kind's eval reads the test images alone (data_cfg below): the training split's keys
+    // would be taken and not read
+    if (!gan && stored_read &&
+        (stored.data.validation != cfg.data.validation || stored.data.train_limit != cfg.data.train_limit)) {
+        snprintf(err, sizeof err, "eval: %s: --set data.validation / data.train_limit: eval of a %s reads the test "
+                 "images alone (the run's training images and its validation split are not read)", a.positional,
+                 model_kind_name(cfg.model.kind));
+        return fail(err);
+    }
     const char *z_refusal = model_kind_info(cfg.model.kind)->z_refusal;
     if (a.z_mode && z_refusal) {
         snprintf(err, sizeof err, "eval: --z chooses how a VAE's z is drawn; %s", cfg.model.prior_of[0]

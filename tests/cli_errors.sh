@@ -375,6 +375,11 @@ PY
     expect_error "sample --set eval.iw_batch: refused too (it is read by eval --iw only)" 2 \
         "sample: --set eval.iw_batch: sample draws no importance-weighted bound" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_batch=5 -o "$tmp/x.png"
+    expect_error "eval of a vae --set data.train_limit (it reads the test images alone)" 2 \
+        "eval: .*/rerun/model.safetensors: --set data.validation / data.train_limit: eval of a vae reads the test images alone" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.train_limit=7
+    expect_error "eval of a vae --set data.validation: refused too" 2 "eval of a vae reads the test images alone" -- \
+        "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.validation=0.3
     expect_error "sample --set data.dir (it reads no data)" 2 \
         "sample: --set data.dir: sample reads no data \\(its images are the model's draws\\); data.\\* is read by eval and plot" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set data.dir=/nonexistent -o "$tmp/x.png"
