@@ -15,7 +15,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     set_error(err, errlen, "this cuvae was built without CUDA (rebuild with nvcc on PATH, or make CUDA=1)");
     return NULL;
 }
-bool backend_cuda_gpu_visible(void) { return false; }
+bool backend_cuda_refused_for_all_ranks(void) { return false; }
 #endif
 
 Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
@@ -41,12 +41,9 @@ Backend *backend_create_noting(DeviceChoice choice, char *note, size_t notelen, 
                   dist_size() == 1 ? "" : "s");
         return NULL;
     }
-    // data parallel: a rank that sees a GPU but cannot use it does not train on the CPU beside
-    // ranks on their GPUs (their collectives would never meet): the reason is the error
-    if (dist_launched() && dist_size() > 1 && backend_cuda_gpu_visible()) {
-        set_error(err, errlen, "device auto: rank %d sees a GPU but CUDA is unusable (%s); a data-parallel run does "
-                  "not fall back to the CPU on one rank: mend that, or set device \"cpu\" for every rank",
-                  dist_rank(), why);
+    // data parallel: no rank trains on the CPU beside ranks on their GPUs, nor two on one GPU
+    if (backend_cuda_refused_for_all_ranks()) {
+        set_error(err, errlen, "device auto: %s", why);
         return NULL;
     }
     snprintf(note, notelen, "cuvae: device auto: %s, using the CPU\n", why);

@@ -71,11 +71,6 @@ static CudaImpl *impl_of(Backend *be) { return (CudaImpl *)be->impl; }
 
 bool backend_cuda_compiled(void) { return true; }
 
-bool backend_cuda_gpu_visible(void) {
-    int device_count = 0;
-    return cudaGetDeviceCount(&device_count) == cudaSuccess && device_count > 0;
-}
-
 bool backend_nccl_compiled(void) {
 #ifdef CUVAE_WITH_NCCL
     return true;
@@ -632,7 +627,9 @@ static Backend *creation_failed(Backend *be, char *err, size_t errlen, const cha
     return NULL;
 }
 
-Backend *backend_cuda_create(char *err, size_t errlen) {
+// The device of this process (CUVAE_CUDA_DEVICE, or the local rank's), its stream and cuBLAS:
+// the backend before any data-parallel setup. NULL with err.
+static Backend *cuda_setup_device(char *err, size_t errlen, int *device_out, struct cudaDeviceProp *props_out) {
     int device_count = 0;
     cudaError_t status = cudaGetDeviceCount(&device_count);
     int driver = 0;   // 0: no driver installed (the runtime says "insufficient driver" then too)
@@ -668,16 +665,8 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         }
         device = (int)chosen;
     } else if (dist_launched()) {   // data parallel: one GPU per rank of this machine
-        // (two ranks on one GPU: NCCL refuses them with "invalid usage", after every rank's setup;
-        // launched by hand without a local rank, the rank modulo the GPUs: one rank a machine works)
-        if (dist_local_rank_known() && dist_local_rank() >= device_count) {
-            set_error(err, errlen,
-                      "no usable CUDA device: data parallel: rank %d is local rank %d of this machine, which has "
-                      "%d GPU%s visible: one GPU a rank (at most %d rank%s a machine, or CUVAE_CUDA_DEVICE set "
-                      "for each rank to a GPU of its own)", dist_rank(), dist_local_rank(), device_count,
-                      device_count == 1 ? "" : "s", device_count, device_count == 1 ? "" : "s");
-            return NULL;
-        }
+        // (modulo: where each rank sees its own GPU alone, CUDA_VISIBLE_DEVICES set per task, every
+        // local rank takes device 0; two ranks on one GPU are found by ranks_agree_on_gpus)
         device = dist_local_rank() % device_count;
     }
 
@@ -733,6 +722,90 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
         return creation_failed(be, err, errlen, "cublas setup",
                                cublasGetStatusString(blas_status));
     }
+    *device_out = device;
+    *props_out = props;
+    return be;
+}
+
+static bool refusal_for_all_ranks = false;   // backend_cuda_refused_for_all_ranks
+
+bool backend_cuda_refused_for_all_ranks(void) { return refusal_for_all_ranks; }
+
+// Data parallel under MPI, before NCCL starts: every rank has its GPU, or none has (each then
+// says why; device auto trains every rank on the CPU), and no two ranks hold the same GPU
+// (NCCL's "invalid usage" otherwise, and only after every rank's setup). A mixed outcome, or a
+// shared GPU, fails every rank (*be freed), for device auto too. 0, or -1 with err.
+static int ranks_agree_on_gpus(Backend **be, const struct cudaDeviceProp *props, int device, char *err,
+                               size_t errlen) {
+    typedef struct {
+        int32_t usable;   // 1: this rank's setup succeeded
+        int32_t device;
+        unsigned char uuid[16];
+    } RankGpu;
+    const int ranks = dist_size();
+    RankGpu mine;
+    memset(&mine, 0, sizeof mine);
+    mine.usable = *be != NULL;
+    mine.device = device;
+    if (*be) memcpy(mine.uuid, props->uuid.bytes, sizeof mine.uuid);
+    RankGpu *all = xcalloc((size_t)ranks, sizeof *all);
+    dist_allgather_bytes(&mine, all, sizeof mine, "GPU check of the ranks");
+    int usable = 0, unusable_rank = -1, first = -1, second = -1;
+    for (int r = 0; r < ranks; r++) {
+        usable += all[r].usable;
+        if (!all[r].usable && unusable_rank < 0) unusable_rank = r;
+        for (int q = 0; q < r && first < 0; q++)
+            if (all[r].usable && all[q].usable && memcmp(all[r].uuid, all[q].uuid, sizeof all[r].uuid) == 0) {
+                first = q;
+                second = r;
+            }
+    }
+    int rc = 0;
+    if (usable == 0) {
+        rc = -1;   // (err: this rank's own reason)
+    } else if (usable < ranks) {
+        if (*be) {
+            set_error(err, errlen, "no usable CUDA device on rank %d of %d (it says why): every rank of a data-parallel "
+                      "run trains on its own GPU, or all on the CPU (device \"cpu\")", unusable_rank, ranks);
+        } else {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            set_error(err, errlen, "%s (other ranks have their GPUs: every rank of a data-parallel run trains on "
+                      "its own GPU, or all on the CPU with device \"cpu\")", why);
+        }
+        rc = -1;
+        refusal_for_all_ranks = true;
+    } else if (first >= 0) {
+        set_error(err, errlen, "data parallel: ranks %d and %d are on the same GPU (device %d of rank %d, %d of rank "
+                  "%d): one GPU a rank — more ranks on a machine than its GPUs, or CUDA_VISIBLE_DEVICES / "
+                  "CUVAE_CUDA_DEVICE giving two ranks one", first, second, all[first].device, first,
+                  all[second].device, second);
+        rc = -1;
+        refusal_for_all_ranks = true;
+    }
+    free(all);
+    if (rc != 0 && *be) {
+        char kept[1024];
+        snprintf(kept, sizeof kept, "%s", err);
+        creation_failed(*be, err, errlen, "", "");   // (frees the backend)
+        set_error(err, errlen, "%s", kept);
+        *be = NULL;
+    }
+    return rc;
+}
+
+Backend *backend_cuda_create(char *err, size_t errlen) {
+    refusal_for_all_ranks = false;
+    int device = 0;
+    struct cudaDeviceProp props;
+    memset(&props, 0, sizeof props);
+    Backend *be = cuda_setup_device(err, errlen, &device, &props);
+    if (dist_launched() && !dist_without_mpi() && dist_size() > 1 &&
+        ranks_agree_on_gpus(&be, &props, device, err, errlen) != 0)
+        return NULL;
+    if (!be) return NULL;
+    CudaImpl *impl = impl_of(be);
+    cudaError_t status = cudaSuccess;
 
     // data parallel: the NCCL communicator of the ranks, its id sent from rank 0 over
     // MPI, or (launched without MPI) through a shared file

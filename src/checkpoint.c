@@ -390,8 +390,9 @@ int checkpoint_read_config(const char *path, Config *cfg, const char *const *ove
         for (int i = 0; rc == 0 && i < n_overrides; i++)
             if (!override_reads_checkpoint_config(overrides[i]))
                 rc = set_error(err, errlen, "%s: --set %.*s: the model, loss and training keys are the checkpoint's "
-                               "(its weights were trained with them); eval, sample and plot take --set of data.*, "
-                               "eval.*, device, train.seed, train.precision, model.prior_of, name and description", path,
+                               "(its weights were trained with them); eval, sample and plot take --set of data.* (not "
+                               "sample), eval.*, device, train.seed, train.precision, model.prior_of, name and "
+                               "description", path,
                                (int)strcspn(overrides[i], "="), overrides[i]);
     }
     safetensors_free(&f);

@@ -115,7 +115,7 @@ static const char *type_name(const cJSON *item) {
     if (cJSON_IsNumber(item)) return "a number";
     if (cJSON_IsString(item)) return "a string";
     if (cJSON_IsBool(item)) return "a boolean";
-    if (cJSON_IsNull(item)) return "null (which only removes a key that a base config sets)";
+    if (cJSON_IsNull(item)) return "null";
     if (cJSON_IsArray(item)) return "an array";
     if (cJSON_IsObject(item)) return "an object";
     return "an invalid value";

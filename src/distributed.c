@@ -33,7 +33,6 @@ typedef enum { DIST_SINGLE, DIST_MPI, DIST_NO_MPI } DistMode;
 
 static DistMode g_mode = DIST_SINGLE;
 static int g_rank = 0, g_size = 1, g_local_rank = 0;
-static bool g_local_rank_known = false;   // from MPI, SLURM_LOCALID or CUVAE_LOCAL_RANK (else the rank)
 static bool g_failing_together = false;   // every rank agreed to fail (dist_agree_on_failure)
 static FILE *g_errors = NULL;   // rank 0: stderr; other ranks: their stderr before it was quieted
 static DistTransport g_transport;   // DIST_NO_MPI: the GPU's collectives (ctx NULL until registered)
@@ -67,7 +66,6 @@ void dist_shard(int rows, int rank, int size, int *start, int *count) {
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 int dist_local_rank(void) { return g_local_rank; }
-bool dist_local_rank_known(void) { return g_local_rank_known; }
 bool dist_launched(void) { return g_mode != DIST_SINGLE; }
 bool dist_without_mpi(void) { return g_mode == DIST_NO_MPI; }
 bool dist_is_writer(void) { return g_rank == 0; }
@@ -190,7 +188,6 @@ static int no_mpi_launch(const char *command, char *err, size_t errlen) {
     g_rank = rank;
     g_size = size;
     g_local_rank = local >= 0 ? local : rank;
-    g_local_rank_known = local >= 0;
     return 1;
 }
 
@@ -217,7 +214,6 @@ static int mpi_start(int *argc, char ***argv, char *err, size_t errlen) {
     check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &local),
               "Comm_split_type");
     MPI_Comm_rank(local, &g_local_rank);
-    g_local_rank_known = true;
     MPI_Comm_free(&local);
     return 0;
 }
@@ -369,6 +365,20 @@ int dist_agree_on_failure(int rc, char *err, size_t errlen, const char *what) {
     g_failing_together = true;   // each rank ends by itself (dist_abort), no MPI_Abort banner
     if (errlen > 0) err[0] = '\0';
     return -1;
+}
+
+void dist_allgather_bytes(const void *mine, void *all, size_t n, const char *what) {
+    if (g_mode != DIST_MPI || g_size == 1) {
+        memcpy(all, mine, n);
+        return;
+    }
+#ifdef CUVAE_WITH_MPI
+    dist_wait_begin(what);
+    check_mpi(MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD), what);
+    dist_wait_end();
+#else
+    (void)what;
+#endif
 }
 
 void dist_broadcast_bytes(void *buf, size_t n, const char *what) {

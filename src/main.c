@@ -127,7 +127,8 @@ static const char *USAGE_EVAL =
     "device, train.seed, train.precision, model.prior_of, name, description, e.g. --set\n"
     "data.dir=elsewhere --set device=cpu; the model, loss and training keys are the ones the\n"
     "weights were trained with; eval.iw_samples / eval.iw_examples are the training run's: use\n"
-    "--iw / --iw-examples; train.seed seeds the draws, the test images stay the run's) and\n"
+    "--iw / --iw-examples; train.seed seeds the draws, the test images stay the run's, and a\n"
+    "data.train_limit or data.validation other than the run's is refused) and\n"
     "prints one JSON line:\n"
     "  test_loss = rec + kl (unweighted negative ELBO, one z sample per example) over the\n"
     "  whole test set, per example (\"units\" says which); rec_bce_at_mean / rec_mse_at_mean (z = mu);\n"
@@ -164,8 +165,8 @@ static const char *USAGE_SAMPLE =
     "rules (cuvae eval --help), never replaces a run's eval.json nor a prior's VQ-VAE either,\n"
     "nor a run's progress/ or figures/ images, and takes a name ending in .png (or with no\n"
     "extension) of a regular file or a new one.\n"
-    "--set takes the keys eval takes (cuvae eval --help); eval.iw_* and eval.parzen_* are\n"
-    "refused (no bound, no Parzen estimate here).\n"
+    "--set takes the keys eval takes (cuvae eval --help) but data.*, eval.iw_* and\n"
+    "eval.parzen_*, which are refused (no data is read, no bound, no Parzen estimate here).\n"
     "A decoder output that is not finite (a diverged model) is refused, not drawn.\n";
 
 static const char *USAGE_PLOT =
@@ -293,6 +294,22 @@ static int check_output_not_prior_of(const char *command, const char *output, co
     return run_folder_check_output(command, "-o", output, inputs, 1, err, errlen);
 }
 
+// Whether a --set gives a key of a section ("eval") starting with prefix ("iw_"): eval.iw_k=V, or
+// eval={...} holding such a key (as the config reads it: "iw\u005fbatch" is iw_batch).
+static bool set_gives_key(const char *set, const char *section_name, const char *prefix) {
+    const size_t length = strlen(prefix), section_length = strlen(section_name);
+    if (strncmp(set, section_name, section_length) != 0) return false;
+    if (set[section_length] == '.') return strncmp(set + section_length + 1, prefix, length) == 0;
+    if (set[section_length] != '=') return false;
+    cJSON *section = cJSON_Parse(set + section_length + 1);   // (not JSON: the config's own error names it later)
+    bool gives = false;
+    const cJSON *item;
+    if (cJSON_IsObject(section))
+        cJSON_ArrayForEach(item, section) gives = gives || strncmp(item->string, prefix, length) == 0;
+    cJSON_Delete(section);
+    return gives;
+}
+
 static int command_eval(int argc, char **argv) {
     char err[1024];
     Args a;
@@ -330,7 +347,11 @@ static int command_eval(int argc, char **argv) {
     }
     // any other kind's eval reads the test images alone (data_cfg below): the training split's keys
     // would be taken and not read
-    if (!gan && stored_read &&
+    bool sets_split = false;   // (a data={...} without them: the run's values, unread here anyway)
+    for (int i = 0; i < a.n_overrides; i++)
+        sets_split = sets_split || set_gives_key(a.overrides[i], "data", "train_limit") ||
+                     set_gives_key(a.overrides[i], "data", "validation");
+    if (!gan && stored_read && sets_split &&
         (stored.data.validation != cfg.data.validation || stored.data.train_limit != cfg.data.train_limit)) {
         snprintf(err, sizeof err, "eval: %s: --set data.validation / data.train_limit: eval of a %s reads the test "
                  "images alone (the run's training images and its validation split are not read)", a.positional,
@@ -445,21 +466,6 @@ static int command_eval(int argc, char **argv) {
     return rc;
 }
 
-// Whether a --set gives a key of the eval section starting with prefix ("iw_"): eval.iw_k=V, or
-// eval={...} holding such a key (as the config reads it: "iw\u005fbatch" is iw_batch).
-static bool set_gives_eval_key(const char *set, const char *prefix) {
-    const size_t length = strlen(prefix);
-    if (strncmp(set, "eval.", 5) == 0) return strncmp(set + 5, prefix, length) == 0;
-    if (strncmp(set, "eval=", 5) != 0) return false;
-    cJSON *section = cJSON_Parse(set + 5);   // (not JSON: the config's own error names it later)
-    bool gives = false;
-    const cJSON *item;
-    if (cJSON_IsObject(section))
-        cJSON_ArrayForEach(item, section) gives = gives || strncmp(item->string, prefix, length) == 0;
-    cJSON_Delete(section);
-    return gives;
-}
-
 // sample and plot compute no evaluation: a --set of the eval section (the importance-weighted
 // bound's eval.iw_*, the Parzen-window estimate's eval.parzen_*) would be taken and not read. 0, or
 // -1 with err naming the --set.
@@ -467,11 +473,11 @@ static int refuse_evaluation_sets(const char *command, const char *const *overri
     for (int i = 0; i < n; i++) {
         const char *set = overrides[i];
         const int key = (int)strcspn(set, "=");
-        if (set_gives_eval_key(set, "iw_"))
+        if (set_gives_key(set, "eval", "iw_"))
             return set_error(err, errlen, "%s: --set %.*s: %s draws no importance-weighted bound (eval.iw_samples / "
                              "eval.iw_examples are the training run's, eval.iw_batch is read by cuvae eval --iw K, which "
                              "gives one)", command, key, set, command);
-        if (set_gives_eval_key(set, "parzen_"))
+        if (set_gives_key(set, "eval", "parzen_"))
             return set_error(err, errlen, "%s: --set %.*s: %s draws no Parzen-window estimate (eval.parzen_samples / "
                              "eval.parzen_examples are read by cuvae train and cuvae eval of a gan or an aae)", command,
                              key, set, command);

@@ -76,15 +76,6 @@ if [ -x "$emu" ]; then
         env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 "$emu" train configs/examples_vae.json "${tiny[@]}" --set device=auto --out "$tmp/nompi_noid"
     [ ! -e "$tmp/nompi_noid" ] && ok "... (emulated CUDA) the refused launch created no run folder" \
         || bad "(emulated CUDA) the launch without an id file created $tmp/nompi_noid"
-    # more ranks on a machine than its GPUs: refused before NCCL (which would refuse two ranks on
-    # one GPU as "invalid usage" after every rank's setup)
-    expect_error "(emulated CUDA) without MPI: local rank 1 of a machine with 1 GPU" 2 \
-        "rank 1 is local rank 1 of this machine, which has 1 GPU visible: one GPU a rank" -- \
-        env CUVAE_WORLD_SIZE=2 CUVAE_RANK=1 CUVAE_LOCAL_RANK=1 CUVAE_NCCL_ID_FILE="$tmp/nompi_local.id" "$emu" \
-        train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi_local"
-    [ ! -e "$tmp/nompi_local.id" ] && [ ! -e "$tmp/nompi_local" ] \
-        && ok "... (emulated CUDA) no id file waited for, no run folder" \
-        || bad "(emulated CUDA) the refused local rank left $tmp/nompi_local(.id)"
     "$emu" train configs/examples_vae.json "${tiny[@]}" --out "$tmp/nompi1" 2>/dev/null
     if env CUVAE_WORLD_SIZE=1 CUVAE_RANK=0 CUVAE_NCCL_ID_FILE="$tmp/nccl.id" "$emu" train configs/examples_vae.json \
             "${tiny[@]}" --out "$tmp/nompi2" >"$tmp/nompi2.out" 2>&1 &&
@@ -605,17 +596,40 @@ if [ -x "$emu" ] && "$emu" --version | grep -q "data parallel: MPI"; then
     else
         bad "(emulated CUDA) mpirun -np 1: $(grep cuvae: "$tmp/emu2.out" | tail -1)"
     fi
-    # two ranks, one GPU, device auto: rank 1 does not train on the CPU beside rank 0 on the GPU
-    # (their collectives would never meet): the whole launch fails, exit 2, no run folder
+    # two ranks on the one GPU (local ranks 0 and 1 modulo 1 GPU): found before NCCL starts, by the
+    # GPUs' UUIDs, and refused on every rank, device auto too (no CPU fallback); exit 2, no run folder
     timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT -np 2 "$emu" \
         train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_two" \
         >"$tmp/emu_two.out" 2>&1
     rc=$?
-    if [ "$rc" = 2 ] && grep -q "^cuvae: rank 1 of 2: device auto: rank 1 sees a GPU but CUDA is unusable (.*local rank 1 of this machine, which has 1 GPU visible.*does not fall back to the CPU on one rank" "$tmp/emu_two.out" &&
+    if [ "$rc" = 2 ] && grep -q "^cuvae: .*device auto: data parallel: ranks 0 and 1 are on the same GPU (device 0 of rank 0, 0 of rank 1): one GPU a rank" "$tmp/emu_two.out" &&
        [ ! -e "$tmp/emu_two" ]; then
-        ok "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: refused on rank 1 (no CPU fallback beside a GPU rank), exit 2"
+        ok "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: two ranks on one GPU refused before NCCL, exit 2"
     else
         bad "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: exit $rc, $(grep cuvae: "$tmp/emu_two.out" | tail -1)"
+    fi
+    # rank 1 without a usable GPU (CUVAE_CUDA_DEVICE out of range) beside rank 0 on its GPU: device
+    # auto does not train rank 1 on the CPU (the ranks' collectives would never meet): both refuse
+    timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
+        -np 1 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_mixed" : \
+        -np 1 env CUVAE_CUDA_DEVICE=7 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto \
+        --out "$tmp/emu_mixed" >"$tmp/emu_mixed.out" 2>&1
+    rc=$?
+    if [ "$rc" = 2 ] && grep -q "no usable CUDA device on rank 1 of 2 (it says why): every rank of a data-parallel run trains on its own GPU" "$tmp/emu_mixed.out" &&
+       [ ! -e "$tmp/emu_mixed" ]; then
+        ok "(emulated CUDA) mpirun, rank 1 without a GPU beside rank 0 on one, device auto: refused, no CPU fallback, exit 2"
+    else
+        bad "(emulated CUDA) mpirun, one rank without a GPU: exit $rc, $(grep cuvae: "$tmp/emu_mixed.out" | tail -2 | tr '\n' ' ')"
+    fi
+    # no rank with a usable GPU: device auto trains every rank on the CPU, as without a GPU
+    if timeout 200 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
+            -x CUVAE_CUDA_DEVICE=7 -np 2 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" \
+            --set device=auto --out "$tmp/emu_none" >"$tmp/emu_none.out" 2>&1 &&
+       grep -q "^cuvae: device auto: no usable CUDA device: CUVAE_CUDA_DEVICE=7 is not a device index in \[0, 1), using the CPU$" "$tmp/emu_none.out" &&
+       grep -q "^cuvae: data parallel: 2 ranks" "$tmp/emu_none.out" && [ -e "$tmp/emu_none/model.safetensors" ]; then
+        ok "(emulated CUDA) mpirun, no rank with a usable GPU, device auto: every rank on the CPU, trained"
+    else
+        bad "(emulated CUDA) mpirun, no usable GPU anywhere: $(grep cuvae: "$tmp/emu_none.out" | tail -1)"
     fi
 else
     skip "(emulated CUDA) the NCCL path" "$emu not built with MPI (make emu)"

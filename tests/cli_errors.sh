@@ -342,7 +342,7 @@ PY
         || bad "iw cap: $(tail -1 "$tmp/iwcap.err")"
     # eval / sample / plot evaluate the weights as trained: model, loss and train keys are refused
     expect_error "eval --set model.activation refused (same shapes, another model)" 2 \
-        "model.safetensors: --set model.activation: the model, loss and training keys are the checkpoint's .*eval, sample and plot take --set of data.\*, eval.\*, device, train.seed, train.precision, model.prior_of, name and description" -- \
+        "model.safetensors: --set model.activation: the model, loss and training keys are the checkpoint's .*eval, sample and plot take --set of data.\* \(not sample\), eval.\*, device, train.seed, train.precision, model.prior_of, name and description" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set model.activation=tanh
     expect_error "sample --set loss.w_kl refused" 2 "--set loss.w_kl: the model, loss and training keys" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set loss.w_kl=2 -o "$tmp/x.png"
@@ -380,6 +380,10 @@ PY
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.train_limit=7
     expect_error "eval of a vae --set data.validation: refused too" 2 "eval of a vae reads the test images alone" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.validation=0.3
+    "$CUVAE" eval "$tmp/rerun/model.safetensors" --set 'data={"dataset": "mnist", "dir": "data/mnist", "test_limit": 50}' \
+        -o "$tmp/data_object.json" >/dev/null 2>"$tmp/data_object.err" && grep -q '"examples": 50' "$tmp/data_object.json" \
+        && ok "eval of a vae --set data={...} without the split's keys: evaluated (they are not read)" \
+        || bad "eval --set data={...}: $(tail -1 "$tmp/data_object.err")"
     expect_error "sample --set data.dir (it reads no data)" 2 \
         "sample: --set data.dir: sample reads no data \\(its images are the model's draws\\); data.\\* is read by eval and plot" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set data.dir=/nonexistent -o "$tmp/x.png"

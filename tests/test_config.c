@@ -633,7 +633,7 @@ static const ErrorCase error_cases[] = {
     {"data", "\"x\"", "data", "must be an object, got a string"},
     {"model", "[]", "model", "must be an object, got an array"},
     {"loss", "1", "loss", "must be an object, got a number"},
-    {"train", "null", "train", "must be an object, got null (which only removes a key that a base config sets)"},
+    {"train", "null", "train", "must be an object, got null"},
     {"data.dir", "true", "data.dir", "must be a string, got a boolean"},
     {"data.dataset", "1", "data.dataset", "must be a string"},
     {"data.train_limit", "\"5\"", "data.train_limit", "must be an integer, got a string"},
@@ -972,8 +972,16 @@ static void test_base_configs(void) {
     }
     // null removes a key the base sets (a JSON merge patch): the key's default again, nested too;
     // --set KEY=null removes one as well, and one that is not there is refused
+    // (over a base whose beta2 and activation are not the defaults, so a skipped null would show)
+    char *base2 = edit_json(FULL_EXAMPLE, "train.beta2", "0.99");
+    char *base2b = base2 ? edit_json(base2, "model.activation", "\"tanh\"") : NULL;
+    CHECK(base2b != NULL, "edit_json of the second base");
+    snprintf(path, sizeof path, "%s/base2.json", dir);
+    if (base2b) write_text(path, base2b);
+    free(base2);
+    free(base2b);
     snprintf(path, sizeof path, "%s/sub/removes.json", dir);
-    write_text(path, "{\"base\": \"../base.json\", \"description\": null, \"train\": {\"beta2\": null}}");
+    write_text(path, "{\"base\": \"../base2.json\", \"description\": null, \"train\": {\"beta2\": null}}");
     const char *removals[1] = {"model.activation=null"};
     rc = config_load(&child, path, removals, 1, err, sizeof err);
     CHECK(rc == 0, "null in a child: %s", err);
@@ -982,8 +990,10 @@ static void test_base_configs(void) {
         CHECK(config_from_string(&defaults, MINIMAL, "minimal", NULL, 0, err, sizeof err) == 0, "%s", err);
         CHECK(child.description[0] == '\0' && base.description[0] != '\0', "description removed: \"%s\"",
               child.description);
-        CHECK(child.train.beta2 == defaults.train.beta2, "nested key removed: beta2 %g", child.train.beta2);
-        CHECK(child.model.activation == defaults.model.activation, "--set model.activation=null: the default");
+        CHECK(child.train.beta2 == defaults.train.beta2 && defaults.train.beta2 != 0.99,
+              "nested key removed: beta2 %g (the base's 0.99)", child.train.beta2);
+        CHECK(child.model.activation == defaults.model.activation && defaults.model.activation != ACT_TANH,
+              "--set model.activation=null: the default, not the base's tanh");
         CHECK(child.train.lr == base.train.lr, "the rest from the base");
         char *dump = config_to_json(&child);
         CHECK(strstr(dump, "null") == NULL, "the effective config holds no null: %s", dump);
@@ -1000,7 +1010,7 @@ static void test_base_configs(void) {
     snprintf(path, sizeof path, "%s/null_not_in_base.json", dir);   // nothing to remove: refused
     write_text(path, "{\"base\": \"base.json\", \"loss\": {\"free_bits\": null}}");
     CHECK(config_load(&child, path, NULL, 0, err, sizeof err) != 0 &&
-              strstr(err, "loss.free_bits: must be a number, got null (which only removes"),
+              strstr(err, "loss.free_bits: must be a number, got null"),
           "null with nothing under it: %s", err);
     // errors: each names the file and the key
     snprintf(path, sizeof path, "%s/missing.json", dir);

@@ -394,8 +394,9 @@ bool backend_cuda_compiled(void);
 bool backend_nccl_compiled(void);
 // NULL (and err filled) when not compiled in or no usable GPU.
 Backend *backend_cuda_create(char *err, size_t errlen);
-// True when the CUDA runtime sees at least one GPU (whether or not it is usable).
-bool backend_cuda_gpu_visible(void);
+// True when backend_cuda_create's last failure holds for every rank of a data-parallel run (some
+// ranks had their GPUs and others not, or two ranks one GPU): no rank falls back to the CPU.
+bool backend_cuda_refused_for_all_ranks(void);
 
 // Applies cfg's train.precision and train.cuda_graph to be.
 void backend_configure_from(Backend *be, const Config *cfg);

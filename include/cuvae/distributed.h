@@ -31,7 +31,6 @@ void dist_abort(int code);
 int dist_rank(void);          // 0 .. size - 1
 int dist_size(void);          // 1 unless launched as several ranks
 int dist_local_rank(void);    // rank among the ranks of this machine (the GPU it uses)
-bool dist_local_rank_known(void);   // false: launched without a local rank (it is then the rank)
 bool dist_launched(void);     // started by mpirun / srun / CUVAE_WORLD_SIZE (even as a single rank)
 bool dist_without_mpi(void);  // launched as ranks without MPI: NCCL carries every collective
 bool dist_is_writer(void);    // rank 0: the one rank that writes files and prints progress
@@ -63,6 +62,8 @@ bool dist_any(bool flag, const char *what);
 int dist_max_int(int value, const char *what);
 // buf of rank 0 copied to every rank (MPI; a no-op otherwise).
 void dist_broadcast_bytes(void *buf, size_t n, const char *what);
+// Every rank's n bytes, in rank order, into all (size * n bytes); MPI only (otherwise mine alone).
+void dist_allgather_bytes(const void *mine, void *all, size_t n, const char *what);
 
 // A wait on the other ranks outside these calls (e.g. a device read behind an
 // NCCL all-reduce), watched by the CUVAE_DIST_TIMEOUT thread. No-op for one process.
