@@ -822,9 +822,25 @@ static void adam_elements(float *params, float *grads, float *m, float *v, size_
         }
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        adam_element(&params[i], grads[i], &m[i], &v[i], o, decay, step_size, sqrt_bc2);
-        grads[i] = 0.0f;
+    // with weight decay: adam_element's two cases, each its own vectorised loop (as one loop
+    // over adam_element, the branch on o.decoupled kept it scalar: 4 ns an element)
+    if (o.decoupled) {   // adamw, decay != 1 here
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            const float p = adamw_decayed_param(params[i], decay);
+            const float ratio = adam_moments(grads[i], &m[i], &v[i], o, sqrt_bc2);
+            params[i] = adam_step(p, step_size, ratio);
+            grads[i] = 0.0f;
+        }
+    } else {   // adam's L2 decay, weight_decay != 0 here
+        const float weight_decay = o.weight_decay;
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            const float g = adam_l2_gradient(grads[i], params[i], weight_decay);
+            const float ratio = adam_moments(g, &m[i], &v[i], o, sqrt_bc2);
+            params[i] = adam_step(params[i], step_size, ratio);
+            grads[i] = 0.0f;
+        }
     }
 }
 

@@ -44,10 +44,18 @@ static inline CUVAE_HOST_DEVICE bool adam_without_decay(OptimizerParams o, float
     return o.decoupled ? decay == 1.0f : o.weight_decay == 0.0f;
 }
 
+// adam's L2 weight decay folded into the gradient: g + wd * p
+static inline CUVAE_HOST_DEVICE float adam_l2_gradient(float g, float p, float weight_decay) {
+    return fmaf(weight_decay, p, g);
+}
+
+// adamw's decoupled decay of the parameter, rounded on its own: p * decay
+static inline CUVAE_HOST_DEVICE float adamw_decayed_param(float p, float decay) { return p * decay; }
+
 static inline CUVAE_HOST_DEVICE void adam_element(float *p, float g, float *m, float *v, OptimizerParams o,
                                                   float decay, float step_size, float sqrt_bc2) {
-    if (!o.decoupled && o.weight_decay != 0.0f) g = fmaf(o.weight_decay, *p, g);
-    if (decay != 1.0f) *p *= decay;
+    if (!o.decoupled && o.weight_decay != 0.0f) g = adam_l2_gradient(g, *p, o.weight_decay);
+    if (decay != 1.0f) *p = adamw_decayed_param(*p, decay);
     float ratio = adam_moments(g, m, v, o, sqrt_bc2);
     // *p read after m and v are stored (they may alias it): the decayed p is rounded before
     // the update, never contracted with it into one fma
