@@ -936,25 +936,33 @@ static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
 
 static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, double *scratch) {
     (void)be;
-    const size_t lanes = 256, stride = lanes * GRAD_CLIP_BLOCKS;
-    double total = 0.0;
+    enum { LANES = 256 };
+    const size_t stride = (size_t)LANES * GRAD_CLIP_BLOCKS;
+    // the kernel's partition: lane l of block b sums elements b * 256 + l + k * stride, k = 0, 1, ...
+    // in that order, then each block's 256 lanes meet in its tree. Walked row by row (a row: one
+    // stride of elements), each block's lanes a contiguous run, so the memory is read in order
+    // (lane by lane down the strides it was 1 ms for 650 k gradients, a cache line per element)
+    #pragma omp parallel for schedule(static) if (n >= 1 << 16)
     for (size_t b = 0; b < GRAD_CLIP_BLOCKS; b++) {
-        double lane_sums[256];
-        for (size_t l = 0; l < lanes; l++) {
-            double lane_sum = 0.0;
-            for (size_t i = b * lanes + l; i < n; i += stride) lane_sum += (double)grads[i] * grads[i];
-            lane_sums[l] = lane_sum;
+        double lane_sums[LANES] = {0};
+        for (size_t row = b * LANES; row < n; row += stride) {
+            const size_t count = n - row < LANES ? n - row : LANES;
+            const float *g = grads + row;
+            #pragma omp simd
+            for (size_t l = 0; l < count; l++) lane_sums[l] += (double)g[l] * g[l];
         }
-        for (size_t half = lanes / 2; half > 0; half /= 2)   // the kernel's tree
+        for (size_t half = LANES / 2; half > 0; half /= 2)   // the kernel's tree
             for (size_t l = 0; l < half; l++) lane_sums[l] += lane_sums[l + half];
         scratch[b + 1] = lane_sums[0];
-        total += lane_sums[0];
     }
+    double total = 0.0;
+    for (size_t b = 0; b < GRAD_CLIP_BLOCKS; b++) total += scratch[b + 1];
     double norm = sqrt(total);
     scratch[0] = norm;
     double coef = (double)max_norm / (norm + 1e-6);
     if (coef < 1.0) {
         float c = (float)coef;
+        #pragma omp parallel for simd schedule(static) if (n >= 1 << 16)
         for (size_t i = 0; i < n; i++) grads[i] *= c;
     }
 }
