@@ -763,27 +763,14 @@ static void cpu_reconstruction_loss(Backend *be, float *d_out, float *rec_row, c
             rec_row[b] = (float)(pixel_weight * cpu_bce_logits_row(o, t, g, D, g_scale, avx512));
             continue;
         }
-        double sum = 0.0;
+        if (kind == RECLOSS_MSE_SIGMOID) {   // (its exp and sum as the BCE's: 7.5 ns a pixel with libm's expf)
+            rec_row[b] = (float)(pixel_weight * cpu_mse_sigmoid_row(o, t, g, D, g_scale, avx512));
+            continue;
+        }
+        double sum = 0.0;   // RECLOSS_MSE_IDENTITY (a Gaussian decoder's mean): (a - t)^2
         for (int d = 0; d < D; d++) {
-            float a = o[d];
-            float loss, grad;
-            switch (kind) {
-            case RECLOSS_BCE_LOGITS:   // handled by cpu_bce_logits_row above the loop
-            case RECLOSS_MSE_SIGMOID: {
-                float s = sigmoid_from_exp(a, expf(-fabsf(a)));
-                float diff = s - t[d];
-                loss = diff * diff;
-                grad = 2.0f * diff * s * (1.0f - s);
-                break;
-            }
-            case RECLOSS_MSE_IDENTITY:
-            default: {
-                float diff = a - t[d];
-                loss = diff * diff;
-                grad = 2.0f * diff;
-                break;
-            }
-            }
+            const float diff = o[d] - t[d];
+            const float loss = diff * diff, grad = 2.0f * diff;
             sum += loss;
             if (g) g[d] = g_scale * grad;
         }

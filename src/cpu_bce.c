@@ -1,6 +1,7 @@
 // cpu_bce.c: the CPU backend's binary cross-entropy from logits over one row — the row's loss
 // sum and its gradient in one vectorised pass (exp and log1p as polynomials the compiler can
-// vectorise). The pass is built twice: for the build's target (x86-64-v3, 8 floats a vector)
+// vectorise) — and, through the same pass, the squared error of the sigmoid (a Bernoulli
+// decoder with loss.reconstruction "mse"). The pass is built twice: for the build's target (x86-64-v3, 8 floats a vector)
 // and, on x86-64, for AVX-512 (16), which the CPU backend takes where the CPU has it: about
 // twice as fast, and the same bits — each element's arithmetic is the same instructions' worth
 // of IEEE operations, and the row sum's order is fixed here, not by the vector width.
@@ -49,6 +50,17 @@ static inline __attribute__((always_inline)) float bce_element(const float *rest
     return positive_part - a[d] * t[d] + log1p_unit(e);
 }
 
+// Element d of the squared error of the sigmoid: its loss (s - t)^2, s = sigmoid(a), and (with_gradient)
+// g[d] = g_scale * 2 (s - t) s (1 - s).
+static inline __attribute__((always_inline)) float mse_sigmoid_element(const float *restrict a,
+                                                                       const float *restrict t, float *restrict g,
+                                                                       int d, float g_scale, bool with_gradient) {
+    float s = sigmoid_from_exp(a[d], exp_nonpositive(-fabsf(a[d])));
+    float diff = s - t[d];
+    if (with_gradient) g[d] = g_scale * (2.0f * diff * s * (1.0f - s));
+    return diff * diff;
+}
+
 // The row sum in double over 8 lanes: lane j adds the losses of elements 8 k + j in order
 // of k, the lanes meet in one fixed order and the last D % 8 elements come after them — an
 // order that does not depend on how wide the vectors are. The losses go through a chunk of
@@ -57,7 +69,7 @@ enum { BCE_LANES = 8, BCE_CHUNK = 1024 };
 
 static inline __attribute__((always_inline)) double bce_row_pass(const float *restrict a, const float *restrict t,
                                                                  float *restrict g, int D, float g_scale,
-                                                                 bool with_gradient) {
+                                                                 bool with_gradient, bool mse_sigmoid) {
     float loss[BCE_CHUNK];
     double lane[BCE_LANES] = {0};
     double tail = 0.0;
@@ -66,7 +78,9 @@ static inline __attribute__((always_inline)) double bce_row_pass(const float *re
         const float *ac = a + c0, *tc = t + c0;
         float *gc = with_gradient ? g + c0 : NULL;
         #pragma omp simd
-        for (int d = 0; d < n; d++) loss[d] = bce_element(ac, tc, gc, d, g_scale, with_gradient);
+        for (int d = 0; d < n; d++)
+            loss[d] = mse_sigmoid ? mse_sigmoid_element(ac, tc, gc, d, g_scale, with_gradient)
+                                  : bce_element(ac, tc, gc, d, g_scale, with_gradient);
         int d0 = 0;
         for (; d0 + BCE_LANES <= n; d0 += BCE_LANES)
             for (int j = 0; j < BCE_LANES; j++) lane[j] += (double)loss[d0 + j];
@@ -75,9 +89,11 @@ static inline __attribute__((always_inline)) double bce_row_pass(const float *re
     return (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
 }
 
-// Called with a constant with_gradient, so each loop has no branch around a store.
-static double bce_row_target(const float *a, const float *t, float *g, int D, float g_scale) {
-    return g ? bce_row_pass(a, t, g, D, g_scale, true) : bce_row_pass(a, t, NULL, D, g_scale, false);
+// Called with constant with_gradient and mse_sigmoid, so each loop has no branch around a store.
+static double bce_row_target(const float *a, const float *t, float *g, int D, float g_scale, bool mse_sigmoid) {
+    if (mse_sigmoid)
+        return g ? bce_row_pass(a, t, g, D, g_scale, true, true) : bce_row_pass(a, t, NULL, D, g_scale, false, true);
+    return g ? bce_row_pass(a, t, g, D, g_scale, true, false) : bce_row_pass(a, t, NULL, D, g_scale, false, false);
 }
 
 // The AVX-512 build adds AVX-512F to the build's own target; only on top of one with FMA
@@ -90,8 +106,10 @@ __attribute__((target("avx512f")))
 __attribute__((target("avx512f,prefer-vector-width=512")))
 #endif
 #ifdef CPU_BCE_AVX512
-static double bce_row_avx512(const float *a, const float *t, float *g, int D, float g_scale) {
-    return g ? bce_row_pass(a, t, g, D, g_scale, true) : bce_row_pass(a, t, NULL, D, g_scale, false);
+static double bce_row_avx512(const float *a, const float *t, float *g, int D, float g_scale, bool mse_sigmoid) {
+    if (mse_sigmoid)
+        return g ? bce_row_pass(a, t, g, D, g_scale, true, true) : bce_row_pass(a, t, NULL, D, g_scale, false, true);
+    return g ? bce_row_pass(a, t, g, D, g_scale, true, false) : bce_row_pass(a, t, NULL, D, g_scale, false, false);
 }
 #endif
 
@@ -103,11 +121,19 @@ bool cpu_bce_avx512_available(void) {
 #endif
 }
 
-double cpu_bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale, bool avx512) {
+static double row_loss(const float *a, const float *t, float *g, int D, float g_scale, bool avx512, bool mse_sigmoid) {
 #ifdef CPU_BCE_AVX512
-    if (avx512 && cpu_bce_avx512_available()) return bce_row_avx512(a, t, g, D, g_scale);
+    if (avx512 && cpu_bce_avx512_available()) return bce_row_avx512(a, t, g, D, g_scale, mse_sigmoid);
 #else
     (void)avx512;
 #endif
-    return bce_row_target(a, t, g, D, g_scale);
+    return bce_row_target(a, t, g, D, g_scale, mse_sigmoid);
+}
+
+double cpu_bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale, bool avx512) {
+    return row_loss(a, t, g, D, g_scale, avx512, false);
+}
+
+double cpu_mse_sigmoid_row(const float *a, const float *t, float *g, int D, float g_scale, bool avx512) {
+    return row_loss(a, t, g, D, g_scale, avx512, true);
 }

@@ -1224,14 +1224,18 @@ static void test_bce_avx512_same_bits(void) {
             if (rep % 2) for (int d = 0; d < D; d++) t[d] = t[d] < 0.5f ? 0.0f : 1.0f;
             if (rep == 5) { a[0] = INFINITY; a[D / 2] = -INFINITY; a[D - 1] = -88.5f; }
             if (rep == 7) a[D / 3] = NAN;
-            const double s8 = cpu_bce_logits_row(a, t, g8, D, 0.37f, false);
-            const double s16 = cpu_bce_logits_row(a, t, g16, D, 0.37f, true);
-            const double only16 = cpu_bce_logits_row(a, t, NULL, D, 0.37f, true);
-            rows++;
-            if (!((isnan(s8) && isnan(s16)) || memcmp(&s8, &s16, sizeof s8) == 0)) sums_differ++;
-            if (!((isnan(s16) && isnan(only16)) || memcmp(&s16, &only16, sizeof s16) == 0)) loss_only_differ++;
-            for (int d = 0; d < D; d++)
-                if (!same_float_or_nan(g8[d], g16[d])) { grads_differ++; break; }
+            for (int mse = 0; mse < 2; mse++) {   // BCE, and the squared error of the sigmoid (the same pass)
+                double (*row)(const float *, const float *, float *, int, float, bool) =
+                    mse ? cpu_mse_sigmoid_row : cpu_bce_logits_row;
+                const double s8 = row(a, t, g8, D, 0.37f, false);
+                const double s16 = row(a, t, g16, D, 0.37f, true);
+                const double only16 = row(a, t, NULL, D, 0.37f, true);
+                rows++;
+                if (!((isnan(s8) && isnan(s16)) || memcmp(&s8, &s16, sizeof s8) == 0)) sums_differ++;
+                if (!((isnan(s16) && isnan(only16)) || memcmp(&s16, &only16, sizeof s16) == 0)) loss_only_differ++;
+                for (int d = 0; d < D; d++)
+                    if (!same_float_or_nan(g8[d], g16[d])) { grads_differ++; break; }
+            }
             free(a); free(t);
         }
         free(g8); free(g16);

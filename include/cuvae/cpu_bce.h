@@ -19,4 +19,9 @@ bool cpu_bce_avx512_available(void);
 // takes the AVX-512 build where cpu_bce_avx512_available(); both give the same bits.
 double cpu_bce_logits_row(const float *a, const float *t, float *g, int D, float g_scale, bool avx512);
 
+// The same for the squared error of the sigmoid (a Bernoulli decoder trained with MSE): the row's
+// sum of (s - t)^2, s = sigmoid(a), and g = g_scale 2 (s - t) s (1 - s) unless g is NULL; the
+// same pass, exp and row-sum order as cpu_bce_logits_row (so the two builds give the same bits).
+double cpu_mse_sigmoid_row(const float *a, const float *t, float *g, int D, float g_scale, bool avx512);
+
 #endif
