@@ -596,30 +596,34 @@ if [ -x "$emu" ] && "$emu" --version | grep -q "data parallel: MPI"; then
     else
         bad "(emulated CUDA) mpirun -np 1: $(grep cuvae: "$tmp/emu2.out" | tail -1)"
     fi
+    # launch_refused NAME PATTERN -- MPIRUN_ARGS...: the launch exits 2 on every rank, says PATTERN and
+    # leaves no run folder $tmp/NAME (the command's --out)
+    launch_refused() {
+        local name="$1" pattern="$2"; shift 3
+        timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT "$@" \
+            >"$tmp/$name.out" 2>&1
+        local rc=$?
+        if [ "$rc" = 2 ] && grep -q -- "$pattern" "$tmp/$name.out" && [ ! -e "$tmp/$name" ]; then return 0; fi
+        echo "exit $rc, $(grep cuvae: "$tmp/$name.out" | tail -2 | tr '\n' ' ')"
+        return 1
+    }
     # two ranks on the one GPU (local ranks 0 and 1 modulo 1 GPU): found before NCCL starts, by the
     # GPUs' UUIDs, and refused on every rank, device auto too (no CPU fallback); exit 2, no run folder
-    timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT -np 2 "$emu" \
-        train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_two" \
-        >"$tmp/emu_two.out" 2>&1
-    rc=$?
-    if [ "$rc" = 2 ] && grep -q "^cuvae: .*device auto: data parallel: ranks 0 and 1 are on the same GPU (device 0 of rank 0, 0 of rank 1): one GPU a rank" "$tmp/emu_two.out" &&
-       [ ! -e "$tmp/emu_two" ]; then
+    if why=$(launch_refused emu_two "^cuvae: .*device auto: data parallel: ranks 0 and 1 are on the same GPU (device 0 of rank 0, 0 of rank 1): one GPU a rank" -- \
+            -np 2 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_two"); then
         ok "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: two ranks on one GPU refused before NCCL, exit 2"
     else
-        bad "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: exit $rc, $(grep cuvae: "$tmp/emu_two.out" | tail -1)"
+        bad "(emulated CUDA) mpirun -np 2 on 1 GPU, device auto: $why"
     fi
     # rank 1 without a usable GPU (CUVAE_CUDA_DEVICE out of range) beside rank 0 on its GPU: device
     # auto does not train rank 1 on the CPU (the ranks' collectives would never meet): both refuse
-    timeout 120 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
-        -np 1 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_mixed" : \
-        -np 1 env CUVAE_CUDA_DEVICE=7 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto \
-        --out "$tmp/emu_mixed" >"$tmp/emu_mixed.out" 2>&1
-    rc=$?
-    if [ "$rc" = 2 ] && grep -q "no usable CUDA device on rank 1 of 2 (it says why): every rank of a data-parallel run trains on its own GPU" "$tmp/emu_mixed.out" &&
-       [ ! -e "$tmp/emu_mixed" ]; then
+    if why=$(launch_refused emu_mixed "no usable CUDA device on rank 1 of 2 (it says why): every rank of a data-parallel run trains on its own GPU" -- \
+            -np 1 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_mixed" : \
+            -np 1 env CUVAE_CUDA_DEVICE=7 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto \
+            --out "$tmp/emu_mixed"); then
         ok "(emulated CUDA) mpirun, rank 1 without a GPU beside rank 0 on one, device auto: refused, no CPU fallback, exit 2"
     else
-        bad "(emulated CUDA) mpirun, one rank without a GPU: exit $rc, $(grep cuvae: "$tmp/emu_mixed.out" | tail -2 | tr '\n' ' ')"
+        bad "(emulated CUDA) mpirun, one rank without a GPU: $why"
     fi
     # no rank with a usable GPU: device auto trains every rank on the CPU, as without a GPU
     if timeout 200 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
