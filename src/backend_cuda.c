@@ -811,28 +811,45 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
     // MPI, or (launched without MPI) through a shared file
     if (dist_launched()) {
 #ifdef CUVAE_WITH_NCCL
-        ncclUniqueId id;
-        memset(&id, 0, sizeof id);
-        ncclResult_t r = dist_rank() == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
-        if (r == ncclSuccess && dist_without_mpi()) {
-            if (dist_share_id_by_file(&id, sizeof id, err, errlen) != 0) {   // (the device is fine: said as it is)
+        // Over MPI a failure is every rank's (refusal_for_all_ranks: device auto trains no rank on the
+        // CPU beside ranks waiting for NCCL): rank 0's id comes with its status; a rank whose
+        // communicator fails says why and ends the job (the others may wait inside NCCL's own setup,
+        // where no MPI collective would reach them).
+        const bool over_mpi = !dist_without_mpi();
+        struct {
+            int32_t status;   // rank 0's ncclGetUniqueId
+            ncclUniqueId id;
+        } id0;
+        memset(&id0, 0, sizeof id0);
+        ncclResult_t r = dist_rank() == 0 ? ncclGetUniqueId(&id0.id) : ncclSuccess;
+        id0.status = (int32_t)r;
+        if (r == ncclSuccess && !over_mpi) {
+            if (dist_share_id_by_file(&id0.id, sizeof id0.id, err, errlen) != 0) {   // (the device is fine: said as it is)
                 char why[512];
                 snprintf(why, sizeof why, "%s", err);
                 creation_failed(be, err, errlen, "NCCL id", why);
                 set_error(err, errlen, "%s", why);
                 return NULL;
             }
-        } else {
-            dist_broadcast_bytes(&id, sizeof id, "NCCL id broadcast");
+        } else if (over_mpi) {
+            dist_broadcast_bytes(&id0, sizeof id0, "NCCL id broadcast");
+            if (id0.status != (int32_t)ncclSuccess) {
+                refusal_for_all_ranks = true;
+                char why[200];
+                snprintf(why, sizeof why, "ncclGetUniqueId failed on rank 0: %s",
+                         ncclGetErrorString((ncclResult_t)id0.status));
+                return creation_failed(be, err, errlen, "data parallel: NCCL id", why);
+            }
         }
         dist_wait_begin("NCCL communicator setup");
-        if (r == ncclSuccess) r = ncclCommInitRank(&impl->nccl, dist_size(), id, dist_rank());
+        if (r == ncclSuccess) r = ncclCommInitRank(&impl->nccl, dist_size(), id0.id, dist_rank());
         dist_wait_end();
         if (r != ncclSuccess) {
             impl->nccl = NULL;
-            char what[160];   // (which rank and GPU: "invalid usage" is NCCL's word for two ranks on one GPU)
-            snprintf(what, sizeof what, "NCCL communicator (rank %d of %d, local rank %d, on GPU %d)", dist_rank(),
-                     dist_size(), dist_local_rank(), device);
+            if (over_mpi) refusal_for_all_ranks = true;
+            char what[200];   // (which rank and GPU: "invalid usage" is NCCL's word for two ranks on one GPU)
+            snprintf(what, sizeof what, "data parallel: NCCL communicator (rank %d of %d, local rank %d, on GPU %d)",
+                     dist_rank(), dist_size(), dist_local_rank(), device);
             return creation_failed(be, err, errlen, what, ncclGetErrorString(r));
         }
         dist_remove_id_file();   // (every rank has joined: the id was read)
@@ -853,9 +870,12 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
                 dist_size(), dist_size() == 1 ? "" : "s", dist_rank(), device,
                 dist_without_mpi() ? "no MPI: the id through CUVAE_NCCL_ID_FILE" : "the id over MPI");
 #else
-        if (dist_size() > 1 || dist_without_mpi())
+        if (dist_size() > 1 || dist_without_mpi()) {
+            refusal_for_all_ranks = true;   // (device auto: the GPUs are there; device "cpu" trains on the CPU)
             return creation_failed(be, err, errlen, "data parallel",
-                                   "this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found)");
+                                   "this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found): "
+                                   "rebuild with it, or train the ranks on the CPU with device \"cpu\"");
+        }
 #endif
     }
 

@@ -35,16 +35,25 @@ static DistMode g_mode = DIST_SINGLE;
 static int g_rank = 0, g_size = 1, g_local_rank = 0;
 static bool g_failing_together = false;   // every rank agreed to fail (dist_agree_on_failure)
 static FILE *g_errors = NULL;   // rank 0: stderr; other ranks: their stderr before it was quieted
+static int g_quiet_fd = -1;     // other ranks: the unlinked file their quieted stderr goes to (-1: /dev/null)
+static atomic_bool g_error_said = false;   // something was printed through dist_error_stream
+static bool g_exit_agreed = false;         // dist_exit_agreed
 static DistTransport g_transport;   // DIST_NO_MPI: the GPU's collectives (ctx NULL until registered)
 static char g_id_file[1024];        // DIST_NO_MPI: where rank 0 leaves the NCCL id
 
-// The size an MPI launcher gave this process, from its environment (0: none).
+// The size an MPI launcher gave this process, from its environment (0: none; -1: launched by a
+// PMIx launcher, which says the rank alone: `srun --mpi=pmix`, Open MPI 5's mpirun; MPI_Init
+// tells the size).
+enum { MPI_SIZE_UNKNOWN = -1 };
+static int env_int(const char *name);
 static int mpi_launcher_size(void) {
     const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = getenv(names[i]);
         if (v && atoi(v) > 0) return atoi(v);
     }
+    // (a one-task srun step on a cluster whose default is pmix: one process, as without srun)
+    if (getenv("PMIX_RANK") && env_int("SLURM_STEP_NUM_TASKS") != 1) return MPI_SIZE_UNKNOWN;
     return 0;
 }
 
@@ -69,7 +78,10 @@ int dist_local_rank(void) { return g_local_rank; }
 bool dist_launched(void) { return g_mode != DIST_SINGLE; }
 bool dist_without_mpi(void) { return g_mode == DIST_NO_MPI; }
 bool dist_is_writer(void) { return g_rank == 0; }
-FILE *dist_error_stream(void) { return g_errors ? g_errors : stderr; }
+FILE *dist_error_stream(void) {
+    atomic_store(&g_error_said, true);
+    return g_errors ? g_errors : stderr;
+}
 
 void dist_print_error(const char *message) {
     if (g_size > 1 && g_rank != 0)   // (the other ranks' stderr is quiet)
@@ -87,19 +99,55 @@ bool dist_mpi_compiled(void) { return false; }
 
 // Ranks other than 0 keep their stderr for errors only: progress and the
 // effective config are printed once, by rank 0.
+void dist_exit_agreed(void) { g_exit_agreed = true; }
+
+// A rank other than 0 that ends with a failure no collective reported (a message printed to its
+// quieted stderr before exit: out of memory, a CUDA error, a bad OMP_NUM_THREADS, a signal that
+// reached it alone): its stderr's last line, said on its real stderr with its rank.
+static void report_quiet_failure(int status, void *arg) {
+    (void)arg;
+    if (status == 0 || g_failing_together || g_exit_agreed || atomic_load(&g_error_said) || g_quiet_fd < 0 || !g_errors) return;
+    fflush(stderr);
+    char tail[2048];
+    const off_t size = lseek(g_quiet_fd, 0, SEEK_END);
+    const off_t from = size > (off_t)sizeof tail - 1 ? size - (off_t)(sizeof tail - 1) : 0;
+    const ssize_t got = size > 0 ? pread(g_quiet_fd, tail, (size_t)(size - from), from) : 0;
+    size_t n = got > 0 ? (size_t)got : 0;
+    tail[n] = '\0';
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r' || tail[n - 1] == ' ')) tail[--n] = '\0';
+    const char *line = tail + n;   // the last line (a progress bar's \r-separated updates: its last)
+    while (line > tail && line[-1] != '\n' && line[-1] != '\r') line--;
+    if (strncmp(line, "cuvae: ", 7) == 0) line += 7;
+    if (*line)
+        fprintf(g_errors, "cuvae: rank %d of %d: %s (exit status %d)\n", g_rank, g_size, line, status);
+    else
+        fprintf(g_errors, "cuvae: rank %d of %d: ended with exit status %d, saying nothing\n", g_rank, g_size, status);
+    fflush(g_errors);
+}
+
+// Ranks other than 0 print nothing on their stderr (rank 0 says what every rank would): it goes
+// to an unlinked temporary file, whose last line is said if the rank fails alone
+// (report_quiet_failure), or to /dev/null where no such file can be made.
 static void quiet_other_ranks(void) {
     if (g_rank == 0) return;
     int saved = dup(2);
     FILE *errors = saved >= 0 ? fdopen(saved, "w") : NULL;
-    int devnull = open("/dev/null", O_WRONLY);
-    if (!errors || devnull < 0) {   // keep printing everything rather than lose errors
+    FILE *kept = tmpfile();
+    int quiet = kept ? dup(fileno(kept)) : open("/dev/null", O_WRONLY);
+    if (kept) fclose(kept);
+    if (!errors || quiet < 0) {   // keep printing everything rather than lose errors
         if (errors) fclose(errors);
-        if (devnull >= 0) close(devnull);
+        if (quiet >= 0) close(quiet);
         return;
     }
     setvbuf(errors, NULL, _IOLBF, 0);
-    dup2(devnull, 2);
-    close(devnull);
+    dup2(quiet, 2);
+    if (kept) {
+        g_quiet_fd = quiet;
+        on_exit(report_quiet_failure, NULL);
+    } else {
+        close(quiet);
+    }
     g_errors = errors;
 }
 
@@ -245,7 +293,7 @@ int dist_init(int *argc, char ***argv, char *err, size_t errlen) {
     if (mpi_size == 0 && !getenv("CUVAE_WORLD_SIZE") && !getenv("SLURM_STEP_NUM_TASKS")) return 0;   // one process
     if (parse_timeout(err, errlen) != 0) return -1;
 #ifdef CUVAE_WITH_MPI
-    if (mpi_size > 0) {
+    if (mpi_size != 0) {
         if (mpi_start(argc, argv, err, errlen) != 0) return -1;
         start_watchdog();
         quiet_other_ranks();

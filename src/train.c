@@ -399,6 +399,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            char *err, size_t errlen) {
     const double run_start = wall_seconds();   // (the "done in" line: the whole run, set-up included)
     char advice[160];   // a divergence message's last part (divergence_advice)
+    // launched as ranks over MPI, every rank must train rank 0's run: checked first, before any rank
+    // takes a path that meets the others in another collective (a rank on the CPU beside ranks that
+    // compare their GPUs would wait for ever); without MPI the check needs the GPU's communicator,
+    // and waits for the backend (below)
+    if (!dist_without_mpi() && ranks_share_config(cfg, err, errlen) != 0) return -1;
     // validate everything that can fail on bad input before touching out_dir (launched as ranks,
     // each checks and loads alike: a failure they share said once, dist_agree_on_failure)
     int checked = run_folder_check(out_dir, resume, overwrite, err, errlen);
@@ -685,7 +690,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     memset(&at, 0, sizeof at);
     const uint32_t data_crc = dataset_crc32(&train_set);   // a resumed run must train on the same data
     uint32_t log_crc = (uint32_t)crc32(0L, Z_NULL, 0);   // of log.jsonl's lines so far (resume files keep it)
-    if (ranks_share_config(cfg, err, errlen) != 0) {   // launched as ranks: rank 0's run on every rank
+    if (dist_without_mpi() && ranks_share_config(cfg, err, errlen) != 0) {   // (over MPI: checked first, above)
         rc = -1;
         goto done;
     }
@@ -928,6 +933,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     goto done;
                 }
                 rc = 128 + sig;
+                if (model.data_parallel) dist_exit_agreed();   // (every rank stops here; rank 0 says so)
                 // (an --overwrite run stays staged: the earlier run is replaced only by a run whose
                 // training ended, never by one stopped half way)
                 set_error(err, errlen, "interrupted (%s) in epoch %d after step %ld of %ld: the state is saved "
@@ -1133,6 +1139,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = -1;
             goto done;
         }
+        // data parallel: the other ranks wait here while rank 0 writes the epoch's files, which a large
+        // model's checkpoints or an autoregressive model's progress images (a forward pass a pixel)
+        // can make long: a wait that says so where it times out
+        if (model.data_parallel)
+            dist_any(false, "wait for rank 0's epoch files (checkpoints, progress images; if they take longer, raise "
+                     "CUVAE_DIST_TIMEOUT)");
         if (cfg->train.early_stopping > 0 && epoch - at.best_epoch >= cfg->train.early_stopping && epoch < epochs) {
             fprintf(stderr, "cuvae: early stopping after epoch %d: the validation loss has not improved for %d "
                     "epochs (best %.4f at epoch %d, kept in %s/best.safetensors)\n", epoch, epoch - at.best_epoch,
@@ -1204,10 +1216,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // over and saved: Ctrl-C now just stops the process (cuvae eval can redo this part).
     interrupts_restore(&handlers);
     handlers_restored = true;
-    if (interrupt_signal) {   // asked to stop while the last epoch was being saved
-        rc = 128 + (int)interrupt_signal;
+    // asked to stop while the last epoch was being saved (data parallel: agreed as at a step boundary,
+    // every rank ending with the largest signal any got, said by rank 0)
+    const int late_signal = model.data_parallel ? dist_max_int((int)interrupt_signal, "stop request")
+                                                : (int)interrupt_signal;
+    if (late_signal) {
+        rc = 128 + late_signal;
+        if (model.data_parallel) dist_exit_agreed();
         set_error(err, errlen, "interrupted (%s) after training finished: the model is saved in %s; the final "
-                  "evaluation was skipped (run cuvae eval %s)", signal_name(interrupt_signal),
+                  "evaluation was skipped (run cuvae eval %s)", signal_name(late_signal),
                   final_ckpt_path, final_ckpt_path);
         goto done;
     }

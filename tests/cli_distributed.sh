@@ -107,6 +107,15 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { local n="$1"; shift; mpirun --oversubscribe --bind-to none -np "$n" "$@"; }
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1   # 2 ranks on a 2-core machine
+# srun --mpi=pmix sets PMIX_RANK and no size variable beside Slurm's own: an MPI launch (MPI_Init
+# tells the size), not one without MPI (which refused the CPU, advising the very srun --mpi=pmix
+# used, until 2026-12-06). Faked: with no PMIx server Open MPI starts as a singleton of one rank.
+if env SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 SLURM_LOCALID=0 PMIX_RANK=0 CUVAE_DIST_TIMEOUT=20 timeout 100 \
+        "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.train_limit=200 --set data.test_limit=100 \
+        --set train.epochs=1 --set eval.iw_samples=0 --out "$tmp/pmix" >"$tmp/pmix.out" 2>&1 &&
+   [ -e "$tmp/pmix/model.safetensors" ] && ! grep -q "without MPI" "$tmp/pmix.out"; then
+    ok "srun --mpi=pmix (PMIX_RANK, no size variable): launched through MPI, not refused as a launch without it"
+else bad "srun --mpi=pmix (faked): $(grep '^cuvae: ' "$tmp/pmix.out" | tail -1)"; fi
 small=(--set data.train_limit=2000 --set data.test_limit=500 --set device=cpu --set model.latent_dim=8
        --set train.batch_size=100 --set eval.iw_samples=0 --set train.epoch_images=false)
 train() { "$CUVAE" train configs/examples_vae.json "${small[@]}" "$@"; }
@@ -273,6 +282,23 @@ expect_mpi_error "a rank with another model.latent_dim: refused, naming the line
     'its effective config is not rank 0.s: line [0-9]+ is `"latent_dim": 4,` where rank 0 has `"latent_dim": 8,`' -- \
     mpmd "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/latents" : \
          -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set model.latent_dim=4 --out "$tmp/latents"
+# a rank with another device (the CPU beside a rank that tries its GPU, which compares the ranks' GPUs
+# in a collective of its own): the config check comes first, so the line is named at once (it
+# waited out CUVAE_DIST_TIMEOUT in the GPU check until 2026-12-06)
+expect_mpi_error "a rank with device auto beside rank 0's cpu: refused at once, naming the line" \
+    'rank 1 of 2: its effective config is not rank 0.s: line [0-9]+ is `"device": "auto"` where rank 0 has `"device": "cpu"`' -- \
+    timeout 100 env CUVAE_DIST_TIMEOUT=60 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
+        -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/devices" : \
+        -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set device=auto --out "$tmp/devices"
+[ ! -e "$tmp/devices" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/devices"
+# a rank other than 0 that fails alone, printing to its quiet stderr before it exits (here a bad
+# OMP_NUM_THREADS in its environment alone): its line is said with its rank (it ended saying
+# nothing until 2026-12-06: mpirun's "exited with non-zero status" was all there was)
+expect_mpi_error "rank 1 failing alone (its own OMP_NUM_THREADS): its message said with its rank" \
+    'rank 1 of 2: OMP_NUM_THREADS=abc: not a thread count .*\(exit status 2\)' -- \
+    timeout 100 env CUVAE_DIST_TIMEOUT=60 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \
+        -np 1 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/threads" : \
+        -np 1 env OMP_NUM_THREADS=abc "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/threads"
 mkdir -p "$tmp/files_a" "$tmp/files_b"
 /usr/bin/env python3 - "$tmp" <<'EOF'
 import struct, sys, random
@@ -624,6 +650,27 @@ if [ -x "$emu" ] && "$emu" --version | grep -q "data parallel: MPI"; then
         ok "(emulated CUDA) mpirun, rank 1 without a GPU beside rank 0 on one, device auto: refused, no CPU fallback, exit 2"
     else
         bad "(emulated CUDA) mpirun, one rank without a GPU: $why"
+    fi
+    # two ranks each on "its own" GPU (CUEMU_UUID) reach NCCL, whose emulation refuses a communicator
+    # of more than one rank (as a real NCCL fails without a network between the hosts): every rank
+    # refuses, device auto too (until 2026-12-06 auto trained such ranks on the CPU), exit 2
+    if why=$(launch_refused emu_nccl "data parallel: NCCL communicator (rank [01] of 2, local rank [01], on GPU 0): invalid usage" -- \
+            -np 1 env CUEMU_UUID=gpu-a "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_nccl" : \
+            -np 1 env CUEMU_UUID=gpu-b "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto \
+            --out "$tmp/emu_nccl"); then
+        ok "(emulated CUDA) mpirun, NCCL's communicator fails, device auto: refused on every rank, no CPU fallback, exit 2"
+    else
+        bad "(emulated CUDA) mpirun, NCCL's communicator fails: $why"
+    fi
+    # rank 0's ncclGetUniqueId fails: its status goes out with the id, and every rank refuses with it
+    # (rank 1 tried NCCL with an empty id until 2026-12-06, and rank 0 fell back to the CPU)
+    if why=$(launch_refused emu_ncclid "data parallel: NCCL id: ncclGetUniqueId failed on rank 0: system error" -- \
+            -np 1 env CUEMU_UUID=gpu-a CUEMU_NCCL_ID_FAIL=1 "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto --out "$tmp/emu_ncclid" : \
+            -np 1 env CUEMU_UUID=gpu-b "$emu" train configs/examples_vae.json "${small[@]}" "${tiny[@]}" --set device=auto \
+            --out "$tmp/emu_ncclid"); then
+        ok "(emulated CUDA) mpirun, rank 0's NCCL id fails: every rank refuses with rank 0's reason, exit 2"
+    else
+        bad "(emulated CUDA) mpirun, rank 0's NCCL id fails: $why"
     fi
     # no rank with a usable GPU: device auto trains every rank on the CPU, as without a GPU
     if timeout 200 env CUVAE_DIST_TIMEOUT=30 mpirun --oversubscribe --bind-to none -x CUVAE_DIST_TIMEOUT \

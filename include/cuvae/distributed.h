@@ -36,8 +36,12 @@ bool dist_without_mpi(void);  // launched as ranks without MPI: NCCL carries eve
 bool dist_is_writer(void);    // rank 0: the one rank that writes files and prints progress
 bool dist_mpi_compiled(void); // built with MPI
 
-// Where ranks other than 0 print their errors (their stderr is quiet otherwise).
+// Where ranks other than 0 print their errors (their stderr is quiet otherwise: a rank that ends
+// with a failure status having printed nothing here gets its quiet stderr's last line said for it).
 FILE *dist_error_stream(void);
+// This rank ends with a status every rank ends with, agreed in a collective (an interrupt), which
+// rank 0 says: a rank other than 0 then says nothing more as it exits.
+void dist_exit_agreed(void);
 // Prints "cuvae: MESSAGE" (rank 0, or one process) or "cuvae: rank R of N: MESSAGE" and flushes.
 void dist_print_error(const char *message);
 

@@ -3,12 +3,14 @@
 // process). ncclAllReduce over one rank is a copy (nothing when in place), run on
 // the stream like a kernel (deferred, and captured into graphs); a communicator
 // of more ranks is refused with ncclInvalidUsage, as it cannot be emulated here.
-// Buffers are checked to lie inside device allocations.
+// Buffers are checked to lie inside device allocations. CUEMU_NCCL_ID_FAIL (set)
+// makes ncclGetUniqueId fail, as NCCL's does on a host without a usable network.
 #if __has_include(<nccl.h>)   // (a toolkit without NCCL: nothing to emulate)
 #include "cuemu.h"
 
 #include <nccl.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -38,6 +40,7 @@ const char *ncclGetErrorString(ncclResult_t result) {
     case ncclSuccess: return "no error";
     case ncclInvalidArgument: return "invalid argument (emulated NCCL)";
     case ncclInvalidUsage: return "invalid usage (emulated NCCL: one rank only)";
+    case ncclSystemError: return "system error (emulated NCCL: CUEMU_NCCL_ID_FAIL)";
     default: return "NCCL error (emulated)";
     }
 }
@@ -48,6 +51,7 @@ ncclResult_t ncclGetVersion(int *version) {
 }
 
 ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
+    if (getenv("CUEMU_NCCL_ID_FAIL")) return ncclSystemError;   // (a test's: the id fails on rank 0)
     memset(id, 0, sizeof *id);
     memcpy(id->internal, "cuemu-nccl", 10);
     return ncclSuccess;

@@ -430,6 +430,10 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
     prop->maxGridSize[2] = 65535;
     prop->multiProcessorCount = 1;
     prop->unifiedAddressing = 1;
+    // CUEMU_UUID: the device's UUID (its bytes, up to 16; all zero without it), so that a test can
+    // launch ranks that each hold "another" GPU
+    const char *uuid = getenv("CUEMU_UUID");
+    if (uuid) memcpy(prop->uuid.bytes, uuid, strnlen(uuid, sizeof prop->uuid.bytes));
     return cudaSuccess;
 }
 
