@@ -117,7 +117,8 @@ static int meta_doubles(const StFile *f, const char *path, const char *key, int 
     return 0;
 }
 
-int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *at, char *err, size_t errlen) {
+int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other_steps_per_epoch, ResumePoint *at,
+                char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
     const size_t P = m->n_params;
@@ -184,17 +185,6 @@ int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *
     if (rc == 0 && !(beta1_power >= 0.0 && beta1_power <= 1.0 && beta2_power >= 0.0 && beta2_power <= 1.0))
         rc = set_error(err, errlen, "%s: __metadata__: beta1_power %g and beta2_power %g must lie in [0, 1]",
                        path, beta1_power, beta2_power);
-    if (rc == 0 && step <= 100000000ull) {
-        // the running products step_state_end forms, recomputed: they must agree to the bit
-        double p1 = 1.0, p2 = 1.0;
-        for (uint64_t i = 0; i < step; i++) {
-            p1 *= m->plan.beta1;
-            p2 *= m->plan.beta2;
-        }
-        if (p1 != beta1_power || p2 != beta2_power)
-            rc = set_error(err, errlen, "%s: __metadata__: beta1_power / beta2_power do not match %llu steps "
-                           "of train.beta1 / beta2", path, (unsigned long long)step);
-    }
     if (rc == 0 && !(lr > 0.0 && lr <= FLT_MAX))
         rc = set_error(err, errlen, "%s: __metadata__.lr: %g is not a learning rate (> 0, a float)", path, lr);
     uint64_t steps_in_epoch = 0;
@@ -208,12 +198,50 @@ int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *
     if (rc == 0 && !(best[0] >= 0 && best[0] <= (double)epoch_value && best[0] == floor(best[0])))
         rc = set_error(err, errlen, "%s: __metadata__.best: epoch %g is not one of the %llu finished",
                        path, best[0], (unsigned long long)epoch_value);
-    if (rc == 0 && (epoch_value > 100000000ull || steps_in_epoch >= (uint64_t)m->plan.steps_per_epoch ||
-                    step != epoch_value * (uint64_t)m->plan.steps_per_epoch + steps_in_epoch))
+    // the steps an epoch had where the file was written: this run's, or (data parallel on another number
+    // of ranks) the other count
+    const uint64_t spe = (uint64_t)m->plan.steps_per_epoch;
+    const uint64_t other = other_steps_per_epoch > 0 ? (uint64_t)other_steps_per_epoch : spe;
+    uint64_t written_spe = 0;
+    if (rc == 0 && epoch_value <= 100000000ull) {
+        if (steps_in_epoch < spe && step == epoch_value * spe + steps_in_epoch) written_spe = spe;
+        else if (steps_in_epoch < other && step == epoch_value * other + steps_in_epoch) written_spe = other;
+    }
+    if (rc == 0 && written_spe == 0) {
+        char others[96] = "";
+        if (other != spe)
+            snprintf(others, sizeof others, " (nor the %llu of the same data on another number of ranks)",
+                     (unsigned long long)other);
         rc = set_error(err, errlen, "%s: __metadata__: epoch %llu, step %llu and steps_in_epoch %llu do not "
-                       "fit %lld steps an epoch", path, (unsigned long long)epoch_value,
+                       "fit %lld steps an epoch%s", path, (unsigned long long)epoch_value,
                        (unsigned long long)step, (unsigned long long)steps_in_epoch,
-                       (long long)m->plan.steps_per_epoch);
+                       (long long)m->plan.steps_per_epoch, others);
+    }
+    if (rc == 0 && step <= 100000000ull) {
+        // the running products step_state_end forms, recomputed: they must agree to the bit with the
+        // updates made -- step of them, or, where runs on other numbers of ranks may have taken turns
+        // (their epochs one step apart), any count their epochs can add up to
+        const uint64_t low = other == spe ? step : epoch_value * (other < spe ? other : spe) + steps_in_epoch;
+        const uint64_t high = other == spe ? step : epoch_value * (other > spe ? other : spe) + steps_in_epoch;
+        double p1 = 1.0, p2 = 1.0;
+        bool matched = false;
+        for (uint64_t i = 0; i <= high && !matched; i++) {
+            matched = i >= low && p1 == beta1_power && p2 == beta2_power;
+            p1 *= m->plan.beta1;
+            p2 *= m->plan.beta2;
+        }
+        if (!matched && low == high)
+            rc = set_error(err, errlen, "%s: __metadata__: beta1_power / beta2_power do not match %llu steps "
+                           "of train.beta1 / beta2", path, (unsigned long long)step);
+        else if (!matched)
+            rc = set_error(err, errlen, "%s: __metadata__: beta1_power / beta2_power do not match any of %llu to "
+                           "%llu steps of train.beta1 / beta2", path, (unsigned long long)low,
+                           (unsigned long long)high);
+    }
+    if (rc == 0) {   // continued at the same epoch and step within it, in this run's count
+        at->stored_steps_per_epoch = (int64_t)written_spe;
+        step = epoch_value * spe + steps_in_epoch;   // (steps_in_epoch may be spe: that epoch's steps are done)
+    }
     if (rc == 0) {
         model_set_params(m, tensors[0]->data);
         if (buffers) model_set_buffers(m, buffers->data);

@@ -198,6 +198,21 @@ static int data_parallel_check(Model *model, const Config *cfg, int batch, char 
 
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen);
+// The loss sums accumulated on the device since the last read (and zeroed there): data parallel,
+// the global batch's, summed over the ranks.
+static void read_loss_sums(Model *model, double *rec, double *kl_sum, double *count) {
+    dist_wait_begin("device step (its gradient all-reduce)");   // (watched: a dead rank stalls it)
+    model_read_loss(model, rec, kl_sum, count);
+    dist_wait_end();
+    if (model->data_parallel) {
+        double sums[3] = {*rec, *kl_sum, *count};
+        dist_sum_doubles(sums, 3, "loss sums");
+        *rec = sums[0];
+        *kl_sum = sums[1];
+        *count = sums[2];
+    }
+}
+
 
 // A refusal every rank takes together, said before any rank ends: over MPI once (rank 0's line, and
 // the line of each rank whose message is not rank 0's: the rank that differs says why); without
@@ -709,10 +724,23 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
         // (a rank other than 0 may read rank 0's data under other paths: ranks_share_data compared them)
-        if (resume_load(&model, resume_path, !dist_is_writer(), &at, err, errlen) != 0) {
+        // the steps an epoch has on another number of ranks: data parallel leaves out a last batch of
+        // fewer rows than the ranks (above), so a run resumed on another number may count one more or less
+        const long full_epoch_steps = (train_set.n + batch - 1) / batch;
+        long other_steps_per_epoch = steps_per_epoch;
+        if (train_set.n % batch > 0)
+            other_steps_per_epoch = steps_per_epoch == full_epoch_steps ? full_epoch_steps - 1 : full_epoch_steps;
+        if (other_steps_per_epoch < 1) other_steps_per_epoch = steps_per_epoch;
+        if (resume_load(&model, resume_path, !dist_is_writer(), other_steps_per_epoch, &at, err, errlen) != 0) {
             rc = -1;
             goto done;
         }
+        if (at.stored_steps_per_epoch != steps_per_epoch)
+            text_appendf(&notes, "cuvae: note: %s was written with %lld steps an epoch, this run has %ld (the last "
+                         "batch of %d example%s is %s on this number of ranks): the run goes on from the same epoch "
+                         "and step in it\n", resume_path, (long long)at.stored_steps_per_epoch, steps_per_epoch,
+                         train_set.n % batch, train_set.n % batch == 1 ? "" : "s",
+                         steps_per_epoch < at.stored_steps_per_epoch ? "left out" : "trained");
         // the file's pending loss sums (the steps since the last log read) are the ranks' total:
         // rank 0 carries them on, the others start their interval at zero
         if (!dist_is_writer()) {
@@ -908,6 +936,20 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         model_set_learning_rate(&model, (float)config_learning_rate(cfg, epoch));
         double interval_start = wall_seconds();
         long interval_examples = 0;
+        if (continuing && at.steps_in_epoch >= steps_per_epoch) {
+            // resumed with this epoch's steps all done (a run of one step more an epoch, on another number
+            // of ranks, stopped before its last): the loss sums it left pending are read as its last
+            // step's would have been
+            double rec, kl_sum, count;   // (data parallel: rank 0 holds the file's sums, the others none)
+            read_loss_sums(&model, &rec, &kl_sum, &count);
+            double weighted = model_weighted_loss_sum(cfg, w_rec, rec, kl_sum, count,
+                                                      (double)(global_step - 1) / (double)steps_per_epoch);
+            if (model.aae) weighted = w_rec * rec;
+            epoch_weighted += weighted;
+            epoch_rec += rec;
+            epoch_kl += kl_sum;
+            epoch_count += count;
+        }
         for (long step = continuing ? (long)at.steps_in_epoch : 0; step < steps_per_epoch; step++) {
             // data parallel: the ranks agree at a step boundary (the signal may reach them apart): every
             // step over MPI (a host collective); without MPI the agreement goes over NCCL and waits for
@@ -927,7 +969,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
-                                    at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true};
+                                    at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch};
                 if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -957,16 +999,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             if (global_step % cfg->train.log_interval == 0 || last_step) {
                 // the one device -> host read of a log interval
                 double rec, kl_sum, count;
-                dist_wait_begin("device step (its gradient all-reduce)");   // (watched: a dead rank stalls it)
-                model_read_loss(&model, &rec, &kl_sum, &count);
-                dist_wait_end();
-                if (model.data_parallel) {   // the global batch's sums
-                    double sums[3] = {rec, kl_sum, count};
-                    dist_sum_doubles(sums, 3, "loss sums");
-                    rec = sums[0];
-                    kl_sum = sums[1];
-                    count = sums[2];
-                }
+                read_loss_sums(&model, &rec, &kl_sum, &count);
                 if (!isfinite(rec) || !isfinite(kl_sum)) {
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
@@ -1121,7 +1154,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             at.best_loss = watched_loss;
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0,
-                                       log_crc, true};
+                                       log_crc, true, steps_per_epoch};
         // (the resume point last: a run killed before it redoes the epoch, images included)
         if (writer && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             // the folder's model is still the epoch before: so is its log (cut back in place,

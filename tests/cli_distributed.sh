@@ -233,6 +233,55 @@ else
     bad "staged run resumed on 2 ranks failed: $(grep cuvae: "$tmp/sr.out" | tail -1)"
 fi
 
+# a training set whose last batch has 1 row (2,001 in batches of 100): 21 steps an epoch on 1 rank,
+# 20 on 2 (the row is left out there). --resume across that change goes on from the same epoch and
+# step (refused until 2026-12-06, "do not fit 21 steps an epoch"), 2 -> 1 -> 2 ranks, the last with
+# a history of both counts (its Adam bias corrections are those of the 41 updates made)
+last_row=(--set data.train_limit=2001)
+if train_mpi 2 "${last_row[@]}" --set train.epochs=1 --out "$tmp/t21" >"$tmp/t21.out" 2>&1 &&
+   train "${last_row[@]}" --set train.epochs=2 --out "$tmp/t21" --resume 2>"$tmp/t21.err" &&
+   train_mpi 2 "${last_row[@]}" --set train.epochs=3 --out "$tmp/t21" --resume >"$tmp/t212.out" 2>&1; then
+    if grep -q "note: $tmp/t21/resume.safetensors was written with 20 steps an epoch, this run has 21 (the last batch of 1 example is trained on this number of ranks)" "$tmp/t21.err" &&
+       grep -q "note: $tmp/t21/resume.safetensors was written with 21 steps an epoch, this run has 20 (the last batch of 1 example is left out on this number of ranks)" "$tmp/t212.out" &&
+       [ "$(wc -l < "$tmp/t21/log.jsonl")" -eq 3 ] && [ -s "$tmp/t21/eval.json" ]; then
+        ok "2,001 examples (one step less an epoch on 2 ranks): 2 -> 1 -> 2 ranks resumed, each change noted, 3 epochs logged"
+    else bad "resume across a change of steps an epoch: $(grep 'note\|cuvae: [a-z]*:' "$tmp/t21.err" "$tmp/t212.out" | tail -2)"; fi
+else
+    bad "resume across a change of steps an epoch failed: $(tail -1 "$tmp/t21.err" 2>/dev/null) $(grep cuvae: "$tmp/t21.out" "$tmp/t212.out" 2>/dev/null | tail -1)"
+fi
+# stopped after the 21st step of epoch 1 (written by hand from a one-rank run's file: epoch 0, step
+# 20 done of 21; no signal can be timed to that step) and resumed on 2 ranks, whose epoch has 20
+# steps: that epoch's steps are done, and it ends there (its evaluation, log line and files)
+if train "${last_row[@]}" --set train.epochs=1 --out "$tmp/t20" 2>/dev/null; then
+    /usr/bin/env python3 - "$tmp/t20/resume.safetensors" <<'EOF'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = raw[8 + n:]; meta = header["__metadata__"]
+b1 = b2 = 1.0
+for _ in range(20):
+    b1 *= 0.9; b2 *= 0.999
+# the 20 steps' loss sums still pending on the device (no log read in them: log_interval 100)
+meta.update(epoch="0", step="20", steps_in_epoch="20", beta1_power=b1.hex(), beta2_power=b2.hex(),
+            log_crc32="00000000", epoch_sums="0x0p+0,0x0p+0,0x0p+0,0x0p+0",
+            loss_acc=",".join(x.hex() for x in (4000.0, 200.0, 2000.0)))
+meta.pop("crc32_entries", None); meta.pop("crc32")
+crc = zlib.crc32(data)
+for key, value in meta.items():
+    crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta["crc32"] = "%08x" % crc
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + data)
+EOF
+    rm "$tmp/t20/eval.json"   # (the one-rank run's: the resumed run writes its own)
+    if train_mpi 2 "${last_row[@]}" --set train.epochs=1 --out "$tmp/t20" --resume >"$tmp/t20.out" 2>&1 &&
+       grep -q "resuming $tmp/t20 in epoch 1 of 1, after step 20 of 20" "$tmp/t20.out" &&
+       [ "$(wc -l < "$tmp/t20/log.jsonl")" -eq 1 ] && [ -s "$tmp/t20/eval.json" ] &&
+       /usr/bin/env python3 -c 'import json, sys; l = json.loads(open(sys.argv[1]).read())
+sys.exit(not (abs(l["train_rec"] - 2.0) < 1e-9 and abs(l["train_kl"] - 0.1) < 1e-9))' "$tmp/t20/log.jsonl"; then
+        ok "stopped after step 21 of 21, resumed on 2 ranks (20 an epoch): the epoch ends there, logged once with its pending loss sums"
+    else bad "resume at the end of the longer epoch: $(grep cuvae: "$tmp/t20.out" | tail -2)"; fi
+else bad "the one-rank run of 2,001 examples failed"; fi
+
 # ---- made and pixelcnn: their masks are buffers the model sets (not running statistics), so
 # they train as ranks: a MADE with 4 mask sets drawn per step over a random order, and a PixelCNN
 ar=(--set device=cpu --set data.train_limit=2000 --set data.test_limit=300 --set train.epochs=2

@@ -26,6 +26,7 @@ typedef struct {
     int stored_epochs;        // (resume_load) train.epochs of the run that wrote the file
     uint32_t log_crc32;       // CRC-32 of log.jsonl's lines of the epochs_done finished epochs
     bool log_crc32_known;     // false for a file written before it was stored
+    int64_t stored_steps_per_epoch;   // (resume_load) the steps an epoch had in the run that wrote the file
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
@@ -36,6 +37,12 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
 // must equal m's except train.epochs and train.full_epochs (and, with
 // other_data_paths, the keys that name data files: config_hide_data_paths). Files
 // written before mid-epoch points existed read as steps_in_epoch 0.
-int resume_load(Model *m, const char *path, bool other_data_paths, ResumePoint *at, char *err, size_t errlen);
+// other_steps_per_epoch: the steps an epoch of the same data and batch has on another number of
+// ranks (data parallel leaves out a last batch of fewer rows than the ranks: one step less), or
+// m's own count. A file written with it is continued at the same epoch and step within it: the
+// step counter (batch positions, schedules) moves to m's count, the Adam bias corrections stay
+// those of the updates made.
+int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other_steps_per_epoch, ResumePoint *at,
+                char *err, size_t errlen);
 
 #endif

@@ -56,6 +56,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_input_file(data, size);
     ResumePoint at;
     char err[1024] = "";
-    if (resume_load(&model, path, false, &at, err, sizeof err) != 0) fuzz_check_error_line(err);
+    if (resume_load(&model, path, false, 0, &at, err, sizeof err) != 0) fuzz_check_error_line(err);
     return 0;
 }
