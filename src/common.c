@@ -145,6 +145,27 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
     return buf;
 }
 
+// One folder of make_dirs: made, or already a folder (a link to one too); else -1 naming it, and a link
+// that leads nowhere as such.
+static int make_one_dir(const char *dir, char *err, size_t errlen) {
+    if (mkdir(dir, 0755) == 0) return 0;
+    if (errno != EEXIST) return set_error(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return 0;
+        return set_error(err, errlen, "%s: not a folder (a folder is made there)", dir);
+    }
+    const int stat_errno = errno;
+    char target[1024];
+    const ssize_t n = stat_errno == ENOENT ? readlink(dir, target, sizeof target - 1) : -1;
+    if (n >= 0) {
+        target[n] = '\0';
+        return set_error(err, errlen, "%s: a link to %s, which does not exist (a folder is made there): mend it or "
+                         "remove it", dir, target);
+    }
+    return set_error(err, errlen, "%s: cannot create directory: %s", dir, strerror(stat_errno));
+}
+
 int make_dirs(const char *path, char *err, size_t errlen) {
     char tmp[1024];
     if (strlen(path) >= sizeof tmp) return set_error(err, errlen, "%s: path too long", path);
@@ -152,13 +173,10 @@ int make_dirs(const char *path, char *err, size_t errlen) {
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return set_error(err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
+        if (make_one_dir(tmp, err, errlen) != 0) return -1;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return set_error(err, errlen, "%s: cannot create directory: %s", tmp, strerror(errno));
-    return 0;
+    return make_one_dir(tmp, err, errlen);
 }
 
 void text_append_bytes(TextBuffer *t, const char *s, size_t n) {

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,23 @@ const uint8_t plot_palette[10][3] = {
 
 // Runs `gnuplot argv[1..]` with stdin and stdout on /dev/null and stderr into stderr_path
 // (or /dev/null when NULL). Returns the raw wait status, or -1 if fork/wait failed.
+// ": No space left on device (the file system of FOLDER has N bytes free)" where the folder of path
+// has less than 64 KiB left for this user: gnuplot's own write error, which it does not report.
+// "" otherwise.
+static void full_disk_note(const char *path, char *note, size_t n) {
+    note[0] = '\0';
+    char folder[1200];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(folder, sizeof folder, ".");
+    else if (slash == path) snprintf(folder, sizeof folder, "/");
+    else snprintf(folder, sizeof folder, "%.*s", (int)(slash - path), path);
+    struct statvfs fs;
+    if (statvfs(folder, &fs) != 0) return;
+    const unsigned long long free_bytes = (unsigned long long)fs.f_bavail * fs.f_frsize;
+    if (free_bytes < 64 * 1024)
+        snprintf(note, n, ": %s (the file system of %s has %llu bytes free)", strerror(ENOSPC), folder, free_bytes);
+}
+
 static int run_gnuplot(char *const argv[], const char *stderr_path) {
     const pid_t parent = getpid();
     pid_t pid = fork();
@@ -360,15 +378,17 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
         return -1;
     }
     struct stat st;
+    char why[1400];   // (gnuplot exits 0 when its write fails: a full file system is found out here)
+    full_disk_note(job->out_tmp, why, sizeof why);
     if (stat(job->out_tmp, &st) != 0 || st.st_size == 0) {
-        set_error(err, errlen, "%s: gnuplot wrote no image", job->png_path);
+        set_error(err, errlen, "%s: gnuplot wrote no image%s; the previous file is kept", job->png_path, why);
         job_cleanup(job);
         return -1;
     }
-    // gnuplot exits 0 even when its write failed (a full disk): a PNG must end with its IEND chunk
+    // a PNG must end with its IEND chunk
     if (!png_file_complete(job->out_tmp)) {
-        set_error(err, errlen, "%s: gnuplot's image is incomplete (a full disk?); the previous file is kept",
-                  job->png_path);
+        set_error(err, errlen, "%s: gnuplot's image is incomplete%s; the previous file is kept", job->png_path,
+                  why[0] ? why : " (a full disk, or a file size limit?)");
         job_cleanup(job);
         return -1;
     }

@@ -386,6 +386,9 @@ static int check_run_file(const char *runs_dir, const char *run, const char *nam
     if (stat(path, &st) != 0) return 0;   // not there: shown as missing
     if (!S_ISREG(st.st_mode))   // (a FIFO would block the read; a folder is no run's file)
         return set_error(err, errlen, "%s: not a regular file (a run writes a JSON object there)", path);
+    // a run whose replacement by an --overwrite run was killed half way holds files of two runs (its
+    // eval.json the earlier one's, its config.json the new one's), as eval, sample and plot say
+    if (run_folder_check_whole(path, err, errlen) != 0) return -1;
     cJSON *j = read_json(path, err, errlen);
     if (!j) return -1;
     int rc = cJSON_IsObject(j) ? 0 : set_error(err, errlen, "%s: expected a JSON object (as cuvae writes it)", path);

@@ -47,7 +47,13 @@ static const char *const IMAGE_DIRS[] = {"progress", "figures"};
 // In the staging folder while its files replace the earlier run's: their names, one a line.
 #define COMMIT_MARKER "COMMIT"
 
+static int check_no_file_links_into_other_runs(const char *out_dir, char *err, size_t errlen);
+static int check_no_image_links_into_other_runs(const char *out_dir, char *err, size_t errlen);
+
 int run_folder_check_outputs(const char *run_dir, bool writes_progress, char *err, size_t errlen) {
+    if (check_no_file_links_into_other_runs(run_dir, err, errlen) != 0 ||
+        check_no_image_links_into_other_runs(run_dir, err, errlen) != 0)
+        return -1;
     for (size_t i = 0; i < N_REPLACED_FILES; i++) {
         char path[1500], *resolved = NULL;
         snprintf(path, sizeof path, "%s/%s", run_dir, REPLACED_FILES[i]);
@@ -168,6 +174,16 @@ int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
     }
     *fd = dir_fd;
     return 0;
+}
+
+int run_folder_check_still_locked(const char *out_dir, int fd, char *err, size_t errlen) {
+    if (fd < 0) return 0;
+    struct stat locked, now;
+    const bool known = fstat(fd, &locked) == 0;   // (NFS: ESTALE once the folder is removed)
+    if (known && stat(out_dir, &now) == 0 && now.st_dev == locked.st_dev && now.st_ino == locked.st_ino) return 0;
+    return set_error(err, errlen, "%s: the run folder was removed or replaced while this run trained (%s): nothing "
+                     "more is written there (another run's files may be in it now); the run's files so far went "
+                     "with the folder", out_dir, !known || locked.st_nlink == 0 ? "removed" : "moved or replaced");
 }
 
 // A run's config.json (train writes the whole resolved config): a JSON object with the
@@ -329,22 +345,14 @@ static bool holds_cuvae_run(const char *dir) {
            (file_exists(dir, "config.json") && is_run_config(config));
 }
 
-int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
-    char path[1500];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/figures", run_dir);
-    if (lstat(path, &st) != 0) return 0;   // made by plot
-    if (stat(path, &st) != 0)
-        return errno == ENOENT ? set_error(err, errlen, "%s: a link to a folder that does not exist (plot draws the "
-                                           "run's figures there): mend it or remove it", path)
-                               : set_error(err, errlen, "%s: %s (plot draws the run's figures there)", path,
-                                           strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return set_error(err, errlen, "%s: not a folder (plot draws the run's figures there): move it away", path);
+// A folder of run_dir's (figures/, progress/), reached through a link, that is another run's folder
+// itself or one of its image folders (a folder that merely sits beside some config.json is the user's
+// to choose): refused, saying what writing there would do (as_folder: into that run's folder; as_images:
+// into its image folder). 0, or -1 with err.
+static int check_not_another_runs_folder(const char *run_dir, const char *path, const char *as_folder,
+                                         const char *as_images, char *err, size_t errlen) {
     char *real = realpath(path, NULL);
     if (!real) return 0;
-    // the link's target: another run's folder itself, or one of its image folders (progress/,
-    // figures/); a folder that merely sits beside some config.json is the user's to choose
     char parent[PATH_MAX + 8], other[PATH_MAX + 8] = "";
     folder_of(real, parent, sizeof parent);
     const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
@@ -357,12 +365,74 @@ int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
     if (other[0] && stat(other, &other_st) == 0 && stat(run_dir, &run_st) == 0 &&
         (other_st.st_dev != run_st.st_dev || other_st.st_ino != run_st.st_ino))
         rc = strcmp(other, real) == 0
-                 ? set_error(err, errlen, "%s: leads to %s, the folder of a run (plot would draw this run's figures "
-                             "among that run's files): remove the link", path, real)
-                 : set_error(err, errlen, "%s: leads to %s, a folder of the run in %s (plot would mix that run's "
-                             "figures with this one's): remove the link", path, real, other);
+                 ? set_error(err, errlen, "%s: leads to %s, the folder of a run (%s): remove the link", path, real,
+                             as_folder)
+                 : set_error(err, errlen, "%s: leads to %s, a folder of the run in %s (%s): remove the link", path,
+                             real, other, as_images);
     free(real);
     return rc;
+}
+
+// The run files of out_dir that train writes in place (the log appended, the others by name), where
+// one is a link into another run's folder (a folder cloned with `cp -rs`): train would write through
+// it into that run. (An --overwrite run's commit renames over such links and leaves their targets
+// alone.) 0, or -1 with err.
+static int check_no_file_links_into_other_runs(const char *out_dir, char *err, size_t errlen) {
+    struct stat st;
+    for (size_t i = 0; i < N_REPLACED_FILES; i++) {
+        char path[1500];
+        snprintf(path, sizeof path, "%s/%s", out_dir, REPLACED_FILES[i]);
+        if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) continue;
+        char *real = realpath(path, NULL);
+        if (!real) continue;   // (a dangling link: the write replaces it, in out_dir)
+        char folder[PATH_MAX + 8];
+        folder_of(real, folder, sizeof folder);
+        struct stat folder_st, run_st;
+        int rc = 0;
+        if (holds_cuvae_run(folder) && stat(folder, &folder_st) == 0 && stat(out_dir, &run_st) == 0 &&
+            (folder_st.st_dev != run_st.st_dev || folder_st.st_ino != run_st.st_ino))
+            rc = set_error(err, errlen, "%s: a link to %s, a file of the run in %s (train would write this run's %s "
+                           "there): replace the link by a copy (cp -L) or remove it", path, real, folder,
+                           REPLACED_FILES[i]);
+        free(real);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+// out_dir's image folders, progress/ (written into) and figures/ (emptied of plot's images), where
+// one is a link to another run's folder or one of its image folders: train would replace or remove
+// that run's images. 0, or -1 with err.
+static int check_no_image_links_into_other_runs(const char *out_dir, char *err, size_t errlen) {
+    static const char *const what[N_IMAGE_DIRS][2] = {
+        {"train would write this run's images among that run's files",
+         "train would replace that run's images with this one's"},
+        {"train would remove the figures of that run's folder", "train would remove that run's figures"},
+    };
+    for (size_t i = 0; i < N_IMAGE_DIRS; i++) {
+        char path[1500];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", out_dir, IMAGE_DIRS[i]);
+        if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) continue;
+        if (check_not_another_runs_folder(out_dir, path, what[i][0], what[i][1], err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+int run_folder_check_figures(const char *run_dir, char *err, size_t errlen) {
+    char path[1500];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/figures", run_dir);
+    if (lstat(path, &st) != 0) return 0;   // made by plot
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? set_error(err, errlen, "%s: a link to a folder that does not exist (plot draws the "
+                                           "run's figures there): mend it or remove it", path)
+                               : set_error(err, errlen, "%s: %s (plot draws the run's figures there)", path,
+                                           strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return set_error(err, errlen, "%s: not a folder (plot draws the run's figures there): move it away", path);
+    return check_not_another_runs_folder(run_dir, path, "plot would draw this run's figures among that run's files",
+                                         "plot would mix that run's figures with this one's", err, errlen);
 }
 
 int run_folder_check_output(const char *command, const char *option, const char *output,
@@ -653,6 +723,7 @@ int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char
     // run: out_dir, the run files (the new run's, or the earlier run's the replacement removes) and,
     // when the run writes images, progress/ and any .png name in it that a folder has taken
     if (check_commit_folder(out_dir, err, errlen) != 0) return -1;
+    if (check_no_image_links_into_other_runs(out_dir, err, errlen) != 0) return -1;
     for (size_t i = 0; i < N_REPLACED_FILES; i++) {
         char path[1300];
         snprintf(path, sizeof path, "%s/%s", out_dir, REPLACED_FILES[i]);

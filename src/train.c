@@ -970,7 +970,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
                                     at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch};
-                if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
+                if (writer && (run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0 ||
+                               resume_save(&model, &here, resume_path, err, errlen) != 0)) {
                     rc = -1;
                     goto done;
                 }
@@ -1134,6 +1135,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
+        if (writer && run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0) {
+            rc = -1;
+            goto done;
+        }
         // the log's length before this epoch's line (it is flushed after each line; the size, not
         // ftell, whose start position in an append stream C leaves to the implementation)
         struct stat log_stat;
@@ -1294,7 +1299,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         size_t len = strlen(json);
         json = realloc(json, len + 2);
         strcat(json, "\n");
-        rc = write_file_atomic(eval_path, json, err, errlen);
+        rc = run_folder_check_still_locked(out_dir, *lock_fd, err, errlen);
+        if (rc == 0) rc = write_file_atomic(eval_path, json, err, errlen);
         if (report.aae)
             fprintf(stderr, "cuvae: eval: test rec %.4f %s, discriminator loss %.4f nats; Parzen-window "
                     "log-likelihood %.2f +- %s nats per test image (sigma %.4f; a weak metric)\n", report.elbo.rec,

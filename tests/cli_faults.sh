@@ -249,6 +249,62 @@ ln -s "$tmp/half/model.safetensors" "$tmp/half_link.safetensors"
 expect_fail "... and through a link to that checkpoint (the folder the link points into)" 2 \
     "half_link.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
     "$CUVAE" sample "$tmp/half_link.safetensors" -o "$tmp/half_link.png"
+printf '{"title": "t", "intro": "i", "sections": [{"title": "s", "text": "x", "runs": ["half"], "figures": []}]}\n' > "$tmp/half_index.json"
+expect_fail "... and report of that run (its eval.json the earlier run's, its config.json the new one's): refused" 2 \
+    "half/(config|eval)\.json: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "$CUVAE" report "$tmp/half_index.json" "$tmp"
+# a run folder cloned with links (cp -rs), or a progress/ linked to another run's: train would write
+# through the links into that run (its config, log, checkpoints; its images replaced and removed)
+cp -rs "$tmp/ref" "$tmp/linked_clone"
+snapshot "$tmp/ref"
+expect_fail "--resume of a folder cloned with links (cp -rs): refused, naming the link and the run it leads into" 2 \
+    "linked_clone/config\.json: a link to .*/ref/config\.json, a file of the run in .*/ref \(train would write this run's config\.json there\): replace the link by a copy \(cp -L\) or remove it$" -- \
+    train --set train.epochs=6 --out "$tmp/linked_clone" --resume
+mkdir "$tmp/linked_progress"; ln -s "$tmp/ref/progress" "$tmp/linked_progress/progress"
+expect_fail "--overwrite into a folder whose progress/ links to another run's: refused" 2 \
+    "linked_progress/progress: leads to .*/ref/progress, a folder of the run in .*/ref \(train would replace that run's images with this one's\): remove the link" -- \
+    train --set train.epochs=1 --out "$tmp/linked_progress" --overwrite
+unchanged "$tmp/ref" && ok "... the run the links lead into byte for byte as it was" || bad "a refused run wrote through a link into $tmp/ref"
+cp -r "$tmp/ref" "$tmp/fig_victim"; mkdir -p "$tmp/fig_victim/figures"
+cp "$tmp/ref/progress/samples_epoch_001.png" "$tmp/fig_victim/figures/samples.png"
+mkdir "$tmp/linked_figures"; cp "$tmp/ref/config.json" "$tmp/ref/resume.safetensors" "$tmp/ref/log.jsonl" "$tmp/linked_figures/"
+ln -s "$tmp/fig_victim/figures" "$tmp/linked_figures/figures"
+snapshot "$tmp/fig_victim"
+expect_fail "--resume of a folder whose figures/ links to another run's (it removes plot's figures there): refused" 2 \
+    "linked_figures/figures: leads to .*/fig_victim/figures, a folder of the run in .*/fig_victim \(train would remove that run's figures\): remove the link" -- \
+    train --set train.epochs=6 --out "$tmp/linked_figures" --resume
+unchanged "$tmp/fig_victim" && ok "... that run's figures as they were" || bad "a refused run removed figures through a link"
+snapshot "$tmp/ref"
+# --overwrite of the clone is what replaces it: the commit renames over its links, their targets untouched
+if train --set train.epochs=1 --set train.seed=3 --out "$tmp/linked_clone" --overwrite 2>/dev/null &&
+   [ ! -L "$tmp/linked_clone/model.safetensors" ] && unchanged "$tmp/ref"; then
+    ok "--overwrite of the linked clone: its own files now, the run its links led into untouched"
+else bad "--overwrite of a linked clone failed or changed $tmp/ref"; fi
+# --out a link that leads nowhere: said so (it blamed config.json's temp file, after the checks)
+ln -s "$tmp/nowhere" "$tmp/dangling_out"
+expect_fail "--out a link to a folder that does not exist: said so" 2 \
+    "dangling_out: a link to .*/nowhere, which does not exist \(a folder is made there\): mend it or remove it$" -- \
+    train --set train.epochs=1 --out "$tmp/dangling_out"
+# the run folder removed while it trains, and a new run started there: the first stops at its next
+# epoch's end (it wrote by name into the new run's folder until 2026-12-06: two runs' files mixed)
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=40 --set train.epoch_images=false \
+    --out "$tmp/removed" 2>"$tmp/removed_first.err" &
+pid=$!
+for _ in $(seq 600); do [ -f "$tmp/removed/resume.safetensors" ] && break; sleep 0.05; done
+if [ -f "$tmp/removed/resume.safetensors" ] && kill -0 "$pid" 2>/dev/null; then
+    rm -rf "$tmp/removed"
+    train --set train.epochs=1 --set train.seed=7 --out "$tmp/removed" 2>/dev/null
+    wait "$pid"; rc=$?
+    if [ "$rc" -eq 2 ] && tail -1 "$tmp/removed_first.err" | grep -q "removed: the run folder was removed or replaced while this run trained (removed): nothing more is written there" &&
+       train --set train.epochs=2 --set train.seed=7 --out "$tmp/removed" --resume 2>/dev/null; then
+        ok "run folder removed mid-run and a new run made there: the first stops (exit 2), the new run's folder is its own (resumes)"
+    else
+        bad "run folder removed mid-run: first run exit $rc, $(tail -1 "$tmp/removed_first.err")"
+    fi
+else
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    skip "run folder removed mid-run" "the run ended before its first epoch was seen"
+fi
 # --out into a run's staging folder or its image folders: refused (the run's lock is on the run's
 # folder, and a --resume of the run would take the staged folder for its own)
 for inside in half/.new-run half/progress half/figures/; do
@@ -587,9 +643,10 @@ else
     free_kb=$(df -k --output=avail "$small_fs" | tail -1)
     head -c $(( (free_kb - 40) * 1024 )) /dev/zero > "$small_fs/filler" 2>/dev/null
     "$CUVAE" plot "$small_fs/run" --tsne-points 100 >/dev/null 2>"$tmp/plotfull.err"; rc=$?
-    if [ "$rc" -eq 2 ] && tail -1 "$tmp/plotfull.err" | grep -qE "(incomplete|write failed|No space left)" &&
+    # (gnuplot exits 0 when its write fails: the reason is found from the file system, said since 2026-12-06)
+    if [ "$rc" -eq 2 ] && tail -1 "$tmp/plotfull.err" | grep -qE "(incomplete|write failed|wrote no image).*No space left on device" &&
        [ "$(md5sum < "$small_fs/run/figures/samples.png")" = "$before" ]; then
-        ok "plot on a full disk: exit 2, the previous figures kept whole"
+        ok "plot on a full disk: exit 2, the reason named (No space left on device), the previous figures kept whole"
     else
         bad "plot on a full disk: exit $rc, $(tail -1 "$tmp/plotfull.err")"
     fi

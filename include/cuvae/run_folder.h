@@ -17,6 +17,10 @@
 // when out_dir does not exist yet (call again once it does); -1 with err when another
 // process holds it.
 int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen);
+// Before a run writes into out_dir by name again: out_dir is still the folder it locked (fd), not
+// removed or replaced since (another run may have made a new one there and be writing in it). 0
+// (or fd < 0: no lock), or -1 with err.
+int run_folder_check_still_locked(const char *out_dir, int fd, char *err, size_t errlen);
 
 // -1 with err saying what to do when out_dir holds a run and neither resume nor
 // overwrite was asked for (or both were).
