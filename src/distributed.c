@@ -97,8 +97,6 @@ bool dist_mpi_compiled(void) { return true; }
 bool dist_mpi_compiled(void) { return false; }
 #endif
 
-// Ranks other than 0 keep their stderr for errors only: progress and the
-// effective config are printed once, by rank 0.
 void dist_exit_agreed(void) { g_exit_agreed = true; }
 
 // A rank other than 0 that ends with a failure no collective reported (a message printed to its
@@ -125,7 +123,8 @@ static void report_quiet_failure(int status, void *arg) {
     fflush(g_errors);
 }
 
-// Ranks other than 0 print nothing on their stderr (rank 0 says what every rank would): it goes
+// Ranks other than 0 print nothing on their stderr but errors (progress and the effective config are
+// printed once, by rank 0; errors through dist_error_stream): the rest goes
 // to an unlinked temporary file, whose last line is said if the rank fails alone
 // (report_quiet_failure), or to /dev/null where no such file can be made.
 static void quiet_other_ranks(void) {
