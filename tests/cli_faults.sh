@@ -287,15 +287,18 @@ expect_fail "--out a link to a folder that does not exist: said so" 2 \
     train --set train.epochs=1 --out "$tmp/dangling_out"
 # the run folder removed while it trains, and a new run started there: the first stops at its next
 # epoch's end (it wrote by name into the new run's folder until 2026-12-06: two runs' files mixed)
-"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=40 --set train.epoch_images=false \
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=400 --set train.epoch_images=false \
     --out "$tmp/removed" 2>"$tmp/removed_first.err" &
 pid=$!
 for _ in $(seq 600); do [ -f "$tmp/removed/resume.safetensors" ] && break; sleep 0.05; done
 if [ -f "$tmp/removed/resume.safetensors" ] && kill -0 "$pid" 2>/dev/null; then
-    rm -rf "$tmp/removed"
+    # (moved away in one rename: an rm -rf racing the run's writes can fail on a file the run just made,
+    # leaving the folder in place; removed or moved, the path no longer leads to the locked folder)
+    mv "$tmp/removed" "$tmp/removed_away"
     train --set train.epochs=1 --set train.seed=7 --out "$tmp/removed" 2>/dev/null
     wait "$pid"; rc=$?
-    if [ "$rc" -eq 2 ] && tail -1 "$tmp/removed_first.err" | grep -q "removed: the run folder was removed or replaced while this run trained (removed): nothing more is written there" &&
+    rm -rf "$tmp/removed_away"
+    if [ "$rc" -eq 2 ] && tail -1 "$tmp/removed_first.err" | grep -qE "removed: the run folder was removed or replaced while this run trained \((removed|moved or replaced)\): nothing more is written there" &&
        train --set train.epochs=2 --set train.seed=7 --out "$tmp/removed" --resume 2>/dev/null; then
         ok "run folder removed mid-run and a new run made there: the first stops (exit 2), the new run's folder is its own (resumes)"
     else
