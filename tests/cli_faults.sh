@@ -298,7 +298,9 @@ if [ -f "$tmp/removed/resume.safetensors" ] && kill -0 "$pid" 2>/dev/null; then
     train --set train.epochs=1 --set train.seed=7 --out "$tmp/removed" 2>/dev/null
     wait "$pid"; rc=$?
     rm -rf "$tmp/removed_away"
-    if [ "$rc" -eq 2 ] && tail -1 "$tmp/removed_first.err" | grep -qE "removed: the run folder was removed or replaced while this run trained \((removed|moved or replaced)\): nothing more is written there" &&
+    # (checked before an epoch's writes: moved during them, a write fails on the path instead; either
+    # way the run stops, exit 2, and writes nothing into the new folder)
+    if [ "$rc" -eq 2 ] && tail -1 "$tmp/removed_first.err" | grep -qE "removed: the run folder was removed or replaced while this run trained \((removed|moved or replaced)\): nothing more is written there|removed/[a-z_.]+: .*No such file or directory" &&
        train --set train.epochs=2 --set train.seed=7 --out "$tmp/removed" --resume 2>/dev/null; then
         ok "run folder removed mid-run and a new run made there: the first stops (exit 2), the new run's folder is its own (resumes)"
     else
