@@ -443,6 +443,13 @@ void atomic_file_abort(AtomicFile *a) {
     a->resolved_path = NULL;
 }
 
+void path_folder(const char *path, char *out, size_t outlen) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, outlen, ".");
+    else if (slash == path) snprintf(out, outlen, "/");
+    else snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
 void fsync_parent_directory(const char *path) {
     char *copy = xmalloc(strlen(path) + 1);
     strcpy(copy, path);
@@ -535,9 +542,8 @@ int remove_stale_temp_files(const char *dir, char *err, size_t errlen) {
 
 void remove_stale_temps_of(const char *path) {
     char dir[4096];
+    path_folder(path, dir, sizeof dir);
     const char *slash = strrchr(path, '/');
-    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    else snprintf(dir, sizeof dir, ".");
     char ignored[256];   // (a folder that cannot be listed: the write's own open says what is wrong)
     remove_dead_temps(dir, slash ? slash + 1 : path, ignored, sizeof ignored);
 }

@@ -43,10 +43,7 @@ const uint8_t plot_palette[10][3] = {
 static void full_disk_note(const char *path, char *note, size_t n) {
     note[0] = '\0';
     char folder[1200];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(folder, sizeof folder, ".");
-    else if (slash == path) snprintf(folder, sizeof folder, "/");
-    else snprintf(folder, sizeof folder, "%.*s", (int)(slash - path), path);
+    path_folder(path, folder, sizeof folder);
     struct statvfs fs;
     if (statvfs(folder, &fs) != 0) return;
     const unsigned long long free_bytes = (unsigned long long)fs.f_bavail * fs.f_frsize;
@@ -379,14 +376,15 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
     }
     struct stat st;
     char why[1400];   // (gnuplot exits 0 when its write fails: a full file system is found out here)
-    full_disk_note(job->out_tmp, why, sizeof why);
     if (stat(job->out_tmp, &st) != 0 || st.st_size == 0) {
+        full_disk_note(job->out_tmp, why, sizeof why);
         set_error(err, errlen, "%s: gnuplot wrote no image%s; the previous file is kept", job->png_path, why);
         job_cleanup(job);
         return -1;
     }
     // a PNG must end with its IEND chunk
     if (!png_file_complete(job->out_tmp)) {
+        full_disk_note(job->out_tmp, why, sizeof why);
         set_error(err, errlen, "%s: gnuplot's image is incomplete%s; the previous file is kept", job->png_path,
                   why[0] ? why : " (a full disk, or a file size limit?)");
         job_cleanup(job);

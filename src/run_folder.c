@@ -320,20 +320,19 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
     return 0;
 }
 
-// The folder part of path into out: "." for a bare name, "/" for a name in the root.
-static void folder_of(const char *path, char *out, size_t outlen) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, outlen, ".");
-    else if (slash == path) snprintf(out, outlen, "/");
-    else snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+// 1 when a and b are the same file or folder (device and inode), 0 when they are not, -1 when
+// either cannot be stat'ed.
+static int same_inode(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return -1;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 // Whether `file` lies in `folder` (the same folder, by device and inode).
 static bool same_folder_as_file(const char *folder, const char *file) {
     char file_folder[1200];
-    folder_of(file, file_folder, sizeof file_folder);
-    struct stat a, b;
-    return stat(folder, &a) == 0 && stat(file_folder, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    path_folder(file, file_folder, sizeof file_folder);
+    return same_inode(folder, file_folder) == 1;
 }
 
 // A folder that holds a run cuvae wrote: a checkpoint, a resume file, or a config.json of a run
@@ -354,16 +353,14 @@ static int check_not_another_runs_folder(const char *run_dir, const char *path, 
     char *real = realpath(path, NULL);
     if (!real) return 0;
     char parent[PATH_MAX + 8], other[PATH_MAX + 8] = "";
-    folder_of(real, parent, sizeof parent);
+    path_folder(real, parent, sizeof parent);
     const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
     if (holds_cuvae_run(real))
         snprintf(other, sizeof other, "%s", real);
     for (size_t i = 0; i < N_IMAGE_DIRS && !other[0]; i++)
         if (strcmp(base, IMAGE_DIRS[i]) == 0 && holds_cuvae_run(parent)) snprintf(other, sizeof other, "%s", parent);
-    struct stat other_st, run_st;
     int rc = 0;
-    if (other[0] && stat(other, &other_st) == 0 && stat(run_dir, &run_st) == 0 &&
-        (other_st.st_dev != run_st.st_dev || other_st.st_ino != run_st.st_ino))
+    if (other[0] && same_inode(other, run_dir) == 0)
         rc = strcmp(other, real) == 0
                  ? set_error(err, errlen, "%s: leads to %s, the folder of a run (%s): remove the link", path, real,
                              as_folder)
@@ -386,11 +383,9 @@ static int check_no_file_links_into_other_runs(const char *out_dir, char *err, s
         char *real = realpath(path, NULL);
         if (!real) continue;   // (a dangling link: the write replaces it, in out_dir)
         char folder[PATH_MAX + 8];
-        folder_of(real, folder, sizeof folder);
-        struct stat folder_st, run_st;
+        path_folder(real, folder, sizeof folder);
         int rc = 0;
-        if (holds_cuvae_run(folder) && stat(folder, &folder_st) == 0 && stat(out_dir, &run_st) == 0 &&
-            (folder_st.st_dev != run_st.st_dev || folder_st.st_ino != run_st.st_ino))
+        if (holds_cuvae_run(folder) && same_inode(folder, out_dir) == 0)
             rc = set_error(err, errlen, "%s: a link to %s, a file of the run in %s (train would write this run's %s "
                            "there): replace the link by a copy (cp -L) or remove it", path, real, folder,
                            REPLACED_FILES[i]);
@@ -461,7 +456,7 @@ int run_folder_check_output(const char *command, const char *option, const char 
         const char *slash = strrchr(names[k], '/');
         const char *name = slash ? slash + 1 : names[k];
         char folder[1200];   // the folder the name is in
-        folder_of(names[k], folder, sizeof folder);
+        path_folder(names[k], folder, sizeof folder);
         for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
             if (strcmp(name, REPLACED_FILES[i]) == 0 && (strcmp(name, "eval.json") != 0 || strcmp(command, "eval") != 0))
                 rc = k == 0 ? set_error(err, errlen, "%s: %s %s would replace a run's %s: %s", command, option,
@@ -478,7 +473,7 @@ int run_folder_check_output(const char *command, const char *option, const char 
         const char *folder_name = strrchr(folder, '/') ? strrchr(folder, '/') + 1 : folder;
         if (rc == 0 && is_png_name(name) && (strcmp(folder_name, "progress") == 0 || strcmp(folder_name, "figures") == 0)) {
             char run_dir[1200];
-            folder_of(folder, run_dir, sizeof run_dir);
+            path_folder(folder, run_dir, sizeof run_dir);
             if (run_folder_holds_run(run_dir))
                 rc = set_error(err, errlen, "%s: %s %s would replace an image of the run in %s (its %s/): give "
                                "another file name", command, option, output, run_dir, folder_name);

@@ -147,6 +147,9 @@ int write_file_atomic(const char *path, const char *text, char *err, size_t errl
 // '.', '_', '-', not empty, not starting with '.' or '-' (so no "..", no '/').
 bool is_plain_name(const char *s);
 
+// The folder part of path into out: "." for a bare name, "/" for a name in the root.
+void path_folder(const char *path, char *out, size_t outlen);
+
 // Best effort: makes a rename into path's folder durable (fsync of the folder).
 // Errors are ignored.
 void fsync_parent_directory(const char *path);
