@@ -390,6 +390,10 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     const int head_width = m->layers[m->head].out;
     float *head = xmalloc((size_t)m->max_batch * head_width * sizeof(float));
     float *rows = xmalloc((size_t)m->max_batch * sizeof(float));
+    // the sums of mu - shift and its square, shift the first example's mu: one pass without the
+    // cancellation of sum(mu^2)/n - mean^2 when the codes share a large offset (a mean of 1e8, a
+    // spread of 1: that form gives a variance of 142)
+    double *mu_shift = xcalloc((size_t)L, sizeof(double));
     double *mu_sum = xcalloc((size_t)L, sizeof(double));
     double *mu_sq = xcalloc((size_t)L, sizeof(double));
     r->kl_per_dim = xcalloc((size_t)L, sizeof(double));
@@ -403,9 +407,12 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
         be->download(be, head, model_head(m), (size_t)B * head_width * sizeof(float));
         for (int b = 0; b < B; b++) {
             const float *mu = head + (size_t)b * head_width;
+            if (start == 0 && b == 0)
+                for (int j = 0; j < L; j++) mu_shift[j] = mu[j];
             for (int j = 0; j < L; j++) {
-                mu_sum[j] += mu[j];
-                mu_sq[j] += (double)mu[j] * mu[j];
+                const double centred = (double)mu[j] - mu_shift[j];
+                mu_sum[j] += centred;
+                mu_sq[j] += centred * centred;
                 if (m->variational) {
                     double lv = mu[L + j];
                     r->kl_per_dim[j] += 0.5 * ((double)mu[j] * mu[j] + exp(lv) - 1.0 - lv);
@@ -416,7 +423,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     }
     double n = data->n > 0 ? data->n : 1;
     for (int j = 0; j < L; j++) {
-        double mean = mu_sum[j] / n;
+        double mean = mu_sum[j] / n;   // (of mu - shift)
         r->mu_variance[j] = mu_sq[j] / n - mean * mean;
         if (r->mu_variance[j] < 0) r->mu_variance[j] = 0;
         r->kl_per_dim[j] /= n;
@@ -428,6 +435,7 @@ int eval_report(Model *m, const DeviceDataset *data, int iw_k, int iw_examples,
     r->outputs_overflow = reconstruction_overflows(m, bce, mse);
     free(head);
     free(rows);
+    free(mu_shift);
     free(mu_sum);
     free(mu_sq);
     if (iw_k > 0 && importance_weighted(m, data, iw_k, iw_examples, r, err, errlen) != 0) {

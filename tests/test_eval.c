@@ -239,6 +239,51 @@ static void test_eval_model_rows(void) {
     CHECK(eval_model_rows(1000, 0, 0, 0, 0) == 1, "at least one row");
 }
 
+// Codes with a large common offset: a dead dimension whose mu is 123456792 (a float) for every
+// one of 10,000 examples has variance 0 -- sum(mu^2)/n - mean^2 left about 142 of it (cancellation)
+// and counted it active -- and a live one keeps its variance when shifted by 1e4.
+static void test_mu_variance_with_offset(void) {
+    enum { N = 10000 };
+    Config cfg = linear_gaussian_config();
+    Model m;
+    char err[256];
+    CHECK(model_create(&m, &cfg, cpu, 512, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 2);
+    float *p = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, p);
+    const Layer *head = &m.layers[m.head];
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 1 * head->in + k] = 0.0f;
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 0 * head->in + k] *= 20.0f;
+    p[head->bias_offset + 1] = 1.2345679e8f;
+    model_set_params(&m, p);
+    uint8_t *images = xmalloc((size_t)N * D);
+    uint8_t *labels = xcalloc(N, 1);
+    Rng rng;
+    rng_init(&rng, 5, 5);
+    for (int i = 0; i < N * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 255);
+    Dataset host = {.n = N, .channels = 1, .rows = 1, .cols = D, .dim = D, .images = images, .labels = labels,
+                    .n_classes = 10};
+    DeviceDataset dev;
+    device_dataset_upload(cpu, &host, &dev);
+    EvalReport r;
+    CHECK(eval_report(&m, &dev, 0, 0, &r, err, sizeof err) == 0, "report: %s", err);
+    CHECK(r.mu_variance[1] == 0.0 && r.active_units == 1, "dead dimension at an offset: variance %g, %d active",
+          r.mu_variance[1], r.active_units);
+    const double live = r.mu_variance[0];
+    eval_report_free(&r);
+    p[head->bias_offset + 0] += 1e4f;
+    model_set_params(&m, p);
+    CHECK(eval_report(&m, &dev, 0, 0, &r, err, sizeof err) == 0, "report: %s", err);
+    CHECK(live > ACTIVE_UNIT_THRESHOLD && test_close(r.mu_variance[0], live, 1e-3, 0),
+          "live dimension shifted by 1e4: variance %g vs %g", r.mu_variance[0], live);
+    eval_report_free(&r);
+    device_dataset_free(cpu, &dev);
+    free(images);
+    free(labels);
+    free(p);
+    model_destroy(&m);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     test_run("eval_model_rows", test_eval_model_rows);
@@ -246,6 +291,7 @@ int main(void) {
     test_run("iw_matches_exact_log_likelihood", test_iw_matches_exact_log_likelihood);
     test_run("iw_refuses_non_likelihood", test_iw_refuses_non_likelihood);
     test_run("active_units_and_kl_per_dim", test_active_units_and_kl_per_dim);
+    test_run("mu_variance_with_offset", test_mu_variance_with_offset);
     cpu->destroy(cpu);
     return test_finish("test_eval");
 }
