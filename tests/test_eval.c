@@ -135,19 +135,26 @@ static void test_iw_refuses_non_likelihood(void) {
     model_destroy(&m);
 }
 
+// The model's parameters (returned, malloc'd) with latent dimension 1 dead -- the rows of the mu
+// head that produce it zeroed, its bias set to dead_mu -- and dimension 0's rows scaled by 20.
+static float *with_dead_dimension_one(Model *m, float dead_mu) {
+    float *p = xmalloc(m->n_params * sizeof(float));
+    model_get_params(m, p);
+    const Layer *head = &m->layers[m->head];
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 1 * head->in + k] = 0.0f;
+    for (int k = 0; k < head->in; k++) p[head->weight_offset + 0 * head->in + k] *= 20.0f;
+    if (dead_mu != 0.0f) p[head->bias_offset + 1] = dead_mu;
+    model_set_params(m, p);
+    return p;
+}
+
 static void test_active_units_and_kl_per_dim(void) {
     Config cfg = linear_gaussian_config();
     Model m;
     char err[256];
     model_create(&m, &cfg, cpu, 4, err, sizeof err);   // several batches
     model_init_params(&m, 2);
-    // make latent dimension 1 dead: zero the rows of the mu head that produce it
-    float *p = xmalloc(m.n_params * sizeof(float));
-    model_get_params(&m, p);
-    const Layer *head = &m.layers[m.head];
-    for (int k = 0; k < head->in; k++) p[head->weight_offset + 1 * head->in + k] = 0.0f;
-    for (int k = 0; k < head->in; k++) p[head->weight_offset + 0 * head->in + k] *= 20.0f;
-    model_set_params(&m, p);
+    float *p = with_dead_dimension_one(&m, 0.0f);
     uint8_t images[N_EXAMPLES * D];
     DeviceDataset dev;
     make_data(&dev, images);
@@ -249,13 +256,8 @@ static void test_mu_variance_with_offset(void) {
     char err[256];
     CHECK(model_create(&m, &cfg, cpu, 512, err, sizeof err) == 0, "create: %s", err);
     model_init_params(&m, 2);
-    float *p = xmalloc(m.n_params * sizeof(float));
-    model_get_params(&m, p);
+    float *p = with_dead_dimension_one(&m, 1.2345679e8f);
     const Layer *head = &m.layers[m.head];
-    for (int k = 0; k < head->in; k++) p[head->weight_offset + 1 * head->in + k] = 0.0f;
-    for (int k = 0; k < head->in; k++) p[head->weight_offset + 0 * head->in + k] *= 20.0f;
-    p[head->bias_offset + 1] = 1.2345679e8f;
-    model_set_params(&m, p);
     uint8_t *images = xmalloc((size_t)N * D);
     uint8_t *labels = xcalloc(N, 1);
     Rng rng;
