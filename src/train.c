@@ -31,10 +31,22 @@
 #define RNG_STREAM_SHUFFLE 1000
 
 // The end of a divergence message: what to change, with the value the run had.
+// A loss weight or weight decay far outside what trains (1e6 and over; a weight decay of 1 and
+// over) is named first: the learning rate is then not what to change.
 static const char *divergence_advice(const Config *cfg, char *buf, size_t len) {
     // (a gan's or aae's phases each take the whole gradient: train.grad_clip is refused for them)
     const bool clip_allowed = !model_kind_info(cfg->model.kind)->adversarial;
-    snprintf(buf, len, "try a lower train.lr (it was %g)%s", cfg->train.lr,
+    const double huge_weight = 1e6;
+    const char *key = NULL;
+    double value = 0.0;
+    if (cfg->loss.w_rec >= huge_weight) key = "loss.w_rec", value = cfg->loss.w_rec;
+    else if (!cfg->loss.has_capacity && cfg->loss.w_kl >= huge_weight) key = "loss.w_kl", value = cfg->loss.w_kl;
+    else if (cfg->loss.has_capacity && cfg->loss.capacity_gamma >= huge_weight)
+        key = "loss.capacity.gamma", value = cfg->loss.capacity_gamma;
+    else if (cfg->train.weight_decay >= 1.0) key = "train.weight_decay", value = cfg->train.weight_decay;
+    char first[96] = "";
+    if (key) snprintf(first, sizeof first, "try a smaller %s (it was %g), ", key, value);
+    snprintf(buf, len, "%s%s train.lr (it was %g)%s", first, key ? "a lower" : "try a lower", cfg->train.lr,
              cfg->train.grad_clip > 0 || !clip_allowed ? "" : " or a gradient clip (train.grad_clip, e.g. 1)");
     return buf;
 }
@@ -961,11 +973,21 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                             : agree_now         ? dist_max_int((int)interrupt_signal, "stop request")
                                                 : 0;
             if (sig != 0) {
+                double pending[3];   // the loss sums since the last read
+                model_peek_loss_accumulator(&model, pending);
                 if (model.data_parallel) {   // the resume file keeps every rank's pending loss sums, added up
-                    double pending[3];
-                    model_peek_loss_accumulator(&model, pending);
                     dist_sum_doubles(pending, 3, "loss sums");
                     model_set_loss_accumulator(&model, pending);
+                }
+                // a run that diverged since the last read stops as one (its state is not saved)
+                if (!isfinite(pending[0]) || !isfinite(pending[1])) {
+                    rc = set_error(err, errlen,
+                                   "training diverged in epoch %d by step %ld (found when %s stopped it): the loss "
+                                   "is not finite (%s %g, %s %g); %s, if written, holds the last finished epoch; %s",
+                                   epoch, step, signal_name(sig), model.gan ? "D loss" : "rec", nan_unsigned(pending[0]),
+                                   units.second ? units.second : "KL", nan_unsigned(pending[1]), ckpt_path,
+                                   divergence_advice(cfg, advice, sizeof advice));
+                    goto done;
                 }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
@@ -1005,8 +1027,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                     rc = set_error(err, errlen,
                                    "training diverged at epoch %d, step %ld: the loss is not finite "
                                    "(%s %g, %s %g); %s, if written, holds the last finished epoch; %s",
-                                   epoch, step + 1, model.gan ? "D loss" : "rec", rec, units.second ? units.second : "KL",
-                                   kl_sum, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
+                                   epoch, step + 1, model.gan ? "D loss" : "rec", nan_unsigned(rec),
+                                   units.second ? units.second : "KL", nan_unsigned(kl_sum), ckpt_path, divergence_advice(cfg, advice, sizeof advice));
                     goto done;
                 }
                 // the objective at this step's schedule (free bits shown without the floor);
@@ -1047,21 +1069,32 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         KlSchedule epoch_end = model_kl_schedule(cfg, (double)(global_step - 1) / (double)steps_per_epoch);
         if (!isfinite(test.loss)) {
             rc = set_error(err, errlen, "epoch %d: the %s is not finite (%g); %s, if written, holds "
-                           "the last finished epoch; %s", epoch, watched_name, test.loss,
+                           "the last finished epoch; %s", epoch, watched_name, nan_unsigned(test.loss),
                            ckpt_path, divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
-        // A Bernoulli reconstruction term far above what predicting 1/2 for every pixel gives
-        // (ln 2 a pixel, whatever the targets) is a run that diverged without overflowing. (Not a
-        // gan's, whose rec is no reconstruction, nor a prior's over VQ codes: categorical, ln K a code.)
-        const double coin_flip_rec = M_LN2 * (cfg->loss.reduction == REDUCTION_SUM ? cfg->model.input_dim : 1);
-        if (!model.gan && !cfg->model.prior_of[0] && cfg->loss.reconstruction == REC_BCE &&
-            test.rec > 10.0 * coin_flip_rec) {
+        // A reconstruction term far above what predicting 1/2 for every pixel gives is a run that
+        // diverged without overflowing: ln 2 a pixel for a Bernoulli term, whatever the targets; at
+        // most 1/4 a pixel for a squared error (the targets are pixels in [0, 1]). (Not a gan's, whose
+        // rec is no reconstruction, nor a prior's over VQ codes: categorical, ln K a code.)
+        const bool bce = cfg->loss.reconstruction == REC_BCE;
+        const double half_rec = (bce ? M_LN2 : 0.25) * (cfg->loss.reduction == REDUCTION_SUM ? cfg->model.input_dim : 1);
+        if (!model.gan && !cfg->model.prior_of[0] && test.rec > 10.0 * half_rec) {
             rc = set_error(err, errlen, "epoch %d: training diverged: the %s reconstruction term is %g %s, more "
-                           "than 10 times what predicting 1/2 for every pixel gives (%g); %s, if written, holds the "
+                           "than 10 times what predicting 1/2 for every pixel gives%s (%g); %s, if written, holds the "
                            "last finished epoch; %s", epoch, validating ? "validation" : "test",
-                           test.rec, units.rec,
-                           coin_flip_rec, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
+                           test.rec, units.rec, bce ? "" : " at most",
+                           half_rec, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
+            goto done;
+        }
+        // a state that overflowed while the loss stayed finite (a batch norm's running variance,
+        // Adam's moments): stopped before the epoch's line, log line and files, which keep the
+        // last finished epoch
+        char non_finite[256];
+        if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
+            rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
+                           "holds the last finished epoch; %s", epoch, non_finite, ckpt_path,
+                           divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
         // (a run resumed mid-epoch timed only the steps left: the examples of those)
@@ -1125,16 +1158,6 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                  epoch_count > 0 ? epoch_kl / epoch_count : 0.0,
                  epoch_end.capacity ? 0.0 : (double)epoch_end.weight,
                  epoch_end.capacity ? (double)epoch_end.capacity_target : 0.0, (double)last_step.lr_now);
-        // a state that overflowed while the loss stayed finite (a batch norm's running variance,
-        // Adam's moments): stopped before the epoch's log line and files, which keep the last
-        // finished epoch
-        char non_finite[256];
-        if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
-            rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
-                           "holds the last finished epoch; %s", epoch, non_finite, ckpt_path,
-                           divergence_advice(cfg, advice, sizeof advice));
-            goto done;
-        }
         if (writer && run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0) {
             rc = -1;
             goto done;

@@ -173,6 +173,38 @@ rc=$?
     && [ ! -e "$tmp/diverge_finite/eval.json" ] \
     && ok "a finite blow-up is caught at the epoch's end (exit 2, no eval.json)" || bad "finite divergence: exit $rc, $(tail -1 "$tmp/divf.err")"
 [ ! -e "$tmp/diverge/eval.json" ] && ok "diverged run leaves no eval.json" || bad "diverged run wrote eval.json"
+# a squared-error blow-up that stays finite (a Gaussian decoder at lr 10; an AE at lr 3): until
+# 2026-12-06 only a Bernoulli term had this check, and these runs ended with exit 0 and a test SSE of 1e13
+for args in "model.kind=vae train.lr=10" "model.kind=ae train.lr=3"; do
+    read -r kind_set lr_set <<< "$args"
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set "$kind_set" --set "$lr_set" --set model.output=gaussian \
+        --set loss.reconstruction=mse --out "$tmp/diverge_mse" --overwrite 2>"$tmp/divm.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && tail -1 "$tmp/divm.err" | grep -q "^cuvae: epoch 1: training diverged: the test reconstruction term is .* SSE, more than 10 times what predicting 1/2 for every pixel gives at most (196); .*try a lower train.lr" \
+        && [ ! -e "$tmp/diverge_mse/eval.json" ] \
+        && ok "a finite squared-error blow-up is caught at the epoch's end ($kind_set, $lr_set: exit 2, no eval.json)" \
+        || bad "finite mse divergence ($args): exit $rc, $(tail -1 "$tmp/divm.err")"
+done
+# a huge loss weight is named before the learning rate in the advice
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set loss.w_rec=1e30 --out "$tmp/diverge_w" 2>"$tmp/divw.err"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/divw.err" | grep -q "training diverged.*; try a smaller loss.w_rec (it was 1e+30), a lower train.lr (it was 0.001) or a gradient clip (train.grad_clip, e.g. 1)$" \
+    && ok "divergence from a loss weight of 1e30 names loss.w_rec first" || bad "w_rec divergence: exit $rc, $(tail -1 "$tmp/divw.err")"
+# SIGTERM reaching a run that diverged since its last loss read (lr 1e6, batch 1, no read for
+# 1e7 steps): said as a divergence (until 2026-12-06 the resume file's writer refused its NaN
+# parameters with "its loss stayed finite"); nothing but config.json and the empty log written
+"$CUVAE" train configs/examples_vae.json --set device=cpu --set data.test_limit=100 --set train.lr=1e6 \
+    --set train.batch_size=1 --set train.log_interval=10000000 --out "$tmp/diverge_term" 2>"$tmp/divt.err" &
+pid=$!
+for _ in $(seq 100); do [ -e "$tmp/diverge_term/log.jsonl" ] && break; sleep 0.1; done
+sleep 1
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/divt.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): the loss is not finite (rec nan, KL nan); .*try a lower train.lr (it was 1e+06)" \
+    && [ ! -e "$tmp/diverge_term/resume.safetensors" ] && [ ! -e "$tmp/diverge_term/model.safetensors" ] \
+    && ok "SIGTERM after a divergence stops as a divergence (exit 2, no resume file, nan without a sign)" \
+    || bad "SIGTERM after divergence: exit $rc, $(tail -1 "$tmp/divt.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" 2>/dev/null
 cp -r "$tmp/rerun" "$tmp/rerun2"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <math.h>
 
 #define CUVAE_VERSION "0.1.0"
 
@@ -26,6 +27,10 @@ int set_error(char *err, size_t errlen, const char *fmt, ...)
 // An information line on stderr ("cuvae: " and the text, a newline added), one line whatever it
 // quotes: escaped as set_error escapes an error (a file name with a newline or an escape sequence).
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// x for printing: a NaN without its sign (printf writes "-nan" for the NaN an overflow often
+// leaves, and its sign means nothing)
+static inline double nan_unsigned(double x) { return isnan(x) ? fabs(x) : x; }
 
 // s escaped as set_error escapes what it quotes, in buf (n bytes); returns buf.
 const char *one_line_text(const char *s, char *buf, size_t n);
