@@ -4,6 +4,8 @@
 #include "cuvae/layer_kind.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int plain_check(LayerSpec *spec, char *key, size_t keylen, char *msg, size_t msglen) {
     if (layer_check_args(spec, 0, 0, false, 0, 0, "", msg, msglen)) return -1;
@@ -19,11 +21,29 @@ static int leaky_check(LayerSpec *spec, char *key, size_t keylen, char *msg, siz
     return layer_apply_options(spec, NULL, 0, key, keylen, msg, msglen);
 }
 
-static Activation activation_of(const char *kind) {
-    if (kind[0] == 'r') return ACT_RELU;
-    if (kind[0] == 'l') return ACT_LEAKY_RELU;
-    if (kind[0] == 't') return ACT_TANH;
-    return ACT_SIGMOID;
+// Each activation layer kind and the Activation it runs (defined below).
+static const struct {
+    const LayerKind *kind;
+    Activation act;
+} ACTIVATION_KINDS[] = {
+    {&layer_relu, ACT_RELU},
+    {&layer_leaky_relu, ACT_LEAKY_RELU},
+    {&layer_tanh, ACT_TANH},
+    {&layer_sigmoid, ACT_SIGMOID},
+};
+#define N_ACTIVATION_KINDS (sizeof ACTIVATION_KINDS / sizeof ACTIVATION_KINDS[0])
+
+bool layer_kind_is_activation(const LayerKind *kind) {
+    for (size_t i = 0; i < N_ACTIVATION_KINDS; i++)
+        if (ACTIVATION_KINDS[i].kind == kind) return true;
+    return false;
+}
+
+static Activation activation_of(const char *name) {
+    for (size_t i = 0; i < N_ACTIVATION_KINDS; i++)
+        if (strcmp(ACTIVATION_KINDS[i].kind->name, name) == 0) return ACTIVATION_KINDS[i].act;
+    fprintf(stderr, "cuvae: internal error: %s is not an activation layer (%s:%d)\n", name, __FILE__, __LINE__);
+    abort();
 }
 
 static int activation_build(NetLayer *layer, const LayerSpec *spec, char *msg, size_t msglen) {

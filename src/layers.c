@@ -33,17 +33,14 @@ const LayerKind *layer_kind_find(const char *name) {
     return NULL;
 }
 
-bool layer_kind_is_activation(const LayerKind *kind) {
-    return kind == &layer_relu || kind == &layer_leaky_relu || kind == &layer_tanh || kind == &layer_sigmoid;
-}
-
 const char *layer_kind_names(void) {
-    static char names[256];
+    static char names[1024];   // (a list that outgrew it ends in "...")
     if (!names[0]) {
         size_t used = 0;
-        for (int i = 0; i < N_KINDS; i++)
+        for (int i = 0; i < N_KINDS && used < sizeof names; i++)
             used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                      registered_kinds[i]->name);
+        if (used >= sizeof names) snprintf(names + sizeof names - 4, 4, "...");
     }
     return names;
 }

@@ -137,7 +137,7 @@ struct LayerKind {
 
 // The registered kinds (src/layers.c); NULL if name is not one.
 const LayerKind *layer_kind_find(const char *name);
-// relu, leaky_relu, tanh, sigmoid
+// relu, leaky_relu, tanh, sigmoid (src/layer_activation.c's list)
 bool layer_kind_is_activation(const LayerKind *kind);
 // "linear, conv2d, ..." for error messages
 const char *layer_kind_names(void);
