@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 #include "cuvae/optimizer_math.h"   // adam_element, shared with backend_cpu.c
 
 __global__ void adam_update_kernel(float *params,        // (n)
@@ -65,16 +66,13 @@ extern "C" void launch_adam_update(float *params, const float *grads, float *m, 
     if (aligned16(params) && aligned16(grads) && aligned16(m) && aligned16(v)) {
         size_t n4 = n / 4;
         int tail = (int)(n % 4);
-        size_t blocks = (n4 + block_size - 1) / block_size;
-        if (blocks == 0) blocks = 1;          // the tail alone
-        if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+        const unsigned blocks = grid_for(n4, block_size);   // (at least 1: the tail alone)
         size_t done = n4 * 4;
         adam_update_vec4_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
             (float4 *)params, (const float4 *)grads, (float4 *)m, (float4 *)v, n4,
             params + done, grads + done, m + done, v + done, tail, o, state);
     } else {
-        size_t blocks = (n + block_size - 1) / block_size;
-        if (blocks > 65535) blocks = 65535;
+        const unsigned blocks = grid_for(n, block_size);
         adam_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(
             params, grads, m, v, n, o, state);
     }

@@ -17,8 +17,6 @@
 #include "cuvae/layer_math.h"
 #include "cuvae/kernel_grid.h"
 
-#define LEAKY_RELU_SLOPE 0.01f   // model.activation's leaky_relu
-
 static __device__ float activation_forward(float v, int act) {
     return activation_value(v, act, LEAKY_RELU_SLOPE);
 }
@@ -122,8 +120,7 @@ extern "C" void launch_activation_backward(float *dy, const float *y, int B, int
 extern "C" void launch_bias_grad(float *dbias, const float *dy, int B, int N,
                                  cudaStream_t stream) {
     if (N <= 0) return;
-    int n_chunks = (N + BIAS_GRAD_COLS - 1) / BIAS_GRAD_COLS;
-    if (n_chunks > 65535) n_chunks = 65535;   // the chunk loop covers the rest
+    const unsigned n_chunks = grid_for(N, BIAS_GRAD_COLS);   // (at most 65535: the chunk loop covers the rest)
     dim3 block(BIAS_GRAD_COLS, BIAS_GRAD_ROWS);
     bias_grad_kernel<<<n_chunks, block, 0, stream>>>(dbias, dy, B < 0 ? 0 : B, N);
     CUDA_CHECK(cudaGetLastError());

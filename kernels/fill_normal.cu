@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 #include "cuvae/philox.h"
 
 __global__ void fill_normal_kernel(float *out,                       // (n)
@@ -19,8 +20,7 @@ extern "C" void launch_fill_normal(float *out, size_t n, uint64_t seed, uint64_t
                                    const uint64_t *device_offset, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    size_t blocks = (n + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
     fill_normal_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(out, n, seed, offset,
                                                                     device_offset);
     CUDA_CHECK(cudaGetLastError());

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 #include "cuvae/philox.h"
 
 __global__ void fill_uniform_kernel(float *out,                       // (n)
@@ -21,8 +22,7 @@ extern "C" void launch_fill_uniform(float *out, size_t n, uint64_t seed, uint64_
                                     cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    size_t blocks = (n + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
     fill_uniform_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(out, n, seed, offset,
                                                                      device_offset, lo, hi);
     CUDA_CHECK(cudaGetLastError());

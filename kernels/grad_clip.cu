@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 
 #define GRAD_CLIP_LANES 256   // a power of 2 (the tree halves it)
 
@@ -49,8 +50,7 @@ extern "C" void launch_grad_clip(float *grads, size_t n, float max_norm, double 
     CUDA_CHECK(cudaGetLastError());
     grad_norm_kernel<<<1, 1, 0, stream>>>(scratch);
     CUDA_CHECK(cudaGetLastError());
-    size_t blocks = (n + 255) / 256;
-    if (blocks > 65535) blocks = 65535;
+    const unsigned blocks = grid_for(n, 256);
     grad_scale_kernel<<<(unsigned)blocks, 256, 0, stream>>>(grads, n, max_norm, scratch);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 #include "cuvae/optimizer_math.h"
 
 __global__ void sgd_update_kernel(float *params,        // (n)
@@ -25,8 +26,7 @@ extern "C" void launch_sgd_update(float *params, const float *grads, float *buf,
                                   OptimizerParams o, const StepState *state, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    size_t blocks = (n + block_size - 1) / block_size;
-    if (blocks > 65535) blocks = 65535;   // the grid-stride loop covers the rest
+    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
     sgd_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(params, grads, buf, n, o, state);
     CUDA_CHECK(cudaGetLastError());
 }

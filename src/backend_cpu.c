@@ -1,6 +1,9 @@
-// backend_cpu.c: the CPU backend: OpenBLAS sgemm plus plain C loops (and whole convolutions
-// through oneDNN, conv_onednn.c, where the build has it). This is the readable reference:
-// every CUDA kernel in kernels/ is tested against the function of the same name here.
+// backend_cpu.c: the CPU backend: OpenBLAS sgemm plus C loops (and whole convolutions
+// through oneDNN, conv_onednn.c, where the build has it), each Backend op as cpu_<op>. It is
+// the reference the CUDA backend's ops are tested against (tests/test_cuda_parity.c: the same
+// op on both backends); its per-element arithmetic is the kernels' own (layer_math.h,
+// optimizer_math.h), in loops written for the CPU's speed (vectorised rows, cache-sized
+// chunks, the strided im2col).
 #include "cuvae/backend.h"
 #include "cuvae/cpu_bce.h"
 #include "cuvae/cpu_vector_math.h"
@@ -456,8 +459,6 @@ static void cpu_gather_batch(Backend *be, float *x, const uint8_t *data, const i
         }
     }
 }
-
-#define LEAKY_RELU_SLOPE 0.01f
 
 static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias, int B, int N,
                                         Activation act) {

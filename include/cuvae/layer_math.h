@@ -1,8 +1,11 @@
-// layer_math.h: the per-element arithmetic of the layer ops -- activations
-// (with a leaky_relu slope), the convolution's im2col index map and batch
-// norm's normalisation -- written once and compiled twice: by gcc for the CPU
-// backend's loops and by nvcc for kernels/activation.cu, kernels/conv.cu and
-// kernels/batch_norm.cu (CUVAE_HOST_DEVICE), so both backends agree.
+// layer_math.h: the per-element arithmetic of the layer and model ops -- activations
+// (with a leaky_relu slope), the convolution's im2col / col2im index maps, batch norm's
+// input gradient, the VQ-VAE's nearest code, dead-code restart and EMA codebook update,
+// a pixel's code, a categorical draw's position, the AAE's mixture prior point --
+// written once and compiled twice: by gcc for the CPU backend's loops and by nvcc for
+// kernels/bias_activation.cu, kernels/conv.cu, kernels/batch_norm.cu,
+// kernels/vector_quantizer.cu, kernels/categorical.cu and kernels/mixture_prior.cu
+// (CUVAE_HOST_DEVICE), so both backends agree.
 #ifndef CUVAE_LAYER_MATH_H
 #define CUVAE_LAYER_MATH_H
 
@@ -10,6 +13,9 @@
 #include "cuvae/config.h"       // Activation
 #include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
 #include "cuvae/philox.h"       // philox_uniform_at
+
+// model.activation's leaky_relu: its negative slope (a leaky_relu layer gives its own)
+#define LEAKY_RELU_SLOPE 0.01f
 
 // act(v); slope is leaky_relu's negative slope (ignored by the others)
 static inline CUVAE_HOST_DEVICE float activation_value(float v, int act, float slope) {
