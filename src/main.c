@@ -625,12 +625,8 @@ static int command_sample(int argc, char **argv) {
         // drawn above
     } else if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
         model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels);
-    } else if (m.vq) {   // codes drawn uniformly: a VQ-VAE has no prior of its own (--prior gives one)
-        float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
-        model_vq_uniform_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
-        be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
-        free(z);
-    } else if (m.aae) {   // draws of its prior (N(0, I) or the 2-D mixture)
+    } else if (m.vq || m.aae) {   // drawn on the host: a VQ-VAE's codes uniformly (it has no prior of its
+                                  // own: --prior gives one), an aae's prior (N(0, I) or the 2-D mixture)
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));
         model_draw_latents(&m, z, a.n_samples, seed ^ 0x5A3Bull);
         be->upload(be, m.z, z, (size_t)a.n_samples * m.latent_dim * sizeof(float));
@@ -653,10 +649,7 @@ static int command_sample(int argc, char **argv) {
                 be->destroy(be);
                 return fail(err);
             }
-        if (m.gan)   // the generator's own range
-            model_gan_to_pixels(&m, pixels, (size_t)a.n_samples * D);
-        else if (cfg.model.output == OUTPUT_BERNOULLI)
-            for (size_t i = 0; i < (size_t)a.n_samples * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+        model_outputs_to_pixels(&m, pixels, (size_t)a.n_samples * D);
     }
     int grid_cols = (int)ceil(sqrt((double)a.n_samples));
     int width, height;

@@ -965,11 +965,15 @@ bool model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
     if (labels_dev) be->free(be, labels_dev);
     bool finite = true;
     for (size_t i = 0; i < (size_t)n * D && finite; i++) finite = isfinite(pixels[i]);
-    if (m->gan)   // the generator's own range
-        model_gan_to_pixels(m, pixels, (size_t)n * D);
-    else if (m->cfg.model.output == OUTPUT_BERNOULLI)
-        for (size_t i = 0; i < (size_t)n * D; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
+    model_outputs_to_pixels(m, pixels, (size_t)n * D);
     return finite;
+}
+
+void model_outputs_to_pixels(Model *m, float *pixels, size_t count) {
+    if (m->gan)   // the generator's own range
+        model_gan_to_pixels(m, pixels, count);
+    else if (m->cfg.model.output == OUTPUT_BERNOULLI)
+        for (size_t i = 0; i < count; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
 }
 
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed) {

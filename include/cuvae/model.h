@@ -102,7 +102,8 @@ typedef struct {
     float *aae_g_row;                        // (B) the encoder's regularization loss per example
     int latent_dim;
     int input_dim;
-    bool variational;        // vae / cvae: sample z; ae: z = mu, no KL
+    bool variational;        // model_kind's draws_z: vae / cvae sample z (a KL term), a gan's generator
+                             // takes z ~ N(0, I) (its own forward); ae: z = mu, no KL
     int n_classes;           // cvae: size of the one-hot condition, else 0
     RecLoss rec_loss;
     float pixel_weight;      // 1 or 1/D
@@ -337,6 +338,9 @@ void model_gan_to_pixels(const Model *m, float *values, size_t n);
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
 // uniformly drawn codes (model_vq_uniform_latents).
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed);
+// Decoder outputs (count floats, on the host) into pixel values in place: a gan's generator range
+// mapped to [0, 1], a Bernoulli decoder's logits through the sigmoid; a Gaussian's means as they are.
+void model_outputs_to_pixels(Model *m, float *pixels, size_t count);
 
 // A non-variational model's encoder alone (the trunk and head) from m->x into m->z (B, L).
 void model_encode(Model *m, int B);
