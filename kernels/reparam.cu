@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 #include "cuvae/kernels.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/layer_math.h"
 #include "cuvae/kernel_grid.h"
 #include "cuvae/philox.h"
 
@@ -31,7 +32,7 @@ __global__ void reparam_forward_kernel(float *z,            // (B, L)
         size_t j = i % L;
         float mu = h[b * 2 * L + j];
         float logvar = h[b * 2 * L + L + j];
-        z[i] = mu + expf(0.5f * logvar) * eps_source_at(eps, i);
+        z[i] = reparam_z(mu, logvar, eps_source_at(eps, i));
     }
 }
 
@@ -61,7 +62,7 @@ __global__ void kl_reparam_backward_kernel(float *dh,          // (B, 2L) or NUL
             float mu = mu_row[j];
             float logvar = logvar_row[j];
             float var = expf(logvar);
-            sum += (double)(mu * mu + var - 1.0f - logvar);
+            sum += (double)kl_twice(mu, logvar, var);
             if (dh) {
                 float dz_j = dz ? dz[(size_t)b * L + j] : 0.0f;
                 float eps_j = eps_source_at(eps, (uint64_t)b * L + j);
@@ -69,7 +70,7 @@ __global__ void kl_reparam_backward_kernel(float *dh,          // (B, 2L) or NUL
                 float coef = kl_coef[j];
                 float *dh_row = dh + (size_t)b * 2 * L;
                 dh_row[j] = dz_j + coef * mu;
-                dh_row[L + j] = dz_j * eps_j * 0.5f * std_dev + coef * 0.5f * (var - 1.0f);
+                dh_row[L + j] = reparam_dlogvar(dz_j, eps_j, std_dev, coef, var);
             }
         }
         sum = warp_sum(sum);
@@ -97,7 +98,7 @@ __global__ void kl_statistics_kernel(float *kl_dim_sum,   // (L)
             for (int b = ty; b < B; b += KL_STAT_ROWS) {
                 float mu = h[(size_t)b * 2 * L + j];
                 float logvar = h[(size_t)b * 2 * L + L + j];
-                sum += 0.5f * (mu * mu + expf(logvar) - 1.0f - logvar);
+                sum += 0.5f * kl_twice(mu, logvar, expf(logvar));
             }
         }
         partial[ty][tx] = sum;
@@ -168,7 +169,7 @@ __global__ void importance_log_weight_kernel(float *logw,            // (B)
         for (int j = lane; j < L; j += WARP_SIZE) {
             float logvar = logvar_row[j];
             float e = eps_row[j];
-            float z = mu_row[j] + expf(0.5f * logvar) * e;
+            float z = reparam_z(mu_row[j], logvar, e);
             sum += -0.5 * (double)z * z + 0.5 * (double)e * e + 0.5 * (double)logvar;
         }
         sum = warp_sum(sum);

@@ -653,7 +653,7 @@ static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource
                 const int n = L - j0 < EPS_CHUNK ? L - j0 : EPS_CHUNK;
                 const float *e = drawn ? drawn + (size_t)b * L + j0 : chunk;
                 if (!drawn) eps_row_chunk(eps, L, b, j0, n, chunk);
-                for (int j = j0; j < j0 + n; j++) zb[j] = mu[j] + expf(0.5f * logvar[j]) * e[j - j0];
+                for (int j = j0; j < j0 + n; j++) zb[j] = reparam_z(mu[j], logvar[j], e[j - j0]);
             }
         }
     }
@@ -675,7 +675,7 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
             float var[EPS_CHUNK], chunk[EPS_CHUNK];
             for (int j = j0; j < j0 + n; j++) {
                 var[j - j0] = expf(logvar[j]);
-                kl += (double)(mu[j] * mu[j] + var[j - j0] - 1.0f - logvar[j]);
+                kl += (double)kl_twice(mu[j], logvar[j], var[j - j0]);
             }
             if (!dh) continue;
             const float *e = kept ? kept + (size_t)b * L + j0 : chunk;
@@ -684,7 +684,7 @@ static void cpu_kl_reparam_backward(Backend *be, float *dh, float *kl_row, const
                 float sigma = expf(0.5f * logvar[j]);
                 float g = dz ? dz[(size_t)b * L + j] : 0.0f;
                 dmu[j] = g + kl_coef[j] * mu[j];
-                dlogvar[j] = g * e[j - j0] * 0.5f * sigma + kl_coef[j] * 0.5f * (var[j - j0] - 1.0f);
+                dlogvar[j] = reparam_dlogvar(g, e[j - j0], sigma, kl_coef[j], var[j - j0]);
             }
         }
         kl_row[b] = (float)(0.5 * kl);
@@ -698,7 +698,7 @@ static void cpu_kl_statistics(Backend *be, float *kl_dim_sum, const float *h, in
         const float *mu = h + (size_t)b * 2 * L;
         const float *logvar = mu + L;
         for (int j = 0; j < L; j++)
-            kl_dim_sum[j] += 0.5f * (mu[j] * mu[j] + expf(logvar[j]) - 1.0f - logvar[j]);
+            kl_dim_sum[j] += 0.5f * kl_twice(mu[j], logvar[j], expf(logvar[j]));
     }
 }
 
@@ -741,7 +741,7 @@ static void cpu_importance_log_weight(Backend *be, float *logw, const float *rec
         const float *e = eps + (size_t)b * L;
         double sum = 0.0;
         for (int j = 0; j < L; j++) {
-            float z = mu[j] + expf(0.5f * logvar[j]) * e[j];
+            float z = reparam_z(mu[j], logvar[j], e[j]);
             sum += -0.5 * (double)z * z + 0.5 * (double)e[j] * e[j] + 0.5 * (double)logvar[j];
         }
         logw[b] = (float)((double)rec_scale * rec_row[b] + rec_const + sum);

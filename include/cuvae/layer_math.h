@@ -14,6 +14,23 @@
 #include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
 #include "cuvae/philox.h"       // philox_uniform_at
 
+// The Gaussian posterior's per-dimension math (kernels/reparam.cu and the CPU's loops):
+// z = mu + exp(logvar / 2) * eps
+static inline CUVAE_HOST_DEVICE float reparam_z(float mu, float logvar, float eps) {
+    return mu + expf(0.5f * logvar) * eps;
+}
+
+// twice one dimension's KL(N(mu, var) || N(0, 1)): mu^2 + var - 1 - logvar, var = exp(logvar)
+static inline CUVAE_HOST_DEVICE float kl_twice(float mu, float logvar, float var) {
+    return mu * mu + var - 1.0f - logvar;
+}
+
+// dL/dlogvar of one dimension: the reparametrization's dz * eps * sigma / 2 and the KL's
+// coef * (var - 1) / 2 (sigma = exp(logvar / 2), var = exp(logvar); dL/dmu is dz + coef * mu)
+static inline CUVAE_HOST_DEVICE float reparam_dlogvar(float dz, float eps, float sigma, float coef, float var) {
+    return dz * eps * 0.5f * sigma + coef * 0.5f * (var - 1.0f);
+}
+
 // model.activation's leaky_relu: its negative slope (a leaky_relu layer gives its own)
 #define LEAKY_RELU_SLOPE 0.01f
 
