@@ -471,20 +471,15 @@ static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias
             for (int n = 0; n < N; n++) row[n] += bias[n];
             break;
         case ACT_RELU:
-            for (int n = 0; n < N; n++) {
-                float v = row[n] + bias[n];
-                row[n] = v > 0.0f ? v : 0.0f;
-            }
+            for (int n = 0; n < N; n++) row[n] = activation_value(row[n] + bias[n], ACT_RELU, 0.0f);
             break;
         case ACT_TANH:
             for (int n = 0; n < N; n++) row[n] += bias[n];
             cpu_tanh(row, row, (size_t)N);
             break;
         case ACT_LEAKY_RELU:
-            for (int n = 0; n < N; n++) {
-                float v = row[n] + bias[n];
-                row[n] = v > 0.0f ? v : LEAKY_RELU_SLOPE * v;
-            }
+            for (int n = 0; n < N; n++)
+                row[n] = activation_value(row[n] + bias[n], ACT_LEAKY_RELU, LEAKY_RELU_SLOPE);
             break;
         case ACT_SIGMOID:
             for (int n = 0; n < N; n++) row[n] = activation_value(row[n] + bias[n], ACT_SIGMOID, 0.0f);
@@ -495,10 +490,11 @@ static void cpu_bias_activation_forward(Backend *be, float *y, const float *bias
 
 // dy (n) *= act'(.) through the activation's output y (n), in place
 static inline void activation_backward_run(float *dy, const float *y, size_t n, Activation act) {
+    // (one loop per kind, the kind a constant in each: the compiler vectorises them)
     if (act == ACT_RELU) {
-        for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) dy[i] = activation_gradient(dy[i], y[i], ACT_RELU, 0.0f);
     } else if (act == ACT_TANH) {
-        for (size_t i = 0; i < n; i++) dy[i] *= 1.0f - y[i] * y[i];
+        for (size_t i = 0; i < n; i++) dy[i] = activation_gradient(dy[i], y[i], ACT_TANH, 0.0f);
     } else if (act != ACT_NONE) {
         for (size_t i = 0; i < n; i++) dy[i] = activation_gradient(dy[i], y[i], (int)act, LEAKY_RELU_SLOPE);
     }
@@ -1003,10 +999,10 @@ static void cpu_activation_forward(Backend *be, float *y, const float *x, size_t
     (void)be;
     if (act == ACT_RELU) {
         #pragma omp parallel for schedule(static) if (n >= 32768)
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], ACT_RELU, slope);
     } else if (act == ACT_LEAKY_RELU) {
         #pragma omp parallel for schedule(static) if (n >= 32768)
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+        for (size_t i = 0; i < n; i++) y[i] = activation_value(x[i], ACT_LEAKY_RELU, slope);
     } else if (act == ACT_TANH) {
         const size_t chunk = 4096;
         #pragma omp parallel for schedule(static) if (n >= 32768)
@@ -1023,10 +1019,10 @@ static void cpu_activation_gradient(Backend *be, float *dx, const float *dy, con
     (void)be;
     if (act == ACT_RELU) {
         #pragma omp parallel for schedule(static) if (n >= 32768)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], ACT_RELU, slope);
     } else if (act == ACT_LEAKY_RELU) {
         #pragma omp parallel for schedule(static) if (n >= 32768)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
+        for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], ACT_LEAKY_RELU, slope);
     } else {
         #pragma omp parallel for schedule(static) if (n >= 32768)
         for (size_t i = 0; i < n; i++) dx[i] = activation_gradient(dy[i], y[i], (int)act, slope);
