@@ -11,7 +11,7 @@
 
 #include <math.h>
 #include "cuvae/config.h"       // Activation
-#include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+#include "cuvae/host_device.h"
 #include "cuvae/philox.h"       // philox_uniform_at
 
 // The Gaussian posterior's per-dimension math (kernels/reparam.cu and the CPU's loops):

@@ -11,7 +11,7 @@
 
 #include <math.h>
 #include "cuvae/backend.h"      // OptimizerParams
-#include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+#include "cuvae/host_device.h"
 
 // adamw's decoupled decay factor for a step of learning rate lr (1 for adam)
 static inline CUVAE_HOST_DEVICE float optimizer_decoupled_decay(OptimizerParams o, float lr) {

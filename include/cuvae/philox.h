@@ -16,7 +16,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "cuvae/step_state.h"   // CUVAE_HOST_DEVICE
+#include "cuvae/host_device.h"
 
 #if defined(__CUDACC__) || defined(CUEMU_DEVICE_CODE)
 #include <curand_philox4x32_x.h>   // the Philox rounds only (curand_kernel.h would add MBs of tables)

@@ -12,12 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
-
-#ifdef __CUDACC__
-#define CUVAE_HOST_DEVICE __host__ __device__
-#else
-#define CUVAE_HOST_DEVICE
-#endif
+#include "cuvae/host_device.h"
 
 // How the KL term enters the loss at one step (read by kl_coefficients).
 typedef struct {
