@@ -71,3 +71,5 @@ static void batch_norm_layer_backward(NetLayer *layer, const NetRun *run, const 
 
 const LayerKind layer_batch_norm = {"batch_norm", false, batch_norm_check, batch_norm_build, batch_norm_init,
                                     batch_norm_layer_forward, batch_norm_layer_backward, false, true};
+
+bool layer_kind_is_batch_norm(const LayerKind *kind) { return kind == &layer_batch_norm; }

@@ -108,7 +108,7 @@ void model_gan_free(Model *m) {
 static void dcgan_init(const Network *net, float *params, Rng *rng) {
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
-        const bool norm = strcmp(layer->kind->name, "batch_norm") == 0;
+        const bool norm = layer_kind_is_batch_norm(layer->kind);
         for (int t = 0; t < layer->n_tensors; t++) {
             const LayerTensor *tensor = &layer->tensors[t];
             if (tensor->buffer) continue;

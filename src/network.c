@@ -205,7 +205,7 @@ int network_check_raw_output(const Network *net, const char *role, const char *a
     int last = net->n_layers - 1;
     while (last > 0 && net->layers[last].kind->view) last--;
     const LayerKind *kind = net->n_layers ? net->layers[last].kind : NULL;
-    if (kind && (layer_kind_is_activation(kind) || kind == layer_kind_find("batch_norm")))
+    if (kind && (layer_kind_is_activation(kind) || layer_kind_is_batch_norm(kind)))
         return set_error(err, errlen, "model.%s[%d] (%s): %s, so not in an activation or batch norm%s", net->name,
                          last, kind->name, role, advice);
     return 0;

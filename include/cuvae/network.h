@@ -139,6 +139,8 @@ struct LayerKind {
 const LayerKind *layer_kind_find(const char *name);
 // relu, leaky_relu, tanh, sigmoid (src/layer_activation.c's list)
 bool layer_kind_is_activation(const LayerKind *kind);
+// batch_norm (src/layer_batch_norm.c)
+bool layer_kind_is_batch_norm(const LayerKind *kind);
 // "linear, conv2d, ..." for error messages
 const char *layer_kind_names(void);
 
