@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """cuvae_torch.py: a cuvae checkpoint as a torch.nn.Module, in one line.
 
-    from cuvae_torch import load
+    from cuvae_torch import load, save
     model = load("runs/conv_vae_dim16/model.safetensors")   # eval mode, weights loaded strict=True
+    save(model, "edited.safetensors")                        # back into a file cuvae reads
 
 The model is built from the config cuvae stores inside the checkpoint:
   - layer-list encoder / decoder (model.encoder / model.decoder as layer objects):
@@ -41,11 +42,16 @@ model and are not checked here; a prior's model.prior_of file is not read.) cuva
 PyTorch's num_batches_tracked counters (unused when momentum is set, as here); load() fills them
 with 0 so the state_dict is complete for strict=True.
 
+The way back: save(model, path) writes a model from load() -- its weights changed in PyTorch,
+fine-tuned, pruned -- as a cuvae checkpoint (the same config and metadata, the checksums cuvae
+verifies), which cuvae eval, sample and plot read.
+
 Run as a script: cuvae_torch.py CKPT prints the module.
 Needs numpy and torch (Debian: python3-numpy, python3-torch); reads safetensors itself.
 """
 import json
 import math
+import os
 import string
 import struct
 import sys
@@ -263,10 +269,16 @@ def read_safetensors(path):
         want = _hex8(meta["crc32"])
         if want is None:
             raise CheckpointError(f"{path}: __metadata__.crc32: expected 8 hex digits")
-        crc = zlib.crc32(data)
-        for key, value in meta.items():
-            if key != "crc32":
-                crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+        def metadata_crc(pairs):
+            crc = zlib.crc32(data)
+            for key, value in pairs:
+                if key != "crc32":
+                    crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+            return crc
+        # the metadata in key order (cuvae's files since 2026-12-06), or in file order (before)
+        crc = metadata_crc(sorted(meta.items(), key=lambda pair: pair[0].encode()))
+        if crc != want and metadata_crc(meta.items()) == want:
+            crc = want
         if crc != want:
             raise CheckpointError(f"{path}: checksum mismatch: __metadata__.crc32 is {meta['crc32']} but the tensor "
                                   f"data and metadata give {crc:08x} (the file is damaged or was edited)")
@@ -327,11 +339,17 @@ class MaskedConv2d(nn.Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel, padding, type_b, device=None):
         super().__init__(in_channels, out_channels, kernel, padding=padding, device=device)
+        self.type_b = type_b
+        self.register_buffer("mask", self.own_mask(device))
+
+    def own_mask(self, device=None):
+        """The mask the layer's kind makes (a checkpoint's must equal it, as cuvae checks)."""
+        out_channels, in_channels, kernel, _ = self.weight.shape
         mask = torch.zeros(out_channels, in_channels, kernel, kernel, device=device)
         c = kernel // 2
         mask[:, :, :c, :] = 1
-        mask[:, :, c, :c + (1 if type_b else 0)] = 1
-        self.register_buffer("mask", mask)
+        mask[:, :, c, :c + (1 if self.type_b else 0)] = 1
+        return mask
 
     def forward(self, x):
         return nn.functional.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
@@ -1313,6 +1331,33 @@ class CuvaeModel(nn.Module):
         return h
 
 
+def _check_buffers(path, model, tensors):
+    """The buffers cuvae checks when it loads a file (model_check_loaded_buffers): a batch norm's
+    running variance and a VQ codebook's EMA counts not negative, a masked convolution's mask the
+    one its kind makes. (A made's masks follow from cuvae's own random degrees, which this reader
+    does not redraw: cuvae checks them, this reader takes them as they are.)"""
+    def first(bad):
+        return int(np.flatnonzero(bad.reshape(-1))[0])
+    for name, value in tensors.items():
+        array = np.asarray(value)
+        if name.endswith(".running_var") or name == "quantizer.ema_counts":
+            bad = ~(array >= 0)
+            if bad.any():
+                k = first(bad)
+                what = "a variance" if name.endswith(".running_var") else "a count"
+                raise CheckpointError(f"{path}: tensor {name}, element {k} is {array.reshape(-1)[k]:g}: {what} is never "
+                                      "negative (the file was edited?)")
+    for module_name, module in model.named_modules():
+        if isinstance(module, MaskedConv2d):
+            name = f"{module_name}.mask"
+            got, want = np.asarray(tensors[name]), module.own_mask("cpu").numpy()
+            if not np.array_equal(got, want):
+                k = first(got != want)
+                raise CheckpointError(f"{path}: tensor {name}, element {k} is {got.reshape(-1)[k]:g} where the model's "
+                                      f"own is {want.reshape(-1)[k]:g} (it follows from the config: the file was "
+                                      "edited, or is of another model)")
+
+
 def load(path):
     """The checkpoint at path as a CuvaeModel in eval mode (weights loaded strict=True).
     Raises CheckpointError (a ValueError) naming the file, in one line, for anything cuvae would
@@ -1348,6 +1393,7 @@ def load(path):
             raise CheckpointError(f"{path}: tensor '{_shown(name)[:64]}' is not one of the model's (the file holds "
                                   f"{len(tensors)} tensors, the model has {len(names)}: a checkpoint of another "
                                   "model?)")
+    _check_buffers(path, model, tensors)
     if getattr(model, "classes", 0) and "data_classes" in meta:   # a cvae trained on labels 0..K-1 only
         stored = meta["data_classes"]
         value = int(stored) if stored and len(stored) <= 9 and all(ch in string.digits for ch in stored) else 0
@@ -1364,7 +1410,52 @@ def load(path):
     except Exception as e:   # (after the checks above, not expected)
         raise CheckpointError(f"{path}: its tensors do not load into its config's model ({type(e).__name__}: "
                               f"{e})".replace("\n", " ")) from None
+    model.cuvae_metadata = dict(meta)   # (save() writes it back)
     return model.eval()
+
+
+def save(model, path):
+    """Writes model -- a CuvaeModel from load(), its weights changed in PyTorch or not -- as a cuvae
+    checkpoint that cuvae eval / sample / plot read: its tensors as F32 in state_dict order
+    (PyTorch's num_batches_tracked counters left out: cuvae keeps none), the __metadata__ load()
+    read (the stored config, format, ...), and crc32_entries and crc32 computed as
+    src/safetensors.c computes them. Written to PATH.tmp.PID and renamed into place (a failed
+    write leaves an earlier file as it was). Raises ValueError for a model load() did not make or
+    a tensor that is not finite (cuvae refuses those)."""
+    meta = getattr(model, "cuvae_metadata", None)
+    if meta is None:
+        raise ValueError("save: the model has no cuvae metadata (make it with cuvae_torch.load)")
+    header, chunks, offset = {}, [], 0
+    for name, value in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        array = np.ascontiguousarray(value.detach().to("cpu", torch.float32).numpy(), dtype="<f4")
+        if not np.isfinite(array).all():
+            raise ValueError(f"save: tensor {name} holds a value that is not finite (cuvae would refuse the file)")
+        raw = array.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    data = b"".join(chunks)
+    meta = {key: value for key, value in meta.items() if key not in ("crc32", "crc32_entries")}
+    meta["crc32_entries"] = "%08x" % _crc_entries(header, 8)
+    crc = zlib.crc32(data)
+    for key, value in sorted(meta.items(), key=lambda pair: pair[0].encode()):   # (key order, as cuvae)
+        crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+    meta["crc32"] = "%08x" % crc
+    text = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    temp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(temp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
 
 
 def main(argv):

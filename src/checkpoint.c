@@ -226,14 +226,18 @@ static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
     const uint64_t file_bytes = stat_ok ? (uint64_t)st.st_size : 0;
     FILE *f = open_regular_file(path, err, errlen);   // a FIFO would block a plain fopen
     if (!f) return -1;
-    unsigned char head[9] = {0};
+    unsigned char head[264] = {0};
     const size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
     // a safetensors file starts with its header's length (u64, little-endian), whose low byte may
-    // be '{' too: then the length fits in the file and the JSON header follows it
+    // be '{' too: then the length fits in the file and the JSON header follows it (after any JSON
+    // whitespace another writer put first)
     uint64_t header_bytes = 0;
     for (int k = 7; k >= 0; k--) header_bytes = header_bytes << 8 | head[k];
-    const bool safetensors_like = got == sizeof head && head[8] == '{' && file_bytes >= sizeof head &&
+    size_t first = 8;
+    while (first < got && (head[first] == ' ' || head[first] == '\t' || head[first] == '\n' || head[first] == '\r'))
+        first++;
+    const bool safetensors_like = got > 8 && first < got && head[first] == '{' && file_bytes >= 9 &&
                                   header_bytes <= file_bytes - 8;
     if (got > 0 && head[0] == '{' && !safetensors_like)
         return set_error(err, errlen, "%s looks like a JSON file (a config?); give a checkpoint such as "
@@ -490,6 +494,9 @@ static int read_params(Model *m, const char *path, float *host, float *buffers, 
         memcpy((slices[k].buffer ? buffers : host) + slices[k].offset, t->data,
                slice_count(&slices[k]) * sizeof(float));
     }
+    char what[600];
+    if (rc == 0 && model_check_loaded_buffers(m, buffers, what, sizeof what) != 0)
+        rc = set_error(err, errlen, "%s: tensor %s", path, what);
     if (rc == 0 && f.n_tensors != n) {   // every model tensor was found: name the first other one
         int other = 0;
         for (int i = 0; i < f.n_tensors; i++) {

@@ -615,6 +615,67 @@ long json_escaped_nul(const char *text, size_t len) {
     return -1;
 }
 
+long json_raw_control_character(const char *json) {
+    bool in_string = false;
+    for (const char *p = json; *p; p++) {
+        if (!in_string) {
+            in_string = *p == '"';
+        } else if ((unsigned char)*p < 0x20) {
+            return (long)(p - json);
+        } else if (*p == '\\') {
+            if (p[1]) p++;
+        } else if (*p == '"') {
+            in_string = false;
+        }
+    }
+    return -1;
+}
+
+long json_first_bad_number(const char *json, int *length) {
+    bool in_string = false;
+    for (const char *p = json; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_string = false;
+            continue;
+        }
+        if (*p == '"') {
+            in_string = true;
+            continue;
+        }
+        if (!(*p == '-' || (*p >= '0' && *p <= '9'))) continue;
+        if (p > json && ((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z'))) continue;
+        const char *end = p + strspn(p, "0123456789+-.eE");
+        if ((*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z')) {   // -Infinity: cJSON's syntax error
+            p = end;
+            continue;
+        }
+        const char *q = p;
+        if (*q == '-') q++;
+        bool ok = true;
+        if (*q == '0') q++;
+        else if (*q >= '1' && *q <= '9') q += strspn(q, "0123456789");
+        else ok = false;
+        if (ok && *q == '.') {
+            q++;
+            if (*q < '0' || *q > '9') ok = false;
+            q += strspn(q, "0123456789");
+        }
+        if (ok && (*q == 'e' || *q == 'E')) {
+            q++;
+            if (*q == '+' || *q == '-') q++;
+            if (*q < '0' || *q > '9') ok = false;
+            q += strspn(q, "0123456789");
+        }
+        if (!ok || q != end) {
+            *length = (int)(end - p);
+            return (long)(p - json);
+        }
+        p = end - 1;
+    }
+    return -1;
+}
+
 long json_non_integer_number(const char *text, size_t len, size_t *number_len) {
     bool in_string = false;
     for (size_t i = 0; i < len; i++) {

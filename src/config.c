@@ -1345,8 +1345,6 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
 // ----------------------------------------------------------------------------
 // --set overrides, applied to the parsed tree before validation
 
-static long json_first_bad_number(const char *json, int *length);
-
 // The line and column (from 1, a column per byte) of `where` in json.
 static void line_and_column(const char *json, const char *where, int *line, int *column) {
     *line = 1;
@@ -1359,22 +1357,6 @@ static void line_and_column(const char *json, const char *where, int *line, int 
             (*column)++;
         }
     }
-}
-
-long json_raw_control_character(const char *json) {
-    bool in_string = false;
-    for (const char *p = json; *p; p++) {
-        if (!in_string) {
-            in_string = *p == '"';
-        } else if ((unsigned char)*p < 0x20) {
-            return (long)(p - json);
-        } else if (*p == '\\') {
-            if (p[1]) p++;
-        } else if (*p == '"') {
-            in_string = false;
-        }
-    }
-    return -1;
 }
 
 static int apply_override(cJSON *root, const char *text, char *err, size_t errlen) {
@@ -1559,54 +1541,6 @@ static void merge_over(cJSON *base, const cJSON *over) {
 // Parses json (named source, in folder dir) with its bases merged under it.
 // Returns the merged object, or NULL with err.
 // JSON text is UTF-8, and a \u0000 escape would cut a string short silently.
-// The byte offset of the first number in JSON text (outside strings) that JSON's grammar does
-// not allow, -1 if none: cJSON also reads 01, -00.5, 1. and 1.e3 (as 1, -0.5, 1 and 1000),
-// which other JSON readers (Python's json) refuse. *length: that token's length.
-static long json_first_bad_number(const char *json, int *length) {
-    bool in_string = false;
-    for (const char *p = json; *p; p++) {
-        if (in_string) {
-            if (*p == '\\' && p[1]) p++;
-            else if (*p == '"') in_string = false;
-            continue;
-        }
-        if (*p == '"') {
-            in_string = true;
-            continue;
-        }
-        if (!(*p == '-' || (*p >= '0' && *p <= '9'))) continue;
-        if (p > json && ((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z'))) continue;
-        const char *end = p + strspn(p, "0123456789+-.eE");
-        if ((*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z')) {   // -Infinity: cJSON's syntax error
-            p = end;
-            continue;
-        }
-        const char *q = p;
-        if (*q == '-') q++;
-        bool ok = true;
-        if (*q == '0') q++;
-        else if (*q >= '1' && *q <= '9') q += strspn(q, "0123456789");
-        else ok = false;
-        if (ok && *q == '.') {
-            q++;
-            if (*q < '0' || *q > '9') ok = false;
-            q += strspn(q, "0123456789");
-        }
-        if (ok && (*q == 'e' || *q == 'E')) {
-            q++;
-            if (*q == '+' || *q == '-') q++;
-            if (*q < '0' || *q > '9') ok = false;
-            q += strspn(q, "0123456789");
-        }
-        if (!ok || q != end) {
-            *length = (int)(end - p);
-            return (long)(p - json);
-        }
-        p = end - 1;
-    }
-    return -1;
-}
-
 int config_check_json_text(const char *json, const char *source, char *err, size_t errlen) {
     long bad = utf8_first_invalid(json);
     if (bad >= 0)

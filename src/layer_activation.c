@@ -78,10 +78,10 @@ static void activation_layer_backward(NetLayer *layer, const NetRun *run, const 
 }
 
 const LayerKind layer_relu = {"relu", false, plain_check, activation_build, activation_init,
-                              activation_layer_forward, activation_layer_backward, false, false};
+                              activation_layer_forward, activation_layer_backward, false, false, NULL};
 const LayerKind layer_leaky_relu = {"leaky_relu", false, leaky_check, activation_build, activation_init,
-                                    activation_layer_forward, activation_layer_backward, false, false};
+                                    activation_layer_forward, activation_layer_backward, false, false, NULL};
 const LayerKind layer_tanh = {"tanh", false, plain_check, activation_build, activation_init,
-                              activation_layer_forward, activation_layer_backward, false, false};
+                              activation_layer_forward, activation_layer_backward, false, false, NULL};
 const LayerKind layer_sigmoid = {"sigmoid", false, plain_check, activation_build, activation_init,
-                                 activation_layer_forward, activation_layer_backward, false, false};
+                                 activation_layer_forward, activation_layer_backward, false, false, NULL};

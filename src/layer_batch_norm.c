@@ -6,6 +6,7 @@
 #include "cuvae/layer_kind.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const OptionRule batch_norm_rules[] = {
     {"momentum", false, 0.1, 0, 1, false},
@@ -69,7 +70,27 @@ static void batch_norm_layer_backward(NetLayer *layer, const NetRun *run, const 
                                  layer->state + c->channels, run->B, c->channels, c->spatial);
 }
 
+// A loaded running variance below 0 would make 1 / sqrt(var + eps) a NaN at evaluation (which a
+// following ReLU turns into 0 on the CPU): refused by name. The running mean may be anything finite.
+static int batch_norm_check_loaded(const NetLayer *layer, const float *buffers, const float *fresh, char *msg,
+                                   size_t msglen) {
+    (void)fresh;
+    for (int t = 0; t < layer->n_tensors; t++) {
+        const LayerTensor *tensor = &layer->tensors[t];
+        if (!tensor->buffer || strcmp(tensor->name, "running_var") != 0) continue;
+        const float *var = buffers + layer->buffer_offset + tensor->offset;
+        for (int64_t c = 0; c < tensor->shape[0]; c++)
+            if (!(var[c] >= 0.0f)) {
+                snprintf(msg, msglen, "running_var, element %lld is %g: a variance is never negative (the file "
+                         "was edited?)", (long long)c, (double)var[c]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 const LayerKind layer_batch_norm = {"batch_norm", false, batch_norm_check, batch_norm_build, batch_norm_init,
-                                    batch_norm_layer_forward, batch_norm_layer_backward, false, true};
+                                    batch_norm_layer_forward, batch_norm_layer_backward, false, true,
+                                    batch_norm_check_loaded};
 
 bool layer_kind_is_batch_norm(const LayerKind *kind) { return kind == &layer_batch_norm; }

@@ -304,10 +304,10 @@ static void conv_transpose2d_backward(NetLayer *layer, const NetRun *run, const 
 }
 
 const LayerKind layer_conv2d = {"conv2d", false, conv2d_check, conv2d_build, conv_init, conv2d_forward,
-                                conv2d_backward, false, false};
+                                conv2d_backward, false, false, NULL};
 const LayerKind layer_conv_transpose2d = {"conv_transpose2d", false, conv_transpose2d_check,
                                           conv_transpose2d_build, conv_init, conv_transpose2d_forward,
-                                          conv_transpose2d_backward, false, false};
+                                          conv_transpose2d_backward, false, false, NULL};
 
 // ---- masked convolutions (PixelCNN) --------------------------------------------
 
@@ -393,7 +393,7 @@ static void masked_conv2d_backward(NetLayer *layer, const NetRun *run, const flo
 
 const LayerKind layer_masked_conv2d_a = {"masked_conv2d_a", false, masked_conv2d_check, masked_conv2d_build,
                                          masked_conv2d_a_init, masked_conv2d_forward, masked_conv2d_backward,
-                                         false, false};
+                                         false, false, layer_buffers_as_fresh};
 const LayerKind layer_masked_conv2d_b = {"masked_conv2d_b", false, masked_conv2d_check, masked_conv2d_build,
                                          masked_conv2d_b_init, masked_conv2d_forward, masked_conv2d_backward,
-                                         false, false};
+                                         false, false, layer_buffers_as_fresh};

@@ -61,7 +61,7 @@ static void linear_backward(NetLayer *layer, const NetRun *run, const float *x, 
 }
 
 const LayerKind layer_linear = {"linear", false, linear_check, linear_build, linear_init, linear_forward,
-                                linear_backward, false, false};
+                                linear_backward, false, false, NULL};
 
 // ---- masked_linear ---------------------------------------------------------------
 // {"masked_linear": N} -- MADE's masked layer (Germain et al. 2015; torch: F.linear(x, W * mask, b)
@@ -115,4 +115,4 @@ static void masked_linear_backward(NetLayer *layer, const NetRun *run, const flo
 
 const LayerKind layer_masked_linear = {"masked_linear", false, linear_check, masked_linear_build,
                                        masked_linear_init, masked_linear_forward, masked_linear_backward,
-                                       false, false};
+                                       false, false, layer_buffers_as_fresh};

@@ -43,4 +43,4 @@ static void residual_backward(NetLayer *layer, const NetRun *run, const float *x
 }
 
 const LayerKind layer_residual = {"residual", false, residual_check, residual_build, residual_init,
-                                  residual_forward, residual_backward, true, false};
+                                  residual_forward, residual_backward, true, false, NULL};

@@ -67,5 +67,5 @@ static void view_init(const NetLayer *layer, float *params, float *buffers, Rng 
     (void)rng;
 }
 
-const LayerKind layer_flatten = {"flatten", true, flatten_check, flatten_build, view_init, NULL, NULL, false, false};
-const LayerKind layer_reshape = {"reshape", true, reshape_check, reshape_build, view_init, NULL, NULL, false, false};
+const LayerKind layer_flatten = {"flatten", true, flatten_check, flatten_build, view_init, NULL, NULL, false, false, NULL};
+const LayerKind layer_reshape = {"reshape", true, reshape_check, reshape_build, view_init, NULL, NULL, false, false, NULL};

@@ -105,6 +105,26 @@ int layer_apply_options(LayerSpec *spec, const OptionRule *rules, int n_rules, c
     return 0;
 }
 
+int layer_buffers_as_fresh(const NetLayer *layer, const float *buffers, const float *fresh, char *msg,
+                           size_t msglen) {
+    for (int t = 0; t < layer->n_tensors; t++) {
+        const LayerTensor *tensor = &layer->tensors[t];
+        if (!tensor->buffer) continue;
+        size_t count = 1;
+        for (int d = 0; d < tensor->rank; d++) count *= (size_t)tensor->shape[d];
+        const float *got = buffers + layer->buffer_offset + tensor->offset;
+        const float *want = fresh + layer->buffer_offset + tensor->offset;
+        for (size_t k = 0; k < count; k++)
+            if (got[k] != want[k]) {
+                snprintf(msg, msglen, "%s, element %zu is %g where the model's own is %g (it follows from the "
+                         "config: the file was edited, or is of another model)", tensor->name, k, (double)got[k],
+                         (double)want[k]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool integer, double lo,
                      double hi, const char *what, char *msg, size_t msglen) {
     if (spec->n_args < min_args || spec->n_args > max_args) {

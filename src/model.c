@@ -491,12 +491,49 @@ void model_init_params(Model *m, uint64_t seed) {
     }
     if (m->decoder_net && !m->gan) network_init(m->decoder_net, host, buffers, &rng);
     if (m->aae) network_init(m->aae_discriminator, host, buffers, &rng);
-    if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, buffers);   // (a PixelCNN's masks are its layers')
+    if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, 0, buffers);   // (a PixelCNN's masks are its layers')
     model_set_params(m, host);
     model_set_buffers(m, buffers);
     free(host);
     free(buffers);
     if (m->adam_m) m->be->zero(m->be, m->adam_m, 2 * m->arena_stride * sizeof(float));   // m and v
+}
+
+int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_t whatlen) {
+    if (m->n_buffers == 0) return 0;
+    float *fresh = xcalloc(m->n_buffers, sizeof(float));
+    float *params = xcalloc(m->n_params ? m->n_params : 1, sizeof(float));   // (init writes both: unused)
+    Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
+    const int n_nets = (int)(sizeof nets / sizeof nets[0]);
+    const bool made = m->cfg.model.kind == MODEL_MADE;
+    const int sets = made && m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;   // (the file holds the last used)
+    int rc = 0;
+    char first[512] = "";
+    for (int set = 0; set < sets; set++) {
+        Rng rng;
+        rng_init(&rng, 0, RNG_STREAM_INIT);
+        for (int k = 0; k < n_nets; k++)
+            if (nets[k]) network_init(nets[k], params, fresh, &rng);
+        if (made) model_made_masks(m, set, fresh);
+        rc = 0;
+        for (int k = 0; k < n_nets && rc == 0; k++)
+            if (nets[k]) rc = network_check_loaded_buffers(nets[k], buffers, fresh, set ? what : first,
+                                                           set ? whatlen : sizeof first);
+        if (rc == 0) break;
+    }
+    if (rc != 0) snprintf(what, whatlen, "%s%s", first, sets > 1 ? " (nor is it any other of its mask sets)" : "");
+    if (rc == 0 && m->vq && m->cfg.model.codebook.ema) {
+        const float *counts = buffers + m->ema_offset;   // (K)
+        for (int k = 0; k < m->vq_size && rc == 0; k++)
+            if (!(counts[k] >= 0.0f)) {
+                snprintf(what, whatlen, "quantizer.ema_counts, element %d is %g: a count is never negative (the file "
+                         "was edited?)", k, (double)counts[k]);
+                rc = -1;
+            }
+    }
+    free(fresh);
+    free(params);
+    return rc;
 }
 
 float *model_output(Model *m) {

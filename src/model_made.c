@@ -180,7 +180,7 @@ static void write_mask_set(const Model *m, int set, float *buffers) {
     free(input);
 }
 
-void model_made_masks(const Model *m, float *buffers) { write_mask_set(m, 0, buffers); }
+void model_made_masks(const Model *m, int set, float *buffers) { write_mask_set(m, set, buffers); }
 
 void model_made_alloc(Model *m) {
     m->made_masks = m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;

@@ -143,6 +143,20 @@ void network_init(const Network *net, float *params, float *buffers, Rng *rng) {
     }
 }
 
+int network_check_loaded_buffers(const Network *net, const float *buffers, const float *fresh, char *msg,
+                                 size_t msglen) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        char why[400];
+        if (layer->kind->check_loaded_buffers &&
+            layer->kind->check_loaded_buffers(layer, buffers, fresh, why, sizeof why) != 0) {
+            snprintf(msg, msglen, "%s.%d.%s", net->name, layer->index, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 // The run a layer sees: the caller's, with this network's workspaces.
 static NetRun with_workspaces(const Network *net, const NetRun *run) {
     NetRun r = *run;

@@ -167,6 +167,9 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
             rc = set_error(err, errlen, "%s: tensor buffers: expected shape [%zu]", path, m->n_buffers);
         else
             rc = safetensors_check_finite(path, buffers, err, errlen);
+        char what[600];
+        if (rc == 0 && model_check_loaded_buffers(m, buffers->data, what, sizeof what) != 0)
+            rc = set_error(err, errlen, "%s: tensor buffers: %s", path, what);
     }
     for (size_t i = 0; rc == 0 && i < P; i++) {
         if (tensors[2]->data[i] < 0.0f)

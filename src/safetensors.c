@@ -83,13 +83,27 @@ static uLong crc_entries(const StTensor *tensors, const size_t *begins, int n) {
     return crc;
 }
 
-// continues crc over the metadata pairs in order (key NUL value NUL), CRC_KEY itself left out
-static uLong crc_metadata(uLong crc, const StMeta *meta, int n_meta) {
-    for (int i = 0; i < n_meta; i++) {
-        if (strcmp(meta[i].key, CRC_KEY) == 0) continue;
-        crc = crc_bytes(crc, meta[i].key, strlen(meta[i].key) + 1);
-        crc = crc_bytes(crc, meta[i].value, strlen(meta[i].value) + 1);
+// continues crc over the metadata pairs (key NUL value NUL), CRC_KEY itself left out: in the
+// order of their keys (strcmp: bytes) when by_key -- what cuvae writes since 2026-12-06, so a tool
+// that writes the header's keys in another order keeps the file readable -- or in file order
+// (the files written before, still read)
+static uLong crc_metadata(uLong crc, const StMeta *meta, int n_meta, bool by_key) {
+    int *order = xmalloc(sizeof(int) * (size_t)(n_meta > 0 ? n_meta : 1));
+    for (int i = 0; i < n_meta; i++) {   // insertion sort (a handful of keys)
+        int j = i;
+        while (by_key && j > 0 && strcmp(meta[order[j - 1]].key, meta[i].key) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
     }
+    for (int k = 0; k < n_meta; k++) {
+        const StMeta *pair = &meta[order[k]];
+        if (strcmp(pair->key, CRC_KEY) == 0) continue;
+        crc = crc_bytes(crc, pair->key, strlen(pair->key) + 1);
+        crc = crc_bytes(crc, pair->value, strlen(pair->value) + 1);
+    }
+    free(order);
     return crc;
 }
 #define META_KEY_SIZE 64      // sizeof(StMeta.key)
@@ -289,7 +303,7 @@ int safetensors_write(const char *path, const StTensor *tensors, int n_tensors,
     uLong crc = crc32(0L, Z_NULL, 0);
     for (int i = 0; i < n_tensors; i++)
         crc = crc_bytes(crc, tensors[i].data, 4 * (size_t)element_count(tensors[i].shape, tensors[i].rank));
-    crc = crc_metadata(crc, all_meta, n_meta + 1);
+    crc = crc_metadata(crc, all_meta, n_meta + 1, true);
     char crc_text[16];
     snprintf(crc_text, sizeof crc_text, "%08lx", (unsigned long)crc);
     snprintf(all_meta[n_meta + 1].key, sizeof all_meta[n_meta + 1].key, "%s", CRC_KEY);
@@ -477,6 +491,20 @@ static int parse_file(const char *path, StFile *f, bool any_dtype, char *err, si
     char *text = xmalloc(header_len + 1);
     memcpy(text, f->buffer + 8, header_len);
     text[header_len] = '\0';
+    // what cJSON reads and JSON forbids (Python's json, cuvae_torch, refuse both), as config files
+    int bad_length = 0;
+    const long bad_number = json_first_bad_number(text, &bad_length);
+    const long control = json_raw_control_character(text);
+    if (bad_number >= 0 || control >= 0) {
+        if (bad_number >= 0)
+            set_error(err, errlen, "%s: header byte %ld: %.*s is not a JSON number (no leading zeros, digits on both "
+                      "sides of a '.')", path, bad_number, bad_length > 40 ? 40 : bad_length, text + bad_number);
+        else
+            set_error(err, errlen, "%s: header byte %ld: a raw control character (0x%02x) in a string: JSON needs it "
+                      "escaped", path, control, (unsigned char)text[control]);
+        free(text);
+        return -1;
+    }
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &parse_end, 1);
     if (!root) {
@@ -614,8 +642,10 @@ static int verify_checksum(const char *path, const StFile *f, char *err, size_t 
     uint64_t header_len = 0;
     for (int i = 0; i < 8; i++) header_len |= (uint64_t)f->buffer[i] << (8 * i);
     size_t start = 8 + (size_t)header_len;
-    uLong crc = crc_bytes(crc32(0L, Z_NULL, 0), f->buffer + start, f->size - start);
-    crc = crc_metadata(crc, f->meta, f->n_meta);
+    const uLong data_crc = crc_bytes(crc32(0L, Z_NULL, 0), f->buffer + start, f->size - start);
+    uLong crc = crc_metadata(data_crc, f->meta, f->n_meta, true);
+    if ((unsigned long)crc != want && (unsigned long)crc_metadata(data_crc, f->meta, f->n_meta, false) == want)
+        crc = want;   // a file written before 2026-12-06: its metadata in file order
     if ((unsigned long)crc != want)
         return set_error(err, errlen, "%s: checksum mismatch: __metadata__.%s is %s but the tensor "
                          "data and metadata give %08lx (the file is damaged or was edited)", path, CRC_KEY,

@@ -220,4 +220,83 @@ cp -r "$tmp/R/vae_dim2" "$tabbed"; rm -rf "$tabbed/figures"; mkdir -p "$tmp/tab 
     && ! grep -q $'\t\|\x1b' "$tmp/tabbed.err" \
     && ok "plot of a folder named with a tab and an ESC: drawn into it, its lines escaped" \
     || bad "plot of a tab-named folder: rc $rc, $(ls "$tabbed/figures" 2>&1 | head -2) / $(tail -1 "$tmp/tabbed.err")"
+
+# ---- buffers a file may not carry (a hostile-user hunt, 2026-12-06): a batch norm's running
+# variance below 0 (cuvae evaluated it, a following ReLU turning the NaN into 0, where PyTorch gave
+# NaN), a MADE's mask not the one its config makes (the "exact" -log p(x) of an all-ones mask sees
+# each pixel itself), a VQ codebook's EMA count below 0: each refused naming the tensor and element
+"$CUVAE" train configs/lectures/conv_vae_dim16.json "${small[@]}" --out "$tmp/R/conv" 2>"$tmp/conv.err" \
+    || bad "train conv: $(tail -1 "$tmp/conv.err")"
+resign "$tmp/R/conv/model.safetensors" "$tmp/negvar.safetensors" "
+b, e = header['decoder.2.running_var']['data_offsets']; data[b + 20:b + 24] = struct.pack('<f', -1.0)"
+expect_error "eval: a batch norm's running_var below 0 is refused by tensor and element" 2 \
+    "negvar.safetensors: tensor decoder.2.running_var, element 5 is -1: a variance is never negative" -- \
+    "$CUVAE" eval "$tmp/negvar.safetensors"
+resign "$tmp/R/made_h500/model.safetensors" "$tmp/mask.safetensors" "
+b, e = header['network.0.mask']['data_offsets']; data[b:e] = struct.pack('<f', 1.0) * ((e - b) // 4)"
+expect_error "eval: a MADE's mask set to all ones is refused (the config makes its masks)" 2 \
+    "mask.safetensors: tensor network.0.mask, element [0-9]+ is 1 where the model's own is 0" -- \
+    "$CUVAE" eval "$tmp/mask.safetensors"
+"$CUVAE" eval "$tmp/R/made_h500/model.safetensors" > /dev/null 2>&1 && "$CUVAE" eval "$tmp/R/conv/model.safetensors" > /dev/null 2>&1 \
+    && ok "... the files as trained still evaluate" || bad "the trained made / conv checkpoints no longer evaluate"
+"$CUVAE" train configs/lectures/made_h500.json "${small[@]}" --set model.masks=3 --out "$tmp/R/made3" 2>"$tmp/made3.err" \
+    && "$CUVAE" eval "$tmp/R/made3/model.safetensors" > /dev/null 2>"$tmp/made3e.err" \
+    && ok "a MADE of 3 mask sets evaluates (its file holds the set of its last step)" \
+    || bad "made masks=3: $(tail -1 "$tmp/made3.err") $(tail -1 "$tmp/made3e.err")"
+"$CUVAE" train configs/lectures/vq_vae_k256.json "${small[@]}" --set data.train_limit=256 --out "$tmp/vqrun" 2>"$tmp/vq.err" \
+    || bad "train vq: $(tail -1 "$tmp/vq.err")"
+resign "$tmp/vqrun/model.safetensors" "$tmp/vqcount.safetensors" "
+b, e = header['quantizer.ema_counts']['data_offsets']; data[b + 12:b + 16] = struct.pack('<f', -2.0)"
+expect_error "eval: a VQ codebook's EMA count below 0 is refused" 2 \
+    "vqcount.safetensors: tensor quantizer.ema_counts, element 3 is -2: a count is never negative" -- \
+    "$CUVAE" eval "$tmp/vqcount.safetensors"
+if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
+    for file in negvar mask; do   # (the made's mask: cuvae_torch does not redraw a made's degrees)
+        /usr/bin/python3 scripts/cuvae_torch.py "$tmp/$file.safetensors" > /dev/null 2>"$tmp/torch_$file.err"
+        rc=$?
+        if [ $file = negvar ]; then
+            [ $rc -eq 2 ] && grep -q "negvar.safetensors: tensor decoder.2.running_var, element 5 is -1: a variance is never negative" "$tmp/torch_$file.err" \
+                && ok "cuvae_torch refuses the negative running_var as cuvae does" || bad "cuvae_torch negvar: rc $rc $(tail -1 "$tmp/torch_$file.err")"
+        else
+            [ $rc -eq 0 ] && ok "cuvae_torch loads a MADE's masks as they are (the README says cuvae alone checks them)" \
+                || bad "cuvae_torch made mask: rc $rc $(tail -1 "$tmp/torch_$file.err")"
+        fi
+    done
+else
+    skip "cuvae_torch's buffer checks" "python3-torch or python3-numpy missing"
+fi
+
+# ---- headers other writers produce: __metadata__ in another key order (the checksum covers the
+# pairs in key order since 2026-12-06: a file re-serialised with sorted keys read as damaged),
+# whitespace before the header's '{' (read as a JSON config when the length's low byte is '{');
+# what JSON forbids and cJSON reads -- a leading zero, a raw tab in a string -- refused as Python does
+rewrite() {   # rewrite IN OUT EDIT: the header rewritten by python (EDIT on header / text), data untouched
+python3 - "$1" "$2" "$3" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; header = json.loads(raw[8:8 + n])
+text = None
+exec(sys.argv[3])
+if text is None: text = json.dumps(header)
+text = text.encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+PY
+}
+rewrite "$tmp/R/vae_dim2/model.safetensors" "$tmp/sorted.safetensors" \
+    "header['__metadata__'] = dict(sorted(header['__metadata__'].items(), reverse=True))"
+"$CUVAE" eval "$tmp/sorted.safetensors" > "$tmp/sorted.json" 2>"$tmp/sorted.err" \
+    && "$CUVAE" eval "$tmp/R/vae_dim2/model.safetensors" > "$tmp/orig.json" 2>/dev/null && cmp -s "$tmp/sorted.json" "$tmp/orig.json" \
+    && ok "__metadata__ in another key order: read, the same evaluation" || bad "reordered metadata: $(tail -1 "$tmp/sorted.err")"
+rewrite "$tmp/R/vae_dim2/model.safetensors" "$tmp/spaced.safetensors" \
+    "text = ' ' * (123 - len(json.dumps(header)) % 256 + 256 * 2) + json.dumps(header)"
+"$CUVAE" eval "$tmp/spaced.safetensors" > /dev/null 2>"$tmp/spaced.err" \
+    && ok "a header after whitespace, its length's low byte '{': read as a checkpoint" || bad "spaced header: $(tail -1 "$tmp/spaced.err")"
+rewrite "$tmp/R/vae_dim2/model.safetensors" "$tmp/zero.safetensors" \
+    "text = json.dumps(header).replace('\"shape\": [2, ', '\"shape\": [02, ', 1)"
+expect_error "a header number with a leading zero is refused (not JSON), as in a config file" 2 \
+    "zero.safetensors: header byte [0-9]+: 02 is not a JSON number \(no leading zeros" -- "$CUVAE" eval "$tmp/zero.safetensors"
+rewrite "$tmp/R/vae_dim2/model.safetensors" "$tmp/tab.safetensors" \
+    "text = json.dumps(header).replace('\"format\"', '\"for\tmat\"', 1)"
+expect_error "a raw tab inside a header string is refused (not JSON), as in a config file" 2 \
+    "tab.safetensors: header byte [0-9]+: a raw control character \(0x09\) in a string: JSON needs it escaped" -- \
+    "$CUVAE" eval "$tmp/tab.safetensors"
 cli_finish cli_damaged

@@ -239,4 +239,35 @@ PY
 else
     bad "pixelcnn prior: training failed (or no VQ-VAE)"
 fi
+# the way back: cuvae_torch.save writes a loaded model (its weights changed in PyTorch or not) as a
+# checkpoint cuvae reads -- unchanged, the same evaluation to the byte; halved, what PyTorch computes
+if [ -s "$tmp/vae_relu/model.safetensors" ]; then
+    back=$(cd "$tmp" && $PY - "$OLDPWD" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/scripts"); sys.path.insert(0, sys.argv[1] + "/tests")
+import torch
+from cuvae_torch import load, save
+model = load("vae_relu/model.safetensors")
+save(model, "same.safetensors")
+with torch.no_grad():
+    for p in model.parameters():
+        p.mul_(0.5)
+save(model, "half.safetensors")
+again = load("half.safetensors")
+same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+print(json.dumps({"reloaded_equal": same}))
+PY
+) || bad "cuvae_torch.save: the PyTorch side failed"
+    orig=$("$CUVAE" eval "$tmp/vae_relu/model.safetensors" --z mean --set data.test_limit=2000)
+    same=$("$CUVAE" eval "$tmp/same.safetensors" --z mean --set data.test_limit=2000 2>"$tmp/same.err")
+    [ -n "$same" ] && [ "$same" = "$orig" ] && ok "cuvae_torch.save of an unchanged model: cuvae's evaluation of it is the original's" \
+        || bad "save unchanged: $(tail -1 "$tmp/same.err")"
+    half=$("$CUVAE" eval "$tmp/half.safetensors" --z mean --set data.test_limit=2000 2>"$tmp/half.err")
+    torch_half=$($PY tests/torch_check.py "$tmp/half.safetensors" data/mnist 2000 2>/dev/null)
+    echo "$back" | grep -q '"reloaded_equal": true' && [ -n "$half" ] && [ "$half" != "$orig" ] \
+        && close "$(field "$half" kl)" "$(field "$torch_half" kl)" 1e-4 1e-5 \
+        && close "$(field "$half" rec)" "$(field "$torch_half" rec_at_mean)" 1e-4 1e-4 \
+        && ok "weights halved in PyTorch, saved: cuvae reads them (KL and rec at z = mu as PyTorch's), load() gets them back" \
+        || bad "save halved: $(tail -1 "$tmp/half.err") / $back / $torch_half"
+fi
 cli_finish cli_torch

@@ -77,6 +77,13 @@ long utf8_first_invalid(const char *s);
 // cJSON ends a string at such a NUL ("a\u0000b" reads as "a"): callers refuse it. An escaped
 // backslash is skipped whole, so \\u0000 (a backslash, then "u0000") is not one.
 long json_escaped_nul(const char *text, size_t len);
+// The byte offset of the first character below U+0020 written raw inside a string of a JSON
+// text (RFC 8259 wants it escaped, as \t or \u0009; cJSON takes it), or -1.
+long json_raw_control_character(const char *json);
+// The byte offset of the first number in JSON text (outside strings) that JSON's grammar does
+// not allow, -1 if none: cJSON also reads 01, -00.5, 1. and 1.e3 (as 1, -0.5, 1 and 1000),
+// which other JSON readers (Python's json) refuse. *length: that token's length.
+long json_first_bad_number(const char *json, int *length);
 
 // The byte offset in JSON text (len bytes) of the first number outside strings written with a
 // fraction or an exponent (784.0, 1e3), its length in *number_len; -1 when every number is

@@ -186,9 +186,6 @@ typedef struct {
 // JSON text as cuvae reads it: UTF-8, and no \u0000 escape (cJSON would cut the string there
 // silently). -1 with err naming source and the byte.
 int config_check_json_text(const char *json, const char *source, char *err, size_t errlen);
-// The byte offset of the first character below U+0020 written raw inside a string of a JSON
-// text that parsed (RFC 8259 wants it escaped, as \t or \u0009; cJSON takes it), or -1.
-long json_raw_control_character(const char *json);
 
 int config_load(Config *cfg, const char *path, const char *const *overrides,
                 int n_overrides, char *err, size_t errlen);

@@ -21,6 +21,10 @@ int layer_apply_options(LayerSpec *spec, const OptionRule *rules, int n_rules, c
                         char *msg, size_t msglen);
 // The kind's own value: between min_args and max_args numbers, each an integer in
 // [lo, hi] when integer. `what` names it in the message ("the output width").
+// check_loaded_buffers of a layer whose buffers only init and its model write (masks): each
+// must come back as fresh has it, element for element.
+int layer_buffers_as_fresh(const NetLayer *layer, const float *buffers, const float *fresh, char *msg,
+                           size_t msglen);
 int layer_check_args(const LayerSpec *spec, int min_args, int max_args, bool integer, double lo,
                      double hi, const char *what, char *msg, size_t msglen);
 

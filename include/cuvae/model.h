@@ -186,6 +186,11 @@ void model_destroy(Model *m);
 
 // PyTorch-default Linear init: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), seeded.
 void model_init_params(Model *m, uint64_t seed);
+// The model's buffer region as a checkpoint gave it (host, n_buffers floats), checked against what
+// the model itself would hold: a batch norm's running variance not negative, a mask (a made's --
+// any of its mask sets -- or a PixelCNN's) as the config makes it, a VQ codebook's EMA counts not
+// negative. 0, or -1 with what ("decoder.2.running_var, element 5 is -1: ...").
+int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_t whatlen);
 
 // Forward from m->x (B rows): trunk, head, reparametrize, decoder -> logits in
 // model_output(m). Computes no loss.
@@ -283,8 +288,9 @@ void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen);
 // degree (D): 1 + the position of each pixel in mask set `set`'s ordering (model.ordering, seeded).
 void model_made_input_degrees(const Config *cfg, int set, int32_t *degree);
-// Writes mask set 0 of every masked_linear layer into the host buffer region (model_init_params).
-void model_made_masks(const Model *m, float *buffers);
+// Writes mask set `set` of every masked_linear layer into the host buffer region (set 0:
+// model_init_params; any: model_check_loaded_buffers).
+void model_made_masks(const Model *m, int set, float *buffers);
 // Whether a MADE's model.masks sets are all one mask: no hidden layer (an FVSBN) in the natural
 // ordering, so the "ensemble" is one model evaluated model.masks times (train says so).
 bool model_made_mask_sets_alike(const Model *m);

@@ -133,6 +133,12 @@ struct LayerKind {
     // batch norm: its buffers are running statistics that each training step moves (a masked
     // layer's buffers are its masks, which the model sets)
     bool running_statistics;
+    // Checks the layer's buffers as a checkpoint gave them (buffers, the model's buffer region on
+    // the host) against fresh ones (fresh: what init and the owning model write there): 0, or -1
+    // with msg naming the tensor and element ("running_var, element 5 is -1: ..."). NULL: a
+    // buffer needs only finite values (which the reader checks).
+    int (*check_loaded_buffers)(const NetLayer *layer, const float *buffers, const float *fresh, char *msg,
+                                size_t msglen);
 };
 
 // The registered kinds (src/layers.c); NULL if name is not one.
@@ -160,6 +166,10 @@ typedef struct {
     float *col, *swap;           // workspaces
 } Network;
 
+// Every layer's check_loaded_buffers over net (buffers and fresh: the model's buffer regions on
+// the host): 0, or -1 with msg naming "<net>.<index>.<tensor>" and the element.
+int network_check_loaded_buffers(const Network *net, const float *buffers, const float *fresh, char *msg,
+                                 size_t msglen);
 // Builds the layers of specs over input shape `in`; parameters from param_base and
 // buffers from buffer_base (floats) on. Errors name "model.<name>[i] (kind)" and the shapes.
 int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
