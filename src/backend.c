@@ -27,11 +27,6 @@ Backend *backend_create(DeviceChoice choice, char *err, size_t errlen) {
 
 Backend *backend_create_noting(DeviceChoice choice, char *note, size_t notelen, char *err, size_t errlen) {
     if (notelen > 0) note[0] = '\0';
-    if (choice == DEVICE_CPU && dist_without_mpi()) {   // (the CPU's collectives need MPI)
-        set_error(err, errlen, "launched as %d rank%s without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
-                  "launch with mpirun or srun --mpi=pmix", dist_size(), dist_size() == 1 ? "" : "s");
-        return NULL;
-    }
     if (choice == DEVICE_CPU) return backend_cpu_create();
     char why[512] = "";
     Backend *cuda = backend_cuda_create(why, sizeof why);

@@ -471,6 +471,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         return -1;
     }
     backend_configure_from(be, cfg);
+    if (dist_without_mpi() && strcmp(be->name, "cuda") != 0) {   // (its collectives need MPI)
+        set_error(err, errlen, "launched as %d rank%s without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
+                  "launch with mpirun or srun --mpi=pmix", dist_size(), dist_size() == 1 ? "" : "s");
+        be->destroy(be);
+        dataset_free(&train_set);
+        dataset_free(&val_set);
+        dataset_free(&test_set);
+        return -1;
+    }
     // what the run is (backend, data, model, ...): said once every check on the input has
     // passed, so that a refusal is the one line a run prints
     TextBuffer notes = {0};
