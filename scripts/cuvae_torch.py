@@ -43,7 +43,7 @@ PyTorch's num_batches_tracked counters (unused when momentum is set, as here); l
 with 0 so the state_dict is complete for strict=True.
 
 The way back: save(model, path) writes a model from load() -- its weights changed in PyTorch,
-fine-tuned, pruned -- as a cuvae checkpoint (the same config and metadata, the checksums cuvae
+fine-tuned -- as a cuvae checkpoint (the same config and metadata, the checksums cuvae
 verifies), which cuvae eval, sample and plot read.
 
 Run as a script: cuvae_torch.py CKPT prints the module.
@@ -1410,7 +1410,8 @@ def load(path):
     except Exception as e:   # (after the checks above, not expected)
         raise CheckpointError(f"{path}: its tensors do not load into its config's model ({type(e).__name__}: "
                               f"{e})".replace("\n", " ")) from None
-    model.cuvae_metadata = dict(meta)   # (save() writes it back)
+    model.cuvae_metadata = dict(meta)   # (save() writes it back, these tensors)
+    model.cuvae_tensor_names = list(names)
     return model.eval()
 
 
@@ -1425,10 +1426,15 @@ def save(model, path):
     meta = getattr(model, "cuvae_metadata", None)
     if meta is None:
         raise ValueError("save: the model has no cuvae metadata (make it with cuvae_torch.load)")
+    state = {name: value for name, value in model.state_dict().items() if not name.endswith("num_batches_tracked")}
+    if set(state) != set(model.cuvae_tensor_names):
+        other = [name for name in state if name not in model.cuvae_tensor_names] or \
+                [name for name in model.cuvae_tensor_names if name not in state]
+        raise ValueError(f"save: the model's tensors are not the ones load() read (first: {other[0] if other else '?'}); "
+                         "torch.nn.utils.prune renames weight to weight_orig + weight_mask: prune.remove() first")
     header, chunks, offset = {}, [], 0
-    for name, value in model.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            continue
+    for name in model.cuvae_tensor_names:   # (cuvae's order, whatever order state_dict has now)
+        value = state[name]
         array = np.ascontiguousarray(value.detach().to("cpu", torch.float32).numpy(), dtype="<f4")
         if not np.isfinite(array).all():
             raise ValueError(f"save: tensor {name} holds a value that is not finite (cuvae would refuse the file)")

@@ -1943,6 +1943,7 @@ Backend *backend_cpu_create(void) {
     Backend *be = xcalloc(1, sizeof(Backend));
     be->name = "cpu";
     be->updates_clear_gradients = true;
+    be->collectives_without_mpi = false;   // (MPI's host collectives)
     be->impl = xcalloc(1, sizeof(CpuState));
     ((CpuState *)be->impl)->chunk_column_floats = chunk_column_floats();
     // the convolutions: oneDNN's where the build has it (the default) or "im2col": the layers'

@@ -884,6 +884,7 @@ Backend *backend_cuda_create(char *err, size_t errlen) {
 
     be->name = "cuda";
     be->updates_clear_gradients = false;   // (see Backend)
+    be->collectives_without_mpi = true;      // NCCL
     snprintf(be->device_name, sizeof be->device_name, "%s", props.name);
 
     be->alloc = cuda_alloc;

@@ -226,19 +226,22 @@ static int not_a_checkpoint(const char *path, char *err, size_t errlen) {
     const uint64_t file_bytes = stat_ok ? (uint64_t)st.st_size : 0;
     FILE *f = open_regular_file(path, err, errlen);   // a FIFO would block a plain fopen
     if (!f) return -1;
-    unsigned char head[264] = {0};
+    unsigned char head[8] = {0};
     const size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
     // a safetensors file starts with its header's length (u64, little-endian), whose low byte may
     // be '{' too: then the length fits in the file and the JSON header follows it (after any JSON
-    // whitespace another writer put first)
+    // whitespace another writer put first: read through it, within the header)
     uint64_t header_bytes = 0;
     for (int k = 7; k >= 0; k--) header_bytes = header_bytes << 8 | head[k];
-    size_t first = 8;
-    while (first < got && (head[first] == ' ' || head[first] == '\t' || head[first] == '\n' || head[first] == '\r'))
-        first++;
-    const bool safetensors_like = got > 8 && first < got && head[first] == '{' && file_bytes >= 9 &&
-                                  header_bytes <= file_bytes - 8;
+    const bool length_fits = got == sizeof head && file_bytes >= 8 && header_bytes > 0 &&
+                             header_bytes <= file_bytes - 8;
+    int first = EOF;
+    for (uint64_t k = 0; length_fits && k < header_bytes; k++) {
+        first = getc(f);
+        if (first != ' ' && first != '\t' && first != '\n' && first != '\r') break;
+    }
+    fclose(f);
+    const bool safetensors_like = length_fits && first == '{';
     if (got > 0 && head[0] == '{' && !safetensors_like)
         return set_error(err, errlen, "%s looks like a JSON file (a config?); give a checkpoint such as "
                          "runs/NAME/model.safetensors", path);

@@ -501,27 +501,33 @@ void model_init_params(Model *m, uint64_t seed) {
 
 int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_t whatlen) {
     if (m->n_buffers == 0) return 0;
-    float *fresh = xcalloc(m->n_buffers, sizeof(float));
-    float *params = xcalloc(m->n_params ? m->n_params : 1, sizeof(float));   // (init writes both: unused)
     Network *const nets[] = {m->encoder_net, m->decoder_net, m->aae_discriminator};
     const int n_nets = (int)(sizeof nets / sizeof nets[0]);
-    const bool made = m->cfg.model.kind == MODEL_MADE;
-    const int sets = made && m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;   // (the file holds the last used)
     int rc = 0;
-    char first[512] = "";
-    for (int set = 0; set < sets; set++) {
-        Rng rng;
-        rng_init(&rng, 0, RNG_STREAM_INIT);
-        for (int k = 0; k < n_nets; k++)
-            if (nets[k]) network_init(nets[k], params, fresh, &rng);
-        if (made) model_made_masks(m, set, fresh);
-        rc = 0;
-        for (int k = 0; k < n_nets && rc == 0; k++)
-            if (nets[k]) rc = network_check_loaded_buffers(nets[k], buffers, fresh, set ? what : first,
-                                                           set ? whatlen : sizeof first);
-        if (rc == 0) break;
+    bool fixed = false;   // masks: compared with the model's own (below)
+    for (int k = 0; k < n_nets && rc == 0; k++) {
+        if (!nets[k]) continue;
+        rc = network_check_loaded_buffers(nets[k], buffers, NULL, what, whatlen);
+        fixed = fixed || network_has_fixed_buffers(nets[k]);
     }
-    if (rc != 0) snprintf(what, whatlen, "%s%s", first, sets > 1 ? " (nor is it any other of its mask sets)" : "");
+    if (rc == 0 && fixed) {
+        const bool made = m->cfg.model.kind == MODEL_MADE;
+        const int sets = made && m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;   // (the file holds the last used)
+        float *fresh = xcalloc(m->n_buffers, sizeof(float));
+        char first[512] = "";
+        for (int set = 0; set < sets; set++) {
+            for (int k = 0; k < n_nets; k++)
+                if (nets[k]) network_init_fixed_buffers(nets[k], fresh);
+            if (made) model_made_masks(m, set, fresh);
+            rc = 0;
+            for (int k = 0; k < n_nets && rc == 0; k++)
+                if (nets[k]) rc = network_check_loaded_buffers(nets[k], buffers, fresh, set ? what : first,
+                                                               set ? whatlen : sizeof first);
+            if (rc == 0) break;
+        }
+        if (rc != 0) snprintf(what, whatlen, "%s%s", first, sets > 1 ? " (nor is it any other of its mask sets)" : "");
+        free(fresh);
+    }
     if (rc == 0 && m->vq && m->cfg.model.codebook.ema) {
         const float *counts = buffers + m->ema_offset;   // (K)
         for (int k = 0; k < m->vq_size && rc == 0; k++)
@@ -531,8 +537,6 @@ int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_
                 rc = -1;
             }
     }
-    free(fresh);
-    free(params);
     return rc;
 }
 

@@ -2,9 +2,12 @@
 // from the config's layer specs with shapes inferred and checked, its device
 // memory, init, forward (layer by layer) and backward (in reverse order).
 #include "cuvae/network.h"
+#include "cuvae/layer_kind.h"   // layer_buffers_as_fresh
+#include "cuvae/rng.h"
 #include "cuvae/common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
@@ -143,12 +146,35 @@ void network_init(const Network *net, float *params, float *buffers, Rng *rng) {
     }
 }
 
+// A layer whose buffers only init (and its model) write: a checkpoint's must equal fresh ones.
+static bool has_fixed_buffers(const NetLayer *layer) {
+    return layer->kind->check_loaded_buffers == layer_buffers_as_fresh;
+}
+
+bool network_has_fixed_buffers(const Network *net) {
+    for (int i = 0; i < net->n_layers; i++)
+        if (has_fixed_buffers(&net->layers[i])) return true;
+    return false;
+}
+
+void network_init_fixed_buffers(const Network *net, float *buffers) {
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        if (!has_fixed_buffers(layer)) continue;
+        float *params = xcalloc(layer->n_params ? layer->n_params : 1, sizeof(float));   // (written, unused)
+        Rng rng;
+        rng_init(&rng, 0, 0);
+        layer->kind->init(layer, params, buffers + layer->buffer_offset, &rng);
+        free(params);
+    }
+}
+
 int network_check_loaded_buffers(const Network *net, const float *buffers, const float *fresh, char *msg,
                                  size_t msglen) {
     for (int i = 0; i < net->n_layers; i++) {
         const NetLayer *layer = &net->layers[i];
         char why[400];
-        if (layer->kind->check_loaded_buffers &&
+        if (layer->kind->check_loaded_buffers && has_fixed_buffers(layer) == (fresh != NULL) &&
             layer->kind->check_loaded_buffers(layer, buffers, fresh, why, sizeof why) != 0) {
             snprintf(msg, msglen, "%s.%d.%s", net->name, layer->index, why);
             return -1;

@@ -471,7 +471,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         return -1;
     }
     backend_configure_from(be, cfg);
-    if (dist_without_mpi() && strcmp(be->name, "cuda") != 0) {   // (its collectives need MPI)
+    if (dist_without_mpi() && !be->collectives_without_mpi) {   // (the CPU's collectives need MPI)
         set_error(err, errlen, "launched as %d rank%s without MPI: only the CUDA backend (NCCL) trains so; on the CPU "
                   "launch with mpirun or srun --mpi=pmix", dist_size(), dist_size() == 1 ? "" : "s");
         be->destroy(be);

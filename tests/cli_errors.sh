@@ -201,7 +201,8 @@ sleep 1
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
-[ "$rc" -eq 2 ] && tail -1 "$tmp/divt.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): the loss is not finite (rec nan, KL nan); .*try a lower train.lr (it was 1e+06)" \
+[ "$rc" -eq 2 ] && tail -1 "$tmp/divt.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): the loss is not finite (rec [^,]*, KL [^)]*); .*try a lower train.lr (it was 1e+06)" \
+    && ! grep -q -- "-nan" "$tmp/divt.err" \
     && [ ! -e "$tmp/diverge_term/resume.safetensors" ] && [ ! -e "$tmp/diverge_term/model.safetensors" ] \
     && ok "SIGTERM after a divergence stops as a divergence (exit 2, no resume file, nan without a sign)" \
     || bad "SIGTERM after divergence: exit $rc, $(tail -1 "$tmp/divt.err")"

@@ -255,7 +255,18 @@ with torch.no_grad():
 save(model, "half.safetensors")
 again = load("half.safetensors")
 same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-print(json.dumps({"reloaded_equal": same}))
+import torch.nn.utils.prune as prune   # a pruned module's weight_orig + weight_mask: refused, then saved
+linear = next(m for m in again.modules() if isinstance(m, torch.nn.Linear))
+prune.l1_unstructured(linear, "weight", 0.5)
+try:
+    save(again, "pruned.safetensors")
+    refused = ""
+except ValueError as e:
+    refused = str(e)
+prune.remove(linear, "weight")
+save(again, "pruned.safetensors")
+print(json.dumps({"reloaded_equal": same, "prune_refused": "prune.remove() first" in refused,
+                  "pruned_zeros": int((load("pruned.safetensors").state_dict()["encoder.0.weight"] == 0).sum())}))
 PY
 ) || bad "cuvae_torch.save: the PyTorch side failed"
     orig=$("$CUVAE" eval "$tmp/vae_relu/model.safetensors" --z mean --set data.test_limit=2000)
@@ -269,5 +280,9 @@ PY
         && close "$(field "$half" rec)" "$(field "$torch_half" rec_at_mean)" 1e-4 1e-4 \
         && ok "weights halved in PyTorch, saved: cuvae reads them (KL and rec at z = mu as PyTorch's), load() gets them back" \
         || bad "save halved: $(tail -1 "$tmp/half.err") / $back / $torch_half"
+    echo "$back" | grep -q '"prune_refused": true' && ! echo "$back" | grep -q '"pruned_zeros": 0[,}]' \
+        && "$CUVAE" eval "$tmp/pruned.safetensors" --z mean --set data.test_limit=200 > /dev/null 2>"$tmp/pruned.err" \
+        && ok "a module pruned in PyTorch: save says prune.remove() first; after it, saved with its zeros and read by cuvae" \
+        || bad "save pruned: $back $(tail -1 "$tmp/pruned.err")"
 fi
 cli_finish cli_torch

@@ -68,6 +68,9 @@ struct Backend {
     // those zeros instead (Model.grads_clear), the same values. CUDA's do not (cuBLAS folds
     // beta = 0 into its GEMM; a captured step's beta could not follow the host's flag anyway).
     bool updates_clear_gradients;
+    // Whether the ranks' collectives can run without MPI (CUDA: NCCL, its id through
+    // CUVAE_NCCL_ID_FILE); the CPU's go over MPI only, so train refuses it in such a launch.
+    bool collectives_without_mpi;
 
     // ---- memory -----------------------------------------------------------
     void *(*alloc)(Backend *be, size_t bytes);     // zero-filled; aborts with a message on OOM

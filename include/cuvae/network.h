@@ -166,10 +166,17 @@ typedef struct {
     float *col, *swap;           // workspaces
 } Network;
 
-// Every layer's check_loaded_buffers over net (buffers and fresh: the model's buffer regions on
-// the host): 0, or -1 with msg naming "<net>.<index>.<tensor>" and the element.
+// The layers' check_loaded_buffers over net (buffers, fresh: the model's buffer regions on the
+// host): with fresh NULL the checks that need no fresh values (a batch norm's running_var), with
+// fresh those of the layers whose buffers must equal fresh ones (masks). 0, or -1 with msg naming
+// "<net>.<index>.<tensor>" and the element.
 int network_check_loaded_buffers(const Network *net, const float *buffers, const float *fresh, char *msg,
                                  size_t msglen);
+// Whether net has layers whose buffers only init and its model write (masks), and their init
+// values into buffers (the model's buffer region, host): what network_check_loaded_buffers
+// compares with.
+bool network_has_fixed_buffers(const Network *net);
+void network_init_fixed_buffers(const Network *net, float *buffers);
 // Builds the layers of specs over input shape `in`; parameters from param_base and
 // buffers from buffer_base (floats) on. Errors name "model.<name>[i] (kind)" and the shapes.
 int network_build(Network *net, const char *name, const LayerSpec *specs, int n_specs,
