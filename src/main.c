@@ -1,4 +1,7 @@
-// main.c: command-line dispatch only: train, eval, sample, --help, --version.
+// main.c: the command line: usage texts, dispatch of train, eval, sample, plot, report, bench
+// (--help, --version), each command's argument handling, and the flow of eval and sample
+// (load the checkpoint, run the model, write the report or the image grid); the work itself is
+// in train.c, eval.c, figures.c, report.c, bench.c and model.c.
 #include "cuvae/distributed.h"
 #include "cuvae/prior.h"
 #include "cuvae/backend.h"
