@@ -1,7 +1,8 @@
-// model.c: the VAE / AE on top of the backend interface: an MLP layer list (the
-// shorthand) or encoder / decoder networks of any layers (network.h) around the
-// mu / logvar heads, the flat parameter arena [params | grads | adam m | adam v]
-// and the buffer region, forward, the fused loss + backward, the optimizer.
+// model.c: what every model kind shares, on top of the backend interface: the model's creation
+// (its kind's ModelOps build the networks: model_latent.c, model_vq.c, model_made.c,
+// model_gan.c, model_aae.c), the flat parameter arena [params | grads | adam m | adam v] and the
+// buffer region, the encoder / decoder layer lists' checks, the output's fused loss + gradient
+// before the kind's backward, the loss accumulator, the optimizer and the host copies.
 // Knows nothing about the hardware.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
@@ -14,18 +15,6 @@
 
 #define RNG_STREAM_INIT 7
 #define BINARIZE_SEED_SALT 0xD1CEull
-
-static void add_layer(Model *m, int in, int cond, int out, Activation act) {
-    Layer *layer = &m->layers[m->n_layers++];
-    layer->in = in;
-    layer->cond = cond;
-    layer->out = out;
-    layer->act = act;
-    layer->weight_offset = m->n_params;
-    m->n_params += ((size_t)in + (size_t)cond) * (size_t)out;
-    layer->bias_offset = m->n_params;
-    m->n_params += (size_t)out;
-}
 
 static RecLoss choose_rec_loss(const Config *cfg) {
     if (cfg->loss.reconstruction == REC_BCE) return RECLOSS_BCE_LOGITS;
@@ -73,19 +62,16 @@ void model_not_image_reason(const Model *m, char *out, size_t n) {
         snprintf(out, n, "the model's input (%d values, no model.input_shape) is not an image", m->input_dim);
 }
 
-// The encoder's layer list over the data's shape; it must end flat (the heads read it),
-// or, for a VQ-VAE, in latent_dim channels (the code vectors).
-static int build_encoder_network(Network *net, const Config *cfg, char *err, size_t errlen) {
+int model_build_encoder_network(Network *net, const Config *cfg, int code_channels, char *err, size_t errlen) {
     if (network_build(net, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers,
                       model_input_shape(cfg), 0, 0, err, errlen) != 0)
         return -1;
-    if (cfg->model.kind == MODEL_VQ_VAE) {
-        if (net->out.dim[0] == cfg->model.latent_dim) return 0;
+    if (code_channels > 0) {
+        if (net->out.dim[0] == code_channels) return 0;
         char out[48];
         tensor_shape_format(net->out, out, sizeof out);
         return set_error(err, errlen, "model.encoder: ends in %s, but the codes have model.latent_dim = %d values: "
-                         "its output must be (%d, H, W) or (%d)", out, cfg->model.latent_dim,
-                         cfg->model.latent_dim, cfg->model.latent_dim);
+                         "its output must be (%d, H, W) or (%d)", out, code_channels, code_channels, code_channels);
     }
     if (net->out.rank != 1) {
         char out[48];
@@ -96,9 +82,7 @@ static int build_encoder_network(Network *net, const Config *cfg, char *err, siz
     return 0;
 }
 
-// The decoder's layer list from z (latent: (L), or a VQ-VAE's code grid); its output
-// must be the data's shape.
-static int build_decoder_network(Network *net, const Config *cfg, TensorShape latent, size_t param_base,
+int model_build_decoder_network(Network *net, const Config *cfg, TensorShape latent, size_t param_base,
                                  size_t buffer_base, char *err, size_t errlen) {
     if (network_build(net, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, latent,
                       param_base, buffer_base, err, errlen) != 0)
@@ -135,33 +119,15 @@ int model_refuse_masked_layers(const char *kind, const char *key, const LayerSpe
     return 0;
 }
 
+
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
+    return model_kind_info(cfg->model.kind)->ops->check_networks(cfg, err, errlen);
+}
+
+int model_check_encoder_decoder(const Config *cfg, int code_channels, char *err, size_t errlen) {
+    const char *kind = model_kind_name(cfg->model.kind);
     Network *net = xcalloc(1, sizeof *net);
     int rc = 0;
-    const char *kind = model_kind_name(cfg->model.kind);
-    if (cfg->model.kind == MODEL_GAN) {
-        if (model_refuse_masked_layers(kind, "generator", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err,
-                                       errlen) ||
-            model_refuse_masked_layers(kind, "discriminator", cfg->model.encoder_layers,
-                                       cfg->model.n_encoder_layers, err, errlen)) {
-            free(net);
-            return -1;
-        }
-        Network *other = xcalloc(1, sizeof *other);
-        rc = model_gan_build(net, other, cfg, err, errlen);
-        free(other);
-        free(net);
-        return rc;
-    }
-    if (model_kind_autoregressive(cfg->model.kind)) {
-        int rc = model_made_build(net, cfg, 0, err, errlen);
-        free(net);
-        return rc;
-    }
-    if (cfg->model.kind == MODEL_AAE && model_aae_check_discriminator(cfg, err, errlen) != 0) {
-        free(net);
-        return -1;
-    }
     if (model_refuse_masked_layers(kind, "encoder", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err,
                                    errlen) ||
         model_refuse_masked_layers(kind, "decoder", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err,
@@ -170,91 +136,17 @@ int model_check_networks(const Config *cfg, char *err, size_t errlen) {
         return -1;
     }
     TensorShape latent = {1, {cfg->model.latent_dim, 0, 0}};
-    if (cfg->model.n_encoder_layers > 0) rc = build_encoder_network(net, cfg, err, errlen);
-    if (cfg->model.kind == MODEL_VQ_VAE) latent = net->out;   // the decoder reads the code grid
-    if (rc == 0 && cfg->model.n_decoder_layers > 0) rc = build_decoder_network(net, cfg, latent, 0, 0, err, errlen);
+    if (cfg->model.n_encoder_layers > 0) rc = model_build_encoder_network(net, cfg, code_channels, err, errlen);
+    if (code_channels > 0) latent = net->out;   // the decoder reads the code grid
+    if (rc == 0 && cfg->model.n_decoder_layers > 0)
+        rc = model_build_decoder_network(net, cfg, latent, 0, 0, err, errlen);
     free(net);
     return rc;
 }
 
-// The latent-variable kinds (vae, ae, cvae, vq_vae): encoder (shorthand layers or a
-// network), heads or the quantiser, decoder. -1 with err (m zeroed) on a bad graph.
-static int build_latent_model(Model *m, const Config *cfg, char *err, size_t errlen) {
-    if (cfg->model.n_encoder < 1 && cfg->model.n_encoder_layers < 1)
-        return set_error(err, errlen, "model.encoder: needs at least one layer");
-    const int L = m->latent_dim;
-    int width = m->input_dim;
-    m->input_shape = model_input_shape(&m->cfg);
-    // the condition joins the first encoder layer's input and the first decoder layer's input
-    const int C = m->n_classes;
-    if (cfg->model.n_encoder_layers > 0) {
-        m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
-        if (build_encoder_network(m->encoder_net, cfg, err, errlen) != 0) {
-            free(m->encoder_net);
-            memset(m, 0, sizeof *m);
-            return -1;
-        }
-        m->n_params = m->encoder_net->n_params;
-        m->n_buffers = m->encoder_net->n_buffers;
-        width = m->encoder_net->out.dim[0];
-        if (cfg->model.kind == MODEL_VQ_VAE && model_vq_setup(m, err, errlen) != 0) {
-            free(m->encoder_net);
-            memset(m, 0, sizeof *m);
-            return -1;
-        }
-    } else {
-        for (int i = 0; i < cfg->model.n_encoder; i++) {
-            add_layer(m, width, i == 0 ? C : 0, cfg->model.encoder[i], cfg->model.activation);
-            width = cfg->model.encoder[i];
-        }
-    }
-    m->n_trunk = m->n_layers;
-    m->head = m->n_layers;
-    if (m->vq)
-        m->head = -1;   // no heads: the quantiser
-    else
-        add_layer(m, width, 0, m->variational ? 2 * L : L, ACT_NONE);
-    width = L;
-    if (cfg->model.n_decoder_layers > 0) {
-        TensorShape latent = {1, {L, 0, 0}};
-        if (m->vq) latent = m->vq_shape;
-        m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
-        if (build_decoder_network(m->decoder_net, cfg, latent, m->n_params, m->n_buffers, err, errlen) != 0) {
-            free(m->encoder_net);
-            free(m->decoder_net);
-            memset(m, 0, sizeof *m);
-            return -1;
-        }
-        m->n_params += m->decoder_net->n_params;
-        m->n_buffers += m->decoder_net->n_buffers;
-    } else {
-        for (int i = 0; i < cfg->model.n_decoder; i++) {
-            add_layer(m, width, i == 0 ? C : 0, cfg->model.decoder[i], cfg->model.activation);
-            width = cfg->model.decoder[i];
-        }
-        add_layer(m, width, cfg->model.n_decoder == 0 ? C : 0, m->input_dim, ACT_NONE);
-    }
-
-    return 0;
-}
-
-// kinds "made" and "pixelcnn" (model_made.c): one masked network from the pixels to their
-// logits, no latent, no heads.
-static int build_made_model(Model *m, const Config *cfg, char *err, size_t errlen) {
-    m->autoregressive = true;
-    m->head = -1;
-    m->input_shape = model_input_shape(&m->cfg);
-    m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
-    if (model_made_build(m->decoder_net, cfg, 0, err, errlen) != 0) {
-        free(m->decoder_net);
-        memset(m, 0, sizeof *m);
-        return -1;
-    }
-    m->n_params = m->decoder_net->n_params;
-    m->n_buffers = m->decoder_net->n_buffers;
-    m->prior_classes = cfg->model.prior_classes;
-    return 0;
-}
+// z (B, L) is a buffer of its own where it is drawn (vae, cvae, a gan's generator input) or where
+// no head computes it (a VQ-VAE's quantised codes); an AE's (and an aae's) z is its head.
+static bool owns_z(const Model *m) { return m->latent_dim > 0 && (m->variational || m->head < 0); }
 
 static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_batch, bool forward_only,
                              char *err, size_t errlen) {
@@ -271,11 +163,9 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
     if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
 
-    int built = model_kind_autoregressive(cfg->model.kind) ? build_made_model(m, cfg, err, errlen)
-              : cfg->model.kind == MODEL_GAN ? model_gan_setup(m, err, errlen)
-                                             : build_latent_model(m, cfg, err, errlen);
-    if (built == 0 && cfg->model.kind == MODEL_AAE) built = model_aae_setup(m, err, errlen);
-    if (built != 0) {
+    m->ops = model_kind_info(cfg->model.kind)->ops;
+    if (!m->ops) return set_error(err, errlen, "model.kind: %d is not a model kind", (int)cfg->model.kind);
+    if (m->ops->build(m, err, errlen) != 0) {
         free(m->encoder_net);
         free(m->decoder_net);
         memset(m, 0, sizeof *m);
@@ -302,7 +192,7 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     const int C = m->n_classes;
 
     size_t max_width = (size_t)m->input_dim;
-    if (m->vq && (size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz_e
+    if ((size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz (a VQ-VAE's dz_e)
     if (m->decoder_net && tensor_shape_size(m->decoder_net->out) > max_width)   // a prior: K logits a position
         max_width = tensor_shape_size(m->decoder_net->out);
     for (int i = 0; i < m->n_layers; i++) {
@@ -331,21 +221,18 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->buffers = be->alloc(be, (m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++)
         m->acts[i] = be->alloc(be, B * m->layers[i].out * sizeof(float));
-    if (m->variational || m->vq || m->gan)
+    if (owns_z(m))
         m->z = be->alloc(be, B * (size_t)m->latent_dim * sizeof(float));
     else if (m->head >= 0)
         m->z = m->acts[m->head];   // AE: the code is the mu head itself
-    if (m->vq) model_vq_alloc(m);
-    if (m->autoregressive) model_made_alloc(m);
-    if (m->gan) model_gan_alloc(m);
-    if (m->aae) model_aae_alloc(m);
+    if (m->ops->alloc) m->ops->alloc(m);
     if (m->prior_classes) m->x_onehot = be->alloc(be, B * (size_t)m->prior_classes * m->input_dim * sizeof(float));
     m->eps = NULL;                 // model_eps_buffer
     m->binarize = cfg->data.binarize == BINARIZE_DYNAMIC;
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
-    const size_t head_width = m->vq ? (size_t)m->latent_dim : m->head >= 0 ? (size_t)m->layers[m->head].out : 0;
+    const size_t head_width = m->head >= 0 ? (size_t)m->layers[m->head].out : (size_t)m->latent_dim;   // or dz
     m->grad_h = be->alloc(be, B * head_width * sizeof(float));
     if (C > 0) m->onehot = be->alloc(be, B * C * sizeof(float));
     m->kl_coef = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
@@ -431,9 +318,7 @@ bool model_flat_batch_norm(const Model *m, char *where, size_t wherelen) {
 }
 
 size_t model_parameter_count(const Model *m) {
-    if (m->aae) return m->aae_ae_params + m->aae_discriminator->n_params;
-    if (m->gan) return m->decoder_net->n_params + m->encoder_net->n_params;
-    return m->n_params;
+    return m->ops->parameter_count ? m->ops->parameter_count(m) : m->n_params;
 }
 
 void model_destroy(Model *m) {
@@ -442,11 +327,8 @@ void model_destroy(Model *m) {
     be->free(be, m->arena);
     be->free(be, m->x);
     for (int i = 0; i < m->n_layers; i++) be->free(be, m->acts[i]);
-    if (m->variational || m->vq || m->gan) be->free(be, m->z);
-    if (m->vq) model_vq_free(m);
-    if (m->gan) model_gan_free(m);
-    if (m->aae) model_aae_free(m);
-    if (m->autoregressive) model_made_free(m);
+    if (owns_z(m)) be->free(be, m->z);
+    if (m->ops->release) m->ops->release(m);
     if (m->x_onehot) be->free(be, m->x_onehot);
     be->free(be, m->eps);
     be->free(be, m->state);
@@ -473,25 +355,8 @@ void model_init_params(Model *m, uint64_t seed) {
     float *buffers = xcalloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
     Rng rng;
     rng_init(&rng, seed, RNG_STREAM_INIT);
-    if (m->gan) {
-        model_gan_init(m, host, buffers, &rng);
-    } else if (m->encoder_net) {
-        network_init(m->encoder_net, host, buffers, &rng);
-    }
-    if (m->vq) model_vq_init(m, host, buffers, &rng);
-    for (int i = 0; i < m->n_layers; i++) {
-        const Layer *layer = &m->layers[i];
-        // torch.nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in)),
-        // bias U(-1/sqrt(in), 1/sqrt(in))
-        float bound = 1.0f / sqrtf((float)(layer->in + layer->cond));
-        for (size_t k = 0; k < ((size_t)layer->in + (size_t)layer->cond) * (size_t)layer->out; k++)
-            host[layer->weight_offset + k] = rng_uniform_range(&rng, -bound, bound);
-        for (int k = 0; k < layer->out; k++)
-            host[layer->bias_offset + k] = rng_uniform_range(&rng, -bound, bound);
-    }
-    if (m->decoder_net && !m->gan) network_init(m->decoder_net, host, buffers, &rng);
-    if (m->aae) network_init(m->aae_discriminator, host, buffers, &rng);
-    if (m->cfg.model.kind == MODEL_MADE) model_made_masks(m, 0, buffers);   // (a PixelCNN's masks are its layers')
+    m->ops->init(m, host, buffers, &rng);
+    if (m->ops->write_masks) m->ops->write_masks(m, 0, buffers);   // mask set 0 (a PixelCNN's are its layers')
     model_set_params(m, host);
     model_set_buffers(m, buffers);
     free(host);
@@ -511,14 +376,13 @@ int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_
         fixed = fixed || network_has_fixed_buffers(nets[k]);
     }
     if (rc == 0 && fixed) {
-        const bool made = m->cfg.model.kind == MODEL_MADE;
-        const int sets = made && m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;   // (the file holds the last used)
+        const int sets = m->ops->mask_sets ? m->ops->mask_sets(m) : 1;   // (the file holds the last used)
         float *fresh = xcalloc(m->n_buffers, sizeof(float));
         char first[512] = "";
         for (int set = 0; set < sets; set++) {
             for (int k = 0; k < n_nets; k++)
                 if (nets[k]) network_init_fixed_buffers(nets[k], fresh);
-            if (made) model_made_masks(m, set, fresh);
+            if (m->ops->write_masks) m->ops->write_masks(m, set, fresh);
             rc = 0;
             for (int k = 0; k < n_nets && rc == 0; k++)
                 if (nets[k]) rc = network_check_loaded_buffers(nets[k], buffers, fresh, set ? what : first,
@@ -528,15 +392,7 @@ int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_
         if (rc != 0) snprintf(what, whatlen, "%s%s", first, sets > 1 ? " (nor is it any other of its mask sets)" : "");
         free(fresh);
     }
-    if (rc == 0 && m->vq && m->cfg.model.codebook.ema) {
-        const float *counts = buffers + m->ema_offset;   // (K)
-        for (int k = 0; k < m->vq_size && rc == 0; k++)
-            if (!(counts[k] >= 0.0f)) {
-                snprintf(what, whatlen, "quantizer.ema_counts, element %d is %g: a count is never negative (the file "
-                         "was edited?)", k, (double)counts[k]);
-                rc = -1;
-            }
-    }
+    if (rc == 0 && m->ops->check_loaded_buffers) rc = m->ops->check_loaded_buffers(m, buffers, what, whatlen);
     return rc;
 }
 
@@ -557,155 +413,17 @@ NetRun model_net_run(Model *m, int B) {
     run.weight_grads_onto_zeros = m->weight_grads_onto_zeros;
     return run;
 }
-float *model_head(Model *m) { return m->acts[m->head]; }
+void model_forward(Model *m, int B, EpsMode eps_mode) { m->ops->forward(m, B, eps_mode); }
 
-// Y (B, out) = act(X (B, in) W[:, :in]^T + onehot (B, C) W[:, in:]^T + b)
-static void linear_forward(Model *m, int i, const float *X, int B) {
+void model_loss(Model *m, int B) { m->ops->loss(m, B); }
+
+void model_output_loss(Model *m, int B) {
     Backend *be = m->be;
-    const Layer *layer = &m->layers[i];
-    const int row = layer->in + layer->cond;             // W is (out, in + cond)
-    const float *W = m->params + layer->weight_offset;
-    be->gemm(be, false, true, B, layer->out, layer->in, 1.0f, X, layer->in, W, row, 0.0f,
-             m->acts[i], layer->out);
-    if (layer->cond)
-        be->gemm(be, false, true, B, layer->out, layer->cond, 1.0f, m->onehot, layer->cond,
-                 W + layer->in, row, 1.0f, m->acts[i], layer->out);
-    be->bias_activation_forward(be, m->acts[i], m->params + layer->bias_offset, B, layer->out,
-                                layer->act);
-}
-
-// Given dY (B, out) (already through this layer's activation): dW, db (unless bias_grad_done:
-// activation_backward_bias_grad made it with dY), and, if dX != NULL, dX (B, in) = dY W[:, :in].
-static void linear_backward(Model *m, int i, const float *X, const float *dY, float *dX, int B,
-                            bool bias_grad_done) {
-    Backend *be = m->be;
-    const Layer *layer = &m->layers[i];
-    const int row = layer->in + layer->cond;
-    const float *W = m->params + layer->weight_offset;
-    float *dW = m->grads + layer->weight_offset;             // (out, in + cond)
-    const float dW_beta = m->weight_grads_onto_zeros ? 1.0f : 0.0f;   // dW is 0 already: the same values
-    be->gemm(be, true, false, layer->out, layer->in, B, 1.0f, dY, layer->out, X, layer->in, dW_beta,
-             dW, row);
-    if (layer->cond)
-        be->gemm(be, true, false, layer->out, layer->cond, B, 1.0f, dY, layer->out, m->onehot,
-                 layer->cond, dW_beta, dW + layer->in, row);
-    if (!bias_grad_done) be->bias_grad(be, m->grads + layer->bias_offset, dY, B, layer->out);
-    if (dX)
-        be->gemm(be, false, false, B, layer->in, layer->out, 1.0f, dY, layer->out, W, row, 0.0f,
-                 dX, layer->in);
-}
-
-static void decoder_forward(Model *m, int B) {
-    if (m->decoder_net) {
-        NetRun run = model_net_run(m, B);
-        network_forward(m->decoder_net, &run, m->z);
-        return;
-    }
-    const float *X = m->z;
-    for (int i = m->head + 1; i < m->n_layers; i++) {
-        linear_forward(m, i, X, B);
-        X = m->acts[i];
-    }
-}
-
-// The trunk's linear layers and the head from the encoder's features X (B, features).
-static void heads_forward(Model *m, const float *X, int B) {
-    for (int i = 0; i <= m->head; i++) {
-        linear_forward(m, i, X, B);
-        X = m->acts[i];
-    }
-}
-
-void model_encode(Model *m, int B) {
-    const float *X = m->x;
-    if (m->encoder_net) {
-        NetRun run = model_net_run(m, B);
-        X = network_forward(m->encoder_net, &run, m->x);
-    }
-    heads_forward(m, X, B);
-}
-
-static EpsSource eps_source_of(Model *m, int B, EpsMode eps_mode);
-
-void model_forward(Model *m, int B, EpsMode eps_mode) {
-    Backend *be = m->be;
-    const int L = m->latent_dim;
-    const float *X = m->x;
-    if (m->gan) {   // the generator from z (drawn at rng_offset unless EPS_GIVEN); no encoder
-        model_gan_generate(m, B, eps_mode != EPS_GIVEN);
-        return;
-    }
-    if (m->autoregressive) {   // made: the pixels straight into the masked network
-        if (m->training_mode) model_made_select_step_masks(m);   // model.masks > 1: this step's set
-        NetRun run = model_net_run(m, B);
-        if (m->prior_classes) be->codes_onehot(be, m->x_onehot, m->x, B, m->prior_classes, m->input_dim);
-        network_forward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x);
-        return;
-    }
-    if (m->encoder_net) {
-        NetRun run = model_net_run(m, B);
-        X = network_forward(m->encoder_net, &run, m->x);
-    }
-    if (m->vq) {   // quantise into m->z (and kl_row = the VQ term), then decode
-        model_vq_forward(m, X, B);
-        decoder_forward(m, B);
-        return;
-    }
-    if (m->variational) m->eps_source = eps_source_of(m, B, eps_mode);   // before the heads: see draw_eps_ahead
-    heads_forward(m, X, B);
-    if (m->variational) be->reparam_forward(be, m->z, m->acts[m->head], m->eps_source, B, L);
-    decoder_forward(m, B);
-}
-
-// The epsilon of this forward (B, L): stored draws filled now, the fused draw's source (told to
-// the backend, which may draw it ahead), the given buffer, or none (EPS_ZERO: z = mu).
-static EpsSource eps_source_of(Model *m, int B, EpsMode eps_mode) {
-    Backend *be = m->be;
-    const int L = m->latent_dim;
-    EpsSource eps;
-    memset(&eps, 0, sizeof eps);
-    eps.seed = m->rng_seed;
-    if (eps_mode == EPS_SAMPLE && m->cfg.train.epsilon == EPSILON_STORED) {
-        // the draw index base is read on the device: graph-capturable
-        // (a rank's shard draws the rows of the global batch it holds)
-        be->fill_normal(be, model_eps_buffer(m), (size_t)B * L, m->rng_seed,
-                        (uint64_t)m->shard_start * (uint64_t)L, &m->state->eps_offset);
-        eps.buffer = m->eps;
-    } else if (eps_mode == EPS_SAMPLE) {
-        eps.draw = true;
-        eps.base = (uint64_t)m->shard_start * (uint64_t)L;
-        eps.offset = &m->state->eps_offset;
-    } else if (eps_mode == EPS_DRAW) {
-        eps.draw = true;
-        eps.base = m->rng_offset;
-    } else if (eps_mode == EPS_GIVEN) {
-        eps.buffer = model_eps_buffer(m);
-    }
-    if (eps.draw) be->draw_eps_ahead(be, eps, B, L);
-    return eps;
-}
-
-void model_decode(Model *m, int B) { decoder_forward(m, B); }
-
-void model_loss(Model *m, int B) {
-    Backend *be = m->be;
-    if (m->gan) {   // the discriminator's losses on held-out images and on fakes
-        model_gan_loss(m, B);
-        return;
-    }
-    if (m->aae) model_aae_discriminator_loss(m, B);   // kl_row: its loss on these codes and prior draws
-    if (m->prior_classes) {   // a prior: -log p(codes), K classes per position
+    if (m->prior_classes)   // a prior: -log p(codes), K classes per position
         be->categorical_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim, 0.0f);
-        return;
-    }
-    be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim,
-                            m->rec_loss, m->pixel_weight, 0.0f);
-    if (m->variational) {
-        EpsSource none;
-        memset(&none, 0, sizeof none);
-        be->kl_reparam_backward(be, NULL, m->kl_row, m->acts[m->head], none, NULL, B,
-                                m->latent_dim, NULL);
-    }
+    else
+        be->reconstruction_loss(be, NULL, m->rec_row, model_output(m), m->x, B, m->input_dim, m->rec_loss,
+                                m->pixel_weight, 0.0f);
 }
 
 KlPlan model_kl_plan(const Config *cfg) {
@@ -746,8 +464,6 @@ void model_backward(Model *m, int B, float w_rec, float w_kl) {
     model_backward_scheduled(m, B, w_rec);
 }
 
-static void queue_layer_update(Model *m, int i);
-static void encode_backward(Model *m, int B);
 static void backward_scheduled(Model *m, int B, float w_rec);
 
 void model_backward_scheduled(Model *m, int B, float w_rec) {
@@ -755,11 +471,6 @@ void model_backward_scheduled(Model *m, int B, float w_rec) {
     m->grads_clear = false;
     backward_scheduled(m, B, w_rec);
     m->weight_grads_onto_zeros = false;
-}
-
-void model_encode_backward(Model *m, int B) {
-    model_forget_clear_gradients(m);   // it writes gradients (the adversarial autoencoder's phases)
-    encode_backward(m, B);
 }
 
 void model_forget_clear_gradients(Model *m) { m->grads_clear = false; }
@@ -771,7 +482,11 @@ void model_clear_gradients(Model *m) {
 
 static void backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
-    const int last = m->n_layers - 1;
+    if (!m->ops->backward) {   // a caller's bug: the kind trains by its own step
+        fprintf(stderr, "cuvae: internal error: a backward through a model of kind %s\n",
+                model_kind_name(m->cfg.model.kind));
+        abort();
+    }
     // the loss is the mean over the global batch: across ranks each shard's
     // gradient is scaled by 1 / (global rows) and the ranks' gradients summed
     const int mean_rows = m->global_rows > 0 ? m->global_rows : B;
@@ -779,98 +494,20 @@ static void backward_scheduled(Model *m, int B, float w_rec) {
 
     // fused reconstruction loss + d(loss)/d(output), already scaled by w_rec / B
     float *dY = m->grad_a;
-    float *spare = m->grad_b;
     if (m->prior_classes)   // a prior: the categorical loss over the codes
         be->categorical_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->prior_classes, m->input_dim,
                              w_rec * inv_batch);
     else
         be->reconstruction_loss(be, dY, m->rec_row, model_output(m), m->x, B, m->input_dim,
                                 m->rec_loss, m->pixel_weight, w_rec * inv_batch);
-
-    if (m->autoregressive) {   // made: the masked network back to its weights; x needs no gradient
-        NetRun run = model_net_run(m, B);
-        network_backward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x, dY, NULL);
-        return;
-    }
-    // decoder, last layer first; the first decoder layer's input gradient is dz
-    if (m->decoder_net) {
-        float *dz = m->variational ? spare : m->grad_h;
-        NetRun run = model_net_run(m, B);
-        network_backward(m->decoder_net, &run, m->z, dY, dz);
-        spare = dY;
-        dY = dz;
-    }
-    if (m->vq) {   // straight through the quantiser into the encoder
-        model_vq_backward(m, dY, spare, B);
-        NetRun run = model_net_run(m, B);
-        network_backward(m->encoder_net, &run, m->x, spare, NULL);
-        return;
-    }
-    for (int i = last; i > m->head; i--) {
-        const float *X = (i == m->head + 1) ? m->z : m->acts[i - 1];
-        float *dX = (i == m->head + 1 && !m->variational) ? m->grad_h : spare;
-        linear_backward(m, i, X, dY, dX, B, i < last);   // below the last, the step before made db
-        if (m->queue_updates) queue_layer_update(m, i);
-        if (i - 1 > m->head)   // layer i - 1's dY and, in the same pass, its bias gradient
-            be->activation_backward_bias_grad(be, dX, m->grads + m->layers[i - 1].bias_offset, m->acts[i - 1], B,
-                                              m->layers[i].in, m->layers[i - 1].act);
-        spare = (float *)dY;
-        dY = dX;
-    }
-
-    // reparametrization backward fused with the KL term and its gradient; the
-    // per-dimension coefficients come from batch statistics kept on the device
-    if (m->variational) {
-        // which statistics the schedule needs is fixed for a run (free bits and capacity
-        // are on or off), so the op sequence stays the same from step to step
-        bool needs_stats = m->kl_needs_stats;
-        if (needs_stats) {
-            be->kl_statistics(be, m->kl_dim_sum, m->acts[m->head], B, m->latent_dim);
-            // the global batch's statistics: the same coefficients on every rank
-            if (m->data_parallel) be->all_reduce_sum(be, m->kl_dim_sum, (size_t)m->latent_dim);
-        }
-        be->kl_coefficients(be, m->kl_coef, needs_stats ? m->kl_dim_sum : NULL, mean_rows, m->latent_dim,
-                            m->state);
-        be->kl_reparam_backward(be, m->grad_h, m->kl_row, m->acts[m->head], m->eps_source, dY, B,
-                                m->latent_dim, m->kl_coef);
-    }
-
-    encode_backward(m, B);
-}
-
-static void encode_backward(Model *m, int B) {
-    Backend *be = m->be;
-    // head and encoder trunk
-    float *dY = m->grad_h;
-    float *spare = m->grad_a;
-    float *other = m->grad_b;
-    const float *features = m->encoder_net
-        ? m->encoder_net->outputs[m->encoder_net->n_layers - 1] : m->x;   // the trunk's input to layer 0
-    for (int i = m->head; i >= 0; i--) {
-        const float *X = (i == 0) ? features : m->acts[i - 1];
-        float *dX = (i == 0) ? (m->encoder_net ? spare : NULL) : spare;
-        linear_backward(m, i, X, dY, dX, B, i < m->head);   // below the head, the step before made db
-        if (i == 0) {
-            if (m->encoder_net) {
-                NetRun run = model_net_run(m, B);
-                network_backward(m->encoder_net, &run, m->x, dX, NULL);
-            }
-            break;
-        }
-        be->activation_backward_bias_grad(be, dX, m->grads + m->layers[i - 1].bias_offset, m->acts[i - 1], B,
-                                          m->layers[i].in, m->layers[i - 1].act);
-        dY = dX;
-        float *t = spare;
-        spare = other;
-        other = t;
-    }
+    m->ops->backward(m, B, dY, m->grad_b);
 }
 
 void model_accumulate_loss(Model *m, int B) {
     // the second term: the KL of a VAE, the VQ term of a VQ-VAE; an AE has none
     // a gan: the discriminator's loss and the generator's (training), or its two terms (evaluation)
     // an aae: the discriminator's loss (on z against the prior's draws)
-    const float *second = m->variational || m->vq || m->gan || m->aae ? m->kl_row : NULL;
+    const float *second = model_kind_info(m->cfg.model.kind)->second ? m->kl_row : NULL;
     m->be->accumulate_loss(m->be, m->loss_acc, m->rec_row, second, B);
 }
 
@@ -922,27 +559,19 @@ void model_optimizer_step_range(Model *m, size_t offset, size_t n, size_t moment
                            m->adam_v + moment_offset, n, m->state, o);
 }
 
-// Queues the update of the arena's [offset, offset + n) (its moments at the same offsets).
-static void queue_optimizer_update(Model *m, size_t offset, size_t n) {
+void model_queue_optimizer_update(Model *m, size_t offset, size_t n) {
     m->be->queue_update(m->be, m->params + offset, m->grads + offset, m->adam_m + offset, m->adam_v + offset, n,
                         m->state, optimizer_params(&m->cfg), strcmp(m->cfg.train.optimizer, "sgd") == 0);
 }
 
-// Layer i's weights and bias, the arena's padding too for the last layer (its end).
-static void queue_layer_update(Model *m, int i) {
-    const Layer *layer = &m->layers[i];
-    size_t end = i == m->n_layers - 1 ? m->arena_stride : layer->bias_offset + (size_t)layer->out;
-    queue_optimizer_update(m, layer->weight_offset, end - layer->weight_offset);
-}
-
 void model_backward_and_step(Model *m, int B, float w_rec) {
-    if (m->gan || m->aae || m->data_parallel || m->grad_clip_scratch) {   // a caller's bug (step.c decides)
+    if (m->ops->train_step || m->data_parallel || m->grad_clip_scratch) {   // a caller's bug (step.c decides)
         fprintf(stderr, "cuvae: internal error: model_backward_and_step on a model whose update needs the "
                         "whole gradient first\n");
         abort();
     }
     // the linear decoder's layers (they end the arena) are queued by the backward
-    const bool linear_decoder = m->head >= 0 && !m->decoder_net && !m->autoregressive;
+    const bool linear_decoder = m->head >= 0 && !m->decoder_net;
     if (linear_decoder && m->layers[m->n_layers - 1].bias_offset + (size_t)m->layers[m->n_layers - 1].out != m->n_params) {
         fprintf(stderr, "cuvae: internal error: the linear decoder does not end the parameter arena\n");
         abort();
@@ -950,7 +579,7 @@ void model_backward_and_step(Model *m, int B, float w_rec) {
     m->queue_updates = linear_decoder;
     model_backward_scheduled(m, B, w_rec);
     m->queue_updates = false;
-    queue_optimizer_update(m, 0, linear_decoder ? m->layers[m->head + 1].weight_offset : m->arena_stride);
+    model_queue_optimizer_update(m, 0, linear_decoder ? m->layers[m->head + 1].weight_offset : m->arena_stride);
     m->be->finish_updates(m->be);
     m->grads_clear = m->be->updates_clear_gradients;   // the whole arena was updated
 }
@@ -1011,17 +640,15 @@ bool model_decode_pixels(Model *m, const float *z, const uint8_t *labels, int n,
 }
 
 void model_outputs_to_pixels(Model *m, float *pixels, size_t count) {
-    if (m->gan)   // the generator's own range
-        model_gan_to_pixels(m, pixels, count);
+    if (m->ops->to_pixels)   // a gan's generator range
+        m->ops->to_pixels(m, pixels, count);
     else if (m->cfg.model.output == OUTPUT_BERNOULLI)
         for (size_t i = 0; i < count; i++) pixels[i] = 1.0f / (1.0f + expf(-pixels[i]));
 }
 
 void model_draw_latents(Model *m, float *z, int n, uint64_t seed) {
-    if (m->vq)
-        model_vq_uniform_latents(m, z, n, seed);
-    else if (m->aae)
-        model_aae_prior_host(m, z, n, seed);
+    if (m->ops->draw_latents)   // a VQ-VAE's codes, an aae's prior
+        m->ops->draw_latents(m, z, n, seed);
     else
         rng_fill_normal(z, (size_t)n * m->latent_dim, seed, 0);
 }

@@ -8,6 +8,7 @@
 //      encoder (target 0), Adam on the discriminator's region;
 //   3. regularization, generator: the encoder made to fool the updated discriminator
 //      (-log D(z)), Adam on the encoder with its own moments (a second optimizer, as the paper's).
+// Kind aae's ModelOps (model_aae_ops, at the end): the AE's (model_latent.c) plus the discriminator.
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/layer_math.h"
@@ -39,7 +40,9 @@ int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen) {
     return rc;
 }
 
-int model_aae_setup(Model *m, char *err, size_t errlen) {
+// The AE (model_latent.c), then the discriminator's region after it.
+static int aae_build(Model *m, char *err, size_t errlen) {
+    if (model_latent_build(m, err, errlen) != 0) return -1;
     m->aae = true;
     const Layer *head = &m->layers[m->head];
     m->aae_encoder_params = head->bias_offset + (size_t)head->out;   // the encoder network, trunk, head
@@ -59,7 +62,7 @@ int model_aae_setup(Model *m, char *err, size_t errlen) {
     return 0;
 }
 
-void model_aae_alloc(Model *m) {
+static void aae_alloc(Model *m) {
     Backend *be = m->be;
     const size_t B = (size_t)m->max_batch;
     model_adversarial_targets(m, 0.0f);
@@ -70,7 +73,7 @@ void model_aae_alloc(Model *m) {
                                            sizeof(float));
 }
 
-void model_aae_free(Model *m) {
+static void aae_release(Model *m) {
     Backend *be = m->be;
     be->free(be, m->gan_targets);
     be->free(be, m->aae_prior);
@@ -125,7 +128,10 @@ void model_aae_regularization_gradient(Model *m, int B) {
     model_encode_backward(m, B);
 }
 
-void model_aae_train_step(Model *m, int B, float w_rec) {
+// The three phases of one step on m->x: reconstruction, discriminator, regularization (the
+// encoder made to fool the discriminator). rec_row = the reconstruction, kl_row = the
+// discriminator's loss (nats per example).
+static void aae_train_step(Model *m, int B, float w_rec) {
     // 1. reconstruction: the AE's forward, loss and backward (rec_row); Adam on encoder + decoder
     model_forward(m, B, EPS_SAMPLE);
     model_backward_scheduled(m, B, w_rec);
@@ -139,10 +145,43 @@ void model_aae_train_step(Model *m, int B, float w_rec) {
     model_optimizer_step_range(m, 0, m->aae_encoder_params, m->aae_moments_offset);
 }
 
-void model_aae_discriminator_loss(Model *m, int B) {
+// Evaluation, after model_forward: kl_row = the discriminator's BCE on the codes m->z (target 0)
+// plus on as many prior draws at rng_offset (target 1); rec_row the reconstruction.
+static void aae_loss(Model *m, int B) {
     NetRun run = model_net_run(m, B);
     draw_prior(m, B, false);
     model_discriminate(m, m->aae_discriminator, &run, m->z, ADV_TARGET_FAKE, m->kl_row, NULL);
     model_discriminate(m, m->aae_discriminator, &run, m->aae_prior, ADV_TARGET_ONE, m->aae_g_row, NULL);
     m->be->add(m->be, m->kl_row, m->kl_row, m->aae_g_row, (size_t)B);
+    model_latent_loss(m, B);
 }
+
+static int aae_check_networks(const Config *cfg, char *err, size_t errlen) {
+    if (model_aae_check_discriminator(cfg, err, errlen) != 0) return -1;
+    return model_check_encoder_decoder(cfg, 0, err, errlen);
+}
+
+// The AE's, then the discriminator's.
+static void aae_init(Model *m, float *params, float *buffers, Rng *rng) {
+    model_latent_init(m, params, buffers, rng);
+    network_init(m->aae_discriminator, params, buffers, rng);
+}
+
+// The AE's and the discriminator's (not its padding, nor the encoder's second moments).
+static size_t aae_parameter_count(const Model *m) { return m->aae_ae_params + m->aae_discriminator->n_params; }
+
+static void aae_draw_latents(Model *m, float *z, int n, uint64_t seed) { model_aae_prior_host(m, z, n, seed); }
+
+const ModelOps model_aae_ops = {
+    .check_networks = aae_check_networks,
+    .build = aae_build,
+    .alloc = aae_alloc,
+    .release = aae_release,
+    .init = aae_init,
+    .parameter_count = aae_parameter_count,
+    .forward = model_latent_forward,
+    .loss = aae_loss,
+    .backward = model_latent_backward,   // the reconstruction phase (model_backward_scheduled)
+    .train_step = aae_train_step,
+    .draw_latents = aae_draw_latents,
+};

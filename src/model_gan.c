@@ -3,7 +3,8 @@
 // or tanh) and the discriminator (model.discriminator: an image -> one logit), two parameter
 // regions [generator | discriminator] updated by two Adam calls, the non-saturating losses as
 // binary cross-entropies from logits, the whole alternating step as backend ops (no host sync),
-// DCGAN init, and the evaluation pieces (the discriminator's losses on held-out images).
+// DCGAN init, and the evaluation pieces (the discriminator's losses on held-out images). Kind gan's
+// ModelOps (model_gan_ops, at the end).
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
@@ -42,7 +43,7 @@ int model_gan_build(Network *generator, Network *discriminator, const Config *cf
     return network_check_discriminator_output(discriminator, "{\"flatten\": {}}, {\"linear\": 1}", err, errlen);
 }
 
-int model_gan_setup(Model *m, char *err, size_t errlen) {
+static int gan_build(Model *m, char *err, size_t errlen) {
     m->gan = true;
     m->head = -1;
     m->input_shape = model_input_shape(&m->cfg);
@@ -76,7 +77,7 @@ void model_adversarial_targets(Model *m, float smoothing) {
     free(targets);
 }
 
-void model_gan_alloc(Model *m) {
+static void gan_alloc(Model *m) {
     Backend *be = m->be;
     const size_t B = (size_t)m->max_batch, D = (size_t)m->input_dim;
     model_adversarial_targets(m, (float)m->cfg.model.gan.label_smoothing);
@@ -91,7 +92,7 @@ void model_gan_alloc(Model *m) {
     }
 }
 
-void model_gan_free(Model *m) {
+static void gan_release(Model *m) {
     Backend *be = m->be;
     be->free(be, m->gan_targets);
     be->free(be, m->gan_saved_grads);
@@ -122,7 +123,7 @@ static void dcgan_init(const Network *net, float *params, Rng *rng) {
     }
 }
 
-void model_gan_init(Model *m, float *params, float *buffers, Rng *rng) {
+static void gan_init(Model *m, float *params, float *buffers, Rng *rng) {
     network_init(m->decoder_net, params, buffers, rng);
     network_init(m->encoder_net, params, buffers, rng);
     if (!m->cfg.model.gan.dcgan_init) return;
@@ -164,8 +165,9 @@ static void draw_z(Model *m, int B, bool training) {
         m->be->fill_normal(m->be, m->z, n, m->rng_seed, m->rng_offset, NULL);
 }
 
-void model_gan_generate(Model *m, int B, bool draw) {
-    if (draw) draw_z(m, B, false);
+// The generator's output from m->z (B rows), z first drawn at rng_offset unless EPS_GIVEN; no encoder.
+static void gan_forward(Model *m, int B, EpsMode eps_mode) {
+    if (eps_mode != EPS_GIVEN) draw_z(m, B, false);
     NetRun run = model_net_run(m, B);
     network_forward(m->decoder_net, &run, m->z);
 }
@@ -226,7 +228,8 @@ void model_gan_generator_gradient(Model *m, int B) {
 // One training step on the real batch m->x (B rows), DCGAN's order: the discriminator's
 // gradient and its Adam update, then the generator's gradient through the updated
 // discriminator and its Adam update. rec_row = the discriminator's loss, kl_row the generator's.
-void model_gan_train_step(Model *m, int B) {
+static void gan_train_step(Model *m, int B, float w_rec) {
+    (void)w_rec;   // no reconstruction
     model_gan_discriminator_gradient(m, B);
     model_optimizer_step_range(m, m->gan_disc_offset, round_up4(m->encoder_net->n_params), m->gan_disc_offset);
     model_gan_generator_gradient(m, B);
@@ -242,7 +245,38 @@ void model_gan_loss(Model *m, int B) {
     discriminate(m, &run, fake, ADV_TARGET_FAKE, m->kl_row, NULL);
 }
 
-void model_gan_to_pixels(const Model *m, float *values, size_t n) {
+// The generator's values (n) to pixels in [0, 1] (a tanh generator's (v + 1) / 2).
+static void gan_to_pixels(const Model *m, float *values, size_t n) {
     if (!m->gan_tanh) return;
     for (size_t i = 0; i < n; i++) values[i] = 0.5f * (values[i] + 1.0f);
 }
+
+// The generator's parameters and the discriminator's (not the padding between their regions).
+static size_t gan_parameter_count(const Model *m) { return m->decoder_net->n_params + m->encoder_net->n_params; }
+
+static int gan_check_networks(const Config *cfg, char *err, size_t errlen) {
+    const char *kind = model_kind_name(cfg->model.kind);
+    if (model_refuse_masked_layers(kind, "generator", cfg->model.decoder_layers, cfg->model.n_decoder_layers, err,
+                                   errlen) ||
+        model_refuse_masked_layers(kind, "discriminator", cfg->model.encoder_layers, cfg->model.n_encoder_layers, err,
+                                   errlen))
+        return -1;
+    Network *generator = xcalloc(1, sizeof *generator), *discriminator = xcalloc(1, sizeof *discriminator);
+    int rc = model_gan_build(generator, discriminator, cfg, err, errlen);
+    free(generator);
+    free(discriminator);
+    return rc;
+}
+
+const ModelOps model_gan_ops = {
+    .check_networks = gan_check_networks,
+    .build = gan_build,
+    .alloc = gan_alloc,
+    .release = gan_release,
+    .init = gan_init,
+    .parameter_count = gan_parameter_count,
+    .forward = gan_forward,
+    .loss = model_gan_loss,
+    .train_step = gan_train_step,
+    .to_pixels = gan_to_pixels,
+};

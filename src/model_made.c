@@ -17,6 +17,8 @@
 // "pixelcnn" (van den Oord et al. 2016): masked convolutions (layer_conv.c), 1x1 convolutions,
 // residual connections and activations in raster order; its masks are its layers' own, so only
 // the checks below are its.
+//
+// Kinds made and pixelcnn: ModelOps model_made_ops and model_pixelcnn_ops (at the end).
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
@@ -180,9 +182,9 @@ static void write_mask_set(const Model *m, int set, float *buffers) {
     free(input);
 }
 
-void model_made_masks(const Model *m, int set, float *buffers) { write_mask_set(m, set, buffers); }
+static int made_mask_sets(const Model *m) { return m->cfg.model.masks > 1 ? m->cfg.model.masks : 1; }
 
-void model_made_alloc(Model *m) {
+static void made_alloc(Model *m) {
     m->made_masks = m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;
     if (m->made_masks == 1) return;
     // the bank: every set as an image of the whole buffer region (a MADE's buffers are its masks)
@@ -196,13 +198,14 @@ void model_made_alloc(Model *m) {
     free(host);
 }
 
-void model_made_free(Model *m) {
+static void made_release(Model *m) {
     if (m->made_mask_bank) m->be->free(m->be, m->made_mask_bank);
     if (m->made_saved_masks) m->be->free(m->be, m->made_saved_masks);
     m->made_mask_bank = m->made_saved_masks = NULL;
 }
 
-void model_made_select_step_masks(Model *m) {
+// Training (inside the step): the layers' masks = set (state->step mod masks), on the device.
+static void select_step_masks(Model *m) {
     if (m->made_masks > 1)
         m->be->select_slice(m->be, m->buffers, m->made_mask_bank, m->n_buffers, m->made_masks, m->state);
 }
@@ -303,3 +306,69 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     free(degree);
     free(order);
 }
+
+static int made_check_networks(const Config *cfg, char *err, size_t errlen) {
+    Network *net = xcalloc(1, sizeof *net);
+    int rc = model_made_build(net, cfg, 0, err, errlen);
+    free(net);
+    return rc;
+}
+
+// One masked network from the pixels to their logits (m->decoder_net); no latent, no heads.
+static int made_build(Model *m, char *err, size_t errlen) {
+    m->autoregressive = true;
+    m->head = -1;
+    m->input_shape = model_input_shape(&m->cfg);
+    m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
+    if (model_made_build(m->decoder_net, &m->cfg, 0, err, errlen) != 0) return -1;
+    m->n_params = m->decoder_net->n_params;
+    m->n_buffers = m->decoder_net->n_buffers;
+    m->prior_classes = m->cfg.model.prior_classes;
+    return 0;
+}
+
+static void made_init(Model *m, float *params, float *buffers, Rng *rng) {
+    network_init(m->decoder_net, params, buffers, rng);
+}
+
+// The pixels (a prior: its codes' one-hot) straight into the masked network.
+static void made_forward(Model *m, int B, EpsMode eps_mode) {
+    (void)eps_mode;   // nothing drawn
+    Backend *be = m->be;
+    if (m->training_mode) select_step_masks(m);   // model.masks > 1: this step's set
+    NetRun run = model_net_run(m, B);
+    if (m->prior_classes) be->codes_onehot(be, m->x_onehot, m->x, B, m->prior_classes, m->input_dim);
+    network_forward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x);
+}
+
+// The masked network back to its weights; the pixels need no gradient.
+static void made_backward(Model *m, int B, float *dY, float *spare) {
+    (void)spare;
+    NetRun run = model_net_run(m, B);
+    network_backward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x, dY, NULL);
+}
+
+const ModelOps model_made_ops = {
+    .check_networks = made_check_networks,
+    .build = made_build,
+    .alloc = made_alloc,
+    .release = made_release,
+    .init = made_init,
+    .forward = made_forward,
+    .loss = model_output_loss,
+    .backward = made_backward,
+    .mask_sets = made_mask_sets,
+    .write_masks = write_mask_set,
+};
+
+// A PixelCNN's masks are its layers' own (layer_conv.c writes and checks them).
+const ModelOps model_pixelcnn_ops = {
+    .check_networks = made_check_networks,
+    .build = made_build,
+    .alloc = made_alloc,
+    .release = made_release,
+    .init = made_init,
+    .forward = made_forward,
+    .loss = model_output_loss,
+    .backward = made_backward,
+};

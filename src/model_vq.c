@@ -6,7 +6,8 @@
 // rec + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 (update "loss": the codebook
 // is a trained parameter), or rec + beta ||z_e - sg[e]||^2 with the codebook
 // following exponential moving averages of its assigned vectors (update "ema").
-// The gradient passes straight through the quantiser to the encoder.
+// The gradient passes straight through the quantiser to the encoder. Kind vq_vae's
+// ModelOps (model_vq_ops).
 #include "cuvae/model.h"
 #include "cuvae/common.h"
 #include "cuvae/rng.h"
@@ -18,16 +19,16 @@
 #define VQ_RESTART_SEED_SALT 0x5EEDC0DEull
 #define VQ_UNIFORM_CODES_STREAM 41
 
-int model_vq_setup(Model *m, char *err, size_t errlen) {
+static int vq_check_networks(const Config *cfg, char *err, size_t errlen) {
+    return model_check_encoder_decoder(cfg, cfg->model.latent_dim, err, errlen);
+}
+
+// The quantiser after the encoder (out (D, H, W) or (D), checked by model_build_encoder_network):
+// params and buffers grow by the codebook.
+static void vq_setup(Model *m) {
     const Config *cfg = &m->cfg;
     const TensorShape out = m->encoder_net->out;
     const int D = cfg->model.latent_dim, K = cfg->model.codebook.size;
-    if (out.dim[0] != D) {
-        char shape[48];
-        tensor_shape_format(out, shape, sizeof shape);
-        return set_error(err, errlen, "model.encoder: ends in %s, but the codes have model.latent_dim = %d values: "
-                         "its output must be (%d, H, W) or (%d)", shape, D, D, D);
-    }
     m->vq = true;
     m->vq_dim = D;
     m->vq_size = K;
@@ -42,10 +43,27 @@ int model_vq_setup(Model *m, char *err, size_t errlen) {
         m->codebook_offset = m->n_params;
         m->n_params += (size_t)K * D;
     }
+}
+
+// The encoder's layer list, the quantiser (no heads), the decoder's list from the code grid.
+static int vq_build(Model *m, char *err, size_t errlen) {
+    const Config *cfg = &m->cfg;
+    m->input_shape = model_input_shape(cfg);
+    m->encoder_net = xcalloc(1, sizeof *m->encoder_net);
+    if (model_build_encoder_network(m->encoder_net, cfg, cfg->model.latent_dim, err, errlen) != 0) return -1;
+    m->n_params = m->encoder_net->n_params;
+    m->n_buffers = m->encoder_net->n_buffers;
+    vq_setup(m);
+    m->head = -1;
+    m->decoder_net = xcalloc(1, sizeof *m->decoder_net);
+    if (model_build_decoder_network(m->decoder_net, cfg, m->vq_shape, m->n_params, m->n_buffers, err, errlen) != 0)
+        return -1;
+    m->n_params += m->decoder_net->n_params;
+    m->n_buffers += m->decoder_net->n_buffers;
     return 0;
 }
 
-void model_vq_alloc(Model *m) {
+static void vq_alloc(Model *m) {
     Backend *be = m->be;
     const size_t N = (size_t)m->max_batch * m->vq_positions, D = (size_t)m->vq_dim, K = (size_t)m->vq_size;
     m->codebook = (m->cfg.model.codebook.ema ? m->buffers : m->params) + m->codebook_offset;
@@ -57,7 +75,7 @@ void model_vq_alloc(Model *m) {
     m->vq_codes = be->alloc(be, N * sizeof(int32_t));
 }
 
-void model_vq_free(Model *m) {
+static void vq_release(Model *m) {
     Backend *be = m->be;
     be->free(be, m->vq_zt);
     be->free(be, m->vq_zqt);
@@ -67,9 +85,10 @@ void model_vq_free(Model *m) {
     be->free(be, m->vq_codes);
 }
 
-// Codebook U(-1/K, 1/K), as the VQ-VAE reference implementations; EMA: sums start at
-// the codebook and counts at 0.
-void model_vq_init(Model *m, float *params, float *buffers, Rng *rng) {
+// The encoder's init, the codebook U(-1/K, 1/K) as the VQ-VAE reference implementations (EMA: sums
+// start at the codebook and counts at 0), the decoder's.
+static void vq_init(Model *m, float *params, float *buffers, Rng *rng) {
+    network_init(m->encoder_net, params, buffers, rng);
     const size_t K = (size_t)m->vq_size, D = (size_t)m->vq_dim;
     float *codebook = (m->cfg.model.codebook.ema ? buffers : params) + m->codebook_offset;
     const float bound = 1.0f / (float)K;
@@ -79,9 +98,11 @@ void model_vq_init(Model *m, float *params, float *buffers, Rng *rng) {
         memset(counts, 0, K * sizeof(float));
         memcpy(sums, codebook, K * D * sizeof(float));
     }
+    network_init(m->decoder_net, params, buffers, rng);
 }
 
-void model_vq_forward(Model *m, const float *z_e, int B) {
+// From the encoder's output z_e (B, D, S): m->z = z_q (B, D, S), kl_row = the VQ term.
+static void quantize(Model *m, const float *z_e, int B) {
     Backend *be = m->be;
     const int D = m->vq_dim, K = m->vq_size, S = m->vq_positions, N = B * S;
     const float beta = (float)m->cfg.model.codebook.beta;
@@ -95,7 +116,9 @@ void model_vq_forward(Model *m, const float *z_e, int B) {
     be->swap_leading_axes(be, m->z, m->vq_zqt, D, B, S);           // z_q (B, D, S)
 }
 
-void model_vq_backward(Model *m, const float *dz, float *dz_e, int B) {
+// From dz_q (B, D, S): dz_e (B, D, S) straight through, the codebook's gradient (update "loss") or its
+// EMA update (training).
+static void quantize_backward(Model *m, const float *dz, float *dz_e, int B) {
     Backend *be = m->be;
     const int D = m->vq_dim, K = m->vq_size, S = m->vq_positions, N = B * S;
     const float inv_batch = 1.0f / (float)B, beta = (float)m->cfg.model.codebook.beta;
@@ -117,6 +140,36 @@ void model_vq_backward(Model *m, const float *dz, float *dz_e, int B) {
     }
 }
 
+static void vq_forward(Model *m, int B, EpsMode eps_mode) {
+    (void)eps_mode;   // nothing drawn: the codes are the nearest ones
+    NetRun run = model_net_run(m, B);
+    quantize(m, network_forward(m->encoder_net, &run, m->x), B);
+    model_decode(m, B);
+}
+
+// The output's loss (the VQ term is the forward's, in kl_row).
+static void vq_loss(Model *m, int B) { model_output_loss(m, B); }
+
+static void vq_backward(Model *m, int B, float *dY, float *spare) {
+    (void)spare;
+    NetRun run = model_net_run(m, B);
+    network_backward(m->decoder_net, &run, m->z, dY, m->grad_h);   // dz_q (B, D, S)
+    quantize_backward(m, m->grad_h, dY, B);                          // dz_e into dY's buffer
+    network_backward(m->encoder_net, &run, m->x, dY, NULL);
+}
+
+static int vq_check_loaded_buffers(const Model *m, const float *buffers, char *what, size_t whatlen) {
+    if (!m->cfg.model.codebook.ema) return 0;
+    const float *counts = buffers + m->ema_offset;   // (K)
+    for (int k = 0; k < m->vq_size; k++)
+        if (!(counts[k] >= 0.0f)) {
+            snprintf(what, whatlen, "quantizer.ema_counts, element %d is %g: a count is never negative (the file "
+                     "was edited?)", k, (double)counts[k]);
+            return -1;
+        }
+    return 0;
+}
+
 void model_vq_read_codes(Model *m, int B, int32_t *codes) {
     m->be->download(m->be, codes, m->vq_codes, (size_t)B * m->vq_positions * sizeof(int32_t));
 }
@@ -134,3 +187,16 @@ void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed) {
         }
     free(codebook);
 }
+
+const ModelOps model_vq_ops = {
+    .check_networks = vq_check_networks,
+    .build = vq_build,
+    .alloc = vq_alloc,
+    .release = vq_release,
+    .init = vq_init,
+    .forward = vq_forward,
+    .loss = vq_loss,
+    .backward = vq_backward,
+    .draw_latents = model_vq_uniform_latents,
+    .check_loaded_buffers = vq_check_loaded_buffers,
+};

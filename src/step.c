@@ -24,9 +24,8 @@ static void enqueue_train_step(void *ctx) {
     if (m->onehot)
         be->gather_onehot(be, m->onehot, t->labels, t->perm, shard_start, m->state, B, m->n_classes);
     m->training_mode = true;    // batch norm: batch statistics (a host flag, frozen into a captured graph)
-    if (m->gan || m->aae) {   // their own phases and optimizers (model_gan.c, model_aae.c)
-        if (m->gan) model_gan_train_step(m, B);
-        else model_aae_train_step(m, B, t->w_rec);
+    if (m->ops->train_step) {   // the kind's own phases and optimizers (a gan's, an aae's)
+        m->ops->train_step(m, B, t->w_rec);
         m->training_mode = false;
         model_accumulate_loss(m, B);
         be->step_end(be, m->state, m->plan, B);

@@ -30,9 +30,52 @@ typedef enum {
     EPS_ZERO,         // z = mu (deterministic decode)
 } EpsMode;
 
-typedef struct {
+// What one model kind does, written in its own file (model_latent.c: vae, ae, cvae; model_vq.c,
+// model_made.c, model_gan.c, model_aae.c) and registered by its row in model_kind.c. model.c
+// holds what every kind shares (the arena, the buffers every kind has, the loss accumulator, the
+// optimizer) and calls these; a NULL hook does what the hook's comment says.
+typedef struct Model Model;
+typedef struct ModelOps {
+    // The config's networks built without allocating anything (config_load): 0, or -1 with err
+    // naming the layer and the shapes.
+    int (*check_networks)(const Config *cfg, char *err, size_t errlen);
+    // Builds the kind's networks and layers into m (n_params, n_buffers, head, input_shape): 0, or
+    // -1 with err (model_create then frees m->encoder_net and m->decoder_net).
+    int (*build)(Model *m, char *err, size_t errlen);
+    void (*alloc)(Model *m);     // the kind's own device memory (NULL: none)
+    void (*release)(Model *m);   // and its release (NULL: none)
+    // The initial parameters and buffers (host copies of the whole regions), drawn from rng in the
+    // kind's fixed order.
+    void (*init)(Model *m, float *params, float *buffers, Rng *rng);
+    size_t (*parameter_count)(const Model *m);   // the trainable parameters (NULL: m->n_params)
+    // model_forward / model_loss: from m->x (B rows) to the outputs; their per-example losses.
+    void (*forward)(Model *m, int B, EpsMode eps_mode);
+    void (*loss)(Model *m, int B);
+    // After the output's loss and gradient dY (B, D) (already scaled by w_rec / rows): every
+    // parameter gradient; spare is a (B, max width) buffer dY does not use. NULL: the kind trains
+    // by train_step alone.
+    void (*backward)(Model *m, int B, float *dY, float *spare);
+    // One whole training step on m->x, its own phases and optimizers (NULL: forward, backward and
+    // one update of the arena, step.c).
+    void (*train_step)(Model *m, int B, float w_rec);
+    // Outputs (host, n floats) into pixels in [0, 1] in place (NULL: model.output's: the sigmoid of
+    // a Bernoulli decoder's logits, a Gaussian's means as they are).
+    void (*to_pixels)(const Model *m, float *values, size_t n);
+    // n latents to decode into samples (host, (n, latent_dim)), seeded (NULL: z ~ N(0, I)).
+    void (*draw_latents)(Model *m, float *z, int n, uint64_t seed);
+    // Masks the kind writes into the buffers (NULL: none, or the layers' own): how many sets, and
+    // set `set` into the host buffer region.
+    int (*mask_sets)(const Model *m);
+    void (*write_masks)(const Model *m, int set, float *buffers);
+    // A checkpoint's buffers (host) checked beyond the networks' own checks: 0, or -1 with what
+    // (NULL: nothing more).
+    int (*check_loaded_buffers)(const Model *m, const float *buffers, char *what, size_t whatlen);
+} ModelOps;
+
+typedef struct Model {
     Config cfg;
     Backend *be;
+    const ModelOps *ops;     // the kind's (model_kind_info(cfg.model.kind)->ops)
 
     // Layers in order: encoder trunk [0, n_trunk), head (index head),
     // decoder [head + 1, n_layers). The head emits [mu | logvar] (2L) for a VAE
@@ -192,8 +235,31 @@ void model_init_params(Model *m, uint64_t seed);
 // negative. 0, or -1 with what ("decoder.2.running_var, element 5 is -1: ...").
 int model_check_loaded_buffers(Model *m, const float *buffers, char *what, size_t whatlen);
 
+// The kinds' operations (their rows in model_kind.c name them).
+extern const ModelOps model_latent_ops, model_vq_ops, model_made_ops, model_pixelcnn_ops, model_gan_ops,
+    model_aae_ops;
+// The pieces the kinds build with. The encoder's layer list over the data's shape, ending flat (the
+// heads read it), or with code_channels > 0 in that many channels (a VQ-VAE's code vectors); the
+// decoder's from latent ((L), or the code grid) to the data's shape: 0, or -1 with err.
+int model_build_encoder_network(Network *net, const Config *cfg, int code_channels, char *err, size_t errlen);
+int model_build_decoder_network(Network *net, const Config *cfg, TensorShape latent, size_t param_base,
+                                size_t buffer_base, char *err, size_t errlen);
+// check_networks of the encoder / decoder kinds: no masked layer, both lists build.
+int model_check_encoder_decoder(const Config *cfg, int code_channels, char *err, size_t errlen);
+// model_latent.c's hooks, for the kinds built on them (aae).
+int model_latent_build(Model *m, char *err, size_t errlen);
+void model_latent_init(Model *m, float *params, float *buffers, Rng *rng);
+void model_latent_forward(Model *m, int B, EpsMode eps_mode);
+void model_latent_loss(Model *m, int B);
+void model_latent_backward(Model *m, int B, float *dY, float *spare);
+// rec_row: the output's loss per example (the reconstruction, or a prior's categorical -log p).
+void model_output_loss(Model *m, int B);
+// Queues the optimizer update of the arena's [offset, offset + n) (its moments at the same offsets)
+// on the backend (be->queue_update).
+void model_queue_optimizer_update(Model *m, size_t offset, size_t n);
+
 // Forward from m->x (B rows): trunk, head, reparametrize, decoder -> logits in
-// model_output(m). Computes no loss.
+// model_output(m) (the kind's forward). Computes no loss.
 void model_forward(Model *m, int B, EpsMode eps_mode);
 
 // After model_forward: per-example unweighted losses into rec_row / kl_row
@@ -268,37 +334,20 @@ float *model_output(Model *m);
 // The head output (B, 2L) [mu | logvar] for a VAE, (B, L) for an AE.
 float *model_head(Model *m);
 
-// vq_vae (model_vq.c). Called by model.c: the setup after the encoder is built (params
-// and buffers grow by the codebook), the device memory, init, forward from the encoder's
-// output into m->z (and kl_row = the VQ term per example), backward from dz (B, L) into
-// the encoder's input gradient (and the EMA update in training).
-int model_vq_setup(Model *m, char *err, size_t errlen);
-void model_vq_alloc(Model *m);
-void model_vq_free(Model *m);
-void model_vq_init(Model *m, float *params, float *buffers, Rng *rng);
-void model_vq_forward(Model *m, const float *z_e, int B);
-void model_vq_backward(Model *m, const float *dz, float *dz_e, int B);
+// vq_vae (model_vq.c; its ModelOps model_vq_ops).
 // The codes of the last forward (B S) to the host.
 void model_vq_read_codes(Model *m, int B, int32_t *codes);
 // n quantized latents z (n, D S) (host) of codes drawn uniformly and independently per
 // position (seeded): a VQ-VAE's samples until a prior over the codes exists.
 void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
-// made (model_made.c). The network of model.network over (input_dim) with its checks
+// made, pixelcnn (model_made.c; model_made_ops, model_pixelcnn_ops). The network of model.network over (input_dim) with its checks
 // (masked_linear and activations only, ending in input_dim logits); buffers from buffer_base.
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen);
 // degree (D): 1 + the position of each pixel in mask set `set`'s ordering (model.ordering, seeded).
 void model_made_input_degrees(const Config *cfg, int set, int32_t *degree);
-// Writes mask set `set` of every masked_linear layer into the host buffer region (set 0:
-// model_init_params; any: model_check_loaded_buffers).
-void model_made_masks(const Model *m, int set, float *buffers);
 // Whether a MADE's model.masks sets are all one mask: no hidden layer (an FVSBN) in the natural
 // ordering, so the "ensemble" is one model evaluated model.masks times (train says so).
 bool model_made_mask_sets_alike(const Model *m);
-// model.masks > 1: the device bank of every mask set (model_create), and its release.
-void model_made_alloc(Model *m);
-void model_made_free(Model *m);
-// Training (inside the step): the layers' masks = set (state->step mod masks), on the device.
-void model_made_select_step_masks(Model *m);
 // The layers' masks = bank set `set` (a device copy; outside the step).
 void model_made_use_set(Model *m, int set);
 // From m->x (B rows): rec_row = -log p(x) per example, of the ensemble of all mask sets
@@ -317,29 +366,17 @@ void model_adversarial_targets(Model *m, float smoothing);
 const float *model_discriminate(Model *m, Network *discriminator, const NetRun *run, const float *input,
                                int target, float *rows, float *d_logits);
 
-// gan (model_gan.c). Builds the generator (over z (latent_dim), ending in sigmoid or tanh, out to the
+// gan (model_gan.c; model_gan_ops). Builds the generator (over z (latent_dim), ending in sigmoid or tanh, out to the
 // data's shape) and the discriminator (over the data's shape, out to one logit; its parameters
 // from the generator's rounded up to 4 floats): 0, or -1 with err naming the layer.
 int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen);
-// The two networks of m->cfg into m (model_create), their device memory, DCGAN or PyTorch init.
-int model_gan_setup(Model *m, char *err, size_t errlen);
-void model_gan_alloc(Model *m);
-void model_gan_free(Model *m);
-void model_gan_init(Model *m, float *params, float *buffers, Rng *rng);
-// The generator's output from m->z (B rows), z first drawn at rng_offset when draw.
-void model_gan_generate(Model *m, int B, bool draw);
 // The two halves of a step (tests check them against finite differences): the discriminator's
 // loss and gradient (rec_row; fakes of z at the step's offset), then the generator's (kl_row).
 void model_gan_discriminator_gradient(Model *m, int B);
 void model_gan_generator_gradient(Model *m, int B);
-// One alternating training step on the real batch m->x: discriminator update, then generator
-// update; rec_row = the discriminator's loss, kl_row the generator's (nats per example).
-void model_gan_train_step(Model *m, int B);
 // Evaluation on held-out images m->x, after model_forward (which generated the fakes):
 // rec_row = the discriminator's BCE on them (target 1), kl_row = its BCE on the fakes (target 0).
 void model_gan_loss(Model *m, int B);
-// The generator's values (n) to pixels in [0, 1] (a tanh generator's (v + 1) / 2).
-void model_gan_to_pixels(const Model *m, float *values, size_t n);
 
 // Latents to decode into samples (host, (n, latent_dim)): z ~ N(0, I), or for a VQ-VAE
 // uniformly drawn codes (model_vq_uniform_latents).
@@ -358,21 +395,11 @@ void model_encode_backward(Model *m, int B);
 // updates [0, aae_encoder_params + decoder), the discriminator its region, the regularization
 // phase the encoder with the moments at aae_moments_offset (its own optimizer, as in the paper).
 int model_aae_check_discriminator(const Config *cfg, char *err, size_t errlen);
-int model_aae_setup(Model *m, char *err, size_t errlen);
-void model_aae_alloc(Model *m);
-void model_aae_free(Model *m);
-// The three phases of one step on m->x: reconstruction, discriminator, regularization (the
-// encoder made to fool the discriminator). rec_row = the reconstruction, kl_row = the
-// discriminator's loss (nats per example).
-void model_aae_train_step(Model *m, int B, float w_rec);
 // The two gradients the step applies after the reconstruction (tests): the discriminator's on z
 // = m->z against prior draws at the step's offset (kl_row), then the encoder's regularization
 // gradient -log D(z) through the discriminator (aae_g_row).
 void model_aae_discriminator_gradient(Model *m, int B);
 void model_aae_regularization_gradient(Model *m, int B);
-// Evaluation, after model_forward: kl_row = the discriminator's BCE on the codes m->z (target 0)
-// plus on as many prior draws at rng_offset (target 1).
-void model_aae_discriminator_loss(Model *m, int B);
 // n prior draws (n, L) (host), seeded: N(0, I) or the 2-D mixture.
 void model_aae_prior_host(const Model *m, float *z, int n, uint64_t seed);
 

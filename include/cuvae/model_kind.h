@@ -1,7 +1,8 @@
 // model_kind.h: the model kinds (model.kind) and what each one is, as one table row a kind:
 // its name, its latent, the term reported beside the reconstruction and its unit, and which
-// evaluation options apply. Code asks these traits, not the kind, so a new kind adds its row
-// here, its own model_*.c file and its parse/setup line.
+// evaluation options apply, and its operations (ModelOps, model.h: what it builds, its forward,
+// loss, backward or own training step). Code asks these traits, not the kind, so a new kind adds
+// its row in model_kind.c, its own model_*.c file with its ModelOps, and its config keys.
 #ifndef CUVAE_MODEL_KIND_H
 #define CUVAE_MODEL_KIND_H
 
@@ -9,6 +10,8 @@
 
 typedef enum { MODEL_VAE = 0, MODEL_AE, MODEL_CVAE, MODEL_VQ_VAE, MODEL_MADE, MODEL_PIXELCNN, MODEL_GAN, MODEL_AAE,
                MODEL_KIND_COUNT } ModelKind;
+
+struct ModelOps;
 
 typedef struct {
     const char *name;          // model.kind in a config: "vae", "ae", ...
@@ -24,6 +27,7 @@ typedef struct {
     const char *second_units;  // eval.json "units": the term's key and unit, as JSON members
     const char *z_refusal;     // why eval --z does not apply to this kind (NULL: it does)
     const char *iw_refusal;    // why eval --iw does not (NULL: it does; made / pixelcnn say their exact -log p)
+    const struct ModelOps *ops;   // what the kind does (model.h)
 } ModelKindInfo;
 
 // The row of kind k (a row named "invalid", with every trait off, for a value out of range).
