@@ -136,42 +136,7 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
     return 0;
 }
 
-// The shorthand layers [first, last] of m: forward, dW and dX (none for the data, layer 0 without
-// an encoder network) and a CVAE layer's one-hot columns (one more forward and dW GEMM).
-static uint64_t layers_gemm_flops(const Model *m, int B, int first, int last) {
-    uint64_t flops = 0;
-    for (int i = first; i <= last; i++) {
-        const Layer *layer = &m->layers[i];
-        uint64_t one = 2ull * (uint64_t)B * (uint64_t)layer->in * (uint64_t)layer->out;
-        flops += one;             // forward: Y = X W^T
-        flops += one;             // backward: dW = dY^T X
-        if (i > 0 || m->encoder_net) flops += one;  // backward: dX = dY W (none for the data)
-        flops += 2ull * 2ull * (uint64_t)B * (uint64_t)layer->cond * (uint64_t)layer->out;
-    }
-    return flops;
-}
-
-// A discriminator's share of an adversarial step: two forward + weight-gradient passes without
-// an input gradient (its update), one with it (the gradient it passes back to the other player).
-static uint64_t discriminator_gemm_flops(const Network *net, int B) {
-    return 2 * network_gemm_flops(net, B, true) + network_gemm_flops(net, B, false);
-}
-
-uint64_t bench_gemm_flops_per_step(const Model *m, int B) {
-    if (m->gan)   // the generator from z (no dz), the discriminator three times
-        return network_gemm_flops(m->decoder_net, B, true) + discriminator_gemm_flops(m->encoder_net, B);
-    // the encoder (network, trunk and head) and the decoder (into z; a made's network from the data)
-    uint64_t encoder = m->encoder_net && !m->autoregressive ? network_gemm_flops(m->encoder_net, B, true) : 0;
-    if (m->head >= 0) encoder += layers_gemm_flops(m, B, 0, m->head);
-    uint64_t decoder = m->decoder_net ? network_gemm_flops(m->decoder_net, B, m->autoregressive)
-                                      : layers_gemm_flops(m, B, m->head + 1, m->n_layers - 1);
-    uint64_t flops = encoder + decoder;
-    if (m->vq)   // the nearest-code search: scores (B S, K) = z_e (B S, D) . codebook^T
-        flops += 2ull * (uint64_t)B * (uint64_t)m->vq_positions * (uint64_t)m->vq_size * (uint64_t)m->vq_dim;
-    if (m->aae)   // the encoder again (phase 2's forward, phase 3's backward), the discriminator on z
-        flops += encoder + discriminator_gemm_flops(m->aae_discriminator, B);
-    return flops;
-}
+uint64_t bench_gemm_flops_per_step(const Model *m, int B) { return m->ops->gemm_flops(m, B); }
 
 // --gemm-only: the GEMMs one real training step issues (any model: MLP, layer graph, GAN, ...),
 // recorded by a wrapper around be->gemm, then replayed back to back with the same shapes,

@@ -172,6 +172,12 @@ static size_t aae_parameter_count(const Model *m) { return m->aae_ae_params + m-
 
 static void aae_draw_latents(Model *m, float *z, int n, uint64_t seed) { model_aae_prior_host(m, z, n, seed); }
 
+// The AE's step, the encoder again (phase 2's forward, phase 3's backward), the discriminator on z.
+static uint64_t aae_gemm_flops(const Model *m, int B) {
+    return model_latent_gemm_flops(m, B) + model_latent_encoder_gemm_flops(m, B) +
+           model_discriminator_gemm_flops(m->aae_discriminator, B);
+}
+
 const ModelOps model_aae_ops = {
     .check_networks = aae_check_networks,
     .build = aae_build,
@@ -184,4 +190,5 @@ const ModelOps model_aae_ops = {
     .backward = model_latent_backward,   // the reconstruction phase (model_backward_scheduled)
     .train_step = aae_train_step,
     .draw_latents = aae_draw_latents,
+    .gemm_flops = aae_gemm_flops,
 };

@@ -268,6 +268,15 @@ static int gan_check_networks(const Config *cfg, char *err, size_t errlen) {
     return rc;
 }
 
+uint64_t model_discriminator_gemm_flops(const Network *net, int B) {
+    return 2 * network_gemm_flops(net, B, true) + network_gemm_flops(net, B, false);
+}
+
+// The generator from z (no dz), the discriminator three times.
+static uint64_t gan_gemm_flops(const Model *m, int B) {
+    return network_gemm_flops(m->decoder_net, B, true) + model_discriminator_gemm_flops(m->encoder_net, B);
+}
+
 const ModelOps model_gan_ops = {
     .check_networks = gan_check_networks,
     .build = gan_build,
@@ -279,4 +288,5 @@ const ModelOps model_gan_ops = {
     .loss = model_gan_loss,
     .train_step = gan_train_step,
     .to_pixels = gan_to_pixels,
+    .gemm_flops = gan_gemm_flops,
 };

@@ -286,6 +286,32 @@ void model_latent_backward(Model *m, int B, float *dY, float *spare) {
     encode_backward(m, B);
 }
 
+// The shorthand layers [first, last] of m: forward, dW and dX (none for the data, layer 0 without
+// an encoder network) and a CVAE layer's one-hot columns (one more forward and dW GEMM).
+static uint64_t layers_gemm_flops(const Model *m, int B, int first, int last) {
+    uint64_t flops = 0;
+    for (int i = first; i <= last; i++) {
+        const Layer *layer = &m->layers[i];
+        uint64_t one = 2ull * (uint64_t)B * (uint64_t)layer->in * (uint64_t)layer->out;
+        flops += one;             // forward: Y = X W^T
+        flops += one;             // backward: dW = dY^T X
+        if (i > 0 || m->encoder_net) flops += one;  // backward: dX = dY W (none for the data)
+        flops += 2ull * 2ull * (uint64_t)B * (uint64_t)layer->cond * (uint64_t)layer->out;
+    }
+    return flops;
+}
+
+uint64_t model_latent_encoder_gemm_flops(const Model *m, int B) {
+    const uint64_t network = m->encoder_net ? network_gemm_flops(m->encoder_net, B, true) : 0;
+    return network + layers_gemm_flops(m, B, 0, m->head);
+}
+
+uint64_t model_latent_gemm_flops(const Model *m, int B) {
+    const uint64_t decoder = m->decoder_net ? network_gemm_flops(m->decoder_net, B, false)
+                                            : layers_gemm_flops(m, B, m->head + 1, m->n_layers - 1);
+    return model_latent_encoder_gemm_flops(m, B) + decoder;
+}
+
 const ModelOps model_latent_ops = {
     .check_networks = latent_check_networks,
     .build = model_latent_build,
@@ -293,4 +319,5 @@ const ModelOps model_latent_ops = {
     .forward = model_latent_forward,
     .loss = model_latent_loss,
     .backward = model_latent_backward,
+    .gemm_flops = model_latent_gemm_flops,
 };

@@ -348,6 +348,9 @@ static void made_backward(Model *m, int B, float *dY, float *spare) {
     network_backward(m->decoder_net, &run, m->prior_classes ? m->x_onehot : m->x, dY, NULL);
 }
 
+// The masked network from the data (no input gradient for it).
+static uint64_t made_gemm_flops(const Model *m, int B) { return network_gemm_flops(m->decoder_net, B, true); }
+
 const ModelOps model_made_ops = {
     .check_networks = made_check_networks,
     .build = made_build,
@@ -359,6 +362,7 @@ const ModelOps model_made_ops = {
     .backward = made_backward,
     .mask_sets = made_mask_sets,
     .write_masks = write_mask_set,
+    .gemm_flops = made_gemm_flops,
 };
 
 // A PixelCNN's masks are its layers' own (layer_conv.c writes and checks them).
@@ -371,4 +375,5 @@ const ModelOps model_pixelcnn_ops = {
     .forward = made_forward,
     .loss = model_output_loss,
     .backward = made_backward,
+    .gemm_flops = made_gemm_flops,
 };

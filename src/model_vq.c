@@ -188,6 +188,12 @@ void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed) {
     free(codebook);
 }
 
+// The encoder, the decoder from z_q, the nearest-code search: scores (B S, K) = z_e (B S, D) . codebook^T.
+static uint64_t vq_gemm_flops(const Model *m, int B) {
+    return network_gemm_flops(m->encoder_net, B, true) + network_gemm_flops(m->decoder_net, B, false) +
+           2ull * (uint64_t)B * (uint64_t)m->vq_positions * (uint64_t)m->vq_size * (uint64_t)m->vq_dim;
+}
+
 const ModelOps model_vq_ops = {
     .check_networks = vq_check_networks,
     .build = vq_build,
@@ -199,4 +205,5 @@ const ModelOps model_vq_ops = {
     .backward = vq_backward,
     .draw_latents = model_vq_uniform_latents,
     .check_loaded_buffers = vq_check_loaded_buffers,
+    .gemm_flops = vq_gemm_flops,
 };

@@ -70,6 +70,9 @@ typedef struct ModelOps {
     // A checkpoint's buffers (host) checked beyond the networks' own checks: 0, or -1 with what
     // (NULL: nothing more).
     int (*check_loaded_buffers)(const Model *m, const float *buffers, char *what, size_t whatlen);
+    // The GEMM flops of one training step of B rows, as bench counts them (2 B in out for every
+    // forward, weight-gradient and input-gradient GEMM, but no input gradient for the data).
+    uint64_t (*gemm_flops)(const Model *m, int B);
 } ModelOps;
 
 typedef struct Model {
@@ -252,6 +255,9 @@ void model_latent_init(Model *m, float *params, float *buffers, Rng *rng);
 void model_latent_forward(Model *m, int B, EpsMode eps_mode);
 void model_latent_loss(Model *m, int B);
 void model_latent_backward(Model *m, int B, float *dY, float *spare);
+uint64_t model_latent_gemm_flops(const Model *m, int B);
+// The encoder's share of it (its network, trunk and head).
+uint64_t model_latent_encoder_gemm_flops(const Model *m, int B);
 // rec_row: the output's loss per example (the reconstruction, or a prior's categorical -log p).
 void model_output_loss(Model *m, int B);
 // Queues the optimizer update of the arena's [offset, offset + n) (its moments at the same offsets)
@@ -361,6 +367,9 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 // row ADV_TARGET_REAL = 1 - smoothing, ADV_TARGET_FAKE = 0, ADV_TARGET_ONE = 1.
 enum { ADV_TARGET_REAL = 0, ADV_TARGET_FAKE, ADV_TARGET_ONE, ADV_N_TARGETS };
 void model_adversarial_targets(Model *m, float smoothing);
+// A discriminator's GEMM flops in an adversarial step: two forward + weight-gradient passes without
+// an input gradient (its update), one with it (the gradient it passes back to the other player).
+uint64_t model_discriminator_gemm_flops(const Network *net, int B);
 // A discriminator network on input (B, ...): rows[b] = BCE(logit_b, target) in nats; with
 // d_logits (B), its gradient of mean_b rows. Returns the logits.
 const float *model_discriminate(Model *m, Network *discriminator, const NetRun *run, const float *input,
