@@ -1,8 +1,8 @@
-// checkpoint.c: model parameters <-> safetensors with PyTorch names: the
-// shorthand MLP's nn.Linear layers (encoder.{i}, mu, logvar, decoder.{i}, i
-// counting linears), layer-list networks by nn.Sequential index
-// (encoder.3.weight, encoder.4.running_mean, ...); the effective config rides in
-// __metadata__ so eval / sample rebuild the model from the checkpoint alone.
+// checkpoint.c: model parameters <-> safetensors with PyTorch names (the model's kind lists its
+// tensors, model_list_tensors: the shorthand MLP's nn.Linear layers encoder.{i}, mu, logvar,
+// decoder.{i}, i counting linears; layer-list networks by nn.Sequential index, encoder.3.weight,
+// encoder.4.running_mean, ...); the effective config rides in __metadata__ so eval / sample
+// rebuild the model from the checkpoint alone.
 #include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/run_folder.h"
@@ -18,39 +18,12 @@
 
 #define CHECKPOINT_FORMAT "cuvae-1"
 
-// One named slice of the arena: rows [row_begin, row_begin + rows) of a layer's
-// weight (rows, in) or bias.
-typedef struct {
-    char name[ST_MAX_NAME];
-    bool buffer;        // in the buffer region (running statistics), not the parameters
-    size_t offset;      // floats into params (or buffers)
-    int rank;
-    int64_t shape[ST_MAX_RANK];
-} NamedSlice;
+_Static_assert(MODEL_TENSOR_NAME == ST_MAX_NAME && MODEL_TENSOR_RANK == ST_MAX_RANK,
+               "a model tensor's name and shape fit a safetensors entry");
 
-#define MAX_SLICES (2 * CUVAE_MAX_LAYERS + 2 + 3 * CUVAE_MAX_NET_LAYERS * 4)   // (an aae has three networks)
-
-static size_t slice_count(const NamedSlice *s) {
+static size_t slice_count(const ModelTensor *s) {
     size_t n = 1;
     for (int d = 0; d < s->rank; d++) n *= (size_t)s->shape[d];
-    return n;
-}
-
-// A network's tensors with nn.Sequential names: "<net>.<index>.<tensor>".
-static int list_network_slices(const Network *net, NamedSlice *out) {
-    int n = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        const NetLayer *layer = &net->layers[i];
-        for (int k = 0; k < layer->n_tensors; k++) {
-            const LayerTensor *t = &layer->tensors[k];
-            snprintf(out[n].name, ST_MAX_NAME, "%s.%d.%s", net->name, layer->index, t->name);
-            out[n].buffer = t->buffer;
-            out[n].offset = (t->buffer ? layer->buffer_offset : layer->param_offset) + t->offset;
-            out[n].rank = t->rank;
-            for (int d = 0; d < t->rank; d++) out[n].shape[d] = t->shape[d];
-            n++;
-        }
-    }
     return n;
 }
 
@@ -61,86 +34,14 @@ static void format_shape(char *out, size_t outlen, int rank, const int64_t *shap
     if (used < outlen) snprintf(out + used, outlen - used, "]");
 }
 
-// Fills names for every tensor; returns the count. The VAE head (2L, in) is
-// split into mu (rows 0..L-1) and logvar (rows L..2L-1), contiguous slices.
-static int list_slices(const Model *m, NamedSlice *out) {
-    int n = 0;
-    memset(out, 0, MAX_SLICES * sizeof *out);
-    if (m->encoder_net) n += list_network_slices(m->encoder_net, out + n);
-    for (int i = 0; i < m->n_layers; i++) {
-        const Layer *layer = &m->layers[i];
-        if (i == m->head) {
-            int L = m->latent_dim;
-            const char *heads[2] = {"mu", "logvar"};
-            int n_heads = m->variational ? 2 : 1;
-            for (int h = 0; h < n_heads; h++) {
-                snprintf(out[n].name, ST_MAX_NAME, "%s.weight", heads[h]);
-                out[n].offset = layer->weight_offset + (size_t)h * L * layer->in;
-                out[n].rank = 2;
-                out[n].shape[0] = L;
-                out[n].shape[1] = layer->in;
-                n++;
-                snprintf(out[n].name, ST_MAX_NAME, "%s.bias", heads[h]);
-                out[n].offset = layer->bias_offset + (size_t)h * L;
-                out[n].rank = 1;
-                out[n].shape[0] = L;
-                n++;
-            }
-            continue;
-        }
-        const char *part = i < m->head ? "encoder" : "decoder";
-        int index = i < m->head ? i : i - m->head - 1;
-        snprintf(out[n].name, ST_MAX_NAME, "%s.%d.weight", part, index);
-        out[n].offset = layer->weight_offset;
-        out[n].rank = 2;
-        out[n].shape[0] = layer->out;
-        out[n].shape[1] = layer->in + layer->cond;   // cvae: [input ; one-hot label] columns
-        n++;
-        snprintf(out[n].name, ST_MAX_NAME, "%s.%d.bias", part, index);
-        out[n].offset = layer->bias_offset;
-        out[n].rank = 1;
-        out[n].shape[0] = layer->out;
-        n++;
-    }
-    if (m->vq) {   // the codebook as nn.Embedding's weight; the EMA statistics as buffers
-        const bool ema = m->cfg.model.codebook.ema;
-        const int64_t K = m->vq_size, D = m->vq_dim;
-        snprintf(out[n].name, ST_MAX_NAME, "quantizer.embedding.weight");
-        out[n].buffer = ema;
-        out[n].offset = m->codebook_offset;
-        out[n].rank = 2;
-        out[n].shape[0] = K;
-        out[n].shape[1] = D;
-        n++;
-        if (ema) {
-            snprintf(out[n].name, ST_MAX_NAME, "quantizer.ema_counts");
-            out[n].buffer = true;
-            out[n].offset = m->ema_offset;
-            out[n].rank = 1;
-            out[n].shape[0] = K;
-            n++;
-            snprintf(out[n].name, ST_MAX_NAME, "quantizer.ema_sums");
-            out[n].buffer = true;
-            out[n].offset = m->ema_offset + (size_t)K;
-            out[n].rank = 2;
-            out[n].shape[0] = K;
-            out[n].shape[1] = D;
-            n++;
-        }
-    }
-    if (m->decoder_net) n += list_network_slices(m->decoder_net, out + n);
-    if (m->aae) n += list_network_slices(m->aae_discriminator, out + n);   // (not its second Adam moments)
-    return n;
-}
-
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
     float *host = xmalloc(m->n_params * sizeof(float));
     float *buffers = xmalloc((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     model_get_params(m, host);
     model_get_buffers(m, buffers);
-    static NamedSlice slices[MAX_SLICES];
-    int n = list_slices(m, slices);
-    static StTensor tensors[MAX_SLICES];
+    static ModelTensor slices[MODEL_MAX_TENSORS];
+    int n = model_list_tensors(m, slices);
+    static StTensor tensors[MODEL_MAX_TENSORS];
     for (int k = 0; k < n; k++) {
         memset(&tensors[k], 0, sizeof tensors[k]);
         memcpy(tensors[k].name, slices[k].name, ST_MAX_NAME);
@@ -191,8 +92,8 @@ int checkpoint_first_non_finite(Model *m, char *what, size_t whatlen) {
     model_get_buffers(m, buffers);
     m->be->download(m->be, host + P, m->adam_m, P * sizeof(float));
     m->be->download(m->be, host + 2 * P, m->adam_v, P * sizeof(float));
-    static NamedSlice slices[MAX_SLICES];
-    const int n = list_slices(m, slices);
+    static ModelTensor slices[MODEL_MAX_TENSORS];
+    const int n = model_list_tensors(m, slices);
     int found = 0;
     size_t at = 0;
     for (int k = 0; k < n && !found; k++) {
@@ -471,8 +372,8 @@ int checkpoint_check_carved_test_set(const char *path, const Dataset *test, char
 static int read_params(Model *m, const char *path, float *host, float *buffers, char *err, size_t errlen) {
     StFile f;
     if (safetensors_read(path, &f, err, errlen) != 0) return -1;
-    static NamedSlice slices[MAX_SLICES];
-    int n = list_slices(m, slices);
+    static ModelTensor slices[MODEL_MAX_TENSORS];
+    int n = model_list_tensors(m, slices);
     int rc = 0;
     for (int k = 0; k < n && rc == 0; k++) {
         const StTensor *t = safetensors_find(&f, slices[k].name);

@@ -413,6 +413,28 @@ NetRun model_net_run(Model *m, int B) {
     run.weight_grads_onto_zeros = m->weight_grads_onto_zeros;
     return run;
 }
+int model_list_network_tensors(const Network *net, ModelTensor *out) {
+    int n = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const NetLayer *layer = &net->layers[i];
+        for (int k = 0; k < layer->n_tensors; k++) {
+            const LayerTensor *t = &layer->tensors[k];
+            snprintf(out[n].name, MODEL_TENSOR_NAME, "%s.%d.%s", net->name, layer->index, t->name);
+            out[n].buffer = t->buffer;
+            out[n].offset = (t->buffer ? layer->buffer_offset : layer->param_offset) + t->offset;
+            out[n].rank = t->rank;
+            for (int d = 0; d < t->rank; d++) out[n].shape[d] = t->shape[d];
+            n++;
+        }
+    }
+    return n;
+}
+
+int model_list_tensors(const Model *m, ModelTensor *out) {
+    memset(out, 0, MODEL_MAX_TENSORS * sizeof *out);
+    return m->ops->list_tensors(m, out);
+}
+
 void model_forward(Model *m, int B, EpsMode eps_mode) { m->ops->forward(m, B, eps_mode); }
 
 void model_loss(Model *m, int B) { m->ops->loss(m, B); }

@@ -178,6 +178,12 @@ static uint64_t aae_gemm_flops(const Model *m, int B) {
            model_discriminator_gemm_flops(m->aae_discriminator, B);
 }
 
+// The AE's, then the discriminator's (not the encoder's second Adam moments: resume's).
+static int aae_list_tensors(const Model *m, ModelTensor *out) {
+    const int n = model_latent_list_tensors(m, out);
+    return n + model_list_network_tensors(m->aae_discriminator, out + n);
+}
+
 const ModelOps model_aae_ops = {
     .check_networks = aae_check_networks,
     .build = aae_build,
@@ -191,4 +197,5 @@ const ModelOps model_aae_ops = {
     .train_step = aae_train_step,
     .draw_latents = aae_draw_latents,
     .gemm_flops = aae_gemm_flops,
+    .list_tensors = aae_list_tensors,
 };

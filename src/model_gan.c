@@ -277,6 +277,12 @@ static uint64_t gan_gemm_flops(const Model *m, int B) {
     return network_gemm_flops(m->decoder_net, B, true) + model_discriminator_gemm_flops(m->encoder_net, B);
 }
 
+// The discriminator's network, then the generator's.
+static int gan_list_tensors(const Model *m, ModelTensor *out) {
+    const int n = model_list_network_tensors(m->encoder_net, out);
+    return n + model_list_network_tensors(m->decoder_net, out + n);
+}
+
 const ModelOps model_gan_ops = {
     .check_networks = gan_check_networks,
     .build = gan_build,
@@ -289,4 +295,5 @@ const ModelOps model_gan_ops = {
     .train_step = gan_train_step,
     .to_pixels = gan_to_pixels,
     .gemm_flops = gan_gemm_flops,
+    .list_tensors = gan_list_tensors,
 };

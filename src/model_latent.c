@@ -312,6 +312,51 @@ uint64_t model_latent_gemm_flops(const Model *m, int B) {
     return model_latent_encoder_gemm_flops(m, B) + decoder;
 }
 
+// The encoder's network, the shorthand layers as nn.Linear (encoder.{i}, mu, logvar, decoder.{i}, i
+// counting linears; the VAE head (2L, in) split into mu (rows 0..L-1) and logvar (rows L..2L-1),
+// contiguous slices), the decoder's network.
+int model_latent_list_tensors(const Model *m, ModelTensor *out) {
+    int n = 0;
+    if (m->encoder_net) n += model_list_network_tensors(m->encoder_net, out + n);
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *layer = &m->layers[i];
+        if (i == m->head) {
+            int L = m->latent_dim;
+            const char *heads[2] = {"mu", "logvar"};
+            int n_heads = m->variational ? 2 : 1;
+            for (int h = 0; h < n_heads; h++) {
+                snprintf(out[n].name, MODEL_TENSOR_NAME, "%s.weight", heads[h]);
+                out[n].offset = layer->weight_offset + (size_t)h * L * layer->in;
+                out[n].rank = 2;
+                out[n].shape[0] = L;
+                out[n].shape[1] = layer->in;
+                n++;
+                snprintf(out[n].name, MODEL_TENSOR_NAME, "%s.bias", heads[h]);
+                out[n].offset = layer->bias_offset + (size_t)h * L;
+                out[n].rank = 1;
+                out[n].shape[0] = L;
+                n++;
+            }
+            continue;
+        }
+        const char *part = i < m->head ? "encoder" : "decoder";
+        int index = i < m->head ? i : i - m->head - 1;
+        snprintf(out[n].name, MODEL_TENSOR_NAME, "%s.%d.weight", part, index);
+        out[n].offset = layer->weight_offset;
+        out[n].rank = 2;
+        out[n].shape[0] = layer->out;
+        out[n].shape[1] = layer->in + layer->cond;   // cvae: [input ; one-hot label] columns
+        n++;
+        snprintf(out[n].name, MODEL_TENSOR_NAME, "%s.%d.bias", part, index);
+        out[n].offset = layer->bias_offset;
+        out[n].rank = 1;
+        out[n].shape[0] = layer->out;
+        n++;
+    }
+    if (m->decoder_net) n += model_list_network_tensors(m->decoder_net, out + n);
+    return n;
+}
+
 const ModelOps model_latent_ops = {
     .check_networks = latent_check_networks,
     .build = model_latent_build,
@@ -320,4 +365,5 @@ const ModelOps model_latent_ops = {
     .loss = model_latent_loss,
     .backward = model_latent_backward,
     .gemm_flops = model_latent_gemm_flops,
+    .list_tensors = model_latent_list_tensors,
 };

@@ -351,6 +351,9 @@ static void made_backward(Model *m, int B, float *dY, float *spare) {
 // The masked network from the data (no input gradient for it).
 static uint64_t made_gemm_flops(const Model *m, int B) { return network_gemm_flops(m->decoder_net, B, true); }
 
+// The masked network ("network.<index>.<tensor>", its masks as buffers).
+static int made_list_tensors(const Model *m, ModelTensor *out) { return model_list_network_tensors(m->decoder_net, out); }
+
 const ModelOps model_made_ops = {
     .check_networks = made_check_networks,
     .build = made_build,
@@ -363,6 +366,7 @@ const ModelOps model_made_ops = {
     .mask_sets = made_mask_sets,
     .write_masks = write_mask_set,
     .gemm_flops = made_gemm_flops,
+    .list_tensors = made_list_tensors,
 };
 
 // A PixelCNN's masks are its layers' own (layer_conv.c writes and checks them).
@@ -376,4 +380,5 @@ const ModelOps model_pixelcnn_ops = {
     .loss = model_output_loss,
     .backward = made_backward,
     .gemm_flops = made_gemm_flops,
+    .list_tensors = made_list_tensors,
 };

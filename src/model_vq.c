@@ -194,6 +194,38 @@ static uint64_t vq_gemm_flops(const Model *m, int B) {
            2ull * (uint64_t)B * (uint64_t)m->vq_positions * (uint64_t)m->vq_size * (uint64_t)m->vq_dim;
 }
 
+// The encoder's network, the codebook as nn.Embedding's weight (the EMA statistics as buffers), the
+// decoder's network.
+static int vq_list_tensors(const Model *m, ModelTensor *out) {
+    int n = model_list_network_tensors(m->encoder_net, out);
+    const bool ema = m->cfg.model.codebook.ema;
+    const int64_t K = m->vq_size, D = m->vq_dim;
+    snprintf(out[n].name, MODEL_TENSOR_NAME, "quantizer.embedding.weight");
+    out[n].buffer = ema;
+    out[n].offset = m->codebook_offset;
+    out[n].rank = 2;
+    out[n].shape[0] = K;
+    out[n].shape[1] = D;
+    n++;
+    if (ema) {
+        snprintf(out[n].name, MODEL_TENSOR_NAME, "quantizer.ema_counts");
+        out[n].buffer = true;
+        out[n].offset = m->ema_offset;
+        out[n].rank = 1;
+        out[n].shape[0] = K;
+        n++;
+        snprintf(out[n].name, MODEL_TENSOR_NAME, "quantizer.ema_sums");
+        out[n].buffer = true;
+        out[n].offset = m->ema_offset + (size_t)K;
+        out[n].rank = 2;
+        out[n].shape[0] = K;
+        out[n].shape[1] = D;
+        n++;
+    }
+    n += model_list_network_tensors(m->decoder_net, out + n);
+    return n;
+}
+
 const ModelOps model_vq_ops = {
     .check_networks = vq_check_networks,
     .build = vq_build,
@@ -206,4 +238,5 @@ const ModelOps model_vq_ops = {
     .draw_latents = model_vq_uniform_latents,
     .check_loaded_buffers = vq_check_loaded_buffers,
     .gemm_flops = vq_gemm_flops,
+    .list_tensors = vq_list_tensors,
 };

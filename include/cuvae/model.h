@@ -30,6 +30,18 @@ typedef enum {
     EPS_ZERO,         // z = mu (deterministic decode)
 } EpsMode;
 
+// One tensor of a checkpoint, as PyTorch names it: a slice of the parameter (or buffer) region.
+#define MODEL_TENSOR_NAME 128
+#define MODEL_TENSOR_RANK 4
+#define MODEL_MAX_TENSORS (2 * CUVAE_MAX_LAYERS + 2 + 3 * CUVAE_MAX_NET_LAYERS * 4)   // (an aae has three networks)
+typedef struct {
+    char name[MODEL_TENSOR_NAME];
+    bool buffer;        // in the buffer region (running statistics, masks, EMA), not the parameters
+    size_t offset;      // floats into params (or buffers)
+    int rank;
+    int64_t shape[MODEL_TENSOR_RANK];
+} ModelTensor;
+
 // What one model kind does, written in its own file (model_latent.c: vae, ae, cvae; model_vq.c,
 // model_made.c, model_gan.c, model_aae.c) and registered by its row in model_kind.c. model.c
 // holds what every kind shares (the arena, the buffers every kind has, the loss accumulator, the
@@ -73,6 +85,8 @@ typedef struct ModelOps {
     // The GEMM flops of one training step of B rows, as bench counts them (2 B in out for every
     // forward, weight-gradient and input-gradient GEMM, but no input gradient for the data).
     uint64_t (*gemm_flops)(const Model *m, int B);
+    // The checkpoint's tensors (out: MODEL_MAX_TENSORS, zeroed), in the file's order; the count.
+    int (*list_tensors)(const Model *m, ModelTensor *out);
 } ModelOps;
 
 typedef struct Model {
@@ -255,11 +269,16 @@ void model_latent_init(Model *m, float *params, float *buffers, Rng *rng);
 void model_latent_forward(Model *m, int B, EpsMode eps_mode);
 void model_latent_loss(Model *m, int B);
 void model_latent_backward(Model *m, int B, float *dY, float *spare);
-uint64_t model_latent_gemm_flops(const Model *m, int B);
 // The encoder's share of it (its network, trunk and head).
 uint64_t model_latent_encoder_gemm_flops(const Model *m, int B);
 // rec_row: the output's loss per example (the reconstruction, or a prior's categorical -log p).
 void model_output_loss(Model *m, int B);
+uint64_t model_latent_gemm_flops(const Model *m, int B);
+int model_latent_list_tensors(const Model *m, ModelTensor *out);
+// A network's tensors with nn.Sequential names "<net>.<index>.<tensor>" (net->name); the count.
+int model_list_network_tensors(const Network *net, ModelTensor *out);
+// Every tensor of m's checkpoint, named, in the file's order (the kind's list_tensors); the count.
+int model_list_tensors(const Model *m, ModelTensor *out);
 // Queues the optimizer update of the arena's [offset, offset + n) (its moments at the same offsets)
 // on the backend (be->queue_update).
 void model_queue_optimizer_update(Model *m, size_t offset, size_t n);
