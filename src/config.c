@@ -252,7 +252,10 @@ static int check_integer(const Ctx *c, const cJSON *item, const char *full, doub
     double v = item->valuedouble;
     char text[64];
     format_double(text, sizeof text, v);
-    if (!isfinite(v) || v != floor(v)) return fail(c, full, "must be an integer, got %s", text);
+    if (!isfinite(v))   // (JSON holds no inf: a number past the doubles, 1e400, parses to it)
+        return fail(c, full, "must be an integer, got a number beyond the range of a double (%s)",
+                    v > 0 ? "over 1.8e308" : "under -1.8e308");
+    if (v != floor(v)) return fail(c, full, "must be an integer, got %s", text);
     if (v < lo) return fail(c, full, "must be >= %.0f, got %s", lo, text);
     if (v > hi) return fail(c, full, "must be <= %.0f, got %s", hi, text);
     *out = v;
