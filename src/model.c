@@ -121,7 +121,9 @@ int model_refuse_masked_layers(const char *kind, const char *key, const LayerSpe
 
 
 int model_check_networks(const Config *cfg, char *err, size_t errlen) {
-    return model_kind_info(cfg->model.kind)->ops->check_networks(cfg, err, errlen);
+    const ModelOps *ops = model_kind_info(cfg->model.kind)->ops;
+    if (!ops) return set_error(err, errlen, "model.kind: %d is not a model kind", (int)cfg->model.kind);
+    return ops->check_networks(cfg, err, errlen);
 }
 
 int model_check_encoder_decoder(const Config *cfg, int code_channels, char *err, size_t errlen) {
@@ -161,10 +163,12 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->n_classes = cfg->model.condition == CONDITION_LABEL ? cfg->model.n_classes : 0;
     m->rec_loss = choose_rec_loss(cfg);
     m->pixel_weight = cfg->loss.reduction == REDUCTION_MEAN ? 1.0f / (float)m->input_dim : 1.0f;
-    if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
-
     m->ops = model_kind_info(cfg->model.kind)->ops;
-    if (!m->ops) return set_error(err, errlen, "model.kind: %d is not a model kind", (int)cfg->model.kind);
+    if (max_batch < 1 || !m->ops) {   // (nothing allocated: m zeroed, as model_destroy expects of a failed create)
+        memset(m, 0, sizeof *m);
+        if (max_batch < 1) return set_error(err, errlen, "model: batch size must be >= 1");
+        return set_error(err, errlen, "model.kind: %d is not a model kind", (int)cfg->model.kind);
+    }
     if (m->ops->build(m, err, errlen) != 0) {
         free(m->encoder_net);
         free(m->decoder_net);
@@ -192,7 +196,9 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     const int C = m->n_classes;
 
     size_t max_width = (size_t)m->input_dim;
-    if ((size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;   // dz (a VQ-VAE's dz_e)
+    // a backward into a z no head computes (a VQ-VAE's dz_q, dz_e) passes through these buffers
+    const bool dz_without_head = m->head < 0 && m->ops->backward && m->latent_dim > 0;
+    if (dz_without_head && (size_t)m->latent_dim > max_width) max_width = (size_t)m->latent_dim;
     if (m->decoder_net && tensor_shape_size(m->decoder_net->out) > max_width)   // a prior: K logits a position
         max_width = tensor_shape_size(m->decoder_net->out);
     for (int i = 0; i < m->n_layers; i++) {
@@ -232,7 +238,8 @@ static int model_create_with(Model *m, const Config *cfg, Backend *be, int max_b
     m->binarize_seed = cfg->train.seed ^ BINARIZE_SEED_SALT;
     m->grad_a = be->alloc(be, B * max_width * sizeof(float));
     m->grad_b = be->alloc(be, B * max_width * sizeof(float));
-    const size_t head_width = m->head >= 0 ? (size_t)m->layers[m->head].out : (size_t)m->latent_dim;   // or dz
+    const size_t head_width = m->head >= 0 ? (size_t)m->layers[m->head].out
+                            : dz_without_head ? (size_t)m->latent_dim : 0;
     m->grad_h = be->alloc(be, B * head_width * sizeof(float));
     if (C > 0) m->onehot = be->alloc(be, B * C * sizeof(float));
     m->kl_coef = be->alloc(be, (size_t)m->latent_dim * sizeof(float));
@@ -502,6 +509,8 @@ void model_clear_gradients(Model *m) {
     m->grads_clear = m->be->updates_clear_gradients;
 }
 
+int model_mean_rows(const Model *m, int B) { return m->global_rows > 0 ? m->global_rows : B; }
+
 static void backward_scheduled(Model *m, int B, float w_rec) {
     Backend *be = m->be;
     if (!m->ops->backward) {   // a caller's bug: the kind trains by its own step
@@ -509,10 +518,7 @@ static void backward_scheduled(Model *m, int B, float w_rec) {
                 model_kind_name(m->cfg.model.kind));
         abort();
     }
-    // the loss is the mean over the global batch: across ranks each shard's
-    // gradient is scaled by 1 / (global rows) and the ranks' gradients summed
-    const int mean_rows = m->global_rows > 0 ? m->global_rows : B;
-    const float inv_batch = 1.0f / (float)mean_rows;
+    const float inv_batch = 1.0f / (float)model_mean_rows(m, B);
 
     // fused reconstruction loss + d(loss)/d(output), already scaled by w_rec / B
     float *dY = m->grad_a;

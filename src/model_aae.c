@@ -1,5 +1,5 @@
 // model_aae.c: kind "aae", the adversarial autoencoder of Makhzani et al. 2015 (deck 002): a
-// deterministic autoencoder (the AE of model.c: encoder, head z (L), decoder) and a
+// deterministic autoencoder (the AE of model_latent.c: encoder, head z (L), decoder) and a
 // discriminator on z (model.discriminator: z -> one logit) that makes the codes q(z) match the
 // prior (N(0, I), or 10 Gaussians in 2-D). Each step has the paper's three phases, every one a
 // run of backend ops with its own Adam update (no host sync):

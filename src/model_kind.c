@@ -15,18 +15,21 @@ static const ModelKindInfo kinds[MODEL_KIND_COUNT] = {
                       .second_units = "\"vq\": \"squared distance per example ((1 + beta) or beta (EMA) times "
                                       "||z_e - e||^2)\"",
                       .z_refusal = "a vq_vae's codes are deterministic (the nearest codebook vectors)",
-                      .iw_refusal = "a vq_vae has no likelihood bound to estimate (no KL term)"},
+                      .iw_refusal = "a vq_vae has no likelihood bound to estimate (no KL term)",
+                      .data_parallel_refusal = "updates its codebook outside the gradient (EMA, dead-code restarts)"},
     [MODEL_MADE] = {.name = "made", .ops = &model_made_ops, .autoregressive = true,
                     .z_refusal = "a made or pixelcnn has no latent (its test loss is the exact -log p(x))"},
     [MODEL_PIXELCNN] = {.name = "pixelcnn", .ops = &model_pixelcnn_ops, .autoregressive = true,
                         .z_refusal = "a made or pixelcnn has no latent (its test loss is the exact -log p(x))"},
     [MODEL_GAN] = {.name = "gan", .ops = &model_gan_ops, .draws_z = true, .adversarial = true, .second = "G loss", .second_unit = "nats",
                    .z_refusal = "a gan has no encoder",
-                   .iw_refusal = "a gan has no likelihood bound to estimate (its score is the Parzen-window estimate)"},
+                   .iw_refusal = "a gan has no likelihood bound to estimate (its score is the Parzen-window estimate)",
+                   .data_parallel_refusal = "trains its players in alternating phases, each with its own optimizer"},
     [MODEL_AAE] = {.name = "aae", .ops = &model_aae_ops, .adversarial = true, .second = "D loss", .second_unit = "nats",
                    .second_units = "\"d_loss\": \"nats/example (the discriminator's binary cross-entropy)\"",
                    .z_refusal = "an aae's codes are deterministic",
-                   .iw_refusal = "needs a variational model (kind vae or cvae), got kind \"aae\""},
+                   .iw_refusal = "needs a variational model (kind vae or cvae), got kind \"aae\"",
+                   .data_parallel_refusal = "trains its players in alternating phases, each with its own optimizer"},
 };
 
 static const ModelKindInfo invalid_kind = {.name = "invalid"};

@@ -245,7 +245,7 @@ void model_encode_backward(Model *m, int B) {
 void model_latent_backward(Model *m, int B, float *dY, float *spare) {
     Backend *be = m->be;
     const int last = m->n_layers - 1;
-    const int mean_rows = m->global_rows > 0 ? m->global_rows : B;   // (see model_backward_scheduled)
+    const int mean_rows = model_mean_rows(m, B);
     // decoder, last layer first; the first decoder layer's input gradient is dz
     if (m->decoder_net) {
         float *dz = m->variational ? spare : m->grad_h;

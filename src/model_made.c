@@ -185,7 +185,7 @@ static void write_mask_set(const Model *m, int set, float *buffers) {
 static int made_mask_sets(const Model *m) { return m->cfg.model.masks > 1 ? m->cfg.model.masks : 1; }
 
 static void made_alloc(Model *m) {
-    m->made_masks = m->cfg.model.masks > 1 ? m->cfg.model.masks : 1;
+    m->made_masks = made_mask_sets(m);
     if (m->made_masks == 1) return;
     // the bank: every set as an image of the whole buffer region (a MADE's buffers are its masks)
     Backend *be = m->be;
@@ -352,7 +352,9 @@ static void made_backward(Model *m, int B, float *dY, float *spare) {
 static uint64_t made_gemm_flops(const Model *m, int B) { return network_gemm_flops(m->decoder_net, B, true); }
 
 // The masked network ("network.<index>.<tensor>", its masks as buffers).
-static int made_list_tensors(const Model *m, ModelTensor *out) { return model_list_network_tensors(m->decoder_net, out); }
+static int made_list_tensors(const Model *m, ModelTensor *out) {
+    return model_list_network_tensors(m->decoder_net, out);
+}
 
 const ModelOps model_made_ops = {
     .check_networks = made_check_networks,

@@ -185,9 +185,8 @@ static int log_write_line(FILE *log, const char *path, const char *line, char *e
 // same seed and trains its shard of each batch: refuses what cannot run so yet.
 static int data_parallel_check(Model *model, const Config *cfg, int batch, char *err, size_t errlen) {
     if (!dist_launched()) return 0;
-    const char *why = model->gan || model->aae
-        ? "trains its players in alternating phases, each with its own optimizer"
-        : model->vq ? "updates its codebook outside the gradient (EMA, dead-code restarts)"
+    const char *why = model_kind_info(cfg->model.kind)->data_parallel_refusal
+        ? model_kind_info(cfg->model.kind)->data_parallel_refusal
         : network_has_running_statistics(model->encoder_net) || network_has_running_statistics(model->decoder_net)
             ? "keeps running statistics (batch norm) that the ranks would keep apart" : NULL;
     char origin[1800];

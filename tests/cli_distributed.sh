@@ -315,6 +315,14 @@ expect_mpi_error "a gan on 2 ranks: refused, named" "model.kind gan .*data-paral
     mpi 2 "$CUVAE" train configs/lectures/dcgan.json --set device=cpu --set data.train_limit=200 \
         --set data.test_limit=100 --out "$tmp/gan"
 [ ! -e "$tmp/gan" ] && ok "the refused run touched no folder" || bad "the refused run created $tmp/gan"
+expect_mpi_error "an aae on 2 ranks: refused, its phases named" \
+    "model.kind aae trains its players in alternating phases, each with its own optimizer: data-parallel" -- \
+    mpi 2 "$CUVAE" train configs/lectures/aae_mixture.json --set device=cpu --set data.train_limit=200 \
+        --set data.test_limit=100 --out "$tmp/aae"
+expect_mpi_error "a vq_vae on 2 ranks: refused, its codebook updates named" \
+    "model.kind vq_vae updates its codebook outside the gradient \(EMA, dead-code restarts\): data-parallel" -- \
+    mpi 2 "$CUVAE" train configs/lectures/vq_vae_k256.json --set device=cpu --set data.train_limit=200 \
+        --set data.test_limit=100 --out "$tmp/vq"
 expect_mpi_error "a network with batch norm on 2 ranks: refused, named" \
     "model.kind vae keeps running statistics \(batch norm\) that the ranks would keep apart" -- \
     mpi 2 "$CUVAE" train configs/examples_vae.json "${small[@]}" \

@@ -1,7 +1,7 @@
 // test_bench.c: `cuvae bench` through bench_command on a tiny CPU config
 // written to a temp dir: the JSON line it prints (stdout captured into a file)
 // has every field, positive timings, and the GEMM FLOP count of the formula
-// computed here independently and the FLOPs model.c's GEMMs actually do (a
+// computed here independently and the FLOPs the model's GEMMs actually do (a
 // counting gemm wrapper); --gemm-only replays exactly a step's GEMMs (MLP and
 // a conv VQ-VAE); --paired alternates both in one process without changing the
 // training (its loss equals a plain run's); bad arguments return 2.

@@ -1,6 +1,6 @@
-// model.h: the models (VAE / AE / CVAE, VQ-VAE, MADE): layer lists, one flat parameter arena
-// [params | grads | adam m | adam v], forward and backward written once as
-// calls on the backend.
+// model.h: the models (kinds vae, ae, cvae, vq_vae, made, pixelcnn, gan, aae): one Model struct,
+// each kind's operations (ModelOps, defined in the kind's own file), one flat parameter arena
+// [params | grads | adam m | adam v], forward and backward written once as calls on the backend.
 #ifndef CUVAE_MODEL_H
 #define CUVAE_MODEL_H
 
@@ -45,7 +45,9 @@ typedef struct {
 // What one model kind does, written in its own file (model_latent.c: vae, ae, cvae; model_vq.c,
 // model_made.c, model_gan.c, model_aae.c) and registered by its row in model_kind.c. model.c
 // holds what every kind shares (the arena, the buffers every kind has, the loss accumulator, the
-// optimizer) and calls these; a NULL hook does what the hook's comment says.
+// optimizer) and calls these. Every kind gives check_networks, build, init, forward, loss,
+// gemm_flops, list_tensors, and backward or train_step; a NULL optional hook does what its comment
+// says.
 typedef struct Model Model;
 typedef struct ModelOps {
     // The config's networks built without allocating anything (config_load): 0, or -1 with err
@@ -271,6 +273,8 @@ void model_latent_loss(Model *m, int B);
 void model_latent_backward(Model *m, int B, float *dY, float *spare);
 // The encoder's share of it (its network, trunk and head).
 uint64_t model_latent_encoder_gemm_flops(const Model *m, int B);
+// The rows a step's loss is the mean over: the global batch's (data parallel), else B.
+int model_mean_rows(const Model *m, int B);
 // rec_row: the output's loss per example (the reconstruction, or a prior's categorical -log p).
 void model_output_loss(Model *m, int B);
 uint64_t model_latent_gemm_flops(const Model *m, int B);
@@ -365,8 +369,9 @@ void model_vq_read_codes(Model *m, int B, int32_t *codes);
 // n quantized latents z (n, D S) (host) of codes drawn uniformly and independently per
 // position (seeded): a VQ-VAE's samples until a prior over the codes exists.
 void model_vq_uniform_latents(Model *m, float *z, int n, uint64_t seed);
-// made, pixelcnn (model_made.c; model_made_ops, model_pixelcnn_ops). The network of model.network over (input_dim) with its checks
-// (masked_linear and activations only, ending in input_dim logits); buffers from buffer_base.
+// made, pixelcnn (model_made.c; model_made_ops, model_pixelcnn_ops). The network of model.network
+// over (input_dim) with its checks (a MADE: masked_linear and activations only, ending in input_dim
+// logits; a PixelCNN: masked convolutions); buffers from buffer_base.
 int model_made_build(Network *net, const Config *cfg, size_t buffer_base, char *err, size_t errlen);
 // degree (D): 1 + the position of each pixel in mask set `set`'s ordering (model.ordering, seeded).
 void model_made_input_degrees(const Config *cfg, int set, int32_t *degree);
@@ -394,9 +399,9 @@ uint64_t model_discriminator_gemm_flops(const Network *net, int B);
 const float *model_discriminate(Model *m, Network *discriminator, const NetRun *run, const float *input,
                                int target, float *rows, float *d_logits);
 
-// gan (model_gan.c; model_gan_ops). Builds the generator (over z (latent_dim), ending in sigmoid or tanh, out to the
-// data's shape) and the discriminator (over the data's shape, out to one logit; its parameters
-// from the generator's rounded up to 4 floats): 0, or -1 with err naming the layer.
+// gan (model_gan.c; model_gan_ops). Builds the generator (over z (latent_dim), ending in sigmoid or
+// tanh, out to the data's shape) and the discriminator (over the data's shape, out to one logit; its
+// parameters from the generator's rounded up to 4 floats): 0, or -1 with err naming the layer.
 int model_gan_build(Network *generator, Network *discriminator, const Config *cfg, char *err, size_t errlen);
 // The two halves of a step (tests check them against finite differences): the discriminator's
 // loss and gradient (rec_row; fakes of z at the step's offset), then the generator's (kl_row).

@@ -27,6 +27,7 @@ typedef struct {
     const char *second_units;  // eval.json "units": the term's key and unit, as JSON members
     const char *z_refusal;     // why eval --z does not apply to this kind (NULL: it does)
     const char *iw_refusal;    // why eval --iw does not (NULL: it does; made / pixelcnn say their exact -log p)
+    const char *data_parallel_refusal;   // why data-parallel training does not apply (NULL: it does)
     const struct ModelOps *ops;   // what the kind does (model.h)
 } ModelKindInfo;
 
