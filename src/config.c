@@ -1122,10 +1122,10 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
             return fail(c, "data.binarize", "kind \"%s\" models binary pixels: set \"static\" or "
                         "\"dynamic\" (the test set is binarized once, seeded, either way)", kind);
     }
-    if (cfg->model.kind == MODEL_AE &&
+    if (!model_kind_info(cfg->model.kind)->gaussian_posterior &&   // (the other kinds' loss keys: refused above)
         (cfg->loss.has_capacity || cfg->loss.free_bits > 0 || cfg->loss.kl_warmup_epochs > 0))
         return fail(c, "loss", "KL schedules (kl_warmup_epochs, capacity, free_bits) need a "
-                               "variational model, got kind \"ae\"");
+                               "variational model, got kind \"%s\"", model_kind_name(cfg->model.kind));
     if (cfg->loss.w_rec < 0) {
         format_double(text, sizeof text, cfg->loss.w_rec);
         return fail(c, "loss.w_rec", "must be >= 0, got %s", text);
@@ -1138,7 +1138,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
         check_float32(c, "loss.free_bits", cfg->loss.free_bits))
         return -1;
     // an objective that is 0 whatever the weights trains nothing: refused, not run
-    if (cfg->model.kind == MODEL_AE && cfg->loss.w_rec == 0)
+    if (!model_kind_info(cfg->model.kind)->second && !model_kind_autoregressive(cfg->model.kind) &&
+        cfg->loss.w_rec == 0)
         return fail(c, "loss.w_rec", "is 0, and an autoencoder's objective is w_rec rec alone: it would be 0 and "
                     "nothing would train");
     if (model_kind_info(cfg->model.kind)->gaussian_posterior && cfg->loss.w_rec == 0 &&

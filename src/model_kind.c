@@ -4,6 +4,7 @@
 #include "cuvae/model.h"   // the kinds' ModelOps
 
 #include <stddef.h>
+#include <string.h>
 
 static const ModelKindInfo kinds[MODEL_KIND_COUNT] = {
     [MODEL_VAE] = {.name = "vae", .ops = &model_latent_ops, .gaussian_posterior = true, .draws_z = true, .second = "KL",
@@ -40,5 +41,11 @@ const ModelKindInfo *model_kind_info(ModelKind k) {
 }
 
 const char *model_kind_name(ModelKind k) { return model_kind_info(k)->name; }
+
+const ModelKindInfo *model_kind_info_named(const char *name) {
+    for (int k = 0; name && k < MODEL_KIND_COUNT; k++)
+        if (strcmp(kinds[k].name, name) == 0) return &kinds[k];
+    return NULL;
+}
 
 bool model_kind_autoregressive(ModelKind k) { return model_kind_info(k)->autoregressive; }

@@ -169,7 +169,8 @@ static void write_numbers_row(FILE *f, const char *runs_dir, const char *run) {
                     number_text(gamma, sizeof gamma, "%g", json_number(capacity, "gamma")),
                     number_text(max_nats, sizeof max_nats, "%g", json_number(capacity, "max_nats")),
                     number_text(epochs, sizeof epochs, "%g", json_number(capacity, "epochs")));
-        } else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") || (kind && strcmp(kind, "ae") == 0)) {
+        } else if (!cJSON_GetObjectItemCaseSensitive(loss, "w_kl") ||
+                   (model_kind_info_named(kind) && !model_kind_info_named(kind)->second)) {
             // a MADE, an AE: one term
             fprintf(f, " (%s over pixels), %s</td>", over,
                     number_text(w_rec, sizeof w_rec, "%g", json_number(loss, "w_rec")));

@@ -160,7 +160,7 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
         snprintf(text, sizeof text, "discriminator loss + generator loss");
     else if (model_kind_autoregressive(cfg->model.kind))
         snprintf(text, sizeof text, "%g -log p(%s)", cfg->loss.w_rec, cfg->model.prior_of[0] ? "codes" : "x");
-    else if (cfg->model.kind == MODEL_AE)   // no KL term
+    else if (!model_kind_info(cfg->model.kind)->second)   // an AE: rec alone
         snprintf(text, sizeof text, "%g rec", cfg->loss.w_rec);
     else if (s.capacity)
         snprintf(text, sizeof text, "%g rec + %g |KL - %g|", cfg->loss.w_rec, (double)s.capacity_gamma,
@@ -1116,7 +1116,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f = -log p(%s), nats/example (exact) | "
                     "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end),
                     watched_name, test.loss, cfg->model.prior_of[0] ? "codes" : "x", seconds, samples_per_s);
-        else if (cfg->model.kind == MODEL_AE)
+        else if (!model_kind_info(cfg->model.kind)->second)
             fprintf(stderr, "epoch %d/%d: train objective %.4f (%s) | %s %.4f (rec, %s; an AE has no KL term) | "
                     "%.1f s, %.0f samples/s\n", epoch, epochs, train_loss, objective_text(cfg, epoch_end), watched_name,
                     test.loss, units.nats ? "nats/example" : units.rec, seconds, samples_per_s);
@@ -1234,7 +1234,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         else if (model.aae)
             fprintf(stderr, "epochs = 0: test rec %.4f %s, the discriminator's loss on the codes and as many prior "
                     "draws %.4f nats at init\n", test.rec, units.rec, test.kl);
-        else if (cfg->model.kind == MODEL_AE)
+        else if (!model_kind_info(cfg->model.kind)->second)
             fprintf(stderr, "epochs = 0: test loss %.4f (rec, %s; an AE has no KL term) at init\n", test.loss,
                     units.nats ? "nats/example" : units.rec);
         else

@@ -1608,8 +1608,30 @@ static void test_adversarial_phases_clear_the_flag(void) {
     }
 }
 
+// Every model kind's row names its operations, with the hooks model.c calls without a check
+// (ModelOps: the required ones), and is found by its name; an unknown name and an out-of-range
+// kind have none.
+static void test_kind_table_gives_required_hooks(void) {
+    for (int k = 0; k < MODEL_KIND_COUNT; k++) {
+        const ModelKindInfo *info = model_kind_info((ModelKind)k);
+        const ModelOps *ops = info->ops;
+        CHECK(ops != NULL, "kind %s: no ModelOps", info->name);
+        if (!ops) continue;
+        CHECK(ops->check_networks && ops->build && ops->init && ops->forward && ops->loss && ops->gemm_flops &&
+              ops->list_tensors, "kind %s: a required hook is NULL", info->name);
+        CHECK(ops->backward || ops->train_step, "kind %s: neither a backward nor its own training step", info->name);
+        CHECK(!ops->write_masks == !ops->mask_sets, "kind %s: mask sets without their writer (or the reverse)",
+              info->name);
+        CHECK(model_kind_info_named(info->name) == info, "kind %s: not found by its name", info->name);
+    }
+    CHECK(model_kind_info_named("diffusion") == NULL && model_kind_info_named(NULL) == NULL,
+          "an unknown kind name found a row");
+    CHECK(model_kind_info((ModelKind)MODEL_KIND_COUNT)->ops == NULL, "the out-of-range row has operations");
+}
+
 int main(void) {
     cpu = backend_cpu_create();
+    test_run("kind_table_gives_required_hooks", test_kind_table_gives_required_hooks);
     test_run("aae_gradients", test_aae_gradients);
     test_run("aae_layout_and_prior", test_aae_layout_and_prior);
     test_run("gan_gradients", test_gan_gradients);

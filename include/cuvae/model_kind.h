@@ -2,7 +2,8 @@
 // its name, its latent, the term reported beside the reconstruction and its unit, and which
 // evaluation options apply, and its operations (ModelOps, model.h: what it builds, its forward,
 // loss, backward or own training step). Code asks these traits, not the kind, so a new kind adds
-// its row in model_kind.c, its own model_*.c file with its ModelOps, and its config keys.
+// its value below, its row in model_kind.c, its own model_*.c file with its ModelOps (and their
+// extern in model.h), and its config keys.
 #ifndef CUVAE_MODEL_KIND_H
 #define CUVAE_MODEL_KIND_H
 
@@ -35,6 +36,8 @@ typedef struct {
 const ModelKindInfo *model_kind_info(ModelKind k);
 // "vae", "ae", "cvae", "vq_vae", "made", "pixelcnn", "gan", "aae"
 const char *model_kind_name(ModelKind k);
+// The row named name ("ae"; a config's model.kind), or NULL.
+const ModelKindInfo *model_kind_info_named(const char *name);
 // made and pixelcnn: no latent, one network over the pixels, an exact -log p(x)
 bool model_kind_autoregressive(ModelKind k);
 
