@@ -47,7 +47,7 @@ int command_eval(int argc, char **argv) {
                  model_kind_name(cfg.model.kind));
         return command_fail(err);
     }
-    // any other kind's eval reads the test images alone (data_cfg below): the training split's keys
+    // any other kind's eval uses the test images alone (data_cfg below): the training split's keys
     // would be taken and not read
     bool sets_split = false;   // (a data={...} without them: the run's values, unread here anyway)
     for (int i = 0; i < a.n_overrides; i++)
@@ -55,9 +55,9 @@ int command_eval(int argc, char **argv) {
                      command_set_gives_key(a.overrides[i], "data", "validation");
     if (!gan && stored_read && sets_split &&
         (stored.data.validation != cfg.data.validation || stored.data.train_limit != cfg.data.train_limit)) {
-        snprintf(err, sizeof err, "eval: %s: --set data.validation / data.train_limit: eval of a %s reads the test "
-                 "images alone (the run's training images and its validation split are not read)", a.positional,
-                 model_kind_name(cfg.model.kind));
+        snprintf(err, sizeof err, "eval: %s: --set data.validation / data.train_limit: eval of a %s evaluates on "
+                 "the test images alone (the run's training images and its validation split are not used)",
+                 a.positional, model_kind_name(cfg.model.kind));
         return command_fail(err);
     }
     const char *z_refusal = model_kind_info(cfg.model.kind)->z_refusal;

@@ -54,13 +54,14 @@ static const char *USAGE_MAIN =
     "  bench CONFIG [--steps N] [--warmup N] [--set key.path=value]... [--gemm-only | --paired]\n"
     "      training throughput as one JSON line\n"
     "\n"
-    "  cuvae <command> --help (or cuvae help <command>, cuvae --help <command>)   options of one command\n"
+    "  cuvae <command> --help (or -h, cuvae help <command>, cuvae --help <command>)   options of one command\n"
     "  cuvae --version\n"
     "\n"
     "environment (README, \"CPU speed\" and \"Scaling out\"):\n"
     "  OMP_NUM_THREADS       the CPU backend's one thread pool (else OPENBLAS_NUM_THREADS, else a\n"
     "                        thread per core); a count neither library can read, or over the larger\n"
-    "                        of 8 a core and 1024, is refused (exit 2)\n"
+    "                        of 8 a core and 1024, is refused (exit 2), as is one whose OpenBLAS\n"
+    "                        work buffers (128 MiB a thread) the memory cannot map\n"
     "  OPENBLAS_CORETYPE     OpenBLAS's kernel family, kept as set\n"
     "  CUVAE_CPU_CONV        onednn (the default) or im2col: how the CPU runs convolutions\n"
     "  CUVAE_CUDA_DEVICE     the GPU to use (its index)\n"
@@ -97,7 +98,9 @@ static const char *USAGE_TRAIN =
     "train prints; a vq_vae's VQ term fills the kl fields) and\n"
     "DIR/model.safetensors\n"
     "and DIR/resume.safetensors (parameters, Adam state, step counters), both written\n"
-    "atomically after every epoch.\n"
+    "atomically after every epoch; DIR/progress/*.png (train.epoch_images: the epoch's samples\n"
+    "and reconstructions), DIR/best.safetensors with data.validation (the best epoch's model),\n"
+    "and after the last epoch DIR/eval.json (cuvae eval's line).\n"
     "A run that diverges stops with exit 2 and one line: a loss that is not finite at the next\n"
     "loss read; at the end of an epoch, a test loss that is not finite, a Bernoulli\n"
     "reconstruction term over 10 times that of predicting 1/2 everywhere, or state that\n"
@@ -137,6 +140,7 @@ static const char *USAGE_EVAL =
     "                    new one; never the checkpoint read, a run's config.json, log.jsonl or\n"
     "                    .safetensors files, nor the eval.json of a run the checkpoint is not in;\n"
     "                    a name with another extension than .json, e.g. .safetensors, is refused)\n"
+    "  --z sample        the default: z drawn from q(z|x), one draw per example (seeded)\n"
     "  --z mean          print only the ELBO terms with z = mu instead (deterministic)\n"
     "A checkpoint whose test loss is not finite (finite weights, overflowing outputs) is refused.\n";
 
@@ -145,7 +149,9 @@ static const char *USAGE_SAMPLE =
     "                    [--set key.path=value]...\n"
     "\n"
     "Decodes N latent points z ~ N(0, I) (default 64) and writes them as a PNG grid\n"
-    "(default samples.png). Bernoulli decoders show sigmoid(logits). For a cvae,\n"
+    "(default samples.png). Bernoulli decoders show sigmoid(logits). An aae decodes draws of\n"
+    "its model.prior (N(0, I) or the 10-Gaussian mixture); a gan's generator maps z ~ N(0, I).\n"
+    "For a cvae,\n"
     "--class C generates that class; without it sample i gets class i mod 10 (mod K for a\n"
     "cvae whose training labels stopped at K - 1 < 9; classes K.. are refused).\n"
     "A vq_vae decodes codes drawn uniformly and independently at every position (the VQ-VAE\n"
@@ -176,7 +182,9 @@ static const char *USAGE_PLOT =
     "KL-only run, whose means collapse to a point),\n"
     "latent_histograms.png (per-dimension distribution vs N(0, 1)), manifold.png (latent dim 2:\n"
     "a VAE's grid through the inverse normal CDF, an AE's over its codes' range),\n"
-    "interpolation.png, class_rows.png (cvae),\n"
+    "interpolation.png, class_rows.png (cvae), codebook_usage.png (vq_vae), prior_samples.png\n"
+    "(aae with a 2-D latent: prior draws beside its codes), samples_over_training.png (gan,\n"
+    "which has no encoder: samples.png, this and loss_curves.png only),\n"
     "loss_curves.png and loss_terms.png (from log.jsonl). Needs gnuplot (gnuplot-nox).\n"
     "A test set too small for a figure skips it, saying so (the t-SNE needs 5 test images, the\n"
     "interpolation 2); codes, or decoder outputs for the first test images' codes, that are not\n"
@@ -311,7 +319,8 @@ int main(int argc, char **argv) {
 
 static int run_command(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample ... (see cuvae --help)\n");
+        fprintf(stderr, "cuvae: missing command; usage: cuvae train|eval|sample|plot|report|bench ... (see cuvae "
+                        "--help)\n");
         return CUVAE_EXIT_BAD_INPUT;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

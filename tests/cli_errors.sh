@@ -408,10 +408,10 @@ PY
     expect_error "sample --set eval.iw_batch: refused too (it is read by eval --iw only)" 2 \
         "sample: --set eval.iw_batch: sample draws no importance-weighted bound" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" --set eval.iw_batch=5 -o "$tmp/x.png"
-    expect_error "eval of a vae --set data.train_limit (it reads the test images alone)" 2 \
-        "eval: .*/rerun/model.safetensors: --set data.validation / data.train_limit: eval of a vae reads the test images alone" -- \
+    expect_error "eval of a vae --set data.train_limit (it evaluates on the test images alone)" 2 \
+        "eval: .*/rerun/model.safetensors: --set data.validation / data.train_limit: eval of a vae evaluates on the test images alone" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.train_limit=7
-    expect_error "eval of a vae --set data.validation: refused too" 2 "eval of a vae reads the test images alone" -- \
+    expect_error "eval of a vae --set data.validation: refused too" 2 "eval of a vae evaluates on the test images alone" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --set data.validation=0.3
     "$CUVAE" eval "$tmp/rerun/model.safetensors" --set 'data={"dataset": "mnist", "dir": "data/mnist", "test_limit": 50}' \
         -o "$tmp/data_object.json" >/dev/null 2>"$tmp/data_object.err" && grep -q '"examples": 50' "$tmp/data_object.json" \
