@@ -71,8 +71,9 @@ int command_eval(int argc, char **argv) {
     memset(&val_set, 0, sizeof val_set);
     Config data_cfg;   // the run's data: its carve, splits and binarization (train.seed) are the training run's
     if (checkpoint_data_config(a.positional, &cfg, a.overrides, a.n_overrides, &data_cfg, err, sizeof err) != 0) return command_fail(err);
-    if (!gan) data_cfg.data.train_limit = 1;   // eval needs only the test split (a gan: its validation split too)
-    if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, sizeof err) != 0) return command_fail(err);
+    // the test split alone (mnist, fashion-mnist: the t10k files), a gan's training set too (its validation split)
+    memset(&train_set, 0, sizeof train_set);
+    if (prior_dataset_load(&data_cfg, gan ? &train_set : NULL, &test_set, err, sizeof err) != 0) return command_fail(err);
     char data_files[DATASET_INPUT_FILES_MAX][DATASET_INPUT_PATH];   // -o must not replace them either
     const char *inputs[1 + DATASET_INPUT_FILES_MAX] = {a.positional};   // (the checkpoint first, as parse_args gave it)
     const int n_data_files = dataset_input_files(&data_cfg, data_files, DATASET_INPUT_FILES_MAX);
@@ -85,7 +86,7 @@ int command_eval(int argc, char **argv) {
         return command_fail(err);
     }
     char notes[3000];
-    dataset_load_notes(&data_cfg, &train_set, &test_set, notes, sizeof notes);
+    dataset_load_notes(&data_cfg, gan ? &train_set : NULL, &test_set, notes, sizeof notes);
     fputs(notes, stderr);
     if (gan) {   // the validation split the run held out (the same seed and fraction): sigma is chosen on it
         char why[512];

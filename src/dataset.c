@@ -228,6 +228,9 @@ void dataset_load_notes(const Config *cfg, const Dataset *train, const Dataset *
 }
 
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
+    Dataset unread_train;   // train NULL: the test split alone (dataset "files" reads its training set to check it)
+    const bool test_only = train == NULL;
+    if (test_only) train = &unread_train;
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (strcmp(cfg->data.dataset, "files") == 0) {
@@ -237,26 +240,27 @@ int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, si
             dataset_free(test);
             return -1;
         }
-    } else if (load_named_dataset(cfg, train, test, err, errlen) != 0) {
+    } else if (load_named_dataset(cfg, test_only ? NULL : train, test, err, errlen) != 0) {
         return -1;
     } else if (cfg->model.input_shape[0] &&
-               (cfg->model.input_shape[0] != 1 || cfg->model.input_shape[1] != train->rows ||
-                cfg->model.input_shape[2] != train->cols)) {
+               (cfg->model.input_shape[0] != 1 || cfg->model.input_shape[1] != test->rows ||
+                cfg->model.input_shape[2] != test->cols)) {   // (test's shape is train's: checked)
         char file[4200];
         set_error(err, errlen, "%s: images are 1 x %d x %d (C x H x W) but model.input_shape is [%d, %d, %d]",
-                  data_file_name(cfg->data.dir, TRAIN_IMAGES_FILE, file, sizeof file), train->rows,
-                  train->cols, cfg->model.input_shape[0],
+                  data_file_name(cfg->data.dir, test_only ? TEST_IMAGES_FILE : TRAIN_IMAGES_FILE, file, sizeof file),
+                  test->rows, test->cols, cfg->model.input_shape[0],
                   cfg->model.input_shape[1], cfg->model.input_shape[2]);
         dataset_free(train);
         dataset_free(test);
         return -1;
     }
+    if (test_only) dataset_free(train);   // (emptied: only the test set's bits are drawn, the same either way)
     if (cfg->data.binarize == BINARIZE_STATIC) dataset_binarize_once(cfg, train, test);
     return 0;
 }
 
 void dataset_binarize_once(const Config *run, Dataset *train, Dataset *test) {
-    dataset_binarize_static(train, run->train.seed, TRAIN_BINARIZE_STREAM);
+    if (train) dataset_binarize_static(train, run->train.seed, TRAIN_BINARIZE_STREAM);
     // the test set's bits are the ones a dynamic run is evaluated on too, so the two compare
     dataset_binarize_static(test, run->train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM);
 }
@@ -293,15 +297,15 @@ static int check_named_dataset_files(const Config *cfg, const Dataset *split, bo
     return 0;
 }
 
-// mnist, fashion-mnist: the four standard IDX files of data.dir
+// mnist, fashion-mnist: the four standard IDX files of data.dir (train NULL: the two test files alone)
 static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen) {
     if (strcmp(cfg->data.dataset, "mnist") != 0 && strcmp(cfg->data.dataset, "fashion-mnist") != 0)
         return set_error(err, errlen, "data.dataset: unknown dataset \"%s\" (expected mnist or fashion-mnist)",
                          cfg->data.dataset);
-    if (load_split(cfg, TRAIN_IMAGES_FILE, TRAIN_LABELS_FILE, cfg->data.train_limit,
-                   train, err, errlen) != 0)
+    if (train && load_split(cfg, TRAIN_IMAGES_FILE, TRAIN_LABELS_FILE, cfg->data.train_limit,
+                            train, err, errlen) != 0)
         return -1;
-    if (check_named_dataset_files(cfg, train, false, TRAIN_IMAGES_FILE, err, errlen) != 0) {
+    if (train && check_named_dataset_files(cfg, train, false, TRAIN_IMAGES_FILE, err, errlen) != 0) {
         dataset_free(train);
         return -1;
     }
@@ -315,7 +319,7 @@ static int load_named_dataset(const Config *cfg, Dataset *train, Dataset *test, 
         dataset_free(test);
         return -1;
     }
-    if (test->rows != train->rows || test->cols != train->cols) {
+    if (train && (test->rows != train->rows || test->cols != train->cols)) {
         char file[4200];
         set_error(err, errlen, "%s: images are %dx%d but the training images are %dx%d",
                   data_file_name(cfg->data.dir, TEST_IMAGES_FILE, file, sizeof file), test->rows, test->cols,

@@ -769,14 +769,12 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
             return -1;
     }
     if (check_log_lines(run_dir, err, errlen) != 0) return -1;
-    Dataset train_set, test_set;
+    Dataset test_set;
     Config data_cfg;   // the run's test set: carved and binarized with the training run's train.seed
     if (checkpoint_data_config(ckpt, &cfg, overrides, n_overrides, &data_cfg, err, errlen) != 0) return -1;
-    data_cfg.data.train_limit = 1;
-    if (prior_dataset_load(&data_cfg, &train_set, &test_set, err, errlen) != 0) return -1;
+    if (prior_dataset_load(&data_cfg, NULL, &test_set, err, errlen) != 0) return -1;
     char notes[3000];   // (said once the checks below have passed)
-    dataset_load_notes(&data_cfg, &train_set, &test_set, notes, sizeof notes);
-    dataset_free(&train_set);
+    dataset_load_notes(&data_cfg, NULL, &test_set, notes, sizeof notes);
     if (checkpoint_check_carved_test_set(ckpt, &test_set, err, errlen) != 0) {
         dataset_free(&test_set);
         return -1;

@@ -91,11 +91,11 @@ int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *e
     data.model.input_dim = vq_cfg.model.input_dim;
     memcpy(data.model.input_shape, vq_cfg.model.input_shape, sizeof data.model.input_shape);
     if (dataset_load(&data, train, test, err, errlen) != 0) return -1;
-    if (train->dim != vq_cfg.model.input_dim) {
+    if (test->dim != vq_cfg.model.input_dim) {   // (train's: checked)
         dataset_free(train);
         dataset_free(test);
         return set_error(err, errlen, "model.prior_of: the VQ-VAE reads %d values per image, the data set has %d",
-                         vq_cfg.model.input_dim, train->dim);
+                         vq_cfg.model.input_dim, test->dim);
     }
     // the images as the VQ-VAE read them: a VQ-VAE trained on binarized images encodes bits (drawn once,
     // with its seed: a static run's very bits, and its test set's; a dynamic run drew new training bits
@@ -108,7 +108,7 @@ int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *e
         dataset_free(test);
         return -1;
     }
-    encode_split(&vq, train);
+    if (train) encode_split(&vq, train);
     encode_split(&vq, test);
     model_destroy(&vq);
     be->destroy(be);

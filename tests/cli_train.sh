@@ -350,7 +350,7 @@ if [ -s data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
             || bad "data.dataset $name over $dir: rc $rc: $(tail -1 "$tmp/mismatch.err")"
     done
     # one split's files copied from the other dataset: the test images are checked too; and a
-    # training set cut under 10 images, or eval (which reads one training image), still checks
+    # training set cut under 10 images, or eval (which reads the test files alone), still checks
     mkdir -p "$tmp/mixed"; cp data/mnist/train-* "$tmp/mixed/"; cp data/fashion-mnist/t10k-* "$tmp/mixed/"
     "$CUVAE" train configs/examples_vae.json "${common[@]}" --set data.dir="$tmp/mixed" --out "$tmp/mismatch" 2>"$tmp/mismatch.err"; rc=$?
     [ $rc -eq 2 ] && grep -q "^cuvae: data.dir $tmp/mixed holds Fashion-MNIST's test images (t10k-images-idx3-ubyte: its first image matches), but data.dataset is \"mnist\"" "$tmp/mismatch.err" \
@@ -361,7 +361,7 @@ if [ -s data/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     [ $rc -eq 2 ] && grep -q "holds MNIST's training images" "$tmp/mismatch.err" && ok "... with data.train_limit 9 too" \
         || bad "data.train_limit 9 over the other dataset: rc $rc: $(tail -1 "$tmp/mismatch.err")"
     "$CUVAE" eval "$tmp/full/model.safetensors" --set data.dataset=fashion-mnist 2>"$tmp/mismatch.err"; rc=$?
-    [ $rc -eq 2 ] && grep -q "holds MNIST's training images" "$tmp/mismatch.err" && ok "... and by eval --set data.dataset" \
+    [ $rc -eq 2 ] && grep -q "holds MNIST's test images (t10k-images-idx3-ubyte" "$tmp/mismatch.err" && ok "... and by eval --set data.dataset" \
         || bad "eval --set data.dataset over the other dataset: rc $rc: $(tail -1 "$tmp/mismatch.err")"
 else
     skip "data.dataset over the other dataset's files" "data/fashion-mnist missing (run make data)"
@@ -375,6 +375,22 @@ fi
     --set train.epoch_images=false --out "$tmp/dyn" 2>"$tmp/dyn.err" \
     && ok "dynamic binarization trains" || bad "dynamic run: $(tail -1 "$tmp/dyn.err")"
 [ ! -e "$tmp/dyn/progress" ] && ok "train.epoch_images=false writes no grids" || bad "epoch_images=false wrote progress/"
+# eval and plot read the test files alone: a data.dir holding only t10k-* gives the same report
+# and figures (a binarized run: its test bits drawn as with all four files)
+mkdir -p "$tmp/t10k_only"; cp data/mnist/t10k-* "$tmp/t10k_only/"
+"$CUVAE" eval "$tmp/dyn/model.safetensors" 2>/dev/null | sed 's/"seconds": [0-9.]*//' > "$tmp/eval_all.json"
+"$CUVAE" eval "$tmp/dyn/model.safetensors" --set data.dir="$tmp/t10k_only" 2>"$tmp/eval_t10k.err" \
+    | sed 's/"seconds": [0-9.]*//' > "$tmp/eval_t10k.json"
+[ -s "$tmp/eval_all.json" ] && grep -q '"binarized": true' "$tmp/eval_all.json" && cmp -s "$tmp/eval_all.json" "$tmp/eval_t10k.json" \
+    && ok "eval with data.dir holding the two test files alone: the same report" \
+    || bad "eval from t10k files alone: $(tail -1 "$tmp/eval_t10k.err")"
+"$CUVAE" plot "$tmp/dyn" >/dev/null 2>&1 && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_all.md5"
+rm -rf "$tmp/dyn/figures"
+"$CUVAE" plot "$tmp/dyn" --set data.dir="$tmp/t10k_only" >/dev/null 2>"$tmp/plot_t10k.err" \
+    && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_t10k.md5"
+[ -s "$tmp/plot_all.md5" ] && cmp -s "$tmp/plot_all.md5" "$tmp/plot_t10k.md5" \
+    && ok "plot with the two test files alone: the same figures ($(wc -l < "$tmp/plot_all.md5") images)" \
+    || bad "plot from t10k files alone: $(tail -1 "$tmp/plot_t10k.err")"
 # eval draws do not depend on the batch size: odd batch and odd latent dimension
 "$CUVAE" train configs/examples_vae.json --set data.train_limit=140 --set data.test_limit=99 --set device=cpu \
     --set model.latent_dim=3 --set train.batch_size=7 --set train.epochs=1 --out "$tmp/odd" 2>/dev/null

@@ -805,6 +805,49 @@ static void test_dataset_errors(void) {
     EXPECT_DATASET_ERROR(&cfg, "t10k-images-idx3-ubyte: images are 6x2", "the training images are 2x6");
 }
 
+// dataset_load with train NULL (eval, plot): the test split alone, the same bits as a full load
+// (static binarization included), from a data.dir that holds no training files at all
+static void test_dataset_test_split_alone(void) {
+    char dir[512], no_train_dir[512];
+    FakeOptions opt = {0};
+    make_fake_dataset("fake-test-alone", opt, dir, sizeof dir);
+    opt.skip_file = "/train-";   // both training files left out
+    make_fake_dataset("fake-no-train", opt, no_train_dir, sizeof no_train_dir);
+    Config cfg;
+    fake_config(&cfg, dir);
+    cfg.data.binarize = BINARIZE_STATIC;
+    cfg.data.test_limit = FAKE_TEST - 1;
+    Dataset train, test, alone;
+    char err[512] = "";
+    int rc = dataset_load(&cfg, &train, &test, err, sizeof err);
+    CHECK(rc == 0, "dataset_load failed: %s", err);
+    if (rc != 0) return;
+    dataset_free(&train);
+    fake_config(&cfg, no_train_dir);
+    cfg.data.binarize = BINARIZE_STATIC;
+    cfg.data.test_limit = FAKE_TEST - 1;
+    rc = dataset_load(&cfg, NULL, &alone, err, sizeof err);
+    CHECK(rc == 0, "test split alone, no training files: %s", err);
+    if (rc == 0) {
+        CHECK(alone.n == test.n && alone.dim == test.dim && alone.n_classes == test.n_classes, "n %d dim %d classes %d",
+              alone.n, alone.dim, alone.n_classes);
+        CHECK(alone.n == test.n && memcmp(alone.images, test.images, (size_t)test.n * FAKE_DIM) == 0 &&
+                  memcmp(alone.labels, test.labels, (size_t)test.n) == 0,
+              "the test split alone differs from a full load's");
+        dataset_free(&alone);
+    }
+    dataset_free(&test);
+    // the full load there names the missing training file; the shape check names the test file
+    EXPECT_DATASET_ERROR(&cfg, "train-images-idx3-ubyte", "not found");
+    cfg.model.input_shape[0] = 1;
+    cfg.model.input_shape[1] = FAKE_SIDE + 1;
+    cfg.model.input_shape[2] = FAKE_SIDE;
+    memset(&alone, 0, sizeof alone);
+    rc = dataset_load(&cfg, NULL, &alone, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "t10k-images-idx3-ubyte") && strstr(err, "model.input_shape") && alone.images == NULL,
+          "input_shape against the test split alone: rc %d \"%s\"", rc, err);
+}
+
 static void test_dataset_static_binarization(void) {
     char dir[512];
     FakeOptions opt = {0};
@@ -985,6 +1028,7 @@ int main(void) {
     test_run("dataset_load_fake", test_dataset_load_fake);
     test_run("dataset_limits", test_dataset_limits);
     test_run("dataset_errors", test_dataset_errors);
+    test_run("dataset_test_split_alone", test_dataset_test_split_alone);
     test_run("dataset_static_binarization", test_dataset_static_binarization);
     test_run("dataset_binarize_static_probability", test_binarize_static_probability);
 

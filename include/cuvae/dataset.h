@@ -34,6 +34,9 @@ int dataset_files_load(const Config *cfg, Dataset *train, Dataset *test, char *e
 // plain or with ".gz". Applies train_limit / test_limit, checks image dim ==
 // model.input_dim, image/label counts agree, labels < 10. Applies static
 // binarization (seeded by train.seed) when asked: pixels become 0 or 255.
+// train NULL: the test split alone (eval and plot) -- mnist and fashion-mnist read only the two
+// t10k files; dataset "files" still reads data.train (a carved test set comes out of it, and
+// the test set's shape, labels and classes are checked against it) and drops it.
 int dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
 // The files cfg's data are read from, those that are there (for a writer that must not replace
@@ -51,7 +54,7 @@ void dataset_load_notes(const Config *cfg, const Dataset *train, const Dataset *
 // Static binarization: pixel p becomes 255 with probability p/255, else 0.
 void dataset_binarize_static(Dataset *d, uint64_t seed, uint64_t stream);
 // The bits a data.binarize "static" run of config run reads: the training images drawn with its
-// train.seed, the test images as below (a dynamic run's test set too).
+// train.seed, the test images as below (a dynamic run's test set too). train may be NULL.
 void dataset_binarize_once(const Config *run, Dataset *train, Dataset *test);
 // The one binarization of a test (or validation) set, static and dynamic runs alike:
 // dataset_binarize_static(d, train.seed ^ TEST_SET_BINARIZE_SALT, TEST_SET_BINARIZE_STREAM).

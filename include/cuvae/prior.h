@@ -15,7 +15,8 @@
 int prior_code_grid(const char *path, int *K, int *h, int *w, char crc[16], char *err, size_t errlen);
 
 // dataset_load, and for a prior (cfg->model.prior_of) every image of both splits replaced by
-// the codes the VQ-VAE assigns to it (one byte per position, dim = h w).
+// the codes the VQ-VAE assigns to it (one byte per position, dim = h w). train NULL: the test
+// split alone, as dataset_load.
 int prior_dataset_load(const Config *cfg, Dataset *train, Dataset *test, char *err, size_t errlen);
 
 // n images decoded by the VQ-VAE of cfg->model.prior_of from codes (n, h w): *pixels (n, C, H, W)
