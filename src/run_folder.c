@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +281,15 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
         return set_error(err, errlen, "%s: not a cuvae run's config (a JSON object with data, model and train): "
                          "train would replace it and --overwrite would remove the folder's images; write the "
                          "run elsewhere with --out DIR", config_path);
+    // the name of a file that says a run is there taken by what is not a regular file (a folder, a FIFO)
+    // is said first: else the advice below goes round (a plain train: "continue it with --resume";
+    // --resume: "nothing to resume")
+    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0] && !overwrite; i++) {
+        char path[1500], *resolved = NULL;
+        snprintf(path, sizeof path, "%s/%s", out_dir, RUN_FILES[i]);
+        if (output_path_resolve(path, &resolved, err, errlen) != 0) return -1;
+        free(resolved);
+    }
     if (resume || overwrite) return 0;
     char found[256] = "";
     for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++)
@@ -683,6 +694,32 @@ static int check_commit_folder(const char *folder, char *err, size_t errlen) {
     return 0;
 }
 
+// A file of the earlier run that the commit renames over or removes (path, in folder): -1 with
+// err when the system would refuse that half way through the commit -- the file marked immutable
+// or append-only (chattr +i / +a), or another user's file in a sticky folder (/tmp's rule) -- so
+// the earlier run is never left partly replaced by what could be known before.
+static int check_file_replaceable(const char *folder, const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;   // absent: nothing to replace
+    if (S_ISREG(st.st_mode)) {
+        const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        int flags = 0;   // (FS_IOC_GETFLAGS fills an int; a file it cannot open or ask is left to the commit)
+        const bool asked = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+        if (fd >= 0) close(fd);
+        if (asked && (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+            return set_error(err, errlen, "%s: marked %s (chattr +%c): it can be neither replaced nor removed, "
+                             "which the replacement of the run does (chattr -%c it)", path,
+                             flags & FS_IMMUTABLE_FL ? "immutable" : "append-only", flags & FS_IMMUTABLE_FL ? 'i' : 'a',
+                             flags & FS_IMMUTABLE_FL ? 'i' : 'a');
+    }
+    struct stat dir;
+    const uid_t me = geteuid();
+    if (me != 0 && stat(folder, &dir) == 0 && (dir.st_mode & S_ISVTX) && st.st_uid != me && dir.st_uid != me)
+        return set_error(err, errlen, "%s: another user's file in a folder with the sticky bit (%s): only its owner "
+                         "can replace or remove it, which the replacement of the run does", path, folder);
+    return 0;
+}
+
 // Every listed file's place in out_dir (see run_folder_commit), before anything moves.
 static int check_commit_places(const char *out_dir, const char *list, char *err, size_t errlen) {
     if (check_commit_folder(out_dir, err, errlen) != 0) return -1;
@@ -701,6 +738,9 @@ static int check_commit_places(const char *out_dir, const char *list, char *err,
         struct stat st;
         if (lstat(to, &st) == 0 && S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: a folder, where the new run's file goes", to);
+        char folder[1300];
+        snprintf(folder, sizeof folder, "%s/%.*s", out_dir, slash ? (int)(slash - name) : 0, name);
+        if (check_file_replaceable(folder, to, err, errlen) != 0) return -1;
     }
     // the earlier run's files the new run has none of are removed: none may be a folder either
     for (size_t i = 0; i < N_REPLACED_FILES; i++) {
@@ -709,6 +749,7 @@ static int check_commit_places(const char *out_dir, const char *list, char *err,
         struct stat st;
         if (lstat(to, &st) == 0 && S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: a folder, where a run's file is (the replacement removes it)", to);
+        if (check_file_replaceable(out_dir, to, err, errlen) != 0) return -1;
     }
     return 0;
 }
@@ -726,6 +767,7 @@ int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
             return set_error(err, errlen, "%s: a folder, where a run's file goes (the replacement puts the new "
                              "run's there, or removes the earlier run's)", path);
+        if (check_file_replaceable(out_dir, path, err, errlen) != 0) return -1;
     }
     if (!writes_progress) return 0;
     char progress[1200];
@@ -740,6 +782,8 @@ int run_folder_check_replaceable(const char *out_dir, bool writes_progress, char
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
             rc = set_error(err, errlen, "%s: a folder, where the new run may put an image", path);
+        else
+            rc = check_file_replaceable(progress, path, err, errlen);
     }
     if (d) closedir(d);
     return rc;
@@ -771,7 +815,8 @@ int run_folder_commit(const char *out_dir, const char *staging, char *err, size_
     sigprocmask(SIG_BLOCK, &stop, &before);
     char marker[1200];
     snprintf(marker, sizeof marker, "%s/%s", staging, COMMIT_MARKER);
-    int rc = write_file_atomic(marker, list.data, err, errlen);
+    // (a marker that could not be written is not there: nothing has moved yet)
+    int rc = write_file_atomic(marker, list.data, err, errlen) != 0 ? RUN_FOLDER_NOT_BEGUN : 0;
     if (rc == 0) rc = finish_commit(out_dir, staging, list.data, err, errlen);
     sigprocmask(SIG_SETMASK, &before, NULL);
     free(list.data);
@@ -802,7 +847,7 @@ static int check_commit_marker_beside(const char *file, const char *path, char *
     snprintf(marker, sizeof marker, "%.*s/%s/%s", dir_len, slash ? path : ".", RUN_FOLDER_STAGING, COMMIT_MARKER);
     struct stat st;
     if (lstat(marker, &st) != 0) return 0;
-    return set_error(err, errlen, "%s: the replacement of this run by an --overwrite run was killed half way (%s): "
+    return set_error(err, errlen, "%s: the replacement of this run by an --overwrite run stopped half way (%s): "
                      "cuvae train CONFIG --out %.*s --resume finishes it first", file, marker, dir_len,
                      slash ? path : ".");
 }
@@ -826,7 +871,7 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     int rc;
     if (commit_list_valid(list)) {
         say("finishing the replacement of the run in %s by the --overwrite run staged in %s (the process that "
-            "began it was killed)", out_dir, staging);
+            "began it was killed, or a move failed)", out_dir, staging);
         rc = finish_commit(out_dir, staging, list, err, errlen);
     } else {
         rc = set_error(err, errlen, "%s: not a list of a run's files (damaged, or not cuvae's): %s may be partly "

@@ -172,12 +172,15 @@ static const char *objective_text(const Config *cfg, KlSchedule s) {
     return text;
 }
 
-// Appends one line to the log and flushes it; -1 with err naming the file if
-// the disk refused any of it (full, read-only, I/O error).
+// Appends one line to the log, flushes it and syncs it to the disk (the resume file written after
+// it holds the log's line count and CRC: a crash must not keep that file and lose the line it
+// counts); -1 with err naming the file if the disk refused any of it (full, read-only, I/O error).
 static int log_write_line(FILE *log, const char *path, const char *line, char *err, size_t errlen) {
     errno = 0;
     if (fputs(line, log) < 0 || fflush(log) != 0 || ferror(log))
         return set_error(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
+    if (fsync(fileno(log)) != 0 && errno != EINVAL)   // (EINVAL: a file that cannot be synced, e.g. /dev/null)
+        return set_error(err, errlen, "%s: cannot write: fsync: %s", path, strerror(errno));
     return 0;
 }
 
@@ -630,6 +633,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     bool replaces_run = true;      // --overwrite: out_dir held a run (else the messages say it held none)
     bool commit_not_begun = false;   // the commit found a place it cannot write (nothing moved)
     bool refused_before_run = false;   // the places of a staged run's commit, checked before it trains
+    bool save_failed = false;   // a file of the run could not be written (a full disk): the line says what is kept
     char resume_path[1100], final_resume_path[1100];
     snprintf(resume_path, sizeof resume_path, "%s/resume.safetensors", run_dir);
     snprintf(final_resume_path, sizeof final_resume_path, "%s/resume.safetensors", out_dir);
@@ -991,8 +995,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
                                     at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch};
-                if (writer && (run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0 ||
-                               resume_save(&model, &here, resume_path, err, errlen) != 0)) {
+                if (writer && run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0) {
+                    rc = -1;
+                    goto done;
+                }
+                if (writer && resume_save(&model, &here, resume_path, err, errlen) != 0) {
+                    save_failed = true;
                     rc = -1;
                     goto done;
                 }
@@ -1167,6 +1175,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         const long log_before_line = writer && fflush(log) == 0 && fstat(fileno(log), &log_stat) == 0
                                      ? (long)log_stat.st_size : -1;
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
+            save_failed = true;
             rc = -1;
             goto done;
         }
@@ -1189,6 +1198,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             if (log_before_line >= 0 && ftruncate(fileno(log), (off_t)log_before_line) != 0)
                 fprintf(stderr, "cuvae: %s: cannot remove the line of epoch %d, whose model was not saved: %s\n", path,
                         epoch, strerror(errno));
+            save_failed = true;
             rc = -1;
             goto done;
         }
@@ -1196,6 +1206,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             (progress_images &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
+            save_failed = true;
             rc = -1;
             goto done;
         }
@@ -1405,6 +1416,15 @@ done:
                  out_dir, replaces_run ? "" : ", no earlier run in it", staging,
                  resumable ? "" : " once an epoch has ended",
                  replaces_run ? "; remove that folder to keep the earlier run instead" : "");
+    } else if (save_failed && !staged) {   // (a run of its own folder: what the folder holds now)
+        size_t used = strlen(err);
+        struct stat resume_stat;
+        if (stat(resume_path, &resume_stat) == 0)
+            snprintf(err + used, errlen - used, " (%s keeps the run's last saved state: once that is mended, train "
+                     "--resume with the same config continues from there)", run_dir);
+        else
+            snprintf(err + used, errlen - used, " (no state of the run was saved yet: once that is mended, start it "
+                     "again with --overwrite)");
     }
     if (rc == 0) fputs(done_line, stderr);
     free(perm_host);

@@ -195,6 +195,25 @@ expect_fail "--overwrite with a file named progress in its staging folder: refus
     train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
 unchanged "$d" \
     && ok "... the earlier run and the staging folder as they were" || bad "a refused staging changed the folder"
+# a run file marked immutable or append-only (chattr +i / +a) cannot be renamed over or removed:
+# refused before it trains, not half way through the replacement (the earlier run as it was)
+d="$tmp/noplace_immutable"; cp -r "$tmp/ref" "$d"
+if command -v chattr >/dev/null && chattr +i "$d/resume.safetensors" 2>/dev/null; then
+    snapshot "$d"
+    expect_fail "--overwrite with resume.safetensors immutable (chattr +i): refused before it trains" 2 \
+        "noplace_immutable/resume.safetensors: marked immutable \(chattr \+i\): it can be neither replaced nor removed, .*nothing was staged\)$" -- \
+        train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
+    unchanged "$d" && [ ! -e "$d/.new-run" ] \
+        && ok "... the earlier run byte for byte as it was, nothing staged" || bad "a refused --overwrite (immutable file) changed the run"
+    chattr -i "$d/resume.safetensors"
+    chattr +a "$d/eval.json"
+    expect_fail "--overwrite with eval.json append-only (chattr +a, the replacement removes it): refused before it trains" 2 \
+        "noplace_immutable/eval.json: marked append-only \(chattr \+a\)" -- \
+        train --set train.epochs=4 --set train.seed=7 --set train.epoch_images=false --out "$d" --overwrite
+    chattr -a "$d/eval.json"
+else
+    skip "--overwrite over an immutable run file" "chattr +i is not possible here (not root, or $tmp's file system has no such flag)"
+fi
 # progress/ made a file while the --overwrite run trains: the commit checks every file's place
 # before it moves anything, so the earlier run stays as it was and the new run stays staged
 d="$tmp/noplace_late"; cp -r "$tmp/ref" "$d"
@@ -243,15 +262,15 @@ cp -r "$tmp/ow_ref" "$tmp/half/.new-run"
 ( cd "$tmp/half/.new-run" && { printf '\n'; ls *.json *.jsonl *.safetensors; ls progress/*.png; } > COMMIT )
 mv "$tmp/half/.new-run/config.json" "$tmp/half/.new-run/log.jsonl" "$tmp/half/"
 expect_fail "eval of a run whose replacement was killed half way: refused, says how to finish it" 2 \
-    "half/model.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "half/model.safetensors: the replacement of this run by an --overwrite run stopped half way .*--out .*half --resume finishes it" -- \
     "$CUVAE" eval "$tmp/half/model.safetensors"
 ln -s "$tmp/half/model.safetensors" "$tmp/half_link.safetensors"
 expect_fail "... and through a link to that checkpoint (the folder the link points into)" 2 \
-    "half_link.safetensors: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "half_link.safetensors: the replacement of this run by an --overwrite run stopped half way .*--out .*half --resume finishes it" -- \
     "$CUVAE" sample "$tmp/half_link.safetensors" -o "$tmp/half_link.png"
 printf '{"title": "t", "intro": "i", "sections": [{"title": "s", "text": "x", "runs": ["half"], "figures": []}]}\n' > "$tmp/half_index.json"
 expect_fail "... and report of that run (its eval.json the earlier run's, its config.json the new one's): refused" 2 \
-    "half/(config|eval)\.json: the replacement of this run by an --overwrite run was killed half way .*--out .*half --resume finishes it" -- \
+    "half/(config|eval)\.json: the replacement of this run by an --overwrite run stopped half way .*--out .*half --resume finishes it" -- \
     "$CUVAE" report "$tmp/half_index.json" "$tmp"
 # a run folder cloned with links (cp -rs), or a progress/ linked to another run's: train would write
 # through the links into that run (its config, log, checkpoints; its images replaced and removed)
@@ -601,13 +620,15 @@ cp -r "$tmp/ref" "$tmp/fsize"
 before=$(md5sum < "$tmp/fsize/model.safetensors")
 (ulimit -f 1000; exec "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=5 \
     --out "$tmp/fsize" --resume) 2>"$tmp/fsize.err"; rc=$?
-if [ "$rc" -eq 2 ] && tail -1 "$tmp/fsize.err" | grep -q "model.safetensors: write failed: File too large" &&
+if [ "$rc" -eq 2 ] && tail -1 "$tmp/fsize.err" | grep -q "model.safetensors: write failed: File too large (.*fsize keeps the run's last saved state: once that is mended, train --resume with the same config continues from there)$" &&
    [ "$(md5sum < "$tmp/fsize/model.safetensors")" = "$before" ] && [ -z "$(ls "$tmp/fsize" | grep '\.tmp\.')" ] &&
    cmp -s "$tmp/fsize/log.jsonl" "$tmp/ref/log.jsonl"; then
     ok "a checkpoint over the file-size limit (SIGXFSZ not ignored by the caller): exit 2 naming the file, the previous checkpoint intact, no temp left, the log without the unsaved epoch's line"
 else
     bad "file-size limit: exit $rc, $(tail -1 "$tmp/fsize.err")"
 fi
+train --set train.epochs=5 --out "$tmp/fsize" --resume >/dev/null 2>"$tmp/fsize2.err" && [ "$(wc -l < "$tmp/fsize/log.jsonl")" -eq 5 ] \
+    && ok "... and, as the line says, --resume without the limit continues it" || bad "--resume after the file-size limit: $(tail -1 "$tmp/fsize2.err")"
 
 # ---- a read-only output folder
 ro="$tmp/ro"; mkdir -p "$ro"
@@ -927,6 +948,16 @@ for case in model_folder garbage_log no_log short_log log_without_newline edited
         train --set train.epochs=6 --out "$tmp/rl" --resume
     [ "$(folder_sum "$tmp/rl")" = "$before" ] && ok "--resume with $case: the folder is as it was" \
         || bad "--resume with $case changed the folder"
+done
+# a folder holding a finished run's files but model.safetensors a folder, and no resume file: a plain
+# train and --resume both name the folder in the way (they said "continue it with --resume" and
+# "nothing to resume", each sending the user to the other)
+rm -rf "$tmp/rl"; mkdir -p "$tmp/rl/model.safetensors"; cp "$tmp/ref/config.json" "$tmp/ref/log.jsonl" "$tmp/rl/"
+for mode in plain resume; do
+    flag=(); [ $mode = resume ] && flag=(--resume)
+    expect_error "a $mode train into a folder whose model.safetensors is a folder: names it" 2 \
+        "rl/model.safetensors: not a regular file \(outputs are regular files" -- \
+        train --set train.epochs=6 --out "$tmp/rl" "${flag[@]}"
 done
 # ... but a log changed only in its timings and spaces is still the run's: resumed
 rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"
