@@ -123,8 +123,16 @@ ifeq ($(CUDA_EMU),1)
   endif
 endif
 
+# cli_faults.sh's LD_PRELOAD library (a system call failing at a chosen file); never sanitized, so
+# that it loads beside a sanitized cuvae too
+FAULT_INJECT := $(if $(filter 1,$(CUDA_EMU)),,$(BUILD)/tests/fault_inject.so)
+
 .PHONY: all deps data run test test-only emu lectures bench clean help
-all: $(BUILD)/cuvae $(TEST_BINS)
+all: $(BUILD)/cuvae $(TEST_BINS) $(FAULT_INJECT)
+
+$(BUILD)/tests/fault_inject.so: tests/fault_inject.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -fPIC -shared -std=gnu11 -Wall -Wextra $< -o $@ -ldl
 
 $(FLAVOUR):
 	@mkdir -p $(BUILD)/obj/kernels $(BUILD)/tests

@@ -289,6 +289,10 @@ int run_folder_check(const char *out_dir, bool resume, bool overwrite, char *err
         snprintf(path, sizeof path, "%s/%s", out_dir, RUN_FILES[i]);
         if (output_path_resolve(path, &resolved, err, errlen) != 0) return -1;
         free(resolved);
+        struct stat st;   // (a link to nothing: a run's file is not there, and its name is taken)
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0)
+            return set_error(err, errlen, "%s: a link to a file that does not exist (%s): remove the link or give it "
+                             "its file", path, strerror(errno));
     }
     if (resume || overwrite) return 0;
     char found[256] = "";
@@ -531,7 +535,8 @@ static void remove_pngs(const char *dir, const char *keep) {
             snprintf(line, sizeof line, "\n%s/%s\n", folder, e->d_name);
             if (strstr(keep, line)) continue;
         }
-        unlink(file);
+        if (unlink(file) != 0 && errno != ENOENT)   // (an image: the run goes on, and says it stays)
+            say("%s: cannot remove it (%s): an earlier run's image stays beside this run's", file, strerror(errno));
     }
     closedir(d);
 }
@@ -542,6 +547,8 @@ int run_folder_remove_figures(const char *run_dir) {
         char path[1300];
         snprintf(path, sizeof path, "%s/figures/%s.png", run_dir, plot_figures[i].name);
         removed |= unlink(path) == 0;
+        if (errno != ENOENT && access(path, F_OK) == 0)
+            say("%s: cannot remove it (%s): the earlier model's figure stays beside this run", path, strerror(errno));
     }
     return removed;
 }
@@ -595,10 +602,13 @@ int run_folder_stage(const char *staging, char *err, size_t errlen) {
 
 // Moves one file of the staged run over the earlier run's. Across file systems (a
 // progress/ folder that is a link to another disk) the file is copied, atomically.
-static int move_file(const char *from, const char *to, char *err, size_t errlen) {
+static int move_file(const char *from, const char *to, bool *moved, char *err, size_t errlen) {
     struct stat st;
     if (lstat(from, &st) != 0 && errno == ENOENT) return 0;   // moved already (a commit finished after a kill)
-    if (rename(from, to) == 0) return 0;
+    if (rename(from, to) == 0) {
+        *moved = true;
+        return 0;
+    }
     if (errno != EXDEV)
         return set_error(err, errlen, "%s: cannot move it to %s (--overwrite): %s", from, to, strerror(errno));
     size_t size = 0;
@@ -612,6 +622,7 @@ static int move_file(const char *from, const char *to, char *err, size_t errlen)
     }
     free(bytes);
     if (rc == 0) unlink(from);
+    if (rc == 0) *moved = true;
     return rc;
 }
 
@@ -628,7 +639,10 @@ static bool next_listed_name(const char **line, char *name, size_t name_len) {
 // The commit from its list (names relative to the run folder, each line "\n"-framed):
 // the listed files moved over the earlier run's, the earlier run's files and images that
 // are not listed removed, the staging folder emptied and removed. Each step can run again.
-static int finish_commit(const char *out_dir, const char *staging, const char *list, char *err, size_t errlen) {
+// *moved: whether any file moved (a failure before the first move has changed nothing).
+static int finish_commit(const char *out_dir, const char *staging, const char *list, bool *moved, char *err,
+                         size_t errlen) {
+    *moved = false;
     const char *line = list + 1;   // (list starts with "\n")
     char name[600];
     while (next_listed_name(&line, name, sizeof name)) {
@@ -641,7 +655,7 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
             snprintf(folder, sizeof folder, "%s/%.*s", out_dir, (int)(slash - name), name);
             if (make_dirs(folder, err, errlen) != 0) return -1;
         }
-        if (move_file(from, to, err, errlen) != 0) return -1;
+        if (move_file(from, to, moved, err, errlen) != 0) return -1;
     }
     if (remove_run_files(out_dir, list, err, errlen) != 0) return -1;
     char any[1200];
@@ -691,6 +705,14 @@ static int check_commit_folder(const char *folder, char *err, size_t errlen) {
     if (!S_ISDIR(st.st_mode)) return set_error(err, errlen, "%s: not a folder", folder);
     if (access(folder, W_OK | X_OK) != 0) return set_error(err, errlen, "%s: cannot write there: %s", folder,
                                                            strerror(errno));
+    // append-only (chattr +a): new names may come, none go -- the commit renames over and removes
+    const int fd = open(folder, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    int flags = 0;   // (FS_IOC_GETFLAGS fills an int)
+    const bool asked = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+    if (fd >= 0) close(fd);
+    if (asked && (flags & FS_APPEND_FL))
+        return set_error(err, errlen, "%s: a folder marked append-only (chattr +a): files can be added to it but not "
+                         "replaced or removed, which the replacement of the run does (chattr -a it)", folder);
     return 0;
 }
 
@@ -817,7 +839,10 @@ int run_folder_commit(const char *out_dir, const char *staging, char *err, size_
     snprintf(marker, sizeof marker, "%s/%s", staging, COMMIT_MARKER);
     // (a marker that could not be written is not there: nothing has moved yet)
     int rc = write_file_atomic(marker, list.data, err, errlen) != 0 ? RUN_FOLDER_NOT_BEGUN : 0;
-    if (rc == 0) rc = finish_commit(out_dir, staging, list.data, err, errlen);
+    bool moved = false;
+    if (rc == 0) rc = finish_commit(out_dir, staging, list.data, &moved, err, errlen);
+    // the first move refused: nothing has changed, and without its marker the staged run is one to resume
+    if (rc != 0 && rc != RUN_FOLDER_NOT_BEGUN && !moved && unlink(marker) == 0) rc = RUN_FOLDER_NOT_BEGUN;
     sigprocmask(SIG_SETMASK, &before, NULL);
     free(list.data);
     return rc;
@@ -872,7 +897,8 @@ int run_folder_recover(const char *out_dir, char *err, size_t errlen) {
     if (commit_list_valid(list)) {
         say("finishing the replacement of the run in %s by the --overwrite run staged in %s (the process that "
             "began it was killed, or a move failed)", out_dir, staging);
-        rc = finish_commit(out_dir, staging, list, err, errlen);
+        bool moved;
+        rc = finish_commit(out_dir, staging, list, &moved, err, errlen);
     } else {
         rc = set_error(err, errlen, "%s: not a list of a run's files (damaged, or not cuvae's): %s may be partly "
                        "replaced by the run in %s; keep the files of one of them, then remove %s", marker, out_dir,

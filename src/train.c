@@ -1412,9 +1412,10 @@ done:
         char why[1500];   // (run_folder_staged: 1 when the staged run has a resume file)
         const bool resumable = run_folder_staged(out_dir, why, sizeof why) == 1;
         snprintf(err + used, errlen - used, " (--overwrite: %s %s is as it was%s; this run's files are in %s, and "
-                 "train --resume continues them%s%s)", replaces_run ? "the earlier run in" : "the folder",
+                 "%s%s)", replaces_run ? "the earlier run in" : "the folder",
                  out_dir, replaces_run ? "" : ", no earlier run in it", staging,
-                 resumable ? "" : " once an epoch has ended",
+                 resumable ? "train --resume continues them"
+                           : "no state of it was saved to resume: start it again with --overwrite",
                  replaces_run ? "; remove that folder to keep the earlier run instead" : "");
     } else if (save_failed && !staged) {   // (a run of its own folder: what the folder holds now)
         size_t used = strlen(err);

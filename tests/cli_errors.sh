@@ -211,11 +211,11 @@ cp -r "$tmp/rerun" "$tmp/rerun2"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"
 rc=$?
 [ "$rc" -eq 2 ] && diff -r -x .new-run "$tmp/rerun" "$tmp/rerun2" >/dev/null \
-    && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run, and train --resume continues them once an epoch has ended; remove that folder to keep the earlier run instead)$" \
+    && tail -1 "$tmp/rerun2.err" | grep -q "(--overwrite: the earlier run in .*rerun2 is as it was; this run's files are in .*rerun2/.new-run, and no state of it was saved to resume: start it again with --overwrite; remove that folder to keep the earlier run instead)$" \
     && ok "a failed --overwrite re-run leaves the earlier run as it was and says where its own files are, and how to keep the earlier one" \
     || bad "failed --overwrite: exit $rc, earlier run changed or message: $(tail -1 "$tmp/rerun2.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/fresh_ow" --overwrite 2>"$tmp/fresh_ow.err"
-tail -1 "$tmp/fresh_ow.err" | grep -q "(--overwrite: the folder .*fresh_ow is as it was, no earlier run in it; this run's files are in .*fresh_ow/.new-run, and train --resume continues them once an epoch has ended)$" \
+tail -1 "$tmp/fresh_ow.err" | grep -q "(--overwrite: the folder .*fresh_ow is as it was, no earlier run in it; this run's files are in .*fresh_ow/.new-run, and no state of it was saved to resume: start it again with --overwrite)$" \
     && ok "a failed --overwrite run into a new folder does not speak of an earlier run" \
     || bad "failed --overwrite into a new folder: $(tail -1 "$tmp/fresh_ow.err")"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.seed=9 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"

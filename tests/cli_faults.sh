@@ -211,6 +211,14 @@ if command -v chattr >/dev/null && chattr +i "$d/resume.safetensors" 2>/dev/null
         "noplace_immutable/eval.json: marked append-only \(chattr \+a\)" -- \
         train --set train.epochs=4 --set train.seed=7 --set train.epoch_images=false --out "$d" --overwrite
     chattr -a "$d/eval.json"
+    # a folder marked append-only: its files can be neither renamed over nor removed either
+    chattr +a "$d/progress"
+    expect_fail "--overwrite with progress/ append-only (chattr +a on the folder): refused before it trains" 2 \
+        "noplace_immutable/progress: a folder marked append-only \(chattr \+a\): files can be added to it but not replaced or removed" -- \
+        train --set train.epochs=4 --set train.seed=7 --out "$d" --overwrite
+    chattr -a "$d/progress"
+    unchanged "$d" && [ ! -e "$d/.new-run" ] \
+        && ok "... the earlier run byte for byte as it was, nothing staged" || bad "a refused --overwrite (append-only folder) changed the run"
 else
     skip "--overwrite over an immutable run file" "chattr +i is not possible here (not root, or $tmp's file system has no such flag)"
 fi
@@ -654,6 +662,49 @@ else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
 fi
 
+# ---- one system call failing at a chosen file (tests/fault_inject.c, LD_PRELOAD; built beside cuvae):
+# the save points and the --overwrite commit take the error path of a failing disk for real
+fault_inject="${FAULT_INJECT:-$(dirname "$CUVAE")/tests/fault_inject.so}"
+with_fault() {   # with_fault SPEC command...: the command with CUVAE_FAULT=SPEC (see fault_inject.c)
+    local spec="$1"; shift
+    env CUVAE_FAULT="$spec" LD_PRELOAD="$fault_inject" \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "$@"
+}
+if [ -f "$fault_inject" ] && with_fault "open:nothing" "$CUVAE" --version >/dev/null 2>&1; then
+    # the commit marker cannot be written (a full disk at the end of the run): nothing moves, the earlier
+    # run stays as it was, the new run stays staged, and --resume puts it in place (until 2026-12-06 the
+    # line said the run was partly replaced)
+    train --set train.epochs=2 --set train.seed=7 --out "$tmp/fi_ref" 2>/dev/null
+    for case in marker first_move; do
+        d="$tmp/fi_$case"; cp -r "$tmp/ref" "$d"; snapshot "$d"
+        spec="open:fi_marker/.new-run/COMMIT"; [ $case = first_move ] && spec="rename:fi_first_move/config.json"
+        expect_fail "--overwrite whose commit fails before anything moves ($case): the earlier run as it was, the new one staged" 2 \
+            "\(--overwrite: the earlier run in .*fi_$case is as it was; this run is kept in .*fi_$case/.new-run: once that is mended, train --resume with the same config puts it in place\)$" -- \
+            with_fault "$spec" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --set train.seed=7 \
+            --out "$d" --overwrite
+        was=0   # the earlier run's files as they were, none added beside them (the staged run aside)
+        (cd "$d" && sha256sum --quiet -c "$tmp/snapshot.sum" >/dev/null 2>&1) || was=1
+        [ "$(find "$d" -path "$d/.new-run" -prune -o -type f -print | wc -l)" -eq "$(wc -l < "$tmp/snapshot.sum")" ] || was=1
+        [ -e "$d/.new-run/COMMIT" ] && was=1
+        "$CUVAE" eval "$d/model.safetensors" >/dev/null 2>&1 || was=1   # (no marker: the earlier run is readable)
+        train --set train.epochs=2 --set train.seed=7 --out "$d" --resume >/dev/null 2>"$d.err"
+        [ $was -eq 0 ] && cmp -s "$d/model.safetensors" "$tmp/fi_ref/model.safetensors" && [ ! -e "$d/.new-run" ] \
+            && ok "... and --resume then replaces it, bit-identical to an uninterrupted run" \
+            || bad "commit failing before a move ($case): earlier run changed, marker left, or --resume: $(tail -1 "$d.err")"
+    done
+    # the log's fsync fails in epoch 2 (an I/O error): the line says what the folder holds, and --resume
+    # continues it to the model an uninterrupted run trains
+    expect_fail "log.jsonl's fsync failing in epoch 2: exit 2, what the folder holds and how to continue" 2 \
+        "log.jsonl: cannot write: fsync: Input/output error \(.*fi_log keeps the run's last saved state: once that is mended, train --resume with the same config continues from there\)$" -- \
+        with_fault "fsync:fi_log/log.jsonl:2:5" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=4 --out "$tmp/fi_log"
+    train --set train.epochs=4 --out "$tmp/fi_log" --resume >/dev/null 2>"$tmp/fi_log.err" \
+        && cmp -s "$tmp/fi_log/model.safetensors" "$tmp/ref/model.safetensors" \
+        && ok "... and --resume ends on the uninterrupted run's model, bit-identical" \
+        || bad "--resume after the log's fsync failed: $(tail -1 "$tmp/fi_log.err")"
+else
+    skip "system calls failing at a chosen file" "$fault_inject is not built or cannot be preloaded (make builds it)"
+fi
+
 # ---- a full disk under cuvae plot: gnuplot's truncated output must not replace a good figure
 small_fs="$tmp/smallfs"; mkdir -p "$small_fs"
 if ! command -v gnuplot >/dev/null; then
@@ -949,15 +1000,19 @@ for case in model_folder garbage_log no_log short_log log_without_newline edited
     [ "$(folder_sum "$tmp/rl")" = "$before" ] && ok "--resume with $case: the folder is as it was" \
         || bad "--resume with $case changed the folder"
 done
-# a folder holding a finished run's files but model.safetensors a folder, and no resume file: a plain
-# train and --resume both name the folder in the way (they said "continue it with --resume" and
-# "nothing to resume", each sending the user to the other)
-rm -rf "$tmp/rl"; mkdir -p "$tmp/rl/model.safetensors"; cp "$tmp/ref/config.json" "$tmp/ref/log.jsonl" "$tmp/rl/"
-for mode in plain resume; do
-    flag=(); [ $mode = resume ] && flag=(--resume)
-    expect_error "a $mode train into a folder whose model.safetensors is a folder: names it" 2 \
-        "rl/model.safetensors: not a regular file \(outputs are regular files" -- \
-        train --set train.epochs=6 --out "$tmp/rl" "${flag[@]}"
+# a folder holding a finished run's files but model.safetensors a folder (or a link to nothing), and
+# no resume file: a plain train and --resume both name what is in the way (they said "continue it
+# with --resume" and "nothing to resume", each sending the user to the other; with the link,
+# --resume trained an epoch before it failed)
+rm -rf "$tmp/rl"; mkdir -p "$tmp/rl"; cp "$tmp/ref/config.json" "$tmp/ref/log.jsonl" "$tmp/rl/"
+for setup in "a folder:not a regular file \(outputs are regular files" "a link to nothing:a link to a file that does not exist"; do
+    rm -rf "$tmp/rl/model.safetensors"
+    case $setup in "a folder"*) mkdir "$tmp/rl/model.safetensors" ;; *) ln -s "$tmp/nowhere/x" "$tmp/rl/model.safetensors" ;; esac
+    for mode in plain resume; do
+        flag=(); [ $mode = resume ] && flag=(--resume)
+        expect_error "a $mode train into a folder whose model.safetensors is ${setup%%:*}: names it" 2 \
+            "rl/model.safetensors: ${setup#*:}" -- train --set train.epochs=6 --out "$tmp/rl" "${flag[@]}"
+    done
 done
 # ... but a log changed only in its timings and spaces is still the run's: resumed
 rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"

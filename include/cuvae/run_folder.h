@@ -62,8 +62,10 @@ int run_folder_remove_figures(const char *run_dir);
 // (its eval.json, best checkpoint, figures and progress images) and the staging
 // folder. The list of files goes to a marker first, with SIGINT / SIGTERM held
 // until the end: a commit killed half way is finished by run_folder_recover.
-// Before the marker, every file's place is checked (its folder a writable folder, the
-// name not a folder): RUN_FOLDER_NOT_BEGUN when one is not, with nothing moved.
+// Before the marker, every file's place is checked (its folder a writable folder, not
+// append-only; the name not a folder; an earlier file one that may be replaced or removed):
+// RUN_FOLDER_NOT_BEGUN when one is not, or when the marker cannot be written or the first
+// move is refused (the marker then removed), with nothing moved.
 enum { RUN_FOLDER_NOT_BEGUN = -2 };
 int run_folder_commit(const char *out_dir, const char *staging, char *err, size_t errlen);
 
