@@ -219,6 +219,13 @@ if command -v chattr >/dev/null && chattr +i "$d/resume.safetensors" 2>/dev/null
     chattr -a "$d/progress"
     unchanged "$d" && [ ! -e "$d/.new-run" ] \
         && ok "... the earlier run byte for byte as it was, nothing staged" || bad "a refused --overwrite (append-only folder) changed the run"
+    # an earlier plot figure that cannot be removed: the replacement goes on and names it (it stayed unsaid)
+    mkdir -p "$d/figures"; cp "$d/progress/$(ls "$d/progress" | head -1)" "$d/figures/samples.png"; chattr +i "$d/figures/samples.png"
+    train --set train.epochs=1 --set train.seed=7 --out "$d" --overwrite >/dev/null 2>"$tmp/immutable_figure.err"; rc=$?
+    chattr -i "$d/figures/samples.png"
+    [ $rc -eq 0 ] && grep -q "figures/samples.png: cannot remove it (Operation not permitted): an earlier run's image stays beside this run's" "$tmp/immutable_figure.err" \
+        && ok "an earlier figure that cannot be removed: the run replaces the rest and names it" \
+        || bad "immutable earlier figure: exit $rc, $(tail -1 "$tmp/immutable_figure.err")"
 else
     skip "--overwrite over an immutable run file" "chattr +i is not possible here (not root, or $tmp's file system has no such flag)"
 fi
