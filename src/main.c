@@ -290,6 +290,10 @@ int main(int argc, char **argv) {
     // over a file-size limit (ulimit -f) a write fails with EFBIG, which is reported with the
     // file's name and exit 2, the earlier file intact, where SIGXFSZ would kill the process
     signal(SIGXFSZ, SIG_IGN);
+    // a reader that went away (`cuvae train ... 2>&1 | head`) makes a write fail with EPIPE, where
+    // SIGPIPE would kill a training run after its first line, leaving a folder of one config.json:
+    // the run goes on (its lines unseen), a command's stdout reports "Broken pipe" and exit 2
+    signal(SIGPIPE, SIG_IGN);
     backend_cpu_select_blas_kernels(argv);   // may start the process again: before MPI starts
     char err[512];
     if (dist_init(&argc, &argv, err, sizeof err) != 0) {

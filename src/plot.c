@@ -77,7 +77,7 @@ static int run_gnuplot(char *const argv[], const char *stderr_path) {
 bool plot_available(void) {
     static int cached = -1;
     if (cached < 0) {
-        char *argv[] = {"gnuplot", "-e", "set terminal pngcairo", NULL};
+        char *argv[] = {"gnuplot", "-d", "-e", "set terminal pngcairo", NULL};
         int status = run_gnuplot(argv, NULL);
         cached = (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 1 : 0;
     }
@@ -143,6 +143,15 @@ static const char *temp_dir(void) {
     return (dir && dir[0]) ? dir : "/tmp";
 }
 
+// What the scratch folder is, for a message: "TMPDIR /x" or "/tmp (TMPDIR unset)".
+static const char *temp_dir_said(void) {
+    static char said[1200];
+    const char *dir = getenv("TMPDIR");
+    if (dir && dir[0]) snprintf(said, sizeof said, "TMPDIR %s", dir);
+    else snprintf(said, sizeof said, "/tmp (TMPDIR unset)");
+    return said;
+}
+
 // Creates $TMPDIR/cuvae_plot_<what>_XXXXXX, records it for deletion and returns it opened
 // for writing (its path in *path_out), or NULL with err.
 static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, char *err, size_t errlen) {
@@ -154,12 +163,12 @@ static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, cha
     int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%s_XXXXXX", temp_dir(), what);
     if (len < 0 || len >= PATH_LEN) {
         path[0] = '\0';
-        set_error(err, errlen, "%s: temporary directory path too long", temp_dir());
+        set_error(err, errlen, "%s: the path of plot's scratch folder is too long", temp_dir_said());
         return NULL;
     }
     int fd = mkstemp(path);
     if (fd < 0) {
-        set_error(err, errlen, "%s: cannot create temporary file: %s", temp_dir(), strerror(errno));
+        set_error(err, errlen, "%s: cannot create plot's scratch file there: %s", temp_dir_said(), strerror(errno));
         path[0] = '\0';
         return NULL;
     }
@@ -355,7 +364,8 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
     }
     fclose(ef);
 
-    char *argv[] = {"gnuplot", job->temps[0], NULL};
+    // -d: not the user's ~/.gnuplot (a `set decimalsign ","` or `set logscale` there changed the figures)
+    char *argv[] = {"gnuplot", "-d", job->temps[0], NULL};
     int status = run_gnuplot(argv, stderr_path);
     if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char line[400];

@@ -224,21 +224,26 @@ bool run_folder_holds_run(const char *out_dir) {
     return false;
 }
 
-// path's parent folder ("." for a bare name, "/" at the root) and last name, trailing slashes dropped.
-static void split_parent(const char *path, char parent[1200], char base[256]) {
-    snprintf(parent, 1200, "%s", path);
+// A resolved path's buffer: realpath gives up to PATH_MAX bytes (a folder's path held in 1,200
+// bytes cut a longer one short, and the checks below then found no run where there was one).
+#define RESOLVED_PATH (PATH_MAX + 256)
+
+// path's parent folder ("." for a bare name, "/" at the root) and last name (NAME_MAX), trailing
+// slashes dropped.
+static void split_parent(const char *path, char parent[RESOLVED_PATH], char base[NAME_MAX + 1]) {
+    snprintf(parent, RESOLVED_PATH, "%s", path);
     size_t n = strlen(parent);
     while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
     char *slash = strrchr(parent, '/');
-    snprintf(base, 256, "%s", slash ? slash + 1 : parent);
+    snprintf(base, NAME_MAX + 1, "%s", slash ? slash + 1 : parent);
     if (slash == parent) parent[1] = '\0';
     else if (slash) *slash = '\0';
-    else snprintf(parent, 1200, ".");
+    else snprintf(parent, RESOLVED_PATH, ".");
 }
 
 // check_not_inside_run on one spelling of the folder: path (out_dir as given, or resolved), said as out_dir.
 static int check_path_not_inside_run(const char *path, const char *out_dir, char *err, size_t errlen) {
-    char parent[1200], base[256];
+    char parent[RESOLVED_PATH], base[NAME_MAX + 1];
     split_parent(path, parent, base);
     if (strcmp(base, RUN_FOLDER_STAGING) == 0)
         return set_error(err, errlen, "%s: a run's staging folder (cuvae's own, for --overwrite): write the run "
@@ -255,12 +260,12 @@ static int check_path_not_inside_run(const char *path, const char *out_dir, char
 // inside one; a folder not made yet: its parent resolved).
 static int check_not_inside_run(const char *out_dir, char *err, size_t errlen) {
     if (check_path_not_inside_run(out_dir, out_dir, err, errlen) != 0) return -1;
-    char resolved[PATH_MAX + 256];
+    char resolved[RESOLVED_PATH + NAME_MAX + 2];
     char *real = realpath(out_dir, NULL);
     if (real) {
         snprintf(resolved, sizeof resolved, "%s", real);
     } else {   // not there yet: its parent's real path and its name
-        char parent[1200], base[256];
+        char parent[RESOLVED_PATH], base[NAME_MAX + 1];
         split_parent(out_dir, parent, base);
         real = realpath(parent, NULL);
         if (!real) return 0;   // (nothing there to be inside of)
@@ -345,7 +350,7 @@ static int same_inode(const char *a, const char *b) {
 
 // Whether `file` lies in `folder` (the same folder, by device and inode).
 static bool same_folder_as_file(const char *folder, const char *file) {
-    char file_folder[1200];
+    char file_folder[RESOLVED_PATH];
     path_folder(file, file_folder, sizeof file_folder);
     return same_inode(folder, file_folder) == 1;
 }
@@ -470,7 +475,7 @@ int run_folder_check_output(const char *command, const char *option, const char 
         if (!names[k]) continue;
         const char *slash = strrchr(names[k], '/');
         const char *name = slash ? slash + 1 : names[k];
-        char folder[1200];   // the folder the name is in
+        char folder[RESOLVED_PATH];   // the folder the name is in
         path_folder(names[k], folder, sizeof folder);
         for (size_t i = 0; i < N_REPLACED_FILES && rc == 0; i++)
             if (strcmp(name, REPLACED_FILES[i]) == 0 && (strcmp(name, "eval.json") != 0 || strcmp(command, "eval") != 0))
@@ -487,7 +492,7 @@ int run_folder_check_output(const char *command, const char *option, const char 
         // a run's images: progress/ (train) and figures/ (plot) of a folder that holds a run
         const char *folder_name = strrchr(folder, '/') ? strrchr(folder, '/') + 1 : folder;
         if (rc == 0 && is_png_name(name) && (strcmp(folder_name, "progress") == 0 || strcmp(folder_name, "figures") == 0)) {
-            char run_dir[1200];
+            char run_dir[RESOLVED_PATH];
             path_folder(folder, run_dir, sizeof run_dir);
             if (run_folder_holds_run(run_dir))
                 rc = set_error(err, errlen, "%s: %s %s would replace an image of the run in %s (its %s/): give "

@@ -341,7 +341,7 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         "$CUVAE" sample "$tmp/prior/model.safetensors" --prior "$tmp/prior/model.safetensors" -o "$tmp/x.png"
     # (a gnuplot wrapper keeps the scripts: the loss curve's legend says whose likelihood it is)
     mkdir -p "$tmp/gpwrap" "$tmp/gpscripts"
-    printf '#!/bin/sh\n[ -f "$1" ] && cp "$1" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
+    printf '#!/bin/sh\nfor a; do script="$a"; done\n[ -f "$script" ] && cp "$script" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
         > "$tmp/gpwrap/gnuplot"
     chmod +x "$tmp/gpwrap/gnuplot"
     PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/prior" 2>/dev/null && [ -s "$tmp/prior/figures/samples.png" ] \

@@ -363,6 +363,19 @@ expect_fail "--out . inside a run's progress/: refused" 2 \
     "^cuvae: \.: the progress/ folder of the run in .*/half: write the run elsewhere with --out DIR$" -- \
     bash -c 'cd "$1/half/progress" && shift && exec "$@"' _ "$tmp" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" \
     "${small[@]}" --set data.dir="$PWD/data/mnist" --set train.epochs=1 --out .
+# ... and from a run folder whose path is long (1,500 bytes: folder paths held in 1,200 bytes were cut
+# short until 2026-12-06, and a run there went into the other run's progress/, a sample replaced its image)
+deep="$tmp/deep"; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do deep="$deep/$(printf 'd%.0s' $(seq 100))"; done
+mkdir -p "$deep" && cp -r "$tmp/ref" "$deep/run"
+expect_fail "--out . inside the progress/ of a run 1,500 bytes deep: refused" 2 \
+    "^cuvae: \.: the progress/ folder of the run in /" -- \
+    bash -c 'cd "$1/run/progress" && shift && exec "$@"' _ "$deep" "$(realpath "$CUVAE")" train "$PWD/configs/examples_vae.json" \
+    "${small[@]}" --set data.dir="$PWD/data/mnist" --set train.epochs=1 --out .
+first_image=$(ls "$deep/run/progress" | head -1)
+expect_fail "... and sample -o over one of its images from inside progress/: refused" 2 \
+    "^cuvae: sample: -o $first_image would replace an image of the run in /" -- \
+    bash -c 'cd "$1/run/progress" && shift && exec "$@"' _ "$deep" "$(realpath "$CUVAE")" sample ../model.safetensors -o "$first_image"
+rm -rf "$tmp/deep"
 train --set train.epochs=4 --set train.seed=7 --out "$tmp/half" --resume 2>"$tmp/half.err"
 cmp -s "$tmp/half/model.safetensors" "$tmp/ow_ref/model.safetensors" && [ ! -e "$tmp/half/.new-run" ] \
     && [ ! -e "$tmp/half/figures/samples.png" ] && diff <(ls "$tmp/half/progress") <(ls "$tmp/ow_ref/progress") >/dev/null \
@@ -668,6 +681,13 @@ if [ -n "$made_ro" ]; then
 else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
 fi
+
+# ---- a reader of the progress lines that goes away (`| head`): the run goes on and ends whole (until
+# 2026-12-06 SIGPIPE killed it after its first line, leaving a folder of one config.json)
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/piped" 2>&1 | head -c1 >/dev/null
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] && [ -s "$tmp/piped/model.safetensors" ] && [ -s "$tmp/piped/eval.json" ] \
+    && ok "train 2>&1 | head -c1: the run ends whole (exit 0)" || bad "train into a closed pipe: exit $rc, $(ls "$tmp/piped" | tr '\n' ' ')"
 
 # ---- one system call failing at a chosen file (tests/fault_inject.c, LD_PRELOAD; built beside cuvae):
 # the save points and the --overwrite commit take the error path of a failing disk for real

@@ -73,7 +73,7 @@ ls "$tmp/a" | grep -q tmp && bad "temp files left in run dir" || ok "no temp fil
 # Fashion-MNIST scatters name the classes in their legend: a gnuplot wrapper keeps the scripts
 if command -v gnuplot >/dev/null && [ -s data/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
     mkdir -p "$tmp/gpwrap" "$tmp/gpscripts"
-    printf '#!/bin/sh\n[ -f "$1" ] && cp "$1" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
+    printf '#!/bin/sh\nfor a; do script="$a"; done\n[ -f "$script" ] && cp "$script" "%s/script.$$"\nexec %s "$@"\n' "$tmp/gpscripts" "$(command -v gnuplot)" \
         > "$tmp/gpwrap/gnuplot"
     chmod +x "$tmp/gpwrap/gnuplot"
     "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.dataset=fashion-mnist --set data.dir=data/fashion-mnist \
@@ -384,13 +384,25 @@ mkdir -p "$tmp/t10k_only"; cp data/mnist/t10k-* "$tmp/t10k_only/"
 [ -s "$tmp/eval_all.json" ] && grep -q '"binarized": true' "$tmp/eval_all.json" && cmp -s "$tmp/eval_all.json" "$tmp/eval_t10k.json" \
     && ok "eval with data.dir holding the two test files alone: the same report" \
     || bad "eval from t10k files alone: $(tail -1 "$tmp/eval_t10k.err")"
-"$CUVAE" plot "$tmp/dyn" >/dev/null 2>&1 && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_all.md5"
-rm -rf "$tmp/dyn/figures"
-"$CUVAE" plot "$tmp/dyn" --set data.dir="$tmp/t10k_only" >/dev/null 2>"$tmp/plot_t10k.err" \
-    && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_t10k.md5"
-[ -s "$tmp/plot_all.md5" ] && cmp -s "$tmp/plot_all.md5" "$tmp/plot_t10k.md5" \
-    && ok "plot with the two test files alone: the same figures ($(wc -l < "$tmp/plot_all.md5") images)" \
-    || bad "plot from t10k files alone: $(tail -1 "$tmp/plot_t10k.err")"
+if command -v gnuplot >/dev/null; then
+    "$CUVAE" plot "$tmp/dyn" >/dev/null 2>&1 && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_all.md5"
+    rm -rf "$tmp/dyn/figures"
+    "$CUVAE" plot "$tmp/dyn" --set data.dir="$tmp/t10k_only" >/dev/null 2>"$tmp/plot_t10k.err" \
+        && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_t10k.md5"
+    [ -s "$tmp/plot_all.md5" ] && cmp -s "$tmp/plot_all.md5" "$tmp/plot_t10k.md5" \
+        && ok "plot with the two test files alone: the same figures ($(wc -l < "$tmp/plot_all.md5") images)" \
+        || bad "plot from t10k files alone: $(tail -1 "$tmp/plot_t10k.err")"
+    # the user's ~/.gnuplot does not change the figures (gnuplot -d; a decimal comma and a log axis there did)
+    mkdir -p "$tmp/home"; printf 'set decimalsign ","\nset logscale y\nset datafile separator ","\n' > "$tmp/home/.gnuplot"
+    rm -rf "$tmp/dyn/figures"
+    HOME="$tmp/home" "$CUVAE" plot "$tmp/dyn" >/dev/null 2>"$tmp/plot_home.err" \
+        && (cd "$tmp/dyn/figures" && md5sum ./*.png) > "$tmp/plot_home.md5"
+    [ -s "$tmp/plot_all.md5" ] && cmp -s "$tmp/plot_all.md5" "$tmp/plot_home.md5" \
+        && ok "plot with a ~/.gnuplot that sets a decimal comma, a log axis and a comma separator: the same figures" \
+        || bad "plot under a ~/.gnuplot: $(tail -1 "$tmp/plot_home.err")"
+else
+    skip "plot from the test files alone, and under a ~/.gnuplot" "gnuplot not installed"
+fi
 # eval draws do not depend on the batch size: odd batch and odd latent dimension
 "$CUVAE" train configs/examples_vae.json --set data.train_limit=140 --set data.test_limit=99 --set device=cpu \
     --set model.latent_dim=3 --set train.batch_size=7 --set train.epochs=1 --out "$tmp/odd" 2>/dev/null
