@@ -397,7 +397,9 @@ static void test_axis_ticks_in_scripts(void) {
     FILE *f = fopen(fake, "w");
     CHECK(f != NULL, "cannot write %s", fake);
     if (!f) return;
-    fprintf(f, "#!/bin/sh\n[ \"$1\" = -e ] && exit 0\n/bin/cp \"$1\" '%s'\nexit 1\n", capture);   // -e: the probe
+    // -e: the probe; the script is the last argument (after -d)
+    fprintf(f, "#!/bin/sh\nfor a; do [ \"$a\" = -e ] && exit 0; script=\"$a\"; done\n/bin/cp \"$script\" '%s'\nexit 1\n",
+            capture);
     fclose(f);
     chmod(fake, 0755);
     const char *old = getenv("PATH");
@@ -458,8 +460,8 @@ static void test_gnuplot_failure(void) {
     FILE *f = fopen(fake, "w");
     CHECK(f != NULL, "cannot write %s", fake);
     if (!f) return;
-    fprintf(f, "#!/bin/sh\necho ' plot foo(x)' >&2\necho '         ^' >&2\n"
-               "echo \"\\\"$1\\\" line 7: undefined function: foo\" >&2\nexit 1\n");
+    fprintf(f, "#!/bin/sh\nfor a; do script=\"$a\"; done\necho ' plot foo(x)' >&2\necho '         ^' >&2\n"
+               "echo \"\\\"$script\\\" line 7: undefined function: foo\" >&2\nexit 1\n");
     fclose(f);
     chmod(fake, 0755);
     const char *old = getenv("PATH");
