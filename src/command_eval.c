@@ -8,9 +8,11 @@
 #include "cuvae/prior.h"
 #include "cuvae/run_folder.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int command_eval(int argc, char **argv) {
     char err[1024];
@@ -154,10 +156,28 @@ int command_eval(int argc, char **argv) {
     if (json) {
         printf("%s\n", json);
         if (a.json_out) {
-            TextBuffer line = {0};
-            text_appendf(&line, "%s\n", json);
-            if (write_file_atomic(a.json_out, line.data, err, sizeof err) != 0) rc = command_fail(err);
-            free(line.data);
+            // -o into a run's folder (its eval.json): not while a train writes that run (which writes its
+            // own eval.json at its end, and removes it when it resumes), and only from the checkpoint
+            // as it was read (an epoch's save in between: numbers of the model before it)
+            char folder[PATH_MAX + 256];
+            path_folder(a.json_out, folder, sizeof folder);
+            int lock_fd = -1;
+            if ((run_folder_holds_run(folder) && run_folder_lock(folder, &lock_fd, err, sizeof err) != 0) ||
+                checkpoint_check_unchanged(a.positional, &first_read, err, sizeof err) != 0) {
+                char why[2 * PATH_MAX + 1400];
+                if (lock_fd < 0 && strstr(err, "another cuvae train is writing"))
+                    snprintf(why, sizeof why, "eval: -o %s: a cuvae train is writing the run in %s (the run's eval.json "
+                             "is its to write): wait for it to end, or give another file name", a.json_out, folder);
+                else
+                    snprintf(why, sizeof why, "eval: -o %s: %s", a.json_out, err);
+                rc = command_fail(why);
+            } else {
+                TextBuffer line = {0};
+                text_appendf(&line, "%s\n", json);
+                if (write_file_atomic(a.json_out, line.data, err, sizeof err) != 0) rc = command_fail(err);
+                free(line.data);
+            }
+            if (lock_fd >= 0) close(lock_fd);
         }
         free(json);
     }

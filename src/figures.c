@@ -938,9 +938,13 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     }
     // a train that finished an epoch meanwhile: the curves (drawn from the log first) and the
     // model's figures may be of two epochs
-    if (rc == 0 && file_stamp_changed(ckpt, &first_read))
-        rc = set_error(err, errlen, "plot: %s was replaced while plot drew (a train is writing %s): the figures may "
-                       "mix two epochs; run plot again", ckpt, run_dir);
+    // (they are removed: figures of two epochs, or of the model an --overwrite replaced, would stay
+    // beside the run's model, and report would show them)
+    if (rc == 0 && file_stamp_changed(ckpt, &first_read)) {
+        run_folder_remove_figures(run_dir);
+        rc = set_error(err, errlen, "plot: %s was replaced while plot drew (a train is writing %s): the figures "
+                       "would mix two epochs and are removed; run plot again", ckpt, run_dir);
+    }
 
     free(codes);
     device_dataset_free(be, &test);

@@ -1174,6 +1174,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         struct stat log_stat;
         const long log_before_line = writer && fflush(log) == 0 && fstat(fileno(log), &log_stat) == 0
                                      ? (long)log_stat.st_size : -1;
+        struct stat log_now;   // (an `rm -rf DIR/*` while the run trained: its lines would go to a file no one reads)
+        if (writer && fstat(fileno(log), &log_now) == 0 && log_now.st_nlink == 0) {
+            rc = set_error(err, errlen, "%s: removed while this run trained (the folder's run files were deleted): "
+                           "the run stops here", path);
+            goto done;
+        }
         if (writer && log_write_line(log, path, line, err, errlen) != 0) {
             save_failed = true;
             rc = -1;
@@ -1420,11 +1426,15 @@ done:
     } else if (save_failed && !staged) {   // (a run of its own folder: what the folder holds now)
         size_t used = strlen(err);
         struct stat resume_stat;
-        if (stat(resume_path, &resume_stat) == 0)
+        char gone[1200];   // (the folder moved or removed: its state went with it, or is gone)
+        if (run_folder_check_still_locked(out_dir, *lock_fd, gone, sizeof gone) != 0)
+            snprintf(err + used, errlen - used, " (the run folder %s was moved or removed while the run trained: the "
+                     "state it had saved is where the folder went; train --resume there continues it)", out_dir);
+        else if (stat(resume_path, &resume_stat) == 0)
             snprintf(err + used, errlen - used, " (%s keeps the run's last saved state: once that is mended, train "
                      "--resume with the same config continues from there)", run_dir);
         else
-            snprintf(err + used, errlen - used, " (no state of the run was saved yet: once that is mended, start it "
+            snprintf(err + used, errlen - used, " (the folder holds no resume state of the run: once that is mended, start it "
                      "again with --overwrite)");
     }
     if (rc == 0) fputs(done_line, stderr);

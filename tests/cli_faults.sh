@@ -689,6 +689,21 @@ rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] && [ -s "$tmp/piped/model.safetensors" ] && [ -s "$tmp/piped/eval.json" ] \
     && ok "train 2>&1 | head -c1: the run ends whole (exit 0)" || bad "train into a closed pipe: exit $rc, $(ls "$tmp/piped" | tr '\n' ' ')"
 
+# ---- eval -o into the eval.json of a run a train is writing: refused (an eval of an earlier epoch's
+# model stayed beside the final model, both exiting 0); the run's files deleted while it trains
+# (rm -rf DIR/*): exit 2 (it went on appending to a deleted log and said its outputs were there)
+train --set train.epochs=2 --out "$tmp/evlock" 2>/dev/null
+train --set train.epochs=400 --out "$tmp/evlock" --resume >/dev/null 2>&1 &   # (not waited for: killed below)
+pid=$!
+for i in $(seq 200); do [ "$(wc -l < "$tmp/evlock/log.jsonl")" -ge 3 ] && break; sleep 0.1; done
+expect_fail "eval -o into the eval.json of a run a train is writing: refused" 2 \
+    "eval: -o .*evlock/eval.json: a cuvae train is writing the run in .*evlock \(the run's eval.json is its to write\)" -- \
+    "$CUVAE" eval "$tmp/evlock/model.safetensors" -o "$tmp/evlock/eval.json"
+for i in $(seq 200); do [ "$(wc -l < "$tmp/evlock/log.jsonl")" -ge 5 ] && break; sleep 0.1; done
+rm -rf "$tmp/evlock/"* 2>/dev/null
+wait $pid; rc=$?
+[ "$rc" -eq 2 ] && ok "the run's files deleted while it trains: exit 2" || bad "rm -rf DIR/* while training: exit $rc"
+
 # ---- one system call failing at a chosen file (tests/fault_inject.c, LD_PRELOAD; built beside cuvae):
 # the save points and the --overwrite commit take the error path of a failing disk for real
 fault_inject="${FAULT_INJECT:-$(dirname "$CUVAE")/tests/fault_inject.so}"
