@@ -162,10 +162,10 @@ int command_eval(int argc, char **argv) {
             char folder[PATH_MAX + 256];
             path_folder(a.json_out, folder, sizeof folder);
             int lock_fd = -1;
-            if ((run_folder_holds_run(folder) && run_folder_lock(folder, &lock_fd, err, sizeof err) != 0) ||
-                checkpoint_check_unchanged(a.positional, &first_read, err, sizeof err) != 0) {
+            const int locked = run_folder_holds_run(folder) ? run_folder_lock(folder, &lock_fd, err, sizeof err) : 0;
+            if (locked != 0 || checkpoint_check_unchanged(a.positional, &first_read, err, sizeof err) != 0) {
                 char why[2 * PATH_MAX + 1400];
-                if (lock_fd < 0 && strstr(err, "another cuvae train is writing"))
+                if (locked == RUN_FOLDER_BUSY)
                     snprintf(why, sizeof why, "eval: -o %s: a cuvae train is writing the run in %s (the run's eval.json "
                              "is its to write): wait for it to end, or give another file name", a.json_out, folder);
                 else

@@ -169,9 +169,11 @@ int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen) {
     if (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
         close(dir_fd);
-        if (saved == EWOULDBLOCK)
-            return set_error(err, errlen, "%s: another cuvae train is writing a run there; wait for it to end, or "
-                             "write this one elsewhere with --out DIR", out_dir);
+        if (saved == EWOULDBLOCK) {
+            set_error(err, errlen, "%s: another cuvae train is writing a run there; wait for it to end, or "
+                      "write this one elsewhere with --out DIR", out_dir);
+            return RUN_FOLDER_BUSY;
+        }
         return set_error(err, errlen, "%s: cannot lock it: %s", out_dir, strerror(saved));
     }
     *fd = dir_fd;
@@ -698,6 +700,16 @@ static int finish_commit(const char *out_dir, const char *staging, const char *l
     return 0;
 }
 
+// The inode flags of path (chattr's: FS_IMMUTABLE_FL, FS_APPEND_FL, ...), opened with open_flags
+// added; 0 when it cannot be opened or asked (a file system without them: left to the commit).
+static int inode_flags(const char *path, int open_flags) {
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | open_flags);
+    int flags = 0;   // (FS_IOC_GETFLAGS fills an int)
+    if (fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) flags = 0;
+    if (fd >= 0) close(fd);
+    return flags;
+}
+
 // Whether a folder the commit writes into is one it can write: an existing folder (or a
 // link to one) with write access, or absent (made by the commit; its parent is out_dir).
 static int check_commit_folder(const char *folder, char *err, size_t errlen) {
@@ -711,11 +723,7 @@ static int check_commit_folder(const char *folder, char *err, size_t errlen) {
     if (access(folder, W_OK | X_OK) != 0) return set_error(err, errlen, "%s: cannot write there: %s", folder,
                                                            strerror(errno));
     // append-only (chattr +a): new names may come, none go -- the commit renames over and removes
-    const int fd = open(folder, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
-    int flags = 0;   // (FS_IOC_GETFLAGS fills an int)
-    const bool asked = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
-    if (fd >= 0) close(fd);
-    if (asked && (flags & FS_APPEND_FL))
+    if (inode_flags(folder, O_DIRECTORY) & FS_APPEND_FL)
         return set_error(err, errlen, "%s: a folder marked append-only (chattr +a): files can be added to it but not "
                          "replaced or removed, which the replacement of the run does (chattr -a it)", folder);
     return 0;
@@ -729,11 +737,8 @@ static int check_file_replaceable(const char *folder, const char *path, char *er
     struct stat st;
     if (lstat(path, &st) != 0) return 0;   // absent: nothing to replace
     if (S_ISREG(st.st_mode)) {
-        const int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        int flags = 0;   // (FS_IOC_GETFLAGS fills an int; a file it cannot open or ask is left to the commit)
-        const bool asked = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
-        if (fd >= 0) close(fd);
-        if (asked && (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+        const int flags = inode_flags(path, O_NOFOLLOW);
+        if (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL))
             return set_error(err, errlen, "%s: marked %s (chattr +%c): it can be neither replaced nor removed, "
                              "which the replacement of the run does (chattr -%c it)", path,
                              flags & FS_IMMUTABLE_FL ? "immutable" : "append-only", flags & FS_IMMUTABLE_FL ? 'i' : 'a',

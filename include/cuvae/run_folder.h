@@ -14,8 +14,9 @@
 
 // One train at a time writes a run folder: an exclusive flock on out_dir, kept in *fd
 // (start with -1; closing it releases the lock) until the process ends. 0 without a lock
-// when out_dir does not exist yet (call again once it does); -1 with err when another
-// process holds it.
+// when out_dir does not exist yet (call again once it does); RUN_FOLDER_BUSY with err when
+// another process holds it, -1 with err when it cannot be opened or locked.
+enum { RUN_FOLDER_BUSY = -3 };
 int run_folder_lock(const char *out_dir, int *fd, char *err, size_t errlen);
 // Before a run writes into out_dir by name again: out_dir is still the folder it locked (fd), not
 // removed or replaced since (another run may have made a new one there and be writing in it). 0
