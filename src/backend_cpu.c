@@ -25,6 +25,7 @@ static inline void omp_set_num_threads(int threads) { (void)threads; }
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_in_parallel(void) { return 0; }
+static inline int omp_get_thread_limit(void) { return 1; }
 #endif
 #include <unistd.h>
 #include <sys/resource.h>
@@ -1822,6 +1823,9 @@ static void use_one_thread_pool(void) {
                 MIN_THREADS_CAP);
         exit(2);
     }
+    // OMP_THREAD_LIMIT caps every parallel region's team; the pool is sized to it, so the banner,
+    // the GEMMs' slices and oneDNN's pools count the threads that run
+    if (threads > omp_get_thread_limit()) threads = omp_get_thread_limit();
     openblas_set_num_threads(1);
     omp_set_num_threads(threads);
     blas_is_openmp = openblas_get_parallel() == 2;   // 0 sequential, 1 pthreads, 2 OpenMP

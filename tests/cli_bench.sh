@@ -20,11 +20,13 @@ else
 fi
 out=$(OPENBLAS_CORETYPE=Haswell "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu 2>/dev/null)
 [ "$(field "$out" blas_core)" = Haswell ] && ok "user's OPENBLAS_CORETYPE kept" || bad "OPENBLAS_CORETYPE=Haswell gave $(field "$out" blas_core)"
-# one thread pool: OMP_NUM_THREADS sizes it, else OPENBLAS_NUM_THREADS, else one thread per core;
+# one thread pool: OMP_NUM_THREADS sizes it, else OPENBLAS_NUM_THREADS, else one thread per core,
+# at most OMP_THREAD_LIMIT;
 # OMP_WAIT_POLICY is left to the user (with one pool, idle threads may spin)
 threads_of() { field "$("$@" "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --warmup 0 --set device=cpu 2>/dev/null)" threads; }
 [ "$(threads_of env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2)" = 1 ] && ok "OMP_NUM_THREADS=1 sizes the pool" || bad "OMP_NUM_THREADS=1 gave $(threads_of env OMP_NUM_THREADS=1)"
 [ "$(threads_of env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=1)" = 1 ] && ok "OPENBLAS_NUM_THREADS=1 sizes the pool without OMP_NUM_THREADS" || bad "OPENBLAS_NUM_THREADS=1 gave $(threads_of env -u OMP_NUM_THREADS OPENBLAS_NUM_THREADS=1)"
+[ "$(threads_of env OMP_NUM_THREADS=3 OMP_THREAD_LIMIT=1)" = 1 ] && ok "OMP_THREAD_LIMIT=1 caps the pool (and the threads the device line names)" || bad "OMP_NUM_THREADS=3 OMP_THREAD_LIMIT=1 gave $(threads_of env OMP_NUM_THREADS=3 OMP_THREAD_LIMIT=1)"
 [ "$(threads_of env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS)" = "$(nproc)" ] && ok "one thread per core by default ($(nproc))" || bad "default pool: $(threads_of env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS) threads, $(nproc) cores"
 # (the process's environment read while it runs: "gone" when it ended within the second)
 policy=$(env -u OMP_WAIT_POLICY "$CUVAE" bench bench/configs/cpu/large_b1024.json --steps 40 --warmup 0 --set device=cpu >/dev/null 2>&1 & pid=$!; sleep 1
