@@ -98,6 +98,12 @@ static int parse_bench_args(int argc, char **argv, BenchArgs *a, char *err, size
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--") == 0) {   // the end of the options: what follows is CONFIG
+            if (i + 2 < argc || (i + 1 < argc && a->config_path))
+                return set_error(err, errlen, "bench: unexpected argument %s", argv[i + 2 < argc ? i + 2 : i + 1]);
+            if (i + 1 < argc) a->config_path = argv[i + 1];
+            break;
+        }
         if (option_given_once(argc, argv, i, bench_takes_value, "bench", err, errlen) != 0) return -1;
         if ((strcmp(arg, "--steps") == 0 || strcmp(arg, "--warmup") == 0) && !has_value)
             return set_error(err, errlen, "bench: %s needs a number (%s N)", arg, arg);
@@ -405,11 +411,10 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
 
 int bench_command(int argc, char **argv) {
     char err[1024];
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(USAGE_BENCH, stdout);
-            return 0;
-        }
+    if (args_want_help(argc, argv)) {
+        fputs(USAGE_BENCH, stdout);
+        return 0;
+    }
     BenchArgs a;
     if (parse_bench_args(argc, argv, &a, err, sizeof err) != 0) return bench_fail(err);
     Config cfg;

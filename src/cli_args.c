@@ -26,6 +26,12 @@ int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const ch
     return 0;
 }
 
+bool args_want_help(int argc, char **argv) {
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)   // (after "--", a file named -h)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    return false;
+}
+
 // The options of train / eval / sample / plot that take a value.
 static bool takes_value(const char *option) {
     static const char *const with_value[] = {"--set", "--out", "--z", "--iw", "--iw-examples", "-o", "--prior",
@@ -64,6 +70,12 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--") == 0) {   // the end of the options: what follows is the positional argument
+            if (i + 2 < argc || (i + 1 < argc && a->positional))
+                return set_error(err, errlen, "%s: unexpected argument %s", command, argv[i + 2 < argc ? i + 2 : i + 1]);
+            if (i + 1 < argc) a->positional = argv[i + 1];
+            break;
+        }
         if (option_given_once(argc, argv, i, takes_value, command, err, errlen) != 0) return -1;
         if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);

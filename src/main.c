@@ -56,6 +56,7 @@ static const char *USAGE_MAIN =
     "\n"
     "  cuvae <command> --help (or -h, cuvae help <command>, cuvae --help <command>)   options of one command\n"
     "  cuvae --version\n"
+    "  --                    ends a command's options: a CONFIG, CKPT or RUN_DIR named -x follows it\n"
     "\n"
     "environment (README, \"CPU speed\" and \"Scaling out\"):\n"
     "  OMP_NUM_THREADS       the CPU backend's one thread pool (else OPENBLAS_NUM_THREADS, else a\n"
@@ -202,12 +203,6 @@ static const char *USAGE_REPORT =
     "\"sections\": [{\"title\", \"text\", \"runs\": [run names], \"figures\": [figure names]}]}),\n"
     "each with the runs' numbers (from RUNS_DIR/<run>/eval.json) and their figures side by side\n"
     "(RUNS_DIR/<run>/figures/<figure>.png). Relative links only: it opens from disk.\n";
-
-static bool wants_help(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
-    return false;
-}
 
 // train's options and config, the run folder's path. 0, or -1 with err.
 static int train_options(int argc, char **argv, Args *a, Config *cfg, char *out_dir, size_t out_len, char *err,
@@ -375,24 +370,24 @@ static int run_command(int argc, char **argv) {
         strcmp(command, "report") == 0 || strcmp(command, "train") == 0)
         temp_files_clean_on_signals();
     if (strcmp(command, "train") == 0) {
-        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }
         return command_train(sub_argc, sub_argv);
     }
     if (strcmp(command, "eval") == 0) {
-        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_EVAL, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_EVAL, stdout); return 0; }
         return command_eval(sub_argc, sub_argv);
     }
     if (strcmp(command, "sample") == 0) {
-        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_SAMPLE, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_SAMPLE, stdout); return 0; }
         return command_sample(sub_argc, sub_argv);
     }
     if (strcmp(command, "plot") == 0) {
-        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_PLOT, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_PLOT, stdout); return 0; }
         return command_plot(sub_argc, sub_argv);
     }
     if (strcmp(command, "bench") == 0) return bench_command(sub_argc, sub_argv);
     if (strcmp(command, "report") == 0) {
-        if (wants_help(sub_argc, sub_argv)) { fputs(USAGE_REPORT, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_REPORT, stdout); return 0; }
         return command_report(sub_argc, sub_argv);
     }
     fprintf(stderr, "cuvae: unknown command \"%s\" (see cuvae --help)\n", command);

@@ -68,6 +68,18 @@ done
 [ "$(cat "$tmp/proj/config.json")" = '{"lr": 3}' ] && [ -s "$tmp/proj/figures/paper.png" ] \
     && ok "the folder's config.json and images are untouched" || bad "a foreign folder was changed"
 expect_error "--version with an argument" 2 "--version: unexpected argument extra" -- "$CUVAE" --version extra
+# "--" ends the options (POSIX): a config, checkpoint or run folder named -x is the argument after it
+cp configs/mnist_vae.json "$tmp/-dash.json"
+cuvae_abs=$(cd "$(dirname "$CUVAE")" && pwd)/$(basename "$CUVAE")
+(cd "$tmp" && "$cuvae_abs" train --set train.epochs=0 --set data.train_limit=50 --set data.test_limit=20 --set device=cpu \
+    --set "data.dir=$OLDPWD/data/mnist" --out "$tmp/dash" -- -dash.json >/dev/null 2>"$tmp/dash.err") && [ -s "$tmp/dash/config.json" ] \
+    && ok "train -- -dash.json: the config named after --" || bad "train -- -dash.json: $(tail -1 "$tmp/dash.err")"
+expect_error "train -- with two arguments after it" 2 "^cuvae: train: unexpected argument b.json$" -- "$CUVAE" train -- a.json b.json
+expect_error "train with CONFIG before -- and another after it" 2 "^cuvae: train: unexpected argument b.json$" -- \
+    "$CUVAE" train a.json -- b.json
+expect_error "train -- -h: a file named -h, not the help" 2 "^cuvae: -h: cannot open" -- "$CUVAE" train -- -h
+expect_error "bench: an option after -- is an argument" 2 "^cuvae: bench: unexpected argument --steps$" -- \
+    "$CUVAE" bench -- "$tmp/-dash.json" --steps 2
 expect_error "train.seed past 2^53 - 1 (2^53 + 1 reads as 2^53): refused, not rounded" 2 "train.seed: must be <= 9007199254740991" -- \
     "$CUVAE" train configs/mnist_vae.json --set train.seed=9007199254740993
 

@@ -36,6 +36,10 @@ typedef struct {
 // or -1 with one line in err naming the option.
 int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen);
 
+// Whether --help or -h is among the arguments before "--" (the end of the options; a
+// file may be named -h after it).
+bool args_want_help(int argc, char **argv);
+
 // Options given once: -1 with "<command>: <option> given twice" when argv[i] (an option; --set
 // may repeat) is among argv[0 .. i)'s options; takes_value says which options take a value.
 int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const char *option), const char *command,
