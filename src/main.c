@@ -270,6 +270,10 @@ static int command_plot(int argc, char **argv) {
 
 static int command_report(int argc, char **argv) {
     char err[1024];
+    if (argc > 0 && strcmp(argv[0], "--") == 0) {   // the end of the options (report has none)
+        argc--;
+        argv++;
+    }
     if (argc != 2) return command_fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
     if (report_write(argv[0], argv[1], err, sizeof err) != 0) return command_fail(err);
     say("wrote %s/index.html", argv[1]);

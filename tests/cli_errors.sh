@@ -126,6 +126,8 @@ expect_error "bench --set followed by an option" 2 "bench: --set needs key.path=
     "$CUVAE" bench configs/examples_vae.json --set --steps 3
 expect_error "report: an index with text after its JSON" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
     "$CUVAE" report "$tmp/index_junk.json" "$tmp"
+expect_error "report -- INDEX RUNS_DIR: the two arguments after --" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
+    "$CUVAE" report -- "$tmp/index_junk.json" "$tmp"
 printf '{"name": "x", ' > "$tmp/broken.json"
 expect_error "JSON syntax error" 2 "broken.json" -- "$CUVAE" train "$tmp/broken.json"
 expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \
