@@ -740,6 +740,12 @@ static int figure_gan_curves(Figures *f, const LogSeries *log) {
 
 int figures_write_all(const char *run_dir, const char *const *overrides, int n_overrides,
                       const FigureOptions *o, char *err, size_t errlen) {
+    // the figures' paths (RUN_DIR/figures/NAME.png, gnuplot's temp files beside them) and the
+    // messages that name them are built in fixed buffers: a longer RUN_DIR was cut short unsaid
+    // (the checkpoint read from a truncated path, its error cut off too); train --out's bound
+    if (strlen(run_dir) > RUN_DIR_MAX_BYTES)
+        return set_error(err, errlen, "plot: RUN_DIR is %zu bytes long, more than the %d plot takes: give a shorter "
+                         "path to it (cd into the folder and run cuvae plot .)", strlen(run_dir), RUN_DIR_MAX_BYTES);
     if (!plot_available())
         return set_error(err, errlen, "plot: gnuplot with the pngcairo terminal is needed "
                                       "(apt-get install gnuplot-nox, or make deps)");

@@ -11,6 +11,7 @@
 #include "cuvae/config.h"
 #include "cuvae/figures.h"
 #include "cuvae/report.h"
+#include "cuvae/run_folder.h"
 #include "cuvae/train.h"
 
 #include <signal.h>
@@ -231,7 +232,7 @@ static int command_train(int argc, char **argv) {
     char err[1024];
     Args a;
     Config cfg;
-    char out_dir[700];
+    char out_dir[RUN_DIR_MAX_BYTES + 1];
     // launched as ranks, each reads the same options and config: a mistake in them said once
     if (dist_agree_on_failure(train_options(argc, argv, &a, &cfg, out_dir, sizeof out_dir, err, sizeof err), err,
                               sizeof err, "option check") != 0)

@@ -626,7 +626,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     // --overwrite: the run is written to a staging folder until its training has ended
     // (run_folder.h); otherwise to out_dir itself
-    char staging[720];   // (out_dir is at most 699 bytes: main.c)
+    char staging[RUN_DIR_MAX_BYTES + 21];   // (out_dir: at most RUN_DIR_MAX_BYTES, main.c)
     snprintf(staging, sizeof staging, "%s/%s", out_dir, RUN_FOLDER_STAGING);
     const char *run_dir = overwrite || resume_staged ? staging : out_dir;   // (out_dir once committed)
     bool staged = resume_staged && writer;   // a staging folder is written (and committed or kept at the end): rank 0 alone
@@ -1336,8 +1336,11 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         char eval_path[1100];
         snprintf(eval_path, sizeof eval_path, "%s/eval.json", run_dir);
         size_t len = strlen(json);
-        json = realloc(json, len + 2);
-        strcat(json, "\n");
+        char *line = xmalloc(len + 2);   // (exits naming the allocation when out of memory)
+        memcpy(line, json, len);
+        memcpy(line + len, "\n", 2);
+        free(json);
+        json = line;
         rc = run_folder_check_still_locked(out_dir, *lock_fd, err, errlen);
         if (rc == 0) rc = write_file_atomic(eval_path, json, err, errlen);
         if (report.aae)

@@ -164,6 +164,11 @@ for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
     expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with LO < HI, both within \\+-1e30" -- \
         "$CUVAE" plot "$tmp" --latent-range "$bad_range"
 done
+# a RUN_DIR too long for the figures' paths: said (it was read through a truncated path, its error cut off)
+long_run="$tmp/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})"
+expect_error "plot of a RUN_DIR over 699 bytes" 2 \
+    "^cuvae: plot: RUN_DIR is [0-9]+ bytes long, more than the 699 plot takes: give a shorter path to it \(cd into the folder and run cuvae plot \.\)$" -- \
+    "$CUVAE" plot "$long_run"
 expect_error "sample --title too long for a grid" 2 "sample: --title: expected one non-empty line of at most 200" -- \
     "$CUVAE" sample "$tmp/x.safetensors" --title "$(printf 'x%.0s' {1..201})"
 expect_error "a validation split that leaves nothing to train on names the config and key" 2 \

@@ -12,6 +12,10 @@
 
 #define RUN_FOLDER_STAGING ".new-run"
 
+// The longest run folder path train --out and plot RUN_DIR take, in bytes (the paths of the
+// files in it, and messages naming them, are built in fixed buffers).
+enum { RUN_DIR_MAX_BYTES = 699 };
+
 // One train at a time writes a run folder: an exclusive flock on out_dir, kept in *fd
 // (start with -1; closing it releases the lock) until the process ends. 0 without a lock
 // when out_dir does not exist yet (call again once it does); RUN_FOLDER_BUSY with err when
