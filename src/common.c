@@ -145,11 +145,22 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
     return buf;
 }
 
+const char *working_folder_gone_note(const char *path) {
+    if (path[0] == '/') return "";
+    char cwd[64];   // (ERANGE for a longer one: it exists)
+    if (getcwd(cwd, sizeof cwd) == NULL && errno == ENOENT)
+        return " (the working folder was deleted while this shell was in it: cd to an existing one)";
+    return "";
+}
+
 // One folder of make_dirs: made, or already a folder (a link to one too); else -1 naming it, and a link
 // that leads nowhere as such.
 static int make_one_dir(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) == 0) return 0;
-    if (errno != EEXIST) return set_error(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+    const int mkdir_errno = errno;   // (working_folder_gone_note may change errno)
+    if (mkdir_errno != EEXIST)
+        return set_error(err, errlen, "%s: cannot create directory: %s%s", dir, strerror(mkdir_errno),
+                         mkdir_errno == ENOENT ? working_folder_gone_note(dir) : "");
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode)) return 0;
@@ -415,7 +426,8 @@ int atomic_file_open(AtomicFile *a, const char *path, char *err, size_t errlen) 
     if (!a->fp) {
         free(a->sink);
         a->sink = NULL;
-        set_error(err, errlen, "%s: cannot create temp file %s: %s", path, a->tmp_path, strerror(open_errno));
+        set_error(err, errlen, "%s: cannot create temp file %s: %s%s", path, a->tmp_path, strerror(open_errno),
+                  open_errno == ENOENT ? working_folder_gone_note(a->tmp_path) : "");
         temp_file_unregister(a->tmp_path);
         free(a->tmp_path);
         a->tmp_path = NULL;
@@ -739,7 +751,9 @@ FILE *open_regular_file(const char *path, char *err, size_t errlen) {
     // O_NONBLOCK: opening a FIFO with no writer must not hang; cleared again below
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        set_error(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        const int open_errno = errno;   // (working_folder_gone_note may change errno)
+        set_error(err, errlen, "%s: cannot open: %s%s", path, strerror(open_errno),
+                  open_errno == ENOENT ? working_folder_gone_note(path) : "");
         return NULL;
     }
     struct stat st;

@@ -75,6 +75,9 @@ static int find_data_file(const char *dir, const char *name, char *path, size_t 
         return set_error(err, errlen, "%s%s%s(.gz): not found: data.dir \"%s\" is relative to the working folder, %s; "
                          "run from the folder it was given in, or --set data.dir=PATH (in a fresh checkout, run `make "
                          "data`)", dir, slash, name, dir, cwd);
+    if (working_folder_gone_note(dir)[0])
+        return set_error(err, errlen, "%s%s%s(.gz): not found: data.dir \"%s\" is relative to the working folder%s",
+                         dir, slash, name, dir, working_folder_gone_note(dir));
     return set_error(err, errlen, "%s%s%s(.gz): not found (run `make data`)", dir, slash, name);
 }
 

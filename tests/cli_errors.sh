@@ -164,6 +164,22 @@ for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
     expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with LO < HI, both within \\+-1e30" -- \
         "$CUVAE" plot "$tmp" --latent-range "$bad_range"
 done
+# a working folder deleted under the shell: a relative path names nothing (ENOENT), said why
+gone_note="\(the working folder was deleted while this shell was in it: cd to an existing one\)$"
+for case in "train configs/mnist_vae.json|configs/mnist_vae.json: cannot open: No such file or directory" \
+            "train $PWD/configs/mnist_vae.json --set data.dir=$PWD/data/mnist --set data.train_limit=64 --set data.test_limit=32 --set device=cpu|runs: cannot create directory: No such file or directory" \
+            "sample $tmp/wip/model.safetensors|samples.png: cannot create temp file samples.png.tmp.[0-9]+: No such file or directory" \
+            "eval $tmp/wip/model.safetensors|data/mnist/t10k-images-idx3-ubyte\(.gz\): not found: data.dir \"data/mnist\" is relative to the working folder"; do
+    args=${case%%|*}; want=${case#*|}
+    mkdir -p "$tmp/gone"
+    # shellcheck disable=SC2086
+    got=$(cd "$tmp/gone" && rmdir "$tmp/gone" && "$cuvae_abs" $args 2>&1 >/dev/null; echo "rc=$?")
+    if printf '%s\n' "$got" | grep -qE "^cuvae: $want $gone_note" && printf '%s\n' "$got" | grep -q "^rc=2$"; then
+        ok "deleted working folder, cuvae ${args%% *}: said (${want%%:*})"
+    else
+        bad "deleted working folder, cuvae $args: $got"
+    fi
+done
 # a RUN_DIR too long for the figures' paths: said (it was read through a truncated path, its error cut off)
 long_run="$tmp/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})"
 expect_error "plot of a RUN_DIR over 699 bytes" 2 \

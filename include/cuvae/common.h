@@ -100,6 +100,11 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 
 // mkdir -p. Returns 0 or -1 with err.
 int make_dirs(const char *path, char *err, size_t errlen);
+
+// " (the working folder was deleted ...: cd to an existing one)" when path is relative and the
+// process's working folder no longer exists (a relative path then names nothing: ENOENT); ""
+// otherwise. For the messages of a failed create.
+const char *working_folder_gone_note(const char *path);
 // The host memory the kernel says is available now (MemAvailable plus free swap), bytes; 0 if unknown.
 size_t host_memory_available(void);
 // 0 when `bytes` of a file's data fit in the host's available memory (or it is unknown), else
