@@ -3,7 +3,7 @@
 //   - one process (not launched): one rank, every collective a no-op;
 //   - MPI (CUVAE_WITH_MPI; mpirun, or srun --mpi=pmix): MPI_COMM_WORLD's ranks,
 //     MPI's collectives;
-//   - no MPI (srun without MPI support: SLURM_PROCID / SLURM_NTASKS, or
+//   - no MPI (srun without MPI support: SLURM_PROCID / SLURM_STEP_NUM_TASKS, or
 //     CUVAE_RANK / CUVAE_WORLD_SIZE): the ranks from the environment, the NCCL
 //     id through a shared file, and the host collectives through the GPU's
 //     communicator, which the CUDA backend registers (dist_set_transport).
