@@ -704,16 +704,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     if (model.variational && cfg->loss.has_capacity && cfg->loss.capacity_gamma == 0)
         text_appendf(&notes, "cuvae: note: loss.capacity.gamma is 0: the capacity term gamma |KL - C| is 0, and its "
                      "max_nats and epochs change nothing\n");
-    if (model.variational && cfg->loss.w_kl != 0 && cfg->loss.kl_warmup_epochs > epochs && run_steps > 0)
-        text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g is longer than the run's %d epoch%s: the KL weight "
-                     "reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
-                     epochs == 1 ? "" : "s", ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.kl_warmup_epochs);
+    // the ramps read the steps done before each step (step_state.h): the last step, run_steps - 1
+    // steps in, is at last_position epochs, and a ramp as long as the run ends after it
+    const double last_position = run_steps > 0 ? (double)(run_steps - 1) / steps_per_epoch : 0.0;
+    if (model.variational && cfg->loss.w_kl != 0 && cfg->loss.kl_warmup_epochs > last_position && run_steps > 0)
+        text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g ends after the run's last step (%d epoch%s): the KL "
+                     "weight reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
+                     epochs == 1 ? "" : "s", last_position / cfg->loss.kl_warmup_epochs);
     if (model.variational && cfg->loss.has_capacity && cfg->loss.capacity_gamma != 0 &&
-        cfg->loss.capacity_epochs > epochs && run_steps > 0)
-        text_appendf(&notes, "cuvae: note: loss.capacity.epochs %g is longer than the run's %d epoch%s: the target C "
-                     "reaches only %.3g of loss.capacity.max_nats, at the last step\n", cfg->loss.capacity_epochs,
-                     epochs, epochs == 1 ? "" : "s",
-                     ((double)(run_steps - 1) / steps_per_epoch) / cfg->loss.capacity_epochs);
+        cfg->loss.capacity_epochs > last_position && run_steps > 0)
+        text_appendf(&notes, "cuvae: note: loss.capacity.epochs %g ends after the run's last step (%d epoch%s): the target "
+                     "C reaches only %.3g of loss.capacity.max_nats, at the last step\n", cfg->loss.capacity_epochs,
+                     epochs, epochs == 1 ? "" : "s", last_position / cfg->loss.capacity_epochs);
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
     ResumePoint at;

@@ -479,12 +479,25 @@ awk -v l="$lrs" 'BEGIN { n = split(l, a, " "); exit !(n == 3 && a[1] < 0.001 && 
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set loss.kl_warmup_epochs=2 \
     --out "$tmp/longwarm" 2>"$tmp/longwarm.err" || bad "long warm-up run: $(tail -1 "$tmp/longwarm.err")"
 grep -q "^cuvae: note: train.warmup_steps 30 is longer than the run's 20 steps: the run ends inside the warm-up, at 0.667 of the learning rate its schedule gives$" "$tmp/longwarm.err" \
-    && grep -q "^cuvae: note: loss.kl_warmup_epochs 2 is longer than the run's 1 epoch: the KL weight reaches only 0.475 of loss.w_kl, at the last step$" "$tmp/longwarm.err" \
+    && grep -q "^cuvae: note: loss.kl_warmup_epochs 2 ends after the run's last step (1 epoch): the KL weight reaches only 0.475 of loss.w_kl, at the last step$" "$tmp/longwarm.err" \
     && ok "a warm-up longer than the run (lr, KL weight) gets a note" || bad "long warm-up notes: $(grep note "$tmp/longwarm.err")"
+# a KL warm-up as long as the run ends after its last step (the ramp reads the steps done before
+# each step: 19 of 20 at the last); one that ends before the last step gets no note
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set train.warmup_steps=0 --set loss.kl_warmup_epochs=1 \
+    --out "$tmp/samewarm" 2>"$tmp/samewarm.err" || bad "warm-up as long as the run: $(tail -1 "$tmp/samewarm.err")"
+grep -q "^cuvae: note: loss.kl_warmup_epochs 1 ends after the run's last step (1 epoch): the KL weight reaches only 0.95 of loss.w_kl, at the last step$" "$tmp/samewarm.err" \
+    && grep -q '"kl_weight": 0.95[,}]' "$tmp/samewarm/log.jsonl" \
+    && ok "a KL warm-up as long as the run gets the note (the log's kl_weight 0.95 at the last step)" \
+    || bad "warm-up as long as the run: $(grep note "$tmp/samewarm.err"; cat "$tmp/samewarm/log.jsonl")"
+"$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set train.warmup_steps=0 --set loss.kl_warmup_epochs=0.9 \
+    --out "$tmp/shortwarm" 2>"$tmp/shortwarm.err" || bad "warm-up shorter than the run: $(tail -1 "$tmp/shortwarm.err")"
+! grep -q "note: loss.kl_warmup_epochs" "$tmp/shortwarm.err" && grep -q '"kl_weight": 1[,}]' "$tmp/shortwarm/log.jsonl" \
+    && ok "a KL warm-up ending before the last step: no note, the weight is w_kl at the end" \
+    || bad "warm-up of 0.9 epochs: $(grep note "$tmp/shortwarm.err"; cat "$tmp/shortwarm/log.jsonl")"
 "$CUVAE" train configs/examples_vae.json "${sched[@]}" --set train.epochs=1 --set train.warmup_steps=0 \
     --set 'loss.capacity={"max_nats": 25, "epochs": 4, "gamma": 100}' --out "$tmp/longcap" 2>"$tmp/longcap.err" \
     || bad "long capacity ramp run: $(tail -1 "$tmp/longcap.err")"
-grep -q "^cuvae: note: loss.capacity.epochs 4 is longer than the run's 1 epoch: the target C reaches only 0.237 of loss.capacity.max_nats, at the last step$" "$tmp/longcap.err" \
+grep -q "^cuvae: note: loss.capacity.epochs 4 ends after the run's last step (1 epoch): the target C reaches only 0.237 of loss.capacity.max_nats, at the last step$" "$tmp/longcap.err" \
     && ok "a capacity ramp longer than the run gets a note" || bad "long capacity ramp note: $(grep note "$tmp/longcap.err")"
 # eval.iw_examples without eval.iw_samples limits a bound the run does not compute: said (it
 # was accepted silently); the runs without it say nothing of it
