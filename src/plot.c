@@ -5,9 +5,11 @@
 #include "cuvae/plot.h"
 #include "cuvae/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,15 +154,43 @@ static const char *temp_dir_said(void) {
     return said;
 }
 
-// Creates $TMPDIR/cuvae_plot_<what>_XXXXXX, records it for deletion and returns it opened
+// Removes $TMPDIR/cuvae_plot_<pid>_* scratch files of this user whose process no longer runs
+// (a plot or sample killed with SIGKILL leaves its own; a signal it can catch removes them), once
+// a process. Files of processes still running, of other users, and names without a pid are left.
+static void remove_dead_plots_scratch(void) {
+    static bool done = false;
+    if (done) return;
+    done = true;
+    const char *dir = temp_dir();
+    DIR *d = opendir(dir);
+    if (!d) return;   // (the scratch file's own create says what is wrong)
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "cuvae_plot_", 11) != 0) continue;
+        const char *digits = e->d_name + 11;
+        char *end = NULL;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end != '_' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   // alive (or another user's)
+        char full[PATH_LEN + 256];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(full, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid()) continue;
+        if (unlink(full) == 0) say("removed %s, left by a plot that was killed", full);
+    }
+    closedir(d);
+}
+
+// Creates $TMPDIR/cuvae_plot_<pid>_<what>_XXXXXX, records it for deletion and returns it opened
 // for writing (its path in *path_out), or NULL with err.
 static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, char *err, size_t errlen) {
     if (job->n_temps == MAX_TEMPS) {
         set_error(err, errlen, "plot: too many temporary files");
         return NULL;
     }
+    remove_dead_plots_scratch();
     char *path = job->temps[job->n_temps];
-    int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%s_XXXXXX", temp_dir(), what);
+    int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%ld_%s_XXXXXX", temp_dir(), (long)getpid(), what);
     if (len < 0 || len >= PATH_LEN) {
         path[0] = '\0';
         set_error(err, errlen, "%s: the path of plot's scratch folder is too long", temp_dir_said());

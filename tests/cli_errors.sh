@@ -540,6 +540,22 @@ PY
         [ -z "$left" ] && echo "$codes" | grep -qE '^( (0|143))+$' && echo "$codes" | grep -q 143 \
             && ok "plot interrupted at several moments: no temp file left (exits:$codes)" \
             || bad "plot interrupted: left '$left', exits:$codes"
+        # SIGKILL (nothing can catch it) leaves plot's scratch files in TMPDIR: the next plot removes
+        # those of processes that no longer run, saying so; never a running one's, nor a name without a pid
+        mkdir -p "$tmp/plot_killdir"
+        touch "$tmp/plot_killdir/cuvae_plot_$$_data_live" "$tmp/plot_killdir/cuvae_plot_data_old"
+        for delay in 0.5 1.5 2.5; do
+            TMPDIR="$tmp/plot_killdir" "$CUVAE" plot "$tmp/rerun" >/dev/null 2>&1 & pid=$!
+            sleep $delay; kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
+        done
+        sh -c 'exit 0' & dead=$!; wait $dead   # (a pid whose process has ended: one more killed plot's file)
+        touch "$tmp/plot_killdir/cuvae_plot_${dead}_script_Ab12Cd"
+        killed_left=$(ls "$tmp/plot_killdir" | grep -c "^cuvae_plot_[0-9]*_[a-z]*_")
+        TMPDIR="$tmp/plot_killdir" "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot_kill.err"
+        [ "$(ls "$tmp/plot_killdir" | tr '\n' ' ')" = "cuvae_plot_$$_data_live cuvae_plot_data_old " ] \
+            && [ "$(grep -c "left by a plot that was killed" "$tmp/plot_kill.err")" -eq $((killed_left - 1)) ] \
+            && ok "plot killed with SIGKILL: the next plot removes its scratch files in TMPDIR ($((killed_left - 1)), one made up, $((killed_left - 2)) left by 3 kills), not a running process's" \
+            || bad "scratch files after SIGKILL: left $(ls "$tmp/plot_killdir" | tr '\n' ' '), $(grep -c "left by a plot" "$tmp/plot_kill.err") said of $((killed_left - 1))"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
         [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not a JSON object" "$tmp/plot.err" \
