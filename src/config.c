@@ -939,7 +939,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
                                              "beta1", "beta2", "adam_eps", "log_interval", "early_stopping",
                                              "full_epochs", "lr_schedule", "lr_step_epochs", "lr_gamma",
                                              "lr_min", "warmup_steps", "precision",
-                                             "epsilon", "cuda_graph", "epoch_images"};
+                                             "epsilon", "cuda_graph", "epoch_images", "epoch_images_every"};
     static const char *const eval_keys[] = {"iw_samples", "iw_examples", "iw_batch", "parzen_samples",
                                             "parzen_examples"};
     const cJSON *data, *model, *loss, *train, *eval, *item;
@@ -1308,6 +1308,8 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
     if (get_bool(c, train, "train", "cuda_graph", &cfg->train.cuda_graph)) return -1;
     cfg->train.epoch_images = true;
     if (get_bool(c, train, "train", "epoch_images", &cfg->train.epoch_images)) return -1;
+    cfg->train.epoch_images_every = 1;
+    if (get_int(c, train, "train", "epoch_images_every", 0, 1, 1000000, &cfg->train.epoch_images_every)) return -1;
 
     // eval (optional section)
     cfg->eval.iw_samples = 0;
@@ -2184,7 +2186,8 @@ char *config_to_json(const Config *cfg) {
     text_appendf(&t, ",\n    \"epsilon\": \"%s\"",
                 name_of(epsilon_names, COUNT(epsilon_names), cfg->train.epsilon));
     text_appendf(&t, ",\n    \"cuda_graph\": %s", cfg->train.cuda_graph ? "true" : "false");
-    text_appendf(&t, ",\n    \"epoch_images\": %s\n  }", cfg->train.epoch_images ? "true" : "false");
+    text_appendf(&t, ",\n    \"epoch_images\": %s", cfg->train.epoch_images ? "true" : "false");
+    text_appendf(&t, ",\n    \"epoch_images_every\": %d\n  }", cfg->train.epoch_images_every);
     text_appendf(&t, ",\n  \"eval\": {\n    \"iw_samples\": %d", cfg->eval.iw_samples);
     text_appendf(&t, ",\n    \"iw_examples\": %d", cfg->eval.iw_examples);
     text_appendf(&t, ",\n    \"iw_batch\": %d", cfg->eval.iw_batch);

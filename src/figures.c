@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,16 +670,40 @@ static int figure_loss_curves(Figures *f, const LogSeries *log) {
 // progress/samples_epoch_NNN.png stacked (one row per epoch, at most GAN_PROGRESS_ROWS evenly spaced).
 #define GAN_PROGRESS_ROWS 25
 #define GAN_PROGRESS_PAD 2   // epoch_images' grid padding
+static int compare_ints(const void *a, const void *b) {
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
 static int figure_gan_progress(Figures *f, const char *run_dir) {
-    int epochs[4096], n_epochs = 0;
-    for (int e = 1; e <= 4096 && n_epochs < 4096; e++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/progress/samples_epoch_%03d.png", run_dir, e);
-        if (access(path, F_OK) == 0) epochs[n_epochs++] = e;
+    // the epochs with an image (every epoch, or every train.epoch_images_every-th and the last; any count)
+    int *epochs = NULL, n_epochs = 0, cap = 0;
+    char progress[1200];
+    snprintf(progress, sizeof progress, "%s/progress", run_dir);
+    DIR *d = opendir(progress);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        int epoch;
+        char canonical[64];   // (the name train writes: none other, e.g. a temp file or _+5)
+        if (sscanf(e->d_name, "samples_epoch_%9d.png", &epoch) != 1 || epoch < 1) continue;
+        snprintf(canonical, sizeof canonical, "samples_epoch_%03d.png", epoch);
+        if (strcmp(canonical, e->d_name) != 0) continue;
+        if (n_epochs == cap) {
+            cap = cap ? 2 * cap : 256;
+            int *grown = realloc(epochs, (size_t)cap * sizeof *epochs);
+            if (!grown) {
+                fprintf(stderr, "cuvae: out of host memory (the epochs of %s)\n", progress);
+                exit(CUVAE_EXIT_BAD_INPUT);
+            }
+            epochs = grown;
+        }
+        epochs[n_epochs++] = epoch;
     }
+    if (d) closedir(d);
+    if (n_epochs) qsort(epochs, (size_t)n_epochs, sizeof *epochs, compare_ints);
     if (n_epochs == 0) {
         fprintf(stderr, "cuvae: %s/progress/samples_epoch_*.png not found (train.epoch_images off?): the samples "
                 "over training are skipped\n", run_dir);
+        free(epochs);
         return 0;
     }
     const int rows = n_epochs < GAN_PROGRESS_ROWS ? n_epochs : GAN_PROGRESS_ROWS;
@@ -722,6 +747,7 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
         if (rc == 0) say("wrote %s", out);
     }
     free(stack);
+    free(epochs);
     return rc;
 }
 

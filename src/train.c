@@ -577,6 +577,9 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     int image_channels, image_rows, image_cols;   // (a prior's images come from its VQ-VAE)
     const bool progress_images = cfg->train.epoch_images &&
         (model.prior_classes || model_image_shape(&model, &image_channels, &image_rows, &image_cols));
+    if (!cfg->train.epoch_images && cfg->train.epoch_images_every != 1)
+        text_appendf(&notes, "cuvae: note: train.epoch_images_every %d: train.epoch_images is false, so no progress images "
+                     "are written at all\n", cfg->train.epoch_images_every);
     if (cfg->train.epoch_images && !progress_images) {
         char why[200];
         model_not_image_reason(&model, why, sizeof why);
@@ -1211,7 +1214,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             goto done;
         }
         if (writer && ((improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
-            (progress_images &&
+            (progress_images && (epoch % cfg->train.epoch_images_every == 0 || epoch == epochs) &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
             save_failed = true;

@@ -117,6 +117,19 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
             && [ -s "$tmp/run/figures/loss_curves.png" ] && [ ! -e "$tmp/run/figures/reconstructions.png" ] \
             && ok "plot draws samples, samples over training (one row per epoch) and the D / G curves" \
             || bad "plot: $(ls "$tmp/run/figures" | tr '\n' ' ')"
+        # the samples over training take whichever epochs have an image, any count: every
+        # train.epoch_images_every-th, past epoch 4096 (the figure looked at epochs 1..4096 alone)
+        png_height() { od -An -tu1 -j20 -N4 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }'; }
+        cp -r "$tmp/run" "$tmp/run_late" && rm -rf "$tmp/run_late/figures"
+        mv "$tmp/run_late/progress/samples_epoch_002.png" "$tmp/run_late/progress/samples_epoch_5000.png"
+        cp "$tmp/run_late/progress/samples_epoch_5000.png" "$tmp/run_late/progress/samples_epoch_5000.png.tmp.1"
+        if "$CUVAE" plot "$tmp/run_late" >/dev/null 2>"$tmp/plot_late.err"; then
+            [ "$(png_height "$tmp/run_late/figures/samples_over_training.png")" = "$(png_height "$tmp/run/figures/samples_over_training.png")" ] \
+                && ok "samples over training: epochs 1 and 5000 give its two rows (an image past epoch 4096 read, a temp file not)" \
+                || bad "samples over training past epoch 4096: height $(png_height "$tmp/run_late/figures/samples_over_training.png") against $(png_height "$tmp/run/figures/samples_over_training.png")"
+        else
+            bad "plot with an epoch-5000 image: $(tail -1 "$tmp/plot_late.err")"
+        fi
     elif ! command -v gnuplot >/dev/null 2>&1; then   # (a failing gnuplot is a failure: its message names it too)
         skip "gan plot" "gnuplot is not installed"
     else

@@ -197,6 +197,17 @@ for e in 001 002 003; do
 done
 [ "$n_png" -eq 6 ] && [ "$(ls "$tmp/a/progress" | wc -l)" -eq 6 ] && ok "progress/: a sample and a reconstruction grid per epoch" \
     || bad "progress/ holds $(ls "$tmp/a/progress" 2>/dev/null | tr '\n' ' ')"
+# train.epoch_images_every N: the grids of every N-th epoch and of the last only (a long run's progress/
+# grew by two images an epoch)
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=200 --set data.test_limit=50 --set device=cpu \
+    --set train.batch_size=100 --set train.epochs=7 --set train.epoch_images_every=3 --out "$tmp/every" 2>"$tmp/every.err"
+[ "$(ls "$tmp/every/progress" 2>/dev/null | tr '\n' ' ')" = "reconstruction_epoch_003.png reconstruction_epoch_006.png reconstruction_epoch_007.png samples_epoch_003.png samples_epoch_006.png samples_epoch_007.png " ] \
+    && ok "train.epoch_images_every 3 over 7 epochs: the grids of epochs 3, 6 and 7" \
+    || bad "epoch_images_every: progress/ holds $(ls "$tmp/every/progress" 2>/dev/null | tr '\n' ' ') $(tail -1 "$tmp/every.err")"
+"$CUVAE" train configs/examples_vae.json --set data.train_limit=200 --set data.test_limit=50 --set device=cpu \
+    --set train.epochs=0 --set train.epoch_images=false --set train.epoch_images_every=5 --out "$tmp/every_off" 2>"$tmp/every_off.err"
+grep -qx "cuvae: note: train.epoch_images_every 5: train.epoch_images is false, so no progress images are written at all" "$tmp/every_off.err" \
+    && ok "train.epoch_images_every with epoch_images false: a note" || bad "epoch_images_every without images: $(grep note "$tmp/every_off.err")"
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=1 --out "$tmp/b1" 2>/dev/null
 "$CUVAE" train configs/examples_vae.json "${common[@]}" --set train.epochs=1 --out "$tmp/b2" 2>/dev/null
 cmp -s "$tmp/b1/model.safetensors" "$tmp/b2/model.safetensors" && ok "same seed, bit-identical checkpoint" \

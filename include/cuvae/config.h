@@ -167,6 +167,7 @@ typedef struct {
                                // in backward | stored: drawn into a (B, L) buffer first
         bool cuda_graph;       // capture the training step in a CUDA graph (default true)
         bool epoch_images;     // write DIR/progress/ sample and reconstruction grids every epoch (default true)
+        int epoch_images_every;   // ... every this many epochs, and after the last (default 1)
     } train;
 
     struct {
