@@ -64,6 +64,7 @@ struct KernelLaunch {
     dim3 grid, block;
     size_t dynamic_shared_bytes;
     KernelBody body;
+    std::string bad_argument;   // a pointer argument outside device memory (faults when the kernel runs)
 };
 
 // Validates the configuration like the hardware (cudaErrorInvalidConfiguration,
@@ -112,6 +113,9 @@ int device_free(void *ptr);
 // with a description of what it overlaps in `why`.
 bool device_range_ok(const void *ptr, size_t bytes, std::string *why);
 bool is_device_pointer(const void *ptr);
+// A kernel's pointer argument: NULL, or inside (or one past the end of) a live allocation.
+// Otherwise false, with what the address is in `why` (a host pointer, freed memory, ...).
+bool kernel_pointer_ok(const void *ptr, std::string *why);
 // Checks every allocation's canary; reports the first damaged one (naming
 // `culprit`) and returns false.
 bool device_canaries_ok(const char *culprit);

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -164,12 +165,23 @@ public:
                       "cuemu: a kernel launched with the wrong number of arguments");
         auto copied = std::make_shared<std::tuple<typename std::decay<Params>::type...>>(
             std::forward<Args>(args)...);
+        launch_.bad_argument.clear();
+        int index = 0;   // every pointer argument must point into device memory, as on a GPU without HMM
+        std::apply([&](const auto &...value) { (check_argument(index++, value), ...); }, *copied);
         void (*kernel)(Params...) = kernel_;
         launch_.body = [kernel, copied]() { std::apply(kernel, *copied); };
         launch_kernel(launch_, stream_);
     }
 
 private:
+    template <typename T> void check_argument(int index, const T &value) {
+        if constexpr (std::is_pointer<T>::value) {
+            std::string why;
+            if (launch_.bad_argument.empty() && !kernel_pointer_ok((const void *)value, &why))
+                launch_.bad_argument = "argument " + std::to_string(index + 1) + " is not device memory: " + why;
+        }
+    }
+
     void (*kernel_)(Params...);
     cudaStream_t stream_;
     KernelLaunch launch_;

@@ -169,6 +169,16 @@ bool is_device_pointer(const void *ptr) {
     return a && (uintptr_t)ptr < (uintptr_t)a->ptr + (a->bytes ? a->bytes : 1);
 }
 
+bool kernel_pointer_ok(const void *ptr, std::string *why) {
+    if (ptr == NULL) return true;
+    const Allocation *a = at_or_below((uintptr_t)ptr);
+    if (a && (uintptr_t)ptr <= (uintptr_t)a->ptr + a->bytes) return true;   // (one past the end: an empty tail)
+    for (const Allocation &f : recently_freed)   // freed: left to the quarantine, whose fault names the kernel
+        if ((uintptr_t)ptr >= (uintptr_t)f.ptr && (uintptr_t)ptr <= (uintptr_t)f.ptr + f.bytes) return true;
+    if (why) *why = describe_address(ptr);
+    return false;
+}
+
 bool device_range_ok(const void *ptr, size_t bytes, std::string *why) {
     uintptr_t p = (uintptr_t)ptr;
     const Allocation *a = at_or_below(p);

@@ -521,6 +521,11 @@ void start_watchdog_once() {
 // ---- the interface of cuemu.h -------------------------------------------------------
 
 cudaError_t run_kernel(const KernelLaunch &launch) {
+    if (!launch.bad_argument.empty()) {   // the first thread to dereference it faults on a GPU
+        report("kernel %s (launched at %s:%d): %s (cudaErrorIllegalAddress)", launch.name, launch.file,
+               launch.line, launch.bad_argument.c_str());
+        return cudaErrorIllegalAddress;
+    }
     start_watchdog_once();
     install_fault_handler();
     watched_launch.store(&launch);

@@ -335,6 +335,23 @@ static void child_use_after_free(void) {
     cudaStreamSynchronize(stream);
 }
 
+// A host pointer handed to a kernel (say the host copy of a struct where the device copy was
+// meant): a GPU without HMM faults on it; the emulator's memory is host memory, so it checks
+// every pointer argument at the launch.
+static void child_host_pointer(void) {
+    static float host[16];
+    toy_launch_increment(host, 16, stream);
+    fprintf(stderr, "sync returned %s, host[3] = %g\n", cudaGetErrorName(cudaStreamSynchronize(stream)), host[3]);
+}
+
+static void test_host_pointer_argument(void) {
+    int status = 0;
+    std::string err = in_child(child_host_pointer, &status);
+    CHECK(has(err, "kernel toy_increment") && has(err, "argument 1 is not device memory") &&
+          has(err, "sync returned cudaErrorIllegalAddress, host[3] = 0"),
+          "a host pointer argument not reported: %s", err.c_str());
+}
+
 static void test_out_of_bounds_write(void) {
     int status = 0;
     std::string err = in_child(child_near_out_of_bounds, &status);
@@ -517,6 +534,7 @@ int main(void) {
     test_run("out_of_bounds_write", test_out_of_bounds_write);
     test_run("canaries", test_canaries);
     test_run("use_after_free", test_use_after_free);
+    test_run("host_pointer_argument", test_host_pointer_argument);
     test_run("invalid_launch", test_invalid_launch);
     test_run("capture_rules", test_capture_rules);
     test_run("gemm_arguments", test_gemm_arguments);
