@@ -1812,6 +1812,12 @@ static void use_one_thread_pool(void) {
                         "would ignore it\n", blas_threads);
         exit(2);
     }
+    const char *thread_limit = getenv("OMP_THREAD_LIMIT");
+    if (thread_limit && !thread_count_text(thread_limit, false)) {
+        fprintf(stderr, "cuvae: OMP_THREAD_LIMIT=%s: not a thread count (a positive integer); OpenMP would ignore "
+                        "it\n", thread_limit);
+        exit(2);
+    }
     if (!from_omp && blas_threads) threads = atoi(blas_threads);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long cap = cores > 0 ? MAX_THREADS_PER_CORE * cores : MIN_THREADS_CAP;

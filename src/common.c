@@ -146,7 +146,8 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 }
 
 const char *working_folder_gone_note(const char *path) {
-    if (path[0] == '/') return "";
+    // (an absolute path, or one through "..", which a deleted folder still has, names something)
+    if (path[0] == '/' || (path[0] == '.' && path[1] == '.' && (path[2] == '/' || path[2] == '\0'))) return "";
     char cwd[64];   // (ERANGE for a longer one: it exists)
     if (getcwd(cwd, sizeof cwd) == NULL && errno == ENOENT)
         return " (the working folder was deleted while this shell was in it: cd to an existing one)";

@@ -1987,6 +1987,8 @@ static char *config_without_length(const Config *cfg) {
     copy.train.epochs = 0;
     copy.train.full_epochs = 0;
     copy.train.early_stopping = 0;
+    copy.train.epoch_images = true;   // (what is drawn along the way, not what is trained)
+    copy.train.epoch_images_every = 1;
     return config_to_json(&copy);
 }
 

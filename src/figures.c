@@ -687,6 +687,10 @@ static int figure_gan_progress(Figures *f, const char *run_dir) {
         if (sscanf(e->d_name, "samples_epoch_%9d.png", &epoch) != 1 || epoch < 1) continue;
         snprintf(canonical, sizeof canonical, "samples_epoch_%03d.png", epoch);
         if (strcmp(canonical, e->d_name) != 0) continue;
+        char image[1500];   // (a folder or a link to nothing under that name is no epoch's image)
+        struct stat st;
+        snprintf(image, sizeof image, "%s/%s", progress, e->d_name);
+        if (stat(image, &st) != 0 || !S_ISREG(st.st_mode)) continue;
         if (n_epochs == cap) {
             cap = cap ? 2 * cap : 256;
             int *grown = realloc(epochs, (size_t)cap * sizeof *epochs);
@@ -769,9 +773,11 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
     // the figures' paths (RUN_DIR/figures/NAME.png, gnuplot's temp files beside them) and the
     // messages that name them are built in fixed buffers: a longer RUN_DIR was cut short unsaid
     // (the checkpoint read from a truncated path, its error cut off too); train --out's bound
-    if (strlen(run_dir) > RUN_DIR_MAX_BYTES)
+    size_t run_dir_length = strlen(run_dir);
+    while (run_dir_length > 1 && run_dir[run_dir_length - 1] == '/') run_dir_length--;   // (a completed name's /)
+    if (run_dir_length > RUN_DIR_MAX_BYTES)
         return set_error(err, errlen, "plot: RUN_DIR is %zu bytes long, more than the %d plot takes: give a shorter "
-                         "path to it (cd into the folder and run cuvae plot .)", strlen(run_dir), RUN_DIR_MAX_BYTES);
+                         "path to it (cd into the folder and run cuvae plot .)", run_dir_length, RUN_DIR_MAX_BYTES);
     if (!plot_available())
         return set_error(err, errlen, "plot: gnuplot with the pngcairo terminal is needed "
                                       "(apt-get install gnuplot-nox, or make deps)");

@@ -154,9 +154,27 @@ static const char *temp_dir_said(void) {
     return said;
 }
 
-// Removes $TMPDIR/cuvae_plot_<pid>_* scratch files of this user whose process no longer runs
-// (a plot or sample killed with SIGKILL leaves its own; a signal it can catch removes them), once
-// a process. Files of processes still running, of other users, and names without a pid are left.
+// This machine's name as a scratch file's name holds it: letters, digits, '.' and '-' (others
+// become '-'), at most 40 bytes; "host" when it has none.
+static const char *scratch_host(void) {
+    static char host[41];
+    if (host[0]) return host;
+    char name[256] = "";
+    if (gethostname(name, sizeof name - 1) != 0 || !name[0]) snprintf(name, sizeof name, "host");
+    size_t n = 0;
+    for (; name[n] && n < sizeof host - 1; n++) {
+        const char c = name[n];
+        host[n] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ? c : '-';
+    }
+    host[n] = '\0';
+    return host;
+}
+
+// Removes $TMPDIR/cuvae_plot_<host>_<pid>_* scratch files of this user and this machine whose
+// process no longer runs (a plot or sample killed with SIGKILL leaves its own; a signal it can
+// catch removes them), once a process. Left: files of processes still running, of other users,
+// of other machines (a TMPDIR shared between hosts, whose processes this one cannot see), and
+// names cuvae does not write (the pid as plain digits, no leading zero, no sign).
 static void remove_dead_plots_scratch(void) {
     static bool done = false;
     if (done) return;
@@ -164,13 +182,16 @@ static void remove_dead_plots_scratch(void) {
     const char *dir = temp_dir();
     DIR *d = opendir(dir);
     if (!d) return;   // (the scratch file's own create says what is wrong)
+    char prefix[64];
+    const int prefix_length = snprintf(prefix, sizeof prefix, "cuvae_plot_%s_", scratch_host());
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "cuvae_plot_", 11) != 0) continue;
-        const char *digits = e->d_name + 11;
-        char *end = NULL;
-        long pid = strtol(digits, &end, 10);
-        if (end == digits || *end != '_' || pid <= 0 || pid == (long)getpid()) continue;
+        if (strncmp(e->d_name, prefix, (size_t)prefix_length) != 0) continue;
+        const char *digits = e->d_name + prefix_length;
+        const size_t n_digits = strspn(digits, "0123456789");
+        if (n_digits == 0 || n_digits > 9 || digits[0] == '0' || digits[n_digits] != '_') continue;
+        const long pid = strtol(digits, NULL, 10);
+        if (pid == (long)getpid()) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   // alive (or another user's)
         char full[PATH_LEN + 256];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
@@ -190,7 +211,8 @@ static FILE *job_temp(PlotJob *job, const char *what, const char **path_out, cha
     }
     remove_dead_plots_scratch();
     char *path = job->temps[job->n_temps];
-    int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%ld_%s_XXXXXX", temp_dir(), (long)getpid(), what);
+    int len = snprintf(path, PATH_LEN, "%s/cuvae_plot_%s_%ld_%s_XXXXXX", temp_dir(), scratch_host(), (long)getpid(),
+                       what);
     if (len < 0 || len >= PATH_LEN) {
         path[0] = '\0';
         set_error(err, errlen, "%s: the path of plot's scratch folder is too long", temp_dir_said());

@@ -409,8 +409,10 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
     struct stat runs_st;   // (said before the index's runs are looked for there)
     if (stat(runs_dir, &runs_st) != 0 || !S_ISDIR(runs_st.st_mode)) {
         const bool absent = stat(runs_dir, &runs_st) != 0;
-        set_error(err, errlen, "report: RUNS_DIR %s: %s", runs_dir,
-                  absent ? strerror(errno) : "not a folder (the folder holding the runs, e.g. runs/lectures)");
+        const int stat_errno = errno;   // (working_folder_gone_note may change errno)
+        set_error(err, errlen, "report: RUNS_DIR %s: %s%s", runs_dir,
+                  absent ? strerror(stat_errno) : "not a folder (the folder holding the runs, e.g. runs/lectures)",
+                  absent && stat_errno == ENOENT ? working_folder_gone_note(runs_dir) : "");
         cJSON_Delete(index);
         return -1;
     }
@@ -494,8 +496,12 @@ int report_write(const char *index_path, const char *runs_dir, char *err, size_t
         }
     }
     if (n_named > 0 && n_present == 0) {
-        set_error(err, errlen, "%s: none of its %d runs is in %s (no RUN/config.json there): train them "
-                  "first (make lectures does)", index_path, n_named, runs_dir);
+        if (working_folder_gone_note(runs_dir)[0])
+            set_error(err, errlen, "%s: none of its %d runs is in %s%s", index_path, n_named, runs_dir,
+                      working_folder_gone_note(runs_dir));
+        else
+            set_error(err, errlen, "%s: none of its %d runs is in %s (no RUN/config.json there): train them "
+                      "first (make lectures does)", index_path, n_named, runs_dir);
         free(missing.data);
         free(seen.data);
         cJSON_Delete(index);

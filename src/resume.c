@@ -143,7 +143,8 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
                 config_hide_data_paths(current);
             }
             rc = config_same_run(&stored, current, path, "; only the run's length (train.epochs, "
-                                 "train.full_epochs) and train.early_stopping may change on --resume", err, errlen);
+                                 "train.full_epochs), train.early_stopping and the progress images "
+                                 "(train.epoch_images, train.epoch_images_every) may change on --resume", err, errlen);
             free(current);
         }
     }

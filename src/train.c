@@ -712,12 +712,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     const double last_position = run_steps > 0 ? (double)(run_steps - 1) / steps_per_epoch : 0.0;
     if (model.variational && cfg->loss.w_kl != 0 && cfg->loss.kl_warmup_epochs > last_position && run_steps > 0)
         text_appendf(&notes, "cuvae: note: loss.kl_warmup_epochs %g ends after the run's last step (%d epoch%s): the KL "
-                     "weight reaches only %.3g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
+                     "weight reaches only %.6g of loss.w_kl, at the last step\n", cfg->loss.kl_warmup_epochs, epochs,
                      epochs == 1 ? "" : "s", last_position / cfg->loss.kl_warmup_epochs);
     if (model.variational && cfg->loss.has_capacity && cfg->loss.capacity_gamma != 0 &&
         cfg->loss.capacity_epochs > last_position && run_steps > 0)
         text_appendf(&notes, "cuvae: note: loss.capacity.epochs %g ends after the run's last step (%d epoch%s): the target "
-                     "C reaches only %.3g of loss.capacity.max_nats, at the last step\n", cfg->loss.capacity_epochs,
+                     "C reaches only %.6g of loss.capacity.max_nats, at the last step\n", cfg->loss.capacity_epochs,
                      epochs, epochs == 1 ? "" : "s", last_position / cfg->loss.capacity_epochs);
     snprintf(path, sizeof path, "%s/log.jsonl", run_dir);
     int first_epoch = 1;
@@ -738,9 +738,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             char config_path[1100];
             snprintf(config_path, sizeof config_path, "%s/config.json", out_dir);
             bool started = access(config_path, F_OK) == 0;   // a run that stopped in its first epoch
-            rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch and when "
-                           "interrupted); %s", resume_path, started ? "start the run again with --overwrite"
-                           : "train without --resume to start one");
+            if (working_folder_gone_note(resume_path)[0])
+                rc = set_error(err, errlen, "%s: cannot be read%s", resume_path, working_folder_gone_note(resume_path));
+            else
+                rc = set_error(err, errlen, "%s: nothing to resume (a run writes it after every epoch and when "
+                               "interrupted); %s", resume_path, started ? "start the run again with --overwrite"
+                               : "train without --resume to start one");
             goto done;
         }
         // (a rank other than 0 may read rank 0's data under other paths: ranks_share_data compared them)
@@ -1213,8 +1216,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             rc = -1;
             goto done;
         }
+        const bool stopping_early =
+            cfg->train.early_stopping > 0 && epoch - at.best_epoch >= cfg->train.early_stopping && epoch < epochs;
         if (writer && ((improved && checkpoint_save(&model, best_path, err, errlen) != 0) ||
-            (progress_images && (epoch % cfg->train.epoch_images_every == 0 || epoch == epochs) &&
+            (progress_images && (epoch % cfg->train.epoch_images_every == 0 || epoch == epochs || stopping_early) &&
              epoch_images_write(&model, &test_dev, test_set.labels, epoch, run_dir, err, errlen) != 0) ||
             resume_save(&model, &epoch_end_point, resume_path, err, errlen) != 0)) {
             save_failed = true;
@@ -1227,7 +1232,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         if (model.data_parallel)
             dist_any(false, "wait for rank 0's epoch files (checkpoints, progress images; if they take longer, raise "
                      "CUVAE_DIST_TIMEOUT)");
-        if (cfg->train.early_stopping > 0 && epoch - at.best_epoch >= cfg->train.early_stopping && epoch < epochs) {
+        if (stopping_early) {
             fprintf(stderr, "cuvae: early stopping after epoch %d: the validation loss has not improved for %d "
                     "epochs (best %.4f at epoch %d, kept in %s/best.safetensors)\n", epoch, epoch - at.best_epoch,
                     at.best_loss, at.best_epoch, out_dir);

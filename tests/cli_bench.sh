@@ -97,6 +97,13 @@ for value in abc 0 -2 1x 3, 99999999999999999999; do
         bad "OMP_NUM_THREADS=$value: exit $rc, stderr: $err"
     fi
 done
+for value in abc 0 -1 99999999999999999999; do   # OMP_THREAD_LIMIT likewise (libgomp went on with every core)
+    err=$(env OMP_THREAD_LIMIT="$value" "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 1 --set device=cpu \
+          2>&1 >/dev/null); rc=$?
+    [ $rc -eq 2 ] && printf '%s\n' "$err" | tail -1 | grep -qxF \
+        "cuvae: OMP_THREAD_LIMIT=$value: not a thread count (a positive integer); OpenMP would ignore it" \
+        && ok "OMP_THREAD_LIMIT=$value refused" || bad "OMP_THREAD_LIMIT=$value: exit $rc, stderr: $err"
+done
 "$CUVAE" --help | grep -q "^  OMP_NUM_THREADS       the CPU backend's one thread pool" && "$CUVAE" --help | grep -q "^  CUVAE_CPU_CONV " \
     && ok "--help names the thread-pool and convolution variables" || bad "--help lacks the environment variables"
 expect_error "OPENBLAS_NUM_THREADS=abc refused" 2 \

@@ -169,6 +169,8 @@ gone_note="\(the working folder was deleted while this shell was in it: cd to an
 for case in "train configs/mnist_vae.json|configs/mnist_vae.json: cannot open: No such file or directory" \
             "train $PWD/configs/mnist_vae.json --set data.dir=$PWD/data/mnist --set data.train_limit=64 --set data.test_limit=32 --set device=cpu|runs: cannot create directory: No such file or directory" \
             "sample $tmp/wip/model.safetensors|samples.png: cannot create temp file samples.png.tmp.[0-9]+: No such file or directory" \
+            "report $PWD/configs/lectures/index.json runs|report: RUNS_DIR runs: No such file or directory" \
+            "train $PWD/configs/mnist_vae.json --set data.dir=$PWD/data/mnist --resume --out rr|rr/resume.safetensors: cannot be read" \
             "eval $tmp/wip/model.safetensors|data/mnist/t10k-images-idx3-ubyte\(.gz\): not found: data.dir \"data/mnist\" is relative to the working folder"; do
     args=${case%%|*}; want=${case#*|}
     mkdir -p "$tmp/gone"
@@ -180,6 +182,10 @@ for case in "train configs/mnist_vae.json|configs/mnist_vae.json: cannot open: N
         bad "deleted working folder, cuvae $args: $got"
     fi
 done
+mkdir -p "$tmp/gone2/sub"   # (a path through "..", which a deleted folder still has, names something: no note)
+got=$(cd "$tmp/gone2/sub" && rmdir "$tmp/gone2/sub" && "$cuvae_abs" train ../nope.json 2>&1 >/dev/null)
+[ "$got" = "cuvae: ../nope.json: cannot open: No such file or directory" ] \
+    && ok "deleted working folder, a path through ..: no note (it resolves)" || bad "deleted folder, ../nope.json: $got"
 # a RUN_DIR too long for the figures' paths: said (it was read through a truncated path, its error cut off)
 long_run="$tmp/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})/$(printf 'r%.0s' {1..200})"
 expect_error "plot of a RUN_DIR over 699 bytes" 2 \
@@ -541,20 +547,22 @@ PY
             && ok "plot interrupted at several moments: no temp file left (exits:$codes)" \
             || bad "plot interrupted: left '$left', exits:$codes"
         # SIGKILL (nothing can catch it) leaves plot's scratch files in TMPDIR: the next plot removes
-        # those of processes that no longer run, saying so; never a running one's, nor a name without a pid
+        # those of processes of this machine that no longer run, saying so; never a running one's, another
+        # machine's (a shared TMPDIR), nor a name cuvae does not write
         mkdir -p "$tmp/plot_killdir"
-        touch "$tmp/plot_killdir/cuvae_plot_$$_data_live" "$tmp/plot_killdir/cuvae_plot_data_old"
+        host=$(printf %s "$(uname -n)" | tr -c 'A-Za-z0-9.' '-' | cut -c1-40)
         for delay in 0.5 1.5 2.5; do
             TMPDIR="$tmp/plot_killdir" "$CUVAE" plot "$tmp/rerun" >/dev/null 2>&1 & pid=$!
             sleep $delay; kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
         done
         sh -c 'exit 0' & dead=$!; wait $dead   # (a pid whose process has ended: one more killed plot's file)
-        touch "$tmp/plot_killdir/cuvae_plot_${dead}_script_Ab12Cd"
-        killed_left=$(ls "$tmp/plot_killdir" | grep -c "^cuvae_plot_[0-9]*_[a-z]*_")
+        kept="cuvae_plot_${host}_$$_data_live cuvae_plot_data_old cuvae_plot_${host}_0${dead}_data_x cuvae_plot_${host}_+${dead}_data_x cuvae_plot_other-host_${dead}_data_x"
+        for name in $kept "cuvae_plot_${host}_${dead}_script_Ab12Cd"; do touch "$tmp/plot_killdir/$name"; done
+        killed_left=$(ls "$tmp/plot_killdir" | grep -c "^cuvae_plot_${host}_[1-9][0-9]*_[a-z]*_")
         TMPDIR="$tmp/plot_killdir" "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot_kill.err"
-        [ "$(ls "$tmp/plot_killdir" | tr '\n' ' ')" = "cuvae_plot_$$_data_live cuvae_plot_data_old " ] \
+        [ "$(ls "$tmp/plot_killdir" | sort | tr '\n' ' ')" = "$(printf '%s\n' $kept | sort | tr '\n' ' ')" ] \
             && [ "$(grep -c "left by a plot that was killed" "$tmp/plot_kill.err")" -eq $((killed_left - 1)) ] \
-            && ok "plot killed with SIGKILL: the next plot removes its scratch files in TMPDIR ($((killed_left - 1)), one made up, $((killed_left - 2)) left by 3 kills), not a running process's" \
+            && ok "plot killed with SIGKILL: the next plot removes its scratch files in TMPDIR ($((killed_left - 1)), one made up, $((killed_left - 2)) left by 3 kills); not a running process's, another host's, nor odd names" \
             || bad "scratch files after SIGKILL: left $(ls "$tmp/plot_killdir" | tr '\n' ' '), $(grep -c "left by a plot" "$tmp/plot_kill.err") said of $((killed_left - 1))"
         rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
         "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
