@@ -68,6 +68,7 @@ static const char *USAGE_MAIN =
     "  OPENBLAS_CORETYPE     OpenBLAS's kernel family, kept as set\n"
     "  CUVAE_CPU_CONV        onednn (the default) or im2col: how the CPU runs convolutions\n"
     "  CUVAE_CUDA_DEVICE     the GPU to use (its index)\n"
+    "  CUVAE_GNUPLOT_TIMEOUT seconds a gnuplot call of plot / sample --title may take (default 300)\n"
     "\n"
     "Exit status: 0 on success, 2 on bad input (config, data, checkpoint, arguments) or a failed run.\n";
 

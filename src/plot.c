@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 // matplotlib's tab10: blue, orange, green, red, purple, brown, pink, gray, olive, cyan.
@@ -53,7 +54,23 @@ static void full_disk_note(const char *path, char *note, size_t n) {
         snprintf(note, n, ": %s (the file system of %s has %llu bytes free)", strerror(ENOSPC), folder, free_bytes);
 }
 
-static int run_gnuplot(char *const argv[], const char *stderr_path) {
+// The seconds a gnuplot may take (CUVAE_GNUPLOT_TIMEOUT, default 300): 0, or -1 with err when the
+// variable is set but not a whole number from 1 to 86400.
+enum { GNUPLOT_TIMEOUT_DEFAULT = 300, GNUPLOT_TIMED_OUT = -2 };
+static int gnuplot_timeout(int *seconds, char *err, size_t errlen) {
+    const char *text = getenv("CUVAE_GNUPLOT_TIMEOUT");
+    *seconds = GNUPLOT_TIMEOUT_DEFAULT;
+    if (!text) return 0;
+    const size_t digits = strspn(text, "0123456789");
+    const long value = digits > 0 && digits <= 5 && text[digits] == '\0' ? strtol(text, NULL, 10) : 0;
+    if (value < 1 || value > 86400)
+        return set_error(err, errlen, "CUVAE_GNUPLOT_TIMEOUT=%s: expected the seconds a gnuplot may take, a whole "
+                         "number from 1 to 86400", text);
+    *seconds = (int)value;
+    return 0;
+}
+
+static int run_gnuplot(char *const argv[], const char *stderr_path, int timeout_seconds) {
     const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -69,18 +86,31 @@ static int run_gnuplot(char *const argv[], const char *stderr_path) {
         execvp("gnuplot", argv);
         _exit(127);
     }
+    // waited for up to timeout_seconds (a gnuplot that hangs — a font or display setup, a stuck file
+    // system — would hang plot with it): then killed, GNUPLOT_TIMED_OUT
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
+    const double deadline = wall_seconds() + timeout_seconds;
+    long pause_ns = 1000000;   // 1 ms, growing to 50 ms
+    for (;;) {
+        const pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) return status;
+        if (done < 0 && errno != EINTR) return -1;
+        if (wall_seconds() > deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            return GNUPLOT_TIMED_OUT;
+        }
+        const struct timespec pause = {0, pause_ns};
+        nanosleep(&pause, NULL);
+        if (pause_ns < 50000000) pause_ns *= 2;
     }
-    return status;
 }
 
 bool plot_available(void) {
     static int cached = -1;
     if (cached < 0) {
         char *argv[] = {"gnuplot", "-d", "-e", "set terminal pngcairo", NULL};
-        int status = run_gnuplot(argv, NULL);
+        int status = run_gnuplot(argv, NULL, GNUPLOT_TIMEOUT_DEFAULT);
         cached = (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) ? 1 : 0;
     }
     return cached == 1;
@@ -418,10 +448,18 @@ static int job_finish(PlotJob *job, char *err, size_t errlen) {
 
     // -d: not the user's ~/.gnuplot (a `set decimalsign ","` or `set logscale` there changed the figures)
     char *argv[] = {"gnuplot", "-d", job->temps[0], NULL};
-    int status = run_gnuplot(argv, stderr_path);
+    int timeout_seconds;
+    if (gnuplot_timeout(&timeout_seconds, err, errlen) != 0) {
+        job_cleanup(job);
+        return -1;
+    }
+    int status = run_gnuplot(argv, stderr_path, timeout_seconds);
     if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char line[400];
-        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        if (status == GNUPLOT_TIMED_OUT) {
+            snprintf(line, sizeof line, "it did not finish within %d s and was stopped (CUVAE_GNUPLOT_TIMEOUT sets "
+                     "the limit)", timeout_seconds);
+        } else if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
             snprintf(line, sizeof line, "gnuplot not found on PATH (install gnuplot-nox)");
         } else if (status >= 0 && WIFSIGNALED(status)) {
             snprintf(line, sizeof line, "gnuplot killed by signal %d", WTERMSIG(status));

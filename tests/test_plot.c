@@ -388,23 +388,46 @@ static char *captured_script(const char *capture) {
     return text;
 }
 
-static void test_axis_ticks_in_scripts(void) {
-    char fake_dir[600], fake[700], capture[700], path[600], err[512] = "";
-    snprintf(fake_dir, sizeof fake_dir, "%s/capturebin", test_dir);
+// A fake gnuplot: `script` (a shell script's text) as test_dir/<folder>/gnuplot, and PATH set to that
+// folder alone. Returns the previous PATH (for drop_fake_gnuplot), or NULL when it cannot be written.
+static char *use_fake_gnuplot(const char *folder, const char *script, char *fake, size_t fake_size) {
+    char fake_dir[600];
+    snprintf(fake_dir, sizeof fake_dir, "%s/%s", test_dir, folder);
     mkdir(fake_dir, 0755);
-    snprintf(fake, sizeof fake, "%s/gnuplot", fake_dir);
-    snprintf(capture, sizeof capture, "%s/captured.gp", test_dir);
+    snprintf(fake, fake_size, "%s/gnuplot", fake_dir);
     FILE *f = fopen(fake, "w");
     CHECK(f != NULL, "cannot write %s", fake);
-    if (!f) return;
-    // -e: the probe; the script is the last argument (after -d)
-    fprintf(f, "#!/bin/sh\nfor a; do [ \"$a\" = -e ] && exit 0; script=\"$a\"; done\n/bin/cp \"$script\" '%s'\nexit 1\n",
-            capture);
+    if (!f) return NULL;
+    fputs(script, f);
     fclose(f);
     chmod(fake, 0755);
     const char *old = getenv("PATH");
     char *saved = strdup(old ? old : "/usr/bin:/bin");
     setenv("PATH", fake_dir, 1);
+    return saved;
+}
+
+// PATH put back, the fake gnuplot (if still there) and its folder removed.
+static void drop_fake_gnuplot(const char *fake, char *saved_path) {
+    setenv("PATH", saved_path, 1);
+    free(saved_path);
+    unlink(fake);
+    char fake_dir[700];
+    snprintf(fake_dir, sizeof fake_dir, "%s", fake);
+    char *slash = strrchr(fake_dir, '/');
+    if (slash) *slash = '\0';
+    rmdir(fake_dir);
+}
+
+static void test_axis_ticks_in_scripts(void) {
+    char fake[700], capture[700], path[600], err[512] = "", script_text[1200];
+    snprintf(capture, sizeof capture, "%s/captured.gp", test_dir);
+    // -e: the probe; the script is the last argument (after -d)
+    snprintf(script_text, sizeof script_text,
+             "#!/bin/sh\nfor a; do [ \"$a\" = -e ] && exit 0; script=\"$a\"; done\n/bin/cp \"$script\" '%s'\nexit 1\n",
+             capture);
+    char *saved = use_fake_gnuplot("capturebin", script_text, fake, sizeof fake);
+    if (!saved) return;
     out_path(path, sizeof path, "captured.png");
 
     double one_x[1] = {1}, one_y[1] = {5};
@@ -443,30 +466,19 @@ static void test_axis_ticks_in_scripts(void) {
     CHECK(plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, empty, err, sizeof err) == -1 &&
           strstr(err, "not a finite, non-empty box"), "empty range refused: %s", err);
 
-    setenv("PATH", saved, 1);
-    free(saved);
-    unlink(fake);
+    drop_fake_gnuplot(fake, saved);
     unlink(capture);
-    rmdir(fake_dir);
 }
 
 // A fake gnuplot that fails like the real one: the error names the script line, the call
 // returns -1, nothing is left behind. Then no gnuplot on PATH at all.
 static void test_gnuplot_failure(void) {
-    char fake_dir[600], fake[700], path[600], err[512] = "";
-    snprintf(fake_dir, sizeof fake_dir, "%s/fakebin", test_dir);
-    mkdir(fake_dir, 0755);
-    snprintf(fake, sizeof fake, "%s/gnuplot", fake_dir);
-    FILE *f = fopen(fake, "w");
-    CHECK(f != NULL, "cannot write %s", fake);
-    if (!f) return;
-    fprintf(f, "#!/bin/sh\nfor a; do script=\"$a\"; done\necho ' plot foo(x)' >&2\necho '         ^' >&2\n"
-               "echo \"\\\"$script\\\" line 7: undefined function: foo\" >&2\nexit 1\n");
-    fclose(f);
-    chmod(fake, 0755);
-    const char *old = getenv("PATH");
-    char *saved = strdup(old ? old : "/usr/bin:/bin");
-    setenv("PATH", fake_dir, 1);
+    char fake[700], path[600], err[512] = "";
+    char *saved = use_fake_gnuplot("fakebin",
+                                   "#!/bin/sh\nfor a; do script=\"$a\"; done\necho ' plot foo(x)' >&2\n"
+                                   "echo '         ^' >&2\necho \"\\\"$script\\\" line 7: undefined function: foo\" >&2\n"
+                                   "exit 1\n", fake, sizeof fake);
+    if (!saved) return;
 
     out_path(path, sizeof path, "fail.png");
     double x[2] = {0, 1}, y0[2] = {1, 2};
@@ -485,9 +497,36 @@ static void test_gnuplot_failure(void) {
     CHECK(rc == -1 && strstr(err, "not found"), "missing gnuplot: %d %s", rc, err);
     CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
 
-    setenv("PATH", saved, 1);
-    free(saved);
-    rmdir(fake_dir);
+    drop_fake_gnuplot(fake, saved);
+}
+
+// A gnuplot that hangs is stopped after CUVAE_GNUPLOT_TIMEOUT seconds, saying so, nothing left
+// behind (plot hung with it); a value that is not a count of seconds is refused.
+static void test_gnuplot_timeout(void) {
+    char fake[700], path[600], err[512] = "";
+    char *saved = use_fake_gnuplot("hangbin", "#!/bin/sh\nexec /bin/sleep 60\n", fake, sizeof fake);   // (PATH: its folder)
+    if (!saved) return;
+    setenv("CUVAE_GNUPLOT_TIMEOUT", "1", 1);
+
+    out_path(path, sizeof path, "hang.png");
+    double x[2] = {0, 1}, y0[2] = {1, 2};
+    const double *ys[1] = {y0};
+    const double start = wall_seconds();
+    int rc = plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, false, err, sizeof err);
+    const double took = wall_seconds() - start;
+    CHECK(rc == -1 && strstr(err, path) && strstr(err, "did not finish within 1 s and was stopped"),
+          "hanging gnuplot: rc %d, %s", rc, err);
+    CHECK(took < 10.0, "a hanging gnuplot held plot %.1f s", took);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    setenv("CUVAE_GNUPLOT_TIMEOUT", "1.5", 1);
+    rc = plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, false, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "CUVAE_GNUPLOT_TIMEOUT=1.5: expected the seconds a gnuplot may take"),
+          "CUVAE_GNUPLOT_TIMEOUT=1.5: rc %d, %s", rc, err);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    unsetenv("CUVAE_GNUPLOT_TIMEOUT");
+    drop_fake_gnuplot(fake, saved);
 }
 
 // ----------------------------------------------------------------------------
@@ -512,6 +551,7 @@ int main(void) {
         {"missing_directory", test_missing_directory},
         {"bad_arguments", test_bad_arguments},
         {"gnuplot_failure", test_gnuplot_failure},
+        {"gnuplot_timeout", test_gnuplot_timeout},
         {"axis_ticks_in_scripts", test_axis_ticks_in_scripts},
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]);
