@@ -411,7 +411,7 @@ static void print_result(const BenchArgs *a, const Config *cfg, Backend *be, Mod
 
 int bench_command(int argc, char **argv) {
     char err[1024];
-    if (args_want_help(argc, argv)) {
+    if (args_want_help(argc, argv, bench_takes_value)) {
         fputs(USAGE_BENCH, stdout);
         return 0;
     }

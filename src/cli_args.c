@@ -26,14 +26,16 @@ int option_given_once(int argc, char **argv, int i, bool (*takes_value)(const ch
     return 0;
 }
 
-bool args_want_help(int argc, char **argv) {
-    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)   // (after "--", a file named -h)
+bool args_want_help(int argc, char **argv, bool (*takes_value)(const char *option)) {
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {   // (after "--", a file named -h)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+        if (takes_value && takes_value(argv[i])) i++;   // (a value, e.g. --title -h or -o --, is no option)
+    }
     return false;
 }
 
 // The options of train / eval / sample / plot that take a value.
-static bool takes_value(const char *option) {
+bool args_option_takes_value(const char *option) {
     static const char *const with_value[] = {"--set", "--out", "--z", "--iw", "--iw-examples", "-o", "--prior",
                                              "--class", "--title", "-n", "--seed", "--tsne-points",
                                              "--tsne-iterations", "--latent-range"};
@@ -76,7 +78,7 @@ int parse_args(int argc, char **argv, const char *command, Args *a, char *err, s
             if (i + 1 < argc) a->positional = argv[i + 1];
             break;
         }
-        if (option_given_once(argc, argv, i, takes_value, command, err, errlen) != 0) return -1;
+        if (option_given_once(argc, argv, i, args_option_takes_value, command, err, errlen) != 0) return -1;
         if (strcmp(arg, "--set") == 0) {
             if (!has_value) return set_error(err, errlen, "%s: --set needs key.path=value", command);
             if (strncmp(argv[i + 1], "--", 2) == 0)   // (no key starts with "-": an option where key=value goes)

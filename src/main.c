@@ -273,11 +273,20 @@ static int command_plot(int argc, char **argv) {
 
 static int command_report(int argc, char **argv) {
     char err[1024];
-    if (argc > 0 && strcmp(argv[0], "--") == 0) {   // the end of the options (report has none)
-        argc--;
-        argv++;
+    char *operands[2];   // report has no options: a "--" (the end of them) may stand anywhere, once
+    int n_operands = 0;
+    bool dashes = false;
+    for (int i = 0; i < argc; i++) {
+        if (!dashes && strcmp(argv[i], "--") == 0) {
+            dashes = true;
+        } else if (n_operands == 2) {
+            return command_fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
+        } else {
+            operands[n_operands++] = argv[i];
+        }
     }
-    if (argc != 2) return command_fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
+    if (n_operands != 2) return command_fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
+    argv = operands;
     if (report_write(argv[0], argv[1], err, sizeof err) != 0) return command_fail(err);
     say("wrote %s/index.html", argv[1]);
     return 0;
@@ -377,24 +386,24 @@ static int run_command(int argc, char **argv) {
         strcmp(command, "report") == 0 || strcmp(command, "train") == 0)
         temp_files_clean_on_signals();
     if (strcmp(command, "train") == 0) {
-        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_TRAIN, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv, args_option_takes_value)) { fputs(USAGE_TRAIN, stdout); return 0; }
         return command_train(sub_argc, sub_argv);
     }
     if (strcmp(command, "eval") == 0) {
-        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_EVAL, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv, args_option_takes_value)) { fputs(USAGE_EVAL, stdout); return 0; }
         return command_eval(sub_argc, sub_argv);
     }
     if (strcmp(command, "sample") == 0) {
-        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_SAMPLE, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv, args_option_takes_value)) { fputs(USAGE_SAMPLE, stdout); return 0; }
         return command_sample(sub_argc, sub_argv);
     }
     if (strcmp(command, "plot") == 0) {
-        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_PLOT, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv, args_option_takes_value)) { fputs(USAGE_PLOT, stdout); return 0; }
         return command_plot(sub_argc, sub_argv);
     }
     if (strcmp(command, "bench") == 0) return bench_command(sub_argc, sub_argv);
     if (strcmp(command, "report") == 0) {
-        if (args_want_help(sub_argc, sub_argv)) { fputs(USAGE_REPORT, stdout); return 0; }
+        if (args_want_help(sub_argc, sub_argv, NULL)) { fputs(USAGE_REPORT, stdout); return 0; }
         return command_report(sub_argc, sub_argv);
     }
     fprintf(stderr, "cuvae: unknown command \"%s\" (see cuvae --help)\n", command);

@@ -128,6 +128,13 @@ expect_error "report: an index with text after its JSON" 2 "index_junk.json: not
     "$CUVAE" report "$tmp/index_junk.json" "$tmp"
 expect_error "report -- INDEX RUNS_DIR: the two arguments after --" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
     "$CUVAE" report -- "$tmp/index_junk.json" "$tmp"
+expect_error "report INDEX RUNS_DIR --: the end of the options after them" 2 "index_junk.json: not valid JSON \(at byte 44\)" -- \
+    "$CUVAE" report "$tmp/index_junk.json" "$tmp" --
+expect_error "report with a third argument beside --" 2 "^cuvae: report: expected INDEX.json RUNS_DIR" -- \
+    "$CUVAE" report "$tmp/index_junk.json" -- "$tmp" x
+# an option's value is no option: sample --title -h is a title, not the help
+expect_error "sample --title -h: a title, not the help" 2 "nope.safetensors" -- \
+    "$CUVAE" sample "$tmp/nope.safetensors" --title -h
 printf '{"name": "x", ' > "$tmp/broken.json"
 expect_error "JSON syntax error" 2 "broken.json" -- "$CUVAE" train "$tmp/broken.json"
 expect_error "missing data dir" 2 "$tmp/nodata/train-images-idx3-ubyte" -- \

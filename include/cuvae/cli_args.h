@@ -36,9 +36,12 @@ typedef struct {
 // or -1 with one line in err naming the option.
 int parse_args(int argc, char **argv, const char *command, Args *a, char *err, size_t errlen);
 
-// Whether --help or -h is among the arguments before "--" (the end of the options; a
-// file may be named -h after it).
-bool args_want_help(int argc, char **argv);
+// Whether --help or -h is among the options before "--" (the end of the options; a file may
+// be named -h after it); the value of an option takes_value names (NULL: none) is skipped.
+bool args_want_help(int argc, char **argv, bool (*takes_value)(const char *option));
+
+// Whether a train / eval / sample / plot option takes a value (--set, -o, --title, ...).
+bool args_option_takes_value(const char *option);
 
 // Options given once: -1 with "<command>: <option> given twice" when argv[i] (an option; --set
 // may repeat) is among argv[0 .. i)'s options; takes_value says which options take a value.
