@@ -16,6 +16,7 @@ int command_sample(int argc, char **argv) {
     char err[1024];
     Args a;
     if (parse_args(argc, argv, "sample", &a, err, sizeof err) != 0) return command_fail(err);
+    if (a.title && plot_check_environment(err, sizeof err) != 0) return command_fail(err);
     Config cfg;
     Backend *be;
     Model m;

@@ -520,6 +520,11 @@ static bool is_cuvae_temp_stem(const char *name, size_t stem_length) {
     return stem_length > 4 && strncmp(name + stem_length - 4, ".png", 4) == 0;
 }
 
+bool process_may_be_running(long pid) {
+    if (pid <= 0 || pid != (long)(pid_t)pid) return true;
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
 // Removes dir's NAME.tmp.PID files whose process no longer runs, NAME `only` (NULL: one of cuvae's stems).
 static int remove_dead_temps(const char *dir, const char *only, char *err, size_t errlen) {
     DIR *d = opendir(dir);
@@ -540,7 +545,9 @@ static int remove_dead_temps(const char *dir, const char *only, char *err, size_
         char *end = NULL;
         long pid = strtol(digits, &end, 10);
         if (end == digits || *end != '\0' || pid <= 0) continue;
-        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   // alive
+        // (this process's own pid: a temp left by an earlier process given the same pid, as
+        // in a container's fresh pid namespace; this write's own temp is created after this)
+        if (pid != (long)getpid() && process_may_be_running(pid)) continue;
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         if (unlink(full) == 0) say("removed %s, left by a write that was killed", full);

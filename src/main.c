@@ -11,6 +11,7 @@
 #include "cuvae/config.h"
 #include "cuvae/figures.h"
 #include "cuvae/report.h"
+#include "cuvae/plot.h"
 #include "cuvae/run_folder.h"
 #include "cuvae/train.h"
 
@@ -252,6 +253,7 @@ static int command_plot(int argc, char **argv) {
     char err[1024];
     Args a;
     if (parse_args(argc, argv, "plot", &a, err, sizeof err) != 0) return command_fail(err);
+    if (plot_check_environment(err, sizeof err) != 0) return command_fail(err);
     FigureOptions o;
     figures_default_options(&o);
     if (a.tsne_points) {

@@ -70,6 +70,11 @@ static int gnuplot_timeout(int *seconds, char *err, size_t errlen) {
     return 0;
 }
 
+int plot_check_environment(char *err, size_t errlen) {
+    int seconds;
+    return gnuplot_timeout(&seconds, err, errlen);
+}
+
 static int run_gnuplot(char *const argv[], const char *stderr_path, int timeout_seconds) {
     const pid_t parent = getpid();
     pid_t pid = fork();
@@ -221,8 +226,7 @@ static void remove_dead_plots_scratch(void) {
         const size_t n_digits = strspn(digits, "0123456789");
         if (n_digits == 0 || n_digits > 9 || digits[0] == '0' || digits[n_digits] != '_') continue;
         const long pid = strtol(digits, NULL, 10);
-        if (pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   // alive (or another user's)
+        if (pid == (long)getpid() || process_may_be_running(pid)) continue;   // (this job's, alive, another user's)
         char full[PATH_LEN + 256];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         struct stat st;

@@ -171,6 +171,11 @@ for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
     expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with LO < HI, both within \\+-1e30" -- \
         "$CUVAE" plot "$tmp" --latent-range "$bad_range"
 done
+# a bad CUVAE_GNUPLOT_TIMEOUT: refused before the command's work (it was found at the first figure)
+expect_error "plot with CUVAE_GNUPLOT_TIMEOUT=0" 2 "^cuvae: CUVAE_GNUPLOT_TIMEOUT=0: expected the seconds a gnuplot may take" -- \
+    env CUVAE_GNUPLOT_TIMEOUT=0 "$CUVAE" plot "$tmp/no_such_run"
+expect_error "sample --title with CUVAE_GNUPLOT_TIMEOUT=5s" 2 "^cuvae: CUVAE_GNUPLOT_TIMEOUT=5s: expected the seconds" -- \
+    env CUVAE_GNUPLOT_TIMEOUT=5s "$CUVAE" sample "$tmp/no_such.safetensors" --title t
 # a working folder deleted under the shell: a relative path names nothing (ENOENT), said why
 gone_note="\(the working folder was deleted while this shell was in it: cd to an existing one\)$"
 for case in "train configs/mnist_vae.json|configs/mnist_vae.json: cannot open: No such file or directory" \

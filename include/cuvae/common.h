@@ -189,6 +189,10 @@ void temp_files_remove_and_die(int sig);   // (a handler: unlinks the registered
 void temp_file_register(const char *path);
 void temp_file_unregister(const char *path);
 
+// Whether process pid may still run: false only when kill(pid, 0) says there is no such process
+// (a process of another user, EPERM, counts as running; so does a pid out of pid_t's range).
+bool process_may_be_running(long pid);
+
 // Removes dir's "NAME.tmp.PID" files whose process no longer runs (a write
 // killed before its rename), saying so on stderr, NAME one of cuvae's (a run's file, the
 // commit marker, a .png). A missing dir (or a file in its place) is fine.

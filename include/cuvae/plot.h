@@ -24,6 +24,10 @@ extern const uint8_t plot_palette[10][3];
 // gnuplot on PATH and has the pngcairo terminal (checked once, then cached).
 bool plot_available(void);
 
+// 0, or -1 with err when CUVAE_GNUPLOT_TIMEOUT is set but not a whole number of seconds from 1 to
+// 86400: the commands that draw through gnuplot (plot, sample --title) check it before their work.
+int plot_check_environment(char *err, size_t errlen);
+
 // Scatter of N 2-D points coloured by integer label (0..n_classes-1, n_classes <= 10) with a legend
 // outside on the right naming each class (class_names may be NULL -> "0".."9"). Points are small and
 // slightly transparent, drawn in a fixed shuffled order so no class hides the others. labels NULL:
