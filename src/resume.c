@@ -144,7 +144,9 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
             }
             rc = config_same_run(&stored, current, path, "; only the run's length (train.epochs, "
                                  "train.full_epochs), train.early_stopping and the progress images "
-                                 "(train.epoch_images, train.epoch_images_every) may change on --resume", err, errlen);
+                                 "(train.epoch_images, train.epoch_images_every) may change on --resume (to go on with "
+                                 "the config the run began with, a shipped one that changed since say, give the run "
+                                 "folder's config.json as CONFIG)", err, errlen);
             free(current);
         }
     }

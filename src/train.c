@@ -770,10 +770,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             const double zero_sums[3] = {0.0, 0.0, 0.0};
             model_set_loss_accumulator(&model, zero_sums);
         }
+        if (!at.data_crc32_known)   // (the log's check, below, is said where it is skipped)
+            text_appendf(&notes, "cuvae: note: %s holds no CRC-32 of the training set (written before 2026-12-01, "
+                         "07:20Z): the data are not checked against the run's\n", resume_path);
         if (at.data_crc32_known && at.data_crc32 != data_crc) {
             rc = set_error(err, errlen, "%s: the run trained on other data (its training set's CRC-32 %08" PRIx32
-                           ", now %08" PRIx32 ": the files under the config's data keys changed); restore them, or "
-                           "start a new run with --overwrite or --out", resume_path, at.data_crc32, data_crc);
+                           ", now %08" PRIx32 ": the files under the config's data keys changed, or this version of "
+                           "cuvae selects other examples from them, a data.validation split rounded otherwise say); "
+                           "restore the files, resume with the cuvae that began the run, or start a new run with "
+                           "--overwrite or --out", resume_path, at.data_crc32, data_crc);
             goto done;
         }
         // the folder's config.json is the run's too (a resume file copied in from another run
@@ -830,6 +835,10 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     // lines of another run (the same count, in order) in the log: the resume file holds the CRC-32
     // of the lines this run wrote
+    if (resume && writer && !at.log_crc32_known)
+        text_appendf(&notes, "cuvae: note: %s holds no CRC-32 of log.jsonl's lines (written before 2026-12-04, "
+                     "01:51Z): log.jsonl is continued as it is, its %d line%s not checked against the run's\n",
+                     resume_path, at.epochs_done, at.epochs_done == 1 ? "" : "s");
     if (resume && writer && at.log_crc32_known && log_crc != at.log_crc32) {
         rc = set_error(err, errlen, "%s: its %d line%s (CRC-32 %08" PRIx32 ") are not the ones this run wrote "
                        "(%s holds %08" PRIx32 "): lines of another run, or edited? Restore the log, or start the "

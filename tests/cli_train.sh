@@ -249,6 +249,12 @@ strip_time() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1";
 rc=$?
 [ $rc -eq 2 ] && grep -q "another config.*lr" "$tmp/res2.err" && ok "resume refuses a changed config, naming the key" \
     || bad "changed config on resume: rc $rc: $(tail -1 "$tmp/res2.err")"
+# ... saying how to go on as the run began (a shipped config changed by an upgrade): its config.json
+cp -r "$tmp/res" "$tmp/res_cfg"
+grep -q "(to go on with the config the run began with, a shipped one that changed since say, give the run folder's config.json as CONFIG)" "$tmp/res2.err" \
+    && "$CUVAE" train "$tmp/res_cfg/config.json" --set train.epochs=4 --out "$tmp/res_cfg" --resume 2>"$tmp/res_cfg.err" \
+    && grep -q "resuming .* after epoch 3 of 4" "$tmp/res_cfg.err" \
+    && ok "... and says to give the run's config.json, which resumes it" || bad "resume with the run's config.json: $(tail -1 "$tmp/res_cfg.err")"
 # --resume of a finished run whose model.safetensors is gone or damaged: written again from the
 # resume state (the same parameters), bit-identical, not an eval.json beside no model
 cp -r "$tmp/res" "$tmp/res_intact"; inode=$(stat -c %i "$tmp/res_intact/model.safetensors")
