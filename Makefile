@@ -143,6 +143,12 @@ $(BUILD)/obj/%.o: src/%.c $(FLAVOUR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CUVAE_CFLAGS) -c $< -o $@
 
+# the commit the binary is built from, for `cuvae --version` and report's footer: written as make
+# starts, and only when it changed (scripts/build_commit.sh)
+$(shell sh scripts/build_commit.sh $(BUILD))
+$(BUILD)/obj/main.o: CUVAE_CFLAGS += -I$(BUILD)
+$(BUILD)/obj/main.o: $(BUILD)/build_commit.h
+
 ifeq ($(CUDA_EMU),1)
 # launches and __shared__ declarations rewritten mechanically, #line keeps kernels/X.cu:LINE
 $(BUILD)/gen/%.cu.cpp: %.cu $(CUEMU)/cuemu_rewrite.py $(FLAVOUR)

@@ -14,6 +14,7 @@
 #include "cuvae/plot.h"
 #include "cuvae/run_folder.h"
 #include "cuvae/train.h"
+#include "build_commit.h"   // (CUVAE_BUILD_COMMIT, written by the Makefile into the build folder)
 
 #include <signal.h>
 #include <stdio.h>
@@ -289,7 +290,8 @@ static int command_report(int argc, char **argv) {
     }
     if (n_operands != 2) return command_fail("report: expected INDEX.json RUNS_DIR (see cuvae report --help)");
     argv = operands;
-    if (report_write(argv[0], argv[1], err, sizeof err) != 0) return command_fail(err);
+    if (report_write(argv[0], argv[1], "cuvae " CUVAE_VERSION ", commit " CUVAE_BUILD_COMMIT, err, sizeof err) != 0)
+        return command_fail(err);
     say("wrote %s/index.html", argv[1]);
     return 0;
 }
@@ -375,7 +377,7 @@ static int run_command(int argc, char **argv) {
         const char *parallel = dist_mpi_compiled() && backend_nccl_compiled() ? "MPI, NCCL"
                                : dist_mpi_compiled() ? "MPI"
                                : backend_nccl_compiled() ? "NCCL (GPU ranks without MPI)" : "no MPI, one process";
-        printf("cuvae %s (%s backend%s; data parallel: %s)\n", CUVAE_VERSION,
+        printf("cuvae %s (commit %s; %s backend%s; data parallel: %s)\n", CUVAE_VERSION, CUVAE_BUILD_COMMIT,
                backend_cuda_compiled() ? "cpu + cuda" : "cpu", backend_cuda_compiled() ? "s" : "", parallel);
         return 0;
     }

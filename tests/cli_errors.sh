@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 . tests/lib_cli.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-"$CUVAE" --version | grep -qE '^cuvae [0-9]+\.[0-9]+\.[0-9]+' && ok "--version" || bad "--version"
+"$CUVAE" --version | grep -qE '^cuvae [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{7,40}(-dirty)?|unknown); ' \
+    && ok "--version, with the commit built" || bad "--version: $("$CUVAE" --version)"
 "$CUVAE" --version | grep -qE 'data parallel: (MPI, NCCL|MPI|NCCL \(GPU ranks without MPI\)|no MPI, one process)\)$' \
     && ok "--version says MPI / NCCL" || bad "--version: $("$CUVAE" --version)"
 for c in train eval sample plot report bench; do
