@@ -14,7 +14,7 @@
 #include "cuvae/plot.h"
 #include "cuvae/run_folder.h"
 #include "cuvae/train.h"
-#include "build_commit.h"   // (CUVAE_BUILD_COMMIT, written by the Makefile into the build folder)
+#include "build_commit.h"   // (CUVAE_BUILD_COMMIT: scripts/build_commit.sh writes it into the build folder)
 
 #include <signal.h>
 #include <stdio.h>

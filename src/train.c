@@ -770,7 +770,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             const double zero_sums[3] = {0.0, 0.0, 0.0};
             model_set_loss_accumulator(&model, zero_sums);
         }
-        if (!at.data_crc32_known)   // (the log's check, below, is said where it is skipped)
+        if (writer && !at.data_crc32_known)   // (the log's check, below, is said where it is skipped)
             text_appendf(&notes, "cuvae: note: %s holds no CRC-32 of the training set (written before 2026-12-01, "
                          "07:20Z): the data are not checked against the run's\n", resume_path);
         if (at.data_crc32_known && at.data_crc32 != data_crc) {
