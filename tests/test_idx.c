@@ -8,6 +8,7 @@
 #include "cuvae/dataset.h"
 #include "cuvae/eval.h"
 #include "cuvae/idx.h"
+#include "cuvae/rng.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -995,6 +996,77 @@ static void check_real_dataset(const char *name, const char *dir, int first_trai
     dataset_free(&test);
 }
 
+// data.validation's split: the examples it holds out are the first round(fraction n) of the
+// seeded permutation (rng_permutation on DATASET_VALIDATION_STREAM), not the first rows; the two
+// parts keep the data's order, their images and labels together, and make up the whole; 0.5 of
+// an odd count holds out at most half. Each example's index is written into its pixels.
+static Dataset indexed_dataset(int n) {
+    Dataset d;
+    memset(&d, 0, sizeof d);
+    d.n = n;
+    d.channels = 1;
+    d.rows = 1;
+    d.cols = 2;
+    d.dim = 2;
+    d.n_classes = 10;
+    d.images = xmalloc((size_t)n * 2);
+    d.labels = xmalloc((size_t)n);
+    for (int i = 0; i < n; i++) {
+        d.images[2 * i] = (uint8_t)(i & 255);
+        d.images[2 * i + 1] = (uint8_t)(i >> 8);
+        d.labels[i] = (uint8_t)(i % 10);
+    }
+    return d;
+}
+
+static int example_index(const Dataset *d, int row) { return d->images[2 * row] | d->images[2 * row + 1] << 8; }
+
+static void test_validation_split(void) {
+    enum { N = 1000 };
+    const uint64_t seed = 42;
+    Dataset train = indexed_dataset(N), val;
+    char err[256] = "";
+    int rc = dataset_split_validation(&train, &val, 0.1, seed, err, sizeof err);
+    CHECK(rc == 0, "split: %s", err);
+    if (rc != 0) return;
+    CHECK(val.n == 100 && train.n == N - 100, "0.1 of %d: %d held out, %d kept", N, val.n, train.n);
+    int32_t perm[N];
+    Rng rng;
+    rng_init(&rng, seed, DATASET_VALIDATION_STREAM);
+    rng_permutation(&rng, perm, N);
+    bool held[N] = {false};
+    for (int i = 0; i < val.n; i++) held[perm[i]] = true;
+    int owner[N] = {0}, wrong = 0, order = 0, label = 0, beyond_first_rows = 0;   // owner: 1 held out, 2 kept
+    for (int part = 0; part < 2; part++) {
+        const Dataset *d = part == 0 ? &val : &train;
+        for (int r = 0; r < d->n; r++) {
+            const int i = example_index(d, r);
+            if (i >= N || owner[i]) {
+                wrong++;
+                continue;
+            }
+            owner[i] = part + 1;
+            wrong += held[i] != (part == 0);
+            order += r > 0 && example_index(d, r - 1) >= i;
+            label += d->labels[r] != i % 10;
+            beyond_first_rows += part == 0 && i >= val.n;
+        }
+    }
+    int missing = 0;
+    for (int i = 0; i < N; i++) missing += owner[i] == 0;
+    CHECK(wrong == 0 && missing == 0, "%d examples in the wrong part or twice, %d in neither", wrong, missing);
+    CHECK(order == 0, "%d rows out of the data's order", order);
+    CHECK(label == 0, "%d labels parted from their images", label);
+    CHECK(beyond_first_rows > 50, "only %d held-out examples beyond the first %d rows", beyond_first_rows, val.n);
+    dataset_free(&train);
+    dataset_free(&val);
+    Dataset three = indexed_dataset(3);
+    rc = dataset_split_validation(&three, &val, 0.5, seed, err, sizeof err);
+    CHECK(rc == 0 && val.n == 1 && three.n == 2, "0.5 of 3: rc %d, %d held out, %d kept (%s)", rc, val.n, three.n, err);
+    dataset_free(&three);
+    if (rc == 0) dataset_free(&val);
+}
+
 static void test_real_mnist(void) { check_real_dataset("mnist", "data/mnist", 5, 7); }
 static void test_real_fashion_mnist(void) {
     check_real_dataset("fashion-mnist", "data/fashion-mnist", 9, 9);
@@ -1031,6 +1103,7 @@ int main(void) {
     test_run("dataset_test_split_alone", test_dataset_test_split_alone);
     test_run("dataset_static_binarization", test_dataset_static_binarization);
     test_run("dataset_binarize_static_probability", test_binarize_static_probability);
+    test_run("validation_split", test_validation_split);
 
     if (have_dataset_files("data/mnist")) test_run("dataset_real_mnist", test_real_mnist);
     else test_skip("dataset_real_mnist", "data/mnist/ not present (run `make data`)");

@@ -668,6 +668,71 @@ static void test_checkpoint_extra_tensor(void) {
     unlink(path);
 }
 
+// A VAE saved and loaded into a model of other initial weights: every parameter back, bit for
+// bit (a tensor written from or read into the wrong place of the arena shows here); and a file
+// whose one 2-D weight has a longer last dimension (its data sized to match, its checksum right)
+// is refused naming the shapes, every dimension compared.
+static void test_checkpoint_round_trip_and_shapes(void) {
+    char path[] = "/tmp/cuvae_test_round_trip_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    char err[512] = "";
+    Model saved, loaded;
+    CHECK(model_create(&saved, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    CHECK(model_create(&loaded, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&saved, 11);
+    model_init_params(&loaded, 12);
+    const size_t bytes = saved.n_params * sizeof(float);
+    CHECK(memcmp(saved.params, loaded.params, bytes) != 0, "two seeds gave the same weights");
+    CHECK(checkpoint_save(&saved, path, err, sizeof err) == 0, "save: %s", err);
+    CHECK(checkpoint_load_params(&loaded, path, err, sizeof err) == 0, "load: %s", err);
+    size_t differing = 0, first = 0;
+    for (size_t i = saved.n_params; i-- > 0;)
+        if (memcmp(&saved.params[i], &loaded.params[i], sizeof(float)) != 0) {
+            differing++;
+            first = i;
+        }
+    CHECK(differing == 0, "%zu of %zu parameters differ after save and load (first at %zu)", differing,
+          saved.n_params, first);
+    StFile f;
+    CHECK(safetensors_read(path, &f, err, sizeof err) == 0, "read: %s", err);
+    StTensor tensors[64];
+    StMeta meta[8];
+    int n_meta = 0, widened = -1;
+    float *wide = NULL;
+    for (int i = 0; i < f.n_tensors && i < 64; i++) {
+        tensors[i] = f.tensors[i];
+        if (widened < 0 && tensors[i].rank == 2) {   // one column more, the values kept
+            widened = i;
+            const int64_t rows = tensors[i].shape[0], cols = tensors[i].shape[1];
+            wide = xcalloc((size_t)(rows * (cols + 1)), sizeof(float));
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(wide + r * (cols + 1), f.tensors[i].data + r * cols, (size_t)cols * sizeof(float));
+            tensors[i].shape[1] = cols + 1;
+            tensors[i].data = wide;
+        }
+    }
+    for (int i = 0; i < f.n_meta && n_meta < 8; i++)
+        if (strcmp(f.meta[i].key, "crc32") != 0 && strcmp(f.meta[i].key, "crc32_entries") != 0)
+            meta[n_meta++] = f.meta[i];   // (the writer adds them)
+    CHECK(widened >= 0, "no 2-D tensor in the VAE's checkpoint");
+    char name[ST_MAX_NAME] = "";
+    if (widened >= 0) snprintf(name, sizeof name, "%s", tensors[widened].name);
+    CHECK(safetensors_write(path, tensors, f.n_tensors, meta, n_meta, err, sizeof err) == 0, "write: %s", err);
+    safetensors_free(&f);
+    free(wide);
+    char want[200];
+    snprintf(want, sizeof want, "tensor %s: shape [", name);
+    CHECK(checkpoint_load_params(&loaded, path, err, sizeof err) != 0 && strstr(err, want) &&
+              strstr(err, "model needs"), "a weight one column wider: %s", err);
+    model_destroy(&saved);
+    model_destroy(&loaded);
+    unlink(path);
+}
+
 // A checkpoint replaced (atomically, as train's epochs and --overwrite do) after a command first
 // read it: checkpoint_check_unchanged refuses, naming it; the same file untouched passes.
 static void test_checkpoint_replaced_while_read(void) {
@@ -1659,6 +1724,7 @@ int main(void) {
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
     test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
+    test_run("checkpoint_round_trip_and_shapes", test_checkpoint_round_trip_and_shapes);
     test_run("checkpoint_replaced_while_read", test_checkpoint_replaced_while_read);
     test_run("checkpoint_metadata_follows_the_file", test_checkpoint_metadata_follows_the_file);
     test_run("layout_and_init", test_layout_and_init);

@@ -710,25 +710,33 @@ static StepPlan optimizer_plan(void) {
 }
 
 // AdamW (decoupled decay, PyTorch's torch.optim.AdamW) and SGD with momentum
-// and L2 decay (torch.optim.SGD) against their formulas in double.
+// and L2 decay (torch.optim.SGD), and Adam with L2 decay (torch.optim.Adam(weight_decay)) against
+// their formulas in double.
 static void test_adamw_and_sgd_match_pytorch_formulas(void) {
     const int n = 9, steps = 6;
     const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1, mom = 0.9;
     StepPlan plan = optimizer_plan();
-    for (int kind = 0; kind < 2; kind++) {   // 0 adamw, 1 sgd
+    const char *names[3] = {"adamw", "sgd", "adam with L2 decay"};
+    for (int kind = 0; kind < 3; kind++) {   // 0 adamw, 1 sgd, 2 adam whose decay joins the gradient
         float *p = random_floats(n, -1, 1), *m = xcalloc(n, sizeof(float)), *v = xcalloc(n, sizeof(float));
         double pd[9], md[9] = {0}, vd[9] = {0};
         for (int i = 0; i < n; i++) pd[i] = p[i];
         StepState state;
         step_state_reset(&state, (float)lr);
-        OptimizerParams o = {(float)b1, (float)b2, (float)eps, kind ? (float)mom : 0.0f, (float)wd, kind ? 0 : 1};
+        OptimizerParams o = {(float)b1, (float)b2, (float)eps, kind == 1 ? (float)mom : 0.0f, (float)wd, kind == 0};
         for (int t = 1; t <= steps; t++) {
             float *g = random_floats(n, -1, 1);
             for (int i = 0; i < n; i++) {   // the reference first: the update clears g
-                if (kind) {
+                if (kind == 1) {
                     double gi = g[i] + wd * pd[i];
                     md[i] = mom * md[i] + gi;
                     pd[i] -= (double)(float)lr * md[i];
+                } else if (kind == 2) {   // torch.optim.Adam(weight_decay=wd): g + wd p in both moments
+                    double gi = g[i] + wd * pd[i];
+                    md[i] = b1 * md[i] + (1 - b1) * gi;
+                    vd[i] = b2 * vd[i] + (1 - b2) * gi * gi;
+                    double denom = sqrt(vd[i]) / sqrt(1 - pow(b2, t)) + eps;
+                    pd[i] -= (double)(float)lr / (1 - pow(b1, t)) * md[i] / denom;
                 } else {
                     pd[i] *= 1.0 - (double)(float)lr * wd;
                     md[i] = b1 * md[i] + (1 - b1) * g[i];
@@ -738,18 +746,17 @@ static void test_adamw_and_sgd_match_pytorch_formulas(void) {
                 }
             }
             cpu->step_begin(cpu, &state, plan);
-            if (kind) cpu->sgd_update(cpu, p, g, m, n, &state, o);
+            if (kind == 1) cpu->sgd_update(cpu, p, g, m, n, &state, o);
             else cpu->adam_update(cpu, p, g, m, v, n, &state, o);
             cpu->step_end(cpu, &state, plan, 1);
             CHECK(cpu->updates_clear_gradients, "the CPU backend's updates clear the gradients");
             for (int i = 0; i < n; i++)
                 CHECK(g[i] == 0.0f && !signbit(g[i]), "%s step %d: gradient %d left at %g, not +0",
-                      kind ? "sgd" : "adamw", t, i, g[i]);
+                      names[kind], t, i, g[i]);
             free(g);
         }
         for (int i = 0; i < n; i++)
-            CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "%s p[%d] %.9g vs %.9g", kind ? "sgd" : "adamw", i,
-                  p[i], pd[i]);
+            CHECK(test_close(p[i], pd[i], 1e-5, 1e-6), "%s p[%d] %.9g vs %.9g", names[kind], i, p[i], pd[i]);
         free(p);
         free(m);
         free(v);
@@ -841,6 +848,11 @@ static void test_adam_matches_pytorch_formula(void) {
     step_state_reset(&state, (float)lr);
     for (int t = 1; t <= steps; t++) {
         float *g = random_floats(n, -1, 1);
+        // gradients small enough that eps is half the denominator or all of it (with
+        // gradients of order 1 a lost eps went unseen)
+        g[0] *= 1e-8f;
+        g[1] = 0.0f;
+        g[2] *= 1e-7f;
         for (int i = 0; i < n; i++) {   // the reference first: the update clears g
             md[i] = b1 * md[i] + (1 - b1) * g[i];
             vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
@@ -1008,6 +1020,42 @@ static void test_queued_updates_run_beside_gemms(void) {
     beside = 0;
     for (int t = 0; t < QUEUED_TRIES && !beside; t++) beside = queued_updates_run(SPLIT_SIDE, SPLIT_SIDE, TWO_SLICES_K, 4);
     CHECK(beside > 0, "no chunk ran on the threads beyond 12 two-slice GEMMs' slices (%d tries)", QUEUED_TRIES);
+}
+
+// rng_permutation is a uniform shuffle (Fisher-Yates): over 60,000 shuffles of 3 items each of
+// the 6 orders comes up about 10,000 times (chi-square, 5 degrees of freedom, under 40: p < 1e-6
+// by chance), the identity among them; and a shuffle of 1,000 holds each index once. (A j drawn
+// from 0..i-1, Sattolo's cycles, never leaves an item in place: 2 orders of the 6 only.)
+static void test_permutation_uniform(void) {
+    enum { SHUFFLES = 60000 };
+    Rng rng;
+    rng_init(&rng, 1234, 7);
+    int counts[3][3][3] = {{{0}}};
+    for (int k = 0; k < SHUFFLES; k++) {
+        int32_t perm[3];
+        rng_permutation(&rng, perm, 3);
+        counts[perm[0]][perm[1]][perm[2]]++;
+    }
+    const int orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    double chi2 = 0.0;
+    for (int o = 0; o < 6; o++) {
+        const double seen = counts[orders[o][0]][orders[o][1]][orders[o][2]], expected = SHUFFLES / 6.0;
+        chi2 += (seen - expected) * (seen - expected) / expected;
+    }
+    CHECK(chi2 < 40.0, "3-item shuffles: chi-square %.1f over the 6 orders (identity %d times of %d)", chi2,
+          counts[0][1][2], SHUFFLES);
+    enum { N = 1000 };
+    int32_t perm[N];
+    int seen[N] = {0}, fixed = 0;
+    rng_permutation(&rng, perm, N);
+    for (int i = 0; i < N; i++) {
+        if (perm[i] >= 0 && perm[i] < N) seen[perm[i]]++;
+        fixed += perm[i] == i;
+    }
+    int missing = 0;
+    for (int i = 0; i < N; i++) missing += seen[i] != 1;
+    CHECK(missing == 0, "a shuffle of %d: %d indices not there exactly once", N, missing);
+    CHECK(fixed < 10, "a shuffle of %d left %d items in place (about 1 expected)", N, fixed);
 }
 
 // A host normal against philox.h's definition (libm's logf and cosf on the host): its bits
@@ -1292,6 +1340,7 @@ int main(int argc, char **argv) {
     test_run("split_gemm_cut_for_queued_updates", test_split_gemm_cut_for_queued_updates);
     test_run("cut_keeps_slices_above_minimum", test_cut_keeps_slices_above_minimum);
     test_run("rng_streams", test_rng_streams);
+    test_run("permutation_uniform", test_permutation_uniform);
     test_run("philox_known_answers", test_philox_known_answers);
     test_run("fused_epsilon_equals_stored", test_fused_epsilon_equals_stored);
     test_run("eps_drawn_ahead", test_eps_drawn_ahead);
