@@ -551,6 +551,15 @@ static void test_vq_code_usage(void) {
     CHECK(r.codes_used == used, "codes_used %d, nonzero counts %d", r.codes_used, used);
     CHECK(test_close(r.perplexity, exp(entropy), 1e-12, 0) && r.perplexity <= used,
           "perplexity %.17g, exp(entropy) %.17g", r.perplexity, exp(entropy));
+    // data_variance: the variance of every pixel the model reads (x = pixel / 255, these grey
+    // images not binarized), about its mean, by two passes in double (rec_mse_normalized's scale)
+    double pixel_mean = 0.0, pixel_variance = 0.0;
+    for (int i = 0; i < N * 64; i++) pixel_mean += images[i] / 255.0;
+    pixel_mean /= N * 64;
+    for (int i = 0; i < N * 64; i++) pixel_variance += (images[i] / 255.0 - pixel_mean) * (images[i] / 255.0 - pixel_mean);
+    pixel_variance /= N * 64;
+    CHECK(test_close(r.data_variance, pixel_variance, 1e-6, 0), "data_variance %.9g, the pixels' variance %.9g",
+          r.data_variance, pixel_variance);
     eval_report_free(&r);
     free(zq);
     free(p);

@@ -385,6 +385,34 @@ static double bn_objective(const double *x, const double *gamma, const double *b
     return F;
 }
 
+// A channel whose values are all the same (a dead feature map, a padded border): its batch
+// variance is 0, and eps alone keeps the normalisation finite — the output is beta, the inverse
+// standard deviation 1 / sqrt(eps), the gradients finite. (The random inputs above have
+// variances about 2, where an eps left out changes nothing a tolerance sees.)
+static void test_batch_norm_constant_channel(void) {
+    enum { B = 4, C = 2, S = 3 };
+    const float momentum = 0.1f, eps = 1e-5f;
+    float x[B * C * S], y[B * C * S], dx[B * C * S], w[B * C * S];
+    const float gamma[C] = {1.5f, 0.8f}, beta[C] = {0.25f, -0.5f};
+    for (int i = 0; i < B * C * S; i++) {
+        const int c = (i / S) % C;
+        x[i] = c == 0 ? 0.5f : (float)(i % 5) - 2.0f;   // channel 0 constant
+        w[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+    }
+    float mean[C], invstd[C], rmean[C] = {0, 0}, rvar[C] = {1, 1}, dgamma[C], dbeta[C];
+    cpu->batch_norm_forward(cpu, y, mean, invstd, rmean, rvar, x, gamma, beta, B, C, S, true, momentum, eps);
+    CHECK(test_close(invstd[0], 1.0 / sqrt(eps), 1e-5, 0), "constant channel: invstd %g, 1 / sqrt(eps) %g",
+          invstd[0], 1.0 / sqrt(eps));
+    int off = 0;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) off += !(fabsf(y[(b * C + 0) * S + s] - beta[0]) <= 1e-6f);
+    CHECK(off == 0, "constant channel: %d of %d outputs not beta (%g)", off, B * S, beta[0]);
+    cpu->batch_norm_backward(cpu, dx, dgamma, dbeta, w, x, gamma, mean, invstd, B, C, S);
+    int not_finite = 0;
+    for (int i = 0; i < B * C * S; i++) not_finite += !isfinite(dx[i]);
+    CHECK(not_finite == 0 && isfinite(dgamma[0]) && isfinite(dbeta[0]), "%d input gradients not finite", not_finite);
+}
+
 static void test_batch_norm(void) {
     const int shapes[2][3] = {{6, 3, 1}, {4, 3, 5}};   // 1-D (B, C) and 2-D (B, C, H W)
     const float momentum = 0.1f, eps = 1e-5f;
@@ -932,6 +960,7 @@ int main(void) {
     test_run("swap_leading_axes", test_swap_leading_axes);
     test_run("channel_bias", test_channel_bias);
     test_run("batch_norm", test_batch_norm);
+    test_run("batch_norm_constant_channel", test_batch_norm_constant_channel);
     test_run("vector_quantizer", test_vector_quantizer);
     test_run("vq_argmin_matches_definition", test_vq_argmin_matches_definition);
     test_run("col2im_chunk_policy", test_col2im_chunk_policy);

@@ -939,6 +939,14 @@ static void test_kl_schedule_values(void) {
     KlSchedule s = model_kl_schedule(&cfg, 4.0);
     CHECK(s.capacity == 1 && s.capacity_target == 10.0f && s.capacity_gamma == 10.0f, "capacity ramp");
     CHECK(model_kl_schedule(&cfg, 30.0).capacity_target == 25.0f, "capacity saturates");
+    // the loss the log reports: w_rec rec + gamma |KL - C| an example (C = 25 here), the KL of an
+    // example below C (3 nats) and above it (30); a plain VAE's w_rec rec + w_kl KL
+    const double below = model_weighted_loss_sum(&cfg, 2.0, 100.0, 4 * 3.0, 4, 30.0);
+    const double above = model_weighted_loss_sum(&cfg, 2.0, 100.0, 4 * 30.0, 4, 30.0);
+    CHECK(below == 200.0 + 10.0 * 22.0 * 4 && above == 200.0 + 10.0 * 5.0 * 4,
+          "capacity loss: KL below C %g (want 1080), above %g (want 400)", below, above);
+    cfg.loss.has_capacity = false;
+    CHECK(model_weighted_loss_sum(&cfg, 2.0, 100.0, 12.0, 4, 30.0) == 200.0 + 4.0 * 12.0, "w_rec rec + w_kl KL");
 }
 
 static void test_layout_and_init(void) {
