@@ -599,6 +599,7 @@ static const ErrorCase error_cases[] = {
     {"train.momentum", "0.9", "train.momentum", "is SGD's"},
     {"train.lr_gamma", "1.5", "train.lr_gamma", "must be in (0, 1]"},
     {"train.lr_min", "1", "train.lr_min", "must be in [0, train.lr)"},
+    {"train.lr_min", "0.001", "train.lr_min", "must be in [0, train.lr)"},   // (train.lr itself: the open end)
     {"train.lr_step_epochs", "0", "train.lr_step_epochs", "must be >= 1"},
     {"train.lr_step_epochs", "5", "train.lr_step_epochs", "is read only by lr_schedule \"step\""},
     {"train.lr_gamma", "0.5", "train.lr_gamma", "is read only by lr_schedule \"step\""},
@@ -1110,6 +1111,34 @@ static void test_lecture_configs_resolve(void) {
 // set_error: one line whatever it quotes; printable UTF-8 as it is, control characters (C0, DEL, the C1
 // controls such as U+009B, the terminal's one-byte ESC [), the line separators and bytes that are not
 // well-formed UTF-8 as \xHH
+// Half-open ranges refuse their open end itself (the tables above try values far outside):
+// a gan's label_smoothing 0.5 (one number, and a range's top), a VQ codebook's restart_dead 1,
+// a transposed convolution's output_padding equal to its stride.
+static void test_bounds_at_their_open_ends(void) {
+    Config cfg;
+    char err[1024] = "";
+    const char *smoothing_half[] = {"model.label_smoothing=0.5"}, *smoothing_range[] = {"model.label_smoothing=[0.1, 0.5]"};
+    const char *restart_one[] = {"model.codebook.restart_dead=1"};
+    int rc = config_load(&cfg, "configs/lectures/dcgan.json", smoothing_half, 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "model.label_smoothing: must be in [0, 0.5)"), "label_smoothing 0.5: rc %d \"%s\"", rc,
+          err);
+    rc = config_load(&cfg, "configs/lectures/dcgan.json", smoothing_range, 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "model.label_smoothing") && strstr(err, "must be in [0, 0.5)"),
+          "label_smoothing [0.1, 0.5]: rc %d \"%s\"", rc, err);
+    rc = config_load(&cfg, "configs/lectures/vq_vae_k256.json", restart_one, 1, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "model.codebook.restart_dead: must be in [0, 1)"), "restart_dead 1: rc %d \"%s\"", rc,
+          err);
+    const char *json =
+        "{\"name\": \"conv\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+        "\"kind\": \"vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
+        " \"stride\": 2, \"padding\": 1}, \"flatten\"], \"decoder\": [{\"linear\": 48}, {\"reshape\": [3, 4, 4]},"
+        " {\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1, \"output_padding\": 2}]},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}";
+    rc = config_from_string(&cfg, json, "conv.json", NULL, 0, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "output_padding") && strstr(err, "must be smaller than the stride (2)"),
+          "output_padding = stride: rc %d \"%s\"", rc, err);
+}
+
 static void test_error_escapes(void) {
     char err[256];
     set_error(err, sizeof err, "%s", "a\nb\x1b[31mc\x7f");
@@ -1163,5 +1192,6 @@ int main(void) {
     test_run("base configs", test_base_configs);
     test_run("lecture configs resolve their bases", test_lecture_configs_resolve);
     test_run("errors escape control characters", test_error_escapes);
+    test_run("bounds at their open ends", test_bounds_at_their_open_ends);
     return test_finish("test_config");
 }

@@ -511,6 +511,38 @@ static void test_grid_to_png(void) {
 
 // ----------------------------------------------------------------------------
 
+// An RGB grid reads each image's three planes (C, rows, cols), as the model's outputs are laid
+// out, and writes pixels (R, G, B) interleaved: pixel (y, x) of image i is plane 0, 1, 2 at
+// (y, x). Each value here names its image, plane, row and column, so a plane read as
+// interleaved (or a row for a column) shows; the padding stays pad_value.
+static void test_grid_rgb_planes(void) {
+    enum { N = 2, C = 3, R = 2, W = 3, PAD = 1 };
+    float images[N * C * R * W];
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < R; y++)
+                for (int x = 0; x < W; x++)   // the byte i*100 + c*30 + y*10 + x, as a unit value
+                    images[((i * C + c) * R + y) * W + x] = (float)(i * 100 + c * 30 + y * 10 + x) / 255.0f;
+    int width = 0, height = 0;
+    uint8_t *grid = image_grid_channels(images, N, C, R, W, 2, PAD, 7, &width, &height);
+    CHECK(grid != NULL && width == 2 * (W + PAD) + PAD && height == R + 2 * PAD, "grid %dx%d", width, height);
+    if (!grid) return;
+    int wrong = 0, padding_wrong = 0;
+    for (int gy = 0; gy < height; gy++)
+        for (int gx = 0; gx < width; gx++) {
+            const int tile = (gx - PAD) / (W + PAD), x = (gx - PAD) % (W + PAD), y = gy - PAD;
+            const bool inside = gx >= PAD && y >= 0 && y < R && x < W && tile < N;
+            for (int c = 0; c < C; c++) {
+                const uint8_t got = grid[((size_t)gy * width + gx) * C + c];
+                if (inside) wrong += got != tile * 100 + c * 30 + y * 10 + x;
+                else padding_wrong += got != 7;
+            }
+        }
+    CHECK(wrong == 0, "%d channel values not their image's plane at (y, x)", wrong);
+    CHECK(padding_wrong == 0, "%d padding values not pad_value", padding_wrong);
+    free(grid);
+}
+
 int main(void) {
     snprintf(test_dir, sizeof test_dir, "/tmp/cuvae_test_image_XXXXXX");
     if (!mkdtemp(test_dir)) {
@@ -530,6 +562,7 @@ int main(void) {
     test_run("grid_fewer_images_than_columns", test_grid_fewer_images_than_columns);
     test_run("grid_invalid_arguments", test_grid_invalid_arguments);
     test_run("grid_to_png", test_grid_to_png);
+    test_run("grid_rgb_planes", test_grid_rgb_planes);
     test_remove_tree(test_dir);
     return test_finish("test_image");
 }

@@ -657,6 +657,13 @@ static void test_other_bad_headers(void) {
     expect_good_header("{\"__metadata__\":{\"lr\":\"1e-3\",\"q\\\"2.5\":\"-0.5\"},"
                        "\"w1.5\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "w1.5",
                        "numbers inside strings (names, metadata, an escaped quote) are text", __LINE__);
+    // integers beyond 2^53 (which a double cJSON reads cannot hold exactly): refused as such, a
+    // shape of 2^54 as no integer (not as "too large", which a rounded value would say) and data
+    // offsets of 1e19 before they reach an int64
+    expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[18014398509481984],\"data_offsets\":[0,8]}}",
+                      "shape[0] is not a non-negative integer", __LINE__);
+    expect_bad_header("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,10000000000000000000]}}",
+                      "data_offsets must be two non-negative integers", __LINE__);
     // deep nesting must fail cleanly, not overflow the stack
     char *deep = malloc(200010);
     strcpy(deep, "{\"x\":");
