@@ -77,6 +77,36 @@ for dt in u4 u8; do
     [ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "'<$dt' labels are read (values checked 0..255) and the run matches the int64 one ($l)" \
         || bad "'<$dt' labels: '$l' vs '$grey_loss'"
 done
+# uint16 labels are read whole (a 300 refused, not taken as its low byte 44), and float32 pixels
+# off the 1/255 grid are rounded to the nearest byte (p - 0.4 of a step is p, not p - 1): the same
+# run as the uint8 images they round to
+python3 - "$D" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def npy(path, descr, shape, body):
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body)
+raw = open(d + "/grey_npy_labels.npy", "rb").read()
+start = 10 + struct.unpack("<H", raw[8:10])[0]
+labels = list(struct.unpack(f"<{(len(raw) - start) // 8}q", raw[start:]))
+labels[5] = 300
+npy(d + "/labels_u2_300.npy", "<u2", f"({len(labels)},)", struct.pack(f"<{len(labels)}H", *labels))
+raw = open(d + "/grey_npy.npy", "rb").read()
+assert b"'|u1'" in raw[:128] and b"12, 20)" in raw[:128], raw[:128]
+start = 10 + struct.unpack("<H", raw[8:10])[0]
+pixels = raw[start:]
+off = [max(p - 0.4, 0.0) / 255.0 for p in pixels]
+npy(d + "/grey_f32_off_grid.npy", "<f4", f"({len(pixels) // 240}, 12, 20)", struct.pack(f"<{len(off)}f", *off))
+PY
+expect_error "uint16 labels: a 300 refused (not read as its low byte)" 2 \
+    "labels_u2_300.npy: label 300 of example 5 \(byte [0-9]+\) is outside 0..255" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_u2_300.npy" \
+    --set model.input_shape=[1,12,20] --out "$tmp/x"
+l=$(train --set data.train="$D/grey_f32_off_grid.npy" --set data.train_labels="$D/grey_npy_labels.npy" \
+        --set model.input_shape=[1,12,20] --out "$tmp/grey_f32" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
+[ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "float32 pixels 0.4 of a step below the bytes round to them: the uint8 run ($l)" \
+    || bad "float32 off the grid: '$l' vs '$grey_loss'"
 expect_error "big-endian labels: refused, saying how to save them" 2 \
     "labels_i4_be.npy: unsupported dtype '>i4' \(.*; this one is big-endian: save with .astype\(a.dtype.newbyteorder\('<'\)\)\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_i4_be.npy" \

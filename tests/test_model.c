@@ -552,6 +552,127 @@ static void test_made_mask_ensemble(void) {
     model_destroy(&m);
 }
 
+// A MADE's sampling draws pixel d as 1 with probability sigmoid(logit_d): with the last
+// layer's weights 0 and its biases +30 (p = 1 in float) every pixel comes out 1, with -30
+// (p ~ 1e-13) every pixel 0 -- a comparison turned around would give the opposite images.
+static void test_made_sample_follows_the_logits(void) {
+    Config cfg = made_config("[{\"masked_linear\": 7}, \"tanh\", {\"masked_linear\": 6}]", "natural");
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 3);
+    const NetLayer *last = &m.decoder_net->layers[m.decoder_net->n_layers - 1];
+    const size_t n_weights = (size_t)last->conf.linear.out * last->conf.linear.in;
+    float *params = xmalloc(m.n_params * sizeof(float));
+    const int n = 7, D = 6;   // more samples than the batch: two batches
+    float pixels[7 * 6];
+    for (int sign = 1; sign >= -1; sign -= 2) {
+        model_get_params(&m, params);
+        for (size_t k = 0; k < n_weights; k++) params[last->param_offset + k] = 0.0f;
+        for (int o = 0; o < last->conf.linear.out; o++) params[last->param_offset + n_weights + o] = 30.0f * sign;
+        model_set_params(&m, params);
+        model_made_sample(&m, n, 11, pixels);
+        int ones = 0;
+        for (int i = 0; i < n * D; i++) ones += pixels[i] == 1.0f;
+        CHECK(ones == (sign > 0 ? n * D : 0), "biases %+d: %d of %d pixels are 1 (want %s)", 30 * sign, ones, n * D,
+              sign > 0 ? "all" : "none");
+    }
+    free(params);
+    model_destroy(&m);
+}
+
+// The masks of a natural-order MADE (input d has degree d + 1), read back from its buffers:
+// each hidden unit k of degree m(k) in [1, D - 1] sees exactly the inputs 0 .. m(k) - 1 (a
+// prefix of 1 to D - 1 ones: none would leave it a constant, all would let some output see
+// itself through it), and output o sees unit k exactly when its degree o + 1 > m(k). With
+// 200 units every degree 1 .. D - 1 is drawn (so both ends of the range are checked).
+static void test_made_natural_masks(void) {
+    const char *json =
+        "{\"name\": \"made\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\", \"binarize\": \"static\"},"
+        " \"model\": {\"kind\": \"made\", \"input_dim\": 10, \"network\": [{\"masked_linear\": 200}, \"relu\","
+        " {\"masked_linear\": 10}], \"ordering\": \"natural\"},"
+        " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}";
+    Config cfg = config_parsed(json, "made natural masks");
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 3);
+    const int D = 10, H = 200;
+    const NetLayer *first = &m.decoder_net->layers[0], *last = &m.decoder_net->layers[m.decoder_net->n_layers - 1];
+    CHECK(first->conf.linear.in == D && first->conf.linear.out == H && last->conf.linear.in == H &&
+          last->conf.linear.out == D, "layer sizes");
+    float *buffers = xmalloc(m.n_buffers * sizeof(float));
+    model_get_buffers(&m, buffers);
+    const float *hidden = buffers + first->buffer_offset, *output = buffers + last->buffer_offset;
+    int degree[200], seen[10] = {0};
+    for (int k = 0; k < H; k++) {
+        int ones = 0;
+        while (ones < D && hidden[(size_t)k * D + ones] == 1.0f) ones++;
+        for (int j = ones; j < D; j++)
+            CHECK(hidden[(size_t)k * D + j] == 0.0f, "hidden unit %d: input %d after the prefix of %d is %g", k, j,
+                  ones, hidden[(size_t)k * D + j]);
+        CHECK(ones >= 1 && ones <= D - 1, "hidden unit %d sees %d inputs (want 1 .. %d)", k, ones, D - 1);
+        degree[k] = ones;
+        if (ones >= 0 && ones < D) seen[ones]++;
+    }
+    for (int d = 1; d < D; d++) CHECK(seen[d] > 0, "no hidden unit of degree %d among %d", d, H);
+    for (int o = 0; o < D; o++)
+        for (int k = 0; k < H; k++) {
+            const float want = o + 1 > degree[k] ? 1.0f : 0.0f;
+            CHECK(output[(size_t)o * H + k] == want, "output %d, hidden unit %d (degree %d): mask %g, want %g", o, k,
+                  degree[k], output[(size_t)o * H + k], want);
+        }
+    free(buffers);
+    model_destroy(&m);
+}
+
+// A VQ-VAE's per-example VQ term (kl_row after a forward) against a recomputation from the
+// encoder output z_e (the quantiser's columns) and the chosen codes z_q: with the codebook
+// trained by the loss it is (1 + beta) ||z_e - z_q||^2 (codebook + commitment); with the
+// EMA codebook it is the commitment beta ||z_e - z_q||^2 alone. z_q rows are codebook rows.
+static void test_vq_term_per_update(void) {
+    for (int ema = 0; ema < 2; ema++) {
+        char json[1024];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+                 "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
+                 " \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 5, \"beta\": 0.4, \"update\": \"%s\"},"
+                 " \"decoder\": [{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}]},"
+                 " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}", ema ? "ema" : "loss");
+        Config cfg = config_parsed(json, ema ? "vq ema" : "vq loss");
+        Model m;
+        char err[512];
+        CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+        model_init_params(&m, 6);
+        const int B = 3, D = m.vq_dim, S = m.vq_positions, N = B * S;
+        CHECK(D == 3 && S == 16, "vq shape: D %d, S %d", D, S);
+        float x[3 * 64];
+        Rng rng;
+        rng_init(&rng, 8, 0);
+        for (int i = 0; i < B * 64; i++) x[i] = rng_uniform(&rng);
+        cpu->upload(cpu, m.x, x, sizeof x);
+        model_forward(&m, B, EPS_ZERO);
+        float zt[3 * 48], zq[3 * 48], kl[3];
+        cpu->download(cpu, zt, m.vq_zt, sizeof zt);   // z_e (D, B S)
+        cpu->download(cpu, zq, m.z, sizeof zq);       // z_q (B, D, S)
+        cpu->download(cpu, kl, m.kl_row, sizeof kl);
+        const double beta = 0.4, weight = ema ? beta : 1.0 + beta;
+        for (int b = 0; b < B; b++) {
+            double sum = 0.0;
+            for (int d = 0; d < D; d++)
+                for (int s = 0; s < S; s++) {
+                    double diff = (double)zt[(size_t)d * N + (size_t)b * S + s] - (double)zq[((size_t)b * D + d) * S + s];
+                    sum += diff * diff;
+                }
+            CHECK(sum > 1e-6, "%s: example %d: z_e equals z_q", ema ? "ema" : "loss", b);
+            CHECK(fabs(kl[b] - weight * sum) <= 1e-5 * (1.0 + weight * sum),
+                  "%s: example %d: VQ term %.8g, want %.8g x ||z_e - z_q||^2 = %.8g", ema ? "ema" : "loss", b,
+                  kl[b], weight, weight * sum);
+        }
+        model_destroy(&m);
+    }
+}
+
 // A small PixelCNN over 8x8 images (input_dim 64): a type-A 5x5, a residual block with a
 // type-B 3x3 between 1x1 convolutions, the 1x1 logits.
 #define PIXELCNN_NET(ACT) "[{\"masked_conv2d_a\": 4, \"kernel\": 5}, \"" ACT "\", {\"conv2d\": 3, \"kernel\": 1}, \"" ACT "\"," \
@@ -1728,6 +1849,9 @@ int main(void) {
     test_run("made_gradients", test_made_gradients);
     test_run("made_autoregressive", test_made_autoregressive);
     test_run("made_mask_ensemble", test_made_mask_ensemble);
+    test_run("made_sample_follows_the_logits", test_made_sample_follows_the_logits);
+    test_run("made_natural_masks", test_made_natural_masks);
+    test_run("vq_term_per_update", test_vq_term_per_update);
     test_run("pixelcnn_gradients", test_pixelcnn_gradients);
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
