@@ -433,10 +433,16 @@ raw = bytearray(open(sys.argv[1] + "/grey_npy_labels.npy", "rb").read())
 start = 10 + struct.unpack("<H", raw[8:10])[0]
 raw[start + 8 * 5:start + 8 * 6] = struct.pack("<q", 12)
 open(sys.argv[1] + "/labels_12.npy", "wb").write(raw)
+raw[start + 8 * 5:start + 8 * 6] = struct.pack("<q", 10)   # the first label past 10 classes
+open(sys.argv[1] + "/labels_10.npy", "wb").write(raw)
 PY
 expect_error "a cvae whose labels file holds a label past its 10 classes: names that file" 2 \
     "labels_12.npy: holds label 12, but the cvae has 10 classes \(labels 0..9\)" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_12.npy" --set model.input_shape=[1,12,20] \
+    --set model.kind=cvae --set model.condition=label --out "$tmp/x"
+expect_error "... and a label equal to the class count (10 of 10 classes: the count is the largest label + 1)" 2 \
+    "labels_10.npy: holds label 10, but the cvae has 10 classes \(labels 0..9\)" -- \
+    train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_10.npy" --set model.input_shape=[1,12,20] \
     --set model.kind=cvae --set model.condition=label --out "$tmp/x"
 # ... wherever that label is: one in the test set carved out of the training files named no file
 # (": holds label 12"); each of the 64 positions tried, the carve's 6 or so among them

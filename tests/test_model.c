@@ -626,31 +626,45 @@ static void test_made_natural_masks(void) {
     model_destroy(&m);
 }
 
+// A tiny VQ-VAE over 8x8 images (a conv encoder to codes of dimension 3 on a 4x4 grid, a
+// transposed conv decoder), its model.codebook object given: K = 5 unless it says otherwise.
+static Config tiny_vq_config(const char *codebook, const char *label) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
+             "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
+             " \"stride\": 2, \"padding\": 1}], \"codebook\": %s,"
+             " \"decoder\": [{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}]},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}", codebook);
+    return config_parsed(json, label);
+}
+
+// B images of U(0, 1) pixels (a fixed stream) into a model's input.
+static void upload_uniform_pixels(Model *m, int B) {
+    float *x = xmalloc((size_t)B * (size_t)m->input_dim * sizeof(float));
+    Rng rng;
+    rng_init(&rng, 8, 0);
+    for (size_t i = 0; i < (size_t)B * (size_t)m->input_dim; i++) x[i] = rng_uniform(&rng);
+    cpu->upload(cpu, m->x, x, (size_t)B * (size_t)m->input_dim * sizeof(float));
+    free(x);
+}
+
 // A VQ-VAE's per-example VQ term (kl_row after a forward) against a recomputation from the
 // encoder output z_e (the quantiser's columns) and the chosen codes z_q: with the codebook
 // trained by the loss it is (1 + beta) ||z_e - z_q||^2 (codebook + commitment); with the
 // EMA codebook it is the commitment beta ||z_e - z_q||^2 alone. z_q rows are codebook rows.
 static void test_vq_term_per_update(void) {
     for (int ema = 0; ema < 2; ema++) {
-        char json[1024];
-        snprintf(json, sizeof json,
-                 "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
-                 "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
-                 " \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 5, \"beta\": 0.4, \"update\": \"%s\"},"
-                 " \"decoder\": [{\"conv_transpose2d\": 1, \"kernel\": 4, \"stride\": 2, \"padding\": 1}]},"
-                 " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}", ema ? "ema" : "loss");
-        Config cfg = config_parsed(json, ema ? "vq ema" : "vq loss");
+        Config cfg = tiny_vq_config(ema ? "{\"size\": 5, \"beta\": 0.4, \"update\": \"ema\"}"
+                                        : "{\"size\": 5, \"beta\": 0.4, \"update\": \"loss\"}",
+                                    ema ? "vq ema" : "vq loss");
         Model m;
         char err[512];
         CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
         model_init_params(&m, 6);
         const int B = 3, D = m.vq_dim, S = m.vq_positions, N = B * S;
         CHECK(D == 3 && S == 16, "vq shape: D %d, S %d", D, S);
-        float x[3 * 64];
-        Rng rng;
-        rng_init(&rng, 8, 0);
-        for (int i = 0; i < B * 64; i++) x[i] = rng_uniform(&rng);
-        cpu->upload(cpu, m.x, x, sizeof x);
+        upload_uniform_pixels(&m, B);
         model_forward(&m, B, EPS_ZERO);
         float zt[3 * 48], zq[3 * 48], kl[3];
         cpu->download(cpu, zt, m.vq_zt, sizeof zt);   // z_e (D, B S)
@@ -671,6 +685,53 @@ static void test_vq_term_per_update(void) {
         }
         model_destroy(&m);
     }
+}
+
+// The EMA codebook's dead-code restart: after the EMA update, a code whose count is under
+// restart_dead x N / K (a fraction of the mean count over the batch's N = B S vectors) restarts
+// at one of the batch's vectors with count 1; one above it keeps its EMA count. Counts set by
+// hand between a training forward and its backward (decay 0.5, restart_dead 0.5, K = 5, N = 48:
+// the threshold 4.8): the code the fewest vectors picked (at most 9 of 48) at 0, so 0 + half its
+// batch count is under 4.8 and it must restart; the others at 30, so 15 + half theirs: above the
+// threshold, and under restart_dead x N = 24 for any code fewer than 18 vectors picked.
+static void test_vq_restart_dead_threshold(void) {
+    Config cfg = tiny_vq_config("{\"size\": 5, \"beta\": 0.4, \"update\": \"ema\", \"decay\": 0.5, \"restart_dead\": 0.5}",
+                                "vq restart");
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 6);
+    const int B = 3, K = m.vq_size, N = B * m.vq_positions;
+    CHECK(K == 5 && N == 48, "vq shape: K %d, N %d", K, N);
+    upload_uniform_pixels(&m, B);
+    m.training_mode = true;
+    model_forward(&m, B, EPS_ZERO);
+    int32_t codes[48];
+    cpu->download(cpu, codes, m.vq_codes, sizeof codes);
+    int picked[5] = {0}, rarest = 0;
+    for (int n = 0; n < N; n++) picked[codes[n]]++;
+    for (int k = 1; k < K; k++)
+        if (picked[k] < picked[rarest]) rarest = k;
+    float preset[5];
+    for (int k = 0; k < K; k++) preset[k] = k == rarest ? 0.0f : 30.0f;
+    cpu->upload(cpu, m.buffers + m.ema_offset, preset, sizeof preset);
+    model_backward(&m, B, 1.0f, 1.0f);
+    m.training_mode = false;
+    float counts[5];
+    cpu->download(cpu, counts, m.buffers + m.ema_offset, sizeof counts);
+    for (int k = 0; k < K; k++) {
+        const float ema = 0.5f * preset[k] + 0.5f * (float)picked[k];   // the EMA update's count
+        const bool dead = ema < 0.5f * (float)N / (float)K;
+        CHECK(dead ? counts[k] == 1.0f : fabsf(counts[k] - ema) <= 1e-5f * ema,
+              "code %d: count %.6g after the step (EMA count %.6g, %d of %d vectors; threshold 0.5 x %d / %d = %.3g: %s)",
+              k, counts[k], ema, picked[k], N, N, K, 0.5 * N / K, dead ? "restarted at 1" : "kept");
+        CHECK(dead == (k == rarest), "code %d (picked %d times): EMA count %.6g, meant to be %s 4.8", k, picked[k],
+              ema, k == rarest ? "under" : "over");
+    }
+    int under_mutant_threshold = 0;   // codes a threshold of restart_dead x N (not / K) would restart
+    for (int k = 0; k < K; k++) under_mutant_threshold += k != rarest && picked[k] < 18;
+    CHECK(under_mutant_threshold > 0, "no kept code between the threshold and restart_dead x N");
+    model_destroy(&m);
 }
 
 // A small PixelCNN over 8x8 images (input_dim 64): a type-A 5x5, a residual block with a
@@ -732,12 +793,7 @@ static void test_pixelcnn_receptive_field(void) {
 
 // A tiny VQ-VAE checkpoint over 8x8 images (codes on a 4x4 grid, K = 5) at path, for priors.
 static void write_vq_checkpoint(const char *path) {
-    const char *json =
-        "{\"name\": \"vq\", \"data\": {\"dataset\": \"mnist\", \"dir\": \"unused\"}, \"model\": {"
-        "\"kind\": \"vq_vae\", \"input_dim\": 64, \"latent_dim\": 3, \"encoder\": [{\"conv2d\": 3, \"kernel\": 4,"
-        " \"stride\": 2, \"padding\": 1}], \"codebook\": {\"size\": 5}, \"decoder\": [{\"conv_transpose2d\": 1,"
-        " \"kernel\": 4, \"stride\": 2, \"padding\": 1}]}, \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01}}";
-    Config cfg = config_parsed(json, "vq");
+    Config cfg = tiny_vq_config("{\"size\": 5}", "vq");
     char err[512];
     Model m;
     CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "vq create: %s", err);
@@ -1742,6 +1798,62 @@ static void test_aae_gradients(void) {
                                   " \"tanh\", \"flatten\"]"), "aae, conv + batch norm encoder");
 }
 
+// Each Adam moment slot is written once in a step, by the update of its own parameter: after
+// the first step from zero moments every slot holds m = (1 - beta1) g and v = (1 - beta2) g^2
+// for one gradient g, so v = (1 - beta2) / (1 - beta1)^2 m^2 everywhere (a slot written twice,
+// by two phases sharing moments, breaks it). Checked on the kinds with several optimizer phases
+// in a step: the gan (generator, discriminator) and the aae (encoder + decoder, discriminator,
+// the encoder again with its own moments at aae_moments_offset, which must then be written).
+static void test_adversarial_moments_written_once(void) {
+    for (int kind = 0; kind < 2; kind++) {
+        Config cfg = kind == 0 ? gan_config("tanh", "0") : aae_config("[5]");
+        const char *name = kind == 0 ? "gan" : "aae";
+        Model m;
+        char err[256];
+        CHECK(model_create(&m, &cfg, cpu, 4, err, sizeof err) == 0, "%s: model_create: %s", name, err);
+        model_init_params(&m, 3);
+        enum { N = 8 };
+        const int D = m.input_dim;
+        uint8_t *images = cpu->alloc(cpu, (size_t)N * D);
+        int32_t *perm = cpu->alloc(cpu, N * sizeof(int32_t));
+        Rng rng;
+        rng_init(&rng, 21, 4);
+        for (int i = 0; i < N * D; i++) images[i] = (uint8_t)(rng_u32(&rng) & 0xff);
+        rng_permutation(&rng, perm, N);
+        model_begin_training(&m, 3, 1e-2f);
+        TrainStep t = {.model = &m, .images = images, .labels = NULL, .perm = perm, .w_rec = 1.0f};
+        train_step_run(&t, 4);
+        train_step_release(&t);
+        const size_t n = m.n_params;
+        float *mo = xmalloc(n * sizeof(float)), *vo = xmalloc(n * sizeof(float));
+        cpu->download(cpu, mo, m.adam_m, n * sizeof(float));
+        cpu->download(cpu, vo, m.adam_v, n * sizeof(float));
+        // the update's float factors (optimizer_math.h)
+        const double one_b1 = 1.0f - (float)cfg.train.beta1, one_b2 = 1.0f - (float)cfg.train.beta2;
+        const double ratio = one_b2 / (one_b1 * one_b1);
+        size_t broken = 0, first_broken = 0, written_second = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double want = ratio * (double)mo[i] * (double)mo[i];
+            if (fabs((double)vo[i] - want) > 1e-4 * want + 1e-30) {
+                if (broken++ == 0) first_broken = i;
+            }
+            if (kind == 1 && i >= m.aae_moments_offset && i < m.aae_moments_offset + m.aae_encoder_params)
+                written_second += vo[i] != 0.0f;
+        }
+        CHECK(broken == 0, "%s: %zu of %zu moment slots not of one gradient (first at %zu: m %.6g, v %.6g, want v %.6g)",
+              name, broken, n, first_broken, mo[first_broken], vo[first_broken],
+              ratio * (double)mo[first_broken] * (double)mo[first_broken]);
+        if (kind == 1)
+            CHECK(written_second > m.aae_encoder_params / 2, "aae: %zu of the encoder's %zu second moments written",
+                  written_second, m.aae_encoder_params);
+        free(mo);
+        free(vo);
+        cpu->free(cpu, images);
+        cpu->free(cpu, perm);
+        model_destroy(&m);
+    }
+}
+
 // The regions: [encoder | decoder] = the AE's parameters, the discriminator's on a 4-float
 // boundary after them, then the encoder's second Adam moments; and the mixture prior's draws
 // (component i mod 10 of draw i) against the rotation written out in double
@@ -1828,6 +1940,7 @@ int main(void) {
     test_run("kind_table_gives_required_hooks", test_kind_table_gives_required_hooks);
     test_run("aae_gradients", test_aae_gradients);
     test_run("aae_layout_and_prior", test_aae_layout_and_prior);
+    test_run("adversarial_moments_written_once", test_adversarial_moments_written_once);
     test_run("gan_gradients", test_gan_gradients);
     test_run("gan_random_real_targets", test_gan_random_real_targets);
     test_run("gan_layout_and_init", test_gan_layout_and_init);
@@ -1852,6 +1965,7 @@ int main(void) {
     test_run("made_sample_follows_the_logits", test_made_sample_follows_the_logits);
     test_run("made_natural_masks", test_made_natural_masks);
     test_run("vq_term_per_update", test_vq_term_per_update);
+    test_run("vq_restart_dead_threshold", test_vq_restart_dead_threshold);
     test_run("pixelcnn_gradients", test_pixelcnn_gradients);
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
