@@ -44,7 +44,8 @@ with 0 so the state_dict is complete for strict=True.
 
 The way back: save(model, path) writes a model from load() -- its weights changed in PyTorch,
 fine-tuned -- as a cuvae checkpoint (the same config and metadata, the checksums cuvae
-verifies), which cuvae eval, sample and plot read.
+verifies; __metadata__.written_by names this script and the build that wrote the file load()
+read), which cuvae eval, sample and plot read.
 
 Run as a script: cuvae_torch.py CKPT prints the module.
 Needs numpy and torch (Debian: python3-numpy, python3-torch); reads safetensors itself.
@@ -1444,6 +1445,9 @@ def save(model, path):
         offset += len(raw)
     data = b"".join(chunks)
     meta = {key: value for key, value in meta.items() if key not in ("crc32", "crc32_entries")}
+    # the writer, as cuvae's own files name theirs (and the build that wrote the one load() read)
+    source = f", from a checkpoint written by {meta['written_by']}" if "written_by" in meta else ""
+    meta["written_by"] = f"scripts/cuvae_torch.py (PyTorch {torch.__version__}{source})"[:1000]
     meta["crc32_entries"] = "%08x" % _crc_entries(header, 8)
     crc = zlib.crc32(data)
     for key, value in sorted(meta.items(), key=lambda pair: pair[0].encode()):   # (key order, as cuvae)

@@ -50,7 +50,7 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
         tensors[k].data = (slices[k].buffer ? buffers : host) + slices[k].offset;
     }
     char *config_json = config_to_json(&m->cfg);
-    StMeta meta[4];
+    StMeta meta[5];
     int n_meta = 0;
     snprintf(meta[n_meta].key, sizeof meta[0].key, "config");
     meta[n_meta++].value = config_json;
@@ -66,6 +66,12 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
         snprintf(meta[n_meta].key, sizeof meta[0].key, "data_classes");
         snprintf(classes, sizeof classes, "%d", m->data_classes);
         meta[n_meta++].value = classes;
+    }
+    char written_by[160];
+    if (cuvae_build()) {   // the build writing the file
+        snprintf(meta[n_meta].key, sizeof meta[0].key, "written_by");
+        snprintf(written_by, sizeof written_by, "%s", cuvae_build());
+        meta[n_meta++].value = written_by;
     }
     int rc = safetensors_check_finite_before_write(path, tensors, n, err, errlen);
     if (rc == 0) rc = safetensors_write(path, tensors, n, meta, n_meta, err, errlen);

@@ -145,6 +145,12 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
     return buf;
 }
 
+static const char *running_build;
+
+void cuvae_set_build(const char *build) { running_build = build; }
+
+const char *cuvae_build(void) { return running_build; }
+
 const char *working_folder_gone_note(const char *path) {
     // (an absolute path, or one through "..", which a deleted folder still has, names something)
     if (path[0] == '/' || (path[0] == '.' && path[1] == '.' && (path[2] == '/' || path[2] == '\0'))) return "";

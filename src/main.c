@@ -310,6 +310,7 @@ int main(int argc, char **argv) {
     // SIGPIPE would kill a training run after its first line, leaving a folder of one config.json:
     // the run goes on (its lines unseen), a command's stdout reports "Broken pipe" and exit 2
     signal(SIGPIPE, SIG_IGN);
+    cuvae_set_build("cuvae " CUVAE_VERSION " (commit " CUVAE_BUILD_COMMIT ")");
     backend_cpu_select_blas_kernels(argv);   // may start the process again: before MPI starts
     char err[512];
     if (dist_init(&argc, &argv, err, sizeof err) != 0) {

@@ -1,7 +1,7 @@
 // resume.c: the resume file (resume.h): arena tensors "params", "adam.m",
 // "adam.v" and metadata {format, config, epoch, step, eps_offset,
 // uniform_offset, beta1_power, beta2_power, lr, steps_in_epoch, epoch_sums,
-// loss_acc, best} (doubles as exact hex floats).
+// loss_acc, best, data_crc32, log_crc32, written_by} (doubles as exact hex floats).
 #include "cuvae/resume.h"
 #include "cuvae/common.h"
 #include "cuvae/safetensors.h"
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define RESUME_FORMAT "cuvae-resume-1"
-#define N_RESUME_META 15
+#define N_RESUME_META 15   // and written_by, the build writing the file (when main set it)
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
     const size_t P = m->n_params;
@@ -56,10 +56,17 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
                                        "uniform_offset", "beta1_power", "beta2_power", "lr",
                                        "steps_in_epoch", "epoch_sums", "loss_acc", "best", "data_crc32", "log_crc32"};
     char *config_json = config_to_json(&m->cfg);
-    StMeta meta[N_RESUME_META];
+    StMeta meta[N_RESUME_META + 1];
     for (int k = 0; k < N_RESUME_META; k++) {
         snprintf(meta[k].key, sizeof meta[k].key, "%s", keys[k]);
         meta[k].value = k == 0 ? RESUME_FORMAT : k == 1 ? config_json : values[k - 2];
+    }
+    int n_meta = N_RESUME_META;
+    char written_by[160];
+    if (cuvae_build()) {
+        snprintf(meta[n_meta].key, sizeof meta[n_meta].key, "written_by");
+        snprintf(written_by, sizeof written_by, "%s", cuvae_build());
+        meta[n_meta++].value = written_by;
     }
     // batch norm's running statistics, when the model has any
     float *buffers = NULL;
@@ -75,7 +82,7 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
         n_tensors = 4;
     }
     int rc = safetensors_check_finite_before_write(path, tensors, n_tensors, err, errlen);
-    if (rc == 0) rc = safetensors_write(path, tensors, n_tensors, meta, N_RESUME_META, err, errlen);
+    if (rc == 0) rc = safetensors_write(path, tensors, n_tensors, meta, n_meta, err, errlen);
     free(config_json);
     free(arena);
     free(buffers);
@@ -290,6 +297,8 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
             at->log_crc32 = (uint32_t)value;
             at->log_crc32_known = log_crc != NULL;
         }
+        const char *written_by = safetensors_meta(&f, "written_by");   // (absent in older files)
+        snprintf(at->written_by, sizeof at->written_by, "%s", written_by ? written_by : "");
     }
     safetensors_free(&f);
     return rc;

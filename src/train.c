@@ -770,6 +770,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             const double zero_sums[3] = {0.0, 0.0, 0.0};
             model_set_loss_accumulator(&model, zero_sums);
         }
+        // a run continued by another build: said, as the steps from here may differ in their last bits
+        // from the ones the first build would have taken
+        if (writer && at.written_by[0] && cuvae_build() && strcmp(at.written_by, cuvae_build()) != 0) {
+            char quoted[200];
+            text_appendf(&notes, "cuvae: note: %s was written by %s; this is %s: the run goes on with this build "
+                         "(its model.safetensors will say so), bit for bit as one run of either build only where "
+                         "the two compute the same\n", resume_path, one_line_text(at.written_by, quoted, sizeof quoted),
+                         cuvae_build());
+        }
         if (writer && !at.data_crc32_known)   // (the log's check, below, is said where it is skipped)
             text_appendf(&notes, "cuvae: note: %s holds no CRC-32 of the training set (written before 2026-12-01, "
                          "07:20Z): the data are not checked against the run's\n", resume_path);
@@ -1011,7 +1020,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                 }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
-                                    at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch};
+                                    at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch, ""};
                 if (writer && run_folder_check_still_locked(out_dir, *lock_fd, err, errlen) != 0) {
                     rc = -1;
                     goto done;
@@ -1213,7 +1222,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             at.best_loss = watched_loss;
         }
         ResumePoint epoch_end_point = {epoch, 0, 0.0, 0.0, 0.0, 0.0, at.best_epoch, at.best_loss, data_crc, true, 0,
-                                       log_crc, true, steps_per_epoch};
+                                       log_crc, true, steps_per_epoch, ""};
         // (the resume point last: a run killed before it redoes the epoch, images included)
         if (writer && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
             // the folder's model is still the epoch before: so is its log (cut back in place,

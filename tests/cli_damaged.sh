@@ -306,9 +306,10 @@ rewrite "$tmp/R/vae_dim2/model.safetensors" "$tmp/tab.safetensors" \
 expect_error "a raw tab inside a header string is refused (not JSON), as in a config file" 2 \
     "tab.safetensors: header byte [0-9]+: a raw control character \(0x09\) in a string: JSON needs it escaped" -- \
     "$CUVAE" eval "$tmp/tab.safetensors"
-# a resume file of a build before the training set's and the log's CRC-32 (2026-12-01 / 12-04): it
-# resumes, and says which checks it cannot make (the log check was skipped unsaid)
-resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/old_resume.safetensors" "meta.pop('data_crc32'); meta.pop('log_crc32')"
+# a resume file of a build before the training set's and the log's CRC-32 (2026-12-01 / 12-04) and
+# before files named their build (2026-12-07): it resumes, and says which checks it cannot make (the
+# log check was skipped unsaid)
+resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/old_resume.safetensors" "meta.pop('data_crc32'); meta.pop('log_crc32'); meta.pop('written_by')"
 cp -r "$tmp/R/vae_dim2" "$tmp/oldres" && mv "$tmp/old_resume.safetensors" "$tmp/oldres/resume.safetensors"
 if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/oldres" --resume 2>"$tmp/oldres.err" \
     && grep -q "^cuvae: note: .*oldres/resume.safetensors holds no CRC-32 of the training set (written before 2026-12-01, 07:20Z): the data are not checked against the run's$" "$tmp/oldres.err" \
@@ -317,5 +318,23 @@ if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epoch
     ok "a resume file without the data's and the log's CRC-32 resumes, saying the checks it cannot make"
 else
     bad "old resume file: $(grep -v "^epoch" "$tmp/oldres.err" | tail -3)"
+fi
+# the build that wrote a checkpoint or resume file is in its __metadata__.written_by (what
+# `cuvae --version` says); a run continued by another build says so, and its files then name this one
+build=$("$CUVAE" --version | sed -E 's/^(cuvae [^ ]+) \(commit ([^;]+);.*/\1 (commit \2)/')
+written_by() { python3 -c 'import json, struct, sys; raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+print(json.loads(raw[8:8 + n])["__metadata__"].get("written_by", "(none)"))' "$1"; }
+[ "$(written_by "$tmp/R/vae_dim2/model.safetensors")" = "$build" ] && [ "$(written_by "$tmp/R/vae_dim2/resume.safetensors")" = "$build" ] \
+    && ok "model.safetensors and resume.safetensors name the build that wrote them ($build)" \
+    || bad "written_by: '$(written_by "$tmp/R/vae_dim2/model.safetensors")' / '$(written_by "$tmp/R/vae_dim2/resume.safetensors")', want '$build'"
+resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/other_build.safetensors" "meta['written_by'] = 'cuvae 0.0.9 (commit 1234abc)'"
+cp -r "$tmp/R/vae_dim2" "$tmp/otherbuild" && mv "$tmp/other_build.safetensors" "$tmp/otherbuild/resume.safetensors"
+if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/otherbuild" --resume 2>"$tmp/otherbuild.err" \
+    && grep -qF "cuvae: note: $tmp/otherbuild/resume.safetensors was written by cuvae 0.0.9 (commit 1234abc); this is $build: the run goes on with this build" "$tmp/otherbuild.err" \
+    && [ "$(written_by "$tmp/otherbuild/model.safetensors")" = "$build" ] \
+    && ! grep -q "was written by" "$tmp/oldres.err"; then
+    ok "a run resumed by another build: said (not for a file that names no build); its files then name this one"
+else
+    bad "resumed by another build: $(grep -v "^epoch" "$tmp/otherbuild.err" | tail -2)"
 fi
 cli_finish cli_damaged

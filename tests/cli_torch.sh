@@ -265,7 +265,12 @@ except ValueError as e:
     refused = str(e)
 prune.remove(linear, "weight")
 save(again, "pruned.safetensors")
+import struct
+raw = open("same.safetensors", "rb").read()
+written_by = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["written_by"]
 print(json.dumps({"reloaded_equal": same, "prune_refused": "prune.remove() first" in refused,
+                  "written_by": written_by.startswith("scripts/cuvae_torch.py (PyTorch ") and
+                  ", from a checkpoint written by cuvae " in written_by,
                   "pruned_zeros": int((load("pruned.safetensors").state_dict()["encoder.0.weight"] == 0).sum())}))
 PY
 ) || bad "cuvae_torch.save: the PyTorch side failed"
@@ -278,7 +283,8 @@ PY
     echo "$back" | grep -q '"reloaded_equal": true' && [ -n "$half" ] && [ "$half" != "$orig" ] \
         && close "$(field "$half" kl)" "$(field "$torch_half" kl)" 1e-4 1e-5 \
         && close "$(field "$half" rec)" "$(field "$torch_half" rec_at_mean)" 1e-4 1e-4 \
-        && ok "weights halved in PyTorch, saved: cuvae reads them (KL and rec at z = mu as PyTorch's), load() gets them back" \
+        && echo "$back" | grep -q '"written_by": true' \
+        && ok "weights halved in PyTorch, saved: cuvae reads them (KL and rec at z = mu as PyTorch's), load() gets them back; the file names cuvae_torch.py and the build it came from as its writer" \
         || bad "save halved: $(tail -1 "$tmp/half.err") / $back / $torch_half"
     echo "$back" | grep -q '"prune_refused": true' && ! echo "$back" | grep -q '"pruned_zeros": 0[,}]' \
         && "$CUVAE" eval "$tmp/pruned.safetensors" --z mean --set data.test_limit=200 > /dev/null 2>"$tmp/pruned.err" \

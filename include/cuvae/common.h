@@ -15,6 +15,12 @@
 
 #define CUVAE_VERSION "0.1.0"
 
+// The build that is running, as the files it writes record it (checkpoints' and resume files'
+// __metadata__.written_by): main() sets it to "cuvae VERSION (commit C)" before any command;
+// NULL until then (a test program links the library without main: its files record no build).
+void cuvae_set_build(const char *build);
+const char *cuvae_build(void);
+
 // Exit status for bad input of any kind -- a config, a file, a size that does
 // not fit in host or GPU memory: one "cuvae: ..." line on stderr, then exit 2.
 #define CUVAE_EXIT_BAD_INPUT 2

@@ -27,6 +27,7 @@ typedef struct {
     uint32_t log_crc32;       // CRC-32 of log.jsonl's lines of the epochs_done finished epochs
     bool log_crc32_known;     // false for a file written before it was stored
     int64_t stored_steps_per_epoch;   // (resume_load) the steps an epoch had in the run that wrote the file
+    char written_by[160];     // (resume_load) the build that wrote the file ("" where it says none)
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
