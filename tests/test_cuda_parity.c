@@ -635,7 +635,7 @@ static void test_vector_quantizer_ops(void) {
     int32_t *codes_cpu = cpu->alloc(cpu, N * sizeof(int32_t)), *codes_gpu = gpu->alloc(gpu, N * sizeof(int32_t));
     cpu->vq_code_norms(cpu, NORMS.cpu, Ecb.cpu, K, D);
     gpu->vq_code_norms(gpu, NORMS.gpu, Ecb.gpu, K, D);
-    pair_expect_close("vq_code_norms", NORMS, 1e-6, 1e-6);
+    pair_expect_close("vq_code_norms", NORMS, 0.0, 0.0);   // both sum in double in order, then round once
     // both argmins read the CPU's scores and norms, so the codes must agree exactly
     cpu->gemm(cpu, true, true, N, K, D, 1.0f, Z.cpu, N, Ecb.cpu, D, 0.0f, SCORES.cpu, K);
     float *scores = host_floats((size_t)N * K), *norms = host_floats(K);
@@ -693,6 +693,25 @@ static void test_vector_quantizer_ops(void) {
         wrong += (memcmp(book + (size_t)k * D, E + (size_t)k * D, D * sizeof(float)) != 0) !=
                  (counts_now[k] < threshold);
     CHECK(wrong == 0, "vq_restart_dead: %d codes changed against the threshold's choice (%d under it)", wrong, dead);
+    // a count exactly at the threshold is not dead (strictly under it is): codes k % 3 == 0 at
+    // it, k % 3 == 1 under it, the others above; the copy and the count reset must agree
+    for (int k = 0; k < K; k++) counts[k] = k % 3 == 0 ? threshold : (k % 3 == 1 ? 0.25f : 2.0f);
+    cpu->upload(cpu, COUNTS.cpu, counts, K * sizeof(float));
+    gpu->upload(gpu, COUNTS.gpu, counts, K * sizeof(float));
+    cpu->upload(cpu, Ecb.cpu, E, (size_t)K * D * sizeof(float));
+    gpu->upload(gpu, Ecb.gpu, E, (size_t)K * D * sizeof(float));
+    cpu->upload(cpu, SUMS.cpu, E, (size_t)K * D * sizeof(float));
+    gpu->upload(gpu, SUMS.gpu, E, (size_t)K * D * sizeof(float));
+    cpu->vq_restart_dead(cpu, Ecb.cpu, COUNTS.cpu, SUMS.cpu, Z.cpu, N, K, D, threshold, 12345, st.cpu);
+    gpu->vq_restart_dead(gpu, Ecb.gpu, COUNTS.gpu, SUMS.gpu, Z.gpu, N, K, D, threshold, 12345, st.gpu);
+    pair_expect_close("vq_restart_dead (counts at the threshold) codebook", Ecb, 0.0, 0.0);
+    pair_expect_close("vq_restart_dead (counts at the threshold) sums", SUMS, 0.0, 0.0);
+    pair_expect_close("vq_restart_dead (counts at the threshold) counts", COUNTS, 0.0, 0.0);
+    gpu->download(gpu, book, Ecb.gpu, (size_t)K * D * sizeof(float));
+    wrong = 0;
+    for (int k = 0; k < K; k++)
+        wrong += (memcmp(book + (size_t)k * D, E + (size_t)k * D, D * sizeof(float)) != 0) != (k % 3 == 1);
+    CHECK(wrong == 0, "vq_restart_dead: %d codes changed against the threshold's choice (counts at it)", wrong);
     state_pair_free(&st);
     free(counts_now); free(book);
     cpu->free(cpu, codes_cpu);
@@ -851,16 +870,19 @@ static void test_kl_coefficients(void) {
         float *junk = host_floats(L);
         fill_normal_host(junk, L, 100.0f);
         Pair C = pair_upload(junk, L);
-        for (int mode = 0; mode < 4; mode++) {
-            // 0 plain (no sums), 1 free bits, 2 capacity below target, 3 capacity above target
+        for (int mode = 0; mode < 6; mode++) {
+            // 0 plain (no sums), 1 free bits, 2 capacity below target, 3 capacity above target,
+            // 4 capacity exactly at the target (sign 0: every coefficient 0), 5 free bits with the
+            // floor exactly at dimension 0's mean (strictly above it counts: coefficient 0 there)
             KlSchedule s;
             memset(&s, 0, sizeof s);
             s.weight = 0.7f;
             if (mode == 1) s.free_bits = 0.25f;
-            if (mode >= 2) {
+            if (mode == 5) s.free_bits = sums[0] * (1.0f / (float)B);   // the kernels' float product
+            if (mode >= 2 && mode <= 4) {
                 s.capacity = 1;
                 s.capacity_gamma = 10.0f;
-                s.capacity_target = (float)(total / B + (mode == 2 ? 0.5 : -0.5));
+                s.capacity_target = (float)(total / B + (mode == 2 ? 0.5 : mode == 3 ? -0.5 : 0.0));
             }
             bool needs_sums = mode != 0;
             cpu->upload(cpu, C.cpu, junk, (size_t)L * sizeof(float));
@@ -873,8 +895,15 @@ static void test_kl_coefficients(void) {
             state_pair_free(&T);
             char what[64];
             snprintf(what, sizeof what, "kl_coefficients L=%d mode %d", L, mode);
-            // the same fp32 operations on both sides, and no threshold within rounding
+            // the same fp32 operations on both sides, and no threshold within rounding (modes
+            // 0-3) or one met exactly (modes 4, 5)
             pair_expect_close(what, C, 0.0, 0.0);
+            if (mode >= 4) {
+                float c0;
+                gpu->download(gpu, &c0, C.gpu, sizeof c0);
+                CHECK(c0 == 0.0f, "%s: coefficient 0 is %g, want 0 (the KL exactly at the %s)", what, c0,
+                      mode == 4 ? "capacity target" : "free-bits floor");
+            }
         }
         pair_free(&S);
         pair_free(&C);
@@ -958,6 +987,25 @@ static void test_reconstruction_loss(void) {
         free(out);
         free(x);
     }
+    // more rows than the kernel's 65535 blocks: blocks 0..36 take a second row and reuse their
+    // shared warp sums (a barrier missing there shows in the run with blocks in reverse order);
+    // D = 97: all 4 warps hold a partial sum
+    const int BB = 65535 + 37, DD = 97;
+    const size_t n = (size_t)BB * DD;
+    float *out = host_floats(n), *x = host_floats(n);
+    fill_normal_host(out, n, 3.0f);
+    fill_uniform_host(x, n, 0.0f, 1.0f);
+    Pair O = pair_upload(out, n), X = pair_upload(x, n), G = pair_alloc(n), R = pair_alloc(BB);
+    cpu->reconstruction_loss(cpu, G.cpu, R.cpu, O.cpu, X.cpu, BB, DD, RECLOSS_BCE_LOGITS, 1.0f, grad_scale);
+    gpu->reconstruction_loss(gpu, G.gpu, R.gpu, O.gpu, X.gpu, BB, DD, RECLOSS_BCE_LOGITS, 1.0f, grad_scale);
+    pair_expect_close("rec_row bce_logits, 65572 rows", R, 1e-5, 1e-6);
+    pair_expect_close("d_out bce_logits, 65572 rows", G, 1e-5, 1e-6 * grad_scale);
+    pair_free(&O);
+    pair_free(&X);
+    pair_free(&G);
+    pair_free(&R);
+    free(out);
+    free(x);
 }
 
 static void test_accumulate_loss(void) {
@@ -990,6 +1038,17 @@ static void test_accumulate_loss(void) {
     free(kl);
 }
 
+// The step plan of the optimizer parity tests: Adam's default betas, batch 1, 10 steps an epoch.
+static StepPlan optimizer_test_plan(void) {
+    StepPlan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.steps_per_epoch = 10;
+    plan.batch = 1;
+    plan.beta1 = 0.9;
+    plan.beta2 = 0.999;
+    return plan;
+}
+
 // n floats from an aligned start (the float4 path and its tail) or a misaligned
 // one (the scalar path).
 // 5 steps of adam / adamw (o.decoupled) or sgd (sgd != 0) on both backends: one update
@@ -1004,12 +1063,7 @@ static void optimizer_parity_queued(size_t n, size_t misalign, OptimizerParams o
     Pair M = {M0.cpu + misalign, M0.gpu + misalign, n}, V = {V0.cpu + misalign, V0.gpu + misalign, n};
     cpu->upload(cpu, P.cpu, p, n * sizeof(float));
     gpu->upload(gpu, P.gpu, p, n * sizeof(float));
-    StepPlan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.steps_per_epoch = 10;
-    plan.batch = 1;
-    plan.beta1 = 0.9;
-    plan.beta2 = 0.999;
+    const StepPlan plan = optimizer_test_plan();
     StatePair S = state_pair(0, 0, 0);
     for (int step = 1; step <= 5; step++) {
         fill_normal_host(g, n, 0.01f);
@@ -1058,6 +1112,63 @@ static void optimizer_parity(size_t n, size_t misalign, OptimizerParams o, int s
     optimizer_parity_queued(n, misalign, o, sgd, 0);
 }
 
+// queue_update's joining and its queue limit, 2 Adam steps compared exactly: `pieces` pieces of
+// `len` with contiguous params, grads and m, queued last first (the order the CUDA backend joins)
+// or first first (never joined); v one buffer, or a separate one a piece (v_split: the pieces must
+// not be joined then); piece k's parameters os[k % n_os] (ranges with different ones must not be
+// joined either).
+static void queue_pieces_parity(const char *label, int pieces, size_t len, const OptimizerParams *os, int n_os,
+                                int v_split, int last_first) {
+    const size_t n = (size_t)pieces * len;
+    float *p = host_floats(n), *g = host_floats(n);
+    fill_normal_host(p, n, 0.1f);
+    Pair P = pair_upload(p, n), G = pair_alloc(n), M = pair_alloc(n);
+    Pair *V = calloc((size_t)pieces, sizeof(Pair));
+    if (v_split) {
+        for (int k = 0; k < pieces; k++) V[k] = pair_alloc(len + 4);   // + 4: never adjacent
+    } else {
+        V[0] = pair_alloc(n);
+    }
+    const StepPlan plan = optimizer_test_plan();
+    StatePair S = state_pair(0, 0, 0);
+    for (int step = 1; step <= 2; step++) {
+        fill_normal_host(g, n, 0.01f);
+        cpu->upload(cpu, G.cpu, g, n * sizeof(float));
+        gpu->upload(gpu, G.gpu, g, n * sizeof(float));
+        cpu->step_begin(cpu, S.cpu, plan);
+        gpu->step_begin(gpu, S.gpu, plan);
+        for (int q = 0; q < pieces; q++) {
+            const int k = last_first ? pieces - 1 - q : q;
+            const size_t s0 = (size_t)k * len;
+            float *vc = v_split ? V[k].cpu : V[0].cpu + s0, *vg = v_split ? V[k].gpu : V[0].gpu + s0;
+            cpu->queue_update(cpu, P.cpu + s0, G.cpu + s0, M.cpu + s0, vc, len, S.cpu, os[k % n_os], false);
+            gpu->queue_update(gpu, P.gpu + s0, G.gpu + s0, M.gpu + s0, vg, len, S.gpu, os[k % n_os], false);
+        }
+        cpu->finish_updates(cpu);
+        gpu->finish_updates(gpu);
+        cpu->step_end(cpu, S.cpu, plan, 1);
+        gpu->step_end(gpu, S.gpu, plan, 1);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s: params", label);
+    pair_expect_close(what, P, 0.0, 0.0);
+    snprintf(what, sizeof what, "%s: m", label);
+    pair_expect_close(what, M, 0.0, 0.0);
+    for (int k = 0; k < (v_split ? pieces : 1); k++) {
+        Pair Vk = {V[k].cpu, V[k].gpu, v_split ? len : n};
+        snprintf(what, sizeof what, "%s: v (piece %d)", label, k);
+        pair_expect_close(what, Vk, 0.0, 0.0);
+        pair_free(&V[k]);
+    }
+    state_pair_free(&S);
+    pair_free(&P);
+    pair_free(&G);
+    pair_free(&M);
+    free(V);
+    free(p);
+    free(g);
+}
+
 // queue_update / finish_updates (updates started inside a backward), joined and not
 static void test_queued_updates(void) {
     OptimizerParams adam = {0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0};
@@ -1068,6 +1179,11 @@ static void test_queued_updates(void) {
         optimizer_parity_queued(10003, 1, adamw, 0, queued);
         optimizer_parity_queued(10003, 0, sgd, 1, queued);
     }
+    const OptimizerParams adam_l2 = {0.9f, 0.999f, 1e-8f, 0.0f, 0.05f, 0};
+    const OptimizerParams mixed[2] = {adam, adam_l2};
+    queue_pieces_parity("v pieces not contiguous", 3, 1001, &adam, 1, 1, 1);
+    queue_pieces_parity("optimizer parameters differing by piece", 4, 1001, mixed, 2, 0, 1);
+    queue_pieces_parity("more pieces than the queue holds", UPDATE_QUEUE_RANGES + 6, 13, &adam, 1, 0, 0);
 }
 
 static void test_adam_update(void) {
@@ -1108,6 +1224,39 @@ static void test_grad_clip(void) {
         pair_free(&G);
         free(g);
     }
+    // max_norm near the norm: a factor of 0.8 (clipped, though not by half) and of 1.25 (not
+    // clipped: the gradients unchanged, not scaled up), n not a multiple of 256
+    const size_t n = 1003;
+    float *g = host_floats(n), *back = host_floats(n);
+    fill_normal_host(g, n, 1.0f);
+    double norm = 0.0;
+    for (size_t i = 0; i < n; i++) norm += (double)g[i] * g[i];
+    norm = sqrt(norm);
+    const double ratios[2] = {0.8, 1.25};
+    for (int r = 0; r < 2; r++) {
+        const float max_norm = (float)(ratios[r] * norm);
+        Pair G = pair_upload(g, n);
+        double *sc = cpu->alloc(cpu, GRAD_CLIP_SCRATCH * sizeof(double));
+        double *sg = gpu->alloc(gpu, GRAD_CLIP_SCRATCH * sizeof(double));
+        cpu->grad_clip(cpu, G.cpu, n, max_norm, sc);
+        gpu->grad_clip(gpu, G.gpu, n, max_norm, sg);
+        char what[80];
+        snprintf(what, sizeof what, "clipped gradients, max_norm %.2f x the norm", ratios[r]);
+        pair_expect_close(what, G, 1e-6, 1e-9);
+        gpu->download(gpu, back, G.gpu, n * sizeof(float));
+        double got = 0.0;
+        for (size_t i = 0; i < n; i++) got += (double)back[i] * back[i];
+        got = sqrt(got);
+        if (ratios[r] < 1.0)
+            CHECK(fabs(got - max_norm) <= 1e-4 * max_norm, "clipped to norm %.9g, max_norm %.9g", got, max_norm);
+        else
+            CHECK(memcmp(back, g, n * sizeof(float)) == 0, "gradients under max_norm were changed");
+        cpu->free(cpu, sc);
+        gpu->free(gpu, sg);
+        pair_free(&G);
+    }
+    free(g);
+    free(back);
 }
 
 static void test_sgd_update(void) {
