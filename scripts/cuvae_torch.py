@@ -1446,7 +1446,11 @@ def save(model, path):
     data = b"".join(chunks)
     meta = {key: value for key, value in meta.items() if key not in ("crc32", "crc32_entries")}
     # the writer, as cuvae's own files name theirs (and the build that wrote the one load() read)
-    source = f", from a checkpoint written by {meta['written_by']}" if "written_by" in meta else ""
+    earlier = meta.get("written_by", "")
+    if earlier.startswith("scripts/cuvae_torch.py"):   # saved back before: keep the build it came from
+        earlier = earlier.partition(", from a checkpoint written by ")[2]
+        earlier = earlier[:-1] if earlier.endswith(")") else earlier   # (the closing one of this script's)
+    source = f", from a checkpoint written by {earlier}" if earlier else ""
     meta["written_by"] = f"scripts/cuvae_torch.py (PyTorch {torch.__version__}{source})"[:1000]
     meta["crc32_entries"] = "%08x" % _crc_entries(header, 8)
     crc = zlib.crc32(data)

@@ -34,7 +34,18 @@ static void format_shape(char *out, size_t outlen, int rank, const int64_t *shap
     if (used < outlen) snprintf(out + used, outlen - used, "]");
 }
 
+void checkpoint_meta_written_by(StMeta *meta, int *n_meta, const char *written_by, char buf[CHECKPOINT_WRITTEN_BY_MAX]) {
+    if (!written_by || !written_by[0]) return;
+    snprintf(meta[*n_meta].key, sizeof meta[*n_meta].key, "written_by");
+    snprintf(buf, CHECKPOINT_WRITTEN_BY_MAX, "%s", written_by);
+    meta[(*n_meta)++].value = buf;
+}
+
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
+    return checkpoint_save_written_by(m, path, cuvae_build(), err, errlen);
+}
+
+int checkpoint_save_written_by(Model *m, const char *path, const char *written_by, char *err, size_t errlen) {
     float *host = xmalloc(m->n_params * sizeof(float));
     float *buffers = xmalloc((m->n_buffers ? m->n_buffers : 1) * sizeof(float));
     model_get_params(m, host);
@@ -67,12 +78,8 @@ int checkpoint_save(Model *m, const char *path, char *err, size_t errlen) {
         snprintf(classes, sizeof classes, "%d", m->data_classes);
         meta[n_meta++].value = classes;
     }
-    char written_by[160];
-    if (cuvae_build()) {   // the build writing the file
-        snprintf(meta[n_meta].key, sizeof meta[0].key, "written_by");
-        snprintf(written_by, sizeof written_by, "%s", cuvae_build());
-        meta[n_meta++].value = written_by;
-    }
+    char written_by_text[CHECKPOINT_WRITTEN_BY_MAX];
+    checkpoint_meta_written_by(meta, &n_meta, written_by, written_by_text);
     int rc = safetensors_check_finite_before_write(path, tensors, n, err, errlen);
     if (rc == 0) rc = safetensors_write(path, tensors, n, meta, n_meta, err, errlen);
     free(config_json);

@@ -3,6 +3,7 @@
 // uniform_offset, beta1_power, beta2_power, lr, steps_in_epoch, epoch_sums,
 // loss_acc, best, data_crc32, log_crc32, written_by} (doubles as exact hex floats).
 #include "cuvae/resume.h"
+#include "cuvae/checkpoint.h"
 #include "cuvae/common.h"
 #include "cuvae/safetensors.h"
 
@@ -62,12 +63,8 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
         meta[k].value = k == 0 ? RESUME_FORMAT : k == 1 ? config_json : values[k - 2];
     }
     int n_meta = N_RESUME_META;
-    char written_by[160];
-    if (cuvae_build()) {
-        snprintf(meta[n_meta].key, sizeof meta[n_meta].key, "written_by");
-        snprintf(written_by, sizeof written_by, "%s", cuvae_build());
-        meta[n_meta++].value = written_by;
-    }
+    char written_by[CHECKPOINT_WRITTEN_BY_MAX];
+    checkpoint_meta_written_by(meta, &n_meta, cuvae_build(), written_by);
     // batch norm's running statistics, when the model has any
     float *buffers = NULL;
     int n_tensors = 3;
@@ -299,6 +296,11 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
         }
         const char *written_by = safetensors_meta(&f, "written_by");   // (absent in older files)
         snprintf(at->written_by, sizeof at->written_by, "%s", written_by ? written_by : "");
+        if (written_by && strlen(written_by) >= sizeof at->written_by) {   // cut at a character, marked
+            size_t end = sizeof at->written_by - 4;
+            while (end > 0 && ((unsigned char)at->written_by[end] & 0xC0) == 0x80) end--;
+            memcpy(at->written_by + end, "...", 4);
+        }
     }
     safetensors_free(&f);
     return rc;

@@ -770,15 +770,6 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
             const double zero_sums[3] = {0.0, 0.0, 0.0};
             model_set_loss_accumulator(&model, zero_sums);
         }
-        // a run continued by another build: said, as the steps from here may differ in their last bits
-        // from the ones the first build would have taken
-        if (writer && at.written_by[0] && cuvae_build() && strcmp(at.written_by, cuvae_build()) != 0) {
-            char quoted[200];
-            text_appendf(&notes, "cuvae: note: %s was written by %s; this is %s: the run goes on with this build "
-                         "(its model.safetensors will say so), bit for bit as one run of either build only where "
-                         "the two compute the same\n", resume_path, one_line_text(at.written_by, quoted, sizeof quoted),
-                         cuvae_build());
-        }
         if (writer && !at.data_crc32_known)   // (the log's check, below, is said where it is skipped)
             text_appendf(&notes, "cuvae: note: %s holds no CRC-32 of the training set (written before 2026-12-01, "
                          "07:20Z): the data are not checked against the run's\n", resume_path);
@@ -906,6 +897,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // (a run that had stopped early trains no further: its figures stay)
     const bool had_stopped_early = validating && cfg->train.early_stopping > 0 && at.best_epoch > 0 &&
                                    at.steps_in_epoch == 0 && at.epochs_done - at.best_epoch >= cfg->train.early_stopping;
+    // a run that another build goes on training: said, as the steps from here may differ in their last
+    // bits from the ones the first build would have taken (a run with no step left trains nothing)
+    if (rc == 0 && writer && resume && at.epochs_done < epochs && !had_stopped_early && at.written_by[0] &&
+        cuvae_build() && strcmp(at.written_by, cuvae_build()) != 0) {
+        char quoted[4 * CHECKPOINT_WRITTEN_BY_MAX];
+        text_appendf(&notes, "cuvae: note: %s was written by %s; this is %s: the run goes on with this build (its "
+                     "files will say so), bit for bit as one run of either build only where the two compute the "
+                     "same\n", resume_path, one_line_text(at.written_by, quoted, sizeof quoted), cuvae_build());
+    }
     if (rc == 0 && writer && resume && at.epochs_done < epochs && !had_stopped_early &&
         run_folder_remove_figures(run_dir))
         text_appendf(&notes, "cuvae: removed cuvae plot's figures in %s/figures/, drawn from the model before this "
@@ -1260,9 +1260,12 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     // --resume of a run with no epoch left (finished, or stopped early): a model file that is
     // missing, damaged or of other weights is written again from the resume state (the same
     // parameters as the last epoch saved), so it does not stand beside an eval.json of other
-    // weights; an intact one is left as it is (its crc32 may pin a prior trained on it)
+    // weights; an intact one is left as it is (its crc32 may pin a prior trained on it). The file is
+    // written as the build of the resume file wrote it (the epoch's two files come from one build):
+    // the same bytes, so the same crc32
     if (resume && epochs > 0 && (first_epoch > epochs || stopped_early) && writer &&
-        !checkpoint_holds_params(&model, ckpt_path) && checkpoint_save(&model, ckpt_path, err, errlen) != 0) {
+        !checkpoint_holds_params(&model, ckpt_path) &&
+        checkpoint_save_written_by(&model, ckpt_path, at.written_by, err, errlen) != 0) {
         rc = -1;
         goto done;
     }

@@ -26,7 +26,7 @@ raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
 header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:]); meta = header["__metadata__"]
 exec(sys.argv[3])
 crc = zlib.crc32(bytes(data))
-for key, value in meta.items():
+for key, value in sorted(meta.items(), key=lambda pair: pair[0].encode()):   # (key order, as cuvae)
     if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
 meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
 text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
@@ -320,21 +320,51 @@ else
     bad "old resume file: $(grep -v "^epoch" "$tmp/oldres.err" | tail -3)"
 fi
 # the build that wrote a checkpoint or resume file is in its __metadata__.written_by (what
-# `cuvae --version` says); a run continued by another build says so, and its files then name this one
+# `cuvae --version` says)
 build=$("$CUVAE" --version | sed -E 's/^(cuvae [^ ]+) \(commit ([^;]+);.*/\1 (commit \2)/')
-written_by() { python3 -c 'import json, struct, sys; raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
-print(json.loads(raw[8:8 + n])["__metadata__"].get("written_by", "(none)"))' "$1"; }
+meta_value() { python3 -c 'import json, struct, sys; raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+print(json.loads(raw[8:8 + n])["__metadata__"].get(sys.argv[2], "(none)"))' "$1" "$2"; }
+written_by() { meta_value "$1" written_by; }
 [ "$(written_by "$tmp/R/vae_dim2/model.safetensors")" = "$build" ] && [ "$(written_by "$tmp/R/vae_dim2/resume.safetensors")" = "$build" ] \
     && ok "model.safetensors and resume.safetensors name the build that wrote them ($build)" \
     || bad "written_by: '$(written_by "$tmp/R/vae_dim2/model.safetensors")' / '$(written_by "$tmp/R/vae_dim2/resume.safetensors")', want '$build'"
-resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/other_build.safetensors" "meta['written_by'] = 'cuvae 0.0.9 (commit 1234abc)'"
-cp -r "$tmp/R/vae_dim2" "$tmp/otherbuild" && mv "$tmp/other_build.safetensors" "$tmp/otherbuild/resume.safetensors"
+other="cuvae 0.0.9 (commit 1234abc)"   # a run of another build: both its files re-signed as that build's
+for f in model resume; do
+    resign "$tmp/R/vae_dim2/$f.safetensors" "$tmp/other_$f.safetensors" "meta['written_by'] = '$other'"
+done
+cp -r "$tmp/R/vae_dim2" "$tmp/otherbuild" && cp "$tmp/other_model.safetensors" "$tmp/otherbuild/model.safetensors" \
+    && cp "$tmp/other_resume.safetensors" "$tmp/otherbuild/resume.safetensors"
 if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/otherbuild" --resume 2>"$tmp/otherbuild.err" \
-    && grep -qF "cuvae: note: $tmp/otherbuild/resume.safetensors was written by cuvae 0.0.9 (commit 1234abc); this is $build: the run goes on with this build" "$tmp/otherbuild.err" \
-    && [ "$(written_by "$tmp/otherbuild/model.safetensors")" = "$build" ] \
-    && ! grep -q "was written by" "$tmp/oldres.err"; then
-    ok "a run resumed by another build: said (not for a file that names no build); its files then name this one"
+    && grep -qF "cuvae: note: $tmp/otherbuild/resume.safetensors was written by $other; this is $build: the run goes on with this build" "$tmp/otherbuild.err" \
+    && [ "$(written_by "$tmp/otherbuild/model.safetensors")" = "$build" ] && [ "$(written_by "$tmp/otherbuild/resume.safetensors")" = "$build" ]; then
+    ok "a run another build goes on training: said; both its files then name this build"
 else
-    bad "resumed by another build: $(grep -v "^epoch" "$tmp/otherbuild.err" | tail -2)"
+    bad "resumed by another build: $(grep -v "^epoch" "$tmp/otherbuild.err" | tail -2) / $(written_by "$tmp/otherbuild/model.safetensors") / $(written_by "$tmp/otherbuild/resume.safetensors")"
+fi
+# ... with no epoch left: nothing trains, nothing said of builds, and a lost model.safetensors is
+# written again as the resume file's build wrote it: the same tensors and metadata, so the same
+# crc32 as that build's file (which may pin a prior; the re-signed copy here lacks crc32_entries)
+same_content() { python3 -c 'import json, struct, sys
+def parts(path):
+    raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; header = json.loads(raw[8:8 + n])
+    meta = {k: v for k, v in header.pop("__metadata__").items() if k not in ("crc32", "crc32_entries")}
+    return meta, header, raw[8 + n:]
+sys.exit(0 if parts(sys.argv[1]) == parts(sys.argv[2]) else 1)' "$1" "$2"; }
+cp -r "$tmp/R/vae_dim2" "$tmp/otherdone" && cp "$tmp/other_resume.safetensors" "$tmp/otherdone/resume.safetensors" \
+    && rm "$tmp/otherdone/model.safetensors"
+if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --out "$tmp/otherdone" --resume 2>"$tmp/otherdone.err" \
+    && ! grep -q "was written by" "$tmp/otherdone.err" && [ "$(written_by "$tmp/otherdone/model.safetensors")" = "$other" ] \
+    && same_content "$tmp/otherdone/model.safetensors" "$tmp/other_model.safetensors"; then
+    ok "another build's finished run resumed: no note; its lost model.safetensors written again as that build's (its name, tensors and metadata)"
+else
+    bad "finished run of another build: $(tail -2 "$tmp/otherdone.err") / $(written_by "$tmp/otherdone/model.safetensors")"
+fi
+# ... and a run of this build, or of a build before files named theirs (oldres above), resumes unsaid
+cp -r "$tmp/R/vae_dim2" "$tmp/samebuild"
+if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/samebuild" --resume 2>"$tmp/samebuild.err" \
+    && ! grep -q "was written by" "$tmp/samebuild.err" && ! grep -q "was written by" "$tmp/oldres.err"; then
+    ok "a run resumed by its own build, or from a file that names no build: no note of builds"
+else
+    bad "same-build resume: $(grep "written by" "$tmp/samebuild.err" "$tmp/oldres.err" | head -2)"
 fi
 cli_finish cli_damaged

@@ -266,11 +266,13 @@ except ValueError as e:
 prune.remove(linear, "weight")
 save(again, "pruned.safetensors")
 import struct
-raw = open("same.safetensors", "rb").read()
-written_by = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["written_by"]
+def written_by(path):
+    raw = open(path, "rb").read()
+    return json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["written_by"]
+first, second = written_by("same.safetensors"), written_by("pruned.safetensors")   # (pruned: saved twice over)
 print(json.dumps({"reloaded_equal": same, "prune_refused": "prune.remove() first" in refused,
-                  "written_by": written_by.startswith("scripts/cuvae_torch.py (PyTorch ") and
-                  ", from a checkpoint written by cuvae " in written_by,
+                  "written_by": first.startswith("scripts/cuvae_torch.py (PyTorch ") and
+                  ", from a checkpoint written by cuvae " in first and first.endswith(")") and second == first,
                   "pruned_zeros": int((load("pruned.safetensors").state_dict()["encoder.0.weight"] == 0).sum())}))
 PY
 ) || bad "cuvae_torch.save: the PyTorch side failed"

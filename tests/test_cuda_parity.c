@@ -1123,7 +1123,7 @@ static void queue_pieces_parity(const char *label, int pieces, size_t len, const
     float *p = host_floats(n), *g = host_floats(n);
     fill_normal_host(p, n, 0.1f);
     Pair P = pair_upload(p, n), G = pair_alloc(n), M = pair_alloc(n);
-    Pair *V = calloc((size_t)pieces, sizeof(Pair));
+    Pair *V = xcalloc((size_t)pieces, sizeof(Pair));
     if (v_split) {
         for (int k = 0; k < pieces; k++) V[k] = pair_alloc(len + 4);   // + 4: never adjacent
     } else {

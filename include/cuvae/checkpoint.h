@@ -2,7 +2,7 @@
 // encoder.{i}.weight (out, in) / .bias, mu.*, logvar.*, decoder.{i}.* (last =
 // output layer); __metadata__ = {"config": effective JSON, "format": "cuvae-1", and
 // "carved_test_crc32" when the run held its test set out of data.train, "data_classes" when a
-// cvae's data had fewer classes than the model}.
+// cvae's data had fewer classes than the model, "written_by": the build that wrote the file}.
 #ifndef CUVAE_CHECKPOINT_H
 #define CUVAE_CHECKPOINT_H
 
@@ -10,8 +10,20 @@
 #include "cuvae/common.h"
 #include "cuvae/dataset.h"
 #include "cuvae/model.h"
+#include "cuvae/safetensors.h"
 
+// The longest __metadata__.written_by kept (bytes, its NUL included); a longer one is cut at a
+// character and ends in "...".
+#define CHECKPOINT_WRITTEN_BY_MAX 256
+
+// written_by names the build that wrote the file (cuvae_build()), none where main did not set it.
 int checkpoint_save(Model *m, const char *path, char *err, size_t errlen);
+// The same, naming written_by instead ("": no name): a file written again as an earlier build wrote it.
+int checkpoint_save_written_by(Model *m, const char *path, const char *written_by, char *err, size_t errlen);
+
+// Adds __metadata__.written_by = written_by (NULL or "": nothing) to meta[*n_meta], its value
+// copied into buf (which must outlive the write).
+void checkpoint_meta_written_by(StMeta *meta, int *n_meta, const char *written_by, char buf[CHECKPOINT_WRITTEN_BY_MAX]);
 
 // Whether the state an epoch's files hold (parameters, buffers, Adam's moments) is all
 // finite: 0, or 1 with `what` naming the first element that is not ("tensor

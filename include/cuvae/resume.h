@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cuvae/checkpoint.h"
 #include "cuvae/model.h"
 
 // Where a run stopped: after `epochs_done` whole epochs and `steps_in_epoch`
@@ -27,7 +28,7 @@ typedef struct {
     uint32_t log_crc32;       // CRC-32 of log.jsonl's lines of the epochs_done finished epochs
     bool log_crc32_known;     // false for a file written before it was stored
     int64_t stored_steps_per_epoch;   // (resume_load) the steps an epoch had in the run that wrote the file
-    char written_by[160];     // (resume_load) the build that wrote the file ("" where it says none)
+    char written_by[CHECKPOINT_WRITTEN_BY_MAX];   // (resume_load) the build that wrote the file ("": none said)
 } ResumePoint;
 
 // Written atomically (safetensors_write): at every epoch's end after the model
