@@ -341,6 +341,19 @@ if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epoch
 else
     bad "resumed by another build: $(grep -v "^epoch" "$tmp/otherbuild.err" | tail -2) / $(written_by "$tmp/otherbuild/model.safetensors") / $(written_by "$tmp/otherbuild/resume.safetensors")"
 fi
+# ... a name longer than cuvae keeps (255 bytes) is cut at a character and marked "...": the note
+# stays one line of well-formed UTF-8
+resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/long_resume.safetensors" "meta['written_by'] = 'cuvae \u00e9' * 60"
+cp -r "$tmp/R/vae_dim2" "$tmp/longname" && mv "$tmp/long_resume.safetensors" "$tmp/longname/resume.safetensors"
+"$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/longname" --resume 2>"$tmp/longname.err"
+if grep "was written by" "$tmp/longname.err" | python3 -c 'import sys
+line = sys.stdin.buffer.read().decode("utf-8")   # (not UTF-8: an exception, exit 1)
+text = line.split("was written by ", 1)[1].split("; this is ", 1)[0]
+sys.exit(0 if line.count("\n") == 1 and text.endswith("...") and len(text.encode()) <= 255 and text.startswith("cuvae \u00e9cuvae") else 1)'; then
+    ok "a written_by past 255 bytes: the note cut at a character and marked, one UTF-8 line"
+else
+    bad "long written_by: $(grep "was written by" "$tmp/longname.err" | cut -c1-120)"
+fi
 # ... with no epoch left: nothing trains, nothing said of builds, and a lost model.safetensors is
 # written again as the resume file's build wrote it: the same tensors and metadata, so the same
 # crc32 as that build's file (which may pin a prior; the re-signed copy here lacks crc32_entries)
