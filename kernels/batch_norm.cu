@@ -128,7 +128,7 @@ extern "C" void launch_batch_norm_forward(float *y, float *mean, float *invstd, 
                                           float momentum, float eps, cudaStream_t stream) {
     if (C <= 0) return;
     if (training) {
-        int blocks = C < 65535 ? C : 65535;
+        const unsigned blocks = grid_for((size_t)C, 1);   // one channel a block, the loop covers the rest
         batch_norm_batch_stats_kernel<<<blocks, BN_THREADS, 0, stream>>>(
             mean, invstd, running_mean, running_var, x, B, C, S, momentum, eps);
     } else {
@@ -148,7 +148,7 @@ extern "C" void launch_batch_norm_backward(float *dx, float *dgamma, float *dbet
                                            const float *invstd, int B, int C, int S,
                                            cudaStream_t stream) {
     if (C <= 0) return;
-    int blocks = C < 65535 ? C : 65535;
+    const unsigned blocks = grid_for((size_t)C, 1);   // one channel a block, the loop covers the rest
     batch_norm_backward_sums_kernel<<<blocks, BN_THREADS, 0, stream>>>(dgamma, dbeta, dy, x, mean,
                                                                        invstd, B, C, S);
     CUDA_CHECK(cudaGetLastError());

@@ -120,7 +120,7 @@ extern "C" void launch_activation_backward(float *dy, const float *y, int B, int
 extern "C" void launch_bias_grad(float *dbias, const float *dy, int B, int N,
                                  cudaStream_t stream) {
     if (N <= 0) return;
-    const unsigned n_chunks = grid_for(N, BIAS_GRAD_COLS);   // (at most 65535: the chunk loop covers the rest)
+    const unsigned n_chunks = grid_for(N, BIAS_GRAD_COLS);   // (at most kernel_grid_max_blocks: the chunk loop covers the rest)
     dim3 block(BIAS_GRAD_COLS, BIAS_GRAD_ROWS);
     bias_grad_kernel<<<n_chunks, block, 0, stream>>>(dbias, dy, B < 0 ? 0 : B, N);
     CUDA_CHECK(cudaGetLastError());

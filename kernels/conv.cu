@@ -124,7 +124,7 @@ extern "C" void launch_channel_bias_forward(float *y, const float *bias, int B, 
 extern "C" void launch_channel_bias_grad(float *dbias, const float *dy, int B, int C, int S,
                                          cudaStream_t stream) {
     if (C <= 0) return;
-    int blocks = C < 65535 ? C : 65535;
+    const unsigned blocks = grid_for((size_t)C, 1);   // one channel a block, the loop covers the rest
     channel_bias_grad_kernel<<<blocks, CHANNEL_SUM_THREADS, 0, stream>>>(dbias, dy, B, C, S);
     CUDA_CHECK(cudaGetLastError());
 }

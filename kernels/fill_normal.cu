@@ -20,7 +20,7 @@ extern "C" void launch_fill_normal(float *out, size_t n, uint64_t seed, uint64_t
                                    const uint64_t *device_offset, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(n, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     fill_normal_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(out, n, seed, offset,
                                                                     device_offset);
     CUDA_CHECK(cudaGetLastError());

@@ -22,7 +22,7 @@ extern "C" void launch_fill_uniform(float *out, size_t n, uint64_t seed, uint64_
                                     cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(n, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     fill_uniform_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(out, n, seed, offset,
                                                                      device_offset, lo, hi);
     CUDA_CHECK(cudaGetLastError());

@@ -54,7 +54,7 @@ extern "C" void launch_gather_batch(float *x, const uint8_t *data, const int32_t
     size_t total = (size_t)B * D;
     if (B <= 0 || D <= 0) return;
     const int block_size = 256;
-    const unsigned blocks = grid_for(total, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(total, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     gather_batch_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(x, data, perm, start, state,
                                                                      B, D, binarize,
                                                                      binarize_seed);
@@ -67,7 +67,7 @@ extern "C" void launch_gather_onehot(float *onehot, const uint8_t *labels, const
     if (B <= 0 || C <= 0) return;
     size_t total = (size_t)B * C;
     const int block_size = 256;
-    const unsigned blocks = grid_for(total, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(total, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     gather_onehot_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(onehot, labels, perm, start,
                                                                       state, B, C);
     CUDA_CHECK(cudaGetLastError());

@@ -11,6 +11,7 @@
 #include "cuvae/kernels.h"
 #include "cuvae/backend.h"
 #include "cuvae/cuda_check.h"
+#include "cuvae/kernel_grid.h"
 
 #define WARP_SIZE 32
 #define REC_BLOCK_SIZE 128
@@ -80,7 +81,7 @@ extern "C" void launch_reconstruction_loss(float *d_out, float *rec_row, const f
                                            float pixel_weight, float grad_scale,
                                            cudaStream_t stream) {
     if (B <= 0) return;
-    int blocks = B < 65535 ? B : 65535;   // the row loop covers the rest
+    const unsigned blocks = grid_for((size_t)B, 1);   // one row a block, the row loop covers the rest
     reconstruction_loss_kernel<<<blocks, REC_BLOCK_SIZE, 0, stream>>>(
         d_out, rec_row, out, x, B, D, kind, pixel_weight, grad_scale);
     CUDA_CHECK(cudaGetLastError());

@@ -182,7 +182,7 @@ extern "C" void launch_reparam_forward(float *z, const float *h, EpsSource eps, 
     if (B <= 0 || L <= 0) return;
     const int block_size = 256;
     size_t total = (size_t)B * L;
-    const unsigned blocks = grid_for(total, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(total, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     reparam_forward_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(z, h, eps, B, L);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -191,7 +191,7 @@ extern "C" void launch_kl_reparam_backward(float *dh, float *kl_row, const float
                                            EpsSource eps, const float *dz, int B, int L,
                                            const float *kl_coef, cudaStream_t stream) {
     if (B <= 0) return;
-    const unsigned blocks = grid_for(B, KL_WARPS_PER_BLOCK);   // (at most 65535: the row loop covers the rest)
+    const unsigned blocks = grid_for(B, KL_WARPS_PER_BLOCK);   // (at most kernel_grid_max_blocks: the row loop covers the rest)
     kl_reparam_backward_kernel<<<blocks, KL_WARPS_PER_BLOCK * WARP_SIZE, 0, stream>>>(
         dh, kl_row, h, eps, dz, B, L, kl_coef);
     CUDA_CHECK(cudaGetLastError());
@@ -200,7 +200,7 @@ extern "C" void launch_kl_reparam_backward(float *dh, float *kl_row, const float
 extern "C" void launch_kl_statistics(float *kl_dim_sum, const float *h, int B, int L,
                                      cudaStream_t stream) {
     if (L <= 0) return;
-    const unsigned n_chunks = grid_for(L, KL_STAT_COLS);   // (at most 65535: the chunk loop covers the rest)
+    const unsigned n_chunks = grid_for(L, KL_STAT_COLS);   // (at most kernel_grid_max_blocks: the chunk loop covers the rest)
     dim3 block(KL_STAT_COLS, KL_STAT_ROWS);
     kl_statistics_kernel<<<n_chunks, block, 0, stream>>>(kl_dim_sum, h, B < 0 ? 0 : B, L);
     CUDA_CHECK(cudaGetLastError());
@@ -217,7 +217,7 @@ extern "C" void launch_importance_log_weight(float *logw, const float *rec_row, 
                                              const float *eps, int B, int L, float rec_scale,
                                              float rec_const, cudaStream_t stream) {
     if (B <= 0) return;
-    const unsigned blocks = grid_for(B, KL_WARPS_PER_BLOCK);   // (at most 65535: the row loop covers the rest)
+    const unsigned blocks = grid_for(B, KL_WARPS_PER_BLOCK);   // (at most kernel_grid_max_blocks: the row loop covers the rest)
     importance_log_weight_kernel<<<blocks, KL_WARPS_PER_BLOCK * WARP_SIZE, 0, stream>>>(
         logw, rec_row, h, eps, B, L, rec_scale, rec_const);
     CUDA_CHECK(cudaGetLastError());

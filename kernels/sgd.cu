@@ -26,7 +26,7 @@ extern "C" void launch_sgd_update(float *params, const float *grads, float *buf,
                                   OptimizerParams o, const StepState *state, cudaStream_t stream) {
     if (n == 0) return;
     const int block_size = 256;
-    const unsigned blocks = grid_for(n, block_size);   // (at most 65535: the grid-stride loop covers the rest)
+    const unsigned blocks = grid_for(n, block_size);   // (at most kernel_grid_max_blocks: the grid-stride loop covers the rest)
     sgd_update_kernel<<<(unsigned)blocks, block_size, 0, stream>>>(params, grads, buf, n, o, state);
     CUDA_CHECK(cudaGetLastError());
 }

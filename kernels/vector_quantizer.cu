@@ -163,7 +163,7 @@ extern "C" void launch_vq_quantize(float *zqt, float *loss_row, const float *zt,
     if (N <= 0) return;
     vq_gather_kernel<<<grid_for((size_t)N * D, 256), 256, 0, stream>>>(zqt, codebook, codes, N, D);
     CUDA_CHECK(cudaGetLastError());
-    vq_distance_kernel<<<B < 65535 ? B : 65535, VQ_THREADS, 0, stream>>>(loss_row, zt, zqt, B, S, D, weight);
+    vq_distance_kernel<<<grid_for((size_t)B, 1), VQ_THREADS, 0, stream>>>(loss_row, zt, zqt, B, S, D, weight);
     CUDA_CHECK(cudaGetLastError());
 }
 

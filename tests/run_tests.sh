@@ -102,6 +102,12 @@ for t in "${BUILD:-build}"/tests/test_*; do
     case "$t" in *.d) continue;; esac
     run_one "$(basename "$t")" "$t"
 done
+# On a GPU (scripts/gpu_run.sh sets CUVAE_REQUIRE_CUDA=1) the parity tests run once more with
+# every grid-stride kernel's grid capped at 3 blocks, as the emulated reverse-order run does below
+real_parity="${BUILD:-build}/tests/test_cuda_parity"
+if [ "${CUVAE_REQUIRE_CUDA:-}" = 1 ] && [ -x "$real_parity" ]; then
+    run_one "test_cuda_parity (grid capped at 3 blocks)" env PARITY_GRID_MAX_BLOCKS=3 "$real_parity"
+fi
 # The emulated CUDA device (tests/cuemu; `make emu` builds it). Its results are
 # labelled "(emulated CUDA, ...)" line by line.
 emu="${BUILD_EMU:-build-emu}"
@@ -109,8 +115,10 @@ if [ -x "$emu/tests/test_cuda_parity" ] && [ -x "$emu/tests/test_cuemu" ]; then
     run_one "test_cuemu (emulated CUDA self-test)" "$emu/tests/test_cuemu"
     run_one "test_cuemu (emulated CUDA self-test, ucontext fibers)" "$emu/tests/test_cuemu_ucontext"
     start_one "test_cuda_parity (emulated CUDA, deferred)" env CUEMU_MODE=deferred "$emu/tests/test_cuda_parity"
-    start_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order)" \
-        env CUEMU_MODE=deferred CUEMU_ORDER=reverse "$emu/tests/test_cuda_parity"
+    # the second run also caps every grid-stride kernel at 3 blocks: each grid-stride and
+    # row loop then takes several turns, as it does on large inputs at the real 65535
+    start_one "test_cuda_parity (emulated CUDA, deferred, blocks in reverse order, grid capped at 3 blocks)" \
+        env CUEMU_MODE=deferred CUEMU_ORDER=reverse PARITY_GRID_MAX_BLOCKS=3 "$emu/tests/test_cuda_parity"
 else
     echo "== emulated CUDA"
     echo "  skip emulated CUDA tests: $emu/ not built (make emu needs the CUDA headers)"

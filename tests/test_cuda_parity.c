@@ -8,6 +8,9 @@
 // compiled in) every test is reported as skipped with the reason.
 // Built with `make CUDA_EMU=1` it runs on the emulated CUDA device of
 // tests/cuemu, and every line it prints says "(emulated CUDA, ...)".
+// PARITY_GRID_MAX_BLOCKS=N caps every grid-stride kernel's grid at N blocks (65535
+// otherwise), so that each grid-stride and row loop takes several turns at these
+// tests' sizes; the lines then say "grid capped at N blocks".
 #include "test.h"
 
 #include "cuvae/backend.h"
@@ -16,6 +19,9 @@
 #include "cuvae/model.h"
 #include "cuvae/rng.h"
 #include "cuvae/step.h"
+#ifdef CUVAE_WITH_CUDA
+#include "cuvae/kernel_grid.h"   // kernel_grid_max_blocks (PARITY_GRID_MAX_BLOCKS below)
+#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -2170,18 +2176,37 @@ int main(void) {
         snprintf(reason, sizeof reason, "the CUDA backend is not compiled in");
     }
     if (gpu) fprintf(stderr, "  cuda device: %s\n", gpu->device_name);
-    static char label[160];
+    // PARITY_GRID_MAX_BLOCKS: a whole number from 1 to 65535, or the run stops here
+    char grid_note[64] = "";
+    const char *grid_cap = getenv("PARITY_GRID_MAX_BLOCKS");
+    if (grid_cap && *grid_cap) {
+        char *end = NULL;
+        long cap = strtol(grid_cap, &end, 10);
+        if (*end != '\0' || cap < 1 || cap > 65535) {
+            fprintf(stderr, "test_cuda_parity: PARITY_GRID_MAX_BLOCKS=%s: want a whole number from 1 to 65535\n",
+                    grid_cap);
+            return 2;
+        }
+#ifdef CUVAE_WITH_CUDA
+        kernel_grid_max_blocks = (unsigned)cap;
+        snprintf(grid_note, sizeof grid_note, "grid capped at %ld blocks", cap);
+#endif
+    }
+    static char label[200];
     if (gpu && strncmp(gpu->device_name, "cuemu", 5) == 0) {
         const char *mode = getenv("CUEMU_MODE"), *order = getenv("CUEMU_ORDER");
-        snprintf(label, sizeof label, " (emulated CUDA, %s%s%s)",
+        snprintf(label, sizeof label, " (emulated CUDA, %s%s%s%s%s)",
                  mode && strcmp(mode, "eager") == 0 ? "eager" : "deferred",
                  order && strcmp(order, "reverse") == 0 ? ", blocks in reverse order" : "",
 #if defined(__SANITIZE_ADDRESS__)
-                 ", ASan + UBSan"
+                 ", ASan + UBSan",
 #else
-                 ""
+                 "",
 #endif
-        );
+                 grid_note[0] ? ", " : "", grid_note);
+        test_label = label;
+    } else if (gpu && grid_note[0]) {
+        snprintf(label, sizeof label, " (%s)", grid_note);
         test_label = label;
     }
     rng_init(&input_rng, 12345, 3);
