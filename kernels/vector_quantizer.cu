@@ -27,8 +27,9 @@ __global__ void vq_code_norms_kernel(float *norms, const float *codebook, int K,
 }
 
 __global__ void vq_argmin_kernel(int32_t *codes, const float *scores, const float *norms, int N, int K) {
-    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x)
-        codes[n] = vq_nearest_code(scores + (size_t)n * K, norms, K);
+    // (size_t: N = B S may be within a grid's stride of INT_MAX)
+    for (size_t n = (size_t)blockIdx.x * blockDim.x + threadIdx.x; n < (size_t)N; n += (size_t)gridDim.x * blockDim.x)
+        codes[n] = vq_nearest_code(scores + n * K, norms, K);
 }
 
 __global__ void vq_gather_kernel(float *zqt, const float *codebook, const int32_t *codes, int N, int D) {

@@ -582,11 +582,11 @@ static void cpu_activation_backward_bias_grad(Backend *be, float *dy, float *dbi
 // eps[b, j0 .. j0 + n) of a source into out (n; past the row's end it goes on into the next
 // rows): the buffer's values, or the draws of rng_fill_normal_serial (rng_normal_at's values:
 // eps_source_at's within a few ulp), each Philox block drawn once for its two normals
-static void eps_row_chunk(EpsSource eps, int L, int b, int j0, int n, float *out) {
+static void eps_row_chunk(EpsSource eps, int L, int b, int j0, size_t n, float *out) {
     const uint64_t index = (uint64_t)b * (uint64_t)L + (uint64_t)j0;
-    if (eps.buffer) memcpy(out, eps.buffer + index, (size_t)n * sizeof(float));
-    else if (eps.draw) rng_fill_normal_serial(out, (size_t)n, eps.seed, eps.base + (eps.offset ? *eps.offset : 0) + index);
-    else memset(out, 0, (size_t)n * sizeof(float));
+    if (eps.buffer) memcpy(out, eps.buffer + index, n * sizeof(float));
+    else if (eps.draw) rng_fill_normal_serial(out, n, eps.seed, eps.base + (eps.offset ? *eps.offset : 0) + index);
+    else memset(out, 0, n * sizeof(float));
 }
 
 // The latent ops cost ~10 ns an element (Philox, log, cos, exp): worth the threads from here;
@@ -640,7 +640,7 @@ static void cpu_reparam_forward(Backend *be, float *z, const float *h, EpsSource
         const int t = omp_get_thread_num(), team = omp_get_num_threads();
         const int b0 = (int)((long)B * t / team), b1 = (int)((long)B * (t + 1) / team);
         // a draw: this thread's rows of epsilon first, in one go (consecutive numbers of the stream)
-        if (kept && b1 > b0) eps_row_chunk(eps, L, b0, 0, (b1 - b0) * L, kept + (size_t)b0 * L);
+        if (kept && b1 > b0) eps_row_chunk(eps, L, b0, 0, (size_t)(b1 - b0) * L, kept + (size_t)b0 * L);
         for (int b = b0; b < b1; b++) {
             const float *mu = h + (size_t)b * 2 * L;
             const float *logvar = mu + L;
@@ -1210,10 +1210,10 @@ static void phase_merge(float *plane, const float *phases, PhaseLayout L, ConvGe
 enum { PHASE_BLOCK = 16 };
 
 static int phase_block(int B, int C) {
-    int block = B * C / (4 * omp_get_max_threads());
+    long block = (long)B * C / (4L * omp_get_max_threads());   // (B C may pass INT_MAX)
     if (block > PHASE_BLOCK) block = PHASE_BLOCK;
     if (block > B) block = B;
-    return block < 1 ? 1 : block;
+    return block < 1 ? 1 : (int)block;
 }
 
 // Scratch: the column masks (k, OH OW), then `block` images' phase planes per thread.
@@ -1443,9 +1443,10 @@ static void phase_walk(Backend *be, ConvGeometry g, int B, PhaseItem item_fn, Ph
         w.keep = keep;
         per_thread = (size_t)block * w.L.plane_floats;
     }
+    const long items = (long)g.C * blocks;   // (C B may pass INT_MAX)
     #pragma omp parallel for schedule(static) if (w.columns * g.C * g.kernel * g.kernel >= 32768)
-    for (int item = 0; item < g.C * blocks; item++) {
-        const int c = item / blocks, b_first = (item % blocks) * block;
+    for (long item = 0; item < items; item++) {
+        const int c = (int)(item / blocks), b_first = (int)(item % blocks) * block;
         const int images = B - b_first < block ? B - b_first : block;
         item_fn(&w, thread_phases + (size_t)omp_get_thread_num() * per_thread, c, b_first, images, in, out);
     }
@@ -1507,10 +1508,11 @@ static void cpu_swap_leading_axes(Backend *be, float *out, const float *in, int 
 
 static void cpu_channel_bias_forward(Backend *be, float *y, const float *bias, int B, int C, int S) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
-    for (int p = 0; p < B * C; p++) {
-        float *plane = y + (size_t)p * S;   // (S)
-        const float value = bias[p % C];
+    const size_t planes = (size_t)B * C;   // (B C may pass INT_MAX: a batch of 32768 x 65536 channels)
+    #pragma omp parallel for schedule(static) if (planes * S >= 65536)
+    for (size_t p = 0; p < planes; p++) {
+        float *plane = y + p * S;   // (S)
+        const float value = bias[p % (size_t)C];
         for (int s = 0; s < S; s++) plane[s] += value;
     }
 }
@@ -1535,8 +1537,9 @@ static double channel_total(const double *plane_sums, int B, int C, int c) {
 
 static void cpu_channel_bias_grad(Backend *be, float *dbias, const float *dy, int B, int C, int S) {
     double *plane_sums = (double *)cpu_scratch(be, 2 * (size_t)B * C);   // (B, C)
-    #pragma omp parallel for schedule(static) if ((size_t)B * C * S >= 65536)
-    for (int p = 0; p < B * C; p++) plane_sums[p] = plane_sum(dy + (size_t)p * S, S);
+    const size_t planes = (size_t)B * C;
+    #pragma omp parallel for schedule(static) if (planes * S >= 65536)
+    for (size_t p = 0; p < planes; p++) plane_sums[p] = plane_sum(dy + p * S, S);
     for (int c = 0; c < C; c++) dbias[c] = (float)channel_total(plane_sums, B, C, c);
 }
 
@@ -1545,18 +1548,19 @@ static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *in
                                    const float *gamma, const float *beta, int B, int C, int S,
                                    bool training, float momentum, float eps) {
     const double n = (double)B * S;
-    const bool parallel = (size_t)B * C * S >= 65536;
+    const size_t planes = (size_t)B * C;   // (B C may pass INT_MAX)
+    const bool parallel = planes * S >= 65536;
     if (training) {
         // two passes as the CUDA kernel: the mean, then the squared deviations from it
         double *plane_sums = (double *)cpu_scratch(be, 2 * ((size_t)B * C + C));   // (B, C)
         double *mu = plane_sums + (size_t)B * C;                                     // (C)
         #pragma omp parallel for schedule(static) if (parallel)
-        for (int p = 0; p < B * C; p++) plane_sums[p] = plane_sum(x + (size_t)p * S, S);
+        for (size_t p = 0; p < planes; p++) plane_sums[p] = plane_sum(x + p * S, S);
         for (int c = 0; c < C; c++) mu[c] = channel_total(plane_sums, B, C, c) / n;
         #pragma omp parallel for schedule(static) if (parallel)
-        for (int p = 0; p < B * C; p++) {
-            const float *plane = x + (size_t)p * S;
-            const double channel_mu = mu[p % C];
+        for (size_t p = 0; p < planes; p++) {
+            const float *plane = x + p * S;
+            const double channel_mu = mu[p % (size_t)C];
             double squares = 0.0;
             #pragma omp simd reduction(+ : squares)
             for (int s = 0; s < S; s++)
@@ -1579,11 +1583,11 @@ static void cpu_batch_norm_forward(Backend *be, float *y, float *mean, float *in
         }
     }
     #pragma omp parallel for schedule(static) if (parallel)
-    for (int p = 0; p < B * C; p++) {
-        const int c = p % C;
+    for (size_t p = 0; p < planes; p++) {
+        const int c = (int)(p % (size_t)C);
         const float channel_mean = mean[c], istd = invstd[c], scale = gamma[c], shift = beta[c];
-        const float *in = x + (size_t)p * S;
-        float *out = y + (size_t)p * S;
+        const float *in = x + p * S;
+        float *out = y + p * S;
         for (int s = 0; s < S; s++) out[s] = (in[s] - channel_mean) * istd * scale + shift;
     }
 }
@@ -1592,13 +1596,14 @@ static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float
                                     const float *dy, const float *x, const float *gamma,
                                     const float *mean, const float *invstd, int B, int C, int S) {
     const double n = (double)B * S;
-    const bool parallel = (size_t)B * C * S >= 65536;
+    const size_t planes = (size_t)B * C;   // (B C may pass INT_MAX)
+    const bool parallel = planes * S >= 65536;
     double *dy_sums = (double *)cpu_scratch(be, 4 * (size_t)B * C);   // (B, C)
     double *dy_xhat_sums = dy_sums + (size_t)B * C;                   // (B, C)
     #pragma omp parallel for schedule(static) if (parallel)
-    for (int p = 0; p < B * C; p++) {
-        const int c = p % C;
-        const float *d = dy + (size_t)p * S, *in = x + (size_t)p * S;
+    for (size_t p = 0; p < planes; p++) {
+        const int c = (int)(p % (size_t)C);
+        const float *d = dy + p * S, *in = x + p * S;
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         #pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
         for (int s = 0; s < S; s++) {
@@ -1613,12 +1618,12 @@ static void cpu_batch_norm_backward(Backend *be, float *dx, float *dgamma, float
         dgamma[c] = (float)channel_total(dy_xhat_sums, B, C, c);
     }
     #pragma omp parallel for schedule(static) if (parallel)
-    for (int p = 0; p < B * C; p++) {
-        const int c = p % C;
+    for (size_t p = 0; p < planes; p++) {
+        const int c = (int)(p % (size_t)C);
         // from the rounded sums, as the CUDA kernel does
         const float mean_dy = (float)((double)dbeta[c] / n), mean_dy_xhat = (float)((double)dgamma[c] / n);
-        const float *d = dy + (size_t)p * S, *in = x + (size_t)p * S;
-        float *out = dx + (size_t)p * S;
+        const float *d = dy + p * S, *in = x + p * S;
+        float *out = dx + p * S;
         for (int s = 0; s < S; s++)
             out[s] = batch_norm_input_gradient(d[s], (in[s] - mean[c]) * invstd[c], gamma[c], invstd[c],
                                                mean_dy, mean_dy_xhat);

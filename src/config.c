@@ -51,6 +51,9 @@ static const char *const epsilon_names[] = {"fused", "stored"};
 #define MAX_WIDTH 65536
 #define MAX_INPUT_DIM (1 << 24)   // pixels per example: keeps every size product in range
 #define MAX_IW_BATCH (1 << 22)    // rows of one importance-sampling batch
+// rows of one training batch: the row loops of kernels/*.cu (b += gridDim.x, b += 8 gridDim.x, b += 256)
+// and the CPU backend's 2 b (mixture prior) and B + 31 (bias_grad) pass INT_MAX near INT_MAX rows
+#define MAX_BATCH (1 << 30)
 // the largest integer a JSON number (an IEEE double) holds exactly
 #define MAX_SEED 9007199254740991.0   // 2^53 - 1: a larger JSON number may not be the integer written
 
@@ -1171,7 +1174,7 @@ static int parse_config(Config *cfg, const cJSON *root, const Ctx *c) {
 
     // train
     if (get_int(c, train, "train", "epochs", 1, 0, INT_MAX, &cfg->train.epochs)) return -1;
-    if (get_int(c, train, "train", "batch_size", 1, 1, INT_MAX, &cfg->train.batch_size))
+    if (get_int(c, train, "train", "batch_size", 1, 1, MAX_BATCH, &cfg->train.batch_size))
         return -1;
     choice = 0;
     if (get_choice(c, train, "train", "optimizer", optimizer_names, COUNT(optimizer_names),

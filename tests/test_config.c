@@ -447,6 +447,9 @@ static void test_key_origin(void) {
     const char *sets[] = {"train.batch_size=4", "train.batch_size=8", "model.encoder=[400]"};
     Config cfg;
     char err[1024] = "", buf[1800];
+    const char *largest_batch[] = {"train.batch_size=1073741824"};   // the cap itself: accepted
+    CHECK(config_load(&cfg, "configs/examples_vae.json", largest_batch, 1, err, sizeof err) == 0 &&
+          cfg.train.batch_size == 1073741824, "train.batch_size 2^30: %s", err);
     CHECK(config_load(&cfg, "configs/examples_vae.json", sets, 3, err, sizeof err) == 0, "%s", err);
     CHECK(strcmp(config_key_origin(&cfg, "train.batch_size", buf, sizeof buf),
                  "--set train.batch_size=8 (over configs/examples_vae.json)") == 0, "got \"%s\"", buf);
@@ -675,6 +678,8 @@ static const ErrorCase error_cases[] = {
     {"train.epochs", "-1", "train.epochs", "must be >= 0, got -1"},
     {"train.epochs", "3e9", "train.epochs", "must be <= 2147483647"},
     {"train.batch_size", "0", "train.batch_size", "must be >= 1, got 0"},
+    // 2^30 rows at most: the kernels' row loops (b += 8 gridDim.x, ...) stay below INT_MAX
+    {"train.batch_size", "1073741825", "train.batch_size", "must be <= 1073741824, got 1073741825"},
     {"train.lr", "0", "train.lr", "must be > 0, got 0"},
     {"train.lr", "-0.001", "train.lr", "must be > 0, got -0.001"},
     {"loss.w_rec", "-1", "loss.w_rec", "must be >= 0, got -1"},
