@@ -125,19 +125,25 @@ static float *cpu_scratch(Backend *be, size_t n) {
 // The host memory available when the backend first allocates (host_memory_available),
 // read once; 0 if unknown. Linux overcommits: malloc of more than this succeeds
 // and the process is killed later, so allocations are checked against it.
-static size_t host_memory_at_start(void) {
+// *cgroup_bound: whether a cgroup's memory limit set it.
+static size_t host_memory_at_start(bool *cgroup_bound) {
     static size_t cached = (size_t)-1;
-    if (cached == (size_t)-1) cached = host_memory_available();
+    static bool cached_bound;
+    if (cached == (size_t)-1) cached = host_memory_available_at("/proc", "/sys/fs/cgroup", &cached_bound);
+    *cgroup_bound = cached_bound;
     return cached;
 }
 
 static void *cpu_alloc(Backend *be, size_t bytes) {
     CpuState *st = be->impl;
-    size_t available = host_memory_at_start();
+    bool cgroup_bound;
+    size_t available = host_memory_at_start(&cgroup_bound);
     if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
-        fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu the machine "
-                "has available; use a smaller model (model.encoder / decoder / latent_dim) or batch "
-                "(train.batch_size, eval.iw_batch)\n", bytes, st->current_bytes, available);
+        fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu %s; use a "
+                "smaller model (model.encoder / decoder / latent_dim) or batch (train.batch_size, eval.iw_batch)\n",
+                bytes, st->current_bytes, available,
+                cgroup_bound ? "its cgroup's memory limit leaves (a container's or a job's limit: /proc/self/cgroup)"
+                             : "the machine has available");
         exit(CUVAE_EXIT_BAD_INPUT);
     }
     void *raw = NULL;

@@ -787,28 +787,6 @@ FILE *open_regular_file(const char *path, char *err, size_t errlen) {
     return f;
 }
 
-size_t host_memory_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb, total = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1 || sscanf(line, "SwapFree: %llu kB", &kb) == 1)
-            total += kb;
-    }
-    fclose(f);
-    return (size_t)(total * 1024ull);
-}
-
-int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) {
-    size_t available = host_memory_available();
-    if (available > 0 && bytes > available)
-        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available (a file "
-                         "is read whole, whatever data.train_limit: give fewer or smaller images)",
-                         path, bytes / 1048576.0, available / 1048576.0);
-    return 0;
-}
-
 bool address_space_free(size_t bytes) {
     void *room = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (room == MAP_FAILED) return false;

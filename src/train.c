@@ -424,6 +424,19 @@ static bool folder_config_differs(const char *run_dir, const Config *cfg, char *
                            "again with --overwrite)", err, errlen) != 0;
 }
 
+// What a run refused before training holds by then, released (model and eval_model: NULL where not
+// created yet).
+static void release_refused_run(TextBuffer *notes, Model *model, Model *eval_model, Backend *be, Dataset *train_set,
+                                Dataset *val_set, Dataset *test_set) {
+    free(notes->data);
+    if (eval_model) model_destroy(eval_model);
+    if (model) model_destroy(model);
+    be->destroy(be);
+    dataset_free(train_set);
+    dataset_free(val_set);
+    dataset_free(test_set);
+}
+
 static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, bool overwrite, int *lock_fd,
                            char *err, size_t errlen) {
     const double run_start = wall_seconds();   // (the "done in" line: the whole run, set-up included)
@@ -505,11 +518,7 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         text_appendf(&notes, "cuvae: train.batch_size %d is larger than the %d training examples: batches of %d\n",
                 cfg->train.batch_size, train_set.n, batch);
     if (model_create(&model, cfg, be, batch, err, errlen) != 0) {
-        free(notes.data);
-        be->destroy(be);
-        dataset_free(&train_set);
-        dataset_free(&val_set);
-        dataset_free(&test_set);
+        release_refused_run(&notes, NULL, NULL, be, &train_set, &val_set, &test_set);
         return -1;
     }
     model_init_params(&model, cfg->train.seed);
@@ -527,12 +536,15 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                                      cfg->eval.iw_samples, cfg->eval.iw_examples,
                                      model.gan || model.aae ? cfg->eval.parzen_samples : 0),
                      err, errlen) != 0) {
-        free(notes.data);
-        model_destroy(&model);
-        be->destroy(be);
-        dataset_free(&train_set);
-        dataset_free(&val_set);
-        dataset_free(&test_set);
+        release_refused_run(&notes, &model, NULL, be, &train_set, &val_set, &test_set);
+        return -1;
+    }
+    // the copy each epoch's files take of the parameters and Adam's moments (3 P floats): refused now
+    // where it does not fit, not killed at the first save after an epoch of training (rank 0 writes
+    // the files; launched as ranks, the others stop with it)
+    const int copy_fits = dist_is_writer() ? resume_host_copy_fits(&model, err, errlen) : 0;
+    if (dist_agree_on_failure(copy_fits, err, errlen, "host memory check") != 0) {
+        release_refused_run(&notes, &model, &eval_model, be, &train_set, &val_set, &test_set);
         return -1;
     }
     const LossUnits units = loss_units(cfg);

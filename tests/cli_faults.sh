@@ -965,6 +965,62 @@ else
         && [ -s "$tmp/bigeval/eval.json" ] && ok "an evaluation model too big for memory fails before --overwrite touches the run" \
         || bad "big eval model: exit $rc, $(tail -1 "$tmp/bigeval.err")"
 fi
+# A memory cgroup's limit (a container's, a batch job's), which /proc/meminfo does not show: a model
+# larger than it is refused in one line before the folder is made, where the kernel used to kill the
+# process (exit 137, no message) at its first touch of the memory; a small run within it trains.
+# make_memory_cgroup BYTES: a new cgroup limited to BYTES in $cg_dir, else its reason in $cg_why
+make_memory_cgroup() {
+    cg_dir="" cg_why=""
+    if [ "$(id -u)" != 0 ]; then cg_why="making a cgroup needs root"; return 1; fi
+    local dir
+    if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then   # v1's memory controller
+        dir=/sys/fs/cgroup/memory/cuvae_test_$$
+        mkdir "$dir" 2>/dev/null && echo "$1" > "$dir/memory.limit_in_bytes" 2>/dev/null && { cg_dir=$dir; return 0; }
+    elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then   # v2 with the memory controller
+        dir=/sys/fs/cgroup/cuvae_test_$$
+        mkdir "$dir" 2>/dev/null && echo "$1" > "$dir/memory.max" 2>/dev/null && { cg_dir=$dir; return 0; }
+    fi
+    [ -n "${dir:-}" ] && rmdir "$dir" 2>/dev/null
+    cg_why="no cgroup memory controller this process may make a cgroup in (v1 /sys/fs/cgroup/memory, or v2 with memory in cgroup.subtree_control)"
+    return 1
+}
+# in_cgroup COMMAND...: COMMAND run inside $cg_dir (exit 125: the process could not be moved there)
+in_cgroup() { sh -c 'echo $$ > "$0/cgroup.procs" 2>/dev/null || exit 125; exec "$@"' "$cg_dir" "$@"; }
+if make_memory_cgroup 1000000000; then
+    # 784-20000-20000-8: 6.7 GB of parameters, gradients and Adam's moments
+    in_cgroup "$CUVAE" train configs/examples_vae.json "${small[@]}" --set 'model.encoder=[20000,20000]' \
+        --set train.epochs=1 --out "$tmp/cgroup_big" >/dev/null 2>"$tmp/cgroup_big.err"; rc=$?
+    if [ "$rc" -eq 125 ]; then
+        skip "a model larger than its cgroup's memory limit" "cannot move a process into $cg_dir"
+    else
+        [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/cgroup_big.err")" -eq 1 ] &&
+            grep -q "^cuvae: out of host memory: .* exceed the [0-9]* its cgroup's memory limit leaves" "$tmp/cgroup_big.err" &&
+            [ ! -e "$tmp/cgroup_big" ] \
+            && ok "a model larger than its cgroup's memory limit (1 GB): one line naming the cgroup's limit, exit 2, no folder" \
+            || bad "a model larger than its cgroup's memory limit: exit $rc (137: killed), $(tail -1 "$tmp/cgroup_big.err")"
+        in_cgroup "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --out "$tmp/cgroup_small" \
+            >/dev/null 2>"$tmp/cgroup_small.err" && [ -s "$tmp/cgroup_small/model.safetensors" ] \
+            && ok "a small run within the same cgroup's limit trains" \
+            || bad "a small run in a 1 GB cgroup: $(tail -1 "$tmp/cgroup_small.err")"
+        if [ -n "${CUVAE_SANITIZED:-}" ]; then
+            skip "a model whose first save does not fit its cgroup" "ASan's shadow memory and redzones move the sizes"
+        else
+            # 784-20000-8-20000-784: 31.9 M parameters, 0.85 GB with Adam, the evaluation model and the
+            # process; each epoch's files copy 3 x 31.9 M floats (0.38 GB) more, which the build before
+            # this check only found at its first save, killed after a whole epoch (exit 137)
+            in_cgroup "$CUVAE" train configs/examples_vae.json "${small[@]}" --set 'model.encoder=[20000]' \
+                --set 'model.decoder=[20000]' --set train.epochs=1 --out "$tmp/cgroup_copy" >/dev/null 2>"$tmp/cgroup_copy.err"; rc=$?
+            [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/cgroup_copy.err")" -eq 1 ] &&
+                grep -q "^cuvae: out of host memory: saving the run's state copies its parameters and Adam's two moments to the host (382569600 bytes, 3 x 31880800 floats), more than the [0-9]* bytes its cgroup's memory limit leaves" "$tmp/cgroup_copy.err" &&
+                [ ! -e "$tmp/cgroup_copy" ] \
+                && ok "a model whose first save would not fit its cgroup: refused before training, one line, exit 2, no folder" \
+                || bad "a model whose first save does not fit its cgroup: exit $rc, $(tail -1 "$tmp/cgroup_copy.err")"
+        fi
+    fi
+    rmdir "$cg_dir" 2>/dev/null
+else
+    skip "a model larger than its cgroup's memory limit" "$cg_why"
+fi
 # OpenBLAS's work buffers (128 MiB of address space for each thread, and one for its own) that
 # an address-space limit leaves no room for: one line at the start, exit 2, no folder. OpenBLAS
 # retries a buffer it cannot map forever: before, such a run spun at 100 % of every core (at

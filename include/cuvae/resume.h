@@ -35,6 +35,14 @@ typedef struct {
 // checkpoint, and when a run is interrupted (SIGINT / SIGTERM) at a step boundary.
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen);
 
+// The host memory resume_save (and checkpoint_first_non_finite, the check before each epoch's
+// files) takes for its copy of the parameters and Adam's two moments: 3 P floats and the
+// buffers, bytes.
+size_t resume_host_copy_bytes(const Model *m);
+// 0 when that copy fits in the host memory left now (host_memory_available), else -1 with err
+// saying so: a run is refused before it trains, not killed (Linux overcommits) at its first save.
+int resume_host_copy_fits(const Model *m, char *err, size_t errlen);
+
 // Loads into m, created from the run's config, and fills *at. The stored config
 // must equal m's except train.epochs and train.full_epochs (and, with
 // other_data_paths, the keys that name data files: config_hide_data_paths). Files
