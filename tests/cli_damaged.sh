@@ -241,6 +241,15 @@ b, e = header['network.0.mask']['data_offsets']; data[b:e] = struct.pack('<f', 1
 expect_error "eval: a MADE's mask set to all ones is refused (the config makes its masks)" 2 \
     "mask.safetensors: tensor network.0.mask, element [0-9]+ is 1 where the model's own is 0" -- \
     "$CUVAE" eval "$tmp/mask.safetensors"
+# ... and a mask whose last element alone differs (the comparison reaches the tensor's end)
+resign "$tmp/R/made_h500/model.safetensors" "$tmp/masklast.safetensors" "
+b, e = header['network.0.mask']['data_offsets']; v = struct.unpack('<f', data[e - 4:e])[0]
+data[e - 4:e] = struct.pack('<f', 1.0 - v)"
+last=$(python3 -c "import json, struct, sys; raw = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]
+b, e = json.loads(raw[8:8 + n])['network.0.mask']['data_offsets']; print((e - b) // 4 - 1)" "$tmp/masklast.safetensors")
+expect_error "eval: a MADE's mask edited in its last element only is refused, naming that element" 2 \
+    "masklast.safetensors: tensor network.0.mask, element $last is [01] where the model's own is [01]" -- \
+    "$CUVAE" eval "$tmp/masklast.safetensors"
 "$CUVAE" eval "$tmp/R/made_h500/model.safetensors" > /dev/null 2>&1 && "$CUVAE" eval "$tmp/R/conv/model.safetensors" > /dev/null 2>&1 \
     && ok "... the files as trained still evaluate" || bad "the trained made / conv checkpoints no longer evaluate"
 "$CUVAE" train configs/lectures/made_h500.json "${small[@]}" --set model.masks=3 --out "$tmp/R/made3" 2>"$tmp/made3.err" \

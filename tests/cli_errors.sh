@@ -38,6 +38,8 @@ expect_error "--full with --set train.epochs (one of them would be dropped)" 2 "
     "$CUVAE" train configs/mnist_vae.json --set train.full_epochs=7 --set train.epochs=3 --full
 expect_error "an option given twice (the last would win unsaid)" 2 "train: --out given twice" -- \
     "$CUVAE" train configs/mnist_vae.json --out "$tmp/a" --out "$tmp/b"
+expect_error "a flag given twice in a row (no value between)" 2 "train: --full given twice" -- \
+    "$CUVAE" train "$tmp/nope.json" --full --full
 expect_error "bench --steps given twice" 2 "bench: --steps given twice" -- \
     "$CUVAE" bench bench/configs/cpu/examples_b128.json --steps 3 --steps 5
 # one --set key given twice: the last is used, as documented (scripts put an override after common ones)
@@ -168,7 +170,8 @@ for tiny in "1e-320:2e-320" "0:1e-300" "-1e-39:1"; do   # (a subnormal read as 0
         "plot: --latent-range: $tiny has an end below 1.18e-38 in magnitude, float32's smallest normal number" -- \
         "$CUVAE" plot "$tmp" --latent-range "$tiny"
 done
-for bad_range in "1:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
+# (equal ends, "0:0" too: LO < HI is strict, not left to the narrowness check, which 0:0 passes)
+for bad_range in "1:0" "2:2" "0:0" "0:" ":1" "a:b" "0:1:2" "nan:1" "-inf:1" "1e400:2"; do
     expect_error "plot --latent-range $bad_range" 2 "plot: --latent-range: expected LO:HI with LO < HI, both within \\+-1e30" -- \
         "$CUVAE" plot "$tmp" --latent-range "$bad_range"
 done

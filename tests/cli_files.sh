@@ -564,6 +564,41 @@ if train --set data.train="$D/depth/two" --set model.input_shape=[1,8,8] --set m
     "$CUVAE" sample "$tmp/cvae_two/model.safetensors" -n 4 -o "$tmp/two.png" 2>"$tmp/two.err" \
         && grep -q "sample i of class i mod 2" "$tmp/two.err" \
         && ok "sample of a cvae trained on 2 classes draws classes 0 and 1 (i mod 2)" || bad "2-class sample: $(cat "$tmp/two.err")"
+    # ... and draws them: sample 2 (class 2 mod 2 = 0) is sample 2 of --class 0 (the same z, the same
+    # class), tile for tile; sample 1 (class 1) is not
+    "$CUVAE" sample "$tmp/cvae_two/model.safetensors" -n 4 --class 0 -o "$tmp/two_c0.png" 2>/dev/null
+    python3 - "$tmp/two.png" "$tmp/two_c0.png" 2>"$tmp/tiles.err" <<'PY' \
+        && ok "... sample 2 of the 2-class cvae is of class 0 (i mod 2), as sample 2 of --class 0" \
+        || bad "2-class sample: sample 2 is not of class 0 (i mod 2): $(tail -1 "$tmp/tiles.err")"
+import struct, sys, zlib
+def pixels(path):   # an 8-bit grey or RGB PNG as libpng writes it (any row filter): width, height, bpp, rows
+    d = open(path, "rb").read(); assert d[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(d):
+        n, kind = struct.unpack(">I", d[pos:pos + 4])[0], d[pos + 4:pos + 8]; body = d[pos + 8:pos + 8 + n]; pos += 12 + n
+        if kind == b"IHDR": w, h, depth, ct = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT": idat += body
+    bpp = {0: 1, 2: 3}[ct]; raw = zlib.decompress(idat); stride = w * bpp; rows = []; prev = bytearray(stride); i = 0
+    for y in range(h):
+        f = raw[i]; line = bytearray(raw[i + 1:i + 1 + stride]); i += 1 + stride
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0; b = prev[x]; c = prev[x - bpp] if x >= bpp else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + b) & 255
+            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line)); prev = line
+    return w, h, bpp, rows
+def tile(rows, bpp, i):   # tile i of a 2 x 2 grid of 8 x 8 images, 2-pixel gaps
+    top, left = (i // 2) * 10 + 2, (i % 2) * 10 + 2
+    return [r[left * bpp:(left + 8) * bpp] for r in rows[top:top + 8]]
+(w, h, bpp, mixed), (w0, h0, bpp0, zero) = pixels(sys.argv[1]), pixels(sys.argv[2])
+assert (w, h) == (w0, h0) == (22, 22), (w, h, w0, h0)
+same = [tile(mixed, bpp, i) == tile(zero, bpp0, i) for i in range(4)]
+if same != [True, False, True, False]: sys.exit("tiles equal to --class 0's: %s, want [True, False, True, False]" % same)
+PY
 else
     bad "a cvae on 2 class folders did not train"
 fi

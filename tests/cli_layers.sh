@@ -294,4 +294,33 @@ expect_error "a restart_dead threshold that is 0 in float32 (no restart would ev
 expect_error "--set KEY=null of a key the config does not have" 2 \
     '\-\-set model.codebook.decay=null: null removes a key, and the config has no "model.codebook.decay"' -- \
     "$CUVAE" train "$tmp/vq.json" --set model.codebook.decay=null --out "$tmp/r"
+# a residual layer's span: at least 1 (0 would add the layer's own input to itself, y = 2 x) and
+# reaching back no further than the network's input (a span past it has no tensor to add)
+expect_error "a residual of span 0 refused (it would add its own input to itself)" 2 \
+    'model.decoder\[1\].residual: the number of layers it spans must be integers in \[1, ' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 784}, {"residual": 0}, {"linear": 784}]' --out "$tmp/r"
+expect_error "a residual reaching before the network's input refused (its span one too many)" 2 \
+    'model.decoder\[1\] \(residual\): 2 reaches before the network.s first layer \(at most 1 here\)' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 8}, {"residual": 2}, {"linear": 784}]' --out "$tmp/r"
+# a reshape's shape is [C, H, W] or [N]: two sizes are neither (no 2-D example shape exists)
+expect_error "a reshape to two sizes refused" 2 \
+    'model.decoder\[1\].reshape: needs the shape of one example, \[C, H, W\] or \[N\], got 2 numbers' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 784}, {"reshape": [28, 28]}, {"linear": 784}]' --out "$tmp/r"
+# leaky_relu's slope is in [0, 1] (a negative one flips the sign its backward reads from the output)
+expect_error "a negative leaky_relu slope refused" 2 \
+    'model.encoder\[1\].leaky_relu: the negative slope must be numbers in \[0, 1\], got -0.5' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": -0.5}, "flatten"]' --out "$tmp/r"
+# leaky_relu without a slope takes PyTorch's default, 0.01, and the effective config says it
+if "$CUVAE" train "$tmp/conv.json" --set 'model.encoder=[{"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, "leaky_relu", {"conv2d": 8, "kernel": 4, "stride": 2, "padding": 1}, {"leaky_relu": {}}, "flatten"]' \
+        --set train.epochs=0 --out "$tmp/leaky_default" >/dev/null 2>"$tmp/leaky_default.err"; then
+    [ "$(grep -o '"leaky_relu": [-0-9.e]*' "$tmp/leaky_default/config.json" | sort | uniq -c | sed 's/^ *//')" = '2 "leaky_relu": 0.01' ] \
+        && ok "leaky_relu without a slope: PyTorch's default 0.01, said in the effective config" \
+        || bad "leaky_relu default slope: want both 0.01, config has $(grep -o '"leaky_relu": [^,}]*' "$tmp/leaky_default/config.json" | tr '\n' ' ')"
+else
+    bad "leaky_relu without a slope: $(tail -1 "$tmp/leaky_default.err")"
+fi
+# a one-number value given as a list ({"linear": [784]}): refused, not read as its first number
+expect_error "a linear width given as a list refused" 2 \
+    'model.decoder\[1\].linear: needs the output width as a number, not a list' -- \
+    "$CUVAE" train "$tmp/conv.json" --set 'model.decoder=[{"linear": 32}, {"linear": [784]}]' --out "$tmp/r"
 cli_finish cli_layers

@@ -55,6 +55,12 @@ echo "$ev" | grep -q '"at_mean_units": {"rec_bce_at_mean": "nats/example (binary
     && ok "eval states the units of the at-mean errors" || bad "eval at_mean_units: $ev"
 "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 -o "$tmp/s.png" 2>/dev/null
 head -c 8 "$tmp/s.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample writes a PNG" || bad "sample PNG"
+# png_size FILE: its IHDR width and height
+png_size() { python3 -c "import struct, sys; d = open(sys.argv[1], 'rb').read(24); print('%dx%d' % struct.unpack('>II', d[16:24]))" "$1" 2>/dev/null; }
+# -n 10 draws a grid ceil(sqrt(10)) = 4 tiles wide and 3 down: 28-pixel tiles, 2-pixel gaps and borders
+"$CUVAE" sample "$tmp/a/model.safetensors" -n 10 -o "$tmp/s10.png" 2>/dev/null
+[ "$(png_size "$tmp/s10.png")" = "122x92" ] && ok "sample -n 10: a grid of 4 columns and 3 rows (122 x 92 pixels)" \
+    || bad "sample -n 10: the grid is $(png_size "$tmp/s10.png"), want 122x92 (4 columns, ceil(sqrt(10)))"
 if command -v gnuplot >/dev/null; then
     "$CUVAE" sample "$tmp/a/model.safetensors" -n 16 --title "After 3 epochs" -o "$tmp/titled.png" 2>/dev/null
     head -c 8 "$tmp/titled.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" && ok "sample --title writes a titled PNG" \
@@ -197,6 +203,12 @@ for e in 001 002 003; do
 done
 [ "$n_png" -eq 6 ] && [ "$(ls "$tmp/a/progress" | wc -l)" -eq 6 ] && ok "progress/: a sample and a reconstruction grid per epoch" \
     || bad "progress/ holds $(ls "$tmp/a/progress" 2>/dev/null | tr '\n' ' ')"
+# the reconstruction grid: 8 test images in a row above their 8 reconstructions (242 x 62 pixels),
+# the samples 8 x 8 (242 x 242)
+[ "$(png_size "$tmp/a/progress/reconstruction_epoch_003.png")" = "242x62" ] \
+    && [ "$(png_size "$tmp/a/progress/samples_epoch_003.png")" = "242x242" ] \
+    && ok "progress/: the reconstructions under their 8 test images (two rows of 8), the samples 8 x 8" \
+    || bad "progress/ grids: reconstructions $(png_size "$tmp/a/progress/reconstruction_epoch_003.png") (want 242x62), samples $(png_size "$tmp/a/progress/samples_epoch_003.png") (want 242x242)"
 # train.epoch_images_every N: the grids of every N-th epoch and of the last only (a long run's progress/
 # grew by two images an epoch)
 "$CUVAE" train configs/examples_vae.json --set data.train_limit=200 --set data.test_limit=50 --set device=cpu \

@@ -947,6 +947,52 @@ static void test_library_cache(void) {
     free(x); free(W); free(first); free(y);
 }
 
+// The primitive cache keys each convolution by its whole geometry: two convolutions alike in
+// everything but their padding (k 3, stride 3 over 9 x 9: padding 0 and 1 both give 3 x 3
+// outputs) are two primitives, each giving its own convolution (against the direct sum), in
+// either order.
+static void test_library_cache_keys_padding(void) {
+    ConvLibrary *lib = conv_library_create();
+    if (!lib) {
+        test_skip("library_cache_keys_padding", "this build has no oneDNN");
+        return;
+    }
+    enum { B = 2, C = 2, C_out = 3 };
+    const ConvGeometry pads[2] = {geometry(C, 9, 9, 3, 3, 0), geometry(C, 9, 9, 3, 3, 1)};
+    CHECK(pads[0].OH == pads[1].OH && pads[0].OW == pads[1].OW && pads[0].OH == 3,
+          "the two geometries have the same (3, 3) output");
+    float *x = random_floats((size_t)B * C * 81, -1, 1), *W = random_floats((size_t)C_out * C * 9, -1, 1);
+    float y[B * C_out * 9];
+    for (int round = 0; round < 4; round++) {   // p 0, p 1, p 1, p 0: each after the other's entry exists
+        const int which = round == 0 || round == 3 ? 0 : 1;
+        const ConvGeometry g = pads[which];
+        conv_library_forward(lib, y, x, W, NULL, g, C_out, B);
+        int wrong = 0;
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < C_out; o++)
+                for (int oh = 0; oh < g.OH; oh++)
+                    for (int ow = 0; ow < g.OW; ow++) {
+                        double sum = 0.0, mag = 0.0;
+                        for (int c = 0; c < C; c++)
+                            for (int i = 0; i < 3; i++)
+                                for (int j = 0; j < 3; j++) {
+                                    const double w = W[(((size_t)o * C + c) * 3 + i) * 3 + j];
+                                    const double v = conv_input(x, g, b, c, oh * 3 - g.padding + i, ow * 3 - g.padding + j);
+                                    sum += w * v;
+                                    mag += fabs(w * v);
+                                }
+                        wrong += fabs(y[(((size_t)b * C_out + o) * g.OH + oh) * g.OW + ow] - sum) > 1e-5 * mag + 1e-6;
+                    }
+        CHECK(wrong == 0, "round %d, padding %d: %d of %d outputs are not that convolution's", round, g.padding, wrong,
+              B * C_out * 9);
+    }
+    CHECK(conv_library_cached_primitives(lib) == 2, "%d primitives cached for the two paddings, want 2",
+          conv_library_cached_primitives(lib));
+    conv_library_destroy(lib);
+    free(x);
+    free(W);
+}
+
 int main(void) {
     cpu = backend_cpu_create();
     rng_init(&test_rng, 4321, 17);
@@ -967,6 +1013,7 @@ int main(void) {
     test_run("library_convolutions", test_library_convolutions);
     test_run("library_convolutions_thread_independent", test_library_convolutions_thread_independent);
     test_run("library_cache", test_library_cache);
+    test_run("library_cache_keys_padding", test_library_cache_keys_padding);
     test_run("library_out_of_memory", test_library_out_of_memory);
     test_run("library_weight_gradient_starts_no_threads", test_library_weight_gradient_starts_no_threads);
     cpu->destroy(cpu);

@@ -7,6 +7,7 @@
 #include "cuvae/common.h"
 #include "cuvae/layer_kind.h"
 #include "cuvae/model.h"
+#include "cuvae/prior.h"
 #include "cuvae/step.h"
 #include "cuvae/rng.h"
 #include "test.h"
@@ -1067,6 +1068,111 @@ static void test_pixelcnn_prior(void) {
     unlink(path);
 }
 
+// A uint8 .npy array (n, 8, 8) of a fixed pseudo-random stream (seed), written to a temp file.
+static bool temp_npy_images(char *path, int n, uint64_t seed) {
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return false;
+    char header[128];
+    int len = snprintf(header, sizeof header, "{'descr': '|u1', 'fortran_order': False, 'shape': (%d, 8, 8), }", n);
+    while ((10 + len + 1) % 64 != 0) header[len++] = ' ';
+    header[len++] = '\n';
+    FILE *f = fdopen(fd, "wb");
+    const unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(len & 0xff),
+                                     (unsigned char)(len >> 8)};
+    fwrite(magic, 1, sizeof magic, f);
+    fwrite(header, 1, (size_t)len, f);
+    Rng rng;
+    rng_init(&rng, seed, 0);
+    for (int i = 0; i < n * 64; i++) fputc((int)(rng_u32(&rng) & 0xff), f);
+    fclose(f);
+    return true;
+}
+
+// A prior's data are its VQ-VAE's codes of the images: prior_dataset_load encodes both splits
+// (600 test images: more than one of its batches of 500) and each image's codes are the ones the
+// VQ-VAE itself gives that image (its pixels / 255, the forward in eval mode, the nearest codes).
+static void test_prior_data_are_the_vq_codes(void) {
+    char vq_path[] = "/tmp/cuvae_test_prior_vq_XXXXXX", train_path[] = "/tmp/cuvae_test_prior_train_XXXXXX",
+         test_path[] = "/tmp/cuvae_test_prior_test_XXXXXX";
+    enum { N_TRAIN = 40, N_TEST = 600 };
+    if (!temp_vq_checkpoint(vq_path)) return;
+    if (!temp_npy_images(train_path, N_TRAIN, 11) || !temp_npy_images(test_path, N_TEST, 12)) return;
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"name\": \"prior\", \"data\": {\"dataset\": \"files\", \"train\": \"%s\", \"test\": \"%s\","
+             " \"format\": \"npy\"},"
+             " \"model\": {\"kind\": \"pixelcnn\", \"input_dim\": 16, \"prior_of\": \"%s\", \"network\":"
+             " [{\"masked_conv2d_a\": 4, \"kernel\": 3}, \"tanh\", {\"conv2d\": 5, \"kernel\": 1}]},"
+             " \"train\": {\"epochs\": 1, \"batch_size\": 3, \"lr\": 0.01, \"seed\": 5}}", train_path, test_path, vq_path);
+    Config cfg = config_parsed(json, "prior over files");
+    Dataset train, test;
+    char err[1024] = "";
+    const int rc = prior_dataset_load(&cfg, &train, &test, err, sizeof err);
+    CHECK(rc == 0, "prior_dataset_load: %s", err);
+    if (rc == 0) {
+        CHECK(test.n == N_TEST && test.dim == 16 && train.n == N_TRAIN && train.dim == 16,
+              "codes (n, 16): test %d x %d, train %d x %d", test.n, test.dim, train.n, train.dim);
+        // the VQ-VAE's own codes of the same images
+        Config vq_cfg = tiny_vq_config("{\"size\": 5}", "vq");
+        Model vq;
+        CHECK(model_create(&vq, &vq_cfg, cpu, N_TEST, err, sizeof err) == 0, "vq create: %s", err);
+        CHECK(checkpoint_load_params(&vq, vq_path, err, sizeof err) == 0, "vq load: %s", err);
+        vq.training_mode = false;
+        float *x = xmalloc((size_t)N_TEST * 64 * sizeof(float));
+        int32_t *codes = xmalloc((size_t)N_TEST * 16 * sizeof(int32_t));
+        Rng rng;
+        rng_init(&rng, 12, 0);
+        for (int i = 0; i < N_TEST * 64; i++) x[i] = (float)(rng_u32(&rng) & 0xff) / 255.0f;
+        cpu->upload(cpu, vq.x, x, (size_t)N_TEST * 64 * sizeof(float));
+        model_forward(&vq, N_TEST, EPS_ZERO);
+        model_vq_read_codes(&vq, N_TEST, codes);
+        int differ = 0, first = -1, used[5] = {0};
+        for (int i = 0; i < N_TEST * 16; i++) {
+            used[codes[i]]++;
+            if (test.images[i] != codes[i]) {
+                differ++;
+                if (first < 0) first = i;
+            }
+        }
+        // (a near-tie between two codes may go the other way where the GEMMs of a 500-row and a 600-row
+        // batch round differently: 3 of the 9,600 allowed, 0 here; pixels / 256 instead of / 255 moves 19)
+        CHECK(differ <= 3, "%d of %d test codes are not the VQ-VAE's own (first: image %d position %d, %d where the "
+              "VQ-VAE gives %d)", differ, N_TEST * 16, first / 16, first % 16, first >= 0 ? test.images[first] : 0,
+              first >= 0 ? codes[first] : 0);
+        int distinct = 0;
+        for (int k = 0; k < 5; k++) distinct += used[k] > 0;
+        CHECK(distinct > 1, "the images take more than one code (%d)", distinct);
+        // and codes decode as the VQ-VAE decodes them: the first images' codes, through
+        // prior_decode_codes, give the VQ-VAE's own reconstructions of those images
+        enum { SHOWN = 4 };
+        float *recon = xmalloc((size_t)SHOWN * 64 * sizeof(float)), *decoded = NULL;
+        cpu->download(cpu, recon, model_output(&vq), (size_t)SHOWN * 64 * sizeof(float));
+        model_outputs_to_pixels(&vq, recon, (size_t)SHOWN * 64);
+        Config prior_cfg = prior_config(vq_path);
+        int image[3] = {0, 0, 0};
+        CHECK(prior_decode_codes(&prior_cfg, codes, SHOWN, &decoded, image, err, sizeof err) == 0, "decode: %s", err);
+        if (decoded) {
+            CHECK(image[0] == 1 && image[1] == 8 && image[2] == 8, "decoded images (%d, %d, %d), want (1, 8, 8)",
+                  image[0], image[1], image[2]);
+            double worst = 0.0;
+            for (int i = 0; i < SHOWN * 64; i++) worst = fmax(worst, fabs((double)decoded[i] - recon[i]));
+            CHECK(worst < 1e-5, "codes decoded by prior_decode_codes differ from the VQ-VAE's reconstruction of "
+                  "the same images by up to %g", worst);
+            free(decoded);
+        }
+        free(recon);
+        free(x);
+        free(codes);
+        model_destroy(&vq);
+        dataset_free(&train);
+        dataset_free(&test);
+    }
+    unlink(vq_path);
+    unlink(train_path);
+    unlink(test_path);
+}
+
 static void test_graph_layout(void) {
     Config cfg = graph_config("vae", CONV_ENCODER, CONV_DECODER, "bernoulli");
     Model m;
@@ -1488,6 +1594,51 @@ static void test_weight_gradients_onto_cleared_gradients(void) {
         snprintf(name, sizeof name, "%s, clipped (one update after the backward)", names[kind]);
         onto_cleared_gradients(cfg, name, n, weight_gemms);
     }
+}
+
+// train.grad_clip scales the whole gradient to the clipping norm before the update: one plain
+// SGD step (no momentum, no decay, so the update is -lr g) clipped at c moves the parameters
+// along the unclipped step's direction by lr c, so a clip twice as large moves them twice as
+// far, and both far less than the unclipped step (whose gradient norm is far above c).
+static void test_grad_clip_scales_the_step(void) {
+    Config cfg = step_comparison_config("vae");
+    snprintf(cfg.train.optimizer, sizeof cfg.train.optimizer, "sgd");
+    cfg.train.momentum = 0.0;
+    cfg.train.weight_decay = 0.0;
+    const size_t n = params_of(&cfg, NULL);
+    float *init = xmalloc(n * sizeof(float)), *plain = xmalloc(n * sizeof(float));
+    float *small = xmalloc(n * sizeof(float)), *large = xmalloc(n * sizeof(float));
+    StepState state;
+    double examples;
+    run_training_steps_of(cfg, 0, init, &state, &examples);
+    run_training_steps_of(cfg, 1, plain, &state, &examples);
+    cfg.train.grad_clip = 0.1;
+    run_training_steps_of(cfg, 1, small, &state, &examples);
+    cfg.train.grad_clip = 0.2;
+    run_training_steps_of(cfg, 1, large, &state, &examples);
+    double plain_sq = 0.0, small_sq = 0.0, large_sq = 0.0, small_dot_plain = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double dp = (double)plain[i] - init[i], ds = (double)small[i] - init[i], dl = (double)large[i] - init[i];
+        plain_sq += dp * dp;
+        small_sq += ds * ds;
+        large_sq += dl * dl;
+        small_dot_plain += ds * dp;
+    }
+    const double plain_norm = sqrt(plain_sq), small_norm = sqrt(small_sq), large_norm = sqrt(large_sq);
+    // lr 1e-2: the unclipped step's gradient norm is plain_norm / lr
+    CHECK(plain_norm / cfg.train.lr > 0.5, "the unclipped gradient's norm %g is well above the clips (0.1, 0.2)",
+          plain_norm / cfg.train.lr);
+    CHECK(test_close(small_norm, cfg.train.lr * 0.1, 1e-3, 0.0),
+          "clipped at 0.1: the step's norm is lr x 0.1 = %g, got %g", cfg.train.lr * 0.1, small_norm);
+    CHECK(test_close(large_norm / small_norm, 2.0, 1e-3, 0.0),
+          "a clip twice as large moves the parameters twice as far: %g / %g", large_norm, small_norm);
+    CHECK(small_dot_plain / (small_norm * plain_norm) > 0.9999,
+          "the clipped step keeps the unclipped step's direction (cosine %g)",
+          small_dot_plain / (small_norm * plain_norm));
+    free(init);
+    free(plain);
+    free(small);
+    free(large);
 }
 
 // train.epsilon fused (drawn in the kernels, regenerated in backward) and stored
@@ -1974,6 +2125,7 @@ int main(void) {
     test_run("pixelcnn_gradients", test_pixelcnn_gradients);
     test_run("pixelcnn_receptive_field", test_pixelcnn_receptive_field);
     test_run("pixelcnn_prior", test_pixelcnn_prior);
+    test_run("prior_data_are_the_vq_codes", test_prior_data_are_the_vq_codes);
     test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
     test_run("checkpoint_round_trip_and_shapes", test_checkpoint_round_trip_and_shapes);
     test_run("checkpoint_replaced_while_read", test_checkpoint_replaced_while_read);
@@ -1982,6 +2134,7 @@ int main(void) {
     test_run("adam_steps_lower_loss", test_adam_steps_lower_loss);
     test_run("training_step_fused_equals_stored", test_training_step_fused_equals_stored);
     test_run("queued_updates_equal_plain_step", test_queued_updates_equal_plain_step);
+    test_run("grad_clip_scales_the_step", test_grad_clip_scales_the_step);
     test_run("eps_drawn_ahead_equals_drawn_in_step", test_eps_drawn_ahead_equals_drawn_in_step);
     test_run("weight_gradients_onto_cleared_gradients", test_weight_gradients_onto_cleared_gradients);
     test_run("adversarial_phases_clear_the_flag", test_adversarial_phases_clear_the_flag);
