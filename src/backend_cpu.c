@@ -129,7 +129,7 @@ static float *cpu_scratch(Backend *be, size_t n) {
 static size_t host_memory_at_start(bool *cgroup_bound) {
     static size_t cached = (size_t)-1;
     static bool cached_bound;
-    if (cached == (size_t)-1) cached = host_memory_available_at("/proc", "/sys/fs/cgroup", &cached_bound);
+    if (cached == (size_t)-1) cached = host_memory_available(&cached_bound);
     *cgroup_bound = cached_bound;
     return cached;
 }
@@ -141,9 +141,7 @@ static void *cpu_alloc(Backend *be, size_t bytes) {
     if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
         fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu %s; use a "
                 "smaller model (model.encoder / decoder / latent_dim) or batch (train.batch_size, eval.iw_batch)\n",
-                bytes, st->current_bytes, available,
-                cgroup_bound ? "its cgroup's memory limit leaves (a container's or a job's limit: /proc/self/cgroup)"
-                             : "the machine has available");
+                bytes, st->current_bytes, available, host_memory_source(cgroup_bound));
         exit(CUVAE_EXIT_BAD_INPUT);
     }
     void *raw = NULL;
@@ -917,7 +915,7 @@ static void cpu_adam_update(Backend *be, float *params, float *grads, float *m, 
 // l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
 static size_t cpu_memory_available(Backend *be) {
     (void)be;
-    return host_memory_available();
+    return host_memory_available(NULL);
 }
 
 static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {

@@ -146,12 +146,17 @@ size_t host_memory_available_at(const char *proc_dir, const char *cgroup_dir, bo
     return available > SIZE_MAX ? SIZE_MAX : (size_t)available;
 }
 
-size_t host_memory_available(void) {
-    return host_memory_available_at("/proc", "/sys/fs/cgroup", NULL);
+size_t host_memory_available(bool *cgroup_bound) {
+    return host_memory_available_at("/proc", "/sys/fs/cgroup", cgroup_bound);
+}
+
+const char *host_memory_source(bool cgroup_bound) {
+    return cgroup_bound ? "its cgroup's memory limit leaves (a container's or a job's limit: /proc/self/cgroup)"
+                        : "the machine has available";
 }
 
 int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) {
-    size_t available = host_memory_available();
+    size_t available = host_memory_available(NULL);
     if (available > 0 && bytes > available)
         return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available (a file "
                          "is read whole, whatever data.train_limit: give fewer or smaller images)",

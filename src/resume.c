@@ -25,13 +25,12 @@ size_t resume_host_copy_bytes(const Model *m) {
 int resume_host_copy_fits(const Model *m, char *err, size_t errlen) {
     const size_t bytes = resume_host_copy_bytes(m);
     bool cgroup_bound = false;
-    const size_t available = host_memory_available_at("/proc", "/sys/fs/cgroup", &cgroup_bound);
+    const size_t available = host_memory_available(&cgroup_bound);
     if (available == 0 || bytes <= available) return 0;   // (0: unknown)
     return set_error(err, errlen, "out of host memory: saving the run's state copies its parameters and Adam's "
                      "two moments to the host (%zu bytes, 3 x %zu floats), more than the %zu bytes %s once the model "
                      "is allocated; use a smaller model (model.encoder / decoder / latent_dim)", bytes, m->n_params,
-                     available, cgroup_bound ? "its cgroup's memory limit leaves (a container's or a job's limit: "
-                                               "/proc/self/cgroup)" : "the machine has left");
+                     available, host_memory_source(cgroup_bound));
 }
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {

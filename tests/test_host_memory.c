@@ -162,7 +162,9 @@ static void test_this_machine(void) {
     CHECK(here > 0 && machine > 0, "this machine: %zu, without cgroups %zu", here, machine);
     // (both read a moment apart: MemAvailable moves; 64 MiB of slack)
     CHECK(here <= machine + ((size_t)64 << 20), "with its cgroups %zu, more than the machine's %zu", here, machine);
-    CHECK(host_memory_available() > 0, "host_memory_available() unknown here");
+    bool wrapper_bound = false;
+    CHECK(host_memory_available(&wrapper_bound) > 0 && wrapper_bound == bound,
+          "host_memory_available(): unknown here, or bound differently from the /proc and /sys/fs/cgroup read");
 }
 
 int main(void) {

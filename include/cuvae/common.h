@@ -114,10 +114,13 @@ const char *working_folder_gone_note(const char *path);
 // The host memory this process may still use now, bytes (src/host_memory.c): the kernel's
 // MemAvailable plus free swap, and no more than the headroom of the tightest memory limit of
 // its cgroup and their ancestors (v1 or v2: a container's, a batch job's); 0 if unknown.
-size_t host_memory_available(void);
+// *cgroup_bound (may be NULL): whether a cgroup's limit, not the machine, gave the answer.
+size_t host_memory_available(bool *cgroup_bound);
+// Where such an answer came from, for messages "... exceed the N %s": "its cgroup's memory limit
+// leaves (...)" or "the machine has available".
+const char *host_memory_source(bool cgroup_bound);
 // The same read from proc_dir (its meminfo and self/cgroup) and the cgroup mount cgroup_dir
-// ("/proc" and "/sys/fs/cgroup" above; other folders in tests). *cgroup_bound (may be NULL):
-// whether a cgroup's limit, not the machine, gave the answer.
+// ("/proc" and "/sys/fs/cgroup" above; other folders in tests).
 size_t host_memory_available_at(const char *proc_dir, const char *cgroup_dir, bool *cgroup_bound);
 // 0 when `bytes` of a file's data fit in the host's available memory (or it is unknown), else
 // -1 with err naming the file and both sizes (a file read into memory, or a gzip's payload).
