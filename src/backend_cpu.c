@@ -92,14 +92,48 @@ typedef struct {
     size_t bias_partials_floats;
 } CpuState;
 
+// Each allocation carries its size in a 64-byte header so free() can account
+// for it and the payload stays 64-byte aligned.
+#define CPU_ALLOC_HEADER 64
+
+// The host memory available when the backend first allocates (host_memory_read), read
+// once; .available 0 if unknown. Linux overcommits: malloc of more than this succeeds and
+// the process is killed later, so allocations are checked against it.
+static const HostMemory *host_memory_at_start(void) {
+    static HostMemory at_start;
+    static bool read;
+    if (!read) at_start = host_memory_read();
+    read = true;
+    return &at_start;
+}
+
+// Every host byte the backend holds (tensors, kept scratch, tap masks) is counted here before it
+// is allocated: more than the memory available at the start ends the run in one line (exit 2)
+// rather than in the kernel's kill at the first touch. Returns after counting them.
+static void cpu_count_bytes(CpuState *st, size_t bytes) {
+    const HostMemory *hm = host_memory_at_start();
+    const size_t available = hm->available;
+    if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
+        char source[4600];
+        fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu bytes %s; use a "
+                "smaller model (model.encoder / decoder / latent_dim) or batch (train.batch_size, eval.iw_batch)\n",
+                bytes, st->current_bytes, available, host_memory_source(hm, source, sizeof source));
+        exit(CUVAE_EXIT_BAD_INPUT);
+    }
+    st->current_bytes += bytes;
+    if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
+}
+
 // A kept host buffer (*buffer, *floats long) grown to at least n floats, contents undefined;
 // counted in the backend's memory use.
 static float *cpu_kept_buffer(CpuState *st, float **buffer, size_t *floats, size_t n) {
     if (*floats < n) {
         free(*buffer);
+        st->current_bytes -= *floats * sizeof(float);
+        *buffer = NULL;
+        *floats = 0;
+        cpu_count_bytes(st, n * sizeof(float));
         *buffer = xmalloc(n * sizeof(float));
-        st->current_bytes += (n - *floats) * sizeof(float);
-        if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
         *floats = n;
     }
     return *buffer;
@@ -118,32 +152,9 @@ static float *cpu_scratch(Backend *be, size_t n) {
     return scratch;
 }
 
-// Each allocation carries its size in a 64-byte header so free() can account
-// for it and the payload stays 64-byte aligned.
-#define CPU_ALLOC_HEADER 64
-
-// The host memory available when the backend first allocates (host_memory_available),
-// read once; 0 if unknown. Linux overcommits: malloc of more than this succeeds
-// and the process is killed later, so allocations are checked against it.
-// *cgroup_bound: whether a cgroup's memory limit set it.
-static size_t host_memory_at_start(bool *cgroup_bound) {
-    static size_t cached = (size_t)-1;
-    static bool cached_bound;
-    if (cached == (size_t)-1) cached = host_memory_available(&cached_bound);
-    *cgroup_bound = cached_bound;
-    return cached;
-}
-
 static void *cpu_alloc(Backend *be, size_t bytes) {
     CpuState *st = be->impl;
-    bool cgroup_bound;
-    size_t available = host_memory_at_start(&cgroup_bound);
-    if (available > 0 && (bytes > available || st->current_bytes > available - bytes)) {
-        fprintf(stderr, "cuvae: out of host memory: %zu more bytes (%zu in use) exceed the %zu %s; use a "
-                "smaller model (model.encoder / decoder / latent_dim) or batch (train.batch_size, eval.iw_batch)\n",
-                bytes, st->current_bytes, available, host_memory_source(cgroup_bound));
-        exit(CUVAE_EXIT_BAD_INPUT);
-    }
+    cpu_count_bytes(st, bytes);
     void *raw = NULL;
     if (posix_memalign(&raw, 64, CPU_ALLOC_HEADER + (bytes ? bytes : 1)) != 0) {
         fprintf(stderr, "cuvae: out of host memory allocating %zu bytes for the CPU backend\n", bytes);
@@ -151,8 +162,6 @@ static void *cpu_alloc(Backend *be, size_t bytes) {
     }
     memset(raw, 0, CPU_ALLOC_HEADER + bytes);
     *(size_t *)raw = bytes;
-    st->current_bytes += bytes;
-    if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
     return (char *)raw + CPU_ALLOC_HEADER;
 }
 
@@ -915,7 +924,7 @@ static void cpu_adam_update(Backend *be, float *params, float *grads, float *m, 
 // l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
 static size_t cpu_memory_available(Backend *be) {
     (void)be;
-    return host_memory_available(NULL);
+    return host_memory_read().available;
 }
 
 static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
@@ -1344,12 +1353,12 @@ static const int *stacked_tap_masks(Backend *be, ConvGeometry g, int block) {
     st->tap_masks_next = (st->tap_masks_next + 1) % TAP_MASK_CACHE;
     if (m->keep) st->current_bytes -= tap_mask_ints(m->g, m->block) * sizeof(int);
     free(m->keep);
+    m->keep = NULL;
     const size_t S = (size_t)g.OH * g.OW, n = tap_mask_ints(g, block);
+    cpu_count_bytes(st, n * sizeof(int));
     m->keep = xmalloc(n * sizeof(int));
     m->g = key;
     m->block = block;
-    st->current_bytes += n * sizeof(int);
-    if (st->current_bytes > st->peak_bytes) st->peak_bytes = st->current_bytes;
     int *keep = m->keep;
     for (int i = 0; i < g.kernel; i++)
         for (int j = 0; j < g.kernel; j++)

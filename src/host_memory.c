@@ -1,6 +1,6 @@
 // host_memory.c: how much host memory this process may still use (common.h): the kernel's
 // MemAvailable plus free swap, capped by the memory limits of the process's cgroup and their
-// ancestors. A container or a batch job's cgroup limit is invisible in /proc/meminfo, and Linux
+// ancestors (limit - usage + the page cache the kernel would reclaim). A container or a batch job's cgroup limit is invisible in /proc/meminfo, and Linux
 // overcommits: without the cap a model larger than the limit is accepted and the process is
 // killed (SIGKILL, no message) when it first touches the memory. Also check_host_memory, the
 // check of a file read whole.
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // The number in a one-value file (memory.max, memory.limit_in_bytes, ...); false if the file is
 // absent, unreadable or says "max" (no limit).
@@ -43,56 +44,85 @@ static unsigned long long read_stat_value(const char *path, const char *key) {
 typedef struct {
     const char *limit;      // the limit's file: "memory.max" (v2), "memory.limit_in_bytes" (v1)
     const char *usage;      // "memory.current", "memory.usage_in_bytes"
-    const char *inactive;   // memory.stat's reclaimable page cache: "inactive_file", "total_inactive_file"
+    // memory.stat's page cache, which the kernel reclaims before it kills (as MemAvailable counts
+    // it), less what must be written first
+    const char *active_file, *inactive_file, *dirty, *writeback;
 } CgroupFiles;
 
-static const CgroupFiles cgroup_v2 = {"memory.max", "memory.current", "inactive_file"};
-static const CgroupFiles cgroup_v1 = {"memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"};
+static const CgroupFiles cgroup_v2 = {"memory.max", "memory.current", "active_file", "inactive_file", "file_dirty",
+                                      "file_writeback"};
+static const CgroupFiles cgroup_v1 = {"memory.limit_in_bytes", "memory.usage_in_bytes", "total_active_file",
+                                      "total_inactive_file", "total_dirty", "total_writeback"};
+
+// A limit at or above 2^62 bytes is "none": cgroup v1 writes its unlimited as 9223372036854771712.
+#define CGROUP_NO_LIMIT (1ull << 62)
 
 static bool is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// The least headroom (limit - usage + inactive file cache) over the cgroup `root`/`path` and its
-// ancestors up to `root`, which a cgroup namespace makes the process's own; where `root`/`path`
-// does not exist (a container that sees the host's path) `root` alone. UINT64_MAX if no level has
-// a limit.
-static unsigned long long cgroup_headroom(const char *root, const char *path, const CgroupFiles *files) {
+// The tightest cgroup level found so far: its headroom (limit - usage + reclaimable page cache)
+// and where it came from. headroom UINT64_MAX: no level has a limit.
+typedef struct {
+    unsigned long long headroom, limit, used;
+    char limit_file[HOST_MEMORY_FILE_MAX];
+} CgroupLevel;
+
+// The reclaimable page cache of a cgroup's memory.stat: active + inactive file pages less the dirty
+// ones and those being written back.
+static unsigned long long reclaimable_cache(const char *stat_file, const CgroupFiles *files) {
+    const unsigned long long cache = read_stat_value(stat_file, files->active_file) +
+                                     read_stat_value(stat_file, files->inactive_file);
+    const unsigned long long unwritten = read_stat_value(stat_file, files->dirty) +
+                                         read_stat_value(stat_file, files->writeback);
+    return cache > unwritten ? cache - unwritten : 0;
+}
+
+// The tightest level (into *least where tighter) over the cgroup `root`/`path` and its ancestors up
+// to `root`, which a cgroup namespace makes the process's own; where `root`/`path` does not exist (a
+// container that sees the host's path) `root` alone.
+static void cgroup_headroom(const char *root, const char *path, const CgroupFiles *files, CgroupLevel *least) {
     char dir[4096];
     if (snprintf(dir, sizeof dir, "%s%s", root, path) >= (int)sizeof dir || !is_dir(dir))
         snprintf(dir, sizeof dir, "%s", root);
     const size_t root_len = strlen(root);
-    unsigned long long least = UINT64_MAX;
     for (;;) {
-        char file[4200];
+        char file[HOST_MEMORY_FILE_MAX], limit_file[HOST_MEMORY_FILE_MAX];
         unsigned long long limit, usage;
-        snprintf(file, sizeof file, "%s/%s", dir, files->limit);
-        if (read_number_file(file, &limit)) {
+        snprintf(limit_file, sizeof limit_file, "%s/%s", dir, files->limit);
+        if (read_number_file(limit_file, &limit) && limit < CGROUP_NO_LIMIT) {
             snprintf(file, sizeof file, "%s/%s", dir, files->usage);
             if (!read_number_file(file, &usage)) usage = 0;
             snprintf(file, sizeof file, "%s/memory.stat", dir);
-            const unsigned long long inactive = read_stat_value(file, files->inactive);
-            const unsigned long long used = usage > inactive ? usage - inactive : 0;
+            const unsigned long long cache = reclaimable_cache(file, files);
+            const unsigned long long used = usage > cache ? usage - cache : 0;
             const unsigned long long headroom = limit > used ? limit - used : 0;
-            if (headroom < least) least = headroom;
+            if (headroom < least->headroom) {
+                least->headroom = headroom;
+                least->limit = limit;
+                least->used = used;
+                snprintf(least->limit_file, sizeof least->limit_file, "%s", limit_file);
+            }
         }
         char *slash = strrchr(dir, '/');
         if (strlen(dir) <= root_len || !slash || (size_t)(slash - dir) < root_len) break;
         *slash = '\0';   // the parent, down to root itself
     }
-    return least;
 }
 
 // The cgroups of this process (proc_dir/self/cgroup: "ID:controllers:path" lines; v2 is
 // "0::path", v1's memory controller "N:memory:path" or "N:...,memory,...:path") and the
-// least headroom of their memory limits; UINT64_MAX if none applies.
-static unsigned long long cgroups_headroom(const char *proc_dir, const char *cgroup_dir) {
+// tightest of their memory limits, into *least.
+static void cgroups_headroom(const char *proc_dir, const char *cgroup_dir, CgroupLevel *least) {
     char path[4096];
     snprintf(path, sizeof path, "%s/self/cgroup", proc_dir);
     FILE *f = fopen(path, "r");
-    if (!f) return UINT64_MAX;
-    unsigned long long least = UINT64_MAX;
+    if (!f) return;
+    // v2 alone is mounted at cgroup_dir (its root has cgroup.controllers); beside v1 at
+    // cgroup_dir/unified (where there is one)
+    snprintf(path, sizeof path, "%s/cgroup.controllers", cgroup_dir);
+    const bool v2_alone = access(path, F_OK) == 0;
     char line[4200];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
@@ -100,31 +130,24 @@ static unsigned long long cgroups_headroom(const char *proc_dir, const char *cgr
         char *second = first ? strchr(first + 1, ':') : NULL;
         if (!second || second[1] != '/') continue;
         *second = '\0';
-        const char *controllers = first + 1, *cgroup = second + 1;
+        const char *controllers = first + 1, *cgroup = strcmp(second + 1, "/") == 0 ? "" : second + 1;
         char root[4200];
-        unsigned long long headroom = UINT64_MAX;
-        if (controllers[0] == '\0') {   // v2: mounted at cgroup_dir, or at cgroup_dir/unified beside v1
-            snprintf(root, sizeof root, "%s", cgroup_dir);
-            headroom = cgroup_headroom(root, strcmp(cgroup, "/") == 0 ? "" : cgroup, &cgroup_v2);
+        if (controllers[0] == '\0') {   // v2
             snprintf(root, sizeof root, "%s/unified", cgroup_dir);
-            if (is_dir(root)) {
-                const unsigned long long unified = cgroup_headroom(root, strcmp(cgroup, "/") == 0 ? "" : cgroup, &cgroup_v2);
-                if (unified < headroom) headroom = unified;
-            }
+            if (v2_alone || !is_dir(root)) snprintf(root, sizeof root, "%s", cgroup_dir);
+            cgroup_headroom(root, cgroup, &cgroup_v2, least);
         } else {
             char list[256];
             snprintf(list, sizeof list, ",%s,", controllers);
             if (!strstr(list, ",memory,")) continue;
             snprintf(root, sizeof root, "%s/memory", cgroup_dir);
-            headroom = cgroup_headroom(root, strcmp(cgroup, "/") == 0 ? "" : cgroup, &cgroup_v1);
+            cgroup_headroom(root, cgroup, &cgroup_v1, least);
         }
-        if (headroom < least) least = headroom;
     }
     fclose(f);
-    return least;
 }
 
-size_t host_memory_available_at(const char *proc_dir, const char *cgroup_dir, bool *cgroup_bound) {
+HostMemory host_memory_read_at(const char *proc_dir, const char *cgroup_dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/meminfo", proc_dir);
     unsigned long long machine = 0;
@@ -138,28 +161,41 @@ size_t host_memory_available_at(const char *proc_dir, const char *cgroup_dir, bo
         }
         fclose(f);
     }
-    const unsigned long long cgroup = cgroups_headroom(proc_dir, cgroup_dir);
-    const bool bound = cgroup != UINT64_MAX && (machine == 0 || cgroup < machine);
-    if (cgroup_bound) *cgroup_bound = bound;
-    unsigned long long available = bound ? cgroup : machine;
-    if (bound && available == 0) available = 1;   // (0 says "unknown": a cgroup at its limit has 0 left)
-    return available > SIZE_MAX ? SIZE_MAX : (size_t)available;
+    CgroupLevel least = {.headroom = UINT64_MAX};
+    cgroups_headroom(proc_dir, cgroup_dir, &least);
+    HostMemory hm = {0};
+    hm.cgroup_bound = least.headroom != UINT64_MAX && (machine == 0 || least.headroom < machine);
+    unsigned long long available = hm.cgroup_bound ? least.headroom : machine;
+    if (hm.cgroup_bound && available == 0) available = 1;   // (0 says "unknown": a cgroup at its limit has 0 left)
+    hm.available = available > SIZE_MAX ? SIZE_MAX : (size_t)available;
+    if (hm.cgroup_bound) {
+        hm.limit = least.limit;
+        hm.used = least.used;
+        snprintf(hm.limit_file, sizeof hm.limit_file, "%s", least.limit_file);
+    }
+    return hm;
 }
 
-size_t host_memory_available(bool *cgroup_bound) {
-    return host_memory_available_at("/proc", "/sys/fs/cgroup", cgroup_bound);
+HostMemory host_memory_read(void) {
+    return host_memory_read_at("/proc", "/sys/fs/cgroup");
 }
 
-const char *host_memory_source(bool cgroup_bound) {
-    return cgroup_bound ? "its cgroup's memory limit leaves (a container's or a job's limit: /proc/self/cgroup)"
-                        : "the machine has available";
+const char *host_memory_source(const HostMemory *hm, char *text, size_t size) {
+    if (hm->cgroup_bound)
+        snprintf(text, size, "its cgroup's memory limit leaves (a container's or a job's limit: %s says %llu bytes, "
+                 "%llu of them in use besides reclaimable page cache)", hm->limit_file, hm->limit, hm->used);
+    else
+        snprintf(text, size, "the machine has available");
+    return text;
 }
 
 int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen) {
-    size_t available = host_memory_available(NULL);
-    if (available > 0 && bytes > available)
-        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, %.1f MiB are available (a file "
+    const HostMemory hm = host_memory_read();
+    if (hm.available > 0 && bytes > hm.available) {
+        char source[4600];
+        return set_error(err, errlen, "%s: needs %.1f MiB of host memory to load, more than the %.1f MiB %s (a file "
                          "is read whole, whatever data.train_limit: give fewer or smaller images)",
-                         path, bytes / 1048576.0, available / 1048576.0);
+                         path, bytes / 1048576.0, hm.available / 1048576.0, host_memory_source(&hm, source, sizeof source));
+    }
     return 0;
 }

@@ -24,16 +24,18 @@ size_t resume_host_copy_bytes(const Model *m) {
 
 int resume_host_copy_fits(const Model *m, char *err, size_t errlen) {
     const size_t bytes = resume_host_copy_bytes(m);
-    bool cgroup_bound = false;
-    const size_t available = host_memory_available(&cgroup_bound);
-    if (available == 0 || bytes <= available) return 0;   // (0: unknown)
+    const HostMemory hm = host_memory_read();
+    if (hm.available == 0 || bytes <= hm.available) return 0;   // (0: unknown)
+    char source[4600];
     return set_error(err, errlen, "out of host memory: saving the run's state copies its parameters and Adam's "
-                     "two moments to the host (%zu bytes, 3 x %zu floats), more than the %zu bytes %s once the model "
-                     "is allocated; use a smaller model (model.encoder / decoder / latent_dim)", bytes, m->n_params,
-                     available, host_memory_source(cgroup_bound));
+                     "two moments to the host (%zu bytes: 3 x %zu floats%s), more than the %zu bytes %s once the "
+                     "model is allocated; use a smaller model (model.encoder / decoder / latent_dim)", bytes,
+                     m->n_params, m->n_buffers > 0 ? " and the layers' buffers" : "", hm.available,
+                     host_memory_source(&hm, source, sizeof source));
 }
 
 int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, size_t errlen) {
+    if (resume_host_copy_fits(m, err, errlen) != 0) return -1;   // (where memory ran short since the start)
     const size_t P = m->n_params;
     float *arena = xmalloc(3 * P * sizeof(float));
     model_get_params(m, arena);

@@ -541,8 +541,8 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
     }
     // the copy each epoch's files take of the parameters and Adam's moments (3 P floats): refused now
     // where it does not fit, not killed at the first save after an epoch of training (rank 0 writes
-    // the files; launched as ranks, the others stop with it)
-    const int copy_fits = dist_is_writer() ? resume_host_copy_fits(&model, err, errlen) : 0;
+    // the files; launched as ranks, the others stop with it). epochs = 0 takes no such copy.
+    const int copy_fits = dist_is_writer() && cfg->train.epochs > 0 ? resume_host_copy_fits(&model, err, errlen) : 0;
     if (dist_agree_on_failure(copy_fits, err, errlen, "host memory check") != 0) {
         release_refused_run(&notes, &model, &eval_model, be, &train_set, &val_set, &test_set);
         return -1;
@@ -1136,6 +1136,13 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
         // Adam's moments): stopped before the epoch's line, log line and files, which keep the
         // last finished epoch
         char non_finite[256];
+        if (writer && resume_host_copy_fits(&model, err, errlen) != 0) {   // (short since the start: said, not killed)
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, " (at the end of epoch %d; %s, if written, holds the last finished "
+                     "epoch)", epoch, ckpt_path);
+            rc = -1;
+            goto done;
+        }
         if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
             rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
                            "holds the last finished epoch; %s", epoch, non_finite, ckpt_path,

@@ -430,7 +430,7 @@ int_seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b 
 untimed() { sed -E 's/"seconds": [0-9.]+, "samples_per_s": [0-9.]+, //' "$1"; }
 for sig in INT TERM; do
     want=$([ $sig = INT ] && echo 130 || echo 143)
-    for attempt in 1 2 3 4 5; do   # until the signal lands inside an epoch (step > 0)
+    for attempt in 1 2 3 4 5 6; do   # until the signal lands inside an epoch (step > 0)
         out="$tmp/int_$sig.$attempt"
         # SIGTERM's run replaces an earlier run (with an eval.json): stopped half way, it stays
         # staged and the earlier run in place until --resume has finished it
@@ -450,9 +450,10 @@ for sig in INT TERM; do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.005
         done
-        # (2, 4, 7, 10, 14 % of the timed run: the epoch's files are written after its line, and
-        # a signal that lands while they are is taken at step 0 of the next epoch)
-        sleep "$(awk -v s="$int_seconds" -v a="$attempt" 'BEGIN { split("0.02 0.04 0.07 0.10 0.14", f, " "); printf "%.3f", s * f[a] }')"
+        # (0, 2, 4, 7, 10, 14 % of the timed run: the epoch's files are written after its line, and
+        # a signal that lands while they are is taken at step 0 of the next epoch; 0 first, as the
+        # timed run may have met a busier machine than this one, and ended before a later signal)
+        sleep "$(awk -v s="$int_seconds" -v a="$attempt" 'BEGIN { split("0 0.02 0.04 0.07 0.10 0.14", f, " "); printf "%.3f", s * f[a] }')"
         kill -"$sig" "$pid"
         wait "$pid"; rc=$?
         grep -q "after step [1-9][0-9]* of 125" "$out.err" && break
@@ -994,9 +995,10 @@ if make_memory_cgroup 1000000000; then
         skip "a model larger than its cgroup's memory limit" "cannot move a process into $cg_dir"
     else
         [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/cgroup_big.err")" -eq 1 ] &&
-            grep -q "^cuvae: out of host memory: .* exceed the [0-9]* its cgroup's memory limit leaves" "$tmp/cgroup_big.err" &&
+            grep -q "^cuvae: out of host memory: .* exceed the [0-9]* bytes its cgroup's memory limit leaves" "$tmp/cgroup_big.err" &&
+            grep -qF "$cg_dir/memory." "$tmp/cgroup_big.err" &&
             [ ! -e "$tmp/cgroup_big" ] \
-            && ok "a model larger than its cgroup's memory limit (1 GB): one line naming the cgroup's limit, exit 2, no folder" \
+            && ok "a model larger than its cgroup's memory limit (1 GB): one line naming the cgroup's limit file, exit 2, no folder" \
             || bad "a model larger than its cgroup's memory limit: exit $rc (137: killed), $(tail -1 "$tmp/cgroup_big.err")"
         in_cgroup "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 --out "$tmp/cgroup_small" \
             >/dev/null 2>"$tmp/cgroup_small.err" && [ -s "$tmp/cgroup_small/model.safetensors" ] \
@@ -1011,7 +1013,7 @@ if make_memory_cgroup 1000000000; then
             in_cgroup "$CUVAE" train configs/examples_vae.json "${small[@]}" --set 'model.encoder=[20000]' \
                 --set 'model.decoder=[20000]' --set train.epochs=1 --out "$tmp/cgroup_copy" >/dev/null 2>"$tmp/cgroup_copy.err"; rc=$?
             [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/cgroup_copy.err")" -eq 1 ] &&
-                grep -q "^cuvae: out of host memory: saving the run's state copies its parameters and Adam's two moments to the host (382569600 bytes, 3 x 31880800 floats), more than the [0-9]* bytes its cgroup's memory limit leaves" "$tmp/cgroup_copy.err" &&
+                grep -q "^cuvae: out of host memory: saving the run's state copies its parameters and Adam's two moments to the host (382569600 bytes: 3 x 31880800 floats), more than the [0-9]* bytes its cgroup's memory limit leaves" "$tmp/cgroup_copy.err" &&
                 [ ! -e "$tmp/cgroup_copy" ] \
                 && ok "a model whose first save would not fit its cgroup: refused before training, one line, exit 2, no folder" \
                 || bad "a model whose first save does not fit its cgroup: exit $rc, $(tail -1 "$tmp/cgroup_copy.err")"

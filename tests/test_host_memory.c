@@ -1,8 +1,10 @@
-// test_host_memory.c: host_memory_available_at (src/host_memory.c) on made-up /proc and cgroup
+// test_host_memory.c: host_memory_read_at (src/host_memory.c) on made-up /proc and cgroup
 // folders: the machine's MemAvailable plus free swap, capped by the tightest cgroup memory limit
-// (v2 memory.max, v1 memory.limit_in_bytes, less usage, plus the reclaimable inactive file
-// cache) of the process's cgroup and its ancestors; v1 beside v2, v2 mounted at unified/, a
-// cgroup path the mount does not show (a container), a cgroup at its limit, nothing readable.
+// (v2 memory.max, v1 memory.limit_in_bytes, less usage, plus the reclaimable file cache: active
+// and inactive, less dirty and written-back pages) of the process's cgroup and its ancestors,
+// and the limit file it names; v1 beside v2, v2 mounted at unified/ (and not when v2 is alone), a
+// cgroup path the mount does not show (a container), a limit on a namespace's root, v1's
+// "unlimited", a cgroup at its limit, nothing readable.
 // (cli_faults.sh runs cuvae in a real memory cgroup where one can be made.)
 #include "test.h"
 
@@ -49,12 +51,32 @@ static void remove_root(void) {
     CHECK(system(command) == 0, "rm -rf %s", root);
 }
 
-// host_memory_available_at on root's proc/ and cgroup/
-static size_t available(bool *bound) {
+// host_memory_read_at on root's proc/ and cgroup/
+static HostMemory read_fixture(void) {
     char proc[512], cgroup[512];
     snprintf(proc, sizeof proc, "%s/proc", root);
     snprintf(cgroup, sizeof cgroup, "%s/cgroup", root);
-    return host_memory_available_at(proc, cgroup, bound);
+    return host_memory_read_at(proc, cgroup);
+}
+
+// its .available, and *bound = .cgroup_bound
+static size_t available(bool *bound) {
+    const HostMemory hm = read_fixture();
+    *bound = hm.cgroup_bound;
+    return hm.available;
+}
+
+// whether the answer names `relative` (below root) as its limit file, with that limit and usage
+static bool names_limit(const char *relative, unsigned long long limit, unsigned long long used) {
+    const HostMemory hm = read_fixture();
+    char want[1024];
+    snprintf(want, sizeof want, "%s/%s", root, relative);
+    char text[4600];
+    host_memory_source(&hm, text, sizeof text);
+    char says[1200];
+    snprintf(says, sizeof says, "%s says %llu bytes, %llu of them in use", want, limit, used);
+    return hm.cgroup_bound && strcmp(hm.limit_file, want) == 0 && hm.limit == limit && hm.used == used &&
+           strstr(text, says) != NULL;
 }
 
 #define MEMINFO "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:    1000 kB\nSwapTotal: 0 kB\nSwapFree:          24 kB\n"
@@ -86,11 +108,21 @@ static void test_cgroup_v2_limit_and_ancestor(void) {
     size_t got = available(&bound);
     CHECK(got == 350000 && bound, "v2 limit 500000, usage 200000 of which 50000 inactive file cache: want 350000, "
           "cgroup-bound; got %zu (%d)", got, bound);
+    CHECK(names_limit("cgroup/job/step/memory.max", 500000, 150000), "the answer names job/step's memory.max, "
+          "500000 bytes, 150000 in use");
+    // active file cache is reclaimed as well (a file read twice); its dirty and written-back pages are not
+    write_file("cgroup/job/step/memory.stat", "anon 20000\nfile 180000\nactive_file 130000\ninactive_file 50000\n"
+               "file_dirty 7000\nfile_writeback 3000\n");
+    got = available(&bound);
+    CHECK(got == 470000 && bound, "usage 200000 with 180000 of file cache, 10000 of it unwritten: want 470000; "
+          "got %zu (%d)", got, bound);
+    write_file("cgroup/job/step/memory.stat", "anon 150000\nfile 50000\nactive_file 0\ninactive_file 50000\n");
     // an ancestor's limit tighter than the leaf's
     write_file("cgroup/job/memory.max", "300000\n");
     write_file("cgroup/job/memory.current", "250000\n");
     got = available(&bound);
     CHECK(got == 50000 && bound, "the parent's 300000 limit with 250000 used: want 50000; got %zu", got);
+    CHECK(names_limit("cgroup/job/memory.max", 300000, 250000), "the answer names the parent's memory.max");
     // a limit above the machine's memory: the machine's
     write_file("cgroup/job/memory.max", "max\n");
     write_file("cgroup/job/step/memory.max", "999999999999\n");
@@ -113,11 +145,12 @@ static void test_cgroup_v1_memory_controller(void) {
     write_file("cgroup/memory/memory.usage_in_bytes", "5000000000\n");
     write_file("cgroup/memory/docker/abc/memory.limit_in_bytes", "900000\n");
     write_file("cgroup/memory/docker/abc/memory.usage_in_bytes", "400000\n");
-    write_file("cgroup/memory/docker/abc/memory.stat", "cache 200000\ninactive_file 1\ntotal_inactive_file 100000\n");
+    write_file("cgroup/memory/docker/abc/memory.stat", "cache 200000\ninactive_file 1\nactive_file 2\ndirty 3\n"
+               "total_inactive_file 100000\ntotal_active_file 50000\ntotal_dirty 20000\ntotal_writeback 10000\n");
     bool bound = false;
     size_t got = available(&bound);
-    CHECK(got == 600000 && bound, "v1 (memory among cpu,memory,pids) limit 900000, usage 400000, total_inactive_file "
-          "100000: want 600000; got %zu (%d)", got, bound);
+    CHECK(got == 620000 && bound, "v1 (memory among cpu,memory,pids) limit 900000, usage 400000, total file cache "
+          "150000 of which 30000 unwritten: want 620000; got %zu (%d)", got, bound);
     // the path as the host names it, but the mount shows the container's own cgroup at its root
     write_file("proc/self/cgroup", "4:memory:/host/only/path\n");
     write_file("cgroup/memory/memory.limit_in_bytes", "700000\n");
@@ -141,6 +174,48 @@ static void test_cgroup_v2_beside_v1(void) {
     remove_root();
 }
 
+// a container in its own cgroup namespace: /proc/self/cgroup says /init.scope, the limit is on the
+// namespace's root (the mount's root), not on the process's own cgroup
+static void test_limit_on_the_namespace_root(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "0::/init.scope\n");
+    write_file("cgroup/cgroup.controllers", "cpu memory pids\n");
+    write_file("cgroup/memory.max", "500000\n");
+    write_file("cgroup/memory.current", "100000\n");
+    write_file("cgroup/init.scope/memory.max", "max\n");
+    write_file("cgroup/init.scope/memory.current", "90000\n");
+    bool bound = false;
+    size_t got = available(&bound);
+    CHECK(got == 400000 && bound, "the namespace root's limit 500000, 100000 used: want 400000; got %zu (%d)",
+          got, bound);
+    CHECK(names_limit("cgroup/memory.max", 500000, 100000), "the answer names the root's memory.max");
+    remove_root();
+}
+
+// v2 alone (its root has cgroup.controllers): a cgroup that happens to be called "unified" is not
+// a second mount; v1's unlimited (2^63 rounded down to a page) is no limit
+static void test_unified_and_unlimited(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "0::/svc\n");
+    write_file("cgroup/cgroup.controllers", "memory\n");
+    write_file("cgroup/svc/memory.max", "max\n");
+    write_file("cgroup/unified/svc/memory.max", "4096\n");
+    bool bound = true;
+    size_t got = available(&bound);
+    CHECK(got == 1024 * 1024 && !bound, "v2 alone with an unrelated cgroup named unified: want the machine's "
+          "1048576; got %zu (%d)", got, bound);
+    remove_root();
+    fresh_root();   // no meminfo: v1's unlimited must not read as an 8 EiB cgroup bound
+    write_file("proc/self/cgroup", "4:memory:/\n");
+    write_file("cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    write_file("cgroup/memory/memory.usage_in_bytes", "1000\n");
+    got = available(&bound);
+    CHECK(got == 0 && !bound, "v1's unlimited and no meminfo: want 0 (unknown), not bound; got %zu (%d)", got, bound);
+    remove_root();
+}
+
 static void test_nothing_readable(void) {
     fresh_root();
     bool bound = true;
@@ -156,15 +231,19 @@ static void test_nothing_readable(void) {
 
 // this machine's own answer: known, and no more than its MemAvailable plus free swap
 static void test_this_machine(void) {
-    bool bound = false;
-    size_t here = host_memory_available_at("/proc", "/sys/fs/cgroup", &bound);
-    size_t machine = host_memory_available_at("/proc", "/nonexistent", NULL);
-    CHECK(here > 0 && machine > 0, "this machine: %zu, without cgroups %zu", here, machine);
-    // (both read a moment apart: MemAvailable moves; 64 MiB of slack)
-    CHECK(here <= machine + ((size_t)64 << 20), "with its cgroups %zu, more than the machine's %zu", here, machine);
-    bool wrapper_bound = false;
-    CHECK(host_memory_available(&wrapper_bound) > 0 && wrapper_bound == bound,
-          "host_memory_available(): unknown here, or bound differently from the /proc and /sys/fs/cgroup read");
+    const HostMemory here = host_memory_read_at("/proc", "/sys/fs/cgroup");
+    const HostMemory machine = host_memory_read_at("/proc", "/nonexistent");
+    CHECK(here.available > 0 && machine.available > 0 && !machine.cgroup_bound, "this machine: %zu, without cgroups "
+          "%zu", here.available, machine.available);
+    // (each reads a moment apart: MemAvailable and the cgroup's usage move; 64 MiB of slack)
+    const size_t slack = (size_t)64 << 20;
+    CHECK(here.available <= machine.available + slack, "with its cgroups %zu, more than the machine's %zu",
+          here.available, machine.available);
+    const size_t wrapper = host_memory_read().available;
+    CHECK(wrapper + slack >= here.available && wrapper <= here.available + slack, "host_memory_read() %zu, not "
+          "the /proc and /sys/fs/cgroup read's %zu", wrapper, here.available);
+    if (here.cgroup_bound)
+        CHECK(strstr(here.limit_file, "/sys/fs/cgroup/") == here.limit_file, "bound by %s", here.limit_file);
 }
 
 int main(void) {
@@ -172,6 +251,8 @@ int main(void) {
     test_run("host_memory_cgroup_v2_limit_and_ancestor", test_cgroup_v2_limit_and_ancestor);
     test_run("host_memory_cgroup_v1_memory_controller", test_cgroup_v1_memory_controller);
     test_run("host_memory_cgroup_v2_beside_v1", test_cgroup_v2_beside_v1);
+    test_run("host_memory_limit_on_the_namespace_root", test_limit_on_the_namespace_root);
+    test_run("host_memory_unified_and_unlimited", test_unified_and_unlimited);
     test_run("host_memory_nothing_readable", test_nothing_readable);
     test_run("host_memory_this_machine", test_this_machine);
     return test_finish("test_host_memory");

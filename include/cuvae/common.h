@@ -111,17 +111,26 @@ int make_dirs(const char *path, char *err, size_t errlen);
 // process's working folder no longer exists (a relative path then names nothing: ENOENT); ""
 // otherwise. For the messages of a failed create.
 const char *working_folder_gone_note(const char *path);
-// The host memory this process may still use now, bytes (src/host_memory.c): the kernel's
+// The host memory this process may still use now (src/host_memory.c): the kernel's
 // MemAvailable plus free swap, and no more than the headroom of the tightest memory limit of
-// its cgroup and their ancestors (v1 or v2: a container's, a batch job's); 0 if unknown.
-// *cgroup_bound (may be NULL): whether a cgroup's limit, not the machine, gave the answer.
-size_t host_memory_available(bool *cgroup_bound);
-// Where such an answer came from, for messages "... exceed the N %s": "its cgroup's memory limit
-// leaves (...)" or "the machine has available".
-const char *host_memory_source(bool cgroup_bound);
+// its cgroup and their ancestors (v1 or v2: a container's, a batch job's; limit - usage +
+// reclaimable page cache).
+enum { HOST_MEMORY_FILE_MAX = 4200 };   // a cgroup limit file's path, bytes with its NUL
+typedef struct {
+    size_t available;                        // bytes; 0 if unknown
+    bool cgroup_bound;                       // a cgroup's limit, not the machine, gave the answer; then:
+    char limit_file[HOST_MEMORY_FILE_MAX];   //   the file of that limit (memory.max, memory.limit_in_bytes)
+    unsigned long long limit;                //   its value, bytes
+    unsigned long long used;                 //   the cgroup's usage less its reclaimable page cache, bytes
+} HostMemory;
+HostMemory host_memory_read(void);
 // The same read from proc_dir (its meminfo and self/cgroup) and the cgroup mount cgroup_dir
 // ("/proc" and "/sys/fs/cgroup" above; other folders in tests).
-size_t host_memory_available_at(const char *proc_dir, const char *cgroup_dir, bool *cgroup_bound);
+HostMemory host_memory_read_at(const char *proc_dir, const char *cgroup_dir);
+// Where such an answer came from, for messages "... exceed the N bytes %s", written into text
+// (size bytes; 4,600 hold any): "its cgroup's memory limit leaves (... FILE says LIMIT bytes,
+// USED of them in use ...)" or "the machine has available". Returns text.
+const char *host_memory_source(const HostMemory *hm, char *text, size_t size);
 // 0 when `bytes` of a file's data fit in the host's available memory (or it is unknown), else
 // -1 with err naming the file and both sizes (a file read into memory, or a gzip's payload).
 int check_host_memory(const char *path, size_t bytes, char *err, size_t errlen);

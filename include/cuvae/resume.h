@@ -39,8 +39,9 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
 // files) takes for its copy of the parameters and Adam's two moments: 3 P floats and the
 // buffers, bytes.
 size_t resume_host_copy_bytes(const Model *m);
-// 0 when that copy fits in the host memory left now (host_memory_available), else -1 with err
-// saying so: a run is refused before it trains, not killed (Linux overcommits) at its first save.
+// 0 when that copy fits in the host memory left now (host_memory_read), else -1 with err
+// saying so: a run is refused before it trains, not killed (Linux overcommits) at its first save;
+// checked again before each epoch's copies and in resume_save (memory may have run short since).
 int resume_host_copy_fits(const Model *m, char *err, size_t errlen);
 
 // Loads into m, created from the run's config, and fills *at. The stored config
