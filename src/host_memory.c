@@ -1,9 +1,9 @@
 // host_memory.c: how much host memory this process may still use (common.h): the kernel's
 // MemAvailable plus free swap, capped by the memory limits of the process's cgroup and their
-// ancestors (limit - usage + the page cache the kernel would reclaim). A container or a batch job's cgroup limit is invisible in /proc/meminfo, and Linux
-// overcommits: without the cap a model larger than the limit is accepted and the process is
-// killed (SIGKILL, no message) when it first touches the memory. Also check_host_memory, the
-// check of a file read whole.
+// ancestors (limit - usage + the page cache the kernel would reclaim). A container or a batch
+// job's cgroup limit is invisible in /proc/meminfo, and Linux overcommits: without the cap a
+// model larger than the limit is accepted and the process is killed (SIGKILL, no message) when
+// it first touches the memory. Also check_host_memory, the check of a file read whole.
 #include "cuvae/common.h"
 
 #include <stdint.h>

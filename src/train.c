@@ -1132,17 +1132,19 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                            half_rec, ckpt_path, divergence_advice(cfg, advice, sizeof advice));
             goto done;
         }
-        // a state that overflowed while the loss stayed finite (a batch norm's running variance,
-        // Adam's moments): stopped before the epoch's line, log line and files, which keep the
-        // last finished epoch
-        char non_finite[256];
-        if (writer && resume_host_copy_fits(&model, err, errlen) != 0) {   // (short since the start: said, not killed)
+        // the copies below and the epoch's files take 3 P floats of host memory: checked again, as
+        // other processes may have taken memory since the start (said, not killed at the copy)
+        if (writer && resume_host_copy_fits(&model, err, errlen) != 0) {
             size_t used = strlen(err);
             snprintf(err + used, errlen - used, " (at the end of epoch %d; %s, if written, holds the last finished "
                      "epoch)", epoch, ckpt_path);
             rc = -1;
             goto done;
         }
+        // a state that overflowed while the loss stayed finite (a batch norm's running variance,
+        // Adam's moments): stopped before the epoch's line, log line and files, which keep the
+        // last finished epoch
+        char non_finite[256];
         if (writer && checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
             rc = set_error(err, errlen, "training diverged in epoch %d: %s though the loss is finite; %s, if written, "
                            "holds the last finished epoch; %s", epoch, non_finite, ckpt_path,
