@@ -348,6 +348,16 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         && grep -q 'test (exact -log p(codes))' "$tmp"/gpscripts/script.* \
         && ok "prior: plot draws its decoded samples; its curve's legend says -log p(codes) (it said p(x))" \
         || bad "prior plot: $(grep -ho 'test (exact[^"]*' "$tmp"/gpscripts/script.* | head -1)"
+    # the VQ-VAE's codebook usage says the codes its test set uses (as eval counts them) of the codebook's size
+    PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/vq" 2>"$tmp/vq_plot.err"
+    "$CUVAE" eval "$tmp/vq/model.safetensors" -o "$tmp/vq_usage_eval.json" >/dev/null 2>&1
+    usage=$(python3 -c 'import json, sys; e = json.load(open(sys.argv[1])); print("%d of %d codes used" % (e["codes_used"], e["codebook_size"]))' \
+        "$tmp/vq_usage_eval.json" 2>/dev/null)
+    size=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"]["codebook"]["size"])' "$tmp/vq.json")
+    [ -n "$usage" ] && [ "${usage##* of }" = "$size codes used" ] \
+        && grep -q "Codebook usage on the test set: $usage, perplexity" "$tmp"/gpscripts/script.* \
+        && ok "vq_vae: plot's codebook usage title: $usage (as eval counts them)" \
+        || bad "vq_vae codebook usage title: $(grep -ho 'Codebook usage[^"]*' "$tmp"/gpscripts/script.* | head -1), eval: $usage; $(tail -1 "$tmp/vq_plot.err")"
     if $PY -c "import torch, numpy" 2>/dev/null; then
         # the codes come from each side's float32 argmin over the VQ-VAE's distances: a position whose
         # two nearest codes tie to the last bits may take either (cli_torch.sh), and one flip of the

@@ -122,6 +122,19 @@ if command -v gnuplot >/dev/null; then
     mkdir -p "$tmp/nofig"; cp "$tmp/R/vae_dim2/"{config.json,log.jsonl,model.safetensors} "$tmp/nofig/"
     "$CUVAE" plot "$tmp/nofig" --tsne-points 10 2>/dev/null
     [ ! -e "$tmp/nofig/figures" ] && ok "... and leaves no figures/ folder behind" || bad "a refused plot made figures/"
+    # the checkpoint replaced while plot draws (a train writing an epoch; here a gnuplot wrapper
+    # replaces it at the first figure): refused, the figures of two models removed
+    mkdir -p "$tmp/replwrap"
+    # (not at plot's probe of the terminal, gnuplot -e, which runs before plot reads the checkpoint)
+    printf '#!/bin/sh\ncase " $* " in *" -e "*) exec %s "$@" ;; esac\nif [ ! -e "%s/replaced" ]; then touch "%s/replaced"; cp "%s/model.safetensors" "%s/m.new" && mv "%s/m.new" "%s/model.safetensors"; fi\nexec %s "$@"\n' \
+        "$(command -v gnuplot)" "$tmp/replwrap" "$tmp/replwrap" "$tmp/nofig" "$tmp/nofig" "$tmp/nofig" "$tmp/nofig" "$(command -v gnuplot)" > "$tmp/replwrap/gnuplot"
+    chmod +x "$tmp/replwrap/gnuplot"
+    PATH="$tmp/replwrap:$PATH" "$CUVAE" plot "$tmp/nofig" >/dev/null 2>"$tmp/repl.err"; rc=$?
+    [ $rc -eq 2 ] && [ -e "$tmp/replwrap/replaced" ] \
+        && tail -1 "$tmp/repl.err" | grep -q "^cuvae: plot: .*nofig/model.safetensors was replaced while plot drew (a train is writing .*nofig): the figures would mix two epochs and are removed; run plot again$" \
+        && [ -z "$(ls "$tmp/nofig/figures" 2>/dev/null | grep '\.png$')" ] \
+        && ok "plot: a checkpoint replaced while plot draws: refused, its figures removed" \
+        || bad "plot with the checkpoint replaced mid-way: exit $rc, $(tail -1 "$tmp/repl.err"), left: $(ls "$tmp/nofig/figures" 2>/dev/null | tr '\n' ' ')"
 else
     skip "a refused plot makes no figures/" "gnuplot not installed"
 fi
@@ -170,6 +183,48 @@ printf '{"sections": [{"runs": ["capacity"], "figures": []}]}' > "$tmp/capacity_
     && grep -q "(sum over pixels), 1 / γ 10 |KL − C|, C → 25 nats over 6 epochs</td>" "$tmp/R/index.html" \
     && ok "report: a capacity-annealed VAE's row gives γ and C, not the unused w_kl" \
     || bad "report capacity row: $(grep -o '<td>bce[^<]*</td>' "$tmp/R/index.html") $(tail -1 "$tmp/capacity_report.err")"
+# ... and each of the capacity's numbers is checked as the other weights are (epochs "ten" showed as "–")
+mkdir -p "$tmp/R/capten"; cp "$tmp/R/capacity/eval.json" "$tmp/R/capten/"
+sed 's/"epochs": 6/"epochs": "ten"/' "$tmp/R/capacity/config.json" > "$tmp/R/capten/config.json"
+printf '{"sections": [{"runs": ["capten"], "figures": []}]}' > "$tmp/capten_index.json"
+expect_error "report: a capacity's epochs \"ten\": refused, naming the key" 2 \
+    "capten/config.json: loss.capacity.epochs: must be a finite number \(as cuvae writes it\)" -- \
+    "$CUVAE" report "$tmp/capten_index.json" "$tmp/R"
+# a VAE's row read from its eval.json: the loss's reduction (mean), its active units out of its latent
+# dim (in that order), and a figure linked and shown from RUN/figures/NAME.png
+mkdir -p "$tmp/R/units/figures"
+printf '{"model": {"kind": "vae"}, "loss": {"reconstruction": "mse", "reduction": "mean", "w_rec": 3, "w_kl": 0.5}}\n' \
+    > "$tmp/R/units/config.json"
+printf '{"test_loss": 0.5, "rec": 0.25, "kl": 0.25, "rec_mse_at_mean": 12.25, "active_units": 3, "latent_dim": 20}\n' \
+    > "$tmp/R/units/eval.json"
+printf 'not a png; report only links it\n' > "$tmp/R/units/figures/samples.png"
+printf '{"sections": [{"runs": ["units"], "figures": ["samples", "manifold"]}]}' > "$tmp/units_index.json"
+"$CUVAE" report "$tmp/units_index.json" "$tmp/R" 2>"$tmp/units_report.err"; rc=$?
+row=$(grep -o '<tr><td><a href="units/config.json">.*' "$tmp/R/index.html" | head -1)
+if [ $rc -eq 0 ] && echo "$row" | grep -q "<td>mse (mean over pixels), 3 / 0.5</td>" && echo "$row" | grep -q "<td>3 / 20</td>" \
+   && echo "$row" | grep -q "<td>12.25</td>" \
+   && grep -q '<td><a href="units/figures/samples.png"><img src="units/figures/samples.png" alt="samples (' "$tmp/R/index.html" \
+   && grep -q '<td class="missing">not produced for this run</td>' "$tmp/R/index.html"; then
+    ok "report: a VAE's row gives its reduction, active units / latent dim, MSE; its figure linked, a missing one said"
+else
+    bad "report units row: exit $rc, $row $(grep -o '<td><a href="units/figures[^>]*><img[^>]*>' "$tmp/R/index.html") $(tail -1 "$tmp/units_report.err")"
+fi
+# a run with its config.json but no eval.json: "not evaluated", not a row of dashes
+mkdir -p "$tmp/R/noeval"; cp "$tmp/R/units/config.json" "$tmp/R/noeval/"
+printf '{"sections": [{"runs": ["noeval", "units"], "figures": []}]}' > "$tmp/noeval_index.json"
+"$CUVAE" report "$tmp/noeval_index.json" "$tmp/R" 2>"$tmp/noeval_report.err" \
+    && grep -q '<tr><td><a href="noeval/config.json"><code>noeval</code></a></td><td colspan="8">not evaluated (eval.json missing)</td></tr>' "$tmp/R/index.html" \
+    && ok "report: a run without eval.json is shown as not evaluated" \
+    || bad "report noeval row: $(grep -o '<tr><td><a href="noeval.*' "$tmp/R/index.html" | head -c 300) $(tail -1 "$tmp/noeval_report.err")"
+# an index of one run that is not in RUNS_DIR is refused as one of many is (the page would be all "missing")
+printf '{"sections": [{"runs": ["ghost"], "figures": []}]}' > "$tmp/ghost_index.json"
+expect_error "report: an index of one run, not in RUNS_DIR: refused" 2 "ghost_index.json: none of its 1 runs is in .*/R \(no RUN/config.json there\)" -- \
+    "$CUVAE" report "$tmp/ghost_index.json" "$tmp/R"
+# ... and of three runs, one there: the note counts the two missing ones and names them
+printf '{"sections": [{"runs": ["ghost", "units", "ghost2"], "figures": []}]}' > "$tmp/ghosts_index.json"
+"$CUVAE" report "$tmp/ghosts_index.json" "$tmp/R" 2>"$tmp/ghosts.err" \
+    && grep -q "^cuvae: report: 2 of 3 runs not in .*/R (shown as missing): ghost, ghost2$" "$tmp/ghosts.err" \
+    && ok "report: 2 of 3 runs missing: the note counts and names them" || bad "report missing-runs note: $(head -1 "$tmp/ghosts.err")"
 # ... but a prior whose VQ-VAE is not where report runs is still a run of the page (its config is
 # not loaded whole), and a number too large for a short cell is printed whole, not cut
 mkdir -p "$tmp/R/prior"; cp configs/lectures/vq_vae_k256_prior.json "$tmp/R/prior/config.json"

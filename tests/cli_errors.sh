@@ -180,6 +180,13 @@ expect_error "plot with CUVAE_GNUPLOT_TIMEOUT=0" 2 "^cuvae: CUVAE_GNUPLOT_TIMEOU
     env CUVAE_GNUPLOT_TIMEOUT=0 "$CUVAE" plot "$tmp/no_such_run"
 expect_error "sample --title with CUVAE_GNUPLOT_TIMEOUT=5s" 2 "^cuvae: CUVAE_GNUPLOT_TIMEOUT=5s: expected the seconds" -- \
     env CUVAE_GNUPLOT_TIMEOUT=5s "$CUVAE" sample "$tmp/no_such.safetensors" --title t
+# a gnuplot that runs but cannot draw PNGs (`set terminal pngcairo` fails: exit 1): refused up front,
+# not found at the first figure
+mkdir -p "$tmp/nopngcairo"
+printf '#!/bin/sh\necho "unknown or ambiguous terminal type" >&2\nexit 1\n' > "$tmp/nopngcairo/gnuplot"
+chmod +x "$tmp/nopngcairo/gnuplot"
+expect_error "plot with a gnuplot that has no pngcairo terminal" 2 "plot: gnuplot with the pngcairo terminal is needed" -- \
+    env PATH="$tmp/nopngcairo:$PATH" "$CUVAE" plot "$tmp/no_such_run"
 # a working folder deleted under the shell: a relative path names nothing (ENOENT), said why
 gone_note="\(the working folder was deleted while this shell was in it: cd to an existing one\)$"
 for case in "train configs/mnist_vae.json|configs/mnist_vae.json: cannot open: No such file or directory" \
@@ -308,6 +315,12 @@ expect_error "a folder with progress images but no run: refused" 2 "notrun holds
     "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/notrun"
 [ "$(cat "$tmp/notrun/progress/samples_epoch_001.png")" = img ] && [ ! -e "$tmp/notrun/config.json" ] \
     && ok "... and the folder is as it was" || bad "a refused run into a folder without a run changed it"
+# a folder holding a resume file alone is a run too (one of the three files that make one): its
+# progress/ is no place for another run
+mkdir -p "$tmp/resumeonly/progress"; cp "$tmp/rerun/resume.safetensors" "$tmp/resumeonly/"
+expect_error "train --out the progress/ of a folder holding only resume.safetensors: refused" 2 \
+    "resumeonly/progress: the progress/ folder of the run in .*resumeonly: write the run elsewhere" -- \
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/resumeonly/progress"
 # configs must be UTF-8 text without NUL characters (cJSON would cut strings short at one)
 printf '{"name": "x"}\0{"garbage":' > "$tmp/nul.json"
 expect_error "a NUL byte in a config file" 2 "nul.json: byte 13: a NUL byte" -- "$CUVAE" train "$tmp/nul.json"
@@ -381,6 +394,56 @@ for bad_value in '"abc"' '[1]' '1e400'; do
         "$CUVAE" report "$tmp/ae_index.json" "$tmp/aepage"
 done
 cp "$tmp/ae_eval.json" "$tmp/aepage/ae/eval.json"
+# plot of a run with a long log (more epochs than the first allocation holds) and more latent dims
+# than the histogram panels: every epoch's point reaches the loss curves' data, and the histograms
+# show the first 16 dims, saying so. (A gnuplot wrapper keeps each script and the data it reads.)
+if command -v gnuplot >/dev/null; then
+    mkdir -p "$tmp/gpwrap" "$tmp/gpkept" "$tmp/gptmp"
+    printf '#!/bin/sh\nfor a; do script="$a"; done\nif [ -f "$script" ]; then cp "$script" "%s/script.$$"\n  for d in $(grep -o "cuvae_plot_[A-Za-z0-9._-]*_data_[A-Za-z0-9]*" "$script"); do cp "%s/$d" "%s/data.$$"; done\nfi\nexec %s "$@"\n' \
+        "$tmp/gpkept" "$tmp/gptmp" "$tmp/gpkept" "$(command -v gnuplot)" > "$tmp/gpwrap/gnuplot"
+    chmod +x "$tmp/gpwrap/gnuplot"
+    rm -rf "$tmp/longlog"; mkdir "$tmp/longlog"
+    cp "$tmp/aepage/vae/config.json" "$tmp/aepage/vae/model.safetensors" "$tmp/longlog/"
+    python3 - "$tmp/aepage/vae/log.jsonl" "$tmp/longlog/log.jsonl" <<'PY'
+import json, sys
+line = json.loads(open(sys.argv[1]).readline())
+with open(sys.argv[2], "w") as out:
+    for epoch in range(1, 71):
+        line["epoch"] = epoch; line["train_loss"] = 500.0 - epoch; out.write(json.dumps(line) + "\n")
+PY
+    latent=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"]["latent_dim"])' "$tmp/longlog/config.json")
+    shown=$(( latent < 16 ? latent : 16 ))
+    TMPDIR="$tmp/gptmp" PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/longlog" >/dev/null 2>"$tmp/longlog.err"; rc=$?
+    curves=$(grep -l 'longlog/figures/loss_curves.png' "$tmp"/gpkept/script.* 2>/dev/null | head -1)
+    curves_data="$tmp/gpkept/data.${curves##*.}"
+    epochs=$(awk 'NF { print $1 }' "$curves_data" 2>/dev/null | tr '\n' ' ')
+    [ $rc -eq 0 ] && [ -n "$curves" ] && [ "$epochs" = "$(seq -s ' ' 1 70) " ] \
+        && ok "plot of a 70-epoch log: the loss curves hold epochs 1..70" \
+        || bad "plot of a 70-epoch log: exit $rc, epochs [$(echo "$epochs" | head -c 200)] $(tail -1 "$tmp/longlog.err")"
+    hist=$(grep -l 'longlog/figures/latent_histograms.png' "$tmp"/gpkept/script.* 2>/dev/null | head -1)
+    panels=$(grep -c "^set title 'z_{" "$hist" 2>/dev/null)
+    [ "$latent" -gt 16 ] && [ "$panels" = "$shown" ] && grep -q "the first $shown of $latent dimensions" "$hist" \
+        && ok "plot: latent dim $latent: the histograms show the first $shown dims and say so" \
+        || bad "plot histograms of latent dim $latent: $panels panels, $(grep -o 'multiplot title "[^"]*"' "$hist" 2>/dev/null)"
+    # the t-SNE's perplexity 30 needs more than 91 points (90 others): 91 points take (91 - 2) / 3, 92 keep 30
+    "$CUVAE" plot "$tmp/longlog" --tsne-points 91 >/dev/null 2>"$tmp/tsne91.err"; rc91=$?
+    "$CUVAE" plot "$tmp/longlog" --tsne-points 92 >/dev/null 2>"$tmp/tsne92.err"; rc92=$?
+    [ $rc91 -eq 0 ] && [ $rc92 -eq 0 ] \
+        && grep -q "^cuvae: t-SNE: perplexity 29.7, (points - 2) / 3 for 91 points (30 needs more than 91)$" "$tmp/tsne91.err" \
+        && ! grep -q "t-SNE: perplexity" "$tmp/tsne92.err" && grep -q "^cuvae: t-SNE of 92 codes took" "$tmp/tsne92.err" \
+        && ok "plot: t-SNE of 91 points lowers the perplexity to 29.7, of 92 keeps 30" \
+        || bad "plot t-SNE perplexity at 91 / 92 points: exit $rc91 / $rc92, $(grep perplexity "$tmp/tsne91.err") / $(grep perplexity "$tmp/tsne92.err")"
+    # the t-SNE needs 5 test images (plot --help): 5 draw the scatter, 4 skip it, saying so
+    "$CUVAE" plot "$tmp/longlog" --set data.test_limit=5 >/dev/null 2>"$tmp/tsne5.err"; rc5=$?
+    "$CUVAE" plot "$tmp/longlog" --set data.test_limit=4 >/dev/null 2>"$tmp/tsne4.err"; rc4=$?
+    [ $rc5 -eq 0 ] && [ $rc4 -eq 0 ] && grep -q "wrote .*longlog/figures/latent_scatter.png$" "$tmp/tsne5.err" \
+        && ! grep -q "no latent_scatter.png" "$tmp/tsne5.err" \
+        && grep -q "^cuvae: plot: no latent_scatter.png: its t-SNE needs at least 5 test images, the run's test set has 4 (data.test_limit)" "$tmp/tsne4.err" \
+        && ok "plot: 5 test images draw the t-SNE scatter, 4 skip it" \
+        || bad "plot t-SNE at 5 / 4 test images: exit $rc5 / $rc4, $(grep -h 'latent_scatter' "$tmp/tsne5.err" "$tmp/tsne4.err" | head -2)"
+else
+    skip "plot of a long log and a wide latent" "gnuplot not installed"
+fi
 expect_error "eval --iw on an ae's checkpoint names --iw" 2 \
     '^cuvae: eval --iw: needs a variational model \(kind vae or cvae\), got kind "ae"' -- \
     "$CUVAE" eval "$tmp/aepage/ae/model.safetensors" --iw 5
@@ -517,6 +580,15 @@ PY
     expect_error "sample -o a run's progress image" 2 \
         "sample: -o .*/rerun/progress/$first_progress would replace an image of the run in .*/rerun \(its progress/\)" -- \
         "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/progress/$first_progress"
+    # ... or one of its figures (cuvae plot's, which report shows as the run's)
+    figures_made=0; [ -d "$tmp/rerun/figures" ] || { mkdir "$tmp/rerun/figures"; figures_made=1; }
+    cp "$tmp/rerun/progress/$first_progress" "$tmp/rerun/figures/samples.png"
+    expect_error "sample -o a run's figure" 2 \
+        "sample: -o .*/rerun/figures/samples.png would replace an image of the run in .*/rerun \(its figures/\)" -- \
+        "$CUVAE" sample "$tmp/rerun/model.safetensors" -o "$tmp/rerun/figures/samples.png"
+    cmp -s "$tmp/rerun/progress/$first_progress" "$tmp/rerun/figures/samples.png" && ok "... the figure is kept" \
+        || bad "sample -o a run's figure replaced it"
+    rm -f "$tmp/rerun/figures/samples.png"; [ $figures_made = 1 ] && rmdir "$tmp/rerun/figures"
     expect_error "eval -o a folder: said before the evaluation runs" 2 "eval: -o .*/rerun: not a regular file" -- \
         "$CUVAE" eval "$tmp/rerun/model.safetensors" --iw 50 -o "$tmp/rerun"
     expect_error "sample -o /dev/null: said before the sampling" 2 "sample: -o /dev/null: not a regular file" -- \
@@ -593,6 +665,14 @@ PY
             && [ ! -e "$tmp/rerun/figures" ] \
             && ok "plot with a log whose epochs are out of order (two logs joined): refused, naming the line" \
             || bad "plot with epochs out of order: exit $rc, $(tail -1 "$tmp/plot.err")"
+        # ... or with an epoch missing (epoch 3 on line 2: the curve would join 1 to 3 unsaid)
+        printf '%s\n' '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' \
+            '{"epoch": 3, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' > "$tmp/rerun/log.jsonl"
+        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
+        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 2: epoch 3 where epoch 2 belongs" "$tmp/plot.err" \
+            && [ ! -e "$tmp/rerun/figures" ] \
+            && ok "plot with a log that skips an epoch: refused, naming the line" \
+            || bad "plot with an epoch skipped: exit $rc, $(tail -1 "$tmp/plot.err")"
         rm -f "$tmp/rerun/log.jsonl"
         cp -r "$tmp/rerun" "$tmp/mixed"
         sed -i 's/"latent_dim": [0-9]*/"latent_dim": 7/' "$tmp/mixed/config.json"   # another run's config

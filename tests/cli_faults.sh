@@ -68,6 +68,18 @@ cp -r "$tmp/ref" "$tmp/st1"; mkdir "$tmp/st1/.new-run"; cp "$tmp/ref/config.json
 expect_error "a plain train beside a staged run that stopped in its first epoch: names it, not --resume" 2 \
     "st1 already holds a run \(config.json, .*\), and .*st1/.new-run an --overwrite run that stopped in its first epoch: start it again with --overwrite, or remove .*st1/.new-run to continue the run with --resume" -- \
     train --set train.epochs=4 --out "$tmp/st1"
+# ... and --resume refuses it as it says: nothing to resume there, the earlier run and the staged one kept
+st1_before=$( (cd "$tmp/st1" && find . -type f -print0 | sort -z | xargs -0 md5sum) )
+expect_error "--resume beside a staged run that stopped in its first epoch: refused, nothing to resume" 2 \
+    "st1/.new-run holds an --overwrite run that stopped in its first epoch \(nothing to resume\): start it again with --overwrite, or remove .*st1/.new-run to continue the earlier run in .*st1$" -- \
+    train --set train.epochs=5 --out "$tmp/st1" --resume
+[ "$( (cd "$tmp/st1" && find . -type f -print0 | sort -z | xargs -0 md5sum) )" = "$st1_before" ] \
+    && ok "... the folder is as it was" || bad "a refused --resume beside a staged run changed the folder"
+# --overwrite removes the staged run, saying how far it got: its log's lines (2 here)
+head -2 "$tmp/ref/log.jsonl" > "$tmp/st1/.new-run/log.jsonl"
+train --set train.epochs=1 --out "$tmp/st1" --overwrite 2>"$tmp/st1.err" \
+    && grep -q "^cuvae: removing .*st1/.new-run, the files of an earlier --overwrite run that did not finish (2 epochs done)$" "$tmp/st1.err" \
+    && ok "--overwrite over a staged run: removes it, saying its 2 epochs" || bad "--overwrite over a staged run: $(grep removing "$tmp/st1.err")"
 # ---- --overwrite trains in OUT/.new-run: killed after its first epoch, the earlier run is as it was,
 # and --resume continues the staged run, then replaces the earlier one with it (a kill that lands
 # in the commit itself: the next train finishes the commit, then resumes the finished run)
@@ -137,6 +149,15 @@ mkdir -p "$tmp/forged/.new-run"; printf '\n../victim\n' > "$tmp/forged/.new-run/
 expect_fail "a commit marker naming a file outside the run is refused" 2 "forged/.new-run/COMMIT: not a list of a run.s files" -- \
     train --out "$tmp/forged" --resume
 [ "$(cat "$tmp/victim")" = keep ] && ok "the file the forged marker named is untouched" || bad "forged marker: victim changed"
+# a commit marker cut short (its last name without its newline, as a crash mid-write leaves it): refused,
+# the run's files kept (the names it lists are not all there is to keep)
+cp -r "$tmp/ref" "$tmp/cutmark"; mkdir -p "$tmp/cutmark/.new-run"
+printf '\nconfig.json\nmodel.safetensors' > "$tmp/cutmark/.new-run/COMMIT"
+expect_fail "a commit marker whose last line has no newline is refused" 2 "cutmark/.new-run/COMMIT: not a list of a run.s files" -- \
+    train --out "$tmp/cutmark" --resume
+cmp -s "$tmp/cutmark/model.safetensors" "$tmp/ref/model.safetensors" && cmp -s "$tmp/cutmark/log.jsonl" "$tmp/ref/log.jsonl" \
+    && cmp -s "$tmp/cutmark/resume.safetensors" "$tmp/ref/resume.safetensors" \
+    && ok "... the run's checkpoints and log are kept" || bad "a cut-short commit marker removed or changed the run's files"
 # progress/ a link to a folder on another file system: the new run's images are copied there
 shm=$(mktemp -d -p /dev/shm 2>/dev/null)
 if [ -n "$shm" ] && [ "$(stat -c %d "$shm")" != "$(stat -c %d "$tmp")" ]; then
@@ -1117,7 +1138,7 @@ expect_error "--resume into a folder whose eval.json is a folder: one line (the 
 # a log that does not hold the finished epochs' lines (kept, then appended to, it would give a
 # log plot refuses); the folder is left as it was, byte for byte
 folder_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum | md5sum); }
-for case in model_folder garbage_log no_log short_log log_without_newline edited_log; do
+for case in model_folder garbage_log no_log short_log one_line_short log_without_newline edited_log; do
     rm -rf "$tmp/rl"; cp -r "$tmp/stale" "$tmp/rl"
     case $case in
         model_folder) rm "$tmp/rl/model.safetensors"; mkdir "$tmp/rl/model.safetensors"
@@ -1126,6 +1147,8 @@ for case in model_folder garbage_log no_log short_log log_without_newline edited
         no_log) rm "$tmp/rl/log.jsonl"; want="rl/log.jsonl: missing, but the run has finished 5 epochs .*--overwrite" ;;
         short_log) head -3 "$tmp/stale/log.jsonl" > "$tmp/rl/log.jsonl"
                    want="rl/log.jsonl: 3 lines, but the run has finished 5 epochs" ;;
+        one_line_short) head -4 "$tmp/stale/log.jsonl" > "$tmp/rl/log.jsonl"
+                        want="rl/log.jsonl: 4 lines, but the run has finished 5 epochs" ;;
         log_without_newline) head -5 "$tmp/stale/log.jsonl" | head -c -1 > "$tmp/rl/log.jsonl"
                              want="rl/log.jsonl: line 5: no newline at its end" ;;
         # the right count of lines, in order, but not this run's (the resume file keeps their CRC-32)
@@ -1138,6 +1161,11 @@ for case in model_folder garbage_log no_log short_log log_without_newline edited
     [ "$(folder_sum "$tmp/rl")" = "$before" ] && ok "--resume with $case: the folder is as it was" \
         || bad "--resume with $case changed the folder"
 done
+# ... the log of a run of one epoch too (its one line is as much the run's as five)
+train --set train.epochs=1 --set data.train_limit=200 --out "$tmp/rl1" 2>/dev/null && rm "$tmp/rl1/log.jsonl"
+expect_error "--resume of a one-epoch run whose log is gone: refused" 2 \
+    "rl1/log.jsonl: missing, but the run has finished 1 epoch \(its resume state\).*--overwrite" -- \
+    train --set train.epochs=2 --set data.train_limit=200 --out "$tmp/rl1" --resume
 # a folder holding a finished run's files but model.safetensors a folder (or a link to nothing), and
 # no resume file: a plain train and --resume both name what is in the way (they said "continue it
 # with --resume" and "nothing to resume", each sending the user to the other; with the link,

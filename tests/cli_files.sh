@@ -317,6 +317,20 @@ if command -v gnuplot >/dev/null 2>&1; then
     [ -n "$h2" ] && [ -n "$h10" ] && [ "$h2" -lt "$h10" ] \
         && ok "class_rows.png of a cvae on 2 class folders draws 2 rows (height $h2 against $h10 for 10)" \
         || bad "class_rows.png heights: 2 classes '$h2', 10 classes '$h10'"
+    # a 2-D latent of 10 class folders: the scatter tells the 10 classes apart (colours, and a legend of
+    # their folders' names); only more than 10 are drawn in one colour
+    mkdir -p "$tmp/gpwrap" "$tmp/gpkept"
+    printf '#!/bin/sh\nfor a; do script="$a"; done\n[ -f "$script" ] && cp "$script" "%s/script.$$"\nexec %s "$@"\n' \
+        "$tmp/gpkept" "$(command -v gnuplot)" > "$tmp/gpwrap/gnuplot"
+    chmod +x "$tmp/gpwrap/gnuplot"
+    train --set data.train="$D/depth/ten" --set model.input_shape=[1,8,8] --set model.latent_dim=2 \
+        --set train.batch_size=4 --out "$tmp/vae_ten" >/dev/null 2>&1
+    PATH="$tmp/gpwrap:$PATH" "$CUVAE" plot "$tmp/vae_ten" >/dev/null 2>"$tmp/vae_ten_plot.err"
+    scatter=$(grep -l 'vae_ten/figures/latent_scatter.png' "$tmp"/gpkept/script.* 2>/dev/null | head -1)
+    legend=$(grep -o 'title "c[0-9]*" noenhanced' "$scatter" 2>/dev/null | sed -E 's/title "([^"]*)".*/\1/' | tr '\n' ' ')
+    [ "$legend" = "c0 c1 c2 c3 c4 c5 c6 c7 c8 c9 " ] && ! grep -q "drawn in one colour" "$tmp/vae_ten_plot.err" \
+        && ok "latent scatter of 10 class folders: a legend of the 10 folders' names" \
+        || bad "latent scatter of 10 class folders: legend '$legend', $(tail -1 "$tmp/vae_ten_plot.err")"
 else
     skip "class_rows.png of a 2-class cvae" "gnuplot not installed"
 fi

@@ -462,6 +462,39 @@ static void test_axis_ticks_in_scripts(void) {
     // a newline in a title is gnuplot's line break (a two-line title), other control characters spaces
     CHECK(script && strstr(script, "set title \"title line\\naxes line end\" noenhanced"),
           "two-line title:\n%s", script ? script : "(none)");
+    // histogram panels read like text: z_1 top left, z_4 starting the row below it (gnuplot's
+    // origin is the bottom left corner), z_3 ending the top row; all inside the canvas
+    {
+        enum { N = 50, DIMS = 5 };
+        float values[N * DIMS];
+        for (int i = 0; i < N * DIMS; i++) values[i] = (float)(i % 17) / 4.0f - 2.0f;
+        unlink(capture);
+        plot_histograms(path, "h", values, N, DIMS, DIMS, false, err, sizeof err);
+        script = captured_script(capture);
+        double ox[DIMS + 1], oy[DIMS + 1], sx = 0, sy = 0;
+        int found = 0;
+        for (int j = 1; script && j <= DIMS; j++) {
+            char title[32];
+            snprintf(title, sizeof title, "set title 'z_{%d}'", j);
+            const char *at = strstr(script, title);
+            // "set origin X,Y\nset size W,H\nset title 'z_{j}'": the two lines before the title
+            const char *origin = at;
+            while (origin && origin > script && strncmp(origin, "set origin ", 11) != 0) origin--;
+            if (at && origin && sscanf(origin, "set origin %lf,%lf\nset size %lf,%lf", &ox[j], &oy[j], &sx, &sy) == 4)
+                found++;
+        }
+        CHECK(found == DIMS, "histogram script: %d of %d panels' origins found:\n%s", found, DIMS,
+              script ? script : "(none)");
+        if (found == DIMS) {
+            CHECK(ox[1] < ox[2] && ox[2] < ox[3] && oy[1] == oy[2] && oy[2] == oy[3], "z_1..z_3 not left to right "
+                  "in one row: (%g,%g) (%g,%g) (%g,%g)", ox[1], oy[1], ox[2], oy[2], ox[3], oy[3]);
+            CHECK(oy[4] < oy[1] && ox[4] == ox[1] && oy[5] == oy[4], "z_4 not below z_1: z_1 at (%g,%g), z_4 at (%g,%g)",
+                  ox[1], oy[1], ox[4], oy[4]);
+            for (int j = 1; j <= DIMS; j++)
+                CHECK(ox[j] >= 0 && oy[j] >= 0 && ox[j] + sx <= 1.0 + 1e-6 && oy[j] + sy <= 1.0 + 1e-6,
+                      "panel z_%d at (%g,%g) size (%g,%g) leaves the canvas", j, ox[j], oy[j], sx, sy);
+        }
+    }
     const double empty[4] = {1, 1, -2, 2};
     CHECK(plot_scatter_in_range(path, "t", "z1", "z2", xy, NULL, 2, 0, NULL, empty, err, sizeof err) == -1 &&
           strstr(err, "not a finite, non-empty box"), "empty range refused: %s", err);
@@ -490,6 +523,17 @@ static void test_gnuplot_failure(void) {
     CHECK(strstr(err, tmp_dir) == NULL, "error shows the temporary script path: %s", err);
     struct stat st;
     CHECK(stat(path, &st) != 0, "failed plot left %s", path);
+    CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    // no line of stderr names a script line: the first line with a letter in it is the message
+    // (not a later one, nor a line of punctuation)
+    drop_fake_gnuplot(fake, saved);
+    saved = use_fake_gnuplot("fakebin", "#!/bin/sh\necho '  ^^^' >&2\necho 'cairo: font setup failed' >&2\n"
+                             "echo 'see the manual for more' >&2\nexit 1\n", fake, sizeof fake);
+    if (!saved) return;
+    rc = plot_lines(path, "t", "x", "y", x, ys, NULL, 1, 2, false, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "gnuplot failed: cairo: font setup failed") && !strstr(err, "manual"),
+          "no script line: the first message line: %s", err);
     CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
 
     unlink(fake);
@@ -524,6 +568,20 @@ static void test_gnuplot_timeout(void) {
     CHECK(rc == -1 && strstr(err, "CUVAE_GNUPLOT_TIMEOUT=1.5: expected the seconds a gnuplot may take"),
           "CUVAE_GNUPLOT_TIMEOUT=1.5: rc %d, %s", rc, err);
     CHECK(count_non_png(tmp_dir) == 0 && count_non_png(out_dir) == 0, "temporary files left behind");
+
+    // the bounds are 1 and 86400 s (a day), both taken; one past either end refused
+    const char *const taken[] = {"1", "86400", "00300"}, *const refused[] = {"0", "86401", "100000", "-5", ""};
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+        setenv("CUVAE_GNUPLOT_TIMEOUT", taken[i], 1);
+        err[0] = '\0';
+        CHECK(plot_check_environment(err, sizeof err) == 0, "CUVAE_GNUPLOT_TIMEOUT=%s refused: %s", taken[i], err);
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        setenv("CUVAE_GNUPLOT_TIMEOUT", refused[i], 1);
+        err[0] = '\0';
+        CHECK(plot_check_environment(err, sizeof err) == -1 && strstr(err, "a whole number from 1 to 86400"),
+              "CUVAE_GNUPLOT_TIMEOUT=%s taken: %s", refused[i], err);
+    }
 
     unsetenv("CUVAE_GNUPLOT_TIMEOUT");
     drop_fake_gnuplot(fake, saved);
