@@ -118,6 +118,10 @@ if [ -z "${PYTHON:-}" ]; then
     done
 fi
 torch_version=""
+if [ -n "${PYTHON:-}" ] && ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+    echo "bench: error: PYTHON=$PYTHON cannot import torch (install python3-torch, or give a python3 that has it)" >&2
+    exit 2
+fi
 if [ -n "${PYTHON:-}" ]; then
     torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__ + (" (CUDA " + torch.version.cuda + ")" if torch.version.cuda else " (CPU build)"))')
 else

@@ -61,6 +61,15 @@ BENCH_CONFIGS="bench/configs/cpu/nosuch.json" BENCH_RESULTS_DIR="$tmp/results" B
     && ! grep -q Traceback "$tmp/bench.out" && [ -z "$(ls "$tmp/results")" ] && [ ! -e "$tmp/R.md" ] \
     && ok "bench.sh: a missing BENCH_CONFIGS file refused in one line (exit 2), no results file started" \
     || bad "bench.sh nosuch.json: exit $rc, $(tail -2 "$tmp/bench.out"), results: $(ls "$tmp/results")"
+# ... and a PYTHON that cannot import torch (a fresh machine's python3): one line, not a traceback
+printf '#!/bin/sh\necho "ModuleNotFoundError: No module named torch" >&2; exit 1\n' > "$tmp/notorch"; chmod +x "$tmp/notorch"
+PYTHON="$tmp/notorch" BENCH_CONFIGS="bench/configs/cpu/examples_b128.json" BENCH_RESULTS_DIR="$tmp/results" \
+    BENCH_RESULTS_MD="$tmp/R.md" CUVAE="$CUVAE" bash scripts/bench.sh > "$tmp/bench.out" 2>&1; rc=$?
+[ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/bench.out")" -eq 1 ] \
+    && grep -q "bench: error: PYTHON=$tmp/notorch cannot import torch (install python3-torch" "$tmp/bench.out" \
+    && [ -z "$(ls "$tmp/results")" ] && [ ! -e "$tmp/R.md" ] \
+    && ok "bench.sh: a PYTHON without torch refused in one line (exit 2), no results file started" \
+    || bad "bench.sh PYTHON without torch: exit $rc, $(tail -2 "$tmp/bench.out"), results: $(ls "$tmp/results")"
 
 # ---- gpu_bundle.sh (in the copy: it writes .device/ where it runs)
 if [ -x build/cuvae ] && ls build/tests/test_* >/dev/null 2>&1 && command -v objcopy >/dev/null && command -v xz >/dev/null; then
