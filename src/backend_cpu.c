@@ -920,11 +920,11 @@ static void cpu_adam_update(Backend *be, float *params, float *grads, float *m, 
     cpu_finish_updates(be);
 }
 
-// The same partition as kernels/grad_clip.cu: lane l of block b sums elements
-// l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
-static size_t cpu_memory_available(Backend *be) {
+static size_t cpu_memory_available(Backend *be, char *source, size_t source_size) {
     (void)be;
-    return host_memory_read().available;
+    const HostMemory hm = host_memory_read();
+    if (source) host_memory_source(&hm, source, source_size);
+    return hm.available;
 }
 
 static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
@@ -932,6 +932,8 @@ static void cpu_all_reduce_sum(Backend *be, float *buf, size_t n) {
     dist_sum_floats(buf, n, "gradient all-reduce");
 }
 
+// The same partition as kernels/grad_clip.cu: lane l of block b sums elements
+// l + 256 b, + 256 GRAD_CLIP_BLOCKS, ... in double; the blocks' sums are added in order.
 static void cpu_grad_clip(Backend *be, float *grads, size_t n, float max_norm, double *scratch) {
     (void)be;
     enum { LANES = 256 };

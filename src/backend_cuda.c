@@ -163,9 +163,10 @@ static void cuda_synchronize(Backend *be) {
 
 static size_t cuda_peak_memory(Backend *be) { return impl_of(be)->peak_bytes; }
 
-static size_t cuda_memory_available(Backend *be) {
+static size_t cuda_memory_available(Backend *be, char *source, size_t source_size) {
     (void)be;
     size_t free_bytes = 0, total_bytes = 0;
+    if (source) snprintf(source, source_size, "the GPU has free (cudaMemGetInfo)");
     return cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess ? free_bytes : 0;
 }
 

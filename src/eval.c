@@ -34,11 +34,12 @@ int device_datasets_fit(Backend *be, const Dataset *const *sets, int n_sets, cha
     size_t need = 0;
     for (int i = 0; i < n_sets; i++)
         if (sets[i]) need += (size_t)sets[i]->n * ((size_t)sets[i]->dim + 1);
-    size_t available = be->memory_available ? be->memory_available(be) : 0;
+    char source[HOST_MEMORY_FILE_MAX + 400] = "";
+    size_t available = be->memory_available ? be->memory_available(be, source, sizeof source) : 0;
     if (available == 0 || need <= available) return 0;
-    return set_error(err, errlen, "data: the images need %.1f MiB on the %s device (%s), %.1f MiB are free: the whole "
-                     "data set lives there as uint8; use data.train_limit, smaller images or a larger device",
-                     need / 1048576.0, be->name, be->device_name, available / 1048576.0);
+    return set_error(err, errlen, "data: the images need %.1f MiB on the %s device (%s), more than the %.1f MiB %s: "
+                     "the whole data set lives there as uint8; use data.train_limit, smaller images or a larger device",
+                     need / 1048576.0, be->name, be->device_name, available / 1048576.0, source);
 }
 
 void device_dataset_free(Backend *be, DeviceDataset *d) {

@@ -224,10 +224,12 @@ static void test_active_units_and_kl_per_dim(void) {
 }
 
 // device_datasets_fit: the bytes of every set (images + labels) against what the
-// backend says is free, refused with a line naming both; unknown (0) is not refused.
+// backend says is free, refused with a line naming both and where the free bytes were read;
+// unknown (0) is not refused.
 static size_t fake_free_bytes;
-static size_t fake_memory_available(Backend *be) {
+static size_t fake_memory_available(Backend *be, char *source, size_t source_size) {
     (void)be;
+    if (source) snprintf(source, source_size, "its cgroup's memory limit leaves (/fake/memory.max says 5389 bytes)");
     return fake_free_bytes;
 }
 
@@ -242,11 +244,20 @@ static void test_datasets_fit(void) {
     CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == 0, "exactly enough fits: %s", err);
     fake_free_bytes = 5389;
     CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == -1, "one byte short is refused");
-    CHECK(strstr(err, "data: the images need 0.0 MiB on the cpu device") && strstr(err, "are free"),
-          "the refusal names the sizes: %s", err);
+    CHECK(strstr(err, "data: the images need 0.0 MiB on the cpu device") &&
+          strstr(err, "more than the 0.0 MiB its cgroup's memory limit leaves (/fake/memory.max says 5389 bytes): "
+                 "the whole data set lives there"),
+          "the refusal names the sizes and where the free bytes were read: %s", err);
     fake_free_bytes = 0;
     CHECK(device_datasets_fit(&fake, sets, 3, err, sizeof err) == 0, "unknown free memory is not a refusal");
-    CHECK(cpu->memory_available(cpu) > 0, "the CPU backend reads the host's available memory");
+    // the CPU backend's number and its source are host_memory_read's (the cgroup's limit file where one binds)
+    char source[HOST_MEMORY_FILE_MAX + 400] = "", want[HOST_MEMORY_FILE_MAX + 400];
+    CHECK(cpu->memory_available(cpu, NULL, 0) > 0, "the CPU backend reads the host's available memory");
+    CHECK(cpu->memory_available(cpu, source, sizeof source) > 0, "... with a source asked for too");
+    const HostMemory hm = host_memory_read();
+    CHECK(strcmp(source, host_memory_source(&hm, want, sizeof want)) == 0 &&
+          (strncmp(source, "its cgroup's memory limit leaves (", 34) == 0 || strcmp(source, "the machine has available") == 0),
+          "the CPU backend says where its number comes from: %s", source);
 }
 
 // The evaluation model's rows: the cap, cut to what one batch of the evaluation can hold.

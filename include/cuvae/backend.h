@@ -81,7 +81,9 @@ struct Backend {
     void (*zero)(Backend *be, void *ptr, size_t bytes);
     void (*synchronize)(Backend *be);
     size_t (*peak_memory)(Backend *be);            // bytes allocated at peak through alloc()
-    size_t (*memory_available)(Backend *be);       // bytes alloc() may still get (0: unknown)
+    // bytes alloc() may still get (0: unknown); where source is not NULL, into it a few words saying
+    // where the number comes from, to follow "more than the N MiB" in an error (a cgroup's limit file)
+    size_t (*memory_available)(Backend *be, char *source, size_t source_size);
     void (*destroy)(Backend *be);
 
     // ---- GEMM -------------------------------------------------------------
