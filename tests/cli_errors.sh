@@ -652,27 +652,25 @@ PY
             && [ "$(grep -c "left by a plot that was killed" "$tmp/plot_kill.err")" -eq $((killed_left - 1)) ] \
             && ok "plot killed with SIGKILL: the next plot removes its scratch files in TMPDIR ($((killed_left - 1)), one made up, $((killed_left - 2)) left by 3 kills); not a running process's, another host's, nor odd names" \
             || bad "scratch files after SIGKILL: left $(ls "$tmp/plot_killdir" | tr '\n' ' '), $(grep -c "left by a plot" "$tmp/plot_kill.err") said of $((killed_left - 1))"
-        rm -rf "$tmp/rerun/figures"; echo '{"epoch": 1, "train_loss": ' > "$tmp/rerun/log.jsonl"
-        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 1: not a JSON object" "$tmp/plot.err" \
-            && [ ! -e "$tmp/rerun/figures" ] \
-            && ok "plot with a truncated log.jsonl: one line saying the line is not JSON, exit 2, before any figure or folder" \
-            || bad "plot with a truncated log: exit $rc, $(tail -1 "$tmp/plot.err")"
-        printf '%s\n' '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' \
-            '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' > "$tmp/rerun/log.jsonl"
-        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 2: epoch 1 where epoch 2 belongs" "$tmp/plot.err" \
-            && [ ! -e "$tmp/rerun/figures" ] \
-            && ok "plot with a log whose epochs are out of order (two logs joined): refused, naming the line" \
-            || bad "plot with epochs out of order: exit $rc, $(tail -1 "$tmp/plot.err")"
+        rm -rf "$tmp/rerun/figures"
+        # plot_refuses_log WHAT ERROR LINE...: plot over a log.jsonl of these lines is refused in one
+        # line matching ERROR, exit 2, before any figure or folder
+        plot_refuses_log() {
+            local what=$1 want=$2 rc; shift 2
+            printf '%s\n' "$@" > "$tmp/rerun/log.jsonl"
+            "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
+            [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "$want" "$tmp/plot.err" \
+                && [ ! -e "$tmp/rerun/figures" ] \
+                && ok "$what: refused in one line ($want), exit 2, before any figure or folder" \
+                || bad "$what: exit $rc, $(tail -1 "$tmp/plot.err")"
+        }
+        epoch_line() { echo "{\"epoch\": $1, \"train_loss\": 2, \"test_loss\": 2, \"test_rec\": 1, \"test_kl\": 1}"; }
+        plot_refuses_log "plot with a truncated log.jsonl" "log.jsonl: line 1: not a JSON object" '{"epoch": 1, "train_loss": '
+        plot_refuses_log "plot with epochs out of order (two logs joined)" "log.jsonl: line 2: epoch 1 where epoch 2 belongs" \
+            "$(epoch_line 1)" "$(epoch_line 1)"
         # ... or with an epoch missing (epoch 3 on line 2: the curve would join 1 to 3 unsaid)
-        printf '%s\n' '{"epoch": 1, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' \
-            '{"epoch": 3, "train_loss": 2, "test_loss": 2, "test_rec": 1, "test_kl": 1}' > "$tmp/rerun/log.jsonl"
-        "$CUVAE" plot "$tmp/rerun" >/dev/null 2>"$tmp/plot.err"; rc=$?
-        [ "$rc" -eq 2 ] && [ "$(grep -c . "$tmp/plot.err")" -eq 1 ] && grep -q "log.jsonl: line 2: epoch 3 where epoch 2 belongs" "$tmp/plot.err" \
-            && [ ! -e "$tmp/rerun/figures" ] \
-            && ok "plot with a log that skips an epoch: refused, naming the line" \
-            || bad "plot with an epoch skipped: exit $rc, $(tail -1 "$tmp/plot.err")"
+        plot_refuses_log "plot with a log that skips an epoch" "log.jsonl: line 2: epoch 3 where epoch 2 belongs" \
+            "$(epoch_line 1)" "$(epoch_line 3)"
         rm -f "$tmp/rerun/log.jsonl"
         cp -r "$tmp/rerun" "$tmp/mixed"
         sed -i 's/"latent_dim": [0-9]*/"latent_dim": 7/' "$tmp/mixed/config.json"   # another run's config
@@ -682,7 +680,8 @@ PY
     else
         for case in "plot given the checkpoint" "plot --tsne-points on a 2-D latent" "plot --tsne-iterations on a 2-D latent" \
                     "plot without log.jsonl" "plot interrupted" "plot with a truncated log.jsonl" \
-                    "plot with epochs out of order" "plot: a checkpoint that is not the run's"; do
+                    "plot with epochs out of order" "plot with a log that skips an epoch" \
+                    "plot: a checkpoint that is not the run's"; do
             skip "$case" "gnuplot not installed"
         done
     fi
