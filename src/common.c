@@ -160,10 +160,39 @@ const char *working_folder_gone_note(const char *path) {
     return "";
 }
 
+// The process's umask as /proc/self/status says it (Linux 4.7 and later: umask() itself cannot be
+// read without being set for a moment, process-wide); -1 where it says nothing.
+static int process_umask(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    unsigned int mask = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = sscanf(line, "Umask: %o", &mask) == 1;
+    fclose(f);
+    return found ? (int)mask : -1;
+}
+
 // One folder of make_dirs: made, or already a folder (a link to one too); else -1 naming it, and a link
-// that leads nowhere as such.
+// that leads nowhere as such. A folder made that its owner may not list, enter or write in (a umask
+// such as 0277 or 0777 takes those permissions; root keeps them whatever the mode) is removed again
+// and refused: every write into it would fail.
 static int make_one_dir(const char *dir, char *err, size_t errlen) {
-    if (mkdir(dir, 0755) == 0) return 0;
+    if (mkdir(dir, 0755) == 0) {
+        if (access(dir, R_OK | W_OK | X_OK) == 0) return 0;
+        const int access_errno = errno;
+        struct stat st;
+        const unsigned int mode = stat(dir, &st) == 0 ? (unsigned int)(st.st_mode & 0777) : 0;
+        rmdir(dir);
+        const int mask = process_umask();
+        if (access_errno != EACCES || (mode & 0700) == 0700)   // (not the mode: another cause, said as such)
+            return set_error(err, errlen, "%s: made, but cannot be written in: %s", dir, strerror(access_errno));
+        char mask_text[32] = "";
+        if (mask >= 0) snprintf(mask_text, sizeof mask_text, " %04o", (unsigned int)mask);
+        return set_error(err, errlen, "%s: made with mode %04o, not one its owner can list, enter and write in: the "
+                         "umask%s takes the owner's own permissions (with one that keeps them, 022 or 077, cuvae can "
+                         "write its files there)", dir, mode, mask_text);
+    }
     const int mkdir_errno = errno;   // (working_folder_gone_note may change errno)
     if (mkdir_errno != EEXIST)
         return set_error(err, errlen, "%s: cannot create directory: %s%s", dir, strerror(mkdir_errno),

@@ -704,6 +704,36 @@ else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
 fi
 
+# ---- a umask that takes the owner's own permissions (0277, 0777): the folder cuvae makes is one it
+# cannot write in (until 2026-12-07 the run failed on its first file, "Permission denied", and left the
+# empty folder behind): removed again and refused in one line naming the mode and the umask. Root
+# writes whatever the mode, so as root the runs are another user's (setpriv, uid 65534)
+um=$(mktemp -d); chmod 1777 "$um"
+as_user=()
+[ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if [ "$(id -u)" -eq 0 ] && [ ${#as_user[@]} -eq 0 ]; then
+    skip "a umask that takes the owner's permissions" "running as root without setpriv to run as another user"
+elif ! "${as_user[@]}" sh -c 'test -r configs/examples_vae.json && test -r data/mnist/train-images-idx3-ubyte.gz && test -x "$1"' \
+        sh "$CUVAE" 2>/dev/null; then
+    skip "a umask that takes the owner's permissions" "uid 65534 cannot read this checkout or run $CUVAE"
+else
+    for mask in 0277 0777; do
+        (umask $mask; "${as_user[@]}" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 \
+            --out "$um/deep/run$mask") >/dev/null 2>"$tmp/umask.err"; rc=$?
+        mode=$(printf '%04o' $((0755 & ~mask)))
+        [ "$rc" -eq 2 ] && [ ! -e "$um/deep" ] \
+            && tail -1 "$tmp/umask.err" | grep -q "^cuvae: $um/deep: made with mode $mode, not one its owner can list, enter and write in: the umask $mask takes the owner's own permissions" \
+            && ok "umask $mask: the folder made (mode $mode) removed again, refused in one line naming the umask, exit 2" \
+            || bad "umask $mask: exit $rc, left: $(ls -A "$um" | tr '\n' ' '), $(tail -1 "$tmp/umask.err")"
+    done
+    (umask 0077; "${as_user[@]}" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 \
+        --out "$um/deep/run0077") >/dev/null 2>"$tmp/umask.err"; rc=$?
+    [ "$rc" -eq 0 ] && [ -s "$um/deep/run0077/model.safetensors" ] && [ "$(stat -c %a "$um/deep/run0077")" = 700 ] \
+        && ok "umask 0077 (the owner's permissions kept): the run written, its folder 700" \
+        || bad "umask 0077: exit $rc, $(tail -1 "$tmp/umask.err")"
+fi
+rm -rf "$um"
+
 # ---- a reader of the progress lines that goes away (`| head`): the run goes on and ends whole (until
 # 2026-12-06 SIGPIPE killed it after its first line, leaving a folder of one config.json)
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 --out "$tmp/piped" 2>&1 | head -c1 >/dev/null
