@@ -14,7 +14,6 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
     skip "aae" "data/mnist missing (run make data)"; cli_finish cli_aae; exit
 fi
-field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
 parzen() { sed -E 's/.*"parzen": \{"log_likelihood": ([-0-9.e+]+).*/\1/' "$1"; }
 cat > "$tmp/aae.json" <<'JSON'
 {
@@ -37,9 +36,9 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     [ -n "$trained" ] && [ "$trained" = "$benched" ] && ok "bench's n_params is train's parameter count ($trained)" \
         || bad "bench n_params '$benched', train '$trained'"
     ok "an aae trains on the CPU"
-    first=$(grep -E "^epoch 1/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
-    last=$(grep -E "^epoch 3/3:" "$tmp/run.err" | sed -E 's/.*\| val rec ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a && a < 543) }' \
+    first=$(sed -nE 's/^epoch 1\/3: .*\| val rec ([0-9.]+).*/\1/p' "$tmp/run.err")
+    last=$(sed -nE 's/^epoch 3\/3: .*\| val rec ([0-9.]+).*/\1/p' "$tmp/run.err")
+    is_number "$first" && is_number "$last" && awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a && a < 543) }' \
         && grep -qE "^epoch 3/3: train rec [0-9.]+ nats, D loss [0-9.]+ nats" "$tmp/run.err" \
         && ok "the validation reconstruction falls ($first -> $last nats) with the discriminator's loss logged" \
         || bad "aae rec $first -> $last: $(grep -E '^epoch 3/3' "$tmp/run.err")"
@@ -50,7 +49,7 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && ok "log.jsonl and eval.json carry the discriminator's loss and the Parzen estimate; best.safetensors kept" \
         || bad "aae outputs: $(cut -c1-300 "$tmp/run/eval.json")"
     "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
-    [ "$(parzen "$tmp/eval.json")" = "$(parzen "$tmp/run/eval.json")" ] && [ "$(field "$tmp/eval.json" rec)" = "$(field "$tmp/run/eval.json" rec)" ] \
+    [ "$(parzen "$tmp/eval.json")" = "$(parzen "$tmp/run/eval.json")" ] && [ "$(file_number "$tmp/eval.json" rec)" = "$(file_number "$tmp/run/eval.json" rec)" ] \
         && ok "eval of the checkpoint reproduces the reconstruction and the Parzen estimate" \
         || bad "eval $(parzen "$tmp/eval.json") vs run $(parzen "$tmp/run/eval.json")"
     # dynamic binarization: the validation split that picks sigma is binarized once, at eval as in training
@@ -86,10 +85,10 @@ if "$CUVAE" train "$tmp/aae.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     fi
     if $PY -c "import torch" 2>/dev/null; then
         torch_out=$($PY tests/torch_check.py "$tmp/run/model.safetensors" data/mnist 400) || bad "aae: torch_check.py failed"
-        ours=$(field "$tmp/run/eval.json" rec_bce_at_mean)
+        ours=$(file_number "$tmp/run/eval.json" rec_bce_at_mean)
         theirs=$(echo "$torch_out" | sed -E 's/.*"rec_at_mean": ([-0-9.e+]+).*/\1/')
         echo "  aae: cuvae $ours | torch $torch_out" >&2
-        ours_d=$(field "$tmp/run/eval.json" d_loss)
+        ours_d=$(file_number "$tmp/run/eval.json" d_loss)
         theirs_d=$(echo "$torch_out" | sed -E 's/.*"d_loss": ([-0-9.e+]+).*/\1/')
         awk -v a="$ours" -v b="$theirs" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' \
             && awk -v a="$ours_d" -v b="$theirs_d" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b + 1e-6) }' \

@@ -14,13 +14,12 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
     skip "made" "data/mnist missing (run make data)"; cli_finish cli_autoregressive; exit
 fi
-field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
 # falls LABEL LOG BOUND WHAT: the test loss of epoch 2 below epoch 1's, and epoch 1's below BOUND
 falls() {
     local first second
-    first=$(grep -E "^epoch 1/2:" "$2" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    second=$(grep -E "^epoch 2/2:" "$2" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$second" -v c="$3" 'BEGIN { exit !(b < a && a < c) }' \
+    first=$(sed -nE 's/^epoch 1\/2: .*test loss ([0-9.]+).*/\1/p' "$2")
+    second=$(sed -nE 's/^epoch 2\/2: .*test loss ([0-9.]+).*/\1/p' "$2")
+    is_number "$first" && is_number "$second" && awk -v a="$first" -v b="$second" -v c="$3" 'BEGIN { exit !(b < a && a < c) }' \
         && ok "$1: exact $4 falls ($first -> $second nats/example, below $3)" || bad "$1: test $4 $first -> $second"
 }
 # resumes LABEL CONFIG FULL_RUN DIR [--set ...]: 1 epoch, then resumed to 2 == 2 uninterrupted, bit for bit
@@ -37,7 +36,7 @@ resumes() {
 torch_agrees() {
     local torch_out ours theirs tolerance=${6:-1e-5}
     torch_out=$($PY tests/torch_check.py "$2/model.safetensors" "$3" "$4") || { bad "$1: torch_check.py failed"; return; }
-    ours=$(field "$2/eval.json" test_loss)
+    ours=$(file_number "$2/eval.json" test_loss)
     theirs=$(echo "$torch_out" | sed -E 's/.*"nll": ([-0-9.e+]+).*/\1/')
     echo "  $1: cuvae $ours | torch $torch_out" >&2
     awk -v a="$ours" -v b="$theirs" -v t="$tolerance" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t * b) }' \
@@ -62,14 +61,14 @@ if "$CUVAE" train "$tmp/made.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && grep -q '"bits_per_dim": ' "$tmp/run/eval.json" && ! grep -qE '"(latent_dim|active_units|kl_per_dim)"' "$tmp/run/eval.json" \
         && ok "the epoch line and eval.json say the loss is the exact -log p(x) (and bits/dim; no latent statistics)" \
         || bad "made units: $(grep -E '^epoch 2/2' "$tmp/run.err")"
-    [ "$(field "$tmp/run/eval.json" rec_bce_at_mean)" = "$(field "$tmp/run/eval.json" exact_nll)" ] \
+    [ "$(file_number "$tmp/run/eval.json" rec_bce_at_mean)" = "$(file_number "$tmp/run/eval.json" exact_nll)" ] \
         && grep -q '"rec_mse_at_mean": null' "$tmp/run/eval.json" \
         && ok "a made's rec_bce_at_mean is its exact -log p(x), its rec_mse_at_mean null (README)" \
         || bad "made at-mean fields: $(grep -oE '"rec_(bce|mse)_at_mean": [^,]*' "$tmp/run/eval.json")"
     "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
+    [ "$(file_number "$tmp/eval.json" test_loss)" = "$(file_number "$tmp/run/eval.json" test_loss)" ] \
         && ok "eval of the checkpoint reproduces the run's -log p(x) (the masks are saved)" \
-        || bad "eval $(field "$tmp/eval.json" test_loss) vs run $(field "$tmp/run/eval.json" test_loss)"
+        || bad "eval $(file_number "$tmp/eval.json" test_loss) vs run $(file_number "$tmp/run/eval.json" test_loss)"
     expect_error "eval --set model.masks refused on a made" 2 'model.safetensors: --set: a made.s masks come from its model.masks, model.ordering and train.seed \(1, random, 4 in this checkpoint\)' -- \
         "$CUVAE" eval "$tmp/run/model.safetensors" --set model.masks=4
     expect_error "sample --set model.ordering refused on a made" 2 'a made.s masks come from its model.masks' -- \
@@ -105,9 +104,9 @@ resumes MADE "$tmp/made.json" "$tmp/run" "$tmp/res"
 resumes "MADE with 4 mask sets" "$tmp/made.json" "$tmp/m4" "$tmp/m4r" --set model.masks=4
 if [ -s "$tmp/m4/eval.json" ]; then
     "$CUVAE" eval "$tmp/m4/model.safetensors" -o "$tmp/m4eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/m4eval.json" test_loss)" = "$(field "$tmp/m4/eval.json" test_loss)" ] \
-        && ok "eval reproduces the 4-mask ensemble's -log p(x) ($(field "$tmp/m4/eval.json" test_loss))" \
-        || bad "ensemble eval $(field "$tmp/m4eval.json" test_loss) vs run $(field "$tmp/m4/eval.json" test_loss)"
+    [ "$(file_number "$tmp/m4eval.json" test_loss)" = "$(file_number "$tmp/m4/eval.json" test_loss)" ] \
+        && ok "eval reproduces the 4-mask ensemble's -log p(x) ($(file_number "$tmp/m4/eval.json" test_loss))" \
+        || bad "ensemble eval $(file_number "$tmp/m4eval.json" test_loss) vs run $(file_number "$tmp/m4/eval.json" test_loss)"
 fi
 
 # PyTorch: the checkpoint as nn.Sequential(MaskedLinear, ReLU, MaskedLinear), strict=True; on
@@ -209,9 +208,9 @@ JSON
 if "$CUVAE" train "$tmp/pcnn.json" --out "$tmp/pc" 2>"$tmp/pc.err"; then
     falls PixelCNN "$tmp/pc.err" 543 "-log p(x)"
     "$CUVAE" eval "$tmp/pc/model.safetensors" -o "$tmp/pc_eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/pc_eval.json" test_loss)" = "$(field "$tmp/pc/eval.json" test_loss)" ] \
+    [ "$(file_number "$tmp/pc_eval.json" test_loss)" = "$(file_number "$tmp/pc/eval.json" test_loss)" ] \
         && ok "PixelCNN: eval of the checkpoint reproduces the run's -log p(x)" \
-        || bad "pixelcnn eval $(field "$tmp/pc_eval.json" test_loss) vs run $(field "$tmp/pc/eval.json" test_loss)"
+        || bad "pixelcnn eval $(file_number "$tmp/pc_eval.json" test_loss) vs run $(file_number "$tmp/pc/eval.json" test_loss)"
     "$CUVAE" sample "$tmp/pc/model.safetensors" -n 4 -o "$tmp/pc_s.png" 2>/dev/null && [ -s "$tmp/pc_s.png" ] \
         && ok "PixelCNN: sample draws pixel by pixel" || bad "pixelcnn sample"
     "$CUVAE" train "$tmp/pc/config.json" --out "$tmp/pc_again" --set train.epochs=0 2>/dev/null \
@@ -306,9 +305,9 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         && grep -q '"rec_bce_at_mean": "nats/example (categorical cross-entropy summed over the code positions)"' "$tmp/prior/eval.json" \
         && ok "prior: -log p(codes) reported per image and per code position" || bad "prior: $(grep eval: "$tmp/prior.err")"
     "$CUVAE" eval "$tmp/prior/model.safetensors" -o "$tmp/prior_eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/prior_eval.json" test_loss)" = "$(field "$tmp/prior/eval.json" test_loss)" ] \
+    [ "$(file_number "$tmp/prior_eval.json" test_loss)" = "$(file_number "$tmp/prior/eval.json" test_loss)" ] \
         && ok "prior: eval re-encodes the test set through the VQ-VAE and reproduces the run's -log p(codes)" \
-        || bad "prior eval $(field "$tmp/prior_eval.json" test_loss) vs $(field "$tmp/prior/eval.json" test_loss)"
+        || bad "prior eval $(file_number "$tmp/prior_eval.json" test_loss) vs $(file_number "$tmp/prior/eval.json" test_loss)"
     # the report's loss column: the prior's cross-entropy over the codes, not its config's pixel BCE
     echo '{"title": "t", "sections": [{"title": "s", "runs": ["prior"], "figures": []}]}' > "$tmp/prior_index.json"
     "$CUVAE" report "$tmp/prior_index.json" "$tmp" 2>"$tmp/report.err" \
@@ -437,13 +436,13 @@ for b in none static; do
     "$CUVAE" train "$tmp/prior.json" --set model.prior_of="$tmp/vq0_$b/model.safetensors" --set train.epochs=0 \
         --out "$tmp/prior0_$b" 2>/dev/null
 done
-grey=$(field "$tmp/prior0_none/eval.json" test_loss); bits=$(field "$tmp/prior0_static/eval.json" test_loss)
-[ -n "$grey" ] && [ -n "$bits" ] && [ "$grey" != "$bits" ] \
+grey=$(file_number "$tmp/prior0_none/eval.json" test_loss); bits=$(file_number "$tmp/prior0_static/eval.json" test_loss)
+is_number "$grey" && is_number "$bits" && [ "$grey" != "$bits" ] \
     && ok "prior over a VQ-VAE of binarized images encodes bits, not grey levels (-log p(codes) $bits vs $grey at the same weights)" \
     || bad "prior over binarized images: -log p(codes) '$bits' with bits, '$grey' with grey levels (want two different numbers)"
 "$CUVAE" eval "$tmp/prior0_static/model.safetensors" -o "$tmp/prior0_eval.json" >/dev/null 2>&1
-[ -n "$bits" ] && [ "$(field "$tmp/prior0_eval.json" test_loss)" = "$bits" ] \
-    && ok "... and eval encodes the same bits as training" || bad "prior over bits: eval $(field "$tmp/prior0_eval.json" test_loss) vs $bits"
+is_number "$bits" && [ "$(file_number "$tmp/prior0_eval.json" test_loss)" = "$bits" ] \
+    && ok "... and eval encodes the same bits as training" || bad "prior over bits: eval $(file_number "$tmp/prior0_eval.json" test_loss) vs $bits"
 "$CUVAE" train "$tmp/vq.json" --set 'model.encoder=[{"flatten":{}},{"linear":32},"relu",{"linear":8}]' \
     --set 'model.decoder=[{"linear":784}]' --set train.epochs=1 --set data.train_limit=100 --out "$tmp/vq_flat" 2>/dev/null
 expect_error "prior: a VQ-VAE of flat codes (a 1 x 1 grid): refused as such, not with an input_dim it cannot take" 2 \

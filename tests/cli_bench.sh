@@ -145,7 +145,8 @@ row=$(python3 bench/report.py "$raw" bench/configs/cpu/examples_b128.json 2>&1 |
 # (formatted by Python as report.py does: bash's printf rounds a tie such as 1.1050 the other way)
 want=$(echo "$paired" | python3 -c 'import json, sys; d = json.load(sys.stdin); r = [format(d[k], ".2f") for k in ("step_over_gemm", "step_over_gemm_q1", "step_over_gemm_q3")]; print("%s× [%s–%s], %d pairs" % (r[0], r[1], r[2], d["pairs"]))')
 case "$row" in
-    *"$want"*) ok "report.py: the paired ratio in the summary row ($want)" ;;
+    "") bad "report.py: no summary row for cpu_examples_b128" ;;
+    *"$want"*) [ -n "$want" ] && ok "report.py: the paired ratio in the summary row ($want)" || bad "report.py: no paired ratio to look for" ;;
     *) bad "report.py summary row without '$want': $row" ;;
 esac
 # bench/cpu_history.py: the run's row carries the same paired ratio, and the goal counts follow it

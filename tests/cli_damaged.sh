@@ -76,13 +76,14 @@ if command -v gnuplot >/dev/null; then
     done
     # figures/ a file, or a link into another run's figures/ (that run's figures would be mixed with these)
     "$CUVAE" plot "$tmp/R/vae_dim2" 2>/dev/null || bad "plot of the vae run"
-    before=$(cd "$tmp/R/vae_dim2/figures" && ls | md5sum)
+    figures_md5() { (cd "$1" && md5sum -- *) | md5sum; }   # (each file's content and name, not the names alone)
+    before=$(figures_md5 "$tmp/R/vae_dim2/figures")
     mkdir -p "$tmp/linked"; cp "$tmp/R/cvae_dim2/"{config.json,log.jsonl,model.safetensors} "$tmp/linked/"
     ln -s "$tmp/R/vae_dim2/figures" "$tmp/linked/figures"
     expect_error "plot: figures/ a link into another run: refused, naming both" 2 \
         "linked/figures: leads to .*/R/vae_dim2/figures, a folder of the run in .*/R/vae_dim2 \(plot would mix that run's figures with this one's\): remove the link" -- \
         "$CUVAE" plot "$tmp/linked"
-    [ "$(cd "$tmp/R/vae_dim2/figures" && ls | md5sum)" = "$before" ] && [ ! -e "$tmp/R/vae_dim2/figures/class_rows.png" ] \
+    [ -n "$(ls "$tmp/R/vae_dim2/figures")" ] && [ "$(figures_md5 "$tmp/R/vae_dim2/figures")" = "$before" ] && [ ! -e "$tmp/R/vae_dim2/figures/class_rows.png" ] \
         && ok "... and the other run's figures are as they were" || bad "plot drew into the other run's figures"
     rm "$tmp/linked/figures"; ln -s "$tmp/R/made_h500" "$tmp/linked/figures"
     expect_error "plot: figures/ a link to another run's folder itself: refused" 2 \

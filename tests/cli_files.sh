@@ -51,9 +51,11 @@ grep -q "data.test not given: 6 of the 64 images of $D/rgb_folder held out as th
 grep -q '"train": "'"$D"'/rgb_folder"' "$tmp/run_rgb_folder/config.json" && grep -q '"input_shape": \[3, 16, 16\]' \
     "$tmp/run_rgb_folder/config.json" && ok "the effective config keeps data.train and model.input_shape" \
     || bad "config.json lacks data.train or model.input_shape"
-if train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/grey_npy_labels.npy" \
-        --set model.input_shape=[1,12,20] --out "$tmp/grey" >"$tmp/grey.out" 2>&1; then
-    ok "non-square grey (1 x 12 x 20) .npy with int64 labels trains"
+# (a cvae conditioned on the labels: a run that read other labels would end at another loss)
+grey_cvae=(--set model.input_shape=[1,12,20] --set model.kind=cvae --set model.condition=label)
+if train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/grey_npy_labels.npy" "${grey_cvae[@]}" \
+        --out "$tmp/grey" >"$tmp/grey.out" 2>&1; then
+    ok "non-square grey (1 x 12 x 20) .npy with int64 labels trains a cvae conditioned on them"
 else bad "grey .npy: $(grep '^cuvae: ' "$tmp/grey.out" | tail -1)"; fi
 # labels of every little-endian integer dtype read the same (uint32 and uint64 too); big-endian is
 # refused with how to save it
@@ -72,9 +74,9 @@ for descr, code, name in [("<u4", "<%dI", "u4"), ("<u8", "<%dQ", "u8"), (">i4", 
 PY
 grey_loss=$(grep -o "test loss [0-9.]*" "$tmp/grey.out" | tail -1)
 for dt in u4 u8; do
-    l=$(train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_$dt.npy" \
-            --set model.input_shape=[1,12,20] --out "$tmp/grey_$dt" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
-    [ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "'<$dt' labels are read (values checked 0..255) and the run matches the int64 one ($l)" \
+    l=$(train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_$dt.npy" "${grey_cvae[@]}" \
+            --out "$tmp/grey_$dt" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
+    [ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "'<$dt' labels are read (values checked 0..255) and the cvae conditioned on them matches the int64 one ($l)" \
         || bad "'<$dt' labels: '$l' vs '$grey_loss'"
 done
 # uint16 labels are read whole (a 300 refused, not taken as its low byte 44), and float32 pixels
@@ -103,8 +105,8 @@ expect_error "uint16 labels: a 300 refused (not read as its low byte)" 2 \
     "labels_u2_300.npy: label 300 of example 5 \(byte [0-9]+\) is outside 0..255" -- \
     train --set data.train="$D/grey_npy.npy" --set data.train_labels="$D/labels_u2_300.npy" \
     --set model.input_shape=[1,12,20] --out "$tmp/x"
-l=$(train --set data.train="$D/grey_f32_off_grid.npy" --set data.train_labels="$D/grey_npy_labels.npy" \
-        --set model.input_shape=[1,12,20] --out "$tmp/grey_f32" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
+l=$(train --set data.train="$D/grey_f32_off_grid.npy" --set data.train_labels="$D/grey_npy_labels.npy" "${grey_cvae[@]}" \
+        --out "$tmp/grey_f32" 2>&1 | grep -o "test loss [0-9.]*" | tail -1)
 [ -n "$l" ] && [ "$l" = "$grey_loss" ] && ok "float32 pixels 0.4 of a step below the bytes round to them: the uint8 run ($l)" \
     || bad "float32 off the grid: '$l' vs '$grey_loss'"
 expect_error "big-endian labels: refused, saying how to save them" 2 \

@@ -13,7 +13,6 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ ! -s data/mnist/t10k-images-idx3-ubyte.gz ]; then
     skip "gan" "data/mnist missing (run make data)"; cli_finish cli_gan; exit
 fi
-field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
 parzen() { sed -E 's/.*"parzen": \{"log_likelihood": ([-0-9.e+]+).*/\1/' "$1"; }
 "$CUVAE" --help | grep -q "gan (model.generator and model.discriminator" \
     && "$CUVAE" sample --help >/dev/null 2>&1; "$CUVAE" --help | grep -q "gan: the generator from z" \
@@ -68,7 +67,7 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
         && ok "training raises the Parzen estimate ($untrained -> $trained nats per test image)" \
         || bad "Parzen untrained $untrained, trained $trained"
     "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
-    [ "$(parzen "$tmp/eval.json")" = "$trained" ] && [ "$(field "$tmp/eval.json" d_loss_real)" = "$(field "$tmp/run/eval.json" d_loss_real)" ] \
+    [ "$(parzen "$tmp/eval.json")" = "$trained" ] && [ "$(file_number "$tmp/eval.json" d_loss_real)" = "$(file_number "$tmp/run/eval.json" d_loss_real)" ] \
         && ok "eval of the checkpoint reproduces the Parzen estimate and the discriminator's test loss" \
         || bad "eval $(parzen "$tmp/eval.json") vs run $trained"
     expect_error "eval --iw refused" 2 'eval --iw: a gan has no likelihood bound to estimate' -- \
@@ -137,7 +136,7 @@ if "$CUVAE" train "$tmp/gan.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     fi
     if $PY -c "import torch" 2>/dev/null; then
         torch_out=$($PY tests/torch_check.py "$tmp/run/model.safetensors" data/mnist 300) || bad "gan: torch_check.py failed"
-        ours=$(field "$tmp/run/eval.json" d_loss_real); ours_fake=$(field "$tmp/run/eval.json" d_loss_fake)
+        ours=$(file_number "$tmp/run/eval.json" d_loss_real); ours_fake=$(file_number "$tmp/run/eval.json" d_loss_fake)
         theirs=$(echo "$torch_out" | sed -E 's/.*"d_loss_real": ([-0-9.e+]+).*/\1/')
         theirs_fake=$(echo "$torch_out" | sed -E 's/.*"d_loss_fake": ([-0-9.e+]+).*/\1/')
         echo "  gan: cuvae $ours, $ours_fake | torch $torch_out" >&2

@@ -34,17 +34,16 @@ cat > "$tmp/conv.json" <<'JSON'
   "device": "cpu"
 }
 JSON
-field() { sed -E "s/.*\"$2\": ([-0-9.e+]+).*/\1/" "$1"; }
 if "$CUVAE" train "$tmp/conv.json" --out "$tmp/run" 2>"$tmp/run.err"; then
     ok "conv VAE with batch norm trains on the CPU"
-    first=$(grep -E "^epoch 1/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    second=$(grep -E "^epoch 2/2:" "$tmp/run.err" | sed -E 's/.*test loss ([0-9.]+).*/\1/')
-    awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 545) }' \
+    first=$(sed -nE 's/^epoch 1\/2: .*test loss ([0-9.]+).*/\1/p' "$tmp/run.err")
+    second=$(sed -nE 's/^epoch 2\/2: .*test loss ([0-9.]+).*/\1/p' "$tmp/run.err")
+    is_number "$first" && is_number "$second" && awk -v a="$first" -v b="$second" 'BEGIN { exit !(b < a && a < 545) }' \
         && ok "test loss falls ($first -> $second nats/example)" || bad "test loss $first -> $second"
     "$CUVAE" eval "$tmp/run/model.safetensors" -o "$tmp/eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/eval.json" test_loss)" = "$(field "$tmp/run/eval.json" test_loss)" ] \
+    [ "$(file_number "$tmp/eval.json" test_loss)" = "$(file_number "$tmp/run/eval.json" test_loss)" ] \
         && ok "eval of the checkpoint reproduces the run's test loss (running statistics saved)" \
-        || bad "eval $(field "$tmp/eval.json" test_loss) vs run $(field "$tmp/run/eval.json" test_loss)"
+        || bad "eval $(file_number "$tmp/eval.json" test_loss) vs run $(file_number "$tmp/run/eval.json" test_loss)"
     "$CUVAE" sample "$tmp/run/model.safetensors" -n 16 -o "$tmp/s.png" 2>/dev/null && [ -s "$tmp/s.png" ] \
         && ok "sample decodes through the conv decoder" || bad "sample"
     "$CUVAE" plot "$tmp/run" 2>"$tmp/plot.err" && ls "$tmp/run"/figures/*.png >/dev/null 2>&1 \
@@ -211,15 +210,15 @@ if "$CUVAE" train "$tmp/vq.json" --out "$tmp/vq" 2>"$tmp/vq.err"; then
         && ok "VQ-VAE trains; the second term is labelled VQ (not KL), codes used and perplexity reported" \
         || bad "VQ-VAE messages: $(grep -E '^epoch 2/2|eval:' "$tmp/vq.err")"
     "$CUVAE" eval "$tmp/vq/model.safetensors" -o "$tmp/vq_eval.json" >/dev/null 2>&1
-    [ "$(field "$tmp/vq_eval.json" test_loss)" = "$(field "$tmp/vq/eval.json" test_loss)" ] \
+    [ "$(file_number "$tmp/vq_eval.json" test_loss)" = "$(file_number "$tmp/vq/eval.json" test_loss)" ] \
         && grep -q '"codes_used": [0-9]*, "perplexity": [0-9.]*' "$tmp/vq_eval.json" \
         && grep -q '"rec_mse_over_variance": [0-9.]*' "$tmp/vq_eval.json" \
         && ok "VQ-VAE: eval of the checkpoint reproduces the run (codebook and EMA statistics saved)" \
-        || bad "VQ-VAE eval $(field "$tmp/vq_eval.json" test_loss) vs $(field "$tmp/vq/eval.json" test_loss)"
+        || bad "VQ-VAE eval $(file_number "$tmp/vq_eval.json" test_loss) vs $(file_number "$tmp/vq/eval.json" test_loss)"
     # its forward is deterministic: the BCE at the codes is the rec term itself (it was null)
     python3 -c 'import json, sys; e = json.load(open(sys.argv[1])); b = e["rec_bce_at_mean"]
 sys.exit(not (isinstance(b, float) and abs(b - e["rec"]) <= 1e-6 * abs(e["rec"]) and e["rec_mse_at_mean"] > 0))' "$tmp/vq_eval.json" \
-        && ok "VQ-VAE eval.json: rec_bce_at_mean is the rec term ($(field "$tmp/vq_eval.json" rec_bce_at_mean)), rec_mse_at_mean given" \
+        && ok "VQ-VAE eval.json: rec_bce_at_mean is the rec term ($(file_number "$tmp/vq_eval.json" rec_bce_at_mean)), rec_mse_at_mean given" \
         || bad "VQ-VAE eval.json at-mean errors: $(grep -o '"rec[a-z_]*": [^,]*' "$tmp/vq_eval.json" | head -3 | tr '\n' ' ')"
     expect_error "VQ-VAE eval --z: refused (no z is drawn; it printed the VQ term as kl)" 2 \
         "eval: --z chooses how a VAE.s z is drawn; a vq_vae.s codes are deterministic" -- \

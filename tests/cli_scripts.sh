@@ -81,7 +81,7 @@ if [ -x build/cuvae ] && ls build/tests/test_* >/dev/null 2>&1 && command -v obj
     n_tests=$(ls "$tmp/repo/build/tests" | wc -l)
     n_packed=$(tar -tJf "$tmp/repo/.device/tests.tar.xz" 2>/dev/null | grep -c '^tests/test_')
     stripped_debug=$(tar -xJOf "$tmp/repo/.device/tests.tar.xz" tests/test_config 2>/dev/null > "$tmp/tc" && \
-                     objdump -h "$tmp/tc" | grep -c '\.debug_info')
+                     objdump -h "$tmp/tc" > "$tmp/tc.h" && grep -q '\.text' "$tmp/tc.h" && grep -c '\.debug_info' "$tmp/tc.h")   # (a section list: 0)
     [ "$rc" -eq 0 ] && [ "$n_packed" -eq "$n_tests" ] && [ "$stripped_debug" = 0 ] \
         && grep -q 'carry \[".device", "build/cuvae", "data/mnist"\]' "$tmp/bundle.out" \
         && ok "gpu_bundle.sh: the $n_tests test binaries packed without debug sections; carry .device, build/cuvae, data/mnist" \

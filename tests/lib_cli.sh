@@ -6,6 +6,21 @@ ok()   { cli_passed=$((cli_passed + 1)); echo "  ok   $1" >&2; }
 bad()  { cli_failed=$((cli_failed + 1)); echo "  FAIL $1" >&2; }
 skip() { cli_skipped=$((cli_skipped + 1)); echo "  skip $1: $2" >&2; }
 cli_finish() { echo "$1: $cli_passed passed, $cli_failed failed, $cli_skipped skipped"; [ "$cli_failed" -eq 0 ]; }
+# file_number FILE KEY: the number after "KEY": in FILE (an eval.json, a log line), or where FILE or the
+# key is missing "(no KEY in FILE)": never empty, so two files that both lack it never compare equal
+# same_tensors A B: the two safetensors files hold the same tensors, byte for byte (names, shapes
+# aside from order, data), whatever their __metadata__ (a config with other train.epochs, say)
+same_tensors() {
+    python3 -c 'import json, struct, sys
+def tensors(path):
+    raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    return {k: (v["shape"], raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in header.items()}
+sys.exit(0 if tensors(sys.argv[1]) == tensors(sys.argv[2]) else 1)' "$1" "$2" 2>/dev/null
+}
+# is_number TEXT: TEXT is one decimal number (file_number found it)
+is_number() { [[ $1 =~ ^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ ]]; }
+file_number() { sed -nE "s/.*\"$2\": ([-0-9.e+]+).*/\1/p" "$1" 2>/dev/null | grep . || echo "(no $2 in $1)"; }
 # torch_or_skip SCRIPT WHAT FILE...: unless /usr/bin/python3 imports torch and numpy and every FILE
 # is non-empty, records WHAT as skipped with the reason and ends the script with its summary line.
 torch_or_skip() {
