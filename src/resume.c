@@ -103,6 +103,11 @@ int resume_save(Model *m, const ResumePoint *at, const char *path, char *err, si
     return rc;
 }
 
+// A running product of Adam's betas as a backend that flushes subnormals holds it: the CPU backend
+// sets FTZ / DAZ for the whole process, a GPU's doubles keep them (0.9^t is subnormal from step
+// 6,720 to 7,070, 0.999^t from 708 k to 745 k steps); a run stopped on one may go on on the other.
+static double flushed(double x) { return fabs(x) < DBL_MIN ? 0.0 : x; }
+
 // A metadata number: integer (unsigned) or a C double (hex or decimal).
 static int meta_number(const StFile *f, const char *path, const char *key, bool integer,
                        double *as_double, uint64_t *as_integer, char *err, size_t errlen) {
@@ -112,7 +117,9 @@ static int meta_number(const StFile *f, const char *path, const char *key, bool 
     errno = 0;
     if (integer) *as_integer = strtoull(text, &end, 10);
     else *as_double = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || text[0] == '-' ||
+    // (strtoull takes "-1" as 2^64 - 1: a sign refused there; a negative double is a number, and its
+    // key's own range check says what is wrong with it)
+    if (end == text || *end != '\0' || errno != 0 || (integer && text[0] == '-') ||
         (!integer && !isfinite(*as_double)))
         return set_error(err, errlen, "%s: __metadata__.%s: not a %s: \"%.40s\"", path, key,
                          integer ? "non-negative integer" : "finite number", text);
@@ -253,7 +260,7 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
         double p1 = 1.0, p2 = 1.0;
         bool matched = false;
         for (uint64_t i = 0; i <= high && !matched; i++) {
-            matched = i >= low && p1 == beta1_power && p2 == beta2_power;
+            matched = i >= low && flushed(p1) == flushed(beta1_power) && flushed(p2) == flushed(beta2_power);
             p1 *= m->plan.beta1;
             p2 *= m->plan.beta2;
         }

@@ -460,4 +460,25 @@ expect_error "prior: no binarization" 2 'data.binarize: a prior over a VQ-VAE.s 
     "$CUVAE" train "$tmp/prior.json" --set data.binarize=dynamic --out "$tmp/x"
 expect_error "prior: made cannot" 2 'model.prior_of: a prior over a VQ-VAE.s codes is a "pixelcnn"' -- \
     "$CUVAE" train "$tmp/base.json" --set model.prior_of=x --out "$tmp/x"
+# ---- a PixelCNN prior reads its VQ-VAE's codes as bytes: a codebook of more than 256 codes is
+# refused before anything is trained (the prior's 300 output channels would accept it: without the
+# check it trained, exit 0, codes 256..299 aliased onto 0..43). An untrained VQ-VAE is enough.
+python3 - configs/lectures/vq_vae_k256_prior.json "$tmp/prior300.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["model"]["network"][-1] = {"conv2d": 300, "kernel": 1}   # logits for 300 codes
+json.dump(c, open(sys.argv[2], "w"))
+PY
+if "$CUVAE" train configs/lectures/vq_vae_k256.json --set data.dir=data/mnist --set data.train_limit=200 \
+       --set data.test_limit=100 --set device=cpu --set train.epochs=0 --set train.epoch_images=false \
+       --set model.codebook.size=300 --out "$tmp/vq300" >/dev/null 2>"$tmp/vq300.err"; then
+    expect_error "prior over a VQ-VAE of 300 codes: refused (codes travel as bytes)" 2 \
+        "model.prior_of: .*/vq300/model.safetensors: its codebook has 300 codes; a prior takes at most 256 \(codes travel as bytes\)" -- \
+        "$CUVAE" train "$tmp/prior300.json" --set data.dir=data/mnist --set data.train_limit=200 \
+        --set data.test_limit=100 --set device=cpu --set train.epochs=1 --set train.epoch_images=false \
+        --set model.prior_of="$tmp/vq300/model.safetensors" --out "$tmp/prior300"
+    [ ! -e "$tmp/prior300" ] && ok "... and no run folder made" || bad "prior over 300 codes: $tmp/prior300 was made"
+else
+    bad "an untrained VQ-VAE of 300 codes: $(tail -1 "$tmp/vq300.err")"
+fi
 cli_finish cli_autoregressive

@@ -445,4 +445,65 @@ if "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epoch
 else
     bad "same-build resume: $(grep "written by" "$tmp/samebuild.err" "$tmp/oldres.err" | head -2)"
 fi
+# ---- a resume.safetensors edited and re-signed (its CRC-32 recomputed, so only resume.c's own checks
+# stand between it and a silently wrong run): every field train --resume reads is refused by file
+# and key, one line, exit 2, the run's files unchanged (found unrun by a coverage measurement,
+# 2026-12-07: with the lr and best checks removed, lr 0 and best 5 resumed and trained, exit 0)
+drop_tensor() {   # drop_tensor IN OUT NAME: NAME and its bytes removed, the others' offsets shifted, re-signed
+python3 - "$1" "$tmp/dropped.st" "$3" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n]); data = raw[8 + n:]
+a, b = h.pop(sys.argv[3])["data_offsets"]
+for k, v in h.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= b:
+        v["data_offsets"] = [v["data_offsets"][0] - (b - a), v["data_offsets"][1] - (b - a)]
+text = json.dumps(h).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data[:a] + data[b:])
+PY
+resign "$tmp/dropped.st" "$2" "pass"
+}
+# resume_refused NAME PATTERN EDIT: the vae_dim2 run with its resume file edited by EDIT (python on
+# header / meta / data), resumed to 2 epochs: refused with PATTERN, the folder's files unchanged
+resume_refused() {
+    local name="$1" pattern="$2" edit="$3"
+    rm -rf "$tmp/rm"; cp -r "$tmp/R/vae_dim2" "$tmp/rm"
+    resign "$tmp/R/vae_dim2/resume.safetensors" "$tmp/rm/resume.safetensors" "$edit"
+    local before; before=$(cd "$tmp/rm" && md5sum config.json log.jsonl model.safetensors resume.safetensors)
+    expect_error "resume: $name" 2 "^cuvae: $tmp/rm/resume.safetensors: $pattern" -- \
+        "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/rm" --resume
+    [ "$(cd "$tmp/rm" && md5sum config.json log.jsonl model.safetensors resume.safetensors)" = "$before" ] \
+        || bad "resume: $name: the refused run's files changed"
+}
+resume_refused "a negative Adam second moment" "tensor adam.v: element 3 is negative \(-1\): a second moment cannot be" \
+    "off = header['adam.v']['data_offsets'][0] + 12; data[off:off + 4] = struct.pack('<f', -1.0)"
+resume_refused "beta1_power above 1" "__metadata__: beta1_power 1.5 and beta2_power .* must lie in \[0, 1\]" "meta['beta1_power'] = '1.5'"
+resume_refused "beta2_power above 1" "__metadata__: beta1_power .* and beta2_power 2 must lie in \[0, 1\]" "meta['beta2_power'] = '2'"
+# (a negative one was refused as "not a finite number" until 2026-12-07: the range is the reason)
+resume_refused "a negative beta2_power" "__metadata__: beta1_power .* and beta2_power -0.5 must lie in \[0, 1\]" "meta['beta2_power'] = '-0.5'"
+resume_refused "an lr of 0" "__metadata__.lr: 0 is not a learning rate \(> 0, a float\)" "meta['lr'] = '0'"
+resume_refused "an lr past float32" "__metadata__.lr: 1e\+39 is not a learning rate" "meta['lr'] = '1e39'"
+resume_refused "a best epoch not yet finished" "__metadata__.best: epoch 5 is not one of the 1 finished" "meta['best'] = '5,0'"
+resume_refused "a best epoch that is not whole" "__metadata__.best: epoch 0.5 is not one of the 1 finished" "meta['best'] = '0.5,0'"
+resume_refused "a step count that fits no epoch" "__metadata__: epoch 1, step 5 and steps_in_epoch 0 do not fit 4 steps an epoch" "meta['step'] = '5'"
+resume_refused "Adam's bias correction of another step count" "__metadata__: beta1_power / beta2_power do not match 4 steps of train.beta1 / beta2" \
+    "meta['beta1_power'] = '0.5'"
+resume_refused "a model checkpoint's format" '__metadata__.format: expected "cuvae-resume-1"' "meta['format'] = 'cuvae-1'"
+resume_refused "no config" "__metadata__.config: missing" "meta.pop('config')"
+resume_refused "a data CRC that is not 8 hex digits" '__metadata__.data_crc32: expected 8 hex digits, got "xyz"' "meta['data_crc32'] = 'xyz'"
+resume_refused "a log CRC of 5 digits" '__metadata__.log_crc32: expected 8 hex digits, got "12345"' "meta['log_crc32'] = '12345'"
+resume_refused "epoch_sums of 3 numbers" '__metadata__.epoch_sums: expected 4 finite numbers, got "1,2,3"' "meta['epoch_sums'] = '1,2,3'"
+resume_refused "a non-finite loss accumulator" '__metadata__.loss_acc: expected 3 finite numbers' "meta['loss_acc'] = 'inf,0,0'"
+# a tensor missing (its bytes gone too, re-signed): from the resume file, and from a model checkpoint
+rm -rf "$tmp/rm"; cp -r "$tmp/R/vae_dim2" "$tmp/rm"; drop_tensor "$tmp/R/vae_dim2/resume.safetensors" "$tmp/rm/resume.safetensors" adam.m
+expect_error "resume: tensor adam.m missing" 2 "^cuvae: $tmp/rm/resume.safetensors: tensor adam.m: missing$" -- \
+    "$CUVAE" train configs/lectures/vae_dim2.json "${small[@]}" --set train.epochs=2 --out "$tmp/rm" --resume
+drop_tensor "$tmp/R/vae_dim2/model.safetensors" "$tmp/nobias.safetensors" decoder.0.bias
+expect_error "eval: a checkpoint without one of its tensors" 2 "^cuvae: $tmp/nobias.safetensors: tensor decoder.0.bias: missing$" -- \
+    "$CUVAE" eval "$tmp/nobias.safetensors"
+expect_error "sample: a checkpoint without one of its tensors" 2 "^cuvae: $tmp/nobias.safetensors: tensor decoder.0.bias: missing$" -- \
+    "$CUVAE" sample "$tmp/nobias.safetensors" -o "$tmp/nobias.png"
+resign "$tmp/R/vae_dim2/model.safetensors" "$tmp/nocfg.safetensors" "meta.pop('config')"
+expect_error "eval: a checkpoint without its config" 2 "^cuvae: $tmp/nocfg.safetensors: __metadata__.config: missing$" -- \
+    "$CUVAE" eval "$tmp/nocfg.safetensors"
 cli_finish cli_damaged

@@ -142,4 +142,21 @@ CUEMU_TIMEOUT=abc CUEMU_STATS=yes "$EMU" train configs/examples_vae.json "${comm
     && grep -qx "cuemu: CUEMU_STATS=yes is neither 1 nor 0; no statistics" "$tmp/env_vars.err" \
     && ok "CUEMU_TIMEOUT=abc and CUEMU_STATS=yes: each said in one line, the run goes on $L" \
     || bad "emulator variables: exit $rc: $(grep cuemu: "$tmp/env_vars.err" | head -3)"
+# ---- a run trained on the CPU (device "auto") and stopped at step 6,900, where Adam's beta1^t =
+# 0.9^6900 is subnormal and the CPU backend holds it flushed to 0 (FTZ + DAZ), resumes on the CUDA
+# backend, whose process does not flush: until 2026-12-07 resume.c's recomputed 0.9^t (a subnormal)
+# differed from the file's 0 ("beta1_power / beta2_power do not match 6900 steps"; steps ~6,720 to
+# 7,070 for beta1 0.9, ~708 k to 745 k for beta2 0.999). The control: the same run stopped at a
+# normal step.
+xr=(--set data.train_limit=3450 --set data.test_limit=100 --set device=auto --set train.batch_size=1
+    --set model.encoder=[16] --set model.decoder=[16] --set model.latent_dim=4 --set train.epoch_images=false
+    --set eval.iw_samples=0)
+"$CUVAE" train configs/examples_vae.json "${xr[@]}" --set train.epochs=1 --out "$tmp/xr1" 2>"$tmp/xr1.err" \
+    && "$EMU" train configs/examples_vae.json "${xr[@]}" --set train.epochs=2 --out "$tmp/xr1" --resume >/dev/null 2>"$tmp/xr1r.err" \
+    && ok "a CPU run stopped at step 3,450 resumes on the CUDA backend $L" \
+    || bad "CPU -> CUDA resume at step 3,450 $L: $(tail -1 "$tmp/xr1r.err")"
+"$CUVAE" train configs/examples_vae.json "${xr[@]}" --set train.epochs=2 --out "$tmp/xr2" 2>"$tmp/xr2.err" \
+    && "$EMU" train configs/examples_vae.json "${xr[@]}" --set train.epochs=3 --out "$tmp/xr2" --resume >/dev/null 2>"$tmp/xr2r.err" \
+    && ok "a CPU run stopped at step 6,900 (beta1^t flushed to 0 there) resumes on the CUDA backend $L" \
+    || bad "CPU -> CUDA resume at step 6,900 $L: $(tail -1 "$tmp/xr2r.err")"
 cli_finish cli_emu_train

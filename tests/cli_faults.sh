@@ -791,6 +791,22 @@ if [ -f "$fault_inject" ] && with_fault "open:nothing" "$CUVAE" --version >/dev/
             && ok "... and --resume then replaces it, bit-identical to an uninterrupted run" \
             || bad "commit failing before a move ($case): earlier run changed, marker left, or --resume: $(tail -1 "$d.err")"
     done
+    # a commit that fails after its first move (a rename of a later file): the line says the run is
+    # partly replaced and that the next train finishes it; the next train does (the new run's files
+    # only, bit-identical to the uninterrupted one, no .new-run)
+    for f in model.safetensors log.jsonl; do
+        d="$tmp/fi_late_${f%%.*}"; cp -r "$tmp/ref" "$d"
+        expect_fail "--overwrite whose commit fails at $f, after a move: 'partly replaced', what to do" 2 \
+            "fi_late_${f%%.*}/.new-run/$f: cannot move it to .*fi_late_${f%%.*}/$f \(--overwrite\): No space left on device \(the run in .*fi_late_${f%%.*} is partly replaced: once that is mended, the next train into it finishes the replacement\)$" -- \
+            with_fault "rename:fi_late_${f%%.*}/$f" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=2 \
+            --set train.seed=7 --out "$d" --overwrite
+        train --set train.epochs=2 --set train.seed=7 --out "$d" >/dev/null 2>"$d.err"
+        grep -q "^cuvae: finishing the replacement of the run in .*fi_late_${f%%.*} by the --overwrite run staged in .*/.new-run" "$d.err" \
+            && cmp -s "$d/model.safetensors" "$tmp/fi_ref/model.safetensors" && [ "$(wc -l < "$d/log.jsonl")" -eq 2 ] \
+            && [ ! -e "$d/.new-run" ] && [ ! -e "$d/eval.json" ] \
+            && ok "... and the next train finishes the replacement: the new run's files only (its 2 log lines), its model bit-identical" \
+            || bad "finishing a partly replaced run ($f): $(grep -v '^epoch' "$d.err" | head -2)"
+    done
     # the log's fsync fails in epoch 2 (an I/O error): the line says what the folder holds, and --resume
     # continues it to the model an uninterrupted run trains
     expect_fail "log.jsonl's fsync failing in epoch 2: exit 2, what the folder holds and how to continue" 2 \

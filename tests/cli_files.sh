@@ -771,4 +771,61 @@ elif [ ! -x "$emu" ]; then
 else
     skip "(emulated CUDA) the conv VAE on the RGB folder" "the CPU run it compares with failed (above)"
 fi
+# ---- arrays that parse but cannot be these images, and test sets that do not match the training
+# set: one line naming the file, exit 2 (unrun by any test until 2026-12-07; without its check a
+# fortran_order array trained transposed unsaid, a 12 x 12 test set trained against 16 x 16 images,
+# labels on one side only crashed)
+python3 - "$D" "$tmp/mm" <<'PY'
+import os, struct, sys
+d, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+def npy(path, descr, shape, payload, fortran=False):
+    h = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (descr, "True" if fortran else "False", shape)
+    h += " " * (-(10 + len(h) + 1) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + payload)
+raw = open(d + "/rgb_nhwc_f32.npy", "rb").read()          # (64, 16, 16, 3) float32
+pixels = raw[-64 * 16 * 16 * 3 * 4:]   # (the data end the file; its header is v1 or v2)
+npy(out + "/fortran.npy", "<f4", "(64, 16, 16, 3)", pixels, fortran=True)
+npy(out + "/test_12x12.npy", "<f4", "(8, 12, 12, 3)", bytes(8 * 12 * 12 * 3 * 4))
+npy(out + "/labels.npy", "<i8", "(64,)", bytes(64 * 8))
+npy(out + "/labels_f32.npy", "<f4", "(64,)", bytes(64 * 4))
+npy(out + "/labels_2d.npy", "<i8", "(64, 1)", bytes(64 * 8))
+npy(out + "/rank2.npy", "<f4", "(64, 768)", pixels)
+npy(out + "/zero.npy", "<f4", "(0, 16, 16, 3)", b"")
+npy(out + "/scalar.npy", "<f4", "()", struct.pack("<f", 0.5))
+npy(out + "/rank5.npy", "<f4", "(2, 2, 2, 2, 2)", bytes(32 * 4))
+PY
+M="$tmp/mm"
+mm=0   # (each check its own --out: one that wrongly trains leaves no run in the next one's way)
+expect_error "fortran_order: refused (not read transposed)" 2 "fortran.npy: fortran_order arrays are not supported \(save with np.ascontiguousarray\)" -- \
+    train --set data.train="$M/fortran.npy" --out "$M/run$((mm += 1))"
+expect_error "test images of another size than the training images" 2 \
+    "test_12x12.npy: test images are 3 x 12 x 12 \(C x H x W\) but the training images \(.*rgb_nhwc_f32.npy\) are 3 x 16 x 16" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.test="$M/test_12x12.npy" --out "$M/run$((mm += 1))"
+expect_error "labels for the training set only" 2 "rgb_nhwc_f32.npy has labels but .*rgb_nchw.npy has none: give both or neither" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.train_labels="$M/labels.npy" --set data.test="$D/rgb_nchw.npy" --out "$M/run$((mm += 1))"
+expect_error "a class-folder training set, a flat test folder" 2 "rgb_folder has labels but .*rgb_flat has none: give both or neither" -- \
+    train --set data.train="$D/rgb_folder" --set data.test="$D/rgb_flat" --out "$M/run$((mm += 1))"
+mkdir -p "$M/other_classes/cat_red" "$M/other_classes/zebra"
+cp "$D"/rgb_folder/cat_red/* "$M/other_classes/cat_red/"; cp "$D"/rgb_folder/dog_green/* "$M/other_classes/zebra/"
+expect_error "test class folders named otherwise than the training ones" 2 \
+    "other_classes: its class folders differ from those of .*rgb_folder \(the same names give the same labels\)" -- \
+    train --set data.train="$D/rgb_folder" --set data.test="$M/other_classes" --out "$M/run$((mm += 1))"
+expect_error "float32 labels" 2 "labels_f32.npy: labels must be integers, found float32" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.train_labels="$M/labels_f32.npy" --out "$M/run$((mm += 1))"
+expect_error "labels of rank 2" 2 "labels_2d.npy: labels must be a 1-D array \(N\), found rank 2" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.train_labels="$M/labels_2d.npy" --out "$M/run$((mm += 1))"
+expect_error "images of rank 2" 2 "rank2.npy: images must be \(N, H, W\), \(N, H, W, C\) or \(N, C, H, W\); found rank 2" -- \
+    train --set data.train="$M/rank2.npy" --out "$M/run$((mm += 1))"
+expect_error "no images (a zero size)" 2 "zero.npy: no images \(shape has a zero size\)" -- \
+    train --set data.train="$M/zero.npy" --out "$M/run$((mm += 1))"
+expect_error "a scalar array" 2 "scalar.npy: a scalar array: want" -- train --set data.train="$M/scalar.npy" --out "$M/run$((mm += 1))"
+expect_error "an array of rank 5" 2 "rank5.npy: 'shape' in the header must be 1 to 4 non-negative sizes" -- \
+    train --set data.train="$M/rank5.npy" --out "$M/run$((mm += 1))"
+expect_error "a labels file that is not there" 2 "nope.npy: No such file or directory \(data.train_labels\)" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.train_labels="$M/nope.npy" --out "$M/run$((mm += 1))"
+expect_error "data.format png given a file" 2 "rgb_nhwc_f32.npy: data.format \"png\" reads a folder of .png files" -- \
+    train --set data.train="$D/rgb_nhwc_f32.npy" --set data.format=png --out "$M/run$((mm += 1))"
+expect_error "a labels file beside class folders" 2 "rgb_folder: a PNG folder's labels are its class sub-folders; drop the labels file" -- \
+    train --set data.train="$D/rgb_folder" --set data.train_labels="$M/labels.npy" --out "$M/run$((mm += 1))"
 cli_finish cli_files

@@ -603,4 +603,40 @@ ckpt_abs="$(cd "$tmp/opt_$name" && pwd)/model.safetensors"
 "$CUVAE" eval "$ckpt_abs" --set train.precision=tf32 >/dev/null 2>"$tmp/tf32_eval.err"; rc=$?
 [ $rc -eq 0 ] && grep -q '^cuvae: train.precision "tf32" is a GPU tensor-core format: the CPU computes in fp32$' "$tmp/tf32_eval.err" \
     && ok "eval --set train.precision=tf32 on the CPU: says it computes in fp32" || bad "tf32 eval note: rc $rc, $(head -2 "$tmp/tf32_eval.err")"
+# ---- Adam's running beta1^t (0.9^t, a double) turns subnormal near step 6,720 and 0 past 7,070.
+# The CPU backend flushes subnormals (FTZ + DAZ, host doubles too), so its resume.safetensors says 0
+# there; a backend that does not flush doubles (a GPU's) writes the subnormal. A run stopped at step
+# 6,900 resumes bit-identically from either value (resume.c compares the products as flushed). Batch
+# 1 keeps it a few seconds.
+uf=(--set data.train_limit=3450 --set data.test_limit=100 --set device=cpu --set train.batch_size=1
+    --set model.encoder=[16] --set model.decoder=[16] --set model.latent_dim=4 --set train.epoch_images=false
+    --set eval.iw_samples=0)
+strip_times() { sed 's/"seconds": [0-9.]*, "samples_per_s": [0-9.]*, //' "$1"; }
+"$CUVAE" train configs/examples_vae.json "${uf[@]}" --set train.epochs=3 --out "$tmp/uf3" 2>"$tmp/uf3.err"; rc3=$?
+"$CUVAE" train configs/examples_vae.json "${uf[@]}" --set train.epochs=2 --out "$tmp/uf" 2>"$tmp/uf.err"; rc2=$?
+cp -r "$tmp/uf" "$tmp/ufsub"
+python3 - "$tmp/uf/resume.safetensors" "$tmp/ufsub/resume.safetensors" <<'PY'; rcp=$?
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = raw[8 + n:]; meta = header["__metadata__"]
+assert meta["step"] == "6900" and meta["beta1_power"] == "0x0p+0", (meta["step"], meta["beta1_power"])
+p = 1.0
+for _ in range(6900): p *= 0.9                      # unflushed: 0x0.0000002437f03p-1022
+meta["beta1_power"] = p.hex()
+crc = zlib.crc32(data)                              # re-signed as cuvae signs (see cli_damaged.sh)
+for key, value in sorted(meta.items(), key=lambda kv: kv[0].encode()):
+    if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + data)
+PY
+"$CUVAE" train configs/examples_vae.json "${uf[@]}" --set train.epochs=3 --out "$tmp/uf" --resume 2>"$tmp/ufr.err"; rca=$?
+"$CUVAE" train configs/examples_vae.json "${uf[@]}" --set train.epochs=3 --out "$tmp/ufsub" --resume 2>"$tmp/ufsubr.err"; rcb=$?
+[ "$rc3$rc2$rcp$rca" = 0000 ] && cmp -s "$tmp/uf/model.safetensors" "$tmp/uf3/model.safetensors" \
+    && [ "$(strip_times "$tmp/uf/log.jsonl")" = "$(strip_times "$tmp/uf3/log.jsonl")" ] \
+    && ok "Adam past beta1^t's underflow: 2 epochs (step 6,900, beta1_power flushed to 0) + --resume to 3 == 3 epochs, bit for bit" \
+    || bad "resume across beta1^t's underflow: exits $rc3 $rc2 $rcp $rca, $(tail -1 "$tmp/ufr.err")"
+[ "$rcb" -eq 0 ] && cmp -s "$tmp/ufsub/model.safetensors" "$tmp/uf3/model.safetensors" \
+    && ok "... and from a resume file holding the unflushed subnormal beta1_power (as a GPU writes it): accepted, bit for bit" \
+    || bad "resume from a subnormal beta1_power: exit $rcb, $(tail -1 "$tmp/ufsubr.err")"
 cli_finish cli_train
