@@ -111,10 +111,95 @@ static void cgroup_headroom(const char *root, const char *path, const CgroupFile
     }
 }
 
+// Where the cgroup file systems are mounted (proc_dir/self/mountinfo): v2's first mount and the
+// first v1 mount holding the memory controller, each with the cgroup it shows at its mount point
+// (its "root": "/" on the host or in a cgroup namespace, the container's own cgroup in a container
+// that sees the host's paths).
+typedef struct {
+    bool v2, v1;
+    char v2_mount[1024], v2_root[1024], v1_mount[1024], v1_root[1024];
+} CgroupMounts;
+
+// A mountinfo field as it names the path: "\040" is a space, "\011" a tab, "\012" a newline and
+// "\134" a backslash.
+static void mountinfo_unescape(char *field) {
+    char *out = field;
+    for (const char *in = field; *in; out++) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' && in[3] >= '0' &&
+            in[3] <= '7') {
+            *out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 4;
+        } else {
+            *out = *in++;
+        }
+    }
+    *out = '\0';
+}
+
+// Whether `list` ("rw,memory,..." super options) holds the option `name`.
+static bool has_option(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0')) return true;
+    return false;
+}
+
+// Reads proc_dir/self/mountinfo into *mounts; false where it is unreadable or names no cgroup mount.
+// A line: "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS".
+static bool read_cgroup_mounts(const char *proc_dir, CgroupMounts *mounts) {
+    memset(mounts, 0, sizeof *mounts);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/self/mountinfo", proc_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *field[64];
+        int n = 0;
+        for (char *save = NULL, *t = strtok_r(line, " ", &save); t && n < 64; t = strtok_r(NULL, " ", &save))
+            field[n++] = t;
+        int dash = 6;   // the optional fields end at "-"
+        while (dash < n && strcmp(field[dash], "-") != 0) dash++;
+        if (dash + 3 >= n) continue;   // (FSTYPE SOURCE SUPER_OPTIONS after it)
+        const char *fstype = field[dash + 1], *super_options = field[dash + 3];
+        const bool v2 = strcmp(fstype, "cgroup2") == 0 && !mounts->v2;
+        const bool v1 = strcmp(fstype, "cgroup") == 0 && has_option(super_options, "memory") && !mounts->v1;
+        if (!v2 && !v1) continue;
+        mountinfo_unescape(field[3]);
+        mountinfo_unescape(field[4]);
+        if (strlen(field[3]) >= sizeof mounts->v2_root || strlen(field[4]) >= sizeof mounts->v2_mount) continue;
+        if (v2) {
+            mounts->v2 = true;
+            snprintf(mounts->v2_root, sizeof mounts->v2_root, "%s", field[3]);
+            snprintf(mounts->v2_mount, sizeof mounts->v2_mount, "%s", field[4]);
+        } else {
+            mounts->v1 = true;
+            snprintf(mounts->v1_root, sizeof mounts->v1_root, "%s", field[3]);
+            snprintf(mounts->v1_mount, sizeof mounts->v1_mount, "%s", field[4]);
+        }
+    }
+    fclose(f);
+    return mounts->v1 || mounts->v2;
+}
+
+// The part of a cgroup path ("" for the top, else "/a/b") below the cgroup a mount shows (its root):
+// "" for that cgroup itself;
+// the whole path where it is not below it (cgroup_headroom then takes the mount's own cgroup).
+static const char *below_mount_root(const char *cgroup, const char *mount_root) {
+    if (strcmp(mount_root, "/") == 0) return cgroup;
+    const size_t n = strlen(mount_root);
+    if (strncmp(cgroup, mount_root, n) == 0 && (cgroup[n] == '\0' || cgroup[n] == '/')) return cgroup + n;
+    return cgroup;
+}
+
 // The cgroups of this process (proc_dir/self/cgroup: "ID:controllers:path" lines; v2 is
 // "0::path", v1's memory controller "N:memory:path" or "N:...,memory,...:path") and the
-// tightest of their memory limits, into *least.
+// tightest of their memory limits, into *least. cgroup_dir NULL: the mounts mountinfo names.
 static void cgroups_headroom(const char *proc_dir, const char *cgroup_dir, CgroupLevel *least) {
+    CgroupMounts mounts;
+    const bool from_mountinfo = cgroup_dir == NULL && read_cgroup_mounts(proc_dir, &mounts);
+    if (!cgroup_dir) cgroup_dir = "/sys/fs/cgroup";
     char path[4096];
     snprintf(path, sizeof path, "%s/self/cgroup", proc_dir);
     FILE *f = fopen(path, "r");
@@ -131,15 +216,20 @@ static void cgroups_headroom(const char *proc_dir, const char *cgroup_dir, Cgrou
         if (!second || second[1] != '/') continue;
         *second = '\0';
         const char *controllers = first + 1, *cgroup = strcmp(second + 1, "/") == 0 ? "" : second + 1;
+        char list[256];
+        snprintf(list, sizeof list, ",%s,", controllers);
+        const bool v2_line = controllers[0] == '\0', memory_line = !v2_line && strstr(list, ",memory,");
         char root[4200];
-        if (controllers[0] == '\0') {   // v2
+        if (from_mountinfo) {
+            if (v2_line && mounts.v2)
+                cgroup_headroom(mounts.v2_mount, below_mount_root(cgroup, mounts.v2_root), &cgroup_v2, least);
+            else if (memory_line && mounts.v1)
+                cgroup_headroom(mounts.v1_mount, below_mount_root(cgroup, mounts.v1_root), &cgroup_v1, least);
+        } else if (v2_line) {
             snprintf(root, sizeof root, "%s/unified", cgroup_dir);
             if (v2_alone || !is_dir(root)) snprintf(root, sizeof root, "%s", cgroup_dir);
             cgroup_headroom(root, cgroup, &cgroup_v2, least);
-        } else {
-            char list[256];
-            snprintf(list, sizeof list, ",%s,", controllers);
-            if (!strstr(list, ",memory,")) continue;
+        } else if (memory_line) {
             snprintf(root, sizeof root, "%s/memory", cgroup_dir);
             cgroup_headroom(root, cgroup, &cgroup_v1, least);
         }
@@ -177,7 +267,7 @@ HostMemory host_memory_read_at(const char *proc_dir, const char *cgroup_dir) {
 }
 
 HostMemory host_memory_read(void) {
-    return host_memory_read_at("/proc", "/sys/fs/cgroup");
+    return host_memory_read_at("/proc", NULL);
 }
 
 const char *host_memory_source(const HostMemory *hm, char *text, size_t size) {

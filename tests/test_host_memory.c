@@ -229,9 +229,45 @@ static void test_nothing_readable(void) {
     remove_root();
 }
 
+// cgroup_dir NULL: the mounts /proc/self/mountinfo names, wherever they are: a v1 memory controller
+// co-mounted with cpu at a path with a space (mountinfo's "\\040"), showing the container's cgroup
+// /docker/abc at its mount point; v2 elsewhere; a "memoryx" option is not the memory controller
+static void test_mounts_from_mountinfo(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "5:cpu,memory:/docker/abc/sub\n0::/svc\n");
+    write_file("proc/self/mountinfo",
+               "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+               "33 31 0:30 / %s/notmem rw,relatime - cgroup cgroup rw,memoryx\n"
+               "35 31 0:32 /docker/abc %s/odd\\040place/mem rw,relatime shared:5 master:2 - cgroup cgroup rw,cpu,memory\n"
+               "41 31 0:38 / %s/v2mount rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n", root, root, root);
+    write_file("notmem/sub/memory.limit_in_bytes", "1000\n");
+    write_file("odd place/mem/memory.limit_in_bytes", "900000\n");
+    write_file("odd place/mem/memory.usage_in_bytes", "350000\n");
+    write_file("odd place/mem/sub/memory.limit_in_bytes", "800000\n");
+    write_file("odd place/mem/sub/memory.usage_in_bytes", "300000\n");
+    write_file("v2mount/svc/memory.max", "600000\n");
+    write_file("v2mount/svc/memory.current", "50000\n");
+    char proc[512];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    HostMemory hm = host_memory_read_at(proc, NULL);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/odd place/mem/sub/memory.limit_in_bytes", root);
+    CHECK(hm.cgroup_bound && hm.available == 500000 && strcmp(hm.limit_file, want) == 0,
+          "v1 at 'odd place/mem' showing /docker/abc: its sub cgroup's 800000 - 300000: want 500000 from %s; got %zu "
+          "from %s", want, hm.available, hm.limit_file);
+    // the v2 limit tighter: taken from where mountinfo mounts v2
+    write_file("v2mount/svc/memory.current", "200000\n");
+    hm = host_memory_read_at(proc, NULL);
+    snprintf(want, sizeof want, "%s/v2mount/svc/memory.max", root);
+    CHECK(hm.cgroup_bound && hm.available == 400000 && strcmp(hm.limit_file, want) == 0,
+          "v2 at v2mount: 600000 - 200000: want 400000 from %s; got %zu from %s", want, hm.available, hm.limit_file);
+    remove_root();
+}
+
 // this machine's own answer: known, and no more than its MemAvailable plus free swap
 static void test_this_machine(void) {
-    const HostMemory here = host_memory_read_at("/proc", "/sys/fs/cgroup");
+    const HostMemory here = host_memory_read_at("/proc", NULL);
     const HostMemory machine = host_memory_read_at("/proc", "/nonexistent");
     CHECK(here.available > 0 && machine.available > 0 && !machine.cgroup_bound, "this machine: %zu, without cgroups "
           "%zu", here.available, machine.available);
@@ -254,6 +290,7 @@ int main(void) {
     test_run("host_memory_limit_on_the_namespace_root", test_limit_on_the_namespace_root);
     test_run("host_memory_unified_and_unlimited", test_unified_and_unlimited);
     test_run("host_memory_nothing_readable", test_nothing_readable);
+    test_run("host_memory_mounts_from_mountinfo", test_mounts_from_mountinfo);
     test_run("host_memory_this_machine", test_this_machine);
     return test_finish("test_host_memory");
 }

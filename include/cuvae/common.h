@@ -124,8 +124,10 @@ typedef struct {
     unsigned long long used;                 //   the cgroup's usage less its reclaimable page cache, bytes
 } HostMemory;
 HostMemory host_memory_read(void);
-// The same read from proc_dir (its meminfo and self/cgroup) and the cgroup mount cgroup_dir
-// ("/proc" and "/sys/fs/cgroup" above; other folders in tests).
+// The same read from proc_dir (its meminfo, self/cgroup and self/mountinfo) and the cgroup mounts
+// at cgroup_dir (v2 there, or v1's memory/ and v2's unified/ below it); cgroup_dir NULL: where
+// proc_dir/self/mountinfo says the cgroup file systems are mounted, /sys/fs/cgroup's layout where
+// it names none ("/proc" and NULL above; other folders in tests).
 HostMemory host_memory_read_at(const char *proc_dir, const char *cgroup_dir);
 // Where such an answer came from, for messages "... exceed the N bytes %s", written into text
 // (size bytes; 4,600 hold any): "its cgroup's memory limit leaves (... FILE says LIMIT bytes,
