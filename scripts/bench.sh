@@ -109,9 +109,12 @@ steps_for() {
 }
 
 # ---- python with torch --------------------------------------------------------
+# (on a GPU, a torch that sees it: Debian's python3-torch is a CPU build)
+torch_check='import torch'
+[ "$torch_device" = cuda ] && torch_check='import torch; assert torch.cuda.is_available()'
 if [ -z "${PYTHON:-}" ]; then
     for p in python3 /usr/bin/python3; do
-        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import torch' >/dev/null 2>&1; then
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c "$torch_check" >/dev/null 2>&1; then
             PYTHON=$p
             break
         fi
@@ -120,6 +123,10 @@ fi
 torch_version=""
 if [ -n "${PYTHON:-}" ] && ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
     echo "bench: error: PYTHON=$PYTHON cannot import torch (install python3-torch, or give a python3 that has it)" >&2
+    exit 2
+fi
+if [ -n "${PYTHON:-}" ] && ! "$PYTHON" -c "$torch_check" >/dev/null 2>&1; then
+    echo "bench: error: PYTHON=$PYTHON has a torch that cannot use the GPU cuvae runs on (a CPU build?): give a python3 whose torch.cuda.is_available()" >&2
     exit 2
 fi
 if [ -n "${PYTHON:-}" ]; then

@@ -173,25 +173,38 @@ static int process_umask(void) {
     return found ? (int)mask : -1;
 }
 
+int check_umask_keeps_owner(const char *dir, char *err, size_t errlen) {
+    const int mask = process_umask();
+    if (mask < 0 || geteuid() == 0 || (mask & 0700) == 0) return 0;
+    return set_error(err, errlen, "%s: the umask %04o takes the owner's own permissions from what cuvae writes there "
+                     "(folders %04o, files %04o): it could not write its files again or read them back; run with a "
+                     "umask that keeps them (022, 077)", dir, (unsigned int)mask, 0755u & ~(unsigned int)mask,
+                     0644u & ~(unsigned int)mask);
+}
+
 // One folder of make_dirs: made, or already a folder (a link to one too); else -1 naming it, and a link
 // that leads nowhere as such. A folder made that its owner may not list, enter or write in (a umask
-// such as 0277 or 0777 takes those permissions; root keeps them whatever the mode) is removed again
-// and refused: every write into it would fail.
+// such as 0277 or 0777, or a default ACL, takes those permissions; root keeps them whatever the mode;
+// the effective uid's access, as the writes will have) is removed again and refused: every write
+// into it would fail.
 static int make_one_dir(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) == 0) {
-        if (access(dir, R_OK | W_OK | X_OK) == 0) return 0;
+        if (faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS) == 0) return 0;
         const int access_errno = errno;
         struct stat st;
         const unsigned int mode = stat(dir, &st) == 0 ? (unsigned int)(st.st_mode & 0777) : 0;
-        rmdir(dir);
+        const bool removed = rmdir(dir) == 0;
         const int mask = process_umask();
+        const char *left = removed ? "" : " (and left there: it could not be removed)";
         if (access_errno != EACCES || (mode & 0700) == 0700)   // (not the mode: another cause, said as such)
-            return set_error(err, errlen, "%s: made, but cannot be written in: %s", dir, strerror(access_errno));
-        char mask_text[32] = "";
-        if (mask >= 0) snprintf(mask_text, sizeof mask_text, " %04o", (unsigned int)mask);
+            return set_error(err, errlen, "%s: made, but cannot be written in: %s%s", dir, strerror(access_errno),
+                             left);
+        if (mask < 0 || (mask & 0700) == 0)   // (the umask keeps them: a default ACL or the file system)
+            return set_error(err, errlen, "%s: made with mode %04o, not one its owner can list, enter and write in "
+                             "(the parent folder's default ACL or its file system sets it)%s", dir, mode, left);
         return set_error(err, errlen, "%s: made with mode %04o, not one its owner can list, enter and write in: the "
-                         "umask%s takes the owner's own permissions (with one that keeps them, 022 or 077, cuvae can "
-                         "write its files there)", dir, mode, mask_text);
+                         "umask %04o takes the owner's own permissions (with one that keeps them, 022 or 077, cuvae "
+                         "can write its files there)%s", dir, mode, (unsigned int)mask, left);
     }
     const int mkdir_errno = errno;   // (working_folder_gone_note may change errno)
     if (mkdir_errno != EEXIST)

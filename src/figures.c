@@ -788,6 +788,7 @@ int figures_write_all(const char *run_dir, const char *const *overrides, int n_o
                          slash ? (int)(slash - run_dir) : 1, slash ? run_dir : ".");
     }
     if (run_folder_check_figures(run_dir, err, errlen) != 0) return -1;
+    if (check_umask_keeps_owner(run_dir, err, errlen) != 0) return -1;
     char ckpt[1100], dir[1100];
     snprintf(ckpt, sizeof ckpt, "%s/model.safetensors", run_dir);
     snprintf(dir, sizeof dir, "%s/figures", run_dir);

@@ -216,7 +216,8 @@ int resume_load(Model *m, const char *path, bool other_data_paths, int64_t other
     if (rc == 0) rc = meta_number(&f, path, "beta1_power", false, &beta1_power, NULL, err, errlen);
     if (rc == 0) rc = meta_number(&f, path, "beta2_power", false, &beta2_power, NULL, err, errlen);
     if (rc == 0) rc = meta_number(&f, path, "lr", false, &lr, NULL, err, errlen);
-    if (rc == 0 && !(beta1_power >= 0.0 && beta1_power <= 1.0 && beta2_power >= 0.0 && beta2_power <= 1.0))
+    // (signbit: under the CPU backend's DAZ a negative subnormal compares >= 0, and "-0" is one too)
+    if (rc == 0 && (signbit(beta1_power) || signbit(beta2_power) || !(beta1_power <= 1.0 && beta2_power <= 1.0)))
         rc = set_error(err, errlen, "%s: __metadata__: beta1_power %g and beta2_power %g must lie in [0, 1]",
                        path, beta1_power, beta2_power);
     if (rc == 0 && !(lr > 0.0 && lr <= FLT_MAX))

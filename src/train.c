@@ -390,7 +390,8 @@ int train_run(const Config *cfg, const char *out_dir, bool resume, bool overwrit
     // replacement by an --overwrite run that was killed half way is finished first
     int lock_fd = -1;
     int rc = 0;
-    if (dist_is_writer() && (run_folder_lock(out_dir, &lock_fd, err, errlen) != 0 ||
+    if (dist_is_writer() && (check_umask_keeps_owner(out_dir, err, errlen) != 0 ||
+                             run_folder_lock(out_dir, &lock_fd, err, errlen) != 0 ||
                              run_folder_recover(out_dir, err, errlen) != 0))
         rc = -1;
     if (rc == 0) rc = train_in_folder(cfg, out_dir, resume, overwrite, &lock_fd, err, errlen);

@@ -481,6 +481,10 @@ resume_refused "beta1_power above 1" "__metadata__: beta1_power 1.5 and beta2_po
 resume_refused "beta2_power above 1" "__metadata__: beta1_power .* and beta2_power 2 must lie in \[0, 1\]" "meta['beta2_power'] = '2'"
 # (a negative one was refused as "not a finite number" until 2026-12-07: the range is the reason)
 resume_refused "a negative beta2_power" "__metadata__: beta1_power .* and beta2_power -0.5 must lie in \[0, 1\]" "meta['beta2_power'] = '-0.5'"
+# ... and "-0", which compares >= 0, and a negative subnormal, which does too under the CPU's DAZ
+resume_refused "a beta1_power of -0" "__metadata__: beta1_power -0 and beta2_power .* must lie in \[0, 1\]" "meta['beta1_power'] = '-0'"
+resume_refused "a negative subnormal beta2_power" "__metadata__: beta1_power .* and beta2_power -4.94066e-324 must lie in \[0, 1\]" \
+    "meta['beta2_power'] = '-0x0.0000000000001p-1022'"
 resume_refused "an lr of 0" "__metadata__.lr: 0 is not a learning rate \(> 0, a float\)" "meta['lr'] = '0'"
 resume_refused "an lr past float32" "__metadata__.lr: 1e\+39 is not a learning rate" "meta['lr'] = '1e39'"
 resume_refused "a best epoch not yet finished" "__metadata__.best: epoch 5 is not one of the 1 finished" "meta['best'] = '5,0'"

@@ -704,33 +704,44 @@ else
     skip "read-only output folder" "running as root without permission to mount a read-only tmpfs"
 fi
 
-# ---- a umask that takes the owner's own permissions (0277, 0777): the folder cuvae makes is one it
-# cannot write in (until 2026-12-07 the run failed on its first file, "Permission denied", and left the
-# empty folder behind): removed again and refused in one line naming the mode and the umask. Root
-# writes whatever the mode, so as root the runs are another user's (setpriv, uid 65534)
+# ---- a umask that takes the owner's own permissions (0277, 0777, 0477): what cuvae writes could not be
+# written again (a log appended to, a resumed run) or read back, and a folder it makes could not be
+# entered (until 2026-12-07 a run failed on its first file and left its empty folder; into an existing
+# folder it ended "done" with files it could not resume): train and plot refuse at once in one line
+# naming the umask, nothing made. Root writes whatever the mode, so as root the runs are another
+# user's (setpriv, uid 65534). (test_make_dirs checks the folder-level refusal beneath it.)
 um=$(mktemp -d); chmod 1777 "$um"
 as_user=()
 [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 if [ "$(id -u)" -eq 0 ] && [ ${#as_user[@]} -eq 0 ]; then
     skip "a umask that takes the owner's permissions" "running as root without setpriv to run as another user"
-elif ! "${as_user[@]}" sh -c 'test -r configs/examples_vae.json && test -r data/mnist/train-images-idx3-ubyte.gz && test -x "$1"' \
-        sh "$CUVAE" 2>/dev/null; then
-    skip "a umask that takes the owner's permissions" "uid 65534 cannot read this checkout or run $CUVAE"
+elif ! "${as_user[@]}" sh -c 'test -r configs/examples_vae.json && test -r data/mnist/train-images-idx3-ubyte.gz &&
+        test -x "$1" && test -w "$2" && test -x "$2"' sh "$CUVAE" "$um" 2>/dev/null; then
+    skip "a umask that takes the owner's permissions" "uid 65534 cannot read this checkout, run $CUVAE or write in $um"
 else
-    for mask in 0277 0777; do
-        (umask $mask; "${as_user[@]}" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 \
-            --out "$um/deep/run$mask") >/dev/null 2>"$tmp/umask.err"; rc=$?
-        mode=$(printf '%04o' $((0755 & ~mask)))
-        [ "$rc" -eq 2 ] && [ ! -e "$um/deep" ] \
-            && tail -1 "$tmp/umask.err" | grep -q "^cuvae: $um/deep: made with mode $mode, not one its owner can list, enter and write in: the umask $mask takes the owner's own permissions" \
-            && ok "umask $mask: the folder made (mode $mode) removed again, refused in one line naming the umask, exit 2" \
-            || bad "umask $mask: exit $rc, left: $(ls -A "$um" | tr '\n' ' '), $(tail -1 "$tmp/umask.err")"
-    done
     (umask 0077; "${as_user[@]}" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 \
-        --out "$um/deep/run0077") >/dev/null 2>"$tmp/umask.err"; rc=$?
-    [ "$rc" -eq 0 ] && [ -s "$um/deep/run0077/model.safetensors" ] && [ "$(stat -c %a "$um/deep/run0077")" = 700 ] \
+        --out "$um/run0077") >/dev/null 2>"$tmp/umask.err"; rc=$?
+    [ "$rc" -eq 0 ] && [ -s "$um/run0077/model.safetensors" ] && [ "$(stat -c %a "$um/run0077")" = 700 ] \
         && ok "umask 0077 (the owner's permissions kept): the run written, its folder 700" \
         || bad "umask 0077: exit $rc, $(tail -1 "$tmp/umask.err")"
+    for mask in 0277 0777 0477; do
+        (umask $mask; "${as_user[@]}" "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.epochs=1 \
+            --out "$um/deep/run$mask") >/dev/null 2>"$tmp/umask.err"; rc=$?
+        folders=$(printf '%04o' $((0755 & ~mask))); files=$(printf '%04o' $((0644 & ~mask)))
+        [ "$rc" -eq 2 ] && [ ! -e "$um/deep" ] && [ "$(grep -c . "$tmp/umask.err")" -eq 1 ] \
+            && grep -q "^cuvae: $um/deep/run$mask: the umask $mask takes the owner's own permissions from what cuvae writes there (folders $folders, files $files)" "$tmp/umask.err" \
+            && ok "train under umask $mask: refused at once in one line naming it, exit 2, nothing made" \
+            || bad "train under umask $mask: exit $rc, left: $(ls -A "$um" | tr '\n' ' '), $(tail -1 "$tmp/umask.err")"
+    done
+    if command -v gnuplot >/dev/null; then
+        (umask 0277; "${as_user[@]}" "$CUVAE" plot "$um/run0077") >/dev/null 2>"$tmp/umask.err"; rc=$?
+        [ "$rc" -eq 2 ] && [ ! -e "$um/run0077/figures" ] \
+            && grep -q "^cuvae: $um/run0077: the umask 0277 takes the owner's own permissions" "$tmp/umask.err" \
+            && ok "plot under umask 0277: refused in one line, no figures/ made" \
+            || bad "plot under umask 0277: exit $rc, $(tail -1 "$tmp/umask.err")"
+    else
+        skip "plot under umask 0277" "gnuplot is not installed"
+    fi
 fi
 rm -rf "$um"
 

@@ -106,6 +106,11 @@ char *read_text_file(const char *path, size_t *size_out, char *err, size_t errle
 
 // mkdir -p. Returns 0 or -1 with err.
 int make_dirs(const char *path, char *err, size_t errlen);
+// 0 unless this process's umask takes the owner's own permissions (any of 0700) and it is not root:
+// then -1 with err naming dir (what a run or plot would write into) and the umask. Files and folders
+// cuvae writes with such a umask could not be written again (a log appended to, a resumed run) or
+// read back, and a folder it makes could not be entered.
+int check_umask_keeps_owner(const char *dir, char *err, size_t errlen);
 
 // " (the working folder was deleted ...: cd to an existing one)" when path is relative and the
 // process's working folder no longer exists (a relative path then names nothing: ENOENT); ""
