@@ -152,7 +152,14 @@ int command_sample(int argc, char **argv) {
     if (m.prior_classes) {
         // drawn above
     } else if (m.autoregressive) {   // made: pixel by pixel in the model's ordering
-        model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels);
+        if (!model_made_sample(&m, a.n_samples, seed ^ 0x5A3Bull, pixels)) {
+            snprintf(err, sizeof err, "sample: %s: the model's logits are not finite: the model has diverged (its "
+                     "weights are finite, its outputs overflow)", a.positional);
+            free(pixels);
+            model_destroy(&m);
+            be->destroy(be);
+            return command_fail(err);
+        }
     } else if (m.ops->draw_latents) {   // drawn on the host: a VQ-VAE's codes uniformly (it has no prior of
                                         // its own: --prior gives one), an aae's prior (N(0, I) or the mixture)
         float *z = xmalloc((size_t)a.n_samples * m.latent_dim * sizeof(float));

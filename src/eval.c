@@ -318,7 +318,7 @@ int eval_check_finite(double test_loss, bool outputs_overflow, bool at_codes, co
                       size_t errlen) {
     if (!isfinite(test_loss))
         return set_error(err, errlen, "%s: the test loss is not finite (%g): the model has diverged (its weights are "
-                         "finite, its outputs overflow)", who, test_loss);
+                         "finite, its outputs overflow)", who, nan_unsigned(test_loss));
     if (outputs_overflow)   // (float row sums: logits of 1e36 overflow them as well as infinite ones)
         return set_error(err, errlen, "%s: the reconstruction error at %s is not finite though the test loss is (the "
                          "decoder's outputs overflow): the model has diverged (its weights are finite)", who,

@@ -121,7 +121,7 @@ static int figure_samples(Figures *f) {
     if (m->autoregressive) {   // made: ancestral sampling, one pixel at a time in the ordering
         const int n = SAMPLE_GRID * SAMPLE_GRID;
         float *pixels = xmalloc((size_t)n * m->input_dim * sizeof(float));
-        model_made_sample(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, pixels);
+        if (!model_made_sample(m, n, m->cfg.train.seed ^ FIGURE_SEED_SALT, pixels)) f->overflow = true;
         int rc = write_grid(f, "samples.png", m->cfg.model.ordering == ORDERING_RANDOM
                             ? "Samples: binary pixels drawn one by one in a random order"
                             : "Samples: binary pixels drawn one by one, row by row",

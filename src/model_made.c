@@ -246,7 +246,7 @@ void model_made_ensemble_loss(Model *m, int B) {
     free(log_p);
 }
 
-void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
+bool model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     Backend *be = m->be;
     const int D = m->input_dim;
     int32_t *degree = xmalloc((size_t)D * sizeof(int32_t)), *order = xmalloc((size_t)D * sizeof(int32_t));
@@ -264,6 +264,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     const int K = m->prior_classes;   // a prior: K logits per position
     const size_t out_width = (size_t)D * (K > 0 ? K : 1);
     float *logits = xmalloc((size_t)m->max_batch * out_width * sizeof(float));
+    bool finite = true;
     Progress progress;   // (shown past 2 s: a PixelCNN's 64 samples are 784 forward passes)
     progress_begin(&progress, K > 0 ? "drawing codes position by position" : "drawing pixels one at a time");
     const long passes = (long)((n + m->max_batch - 1) / m->max_batch) * D;
@@ -282,6 +283,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
                     float top = l[0], total = 0.0f;
                     for (int k = 1; k < K; k++) top = fmaxf(top, l[(size_t)k * D]);
                     for (int k = 0; k < K; k++) total += expf(l[(size_t)k * D] - top);
+                    finite = finite && isfinite(total);   // (NaN for a logit inf or NaN)
                     float u = rng_uniform(&rng) * total, run = 0.0f;
                     int code = K - 1;
                     for (int k = 0; k < K; k++) {
@@ -294,6 +296,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
                     x[(size_t)b * D + d] = (float)code / 255.0f;
                     continue;
                 }
+                finite = finite && isfinite(logits[(size_t)b * D + d]);
                 const float p = 1.0f / (1.0f + expf(-logits[(size_t)b * D + d]));
                 x[(size_t)b * D + d] = rng_uniform(&rng) <= p ? 1.0f : 0.0f;
             }
@@ -305,6 +308,7 @@ void model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     free(logits);
     free(degree);
     free(order);
+    return finite;
 }
 
 static int made_check_networks(const Config *cfg, char *err, size_t errlen) {

@@ -154,7 +154,11 @@ int prior_sample_images(Model *prior, int n, uint64_t seed, float **pixels, int 
                         size_t errlen) {
     const int S = prior->input_dim;
     float *values = xmalloc((size_t)n * S * sizeof(float));
-    model_made_sample(prior, n, seed, values);
+    if (!model_made_sample(prior, n, seed, values)) {
+        free(values);
+        return set_error(err, errlen, "the prior's logits are not finite: it has diverged (its weights are finite, "
+                         "its outputs overflow)");
+    }
     int32_t *codes = xmalloc((size_t)n * S * sizeof(int32_t));
     for (size_t i = 0; i < (size_t)n * S; i++) codes[i] = code_of_value(values[i]);
     int rc = prior_decode_codes(&prior->cfg, codes, n, pixels, image, err, errlen);

@@ -1031,6 +1031,18 @@ static int train_in_folder(const Config *cfg, const char *out_dir, bool resume, 
                                    divergence_advice(cfg, advice, sizeof advice));
                     goto done;
                 }
+                // a state that overflowed while the loss stayed finite (Adam's moments, a batch norm's
+                // running variance): a divergence too, said as the epoch's end says it (its advice
+                // names the setting to blame), not as the resume file's refused write (every rank
+                // holds the same state: each finds the same, and stops)
+                char non_finite[256];
+                if (checkpoint_first_non_finite(&model, non_finite, sizeof non_finite)) {
+                    rc = set_error(err, errlen, "training diverged in epoch %d by step %ld (found when %s stopped it): "
+                                   "%s though the loss is finite; %s, if written, holds the last finished epoch; %s",
+                                   epoch, step, signal_name(sig), non_finite, ckpt_path,
+                                   divergence_advice(cfg, advice, sizeof advice));
+                    goto done;
+                }
                 // the step boundary: save where the run is and how to continue
                 ResumePoint here = {epoch - 1, step, epoch_weighted, epoch_rec, epoch_kl, epoch_count,
                                     at.best_epoch, at.best_loss, data_crc, true, 0, log_crc, true, steps_per_epoch, ""};

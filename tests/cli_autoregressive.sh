@@ -108,6 +108,28 @@ if [ -s "$tmp/m4/eval.json" ]; then
         && ok "eval reproduces the 4-mask ensemble's -log p(x) ($(file_number "$tmp/m4/eval.json" test_loss))" \
         || bad "ensemble eval $(file_number "$tmp/m4eval.json" test_loss) vs run $(file_number "$tmp/m4/eval.json" test_loss)"
 fi
+# model.masks 4: sampling draws with mask set 0 and puts back the set in use (src/model_made.c,
+# model_made_sample). The epoch's progress images sample between model.safetensors and
+# resume.safetensors: a set left at 0 would put other masks in the resume file than a run without
+# images (3 steps of batch 50: the last step's set is not 0), and --resume of the finished run would
+# find the model file "of other weights" and write it again with set 0 (a new crc32)
+for images in true false; do
+    rm -rf "$tmp/m4img_$images"
+    "$CUVAE" train "$tmp/made.json" --set model.masks=4 --set data.train_limit=150 --set data.test_limit=100 \
+        --set train.epochs=1 --set train.epoch_images=$images --out "$tmp/m4img_$images" 2>"$tmp/m4img.err" \
+        || bad "made masks 4, epoch_images $images: $(tail -1 "$tmp/m4img.err")"
+done
+[ -s "$tmp/m4img_true/progress/samples_epoch_001.png" ] \
+    && same_tensors "$tmp/m4img_true/resume.safetensors" "$tmp/m4img_false/resume.safetensors" \
+    && same_tensors "$tmp/m4img_true/model.safetensors" "$tmp/m4img_false/model.safetensors" \
+    && ok "made masks 4: the epoch's samples leave the masks in use (resume file as a run's without images)" \
+    || bad "made masks 4: the resume file differs with epoch images (masks not restored after sampling?)"
+cp "$tmp/m4img_true/model.safetensors" "$tmp/m4img_model_before"
+"$CUVAE" train "$tmp/made.json" --set model.masks=4 --set data.train_limit=150 --set data.test_limit=100 \
+    --set train.epochs=1 --set train.epoch_images=true --out "$tmp/m4img_true" --resume >/dev/null 2>"$tmp/m4img_resume.err"; rc=$?
+[ "$rc" -eq 0 ] && cmp -s "$tmp/m4img_model_before" "$tmp/m4img_true/model.safetensors" \
+    && ok "made masks 4: --resume of the finished run leaves its model.safetensors as it was" \
+    || bad "made masks 4: --resume of a finished run: exit $rc, model.safetensors rewritten: $(tail -1 "$tmp/m4img_resume.err")"
 
 # PyTorch: the checkpoint as nn.Sequential(MaskedLinear, ReLU, MaskedLinear), strict=True; on
 # MNIST thresholded at 128 (0 / 255 pixels, which binarization leaves as they are) both give

@@ -58,6 +58,28 @@ for name in ('decoder.2.weight', 'decoder.2.bias'):
 expect_error "eval: an MSE model whose outputs overflow: refused as diverged, not a report with a null" 2 \
     "eval: .*/overflow.safetensors: the reconstruction error at z = μ is not finite though the test loss is \(the decoder's outputs overflow\): the model has diverged" -- \
     "$CUVAE" eval "$tmp/overflow.safetensors"
+# a MADE whose outputs overflow (finite weights 3e38): eval refused it ("-nan" in its line), while
+# sample and plot drew its "samples" -- every draw u <= sigmoid(NaN) false, a black grid -- exit 0.
+resign "$tmp/R/made_h500/model.safetensors" "$tmp/made_overflow.safetensors" "
+for name in ('network.0.weight', 'network.2.weight'):
+    b, e = header[name]['data_offsets']; data[b:e] = struct.pack('<f', 3e38) * ((e - b) // 4)"
+expect_error "eval: a MADE whose outputs overflow: refused, the NaN without a sign" 2 \
+    "eval: .*/made_overflow.safetensors: the test loss is not finite \(nan\): the model has diverged" -- \
+    "$CUVAE" eval "$tmp/made_overflow.safetensors" -o "$tmp/made_overflow_eval.json"
+expect_error "sample: a MADE whose outputs overflow: refused, not a black grid" 2 \
+    "^cuvae: sample: .*/made_overflow.safetensors: the model's logits are not finite: the model has diverged" -- \
+    "$CUVAE" sample "$tmp/made_overflow.safetensors" -n 4 -o "$tmp/made_overflow.png"
+[ ! -e "$tmp/made_overflow.png" ] && ok "... and no grid written" || bad "sample wrote a grid of a MADE whose outputs overflow"
+if command -v gnuplot >/dev/null; then
+    rm -rf "$tmp/made_ov"; mkdir "$tmp/made_ov"
+    cp "$tmp/R/made_h500/config.json" "$tmp/R/made_h500/log.jsonl" "$tmp/made_ov/"
+    cp "$tmp/made_overflow.safetensors" "$tmp/made_ov/model.safetensors"
+    "$CUVAE" plot "$tmp/made_ov" >/dev/null 2>"$tmp/made_ov.err"; rc=$?
+    [ "$rc" -eq 2 ] && tail -1 "$tmp/made_ov.err" | grep -q "^cuvae: plot: samples.png: the decoder gives outputs that are not finite: the model has diverged$" \
+        && [ ! -e "$tmp/made_ov/figures/samples.png" ] \
+        && ok "plot: a MADE whose outputs overflow: refused at samples.png, none drawn" \
+        || bad "plot of a MADE whose outputs overflow: exit $rc, $(tail -1 "$tmp/made_ov.err")"
+fi
 
 # ---- plot
 expect_error "plot \"\": refused (it read /model.safetensors and would draw into /figures)" 2 "plot: RUN_DIR: the name is empty" -- \
@@ -112,6 +134,24 @@ if command -v gnuplot >/dev/null; then
     rm "$tmp/linked/figures"; ln -s figures "$tmp/linked/figures"
     expect_error "plot: figures a link to itself: its own reason" 2 "linked/figures: Too many levels of symbolic links" -- \
         "$CUVAE" plot "$tmp/linked"
+    # a decoder finite at the test images' codes but not at the prior's draws (finite weights): the
+    # encoder's mean is 0 for every image (mu.* zeroed), where decoder.0 (weights 3e38) gives its bias;
+    # z ~ N(0, I) overflows it. The check on the first test images passes, so samples.png is the figure
+    # that finds it (after the loss curves, drawn first): exit 2, its last line says so, no samples.png
+    # drawn black
+    rm -rf "$tmp/dec_overflow"; mkdir "$tmp/dec_overflow"
+    cp "$tmp/R/vae_dim2/config.json" "$tmp/R/vae_dim2/log.jsonl" "$tmp/dec_overflow/"
+    resign "$tmp/R/vae_dim2/model.safetensors" "$tmp/dec_overflow/model.safetensors" "
+for name, value in (('mu.weight', 0.0), ('mu.bias', 0.0), ('decoder.0.weight', 3e38)):
+    b, e = header[name]['data_offsets']; data[b:e] = struct.pack('<f', value) * ((e - b) // 4)"
+    "$CUVAE" plot "$tmp/dec_overflow" >"$tmp/dec_overflow.out" 2>"$tmp/dec_overflow.err"; rc=$?
+    if [ "$rc" -eq 2 ] && [ ! -s "$tmp/dec_overflow.out" ] \
+       && [ "$(tail -1 "$tmp/dec_overflow.err")" = "cuvae: plot: samples.png: the decoder gives outputs that are not finite: the model has diverged" ] \
+       && [ ! -e "$tmp/dec_overflow/figures/samples.png" ]; then
+        ok "plot: a decoder that overflows on the prior's draws only: refused at samples.png (exit 2), none drawn black"
+    else
+        bad "plot of a decoder overflowing on z ~ N(0, I): exit $rc, $(tail -1 "$tmp/dec_overflow.err"), figures: $(ls "$tmp/dec_overflow/figures" 2>/dev/null | tr '\n' ' ')"
+    fi
 else
     skip "plot of damaged run folders (11 cases)" "gnuplot not installed"
 fi

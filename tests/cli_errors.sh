@@ -270,6 +270,54 @@ rc=$?
     && [ ! -e "$tmp/diverge_term/resume.safetensors" ] && [ ! -e "$tmp/diverge_term/model.safetensors" ] \
     && ok "SIGTERM after a divergence stops as a divergence (exit 2, no resume file, nan without a sign)" \
     || bad "SIGTERM after divergence: exit $rc, $(tail -1 "$tmp/divt.err")"
+# the test loss not finite at an epoch's end while every training step's loss was (src/train.c, the
+# check after eval_elbo_ranks): one step per epoch (128 examples, batch 128) at SGD lr 1e30. The step's
+# loss is read before its update, from the initial weights: finite; the update leaves weights of ~1e30
+# (finite too), whose test loss is NaN. Refused as a divergence, before the epoch's log line and files
+# (until this check, the NaN weights would reach the state check with another message)
+for watched in test val; do
+    extra=(); [ "$watched" = val ] && extra=(--set data.train_limit=256 --set data.validation=0.5)
+    rm -rf "$tmp/diverge_eval"
+    "$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.train_limit=128 --set train.epochs=1 \
+        --set train.optimizer=sgd --set train.lr=1e30 "${extra[@]}" --out "$tmp/diverge_eval" >/dev/null 2>"$tmp/dive.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && tail -1 "$tmp/dive.err" | grep -q "^cuvae: epoch 1: the $watched loss is not finite (nan); .*/diverge_eval/model.safetensors, if written, holds the last finished epoch; try a lower train.lr (it was 1e+30) or a gradient clip (train.grad_clip, e.g. 1)$" \
+        && ! grep -q "training diverged at epoch" "$tmp/dive.err" && ! grep -q -- "-nan" "$tmp/dive.err" \
+        && [ ! -s "$tmp/diverge_eval/log.jsonl" ] && [ ! -e "$tmp/diverge_eval/model.safetensors" ] \
+        && [ ! -e "$tmp/diverge_eval/resume.safetensors" ] && [ ! -e "$tmp/diverge_eval/eval.json" ] \
+        && ok "a $watched loss not finite after finite training steps: exit 2, said at the epoch's end, nothing of the epoch written" \
+        || bad "$watched loss not finite at the epoch's end: exit $rc, $(tail -1 "$tmp/dive.err"), files: $(ls "$tmp/diverge_eval" 2>/dev/null | tr '\n' ' ')"
+done
+# Adam's second moment overflowing while the loss stays finite: loss.w_rec 1e25 makes gradients of
+# ~1e25, whose squares (~1e50) are inf in float; the update m / (sqrt(v) + eps) is then 0, so the
+# weights, the loss and the test loss stay finite. (1) At the epoch's end the state check
+# (checkpoint_first_non_finite, src/checkpoint.c) refuses it, naming Adam's v and the weight to
+# blame first; nothing of the epoch written. (2) SIGTERM mid-epoch: the same check before the resume
+# file is written says it as a divergence, with the same advice (until 2026-12-07 the file's writer,
+# safetensors_check_finite_before_write, refused it advising a lower train.lr), exit 2, no file.
+rm -rf "$tmp/diverge_adam"
+"$CUVAE" train configs/examples_vae.json "${small[@]}" --set data.train_limit=128 --set train.epochs=1 \
+    --set loss.w_rec=1e25 --out "$tmp/diverge_adam" >/dev/null 2>"$tmp/diva.err"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/diva.err" | grep -q "^cuvae: training diverged in epoch 1: Adam's v, element [0-9]* is infinite though the loss is finite; .*/diverge_adam/model.safetensors, if written, holds the last finished epoch; try a smaller loss.w_rec (it was 1e+25), a lower train.lr (it was 0.001) or a gradient clip (train.grad_clip, e.g. 1)$" \
+    && [ ! -s "$tmp/diverge_adam/log.jsonl" ] && [ ! -e "$tmp/diverge_adam/model.safetensors" ] \
+    && [ ! -e "$tmp/diverge_adam/resume.safetensors" ] && [ ! -e "$tmp/diverge_adam/eval.json" ] \
+    && ok "Adam's v overflowing with a finite loss: exit 2 at the epoch's end naming it and loss.w_rec; nothing of the epoch written" \
+    || bad "Adam state overflow at the epoch's end: exit $rc, $(tail -1 "$tmp/diva.err"), files: $(ls "$tmp/diverge_adam" 2>/dev/null | tr '\n' ' ')"
+rm -rf "$tmp/diverge_adam_term"
+"$CUVAE" train configs/examples_vae.json --set device=cpu --set data.test_limit=100 --set loss.w_rec=1e25 \
+    --set train.batch_size=1 --set train.log_interval=10000000 --out "$tmp/diverge_adam_term" >/dev/null 2>"$tmp/divat.err" &
+pid=$!
+for _ in $(seq 100); do [ -e "$tmp/diverge_adam_term/log.jsonl" ] && break; sleep 0.1; done
+sleep 1
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 2 ] && tail -1 "$tmp/divat.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): Adam.s v, element [0-9]* is infinite though the loss is finite; .*try a smaller loss.w_rec (it was 1e+25)" \
+    && [ ! -e "$tmp/diverge_adam_term/resume.safetensors" ] && [ ! -e "$tmp/diverge_adam_term/model.safetensors" ] \
+    && [ -z "$(ls "$tmp/diverge_adam_term" | grep -v -e '^config.json$' -e '^log.jsonl$')" ] \
+    && ok "SIGTERM after Adam's v overflowed (finite loss): exit 2 as a divergence naming loss.w_rec, no resume file written with inf" \
+    || bad "SIGTERM after a state overflow: exit $rc, $(tail -1 "$tmp/divat.err"), files: $(ls -a "$tmp/diverge_adam_term" 2>/dev/null | tr '\n' ' ')"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --out "$tmp/rerun" 2>/dev/null
 cp -r "$tmp/rerun" "$tmp/rerun2"
 "$CUVAE" train configs/examples_vae.json "${small[@]}" --set train.lr=1e30 --out "$tmp/rerun2" --overwrite 2>"$tmp/rerun2.err"

@@ -553,6 +553,31 @@ static void test_made_mask_ensemble(void) {
     model_destroy(&m);
 }
 
+// model.masks > 1: sampling draws with mask set 0 (src/model_made.c, model_made_sample) and puts the
+// set in use back -- the buffers a checkpoint or resume file then saves (train's progress images sample
+// between model.safetensors and resume.safetensors). With set 2 in use: the samples are set 0's (the
+// same draws as with set 0 in use), and set 2 is in use again after them.
+static void test_made_sample_restores_masks(void) {
+    Config cfg = made_config_masks("[{\"masked_linear\": 9}, \"tanh\", {\"masked_linear\": 6}]", "random", 4);
+    Model m;
+    char err[512];
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 4);
+    float *set2 = xmalloc(m.n_buffers * sizeof(float)), *after = xmalloc(m.n_buffers * sizeof(float));
+    float from_set0[5 * 6], from_set2[5 * 6];
+    model_made_use_set(&m, 0);
+    model_made_sample(&m, 5, 17, from_set0);
+    model_made_use_set(&m, 2);
+    model_get_buffers(&m, set2);
+    model_made_sample(&m, 5, 17, from_set2);
+    model_get_buffers(&m, after);
+    CHECK(memcmp(set2, after, m.n_buffers * sizeof(float)) == 0, "sampling left other masks in use than set 2");
+    CHECK(memcmp(from_set0, from_set2, sizeof from_set0) == 0, "the samples depend on the set in use (want set 0's)");
+    free(set2);
+    free(after);
+    model_destroy(&m);
+}
+
 // A MADE's sampling draws pixel d as 1 with probability sigmoid(logit_d): with the last
 // layer's weights 0 and its biases +30 (p = 1 in float) every pixel comes out 1, with -30
 // (p ~ 1e-13) every pixel 0 -- a comparison turned around would give the opposite images.
@@ -912,6 +937,54 @@ static void test_checkpoint_round_trip_and_shapes(void) {
     model_destroy(&saved);
     model_destroy(&loaded);
     unlink(path);
+}
+
+// A state that is not finite (src/checkpoint.c): checkpoint_first_non_finite names the first tensor
+// and element (a weight's NaN before Adam's moments), or Adam's m / v; checkpoint_save refuses a
+// weight that is not finite (its safetensors_check_finite_before_write: train.c's own check comes
+// first, so this one is not reached from the CLI) and writes nothing; Adam's moments are not in a
+// checkpoint, so an infinite one is no reason for it to refuse.
+static void test_checkpoint_refuses_non_finite(void) {
+    char dir[] = "/tmp/cuvae_test_non_finite_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[600], what[256] = "", err[1024] = "", want[1400];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    Config cfg = small_config(MODEL_VAE, ACT_TANH, REC_BCE, OUTPUT_BERNOULLI, REDUCTION_SUM, 2);
+    Model m;
+    CHECK(model_create(&m, &cfg, cpu, 3, err, sizeof err) == 0, "create: %s", err);
+    model_init_params(&m, 11);
+    CHECK(checkpoint_first_non_finite(&m, what, sizeof what) == 0, "a fresh model: %s", what);
+    static ModelTensor slices[MODEL_MAX_TENSORS];
+    const int n = model_list_tensors(&m, slices);
+    CHECK(n >= 2 && !slices[1].buffer, "tensors: %d", n);
+    float *params = xmalloc(m.n_params * sizeof(float)), *saved = xmalloc(m.n_params * sizeof(float));
+    model_get_params(&m, saved);
+    memcpy(params, saved, m.n_params * sizeof(float));
+    params[slices[1].offset + 2] = NAN;   // the second tensor's element 2, and an inf after it
+    params[slices[1].offset + 3] = INFINITY;
+    model_set_params(&m, params);
+    char want_what[300];
+    snprintf(want_what, sizeof want_what, "tensor %s, element 2 is NaN", slices[1].name);
+    CHECK(checkpoint_first_non_finite(&m, what, sizeof what) == 1 && strcmp(what, want_what) == 0,
+          "a NaN weight: \"%s\" (want \"%s\")", what, want_what);
+    CHECK(checkpoint_save(&m, path, err, sizeof err) != 0, "a NaN weight was saved");
+    snprintf(want, sizeof want, "%s: not written: tensor %s, element 2 is NaN: the run diverged (its loss stayed "
+             "finite); the file holds the last finished epoch, if one was; try a lower train.lr", path, slices[1].name);
+    CHECK(strcmp(err, want) == 0, "message: %s", err);
+    CHECK(access(path, F_OK) != 0, "a refused save left %s", path);
+    model_set_params(&m, saved);   // finite weights, Adam's m infinite at element 7
+    float *moment = xcalloc(m.n_params, sizeof(float));
+    moment[7] = -INFINITY;
+    cpu->upload(cpu, m.adam_m, moment, m.n_params * sizeof(float));
+    CHECK(checkpoint_first_non_finite(&m, what, sizeof what) == 1 && strcmp(what, "Adam's m, element 7 is infinite") == 0,
+          "Adam's m: \"%s\"", what);
+    CHECK(checkpoint_save(&m, path, err, sizeof err) == 0, "finite weights with an infinite Adam moment: %s", err);
+    unlink(path);
+    rmdir(dir);
+    free(moment);
+    free(params);
+    free(saved);
+    model_destroy(&m);
 }
 
 // A checkpoint replaced (atomically, as train's epochs and --overwrite do) after a command first
@@ -2118,6 +2191,7 @@ int main(void) {
     test_run("made_gradients", test_made_gradients);
     test_run("made_autoregressive", test_made_autoregressive);
     test_run("made_mask_ensemble", test_made_mask_ensemble);
+    test_run("made_sample_restores_masks", test_made_sample_restores_masks);
     test_run("made_sample_follows_the_logits", test_made_sample_follows_the_logits);
     test_run("made_natural_masks", test_made_natural_masks);
     test_run("vq_term_per_update", test_vq_term_per_update);
@@ -2128,6 +2202,7 @@ int main(void) {
     test_run("prior_data_are_the_vq_codes", test_prior_data_are_the_vq_codes);
     test_run("checkpoint_extra_tensor", test_checkpoint_extra_tensor);
     test_run("checkpoint_round_trip_and_shapes", test_checkpoint_round_trip_and_shapes);
+    test_run("checkpoint_refuses_non_finite", test_checkpoint_refuses_non_finite);
     test_run("checkpoint_replaced_while_read", test_checkpoint_replaced_while_read);
     test_run("checkpoint_metadata_follows_the_file", test_checkpoint_metadata_follows_the_file);
     test_run("layout_and_init", test_layout_and_init);

@@ -503,6 +503,50 @@ static void test_axis_ticks_in_scripts(void) {
     unlink(capture);
 }
 
+// A panel whose values all coincide (src/plot.c, plot_histograms: hi - lo < 1e-6 (1 + |lo|)):
+// its range is widened to [v - 0.5, v + 0.5], so the bins have a width (0.1 with 10 bins) and the
+// one value is one bar in the middle bin; without it the bin width is 0, every value's bin
+// (v - lo) / 0 is NaN, and the figure's xrange [v:v] empty. Not reached from `cuvae plot`, whose
+// histograms overlay N(0, 1) and so always span at least [-4, 4]: only without the overlay.
+static void test_histogram_one_value(void) {
+    char path[600], err[512] = "";
+    enum { N = 50, DIMS = 2 };
+    float values[N * DIMS];
+    for (int i = 0; i < N; i++) {
+        values[i * DIMS] = 3.0f;       // z_1: all 3
+        values[i * DIMS + 1] = 0.0f;   // z_2: all 0 (the tolerance's 1 + |lo| at lo = 0)
+    }
+    out_path(path, sizeof path, "hist_one_value.png");
+    int rc = plot_histograms(path, "one value", values, N, DIMS, DIMS, false, err, sizeof err);
+    CHECK(rc == 0, "plot_histograms of coinciding values failed: %s", err);
+    if (rc == 0) {
+        int w, h;
+        plot_histograms_size(DIMS, &w, &h);
+        Picture pic = check_figure(path, w, h);
+        if (pic.rgb) {
+            CHECK(count_palette(&pic, 0, 0.0, 1.0, 0.0, 1.0) > 100, "no bar drawn for a panel of one value");
+            free(pic.rgb);
+        }
+    }
+    // the script's ranges and bar width, through a fake gnuplot that copies the script
+    char fake[700], capture[700], script_text[1200];
+    snprintf(capture, sizeof capture, "%s/captured_hist.gp", test_dir);
+    snprintf(script_text, sizeof script_text,
+             "#!/bin/sh\nfor a; do [ \"$a\" = -e ] && exit 0; script=\"$a\"; done\n/bin/cp \"$script\" '%s'\nexit 1\n",
+             capture);
+    char *saved = use_fake_gnuplot("capturehist", script_text, fake, sizeof fake);
+    if (!saved) return;
+    unlink(capture);
+    plot_histograms(path, "one value", values, N, DIMS, DIMS, false, err, sizeof err);
+    const char *script = captured_script(capture);
+    CHECK(script && strstr(script, "set xrange [2.5:3.5]\nset yrange [0:11]\nset boxwidth 0.1 absolute"),
+          "z_1 (all 3): range [2.5, 3.5], bins 0.1 wide, one bar of density 10:\n%s", script ? script : "(none)");
+    CHECK(script && strstr(script, "set xrange [-0.5:0.5]\nset yrange [0:11]\nset boxwidth 0.1 absolute"),
+          "z_2 (all 0): range [-0.5, 0.5]:\n%s", script ? script : "(none)");
+    drop_fake_gnuplot(fake, saved);
+    unlink(capture);
+}
+
 // A fake gnuplot that fails like the real one: the error names the script line, the call
 // returns -1, nothing is left behind. Then no gnuplot on PATH at all.
 static void test_gnuplot_failure(void) {
@@ -611,6 +655,7 @@ int main(void) {
         {"gnuplot_failure", test_gnuplot_failure},
         {"gnuplot_timeout", test_gnuplot_timeout},
         {"axis_ticks_in_scripts", test_axis_ticks_in_scripts},
+        {"histogram_one_value", test_histogram_one_value},
     };
     int n_tests = (int)(sizeof tests / sizeof tests[0]);
     if (!plot_available()) {

@@ -341,6 +341,41 @@ static void test_checksum_and_finite(void) {
     }
 }
 
+// The writers' last check (src/safetensors.c, safetensors_check_finite_before_write, under
+// checkpoint_save and resume_save): every tensor finite passes; the first element that is not
+// (tensor by tensor, element by element) is named with the path, and nothing is written by the
+// callers. (From the CLI: resume_save when SIGTERM stops a run whose Adam state overflowed with
+// a finite loss -- tests/cli_errors.sh; checkpoint_save's call is behind train.c's own check.)
+static void test_check_finite_before_write(void) {
+    char path[512], err[512] = "";
+    test_path(path, sizeof path, "finite_before_write.safetensors");
+    float a[3] = {1.0f, -2.0f, 3.0e38f}, b[4] = {0.0f, 1.0f, 2.0f, 3.0f};
+    StTensor t[2];
+    memset(t, 0, sizeof t);
+    strcpy(t[0].name, "a");
+    t[0].rank = 1;
+    t[0].shape[0] = 3;
+    t[0].data = a;
+    strcpy(t[1].name, "b");
+    t[1].rank = 2;
+    t[1].shape[0] = 2;
+    t[1].shape[1] = 2;
+    t[1].data = b;
+    CHECK(safetensors_check_finite_before_write(path, t, 2, err, sizeof err) == 0, "finite tensors refused: %s", err);
+    b[3] = INFINITY;
+    b[2] = -INFINITY;   // (the first one is named)
+    CHECK(safetensors_check_finite_before_write(path, t, 2, err, sizeof err) != 0, "an infinite element passed");
+    char want[1024];
+    snprintf(want, sizeof want, "%s: not written: tensor b, element 2 is infinite: the run diverged (its loss stayed "
+             "finite); the file holds the last finished epoch, if one was; try a lower train.lr", path);
+    CHECK(strcmp(err, want) == 0, "message: %s", err);
+    a[1] = NAN;   // an earlier tensor first
+    CHECK(safetensors_check_finite_before_write(path, t, 2, err, sizeof err) != 0, "a NaN passed");
+    CHECK(strstr(err, "finite_before_write.safetensors: not written: tensor a, element 1 is NaN:") != NULL,
+          "message: %s", err);
+    CHECK(access(path, F_OK) != 0, "the check wrote a file");
+}
+
 // Two tensors of the same byte size with their data_offsets swapped in the header (the data and
 // the metadata untouched, so crc32 still matches): crc32_entries refuses the file; with that key
 // dropped too, crc32 (which covers it) no longer matches.
@@ -949,6 +984,7 @@ int main(void) {
     test_run("overwrite_replaces_whole_file", test_overwrite_replaces_whole_file);
     test_run("write_rejects_bad_input", test_write_rejects_bad_input);
     test_run("checksum_and_finite", test_checksum_and_finite);
+    test_run("check_finite_before_write", test_check_finite_before_write);
     if (have_python())
         test_run("python_decodes_file", test_python_decodes_file);
     else

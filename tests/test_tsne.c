@@ -375,6 +375,35 @@ static void test_errors(void) {
     free(x);
 }
 
+// The layout overflowing (src/tsne.c, the check after the iterations): not reachable from `cuvae plot`,
+// whose learning rate is the automatic one and whose --tsne-iterations is at most 100000 (the steps are
+// bounded: |grad| <= ~26, gains grow by 0.2 an iteration), so only through the option a caller sets: a
+// finite learning rate of 1e300 throws the points ~1e300 apart in the first iteration, the next one's
+// squared distances are inf (w = 0, Z = 0, 0 * inf = NaN). Refused as t-SNE diverged, naming a point,
+// and the caller's output buffer left as it was (no NaN handed on to the scatter).
+static void test_divergence(void) {
+    const int n = 100, dim = 3;
+    float *x = random_points(n, dim, 43);
+    TsneOptions o;
+    tsne_default_options(&o);
+    o.perplexity = 10.0;
+    o.iterations = 5;
+    o.learning_rate = 1e300;
+    char err[256] = "";
+    float *y = xmalloc((size_t)n * 2 * sizeof(float));
+    for (int k = 0; k < 2 * n; k++) y[k] = 7.0f;
+    CHECK(tsne_embed(x, n, dim, &o, y, err, sizeof err) == -1, "learning rate 1e300: accepted");
+    CHECK(strncmp(err, "t-SNE diverged: non-finite coordinate for point ", 48) == 0, "error \"%s\"", err);
+    int untouched = 1;
+    for (int k = 0; k < 2 * n; k++) untouched &= y[k] == 7.0f;
+    CHECK(untouched, "a diverged layout was written to the output");
+    o.learning_rate = 200.0;   // the same points at an ordinary rate: a finite layout
+    CHECK(tsne_embed(x, n, dim, &o, y, err, sizeof err) == 0, "learning rate 200: %s", err);
+    for (int k = 0; k < 2 * n; k++) CHECK(isfinite(y[k]), "y[%d] = %g", k, (double)y[k]);
+    free(y);
+    free(x);
+}
+
 int main(void) {
     test_run("tsne_default_options", test_default_options);
     test_run("tsne_perplexity_calibration", test_perplexity_calibration);
@@ -383,5 +412,6 @@ int main(void) {
     test_run("tsne_kl_decreases", test_kl_decreases);
     test_run("tsne_kl_matches_definition", test_kl_matches_definition);
     test_run("tsne_errors", test_errors);
+    test_run("tsne_divergence", test_divergence);
     return test_finish("test_tsne");
 }

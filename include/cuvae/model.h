@@ -384,8 +384,9 @@ void model_made_use_set(Model *m, int set);
 // (one forward per set; the masks in use are restored), or of the one mask.
 void model_made_ensemble_loss(Model *m, int B);
 // n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes);
-// for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax.
-void model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
+// for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax. false when a
+// logit was not finite (finite weights whose outputs overflow: the draws are not the model's)
+bool model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 
 // Adversarial training (model_gan.c; gan and aae): the targets in m->gan_targets (3, max_batch):
 // row ADV_TARGET_REAL = 1 - smoothing, ADV_TARGET_FAKE = 0, ADV_TARGET_ONE = 1.
