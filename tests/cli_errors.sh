@@ -257,13 +257,21 @@ rc=$?
 # SIGTERM reaching a run that diverged since its last loss read (lr 1e6, batch 1, no read for
 # 1e7 steps): said as a divergence (until 2026-12-06 the resume file's writer refused its NaN
 # parameters with "its loss stayed finite"); nothing but config.json and the empty log written
-"$CUVAE" train configs/examples_vae.json --set device=cpu --set data.test_limit=100 --set train.lr=1e6 \
-    --set train.batch_size=1 --set train.log_interval=10000000 --out "$tmp/diverge_term" 2>"$tmp/divt.err" &
-pid=$!
-for _ in $(seq 100); do [ -e "$tmp/diverge_term/log.jsonl" ] && break; sleep 0.1; done
-sleep 1
-kill -TERM "$pid"
-wait "$pid"
+# SIGTERM a run on one example a step that reads no loss for 1e7 steps (so nothing checks its
+# values before the signal), a second after its log exists; returns its exit status.
+# Usage: sigterm_unread_run OUT ERRFILE --set KEY=VALUE...
+sigterm_unread_run() {
+    local out=$1 err=$2 pid; shift 2
+    rm -rf "$out"
+    "$CUVAE" train configs/examples_vae.json --set device=cpu --set data.test_limit=100 --set train.batch_size=1 \
+        --set train.log_interval=10000000 "$@" --out "$out" >/dev/null 2>"$err" &
+    pid=$!
+    for _ in $(seq 100); do [ -e "$out/log.jsonl" ] && break; sleep 0.1; done
+    sleep 1
+    kill -TERM "$pid"
+    wait "$pid"
+}
+sigterm_unread_run "$tmp/diverge_term" "$tmp/divt.err" --set train.lr=1e6
 rc=$?
 [ "$rc" -eq 2 ] && tail -1 "$tmp/divt.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): the loss is not finite (rec [^,]*, KL [^)]*); .*try a lower train.lr (it was 1e+06)" \
     && ! grep -q -- "-nan" "$tmp/divt.err" \
@@ -304,14 +312,7 @@ rc=$?
     && [ ! -e "$tmp/diverge_adam/resume.safetensors" ] && [ ! -e "$tmp/diverge_adam/eval.json" ] \
     && ok "Adam's v overflowing with a finite loss: exit 2 at the epoch's end naming it and loss.w_rec; nothing of the epoch written" \
     || bad "Adam state overflow at the epoch's end: exit $rc, $(tail -1 "$tmp/diva.err"), files: $(ls "$tmp/diverge_adam" 2>/dev/null | tr '\n' ' ')"
-rm -rf "$tmp/diverge_adam_term"
-"$CUVAE" train configs/examples_vae.json --set device=cpu --set data.test_limit=100 --set loss.w_rec=1e25 \
-    --set train.batch_size=1 --set train.log_interval=10000000 --out "$tmp/diverge_adam_term" >/dev/null 2>"$tmp/divat.err" &
-pid=$!
-for _ in $(seq 100); do [ -e "$tmp/diverge_adam_term/log.jsonl" ] && break; sleep 0.1; done
-sleep 1
-kill -TERM "$pid"
-wait "$pid"
+sigterm_unread_run "$tmp/diverge_adam_term" "$tmp/divat.err" --set loss.w_rec=1e25
 rc=$?
 [ "$rc" -eq 2 ] && tail -1 "$tmp/divat.err" | grep -q "^cuvae: training diverged in epoch 1 by step [0-9]* (found when SIGTERM stopped it): Adam.s v, element [0-9]* is infinite though the loss is finite; .*try a smaller loss.w_rec (it was 1e+25)" \
     && [ ! -e "$tmp/diverge_adam_term/resume.safetensors" ] && [ ! -e "$tmp/diverge_adam_term/model.safetensors" ] \
