@@ -209,6 +209,11 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a $(EMU_LINK)
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/obj/cuemu/*.d $(BUILD)/tests/*.d)
 
+# The targets below that install first (run, test, bench, lectures, fuzz) build in a sub-make with
+# one job per core (`make test JOBS=1` for one at a time); deps and data themselves run one after
+# the other (data needs what deps installs)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 deps:
 	@bash scripts/deps.sh
 
@@ -217,7 +222,7 @@ data:
 
 # (a sub-make after deps: the oneDNN that deps installed is detected)
 run: deps data
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	./$(BUILD)/cuvae train configs/mnist_vae.json --out runs/mnist_vae --overwrite
 	./$(BUILD)/cuvae sample runs/mnist_vae/model.safetensors -n 64 -o runs/mnist_vae/samples.png
 	./$(BUILD)/cuvae plot runs/mnist_vae
@@ -228,11 +233,11 @@ run: deps data
 # (a sub-make after deps: what deps installed, e.g. Open MPI, is detected)
 ifeq ($(SANITIZE),1)
 test: deps data
-	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@$(MAKE) --no-print-directory -j$(JOBS) SANITIZE=1 all
 	@SANITIZE=1 BUILD=$(BUILD) bash tests/run_tests.sh
 else
 test: deps data
-	@$(MAKE) --no-print-directory all emu
+	@$(MAKE) --no-print-directory -j$(JOBS) all emu
 	@bash tests/run_tests.sh
 endif
 
@@ -269,7 +274,7 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJS)
 .SECONDARY: $(FUZZ_OBJS)
 fuzz-build:
 	@CUVAE_EXTRA_DEBS="clang libclang-rt-14-dev" bash scripts/deps.sh
-	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -279,7 +284,7 @@ fuzz-smoke: fuzz-build
 
 # (sub-makes after deps, as for run and test: the oneDNN that deps installed is built in)
 lectures: deps data
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	FULL=$(FULL) bash scripts/lectures.sh
 
 # (PyTorch and numpy too, where no python3 imports torch and PYTHON names none: the peer whose step
@@ -288,7 +293,7 @@ bench: deps
 	@if [ -z "$(PYTHON)" ] && ! python3 -c 'import torch' 2>/dev/null && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	    CUVAE_EXTRA_DEBS="python3-torch python3-numpy" bash scripts/deps.sh || \
 	    echo "bench: python3-torch could not be installed: the PyTorch columns will be missing" >&2; fi
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	bash scripts/bench.sh
 
 # tests without the install steps (for a machine already set up)
@@ -306,3 +311,4 @@ help:
 	@echo "make bench      the CPU (or GPU) benchmarks against PyTorch, appended to bench/RESULTS.md"
 	@echo "make deps | data | all | emu | fuzz | fuzz-smoke | clean"
 	@echo "options: CUDA=0|1  MPI=0|1  NCCL=0|1  ONEDNN=0|1  ARCH=x86-64-v3 (x86-64 for older CPUs)  SANITIZE=1  CUDA_EMU=1"
+	@echo "         JOBS=N (build jobs of run, test, bench, lectures, fuzz; default: one per core)"

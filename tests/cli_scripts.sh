@@ -14,6 +14,12 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory "$@"; }
 mk help > "$tmp/help" 2>&1 && grep -q "^make test " "$tmp/help" && grep -q "ARCH=" "$tmp/help" \
     && ok "make help lists the targets and options" || bad "make help: $(head -3 "$tmp/help")"
+# the targets that install first build in a sub-make with one job per core, or JOBS (make -n prints
+# the sub-make's line; deps and data are printed, not run)
+mk -n run > "$tmp/jobs_default" 2>&1; mk -n JOBS=3 test > "$tmp/jobs3" 2>&1
+grep -qx "make --no-print-directory -j$(nproc) all" "$tmp/jobs_default" && grep -qx "make --no-print-directory -j3 all emu" "$tmp/jobs3" \
+    && ok "make run / test build with one job per core (nproc $(nproc)), JOBS=3 with 3" \
+    || bad "build jobs: $(grep -- '-j' "$tmp/jobs_default" "$tmp/jobs3" | head -2)"
 # (make -n runs nothing: it says what a changed ARCH would do)
 if mk -q build/cuvae 2>/dev/null; then
     mk -n ARCH=x86-64 build/cuvae > "$tmp/arch" 2>&1
