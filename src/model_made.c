@@ -268,10 +268,11 @@ bool model_made_sample(Model *m, int n, uint64_t seed, float *pixels) {
     Progress progress;   // (shown past 2 s: a PixelCNN's 64 samples are 784 forward passes)
     progress_begin(&progress, K > 0 ? "drawing codes position by position" : "drawing pixels one at a time");
     const long passes = (long)((n + m->max_batch - 1) / m->max_batch) * D;
-    for (int start = 0; start < n; start += m->max_batch) {
+    // (a logit not finite ends the draw: the model has diverged, and the caller refuses it at once)
+    for (int start = 0; start < n && finite; start += m->max_batch) {
         const int B = n - start < m->max_batch ? n - start : m->max_batch;
         float *x = pixels + (size_t)start * D;   // (B, D): filled one position at a time
-        for (int i = 0; i < D; i++) {
+        for (int i = 0; i < D && finite; i++) {
             progress_update(&progress, (long)(start / m->max_batch) * D + i, passes);
             be->upload(be, m->x, x, (size_t)B * D * sizeof(float));
             model_forward(m, B, EPS_ZERO);
