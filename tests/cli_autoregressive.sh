@@ -349,6 +349,18 @@ if "$CUVAE" train "$tmp/prior.json" --out "$tmp/prior" 2>"$tmp/prior.err"; then
         && grep -q "codes drawn uniformly" "$tmp/vq_uniform.err" \
         && ok "sample on the VQ-VAE: --prior draws its codes from the prior, without it uniformly" \
         || bad "sample --prior: $(tail -1 "$tmp/vq_prior.err")"
+    # a prior whose logits overflow (every weight 3e38, re-signed): refused by sample (its own draws and
+    # through --prior), not decoded into images from codes drawn out of NaN softmaxes, exit 0
+    resign "$tmp/prior/model.safetensors" "$tmp/prior_ov.safetensors" "
+for name in header:
+    if name.endswith('weight'):
+        b, e = header[name]['data_offsets']; data[b:e] = struct.pack('<f', 3e38) * ((e - b) // 4)"
+    "$CUVAE" sample "$tmp/prior_ov.safetensors" -n 4 -o "$tmp/pov.png" >/dev/null 2>"$tmp/pov.err"; rc=$?
+    "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/prior_ov.safetensors" -n 4 -o "$tmp/pov2.png" >/dev/null 2>"$tmp/pov2.err"; rc2=$?
+    [ "$rc" -eq 2 ] && [ "$rc2" -eq 2 ] && tail -1 "$tmp/pov.err" | grep -q "the prior's logits are not finite" \
+        && tail -1 "$tmp/pov2.err" | grep -q "the prior's logits are not finite" && [ ! -e "$tmp/pov.png" ] && [ ! -e "$tmp/pov2.png" ] \
+        && ok "sample: a prior whose logits overflow refused, alone and as --prior; no image" \
+        || bad "prior overflow: exit $rc / $rc2, $(tail -1 "$tmp/pov.err") / $(tail -1 "$tmp/pov2.err")"
     expect_error "sample --prior given a made, not a prior" 2 \
         "sample: --prior .*/run/model.safetensors is a \"made\", not a PixelCNN prior over a VQ-VAE's codes" -- \
         "$CUVAE" sample "$tmp/vq/model.safetensors" --prior "$tmp/run/model.safetensors" -o "$tmp/x.png"

@@ -18,22 +18,6 @@ for run in vae_dim2 cvae_dim2 made_h500; do
 done
 ok "three small runs trained (vae_dim2 with its MSE loss, cvae_dim2, made_h500)"
 
-# ---- a checkpoint edited and re-signed (its CRC-32 recomputed): EDIT is python on meta / data
-resign() {   # resign IN OUT EDIT
-python3 - "$1" "$2" "$3" <<'PY'
-import json, struct, sys, zlib
-raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
-header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:]); meta = header["__metadata__"]
-exec(sys.argv[3])
-crc = zlib.crc32(bytes(data))
-for key, value in sorted(meta.items(), key=lambda pair: pair[0].encode()):   # (key order, as cuvae)
-    if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
-meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
-text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
-PY
-}
-
 # a cvae's __metadata__.data_classes (the classes its data had, when fewer than the model's):
 # a value that is not a whole number 1..9 was read by strtol ("3x" as 3) or dropped unsaid
 for value in abc 3x -1 0 10; do
@@ -73,6 +57,20 @@ expect_error "sample: a MADE whose outputs overflow: refused at its first pixel,
     "^cuvae: sample: .*/made_overflow.safetensors: the model's logits are not finite: the model has diverged" -- \
     "$CUVAE" sample "$tmp/made_overflow.safetensors" -n 1000 -o "$tmp/made_overflow.png"
 [ ! -e "$tmp/made_overflow.png" ] && ok "... and no grid written" || bad "sample wrote a grid of a MADE whose outputs overflow"
+# ... where only some of its logits overflow: every drawn logit is checked, not the last of each pass: only
+# pixel 400's output row overflows (rows 0 and 1 are masked out); and where they are +-inf without a NaN
+# (the output layer's weights alone at 3e38: isnan would let them through)
+resign "$tmp/R/made_h500/model.safetensors" "$tmp/made_row400.safetensors" "
+b, e = header['network.2.weight']['data_offsets']; H = header['network.2.weight']['shape'][1]
+data[b + 4 * 400 * H:b + 4 * 401 * H] = struct.pack('<f', 3e38) * H"
+resign "$tmp/R/made_h500/model.safetensors" "$tmp/made_inf.safetensors" "
+b, e = header['network.2.weight']['data_offsets']; data[b:e] = struct.pack('<f', 3e38) * ((e - b) // 4)"
+for case in row400 inf; do
+    expect_error "sample: a MADE overflowing $([ $case = inf ] && echo "to +-inf without a NaN" || echo "at one pixel only"): refused" 2 \
+        "^cuvae: sample: .*/made_$case.safetensors: the model's logits are not finite: the model has diverged" -- \
+        "$CUVAE" sample "$tmp/made_$case.safetensors" -n 4 -o "$tmp/made_$case.png"
+    [ ! -e "$tmp/made_$case.png" ] || bad "sample wrote a grid of a MADE overflowing ($case)"
+done
 if command -v gnuplot >/dev/null; then
     rm -rf "$tmp/made_ov"; mkdir "$tmp/made_ov"
     cp "$tmp/R/made_h500/config.json" "$tmp/R/made_h500/log.jsonl" "$tmp/made_ov/"
@@ -533,6 +531,10 @@ resume_refused "an lr past float32" "__metadata__.lr: 1e\+39 is not a learning r
 resume_refused "a best epoch not yet finished" "__metadata__.best: epoch 5 is not one of the 1 finished" "meta['best'] = '5,0'"
 resume_refused "a best epoch that is not whole" "__metadata__.best: epoch 0.5 is not one of the 1 finished" "meta['best'] = '0.5,0'"
 resume_refused "a step count that fits no epoch" "__metadata__: epoch 1, step 5 and steps_in_epoch 0 do not fit 4 steps an epoch" "meta['step'] = '5'"
+# a minus sign before a count (strtoull would take "-1" as 2^64 - 1: the run resumed on another
+# random stream, exit 0, without the check)
+resume_refused "an eps_offset of -1" '__metadata__.eps_offset: not a non-negative integer: "-1"' "meta['eps_offset'] = '-1'"
+resume_refused "a step of -1" '__metadata__.step: not a non-negative integer: "-1"' "meta['step'] = '-1'"
 resume_refused "Adam's bias correction of another step count" "__metadata__: beta1_power / beta2_power do not match 4 steps of train.beta1 / beta2" \
     "meta['beta1_power'] = '0.5'"
 resume_refused "a model checkpoint's format" '__metadata__.format: expected "cuvae-resume-1"' "meta['format'] = 'cuvae-1'"

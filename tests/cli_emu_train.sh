@@ -157,6 +157,7 @@ xr=(--set data.train_limit=3450 --set data.test_limit=100 --set device=auto --se
 if [ "$rc1$rc2" = 00 ] && ! grep -q "using the CPU" "$tmp/xr2.err"; then
     skip "a CPU run resumed on the CUDA backend" "$CUVAE found a GPU for device auto: the first runs did not run on the CPU"
 else
+    cp -r "$tmp/xr2" "$tmp/xr2_unflushed"   # (for the case after the next two)
     [ "$rc1" -eq 0 ] && "$EMU" train configs/examples_vae.json "${xr[@]}" --set train.epochs=2 --out "$tmp/xr1" --resume \
             >/dev/null 2>"$tmp/xr1r.err" \
         && ok "a CPU run stopped at step 3,450 resumes on the CUDA backend $L" \
@@ -168,5 +169,15 @@ print(json.loads(raw[8:8 + n])["__metadata__"]["beta1_power"])' "$tmp/xr2/resume
         && "$EMU" train configs/examples_vae.json "${xr[@]}" --set train.epochs=3 --out "$tmp/xr2" --resume >/dev/null 2>"$tmp/xr2r.err" \
         && ok "a CPU run stopped at step 6,900 (beta1^t flushed to 0 there: $stored) resumes on the CUDA backend $L" \
         || bad "CPU -> CUDA resume at step 6,900 $L: beta1_power '$stored', $(cat "$tmp/xr2.err" "$tmp/xr2r.err" 2>/dev/null | grep cuvae: | tail -1)"
+    # the same file with beta1_power as a process that does not flush writes it (0.9^6900, a subnormal
+    # double; re-signed), resumed on the CUDA backend: compared flushed on both sides, taken
+    resign "$tmp/xr2_unflushed/resume.safetensors" "$tmp/xr2_unflushed/resume.safetensors" "
+p = 1.0
+for _ in range(int(meta['step'])): p *= 0.9
+meta['beta1_power'] = p.hex()"
+    [ "$rc2" -eq 0 ] && "$EMU" train configs/examples_vae.json "${xr[@]}" --set train.epochs=3 --out "$tmp/xr2_unflushed" --resume \
+            >/dev/null 2>"$tmp/xr2u.err" \
+        && ok "a step-6,900 resume file whose beta1_power is the unflushed subnormal (a GPU's) resumes on the CUDA backend $L" \
+        || bad "unflushed subnormal beta1_power on the CUDA backend $L: $(tail -1 "$tmp/xr2u.err")"
 fi
 cli_finish cli_emu_train

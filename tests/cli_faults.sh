@@ -1083,6 +1083,23 @@ if make_memory_cgroup 1000000000; then
             >/dev/null 2>"$tmp/cgroup_small.err" && [ -s "$tmp/cgroup_small/model.safetensors" ] \
             && ok "a small run within the same cgroup's limit trains" \
             || bad "a small run in a 1 GB cgroup: $(tail -1 "$tmp/cgroup_small.err")"
+        # the cgroup file system found where /proc/self/mountinfo says it is mounted, not at /sys/fs/cgroup
+        # alone: in a mount namespace of its own (unshare -m), the hierarchy bound at a folder of ours and
+        # unmounted from its usual place; the refusal names the limit file under the new place
+        hierarchy=$(dirname "$cg_dir")   # (v1: /sys/fs/cgroup/memory; v2: /sys/fs/cgroup)
+        mkdir -p "$tmp/cgmount"
+        in_cgroup unshare -m sh -c 'mount --bind "$0" "$1" && umount -l "$0" || exit 125; shift; exec "$@"' \
+            "$hierarchy" "$tmp/cgmount" "$CUVAE" train configs/examples_vae.json "${small[@]}" \
+            --set 'model.encoder=[20000,20000]' --set train.epochs=1 --out "$tmp/cgroup_moved" >/dev/null 2>"$tmp/cgroup_moved.err"; rc=$?
+        if [ "$rc" -eq 125 ]; then
+            skip "a cgroup hierarchy mounted elsewhere" "unshare -m / mount --bind not permitted here: $(tail -1 "$tmp/cgroup_moved.err")"
+        else
+            [ "$rc" -eq 2 ] && [ "$(wc -l < "$tmp/cgroup_moved.err")" -eq 1 ] &&
+                grep -q "^cuvae: out of host memory: .* exceed the [0-9]* bytes its cgroup's memory limit leaves" "$tmp/cgroup_moved.err" &&
+                grep -qF "$tmp/cgmount/$(basename "$cg_dir")/memory." "$tmp/cgroup_moved.err" && [ ! -e "$tmp/cgroup_moved" ] \
+                && ok "the cgroup hierarchy mounted elsewhere (a mount namespace): found from mountinfo, its limit file named there" \
+                || bad "a cgroup hierarchy mounted elsewhere: exit $rc (137: killed), $(tail -1 "$tmp/cgroup_moved.err")"
+        fi
         if [ -n "${CUVAE_SANITIZED:-}" ]; then
             skip "a model whose first save does not fit its cgroup" "ASan's shadow memory and redzones move the sizes"
         else

@@ -48,3 +48,18 @@ expect_error() {
     fi
     rm -f "$err"
 }
+# a checkpoint edited and re-signed (its CRC-32 recomputed): EDIT is python on header / meta / data
+resign() {   # resign IN OUT EDIT
+python3 - "$1" "$2" "$3" <<'PY'
+import json, struct, sys, zlib
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n]); data = bytearray(raw[8 + n:]); meta = header["__metadata__"]
+exec(sys.argv[3])
+crc = zlib.crc32(bytes(data))
+for key, value in sorted(meta.items(), key=lambda pair: pair[0].encode()):   # (key order, as cuvae)
+    if key not in ("crc32", "crc32_entries"): crc = zlib.crc32(key.encode() + b"\0" + value.encode() + b"\0", crc)
+meta.pop("crc32_entries", None); meta["crc32"] = "%08x" % (crc & 0xffffffff)
+text = json.dumps(header).encode(); text += b" " * (-(8 + len(text)) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
+PY
+}

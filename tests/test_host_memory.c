@@ -265,6 +265,93 @@ static void test_mounts_from_mountinfo(void) {
     remove_root();
 }
 
+// the answer of host_memory_read_at on root's proc/, the cgroup mounts found from its self/mountinfo:
+// whether it is `want` bytes from the limit file `relative` (below root); `got` says what it was
+static bool mountinfo_answer(size_t want, const char *relative, char *got, size_t size) {
+    char proc[512], file[1024];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    snprintf(file, sizeof file, "%s/%s", root, relative);
+    const HostMemory hm = host_memory_read_at(proc, NULL);
+    snprintf(got, size, "%zu bytes from %s (want %zu from %s)", hm.available, hm.cgroup_bound ? hm.limit_file : "no cgroup",
+             want, file);
+    return hm.cgroup_bound && hm.available == want && strcmp(hm.limit_file, file) == 0;
+}
+
+// a cgroup's limit and usage files below root: v1's memory controller or v2
+static void write_v1_cgroup(const char *dir, const char *limit, const char *usage) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/memory.limit_in_bytes", dir);
+    write_file(path, "%s\n", limit);
+    snprintf(path, sizeof path, "%s/memory.usage_in_bytes", dir);
+    write_file(path, "%s\n", usage);
+}
+static void write_v2_cgroup(const char *dir, const char *max, const char *current) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/memory.max", dir);
+    write_file(path, "%s\n", max);
+    snprintf(path, sizeof path, "%s/memory.current", dir);
+    write_file(path, "%s\n", current);
+}
+
+// mountinfo's octal escapes decoded in the mount point (a backslash, \134: its first digit is not 0)
+// and in the mount's root (a space, \040), which maps the process's cgroup path below the mount
+static void test_escapes(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "5:memory:/dock er/sub\n");
+    write_file("proc/self/mountinfo",
+               "35 31 0:32 /dock\\040er %s/back\\134slash rw,relatime - cgroup cgroup rw,memory\n", root);
+    write_v1_cgroup("back\\slash/sub", "800000", "300000");
+    char got[9000];
+    CHECK(mountinfo_answer(500000, "back\\slash/sub/memory.limit_in_bytes", got, sizeof got), "escapes: %s", got);
+    remove_root();
+}
+
+// two mounts of the same hierarchy (a bind mount): the first of each is read, v2 and v1 alike (here the
+// v2 one, its 500000 left tighter than v1a's 600000; the second mounts hold other, tighter numbers)
+static void test_first_mounts(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "5:memory:/m\n0::/svc\n");
+    write_file("proc/self/mountinfo",
+               "41 31 0:38 / %s/v2a rw - cgroup2 cgroup2 rw\n"
+               "42 31 0:38 / %s/v2b rw - cgroup2 cgroup2 rw\n"
+               "43 31 0:39 / %s/v1a rw - cgroup cgroup rw,memory\n"
+               "44 31 0:39 / %s/v1b rw - cgroup cgroup rw,memory\n", root, root, root, root);
+    write_v2_cgroup("v2a/svc", "600000", "100000");
+    write_v2_cgroup("v2b/svc", "200000", "100000");
+    write_v1_cgroup("v1a/m", "700000", "100000");
+    write_v1_cgroup("v1b/m", "150000", "100000");
+    char got[9000];
+    CHECK(mountinfo_answer(500000, "v2a/svc/memory.max", got, sizeof got), "first mounts: %s", got);
+    remove_root();
+}
+
+// a v1 line of another controller (cpu) is not read as the memory cgroup's path
+static void test_other_controller(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "6:cpu:/other\n5:memory:/mine\n");
+    write_file("proc/self/mountinfo", "43 31 0:39 / %s/mem rw - cgroup cgroup rw,memory\n", root);
+    write_v1_cgroup("mem/other", "150000", "100000");
+    write_v1_cgroup("mem/mine", "700000", "100000");
+    char got[9000];
+    CHECK(mountinfo_answer(600000, "mem/mine/memory.limit_in_bytes", got, sizeof got), "a cpu line: %s", got);
+    remove_root();
+}
+
+// cgroup v2 alone, mounted elsewhere than /sys/fs/cgroup: found from mountinfo
+static void test_v2_alone(void) {
+    fresh_root();
+    write_file("proc/meminfo", MEMINFO);
+    write_file("proc/self/cgroup", "0::/svc\n");
+    write_file("proc/self/mountinfo", "41 31 0:38 / %s/v2only rw - cgroup2 cgroup2 rw\n", root);
+    write_v2_cgroup("v2only/svc", "600000", "100000");
+    char got[9000];
+    CHECK(mountinfo_answer(500000, "v2only/svc/memory.max", got, sizeof got), "v2 alone: %s", got);
+    remove_root();
+}
+
 // this machine's own answer: known, and no more than its MemAvailable plus free swap
 static void test_this_machine(void) {
     const HostMemory here = host_memory_read_at("/proc", NULL);
@@ -291,6 +378,10 @@ int main(void) {
     test_run("host_memory_unified_and_unlimited", test_unified_and_unlimited);
     test_run("host_memory_nothing_readable", test_nothing_readable);
     test_run("host_memory_mounts_from_mountinfo", test_mounts_from_mountinfo);
+    test_run("host_memory_mountinfo_escapes", test_escapes);
+    test_run("host_memory_first_of_two_mounts", test_first_mounts);
+    test_run("host_memory_other_controller_line", test_other_controller);
+    test_run("host_memory_v2_alone_from_mountinfo", test_v2_alone);
     test_run("host_memory_this_machine", test_this_machine);
     return test_finish("test_host_memory");
 }

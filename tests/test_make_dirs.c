@@ -3,7 +3,9 @@
 // 65534 when the test runs as root, whose access no mode limits) under umask 0277, a folder made
 // that its owner cannot list, enter and write in removed again and refused naming its mode and the
 // umask, and such a umask refused up front (check_umask_keeps_owner), not 022 nor root's.
-// (cli_faults.sh runs train and plot under such umasks.)
+// (cli_faults.sh runs train and plot under such umasks.) Also: the modes other umasks give, named; a
+// setuid-root wrapper's folders checked with its effective uid; a default ACL named as the cause.
+#define _GNU_SOURCE   // setresuid, setresgid
 #include "test.h"
 
 #include "cuvae/common.h"
@@ -46,11 +48,20 @@ static void test_plain(void) {
     remove_root();
 }
 
-// In a child as uid 65534 (when root) under `mask`: make_dirs(root/a/b) and check_umask_keeps_owner(root);
-// their results and messages back through a pipe: "RC1 RC2\nERR1\nERR2\n". False if the child could
-// not become that user (then *why says so).
-static bool in_child(mode_t mask, int *rc_make, char *err_make, int *rc_umask, char *err_umask, size_t size,
-                     const char **why) {
+// What the child below reports: make_dirs(root/a/b) and check_umask_keeps_owner(root), results and messages.
+typedef struct {
+    int rc_make, rc_umask;
+    char err_make[1024], err_umask[1024];
+} ChildAnswer;
+
+// In a child as uid 65534 (when root; a setuid-root wrapper: real uid 65534, effective 0) under `mask`:
+// make_dirs and check_umask_keeps_owner, their answers back through a pipe: "RC1 RC2\nERR1\nERR2\n".
+// False if the child could not run as that user (then *why says so).
+static bool in_child(mode_t mask, bool setuid_wrapper, ChildAnswer *answer, const char **why) {
+    if (setuid_wrapper && geteuid() != 0) {
+        *why = "acting as a setuid-root wrapper needs root";
+        return false;
+    }
     int fds[2];
     if (pipe(fds) != 0) {
         *why = "pipe failed";
@@ -60,7 +71,10 @@ static bool in_child(mode_t mask, int *rc_make, char *err_make, int *rc_umask, c
     const pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+        const uid_t effective = setuid_wrapper ? 0 : 65534;
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+                               setresuid(65534, effective, effective) != 0))
+            _exit(3);
         umask(mask);
         char path[512], e1[1024] = "", e2[1024] = "";
         snprintf(path, sizeof path, "%s/a/b", root);
@@ -74,8 +88,9 @@ static bool in_child(mode_t mask, int *rc_make, char *err_make, int *rc_umask, c
     close(fds[1]);
     FILE *in = fdopen(fds[0], "r");
     char line[64] = "";
-    bool read_all = fgets(line, sizeof line, in) && sscanf(line, "%d %d", rc_make, rc_umask) == 2 &&
-                    fgets(err_make, (int)size, in) && fgets(err_umask, (int)size, in);
+    bool read_all = fgets(line, sizeof line, in) && sscanf(line, "%d %d", &answer->rc_make, &answer->rc_umask) == 2 &&
+                    fgets(answer->err_make, sizeof answer->err_make, in) &&
+                    fgets(answer->err_umask, sizeof answer->err_umask, in);
     fclose(in);
     int status = 0;
     waitpid(pid, &status, 0);
@@ -87,44 +102,105 @@ static bool in_child(mode_t mask, int *rc_make, char *err_make, int *rc_umask, c
         *why = "the child said nothing";
         return false;
     }
-    err_make[strcspn(err_make, "\n")] = '\0';
-    err_umask[strcspn(err_umask, "\n")] = '\0';
+    answer->err_make[strcspn(answer->err_make, "\n")] = '\0';
+    answer->err_umask[strcspn(answer->err_umask, "\n")] = '\0';
     return true;
+}
+
+// in_child for the test `name`; where it could not run: the test skipped saying why, root removed, false
+static bool in_child_or_skip(const char *name, mode_t mask, bool setuid_wrapper, ChildAnswer *answer) {
+    const char *why = "";
+    if (in_child(mask, setuid_wrapper, answer, &why)) return true;
+    test_skip(name, why);
+    remove_root();
+    return false;
 }
 
 static void test_umask_taking_the_owners_permissions(void) {
     fresh_root();
-    int rc_make = 0, rc_umask = 0;
-    char err_make[1024], err_umask[1024], want[1024];
-    const char *why = "";
-    if (!in_child(0277, &rc_make, err_make, &rc_umask, err_umask, sizeof err_make, &why)) {
-        test_skip("make_dirs_umask_taking_the_owners_permissions", why);
-        remove_root();
-        return;
-    }
+    ChildAnswer a;
+    if (!in_child_or_skip("make_dirs_umask_taking_the_owners_permissions", 0277, false, &a)) return;
+    // (the whole message: a folder removed again is not said to be left there)
+    char want[1024], made[512];
     snprintf(want, sizeof want, "%s/a: made with mode 0500, not one its owner can list, enter and write in: the umask "
-             "0277 takes the owner's own permissions", root);
-    char made[512];
+             "0277 takes the owner's own permissions (with one that keeps them, 022 or 077, cuvae can write its files "
+             "there)", root);
     snprintf(made, sizeof made, "%s/a", root);
-    CHECK(rc_make == -1 && strstr(err_make, want) == err_make && !is_dir(made),
-          "umask 0277: the folder made is removed and refused, naming its mode and the umask: %s", err_make);
+    CHECK(a.rc_make == -1 && strcmp(a.err_make, want) == 0 && !is_dir(made),
+          "umask 0277: the folder made is removed and refused, naming its mode and the umask: %s", a.err_make);
     snprintf(want, sizeof want, "%s: the umask 0277 takes the owner's own permissions from what cuvae writes there "
              "(folders 0500, files 0400)", root);
-    CHECK(rc_umask == -1 && strstr(err_umask, want) == err_umask, "umask 0277 refused up front: %s", err_umask);
+    CHECK(a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask, "umask 0277 refused up front: %s", a.err_umask);
     // 022 keeps them: made, and not refused
-    CHECK(in_child(022, &rc_make, err_make, &rc_umask, err_umask, sizeof err_make, &why) && rc_make == 0 &&
-          rc_umask == 0 && is_dir(made), "umask 022: made and not refused: %s / %s", err_make, err_umask);
+    const char *why = "";
+    CHECK(in_child(022, false, &a, &why) && a.rc_make == 0 && a.rc_umask == 0 && is_dir(made),
+          "umask 022: made and not refused: %s / %s", a.err_make, a.err_umask);
     // root writes whatever the mode: its umask is not refused
     if (geteuid() == 0) {
         const mode_t was = umask(0277);
-        CHECK(check_umask_keeps_owner(root, err_umask, sizeof err_umask) == 0, "root under umask 0277: not refused");
+        char err[1024];
+        CHECK(check_umask_keeps_owner(root, err, sizeof err) == 0, "root under umask 0277: not refused");
         umask(was);
     }
+    remove_root();
+}
+
+// the modes a umask gives, named: 0400 keeps the group's and others' bits (folders 0355, files 0244), and
+// 0177 (folders 0600: listed, not entered) is refused up front as well
+static void test_modes_named(void) {
+    fresh_root();
+    ChildAnswer a;
+    if (!in_child_or_skip("make_dirs_modes_named", 0400, false, &a)) return;
+    char want[1024];
+    snprintf(want, sizeof want, "%s: the umask 0400 takes the owner's own permissions from what cuvae writes there "
+             "(folders 0355, files 0244)", root);
+    CHECK(a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask, "umask 0400: %s", a.err_umask);
+    snprintf(want, sizeof want, "%s: the umask 0177 takes the owner's own permissions from what cuvae writes there "
+             "(folders 0600, files 0600)", root);
+    const char *why = "";
+    CHECK(in_child(0177, false, &a, &why) && a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask,
+          "umask 0177 refused up front: %s", a.err_umask);
+    remove_root();
+}
+
+// a setuid-root wrapper (real uid 65534, effective 0) under umask 022: the folders it makes are checked
+// with the effective uid's access, and taken (checked with the real uid's, every run was refused)
+static void test_setuid_wrapper(void) {
+    fresh_root();
+    ChildAnswer a;
+    if (!in_child_or_skip("make_dirs_setuid_wrapper", 022, true, &a)) return;
+    char made[512];
+    snprintf(made, sizeof made, "%s/a/b", root);
+    CHECK(a.rc_make == 0 && a.rc_umask == 0 && is_dir(made), "setuid wrapper: %s / %s", a.err_make, a.err_umask);
+    remove_root();
+}
+
+// a default ACL on the parent (r-x for all) that takes the owner's write permission under umask 022: the
+// folder is refused naming the ACL, not the umask (which keeps the owner's bits)
+static void test_default_acl(void) {
+    fresh_root();
+    char command[700];
+    snprintf(command, sizeof command, "python3 -c \"import os, struct; os.setxattr('%s', 'system.posix_acl_default', "
+             "struct.pack('<I', 2) + b''.join(struct.pack('<HHI', tag, 5, 0xffffffff) for tag in (1, 4, 0x20)))\" "
+             "2>/dev/null", root);
+    if (system(command) != 0) {
+        test_skip("make_dirs_default_acl", "this file system takes no POSIX default ACL (or no python3 here)");
+        remove_root();
+        return;
+    }
+    ChildAnswer a;
+    if (!in_child_or_skip("make_dirs_default_acl", 022, false, &a)) return;
+    CHECK(a.rc_make == -1 && strstr(a.err_make, "made with mode 0555") &&
+          strstr(a.err_make, "(the parent folder's default ACL or its file system sets it)") &&
+          !strstr(a.err_make, "umask") && a.rc_umask == 0, "default ACL: %s / %s", a.err_make, a.err_umask);
     remove_root();
 }
 
 int main(void) {
     test_run("make_dirs_plain", test_plain);
     test_run("make_dirs_umask_taking_the_owners_permissions", test_umask_taking_the_owners_permissions);
+    test_run("make_dirs_modes_named", test_modes_named);
+    test_run("make_dirs_setuid_wrapper", test_setuid_wrapper);
+    test_run("make_dirs_default_acl", test_default_acl);
     return test_finish("test_make_dirs");
 }
