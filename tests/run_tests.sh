@@ -3,7 +3,7 @@
 # and the emulator's self-test on the emulated CUDA device (build-emu/: streams
 # deferred, then blocks in reverse order, then build-emu-san/ under ASan +
 # UBSan: these three at the same time, as each keeps one core busy for minutes),
-# and every tests/cli_*.sh; then prints the closing line
+# and every tests/cli_*.sh (beside those three); then prints the closing line
 # "N passed, N failed, N skipped" (sum of all), and each test's time.
 set -u
 cd "$(dirname "$0")/.."
@@ -18,8 +18,8 @@ run_one() {
     count_one "$name" "$out" "$rc"
 }
 # Tests that run at once (start_one NAME COMMAND...; then finish_started): the emulated
-# CUDA parity runs, one core each, minutes each. Their output is shown, and counted,
-# in the order they were started.
+# CUDA parity runs, one core each, minutes each, started before the scripts and beside them.
+# Their output is shown, and counted, after the scripts, in the order they were started.
 started_dir=$(mktemp -d)
 # an interrupted run (Ctrl-C, a CI timeout) stops the runs it started, then cleans up
 stop_started() {
@@ -134,10 +134,12 @@ else
     echo "  skip emulated CUDA tests under ASan + UBSan: $emu-san/ not built"
     skipped=$((skipped + 1))
 fi
-finish_started
+# (the scripts run beside the emulated parity runs, which until 2026-12-07 were waited for first: the
+# suite's longest, 3 to 4 minutes with three of them on two cores, the scripts then not yet started)
 for s in tests/cli_*.sh; do
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" bash "$s"
 done
+finish_started
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
