@@ -209,15 +209,15 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libcuvae.a $(EMU_LINK)
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/kernels/*.d $(BUILD)/obj/cuemu/*.d $(BUILD)/tests/*.d)
 
-# The targets below that install first (run, test, bench, lectures, fuzz) build in a sub-make with
-# one job per core (`make test JOBS=1` for one at a time); deps and data themselves run one after
-# the other (data needs what deps installs)
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# The targets below that install first (run, test, bench, lectures, fuzz; and test-only) build in a
+# sub-make with one job per core (`make test JOBS=1` for one at a time; 0 or empty: the default; the
+# cores this process may use, OMP_NUM_THREADS aside); data waits for deps (it needs what deps installs)
+override JOBS := $(or $(filter-out 0,$(JOBS)),$(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1))
 
 deps:
 	@bash scripts/deps.sh
 
-data:
+data: | deps
 	@bash scripts/data.sh
 
 # (a sub-make after deps: the oneDNN that deps installed is detected)
@@ -297,7 +297,8 @@ bench: deps
 	bash scripts/bench.sh
 
 # tests without the install steps (for a machine already set up)
-test-only: all emu
+test-only:
+	@$(MAKE) --no-print-directory -j$(JOBS) all emu
 	@bash tests/run_tests.sh
 
 clean:

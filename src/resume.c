@@ -7,6 +7,7 @@
 #include "cuvae/common.h"
 #include "cuvae/safetensors.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -117,9 +118,9 @@ static int meta_number(const StFile *f, const char *path, const char *key, bool 
     errno = 0;
     if (integer) *as_integer = strtoull(text, &end, 10);
     else *as_double = strtod(text, &end);
-    // (strtoull takes "-1" as 2^64 - 1: a sign refused there; a negative double is a number, and its
-    // key's own range check says what is wrong with it)
-    if (end == text || *end != '\0' || errno != 0 || (integer && text[0] == '-') ||
+    // (strtoull takes "-1", and " -1" past its leading blanks, as 2^64 - 1: an integer starts with a digit;
+    // a negative double is a number, and its key's own range check says what is wrong with it)
+    if (end == text || *end != '\0' || errno != 0 || (integer && !isdigit((unsigned char)text[0])) ||
         (!integer && !isfinite(*as_double)))
         return set_error(err, errlen, "%s: __metadata__.%s: not a %s: \"%.40s\"", path, key,
                          integer ? "non-negative integer" : "finite number", text);

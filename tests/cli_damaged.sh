@@ -53,7 +53,7 @@ expect_error "eval: a MADE whose outputs overflow: refused, the NaN without a si
 # The draw stops at the first logit not finite: 1,000 samples refused at once, in one line (until 2026-12-07
 # afternoon each was drawn to its end first: about 3,000 forward passes, 20-60 s on the 2-core VM, with a
 # progress line past 10 s; under load even 4 samples took 3 s)
-expect_error "sample: a MADE whose outputs overflow: refused at its first pixel, not a black grid" 2 \
+expect_error "sample: a MADE whose outputs overflow: refused at once, not a black grid" 2 \
     "^cuvae: sample: .*/made_overflow.safetensors: the model's logits are not finite: the model has diverged" -- \
     "$CUVAE" sample "$tmp/made_overflow.safetensors" -n 1000 -o "$tmp/made_overflow.png"
 [ ! -e "$tmp/made_overflow.png" ] && ok "... and no grid written" || bad "sample wrote a grid of a MADE whose outputs overflow"
@@ -535,6 +535,7 @@ resume_refused "a step count that fits no epoch" "__metadata__: epoch 1, step 5 
 # random stream, exit 0, without the check)
 resume_refused "an eps_offset of -1" '__metadata__.eps_offset: not a non-negative integer: "-1"' "meta['eps_offset'] = '-1'"
 resume_refused "a step of -1" '__metadata__.step: not a non-negative integer: "-1"' "meta['step'] = '-1'"
+resume_refused "a step of \" -1\" (strtoull skips the blank)" '__metadata__.step: not a non-negative integer: " -1"' "meta['step'] = ' -1'"
 resume_refused "Adam's bias correction of another step count" "__metadata__: beta1_power / beta2_power do not match 4 steps of train.beta1 / beta2" \
     "meta['beta1_power'] = '0.5'"
 resume_refused "a model checkpoint's format" '__metadata__.format: expected "cuvae-resume-1"' "meta['format'] = 'cuvae-1'"

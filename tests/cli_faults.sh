@@ -1088,7 +1088,9 @@ if make_memory_cgroup 1000000000; then
         # unmounted from its usual place; the refusal names the limit file under the new place
         hierarchy=$(dirname "$cg_dir")   # (v1: /sys/fs/cgroup/memory; v2: /sys/fs/cgroup)
         mkdir -p "$tmp/cgmount"
-        in_cgroup unshare -m sh -c 'mount --bind "$0" "$1" && umount -l "$0" || exit 125; shift; exec "$@"' \
+        # (exit 125: no mount namespace here, or no bind mount in it -- root without CAP_SYS_ADMIN, seccomp)
+        in_cgroup sh -c 'unshare -m true 2>/dev/null || exit 125; exec "$@"' sh \
+            unshare -m sh -c 'mount --bind "$0" "$1" && umount -l "$0" || exit 125; shift; exec "$@"' \
             "$hierarchy" "$tmp/cgmount" "$CUVAE" train configs/examples_vae.json "${small[@]}" \
             --set 'model.encoder=[20000,20000]' --set train.epochs=1 --out "$tmp/cgroup_moved" >/dev/null 2>"$tmp/cgroup_moved.err"; rc=$?
         if [ "$rc" -eq 125 ]; then

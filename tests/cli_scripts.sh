@@ -10,16 +10,19 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # ---- Makefile
 # (the make calls below leave out the MAKEFLAGS of a `make test` that started the suite: a
-# `make test ARCH=x86-64` would pass its ARCH down and hide the change asked for)
-mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory "$@"; }
+# `make test ARCH=x86-64` would pass its ARCH down and hide the change asked for; and JOBS, which a
+# `make test JOBS=1` puts in the environment)
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u JOBS make --no-print-directory "$@"; }
 mk help > "$tmp/help" 2>&1 && grep -q "^make test " "$tmp/help" && grep -q "ARCH=" "$tmp/help" \
     && ok "make help lists the targets and options" || bad "make help: $(head -3 "$tmp/help")"
 # the targets that install first build in a sub-make with one job per core, or JOBS (make -n prints
 # the sub-make's line; deps and data are printed, not run)
-mk -n run > "$tmp/jobs_default" 2>&1; mk -n JOBS=3 test > "$tmp/jobs3" 2>&1
-grep -qx "make --no-print-directory -j$(nproc) all" "$tmp/jobs_default" && grep -qx "make --no-print-directory -j3 all emu" "$tmp/jobs3" \
-    && ok "make run / test build with one job per core (nproc $(nproc)), JOBS=3 with 3" \
-    || bad "build jobs: $(grep -- '-j' "$tmp/jobs_default" "$tmp/jobs3" | head -2)"
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)   # (nproc alone follows OMP_NUM_THREADS)
+mk -n run > "$tmp/jobs_default" 2>&1; mk -n JOBS=3 test > "$tmp/jobs3" 2>&1; mk -n JOBS=0 test-only > "$tmp/jobs0" 2>&1
+grep -qx "make --no-print-directory -j$cores all" "$tmp/jobs_default" && grep -qx "make --no-print-directory -j3 all emu" "$tmp/jobs3" \
+    && grep -qx "make --no-print-directory -j$cores all emu" "$tmp/jobs0" \
+    && ok "make run / test / test-only build with one job per core ($cores; JOBS=0 too), JOBS=3 with 3" \
+    || bad "build jobs: $(grep -h -- '-j' "$tmp/jobs_default" "$tmp/jobs3" "$tmp/jobs0" | head -3)"
 # (make -n runs nothing: it says what a changed ARCH would do)
 if mk -q build/cuvae 2>/dev/null; then
     mk -n ARCH=x86-64 build/cuvae > "$tmp/arch" 2>&1

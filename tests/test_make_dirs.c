@@ -56,16 +56,17 @@ typedef struct {
 
 // In a child as uid 65534 (when root; a setuid-root wrapper: real uid 65534, effective 0) under `mask`:
 // make_dirs and check_umask_keeps_owner, their answers back through a pipe: "RC1 RC2\nERR1\nERR2\n".
-// False if the child could not run as that user (then *why says so).
-static bool in_child(mode_t mask, bool setuid_wrapper, ChildAnswer *answer, const char **why) {
+// 1: answered; 0: the child could not run as that user (*why says so: a skip); -1: it died or said
+// nothing (*why says how: a failure -- a crash or a sanitizer's report in the code under test)
+static int in_child(mode_t mask, bool setuid_wrapper, ChildAnswer *answer, const char **why) {
     if (setuid_wrapper && geteuid() != 0) {
         *why = "acting as a setuid-root wrapper needs root";
-        return false;
+        return 0;
     }
     int fds[2];
     if (pipe(fds) != 0) {
         *why = "pipe failed";
-        return false;
+        return 0;
     }
     fflush(NULL);
     const pid_t pid = fork();
@@ -96,22 +97,25 @@ static bool in_child(mode_t mask, bool setuid_wrapper, ChildAnswer *answer, cons
     waitpid(pid, &status, 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
         *why = "root could not become uid 65534";
-        return false;
+        return 0;
     }
-    if (!read_all) {
-        *why = "the child said nothing";
-        return false;
+    if (!read_all || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        *why = WIFSIGNALED(status) ? "the child was killed by a signal" : "the child exited without its answer";
+        return -1;
     }
     answer->err_make[strcspn(answer->err_make, "\n")] = '\0';
     answer->err_umask[strcspn(answer->err_umask, "\n")] = '\0';
-    return true;
+    return 1;
 }
 
-// in_child for the test `name`; where it could not run: the test skipped saying why, root removed, false
+// in_child for the test `name`: true when answered; else false, root removed, and the test skipped
+// saying why (the child could not run as that user) or failed (it died or said nothing)
 static bool in_child_or_skip(const char *name, mode_t mask, bool setuid_wrapper, ChildAnswer *answer) {
     const char *why = "";
-    if (in_child(mask, setuid_wrapper, answer, &why)) return true;
-    test_skip(name, why);
+    const int ran = in_child(mask, setuid_wrapper, answer, &why);
+    if (ran == 1) return true;
+    if (ran == 0) test_skip(name, why);
+    CHECK(ran == 0, "%s: umask %04o: %s", name, (unsigned)mask, why);
     remove_root();
     return false;
 }
@@ -133,7 +137,7 @@ static void test_umask_taking_the_owners_permissions(void) {
     CHECK(a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask, "umask 0277 refused up front: %s", a.err_umask);
     // 022 keeps them: made, and not refused
     const char *why = "";
-    CHECK(in_child(022, false, &a, &why) && a.rc_make == 0 && a.rc_umask == 0 && is_dir(made),
+    CHECK(in_child(022, false, &a, &why) == 1 && a.rc_make == 0 && a.rc_umask == 0 && is_dir(made),
           "umask 022: made and not refused: %s / %s", a.err_make, a.err_umask);
     // root writes whatever the mode: its umask is not refused
     if (geteuid() == 0) {
@@ -158,7 +162,7 @@ static void test_modes_named(void) {
     snprintf(want, sizeof want, "%s: the umask 0177 takes the owner's own permissions from what cuvae writes there "
              "(folders 0600, files 0600)", root);
     const char *why = "";
-    CHECK(in_child(0177, false, &a, &why) && a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask,
+    CHECK(in_child(0177, false, &a, &why) == 1 && a.rc_umask == -1 && strstr(a.err_umask, want) == a.err_umask,
           "umask 0177 refused up front: %s", a.err_umask);
     remove_root();
 }

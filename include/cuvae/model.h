@@ -386,7 +386,7 @@ void model_made_ensemble_loss(Model *m, int B);
 // n binary samples (n, D) (host), drawn pixel by pixel in set 0's ordering (D forward passes);
 // for a prior, n code grids (n, S) as code / 255, each code drawn from its softmax. false when a
 // logit was not finite (finite weights whose outputs overflow: the draws are not the model's), the
-// draw stopped there (the pixels not drawn stay 0)
+// draw stopped after that position (the positions not drawn stay 0)
 bool model_made_sample(Model *m, int n, uint64_t seed, float *pixels);
 
 // Adversarial training (model_gan.c; gan and aae): the targets in m->gan_targets (3, max_batch):
